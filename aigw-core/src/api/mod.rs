@@ -1,0 +1,180 @@
+//! Client-facing APIs: the endpoints the gateway serves, their wire types, and the
+//! cheap request sniffer used on the hot path.
+
+pub mod anthropic;
+pub mod openai;
+
+use crate::error::{ClientApi, Error, Result};
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// A client-facing endpoint the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions` (OpenAI).
+    ChatCompletions,
+    /// `POST /v1/completions` (OpenAI legacy).
+    Completions,
+    /// `POST /v1/embeddings` (OpenAI).
+    Embeddings,
+    /// `GET /v1/models` (OpenAI list shape).
+    Models,
+    /// `POST /anthropic/v1/messages` and `POST /v1/messages` (Anthropic).
+    Messages,
+    /// `POST …/v1/messages/count_tokens` (Anthropic).
+    CountTokens,
+    /// `GET /anthropic/v1/models` (Anthropic list shape).
+    AnthropicModels,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Self; 7] = [
+        Self::ChatCompletions,
+        Self::Completions,
+        Self::Embeddings,
+        Self::Models,
+        Self::Messages,
+        Self::CountTokens,
+        Self::AnthropicModels,
+    ];
+
+    /// Matches a request path (query string ignored) to an endpoint.
+    ///
+    /// ```
+    /// use aigw_core::api::Endpoint;
+    /// assert_eq!(Endpoint::from_path("/v1/chat/completions?x=1"), Some(Endpoint::ChatCompletions));
+    /// assert_eq!(Endpoint::from_path("/anthropic/v1/messages"), Some(Endpoint::Messages));
+    /// assert_eq!(Endpoint::from_path("/v1/messages"), Some(Endpoint::Messages));
+    /// assert_eq!(Endpoint::from_path("/nope"), None);
+    /// ```
+    pub fn from_path(path: &str) -> Option<Self> {
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        let path = path.strip_suffix('/').unwrap_or(path);
+        Some(match path {
+            "/v1/chat/completions" => Self::ChatCompletions,
+            "/v1/completions" => Self::Completions,
+            "/v1/embeddings" => Self::Embeddings,
+            "/v1/models" => Self::Models,
+            "/v1/messages" | "/anthropic/v1/messages" => Self::Messages,
+            "/v1/messages/count_tokens" | "/anthropic/v1/messages/count_tokens" => {
+                Self::CountTokens
+            }
+            "/anthropic/v1/models" => Self::AnthropicModels,
+            _ => return None,
+        })
+    }
+
+    /// The client API family, which decides the error envelope.
+    pub const fn client_api(self) -> ClientApi {
+        match self {
+            Self::Messages | Self::CountTokens | Self::AnthropicModels => ClientApi::Anthropic,
+            _ => ClientApi::OpenAI,
+        }
+    }
+
+    /// The `gen_ai.operation.name` metric attribute for this endpoint.
+    pub const fn operation_name(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat",
+            Self::Completions => "completion",
+            Self::Embeddings => "embeddings",
+            Self::Models | Self::AnthropicModels => "models",
+            Self::Messages => "messages",
+            Self::CountTokens => "count_tokens",
+        }
+    }
+
+    /// Whether the endpoint is answered by the gateway itself, without an upstream.
+    pub const fn is_local(self) -> bool {
+        matches!(self, Self::Models | Self::AnthropicModels)
+    }
+}
+
+/// What the gateway needs to know about a request before routing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The `model` field of the body.
+    pub model: String,
+    /// Whether the client asked for a streamed response.
+    pub stream: bool,
+    /// Whether the client asked for usage in the stream (`stream_options.include_usage`).
+    pub include_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct Sniff<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<SniffStreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct SniffStreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+/// Extracts model and stream flags from a request body without building a DOM.
+///
+/// Unknown fields are skipped, but the whole body must be valid JSON: a malformed body
+/// is a 400 here, before any routing or upstream work.
+///
+/// ```
+/// use aigw_core::api::{sniff, Endpoint};
+/// let info = sniff(Endpoint::ChatCompletions, br#"{"model":"gpt-4o","stream":true,"messages":[]}"#).unwrap();
+/// assert_eq!(info.model, "gpt-4o");
+/// assert!(info.stream);
+/// ```
+pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
+    let s: Sniff<'_> = serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request(format!("malformed JSON request body: {e}")))?;
+    let model = match s.model {
+        Some(m) if !m.is_empty() => m.into_owned(),
+        _ => {
+            return Err(Error::bad_request(
+                "the request body has no `model` field; it is required to route the request",
+            ));
+        }
+    };
+    let stream = matches!(
+        endpoint,
+        Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Messages
+    ) && s.stream.unwrap_or(false);
+    Ok(RequestInfo {
+        model,
+        stream,
+        include_usage: s
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_json_is_bad_request() {
+        let e = sniff(Endpoint::ChatCompletions, b"{\"model\":").unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn missing_model_is_bad_request() {
+        let e = sniff(Endpoint::ChatCompletions, b"{\"messages\":[]}").unwrap_err();
+        assert!(e.to_string().contains("model"));
+    }
+
+    #[test]
+    fn escaped_model_is_decoded() {
+        let i = sniff(Endpoint::Messages, br#"{"model":"a\/b","stream":true}"#).unwrap();
+        assert_eq!(i.model, "a/b");
+        assert!(i.stream);
+    }
+}

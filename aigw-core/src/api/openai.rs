@@ -1,0 +1,1 @@
+//! OpenAI wire types (Chat Completions, Completions, Embeddings, Models).

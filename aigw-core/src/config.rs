@@ -1,0 +1,1 @@
+//! Configuration: the upstream project's Kubernetes YAML, loaded and validated.

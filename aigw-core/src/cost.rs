@@ -1,0 +1,1 @@
+//! Cost: `llmRequestCosts`, including CEL expressions.

@@ -1,0 +1,40 @@
+//! # aigw-core
+//!
+//! The transport-agnostic core of the aigw AI gateway. Every packaging (the axum
+//! middleware, the Envoy ExtProc server, the Kubernetes operator and the standalone
+//! `aigw` binary) is a thin adapter over the pieces defined here:
+//!
+//! * [`api`] — client-facing wire types (OpenAI and Anthropic) and the request sniffer;
+//! * [`usage::TokenUsage`] — the six token counters with cumulative stream semantics;
+//! * the three traits the product is built on:
+//!   [`translate::Translator`], [`credential::CredentialProvider`] and [`meter::TokenMeter`];
+//! * [`config`] — the upstream project's Kubernetes YAML, loaded and validated unchanged;
+//! * [`routing`] — the compiled, immutable routing snapshot;
+//! * [`cost`] — `llmRequestCosts` including CEL expressions;
+//! * [`error::Error`] — one error type that knows its HTTP status and renders as the
+//!   client API's error body.
+//!
+//! The crate performs no I/O of its own beyond reading configuration files.
+
+pub mod api;
+pub mod config;
+pub mod cost;
+pub mod credential;
+pub mod error;
+pub mod meter;
+pub mod routing;
+pub mod schema;
+pub mod secret;
+pub mod translate;
+pub mod usage;
+
+pub use credential::{Credential, CredentialMaterial, CredentialProvider, OutgoingRequest};
+pub use error::{ClientApi, Error, Result};
+pub use meter::{MeterGuard, Reservation, TokenMeter};
+pub use schema::{ApiSchema, VersionedSchema};
+pub use secret::Secret;
+pub use translate::{
+    BodyChange, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Translator,
+    TranslatorFactory, UpstreamRequest,
+};
+pub use usage::TokenUsage;

@@ -1,0 +1,1 @@
+//! Routing: the compiled, immutable snapshot requests are matched against.

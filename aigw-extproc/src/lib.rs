@@ -1,0 +1,6 @@
+//! # aigw-extproc
+//!
+//! The gateway as an Envoy External Processor: a tonic `ExternalProcessor` that speaks
+//! the same wire conventions as the upstream Envoy AI Gateway (two-stage processing,
+//! `x-ai-eg-model`, dynamic metadata namespace `io.envoy.ai_gateway`), plus an Envoy
+//! bootstrap generator so Envoy + `aigw-extproc` is a complete gateway on one host.

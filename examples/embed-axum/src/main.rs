@@ -1,0 +1,3 @@
+//! Mounts the aigw gateway inside an existing axum application.
+
+fn main() {}

