@@ -1,0 +1,301 @@
+//! AWS Bedrock: Converse / ConverseStream for OpenAI chat and Anthropic Messages
+//! clients, and Titan / Cohere embeddings through InvokeModel.
+//!
+//! Paths are `/model/{modelId}/converse` and `/model/{modelId}/converse-stream` with the
+//! model id percent-encoded as the AWS SDKs encode path labels (`:` → `%3A`); SigV4
+//! signing happens later, over these final bytes. Streams arrive as AWS eventstream
+//! (`application/vnd.amazon.eventstream`) and leave as SSE in the client's dialect.
+
+pub mod embeddings;
+pub mod request;
+pub mod response;
+
+use crate::canonical::{self, Event, emit};
+use crate::eventstream::{Decoder, FrameKind};
+use aigw_core::{
+    BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result,
+    TokenUsage, Translator, UpstreamRequest,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+pub use embeddings::EmbeddingsTranslator;
+pub use request::encode_model_id;
+
+/// Seconds since the Unix epoch, for OpenAI's `created`.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The request id a response carries, used to build response ids.
+pub(crate) fn request_id(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// Chat (OpenAI Chat Completions or Anthropic Messages) → Bedrock Converse.
+#[derive(Debug)]
+pub struct ConverseTranslator {
+    api: ClientApi,
+    model_override: Option<String>,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    created: u64,
+    id: String,
+    decoder: Decoder,
+    emitter: Option<emit::StreamEmitter>,
+    events: Vec<Event>,
+    usage: TokenUsage,
+    buffered: Vec<u8>,
+    ended: bool,
+}
+
+impl ConverseTranslator {
+    /// A translator for requests arriving on `api`, with the backendRef's model override.
+    pub fn new(api: ClientApi, model_override: Option<&str>) -> Self {
+        Self {
+            api,
+            model_override: model_override.map(str::to_owned),
+            model: String::new(),
+            stream: false,
+            include_usage: false,
+            created: now_secs(),
+            id: "bedrock".to_owned(),
+            decoder: Decoder::new(),
+            emitter: None,
+            events: Vec::new(),
+            usage: TokenUsage::default(),
+            buffered: Vec::new(),
+            ended: false,
+        }
+    }
+
+    fn emitter(&mut self) -> &mut emit::StreamEmitter {
+        let (api, id, model, created, usage) = (
+            self.api,
+            &self.id,
+            &self.model,
+            self.created,
+            self.include_usage,
+        );
+        self.emitter
+            .get_or_insert_with(|| emit::StreamEmitter::new(api, id, model, created, usage))
+    }
+
+    fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        let mut out = Vec::with_capacity(chunk.len() * 2);
+        if self.ended {
+            return Ok(ResponseChunk {
+                body: Some(Bytes::new()),
+                usage: self.usage,
+                response_model: Some(self.model.clone()),
+            });
+        }
+        self.decoder.push(chunk);
+        loop {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    self.events.push(Event::Error {
+                        status: 502,
+                        kind: "malformedUpstream".into(),
+                        message: e.to_string(),
+                    });
+                    self.ended = true;
+                    break;
+                }
+            };
+            match frame.kind {
+                FrameKind::Event(t) => {
+                    if let Err(e) = response::stream_event(&t, &frame.payload, &mut self.events) {
+                        self.events.push(Event::Error {
+                            status: 502,
+                            kind: "malformedUpstream".into(),
+                            message: e.to_string(),
+                        });
+                        self.ended = true;
+                    }
+                }
+                FrameKind::Exception(kind) => {
+                    self.events.push(Event::Error {
+                        status: response::exception_status(&kind),
+                        message: response::error_message(&frame.payload),
+                        kind,
+                    });
+                    self.ended = true;
+                }
+                FrameKind::Error { code, message } => {
+                    self.events.push(Event::Error {
+                        status: response::exception_status(&code),
+                        kind: code,
+                        message,
+                    });
+                    self.ended = true;
+                }
+            }
+            if self.ended {
+                break;
+            }
+        }
+        if end_of_stream
+            && !self.ended
+            && let Err(e) = self.decoder.finish()
+        {
+            {
+                self.events.push(Event::Error {
+                    status: 502,
+                    kind: "malformedUpstream".into(),
+                    message: e.to_string(),
+                });
+                self.ended = true;
+            }
+        }
+        let mut events = std::mem::take(&mut self.events);
+        for ev in events.drain(..) {
+            if let Event::Usage(u) = &ev {
+                self.usage.update(u);
+            }
+            self.emitter().event(ev, &mut out);
+        }
+        self.events = events;
+        if end_of_stream {
+            self.emitter().finish(&mut out);
+        }
+        Ok(ResponseChunk {
+            body: Some(Bytes::from(out)),
+            usage: self.usage,
+            response_model: Some(self.model.clone()),
+        })
+    }
+}
+
+impl Translator for ConverseTranslator {
+    fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
+        let mut chat = match self.api {
+            ClientApi::OpenAI => canonical::openai::parse(req.body, request::BACKEND)?,
+            ClientApi::Anthropic => canonical::anthropic::parse(req.body, request::BACKEND)?,
+        };
+        if let Some(m) = &self.model_override {
+            chat.model.clone_from(m);
+        }
+        self.model.clone_from(&chat.model);
+        self.stream = chat.stream;
+        self.include_usage = match self.api {
+            ClientApi::OpenAI => chat.include_usage,
+            ClientApi::Anthropic => true,
+        };
+        let body = request::converse_body(&chat)?;
+        let path = format!(
+            "/model/{}/{}",
+            encode_model_id(&chat.model),
+            if chat.stream {
+                "converse-stream"
+            } else {
+                "converse"
+            }
+        );
+        let mut headers = HeaderMutation::default();
+        headers.set_static("content-type", "application/json");
+        if chat.stream {
+            headers.set_static("accept", "application/vnd.amazon.eventstream");
+        }
+        Ok(UpstreamRequest {
+            method: Method::POST,
+            path,
+            headers,
+            body: BodyChange::Replaced(Bytes::from(body)),
+        })
+    }
+
+    fn response_headers(
+        &mut self,
+        _status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<HeaderMutation> {
+        if let Some(id) = request_id(headers, "x-amzn-requestid") {
+            self.id = id;
+        }
+        let mut m = HeaderMutation::default();
+        if self.stream {
+            m.set(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+        } else {
+            m.set(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        m.remove(header::CONTENT_LENGTH);
+        Ok(m)
+    }
+
+    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        if self.stream {
+            return self.stream_chunk(chunk, end_of_stream);
+        }
+        self.buffered.extend_from_slice(chunk);
+        if !end_of_stream {
+            return Ok(ResponseChunk {
+                body: Some(Bytes::new()),
+                usage: self.usage,
+                response_model: None,
+            });
+        }
+        let resp = response::parse_response(&self.buffered, &self.id, &self.model)?;
+        self.usage = resp.usage;
+        let body = match self.api {
+            ClientApi::OpenAI => emit::openai_response(&resp, self.created),
+            ClientApi::Anthropic => emit::anthropic_response(&resp),
+        };
+        Ok(ResponseChunk {
+            body: Some(Bytes::from(body)),
+            usage: self.usage,
+            response_model: Some(self.model.clone()),
+        })
+    }
+
+    fn response_error(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        Ok(normalize_error(self.api, status, headers, body))
+    }
+}
+
+/// Normalises a Bedrock error (`x-amzn-errortype` + JSON `message`) into the client
+/// API's envelope, keeping the upstream status.
+pub fn normalize_error(
+    api: ClientApi,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ErrorResponse {
+    let kind = response::error_type(
+        headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let message = response::error_message(body);
+    let mut h = HeaderMutation::default();
+    h.set(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.remove(header::CONTENT_LENGTH);
+    ErrorResponse {
+        status,
+        headers: h,
+        body: Bytes::from(canonical::error_body(api, status.as_u16(), kind, &message)),
+    }
+}

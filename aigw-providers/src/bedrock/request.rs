@@ -1,0 +1,447 @@
+//! [`ChatRequest`] → Bedrock Converse request body.
+//!
+//! Field names and shapes follow the Converse API reference
+//! (`Message`, `ContentBlock`, `SystemContentBlock`, `InferenceConfiguration`,
+//! `ToolConfiguration`, `OutputConfig`/`OutputFormat`, `CachePointBlock`).
+
+use crate::canonical::{Block, ChatRequest, Reasoning, ResponseFormat, Role, ToolChoice};
+use aigw_core::{Error, Result};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+/// The backend name used in 422 errors.
+pub const BACKEND: &str = "AWSBedrock";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Converse<'a> {
+    messages: Vec<Msg<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    system: Vec<ContentBlock<'a>>,
+    #[serde(skip_serializing_if = "InferenceConfig::is_empty")]
+    inference_config: InferenceConfig<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig<'a>>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    additional_model_request_fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct Msg<'a> {
+    role: &'static str,
+    content: Vec<ContentBlock<'a>>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct InferenceConfig<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+}
+
+impl InferenceConfig<'_> {
+    fn is_empty(&self) -> bool {
+        self.max_tokens.is_none()
+            && self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.stop_sequences.is_empty()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig<'a> {
+    tools: Vec<ToolEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ToolEntry<'a> {
+    ToolSpec(ToolSpec<'a>),
+    CachePoint(CachePoint),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolSpec<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: InputSchema<'a>,
+}
+
+#[derive(Serialize)]
+struct InputSchema<'a> {
+    json: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct CachePoint {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+const CACHE_POINT: CachePoint = CachePoint { kind: "default" };
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ContentBlock<'a> {
+    Text(&'a str),
+    Image(Image<'a>),
+    ToolUse(ToolUse<'a>),
+    ToolResult(ToolResult<'a>),
+    ReasoningContent(ReasoningBlock<'a>),
+    CachePoint(CachePoint),
+}
+
+#[derive(Serialize)]
+struct Image<'a> {
+    format: &'static str,
+    source: ImageSource<'a>,
+}
+
+#[derive(Serialize)]
+struct ImageSource<'a> {
+    bytes: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUse<'a> {
+    tool_use_id: &'a str,
+    name: &'a str,
+    input: &'a RawValue,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolResult<'a> {
+    tool_use_id: &'a str,
+    content: Vec<ContentBlock<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ReasoningBlock<'a> {
+    ReasoningText {
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signature: Option<&'a str>,
+    },
+    RedactedContent(&'a str),
+}
+
+/// Converse's image `format` for a MIME type.
+fn image_format(media_type: &str) -> Option<&'static str> {
+    Some(match media_type {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        _ => return None,
+    })
+}
+
+fn content<'a>(blocks: &'a [Block], out: &mut Vec<ContentBlock<'a>>, field: &str) -> Result<()> {
+    for (j, block) in blocks.iter().enumerate() {
+        match block {
+            Block::Text { text, cache } => {
+                out.push(ContentBlock::Text(text));
+                if *cache {
+                    out.push(ContentBlock::CachePoint(CACHE_POINT));
+                }
+            }
+            Block::Image {
+                media_type,
+                data,
+                cache,
+            } => {
+                let format = image_format(media_type).ok_or_else(|| {
+                    Error::untranslatable(
+                        format!("{field}[{j}]"),
+                        BACKEND,
+                        format!("image type {media_type:?} is not one of png, jpeg, gif, webp"),
+                    )
+                })?;
+                out.push(ContentBlock::Image(Image {
+                    format,
+                    source: ImageSource { bytes: data },
+                }));
+                if *cache {
+                    out.push(ContentBlock::CachePoint(CACHE_POINT));
+                }
+            }
+            Block::ImageUrl { field, .. } => {
+                return Err(Error::untranslatable(
+                    field.clone(),
+                    BACKEND,
+                    "Bedrock needs image bytes; send the image as a base64 data URL",
+                ));
+            }
+            Block::ToolUse { id, name, input } => out.push(ContentBlock::ToolUse(ToolUse {
+                tool_use_id: id,
+                name,
+                input,
+            })),
+            Block::ToolResult {
+                id,
+                content: inner,
+                is_error,
+                cache,
+            } => {
+                let mut c = Vec::with_capacity(inner.len());
+                content(inner, &mut c, &format!("{field}[{j}].content"))?;
+                // A cache point inside a tool result is not allowed; it goes after it.
+                c.retain(|b| !matches!(b, ContentBlock::CachePoint(_)));
+                if c.is_empty() {
+                    c.push(ContentBlock::Text(""));
+                }
+                out.push(ContentBlock::ToolResult(ToolResult {
+                    tool_use_id: id,
+                    content: c,
+                    status: is_error.then_some("error"),
+                }));
+                if *cache {
+                    out.push(ContentBlock::CachePoint(CACHE_POINT));
+                }
+            }
+            Block::Thinking { text, signature } => {
+                out.push(ContentBlock::ReasoningContent(
+                    ReasoningBlock::ReasoningText {
+                        text,
+                        signature: signature.as_deref(),
+                    },
+                ));
+            }
+            Block::RedactedThinking { data } => {
+                out.push(ContentBlock::ReasoningContent(
+                    ReasoningBlock::RedactedContent(data),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes a model id as a URI path label, the way the AWS SDKs do: every byte
+/// outside `A-Za-z0-9-_.~` is escaped, so `:` becomes `%3A` and an ARN's `/` `%2F`.
+pub fn encode_model_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len() + 8);
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
+        }
+    }
+    out
+}
+
+/// Which reasoning dialect a Bedrock model speaks.
+fn reasoning_fields(model: &str, r: &Reasoning, fields: &mut Map<String, Value>) {
+    let is_claude = model.contains("anthropic.") || model.contains("claude");
+    if is_claude {
+        match r.budget_tokens() {
+            Some(budget) => {
+                fields.insert(
+                    "thinking".into(),
+                    json!({"type": "enabled", "budget_tokens": budget}),
+                );
+            }
+            None => {
+                fields.insert("thinking".into(), json!({"type": "disabled"}));
+            }
+        }
+    } else if model.contains("nova") {
+        let effort = match r {
+            Reasoning::Effort(e) if e == "minimal" => "low".to_owned(),
+            Reasoning::Effort(e) => e.clone(),
+            Reasoning::Budget(b) if *b <= 2048 => "low".to_owned(),
+            Reasoning::Budget(b) if *b <= 8192 => "medium".to_owned(),
+            Reasoning::Budget(_) => "high".to_owned(),
+            Reasoning::Disabled => {
+                fields.insert("reasoningConfig".into(), json!({"type": "disabled"}));
+                return;
+            }
+        };
+        fields.insert(
+            "reasoningConfig".into(),
+            json!({"type": "enabled", "maxReasoningEffort": effort}),
+        );
+    } else {
+        // Open-weight models (gpt-oss, DeepSeek, …) take OpenAI's field as-is.
+        let effort = match r {
+            Reasoning::Effort(e) => e.clone(),
+            Reasoning::Budget(b) if *b <= 2048 => "low".to_owned(),
+            Reasoning::Budget(b) if *b <= 8192 => "medium".to_owned(),
+            Reasoning::Budget(_) => "high".to_owned(),
+            Reasoning::Disabled => return,
+        };
+        fields.insert("reasoning_effort".into(), effort.into());
+    }
+}
+
+/// Serialises the Converse body for `req`.
+pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
+    let reject = |field: &str, why: &str| Error::untranslatable(field, BACKEND, why);
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(reject("n", "Bedrock Converse returns a single choice"));
+    }
+    if req.presence_penalty.is_some_and(|p| p != 0.0) {
+        return Err(reject(
+            "presence_penalty",
+            "Converse has no presence penalty",
+        ));
+    }
+    if req.frequency_penalty.is_some_and(|p| p != 0.0) {
+        return Err(reject(
+            "frequency_penalty",
+            "Converse has no frequency penalty",
+        ));
+    }
+    if req.seed.is_some() {
+        return Err(reject("seed", "Converse has no sampling seed"));
+    }
+    if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
+        return Err(reject(
+            "parallel_tool_calls",
+            "Converse cannot forbid parallel tool calls",
+        ));
+    }
+
+    let mut system = Vec::with_capacity(req.system.len() + 1);
+    content(&req.system, &mut system, "system")?;
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        let mut c = Vec::with_capacity(m.content.len());
+        content(&m.content, &mut c, &format!("messages[{i}].content"))?;
+        messages.push(Msg {
+            role: match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            },
+            content: c,
+        });
+    }
+
+    let object_schema: Box<RawValue> =
+        RawValue::from_string(r#"{"type":"object","properties":{}}"#.to_owned())
+            .map_err(|e| Error::internal(e.to_string()))?;
+    let tool_choice = match &req.tool_choice {
+        None | Some(ToolChoice::Auto) => None,
+        Some(ToolChoice::Any) => Some(json!({"any": {}})),
+        Some(ToolChoice::Tool(name)) => Some(json!({"tool": {"name": name}})),
+        Some(ToolChoice::None) => None,
+    };
+    let drop_tools = req.tool_choice == Some(ToolChoice::None);
+    if drop_tools && req.has_tool_history() {
+        return Err(reject(
+            "tool_choice",
+            "Converse has no \"none\" tool choice, and the conversation's tool calls need the tool definitions",
+        ));
+    }
+    let tool_config = (!req.tools.is_empty() && !drop_tools).then(|| {
+        let mut tools = Vec::with_capacity(req.tools.len() + 1);
+        for t in &req.tools {
+            tools.push(ToolEntry::ToolSpec(ToolSpec {
+                name: &t.name,
+                description: t.description.as_deref(),
+                input_schema: InputSchema {
+                    json: t.parameters.as_deref().unwrap_or(&object_schema),
+                },
+            }));
+            if t.cache {
+                tools.push(ToolEntry::CachePoint(CACHE_POINT));
+            }
+        }
+        ToolConfig { tools, tool_choice }
+    });
+
+    let mut additional = Map::new();
+    if let Some(r) = &req.reasoning {
+        reasoning_fields(&req.model, r, &mut additional);
+    }
+    if let Some(k) = req.top_k {
+        if req.model.contains("anthropic.") || req.model.contains("claude") {
+            additional.insert("top_k".into(), k.into());
+        } else if req.model.contains("nova") {
+            additional.insert("inferenceConfig".into(), json!({"topK": k}));
+        } else {
+            return Err(reject(
+                "top_k",
+                "top_k is known only for Claude and Nova models on Bedrock",
+            ));
+        }
+    }
+
+    let output_config = match &req.response_format {
+        None => None,
+        Some(ResponseFormat::JsonObject) => Some(json!({"textFormat": {
+            "type": "json_schema",
+            "structure": {"jsonSchema": {"name": "json_object", "schema": "{\"type\":\"object\"}"}},
+        }})),
+        Some(ResponseFormat::JsonSchema {
+            name,
+            description,
+            schema,
+        }) => {
+            // `schema` is a JSON document in a string; send it compact.
+            let compact = serde_json::from_str::<Value>(schema.get())
+                .map_err(|e| Error::bad_request(format!("response_format schema: {e}")))?
+                .to_string();
+            let mut js = json!({"name": name, "schema": compact});
+            if let Some(d) = description {
+                js["description"] = d.as_str().into();
+            }
+            Some(json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": js}}}))
+        }
+    };
+
+    let body = Converse {
+        messages,
+        system,
+        inference_config: InferenceConfig {
+            max_tokens: req.max_tokens,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            stop_sequences: &req.stop,
+        },
+        tool_config,
+        additional_model_request_fields: additional,
+        output_config,
+    };
+    serde_json::to_vec(&body)
+        .map_err(|e| Error::internal(format!("serialising Converse body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_escaped_like_the_sdk() {
+        assert_eq!(
+            encode_model_id("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            "anthropic.claude-3-5-sonnet-20240620-v1%3A0"
+        );
+        assert_eq!(
+            encode_model_id("arn:aws:bedrock:us-east-1:1:inference-profile/x"),
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx"
+        );
+    }
+}

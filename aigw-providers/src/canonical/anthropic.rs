@@ -1,0 +1,365 @@
+//! Anthropic Messages request → [`ChatRequest`].
+
+use super::{Block, ChatRequest, Reasoning, ResponseFormat, Role, Tool, ToolChoice};
+use aigw_core::{Error, Result};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow, default)]
+    messages: Vec<Msg<'a>>,
+    #[serde(borrow, default)]
+    system: Option<Content<'a>>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    top_k: Option<u64>,
+    #[serde(borrow, default)]
+    stop_sequences: Option<Vec<Cow<'a, str>>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<ToolDef<'a>>>,
+    #[serde(borrow, default)]
+    tool_choice: Option<ToolChoiceIn<'a>>,
+    #[serde(borrow, default)]
+    thinking: Option<super::openai::Thinking<'a>>,
+    #[serde(borrow, default)]
+    output_config: Option<OutputConfig<'a>>,
+    #[serde(borrow, default)]
+    output_format: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct OutputConfig<'a> {
+    #[serde(borrow, default)]
+    effort: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    format: Option<Format<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Format<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    schema: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Msg<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(borrow)]
+    content: Content<'a>,
+}
+
+type Content<'a> = super::TextOr<'a, BlockIn<'a>>;
+
+#[derive(Deserialize)]
+struct BlockIn<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source: Option<Source<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_use_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
+    #[serde(default)]
+    is_error: Option<bool>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    cache_control: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    url: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ToolDef<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    description: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input_schema: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    cache_control: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ToolChoiceIn<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    disable_parallel_tool_use: Option<bool>,
+}
+
+/// Parses an Anthropic Messages request. `backend` names the target in 422 errors.
+pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
+    let req: Request<'_> = serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request(format!("invalid messages request: {e}")))?;
+    let mut out = ChatRequest {
+        model: req.model.into_owned(),
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        stop: req
+            .stop_sequences
+            .unwrap_or_default()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect(),
+        stream: req.stream.unwrap_or(false),
+        ..ChatRequest::default()
+    };
+    if let Some(system) = req.system {
+        out.system = blocks(system, "system", backend)?;
+    }
+    out.reasoning = match (
+        req.thinking,
+        req.output_config.as_ref().and_then(|c| c.effort.as_ref()),
+    ) {
+        (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
+        (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
+        (Some(_), Some(effort)) => Some(Reasoning::Effort(effort.to_string())),
+        // `adaptive` without an effort: the model decides; the closest fixed budget.
+        (Some(_), None) => Some(Reasoning::Effort("medium".to_owned())),
+        (None, _) => None,
+    };
+    if let Some(format) = req.output_config.and_then(|c| c.format) {
+        if format.kind != "json_schema" {
+            return Err(Error::untranslatable(
+                "output_config.format.type",
+                backend,
+                format!("unknown output format {:?}", format.kind),
+            ));
+        }
+        let schema = format
+            .schema
+            .ok_or_else(|| Error::bad_request("output_config.format.schema is required"))?;
+        out.response_format = Some(ResponseFormat::JsonSchema {
+            name: "response".to_owned(),
+            description: None,
+            schema: schema.to_owned(),
+        });
+    } else if let Some(format) = req.output_format.filter(|f| f.get().starts_with('{')) {
+        // The older beta spelling: `output_format: {"type":"json_schema","schema":{…}}`.
+        let f: Format<'_> = serde_json::from_str(format.get())
+            .map_err(|e| Error::bad_request(format!("invalid output_format: {e}")))?;
+        if let Some(schema) = f.schema.filter(|_| f.kind == "json_schema") {
+            out.response_format = Some(ResponseFormat::JsonSchema {
+                name: "response".to_owned(),
+                description: None,
+                schema: schema.to_owned(),
+            });
+        }
+    }
+    for (i, tool) in req.tools.into_iter().flatten().enumerate() {
+        if let Some(kind) = tool.kind.as_deref().filter(|k| *k != "custom") {
+            return Err(Error::untranslatable(
+                format!("tools[{i}].type"),
+                backend,
+                format!("Anthropic server tool {kind:?} has no equivalent on this backend"),
+            ));
+        }
+        out.tools.push(Tool {
+            name: tool.name.into_owned(),
+            description: tool.description.map(Cow::into_owned),
+            parameters: tool.input_schema.map(RawValue::to_owned),
+            cache: tool.cache_control.is_some(),
+        });
+    }
+    if let Some(tc) = req.tool_choice {
+        if tc.disable_parallel_tool_use == Some(true) {
+            out.parallel_tool_calls = Some(false);
+        }
+        out.tool_choice = Some(match tc.kind.as_ref() {
+            "auto" => ToolChoice::Auto,
+            "any" => ToolChoice::Any,
+            "none" => ToolChoice::None,
+            "tool" => ToolChoice::Tool(
+                tc.name
+                    .ok_or_else(|| {
+                        Error::bad_request("tool_choice.name is required for type tool")
+                    })?
+                    .into_owned(),
+            ),
+            other => {
+                return Err(Error::bad_request(format!(
+                    "tool_choice.type {other:?} is not one of auto, any, tool, none"
+                )));
+            }
+        });
+    }
+    for (i, msg) in req.messages.into_iter().enumerate() {
+        let role = match msg.role.as_ref() {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                return Err(Error::bad_request(format!(
+                    "messages[{i}].role {other:?} is not user or assistant"
+                )));
+            }
+        };
+        let content = blocks(msg.content, &format!("messages[{i}].content"), backend)?;
+        out.push(role, content);
+    }
+    Ok(out)
+}
+
+fn blocks(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>> {
+    let parts = match content {
+        super::TextOr::Text(t) if t.is_empty() => return Ok(Vec::new()),
+        super::TextOr::Text(t) => {
+            return Ok(vec![Block::Text {
+                text: t.into_owned(),
+                cache: false,
+            }]);
+        }
+        super::TextOr::List(b) => b,
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, b) in parts.into_iter().enumerate() {
+        let cache = b.cache_control.is_some();
+        let here = || format!("{field}[{j}]");
+        let missing = |what: &str| Error::bad_request(format!("{field}[{j}].{what} is required"));
+        match b.kind.as_ref() {
+            "text" => out.push(Block::Text {
+                text: b.text.map(Cow::into_owned).unwrap_or_default(),
+                cache,
+            }),
+            "image" => {
+                let src = b.source.ok_or_else(|| missing("source"))?;
+                match src.kind.as_ref() {
+                    "base64" => out.push(Block::Image {
+                        media_type: src
+                            .media_type
+                            .ok_or_else(|| missing("source.media_type"))?
+                            .into_owned(),
+                        data: src.data.ok_or_else(|| missing("source.data"))?.into_owned(),
+                        cache,
+                    }),
+                    "url" => out.push(Block::ImageUrl {
+                        url: src.url.ok_or_else(|| missing("source.url"))?.into_owned(),
+                        field: format!("{field}[{j}].source.url"),
+                    }),
+                    other => {
+                        return Err(Error::untranslatable(
+                            format!("{}.source.type", here()),
+                            backend,
+                            format!("image source {other:?} is not supported"),
+                        ));
+                    }
+                }
+            }
+            "tool_use" => out.push(Block::ToolUse {
+                id: b.id.ok_or_else(|| missing("id"))?.into_owned(),
+                name: b.name.ok_or_else(|| missing("name"))?.into_owned(),
+                input: b
+                    .input
+                    .map_or_else(
+                        || RawValue::from_string("{}".to_owned()),
+                        |i| Ok(i.to_owned()),
+                    )
+                    .map_err(|e| Error::internal(e.to_string()))?,
+            }),
+            "tool_result" => {
+                let content = match b.content {
+                    Some(c) => blocks(c, &format!("{}.content", here()), backend)?,
+                    None => Vec::new(),
+                };
+                out.push(Block::ToolResult {
+                    id: b
+                        .tool_use_id
+                        .ok_or_else(|| missing("tool_use_id"))?
+                        .into_owned(),
+                    content,
+                    is_error: b.is_error.unwrap_or(false),
+                    cache,
+                });
+            }
+            "thinking" => out.push(Block::Thinking {
+                text: b.thinking.map(Cow::into_owned).unwrap_or_default(),
+                signature: b.signature.map(Cow::into_owned),
+            }),
+            "redacted_thinking" => out.push(Block::RedactedThinking {
+                data: b.data.ok_or_else(|| missing("data"))?.into_owned(),
+            }),
+            other => {
+                return Err(Error::untranslatable(
+                    format!("{}.type", here()),
+                    backend,
+                    format!("content blocks of type {other:?} are not supported"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_result_error_and_thinking_survive() {
+        let body = br#"{"model":"m","max_tokens":5,"system":"be brief","messages":[
+          {"role":"user","content":"q"},
+          {"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"S"},
+             {"type":"tool_use","id":"t1","name":"f","input":{"a":1}}]},
+          {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"bad"}]}]}"#;
+        let r = parse(body, "AWSBedrock").unwrap();
+        assert_eq!(r.system.len(), 1);
+        assert!(
+            matches!(&r.messages[1].content[0], Block::Thinking { signature: Some(s), .. } if s == "S")
+        );
+        assert!(matches!(
+            &r.messages[2].content[0],
+            Block::ToolResult { is_error: true, .. }
+        ));
+    }
+
+    #[test]
+    fn server_tools_are_untranslatable() {
+        let body = br#"{"model":"m","max_tokens":5,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}"#;
+        let e = parse(body, "AWSBedrock").unwrap_err();
+        assert!(e.to_string().contains("tools[0].type"), "{e}");
+    }
+}

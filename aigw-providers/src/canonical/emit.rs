@@ -1,0 +1,600 @@
+//! Renders neutral responses and stream events as OpenAI or Anthropic wire bytes.
+
+use super::{ChatResponse, Event, OutBlock, StopReason, error_body};
+use aigw_core::{ClientApi, TokenUsage};
+use serde_json::{Map, Value, json};
+
+/// Appends `s` as a JSON string literal.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail and a &str always serialises.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn openai_usage(u: &TokenUsage) -> Value {
+    let mut usage = json!({
+        "prompt_tokens": u.input.unwrap_or(0),
+        "completion_tokens": u.output.unwrap_or(0),
+        "total_tokens": u.total_or_sum().unwrap_or(0),
+    });
+    if u.cached_input.is_some() || u.cache_creation_input.is_some() {
+        let mut d = Map::new();
+        d.insert("cached_tokens".into(), u.cached_input.unwrap_or(0).into());
+        if let Some(c) = u.cache_creation_input {
+            d.insert("cache_creation_tokens".into(), c.into());
+        }
+        usage["prompt_tokens_details"] = Value::Object(d);
+    }
+    if let Some(r) = u.reasoning {
+        usage["completion_tokens_details"] = json!({ "reasoning_tokens": r });
+    }
+    usage
+}
+
+fn anthropic_usage(u: &TokenUsage) -> Value {
+    let cached = u.cached_input.unwrap_or(0);
+    let created = u.cache_creation_input.unwrap_or(0);
+    let uncached = u.input.unwrap_or(0).saturating_sub(cached + created);
+    json!({
+        "input_tokens": uncached,
+        "cache_creation_input_tokens": created,
+        "cache_read_input_tokens": cached,
+        "output_tokens": u.output.unwrap_or(0),
+    })
+}
+
+/// An OpenAI `chat.completion` body.
+pub fn openai_response(r: &ChatResponse, created: u64) -> Vec<u8> {
+    let choices: Vec<Value> = r
+        .choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut text = String::new();
+            let mut has_text = false;
+            let mut reasoning = String::new();
+            let mut signature = None;
+            let mut calls = Vec::new();
+            for b in &c.content {
+                match b {
+                    OutBlock::Text(t) => {
+                        has_text = true;
+                        text.push_str(t);
+                    }
+                    OutBlock::Thinking { text, signature: s } => {
+                        reasoning.push_str(text);
+                        if s.is_some() {
+                            signature.clone_from(s);
+                        }
+                    }
+                    OutBlock::RedactedThinking(_) => {}
+                    OutBlock::ToolUse { id, name, input } => calls.push(json!({
+                        "id": id, "type": "function",
+                        "function": {"name": name, "arguments": input},
+                    })),
+                }
+            }
+            let mut msg = json!({"role": "assistant", "content": if has_text { Value::from(text) } else { Value::Null }});
+            if !reasoning.is_empty() {
+                msg["reasoning_content"] = reasoning.into();
+            }
+            if let Some(s) = signature {
+                msg["reasoning_signature"] = s.into();
+            }
+            if !calls.is_empty() {
+                msg["tool_calls"] = calls.into();
+            }
+            json!({
+                "index": i,
+                "message": msg,
+                "finish_reason": c.stop.as_ref().map_or("stop", StopReason::openai),
+                "logprobs": null,
+            })
+        })
+        .collect();
+    json!({
+        "id": format!("chatcmpl-{}", r.id),
+        "object": "chat.completion",
+        "created": created,
+        "model": r.model,
+        "choices": choices,
+        "usage": openai_usage(&r.usage),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// An Anthropic `message` body (first choice only: Messages has no `n`).
+pub fn anthropic_response(r: &ChatResponse) -> Vec<u8> {
+    let choice = r.choices.first();
+    let content: Vec<Value> = choice
+        .map(|c| c.content.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|b| match b {
+            OutBlock::Text(t) => json!({"type": "text", "text": t}),
+            OutBlock::Thinking { text, signature } => {
+                json!({"type": "thinking", "thinking": text, "signature": signature.as_deref().unwrap_or("")})
+            }
+            OutBlock::RedactedThinking(d) => json!({"type": "redacted_thinking", "data": d}),
+            OutBlock::ToolUse { id, name, input } => {
+                let input: Value = serde_json::from_str(input).unwrap_or_else(|_| json!({}));
+                json!({"type": "tool_use", "id": id, "name": name, "input": input})
+            }
+        })
+        .collect();
+    let stop = choice.and_then(|c| c.stop.as_ref());
+    let stop_sequence = match stop {
+        Some(StopReason::StopSequence(s)) => s.clone(),
+        _ => None,
+    };
+    json!({
+        "id": format!("msg_{}", r.id),
+        "type": "message",
+        "role": "assistant",
+        "model": r.model,
+        "content": content,
+        "stop_reason": stop.map(StopReason::anthropic),
+        "stop_sequence": stop_sequence,
+        "usage": anthropic_usage(&r.usage),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Which client stream format to write.
+#[derive(Debug)]
+pub enum StreamEmitter {
+    /// OpenAI `chat.completion.chunk` SSE.
+    OpenAI(OpenAiStream),
+    /// Anthropic Messages SSE.
+    Anthropic(AnthropicStream),
+}
+
+impl StreamEmitter {
+    /// An emitter for the client API.
+    pub fn new(api: ClientApi, id: &str, model: &str, created: u64, include_usage: bool) -> Self {
+        match api {
+            ClientApi::OpenAI => Self::OpenAI(OpenAiStream::new(id, model, created, include_usage)),
+            ClientApi::Anthropic => Self::Anthropic(AnthropicStream::new(id, model)),
+        }
+    }
+
+    /// Renders one event.
+    pub fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
+        match self {
+            Self::OpenAI(s) => s.event(ev, out),
+            Self::Anthropic(s) => s.event(ev, out),
+        }
+    }
+
+    /// Closes the stream at end of input.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Self::OpenAI(s) => s.finish(out),
+            Self::Anthropic(s) => s.finish(out),
+        }
+    }
+
+    /// Whether an error event ended the stream.
+    pub fn failed(&self) -> bool {
+        match self {
+            Self::OpenAI(s) => s.failed,
+            Self::Anthropic(s) => s.failed,
+        }
+    }
+}
+
+/// OpenAI chunk writer.
+#[derive(Debug)]
+pub struct OpenAiStream {
+    /// `data: {"id":…,"choices":[{"index":0,"delta":` — shared by every chunk.
+    prefix: Vec<u8>,
+    /// The same header for the usage chunk (no choices).
+    usage_prefix: Vec<u8>,
+    include_usage: bool,
+    /// Backend block index → OpenAI tool-call index.
+    tools: Vec<(u32, u32)>,
+    started: bool,
+    done: bool,
+    failed: bool,
+}
+
+impl OpenAiStream {
+    fn new(id: &str, model: &str, created: u64, include_usage: bool) -> Self {
+        let mut head = Vec::with_capacity(128);
+        head.extend_from_slice(b"data: {\"id\":");
+        push_str(&mut head, &format!("chatcmpl-{id}"));
+        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        head.extend_from_slice(created.to_string().as_bytes());
+        head.extend_from_slice(b",\"model\":");
+        push_str(&mut head, model);
+        let mut prefix = head.clone();
+        prefix.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+        let mut usage_prefix = head;
+        usage_prefix.extend_from_slice(b",\"choices\":[],\"usage\":");
+        Self {
+            prefix,
+            usage_prefix,
+            include_usage,
+            tools: Vec::new(),
+            started: false,
+            done: false,
+            failed: false,
+        }
+    }
+
+    fn chunk(&self, out: &mut Vec<u8>, delta: impl FnOnce(&mut Vec<u8>), finish: Option<&str>) {
+        out.extend_from_slice(&self.prefix);
+        delta(out);
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        match finish {
+            Some(f) => push_str(out, f),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}]}\n\n");
+    }
+
+    fn ensure_started(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            self.chunk(
+                out,
+                |o| o.extend_from_slice(b"{\"role\":\"assistant\",\"content\":\"\"}"),
+                None,
+            );
+        }
+    }
+
+    fn tool_index(&mut self, backend: u32) -> Option<u32> {
+        self.tools
+            .iter()
+            .find(|(b, _)| *b == backend)
+            .map(|(_, o)| *o)
+    }
+
+    fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
+        if self.done || self.failed {
+            return;
+        }
+        match ev {
+            Event::Start => self.ensure_started(out),
+            Event::TextDelta { text, .. } => {
+                self.ensure_started(out);
+                self.chunk(
+                    out,
+                    |o| {
+                        o.extend_from_slice(b"{\"content\":");
+                        push_str(o, &text);
+                        o.push(b'}');
+                    },
+                    None,
+                );
+            }
+            Event::ThinkingDelta { text, .. } => {
+                self.ensure_started(out);
+                self.chunk(
+                    out,
+                    |o| {
+                        o.extend_from_slice(b"{\"reasoning_content\":");
+                        push_str(o, &text);
+                        o.push(b'}');
+                    },
+                    None,
+                );
+            }
+            Event::SignatureDelta { signature, .. } => {
+                self.ensure_started(out);
+                self.chunk(
+                    out,
+                    |o| {
+                        o.extend_from_slice(b"{\"reasoning_signature\":");
+                        push_str(o, &signature);
+                        o.push(b'}');
+                    },
+                    None,
+                );
+            }
+            Event::RedactedThinking { .. } | Event::BlockStop { .. } => {}
+            Event::ToolStart { index, id, name } => {
+                self.ensure_started(out);
+                let k = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
+                self.tools.push((index, k));
+                self.chunk(
+                    out,
+                    |o| {
+                        o.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
+                        o.extend_from_slice(k.to_string().as_bytes());
+                        o.extend_from_slice(b",\"id\":");
+                        push_str(o, &id);
+                        o.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+                        push_str(o, &name);
+                        o.extend_from_slice(b",\"arguments\":\"\"}}]}");
+                    },
+                    None,
+                );
+            }
+            Event::ToolDelta { index, json } => {
+                let Some(k) = self.tool_index(index) else {
+                    return;
+                };
+                self.chunk(
+                    out,
+                    |o| {
+                        o.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
+                        o.extend_from_slice(k.to_string().as_bytes());
+                        o.extend_from_slice(b",\"function\":{\"arguments\":");
+                        push_str(o, &json);
+                        o.extend_from_slice(b"}}]}");
+                    },
+                    None,
+                );
+            }
+            Event::Stop(reason) => {
+                self.ensure_started(out);
+                self.chunk(out, |o| o.extend_from_slice(b"{}"), Some(reason.openai()));
+            }
+            Event::Usage(u) => {
+                if self.include_usage {
+                    out.extend_from_slice(&self.usage_prefix);
+                    out.extend_from_slice(openai_usage(&u).to_string().as_bytes());
+                    out.extend_from_slice(b"}\n\n");
+                }
+            }
+            Event::Error {
+                status,
+                kind,
+                message,
+            } => {
+                self.failed = true;
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&error_body(ClientApi::OpenAI, status, &kind, &message));
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.done && !self.failed {
+            self.done = true;
+            out.extend_from_slice(b"data: [DONE]\n\n");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenKind {
+    Text,
+    Thinking,
+    Tool,
+}
+
+/// Anthropic event writer.
+#[derive(Debug)]
+pub struct AnthropicStream {
+    id: String,
+    model: String,
+    /// The open block: backend index, client index, kind.
+    open: Option<(u32, u32, OpenKind)>,
+    next_index: u32,
+    stop: Option<StopReason>,
+    usage: TokenUsage,
+    started: bool,
+    done: bool,
+    failed: bool,
+}
+
+impl AnthropicStream {
+    fn new(id: &str, model: &str) -> Self {
+        Self {
+            id: format!("msg_{id}"),
+            model: model.to_owned(),
+            open: None,
+            next_index: 0,
+            stop: None,
+            usage: TokenUsage::default(),
+            started: false,
+            done: false,
+            failed: false,
+        }
+    }
+
+    fn write(out: &mut Vec<u8>, name: &str, data: &Value) {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(data.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+
+    fn ensure_started(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            Self::write(
+                out,
+                "message_start",
+                &json!({
+                    "type": "message_start",
+                    "message": {
+                        "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                        "content": [], "stop_reason": null, "stop_sequence": null,
+                        "usage": {"input_tokens": 0, "output_tokens": 0},
+                    }
+                }),
+            );
+        }
+    }
+
+    fn close_open(&mut self, out: &mut Vec<u8>) {
+        if let Some((_, idx, _)) = self.open.take() {
+            Self::write(
+                out,
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": idx}),
+            );
+        }
+    }
+
+    /// Makes `backend` the open block of `kind`, starting it with `start` if new.
+    fn open_block(&mut self, out: &mut Vec<u8>, backend: u32, kind: OpenKind, start: Value) -> u32 {
+        self.ensure_started(out);
+        if let Some((b, idx, k)) = self.open
+            && b == backend
+            && k == kind
+        {
+            return idx;
+        }
+        self.close_open(out);
+        let idx = self.next_index;
+        self.next_index += 1;
+        self.open = Some((backend, idx, kind));
+        Self::write(
+            out,
+            "content_block_start",
+            &json!({
+                "type": "content_block_start", "index": idx, "content_block": start,
+            }),
+        );
+        idx
+    }
+
+    fn delta(out: &mut Vec<u8>, idx: u32, delta: Value) {
+        Self::write(
+            out,
+            "content_block_delta",
+            &json!({
+                "type": "content_block_delta", "index": idx, "delta": delta,
+            }),
+        );
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.ensure_started(out);
+        self.close_open(out);
+        let stop = self.stop.take().unwrap_or(StopReason::EndTurn);
+        let stop_sequence = match &stop {
+            StopReason::StopSequence(s) => s.clone(),
+            _ => None,
+        };
+        Self::write(
+            out,
+            "message_delta",
+            &json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": stop.anthropic(), "stop_sequence": stop_sequence},
+                "usage": anthropic_usage(&self.usage),
+            }),
+        );
+        Self::write(out, "message_stop", &json!({"type": "message_stop"}));
+    }
+
+    fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
+        if self.done || self.failed {
+            return;
+        }
+        match ev {
+            Event::Start => self.ensure_started(out),
+            Event::TextDelta { index, text } => {
+                let idx = self.open_block(
+                    out,
+                    index,
+                    OpenKind::Text,
+                    json!({"type": "text", "text": ""}),
+                );
+                Self::delta(out, idx, json!({"type": "text_delta", "text": text}));
+            }
+            Event::ThinkingDelta { index, text } => {
+                let idx = self.open_block(
+                    out,
+                    index,
+                    OpenKind::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                );
+                Self::delta(
+                    out,
+                    idx,
+                    json!({"type": "thinking_delta", "thinking": text}),
+                );
+            }
+            Event::SignatureDelta { index, signature } => {
+                let idx = self.open_block(
+                    out,
+                    index,
+                    OpenKind::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                );
+                Self::delta(
+                    out,
+                    idx,
+                    json!({"type": "signature_delta", "signature": signature}),
+                );
+            }
+            Event::RedactedThinking { index, data } => {
+                self.open_block(
+                    out,
+                    index,
+                    OpenKind::Thinking,
+                    json!({"type": "redacted_thinking", "data": data}),
+                );
+            }
+            Event::ToolStart { index, id, name } => {
+                self.ensure_started(out);
+                self.close_open(out);
+                self.open_block(
+                    out,
+                    index,
+                    OpenKind::Tool,
+                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                );
+            }
+            Event::ToolDelta { index, json } => {
+                if let Some((b, idx, OpenKind::Tool)) = self.open
+                    && b == index
+                {
+                    {
+                        Self::delta(
+                            out,
+                            idx,
+                            json!({"type": "input_json_delta", "partial_json": json}),
+                        );
+                    }
+                }
+            }
+            Event::BlockStop { index } => {
+                if self.open.is_some_and(|(b, _, _)| b == index) {
+                    self.close_open(out);
+                }
+            }
+            Event::Stop(reason) => {
+                self.ensure_started(out);
+                self.close_open(out);
+                self.stop = Some(reason);
+            }
+            Event::Usage(u) => {
+                self.usage.update(&u);
+                // Bedrock sends usage after the stop; Gemini with it. Either way the
+                // message ends once both are known.
+                if self.stop.is_some() {
+                    self.end(out);
+                }
+            }
+            Event::Error {
+                status, message, ..
+            } => {
+                self.failed = true;
+                out.extend_from_slice(b"event: error\ndata: ");
+                out.extend_from_slice(&error_body(ClientApi::Anthropic, status, "", &message));
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.failed && self.started {
+            self.end(out);
+        }
+    }
+}

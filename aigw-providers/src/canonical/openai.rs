@@ -1,0 +1,463 @@
+//! OpenAI Chat Completions request → [`ChatRequest`].
+
+use super::{
+    Block, ChatRequest, Reasoning, ResponseFormat, Role, Tool, ToolChoice, parse_data_url, raw_json,
+};
+use aigw_core::{Error, Result};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow, default)]
+    messages: Vec<Msg<'a>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    top_k: Option<u64>,
+    #[serde(default)]
+    n: Option<u32>,
+    #[serde(borrow, default)]
+    stop: Option<Stop<'a>>,
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    logprobs: Option<bool>,
+    #[serde(borrow, default)]
+    logit_bias: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    audio: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    prediction: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<ToolDef<'a>>>,
+    #[serde(borrow, default)]
+    tool_choice: Option<ToolChoiceIn<'a>>,
+    #[serde(default)]
+    parallel_tool_calls: Option<bool>,
+    #[serde(borrow, default)]
+    response_format: Option<ResponseFormatIn<'a>>,
+    #[serde(borrow, default)]
+    reasoning_effort: Option<Cow<'a, str>>,
+    /// The vendor extension the upstream gateway accepts on OpenAI requests:
+    /// `{"type":"enabled","budget_tokens":N}`.
+    #[serde(borrow, default)]
+    thinking: Option<Thinking<'a>>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Thinking<'a> {
+    #[serde(borrow, rename = "type")]
+    pub(super) kind: Cow<'a, str>,
+    #[serde(default)]
+    pub(super) budget_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+type Stop<'a> = super::TextOr<'a, Cow<'a, str>>;
+
+#[derive(Deserialize)]
+struct Msg<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolCall<'a>>>,
+    #[serde(borrow, default)]
+    tool_call_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_signature: Option<Cow<'a, str>>,
+    /// Not in OpenAI's schema; accepted on tool messages so an error result survives
+    /// translation to backends that have an error flag.
+    #[serde(default)]
+    is_error: Option<bool>,
+}
+
+type Content<'a> = super::TextOr<'a, Part<'a>>;
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    image_url: Option<ImageUrl<'a>>,
+    #[serde(borrow, default)]
+    cache_control: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ImageUrl<'a> {
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    function: FunctionCall<'a>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCall<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct ToolDef<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    function: Option<FunctionDef<'a>>,
+    #[serde(borrow, default)]
+    cache_control: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDef<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    description: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    parameters: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ToolChoiceIn<'a> {
+    Mode(#[serde(borrow)] Cow<'a, str>),
+    Named {
+        #[serde(borrow)]
+        function: NamedFn<'a>,
+    },
+}
+
+#[derive(Deserialize)]
+struct NamedFn<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct ResponseFormatIn<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    json_schema: Option<JsonSchemaIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct JsonSchemaIn<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    description: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    schema: Option<&'a RawValue>,
+}
+
+fn is_set(v: Option<&RawValue>) -> bool {
+    v.is_some_and(|v| {
+        let s = v.get();
+        s != "null" && s != "{}"
+    })
+}
+
+/// Parses an OpenAI chat request. `backend` names the target in 422 errors.
+pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
+    let req: Request<'_> = serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request(format!("invalid chat completion request: {e}")))?;
+    let reject = |field: &str, why: &str| Error::untranslatable(field, backend, why);
+    if req.logprobs == Some(true) {
+        return Err(reject(
+            "logprobs",
+            "the backend does not return log probabilities",
+        ));
+    }
+    if is_set(req.logit_bias) {
+        return Err(reject("logit_bias", "the backend has no logit bias"));
+    }
+    if is_set(req.audio) {
+        return Err(reject("audio", "the backend does not produce audio"));
+    }
+    if is_set(req.prediction) {
+        return Err(reject("prediction", "the backend has no predicted outputs"));
+    }
+
+    let mut out = ChatRequest {
+        model: req.model.into_owned(),
+        max_tokens: req.max_completion_tokens.or(req.max_tokens),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        n: req.n,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        seed: req.seed,
+        stream: req.stream.unwrap_or(false),
+        include_usage: req
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+        parallel_tool_calls: req.parallel_tool_calls,
+        ..ChatRequest::default()
+    };
+    out.stop = match req.stop {
+        None => Vec::new(),
+        Some(super::TextOr::Text(s)) => vec![s.into_owned()],
+        Some(super::TextOr::List(v)) => v.into_iter().map(Cow::into_owned).collect(),
+    };
+    out.reasoning = match (req.thinking, req.reasoning_effort) {
+        (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
+        (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
+        (_, Some(e)) if e == "none" => Some(Reasoning::Disabled),
+        (_, Some(e)) => Some(Reasoning::Effort(e.into_owned())),
+        _ => None,
+    };
+    out.response_format = match req.response_format {
+        None => None,
+        Some(f) => match f.kind.as_ref() {
+            "text" => None,
+            "json_object" => Some(ResponseFormat::JsonObject),
+            "json_schema" => {
+                let js = f.json_schema.ok_or_else(|| {
+                    Error::bad_request(
+                        "response_format.json_schema is required for type json_schema",
+                    )
+                })?;
+                let schema = js.schema.ok_or_else(|| {
+                    Error::bad_request("response_format.json_schema.schema is required")
+                })?;
+                Some(ResponseFormat::JsonSchema {
+                    name: js
+                        .name
+                        .map_or_else(|| "response".to_owned(), Cow::into_owned),
+                    description: js.description.map(Cow::into_owned),
+                    schema: schema.to_owned(),
+                })
+            }
+            other => {
+                return Err(reject(
+                    "response_format.type",
+                    &format!("unknown response format {other:?}"),
+                ));
+            }
+        },
+    };
+    for (i, tool) in req.tools.into_iter().flatten().enumerate() {
+        let Some(f) = tool.function.filter(|_| tool.kind == "function") else {
+            return Err(reject(
+                &format!("tools[{i}].type"),
+                &format!("only function tools are supported, not {:?}", tool.kind),
+            ));
+        };
+        out.tools.push(Tool {
+            name: f.name.into_owned(),
+            description: f.description.map(Cow::into_owned),
+            parameters: f.parameters.map(RawValue::to_owned),
+            cache: tool.cache_control.is_some(),
+        });
+    }
+    out.tool_choice = match req.tool_choice {
+        None => None,
+        Some(ToolChoiceIn::Mode(m)) => Some(match m.as_ref() {
+            "auto" => ToolChoice::Auto,
+            "required" => ToolChoice::Any,
+            "none" => ToolChoice::None,
+            other => {
+                return Err(Error::bad_request(format!(
+                    "tool_choice {other:?} is not one of auto, required, none"
+                )));
+            }
+        }),
+        Some(ToolChoiceIn::Named { function }) => {
+            Some(ToolChoice::Tool(function.name.into_owned()))
+        }
+    };
+
+    for (i, msg) in req.messages.into_iter().enumerate() {
+        convert_message(&mut out, i, msg, backend)?;
+    }
+    Ok(out)
+}
+
+fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str) -> Result<()> {
+    match msg.role.as_ref() {
+        "system" | "developer" => {
+            let blocks = content_blocks(msg.content, i, backend)?;
+            for b in &blocks {
+                if !matches!(b, Block::Text { .. }) {
+                    return Err(Error::untranslatable(
+                        format!("messages[{i}].content"),
+                        backend,
+                        "system messages may only contain text",
+                    ));
+                }
+            }
+            out.system.extend(blocks);
+        }
+        "user" => {
+            let blocks = content_blocks(msg.content, i, backend)?;
+            out.push(Role::User, blocks);
+        }
+        "assistant" => {
+            let mut blocks = Vec::new();
+            if let Some(text) = msg.reasoning_content {
+                blocks.push(Block::Thinking {
+                    text: text.into_owned(),
+                    signature: msg.reasoning_signature.map(Cow::into_owned),
+                });
+            }
+            blocks.extend(content_blocks(msg.content, i, backend)?);
+            for (j, call) in msg.tool_calls.into_iter().flatten().enumerate() {
+                blocks.push(Block::ToolUse {
+                    id: call.id.into_owned(),
+                    name: call.function.name.into_owned(),
+                    input: raw_json(
+                        &call.function.arguments,
+                        &format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                    )?,
+                });
+            }
+            out.push(Role::Assistant, blocks);
+        }
+        "tool" | "function" => {
+            let id = msg.tool_call_id.ok_or_else(|| {
+                Error::bad_request(format!(
+                    "messages[{i}].tool_call_id is required for tool messages"
+                ))
+            })?;
+            let content = content_blocks(msg.content, i, backend)?;
+            out.push(
+                Role::User,
+                vec![Block::ToolResult {
+                    id: id.into_owned(),
+                    content,
+                    is_error: msg.is_error.unwrap_or(false),
+                    cache: false,
+                }],
+            );
+        }
+        other => {
+            return Err(Error::bad_request(format!(
+                "messages[{i}].role {other:?} is not a chat role"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn content_blocks(content: Option<Content<'_>>, i: usize, backend: &str) -> Result<Vec<Block>> {
+    Ok(match content {
+        None => Vec::new(),
+        Some(super::TextOr::Text(t)) if t.is_empty() => Vec::new(),
+        Some(super::TextOr::Text(t)) => vec![Block::Text {
+            text: t.into_owned(),
+            cache: false,
+        }],
+        Some(super::TextOr::List(parts)) => {
+            let mut blocks = Vec::with_capacity(parts.len());
+            for (j, part) in parts.into_iter().enumerate() {
+                let cache = part.cache_control.is_some();
+                match part.kind.as_ref() {
+                    "text" => blocks.push(Block::Text {
+                        text: part.text.map(Cow::into_owned).unwrap_or_default(),
+                        cache,
+                    }),
+                    "image_url" => {
+                        let field = format!("messages[{i}].content[{j}].image_url.url");
+                        let url = part
+                            .image_url
+                            .ok_or_else(|| Error::bad_request(format!("{field} is required")))?
+                            .url;
+                        match parse_data_url(&url) {
+                            Some((media, data)) => blocks.push(Block::Image {
+                                media_type: media.to_owned(),
+                                data: data.to_owned(),
+                                cache,
+                            }),
+                            None => blocks.push(Block::ImageUrl {
+                                url: url.into_owned(),
+                                field,
+                            }),
+                        }
+                    }
+                    other => {
+                        return Err(Error::untranslatable(
+                            format!("messages[{i}].content[{j}].type"),
+                            backend,
+                            format!("content parts of type {other:?} are not supported"),
+                        ));
+                    }
+                }
+            }
+            blocks
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_messages_merge_into_one_user_turn() {
+        let body = br#"{"model":"m","messages":[
+            {"role":"user","content":"hi"},
+            {"role":"assistant","content":null,"tool_calls":[
+              {"id":"a","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}},
+              {"id":"b","type":"function","function":{"name":"f","arguments":""}}]},
+            {"role":"tool","tool_call_id":"a","content":"1"},
+            {"role":"tool","tool_call_id":"b","content":"2"}]}"#;
+        let r = parse(body, "AWSBedrock").unwrap();
+        assert_eq!(r.messages.len(), 3);
+        assert_eq!(r.messages[2].content.len(), 2);
+        match &r.messages[1].content[1] {
+            Block::ToolUse { input, .. } => assert_eq!(input.get(), "{}"),
+            b => panic!("{b:?}"),
+        }
+    }
+
+    #[test]
+    fn logprobs_is_untranslatable() {
+        let e = parse(
+            br#"{"model":"m","messages":[],"logprobs":true}"#,
+            "AWSBedrock",
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.to_string().contains("logprobs"));
+    }
+}

@@ -1,0 +1,376 @@
+//! Golden tests: OpenAI chat and Anthropic Messages ⇄ Bedrock Converse / ConverseStream,
+//! and OpenAI embeddings → Bedrock Titan / Cohere.
+//!
+//! Inputs are the request fixtures under `tests/fixtures/bedrock/requests/` and the
+//! Bedrock response captures under `tests/fixtures/bedrock/responses/`; the expected
+//! outputs are the reviewed `insta` snapshots in `tests/snapshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "golden_bedrock_support/mod.rs"]
+mod support;
+
+use aigw_core::api::Endpoint;
+use aigw_core::{ClientApi, Translator};
+use aigw_providers::bedrock::{ConverseTranslator, EmbeddingsTranslator};
+use aigw_providers::eventstream::{encode_event, encode_exception};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use support::*;
+
+const OPENAI_STREAM: &[u8] =
+    br#"{"model":"anthropic.claude-3-5-sonnet-20240620-v1:0","messages":[{"role":"user","content":"Hi"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+const OPENAI_STREAM_NO_USAGE: &[u8] =
+    br#"{"model":"anthropic.claude-3-5-sonnet-20240620-v1:0","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
+const OPENAI_PLAIN: &[u8] =
+    br#"{"model":"anthropic.claude-3-5-sonnet-20240620-v1:0","messages":[{"role":"user","content":"Hi"}]}"#;
+const ANTHROPIC_STREAM: &[u8] =
+    br#"{"model":"anthropic.claude-3-5-sonnet-20240620-v1:0","max_tokens":10,"messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
+const ANTHROPIC_PLAIN: &[u8] =
+    br#"{"model":"anthropic.claude-3-5-sonnet-20240620-v1:0","max_tokens":10,"messages":[{"role":"user","content":"Hi"}]}"#;
+
+fn translator(api: ClientApi) -> ConverseTranslator {
+    ConverseTranslator::new(api, None)
+}
+
+fn endpoint(api: ClientApi) -> Endpoint {
+    match api {
+        ClientApi::OpenAI => Endpoint::ChatCompletions,
+        ClientApi::Anthropic => Endpoint::Messages,
+    }
+}
+
+fn amz_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-amzn-requestid", HeaderValue::from_static("req-0001"));
+    h
+}
+
+#[test]
+fn openai_requests() {
+    for (name, body) in json_files("bedrock/requests/openai") {
+        let snap = request_snapshot(
+            &mut translator(ClientApi::OpenAI),
+            Endpoint::ChatCompletions,
+            &body,
+            &HeaderMap::new(),
+        );
+        insta::assert_snapshot!(format!("bedrock_openai_request__{name}"), snap);
+    }
+}
+
+#[test]
+fn anthropic_requests() {
+    for (name, body) in json_files("bedrock/requests/anthropic") {
+        let snap = request_snapshot(
+            &mut translator(ClientApi::Anthropic),
+            Endpoint::Messages,
+            &body,
+            &HeaderMap::new(),
+        );
+        insta::assert_snapshot!(format!("bedrock_anthropic_request__{name}"), snap);
+    }
+}
+
+#[test]
+fn model_override_changes_path_and_response_model() {
+    let mut t = ConverseTranslator::new(ClientApi::OpenAI, Some("us.amazon.nova-pro-v1:0"));
+    let snap = request_snapshot(
+        &mut t,
+        Endpoint::ChatCompletions,
+        OPENAI_PLAIN,
+        &HeaderMap::new(),
+    );
+    assert!(
+        snap.starts_with("POST /model/us.amazon.nova-pro-v1%3A0/converse\n"),
+        "{snap}"
+    );
+}
+
+#[test]
+fn responses() {
+    for (name, body) in json_files("bedrock/responses") {
+        if name.contains("embeddings") {
+            continue;
+        }
+        for api in [ClientApi::OpenAI, ClientApi::Anthropic] {
+            let req = if api == ClientApi::OpenAI {
+                OPENAI_PLAIN
+            } else {
+                ANTHROPIC_PLAIN
+            };
+            let snap = response_snapshot(
+                &mut translator(api),
+                endpoint(api),
+                req,
+                &amz_headers(),
+                &body,
+            );
+            insta::assert_snapshot!(
+                format!("bedrock_{api:?}_response__{name}").to_lowercase(),
+                snap
+            );
+        }
+    }
+}
+
+fn stream_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(&format!("bedrock/responses/{name}.bin"))).unwrap()
+}
+
+/// A synthesized ConverseStream: text, a cache-using usage report, then nothing else.
+fn cache_stream() -> Vec<u8> {
+    let mut w = Vec::new();
+    for (t, p) in [
+        ("messageStart", r#"{"role":"assistant"}"#),
+        (
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"ok"}}"#,
+        ),
+        ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+        ("messageStop", r#"{"stopReason":"end_turn"}"#),
+        (
+            "metadata",
+            r#"{"usage":{"inputTokens":16,"outputTokens":9,"totalTokens":2412,"cacheReadInputTokens":100,"cacheWriteInputTokens":2287},"metrics":{"latencyMs":10}}"#,
+        ),
+    ] {
+        w.extend_from_slice(&encode_event(t, p.as_bytes()).unwrap());
+    }
+    w
+}
+
+/// Text, then a throttling exception mid-stream.
+fn exception_stream() -> Vec<u8> {
+    let mut w = Vec::new();
+    w.extend_from_slice(&encode_event("messageStart", br#"{"role":"assistant"}"#).unwrap());
+    w.extend_from_slice(
+        &encode_event(
+            "contentBlockDelta",
+            br#"{"contentBlockIndex":0,"delta":{"text":"Hel"}}"#,
+        )
+        .unwrap(),
+    );
+    w.extend_from_slice(
+        &encode_exception(
+            "throttlingException",
+            br#"{"message":"Too many requests, please wait before trying again."}"#,
+        )
+        .unwrap(),
+    );
+    w
+}
+
+fn streams() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("basic", stream_fixture("basic")),
+        ("tool", stream_fixture("tool")),
+        ("reasoning", stream_fixture("reasoning")),
+        ("broken", stream_fixture("broken")),
+        ("cache", cache_stream()),
+        ("exception", exception_stream()),
+    ]
+}
+
+fn stream_request(api: ClientApi) -> &'static [u8] {
+    if api == ClientApi::OpenAI {
+        OPENAI_STREAM
+    } else {
+        ANTHROPIC_STREAM
+    }
+}
+
+#[test]
+fn stream_responses() {
+    for (name, wire) in streams() {
+        for api in [ClientApi::OpenAI, ClientApi::Anthropic] {
+            let snap = response_snapshot(
+                &mut translator(api),
+                endpoint(api),
+                stream_request(api),
+                &amz_headers(),
+                &wire,
+            );
+            insta::assert_snapshot!(
+                format!("bedrock_{api:?}_stream__{name}").to_lowercase(),
+                snap
+            );
+        }
+    }
+}
+
+#[test]
+fn stream_without_include_usage_has_no_usage_chunk_but_still_meters() {
+    let mut t = translator(ClientApi::OpenAI);
+    let snap = response_snapshot(
+        &mut t,
+        Endpoint::ChatCompletions,
+        OPENAI_STREAM_NO_USAGE,
+        &amz_headers(),
+        &stream_fixture("basic"),
+    );
+    assert!(!snap.contains("\"usage\""), "{snap}");
+    assert!(snap.contains("input: Some("), "{snap}");
+    assert!(snap.trim_end().ends_with("data: [DONE]"), "{snap}");
+}
+
+#[test]
+fn stream_content_type_becomes_sse() {
+    let mut t = translator(ClientApi::OpenAI);
+    let snap = response_snapshot(
+        &mut t,
+        Endpoint::ChatCompletions,
+        OPENAI_STREAM,
+        &amz_headers(),
+        &stream_fixture("basic"),
+    );
+    assert!(
+        snap.starts_with("headers: content-type: text/event-stream"),
+        "{snap}"
+    );
+}
+
+#[test]
+fn every_split_gives_identical_output() {
+    // Exhaustive over two-piece splits, plus byte-at-a-time, for every stream fixture.
+    for (name, wire) in streams() {
+        for api in [ClientApi::OpenAI, ClientApi::Anthropic] {
+            let whole = run_stream(api, &[&wire]);
+            let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+            assert_eq!(
+                run_stream(api, &bytes),
+                whole,
+                "{name} {api:?} byte-by-byte"
+            );
+            for cut in (0..=wire.len()).step_by(7) {
+                let (a, b) = wire.split_at(cut);
+                assert_eq!(
+                    run_stream(api, &[a, b]),
+                    whole,
+                    "{name} {api:?} cut at {cut}"
+                );
+            }
+        }
+    }
+}
+
+fn run_stream(api: ClientApi, chunks: &[&[u8]]) -> (String, aigw_core::TokenUsage) {
+    let mut t = translator(api);
+    let body = bytes::Bytes::from_static(stream_request(api));
+    let info = aigw_core::api::sniff(endpoint(api), &body).unwrap();
+    let headers = HeaderMap::new();
+    t.request(&aigw_core::RequestContext {
+        body: &body,
+        info: &info,
+        headers: &headers,
+        force_include_usage: false,
+    })
+    .unwrap();
+    t.response_headers(StatusCode::OK, &amz_headers()).unwrap();
+    let (out, usage, _) = feed(&mut t, chunks);
+    (normalize(&String::from_utf8(out).unwrap()), usage)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn any_chunking_gives_identical_output_and_usage(
+        which in 0usize..6,
+        cuts in proptest::collection::vec(0usize..4000, 0..12),
+        openai in proptest::bool::ANY,
+    ) {
+        let all = streams();
+        let wire = &all[which].1;
+        let api = if openai { ClientApi::OpenAI } else { ClientApi::Anthropic };
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (wire.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for c in cuts {
+            chunks.push(&wire[prev..c]);
+            prev = c;
+        }
+        chunks.push(&wire[prev..]);
+        proptest::prop_assert_eq!(run_stream(api, &chunks), run_stream(api, &[wire]));
+    }
+}
+
+#[test]
+fn errors_are_normalised_with_faithful_status() {
+    let cases: [(&str, u16, Option<&str>, &[u8]); 4] = [
+        (
+            "throttling",
+            429,
+            Some("ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+            br#"{"message":"Too many requests, please wait before trying again."}"#,
+        ),
+        (
+            "validation",
+            400,
+            Some("ValidationException"),
+            br#"{"message":"The model returned the following errors: max_tokens: Field required"}"#,
+        ),
+        (
+            "access_denied",
+            403,
+            Some("AccessDeniedException"),
+            br#"{"Message":"You don't have access to the model with the specified model ID."}"#,
+        ),
+        ("non_json", 503, None, b"<html>Service Unavailable</html>"),
+    ];
+    for (name, status, kind, body) in cases {
+        let mut headers = HeaderMap::new();
+        if let Some(k) = kind {
+            headers.insert("x-amzn-errortype", HeaderValue::from_static(k));
+        }
+        for api in [ClientApi::OpenAI, ClientApi::Anthropic] {
+            let mut t = translator(api);
+            let e = t
+                .response_error(StatusCode::from_u16(status).unwrap(), &headers, body)
+                .unwrap();
+            assert_eq!(e.status.as_u16(), status);
+            let v: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
+            insta::assert_snapshot!(
+                format!("bedrock_{api:?}_error__{name}").to_lowercase(),
+                serde_json::to_string_pretty(&v).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn embeddings() {
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("titan", br#"{"model":"amazon.titan-embed-text-v2:0","input":"hello world","dimensions":1024}"#, "titan_embeddings"),
+        ("cohere_batch", br#"{"model":"cohere.embed-english-v3","input":["hello","world"]}"#, "cohere_embeddings"),
+        ("titan_base64", br#"{"model":"amazon.titan-embed-text-v2:0","input":["hello world"],"encoding_format":"base64"}"#, "titan_embeddings"),
+    ];
+    for (name, req, resp) in cases {
+        let mut t = EmbeddingsTranslator::new(None);
+        let rq = request_snapshot(&mut t, Endpoint::Embeddings, req, &HeaderMap::new());
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amzn-bedrock-input-token-count",
+            HeaderValue::from_static("2"),
+        );
+        let body = std::fs::read(fixture(&format!("bedrock/responses/{resp}.json"))).unwrap();
+        let mut t = EmbeddingsTranslator::new(None);
+        let rs = response_snapshot(&mut t, Endpoint::Embeddings, req, &h, &body);
+        insta::assert_snapshot!(
+            format!("bedrock_embeddings__{name}"),
+            format!("{rq}\n\n---\n\n{rs}")
+        );
+    }
+    let mut t = EmbeddingsTranslator::new(None);
+    let e = request_snapshot(
+        &mut t,
+        Endpoint::Embeddings,
+        br#"{"model":"amazon.titan-embed-text-v2:0","input":["a","b"]}"#,
+        &HeaderMap::new(),
+    );
+    assert!(e.starts_with("ERROR 422"), "{e}");
+    let e = request_snapshot(
+        &mut t,
+        Endpoint::Embeddings,
+        br#"{"model":"amazon.titan-embed-text-v2:0","input":[1,2,3]}"#,
+        &HeaderMap::new(),
+    );
+    assert!(e.starts_with("ERROR 422"), "{e}");
+}
