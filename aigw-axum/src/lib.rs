@@ -3,3 +3,26 @@
 //! The gateway in-process: build it from a configuration snapshot and mount it as a
 //! tower `Service`, an axum `Router` or a `Layer` in your own service. Also home of the
 //! standalone `aigw` binary and its bundled provider simulator.
+//!
+//! * [`Gateway`] — the `tower::Service`, with [`Gateway::router`] and [`Gateway::layer`];
+//!   its [`Snapshot`] (routing, translators, meter) is hot-swappable with
+//!   [`Gateway::swap`];
+//! * [`RoutePlanner`] — routing, implemented over a loaded configuration by
+//!   [`config::ConfigPlanner`];
+//! * [`RecordSink`] — one [`aigw_core::exchange::ExchangeRecord`] per request, the hook
+//!   for access logs and metrics.
+
+pub mod client;
+pub mod error;
+pub mod gateway;
+pub mod layer;
+mod proxy;
+pub mod record;
+mod stream;
+
+pub use error::GatewayError;
+pub use gateway::{
+    Gateway, GatewayBuilder, ModelEntry, RetryPolicy, RoutePlanner, Settings, Snapshot,
+};
+pub use layer::{GatewayLayer, GatewayService};
+pub use record::{RecordSink, TracingSink};

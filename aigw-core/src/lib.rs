@@ -21,6 +21,7 @@ pub mod config;
 pub mod cost;
 pub mod credential;
 pub mod error;
+pub mod exchange;
 pub mod meter;
 pub mod routing;
 pub mod schema;

@@ -1,0 +1,3 @@
+//! The standalone `aigw` binary.
+
+fn main() {}

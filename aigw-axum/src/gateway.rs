@@ -1,0 +1,264 @@
+//! The gateway handle: a hot-swappable configuration snapshot, the upstream client and
+//! the settings every request shares.
+
+use crate::client::{ClientSettings, HttpClient, build_client};
+use crate::error::GatewayError;
+use crate::layer::GatewayLayer;
+use crate::record::{RecordSink, TracingSink};
+use aigw_core::api::Endpoint;
+use aigw_core::exchange::Plan;
+use aigw_core::meter::NoopMeter;
+use aigw_core::{Result, TokenMeter, TranslatorFactory};
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use http::{HeaderMap, Request, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Chooses the route and the ordered backends for a request.
+///
+/// Implemented over the compiled routing snapshot of a configuration
+/// ([`crate::config::ConfigPlanner`]); tests and embedders can supply their own.
+pub trait RoutePlanner: Send + Sync + 'static {
+    /// Plans a request for `model` (already in `headers` as `x-ai-eg-model`), or fails
+    /// with [`aigw_core::Error::NoRoute`].
+    fn plan(&self, endpoint: Endpoint, model: &str, headers: &HeaderMap) -> Result<Plan>;
+
+    /// Model names served, for `GET /v1/models`.
+    fn models(&self) -> Vec<ModelEntry> {
+        Vec::new()
+    }
+
+    /// Whether streams must carry usage upstream (costs or token limits are configured).
+    fn force_include_usage(&self) -> bool {
+        false
+    }
+}
+
+/// One entry of the models list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// The model name.
+    pub id: String,
+    /// `owned_by` (`modelsOwnedBy`).
+    pub owned_by: String,
+    /// Creation time as Unix seconds (`modelsCreatedAt`).
+    pub created: i64,
+}
+
+/// Everything that changes when the configuration changes; swapped atomically.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// Routing.
+    pub planner: Arc<dyn RoutePlanner>,
+    /// Translators for every (client API × backend schema) pair.
+    pub factory: Arc<dyn TranslatorFactory>,
+    /// Token meter.
+    pub meter: Arc<dyn TokenMeter>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// A snapshot with the given planner and translator factory and no token meter.
+    pub fn new(planner: Arc<dyn RoutePlanner>, factory: Arc<dyn TranslatorFactory>) -> Self {
+        Self {
+            planner,
+            factory,
+            meter: Arc::new(NoopMeter),
+        }
+    }
+
+    /// Replaces the token meter.
+    #[must_use]
+    pub fn with_meter(mut self, meter: Arc<dyn TokenMeter>) -> Self {
+        self.meter = meter;
+        self
+    }
+}
+
+/// How failed attempts are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included. Backends are tried in plan order
+    /// (priority group by group) and the order wraps around when attempts remain.
+    pub max_attempts: u32,
+    /// Delay before retrying the same backend (doubled per retry).
+    pub backoff: Duration,
+    /// The longest `Retry-After` honoured; a longer one ends retries on that backend.
+    pub retry_after_cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Duration::from_millis(100),
+            retry_after_cap: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Settings shared by every request.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Request timeout when the route sets none (upstream's default is 60 s).
+    pub default_request_timeout: Duration,
+    /// Stream idle timeout when the route sets none.
+    pub default_stream_idle_timeout: Option<Duration>,
+    /// Largest upstream error body read for normalisation.
+    pub max_error_body_bytes: usize,
+    /// Retry and fallback behaviour.
+    pub retry: RetryPolicy,
+    /// Upstream client settings.
+    pub client: ClientSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 * 1024 * 1024,
+            default_request_timeout: Duration::from_secs(60),
+            default_stream_idle_timeout: None,
+            max_error_body_bytes: 1024 * 1024,
+            retry: RetryPolicy::default(),
+            client: ClientSettings::default(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    pub(crate) client: HttpClient,
+    pub(crate) settings: Settings,
+    pub(crate) sink: Arc<dyn RecordSink>,
+}
+
+/// The gateway: a `tower::Service` over `http::Request<axum::body::Body>`, cheap to
+/// clone (all clones share one snapshot, client and pool).
+///
+/// ```no_run
+/// # async fn demo(snapshot: aigw_axum::Snapshot) -> Result<(), Box<dyn std::error::Error>> {
+/// let gateway = aigw_axum::Gateway::builder(snapshot).build()?;
+/// let app = axum::Router::new().nest_service("/ai", gateway.clone());
+/// # let _ = app; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Gateway`].
+pub struct GatewayBuilder {
+    snapshot: Snapshot,
+    settings: Settings,
+    sink: Arc<dyn RecordSink>,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayBuilder")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayBuilder {
+    /// Replaces the settings.
+    #[must_use]
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Sends finished exchanges to `sink` instead of the default access log.
+    #[must_use]
+    pub fn record_sink(mut self, sink: Arc<dyn RecordSink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// Builds the gateway and its upstream client.
+    pub fn build(self) -> Result<Gateway, GatewayError> {
+        let client = build_client(&self.settings.client)?;
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                snapshot: ArcSwap::from_pointee(self.snapshot),
+                client,
+                settings: self.settings,
+                sink: self.sink,
+            }),
+        })
+    }
+}
+
+impl Gateway {
+    /// Starts building a gateway over a configuration snapshot.
+    pub fn builder(snapshot: Snapshot) -> GatewayBuilder {
+        GatewayBuilder {
+            snapshot,
+            settings: Settings::default(),
+            sink: Arc::new(TracingSink),
+        }
+    }
+
+    /// Atomically replaces the configuration; requests in flight finish on the old one.
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.inner.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// The current configuration snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    /// An axum router answering every gateway endpoint; mount it with `nest` or
+    /// `merge`.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new().fallback_service(self.clone())
+    }
+
+    /// A layer that answers gateway endpoints and passes every other request to the
+    /// wrapped service.
+    pub fn layer(&self) -> GatewayLayer {
+        GatewayLayer::new(self.clone())
+    }
+
+    /// Handles one request.
+    pub async fn handle(&self, request: Request<Body>) -> Response<Body> {
+        crate::proxy::handle(self.inner.clone(), request).await
+    }
+}
+
+impl tower::Service<Request<Body>> for Gateway {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(crate::proxy::handle(inner, request).await) })
+    }
+}

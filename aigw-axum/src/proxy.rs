@@ -1,0 +1,421 @@
+//! One request through the gateway: read, plan, attempt (with retries and fallback),
+//! respond (buffered or streamed).
+
+use crate::gateway::{Inner, ModelEntry, Snapshot};
+use crate::stream::{Finisher, StreamBody};
+use aigw_core::api::Endpoint;
+use aigw_core::exchange::{Attempt, Exchange, Plan, ResponseStart, retry_after};
+use aigw_core::{ClientApi, Error, OutgoingRequest};
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Parsing bound for `Retry-After` before it is compared with the policy's cap.
+const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
+    let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
+        let e = Error::UnsupportedPath {
+            path: request.uri().path().to_owned(),
+        };
+        return error_response(ClientApi::OpenAI, &e);
+    };
+    let snapshot = inner.snapshot.load_full();
+    if endpoint.is_local() {
+        return models_response(endpoint, &snapshot.planner.models());
+    }
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, inner.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return error_response(endpoint.client_api(), &e),
+    };
+    let exchange = match Exchange::new(endpoint, parts.headers, body) {
+        Ok(ex) => ex,
+        Err(e) => return error_response(endpoint.client_api(), &e),
+    };
+    let mut finisher = Finisher::new(exchange, inner.sink.clone());
+    match run(&inner, &snapshot, &mut finisher).await {
+        Ok(response) => response,
+        Err(e) => {
+            let api = endpoint.client_api();
+            finisher.finish(e.status(), Some(&e));
+            error_response(api, &e)
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(Error::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+/// Why an attempt did not produce a response for the client.
+enum Failure {
+    /// No usable response: connect failure, reset, timeout, credentials.
+    Transport(Error),
+    /// An error response, normalised for the client.
+    Response {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+}
+
+async fn run(
+    inner: &Arc<Inner>,
+    snapshot: &Snapshot,
+    finisher: &mut Finisher,
+) -> Result<Response<Body>, Error> {
+    let settings = &inner.settings;
+    let ex = finisher.exchange_mut()?;
+    let endpoint = ex.endpoint();
+    let plan: Plan = snapshot
+        .planner
+        .plan(endpoint, &ex.info().model, ex.headers())?;
+    if plan.targets.is_empty() {
+        return Err(Error::NoRoute {
+            model: ex.info().model.clone(),
+        });
+    }
+    ex.set_route(plan.route.clone());
+    ex.set_force_include_usage(snapshot.planner.force_include_usage());
+    ex.reserve(snapshot.meter.clone(), &plan.targets[0], None)
+        .await?;
+
+    let started = Instant::now();
+    let deadline = started + plan.request_timeout.unwrap_or(settings.default_request_timeout);
+    let idle = plan
+        .stream_idle_timeout
+        .or(settings.default_stream_idle_timeout);
+    let max_attempts = settings.retry.max_attempts.max(1) as usize;
+    let mut last = Failure::Transport(Error::UpstreamUnavailable {
+        message: "no attempt was made".into(),
+    });
+    let mut delay = Duration::ZERO;
+    let mut upstream_wait = Duration::ZERO;
+
+    for i in 0..max_attempts {
+        let target = &plan.targets[i % plan.targets.len()];
+        if i > 0 {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if delay >= remaining {
+                break;
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        let next_same_backend = plan
+            .targets
+            .get((i + 1) % plan.targets.len())
+            .is_some_and(|t| t.backend == target.backend);
+        let backoff = settings.retry.backoff * 2u32.saturating_pow(i as u32);
+        delay = if next_same_backend {
+            backoff
+        } else {
+            Duration::ZERO
+        };
+
+        let ex = finisher.exchange_mut()?;
+        let mut attempt = match ex.attempt(target, &*snapshot.factory) {
+            Ok(a) => a,
+            Err(e) if plan.targets.len() > 1 && e.status().is_client_error() => {
+                // The backend's schema cannot express the request; another may.
+                tracing::debug!(backend = %target.backend, error = %e, "skipping backend");
+                last = Failure::Transport(e);
+                delay = Duration::ZERO;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(provider) = &target.credential {
+            let applied = match provider.credential().await {
+                Ok(c) => provider.apply(&c, attempt.request_mut()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = applied {
+                tracing::warn!(backend = %target.backend, error = %e, "upstream credentials failed");
+                last = Failure::Transport(e);
+                continue;
+            }
+        }
+
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let per_try = plan.per_try_timeout.map_or(remaining, |t| t.min(remaining));
+        let sent = Instant::now();
+        let outcome = send(inner, attempt.request(), per_try).await;
+        upstream_wait += sent.elapsed();
+        let response = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(backend = %target.backend, attempt = i + 1, error = %e, "attempt failed");
+                last = Failure::Transport(e);
+                continue;
+            }
+        };
+        let (parts, incoming) = response.into_parts();
+        match attempt.response_headers(parts.status, &parts.headers)? {
+            ResponseStart::Error { retryable } => {
+                let body = read_error_body(incoming, settings.max_error_body_bytes, per_try).await;
+                let normalised = normalise_error(&mut attempt, parts.status, &parts.headers, &body);
+                tracing::debug!(backend = %target.backend, status = %parts.status, attempt = i + 1, "upstream error");
+                if !retryable {
+                    return Ok(finish_failure(finisher, normalised, endpoint));
+                }
+                if let Some(after) = retry_after(&parts.headers, RETRY_AFTER_CEILING)
+                    && next_same_backend
+                {
+                    if after > settings.retry.retry_after_cap {
+                        // The backend asks for longer than we wait: give up on it.
+                        last = normalised;
+                        break;
+                    }
+                    delay = delay.max(after);
+                }
+                last = normalised;
+            }
+            ResponseStart::Success(headers) => {
+                let ex = finisher.exchange_mut()?;
+                ex.record_mut().upstream_wait = Some(upstream_wait);
+                if attempt.streaming() {
+                    let wait = idle.map_or(per_try, |d| d.min(per_try));
+                    let mut incoming = incoming;
+                    match next_data(&mut incoming, Some(wait)).await {
+                        Ok(first) => {
+                            return Ok(stream_response(
+                                finisher,
+                                attempt,
+                                incoming,
+                                first,
+                                parts.status,
+                                headers,
+                                idle,
+                            ));
+                        }
+                        Err(e) => {
+                            // Nothing has reached the client yet: fail over.
+                            tracing::debug!(backend = %target.backend, error = %e, "stream failed before its first byte");
+                            last = Failure::Transport(e);
+                            continue;
+                        }
+                    }
+                }
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let per_try = plan.per_try_timeout.map_or(remaining, |t| t.min(remaining));
+                let body = match tokio::time::timeout(per_try, incoming.collect()).await {
+                    Ok(Ok(c)) => c.to_bytes(),
+                    Ok(Err(e)) => {
+                        last = Failure::Transport(Error::UpstreamUnavailable {
+                            message: format!("reading the response body: {e}"),
+                        });
+                        continue;
+                    }
+                    Err(_) => {
+                        last = Failure::Transport(Error::Timeout {
+                            message: "reading the response body".into(),
+                        });
+                        continue;
+                    }
+                };
+                let out = ex.chunk(&mut attempt, body, true)?;
+                finisher.finish(parts.status, None);
+                let mut response = Response::new(Body::from(out));
+                *response.status_mut() = parts.status;
+                *response.headers_mut() = headers;
+                return Ok(response);
+            }
+        }
+    }
+    Ok(finish_failure(finisher, last, endpoint))
+}
+
+fn finish_failure(finisher: &mut Finisher, failure: Failure, endpoint: Endpoint) -> Response<Body> {
+    match failure {
+        Failure::Transport(e) => {
+            finisher.finish(e.status(), Some(&e));
+            error_response(endpoint.client_api(), &e)
+        }
+        Failure::Response {
+            status,
+            headers,
+            body,
+        } => {
+            let e = Error::Upstream {
+                status,
+                message: String::from_utf8_lossy(&body).into_owned(),
+            };
+            finisher.finish(status, Some(&e));
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            response
+        }
+    }
+}
+
+fn normalise_error(
+    attempt: &mut Attempt,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Failure {
+    match attempt.error(status, headers, body) {
+        Ok(er) => {
+            let mut out = HeaderMap::new();
+            out.insert(header::CONTENT_TYPE, JSON);
+            if let Some(ra) = headers.get(header::RETRY_AFTER) {
+                out.insert(header::RETRY_AFTER, ra.clone());
+            }
+            er.headers.apply_to(&mut out);
+            Failure::Response {
+                status: er.status,
+                headers: out,
+                body: er.body,
+            }
+        }
+        Err(e) => Failure::Transport(e),
+    }
+}
+
+async fn send(
+    inner: &Inner,
+    request: &OutgoingRequest,
+    timeout: Duration,
+) -> Result<Response<Incoming>, Error> {
+    let uri = format!("{}://{}{}", request.scheme, request.authority, request.path);
+    let mut builder = Request::builder().method(request.method.clone()).uri(uri);
+    if let Some(h) = builder.headers_mut() {
+        *h = request.headers.clone();
+    }
+    let req = builder
+        .body(Full::new(request.body.clone()))
+        .map_err(|e| Error::internal(format!("invalid upstream request: {e}")))?;
+    match tokio::time::timeout(timeout, inner.client.request(req)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(Error::UpstreamUnavailable {
+            message: describe_client_error(&e),
+        }),
+        Err(_) => Err(Error::Timeout {
+            message: format!("no response from {} within {timeout:?}", request.authority),
+        }),
+    }
+}
+
+fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+async fn read_error_body(incoming: Incoming, limit: usize, timeout: Duration) -> Bytes {
+    match tokio::time::timeout(timeout, Limited::new(incoming, limit).collect()).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        _ => Bytes::new(),
+    }
+}
+
+/// Waits for the next data frame, skipping trailers; `Ok(empty)` at the end of the body.
+pub(crate) async fn next_data(
+    incoming: &mut Incoming,
+    idle: Option<Duration>,
+) -> Result<Bytes, Error> {
+    loop {
+        let frame = match idle {
+            Some(idle) => match tokio::time::timeout(idle, incoming.frame()).await {
+                Ok(f) => f,
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        message: format!("stream idle for {idle:?}"),
+                    });
+                }
+            },
+            None => incoming.frame().await,
+        };
+        match frame {
+            None => return Ok(Bytes::new()),
+            Some(Err(e)) => {
+                return Err(Error::UpstreamUnavailable {
+                    message: format!("upstream stream broke: {e}"),
+                });
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    return Ok(data);
+                }
+            }
+        }
+    }
+}
+
+fn stream_response(
+    finisher: &mut Finisher,
+    attempt: Attempt,
+    incoming: Incoming,
+    first: Bytes,
+    status: StatusCode,
+    headers: HeaderMap,
+    idle: Option<Duration>,
+) -> Response<Body> {
+    let body = StreamBody::new(finisher.take(), attempt, incoming, first, idle, status);
+    let mut response = Response::new(Body::from_stream(body.into_stream()));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// An error in the client API's envelope.
+pub(crate) fn error_response(api: ClientApi, e: &Error) -> Response<Body> {
+    let mut response = Response::new(Body::from(e.to_body(api)));
+    *response.status_mut() = e.status();
+    response.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    if let Some(after) = e.retry_after()
+        && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+fn models_response(endpoint: Endpoint, models: &[ModelEntry]) -> Response<Body> {
+    let value = match endpoint.client_api() {
+        ClientApi::OpenAI => serde_json::json!({
+            "object": "list",
+            "data": models.iter().map(|m| serde_json::json!({
+                "id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by,
+            })).collect::<Vec<_>>(),
+        }),
+        ClientApi::Anthropic => serde_json::json!({
+            "data": models.iter().map(|m| serde_json::json!({
+                "type": "model", "id": m.id, "display_name": m.id, "created_at": m.created,
+            })).collect::<Vec<_>>(),
+            "has_more": false,
+            "first_id": models.first().map(|m| m.id.clone()),
+            "last_id": models.last().map(|m| m.id.clone()),
+        }),
+    };
+    let mut response = Response::new(Body::from(value.to_string()));
+    response.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    response
+}

@@ -1,0 +1,165 @@
+//! Streamed responses: upstream chunks translated and forwarded as they arrive.
+
+use crate::record::RecordSink;
+use aigw_core::Error;
+use aigw_core::exchange::{Attempt, Exchange};
+use bytes::Bytes;
+use futures::Stream;
+use http::StatusCode;
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Owns an exchange until it is finished, and finishes it exactly once: explicitly, or
+/// on drop as a client hang-up (status 499), which also settles the meter with the
+/// usage seen so far.
+pub(crate) struct Finisher {
+    exchange: Option<Exchange>,
+    sink: Arc<dyn RecordSink>,
+}
+
+/// The status recorded for requests the client abandoned (nginx's convention).
+pub(crate) fn client_closed() -> StatusCode {
+    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+impl Finisher {
+    pub(crate) fn new(exchange: Exchange, sink: Arc<dyn RecordSink>) -> Self {
+        Self {
+            exchange: Some(exchange),
+            sink,
+        }
+    }
+
+    pub(crate) fn exchange_mut(&mut self) -> Result<&mut Exchange, Error> {
+        self.exchange
+            .as_mut()
+            .ok_or_else(|| Error::internal("exchange already finished"))
+    }
+
+    /// Moves the exchange into a new finisher (the streaming body's).
+    pub(crate) fn take(&mut self) -> Self {
+        Self {
+            exchange: self.exchange.take(),
+            sink: self.sink.clone(),
+        }
+    }
+
+    pub(crate) fn finish(&mut self, status: StatusCode, error: Option<&Error>) {
+        if let Some(ex) = self.exchange.take() {
+            let record = ex.finish(status, error);
+            self.sink.record(&record);
+        }
+    }
+}
+
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        if self.exchange.is_some() {
+            let e = Error::internal("the client closed the connection");
+            self.finish(client_closed(), Some(&e));
+        }
+    }
+}
+
+/// The state of one streamed response.
+pub(crate) struct StreamBody {
+    finisher: Finisher,
+    attempt: Attempt,
+    incoming: Incoming,
+    first: Option<Bytes>,
+    idle: Option<Duration>,
+    status: StatusCode,
+    upstream_wait: Duration,
+    done: bool,
+}
+
+impl StreamBody {
+    pub(crate) fn new(
+        finisher: Finisher,
+        attempt: Attempt,
+        incoming: Incoming,
+        first: Bytes,
+        idle: Option<Duration>,
+        status: StatusCode,
+    ) -> Self {
+        Self {
+            finisher,
+            attempt,
+            incoming,
+            first: Some(first),
+            idle,
+            status,
+            upstream_wait: Duration::ZERO,
+            done: false,
+        }
+    }
+
+    /// The body as a stream of client bytes. Dropping it (client disconnect) drops the
+    /// upstream body, which closes the upstream connection, and finishes the exchange.
+    pub(crate) fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+        futures::stream::unfold(self, |mut s| async move {
+            let out = s.step().await?;
+            Some((Ok(out), s))
+        })
+    }
+
+    async fn step(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let (chunk, end) = match self.first.take() {
+                Some(first) if !first.is_empty() => (first, false),
+                Some(_) => (Bytes::new(), true),
+                None => {
+                    let waited = Instant::now();
+                    let next = crate::proxy::next_data(&mut self.incoming, self.idle).await;
+                    self.upstream_wait += waited.elapsed();
+                    match next {
+                        Ok(b) if b.is_empty() => (b, true),
+                        Ok(b) => (b, false),
+                        Err(e) => return Some(self.fail(&e)),
+                    }
+                }
+            };
+            let translated = match self.finisher.exchange_mut() {
+                Ok(ex) => ex.chunk(&mut self.attempt, chunk, end),
+                Err(_) => return None,
+            };
+            match translated {
+                Ok(out) if end => {
+                    self.done = true;
+                    self.add_wait();
+                    self.finisher.finish(self.status, None);
+                    return (!out.is_empty()).then_some(out);
+                }
+                Ok(out) if out.is_empty() => continue,
+                Ok(out) => return Some(out),
+                Err(e) => return Some(self.fail(&e)),
+            }
+        }
+    }
+
+    /// Ends the stream with an error event in the client's format.
+    fn fail(&mut self, e: &Error) -> Bytes {
+        self.done = true;
+        self.add_wait();
+        let event = self
+            .finisher
+            .exchange_mut()
+            .map(|ex| ex.stream_error_event(e))
+            .unwrap_or_default();
+        tracing::debug!(error = %e, "stream ended with an error");
+        self.finisher.finish(e.status(), Some(e));
+        event
+    }
+
+    fn add_wait(&mut self) {
+        if let Ok(ex) = self.finisher.exchange_mut() {
+            let r = ex.record_mut();
+            r.upstream_wait = Some(r.upstream_wait.unwrap_or_default() + self.upstream_wait);
+        }
+    }
+}

@@ -1,0 +1,865 @@
+//! The exchange engine: one client request's path through the gateway, transport-agnostic.
+//!
+//! Every adapter (the axum service, the Envoy ExtProc server) drives the same steps; only
+//! who moves the bytes differs:
+//!
+//! 1. [`Exchange::new`] sniffs the body (model, stream flag) and sets `x-ai-eg-model`,
+//!    overwriting any value the client sent;
+//! 2. the adapter routes (a [`Plan`] of [`Target`]s in attempt order) and calls
+//!    [`Exchange::reserve`] once;
+//! 3. per attempt, [`Exchange::attempt`] translates the *original* body for the target's
+//!    schema, applies the header and body mutations and yields an [`OutgoingRequest`]
+//!    ready for [`CredentialProvider::apply`];
+//! 4. [`Attempt::response_headers`] classifies the upstream's answer (success, retryable
+//!    error, final error); [`Exchange::chunk`] translates body chunks, folds cumulative
+//!    usage into the meter guard and records the time to first byte;
+//! 5. [`Exchange::finish`] settles the meter exactly once and returns the
+//!    [`ExchangeRecord`] that logging and metrics layers consume. If the exchange is
+//!    dropped instead (client hang-up), the [`MeterGuard`] settles with what was seen.
+//!
+//! No I/O and no async runtime here: the only async step is the meter reservation,
+//! which is a plain future.
+
+use crate::api::{Endpoint, RequestInfo, sniff};
+use crate::credential::{CredentialProvider, OutgoingRequest};
+use crate::error::{ClientApi, Error, Result, anthropic_error_type};
+use crate::meter::{MeterGuard, MeterRequest, TokenMeter};
+use crate::schema::VersionedSchema;
+use crate::translate::{
+    BodyChange, ErrorResponse, HeaderMutation, RequestContext, Translator, TranslatorFactory,
+    TranslatorSpec,
+};
+use crate::usage::TokenUsage;
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The routing header every request carries upstream and that routes match on.
+pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-ai-eg-model");
+
+/// Headers that never travel from the client to the upstream: hop-by-hop headers, the
+/// client's own credentials (the backend's credential provider sets the upstream's),
+/// `host` (the upstream authority is the dialled backend) and `accept-encoding`
+/// (translators need the upstream's bytes uncompressed).
+const STRIPPED_REQUEST_HEADERS: [HeaderName; 13] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::CONNECTION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::AUTHORIZATION,
+    header::ACCEPT_ENCODING,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+];
+
+/// Top-level JSON field edits applied to the upstream body (`bodyMutation`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BodyMutation {
+    /// Fields to set (top level only), with their JSON values.
+    pub set: Vec<(String, serde_json::Value)>,
+    /// Fields to remove (top level only).
+    pub remove: Vec<String>,
+}
+
+impl BodyMutation {
+    /// Whether the mutation changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+
+    /// Layers `over` on top of `self`: a field named by both takes `over`'s edit (the
+    /// route's mutation wins over the backend's).
+    pub fn merged_with(&self, over: &Self) -> Self {
+        let touched = |name: &str| {
+            over.set.iter().any(|(n, _)| n == name) || over.remove.iter().any(|n| n == name)
+        };
+        let mut out = Self {
+            set: self
+                .set
+                .iter()
+                .filter(|(n, _)| !touched(n))
+                .cloned()
+                .collect(),
+            remove: self
+                .remove
+                .iter()
+                .filter(|n| !touched(n))
+                .cloned()
+                .collect(),
+        };
+        out.set.extend(over.set.iter().cloned());
+        out.remove.extend(over.remove.iter().cloned());
+        out
+    }
+
+    /// Applies the mutation to a JSON object body: removals first, then sets.
+    pub fn apply(&self, body: &[u8]) -> Result<Bytes> {
+        let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|e| Error::internal(format!("body mutation needs a JSON object: {e}")))?;
+        for name in &self.remove {
+            obj.remove(name);
+        }
+        for (name, value) in &self.set {
+            obj.insert(name.clone(), value.clone());
+        }
+        serde_json::to_vec(&obj)
+            .map(Bytes::from)
+            .map_err(|e| Error::internal(format!("body mutation: {e}")))
+    }
+}
+
+/// Where a backend is dialled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAddr {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`.
+    pub authority: String,
+}
+
+/// One backend a request may be sent to, with everything needed to build its request.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The backend's name (`namespace/name`), for records, metrics and meters.
+    pub backend: Arc<str>,
+    /// The backend's API schema.
+    pub schema: VersionedSchema,
+    /// Where the backend is dialled.
+    pub upstream: UpstreamAddr,
+    /// `modelNameOverride` of the backendRef.
+    pub model_override: Option<Arc<str>>,
+    /// Header edits, route's already layered over the backend's.
+    pub headers: HeaderMutation,
+    /// Body edits, route's already layered over the backend's.
+    pub body: BodyMutation,
+    /// The backend's credentials, when it has a security policy.
+    pub credential: Option<Arc<dyn CredentialProvider>>,
+    /// Priority of the backendRef (0 is tried first).
+    pub priority: u32,
+}
+
+/// The route chosen for a request and its backends in the order they are tried.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The route (`namespace/name`).
+    pub route: Arc<str>,
+    /// Candidates in attempt order: priority group by priority group, weighted order
+    /// within a group.
+    pub targets: Vec<Target>,
+    /// Idle time allowed between upstream bytes (`streamIdleTimeout`), if configured.
+    pub stream_idle_timeout: Option<Duration>,
+    /// Overall request timeout (route `timeouts.request`, default 60 s).
+    pub request_timeout: Option<Duration>,
+    /// Per-try timeout (route `timeouts.backendRequest`), if configured.
+    pub per_try_timeout: Option<Duration>,
+}
+
+/// What happened to a request, for logging, metrics and metadata.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeRecord {
+    /// The client-facing endpoint.
+    pub endpoint: Option<Endpoint>,
+    /// The route that matched.
+    pub route: Option<Arc<str>>,
+    /// The backend that produced the response (the last one tried).
+    pub backend: Option<Arc<str>>,
+    /// The backend's schema provider name (`gen_ai.provider.name`).
+    pub provider: Option<&'static str>,
+    /// The model the client asked for.
+    pub request_model: String,
+    /// The model after `modelNameOverride`.
+    pub effective_model: Option<String>,
+    /// The model the upstream reported.
+    pub response_model: Option<String>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Final status sent to the client.
+    pub status: Option<StatusCode>,
+    /// Cumulative token usage.
+    pub usage: TokenUsage,
+    /// Cost values by metadata key (`llmRequestCosts`), filled by the adapter's cost hook.
+    pub costs: Vec<(String, u64)>,
+    /// Attempts made (1 when the first backend answered).
+    pub attempts: u32,
+    /// Time from the start of the exchange to its end.
+    pub latency: Option<Duration>,
+    /// Time from the start of the exchange to the first response body byte.
+    pub time_to_first_byte: Option<Duration>,
+    /// Time spent waiting on upstreams (request sent until response complete), so the
+    /// gateway's own overhead is `latency - upstream_wait`.
+    pub upstream_wait: Option<Duration>,
+    /// The error's message, when the exchange failed.
+    pub error: Option<String>,
+}
+
+/// One client request in flight.
+#[derive(Debug)]
+pub struct Exchange {
+    endpoint: Endpoint,
+    body: Bytes,
+    info: RequestInfo,
+    headers: HeaderMap,
+    force_include_usage: bool,
+    started: Instant,
+    chunks: u64,
+    guard: Option<MeterGuard>,
+    record: ExchangeRecord,
+}
+
+impl Exchange {
+    /// Starts an exchange: sniffs the body and sets `x-ai-eg-model` on the headers.
+    ///
+    /// Fails with a 400 for malformed JSON or a missing model.
+    pub fn new(endpoint: Endpoint, mut headers: HeaderMap, body: Bytes) -> Result<Self> {
+        let info = sniff(endpoint, &body)?;
+        let value = HeaderValue::from_str(&info.model)
+            .map_err(|_| Error::bad_request("the model name is not a valid header value"))?;
+        headers.insert(MODEL_HEADER, value);
+        let record = ExchangeRecord {
+            endpoint: Some(endpoint),
+            request_model: info.model.clone(),
+            stream: info.stream,
+            ..ExchangeRecord::default()
+        };
+        Ok(Self {
+            endpoint,
+            body,
+            info,
+            headers,
+            force_include_usage: false,
+            started: Instant::now(),
+            chunks: 0,
+            guard: None,
+            record,
+        })
+    }
+
+    /// The client-facing endpoint.
+    pub const fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+
+    /// The error envelope family of the client.
+    pub const fn client_api(&self) -> ClientApi {
+        self.endpoint.client_api()
+    }
+
+    /// The sniffed request.
+    pub const fn info(&self) -> &RequestInfo {
+        &self.info
+    }
+
+    /// The client's headers with `x-ai-eg-model` set (what routes match on).
+    pub const fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The original body.
+    pub const fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Asks translators to request usage in streams even when the client did not
+    /// (because costs or token limits are configured).
+    pub const fn set_force_include_usage(&mut self, force: bool) {
+        self.force_include_usage = force;
+    }
+
+    /// Records the route that matched.
+    pub fn set_route(&mut self, route: Arc<str>) {
+        self.record.route = Some(route);
+    }
+
+    /// The record so far.
+    pub const fn record(&self) -> &ExchangeRecord {
+        &self.record
+    }
+
+    /// Mutable access to the record, for adapter hooks (costs, upstream wait).
+    pub const fn record_mut(&mut self) -> &mut ExchangeRecord {
+        &mut self.record
+    }
+
+    /// A rough token estimate for the reservation: a quarter of the body's bytes plus
+    /// the completion budget when the request names one.
+    pub fn estimate(&self) -> u64 {
+        let prompt = (self.body.len() as u64) / 4;
+        prompt + max_tokens(&self.body).unwrap_or(0)
+    }
+
+    /// Reserves tokens with the meter for the first target; the reservation is settled
+    /// exactly once, by [`Exchange::finish`] or when the exchange is dropped.
+    pub async fn reserve(
+        &mut self,
+        meter: Arc<dyn TokenMeter>,
+        target: &Target,
+        client: Option<&str>,
+    ) -> Result<()> {
+        let route = self.record.route.clone().unwrap_or_else(|| Arc::from(""));
+        let model = target
+            .model_override
+            .as_deref()
+            .unwrap_or(&self.info.model)
+            .to_owned();
+        let request = MeterRequest {
+            route: &route,
+            backend: &target.backend,
+            model: &model,
+            client,
+            estimate: self.estimate(),
+        };
+        let reservation = meter.reserve(&request).await?;
+        self.guard = Some(MeterGuard::new(meter, reservation));
+        Ok(())
+    }
+
+    /// Builds the upstream request for one attempt against `target`, translating the
+    /// original body afresh.
+    pub fn attempt(&mut self, target: &Target, factory: &dyn TranslatorFactory) -> Result<Attempt> {
+        self.record.attempts += 1;
+        self.record.backend = Some(target.backend.clone());
+        self.record.provider = Some(target.schema.name.provider_name());
+        let effective_model = target
+            .model_override
+            .as_deref()
+            .unwrap_or(&self.info.model)
+            .to_owned();
+        let spec = TranslatorSpec {
+            endpoint: self.endpoint,
+            schema: &target.schema,
+            model_override: target.model_override.as_deref(),
+        };
+        let mut translator = factory.translator(&spec)?;
+        let ctx = RequestContext {
+            body: &self.body,
+            info: &self.info,
+            headers: &self.headers,
+            force_include_usage: self.force_include_usage,
+        };
+        let up = translator.request(&ctx)?;
+
+        let mut headers = self.headers.clone();
+        for name in &STRIPPED_REQUEST_HEADERS {
+            headers.remove(name);
+        }
+        if target.model_override.is_some() {
+            let value = HeaderValue::from_str(&effective_model)
+                .map_err(|_| Error::internal("modelNameOverride is not a valid header value"))?;
+            headers.insert(MODEL_HEADER, value);
+        }
+        up.headers.apply_to(&mut headers);
+        target.headers.apply_to(&mut headers);
+        if !headers.contains_key(header::CONTENT_TYPE) {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+
+        let body = match up.body {
+            BodyChange::Unchanged => self.body.clone(),
+            BodyChange::Replaced(b) => b,
+        };
+        let body = if target.body.is_empty() {
+            body
+        } else {
+            target.body.apply(&body)?
+        };
+        self.record.effective_model = Some(effective_model);
+        Ok(Attempt {
+            translator,
+            request: OutgoingRequest {
+                method: up.method,
+                scheme: target.upstream.scheme.clone(),
+                authority: target.upstream.authority.clone(),
+                path: up.path,
+                headers,
+                body,
+            },
+            streaming: self.info.stream,
+        })
+    }
+
+    /// Translates one successful response chunk, folding usage into the meter guard and
+    /// noting the first byte. Returns the bytes for the client (possibly empty).
+    pub fn chunk(&mut self, attempt: &mut Attempt, chunk: Bytes, end: bool) -> Result<Bytes> {
+        let out = attempt.translator.response_chunk(&chunk, end)?;
+        if let Some(g) = self.guard.as_mut() {
+            g.update(&out.usage);
+        }
+        self.record.usage.update(&out.usage);
+        if out.response_model.is_some() {
+            self.record.response_model = out.response_model;
+        }
+        let bytes = out.body.unwrap_or(chunk);
+        if !bytes.is_empty() && self.record.time_to_first_byte.is_none() {
+            self.record.time_to_first_byte = Some(self.started.elapsed());
+        }
+        self.chunks += 1;
+        Ok(bytes)
+    }
+
+    /// Renders an error for the client in its API's envelope: status, content type and
+    /// body.
+    pub fn error_response(&self, error: &Error) -> (StatusCode, Bytes) {
+        (error.status(), error.to_body(self.client_api()))
+    }
+
+    /// Renders an error as a final event in the client's stream format, for failures
+    /// after the response has started (idle timeout, reset, malformed upstream data).
+    pub fn stream_error_event(&self, error: &Error) -> Bytes {
+        stream_error_event(self.endpoint, error)
+    }
+
+    /// Ends the exchange: settles the meter (exactly once) and returns the record.
+    pub fn finish(mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
+        if let Some(g) = self.guard.take() {
+            g.finish();
+        }
+        self.record.status = Some(status);
+        self.record.latency = Some(self.started.elapsed());
+        if let Some(e) = error {
+            self.record.error = Some(e.to_string());
+        }
+        self.record
+    }
+}
+
+/// The outcome of an upstream's response headers.
+#[derive(Debug)]
+pub enum ResponseStart {
+    /// A success: forward with these headers (mutations already applied).
+    Success(HeaderMap),
+    /// An error status: read the (small) body and call [`Attempt::error`]. `retryable`
+    /// says whether another attempt may be made instead (5xx, 429) as long as nothing
+    /// has been sent to the client.
+    Error {
+        /// Whether the status allows failing over.
+        retryable: bool,
+    },
+}
+
+/// One attempt against one backend: the outgoing request and the translator that reads
+/// the answer.
+pub struct Attempt {
+    translator: Box<dyn Translator>,
+    request: OutgoingRequest,
+    streaming: bool,
+}
+
+impl std::fmt::Debug for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attempt")
+            .field("method", &self.request.method)
+            .field("authority", &self.request.authority)
+            .field("path", &self.request.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Attempt {
+    /// The request to send (apply credentials to it first).
+    pub const fn request(&self) -> &OutgoingRequest {
+        &self.request
+    }
+
+    /// Mutable access to the request, for [`CredentialProvider::apply`].
+    pub const fn request_mut(&mut self) -> &mut OutgoingRequest {
+        &mut self.request
+    }
+
+    /// Whether the client asked for a stream.
+    pub const fn streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// Classifies the upstream's status and, on success, returns the headers for the
+    /// client (hop-by-hop and length headers removed; translator edits applied).
+    pub fn response_headers(
+        &mut self,
+        status: StatusCode,
+        upstream: &HeaderMap,
+    ) -> Result<ResponseStart> {
+        if !status.is_success() {
+            return Ok(ResponseStart::Error {
+                retryable: is_retryable_status(status),
+            });
+        }
+        let edits = self.translator.response_headers(status, upstream)?;
+        let mut headers = upstream.clone();
+        for name in [
+            header::CONTENT_LENGTH,
+            header::CONNECTION,
+            header::TRANSFER_ENCODING,
+            header::CONTENT_ENCODING,
+            HeaderName::from_static("keep-alive"),
+        ] {
+            headers.remove(name);
+        }
+        edits.apply_to(&mut headers);
+        Ok(ResponseStart::Success(headers))
+    }
+
+    /// Normalises an upstream error response into the client's envelope.
+    pub fn error(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        self.translator.response_error(status, headers, body)
+    }
+}
+
+/// Whether an upstream status allows failing over to the next attempt.
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Parses `Retry-After` (delay seconds; HTTP dates are treated as absent) capped at
+/// `cap`.
+pub fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = v.trim().parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs.min(cap.as_secs_f64())))
+}
+
+/// Renders an error as one event in the stream format of `endpoint`'s client API.
+///
+/// OpenAI SDKs raise on a `data:` payload carrying an `error` object; Anthropic SDKs on
+/// an `event: error`.
+pub fn stream_error_event(endpoint: Endpoint, error: &Error) -> Bytes {
+    match endpoint.client_api() {
+        ClientApi::OpenAI => {
+            let body = error.to_body(ClientApi::OpenAI);
+            let mut out = Vec::with_capacity(body.len() + 10);
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(&body);
+            out.extend_from_slice(b"\n\n");
+            Bytes::from(out)
+        }
+        ClientApi::Anthropic => {
+            let value = serde_json::json!({
+                "type": "error",
+                "error": {
+                    "type": anthropic_error_type(error.status()),
+                    "message": error.to_string(),
+                }
+            });
+            Bytes::from(format!("event: error\ndata: {value}\n\n"))
+        }
+    }
+}
+
+fn max_tokens(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Budget {
+        #[serde(default)]
+        max_tokens: Option<u64>,
+        #[serde(default)]
+        max_completion_tokens: Option<u64>,
+    }
+    let b: Budget = serde_json::from_slice(body).ok()?;
+    b.max_completion_tokens.or(b.max_tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meter::Reservation;
+    use crate::schema::ApiSchema;
+    use crate::translate::{ResponseChunk, UpstreamRequest};
+    use http::Method;
+    use std::sync::Mutex;
+
+    /// Echoes the request path, counts chunks and reports usage `output = bytes seen`.
+    struct Echo {
+        seen: u64,
+    }
+
+    impl Translator for Echo {
+        fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
+            let mut headers = HeaderMutation::default();
+            headers.set_static("x-translated", "yes");
+            Ok(UpstreamRequest {
+                method: Method::POST,
+                path: format!("/v1/chat/completions?stream={}", req.info.stream),
+                headers,
+                body: BodyChange::Unchanged,
+            })
+        }
+        fn response_headers(&mut self, _s: StatusCode, _h: &HeaderMap) -> Result<HeaderMutation> {
+            let mut m = HeaderMutation::default();
+            m.set_static("content-type", "text/event-stream");
+            Ok(m)
+        }
+        fn response_chunk(&mut self, chunk: &[u8], _end: bool) -> Result<ResponseChunk> {
+            self.seen += chunk.len() as u64;
+            Ok(ResponseChunk {
+                body: None,
+                usage: TokenUsage {
+                    output: Some(self.seen),
+                    ..Default::default()
+                },
+                response_model: Some("m-2024".into()),
+            })
+        }
+        fn response_error(
+            &mut self,
+            status: StatusCode,
+            _h: &HeaderMap,
+            body: &[u8],
+        ) -> Result<ErrorResponse> {
+            Ok(ErrorResponse {
+                status,
+                headers: HeaderMutation::default(),
+                body: Bytes::copy_from_slice(body),
+            })
+        }
+    }
+
+    struct Factory;
+    impl TranslatorFactory for Factory {
+        fn translator(&self, _spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
+            Ok(Box::new(Echo { seen: 0 }))
+        }
+    }
+
+    #[derive(Default)]
+    struct Rec(Mutex<Vec<TokenUsage>>);
+    #[async_trait::async_trait]
+    impl TokenMeter for Rec {
+        async fn reserve(&self, r: &MeterRequest<'_>) -> Result<Reservation> {
+            Ok(Reservation {
+                id: 7,
+                estimate: r.estimate,
+                keys: vec![r.backend.to_owned()],
+            })
+        }
+        fn settle(&self, _r: Reservation, usage: &TokenUsage) {
+            self.0.lock().unwrap().push(*usage);
+        }
+    }
+
+    fn target() -> Target {
+        let mut headers = HeaderMutation::default();
+        headers.set_static("x-route", "r1");
+        Target {
+            backend: Arc::from("default/openai"),
+            schema: VersionedSchema::new(ApiSchema::OpenAI),
+            upstream: UpstreamAddr {
+                scheme: "http".into(),
+                authority: "127.0.0.1:9".into(),
+            },
+            model_override: Some(Arc::from("gpt-override")),
+            headers,
+            body: BodyMutation {
+                set: vec![("temperature".into(), serde_json::json!(0.5))],
+                remove: vec!["user".into()],
+            },
+            credential: None,
+            priority: 0,
+        }
+    }
+
+    /// Polls a future that never awaits anything pending (the test meter is ready at once).
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("future was not ready"),
+        }
+    }
+
+    fn client_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(MODEL_HEADER, HeaderValue::from_static("spoofed"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer client"));
+        h.insert("x-api-key", HeaderValue::from_static("client"));
+        h.insert(header::HOST, HeaderValue::from_static("gateway.local"));
+        h.insert("x-custom", HeaderValue::from_static("kept"));
+        h
+    }
+
+    #[test]
+    fn new_overwrites_model_header_and_rejects_bad_json() {
+        let ex = Exchange::new(
+            Endpoint::ChatCompletions,
+            client_headers(),
+            Bytes::from_static(br#"{"model":"gpt-4o","stream":true,"max_tokens":100}"#),
+        )
+        .unwrap();
+        assert_eq!(ex.headers()[MODEL_HEADER], "gpt-4o");
+        assert!(ex.info().stream);
+        assert!(ex.estimate() >= 100);
+
+        let err = Exchange::new(
+            Endpoint::Messages,
+            HeaderMap::new(),
+            Bytes::from_static(b"{nope"),
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn attempt_translates_original_strips_client_credentials_and_mutates() {
+        let mut ex = Exchange::new(
+            Endpoint::ChatCompletions,
+            client_headers(),
+            Bytes::from_static(br#"{"model":"gpt-4o","user":"u1","messages":[]}"#),
+        )
+        .unwrap();
+        let a = ex.attempt(&target(), &Factory).unwrap();
+        let r = a.request();
+        assert_eq!(r.path, "/v1/chat/completions?stream=false");
+        assert_eq!(r.authority, "127.0.0.1:9");
+        assert_eq!(r.headers[MODEL_HEADER], "gpt-override");
+        assert_eq!(r.headers["x-translated"], "yes");
+        assert_eq!(r.headers["x-route"], "r1");
+        assert_eq!(r.headers["x-custom"], "kept");
+        assert!(r.headers.get(header::AUTHORIZATION).is_none());
+        assert!(r.headers.get("x-api-key").is_none());
+        assert!(r.headers.get(header::HOST).is_none());
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["temperature"], 0.5);
+        assert!(body.get("user").is_none());
+        // The original is untouched, so a second attempt sees the same input.
+        assert_eq!(
+            ex.body().as_ref(),
+            br#"{"model":"gpt-4o","user":"u1","messages":[]}"#
+        );
+        let _second = ex.attempt(&target(), &Factory).unwrap();
+        assert_eq!(ex.record().attempts, 2);
+        assert_eq!(ex.record().effective_model.as_deref(), Some("gpt-override"));
+    }
+
+    #[test]
+    fn chunks_fold_usage_and_finish_settles_once() {
+        let meter = Arc::new(Rec::default());
+        let mut ex = Exchange::new(
+            Endpoint::ChatCompletions,
+            HeaderMap::new(),
+            Bytes::from_static(br#"{"model":"gpt-4o","stream":true}"#),
+        )
+        .unwrap();
+        let t = target();
+        ready(ex.reserve(meter.clone(), &t, None)).unwrap();
+        let mut a = ex.attempt(&t, &Factory).unwrap();
+        match a.response_headers(StatusCode::OK, &HeaderMap::new()).unwrap() {
+            ResponseStart::Success(h) => assert_eq!(h["content-type"], "text/event-stream"),
+            ResponseStart::Error { .. } => panic!("expected success"),
+        }
+        let out = ex.chunk(&mut a, Bytes::from_static(b"abc"), false).unwrap();
+        assert_eq!(out.as_ref(), b"abc");
+        ex.chunk(&mut a, Bytes::from_static(b"de"), true).unwrap();
+        let rec = ex.finish(StatusCode::OK, None);
+        assert_eq!(rec.usage.output, Some(5));
+        assert_eq!(rec.response_model.as_deref(), Some("m-2024"));
+        assert!(rec.time_to_first_byte.is_some());
+        let settled = meter.0.lock().unwrap();
+        assert_eq!(settled.len(), 1);
+        assert_eq!(settled[0].output, Some(5));
+    }
+
+    #[test]
+    fn dropped_exchange_settles_partial_usage() {
+        let meter = Arc::new(Rec::default());
+        {
+            let mut ex = Exchange::new(
+                Endpoint::Messages,
+                HeaderMap::new(),
+                Bytes::from_static(br#"{"model":"claude","stream":true}"#),
+            )
+            .unwrap();
+            let t = target();
+            ready(ex.reserve(meter.clone(), &t, None)).unwrap();
+            let mut a = ex.attempt(&t, &Factory).unwrap();
+            ex.chunk(&mut a, Bytes::from_static(b"1234"), false).unwrap();
+        }
+        let settled = meter.0.lock().unwrap();
+        assert_eq!(settled.len(), 1);
+        assert_eq!(settled[0].output, Some(4));
+    }
+
+    #[test]
+    fn error_statuses_are_classified() {
+        let mut ex = Exchange::new(
+            Endpoint::ChatCompletions,
+            HeaderMap::new(),
+            Bytes::from_static(br#"{"model":"m"}"#),
+        )
+        .unwrap();
+        let mut a = ex.attempt(&target(), &Factory).unwrap();
+        for (s, retry) in [(429, true), (503, true), (500, true), (400, false), (404, false)] {
+            let st = StatusCode::from_u16(s).unwrap();
+            match a.response_headers(st, &HeaderMap::new()).unwrap() {
+                ResponseStart::Error { retryable } => assert_eq!(retryable, retry, "{s}"),
+                ResponseStart::Success(_) => panic!("{s} is not a success"),
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_capped_and_tolerant() {
+        let mut h = HeaderMap::new();
+        let cap = Duration::from_secs(2);
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        assert_eq!(retry_after(&h, cap), Some(Duration::from_secs(1)));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&h, cap), Some(cap));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h, cap), None);
+    }
+
+    #[test]
+    fn stream_error_events_match_client_formats() {
+        let e = Error::Timeout {
+            message: "stream idle".into(),
+        };
+        let o = stream_error_event(Endpoint::ChatCompletions, &e);
+        let s = std::str::from_utf8(&o).unwrap();
+        let data = s.strip_prefix("data: ").unwrap().trim_end();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().contains("idle"));
+
+        let a = stream_error_event(Endpoint::Messages, &e);
+        let s = std::str::from_utf8(&a).unwrap();
+        assert!(s.starts_with("event: error\ndata: "));
+        assert!(s.contains("\"timeout_error\""));
+    }
+
+    #[test]
+    fn body_mutation_route_wins_over_backend() {
+        let backend = BodyMutation {
+            set: vec![
+                ("a".into(), serde_json::json!(1)),
+                ("b".into(), serde_json::json!(1)),
+            ],
+            remove: vec!["c".into()],
+        };
+        let route = BodyMutation {
+            set: vec![("a".into(), serde_json::json!(2))],
+            remove: vec!["b".into()],
+        };
+        let m = backend.merged_with(&route);
+        let out: serde_json::Value =
+            serde_json::from_slice(&m.apply(br#"{"b":0,"c":0,"d":0}"#).unwrap()).unwrap();
+        assert_eq!(out, serde_json::json!({"d":0,"a":2}));
+    }
+}
