@@ -4,3 +4,28 @@
 //! BackendSecurityPolicy type (API keys, AWS SigV4 with STS, Azure Entra ID, GCP service
 //! accounts and workload identity) and one rotation wrapper that makes all of them
 //! refresh ahead of expiry, single-flight and retry safely.
+//!
+//! Every provider implements "fetch once" ([`credential`](aigw_core::CredentialProvider::credential))
+//! and "write onto the final request" ([`apply`](aigw_core::CredentialProvider::apply)).
+//! [`Rotating`] adds caching and refresh to any of them; [`CredentialOverride`] adds
+//! per-request credentials from `x-aigw-*` headers. Secrets only ever live in
+//! [`aigw_core::Secret`].
+
+mod api_key;
+pub mod aws;
+mod clock;
+mod credential_override;
+mod error;
+mod oidc;
+mod rotation;
+mod source;
+mod transport;
+
+pub use api_key::{ApiKeyHeader, ApiKeyProvider};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use credential_override::{CredentialOverride, OVERRIDE_HEADERS, OverrideKind};
+pub use error::AuthError;
+pub use oidc::OidcClientCredentials;
+pub use rotation::{RefreshObserver, RefreshOutcome, Rotating, RotationConfig, RotationStats};
+pub use source::{KeySource, SecretReader};
+pub use transport::{DEFAULT_TIMEOUT, HttpClient};

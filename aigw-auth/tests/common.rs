@@ -1,0 +1,109 @@
+//! Shared helpers of the integration tests: finding external peers and spawning them.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+/// The venv python, or `None` (with a printed note) when the peer is not installed.
+/// With `AIGW_REQUIRE_EXTERNAL=1` a missing peer fails the test instead.
+pub fn python(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("AIGW_PYTHON") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => skip(test, "AIGW_PYTHON"),
+    }
+}
+
+/// The venv's bin directory (for `moto_server`).
+pub fn venv_bin(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("AIGW_VENV_BIN") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => skip(test, "AIGW_VENV_BIN"),
+    }
+}
+
+/// The directory `npm install --prefix` put `oauth2-mock-server` in.
+pub fn npm_dir(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("AIGW_NPM_DIR") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => skip(test, "AIGW_NPM_DIR"),
+    }
+}
+
+fn skip<T>(test: &str, var: &str) -> Option<T> {
+    if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+        panic!("{test}: {var} is not set but AIGW_REQUIRE_EXTERNAL=1");
+    }
+    println!("skipping {test}: {var} is not set (run scripts/test.sh)");
+    None
+}
+
+/// Path of a helper script under `tests/py`.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(name)
+}
+
+/// Runs `python script` with `input` on stdin and parses its stdout as JSON.
+pub fn run_py(python: &PathBuf, script_name: &str, input: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python)
+        .arg(script(script_name))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script_name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A child process killed when dropped.
+pub struct Peer(pub std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound and released; good enough for a test peer).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}

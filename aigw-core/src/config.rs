@@ -1,1 +1,0 @@
-//! Configuration: the upstream project's Kubernetes YAML, loaded and validated.

@@ -1,1 +1,0 @@
-//! Routing: the compiled, immutable snapshot requests are matched against.
