@@ -4,3 +4,15 @@
 //! the same wire conventions as the upstream Envoy AI Gateway (two-stage processing,
 //! `x-ai-eg-model`, dynamic metadata namespace `io.envoy.ai_gateway`), plus an Envoy
 //! bootstrap generator so Envoy + `aigw-extproc` is a complete gateway on one host.
+
+pub mod error;
+pub mod metrics;
+pub mod processor;
+pub mod runtime;
+pub mod server;
+pub mod state;
+pub mod wire;
+
+pub use error::ExtProcError;
+pub use processor::Processor;
+pub use runtime::{Catalog, Runtime};

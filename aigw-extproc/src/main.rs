@@ -1,0 +1,3 @@
+//! The `aigw-extproc` binary.
+
+fn main() {}

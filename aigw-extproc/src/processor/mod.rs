@@ -1,0 +1,134 @@
+//! The `ExternalProcessor` gRPC service.
+//!
+//! Envoy opens one bidirectional stream per HTTP request per filter instance. A stream
+//! whose first message carries request `attributes` comes from the upstream-level filter
+//! (one per attempt, inside the cluster); any other stream is the router-level filter.
+//! Every message gets exactly one reply, so each stream is a plain `unfold` over its
+//! inbound messages: no task, no channel.
+
+mod router;
+mod upstream;
+
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::state::Registry;
+use crate::wire;
+use aigw_core::{ClientApi, Error};
+use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessor;
+use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
+use futures::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use tonic::{Request, Response, Status, Streaming};
+
+pub use router::RouterStream;
+
+/// Handles shared by every stream.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    runtime: Arc<ArcSwap<Runtime>>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+}
+
+impl Processor {
+    /// A processor over a swappable runtime.
+    pub fn new(runtime: Arc<ArcSwap<Runtime>>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            runtime,
+            registry: Arc::new(Registry::default()),
+            metrics,
+        }
+    }
+
+    /// The in-flight request registry (for tests and admin).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The tonic service, with decode limits raised for large buffered bodies.
+    pub fn into_service(
+        self,
+        max_message_size: usize,
+    ) -> envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer<Self>
+    {
+        envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer::new(self)
+            .max_decoding_message_size(max_message_size)
+            .max_encoding_message_size(max_message_size)
+    }
+}
+
+/// Which filter a stream belongs to, learned from its first message.
+enum Kind {
+    Unknown,
+    Router(Box<RouterStream>),
+    Upstream,
+}
+
+struct StreamCtx {
+    processor: Processor,
+    inbound: Streaming<ProcessingRequest>,
+    kind: Kind,
+}
+
+impl StreamCtx {
+    async fn handle(&mut self, msg: ProcessingRequest) -> ProcessingResponse {
+        self.processor.metrics.message();
+        if matches!(self.kind, Kind::Unknown) {
+            self.kind = if msg.attributes.is_empty() {
+                Kind::Router(Box::new(RouterStream::new(
+                    self.processor.runtime.load_full(),
+                    self.processor.registry.clone(),
+                    self.processor.metrics.clone(),
+                )))
+            } else {
+                Kind::Upstream
+            };
+        }
+        match &mut self.kind {
+            Kind::Router(r) => r.handle(msg).await,
+            Kind::Upstream | Kind::Unknown => upstream::handle(&self.processor.registry, msg).await,
+        }
+    }
+}
+
+type ProcessStream = Pin<Box<dyn Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExternalProcessor for Processor {
+    type ProcessStream = ProcessStream;
+
+    async fn process(
+        &self,
+        request: Request<Streaming<ProcessingRequest>>,
+    ) -> Result<Response<Self::ProcessStream>, Status> {
+        let ctx = StreamCtx {
+            processor: self.clone(),
+            inbound: request.into_inner(),
+            kind: Kind::Unknown,
+        };
+        let out = futures::stream::unfold(ctx, |mut ctx| async move {
+            match ctx.inbound.message().await {
+                Ok(Some(msg)) => {
+                    let reply = ctx.handle(msg).await;
+                    Some((Ok(reply), ctx))
+                }
+                // Envoy closed its side (request done, or client went away): dropping the
+                // context ends the request's registration and settles its meter.
+                Ok(None) => None,
+                Err(status) => {
+                    tracing::debug!(%status, "ext_proc stream ended with an error");
+                    None
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// An immediate reply carrying an error in the client API's envelope.
+pub(crate) fn error_reply(error: &Error, api: ClientApi) -> ProcessingResponse {
+    tracing::debug!(%error, status = %error.status(), "answering locally");
+    wire::immediate(error.status(), "application/json", error.to_body(api))
+}

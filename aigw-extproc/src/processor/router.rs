@@ -1,0 +1,495 @@
+//! The router-level stream: reads the buffered request, sets the routing headers, and
+//! later translates the response of whichever attempt answered.
+
+use super::error_reply;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::state::{Registration, Registry, Shared};
+use crate::wire::{self, Headers, Metadata, Mutation};
+use aigw_core::api::Endpoint;
+use aigw_core::exchange::{Exchange, ExchangeRecord, ResponseStart};
+use aigw_core::{ClientApi, Error};
+use bytes::{Bytes, BytesMut};
+use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
+use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request as Msg;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse,
+};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::sync::Arc;
+
+/// The response phase of a request.
+#[derive(Debug)]
+enum Phase {
+    /// Request not yet answered.
+    Request,
+    /// A success being translated.
+    Success,
+    /// An upstream error, buffered until complete, then normalised.
+    Error {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: BytesMut,
+    },
+    /// Not ours to touch (Envoy's own local reply, or a request we answered locally).
+    Passthrough,
+}
+
+/// State of one router-level stream.
+#[derive(Debug)]
+pub struct RouterStream {
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    endpoint: Option<Endpoint>,
+    headers: Headers,
+    body: BytesMut,
+    registration: Option<Registration>,
+    phase: Phase,
+}
+
+fn continue_reply(
+    build: fn(envoy_types::pb::envoy::service::ext_proc::v3::CommonResponse) -> ProcessingResponse,
+) -> ProcessingResponse {
+    build(wire::common(
+        ResponseStatus::Continue,
+        &Mutation::default(),
+        None,
+        false,
+    ))
+}
+
+impl RouterStream {
+    /// A fresh stream.
+    pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            runtime,
+            registry,
+            metrics,
+            endpoint: None,
+            headers: Headers::default(),
+            body: BytesMut::new(),
+            registration: None,
+            phase: Phase::Request,
+        }
+    }
+
+    fn api(&self) -> ClientApi {
+        self.endpoint
+            .map_or(ClientApi::OpenAI, Endpoint::client_api)
+    }
+
+    /// Handles one message.
+    pub async fn handle(&mut self, msg: ProcessingRequest) -> ProcessingResponse {
+        match msg.request {
+            Some(Msg::RequestHeaders(h)) => self.request_headers(h),
+            Some(Msg::RequestBody(b)) => self.request_body(b).await,
+            Some(Msg::ResponseHeaders(h)) => self.response_headers(h).await,
+            Some(Msg::ResponseBody(b)) => self.response_body(b).await,
+            Some(Msg::RequestTrailers(_)) => ProcessingResponse {
+                response: Some(
+                    envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response::RequestTrailers(
+                        Default::default(),
+                    ),
+                ),
+                ..ProcessingResponse::default()
+            },
+            Some(Msg::ResponseTrailers(_)) => ProcessingResponse {
+                response: Some(
+                    envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response::ResponseTrailers(
+                        Default::default(),
+                    ),
+                ),
+                ..ProcessingResponse::default()
+            },
+            None => continue_reply(wire::request_headers_response),
+        }
+    }
+
+    fn request_headers(&mut self, h: HttpHeaders) -> ProcessingResponse {
+        self.headers = Headers::from_pb(h.headers.as_ref());
+        let Some(endpoint) = Endpoint::from_path(&self.headers.path) else {
+            self.phase = Phase::Passthrough;
+            let e = Error::UnsupportedPath {
+                path: self.headers.path.clone(),
+            };
+            return error_reply(&e, ClientApi::OpenAI);
+        };
+        self.endpoint = Some(endpoint);
+        if endpoint.is_local() {
+            self.phase = Phase::Passthrough;
+            return self.models(endpoint);
+        }
+        if h.end_of_stream {
+            self.phase = Phase::Passthrough;
+            return error_reply(
+                &Error::bad_request("the request has no body"),
+                endpoint.client_api(),
+            );
+        }
+        let request_id = self
+            .headers
+            .map
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("req")
+            .to_owned();
+        let reg = self.registry.register(
+            &request_id,
+            Shared {
+                runtime: self.runtime.clone(),
+                exchange: None,
+                attempt: None,
+                backend_name: None,
+                attempts: 0,
+                previous_set: Vec::new(),
+            },
+        );
+        let mut m = Mutation::default();
+        m.set(wire::INTERNAL_REQUEST_ID, reg.id().as_bytes());
+        self.registration = Some(reg);
+        wire::request_headers_response(wire::common(ResponseStatus::Continue, &m, None, false))
+    }
+
+    async fn request_body(&mut self, b: HttpBody) -> ProcessingResponse {
+        self.body.extend_from_slice(&b.body);
+        if !b.end_of_stream {
+            // Only with a STREAMED request body mode; keep collecting.
+            return continue_reply(wire::request_body_response);
+        }
+        let (Some(endpoint), Some(reg)) = (self.endpoint, self.registration.as_ref()) else {
+            return continue_reply(wire::request_body_response);
+        };
+        let body = std::mem::take(&mut self.body).freeze();
+        let mut headers = self.headers.map.clone();
+        if let Ok(v) = HeaderValue::from_str(reg.id()) {
+            headers.insert(wire::INTERNAL_REQUEST_ID, v);
+        }
+        let mut exchange = match Exchange::new(endpoint, headers, body) {
+            Ok(x) => x,
+            Err(e) => return self.fail_request(&e),
+        };
+        let model = exchange.info().model.clone();
+        let route = match self.runtime.catalog.route(&model, exchange.headers()) {
+            Ok(r) => r,
+            Err(e) => return self.fail_request(&e),
+        };
+        exchange.set_force_include_usage(self.runtime.catalog.wants_usage(&route));
+        exchange.set_route(route);
+
+        let mut m = Mutation::default();
+        m.set(wire::MODEL_HEADER, model.as_bytes())
+            .set(wire::ORIGINAL_PATH_HEADER, self.headers.path.as_bytes())
+            .set(
+                wire::ENVOY_ORIGINAL_PATH_HEADER,
+                self.headers.path.as_bytes(),
+            );
+        reg.state().lock().await.exchange = Some(exchange);
+        wire::request_body_response(wire::common(ResponseStatus::Continue, &m, None, true))
+    }
+
+    fn fail_request(&mut self, e: &Error) -> ProcessingResponse {
+        self.phase = Phase::Passthrough;
+        let r = error_reply(e, self.api());
+        self.registration = None;
+        r
+    }
+
+    fn models(&self, endpoint: Endpoint) -> ProcessingResponse {
+        let data: Vec<serde_json::Value> = self
+            .runtime
+            .catalog
+            .models()
+            .into_iter()
+            .map(|(id, owner)| match endpoint {
+                Endpoint::AnthropicModels => serde_json::json!({
+                    "type": "model", "id": id, "display_name": id,
+                    "created_at": "1970-01-01T00:00:00Z",
+                }),
+                _ => serde_json::json!({
+                    "id": id, "object": "model", "created": 0, "owned_by": owner,
+                }),
+            })
+            .collect();
+        let body = match endpoint {
+            Endpoint::AnthropicModels => serde_json::json!({
+                "data": data, "has_more": false, "first_id": null, "last_id": null,
+            }),
+            _ => serde_json::json!({ "object": "list", "data": data }),
+        };
+        let mut out = wire::immediate(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from(body.to_string()),
+        );
+        if let Some(
+            envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response::ImmediateResponse(r),
+        ) = out.response.as_mut()
+        {
+            r.details = String::new();
+        }
+        out
+    }
+
+    async fn response_headers(&mut self, h: HttpHeaders) -> ProcessingResponse {
+        let seen = Headers::from_pb(h.headers.as_ref());
+        let status = seen.status.unwrap_or(StatusCode::OK);
+        let Some(reg) = self.registration.as_ref() else {
+            self.phase = Phase::Passthrough;
+            return continue_reply(wire::response_headers_response);
+        };
+        let state = reg.state().clone();
+        let mut st = state.lock().await;
+        let Some(attempt) = st.attempt.as_mut() else {
+            // No upstream attempt happened: Envoy answered itself (no healthy upstream,
+            // timeout, …). Forward untouched.
+            drop(st);
+            self.phase = Phase::Passthrough;
+            return continue_reply(wire::response_headers_response);
+        };
+        let streaming = attempt.streaming();
+        match attempt.response_headers(status, &seen.map) {
+            Ok(ResponseStart::Success(out)) => {
+                self.phase = Phase::Success;
+                let mut m = Mutation::default();
+                diff_headers(&seen.map, &out, &mut m);
+                let mut reply = wire::common(ResponseStatus::Continue, &m, None, false);
+                let mut md = None;
+                if h.end_of_stream {
+                    drop(st);
+                    md = self.finish(status, None).await;
+                    reply.header_mutation = m.to_pb();
+                }
+                let mut resp = wire::response_headers_response(reply);
+                if streaming && status == StatusCode::OK && !h.end_of_stream {
+                    resp.mode_override = Some(wire::streamed_response_mode());
+                }
+                resp.dynamic_metadata = md;
+                resp
+            }
+            Ok(ResponseStart::Error { .. }) => {
+                self.phase = Phase::Error {
+                    status,
+                    headers: seen.map,
+                    body: BytesMut::new(),
+                };
+                drop(st);
+                if h.end_of_stream {
+                    return self.error_body(true, wire::response_headers_response).await;
+                }
+                continue_reply(wire::response_headers_response)
+            }
+            Err(e) => {
+                drop(st);
+                self.fail_response(&e, wire::response_headers_response)
+                    .await
+            }
+        }
+    }
+
+    async fn response_body(&mut self, b: HttpBody) -> ProcessingResponse {
+        match &mut self.phase {
+            Phase::Success => {}
+            Phase::Error { body, .. } => {
+                body.extend_from_slice(&b.body);
+                if !b.end_of_stream {
+                    return continue_reply(wire::response_body_response);
+                }
+                return self.error_body(false, wire::response_body_response).await;
+            }
+            Phase::Request | Phase::Passthrough => {
+                return continue_reply(wire::response_body_response);
+            }
+        }
+        let Some(reg) = self.registration.as_ref() else {
+            return continue_reply(wire::response_body_response);
+        };
+        let state = reg.state().clone();
+        let mut st = state.lock().await;
+        let st = &mut *st;
+        let (Some(exchange), Some(attempt)) = (st.exchange.as_mut(), st.attempt.as_mut()) else {
+            return continue_reply(wire::response_body_response);
+        };
+        let input = Bytes::from(b.body);
+        let out = match exchange.chunk(attempt, input.clone(), b.end_of_stream) {
+            Ok(o) => o,
+            Err(e) => {
+                let event = exchange.stream_error_event(&e);
+                tracing::warn!(error = %e, "response translation failed");
+                let md = if b.end_of_stream {
+                    self.finish_locked(st, StatusCode::BAD_GATEWAY, Some(&e))
+                } else {
+                    None
+                };
+                let mut r = wire::response_body_response(wire::common(
+                    ResponseStatus::Continue,
+                    &Mutation::default(),
+                    Some(event),
+                    false,
+                ));
+                r.dynamic_metadata = md;
+                return r;
+            }
+        };
+        // A translator that forwards the chunk returns the very same bytes: then nothing
+        // travels back over gRPC.
+        let unchanged = out.as_ptr() == input.as_ptr() && out.len() == input.len();
+        let md = if b.end_of_stream {
+            self.finish_locked(st, StatusCode::OK, None)
+        } else {
+            None
+        };
+        let mut r = wire::response_body_response(wire::common(
+            ResponseStatus::Continue,
+            &Mutation::default(),
+            (!unchanged).then_some(out),
+            false,
+        ));
+        r.dynamic_metadata = md;
+        r
+    }
+
+    async fn error_body(
+        &mut self,
+        _from_headers: bool,
+        build: fn(
+            envoy_types::pb::envoy::service::ext_proc::v3::CommonResponse,
+        ) -> ProcessingResponse,
+    ) -> ProcessingResponse {
+        let Phase::Error {
+            status,
+            headers,
+            body,
+        } = std::mem::replace(&mut self.phase, Phase::Passthrough)
+        else {
+            return continue_reply(build);
+        };
+        let Some(reg) = self.registration.as_ref() else {
+            return continue_reply(build);
+        };
+        let state = reg.state().clone();
+        let mut st = state.lock().await;
+        let st = &mut *st;
+        let Some(attempt) = st.attempt.as_mut() else {
+            return continue_reply(build);
+        };
+        let (out_status, m, out_body) = match attempt.error(status, &headers, &body) {
+            Ok(er) => {
+                let mut m = Mutation::default();
+                m.extend_from(&er.headers);
+                (er.status, m, er.body)
+            }
+            Err(e) => {
+                let mut m = Mutation::default();
+                m.set("content-type", "application/json");
+                (e.status(), m, e.to_body(self.api()))
+            }
+        };
+        let mut m = m;
+        if out_status != status {
+            m.set(":status", out_status.as_str());
+        }
+        m.remove("content-length");
+        let err = Error::Upstream {
+            status: out_status,
+            message: String::from_utf8_lossy(&out_body).into_owned(),
+        };
+        let md = self.finish_locked(st, out_status, Some(&err));
+        let mut r = build(wire::common(
+            ResponseStatus::Continue,
+            &m,
+            Some(out_body),
+            false,
+        ));
+        r.dynamic_metadata = md;
+        r
+    }
+
+    async fn fail_response(
+        &mut self,
+        e: &Error,
+        build: fn(
+            envoy_types::pb::envoy::service::ext_proc::v3::CommonResponse,
+        ) -> ProcessingResponse,
+    ) -> ProcessingResponse {
+        let _ = build;
+        let md = self.finish(e.status(), Some(e)).await;
+        let mut r = error_reply(e, self.api());
+        r.dynamic_metadata = md;
+        self.phase = Phase::Passthrough;
+        r
+    }
+
+    async fn finish(
+        &mut self,
+        status: StatusCode,
+        error: Option<&Error>,
+    ) -> Option<envoy_types::pb::google::protobuf::Struct> {
+        let reg = self.registration.as_ref()?;
+        let state = reg.state().clone();
+        let mut st = state.lock().await;
+        self.finish_locked(&mut st, status, error)
+    }
+
+    fn finish_locked(
+        &self,
+        st: &mut Shared,
+        status: StatusCode,
+        error: Option<&Error>,
+    ) -> Option<envoy_types::pb::google::protobuf::Struct> {
+        let exchange = st.exchange.take()?;
+        let mut record = exchange.finish(status, error);
+        record.costs = st.runtime.catalog.costs(&record);
+        self.metrics.record(&record);
+        metadata(&record, st.backend_name.as_deref()).to_pb()
+    }
+}
+
+/// Edits that turn `seen` into `want` (response headers).
+fn diff_headers(seen: &HeaderMap, want: &HeaderMap, m: &mut Mutation) {
+    for name in seen.keys() {
+        if !want.contains_key(name) {
+            m.remove(name.as_str());
+        }
+    }
+    for (name, value) in want {
+        if seen.get(name) != Some(value) {
+            m.set(name.as_str(), value.as_bytes());
+        }
+    }
+}
+
+/// The end-of-request dynamic metadata, as upstream writes it.
+pub(crate) fn metadata(r: &ExchangeRecord, backend_name: Option<&str>) -> Metadata {
+    let mut md = Metadata::default();
+    for (k, v) in &r.costs {
+        md.number(k.clone(), *v as f64);
+    }
+    if let Some(m) = &r.effective_model {
+        md.string("model_name_override", m.clone());
+    }
+    if let Some(b) = &r.backend {
+        md.string("ai_service_backend_name", b.to_string());
+    }
+    if let Some(b) = backend_name {
+        md.string("backend_name", b);
+    }
+    if let Some(route) = &r.route {
+        md.string("route_name", route.to_string());
+    }
+    if let Some(m) = &r.response_model {
+        md.string("response_model", m.clone());
+    }
+    if r.stream
+        && let Some(t) = r.time_to_first_byte
+    {
+        md.number("token_latency_ttft", t.as_secs_f64() * 1000.0);
+        if let (Some(total), Some(out)) = (r.latency, r.usage.output)
+            && out > 1
+        {
+            let itl = total.saturating_sub(t).as_secs_f64() * 1000.0 / (out - 1) as f64;
+            md.number("token_latency_itl", itl);
+        }
+    }
+    md
+}

@@ -1,0 +1,163 @@
+//! The upstream-level stream: one per attempt, inside the chosen cluster. Translates the
+//! original body for that backend, applies mutations and credentials, and rewrites the
+//! request Envoy is about to send.
+
+use super::error_reply;
+use crate::state::Registry;
+use crate::wire::{self, Headers, Metadata, Mutation};
+use aigw_core::{ClientApi, Error};
+use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
+use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request as Msg;
+use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
+use http::HeaderName;
+
+/// Client headers that never reach a backend: its own credentials replace them, and
+/// translators need uncompressed bytes.
+const STRIPPED: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "proxy-authorization",
+    "accept-encoding",
+];
+
+fn pass() -> ProcessingResponse {
+    wire::request_headers_response(wire::common(
+        ResponseStatus::Continue,
+        &Mutation::default(),
+        None,
+        false,
+    ))
+}
+
+/// Handles the (single) request-headers message of an upstream-level stream.
+pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingResponse {
+    let Some(Msg::RequestHeaders(h)) = msg.request else {
+        // The upstream filter is configured for request headers only; anything else is
+        // acknowledged unchanged.
+        return match msg.request {
+            Some(Msg::RequestBody(_)) => wire::request_body_response(Default::default()),
+            Some(Msg::ResponseHeaders(_)) => wire::response_headers_response(Default::default()),
+            Some(Msg::ResponseBody(_)) => wire::response_body_response(Default::default()),
+            _ => pass(),
+        };
+    };
+    let seen = Headers::from_pb(h.headers.as_ref());
+    let Some(id) = seen
+        .map
+        .get(wire::INTERNAL_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+    else {
+        // Not a request the router-level filter took in (e.g. a non-AI route sharing the
+        // cluster): leave it alone.
+        return pass();
+    };
+    let Some(state) = registry.get(id) else {
+        return error_reply(
+            &Error::internal("the router-level state of this request is gone"),
+            ClientApi::OpenAI,
+        );
+    };
+    let backend_name = wire::attribute(&msg.attributes, wire::ATTR_HOST_BACKEND)
+        .or_else(|| wire::attribute(&msg.attributes, wire::ATTR_CLUSTER_BACKEND))
+        .map(str::to_owned);
+
+    let mut guard = state.lock().await;
+    let st = &mut *guard;
+    let api = st
+        .exchange
+        .as_ref()
+        .map_or(ClientApi::OpenAI, |x| x.client_api());
+    let Some(backend_name) = backend_name else {
+        return error_reply(
+            &Error::internal("the upstream filter did not receive the backend name attribute"),
+            api,
+        );
+    };
+    let Some(target) = st.runtime.catalog.target(&backend_name) else {
+        return error_reply(
+            &Error::internal(format!("backend {backend_name:?} is not configured")),
+            api,
+        );
+    };
+    let runtime = st.runtime.clone();
+    let Some(exchange) = st.exchange.as_mut() else {
+        return error_reply(&Error::internal("request body was not processed"), api);
+    };
+    if st.attempts == 0
+        && let Err(e) = exchange.reserve(runtime.meter.clone(), &target, None).await
+    {
+        return error_reply(&e, api);
+    }
+    st.attempts += 1;
+    let mut attempt = match exchange.attempt(&target, runtime.factory.as_ref()) {
+        Ok(a) => a,
+        Err(e) => return error_reply(&e, api),
+    };
+    // Sign and authorise for the host Envoy actually dials (it rewrote `:authority`).
+    if !seen.authority.is_empty() {
+        attempt.request_mut().authority = seen.authority.clone();
+    }
+    if let Some(cred) = target.credential.as_ref() {
+        let applied = match cred.credential().await {
+            Ok(c) => cred.apply(&c, attempt.request_mut()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            return error_reply(&e, api);
+        }
+    }
+
+    let req = attempt.request();
+    let mut m = Mutation::default();
+    if req.path != seen.path {
+        m.set(":path", req.path.as_bytes());
+    }
+    if req.method.as_str() != seen.method {
+        m.set(":method", req.method.as_str());
+    }
+    for name in req.headers.keys() {
+        if *name == http::header::CONTENT_LENGTH || *name == http::header::HOST {
+            continue;
+        }
+        let want: Vec<_> = req.headers.get_all(name).iter().collect();
+        let have: Vec<_> = seen.map.get_all(name).iter().collect();
+        if want != have
+            && let Some(v) = want.first()
+        {
+            m.set(name.as_str(), v.as_bytes());
+        }
+    }
+    for name in seen.map.keys() {
+        if req.headers.contains_key(name) {
+            continue;
+        }
+        if STRIPPED.contains(&name.as_str()) || st.previous_set.iter().any(|p| p == name.as_str()) {
+            m.remove(name.as_str());
+        }
+    }
+    m.remove(wire::UPSTREAM_HOST_HEADER);
+    let body_changed = {
+        let original = exchange.body();
+        !(req.body.as_ptr() == original.as_ptr() && req.body.len() == original.len())
+    };
+    let mut md = Metadata::default();
+    md.number("content_length", req.body.len() as f64)
+        .string("backend_name", backend_name.clone());
+    let (status, body) = if body_changed {
+        (ResponseStatus::ContinueAndReplace, Some(req.body.clone()))
+    } else {
+        (ResponseStatus::Continue, None)
+    };
+    st.previous_set = m
+        .sets()
+        .iter()
+        .filter(|(n, _)| !n.starts_with(':') && HeaderName::from_bytes(n.as_bytes()).is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
+    st.backend_name = Some(backend_name);
+    st.attempt = Some(attempt);
+    let mut reply = wire::request_headers_response(wire::common(status, &m, body, false));
+    reply.dynamic_metadata = md.to_pb();
+    reply
+}

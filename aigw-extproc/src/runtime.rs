@@ -1,0 +1,76 @@
+//! What the processor consults per request: the compiled configuration behind a
+//! [`Catalog`], the translator factory and the token meter, swapped atomically on reload.
+
+use aigw_core::exchange::{ExchangeRecord, Target};
+use aigw_core::meter::NoopMeter;
+use aigw_core::{Result, TokenMeter, TranslatorFactory};
+use http::HeaderMap;
+use std::sync::Arc;
+
+/// The configuration as the ExtProc needs it at request time.
+///
+/// Envoy does the routing and the fallback; the processor only needs to know whether a
+/// model is routable at all (to answer 404 in the client's error format instead of
+/// Envoy's empty one), what each per-rule backend name stands for, and which cost
+/// metadata to emit.
+pub trait Catalog: Send + Sync + 'static {
+    /// The route (`namespace/name`) that serves `model` with these headers, or
+    /// [`aigw_core::Error::NoRoute`].
+    fn route(&self, model: &str, headers: &HeaderMap) -> Result<Arc<str>>;
+
+    /// The backend behind a per-rule backend name
+    /// (`{ns}/{name}/route/{route}/rule/{i}/ref/{j}`), or a plain `ns/name`.
+    fn target(&self, backend_name: &str) -> Option<Target>;
+
+    /// Cost metadata (`llmRequestCosts`: metadata key → value) for a finished request.
+    fn costs(&self, record: &ExchangeRecord) -> Vec<(String, u64)> {
+        let _ = record;
+        Vec::new()
+    }
+
+    /// Whether any cost is configured for `route` (then streams ask for usage).
+    fn wants_usage(&self, route: &str) -> bool {
+        let _ = route;
+        false
+    }
+
+    /// Model ids served by `/v1/models`, with their owners.
+    fn models(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// One immutable generation of the processor's configuration.
+#[derive(Clone)]
+pub struct Runtime {
+    /// The compiled configuration.
+    pub catalog: Arc<dyn Catalog>,
+    /// Builds translators for (endpoint, backend schema) pairs.
+    pub factory: Arc<dyn TranslatorFactory>,
+    /// Reserves and settles tokens.
+    pub meter: Arc<dyn TokenMeter>,
+}
+
+impl Runtime {
+    /// A runtime without token metering.
+    pub fn new(catalog: Arc<dyn Catalog>, factory: Arc<dyn TranslatorFactory>) -> Self {
+        Self {
+            catalog,
+            factory,
+            meter: Arc::new(NoopMeter),
+        }
+    }
+
+    /// Replaces the token meter.
+    #[must_use]
+    pub fn with_meter(mut self, meter: Arc<dyn TokenMeter>) -> Self {
+        self.meter = meter;
+        self
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,219 @@
+//! Listeners: the ext_proc gRPC service (with the gRPC health service) over TCP or a
+//! Unix domain socket, and the admin HTTP endpoint.
+
+use crate::error::ExtProcError;
+use crate::metrics::Metrics;
+use crate::processor::Processor;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+
+/// Default cap on one gRPC message: buffered request and response bodies travel whole,
+/// and tonic's 4 MiB default rejects large prompts. Upstream's controller passes 512 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 512 * 1024 * 1024;
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP socket.
+    Tcp(SocketAddr),
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// Parses `unix:///path`, `host:port` or `:port` (all interfaces).
+    pub fn parse(s: &str) -> Result<Self, ExtProcError> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            if p.is_empty() {
+                return Err(ExtProcError::InvalidAddress { addr: s.to_owned() });
+            }
+            return Ok(Self::Unix(PathBuf::from(p)));
+        }
+        let full = if s.starts_with(':') {
+            format!("0.0.0.0{s}")
+        } else {
+            s.to_owned()
+        };
+        let full = full.replace("localhost:", "127.0.0.1:");
+        full.parse()
+            .map(Self::Tcp)
+            .map_err(|_| ExtProcError::InvalidAddress { addr: s.to_owned() })
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// A bound ext_proc listener.
+#[derive(Debug)]
+pub enum Bound {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix domain socket.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Bound {
+    /// Binds the address; a stale socket file is replaced.
+    pub async fn bind(addr: &ListenAddr) -> Result<Self, ExtProcError> {
+        let io = |source| ExtProcError::Io {
+            what: "binding",
+            addr: addr.to_string(),
+            source,
+        };
+        match addr {
+            ListenAddr::Tcp(a) => TcpListener::bind(a).await.map(Self::Tcp).map_err(io),
+            ListenAddr::Unix(p) => {
+                if p.exists() {
+                    std::fs::remove_file(p).map_err(io)?;
+                }
+                let l = UnixListener::bind(p).map_err(io)?;
+                // Envoy often runs as another user in the same pod.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o775)).map_err(io)?;
+                Ok(Self::Unix(l, p.clone()))
+            }
+        }
+    }
+
+    /// The bound address (the real port when `:0` was asked for).
+    pub fn local_addr(&self) -> Option<ListenAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr().ok().map(ListenAddr::Tcp),
+            Self::Unix(_, p) => Some(ListenAddr::Unix(p.clone())),
+        }
+    }
+}
+
+/// Serves the processor and the gRPC health service on a bound listener until
+/// `shutdown` resolves.
+pub async fn serve_grpc(
+    listener: Bound,
+    processor: Processor,
+    max_message_size: usize,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ExtProcError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let service = processor.into_service(max_message_size);
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status(
+            "envoy.service.ext_proc.v3.ExternalProcessor",
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+    let builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_adaptive_window(Some(true))
+        .add_service(health)
+        .add_service(service);
+    ready.store(true, Ordering::Release);
+    let result = match listener {
+        Bound::Tcp(l) => {
+            builder
+                .serve_with_incoming_shutdown(TcpListenerStream::new(l), shutdown)
+                .await
+        }
+        Bound::Unix(l, path) => {
+            let r = builder
+                .serve_with_incoming_shutdown(UnixListenerStream::new(l), shutdown)
+                .await;
+            let _ = std::fs::remove_file(path);
+            r
+        }
+    };
+    ready.store(false, Ordering::Release);
+    result.map_err(|e| ExtProcError::Transport(e.to_string()))
+}
+
+/// The admin HTTP router: `/health` (200 once the gRPC listener serves) and `/metrics`.
+pub fn admin_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Router {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let ok = ready.load(Ordering::Acquire);
+                async move {
+                    if ok {
+                        (StatusCode::OK, "OK")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not serving")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.encode();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
+}
+
+/// Serves the admin router on a TCP listener until `shutdown` resolves.
+pub async fn serve_admin(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ExtProcError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ExtProcError::Io {
+            what: "serving admin on",
+            addr,
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses() {
+        assert_eq!(
+            ListenAddr::parse("unix:///tmp/x.sock").unwrap(),
+            ListenAddr::Unix("/tmp/x.sock".into())
+        );
+        assert_eq!(
+            ListenAddr::parse(":1063").unwrap(),
+            ListenAddr::Tcp("0.0.0.0:1063".parse().unwrap())
+        );
+        assert_eq!(
+            ListenAddr::parse("localhost:1").unwrap(),
+            ListenAddr::Tcp("127.0.0.1:1".parse().unwrap())
+        );
+        assert!(ListenAddr::parse("unix://").is_err());
+        assert!(ListenAddr::parse("nope").is_err());
+    }
+}
