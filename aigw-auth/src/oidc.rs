@@ -137,4 +137,3 @@ fn describe_oauth_error(r: &BasicErrorResponse) -> String {
         None => code,
     }
 }
-

@@ -89,7 +89,6 @@ impl HttpClient {
             )
             .body(encode_form(form))
     }
-
 }
 
 /// An [`HttpClient`] built on first use, for providers that may never need one.
