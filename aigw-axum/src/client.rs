@@ -1,12 +1,12 @@
 //! The upstream HTTP client: pooled keep-alive HTTP/1.1 and HTTP/2 over rustls.
 
+use crate::error::GatewayError;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use crate::error::GatewayError;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;

@@ -97,7 +97,10 @@ async fn run(
         .await?;
 
     let started = Instant::now();
-    let deadline = started + plan.request_timeout.unwrap_or(settings.default_request_timeout);
+    let deadline = started
+        + plan
+            .request_timeout
+            .unwrap_or(settings.default_request_timeout);
     let idle = plan
         .stream_idle_timeout
         .or(settings.default_stream_idle_timeout);

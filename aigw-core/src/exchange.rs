@@ -686,7 +686,10 @@ mod tests {
     fn client_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(MODEL_HEADER, HeaderValue::from_static("spoofed"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer client"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer client"),
+        );
         h.insert("x-api-key", HeaderValue::from_static("client"));
         h.insert(header::HOST, HeaderValue::from_static("gateway.local"));
         h.insert("x-custom", HeaderValue::from_static("kept"));
@@ -758,7 +761,10 @@ mod tests {
         let t = target();
         ready(ex.reserve(meter.clone(), &t, None)).unwrap();
         let mut a = ex.attempt(&t, &Factory).unwrap();
-        match a.response_headers(StatusCode::OK, &HeaderMap::new()).unwrap() {
+        match a
+            .response_headers(StatusCode::OK, &HeaderMap::new())
+            .unwrap()
+        {
             ResponseStart::Success(h) => assert_eq!(h["content-type"], "text/event-stream"),
             ResponseStart::Error { .. } => panic!("expected success"),
         }
@@ -787,7 +793,8 @@ mod tests {
             let t = target();
             ready(ex.reserve(meter.clone(), &t, None)).unwrap();
             let mut a = ex.attempt(&t, &Factory).unwrap();
-            ex.chunk(&mut a, Bytes::from_static(b"1234"), false).unwrap();
+            ex.chunk(&mut a, Bytes::from_static(b"1234"), false)
+                .unwrap();
         }
         let settled = meter.0.lock().unwrap();
         assert_eq!(settled.len(), 1);
@@ -803,7 +810,13 @@ mod tests {
         )
         .unwrap();
         let mut a = ex.attempt(&target(), &Factory).unwrap();
-        for (s, retry) in [(429, true), (503, true), (500, true), (400, false), (404, false)] {
+        for (s, retry) in [
+            (429, true),
+            (503, true),
+            (500, true),
+            (400, false),
+            (404, false),
+        ] {
             let st = StatusCode::from_u16(s).unwrap();
             match a.response_headers(st, &HeaderMap::new()).unwrap() {
                 ResponseStart::Error { retryable } => assert_eq!(retryable, retry, "{s}"),

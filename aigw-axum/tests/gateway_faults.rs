@@ -1,0 +1,424 @@
+//! The gateway against scripted upstreams: success paths, fallback and retries, and every
+//! fault the issue lists, each with its documented client outcome and usage accounting.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use support::*;
+
+fn chat(stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn post(url: &str, body: &serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .json(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn ok(chunks: usize) -> Behavior {
+    Behavior::Ok {
+        chunks,
+        interval: Duration::from_millis(5),
+    }
+}
+
+#[tokio::test]
+async fn non_stream_success_settles_usage_once() {
+    let up = upstream(ok(3)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("b0", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(false)).await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 3);
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+    assert_eq!(h.meter.settled.lock().unwrap()[0].output, Some(3));
+    let recs = h.records.0.lock().unwrap();
+    assert_eq!(recs[0].response_model.as_deref(), Some("up-model"));
+    assert_eq!(recs[0].status.map(|s| s.as_u16()), Some(200));
+    // The routing header is set from the body, whatever the client sent.
+    assert_eq!(recs[0].request_model, "m");
+}
+
+#[tokio::test]
+async fn stream_is_forwarded_chunk_by_chunk() {
+    let up = upstream(Behavior::Ok {
+        chunks: 5,
+        interval: Duration::from_millis(100),
+    })
+    .await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("b0", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let start = Instant::now();
+    let mut r = post(&h.url, &chat(true)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let first = r.chunk().await.unwrap().unwrap();
+    // The first chunk arrives long before the upstream finishes (5 × 100 ms).
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&first).contains("tok0"));
+    let mut rest = Vec::new();
+    while let Some(c) = r.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.contains("[DONE]"));
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+    let u = h.meter.settled.lock().unwrap()[0];
+    assert_eq!((u.input, u.output), (Some(10), Some(5)));
+}
+
+#[tokio::test]
+async fn falls_back_from_failing_priority_zero_to_priority_one() {
+    let bad = upstream(Behavior::Status(503, None)).await;
+    let good = upstream(ok(2)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("bad", bad.addr, 0), target("good", good.addr, 1)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(false)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(bad.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(good.hits.load(Ordering::SeqCst), 1);
+    // Each attempt got the original body.
+    assert_eq!(
+        bad.bodies.lock().unwrap()[0],
+        good.bodies.lock().unwrap()[0]
+    );
+    assert!(eventually(|| h.records.0.lock().unwrap().len() == 1).await);
+    let rec = &h.records.0.lock().unwrap()[0];
+    assert_eq!(rec.attempts, 2);
+    assert_eq!(rec.backend.as_deref(), Some("good"));
+}
+
+#[tokio::test]
+async fn connect_refused_fails_over_and_reports_502_when_alone() {
+    let dead = refused_addr().await;
+    let good = upstream(ok(1)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("dead", dead, 0), target("good", good.addr, 1)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    assert_eq!(post(&h.url, &chat(true)).await.status(), 200);
+
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("dead", dead, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(false)).await;
+    assert_eq!(r.status(), 502);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "bad_gateway");
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+    assert_eq!(h.records.0.lock().unwrap()[0].attempts, 3);
+}
+
+#[tokio::test]
+async fn persistent_5xx_is_retried_boundedly_then_returned() {
+    let bad = upstream(Behavior::Status(500, None)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("bad", bad.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(false)).await;
+    assert_eq!(r.status(), 500);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["message"], "scripted 500");
+    assert_eq!(bad.hits.load(Ordering::SeqCst), 3);
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_up_to_the_cap() {
+    let limited = upstream(Behavior::Status(429, Some("1"))).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("lim", limited.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let start = Instant::now();
+    let r = post(&h.url, &chat(false)).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // Three attempts, two waits of one second each.
+    assert_eq!(limited.hits.load(Ordering::SeqCst), 3);
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A Retry-After beyond the cap ends the retries at once.
+    let long = upstream(Behavior::Status(429, Some("60"))).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("long", long.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let start = Instant::now();
+    assert_eq!(post(&h.url, &chat(false)).await.status(), 429);
+    assert_eq!(long.hits.load(Ordering::SeqCst), 1);
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn reset_mid_stream_ends_with_an_error_event_and_settles() {
+    let up = upstream(Behavior::ResetMidStream).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("reset", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("tok0"), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(v["error"]["type"], "bad_gateway");
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        1,
+        "no retry after bytes were sent"
+    );
+    assert_eq!(
+        h.records.0.lock().unwrap()[0].status.map(|s| s.as_u16()),
+        Some(502)
+    );
+}
+
+#[tokio::test]
+async fn idle_before_first_byte_fails_over_and_mid_stream_ends_with_timeout() {
+    let stalled = upstream(Behavior::Stall { first: 0 }).await;
+    let good = upstream(ok(2)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![
+                target("stall", stalled.addr, 0),
+                target("good", good.addr, 1),
+            ],
+            idle: Some(Duration::from_millis(200)),
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(true)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("[DONE]"));
+    assert_eq!(good.hits.load(Ordering::SeqCst), 1);
+
+    let mid = upstream(Behavior::Stall { first: 2 }).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("mid", mid.addr, 0)],
+            idle: Some(Duration::from_millis(200)),
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let start = Instant::now();
+    let r = post(&h.url, &chat(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(text.contains("tok1"));
+    assert!(text.contains("\"type\":\"timeout\""), "{text}");
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+    assert_eq!(
+        h.records.0.lock().unwrap()[0].status.map(|s| s.as_u16()),
+        Some(504)
+    );
+}
+
+#[tokio::test]
+async fn malformed_upstream_json_is_502() {
+    let up = upstream(Behavior::Malformed).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("mal", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(false)).await;
+    assert_eq!(r.status(), 502);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed upstream response")
+    );
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_upstream_and_settles_partial_usage() {
+    let up = upstream(Behavior::Ok {
+        chunks: 200,
+        interval: Duration::from_millis(20),
+    })
+    .await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("slow", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let mut r = post(&h.url, &chat(true)).await;
+    let _ = r.chunk().await.unwrap().unwrap();
+    drop(r);
+    assert!(
+        eventually(|| up.cancelled.load(Ordering::SeqCst)).await,
+        "upstream not cancelled"
+    );
+    assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
+    let recs = h.records.0.lock().unwrap();
+    assert_eq!(recs[0].status.map(|s| s.as_u16()), Some(499));
+}
+
+#[tokio::test]
+async fn unknown_model_oversize_body_and_bad_json() {
+    let up = upstream(ok(1)).await;
+    let settings = aigw_axum::Settings {
+        max_body_bytes: 1024,
+        ..fast_settings()
+    };
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("b", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        settings,
+    )
+    .await;
+    let r = post(
+        &h.url,
+        &serde_json::json!({"model": "nope", "messages": []}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("nope"));
+
+    let big = "x".repeat(4096);
+    let r = post(
+        &h.url,
+        &serde_json::json!({"model": "m", "messages": [{"role": "user", "content": big}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 413);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "request_too_large");
+
+    let r = reqwest::Client::new()
+        .post(format!("{}/anthropic/v1/messages", h.url))
+        .body("{\"model\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        v["type"], "error",
+        "Anthropic envelope for an Anthropic path"
+    );
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+
+    let r = reqwest::get(format!("{}/v1/models", h.url)).await.unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["data"][0]["id"], "m");
+}
+
+#[tokio::test]
+async fn hot_swap_changes_routing_without_restart() {
+    let a = upstream(ok(1)).await;
+    let b = upstream(ok(1)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("a", a.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    assert_eq!(post(&h.url, &chat(false)).await.status(), 200);
+    h.gateway.swap(aigw_axum::Snapshot::new(
+        std::sync::Arc::new(StaticPlanner {
+            targets: vec![target("b", b.addr, 0)],
+            idle: None,
+            timeout: None,
+        }),
+        std::sync::Arc::new(PassthroughFactory),
+    ));
+    assert_eq!(post(&h.url, &chat(false)).await.status(), 200);
+    assert_eq!(a.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(b.hits.load(Ordering::SeqCst), 1);
+}
