@@ -3,7 +3,21 @@
 //! One module per backend API; a [`Translator`](aigw_core::Translator) for every
 //! (client API × backend) pair of the translation matrix, streaming included; the SSE
 //! and AWS eventstream codecs; and provider error normalisation. No I/O.
+//!
+//! * [`sse`] — incremental server-sent-events decoder and encoder;
+//! * [`compression`] — incremental gzip/deflate/brotli decoding of upstream bodies;
+//! * [`error_map`] — upstream error bodies into OpenAI/Anthropic envelopes;
+//! * [`openai`] — OpenAI, OpenAI-compatible and Azure OpenAI passthrough;
+//! * [`anthropic`] — OpenAI Chat ↔ Anthropic Messages, Anthropic passthrough,
+//!   Anthropic on Vertex (GCPAnthropic), count_tokens;
+//! * [`factory::ProviderFactory`] — the [`TranslatorFactory`](aigw_core::TranslatorFactory)
+//!   over the whole matrix.
 
-pub mod bedrock;
-pub mod canonical;
-pub mod eventstream;
+pub mod anthropic;
+pub mod compression;
+pub mod error_map;
+pub mod factory;
+pub mod openai;
+pub mod sse;
+
+pub use factory::ProviderFactory;

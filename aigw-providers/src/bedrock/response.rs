@@ -92,6 +92,13 @@ struct ReasoningText {
     signature: Option<String>,
 }
 
+/// Re-serialises JSON without insignificant whitespace (OpenAI clients get the
+/// arguments as a string; keep it the way OpenAI itself writes it).
+pub(crate) fn compact_json(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .map_or_else(|_| raw.to_owned(), |v| v.to_string())
+}
+
 /// Maps Converse's `stopReason`.
 pub fn stop_reason(s: &str) -> StopReason {
     match s {
@@ -121,7 +128,7 @@ pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse
                 name: t.name,
                 input: t
                     .input
-                    .map_or_else(|| "{}".to_owned(), |i| i.get().to_owned()),
+                    .map_or_else(|| "{}".to_owned(), |i| compact_json(i.get())),
             });
         } else if let Some(r) = c.reasoning_content {
             if let Some(t) = r.reasoning_text {

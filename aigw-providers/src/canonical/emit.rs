@@ -194,6 +194,7 @@ pub struct OpenAiStream {
     include_usage: bool,
     /// Backend block index → OpenAI tool-call index.
     tools: Vec<(u32, u32)>,
+    usage: Option<TokenUsage>,
     started: bool,
     done: bool,
     failed: bool,
@@ -217,6 +218,7 @@ impl OpenAiStream {
             usage_prefix,
             include_usage,
             tools: Vec::new(),
+            usage: None,
             started: false,
             done: false,
             failed: false,
@@ -334,11 +336,11 @@ impl OpenAiStream {
                 self.chunk(out, |o| o.extend_from_slice(b"{}"), Some(reason.openai()));
             }
             Event::Usage(u) => {
-                if self.include_usage {
-                    out.extend_from_slice(&self.usage_prefix);
-                    out.extend_from_slice(openai_usage(&u).to_string().as_bytes());
-                    out.extend_from_slice(b"}\n\n");
-                }
+                // Providers may report usage more than once (Gemini: every chunk); the
+                // client gets one usage chunk, the last, just before `[DONE]`.
+                self.usage
+                    .get_or_insert_with(TokenUsage::default)
+                    .update(&u);
             }
             Event::Error {
                 status,
@@ -356,6 +358,11 @@ impl OpenAiStream {
     fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.done && !self.failed {
             self.done = true;
+            if let Some(u) = self.usage.filter(|_| self.include_usage) {
+                out.extend_from_slice(&self.usage_prefix);
+                out.extend_from_slice(openai_usage(&u).to_string().as_bytes());
+                out.extend_from_slice(b"}\n\n");
+            }
             out.extend_from_slice(b"data: [DONE]\n\n");
         }
     }

@@ -79,6 +79,9 @@ pub fn normalize(s: &str) -> String {
     while let Some(i) = rest.find("\"created\":") {
         let (head, tail) = rest.split_at(i + "\"created\":".len());
         out.push_str(head);
+        let spaces = tail.bytes().take_while(|b| *b == b' ').count();
+        out.push_str(&tail[..spaces]);
+        let tail = &tail[spaces..];
         let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
         out.push('0');
         rest = &tail[digits..];

@@ -1,0 +1,329 @@
+//! GCP Vertex AI Gemini: `generateContent` / `streamGenerateContent?alt=sse` for OpenAI
+//! chat and Anthropic Messages clients, and `:predict` / `:embedContent` embeddings.
+//!
+//! Paths start with `/publishers/google/models/…`; the GCP credential provider inserts
+//! `/v1/projects/{project}/locations/{region}` in front of them (the same convention as
+//! the GCPAnthropic paths).
+
+pub mod embeddings;
+pub mod request;
+pub mod response;
+
+use crate::bedrock::now_secs;
+use crate::canonical::{self, Event, emit};
+use aigw_core::{
+    BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result,
+    TokenUsage, Translator, UpstreamRequest,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+pub use embeddings::EmbeddingsTranslator;
+
+/// Splits an SSE byte stream into the `data` of each event, for any chunking.
+/// Gemini sends only `data:` lines; comments, `event:` and `id:` lines are skipped.
+#[derive(Debug, Default)]
+pub(crate) struct SseData {
+    buf: Vec<u8>,
+    data: Vec<u8>,
+    has_data: bool,
+}
+
+impl SseData {
+    /// Feeds bytes; appends each completed event's data to `out`.
+    pub(crate) fn feed(&mut self, chunk: &[u8], out: &mut Vec<Vec<u8>>) {
+        self.buf.extend_from_slice(chunk);
+        let mut start = 0;
+        while let Some(nl) = self.buf[start..].iter().position(|b| *b == b'\n') {
+            let line_end = start + nl;
+            let mut line = &self.buf[start..line_end];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            if line.is_empty() {
+                if self.has_data {
+                    out.push(std::mem::take(&mut self.data));
+                    self.has_data = false;
+                }
+            } else if let Some(rest) = line.strip_prefix(b"data:") {
+                let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(rest);
+                self.has_data = true;
+            }
+            start = line_end + 1;
+        }
+        self.buf.drain(..start);
+    }
+
+    /// Flushes an event the stream ended without a blank line after.
+    pub(crate) fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
+        if !self.buf.is_empty() {
+            self.feed(b"\n", out);
+        }
+        if self.has_data {
+            out.push(std::mem::take(&mut self.data));
+            self.has_data = false;
+        }
+    }
+}
+
+/// Chat (OpenAI Chat Completions or Anthropic Messages) → Gemini on Vertex AI.
+#[derive(Debug)]
+pub struct GeminiTranslator {
+    api: ClientApi,
+    model_override: Option<String>,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    created: u64,
+    sse: SseData,
+    state: response::StreamState,
+    emitter: Option<emit::StreamEmitter>,
+    usage: TokenUsage,
+    buffered: Vec<u8>,
+    ended: bool,
+}
+
+impl GeminiTranslator {
+    /// A translator for requests arriving on `api`, with the backendRef's model override.
+    pub fn new(api: ClientApi, model_override: Option<&str>) -> Self {
+        Self {
+            api,
+            model_override: model_override.map(str::to_owned),
+            model: String::new(),
+            stream: false,
+            include_usage: false,
+            created: now_secs(),
+            sse: SseData::default(),
+            state: response::StreamState::default(),
+            emitter: None,
+            usage: TokenUsage::default(),
+            buffered: Vec::new(),
+            ended: false,
+        }
+    }
+
+    fn response_model(&self) -> String {
+        self.state
+            .model
+            .clone()
+            .unwrap_or_else(|| self.model.clone())
+    }
+
+    fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        let mut out = Vec::with_capacity(chunk.len() * 2);
+        let mut datas = Vec::new();
+        if !self.ended {
+            self.sse.feed(chunk, &mut datas);
+            if end_of_stream {
+                self.sse.finish(&mut datas);
+            }
+        }
+        let mut events = Vec::new();
+        for data in datas {
+            if self.ended {
+                break;
+            }
+            if data.starts_with(b"[DONE]") {
+                continue;
+            }
+            // An error object mid-stream (`{"error":{…}}`) ends the stream.
+            if data.starts_with(b"{\"error\"") || data.starts_with(b"[{\"error\"") {
+                let (status, message) = response::parse_error(&data);
+                events.push(Event::Error {
+                    status: grpc_status_http(&status),
+                    kind: status,
+                    message,
+                });
+                self.ended = true;
+                break;
+            }
+            if let Err(e) = self.state.chunk(&data, &mut events) {
+                events.push(Event::Error {
+                    status: 502,
+                    kind: "malformedUpstream".into(),
+                    message: e.to_string(),
+                });
+                self.ended = true;
+            }
+        }
+        if self.emitter.is_none() && (!events.is_empty() || end_of_stream) {
+            let id = self.state.id.clone().unwrap_or_else(|| "gemini".to_owned());
+            let model = self.response_model();
+            self.emitter = Some(emit::StreamEmitter::new(
+                self.api,
+                &id,
+                &model,
+                self.created,
+                self.include_usage,
+            ));
+        }
+        if let Some(emitter) = self.emitter.as_mut() {
+            for ev in events {
+                if let Event::Usage(u) = &ev {
+                    self.usage.update(u);
+                }
+                emitter.event(ev, &mut out);
+            }
+            if end_of_stream {
+                emitter.finish(&mut out);
+            }
+        }
+        Ok(ResponseChunk {
+            body: Some(Bytes::from(out)),
+            usage: self.usage,
+            response_model: Some(self.response_model()),
+        })
+    }
+}
+
+/// HTTP status for a Google RPC status name (google.rpc.Code mapping).
+pub fn grpc_status_http(status: &str) -> u16 {
+    match status {
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
+        "UNAUTHENTICATED" => 401,
+        "PERMISSION_DENIED" => 403,
+        "NOT_FOUND" => 404,
+        "ALREADY_EXISTS" | "ABORTED" => 409,
+        "RESOURCE_EXHAUSTED" => 429,
+        "CANCELLED" => 499,
+        "UNIMPLEMENTED" => 501,
+        "UNAVAILABLE" => 503,
+        "DEADLINE_EXCEEDED" => 504,
+        _ => 500,
+    }
+}
+
+impl Translator for GeminiTranslator {
+    fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
+        let mut chat = match self.api {
+            ClientApi::OpenAI => canonical::openai::parse(req.body, request::BACKEND)?,
+            ClientApi::Anthropic => canonical::anthropic::parse(req.body, request::BACKEND)?,
+        };
+        if let Some(m) = &self.model_override {
+            chat.model.clone_from(m);
+        }
+        self.model.clone_from(&chat.model);
+        self.stream = chat.stream;
+        self.include_usage = match self.api {
+            ClientApi::OpenAI => chat.include_usage,
+            ClientApi::Anthropic => true,
+        };
+        let body = request::generate_content_body(&chat)?;
+        let path = format!(
+            "/publishers/google/models/{}:{}",
+            chat.model,
+            if chat.stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            }
+        );
+        let mut headers = HeaderMutation::default();
+        headers.set_static("content-type", "application/json");
+        Ok(UpstreamRequest {
+            method: Method::POST,
+            path,
+            headers,
+            body: BodyChange::Replaced(Bytes::from(body)),
+        })
+    }
+
+    fn response_headers(
+        &mut self,
+        _status: StatusCode,
+        _headers: &HeaderMap,
+    ) -> Result<HeaderMutation> {
+        let mut m = HeaderMutation::default();
+        m.set(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(if self.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        m.remove(header::CONTENT_LENGTH);
+        Ok(m)
+    }
+
+    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        if self.stream {
+            return self.stream_chunk(chunk, end_of_stream);
+        }
+        self.buffered.extend_from_slice(chunk);
+        if !end_of_stream {
+            return Ok(ResponseChunk {
+                body: Some(Bytes::new()),
+                usage: self.usage,
+                response_model: None,
+            });
+        }
+        let resp = response::parse_response(&self.buffered, &self.model)?;
+        self.usage = resp.usage;
+        let body = match self.api {
+            ClientApi::OpenAI => emit::openai_response(&resp, self.created),
+            ClientApi::Anthropic => emit::anthropic_response(&resp),
+        };
+        Ok(ResponseChunk {
+            body: Some(Bytes::from(body)),
+            usage: self.usage,
+            response_model: Some(resp.model),
+        })
+    }
+
+    fn response_error(
+        &mut self,
+        status: StatusCode,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        Ok(normalize_error(self.api, status, body))
+    }
+}
+
+/// Normalises a Vertex error (`{"error":{"code","message","status"}}`) into the client
+/// API's envelope, keeping the upstream status.
+pub fn normalize_error(api: ClientApi, status: StatusCode, body: &[u8]) -> ErrorResponse {
+    let (kind, message) = response::parse_error(body);
+    let mut h = HeaderMutation::default();
+    h.set(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.remove(header::CONTENT_LENGTH);
+    ErrorResponse {
+        status,
+        headers: h,
+        body: Bytes::from(canonical::error_body(api, status.as_u16(), &kind, &message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_data_any_chunking() {
+        let wire = b"data: {\"a\":1}\r\n\r\n: comment\ndata: x\ndata: y\n\ndata: tail";
+        let mut whole = Vec::new();
+        let mut d = SseData::default();
+        d.feed(wire, &mut whole);
+        d.finish(&mut whole);
+        assert_eq!(
+            whole,
+            vec![b"{\"a\":1}".to_vec(), b"x\ny".to_vec(), b"tail".to_vec()]
+        );
+        for cut in 0..wire.len() {
+            let mut got = Vec::new();
+            let mut d = SseData::default();
+            d.feed(&wire[..cut], &mut got);
+            d.feed(&wire[cut..], &mut got);
+            d.finish(&mut got);
+            assert_eq!(got, whole, "cut {cut}");
+        }
+    }
+}
