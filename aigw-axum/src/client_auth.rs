@@ -1,0 +1,456 @@
+//! Client authentication (the gateway's first security layer).
+//!
+//! Two mechanisms, configurable per listener and usable together:
+//! * **static API keys**, stored only as SHA-256 digests, accepted where each family of
+//!   SDK sends them: `Authorization: Bearer` (OpenAI), `x-api-key` (Anthropic) and
+//!   `api-key` (Azure OpenAI);
+//! * **JWT** bearer tokens (RS256/ES256 and the other asymmetric algorithms
+//!   `jsonwebtoken` verifies), keys from a JWKS document, issuer and audience checked.
+//!
+//! A rejected request gets a 401 in the error shape of the API it called, with a
+//! `WWW-Authenticate` challenge, and never reaches routing. An accepted request carries
+//! a [`ClientIdentity`] extension that meters and logs can use.
+
+use aigw_core::api::Endpoint;
+use aigw_core::error::ClientApi;
+use aigw_core::{Error, Secret};
+use axum::body::Body;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Who the client is, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity(pub Arc<str>);
+
+/// One accepted API key: a name for logs and its SHA-256 digest.
+#[derive(Clone)]
+pub struct ApiKeyEntry {
+    name: Arc<str>,
+    digest: [u8; 32],
+}
+
+impl fmt::Debug for ApiKeyEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyEntry")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyEntry {
+    /// Hashes a plaintext key; the plaintext is not kept.
+    pub fn from_secret(name: impl Into<Arc<str>>, key: &Secret) -> Self {
+        Self {
+            name: name.into(),
+            digest: Sha256::digest(key.expose().as_bytes()).into(),
+        }
+    }
+
+    /// An entry from a hex-encoded SHA-256 digest (for configs that never hold the key).
+    pub fn from_sha256_hex(name: impl Into<Arc<str>>, hex_digest: &str) -> Result<Self, Error> {
+        let bytes = hex::decode(hex_digest.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| Error::internal("an API key digest must be 64 hex characters"))?;
+        Ok(Self {
+            name: name.into(),
+            digest: bytes,
+        })
+    }
+}
+
+/// JWT verification settings.
+#[derive(Clone)]
+pub struct JwtSettings {
+    keys: JwkSet,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    claim_for_identity: String,
+}
+
+impl fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("keys", &self.keys.keys.len())
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish()
+    }
+}
+
+impl JwtSettings {
+    /// Settings from a JWKS JSON document (`{"keys":[...]}`), as served at a
+    /// `jwks_uri` or stored in a file.
+    pub fn from_jwks_json(jwks: &[u8]) -> Result<Self, Error> {
+        let keys: JwkSet = serde_json::from_slice(jwks)
+            .map_err(|e| Error::internal(format!("invalid JWKS document: {e}")))?;
+        Ok(Self {
+            keys,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            claim_for_identity: "sub".to_owned(),
+        })
+    }
+
+    /// Requires one of these issuers (`iss`).
+    #[must_use]
+    pub fn issuers(mut self, issuers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.issuers = issuers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Requires one of these audiences (`aud`).
+    #[must_use]
+    pub fn audiences(mut self, audiences: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    fn verify(&self, token: &str) -> Result<Arc<str>, &'static str> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        if matches!(
+            header.alg,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        ) {
+            // Symmetric algorithms would let anyone holding the JWKS forge tokens.
+            return Err("token algorithm not allowed");
+        }
+        let jwk = match &header.kid {
+            Some(kid) => self.keys.find(kid),
+            None if self.keys.keys.len() == 1 => self.keys.keys.first(),
+            None => None,
+        }
+        .ok_or("no key matches the token")?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| "unusable key")?;
+        let mut validation = Validation::new(header.alg);
+        if !self.issuers.is_empty() {
+            validation.set_issuer(&self.issuers);
+        }
+        if self.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.audiences);
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired",
+            jsonwebtoken::errors::ErrorKind::InvalidIssuer => "token issuer not accepted",
+            jsonwebtoken::errors::ErrorKind::InvalidAudience => "token audience not accepted",
+            _ => "token verification failed",
+        })?;
+        let id = data
+            .claims
+            .get(&self.claim_for_identity)
+            .and_then(|v| v.as_str())
+            .unwrap_or("jwt");
+        Ok(Arc::from(id))
+    }
+}
+
+/// Client authentication settings for one listener.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAuth {
+    api_keys: Vec<ApiKeyEntry>,
+    jwt: Option<JwtSettings>,
+}
+
+impl ClientAuth {
+    /// No mechanism configured: every request is rejected until one is added.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts a static API key.
+    #[must_use]
+    pub fn api_key(mut self, entry: ApiKeyEntry) -> Self {
+        self.api_keys.push(entry);
+        self
+    }
+
+    /// Accepts JWTs verified with these settings.
+    #[must_use]
+    pub fn jwt(mut self, settings: JwtSettings) -> Self {
+        self.jwt = Some(settings);
+        self
+    }
+
+    /// Authenticates a request from its headers.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<ClientIdentity, Error> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let presented = bearer
+            .or_else(|| header_str(headers, "x-api-key"))
+            .or_else(|| header_str(headers, "api-key"));
+        let Some(presented) = presented.filter(|p| !p.is_empty()) else {
+            return Err(unauthorized("no credentials: send an API key or a bearer token"));
+        };
+
+        if !self.api_keys.is_empty() {
+            let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+            // Compare every entry without early exit so timing does not reveal which
+            // prefix of the table matched.
+            let mut found: Option<&ApiKeyEntry> = None;
+            for entry in &self.api_keys {
+                if constant_time_eq(&entry.digest, &digest) {
+                    found = Some(entry);
+                }
+            }
+            if let Some(entry) = found {
+                return Ok(ClientIdentity(entry.name.clone()));
+            }
+        }
+        if let (Some(jwt), Some(token)) = (&self.jwt, bearer)
+            && token.matches('.').count() == 2
+        {
+            return jwt
+                .verify(token)
+                .map(ClientIdentity)
+                .map_err(|reason| unauthorized(reason));
+        }
+        Err(unauthorized("invalid API key or token"))
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn unauthorized(message: &str) -> Error {
+    Error::Unauthorized {
+        message: message.to_owned(),
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Renders an authentication failure in the called API's error shape.
+fn reject(path: &str, error: &Error) -> Response<Body> {
+    let api = Endpoint::from_path(path).map_or(ClientApi::OpenAI, Endpoint::client_api);
+    let mut response = Response::new(Body::from(error.to_body(api)));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"aigw\""),
+    );
+    response
+}
+
+/// A tower layer that authenticates clients before the gateway sees the request.
+#[derive(Debug, Clone)]
+pub struct ClientAuthLayer {
+    auth: Arc<ClientAuth>,
+}
+
+impl ClientAuthLayer {
+    /// Wraps settings.
+    pub fn new(auth: ClientAuth) -> Self {
+        Self {
+            auth: Arc::new(auth),
+        }
+    }
+}
+
+impl<S> Layer<S> for ClientAuthLayer {
+    type Service = ClientAuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientAuthService {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// The service produced by [`ClientAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct ClientAuthService<S> {
+    inner: S,
+    auth: Arc<ClientAuth>,
+}
+
+impl<S, B> Service<Request<B>> for ClientAuthService<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = futures::future::Either<
+        futures::future::Ready<Result<Response<Body>, S::Error>>,
+        S::Future,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        match self.auth.authenticate(request.headers()) {
+            Ok(identity) => {
+                tracing::debug!(client = %identity.0, "client authenticated");
+                request.extensions_mut().insert(identity);
+                futures::future::Either::Right(self.inner.call(request))
+            }
+            Err(error) => {
+                tracing::debug!(path = request.uri().path(), %error, "client rejected");
+                futures::future::Either::Left(futures::future::ready(Ok(reject(
+                    request.uri().path(),
+                    &error,
+                ))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn keys() -> ClientAuth {
+        ClientAuth::new()
+            .api_key(ApiKeyEntry::from_secret("team-a", &Secret::new("sk-team-a")))
+            .api_key(ApiKeyEntry::from_secret("team-b", &Secret::new("sk-team-b")))
+    }
+
+    #[test]
+    fn accepts_keys_in_all_three_sdk_headers() {
+        let auth = keys();
+        for h in [
+            headers(&[("authorization", "Bearer sk-team-b")]),
+            headers(&[("x-api-key", "sk-team-b")]),
+            headers(&[("api-key", "sk-team-b")]),
+        ] {
+            assert_eq!(auth.authenticate(&h).unwrap().0.as_ref(), "team-b");
+        }
+    }
+
+    #[test]
+    fn rejects_missing_and_wrong_keys_with_401() {
+        let auth = keys();
+        let e = auth.authenticate(&HeaderMap::new()).unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        let e = auth
+            .authenticate(&headers(&[("authorization", "Bearer sk-team-c")]))
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        assert!(!e.to_string().contains("sk-team-c"));
+    }
+
+    #[test]
+    fn digest_entry_matches_plaintext() {
+        let hex_digest = hex::encode(Sha256::digest(b"sk-x"));
+        let auth = ClientAuth::new().api_key(ApiKeyEntry::from_sha256_hex("x", &hex_digest).unwrap());
+        assert!(auth.authenticate(&headers(&[("x-api-key", "sk-x")])).is_ok());
+        assert!(ApiKeyEntry::from_sha256_hex("x", "abc").is_err());
+    }
+
+    #[test]
+    fn rejection_uses_the_called_apis_error_shape() {
+        let e = unauthorized("nope");
+        let r = reject("/v1/messages", &e);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    const JWKS: &[u8] = include_bytes!("../tests/fixtures/jwt/jwks.json");
+    const RS256: &[u8] = include_bytes!("../tests/fixtures/jwt/rs256.pem");
+    const ES256: &[u8] = include_bytes!("../tests/fixtures/jwt/es256.pem");
+
+    fn token(alg: Algorithm, kid: &str, claims: serde_json::Value) -> String {
+        let key = match alg {
+            Algorithm::RS256 => jsonwebtoken::EncodingKey::from_rsa_pem(RS256).unwrap(),
+            _ => jsonwebtoken::EncodingKey::from_ec_pem(ES256).unwrap(),
+        };
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn jwt_auth() -> ClientAuth {
+        ClientAuth::new().jwt(
+            JwtSettings::from_jwks_json(JWKS)
+                .unwrap()
+                .issuers(["https://issuer.example"])
+                .audiences(["aigw"]),
+        )
+    }
+
+    #[test]
+    fn jwt_rs256_and_es256_accepted_with_subject_as_identity() {
+        let auth = jwt_auth();
+        for (alg, kid) in [(Algorithm::RS256, "rsa-1"), (Algorithm::ES256, "ec-1")] {
+            let t = token(
+                alg,
+                kid,
+                serde_json::json!({"sub":"alice","iss":"https://issuer.example","aud":"aigw","exp":now()+60}),
+            );
+            let h = headers(&[("authorization", &format!("Bearer {t}"))]);
+            assert_eq!(auth.authenticate(&h).unwrap().0.as_ref(), "alice", "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn jwt_wrong_issuer_audience_expiry_or_key_rejected() {
+        let auth = jwt_auth();
+        let cases = [
+            ("rsa-1", serde_json::json!({"sub":"a","iss":"https://evil","aud":"aigw","exp":now()+60}), "issuer"),
+            ("rsa-1", serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"other","exp":now()+60}), "audience"),
+            ("rsa-1", serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()-600}), "expired"),
+            ("nope", serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()+60}), "no key"),
+        ];
+        for (kid, claims, why) in cases {
+            let t = token(Algorithm::RS256, kid, claims);
+            let e = auth
+                .authenticate(&headers(&[("authorization", &format!("Bearer {t}"))]))
+                .unwrap_err();
+            assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+            assert!(e.to_string().contains(why), "{e} should mention {why}");
+        }
+        // A token signed by the EC key but claiming the RSA key id fails verification.
+        let forged = token(
+            Algorithm::ES256,
+            "rsa-1",
+            serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()+60}),
+        );
+        assert!(auth
+            .authenticate(&headers(&[("authorization", &format!("Bearer {forged}"))]))
+            .is_err());
+    }
+}
