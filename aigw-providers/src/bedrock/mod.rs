@@ -1,5 +1,6 @@
 //! AWS Bedrock: Converse / ConverseStream for OpenAI chat and Anthropic Messages
-//! clients, and Titan / Cohere embeddings through InvokeModel.
+//! clients, Claude through InvokeModel (`AWSAnthropic`, [`invoke`]), and Titan / Cohere
+//! embeddings through InvokeModel.
 //!
 //! Paths are `/model/{modelId}/converse` and `/model/{modelId}/converse-stream` with the
 //! model id percent-encoded as the AWS SDKs encode path labels (`:` → `%3A`); SigV4
@@ -7,6 +8,7 @@
 //! (`application/vnd.amazon.eventstream`) and leave as SSE in the client's dialect.
 
 pub mod embeddings;
+pub mod invoke;
 pub mod request;
 pub mod response;
 
@@ -20,6 +22,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 pub use embeddings::EmbeddingsTranslator;
+pub use invoke::InvokeTranslator;
 pub use request::encode_model_id;
 
 /// Seconds since the Unix epoch, for OpenAI's `created`.

@@ -1,0 +1,834 @@
+//! Anthropic models on Bedrock through InvokeModel (`AWSAnthropic`).
+//!
+//! The body is the Anthropic Messages body with `anthropic_version` set (the schema's
+//! version, default `bedrock-2023-05-31`), `model` and `stream` removed (they live in
+//! the path), and the client's `anthropic-beta` header copied into `anthropic_beta`.
+//! Paths are `/model/{id}/invoke` and `/model/{id}/invoke-with-response-stream`; the
+//! stream is AWS eventstream whose `chunk` events carry `{"bytes": base64(Anthropic
+//! stream event JSON)}`.
+//!
+//! Anthropic clients get the Anthropic body and events back unchanged (re-framed as
+//! SSE); OpenAI clients are translated through the neutral model.
+
+use super::request::encode_model_id;
+use super::{normalize_error, now_secs, request_id, response as bedrock_response};
+use crate::canonical::{
+    self, Block, ChatRequest, ChatResponse, Choice, Event, OutBlock, Reasoning, ResponseFormat,
+    Role, StopReason, ToolChoice, emit,
+};
+use crate::eventstream::{Decoder, FrameKind};
+use aigw_core::{
+    BodyChange, ClientApi, Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
+    Result, TokenUsage, Translator, UpstreamRequest,
+};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// The backend name used in 422 errors.
+pub const BACKEND: &str = "AWSAnthropic";
+/// `anthropic_version` when the schema names none.
+pub const DEFAULT_VERSION: &str = "bedrock-2023-05-31";
+/// `max_tokens` for OpenAI requests without one: Anthropic requires the field.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+fn cache_control() -> Value {
+    json!({"type": "ephemeral"})
+}
+
+fn blocks_json(blocks: &[Block], field: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::with_capacity(blocks.len());
+    for (j, b) in blocks.iter().enumerate() {
+        let mut v = match b {
+            Block::Text { text, .. } => json!({"type": "text", "text": text}),
+            Block::Image {
+                media_type, data, ..
+            } => {
+                json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+            }
+            Block::ImageUrl { field, .. } => {
+                return Err(Error::untranslatable(
+                    field.clone(),
+                    BACKEND,
+                    "Claude on Bedrock takes image bytes only; send the image as a base64 data URL",
+                ));
+            }
+            Block::ToolUse { id, name, input } => {
+                let input: Value = serde_json::from_str(input.get())
+                    .map_err(|e| Error::bad_request(format!("{field}[{j}].input: {e}")))?;
+                json!({"type": "tool_use", "id": id, "name": name, "input": input})
+            }
+            Block::ToolResult {
+                id,
+                content,
+                is_error,
+                ..
+            } => {
+                let mut r = json!({
+                    "type": "tool_result",
+                    "tool_use_id": id,
+                    "content": blocks_json(content, &format!("{field}[{j}].content"))?,
+                });
+                if *is_error {
+                    r["is_error"] = true.into();
+                }
+                r
+            }
+            Block::Thinking { text, signature } => {
+                json!({"type": "thinking", "thinking": text, "signature": signature.as_deref().unwrap_or("")})
+            }
+            Block::RedactedThinking { data } => json!({"type": "redacted_thinking", "data": data}),
+        };
+        let cached = matches!(
+            b,
+            Block::Text { cache: true, .. }
+                | Block::Image { cache: true, .. }
+                | Block::ToolResult { cache: true, .. }
+        );
+        if cached {
+            v["cache_control"] = cache_control();
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Writes the Anthropic Messages body (for InvokeModel) for an OpenAI-originated
+/// request.
+pub fn messages_body(req: &ChatRequest, version: &str, betas: &[String]) -> Result<Value> {
+    let reject = |field: &str, why: &str| Error::untranslatable(field, BACKEND, why);
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(reject("n", "Claude returns a single choice"));
+    }
+    if req.presence_penalty.is_some_and(|p| p != 0.0) {
+        return Err(reject("presence_penalty", "Claude has no presence penalty"));
+    }
+    if req.frequency_penalty.is_some_and(|p| p != 0.0) {
+        return Err(reject(
+            "frequency_penalty",
+            "Claude has no frequency penalty",
+        ));
+    }
+    if req.seed.is_some() {
+        return Err(reject("seed", "Claude has no sampling seed"));
+    }
+    let mut body = Map::new();
+    body.insert("anthropic_version".into(), version.into());
+    body.insert(
+        "max_tokens".into(),
+        req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into(),
+    );
+    if !req.system.is_empty() {
+        body.insert("system".into(), blocks_json(&req.system, "system")?.into());
+    }
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        messages.push(json!({
+            "role": match m.role { Role::User => "user", Role::Assistant => "assistant" },
+            "content": blocks_json(&m.content, &format!("messages[{i}].content"))?,
+        }));
+    }
+    body.insert("messages".into(), messages.into());
+    if let Some(t) = req.temperature {
+        body.insert("temperature".into(), t.into());
+    }
+    if let Some(t) = req.top_p {
+        body.insert("top_p".into(), t.into());
+    }
+    if let Some(k) = req.top_k {
+        body.insert("top_k".into(), k.into());
+    }
+    if !req.stop.is_empty() {
+        body.insert("stop_sequences".into(), json!(req.stop));
+    }
+    if !req.tools.is_empty() {
+        let tools = req
+            .tools
+            .iter()
+            .map(|t| {
+                let schema = match &t.parameters {
+                    Some(p) => serde_json::from_str(p.get()).map_err(|e| {
+                        Error::bad_request(format!("tool {:?} parameters: {e}", t.name))
+                    })?,
+                    None => json!({"type": "object", "properties": {}}),
+                };
+                let mut v = json!({"name": t.name, "input_schema": schema});
+                if let Some(d) = &t.description {
+                    v["description"] = d.as_str().into();
+                }
+                if t.cache {
+                    v["cache_control"] = cache_control();
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        body.insert("tools".into(), tools.into());
+    }
+    let mut choice = match &req.tool_choice {
+        None => None,
+        Some(ToolChoice::Auto) => Some(json!({"type": "auto"})),
+        Some(ToolChoice::Any) => Some(json!({"type": "any"})),
+        Some(ToolChoice::None) => Some(json!({"type": "none"})),
+        Some(ToolChoice::Tool(n)) => Some(json!({"type": "tool", "name": n})),
+    };
+    if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
+        choice
+            .get_or_insert_with(|| json!({"type": "auto"}))
+            .as_object_mut()
+            .map(|o| o.insert("disable_parallel_tool_use".into(), true.into()));
+    }
+    if let Some(c) = choice {
+        body.insert("tool_choice".into(), c);
+    }
+    match &req.reasoning {
+        None => {}
+        Some(Reasoning::Disabled) => {
+            body.insert("thinking".into(), json!({"type": "disabled"}));
+        }
+        Some(r) => {
+            body.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": r.budget_tokens().unwrap_or(1024)}),
+            );
+        }
+    }
+    match &req.response_format {
+        None => {}
+        Some(ResponseFormat::JsonObject) => {
+            body.insert(
+                "output_config".into(),
+                json!({"format": {"type": "json_schema", "schema": {"type": "object"}}}),
+            );
+        }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            let schema: Value = serde_json::from_str(schema.get())
+                .map_err(|e| Error::bad_request(format!("response_format schema: {e}")))?;
+            body.insert(
+                "output_config".into(),
+                json!({"format": {"type": "json_schema", "schema": schema}}),
+            );
+        }
+    }
+    if !betas.is_empty() {
+        body.insert("anthropic_beta".into(), json!(betas));
+    }
+    Ok(Value::Object(body))
+}
+
+/// The `anthropic-beta` header values, comma-separated or repeated.
+fn betas(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+struct AUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl AUsage {
+    fn merge(&mut self, newer: &Self) {
+        fn take(a: &mut Option<u64>, b: Option<u64>) {
+            if b.is_some() {
+                *a = b;
+            }
+        }
+        take(&mut self.input_tokens, newer.input_tokens);
+        take(&mut self.output_tokens, newer.output_tokens);
+        take(
+            &mut self.cache_creation_input_tokens,
+            newer.cache_creation_input_tokens,
+        );
+        take(
+            &mut self.cache_read_input_tokens,
+            newer.cache_read_input_tokens,
+        );
+    }
+
+    fn token_usage(&self) -> TokenUsage {
+        TokenUsage::from_explicit_caching(
+            self.input_tokens,
+            self.cache_read_input_tokens,
+            self.cache_creation_input_tokens,
+            self.output_tokens,
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct AMessage {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    content: Vec<ABlock>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    stop_sequence: Option<String>,
+    #[serde(default)]
+    usage: Option<AUsage>,
+}
+
+#[derive(Deserialize)]
+struct ABlock {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Box<serde_json::value::RawValue>>,
+}
+
+fn stop_reason(s: &str, sequence: Option<String>) -> StopReason {
+    match s {
+        "max_tokens" => StopReason::MaxTokens,
+        "stop_sequence" => StopReason::StopSequence(sequence),
+        "tool_use" => StopReason::ToolUse,
+        "refusal" => StopReason::ContentFilter,
+        "model_context_window_exceeded" => StopReason::ContextWindow,
+        _ => StopReason::EndTurn,
+    }
+}
+
+fn out_block(b: ABlock) -> Option<OutBlock> {
+    Some(match b.kind.as_str() {
+        "text" => OutBlock::Text(b.text.unwrap_or_default()),
+        "thinking" => OutBlock::Thinking {
+            text: b.thinking.unwrap_or_default(),
+            signature: b.signature,
+        },
+        "redacted_thinking" => OutBlock::RedactedThinking(b.data.unwrap_or_default()),
+        "tool_use" => OutBlock::ToolUse {
+            id: b.id.unwrap_or_default(),
+            name: b.name.unwrap_or_default(),
+            input: b.input.map_or_else(
+                || "{}".to_owned(),
+                |i| bedrock_response::compact_json(i.get()),
+            ),
+        },
+        _ => return None,
+    })
+}
+
+/// Parses a complete Anthropic Messages response.
+fn parse_message(body: &[u8], model: &str) -> Result<ChatResponse> {
+    let m: AMessage = serde_json::from_slice(body)
+        .map_err(|e| Error::malformed_upstream(format!("Anthropic response: {e}")))?;
+    let stop = m
+        .stop_reason
+        .as_deref()
+        .map(|s| stop_reason(s, m.stop_sequence.clone()));
+    Ok(ChatResponse {
+        id: m.id.unwrap_or_else(|| "bedrock".to_owned()),
+        model: model.to_owned(),
+        choices: vec![Choice {
+            content: m.content.into_iter().filter_map(out_block).collect(),
+            stop,
+        }],
+        usage: m.usage.unwrap_or_default().token_usage(),
+    })
+}
+
+#[derive(Deserialize)]
+struct AEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
+    message: Option<AStartMessage>,
+    #[serde(default)]
+    content_block: Option<ABlock>,
+    #[serde(default)]
+    delta: Option<ADelta>,
+    #[serde(default)]
+    usage: Option<AUsage>,
+    #[serde(default)]
+    error: Option<AError>,
+}
+
+#[derive(Deserialize)]
+struct AStartMessage {
+    #[serde(default)]
+    usage: Option<AUsage>,
+}
+
+#[derive(Deserialize)]
+struct ADelta {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    partial_json: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    stop_sequence: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AError {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// HTTP status for an Anthropic error type.
+fn anthropic_status(kind: &str) -> u16 {
+    match kind {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "overloaded_error" => 529,
+        _ => 500,
+    }
+}
+
+/// Anthropic stream event JSON → neutral events; `usage` accumulates the counters.
+fn anthropic_event(json: &[u8], usage: &mut AUsage, out: &mut Vec<Event>) -> Result<()> {
+    let e: AEvent = serde_json::from_slice(json)
+        .map_err(|e| Error::malformed_upstream(format!("Anthropic stream event: {e}")))?;
+    let index = e.index.unwrap_or(0);
+    match e.kind.as_str() {
+        "message_start" => {
+            out.push(Event::Start);
+            if let Some(u) = e.message.and_then(|m| m.usage) {
+                usage.merge(&u);
+                out.push(Event::Usage(usage.token_usage()));
+            }
+        }
+        "content_block_start" => match e.content_block {
+            Some(b) if b.kind == "tool_use" => out.push(Event::ToolStart {
+                index,
+                id: b.id.unwrap_or_default(),
+                name: b.name.unwrap_or_default(),
+            }),
+            Some(b) if b.kind == "redacted_thinking" => out.push(Event::RedactedThinking {
+                index,
+                data: b.data.unwrap_or_default(),
+            }),
+            Some(b) if b.kind == "text" => {
+                if let Some(text) = b.text.filter(|t| !t.is_empty()) {
+                    out.push(Event::TextDelta { index, text });
+                }
+            }
+            _ => {}
+        },
+        "content_block_delta" => {
+            let Some(d) = e.delta else { return Ok(()) };
+            match d.kind.as_deref() {
+                Some("text_delta") => out.push(Event::TextDelta {
+                    index,
+                    text: d.text.unwrap_or_default(),
+                }),
+                Some("input_json_delta") => out.push(Event::ToolDelta {
+                    index,
+                    json: d.partial_json.unwrap_or_default(),
+                }),
+                Some("thinking_delta") => out.push(Event::ThinkingDelta {
+                    index,
+                    text: d.thinking.unwrap_or_default(),
+                }),
+                Some("signature_delta") => out.push(Event::SignatureDelta {
+                    index,
+                    signature: d.signature.unwrap_or_default(),
+                }),
+                _ => {}
+            }
+        }
+        "content_block_stop" => out.push(Event::BlockStop { index }),
+        "message_delta" => {
+            if let Some(s) = e.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
+                let seq = e.delta.as_ref().and_then(|d| d.stop_sequence.clone());
+                out.push(Event::Stop(stop_reason(s, seq)));
+            }
+            if let Some(u) = e.usage {
+                usage.merge(&u);
+                out.push(Event::Usage(usage.token_usage()));
+            }
+        }
+        "error" => {
+            let err = e.error.unwrap_or(AError {
+                kind: String::new(),
+                message: "upstream stream error".into(),
+            });
+            out.push(Event::Error {
+                status: anthropic_status(&err.kind),
+                kind: err.kind,
+                message: err.message,
+            });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ChunkPayload {
+    bytes: String,
+}
+
+/// OpenAI chat or Anthropic Messages → Claude on Bedrock InvokeModel.
+#[derive(Debug)]
+pub struct InvokeTranslator {
+    api: ClientApi,
+    model_override: Option<String>,
+    version: String,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    created: u64,
+    id: String,
+    decoder: Decoder,
+    emitter: Option<emit::StreamEmitter>,
+    raw_usage: AUsage,
+    usage: TokenUsage,
+    buffered: Vec<u8>,
+    ended: bool,
+}
+
+impl InvokeTranslator {
+    /// A translator for requests on `api`; `version` is the schema's `anthropic_version`.
+    pub fn new(api: ClientApi, model_override: Option<&str>, version: Option<&str>) -> Self {
+        Self {
+            api,
+            model_override: model_override.map(str::to_owned),
+            version: version.unwrap_or(DEFAULT_VERSION).to_owned(),
+            model: String::new(),
+            stream: false,
+            include_usage: false,
+            created: now_secs(),
+            id: "bedrock".to_owned(),
+            decoder: Decoder::new(),
+            emitter: None,
+            raw_usage: AUsage::default(),
+            usage: TokenUsage::default(),
+            buffered: Vec::new(),
+            ended: false,
+        }
+    }
+
+    fn anthropic_body(&self, body: &[u8], headers: &HeaderMap) -> Result<(Value, String, bool)> {
+        let mut v: Map<String, Value> = serde_json::from_slice(body)
+            .map_err(|e| Error::bad_request(format!("invalid messages request: {e}")))?;
+        let model = match (&self.model_override, v.remove("model")) {
+            (Some(m), _) => m.clone(),
+            (None, Some(Value::String(m))) => m,
+            _ => return Err(Error::bad_request("the request body has no `model`")),
+        };
+        let stream = matches!(v.remove("stream"), Some(Value::Bool(true)));
+        v.entry("anthropic_version")
+            .or_insert_with(|| self.version.clone().into());
+        let betas = betas(headers);
+        if !betas.is_empty() {
+            v.insert("anthropic_beta".into(), json!(betas));
+        }
+        Ok((Value::Object(v), model, stream))
+    }
+
+    fn frame_events(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        loop {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    self.fail(out, events, 502, "malformedUpstream", &e.to_string());
+                    return;
+                }
+            };
+            match frame.kind {
+                FrameKind::Event(_) => {
+                    let json = serde_json::from_slice::<ChunkPayload>(&frame.payload)
+                        .map_err(|e| e.to_string())
+                        .and_then(|p| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(p.bytes)
+                                .map_err(|e| e.to_string())
+                        });
+                    let json = match json {
+                        Ok(j) => j,
+                        Err(e) => {
+                            let msg = format!("InvokeModel stream chunk: {e}");
+                            self.fail(out, events, 502, "malformedUpstream", &msg);
+                            return;
+                        }
+                    };
+                    self.anthropic_json(&json, out, events);
+                }
+                FrameKind::Exception(kind) => {
+                    let message = bedrock_response::error_message(&frame.payload);
+                    self.fail(
+                        out,
+                        events,
+                        bedrock_response::exception_status(&kind),
+                        &kind,
+                        &message,
+                    );
+                    return;
+                }
+                FrameKind::Error { code, message } => {
+                    self.fail(
+                        out,
+                        events,
+                        bedrock_response::exception_status(&code),
+                        &code,
+                        &message,
+                    );
+                    return;
+                }
+            }
+            if self.ended {
+                return;
+            }
+        }
+    }
+
+    /// One Anthropic event: re-framed as SSE for Anthropic clients, translated for
+    /// OpenAI clients; usage is tracked for both.
+    fn anthropic_json(&mut self, json: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        let before = events.len();
+        if let Err(e) = anthropic_event(json, &mut self.raw_usage, events) {
+            self.fail(out, events, 502, "malformedUpstream", &e.to_string());
+            return;
+        }
+        for ev in &events[before..] {
+            match ev {
+                Event::Usage(u) => self.usage.update(u),
+                Event::Error { .. } => self.ended = true,
+                _ => {}
+            }
+        }
+        if self.api == ClientApi::Anthropic {
+            events.truncate(before);
+            #[derive(Deserialize)]
+            struct Kind<'a> {
+                #[serde(rename = "type", borrow)]
+                kind: std::borrow::Cow<'a, str>,
+            }
+            let kind = serde_json::from_slice::<Kind<'_>>(json)
+                .map(|k| k.kind.into_owned())
+                .unwrap_or_default();
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(kind.as_bytes());
+            out.extend_from_slice(b"\ndata: ");
+            out.extend_from_slice(json);
+            out.extend_from_slice(b"\n\n");
+        }
+    }
+
+    fn fail(
+        &mut self,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event>,
+        status: u16,
+        kind: &str,
+        message: &str,
+    ) {
+        self.ended = true;
+        let ev = Event::Error {
+            status,
+            kind: kind.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.api == ClientApi::Anthropic {
+            out.extend_from_slice(b"event: error\ndata: ");
+            out.extend_from_slice(&canonical::error_body(
+                ClientApi::Anthropic,
+                status,
+                kind,
+                message,
+            ));
+            out.extend_from_slice(b"\n\n");
+        } else {
+            events.push(ev);
+        }
+    }
+
+    fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        let mut out = Vec::with_capacity(chunk.len() * 2);
+        let mut events = Vec::new();
+        if !self.ended {
+            self.decoder.push(chunk);
+            self.frame_events(&mut out, &mut events);
+            if end_of_stream
+                && !self.ended
+                && let Err(e) = self.decoder.finish()
+            {
+                {
+                    self.fail(
+                        &mut out,
+                        &mut events,
+                        502,
+                        "malformedUpstream",
+                        &e.to_string(),
+                    );
+                }
+            }
+        }
+        if self.api == ClientApi::OpenAI {
+            let (api, id, model, created, inc) = (
+                self.api,
+                &self.id,
+                &self.model,
+                self.created,
+                self.include_usage,
+            );
+            let emitter = self
+                .emitter
+                .get_or_insert_with(|| emit::StreamEmitter::new(api, id, model, created, inc));
+            for ev in events {
+                emitter.event(ev, &mut out);
+            }
+            if end_of_stream {
+                emitter.finish(&mut out);
+            }
+        }
+        Ok(ResponseChunk {
+            body: Some(Bytes::from(out)),
+            usage: self.usage,
+            response_model: Some(self.model.clone()),
+        })
+    }
+}
+
+impl Translator for InvokeTranslator {
+    fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
+        let (body, model, stream) = match self.api {
+            ClientApi::Anthropic => self.anthropic_body(req.body, req.headers)?,
+            ClientApi::OpenAI => {
+                let mut chat = canonical::openai::parse(req.body, BACKEND)?;
+                if let Some(m) = &self.model_override {
+                    chat.model.clone_from(m);
+                }
+                self.include_usage = chat.include_usage;
+                let body = messages_body(&chat, &self.version, &betas(req.headers))?;
+                (body, chat.model, chat.stream)
+            }
+        };
+        self.model = model;
+        self.stream = stream;
+        let path = format!(
+            "/model/{}/{}",
+            encode_model_id(&self.model),
+            if stream {
+                "invoke-with-response-stream"
+            } else {
+                "invoke"
+            }
+        );
+        let mut headers = HeaderMutation::default();
+        headers.set_static("content-type", "application/json");
+        headers.set_static(
+            "accept",
+            if stream {
+                "application/vnd.amazon.eventstream"
+            } else {
+                "application/json"
+            },
+        );
+        headers.remove(http::HeaderName::from_static("anthropic-beta"));
+        headers.remove(http::HeaderName::from_static("anthropic-version"));
+        Ok(UpstreamRequest {
+            method: Method::POST,
+            path,
+            headers,
+            body: BodyChange::Replaced(Bytes::from(body.to_string())),
+        })
+    }
+
+    fn response_headers(
+        &mut self,
+        _status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<HeaderMutation> {
+        if let Some(id) = request_id(headers, "x-amzn-requestid") {
+            self.id = id;
+        }
+        let mut m = HeaderMutation::default();
+        m.set(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(if self.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        m.remove(header::CONTENT_LENGTH);
+        Ok(m)
+    }
+
+    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        if self.stream {
+            return self.stream_chunk(chunk, end_of_stream);
+        }
+        self.buffered.extend_from_slice(chunk);
+        if !end_of_stream {
+            return Ok(ResponseChunk {
+                body: Some(Bytes::new()),
+                usage: self.usage,
+                response_model: None,
+            });
+        }
+        let resp = parse_message(&self.buffered, &self.model)?;
+        self.usage = resp.usage;
+        let body = match self.api {
+            ClientApi::Anthropic => Bytes::from(std::mem::take(&mut self.buffered)),
+            ClientApi::OpenAI => Bytes::from(emit::openai_response(
+                &ChatResponse {
+                    id: self.id.clone(),
+                    ..resp
+                },
+                self.created,
+            )),
+        };
+        Ok(ResponseChunk {
+            body: Some(body),
+            usage: self.usage,
+            response_model: Some(self.model.clone()),
+        })
+    }
+
+    fn response_error(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        Ok(normalize_error(self.api, status, headers, body))
+    }
+}
