@@ -26,3 +26,4 @@ pub use gateway::{
 };
 pub use layer::{GatewayLayer, GatewayService};
 pub use record::{RecordSink, TracingSink};
+pub mod simulator;
