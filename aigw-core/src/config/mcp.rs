@@ -1,0 +1,169 @@
+//! `MCPRoute`: aggregation of MCP servers behind one Streamable HTTP endpoint.
+
+use super::meta::{HttpHeaderMatch, ParentReference, SecretObjectReference};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Default MCP endpoint path, for the route and for each backend.
+pub const DEFAULT_MCP_PATH: &str = "/mcp";
+/// Maximum backendRefs of an MCPRoute.
+pub const MAX_MCP_BACKENDS: usize = 256;
+/// Maximum entries in each tool selector list.
+pub const MAX_TOOL_SELECTORS: usize = 32;
+
+/// `MCPRoute.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPRouteSpec {
+    /// Gateways (same namespace), 1–16.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+    /// Endpoint path, default `/mcp`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Header matches, AND-ed.
+    #[serde(default)]
+    pub headers: Vec<HttpHeaderMatch>,
+    /// Hostnames.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// MCP servers, 1–256, unique names.
+    #[serde(default)]
+    pub backend_refs: Vec<MCPRouteBackendRef>,
+    /// Client-facing authentication and authorization.
+    #[serde(default)]
+    pub security_policy: Option<MCPRouteSecurityPolicy>,
+    /// CEL-based selection of backends at initialize.
+    #[serde(default)]
+    pub backend_selector: Option<Value>,
+}
+
+/// One MCP server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPRouteBackendRef {
+    /// Group, `gateway.envoyproxy.io` for a Backend.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Kind, `Backend`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Name, unique in the route.
+    pub name: String,
+    /// Namespace (must be the route's).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Server path, default `/mcp`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Tool filter.
+    #[serde(default)]
+    pub tool_selector: Option<MCPToolFilter>,
+    /// Upstream authentication.
+    #[serde(default)]
+    pub security_policy: Option<MCPBackendSecurityPolicy>,
+    /// Client headers forwarded to this server.
+    #[serde(default)]
+    pub forward_headers: Vec<MCPHeaderForward>,
+}
+
+/// Tool include/exclude filter (exclude wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPToolFilter {
+    /// Exact tool names to include.
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// RE2 patterns to include.
+    #[serde(default)]
+    pub include_regex: Option<Vec<String>>,
+    /// Exact tool names to exclude.
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+    /// RE2 patterns to exclude.
+    #[serde(default)]
+    pub exclude_regex: Option<Vec<String>>,
+}
+
+/// Upstream authentication of an MCP server: exactly one of `apiKey`, `tokenExchange`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPBackendSecurityPolicy {
+    /// API key injection.
+    #[serde(default)]
+    pub api_key: Option<MCPBackendAPIKey>,
+    /// RFC 8693 token exchange settings, kept as written.
+    #[serde(default)]
+    pub token_exchange: Option<Value>,
+}
+
+/// API key for an MCP server: exactly one of `secretRef`/`inline`, at most one of
+/// `header`/`queryParam` (default `Authorization: Bearer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPBackendAPIKey {
+    /// Secret with key `apiKey`.
+    #[serde(default)]
+    pub secret_ref: Option<SecretObjectReference>,
+    /// The key inline.
+    #[serde(default)]
+    pub inline: Option<String>,
+    /// Header to carry the key.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Query parameter to carry the key.
+    #[serde(default)]
+    pub query_param: Option<String>,
+}
+
+/// A forwarded client header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPHeaderForward {
+    /// Client header name.
+    pub name: String,
+    /// Upstream header name, default the same.
+    #[serde(default)]
+    pub backend_header: Option<String>,
+}
+
+/// Route-level security.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPRouteSecurityPolicy {
+    /// MCP-spec OAuth.
+    #[serde(default)]
+    pub oauth: Option<MCPRouteOAuth>,
+    /// Envoy Gateway `APIKeyAuth`, kept as written.
+    #[serde(default)]
+    pub api_key_auth: Option<Value>,
+    /// Envoy Gateway `ExtAuth`, kept as written.
+    #[serde(default)]
+    pub ext_auth: Option<Value>,
+    /// Authorization rules, kept as written.
+    #[serde(default)]
+    pub authorization: Option<Value>,
+}
+
+/// MCP-spec OAuth settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPRouteOAuth {
+    /// Issuer URL.
+    pub issuer: String,
+    /// Allowed audiences.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// JWKS source (`remoteJWKS` or `localJWKS`), kept as written.
+    #[serde(default)]
+    pub jwks: Option<Value>,
+    /// RFC 9728 metadata, kept as written.
+    #[serde(default)]
+    pub protected_resource_metadata: Option<Value>,
+    /// Claims copied to backend headers.
+    #[serde(default)]
+    pub claim_to_headers: Vec<Value>,
+}

@@ -1,0 +1,361 @@
+//! Configuration: the upstream project's Kubernetes YAML, loaded and validated.
+//!
+//! [`Config`] holds every document of one or more multi-document YAML files, typed one
+//! struct per kind with the upstream field names. Unknown fields are rejected with
+//! their path. Validation follows the upstream CRD rules and resolves cross-references
+//! (route → AIServiceBackend → Backend, policy → target); every problem is collected
+//! into [`Error::InvalidConfig`], each naming the file, the document
+//! (`Kind/namespace/name`) and the field path.
+//!
+//! Policy for references to objects a file does not define:
+//! * route → AIServiceBackend, AIServiceBackend → Backend, BackendSecurityPolicy →
+//!   AIServiceBackend, MCPRoute → Backend, Gateway → GatewayConfig: **errors**.
+//! * → Secret, → Gateway (parentRefs), → InferencePool, → ConfigMap: **warnings**
+//!   ([`Config::warnings`]); such objects are often created out of band. Secrets must
+//!   resolve when the routing snapshot is compiled ([`crate::routing::Snapshot`]) or
+//!   when [`Config::check_secrets`] is called.
+//!
+//! Kinds that configure Envoy itself (GatewayClass, EnvoyProxy, SecurityPolicy,
+//! HTTPRouteFilter, ReferenceGrant, …) and unrelated Kubernetes kinds are accepted and
+//! listed as ignored. BackendTrafficPolicy and ClientTrafficPolicy are read for the
+//! settings a gateway honours (see [`traffic`]).
+
+mod aigateway;
+mod envoy_gateway;
+mod mcp;
+mod meta;
+mod mutation;
+mod parse;
+mod resolve;
+mod secret;
+pub mod traffic;
+mod validate;
+
+pub use aigateway::*;
+pub use envoy_gateway::*;
+pub use mcp::*;
+pub use meta::*;
+pub use mutation::{BodyMutation, HeaderMutationConfig};
+pub use resolve::{
+    AwsOidcExchange, AzureAuth, CredentialOverrideSource, GcpAuth, OidcSettings,
+    ResolvedCredentialOverride, ResolvedSecurityPolicy, SecurityPolicyKind,
+};
+pub use secret::{SecretDocument, SecretLookupError, SecretSource};
+
+use crate::error::{ConfigIssue, Error, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A typed Kubernetes object with its source location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource<S> {
+    /// `group/version`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// The spec.
+    pub spec: S,
+    /// Where the document was read from.
+    pub source: Source,
+}
+
+impl<S> Resource<S> {
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// The namespace (`default` when unset).
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace()
+    }
+
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        self.metadata.key()
+    }
+
+    /// `Kind/namespace/name`, as used in error messages.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.kind, self.key())
+    }
+}
+
+/// A document that was accepted but not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredDocument {
+    /// `Kind/namespace/name`.
+    pub label: String,
+    /// `apiVersion`.
+    pub api_version: String,
+    /// Where it came from.
+    pub source: Source,
+    /// Why it is not used.
+    pub reason: String,
+}
+
+/// Counts per file, for `aigw validate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSummary {
+    /// The file.
+    pub file: String,
+    /// AIGatewayRoutes.
+    pub routes: usize,
+    /// AIServiceBackends.
+    pub ai_service_backends: usize,
+    /// Envoy Gateway Backends.
+    pub backends: usize,
+    /// BackendSecurityPolicies.
+    pub security_policies: usize,
+    /// MCPRoutes.
+    pub mcp_routes: usize,
+    /// GatewayConfigs.
+    pub gateway_configs: usize,
+    /// QuotaPolicies.
+    pub quota_policies: usize,
+    /// BackendTLSPolicies.
+    pub tls_policies: usize,
+    /// BackendTrafficPolicies and ClientTrafficPolicies.
+    pub traffic_policies: usize,
+    /// Gateways.
+    pub gateways: usize,
+    /// Secrets.
+    pub secrets: usize,
+    /// Documents accepted and ignored, as `Kind/namespace/name`.
+    pub ignored: Vec<String>,
+}
+
+/// All loaded documents, typed.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// AIGatewayRoutes.
+    pub ai_gateway_routes: Vec<Resource<AIGatewayRouteSpec>>,
+    /// AIServiceBackends.
+    pub ai_service_backends: Vec<Resource<AIServiceBackendSpec>>,
+    /// BackendSecurityPolicies.
+    pub backend_security_policies: Vec<Resource<BackendSecurityPolicySpec>>,
+    /// MCPRoutes.
+    pub mcp_routes: Vec<Resource<MCPRouteSpec>>,
+    /// GatewayConfigs.
+    pub gateway_configs: Vec<Resource<GatewayConfigSpec>>,
+    /// QuotaPolicies.
+    pub quota_policies: Vec<Resource<QuotaPolicySpec>>,
+    /// Envoy Gateway Backends.
+    pub backends: Vec<Resource<BackendSpec>>,
+    /// BackendTLSPolicies.
+    pub backend_tls_policies: Vec<Resource<BackendTlsPolicySpec>>,
+    /// BackendTrafficPolicies.
+    pub backend_traffic_policies: Vec<Resource<BackendTrafficPolicySpec>>,
+    /// ClientTrafficPolicies.
+    pub client_traffic_policies: Vec<Resource<ClientTrafficPolicySpec>>,
+    /// Gateways.
+    pub gateways: Vec<Resource<GatewaySpec>>,
+    /// HTTPRoutes (kept for reference checks; not served).
+    pub http_routes: Vec<Resource<HttpRouteSpec>>,
+    /// InferencePools (kept for reference checks).
+    pub inference_pools: Vec<Resource<Value>>,
+    /// Secrets.
+    pub secrets: Vec<SecretDocument>,
+    /// ConfigMaps (CA bundles).
+    pub config_maps: Vec<Resource<std::collections::BTreeMap<String, String>>>,
+    /// Documents accepted and not used.
+    pub ignored: Vec<IgnoredDocument>,
+    /// Files in load order.
+    pub files: Vec<String>,
+    warnings: Vec<ConfigIssue>,
+}
+
+impl Config {
+    /// Parses and validates YAML text. `file_label` names the source in errors.
+    pub fn from_yaml_str(text: &str, file_label: &str) -> Result<Self> {
+        let mut config = Self::default();
+        let mut issues = Vec::new();
+        parse::parse_file(&mut config, text, file_label, &mut issues);
+        config.finish(issues)
+    }
+
+    /// Loads files and directories (recursively, `*.yaml` and `*.yml`, in sorted order)
+    /// as one configuration, and validates it.
+    pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Self> {
+        let mut files = Vec::new();
+        for p in paths {
+            collect_files(p.as_ref(), &mut files)?;
+        }
+        let mut config = Self::default();
+        let mut issues = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::Io {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
+            parse::parse_file(&mut config, &text, &file.display().to_string(), &mut issues);
+        }
+        config.finish(issues)
+    }
+
+    fn finish(mut self, mut issues: Vec<ConfigIssue>) -> Result<Self> {
+        let mut warnings = Vec::new();
+        validate::validate(&self, &mut issues, &mut warnings);
+        if issues.is_empty() {
+            self.warnings = warnings;
+            Ok(self)
+        } else {
+            Err(Error::InvalidConfig { issues })
+        }
+    }
+
+    /// Non-fatal findings: references to objects not in the loaded files (Secrets,
+    /// Gateways, InferencePools, CA ConfigMaps), settings that are not honoured.
+    pub fn warnings(&self) -> &[ConfigIssue] {
+        &self.warnings
+    }
+
+    /// Per-file counts and ignored kinds.
+    pub fn summaries(&self) -> Vec<FileSummary> {
+        let mut out: Vec<FileSummary> = self
+            .files
+            .iter()
+            .map(|f| FileSummary {
+                file: f.clone(),
+                ..Default::default()
+            })
+            .collect();
+        fn slot<'a>(out: &'a mut [FileSummary], file: &str) -> Option<&'a mut FileSummary> {
+            out.iter_mut().find(|s| s.file == file)
+        }
+        macro_rules! count {
+            ($list:expr, $field:ident) => {
+                for r in &$list {
+                    if let Some(s) = slot(&mut out, &r.source.file) {
+                        s.$field += 1;
+                    }
+                }
+            };
+        }
+        count!(self.ai_gateway_routes, routes);
+        count!(self.ai_service_backends, ai_service_backends);
+        count!(self.backends, backends);
+        count!(self.backend_security_policies, security_policies);
+        count!(self.mcp_routes, mcp_routes);
+        count!(self.gateway_configs, gateway_configs);
+        count!(self.quota_policies, quota_policies);
+        count!(self.backend_tls_policies, tls_policies);
+        count!(self.backend_traffic_policies, traffic_policies);
+        count!(self.client_traffic_policies, traffic_policies);
+        count!(self.gateways, gateways);
+        for s in &self.secrets {
+            if let Some(slot) = slot(&mut out, &s.source.file) {
+                slot.secrets += 1;
+            }
+        }
+        for i in &self.ignored {
+            if let Some(slot) = slot(&mut out, &i.source.file) {
+                slot.ignored.push(i.label.clone());
+            }
+        }
+        out
+    }
+
+    /// Looks up an AIServiceBackend by namespace and name.
+    pub fn ai_service_backend(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Resource<AIServiceBackendSpec>> {
+        find(&self.ai_service_backends, namespace, name)
+    }
+
+    /// Looks up an Envoy Gateway Backend by namespace and name.
+    pub fn backend(&self, namespace: &str, name: &str) -> Option<&Resource<BackendSpec>> {
+        find(&self.backends, namespace, name)
+    }
+
+    /// The BackendSecurityPolicy targeting an AIServiceBackend, if any.
+    pub fn security_policy_for(
+        &self,
+        namespace: &str,
+        backend_name: &str,
+    ) -> Option<&Resource<BackendSecurityPolicySpec>> {
+        self.backend_security_policies.iter().find(|p| {
+            p.namespace() == namespace
+                && p.spec
+                    .target_refs
+                    .iter()
+                    .any(|t| t.kind == "AIServiceBackend" && t.name == backend_name)
+        })
+    }
+
+    /// The GatewayConfig referenced (by annotation) from the Gateways this route
+    /// attaches to; the first one found.
+    pub fn gateway_config_for_route(
+        &self,
+        route: &Resource<AIGatewayRouteSpec>,
+    ) -> Option<&Resource<GatewayConfigSpec>> {
+        for parent in &route.spec.parent_refs {
+            let ns = meta::non_empty(parent.namespace.as_deref()).unwrap_or(route.namespace());
+            let Some(gw) = find(&self.gateways, ns, &parent.name) else {
+                continue;
+            };
+            if let Some(cfg_name) = gw.metadata.annotations.get(GATEWAY_CONFIG_ANNOTATION)
+                && let Some(cfg) = find(&self.gateway_configs, gw.namespace(), cfg_name)
+            {
+                return Some(cfg);
+            }
+        }
+        None
+    }
+
+    /// Fails unless every Secret referenced by a BackendSecurityPolicy or MCPRoute
+    /// resolves from `source`.
+    pub fn check_secrets(&self, source: &SecretSource) -> Result<()> {
+        let mut issues = Vec::new();
+        validate::check_secret_refs(self, Some(source), &mut issues);
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidConfig { issues })
+        }
+    }
+}
+
+/// The Gateway annotation naming its GatewayConfig (same namespace).
+pub const GATEWAY_CONFIG_ANNOTATION: &str = "aigateway.envoyproxy.io/gateway-config";
+
+pub(crate) fn find<'a, S>(
+    list: &'a [Resource<S>],
+    namespace: &str,
+    name: &str,
+) -> Option<&'a Resource<S>> {
+    list.iter()
+        .find(|r| r.name() == name && r.namespace() == namespace)
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            collect_files(&entry, out)?;
+        } else if matches!(
+            entry.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! Gateway-level settings from Envoy Gateway traffic policies, typed for the adapters:
+//! retries, timeouts and rate limits of a BackendTrafficPolicy, and the body buffer
+//! limit of a ClientTrafficPolicy.
+//!
+//! A BackendTrafficPolicy applies to an AIGatewayRoute when it targets the HTTPRoute of
+//! the same name (the one upstream generates) or one of the route's Gateways; the
+//! route-level policy wins, as in Envoy Gateway.
+
+use super::envoy_gateway::{
+    BackendTrafficPolicySpec, ClientTrafficPolicySpec, RateLimitCostSpecifier,
+};
+use super::meta::{PolicyTargetReference, parse_duration, parse_quantity_bytes};
+use super::{AIGatewayRouteSpec, Config, Resource};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Envoy Gateway's default number of retries when `retry` is present without
+/// `numRetries`.
+pub const DEFAULT_NUM_RETRIES: u32 = 2;
+
+/// Retry behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub num_retries: u32,
+    /// Attempts per priority level before moving to the next.
+    pub num_attempts_per_priority: Option<u32>,
+    /// Timeout of each attempt.
+    pub per_retry_timeout: Option<Duration>,
+    /// Backoff base interval.
+    pub backoff_base: Option<Duration>,
+    /// Backoff cap.
+    pub backoff_max: Option<Duration>,
+    /// Statuses that trigger a retry.
+    pub retry_on_status: Vec<u16>,
+    /// Envoy triggers (`connect-failure`, `retriable-status-codes`, `5xx`, `reset`, …).
+    pub triggers: Vec<String>,
+}
+
+/// Timeouts from `timeout`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrafficTimeouts {
+    /// Whole request.
+    pub request: Option<Duration>,
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// Idle connection.
+    pub connection_idle: Option<Duration>,
+    /// Maximum connection lifetime.
+    pub max_connection_duration: Option<Duration>,
+}
+
+/// `Global` (shared, e.g. Redis) or `Local` (per instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitScope {
+    /// Shared across instances.
+    Global,
+    /// Per instance.
+    Local,
+}
+
+/// How much a request or response costs against a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitCost {
+    /// A fixed number (0 = only check the budget).
+    Number(u64),
+    /// The value of dynamic metadata `namespace`/`key`, e.g. `io.envoy.ai_gateway` /
+    /// `llm_total_token` (a cost key of the route).
+    Metadata {
+        /// Namespace.
+        namespace: String,
+        /// Key.
+        key: String,
+    },
+}
+
+/// One rate-limit rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitRule {
+    /// Units per window.
+    pub requests: u64,
+    /// The window.
+    pub window: Duration,
+    /// Cost on the request path (default 1).
+    pub request_cost: LimitCost,
+    /// Cost on the response path (default none).
+    pub response_cost: Option<LimitCost>,
+    /// Client selectors as written (header matches with `Distinct`/`Exact`, CIDRs).
+    pub client_selectors: Vec<Value>,
+    /// Count without enforcing.
+    pub shadow_mode: bool,
+}
+
+/// Rate limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitPolicy {
+    /// Scope.
+    pub scope: RateLimitScope,
+    /// Rules.
+    pub rules: Vec<RateLimitRule>,
+}
+
+/// The BackendTrafficPolicy settings that apply to a route.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficSettings {
+    /// The policy, `namespace/name`.
+    pub policy: String,
+    /// Retries.
+    pub retry: Option<RetryPolicy>,
+    /// Timeouts.
+    pub timeouts: TrafficTimeouts,
+    /// Rate limits.
+    pub rate_limit: Option<RateLimitPolicy>,
+    /// Settings present but not applied by aigw's data plane (reported by `validate`).
+    pub ignored: Vec<String>,
+}
+
+/// The ClientTrafficPolicy settings for a Gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// The policy, `namespace/name`.
+    pub policy: String,
+    /// Largest request body buffered, in bytes.
+    pub buffer_limit: Option<u64>,
+    /// Settings present but not applied.
+    pub ignored: Vec<String>,
+}
+
+fn dur(s: &Option<String>) -> Option<Duration> {
+    s.as_deref().and_then(|s| parse_duration(s).ok())
+}
+
+/// The window of a rate-limit unit.
+pub fn unit_window(unit: &str) -> Option<Duration> {
+    Some(Duration::from_secs(match unit {
+        "Second" => 1,
+        "Minute" => 60,
+        "Hour" => 3600,
+        "Day" => 86_400,
+        "Month" => 30 * 86_400,
+        "Year" => 365 * 86_400,
+        _ => return None,
+    }))
+}
+
+fn cost(c: &RateLimitCostSpecifier) -> Option<LimitCost> {
+    match c.from.as_str() {
+        "Number" => Some(LimitCost::Number(c.number.unwrap_or(1))),
+        "Metadata" => c.metadata.as_ref().map(|m| LimitCost::Metadata {
+            namespace: m.namespace.clone(),
+            key: m.key.clone(),
+        }),
+        _ => None,
+    }
+}
+
+impl TrafficSettings {
+    /// Types a BackendTrafficPolicy.
+    pub fn from_policy(p: &Resource<BackendTrafficPolicySpec>) -> Self {
+        let s = &p.spec;
+        let retry = s.retry.as_ref().map(|r| {
+            let per = r.per_retry.as_ref();
+            let back = per.and_then(|p| p.back_off.as_ref());
+            RetryPolicy {
+                num_retries: r.num_retries.unwrap_or(DEFAULT_NUM_RETRIES),
+                num_attempts_per_priority: r.num_attempts_per_priority,
+                per_retry_timeout: per.and_then(|p| dur(&p.timeout)),
+                backoff_base: back.and_then(|b| dur(&b.base_interval)),
+                backoff_max: back.and_then(|b| dur(&b.max_interval)),
+                retry_on_status: r
+                    .retry_on
+                    .as_ref()
+                    .map(|o| o.http_status_codes.clone())
+                    .unwrap_or_default(),
+                triggers: r
+                    .retry_on
+                    .as_ref()
+                    .map(|o| o.triggers.clone())
+                    .unwrap_or_default(),
+            }
+        });
+        let timeouts = s
+            .timeout
+            .as_ref()
+            .map(|t| TrafficTimeouts {
+                request: t.http.as_ref().and_then(|h| dur(&h.request_timeout)),
+                connect: t.tcp.as_ref().and_then(|h| dur(&h.connect_timeout)),
+                connection_idle: t
+                    .http
+                    .as_ref()
+                    .and_then(|h| dur(&h.connection_idle_timeout)),
+                max_connection_duration: t
+                    .http
+                    .as_ref()
+                    .and_then(|h| dur(&h.max_connection_duration)),
+            })
+            .unwrap_or_default();
+        let rate_limit = s.rate_limit.as_ref().and_then(|rl| {
+            let (scope, rules) = match (&rl.global, &rl.local) {
+                (Some(g), _) if rl.limit_type.as_deref() != Some("Local") => {
+                    (RateLimitScope::Global, g)
+                }
+                (_, Some(l)) => (RateLimitScope::Local, l),
+                (Some(g), None) => (RateLimitScope::Global, g),
+                (None, None) => return None,
+            };
+            Some(RateLimitPolicy {
+                scope,
+                rules: rules
+                    .rules
+                    .iter()
+                    .filter_map(|r| {
+                        Some(RateLimitRule {
+                            requests: r.limit.requests,
+                            window: unit_window(&r.limit.unit)?,
+                            request_cost: r
+                                .cost
+                                .as_ref()
+                                .and_then(|c| c.request.as_ref())
+                                .and_then(cost)
+                                .unwrap_or(LimitCost::Number(1)),
+                            response_cost: r
+                                .cost
+                                .as_ref()
+                                .and_then(|c| c.response.as_ref())
+                                .and_then(cost),
+                            client_selectors: r.client_selectors.clone(),
+                            shadow_mode: r.shadow_mode.unwrap_or(false),
+                        })
+                    })
+                    .collect(),
+            })
+        });
+        Self {
+            policy: p.key(),
+            retry,
+            timeouts,
+            rate_limit,
+            ignored: s.other.keys().cloned().collect(),
+        }
+    }
+
+    /// The settings for an AIGatewayRoute: a policy targeting the generated HTTPRoute
+    /// (same name) wins over one targeting a parent Gateway.
+    pub fn for_route(config: &Config, route: &Resource<AIGatewayRouteSpec>) -> Option<Self> {
+        let ns = route.namespace();
+        let targets = |p: &Resource<BackendTrafficPolicySpec>, kind: &str, name: &str| {
+            p.namespace() == ns
+                && policy_targets(&p.spec.target_refs, &p.spec.target_ref, kind, name)
+        };
+        if let Some(p) = config
+            .backend_traffic_policies
+            .iter()
+            .find(|p| targets(p, "HTTPRoute", route.name()))
+        {
+            return Some(Self::from_policy(p));
+        }
+        route.spec.parent_refs.iter().find_map(|parent| {
+            config
+                .backend_traffic_policies
+                .iter()
+                .find(|p| targets(p, "Gateway", &parent.name))
+                .map(Self::from_policy)
+        })
+    }
+}
+
+pub(crate) fn policy_targets(
+    refs: &[PolicyTargetReference],
+    single: &Option<PolicyTargetReference>,
+    kind: &str,
+    name: &str,
+) -> bool {
+    refs.iter()
+        .chain(single.iter())
+        .any(|t| t.kind == kind && t.name == name)
+}
+
+impl ClientSettings {
+    /// Types a ClientTrafficPolicy.
+    pub fn from_policy(p: &Resource<ClientTrafficPolicySpec>) -> Self {
+        let mut ignored: Vec<String> = p.spec.other.keys().cloned().collect();
+        if let Some(c) = &p.spec.connection {
+            ignored.extend(c.other.keys().map(|k| format!("connection.{k}")));
+        }
+        Self {
+            policy: p.key(),
+            buffer_limit: p
+                .spec
+                .connection
+                .as_ref()
+                .and_then(|c| c.buffer_limit.as_deref())
+                .and_then(parse_quantity_bytes),
+            ignored,
+        }
+    }
+
+    /// The settings for a Gateway `namespace/name`.
+    pub fn for_gateway(config: &Config, namespace: &str, name: &str) -> Option<Self> {
+        config
+            .client_traffic_policies
+            .iter()
+            .find(|p| {
+                p.namespace() == namespace
+                    && policy_targets(&p.spec.target_refs, &p.spec.target_ref, "Gateway", name)
+            })
+            .map(Self::from_policy)
+    }
+}
