@@ -374,3 +374,45 @@ fn embeddings() {
     );
     assert!(e.starts_with("ERROR 422"), "{e}");
 }
+
+#[test]
+fn factory_arms_build_the_right_cells() {
+    use aigw_core::translate::TranslatorSpec;
+    use aigw_core::{ApiSchema, VersionedSchema};
+    let build = |e: Endpoint, s: ApiSchema| {
+        let schema = VersionedSchema::new(s);
+        let spec = TranslatorSpec {
+            endpoint: e,
+            schema: &schema,
+            model_override: None,
+        };
+        match s {
+            ApiSchema::GCPVertexAI => aigw_providers::vertex::translator(&spec).map(|_| ()),
+            _ => aigw_providers::bedrock::translator(&spec).map(|_| ()),
+        }
+    };
+    for (e, s) in [
+        (Endpoint::ChatCompletions, ApiSchema::AWSBedrock),
+        (Endpoint::Messages, ApiSchema::AWSBedrock),
+        (Endpoint::Embeddings, ApiSchema::AWSBedrock),
+        (Endpoint::ChatCompletions, ApiSchema::AWSAnthropic),
+        (Endpoint::Messages, ApiSchema::AWSAnthropic),
+        (Endpoint::ChatCompletions, ApiSchema::GCPVertexAI),
+        (Endpoint::Messages, ApiSchema::GCPVertexAI),
+        (Endpoint::Embeddings, ApiSchema::GCPVertexAI),
+    ] {
+        assert!(build(e, s).is_ok(), "{e:?} -> {s:?}");
+    }
+    for (e, s) in [
+        (Endpoint::Completions, ApiSchema::AWSBedrock),
+        (Endpoint::Embeddings, ApiSchema::AWSAnthropic),
+        (Endpoint::CountTokens, ApiSchema::GCPVertexAI),
+    ] {
+        let err = build(e, s).unwrap_err();
+        assert_eq!(
+            err.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{e:?} -> {s:?}"
+        );
+    }
+}

@@ -14,9 +14,11 @@ pub mod response;
 
 use crate::canonical::{self, Event, emit};
 use crate::eventstream::{Decoder, FrameKind};
+use aigw_core::api::Endpoint;
+use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
-    BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result,
-    TokenUsage, Translator, UpstreamRequest,
+    ApiSchema, BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
+    Result, TokenUsage, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -300,5 +302,38 @@ pub fn normalize_error(
         status,
         headers: h,
         body: Bytes::from(canonical::error_body(api, status.as_u16(), kind, &message)),
+    }
+}
+
+/// Builds the translator for an `AWSBedrock` or `AWSAnthropic` backend: the factory's
+/// Bedrock arms.
+///
+/// # Errors
+/// A 422 for endpoints the backend does not serve.
+pub fn translator(spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
+    let ovr = spec.model_override;
+    match (spec.schema.name, spec.endpoint) {
+        (ApiSchema::AWSBedrock, Endpoint::ChatCompletions) => {
+            Ok(Box::new(ConverseTranslator::new(ClientApi::OpenAI, ovr)))
+        }
+        (ApiSchema::AWSBedrock, Endpoint::Messages) => {
+            Ok(Box::new(ConverseTranslator::new(ClientApi::Anthropic, ovr)))
+        }
+        (ApiSchema::AWSBedrock, Endpoint::Embeddings) => {
+            Ok(Box::new(EmbeddingsTranslator::new(ovr)))
+        }
+        (ApiSchema::AWSAnthropic, Endpoint::ChatCompletions) => Ok(Box::new(
+            InvokeTranslator::new(ClientApi::OpenAI, ovr, spec.schema.version.as_deref()),
+        )),
+        (ApiSchema::AWSAnthropic, Endpoint::Messages) => Ok(Box::new(InvokeTranslator::new(
+            ClientApi::Anthropic,
+            ovr,
+            spec.schema.version.as_deref(),
+        ))),
+        (schema, endpoint) => Err(aigw_core::Error::untranslatable(
+            format!("endpoint {}", endpoint.operation_name()),
+            schema.as_str(),
+            "this client API is not supported on this backend",
+        )),
     }
 }

@@ -11,9 +11,11 @@ pub mod response;
 
 use crate::bedrock::now_secs;
 use crate::canonical::{self, Event, emit};
+use aigw_core::api::Endpoint;
+use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
-    BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result,
-    TokenUsage, Translator, UpstreamRequest,
+    ApiSchema, BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
+    Result, TokenUsage, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -299,6 +301,30 @@ pub fn normalize_error(api: ClientApi, status: StatusCode, body: &[u8]) -> Error
         status,
         headers: h,
         body: Bytes::from(canonical::error_body(api, status.as_u16(), &kind, &message)),
+    }
+}
+
+/// Builds the translator for a `GCPVertexAI` backend: the factory's Vertex arm.
+///
+/// # Errors
+/// A 422 for endpoints the backend does not serve.
+pub fn translator(spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
+    let ovr = spec.model_override;
+    match (spec.schema.name, spec.endpoint) {
+        (ApiSchema::GCPVertexAI, Endpoint::ChatCompletions) => {
+            Ok(Box::new(GeminiTranslator::new(ClientApi::OpenAI, ovr)))
+        }
+        (ApiSchema::GCPVertexAI, Endpoint::Messages) => {
+            Ok(Box::new(GeminiTranslator::new(ClientApi::Anthropic, ovr)))
+        }
+        (ApiSchema::GCPVertexAI, Endpoint::Embeddings) => {
+            Ok(Box::new(EmbeddingsTranslator::new(ovr)))
+        }
+        (schema, endpoint) => Err(aigw_core::Error::untranslatable(
+            format!("endpoint {}", endpoint.operation_name()),
+            schema.as_str(),
+            "this client API is not supported on this backend",
+        )),
     }
 }
 
