@@ -26,10 +26,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
+npm_dir="$CARGO_TARGET_DIR/npm"
+if [ ! -f "$npm_dir/node_modules/oauth2-mock-server/package.json" ]; then
+  echo "==> installing oauth2-mock-server into $npm_dir"
+  npm install --silent --no-audit --no-fund --prefix "$npm_dir" oauth2-mock-server@8 >/dev/null
+fi
+
 # Integration tests find their external peers through these; with AIGW_REQUIRE_EXTERNAL
 # set, a test whose peer is missing fails instead of skipping.
 export AIGW_PYTHON="$venv/bin/python"
 export AIGW_VENV_BIN="$venv/bin"
+export AIGW_NPM_DIR="$npm_dir"
 export AIGW_REQUIRE_EXTERNAL=1
 export PATH="$venv/bin:$PATH"
 

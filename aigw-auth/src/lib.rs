@@ -13,9 +13,11 @@
 
 mod api_key;
 pub mod aws;
+pub mod azure;
 mod clock;
 mod credential_override;
 mod error;
+pub mod gcp;
 mod oidc;
 mod rotation;
 mod source;

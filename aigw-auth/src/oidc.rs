@@ -29,7 +29,6 @@ pub struct OidcClientCredentials {
 #[derive(Debug, Clone)]
 pub(crate) struct AccessToken {
     pub(crate) token: Secret,
-    #[allow(dead_code)]
     pub(crate) expires_at: Option<SystemTime>,
 }
 

@@ -79,6 +79,11 @@ impl HttpClient {
         Ok(HttpResponse { status, body })
     }
 
+    /// Starts a request.
+    pub(crate) fn request(&self, method: http::Method, url: &str) -> reqwest::RequestBuilder {
+        self.inner.request(method, url)
+    }
+
     /// Builds a POST of an `application/x-www-form-urlencoded` body.
     pub(crate) fn post_form(&self, url: &str, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
         self.inner

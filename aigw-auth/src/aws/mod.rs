@@ -5,6 +5,7 @@ mod sign;
 mod sts;
 
 pub use sign::{SERVICE, region_from_host};
+pub(crate) use sts::parse_rfc3339;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
