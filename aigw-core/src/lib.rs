@@ -23,6 +23,7 @@ pub mod credential;
 pub mod error;
 pub mod exchange;
 pub mod meter;
+pub mod metrics;
 pub mod routing;
 pub mod schema;
 pub mod secret;
