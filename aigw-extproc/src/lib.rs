@@ -5,6 +5,7 @@
 //! `x-ai-eg-model`, dynamic metadata namespace `io.envoy.ai_gateway`), plus an Envoy
 //! bootstrap generator so Envoy + `aigw-extproc` is a complete gateway on one host.
 
+pub mod envoy;
 pub mod error;
 pub mod metrics;
 pub mod processor;

@@ -1,6 +1,8 @@
 //! Test doubles shared by the integration tests: a catalog with two backends and a
 //! translator that makes every step visible on the wire.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::print_stderr)]
+
+pub mod envoy;
 
 use aigw_core::exchange::{ExchangeRecord, Target, UpstreamAddr};
 use aigw_core::translate::TranslatorSpec;
@@ -24,7 +26,7 @@ pub struct TestCatalog {
 
 impl Catalog for TestCatalog {
     fn route(&self, model: &str, _headers: &HeaderMap) -> Result<Arc<str>> {
-        if model == "gpt-test" {
+        if model == "gpt-test" || model == "gpt-other" {
             Ok(Arc::from("default/chat"))
         } else {
             Err(Error::NoRoute {

@@ -1,0 +1,362 @@
+//! Renders a [`Plan`] as an Envoy v3 bootstrap (JSON, which Envoy reads as YAML).
+
+use super::plan::{ClusterPlan, HeaderMatch, Options, Plan, RoutePlan};
+use crate::error::ExtProcError;
+use crate::server::ListenAddr;
+use crate::wire::{ENDPOINT_METADATA_NAMESPACE, METADATA_NAMESPACE, UPSTREAM_ATTRIBUTES};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The cluster name Envoy reaches `aigw-extproc` through.
+pub const EXTPROC_CLUSTER: &str = "aigw-extproc";
+
+fn dur(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+fn socket(addr: &std::net::SocketAddr) -> Value {
+    json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
+}
+
+/// The metadata receiving rules and mutation rules both filters share.
+fn ext_proc_common(mode: Value) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+        "grpc_service": {
+            "envoy_grpc": { "cluster_name": EXTPROC_CLUSTER },
+            "timeout": "30s"
+        },
+        "processing_mode": mode,
+        "allow_mode_override": true,
+        "message_timeout": "10s",
+        "failure_mode_allow": false,
+        "metadata_options": {
+            "receiving_namespaces": { "untyped": [METADATA_NAMESPACE] }
+        },
+        // The processor rewrites `:path`/`:method` upstream and writes the x-envoy
+        // original-path header, which default mutation rules refuse.
+        "mutation_rules": { "allow_all_routing": true, "allow_envoy": true }
+    })
+}
+
+/// The router-level filter: buffered request body (to read the model), response body
+/// buffered unless the processor switches it to STREAMED.
+pub fn router_filter() -> Value {
+    json!({
+        "name": "envoy.filters.http.ext_proc",
+        "typed_config": ext_proc_common(json!({
+            "request_header_mode": "SEND",
+            "request_body_mode": "BUFFERED",
+            "response_header_mode": "SEND",
+            "response_body_mode": "BUFFERED",
+            "request_trailer_mode": "SKIP",
+            "response_trailer_mode": "SKIP"
+        }))
+    })
+}
+
+/// The upstream-level filters of an AI cluster: ext_proc (headers only, with the request
+/// attributes that name the chosen endpoint), then `content-length` restored from the
+/// metadata the processor wrote (Envoy drops it when a body is replaced), then the codec.
+pub fn upstream_filters() -> Value {
+    let mut ext = ext_proc_common(json!({
+        "request_header_mode": "SEND",
+        "request_body_mode": "NONE",
+        "response_header_mode": "SKIP",
+        "response_body_mode": "NONE",
+        "request_trailer_mode": "SKIP",
+        "response_trailer_mode": "SKIP"
+    }));
+    ext["request_attributes"] = json!(UPSTREAM_ATTRIBUTES);
+    json!([
+        { "name": "envoy.filters.http.ext_proc", "typed_config": ext },
+        {
+            "name": "envoy.filters.http.header_mutation",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                "mutations": {
+                    "request_mutations": [{
+                        "append": {
+                            "header": {
+                                "key": "content-length",
+                                "value": format!("%DYNAMIC_METADATA({METADATA_NAMESPACE}:content_length)%")
+                            },
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+                        }
+                    }]
+                }
+            }
+        },
+        {
+            "name": "envoy.filters.http.upstream_codec",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+            }
+        }
+    ])
+}
+
+fn route(r: &RoutePlan) -> Value {
+    let headers: Vec<Value> = r
+        .headers
+        .iter()
+        .map(|h| match h {
+            HeaderMatch::Exact { name, value } => {
+                json!({ "name": name, "string_match": { "exact": value } })
+            }
+            HeaderMatch::Regex { name, regex } => json!({
+                "name": name,
+                "string_match": { "safe_regex": { "regex": regex } }
+            }),
+        })
+        .collect();
+    let mut action = json!({
+        "cluster": r.cluster,
+        "auto_host_rewrite": true,
+        "timeout": dur(r.timeout.unwrap_or(Duration::ZERO)),
+    });
+    if r.retries > 0 {
+        let mut policy = json!({
+            "retry_on": "connect-failure,refused-stream,reset,retriable-status-codes",
+            "retriable_status_codes": [429, 500, 502, 503, 504],
+            "num_retries": r.retries,
+            "retry_priority": {
+                "name": "envoy.retry_priorities.previous_priorities",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                    "update_frequency": 1
+                }
+            },
+            "retry_host_predicate": [{
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                }
+            }],
+            "host_selection_retry_max_attempts": 5,
+            "retry_back_off": { "base_interval": "0.01s", "max_interval": "1s" }
+        });
+        if let Some(t) = r.per_try_timeout {
+            policy["per_try_timeout"] = json!(dur(t));
+        }
+        action["retry_policy"] = policy;
+    }
+    json!({
+        "name": format!("{}/{}", r.route, r.cluster),
+        "match": { "prefix": "/", "headers": headers },
+        "route": action,
+        "metadata": {
+            "filter_metadata": {
+                ENDPOINT_METADATA_NAMESPACE: { "aigw_route_name": r.route }
+            }
+        }
+    })
+}
+
+fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
+    let priorities: BTreeSet<u32> = c.endpoints.iter().map(|e| e.priority).collect();
+    let localities: Vec<Value> = priorities
+        .iter()
+        .enumerate()
+        .map(|(envoy_priority, p)| {
+            let eps: Vec<Value> = c
+                .endpoints
+                .iter()
+                .filter(|e| e.priority == *p)
+                .map(|e| {
+                    json!({
+                        "endpoint": {
+                            "address": { "socket_address": { "address": e.host, "port_value": e.port } },
+                            "hostname": e.host
+                        },
+                        "load_balancing_weight": e.weight.max(1),
+                        "metadata": {
+                            "filter_metadata": {
+                                ENDPOINT_METADATA_NAMESPACE: {
+                                    "per_route_rule_backend_name": e.backend_name,
+                                    "upstream_host": format!("{}:{}", e.host, e.port)
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            json!({ "priority": envoy_priority, "lb_endpoints": eps })
+        })
+        .collect();
+    let all_ip = c
+        .endpoints
+        .iter()
+        .all(|e| e.host.parse::<std::net::IpAddr>().is_ok());
+    let tls = c.endpoints.first().is_some_and(|e| e.tls_sni.is_some());
+    let mut out = json!({
+        "name": c.name,
+        "type": if all_ip { "STATIC" } else { "STRICT_DNS" },
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "10s",
+        "lb_policy": "ROUND_ROBIN",
+        // Priority failover must not spill traffic to lower priorities while the first
+        // is healthy.
+        "common_lb_config": { "healthy_panic_threshold": { "value": 0 } },
+        "load_assignment": { "cluster_name": c.name, "endpoints": localities },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "upstream_http_protocol_options": { "auto_sni": true, "auto_san_validation": tls },
+                "explicit_http_config": { "http_protocol_options": {} },
+                "http_filters": upstream_filters()
+            }
+        },
+        // Passive health: a backend that keeps failing is ejected so fallback sticks.
+        "outlier_detection": {
+            "consecutive_5xx": 3,
+            "interval": "5s",
+            "base_ejection_time": "30s",
+            "max_ejection_percent": 100
+        }
+    });
+    if tls {
+        out["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "common_tls_context": {
+                    "validation_context": { "trusted_ca": { "filename": ca_file } }
+                }
+            }
+        });
+    }
+    out
+}
+
+fn extproc_cluster(addr: &ListenAddr) -> Value {
+    let address = match addr {
+        ListenAddr::Tcp(a) => {
+            // A wildcard listen address is reached on loopback.
+            let ip = if a.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                a.ip()
+            };
+            socket(&std::net::SocketAddr::new(ip, a.port()))
+        }
+        ListenAddr::Unix(p) => json!({ "pipe": { "path": p.display().to_string() } }),
+    };
+    json!({
+        "name": EXTPROC_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "per_connection_buffer_limit_bytes": 52_428_800,
+        "load_assignment": {
+            "cluster_name": EXTPROC_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": address } }] }]
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "initial_connection_window_size": 1_048_576,
+                        "initial_stream_window_size": 65_536
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The access log line: request basics and the metadata the processor writes.
+fn access_log() -> Value {
+    let md = |k: &str| format!("%DYNAMIC_METADATA({METADATA_NAMESPACE}:{k})%");
+    json!([{
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {
+                "json_format": {
+                    "start_time": "%START_TIME%",
+                    "method": "%REQ(:METHOD)%",
+                    "x-envoy-origin-path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+                    "response_code": "%RESPONSE_CODE%",
+                    "duration": "%DURATION%",
+                    "upstream_host": "%UPSTREAM_HOST%",
+                    "upstream_cluster": "%UPSTREAM_CLUSTER%",
+                    "response_flags": "%RESPONSE_FLAGS%",
+                    "gen_ai.request.model": "%REQ(X-AI-EG-MODEL)%",
+                    "gen_ai.request.model_override": md("model_name_override"),
+                    "gen_ai.response.model": md("response_model"),
+                    "gen_ai.provider.name": md("backend_name"),
+                    "gen_ai.usage.input_tokens": md("llm_input_token"),
+                    "gen_ai.usage.output_tokens": md("llm_output_token"),
+                    "gen_ai.usage.total_tokens": md("llm_total_token"),
+                    "ai_gateway.route": md("route_name"),
+                    "ai_gateway.backend": md("ai_service_backend_name")
+                }
+            }
+        }
+    }])
+}
+
+impl Plan {
+    /// The complete bootstrap.
+    pub fn bootstrap(&self, opts: &Options) -> Result<Value, ExtProcError> {
+        self.validate()?;
+        let routes: Vec<Value> = self.routes.iter().map(route).collect();
+        let mut hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "aigw",
+            "codec_type": "AUTO",
+            "scheme_header_transformation": { "match_upstream": true },
+            // Streams can be long; the route timeout governs.
+            "stream_idle_timeout": "300s",
+            "route_config": {
+                "name": "aigw",
+                "virtual_hosts": [{ "name": "aigw", "domains": ["*"], "routes": routes }]
+            },
+            "http_filters": [
+                router_filter(),
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                    }
+                }
+            ]
+        });
+        if opts.access_log {
+            hcm["access_log"] = access_log();
+        }
+        let mut clusters: Vec<Value> = self
+            .clusters
+            .iter()
+            .map(|c| cluster(c, &opts.ca_file))
+            .collect();
+        clusters.push(extproc_cluster(&opts.extproc));
+        let mut out = json!({
+            "static_resources": {
+                "listeners": [{
+                    "name": "aigw",
+                    "address": socket(&opts.listen),
+                    // Large prompts are buffered whole before routing.
+                    "per_connection_buffer_limit_bytes": 52_428_800,
+                    "filter_chains": [{
+                        "filters": [{
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": hcm
+                        }]
+                    }]
+                }],
+                "clusters": clusters
+            }
+        });
+        if let Some(a) = &opts.admin {
+            out["admin"] = json!({ "address": socket(a) });
+        }
+        Ok(out)
+    }
+}

