@@ -4,12 +4,28 @@
 //! (client API × backend) pair of the translation matrix, streaming included; the SSE
 //! and AWS eventstream codecs; and provider error normalisation. No I/O.
 //!
+//! * [`sse`] — incremental server-sent-events decoder and encoder;
+//! * [`compression`] — incremental gzip/deflate/brotli decoding of upstream bodies;
+//! * [`error_map`] — upstream error bodies into OpenAI/Anthropic envelopes;
+//! * [`openai`] — OpenAI, OpenAI-compatible and Azure OpenAI passthrough;
+//! * [`anthropic`] — OpenAI Chat ↔ Anthropic Messages, Anthropic passthrough,
+//!   Anthropic on Vertex (GCPAnthropic), count_tokens;
 //! * [`eventstream`] — AWS eventstream decoder and encoder;
 //! * [`bedrock`] — Bedrock Converse (chat), Titan/Cohere embeddings;
 //! * [`vertex`] — Gemini on Vertex AI (chat), Vertex embeddings;
-//! * [`canonical`] — the neutral chat model Bedrock and Gemini translate through.
+//! * [`canonical`] — the neutral chat model Bedrock and Gemini translate through;
+//! * [`factory::ProviderFactory`] — the [`TranslatorFactory`](aigw_core::TranslatorFactory)
+//!   over the whole matrix.
 
+pub mod anthropic;
 pub mod bedrock;
 pub mod canonical;
+pub mod compression;
+pub mod error_map;
 pub mod eventstream;
+pub mod factory;
+pub mod openai;
+pub mod sse;
 pub mod vertex;
+
+pub use factory::ProviderFactory;

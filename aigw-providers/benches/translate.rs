@@ -1,0 +1,3 @@
+//! Translation benchmarks.
+#![allow(missing_docs)]
+fn main() {}

@@ -1,0 +1,691 @@
+//! Anthropic Messages (client) → OpenAI Chat Completions (backend), and back.
+//!
+//! Mapping decisions (also in `docs/translation-matrix.md`):
+//! * `system` becomes one leading system message; `cache_control` markers are dropped
+//!   (OpenAI caches prompts automatically and has no breakpoints).
+//! * `tool_result` blocks become `tool` messages placed before the rest of the user
+//!   turn; `is_error: true` is carried by prefixing the result text with `[error] `
+//!   (OpenAI tool messages have no error flag). Images inside tool results → 422.
+//! * `thinking` blocks are replayed as `reasoning_content` + `reasoning_signature`;
+//!   `redacted_thinking` as `redacted_reasoning_content`.
+//! * `thinking.budget_tokens` becomes `reasoning_effort` (< 2048 low, < 8192 medium,
+//!   else high); `max_tokens` becomes `max_completion_tokens`.
+//! * `output_format` (`json_schema`) becomes `response_format: json_schema` (strict).
+//! * Server tools, document blocks and other block types without an OpenAI
+//!   counterpart → 422. Unknown top-level fields (e.g. `top_k`) pass through as vendor
+//!   fields for OpenAI-compatible servers.
+//! * Streams always request `stream_options.include_usage` so the Anthropic client
+//!   gets real input token counts in `message_delta`.
+
+use super::response::merge_usage;
+use aigw_core::api::anthropic as an;
+use aigw_core::api::openai as oa;
+use aigw_core::{Error, Result, TokenUsage};
+use serde_json::{Map, Value, json};
+
+fn untranslatable(field: impl Into<String>, backend: &str, reason: &str) -> Error {
+    Error::untranslatable(field, backend, reason)
+}
+
+/// `reasoning_effort` for a thinking budget.
+pub fn budget_effort(budget: u64) -> &'static str {
+    if budget < 2048 {
+        "low"
+    } else if budget < 8192 {
+        "medium"
+    } else {
+        "high"
+    }
+}
+
+fn text_part(text: String) -> oa::ContentPart {
+    oa::ContentPart::Known(oa::KnownContentPart::Text {
+        text,
+        extra: Map::new(),
+    })
+}
+
+fn image_part(source: &an::ImageSource, path: &str, backend: &str) -> Result<oa::ContentPart> {
+    let url = match (
+        source.kind.as_str(),
+        &source.media_type,
+        &source.data,
+        &source.url,
+    ) {
+        ("base64", Some(mt), Some(data), _) => format!("data:{mt};base64,{data}"),
+        ("url", _, _, Some(url)) => url.clone(),
+        _ => {
+            return Err(untranslatable(
+                format!("{path}.source"),
+                backend,
+                "only base64 and url image sources can be translated",
+            ));
+        }
+    };
+    Ok(oa::ContentPart::Known(oa::KnownContentPart::ImageUrl {
+        image_url: oa::ImageUrl {
+            url,
+            detail: None,
+            extra: Map::new(),
+        },
+        extra: Map::new(),
+    }))
+}
+
+fn blocks_of(content: &an::MessageContent) -> Vec<an::ContentBlock> {
+    match content {
+        an::MessageContent::Text(t) => vec![
+            an::KnownBlock::Text {
+                text: t.clone(),
+                cache_control: None,
+                extra: Map::new(),
+            }
+            .into(),
+        ],
+        an::MessageContent::Blocks(b) => b.clone(),
+    }
+}
+
+fn other_type(v: &Value) -> String {
+    v.get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned()
+}
+
+fn finish_parts(parts: Vec<oa::ContentPart>) -> Option<oa::MessageContent> {
+    if parts.is_empty() {
+        return None;
+    }
+    if parts
+        .iter()
+        .all(|p| matches!(p, oa::ContentPart::Known(oa::KnownContentPart::Text { .. })))
+        && parts.len() == 1
+    {
+        if let Some(oa::ContentPart::Known(oa::KnownContentPart::Text { text, .. })) =
+            parts.into_iter().next()
+        {
+            return Some(oa::MessageContent::Text(text));
+        }
+        return None;
+    }
+    Some(oa::MessageContent::Parts(parts))
+}
+
+/// Converts an Anthropic Messages request into an OpenAI chat request.
+pub fn messages_to_chat_request(
+    req: &an::MessagesRequest,
+    backend: &str,
+) -> Result<oa::ChatCompletionRequest> {
+    let mut messages = Vec::new();
+    if let Some(system) = &req.system {
+        let text = match system {
+            an::SystemPrompt::Text(t) => t.clone(),
+            an::SystemPrompt::Blocks(b) => {
+                let mut s = Vec::new();
+                for (i, block) in b.iter().enumerate() {
+                    match block {
+                        an::ContentBlock::Known(an::KnownBlock::Text { text, .. }) => {
+                            s.push(text.as_str())
+                        }
+                        _ => {
+                            return Err(untranslatable(
+                                format!("system[{i}]"),
+                                backend,
+                                "system prompts can only contain text",
+                            ));
+                        }
+                    }
+                }
+                s.join("\n\n")
+            }
+        };
+        messages.push(oa::ChatMessage::text(oa::Role::System, text));
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        let path = format!("messages[{i}]");
+        let blocks = blocks_of(&m.content);
+        match m.role {
+            an::Role::User => {
+                let mut parts = Vec::new();
+                for (j, b) in blocks.into_iter().enumerate() {
+                    let bpath = format!("{path}.content[{j}]");
+                    match b {
+                        an::ContentBlock::Known(an::KnownBlock::Text { text, .. }) => {
+                            parts.push(text_part(text))
+                        }
+                        an::ContentBlock::Known(an::KnownBlock::Image { source, .. }) => {
+                            parts.push(image_part(&source, &bpath, backend)?)
+                        }
+                        an::ContentBlock::Known(an::KnownBlock::ToolResult {
+                            tool_use_id,
+                            content,
+                            is_error,
+                            ..
+                        }) => {
+                            let mut text = String::new();
+                            if is_error == Some(true) {
+                                text.push_str("[error] ");
+                            }
+                            for (k, rb) in content
+                                .as_ref()
+                                .map(blocks_of)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .enumerate()
+                            {
+                                match rb {
+                                    an::ContentBlock::Known(an::KnownBlock::Text {
+                                        text: t,
+                                        ..
+                                    }) => {
+                                        if k > 0 {
+                                            text.push('\n');
+                                        }
+                                        text.push_str(&t);
+                                    }
+                                    _ => {
+                                        return Err(untranslatable(
+                                            format!("{bpath}.content[{k}]"),
+                                            backend,
+                                            "OpenAI tool messages carry text only",
+                                        ));
+                                    }
+                                }
+                            }
+                            let mut msg = oa::ChatMessage::text(oa::Role::Tool, text);
+                            msg.tool_call_id = Some(tool_use_id);
+                            messages.push(msg);
+                        }
+                        an::ContentBlock::Known(_) => {
+                            return Err(untranslatable(
+                                format!("{bpath}.type"),
+                                backend,
+                                "not allowed in user messages",
+                            ));
+                        }
+                        an::ContentBlock::Other(v) => {
+                            return Err(untranslatable(
+                                format!("{bpath}.type"),
+                                backend,
+                                &format!(
+                                    "block type {:?} has no OpenAI counterpart",
+                                    other_type(&v)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                if let Some(content) = finish_parts(parts) {
+                    let mut msg = oa::ChatMessage::text(oa::Role::User, "");
+                    msg.content = Some(content);
+                    messages.push(msg);
+                }
+            }
+            an::Role::Assistant => {
+                let mut msg = oa::ChatMessage::text(oa::Role::Assistant, "");
+                msg.content = None;
+                let mut text = String::new();
+                let mut calls = Vec::new();
+                for (j, b) in blocks.into_iter().enumerate() {
+                    let bpath = format!("{path}.content[{j}]");
+                    match b {
+                        an::ContentBlock::Known(an::KnownBlock::Text { text: t, .. }) => {
+                            text.push_str(&t)
+                        }
+                        an::ContentBlock::Known(an::KnownBlock::Thinking {
+                            thinking,
+                            signature,
+                            ..
+                        }) => {
+                            msg.reasoning_content
+                                .get_or_insert_with(String::new)
+                                .push_str(&thinking);
+                            if signature.is_some() {
+                                msg.reasoning_signature = signature;
+                            }
+                        }
+                        an::ContentBlock::Known(an::KnownBlock::RedactedThinking {
+                            data, ..
+                        }) => {
+                            msg.extra
+                                .insert("redacted_reasoning_content".into(), Value::String(data));
+                        }
+                        an::ContentBlock::Known(an::KnownBlock::ToolUse {
+                            id,
+                            name,
+                            input,
+                            ..
+                        }) => calls.push(oa::ToolCall {
+                            id,
+                            kind: "function".into(),
+                            function: oa::FunctionCall {
+                                name,
+                                arguments: input.to_string(),
+                                extra: Map::new(),
+                            },
+                            extra: Map::new(),
+                        }),
+                        an::ContentBlock::Known(_) => {
+                            return Err(untranslatable(
+                                format!("{bpath}.type"),
+                                backend,
+                                "not allowed in assistant messages",
+                            ));
+                        }
+                        an::ContentBlock::Other(v) => {
+                            return Err(untranslatable(
+                                format!("{bpath}.type"),
+                                backend,
+                                &format!(
+                                    "block type {:?} has no OpenAI counterpart",
+                                    other_type(&v)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                if !text.is_empty() || calls.is_empty() {
+                    msg.content = Some(oa::MessageContent::Text(text));
+                }
+                if !calls.is_empty() {
+                    msg.tool_calls = Some(calls);
+                }
+                messages.push(msg);
+            }
+        }
+    }
+
+    let mut out = oa::ChatCompletionRequest {
+        model: req.model.clone().unwrap_or_default(),
+        messages,
+        stream: req.stream,
+        max_completion_tokens: req.max_tokens,
+        temperature: req.temperature.clone(),
+        top_p: req.top_p.clone(),
+        stop: req.stop_sequences.clone().map(oa::Stop::Many),
+        ..Default::default()
+    };
+    if req.stream == Some(true) {
+        out.stream_options = Some(oa::StreamOptions {
+            include_usage: Some(true),
+            extra: Map::new(),
+        });
+    }
+    if let Some(user) = req
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str)
+    {
+        out.user = Some(user.to_owned());
+    }
+    if let Some(k) = req.top_k {
+        out.extra.insert("top_k".into(), json!(k));
+    }
+    if let Some(t) = &req.thinking {
+        match (t.kind.as_str(), t.budget_tokens) {
+            ("enabled", Some(b)) => out.reasoning_effort = Some(budget_effort(b).into()),
+            ("adaptive", _) => out.reasoning_effort = Some("medium".into()),
+            ("disabled", _) => {}
+            _ => return Err(untranslatable("thinking", backend, "unknown thinking type")),
+        }
+    }
+    if let Some(tools) = &req.tools {
+        let mut list = Vec::new();
+        for (i, t) in tools.iter().enumerate() {
+            if t.kind.as_deref().is_some_and(|k| k != "custom") {
+                return Err(untranslatable(
+                    format!("tools[{i}]"),
+                    backend,
+                    "Anthropic server tools cannot run on an OpenAI backend",
+                ));
+            }
+            list.push(oa::Tool {
+                kind: "function".into(),
+                function: Some(oa::FunctionDefinition {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    parameters: t.input_schema.clone(),
+                    strict: None,
+                    extra: Map::new(),
+                }),
+                extra: Map::new(),
+            });
+        }
+        out.tools = Some(list);
+    }
+    if let Some(c) = &req.tool_choice {
+        out.tool_choice = Some(match (c.kind.as_str(), &c.name) {
+            ("auto", _) => oa::ToolChoice::Mode("auto".into()),
+            ("any", _) => oa::ToolChoice::Mode("required".into()),
+            ("none", _) => oa::ToolChoice::Mode("none".into()),
+            ("tool", Some(name)) => oa::ToolChoice::Named(oa::NamedToolChoice {
+                kind: "function".into(),
+                function: Some(oa::FunctionName {
+                    name: name.clone(),
+                    extra: Map::new(),
+                }),
+                extra: Map::new(),
+            }),
+            _ => {
+                return Err(untranslatable(
+                    "tool_choice",
+                    backend,
+                    "unknown tool_choice type",
+                ));
+            }
+        });
+        if c.disable_parallel_tool_use == Some(true) {
+            out.parallel_tool_calls = Some(false);
+        }
+    }
+    for (k, v) in &req.extra {
+        match k.as_str() {
+            "output_format" => {
+                let schema = v.get("schema").cloned();
+                if v.get("type").and_then(Value::as_str) != Some("json_schema") || schema.is_none()
+                {
+                    return Err(untranslatable(
+                        "output_format",
+                        backend,
+                        "only json_schema output formats can be translated",
+                    ));
+                }
+                out.response_format = Some(oa::ResponseFormat {
+                    kind: "json_schema".into(),
+                    json_schema: Some(oa::JsonSchemaFormat {
+                        name: "output".into(),
+                        description: None,
+                        schema,
+                        strict: Some(true),
+                        extra: Map::new(),
+                    }),
+                    extra: Map::new(),
+                });
+            }
+            "service_tier" | "container" | "mcp_servers" | "context_management" => {
+                return Err(untranslatable(k.as_str(), backend, "no OpenAI counterpart"));
+            }
+            _ => {
+                out.extra.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Maps an OpenAI `finish_reason` to an Anthropic `stop_reason`.
+pub fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// OpenAI usage as Anthropic usage (input excludes cache reads and writes).
+pub fn usage_to_anthropic(u: &oa::Usage) -> an::Usage {
+    let cached = u
+        .prompt_tokens_details
+        .as_ref()
+        .and_then(|d| d.cached_tokens);
+    let created = u
+        .prompt_tokens_details
+        .as_ref()
+        .and_then(|d| d.cache_creation_tokens);
+    an::Usage {
+        input_tokens: Some(
+            u.prompt_tokens
+                .saturating_sub(cached.unwrap_or(0))
+                .saturating_sub(created.unwrap_or(0)),
+        ),
+        output_tokens: Some(u.completion_tokens),
+        cache_read_input_tokens: cached,
+        cache_creation_input_tokens: created,
+        extra: Map::new(),
+    }
+}
+
+fn parse_args(args: &str) -> Value {
+    // A truncated or malformed argument string (e.g. at max_tokens) cannot become an
+    // object; the client still gets the call, with empty input, and `max_tokens`.
+    serde_json::from_str::<Value>(args)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
+}
+
+/// Converts an OpenAI chat completion into an Anthropic Messages response.
+pub fn chat_to_messages_response(resp: oa::ChatCompletion) -> Result<an::MessagesResponse> {
+    let choice = resp
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::malformed_upstream("chat completion without choices"))?;
+    let m = choice.message;
+    let mut content: Vec<an::ContentBlock> = Vec::new();
+    if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+        content.push(
+            an::KnownBlock::Thinking {
+                thinking: r,
+                signature: Some(m.reasoning_signature.unwrap_or_default()),
+                extra: Map::new(),
+            }
+            .into(),
+        );
+    }
+    let text = match m.content {
+        Some(oa::MessageContent::Text(t)) => t,
+        Some(oa::MessageContent::Parts(p)) => p
+            .into_iter()
+            .filter_map(|p| match p {
+                oa::ContentPart::Known(oa::KnownContentPart::Text { text, .. }) => Some(text),
+                _ => None,
+            })
+            .collect(),
+        None => String::new(),
+    };
+    if !text.is_empty() {
+        content.push(
+            an::KnownBlock::Text {
+                text,
+                cache_control: None,
+                extra: Map::new(),
+            }
+            .into(),
+        );
+    }
+    if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
+        content.push(
+            an::KnownBlock::Text {
+                text: r,
+                cache_control: None,
+                extra: Map::new(),
+            }
+            .into(),
+        );
+    }
+    for call in m.tool_calls.unwrap_or_default() {
+        content.push(
+            an::KnownBlock::ToolUse {
+                id: call.id,
+                name: call.function.name,
+                input: parse_args(&call.function.arguments),
+                cache_control: None,
+                extra: Map::new(),
+            }
+            .into(),
+        );
+    }
+    Ok(an::MessagesResponse {
+        id: resp.id,
+        kind: "message".into(),
+        role: "assistant".into(),
+        model: resp.model,
+        content,
+        stop_reason: Some(stop_reason(choice.finish_reason.as_deref().unwrap_or("stop")).into()),
+        stop_sequence: None,
+        usage: resp
+            .usage
+            .as_ref()
+            .map(usage_to_anthropic)
+            .unwrap_or_default(),
+        extra: Map::new(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text,
+    Thinking,
+    Tool(u32),
+}
+
+/// OpenAI `chat.completion.chunk`s → Anthropic stream events.
+#[derive(Debug, Default)]
+pub struct MessagesStreamEncoder {
+    started: bool,
+    finished: bool,
+    open: Option<Open>,
+    next_block: u32,
+    stop: Option<String>,
+    usage: an::Usage,
+    model: String,
+}
+
+impl MessagesStreamEncoder {
+    /// A fresh encoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cumulative usage so far.
+    pub fn usage(&self) -> TokenUsage {
+        self.usage.to_token_usage()
+    }
+
+    /// The answering model, once seen.
+    pub fn model(&self) -> Option<&str> {
+        (!self.model.is_empty()).then_some(self.model.as_str())
+    }
+
+    fn event(out: &mut Vec<u8>, name: &str, value: &Value) {
+        crate::sse::encode_json(out, Some(name), value);
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if self.open.take().is_some() {
+            Self::event(
+                out,
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": self.next_block - 1}),
+            );
+        }
+    }
+
+    fn open(&mut self, kind: Open, block: Value, out: &mut Vec<u8>) -> u32 {
+        if self.open == Some(kind) {
+            return self.next_block - 1;
+        }
+        self.close(out);
+        let index = self.next_block;
+        self.next_block += 1;
+        self.open = Some(kind);
+        Self::event(
+            out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
+        index
+    }
+
+    fn delta(out: &mut Vec<u8>, index: u32, delta: Value) {
+        Self::event(
+            out,
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        );
+    }
+
+    /// Translates one chunk.
+    pub fn on_chunk(&mut self, chunk: oa::ChatCompletionChunk, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            self.model = chunk.model.clone();
+            Self::event(
+                out,
+                "message_start",
+                &json!({"type": "message_start", "message": {
+                    "id": chunk.id, "type": "message", "role": "assistant", "model": chunk.model,
+                    "content": [], "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": 0, "output_tokens": 0}
+                }}),
+            );
+        }
+        if let Some(u) = &chunk.usage {
+            merge_usage(&mut self.usage, &usage_to_anthropic(u));
+        }
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            let d = choice.delta;
+            if let Some(r) = d.reasoning_content.filter(|r| !r.is_empty()) {
+                let i = self.open(
+                    Open::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    out,
+                );
+                Self::delta(out, i, json!({"type": "thinking_delta", "thinking": r}));
+            }
+            if let Some(s) = d.reasoning_signature.filter(|s| !s.is_empty()) {
+                let i = self.open(
+                    Open::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    out,
+                );
+                Self::delta(out, i, json!({"type": "signature_delta", "signature": s}));
+            }
+            if let Some(t) = d.content.filter(|t| !t.is_empty()) {
+                let i = self.open(Open::Text, json!({"type": "text", "text": ""}), out);
+                Self::delta(out, i, json!({"type": "text_delta", "text": t}));
+            }
+            for call in d.tool_calls.unwrap_or_default() {
+                let f = call.function.unwrap_or_default();
+                let i = if self.open == Some(Open::Tool(call.index)) {
+                    self.next_block - 1
+                } else {
+                    self.open(Open::Tool(call.index), json!({"type": "tool_use", "id": call.id.unwrap_or_default(), "name": f.name.unwrap_or_default(), "input": {}}), out)
+                };
+                if let Some(args) = f.arguments.filter(|a| !a.is_empty()) {
+                    Self::delta(
+                        out,
+                        i,
+                        json!({"type": "input_json_delta", "partial_json": args}),
+                    );
+                }
+            }
+            if let Some(f) = choice.finish_reason {
+                self.stop = Some(stop_reason(&f).into());
+            }
+        }
+    }
+
+    /// Ends the message: closes the open block and emits `message_delta` (stop reason
+    /// and cumulative usage) and `message_stop`. Idempotent.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.started || self.finished {
+            return;
+        }
+        self.finished = true;
+        self.close(out);
+        let usage = serde_json::to_value(&self.usage).unwrap_or_else(|_| json!({}));
+        Self::event(
+            out,
+            "message_delta",
+            &json!({"type": "message_delta",
+            "delta": {"stop_reason": self.stop.as_deref().unwrap_or("end_turn"), "stop_sequence": null},
+            "usage": usage}),
+        );
+        Self::event(out, "message_stop", &json!({"type": "message_stop"}));
+    }
+}

@@ -1,0 +1,343 @@
+//! OpenAI-family backends: OpenAI itself, any OpenAI-compatible server (schema
+//! `prefix`), and Azure OpenAI — for Chat Completions, Completions and Embeddings.
+//!
+//! These are passthroughs. Without a model override the request body is forwarded
+//! untouched ([`BodyChange::Unchanged`]) and so is every response chunk
+//! (`ResponseChunk::body == None`); the translator only sniffs `model` and `usage` from
+//! the response. With `modelNameOverride` only the `model` field is rewritten. With
+//! `force_include_usage` on a stream the client did not ask usage for,
+//! `stream_options.include_usage` is set upstream and the usage-only chunk is counted
+//! but removed from the client's stream.
+
+mod sniff;
+
+pub use sniff::{ChunkSniff, usage_is_present};
+
+use crate::compression::{Decompressor, Encoding};
+use crate::error_map;
+use crate::sse::{SseDecoder, SseEvent};
+use aigw_core::{
+    BodyChange, ClientApi, Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
+    Result, TokenUsage, Translator, UpstreamRequest,
+};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{Map, Value};
+
+/// The default Azure OpenAI `api-version` when the schema names none (the latest GA
+/// data-plane version at the time of writing).
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+/// Which OpenAI-shaped API a request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `/chat/completions`.
+    ChatCompletions,
+    /// `/completions`.
+    Completions,
+    /// `/embeddings`.
+    Embeddings,
+}
+
+impl Operation {
+    const fn suffix(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat/completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// Where the OpenAI-shaped API lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flavor {
+    /// OpenAI or a compatible server; `prefix` replaces `/v1` (e.g. `/v1beta/openai`).
+    OpenAI {
+        /// Path prefix, `/v1` when `None`.
+        prefix: Option<String>,
+    },
+    /// Azure OpenAI: `/openai/deployments/{model}/…?api-version={version}`.
+    Azure {
+        /// The `api-version`.
+        version: String,
+    },
+}
+
+/// Builds `/{prefix}/{suffix}` with `/v1` as the default prefix.
+pub fn openai_path(prefix: Option<&str>, suffix: &str) -> String {
+    let prefix = prefix.unwrap_or("/v1").trim_matches('/');
+    if prefix.is_empty() {
+        format!("/{suffix}")
+    } else {
+        format!("/{prefix}/{suffix}")
+    }
+}
+
+/// Percent-encodes one path segment (RFC 3986 unreserved characters stay as they are).
+pub fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Rewrites only the top-level `model` and/or sets `stream_options.include_usage`;
+/// every other byte of meaning (field order, unknown fields) is kept.
+pub fn rewrite_openai_body(body: &[u8], model: Option<&str>, force_usage: bool) -> Result<Bytes> {
+    let mut map: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request(format!("malformed JSON request body: {e}")))?;
+    if let Some(model) = model {
+        map.insert("model".into(), Value::String(model.into()));
+    }
+    if force_usage {
+        let opts = map
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !opts.is_object() {
+            *opts = Value::Object(Map::new());
+        }
+        if let Some(o) = opts.as_object_mut() {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    serde_json::to_vec(&map)
+        .map(Bytes::from)
+        .map_err(|e| Error::internal(format!("cannot serialise request body: {e}")))
+}
+
+/// The OpenAI-family passthrough translator.
+#[derive(Debug)]
+pub struct OpenAiTranslator {
+    op: Operation,
+    flavor: Flavor,
+    model_override: Option<String>,
+    stream: bool,
+    strip_usage: bool,
+    encoding: Encoding,
+    decompressor: Option<Decompressor>,
+    decoder: SseDecoder,
+    events: Vec<SseEvent>,
+    buffered: Vec<u8>,
+    usage: TokenUsage,
+    model: Option<String>,
+}
+
+impl OpenAiTranslator {
+    /// A translator for one request.
+    pub fn new(op: Operation, flavor: Flavor, model_override: Option<&str>) -> Self {
+        Self {
+            op,
+            flavor,
+            model_override: model_override.map(str::to_owned),
+            stream: false,
+            strip_usage: false,
+            encoding: Encoding::Identity,
+            decompressor: None,
+            decoder: SseDecoder::new(),
+            events: Vec::new(),
+            buffered: Vec::new(),
+            usage: TokenUsage::default(),
+            model: None,
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        match self.flavor {
+            Flavor::OpenAI { .. } => "OpenAI",
+            Flavor::Azure { .. } => "AzureOpenAI",
+        }
+    }
+
+    fn sniff_event(&mut self, data: &str) -> Option<bool> {
+        let need_model = self.model.is_none();
+        let has_usage = usage_is_present(data);
+        if !need_model && !has_usage {
+            return Some(false);
+        }
+        let s: ChunkSniff = serde_json::from_str(data).ok()?;
+        if need_model {
+            self.model = s.model.filter(|m| !m.is_empty());
+        }
+        let usage_only = s.choices.is_none_or(|c| c.is_empty());
+        if let Some(u) = s.usage {
+            self.usage.update(&u.to_token_usage());
+            return Some(usage_only);
+        }
+        Some(false)
+    }
+
+    fn stream_chunk(&mut self, plain: &[u8], eos: bool) -> Result<ResponseChunk> {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.decoder.feed(plain, &mut events);
+        if eos {
+            self.decoder.finish(&mut events);
+        }
+        let mut out = self.strip_usage.then(|| Vec::with_capacity(plain.len()));
+        for ev in &events {
+            if ev.is_done() {
+                if let Some(out) = out.as_mut() {
+                    ev.encode_into(out);
+                }
+                continue;
+            }
+            let usage_only = self.sniff_event(&ev.data).unwrap_or(false);
+            if let Some(out) = out.as_mut() {
+                if usage_only {
+                    continue;
+                }
+                if usage_is_present(&ev.data) {
+                    // Usage riding on a content chunk: drop only the usage field.
+                    if let Ok(mut m) = serde_json::from_str::<Map<String, Value>>(&ev.data) {
+                        m.remove("usage");
+                        crate::sse::encode_json(out, ev.event.as_deref(), &m);
+                        continue;
+                    }
+                }
+                ev.encode_into(out);
+            }
+        }
+        self.events = events;
+        // Without stripping, the stream goes out as received (compressed or not).
+        let body = out.map(Bytes::from);
+        Ok(ResponseChunk {
+            body,
+            usage: self.usage,
+            response_model: self.model.clone(),
+        })
+    }
+}
+
+impl Translator for OpenAiTranslator {
+    fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
+        self.stream = req.info.stream && self.op != Operation::Embeddings;
+        let force_usage = req.force_include_usage && self.stream && !req.info.include_usage;
+        self.strip_usage = force_usage;
+        let model = self.model_override.as_deref().unwrap_or(&req.info.model);
+        let (path, rewrite_model) = match &self.flavor {
+            Flavor::OpenAI { prefix } => (
+                openai_path(prefix.as_deref(), self.op.suffix()),
+                self.model_override.as_deref(),
+            ),
+            // Azure routes by deployment in the path and ignores the body's model.
+            Flavor::Azure { version } => (
+                format!(
+                    "/openai/deployments/{}/{}?api-version={}",
+                    encode_path_segment(model),
+                    self.op.suffix(),
+                    encode_path_segment(version)
+                ),
+                None,
+            ),
+        };
+        let body = if rewrite_model.is_some() || force_usage {
+            BodyChange::Replaced(rewrite_openai_body(req.body, rewrite_model, force_usage)?)
+        } else {
+            BodyChange::Unchanged
+        };
+        Ok(UpstreamRequest {
+            method: Method::POST,
+            path,
+            headers: HeaderMutation::default(),
+            body,
+        })
+    }
+
+    fn response_headers(
+        &mut self,
+        _status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<HeaderMutation> {
+        self.encoding = Encoding::from_headers(headers)?;
+        if !self.encoding.is_identity() {
+            self.decompressor = Some(Decompressor::new(self.encoding));
+        }
+        if let Some(ct) = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.stream = ct.starts_with("text/event-stream");
+        }
+        let mut m = HeaderMutation::default();
+        if self.strip_usage && !self.encoding.is_identity() {
+            // The stream is re-emitted decoded.
+            m.remove(http::header::CONTENT_ENCODING);
+        }
+        Ok(m)
+    }
+
+    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        let decoded;
+        let plain: &[u8] = match self.decompressor.as_mut() {
+            None => chunk,
+            Some(d) => {
+                let mut v = d.decompress(chunk)?;
+                if end_of_stream {
+                    v.extend(d.finish()?);
+                }
+                decoded = v;
+                &decoded
+            }
+        };
+        if self.stream {
+            return self.stream_chunk(plain, end_of_stream);
+        }
+        self.buffered.extend_from_slice(plain);
+        if end_of_stream {
+            if let Ok(s) = serde_json::from_slice::<ChunkSniff>(&self.buffered) {
+                self.model = s.model.filter(|m| !m.is_empty());
+                if let Some(u) = s.usage {
+                    let mut usage = u.to_token_usage();
+                    if self.op == Operation::Embeddings {
+                        usage.output = None;
+                    }
+                    self.usage.update(&usage);
+                }
+            }
+            self.buffered = Vec::new();
+        }
+        Ok(ResponseChunk {
+            body: None,
+            usage: self.usage,
+            response_model: self.model.clone(),
+        })
+    }
+
+    fn response_error(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        let plain = match Encoding::from_headers(headers) {
+            Ok(enc) if !enc.is_identity() => {
+                let mut d = Decompressor::new(enc);
+                d.decompress(body)
+                    .and_then(|mut v| {
+                        d.finish().map(|t| {
+                            v.extend(t);
+                            v
+                        })
+                    })
+                    .unwrap_or_else(|_| body.to_vec())
+            }
+            _ => body.to_vec(),
+        };
+        let _ = self.backend_name();
+        Ok(error_map::normalize(
+            ClientApi::OpenAI,
+            status,
+            headers,
+            &plain,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! Cheap inspection of OpenAI-shaped response JSON: `model` and `usage` only.
+
+use aigw_core::api::openai::Usage;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+/// The parts of a chat/completions/embeddings response (or stream chunk) the gateway
+/// needs; everything else is skipped without building a DOM.
+#[derive(Debug, Deserialize)]
+pub struct ChunkSniff {
+    /// The answering model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Usage, when present and not `null`.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// The choices, counted only.
+    #[serde(default)]
+    pub choices: Option<Vec<IgnoredAny>>,
+}
+
+/// Whether a chunk's JSON text has a `"usage"` key with a non-null value. A textual
+/// check so most chunks (`"usage":null` or none) are never parsed.
+pub fn usage_is_present(data: &str) -> bool {
+    let bytes = data.as_bytes();
+    let finder = memchr::memmem::Finder::new(b"\"usage\"");
+    for pos in finder.find_iter(bytes) {
+        let rest = &bytes[pos + 7..];
+        let rest = trim_start(rest);
+        let Some(rest) = rest.strip_prefix(b":") else {
+            continue;
+        };
+        let rest = trim_start(rest);
+        if !rest.starts_with(b"null") {
+            return true;
+        }
+    }
+    false
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_presence() {
+        assert!(!usage_is_present(r#"{"usage":null}"#));
+        assert!(!usage_is_present(r#"{"usage" : null,"x":1}"#));
+        assert!(usage_is_present(r#"{"usage": {"prompt_tokens":1}}"#));
+        assert!(!usage_is_present(r#"{"choices":[]}"#));
+        // A string value "usage" is not a key.
+        assert!(!usage_is_present(r#"{"content":"\"usage\""}"#));
+    }
+}
