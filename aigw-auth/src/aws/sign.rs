@@ -99,7 +99,10 @@ pub(crate) fn sign_request(
         SignableBody::Bytes(&req.body),
     )
     .map_err(|e| format!("request cannot be signed: {e}"))?;
-    let (instructions, _signature) = sign(signable, &params)
+    // aws-sigv4 traces its parameters, access key id included; keep them out of any log.
+    let quiet = tracing::Dispatch::none();
+    let signed = tracing::dispatcher::with_default(&quiet, || sign(signable, &params));
+    let (instructions, _signature) = signed
         .map_err(|e| format!("signing failed: {e}"))?
         .into_parts();
     for stale in [
