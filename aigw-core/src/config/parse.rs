@@ -342,7 +342,10 @@ pub(crate) fn path_issue(
     }
     let message = err.inner().to_string();
     let join = |path: &str, name: &str| {
-        if path.is_empty() {
+        // Unknown fields already carry their own name as the last path segment.
+        if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_string()
+        } else if path.is_empty() {
             name.to_string()
         } else {
             format!("{path}.{name}")

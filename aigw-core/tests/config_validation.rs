@@ -1,0 +1,904 @@
+//! Every validation rule rejects a bad manifest with the file, the document and the
+//! field path, and all issues are reported together.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use aigw_core::Error;
+use aigw_core::config::{Config, SecretSource};
+use aigw_core::error::ConfigIssue;
+
+const FILE: &str = "gw.yaml";
+
+/// A valid configuration the cases below break one piece at a time.
+const BASE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+  namespace: default
+spec:
+  gatewayClassName: eg
+  listeners:
+    - name: http
+      protocol: HTTP
+      port: 1975
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: route
+  namespace: default
+spec:
+  parentRefs:
+    - name: gw
+      kind: Gateway
+      group: gateway.networking.k8s.io
+  rules:
+    - name: main
+      matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: gpt-4o
+      backendRefs:
+        - name: openai
+          weight: 1
+        - name: openai
+          priority: 1
+#RULES
+  llmRequestCosts:
+    - metadataKey: llm_total_token
+      type: TotalToken
+#COSTS
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata:
+  name: openai
+  namespace: default
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: openai
+    kind: Backend
+    group: gateway.envoyproxy.io
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: openai
+  namespace: default
+spec:
+  endpoints:
+    - fqdn:
+        hostname: api.openai.com
+        port: 443
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: BackendSecurityPolicy
+metadata:
+  name: openai-key
+  namespace: default
+spec:
+  targetRefs:
+    - group: aigateway.envoyproxy.io
+      kind: AIServiceBackend
+      name: openai
+  type: APIKey
+  apiKey:
+    secretRef:
+      name: openai-key
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: openai-key
+  namespace: default
+type: Opaque
+stringData:
+  apiKey: sk-test
+"#;
+
+fn issues(yaml: &str) -> Vec<ConfigIssue> {
+    match Config::from_yaml_str(yaml, FILE) {
+        Ok(_) => panic!("expected the configuration to be rejected:\n{yaml}"),
+        Err(Error::InvalidConfig { issues }) => issues,
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// Asserts one issue names the document and field, and its message contains `text`.
+#[track_caller]
+fn has(issues: &[ConfigIssue], document: &str, field: &str, text: &str) {
+    let found = issues.iter().any(|i| {
+        i.file == FILE && i.document == document && i.field == field && i.message.contains(text)
+    });
+    assert!(
+        found,
+        "no issue {document} {field} containing {text:?} in:\n{}",
+        issues
+            .iter()
+            .map(|i| format!("  {i}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+const ROUTE: &str = "AIGatewayRoute/default/route";
+const BSP: &str = "BackendSecurityPolicy/default/openai-key";
+
+fn with_rules(extra: &str) -> String {
+    BASE.replace("#RULES", extra)
+}
+
+fn replace(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "{from:?} not in BASE");
+    BASE.replace(from, to)
+}
+
+#[test]
+fn base_is_valid_in_both_versions() {
+    let c = Config::from_yaml_str(BASE, FILE).unwrap();
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let alpha = BASE.replace(
+        "aigateway.envoyproxy.io/v1beta1",
+        "aigateway.envoyproxy.io/v1alpha1",
+    );
+    let c = Config::from_yaml_str(&alpha, FILE).unwrap();
+    assert_eq!(
+        c.ai_gateway_routes[0].api_version,
+        "aigateway.envoyproxy.io/v1alpha1"
+    );
+}
+
+#[test]
+fn unsupported_version_rejected() {
+    let yaml = replace(
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend",
+        "apiVersion: aigateway.envoyproxy.io/v2\nkind: AIServiceBackend",
+    );
+    has(
+        &issues(&yaml),
+        "AIServiceBackend/default/openai",
+        "apiVersion",
+        "unsupported version",
+    );
+}
+
+#[test]
+fn unknown_fields_rejected_with_path() {
+    let yaml = replace(
+        "          weight: 1\n",
+        "          weight: 1\n          wieght: 2\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[0].backendRefs[0].wieght",
+        "unknown field",
+    );
+    // The message lists what is allowed.
+    has(&i, ROUTE, "spec.rules[0].backendRefs[0].wieght", "weight");
+
+    let yaml = replace(
+        "  schema:\n    name: OpenAI\n",
+        "  schema:\n    name: OpenAI\n    flavour: x\n",
+    );
+    has(
+        &issues(&yaml),
+        "AIServiceBackend/default/openai",
+        "spec.schema.flavour",
+        "unknown field",
+    );
+
+    let yaml = replace(
+        "  name: gw\n  namespace: default\n",
+        "  name: gw\n  namespace: default\n  labelz: {}\n",
+    );
+    has(
+        &issues(&yaml),
+        "Gateway/default/gw",
+        "metadata.labelz",
+        "unknown field",
+    );
+
+    let yaml = replace("type: Opaque\n", "type: Opaque\nextra: 1\n");
+    has(
+        &issues(&yaml),
+        "Secret/default/openai-key",
+        "extra",
+        "unknown field",
+    );
+}
+
+#[test]
+fn wrong_type_names_field() {
+    let yaml = replace("          weight: 1\n", "          weight: heavy\n");
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[0].backendRefs[0].weight",
+        "invalid type",
+    );
+}
+
+#[test]
+fn missing_required_field() {
+    let yaml = replace("  schema:\n    name: OpenAI\n", "");
+    has(
+        &issues(&yaml),
+        "AIServiceBackend/default/openai",
+        "spec.schema",
+        "required field is missing",
+    );
+}
+
+#[test]
+fn at_most_fifteen_rules() {
+    let rule = "    - backendRefs:\n        - name: openai\n";
+    let yaml = with_rules(&rule.repeat(15));
+    has(&issues(&yaml), ROUTE, "spec.rules", "at most 15 rules");
+    // Fifteen is fine.
+    Config::from_yaml_str(&with_rules(&rule.repeat(14)), FILE).unwrap();
+}
+
+#[test]
+fn at_most_128_backend_refs() {
+    let refs = "        - name: openai\n".repeat(129);
+    let yaml = with_rules(&format!("    - backendRefs:\n{refs}"));
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[1].backendRefs",
+        "at most 128 backendRefs",
+    );
+}
+
+#[test]
+fn rule_names_unique_and_not_reserved() {
+    let yaml = with_rules(
+        "    - name: main\n      backendRefs:\n        - name: openai\n    - name: route-not-found\n      backendRefs:\n        - name: openai\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[1].name",
+        "already used by spec.rules[0]",
+    );
+    has(&i, ROUTE, "spec.rules[2].name", "reserved");
+}
+
+#[test]
+fn parent_refs_only_gateway() {
+    let yaml = replace(
+        "      kind: Gateway\n      group: gateway.networking.k8s.io\n",
+        "      kind: Service\n      group: gateway.networking.k8s.io\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.parentRefs[0].kind",
+        "only Gateway is supported",
+    );
+}
+
+#[test]
+fn negative_weight_and_priority_rejected() {
+    let yaml = replace("          weight: 1\n", "          weight: -1\n");
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[0].backendRefs[0].weight",
+        "between 0 and",
+    );
+    let yaml = replace("          priority: 1\n", "          priority: -3\n");
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[0].backendRefs[1].priority",
+        "0 or greater",
+    );
+}
+
+#[test]
+fn inference_pool_rules() {
+    // Mixed with an AIServiceBackend.
+    let yaml = with_rules(
+        "    - backendRefs:\n        - name: pool\n          group: inference.networking.k8s.io\n          kind: InferencePool\n        - name: openai\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[1].backendRefs",
+        "cannot mix InferencePool and AIServiceBackend",
+    );
+    // Two pools.
+    let yaml = with_rules(
+        "    - backendRefs:\n        - name: a\n          group: inference.networking.k8s.io\n          kind: InferencePool\n        - name: b\n          group: inference.networking.k8s.io\n          kind: InferencePool\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[1].backendRefs",
+        "only one InferencePool",
+    );
+    // Group without kind.
+    let yaml = with_rules(
+        "    - backendRefs:\n        - name: a\n          group: inference.networking.k8s.io\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[1].backendRefs[0]",
+        "group and kind must be specified together",
+    );
+    // Other kinds.
+    let yaml = with_rules(
+        "    - backendRefs:\n        - name: a\n          group: core\n          kind: Service\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[1].backendRefs[0].group",
+        "only InferencePool",
+    );
+}
+
+#[test]
+fn header_match_regex_must_compile() {
+    let yaml = with_rules(
+        "    - matches:\n        - headers:\n            - type: RegularExpression\n              name: x-ai-eg-model\n              value: 'gpt-(4'\n      backendRefs:\n        - name: openai\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.rules[1].matches[0].headers[0].value",
+        "invalid regular expression",
+    );
+}
+
+#[test]
+fn timeouts_must_parse() {
+    let yaml = with_rules(
+        "    - backendRefs:\n        - name: openai\n      timeouts:\n        request: soon\n      streamIdleTimeout: 5x\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[1].timeouts.request",
+        "invalid duration",
+    );
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[1].streamIdleTimeout",
+        "invalid duration",
+    );
+}
+
+#[test]
+fn mutations_validated() {
+    let yaml = with_rules(
+        "    - backendRefs:\n        - name: openai\n          headerMutation:\n            set:\n              - name: 'bad header'\n                value: x\n          bodyMutation:\n            set:\n              - path: service_tier\n                value: scale\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[1].backendRefs[0].headerMutation.set[0].name",
+        "not a valid header name",
+    );
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[1].backendRefs[0].bodyMutation.set[0].value",
+        "must be JSON",
+    );
+}
+
+#[test]
+fn route_to_missing_backend_names_both_ends() {
+    let yaml = replace(
+        "        - name: openai\n          weight: 1\n",
+        "        - name: nope\n          weight: 1\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[0].backendRefs[0].name",
+        "AIServiceBackend default/nope",
+    );
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[0].backendRefs[0].name",
+        "AIGatewayRoute default/route",
+    );
+}
+
+#[test]
+fn backend_to_missing_eg_backend_names_both_ends() {
+    let yaml = replace(
+        "  backendRef:\n    name: openai\n",
+        "  backendRef:\n    name: gone\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        "AIServiceBackend/default/openai",
+        "spec.backendRef.name",
+        "Backend default/gone",
+    );
+    has(
+        &i,
+        "AIServiceBackend/default/openai",
+        "spec.backendRef.name",
+        "AIServiceBackend default/openai",
+    );
+}
+
+#[test]
+fn backend_ref_must_be_eg_backend() {
+    let yaml = replace(
+        "    kind: Backend\n    group: gateway.envoyproxy.io\n",
+        "    kind: Service\n    group: ''\n",
+    );
+    has(
+        &issues(&yaml),
+        "AIServiceBackend/default/openai",
+        "spec.backendRef.kind",
+        "must be a Backend resource of Envoy Gateway",
+    );
+}
+
+#[test]
+fn security_policy_type_must_match_field() {
+    // The field of another type.
+    let yaml = replace(
+        "  type: APIKey\n  apiKey:\n",
+        "  type: AWSCredentials\n  apiKey:\n",
+    );
+    let i = issues(&yaml);
+    has(&i, BSP, "spec.apiKey", "only awsCredentials may be set");
+    has(
+        &i,
+        BSP,
+        "spec.awsCredentials",
+        "required when type is AWSCredentials",
+    );
+    // Both fields.
+    let yaml = replace(
+        "  apiKey:\n    secretRef:\n      name: openai-key\n",
+        "  apiKey:\n    secretRef:\n      name: openai-key\n  anthropicAPIKey:\n    secretRef:\n      name: openai-key\n",
+    );
+    has(
+        &issues(&yaml),
+        BSP,
+        "spec.anthropicAPIKey",
+        "only apiKey may be set",
+    );
+    // Unknown type.
+    let yaml = replace("  type: APIKey\n", "  type: Password\n");
+    has(&issues(&yaml), BSP, "spec.type", "unknown variant");
+}
+
+#[test]
+fn security_policy_target_checks() {
+    let yaml = replace(
+        "      kind: AIServiceBackend\n      name: openai\n",
+        "      kind: AIServiceBackend\n      name: missing\n",
+    );
+    has(
+        &issues(&yaml),
+        BSP,
+        "spec.targetRefs[0].name",
+        "AIServiceBackend default/missing targeted by BackendSecurityPolicy default/openai-key",
+    );
+    let yaml = replace(
+        "    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n",
+        "    - group: gateway.envoyproxy.io\n      kind: Backend\n",
+    );
+    has(
+        &issues(&yaml),
+        BSP,
+        "spec.targetRefs[0]",
+        "must reference AIServiceBackend",
+    );
+}
+
+#[test]
+fn two_policies_on_one_backend_rejected() {
+    let second = "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: second\nspec:\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: openai\n  type: APIKey\n  apiKey:\n    secretRef:\n      name: openai-key\n";
+    let yaml = format!("{BASE}{second}");
+    has(
+        &issues(&yaml),
+        "BackendSecurityPolicy/default/second",
+        "spec.targetRefs[0].name",
+        "already targeted by BackendSecurityPolicy default/openai-key",
+    );
+}
+
+#[test]
+fn aws_azure_gcp_field_rules() {
+    let aws = replace(
+        "  type: APIKey\n  apiKey:\n    secretRef:\n      name: openai-key\n",
+        "  type: AWSCredentials\n  awsCredentials:\n    region: ''\n",
+    );
+    has(
+        &issues(&aws),
+        BSP,
+        "spec.awsCredentials.region",
+        "region is required",
+    );
+    let azure = replace(
+        "  type: APIKey\n  apiKey:\n    secretRef:\n      name: openai-key\n",
+        "  type: AzureCredentials\n  azureCredentials:\n    clientID: c\n    tenantID: t\n",
+    );
+    has(
+        &issues(&azure),
+        BSP,
+        "spec.azureCredentials",
+        "exactly one of clientSecretRef or oidcExchangeToken",
+    );
+    let gcp = replace(
+        "  type: APIKey\n  apiKey:\n    secretRef:\n      name: openai-key\n",
+        "  type: GCPCredentials\n  gcpCredentials:\n    region: us-central1\n",
+    );
+    has(
+        &issues(&gcp),
+        BSP,
+        "spec.gcpCredentials.projectName",
+        "required unless isPassthrough",
+    );
+}
+
+#[test]
+fn credential_override_needs_exactly_one_source() {
+    let yaml = replace(
+        "      name: openai-key\n---\napiVersion: v1",
+        "      name: openai-key\n  credentialOverride: {}\n---\napiVersion: v1",
+    );
+    has(
+        &issues(&yaml),
+        BSP,
+        "spec.credentialOverride",
+        "exactly one of fromRequestHeaders or fromDynamicMetadata",
+    );
+}
+
+#[test]
+fn duplicate_documents_rejected() {
+    let dup = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: openai\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: 10.0.0.1\n        port: 80\n";
+    has(
+        &issues(&format!("{BASE}{dup}")),
+        "Backend/default/openai",
+        "metadata.name",
+        "defined twice",
+    );
+}
+
+#[test]
+fn backend_endpoint_exactly_one_kind() {
+    let yaml = replace(
+        "        port: 443\n",
+        "        port: 443\n      ip:\n        address: 10.0.0.1\n        port: 80\n",
+    );
+    has(
+        &issues(&yaml),
+        "Backend/default/openai",
+        "spec.endpoints[0]",
+        "exactly one of fqdn, ip or unix",
+    );
+}
+
+#[test]
+fn bad_cel_rejected_at_load_with_position() {
+    let yaml = BASE.replace(
+        "#COSTS",
+        "    - metadataKey: weird\n      type: CEL\n      cel: input_tokens +* 2\n",
+    );
+    let i = issues(&yaml);
+    has(&i, ROUTE, "spec.llmRequestCosts[1].cel", "does not compile");
+    has(&i, ROUTE, "spec.llmRequestCosts[1].cel", "column");
+    // A CEL cost without an expression.
+    let yaml = BASE.replace("#COSTS", "    - metadataKey: weird\n      type: CEL\n");
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.llmRequestCosts[1].cel",
+        "requires a `cel` expression",
+    );
+    // A negative result fails the dry run.
+    let yaml = BASE.replace(
+        "#COSTS",
+        "    - metadataKey: neg\n      type: CEL\n      cel: \"int(input_tokens) - 1000\"\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.llmRequestCosts[1].cel",
+        "negative",
+    );
+    // Duplicate keys.
+    let yaml = BASE.replace(
+        "#COSTS",
+        "    - metadataKey: llm_total_token\n      type: InputToken\n",
+    );
+    has(
+        &issues(&yaml),
+        ROUTE,
+        "spec.llmRequestCosts[1].metadataKey",
+        "used twice",
+    );
+}
+
+#[test]
+fn gateway_config_costs_validated_and_referenced() {
+    let gc = "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: GatewayConfig\nmetadata:\n  name: gc\nspec:\n  globalLLMRequestCosts:\n    - metadataKey: c\n      type: CEL\n      cel: 'model +'\n";
+    has(
+        &issues(&format!("{BASE}{gc}")),
+        "GatewayConfig/default/gc",
+        "spec.globalLLMRequestCosts[0].cel",
+        "does not compile",
+    );
+    let yaml = replace(
+        "  name: gw\n  namespace: default\n",
+        "  name: gw\n  namespace: default\n  annotations:\n    aigateway.envoyproxy.io/gateway-config: nothere\n",
+    );
+    has(
+        &issues(&yaml),
+        "Gateway/default/gw",
+        "metadata.annotations[aigateway.envoyproxy.io/gateway-config]",
+        "GatewayConfig default/nothere",
+    );
+}
+
+const MCP: &str = r#"
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata:
+  name: mcp
+  namespace: default
+spec:
+  parentRefs:
+    - name: gw
+      kind: Gateway
+      group: gateway.networking.k8s.io
+  backendRefs:
+    - name: openai
+      kind: Backend
+      group: gateway.envoyproxy.io
+#MCP
+"#;
+
+fn mcp(extra: &str) -> String {
+    format!("{BASE}{}", MCP.replace("#MCP", extra))
+}
+
+#[test]
+fn mcp_route_valid_base() {
+    Config::from_yaml_str(&mcp("      toolSelector:\n        include: [a]\n"), FILE).unwrap();
+}
+
+#[test]
+fn mcp_tool_selector_rules() {
+    let i = issues(&mcp(
+        "      toolSelector:\n        include: [a]\n        includeRegex: ['a.*']\n",
+    ));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.backendRefs[0].toolSelector",
+        "include and includeRegex are mutually exclusive",
+    );
+    let i = issues(&mcp("      toolSelector: {}\n"));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.backendRefs[0].toolSelector",
+        "at least one of include",
+    );
+    let i = issues(&mcp("      toolSelector:\n        excludeRegex: ['(']\n"));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.backendRefs[0].toolSelector.excludeRegex[0]",
+        "invalid regular expression",
+    );
+}
+
+#[test]
+fn mcp_api_key_exclusivity() {
+    let i = issues(&mcp(
+        "      securityPolicy:\n        apiKey:\n          inline: k\n          secretRef:\n            name: openai-key\n",
+    ));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.backendRefs[0].securityPolicy.apiKey",
+        "exactly one of secretRef or inline",
+    );
+    let i = issues(&mcp(
+        "      securityPolicy:\n        apiKey:\n          inline: k\n          header: x-key\n          queryParam: key\n",
+    ));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.backendRefs[0].securityPolicy.apiKey",
+        "only one of header or queryParam",
+    );
+}
+
+#[test]
+fn mcp_backend_names_unique_and_resolved() {
+    let i = issues(&mcp(
+        "    - name: openai\n      kind: Backend\n      group: gateway.envoyproxy.io\n    - name: ghost\n      kind: Backend\n      group: gateway.envoyproxy.io\n",
+    ));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.backendRefs[1].name",
+        "must be unique",
+    );
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.backendRefs[2].name",
+        "Backend default/ghost referenced by MCPRoute default/mcp",
+    );
+}
+
+#[test]
+fn all_issues_collected() {
+    let yaml = replace("          weight: 1\n", "          weight: -1\n")
+        .replace("  type: APIKey\n", "  type: AzureAPIKey\n");
+    let i = issues(&yaml);
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[0].backendRefs[0].weight",
+        "between 0 and",
+    );
+    has(&i, BSP, "spec.azureAPIKey", "required");
+    has(&i, BSP, "spec.apiKey", "only azureAPIKey may be set");
+    // The rendered error lists every issue with file, document and field.
+    let text = Config::from_yaml_str(&yaml, FILE).unwrap_err().to_string();
+    assert!(text.contains("3 issue(s)"), "{text}");
+    assert!(
+        text.contains(
+            "gw.yaml: AIGatewayRoute/default/route: spec.rules[0].backendRefs[0].weight:"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn invalid_yaml_reports_file() {
+    let i = issues("apiVersion: v1\nkind: [unclosed\n");
+    assert_eq!(i[0].file, FILE);
+    assert!(i[0].message.contains("not valid YAML"), "{}", i[0].message);
+}
+
+#[test]
+fn unknown_aigw_kind_rejected_other_kinds_ignored() {
+    let extra = "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoutes\nmetadata:\n  name: typo\nspec: {}\n";
+    has(
+        &issues(&format!("{BASE}{extra}")),
+        "AIGatewayRoutes/default/typo",
+        "kind",
+        "unknown kind",
+    );
+    let extra = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: SecurityPolicy\nmetadata:\n  name: sp\nspec:\n  anything: goes\n";
+    let c = Config::from_yaml_str(&format!("{BASE}{extra}"), FILE).unwrap();
+    assert_eq!(c.ignored.len(), 1);
+    assert_eq!(c.ignored[0].label, "SecurityPolicy/default/sp");
+    assert!(c.ignored[0].reason.contains("configures Envoy itself"));
+}
+
+#[test]
+fn secret_data_base64_and_env_expansion() {
+    let yaml = replace(
+        "stringData:\n  apiKey: sk-test\n",
+        "data:\n  apiKey: c2stJHtURVNUX0tFWX0=\n",
+    );
+    let c = Config::from_yaml_str(&yaml, FILE).unwrap();
+    // base64 of "sk-${TEST_KEY}"
+    let s = SecretSource::from_config(&c)
+        .with_env_lookup(|v| (v == "TEST_KEY").then(|| "abc".to_string()));
+    assert_eq!(
+        s.resolve("default", "openai-key", "apiKey")
+            .unwrap()
+            .expose(),
+        "sk-abc"
+    );
+    // Unset variable: an error naming it.
+    let s = SecretSource::from_config(&c).with_env_lookup(|_| None);
+    let e = s
+        .resolve("default", "openai-key", "apiKey")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TEST_KEY"), "{e}");
+    assert!(!e.contains("sk-"), "secret material leaked: {e}");
+    // Bad base64 is a load error on the data key.
+    let yaml = replace(
+        "stringData:\n  apiKey: sk-test\n",
+        "data:\n  apiKey: '!!!'\n",
+    );
+    has(
+        &issues(&yaml),
+        "Secret/default/openai-key",
+        "data.apiKey",
+        "not valid base64",
+    );
+}
+
+#[test]
+fn secrets_from_directory_and_env_fallback() {
+    let yaml = BASE
+        .split("---\napiVersion: v1\nkind: Secret")
+        .next()
+        .unwrap()
+        .to_string();
+    let c = Config::from_yaml_str(&yaml, FILE).unwrap();
+    assert!(
+        c.warnings()
+            .iter()
+            .any(|w| w.field == "spec.apiKey.secretRef")
+    );
+    // Not resolvable: check_secrets names the policy, the field and where it looked.
+    let e = c
+        .check_secrets(&SecretSource::from_config(&c))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("BackendSecurityPolicy/default/openai-key: spec.apiKey.secretRef"),
+        "{e}"
+    );
+    // A secrets directory laid out as <dir>/<namespace>/<name>/<key>.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("default/openai-key")).unwrap();
+    std::fs::write(dir.path().join("default/openai-key/apiKey"), "sk-file\n").unwrap();
+    let s = SecretSource::from_config(&c).with_dir(dir.path());
+    c.check_secrets(&s).unwrap();
+    assert_eq!(
+        s.resolve("default", "openai-key", "apiKey")
+            .unwrap()
+            .expose(),
+        "sk-file"
+    );
+    // Environment fallback.
+    let s = SecretSource::from_config(&c)
+        .with_env_fallback()
+        .with_env_lookup(|v| {
+            (v == "AIGW_SECRET_DEFAULT_OPENAI_KEY_APIKEY").then(|| "sk-env".to_string())
+        });
+    assert_eq!(
+        s.resolve("default", "openai-key", "apiKey")
+            .unwrap()
+            .expose(),
+        "sk-env"
+    );
+}
+
+#[test]
+fn traffic_policy_durations_and_buffer_limit_validated() {
+    let btp = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata:\n  name: btp\nspec:\n  targetRefs:\n    - group: gateway.networking.k8s.io\n      kind: HTTPRoute\n      name: route\n  retry:\n    perRetry:\n      timeout: fast\n";
+    has(
+        &issues(&format!("{BASE}{btp}")),
+        "BackendTrafficPolicy/default/btp",
+        "spec.retry.perRetry.timeout",
+        "invalid duration",
+    );
+    let ctp = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata:\n  name: ctp\nspec:\n  targetRefs:\n    - group: gateway.networking.k8s.io\n      kind: Gateway\n      name: gw\n  connection:\n    bufferLimit: lots\n";
+    has(
+        &issues(&format!("{BASE}{ctp}")),
+        "ClientTrafficPolicy/default/ctp",
+        "spec.connection.bufferLimit",
+        "Kubernetes quantity",
+    );
+}
