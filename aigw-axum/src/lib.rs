@@ -12,12 +12,17 @@
 //! * [`RecordSink`] — one [`aigw_core::exchange::ExchangeRecord`] per request, the hook
 //!   for access logs and metrics.
 
+pub mod admin;
+pub mod autoconfig;
 pub mod client;
+pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod layer;
 mod proxy;
 pub mod record;
+pub mod reload;
 mod stream;
 
 pub use error::GatewayError;

@@ -91,8 +91,10 @@ async fn run(
             model: ex.info().model.clone(),
         });
     }
-    ex.set_route(plan.route.clone());
-    ex.set_force_include_usage(snapshot.planner.force_include_usage());
+    ex.apply_plan(&plan);
+    if snapshot.planner.force_include_usage() {
+        ex.set_force_include_usage(true);
+    }
     ex.reserve(snapshot.meter.clone(), &plan.targets[0], None)
         .await?;
 

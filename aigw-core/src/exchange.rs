@@ -21,6 +21,7 @@
 //! which is a plain future.
 
 use crate::api::{Endpoint, RequestInfo, sniff};
+use crate::cost::{CostInput, CostSet};
 use crate::credential::{CredentialProvider, OutgoingRequest};
 use crate::error::{ClientApi, Error, Result, anthropic_error_type};
 use crate::meter::{MeterGuard, MeterRequest, TokenMeter};
@@ -159,6 +160,9 @@ pub struct Plan {
     pub request_timeout: Option<Duration>,
     /// Per-try timeout (route `timeouts.backendRequest`), if configured.
     pub per_try_timeout: Option<Duration>,
+    /// The route's `llmRequestCosts`, computed when the exchange finishes. Streams ask
+    /// the upstream for usage when costs are configured.
+    pub costs: Option<Arc<CostSet>>,
 }
 
 /// What happened to a request, for logging, metrics and metadata.
@@ -210,6 +214,7 @@ pub struct Exchange {
     started: Instant,
     chunks: u64,
     guard: Option<MeterGuard>,
+    costs: Option<Arc<CostSet>>,
     record: ExchangeRecord,
 }
 
@@ -237,6 +242,7 @@ impl Exchange {
             started: Instant::now(),
             chunks: 0,
             guard: None,
+            costs: None,
             record,
         })
     }
@@ -275,6 +281,16 @@ impl Exchange {
     /// Records the route that matched.
     pub fn set_route(&mut self, route: Arc<str>) {
         self.record.route = Some(route);
+    }
+
+    /// Applies a plan's route-level settings: records the route, keeps its costs for
+    /// [`Exchange::finish`] and forces usage on streams when costs are configured.
+    pub fn apply_plan(&mut self, plan: &Plan) {
+        self.record.route = Some(plan.route.clone());
+        if let Some(c) = plan.costs.as_ref().filter(|c| !c.is_empty()) {
+            self.force_include_usage = true;
+            self.costs = Some(c.clone());
+        }
     }
 
     /// The record so far.
@@ -425,6 +441,19 @@ impl Exchange {
         }
         self.record.status = Some(status);
         self.record.latency = Some(self.started.elapsed());
+        if let Some(costs) = self.costs.take() {
+            let model = self
+                .record
+                .effective_model
+                .clone()
+                .unwrap_or_else(|| self.record.request_model.clone());
+            self.record.costs = costs.evaluate(&CostInput {
+                model: &model,
+                backend: self.record.backend.as_deref().unwrap_or(""),
+                route_name: self.record.route.as_deref().unwrap_or(""),
+                usage: &self.record.usage,
+            });
+        }
         if let Some(e) = error {
             self.record.error = Some(e.to_string());
         }

@@ -1,3 +1,344 @@
-//! The standalone `aigw` binary.
+//! The standalone `aigw` binary: `run`, `simulate`, `validate`, `version`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-fn main() {}
+use aigw_axum::admin::{self, AdminState, Tee};
+use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
+use aigw_axum::{Gateway, Settings, Snapshot, TracingSink, autoconfig, config, credentials};
+use aigw_core::config::Config;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// aigw: an OpenAI- and Anthropic-compatible AI gateway.
+#[derive(Parser, Debug)]
+#[command(name = "aigw", version, about)]
+struct Cli {
+    /// Log filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the gateway. Without CONFIG: providers from the environment, or the bundled
+    /// simulator when none is configured.
+    Run(RunArgs),
+    /// Runs the bundled provider simulator.
+    Simulate(SimulateArgs),
+    /// Validates configuration files or directories; prints one summary line per file.
+    Validate {
+        /// Files or directories of YAML.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Prints the version.
+    Version,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Configuration files or directories (hot-reloaded).
+    config: Vec<PathBuf>,
+    /// Address of the gateway listener.
+    #[arg(long, default_value = "127.0.0.1:1975", env = "AIGW_LISTEN")]
+    listen: SocketAddr,
+    /// Address of the admin listener (`/health`, `/ready`, `/metrics`).
+    #[arg(long, default_value = "127.0.0.1:1064", env = "AIGW_ADMIN")]
+    admin: SocketAddr,
+    /// How often configuration files are checked for changes, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    reload_interval_ms: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Attempts per request (first included) across priority groups.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+}
+
+#[derive(Args, Debug)]
+struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:1976")]
+    listen: SocketAddr,
+    /// Answer every request with this status in the provider's error shape.
+    #[arg(long)]
+    fail_status: Option<u16>,
+    /// Content chunks per streamed reply.
+    #[arg(long, default_value_t = 4)]
+    chunks: usize,
+    /// Pause between streamed chunks, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    chunk_interval_ms: u64,
+    /// Delay before every response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Require these OpenAI bearer keys (repeatable); any key is accepted otherwise.
+    #[arg(long)]
+    openai_key: Vec<String>,
+    /// Require these Anthropic keys (repeatable).
+    #[arg(long)]
+    anthropic_key: Vec<String>,
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Version => {
+            println!("aigw {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Validate { paths } => validate(paths),
+        Command::Run(_) | Command::Simulate(_) => {
+            init_logging(&cli);
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("aigw: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = rt.block_on(async {
+                match cli.command {
+                    Command::Run(args) => run(args).await,
+                    Command::Simulate(args) => simulate(args).await,
+                    _ => Ok(()),
+                }
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("aigw: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> ExitCode {
+    match Config::load_paths(paths) {
+        Ok(config) => {
+            for s in config.summaries() {
+                println!(
+                    "{}: ok: {} route(s), {} AI service backend(s), {} backend(s), {} security policy(ies){}",
+                    s.file,
+                    s.routes,
+                    s.ai_service_backends,
+                    s.backends,
+                    s.security_policies,
+                    if s.ignored.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} ignored document(s)", s.ignored.len())
+                    }
+                );
+            }
+            for w in config.warnings() {
+                eprintln!("warning: {w}");
+            }
+            if let Err(e) = aigw_core::routing::Snapshot::compile(&config) {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_snapshot(config: &Config) -> Result<Snapshot, aigw_core::Error> {
+    config::snapshot(
+        config,
+        Arc::new(aigw_providers::ProviderFactory),
+        &credentials::default_resolver(),
+    )
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let admin_state = Arc::new(AdminState::default());
+    let (config, mode) = if !args.config.is_empty() {
+        let config = Config::load_paths(&args.config).map_err(|e| e.to_string())?;
+        let files: Vec<String> = args
+            .config
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        (config, format!("configuration mode: {}", files.join(", ")))
+    } else if let Some(auto) = autoconfig::from_env(|k| std::env::var(k).ok()) {
+        let config = Config::from_yaml_str(&auto.yaml, "environment").map_err(|e| e.to_string())?;
+        (
+            config,
+            format!("environment mode: routing to {}", auto.providers.join("; ")),
+        )
+    } else {
+        let sim_listener = bind("127.0.0.1:0".parse().map_err(|_| "bad address")?).await?;
+        let sim_addr = sim_listener
+            .local_addr()
+            .map_err(|e| format!("simulator address: {e}"))?;
+        let sim = Simulator::new(
+            SimulatorConfig::default()
+                .with_openai_keys([autoconfig::SIM_OPENAI_KEY])
+                .with_anthropic_keys([autoconfig::SIM_ANTHROPIC_KEY])
+                .with_aws(AwsCredentials::new(
+                    autoconfig::SIM_AWS_ACCESS_KEY_ID,
+                    autoconfig::SIM_AWS_SECRET_KEY,
+                    autoconfig::SIM_AWS_REGION,
+                )),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = sim.serve(sim_listener, std::future::pending()).await {
+                tracing::error!("simulator stopped: {e}");
+            }
+        });
+        let auto = autoconfig::simulator(sim_addr);
+        let config = Config::from_yaml_str(&auto.yaml, "simulator").map_err(|e| e.to_string())?;
+        (
+            config,
+            format!(
+                "SIMULATOR mode: no provider configured (no CONFIG, no OPENAI_API_KEY, AZURE_OPENAI_API_KEY, ANTHROPIC_API_KEY or AWS credentials); answering from the bundled simulator at {sim_addr}: models bedrock/* -> Bedrock, anthropic/* and claude-* -> Anthropic, anything else -> OpenAI"
+            ),
+        )
+    };
+    let snapshot = build_snapshot(&config).map_err(|e| e.to_string())?;
+    let settings = Settings {
+        max_body_bytes: args.max_body_bytes,
+        retry: aigw_axum::RetryPolicy {
+            max_attempts: args.max_attempts,
+            ..aigw_axum::RetryPolicy::default()
+        },
+        ..Settings::default()
+    };
+    let gateway = Gateway::builder(snapshot)
+        .settings(settings)
+        .record_sink(Arc::new(Tee(vec![
+            Arc::new(TracingSink),
+            Arc::new(admin_state.clone()),
+        ])))
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let listener = bind(args.listen).await?;
+    let admin_listener = bind(args.admin).await?;
+    tracing::info!("{mode}");
+    tracing::info!(listen = %args.listen, admin = %args.admin, "aigw gateway listening");
+
+    let admin_router = admin::router(admin_state.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin_router).await {
+            tracing::error!("admin listener stopped: {e}");
+        }
+    });
+
+    if !args.config.is_empty() {
+        let paths = args.config.clone();
+        let gw = gateway.clone();
+        let state = admin_state.clone();
+        let interval = Duration::from_millis(args.reload_interval_ms.max(100));
+        tokio::spawn(aigw_axum::reload::watch(
+            paths.clone(),
+            interval,
+            move || {
+                let result = Config::load_paths(&paths).and_then(|c| build_snapshot(&c));
+                match result {
+                    Ok(snap) => {
+                        gw.swap(snap);
+                        state.reloaded(true);
+                        tracing::info!("configuration reloaded");
+                    }
+                    Err(e) => {
+                        state.reloaded(false);
+                        tracing::error!(
+                            "configuration change rejected, keeping the running configuration: {e}"
+                        );
+                    }
+                }
+            },
+        ));
+    }
+
+    admin_state.set_ready(true);
+    let served = axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    admin_state.set_ready(false);
+    served.map_err(|e| format!("gateway listener: {e}"))
+}
+
+async fn simulate(args: SimulateArgs) -> Result<(), String> {
+    let mut cfg = SimulatorConfig::default();
+    cfg.fail_status = args.fail_status;
+    cfg.chunks = args.chunks;
+    cfg.chunk_interval = Duration::from_millis(args.chunk_interval_ms);
+    cfg.latency = Duration::from_millis(args.latency_ms);
+    if !args.openai_key.is_empty() {
+        cfg = cfg.with_openai_keys(args.openai_key);
+    }
+    if !args.anthropic_key.is_empty() {
+        cfg = cfg.with_anthropic_keys(args.anthropic_key);
+    }
+    let listener = bind(args.listen).await?;
+    tracing::info!(listen = %args.listen, fail_status = ?args.fail_status, "aigw simulator listening");
+    Simulator::new(cfg)
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| format!("simulator: {e}"))
+}

@@ -323,6 +323,7 @@ impl RoutePlanner for StaticPlanner {
             stream_idle_timeout: self.idle,
             request_timeout: self.timeout,
             per_try_timeout: None,
+            costs: None,
         })
     }
     fn models(&self) -> Vec<ModelEntry> {

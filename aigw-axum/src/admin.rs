@@ -1,0 +1,130 @@
+//! The admin listener of `aigw run`: `/health`, `/ready` and `/metrics`.
+//!
+//! `/metrics` exposes the counters this process keeps itself (requests by status,
+//! tokens, configuration reloads) in the Prometheus text format.
+
+use crate::record::RecordSink;
+use aigw_core::exchange::ExchangeRecord;
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::{StatusCode, header};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Readiness and counters shared by the gateway and the admin listener.
+#[derive(Debug, Default)]
+pub struct AdminState {
+    ready: AtomicBool,
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+}
+
+impl AdminState {
+    /// Marks the gateway ready (configuration loaded, listener bound) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Whether the gateway is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Counts a configuration reload.
+    pub fn reloaded(&self, ok: bool) {
+        let c = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders the counters in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP aigw_requests_total Requests finished, by backend and status.\n# TYPE aigw_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((backend, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "aigw_requests_total{{backend=\"{}\",status=\"{status}\"}} {n}",
+                    escape(backend)
+                );
+            }
+        }
+        let _ = write!(
+            out,
+            "# HELP aigw_tokens_total Tokens reported by upstreams.\n# TYPE aigw_tokens_total counter\naigw_tokens_total{{type=\"input\"}} {}\naigw_tokens_total{{type=\"output\"}} {}\n",
+            self.input_tokens.load(Ordering::Relaxed),
+            self.output_tokens.load(Ordering::Relaxed)
+        );
+        let _ = write!(
+            out,
+            "# HELP aigw_config_reloads_total Configuration reloads, by result.\n# TYPE aigw_config_reloads_total counter\naigw_config_reloads_total{{result=\"success\"}} {}\naigw_config_reloads_total{{result=\"failure\"}} {}\n",
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+impl RecordSink for Arc<AdminState> {
+    fn record(&self, r: &ExchangeRecord) {
+        let backend = r.backend.as_deref().unwrap_or("").to_owned();
+        let status = r.status.map_or(0, |s| s.as_u16());
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((backend, status)).or_default() += 1;
+        }
+        self.input_tokens
+            .fetch_add(r.usage.input.unwrap_or(0), Ordering::Relaxed);
+        self.output_tokens
+            .fetch_add(r.usage.output.unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
+/// Fans one record out to several sinks.
+pub struct Tee(pub Vec<Arc<dyn RecordSink>>);
+
+impl RecordSink for Tee {
+    fn record(&self, record: &ExchangeRecord) {
+        for s in &self.0 {
+            s.record(record);
+        }
+    }
+}
+
+/// The admin router.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn ready(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    if s.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.render(),
+    )
+}
