@@ -473,6 +473,22 @@ impl Snapshot {
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.name.as_str())
     }
+
+    /// Every rule as a [`RouteMatch`], in load order: for data planes that route by
+    /// themselves (Envoy) and look candidates up by their per-rule backend name.
+    pub fn rules(&self) -> impl Iterator<Item = RouteMatch<'_>> {
+        self.routes.iter().flat_map(|route| {
+            route.rules.iter().map(move |rule| RouteMatch {
+                route_name: &route.name,
+                rule_name: rule.name.as_deref(),
+                rule_index: rule.index,
+                timeouts: rule.timeouts,
+                costs: &route.costs,
+                traffic: route.traffic.as_deref(),
+                groups: &rule.groups,
+            })
+        })
+    }
 }
 
 #[cfg(test)]
