@@ -271,3 +271,42 @@ fn directory_load_is_sorted_and_recursive() {
         s[0].ignored
     );
 }
+
+/// A golden listing of what each upstream file contains, what is ignored and what is
+/// reported as a warning; a change in how any document is read shows up here.
+#[test]
+fn upstream_summaries_golden() {
+    let dir = fixture_dir();
+    let mut out = String::new();
+    for (path, c) in load_each(&dir) {
+        let rel = path.strip_prefix(&dir).unwrap().display().to_string();
+        let file = path.display().to_string();
+        let s = c.summaries().into_iter().find(|s| s.file == file).unwrap();
+        out.push_str(&format!(
+            "{rel}: routes={} aiServiceBackends={} backends={} securityPolicies={} mcpRoutes={} \
+             gatewayConfigs={} tlsPolicies={} trafficPolicies={} gateways={} secrets={}\n",
+            s.routes,
+            s.ai_service_backends,
+            s.backends,
+            s.security_policies,
+            s.mcp_routes,
+            s.gateway_configs,
+            s.tls_policies,
+            s.traffic_policies,
+            s.gateways,
+            s.secrets
+        ));
+        if !s.ignored.is_empty() {
+            out.push_str(&format!("  ignored: {}\n", s.ignored.join(", ")));
+        }
+        for w in c.warnings() {
+            if w.file == file {
+                out.push_str(&format!(
+                    "  warning: {}: {}: {}\n",
+                    w.document, w.field, w.message
+                ));
+            }
+        }
+    }
+    insta::assert_snapshot!(out);
+}
