@@ -11,8 +11,11 @@ use std::time::SystemTime;
 /// An OIDC provider's client-credentials grant (Envoy Gateway's `OIDC` type).
 #[derive(Debug, Clone)]
 pub struct OidcClientCredentials {
-    /// The token endpoint, e.g. `https://issuer.example/oauth2/token`.
+    /// The token endpoint, e.g. `https://issuer.example/oauth2/token`. When empty it is
+    /// discovered from `{issuer}/.well-known/openid-configuration` on each fetch.
     pub token_endpoint: String,
+    /// The issuer, for discovery.
+    pub issuer: Option<String>,
     /// The client id.
     pub client_id: String,
     /// The client secret.
@@ -40,12 +43,17 @@ impl OidcClientCredentials {
         policy: &str,
         now: SystemTime,
     ) -> Result<AccessToken, AuthError> {
+        let endpoint = if self.token_endpoint.is_empty() {
+            self.discover(http, policy).await?
+        } else {
+            self.token_endpoint.clone()
+        };
         client_credentials(
             http,
             policy,
             now,
             ClientCredentialsRequest {
-                token_endpoint: &self.token_endpoint,
+                token_endpoint: &endpoint,
                 client_id: &self.client_id,
                 client_secret: Some(&self.client_secret),
                 scopes: &self.scopes,
@@ -58,6 +66,40 @@ impl OidcClientCredentials {
             },
         )
         .await
+    }
+}
+
+impl OidcClientCredentials {
+    async fn discover(&self, http: &HttpClient, policy: &str) -> Result<String, AuthError> {
+        let Some(issuer) = self.issuer.as_deref().filter(|i| !i.is_empty()) else {
+            return Err(AuthError::config(
+                policy,
+                "OIDC provider has neither tokenEndpoint nor issuer",
+            ));
+        };
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let resp = http
+            .send(policy, &url, http.request(http::Method::GET, &url))
+            .await?;
+        let fail = |message: String| AuthError::TokenEndpoint {
+            policy: policy.to_owned(),
+            endpoint: url.clone(),
+            status: Some(resp.status),
+            message,
+        };
+        if !(200..300).contains(&resp.status) {
+            return Err(fail(crate::transport::summarize_error(
+                resp.status,
+                &resp.body,
+            )));
+        }
+        serde_json::from_slice::<serde_json::Value>(&resp.body)
+            .ok()
+            .and_then(|v| v.get("token_endpoint")?.as_str().map(str::to_owned))
+            .ok_or_else(|| fail("discovery document lacks token_endpoint".to_owned()))
     }
 }
 

@@ -178,6 +178,7 @@ async fn no_secret_in_logs_errors_or_debug_output() {
     .to_string();
     let oidc = OidcClientCredentials {
         token_endpoint: format!("{base}/oidc/token"),
+        issuer: None,
         client_id: "client".into(),
         client_secret: Secret::new(OIDC_SECRET),
         scopes: vec!["openid".into()],

@@ -152,6 +152,7 @@ async fn oidc_client_credentials_then_sts() {
         AwsCredentialSource::OidcExchange {
             oidc: OidcClientCredentials {
                 token_endpoint: format!("http://127.0.0.1:{oidc_port}/oauth2/token"),
+                issuer: None,
                 client_id: "aigw-client".into(),
                 client_secret: Secret::new("oidc-secret"),
                 scopes: vec!["sts".into()],

@@ -33,14 +33,17 @@ pub enum GcpCredentialSource {
         /// Base URL of the metadata server.
         endpoint: Option<String>,
     },
+    /// The caller sends its own `Authorization`; only the path prefix is added.
+    Passthrough,
 }
 
 /// Configuration of a [`GcpProvider`].
 #[derive(Debug, Clone)]
 pub struct GcpConfig {
-    /// The project requests are billed to (`projectName`).
+    /// The project requests are billed to (`projectName`). Empty: taken from the
+    /// request's `gcp-project` header.
     pub project: String,
-    /// The Vertex AI region.
+    /// The Vertex AI region. Empty: taken from the request's `gcp-region` header.
     pub region: String,
     /// Where credentials come from.
     pub source: GcpCredentialSource,
@@ -68,7 +71,7 @@ impl GcpProvider {
                 SubjectToken::Token(s) => Some(SecretReader::new(s.clone())),
                 SubjectToken::Oidc(_) => None,
             },
-            GcpCredentialSource::MetadataServer { .. } => None,
+            GcpCredentialSource::MetadataServer { .. } | GcpCredentialSource::Passthrough => None,
         };
         let prefix = format!(
             "/v1/projects/{}/locations/{}",
@@ -111,6 +114,9 @@ impl GcpProvider {
     }
 
     async fn fetch(&self) -> Result<Credential, AuthError> {
+        if matches!(self.config.source, GcpCredentialSource::Passthrough) {
+            return Ok(Credential::long_lived(CredentialMaterial::None));
+        }
         let http = self.http.get(&self.name)?;
         let now = self.clock.now();
         let (token, expires_at) = match &self.config.source {
@@ -127,6 +133,7 @@ impl GcpProvider {
                 };
                 wif::fetch(&http, &self.name, cfg, &subject, now).await?
             }
+            GcpCredentialSource::Passthrough => unreachable_passthrough(&self.name)?,
             GcpCredentialSource::MetadataServer { endpoint } => {
                 let base = endpoint
                     .clone()
@@ -169,15 +176,59 @@ impl CredentialProvider for GcpProvider {
     }
 
     fn apply(&self, credential: &Credential, request: &mut OutgoingRequest) -> Result<()> {
-        let CredentialMaterial::Token(token) = &credential.material else {
-            return Err(AuthError::apply(&self.name, "expected an access token").into());
-        };
-        set_bearer(&self.name, token, request)?;
-        if !request.path.starts_with("/v1/projects/") {
-            request.path = format!("{}{}", self.prefix, request.path);
+        match &credential.material {
+            CredentialMaterial::Token(token) => set_bearer(&self.name, token, request)?,
+            CredentialMaterial::None
+                if matches!(self.config.source, GcpCredentialSource::Passthrough) => {}
+            _ => return Err(AuthError::apply(&self.name, "expected an access token").into()),
         }
+        let mut from_header = |name: &str| {
+            request
+                .headers
+                .remove(name)
+                .and_then(|v| v.to_str().ok().map(str::to_owned))
+                .filter(|v| !v.is_empty())
+        };
+        let project = from_header("gcp-project");
+        let region = from_header("gcp-region");
+        if request.path.starts_with("/v1/projects/") {
+            return Ok(());
+        }
+        let prefix = if self.config.project.is_empty() || self.config.region.is_empty() {
+            let p = non_empty_or(&self.config.project, project);
+            let r = non_empty_or(&self.config.region, region);
+            match (p, r) {
+                (Some(p), Some(r)) => format!("/v1/projects/{p}/locations/{r}"),
+                _ => {
+                    return Err(AuthError::MissingOverride {
+                        message: "GCP project and region are required (gcp-project and gcp-region headers)".to_owned(),
+                    }
+                    .into());
+                }
+            }
+        } else {
+            self.prefix.clone()
+        };
+        request.path = format!("{prefix}{}", request.path);
         Ok(())
     }
+}
+
+fn non_empty_or(configured: &str, header: Option<String>) -> Option<String> {
+    if configured.is_empty() {
+        header
+    } else {
+        Some(configured.to_owned())
+    }
+}
+
+fn unreachable_passthrough(
+    policy: &str,
+) -> Result<(aigw_core::Secret, Option<std::time::SystemTime>), AuthError> {
+    Err(AuthError::config(
+        policy,
+        "passthrough policies fetch no token",
+    ))
 }
 
 #[cfg(test)]
