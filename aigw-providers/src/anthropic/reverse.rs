@@ -10,7 +10,9 @@
 //!   `redacted_thinking` as `redacted_reasoning_content`.
 //! * `thinking.budget_tokens` becomes `reasoning_effort` (< 2048 low, < 8192 medium,
 //!   else high); `max_tokens` becomes `max_completion_tokens`.
-//! * `output_format` (`json_schema`) becomes `response_format: json_schema` (strict).
+//! * `output_config.format` / `output_format` (`json_schema`) becomes
+//!   `response_format: json_schema` (strict); `output_config.effort` becomes
+//!   `reasoning_effort` (`xhigh`/`max` → `high`).
 //! * Server tools, document blocks and other block types without an OpenAI
 //!   counterpart → 422. Unknown top-level fields (e.g. `top_k`) pass through as vendor
 //!   fields for OpenAI-compatible servers.
@@ -382,27 +384,41 @@ pub fn messages_to_chat_request(
     }
     for (k, v) in &req.extra {
         match k.as_str() {
+            // `output_format` is the structured-outputs beta; `output_config.format` the
+            // GA form, next to `output_config.effort`.
             "output_format" => {
-                let schema = v.get("schema").cloned();
-                if v.get("type").and_then(Value::as_str) != Some("json_schema") || schema.is_none()
-                {
-                    return Err(untranslatable(
-                        "output_format",
-                        backend,
-                        "only json_schema output formats can be translated",
-                    ));
+                out.response_format = Some(output_format(v, "output_format", backend)?);
+            }
+            "output_config" => {
+                for (ck, cv) in v.as_object().into_iter().flatten() {
+                    match ck.as_str() {
+                        "format" => {
+                            out.response_format =
+                                Some(output_format(cv, "output_config.format", backend)?);
+                        }
+                        "effort" => {
+                            let e = match cv.as_str() {
+                                Some(e @ ("low" | "medium" | "high")) => e,
+                                Some("xhigh" | "max") => "high",
+                                _ => {
+                                    return Err(untranslatable(
+                                        "output_config.effort",
+                                        backend,
+                                        "unknown effort level",
+                                    ));
+                                }
+                            };
+                            out.reasoning_effort = Some(e.into());
+                        }
+                        _ => {
+                            return Err(untranslatable(
+                                format!("output_config.{ck}"),
+                                backend,
+                                "no OpenAI counterpart",
+                            ));
+                        }
+                    }
                 }
-                out.response_format = Some(oa::ResponseFormat {
-                    kind: "json_schema".into(),
-                    json_schema: Some(oa::JsonSchemaFormat {
-                        name: "output".into(),
-                        description: None,
-                        schema,
-                        strict: Some(true),
-                        extra: Map::new(),
-                    }),
-                    extra: Map::new(),
-                });
             }
             "service_tier" | "container" | "mcp_servers" | "context_management" => {
                 return Err(untranslatable(k.as_str(), backend, "no OpenAI counterpart"));
@@ -413,6 +429,28 @@ pub fn messages_to_chat_request(
         }
     }
     Ok(out)
+}
+
+fn output_format(v: &Value, field: &str, backend: &str) -> Result<oa::ResponseFormat> {
+    let schema = v.get("schema").cloned();
+    if v.get("type").and_then(Value::as_str) != Some("json_schema") || schema.is_none() {
+        return Err(untranslatable(
+            field,
+            backend,
+            "only json_schema output formats can be translated",
+        ));
+    }
+    Ok(oa::ResponseFormat {
+        kind: "json_schema".into(),
+        json_schema: Some(oa::JsonSchemaFormat {
+            name: "output".into(),
+            description: None,
+            schema,
+            strict: Some(true),
+            extra: Map::new(),
+        }),
+        extra: Map::new(),
+    })
 }
 
 /// Maps an OpenAI `finish_reason` to an Anthropic `stop_reason`.
