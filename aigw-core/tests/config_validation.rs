@@ -782,6 +782,7 @@ fn invalid_yaml_reports_file() {
     let i = issues("apiVersion: v1\nkind: [unclosed\n");
     assert_eq!(i[0].file, FILE);
     assert!(i[0].message.contains("not valid YAML"), "{}", i[0].message);
+    assert!(i[0].message.contains("line 2"), "{}", i[0].message);
 }
 
 #[test]
@@ -900,5 +901,34 @@ fn traffic_policy_durations_and_buffer_limit_validated() {
         "ClientTrafficPolicy/default/ctp",
         "spec.connection.bufferLimit",
         "Kubernetes quantity",
+    );
+}
+
+#[test]
+fn loaded_secret_missing_key_is_an_error() {
+    let yaml = replace(
+        "stringData:\n  apiKey: sk-test\n",
+        "stringData:\n  api_key: sk-test\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        BSP,
+        "spec.apiKey.secretRef",
+        "has no key \"apiKey\" (it has: api_key)",
+    );
+}
+
+#[test]
+fn mcp_jwt_authorization_needs_oauth() {
+    let yaml = format!(
+        "{}  securityPolicy:\n    authorization:\n      rules:\n        - source:\n            jwt:\n              scopes: [read]\n",
+        mcp("")
+    );
+    has(
+        &issues(&yaml),
+        "MCPRoute/default/mcp",
+        "spec.securityPolicy.authorization",
+        "oauth must be configured",
     );
 }

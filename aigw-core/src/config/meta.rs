@@ -315,6 +315,20 @@ mod tests {
         assert!(parse_duration("5x").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn duration_components_add_up(h in 0u64..100, m in 0u64..60, s in 0u64..60, ms in 0u64..1000) {
+            let text = format!("{h}h{m}m{s}s{ms}ms");
+            let want = Duration::from_millis(((h * 60 + m) * 60 + s) * 1000 + ms);
+            proptest::prop_assert_eq!(parse_duration(&text).unwrap(), want);
+        }
+
+        #[test]
+        fn duration_parser_never_panics(text in ".{0,12}") {
+            let _ = parse_duration(&text);
+        }
+    }
+
     #[test]
     fn quantities() {
         assert_eq!(parse_quantity_bytes("50Mi"), Some(50 * 1024 * 1024));

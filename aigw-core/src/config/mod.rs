@@ -311,7 +311,8 @@ impl Config {
     /// resolves from `source`.
     pub fn check_secrets(&self, source: &SecretSource) -> Result<()> {
         let mut issues = Vec::new();
-        validate::check_secret_refs(self, Some(source), &mut issues);
+        let mut warnings = Vec::new();
+        validate::check_secret_refs(self, Some(source), &mut issues, &mut warnings);
         if issues.is_empty() {
             Ok(())
         } else {

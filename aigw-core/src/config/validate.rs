@@ -286,6 +286,18 @@ pub(crate) fn validate(
         }
     }
     for p in &config.client_traffic_policies {
+        let ignored = super::traffic::ClientSettings::from_policy(p).ignored;
+        if !ignored.is_empty() {
+            warnings.push(ConfigIssue {
+                file: p.source.file.clone(),
+                document: p.label(),
+                field: "spec".into(),
+                message: format!(
+                    "settings not applied by aigw's own data plane: {}",
+                    ignored.join(", ")
+                ),
+            });
+        }
         if let Some(limit) = p
             .spec
             .connection
@@ -299,7 +311,7 @@ pub(crate) fn validate(
             );
         }
     }
-    check_secret_refs(config, None, warnings);
+    check_secret_refs(config, None, issues, warnings);
 }
 
 fn dur_field(d: &mut Doc<'_>, field: &str, v: &Option<String>) {
@@ -1132,6 +1144,24 @@ fn mcp_route(
             );
         }
     }
+    if let Some(sp) = &s.security_policy {
+        let uses_jwt = sp
+            .authorization
+            .as_ref()
+            .and_then(|a| a.get("rules"))
+            .and_then(|r| r.as_array())
+            .is_some_and(|rules| {
+                rules
+                    .iter()
+                    .any(|r| r.get("source").and_then(|s| s.get("jwt")).is_some())
+            });
+        if uses_jwt && sp.oauth.is_none() {
+            d.err(
+                "spec.securityPolicy.authorization",
+                "oauth must be configured when any authorization rule uses a jwt source",
+            );
+        }
+    }
     gateway_warnings(config, m, &s.parent_refs, warnings);
 }
 
@@ -1141,7 +1171,8 @@ fn mcp_route(
 pub(crate) fn check_secret_refs(
     config: &Config,
     source: Option<&SecretSource>,
-    out: &mut Vec<ConfigIssue>,
+    errors: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<ConfigIssue>,
 ) {
     let loaded = SecretSource::from_config(config).with_env_lookup(|_| Some(String::new()));
     for p in &config.backend_security_policies {
@@ -1194,7 +1225,7 @@ pub(crate) fn check_secret_refs(
             ));
         }
         for (field, r, key) in refs {
-            check_one(config, p, &field, r, key, source, &loaded, out);
+            check_one(p, &field, r, key, source, &loaded, errors, warnings);
         }
     }
     for m in &config.mcp_routes {
@@ -1206,7 +1237,7 @@ pub(crate) fn check_secret_refs(
                 .and_then(|k| k.secret_ref.as_ref())
             {
                 let field = format!("spec.backendRefs[{i}].securityPolicy.apiKey.secretRef");
-                check_one(config, m, &field, r, "apiKey", source, &loaded, out);
+                check_one(m, &field, r, "apiKey", source, &loaded, errors, warnings);
             }
         }
     }
@@ -1214,14 +1245,14 @@ pub(crate) fn check_secret_refs(
 
 #[allow(clippy::too_many_arguments)]
 fn check_one<S>(
-    _config: &Config,
     owner: &Resource<S>,
     field: &str,
     r: &super::meta::SecretObjectReference,
     key: &str,
     source: Option<&SecretSource>,
     loaded: &SecretSource,
-    out: &mut Vec<ConfigIssue>,
+    errors: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<ConfigIssue>,
 ) {
     let ns = non_empty(r.namespace.as_deref()).unwrap_or(owner.namespace());
     let issue = |message: String| ConfigIssue {
@@ -1233,17 +1264,18 @@ fn check_one<S>(
     match source {
         Some(src) => {
             if let Err(e) = src.resolve(ns, &r.name, key) {
-                out.push(issue(format!("{e} (referenced by {} {field})", owner.label())));
+                errors.push(issue(format!("{e} (referenced by {} {field})", owner.label())));
             }
         }
         None => match loaded.resolve(ns, &r.name, key) {
             Ok(_) => {}
-            Err(super::secret::SecretLookupError::NotFound { .. }) => out.push(issue(format!(
+            Err(super::secret::SecretLookupError::NotFound { .. }) => warnings.push(issue(format!(
                 "Secret {ns}/{} (key {key:?}) referenced by {} is not in the loaded files; it must be provided when the gateway starts (Secret document, secrets directory or environment)",
                 r.name,
                 owner.label()
             ))),
-            Err(e) => out.push(issue(e.to_string())),
+            // The Secret is loaded but cannot serve the key: a definite mistake.
+            Err(e) => errors.push(issue(e.to_string())),
         },
     }
 }

@@ -501,6 +501,64 @@ mod tests {
         assert_send_sync::<Snapshot>();
     }
 
+    fn group(priority: u32, weights: &[u32]) -> PriorityGroup {
+        let target = Arc::new(BackendTarget {
+            name: "ns/b".into(),
+            schema: crate::schema::VersionedSchema::new(crate::schema::ApiSchema::OpenAI),
+            backend: "ns/b".into(),
+            endpoints: vec![],
+            tls: None,
+            security_policy: None,
+        });
+        PriorityGroup {
+            priority,
+            candidates: weights
+                .iter()
+                .enumerate()
+                .map(|(j, w)| Candidate {
+                    target: target.clone(),
+                    backend_name: format!("p{priority}/ref/{j}"),
+                    model_name_override: None,
+                    weight: *w,
+                    priority,
+                    header_mutation: HeaderMutationConfig::default(),
+                    body_mutation: BodyMutation::default(),
+                })
+                .collect(),
+        }
+    }
+
+    proptest::proptest! {
+        /// Every enabled candidate is tried exactly once, groups in priority order.
+        #[test]
+        fn attempt_order_is_a_permutation_of_live_candidates(
+            w0 in proptest::collection::vec(0u32..5, 0..6),
+            w1 in proptest::collection::vec(0u32..5, 0..6),
+            random in proptest::prelude::any::<u64>(),
+        ) {
+            let groups = vec![group(0, &w0), group(3, &w1)];
+            let costs = CostSet::default();
+            let m = RouteMatch {
+                route_name: "ns/r",
+                rule_name: None,
+                rule_index: 0,
+                timeouts: RuleTimeouts { request: None, backend_request: None, stream_idle: None },
+                costs: &costs,
+                traffic: None,
+                groups: &groups,
+            };
+            let order = m.attempt_order(random);
+            let live = w0.iter().chain(&w1).filter(|w| **w > 0).count();
+            proptest::prop_assert_eq!(order.len(), live);
+            let mut names: Vec<&str> = order.iter().map(|c| c.backend_name.as_str()).collect();
+            proptest::prop_assert!(order.iter().all(|c| c.weight > 0));
+            proptest::prop_assert!(order.windows(2).all(|p| p[0].priority <= p[1].priority));
+            names.sort_unstable();
+            names.dedup();
+            proptest::prop_assert_eq!(names.len(), live);
+        }
+    }
+
     #[test]
     fn hosts() {
         assert!(host_matches("api.example.com", "API.example.com:8080"));
