@@ -7,16 +7,16 @@
 //! [total length u32][headers length u32][prelude CRC32 u32][headers][payload][message CRC32 u32]
 //! ```
 //!
-//! Parsing and CRC checking of a complete frame is delegated to `aws-smithy-eventstream`,
-//! the codec the AWS SDKs use. On top of it this module adds what a gateway needs:
-//! the prelude CRC and length are checked as soon as the 12 prelude bytes arrive (so a
+//! The decoder is incremental and zero-copy: frames are cut out of the receive buffer,
+//! the prelude CRC and lengths are checked as soon as the 12 prelude bytes arrive (so a
 //! corrupt length never makes us buffer gigabytes waiting for a frame that will not
-//! come), an upper bound on frame size, a clean "truncated" error at end of stream, and
-//! the `:message-type` / `:event-type` / `:exception-type` headers turned into a small
-//! enum the translators match on.
+//! come), the message CRC before anything is parsed, and a stream that ends inside a
+//! frame is a clean "truncated" error. The `:message-type` / `:event-type` /
+//! `:exception-type` headers become a small enum the translators match on. The encoder
+//! is `aws-smithy-eventstream`'s, the codec the AWS SDKs use.
 
 use aigw_core::{Error, Result};
-use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder, write_message_to};
+use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::{Bytes, BytesMut};
 
@@ -54,44 +54,76 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
-impl Frame {
-    fn from_message(message: &Message) -> Self {
-        let mut message_type = None;
-        let mut event_type = None;
-        let mut exception_type = None;
-        let mut error_code = None;
-        let mut error_message = None;
-        for header in message.headers() {
-            let Ok(value) = header.value().as_string() else {
-                continue;
-            };
-            let slot = match header.name().as_str() {
-                ":message-type" => &mut message_type,
-                ":event-type" => &mut event_type,
-                ":exception-type" => &mut exception_type,
-                ":error-code" => &mut error_code,
-                ":error-message" => &mut error_message,
-                _ => continue,
-            };
-            *slot = Some(value.as_str().to_owned());
-        }
-        let kind = match message_type.as_deref() {
-            Some("exception") => FrameKind::Exception(exception_type.unwrap_or_default()),
-            Some("error") => FrameKind::Error {
-                code: error_code.unwrap_or_default(),
-                message: error_message.unwrap_or_default(),
-            },
-            // Bedrock always sends `event`; a frame without the header is treated as one.
-            _ => FrameKind::Event(event_type.unwrap_or_default()),
+/// Reads a big-endian u32 at `i` (callers guarantee the bounds).
+fn be32(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+/// Walks the header block and picks out the string headers the gateway uses.
+fn parse_headers(mut h: &[u8]) -> Result<FrameKind> {
+    let bad =
+        |what: &str| Error::malformed_upstream(format!("eventstream: malformed header ({what})"));
+    let mut message_type: &[u8] = b"event";
+    let mut event_type: &[u8] = b"";
+    let mut exception_type: &[u8] = b"";
+    let mut error_code: &[u8] = b"";
+    let mut error_message: &[u8] = b"";
+    while !h.is_empty() {
+        let name_len = usize::from(h[0]);
+        let name = h.get(1..1 + name_len).ok_or_else(|| bad("name"))?;
+        let kind = *h.get(1 + name_len).ok_or_else(|| bad("type"))?;
+        let rest = &h[2 + name_len..];
+        // Value sizes by type: bool true/false carry none, then byte, short, int, long,
+        // byte array and string (u16 length prefix), timestamp, uuid.
+        let (value, consumed): (Option<&[u8]>, usize) = match kind {
+            0 | 1 => (None, 0),
+            2 => (None, 1),
+            3 => (None, 2),
+            4 => (None, 4),
+            5 | 8 => (None, 8),
+            9 => (None, 16),
+            6 | 7 => {
+                let len_bytes = rest.get(..2).ok_or_else(|| bad("value length"))?;
+                let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+                let v = rest.get(2..2 + len).ok_or_else(|| bad("value"))?;
+                ((kind == 7).then_some(v), 2 + len)
+            }
+            other => return Err(bad(&format!("unknown value type {other}"))),
         };
-        Self {
-            kind,
-            payload: message.payload().clone(),
+        if rest.len() < consumed {
+            return Err(bad("value"));
         }
+        if let Some(v) = value {
+            match name {
+                b":message-type" => message_type = v,
+                b":event-type" => event_type = v,
+                b":exception-type" => exception_type = v,
+                b":error-code" => error_code = v,
+                b":error-message" => error_message = v,
+                _ => {}
+            }
+        }
+        h = &rest[consumed..];
     }
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    Ok(match message_type {
+        b"exception" => FrameKind::Exception(text(exception_type)),
+        b"error" => FrameKind::Error {
+            code: text(error_code),
+            message: text(error_message),
+        },
+        // Bedrock always sends `event`; a frame without the header is treated as one.
+        _ => FrameKind::Event(text(event_type)),
+    })
 }
 
 /// Incremental eventstream decoder: feed it chunks with any boundaries, take frames out.
+///
+/// Frames are cut out of the receive buffer without copying (the payload is a slice of
+/// it). Parsing is our own rather than `aws-smithy-eventstream`'s because that decoder
+/// allocates for every header of every frame, which measured at half of the per-event
+/// budget on the streaming path; the encoder below, and the tests, use the AWS crate,
+/// so the two implementations check each other.
 ///
 /// ```
 /// use aigw_providers::eventstream::{encode_event, Decoder, FrameKind};
@@ -107,9 +139,6 @@ impl Frame {
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: BytesMut,
-    inner: MessageFrameDecoder,
-    /// The current frame's prelude was checked and handed to `inner`.
-    in_frame: bool,
     /// A decode error happened; the stream cannot be resynchronised.
     failed: bool,
 }
@@ -136,29 +165,36 @@ impl Decoder {
                 "eventstream: decoding already failed",
             ));
         }
-        if !self.in_frame {
-            if self.buf.len() < PRELUDE_LEN {
-                return Ok(None);
-            }
-            if let Err(e) = check_prelude(&self.buf[..PRELUDE_LEN]) {
-                self.failed = true;
-                return Err(e);
-            }
+        let result = self.try_next();
+        if result.is_err() {
+            self.failed = true;
         }
-        match self.inner.decode_frame(&mut self.buf) {
-            Ok(DecodedFrame::Complete(message)) => {
-                self.in_frame = false;
-                Ok(Some(Frame::from_message(&message)))
-            }
-            Ok(DecodedFrame::Incomplete) => {
-                self.in_frame = true;
-                Ok(None)
-            }
-            Err(e) => {
-                self.failed = true;
-                Err(Error::malformed_upstream(format!("eventstream: {e}")))
-            }
+        result
+    }
+
+    fn try_next(&mut self) -> Result<Option<Frame>> {
+        if self.buf.len() < PRELUDE_LEN {
+            return Ok(None);
         }
+        check_prelude(&self.buf[..PRELUDE_LEN])?;
+        let total = be32(&self.buf, 0) as usize;
+        let headers_len = be32(&self.buf, 4) as usize;
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let frame = self.buf.split_to(total).freeze();
+        let expected = be32(&frame, total - 4);
+        let actual = crc32fast::hash(&frame[..total - 4]);
+        if expected != actual {
+            return Err(Error::malformed_upstream(format!(
+                "eventstream: message checksum mismatch (expected {expected:#010x}, computed {actual:#010x})"
+            )));
+        }
+        let kind = parse_headers(&frame[PRELUDE_LEN..PRELUDE_LEN + headers_len])?;
+        Ok(Some(Frame {
+            kind,
+            payload: frame.slice(PRELUDE_LEN + headers_len..total - 4),
+        }))
     }
 
     /// Checks that the stream ended on a frame boundary.
@@ -166,10 +202,10 @@ impl Decoder {
     /// # Errors
     /// [`Error::MalformedUpstream`] when a partial frame is left over.
     pub fn finish(&self) -> Result<()> {
-        if self.in_frame || !self.buf.is_empty() {
+        if !self.buf.is_empty() {
             return Err(Error::malformed_upstream(format!(
                 "eventstream truncated: the stream ended inside a frame ({} byte(s) pending)",
-                self.buf.len() + if self.in_frame { PRELUDE_LEN } else { 0 }
+                self.buf.len()
             )));
         }
         Ok(())
@@ -317,6 +353,62 @@ mod tests {
         wire[n - 6] ^= 0xff;
         let e = decode_all(&wire, 3).unwrap_err();
         assert!(e.to_string().to_lowercase().contains("checksum"), "{e}");
+    }
+
+    #[test]
+    fn decodes_what_the_aws_encoder_writes_with_every_header_type() {
+        use aws_smithy_types::DateTime;
+        let message = Message::new_from_parts(
+            vec![
+                Header::new("flag", HeaderValue::Bool(true)),
+                Header::new("off", HeaderValue::Bool(false)),
+                Header::new("b", HeaderValue::Byte(7)),
+                Header::new("s", HeaderValue::Int16(-2)),
+                Header::new("i", HeaderValue::Int32(1 << 20)),
+                Header::new("l", HeaderValue::Int64(1 << 40)),
+                Header::new(
+                    "bytes",
+                    HeaderValue::ByteArray(Bytes::from_static(b"\x00\x01")),
+                ),
+                Header::new(
+                    "t",
+                    HeaderValue::Timestamp(DateTime::from_secs(1_700_000_000)),
+                ),
+                Header::new("u", HeaderValue::Uuid(42)),
+                Header::new(":message-type", HeaderValue::String("event".into())),
+                Header::new(":event-type", HeaderValue::String("chunk".into())),
+            ],
+            Bytes::from_static(b"{\"bytes\":\"e30=\"}"),
+        );
+        let mut wire = Vec::new();
+        write_message_to(&message, &mut wire).unwrap();
+        let frames = decode_all(&wire, 3).unwrap();
+        assert_eq!(frames[0].kind, FrameKind::Event("chunk".into()));
+        assert_eq!(&frames[0].payload[..], b"{\"bytes\":\"e30=\"}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn roundtrips_arbitrary_frames(
+            frames in proptest::collection::vec(("[a-zA-Z]{0,20}", proptest::collection::vec(proptest::num::u8::ANY, 0..300)), 1..6),
+            step in 1usize..64,
+        ) {
+            let mut wire = Vec::new();
+            for (name, payload) in &frames {
+                wire.extend_from_slice(&encode_event(name, payload).unwrap());
+            }
+            let got = decode_all(&wire, step).unwrap();
+            proptest::prop_assert_eq!(got.len(), frames.len());
+            for (g, (name, payload)) in got.iter().zip(&frames) {
+                proptest::prop_assert_eq!(&g.kind, &FrameKind::Event(name.clone()));
+                proptest::prop_assert_eq!(&g.payload[..], &payload[..]);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512), step in 1usize..32) {
+            let _ = decode_all(&bytes, step);
+        }
     }
 
     #[test]
