@@ -324,11 +324,13 @@ async fn run(args: RunArgs) -> Result<(), String> {
 }
 
 async fn simulate(args: SimulateArgs) -> Result<(), String> {
-    let mut cfg = SimulatorConfig::default();
-    cfg.fail_status = args.fail_status;
-    cfg.chunks = args.chunks;
-    cfg.chunk_interval = Duration::from_millis(args.chunk_interval_ms);
-    cfg.latency = Duration::from_millis(args.latency_ms);
+    let mut cfg = SimulatorConfig {
+        fail_status: args.fail_status,
+        chunks: args.chunks,
+        chunk_interval: Duration::from_millis(args.chunk_interval_ms),
+        latency: Duration::from_millis(args.latency_ms),
+        ..SimulatorConfig::default()
+    };
     if !args.openai_key.is_empty() {
         cfg = cfg.with_openai_keys(args.openai_key);
     }
