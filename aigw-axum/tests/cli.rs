@@ -1,0 +1,202 @@
+//! The `aigw` binary's commands: `validate` (every error, one line per valid file),
+//! `version`, and `run` with configuration hot reload (valid changes swap in, invalid
+//! ones are logged and the running configuration is kept).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AIGW: &str = env!("CARGO_BIN_EXE_aigw");
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn route_yaml(model: &str, sim_port: u16) -> String {
+    format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: r
+  namespace: default
+spec:
+  rules:
+    - matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: {model}
+      backendRefs:
+        - name: sim
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata:
+  name: sim
+  namespace: default
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: sim
+    kind: Backend
+    group: gateway.envoyproxy.io
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: sim
+  namespace: default
+spec:
+  endpoints:
+    - ip:
+        address: 127.0.0.1
+        port: {sim_port}
+"#
+    )
+}
+
+#[test]
+fn validate_prints_one_line_per_valid_file_and_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), route_yaml("m1", 1)).unwrap();
+    let out = Command::new(AIGW)
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("a.yaml: ok: 1 route(s), 1 AI service backend(s), 1 backend(s)"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: r2\n  namespace: default\nspec:\n  rules:\n    - backendRefs:\n        - name: missing-one\n        - name: missing-two\n",
+    )
+    .unwrap();
+    let out = Command::new(AIGW)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("missing-one") && stderr.contains("missing-two"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = Command::new(AIGW).arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("aigw {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+async fn chat_status(url: &str, model: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn run_hot_reloads_valid_changes_and_keeps_the_config_on_invalid_ones() {
+    let sim = free_addr();
+    let _sim = Proc(
+        Command::new(AIGW)
+            .args(["simulate", "--listen", &sim.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.yaml");
+    std::fs::write(&cfg, route_yaml("first", sim.port())).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let _gw = Proc(
+        Command::new(AIGW)
+            .args(["run", "--reload-interval-ms", "100", "--listen"])
+            .arg(listen.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(sim);
+    wait_listening(listen);
+    wait_listening(admin);
+    let url = format!("http://{listen}");
+    assert_eq!(chat_status(&url, "first").await, 200);
+    assert_eq!(chat_status(&url, "second").await, 404);
+    let ready = reqwest::get(format!("http://{admin}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    std::fs::write(&cfg, route_yaml("second", sim.port())).unwrap();
+    let start = Instant::now();
+    while chat_status(&url, "second").await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "reload never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(chat_status(&url, "first").await, 404);
+
+    std::fs::write(&cfg, "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata: {name: broken}\nspec:\n  rules:\n    - backendRefs: [{name: nowhere}]\n").unwrap();
+    let start = Instant::now();
+    loop {
+        let metrics = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("aigw_config_reloads_total{result=\"failure\"} 1") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(chat_status(&url, "second").await, 200, "old config kept");
+}
