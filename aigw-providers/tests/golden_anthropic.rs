@@ -357,7 +357,7 @@ fn messages_native_stream_sniffs_usage_and_forwards_bytes() {
             &sse(),
             &input,
         );
-        assert_eq!(out.body, input, "{file}: passthrough output is the input");
+        assert!(out.body == input, "{file}: passthrough output is the input");
         insta::assert_json_snapshot!(
             format!(
                 "messages_passthrough_usage_{}",
@@ -390,7 +390,7 @@ fn messages_native_json_usage() {
         &json_ct(),
         &input,
     );
-    assert_eq!(out.body, input);
+    assert!(out.body == input, "output body is the input");
     let raw: Value = serde_json::from_slice(&input).unwrap();
     assert_eq!(out.usage.output, raw["usage"]["output_tokens"].as_u64());
     assert_eq!(out.model.as_deref(), raw["model"].as_str());
@@ -463,7 +463,7 @@ fn count_tokens() {
         || -> Box<dyn Translator> { Box::new(MessagesPassthrough::count_tokens(native(), None)) };
     let input = fixture("anthropic/responses/count_tokens.json");
     let out = response(&make, Endpoint::CountTokens, &body, &json_ct(), &input);
-    assert_eq!(out.body, input);
+    assert!(out.body == input, "output body is the input");
     assert!(out.usage.is_empty(), "counting tokens consumes none");
 }
 

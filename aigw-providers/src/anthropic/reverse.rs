@@ -590,6 +590,9 @@ pub struct MessagesStreamEncoder {
     next_block: u32,
     stop: Option<String>,
     usage: an::Usage,
+    /// The upstream's own counters (they include reasoning tokens, which the Anthropic
+    /// usage object cannot carry).
+    token_usage: TokenUsage,
     model: String,
 }
 
@@ -601,7 +604,7 @@ impl MessagesStreamEncoder {
 
     /// Cumulative usage so far.
     pub fn usage(&self) -> TokenUsage {
-        self.usage.to_token_usage()
+        self.token_usage
     }
 
     /// The answering model, once seen.
@@ -664,6 +667,7 @@ impl MessagesStreamEncoder {
         }
         if let Some(u) = &chunk.usage {
             merge_usage(&mut self.usage, &usage_to_anthropic(u));
+            self.token_usage.update(&u.to_token_usage());
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             let d = choice.delta;
