@@ -47,6 +47,11 @@ const WIF_SUBJECT: &str = "wif-subject-token-aaa";
 const FEDERATED: &str = "federated-token-ghi";
 const IMPERSONATED: &str = "ya29.impersonated-jkl";
 const METADATA_TOKEN: &str = "ya29.metadata-mno";
+const CONTAINER_AUTH: &str = "pod-identity-token-ppp";
+const MD_SECRET: &str = "mdSecretAccessKeyQqq";
+const MD_SESSION: &str = "mdSessionTokenRrr";
+const IMDS_SESSION: &str = "imds-session-sss";
+const MD_CREDS: &str = r#"{"AccessKeyId":"ASIAREDACTIONMETA","SecretAccessKey":"mdSecretAccessKeyQqq","Token":"mdSessionTokenRrr","Expiration":"2099-01-01T00:00:00Z"}"#;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -117,6 +122,16 @@ fn stub() -> axum::Router {
         .route(
             "/computeMetadata/v1/instance/service-accounts/default/token",
             get(|| async { json_ok(json!({"access_token": METADATA_TOKEN, "expires_in": 600})) }),
+        )
+        .route("/container", get(|| async { MD_CREDS }))
+        .route("/latest/api/token", axum::routing::put(|| async { IMDS_SESSION }))
+        .route(
+            "/latest/meta-data/iam/security-credentials/",
+            get(|| async { "role" }),
+        )
+        .route(
+            "/latest/meta-data/iam/security-credentials/role",
+            get(|| async { MD_CREDS }),
         )
         .route(
             "/down",
@@ -249,6 +264,13 @@ async fn no_secret_in_logs_errors_or_debug_output() {
             role_arn: "arn:aws:iam::1:role/r".into(),
             session_name: "s".into(),
         }),
+        sigv4(AwsCredentialSource::ContainerEndpoint {
+            uri: format!("{base}/container"),
+            auth: Some(KeySource::value(CONTAINER_AUTH)),
+        }),
+        sigv4(AwsCredentialSource::InstanceMetadata {
+            endpoint: Some(base.clone()),
+        }),
         azure(ENTRA_SECRET),
         Arc::new(Rotating::new(azure(ENTRA_SECRET))),
         gcp(GcpCredentialSource::ServiceAccountKey(KeySource::value(
@@ -369,6 +391,11 @@ async fn no_secret_in_logs_errors_or_debug_output() {
         METADATA_TOKEN,
         "not-accepted-token-zzz",
         pem_line,
+        CONTAINER_AUTH,
+        MD_SECRET,
+        MD_SESSION,
+        IMDS_SESSION,
+        "ASIAREDACTIONMETA",
     ];
     let leaks: Vec<&str> = secrets
         .iter()

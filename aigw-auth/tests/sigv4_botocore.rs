@@ -66,6 +66,14 @@ fn cases() -> Vec<Case> {
             session_token: None,
             expect_region: "us-west-2",
         },
+        Case {
+            name: "custom endpoint with port and a query string: configured region",
+            authority: "bedrock-proxy.internal:8443",
+            path: "/model/amazon.titan-embed-text-v2%3A0/invoke?trace=ENABLED&x-id=a%20b",
+            body: r#"{"inputText":"hello"}"#,
+            session_token: None,
+            expect_region: "us-east-1",
+        },
     ]
 }
 

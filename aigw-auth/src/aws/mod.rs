@@ -1,5 +1,6 @@
 //! AWS credentials and SigV4 signing for Bedrock (`AWSCredentials` policies).
 
+mod metadata;
 mod profile;
 mod sign;
 mod sts;
@@ -62,8 +63,23 @@ pub enum AwsCredentialSource {
         /// The role session name.
         session_name: String,
     },
-    /// The environment if it holds keys, else IRSA variables, else the shared credentials
-    /// file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile `AWS_PROFILE`).
+    /// A container credentials endpoint (ECS task roles, EKS Pod Identity).
+    ContainerEndpoint {
+        /// The full URI.
+        uri: String,
+        /// The `Authorization` token, if the endpoint needs one.
+        auth: Option<KeySource>,
+    },
+    /// The EC2 instance metadata service (IMDSv2).
+    InstanceMetadata {
+        /// Base URL; default `http://169.254.169.254`.
+        endpoint: Option<String>,
+    },
+    /// Like the AWS SDKs: the environment if it holds keys, else the shared credentials
+    /// file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile `AWS_PROFILE`)
+    /// if it exists, else IRSA variables, else the container endpoint variables, else
+    /// IMDSv2 (`AWS_EC2_METADATA_SERVICE_ENDPOINT`; off with
+    /// `AWS_EC2_METADATA_DISABLED=true`).
     DefaultChain,
 }
 
@@ -226,6 +242,15 @@ impl SigV4Provider {
                 let token = oidc.fetch(&http, &self.name, self.clock.now()).await?;
                 self.assume(role_arn, session_name, &token.token).await
             }
+            AwsCredentialSource::ContainerEndpoint { uri, auth } => {
+                let http = self.http.get(&self.name)?;
+                metadata::container(&http, &self.name, uri, auth.as_ref()).await
+            }
+            AwsCredentialSource::InstanceMetadata { endpoint } => {
+                let http = self.http.get(&self.name)?;
+                let endpoint = endpoint.as_deref().unwrap_or(metadata::IMDS_ENDPOINT);
+                metadata::instance(&http, &self.name, endpoint).await
+            }
             AwsCredentialSource::DefaultChain => self.default_chain().await,
         }
     }
@@ -244,6 +269,21 @@ impl SigV4Provider {
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
             return from_env(&self.name);
         }
+        let shared = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials"))
+            })
+            .filter(|p| p.is_file());
+        if let Some(path) = shared {
+            let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
+            let contents = SecretReader::new(KeySource::File(path))
+                .read(&self.name)
+                .await?;
+            return profile::parse(contents.expose(), &profile)
+                .map(Credential::long_lived)
+                .map_err(|m| AuthError::source(&self.name, m));
+        }
         if let Some(AwsCredentialSource::WebIdentity {
             token,
             role_arn,
@@ -253,24 +293,22 @@ impl SigV4Provider {
             let token = SecretReader::new(token).read(&self.name).await?;
             return self.assume(&role_arn, &session_name, &token).await;
         }
-        let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials"))
-            });
-        let Some(path) = path else {
+        let http = self.http.get(&self.name)?;
+        if let Some((uri, auth)) = metadata::container_from_env() {
+            return metadata::container(&http, &self.name, &uri, auth.as_ref()).await;
+        }
+        if std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        {
             return Err(AuthError::source(
                 &self.name,
                 "no AWS credentials found in the default chain",
             ));
-        };
-        let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
-        let contents = SecretReader::new(KeySource::File(path))
-            .read(&self.name)
-            .await?;
-        profile::parse(contents.expose(), &profile)
-            .map(Credential::long_lived)
-            .map_err(|m| AuthError::source(&self.name, m))
+        }
+        let endpoint = std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| metadata::IMDS_ENDPOINT.to_owned());
+        metadata::instance(&http, &self.name, &endpoint).await
     }
 
     /// The region a request to `authority` is signed for.
