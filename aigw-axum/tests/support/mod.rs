@@ -36,6 +36,11 @@ pub enum Behavior {
     ResetMidStream,
     /// Stream headers, then nothing (`first` chunks sent before the stall).
     Stall { first: usize },
+    /// 200 with this content type and body, sent in two parts.
+    Raw {
+        content_type: &'static str,
+        body: Bytes,
+    },
 }
 
 /// A scripted upstream on a loopback port.
@@ -197,6 +202,15 @@ fn respond(b: Behavior, stream: bool, cancelled: Arc<AtomicBool>) -> Response<Bo
             });
             Response::builder()
                 .header("content-type", "text/event-stream")
+                .body(Body::from_stream(s))
+                .unwrap()
+        }
+        Behavior::Raw { content_type, body } => {
+            let half = body.len() / 2;
+            let parts = vec![body.slice(..half), body.slice(half..)];
+            let s = futures::stream::iter(parts.into_iter().map(Ok::<_, std::convert::Infallible>));
+            Response::builder()
+                .header("content-type", content_type)
                 .body(Body::from_stream(s))
                 .unwrap()
         }
@@ -392,10 +406,17 @@ pub struct Harness {
 }
 
 pub async fn gateway(planner: StaticPlanner, settings: Settings) -> Harness {
+    gateway_with(planner, settings, Arc::new(PassthroughFactory)).await
+}
+
+pub async fn gateway_with(
+    planner: StaticPlanner,
+    settings: Settings,
+    factory: Arc<dyn TranslatorFactory>,
+) -> Harness {
     let meter = Arc::new(RecordingMeter::default());
     let records = Records::default();
-    let snapshot =
-        Snapshot::new(Arc::new(planner), Arc::new(PassthroughFactory)).with_meter(meter.clone());
+    let snapshot = Snapshot::new(Arc::new(planner), factory).with_meter(meter.clone());
     let gateway = Gateway::builder(snapshot)
         .settings(settings)
         .record_sink(Arc::new(records.clone()))
