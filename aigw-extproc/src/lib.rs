@@ -5,10 +5,12 @@
 //! `x-ai-eg-model`, dynamic metadata namespace `io.envoy.ai_gateway`), plus an Envoy
 //! bootstrap generator so Envoy + `aigw-extproc` is a complete gateway on one host.
 
+pub mod config;
 pub mod envoy;
 pub mod error;
 pub mod metrics;
 pub mod processor;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod state;

@@ -140,7 +140,8 @@ pub async fn serve_grpc(
     result.map_err(|e| ExtProcError::Transport(e.to_string()))
 }
 
-/// The admin HTTP router: `/health` (200 once the gRPC listener serves) and `/metrics`.
+/// The admin HTTP router: `/health` (200 once the gRPC listener serves), `/metrics`
+/// (Prometheus) and `/stats` (processor counters as JSON).
 pub fn admin_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Router {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
@@ -155,6 +156,19 @@ pub fn admin_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Rout
                     } else {
                         (StatusCode::SERVICE_UNAVAILABLE, "not serving")
                     }
+                }
+            }),
+        )
+        .route(
+            "/stats",
+            get({
+                let metrics = metrics.clone();
+                move || {
+                    let body = serde_json::json!({
+                        "grpc_messages": metrics.messages(),
+                        "requests": metrics.requests(),
+                    });
+                    async move { axum::Json(body) }
                 }
             }),
         )

@@ -469,7 +469,11 @@ pub(crate) fn metadata(r: &ExchangeRecord, backend_name: Option<&str>) -> Metada
         md.string("model_name_override", m.clone());
     }
     if let Some(b) = &r.backend {
-        md.string("ai_service_backend_name", b.to_string());
+        // `ns/name` of the AIServiceBackend: the first two segments of the per-rule name.
+        let mut parts = b.splitn(3, '/');
+        if let (Some(ns), Some(name)) = (parts.next(), parts.next()) {
+            md.string("ai_service_backend_name", format!("{ns}/{name}"));
+        }
     }
     if let Some(b) = backend_name {
         md.string("backend_name", b);

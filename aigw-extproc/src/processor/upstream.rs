@@ -94,10 +94,14 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
         Ok(a) => a,
         Err(e) => return error_reply(&e, api),
     };
-    // Sign and authorise for the host Envoy actually dials (it rewrote `:authority`).
-    if !seen.authority.is_empty() {
-        attempt.request_mut().authority = seen.authority.clone();
-    }
+    // Sign for the host Envoy sends. The generated routes rewrite `Host` to the chosen
+    // endpoint's hostname (no port), but whether this filter sees the rewritten value
+    // depends on connection-pool timing, so the processor pins it explicitly below.
+    let host = wire::attribute(&msg.attributes, wire::ATTR_UPSTREAM_HOST)
+        .map(str::to_owned)
+        .unwrap_or_else(|| attempt.request().authority.clone());
+    let host = strip_port(&host).to_owned();
+    attempt.request_mut().authority = host.clone();
     if let Some(cred) = target.credential.as_ref() {
         let applied = match cred.credential().await {
             Ok(c) => cred.apply(&c, attempt.request_mut()),
@@ -109,9 +113,19 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
     }
 
     let req = attempt.request();
+    tracing::debug!(
+        backend = %backend_name,
+        authority = %req.authority,
+        path = %req.path,
+        attempt = st.attempts,
+        "upstream attempt"
+    );
     let mut m = Mutation::default();
     if req.path != seen.path {
         m.set(":path", req.path.as_bytes());
+    }
+    if req.authority != seen.authority {
+        m.set(":authority", req.authority.as_bytes());
     }
     if req.method.as_str() != seen.method {
         m.set(":method", req.method.as_str());
@@ -160,4 +174,31 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
     let mut reply = wire::request_headers_response(wire::common(status, &m, body, false));
     reply.dynamic_metadata = md.to_pb();
     reply
+}
+
+/// `host` of `host:port` (IPv6 literals keep their brackets).
+fn strip_port(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']')) =>
+        {
+            host
+        }
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn strips_ports() {
+        assert_eq!(strip_port("a.example:443"), "a.example");
+        assert_eq!(strip_port("a.example"), "a.example");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("::1"), "::1");
+    }
 }

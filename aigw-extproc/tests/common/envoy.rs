@@ -49,6 +49,8 @@ impl Envoy {
             .args(["--concurrency", "1", "-l", "warning", "--base-id"])
             .arg(admin_port.to_string())
             .arg("--disable-hot-restart")
+            // Access logs are checked by the tests: flush them promptly.
+            .args(["--file-flush-interval-msec", "100"])
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(true)
@@ -75,6 +77,29 @@ impl Envoy {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         envoy
+    }
+
+    /// Waits up to 10 s for an access log line satisfying `pred`.
+    pub async fn access_log_line(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.output();
+            if let Some(v) = out
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| pred(v))
+            {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching access log line:\n{out}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Everything Envoy printed (access log included).

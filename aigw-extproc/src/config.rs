@@ -1,0 +1,300 @@
+//! The processor over a loaded configuration: a [`Catalog`] backed by the compiled
+//! routing snapshot, the Envoy [`Plan`] derived from the same YAML, and the mapping
+//! from BackendSecurityPolicies to credential providers.
+
+use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RoutePlan};
+use crate::runtime::{Catalog, Runtime};
+use aigw_auth::aws::{AwsCredentialSource, SigV4Config, SigV4Provider};
+use aigw_auth::{ApiKeyProvider, KeySource, Rotating};
+use aigw_core::config::{Config, HeaderMatchType, ResolvedSecurityPolicy, SecurityPolicyKind};
+use aigw_core::cost::{CostInput, CostSet};
+use aigw_core::exchange::{BodyMutation, ExchangeRecord, Target, UpstreamAddr};
+use aigw_core::routing::{self, Candidate, Endpoint as RoutingEndpoint};
+use aigw_core::{CredentialProvider, Error, HeaderMutation, Result};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Maps a resolved BackendSecurityPolicy to its provider: keys as configured, AWS
+/// credentials behind the rotation wrapper (refresh ahead of expiry).
+pub fn provider_for(policy: &ResolvedSecurityPolicy) -> Result<Arc<dyn CredentialProvider>> {
+    let name = policy.name.clone();
+    Ok(match &policy.kind {
+        SecurityPolicyKind::APIKey { key } => {
+            Arc::new(ApiKeyProvider::bearer(name, KeySource::Value(key.clone())))
+        }
+        SecurityPolicyKind::AzureAPIKey { key } => {
+            Arc::new(ApiKeyProvider::azure(name, KeySource::Value(key.clone())))
+        }
+        SecurityPolicyKind::AnthropicAPIKey { key } => Arc::new(ApiKeyProvider::anthropic(
+            name,
+            KeySource::Value(key.clone()),
+        )),
+        SecurityPolicyKind::AWSCredentials {
+            region,
+            credentials_file,
+            profile,
+            oidc_exchange: None,
+        } => {
+            let source = match credentials_file {
+                Some(file) => AwsCredentialSource::SharedFile {
+                    source: KeySource::Value(file.clone()),
+                    profile: profile.clone(),
+                },
+                None => AwsCredentialSource::DefaultChain,
+            };
+            let inner = SigV4Provider::new(name, SigV4Config::new(region.clone(), source));
+            Arc::new(Rotating::new(Arc::new(inner)))
+        }
+        other => {
+            return Err(Error::Credential {
+                policy: name,
+                message: format!(
+                    "BackendSecurityPolicy type {} is not supported by aigw-extproc yet",
+                    other.type_name()
+                ),
+            });
+        }
+    })
+}
+
+fn header_mutation(c: &Candidate) -> Result<HeaderMutation> {
+    let mut headers = HeaderMutation::default();
+    for (name, value) in &c.header_mutation.set {
+        let n = HeaderName::try_from(name.as_str())
+            .map_err(|_| Error::internal(format!("invalid header name {name:?}")))?;
+        let v = HeaderValue::try_from(value.as_str())
+            .map_err(|_| Error::internal(format!("invalid value for header {name:?}")))?;
+        headers.set(n, v);
+    }
+    for name in &c.header_mutation.remove {
+        let n = HeaderName::try_from(name.as_str())
+            .map_err(|_| Error::internal(format!("invalid header name {name:?}")))?;
+        headers.remove(n);
+    }
+    Ok(headers)
+}
+
+/// A [`Catalog`] over a compiled configuration. Every per-rule backend is resolved
+/// once, at load: the request path only does map lookups.
+pub struct ConfigCatalog {
+    snapshot: routing::Snapshot,
+    targets: HashMap<String, Target>,
+    costs: HashMap<String, Arc<CostSet>>,
+}
+
+impl std::fmt::Debug for ConfigCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigCatalog")
+            .field("targets", &self.targets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigCatalog {
+    /// Compiles `config`. A backend whose credentials cannot be served fails the load,
+    /// so a bad reload keeps the previous configuration.
+    pub fn new(config: &Config) -> Result<Self> {
+        let snapshot = routing::Snapshot::compile(config)?;
+        let mut providers: HashMap<String, Arc<dyn CredentialProvider>> = HashMap::new();
+        let mut targets = HashMap::new();
+        let mut costs = HashMap::new();
+        for rule in snapshot.rules() {
+            if !rule.costs.is_empty() {
+                costs.insert(rule.route_name.to_owned(), Arc::new(rule.costs.clone()));
+            }
+            for c in rule.groups.iter().flat_map(|g| &g.candidates) {
+                let credential = match c.target.security_policy.as_deref() {
+                    Some(p) => Some(match providers.get(&p.name) {
+                        Some(x) => x.clone(),
+                        None => {
+                            let x = provider_for(p)?;
+                            providers.insert(p.name.clone(), x.clone());
+                            x
+                        }
+                    }),
+                    None => None,
+                };
+                let endpoint = c.target.endpoints.first().ok_or_else(|| {
+                    Error::internal(format!("backend {} has no endpoint", c.target.backend))
+                })?;
+                targets.insert(
+                    c.backend_name.clone(),
+                    Target {
+                        backend: Arc::from(c.backend_name.as_str()),
+                        schema: c.target.schema.clone(),
+                        upstream: UpstreamAddr {
+                            scheme: c.target.scheme().to_owned(),
+                            authority: endpoint.authority(),
+                        },
+                        model_override: c.model_name_override.as_deref().map(Arc::from),
+                        headers: header_mutation(c)?,
+                        body: BodyMutation {
+                            set: c.body_mutation.set.clone(),
+                            remove: c.body_mutation.remove.clone(),
+                        },
+                        credential,
+                        priority: c.priority,
+                    },
+                );
+            }
+        }
+        Ok(Self {
+            snapshot,
+            targets,
+            costs,
+        })
+    }
+
+    /// The compiled routing snapshot.
+    pub const fn snapshot(&self) -> &routing::Snapshot {
+        &self.snapshot
+    }
+}
+
+impl Catalog for ConfigCatalog {
+    fn route(&self, model: &str, headers: &HeaderMap) -> Result<Arc<str>> {
+        let m = self.snapshot.route(model, headers)?;
+        if m.groups.iter().all(|g| g.candidates.is_empty()) {
+            return Err(Error::NoRoute {
+                model: model.to_owned(),
+            });
+        }
+        Ok(Arc::from(m.route_name))
+    }
+
+    fn target(&self, backend_name: &str) -> Option<Target> {
+        self.targets.get(backend_name).cloned()
+    }
+
+    fn costs(&self, r: &ExchangeRecord) -> Vec<(String, u64)> {
+        let (Some(route), Some(backend)) = (r.route.as_deref(), r.backend.as_deref()) else {
+            return Vec::new();
+        };
+        let Some(set) = self.costs.get(route) else {
+            return Vec::new();
+        };
+        set.evaluate(&CostInput {
+            model: r.effective_model.as_deref().unwrap_or(&r.request_model),
+            backend,
+            route_name: route,
+            usage: &r.usage,
+        })
+    }
+
+    fn wants_usage(&self, route: &str) -> bool {
+        self.costs.contains_key(route)
+    }
+
+    fn models(&self) -> Vec<(String, String)> {
+        self.snapshot
+            .models(None)
+            .into_iter()
+            .map(|m| (m.id.clone(), m.owned_by.clone()))
+            .collect()
+    }
+}
+
+/// Loads the YAML files and builds a runtime with the bundled translators.
+pub fn load_runtime(paths: &[impl AsRef<Path>]) -> Result<Runtime> {
+    let config = Config::load_paths(paths)?;
+    Ok(Runtime::new(
+        Arc::new(ConfigCatalog::new(&config)?),
+        Arc::new(aigw_providers::ProviderFactory),
+    ))
+}
+
+impl Plan {
+    /// Derives routes and clusters from a configuration: one cluster per rule
+    /// (`httproute/{ns}/{route}/rule/{i}`) holding every backendRef's endpoints at its
+    /// priority and weight; one route per rule match, most specific first, as the
+    /// gateway's own matcher orders them.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let snapshot = routing::Snapshot::compile(config)?;
+        let mut plan = Self::default();
+        let mut routes: Vec<(usize, RoutePlan)> = Vec::new();
+        for rule in snapshot.rules() {
+            let (ns, name) = rule
+                .route_name
+                .split_once('/')
+                .unwrap_or(("default", rule.route_name));
+            let cluster = format!("httproute/{ns}/{name}/rule/{}", rule.rule_index);
+            let mut endpoints = Vec::new();
+            for c in rule.groups.iter().flat_map(|g| &g.candidates) {
+                let sni = c.target.tls.as_ref().map(|t| t.sni.clone());
+                for e in &c.target.endpoints {
+                    let (host, port) = match e {
+                        RoutingEndpoint::Fqdn { hostname, port } => (hostname.clone(), *port),
+                        RoutingEndpoint::Ip { address, port } => (address.clone(), *port),
+                        RoutingEndpoint::Unix { .. } => continue,
+                    };
+                    endpoints.push(EndpointPlan {
+                        host,
+                        port,
+                        priority: c.priority,
+                        weight: c.weight,
+                        backend_name: c.backend_name.clone(),
+                        tls_sni: sni.clone(),
+                    });
+                }
+            }
+            if endpoints.is_empty() {
+                continue;
+            }
+            let retries = u32::try_from(endpoints.len().saturating_sub(1)).unwrap_or(u32::MAX);
+            plan.clusters.push(ClusterPlan {
+                name: cluster.clone(),
+                endpoints,
+            });
+            let source = config
+                .ai_gateway_routes
+                .iter()
+                .find(|r| r.key() == rule.route_name)
+                .and_then(|r| r.spec.rules.get(rule.rule_index));
+            let matches: Vec<Vec<HeaderMatch>> = match source {
+                Some(r) if !r.matches.is_empty() => r
+                    .matches
+                    .iter()
+                    .map(|m| {
+                        m.headers
+                            .iter()
+                            .map(|h| {
+                                let name = h.name.to_ascii_lowercase();
+                                match h.match_type {
+                                    HeaderMatchType::RegularExpression => HeaderMatch::Regex {
+                                        name,
+                                        regex: h.value.clone(),
+                                    },
+                                    _ => HeaderMatch::Exact {
+                                        name,
+                                        value: h.value.clone(),
+                                    },
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                _ => vec![Vec::new()],
+            };
+            for headers in matches {
+                routes.push((
+                    headers.len(),
+                    RoutePlan {
+                        route: rule.route_name.to_owned(),
+                        headers,
+                        cluster: cluster.clone(),
+                        timeout: rule.timeouts.request,
+                        per_try_timeout: rule.timeouts.backend_request,
+                        retries,
+                    },
+                ));
+            }
+        }
+        // Envoy takes the first match: put the most specific first (stable, so load
+        // order breaks ties as in the gateway's matcher).
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0));
+        plan.routes = routes.into_iter().map(|(_, r)| r).collect();
+        Ok(plan)
+    }
+}

@@ -1,0 +1,300 @@
+//! Envoy 1.40 with the bootstrap `aigw-extproc envoy-config` prints, the
+//! `aigw-extproc` binary on a Unix domain socket, and the bundled provider simulator as
+//! every upstream; driven by the official `openai` and `anthropic` SDKs.
+//!
+//! The simulator verifies API keys and recomputes Bedrock SigV4 signatures, so each
+//! success is also a credential check. Needs the test venv (`AIGW_PYTHON`,
+//! `AIGW_VENV_BIN`, set by `scripts/test.sh`); skipped with a note when missing unless
+//! `AIGW_REQUIRE_EXTERNAL=1`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_docs
+)]
+
+mod common;
+
+use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
+use common::envoy::{Envoy, envoy_binary, free_port};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const OPENAI_KEY: &str = "sk-e2e-openai";
+const ANTHROPIC_KEY: &str = "sk-ant-e2e";
+const AWS_KEY_ID: &str = "AKIDE2ETEST";
+const AWS_SECRET: &str = "e2e-secret-key";
+
+fn python() -> Option<PathBuf> {
+    match std::env::var_os("AIGW_PYTHON") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            assert!(
+                std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+                "AIGW_PYTHON is not set but AIGW_REQUIRE_EXTERNAL=1"
+            );
+            eprintln!("skipping: AIGW_PYTHON is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+async fn simulator(config: SimulatorConfig) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(Simulator::new(config).serve(l, std::future::pending()));
+    port
+}
+
+fn backend(name: &str, port: u16, schema: &str) -> String {
+    format!(
+        "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: 127.0.0.1\n        port: {port}\n\
+         ---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: {schema}\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n"
+    )
+}
+
+fn policy(name: &str, key: &str, value: &str, spec: &str) -> String {
+    // A block scalar keeps a trailing newline: only for multi-line values (files).
+    let value = if value.contains('\n') {
+        format!("|\n    {}", value.replace('\n', "\n    "))
+    } else {
+        value.to_owned()
+    };
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-credentials\n  namespace: default\ntype: Opaque\nstringData:\n  {key}: {value}\n\
+         ---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}-credentials\n  namespace: default\nspec:\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {name}\n{spec}"
+    )
+}
+
+fn config_yaml(good: u16, broken: u16) -> String {
+    let mut y = String::new();
+    y += &backend("sim-openai", good, "OpenAI");
+    y += &backend("sim-bedrock", good, "AWSBedrock");
+    y += &backend("sim-anthropic", good, "Anthropic");
+    y += &backend("sim-broken", broken, "OpenAI");
+    y += &policy(
+        "sim-openai",
+        "apiKey",
+        OPENAI_KEY,
+        "  type: APIKey\n  apiKey:\n    secretRef:\n      name: sim-openai-credentials\n",
+    );
+    y += &policy(
+        "sim-anthropic",
+        "apiKey",
+        ANTHROPIC_KEY,
+        "  type: AnthropicAPIKey\n  anthropicAPIKey:\n    secretRef:\n      name: sim-anthropic-credentials\n",
+    );
+    y += &policy(
+        "sim-bedrock",
+        "credentials",
+        &format!(
+            "[default]\naws_access_key_id = {AWS_KEY_ID}\naws_secret_access_key = {AWS_SECRET}"
+        ),
+        "  type: AWSCredentials\n  awsCredentials:\n    region: us-east-1\n    credentialsFile:\n      secretRef:\n        name: sim-bedrock-credentials\n",
+    );
+    let exact = |m: &str| {
+        format!(
+            "        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: {m}\n"
+        )
+    };
+    let regex = |m: &str| {
+        format!(
+            "        - headers:\n            - type: RegularExpression\n              name: x-ai-eg-model\n              value: \"{m}\"\n"
+        )
+    };
+    y += "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: e2e\n  namespace: default\nspec:\n  rules:\n";
+    y += &format!(
+        "    - matches:\n{}      backendRefs:\n        - name: sim-broken\n          priority: 0\n        - name: sim-openai\n          priority: 1\n",
+        exact("fallback-model")
+    );
+    y += &format!(
+        "    - matches:\n{}      backendRefs:\n        - name: sim-bedrock\n",
+        regex("bedrock/.*")
+    );
+    y += &format!(
+        "    - matches:\n{}      backendRefs:\n        - name: sim-anthropic\n",
+        regex("claude-.*")
+    );
+    y += &format!(
+        "    - matches:\n{}{}      backendRefs:\n        - name: sim-openai\n",
+        exact("gpt-4o-mini"),
+        exact("text-embedding-3-small")
+    );
+    y += "  llmRequestCosts:\n    - metadataKey: llm_input_token\n      type: InputToken\n    - metadataKey: llm_output_token\n      type: OutputToken\n    - metadataKey: llm_total_token\n      type: TotalToken\n";
+    y
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn extproc_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_aigw-extproc")
+}
+
+async fn wait_http_ok(url: &str) {
+    let start = Instant::now();
+    loop {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{url} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sdk(python: &Path, base: &str, checks: &[&str]) -> serde_json::Value {
+    // The SDK harness shared with the standalone gateway's interop tests.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigw-axum/tests/interop/sdk_checks.py"
+    );
+    let out = Command::new(python)
+        .arg(script)
+        .arg(base)
+        .args(checks)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdks_through_envoy_and_extproc() {
+    let (Some(py), Some(envoy)) = (python(), envoy_binary()) else {
+        return;
+    };
+    let good = simulator(
+        SimulatorConfig::default()
+            .with_openai_keys([OPENAI_KEY])
+            .with_anthropic_keys([ANTHROPIC_KEY])
+            .with_aws(AwsCredentials::new(AWS_KEY_ID, AWS_SECRET, "us-east-1")),
+    )
+    .await;
+    let broken = simulator(SimulatorConfig {
+        fail_status: Some(500),
+        ..SimulatorConfig::default()
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("aigw.yaml");
+    std::fs::write(&cfg, config_yaml(good, broken)).unwrap();
+    let sock = dir.path().join("extproc.sock");
+    let extproc_addr = format!("unix://{}", sock.display());
+    let (listen, envoy_admin, admin) = (free_port(), free_port(), free_port());
+
+    let out = Command::new(extproc_bin())
+        .arg("envoy-config")
+        .arg(&cfg)
+        .args(["--extproc", &extproc_addr])
+        .args(["--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bootstrap = dir.path().join("envoy.yaml");
+    std::fs::write(&bootstrap, &out.stdout).unwrap();
+
+    let _extproc = Proc(
+        Command::new(extproc_bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--listen", &extproc_addr])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .env(
+                "RUST_LOG",
+                std::env::var("AIGW_E2E_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
+    let envoy = Envoy::start(&envoy, &bootstrap, dir.path(), envoy_admin).await;
+
+    let base = format!("http://127.0.0.1:{listen}");
+    let py2 = py.clone();
+    let base2 = base.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        sdk(
+            &py2,
+            &base2,
+            &[
+                "openai_chat",
+                "openai_chat_stream",
+                "openai_embeddings",
+                "bedrock_chat",
+                "bedrock_chat_stream",
+                "bedrock_messages_stream",
+                "anthropic_messages",
+                "anthropic_messages_stream",
+                "fallback_chat",
+                "fallback_chat_stream",
+                "unknown_model_404",
+                "unknown_model_404_anthropic",
+            ],
+        )
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", envoy.output()));
+    assert_eq!(r["openai_chat"]["model"], "gpt-4o-mini");
+    assert!(r["openai_chat_stream"]["chunks"].as_u64().unwrap() >= 3);
+    assert!(r["openai_embeddings"]["dims"].as_u64().unwrap() > 0);
+    assert!(r["bedrock_chat"]["usage"].as_u64().unwrap() > 0);
+    assert!(
+        r["bedrock_messages_stream"]["output_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(r["fallback_chat"]["usage"].as_u64().unwrap() > 0);
+    assert_eq!(r["unknown_model_404"]["status"], 404);
+    assert_eq!(r["unknown_model_404_anthropic"]["body"]["type"], "error");
+
+    // Token metadata reaches Envoy's access log (written when the stream ends).
+    let bedrock = envoy
+        .access_log_line(|v| {
+            v["gen_ai.request.model"] == "bedrock/anthropic.claude-3-haiku"
+                && v["response_code"] == 200
+        })
+        .await;
+    let total = bedrock["gen_ai.usage.total_tokens"].as_f64().unwrap();
+    let input = bedrock["gen_ai.usage.input_tokens"].as_f64().unwrap();
+    let output = bedrock["gen_ai.usage.output_tokens"].as_f64().unwrap();
+    assert!(
+        total > 0.0 && (input + output - total).abs() < f64::EPSILON,
+        "{bedrock}"
+    );
+    assert_eq!(bedrock["ai_gateway.backend"], "default/sim-bedrock");
+    let fallback = envoy
+        .access_log_line(|v| {
+            v["gen_ai.request.model"] == "fallback-model" && v["response_code"] == 200
+        })
+        .await;
+    assert_eq!(
+        fallback["ai_gateway.backend"], "default/sim-openai",
+        "{fallback}"
+    );
+}
