@@ -163,14 +163,29 @@ impl RoutePlanner for ConfigPlanner {
                 model: model.to_owned(),
             });
         }
+        let retry = m.traffic.and_then(|t| t.retry.as_ref());
         Ok(Plan {
             route: Arc::from(m.route_name),
             targets,
             stream_idle_timeout: m.timeouts.stream_idle,
-            request_timeout: m.timeouts.request,
-            per_try_timeout: m.timeouts.backend_request,
+            request_timeout: m
+                .timeouts
+                .request
+                .or_else(|| m.traffic.and_then(|t| t.timeouts.request)),
+            per_try_timeout: m
+                .timeouts
+                .backend_request
+                .or_else(|| retry.and_then(|r| r.per_retry_timeout)),
             costs: self.costs(m.route_name, m.costs),
+            max_attempts: retry.map(|r| r.num_retries.saturating_add(1)),
+            backoff: retry.and_then(|r| r.backoff_base),
         })
+    }
+
+    fn max_body_bytes(&self) -> Option<usize> {
+        self.routing
+            .body_limit()
+            .and_then(|l| usize::try_from(l).ok())
     }
 
     fn models(&self) -> Vec<ModelEntry> {

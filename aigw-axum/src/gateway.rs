@@ -37,6 +37,12 @@ pub trait RoutePlanner: Send + Sync + 'static {
     fn force_include_usage(&self) -> bool {
         false
     }
+
+    /// The configured request body limit (a ClientTrafficPolicy's `bufferLimit`), which
+    /// replaces [`Settings::max_body_bytes`] when set.
+    fn max_body_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One entry of the models list.

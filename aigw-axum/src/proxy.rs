@@ -15,6 +15,9 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The longest pause between two attempts on the same backend.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Parsing bound for `Retry-After` before it is compared with the policy's cap.
 const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -32,7 +35,11 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
         return models_response(endpoint, &snapshot.planner.models());
     }
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, inner.settings.max_body_bytes).await {
+    let limit = snapshot
+        .planner
+        .max_body_bytes()
+        .unwrap_or(inner.settings.max_body_bytes);
+    let body = match read_body(body, limit).await {
         Ok(b) => b,
         Err(e) => return error_response(endpoint.client_api(), &e),
     };
@@ -106,7 +113,11 @@ async fn run(
     let idle = plan
         .stream_idle_timeout
         .or(settings.default_stream_idle_timeout);
-    let max_attempts = settings.retry.max_attempts.max(1) as usize;
+    let max_attempts = plan
+        .max_attempts
+        .unwrap_or(settings.retry.max_attempts)
+        .max(1) as usize;
+    let base_backoff = plan.backoff.unwrap_or(settings.retry.backoff);
     let mut last = Failure::Transport(Error::UpstreamUnavailable {
         message: "no attempt was made".into(),
     });
@@ -128,7 +139,9 @@ async fn run(
             .targets
             .get((i + 1) % plan.targets.len())
             .is_some_and(|t| t.backend == target.backend);
-        let backoff = settings.retry.backoff * 2u32.saturating_pow(i as u32);
+        let backoff = base_backoff
+            .saturating_mul(2u32.saturating_pow(i as u32))
+            .min(MAX_BACKOFF);
         delay = if next_same_backend {
             backoff
         } else {

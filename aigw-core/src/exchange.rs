@@ -163,6 +163,11 @@ pub struct Plan {
     /// The route's `llmRequestCosts`, computed when the exchange finishes. Streams ask
     /// the upstream for usage when costs are configured.
     pub costs: Option<Arc<CostSet>>,
+    /// Attempts allowed (first included), from a BackendTrafficPolicy's `retry`; the
+    /// adapter's default applies when `None`.
+    pub max_attempts: Option<u32>,
+    /// Backoff before retrying the same backend, from a BackendTrafficPolicy's `retry`.
+    pub backoff: Option<Duration>,
 }
 
 /// What happened to a request, for logging, metrics and metadata.

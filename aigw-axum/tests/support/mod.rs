@@ -338,6 +338,8 @@ impl RoutePlanner for StaticPlanner {
             request_timeout: self.timeout,
             per_try_timeout: None,
             costs: None,
+            max_attempts: None,
+            backoff: None,
         })
     }
     fn models(&self) -> Vec<ModelEntry> {
