@@ -24,7 +24,7 @@ use crate::cost::CostSet;
 use crate::error::{ConfigIssue, Error, Result};
 use http::HeaderMap;
 use regex::Regex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,8 +190,74 @@ fn splitmix64(mut x: u64) -> u64 {
 #[derive(Debug)]
 pub struct Snapshot {
     routes: Vec<CompiledRoute>,
+    /// Rules whose every match requires an exact model, by model: only these and
+    /// `unindexed` can match a request, so lookups stay cheap with thousands of routes.
+    by_model: HashMap<String, Vec<RulePos>>,
+    /// Rules that can match any model (regex, other headers only, no matches).
+    unindexed: Vec<RulePos>,
     models: Vec<ModelInfo>,
     client: BTreeMap<String, ClientSettings>,
+}
+
+/// (route index, rule index), ordered as loaded.
+type RulePos = (usize, usize);
+
+fn index_rules(routes: &[CompiledRoute]) -> (HashMap<String, Vec<RulePos>>, Vec<RulePos>) {
+    let mut by_model: HashMap<String, Vec<RulePos>> = HashMap::new();
+    let mut unindexed = Vec::new();
+    for (ri, route) in routes.iter().enumerate() {
+        for (ui, rule) in route.rules.iter().enumerate() {
+            let models: Option<Vec<&str>> = if rule.matches.is_empty() {
+                None
+            } else {
+                rule.matches
+                    .iter()
+                    .map(|m| {
+                        m.iter().find_map(|h| match h {
+                            HeaderMatcher::Exact { name, value } if name == MODEL_HEADER => {
+                                Some(value.as_str())
+                            }
+                            _ => None,
+                        })
+                    })
+                    .collect()
+            };
+            match models {
+                Some(mut models) => {
+                    models.sort_unstable();
+                    models.dedup();
+                    for m in models {
+                        by_model.entry(m.to_string()).or_default().push((ri, ui));
+                    }
+                }
+                None => unindexed.push((ri, ui)),
+            }
+        }
+    }
+    (by_model, unindexed)
+}
+
+/// Merges two ascending position lists.
+fn merged<'a>(a: &'a [RulePos], b: &'a [RulePos]) -> impl Iterator<Item = RulePos> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x <= y => {
+                i += 1;
+                *x
+            }
+            (_, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (Some(x), None) => {
+                i += 1;
+                *x
+            }
+            (None, None) => return None,
+        };
+        Some(next)
+    })
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
@@ -388,9 +454,12 @@ impl Snapshot {
                 client.insert(gw.key(), c);
             }
         }
+        let (by_model, unindexed) = index_rules(&routes);
         Ok(Self {
             models: models::collect(config),
             routes,
+            by_model,
+            unindexed,
             client,
         })
     }
@@ -403,27 +472,28 @@ impl Snapshot {
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok());
         let mut best: Option<(usize, &CompiledRoute, &CompiledRule)> = None;
-        for route in &self.routes {
+        let indexed = self.by_model.get(model).map_or(&[][..], Vec::as_slice);
+        for (ri, ui) in merged(indexed, &self.unindexed) {
+            let route = &self.routes[ri];
             if let (false, Some(host)) = (route.hostnames.is_empty(), host)
                 && !route.hostnames.iter().any(|p| host_matches(p, host))
             {
                 continue;
             }
-            for rule in &route.rules {
-                let score = if rule.matches.is_empty() {
-                    Some(0)
-                } else {
-                    rule.matches
-                        .iter()
-                        .filter(|m| m.iter().all(|h| h.matches(model, headers)))
-                        .map(Vec::len)
-                        .max()
-                };
-                if let Some(score) = score
-                    && best.as_ref().is_none_or(|(s, _, _)| score > *s)
-                {
-                    best = Some((score, route, rule));
-                }
+            let rule = &route.rules[ui];
+            let score = if rule.matches.is_empty() {
+                Some(0)
+            } else {
+                rule.matches
+                    .iter()
+                    .filter(|m| m.iter().all(|h| h.matches(model, headers)))
+                    .map(Vec::len)
+                    .max()
+            };
+            if let Some(score) = score
+                && best.as_ref().is_none_or(|(s, _, _)| score > *s)
+            {
+                best = Some((score, route, rule));
             }
         }
         match best {
