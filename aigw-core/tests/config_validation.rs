@@ -932,3 +932,32 @@ fn mcp_jwt_authorization_needs_oauth() {
         "oauth must be configured",
     );
 }
+
+#[test]
+fn legacy_backend_security_policy_ref() {
+    // The v1alpha1 link from the backend to its policy is honoured…
+    let yaml = replace(
+        "  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: openai\n  type: APIKey",
+        "  type: APIKey",
+    )
+    .replace(
+        "    kind: Backend\n    group: gateway.envoyproxy.io\n---\napiVersion: gateway.envoyproxy.io/v1alpha1",
+        "    kind: Backend\n    group: gateway.envoyproxy.io\n  backendSecurityPolicyRef:\n    name: openai-key\n---\napiVersion: gateway.envoyproxy.io/v1alpha1",
+    );
+    let c = Config::from_yaml_str(&yaml, FILE).unwrap();
+    assert_eq!(
+        c.security_policy_for("default", "openai").unwrap().key(),
+        "default/openai-key"
+    );
+    // …and must name an existing policy.
+    let bad = yaml.replace(
+        "  backendSecurityPolicyRef:\n    name: openai-key\n",
+        "  backendSecurityPolicyRef:\n    name: nope\n",
+    );
+    has(
+        &issues(&bad),
+        "AIServiceBackend/default/openai",
+        "spec.backendSecurityPolicyRef.name",
+        "BackendSecurityPolicy default/nope",
+    );
+}

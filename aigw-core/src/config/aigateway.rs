@@ -233,10 +233,28 @@ pub struct AIServiceBackendSpec {
     /// Response body mutation.
     #[serde(default)]
     pub response_body_mutation: Option<HttpBodyMutation>,
-    /// Deprecated (v1alpha1) per-backend timeouts; honoured as the backend request
-    /// timeout when the rule sets none.
+    /// Deprecated per-backend timeouts; `request` is honoured as the per-attempt
+    /// timeout of this backend ([`crate::routing::BackendTarget::request_timeout`]).
     #[serde(default)]
     pub timeouts: Option<HttpRouteTimeouts>,
+    /// Deprecated (v1alpha1) link to a BackendSecurityPolicy by name (same namespace);
+    /// honoured when no policy targets this backend.
+    #[serde(default)]
+    pub backend_security_policy_ref: Option<LocalPolicyRef>,
+}
+
+/// Gateway API `LocalObjectReference` used by the deprecated `backendSecurityPolicyRef`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalPolicyRef {
+    /// Group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Kind.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Name.
+    pub name: String,
 }
 
 /// `BackendSecurityPolicy.spec.type`.

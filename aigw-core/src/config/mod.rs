@@ -278,13 +278,20 @@ impl Config {
         namespace: &str,
         backend_name: &str,
     ) -> Option<&Resource<BackendSecurityPolicySpec>> {
-        self.backend_security_policies.iter().find(|p| {
-            p.namespace() == namespace
-                && p.spec
-                    .target_refs
-                    .iter()
-                    .any(|t| t.kind == "AIServiceBackend" && t.name == backend_name)
-        })
+        self.backend_security_policies
+            .iter()
+            .find(|p| {
+                p.namespace() == namespace
+                    && p.spec
+                        .target_refs
+                        .iter()
+                        .any(|t| t.kind == "AIServiceBackend" && t.name == backend_name)
+            })
+            .or_else(|| {
+                let b = self.ai_service_backend(namespace, backend_name)?;
+                let r = b.spec.backend_security_policy_ref.as_ref()?;
+                find(&self.backend_security_policies, namespace, &r.name)
+            })
     }
 
     /// The GatewayConfig referenced (by annotation) from the Gateways this route

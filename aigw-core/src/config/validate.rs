@@ -788,6 +788,19 @@ fn ai_service_backend(
     if let Some(m) = &b.spec.response_body_mutation {
         body_mutation(&mut d, "spec.responseBodyMutation", m);
     }
+    if let Some(r) = &b.spec.backend_security_policy_ref
+        && find(&config.backend_security_policies, b.namespace(), &r.name).is_none()
+    {
+        d.err(
+            "spec.backendSecurityPolicyRef.name",
+            format!(
+                "BackendSecurityPolicy {}/{} referenced by AIServiceBackend {} is not defined",
+                b.namespace(),
+                r.name,
+                b.key()
+            ),
+        );
+    }
     if let Some(t) = &b.spec.timeouts {
         dur_field(&mut d, "spec.timeouts.request", &t.request);
         dur_field(&mut d, "spec.timeouts.backendRequest", &t.backend_request);

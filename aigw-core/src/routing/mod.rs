@@ -335,6 +335,12 @@ impl Snapshot {
                     endpoints: target::endpoints(eg),
                     tls: target::tls_for_backend(config, eg, &mut issues),
                     security_policy: policy,
+                    request_timeout: b
+                        .spec
+                        .timeouts
+                        .as_ref()
+                        .and_then(|t| t.request.as_deref())
+                        .and_then(|t| parse_duration(t).ok()),
                 }),
             );
         }
@@ -466,7 +472,7 @@ impl Snapshot {
 
     /// Matches a request. `model` is the request body's model (the value of
     /// `x-ai-eg-model`; a client-sent header of that name is ignored). The `host`
-    /// header scopes routes with hostnames.
+    /// header scopes routes with hostnames; without one, hostnames do not restrict.
     pub fn route(&self, model: &str, headers: &HeaderMap) -> Result<RouteMatch<'_>> {
         let host = headers
             .get(http::header::HOST)
@@ -579,6 +585,7 @@ mod tests {
             endpoints: vec![],
             tls: None,
             security_policy: None,
+            request_timeout: None,
         });
         PriorityGroup {
             priority,

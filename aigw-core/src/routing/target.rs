@@ -94,6 +94,8 @@ pub struct BackendTarget {
     pub tls: Option<TlsSettings>,
     /// The security policy targeting this backend.
     pub security_policy: Option<Arc<ResolvedSecurityPolicy>>,
+    /// Per-attempt timeout from the AIServiceBackend's deprecated `timeouts.request`.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl BackendTarget {
