@@ -3,7 +3,7 @@
 
 use crate::gateway::{ModelEntry, RoutePlanner, Snapshot};
 use aigw_core::api::Endpoint;
-use aigw_core::config::{Config, ResolvedSecurityPolicy};
+use aigw_core::config::{Config, ResolvedSecurityPolicy, SecretSource};
 use aigw_core::cost::CostSet;
 use aigw_core::exchange::{BodyMutation, Plan, Target, UpstreamAddr};
 use aigw_core::routing::{self, Candidate};
@@ -45,8 +45,18 @@ impl ConfigPlanner {
     /// Compiles `config`; backends with a security policy get their provider from
     /// `credentials` when first used.
     pub fn new(config: &Config, credentials: CredentialResolver) -> Result<Self> {
+        Self::with_secrets(config, &SecretSource::from_config(config), credentials)
+    }
+
+    /// Like [`ConfigPlanner::new`], resolving secret references from `secrets` (loaded
+    /// Secrets, a secrets directory, the environment).
+    pub fn with_secrets(
+        config: &Config,
+        secrets: &SecretSource,
+        credentials: CredentialResolver,
+    ) -> Result<Self> {
         Ok(Self {
-            routing: routing::Snapshot::compile(config)?,
+            routing: routing::Snapshot::compile_with_secrets(config, secrets)?,
             credentials,
             targets: ArcSwap::from_pointee(HashMap::new()),
             costs: ArcSwap::from_pointee(HashMap::new()),
@@ -213,5 +223,16 @@ pub fn snapshot(
     credentials: &CredentialResolver,
 ) -> Result<Snapshot> {
     let planner = ConfigPlanner::new(config, credentials.clone())?;
+    Ok(Snapshot::new(Arc::new(planner), factory))
+}
+
+/// Builds a gateway snapshot, resolving secret references from `secrets`.
+pub fn snapshot_with_secrets(
+    config: &Config,
+    secrets: &SecretSource,
+    factory: Arc<dyn TranslatorFactory>,
+    credentials: &CredentialResolver,
+) -> Result<Snapshot> {
+    let planner = ConfigPlanner::with_secrets(config, secrets, credentials.clone())?;
     Ok(Snapshot::new(Arc::new(planner), factory))
 }

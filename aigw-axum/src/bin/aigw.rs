@@ -4,7 +4,7 @@
 use aigw_axum::admin::{self, AdminState, Tee};
 use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, Settings, Snapshot, TracingSink, autoconfig, config, credentials};
-use aigw_core::config::Config;
+use aigw_core::config::{Config, SecretSource};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +63,9 @@ struct RunArgs {
     /// Attempts per request (first included) across priority groups.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Directory of secrets laid out as `<namespace>/<name>/<key>` (mounted Secrets).
+    #[arg(long, env = "AIGW_SECRETS_DIR")]
+    secrets_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -164,7 +167,8 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             for w in config.warnings() {
                 eprintln!("warning: {w}");
             }
-            if let Err(e) = aigw_core::routing::Snapshot::compile(&config) {
+            let secrets = SecretSource::from_config(&config).with_env_fallback();
+            if let Err(e) = aigw_core::routing::Snapshot::compile_with_secrets(&config, &secrets) {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
@@ -177,9 +181,17 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn build_snapshot(config: &Config) -> Result<Snapshot, aigw_core::Error> {
-    config::snapshot(
+fn build_snapshot(
+    config: &Config,
+    secrets_dir: Option<&PathBuf>,
+) -> Result<Snapshot, aigw_core::Error> {
+    let mut secrets = SecretSource::from_config(config).with_env_fallback();
+    if let Some(dir) = secrets_dir {
+        secrets = secrets.with_dir(dir.clone());
+    }
+    config::snapshot_with_secrets(
         config,
+        &secrets,
         Arc::new(aigw_providers::ProviderFactory),
         &credentials::default_resolver(),
     )
@@ -258,7 +270,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             ),
         )
     };
-    let snapshot = build_snapshot(&config).map_err(|e| e.to_string())?;
+    let snapshot = build_snapshot(&config, args.secrets_dir.as_ref()).map_err(|e| e.to_string())?;
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
         retry: aigw_axum::RetryPolicy {
@@ -290,6 +302,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     if !args.config.is_empty() {
         let paths = args.config.clone();
+        let secrets_dir = args.secrets_dir.clone();
         let gw = gateway.clone();
         let state = admin_state.clone();
         let interval = Duration::from_millis(args.reload_interval_ms.max(100));
@@ -297,7 +310,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
             paths.clone(),
             interval,
             move || {
-                let result = Config::load_paths(&paths).and_then(|c| build_snapshot(&c));
+                let result = Config::load_paths(&paths)
+                    .and_then(|c| build_snapshot(&c, secrets_dir.as_ref()));
                 match result {
                     Ok(snap) => {
                         gw.swap(snap);
@@ -316,8 +330,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
 
     admin_state.set_ready(true);
+    let draining = admin_state.clone();
     let served = axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            draining.set_ready(false);
+        })
         .await;
     admin_state.set_ready(false);
     served.map_err(|e| format!("gateway listener: {e}"))
