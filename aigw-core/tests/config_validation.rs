@@ -961,3 +961,62 @@ fn legacy_backend_security_policy_ref() {
         "BackendSecurityPolicy default/nope",
     );
 }
+
+#[test]
+fn cross_namespace_reference_needs_reference_grant() {
+    let yaml = replace(
+        "  backendRef:\n    name: openai\n    kind: Backend\n    group: gateway.envoyproxy.io\n",
+        "  backendRef:\n    name: openai\n    namespace: providers\n    kind: Backend\n    group: gateway.envoyproxy.io\n",
+    )
+    .replace(
+        "kind: Backend\nmetadata:\n  name: openai\n  namespace: default\n",
+        "kind: Backend\nmetadata:\n  name: openai\n  namespace: providers\n",
+    );
+    let c = Config::from_yaml_str(&yaml, FILE).unwrap();
+    let w = c
+        .warnings()
+        .iter()
+        .find(|w| w.field == "spec.backendRef.namespace")
+        .unwrap_or_else(|| panic!("{:?}", c.warnings()));
+    assert!(
+        w.message.contains("no ReferenceGrant in providers"),
+        "{}",
+        w.message
+    );
+    let grant = "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata:\n  name: allow\n  namespace: providers\nspec:\n  from:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      namespace: default\n  to:\n    - group: gateway.envoyproxy.io\n      kind: Backend\n";
+    let c = Config::from_yaml_str(&format!("{yaml}{grant}"), FILE).unwrap();
+    assert!(
+        c.warnings()
+            .iter()
+            .all(|w| w.field != "spec.backendRef.namespace"),
+        "{:?}",
+        c.warnings()
+    );
+}
+
+#[test]
+fn quota_per_model_name_must_be_an_override() {
+    let quota = "---\napiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: QuotaPolicy\nmetadata:\n  name: q\nspec:\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: openai\n  perModelQuotas:\n    - modelName: gpt-4o-mini\n      quota:\n        defaultBucket:\n          limit: 100\n          duration: 2h\n";
+    let i = issues(&format!("{BASE}{quota}"));
+    has(
+        &i,
+        "QuotaPolicy/default/q",
+        "spec.perModelQuotas[0].modelName",
+        "modelNameOverride \"gpt-4o-mini\"",
+    );
+    has(
+        &i,
+        "QuotaPolicy/default/q",
+        "spec.perModelQuotas[0].quota.defaultBucket.duration",
+        "one of 1s, 1m, 1h, 1d",
+    );
+    let with_override = BASE.replace(
+        "          weight: 1\n",
+        "          weight: 1\n          modelNameOverride: gpt-4o-mini\n",
+    );
+    let ok = format!(
+        "{with_override}{}",
+        quota.replace("duration: 2h", "duration: 1h")
+    );
+    Config::from_yaml_str(&ok, FILE).unwrap();
+}

@@ -463,3 +463,42 @@ pub struct HttpRouteSpec {
     #[serde(default)]
     pub rules: Vec<Value>,
 }
+
+/// Gateway API `ReferenceGrant.spec`: allows references into its namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReferenceGrantSpec {
+    /// Who may refer.
+    #[serde(default)]
+    pub from: Vec<ReferenceGrantFrom>,
+    /// What may be referred to.
+    #[serde(default)]
+    pub to: Vec<ReferenceGrantTo>,
+}
+
+/// `ReferenceGrant.spec.from[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReferenceGrantFrom {
+    /// Group of the referrer.
+    #[serde(default)]
+    pub group: String,
+    /// Kind of the referrer.
+    pub kind: String,
+    /// Namespace of the referrer.
+    pub namespace: String,
+}
+
+/// `ReferenceGrant.spec.to[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReferenceGrantTo {
+    /// Group of the referent.
+    #[serde(default)]
+    pub group: String,
+    /// Kind of the referent.
+    pub kind: String,
+    /// Name (all when unset).
+    #[serde(default)]
+    pub name: Option<String>,
+}

@@ -154,6 +154,8 @@ pub struct Config {
     pub gateways: Vec<Resource<GatewaySpec>>,
     /// HTTPRoutes (kept for reference checks; not served).
     pub http_routes: Vec<Resource<HttpRouteSpec>>,
+    /// ReferenceGrants (allow cross-namespace references).
+    pub reference_grants: Vec<Resource<ReferenceGrantSpec>>,
     /// InferencePools (kept for reference checks).
     pub inference_pools: Vec<Resource<Value>>,
     /// Secrets.
@@ -312,6 +314,28 @@ impl Config {
             }
         }
         None
+    }
+
+    /// Whether a reference from `from_kind` in `from_ns` (group `from_group`) to
+    /// `to_kind`/`to_name` in `to_ns` is allowed: same namespace, or a ReferenceGrant in
+    /// `to_ns` permits it.
+    pub fn reference_allowed(
+        &self,
+        (from_group, from_kind, from_ns): (&str, &str, &str),
+        (to_group, to_kind, to_ns, to_name): (&str, &str, &str, &str),
+    ) -> bool {
+        from_ns == to_ns
+            || self.reference_grants.iter().any(|g| {
+                g.namespace() == to_ns
+                    && g.spec.from.iter().any(|f| {
+                        f.group == from_group && f.kind == from_kind && f.namespace == from_ns
+                    })
+                    && g.spec.to.iter().any(|t| {
+                        t.group == to_group
+                            && t.kind == to_kind
+                            && t.name.as_deref().is_none_or(|n| n == to_name)
+                    })
+            })
     }
 
     /// Fails unless every Secret referenced by a BackendSecurityPolicy or MCPRoute

@@ -53,7 +53,7 @@ pub(crate) fn validate(
         route(config, r, issues, warnings);
     }
     for b in &config.ai_service_backends {
-        ai_service_backend(config, b, issues);
+        ai_service_backend(config, b, issues, warnings);
     }
     for b in &config.backends {
         eg_backend(b, issues);
@@ -120,6 +120,27 @@ pub(crate) fn validate(
             );
         }
         for (i, pm) in q.spec.per_model_quotas.iter().enumerate() {
+            let overridden = config.ai_gateway_routes.iter().any(|r| {
+                r.spec
+                    .rules
+                    .iter()
+                    .flat_map(|rule| &rule.backend_refs)
+                    .any(|b| {
+                        let ns = non_empty(b.namespace.as_deref()).unwrap_or(r.namespace());
+                        b.model_name_override.as_deref() == Some(pm.model_name.as_str())
+                            && ns == q.namespace()
+                            && q.spec.target_refs.iter().any(|t| t.name == b.name)
+                    })
+            });
+            if !overridden {
+                d.err(
+                    format!("spec.perModelQuotas[{i}].modelName"),
+                    format!(
+                        "no AIGatewayRoute backendRef to a targeted backend has modelNameOverride {:?}; per-model quotas apply to overridden model names",
+                        pm.model_name
+                    ),
+                );
+            }
             if let Some(b) = &pm.quota.default_bucket {
                 quota_duration(
                     &mut d,
@@ -707,6 +728,20 @@ fn route(
                     ),
                 );
             }
+            if !b.is_inference_pool()
+                && !config.reference_allowed(
+                    (AIGW_GROUP, "AIGatewayRoute", r.namespace()),
+                    (AIGW_GROUP, "AIServiceBackend", ns, &b.name),
+                )
+            {
+                warnings.push(cross_namespace(
+                    r,
+                    &format!("{bf}.namespace"),
+                    "AIServiceBackend",
+                    ns,
+                    &b.name,
+                ));
+            }
         }
         if let Some(t) = &rule.timeouts {
             dur_field(&mut d, &format!("{rf}.timeouts.request"), &t.request);
@@ -754,6 +789,7 @@ fn ai_service_backend(
     config: &Config,
     b: &Resource<AIServiceBackendSpec>,
     issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<ConfigIssue>,
 ) {
     let mut d = doc(b, issues);
     let r = &b.spec.backend_ref;
@@ -768,6 +804,18 @@ fn ai_service_backend(
         );
     } else {
         let ns = non_empty(r.namespace.as_deref()).unwrap_or(b.namespace());
+        if !config.reference_allowed(
+            (AIGW_GROUP, "AIServiceBackend", b.namespace()),
+            (EG_GROUP, "Backend", ns, &r.name),
+        ) {
+            warnings.push(cross_namespace(
+                b,
+                "spec.backendRef.namespace",
+                "Backend",
+                ns,
+                &r.name,
+            ));
+        }
         if find(&config.backends, ns, &r.name).is_none() {
             d.err(
                 "spec.backendRef.name",
@@ -1290,5 +1338,24 @@ fn check_one<S>(
             // The Secret is loaded but cannot serve the key: a definite mistake.
             Err(e) => errors.push(issue(e.to_string())),
         },
+    }
+}
+
+fn cross_namespace<S>(
+    from: &Resource<S>,
+    field: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> ConfigIssue {
+    ConfigIssue {
+        file: from.source.file.clone(),
+        document: from.label(),
+        field: field.to_string(),
+        message: format!(
+            "{kind} {ns}/{name} is in another namespace and no ReferenceGrant in {ns} allows {} {} to refer to it (Kubernetes would reject the reference)",
+            from.kind,
+            from.key()
+        ),
     }
 }
