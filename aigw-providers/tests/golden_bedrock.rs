@@ -397,6 +397,8 @@ fn factory_arms_build_the_right_cells() {
         (Endpoint::Embeddings, ApiSchema::AWSBedrock),
         (Endpoint::ChatCompletions, ApiSchema::AWSAnthropic),
         (Endpoint::Messages, ApiSchema::AWSAnthropic),
+        (Endpoint::CountTokens, ApiSchema::AWSBedrock),
+        (Endpoint::CountTokens, ApiSchema::AWSAnthropic),
         (Endpoint::ChatCompletions, ApiSchema::GCPVertexAI),
         (Endpoint::Messages, ApiSchema::GCPVertexAI),
         (Endpoint::Embeddings, ApiSchema::GCPVertexAI),
@@ -413,6 +415,39 @@ fn factory_arms_build_the_right_cells() {
             err.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
             "{e:?} -> {s:?}"
+        );
+    }
+}
+
+#[test]
+fn count_tokens() {
+    use aigw_providers::bedrock::{CountMode, CountTokensTranslator};
+    let req = br#"{"model":"anthropic.claude-3-5-sonnet-20240620-v1:0","system":"Be brief.","messages":[{"role":"user","content":"Hello, Claude"}]}"#;
+    let mut beta = HeaderMap::new();
+    beta.insert(
+        "anthropic-beta",
+        HeaderValue::from_static("token-counting-2024-11-01"),
+    );
+    for (name, mode) in [
+        ("converse", CountMode::Converse),
+        ("invoke_model", CountMode::InvokeModel),
+    ] {
+        let rq = request_snapshot(
+            &mut CountTokensTranslator::new(mode, None, None),
+            Endpoint::CountTokens,
+            req,
+            &beta,
+        );
+        let rs = response_snapshot(
+            &mut CountTokensTranslator::new(mode, None, None),
+            Endpoint::CountTokens,
+            req,
+            &HeaderMap::new(),
+            br#"{"inputTokens":14}"#,
+        );
+        insta::assert_snapshot!(
+            format!("bedrock_count_tokens__{name}"),
+            format!("{rq}\n\n---\n\n{rs}")
         );
     }
 }

@@ -7,6 +7,7 @@
 //! signing happens later, over these final bytes. Streams arrive as AWS eventstream
 //! (`application/vnd.amazon.eventstream`) and leave as SSE in the client's dialect.
 
+pub mod count_tokens;
 pub mod embeddings;
 pub mod invoke;
 pub mod request;
@@ -23,6 +24,7 @@ use aigw_core::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
+pub use count_tokens::{CountMode, CountTokensTranslator};
 pub use embeddings::EmbeddingsTranslator;
 pub use invoke::InvokeTranslator;
 pub use request::encode_model_id;
@@ -330,6 +332,14 @@ pub fn translator(spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
             ovr,
             spec.schema.version.as_deref(),
         ))),
+        (ApiSchema::AWSBedrock, Endpoint::CountTokens) => Ok(Box::new(CountTokensTranslator::new(
+            CountMode::Converse,
+            ovr,
+            None,
+        ))),
+        (ApiSchema::AWSAnthropic, Endpoint::CountTokens) => Ok(Box::new(
+            CountTokensTranslator::new(CountMode::InvokeModel, ovr, spec.schema.version.as_deref()),
+        )),
         (schema, endpoint) => Err(aigw_core::Error::untranslatable(
             format!("endpoint {}", endpoint.operation_name()),
             schema.as_str(),

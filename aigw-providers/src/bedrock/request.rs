@@ -155,7 +155,11 @@ fn image_format(media_type: &str) -> Option<&'static str> {
     })
 }
 
-fn content<'a>(blocks: &'a [Block], out: &mut Vec<ContentBlock<'a>>, field: &str) -> Result<()> {
+fn content<'a>(
+    blocks: &'a [Block],
+    out: &mut Vec<ContentBlock<'a>>,
+    field: &dyn Fn() -> String,
+) -> Result<()> {
     for (j, block) in blocks.iter().enumerate() {
         match block {
             Block::Text { text, cache } => {
@@ -171,7 +175,7 @@ fn content<'a>(blocks: &'a [Block], out: &mut Vec<ContentBlock<'a>>, field: &str
             } => {
                 let format = image_format(media_type).ok_or_else(|| {
                     Error::untranslatable(
-                        format!("{field}[{j}]"),
+                        format!("{}[{j}]", field()),
                         BACKEND,
                         format!("image type {media_type:?} is not one of png, jpeg, gif, webp"),
                     )
@@ -203,7 +207,7 @@ fn content<'a>(blocks: &'a [Block], out: &mut Vec<ContentBlock<'a>>, field: &str
                 cache,
             } => {
                 let mut c = Vec::with_capacity(inner.len());
-                content(inner, &mut c, &format!("{field}[{j}].content"))?;
+                content(inner, &mut c, &|| format!("{}[{j}].content", field()))?;
                 // A cache point inside a tool result is not allowed; it goes after it.
                 c.retain(|b| !matches!(b, ContentBlock::CachePoint(_)));
                 if c.is_empty() {
@@ -325,11 +329,11 @@ pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
     }
 
     let mut system = Vec::with_capacity(req.system.len() + 1);
-    content(&req.system, &mut system, "system")?;
+    content(&req.system, &mut system, &|| "system".to_owned())?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
         let mut c = Vec::with_capacity(m.content.len());
-        content(&m.content, &mut c, &format!("messages[{i}].content"))?;
+        content(&m.content, &mut c, &|| format!("messages[{i}].content"))?;
         messages.push(Msg {
             role: match m.role {
                 Role::User => "user",
@@ -339,9 +343,12 @@ pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
         });
     }
 
-    let object_schema: Box<RawValue> =
+    let object_schema: Box<RawValue> = if req.tools.iter().any(|t| t.parameters.is_none()) {
         RawValue::from_string(r#"{"type":"object","properties":{}}"#.to_owned())
-            .map_err(|e| Error::internal(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()))?
+    } else {
+        Box::default()
+    };
     let tool_choice = match &req.tool_choice {
         None | Some(ToolChoice::Auto) => None,
         Some(ToolChoice::Any) => Some(json!({"any": {}})),
@@ -425,8 +432,10 @@ pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
         additional_model_request_fields: additional,
         output_config,
     };
-    serde_json::to_vec(&body)
-        .map_err(|e| Error::internal(format!("serialising Converse body: {e}")))
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &body)
+        .map_err(|e| Error::internal(format!("serialising Converse body: {e}")))?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -414,10 +414,10 @@ pub fn error_body(api: ClientApi, status: u16, provider_type: &str, message: &st
 }
 
 /// Parses a JSON string field that must hold a JSON value (OpenAI tool-call arguments).
-pub(crate) fn raw_json(text: &str, field: &str) -> Result<Box<RawValue>> {
+pub(crate) fn raw_json(text: &str, field: impl FnOnce() -> String) -> Result<Box<RawValue>> {
     let text = if text.trim().is_empty() { "{}" } else { text };
     RawValue::from_string(text.to_owned())
-        .map_err(|e| Error::bad_request(format!("{field} is not valid JSON: {e}")))
+        .map_err(|e| Error::bad_request(format!("{} is not valid JSON: {e}", field())))
 }
 
 /// Splits a `data:` URL into media type and base64 payload.

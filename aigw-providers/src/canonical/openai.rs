@@ -345,10 +345,9 @@ fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str)
                 blocks.push(Block::ToolUse {
                     id: call.id.into_owned(),
                     name: call.function.name.into_owned(),
-                    input: raw_json(
-                        &call.function.arguments,
-                        &format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                    )?,
+                    input: raw_json(&call.function.arguments, || {
+                        format!("messages[{i}].tool_calls[{j}].function.arguments")
+                    })?,
                 });
             }
             out.push(Role::Assistant, blocks);
