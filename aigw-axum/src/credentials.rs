@@ -2,8 +2,9 @@
 
 use crate::config::CredentialResolver;
 use aigw_auth::aws::{AwsCredentialSource, SigV4Config, SigV4Provider};
+use aigw_auth::gcp::{GcpConfig, GcpCredentialSource, GcpProvider};
 use aigw_auth::{ApiKeyProvider, KeySource, Rotating};
-use aigw_core::config::{ResolvedSecurityPolicy, SecurityPolicyKind};
+use aigw_core::config::{GcpAuth, ResolvedSecurityPolicy, SecurityPolicyKind};
 use aigw_core::{CredentialProvider, Error, Result};
 use std::sync::Arc;
 
@@ -38,6 +39,32 @@ pub fn provider_for(policy: &ResolvedSecurityPolicy) -> Result<Arc<dyn Credentia
             };
             let inner = SigV4Provider::new(name, SigV4Config::new(region.clone(), source));
             Arc::new(Rotating::new(Arc::new(inner)))
+        }
+        SecurityPolicyKind::GCPCredentials {
+            project,
+            region,
+            auth,
+        } => {
+            let source = match auth {
+                GcpAuth::ServiceAccountJson(key) => {
+                    GcpCredentialSource::ServiceAccountKey(KeySource::Value(key.clone()))
+                }
+                GcpAuth::ApplicationDefault => {
+                    GcpCredentialSource::MetadataServer { endpoint: None }
+                }
+                _ => {
+                    return Err(Error::Credential {
+                        policy: name,
+                        message: "GCP workload identity federation and passthrough are not supported by the standalone gateway yet".into(),
+                    });
+                }
+            };
+            let config = GcpConfig {
+                project: project.clone().unwrap_or_default(),
+                region: region.clone().unwrap_or_default(),
+                source,
+            };
+            Arc::new(Rotating::new(Arc::new(GcpProvider::new(name, config))))
         }
         other => {
             return Err(Error::Credential {
