@@ -101,6 +101,9 @@ struct State {
 
 /// Caching, refresh-ahead, single-flight wrapper around any [`CredentialProvider`].
 ///
+/// Inside a tokio runtime the refresh ahead of expiry runs as a background task, so no
+/// request waits for it; callers only wait when no valid credential exists at all.
+///
 /// ```
 /// # async fn demo() -> aigw_core::Result<()> {
 /// use aigw_auth::{ApiKeyProvider, KeySource, Rotating};
@@ -112,19 +115,26 @@ struct State {
 /// # Ok(()) }
 /// ```
 pub struct Rotating {
+    core: Core,
+    /// Held by whoever is fetching: the single-flight gate.
+    fetch: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Everything a refresh needs, cheap to clone into a background task.
+#[derive(Clone)]
+struct Core {
     inner: Arc<dyn CredentialProvider>,
     config: RotationConfig,
     clock: Arc<dyn Clock>,
-    state: Mutex<State>,
-    fetch: tokio::sync::Mutex<()>,
+    state: Arc<Mutex<State>>,
     observer: Option<Arc<dyn RefreshObserver>>,
 }
 
 impl fmt::Debug for Rotating {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rotating")
-            .field("inner", &self.inner)
-            .field("config", &self.config)
+            .field("inner", &self.core.inner)
+            .field("config", &self.core.config)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -134,41 +144,50 @@ impl Rotating {
     /// Wraps `inner` with the default configuration and the system clock.
     pub fn new(inner: Arc<dyn CredentialProvider>) -> Self {
         Self {
-            inner,
-            config: RotationConfig::default(),
-            clock: Arc::new(SystemClock),
-            state: Mutex::new(State::default()),
-            fetch: tokio::sync::Mutex::new(()),
-            observer: None,
+            core: Core {
+                inner,
+                config: RotationConfig::default(),
+                clock: Arc::new(SystemClock),
+                state: Arc::new(Mutex::new(State::default())),
+                observer: None,
+            },
+            fetch: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     /// Uses `config`.
     #[must_use]
-    pub const fn with_config(mut self, config: RotationConfig) -> Self {
-        self.config = config;
+    pub fn with_config(mut self, config: RotationConfig) -> Self {
+        self.core.config = config;
         self
     }
 
     /// Reads time from `clock`.
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.core.clock = clock;
         self
     }
 
     /// Reports refresh outcomes to `observer`.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn RefreshObserver>) -> Self {
-        self.observer = Some(observer);
+        self.core.observer = Some(observer);
         self
     }
 
     /// Current counters.
     pub fn stats(&self) -> RotationStats {
-        self.lock().stats.clone()
+        self.core.lock().stats.clone()
     }
 
+    /// Whether a fetch is running right now (e.g. a background refresh).
+    pub fn is_refreshing(&self) -> bool {
+        self.fetch.try_lock().is_err()
+    }
+}
+
+impl Core {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -200,6 +219,10 @@ impl Rotating {
             policy: self.inner.name().to_owned(),
             message: format!("no valid credential: last refresh failed: {why}"),
         }
+    }
+
+    fn backing_off(&self, now: SystemTime) -> bool {
+        self.lock().next_attempt.is_some_and(|t| now < t)
     }
 
     /// Runs one fetch; the caller holds the fetch lock.
@@ -246,79 +269,75 @@ impl Rotating {
                 }
             }
         };
-        let fresh = match &outcome {
-            RefreshOutcome::Refreshed { .. } => st.current.clone(),
-            RefreshOutcome::Failed { .. } => None,
+        let result = match &outcome {
+            RefreshOutcome::Refreshed { .. } => {
+                st.current.clone().ok_or_else(|| self.unavailable(&st))
+            }
+            RefreshOutcome::Failed { .. } => Err(self.unavailable(&st)),
         };
-        let err = fresh.is_none().then(|| self.unavailable(&st));
         drop(st);
         if let Some(o) = &self.observer {
             o.on_refresh(self.inner.name(), &outcome);
         }
-        match (fresh, err) {
-            (Some(c), _) => Ok(c),
-            (None, Some(e)) => Err(e),
-            (None, None) => Err(AuthError::Expired {
-                policy: self.inner.name().to_owned(),
-                message: "no valid credential".to_owned(),
-            }),
-        }
-    }
-
-    fn backing_off(&self, now: SystemTime) -> bool {
-        self.lock().next_attempt.is_some_and(|t| now < t)
+        result
     }
 }
 
 #[async_trait]
 impl CredentialProvider for Rotating {
     fn name(&self) -> &str {
-        self.inner.name()
+        self.core.inner.name()
     }
 
     async fn credential(&self) -> Result<Credential> {
-        let now = self.clock.now();
-        let (cached, generation) = self.snapshot(now);
+        let core = &self.core;
+        let now = core.clock.now();
+        let (cached, generation) = core.snapshot(now);
         if let Some(current) = cached {
-            if !self.wants_refresh(&current, now) || self.backing_off(now) {
+            if !core.wants_refresh(&current, now) || core.backing_off(now) {
                 return Ok(current);
             }
-            // Refresh ahead: one caller fetches, everyone else keeps the valid credential.
-            let Ok(_guard) = self.fetch.try_lock() else {
+            // Refresh ahead: one caller starts the fetch, everyone keeps the valid credential.
+            let Ok(guard) = self.fetch.clone().try_lock_owned() else {
                 return Ok(current);
             };
-            if self.lock().generation != generation {
-                return Ok(self.snapshot(self.clock.now()).0.unwrap_or(current));
+            if core.lock().generation != generation {
+                return Ok(core.snapshot(core.clock.now()).0.unwrap_or(current));
             }
-            return match self.refresh().await {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let background = core.clone();
+                runtime.spawn(async move {
+                    let _guard = guard;
+                    // The outcome lands in the shared state and the observer.
+                    let _ = background.refresh().await;
+                });
+                return Ok(current);
+            }
+            let _guard = guard;
+            return match core.refresh().await {
                 Ok(c) => Ok(c),
-                Err(e) => {
-                    // The fetch may have outlasted the old credential.
-                    if Self::is_valid(&current, self.clock.now()) {
-                        Ok(current)
-                    } else {
-                        Err(e.into())
-                    }
-                }
+                // The fetch may have outlasted the old credential.
+                Err(_) if Core::is_valid(&current, core.clock.now()) => Ok(current),
+                Err(e) => Err(e.into()),
             };
         }
-        if self.backing_off(now) {
-            return Err(self.unavailable(&self.lock()).into());
+        if core.backing_off(now) {
+            return Err(core.unavailable(&core.lock()).into());
         }
         let _guard = self.fetch.lock().await;
-        let (cached, now_generation) = self.snapshot(self.clock.now());
+        let (cached, now_generation) = core.snapshot(core.clock.now());
         if let Some(c) = cached {
             return Ok(c);
         }
         if now_generation != generation {
             // A fetch completed while this caller waited, and failed: share its result.
-            return Err(self.unavailable(&self.lock()).into());
+            return Err(core.unavailable(&core.lock()).into());
         }
-        Ok(self.refresh().await?)
+        Ok(core.refresh().await?)
     }
 
     fn apply(&self, credential: &Credential, request: &mut OutgoingRequest) -> Result<()> {
-        self.inner.apply(credential, request)
+        self.core.inner.apply(credential, request)
     }
 }
 

@@ -29,6 +29,9 @@ struct Endpoint {
     down: AtomicBool,
     ttl: Duration,
     latency: Duration,
+    /// While set, fetches wait for `release` before answering.
+    held: AtomicBool,
+    release: tokio::sync::Notify,
 }
 
 impl Endpoint {
@@ -39,6 +42,8 @@ impl Endpoint {
             down: AtomicBool::new(false),
             ttl: HOUR,
             latency: Duration::from_millis(30),
+            held: AtomicBool::new(false),
+            release: tokio::sync::Notify::new(),
         })
     }
     fn fetches(&self) -> usize {
@@ -54,6 +59,9 @@ impl CredentialProvider for Endpoint {
     async fn credential(&self) -> Result<Credential> {
         let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(self.latency).await;
+        if self.held.load(Ordering::SeqCst) {
+            self.release.notified().await;
+        }
         if self.down.load(Ordering::SeqCst) {
             return Err(aigw_core::Error::Credential {
                 policy: self.name().into(),
@@ -86,6 +94,24 @@ fn setup() -> (Arc<ManualClock>, Arc<Endpoint>, Arc<Rotating>) {
     (clock, ep, rot)
 }
 
+/// Waits for a background refresh to finish.
+async fn settle(rot: &Rotating) {
+    for _ in 0..500 {
+        if !rot.is_refreshing() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("refresh did not finish");
+}
+
+/// One request, then whatever refresh it started runs to completion.
+async fn call(rot: &Rotating) -> Result<Credential> {
+    let r = rot.credential().await;
+    settle(rot).await;
+    r
+}
+
 async fn burst(rot: &Arc<Rotating>, n: usize) -> Vec<Result<Credential>> {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -107,8 +133,10 @@ async fn caches_then_refreshes_ahead_of_expiry() {
     clock.advance(50 * MIN);
     assert_eq!(token(&rot.credential().await.unwrap()), "secret-token-1");
     assert_eq!(ep.fetches(), 1, "cached outside the refresh window");
-    // 4m59s before expiry: inside the default 5-minute window.
+    // 4m59s before expiry: inside the default 5-minute window. The request gets the
+    // still-valid credential at once; the refresh runs in the background.
     clock.advance(5 * MIN + Duration::from_secs(1));
+    assert_eq!(token(&call(&rot).await.unwrap()), "secret-token-1");
     assert_eq!(token(&rot.credential().await.unwrap()), "secret-token-2");
     assert_eq!(ep.fetches(), 2);
     assert_eq!(rot.stats().refreshed, 2);
@@ -137,46 +165,47 @@ async fn thousand_requests_in_refresh_window_cause_one_fetch_and_never_wait() {
     rot.credential().await.unwrap();
     clock.advance(HOUR - 2 * MIN);
     let results = burst(&rot, 1000).await;
+    settle(&rot).await;
     assert_eq!(ep.fetches(), 2);
     let tokens: Vec<String> = results.into_iter().map(|r| token(&r.unwrap())).collect();
-    // Everyone got a valid credential; those that did not wait for the fetch kept the old one.
+    // Everyone got a valid credential without waiting for the fetch.
     assert!(
         tokens
             .iter()
             .all(|t| t == "secret-token-1" || t == "secret-token-2")
     );
-    assert!(tokens.iter().any(|t| t == "secret-token-2"));
     assert_eq!(token(&rot.credential().await.unwrap()), "secret-token-2");
 }
 
 #[tokio::test]
 async fn outage_with_valid_credential_keeps_requests_working_with_backoff() {
     let (clock, ep, rot) = setup();
-    rot.credential().await.unwrap();
+    call(&rot).await.unwrap();
     ep.down.store(true, Ordering::SeqCst);
     clock.advance(HOUR - 4 * MIN);
     // Failing refresh: the request still gets the valid credential.
-    assert_eq!(token(&rot.credential().await.unwrap()), "secret-token-1");
+    assert_eq!(token(&call(&rot).await.unwrap()), "secret-token-1");
     assert_eq!(ep.fetches(), 2);
     assert_eq!(rot.stats().failed, 1);
     // Within the 1 s backoff: no new attempt.
     for _ in 0..50 {
-        assert_eq!(token(&rot.credential().await.unwrap()), "secret-token-1");
+        assert_eq!(token(&call(&rot).await.unwrap()), "secret-token-1");
     }
     assert_eq!(ep.fetches(), 2);
     clock.advance(Duration::from_secs(1));
-    rot.credential().await.unwrap();
+    call(&rot).await.unwrap();
     assert_eq!(ep.fetches(), 3, "retried after the backoff");
     // Second failure doubles the backoff to 2 s.
     clock.advance(Duration::from_secs(1));
-    rot.credential().await.unwrap();
+    call(&rot).await.unwrap();
     assert_eq!(ep.fetches(), 3);
     clock.advance(Duration::from_secs(1));
-    rot.credential().await.unwrap();
+    call(&rot).await.unwrap();
     assert_eq!(ep.fetches(), 4);
-    // Recovery.
+    // Recovery: the triggering request still gets the old credential, the next the new one.
     ep.down.store(false, Ordering::SeqCst);
     clock.advance(Duration::from_secs(4));
+    assert_eq!(token(&call(&rot).await.unwrap()), "secret-token-1");
     assert_eq!(token(&rot.credential().await.unwrap()), "secret-token-5");
     assert_eq!(rot.stats().consecutive_failures, 0);
 }
@@ -249,7 +278,7 @@ async fn observer_sees_every_outcome() {
     rot.credential().await.unwrap();
     ep.down.store(true, Ordering::SeqCst);
     clock.advance(HOUR - MIN);
-    rot.credential().await.unwrap();
+    call(&rot).await.unwrap();
     let seen = rec.0.lock().unwrap().clone();
     assert_eq!(
         seen,
@@ -263,4 +292,32 @@ async fn observer_sees_every_outcome() {
             },
         ]
     );
+}
+
+#[tokio::test]
+async fn refresh_ahead_never_blocks_a_request() {
+    let (clock, ep, rot) = setup();
+    rot.credential().await.unwrap();
+    ep.held.store(true, Ordering::SeqCst);
+    clock.advance(HOUR - MIN);
+    // The token endpoint hangs; requests are still answered immediately.
+    for _ in 0..10 {
+        let c = tokio::time::timeout(Duration::from_secs(5), rot.credential())
+            .await
+            .expect("a request waited for the refresh")
+            .unwrap();
+        assert_eq!(token(&c), "secret-token-1");
+    }
+    // Let the background task reach the (hanging) endpoint.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(rot.is_refreshing());
+    assert_eq!(
+        ep.fetches(),
+        2,
+        "one refresh in flight, not one per request"
+    );
+    ep.held.store(false, Ordering::SeqCst);
+    ep.release.notify_one();
+    settle(&rot).await;
+    assert_eq!(token(&rot.credential().await.unwrap()), "secret-token-2");
 }
