@@ -187,6 +187,10 @@ impl Catalog for ConfigCatalog {
         self.costs.contains_key(route)
     }
 
+    fn body_limit(&self) -> Option<u64> {
+        self.snapshot.body_limit()
+    }
+
     fn models(&self) -> Vec<(String, String)> {
         self.snapshot
             .models(None)

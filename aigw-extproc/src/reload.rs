@@ -19,14 +19,26 @@ fn stamp(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
 }
 
 /// Watches `paths` and swaps `runtime` when they change. `load` builds a runtime from
-/// the files. Runs until the task is dropped.
-pub async fn watch(
+/// the files. The files' state is recorded when this is called (not when the future is
+/// first polled), so an edit made between loading and spawning is not missed. The
+/// future runs until dropped.
+pub fn watch(
     paths: Vec<PathBuf>,
     runtime: Arc<ArcSwap<Runtime>>,
     interval: Duration,
     load: impl Fn(&[PathBuf]) -> aigw_core::Result<Runtime> + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send {
+    let last = stamp(&paths);
+    poll(paths, runtime, interval, load, last)
+}
+
+async fn poll(
+    paths: Vec<PathBuf>,
+    runtime: Arc<ArcSwap<Runtime>>,
+    interval: Duration,
+    load: impl Fn(&[PathBuf]) -> aigw_core::Result<Runtime> + Send + 'static,
+    mut last: Vec<Option<SystemTime>>,
 ) {
-    let mut last = stamp(&paths);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

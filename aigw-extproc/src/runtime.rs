@@ -34,6 +34,11 @@ pub trait Catalog: Send + Sync + 'static {
         false
     }
 
+    /// The largest request body accepted (ClientTrafficPolicy buffer limit), if any.
+    fn body_limit(&self) -> Option<u64> {
+        None
+    }
+
     /// Model ids served by `/v1/models`, with their owners.
     fn models(&self) -> Vec<(String, String)> {
         Vec::new()

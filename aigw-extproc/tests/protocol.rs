@@ -494,6 +494,15 @@ async fn errors_become_immediate_responses() {
     assert_eq!(code, 400);
     assert_eq!(v["type"], "error");
 
+    // Over the configured body limit → 413.
+    let mut s = h.open().await;
+    s.send(req_headers(&[(":path", "/v1/chat/completions")], false))
+        .await;
+    let big = format!(r#"{{"model":"gpt-test","x":"{}"}}"#, "y".repeat(9 << 20));
+    let (code, v) = immediate(&s.send(req_body(big.as_bytes())).await);
+    assert_eq!(code, 413);
+    assert!(v["error"]["message"].as_str().unwrap().contains("limit"));
+
     // Unknown path → 404.
     let mut s = h.open().await;
     let (code, _) = immediate(

@@ -153,6 +153,15 @@ impl RouterStream {
 
     async fn request_body(&mut self, b: HttpBody) -> ProcessingResponse {
         self.body.extend_from_slice(&b.body);
+        if let Some(limit) = self.runtime.catalog.body_limit()
+            && self.body.len() as u64 > limit
+        {
+            self.body = BytesMut::new();
+            let e = Error::PayloadTooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            };
+            return self.fail_request(&e);
+        }
         if !b.end_of_stream {
             // Only with a STREAMED request body mode; keep collecting.
             return continue_reply(wire::request_body_response);

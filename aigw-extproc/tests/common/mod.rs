@@ -63,6 +63,10 @@ impl Catalog for TestCatalog {
         )]
     }
 
+    fn body_limit(&self) -> Option<u64> {
+        Some(8 << 20)
+    }
+
     fn models(&self) -> Vec<(String, String)> {
         vec![("gpt-test".into(), "default".into())]
     }

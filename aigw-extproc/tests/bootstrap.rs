@@ -1,0 +1,126 @@
+//! The Envoy bootstrap generated from the upstream project's example manifests: a golden
+//! snapshot, structural checks, and Envoy's own validation (`envoy --mode validate`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use aigw_core::config::Config;
+use aigw_extproc::envoy::{Options, Plan};
+use aigw_extproc::server::ListenAddr;
+use serde_json::Value;
+use std::path::PathBuf;
+
+const FIXTURES: [&str; 3] = [
+    "provider_fallback__base.yaml",
+    "basic__basic.yaml",
+    "basic__aws-bedrock-openai-anthropic.yaml",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn bootstrap(name: &str) -> Value {
+    let config = Config::load_paths(&[fixture(name)]).unwrap();
+    let plan = Plan::from_config(&config).unwrap();
+    let mut opts = Options::new(ListenAddr::parse("unix:///run/aigw/extproc.sock").unwrap());
+    opts.listen = ([127, 0, 0, 1], 1975).into();
+    opts.admin = Some(([127, 0, 0, 1], 9901).into());
+    plan.bootstrap(&opts).unwrap()
+}
+
+#[test]
+fn fallback_manifest_golden() {
+    insta::assert_json_snapshot!(bootstrap("provider_fallback__base.yaml"));
+}
+
+#[test]
+fn fallback_rule_is_one_cluster_with_priorities_and_retries() {
+    let b = bootstrap("provider_fallback__base.yaml");
+    let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+    let c = clusters
+        .iter()
+        .find(|c| c["name"] == "httproute/default/provider-fallback/rule/0")
+        .unwrap();
+    let localities = c["load_assignment"]["endpoints"].as_array().unwrap();
+    assert_eq!(localities.len(), 2, "one locality per priority");
+    assert_eq!(localities[0]["priority"], 0);
+    let primary = &localities[0]["lb_endpoints"][0];
+    assert_eq!(
+        primary["metadata"]["filter_metadata"]["aigateway.envoy.io"]["per_route_rule_backend_name"],
+        "default/provider-fallback-always-failing-upstream/route/provider-fallback/rule/0/ref/0"
+    );
+    assert_eq!(localities[1]["priority"], 1);
+    assert_eq!(
+        localities[1]["lb_endpoints"][0]["endpoint"]["hostname"],
+        "bedrock-runtime.us-east-1.amazonaws.com"
+    );
+    assert_eq!(
+        c["transport_socket"]["name"], "envoy.transport_sockets.tls",
+        "both backends speak TLS"
+    );
+    let filters = c["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"]
+        .as_array()
+        .unwrap();
+    let names: Vec<_> = filters
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.filters.http.ext_proc",
+            "envoy.filters.http.header_mutation",
+            "envoy.filters.http.upstream_codec"
+        ]
+    );
+    let mode = &filters[0]["typed_config"]["processing_mode"];
+    assert_eq!(mode["request_body_mode"], "NONE");
+    assert_eq!(mode["response_header_mode"], "SKIP");
+    assert_eq!(
+        filters[0]["typed_config"]["request_attributes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    let hcm =
+        &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let route = &hcm["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(
+        route["match"]["headers"][0]["string_match"]["exact"],
+        "us.amazon.nova-micro-v1:0"
+    );
+    assert_eq!(route["route"]["retry_policy"]["num_retries"], 1);
+    let router = &hcm["http_filters"][0]["typed_config"];
+    assert_eq!(router["processing_mode"]["request_body_mode"], "BUFFERED");
+    assert_eq!(router["allow_mode_override"], true);
+}
+
+/// Envoy itself accepts every generated bootstrap.
+#[test]
+fn envoy_validates_generated_bootstraps() {
+    let Some(envoy) = common::envoy::envoy_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for name in FIXTURES {
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&bootstrap(name)).unwrap()).unwrap();
+        let out = std::process::Command::new(&envoy)
+            .args(["--mode", "validate", "-l", "error", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
