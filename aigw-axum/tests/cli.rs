@@ -200,3 +200,58 @@ async fn run_hot_reloads_valid_changes_and_keeps_the_config_on_invalid_ones() {
     }
     assert_eq!(chat_status(&url, "second").await, 200, "old config kept");
 }
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_streams_then_exits_zero() {
+    let (listen, admin) = (free_addr(), free_addr());
+    let mut gw = Proc(
+        Command::new(AIGW)
+            .args(["run", "--listen"])
+            .arg(listen.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("AZURE_OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    let mut r = reqwest::Client::new()
+        .post(format!("http://{listen}/v1/chat/completions"))
+        .header("x-sim-chunks", "5")
+        .header("x-sim-chunk-interval-ms", "200")
+        .json(&serde_json::json!({"model": "gpt-4o-mini", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut text = String::from_utf8(r.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    let pid = gw.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while let Some(c) = r.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&c));
+    }
+    assert!(text.contains("data: [DONE]"), "stream cut short: {text}");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = gw.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    // New connections are refused once it has gone.
+    assert!(TcpStream::connect(listen).is_err());
+}
