@@ -135,8 +135,8 @@ run() { # name url body pid-to-measure
     msgs=$(python3 -c "a='$m0'.split(); b='$m1'.split(); print(round((int(b[0])-int(a[0]))/max(1,int(b[1])-int(a[1])),1))")
   fi
   local p50 p99 rps ok
-  p50=$(awk '/50%% in/ {print $3*1000}' <<<"$out")
-  p99=$(awk '/99%% in/ {print $3*1000}' <<<"$out")
+  p50=$(awk '/ 50% in/ {printf "%.2f", $3*1000}' <<<"$out")
+  p99=$(awk '/ 99% in/ {printf "%.2f", $3*1000}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print int($2)}' <<<"$out")
   ok=$(awk '/\[200\]/ {print $2}' <<<"$out")
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$p50" "$p99" "$rps" "$cpu" "$msgs" "${ok:-0}/$N"
