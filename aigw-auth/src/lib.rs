@@ -10,6 +10,17 @@
 //! [`Rotating`] adds caching and refresh to any of them; [`CredentialOverride`] adds
 //! per-request credentials from `x-aigw-*` headers. Secrets only ever live in
 //! [`aigw_core::Secret`].
+//!
+//! | policy type | provider | on the request |
+//! |---|---|---|
+//! | `APIKey` | [`ApiKeyProvider::bearer`] | `Authorization: Bearer` |
+//! | `AzureAPIKey` | [`ApiKeyProvider::azure`] | `api-key` |
+//! | `AnthropicAPIKey` | [`ApiKeyProvider::anthropic`] | `x-api-key` |
+//! | `AWSCredentials` | [`aws::SigV4Provider`] | SigV4 (`bedrock`) over the final body |
+//! | `AzureCredentials` | [`azure::AzureProvider`] | `Authorization: Bearer` (Entra ID) |
+//! | `GCPCredentials` | [`gcp::GcpProvider`] | `Authorization: Bearer` + `/v1/projects/{p}/locations/{r}` |
+//!
+//! [`provider_for`] builds the right stack from a resolved policy of `aigw-core`'s config.
 
 mod api_key;
 pub mod aws;

@@ -115,3 +115,53 @@ async fn wrong_secret_is_a_503_with_entra_code_and_no_secret() {
     );
     assert!(!msg.contains("not-the-secret"), "{msg}");
 }
+
+#[tokio::test]
+async fn federated_assertion_from_a_discovered_oidc_provider() {
+    let Some((_peer, port)) = start("federated_assertion_from_a_discovered_oidc_provider") else {
+        return;
+    };
+    // The OIDC provider: discovery document plus a client-credentials token endpoint
+    // whose access token is the federated assertion Entra expects.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let token_endpoint = format!("{issuer}/connect/token");
+    let discovery =
+        serde_json::json!({"issuer": issuer, "token_endpoint": token_endpoint}).to_string();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let d = discovery.clone();
+                async move { ([(http::header::CONTENT_TYPE, "application/json")], d) }
+            }),
+        )
+        .route(
+            "/connect/token",
+            axum::routing::post(|| async {
+                (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({"access_token": ASSERTION, "token_type": "Bearer", "expires_in": 600}).to_string(),
+                )
+            }),
+        );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let oidc = aigw_auth::OidcClientCredentials {
+        token_endpoint: String::new(),
+        issuer: Some(issuer),
+        client_id: "workload".into(),
+        client_secret: aigw_core::Secret::new("workload-secret"),
+        scopes: vec!["api://AzureADTokenExchange".into()],
+        audience: None,
+        secret_in_body: false,
+    };
+    let p = AzureProvider::new(
+        "ns/azure-fed",
+        config(port, AzureClientAuth::AssertionFromOidc(oidc)),
+    );
+    let c = p.credential().await.unwrap();
+    assert!(
+        matches!(&c.material, CredentialMaterial::Token(t) if t.expose().split('.').count() == 3)
+    );
+    server.abort();
+}
