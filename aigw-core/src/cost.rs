@@ -166,7 +166,14 @@ fn describe_parse_errors(expression: &str, errors: &cel::ParseErrors) -> String 
     let parts: Vec<String> = errors
         .errors
         .iter()
-        .map(|e| format!("line {}, column {}: {}", e.pos.0.max(1), e.pos.1 + 1, e.msg))
+        .map(|e| {
+            format!(
+                "line {}, column {}: {}",
+                e.pos.0.max(1),
+                e.pos.1.max(1),
+                e.msg
+            )
+        })
         .collect();
     format!(
         "CEL expression {expression:?} does not compile: {}",
@@ -316,7 +323,7 @@ mod tests {
     #[test]
     fn parse_error_names_position() {
         let e = CelCost::compile("input_tokens +* 2").unwrap_err();
-        assert!(e.message.contains("column"), "{}", e.message);
+        assert!(e.message.contains("line 1, column 15"), "{}", e.message);
     }
 
     #[test]

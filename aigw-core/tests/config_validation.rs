@@ -1020,3 +1020,23 @@ fn quota_per_model_name_must_be_an_override() {
     );
     Config::from_yaml_str(&ok, FILE).unwrap();
 }
+
+/// The full text a user sees for a configuration with several mistakes.
+#[test]
+fn error_text_golden() {
+    // A document that does not match its schema stops at its first such error; the
+    // semantic checks of every other document still run and are all reported.
+    let yaml = replace("          weight: 1\n", "          weight: -1\n")
+        .replace("      port: 1975\n", "      port: 1975\n      prot: 1\n")
+        .replace("  type: APIKey\n", "  type: AzureAPIKey\n")
+        .replace(
+            "  backendRef:\n    name: openai\n",
+            "  backendRef:\n    name: gone\n",
+        )
+        .replace(
+            "#COSTS",
+            "    - metadataKey: bad\n      type: CEL\n      cel: 'input_tokens *'\n",
+        );
+    let text = Config::from_yaml_str(&yaml, FILE).unwrap_err().to_string();
+    insta::assert_snapshot!(text);
+}
