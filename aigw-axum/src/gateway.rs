@@ -156,7 +156,7 @@ pub(crate) struct Inner {
 /// ```no_run
 /// # async fn demo(snapshot: aigw_axum::Snapshot) -> Result<(), Box<dyn std::error::Error>> {
 /// let gateway = aigw_axum::Gateway::builder(snapshot).build()?;
-/// let app = axum::Router::new().nest_service("/ai", gateway.clone());
+/// let app: axum::Router = axum::Router::new().nest_service("/ai", gateway.clone());
 /// # let _ = app; Ok(()) }
 /// ```
 #[derive(Clone)]
