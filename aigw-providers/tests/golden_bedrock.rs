@@ -402,13 +402,14 @@ fn factory_arms_build_the_right_cells() {
         (Endpoint::ChatCompletions, ApiSchema::GCPVertexAI),
         (Endpoint::Messages, ApiSchema::GCPVertexAI),
         (Endpoint::Embeddings, ApiSchema::GCPVertexAI),
+        (Endpoint::CountTokens, ApiSchema::GCPVertexAI),
     ] {
         assert!(build(e, s).is_ok(), "{e:?} -> {s:?}");
     }
     for (e, s) in [
         (Endpoint::Completions, ApiSchema::AWSBedrock),
         (Endpoint::Embeddings, ApiSchema::AWSAnthropic),
-        (Endpoint::CountTokens, ApiSchema::GCPVertexAI),
+        (Endpoint::Completions, ApiSchema::GCPVertexAI),
     ] {
         let err = build(e, s).unwrap_err();
         assert_eq!(

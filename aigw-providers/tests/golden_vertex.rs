@@ -289,3 +289,38 @@ fn embeddings() {
     );
     assert!(e.starts_with("ERROR 422"), "{e}");
 }
+
+#[test]
+fn count_tokens() {
+    use aigw_providers::vertex::CountTokensTranslator;
+    let req = br#"{"model":"m","system":"Be brief.","messages":[{"role":"user","content":"Hello"}],"tools":[{"name":"f","input_schema":{"type":"object"}}]}"#;
+    let rq = request_snapshot(
+        &mut CountTokensTranslator::new(Some(MODEL)),
+        Endpoint::CountTokens,
+        req,
+        &HeaderMap::new(),
+    );
+    let rs = response_snapshot(
+        &mut CountTokensTranslator::new(Some(MODEL)),
+        Endpoint::CountTokens,
+        req,
+        &HeaderMap::new(),
+        br#"{"totalTokens":31,"totalBillableCharacters":96}"#,
+    );
+    insta::assert_snapshot!("vertex_count_tokens", format!("{rq}\n\n---\n\n{rs}"));
+}
+
+#[test]
+fn tool_result_images_are_untranslatable_for_gemini() {
+    let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"},
+      {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"shot","input":{}}]},
+      {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"aGk="}}]}]}]}"#;
+    let snap = request_snapshot(
+        &mut translator(ClientApi::Anthropic),
+        Endpoint::Messages,
+        body,
+        &HeaderMap::new(),
+    );
+    assert!(snap.starts_with("ERROR 422"), "{snap}");
+    assert!(snap.contains("messages[2].content[0].content[0]"), "{snap}");
+}

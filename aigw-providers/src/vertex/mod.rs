@@ -5,6 +5,7 @@
 //! `/v1/projects/{project}/locations/{region}` in front of them (the same convention as
 //! the GCPAnthropic paths).
 
+pub mod count_tokens;
 pub mod embeddings;
 pub mod request;
 pub mod response;
@@ -20,6 +21,7 @@ use aigw_core::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
+pub use count_tokens::CountTokensTranslator;
 pub use embeddings::EmbeddingsTranslator;
 
 /// Splits an SSE byte stream into the `data` of each event, for any chunking.
@@ -319,6 +321,9 @@ pub fn translator(spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
         }
         (ApiSchema::GCPVertexAI, Endpoint::Embeddings) => {
             Ok(Box::new(EmbeddingsTranslator::new(ovr)))
+        }
+        (ApiSchema::GCPVertexAI, Endpoint::CountTokens) => {
+            Ok(Box::new(CountTokensTranslator::new(ovr)))
         }
         (schema, endpoint) => Err(aigw_core::Error::untranslatable(
             format!("endpoint {}", endpoint.operation_name()),

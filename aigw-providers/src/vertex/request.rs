@@ -105,6 +105,16 @@ fn parts(
                             "{field}[{j}]: tool result {id:?} answers no earlier tool call; Gemini needs the function name"
                         ))
                     })?;
+                if let Some(k) = content
+                    .iter()
+                    .position(|c| !matches!(c, Block::Text { .. }))
+                {
+                    return Err(Error::untranslatable(
+                        format!("{field}[{j}].content[{k}]"),
+                        BACKEND,
+                        "Gemini function responses carry JSON only, not images",
+                    ));
+                }
                 let text: String = content
                     .iter()
                     .filter_map(|c| match c {
