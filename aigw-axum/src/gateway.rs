@@ -45,6 +45,12 @@ pub trait RoutePlanner: Send + Sync + 'static {
     }
 }
 
+/// The authenticated client of a request, as a request extension: an authentication
+/// layer in front of the gateway inserts it, and the gateway charges token meters to it
+/// and carries it in the exchange record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(pub Arc<str>);
+
 /// One entry of the models list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelEntry {

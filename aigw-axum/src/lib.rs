@@ -27,7 +27,7 @@ mod stream;
 
 pub use error::GatewayError;
 pub use gateway::{
-    Gateway, GatewayBuilder, ModelEntry, RetryPolicy, RoutePlanner, Settings, Snapshot,
+    ClientId, Gateway, GatewayBuilder, ModelEntry, RetryPolicy, RoutePlanner, Settings, Snapshot,
 };
 pub use layer::{GatewayLayer, GatewayService};
 pub use record::{RecordSink, TracingSink};

@@ -1,7 +1,7 @@
 //! One request through the gateway: read, plan, attempt (with retries and fallback),
 //! respond (buffered or streamed).
 
-use crate::gateway::{Inner, ModelEntry, Snapshot};
+use crate::gateway::{ClientId, Inner, ModelEntry, Snapshot};
 use crate::stream::{Finisher, StreamBody};
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Attempt, Exchange, Plan, ResponseStart, retry_after};
@@ -43,10 +43,13 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
         Ok(b) => b,
         Err(e) => return error_response(endpoint.client_api(), &e),
     };
-    let exchange = match Exchange::new(endpoint, parts.headers, body) {
+    let mut exchange = match Exchange::new(endpoint, parts.headers, body) {
         Ok(ex) => ex,
         Err(e) => return error_response(endpoint.client_api(), &e),
     };
+    if let Some(ClientId(client)) = parts.extensions.get::<ClientId>() {
+        exchange.set_client(client.clone());
+    }
     let mut finisher = Finisher::new(exchange, inner.sink.clone());
     match run(&inner, &snapshot, &mut finisher).await {
         Ok(response) => response,

@@ -422,3 +422,30 @@ async fn hot_swap_changes_routing_without_restart() {
     assert_eq!(a.hits.load(Ordering::SeqCst), 1);
     assert_eq!(b.hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn client_identity_from_an_auth_layer_reaches_the_record() {
+    use tower::ServiceExt;
+    let up = upstream(ok(1)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("b", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let mut req = http::Request::post("/v1/chat/completions")
+        .body(axum::body::Body::from(chat(false).to_string()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(aigw_axum::ClientId(std::sync::Arc::from("team-a")));
+    let r = h.gateway.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(eventually(|| h.records.0.lock().unwrap().len() == 1).await);
+    assert_eq!(
+        h.records.0.lock().unwrap()[0].client.as_deref(),
+        Some("team-a")
+    );
+}

@@ -206,6 +206,8 @@ pub struct ExchangeRecord {
     pub upstream_wait: Option<Duration>,
     /// The error's message, when the exchange failed.
     pub error: Option<String>,
+    /// The authenticated client (API key id, JWT subject), when known.
+    pub client: Option<Arc<str>>,
 }
 
 /// One client request in flight.
@@ -283,6 +285,11 @@ impl Exchange {
         self.force_include_usage = force;
     }
 
+    /// Records the authenticated client; meters charge it and records carry it.
+    pub fn set_client(&mut self, client: Arc<str>) {
+        self.record.client = Some(client);
+    }
+
     /// Records the route that matched.
     pub fn set_route(&mut self, route: Arc<str>) {
         self.record.route = Some(route);
@@ -316,7 +323,8 @@ impl Exchange {
     }
 
     /// Reserves tokens with the meter for the first target; the reservation is settled
-    /// exactly once, by [`Exchange::finish`] or when the exchange is dropped.
+    /// exactly once, by [`Exchange::finish`] or when the exchange is dropped. `client`
+    /// defaults to the one given to [`Exchange::set_client`].
     pub async fn reserve(
         &mut self,
         meter: Arc<dyn TokenMeter>,
@@ -329,11 +337,12 @@ impl Exchange {
             .as_deref()
             .unwrap_or(&self.info.model)
             .to_owned();
+        let recorded = self.record.client.clone();
         let request = MeterRequest {
             route: &route,
             backend: &target.backend,
             model: &model,
-            client,
+            client: client.or(recorded.as_deref()),
             estimate: self.estimate(),
         };
         let reservation = meter.reserve(&request).await?;
