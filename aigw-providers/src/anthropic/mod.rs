@@ -13,8 +13,7 @@
 //!   [`Platform::Bedrock`] (sets `anthropic_version`, removes `model` and `stream`,
 //!   copies `anthropic-beta` into the body);
 //! * whole response: [`response::messages_to_chat`];
-//! * stream: decode each event payload as [`aigw_core::api::anthropic::StreamEvent`]
-//!   and feed [`response::ChatStreamEncoder::on_event`];
+//! * stream: feed each event's JSON payload to [`response::ChatStreamEncoder::on_data`];
 //! * Anthropic client on Bedrock: [`finish_for_platform`] on the client's own body.
 
 pub mod request;
@@ -323,9 +322,7 @@ impl Translator for ChatToAnthropic {
             let events = self.body.events(chunk, end_of_stream)?;
             let mut out = Vec::new();
             for ev in &events {
-                if let Ok(e) = serde_json::from_str::<an::StreamEvent>(&ev.data) {
-                    self.encoder.on_event(e, &mut out);
-                }
+                self.encoder.on_data(&ev.data, &mut out);
             }
             self.body.events = events;
             self.usage = self.encoder.usage();
@@ -627,8 +624,8 @@ impl Translator for MessagesToOpenAi {
             for ev in &events {
                 if ev.is_done() {
                     self.encoder.finish(&mut out);
-                } else if let Ok(c) = serde_json::from_str::<oa::ChatCompletionChunk>(&ev.data) {
-                    self.encoder.on_chunk(c, &mut out);
+                } else {
+                    self.encoder.on_data(&ev.data, &mut out);
                 }
             }
             self.body.events = events;

@@ -8,7 +8,9 @@ use super::request::ChatToMessagesInfo;
 use aigw_core::TokenUsage;
 use aigw_core::api::anthropic as an;
 use aigw_core::api::openai as oa;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Maps an Anthropic `stop_reason` to an OpenAI `finish_reason`.
@@ -205,173 +207,194 @@ impl ChatStreamEncoder {
         self.done
     }
 
-    fn chunk(&self, delta: oa::ChunkDelta, finish: Option<String>) -> oa::ChatCompletionChunk {
-        oa::ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![oa::ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-                extra: Map::new(),
-            }],
-            usage: None,
-            system_fingerprint: None,
-            extra: Map::new(),
-        }
+    fn write(&self, out: &mut Vec<u8>, delta: OutDelta<'_>, finish: Option<&str>) {
+        let choices = [OutChoice {
+            index: 0,
+            delta,
+            finish_reason: finish,
+        }];
+        crate::sse::encode_json(
+            out,
+            None,
+            &OutChunk {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.model,
+                choices: &choices,
+                usage: None,
+            },
+        );
     }
 
-    fn emit(&self, out: &mut Vec<u8>, delta: oa::ChunkDelta) {
-        crate::sse::encode_json(out, None, &self.chunk(delta, None));
-    }
-
-    /// Translates one event, appending OpenAI SSE bytes to `out`.
-    pub fn on_event(&mut self, event: an::StreamEvent, out: &mut Vec<u8>) {
-        let an::StreamEvent::Known(event) = event else {
-            return;
+    /// Translates one event's JSON text (the `data:` of an Anthropic stream event),
+    /// appending OpenAI SSE bytes to `out`. Returns `false` when the text is not an
+    /// event (it is then skipped).
+    pub fn on_data(&mut self, data: &str, out: &mut Vec<u8>) -> bool {
+        let Ok(ev) = serde_json::from_str::<LeanEvent<'_>>(data) else {
+            return false;
         };
-        match event {
-            an::KnownStreamEvent::MessageStart { message } => {
-                self.id = message.id;
-                self.model = message.model;
-                merge_usage(&mut self.usage, &message.usage);
-                self.emit(
+        match ev.kind.as_ref() {
+            "message_start" => {
+                if let Some(m) = ev.message {
+                    self.id = m.id.into_owned();
+                    self.model = m.model.into_owned();
+                    merge_usage(&mut self.usage, &m.usage);
+                }
+                self.write(
                     out,
-                    oa::ChunkDelta {
-                        role: Some(oa::Role::Assistant),
-                        content: Some(String::new()),
+                    OutDelta {
+                        role: Some("assistant"),
+                        content: Some(""),
                         ..Default::default()
                     },
+                    None,
                 );
             }
-            an::KnownStreamEvent::ContentBlockStart {
-                index,
-                content_block,
-            } => {
-                let an::ContentBlock::Known(block) = content_block else {
-                    return;
+            "content_block_start" => {
+                let Some(block) = ev.content_block else {
+                    return true;
                 };
-                match block {
-                    an::KnownBlock::ToolUse { id, name, .. } => {
-                        if self.info.json_tool.as_deref() == Some(name.as_str()) {
-                            self.json_blocks.push(index);
+                match block.kind.as_ref() {
+                    "tool_use" => {
+                        let name = block.name.as_deref().unwrap_or_default();
+                        if self.info.json_tool.as_deref() == Some(name) {
+                            self.json_blocks.push(ev.index);
                             self.json_tool_used = true;
-                            return;
+                            return true;
                         }
                         let n = self.next_tool;
                         self.next_tool += 1;
-                        self.tool_index.insert(index, n);
-                        self.emit(
+                        self.tool_index.insert(ev.index, n);
+                        let calls = [OutToolCall {
+                            index: n,
+                            id: block.id.as_deref(),
+                            kind: Some("function"),
+                            function: OutFunction {
+                                name: Some(name),
+                                arguments: Some(""),
+                            },
+                        }];
+                        self.write(
                             out,
-                            oa::ChunkDelta {
-                                tool_calls: Some(vec![oa::ToolCallDelta {
-                                    index: n,
-                                    id: Some(id),
-                                    kind: Some("function".into()),
-                                    function: Some(oa::FunctionCallDelta {
-                                        name: Some(name),
-                                        arguments: Some(String::new()),
-                                        extra: Map::new(),
-                                    }),
-                                    extra: Map::new(),
-                                }]),
+                            OutDelta {
+                                tool_calls: Some(&calls),
                                 ..Default::default()
                             },
+                            None,
                         );
                     }
-                    an::KnownBlock::Text { text, .. } if !text.is_empty() => {
-                        self.emit(
-                            out,
-                            oa::ChunkDelta {
-                                content: Some(text),
-                                ..Default::default()
-                            },
-                        );
+                    "text" => {
+                        if let Some(t) = block.text.as_deref().filter(|t| !t.is_empty()) {
+                            self.write(
+                                out,
+                                OutDelta {
+                                    content: Some(t),
+                                    ..Default::default()
+                                },
+                                None,
+                            );
+                        }
                     }
-                    an::KnownBlock::RedactedThinking { data, .. } => {
-                        let mut delta = oa::ChunkDelta::default();
-                        delta
-                            .extra
-                            .insert("redacted_reasoning_content".into(), Value::String(data));
-                        self.emit(out, delta);
+                    "redacted_thinking" => {
+                        if let Some(d) = block.data.as_deref() {
+                            self.write(
+                                out,
+                                OutDelta {
+                                    redacted_reasoning_content: Some(d),
+                                    ..Default::default()
+                                },
+                                None,
+                            );
+                        }
                     }
                     _ => {}
                 }
             }
-            an::KnownStreamEvent::ContentBlockDelta { index, delta } => {
-                let an::BlockDelta::Known(delta) = delta else {
-                    return;
-                };
-                let d = match delta {
-                    an::KnownBlockDelta::TextDelta { text } => oa::ChunkDelta {
-                        content: Some(text),
+            "content_block_delta" => {
+                let Some(d) = ev.delta else { return true };
+                let delta = match d.kind.as_deref() {
+                    Some("text_delta") => OutDelta {
+                        content: d.text.as_deref(),
                         ..Default::default()
                     },
-                    an::KnownBlockDelta::ThinkingDelta { thinking } => oa::ChunkDelta {
-                        reasoning_content: Some(thinking),
+                    Some("thinking_delta") => OutDelta {
+                        reasoning_content: d.thinking.as_deref(),
                         ..Default::default()
                     },
-                    an::KnownBlockDelta::SignatureDelta { signature } => oa::ChunkDelta {
-                        reasoning_signature: Some(signature),
+                    Some("signature_delta") => OutDelta {
+                        reasoning_signature: d.signature.as_deref(),
                         ..Default::default()
                     },
-                    an::KnownBlockDelta::InputJsonDelta { partial_json } => {
-                        if partial_json.is_empty() {
-                            return;
-                        }
-                        if self.json_blocks.contains(&index) {
-                            oa::ChunkDelta {
-                                content: Some(partial_json),
+                    Some("input_json_delta") => {
+                        let Some(partial) = d.partial_json.as_deref().filter(|p| !p.is_empty())
+                        else {
+                            return true;
+                        };
+                        if self.json_blocks.contains(&ev.index) {
+                            OutDelta {
+                                content: Some(partial),
                                 ..Default::default()
                             }
                         } else {
-                            let Some(&n) = self.tool_index.get(&index) else {
-                                return;
+                            let Some(&n) = self.tool_index.get(&ev.index) else {
+                                return true;
                             };
-                            oa::ChunkDelta {
-                                tool_calls: Some(vec![oa::ToolCallDelta {
-                                    index: n,
-                                    function: Some(oa::FunctionCallDelta {
-                                        name: None,
-                                        arguments: Some(partial_json),
-                                        extra: Map::new(),
-                                    }),
+                            let calls = [OutToolCall {
+                                index: n,
+                                id: None,
+                                kind: None,
+                                function: OutFunction {
+                                    name: None,
+                                    arguments: Some(partial),
+                                },
+                            }];
+                            self.write(
+                                out,
+                                OutDelta {
+                                    tool_calls: Some(&calls),
                                     ..Default::default()
-                                }]),
-                                ..Default::default()
-                            }
+                                },
+                                None,
+                            );
+                            return true;
                         }
                     }
+                    _ => return true,
                 };
-                self.emit(out, d);
+                self.write(out, delta, None);
             }
-            an::KnownStreamEvent::ContentBlockStop { .. } | an::KnownStreamEvent::Ping {} => {}
-            an::KnownStreamEvent::MessageDelta { delta, usage } => {
-                merge_usage(&mut self.usage, &usage);
-                if let Some(r) = delta.stop_reason {
-                    let f = finish_reason(&r, self.json_tool_used).to_owned();
-                    self.finish = Some(f.clone());
+            "message_delta" => {
+                if let Some(u) = &ev.usage {
+                    merge_usage(&mut self.usage, u);
+                }
+                if let Some(r) = ev.delta.and_then(|d| d.stop_reason) {
+                    let f = finish_reason(&r, self.json_tool_used);
+                    self.finish = Some(f.to_owned());
+                    self.write(out, OutDelta::default(), Some(f));
+                }
+            }
+            "message_stop" => {
+                if self.include_usage {
+                    let usage = usage_to_openai(&self.usage);
                     crate::sse::encode_json(
                         out,
                         None,
-                        &self.chunk(oa::ChunkDelta::default(), Some(f)),
+                        &OutChunk {
+                            id: &self.id,
+                            object: "chat.completion.chunk",
+                            created: self.created,
+                            model: &self.model,
+                            choices: &[],
+                            usage: Some(&usage),
+                        },
                     );
-                }
-            }
-            an::KnownStreamEvent::MessageStop {} => {
-                if self.include_usage {
-                    let mut c = self.chunk(oa::ChunkDelta::default(), None);
-                    c.choices.clear();
-                    c.usage = Some(usage_to_openai(&self.usage));
-                    crate::sse::encode_json(out, None, &c);
                 }
                 crate::sse::encode_done(out);
                 self.done = true;
             }
-            an::KnownStreamEvent::Error { error } => {
+            "error" => {
+                let Some(error) = ev.error else { return true };
                 let status = match error.kind.as_str() {
                     "overloaded_error" => 529,
                     "rate_limit_error" => 429,
@@ -392,6 +415,121 @@ impl ChatStreamEncoder {
                     &e,
                 ));
             }
+            _ => {}
         }
+        true
     }
+}
+
+// Lean, borrowing views of an Anthropic stream event, and of the OpenAI chunk written
+// for it: no `flatten` buffering on the per-event path.
+
+#[derive(Deserialize)]
+struct LeanEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    index: u32,
+    #[serde(borrow, default)]
+    delta: Option<LeanDelta<'a>>,
+    #[serde(borrow, default)]
+    content_block: Option<LeanBlock<'a>>,
+    #[serde(borrow, default)]
+    message: Option<LeanMessage<'a>>,
+    #[serde(default)]
+    usage: Option<an::Usage>,
+    #[serde(default)]
+    error: Option<an::ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct LeanDelta<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LeanBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct LeanMessage<'a> {
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    model: Cow<'a, str>,
+    #[serde(default)]
+    usage: an::Usage,
+}
+
+#[derive(Serialize)]
+struct OutChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [OutChoice<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a oa::Usage>,
+}
+
+#[derive(Serialize)]
+struct OutChoice<'a> {
+    index: u32,
+    delta: OutDelta<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Default, Serialize)]
+struct OutDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<&'a [OutToolCall<'a>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redacted_reasoning_content: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OutToolCall<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: OutFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct OutFunction<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a str>,
 }

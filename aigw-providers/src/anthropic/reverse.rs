@@ -23,7 +23,9 @@ use super::response::merge_usage;
 use aigw_core::api::anthropic as an;
 use aigw_core::api::openai as oa;
 use aigw_core::{Error, Result, TokenUsage};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 fn untranslatable(field: impl Into<String>, backend: &str, reason: &str) -> Error {
     Error::untranslatable(field, backend, reason)
@@ -642,19 +644,27 @@ impl MessagesStreamEncoder {
         index
     }
 
-    fn delta(out: &mut Vec<u8>, index: u32, delta: Value) {
-        Self::event(
+    fn delta(out: &mut Vec<u8>, index: u32, delta: DeltaOut<'_>) {
+        crate::sse::encode_json(
             out,
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            Some("content_block_delta"),
+            &BlockDeltaOut {
+                kind: "content_block_delta",
+                index,
+                delta,
+            },
         );
     }
 
-    /// Translates one chunk.
-    pub fn on_chunk(&mut self, chunk: oa::ChatCompletionChunk, out: &mut Vec<u8>) {
+    /// Translates one chunk's JSON text (the `data:` of an OpenAI stream event).
+    /// Returns `false` when it is not a chat completion chunk (it is then skipped).
+    pub fn on_data(&mut self, data: &str, out: &mut Vec<u8>) -> bool {
+        let Ok(chunk) = serde_json::from_str::<LeanChunk<'_>>(data) else {
+            return false;
+        };
         if !self.started {
             self.started = true;
-            self.model = chunk.model.clone();
+            self.model = chunk.model.clone().into_owned();
             Self::event(
                 out,
                 "message_start",
@@ -669,47 +679,51 @@ impl MessagesStreamEncoder {
             merge_usage(&mut self.usage, &usage_to_anthropic(u));
             self.token_usage.update(&u.to_token_usage());
         }
-        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
-            let d = choice.delta;
-            if let Some(r) = d.reasoning_content.filter(|r| !r.is_empty()) {
+        for choice in chunk.choices.iter().filter(|c| c.index == 0) {
+            let d = &choice.delta;
+            if let Some(r) = d.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
                 let i = self.open(
                     Open::Thinking,
                     json!({"type": "thinking", "thinking": "", "signature": ""}),
                     out,
                 );
-                Self::delta(out, i, json!({"type": "thinking_delta", "thinking": r}));
+                Self::delta(out, i, DeltaOut::ThinkingDelta { thinking: r });
             }
-            if let Some(s) = d.reasoning_signature.filter(|s| !s.is_empty()) {
+            if let Some(sig) = d.reasoning_signature.as_deref().filter(|s| !s.is_empty()) {
                 let i = self.open(
                     Open::Thinking,
                     json!({"type": "thinking", "thinking": "", "signature": ""}),
                     out,
                 );
-                Self::delta(out, i, json!({"type": "signature_delta", "signature": s}));
+                Self::delta(out, i, DeltaOut::SignatureDelta { signature: sig });
             }
-            if let Some(t) = d.content.filter(|t| !t.is_empty()) {
+            if let Some(t) = d.content.as_deref().filter(|t| !t.is_empty()) {
                 let i = self.open(Open::Text, json!({"type": "text", "text": ""}), out);
-                Self::delta(out, i, json!({"type": "text_delta", "text": t}));
+                Self::delta(out, i, DeltaOut::TextDelta { text: t });
             }
-            for call in d.tool_calls.unwrap_or_default() {
-                let f = call.function.unwrap_or_default();
+            for call in d.tool_calls.iter().flatten() {
+                let (name, args) = match &call.function {
+                    Some(f) => (f.name.as_deref(), f.arguments.as_deref()),
+                    None => (None, None),
+                };
                 let i = if self.open == Some(Open::Tool(call.index)) {
                     self.next_block - 1
                 } else {
-                    self.open(Open::Tool(call.index), json!({"type": "tool_use", "id": call.id.unwrap_or_default(), "name": f.name.unwrap_or_default(), "input": {}}), out)
-                };
-                if let Some(args) = f.arguments.filter(|a| !a.is_empty()) {
-                    Self::delta(
+                    self.open(
+                        Open::Tool(call.index),
+                        json!({"type": "tool_use", "id": call.id.as_deref().unwrap_or_default(), "name": name.unwrap_or_default(), "input": {}}),
                         out,
-                        i,
-                        json!({"type": "input_json_delta", "partial_json": args}),
-                    );
+                    )
+                };
+                if let Some(args) = args.filter(|a| !a.is_empty()) {
+                    Self::delta(out, i, DeltaOut::InputJsonDelta { partial_json: args });
                 }
             }
-            if let Some(f) = choice.finish_reason {
-                self.stop = Some(stop_reason(&f).into());
+            if let Some(f) = &choice.finish_reason {
+                self.stop = Some(stop_reason(f).into());
             }
         }
+        true
     }
 
     /// Ends the message: closes the open block and emits `message_delta` (stop reason
@@ -730,4 +744,77 @@ impl MessagesStreamEncoder {
         );
         Self::event(out, "message_stop", &json!({"type": "message_stop"}));
     }
+}
+
+// Lean, borrowing views of an OpenAI chunk: a stream event is parsed without building
+// the full wire type (no `flatten` buffering), which keeps per-event cost low.
+
+#[derive(Deserialize)]
+struct LeanChunk<'a> {
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    model: Cow<'a, str>,
+    #[serde(borrow, default)]
+    choices: Vec<LeanChoice<'a>>,
+    #[serde(default)]
+    usage: Option<oa::Usage>,
+}
+
+#[derive(Deserialize)]
+struct LeanChoice<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(borrow, default)]
+    delta: LeanDelta<'a>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Default, Deserialize)]
+struct LeanDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<LeanToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct LeanToolCall<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    function: Option<LeanFunction<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LeanFunction<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct BlockDeltaOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+    delta: DeltaOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the names are Anthropic's delta types
+enum DeltaOut<'a> {
+    TextDelta { text: &'a str },
+    ThinkingDelta { thinking: &'a str },
+    SignatureDelta { signature: &'a str },
+    InputJsonDelta { partial_json: &'a str },
 }

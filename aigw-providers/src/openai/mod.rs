@@ -22,6 +22,7 @@ use aigw_core::{
 };
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The default Azure OpenAI `api-version` when the schema names none (the latest GA
@@ -88,8 +89,87 @@ pub fn encode_path_segment(s: &str) -> String {
 }
 
 /// Rewrites only the top-level `model` and/or sets `stream_options.include_usage`;
-/// every other byte of meaning (field order, unknown fields) is kept.
+/// every other byte of the body is kept as it was (field order, spacing, unknown fields).
+///
+/// The edit is a splice: the body is parsed once to locate the two top-level values
+/// (without building a DOM), and only those bytes are replaced.
+///
+/// ```
+/// use aigw_providers::openai::rewrite_openai_body;
+/// let out = rewrite_openai_body(br#"{"model": "a", "x": [1, 2]}"#, Some("b"), true).unwrap();
+/// assert_eq!(&out[..], br#"{"stream_options":{"include_usage":true},"model": "b", "x": [1, 2]}"#);
+/// ```
 pub fn rewrite_openai_body(body: &[u8], model: Option<&str>, force_usage: bool) -> Result<Bytes> {
+    #[derive(serde::Deserialize)]
+    struct TopLevel<'a> {
+        #[serde(borrow, default)]
+        model: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        stream_options: Option<&'a RawValue>,
+    }
+    let top: TopLevel<'_> = serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request(format!("malformed JSON request body: {e}")))?;
+    let span = |raw: &RawValue| {
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        (start, start + raw.get().len())
+    };
+    let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::with_capacity(2);
+    if let Some(m) = model {
+        // `model` is always present: the request was routed by it.
+        let Some(raw) = top.model else {
+            return rewrite_via_map(body, model, force_usage);
+        };
+        let (s, e) = span(raw);
+        edits.push((s, e, json_vec(&m)?));
+    }
+    if force_usage {
+        match top.stream_options {
+            Some(raw) => {
+                let mut opts: Map<String, Value> = serde_json::from_str(raw.get())
+                    .map_err(|e| Error::bad_request(format!("invalid stream_options: {e}")))?;
+                opts.insert("include_usage".into(), Value::Bool(true));
+                let (s, e) = span(raw);
+                edits.push((s, e, json_vec(&opts)?));
+            }
+            // `"stream_options": null` (or any other unusual shape): take the slow path.
+            None if memchr::memmem::find(body, b"\"stream_options\"").is_some() => {
+                return rewrite_via_map(body, model, force_usage);
+            }
+            None => {
+                let Some(open) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
+                    return rewrite_via_map(body, model, force_usage);
+                };
+                let empty = body[open + 1..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_some_and(|b| *b == b'}');
+                let mut ins = br#""stream_options":{"include_usage":true}"#.to_vec();
+                if !empty {
+                    ins.push(b',');
+                }
+                edits.push((open + 1, open + 1, ins));
+            }
+        }
+    }
+    edits.sort_by_key(|e| e.0);
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut at = 0;
+    for (s, e, rep) in edits {
+        out.extend_from_slice(&body[at..s]);
+        out.extend_from_slice(&rep);
+        at = e;
+    }
+    out.extend_from_slice(&body[at..]);
+    Ok(Bytes::from(out))
+}
+
+fn json_vec<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v)
+        .map_err(|e| Error::internal(format!("cannot serialise request body: {e}")))
+}
+
+/// The general form of [`rewrite_openai_body`] through a JSON map.
+fn rewrite_via_map(body: &[u8], model: Option<&str>, force_usage: bool) -> Result<Bytes> {
     let mut map: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("malformed JSON request body: {e}")))?;
     if let Some(model) = model {

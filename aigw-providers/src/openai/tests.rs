@@ -289,3 +289,29 @@ fn errors_are_normalised() {
     assert_eq!(v["error"]["type"], "rate_limit_error");
     assert_eq!(v["error"]["message"], "slow down");
 }
+
+#[test]
+fn splice_rewrite_matches_map_rewrite() {
+    for body in [
+        r#"{"model":"m","messages":[{"role":"user","content":"a \"model\": x"}]}"#,
+        r#"  { "messages": [], "model" : "m" , "stream_options": {"x": 1} }"#,
+        r#"{"model":"m","stream_options":null}"#,
+        r#"{"model":"m","stream_options":{"include_usage":false}}"#,
+        r#"{"model":"m"}"#,
+    ] {
+        for (model, force) in [(Some("n/é\"q"), false), (None, true), (Some("z"), true)] {
+            let fast: Value = serde_json::from_slice(
+                &rewrite_openai_body(body.as_bytes(), model, force).unwrap(),
+            )
+            .unwrap();
+            let slow: Value =
+                serde_json::from_slice(&rewrite_via_map(body.as_bytes(), model, force).unwrap())
+                    .unwrap();
+            assert_eq!(fast, slow, "{body} {model:?} {force}");
+        }
+    }
+    // Untouched bytes stay untouched.
+    let out = rewrite_openai_body(br#"{"model" : "m",  "x":1.0e0}"#, Some("n"), false).unwrap();
+    assert_eq!(&out[..], br#"{"model" : "n",  "x":1.0e0}"#);
+    assert!(rewrite_openai_body(b"{\"model\":", Some("n"), false).is_err());
+}
