@@ -198,7 +198,9 @@ impl ClientAuth {
             .or_else(|| header_str(headers, "x-api-key"))
             .or_else(|| header_str(headers, "api-key"));
         let Some(presented) = presented.filter(|p| !p.is_empty()) else {
-            return Err(unauthorized("no credentials: send an API key or a bearer token"));
+            return Err(unauthorized(
+                "no credentials: send an API key or a bearer token",
+            ));
         };
 
         if !self.api_keys.is_empty() {
@@ -218,17 +220,17 @@ impl ClientAuth {
         if let (Some(jwt), Some(token)) = (&self.jwt, bearer)
             && token.matches('.').count() == 2
         {
-            return jwt
-                .verify(token)
-                .map(ClientIdentity)
-                .map_err(|reason| unauthorized(reason));
+            return jwt.verify(token).map(ClientIdentity).map_err(unauthorized);
         }
         Err(unauthorized("invalid API key or token"))
     }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn unauthorized(message: &str) -> Error {
@@ -338,8 +340,14 @@ mod tests {
 
     fn keys() -> ClientAuth {
         ClientAuth::new()
-            .api_key(ApiKeyEntry::from_secret("team-a", &Secret::new("sk-team-a")))
-            .api_key(ApiKeyEntry::from_secret("team-b", &Secret::new("sk-team-b")))
+            .api_key(ApiKeyEntry::from_secret(
+                "team-a",
+                &Secret::new("sk-team-a"),
+            ))
+            .api_key(ApiKeyEntry::from_secret(
+                "team-b",
+                &Secret::new("sk-team-b"),
+            ))
     }
 
     #[test]
@@ -369,8 +377,12 @@ mod tests {
     #[test]
     fn digest_entry_matches_plaintext() {
         let hex_digest = hex::encode(Sha256::digest(b"sk-x"));
-        let auth = ClientAuth::new().api_key(ApiKeyEntry::from_sha256_hex("x", &hex_digest).unwrap());
-        assert!(auth.authenticate(&headers(&[("x-api-key", "sk-x")])).is_ok());
+        let auth =
+            ClientAuth::new().api_key(ApiKeyEntry::from_sha256_hex("x", &hex_digest).unwrap());
+        assert!(
+            auth.authenticate(&headers(&[("x-api-key", "sk-x")]))
+                .is_ok()
+        );
         assert!(ApiKeyEntry::from_sha256_hex("x", "abc").is_err());
     }
 
@@ -422,7 +434,11 @@ mod tests {
                 serde_json::json!({"sub":"alice","iss":"https://issuer.example","aud":"aigw","exp":now()+60}),
             );
             let h = headers(&[("authorization", &format!("Bearer {t}"))]);
-            assert_eq!(auth.authenticate(&h).unwrap().0.as_ref(), "alice", "{alg:?}");
+            assert_eq!(
+                auth.authenticate(&h).unwrap().0.as_ref(),
+                "alice",
+                "{alg:?}"
+            );
         }
     }
 
@@ -430,10 +446,26 @@ mod tests {
     fn jwt_wrong_issuer_audience_expiry_or_key_rejected() {
         let auth = jwt_auth();
         let cases = [
-            ("rsa-1", serde_json::json!({"sub":"a","iss":"https://evil","aud":"aigw","exp":now()+60}), "issuer"),
-            ("rsa-1", serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"other","exp":now()+60}), "audience"),
-            ("rsa-1", serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()-600}), "expired"),
-            ("nope", serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()+60}), "no key"),
+            (
+                "rsa-1",
+                serde_json::json!({"sub":"a","iss":"https://evil","aud":"aigw","exp":now()+60}),
+                "issuer",
+            ),
+            (
+                "rsa-1",
+                serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"other","exp":now()+60}),
+                "audience",
+            ),
+            (
+                "rsa-1",
+                serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()-600}),
+                "expired",
+            ),
+            (
+                "nope",
+                serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()+60}),
+                "no key",
+            ),
         ];
         for (kid, claims, why) in cases {
             let t = token(Algorithm::RS256, kid, claims);
@@ -449,8 +481,9 @@ mod tests {
             "rsa-1",
             serde_json::json!({"sub":"a","iss":"https://issuer.example","aud":"aigw","exp":now()+60}),
         );
-        assert!(auth
-            .authenticate(&headers(&[("authorization", &format!("Bearer {forged}"))]))
-            .is_err());
+        assert!(
+            auth.authenticate(&headers(&[("authorization", &format!("Bearer {forged}"))]))
+                .is_err()
+        );
     }
 }
