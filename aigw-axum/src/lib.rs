@@ -15,14 +15,17 @@
 pub mod admin;
 pub mod autoconfig;
 pub mod client;
+pub mod client_auth;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod layer;
+pub mod net;
 mod proxy;
 pub mod record;
 pub mod reload;
+pub mod simulator;
 mod stream;
 
 pub use error::GatewayError;
@@ -31,4 +34,3 @@ pub use gateway::{
 };
 pub use layer::{GatewayLayer, GatewayService};
 pub use record::{RecordSink, TracingSink};
-pub mod simulator;

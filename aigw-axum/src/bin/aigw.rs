@@ -295,7 +295,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     let admin_router = admin::router(admin_state.clone());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin_listener, admin_router).await {
+        if let Err(e) = axum::serve(aigw_axum::net::nodelay(admin_listener), admin_router).await {
             tracing::error!("admin listener stopped: {e}");
         }
     });
@@ -331,7 +331,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     admin_state.set_ready(true);
     let draining = admin_state.clone();
-    let served = axum::serve(listener, gateway.router())
+    let served = axum::serve(aigw_axum::net::nodelay(listener), gateway.router())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             draining.set_ready(false);

@@ -149,7 +149,9 @@ async fn main() -> ExitCode {
             .await
             .map_err(|e| e.to_string())?;
         println!("listening on http://127.0.0.1:3000 (gateway under /ai)");
-        axum::serve(listener, app).await.map_err(|e| e.to_string())
+        axum::serve(aigw_axum::net::nodelay(listener), app)
+            .await
+            .map_err(|e| e.to_string())
     }
     .await;
     match result {
