@@ -1,10 +1,13 @@
 //! The admin listener of `aigw run`: `/health`, `/ready` and `/metrics`.
 //!
-//! `/metrics` exposes the counters this process keeps itself (requests by status,
-//! tokens, configuration reloads) in the Prometheus text format.
+//! `/metrics` exposes, in one Prometheus text exposition, the GenAI histograms of
+//! [`aigw_core::metrics::GenAiMetrics`] (token usage, request duration, time to first
+//! token, time per output token, gateway overhead) and the counters this process keeps
+//! itself (requests by status, tokens, configuration reloads).
 
 use crate::record::RecordSink;
 use aigw_core::exchange::ExchangeRecord;
+use aigw_core::metrics::GenAiMetrics;
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -24,6 +27,7 @@ pub struct AdminState {
     output_tokens: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    genai: GenAiMetrics,
 }
 
 impl AdminState {
@@ -47,9 +51,23 @@ impl AdminState {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Renders the counters in the Prometheus text format.
+    /// The GenAI histograms, recorded for every finished request.
+    pub fn genai(&self) -> &GenAiMetrics {
+        &self.genai
+    }
+
+    /// Renders the histograms and counters in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(8192);
+        // The registry writes OpenMetrics; its `# UNIT` lines are comments to the
+        // Prometheus text parser, and its terminating `# EOF` must not end up in the
+        // middle of the exposition.
+        for line in self.genai.encode().lines() {
+            if line != "# EOF" {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
         out.push_str("# HELP aigw_requests_total Requests finished, by backend and status.\n# TYPE aigw_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
             for ((backend, status), n) in m.iter() {
@@ -82,6 +100,7 @@ fn escape(v: &str) -> String {
 
 impl RecordSink for Arc<AdminState> {
     fn record(&self, r: &ExchangeRecord) {
+        self.genai.record(r);
         let backend = r.backend.as_deref().unwrap_or("").to_owned();
         let status = r.status.map_or(0, |s| s.as_u16());
         if let Ok(mut m) = self.requests.lock() {

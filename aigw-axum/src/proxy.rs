@@ -135,7 +135,9 @@ async fn run(
                 break;
             }
             if !delay.is_zero() {
+                // Backoff is time the upstream's failure cost, not gateway overhead.
                 tokio::time::sleep(delay).await;
+                upstream_wait += delay;
             }
         }
         let next_same_backend = plan
@@ -191,10 +193,13 @@ async fn run(
         let (parts, incoming) = response.into_parts();
         match attempt.response_headers(parts.status, &parts.headers)? {
             ResponseStart::Error { retryable } => {
+                let reading = Instant::now();
                 let body = read_error_body(incoming, settings.max_error_body_bytes, per_try).await;
+                upstream_wait += reading.elapsed();
                 let normalised = normalise_error(&mut attempt, parts.status, &parts.headers, &body);
                 tracing::debug!(backend = %target.backend, status = %parts.status, attempt = i + 1, "upstream error");
                 if !retryable {
+                    finisher.exchange_mut()?.record_mut().upstream_wait = Some(upstream_wait);
                     return Ok(finish_failure(finisher, normalised, endpoint));
                 }
                 if let Some(after) = retry_after(&parts.headers, RETRY_AFTER_CEILING)
@@ -215,7 +220,11 @@ async fn run(
                 if attempt.streaming() {
                     let wait = idle.map_or(per_try, |d| d.min(per_try));
                     let mut incoming = incoming;
-                    match next_data(&mut incoming, Some(wait)).await {
+                    let waiting = Instant::now();
+                    let first = next_data(&mut incoming, Some(wait)).await;
+                    upstream_wait += waiting.elapsed();
+                    finisher.exchange_mut()?.record_mut().upstream_wait = Some(upstream_wait);
+                    match first {
                         Ok(first) => {
                             return Ok(stream_response(
                                 finisher,
@@ -237,7 +246,12 @@ async fn run(
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let per_try = plan.per_try_timeout.map_or(remaining, |t| t.min(remaining));
-                let body = match tokio::time::timeout(per_try, incoming.collect()).await {
+                let reading = Instant::now();
+                let collected = tokio::time::timeout(per_try, incoming.collect()).await;
+                upstream_wait += reading.elapsed();
+                let ex = finisher.exchange_mut()?;
+                ex.record_mut().upstream_wait = Some(upstream_wait);
+                let body = match collected {
                     Ok(Ok(c)) => c.to_bytes(),
                     Ok(Err(e)) => {
                         last = Failure::Transport(Error::UpstreamUnavailable {
@@ -261,6 +275,7 @@ async fn run(
             }
         }
     }
+    finisher.exchange_mut()?.record_mut().upstream_wait = Some(upstream_wait);
     Ok(finish_failure(finisher, last, endpoint))
 }
 

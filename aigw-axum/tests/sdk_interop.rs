@@ -74,16 +74,111 @@ fn aigw(args: &[&str]) -> Proc {
 
 /// `aigw run` with no configuration and no provider keys: simulator mode.
 fn simulator_mode_gateway() -> (Proc, String) {
+    let (p, url, _) = simulator_mode_gateway_with(&[]);
+    (p, url)
+}
+
+/// Simulator mode with extra `aigw run` arguments; also returns the admin address.
+fn simulator_mode_gateway_with(extra: &[&str]) -> (Proc, String, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
-    let p = aigw(&[
-        "run",
-        "--listen",
-        &listen.to_string(),
-        "--admin",
-        &admin.to_string(),
-    ]);
+    let (listen_s, admin_s) = (listen.to_string(), admin.to_string());
+    let mut args = vec!["run", "--listen", &listen_s, "--admin", &admin_s];
+    args.extend_from_slice(extra);
+    let p = aigw(&args);
     wait_listening(listen);
-    (p, format!("http://{listen}"))
+    (p, format!("http://{listen}"), admin)
+}
+
+/// A plain HTTP/1.1 GET; returns the body.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The sample value of the first series line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn genai_metrics_on_the_admin_listener_after_sdk_requests() {
+    let Some(py) = python() else { return };
+    let (_gw, url, admin) = simulator_mode_gateway_with(&[]);
+    sdk(
+        &py,
+        &url,
+        &["openai_chat", "openai_chat_stream", "anthropic_messages"],
+    );
+    let text = http_get(admin, "/metrics");
+    for needle in [
+        "# TYPE gen_ai_client_token_usage histogram",
+        "# TYPE gen_ai_server_request_duration_seconds histogram",
+        "# TYPE gen_ai_server_time_to_first_token_seconds histogram",
+        "# TYPE gen_ai_server_time_per_output_token_seconds histogram",
+        "# TYPE aigw_gateway_overhead_seconds histogram",
+        "# TYPE aigw_requests_total counter",
+        "gen_ai_operation_name=\"chat\"",
+        "gen_ai_operation_name=\"messages\"",
+        "gen_ai_provider_name=\"openai\"",
+        "gen_ai_provider_name=\"anthropic\"",
+        "gen_ai_original_model=\"gpt-4o-mini\"",
+        "gen_ai_token_type=\"input\"",
+        "gen_ai_token_type=\"output\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains("# EOF"), "{text}");
+    // One streamed chat: TTFT observed once, with a plausible value.
+    let ttft = sample(&text, "gen_ai_server_time_to_first_token_seconds_count{").unwrap();
+    assert!(ttft >= 1.0, "{text}");
+    // Three requests, all with an overhead sample; the overhead is a small share of
+    // the total.
+    let overhead_count: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("aigw_gateway_overhead_seconds_count{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(overhead_count, 3.0, "{text}");
+    // Valid exposition, when promtool is installed (apt-get install prometheus).
+    if let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        // promtool exits 3 for lint-only findings (e.g. naming advice); 1 is a parse error.
+        assert_ne!(out.status.code(), Some(1), "promtool: {report}\n{text}");
+        assert!(
+            !report.contains("error while linting"),
+            "promtool: {report}"
+        );
+    } else {
+        eprintln!("note: promtool not installed; exposition not validated");
+    }
 }
 
 fn sdk(python: &PathBuf, base: &str, checks: &[&str]) -> serde_json::Value {
