@@ -794,10 +794,10 @@ fn unknown_aigw_kind_rejected_other_kinds_ignored() {
         "kind",
         "unknown kind",
     );
-    let extra = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: SecurityPolicy\nmetadata:\n  name: sp\nspec:\n  anything: goes\n";
+    let extra = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyPatchPolicy\nmetadata:\n  name: sp\nspec:\n  anything: goes\n";
     let c = Config::from_yaml_str(&format!("{BASE}{extra}"), FILE).unwrap();
     assert_eq!(c.ignored.len(), 1);
-    assert_eq!(c.ignored[0].label, "SecurityPolicy/default/sp");
+    assert_eq!(c.ignored[0].label, "EnvoyPatchPolicy/default/sp");
     assert!(c.ignored[0].reason.contains("configures Envoy itself"));
 }
 

@@ -15,10 +15,10 @@
 //!   resolve when the routing snapshot is compiled ([`crate::routing::Snapshot`]) or
 //!   when [`Config::check_secrets`] is called.
 //!
-//! Kinds that configure Envoy itself (GatewayClass, EnvoyProxy, SecurityPolicy,
-//! HTTPRouteFilter, ReferenceGrant, …) and unrelated Kubernetes kinds are accepted and
+//! Kinds that configure Envoy itself (GatewayClass, EnvoyProxy, HTTPRouteFilter, …) and unrelated Kubernetes kinds are accepted and
 //! listed as ignored. BackendTrafficPolicy and ClientTrafficPolicy are read for the
-//! settings a gateway honours (see [`traffic`]).
+//! settings a gateway honours (see [`traffic`]); SecurityPolicy for its client
+//! authentication (`apiKeyAuth`, `jwt`).
 
 mod aigateway;
 mod envoy_gateway;
@@ -28,6 +28,7 @@ mod mutation;
 mod parse;
 mod resolve;
 mod secret;
+mod security_policy;
 pub mod traffic;
 mod validate;
 
@@ -41,6 +42,7 @@ pub use resolve::{
     ResolvedCredentialOverride, ResolvedSecurityPolicy, SecurityPolicyKind,
 };
 pub use secret::{SecretDocument, SecretLookupError, SecretSource};
+pub use security_policy::*;
 
 use crate::error::{ConfigIssue, Error, Result};
 use serde_json::Value;
@@ -158,6 +160,8 @@ pub struct Config {
     pub reference_grants: Vec<Resource<ReferenceGrantSpec>>,
     /// InferencePools (kept for reference checks).
     pub inference_pools: Vec<Resource<Value>>,
+    /// Envoy Gateway SecurityPolicies (client authentication).
+    pub envoy_security_policies: Vec<Resource<SecurityPolicySpec>>,
     /// Secrets.
     pub secrets: Vec<SecretDocument>,
     /// ConfigMaps (CA bundles).

@@ -22,7 +22,6 @@ pub(crate) const INFERENCE_GROUP: &str = "inference.networking.k8s.io";
 const ENVOY_ONLY_KINDS: &[&str] = &[
     "GatewayClass",
     "EnvoyProxy",
-    "SecurityPolicy",
     "HTTPRouteFilter",
     "EnvoyPatchPolicy",
     "EnvoyExtensionPolicy",
@@ -239,6 +238,7 @@ fn parse_document(config: &mut Config, doc: Value, source: Source, issues: &mut 
             "Backend" => typed!(backends),
             "BackendTrafficPolicy" => typed!(backend_traffic_policies),
             "ClientTrafficPolicy" => typed!(client_traffic_policies),
+            "SecurityPolicy" => typed!(envoy_security_policies),
             _ => ignore(config, &ctx, &api_version, source, envoy_reason(&kind)),
         },
         GWAPI_GROUP => match kind.as_str() {
