@@ -7,15 +7,21 @@
 //! * **JWT** bearer tokens (RS256/ES256 and the other asymmetric algorithms
 //!   `jsonwebtoken` verifies), keys from a JWKS document, issuer and audience checked.
 //!
+//! Settings come from the `aigw run` flags and from Envoy Gateway `SecurityPolicy`
+//! objects ([`crate::client_auth_config`]); the layer's settings can be replaced at run
+//! time ([`ClientAuthLayer::set`]) when the configuration is reloaded.
+//!
 //! A rejected request gets a 401 in the error shape of the API it called, with a
 //! `WWW-Authenticate` challenge, and never reaches routing. An accepted request carries
 //! a [`ClientIdentity`] extension that meters and logs can use.
 
+use crate::gateway::ClientId;
 use aigw_core::api::Endpoint;
 use aigw_core::error::ClientApi;
 use aigw_core::{Error, Secret};
+use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::Body;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sha2::{Digest, Sha256};
@@ -66,9 +72,12 @@ impl ApiKeyEntry {
 }
 
 /// JWT verification settings.
+///
+/// Clones share one key set, so a background refresh ([`JwtSettings::set_jwks_json`])
+/// reaches every copy.
 #[derive(Clone)]
 pub struct JwtSettings {
-    keys: JwkSet,
+    keys: Arc<ArcSwap<JwkSet>>,
     issuers: Vec<String>,
     audiences: Vec<String>,
     claim_for_identity: String,
@@ -77,7 +86,7 @@ pub struct JwtSettings {
 impl fmt::Debug for JwtSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtSettings")
-            .field("keys", &self.keys.keys.len())
+            .field("keys", &self.keys.load().keys.len())
             .field("issuers", &self.issuers)
             .field("audiences", &self.audiences)
             .finish()
@@ -88,14 +97,39 @@ impl JwtSettings {
     /// Settings from a JWKS JSON document (`{"keys":[...]}`), as served at a
     /// `jwks_uri` or stored in a file.
     pub fn from_jwks_json(jwks: &[u8]) -> Result<Self, Error> {
-        let keys: JwkSet = serde_json::from_slice(jwks)
-            .map_err(|e| Error::internal(format!("invalid JWKS document: {e}")))?;
-        Ok(Self {
-            keys,
+        let settings = Self::empty();
+        settings.set_jwks_json(jwks)?;
+        Ok(settings)
+    }
+
+    /// Settings with no keys yet (every token is rejected until
+    /// [`JwtSettings::set_jwks_json`] installs some), for keys fetched from a URL.
+    pub fn empty() -> Self {
+        Self {
+            keys: Arc::new(ArcSwap::from_pointee(JwkSet { keys: Vec::new() })),
             issuers: Vec::new(),
             audiences: Vec::new(),
             claim_for_identity: "sub".to_owned(),
-        })
+        }
+    }
+
+    /// Replaces the key set with a JWKS JSON document; on error the old keys stay.
+    pub fn set_jwks_json(&self, jwks: &[u8]) -> Result<(), Error> {
+        let keys: JwkSet = serde_json::from_slice(jwks)
+            .map_err(|e| Error::internal(format!("invalid JWKS document: {e}")))?;
+        self.keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// Number of keys currently installed.
+    pub fn key_count(&self) -> usize {
+        self.keys.load().keys.len()
+    }
+
+    /// A handle on the key set that does not keep it alive: a refresh task holding it
+    /// ends once the settings are dropped (e.g. replaced by a configuration reload).
+    pub fn downgrade(&self) -> std::sync::Weak<ArcSwap<JwkSet>> {
+        Arc::downgrade(&self.keys)
     }
 
     /// Requires one of these issuers (`iss`).
@@ -121,9 +155,10 @@ impl JwtSettings {
             // Symmetric algorithms would let anyone holding the JWKS forge tokens.
             return Err("token algorithm not allowed");
         }
+        let keys = self.keys.load();
         let jwk = match &header.kid {
-            Some(kid) => self.keys.find(kid),
-            None if self.keys.keys.len() == 1 => self.keys.keys.first(),
+            Some(kid) => keys.find(kid),
+            None if keys.keys.len() == 1 => keys.keys.first(),
             None => None,
         }
         .ok_or("no key matches the token")?;
@@ -161,7 +196,8 @@ impl JwtSettings {
 #[derive(Debug, Clone, Default)]
 pub struct ClientAuth {
     api_keys: Vec<ApiKeyEntry>,
-    jwt: Option<JwtSettings>,
+    key_headers: Vec<HeaderName>,
+    jwt: Vec<JwtSettings>,
 }
 
 impl ClientAuth {
@@ -177,11 +213,32 @@ impl ClientAuth {
         self
     }
 
-    /// Accepts JWTs verified with these settings.
+    /// Also reads API keys from this header (in addition to `Authorization: Bearer`,
+    /// `x-api-key` and `api-key`), as a SecurityPolicy's `extractFrom.headers` asks.
+    #[must_use]
+    pub fn key_header(mut self, name: HeaderName) -> Self {
+        if !self.key_headers.contains(&name) {
+            self.key_headers.push(name);
+        }
+        self
+    }
+
+    /// Accepts JWTs verified with these settings; with several, a token verified by any
+    /// of them is accepted.
     #[must_use]
     pub fn jwt(mut self, settings: JwtSettings) -> Self {
-        self.jwt = Some(settings);
+        self.jwt.push(settings);
         self
+    }
+
+    /// Whether any mechanism is configured.
+    pub fn is_empty(&self) -> bool {
+        self.api_keys.is_empty() && self.jwt.is_empty()
+    }
+
+    /// The configured JWT providers.
+    pub fn jwt_settings(&self) -> &[JwtSettings] {
+        &self.jwt
     }
 
     /// Authenticates a request from its headers.
@@ -196,7 +253,12 @@ impl ClientAuth {
             .map(str::trim);
         let presented = bearer
             .or_else(|| header_str(headers, "x-api-key"))
-            .or_else(|| header_str(headers, "api-key"));
+            .or_else(|| header_str(headers, "api-key"))
+            .or_else(|| {
+                self.key_headers
+                    .iter()
+                    .find_map(|h| header_str(headers, h.as_str()))
+            });
         let Some(presented) = presented.filter(|p| !p.is_empty()) else {
             return Err(unauthorized(
                 "no credentials: send an API key or a bearer token",
@@ -217,12 +279,31 @@ impl ClientAuth {
                 return Ok(ClientIdentity(entry.name.clone()));
             }
         }
-        if let (Some(jwt), Some(token)) = (&self.jwt, bearer)
-            && token.matches('.').count() == 2
+        if let Some(token) = bearer.filter(|t| t.matches('.').count() == 2)
+            && !self.jwt.is_empty()
         {
-            return jwt.verify(token).map(ClientIdentity).map_err(unauthorized);
+            let mut why = "token verification failed";
+            for jwt in &self.jwt {
+                match jwt.verify(token) {
+                    Ok(id) => return Ok(ClientIdentity(id)),
+                    Err(e) => why = e,
+                }
+            }
+            return Err(unauthorized(why));
         }
         Err(unauthorized("invalid API key or token"))
+    }
+
+    /// Removes every header a client credential is read from. The gateway injects the
+    /// upstream's own credentials, so a client's key or token must not travel on (as
+    /// Envoy Gateway drops a verified JWT unless `forward` is set).
+    pub fn strip_credentials(&self, headers: &mut HeaderMap) {
+        headers.remove(header::AUTHORIZATION);
+        headers.remove("x-api-key");
+        headers.remove("api-key");
+        for h in &self.key_headers {
+            headers.remove(h);
+        }
     }
 }
 
@@ -260,17 +341,38 @@ fn reject(path: &str, error: &Error) -> Response<Body> {
 }
 
 /// A tower layer that authenticates clients before the gateway sees the request.
+///
+/// Clones share their settings; [`ClientAuthLayer::set`] replaces them for every
+/// service the layer produced. With no settings, requests pass unauthenticated.
 #[derive(Debug, Clone)]
 pub struct ClientAuthLayer {
-    auth: Arc<ClientAuth>,
+    auth: Arc<ArcSwapOption<ClientAuth>>,
 }
 
 impl ClientAuthLayer {
     /// Wraps settings.
     pub fn new(auth: ClientAuth) -> Self {
         Self {
-            auth: Arc::new(auth),
+            auth: Arc::new(ArcSwapOption::from_pointee(auth)),
         }
+    }
+
+    /// A layer that lets every request through until settings are installed.
+    pub fn disabled() -> Self {
+        Self {
+            auth: Arc::new(ArcSwapOption::empty()),
+        }
+    }
+
+    /// Replaces the settings (`None`: no client authentication); requests already
+    /// admitted are not affected.
+    pub fn set(&self, auth: Option<ClientAuth>) {
+        self.auth.store(auth.map(Arc::new));
+    }
+
+    /// Whether client authentication is on.
+    pub fn is_enabled(&self) -> bool {
+        self.auth.load().is_some()
     }
 }
 
@@ -289,7 +391,7 @@ impl<S> Layer<S> for ClientAuthLayer {
 #[derive(Debug, Clone)]
 pub struct ClientAuthService<S> {
     inner: S,
-    auth: Arc<ClientAuth>,
+    auth: Arc<ArcSwapOption<ClientAuth>>,
 }
 
 impl<S, B> Service<Request<B>> for ClientAuthService<S>
@@ -309,9 +411,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.auth.authenticate(request.headers()) {
+        let Some(auth) = self.auth.load_full() else {
+            return futures::future::Either::Right(self.inner.call(request));
+        };
+        match auth.authenticate(request.headers()) {
             Ok(identity) => {
                 tracing::debug!(client = %identity.0, "client authenticated");
+                auth.strip_credentials(request.headers_mut());
+                // The gateway charges meters to, and records, the `ClientId`.
+                request
+                    .extensions_mut()
+                    .insert(ClientId(identity.0.clone()));
                 request.extensions_mut().insert(identity);
                 futures::future::Either::Right(self.inner.call(request))
             }
@@ -384,6 +494,43 @@ mod tests {
                 .is_ok()
         );
         assert!(ApiKeyEntry::from_sha256_hex("x", "abc").is_err());
+    }
+
+    #[tokio::test]
+    async fn layer_admits_strips_credentials_and_sets_the_client_id() {
+        use tower::ServiceExt;
+        let layer = ClientAuthLayer::disabled();
+        let echo = tower::service_fn(|req: Request<Body>| async move {
+            let id = req.extensions().get::<ClientId>().map(|c| c.0.to_string());
+            let auth = req.headers().contains_key(header::AUTHORIZATION);
+            Ok::<_, std::convert::Infallible>(Response::new(Body::from(format!("{id:?} {auth}"))))
+        });
+        let svc = layer.layer(echo);
+        let req = || {
+            Request::post("/v1/chat/completions")
+                .header("authorization", "Bearer sk-team-a")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let text = |r: Response<Body>| async move {
+            let b = http_body_util::BodyExt::collect(r.into_body())
+                .await
+                .unwrap();
+            String::from_utf8(b.to_bytes().to_vec()).unwrap()
+        };
+        // Disabled: passes through untouched.
+        let r = svc.clone().oneshot(req()).await.unwrap();
+        assert_eq!(text(r).await, "None true");
+        layer.set(Some(keys()));
+        let r = svc.clone().oneshot(req()).await.unwrap();
+        assert_eq!(text(r).await, "Some(\"team-a\") false");
+        let bad = Request::post("/v1/messages")
+            .header("x-api-key", "sk-nope")
+            .body(Body::empty())
+            .unwrap();
+        let r = svc.clone().oneshot(bad).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(text(r).await.contains("authentication_error"));
     }
 
     #[test]

@@ -242,6 +242,12 @@ impl Gateway {
         self.inner.snapshot.load_full()
     }
 
+    /// The pooled upstream client (cheap to clone), for side fetches such as JWKS
+    /// documents that should share its TLS roots and connection pool.
+    pub fn http_client(&self) -> HttpClient {
+        self.inner.client.clone()
+    }
+
     /// An axum router answering every gateway endpoint; mount it with `nest` or
     /// `merge`.
     pub fn router(&self) -> axum::Router {

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod autoconfig;
 pub mod client;
 pub mod client_auth;
+pub mod client_auth_config;
 pub mod config;
 pub mod credentials;
 pub mod error;

@@ -182,8 +182,14 @@ fn genai_metrics_on_the_admin_listener_after_sdk_requests() {
 }
 
 fn sdk(python: &PathBuf, base: &str, checks: &[&str]) -> serde_json::Value {
+    sdk_with_key(python, base, "client-key", checks)
+}
+
+/// Runs SDK checks whose clients present `key` (an API key or a JWT).
+fn sdk_with_key(python: &PathBuf, base: &str, key: &str, checks: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/sdk_checks.py");
     let out = Command::new(python)
+        .env("AIGW_CLIENT_KEY", key)
         .arg(script)
         .arg(base)
         .args(checks)
@@ -429,4 +435,194 @@ fn find_count(v: &serde_json::Value, path: &str) -> u64 {
             .unwrap_or_else(|| m.values().map(|x| find_count(x, path)).sum()),
         _ => 0,
     }
+}
+
+/// A JWT signed with the fixture RSA key (`kid` `rsa-1` in `tests/fixtures/jwt/jwks.json`).
+fn jwt(iss: &str, aud: &str, sub: &str) -> String {
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("fixtures/jwt/rs256.pem")).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({"iss": iss, "aud": aud, "sub": sub, "exp": exp}),
+        &key,
+    )
+    .unwrap()
+}
+
+#[test]
+fn client_api_keys_from_the_cli_reject_and_admit_both_sdks() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "# clients\nteam-a:sk-team-a\n").unwrap();
+    let (_gw, url, admin) =
+        simulator_mode_gateway_with(&["--client-api-keys", keys.to_str().unwrap()]);
+    let r = sdk_with_key(
+        &py,
+        &url,
+        "sk-team-a",
+        &[
+            "auth_rejected_openai",
+            "auth_rejected_anthropic",
+            "openai_chat",
+            "openai_chat_stream",
+            "anthropic_messages",
+        ],
+    );
+    assert_eq!(r["auth_rejected_openai"]["status"], 401);
+    assert_eq!(r["auth_rejected_anthropic"]["status"], 401);
+    assert_eq!(
+        r["auth_rejected_anthropic"]["type"], "authentication_error",
+        "{r}"
+    );
+    assert_eq!(r["openai_chat"]["model"], "gpt-4o-mini");
+    // Rejected requests never reach the gateway: three admitted requests recorded.
+    let text = http_get(admin, "/metrics");
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("aigw_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(total, 3.0, "{text}");
+}
+
+#[test]
+fn security_policy_jwt_and_api_keys_from_the_config() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/jwt/jwks.json"
+    ))
+    .unwrap()
+    .replace('\n', " ");
+    let sim_listen = free_addr();
+    let _sim = aigw(&["simulate", "--listen", &sim_listen.to_string()]);
+    wait_listening(sim_listen);
+    let yaml = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: r
+  namespace: default
+spec:
+  rules:
+    - matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: gpt-4o-mini
+      backendRefs:
+        - name: sim
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata:
+  name: sim
+  namespace: default
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: sim
+    kind: Backend
+    group: gateway.envoyproxy.io
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: sim
+  namespace: default
+spec:
+  endpoints:
+    - ip:
+        address: 127.0.0.1
+        port: {port}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: client-auth
+  namespace: default
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: aigw
+  apiKeyAuth:
+    credentialRefs:
+      - name: client-keys
+    extractFrom:
+      - headers: ["x-api-key"]
+  jwt:
+    providers:
+      - name: idp
+        issuer: https://issuer.example
+        audiences: [aigw]
+        localJWKS:
+          type: Inline
+          inline: '{jwks}'
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: client-keys
+  namespace: default
+stringData:
+  team-b: sk-team-b
+"#,
+        port = sim_listen.port()
+    );
+    let cfg = dir.path().join("aigw.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let _gw = aigw(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--listen",
+        &listen.to_string(),
+        "--admin",
+        &admin.to_string(),
+    ]);
+    wait_listening(listen);
+    let url = format!("http://{listen}");
+
+    // The Secret's key, and a JWT from the configured issuer, are both admitted.
+    let r = sdk_with_key(
+        &py,
+        &url,
+        "sk-team-b",
+        &["auth_rejected_openai", "openai_chat"],
+    );
+    assert_eq!(r["auth_rejected_openai"]["status"], 401);
+    let good = jwt("https://issuer.example", "aigw", "alice");
+    let r = sdk_with_key(&py, &url, &good, &["openai_chat_stream"]);
+    assert!(r["openai_chat_stream"]["chunks"].as_u64().unwrap() >= 3);
+    // A token for another audience, or from another issuer, is not.
+    for bad in [
+        jwt("https://issuer.example", "someone-else", "mallory"),
+        jwt("https://evil.example", "aigw", "mallory"),
+    ] {
+        let out = Command::new(&py)
+            .env("AIGW_CLIENT_KEY", &bad)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/sdk_checks.py"
+            ))
+            .arg(&url)
+            .arg("openai_chat")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("AuthenticationError"), "{err}");
+    }
+    let _ = admin;
 }

@@ -2,6 +2,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use aigw_axum::admin::{self, AdminState, Tee};
+use aigw_axum::client_auth::ClientAuthLayer;
+use aigw_axum::client_auth_config::{self, ClientAuthFlags};
 use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, Settings, Snapshot, TracingSink, autoconfig, config, credentials};
 use aigw_core::config::{Config, SecretSource};
@@ -66,6 +68,33 @@ struct RunArgs {
     /// Directory of secrets laid out as `<namespace>/<name>/<key>` (mounted Secrets).
     #[arg(long, env = "AIGW_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
+    /// Require client API keys listed in FILE: lines `name:sha256:<hex digest>` or
+    /// `name:<key>`.
+    #[arg(long, env = "AIGW_CLIENT_API_KEYS")]
+    client_api_keys: Option<PathBuf>,
+    /// Accept JWT bearer tokens verified with this JWKS (a file path or an http(s) URL).
+    #[arg(long, env = "AIGW_JWT_JWKS")]
+    jwt_jwks: Option<String>,
+    /// Required JWT issuer (`iss`).
+    #[arg(long, env = "AIGW_JWT_ISSUER", requires = "jwt_jwks")]
+    jwt_issuer: Option<String>,
+    /// Accepted JWT audience (`aud`); repeatable.
+    #[arg(long, requires = "jwt_jwks")]
+    jwt_audience: Vec<String>,
+    /// How often JWKS URLs are fetched again, in seconds.
+    #[arg(long, default_value_t = 300)]
+    jwks_refresh_secs: u64,
+}
+
+impl RunArgs {
+    fn client_auth_flags(&self) -> ClientAuthFlags {
+        ClientAuthFlags {
+            api_keys_file: self.client_api_keys.clone(),
+            jwks: self.jwt_jwks.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audiences: self.jwt_audience.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -288,6 +317,19 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
 
+    let auth_flags = args.client_auth_flags();
+    let jwks_refresh = Duration::from_secs(args.jwks_refresh_secs.max(1));
+    let auth_plan =
+        client_auth_config::build(Some(&config), args.secrets_dir.as_deref(), &auth_flags)
+            .map_err(|e| e.to_string())?;
+    let auth_layer = ClientAuthLayer::disabled();
+    client_auth_config::prime(&gateway.http_client(), &auth_plan.remote).await;
+    if auth_plan.auth.is_some() {
+        tracing::info!("client authentication required");
+    }
+    auth_layer.set(auth_plan.auth);
+    client_auth_config::spawn_refresh(gateway.http_client(), auth_plan.remote, jwks_refresh);
+
     let listener = bind(args.listen).await?;
     let admin_listener = bind(args.admin).await?;
     tracing::info!("{mode}");
@@ -305,16 +347,30 @@ async fn run(args: RunArgs) -> Result<(), String> {
         let secrets_dir = args.secrets_dir.clone();
         let gw = gateway.clone();
         let state = admin_state.clone();
+        let auth_layer = auth_layer.clone();
+        let auth_flags = auth_flags.clone();
         let interval = Duration::from_millis(args.reload_interval_ms.max(100));
         tokio::spawn(aigw_axum::reload::watch(
             paths.clone(),
             interval,
             move || {
-                let result = Config::load_paths(&paths)
-                    .and_then(|c| build_snapshot(&c, secrets_dir.as_ref()));
+                let result = Config::load_paths(&paths).and_then(|c| {
+                    let snap = build_snapshot(&c, secrets_dir.as_ref())?;
+                    let auth =
+                        client_auth_config::build(Some(&c), secrets_dir.as_deref(), &auth_flags)?;
+                    Ok((snap, auth))
+                });
                 match result {
-                    Ok(snap) => {
+                    Ok((snap, auth)) => {
                         gw.swap(snap);
+                        let client = gw.http_client();
+                        let layer = auth_layer.clone();
+                        // Remote keys are fetched before the new settings take over.
+                        tokio::spawn(async move {
+                            client_auth_config::prime(&client, &auth.remote).await;
+                            layer.set(auth.auth);
+                            client_auth_config::spawn_refresh(client, auth.remote, jwks_refresh);
+                        });
                         state.reloaded(true);
                         tracing::info!("configuration reloaded");
                     }
@@ -331,7 +387,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     admin_state.set_ready(true);
     let draining = admin_state.clone();
-    let served = axum::serve(aigw_axum::net::nodelay(listener), gateway.router())
+    let app =
+        axum::Router::new().fallback_service(tower::Layer::layer(&auth_layer, gateway.clone()));
+    let served = axum::serve(aigw_axum::net::nodelay(listener), app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             draining.set_ready(false);

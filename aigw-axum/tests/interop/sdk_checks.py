@@ -5,6 +5,7 @@ success one JSON object maps every check to its summary. Any failure exits non-z
 the traceback and the name of the failing check.
 """
 import json
+import os
 import sys
 
 import anthropic
@@ -12,8 +13,10 @@ import openai
 
 BASE = sys.argv[1]
 
-oa = openai.OpenAI(base_url=BASE + "/v1", api_key="client-key", max_retries=0, timeout=20)
-an = anthropic.Anthropic(base_url=BASE, api_key="client-key", max_retries=0, timeout=20)
+# The client credential the gateway sees: any value unless client authentication is on.
+KEY = os.environ.get("AIGW_CLIENT_KEY", "client-key")
+oa = openai.OpenAI(base_url=BASE + "/v1", api_key=KEY, max_retries=0, timeout=20)
+an = anthropic.Anthropic(base_url=BASE, api_key=KEY, max_retries=0, timeout=20)
 
 MSG = [{"role": "user", "content": "Say hello"}]
 WEATHER = {
@@ -128,7 +131,32 @@ def expect_status(fn, status):
     raise AssertionError(f"expected HTTP {status}")
 
 
+def auth_rejected_openai():
+    bad = openai.OpenAI(base_url=BASE + "/v1", api_key="wrong-key", max_retries=0, timeout=20)
+    try:
+        bad.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    except openai.AuthenticationError as e:
+        assert e.status_code == 401, e.status_code
+        assert isinstance(e.body, dict) and e.body.get("message"), e.body
+        return {"status": e.status_code, "type": e.type, "message": e.message}
+    raise AssertionError("expected openai.AuthenticationError")
+
+
+def auth_rejected_anthropic():
+    bad = anthropic.Anthropic(base_url=BASE, api_key="wrong-key", max_retries=0, timeout=20)
+    try:
+        bad.messages.create(model="claude-3-5-sonnet", max_tokens=10, messages=MSG)
+    except anthropic.AuthenticationError as e:
+        assert e.status_code == 401, e.status_code
+        body = e.response.json()
+        assert body["type"] == "error", body
+        return {"status": e.status_code, "type": body["error"]["type"], "message": e.message}
+    raise AssertionError("expected anthropic.AuthenticationError")
+
+
 CHECKS = {
+    "auth_rejected_openai": auth_rejected_openai,
+    "auth_rejected_anthropic": auth_rejected_anthropic,
     "openai_chat": lambda: chat("gpt-4o-mini"),
     "openai_chat_stream": lambda: chat_stream("gpt-4o-mini"),
     "openai_tools": lambda: chat_tools("gpt-4o-mini"),
