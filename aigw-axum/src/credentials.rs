@@ -1,84 +1,174 @@
-//! The default [`CredentialResolver`]: BackendSecurityPolicies to `aigw-auth` providers.
+//! The default [`CredentialResolver`]: BackendSecurityPolicies to `aigw-auth`
+//! providers ([`aigw_auth::provider_for`]: API keys, AWS SigV4 from a file, the default
+//! chain or OIDC/STS web identity, Azure Entra client secret or federated assertion, GCP
+//! service account, metadata server, workload identity federation or passthrough — with
+//! rotation ahead of expiry and `credentialOverride` headers).
+//!
+//! The resolver is called once per policy per configuration snapshot
+//! ([`crate::config::ConfigPlanner`] caches the provider), so rotation state lives as
+//! long as the snapshot. A policy that cannot be turned into a provider does not fail
+//! the whole route: its backends get an [`Unavailable`] provider whose every credential
+//! request fails with a 503-class error, which the gateway treats like a connect
+//! failure and fails over to the next backend.
 
 use crate::config::CredentialResolver;
-use aigw_auth::aws::{AwsCredentialSource, SigV4Config, SigV4Provider};
-use aigw_auth::gcp::{GcpConfig, GcpCredentialSource, GcpProvider};
-use aigw_auth::{ApiKeyProvider, KeySource, Rotating};
-use aigw_core::config::{GcpAuth, ResolvedSecurityPolicy, SecurityPolicyKind};
-use aigw_core::{CredentialProvider, Error, Result};
+use aigw_auth::AuthOptions;
+use aigw_core::config::ResolvedSecurityPolicy;
+use aigw_core::credential::Credential;
+use aigw_core::{CredentialProvider, Error, OutgoingRequest, Result};
 use std::sync::Arc;
 
-/// Maps a resolved policy to its provider. Keys are served as configured; AWS
-/// credentials go through the rotation wrapper so temporary keys refresh ahead of
-/// expiry. Policies this build cannot serve yet are reported at first use.
+/// Maps a resolved policy to its provider with default [`AuthOptions`].
 pub fn provider_for(policy: &ResolvedSecurityPolicy) -> Result<Arc<dyn CredentialProvider>> {
-    let name = policy.name.clone();
-    Ok(match &policy.kind {
-        SecurityPolicyKind::APIKey { key } => {
-            Arc::new(ApiKeyProvider::bearer(name, KeySource::Value(key.clone())))
-        }
-        SecurityPolicyKind::AzureAPIKey { key } => {
-            Arc::new(ApiKeyProvider::azure(name, KeySource::Value(key.clone())))
-        }
-        SecurityPolicyKind::AnthropicAPIKey { key } => Arc::new(ApiKeyProvider::anthropic(
-            name,
-            KeySource::Value(key.clone()),
-        )),
-        SecurityPolicyKind::AWSCredentials {
-            region,
-            credentials_file,
-            profile,
-            oidc_exchange: None,
-        } => {
-            let source = match credentials_file {
-                Some(file) => AwsCredentialSource::SharedFile {
-                    source: KeySource::Value(file.clone()),
-                    profile: profile.clone(),
-                },
-                None => AwsCredentialSource::DefaultChain,
-            };
-            let inner = SigV4Provider::new(name, SigV4Config::new(region.clone(), source));
-            Arc::new(Rotating::new(Arc::new(inner)))
-        }
-        SecurityPolicyKind::GCPCredentials {
-            project,
-            region,
-            auth,
-        } => {
-            let source = match auth {
-                GcpAuth::ServiceAccountJson(key) => {
-                    GcpCredentialSource::ServiceAccountKey(KeySource::Value(key.clone()))
-                }
-                GcpAuth::ApplicationDefault => {
-                    GcpCredentialSource::MetadataServer { endpoint: None }
-                }
-                _ => {
-                    return Err(Error::Credential {
-                        policy: name,
-                        message: "GCP workload identity federation and passthrough are not supported by the standalone gateway yet".into(),
-                    });
-                }
-            };
-            let config = GcpConfig {
-                project: project.clone().unwrap_or_default(),
-                region: region.clone().unwrap_or_default(),
-                source,
-            };
-            Arc::new(Rotating::new(Arc::new(GcpProvider::new(name, config))))
-        }
-        other => {
-            return Err(Error::Credential {
-                policy: name,
-                message: format!(
-                    "BackendSecurityPolicy type {} is not supported by the standalone gateway yet",
-                    other.type_name()
-                ),
-            });
-        }
+    aigw_auth::provider_for(policy, &AuthOptions::default())
+}
+
+/// A resolver over [`aigw_auth::provider_for`] with `options`; a policy that cannot be
+/// served becomes an [`Unavailable`] provider (logged once, when first used).
+pub fn resolver(options: AuthOptions) -> CredentialResolver {
+    Arc::new(move |policy: &ResolvedSecurityPolicy| {
+        Ok(
+            aigw_auth::provider_for(policy, &options).unwrap_or_else(|e| {
+                tracing::error!(policy = %policy.name, error = %e, "backend credentials unavailable");
+                Arc::new(Unavailable::new(policy.name.clone(), &e)) as Arc<dyn CredentialProvider>
+            }),
+        )
     })
 }
 
-/// [`provider_for`] as a [`CredentialResolver`].
+/// [`resolver`] with default options.
 pub fn default_resolver() -> CredentialResolver {
-    Arc::new(provider_for)
+    resolver(AuthOptions::default())
+}
+
+/// A provider for a policy that could not be set up: every request for a credential
+/// fails with the setup error, so attempts on its backends fail over.
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    policy: String,
+    message: String,
+}
+
+impl Unavailable {
+    /// The provider for `policy`, failing with `error`'s description.
+    pub fn new(policy: impl Into<String>, error: &Error) -> Self {
+        Self {
+            policy: policy.into(),
+            message: error.to_string(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for Unavailable {
+    fn name(&self) -> &str {
+        &self.policy
+    }
+
+    async fn credential(&self) -> Result<Credential> {
+        Err(Error::Credential {
+            policy: self.policy.clone(),
+            message: self.message.clone(),
+        })
+    }
+
+    fn apply(&self, _credential: &Credential, _request: &mut OutgoingRequest) -> Result<()> {
+        Err(Error::Credential {
+            policy: self.policy.clone(),
+            message: self.message.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigw_core::config::{Config, SecretSource};
+
+    fn policy(yaml_spec: &str) -> ResolvedSecurityPolicy {
+        let yaml = format!(
+            r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: r
+spec:
+  rules:
+    - backendRefs:
+        - name: b
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata:
+  name: b
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: b
+    kind: Backend
+    group: gateway.envoyproxy.io
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: b
+spec:
+  endpoints:
+    - fqdn:
+        hostname: example.com
+        port: 443
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: BackendSecurityPolicy
+metadata:
+  name: p
+spec:
+  targetRefs:
+    - group: aigateway.envoyproxy.io
+      kind: AIServiceBackend
+      name: b
+{yaml_spec}
+"#
+        );
+        let config = Config::from_yaml_str(&yaml, "t.yaml").unwrap();
+        let snap = aigw_core::routing::Snapshot::compile_with_secrets(
+            &config,
+            &SecretSource::from_config(&config),
+        )
+        .unwrap();
+        let m = snap.route("gpt", &http::HeaderMap::new()).unwrap();
+        let c = m.attempt_order(0).into_iter().next().unwrap();
+        (*c.target.security_policy.clone().unwrap()).clone()
+    }
+
+    #[tokio::test]
+    async fn api_key_policy_resolves_through_aigw_auth() {
+        let p = policy(
+            "  type: APIKey\n  apiKey:\n    secretRef:\n      name: k\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: k\nstringData:\n  apiKey: sk-upstream\n",
+        );
+        let provider = (default_resolver())(&p).unwrap();
+        let c = provider.credential().await.unwrap();
+        let mut req = OutgoingRequest {
+            method: http::Method::POST,
+            scheme: "https".into(),
+            authority: "example.com".into(),
+            path: "/v1/chat/completions".into(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        };
+        provider.apply(&c, &mut req).unwrap();
+        assert_eq!(req.headers["authorization"], "Bearer sk-upstream");
+    }
+
+    #[tokio::test]
+    async fn unavailable_provider_fails_every_credential_request_with_503() {
+        let e = Error::Credential {
+            policy: "default/p".into(),
+            message: "no token endpoint".into(),
+        };
+        let p = Unavailable::new("default/p", &e);
+        let err = p.credential().await.unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(err.to_string().contains("no token endpoint"));
+    }
 }

@@ -449,3 +449,50 @@ async fn client_identity_from_an_auth_layer_reaches_the_record() {
         Some("team-a")
     );
 }
+
+#[tokio::test]
+async fn credential_failure_fails_over_like_a_connect_failure() {
+    let unreachable = upstream(ok(1)).await;
+    let good = upstream(ok(1)).await;
+    let mut broken = target("broken", unreachable.addr, 0);
+    let e = aigw_core::Error::Credential {
+        policy: "default/broken".into(),
+        message: "token endpoint unreachable".into(),
+    };
+    broken.credential = Some(std::sync::Arc::new(
+        aigw_axum::credentials::Unavailable::new("default/broken", &e),
+    ));
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![broken.clone(), target("good", good.addr, 1)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    assert_eq!(post(&h.url, &chat(false)).await.status(), 200);
+    // Nothing was sent to the backend whose credentials failed.
+    assert_eq!(unreachable.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(good.hits.load(Ordering::SeqCst), 1);
+    assert!(eventually(|| h.records.0.lock().unwrap().len() == 1).await);
+    assert_eq!(
+        h.records.0.lock().unwrap()[0].backend.as_deref(),
+        Some("good")
+    );
+
+    // Alone, it is a 503 naming the policy, never a request upstream.
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![broken],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+    )
+    .await;
+    let r = post(&h.url, &chat(false)).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("default/broken"));
+    assert_eq!(unreachable.hits.load(Ordering::SeqCst), 0);
+}
