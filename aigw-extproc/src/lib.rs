@@ -6,6 +6,7 @@
 //! bootstrap generator so Envoy + `aigw-extproc` is a complete gateway on one host.
 
 pub mod config;
+pub mod credentials;
 pub mod envoy;
 pub mod error;
 pub mod metrics;

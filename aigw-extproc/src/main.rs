@@ -41,6 +41,9 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// Runtime worker threads; 0 uses one per core.
+    #[arg(long, default_value_t = 0, env = "AIGW_EXTPROC_WORKER_THREADS")]
+    worker_threads: usize,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -187,15 +190,20 @@ fn main() -> ExitCode {
             admin,
             ca_file,
         }) => envoy_config(&config, &extproc, listen, admin, ca_file),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| ExtProcError::Io {
-                what: "starting the runtime",
-                addr: String::new(),
-                source,
-            })
-            .and_then(|rt| rt.block_on(serve(cli))),
+        None => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if cli.worker_threads > 0 {
+                rt.worker_threads(cli.worker_threads);
+            }
+            rt.enable_all()
+                .build()
+                .map_err(|source| ExtProcError::Io {
+                    what: "starting the runtime",
+                    addr: String::new(),
+                    source,
+                })
+                .and_then(|rt| rt.block_on(serve(cli)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! What the processor consults per request: the compiled configuration behind a
 //! [`Catalog`], the translator factory and the token meter, swapped atomically on reload.
 
+use crate::credentials::MetadataCredential;
 use aigw_core::exchange::{ExchangeRecord, Target};
 use aigw_core::meter::NoopMeter;
 use aigw_core::{Result, TokenMeter, TranslatorFactory};
@@ -20,7 +21,14 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// The backend behind a per-rule backend name
     /// (`{ns}/{name}/route/{route}/rule/{i}/ref/{j}`), or a plain `ns/name`.
-    fn target(&self, backend_name: &str) -> Option<Target>;
+    fn target(&self, backend_name: &str) -> Option<Arc<Target>>;
+
+    /// Where the backend's per-request credential sits in Envoy's dynamic metadata,
+    /// when its policy has `credentialOverride.fromDynamicMetadata`.
+    fn metadata_credential(&self, backend_name: &str) -> Option<&MetadataCredential> {
+        let _ = backend_name;
+        None
+    }
 
     /// Cost metadata (`llmRequestCosts`: metadata key → value) for a finished request.
     fn costs(&self, record: &ExchangeRecord) -> Vec<(String, u64)> {

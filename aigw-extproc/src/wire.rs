@@ -79,20 +79,26 @@ impl Headers {
     /// Headers with names or values `http` rejects are skipped: they cannot matter to
     /// translation and forwarding them is Envoy's job.
     pub fn from_pb(pb: Option<&PbHeaderMap>) -> Self {
+        Self::from_pb_owned(pb.cloned())
+    }
+
+    /// As [`Headers::from_pb`], taking the message so values move instead of being copied.
+    pub fn from_pb_owned(pb: Option<PbHeaderMap>) -> Self {
         let mut out = Self::default();
         let Some(pb) = pb else { return out };
-        for h in &pb.headers {
-            let raw: &[u8] = if h.raw_value.is_empty() {
-                h.value.as_bytes()
+        out.map.reserve(pb.headers.len());
+        for h in pb.headers {
+            let raw: Vec<u8> = if h.raw_value.is_empty() {
+                h.value.into_bytes()
             } else {
-                &h.raw_value
+                h.raw_value
             };
             match h.key.as_str() {
-                ":path" => out.path = String::from_utf8_lossy(raw).into_owned(),
-                ":method" => out.method = String::from_utf8_lossy(raw).into_owned(),
-                ":authority" => out.authority = String::from_utf8_lossy(raw).into_owned(),
+                ":path" => out.path = into_string(raw),
+                ":method" => out.method = into_string(raw),
+                ":authority" => out.authority = into_string(raw),
                 ":status" => {
-                    out.status = std::str::from_utf8(raw)
+                    out.status = std::str::from_utf8(&raw)
                         .ok()
                         .and_then(|s| s.parse::<u16>().ok())
                         .and_then(|s| StatusCode::from_u16(s).ok());
@@ -101,7 +107,7 @@ impl Headers {
                 k => {
                     if let (Ok(n), Ok(v)) = (
                         HeaderName::from_bytes(k.as_bytes()),
-                        HeaderValue::from_bytes(raw),
+                        HeaderValue::from_maybe_shared(Bytes::from(raw)),
                     ) {
                         out.map.append(n, v);
                     }
@@ -110,6 +116,10 @@ impl Headers {
         }
         out
     }
+}
+
+fn into_string(raw: Vec<u8>) -> String {
+    String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// An ext_proc header mutation under construction.
@@ -175,40 +185,46 @@ impl Mutation {
 
     /// The protobuf form; `None` when empty so the reply stays minimal.
     pub fn to_pb(&self) -> Option<PbHeaderMutation> {
+        self.clone().into_pb()
+    }
+
+    /// As [`Mutation::to_pb`], moving names and values into the message.
+    pub fn into_pb(self) -> Option<PbHeaderMutation> {
         if self.is_empty() {
             return None;
         }
         Some(PbHeaderMutation {
             set_headers: self
                 .set
-                .iter()
-                .map(|(k, v)| HeaderValueOption {
+                .into_iter()
+                .map(|(key, raw_value)| HeaderValueOption {
                     header: Some(PbHeaderValue {
-                        key: k.clone(),
+                        key,
                         value: String::new(),
-                        raw_value: v.clone(),
+                        raw_value,
                     }),
                     append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
                     ..HeaderValueOption::default()
                 })
                 .collect(),
-            remove_headers: self.remove.clone(),
+            remove_headers: self.remove,
         })
     }
 }
 
-/// Builds a `CommonResponse`.
+/// Builds a `CommonResponse`. A body whose buffer is not shared moves into the
+/// message without a copy.
 pub fn common(
     status: ResponseStatus,
-    headers: &Mutation,
+    headers: Mutation,
     body: Option<Bytes>,
     clear_route_cache: bool,
 ) -> CommonResponse {
     CommonResponse {
         status: status as i32,
-        header_mutation: headers.to_pb(),
+        header_mutation: headers.into_pb(),
         body_mutation: body.map(|b| BodyMutation {
-            mutation: Some(body_mutation::Mutation::Body(b.to_vec())),
+            mutation: Some(body_mutation::Mutation::Body(Vec::from(b))),
         }),
         trailers: None,
         clear_route_cache,
@@ -268,8 +284,8 @@ pub fn immediate(status: StatusCode, content_type: &str, body: Bytes) -> Process
             status: Some(HttpStatus {
                 code: i32::from(status.as_u16()),
             }),
-            headers: headers.to_pb(),
-            body: body.to_vec(),
+            headers: headers.into_pb(),
+            body: Vec::from(body),
             grpc_status: None,
             details: String::from("aigw"),
         })),
@@ -311,11 +327,16 @@ impl Metadata {
 
     /// The `dynamic_metadata` struct: `{ "io.envoy.ai_gateway": { ... } }`.
     pub fn to_pb(&self) -> Option<Struct> {
+        self.clone().into_pb()
+    }
+
+    /// As [`Metadata::to_pb`], moving the values.
+    pub fn into_pb(self) -> Option<Struct> {
         if self.0.is_empty() {
             return None;
         }
         let inner = Struct {
-            fields: self.0.clone().into_iter().collect(),
+            fields: self.0.into_iter().collect(),
         };
         Some(Struct {
             fields: [(

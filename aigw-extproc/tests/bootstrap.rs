@@ -10,10 +10,11 @@ use aigw_extproc::server::ListenAddr;
 use serde_json::Value;
 use std::path::PathBuf;
 
-const FIXTURES: [&str; 3] = [
+const FIXTURES: [&str; 4] = [
     "provider_fallback__base.yaml",
     "basic__basic.yaml",
     "basic__aws-bedrock-openai-anthropic.yaml",
+    "credential_override__metadata.yaml",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -99,6 +100,32 @@ fn fallback_rule_is_one_cluster_with_priorities_and_retries() {
     let router = &hcm["http_filters"][0]["typed_config"];
     assert_eq!(router["processing_mode"]["request_body_mode"], "BUFFERED");
     assert_eq!(router["allow_mode_override"], true);
+}
+
+/// A policy reading its credential from dynamic metadata makes the router-level filter
+/// forward that namespace; without one nothing is forwarded.
+#[test]
+fn metadata_credentials_forward_their_namespace() {
+    let router = |name: &str| {
+        let b = bootstrap(name);
+        b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"][0]["typed_config"]["metadata_options"]
+            .clone()
+    };
+    let with = router("credential_override__metadata.yaml");
+    assert_eq!(
+        with["forwarding_namespaces"]["untyped"],
+        serde_json::json!(["envoy.filters.http.ext_authz"])
+    );
+    assert_eq!(
+        with["receiving_namespaces"]["untyped"],
+        serde_json::json!(["io.envoy.ai_gateway"])
+    );
+    assert!(
+        router("basic__basic.yaml")
+            .get("forwarding_namespaces")
+            .is_none()
+    );
 }
 
 /// Envoy itself accepts every generated bootstrap.

@@ -168,6 +168,7 @@ async fn setup() -> Option<Setup> {
                 endpoints: vec![endpoint(good_port, 0, OTHER_BACKEND)],
             },
         ],
+        metadata_namespaces: Vec::new(),
     };
     let port = free_port();
     let admin = free_port();

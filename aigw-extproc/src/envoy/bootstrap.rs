@@ -46,17 +46,23 @@ fn ext_proc_common(mode: Value) -> Value {
 
 /// The router-level filter: buffered request body (to read the model), response body
 /// buffered unless the processor switches it to STREAMED.
-pub fn router_filter() -> Value {
+/// `forwarding` lists the dynamic metadata namespaces Envoy sends along
+/// (`metadata_context`), for credentials other filters such as ext_authz put there.
+pub fn router_filter(forwarding: &[String]) -> Value {
+    let mut config = ext_proc_common(json!({
+        "request_header_mode": "SEND",
+        "request_body_mode": "BUFFERED",
+        "response_header_mode": "SEND",
+        "response_body_mode": "BUFFERED",
+        "request_trailer_mode": "SKIP",
+        "response_trailer_mode": "SKIP"
+    }));
+    if !forwarding.is_empty() {
+        config["metadata_options"]["forwarding_namespaces"] = json!({ "untyped": forwarding });
+    }
     json!({
         "name": "envoy.filters.http.ext_proc",
-        "typed_config": ext_proc_common(json!({
-            "request_header_mode": "SEND",
-            "request_body_mode": "BUFFERED",
-            "response_header_mode": "SEND",
-            "response_body_mode": "BUFFERED",
-            "request_trailer_mode": "SKIP",
-            "response_trailer_mode": "SKIP"
-        }))
+        "typed_config": config
     })
 }
 
@@ -319,7 +325,7 @@ impl Plan {
                 "virtual_hosts": [{ "name": "aigw", "domains": ["*"], "routes": routes }]
             },
             "http_filters": [
-                router_filter(),
+                router_filter(&self.metadata_namespaces),
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": {

@@ -102,6 +102,9 @@ pub struct Plan {
     pub routes: Vec<RoutePlan>,
     /// Clusters.
     pub clusters: Vec<ClusterPlan>,
+    /// Dynamic metadata namespaces the router-level filter forwards to the processor
+    /// (`credentialOverride.fromDynamicMetadata`).
+    pub metadata_namespaces: Vec<String>,
 }
 
 impl Plan {

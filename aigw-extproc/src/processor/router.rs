@@ -53,7 +53,7 @@ fn continue_reply(
 ) -> ProcessingResponse {
     build(wire::common(
         ResponseStatus::Continue,
-        &Mutation::default(),
+        Mutation::default(),
         None,
         false,
     ))
@@ -82,7 +82,7 @@ impl RouterStream {
     /// Handles one message.
     pub async fn handle(&mut self, msg: ProcessingRequest) -> ProcessingResponse {
         match msg.request {
-            Some(Msg::RequestHeaders(h)) => self.request_headers(h),
+            Some(Msg::RequestHeaders(h)) => self.request_headers(h, msg.metadata_context),
             Some(Msg::RequestBody(b)) => self.request_body(b).await,
             Some(Msg::ResponseHeaders(h)) => self.response_headers(h).await,
             Some(Msg::ResponseBody(b)) => self.response_body(b).await,
@@ -106,8 +106,12 @@ impl RouterStream {
         }
     }
 
-    fn request_headers(&mut self, h: HttpHeaders) -> ProcessingResponse {
-        self.headers = Headers::from_pb(h.headers.as_ref());
+    fn request_headers(
+        &mut self,
+        h: HttpHeaders,
+        metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
+    ) -> ProcessingResponse {
+        self.headers = Headers::from_pb_owned(h.headers);
         let Some(endpoint) = Endpoint::from_path(&self.headers.path) else {
             self.phase = Phase::Passthrough;
             let e = Error::UnsupportedPath {
@@ -143,18 +147,26 @@ impl RouterStream {
                 backend_name: None,
                 attempts: 0,
                 previous_set: Vec::new(),
+                metadata,
             },
         );
         let mut m = Mutation::default();
         m.set(wire::INTERNAL_REQUEST_ID, reg.id().as_bytes());
         self.registration = Some(reg);
-        wire::request_headers_response(wire::common(ResponseStatus::Continue, &m, None, false))
+        wire::request_headers_response(wire::common(ResponseStatus::Continue, m, None, false))
     }
 
     async fn request_body(&mut self, b: HttpBody) -> ProcessingResponse {
-        self.body.extend_from_slice(&b.body);
+        // BUFFERED mode sends the whole body in one message: keep its buffer as is.
+        let whole = if b.end_of_stream && self.body.is_empty() {
+            Some(Bytes::from(b.body))
+        } else {
+            self.body.extend_from_slice(&b.body);
+            None
+        };
+        let len = whole.as_ref().map_or(self.body.len(), Bytes::len);
         if let Some(limit) = self.runtime.catalog.body_limit()
-            && self.body.len() as u64 > limit
+            && len as u64 > limit
         {
             self.body = BytesMut::new();
             let e = Error::PayloadTooLarge {
@@ -169,8 +181,11 @@ impl RouterStream {
         let (Some(endpoint), Some(reg)) = (self.endpoint, self.registration.as_ref()) else {
             return continue_reply(wire::request_body_response);
         };
-        let body = std::mem::take(&mut self.body).freeze();
-        let mut headers = self.headers.map.clone();
+        let body = match whole {
+            Some(b) => b,
+            None => std::mem::take(&mut self.body).freeze(),
+        };
+        let mut headers = std::mem::take(&mut self.headers.map);
         if let Ok(v) = HeaderValue::from_str(reg.id()) {
             headers.insert(wire::INTERNAL_REQUEST_ID, v);
         }
@@ -194,7 +209,7 @@ impl RouterStream {
                 self.headers.path.as_bytes(),
             );
         reg.state().lock().await.exchange = Some(exchange);
-        wire::request_body_response(wire::common(ResponseStatus::Continue, &m, None, true))
+        wire::request_body_response(wire::common(ResponseStatus::Continue, m, None, true))
     }
 
     fn fail_request(&mut self, e: &Error) -> ProcessingResponse {
@@ -241,7 +256,7 @@ impl RouterStream {
     }
 
     async fn response_headers(&mut self, h: HttpHeaders) -> ProcessingResponse {
-        let seen = Headers::from_pb(h.headers.as_ref());
+        let seen = Headers::from_pb_owned(h.headers);
         let status = seen.status.unwrap_or(StatusCode::OK);
         let Some(reg) = self.registration.as_ref() else {
             self.phase = Phase::Passthrough;
@@ -262,12 +277,11 @@ impl RouterStream {
                 self.phase = Phase::Success;
                 let mut m = Mutation::default();
                 diff_headers(&seen.map, &out, &mut m);
-                let mut reply = wire::common(ResponseStatus::Continue, &m, None, false);
+                let reply = wire::common(ResponseStatus::Continue, m, None, false);
                 let mut md = None;
                 if h.end_of_stream {
                     drop(st);
                     md = self.finish(status, None).await;
-                    reply.header_mutation = m.to_pb();
                 }
                 let mut resp = wire::response_headers_response(reply);
                 if streaming && status == StatusCode::OK && !h.end_of_stream {
@@ -332,7 +346,7 @@ impl RouterStream {
                 };
                 let mut r = wire::response_body_response(wire::common(
                     ResponseStatus::Continue,
-                    &Mutation::default(),
+                    Mutation::default(),
                     Some(event),
                     false,
                 ));
@@ -350,7 +364,7 @@ impl RouterStream {
         };
         let mut r = wire::response_body_response(wire::common(
             ResponseStatus::Continue,
-            &Mutation::default(),
+            Mutation::default(),
             (!unchanged).then_some(out),
             false,
         ));
@@ -406,7 +420,7 @@ impl RouterStream {
         let md = self.finish_locked(st, out_status, Some(&err));
         let mut r = build(wire::common(
             ResponseStatus::Continue,
-            &m,
+            m,
             Some(out_body),
             false,
         ));
@@ -450,7 +464,7 @@ impl RouterStream {
         let mut record = exchange.finish(status, error);
         record.costs = st.runtime.catalog.costs(&record);
         self.metrics.record(&record);
-        metadata(&record, st.backend_name.as_deref()).to_pb()
+        metadata(&record, st.backend_name.as_deref()).into_pb()
     }
 }
 

@@ -3,6 +3,7 @@
 //! request Envoy is about to send.
 
 use super::error_reply;
+use crate::credentials;
 use crate::state::Registry;
 use crate::wire::{self, Headers, Metadata, Mutation};
 use aigw_core::{ClientApi, Error};
@@ -24,7 +25,7 @@ const STRIPPED: [&str; 5] = [
 fn pass() -> ProcessingResponse {
     wire::request_headers_response(wire::common(
         ResponseStatus::Continue,
-        &Mutation::default(),
+        Mutation::default(),
         None,
         false,
     ))
@@ -42,7 +43,7 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
             _ => pass(),
         };
     };
-    let seen = Headers::from_pb(h.headers.as_ref());
+    let seen = Headers::from_pb_owned(h.headers);
     let Some(id) = seen
         .map
         .get(wire::INTERNAL_REQUEST_ID)
@@ -102,6 +103,19 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
         .unwrap_or_else(|| attempt.request().authority.clone());
     let host = strip_port(&host).to_owned();
     attempt.request_mut().authority = host.clone();
+    let staged = runtime.catalog.metadata_credential(&backend_name);
+    {
+        // Metadata the upstream filter forwarded itself wins over what the router
+        // filter saw.
+        let headers = &mut attempt.request_mut().headers;
+        match staged {
+            Some(md) => md.stage(
+                msg.metadata_context.as_ref().or(st.metadata.as_ref()),
+                headers,
+            ),
+            None => credentials::strip_internal(headers),
+        }
+    }
     if let Some(cred) = target.credential.as_ref() {
         let applied = match cred.credential().await {
             Ok(c) => cred.apply(&c, attempt.request_mut()),
@@ -134,10 +148,9 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
         if *name == http::header::CONTENT_LENGTH || *name == http::header::HOST {
             continue;
         }
-        let want: Vec<_> = req.headers.get_all(name).iter().collect();
-        let have: Vec<_> = seen.map.get_all(name).iter().collect();
-        if want != have
-            && let Some(v) = want.first()
+        let want = req.headers.get_all(name);
+        if !want.iter().eq(seen.map.get_all(name).iter())
+            && let Some(v) = want.iter().next()
         {
             m.set(name.as_str(), v.as_bytes());
         }
@@ -146,7 +159,12 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
         if req.headers.contains_key(name) {
             continue;
         }
-        if STRIPPED.contains(&name.as_str()) || st.previous_set.iter().any(|p| p == name.as_str()) {
+        // `x-aigw-*` carries per-request credentials (overrides, internal staging):
+        // never forwarded, whether or not a provider consumed it.
+        if STRIPPED.contains(&name.as_str())
+            || name.as_str().starts_with("x-aigw-")
+            || st.previous_set.iter().any(|p| p == name.as_str())
+        {
             m.remove(name.as_str());
         }
     }
@@ -171,8 +189,8 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
         .collect();
     st.backend_name = Some(backend_name);
     st.attempt = Some(attempt);
-    let mut reply = wire::request_headers_response(wire::common(status, &m, body, false));
-    reply.dynamic_metadata = md.to_pb();
+    let mut reply = wire::request_headers_response(wire::common(status, m, body, false));
+    reply.dynamic_metadata = md.into_pb();
     reply
 }
 

@@ -35,13 +35,13 @@ impl Catalog for TestCatalog {
         }
     }
 
-    fn target(&self, name: &str) -> Option<Target> {
+    fn target(&self, name: &str) -> Option<Arc<Target>> {
         let (backend, schema) = match name {
             OPENAI_BACKEND => ("default/openai", ApiSchema::OpenAI),
             OTHER_BACKEND => ("default/other", ApiSchema::Anthropic),
             _ => return None,
         };
-        Some(Target {
+        Some(Arc::new(Target {
             backend: Arc::from(backend),
             schema: VersionedSchema::new(schema),
             upstream: UpstreamAddr {
@@ -53,7 +53,7 @@ impl Catalog for TestCatalog {
             body: Default::default(),
             credential: None,
             priority: 0,
-        })
+        }))
     }
 
     fn costs(&self, r: &ExchangeRecord) -> Vec<(String, u64)> {
