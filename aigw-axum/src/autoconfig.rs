@@ -326,9 +326,15 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Option<AutoConfig> {
     Some(b.finish())
 }
 
+/// The GCP project of the simulator's Vertex backend.
+pub const SIM_GCP_PROJECT: &str = "sim-project";
+/// The GCP region of the simulator's Vertex backend.
+pub const SIM_GCP_REGION: &str = "us-central1";
+
 /// Routes to a simulator at `addr`: `bedrock/…` models to Bedrock (SigV4 verified),
-/// `anthropic/…` and `claude-…` to Anthropic (`x-api-key` verified), everything else to
-/// OpenAI (bearer key verified).
+/// `gemini-…` to Vertex AI (a GCP access token from the simulator's
+/// metadata endpoint, verified), `anthropic/…` and `claude-…` to Anthropic (`x-api-key`
+/// verified), everything else to OpenAI (bearer key verified).
 pub fn simulator(addr: SocketAddr) -> AutoConfig {
     let url = BaseUrl {
         tls: false,
@@ -374,7 +380,22 @@ pub fn simulator(addr: SocketAddr) -> AutoConfig {
         policy: policy(API_KEY_POLICY, "sim-openai"),
         secret: vec![("apiKey", SIM_OPENAI_KEY.into())],
     });
+    b.backend(&Backend {
+        name: "sim-vertex",
+        schema: "GCPVertexAI",
+        version: None,
+        prefix: None,
+        url: &url,
+        // Application default credentials: the gateway asks the simulator's metadata
+        // endpoint for a token (see `credentials::resolver_with_gcp_metadata`).
+        policy: format!(
+            "  type: GCPCredentials\n  gcpCredentials:\n    projectName: {SIM_GCP_PROJECT}\n    region: {SIM_GCP_REGION}\n"
+        ),
+        secret: vec![("unused", String::new())],
+    });
     b.rule("bedrock/.*", "sim-bedrock");
+    // Vertex puts the model in the URL path, so a `vertex/` prefix cannot pass through.
+    b.rule("gemini-.*", "sim-vertex");
     b.rule("(anthropic/.*|claude-.*)", "sim-anthropic");
     b.rule(".*", "sim-openai");
     b.finish()
@@ -420,6 +441,7 @@ mod tests {
         for (model, backend) in [
             ("bedrock/anthropic.claude-3-haiku", "sim-bedrock"),
             ("claude-3-5-sonnet", "sim-anthropic"),
+            ("gemini-1.5-flash", "sim-vertex"),
             ("gpt-4o-mini", "sim-openai"),
         ] {
             let m = snap.route(model, &h).unwrap();

@@ -12,8 +12,9 @@
 //! failure and fails over to the next backend.
 
 use crate::config::CredentialResolver;
-use aigw_auth::AuthOptions;
-use aigw_core::config::ResolvedSecurityPolicy;
+use aigw_auth::gcp::{GcpConfig, GcpCredentialSource, GcpProvider};
+use aigw_auth::{AuthOptions, Rotating};
+use aigw_core::config::{GcpAuth, ResolvedSecurityPolicy, SecurityPolicyKind};
 use aigw_core::credential::Credential;
 use aigw_core::{CredentialProvider, Error, OutgoingRequest, Result};
 use std::sync::Arc;
@@ -33,6 +34,37 @@ pub fn resolver(options: AuthOptions) -> CredentialResolver {
                 Arc::new(Unavailable::new(policy.name.clone(), &e)) as Arc<dyn CredentialProvider>
             }),
         )
+    })
+}
+
+/// Like [`resolver`], but GCP application default credentials ask the metadata server
+/// at `endpoint` (e.g. `http://127.0.0.1:8080`) for tokens instead of
+/// `$GCE_METADATA_HOST` or `metadata.google.internal` — how simulator mode gives its
+/// Vertex backend real, rotating GCP tokens from the bundled simulator.
+pub fn resolver_with_gcp_metadata(options: AuthOptions, endpoint: String) -> CredentialResolver {
+    let fallback = resolver(options.clone());
+    Arc::new(move |policy: &ResolvedSecurityPolicy| {
+        let SecurityPolicyKind::GCPCredentials {
+            project,
+            region,
+            auth: GcpAuth::ApplicationDefault,
+        } = &policy.kind
+        else {
+            return fallback(policy);
+        };
+        let config = GcpConfig {
+            project: project.clone().unwrap_or_default(),
+            region: region.clone().unwrap_or_default(),
+            source: GcpCredentialSource::MetadataServer {
+                endpoint: Some(endpoint.clone()),
+            },
+        };
+        let provider =
+            GcpProvider::new(policy.name.clone(), config).with_clock(options.clock.clone());
+        let rotating = Rotating::new(Arc::new(provider))
+            .with_config(options.rotation)
+            .with_clock(options.clock.clone());
+        Ok(Arc::new(rotating) as Arc<dyn CredentialProvider>)
     })
 }
 

@@ -255,6 +255,22 @@ fn both_sdks_against_bedrock_backend_signed_with_sigv4() {
 }
 
 #[test]
+fn openai_sdk_against_vertex_backend_with_a_metadata_server_token() {
+    let Some(py) = python() else { return };
+    let (_gw, url) = simulator_mode_gateway();
+    // The simulator's Vertex endpoints refuse any bearer token but the one its metadata
+    // endpoint hands out, so every success is also a GCP credential check.
+    let r = sdk(
+        &py,
+        &url,
+        &["vertex_chat", "vertex_chat_stream", "vertex_tools"],
+    );
+    assert!(r["vertex_chat"]["usage"].as_u64().unwrap() > 0);
+    assert!(r["vertex_chat_stream"]["chunks"].as_u64().unwrap() >= 3);
+    assert_eq!(r["vertex_tools"]["tool"], "get_weather");
+}
+
+#[test]
 fn both_sdks_against_anthropic_backend() {
     let Some(py) = python() else { return };
     let (_gw, url) = simulator_mode_gateway();

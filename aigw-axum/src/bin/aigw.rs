@@ -213,6 +213,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
 fn build_snapshot(
     config: &Config,
     secrets_dir: Option<&PathBuf>,
+    resolver: &config::CredentialResolver,
 ) -> Result<Snapshot, aigw_core::Error> {
     let mut secrets = SecretSource::from_config(config).with_env_fallback();
     if let Some(dir) = secrets_dir {
@@ -222,7 +223,7 @@ fn build_snapshot(
         config,
         &secrets,
         Arc::new(aigw_providers::ProviderFactory),
-        &credentials::default_resolver(),
+        resolver,
     )
 }
 
@@ -256,6 +257,7 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs) -> Result<(), String> {
     let admin_state = Arc::new(AdminState::default());
+    let mut resolver = credentials::default_resolver();
     let (config, mode) = if !args.config.is_empty() {
         let config = Config::load_paths(&args.config).map_err(|e| e.to_string())?;
         let files: Vec<String> = args
@@ -283,7 +285,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
                     autoconfig::SIM_AWS_ACCESS_KEY_ID,
                     autoconfig::SIM_AWS_SECRET_KEY,
                     autoconfig::SIM_AWS_REGION,
-                )),
+                ))
+                .with_gcp_tokens([aigw_axum::simulator::SIM_GCP_TOKEN]),
+        );
+        resolver = credentials::resolver_with_gcp_metadata(
+            aigw_auth::AuthOptions::default(),
+            format!("http://{sim_addr}"),
         );
         tokio::spawn(async move {
             if let Err(e) = sim.serve(sim_listener, std::future::pending()).await {
@@ -295,11 +302,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         (
             config,
             format!(
-                "SIMULATOR mode: no provider configured (no CONFIG, no OPENAI_API_KEY, AZURE_OPENAI_API_KEY, ANTHROPIC_API_KEY or AWS credentials); answering from the bundled simulator at {sim_addr}: models bedrock/* -> Bedrock, anthropic/* and claude-* -> Anthropic, anything else -> OpenAI"
+                "SIMULATOR mode: no provider configured (no CONFIG, no OPENAI_API_KEY, AZURE_OPENAI_API_KEY, ANTHROPIC_API_KEY or AWS credentials); answering from the bundled simulator at {sim_addr}: models bedrock/* -> Bedrock, gemini-* -> Vertex AI, anthropic/* and claude-* -> Anthropic, anything else -> OpenAI"
             ),
         )
     };
-    let snapshot = build_snapshot(&config, args.secrets_dir.as_ref()).map_err(|e| e.to_string())?;
+    let snapshot =
+        build_snapshot(&config, args.secrets_dir.as_ref(), &resolver).map_err(|e| e.to_string())?;
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
         retry: aigw_axum::RetryPolicy {
@@ -355,7 +363,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             interval,
             move || {
                 let result = Config::load_paths(&paths).and_then(|c| {
-                    let snap = build_snapshot(&c, secrets_dir.as_ref())?;
+                    let snap = build_snapshot(&c, secrets_dir.as_ref(), &resolver)?;
                     let auth =
                         client_auth_config::build(Some(&c), secrets_dir.as_deref(), &auth_flags)?;
                     Ok((snap, auth))

@@ -119,3 +119,32 @@ pub(crate) fn check(
         },
     }
 }
+
+/// The token the metadata endpoint hands out when no GCP tokens are configured.
+pub const SIM_GCP_TOKEN: &str = "sim-gcp-token";
+
+/// `GET /computeMetadata/v1/instance/service-accounts/default/token`: a GCE metadata
+/// server's access token, so a gateway's GCP application-default credentials (metadata
+/// server flavour) can be exercised end to end. Hands out the first configured GCP
+/// token, or [`SIM_GCP_TOKEN`].
+pub(crate) async fn metadata_token(
+    axum::extract::State(shared): super::Sim,
+    headers: HeaderMap,
+) -> Response {
+    if header_str(&headers, "metadata-flavor") != Some("Google") {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"error": "missing Metadata-Flavor: Google header"}),
+        );
+    }
+    let token = shared
+        .cfg
+        .gcp_tokens
+        .as_ref()
+        .and_then(|t| t.first())
+        .map_or(SIM_GCP_TOKEN, |s| s.expose());
+    json_response(
+        StatusCode::OK,
+        &json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+    )
+}

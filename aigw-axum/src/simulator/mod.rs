@@ -72,6 +72,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::Value;
 
+pub use auth::SIM_GCP_TOKEN;
 pub use config::{AwsCredentials, SimulatorConfig};
 pub use script::{
     HEADER_CHUNK_INTERVAL_MS, HEADER_CHUNKS, HEADER_DELAY_MS, HEADER_MALFORMED,
@@ -154,6 +155,10 @@ impl Simulator {
             .route(
                 "/{version}/projects/{project}/locations/{location}/publishers/{publisher}/models/{action}",
                 post(vertex::dispatch),
+            )
+            .route(
+                "/computeMetadata/v1/instance/service-accounts/default/token",
+                get(auth::metadata_token),
             )
             .route(
                 "/__sim/stats",
