@@ -134,6 +134,9 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Upstream client settings.
     pub client: ClientSettings,
+    /// Start a W3C trace for requests that arrive without a `traceparent` (an incoming
+    /// one is always continued); see [`crate::trace_context`].
+    pub trace_propagation: bool,
 }
 
 impl Default for Settings {
@@ -145,6 +148,7 @@ impl Default for Settings {
             max_error_body_bytes: 1024 * 1024,
             retry: RetryPolicy::default(),
             client: ClientSettings::default(),
+            trace_propagation: false,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod record;
 pub mod reload;
 pub mod simulator;
 mod stream;
+pub mod trace_context;
 
 pub use error::GatewayError;
 pub use gateway::{

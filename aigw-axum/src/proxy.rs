@@ -3,6 +3,7 @@
 
 use crate::gateway::{ClientId, Inner, ModelEntry, Snapshot};
 use crate::stream::{Finisher, StreamBody};
+use crate::trace_context::RequestTrace;
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Attempt, Exchange, Plan, ResponseStart, retry_after};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
@@ -14,6 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// The longest pause between two attempts on the same backend.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -24,6 +26,32 @@ const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
+    let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
+    let span = tracing::info_span!(
+        "aigw.request",
+        path = request.uri().path(),
+        model = tracing::field::Empty,
+        route = tracing::field::Empty,
+        backend = tracing::field::Empty,
+        status = tracing::field::Empty,
+        input_tokens = tracing::field::Empty,
+        output_tokens = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(t) = &trace {
+        span.record("trace_id", t.trace_id_hex());
+    }
+    handle_in_span(inner, request, trace, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn handle_in_span(
+    inner: Arc<Inner>,
+    request: Request<Body>,
+    trace: Option<RequestTrace>,
+    span: tracing::Span,
+) -> Response<Body> {
     let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
@@ -50,8 +78,9 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
     if let Some(ClientId(client)) = parts.extensions.get::<ClientId>() {
         exchange.set_client(client.clone());
     }
-    let mut finisher = Finisher::new(exchange, inner.sink.clone());
-    match run(&inner, &snapshot, &mut finisher).await {
+    span.record("model", exchange.info().model.as_str());
+    let mut finisher = Finisher::new(exchange, inner.sink.clone(), span);
+    match run(&inner, &snapshot, &mut finisher, trace.as_ref()).await {
         Ok(response) => response,
         Err(e) => {
             let api = endpoint.client_api();
@@ -89,6 +118,7 @@ async fn run(
     inner: &Arc<Inner>,
     snapshot: &Snapshot,
     finisher: &mut Finisher,
+    trace: Option<&RequestTrace>,
 ) -> Result<Response<Body>, Error> {
     let settings = &inner.settings;
     let ex = finisher.exchange_mut()?;
@@ -165,6 +195,10 @@ async fn run(
             }
             Err(e) => return Err(e),
         };
+        // Before credentials: a signature (SigV4) covers the trace headers too.
+        if let Some(t) = trace {
+            t.apply_attempt(&mut attempt.request_mut().headers);
+        }
         if let Some(provider) = &target.credential {
             let applied = match provider.credential().await {
                 Ok(c) => provider.apply(&c, attempt.request_mut()),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub(crate) struct Finisher {
     exchange: Option<Exchange>,
     sink: Arc<dyn RecordSink>,
+    span: tracing::Span,
 }
 
 /// The status recorded for requests the client abandoned (nginx's convention).
@@ -25,10 +26,13 @@ pub(crate) fn client_closed() -> StatusCode {
 }
 
 impl Finisher {
-    pub(crate) fn new(exchange: Exchange, sink: Arc<dyn RecordSink>) -> Self {
+    /// `span` is the request's span: the outcome is recorded on it and the sink runs
+    /// inside it.
+    pub(crate) fn new(exchange: Exchange, sink: Arc<dyn RecordSink>, span: tracing::Span) -> Self {
         Self {
             exchange: Some(exchange),
             sink,
+            span,
         }
     }
 
@@ -43,12 +47,28 @@ impl Finisher {
         Self {
             exchange: self.exchange.take(),
             sink: self.sink.clone(),
+            span: self.span.clone(),
         }
     }
 
     pub(crate) fn finish(&mut self, status: StatusCode, error: Option<&Error>) {
         if let Some(ex) = self.exchange.take() {
             let record = ex.finish(status, error);
+            let span = &self.span;
+            span.record("status", status.as_u16());
+            if let Some(route) = record.route.as_deref() {
+                span.record("route", route);
+            }
+            if let Some(backend) = record.backend.as_deref() {
+                span.record("backend", backend);
+            }
+            if let Some(n) = record.usage.input {
+                span.record("input_tokens", n);
+            }
+            if let Some(n) = record.usage.output {
+                span.record("output_tokens", n);
+            }
+            let _entered = span.enter();
             self.sink.record(&record);
         }
     }

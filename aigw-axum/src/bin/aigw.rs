@@ -81,6 +81,10 @@ struct RunArgs {
     /// Accepted JWT audience (`aud`); repeatable.
     #[arg(long, requires = "jwt_jwks")]
     jwt_audience: Vec<String>,
+    /// Start a W3C trace (`traceparent` upstream) for requests that arrive without one;
+    /// an incoming `traceparent` is always continued.
+    #[arg(long, env = "AIGW_TRACE_PROPAGATION")]
+    trace_propagation: bool,
     /// How often JWKS URLs are fetched again, in seconds.
     #[arg(long, default_value_t = 300)]
     jwks_refresh_secs: u64,
@@ -314,6 +318,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             max_attempts: args.max_attempts,
             ..aigw_axum::RetryPolicy::default()
         },
+        trace_propagation: args.trace_propagation,
         ..Settings::default()
     };
     let gateway = Gateway::builder(snapshot)
