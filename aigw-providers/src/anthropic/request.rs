@@ -18,8 +18,10 @@
 //! * `reasoning_effort` becomes `thinking.budget_tokens` ([`effort_budget`]).
 //! * Assistant `reasoning_content` + `reasoning_signature` are replayed as a `thinking`
 //!   block; unsigned reasoning is omitted (Anthropic rejects unsigned thinking blocks).
-//! * `name` on messages, `store`, `metadata` and `service_tier` have no Anthropic
-//!   counterpart and no effect on the generation: they are dropped.
+//! * `name` on messages and `store` have no Anthropic counterpart and no effect on the
+//!   generation: they are dropped. `metadata` is passed when it has Anthropic's shape
+//!   (`{"user_id": …}`, which wins over `user`) and dropped otherwise; `service_tier`
+//!   is passed when it is an Anthropic tier (`auto`, `standard_only`), dropped otherwise.
 //! * Other unknown top-level fields are vendor fields and are passed through verbatim
 //!   (`top_k`, `thinking`, `container`, …).
 //! * Everything else without a counterpart is a 422 naming the field.
@@ -129,7 +131,24 @@ pub fn chat_to_messages(
     // change the output, pass the rest through as vendor fields.
     for (k, v) in &req.extra {
         match k.as_str() {
-            "store" | "metadata" | "service_tier" => {}
+            "store" => {}
+            // Anthropic's `metadata` carries only `user_id`; OpenAI's is stored-completion
+            // tagging with no Anthropic counterpart. Pass the Anthropic shape, drop the other.
+            "metadata" => {
+                if let Some(m) = v.as_object()
+                    && !m.is_empty()
+                    && m.keys().all(|k| k == "user_id")
+                {
+                    out.metadata = Some(v.clone());
+                }
+            }
+            // Anthropic's tiers are `auto` and `standard_only`; OpenAI's `default`, `flex`
+            // and `priority` mean nothing there and are dropped.
+            "service_tier" => {
+                if matches!(v.as_str(), Some("auto" | "standard_only")) {
+                    out.extra.insert(k.clone(), v.clone());
+                }
+            }
             "audio" | "modalities" | "prediction" | "web_search_options" | "functions"
             | "function_call" | "verbosity" => {
                 if !(v.is_null() || k == "modalities" && v == &json!(["text"])) {
@@ -145,7 +164,9 @@ pub fn chat_to_messages(
             }
         }
     }
-    if let Some(user) = &req.user {
+    if let Some(user) = &req.user
+        && out.metadata.is_none()
+    {
         out.metadata = Some(json!({"user_id": user}));
     }
 

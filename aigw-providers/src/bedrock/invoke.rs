@@ -732,6 +732,13 @@ impl Translator for InvokeTranslator {
             ClientApi::Anthropic => self.anthropic_body(req.body, req.headers)?,
             ClientApi::OpenAI => {
                 let mut chat = canonical::openai::parse(req.body, BACKEND)?;
+                if chat.vendor.google_search.is_some() {
+                    return Err(Error::untranslatable(
+                        "tools",
+                        BACKEND,
+                        "the google_search tool is Gemini's; Claude on Bedrock has no such tool",
+                    ));
+                }
                 if let Some(m) = &self.model_override {
                     chat.model.clone_from(m);
                 }

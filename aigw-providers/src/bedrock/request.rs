@@ -27,6 +27,12 @@ struct Converse<'a> {
     additional_model_request_fields: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guardrail_config: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    performance_config: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_variables: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -396,6 +402,23 @@ pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
         }
     }
 
+    // Vendor `additionalModelRequestFields` are the client's own model-specific knobs:
+    // merged over the ones derived from OpenAI fields.
+    if let Some(extra) = &req.vendor.additional_model_request_fields {
+        let fields: Map<String, Value> = serde_json::from_str(extra.get()).map_err(|e| {
+            Error::bad_request(format!(
+                "`additionalModelRequestFields` must be a JSON object: {e}"
+            ))
+        })?;
+        additional.extend(fields);
+    }
+    if req.vendor.google_search.is_some() {
+        return Err(reject(
+            "tools",
+            "the google_search tool is Gemini's; Converse has no web search tool",
+        ));
+    }
+
     let output_config = match &req.response_format {
         None => None,
         Some(ResponseFormat::JsonObject) => Some(json!({"textFormat": {
@@ -431,6 +454,9 @@ pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
         tool_config,
         additional_model_request_fields: additional,
         output_config,
+        guardrail_config: req.vendor.guardrail_config.as_deref(),
+        performance_config: req.vendor.performance_config.as_deref(),
+        prompt_variables: req.vendor.prompt_variables.as_deref(),
     };
     let mut out = Vec::with_capacity(1024);
     serde_json::to_writer(&mut out, &body)

@@ -206,6 +206,34 @@ pub struct ChatRequest {
     pub reasoning: Option<Reasoning>,
     /// Output format.
     pub response_format: Option<ResponseFormat>,
+    /// Vendor extension fields of the client request, passed through by the backends
+    /// that accept them and ignored by the others.
+    pub vendor: VendorFields,
+}
+
+/// Vendor-specific top-level fields accepted on an OpenAI chat request (the upstream
+/// gateway's extension fields), kept as raw JSON because they are copied verbatim.
+#[derive(Debug, Clone, Default)]
+pub struct VendorFields {
+    /// Gemini `safetySettings`.
+    pub safety_settings: Option<Box<RawValue>>,
+    /// Gemini `cachedContent` (a cached-content resource name).
+    pub cached_content: Option<Box<RawValue>>,
+    /// Gemini (Vertex AI) `labels`.
+    pub labels: Option<Box<RawValue>>,
+    /// Gemini `generationConfig` fields the request has no OpenAI counterpart for
+    /// (`thinkingConfig`, `responseModalities`, `mediaResolution`, …); a JSON object.
+    pub generation_config: Option<Box<RawValue>>,
+    /// The Gemini Google Search grounding tool (its config object, `{}` when bare).
+    pub google_search: Option<Box<RawValue>>,
+    /// Bedrock Converse `additionalModelRequestFields` (a JSON object).
+    pub additional_model_request_fields: Option<Box<RawValue>>,
+    /// Bedrock Converse `guardrailConfig`.
+    pub guardrail_config: Option<Box<RawValue>>,
+    /// Bedrock Converse `performanceConfig`.
+    pub performance_config: Option<Box<RawValue>>,
+    /// Bedrock Converse `promptVariables`.
+    pub prompt_variables: Option<Box<RawValue>>,
 }
 
 impl ChatRequest {

@@ -1,7 +1,8 @@
 //! OpenAI Chat Completions request → [`ChatRequest`].
 
 use super::{
-    Block, ChatRequest, Reasoning, ResponseFormat, Role, Tool, ToolChoice, parse_data_url, raw_json,
+    Block, ChatRequest, Reasoning, ResponseFormat, Role, Tool, ToolChoice, VendorFields,
+    parse_data_url, raw_json,
 };
 use aigw_core::{Error, Result};
 use serde::Deserialize;
@@ -60,6 +61,47 @@ struct Request<'a> {
     /// `{"type":"enabled","budget_tokens":N}`.
     #[serde(borrow, default)]
     thinking: Option<Thinking<'a>>,
+    #[serde(borrow, default, rename = "safetySettings", alias = "safety_settings")]
+    safety_settings: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "cachedContent", alias = "cached_content")]
+    cached_content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    labels: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        rename = "generationConfig",
+        alias = "generation_config"
+    )]
+    generation_config: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        rename = "additionalModelRequestFields",
+        alias = "additional_model_request_fields"
+    )]
+    additional_model_request_fields: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        rename = "guardrailConfig",
+        alias = "guardrail_config"
+    )]
+    guardrail_config: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        rename = "performanceConfig",
+        alias = "performance_config"
+    )]
+    performance_config: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        rename = "promptVariables",
+        alias = "prompt_variables"
+    )]
+    prompt_variables: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -136,8 +178,12 @@ struct FunctionCall<'a> {
 
 #[derive(Deserialize)]
 struct ToolDef<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(borrow, rename = "type", default)]
     kind: Cow<'a, str>,
+    /// Gemini's grounding tool: `{"type":"google_search"}`, optionally with its config
+    /// under `google_search`, or `{"googleSearch":{…}}`.
+    #[serde(borrow, default, alias = "googleSearch")]
+    google_search: Option<&'a RawValue>,
     #[serde(borrow, default)]
     function: Option<FunctionDef<'a>>,
     #[serde(borrow, default)]
@@ -276,7 +322,26 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             }
         },
     };
+    let keep = |v: Option<&RawValue>| v.filter(|v| v.get() != "null").map(RawValue::to_owned);
+    out.vendor = VendorFields {
+        safety_settings: keep(req.safety_settings),
+        cached_content: keep(req.cached_content),
+        labels: keep(req.labels),
+        generation_config: keep(req.generation_config),
+        google_search: None,
+        additional_model_request_fields: keep(req.additional_model_request_fields),
+        guardrail_config: keep(req.guardrail_config),
+        performance_config: keep(req.performance_config),
+        prompt_variables: keep(req.prompt_variables),
+    };
     for (i, tool) in req.tools.into_iter().flatten().enumerate() {
+        if tool.kind == "google_search" || tool.kind.is_empty() && tool.google_search.is_some() {
+            out.vendor.google_search = Some(match tool.google_search {
+                Some(cfg) if cfg.get() != "null" => cfg.to_owned(),
+                _ => raw_json("{}", String::new)?,
+            });
+            continue;
+        }
         let Some(f) = tool.function.filter(|_| tool.kind == "function") else {
             return Err(reject(
                 &format!("tools[{i}].type"),

@@ -8,7 +8,9 @@
 
 use crate::canonical::{Block, ChatRequest, Reasoning, ResponseFormat, Role, ToolChoice};
 use aigw_core::{Error, Result};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// The backend name used in 422 errors.
 pub const BACKEND: &str = "GCPVertexAI";
@@ -18,10 +20,6 @@ pub const BACKEND: &str = "GCPVertexAI";
 /// in later turns; OpenAI and Anthropic tool calls have nowhere else to carry it, so it
 /// rides inside the id the client echoes.
 pub const SIGNATURE_SEPARATOR: &str = "__thought__";
-
-fn raw(v: &serde_json::value::RawValue) -> Result<Value> {
-    serde_json::from_str(v.get()).map_err(|e| Error::bad_request(format!("invalid JSON: {e}")))
-}
 
 /// Guesses an image MIME type from a URL's extension; Gemini's `fileData` needs one.
 fn mime_from_url(url: &str) -> Option<&'static str> {
@@ -55,19 +53,228 @@ fn tool_names(req: &ChatRequest) -> Vec<(&str, &str)> {
     out
 }
 
-fn parts(
-    blocks: &[Block],
-    names: &[(&str, &str)],
-    field: &str,
-    out: &mut Vec<Value>,
+// The body is written from borrowed typed structs (field order = the wire order the
+// goldens pin) rather than a `serde_json::Value` tree: schemas and arguments stay raw
+// JSON and nothing is re-parsed, which is most of the cost of a request.
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    contents: Vec<Content<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<System<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation_config: Option<Generation<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    safety_settings: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_content: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    role: &'static str,
+    parts: Vec<Part<'a>>,
+}
+
+#[derive(Serialize)]
+struct System<'a> {
+    parts: Vec<Part<'a>>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Part<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inline_data: Option<Blob<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_data: Option<FileData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_call: Option<FunctionCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_response: Option<FunctionResponse<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought_signature: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Blob<'a> {
+    mime_type: &'a str,
+    data: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileData<'a> {
+    mime_type: &'a str,
+    file_uri: &'a str,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    id: &'a str,
+    name: &'a str,
+    args: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct FunctionResponse<'a> {
+    id: &'a str,
+    name: &'a str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResponseOut<'a> {
+    Object(&'a RawValue),
+    OwnedObject(Box<RawValue>),
+    Error { error: Cow<'a, str> },
+    Content { content: Cow<'a, str> },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ToolOut<'a> {
+    FunctionDeclarations(Vec<Declaration<'a>>),
+    GoogleSearch(&'a RawValue),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Declaration<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters_json_schema: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig<'a> {
+    function_calling_config: CallingConfig<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallingConfig<'a> {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_function_names: Option<[&'a str; 1]>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Generation<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidate_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_sequences: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_json_schema: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<ThinkingConfig>,
+    /// Vendor `generationConfig` fields, after ours (a vendor field replaces ours).
+    #[serde(flatten)]
+    vendor: Pairs<'a>,
+}
+
+impl Generation<'_> {
+    fn is_empty(&self) -> bool {
+        self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.top_k.is_none()
+            && self.candidate_count.is_none()
+            && self.max_output_tokens.is_none()
+            && self.stop_sequences.is_none()
+            && self.presence_penalty.is_none()
+            && self.frequency_penalty.is_none()
+            && self.seed.is_none()
+            && self.response_mime_type.is_none()
+            && self.response_json_schema.is_none()
+            && self.thinking_config.is_none()
+            && self.vendor.0.is_empty()
+    }
+
+    /// Makes room for a vendor field: the client spelled it out in Gemini terms, so it
+    /// is more specific than the OpenAI field we derived.
+    fn yield_to(&mut self, key: &str) {
+        match key {
+            "temperature" => self.temperature = None,
+            "topP" => self.top_p = None,
+            "topK" => self.top_k = None,
+            "candidateCount" => self.candidate_count = None,
+            "maxOutputTokens" => self.max_output_tokens = None,
+            "stopSequences" => self.stop_sequences = None,
+            "presencePenalty" => self.presence_penalty = None,
+            "frequencyPenalty" => self.frequency_penalty = None,
+            "seed" => self.seed = None,
+            "responseMimeType" => self.response_mime_type = None,
+            "responseJsonSchema" => self.response_json_schema = None,
+            "thinkingConfig" => self.thinking_config = None,
+            _ => {}
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig {
+    thinking_budget: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    include_thoughts: Option<bool>,
+}
+
+fn parts<'a>(
+    blocks: &'a [Block],
+    names: &[(&'a str, &'a str)],
+    field: &dyn Fn() -> String,
+    out: &mut Vec<Part<'a>>,
 ) -> Result<()> {
     for (j, b) in blocks.iter().enumerate() {
         match b {
             // Gemini has implicit caching only; explicit breakpoints have no field.
-            Block::Text { text, .. } => out.push(json!({"text": text})),
+            Block::Text { text, .. } => out.push(Part {
+                text: Some(text),
+                ..Part::default()
+            }),
             Block::Image {
                 media_type, data, ..
-            } => out.push(json!({"inlineData": {"mimeType": media_type, "data": data}})),
+            } => out.push(Part {
+                inline_data: Some(Blob {
+                    mime_type: media_type,
+                    data,
+                }),
+                ..Part::default()
+            }),
             Block::ImageUrl { url, field } => {
                 let mime = mime_from_url(url).ok_or_else(|| {
                     Error::untranslatable(
@@ -76,19 +283,28 @@ fn parts(
                         "the image URL has no recognisable extension and Gemini needs a MIME type; send a data URL",
                     )
                 })?;
-                out.push(json!({"fileData": {"mimeType": mime, "fileUri": url}}));
+                out.push(Part {
+                    file_data: Some(FileData {
+                        mime_type: mime,
+                        file_uri: url,
+                    }),
+                    ..Part::default()
+                });
             }
             Block::ToolUse { id, name, input } => {
                 let (id, signature) = match id.split_once(SIGNATURE_SEPARATOR) {
                     Some((id, sig)) => (id, Some(sig)),
                     None => (id.as_str(), None),
                 };
-                let mut part =
-                    json!({"functionCall": {"id": id, "name": name, "args": raw(input)?}});
-                if let Some(sig) = signature {
-                    part["thoughtSignature"] = sig.into();
-                }
-                out.push(part);
+                out.push(Part {
+                    function_call: Some(FunctionCall {
+                        id,
+                        name,
+                        args: input,
+                    }),
+                    thought_signature: signature,
+                    ..Part::default()
+                });
             }
             Block::ToolResult {
                 id,
@@ -102,53 +318,58 @@ fn parts(
                     .map(|(_, n)| *n)
                     .ok_or_else(|| {
                         Error::bad_request(format!(
-                            "{field}[{j}]: tool result {id:?} answers no earlier tool call; Gemini needs the function name"
+                            "{}[{j}]: tool result {id:?} answers no earlier tool call; Gemini needs the function name",
+                            field()
                         ))
                     })?;
-                if let Some(k) = content
-                    .iter()
-                    .position(|c| !matches!(c, Block::Text { .. }))
-                {
-                    return Err(Error::untranslatable(
-                        format!("{field}[{j}].content[{k}]"),
-                        BACKEND,
-                        "Gemini function responses carry JSON only, not images",
-                    ));
+                let mut text: Cow<'a, str> = Cow::Borrowed("");
+                for (k, c) in content.iter().enumerate() {
+                    let Block::Text { text: t, .. } = c else {
+                        return Err(Error::untranslatable(
+                            format!("{}[{j}].content[{k}]", field()),
+                            BACKEND,
+                            "Gemini function responses carry JSON only, not images",
+                        ));
+                    };
+                    if text.is_empty() {
+                        text = Cow::Borrowed(t);
+                    } else {
+                        text.to_mut().push_str(t);
+                    }
                 }
-                let text: String = content
-                    .iter()
-                    .filter_map(|c| match c {
-                        Block::Text { text, .. } => Some(text.as_str()),
-                        _ => None,
-                    })
-                    .collect();
                 // `response` must be an object: a JSON object result is passed as is,
                 // anything else is wrapped, under `error` for failed calls.
-                let parsed = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .filter(Value::is_object);
-                let response = match (parsed, is_error) {
-                    (Some(obj), false) => obj,
-                    (_, true) => json!({"error": text}),
-                    (None, false) => json!({"content": text}),
+                let response = if *is_error {
+                    ResponseOut::Error { error: text }
+                } else {
+                    match text {
+                        Cow::Borrowed(t) => match json_object(t) {
+                            Some(obj) => ResponseOut::Object(obj),
+                            None => ResponseOut::Content { content: text },
+                        },
+                        Cow::Owned(ref t) => match json_object(t) {
+                            Some(obj) => ResponseOut::OwnedObject(obj.to_owned()),
+                            None => ResponseOut::Content { content: text },
+                        },
+                    }
                 };
                 let id = id
                     .split_once(SIGNATURE_SEPARATOR)
                     .map_or(id.as_str(), |(i, _)| i);
-                out.push(
-                    json!({"functionResponse": {"id": id, "name": name, "response": response}}),
-                );
+                out.push(Part {
+                    function_response: Some(FunctionResponse { id, name, response }),
+                    ..Part::default()
+                });
             }
-            Block::Thinking { text, signature } => {
-                let mut part = json!({"text": text, "thought": true});
-                if let Some(sig) = signature {
-                    part["thoughtSignature"] = sig.as_str().into();
-                }
-                out.push(part);
-            }
+            Block::Thinking { text, signature } => out.push(Part {
+                text: Some(text),
+                thought: Some(true),
+                thought_signature: signature.as_deref(),
+                ..Part::default()
+            }),
             Block::RedactedThinking { .. } => {
                 return Err(Error::untranslatable(
-                    format!("{field}[{j}]"),
+                    format!("{}[{j}]", field()),
                     BACKEND,
                     "redacted thinking from another provider cannot be replayed to Gemini",
                 ));
@@ -156,6 +377,53 @@ fn parts(
         }
     }
     Ok(())
+}
+
+/// `text` as raw JSON when it is a JSON object.
+fn json_object(text: &str) -> Option<&RawValue> {
+    let t = text.trim();
+    if !t.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<&RawValue>(t).ok()
+}
+
+/// The members of a JSON object in order, values kept raw.
+#[derive(Default)]
+struct Pairs<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k.as_ref(), *v)))
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Pairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+fn vendor_object<'a>(v: &'a RawValue, field: &str) -> Result<Pairs<'a>> {
+    serde_json::from_str::<Pairs<'a>>(v.get())
+        .map_err(|e| Error::bad_request(format!("`{field}` must be a JSON object: {e}")))
 }
 
 /// Serialises the Gemini body for `req`.
@@ -171,108 +439,116 @@ pub fn generate_content_body(req: &ChatRequest) -> Result<Vec<u8>> {
         ));
     }
     let names = tool_names(req);
-    let mut body = Map::new();
     let mut contents = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
         let mut p = Vec::with_capacity(m.content.len());
         parts(
             &m.content,
             &names,
-            &format!("messages[{i}].content"),
+            &|| format!("messages[{i}].content"),
             &mut p,
         )?;
-        contents.push(json!({
-            "role": match m.role { Role::User => "user", Role::Assistant => "model" },
-            "parts": p,
-        }));
+        contents.push(Content {
+            role: match m.role {
+                Role::User => "user",
+                Role::Assistant => "model",
+            },
+            parts: p,
+        });
     }
-    body.insert("contents".into(), contents.into());
-    if !req.system.is_empty() {
-        let mut p = Vec::new();
-        parts(&req.system, &names, "system", &mut p)?;
-        body.insert("systemInstruction".into(), json!({"parts": p}));
-    }
-    if !req.tools.is_empty() {
-        let decls: Vec<Value> = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut d = json!({"name": t.name});
-                if let Some(desc) = &t.description {
-                    d["description"] = desc.as_str().into();
-                }
-                if let Some(p) = &t.parameters {
-                    d["parametersJsonSchema"] = raw(p)?;
-                }
-                Ok(d)
-            })
-            .collect::<Result<_>>()?;
-        body.insert("tools".into(), json!([{"functionDeclarations": decls}]));
-    }
-    if let Some(tc) = &req.tool_choice {
-        let cfg = match tc {
-            ToolChoice::Auto => json!({"mode": "AUTO"}),
-            ToolChoice::Any => json!({"mode": "ANY"}),
-            ToolChoice::None => json!({"mode": "NONE"}),
-            ToolChoice::Tool(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
-        };
-        body.insert("toolConfig".into(), json!({"functionCallingConfig": cfg}));
-    }
-
-    let mut generation = Map::new();
-    let mut put = |k: &str, v: Value| {
-        generation.insert(k.into(), v);
+    let system_instruction = if req.system.is_empty() {
+        None
+    } else {
+        let mut p = Vec::with_capacity(req.system.len());
+        parts(&req.system, &names, &|| "system".to_owned(), &mut p)?;
+        Some(System { parts: p })
     };
-    if let Some(t) = req.temperature {
-        put("temperature", t.into());
+    let mut tools = Vec::new();
+    if !req.tools.is_empty() {
+        tools.push(ToolOut::FunctionDeclarations(
+            req.tools
+                .iter()
+                .map(|t| Declaration {
+                    name: &t.name,
+                    description: t.description.as_deref(),
+                    parameters_json_schema: t.parameters.as_deref(),
+                })
+                .collect(),
+        ));
     }
-    if let Some(t) = req.top_p {
-        put("topP", t.into());
+    if let Some(cfg) = &req.vendor.google_search {
+        tools.push(ToolOut::GoogleSearch(cfg));
     }
-    if let Some(k) = req.top_k {
-        put("topK", k.into());
-    }
-    if let Some(n) = req.n.filter(|n| *n > 1) {
-        put("candidateCount", n.into());
-    }
-    if let Some(m) = req.max_tokens {
-        put("maxOutputTokens", m.into());
-    }
-    if !req.stop.is_empty() {
-        put("stopSequences", json!(req.stop));
-    }
-    if let Some(p) = req.presence_penalty {
-        put("presencePenalty", p.into());
-    }
-    if let Some(p) = req.frequency_penalty {
-        put("frequencyPenalty", p.into());
-    }
-    if let Some(s) = req.seed {
-        put("seed", s.into());
-    }
+    let tool_config = req.tool_choice.as_ref().map(|tc| {
+        let (mode, only) = match tc {
+            ToolChoice::Auto => ("AUTO", None),
+            ToolChoice::Any => ("ANY", None),
+            ToolChoice::None => ("NONE", None),
+            ToolChoice::Tool(name) => ("ANY", Some([name.as_str()])),
+        };
+        ToolConfig {
+            function_calling_config: CallingConfig {
+                mode,
+                allowed_function_names: only,
+            },
+        }
+    });
+
+    let mut generation = Generation {
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        candidate_count: req.n.filter(|n| *n > 1),
+        max_output_tokens: req.max_tokens,
+        stop_sequences: (!req.stop.is_empty()).then_some(req.stop.as_slice()),
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        seed: req.seed,
+        ..Generation::default()
+    };
     match &req.response_format {
         None => {}
-        Some(ResponseFormat::JsonObject) => put("responseMimeType", "application/json".into()),
+        Some(ResponseFormat::JsonObject) => {
+            generation.response_mime_type = Some("application/json")
+        }
         Some(ResponseFormat::JsonSchema { schema, .. }) => {
-            put("responseMimeType", "application/json".into());
+            generation.response_mime_type = Some("application/json");
             // `responseJsonSchema` takes JSON Schema as is ($ref, $defs, …), unlike the
             // OpenAPI-subset `responseSchema`.
-            put("responseJsonSchema", raw(schema)?);
+            generation.response_json_schema = Some(schema);
         }
     }
-    match &req.reasoning {
-        None => {}
-        Some(Reasoning::Disabled) => put("thinkingConfig", json!({"thinkingBudget": 0})),
-        Some(r) => {
-            let budget = r.budget_tokens().unwrap_or(0);
-            put(
-                "thinkingConfig",
-                json!({"thinkingBudget": budget, "includeThoughts": true}),
-            );
+    generation.thinking_config = match &req.reasoning {
+        None => None,
+        Some(Reasoning::Disabled) => Some(ThinkingConfig {
+            thinking_budget: 0,
+            include_thoughts: None,
+        }),
+        Some(r) => Some(ThinkingConfig {
+            thinking_budget: r.budget_tokens().unwrap_or(0),
+            include_thoughts: Some(true),
+        }),
+    };
+    if let Some(extra) = &req.vendor.generation_config {
+        generation.vendor = vendor_object(extra, "generationConfig")?;
+        let keys: Vec<Cow<'_, str>> = generation.vendor.0.iter().map(|(k, _)| k.clone()).collect();
+        for k in &keys {
+            generation.yield_to(k);
         }
     }
-    if !generation.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(generation));
-    }
-    serde_json::to_vec(&body).map_err(|e| Error::internal(format!("serialising Gemini body: {e}")))
+
+    let body = Body {
+        contents,
+        system_instruction,
+        tools,
+        tool_config,
+        generation_config: (!generation.is_empty()).then_some(generation),
+        safety_settings: req.vendor.safety_settings.as_deref(),
+        cached_content: req.vendor.cached_content.as_deref(),
+        labels: req.vendor.labels.as_deref(),
+    };
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &body)
+        .map_err(|e| Error::internal(format!("serialising Gemini body: {e}")))?;
+    Ok(out)
 }
