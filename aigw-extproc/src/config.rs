@@ -169,9 +169,9 @@ impl Catalog for ConfigCatalog {
         self.snapshot.body_limit()
     }
 
-    fn models(&self) -> Vec<(String, String)> {
+    fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
         self.snapshot
-            .models(None)
+            .models(host)
             .into_iter()
             .map(|m| (m.id.clone(), m.owned_by.clone()))
             .collect()
@@ -238,11 +238,20 @@ impl Plan {
                 name: cluster.clone(),
                 endpoints,
             });
-            let source = config
+            let route = config
                 .ai_gateway_routes
                 .iter()
-                .find(|r| r.key() == rule.route_name)
-                .and_then(|r| r.spec.rules.get(rule.rule_index));
+                .find(|r| r.key() == rule.route_name);
+            let hostnames: Vec<String> = route
+                .map(|r| {
+                    r.spec
+                        .hostnames
+                        .iter()
+                        .map(|h| h.to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let source = route.and_then(|r| r.spec.rules.get(rule.rule_index));
             let matches: Vec<Vec<HeaderMatch>> = match source {
                 Some(r) if !r.matches.is_empty() => r
                     .matches
@@ -273,6 +282,7 @@ impl Plan {
                     headers.len(),
                     RoutePlan {
                         route: rule.route_name.to_owned(),
+                        hostnames: hostnames.clone(),
                         headers,
                         cluster: cluster.clone(),
                         timeout: rule.timeouts.request,

@@ -41,7 +41,9 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
-    /// Runtime worker threads; 0 uses one per core.
+    /// Runtime worker threads; 0 picks half the cores (at least one). Envoy multiplexes
+    /// each of its workers' streams over one HTTP/2 connection, so more threads than
+    /// Envoy workers mostly add cross-thread wake-ups, and Envoy needs cores too.
     #[arg(long, default_value_t = 0, env = "AIGW_EXTPROC_WORKER_THREADS")]
     worker_threads: usize,
     #[command(subcommand)]
@@ -192,9 +194,11 @@ fn main() -> ExitCode {
         }) => envoy_config(&config, &extproc, listen, admin, ca_file),
         None => {
             let mut rt = tokio::runtime::Builder::new_multi_thread();
-            if cli.worker_threads > 0 {
-                rt.worker_threads(cli.worker_threads);
-            }
+            let threads = match cli.worker_threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+                n => n,
+            };
+            rt.worker_threads(threads);
             rt.enable_all()
                 .build()
                 .map_err(|source| ExtProcError::Io {

@@ -47,8 +47,10 @@ pub trait Catalog: Send + Sync + 'static {
         None
     }
 
-    /// Model ids served by `/v1/models`, with their owners.
-    fn models(&self) -> Vec<(String, String)> {
+    /// Model ids served by `/v1/models` on `host` (routes with `hostnames` only list
+    /// their models on those hosts), with their owners.
+    fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
+        let _ = host;
         Vec::new()
     }
 }

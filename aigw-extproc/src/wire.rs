@@ -371,6 +371,20 @@ pub fn attribute<'a>(
     })
 }
 
+/// `host` of `host:port` (IPv6 literals keep their brackets).
+pub fn strip_port(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']')) =>
+        {
+            host
+        }
+        _ => authority,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,12 @@ use aigw_extproc::server::ListenAddr;
 use serde_json::Value;
 use std::path::PathBuf;
 
-const FIXTURES: [&str; 4] = [
+const FIXTURES: [&str; 5] = [
     "provider_fallback__base.yaml",
     "basic__basic.yaml",
     "basic__aws-bedrock-openai-anthropic.yaml",
     "credential_override__metadata.yaml",
+    "hostnames.yaml",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -126,6 +127,38 @@ fn metadata_credentials_forward_their_namespace() {
             .get("forwarding_namespaces")
             .is_none()
     );
+}
+
+/// Route hostnames become virtual hosts: the scoped route only under its domain, the
+/// unscoped one everywhere.
+#[test]
+fn hostnames_become_virtual_hosts() {
+    let b = bootstrap("hostnames.yaml");
+    let hcm =
+        &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert_eq!(hcm["strip_any_host_port"], true);
+    let vhosts = hcm["route_config"]["virtual_hosts"].as_array().unwrap();
+    let routes_of = |v: &Value| -> Vec<String> {
+        v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r["match"]["headers"][0]["string_match"]["exact"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(vhosts.len(), 2);
+    assert_eq!(
+        vhosts[0]["domains"],
+        serde_json::json!(["*.tenant.example"])
+    );
+    assert_eq!(routes_of(&vhosts[0]), ["tenant-model", "shared-model"]);
+    assert_eq!(vhosts[1]["domains"], serde_json::json!(["*"]));
+    assert_eq!(routes_of(&vhosts[1]), ["shared-model"]);
 }
 
 /// Envoy itself accepts every generated bootstrap.

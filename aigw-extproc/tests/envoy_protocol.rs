@@ -133,6 +133,7 @@ async fn setup() -> Option<Setup> {
         routes: vec![
             RoutePlan {
                 route: "default/chat".into(),
+                hostnames: Vec::new(),
                 headers: vec![HeaderMatch::Exact {
                     name: "x-ai-eg-model".into(),
                     value: "gpt-test".into(),
@@ -144,6 +145,7 @@ async fn setup() -> Option<Setup> {
             },
             RoutePlan {
                 route: "default/chat".into(),
+                hostnames: Vec::new(),
                 headers: vec![HeaderMatch::Exact {
                     name: "x-ai-eg-model".into(),
                     value: "gpt-other".into(),

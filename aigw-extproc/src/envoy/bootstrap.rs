@@ -308,11 +308,56 @@ fn access_log() -> Value {
     }])
 }
 
+/// Whether route hostname `pattern` serves every host of virtual host `domain`
+/// (`*.example.com` covers `a.example.com` and `*.a.example.com`).
+fn covers(pattern: &str, domain: &str) -> bool {
+    if pattern == domain {
+        return true;
+    }
+    match pattern.strip_prefix('*') {
+        Some(suffix) if suffix.starts_with('.') => {
+            domain.len() > suffix.len() && domain.ends_with(suffix)
+        }
+        _ => false,
+    }
+}
+
+/// One virtual host per distinct route hostname, holding the routes that serve it plus
+/// every route without hostnames (Envoy picks a single virtual host per request, the
+/// most specific domain), then the `*` virtual host with the routes without hostnames.
+/// Route order (most specific match first) is kept within each.
+fn virtual_hosts(routes: &[RoutePlan]) -> Vec<Value> {
+    let mut domains: Vec<&str> = Vec::new();
+    for h in routes.iter().flat_map(|r| &r.hostnames) {
+        if !domains.contains(&h.as_str()) {
+            domains.push(h);
+        }
+    }
+    let mut out: Vec<Value> = domains
+        .iter()
+        .map(|d| {
+            let rs: Vec<Value> = routes
+                .iter()
+                .filter(|r| r.hostnames.is_empty() || r.hostnames.iter().any(|p| covers(p, d)))
+                .map(route)
+                .collect();
+            json!({ "name": format!("aigw/{d}"), "domains": [d], "routes": rs })
+        })
+        .collect();
+    let rest: Vec<Value> = routes
+        .iter()
+        .filter(|r| r.hostnames.is_empty())
+        .map(route)
+        .collect();
+    out.push(json!({ "name": "aigw", "domains": ["*"], "routes": rest }));
+    out
+}
+
 impl Plan {
     /// The complete bootstrap.
     pub fn bootstrap(&self, opts: &Options) -> Result<Value, ExtProcError> {
         self.validate()?;
-        let routes: Vec<Value> = self.routes.iter().map(route).collect();
+        let virtual_hosts = virtual_hosts(&self.routes);
         let mut hcm = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "aigw",
@@ -320,9 +365,11 @@ impl Plan {
             "scheme_header_transformation": { "match_upstream": true },
             // Streams can be long; the route timeout governs.
             "stream_idle_timeout": "300s",
+            // Hostnames are matched without the port, as the gateway's matcher does.
+            "strip_any_host_port": true,
             "route_config": {
                 "name": "aigw",
-                "virtual_hosts": [{ "name": "aigw", "domains": ["*"], "routes": routes }]
+                "virtual_hosts": virtual_hosts
             },
             "http_filters": [
                 router_filter(&self.metadata_namespaces),

@@ -29,6 +29,9 @@ pub enum HeaderMatch {
 pub struct RoutePlan {
     /// The AIGatewayRoute, `namespace/name`.
     pub route: String,
+    /// The route's `hostnames` (lower case; `*.example.com` wildcards); empty serves
+    /// every host.
+    pub hostnames: Vec<String>,
     /// Header conditions, all of which must hold; empty matches everything.
     pub headers: Vec<HeaderMatch>,
     /// The cluster the rule's backends live in.

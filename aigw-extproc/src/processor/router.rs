@@ -186,6 +186,13 @@ impl RouterStream {
             None => std::mem::take(&mut self.body).freeze(),
         };
         let mut headers = std::mem::take(&mut self.headers.map);
+        // Routes with `hostnames` match on `host`, which Envoy sends as `:authority`
+        // (never forwarded: the upstream request's host is the backend's).
+        if let Some(h) = host(&self.headers.authority)
+            && let Ok(v) = HeaderValue::from_str(h)
+        {
+            headers.insert(http::header::HOST, v);
+        }
         if let Ok(v) = HeaderValue::from_str(reg.id()) {
             headers.insert(wire::INTERNAL_REQUEST_ID, v);
         }
@@ -223,7 +230,7 @@ impl RouterStream {
         let data: Vec<serde_json::Value> = self
             .runtime
             .catalog
-            .models()
+            .models(host(&self.headers.authority))
             .into_iter()
             .map(|(id, owner)| match endpoint {
                 Endpoint::AnthropicModels => serde_json::json!({
@@ -466,6 +473,12 @@ impl RouterStream {
         self.metrics.record(&record);
         metadata(&record, st.backend_name.as_deref()).into_pb()
     }
+}
+
+/// The host of an `:authority`, without port; `None` when Envoy sent none.
+fn host(authority: &str) -> Option<&str> {
+    let h = crate::wire::strip_port(authority);
+    (!h.is_empty()).then_some(h)
 }
 
 /// Edits that turn `seen` into `want` (response headers).

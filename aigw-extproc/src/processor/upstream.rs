@@ -101,7 +101,7 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
     let host = wire::attribute(&msg.attributes, wire::ATTR_UPSTREAM_HOST)
         .map(str::to_owned)
         .unwrap_or_else(|| attempt.request().authority.clone());
-    let host = strip_port(&host).to_owned();
+    let host = wire::strip_port(&host).to_owned();
     attempt.request_mut().authority = host.clone();
     let staged = runtime.catalog.metadata_credential(&backend_name);
     {
@@ -194,23 +194,9 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
     reply
 }
 
-/// `host` of `host:port` (IPv6 literals keep their brackets).
-fn strip_port(authority: &str) -> &str {
-    match authority.rsplit_once(':') {
-        Some((host, port))
-            if !port.is_empty()
-                && port.bytes().all(|b| b.is_ascii_digit())
-                && (!host.contains(':') || host.ends_with(']')) =>
-        {
-            host
-        }
-        _ => authority,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::strip_port;
+    use crate::wire::strip_port;
 
     #[test]
     fn strips_ports() {

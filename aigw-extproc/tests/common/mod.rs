@@ -67,7 +67,7 @@ impl Catalog for TestCatalog {
         Some(8 << 20)
     }
 
-    fn models(&self) -> Vec<(String, String)> {
+    fn models(&self, _host: Option<&str>) -> Vec<(String, String)> {
         vec![("gpt-test".into(), "default".into())]
     }
 }
