@@ -12,6 +12,7 @@ pub mod response;
 
 use crate::bedrock::now_secs;
 use crate::canonical::{self, Event, emit};
+use crate::sse::SseDecoder;
 use aigw_core::api::Endpoint;
 use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
@@ -24,56 +25,6 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 pub use count_tokens::CountTokensTranslator;
 pub use embeddings::EmbeddingsTranslator;
 
-/// Splits an SSE byte stream into the `data` of each event, for any chunking.
-/// Gemini sends only `data:` lines; comments, `event:` and `id:` lines are skipped.
-#[derive(Debug, Default)]
-pub(crate) struct SseData {
-    buf: Vec<u8>,
-    data: Vec<u8>,
-    has_data: bool,
-}
-
-impl SseData {
-    /// Feeds bytes; appends each completed event's data to `out`.
-    pub(crate) fn feed(&mut self, chunk: &[u8], out: &mut Vec<Vec<u8>>) {
-        self.buf.extend_from_slice(chunk);
-        let mut start = 0;
-        while let Some(nl) = self.buf[start..].iter().position(|b| *b == b'\n') {
-            let line_end = start + nl;
-            let mut line = &self.buf[start..line_end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            if line.is_empty() {
-                if self.has_data {
-                    out.push(std::mem::take(&mut self.data));
-                    self.has_data = false;
-                }
-            } else if let Some(rest) = line.strip_prefix(b"data:") {
-                let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.data.extend_from_slice(rest);
-                self.has_data = true;
-            }
-            start = line_end + 1;
-        }
-        self.buf.drain(..start);
-    }
-
-    /// Flushes an event the stream ended without a blank line after.
-    pub(crate) fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
-        if !self.buf.is_empty() {
-            self.feed(b"\n", out);
-        }
-        if self.has_data {
-            out.push(std::mem::take(&mut self.data));
-            self.has_data = false;
-        }
-    }
-}
-
 /// Chat (OpenAI Chat Completions or Anthropic Messages) → Gemini on Vertex AI.
 #[derive(Debug)]
 pub struct GeminiTranslator {
@@ -83,7 +34,7 @@ pub struct GeminiTranslator {
     stream: bool,
     include_usage: bool,
     created: u64,
-    sse: SseData,
+    sse: SseDecoder,
     state: response::StreamState,
     emitter: Option<emit::StreamEmitter>,
     usage: TokenUsage,
@@ -101,7 +52,7 @@ impl GeminiTranslator {
             stream: false,
             include_usage: false,
             created: now_secs(),
-            sse: SseData::default(),
+            sse: SseDecoder::new(),
             state: response::StreamState::default(),
             emitter: None,
             usage: TokenUsage::default(),
@@ -127,7 +78,8 @@ impl GeminiTranslator {
             }
         }
         let mut events = Vec::new();
-        for data in datas {
+        for ev in datas {
+            let data = ev.data.as_bytes();
             if self.ended {
                 break;
             }
@@ -136,7 +88,7 @@ impl GeminiTranslator {
             }
             // An error object mid-stream (`{"error":{…}}`) ends the stream.
             if data.starts_with(b"{\"error\"") || data.starts_with(b"[{\"error\"") {
-                let (status, message) = response::parse_error(&data);
+                let (status, message) = response::parse_error(data);
                 events.push(Event::Error {
                     status: grpc_status_http(&status),
                     kind: status,
@@ -145,7 +97,7 @@ impl GeminiTranslator {
                 self.ended = true;
                 break;
             }
-            if let Err(e) = self.state.chunk(&data, &mut events) {
+            if let Err(e) = self.state.chunk(data, &mut events) {
                 events.push(Event::Error {
                     status: 502,
                     kind: "malformedUpstream".into(),
@@ -330,31 +282,5 @@ pub fn translator(spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
             schema.as_str(),
             "this client API is not supported on this backend",
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sse_data_any_chunking() {
-        let wire = b"data: {\"a\":1}\r\n\r\n: comment\ndata: x\ndata: y\n\ndata: tail";
-        let mut whole = Vec::new();
-        let mut d = SseData::default();
-        d.feed(wire, &mut whole);
-        d.finish(&mut whole);
-        assert_eq!(
-            whole,
-            vec![b"{\"a\":1}".to_vec(), b"x\ny".to_vec(), b"tail".to_vec()]
-        );
-        for cut in 0..wire.len() {
-            let mut got = Vec::new();
-            let mut d = SseData::default();
-            d.feed(&wire[..cut], &mut got);
-            d.feed(&wire[cut..], &mut got);
-            d.finish(&mut got);
-            assert_eq!(got, whole, "cut {cut}");
-        }
     }
 }
