@@ -1,15 +1,17 @@
 //! The upstream HTTP client: pooled keep-alive HTTP/1.1 and HTTP/2 over rustls.
 
 use crate::error::GatewayError;
+use aigw_core::routing::{TlsRoots, TlsSettings};
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper_rustls::FixedServerNameResolver;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,12 +52,6 @@ impl Default for ClientSettings {
 /// a system store still gets a working client (plain HTTP and any extra roots), with a
 /// warning in the log. HTTP/2 is negotiated by ALPN on TLS; plain HTTP uses HTTP/1.1.
 pub fn build_client(settings: &ClientSettings) -> Result<HttpClient, GatewayError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(settings.connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(60)));
-
     let mut roots = RootCertStore::empty();
     let native = rustls_native_roots();
     if native.is_empty() {
@@ -66,21 +62,141 @@ pub fn build_client(settings: &ClientSettings) -> Result<HttpClient, GatewayErro
         let certs = CertificateDer::pem_slice_iter(pem).filter_map(|c| c.ok());
         roots.add_parsable_certificates(certs);
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| GatewayError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = client_config(TlsTrust::Roots(roots))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_all_versions()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+        .wrap_connector(http_connector(settings));
+    Ok(pooled(settings, https))
+}
+
+/// Builds a client for one backend's TLS settings (a BackendTLSPolicy): its own CA
+/// bundle instead of the system roots (or no verification for `insecureSkipVerify`),
+/// and `sni` as the server name sent and verified whatever address is dialled.
+pub fn build_tls_client(
+    settings: &ClientSettings,
+    tls: &TlsSettings,
+) -> Result<HttpClient, GatewayError> {
+    let trust = match &tls.roots {
+        TlsRoots::System => {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_roots());
+            TlsTrust::Roots(roots)
+        }
+        TlsRoots::Pem(bundles) => {
+            let mut roots = RootCertStore::empty();
+            for pem in bundles {
+                let certs =
+                    CertificateDer::pem_slice_iter(pem.expose().as_bytes()).filter_map(|c| c.ok());
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(GatewayError::Tls(format!(
+                        "{}: the CA bundle holds no usable certificate",
+                        tls.origin
+                    )));
+                }
+            }
+            TlsTrust::Roots(roots)
+        }
+        TlsRoots::InsecureSkipVerify => TlsTrust::Insecure,
+    };
+    let config = client_config(trust)?;
+    let name = ServerName::try_from(tls.sni.clone()).map_err(|_| {
+        GatewayError::Tls(format!("{}: invalid hostname {:?}", tls.origin, tls.sni))
+    })?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .with_server_name_resolver(FixedServerNameResolver::new(name))
+        .enable_all_versions()
+        .wrap_connector(http_connector(settings));
+    Ok(pooled(settings, https))
+}
+
+enum TlsTrust {
+    Roots(RootCertStore),
+    Insecure,
+}
+
+fn client_config(trust: TlsTrust) -> Result<rustls::ClientConfig, GatewayError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| GatewayError::Tls(e.to_string()))?;
+    Ok(match trust {
+        TlsTrust::Roots(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+        TlsTrust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth(),
+    })
+}
+
+fn http_connector(settings: &ClientSettings) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http
+}
+
+fn pooled(settings: &ClientSettings, https: Connector) -> HttpClient {
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(settings.pool_idle_timeout)
         .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-        .build(https))
+        .build(https)
+}
+
+/// `insecureSkipVerify`: accepts any certificate, still checking handshake signatures
+/// so the connection is at least bound to the presented key.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn rustls_native_roots() -> Vec<CertificateDer<'static>> {

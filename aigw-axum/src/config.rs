@@ -1,7 +1,8 @@
 //! The gateway over a loaded configuration: [`ConfigPlanner`] turns the compiled
 //! routing snapshot's matches into attempt plans with resolved credentials.
 
-use crate::gateway::{ModelEntry, RoutePlanner, Snapshot};
+use crate::client::{ClientSettings, build_tls_client};
+use crate::gateway::{BackendConnection, ModelEntry, RoutePlanner, Snapshot};
 use aigw_core::api::Endpoint;
 use aigw_core::config::{Config, ResolvedSecurityPolicy, SecretSource};
 use aigw_core::cost::CostSet;
@@ -28,6 +29,7 @@ pub struct ConfigPlanner {
     routing: routing::Snapshot,
     credentials: CredentialResolver,
     targets: ArcSwap<HashMap<String, Target>>,
+    connections: ArcSwap<HashMap<String, Arc<BackendConnection>>>,
     costs: ArcSwap<HashMap<String, Option<Arc<CostSet>>>>,
     providers: Mutex<HashMap<String, Arc<dyn CredentialProvider>>>,
     counter: AtomicU64,
@@ -59,6 +61,7 @@ impl ConfigPlanner {
             routing: routing::Snapshot::compile_with_secrets(config, secrets)?,
             credentials,
             targets: ArcSwap::from_pointee(HashMap::new()),
+            connections: ArcSwap::from_pointee(HashMap::new()),
             costs: ArcSwap::from_pointee(HashMap::new()),
             providers: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0x2545_f491_4f6c_dd1d),
@@ -94,6 +97,13 @@ impl ConfigPlanner {
             .map(|p| self.provider(p))
             .transpose()?;
         let t = target_for(c, credential)?;
+        let conn = Arc::new(connection_for(c));
+        self.connections.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.entry(c.backend_name.clone())
+                .or_insert_with(|| conn.clone());
+            m
+        });
         self.targets.rcu(|m| {
             let mut m = HashMap::clone(m);
             m.insert(c.backend_name.clone(), t.clone());
@@ -114,6 +124,35 @@ impl ConfigPlanner {
         });
         value
     }
+}
+
+/// Every endpoint, and a dedicated TLS client when the backend's policy needs its own
+/// roots or a server name other than the dialled host.
+fn connection_for(c: &Candidate) -> BackendConnection {
+    let t = &c.target;
+    let authorities = t
+        .endpoints
+        .iter()
+        .filter(|e| !matches!(e, routing::Endpoint::Unix { .. }))
+        .map(routing::Endpoint::authority)
+        .collect();
+    let mut conn = BackendConnection {
+        authorities,
+        ..BackendConnection::default()
+    };
+    if let Some(tls) = &t.tls {
+        let first_host = t.endpoints.first().map(routing::Endpoint::host);
+        if tls.roots != routing::TlsRoots::System || first_host != Some(tls.sni.as_str()) {
+            match build_tls_client(&ClientSettings::default(), tls) {
+                Ok(client) => conn.client = Some(client),
+                Err(e) => {
+                    tracing::error!(backend = %c.backend_name, error = %e, "backend TLS settings unusable");
+                    conn.tls_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+    conn
 }
 
 fn target_for(c: &Candidate, credential: Option<Arc<dyn CredentialProvider>>) -> Result<Target> {
@@ -190,6 +229,10 @@ impl RoutePlanner for ConfigPlanner {
             max_attempts: retry.map(|r| r.num_retries.saturating_add(1)),
             backoff: retry.and_then(|r| r.backoff_base),
         })
+    }
+
+    fn connection(&self, backend: &str) -> Option<Arc<BackendConnection>> {
+        self.connections.load().get(backend).cloned()
     }
 
     fn max_body_bytes(&self) -> Option<usize> {

@@ -43,6 +43,36 @@ pub trait RoutePlanner: Send + Sync + 'static {
     fn max_body_bytes(&self) -> Option<usize> {
         None
     }
+
+    /// How to reach `backend` (a [`aigw_core::exchange::Target::backend`]) beyond its
+    /// first endpoint: every endpoint, and a client for its own TLS settings. `None`:
+    /// the target's address over the shared client.
+    fn connection(&self, backend: &str) -> Option<Arc<BackendConnection>> {
+        let _ = backend;
+        None
+    }
+}
+
+/// How to reach one backend.
+#[derive(Clone, Default)]
+pub struct BackendConnection {
+    /// Every endpoint's `host:port`, in order; on a connect failure the next is dialled
+    /// (the `Host` header keeps the first, so signatures and virtual hosts still hold).
+    pub authorities: Vec<String>,
+    /// A client with the backend's own CA bundle and SNI, instead of the shared one.
+    pub client: Option<HttpClient>,
+    /// Why the backend's TLS client could not be built; attempts on it fail over.
+    pub tls_error: Option<String>,
+}
+
+impl std::fmt::Debug for BackendConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConnection")
+            .field("authorities", &self.authorities)
+            .field("dedicated_client", &self.client.is_some())
+            .field("tls_error", &self.tls_error)
+            .finish()
+    }
 }
 
 /// The authenticated client of a request, as a request extension: an authentication

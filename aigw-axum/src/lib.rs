@@ -32,7 +32,8 @@ pub mod trace_context;
 
 pub use error::GatewayError;
 pub use gateway::{
-    ClientId, Gateway, GatewayBuilder, ModelEntry, RetryPolicy, RoutePlanner, Settings, Snapshot,
+    BackendConnection, ClientId, Gateway, GatewayBuilder, ModelEntry, RetryPolicy, RoutePlanner,
+    Settings, Snapshot,
 };
 pub use layer::{GatewayLayer, GatewayService};
 pub use record::{RecordSink, TracingSink};

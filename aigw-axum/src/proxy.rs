@@ -214,7 +214,8 @@ async fn run(
         let remaining = deadline.saturating_duration_since(Instant::now());
         let per_try = plan.per_try_timeout.map_or(remaining, |t| t.min(remaining));
         let sent = Instant::now();
-        let outcome = send(inner, attempt.request(), per_try).await;
+        let conn = snapshot.planner.connection(&target.backend);
+        let outcome = send(inner, attempt.request(), per_try, conn.as_deref()).await;
         upstream_wait += sent.elapsed();
         let response = match outcome {
             Ok(r) => r,
@@ -361,24 +362,63 @@ fn normalise_error(
     }
 }
 
+/// Sends one attempt. With a [`BackendConnection`], a connect failure on one endpoint
+/// moves on to the next (nothing was sent, so this is safe for any request), and the
+/// backend's own TLS client is used.
 async fn send(
     inner: &Inner,
     request: &OutgoingRequest,
     timeout: Duration,
+    conn: Option<&crate::gateway::BackendConnection>,
 ) -> Result<Response<Incoming>, Error> {
-    let uri = format!("{}://{}{}", request.scheme, request.authority, request.path);
-    let mut builder = Request::builder().method(request.method.clone()).uri(uri);
-    if let Some(h) = builder.headers_mut() {
-        *h = request.headers.clone();
+    if let Some(e) = conn.and_then(|c| c.tls_error.as_deref()) {
+        return Err(Error::UpstreamUnavailable {
+            message: format!("backend TLS settings unusable: {e}"),
+        });
     }
-    let req = builder
-        .body(Full::new(request.body.clone()))
-        .map_err(|e| Error::internal(format!("invalid upstream request: {e}")))?;
-    match tokio::time::timeout(timeout, inner.client.request(req)).await {
+    let client = conn
+        .and_then(|c| c.client.as_ref())
+        .unwrap_or(&inner.client);
+    let others = conn
+        .map(|c| c.authorities.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| **a != request.authority);
+    let dials = std::iter::once(&request.authority).chain(others);
+    let attempt = async {
+        let mut failure = Error::internal("no endpoint to dial");
+        for authority in dials {
+            let uri = format!("{}://{}{}", request.scheme, authority, request.path);
+            let mut builder = Request::builder().method(request.method.clone()).uri(uri);
+            if let Some(h) = builder.headers_mut() {
+                *h = request.headers.clone();
+                if *authority != request.authority
+                    && !h.contains_key(header::HOST)
+                    && let Ok(v) = HeaderValue::from_str(&request.authority)
+                {
+                    h.insert(header::HOST, v);
+                }
+            }
+            let req = builder
+                .body(Full::new(request.body.clone()))
+                .map_err(|e| Error::internal(format!("invalid upstream request: {e}")))?;
+            match client.request(req).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    let message = describe_client_error(&e);
+                    if !e.is_connect() {
+                        return Err(Error::UpstreamUnavailable { message });
+                    }
+                    tracing::debug!(%authority, error = %message, "endpoint unreachable");
+                    failure = Error::UpstreamUnavailable { message };
+                }
+            }
+        }
+        Err(failure)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(Error::UpstreamUnavailable {
-            message: describe_client_error(&e),
-        }),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Timeout {
             message: format!("no response from {} within {timeout:?}", request.authority),
         }),
