@@ -154,6 +154,8 @@ impl Default for RetryPolicy {
 pub struct Settings {
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Largest total size of request header names and values (431 beyond).
+    pub max_header_bytes: usize,
     /// Request timeout when the route sets none (upstream's default is 60 s).
     pub default_request_timeout: Duration,
     /// Stream idle timeout when the route sets none.
@@ -173,6 +175,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             max_body_bytes: 32 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
             default_request_timeout: Duration::from_secs(60),
             default_stream_idle_timeout: None,
             max_error_body_bytes: 1024 * 1024,

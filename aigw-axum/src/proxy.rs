@@ -52,6 +52,22 @@ async fn handle_in_span(
     trace: Option<RequestTrace>,
     span: tracing::Span,
 ) -> Response<Body> {
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > inner.settings.max_header_bytes {
+        let api = Endpoint::from_path(request.uri().path())
+            .map_or(ClientApi::OpenAI, Endpoint::client_api);
+        let e = Error::bad_request(format!(
+            "request headers total {header_bytes} bytes, over the {} byte limit",
+            inner.settings.max_header_bytes
+        ));
+        let mut r = error_response(api, &e);
+        *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        return r;
+    }
     let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
@@ -261,6 +277,10 @@ async fn run(
                     finisher.exchange_mut()?.record_mut().upstream_wait = Some(upstream_wait);
                     match first {
                         Ok(first) => {
+                            // A route's own `timeouts.request` bounds the whole stream;
+                            // the default only bounds the wait for its start, so long
+                            // generations are not cut by a limit nobody configured.
+                            let stream_deadline = plan.request_timeout.map(|_| deadline);
                             return Ok(stream_response(
                                 finisher,
                                 attempt,
@@ -269,6 +289,7 @@ async fn run(
                                 parts.status,
                                 headers,
                                 idle,
+                                stream_deadline,
                             ));
                         }
                         Err(e) => {
@@ -479,6 +500,7 @@ pub(crate) async fn next_data(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn stream_response(
     finisher: &mut Finisher,
     attempt: Attempt,
@@ -487,8 +509,10 @@ fn stream_response(
     status: StatusCode,
     headers: HeaderMap,
     idle: Option<Duration>,
+    deadline: Option<Instant>,
 ) -> Response<Body> {
-    let body = StreamBody::new(finisher.take(), attempt, incoming, first, idle, status);
+    let body = StreamBody::new(finisher.take(), attempt, incoming, first, idle, status)
+        .with_deadline(deadline);
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;

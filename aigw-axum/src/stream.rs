@@ -90,6 +90,7 @@ pub(crate) struct StreamBody {
     incoming: Incoming,
     first: Option<Bytes>,
     idle: Option<Duration>,
+    deadline: Option<Instant>,
     status: StatusCode,
     upstream_wait: Duration,
     done: bool,
@@ -110,10 +111,17 @@ impl StreamBody {
             incoming,
             first: Some(first),
             idle,
+            deadline: None,
             status,
             upstream_wait: Duration::ZERO,
             done: false,
         }
+    }
+
+    /// Ends the stream with a timeout error event at `deadline`.
+    pub(crate) fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The body as a stream of client bytes. Dropping it (client disconnect) drops the
@@ -135,7 +143,23 @@ impl StreamBody {
                 Some(_) => (Bytes::new(), true),
                 None => {
                     let waited = Instant::now();
-                    let next = crate::proxy::next_data(&mut self.incoming, self.idle).await;
+                    let next = match self.deadline {
+                        Some(deadline) => {
+                            let left = deadline.saturating_duration_since(waited);
+                            match tokio::time::timeout(
+                                left,
+                                crate::proxy::next_data(&mut self.incoming, self.idle),
+                            )
+                            .await
+                            {
+                                Ok(next) => next,
+                                Err(_) => Err(Error::Timeout {
+                                    message: "request timeout reached during the stream".into(),
+                                }),
+                            }
+                        }
+                        None => crate::proxy::next_data(&mut self.incoming, self.idle).await,
+                    };
                     self.upstream_wait += waited.elapsed();
                     match next {
                         Ok(b) if b.is_empty() => (b, true),

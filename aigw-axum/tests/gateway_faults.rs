@@ -4,6 +4,7 @@
 
 mod support;
 
+use aigw_axum::Settings;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use support::*;
@@ -495,4 +496,99 @@ async fn credential_failure_fails_over_like_a_connect_failure() {
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("default/broken"));
     assert_eq!(unreachable.hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn route_request_timeout_bounds_the_whole_stream() {
+    let slow = Behavior::Ok {
+        chunks: 10,
+        interval: Duration::from_millis(100),
+    };
+    let up = upstream(slow).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("slow", up.addr, 0)],
+            idle: None,
+            timeout: Some(Duration::from_millis(350)),
+        },
+        fast_settings(),
+    )
+    .await;
+    let start = Instant::now();
+    let r = post(&h.url, &chat(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(text.contains("tok0"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert!(text.contains("\"type\":\"timeout\""), "{text}");
+    assert!(eventually(|| h.records.0.lock().unwrap().len() == 1).await);
+    assert_eq!(
+        h.records.0.lock().unwrap()[0].status.map(|s| s.as_u16()),
+        Some(504)
+    );
+
+    // Without a route timeout the default only bounds the start: the stream completes.
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("slow", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        Settings {
+            default_request_timeout: Duration::from_millis(350),
+            ..fast_settings()
+        },
+    )
+    .await;
+    let text = post(&h.url, &chat(true)).await.text().await.unwrap();
+    assert!(text.contains("[DONE]"), "{text}");
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431_in_the_client_apis_shape() {
+    let up = upstream(ok(1)).await;
+    let h = gateway(
+        StaticPlanner {
+            targets: vec![target("b0", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        Settings {
+            max_header_bytes: 1024,
+            ..fast_settings()
+        },
+    )
+    .await;
+    let big = "x".repeat(2048);
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("x-big", &big)
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("1024"),
+        "{v}"
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-big", &big)
+        .json(&serde_json::json!({"model": "m", "max_tokens": 5, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+    // Under the limit it is served.
+    assert_eq!(post(&h.url, &chat(false)).await.status(), 200);
 }

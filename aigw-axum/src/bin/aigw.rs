@@ -62,6 +62,9 @@ struct RunArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Largest total size of request headers, in bytes (431 beyond).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
     /// Attempts per request (first included) across priority groups.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
@@ -314,6 +317,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         build_snapshot(&config, args.secrets_dir.as_ref(), &resolver).map_err(|e| e.to_string())?;
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
+        max_header_bytes: args.max_header_bytes,
         retry: aigw_axum::RetryPolicy {
             max_attempts: args.max_attempts,
             ..aigw_axum::RetryPolicy::default()
