@@ -546,3 +546,31 @@ async fn large_buffered_body_is_accepted() {
         format!(r#"{{"model":"gpt-test","messages":[{{"role":"user","content":"{big}"}}]}}"#);
     router_request(&mut router, body.as_bytes()).await;
 }
+
+/// A client that goes away mid-request (Envoy resets the stream) leaves no state behind.
+#[tokio::test]
+async fn cancelled_request_releases_its_state() {
+    let mut h = start().await;
+    let mut router = h.open().await;
+    let id = router_request(&mut router, CHAT).await;
+    let mut up = h.open().await;
+    let r = up
+        .send(upstream_headers(
+            &id,
+            OPENAI_BACKEND,
+            "/v1/chat/completions",
+        ))
+        .await;
+    assert_eq!(common(&r).status, ResponseStatus::Continue as i32);
+    assert_eq!(h.processor.registry().len(), 1);
+    // Reset both streams before any response arrives.
+    drop(up);
+    drop(router);
+    for _ in 0..100 {
+        if h.processor.registry().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(h.processor.registry().is_empty(), "state leaked");
+}
