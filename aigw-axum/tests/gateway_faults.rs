@@ -592,3 +592,88 @@ async fn oversized_headers_get_431_in_the_client_apis_shape() {
     // Under the limit it is served.
     assert_eq!(post(&h.url, &chat(false)).await.status(), 200);
 }
+
+/// Passthrough that, like the Bedrock translator on a stream exception, reports an
+/// error to the client in-band once it sees `tok1`.
+#[derive(Default)]
+struct InBandTranslator {
+    inner: PassthroughTranslator,
+    failed: bool,
+}
+
+impl aigw_core::Translator for InBandTranslator {
+    fn request(
+        &mut self,
+        req: &aigw_core::RequestContext<'_>,
+    ) -> aigw_core::Result<aigw_core::UpstreamRequest> {
+        self.inner.request(req)
+    }
+    fn response_headers(
+        &mut self,
+        s: http::StatusCode,
+        h: &http::HeaderMap,
+    ) -> aigw_core::Result<aigw_core::HeaderMutation> {
+        self.inner.response_headers(s, h)
+    }
+    fn response_chunk(
+        &mut self,
+        chunk: &[u8],
+        end: bool,
+    ) -> aigw_core::Result<aigw_core::ResponseChunk> {
+        if chunk.windows(4).any(|w| w == b"tok1") {
+            self.failed = true;
+        }
+        self.inner.response_chunk(chunk, end)
+    }
+    fn response_error(
+        &mut self,
+        s: http::StatusCode,
+        h: &http::HeaderMap,
+        b: &[u8],
+    ) -> aigw_core::Result<aigw_core::ErrorResponse> {
+        self.inner.response_error(s, h, b)
+    }
+    fn in_band_error(&self) -> Option<String> {
+        self.failed
+            .then(|| "modelStreamErrorException reported in the stream".to_owned())
+    }
+}
+
+struct InBandFactory;
+impl aigw_core::TranslatorFactory for InBandFactory {
+    fn translator(
+        &self,
+        _spec: &aigw_core::translate::TranslatorSpec<'_>,
+    ) -> aigw_core::Result<Box<dyn aigw_core::Translator>> {
+        Ok(Box::new(InBandTranslator::default()))
+    }
+}
+
+#[tokio::test]
+async fn in_band_translator_error_marks_the_record_failed() {
+    let up = upstream(ok(3)).await;
+    let h = gateway_with(
+        StaticPlanner {
+            targets: vec![target("b0", up.addr, 0)],
+            idle: None,
+            timeout: None,
+        },
+        fast_settings(),
+        std::sync::Arc::new(InBandFactory),
+    )
+    .await;
+    let r = post(&h.url, &chat(true)).await;
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await.unwrap();
+    assert!(eventually(|| h.records.0.lock().unwrap().len() == 1).await);
+    let rec = h.records.0.lock().unwrap()[0].clone();
+    assert_eq!(rec.status.map(|s| s.as_u16()), Some(200));
+    assert_eq!(
+        rec.error.as_deref(),
+        Some("modelStreamErrorException reported in the stream")
+    );
+    // The GenAI metrics count it as a failure.
+    let m = aigw_core::metrics::GenAiMetrics::new();
+    m.record(&rec);
+    assert!(m.encode().contains("error_type=\"_OTHER\""));
+}

@@ -428,6 +428,11 @@ impl Exchange {
         if out.response_model.is_some() {
             self.record.response_model = out.response_model;
         }
+        if self.record.error.is_none()
+            && let Some(e) = attempt.translator.in_band_error()
+        {
+            self.record.error = Some(e);
+        }
         let bytes = out.body.unwrap_or(chunk);
         if !bytes.is_empty() && self.record.time_to_first_byte.is_none() {
             self.record.time_to_first_byte = Some(self.started.elapsed());

@@ -178,6 +178,14 @@ pub trait Translator: Send {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse>;
+
+    /// An error this translator already reported to the client inside a successful
+    /// response — e.g. an upstream stream exception it rendered as the client's error
+    /// event — once one has occurred. The exchange then records the request as failed
+    /// although its status was 200. Default: never.
+    fn in_band_error(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<T: Translator + ?Sized> Translator for Box<T> {
@@ -201,6 +209,9 @@ impl<T: Translator + ?Sized> Translator for Box<T> {
         body: &[u8],
     ) -> Result<ErrorResponse> {
         (**self).response_error(status, headers, body)
+    }
+    fn in_band_error(&self) -> Option<String> {
+        (**self).in_band_error()
     }
 }
 
