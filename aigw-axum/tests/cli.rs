@@ -255,3 +255,93 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
     // New connections are refused once it has gone.
     assert!(TcpStream::connect(listen).is_err());
 }
+
+const KEY_POLICY: &str = r#"---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: client-keys
+  namespace: default
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: aigw
+  apiKeyAuth:
+    credentialRefs:
+      - name: client-keys
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: client-keys
+  namespace: default
+stringData:
+  team-a: sk-team-a
+"#;
+
+async fn chat_status_with_key(url: &str, key: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("x-api-key", key)
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn security_policy_added_by_a_reload_turns_client_authentication_on() {
+    let sim = free_addr();
+    let _sim = Proc(
+        Command::new(AIGW)
+            .args(["simulate", "--listen", &sim.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.yaml");
+    std::fs::write(&cfg, route_yaml("m", sim.port())).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let _gw = Proc(
+        Command::new(AIGW)
+            .args(["run", "--reload-interval-ms", "100", "--listen"])
+            .arg(listen.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(sim);
+    wait_listening(listen);
+    let url = format!("http://{listen}");
+    assert_eq!(chat_status_with_key(&url, "anything").await, 200);
+
+    std::fs::write(&cfg, route_yaml("m", sim.port()) + KEY_POLICY).unwrap();
+    let start = Instant::now();
+    while chat_status_with_key(&url, "anything").await != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "policy never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(chat_status_with_key(&url, "sk-team-a").await, 200);
+
+    // Removing the policy turns authentication off again.
+    std::fs::write(&cfg, route_yaml("m", sim.port())).unwrap();
+    let start = Instant::now();
+    while chat_status_with_key(&url, "anything").await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "policy never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
