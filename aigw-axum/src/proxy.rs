@@ -31,6 +31,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
         "aigw.request",
         path = request.uri().path(),
         model = tracing::field::Empty,
+        client = tracing::field::Empty,
         route = tracing::field::Empty,
         backend = tracing::field::Empty,
         status = tracing::field::Empty,
@@ -92,6 +93,7 @@ async fn handle_in_span(
         Err(e) => return error_response(endpoint.client_api(), &e),
     };
     if let Some(ClientId(client)) = parts.extensions.get::<ClientId>() {
+        span.record("client", client.as_ref());
         exchange.set_client(client.clone());
     }
     span.record("model", exchange.info().model.as_str());

@@ -18,6 +18,7 @@ impl RecordSink for TracingSink {
         tracing::info!(
             target: "aigw::access",
             endpoint = r.endpoint.map(|e| e.operation_name()),
+            client = r.client.as_deref(),
             route = r.route.as_deref(),
             backend = r.backend.as_deref(),
             provider = r.provider,

@@ -345,3 +345,59 @@ async fn security_policy_added_by_a_reload_turns_client_authentication_on() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn json_access_log_carries_the_client_and_the_request_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "team-a:sk-team-a\n").unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let mut gw = Command::new(AIGW)
+        .args(["--log-json", "run", "--listen"])
+        .arg(listen.to_string())
+        .arg("--admin")
+        .arg(admin.to_string())
+        .arg("--client-api-keys")
+        .arg(&keys)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("AZURE_OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(listen);
+    let status = reqwest::Client::new()
+        .post(format!("http://{listen}/v1/chat/completions"))
+        .bearer_auth("sk-team-a")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = gw.kill();
+    let out = gw.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"target\":\"aigw::access\""))
+        .unwrap_or_else(|| panic!("no access log line in\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["fields"]["client"], "team-a", "{line}");
+    assert_eq!(v["span"]["name"], "aigw.request", "{line}");
+    assert_eq!(v["span"]["client"], "team-a", "{line}");
+    assert_eq!(v["span"]["status"], 200, "{line}");
+    assert_eq!(
+        v["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{line}"
+    );
+    assert!(v["span"]["output_tokens"].as_u64().unwrap() > 0, "{line}");
+}
