@@ -2,7 +2,7 @@
 //! routing snapshot, the Envoy [`Plan`] derived from the same YAML, and the mapping
 //! from BackendSecurityPolicies to credential providers.
 
-use crate::credentials::{self, MetadataCredential};
+use crate::credentials::{self, MetadataCredential, ProviderCache, ProviderSet};
 use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RoutePlan};
 use crate::runtime::{Catalog, Runtime};
 use aigw_auth::AuthOptions;
@@ -10,7 +10,7 @@ use aigw_core::config::{Config, HeaderMatchType};
 use aigw_core::cost::{CostInput, CostSet};
 use aigw_core::exchange::{BodyMutation, ExchangeRecord, Target, UpstreamAddr};
 use aigw_core::routing::{self, Candidate, Endpoint as RoutingEndpoint};
-use aigw_core::{CredentialProvider, Error, HeaderMutation, Result};
+use aigw_core::{Error, HeaderMutation, Result};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::path::Path;
@@ -60,8 +60,18 @@ impl ConfigCatalog {
     /// Compiles `config`, building each security policy's provider once with `auth`
     /// (rotation state then lives as long as this configuration).
     pub fn with_auth(config: &Config, auth: &AuthOptions) -> Result<Self> {
+        Self::build(config, auth, None)
+    }
+
+    /// Compiles `config`, taking unchanged policies' providers from `cache` (and leaving
+    /// this load's providers there when it succeeds).
+    pub fn build(
+        config: &Config,
+        auth: &AuthOptions,
+        cache: Option<&ProviderCache>,
+    ) -> Result<Self> {
         let snapshot = routing::Snapshot::compile(config)?;
-        let mut providers: HashMap<String, Arc<dyn CredentialProvider>> = HashMap::new();
+        let mut providers = ProviderSet::new(config, auth, cache);
         let mut targets = HashMap::new();
         let mut metadata_credentials = HashMap::new();
         let mut costs = HashMap::new();
@@ -71,14 +81,7 @@ impl ConfigCatalog {
             }
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
                 let credential = match c.target.security_policy.as_deref() {
-                    Some(p) => Some(match providers.get(&p.name) {
-                        Some(x) => x.clone(),
-                        None => {
-                            let x = credentials::provider_for(p, auth)?;
-                            providers.insert(p.name.clone(), x.clone());
-                            x
-                        }
-                    }),
+                    Some(p) => Some(providers.get(p)?),
                     None => None,
                 };
                 if let Some(md) = c
@@ -113,6 +116,13 @@ impl ConfigCatalog {
                 );
             }
         }
+        if providers.reused() > 0 {
+            tracing::debug!(
+                reused = providers.reused(),
+                "credential providers kept from the previous configuration"
+            );
+        }
+        providers.commit();
         Ok(Self {
             snapshot,
             targets,
@@ -180,9 +190,21 @@ impl Catalog for ConfigCatalog {
 
 /// Loads the YAML files and builds a runtime with the bundled translators.
 pub fn load_runtime(paths: &[impl AsRef<Path>]) -> Result<Runtime> {
+    load_runtime_cached(paths, None)
+}
+
+/// As [`load_runtime`], keeping unchanged policies' providers in `cache` across loads.
+pub fn load_runtime_cached(
+    paths: &[impl AsRef<Path>],
+    cache: Option<&ProviderCache>,
+) -> Result<Runtime> {
     let config = Config::load_paths(paths)?;
     Ok(Runtime::new(
-        Arc::new(ConfigCatalog::new(&config)?),
+        Arc::new(ConfigCatalog::build(
+            &config,
+            &AuthOptions::default(),
+            cache,
+        )?),
         Arc::new(aigw_providers::ProviderFactory),
     ))
 }

@@ -1,7 +1,8 @@
 //! The `aigw-extproc` binary: the External Processor server, and `envoy-config`, which
 //! prints an Envoy bootstrap for the same configuration.
 
-use aigw_extproc::config::load_runtime;
+use aigw_extproc::config::load_runtime_cached;
+use aigw_extproc::credentials::ProviderCache;
 use aigw_extproc::envoy::{Options, Plan};
 use aigw_extproc::metrics::Metrics;
 use aigw_extproc::server::{self, Bound, ListenAddr};
@@ -137,9 +138,12 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             addr: "--config is required".into(),
         });
     }
-    let runtime = load_runtime(&cli.config).map_err(|source| ExtProcError::Config {
-        path: cli.config[0].clone(),
-        source,
+    let providers = Arc::new(ProviderCache::default());
+    let runtime = load_runtime_cached(&cli.config, Some(&providers)).map_err(|source| {
+        ExtProcError::Config {
+            path: cli.config[0].clone(),
+            source,
+        }
     })?;
     let runtime = Arc::new(ArcSwap::from_pointee(runtime));
     let metrics = Arc::new(Metrics::default());
@@ -163,7 +167,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         cli.config.clone(),
         runtime,
         reload::DEFAULT_INTERVAL,
-        |paths: &[PathBuf]| load_runtime(paths),
+        move |paths: &[PathBuf]| load_runtime_cached(paths, Some(&providers)),
     ));
     tokio::spawn(server::serve_admin(
         admin,

@@ -458,3 +458,54 @@ async fn request_header_override_is_used_and_never_forwarded() {
         Some("Bearer sk-configured")
     );
 }
+
+/// A reload keeps the providers of unchanged policies (their token caches and refresh
+/// state) and rebuilds those whose document or Secret changed.
+#[tokio::test]
+async fn reload_keeps_unchanged_providers() {
+    use aigw_auth::AuthOptions;
+    use aigw_extproc::Catalog;
+    use aigw_extproc::credentials::ProviderCache;
+    let cache = ProviderCache::default();
+    let load = |yaml: &str| {
+        let config = Config::from_yaml_str(yaml, "credentials.yaml").unwrap();
+        let names: HashMap<String, String> = Plan::from_config(&config)
+            .unwrap()
+            .clusters
+            .iter()
+            .flat_map(|c| &c.endpoints)
+            .map(|e| {
+                let name = e.backend_name.split('/').nth(1).unwrap().to_owned();
+                (name, e.backend_name.clone())
+            })
+            .collect();
+        let catalog = ConfigCatalog::build(&config, &AuthOptions::default(), Some(&cache)).unwrap();
+        let provider = |b: &str| {
+            catalog
+                .target(&names[b])
+                .unwrap()
+                .credential
+                .clone()
+                .unwrap()
+        };
+        (provider("oai"), provider("vertex"))
+    };
+    let (oai1, vertex1) = load(CONFIG);
+    let (oai2, vertex2) = load(CONFIG);
+    assert!(Arc::ptr_eq(&oai1, &oai2), "unchanged policy was rebuilt");
+    assert!(Arc::ptr_eq(&vertex1, &vertex2));
+
+    let rotated = CONFIG.replace("apiKey: sk-configured", "apiKey: sk-rotated");
+    let (oai3, vertex3) = load(&rotated);
+    assert!(!Arc::ptr_eq(&oai2, &oai3), "a changed Secret must rebuild");
+    // Same namespace, so every policy there is rebuilt: conservative, never stale.
+    assert!(!Arc::ptr_eq(&vertex2, &vertex3));
+
+    let moved = rotated.replace("projectName: my-proj", "projectName: other-proj");
+    let (oai4, vertex4) = load(&moved);
+    assert!(Arc::ptr_eq(&oai3, &oai4));
+    assert!(
+        !Arc::ptr_eq(&vertex2, &vertex4),
+        "a changed policy must rebuild"
+    );
+}
