@@ -230,3 +230,24 @@ async fn certificate_from_an_untrusted_ca_is_refused() {
     let url = gateway(&yaml(&[addr.port()], CA_REF, &other.ca_pem)).await;
     assert_eq!(chat(&url).await.status(), 502);
 }
+
+#[tokio::test]
+async fn backend_tls_insecure_skip_verify_accepts_any_certificate() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let pki = make_pki("upstream.test");
+    let (addr, _) = tls_upstream(&pki).await;
+    // The Backend's own `tls` instead of a BackendTLSPolicy.
+    let full = yaml(&[addr.port()], CA_REF, &pki.ca_pem);
+    let base = full
+        .split("---\napiVersion: gateway.networking.k8s.io/v1alpha3")
+        .next()
+        .unwrap()
+        .to_owned();
+    let insecure = base.replace(
+        "spec:\n  endpoints:\n",
+        "spec:\n  tls:\n    insecureSkipVerify: true\n  endpoints:\n",
+    );
+    assert_ne!(insecure, base);
+    let url = gateway(&insecure).await;
+    assert_eq!(chat(&url).await.status(), 200);
+}
