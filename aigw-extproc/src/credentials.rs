@@ -51,13 +51,16 @@ pub struct MetadataCredential {
 
 impl MetadataCredential {
     /// Drops any client-sent staging header from `headers`, then stages the credential
-    /// found in `metadata` (if any) where the provider's override wrapper reads it.
-    pub fn stage(&self, metadata: Option<&PbMetadata>, headers: &mut HeaderMap) {
+    /// found in the first of `sources` that has it (Envoy sends an empty
+    /// `metadata_context` where nothing is forwarded) where the provider's override
+    /// wrapper reads it.
+    pub fn stage(&self, sources: &[Option<&PbMetadata>], headers: &mut HeaderMap) {
         strip_internal(headers);
-        let Some(value) = metadata
-            .and_then(|m| m.filter_metadata.get(&self.namespace))
-            .and_then(|s| s.fields.get(&self.key))
-        else {
+        let Some(value) = sources.iter().flatten().find_map(|m| {
+            m.filter_metadata
+                .get(&self.namespace)
+                .and_then(|s| s.fields.get(&self.key))
+        }) else {
             return;
         };
         if self.aws {
@@ -297,7 +300,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(METADATA_TOKEN_HEADER, HeaderValue::from_static("client"));
         h.insert(AWS_ACCESS_KEY_ID, HeaderValue::from_static("client"));
-        src.stage(None, &mut h);
+        src.stage(&[None], &mut h);
         assert!(h.is_empty(), "client-sent staging headers survive: {h:?}");
 
         let m = md(
@@ -306,12 +309,12 @@ mod tests {
             sv("from-md"),
         );
         h.insert(METADATA_TOKEN_HEADER, HeaderValue::from_static("client"));
-        src.stage(Some(&m), &mut h);
+        src.stage(&[Some(&PbMetadata::default()), Some(&m)], &mut h);
         assert_eq!(h[METADATA_TOKEN_HEADER], "from-md");
 
         // Another namespace or key is not ours.
         let other = md("other", "x-aigw-api-key", sv("nope"));
-        src.stage(Some(&other), &mut h);
+        src.stage(&[Some(&other)], &mut h);
         assert!(h.is_empty());
     }
 
@@ -333,7 +336,7 @@ mod tests {
             },
         );
         let mut h = HeaderMap::new();
-        src.stage(Some(&m), &mut h);
+        src.stage(&[Some(&PbMetadata::default()), Some(&m)], &mut h);
         assert_eq!(h[AWS_ACCESS_KEY_ID], "AKIA");
         assert_eq!(h[AWS_SECRET_ACCESS_KEY], "secret");
         assert!(!h.contains_key(AWS_SESSION_TOKEN));

@@ -264,6 +264,8 @@ impl Harness {
         );
         msg.attributes
             .insert("envoy.filters.http.ext_proc".into(), Struct { fields });
+        // As Envoy does: the upstream filter forwards no namespace and sends it empty.
+        msg.metadata_context = Some(Metadata::default());
         let reply = up.send(msg).await;
         drop(router);
         reply

@@ -105,12 +105,12 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
     attempt.request_mut().authority = host.clone();
     let staged = runtime.catalog.metadata_credential(&backend_name);
     {
-        // Metadata the upstream filter forwarded itself wins over what the router
-        // filter saw.
+        // Metadata the upstream filter was sent wins over what the router filter saw;
+        // the router filter is where the bootstrap forwards the namespaces.
         let headers = &mut attempt.request_mut().headers;
         match staged {
             Some(md) => md.stage(
-                msg.metadata_context.as_ref().or(st.metadata.as_ref()),
+                &[msg.metadata_context.as_ref(), st.metadata.as_ref()],
                 headers,
             ),
             None => credentials::strip_internal(headers),
