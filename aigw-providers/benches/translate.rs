@@ -110,23 +110,6 @@ fn requests(c: &mut Criterion) {
             black_box(t.request(black_box(&ctx)).unwrap())
         })
     });
-    g.bench_function("chat_parse_whole_2kb", |b| {
-        b.iter(|| {
-            black_box(
-                serde_json::from_slice::<aigw_core::api::openai::ChatCompletionRequest>(black_box(
-                    &body,
-                ))
-                .unwrap(),
-            )
-        })
-    });
-    g.bench_function("chat_parse_split_2kb", |b| {
-        b.iter(|| {
-            black_box(
-                aigw_providers::anthropic::request::parse_chat_request(black_box(&body)).unwrap(),
-            )
-        })
-    });
     g.bench_function("openai_to_anthropic_2kb", |b| {
         b.iter(|| {
             let mut t = ChatToAnthropic::new(

@@ -283,7 +283,8 @@ impl ChatToAnthropic {
 
 impl Translator for ChatToAnthropic {
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
-        let chat = request::parse_chat_request(req.body)?;
+        let chat: oa::ChatCompletionRequest = serde_json::from_slice(req.body)
+            .map_err(|e| Error::bad_request(format!("invalid chat completion request: {e}")))?;
         let (mut body, info) = request::chat_to_messages(&chat, self.platform.backend())?;
         let model = self
             .model_override

@@ -26,7 +26,6 @@
 //!   (`top_k`, `thinking`, `container`, …).
 //! * Everything else without a counterpart is a 422 naming the field.
 
-use crate::canonical::Pairs;
 use aigw_core::api::anthropic as an;
 use aigw_core::api::openai as oa;
 use aigw_core::{Error, Result};
@@ -62,58 +61,6 @@ fn untranslatable(field: impl Into<String>, backend: &str, reason: &str) -> Erro
 
 fn num_is(n: &serde_json::Number, v: f64) -> bool {
     n.as_f64() == Some(v)
-}
-
-/// Parses an OpenAI chat request.
-///
-/// Equivalent to `serde_json::from_slice::<oa::ChatCompletionRequest>`, but the bulky
-/// `messages` and `tools` arrays are parsed on their own: the request type keeps unknown
-/// fields (`#[serde(flatten)]`), which makes serde buffer every field, arrays included,
-/// into an intermediate tree before converting it. Splitting the top level first (raw,
-/// no copies) leaves only the small scalar remainder to go through that buffering.
-pub fn parse_chat_request(body: &[u8]) -> Result<oa::ChatCompletionRequest> {
-    let invalid =
-        |e: serde_json::Error| Error::bad_request(format!("invalid chat completion request: {e}"));
-    let top: Pairs<'_> = serde_json::from_slice(body).map_err(invalid)?;
-    let mut messages = None;
-    let mut tools = None;
-    let mut rest = Vec::with_capacity(256);
-    rest.push(b'{');
-    for (k, v) in &top.0 {
-        let slot = match k.as_ref() {
-            "messages" => &mut messages,
-            "tools" if v.get() != "null" => &mut tools,
-            _ => {
-                if rest.len() > 1 {
-                    rest.push(b',');
-                }
-                serde_json::to_writer(&mut rest, k.as_ref()).map_err(invalid)?;
-                rest.push(b':');
-                rest.extend_from_slice(v.get().as_bytes());
-                continue;
-            }
-        };
-        if slot.replace(*v).is_some() {
-            return Err(Error::bad_request(format!(
-                "invalid chat completion request: duplicate field `{k}`"
-            )));
-        }
-    }
-    if messages.is_some() {
-        if rest.len() > 1 {
-            rest.push(b',');
-        }
-        rest.extend_from_slice(b"\"messages\":[]");
-    }
-    rest.push(b'}');
-    let mut req: oa::ChatCompletionRequest = serde_json::from_slice(&rest).map_err(invalid)?;
-    if let Some(m) = messages {
-        req.messages = serde_json::from_str(m.get()).map_err(invalid)?;
-    }
-    if let Some(t) = tools {
-        req.tools = Some(serde_json::from_str(t.get()).map_err(invalid)?);
-    }
-    Ok(req)
 }
 
 /// Converts an OpenAI chat request into an Anthropic Messages request.
@@ -724,59 +671,4 @@ fn assistant_blocks(
         );
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The split parse must give exactly what a whole-body parse gives, for every
-    /// request fixture (unknown fields, nulls, tools and all).
-    #[test]
-    fn split_parse_equals_whole_parse() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-        let mut seen = 0;
-        for dir in ["openai/requests", "bedrock/requests/openai"] {
-            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
-                let path = entry.unwrap().path();
-                if path.extension().is_none_or(|e| e != "json") {
-                    continue;
-                }
-                let body = std::fs::read(&path).unwrap();
-                let whole = serde_json::from_slice::<oa::ChatCompletionRequest>(&body);
-                match (whole, parse_chat_request(&body)) {
-                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", path.display()),
-                    (Err(_), Err(_)) => {}
-                    (a, b) => panic!("{}: {a:?} vs {b:?}", path.display()),
-                }
-                seen += 1;
-            }
-        }
-        assert!(seen > 20, "only {seen} fixtures");
-        let tricky = br#"{"model":"m","tools":null,"x\"y":{"a":[1]},"messages":[{"role":"user","content":"hi"}],"top_k":3}"#;
-        assert_eq!(
-            parse_chat_request(tricky).unwrap(),
-            serde_json::from_slice::<oa::ChatCompletionRequest>(tricky).unwrap()
-        );
-    }
-
-    #[test]
-    fn split_parse_rejects_what_the_whole_parse_rejects() {
-        for body in [
-            &br#"{"model":"m"}"#[..],
-            br#"{"model":"m","messages":[],"messages":[]}"#,
-            br#"{"model":"m","messages":[{"role":"nobody"}]}"#,
-            br#"{"model":"m","messages":[],"tools":[{"type":"function","function":{}}]}"#,
-            br#"[1]"#,
-            br#"{"model":"m","messages":[]} x"#,
-        ] {
-            assert!(
-                serde_json::from_slice::<oa::ChatCompletionRequest>(body).is_err(),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-            let e = parse_chat_request(body).unwrap_err();
-            assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
-        }
-    }
 }

@@ -17,7 +17,6 @@ pub mod openai;
 
 use aigw_core::{ClientApi, Error, Result, TokenUsage};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 
 /// Who is talking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,39 +416,6 @@ pub enum Event {
         /// Message.
         message: String,
     },
-}
-
-/// The members of a JSON object in order, values kept raw.
-#[derive(Debug, Default)]
-pub(crate) struct Pairs<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl serde::Serialize for Pairs<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k.as_ref(), *v)))
-    }
-}
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for Pairs<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Pairs<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(Pairs(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
 }
 
 /// Renders an upstream error in the client API's envelope.

@@ -6,7 +6,7 @@
 //! `parametersJsonSchema`; `toolConfig.functionCallingConfig`; `generationConfig` with
 //! `responseMimeType` / `responseJsonSchema` and `thinkingConfig`.
 
-use crate::canonical::{Block, ChatRequest, Pairs, Reasoning, ResponseFormat, Role, ToolChoice};
+use crate::canonical::{Block, ChatRequest, Reasoning, ResponseFormat, Role, ToolChoice};
 use aigw_core::{Error, Result};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -386,6 +386,39 @@ fn json_object(text: &str) -> Option<&RawValue> {
         return None;
     }
     serde_json::from_str::<&RawValue>(t).ok()
+}
+
+/// The members of a JSON object in order, values kept raw.
+#[derive(Default)]
+struct Pairs<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k.as_ref(), *v)))
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Pairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 fn vendor_object<'a>(v: &'a RawValue, field: &str) -> Result<Pairs<'a>> {
