@@ -78,6 +78,8 @@ impl ApiKeyEntry {
 #[derive(Clone)]
 pub struct JwtSettings {
     keys: Arc<ArcSwap<JwkSet>>,
+    /// Signalled when a token names a key the set lacks (the issuer may have rotated).
+    unknown_key: Arc<tokio::sync::Notify>,
     issuers: Vec<String>,
     audiences: Vec<String>,
     claim_for_identity: String,
@@ -107,6 +109,7 @@ impl JwtSettings {
     pub fn empty() -> Self {
         Self {
             keys: Arc::new(ArcSwap::from_pointee(JwkSet { keys: Vec::new() })),
+            unknown_key: Arc::new(tokio::sync::Notify::new()),
             issuers: Vec::new(),
             audiences: Vec::new(),
             claim_for_identity: "sub".to_owned(),
@@ -130,6 +133,12 @@ impl JwtSettings {
     /// ends once the settings are dropped (e.g. replaced by a configuration reload).
     pub fn downgrade(&self) -> std::sync::Weak<ArcSwap<JwkSet>> {
         Arc::downgrade(&self.keys)
+    }
+
+    /// Notified whenever a token names a key id the set does not hold, so a refresher
+    /// can fetch the issuer's keys early.
+    pub fn unknown_key_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.unknown_key.clone()
     }
 
     /// Requires one of these issuers (`iss`).
@@ -161,7 +170,10 @@ impl JwtSettings {
             None if keys.keys.len() == 1 => keys.keys.first(),
             None => None,
         }
-        .ok_or("no key matches the token")?;
+        .ok_or_else(|| {
+            self.unknown_key.notify_one();
+            "no key matches the token"
+        })?;
         let key = DecodingKey::from_jwk(jwk).map_err(|_| "unusable key")?;
         let mut validation = Validation::new(header.alg);
         if !self.issuers.is_empty() {

@@ -26,6 +26,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The shortest gap between two refreshes triggered by unknown key ids, so a stream of
+/// forged `kid`s cannot turn the gateway into a JWKS load generator.
+pub const MIN_EARLY_REFRESH: Duration = Duration::from_secs(10);
+
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
@@ -321,13 +325,25 @@ pub async fn prime(client: &HttpClient, remote: &[(JwtSettings, String)]) {
 }
 
 /// Refreshes every remote key set every `interval` (every 5 s while a set has no keys
-/// yet). Each task ends when its settings are dropped.
+/// yet), and early — at most every [`MIN_EARLY_REFRESH`] — when a token names a key the
+/// set lacks (the issuer rotated its keys). Each task ends when its settings are dropped.
 pub fn spawn_refresh(client: HttpClient, remote: Vec<(JwtSettings, String)>, interval: Duration) {
+    spawn_refresh_with(client, remote, interval, MIN_EARLY_REFRESH);
+}
+
+fn spawn_refresh_with(
+    client: HttpClient,
+    remote: Vec<(JwtSettings, String)>,
+    interval: Duration,
+    min_early: Duration,
+) {
     for (settings, uri) in remote {
         let weak = settings.downgrade();
+        let unknown_key = settings.unknown_key_signal();
         let client = client.clone();
         drop(settings);
         tokio::spawn(async move {
+            let mut last = tokio::time::Instant::now();
             loop {
                 let empty = weak.upgrade().is_none_or(|k| k.load().keys.is_empty());
                 let wait = if empty {
@@ -335,7 +351,13 @@ pub fn spawn_refresh(client: HttpClient, remote: Vec<(JwtSettings, String)>, int
                 } else {
                     interval
                 };
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = unknown_key.notified() => {
+                        tokio::time::sleep_until(last + min_early).await;
+                    }
+                }
+                last = tokio::time::Instant::now();
                 if weak.upgrade().is_none() {
                     return;
                 }
@@ -499,6 +521,61 @@ stringData:
         let after = hits.load(std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), after);
+    }
+
+    #[tokio::test]
+    async fn unknown_key_id_triggers_an_early_refresh() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { include_str!("../tests/fixtures/jwt/jwks.json") }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let flags = ClientAuthFlags {
+            jwks: Some(format!("http://{addr}/jwks.json")),
+            ..Default::default()
+        };
+        let plan = build(None, None, &flags).unwrap();
+        let auth = plan.auth.unwrap();
+        let client = crate::client::build_client(&Default::default()).unwrap();
+        prime(&client, &plan.remote).await;
+        spawn_refresh_with(
+            client,
+            plan.remote,
+            Duration::from_secs(3600),
+            Duration::from_millis(50),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A token naming a key the set lacks: rejected, and the keys are fetched again.
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!(
+            "../tests/fixtures/jwt/rs256.pem"
+        ))
+        .unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some("rotated-in".into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({"sub": "a", "exp": 4_000_000_000u64}),
+            &key,
+        )
+        .unwrap();
+        assert!(
+            auth.authenticate(&h("authorization", &format!("Bearer {token}")))
+                .is_err()
+        );
+        let start = std::time::Instant::now();
+        while hits.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+            assert!(start.elapsed() < Duration::from_secs(2), "no early refresh");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[test]
