@@ -14,6 +14,7 @@ use super::errors::{self, Provider, json_response};
 use super::reply::{
     Content, Prompt, Reply, ToolChoice, content_text, content_words, dims, embedding, words,
 };
+use super::script::Script;
 use super::stream::{self, Framing};
 use super::{CREATED, Shared, Sim, SimRequest, begin};
 
@@ -31,6 +32,18 @@ fn sse(value: &Value) -> Bytes {
 
 fn model_of<'a>(body: &'a Value, deployment: Option<&'a str>) -> Option<&'a str> {
     body.get("model").and_then(Value::as_str).or(deployment)
+}
+
+/// The steps every OpenAI-shaped handler starts with: scripted delay/failure and
+/// credential checks, then the JSON body.
+async fn prologue(
+    shared: &Shared,
+    provider: Provider,
+    req: &SimRequest,
+) -> Result<(Script, Value), Response> {
+    let script = begin(shared, provider, req).await?;
+    let body = req.json(provider)?;
+    Ok((script, body))
 }
 
 fn missing_model(provider: Provider) -> Response {
@@ -119,12 +132,8 @@ async fn chat_inner(
     deployment: Option<&str>,
     req: SimRequest,
 ) -> Response {
-    let script = match begin(&shared, provider, &req).await {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    let body = match req.json(provider) {
-        Ok(b) => b,
+    let (script, body) = match prologue(&shared, provider, &req).await {
+        Ok(v) => v,
         Err(resp) => return resp,
     };
     let Some(model) = model_of(&body, deployment) else {
@@ -227,12 +236,8 @@ async fn completions_inner(
     deployment: Option<&str>,
     req: SimRequest,
 ) -> Response {
-    let script = match begin(&shared, provider, &req).await {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    let body = match req.json(provider) {
-        Ok(b) => b,
+    let (script, body) = match prologue(&shared, provider, &req).await {
+        Ok(v) => v,
         Err(resp) => return resp,
     };
     let Some(model) = model_of(&body, deployment) else {
@@ -313,12 +318,8 @@ async fn embeddings_inner(
     deployment: Option<&str>,
     req: SimRequest,
 ) -> Response {
-    let script = match begin(&shared, provider, &req).await {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    let body = match req.json(provider) {
-        Ok(b) => b,
+    let (script, body) = match prologue(&shared, provider, &req).await {
+        Ok(v) => v,
         Err(resp) => return resp,
     };
     let Some(model) = model_of(&body, deployment) else {
