@@ -76,5 +76,10 @@ async fn truncated_frame_ends_the_stream_with_an_error_event() {
     // The translator reports the truncation in-band (an error event in the client's
     // format); the exchange still settles exactly once with the usage seen.
     assert!(eventually(|| h.meter.settled.lock().unwrap().len() == 1).await);
-    assert_eq!(h.records.0.lock().unwrap().len(), 1);
+    let records = h.records.0.lock().unwrap();
+    assert_eq!(records.len(), 1);
+    // The status was already 200 on the wire; the record still says the request failed.
+    let error = records[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("malformedUpstream"), "{:?}", records[0]);
+    assert!(error.contains("truncated"), "{:?}", records[0]);
 }

@@ -452,3 +452,32 @@ fn count_tokens() {
         );
     }
 }
+
+#[test]
+fn stream_exception_is_reported_in_band_and_clean_streams_are_not() {
+    for api in [ClientApi::OpenAI, ClientApi::Anthropic] {
+        let mut t = translator(api);
+        response_snapshot(
+            &mut t,
+            endpoint(api),
+            stream_request(api),
+            &amz_headers(),
+            &exception_stream(),
+        );
+        let e = t.in_band_error().unwrap_or_default();
+        assert!(
+            e.starts_with("429 throttlingException: Too many"),
+            "{api:?}: {e}"
+        );
+
+        let mut t = translator(api);
+        response_snapshot(
+            &mut t,
+            endpoint(api),
+            stream_request(api),
+            &amz_headers(),
+            &stream_fixture("basic"),
+        );
+        assert_eq!(t.in_band_error(), None, "{api:?}");
+    }
+}

@@ -175,14 +175,18 @@ fn responses() {
 fn stream_responses() {
     for (name, wire) in streams() {
         for api in [ClientApi::OpenAI, ClientApi::Anthropic] {
-            let snap = response_snapshot(
-                &mut translator(api),
-                endpoint(api),
-                &stream_request(api),
-                &amz(),
-                &wire,
-            );
+            let mut t = translator(api);
+            let snap =
+                response_snapshot(&mut t, endpoint(api), &stream_request(api), &amz(), &wire);
             insta::assert_snapshot!(format!("invoke_{api:?}_{name}").to_lowercase(), snap);
+            // A failure already rendered into the 200 stream is reported in-band, so
+            // the exchange records the request as failed; clean streams report none.
+            assert_eq!(
+                t.in_band_error().is_some(),
+                ["stream_exception", "stream_foreign"].contains(&name),
+                "{name} {api:?}: {:?}",
+                t.in_band_error()
+            );
         }
     }
 }

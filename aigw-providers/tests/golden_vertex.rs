@@ -150,14 +150,23 @@ fn stream_request(api: ClientApi) -> &'static [u8] {
 fn stream_responses() {
     for (name, wire) in streams() {
         for api in [ClientApi::OpenAI, ClientApi::Anthropic] {
+            let mut t = translator(api);
             let snap = response_snapshot(
-                &mut translator(api),
+                &mut t,
                 endpoint(api),
                 stream_request(api),
                 &HeaderMap::new(),
                 &wire,
             );
             insta::assert_snapshot!(format!("vertex_{api:?}_{name}").to_lowercase(), snap);
+            // A failure already rendered into the 200 stream is reported in-band, so
+            // the exchange records the request as failed; clean streams report none.
+            assert_eq!(
+                t.in_band_error().is_some(),
+                ["stream_error"].contains(&name),
+                "{name} {api:?}: {:?}",
+                t.in_band_error()
+            );
         }
     }
 }

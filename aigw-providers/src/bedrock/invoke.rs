@@ -520,6 +520,8 @@ pub struct InvokeTranslator {
     usage: TokenUsage,
     buffered: Vec<u8>,
     ended: bool,
+    /// The mid-stream failure already rendered to the client, if any.
+    failure: Option<String>,
 }
 
 impl InvokeTranslator {
@@ -540,6 +542,7 @@ impl InvokeTranslator {
             usage: TokenUsage::default(),
             buffered: Vec::new(),
             ended: false,
+            failure: None,
         }
     }
 
@@ -629,7 +632,12 @@ impl InvokeTranslator {
         for ev in &events[before..] {
             match ev {
                 Event::Usage(u) => self.usage.update(u),
-                Event::Error { .. } => self.ended = true,
+                Event::Error { .. } => {
+                    self.ended = true;
+                    if self.failure.is_none() {
+                        self.failure = ev.error_summary();
+                    }
+                }
                 _ => {}
             }
         }
@@ -665,6 +673,9 @@ impl InvokeTranslator {
             kind: kind.to_owned(),
             message: message.to_owned(),
         };
+        if self.failure.is_none() {
+            self.failure = ev.error_summary();
+        }
         if self.api == ClientApi::Anthropic {
             out.extend_from_slice(b"event: error\ndata: ");
             out.extend_from_slice(&canonical::error_body(
@@ -837,5 +848,9 @@ impl Translator for InvokeTranslator {
         body: &[u8],
     ) -> Result<ErrorResponse> {
         Ok(normalize_error(self.api, status, headers, body))
+    }
+
+    fn in_band_error(&self) -> Option<String> {
+        self.failure.clone()
     }
 }

@@ -61,6 +61,8 @@ pub struct ConverseTranslator {
     usage: TokenUsage,
     buffered: Vec<u8>,
     ended: bool,
+    /// The mid-stream failure already rendered to the client, if any.
+    failure: Option<String>,
 }
 
 impl ConverseTranslator {
@@ -80,6 +82,7 @@ impl ConverseTranslator {
             usage: TokenUsage::default(),
             buffered: Vec::new(),
             ended: false,
+            failure: None,
         }
     }
 
@@ -168,6 +171,9 @@ impl ConverseTranslator {
         for ev in events.drain(..) {
             if let Event::Usage(u) = &ev {
                 self.usage.update(u);
+            }
+            if self.failure.is_none() {
+                self.failure = ev.error_summary();
             }
             self.emitter().event(ev, &mut out);
         }
@@ -277,6 +283,10 @@ impl Translator for ConverseTranslator {
         body: &[u8],
     ) -> Result<ErrorResponse> {
         Ok(normalize_error(self.api, status, headers, body))
+    }
+
+    fn in_band_error(&self) -> Option<String> {
+        self.failure.clone()
     }
 }
 

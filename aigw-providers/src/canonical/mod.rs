@@ -418,6 +418,21 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// For an [`Event::Error`], the one-line summary an exchange records as the
+    /// request's in-band failure (`status kind: message`).
+    pub fn error_summary(&self) -> Option<String> {
+        match self {
+            Self::Error {
+                status,
+                kind,
+                message,
+            } => Some(format!("{status} {kind}: {message}")),
+            _ => None,
+        }
+    }
+}
+
 /// Renders an upstream error in the client API's envelope.
 pub fn error_body(api: ClientApi, status: u16, provider_type: &str, message: &str) -> Vec<u8> {
     let status_code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);

@@ -40,6 +40,8 @@ pub struct GeminiTranslator {
     usage: TokenUsage,
     buffered: Vec<u8>,
     ended: bool,
+    /// The mid-stream failure already rendered to the client, if any.
+    failure: Option<String>,
 }
 
 impl GeminiTranslator {
@@ -58,6 +60,7 @@ impl GeminiTranslator {
             usage: TokenUsage::default(),
             buffered: Vec::new(),
             ended: false,
+            failure: None,
         }
     }
 
@@ -121,6 +124,9 @@ impl GeminiTranslator {
             for ev in events {
                 if let Event::Usage(u) = &ev {
                     self.usage.update(u);
+                }
+                if self.failure.is_none() {
+                    self.failure = ev.error_summary();
                 }
                 emitter.event(ev, &mut out);
             }
@@ -238,6 +244,10 @@ impl Translator for GeminiTranslator {
         body: &[u8],
     ) -> Result<ErrorResponse> {
         Ok(normalize_error(self.api, status, body))
+    }
+
+    fn in_band_error(&self) -> Option<String> {
+        self.failure.clone()
     }
 }
 
