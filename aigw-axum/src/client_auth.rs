@@ -25,6 +25,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, he
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -205,11 +206,18 @@ impl JwtSettings {
 }
 
 /// Client authentication settings for one listener.
+///
+/// Besides the listener's own mechanisms it may carry per-route settings
+/// ([`ClientAuth::route`]): a SecurityPolicy that targets one route's HTTPRoute replaces
+/// the listener's policy for that route, as in Envoy Gateway. The route is known only
+/// once the gateway has read the body's model, so with route settings present the layer
+/// defers its decision to the gateway ([`PendingAuth`]).
 #[derive(Debug, Clone, Default)]
 pub struct ClientAuth {
     api_keys: Vec<ApiKeyEntry>,
     key_headers: Vec<HeaderName>,
     jwt: Vec<JwtSettings>,
+    routes: HashMap<String, ClientAuth>,
 }
 
 impl ClientAuth {
@@ -243,9 +251,40 @@ impl ClientAuth {
         self
     }
 
-    /// Whether any mechanism is configured.
+    /// Authenticates requests routed to `route` (`namespace/name` of the
+    /// AIGatewayRoute) with `auth` instead of the listener's settings.
+    #[must_use]
+    pub fn route(mut self, route: impl Into<String>, auth: ClientAuth) -> Self {
+        self.routes.insert(route.into(), auth);
+        self
+    }
+
+    /// Adds every mechanism of `other` (not its route settings).
+    #[must_use]
+    pub fn merge(mut self, other: &ClientAuth) -> Self {
+        self.api_keys.extend(other.api_keys.iter().cloned());
+        for h in &other.key_headers {
+            self = self.key_header(h.clone());
+        }
+        self.jwt.extend(other.jwt.iter().cloned());
+        self
+    }
+
+    /// Whether the listener itself has no mechanism (route settings aside).
     pub fn is_empty(&self) -> bool {
         self.api_keys.is_empty() && self.jwt.is_empty()
+    }
+
+    /// The route-level settings, by route.
+    pub const fn routes(&self) -> &HashMap<String, ClientAuth> {
+        &self.routes
+    }
+
+    /// Every JWT provider, the listener's and the routes'.
+    pub fn all_jwt_settings(&self) -> impl Iterator<Item = &JwtSettings> {
+        self.jwt
+            .iter()
+            .chain(self.routes.values().flat_map(|r| r.jwt.iter()))
     }
 
     /// The configured JWT providers.
@@ -352,6 +391,34 @@ fn reject(path: &str, error: &Error) -> Response<Body> {
     response
 }
 
+/// Inserted into the request by [`ClientAuthLayer`] when route-level settings exist: the
+/// gateway calls [`PendingAuth::resolve`] once routing has chosen the route.
+#[derive(Debug, Clone)]
+pub struct PendingAuth {
+    auth: Arc<ClientAuth>,
+}
+
+impl PendingAuth {
+    /// Authenticates for `route`: with the route's own settings when it has them,
+    /// else with the listener's (no listener mechanism: the request passes
+    /// unauthenticated). On success the credential headers are removed and the
+    /// identity returned.
+    pub fn resolve(
+        &self,
+        route: &str,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<ClientIdentity>, Error> {
+        let auth = match self.auth.routes.get(route) {
+            Some(r) => r,
+            None if self.auth.is_empty() => return Ok(None),
+            None => &*self.auth,
+        };
+        let identity = auth.authenticate(headers)?;
+        auth.strip_credentials(headers);
+        Ok(Some(identity))
+    }
+}
+
 /// A tower layer that authenticates clients before the gateway sees the request.
 ///
 /// Clones share their settings; [`ClientAuthLayer::set`] replaces them for every
@@ -426,6 +493,11 @@ where
         let Some(auth) = self.auth.load_full() else {
             return futures::future::Either::Right(self.inner.call(request));
         };
+        if !auth.routes.is_empty() {
+            // Which policy applies depends on the route; the gateway decides.
+            request.extensions_mut().insert(PendingAuth { auth });
+            return futures::future::Either::Right(self.inner.call(request));
+        }
         match auth.authenticate(request.headers()) {
             Ok(identity) => {
                 tracing::debug!(client = %identity.0, "client authenticated");

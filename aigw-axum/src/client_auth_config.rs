@@ -9,7 +9,11 @@
 //!   `apiKeyAuth` (each key of each `credentialRefs` Secret is a client id, its value the
 //!   key; `extractFrom.headers` adds header names) and its `jwt.providers[]` (issuer,
 //!   audiences, `remoteJWKS.uri` or `localJWKS`). The standalone gateway has one
-//!   listener, so the policies of every targeted Gateway and route apply to it.
+//!   listener, so the policies of every targeted Gateway apply to all of it; a policy
+//!   targeting an HTTPRoute applies to the AIGatewayRoute of that name only, and there
+//!   replaces the Gateway's policy (Envoy Gateway's precedence). Route-level decisions
+//!   are taken after routing, so such requests are read and routed before a missing
+//!   credential is refused.
 //!
 //! Remote key sets are fetched once at start ([`prime`]) and then refreshed in the
 //! background ([`spawn_refresh`]) until their settings are dropped.
@@ -133,6 +137,7 @@ pub fn build(
         wanted = true;
     }
 
+    let mut routes: Vec<(String, ClientAuth)> = Vec::new();
     for policy in config.map_or(&[][..], |c| &c.envoy_security_policies[..]) {
         let spec = &policy.spec;
         if spec.api_key_auth.is_none() && spec.jwt.is_none() {
@@ -149,6 +154,7 @@ pub fn build(
             continue;
         }
         let ns = policy.metadata.namespace();
+        let mut own = ClientAuth::new();
         if let Some(keys) = &spec.api_key_auth {
             for r in &keys.credential_refs {
                 let secret_ns = r
@@ -165,7 +171,7 @@ pub fn build(
                     )));
                 }
                 for (client, key) in entries {
-                    auth = auth.api_key(ApiKeyEntry::from_secret(client, &key));
+                    own = own.api_key(ApiKeyEntry::from_secret(client, &key));
                 }
             }
             for from in &keys.extract_from {
@@ -173,19 +179,42 @@ pub fn build(
                     let name = HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).map_err(
                         |_| invalid(format!("{}: invalid header name {h:?}", policy.label())),
                     )?;
-                    auth = auth.key_header(name);
+                    own = own.key_header(name);
                 }
             }
-            wanted = true;
         }
         if let Some(jwt) = &spec.jwt {
             for provider in &jwt.providers {
                 let settings = provider_settings(config, ns, provider, &mut remote)
                     .map_err(|e| invalid(format!("{}: {e}", policy.label())))?;
-                auth = auth.jwt(settings);
-                wanted = true;
+                own = own.jwt(settings);
             }
         }
+        if own.is_empty() {
+            continue;
+        }
+        wanted = true;
+        for target in spec.targets() {
+            match target.kind.as_str() {
+                // The standalone gateway is one listener: every targeted Gateway's
+                // policy guards it.
+                "Gateway" => auth = auth.merge(&own),
+                // Upstream generates one HTTPRoute per AIGatewayRoute, of the same
+                // name: a policy on it guards that route only, replacing the
+                // listener's policy there.
+                "HTTPRoute" => {
+                    let key = format!("{ns}/{}", target.name);
+                    match routes.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, r)) => *r = std::mem::take(r).merge(&own),
+                        None => routes.push((key, own.clone())),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for (route, route_auth) in routes {
+        auth = auth.route(route, route_auth);
     }
     Ok(ClientAuthPlan {
         auth: wanted.then_some(auth),
@@ -612,10 +641,65 @@ spec:
         let config = Config::from_yaml_str(&yaml, "j.yaml").unwrap();
         let plan = build(Some(&config), None, &ClientAuthFlags::default()).unwrap();
         let auth = plan.auth.unwrap();
-        assert_eq!(auth.jwt_settings().len(), 2);
-        assert!(auth.jwt_settings()[0].key_count() >= 2);
+        // The policy targets an HTTPRoute: its providers guard that route only.
+        assert!(auth.jwt_settings().is_empty());
+        let route = &auth.routes()["default/r"];
+        assert_eq!(route.jwt_settings().len(), 2);
+        assert!(route.jwt_settings()[0].key_count() >= 2);
         assert_eq!(plan.remote.len(), 1);
         assert_eq!(plan.remote[0].1, "https://idp.example/jwks.json");
         assert_eq!(plan.remote[0].0.key_count(), 0);
+    }
+
+    #[test]
+    fn httproute_policies_become_route_settings_and_gateway_policies_the_listeners() {
+        let yaml = r#"apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: gw
+  namespace: ns
+spec:
+  targetRefs:
+    - {group: gateway.networking.k8s.io, kind: Gateway, name: g}
+  apiKeyAuth:
+    credentialRefs: [{name: gw-keys}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: route
+  namespace: ns
+spec:
+  targetRefs:
+    - {group: gateway.networking.k8s.io, kind: HTTPRoute, name: r1}
+  apiKeyAuth:
+    credentialRefs: [{name: route-keys}]
+    extractFrom:
+      - headers: [X-Team-Key]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: gw-keys, namespace: ns}
+stringData: {a: key-a}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: route-keys, namespace: ns}
+stringData: {b: key-b}
+"#;
+        let config = Config::from_yaml_str(yaml, "p.yaml").unwrap();
+        let auth = build(Some(&config), None, &ClientAuthFlags::default())
+            .unwrap()
+            .auth
+            .unwrap();
+        assert_eq!(auth.routes().len(), 1);
+        assert!(auth.authenticate(&h("x-api-key", "key-a")).is_ok());
+        assert!(auth.authenticate(&h("x-api-key", "key-b")).is_err());
+        let route = &auth.routes()["ns/r1"];
+        assert_eq!(
+            &*route.authenticate(&h("x-team-key", "key-b")).unwrap().0,
+            "b"
+        );
+        assert!(route.authenticate(&h("x-api-key", "key-a")).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! One request through the gateway: read, plan, attempt (with retries and fallback),
 //! respond (buffered or streamed).
 
+use crate::client_auth::PendingAuth;
 use crate::gateway::{ClientId, Inner, ModelEntry, Snapshot};
 use crate::stream::{Finisher, StreamBody};
 use crate::trace_context::RequestTrace;
@@ -97,8 +98,9 @@ async fn handle_in_span(
         exchange.set_client(client.clone());
     }
     span.record("model", exchange.info().model.as_str());
+    let pending = parts.extensions.get::<PendingAuth>();
     let mut finisher = Finisher::new(exchange, inner.sink.clone(), span);
-    match run(&inner, &snapshot, &mut finisher, trace.as_ref()).await {
+    match run(&inner, &snapshot, &mut finisher, trace.as_ref(), pending).await {
         Ok(response) => response,
         Err(e) => {
             let api = endpoint.client_api();
@@ -137,6 +139,7 @@ async fn run(
     snapshot: &Snapshot,
     finisher: &mut Finisher,
     trace: Option<&RequestTrace>,
+    pending: Option<&PendingAuth>,
 ) -> Result<Response<Body>, Error> {
     let settings = &inner.settings;
     let ex = finisher.exchange_mut()?;
@@ -150,6 +153,12 @@ async fn run(
         });
     }
     ex.apply_plan(&plan);
+    if let Some(pending) = pending
+        && let Some(identity) = pending.resolve(&plan.route, ex.headers_mut())?
+    {
+        tracing::Span::current().record("client", identity.0.as_ref());
+        ex.set_client(identity.0);
+    }
     if snapshot.planner.force_include_usage() {
         ex.set_force_include_usage(true);
     }

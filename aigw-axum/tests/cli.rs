@@ -401,3 +401,110 @@ async fn json_access_log_carries_the_client_and_the_request_span() {
     );
     assert!(v["span"]["output_tokens"].as_u64().unwrap() > 0, "{line}");
 }
+
+const LOCKED_ROUTE: &str = r#"---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: locked
+  namespace: default
+spec:
+  rules:
+    - matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: locked
+      backendRefs:
+        - name: sim
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: locked-keys
+  namespace: default
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      name: locked
+  apiKeyAuth:
+    credentialRefs:
+      - name: locked-keys
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: locked-keys
+  namespace: default
+stringData:
+  team-b: sk-team-b
+"#;
+
+async fn status_for(url: &str, path: &str, model: &str, key: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .json(&serde_json::json!({"model": model, "max_tokens": 8,
+            "messages": [{"role": "user", "content": "hi"}]}));
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn security_policy_on_an_httproute_guards_that_route_and_replaces_the_gateways() {
+    let sim = free_addr();
+    let _sim = Proc(
+        Command::new(AIGW)
+            .args(["simulate", "--listen", &sim.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &cfg,
+        route_yaml("m", sim.port()) + KEY_POLICY + LOCKED_ROUTE,
+    )
+    .unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let _gw = Proc(
+        Command::new(AIGW)
+            .args(["run", "--listen"])
+            .arg(listen.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(sim);
+    wait_listening(listen);
+    let url = format!("http://{listen}");
+    let chat = "/v1/chat/completions";
+    // Route `r` has no policy of its own: the Gateway's applies.
+    assert_eq!(status_for(&url, chat, "m", Some("sk-team-a")).await.0, 200);
+    assert_eq!(status_for(&url, chat, "m", Some("sk-team-b")).await.0, 401);
+    // Route `locked` has its own policy, which replaces the Gateway's there.
+    assert_eq!(
+        status_for(&url, chat, "locked", Some("sk-team-b")).await.0,
+        200
+    );
+    let (status, body) = status_for(&url, chat, "locked", Some("sk-team-a")).await;
+    assert_eq!(status, 401, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"]["message"].as_str().is_some(), "{body}");
+    // No key at all, on the Anthropic endpoint: 401 in Anthropic's error shape.
+    let (status, body) = status_for(&url, "/v1/messages", "locked", None).await;
+    assert_eq!(status, 401, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["type"], "error", "{body}");
+    assert_eq!(v["error"]["type"], "authentication_error", "{body}");
+    // An unknown model is still a 404, whatever the credentials.
+    assert_eq!(status_for(&url, chat, "nope", None).await.0, 404);
+}

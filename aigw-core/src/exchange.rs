@@ -274,6 +274,12 @@ impl Exchange {
         &self.headers
     }
 
+    /// Mutable access to the client's request headers, for adapters that settle client
+    /// authentication after routing and drop the credential headers.
+    pub const fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
     /// The original body.
     pub const fn body(&self) -> &Bytes {
         &self.body
