@@ -27,6 +27,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct ConfigIssue {
     /// The file the document came from (empty for in-memory sources).
     pub file: String,
+    /// The 1-based line of the offending node (or of its nearest enclosing node, or
+    /// of the document start) when the document came from YAML text.
+    pub line: Option<usize>,
     /// The document, as `Kind/namespace/name` (or `document #N` when unnamed).
     pub document: String,
     /// The field path inside the document, e.g. `spec.rules[0].backendRefs[1].weight`.
@@ -37,8 +40,11 @@ pub struct ConfigIssue {
 
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.file.is_empty() {
-            write!(f, "{}: ", self.file)?;
+        match (self.file.is_empty(), self.line) {
+            (false, Some(line)) => write!(f, "{}:{line}: ", self.file)?,
+            (false, None) => write!(f, "{}: ", self.file)?,
+            (true, Some(line)) => write!(f, "line {line}: ")?,
+            (true, None) => {}
         }
         write!(f, "{}", self.document)?;
         if !self.field.is_empty() {

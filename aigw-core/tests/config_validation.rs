@@ -771,7 +771,7 @@ fn all_issues_collected() {
     assert!(text.contains("3 issue(s)"), "{text}");
     assert!(
         text.contains(
-            "gw.yaml: AIGatewayRoute/default/route: spec.rules[0].backendRefs[0].weight:"
+            "gw.yaml:33: AIGatewayRoute/default/route: spec.rules[0].backendRefs[0].weight:"
         ),
         "{text}"
     );
@@ -1024,8 +1024,8 @@ fn quota_per_model_name_must_be_an_override() {
 /// The full text a user sees for a configuration with several mistakes.
 #[test]
 fn error_text_golden() {
-    // A document that does not match its schema stops at its first such error; the
-    // semantic checks of every other document still run and are all reported.
+    // Every schema error of a document is reported; the semantic checks of every other
+    // document still run and are all reported. Each line names `file:line`.
     let yaml = replace("          weight: 1\n", "          weight: -1\n")
         .replace("      port: 1975\n", "      port: 1975\n      prot: 1\n")
         .replace("  type: APIKey\n", "  type: AzureAPIKey\n")

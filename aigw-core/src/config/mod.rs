@@ -22,11 +22,13 @@
 
 mod aigateway;
 mod envoy_gateway;
+mod lines;
 mod mcp;
 mod meta;
 mod mutation;
 mod parse;
 mod resolve;
+mod schema;
 mod secret;
 mod security_policy;
 pub mod traffic;
@@ -44,9 +46,11 @@ pub use resolve::{
 pub use secret::{SecretDocument, SecretLookupError, SecretSource};
 pub use security_policy::*;
 
-use crate::error::{ConfigIssue, Error, Result};
+pub use crate::error::ConfigIssue;
+use crate::error::{Error, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A typed Kubernetes object with its source location.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +175,8 @@ pub struct Config {
     /// Files in load order.
     pub files: Vec<String>,
     warnings: Vec<ConfigIssue>,
+    /// Where each document's nodes are, for issues found after loading.
+    lines: Arc<lines::Lines>,
 }
 
 impl Config {
@@ -178,8 +184,9 @@ impl Config {
     pub fn from_yaml_str(text: &str, file_label: &str) -> Result<Self> {
         let mut config = Self::default();
         let mut issues = Vec::new();
-        parse::parse_file(&mut config, text, file_label, &mut issues);
-        config.finish(issues)
+        let mut lines = lines::Lines::default();
+        parse::parse_file(&mut config, text, file_label, &mut issues, &mut lines);
+        config.finish(issues, lines)
     }
 
     /// Loads files and directories (recursively, `*.yaml` and `*.yml`, in sorted order)
@@ -191,19 +198,30 @@ impl Config {
         }
         let mut config = Self::default();
         let mut issues = Vec::new();
+        let mut lines = lines::Lines::default();
         for file in files {
             let text = std::fs::read_to_string(&file).map_err(|e| Error::Io {
                 path: file.display().to_string(),
                 message: e.to_string(),
             })?;
-            parse::parse_file(&mut config, &text, &file.display().to_string(), &mut issues);
+            parse::parse_file(
+                &mut config,
+                &text,
+                &file.display().to_string(),
+                &mut issues,
+                &mut lines,
+            );
         }
-        config.finish(issues)
+        config.finish(issues, lines)
     }
 
-    fn finish(mut self, mut issues: Vec<ConfigIssue>) -> Result<Self> {
+    fn finish(mut self, mut issues: Vec<ConfigIssue>, lines: lines::Lines) -> Result<Self> {
         let mut warnings = Vec::new();
-        validate::validate(&self, &mut issues, &mut warnings);
+        validate::validate(&self, &mut issues, &mut warnings, &lines);
+        for issue in issues.iter_mut().chain(warnings.iter_mut()) {
+            lines.fill(issue);
+        }
+        self.lines = Arc::new(lines);
         if issues.is_empty() {
             self.warnings = warnings;
             Ok(self)
@@ -348,6 +366,9 @@ impl Config {
         let mut issues = Vec::new();
         let mut warnings = Vec::new();
         validate::check_secret_refs(self, Some(source), &mut issues, &mut warnings);
+        for issue in &mut issues {
+            self.lines.fill(issue);
+        }
         if issues.is_empty() {
             Ok(())
         } else {

@@ -1,6 +1,8 @@
 //! YAML text → typed documents, with field paths on every error.
 
+use super::lines::{LineTree, Lines, document_lines};
 use super::meta::{ObjectMeta, Source};
+use super::schema::{SchemaError, deserialize_all};
 use super::secret::SecretDocument;
 use super::{Config, IgnoredDocument, Resource};
 use crate::error::ConfigIssue;
@@ -92,25 +94,36 @@ struct RawConfigMap {
 pub(crate) struct DocCtx<'a> {
     pub file: &'a str,
     pub document: String,
+    /// Where the document's nodes are, when known.
+    pub lines: Option<&'a LineTree>,
 }
 
 impl DocCtx<'_> {
+    /// An issue at `field`, with the line of that field (or of its nearest ancestor).
     pub fn issue(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
+        let field = field.into();
         ConfigIssue {
             file: self.file.to_string(),
+            line: self.lines.map(|t| t.lookup(&field)).filter(|l| *l > 0),
             document: self.document.clone(),
-            field: field.into(),
+            field,
             message: message.into(),
         }
     }
+
+    fn schema_issues(&self, errors: Vec<SchemaError>, issues: &mut Vec<ConfigIssue>) {
+        issues.extend(errors.into_iter().map(|e| self.issue(e.path, e.message)));
+    }
 }
 
-/// Parses every document of one file into `config`, pushing problems to `issues`.
+/// Parses every document of one file into `config`, pushing problems to `issues` and
+/// each document's line index to `lines`.
 pub(crate) fn parse_file(
     config: &mut Config,
     text: &str,
     file: &str,
     issues: &mut Vec<ConfigIssue>,
+    lines: &mut Lines,
 ) {
     config.files.push(file.to_string());
     let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {
@@ -118,6 +131,7 @@ pub(crate) fn parse_file(
         Err(e) => {
             issues.push(ConfigIssue {
                 file: file.to_string(),
+                line: e.location().map(|l| l.line() as usize).filter(|l| *l > 0),
                 document: "(YAML)".into(),
                 field: String::new(),
                 message: format!("not valid YAML: {e}"),
@@ -125,10 +139,14 @@ pub(crate) fn parse_file(
             return;
         }
     };
+    // Both parses see the same stream, so documents pair up by index; if they ever
+    // disagree, issues go without lines rather than with wrong ones.
+    let trees = document_lines(text).filter(|t| t.len() == docs.len());
     for (index, doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
             continue;
         }
+        let tree = trees.as_ref().and_then(|t| t.get(index));
         parse_document(
             config,
             doc,
@@ -136,7 +154,9 @@ pub(crate) fn parse_file(
                 file: file.to_string(),
                 index,
             },
+            tree,
             issues,
+            lines,
         );
     }
 }
@@ -149,7 +169,14 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
     cur.as_str()
 }
 
-fn parse_document(config: &mut Config, doc: Value, source: Source, issues: &mut Vec<ConfigIssue>) {
+fn parse_document(
+    config: &mut Config,
+    doc: Value,
+    source: Source,
+    tree: Option<&LineTree>,
+    issues: &mut Vec<ConfigIssue>,
+    lines: &mut Lines,
+) {
     let kind = str_at(&doc, &["kind"]).unwrap_or_default().to_string();
     let api_version = str_at(&doc, &["apiVersion"])
         .unwrap_or_default()
@@ -170,9 +197,13 @@ fn parse_document(config: &mut Config, doc: Value, source: Source, issues: &mut 
         )
     };
     let file = source.file.clone();
+    if let Some(tree) = tree {
+        lines.insert(&source, &document, tree.clone());
+    }
     let ctx = DocCtx {
         file: &file,
         document,
+        lines: tree,
     };
     if !doc.is_object() {
         issues.push(ctx.issue("", "a document must be a mapping with apiVersion and kind"));
@@ -200,7 +231,7 @@ fn parse_document(config: &mut Config, doc: Value, source: Source, issues: &mut 
 
     macro_rules! typed {
         ($list:ident) => {{
-            if let Some(r) = typed_resource(doc, &api_version, &kind, source.clone(), &ctx, issues)
+            if let Some(r) = typed_resource(&doc, &api_version, &kind, source.clone(), &ctx, issues)
             {
                 config.$list.push(r);
             }
@@ -249,16 +280,15 @@ fn parse_document(config: &mut Config, doc: Value, source: Source, issues: &mut 
             _ => ignore(config, &ctx, &api_version, source, envoy_reason(&kind)),
         },
         INFERENCE_GROUP if kind == "InferencePool" => typed!(inference_pools),
-        "" if kind == "Secret" => match serde_path_to_error::deserialize::<_, RawSecret>(doc) {
+        "" if kind == "Secret" => match deserialize_all::<RawSecret>(&doc) {
             Ok(raw) => {
                 if let Some(secret) = SecretDocument::from_raw(raw, source, &ctx, issues) {
                     config.secrets.push(secret);
                 }
             }
-            Err(e) => issues.push(path_issue(&ctx, e)),
+            Err(errors) => ctx.schema_issues(errors, issues),
         },
-        "" if kind == "ConfigMap" => match serde_path_to_error::deserialize::<_, RawConfigMap>(doc)
-        {
+        "" if kind == "ConfigMap" => match deserialize_all::<RawConfigMap>(&doc) {
             Ok(raw) => config.config_maps.push(Resource {
                 api_version,
                 kind,
@@ -266,7 +296,7 @@ fn parse_document(config: &mut Config, doc: Value, source: Source, issues: &mut 
                 spec: raw.data,
                 source,
             }),
-            Err(e) => issues.push(path_issue(&ctx, e)),
+            Err(errors) => ctx.schema_issues(errors, issues),
         },
         _ => ignore(
             config,
@@ -302,14 +332,14 @@ fn ignore(
 }
 
 fn typed_resource<S: DeserializeOwned>(
-    doc: Value,
+    doc: &Value,
     api_version: &str,
     kind: &str,
     source: Source,
     ctx: &DocCtx<'_>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<Resource<S>> {
-    match serde_path_to_error::deserialize::<_, Envelope<S>>(doc) {
+    match deserialize_all::<Envelope<S>>(doc) {
         Ok(env) => match env.spec {
             Some(spec) => Some(Resource {
                 api_version: api_version.to_string(),
@@ -323,50 +353,9 @@ fn typed_resource<S: DeserializeOwned>(
                 None
             }
         },
-        Err(e) => {
-            issues.push(path_issue(ctx, e));
+        Err(errors) => {
+            ctx.schema_issues(errors, issues);
             None
         }
     }
-}
-
-/// Turns a deserialization error into an issue whose field path points at the
-/// offending field (including the unknown or missing field's own name).
-pub(crate) fn path_issue(
-    ctx: &DocCtx<'_>,
-    err: serde_path_to_error::Error<serde_json::Error>,
-) -> ConfigIssue {
-    let mut path = err.path().to_string();
-    if path == "." {
-        path.clear();
-    }
-    let message = err.inner().to_string();
-    let join = |path: &str, name: &str| {
-        // Unknown fields already carry their own name as the last path segment.
-        if path == name || path.ends_with(&format!(".{name}")) {
-            path.to_string()
-        } else if path.is_empty() {
-            name.to_string()
-        } else {
-            format!("{path}.{name}")
-        }
-    };
-    for (prefix, text) in [
-        ("unknown field `", "unknown field"),
-        ("missing field `", "required field is missing"),
-    ] {
-        if let Some(rest) = message.strip_prefix(prefix)
-            && let Some((name, tail)) = rest.split_once('`')
-        {
-            let field = join(&path, name);
-            let hint = tail.trim_start_matches(',').trim();
-            let message = if hint.is_empty() {
-                text.to_string()
-            } else {
-                format!("{text} ({hint})")
-            };
-            return ctx.issue(field, message);
-        }
-    }
-    ctx.issue(path, message)
 }

@@ -2,6 +2,7 @@
 
 use super::aigateway::*;
 use super::envoy_gateway::BackendSpec;
+use super::lines::Lines;
 use super::mcp::{MAX_MCP_BACKENDS, MAX_TOOL_SELECTORS, MCPRouteSpec, MCPToolFilter};
 use super::meta::{
     HeaderMatchType, HttpHeaderMatch, Source, non_empty, parse_duration, parse_quantity_bytes,
@@ -24,6 +25,7 @@ impl Doc<'_> {
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.issues.push(ConfigIssue {
             file: self.file.to_string(),
+            line: None,
             document: self.document.clone(),
             field: field.into(),
             message: message.into(),
@@ -47,8 +49,9 @@ pub(crate) fn validate(
     config: &Config,
     issues: &mut Vec<ConfigIssue>,
     warnings: &mut Vec<ConfigIssue>,
+    lines: &Lines,
 ) {
-    duplicates(config, issues);
+    duplicates(config, issues, lines);
     for r in &config.ai_gateway_routes {
         route(config, r, issues, warnings);
     }
@@ -170,6 +173,7 @@ pub(crate) fn validate(
             if t.kind == "Backend" && find(&config.backends, p.namespace(), &t.name).is_none() {
                 warnings.push(ConfigIssue {
                     file: p.source.file.clone(),
+                    line: None,
                     document: p.label(),
                     field: format!("spec.targetRefs[{i}].name"),
                     message: format!(
@@ -285,6 +289,7 @@ pub(crate) fn validate(
             if !known {
                 warnings.push(ConfigIssue {
                     file: p.source.file.clone(),
+                    line: None,
                     document: p.label(),
                     field: format!("spec.targetRefs[{i}].name"),
                     message: format!(
@@ -297,6 +302,7 @@ pub(crate) fn validate(
         if !p.spec.other.is_empty() {
             warnings.push(ConfigIssue {
                 file: p.source.file.clone(),
+                line: None,
                 document: p.label(),
                 field: "spec".into(),
                 message: format!(
@@ -311,6 +317,7 @@ pub(crate) fn validate(
         if !ignored.is_empty() {
             warnings.push(ConfigIssue {
                 file: p.source.file.clone(),
+                line: None,
                 document: p.label(),
                 field: "spec".into(),
                 message: format!(
@@ -343,13 +350,16 @@ fn dur_field(d: &mut Doc<'_>, field: &str, v: &Option<String>) {
     }
 }
 
-fn duplicates(config: &Config, issues: &mut Vec<ConfigIssue>) {
-    fn check<S>(list: &[Resource<S>], issues: &mut Vec<ConfigIssue>) {
+/// A second definition names the line of its own `metadata.name`: looking the line up
+/// by label afterwards would find the first definition.
+fn duplicates(config: &Config, issues: &mut Vec<ConfigIssue>, lines: &Lines) {
+    fn check<S>(list: &[Resource<S>], issues: &mut Vec<ConfigIssue>, lines: &Lines) {
         let mut seen: BTreeMap<String, &Source> = BTreeMap::new();
         for r in list {
             if let Some(first) = seen.get(&r.key()) {
                 issues.push(ConfigIssue {
                     file: r.source.file.clone(),
+                    line: lines.line_at(&r.source, "metadata.name"),
                     document: r.label(),
                     field: "metadata.name".into(),
                     message: format!("{} is defined twice (first at {})", r.label(), at(first)),
@@ -359,19 +369,20 @@ fn duplicates(config: &Config, issues: &mut Vec<ConfigIssue>) {
             }
         }
     }
-    check(&config.ai_gateway_routes, issues);
-    check(&config.ai_service_backends, issues);
-    check(&config.backend_security_policies, issues);
-    check(&config.mcp_routes, issues);
-    check(&config.gateway_configs, issues);
-    check(&config.quota_policies, issues);
-    check(&config.backends, issues);
-    check(&config.gateways, issues);
+    check(&config.ai_gateway_routes, issues, lines);
+    check(&config.ai_service_backends, issues, lines);
+    check(&config.backend_security_policies, issues, lines);
+    check(&config.mcp_routes, issues, lines);
+    check(&config.gateway_configs, issues, lines);
+    check(&config.quota_policies, issues, lines);
+    check(&config.backends, issues, lines);
+    check(&config.gateways, issues, lines);
     let mut seen: BTreeMap<String, &Source> = BTreeMap::new();
     for s in &config.secrets {
         if let Some(first) = seen.get(&s.key()) {
             issues.push(ConfigIssue {
                 file: s.source.file.clone(),
+                line: lines.line_at(&s.source, "metadata.name"),
                 document: format!("Secret/{}", s.key()),
                 field: "metadata.name".into(),
                 message: format!(
@@ -579,6 +590,7 @@ fn gateway_warnings<S>(
         if find(&config.gateways, ns, &p.name).is_none() {
             warnings.push(ConfigIssue {
                 file: r.source.file.clone(),
+                line: None,
                 document: r.label(),
                 field: format!("spec.parentRefs[{i}].name"),
                 message: format!("Gateway {ns}/{} is not defined in the loaded files", p.name),
@@ -709,6 +721,7 @@ fn route(
                 if find(&config.inference_pools, ns, &b.name).is_none() {
                     warnings.push(ConfigIssue {
                         file: r.source.file.clone(),
+                        line: None,
                         document: r.label(),
                         field: format!("{bf}.name"),
                         message: format!(
@@ -946,6 +959,7 @@ fn security_policies(
             if is_pool && find(&config.inference_pools, p.namespace(), &t.name).is_none() {
                 warnings.push(ConfigIssue {
                     file: p.source.file.clone(),
+                    line: None,
                     document: p.label(),
                     field: format!("{f}.name"),
                     message: format!(
@@ -1167,6 +1181,7 @@ fn mcp_route(
         } else {
             warnings.push(ConfigIssue {
                 file: m.source.file.clone(),
+                line: None,
                 document: m.label(),
                 field: bf.clone(),
                 message: format!("{} is not an Envoy Gateway Backend; the standalone gateway cannot resolve its address", b.name),
@@ -1318,6 +1333,7 @@ fn check_one<S>(
     let ns = non_empty(r.namespace.as_deref()).unwrap_or(owner.namespace());
     let issue = |message: String| ConfigIssue {
         file: owner.source.file.clone(),
+        line: None,
         document: owner.label(),
         field: field.to_string(),
         message,
@@ -1350,6 +1366,7 @@ fn cross_namespace<S>(
 ) -> ConfigIssue {
     ConfigIssue {
         file: from.source.file.clone(),
+        line: None,
         document: from.label(),
         field: field.to_string(),
         message: format!(

@@ -302,6 +302,7 @@ impl Snapshot {
                         Err((field, message)) => {
                             issues.push(ConfigIssue {
                                 file: p.source.file.clone(),
+                                line: None,
                                 document: p.label(),
                                 field,
                                 message: format!(
@@ -320,6 +321,7 @@ impl Snapshot {
             let Some(eg) = config.backend(ns, &r.name) else {
                 issues.push(ConfigIssue {
                     file: b.source.file.clone(),
+                    line: None,
                     document: b.label(),
                     field: "spec.backendRef.name".into(),
                     message: format!("Backend {ns}/{} is not defined", r.name),
@@ -357,6 +359,7 @@ impl Snapshot {
                 Err(e) => {
                     issues.push(ConfigIssue {
                         file: route.source.file.clone(),
+                        line: None,
                         document: route.label(),
                         field: format!("spec.llmRequestCosts ({})", e.field),
                         message: e.message,

@@ -152,6 +152,7 @@ fn tls_from_policy(
                 Ok(pem) => pems.push(pem),
                 Err(message) => issues.push(ConfigIssue {
                     file: p.source.file.clone(),
+                    line: None,
                     document: p.label(),
                     field: format!("spec.validation.caCertificateRefs[{i}]"),
                     message,
@@ -202,6 +203,7 @@ pub(crate) fn tls_for_backend(
                 Ok(pem) => pems.push(pem),
                 Err(message) => issues.push(ConfigIssue {
                     file: backend.source.file.clone(),
+                    line: None,
                     document: backend.label(),
                     field: format!("spec.tls.caCertificateRefs[{i}]"),
                     message,
