@@ -1040,3 +1040,277 @@ fn error_text_golden() {
     let text = Config::from_yaml_str(&yaml, FILE).unwrap_err().to_string();
     insta::assert_snapshot!(text);
 }
+
+/// The line (1-based) of the first line of `yaml` containing `needle`.
+fn line_of(yaml: &str, needle: &str) -> usize {
+    yaml.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in the YAML"))
+        + 1
+}
+
+#[test]
+fn every_schema_error_of_a_document_is_reported_with_its_line() {
+    // Three distinct kinds of schema error in one document: a wrong type, an unknown
+    // field, and a missing required field.
+    let yaml = replace("          weight: 1\n", "          weight: heavy\n")
+        .replace(
+            "        - name: openai\n          priority: 1\n",
+            "        - name: openai\n          priority: 1\n          weihgt: 2\n",
+        )
+        .replace(
+            "  llmRequestCosts:\n",
+            "  llmRequestCosts:\n    - type: TotalToken\n",
+        );
+    let i = issues(&yaml);
+    let route: Vec<&ConfigIssue> = i.iter().filter(|i| i.document == ROUTE).collect();
+    let fields: Vec<&str> = route.iter().map(|i| i.field.as_str()).collect();
+    // Exactly the three: repairing one error to find the next reports nothing spurious.
+    assert_eq!(route.len(), 3, "{route:#?}");
+    assert!(
+        fields.contains(&"spec.rules[0].backendRefs[0].weight")
+            && fields.contains(&"spec.rules[0].backendRefs[1].weihgt")
+            && fields.contains(&"spec.llmRequestCosts[0].metadataKey"),
+        "{route:#?}"
+    );
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[0].backendRefs[0].weight",
+        "invalid type",
+    );
+    has(
+        &i,
+        ROUTE,
+        "spec.rules[0].backendRefs[1].weihgt",
+        "unknown field",
+    );
+    has(
+        &i,
+        ROUTE,
+        "spec.llmRequestCosts[0].metadataKey",
+        "required field is missing",
+    );
+    let line = |field: &str| route.iter().find(|i| i.field == field).unwrap().line;
+    assert_eq!(
+        line("spec.rules[0].backendRefs[0].weight"),
+        Some(line_of(&yaml, "weight: heavy"))
+    );
+    assert_eq!(
+        line("spec.rules[0].backendRefs[1].weihgt"),
+        Some(line_of(&yaml, "weihgt: 2"))
+    );
+    // A missing field points at the entry that lacks it.
+    assert_eq!(
+        line("spec.llmRequestCosts[0].metadataKey"),
+        Some(line_of(&yaml, "    - type: TotalToken"))
+    );
+    let text = Config::from_yaml_str(&yaml, FILE).unwrap_err().to_string();
+    let weight_line = line_of(&yaml, "weight: heavy");
+    assert!(
+        text.contains(&format!(
+            "gw.yaml:{weight_line}: AIGatewayRoute/default/route: spec.rules[0].backendRefs[0].weight: invalid type"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn schema_errors_are_reported_for_every_document() {
+    let yaml = replace("      port: 1975\n", "      port: high\n").replace(
+        "  schema:\n    name: OpenAI\n",
+        "  schema:\n    name: OpenAI\n    versoin: v1\n",
+    );
+    let i = issues(&yaml);
+    has(
+        &i,
+        "Gateway/default/gw",
+        "spec.listeners[0].port",
+        "invalid type",
+    );
+    has(
+        &i,
+        "AIServiceBackend/default/openai",
+        "spec.schema.versoin",
+        "unknown field",
+    );
+}
+
+#[test]
+fn nested_field_line_is_exact() {
+    // The weight of the second backendRef of the first rule, line 36 of the file.
+    let yaml = replace(
+        "          priority: 1\n",
+        "          priority: 1\n          weight: -5\n",
+    );
+    let i = issues(&yaml);
+    let issue = i
+        .iter()
+        .find(|i| i.field == "spec.rules[0].backendRefs[1].weight")
+        .unwrap();
+    assert_eq!(issue.line, Some(36));
+    assert_eq!(yaml.lines().nth(35).unwrap().trim(), "weight: -5");
+    assert!(
+        issue.to_string().starts_with(
+            "gw.yaml:36: AIGatewayRoute/default/route: spec.rules[0].backendRefs[1].weight: "
+        ),
+        "{issue}"
+    );
+}
+
+#[test]
+fn rule_issue_without_its_own_node_points_at_the_nearest_ancestor() {
+    // `spec.azureAPIKey` does not exist in the document: the issue names the line of
+    // `spec` of that policy.
+    let yaml = replace("  type: APIKey\n", "  type: AzureAPIKey\n");
+    let i = issues(&yaml);
+    let issue = i
+        .iter()
+        .find(|i| i.document == BSP && i.field == "spec.azureAPIKey")
+        .unwrap();
+    let bsp_start = line_of(&yaml, "kind: BackendSecurityPolicy");
+    let spec_line = yaml
+        .lines()
+        .enumerate()
+        .skip(bsp_start)
+        .find(|(_, l)| *l == "spec:")
+        .unwrap()
+        .0
+        + 1;
+    assert_eq!(issue.line, Some(spec_line));
+}
+
+#[test]
+fn duplicate_names_point_at_the_second_definition() {
+    let dup = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: openai\n  namespace: default\nspec:\n  endpoints:\n    - fqdn:\n        hostname: api.openai.com\n        port: 443\n";
+    let yaml = format!("{BASE}{dup}");
+    let i = issues(&yaml);
+    let issue = i
+        .iter()
+        .find(|i| i.message.contains("defined twice"))
+        .unwrap();
+    let second = yaml
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "  name: openai")
+        .map(|(n, _)| n + 1)
+        .last()
+        .unwrap();
+    assert_eq!(issue.line, Some(second));
+}
+
+#[test]
+fn load_paths_reports_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let yaml = replace("          weight: 1\n", "          weight: -1\n");
+    std::fs::write(&path, &yaml).unwrap();
+    let err = Config::load_paths(&[&path]).unwrap_err().to_string();
+    let want = format!(
+        "{}:{}: AIGatewayRoute/default/route: spec.rules[0].backendRefs[0].weight:",
+        path.display(),
+        line_of(&yaml, "weight: -1")
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
+const QUOTA: &str = "---\napiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: QuotaPolicy\nmetadata:\n  name: q\nspec:\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: openai\n  serviceQuota:\n    costExpression: input_tokens + output_tokens * 2u\n    quota:\n      limit: 1000\n      duration: 1m\n  perModelQuotas:\n    - modelName: gpt-4o-mini\n      quota:\n        costExpression: total_tokens\n        mode: Exclusive\n        defaultBucket:\n          limit: 100\n          duration: 1h\n        bucketRules:\n          - clientSelectors:\n              - headers:\n                  - name: x-user\n                    value: alice\n            quota:\n              limit: 10\n              duration: 1d\n";
+
+fn with_quota(quota: &str) -> String {
+    let routes = BASE.replace(
+        "          weight: 1\n",
+        "          weight: 1\n          modelNameOverride: gpt-4o-mini\n",
+    );
+    format!("{routes}{quota}")
+}
+
+#[test]
+fn quota_policy_valid_with_cost_expressions() {
+    let c = Config::from_yaml_str(&with_quota(QUOTA), FILE).unwrap();
+    let q = &c.quota_policies[0].spec;
+    assert_eq!(q.per_model_quotas[0].quota.bucket_rules[0].quota.limit, 10);
+}
+
+#[test]
+fn quota_policy_bad_cel_rejected_with_position() {
+    let yaml = with_quota(&QUOTA.replace(
+        "costExpression: input_tokens + output_tokens * 2u",
+        "costExpression: input_tokens +* 2",
+    ));
+    let i = issues(&yaml);
+    has(
+        &i,
+        "QuotaPolicy/default/q",
+        "spec.serviceQuota.costExpression",
+        "line 1, column 15",
+    );
+    let issue = i
+        .iter()
+        .find(|i| i.field == "spec.serviceQuota.costExpression")
+        .unwrap();
+    assert_eq!(
+        issue.line,
+        Some(line_of(&yaml, "costExpression: input_tokens +*"))
+    );
+
+    let yaml = with_quota(&QUOTA.replace(
+        "costExpression: total_tokens",
+        "costExpression: tokens_used",
+    ));
+    has(
+        &issues(&yaml),
+        "QuotaPolicy/default/q",
+        "spec.perModelQuotas[0].quota.costExpression",
+        "undeclared variable `tokens_used`",
+    );
+}
+
+#[test]
+fn quota_policy_rules() {
+    let yaml = with_quota(
+        &QUOTA
+            .replace(
+                "    - group: aigateway.envoyproxy.io\n",
+                "    - group: \"\"\n",
+            )
+            .replace("mode: Exclusive", "mode: Greedy")
+            .replace("duration: 1d", "duration: 2d")
+            .replace("duration: 1m", "duration: 60s"),
+    );
+    let i = issues(&yaml);
+    let d = "QuotaPolicy/default/q";
+    has(
+        &i,
+        d,
+        "spec.targetRefs[0]",
+        "must reference AIServiceBackend",
+    );
+    has(
+        &i,
+        d,
+        "spec.perModelQuotas[0].quota.mode",
+        "Shared, Exclusive or MostGenerous",
+    );
+    has(
+        &i,
+        d,
+        "spec.perModelQuotas[0].quota.bucketRules[0].quota.duration",
+        "one of 1s, 1m, 1h, 1d",
+    );
+    has(
+        &i,
+        d,
+        "spec.serviceQuota.quota.duration",
+        "one of 1s, 1m, 1h, 1d",
+    );
+    let yaml = with_quota(&QUOTA.replace(
+        "              limit: 10\n",
+        "              limit: 10\n              burst: 5\n",
+    ));
+    has(
+        &issues(&yaml),
+        d,
+        "spec.perModelQuotas[0].quota.bucketRules[0].quota.burst",
+        "unknown field",
+    );
+}

@@ -575,5 +575,20 @@ pub struct ModelQuota {
     pub default_bucket: Option<QuotaValue>,
     /// Buckets by client selector.
     #[serde(default)]
-    pub bucket_rules: Vec<Value>,
+    pub bucket_rules: Vec<QuotaRule>,
+}
+
+/// `perModelQuotas[].quota.bucketRules[]`: a quota for the requests its selectors match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QuotaRule {
+    /// Envoy Gateway `RateLimitSelectCondition`s (headers, source CIDR …), at most 8,
+    /// kept as written.
+    #[serde(default)]
+    pub client_selectors: Vec<Value>,
+    /// The quota of the matched requests.
+    pub quota: QuotaValue,
+    /// Count but do not enforce.
+    #[serde(default)]
+    pub shadow_mode: Option<bool>,
 }

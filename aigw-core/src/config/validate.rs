@@ -10,7 +10,7 @@ use super::meta::{
 use super::parse::{AIGW_GROUP, EG_GROUP, GWAPI_GROUP, INFERENCE_GROUP};
 use super::secret::SecretSource;
 use super::{Config, GATEWAY_CONFIG_ANNOTATION, Resource, find};
-use crate::cost::CompiledCost;
+use crate::cost::{CelCost, CompiledCost};
 use crate::error::ConfigIssue;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,69 +89,7 @@ pub(crate) fn validate(
         }
     }
     for q in &config.quota_policies {
-        let mut d = doc(q, issues);
-        for (i, t) in q.spec.target_refs.iter().enumerate() {
-            if t.kind != "AIServiceBackend" {
-                d.err(
-                    format!("spec.targetRefs[{i}].kind"),
-                    "QuotaPolicy targets AIServiceBackend only",
-                );
-            } else if find(&config.ai_service_backends, q.namespace(), &t.name).is_none() {
-                d.err(
-                    format!("spec.targetRefs[{i}].name"),
-                    format!(
-                        "AIServiceBackend {}/{} is not defined",
-                        q.namespace(),
-                        t.name
-                    ),
-                );
-            }
-        }
-        let quota_duration = |d: &mut Doc<'_>, field: String, v: &str| {
-            if !matches!(v, "1s" | "1m" | "1h" | "1d") {
-                d.err(
-                    field,
-                    format!("duration {v:?} must be one of 1s, 1m, 1h, 1d"),
-                );
-            }
-        };
-        if let Some(sq) = &q.spec.service_quota {
-            quota_duration(
-                &mut d,
-                "spec.serviceQuota.quota.duration".into(),
-                &sq.quota.duration,
-            );
-        }
-        for (i, pm) in q.spec.per_model_quotas.iter().enumerate() {
-            let overridden = config.ai_gateway_routes.iter().any(|r| {
-                r.spec
-                    .rules
-                    .iter()
-                    .flat_map(|rule| &rule.backend_refs)
-                    .any(|b| {
-                        let ns = non_empty(b.namespace.as_deref()).unwrap_or(r.namespace());
-                        b.model_name_override.as_deref() == Some(pm.model_name.as_str())
-                            && ns == q.namespace()
-                            && q.spec.target_refs.iter().any(|t| t.name == b.name)
-                    })
-            });
-            if !overridden {
-                d.err(
-                    format!("spec.perModelQuotas[{i}].modelName"),
-                    format!(
-                        "no AIGatewayRoute backendRef to a targeted backend has modelNameOverride {:?}; per-model quotas apply to overridden model names",
-                        pm.model_name
-                    ),
-                );
-            }
-            if let Some(b) = &pm.quota.default_bucket {
-                quota_duration(
-                    &mut d,
-                    format!("spec.perModelQuotas[{i}].quota.defaultBucket.duration"),
-                    &b.duration,
-                );
-            }
-        }
+        quota_policy(config, q, issues);
     }
     for p in &config.backend_tls_policies {
         let mut d = doc(p, issues);
@@ -340,6 +278,142 @@ pub(crate) fn validate(
         }
     }
     check_secret_refs(config, None, issues, warnings);
+}
+
+/// Upstream's CRD limits and rules for a QuotaPolicy, and its cost expressions
+/// compiled as `llmRequestCosts` CEL is.
+fn quota_policy(config: &Config, q: &Resource<QuotaPolicySpec>, issues: &mut Vec<ConfigIssue>) {
+    let mut d = doc(q, issues);
+    if q.spec.target_refs.len() > 16 {
+        d.err(
+            "spec.targetRefs",
+            format!(
+                "at most 16 targetRefs are allowed, found {}",
+                q.spec.target_refs.len()
+            ),
+        );
+    }
+    for (i, t) in q.spec.target_refs.iter().enumerate() {
+        if t.kind != "AIServiceBackend" || t.group != AIGW_GROUP {
+            d.err(
+                format!("spec.targetRefs[{i}]"),
+                format!(
+                    "targetRefs must reference AIServiceBackend resources (group {AIGW_GROUP}, kind AIServiceBackend); found group {:?}, kind {:?}",
+                    t.group, t.kind
+                ),
+            );
+        } else if find(&config.ai_service_backends, q.namespace(), &t.name).is_none() {
+            d.err(
+                format!("spec.targetRefs[{i}].name"),
+                format!(
+                    "AIServiceBackend {}/{} is not defined",
+                    q.namespace(),
+                    t.name
+                ),
+            );
+        }
+    }
+    fn quota_value(d: &mut Doc<'_>, base: &str, v: &QuotaValue) {
+        if !matches!(v.duration.as_str(), "1s" | "1m" | "1h" | "1d") {
+            d.err(
+                format!("{base}.duration"),
+                format!("duration {:?} must be one of 1s, 1m, 1h, 1d", v.duration),
+            );
+        }
+    }
+    fn cost_expression(d: &mut Doc<'_>, field: &str, expression: Option<&str>) {
+        if let Some(e) = expression
+            && let Err(err) = CelCost::compile(e)
+        {
+            d.err(field.to_string(), err.message);
+        }
+    }
+    if let Some(sq) = &q.spec.service_quota {
+        cost_expression(
+            &mut d,
+            "spec.serviceQuota.costExpression",
+            sq.cost_expression.as_deref(),
+        );
+        quota_value(&mut d, "spec.serviceQuota.quota", &sq.quota);
+    }
+    if q.spec.per_model_quotas.len() > 128 {
+        d.err(
+            "spec.perModelQuotas",
+            format!(
+                "at most 128 perModelQuotas are allowed, found {}",
+                q.spec.per_model_quotas.len()
+            ),
+        );
+    }
+    for (i, pm) in q.spec.per_model_quotas.iter().enumerate() {
+        let base = format!("spec.perModelQuotas[{i}]");
+        if pm.model_name.is_empty() {
+            d.err(format!("{base}.modelName"), "modelName must not be empty");
+        } else if !quota_model_overridden(config, q, &pm.model_name) {
+            d.err(
+                format!("{base}.modelName"),
+                format!(
+                    "no AIGatewayRoute backendRef to a targeted backend has modelNameOverride {:?}; per-model quotas apply to overridden model names",
+                    pm.model_name
+                ),
+            );
+        }
+        cost_expression(
+            &mut d,
+            &format!("{base}.quota.costExpression"),
+            pm.quota.cost_expression.as_deref(),
+        );
+        if let Some(mode) = &pm.quota.mode
+            && !matches!(mode.as_str(), "Shared" | "Exclusive" | "MostGenerous")
+        {
+            d.err(
+                format!("{base}.quota.mode"),
+                format!("mode {mode:?} must be Shared, Exclusive or MostGenerous"),
+            );
+        }
+        if let Some(b) = &pm.quota.default_bucket {
+            quota_value(&mut d, &format!("{base}.quota.defaultBucket"), b);
+        }
+        if pm.quota.bucket_rules.len() > 128 {
+            d.err(
+                format!("{base}.quota.bucketRules"),
+                format!(
+                    "at most 128 bucketRules are allowed, found {}",
+                    pm.quota.bucket_rules.len()
+                ),
+            );
+        }
+        for (k, r) in pm.quota.bucket_rules.iter().enumerate() {
+            let rf = format!("{base}.quota.bucketRules[{k}]");
+            if r.client_selectors.len() > 8 {
+                d.err(
+                    format!("{rf}.clientSelectors"),
+                    format!(
+                        "at most 8 clientSelectors are allowed, found {}",
+                        r.client_selectors.len()
+                    ),
+                );
+            }
+            quota_value(&mut d, &format!("{rf}.quota"), &r.quota);
+        }
+    }
+}
+
+/// Whether some route's backendRef to one of the policy's targets overrides the model
+/// name to `model`.
+fn quota_model_overridden(config: &Config, q: &Resource<QuotaPolicySpec>, model: &str) -> bool {
+    config.ai_gateway_routes.iter().any(|r| {
+        r.spec
+            .rules
+            .iter()
+            .flat_map(|rule| &rule.backend_refs)
+            .any(|b| {
+                let ns = non_empty(b.namespace.as_deref()).unwrap_or(r.namespace());
+                b.model_name_override.as_deref() == Some(model)
+                    && ns == q.namespace()
+                    && q.spec.target_refs.iter().any(|t| t.name == b.name)
+            })
+    })
 }
 
 fn dur_field(d: &mut Doc<'_>, field: &str, v: &Option<String>) {
