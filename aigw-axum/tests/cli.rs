@@ -24,6 +24,20 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// Starts `aigw simulate` on a free port; it stops when the handle drops.
+fn simulator() -> (SocketAddr, Proc) {
+    let sim = free_addr();
+    let proc = Proc(
+        Command::new(AIGW)
+            .args(["simulate", "--listen", &sim.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (sim, proc)
+}
+
 fn wait_listening(addr: SocketAddr) {
     let start = Instant::now();
     while TcpStream::connect(addr).is_err() {
@@ -139,15 +153,7 @@ async fn chat_status(url: &str, model: &str) -> u16 {
 
 #[tokio::test]
 async fn run_hot_reloads_valid_changes_and_keeps_the_config_on_invalid_ones() {
-    let sim = free_addr();
-    let _sim = Proc(
-        Command::new(AIGW)
-            .args(["simulate", "--listen", &sim.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (sim, _sim) = simulator();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.yaml");
     std::fs::write(&cfg, route_yaml("first", sim.port())).unwrap();
@@ -294,15 +300,7 @@ async fn chat_status_with_key(url: &str, key: &str) -> u16 {
 
 #[tokio::test]
 async fn security_policy_added_by_a_reload_turns_client_authentication_on() {
-    let sim = free_addr();
-    let _sim = Proc(
-        Command::new(AIGW)
-            .args(["simulate", "--listen", &sim.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (sim, _sim) = simulator();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.yaml");
     std::fs::write(&cfg, route_yaml("m", sim.port())).unwrap();
@@ -455,15 +453,7 @@ async fn status_for(url: &str, path: &str, model: &str, key: Option<&str>) -> (u
 
 #[tokio::test]
 async fn security_policy_on_an_httproute_guards_that_route_and_replaces_the_gateways() {
-    let sim = free_addr();
-    let _sim = Proc(
-        Command::new(AIGW)
-            .args(["simulate", "--listen", &sim.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (sim, _sim) = simulator();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.yaml");
     std::fs::write(
