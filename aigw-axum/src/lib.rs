@@ -22,6 +22,7 @@ pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod layer;
+pub mod limits;
 pub mod net;
 mod proxy;
 pub mod record;

@@ -4,23 +4,29 @@
 //! frame written while the previous one is unacknowledged waits for the peer's delayed
 //! ACK (~40 ms on Linux), so every accepted connection gets `TCP_NODELAY`.
 
-use axum::serve::{Listener, ListenerExt};
-use std::net::SocketAddr;
+use axum::serve::{ListenerExt, TapIo};
 use tokio::net::{TcpListener, TcpStream};
+
+/// A listener whose accepted sockets have `TCP_NODELAY` set. A named type (not
+/// `impl Listener`) so axum's `ConnectInfo<SocketAddr>` works over it.
+pub type NoDelayListener = TapIo<TcpListener, fn(&mut TcpStream)>;
+
+fn set_nodelay(tcp: &mut TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
 
 /// Wraps a bound listener so every accepted socket has `TCP_NODELAY` set; pass the
 /// result to `axum::serve`.
-pub fn nodelay(listener: TcpListener) -> impl Listener<Io = TcpStream, Addr = SocketAddr> {
-    listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    })
+pub fn nodelay(listener: TcpListener) -> NoDelayListener {
+    listener.tap_io(set_nodelay as fn(&mut TcpStream))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::serve::Listener;
 
     #[tokio::test]
     async fn accepted_sockets_have_nodelay() {

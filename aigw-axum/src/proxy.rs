@@ -9,11 +9,13 @@ use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Attempt, Exchange, Plan, ResponseStart, retry_after};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -96,6 +98,9 @@ async fn handle_in_span(
     if let Some(ClientId(client)) = parts.extensions.get::<ClientId>() {
         span.record("client", client.as_ref());
         exchange.set_client(client.clone());
+    }
+    if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        exchange.set_client_ip(addr.ip());
     }
     span.record("model", exchange.info().model.as_str());
     let pending = parts.extensions.get::<PendingAuth>();
@@ -539,6 +544,14 @@ pub(crate) fn error_response(api: ClientApi, e: &Error) -> Response<Body> {
         && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if matches!(e, Error::RateLimited { .. }) {
+        // What Envoy's rate-limit filter sets, so clients and dashboards can tell the
+        // gateway's own limits from an upstream's 429.
+        response.headers_mut().insert(
+            HeaderName::from_static("x-envoy-ratelimited"),
+            HeaderValue::from_static("true"),
+        );
     }
     response
 }

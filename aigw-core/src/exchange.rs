@@ -34,6 +34,7 @@ use crate::usage::TokenUsage;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, StatusCode};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -222,6 +223,7 @@ pub struct Exchange {
     chunks: u64,
     guard: Option<MeterGuard>,
     costs: Option<Arc<CostSet>>,
+    client_ip: Option<IpAddr>,
     record: ExchangeRecord,
 }
 
@@ -250,6 +252,7 @@ impl Exchange {
             chunks: 0,
             guard: None,
             costs: None,
+            client_ip: None,
             record,
         })
     }
@@ -296,6 +299,11 @@ impl Exchange {
         self.record.client = Some(client);
     }
 
+    /// Records the client's address (from the connection), for rate-limit selectors.
+    pub const fn set_client_ip(&mut self, ip: IpAddr) {
+        self.client_ip = Some(ip);
+    }
+
     /// Records the route that matched.
     pub fn set_route(&mut self, route: Arc<str>) {
         self.record.route = Some(route);
@@ -329,8 +337,10 @@ impl Exchange {
     }
 
     /// Reserves tokens with the meter for the first target; the reservation is settled
-    /// exactly once, by [`Exchange::finish`] or when the exchange is dropped. `client`
-    /// defaults to the one given to [`Exchange::set_client`].
+    /// exactly once, by [`Exchange::finish`] or when the exchange is dropped (then with
+    /// the usage seen and the route's cost values computed from it). `client` defaults
+    /// to the one given to [`Exchange::set_client`]. Call after [`Exchange::apply_plan`]
+    /// so the meter sees the route and its costs.
     pub async fn reserve(
         &mut self,
         meter: Arc<dyn TokenMeter>,
@@ -350,9 +360,15 @@ impl Exchange {
             model: &model,
             client: client.or(recorded.as_deref()),
             estimate: self.estimate(),
+            headers: &self.headers,
+            client_ip: self.client_ip,
         };
         let reservation = meter.reserve(&request).await?;
-        self.guard = Some(MeterGuard::new(meter, reservation));
+        let mut guard = MeterGuard::new(meter, reservation);
+        if let Some(costs) = &self.costs {
+            guard = guard.with_costs(costs.clone(), route, target.backend.clone(), model);
+        }
+        self.guard = Some(guard);
         Ok(())
     }
 
@@ -372,6 +388,9 @@ impl Exchange {
             schema: &target.schema,
             model_override: target.model_override.as_deref(),
         };
+        if let Some(g) = self.guard.as_mut() {
+            g.set_target(&target.backend, &effective_model);
+        }
         let mut translator = factory.translator(&spec)?;
         let ctx = RequestContext {
             body: &self.body,
@@ -459,11 +478,9 @@ impl Exchange {
         stream_error_event(self.endpoint, error)
     }
 
-    /// Ends the exchange: settles the meter (exactly once) and returns the record.
+    /// Ends the exchange: computes the route's costs, settles the meter (exactly once)
+    /// with them and returns the record.
     pub fn finish(mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
-        if let Some(g) = self.guard.take() {
-            g.finish();
-        }
         self.record.status = Some(status);
         self.record.latency = Some(self.started.elapsed());
         if let Some(costs) = self.costs.take() {
@@ -478,6 +495,9 @@ impl Exchange {
                 route_name: self.record.route.as_deref().unwrap_or(""),
                 usage: &self.record.usage,
             });
+        }
+        if let Some(g) = self.guard.take() {
+            g.finish_with_costs(&self.record.costs);
         }
         if let Some(e) = error {
             self.record.error = Some(e.to_string());
@@ -698,10 +718,11 @@ mod tests {
                 id: 7,
                 estimate: r.estimate,
                 keys: vec![r.backend.to_owned()],
+                ..Reservation::default()
             })
         }
-        fn settle(&self, _r: Reservation, usage: &TokenUsage) {
-            self.0.lock().unwrap().push(*usage);
+        fn settle(&self, _r: Reservation, s: &crate::meter::Settlement<'_>) {
+            self.0.lock().unwrap().push(*s.usage);
         }
     }
 

@@ -22,6 +22,7 @@ pub mod cost;
 pub mod credential;
 pub mod error;
 pub mod exchange;
+pub mod limits;
 pub mod meter;
 pub mod metrics;
 pub mod routing;

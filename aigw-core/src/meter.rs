@@ -1,9 +1,14 @@
 //! The [`TokenMeter`] trait: token budgets reserved before and settled after a call.
 
+use crate::config::traffic::{LimitCost, RateLimitScope};
+use crate::cost::{CostInput, CostSet};
 use crate::error::Result;
 use crate::usage::TokenUsage;
 use async_trait::async_trait;
+use http::HeaderMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a meter needs to know about a request to account for it.
 #[derive(Debug, Clone, Copy)]
@@ -18,10 +23,46 @@ pub struct MeterRequest<'a> {
     pub client: Option<&'a str>,
     /// Estimated tokens of the request (prompt estimate plus `max_tokens`).
     pub estimate: u64,
+    /// The client's request headers (`x-ai-eg-model` set), for client selectors.
+    pub headers: &'a HeaderMap,
+    /// The client's address, when the transport knows it.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// A charge deferred to the end of the exchange: a rate-limit bucket whose response
+/// cost is only known from the final usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseCharge {
+    /// The bucket's key without its window ([`crate::limits::bucket_base`]).
+    pub bucket: String,
+    /// The bucket's window.
+    pub window: Duration,
+    /// What the response costs.
+    pub cost: LimitCost,
+    /// Which store holds the bucket.
+    pub scope: RateLimitScope,
+}
+
+/// What a finished (or abandoned) exchange used, handed to [`TokenMeter::settle`].
+#[derive(Debug, Clone, Copy)]
+pub struct Settlement<'a> {
+    /// The cumulative usage seen (partial after a client hang-up).
+    pub usage: &'a TokenUsage,
+    /// The route's `llmRequestCosts` computed from that usage, by metadata key (empty
+    /// when the route has none).
+    pub costs: &'a [(String, u64)],
+}
+
+impl Settlement<'_> {
+    /// The cost value of a metadata key, as Envoy's rate-limit filter reads it from
+    /// `io.envoy.ai_gateway` dynamic metadata.
+    pub fn cost(&self, key: &str) -> Option<u64> {
+        self.costs.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
 }
 
 /// A reservation handed out by [`TokenMeter::reserve`]; settled exactly once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reservation {
     /// Meter-specific id of the reservation.
     pub id: u64,
@@ -29,6 +70,17 @@ pub struct Reservation {
     pub estimate: u64,
     /// The buckets the reservation was charged to.
     pub keys: Vec<String>,
+    /// Charges to make when the exchange ends.
+    pub response: Vec<ResponseCharge>,
+}
+
+impl Reservation {
+    /// Whether settling needs the route's cost values (a charge reads metadata).
+    pub fn needs_costs(&self) -> bool {
+        self.response
+            .iter()
+            .any(|c| matches!(c.cost, LimitCost::Metadata { .. }))
+    }
 }
 
 /// Meters tokens against limits.
@@ -41,8 +93,8 @@ pub struct Reservation {
 /// settlement and return.
 ///
 /// ```
-/// use aigw_core::meter::{MeterRequest, Reservation, TokenMeter};
-/// use aigw_core::{Result, TokenUsage};
+/// use aigw_core::meter::{MeterRequest, Reservation, Settlement, TokenMeter};
+/// use aigw_core::Result;
 /// use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// #[derive(Default)]
@@ -51,10 +103,10 @@ pub struct Reservation {
 /// #[async_trait::async_trait]
 /// impl TokenMeter for Counting {
 ///     async fn reserve(&self, req: &MeterRequest<'_>) -> Result<Reservation> {
-///         Ok(Reservation { id: 0, estimate: req.estimate, keys: vec![] })
+///         Ok(Reservation { estimate: req.estimate, ..Reservation::default() })
 ///     }
-///     fn settle(&self, _r: Reservation, usage: &TokenUsage) {
-///         self.0.fetch_add(usage.total_or_sum().unwrap_or(0), Ordering::Relaxed);
+///     fn settle(&self, _r: Reservation, done: &Settlement<'_>) {
+///         self.0.fetch_add(done.usage.total_or_sum().unwrap_or(0), Ordering::Relaxed);
 ///     }
 /// }
 /// ```
@@ -63,8 +115,9 @@ pub trait TokenMeter: Send + Sync {
     /// Reserves an estimate, or refuses the request.
     async fn reserve(&self, request: &MeterRequest<'_>) -> Result<Reservation>;
 
-    /// Settles a reservation with the actual usage. Called exactly once per reservation.
-    fn settle(&self, reservation: Reservation, usage: &TokenUsage);
+    /// Settles a reservation with the actual usage and cost values. Called exactly once
+    /// per reservation.
+    fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>);
 }
 
 /// A meter that never refuses and records nothing.
@@ -75,13 +128,12 @@ pub struct NoopMeter;
 impl TokenMeter for NoopMeter {
     async fn reserve(&self, request: &MeterRequest<'_>) -> Result<Reservation> {
         Ok(Reservation {
-            id: 0,
             estimate: request.estimate,
-            keys: Vec::new(),
+            ..Reservation::default()
         })
     }
 
-    fn settle(&self, _reservation: Reservation, _usage: &TokenUsage) {}
+    fn settle(&self, _reservation: Reservation, _settlement: &Settlement<'_>) {}
 }
 
 /// Owns a reservation and guarantees it is settled exactly once.
@@ -89,11 +141,22 @@ impl TokenMeter for NoopMeter {
 /// Adapters feed it the cumulative usage as chunks arrive; it settles on
 /// [`MeterGuard::finish`] or, if the request is abandoned (client disconnect, panic,
 /// cancelled future), when dropped — with the tokens seen so far, so a hang-up never
-/// makes tokens free.
+/// makes tokens free. Bound to the route's costs ([`MeterGuard::with_costs`]), it
+/// computes the cost values itself when dropped, so charges read from
+/// `llmRequestCosts` apply to abandoned exchanges too.
 pub struct MeterGuard {
     meter: Arc<dyn TokenMeter>,
     reservation: Option<Reservation>,
     usage: TokenUsage,
+    costs: Option<CostBinding>,
+}
+
+/// What the cost expressions of a route need besides the usage.
+struct CostBinding {
+    set: Arc<CostSet>,
+    route: Arc<str>,
+    backend: Arc<str>,
+    model: String,
 }
 
 impl std::fmt::Debug for MeterGuard {
@@ -112,6 +175,38 @@ impl MeterGuard {
             meter,
             reservation: Some(reservation),
             usage: TokenUsage::default(),
+            costs: None,
+        }
+    }
+
+    /// Binds the route's cost set, for settling without [`MeterGuard::finish_with_costs`].
+    #[must_use]
+    pub fn with_costs(
+        mut self,
+        set: Arc<CostSet>,
+        route: Arc<str>,
+        backend: Arc<str>,
+        model: String,
+    ) -> Self {
+        self.costs = Some(CostBinding {
+            set,
+            route,
+            backend,
+            model,
+        });
+        self
+    }
+
+    /// Records the backend and effective model of the current attempt (what cost
+    /// expressions see).
+    pub fn set_target(&mut self, backend: &Arc<str>, model: &str) {
+        if let Some(c) = self.costs.as_mut() {
+            if !Arc::ptr_eq(&c.backend, backend) {
+                c.backend = backend.clone();
+            }
+            if c.model != model {
+                model.clone_into(&mut c.model);
+            }
         }
     }
 
@@ -125,21 +220,47 @@ impl MeterGuard {
         &self.usage
     }
 
-    /// Settles now.
+    /// Settles now, computing cost values when the reservation needs them.
     pub fn finish(mut self) {
-        self.settle_once();
+        self.settle_once(None);
     }
 
-    fn settle_once(&mut self) {
-        if let Some(r) = self.reservation.take() {
-            self.meter.settle(r, &self.usage);
-        }
+    /// Settles now with cost values already computed from [`MeterGuard::usage`].
+    pub fn finish_with_costs(mut self, costs: &[(String, u64)]) {
+        self.settle_once(Some(costs));
+    }
+
+    fn settle_once(&mut self, costs: Option<&[(String, u64)]>) {
+        let Some(r) = self.reservation.take() else {
+            return;
+        };
+        let computed;
+        let costs = match (costs, &self.costs) {
+            (Some(c), _) => c,
+            (None, Some(b)) if r.needs_costs() => {
+                computed = b.set.evaluate(&CostInput {
+                    model: &b.model,
+                    backend: &b.backend,
+                    route_name: &b.route,
+                    usage: &self.usage,
+                });
+                &computed
+            }
+            (None, _) => &[],
+        };
+        self.meter.settle(
+            r,
+            &Settlement {
+                usage: &self.usage,
+                costs,
+            },
+        );
     }
 }
 
 impl Drop for MeterGuard {
     fn drop(&mut self) {
-        self.settle_once();
+        self.settle_once(None);
     }
 }
 
@@ -148,8 +269,10 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    type Settled = (TokenUsage, Vec<(String, u64)>);
+
     #[derive(Default)]
-    struct Rec(Mutex<Vec<TokenUsage>>);
+    struct Rec(Mutex<Vec<Settled>>);
 
     #[async_trait]
     impl TokenMeter for Rec {
@@ -157,11 +280,11 @@ mod tests {
             Ok(Reservation {
                 id: 1,
                 estimate: r.estimate,
-                keys: vec![],
+                ..Reservation::default()
             })
         }
-        fn settle(&self, _r: Reservation, usage: &TokenUsage) {
-            self.0.lock().unwrap().push(*usage);
+        fn settle(&self, _r: Reservation, s: &Settlement<'_>) {
+            self.0.lock().unwrap().push((*s.usage, s.costs.to_vec()));
         }
     }
 
@@ -171,7 +294,7 @@ mod tests {
         let r = Reservation {
             id: 1,
             estimate: 5,
-            keys: vec![],
+            ..Reservation::default()
         };
         {
             let mut g = MeterGuard::new(rec.clone(), r.clone());
@@ -184,6 +307,67 @@ mod tests {
         g.finish();
         let v = rec.0.lock().unwrap();
         assert_eq!(v.len(), 2);
-        assert_eq!(v[0].output, Some(3));
+        assert_eq!(v[0].0.output, Some(3));
+    }
+
+    #[test]
+    fn dropped_guard_computes_costs_a_charge_needs() {
+        use crate::config::{LlmRequestCost, LlmRequestCostType};
+        let set = Arc::new(
+            CostSet::compile(
+                &[LlmRequestCost {
+                    metadata_key: "llm_total_token".into(),
+                    cost_type: LlmRequestCostType::TotalToken,
+                    cel: None,
+                }],
+                &[],
+            )
+            .unwrap(),
+        );
+        let charge = |cost| ResponseCharge {
+            bucket: "b".into(),
+            window: Duration::from_secs(60),
+            cost,
+            scope: RateLimitScope::Local,
+        };
+        let rec = Arc::new(Rec::default());
+        let bind = |r: Reservation| {
+            MeterGuard::new(rec.clone(), r).with_costs(
+                set.clone(),
+                Arc::from("ns/r"),
+                Arc::from("ns/b"),
+                "m".into(),
+            )
+        };
+        let usage = TokenUsage {
+            input: Some(4),
+            output: Some(3),
+            ..Default::default()
+        };
+        {
+            let mut g = bind(Reservation {
+                response: vec![charge(LimitCost::Metadata {
+                    namespace: "io.envoy.ai_gateway".into(),
+                    key: "llm_total_token".into(),
+                })],
+                ..Reservation::default()
+            });
+            g.update(&usage);
+        }
+        {
+            // A fixed-number charge does not pay for cost expressions.
+            let mut g = bind(Reservation {
+                response: vec![charge(LimitCost::Number(2))],
+                ..Reservation::default()
+            });
+            g.update(&usage);
+        }
+        let mut g = bind(Reservation::default());
+        g.update(&usage);
+        g.finish_with_costs(&[("k".into(), 9)]);
+        let v = rec.0.lock().unwrap();
+        assert_eq!(v[0].1, vec![("llm_total_token".to_string(), 7)]);
+        assert!(v[1].1.is_empty());
+        assert_eq!(v[2].1, vec![("k".to_string(), 9)]);
     }
 }

@@ -91,6 +91,10 @@ struct RunArgs {
     /// How often JWKS URLs are fetched again, in seconds.
     #[arg(long, default_value_t = 300)]
     jwks_refresh_secs: u64,
+    /// Redis for `Global` rate limits (`redis://[:password@]host:port[/db]`); without
+    /// it they count per instance.
+    #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<aigw_core::Secret>,
 }
 
 impl RunArgs {
@@ -208,6 +212,10 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
+            if let Err(e) = config::RateLimits::default().meter(&config) {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -221,16 +229,18 @@ fn build_snapshot(
     config: &Config,
     secrets_dir: Option<&PathBuf>,
     resolver: &config::CredentialResolver,
+    limits: &config::RateLimits,
 ) -> Result<Snapshot, aigw_core::Error> {
     let mut secrets = SecretSource::from_config(config).with_env_fallback();
     if let Some(dir) = secrets_dir {
         secrets = secrets.with_dir(dir.clone());
     }
-    config::snapshot_with_secrets(
+    config::snapshot_with_limits(
         config,
         &secrets,
         Arc::new(aigw_providers::ProviderFactory),
         resolver,
+        limits,
     )
 }
 
@@ -313,8 +323,21 @@ async fn run(args: RunArgs) -> Result<(), String> {
             ),
         )
     };
-    let snapshot =
-        build_snapshot(&config, args.secrets_dir.as_ref(), &resolver).map_err(|e| e.to_string())?;
+    let global: Option<Arc<dyn aigw_core::limits::LimitStore>> = match &args.redis_url {
+        Some(url) => {
+            let store = aigw_axum::limits::RedisStore::new(url, aigw_axum::limits::DEFAULT_TIMEOUT)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                redis = store.display_url(),
+                "global rate limits counted in Redis"
+            );
+            Some(Arc::new(store))
+        }
+        None => None,
+    };
+    let limits = Arc::new(config::RateLimits::new(global));
+    let snapshot = build_snapshot(&config, args.secrets_dir.as_ref(), &resolver, &limits)
+        .map_err(|e| e.to_string())?;
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
         max_header_bytes: args.max_header_bytes,
@@ -372,7 +395,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             interval,
             move || {
                 let result = Config::load_paths(&paths).and_then(|c| {
-                    let snap = build_snapshot(&c, secrets_dir.as_ref(), &resolver)?;
+                    let snap = build_snapshot(&c, secrets_dir.as_ref(), &resolver, &limits)?;
                     let auth =
                         client_auth_config::build(Some(&c), secrets_dir.as_deref(), &auth_flags)?;
                     Ok((snap, auth))
@@ -406,12 +429,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let draining = admin_state.clone();
     let app =
         axum::Router::new().fallback_service(tower::Layer::layer(&auth_layer, gateway.clone()));
-    let served = axum::serve(aigw_axum::net::nodelay(listener), app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            draining.set_ready(false);
-        })
-        .await;
+    let served = axum::serve(
+        aigw_axum::net::nodelay(listener),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        draining.set_ready(false);
+    })
+    .await;
     admin_state.set_ready(false);
     served.map_err(|e| format!("gateway listener: {e}"))
 }

@@ -6,7 +6,7 @@
 use aigw_axum::{Gateway, ModelEntry, RecordSink, RetryPolicy, RoutePlanner, Settings, Snapshot};
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{BodyMutation, ExchangeRecord, Plan, Target, UpstreamAddr};
-use aigw_core::meter::{MeterRequest, Reservation, TokenMeter};
+use aigw_core::meter::{MeterRequest, Reservation, Settlement, TokenMeter};
 use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
     ApiSchema, BodyChange, Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
@@ -382,11 +382,11 @@ impl TokenMeter for RecordingMeter {
         Ok(Reservation {
             id: 1,
             estimate: r.estimate,
-            keys: vec![],
+            ..Reservation::default()
         })
     }
-    fn settle(&self, _r: Reservation, usage: &TokenUsage) {
-        self.settled.lock().unwrap().push(*usage);
+    fn settle(&self, _r: Reservation, s: &Settlement<'_>) {
+        self.settled.lock().unwrap().push(*s.usage);
     }
 }
 

@@ -85,10 +85,13 @@ pub struct RateLimitRule {
     pub request_cost: LimitCost,
     /// Cost on the response path (default none).
     pub response_cost: Option<LimitCost>,
-    /// Client selectors as written (header matches with `Distinct`/`Exact`, CIDRs).
+    /// Client selectors as written (header matches with `Distinct`/`Exact`, CIDRs);
+    /// compiled by [`crate::limits`].
     pub client_selectors: Vec<Value>,
     /// Count without enforcing.
     pub shadow_mode: bool,
+    /// One budget across every route the policy applies to, instead of one per route.
+    pub shared: bool,
 }
 
 /// Rate limits.
@@ -226,6 +229,7 @@ impl TrafficSettings {
                                 .and_then(cost),
                             client_selectors: r.client_selectors.clone(),
                             shadow_mode: r.shadow_mode.unwrap_or(false),
+                            shared: r.shared.unwrap_or(false),
                         })
                     })
                     .collect(),

@@ -1,0 +1,261 @@
+//! Rate-limit counters in Redis, shared by every gateway instance that points at the
+//! same server: the [`RedisStore`] behind `Global` BackendTrafficPolicy rate limits.
+//!
+//! Each increment is an `INCRBY` of the bucket key followed by an `EXPIRE` at the end
+//! of its window, pipelined so a request costs one round trip however many rules
+//! match; `INCRBY` is atomic, so instances never lose each other's counts. Keys follow
+//! [`aigw_core::limits::key`] (`aigw_<policy>_<rule>_<route>[_<descriptor>…]_<window
+//! start>`), in the manner of envoyproxy/ratelimit.
+//!
+//! The store fails open: a call that errors or takes longer than the timeout (50 ms by
+//! default) reports an error and the meter lets the request through. After a failure
+//! the store does not try Redis again for a short pause, so a dead server costs
+//! requests nothing while the connection manager reconnects in the background.
+
+use aigw_core::limits::{Increment, LimitStore};
+use aigw_core::{Error, Result, Secret};
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The default bound on one Redis round trip.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// How long Redis is left alone after a failed call.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// How long the settle path stays quiet in the logs after reporting a failure.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// `redis://user:password@host:port/db` with the user information replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<redis url>".into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{tail}"),
+        None => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
+/// Counters in Redis.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    timeout: Duration,
+    display: String,
+    epoch: Instant,
+    /// Milliseconds since `epoch` before which Redis is not tried.
+    paused_until: AtomicU64,
+    /// Milliseconds since `epoch` of the last logged settle failure.
+    last_log: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.display)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store for the server at `url` (`redis://[user:password@]host:port[/db]`,
+    /// `rediss://…` is not supported by this build, `redis+unix:///path`). Connects
+    /// lazily, so the gateway starts while Redis is down; must be called inside a
+    /// Tokio runtime.
+    pub fn new(url: &Secret, timeout: Duration) -> Result<Self> {
+        let display = redact_url(url.expose());
+        let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidConfig {
+            issues: vec![aigw_core::error::ConfigIssue {
+                file: String::new(),
+                line: None,
+                document: "--redis-url".into(),
+                field: String::new(),
+                message: format!("{display} is not a usable Redis URL: {}", e.category()),
+            }],
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| Error::internal(format!("redis {display}: {}", e.category())))?;
+        Ok(Self {
+            conn,
+            timeout,
+            display,
+            epoch: Instant::now(),
+            paused_until: AtomicU64::new(0),
+            last_log: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// The server, with any password hidden.
+    pub fn display_url(&self) -> &str {
+        &self.display
+    }
+
+    /// Calls that failed or timed out so far (request and settle paths).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn run(&self, now: u64, increments: &[Increment]) -> Result<Vec<u64>> {
+        if self.millis() < self.paused_until.load(Ordering::Relaxed) {
+            return Err(Error::UpstreamUnavailable {
+                message: format!("redis {} failed recently", self.display),
+            });
+        }
+        let mut pipe = redis::pipe();
+        for i in increments {
+            let ttl = i.expires_at.saturating_sub(now).max(1);
+            pipe.cmd("INCRBY").arg(&i.key).arg(i.cost);
+            pipe.cmd("EXPIRE").arg(&i.key).arg(ttl).ignore();
+        }
+        let mut conn = self.conn.clone();
+        let result = tokio::time::timeout(self.timeout, pipe.query_async::<Vec<u64>>(&mut conn))
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match result {
+            Ok(counts) if counts.len() == increments.len() => Ok(counts),
+            Ok(counts) => Err(self.failed(format!(
+                "{} counts for {} increments",
+                counts.len(),
+                increments.len()
+            ))),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn failed(&self, message: String) -> Error {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let until = self.millis() + u64::try_from(PAUSE_AFTER_FAILURE.as_millis()).unwrap_or(0);
+        self.paused_until.store(until, Ordering::Relaxed);
+        Error::UpstreamUnavailable {
+            message: format!("redis {}: {message}", self.display),
+        }
+    }
+}
+
+#[async_trait]
+impl LimitStore for RedisStore {
+    async fn incr(&self, now: u64, increments: &[Increment]) -> Result<Vec<u64>> {
+        self.run(now, increments).await
+    }
+
+    fn add(&self, now: u64, increments: Vec<Increment>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("rate-limit charge dropped: no runtime to reach Redis from");
+            return;
+        };
+        let store = RedisAdd {
+            conn: self.conn.clone(),
+            timeout: self.timeout,
+        };
+        let log = self.should_log();
+        let url = self.display.clone();
+        handle.spawn(async move {
+            if let Err(e) = store.run(now, &increments).await
+                && log
+            {
+                tracing::warn!(redis = %url, error = %e, "rate-limit charges not recorded (Redis unavailable)");
+            }
+        });
+    }
+}
+
+impl RedisStore {
+    fn should_log(&self) -> bool {
+        let now = self.millis();
+        let last = self.last_log.load(Ordering::Relaxed);
+        let interval = u64::try_from(LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        (last == 0 || now.saturating_sub(last) >= interval)
+            && self
+                .last_log
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The settle path's share of the store, moved into a spawned task.
+struct RedisAdd {
+    conn: ConnectionManager,
+    timeout: Duration,
+}
+
+impl RedisAdd {
+    async fn run(mut self, now: u64, increments: &[Increment]) -> std::result::Result<(), String> {
+        let mut pipe = redis::pipe();
+        for i in increments {
+            let ttl = i.expires_at.saturating_sub(now).max(1);
+            pipe.cmd("INCRBY").arg(&i.key).arg(i.cost).ignore();
+            pipe.cmd("EXPIRE").arg(&i.key).arg(ttl).ignore();
+        }
+        // Charges are not on a request's path: allow the connection manager a
+        // reconnect before giving up.
+        let bound = self.timeout.saturating_mul(10);
+        match tokio::time::timeout(bound, pipe.query_async::<()>(&mut self.conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {bound:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_display_form() {
+        assert_eq!(
+            redact_url("redis://user:hunter2@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://:p%40ss@10.0.0.1"),
+            "redis://***@10.0.0.1"
+        );
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(redact_url("garbage"), "<redis url>");
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_fails_fast_and_then_pauses() {
+        let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = dead.local_addr().unwrap();
+        drop(dead);
+        let store = RedisStore::new(
+            &Secret::new(format!("redis://:secret@{addr}")),
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        assert!(!format!("{store:?}").contains("secret"));
+        let inc = [Increment {
+            key: "k_0".into(),
+            cost: 1,
+            expires_at: 60,
+        }];
+        let started = Instant::now();
+        let e = store.incr(0, &inc).await.unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let second = Instant::now();
+        assert!(store.incr(0, &inc).await.is_err());
+        // The second call does not even try.
+        assert!(second.elapsed() < Duration::from_millis(5));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(store.failures(), 1);
+    }
+}

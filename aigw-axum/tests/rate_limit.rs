@@ -1,0 +1,378 @@
+//! Token rate limits end to end: the gateway built from a configuration shaped like
+//! upstream's `token_ratelimit` example, in front of the bundled simulator, with the
+//! counters in process and in a real Redis shared by two gateway instances.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+use aigw_axum::config::{self, RateLimits};
+use aigw_axum::limits::{DEFAULT_TIMEOUT, RedisStore};
+use aigw_axum::simulator::{Simulator, SimulatorConfig};
+use aigw_axum::{Gateway, credentials};
+use aigw_core::Secret;
+use aigw_core::config::{Config, SecretSource};
+use aigw_core::limits::LimitStore;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Total tokens per tenant per hour.
+const BUDGET: u64 = 30;
+
+fn yaml(sim: SocketAddr) -> String {
+    format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: c
+  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata: {{name: limited, namespace: default}}
+spec:
+  parentRefs: [{{name: gw, kind: Gateway, group: gateway.networking.k8s.io}}]
+  rules:
+    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: gpt-sim}}]}}]
+      backendRefs: [{{name: openai}}]
+    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: claude-sim}}]}}]
+      backendRefs: [{{name: anthropic}}]
+  llmRequestCosts:
+    - {{metadataKey: llm_input_token, type: InputToken}}
+    - {{metadataKey: llm_total_token, type: TotalToken}}
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata: {{name: openai, namespace: default}}
+spec:
+  schema: {{name: OpenAI}}
+  backendRef: {{name: sim, kind: Backend, group: gateway.envoyproxy.io}}
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata: {{name: anthropic, namespace: default}}
+spec:
+  schema: {{name: Anthropic}}
+  backendRef: {{name: sim, kind: Backend, group: gateway.envoyproxy.io}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: sim, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: token-limits, namespace: default}}
+spec:
+  targetRefs: [{{name: gw, kind: Gateway, group: gateway.networking.k8s.io}}]
+  rateLimit:
+    type: Global
+    global:
+      rules:
+        - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
+          limit: {{requests: {BUDGET}, unit: Hour}}
+          cost:
+            request: {{from: Number, number: 0}}
+            response:
+              from: Metadata
+              metadata: {{namespace: io.envoy.ai_gateway, key: llm_total_token}}
+        # Would refuse every second request of a tenant, were it not in shadow mode.
+        - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
+          limit: {{requests: 1, unit: Hour}}
+          shadowMode: true
+"#,
+        port = sim.port()
+    )
+}
+
+async fn simulator() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Simulator::new(SimulatorConfig::default()).serve(listener, std::future::pending()),
+    );
+    addr
+}
+
+/// A gateway over the configuration, counting in `limits`; returns its base URL.
+async fn gateway(sim: SocketAddr, limits: &RateLimits) -> String {
+    let config = Config::from_yaml_str(&yaml(sim), "rate-limit.yaml").unwrap();
+    let snapshot = config::snapshot_with_limits(
+        &config,
+        &SecretSource::from_config(&config),
+        Arc::new(aigw_providers::ProviderFactory),
+        &credentials::default_resolver(),
+        limits,
+    )
+    .unwrap();
+    let gw = Gateway::builder(snapshot).build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback_service(gw);
+    tokio::spawn(async move {
+        axum::serve(
+            aigw_axum::net::nodelay(listener),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A chat completion for `tenant`: status, headers and body.
+async fn chat(url: &str, tenant: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = client()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("x-tenant-id", tenant)
+        .json(&json!({"model": "gpt-sim", "messages": [{"role": "user", "content": "count these five words"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.json().await.unwrap())
+}
+
+async fn messages(url: &str, tenant: &str, stream: bool) -> reqwest::Response {
+    client()
+        .post(format!("{url}/v1/messages"))
+        .header("x-tenant-id", tenant)
+        .header("x-sim-chunks", "40")
+        .header("x-sim-chunk-interval-ms", "50")
+        .json(
+            &json!({"model": "claude-sim", "max_tokens": 64, "stream": stream,
+            "messages": [{"role": "user", "content": "a prompt of seven words for claude"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn total(body: &Value) -> u64 {
+    body["usage"]["total_tokens"].as_u64().unwrap()
+}
+
+/// Spends `tenant`'s budget with chat completions on `urls` in turn; returns how many
+/// succeeded and the 429 that ended it.
+async fn spend(urls: &[&str], tenant: &str) -> (u64, u64, reqwest::header::HeaderMap, Value) {
+    let mut spent = 0;
+    for (i, ok) in (0..100u64).enumerate() {
+        let (status, headers, body) = chat(urls[i % urls.len()], tenant).await;
+        if status == 429 {
+            return (ok, spent, headers, body);
+        }
+        assert_eq!(status, 200, "{body}");
+        // A check-only request cost: every request is let in while budget remains.
+        assert!(
+            spent < BUDGET,
+            "request let in with {spent} of {BUDGET} spent"
+        );
+        spent += total(&body);
+    }
+    panic!("the budget was never exhausted ({spent} tokens spent)");
+}
+
+fn assert_openai_429(headers: &reqwest::header::HeaderMap, body: &Value) {
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+    let after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&after), "Retry-After {after}");
+    assert_eq!(headers["x-envoy-ratelimited"], "true");
+}
+
+#[tokio::test]
+async fn in_process_budget_per_tenant() {
+    let sim = simulator().await;
+    let limits = RateLimits::default();
+    let url = gateway(sim, &limits).await;
+
+    let (ok, spent, headers, body) = spend(&[&url], "tenant-a").await;
+    assert!(ok >= 2, "the budget allows more than one request ({ok})");
+    assert!(spent >= BUDGET);
+    assert_openai_429(&headers, &body);
+
+    // The Anthropic API gets its own error shape from the same bucket.
+    let r = messages(&url, "tenant-a", false).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "rate_limit_error", "{v}");
+
+    // Another tenant is unaffected; the shadow rule (1 request per hour) never refuses.
+    for _ in 0..3 {
+        let (status, _, body) = chat(&url, "tenant-b").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        limits
+            .stats()
+            .shadow_over_limit
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+
+    // A configuration rebuilt over the same counters (a reload) keeps the spent budget.
+    let reloaded = gateway(sim, &limits).await;
+    assert_eq!(chat(&reloaded, "tenant-a").await.0, 429);
+}
+
+#[tokio::test]
+async fn client_hang_up_mid_stream_is_charged() {
+    let sim = simulator().await;
+    let limits = RateLimits::default();
+    let url = gateway(sim, &limits).await;
+
+    // What the whole answer would cost, and what is known once the stream has started
+    // (Anthropic's message_start reports the input tokens and one output token).
+    let full: Value = messages(&url, "probe", false).await.json().await.unwrap();
+    let input = full["usage"]["input_tokens"].as_u64().unwrap();
+    let whole = input + full["usage"]["output_tokens"].as_u64().unwrap();
+    let started = input + 1;
+    assert!(started < whole, "{full}");
+
+    let mut hang_ups = 0;
+    loop {
+        let mut r = messages(&url, "tenant-c", true).await;
+        if r.status() == 429 {
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        // Read the first event, then hang up with most of the stream still to come.
+        let first = r.chunk().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("message_start"));
+        drop(r);
+        hang_ups += 1;
+        assert!(hang_ups <= BUDGET, "hang-ups are free");
+        // The gateway notices the closed connection and drops the exchange.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Each hang-up was charged what had been reported, no more and no less.
+    assert_eq!(
+        hang_ups,
+        BUDGET.div_ceil(started),
+        "charge per hang-up {started}"
+    );
+}
+
+struct RedisServer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_server() -> Option<RedisServer> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("redis-server"))
+            .find(|f| f.is_file())
+    });
+    let Some(bin) = found else {
+        if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!("redis-server is not on PATH and AIGW_REQUIRE_EXTERNAL=1");
+        }
+        println!("skipping: redis-server is not on PATH");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "s3cret",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(RedisServer {
+        child,
+        url: format!("redis://:s3cret@127.0.0.1:{port}/0"),
+        _dir: dir,
+    })
+}
+
+fn redis_limits(url: &str) -> RateLimits {
+    let store: Arc<dyn LimitStore> =
+        Arc::new(RedisStore::new(&Secret::new(url), DEFAULT_TIMEOUT).unwrap());
+    RateLimits::new(Some(store))
+}
+
+#[tokio::test]
+async fn redis_budget_is_shared_by_instances_and_fails_open() {
+    let Some(mut redis) = redis_server() else {
+        return;
+    };
+    let sim = simulator().await;
+    let (a, b) = (redis_limits(&redis.url), redis_limits(&redis.url));
+    let (one, two) = (gateway(sim, &a).await, gateway(sim, &b).await);
+
+    // Alternating between the instances spends one budget, not two.
+    let (_, spent, headers, body) = spend(&[&one, &two], "tenant-a").await;
+    assert!((BUDGET..2 * BUDGET).contains(&spent), "{spent}");
+    assert_openai_429(&headers, &body);
+    assert_eq!(chat(&one, "tenant-a").await.0, 429);
+    assert_eq!(chat(&two, "tenant-a").await.0, 429);
+    assert_eq!(chat(&two, "tenant-b").await.0, 200);
+
+    // Redis goes away: requests are served (even the spent tenant's), promptly.
+    redis.child.kill().unwrap();
+    redis.child.wait().unwrap();
+    for url in [&one, &two, &one, &two] {
+        let started = Instant::now();
+        let (status, _, body) = chat(url, "tenant-a").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        a.stats()
+            .store_error
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}

@@ -1,0 +1,410 @@
+//! [`RateLimitMeter`]: a [`TokenMeter`] enforcing BackendTrafficPolicy rate limits.
+
+use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
+use super::selector::{ClientSelector, match_all};
+use super::store::{Increment, LimitStore};
+use crate::config::Config;
+use crate::config::traffic::{LimitCost, RateLimitRule, RateLimitScope, TrafficSettings};
+use crate::error::{ConfigIssue, Error, Result};
+use crate::meter::{MeterRequest, Reservation, ResponseCharge, Settlement, TokenMeter};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The dynamic metadata namespace response costs are read from.
+pub const METADATA_NAMESPACE: &str = "io.envoy.ai_gateway";
+
+/// How long a failing store stays quiet in the logs after reporting.
+const STORE_ERROR_LOG_INTERVAL: u64 = 10;
+
+/// The current time in Unix seconds.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+fn system_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Counts of rate-limit decisions, shared across configuration reloads and exported as
+/// `aigw_ratelimit_decisions_total{decision}`.
+#[derive(Debug, Default)]
+pub struct LimitStats {
+    /// Buckets checked and within their limit.
+    pub ok: AtomicU64,
+    /// Buckets over their limit; the request was refused.
+    pub over_limit: AtomicU64,
+    /// Shadow-mode buckets over their limit; the request went on.
+    pub shadow_over_limit: AtomicU64,
+    /// Store calls that failed; the request went on (fail open).
+    pub store_error: AtomicU64,
+    last_error_log: AtomicU64,
+}
+
+impl LimitStats {
+    /// `(decision, count)` pairs in a stable order.
+    pub fn snapshot(&self) -> [(&'static str, u64); 4] {
+        [
+            ("ok", self.ok.load(Ordering::Relaxed)),
+            ("over_limit", self.over_limit.load(Ordering::Relaxed)),
+            (
+                "shadow_over_limit",
+                self.shadow_over_limit.load(Ordering::Relaxed),
+            ),
+            ("store_error", self.store_error.load(Ordering::Relaxed)),
+        ]
+    }
+
+    /// Counts a store failure; logs it unless one was logged in the last interval.
+    fn store_failed(&self, now: u64, error: &Error) {
+        self.store_error.fetch_add(1, Ordering::Relaxed);
+        let last = self.last_error_log.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= STORE_ERROR_LOG_INTERVAL
+            && self
+                .last_error_log
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(error = %error, "rate-limit store unavailable; requests are let through until it recovers");
+        }
+    }
+}
+
+/// One rule, compiled.
+#[derive(Debug)]
+struct Rule {
+    index: usize,
+    selectors: Vec<ClientSelector>,
+    limit: u64,
+    window: u64,
+    request_cost: LimitCost,
+    response_cost: Option<LimitCost>,
+    shadow: bool,
+    shared: bool,
+}
+
+/// The rate limits of one route.
+#[derive(Debug)]
+struct RouteLimits {
+    policy: String,
+    scope: RateLimitScope,
+    rules: Vec<Rule>,
+}
+
+fn unit_name(window: u64) -> String {
+    match window {
+        1 => "second".into(),
+        60 => "minute".into(),
+        3600 => "hour".into(),
+        86_400 => "day".into(),
+        2_592_000 => "month".into(),
+        31_536_000 => "year".into(),
+        n => format!("{n} s"),
+    }
+}
+
+fn compile_rule(policy: &str, scope: &str, index: usize, r: &RateLimitRule) -> Result<Rule> {
+    let selectors = r
+        .client_selectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            ClientSelector::compile(
+                v,
+                &format!("spec.rateLimit.{scope}.rules[{index}].clientSelectors[{i}]"),
+            )
+        })
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| match e {
+            Error::InvalidConfig { mut issues } => {
+                for i in &mut issues {
+                    i.document = format!("BackendTrafficPolicy/{policy}");
+                }
+                Error::InvalidConfig { issues }
+            }
+            other => other,
+        })?;
+    Ok(Rule {
+        index,
+        selectors,
+        limit: r.requests,
+        window: r.window.as_secs().max(1),
+        request_cost: r.request_cost.clone(),
+        response_cost: r.response_cost.clone(),
+        shadow: r.shadow_mode,
+        shared: r.shared,
+    })
+}
+
+/// Enforces the `rateLimit` rules of the BackendTrafficPolicies that apply to each
+/// AIGatewayRoute.
+///
+/// On reserve, every rule whose client selectors match adds its request cost to its
+/// bucket for the current window; when a bucket that is not in shadow mode ends up over
+/// its limit (for a request cost of 0: is already at it), the request is refused with
+/// [`Error::RateLimited`] and a retry delay until the window resets. On settle, each
+/// matched rule with a response cost adds it: a number, or the route's
+/// `llmRequestCosts` value named by `metadata.key` (namespace `io.envoy.ai_gateway`).
+///
+/// `Local` policies count in the `local` store and `Global` ones in the `global` store
+/// (Redis, or the local store when none is configured). A failing store lets requests
+/// through (fail open) and is counted in [`LimitStats::store_error`].
+///
+/// Build one per configuration snapshot; hold the stores and the stats for the life of
+/// the process so counts survive reloads.
+pub struct RateLimitMeter {
+    routes: HashMap<String, Arc<RouteLimits>>,
+    local: Arc<dyn LimitStore>,
+    global: Arc<dyn LimitStore>,
+    stats: Arc<LimitStats>,
+    clock: Clock,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for RateLimitMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitMeter")
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimitMeter {
+    /// Compiles the rate limits of every route in `config`. Fails on a client selector
+    /// aigw cannot apply (an unsupported kind, a bad regular expression or CIDR), since
+    /// ignoring it would widen the rule to every request.
+    pub fn from_config(
+        config: &Config,
+        local: Arc<dyn LimitStore>,
+        global: Arc<dyn LimitStore>,
+        stats: Arc<LimitStats>,
+    ) -> Result<Self> {
+        let mut routes = HashMap::new();
+        let mut issues: Vec<ConfigIssue> = Vec::new();
+        for route in &config.ai_gateway_routes {
+            let Some(settings) = TrafficSettings::for_route(config, route) else {
+                continue;
+            };
+            match Self::compile(&settings) {
+                Ok(Some(limits)) => {
+                    routes.insert(route.key(), Arc::new(limits));
+                }
+                Ok(None) => {}
+                Err(Error::InvalidConfig { issues: found }) => {
+                    for i in found {
+                        if !issues.contains(&i) {
+                            issues.push(i);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !issues.is_empty() {
+            return Err(Error::InvalidConfig { issues });
+        }
+        Ok(Self {
+            routes,
+            local,
+            global,
+            stats,
+            clock: Arc::new(system_clock),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    fn compile(settings: &TrafficSettings) -> Result<Option<RouteLimits>> {
+        let Some(rl) = &settings.rate_limit else {
+            return Ok(None);
+        };
+        if rl.rules.is_empty() {
+            return Ok(None);
+        }
+        let scope = match rl.scope {
+            RateLimitScope::Global => "global",
+            RateLimitScope::Local => "local",
+        };
+        let rules = rl
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| compile_rule(&settings.policy, scope, i, r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(RouteLimits {
+            policy: settings.policy.clone(),
+            scope: rl.scope,
+            rules,
+        }))
+    }
+
+    /// Replaces the clock (Unix seconds), for tests.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether any route has rate limits.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Whether any route has `Global` rate limits.
+    pub fn has_global(&self) -> bool {
+        self.routes
+            .values()
+            .any(|r| r.scope == RateLimitScope::Global)
+    }
+
+    /// Whether a response cost reads `llmRequestCosts`, so streams must carry usage.
+    pub fn needs_usage(&self) -> bool {
+        self.routes.values().any(|r| {
+            r.rules
+                .iter()
+                .any(|rule| matches!(rule.response_cost, Some(LimitCost::Metadata { .. })))
+        })
+    }
+
+    fn store(&self, scope: RateLimitScope) -> &Arc<dyn LimitStore> {
+        match scope {
+            RateLimitScope::Global => &self.global,
+            RateLimitScope::Local => &self.local,
+        }
+    }
+}
+
+/// A number cost as known on the request path; metadata costs are only known once the
+/// response has been read, so they only check the budget here.
+fn request_cost(c: &LimitCost) -> u64 {
+    match c {
+        LimitCost::Number(n) => *n,
+        LimitCost::Metadata { .. } => 0,
+    }
+}
+
+#[async_trait]
+impl TokenMeter for RateLimitMeter {
+    async fn reserve(&self, req: &MeterRequest<'_>) -> Result<Reservation> {
+        let mut reservation = Reservation {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            estimate: req.estimate,
+            ..Reservation::default()
+        };
+        let Some(limits) = self.routes.get(req.route) else {
+            return Ok(reservation);
+        };
+        let now = (self.clock)();
+        let mut increments = Vec::new();
+        let mut checked = Vec::new();
+        for rule in &limits.rules {
+            let Some(descriptors) = match_all(&rule.selectors, req.headers, req.client_ip) else {
+                continue;
+            };
+            let route = (!rule.shared).then_some(req.route);
+            let base = bucket_base(&limits.policy, rule.index, route, &descriptors);
+            let start = window_start(now, rule.window);
+            let cost = request_cost(&rule.request_cost);
+            let key = bucket_key(&base, start);
+            increments.push(Increment {
+                key: key.clone(),
+                cost,
+                expires_at: start + rule.window,
+            });
+            reservation.keys.push(key);
+            checked.push((rule, cost));
+            if let Some(c) = &rule.response_cost {
+                reservation.response.push(ResponseCharge {
+                    bucket: base,
+                    window: Duration::from_secs(rule.window),
+                    cost: c.clone(),
+                    scope: limits.scope,
+                });
+            }
+        }
+        if increments.is_empty() {
+            return Ok(reservation);
+        }
+        let counts = match self.store(limits.scope).incr(now, &increments).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.store_failed(now, &e);
+                return Ok(reservation);
+            }
+        };
+        let mut refused: Option<(u64, &Rule)> = None;
+        for ((rule, cost), count) in checked.into_iter().zip(counts) {
+            let over = if cost == 0 {
+                count >= rule.limit
+            } else {
+                count > rule.limit
+            };
+            if !over {
+                self.stats.ok.fetch_add(1, Ordering::Relaxed);
+            } else if rule.shadow {
+                self.stats.shadow_over_limit.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(policy = %limits.policy, rule = rule.index, count, limit = rule.limit, "shadow-mode rate limit exceeded");
+            } else {
+                self.stats.over_limit.fetch_add(1, Ordering::Relaxed);
+                let reset = seconds_to_reset(now, rule.window);
+                if refused.is_none_or(|(r, _)| reset > r) {
+                    refused = Some((reset, rule));
+                }
+            }
+        }
+        match refused {
+            // The request is not made, so nothing is settled: the charges already added
+            // on the request path stay, as in Envoy.
+            Some((reset, rule)) => Err(Error::RateLimited {
+                message: format!(
+                    "the limit of {} per {} (rule {} of {}) is used up",
+                    rule.limit,
+                    unit_name(rule.window),
+                    rule.index,
+                    limits.policy
+                ),
+                retry_after: Some(Duration::from_secs(reset)),
+            }),
+            None => Ok(reservation),
+        }
+    }
+
+    fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>) {
+        if reservation.response.is_empty() {
+            return;
+        }
+        let now = (self.clock)();
+        let mut local = Vec::new();
+        let mut global = Vec::new();
+        for charge in reservation.response {
+            let cost = match &charge.cost {
+                LimitCost::Number(n) => *n,
+                LimitCost::Metadata { namespace, key } if namespace == METADATA_NAMESPACE => {
+                    settlement.cost(key).unwrap_or(0)
+                }
+                LimitCost::Metadata { .. } => 0,
+            };
+            if cost == 0 {
+                continue;
+            }
+            let window = charge.window.as_secs().max(1);
+            let start = window_start(now, window);
+            let inc = Increment {
+                key: bucket_key(&charge.bucket, start),
+                cost,
+                expires_at: start + window,
+            };
+            match charge.scope {
+                RateLimitScope::Local => local.push(inc),
+                RateLimitScope::Global => global.push(inc),
+            }
+        }
+        if !local.is_empty() {
+            self.local.add(now, local);
+        }
+        if !global.is_empty() {
+            self.global.add(now, global);
+        }
+    }
+}

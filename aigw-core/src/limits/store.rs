@@ -1,0 +1,206 @@
+//! Where rate-limit counters live: the [`LimitStore`] trait and the in-process
+//! [`MemoryStore`].
+
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+
+/// One addition to a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Increment {
+    /// The bucket's key, window included ([`super::key::bucket_key`]).
+    pub key: String,
+    /// What to add (0 reads the count).
+    pub cost: u64,
+    /// When the window ends (Unix seconds); the bucket may be dropped after it.
+    pub expires_at: u64,
+}
+
+/// Counters keyed by bucket, shared by every request (and, for a networked store, every
+/// instance).
+///
+/// `incr` adds and returns the counts after the additions, in order, in one round trip;
+/// a failing store is reported as an error and the caller decides (the meter lets the
+/// request through). `add` is the fire-and-forget form used when a response is settled:
+/// it must not block, so a networked store enqueues or spawns the work.
+///
+/// ```
+/// use aigw_core::limits::{Increment, LimitStore, MemoryStore};
+///
+/// # fn main() -> aigw_core::Result<()> {
+/// # let rt = |f| futures_lite(f);
+/// let store = MemoryStore::default();
+/// let inc = |cost| Increment { key: "k_0".into(), cost, expires_at: 60 };
+/// let counts = rt(store.incr(10, &[inc(3)]))?;
+/// assert_eq!(counts, vec![3]);
+/// store.add(11, vec![inc(4)]);
+/// assert_eq!(rt(store.incr(12, &[inc(0)]))?, vec![7]);
+/// # Ok(())
+/// # }
+/// # fn futures_lite<T>(f: impl std::future::Future<Output = T>) -> T {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// ```
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Adds each increment's cost to its bucket and returns the resulting counts.
+    /// `now` is the current Unix time in seconds.
+    async fn incr(&self, now: u64, increments: &[Increment]) -> Result<Vec<u64>>;
+
+    /// Adds without waiting for the result.
+    fn add(&self, now: u64, increments: Vec<Increment>);
+}
+
+const SHARDS: usize = 16;
+/// Operations on a shard between two sweeps of its expired buckets.
+const SWEEP_EVERY: u32 = 1024;
+
+#[derive(Debug, Default)]
+struct Shard {
+    buckets: HashMap<String, (u64, u64)>,
+    ops: u32,
+}
+
+impl Shard {
+    fn apply(&mut self, now: u64, inc: &Increment) -> u64 {
+        self.ops = self.ops.wrapping_add(1);
+        if self.ops.is_multiple_of(SWEEP_EVERY) {
+            self.buckets.retain(|_, (_, expires)| *expires > now);
+        }
+        let entry = self
+            .buckets
+            .entry(inc.key.clone())
+            .or_insert((0, inc.expires_at));
+        entry.0 = entry.0.saturating_add(inc.cost);
+        entry.1 = entry.1.max(inc.expires_at);
+        entry.0
+    }
+}
+
+/// Counters in this process: a sharded map of buckets, expired windows swept as the
+/// shards are used. Hold one for the life of the process (outside configuration
+/// snapshots) so counts survive reloads.
+#[derive(Debug)]
+pub struct MemoryStore {
+    shards: Vec<Mutex<Shard>>,
+    hasher: RandomState,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl MemoryStore {
+    fn shard(&self, key: &str) -> Result<std::sync::MutexGuard<'_, Shard>> {
+        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        self.shards
+            .get(i)
+            .ok_or_else(|| Error::internal("rate-limit shard out of range"))?
+            .lock()
+            .map_err(|_| Error::internal("rate-limit counters poisoned"))
+    }
+
+    fn apply(&self, now: u64, inc: &Increment) -> Result<u64> {
+        Ok(self.shard(&inc.key)?.apply(now, inc))
+    }
+
+    /// Buckets currently held (expired ones included until swept).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().ok().map(|s| s.buckets.len()))
+            .sum()
+    }
+
+    /// Whether no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every bucket whose window ended at or before `now`.
+    pub fn sweep(&self, now: u64) {
+        for s in &self.shards {
+            if let Ok(mut s) = s.lock() {
+                s.buckets.retain(|_, (_, expires)| *expires > now);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl LimitStore for MemoryStore {
+    async fn incr(&self, now: u64, increments: &[Increment]) -> Result<Vec<u64>> {
+        increments.iter().map(|i| self.apply(now, i)).collect()
+    }
+
+    fn add(&self, now: u64, increments: Vec<Increment>) {
+        for i in &increments {
+            if let Err(e) = self.apply(now, i) {
+                tracing::warn!(error = %e, "rate-limit counter update failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("memory store never waits"),
+        }
+    }
+
+    fn inc(key: &str, cost: u64, expires_at: u64) -> Increment {
+        Increment {
+            key: key.into(),
+            cost,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn counts_per_key_and_zero_reads() {
+        let s = MemoryStore::default();
+        assert_eq!(
+            ready(s.incr(0, &[inc("a", 2, 60), inc("b", 5, 60)])).unwrap(),
+            vec![2, 5]
+        );
+        assert_eq!(
+            ready(s.incr(1, &[inc("a", 3, 60), inc("b", 0, 60)])).unwrap(),
+            vec![5, 5]
+        );
+        s.add(2, vec![inc("a", 10, 60)]);
+        assert_eq!(ready(s.incr(3, &[inc("a", 0, 60)])).unwrap(), vec![15]);
+    }
+
+    #[test]
+    fn expired_windows_are_swept() {
+        let s = MemoryStore::default();
+        ready(s.incr(0, &[inc("w0", 1, 60), inc("w1", 1, 120)])).unwrap();
+        assert_eq!(s.len(), 2);
+        s.sweep(60);
+        assert_eq!(s.len(), 1);
+        // Sweeping also happens while the store is in use: every shard sees far more
+        // than one sweep interval of operations here.
+        let ops = u64::from(SWEEP_EVERY) * SHARDS as u64 * 4;
+        for n in 0..ops {
+            s.add(200, vec![inc(&format!("k{n}"), 1, 150)]);
+        }
+        assert!(s.len() < SWEEP_EVERY as usize * SHARDS, "{}", s.len());
+        assert_eq!(ready(s.incr(200, &[inc("w1", 0, 120)])).unwrap(), vec![0]);
+    }
+}
