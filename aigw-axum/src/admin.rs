@@ -7,6 +7,7 @@
 
 use crate::record::RecordSink;
 use aigw_core::exchange::ExchangeRecord;
+use aigw_core::limits::LimitStats;
 use aigw_core::metrics::GenAiMetrics;
 use axum::Router;
 use axum::extract::State;
@@ -16,7 +17,7 @@ use http::{StatusCode, header};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Readiness and counters shared by the gateway and the admin listener.
 #[derive(Debug, Default)]
@@ -28,6 +29,7 @@ pub struct AdminState {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     genai: GenAiMetrics,
+    rate_limits: OnceLock<Arc<LimitStats>>,
 }
 
 impl AdminState {
@@ -49,6 +51,12 @@ impl AdminState {
             &self.reloads_failed
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Exports the rate-limit decisions as `aigw_ratelimit_decisions_total` (the first
+    /// call wins).
+    pub fn set_rate_limit_stats(&self, stats: Arc<LimitStats>) {
+        let _ = self.rate_limits.set(stats);
     }
 
     /// The GenAI histograms, recorded for every finished request.
@@ -90,6 +98,15 @@ impl AdminState {
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed)
         );
+        if let Some(stats) = self.rate_limits.get() {
+            out.push_str("# HELP aigw_ratelimit_decisions_total Rate-limit bucket checks, by decision (store_error: the store failed and the request was let through).\n# TYPE aigw_ratelimit_decisions_total counter\n");
+            for (decision, n) in stats.snapshot() {
+                let _ = writeln!(
+                    out,
+                    "aigw_ratelimit_decisions_total{{decision=\"{decision}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }

@@ -26,7 +26,29 @@ use tokio::net::TcpListener;
 /// Total tokens per tenant per hour.
 const BUDGET: u64 = 30;
 
+/// The token rules of upstream's example, narrowed to total tokens, plus a shadow rule.
+fn token_rules() -> String {
+    format!(
+        r#"
+        - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
+          limit: {{requests: {BUDGET}, unit: Hour}}
+          cost:
+            request: {{from: Number, number: 0}}
+            response:
+              from: Metadata
+              metadata: {{namespace: io.envoy.ai_gateway, key: llm_total_token}}
+        # Would refuse every second request of a tenant, were it not in shadow mode.
+        - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
+          limit: {{requests: 1, unit: Hour}}
+          shadowMode: true"#
+    )
+}
+
 fn yaml(sim: SocketAddr) -> String {
+    yaml_with(sim, &token_rules())
+}
+
+fn yaml_with(sim: SocketAddr, rules: &str) -> String {
     format!(
         r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -78,18 +100,7 @@ spec:
   rateLimit:
     type: Global
     global:
-      rules:
-        - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
-          limit: {{requests: {BUDGET}, unit: Hour}}
-          cost:
-            request: {{from: Number, number: 0}}
-            response:
-              from: Metadata
-              metadata: {{namespace: io.envoy.ai_gateway, key: llm_total_token}}
-        # Would refuse every second request of a tenant, were it not in shadow mode.
-        - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
-          limit: {{requests: 1, unit: Hour}}
-          shadowMode: true
+      rules:{rules}
 "#,
         port = sim.port()
     )
@@ -375,4 +386,81 @@ async fn redis_budget_is_shared_by_instances_and_fails_open() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{addr} never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `aigw run` with `AIGW_REDIS_URL`: a per-client-address rule (the address comes from
+/// the connection) refuses the third request of the day, the refusal is counted on
+/// `/metrics`, and the Redis password never reaches the log.
+#[tokio::test]
+async fn aigw_run_limits_by_client_address_in_redis() {
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("limits.yaml");
+    let rules = r#"
+        - clientSelectors: [{sourceCIDR: {type: Distinct, value: 127.0.0.0/8}}]
+          limit: {requests: 2, unit: Day}"#;
+    std::fs::write(&config, yaml_with(sim, rules)).unwrap();
+    let log = dir.path().join("aigw.log");
+    let (listen, admin) = (free_addr(), free_addr());
+    let mut gw = Command::new(env!("CARGO_BIN_EXE_aigw"))
+        .arg("run")
+        .arg(&config)
+        .args([
+            "--listen",
+            &listen.to_string(),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .env("AIGW_REDIS_URL", &redis.url)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_listening(listen);
+    let url = format!("http://{listen}");
+    let statuses = [
+        chat(&url, "t").await.0,
+        chat(&url, "t").await.0,
+        chat(&url, "other-tenant").await.0,
+    ];
+    let metrics = client()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    gw.kill().unwrap();
+    gw.wait().unwrap();
+    // The budget is the address's, whatever the headers say.
+    assert_eq!(statuses, [200, 200, 429]);
+    assert!(
+        metrics.contains("aigw_ratelimit_decisions_total{decision=\"over_limit\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("aigw_ratelimit_decisions_total{decision=\"ok\"} 2"));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("global rate limits counted in Redis"), "{log}");
+    assert!(log.contains("redis://***@127.0.0.1"), "{log}");
+    assert!(!log.contains("s3cret"), "{log}");
 }

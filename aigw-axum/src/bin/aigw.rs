@@ -336,6 +336,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         None => None,
     };
     let limits = Arc::new(config::RateLimits::new(global));
+    admin_state.set_rate_limit_stats(limits.stats().clone());
     let snapshot = build_snapshot(&config, args.secrets_dir.as_ref(), &resolver, &limits)
         .map_err(|e| e.to_string())?;
     let settings = Settings {
