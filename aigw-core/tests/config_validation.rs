@@ -1314,3 +1314,217 @@ fn quota_policy_rules() {
         "unknown field",
     );
 }
+
+const SECURITY_POLICY: &str = r#"---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: sp
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: gw
+  cors:
+    allowOrigins: ["https://*.example.com"]
+    allowMethods: [GET, POST]
+    maxAge: 600s
+    allowCredentials: true
+  basicAuth:
+    users:
+      name: htpasswd
+  oidc:
+    provider:
+      issuer: https://idp.example.com
+      tokenEndpoint: https://idp.example.com/token
+    clientID: aigw
+    clientSecret:
+      name: oidc-client
+    scopes: [openid, email]
+    redirectURL: https://aigw.example.com/oauth2/callback
+    cookieNames:
+      accessToken: at
+    denyRedirect:
+      headers:
+        - name: x-requested-with
+          type: Exact
+          value: XMLHttpRequest
+    refreshToken: true
+    defaultTokenTTL: 1h
+  jwt:
+    providers:
+      - name: idp
+        issuer: https://idp.example.com
+        remoteJWKS:
+          uri: https://idp.example.com/jwks.json
+          cacheDuration: 600s
+        claimToHeaders:
+          - header: x-user
+            claim: sub
+  extAuth:
+    http:
+      backendRefs:
+        - name: authz
+          port: 8080
+      path: /check
+      headersToBackend: [x-user-id]
+    headersToExtAuth: [authorization]
+    failOpen: false
+  authorization:
+    defaultAction: Deny
+    rules:
+      - name: admins
+        action: Allow
+        operation:
+          methods: [POST]
+        principal:
+          jwt:
+            provider: idp
+            claims:
+              - name: groups
+                valueType: StringArray
+                values: [admins]
+"#;
+
+#[test]
+fn security_policy_sections_are_typed() {
+    let c = Config::from_yaml_str(&format!("{BASE}{SECURITY_POLICY}"), FILE).unwrap();
+    let sp = &c.envoy_security_policies[0].spec;
+    let oidc = sp.oidc.as_ref().unwrap();
+    assert_eq!(
+        oidc.provider.issuer.as_deref(),
+        Some("https://idp.example.com")
+    );
+    assert_eq!(oidc.client_id.as_deref(), Some("aigw"));
+    assert_eq!(
+        sp.jwt.as_ref().unwrap().providers[0].claim_to_headers[0].claim,
+        "sub"
+    );
+    assert_eq!(
+        sp.ext_auth
+            .as_ref()
+            .unwrap()
+            .http
+            .as_ref()
+            .unwrap()
+            .backend_refs[0]
+            .name,
+        "authz"
+    );
+    let rule = &sp.authorization.as_ref().unwrap().rules[0];
+    assert_eq!(
+        rule.principal.jwt.as_ref().unwrap().claims[0].values,
+        ["admins"]
+    );
+}
+
+#[test]
+fn unknown_fields_inside_typed_sub_objects_are_rejected() {
+    let d = "SecurityPolicy/default/sp";
+    for (from, to, field) in [
+        (
+            "      issuer: https://idp.example.com\n      tokenEndpoint",
+            "      issuerr: https://idp.example.com\n      tokenEndpoint",
+            "spec.oidc.provider.issuerr",
+        ),
+        (
+            "          cacheDuration: 600s\n",
+            "          cacheDuraton: 600s\n",
+            "spec.jwt.providers[0].remoteJWKS.cacheDuraton",
+        ),
+        (
+            "            claim: sub\n",
+            "            claims: sub\n",
+            "spec.jwt.providers[0].claimToHeaders[0].claims",
+        ),
+        ("    users:\n", "    user:\n", "spec.basicAuth.user"),
+        (
+            "    allowOrigins:",
+            "    allowOrigin:",
+            "spec.cors.allowOrigin",
+        ),
+        (
+            "      path: /check\n",
+            "      paths: /check\n",
+            "spec.extAuth.http.paths",
+        ),
+        (
+            "              - name: groups\n",
+            "              - claim: groups\n",
+            "spec.authorization.rules[0].principal.jwt.claims[0].claim",
+        ),
+    ] {
+        assert!(SECURITY_POLICY.contains(from), "{from:?}");
+        let yaml = format!("{BASE}{}", SECURITY_POLICY.replace(from, to));
+        let i = issues(&yaml);
+        has(&i, d, field, "unknown field");
+        let issue = i.iter().find(|i| i.field == field).unwrap();
+        // The misspelt key is on the first line of the replacement.
+        let want = yaml[..yaml.find(to).unwrap()].matches('\n').count() + 1;
+        assert_eq!(issue.line, Some(want), "{issue}");
+    }
+}
+
+#[test]
+fn mcp_and_gateway_config_sub_objects_are_typed() {
+    let mcp = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: mcp\nspec:\n  endpoints:\n    - fqdn:\n        hostname: mcp.example.com\n        port: 443\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: MCPRoute\nmetadata:\n  name: m\nspec:\n  parentRefs:\n    - name: gw\n  backendRefs:\n    - name: mcp\n      group: gateway.envoyproxy.io\n      kind: Backend\n  securityPolicy:\n    oauth:\n      issuer: https://idp.example.com\n      protectedResourceMetadata:\n        resource: https://aigw.example.com/mcp\n        scopesSupported: [mcp]\n      jwks:\n        remoteJWKS:\n          uri: https://idp.example.com/jwks\n    authorization:\n      defaultAction: Deny\n      rules:\n        - source:\n            jwt:\n              scopes: [mcp]\n          target:\n            tools:\n              - backend: mcp\n                tool: search\n";
+    let c = Config::from_yaml_str(&format!("{BASE}{mcp}"), FILE).unwrap();
+    let sp = c.mcp_routes[0].spec.security_policy.as_ref().unwrap();
+    assert_eq!(
+        sp.authorization.as_ref().unwrap().rules[0]
+            .target
+            .as_ref()
+            .unwrap()
+            .tools[0]
+            .tool,
+        "search"
+    );
+    let bad = mcp.replace("scopesSupported:", "scopeSupported:");
+    has(
+        &issues(&format!("{BASE}{bad}")),
+        "MCPRoute/default/m",
+        "spec.securityPolicy.oauth.protectedResourceMetadata.scopeSupported",
+        "unknown field",
+    );
+    let bad = mcp.replace(
+        "                tool: search\n",
+        "                tools: search\n",
+    );
+    let i = issues(&format!("{BASE}{bad}"));
+    has(
+        &i,
+        "MCPRoute/default/m",
+        "spec.securityPolicy.authorization.rules[0].target.tools[0].tools",
+        "unknown field",
+    );
+    has(
+        &i,
+        "MCPRoute/default/m",
+        "spec.securityPolicy.authorization.rules[0].target.tools[0].tool",
+        "required field is missing",
+    );
+
+    let gc = "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: GatewayConfig\nmetadata:\n  name: gc\nspec:\n  extProc:\n    kubernetes:\n      env:\n        - name: LOG_LEVEL\n          value: debug\n      resources:\n        limits:\n          memory: 512Mi\n";
+    Config::from_yaml_str(&format!("{BASE}{gc}"), FILE).unwrap();
+    let bad = gc.replace("          value: debug\n", "          valeu: debug\n");
+    has(
+        &issues(&format!("{BASE}{bad}")),
+        "GatewayConfig/default/gc",
+        "spec.extProc.kubernetes.env[0].valeu",
+        "unknown field",
+    );
+}
+
+#[test]
+fn backend_security_policy_oidc_is_typed() {
+    let yaml = replace(
+        "  type: APIKey\n  apiKey:\n    secretRef:\n      name: openai-key\n",
+        "  type: AWSCredentials\n  awsCredentials:\n    region: us-east-1\n    oidcExchangeToken:\n      awsRoleArn: arn:aws:iam::1:role/r\n      oidc:\n        provider:\n          issuer: https://idp.example.com\n        clientID: aigw\n        clientSecrett:\n          name: s\n",
+    );
+    has(
+        &issues(&yaml),
+        BSP,
+        "spec.awsCredentials.oidcExchangeToken.oidc.clientSecrett",
+        "unknown field",
+    );
+}

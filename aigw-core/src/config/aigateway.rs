@@ -6,9 +6,11 @@ use super::meta::{
     BackendObjectReference, HttpHeader, HttpHeaderMatch, HttpRouteTimeouts, ParentReference,
     PolicyTargetReference, SecretObjectReference,
 };
+use super::security_policy::Oidc;
 use crate::schema::VersionedSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// The header the gateway fills with the request body's model.
 pub const MODEL_HEADER: &str = "x-ai-eg-model";
@@ -360,7 +362,7 @@ pub struct AwsCredentialsFile {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcExchangeToken {
     /// Envoy Gateway `OIDC` settings (provider, clientID, clientSecret, scopes…).
-    pub oidc: Value,
+    pub oidc: Oidc,
     /// Grant type.
     #[serde(default)]
     pub grant_type: Option<String>,
@@ -501,9 +503,89 @@ pub struct GatewayConfigSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewayConfigExtProc {
-    /// The container spec, kept as written.
+    /// The container spec.
     #[serde(default)]
-    pub kubernetes: Option<Value>,
+    pub kubernetes: Option<KubernetesContainerSpec>,
+}
+
+/// Envoy Gateway `KubernetesContainerSpec`: the ExtProc container's settings (used by
+/// the operator). Kubernetes core sub-objects (`valueFrom`, `securityContext`) are kept
+/// as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesContainerSpec {
+    /// Environment variables.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// Resource requests and limits.
+    #[serde(default)]
+    pub resources: Option<ResourceRequirements>,
+    /// Security context.
+    #[serde(default)]
+    pub security_context: Option<Value>,
+    /// Image.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Image repository (the tag stays the controller's).
+    #[serde(default)]
+    pub image_repository: Option<String>,
+    /// Volume mounts.
+    #[serde(default)]
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+/// Kubernetes `EnvVar`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvVar {
+    /// Name.
+    pub name: String,
+    /// Value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Source (Secret, ConfigMap, field), kept as written.
+    #[serde(default)]
+    pub value_from: Option<Value>,
+}
+
+/// Kubernetes `ResourceRequirements`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResourceRequirements {
+    /// Limits (`cpu`, `memory`, …).
+    #[serde(default)]
+    pub limits: BTreeMap<String, Value>,
+    /// Requests.
+    #[serde(default)]
+    pub requests: BTreeMap<String, Value>,
+    /// Dynamic resource claims.
+    #[serde(default)]
+    pub claims: Vec<Value>,
+}
+
+/// Kubernetes `VolumeMount`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VolumeMount {
+    /// Volume name.
+    pub name: String,
+    /// Mount path.
+    pub mount_path: String,
+    /// Read only.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    /// Recursive read-only mode.
+    #[serde(default)]
+    pub recursive_read_only: Option<String>,
+    /// Sub path.
+    #[serde(default)]
+    pub sub_path: Option<String>,
+    /// Sub path with environment expansion.
+    #[serde(default)]
+    pub sub_path_expr: Option<String>,
+    /// Mount propagation.
+    #[serde(default)]
+    pub mount_propagation: Option<String>,
 }
 
 /// `GatewayConfig.spec.forwardProxy`.

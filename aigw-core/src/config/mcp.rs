@@ -1,6 +1,7 @@
 //! `MCPRoute`: aggregation of MCP servers behind one Streamable HTTP endpoint.
 
 use super::meta::{HttpHeaderMatch, ParentReference, SecretObjectReference};
+use super::security_policy::{ApiKeyAuth, ClaimToHeader, ExtAuth, JwtClaim, LocalJwks, RemoteJwks};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -137,15 +138,15 @@ pub struct MCPRouteSecurityPolicy {
     /// MCP-spec OAuth.
     #[serde(default)]
     pub oauth: Option<MCPRouteOAuth>,
-    /// Envoy Gateway `APIKeyAuth`, kept as written.
+    /// Envoy Gateway `APIKeyAuth`.
     #[serde(default)]
-    pub api_key_auth: Option<Value>,
-    /// Envoy Gateway `ExtAuth`, kept as written.
+    pub api_key_auth: Option<ApiKeyAuth>,
+    /// Envoy Gateway `ExtAuth`.
     #[serde(default)]
-    pub ext_auth: Option<Value>,
-    /// Authorization rules, kept as written.
+    pub ext_auth: Option<ExtAuth>,
+    /// MCP authorization rules.
     #[serde(default)]
-    pub authorization: Option<Value>,
+    pub authorization: Option<MCPRouteAuthorization>,
 }
 
 /// MCP-spec OAuth settings.
@@ -157,13 +158,117 @@ pub struct MCPRouteOAuth {
     /// Allowed audiences.
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// JWKS source (`remoteJWKS` or `localJWKS`), kept as written.
+    /// JWKS source (discovered from the issuer when unset).
     #[serde(default)]
-    pub jwks: Option<Value>,
-    /// RFC 9728 metadata, kept as written.
+    pub jwks: Option<MCPJwks>,
+    /// RFC 9728 protected resource metadata.
     #[serde(default)]
-    pub protected_resource_metadata: Option<Value>,
+    pub protected_resource_metadata: Option<ProtectedResourceMetadata>,
     /// Claims copied to backend headers.
     #[serde(default)]
-    pub claim_to_headers: Vec<Value>,
+    pub claim_to_headers: Vec<ClaimToHeader>,
+}
+
+/// `oauth.jwks`: exactly one of `remoteJWKS`, `localJWKS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MCPJwks {
+    /// Keys fetched from a URL.
+    #[serde(default, rename = "remoteJWKS")]
+    pub remote_jwks: Option<RemoteJwks>,
+    /// Keys given in the route.
+    #[serde(default, rename = "localJWKS")]
+    pub local_jwks: Option<LocalJwks>,
+}
+
+/// RFC 9728 protected resource metadata served to MCP clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProtectedResourceMetadata {
+    /// The resource identifier (the route's URL).
+    pub resource: String,
+    /// Human-readable name.
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    /// Scopes needed for basic use.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// JWS algorithms the resource accepts.
+    #[serde(default)]
+    pub resource_signing_alg_values_supported: Vec<String>,
+    /// Documentation URL.
+    #[serde(default)]
+    pub resource_documentation: Option<String>,
+    /// Policy URL.
+    #[serde(default, rename = "resourcePolicyUri")]
+    pub resource_policy_uri: Option<String>,
+}
+
+/// `securityPolicy.authorization`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPRouteAuthorization {
+    /// `Allow` or `Deny` (default) when no rule matches.
+    #[serde(default)]
+    pub default_action: Option<String>,
+    /// Rules, first match decides.
+    #[serde(default)]
+    pub rules: Vec<MCPRouteAuthorizationRule>,
+}
+
+/// One MCP authorization rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPRouteAuthorizationRule {
+    /// Who (all when unset).
+    #[serde(default)]
+    pub source: Option<MCPAuthorizationSource>,
+    /// Which tools (all when unset).
+    #[serde(default)]
+    pub target: Option<MCPAuthorizationTarget>,
+    /// A CEL condition over the request.
+    #[serde(default)]
+    pub cel: Option<String>,
+    /// `Allow` (default) or `Deny`.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+/// `rules[].source`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPAuthorizationSource {
+    /// Required JWT scopes and claims.
+    pub jwt: MCPJwtSource,
+}
+
+/// `rules[].source.jwt`: scopes and claims, AND-ed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPJwtSource {
+    /// Scopes that must all be present.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Claims that must match.
+    #[serde(default)]
+    pub claims: Vec<JwtClaim>,
+}
+
+/// `rules[].target`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPAuthorizationTarget {
+    /// Tools the rule applies to.
+    #[serde(default)]
+    pub tools: Vec<MCPToolCall>,
+}
+
+/// A tool of a backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MCPToolCall {
+    /// The backendRef name.
+    pub backend: String,
+    /// The tool name.
+    pub tool: String,
 }

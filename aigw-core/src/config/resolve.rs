@@ -238,59 +238,25 @@ fn oidc(
     o: &OidcExchangeToken,
     field: &str,
 ) -> Result<OidcSettings, ResolveFailure> {
-    let s = |k: &str| o.oidc.get(k).and_then(Value::as_str).map(str::to_string);
-    let provider = o.oidc.get("provider");
-    let p = |k: &str| {
-        provider
-            .and_then(|p| p.get(k))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let client_secret = match o
-        .oidc
-        .get("clientSecret")
-        .and_then(|v| v.get("name"))
-        .and_then(Value::as_str)
-    {
-        Some(name) => {
-            let r = SecretObjectReference {
-                name: name.to_string(),
-                namespace: o
-                    .oidc
-                    .get("clientSecret")
-                    .and_then(|v| v.get("namespace"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                ..Default::default()
-            };
-            Some(secret(
-                secrets,
-                ns,
-                &r,
-                "client-secret",
-                &format!("{field}.oidc.clientSecret"),
-            )?)
-        }
+    let client_secret = match &o.oidc.client_secret {
+        Some(r) => Some(secret(
+            secrets,
+            ns,
+            r,
+            "client-secret",
+            &format!("{field}.oidc.clientSecret"),
+        )?),
         None => None,
     };
     Ok(OidcSettings {
-        issuer: p("issuer"),
-        token_endpoint: p("tokenEndpoint"),
-        client_id: s("clientID"),
+        issuer: o.oidc.provider.issuer.clone(),
+        token_endpoint: o.oidc.provider.token_endpoint.clone(),
+        client_id: o.oidc.client_id.clone(),
         client_secret,
-        scopes: o
-            .oidc
-            .get("scopes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        scopes: o.oidc.scopes.clone(),
         grant_type: o.grant_type.clone(),
         aud: o.aud.clone(),
-        raw: o.oidc.clone(),
+        raw: serde_json::to_value(&o.oidc).unwrap_or_default(),
     })
 }
 

@@ -1298,13 +1298,7 @@ fn mcp_route(
         let uses_jwt = sp
             .authorization
             .as_ref()
-            .and_then(|a| a.get("rules"))
-            .and_then(|r| r.as_array())
-            .is_some_and(|rules| {
-                rules
-                    .iter()
-                    .any(|r| r.get("source").and_then(|s| s.get("jwt")).is_some())
-            });
+            .is_some_and(|a| a.rules.iter().any(|r| r.source.is_some()));
         if uses_jwt && sp.oauth.is_none() {
             d.err(
                 "spec.securityPolicy.authorization",
