@@ -16,6 +16,7 @@ use aigw_core::limits::{Increment, LimitStore};
 use aigw_core::{Error, Result, Secret};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,21 @@ const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// How long the settle path stays quiet in the logs after reporting a failure.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// `INCRBY` + `EXPIRE` (at the end of the window) per increment, in one pipeline;
+/// with `counts`, the reply is the `INCRBY` results in order.
+fn pipeline(now: u64, increments: &[Increment], counts: bool) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for i in increments {
+        let ttl = i.expires_at.saturating_sub(now).max(1);
+        let incr = pipe.cmd("INCRBY").arg(&i.key).arg(i.cost);
+        if !counts {
+            incr.ignore();
+        }
+        pipe.cmd("EXPIRE").arg(&i.key).arg(ttl).ignore();
+    }
+    pipe
+}
 
 /// `redis://user:password@host:port/db` with the user information replaced, for logs.
 pub fn redact_url(url: &str) -> String {
@@ -51,7 +67,7 @@ pub struct RedisStore {
     paused_until: AtomicU64,
     /// Milliseconds since `epoch` of the last logged settle failure.
     last_log: AtomicU64,
-    failures: AtomicU64,
+    failures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -64,10 +80,10 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store for the server at `url` (`redis://[user:password@]host:port[/db]`,
-    /// `rediss://…` is not supported by this build, `redis+unix:///path`). Connects
-    /// lazily, so the gateway starts while Redis is down; must be called inside a
-    /// Tokio runtime.
+    /// A store for the server at `url` (`redis://[user:password@]host:port[/db]` or
+    /// `redis+unix:///path`; TLS is not built in). Each call is bounded by `timeout`.
+    /// Connects lazily, so the gateway starts while Redis is down; must be called
+    /// inside a Tokio runtime.
     pub fn new(url: &Secret, timeout: Duration) -> Result<Self> {
         let display = redact_url(url.expose());
         let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidConfig {
@@ -93,7 +109,7 @@ impl RedisStore {
             epoch: Instant::now(),
             paused_until: AtomicU64::new(0),
             last_log: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            failures: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -117,12 +133,7 @@ impl RedisStore {
                 message: format!("redis {} failed recently", self.display),
             });
         }
-        let mut pipe = redis::pipe();
-        for i in increments {
-            let ttl = i.expires_at.saturating_sub(now).max(1);
-            pipe.cmd("INCRBY").arg(&i.key).arg(i.cost);
-            pipe.cmd("EXPIRE").arg(&i.key).arg(ttl).ignore();
-        }
+        let pipe = pipeline(now, increments, true);
         let mut conn = self.conn.clone();
         let result = tokio::time::timeout(self.timeout, pipe.query_async::<Vec<u64>>(&mut conn))
             .await
@@ -160,17 +171,24 @@ impl LimitStore for RedisStore {
             tracing::warn!("rate-limit charge dropped: no runtime to reach Redis from");
             return;
         };
-        let store = RedisAdd {
-            conn: self.conn.clone(),
-            timeout: self.timeout,
-        };
-        let log = self.should_log();
+        let mut conn = self.conn.clone();
+        // Charges are off the request path: allow the connection manager a reconnect
+        // before giving up.
+        let bound = self.timeout.saturating_mul(10);
+        let pipe = pipeline(now, &increments, false);
         let url = self.display.clone();
+        let log = self.should_log();
+        let failures = self.failures.clone();
         handle.spawn(async move {
-            if let Err(e) = store.run(now, &increments).await
-                && log
+            let error = match tokio::time::timeout(bound, pipe.query_async::<()>(&mut conn)).await
             {
-                tracing::warn!(redis = %url, error = %e, "rate-limit charges not recorded (Redis unavailable)");
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {bound:?}"),
+            };
+            failures.fetch_add(1, Ordering::Relaxed);
+            if log {
+                tracing::warn!(redis = %url, error = %error, "rate-limit charges not recorded (Redis unavailable)");
             }
         });
     }
@@ -186,31 +204,6 @@ impl RedisStore {
                 .last_log
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
-    }
-}
-
-/// The settle path's share of the store, moved into a spawned task.
-struct RedisAdd {
-    conn: ConnectionManager,
-    timeout: Duration,
-}
-
-impl RedisAdd {
-    async fn run(mut self, now: u64, increments: &[Increment]) -> std::result::Result<(), String> {
-        let mut pipe = redis::pipe();
-        for i in increments {
-            let ttl = i.expires_at.saturating_sub(now).max(1);
-            pipe.cmd("INCRBY").arg(&i.key).arg(i.cost).ignore();
-            pipe.cmd("EXPIRE").arg(&i.key).arg(ttl).ignore();
-        }
-        // Charges are not on a request's path: allow the connection manager a
-        // reconnect before giving up.
-        let bound = self.timeout.saturating_mul(10);
-        match tokio::time::timeout(bound, pipe.query_async::<()>(&mut self.conn)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {bound:?}")),
-        }
     }
 }
 
