@@ -397,3 +397,84 @@ global:
         "{text}"
     );
 }
+
+/// Upstream's `examples/token_ratelimit/token_ratelimit.yaml`, unchanged.
+const UPSTREAM_EXAMPLE: &str = include_str!("testdata/token_ratelimit.yaml");
+
+fn upstream_meter() -> (RateLimitMeter, Arc<CostSet>) {
+    let cfg = Config::from_yaml_str(UPSTREAM_EXAMPLE, "token_ratelimit.yaml").unwrap();
+    let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
+    let meter =
+        RateLimitMeter::from_config(&cfg, store.clone(), store, Arc::new(LimitStats::default()))
+            .unwrap()
+            .with_clock(Arc::new(|| 7_205));
+    let costs = CostSet::compile(&cfg.ai_gateway_routes[0].spec.llm_request_costs, &[]).unwrap();
+    (meter, Arc::new(costs))
+}
+
+fn upstream_exchange(
+    meter: &Arc<RateLimitMeter>,
+    costs: &Arc<CostSet>,
+    tenant_id: &'static str,
+    used: Option<TokenUsage>,
+) -> crate::Result<Reservation> {
+    let h = tenant(tenant_id);
+    let r = ready(meter.reserve(&MeterRequest {
+        route: "default/envoy-ai-gateway-token-ratelimit",
+        backend: "b",
+        model: "rate-limit-funky-model",
+        client: None,
+        estimate: 0,
+        headers: &h,
+        client_ip: None,
+    }))?;
+    if let Some(u) = used {
+        let m: Arc<dyn TokenMeter> = meter.clone();
+        let mut g = MeterGuard::new(m, r.clone()).with_costs(
+            costs.clone(),
+            Arc::from("default/envoy-ai-gateway-token-ratelimit"),
+            Arc::from("b"),
+            "rate-limit-funky-model".into(),
+        );
+        g.update(&u);
+    }
+    Ok(r)
+}
+
+#[test]
+fn upstream_example_limits_input_tokens_per_tenant() {
+    let (meter, costs) = upstream_meter();
+    let meter = Arc::new(meter);
+    // Five rules, all per x-tenant-id, all charged from the response.
+    let r = upstream_exchange(&meter, &costs, "t1", Some(usage(6, 1))).unwrap();
+    assert_eq!(r.keys.len(), 5);
+    assert_eq!(r.response.len(), 5);
+    assert!(r.needs_costs());
+    upstream_exchange(&meter, &costs, "t1", Some(usage(4, 1))).unwrap();
+    // 10 input tokens of 10 used: the input-token rule (limit 10) refuses.
+    match upstream_exchange(&meter, &costs, "t1", None) {
+        Err(Error::RateLimited { message, .. }) => {
+            assert!(message.contains("rule 0"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    upstream_exchange(&meter, &costs, "t2", None).unwrap();
+}
+
+#[test]
+fn upstream_example_cel_rule_charges_by_expression() {
+    let (meter, costs) = upstream_meter();
+    let meter = Arc::new(meter);
+    // The CEL cost is 100000000 when the input is exactly 3 tokens: one such request
+    // spends the CEL rule's budget of 1000.
+    upstream_exchange(&meter, &costs, "t1", Some(usage(3, 0))).unwrap();
+    match upstream_exchange(&meter, &costs, "t1", None) {
+        Err(Error::RateLimited { message, .. }) => {
+            assert!(message.contains("rule 4"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Any other input size costs the CEL rule nothing.
+    upstream_exchange(&meter, &costs, "t2", Some(usage(2, 0))).unwrap();
+    upstream_exchange(&meter, &costs, "t2", None).unwrap();
+}
