@@ -1027,7 +1027,7 @@ fn error_text_golden() {
     // Every schema error of a document is reported; the semantic checks of every other
     // document still run and are all reported. Each line names `file:line`.
     let yaml = replace("          weight: 1\n", "          weight: -1\n")
-        .replace("      port: 1975\n", "      port: 1975\n      prot: 1\n")
+        .replace("      port: 1975\n", "      port: high\n      prot: 1\n")
         .replace("  type: APIKey\n", "  type: AzureAPIKey\n")
         .replace(
             "  backendRef:\n    name: openai\n",

@@ -189,7 +189,8 @@ impl Config {
         config.finish(issues, lines)
     }
 
-    /// Loads files and directories (recursively, `*.yaml` and `*.yml`, in sorted order)
+    /// Loads files and directories (recursively, `*.yaml`, `*.yml` and `*.json`, in
+    /// sorted order)
     /// as one configuration, and validates it.
     pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Self> {
         let mut files = Vec::new();
@@ -220,6 +221,12 @@ impl Config {
         validate::validate(&self, &mut issues, &mut warnings, &lines);
         for issue in issues.iter_mut().chain(warnings.iter_mut()) {
             lines.fill(issue);
+        }
+        // Reading order: file by file as loaded, top to bottom. The sort is stable, so
+        // issues on one line keep the order they were found in.
+        let file_rank = |file: &str| self.files.iter().position(|f| f == file);
+        for list in [&mut issues, &mut warnings] {
+            list.sort_by_key(|i| (file_rank(&i.file), i.line.unwrap_or(0)));
         }
         self.lines = Arc::new(lines);
         if issues.is_empty() {
@@ -409,7 +416,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             collect_files(&entry, out)?;
         } else if matches!(
             entry.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
+            Some("yaml" | "yml" | "json")
         ) {
             out.push(entry);
         }
