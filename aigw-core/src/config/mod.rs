@@ -189,8 +189,7 @@ impl Config {
         config.finish(issues, lines)
     }
 
-    /// Loads files and directories (recursively, `*.yaml`, `*.yml` and `*.json`, in
-    /// sorted order)
+    /// Loads files and directories (recursively, `*.yaml` and `*.yml`, in sorted order)
     /// as one configuration, and validates it.
     pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Self> {
         let mut files = Vec::new();
@@ -416,7 +415,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             collect_files(&entry, out)?;
         } else if matches!(
             entry.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
+            Some("yaml" | "yml")
         ) {
             out.push(entry);
         }
