@@ -855,6 +855,99 @@ mod tests {
         assert_eq!(settled[0].output, Some(5));
     }
 
+    /// Records what reserve saw and what settle was given.
+    #[derive(Default)]
+    struct Seen {
+        request: Mutex<Option<(Option<String>, Option<std::net::IpAddr>)>>,
+        costs: Mutex<Vec<Vec<(String, u64)>>>,
+    }
+    #[async_trait::async_trait]
+    impl TokenMeter for Seen {
+        async fn reserve(&self, r: &MeterRequest<'_>) -> Result<Reservation> {
+            let tenant = r
+                .headers
+                .get("x-tenant-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            *self.request.lock().unwrap() = Some((tenant, r.client_ip));
+            Ok(Reservation {
+                response: vec![crate::meter::ResponseCharge {
+                    bucket: "b".into(),
+                    window: Duration::from_secs(60),
+                    cost: crate::config::traffic::LimitCost::Metadata {
+                        namespace: "io.envoy.ai_gateway".into(),
+                        key: "out".into(),
+                    },
+                    scope: crate::config::traffic::RateLimitScope::Local,
+                }],
+                ..Reservation::default()
+            })
+        }
+        fn settle(&self, _r: Reservation, s: &crate::meter::Settlement<'_>) {
+            self.costs.lock().unwrap().push(s.costs.to_vec());
+        }
+    }
+
+    fn plan_with_costs() -> Plan {
+        let costs = CostSet::compile(
+            &[crate::config::LlmRequestCost {
+                metadata_key: "out".into(),
+                cost_type: crate::config::LlmRequestCostType::OutputToken,
+                cel: None,
+            }],
+            &[],
+        )
+        .unwrap();
+        Plan {
+            route: Arc::from("ns/r"),
+            targets: vec![target()],
+            stream_idle_timeout: None,
+            request_timeout: None,
+            per_try_timeout: None,
+            costs: Some(Arc::new(costs)),
+            max_attempts: None,
+            backoff: None,
+        }
+    }
+
+    #[test]
+    fn meter_sees_headers_and_address_and_settles_with_route_costs() {
+        let meter = Arc::new(Seen::default());
+        let mut h = HeaderMap::new();
+        h.insert("x-tenant-id", HeaderValue::from_static("acme"));
+        let body = Bytes::from_static(br#"{"model":"gpt-4o","stream":true}"#);
+        let plan = plan_with_costs();
+        let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+
+        // Finished: the costs computed for the record are the ones settled.
+        let mut ex = Exchange::new(Endpoint::ChatCompletions, h.clone(), body.clone()).unwrap();
+        ex.set_client_ip(ip);
+        ex.apply_plan(&plan);
+        ready(ex.reserve(meter.clone(), &plan.targets[0], None)).unwrap();
+        let mut a = ex.attempt(&plan.targets[0], &Factory).unwrap();
+        ex.chunk(&mut a, Bytes::from_static(b"abc"), true).unwrap();
+        let rec = ex.finish(StatusCode::OK, None);
+        assert_eq!(rec.costs, vec![("out".to_string(), 3)]);
+        assert_eq!(
+            *meter.request.lock().unwrap(),
+            Some((Some("acme".to_string()), Some(ip)))
+        );
+
+        // Dropped mid-stream: the guard computes the costs from what was seen.
+        {
+            let mut ex = Exchange::new(Endpoint::ChatCompletions, h, body).unwrap();
+            ex.apply_plan(&plan);
+            ready(ex.reserve(meter.clone(), &plan.targets[0], None)).unwrap();
+            let mut a = ex.attempt(&plan.targets[0], &Factory).unwrap();
+            ex.chunk(&mut a, Bytes::from_static(b"ab"), false).unwrap();
+        }
+        let settled = meter.costs.lock().unwrap();
+        assert_eq!(
+            *settled,
+            vec![vec![("out".to_string(), 3)], vec![("out".to_string(), 2)]]
+        );
+    }
+
     #[test]
     fn dropped_exchange_settles_partial_usage() {
         let meter = Arc::new(Rec::default());
