@@ -1528,3 +1528,22 @@ fn backend_security_policy_oidc_is_typed() {
         "unknown field",
     );
 }
+
+#[test]
+fn gateway_listener_tls_and_allowed_routes_are_typed() {
+    let https = "      port: 1975\n    - name: https\n      protocol: HTTPS\n      port: 8443\n      tls:\n        mode: Terminate\n        certificateRefs:\n          - name: cert\n      allowedRoutes:\n        namespaces:\n          from: All\n";
+    let yaml = replace("      port: 1975\n", https);
+    let c = Config::from_yaml_str(&yaml, FILE).unwrap();
+    let l = &c.gateways[0].spec.listeners[1];
+    assert_eq!(l.tls.as_ref().unwrap().certificate_refs[0].name, "cert");
+    let bad = replace(
+        "      port: 1975\n",
+        &https.replace("certificateRefs:", "certificateRef:"),
+    );
+    has(
+        &issues(&bad),
+        "Gateway/default/gw",
+        "spec.listeners[1].tls.certificateRef",
+        "unknown field",
+    );
+}

@@ -6,7 +6,7 @@
 //! (retries, timeouts, rate limits, body buffer limit) are typed and strict; every other
 //! top-level setting is kept in `other` and reported as ignored.
 
-use super::meta::{ParentReference, PolicyTargetReference};
+use super::meta::{ParentReference, PolicyTargetReference, SecretObjectReference};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -97,9 +97,9 @@ pub struct BackendTlsSettings {
     /// Skip verification.
     #[serde(default)]
     pub insecure_skip_verify: Option<bool>,
-    /// Client certificate.
+    /// Client certificate (a `kubernetes.io/tls` Secret).
     #[serde(default)]
-    pub client_certificate_ref: Option<Value>,
+    pub client_certificate_ref: Option<SecretObjectReference>,
     /// Minimum TLS version.
     #[serde(default)]
     pub min_version: Option<String>,
@@ -161,7 +161,23 @@ pub struct BackendTlsValidation {
     pub hostname: String,
     /// Extra SANs to accept.
     #[serde(default)]
-    pub subject_alt_names: Vec<Value>,
+    pub subject_alt_names: Vec<SubjectAltName>,
+}
+
+/// Gateway API `SubjectAltName`: `type: Hostname` with `hostname`, or `type: URI` with
+/// `uri`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubjectAltName {
+    /// `Hostname` or `URI`.
+    #[serde(rename = "type")]
+    pub san_type: String,
+    /// For `Hostname`.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// For `URI`.
+    #[serde(default)]
+    pub uri: Option<String>,
 }
 
 /// Envoy Gateway `BackendTrafficPolicy.spec`.
@@ -415,10 +431,10 @@ pub struct GatewaySpec {
     pub listeners: Vec<Listener>,
     /// Requested addresses.
     #[serde(default)]
-    pub addresses: Option<Value>,
+    pub addresses: Vec<GatewayAddress>,
     /// Infrastructure parameters (EnvoyProxy reference).
     #[serde(default)]
-    pub infrastructure: Option<Value>,
+    pub infrastructure: Option<GatewayInfrastructure>,
     /// Gateway-level backend TLS.
     #[serde(rename = "backendTLS", default)]
     pub backend_tls: Option<Value>,
@@ -442,10 +458,90 @@ pub struct Listener {
     pub protocol: String,
     /// TLS settings.
     #[serde(default)]
-    pub tls: Option<Value>,
+    pub tls: Option<ListenerTls>,
     /// Allowed routes.
     #[serde(default)]
-    pub allowed_routes: Option<Value>,
+    pub allowed_routes: Option<AllowedRoutes>,
+}
+
+/// Gateway API `GatewayAddress`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayAddress {
+    /// `IPAddress` (default), `Hostname` or a vendor type.
+    #[serde(default, rename = "type")]
+    pub address_type: Option<String>,
+    /// The address.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// Gateway API `GatewayInfrastructure`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayInfrastructure {
+    /// Labels for the generated resources.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations for the generated resources.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Implementation parameters (Envoy Gateway: an `EnvoyProxy`).
+    #[serde(default)]
+    pub parameters_ref: Option<LocalObjectReference>,
+}
+
+/// Gateway API `GatewayTLSConfig` of a listener.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerTls {
+    /// `Terminate` (default) or `Passthrough`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Server certificates (`kubernetes.io/tls` Secrets).
+    #[serde(default)]
+    pub certificate_refs: Vec<SecretObjectReference>,
+    /// Client certificate validation, kept as written.
+    #[serde(default)]
+    pub frontend_validation: Option<Value>,
+    /// Implementation-specific options.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Gateway API `AllowedRoutes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AllowedRoutes {
+    /// Namespaces routes may attach from.
+    #[serde(default)]
+    pub namespaces: Option<RouteNamespaces>,
+    /// Route kinds allowed.
+    #[serde(default)]
+    pub kinds: Vec<RouteGroupKind>,
+}
+
+/// `allowedRoutes.namespaces`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteNamespaces {
+    /// `Same` (default), `All` or `Selector`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Label selector for `Selector`, kept as written.
+    #[serde(default)]
+    pub selector: Option<Value>,
+}
+
+/// `allowedRoutes.kinds[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteGroupKind {
+    /// Group, default `gateway.networking.k8s.io`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Kind.
+    pub kind: String,
 }
 
 /// Gateway API `HTTPRoute.spec`, kept loosely: aigw serves AIGatewayRoutes, but a
