@@ -1547,3 +1547,43 @@ fn gateway_listener_tls_and_allowed_routes_are_typed() {
         "unknown field",
     );
 }
+
+#[test]
+fn traffic_policy_schema_errors_are_all_reported() {
+    let btp = "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata:\n  name: btp\nspec:\n  targetRefs:\n    - group: gateway.networking.k8s.io\n      kind: HTTPRoute\n      name: route\n  retry:\n    numRetries: many\n    perRetry:\n      timeoutt: 5s\n  timeout:\n    http:\n      requestTimeout: 30s\n";
+    let yaml = format!("{BASE}{btp}");
+    let i = issues(&yaml);
+    let d = "BackendTrafficPolicy/default/btp";
+    has(&i, d, "spec.retry.numRetries", "invalid type");
+    has(&i, d, "spec.retry.perRetry.timeoutt", "unknown field");
+    let issue = i
+        .iter()
+        .find(|i| i.field == "spec.retry.perRetry.timeoutt")
+        .unwrap();
+    assert_eq!(issue.line, Some(line_of(&yaml, "timeoutt: 5s")));
+}
+
+#[test]
+fn issues_found_after_loading_are_located() {
+    let yaml = BASE[..BASE.find("---\napiVersion: v1\nkind: Secret").unwrap()].to_string();
+    let c = Config::from_yaml_str(&yaml, FILE).unwrap();
+    let w = c
+        .warnings()
+        .iter()
+        .find(|w| w.field == "spec.apiKey.secretRef")
+        .unwrap();
+    let want = Some(line_of(&yaml, "    secretRef:"));
+    assert_eq!(w.line, want);
+    let secrets = SecretSource::from_config(&c);
+    let Err(Error::InvalidConfig { mut issues }) =
+        aigw_core::routing::Snapshot::compile_with_secrets(&c, &secrets)
+    else {
+        panic!("the Secret is missing");
+    };
+    c.locate(&mut issues);
+    let issue = issues
+        .iter()
+        .find(|i| i.field == "spec.apiKey.secretRef")
+        .unwrap();
+    assert_eq!(issue.line, want, "{issue}");
+}

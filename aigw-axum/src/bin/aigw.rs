@@ -186,6 +186,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Issues found after loading get the `file:line` of their field, like load errors.
+fn located(config: &Config, e: aigw_core::Error) -> aigw_core::Error {
+    match e {
+        aigw_core::Error::InvalidConfig { mut issues } => {
+            config.locate(&mut issues);
+            aigw_core::Error::InvalidConfig { issues }
+        }
+        other => other,
+    }
+}
+
 fn validate(paths: &[PathBuf]) -> ExitCode {
     match Config::load_paths(paths) {
         Ok(config) => {
@@ -209,11 +220,11 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             }
             let secrets = SecretSource::from_config(&config).with_env_fallback();
             if let Err(e) = aigw_core::routing::Snapshot::compile_with_secrets(&config, &secrets) {
-                eprintln!("{e}");
+                eprintln!("{}", located(&config, e));
                 return ExitCode::FAILURE;
             }
             if let Err(e) = config::RateLimits::default().meter(&config) {
-                eprintln!("{e}");
+                eprintln!("{}", located(&config, e));
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS

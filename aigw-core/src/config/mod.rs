@@ -236,6 +236,15 @@ impl Config {
         }
     }
 
+    /// Gives issues found after loading (by [`crate::routing::Snapshot`], by a meter, by
+    /// an embedder) the line of their field, when their file and document name a
+    /// loaded document and they have no line yet.
+    pub fn locate(&self, issues: &mut [ConfigIssue]) {
+        for issue in issues {
+            self.lines.fill(issue);
+        }
+    }
+
     /// Non-fatal findings: references to objects not in the loaded files (Secrets,
     /// Gateways, InferencePools, CA ConfigMaps), settings that are not honoured.
     pub fn warnings(&self) -> &[ConfigIssue] {
