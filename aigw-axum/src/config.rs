@@ -229,6 +229,7 @@ impl RoutePlanner for ConfigPlanner {
             costs: self.costs(m.route_name, m.costs),
             max_attempts: retry.map(|r| r.num_retries.saturating_add(1)),
             backoff: retry.and_then(|r| r.backoff_base),
+            retry_on: retry.map(|r| r.retry_on.clone()),
         })
     }
 

@@ -7,6 +7,7 @@ use crate::stream::{Finisher, StreamBody};
 use crate::trace_context::RequestTrace;
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Attempt, Exchange, Plan, ResponseStart, retry_after};
+use aigw_core::retry::{RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -27,6 +28,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// Retry conditions of routes without a BackendTrafficPolicy `retry`.
+static DEFAULT_RETRY_ON: std::sync::LazyLock<RetryOn> = std::sync::LazyLock::new(RetryOn::default);
 
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
     let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
@@ -188,6 +192,7 @@ async fn run(
     });
     let mut delay = Duration::ZERO;
     let mut upstream_wait = Duration::ZERO;
+    let retry_on = plan.retry_on.as_deref().unwrap_or(&DEFAULT_RETRY_ON);
 
     for i in 0..max_attempts {
         let target = &plan.targets[i % plan.targets.len()];
@@ -239,7 +244,11 @@ async fn run(
             if let Err(e) = applied {
                 tracing::warn!(backend = %target.backend, error = %e, "upstream credentials failed");
                 last = Failure::Transport(e);
-                continue;
+                // Nothing was sent: a connect failure as far as retries go.
+                if retry_on.transport(TransportFailure::Connect) {
+                    continue;
+                }
+                break;
             }
         }
 
@@ -251,15 +260,19 @@ async fn run(
         upstream_wait += sent.elapsed();
         let response = match outcome {
             Ok(r) => r,
-            Err(e) => {
+            Err((e, kind)) => {
                 tracing::debug!(backend = %target.backend, attempt = i + 1, error = %e, "attempt failed");
                 last = Failure::Transport(e);
-                continue;
+                if retry_on.transport(kind) {
+                    continue;
+                }
+                break;
             }
         };
         let (parts, incoming) = response.into_parts();
         match attempt.response_headers(parts.status, &parts.headers)? {
-            ResponseStart::Error { retryable } => {
+            ResponseStart::Error { .. } => {
+                let retryable = retry_on.status(parts.status);
                 let reading = Instant::now();
                 let body = read_error_body(incoming, settings.max_error_body_bytes, per_try).await;
                 upstream_wait += reading.elapsed();
@@ -311,8 +324,16 @@ async fn run(
                         Err(e) => {
                             // Nothing has reached the client yet: fail over.
                             tracing::debug!(backend = %target.backend, error = %e, "stream failed before its first byte");
+                            let kind = if matches!(e, Error::Timeout { .. }) {
+                                TransportFailure::Timeout
+                            } else {
+                                TransportFailure::Reset
+                            };
                             last = Failure::Transport(e);
-                            continue;
+                            if retry_on.transport(kind) {
+                                continue;
+                            }
+                            break;
                         }
                     }
                 }
@@ -329,13 +350,19 @@ async fn run(
                         last = Failure::Transport(Error::UpstreamUnavailable {
                             message: format!("reading the response body: {e}"),
                         });
-                        continue;
+                        if retry_on.transport(TransportFailure::Reset) {
+                            continue;
+                        }
+                        break;
                     }
                     Err(_) => {
                         last = Failure::Transport(Error::Timeout {
                             message: "reading the response body".into(),
                         });
-                        continue;
+                        if retry_on.transport(TransportFailure::Timeout) {
+                            continue;
+                        }
+                        break;
                     }
                 };
                 let out = ex.chunk(&mut attempt, body, true)?;
@@ -407,11 +434,14 @@ async fn send(
     request: &OutgoingRequest,
     timeout: Duration,
     conn: Option<&crate::gateway::BackendConnection>,
-) -> Result<Response<Incoming>, Error> {
+) -> Result<Response<Incoming>, (Error, TransportFailure)> {
     if let Some(e) = conn.and_then(|c| c.tls_error.as_deref()) {
-        return Err(Error::UpstreamUnavailable {
-            message: format!("backend TLS settings unusable: {e}"),
-        });
+        return Err((
+            Error::UpstreamUnavailable {
+                message: format!("backend TLS settings unusable: {e}"),
+            },
+            TransportFailure::Connect,
+        ));
     }
     let client = conn
         .and_then(|c| c.client.as_ref())
@@ -423,7 +453,10 @@ async fn send(
         .filter(|a| **a != request.authority);
     let dials = std::iter::once(&request.authority).chain(others);
     let attempt = async {
-        let mut failure = Error::internal("no endpoint to dial");
+        let mut failure = (
+            Error::internal("no endpoint to dial"),
+            TransportFailure::Connect,
+        );
         for authority in dials {
             let uri = format!("{}://{}{}", request.scheme, authority, request.path);
             let mut builder = Request::builder().method(request.method.clone()).uri(uri);
@@ -436,18 +469,27 @@ async fn send(
                     h.insert(header::HOST, v);
                 }
             }
-            let req = builder
-                .body(Full::new(request.body.clone()))
-                .map_err(|e| Error::internal(format!("invalid upstream request: {e}")))?;
+            let req = builder.body(Full::new(request.body.clone())).map_err(|e| {
+                (
+                    Error::internal(format!("invalid upstream request: {e}")),
+                    TransportFailure::Connect,
+                )
+            })?;
             match client.request(req).await {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     let message = describe_client_error(&e);
                     if !e.is_connect() {
-                        return Err(Error::UpstreamUnavailable { message });
+                        return Err((
+                            Error::UpstreamUnavailable { message },
+                            TransportFailure::Reset,
+                        ));
                     }
                     tracing::debug!(%authority, error = %message, "endpoint unreachable");
-                    failure = Error::UpstreamUnavailable { message };
+                    failure = (
+                        Error::UpstreamUnavailable { message },
+                        TransportFailure::Connect,
+                    );
                 }
             }
         }
@@ -456,9 +498,12 @@ async fn send(
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(Error::Timeout {
-            message: format!("no response from {} within {timeout:?}", request.authority),
-        }),
+        Err(_) => Err((
+            Error::Timeout {
+                message: format!("no response from {} within {timeout:?}", request.authority),
+            },
+            TransportFailure::Timeout,
+        )),
     }
 }
 

@@ -25,6 +25,7 @@ use crate::cost::{CostInput, CostSet};
 use crate::credential::{CredentialProvider, OutgoingRequest};
 use crate::error::{ClientApi, Error, Result, anthropic_error_type};
 use crate::meter::{MeterGuard, MeterRequest, TokenMeter};
+use crate::retry::RetryOn;
 use crate::schema::VersionedSchema;
 use crate::translate::{
     BodyChange, ErrorResponse, HeaderMutation, RequestContext, Translator, TranslatorFactory,
@@ -169,6 +170,9 @@ pub struct Plan {
     pub max_attempts: Option<u32>,
     /// Backoff before retrying the same backend, from a BackendTrafficPolicy's `retry`.
     pub backoff: Option<Duration>,
+    /// Which failures are retried, from a BackendTrafficPolicy's `retry.retryOn`; the
+    /// gateway's default ([`RetryOn::default`]) when `None`.
+    pub retry_on: Option<Arc<RetryOn>>,
 }
 
 /// What happened to a request, for logging, metrics and metadata.
@@ -907,6 +911,7 @@ mod tests {
             costs: Some(Arc::new(costs)),
             max_attempts: None,
             backoff: None,
+            retry_on: None,
         }
     }
 

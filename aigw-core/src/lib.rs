@@ -25,6 +25,7 @@ pub mod exchange;
 pub mod limits;
 pub mod meter;
 pub mod metrics;
+pub mod retry;
 pub mod routing;
 pub mod schema;
 pub mod secret;

@@ -3,7 +3,7 @@
 //! from BackendSecurityPolicies to credential providers.
 
 use crate::credentials::{self, MetadataCredential, ProviderCache, ProviderSet};
-use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RoutePlan};
+use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RetryPlan, RoutePlan};
 use crate::runtime::{Catalog, Runtime};
 use aigw_auth::AuthOptions;
 use aigw_core::config::{Config, HeaderMatchType};
@@ -255,7 +255,23 @@ impl Plan {
             if endpoints.is_empty() {
                 continue;
             }
-            let retries = u32::try_from(endpoints.len().saturating_sub(1)).unwrap_or(u32::MAX);
+            let policy_retry = rule.traffic.and_then(|t| t.retry.as_ref());
+            // A policy's `numRetries` as written; else enough to visit every endpoint
+            // once (fallback across priorities).
+            let retries = policy_retry.map_or_else(
+                || u32::try_from(endpoints.len().saturating_sub(1)).unwrap_or(u32::MAX),
+                |r| r.num_retries,
+            );
+            let retry = policy_retry.map(|r| {
+                let backoff = r
+                    .backoff_base
+                    .map(|base| (base, r.backoff_max.unwrap_or(base.saturating_mul(10))));
+                RetryPlan::from_policy(&r.triggers, &r.retry_on_status, backoff)
+            });
+            let per_try_timeout = rule
+                .timeouts
+                .backend_request
+                .or_else(|| policy_retry.and_then(|r| r.per_retry_timeout));
             plan.clusters.push(ClusterPlan {
                 name: cluster.clone(),
                 endpoints,
@@ -308,8 +324,9 @@ impl Plan {
                         headers,
                         cluster: cluster.clone(),
                         timeout: rule.timeouts.request,
-                        per_try_timeout: rule.timeouts.backend_request,
+                        per_try_timeout,
                         retries,
+                        retry: retry.clone(),
                     },
                 ));
             }

@@ -184,3 +184,25 @@ fn envoy_validates_generated_bootstraps() {
         );
     }
 }
+
+/// The upstream fallback example's BackendTrafficPolicy (`retryOn: connect-failure,
+/// retriable-status-codes` on 500, `numRetries: 5`, 100 ms–10 s backoff, 30 s per try)
+/// becomes the route's Envoy retry policy as Envoy Gateway would write it.
+#[test]
+fn backend_traffic_policy_retry_becomes_the_routes_retry_policy() {
+    let overlay = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../aigw-core/tests/fixtures/config/upstream/provider_fallback__fallback.yaml");
+    let config = Config::load_paths(&[fixture("provider_fallback__base.yaml"), overlay]).unwrap();
+    let plan = Plan::from_config(&config).unwrap();
+    let opts = Options::new(ListenAddr::parse("unix:///run/aigw/extproc.sock").unwrap());
+    let b = plan.bootstrap(&opts).unwrap();
+    let hcm =
+        &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let policy = &hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["retry_policy"];
+    assert_eq!(policy["retry_on"], "connect-failure,retriable-status-codes");
+    assert_eq!(policy["retriable_status_codes"], serde_json::json!([500]));
+    assert_eq!(policy["num_retries"], 5);
+    assert_eq!(policy["per_try_timeout"], "30s");
+    assert_eq!(policy["retry_back_off"]["base_interval"], "0.100s");
+    assert_eq!(policy["retry_back_off"]["max_interval"], "10s");
+}

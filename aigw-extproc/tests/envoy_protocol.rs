@@ -142,6 +142,7 @@ async fn setup() -> Option<Setup> {
                 timeout: Some(Duration::from_secs(30)),
                 per_try_timeout: None,
                 retries: 2,
+                retry: None,
             },
             RoutePlan {
                 route: "default/chat".into(),
@@ -154,6 +155,7 @@ async fn setup() -> Option<Setup> {
                 timeout: None,
                 per_try_timeout: None,
                 retries: 0,
+                retry: None,
             },
         ],
         clusters: vec![

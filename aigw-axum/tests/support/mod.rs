@@ -340,6 +340,7 @@ impl RoutePlanner for StaticPlanner {
             costs: None,
             max_attempts: None,
             backoff: None,
+            retry_on: None,
         })
     }
     fn models(&self) -> Vec<ModelEntry> {
@@ -416,9 +417,18 @@ pub async fn gateway_with(
     settings: Settings,
     factory: Arc<dyn TranslatorFactory>,
 ) -> Harness {
+    gateway_over(Arc::new(planner), settings, factory).await
+}
+
+/// A running gateway over any planner.
+pub async fn gateway_over(
+    planner: Arc<dyn RoutePlanner>,
+    settings: Settings,
+    factory: Arc<dyn TranslatorFactory>,
+) -> Harness {
     let meter = Arc::new(RecordingMeter::default());
     let records = Records::default();
-    let snapshot = Snapshot::new(Arc::new(planner), factory).with_meter(meter.clone());
+    let snapshot = Snapshot::new(planner, factory).with_meter(meter.clone());
     let gateway = Gateway::builder(snapshot)
         .settings(settings)
         .record_sink(Arc::new(records.clone()))

@@ -11,7 +11,9 @@ use super::envoy_gateway::{
 };
 use super::meta::{PolicyTargetReference, parse_duration, parse_quantity_bytes};
 use super::{AIGatewayRouteSpec, Config, Resource};
+use crate::retry::RetryOn;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Envoy Gateway's default number of retries when `retry` is present without
@@ -35,6 +37,8 @@ pub struct RetryPolicy {
     pub retry_on_status: Vec<u16>,
     /// Envoy triggers (`connect-failure`, `retriable-status-codes`, `5xx`, `reset`, …).
     pub triggers: Vec<String>,
+    /// The conditions `triggers` and `retry_on_status` stand for.
+    pub retry_on: Arc<RetryOn>,
 }
 
 /// Timeouts from `timeout`.
@@ -164,22 +168,25 @@ impl TrafficSettings {
         let retry = s.retry.as_ref().map(|r| {
             let per = r.per_retry.as_ref();
             let back = per.and_then(|p| p.back_off.as_ref());
+            let retry_on_status = r
+                .retry_on
+                .as_ref()
+                .map(|o| o.http_status_codes.clone())
+                .unwrap_or_default();
+            let triggers = r
+                .retry_on
+                .as_ref()
+                .map(|o| o.triggers.clone())
+                .unwrap_or_default();
             RetryPolicy {
                 num_retries: r.num_retries.unwrap_or(DEFAULT_NUM_RETRIES),
                 num_attempts_per_priority: r.num_attempts_per_priority,
                 per_retry_timeout: per.and_then(|p| dur(&p.timeout)),
                 backoff_base: back.and_then(|b| dur(&b.base_interval)),
                 backoff_max: back.and_then(|b| dur(&b.max_interval)),
-                retry_on_status: r
-                    .retry_on
-                    .as_ref()
-                    .map(|o| o.http_status_codes.clone())
-                    .unwrap_or_default(),
-                triggers: r
-                    .retry_on
-                    .as_ref()
-                    .map(|o| o.triggers.clone())
-                    .unwrap_or_default(),
+                retry_on: Arc::new(RetryOn::from_policy(&triggers, &retry_on_status)),
+                retry_on_status,
+                triggers,
             }
         });
         let timeouts = s

@@ -127,9 +127,23 @@ fn route(r: &RoutePlan) -> Value {
         "timeout": dur(r.timeout.unwrap_or(Duration::ZERO)),
     });
     if r.retries > 0 {
+        // A BackendTrafficPolicy's conditions when one applies; else the gateway's
+        // default: connect failures, resets, 429 and 5xx.
+        let (retry_on, codes): (&str, &[u16]) = match &r.retry {
+            Some(p) => (&p.retry_on, &p.status_codes),
+            None => (
+                "connect-failure,refused-stream,reset,retriable-status-codes",
+                &[429, 500, 502, 503, 504],
+            ),
+        };
+        let (base, max) = r
+            .retry
+            .as_ref()
+            .and_then(|p| p.backoff)
+            .unwrap_or((Duration::from_millis(10), Duration::from_secs(1)));
         let mut policy = json!({
-            "retry_on": "connect-failure,refused-stream,reset,retriable-status-codes",
-            "retriable_status_codes": [429, 500, 502, 503, 504],
+            "retry_on": retry_on,
+            "retriable_status_codes": codes,
             "num_retries": r.retries,
             "retry_priority": {
                 "name": "envoy.retry_priorities.previous_priorities",
@@ -145,7 +159,7 @@ fn route(r: &RoutePlan) -> Value {
                 }
             }],
             "host_selection_retry_max_attempts": 5,
-            "retry_back_off": { "base_interval": "0.01s", "max_interval": "1s" }
+            "retry_back_off": { "base_interval": dur(base), "max_interval": dur(max) }
         });
         if let Some(t) = r.per_try_timeout {
             policy["per_try_timeout"] = json!(dur(t));

@@ -9,4 +9,4 @@
 mod bootstrap;
 mod plan;
 
-pub use plan::{ClusterPlan, EndpointPlan, HeaderMatch, Options, Plan, RoutePlan};
+pub use plan::{ClusterPlan, EndpointPlan, HeaderMatch, Options, Plan, RetryPlan, RoutePlan};
