@@ -1587,3 +1587,23 @@ fn issues_found_after_loading_are_located() {
         .unwrap();
     assert_eq!(issue.line, want, "{issue}");
 }
+
+#[test]
+fn deprecated_route_filter_config_is_typed() {
+    let with = replace(
+        "  llmRequestCosts:\n",
+        "  filterConfig:\n    type: ExternalProcessor\n    externalProcessor:\n      resources:\n        limits:\n          cpu: 500m\n  llmRequestCosts:\n",
+    )
+    .replace(
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute",
+        "apiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: AIGatewayRoute",
+    );
+    Config::from_yaml_str(&with, FILE).unwrap();
+    let bad = with.replace("externalProcessor:", "externalProcesor:");
+    has(
+        &issues(&bad),
+        ROUTE,
+        "spec.filterConfig.externalProcesor",
+        "unknown field",
+    );
+}

@@ -58,10 +58,31 @@ pub struct AIGatewayRouteSpec {
     pub schema: Option<VersionedSchema>,
     /// Deprecated (v1alpha1) target refs; accepted and ignored.
     #[serde(default)]
-    pub target_refs: Option<Value>,
+    pub target_refs: Option<Vec<PolicyTargetReference>>,
     /// Deprecated (v1alpha1) filter config; accepted and ignored.
     #[serde(default)]
-    pub filter_config: Option<Value>,
+    pub filter_config: Option<AIGatewayFilterConfig>,
+}
+
+/// Deprecated (v1alpha1) `AIGatewayRoute.spec.filterConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AIGatewayFilterConfig {
+    /// `ExternalProcessor` or `DynamicModule`.
+    #[serde(default, rename = "type")]
+    pub filter_type: Option<String>,
+    /// External processor container settings.
+    #[serde(default)]
+    pub external_processor: Option<AIGatewayFilterConfigExternalProcessor>,
+}
+
+/// `filterConfig.externalProcessor`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AIGatewayFilterConfigExternalProcessor {
+    /// Container resources.
+    #[serde(default)]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// One rule of an AIGatewayRoute.
