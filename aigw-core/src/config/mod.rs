@@ -1,11 +1,13 @@
 //! Configuration: the upstream project's Kubernetes YAML, loaded and validated.
 //!
 //! [`Config`] holds every document of one or more multi-document YAML files, typed one
-//! struct per kind with the upstream field names. Unknown fields are rejected with
-//! their path. Validation follows the upstream CRD rules and resolves cross-references
-//! (route → AIServiceBackend → Backend, policy → target); every problem is collected
-//! into [`Error::InvalidConfig`], each naming the file, the document
-//! (`Kind/namespace/name`) and the field path.
+//! struct per kind with the upstream field names. Every schema error of a document
+//! (unknown field, wrong type, missing field) is reported, not just the first. Validation
+//! follows the upstream CRD rules and resolves cross-references (route →
+//! AIServiceBackend → Backend, policy → target); every problem is collected into
+//! [`Error::InvalidConfig`], each naming the file and line, the document
+//! (`Kind/namespace/name`) and the field path:
+//! `gateway.yaml:42: AIGatewayRoute/default/r1: spec.rules[0].backendRefs[1].weight: …`.
 //!
 //! Policy for references to objects a file does not define:
 //! * route → AIServiceBackend, AIServiceBackend → Backend, BackendSecurityPolicy →
@@ -18,7 +20,7 @@
 //! Kinds that configure Envoy itself (GatewayClass, EnvoyProxy, HTTPRouteFilter, …) and unrelated Kubernetes kinds are accepted and
 //! listed as ignored. BackendTrafficPolicy and ClientTrafficPolicy are read for the
 //! settings a gateway honours (see [`traffic`]); SecurityPolicy for its client
-//! authentication (`apiKeyAuth`, `jwt`).
+//! authentication (`apiKeyAuth`, `jwt`); its other sections are typed and checked.
 
 mod aigateway;
 mod envoy_gateway;
