@@ -4,8 +4,9 @@
 
 use crate::credentials::{self, MetadataCredential, ProviderCache, ProviderSet};
 use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RetryPlan, RoutePlan};
-use crate::runtime::{Catalog, Runtime};
+use crate::runtime::{Catalog, RouteInfo, Runtime};
 use aigw_auth::AuthOptions;
+use aigw_axum::config::RateLimits;
 use aigw_core::config::{Config, HeaderMatchType};
 use aigw_core::cost::{CostInput, CostSet};
 use aigw_core::exchange::{BodyMutation, ExchangeRecord, Target, UpstreamAddr};
@@ -148,6 +149,20 @@ impl Catalog for ConfigCatalog {
         Ok(Arc::from(m.route_name))
     }
 
+    fn resolve(&self, model: &str, headers: &HeaderMap) -> Result<RouteInfo> {
+        let m = self.snapshot.route(model, headers)?;
+        let Some(first) = m.groups.iter().find_map(|g| g.candidates.first()) else {
+            return Err(Error::NoRoute {
+                model: model.to_owned(),
+            });
+        };
+        Ok(RouteInfo {
+            route: Arc::from(m.route_name),
+            first: self.targets.get(&first.backend_name).cloned(),
+            costs: self.costs.get(m.route_name).cloned(),
+        })
+    }
+
     fn target(&self, backend_name: &str) -> Option<Arc<Target>> {
         self.targets.get(backend_name).cloned()
     }
@@ -188,7 +203,9 @@ impl Catalog for ConfigCatalog {
     }
 }
 
-/// Loads the YAML files and builds a runtime with the bundled translators.
+/// Loads the YAML files and builds a runtime with the bundled translators. Rate limits
+/// count in counters of this runtime's own: use [`load_runtime_with_limits`] to keep
+/// them across reloads or share them through Redis.
 pub fn load_runtime(paths: &[impl AsRef<Path>]) -> Result<Runtime> {
     load_runtime_cached(paths, None)
 }
@@ -198,15 +215,44 @@ pub fn load_runtime_cached(
     paths: &[impl AsRef<Path>],
     cache: Option<&ProviderCache>,
 ) -> Result<Runtime> {
+    load_runtime_with_limits(paths, cache, &RateLimits::default())
+}
+
+/// As [`load_runtime_cached`], enforcing the BackendTrafficPolicy rate limits with the
+/// counters of `limits` (hold one for the life of the process, so a reload keeps the
+/// budgets already spent).
+pub fn load_runtime_with_limits(
+    paths: &[impl AsRef<Path>],
+    cache: Option<&ProviderCache>,
+    limits: &RateLimits,
+) -> Result<Runtime> {
     let config = Config::load_paths(paths)?;
-    Ok(Runtime::new(
+    runtime_for(&config, cache, limits)
+}
+
+/// Builds a runtime for a loaded configuration: the catalog, the bundled translators
+/// and, when any route has rate limits, a [`aigw_core::limits::RateLimitMeter`] over
+/// the counters of `limits`.
+pub fn runtime_for(
+    config: &Config,
+    cache: Option<&ProviderCache>,
+    limits: &RateLimits,
+) -> Result<Runtime> {
+    // The meter first: a selector it cannot apply rejects the configuration before any
+    // credential provider is built for it.
+    let meter = limits.meter(config)?;
+    let runtime = Runtime::new(
         Arc::new(ConfigCatalog::build(
-            &config,
+            config,
             &AuthOptions::default(),
             cache,
         )?),
         Arc::new(aigw_providers::ProviderFactory),
-    ))
+    );
+    Ok(match meter {
+        Some(m) => runtime.with_meter(m),
+        None => runtime,
+    })
 }
 
 impl Plan {

@@ -36,6 +36,10 @@ pub enum ExtProcError {
         #[source]
         source: aigw_core::Error,
     },
+    /// The Redis URL for rate-limit counters is unusable (the message never carries the
+    /// password).
+    #[error("rate-limit Redis: {0}")]
+    Redis(String),
     /// The configuration cannot be expressed as an Envoy bootstrap.
     #[error("cannot generate the Envoy configuration: {0}")]
     EnvoyConfig(String),

@@ -1,7 +1,10 @@
 //! The `aigw-extproc` binary: the External Processor server, and `envoy-config`, which
 //! prints an Envoy bootstrap for the same configuration.
 
-use aigw_extproc::config::load_runtime_cached;
+use aigw_axum::config::RateLimits;
+use aigw_axum::limits::{DEFAULT_TIMEOUT, RedisStore};
+use aigw_core::limits::LimitStore;
+use aigw_extproc::config::load_runtime_with_limits;
 use aigw_extproc::credentials::ProviderCache;
 use aigw_extproc::envoy::{Options, Plan};
 use aigw_extproc::metrics::Metrics;
@@ -47,6 +50,11 @@ struct Cli {
     /// Envoy workers mostly add cross-thread wake-ups, and Envoy needs cores too.
     #[arg(long, default_value_t = 0, env = "AIGW_EXTPROC_WORKER_THREADS")]
     worker_threads: usize,
+    /// Redis for `Global` rate limits (`redis://[:password@]host:port[/db]`), shared
+    /// with every aigw-extproc and `aigw run` pointed at it; without it they count per
+    /// instance.
+    #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<aigw_core::Secret>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -132,6 +140,23 @@ async fn shutdown_signal() {
     }
 }
 
+/// The store of `Global` rate-limit counters: Redis when a URL is given (the password
+/// never reaches a log line), else none (they count in process).
+fn global_store(
+    url: Option<&aigw_core::Secret>,
+) -> Result<Option<Arc<dyn LimitStore>>, ExtProcError> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let store =
+        RedisStore::new(url, DEFAULT_TIMEOUT).map_err(|e| ExtProcError::Redis(e.to_string()))?;
+    tracing::info!(
+        redis = store.display_url(),
+        "global rate limits counted in Redis"
+    );
+    Ok(Some(Arc::new(store)))
+}
+
 async fn serve(cli: Cli) -> Result<(), ExtProcError> {
     if cli.config.is_empty() {
         return Err(ExtProcError::InvalidAddress {
@@ -139,14 +164,17 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         });
     }
     let providers = Arc::new(ProviderCache::default());
-    let runtime = load_runtime_cached(&cli.config, Some(&providers)).map_err(|source| {
-        ExtProcError::Config {
-            path: cli.config[0].clone(),
-            source,
-        }
-    })?;
+    let limits = Arc::new(RateLimits::new(global_store(cli.redis_url.as_ref())?));
+    let runtime =
+        load_runtime_with_limits(&cli.config, Some(&providers), &limits).map_err(|source| {
+            ExtProcError::Config {
+                path: cli.config[0].clone(),
+                source,
+            }
+        })?;
     let runtime = Arc::new(ArcSwap::from_pointee(runtime));
     let metrics = Arc::new(Metrics::default());
+    metrics.set_rate_limit_stats(limits.stats().clone());
     let processor = Processor::new(runtime.clone(), metrics.clone());
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -167,7 +195,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         cli.config.clone(),
         runtime,
         reload::DEFAULT_INTERVAL,
-        move |paths: &[PathBuf]| load_runtime_cached(paths, Some(&providers)),
+        move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     ));
     tokio::spawn(server::serve_admin(
         admin,

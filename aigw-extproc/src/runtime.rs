@@ -2,11 +2,25 @@
 //! [`Catalog`], the translator factory and the token meter, swapped atomically on reload.
 
 use crate::credentials::MetadataCredential;
+use aigw_core::cost::CostSet;
 use aigw_core::exchange::{ExchangeRecord, Target};
 use aigw_core::meter::NoopMeter;
 use aigw_core::{Result, TokenMeter, TranslatorFactory};
 use http::HeaderMap;
 use std::sync::Arc;
+
+/// A routed request, with what the token meter needs before Envoy picks a backend.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// The route (`namespace/name`).
+    pub route: Arc<str>,
+    /// The backend tried first (highest priority): what the meter's reservation names
+    /// until an attempt says which backend answered.
+    pub first: Option<Arc<Target>>,
+    /// The route's `llmRequestCosts`, when it has any: bound into the meter so a
+    /// settlement carries cost values, also when the client hangs up.
+    pub costs: Option<Arc<CostSet>>,
+}
 
 /// The configuration as the ExtProc needs it at request time.
 ///
@@ -18,6 +32,16 @@ pub trait Catalog: Send + Sync + 'static {
     /// The route (`namespace/name`) that serves `model` with these headers, or
     /// [`aigw_core::Error::NoRoute`].
     fn route(&self, model: &str, headers: &HeaderMap) -> Result<Arc<str>>;
+
+    /// As [`Catalog::route`], with the first backend and the route's costs. Without a
+    /// first backend the processor reserves when the first upstream attempt starts.
+    fn resolve(&self, model: &str, headers: &HeaderMap) -> Result<RouteInfo> {
+        Ok(RouteInfo {
+            route: self.route(model, headers)?,
+            first: None,
+            costs: None,
+        })
+    }
 
     /// The backend behind a per-rule backend name
     /// (`{ns}/{name}/route/{route}/rule/{i}/ref/{j}`), or a plain `ns/name`.

@@ -25,6 +25,9 @@ pub struct Shared {
     pub attempt: Option<Attempt>,
     /// The per-rule backend name of the latest attempt.
     pub backend_name: Option<String>,
+    /// Whether the meter reserved for this request (the router-level stream does when
+    /// it knows the route's first backend; else the first upstream attempt does).
+    pub reserved: bool,
     /// Upstream attempts made.
     pub attempts: u32,
     /// Header names the previous attempt set, so a retry can restore or drop them.
@@ -175,6 +178,7 @@ mod tests {
             exchange: None,
             attempt: None,
             backend_name: None,
+            reserved: false,
             attempts: 0,
             previous_set: Vec::new(),
             metadata: None,

@@ -51,6 +51,13 @@ pub const ATTR_UPSTREAM_HOST: &str =
 pub const ATTR_ROUTE_NAME: &str =
     "xds.route_metadata.filter_metadata['aigateway.envoy.io']['aigw_route_name']";
 
+/// The client's address (`ip:port`), which the router-level filter asks Envoy for:
+/// rate-limit `sourceCIDR` selectors match on it.
+pub const ATTR_SOURCE_ADDRESS: &str = "source.address";
+
+/// Every request attribute the router-level filter asks Envoy for.
+pub const ROUTER_ATTRIBUTES: [&str; 1] = [ATTR_SOURCE_ADDRESS];
+
 /// Every request attribute the upstream-level filter asks Envoy for.
 pub const UPSTREAM_ATTRIBUTES: [&str; 4] = [
     ATTR_HOST_BACKEND,
@@ -277,7 +284,16 @@ pub fn streamed_response_mode() -> ProcessingMode {
 
 /// An immediate (local) reply: Envoy answers the client and stops processing.
 pub fn immediate(status: StatusCode, content_type: &str, body: Bytes) -> ProcessingResponse {
-    let mut headers = Mutation::default();
+    immediate_with(status, content_type, Mutation::default(), body)
+}
+
+/// As [`immediate`], with more response headers.
+pub fn immediate_with(
+    status: StatusCode,
+    content_type: &str,
+    mut headers: Mutation,
+    body: Bytes,
+) -> ProcessingResponse {
     headers.set("content-type", content_type.as_bytes());
     ProcessingResponse {
         response: Some(Response::ImmediateResponse(ImmediateResponse {
@@ -371,6 +387,15 @@ pub fn attribute<'a>(
     })
 }
 
+/// The IP of an Envoy address attribute: `ip:port`, `[v6]:port`, or a bare IP.
+pub fn client_ip(address: &str) -> Option<std::net::IpAddr> {
+    address
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| address.parse())
+        .ok()
+}
+
 /// `host` of `host:port` (IPv6 literals keep their brackets).
 pub fn strip_port(authority: &str) -> &str {
     match authority.rsplit_once(':') {
@@ -426,6 +451,22 @@ mod tests {
         assert_eq!(pb.set_headers.len(), 1);
         assert_eq!(pb.set_headers[0].header.as_ref().unwrap().raw_value, b"3");
         assert!(Mutation::default().to_pb().is_none());
+    }
+
+    #[test]
+    fn client_ip_reads_envoy_addresses() {
+        assert_eq!(
+            client_ip("10.1.2.3:41234"),
+            Some("10.1.2.3".parse().unwrap())
+        );
+        assert_eq!(client_ip("[::1]:8080"), Some("::1".parse().unwrap()));
+        assert_eq!(
+            client_ip("2001:db8::7"),
+            Some("2001:db8::7".parse().unwrap())
+        );
+        assert_eq!(client_ip("192.0.2.9"), Some("192.0.2.9".parse().unwrap()));
+        assert_eq!(client_ip("/run/envoy.sock"), None);
+        assert_eq!(client_ip(""), None);
     }
 
     #[test]

@@ -101,6 +101,11 @@ fn fallback_rule_is_one_cluster_with_priorities_and_retries() {
     let router = &hcm["http_filters"][0]["typed_config"];
     assert_eq!(router["processing_mode"]["request_body_mode"], "BUFFERED");
     assert_eq!(router["allow_mode_override"], true);
+    // The client's address, for rate-limit sourceCIDR selectors.
+    assert_eq!(
+        router["request_attributes"],
+        serde_json::json!(["source.address"])
+    );
 }
 
 /// A policy reading its credential from dynamic metadata makes the router-level filter

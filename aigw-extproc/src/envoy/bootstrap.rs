@@ -3,7 +3,9 @@
 use super::plan::{ClusterPlan, HeaderMatch, Options, Plan, RoutePlan};
 use crate::error::ExtProcError;
 use crate::server::ListenAddr;
-use crate::wire::{ENDPOINT_METADATA_NAMESPACE, METADATA_NAMESPACE, UPSTREAM_ATTRIBUTES};
+use crate::wire::{
+    ENDPOINT_METADATA_NAMESPACE, METADATA_NAMESPACE, ROUTER_ATTRIBUTES, UPSTREAM_ATTRIBUTES,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -45,7 +47,8 @@ fn ext_proc_common(mode: Value) -> Value {
 }
 
 /// The router-level filter: buffered request body (to read the model), response body
-/// buffered unless the processor switches it to STREAMED.
+/// buffered unless the processor switches it to STREAMED; the client's address as a
+/// request attribute, for rate-limit `sourceCIDR` selectors.
 /// `forwarding` lists the dynamic metadata namespaces Envoy sends along
 /// (`metadata_context`), for credentials other filters such as ext_authz put there.
 pub fn router_filter(forwarding: &[String]) -> Value {
@@ -57,6 +60,7 @@ pub fn router_filter(forwarding: &[String]) -> Value {
         "request_trailer_mode": "SKIP",
         "response_trailer_mode": "SKIP"
     }));
+    config["request_attributes"] = json!(ROUTER_ATTRIBUTES);
     if !forwarding.is_empty() {
         config["metadata_options"]["forwarding_namespaces"] = json!({ "untyped": forwarding });
     }

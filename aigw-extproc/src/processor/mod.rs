@@ -1,8 +1,9 @@
 //! The `ExternalProcessor` gRPC service.
 //!
 //! Envoy opens one bidirectional stream per HTTP request per filter instance. A stream
-//! whose first message carries request `attributes` comes from the upstream-level filter
-//! (one per attempt, inside the cluster); any other stream is the router-level filter.
+//! whose first message carries request `attributes` other than the client's address
+//! comes from the upstream-level filter (one per attempt, inside the cluster); any other
+//! stream is the router-level filter.
 //! Every message gets exactly one reply, so each stream is a plain `unfold` over its
 //! inbound messages: no task, no channel.
 
@@ -76,7 +77,7 @@ impl StreamCtx {
     async fn handle(&mut self, msg: ProcessingRequest) -> ProcessingResponse {
         self.processor.metrics.message();
         if matches!(self.kind, Kind::Unknown) {
-            self.kind = if msg.attributes.is_empty() {
+            self.kind = if is_router(&msg) {
                 Kind::Router(Box::new(RouterStream::new(
                     self.processor.runtime.load_full(),
                     self.processor.registry.clone(),
@@ -127,8 +128,29 @@ impl ExternalProcessor for Processor {
     }
 }
 
-/// An immediate reply carrying an error in the client API's envelope.
+/// Whether a stream's first message comes from the router-level filter: it carries no
+/// attributes, or the client address only that filter asks for.
+fn is_router(msg: &ProcessingRequest) -> bool {
+    msg.attributes.is_empty()
+        || wire::attribute(&msg.attributes, wire::ATTR_SOURCE_ADDRESS).is_some()
+}
+
+/// An immediate reply carrying an error in the client API's envelope. A refusal by the
+/// gateway's own rate limits carries `Retry-After` and `x-envoy-ratelimited: true`, as
+/// Envoy's rate-limit filter answers.
 pub(crate) fn error_reply(error: &Error, api: ClientApi) -> ProcessingResponse {
     tracing::debug!(%error, status = %error.status(), "answering locally");
-    wire::immediate(error.status(), "application/json", error.to_body(api))
+    let mut headers = wire::Mutation::default();
+    if let Some(after) = error.retry_after() {
+        headers.set("retry-after", after.as_secs().max(1).to_string());
+    }
+    if matches!(error, Error::RateLimited { .. }) {
+        headers.set("x-envoy-ratelimited", "true");
+    }
+    wire::immediate_with(
+        error.status(),
+        "application/json",
+        headers,
+        error.to_body(api),
+    )
 }

@@ -7,7 +7,7 @@ use crate::runtime::Runtime;
 use crate::state::{Registration, Registry, Shared};
 use crate::wire::{self, Headers, Metadata, Mutation};
 use aigw_core::api::Endpoint;
-use aigw_core::exchange::{Exchange, ExchangeRecord, ResponseStart};
+use aigw_core::exchange::{Exchange, ExchangeRecord, Plan, ResponseStart};
 use aigw_core::{ClientApi, Error};
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse,
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The response phase of a request.
@@ -43,6 +44,8 @@ pub struct RouterStream {
     metrics: Arc<Metrics>,
     endpoint: Option<Endpoint>,
     headers: Headers,
+    /// The client's address, from the `source.address` attribute.
+    client_ip: Option<IpAddr>,
     body: BytesMut,
     registration: Option<Registration>,
     phase: Phase,
@@ -68,6 +71,7 @@ impl RouterStream {
             metrics,
             endpoint: None,
             headers: Headers::default(),
+            client_ip: None,
             body: BytesMut::new(),
             registration: None,
             phase: Phase::Request,
@@ -82,7 +86,11 @@ impl RouterStream {
     /// Handles one message.
     pub async fn handle(&mut self, msg: ProcessingRequest) -> ProcessingResponse {
         match msg.request {
-            Some(Msg::RequestHeaders(h)) => self.request_headers(h, msg.metadata_context),
+            Some(Msg::RequestHeaders(h)) => {
+                self.client_ip = wire::attribute(&msg.attributes, wire::ATTR_SOURCE_ADDRESS)
+                    .and_then(wire::client_ip);
+                self.request_headers(h, msg.metadata_context)
+            }
             Some(Msg::RequestBody(b)) => self.request_body(b).await,
             Some(Msg::ResponseHeaders(h)) => self.response_headers(h).await,
             Some(Msg::ResponseBody(b)) => self.response_body(b).await,
@@ -145,6 +153,7 @@ impl RouterStream {
                 exchange: None,
                 attempt: None,
                 backend_name: None,
+                reserved: false,
                 attempts: 0,
                 previous_set: Vec::new(),
                 metadata,
@@ -201,12 +210,34 @@ impl RouterStream {
             Err(e) => return self.fail_request(&e),
         };
         let model = exchange.info().model.clone();
-        let route = match self.runtime.catalog.route(&model, exchange.headers()) {
+        let info = match self.runtime.catalog.resolve(&model, exchange.headers()) {
             Ok(r) => r,
             Err(e) => return self.fail_request(&e),
         };
-        exchange.set_force_include_usage(self.runtime.catalog.wants_usage(&route));
-        exchange.set_route(route);
+        exchange.set_force_include_usage(self.runtime.catalog.wants_usage(&info.route));
+        if let Some(ip) = self.client_ip {
+            exchange.set_client_ip(ip);
+        }
+        match info.costs {
+            // The exchange computes the cost values itself when it ends and hands them
+            // to the meter, and the meter guard can compute them when it is dropped.
+            Some(costs) => exchange.apply_plan(&route_plan(info.route, costs)),
+            None => exchange.set_route(info.route),
+        }
+        // Reserve here, with the first backend standing in for whichever Envoy picks:
+        // a refusal is then a local reply before any upstream is involved.
+        let reserved = match &info.first {
+            Some(target) => {
+                if let Err(e) = exchange
+                    .reserve(self.runtime.meter.clone(), target, None)
+                    .await
+                {
+                    return self.fail_request(&e);
+                }
+                true
+            }
+            None => false,
+        };
 
         let mut m = Mutation::default();
         m.set(wire::MODEL_HEADER, model.as_bytes())
@@ -215,7 +246,11 @@ impl RouterStream {
                 wire::ENVOY_ORIGINAL_PATH_HEADER,
                 self.headers.path.as_bytes(),
             );
-        reg.state().lock().await.exchange = Some(exchange);
+        {
+            let mut st = reg.state().lock().await;
+            st.exchange = Some(exchange);
+            st.reserved = reserved;
+        }
         wire::request_body_response(wire::common(ResponseStatus::Continue, m, None, true))
     }
 
@@ -469,9 +504,28 @@ impl RouterStream {
     ) -> Option<envoy_types::pb::google::protobuf::Struct> {
         let exchange = st.exchange.take()?;
         let mut record = exchange.finish(status, error);
-        record.costs = st.runtime.catalog.costs(&record);
+        if record.costs.is_empty() {
+            // The exchange computed them when it knew the route's costs.
+            record.costs = st.runtime.catalog.costs(&record);
+        }
         self.metrics.record(&record);
         metadata(&record, st.backend_name.as_deref()).into_pb()
+    }
+}
+
+/// A plan carrying only the route-level settings the exchange keeps (name and costs):
+/// Envoy owns the backends, timeouts and retries.
+fn route_plan(route: Arc<str>, costs: Arc<aigw_core::cost::CostSet>) -> Plan {
+    Plan {
+        route,
+        targets: Vec::new(),
+        stream_idle_timeout: None,
+        request_timeout: None,
+        per_try_timeout: None,
+        costs: Some(costs),
+        max_attempts: None,
+        backoff: None,
+        retry_on: None,
     }
 }
 

@@ -85,10 +85,11 @@ pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingRe
     let Some(exchange) = st.exchange.as_mut() else {
         return error_reply(&Error::internal("request body was not processed"), api);
     };
-    if st.attempts == 0
-        && let Err(e) = exchange.reserve(runtime.meter.clone(), &target, None).await
-    {
-        return error_reply(&e, api);
+    if !st.reserved {
+        st.reserved = true;
+        if let Err(e) = exchange.reserve(runtime.meter.clone(), &target, None).await {
+            return error_reply(&e, api);
+        }
     }
     st.attempts += 1;
     let mut attempt = match exchange.attempt(&target, runtime.factory.as_ref()) {
