@@ -21,14 +21,14 @@ use aigw_axum::simulator::{Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, credentials};
 use aigw_core::Secret;
 use aigw_core::config::{Config, SecretSource};
-use aigw_core::limits::LimitStore;
+use aigw_core::limits::{Increment, LimitStore, bucket_key, window_start};
 use common::envoy::{Envoy, envoy_binary, free_port};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Total tokens per tenant per hour.
 const BUDGET: u64 = 30;
@@ -259,6 +259,17 @@ async fn messages(url: &str, tenant: &str) -> Answer {
 /// Spends `tenant`'s budget with chat completions on `urls` in turn; returns the
 /// requests that succeeded, the tokens they reported and the 429 that ended it.
 async fn spend(urls: &[&str], tenant: &str) -> (u64, u64, Answer) {
+    spend_settled(urls, tenant, None).await
+}
+
+/// As [`spend`]; with a store, each answer's response cost is awaited in the bucket
+/// before the next request (a networked store adds it off the request path, so an
+/// instance may otherwise check before the previous instance's charge has landed).
+async fn spend_settled(
+    urls: &[&str],
+    tenant: &str,
+    store: Option<&dyn LimitStore>,
+) -> (u64, u64, Answer) {
     let mut spent = 0;
     for (i, ok) in (0..100u64).enumerate() {
         let a = chat(urls[i % urls.len()], tenant).await;
@@ -272,8 +283,32 @@ async fn spend(urls: &[&str], tenant: &str) -> (u64, u64, Answer) {
             "request let in with {spent} of {BUDGET} spent"
         );
         spent += a.body["usage"]["total_tokens"].as_u64().unwrap();
+        if let Some(store) = store {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while bucket(store, tenant).await < spent {
+                assert!(Instant::now() < deadline, "the response cost never landed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
     panic!("the budget was never exhausted ({spent} tokens spent)");
+}
+
+/// The tokens counted in `tenant`'s bucket for the current hour (the key every aigw
+/// packaging uses).
+async fn bucket(store: &dyn LimitStore, tenant: &str) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = window_start(now, 3600);
+    let base = format!("aigw_default/token-limits_0_default/limited_x-tenant-id={tenant}");
+    let inc = Increment {
+        key: bucket_key(&base, start),
+        cost: 0,
+        expires_at: start + 3600,
+    };
+    store.incr(now, &[inc]).await.unwrap()[0]
 }
 
 fn assert_openai_429(a: &Answer) {
@@ -358,6 +393,65 @@ async fn envoy_requests_are_refused_once_the_tenant_budget_is_spent() {
     );
     let warnings = stack.log().matches("counted per instance").count();
     assert_eq!(warnings, 1, "{}", stack.log());
+}
+
+/// A client that hangs up mid-stream is charged the tokens reported so far: Envoy
+/// cancels the ext_proc stream and the processor settles what it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_client_hang_up_mid_stream_is_charged() {
+    let Some(envoy_bin) = envoy_binary() else {
+        return;
+    };
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("limits.yaml");
+    std::fs::write(&cfg, yaml(sim)).unwrap();
+    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None).await;
+
+    // What is known once the stream has started: Anthropic's message_start reports the
+    // input tokens and one output token.
+    let probe = messages(&stack.base, "probe").await;
+    assert_eq!(probe.status, 200, "{}", probe.body);
+    let input = probe.body["usage"]["input_tokens"].as_u64().unwrap();
+    let whole = input + probe.body["usage"]["output_tokens"].as_u64().unwrap();
+    let started = input + 1;
+    assert!(started < whole, "{}", probe.body);
+
+    let stream = || {
+        client()
+            .post(format!("{}/v1/messages", stack.base))
+            .header("x-tenant-id", "tenant-h")
+            .header("x-sim-chunks", "40")
+            .header("x-sim-chunk-interval-ms", "50")
+            .json(
+                &json!({"model": "claude-sim", "max_tokens": 64, "stream": true,
+                "messages": [{"role": "user", "content": "a prompt of seven words for claude"}]}),
+            )
+            .send()
+    };
+    let mut hang_ups = 0;
+    loop {
+        let mut r = stream().await.unwrap();
+        if r.status() == 429 {
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        let first = r.chunk().await.unwrap().unwrap();
+        assert!(
+            String::from_utf8_lossy(&first).contains("message_start"),
+            "{first:?}"
+        );
+        drop(r);
+        hang_ups += 1;
+        assert!(hang_ups <= BUDGET, "hang-ups are free");
+        // Envoy notices the closed connection and cancels the ext_proc stream.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        hang_ups,
+        BUDGET.div_ceil(started),
+        "charge per hang-up {started}"
+    );
 }
 
 struct RedisServer {
@@ -455,15 +549,20 @@ async fn redis_budget_is_shared_with_the_standalone_gateway() {
     std::fs::write(&cfg, yaml(sim)).unwrap();
     let stack = Stack::start(&envoy_bin, dir.path(), &cfg, Some(&redis.url)).await;
     let gateway = standalone(&cfg, &redis.url).await;
+    // A third client of the same Redis, to watch the bucket.
+    let observer =
+        RedisStore::new(&Secret::new(redis.url.as_str()), Duration::from_secs(2)).unwrap();
 
     // Alternating between Envoy + aigw-extproc and the standalone gateway spends one
     // budget, not two.
-    let (ok, spent, refused) = spend(&[&stack.base, &gateway], "tenant-a").await;
+    let (ok, spent, refused) =
+        spend_settled(&[&stack.base, &gateway], "tenant-a", Some(&observer)).await;
     assert!(ok >= 2, "{ok}");
     assert!((BUDGET..2 * BUDGET).contains(&spent), "{spent}");
     assert_openai_429(&refused);
     assert_openai_429(&chat(&stack.base, "tenant-a").await);
     assert_openai_429(&chat(&gateway, "tenant-a").await);
+    assert_eq!(bucket(&observer, "tenant-a").await, spent);
     assert_eq!(chat(&stack.base, "tenant-b").await.status, 200);
 
     let metrics = stack.metrics().await;
