@@ -15,7 +15,7 @@ use aigw_axum::simulator::{Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, credentials};
 use aigw_core::Secret;
 use aigw_core::config::{Config, SecretSource};
-use aigw_core::limits::LimitStore;
+use aigw_core::limits::{Increment, LimitStore, bucket_key, window_start};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -184,6 +184,17 @@ fn total(body: &Value) -> u64 {
 /// Spends `tenant`'s budget with chat completions on `urls` in turn; returns how many
 /// succeeded and the 429 that ended it.
 async fn spend(urls: &[&str], tenant: &str) -> (u64, u64, reqwest::header::HeaderMap, Value) {
+    spend_settled(urls, tenant, None).await
+}
+
+/// As [`spend`]; with a store, each answer's response cost is awaited in the bucket
+/// before the next request: a networked store takes it off the request path, so the
+/// other instance may otherwise check before the charge has landed.
+async fn spend_settled(
+    urls: &[&str],
+    tenant: &str,
+    store: Option<&dyn LimitStore>,
+) -> (u64, u64, reqwest::header::HeaderMap, Value) {
     let mut spent = 0;
     for (i, ok) in (0..100u64).enumerate() {
         let (status, headers, body) = chat(urls[i % urls.len()], tenant).await;
@@ -197,8 +208,31 @@ async fn spend(urls: &[&str], tenant: &str) -> (u64, u64, reqwest::header::Heade
             "request let in with {spent} of {BUDGET} spent"
         );
         spent += total(&body);
+        if let Some(store) = store {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while bucket(store, tenant).await < spent {
+                assert!(Instant::now() < deadline, "the response cost never landed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
     panic!("the budget was never exhausted ({spent} tokens spent)");
+}
+
+/// The tokens counted in `tenant`'s bucket of the total-token rule this hour.
+async fn bucket(store: &dyn LimitStore, tenant: &str) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = window_start(now, 3600);
+    let base = format!("aigw_default/token-limits_0_default/limited_x-tenant-id={tenant}");
+    let inc = Increment {
+        key: bucket_key(&base, start),
+        cost: 0,
+        expires_at: start + 3600,
+    };
+    store.incr(now, &[inc]).await.unwrap()[0]
 }
 
 fn assert_openai_429(headers: &reqwest::header::HeaderMap, body: &Value) {
@@ -360,7 +394,10 @@ async fn redis_budget_is_shared_by_instances_and_fails_open() {
     let (one, two) = (gateway(sim, &a).await, gateway(sim, &b).await);
 
     // Alternating between the instances spends one budget, not two.
-    let (_, spent, headers, body) = spend(&[&one, &two], "tenant-a").await;
+    let observer =
+        RedisStore::new(&Secret::new(redis.url.as_str()), Duration::from_secs(2)).unwrap();
+    let (_, spent, headers, body) = spend_settled(&[&one, &two], "tenant-a", Some(&observer)).await;
+    assert_eq!(bucket(&observer, "tenant-a").await, spent);
     assert!((BUDGET..2 * BUDGET).contains(&spent), "{spent}");
     assert_openai_429(&headers, &body);
     assert_eq!(chat(&one, "tenant-a").await.0, 429);
