@@ -33,33 +33,6 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 static DEFAULT_RETRY_ON: std::sync::LazyLock<RetryOn> = std::sync::LazyLock::new(RetryOn::default);
 
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
-    let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
-    let span = tracing::info_span!(
-        "aigw.request",
-        path = request.uri().path(),
-        model = tracing::field::Empty,
-        client = tracing::field::Empty,
-        route = tracing::field::Empty,
-        backend = tracing::field::Empty,
-        status = tracing::field::Empty,
-        input_tokens = tracing::field::Empty,
-        output_tokens = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    );
-    if let Some(t) = &trace {
-        span.record("trace_id", t.trace_id_hex());
-    }
-    handle_in_span(inner, request, trace, span.clone())
-        .instrument(span)
-        .await
-}
-
-async fn handle_in_span(
-    inner: Arc<Inner>,
-    request: Request<Body>,
-    trace: Option<RequestTrace>,
-    span: tracing::Span,
-) -> Response<Body> {
     let header_bytes: usize = request
         .headers()
         .iter()
@@ -86,6 +59,7 @@ async fn handle_in_span(
     if endpoint.is_local() {
         return models_response(endpoint, &snapshot.planner.models());
     }
+    let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
     let (parts, body) = request.into_parts();
     let limit = snapshot
         .planner
@@ -99,20 +73,57 @@ async fn handle_in_span(
         Ok(ex) => ex,
         Err(e) => return error_response(endpoint.client_api(), &e),
     };
-    if let Some(ClientId(client)) = parts.extensions.get::<ClientId>() {
-        span.record("client", client.as_ref());
-        exchange.set_client(client.clone());
+    let client = parts.extensions.get::<ClientId>().map(|c| c.0.clone());
+    // Created once everything it names is known, so no field is recorded afterwards:
+    // with a formatting subscriber every `record` re-formats the span's fields. The
+    // outcome (route, backend, status, tokens) is the access log's to report.
+    let span = tracing::info_span!(
+        "aigw.request",
+        path = parts.uri.path(),
+        model = exchange.info().model.as_str(),
+        client = client.as_deref(),
+        trace_id = trace
+            .as_ref()
+            .map(|t| tracing::field::display(TraceIdHex(t.trace_id()))),
+    );
+    let record = exchange.record_mut();
+    record.path = Some(parts.uri.path().to_owned());
+    record.trace_id = trace.as_ref().map(RequestTrace::trace_id);
+    if let Some(client) = client {
+        exchange.set_client(client);
     }
     if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         exchange.set_client_ip(addr.ip());
     }
-    span.record("model", exchange.info().model.as_str());
     let pending = parts.extensions.get::<PendingAuth>();
-    let mut finisher = Finisher::new(exchange, inner.sink.clone(), span);
+    let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone());
+    handle_exchange(inner, snapshot, finisher, trace, pending)
+        .instrument(span)
+        .await
+}
+
+/// A trace id as 32 lowercase hex digits, formatted only if the span is recorded.
+struct TraceIdHex(u128);
+
+impl std::fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+async fn handle_exchange(
+    inner: Arc<Inner>,
+    snapshot: Arc<Snapshot>,
+    mut finisher: Finisher,
+    trace: Option<RequestTrace>,
+    pending: Option<&PendingAuth>,
+) -> Response<Body> {
     match run(&inner, &snapshot, &mut finisher, trace.as_ref(), pending).await {
         Ok(response) => response,
         Err(e) => {
-            let api = endpoint.client_api();
+            let api = finisher
+                .exchange_mut()
+                .map_or(ClientApi::OpenAI, |ex| ex.client_api());
             finisher.finish(e.status(), Some(&e));
             error_response(api, &e)
         }

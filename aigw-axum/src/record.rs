@@ -1,6 +1,9 @@
 //! Where finished exchanges go: the extension point for access logs and metrics.
 
 use aigw_core::exchange::ExchangeRecord;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 /// Receives one [`ExchangeRecord`] per finished request (success, error or client
 /// hang-up). Called on the request's task; implementations must not block.
@@ -38,11 +41,617 @@ impl RecordSink for TracingSink {
     }
 }
 
+/// Line format of an [`AccessLog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// The layout of `tracing-subscriber`'s default formatter, without colours.
+    #[default]
+    Text,
+    /// The layout of `tracing-subscriber`'s JSON formatter (one object per line).
+    Json,
+}
+
+/// How long the first line of a batch may wait in the buffer before it is written.
+const FLUSH_DELAY: Duration = Duration::from_millis(20);
+
+/// Buffered bytes that are written at once, without waiting for the delay.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The access log of the standalone gateway: the same fields as [`TracingSink`] (target
+/// `aigw::access`, the request span's fields alongside), written as pre-formatted lines
+/// into a buffer that is flushed in batches instead of one formatted `tracing` event and
+/// one `write` per request.
+///
+/// A batch is written [`FLUSH_DELAY`] after its first line (by the task of
+/// [`AccessLog::spawn_flusher`]), when it reaches 64 KiB, or on [`AccessLog::flush`]
+/// (call it on shutdown). Lines are written only while `aigw::access` is enabled at
+/// `info` in the process's `tracing` filter, so `--log-level warn` or
+/// `RUST_LOG=aigw::access=off` still turns the log off.
+#[derive(Clone)]
+pub struct AccessLog {
+    inner: Arc<AccessLogInner>,
+}
+
+struct AccessLogInner {
+    format: AccessLogFormat,
+    buf: Mutex<Vec<u8>>,
+    /// The output and the spare buffer swapped with `buf` on a flush, so neither side
+    /// reallocates in steady state. Locked before `buf`, never the other way round.
+    out: Mutex<(Box<dyn Write + Send>, Vec<u8>)>,
+    pending: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("format", &self.inner.format)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl AccessLog {
+    /// An access log writing to `out`.
+    pub fn new(out: impl Write + Send + 'static, format: AccessLogFormat) -> Self {
+        Self {
+            inner: Arc::new(AccessLogInner {
+                format,
+                buf: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+                out: Mutex::new((Box::new(out), Vec::with_capacity(FLUSH_AT))),
+                pending: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    /// An access log writing to standard error, where the process's other log lines go.
+    pub fn stderr(format: AccessLogFormat) -> Self {
+        Self::new(std::io::stderr(), format)
+    }
+
+    /// Writes the buffered lines now.
+    pub fn flush(&self) {
+        let mut out = lock(&self.inner.out);
+        let (writer, spare) = &mut *out;
+        {
+            let mut buf = lock(&self.inner.buf);
+            if buf.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut *buf, spare);
+        }
+        if let Err(e) = writer.write_all(spare).and_then(|()| writer.flush()) {
+            tracing::debug!(error = %e, "cannot write the access log");
+        }
+        spare.clear();
+    }
+
+    /// Spawns the task that writes each batch [`FLUSH_DELAY`] after its first line. It
+    /// runs for as long as the runtime does.
+    pub fn spawn_flusher(&self) -> tokio::task::JoinHandle<()> {
+        let log = self.clone();
+        tokio::spawn(async move {
+            loop {
+                log.inner.pending.notified().await;
+                tokio::time::sleep(FLUSH_DELAY).await;
+                log.flush();
+            }
+        })
+    }
+
+    /// Appends `r`'s line to `buf`, stamped `now`.
+    fn write_line(&self, buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+        match self.inner.format {
+            AccessLogFormat::Text => write_text(buf, r, now),
+            AccessLogFormat::Json => write_json(buf, r, now),
+        }
+    }
+}
+
+impl RecordSink for AccessLog {
+    fn record(&self, r: &ExchangeRecord) {
+        if !tracing::enabled!(target: "aigw::access", tracing::Level::INFO) {
+            return;
+        }
+        let now = SystemTime::now();
+        let (first, len) = {
+            let mut buf = lock(&self.inner.buf);
+            let first = buf.is_empty();
+            self.write_line(&mut buf, r, now);
+            (first, buf.len())
+        };
+        if len >= FLUSH_AT {
+            self.flush();
+        } else if first {
+            self.inner.pending.notify_one();
+        }
+    }
+}
+
+/// The span name the request's fields are reported under, as [`TracingSink`] reports
+/// them through the `aigw.request` span.
+const SPAN_NAME: &str = "aigw.request";
+
+/// `2025-01-31T12:34:56.789012Z`: RFC 3339 in UTC with microseconds, as
+/// `tracing-subscriber` stamps its lines.
+fn write_timestamp(buf: &mut Vec<u8>, now: SystemTime) {
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    push_padded(buf, y.max(0) as u64, 4);
+    buf.push(b'-');
+    push_padded(buf, u64::from(m), 2);
+    buf.push(b'-');
+    push_padded(buf, u64::from(d), 2);
+    buf.push(b'T');
+    push_padded(buf, rem / 3600, 2);
+    buf.push(b':');
+    push_padded(buf, rem / 60 % 60, 2);
+    buf.push(b':');
+    push_padded(buf, rem % 60, 2);
+    buf.push(b'.');
+    push_padded(buf, u64::from(since.subsec_micros()), 6);
+    buf.push(b'Z');
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits. (`write!` would go through
+/// the formatting machinery, several times the cost for a line of a dozen numbers.)
+fn push_padded(buf: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(digits.len().saturating_sub(width));
+    buf.extend_from_slice(&digits[start..]);
+}
+
+/// A duration in milliseconds with nanosecond precision (`12.345678`).
+fn push_millis(buf: &mut Vec<u8>, d: Duration) {
+    let nanos = d.as_nanos();
+    push_padded(buf, u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX), 1);
+    buf.push(b'.');
+    push_padded(buf, (nanos % 1_000_000) as u64, 6);
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Whether `s` holds a byte that [`push_quoted`] escapes.
+fn needs_escape(s: &str) -> bool {
+    s.bytes()
+        .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+}
+
+/// Appends `s` as a JSON string (quotes included). Also the quoting of string values in
+/// the text format, where it keeps a line one line whatever the value holds.
+fn push_quoted(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    if !needs_escape(s) {
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+        return;
+    }
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => b"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if escaped.is_empty() {
+            let _ = write!(buf, "\\u{b:04x}");
+        } else {
+            buf.extend_from_slice(escaped);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+/// One field value of a line.
+enum Value<'a> {
+    Str(&'a str),
+    /// A string written unquoted in the text format (a `%`-formatted field).
+    Display(&'a str),
+    U64(u64),
+    Bool(bool),
+    Millis(Duration),
+    TraceId(u128),
+}
+
+/// The request span's fields, in declaration order; absent ones are skipped.
+fn span_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) {
+    if let Some(p) = r.path.as_deref() {
+        f("path", Value::Str(p));
+    }
+    f("model", Value::Str(&r.request_model));
+    if let Some(c) = r.client.as_deref() {
+        f("client", Value::Str(c));
+    }
+    if let Some(v) = r.route.as_deref() {
+        f("route", Value::Str(v));
+    }
+    if let Some(v) = r.backend.as_deref() {
+        f("backend", Value::Str(v));
+    }
+    if let Some(s) = r.status {
+        f("status", Value::U64(u64::from(s.as_u16())));
+    }
+    if let Some(n) = r.usage.input {
+        f("input_tokens", Value::U64(n));
+    }
+    if let Some(n) = r.usage.output {
+        f("output_tokens", Value::U64(n));
+    }
+    if let Some(t) = r.trace_id {
+        f("trace_id", Value::TraceId(t));
+    }
+}
+
+/// The event's fields, as [`TracingSink`] records them.
+fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) {
+    if let Some(e) = r.endpoint {
+        f("endpoint", Value::Str(e.operation_name()));
+    }
+    if let Some(c) = r.client.as_deref() {
+        f("client", Value::Str(c));
+    }
+    if let Some(v) = r.route.as_deref() {
+        f("route", Value::Str(v));
+    }
+    if let Some(v) = r.backend.as_deref() {
+        f("backend", Value::Str(v));
+    }
+    if let Some(p) = r.provider {
+        f("provider", Value::Str(p));
+    }
+    f("request_model", Value::Display(&r.request_model));
+    if let Some(m) = r.response_model.as_deref() {
+        f("response_model", Value::Str(m));
+    }
+    if let Some(s) = r.status {
+        f("status", Value::U64(u64::from(s.as_u16())));
+    }
+    f("stream", Value::Bool(r.stream));
+    f("attempts", Value::U64(u64::from(r.attempts)));
+    if let Some(n) = r.usage.input {
+        f("input_tokens", Value::U64(n));
+    }
+    if let Some(n) = r.usage.output {
+        f("output_tokens", Value::U64(n));
+    }
+    if let Some(n) = r.usage.total_or_sum() {
+        f("total_tokens", Value::U64(n));
+    }
+    if let Some(d) = r.latency {
+        f("latency_ms", Value::Millis(d));
+    }
+    if let Some(d) = r.time_to_first_byte {
+        f("ttfb_ms", Value::Millis(d));
+    }
+    if let Some(e) = r.error.as_deref() {
+        f("error", Value::Str(e));
+    }
+}
+
+fn write_value(buf: &mut Vec<u8>, v: &Value<'_>, json: bool) {
+    match *v {
+        Value::Str(s) => push_quoted(buf, s),
+        // Client-supplied (the model name): quoted when it would break the line.
+        Value::Display(s) if json || needs_escape(s) => push_quoted(buf, s),
+        Value::Display(s) => buf.extend_from_slice(s.as_bytes()),
+        Value::U64(n) => push_padded(buf, n, 1),
+        Value::Bool(b) => buf.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Millis(d) => push_millis(buf, d),
+        Value::TraceId(t) => {
+            let _ = write!(buf, "\"{t:032x}\"");
+        }
+    }
+}
+
+/// `TIMESTAMP  INFO aigw.request{span fields}: aigw::access: request field=value …`
+fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+    write_timestamp(buf, now);
+    buf.extend_from_slice(b"  INFO ");
+    buf.extend_from_slice(SPAN_NAME.as_bytes());
+    buf.push(b'{');
+    let mut first = true;
+    span_fields(r, |name, v| {
+        if !first {
+            buf.push(b' ');
+        }
+        first = false;
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(b'=');
+        write_value(buf, &v, false);
+    });
+    buf.extend_from_slice(b"}: aigw::access: request");
+    event_fields(r, |name, v| {
+        buf.push(b' ');
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(b'=');
+        write_value(buf, &v, false);
+    });
+    buf.push(b'\n');
+}
+
+fn write_json_span(buf: &mut Vec<u8>, r: &ExchangeRecord) {
+    buf.push(b'{');
+    span_fields(r, |name, v| {
+        push_quoted(buf, name);
+        buf.push(b':');
+        write_value(buf, &v, true);
+        buf.push(b',');
+    });
+    buf.extend_from_slice(b"\"name\":");
+    push_quoted(buf, SPAN_NAME);
+    buf.push(b'}');
+}
+
+/// `{"timestamp":…,"level":"INFO","fields":{"message":"request",…},"target":"aigw::access","span":{…},"spans":[{…}]}`
+fn write_json(buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+    buf.extend_from_slice(b"{\"timestamp\":\"");
+    write_timestamp(buf, now);
+    buf.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\"");
+    event_fields(r, |name, v| {
+        buf.push(b',');
+        push_quoted(buf, name);
+        buf.push(b':');
+        write_value(buf, &v, true);
+    });
+    buf.extend_from_slice(b"},\"target\":\"aigw::access\",\"span\":");
+    write_json_span(buf, r);
+    buf.extend_from_slice(b",\"spans\":[");
+    write_json_span(buf, r);
+    buf.extend_from_slice(b"]}\n");
+}
+
 impl<F> RecordSink for F
 where
     F: Fn(&ExchangeRecord) + Send + Sync + 'static,
 {
     fn record(&self, record: &ExchangeRecord) {
         self(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigw_core::TokenUsage;
+    use aigw_core::api::Endpoint;
+    use http::StatusCode;
+
+    /// A `Write` whose bytes the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn info_subscriber() -> tracing::subscriber::DefaultGuard {
+        tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(std::io::sink)
+                .finish(),
+        )
+    }
+
+    fn record() -> ExchangeRecord {
+        ExchangeRecord {
+            endpoint: Some(Endpoint::ChatCompletions),
+            route: Some("default/bench".into()),
+            backend: Some("default/sim".into()),
+            provider: Some("openai"),
+            request_model: "gpt-4o \"mini\"\nx".into(),
+            response_model: Some("gpt-4o-2024".into()),
+            stream: true,
+            status: Some(StatusCode::OK),
+            usage: TokenUsage {
+                input: Some(12),
+                output: Some(34),
+                ..Default::default()
+            },
+            attempts: 1,
+            latency: Some(Duration::from_nanos(1_234_567)),
+            time_to_first_byte: Some(Duration::from_micros(250)),
+            client: Some("team-a".into()),
+            path: Some("/v1/chat/completions".into()),
+            trace_id: Some(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn json_lines_have_the_tracing_json_layout() {
+        let _g = info_subscriber();
+        let out = Shared::default();
+        let log = AccessLog::new(out.clone(), AccessLogFormat::Json);
+        log.record(&record());
+        let mut failed = record();
+        failed.status = Some(StatusCode::BAD_GATEWAY);
+        failed.error = Some("upstream \\ unavailable".into());
+        failed.usage = TokenUsage::default();
+        log.record(&failed);
+        log.flush();
+        let text = out.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["target"], "aigw::access");
+        assert_eq!(v["fields"]["message"], "request");
+        assert_eq!(v["fields"]["endpoint"], "chat");
+        assert_eq!(v["fields"]["client"], "team-a");
+        assert_eq!(v["fields"]["request_model"], "gpt-4o \"mini\"\nx");
+        assert_eq!(v["fields"]["status"], 200);
+        assert_eq!(v["fields"]["stream"], true);
+        assert_eq!(v["fields"]["total_tokens"], 46);
+        assert_eq!(v["fields"]["latency_ms"].as_f64(), Some(1.234567));
+        assert_eq!(v["fields"]["ttfb_ms"].as_f64(), Some(0.25));
+        assert_eq!(v["span"]["name"], "aigw.request");
+        assert_eq!(v["span"]["path"], "/v1/chat/completions");
+        assert_eq!(v["span"]["client"], "team-a");
+        assert_eq!(v["span"]["status"], 200);
+        assert_eq!(v["span"]["output_tokens"], 34);
+        assert_eq!(v["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(v["spans"][0], v["span"]);
+        let ts = v["timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), "2025-01-31T12:34:56.789012Z".len(), "{ts}");
+        let e: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(e["fields"]["error"], "upstream \\ unavailable");
+        assert_eq!(e["fields"]["status"], 502);
+        assert!(e["fields"].get("input_tokens").is_none(), "{e}");
+    }
+
+    #[test]
+    fn text_lines_are_one_line_with_every_field() {
+        let _g = info_subscriber();
+        let out = Shared::default();
+        let log = AccessLog::new(out.clone(), AccessLogFormat::Text);
+        log.record(&record());
+        log.flush();
+        let text = out.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        for needle in [
+            "  INFO aigw.request{path=\"/v1/chat/completions\" model=\"gpt-4o \\\"mini\\\"\\nx\" client=\"team-a\"",
+            "status=200 input_tokens=12 output_tokens=34 trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"}: aigw::access: request ",
+            "endpoint=\"chat\" client=\"team-a\" route=\"default/bench\" backend=\"default/sim\" provider=\"openai\"",
+            "provider=\"openai\" request_model=\"gpt-4o \\\"mini\\\"\\nx\" response_model=\"gpt-4o-2024\" status=200 stream=true attempts=1 input_tokens=12 output_tokens=34 total_tokens=46",
+            "latency_ms=1.234567 ttfb_ms=0.250000",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in {text}");
+        }
+    }
+
+    #[test]
+    fn lines_wait_for_a_flush_and_follow_the_tracing_filter() {
+        let out = Shared::default();
+        let log = AccessLog::new(out.clone(), AccessLogFormat::Text);
+        {
+            let _g = tracing::subscriber::set_default(
+                tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::WARN)
+                    .with_writer(std::io::sink)
+                    .finish(),
+            );
+            log.record(&record());
+            log.flush();
+            assert_eq!(out.text(), "", "off below info");
+        }
+        let _g = info_subscriber();
+        log.record(&record());
+        assert_eq!(out.text(), "", "buffered until flushed");
+        log.flush();
+        assert_eq!(out.text().lines().count(), 1);
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_at_once() {
+        let _g = info_subscriber();
+        let out = Shared::default();
+        let log = AccessLog::new(out.clone(), AccessLogFormat::Json);
+        let mut n = 0;
+        while out.text().is_empty() {
+            log.record(&record());
+            n += 1;
+            assert!(n < 10_000);
+        }
+        assert!(out.text().len() >= FLUSH_AT, "{}", out.text().len());
+        assert!(out.text().ends_with('\n'));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_flusher_writes_a_batch_after_the_delay() {
+        let _g = info_subscriber();
+        let out = Shared::default();
+        let log = AccessLog::new(out.clone(), AccessLogFormat::Text);
+        let flusher = log.spawn_flusher();
+        tokio::task::yield_now().await;
+        log.record(&record());
+        log.record(&record());
+        tokio::time::sleep(FLUSH_DELAY / 2).await;
+        assert_eq!(out.text(), "");
+        tokio::time::sleep(FLUSH_DELAY).await;
+        assert_eq!(out.text().lines().count(), 2);
+        log.record(&record());
+        tokio::time::sleep(FLUSH_DELAY * 2).await;
+        assert_eq!(out.text().lines().count(), 3);
+        flusher.abort();
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let mut buf = Vec::new();
+        // 2024-02-29T12:34:56.789012Z
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_709_210_096, 789_012_345);
+        write_timestamp(&mut buf, t);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "2024-02-29T12:34:56.789012Z"
+        );
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let mut buf = Vec::new();
+        push_padded(&mut buf, u64::MAX, 1);
+        push_padded(&mut buf, 7, 3);
+        assert_eq!(buf, b"18446744073709551615007");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut buf = Vec::new();
+        push_quoted(&mut buf, "a\u{1b}[31mb\u{7f}\t");
+        assert_eq!(
+            String::from_utf8(buf.clone()).unwrap(),
+            "\"a\\u001b[31mb\\u007f\\t\""
+        );
+        let v: String = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v, "a\u{1b}[31mb\u{7f}\t");
     }
 }

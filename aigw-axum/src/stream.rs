@@ -26,8 +26,7 @@ pub(crate) fn client_closed() -> StatusCode {
 }
 
 impl Finisher {
-    /// `span` is the request's span: the outcome is recorded on it and the sink runs
-    /// inside it.
+    /// `span` is the request's span: the sink runs inside it.
     pub(crate) fn new(exchange: Exchange, sink: Arc<dyn RecordSink>, span: tracing::Span) -> Self {
         Self {
             exchange: Some(exchange),
@@ -55,19 +54,6 @@ impl Finisher {
         if let Some(ex) = self.exchange.take() {
             let record = ex.finish(status, error);
             let span = &self.span;
-            span.record("status", status.as_u16());
-            if let Some(route) = record.route.as_deref() {
-                span.record("route", route);
-            }
-            if let Some(backend) = record.backend.as_deref() {
-                span.record("backend", backend);
-            }
-            if let Some(n) = record.usage.input {
-                span.record("input_tokens", n);
-            }
-            if let Some(n) = record.usage.output {
-                span.record("output_tokens", n);
-            }
             let _entered = span.enter();
             self.sink.record(&record);
         }

@@ -148,6 +148,11 @@ impl RequestTrace {
         self.parent.trace_id_hex()
     }
 
+    /// The trace id.
+    pub const fn trace_id(&self) -> u128 {
+        self.parent.trace_id
+    }
+
     /// Writes the context of a new attempt (a child span) onto upstream headers.
     pub fn apply_attempt(&self, headers: &mut HeaderMap) {
         headers.insert(TRACEPARENT, self.parent.child().to_header_value());

@@ -13,6 +13,9 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// `gen_ai.client.token.usage` bucket boundaries (tokens).
 pub const TOKEN_USAGE_BUCKETS: [f64; 14] = [
@@ -56,9 +59,117 @@ fn overhead_histogram() -> Histogram {
     Histogram::new(OVERHEAD_BUCKETS)
 }
 
-/// The GenAI metrics registry. Cheap to share (`Arc`); recording takes no global lock
-/// beyond the label family's read lock once a label set exists.
-#[derive(Debug)]
+/// The token types of `gen_ai.client.token.usage`, in [`Series::tokens`] order.
+const TOKEN_TYPES: [&str; 5] = [
+    "input",
+    "output",
+    "cached_input",
+    "cache_creation_input",
+    "reasoning",
+];
+
+/// What identifies one label set of the histograms, borrowed from a record.
+#[derive(Hash, PartialEq, Eq)]
+struct SeriesKey<'a> {
+    operation: &'static str,
+    provider: &'static str,
+    original_model: &'a str,
+    request_model: &'a str,
+    response_model: &'a str,
+    failed: bool,
+}
+
+/// The histograms of one label set, resolved from their families once and shared
+/// afterwards (a `Histogram` clone shares its buckets). Each is created on first use,
+/// so the exposition lists the same series as when every record looked them up.
+struct Series {
+    original_model: String,
+    request_model: String,
+    response_model: String,
+    operation: &'static str,
+    provider: &'static str,
+    failed: bool,
+    labels: Labels,
+    duration: OnceLock<Histogram>,
+    overhead: OnceLock<Histogram>,
+    ttft: OnceLock<Histogram>,
+    tpot: OnceLock<Histogram>,
+    tokens: [OnceLock<Histogram>; 5],
+}
+
+impl Series {
+    fn new(key: &SeriesKey<'_>) -> Self {
+        let mut labels: Labels = Vec::with_capacity(6);
+        labels.push(("gen_ai_operation_name", key.operation.to_owned()));
+        labels.push(("gen_ai_provider_name", key.provider.to_owned()));
+        labels.push(("gen_ai_original_model", key.original_model.to_owned()));
+        labels.push(("gen_ai_request_model", key.request_model.to_owned()));
+        labels.push(("gen_ai_response_model", key.response_model.to_owned()));
+        if key.failed {
+            labels.push(("error_type", "_OTHER".to_owned()));
+        }
+        Self {
+            original_model: key.original_model.to_owned(),
+            request_model: key.request_model.to_owned(),
+            response_model: key.response_model.to_owned(),
+            operation: key.operation,
+            provider: key.provider,
+            failed: key.failed,
+            labels,
+            duration: OnceLock::new(),
+            overhead: OnceLock::new(),
+            ttft: OnceLock::new(),
+            tpot: OnceLock::new(),
+            tokens: Default::default(),
+        }
+    }
+
+    fn is(&self, key: &SeriesKey<'_>) -> bool {
+        self.operation == key.operation
+            && self.provider == key.provider
+            && self.failed == key.failed
+            && self.original_model == key.original_model
+            && self.request_model == key.request_model
+            && self.response_model == key.response_model
+    }
+
+    fn get<'a>(&'a self, slot: &'a OnceLock<Histogram>, family: &HistogramFamily) -> &'a Histogram {
+        slot.get_or_init(|| family.get_or_create(&self.labels).clone())
+    }
+}
+
+/// Label sets seen so far, by a keyed hash of their borrowed parts: a record finds its
+/// histograms without building label vectors or hashing them once per histogram.
+#[derive(Default)]
+struct SeriesCache {
+    hasher: RandomState,
+    map: RwLock<HashMap<u64, Vec<Arc<Series>>>>,
+}
+
+impl SeriesCache {
+    fn get(&self, key: &SeriesKey<'_>) -> Arc<Series> {
+        let hash = self.hasher.hash_one(key);
+        if let Ok(map) = self.map.read()
+            && let Some(s) = map.get(&hash).and_then(|v| v.iter().find(|s| s.is(key)))
+        {
+            return s.clone();
+        }
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bucket = map.entry(hash).or_default();
+        if let Some(s) = bucket.iter().find(|s| s.is(key)) {
+            return s.clone();
+        }
+        let s = Arc::new(Series::new(key));
+        bucket.push(s.clone());
+        s
+    }
+}
+
+/// The GenAI metrics registry. Cheap to share (`Arc`); recording a label set seen
+/// before takes one read lock and the histograms' own locks.
 pub struct GenAiMetrics {
     registry: Registry,
     token_usage: HistogramFamily,
@@ -66,6 +177,15 @@ pub struct GenAiMetrics {
     time_to_first_token: HistogramFamily,
     time_per_output_token: HistogramFamily,
     overhead: HistogramFamily,
+    series: SeriesCache,
+}
+
+impl std::fmt::Debug for GenAiMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenAiMetrics")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for GenAiMetrics {
@@ -122,6 +242,7 @@ impl GenAiMetrics {
             time_to_first_token,
             time_per_output_token,
             overhead,
+            series: SeriesCache::default(),
         }
     }
 
@@ -130,39 +251,24 @@ impl GenAiMetrics {
         let Some(endpoint) = r.endpoint else {
             return;
         };
-        let mut labels: Labels = Vec::with_capacity(6);
-        labels.push((
-            "gen_ai_operation_name",
-            endpoint.operation_name().to_owned(),
-        ));
-        labels.push((
-            "gen_ai_provider_name",
-            r.provider.unwrap_or("unknown").to_owned(),
-        ));
-        labels.push(("gen_ai_original_model", r.request_model.clone()));
-        labels.push((
-            "gen_ai_request_model",
-            r.effective_model
-                .clone()
-                .unwrap_or_else(|| r.request_model.clone()),
-        ));
-        labels.push((
-            "gen_ai_response_model",
-            r.response_model.clone().unwrap_or_default(),
-        ));
         let failed = r.error.is_some() || r.status.is_some_and(|s| !s.is_success());
-        if failed {
-            labels.push(("error_type", "_OTHER".to_owned()));
-        }
+        let series = self.series.get(&SeriesKey {
+            operation: endpoint.operation_name(),
+            provider: r.provider.unwrap_or("unknown"),
+            original_model: &r.request_model,
+            request_model: r.effective_model.as_deref().unwrap_or(&r.request_model),
+            response_model: r.response_model.as_deref().unwrap_or_default(),
+            failed,
+        });
 
         if let Some(latency) = r.latency {
-            self.request_duration
-                .get_or_create(&labels)
+            series
+                .get(&series.duration, &self.request_duration)
                 .observe(latency.as_secs_f64());
             if let Some(wait) = r.upstream_wait {
                 let overhead = latency.saturating_sub(wait);
-                self.overhead
-                    .get_or_create(&labels)
+                series
+                    .get(&series.overhead, &self.overhead)
                     .observe(overhead.as_secs_f64());
             }
         }
@@ -173,30 +279,34 @@ impl GenAiMetrics {
         if r.stream
             && let Some(ttft) = r.time_to_first_byte
         {
-            self.time_to_first_token
-                .get_or_create(&labels)
+            series
+                .get(&series.ttft, &self.time_to_first_token)
                 .observe(ttft.as_secs_f64());
             if let (Some(latency), Some(output)) = (r.latency, r.usage.output)
                 && output > 1
             {
                 let per_token = latency.saturating_sub(ttft).as_secs_f64() / (output - 1) as f64;
-                self.time_per_output_token
-                    .get_or_create(&labels)
+                series
+                    .get(&series.tpot, &self.time_per_output_token)
                     .observe(per_token);
             }
         }
         let u = &r.usage;
-        for (kind, value) in [
-            ("input", u.input),
-            ("output", u.output),
-            ("cached_input", u.cached_input),
-            ("cache_creation_input", u.cache_creation_input),
-            ("reasoning", u.reasoning),
-        ] {
+        let values = [
+            u.input,
+            u.output,
+            u.cached_input,
+            u.cache_creation_input,
+            u.reasoning,
+        ];
+        for ((kind, value), slot) in TOKEN_TYPES.iter().zip(values).zip(&series.tokens) {
             if let Some(v) = value {
-                let mut l = labels.clone();
-                l.push(("gen_ai_token_type", kind.to_owned()));
-                self.token_usage.get_or_create(&l).observe(v as f64);
+                slot.get_or_init(|| {
+                    let mut l = series.labels.clone();
+                    l.push(("gen_ai_token_type", (*kind).to_owned()));
+                    self.token_usage.get_or_create(&l).clone()
+                })
+                .observe(v as f64);
             }
         }
     }
@@ -284,6 +394,69 @@ mod tests {
         assert!(
             !text.contains("gen_ai_client_token_usage_bucket{"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn label_sets_keep_their_own_series_across_records() {
+        let m = GenAiMetrics::new();
+        m.record(&record());
+        m.record(&record());
+        let mut other = record();
+        other.response_model = Some("us.amazon.nova-lite-v1:0".into());
+        other.stream = false;
+        other.usage.cached_input = Some(3);
+        m.record(&other);
+        let text = m.encode();
+        let count = |needle: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("gen_ai_server_request_duration_seconds_count{")
+                        && l.contains(needle)
+                })
+                .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            count("gen_ai_response_model=\"us.amazon.nova-micro-v1:0\""),
+            ["2"],
+            "{text}"
+        );
+        assert_eq!(
+            count("gen_ai_response_model=\"us.amazon.nova-lite-v1:0\""),
+            ["1"],
+            "{text}"
+        );
+        // Series exist only for what was observed: no time to first token for the
+        // non-stream label set, cached input only where it was reported.
+        let ttft: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("gen_ai_server_time_to_first_token_seconds_count{"))
+            .collect();
+        assert_eq!(ttft.len(), 1, "{text}");
+        assert!(
+            ttft[0].contains("nova-micro") && ttft[0].ends_with(" 2"),
+            "{text}"
+        );
+        let cached: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("gen_ai_client_token_usage_count{")
+                    && l.contains("gen_ai_token_type=\"cached_input\"")
+            })
+            .collect();
+        assert_eq!(cached.len(), 1, "{text}");
+        assert!(cached[0].contains("nova-lite"), "{text}");
+        // A failure of the same model is a label set of its own.
+        let mut failed = record();
+        failed.status = Some(http::StatusCode::BAD_GATEWAY);
+        m.record(&failed);
+        assert_eq!(
+            m.encode()
+                .lines()
+                .filter(|l| l.starts_with("gen_ai_server_request_duration_seconds_count{"))
+                .count(),
+            3
         );
     }
 

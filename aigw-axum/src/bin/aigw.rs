@@ -4,8 +4,9 @@
 use aigw_axum::admin::{self, AdminState, Tee};
 use aigw_axum::client_auth::ClientAuthLayer;
 use aigw_axum::client_auth_config::{self, ClientAuthFlags};
+use aigw_axum::record::{AccessLog, AccessLogFormat};
 use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
-use aigw_axum::{Gateway, Settings, Snapshot, TracingSink, autoconfig, config, credentials};
+use aigw_axum::{Gateway, Settings, Snapshot, autoconfig, config, credentials};
 use aigw_core::config::{Config, SecretSource};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -95,6 +96,10 @@ struct RunArgs {
     /// it they count per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// Runtime threads serving requests. 1 runs everything on one thread (the default
+    /// on machines with up to two cores); default otherwise: one per core.
+    #[arg(long, env = "AIGW_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
 }
 
 impl RunArgs {
@@ -157,10 +162,26 @@ fn main() -> ExitCode {
         Command::Run(_) | Command::Simulate(_) => {
             init_logging(&cli);
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let threads = match &cli.command {
+                Command::Run(args) => worker_threads(args.worker_threads),
+                _ => None,
+            };
+            let built = match threads {
+                // One thread: the client's connection task and the pooled upstream
+                // connection's task hand requests and responses to each other without
+                // waking another thread (a futex call each way) or stealing work.
+                Some(1) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build(),
+                Some(n) => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .enable_all()
+                    .build(),
+                None => tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build(),
+            };
+            let rt = match built {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("aigw: cannot start the runtime: {e}");
@@ -169,7 +190,14 @@ fn main() -> ExitCode {
             };
             let result = rt.block_on(async {
                 match cli.command {
-                    Command::Run(args) => run(args).await,
+                    Command::Run(args) => {
+                        let format = if cli.log_json {
+                            AccessLogFormat::Json
+                        } else {
+                            AccessLogFormat::Text
+                        };
+                        run(args, AccessLog::stderr(format)).await
+                    }
                     Command::Simulate(args) => simulate(args).await,
                     _ => Ok(()),
                 }
@@ -195,6 +223,17 @@ fn located(config: &Config, e: aigw_core::Error) -> aigw_core::Error {
         }
         other => other,
     }
+}
+
+/// Runtime threads for `aigw run`: the flag, else one thread on machines with up to
+/// two cores (where a second worker mostly adds cross-thread wake-ups: the load
+/// generator, the upstream and the gateway share the cores), else one per core.
+fn worker_threads(flag: Option<u16>) -> Option<usize> {
+    if let Some(n) = flag {
+        return Some(usize::from(n));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores <= 2).then_some(1)
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
@@ -283,7 +322,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-async fn run(args: RunArgs) -> Result<(), String> {
+async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let admin_state = Arc::new(AdminState::default());
     let mut resolver = credentials::default_resolver();
     let (config, mode) = if !args.config.is_empty() {
@@ -363,7 +402,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let gateway = Gateway::builder(snapshot)
         .settings(settings)
         .record_sink(Arc::new(Tee(vec![
-            Arc::new(TracingSink),
+            Arc::new(access_log.clone()),
             Arc::new(admin_state.clone()),
         ])))
         .build()
@@ -437,6 +476,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         ));
     }
 
+    access_log.spawn_flusher();
     admin_state.set_ready(true);
     let draining = admin_state.clone();
     let app =
@@ -451,6 +491,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     })
     .await;
     admin_state.set_ready(false);
+    access_log.flush();
     served.map_err(|e| format!("gateway listener: {e}"))
 }
 
