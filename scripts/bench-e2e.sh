@@ -11,7 +11,10 @@
 #
 # Usage: scripts/bench-e2e.sh [DURATION_SECONDS]   (needs wrk: apt-get install wrk)
 # AIGW_BIN=path skips the release build and benchmarks that binary; GW_ARGS adds flags to
-# `aigw run` (e.g. GW_ARGS="--log-level warn" to measure without the per-request access log).
+# `aigw run` (e.g. GW_ARGS="--log-level warn" to measure without the per-request access log,
+# GW_ARGS="--worker-threads 2" for a two-worker runtime instead of the one-thread default on
+# machines with up to two cores). SYSCALLS=1 also counts the gateway's system calls per
+# passthrough request at concurrency 1 (strace -c -f; slows the run, not the counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur="${1:-10}"
@@ -106,6 +109,24 @@ for case in openai openai-stream bedrock bedrock-stream; do
     "$((gp50 - dp50))" "$((gp99 - dp99))" "$drps" "$grps" "$((100 * grps / drps))" "$gcpu"
 done
 printf '\nRSS of aigw run: idle %s KiB, after load %s KiB\n' "$rss_idle" "$rss_load"
+if [ -n "${SYSCALLS:-}" ]; then
+  strace -c -f -p "$gw" -o "$out/strace.txt" 2>/dev/null &
+  st=$!
+  sleep 0.5
+  BODY=$dir/body-openai.json wrk -t1 -c1 -d3s -s "$dir/post.lua" "$via" >"$out/strace-wrk.txt" 2>&1
+  kill -INT "$st"; wait "$st" 2>/dev/null || true
+  python3 - "$out/strace.txt" "$out/strace-wrk.txt" <<'PY'
+import re, sys
+reqs = int(re.search(r"(\d+) requests in", open(sys.argv[2]).read()).group(1))
+calls = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+        calls[f[-1]] = int(f[3])
+top = ", ".join(f"{n} {c / reqs:.2f}" for n, c in sorted(calls.items(), key=lambda x: -x[1])[:6])
+print(f"system calls per passthrough request (c=1): {sum(calls.values()) / reqs:.2f} ({top})")
+PY
+fi
 for case in openai-stream bedrock-stream; do
   case $case in
     openai-stream) d_url=$direct_openai; d_body=$dir/body-openai-stream.json ;;
