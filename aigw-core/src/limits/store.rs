@@ -30,16 +30,17 @@ pub struct Increment {
 /// use aigw_core::limits::{Increment, LimitStore, MemoryStore};
 ///
 /// # fn main() -> aigw_core::Result<()> {
-/// # let rt = |f| futures_lite(f);
 /// let store = MemoryStore::default();
 /// let inc = |cost| Increment { key: "k_0".into(), cost, expires_at: 60 };
-/// let counts = rt(store.incr(10, &[inc(3)]))?;
+/// let first = [inc(3)];
+/// let counts = block_on(store.incr(10, &first))?;
 /// assert_eq!(counts, vec![3]);
 /// store.add(11, vec![inc(4)]);
-/// assert_eq!(rt(store.incr(12, &[inc(0)]))?, vec![7]);
+/// let check = [inc(0)];
+/// assert_eq!(block_on(store.incr(12, &check))?, vec![7]);
 /// # Ok(())
 /// # }
-/// # fn futures_lite<T>(f: impl std::future::Future<Output = T>) -> T {
+/// # fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 /// #     let mut f = std::pin::pin!(f);
 /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
