@@ -49,61 +49,17 @@ fn yaml(sim: SocketAddr) -> String {
 }
 
 fn yaml_with(sim: SocketAddr, rules: &str) -> String {
-    format!(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: c
-  listeners: [{{name: http, protocol: HTTP, port: 80}}]
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIGatewayRoute
-metadata: {{name: limited, namespace: default}}
-spec:
-  parentRefs: [{{name: gw, kind: Gateway, group: gateway.networking.k8s.io}}]
-  rules:
-    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: gpt-sim}}]}}]
-      backendRefs: [{{name: openai}}]
-    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: claude-sim}}]}}]
-      backendRefs: [{{name: anthropic}}]
-  llmRequestCosts:
-    - {{metadataKey: llm_input_token, type: InputToken}}
-    - {{metadataKey: llm_total_token, type: TotalToken}}
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: openai, namespace: default}}
-spec:
-  schema: {{name: OpenAI}}
-  backendRef: {{name: sim, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: anthropic, namespace: default}}
-spec:
-  schema: {{name: Anthropic}}
-  backendRef: {{name: sim, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: sim, namespace: default}}
-spec:
-  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}}}]
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: BackendTrafficPolicy
-metadata: {{name: token-limits, namespace: default}}
-spec:
-  targetRefs: [{{name: gw, kind: Gateway, group: gateway.networking.k8s.io}}]
-  rateLimit:
-    type: Global
-    global:
-      rules:{rules}
-"#,
-        port = sim.port()
-    )
+    rate_limit_yaml(sim.port(), rules)
+}
+
+/// The shared rate-limit test configuration with the simulator's port and `rules`.
+fn rate_limit_yaml(sim_port: u16, rules: &str) -> String {
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigw-core/tests/fixtures/config/rate-limit.yaml.in"
+    ))
+    .replace("SIM_PORT", &sim_port.to_string())
+    .replace("RULES", rules)
 }
 
 async fn simulator() -> SocketAddr {

@@ -35,57 +35,8 @@ const BUDGET: u64 = 30;
 const REDIS_PASSWORD: &str = "s3cret-e2e";
 
 fn yaml(sim: u16) -> String {
-    format!(
+    let rules = format!(
         r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: c
-  listeners: [{{name: http, protocol: HTTP, port: 80}}]
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIGatewayRoute
-metadata: {{name: limited, namespace: default}}
-spec:
-  parentRefs: [{{name: gw, kind: Gateway, group: gateway.networking.k8s.io}}]
-  rules:
-    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: gpt-sim}}]}}]
-      backendRefs: [{{name: openai}}]
-    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: claude-sim}}]}}]
-      backendRefs: [{{name: anthropic}}]
-  llmRequestCosts:
-    - {{metadataKey: llm_total_token, type: TotalToken}}
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: openai, namespace: default}}
-spec:
-  schema: {{name: OpenAI}}
-  backendRef: {{name: sim, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: anthropic, namespace: default}}
-spec:
-  schema: {{name: Anthropic}}
-  backendRef: {{name: sim, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: sim, namespace: default}}
-spec:
-  endpoints: [{{ip: {{address: 127.0.0.1, port: {sim}}}}}]
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: BackendTrafficPolicy
-metadata: {{name: token-limits, namespace: default}}
-spec:
-  targetRefs: [{{name: gw, kind: Gateway, group: gateway.networking.k8s.io}}]
-  rateLimit:
-    type: Global
-    global:
-      rules:
         - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
           limit: {{requests: {BUDGET}, unit: Hour}}
           cost:
@@ -100,7 +51,18 @@ spec:
               sourceCIDR: {{type: Distinct, value: 127.0.0.0/8}}
           limit: {{requests: 2, unit: Hour}}
 "#
-    )
+    );
+    rate_limit_yaml(sim, &rules)
+}
+
+/// The shared rate-limit test configuration with the simulator's port and `rules`.
+fn rate_limit_yaml(sim_port: u16, rules: &str) -> String {
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigw-core/tests/fixtures/config/rate-limit.yaml.in"
+    ))
+    .replace("SIM_PORT", &sim_port.to_string())
+    .replace("RULES", rules)
 }
 
 async fn simulator() -> u16 {
