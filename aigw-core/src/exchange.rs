@@ -343,7 +343,7 @@ impl Exchange {
     /// the completion budget when the request names one.
     pub fn estimate(&self) -> u64 {
         let prompt = (self.body.len() as u64) / 4;
-        prompt + max_tokens(&self.body).unwrap_or(0)
+        prompt + self.info.max_tokens.unwrap_or(0)
     }
 
     /// Reserves tokens with the meter for the first target; the reservation is settled
@@ -643,22 +643,6 @@ pub fn stream_error_event(endpoint: Endpoint, error: &Error) -> Bytes {
             Bytes::from(format!("event: error\ndata: {value}\n\n"))
         }
     }
-}
-
-fn max_tokens(body: &[u8]) -> Option<u64> {
-    // Most requests name no budget: a vectorised search for the end of both key names
-    // costs a fraction of the full scan that parsing the body takes. (A key spelled
-    // with escapes is not found; this is an estimate.)
-    memchr::memmem::find(body, b"tokens\"")?;
-    #[derive(serde::Deserialize)]
-    struct Budget {
-        #[serde(default)]
-        max_tokens: Option<u64>,
-        #[serde(default)]
-        max_completion_tokens: Option<u64>,
-    }
-    let b: Budget = serde_json::from_slice(body).ok()?;
-    b.max_completion_tokens.or(b.max_tokens)
 }
 
 #[cfg(test)]

@@ -101,6 +101,10 @@ pub struct RequestInfo {
     pub stream: bool,
     /// Whether the client asked for usage in the stream (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// The completion budget the request names (`max_completion_tokens`, else
+    /// `max_tokens`), when it is a non-negative integer; read in the same pass so the
+    /// token estimate needs no second parse.
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +115,12 @@ struct Sniff<'a> {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<SniffStreamOptions>,
+    // Any JSON is accepted here: a budget the estimate cannot use is not a reason to
+    // refuse the request (the backend judges it).
+    #[serde(default)]
+    max_tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    max_completion_tokens: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +162,11 @@ pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        max_tokens: s
+            .max_completion_tokens
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| s.max_tokens.as_ref().and_then(serde_json::Value::as_u64)),
     })
 }
 
@@ -169,6 +184,28 @@ mod tests {
     fn missing_model_is_bad_request() {
         let e = sniff(Endpoint::ChatCompletions, b"{\"messages\":[]}").unwrap_err();
         assert!(e.to_string().contains("model"));
+    }
+
+    #[test]
+    fn budget_is_read_in_the_same_pass_and_never_refuses() {
+        let i = sniff(
+            Endpoint::ChatCompletions,
+            br#"{"model":"m","max_tokens":100,"max_completion_tokens":50}"#,
+        )
+        .unwrap();
+        assert_eq!(i.max_tokens, Some(50));
+        let i = sniff(Endpoint::Messages, br#"{"model":"m","max_tokens":64}"#).unwrap();
+        assert_eq!(i.max_tokens, Some(64));
+        for odd in [
+            r#""max_tokens":1.5"#,
+            r#""max_tokens":-3"#,
+            r#""max_tokens":"9""#,
+            r#""max_tokens":null"#,
+        ] {
+            let body = format!(r#"{{"model":"m",{odd}}}"#);
+            let i = sniff(Endpoint::ChatCompletions, body.as_bytes()).unwrap();
+            assert_eq!(i.max_tokens, None, "{odd}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn drive(t: &mut dyn Translator, body: &[u8], stream: bool, data: &[u8], step: u
         model: "m".into(),
         stream,
         include_usage: true,
+        max_tokens: None,
     };
     let headers = HeaderMap::new();
     let ctx = RequestContext {

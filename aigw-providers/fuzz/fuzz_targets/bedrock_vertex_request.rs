@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         model: "m".into(),
         stream: false,
         include_usage: false,
+        max_tokens: None,
     };
     let mut headers = HeaderMap::new();
     headers.insert("anthropic-beta", HeaderValue::from_static("a, b"));

@@ -15,6 +15,7 @@ fn drive(t: &mut dyn Translator, body: String, data: &[u8], step: usize) {
         model: "m".into(),
         stream: false,
         include_usage: true,
+        max_tokens: None,
     };
     let headers = HeaderMap::new();
     let ctx = RequestContext {
