@@ -252,6 +252,20 @@ impl OpenAiTranslator {
         Some(false)
     }
 
+    /// Takes the answering model and the usage from a complete non-stream body.
+    fn read_final_body(&mut self, body: &[u8]) {
+        if let Ok(s) = serde_json::from_slice::<ChunkSniff>(body) {
+            self.model = s.model.filter(|m| !m.is_empty());
+            if let Some(u) = s.usage {
+                let mut usage = u.to_token_usage();
+                if self.op == Operation::Embeddings {
+                    usage.output = None;
+                }
+                self.usage.update(&usage);
+            }
+        }
+    }
+
     fn stream_chunk(&mut self, plain: &[u8], eos: bool) -> Result<ResponseChunk> {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
@@ -368,19 +382,16 @@ impl Translator for OpenAiTranslator {
         if self.stream {
             return self.stream_chunk(plain, end_of_stream);
         }
-        self.buffered.extend_from_slice(plain);
-        if end_of_stream {
-            if let Ok(s) = serde_json::from_slice::<ChunkSniff>(&self.buffered) {
-                self.model = s.model.filter(|m| !m.is_empty());
-                if let Some(u) = s.usage {
-                    let mut usage = u.to_token_usage();
-                    if self.op == Operation::Embeddings {
-                        usage.output = None;
-                    }
-                    self.usage.update(&usage);
-                }
+        if end_of_stream && self.buffered.is_empty() {
+            // The whole body in one piece (the adapters' usual case): read it in place
+            // rather than copying it into the buffer first.
+            self.read_final_body(plain);
+        } else {
+            self.buffered.extend_from_slice(plain);
+            if end_of_stream {
+                let whole = std::mem::take(&mut self.buffered);
+                self.read_final_body(&whole);
             }
-            self.buffered = Vec::new();
         }
         Ok(ResponseChunk {
             body: None,
