@@ -7,7 +7,7 @@ use crate::stream::{Finisher, StreamBody};
 use crate::trace_context::RequestTrace;
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Attempt, Exchange, Plan, ResponseStart, retry_after};
-use aigw_core::retry::{RetryOn, TransportFailure};
+use aigw_core::retry::{self, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -28,9 +28,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-
-/// Retry conditions of routes without a BackendTrafficPolicy `retry`.
-static DEFAULT_RETRY_ON: std::sync::LazyLock<RetryOn> = std::sync::LazyLock::new(RetryOn::default);
 
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
     let header_bytes: usize = request
@@ -144,8 +141,10 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
 
 /// Why an attempt did not produce a response for the client.
 enum Failure {
-    /// No usable response: connect failure, reset, timeout, credentials.
-    Transport(Error),
+    /// No usable response: connect failure, reset, timeout, credentials. With a kind,
+    /// the route's retry conditions decide whether another attempt follows; without
+    /// one (the backend cannot take this request at all), the next backend is tried.
+    Transport(Error, Option<TransportFailure>),
     /// An error response, normalised for the client.
     Response {
         status: StatusCode,
@@ -198,16 +197,27 @@ async fn run(
         .unwrap_or(settings.retry.max_attempts)
         .max(1) as usize;
     let base_backoff = plan.backoff.unwrap_or(settings.retry.backoff);
-    let mut last = Failure::Transport(Error::UpstreamUnavailable {
-        message: "no attempt was made".into(),
-    });
+    let mut last = Failure::Transport(
+        Error::UpstreamUnavailable {
+            message: "no attempt was made".into(),
+        },
+        None,
+    );
     let mut delay = Duration::ZERO;
     let mut upstream_wait = Duration::ZERO;
-    let retry_on = plan.retry_on.as_deref().unwrap_or(&DEFAULT_RETRY_ON);
+    let retry_on = plan
+        .retry_on
+        .as_deref()
+        .unwrap_or_else(|| retry::gateway_default());
 
     for i in 0..max_attempts {
         let target = &plan.targets[i % plan.targets.len()];
         if i > 0 {
+            if let Failure::Transport(_, Some(kind)) = &last
+                && !retry_on.transport(*kind)
+            {
+                break;
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if delay >= remaining {
                 break;
@@ -237,7 +247,7 @@ async fn run(
             Err(e) if plan.targets.len() > 1 && e.status().is_client_error() => {
                 // The backend's schema cannot express the request; another may.
                 tracing::debug!(backend = %target.backend, error = %e, "skipping backend");
-                last = Failure::Transport(e);
+                last = Failure::Transport(e, None);
                 delay = Duration::ZERO;
                 continue;
             }
@@ -254,12 +264,9 @@ async fn run(
             };
             if let Err(e) = applied {
                 tracing::warn!(backend = %target.backend, error = %e, "upstream credentials failed");
-                last = Failure::Transport(e);
                 // Nothing was sent: a connect failure as far as retries go.
-                if retry_on.transport(TransportFailure::Connect) {
-                    continue;
-                }
-                break;
+                last = Failure::Transport(e, Some(TransportFailure::Connect));
+                continue;
             }
         }
 
@@ -273,11 +280,8 @@ async fn run(
             Ok(r) => r,
             Err((e, kind)) => {
                 tracing::debug!(backend = %target.backend, attempt = i + 1, error = %e, "attempt failed");
-                last = Failure::Transport(e);
-                if retry_on.transport(kind) {
-                    continue;
-                }
-                break;
+                last = Failure::Transport(e, Some(kind));
+                continue;
             }
         };
         let (parts, incoming) = response.into_parts();
@@ -340,11 +344,8 @@ async fn run(
                             } else {
                                 TransportFailure::Reset
                             };
-                            last = Failure::Transport(e);
-                            if retry_on.transport(kind) {
-                                continue;
-                            }
-                            break;
+                            last = Failure::Transport(e, Some(kind));
+                            continue;
                         }
                     }
                 }
@@ -358,22 +359,22 @@ async fn run(
                 let body = match collected {
                     Ok(Ok(c)) => c.to_bytes(),
                     Ok(Err(e)) => {
-                        last = Failure::Transport(Error::UpstreamUnavailable {
-                            message: format!("reading the response body: {e}"),
-                        });
-                        if retry_on.transport(TransportFailure::Reset) {
-                            continue;
-                        }
-                        break;
+                        last = Failure::Transport(
+                            Error::UpstreamUnavailable {
+                                message: format!("reading the response body: {e}"),
+                            },
+                            Some(TransportFailure::Reset),
+                        );
+                        continue;
                     }
                     Err(_) => {
-                        last = Failure::Transport(Error::Timeout {
-                            message: "reading the response body".into(),
-                        });
-                        if retry_on.transport(TransportFailure::Timeout) {
-                            continue;
-                        }
-                        break;
+                        last = Failure::Transport(
+                            Error::Timeout {
+                                message: "reading the response body".into(),
+                            },
+                            Some(TransportFailure::Timeout),
+                        );
+                        continue;
                     }
                 };
                 let out = ex.chunk(&mut attempt, body, true)?;
@@ -391,7 +392,7 @@ async fn run(
 
 fn finish_failure(finisher: &mut Finisher, failure: Failure, endpoint: Endpoint) -> Response<Body> {
     match failure {
-        Failure::Transport(e) => {
+        Failure::Transport(e, _) => {
             finisher.finish(e.status(), Some(&e));
             error_response(endpoint.client_api(), &e)
         }
@@ -433,7 +434,7 @@ fn normalise_error(
                 body: er.body,
             }
         }
-        Err(e) => Failure::Transport(e),
+        Err(e) => Failure::Transport(e, None),
     }
 }
 

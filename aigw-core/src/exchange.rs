@@ -604,7 +604,7 @@ impl Attempt {
 
 /// Whether an upstream status allows failing over to the next attempt.
 pub fn is_retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+    crate::retry::gateway_default().status(status)
 }
 
 /// Parses `Retry-After` (delay seconds; HTTP dates are treated as absent) capped at

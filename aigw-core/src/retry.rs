@@ -6,6 +6,7 @@
 //! conditions decide among those.
 
 use http::StatusCode;
+use std::sync::LazyLock;
 
 /// Why an attempt produced no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct RetryOn {
     retriable_4xx: bool,
     /// The statuses of `retriable-status-codes`.
     statuses: Vec<u16>,
+    /// The triggers in Envoy's terms, as Envoy Gateway writes them for the route.
+    triggers: Vec<String>,
 }
 
 impl Default for RetryOn {
@@ -48,16 +51,26 @@ impl Default for RetryOn {
             reset: true,
             retriable_4xx: false,
             statuses: vec![429],
+            triggers: ["5xx", "reset", "connect-failure", "retriable-status-codes"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
 
-/// Envoy Gateway's default `retryOn` when a policy has `retry` without it:
-/// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with
-/// status 503 (`unavailable` and `cancelled` are gRPC conditions).
-const ENVOY_GATEWAY_DEFAULT_TRIGGERS: [&str; 3] = [
+/// The gateway's default conditions ([`RetryOn::default`]), built once.
+pub fn gateway_default() -> &'static RetryOn {
+    static DEFAULT: LazyLock<RetryOn> = LazyLock::new(RetryOn::default);
+    &DEFAULT
+}
+
+/// Envoy Gateway's default `retryOn` when a policy has `retry` without it, with status
+/// 503 (`unavailable` and `cancelled` are gRPC conditions, which match nothing here).
+const ENVOY_GATEWAY_DEFAULT_TRIGGERS: [&str; 5] = [
     "connect-failure",
     "refused-stream",
+    "unavailable",
+    "cancelled",
     "retriable-status-codes",
 ];
 
@@ -66,6 +79,23 @@ impl RetryOn {
     /// `httpStatusCodes` used by `retriable-status-codes`. Both empty means Envoy
     /// Gateway's default. Unknown triggers (gRPC ones among them) match nothing.
     pub fn from_policy<S: AsRef<str>>(triggers: &[S], http_status_codes: &[u16]) -> Self {
+        let defaults = triggers.is_empty() && http_status_codes.is_empty();
+        let (mut names, codes): (Vec<String>, Vec<u16>) = if defaults {
+            (
+                ENVOY_GATEWAY_DEFAULT_TRIGGERS.map(String::from).to_vec(),
+                vec![503],
+            )
+        } else {
+            (
+                triggers.iter().map(|t| t.as_ref().to_owned()).collect(),
+                http_status_codes.to_vec(),
+            )
+        };
+        // A list of codes has no use but retrying them, so it counts without the
+        // trigger being named.
+        if !codes.is_empty() && !names.iter().any(|n| n == "retriable-status-codes") {
+            names.push("retriable-status-codes".to_owned());
+        }
         let mut on = Self {
             five_xx: false,
             gateway_error: false,
@@ -73,36 +103,31 @@ impl RetryOn {
             reset: false,
             retriable_4xx: false,
             statuses: Vec::new(),
+            triggers: Vec::new(),
         };
-        let defaults = triggers.is_empty() && http_status_codes.is_empty();
-        let names: Vec<&str> = if defaults {
-            ENVOY_GATEWAY_DEFAULT_TRIGGERS.to_vec()
-        } else {
-            triggers.iter().map(AsRef::as_ref).collect()
-        };
-        for t in names {
-            match t {
+        for t in &names {
+            match t.as_str() {
                 "5xx" => on.five_xx = true,
                 "gateway-error" => on.gateway_error = true,
                 "connect-failure" | "refused-stream" => on.connect_failure = true,
                 "reset" | "reset-before-request" => on.reset = true,
                 "retriable-4xx" => on.retriable_4xx = true,
-                "retriable-status-codes" => {
-                    on.statuses = if defaults {
-                        vec![503]
-                    } else {
-                        http_status_codes.to_vec()
-                    };
-                }
+                "retriable-status-codes" => on.statuses.clone_from(&codes),
                 _ => {}
             }
         }
-        // A list of codes has no use but retrying them, so it counts without the
-        // trigger being named.
-        if !defaults && !http_status_codes.is_empty() {
-            on.statuses = http_status_codes.to_vec();
-        }
+        on.triggers = names;
         on
+    }
+
+    /// Envoy's `retry_on` for these conditions (comma-separated triggers).
+    pub fn envoy_retry_on(&self) -> String {
+        self.triggers.join(",")
+    }
+
+    /// The statuses of `retriable-status-codes` (Envoy's `retriable_status_codes`).
+    pub fn status_codes(&self) -> &[u16] {
+        &self.statuses
     }
 
     /// Whether an error status may be retried.

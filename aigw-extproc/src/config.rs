@@ -312,7 +312,11 @@ impl Plan {
                 let backoff = r
                     .backoff_base
                     .map(|base| (base, r.backoff_max.unwrap_or(base.saturating_mul(10))));
-                RetryPlan::from_policy(&r.triggers, &r.retry_on_status, backoff)
+                RetryPlan {
+                    retry_on: r.retry_on.envoy_retry_on(),
+                    status_codes: r.retry_on.status_codes().to_vec(),
+                    backoff,
+                }
             });
             let per_try_timeout = rule
                 .timeouts

@@ -47,7 +47,8 @@ pub struct RoutePlan {
     pub retry: Option<RetryPlan>,
 }
 
-/// A BackendTrafficPolicy's `retry`, in Envoy's terms.
+/// A BackendTrafficPolicy's `retry`, in Envoy's terms (from
+/// [`RetryOn`](aigw_core::retry::RetryOn), which writes them as Envoy Gateway does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPlan {
     /// Envoy `retry_on` (comma-separated triggers).
@@ -56,37 +57,6 @@ pub struct RetryPlan {
     pub status_codes: Vec<u16>,
     /// Backoff base and cap.
     pub backoff: Option<(Duration, Duration)>,
-}
-
-impl RetryPlan {
-    /// Envoy Gateway's translation of `retry.retryOn`: the triggers as listed (plus
-    /// `retriable-status-codes` when codes are listed), or, with neither, its default
-    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` on
-    /// 503.
-    pub fn from_policy(
-        triggers: &[String],
-        codes: &[u16],
-        backoff: Option<(Duration, Duration)>,
-    ) -> Self {
-        if triggers.is_empty() && codes.is_empty() {
-            return Self {
-                retry_on:
-                    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
-                        .to_owned(),
-                status_codes: vec![503],
-                backoff,
-            };
-        }
-        let mut on: Vec<&str> = triggers.iter().map(String::as_str).collect();
-        if !codes.is_empty() && !on.contains(&"retriable-status-codes") {
-            on.push("retriable-status-codes");
-        }
-        Self {
-            retry_on: on.join(","),
-            status_codes: codes.to_vec(),
-            backoff,
-        }
-    }
 }
 
 /// One upstream endpoint of a rule's cluster.
