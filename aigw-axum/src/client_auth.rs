@@ -280,13 +280,6 @@ impl ClientAuth {
         &self.routes
     }
 
-    /// Every JWT provider, the listener's and the routes'.
-    pub fn all_jwt_settings(&self) -> impl Iterator<Item = &JwtSettings> {
-        self.jwt
-            .iter()
-            .chain(self.routes.values().flat_map(|r| r.jwt.iter()))
-    }
-
     /// The configured JWT providers.
     pub fn jwt_settings(&self) -> &[JwtSettings] {
         &self.jwt

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use http::HeaderName;
 use http_body_util::{BodyExt, Full, Limited};
 use jsonwebtoken::jwk::JwkSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,7 +138,7 @@ pub fn build(
         wanted = true;
     }
 
-    let mut routes: Vec<(String, ClientAuth)> = Vec::new();
+    let mut routes: HashMap<String, ClientAuth> = HashMap::new();
     for policy in config.map_or(&[][..], |c| &c.envoy_security_policies[..]) {
         let spec = &policy.spec;
         if spec.api_key_auth.is_none() && spec.jwt.is_none() {
@@ -203,11 +204,8 @@ pub fn build(
                 // name: a policy on it guards that route only, replacing the
                 // listener's policy there.
                 "HTTPRoute" => {
-                    let key = format!("{ns}/{}", target.name);
-                    match routes.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, r)) => *r = std::mem::take(r).merge(&own),
-                        None => routes.push((key, own.clone())),
-                    }
+                    let r = routes.entry(format!("{ns}/{}", target.name)).or_default();
+                    *r = std::mem::take(r).merge(&own);
                 }
                 _ => {}
             }
