@@ -40,7 +40,28 @@ export AIGW_NPM_DIR="$npm_dir"
 export AIGW_REQUIRE_EXTERNAL=1
 export PATH="$venv/bin:$PATH"
 
-echo "==> cargo nextest"
-cargo nextest run --workspace --all-targets --no-fail-fast
+echo "==> crate graph"
+bash scripts/check-deps.sh
+
+# cargo-nextest runs every test in its own process (tests that set a global tracing
+# subscriber or environment never meet). A machine without it gets it installed, pinned,
+# under the target dir; where that is impossible (no registry), `cargo test` runs the
+# same targets, one test thread per binary for the same isolation from shared state.
+nextest_version=0.9.143
+if ! cargo nextest --version >/dev/null 2>&1; then
+  tools="$CARGO_TARGET_DIR/tools"
+  if [ ! -x "$tools/bin/cargo-nextest" ]; then
+    echo "==> installing cargo-nextest $nextest_version into $tools"
+    cargo install --quiet --locked --root "$tools" "cargo-nextest@$nextest_version" || true
+  fi
+  export PATH="$tools/bin:$PATH"
+fi
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "==> cargo nextest"
+  cargo nextest run --workspace --all-targets --no-fail-fast
+else
+  echo "==> cargo test (cargo-nextest unavailable)"
+  cargo test --workspace --all-targets --no-fail-fast -- --test-threads=1
+fi
 echo "==> doc tests"
 cargo test --workspace --doc --quiet

@@ -7,14 +7,14 @@ use aigw_core::api::Endpoint;
 use aigw_core::config::{Config, ResolvedSecurityPolicy, SecretSource};
 use aigw_core::cost::CostSet;
 use aigw_core::exchange::{BodyMutation, Plan, Target, UpstreamAddr};
-use aigw_core::limits::{LimitStats, LimitStore, MemoryStore, RateLimitMeter};
+use aigw_core::limits::RateLimits;
 use aigw_core::routing::{self, Candidate};
 use aigw_core::{CredentialProvider, Error, HeaderMutation, Result, TranslatorFactory};
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Turns a resolved BackendSecurityPolicy into a credential provider.
@@ -280,67 +280,6 @@ pub fn snapshot_with_secrets(
 ) -> Result<Snapshot> {
     let planner = ConfigPlanner::with_secrets(config, secrets, credentials.clone())?;
     Ok(Snapshot::new(Arc::new(planner), factory))
-}
-
-/// Rate-limit state that outlives configuration snapshots: the counters (in process,
-/// and in Redis when configured) and the decision counts. Build one per process and
-/// pass it to every snapshot, so a reload keeps the budgets already spent.
-pub struct RateLimits {
-    local: Arc<MemoryStore>,
-    global: Option<Arc<dyn LimitStore>>,
-    stats: Arc<LimitStats>,
-    warned: AtomicBool,
-}
-
-impl std::fmt::Debug for RateLimits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimits")
-            .field("local_buckets", &self.local.len())
-            .field("global_store", &self.global.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self::new(None)
-    }
-}
-
-impl RateLimits {
-    /// In-process counters for `Local` policies; `global` (e.g. a
-    /// [`crate::limits::RedisStore`]) for `Global` ones, which count in process too
-    /// when it is `None`.
-    pub fn new(global: Option<Arc<dyn LimitStore>>) -> Self {
-        Self {
-            local: Arc::new(MemoryStore::default()),
-            global,
-            stats: Arc::new(LimitStats::default()),
-            warned: AtomicBool::new(false),
-        }
-    }
-
-    /// Decisions made so far.
-    pub fn stats(&self) -> &Arc<LimitStats> {
-        &self.stats
-    }
-
-    /// The meter for `config`, or `None` when no route has rate limits.
-    pub fn meter(&self, config: &Config) -> Result<Option<Arc<RateLimitMeter>>> {
-        let local: Arc<dyn LimitStore> = self.local.clone();
-        let global = self.global.clone().unwrap_or_else(|| local.clone());
-        let meter = RateLimitMeter::from_config(config, local, global, self.stats.clone())?;
-        if meter.is_empty() {
-            return Ok(None);
-        }
-        if meter.has_global() && self.global.is_none() && !self.warned.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                "Global rate limits are counted per instance: no Redis is configured (--redis-url / AIGW_REDIS_URL)"
-            );
-        }
-        Ok(Some(Arc::new(meter)))
-    }
 }
 
 /// Builds a gateway snapshot that enforces the configuration's rate limits with the

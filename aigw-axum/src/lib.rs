@@ -22,11 +22,11 @@ pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod layer;
-pub mod limits;
 pub mod net;
 mod proxy;
 pub mod record;
 pub mod reload;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 mod stream;
 pub mod trace_context;

@@ -9,12 +9,12 @@
     missing_docs
 )]
 
-use aigw_axum::config::{self, RateLimits};
-use aigw_axum::limits::{DEFAULT_TIMEOUT, RedisStore};
+use aigw_axum::config;
 use aigw_axum::simulator::{Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, credentials};
 use aigw_core::Secret;
 use aigw_core::config::{Config, SecretSource};
+use aigw_core::limits::{DEFAULT_TIMEOUT, RateLimits, RedisStore};
 use aigw_core::limits::{Increment, LimitStore, bucket_key, window_start};
 use serde_json::{Value, json};
 use std::net::SocketAddr;

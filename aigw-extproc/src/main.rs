@@ -1,9 +1,7 @@
 //! The `aigw-extproc` binary: the External Processor server, and `envoy-config`, which
 //! prints an Envoy bootstrap for the same configuration.
 
-use aigw_axum::config::RateLimits;
-use aigw_axum::limits::{DEFAULT_TIMEOUT, RedisStore};
-use aigw_core::limits::LimitStore;
+use aigw_core::limits::{DEFAULT_TIMEOUT, LimitStore, RateLimits, RedisStore};
 use aigw_extproc::config::load_runtime_with_limits;
 use aigw_extproc::credentials::ProviderCache;
 use aigw_extproc::envoy::{Options, Plan};

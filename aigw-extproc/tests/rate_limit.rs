@@ -4,8 +4,8 @@
 //! straight from the store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use aigw_axum::config::RateLimits;
 use aigw_core::config::Config;
+use aigw_core::limits::RateLimits;
 use aigw_core::limits::{
     Increment, LimitStats, LimitStore, MemoryStore, RateLimitMeter, bucket_key, window_start,
 };

@@ -265,7 +265,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
                 eprintln!("{}", located(&config, e));
                 return ExitCode::FAILURE;
             }
-            if let Err(e) = config::RateLimits::default().meter(&config) {
+            if let Err(e) = aigw_core::limits::RateLimits::default().meter(&config) {
                 eprintln!("{}", located(&config, e));
                 return ExitCode::FAILURE;
             }
@@ -282,7 +282,7 @@ fn build_snapshot(
     config: &Config,
     secrets_dir: Option<&PathBuf>,
     resolver: &config::CredentialResolver,
-    limits: &config::RateLimits,
+    limits: &aigw_core::limits::RateLimits,
 ) -> Result<Snapshot, aigw_core::Error> {
     let mut secrets = SecretSource::from_config(config).with_env_fallback();
     if let Some(dir) = secrets_dir {
@@ -378,7 +378,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     };
     let global: Option<Arc<dyn aigw_core::limits::LimitStore>> = match &args.redis_url {
         Some(url) => {
-            let store = aigw_axum::limits::RedisStore::new(url, aigw_axum::limits::DEFAULT_TIMEOUT)
+            let store = aigw_core::limits::RedisStore::new(url, aigw_core::limits::DEFAULT_TIMEOUT)
                 .map_err(|e| e.to_string())?;
             tracing::info!(
                 redis = store.display_url(),
@@ -388,7 +388,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         }
         None => None,
     };
-    let limits = Arc::new(config::RateLimits::new(global));
+    let limits = Arc::new(aigw_core::limits::RateLimits::new(global));
     admin_state.set_rate_limit_stats(limits.stats().clone());
     let snapshot = build_snapshot(&config, args.secrets_dir.as_ref(), &resolver, &limits)
         .map_err(|e| e.to_string())?;

@@ -4,19 +4,27 @@
 //! * [`selector`] — `clientSelectors` (headers `Exact` / `RegularExpression` /
 //!   `Distinct`, `invert`, `sourceCIDR`), typed from the YAML and matched;
 //! * [`key`] — bucket keys and fixed windows aligned to the unit;
-//! * [`store`] — the [`LimitStore`] trait and the in-process [`MemoryStore`] (a Redis
-//!   store lives in the axum adapter);
+//! * [`store`] — the [`LimitStore`] trait and the in-process [`MemoryStore`];
+//! * `redis` (feature `redis`) — `RedisStore`, the counters every instance pointed at
+//!   one server shares;
+//! * [`counters`] — [`RateLimits`], the counters that outlive configuration reloads;
 //! * [`meter`] — [`RateLimitMeter`]: request costs checked and added before the
 //!   upstream call, response costs (numbers or `llmRequestCosts` values) added once the
 //!   exchange ends, whichever way it ends.
 //!
-//! No I/O here: the stores are injected.
+//! No I/O here without the `redis` feature: the stores are injected.
 
+pub mod counters;
 pub mod key;
 pub mod meter;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod selector;
 pub mod store;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_TIMEOUT, RedisStore};
+pub use counters::RateLimits;
 pub use key::{bucket_base, bucket_key, seconds_to_reset, window_start};
 pub use meter::{Clock, LimitStats, METADATA_NAMESPACE, RateLimitMeter};
 pub use selector::{ClientSelector, Descriptor, match_all};

@@ -4,7 +4,7 @@
 //! Each increment is an `INCRBY` of the bucket key followed by an `EXPIRE` at the end
 //! of its window, pipelined so a request costs one round trip however many rules
 //! match; `INCRBY` is atomic, so instances never lose each other's counts. Keys follow
-//! [`aigw_core::limits::key`] (`aigw_<policy>_<rule>_<route>[_<descriptor>…]_<window
+//! [`crate::limits::key`] (`aigw_<policy>_<rule>_<route>[_<descriptor>…]_<window
 //! start>`), in the manner of envoyproxy/ratelimit.
 //!
 //! The store fails open: a call that errors or takes longer than the timeout (50 ms by
@@ -12,8 +12,8 @@
 //! the store does not try Redis again for a short pause, so a dead server costs
 //! requests nothing while the connection manager reconnects in the background.
 
-use aigw_core::limits::{Increment, LimitStore};
-use aigw_core::{Error, Result, Secret};
+use crate::limits::{Increment, LimitStore};
+use crate::{Error, Result, Secret};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::Arc;
@@ -87,7 +87,7 @@ impl RedisStore {
     pub fn new(url: &Secret, timeout: Duration) -> Result<Self> {
         let display = redact_url(url.expose());
         let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidConfig {
-            issues: vec![aigw_core::error::ConfigIssue {
+            issues: vec![crate::error::ConfigIssue {
                 file: String::new(),
                 line: None,
                 document: "--redis-url".into(),
