@@ -6,7 +6,7 @@ use crate::gateway::{ClientId, Inner, ModelEntry, Snapshot};
 use crate::stream::{Finisher, StreamBody};
 use crate::trace_context::RequestTrace;
 use aigw_core::api::Endpoint;
-use aigw_core::exchange::{Attempt, Exchange, Plan, ResponseStart, retry_after};
+use aigw_core::exchange::{Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, retry_after};
 use aigw_core::retry::{self, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use axum::body::Body;
@@ -30,6 +30,57 @@ const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let head = request.method() == http::Method::HEAD;
+    let path = request.uri().path().to_owned();
+    match serve(inner.clone(), request).await {
+        Served::Exchange(response) => response,
+        Served::Early(mut response, error) => {
+            // Requests that end before an exchange starts (probes, unknown paths,
+            // unreadable bodies) are in the access log too.
+            let record = ExchangeRecord {
+                path: Some(path),
+                status: Some(response.status()),
+                latency: Some(started.elapsed()),
+                error: error.map(|e| e.to_string()),
+                ..ExchangeRecord::default()
+            };
+            inner.sink.record(&record);
+            if head {
+                *response.body_mut() = Body::empty();
+            }
+            response
+        }
+    }
+}
+
+/// How [`serve`] answered: through an exchange (which records itself) or before one.
+enum Served {
+    Exchange(Response<Body>),
+    Early(Response<Body>, Option<Error>),
+}
+
+/// `GET /` and `HEAD /`: clients probe a base URL for reachability before using it.
+fn root_response() -> Response<Body> {
+    let mut r = Response::new(Body::from(concat!(
+        "aigw ",
+        env!("CARGO_PKG_VERSION"),
+        "\n"
+    )));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
+    let early = |api: ClientApi, e: Error| Served::Early(error_response(api, &e), Some(e));
+    if request.uri().path() == "/"
+        && matches!(*request.method(), http::Method::GET | http::Method::HEAD)
+    {
+        return Served::Early(root_response(), None);
+    }
     let header_bytes: usize = request
         .headers()
         .iter()
@@ -44,17 +95,17 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
         ));
         let mut r = error_response(api, &e);
         *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        return r;
+        return Served::Early(r, Some(e));
     }
     let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
         };
-        return error_response(ClientApi::OpenAI, &e);
+        return early(ClientApi::OpenAI, e);
     };
     let snapshot = inner.snapshot.load_full();
     if endpoint.is_local() {
-        return models_response(endpoint, &snapshot.planner.models());
+        return Served::Early(models_response(endpoint, &snapshot.planner.models()), None);
     }
     let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
     let (parts, body) = request.into_parts();
@@ -64,11 +115,11 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
         .unwrap_or(inner.settings.max_body_bytes);
     let body = match read_body(body, limit).await {
         Ok(b) => b,
-        Err(e) => return error_response(endpoint.client_api(), &e),
+        Err(e) => return early(endpoint.client_api(), e),
     };
     let mut exchange = match Exchange::new(endpoint, parts.headers, body) {
         Ok(ex) => ex,
-        Err(e) => return error_response(endpoint.client_api(), &e),
+        Err(e) => return early(endpoint.client_api(), e),
     };
     let client = parts.extensions.get::<ClientId>().map(|c| c.0.clone());
     // Created once everything it names is known, so no field is recorded afterwards:
@@ -83,6 +134,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
             .as_ref()
             .map(|t| tracing::field::display(TraceIdHex(t.trace_id()))),
     );
+    exchange.set_query(parts.uri.query());
     let record = exchange.record_mut();
     record.path = Some(parts.uri.path().to_owned());
     record.trace_id = trace.as_ref().map(RequestTrace::trace_id);
@@ -94,9 +146,11 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
     }
     let pending = parts.extensions.get::<PendingAuth>();
     let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone());
-    handle_exchange(inner, snapshot, finisher, trace, pending)
-        .instrument(span)
-        .await
+    Served::Exchange(
+        handle_exchange(inner, snapshot, finisher, trace, pending)
+            .instrument(span)
+            .await,
+    )
 }
 
 /// A trace id as 32 lowercase hex digits, formatted only if the span is recorded.

@@ -28,8 +28,8 @@ use crate::meter::{MeterGuard, MeterRequest, TokenMeter};
 use crate::retry::RetryOn;
 use crate::schema::VersionedSchema;
 use crate::translate::{
-    BodyChange, ErrorResponse, HeaderMutation, RequestContext, Translator, TranslatorFactory,
-    TranslatorSpec,
+    BodyChange, DroppedField, ErrorResponse, HeaderMutation, RequestContext, Translator,
+    TranslatorFactory, TranslatorSpec,
 };
 use crate::usage::TokenUsage;
 use bytes::Bytes;
@@ -219,6 +219,9 @@ pub struct ExchangeRecord {
     /// The W3C trace id the request continued or started, for joining access logs with
     /// the upstream's traces.
     pub trace_id: Option<u128>,
+    /// Request fields the translators of the attempts left out (each with the backend
+    /// of its attempt), counted in `aigw_dropped_fields_total`.
+    pub dropped: Vec<(DroppedField, Arc<str>)>,
 }
 
 /// One client request in flight.
@@ -234,6 +237,7 @@ pub struct Exchange {
     guard: Option<MeterGuard>,
     costs: Option<Arc<CostSet>>,
     client_ip: Option<IpAddr>,
+    query: Option<String>,
     record: ExchangeRecord,
 }
 
@@ -263,8 +267,15 @@ impl Exchange {
             guard: None,
             costs: None,
             client_ip: None,
+            query: None,
             record,
         })
+    }
+
+    /// Records the client's query string (without `?`), which a native passthrough
+    /// forwards to its backend ([`Translator::forwards_client_query`]).
+    pub fn set_query(&mut self, query: Option<&str>) {
+        self.query = query.filter(|q| !q.is_empty()).map(str::to_owned);
     }
 
     /// The client-facing endpoint.
@@ -408,7 +419,22 @@ impl Exchange {
             headers: &self.headers,
             force_include_usage: self.force_include_usage,
         };
-        let up = translator.request(&ctx)?;
+        let mut up = translator.request(&ctx)?;
+        if let Some(q) = self.query.as_deref()
+            && translator.forwards_client_query()
+        {
+            up.path.push(if up.path.contains('?') { '&' } else { '?' });
+            up.path.push_str(q);
+        }
+        for d in translator.dropped_fields() {
+            tracing::debug!(
+                field = d.field,
+                backend = %target.backend,
+                reason = d.reason,
+                "request field not carried to the backend"
+            );
+            self.record.dropped.push((*d, target.backend.clone()));
+        }
 
         let mut headers = self.headers.clone();
         for name in &STRIPPED_REQUEST_HEADERS {

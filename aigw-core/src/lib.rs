@@ -38,7 +38,7 @@ pub use meter::{MeterGuard, Reservation, TokenMeter};
 pub use schema::{ApiSchema, VersionedSchema};
 pub use secret::Secret;
 pub use translate::{
-    BodyChange, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Translator,
-    TranslatorFactory, UpstreamRequest,
+    BodyChange, DroppedField, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
+    Translator, TranslatorFactory, UpstreamRequest,
 };
 pub use usage::TokenUsage;

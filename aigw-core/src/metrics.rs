@@ -5,11 +5,17 @@
 //! dashboards and alerts keep working, plus one histogram of our own: the gateway's
 //! overhead per request (time spent in the gateway rather than waiting on upstreams).
 //!
+//! Besides them, `aigw_dropped_fields_total{field, backend}` counts the client request
+//! fields a translation left out because the backend has no equivalent and they cannot
+//! change the answer (see `docs/translation-matrix.md`); the first drop of each pair is
+//! also logged at warn level.
+//!
 //! Prometheus names replace dots with underscores, and second-valued histograms carry
 //! the `_seconds` unit suffix (as OpenTelemetry's Prometheus exporter writes them).
 
 use crate::exchange::ExchangeRecord;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
@@ -177,6 +183,7 @@ pub struct GenAiMetrics {
     time_to_first_token: HistogramFamily,
     time_per_output_token: HistogramFamily,
     overhead: HistogramFamily,
+    dropped: Family<Labels, Counter>,
     series: SeriesCache,
 }
 
@@ -235,6 +242,12 @@ impl GenAiMetrics {
             Unit::Seconds,
             overhead.clone(),
         );
+        let dropped = Family::<Labels, Counter>::default();
+        registry.register(
+            "aigw_dropped_fields",
+            "Client request fields not carried to a backend that has no equivalent (each cannot change the answer).",
+            dropped.clone(),
+        );
         Self {
             registry,
             token_usage,
@@ -242,12 +255,14 @@ impl GenAiMetrics {
             time_to_first_token,
             time_per_output_token,
             overhead,
+            dropped,
             series: SeriesCache::default(),
         }
     }
 
     /// Records one finished exchange.
     pub fn record(&self, r: &ExchangeRecord) {
+        self.record_dropped(r);
         let Some(endpoint) = r.endpoint else {
             return;
         };
@@ -307,6 +322,24 @@ impl GenAiMetrics {
                     self.token_usage.get_or_create(&l).clone()
                 })
                 .observe(v as f64);
+            }
+        }
+    }
+
+    fn record_dropped(&self, r: &ExchangeRecord) {
+        for (d, backend) in &r.dropped {
+            let labels = vec![
+                ("field", d.field.to_owned()),
+                ("backend", backend.to_string()),
+            ];
+            if self.dropped.get_or_create(&labels).inc() == 0 {
+                // Once per field and backend: the counter carries the rest.
+                tracing::warn!(
+                    field = d.field,
+                    backend = %backend,
+                    reason = d.reason,
+                    "client request field not carried to this backend (counted in aigw_dropped_fields_total)"
+                );
             }
         }
     }

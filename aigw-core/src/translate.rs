@@ -186,6 +186,37 @@ pub trait Translator: Send {
     fn in_band_error(&self) -> Option<String> {
         None
     }
+
+    /// Request fields the last [`Translator::request`] left out because the backend has
+    /// no equivalent and they cannot change the answer (a cache hint, a no-op context
+    /// edit, a display preference). The exchange logs and counts each one, so nothing
+    /// is dropped silently. Default: none.
+    fn dropped_fields(&self) -> &[DroppedField] {
+        &[]
+    }
+
+    /// Whether the client's query string (e.g. Anthropic's `?beta=true`) goes to the
+    /// backend with the translated path: true only for native passthroughs, whose
+    /// backend speaks the client's dialect. Default: false.
+    fn forwards_client_query(&self) -> bool {
+        false
+    }
+}
+
+/// A client request field a translator did not carry to the backend, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DroppedField {
+    /// The field, as a stable label (`context_management`, `thinking.display`, …).
+    pub field: &'static str,
+    /// Why dropping it cannot change the answer.
+    pub reason: &'static str,
+}
+
+impl DroppedField {
+    /// A dropped field with its reason.
+    pub const fn new(field: &'static str, reason: &'static str) -> Self {
+        Self { field, reason }
+    }
 }
 
 impl<T: Translator + ?Sized> Translator for Box<T> {
@@ -212,6 +243,12 @@ impl<T: Translator + ?Sized> Translator for Box<T> {
     }
     fn in_band_error(&self) -> Option<String> {
         (**self).in_band_error()
+    }
+    fn dropped_fields(&self) -> &[DroppedField] {
+        (**self).dropped_fields()
+    }
+    fn forwards_client_query(&self) -> bool {
+        (**self).forwards_client_query()
     }
 }
 

@@ -88,6 +88,9 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// Instructions in the middle of the conversation, with the authority of the
+    /// top-level `system` prompt (beta `mid-conversation-system-2026-04-07`; text only).
+    System,
 }
 
 /// One message.

@@ -16,6 +16,7 @@
 //! * stream: feed each event's JSON payload to [`response::ChatStreamEncoder::on_data`];
 //! * Anthropic client on Bedrock: [`finish_for_platform`] on the client's own body.
 
+pub mod fields;
 pub mod request;
 pub mod response;
 pub mod reverse;
@@ -27,8 +28,8 @@ use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::anthropic as an;
 use aigw_core::api::openai as oa;
 use aigw_core::{
-    BodyChange, ClientApi, Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
-    Result, TokenUsage, Translator, UpstreamRequest,
+    BodyChange, ClientApi, DroppedField, Error, ErrorResponse, HeaderMutation, RequestContext,
+    ResponseChunk, Result, TokenUsage, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -434,6 +435,10 @@ impl MessagesPassthrough {
 }
 
 impl Translator for MessagesPassthrough {
+    fn forwards_client_query(&self) -> bool {
+        matches!(self.platform, Platform::Native { .. })
+    }
+
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
         let model = self
             .model_override
@@ -462,6 +467,7 @@ impl Translator for MessagesPassthrough {
             Platform::Vertex { version } | Platform::Bedrock { version } => {
                 let mut map: Map<String, Value> = serde_json::from_slice(req.body)
                     .map_err(|e| Error::bad_request(format!("malformed JSON request body: {e}")))?;
+                fields::fold_for_claude_platform(&mut map);
                 map.insert("anthropic_version".into(), Value::String(version.clone()));
                 if self.count_tokens {
                     // Vertex counts through a virtual `count-tokens` model and reads the
@@ -552,6 +558,7 @@ pub struct MessagesToOpenAi {
     encoder: MessagesStreamEncoder,
     usage: TokenUsage,
     model: Option<String>,
+    dropped: Vec<DroppedField>,
 }
 
 impl MessagesToOpenAi {
@@ -564,11 +571,16 @@ impl MessagesToOpenAi {
             encoder: MessagesStreamEncoder::new(),
             usage: TokenUsage::default(),
             model: None,
+            dropped: Vec::new(),
         }
     }
 }
 
 impl Translator for MessagesToOpenAi {
+    fn dropped_fields(&self) -> &[DroppedField] {
+        &self.dropped
+    }
+
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
         let backend = match self.flavor {
             Flavor::OpenAI { .. } => "OpenAI",
@@ -576,7 +588,8 @@ impl Translator for MessagesToOpenAi {
         };
         let msgs: an::MessagesRequest = serde_json::from_slice(req.body)
             .map_err(|e| Error::bad_request(format!("invalid Messages request: {e}")))?;
-        let mut chat = reverse::messages_to_chat_request(&msgs, backend)?;
+        self.dropped.clear();
+        let mut chat = reverse::messages_to_chat_request(&msgs, backend, &mut self.dropped)?;
         let model = self
             .model_override
             .clone()

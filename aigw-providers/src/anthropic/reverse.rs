@@ -18,11 +18,18 @@
 //!   fields for OpenAI-compatible servers.
 //! * Streams always request `stream_options.include_usage` so the Anthropic client
 //!   gets real input token counts in `message_delta`.
+//! * A mid-conversation `system` message becomes an OpenAI `system` message at the same
+//!   position; message-level `output_config.effort` (per-turn control) of the last
+//!   message that has one wins over the top-level effort.
+//! * `context_management`, `thinking.display`, `cache_control` and tools with
+//!   `defer_loading` follow [`super::fields`]: applied by the gateway, refused with a
+//!   422, or dropped and reported when they cannot change the answer.
 
+use super::fields;
 use super::response::merge_usage;
 use aigw_core::api::anthropic as an;
 use aigw_core::api::openai as oa;
-use aigw_core::{Error, Result, TokenUsage};
+use aigw_core::{DroppedField, Error, Result, TokenUsage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -116,40 +123,96 @@ fn finish_parts(parts: Vec<oa::ContentPart>) -> Option<oa::MessageContent> {
     Some(oa::MessageContent::Parts(parts))
 }
 
-/// Converts an Anthropic Messages request into an OpenAI chat request.
+/// The text of a system prompt or mid-conversation system message (text blocks only,
+/// joined by blank lines); notes whether any block carried a cache breakpoint.
+fn system_text(
+    content: &an::SystemPrompt,
+    field: &str,
+    backend: &str,
+    cache: &mut bool,
+) -> Result<String> {
+    match content {
+        an::SystemPrompt::Text(t) => Ok(t.clone()),
+        an::SystemPrompt::Blocks(b) => {
+            let mut s = Vec::new();
+            for (i, block) in b.iter().enumerate() {
+                match block {
+                    an::ContentBlock::Known(an::KnownBlock::Text {
+                        text,
+                        cache_control,
+                        ..
+                    }) => {
+                        *cache |= cache_control.is_some();
+                        s.push(text.as_str());
+                    }
+                    _ => {
+                        return Err(untranslatable(
+                            format!("{field}[{i}]"),
+                            backend,
+                            "system prompts can only contain text",
+                        ));
+                    }
+                }
+            }
+            Ok(s.join("\n\n"))
+        }
+    }
+}
+
+/// Converts an Anthropic Messages request into an OpenAI chat request. Fields left out
+/// because they cannot change the answer are added to `dropped`.
 pub fn messages_to_chat_request(
     req: &an::MessagesRequest,
     backend: &str,
+    dropped: &mut Vec<DroppedField>,
 ) -> Result<oa::ChatCompletionRequest> {
     let mut messages = Vec::new();
+    let mut cache = false;
     if let Some(system) = &req.system {
-        let text = match system {
-            an::SystemPrompt::Text(t) => t.clone(),
-            an::SystemPrompt::Blocks(b) => {
-                let mut s = Vec::new();
-                for (i, block) in b.iter().enumerate() {
-                    match block {
-                        an::ContentBlock::Known(an::KnownBlock::Text { text, .. }) => {
-                            s.push(text.as_str())
-                        }
-                        _ => {
-                            return Err(untranslatable(
-                                format!("system[{i}]"),
-                                backend,
-                                "system prompts can only contain text",
-                            ));
-                        }
-                    }
-                }
-                s.join("\n\n")
-            }
-        };
+        let text = system_text(system, "system", backend, &mut cache)?;
         messages.push(oa::ChatMessage::text(oa::Role::System, text));
     }
+    let mut turn_effort = None;
     for (i, m) in req.messages.iter().enumerate() {
         let path = format!("messages[{i}]");
+        if let Some(e) = m.extra.get("output_config").and_then(|c| c.get("effort")) {
+            turn_effort = Some(e.clone());
+        }
+        if m.role == an::Role::System {
+            let content = match &m.content {
+                an::MessageContent::Text(t) => an::SystemPrompt::Text(t.clone()),
+                an::MessageContent::Blocks(b) => an::SystemPrompt::Blocks(b.clone()),
+            };
+            let text = system_text(&content, &format!("{path}.content"), backend, &mut cache)?;
+            messages.push(oa::ChatMessage::text(oa::Role::System, text));
+            continue;
+        }
+        cache |= match &m.content {
+            an::MessageContent::Blocks(b) => b.iter().any(|b| {
+                matches!(
+                    b,
+                    an::ContentBlock::Known(
+                        an::KnownBlock::Text {
+                            cache_control: Some(_),
+                            ..
+                        } | an::KnownBlock::Image {
+                            cache_control: Some(_),
+                            ..
+                        } | an::KnownBlock::ToolUse {
+                            cache_control: Some(_),
+                            ..
+                        } | an::KnownBlock::ToolResult {
+                            cache_control: Some(_),
+                            ..
+                        }
+                    )
+                )
+            }),
+            an::MessageContent::Text(_) => false,
+        };
         let blocks = blocks_of(&m.content);
         match m.role {
+            an::Role::System => {}
             an::Role::User => {
                 let mut parts = Vec::new();
                 for (j, b) in blocks.into_iter().enumerate() {
@@ -338,6 +401,12 @@ pub fn messages_to_chat_request(
     if let Some(tools) = &req.tools {
         let mut list = Vec::new();
         for (i, t) in tools.iter().enumerate() {
+            cache |= t.cache_control.is_some();
+            if t.extra.get("defer_loading") == Some(&Value::Bool(true)) {
+                // Not in the model's context until a tool search returns it (see
+                // `fields`): the backend sees what a first-party model would.
+                continue;
+            }
             if t.kind.as_deref().is_some_and(|k| k != "custom") {
                 return Err(untranslatable(
                     format!("tools[{i}]"),
@@ -399,18 +468,7 @@ pub fn messages_to_chat_request(
                                 Some(output_format(cv, "output_config.format", backend)?);
                         }
                         "effort" => {
-                            let e = match cv.as_str() {
-                                Some(e @ ("low" | "medium" | "high")) => e,
-                                Some("xhigh" | "max") => "high",
-                                _ => {
-                                    return Err(untranslatable(
-                                        "output_config.effort",
-                                        backend,
-                                        "unknown effort level",
-                                    ));
-                                }
-                            };
-                            out.reasoning_effort = Some(e.into());
+                            out.reasoning_effort = Some(effort_level(cv, backend)?.into());
                         }
                         _ => {
                             return Err(untranslatable(
@@ -422,7 +480,13 @@ pub fn messages_to_chat_request(
                     }
                 }
             }
-            "service_tier" | "container" | "mcp_servers" | "context_management" => {
+            "context_management" => {
+                let edits = fields::context_edits(v, backend, dropped)?;
+                if let Some(keep) = edits.keep_thinking_turns {
+                    clear_reasoning(&mut out.messages, keep);
+                }
+            }
+            "service_tier" | "container" | "mcp_servers" => {
                 return Err(untranslatable(k.as_str(), backend, "no OpenAI counterpart"));
             }
             _ => {
@@ -430,7 +494,52 @@ pub fn messages_to_chat_request(
             }
         }
     }
+    if let Some(e) = turn_effort {
+        out.reasoning_effort = Some(effort_level(&e, backend)?.into());
+    }
+    if req
+        .thinking
+        .as_ref()
+        .is_some_and(|t| t.extra.contains_key("display"))
+    {
+        dropped.push(fields::DROP_THINKING_DISPLAY);
+    }
+    if cache {
+        dropped.push(fields::DROP_CACHE_CONTROL);
+    }
     Ok(out)
+}
+
+/// OpenAI's `reasoning_effort` for an Anthropic effort level.
+fn effort_level(v: &Value, backend: &str) -> Result<&'static str> {
+    match v.as_str() {
+        Some("low") => Ok("low"),
+        Some("medium") => Ok("medium"),
+        Some("high" | "xhigh" | "max") => Ok("high"),
+        _ => Err(untranslatable(
+            "output_config.effort",
+            backend,
+            "unknown effort level",
+        )),
+    }
+}
+
+/// Leaves out the reasoning of all but the last `keep` assistant messages that have any.
+fn clear_reasoning(messages: &mut [oa::ChatMessage], keep: usize) {
+    let mut seen = 0;
+    for m in messages.iter_mut().rev() {
+        let has =
+            m.reasoning_content.is_some() || m.extra.contains_key("redacted_reasoning_content");
+        if m.role != oa::Role::Assistant || !has {
+            continue;
+        }
+        seen += 1;
+        if seen > keep {
+            m.reasoning_content = None;
+            m.reasoning_signature = None;
+            m.extra.remove("redacted_reasoning_content");
+        }
+    }
 }
 
 fn output_format(v: &Value, field: &str, backend: &str) -> Result<oa::ResponseFormat> {

@@ -555,6 +555,7 @@ impl InvokeTranslator {
             _ => return Err(Error::bad_request("the request body has no `model`")),
         };
         let stream = matches!(v.remove("stream"), Some(Value::Bool(true)));
+        crate::anthropic::fields::fold_for_claude_platform(&mut v);
         v.entry("anthropic_version")
             .or_insert_with(|| self.version.clone().into());
         let betas = betas(headers);

@@ -18,8 +18,8 @@ use crate::eventstream::{Decoder, FrameKind};
 use aigw_core::api::Endpoint;
 use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
-    ApiSchema, BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
-    Result, TokenUsage, Translator, UpstreamRequest,
+    ApiSchema, BodyChange, ClientApi, DroppedField, ErrorResponse, HeaderMutation, RequestContext,
+    ResponseChunk, Result, TokenUsage, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -45,6 +45,11 @@ pub(crate) fn request_id(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The Anthropic betas Bedrock documents for Claude through Converse's
+/// `additionalModelRequestFields.anthropic_beta`; the others name client or
+/// first-party API features and are not sent.
+const CONVERSE_BETAS: [&str; 2] = ["interleaved-thinking-", "context-1m-"];
+
 /// Chat (OpenAI Chat Completions or Anthropic Messages) → Bedrock Converse.
 #[derive(Debug)]
 pub struct ConverseTranslator {
@@ -63,6 +68,8 @@ pub struct ConverseTranslator {
     ended: bool,
     /// The mid-stream failure already rendered to the client, if any.
     failure: Option<String>,
+    /// Client fields left out of the request (logged and counted by the exchange).
+    dropped: Vec<DroppedField>,
 }
 
 impl ConverseTranslator {
@@ -83,6 +90,7 @@ impl ConverseTranslator {
             buffered: Vec::new(),
             ended: false,
             failure: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -200,6 +208,16 @@ impl Translator for ConverseTranslator {
         }
         self.model.clone_from(&chat.model);
         self.stream = chat.stream;
+        if self.api == ClientApi::Anthropic {
+            chat.anthropic_betas = crate::anthropic::beta_list(req.headers)
+                .into_iter()
+                .filter(|b| CONVERSE_BETAS.iter().any(|p| b.starts_with(p)))
+                .collect();
+        }
+        if chat.user_id {
+            chat.dropped.push(crate::anthropic::fields::DROP_USER_ID);
+        }
+        self.dropped = std::mem::take(&mut chat.dropped);
         self.include_usage = match self.api {
             ClientApi::OpenAI => chat.include_usage,
             ClientApi::Anthropic => true,
@@ -283,6 +301,10 @@ impl Translator for ConverseTranslator {
         body: &[u8],
     ) -> Result<ErrorResponse> {
         Ok(normalize_error(self.api, status, headers, body))
+    }
+
+    fn dropped_fields(&self) -> &[DroppedField] {
+        &self.dropped
     }
 
     fn in_band_error(&self) -> Option<String> {

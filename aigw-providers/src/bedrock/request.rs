@@ -266,43 +266,54 @@ pub fn encode_model_id(id: &str) -> String {
 fn reasoning_fields(model: &str, r: &Reasoning, fields: &mut Map<String, Value>) {
     let is_claude = model.contains("anthropic.") || model.contains("claude");
     if is_claude {
-        match r.budget_tokens() {
-            Some(budget) => {
-                fields.insert(
-                    "thinking".into(),
-                    json!({"type": "enabled", "budget_tokens": budget}),
-                );
+        match r {
+            // Claude models that think adaptively take Anthropic's own fields through
+            // `additionalModelRequestFields`; the client only sends `adaptive` to them.
+            Reasoning::Adaptive(effort) => {
+                fields.insert("thinking".into(), json!({"type": "adaptive"}));
+                if let Some(e) = effort {
+                    fields.insert("output_config".into(), json!({"effort": e}));
+                }
             }
-            None => {
-                fields.insert("thinking".into(), json!({"type": "disabled"}));
-            }
+            _ => match r.budget_tokens() {
+                Some(budget) => {
+                    fields.insert(
+                        "thinking".into(),
+                        json!({"type": "enabled", "budget_tokens": budget}),
+                    );
+                }
+                None => {
+                    fields.insert("thinking".into(), json!({"type": "disabled"}));
+                }
+            },
         }
     } else if model.contains("nova") {
-        let effort = match r {
-            Reasoning::Effort(e) if e == "minimal" => "low".to_owned(),
-            Reasoning::Effort(e) => e.clone(),
-            Reasoning::Budget(b) if *b <= 2048 => "low".to_owned(),
-            Reasoning::Budget(b) if *b <= 8192 => "medium".to_owned(),
-            Reasoning::Budget(_) => "high".to_owned(),
-            Reasoning::Disabled => {
-                fields.insert("reasoningConfig".into(), json!({"type": "disabled"}));
-                return;
-            }
+        let Some(effort) = r.effort() else {
+            fields.insert("reasoningConfig".into(), json!({"type": "disabled"}));
+            return;
         };
         fields.insert(
             "reasoningConfig".into(),
-            json!({"type": "enabled", "maxReasoningEffort": effort}),
+            json!({"type": "enabled", "maxReasoningEffort": level3(effort)}),
         );
-    } else {
+    } else if let Some(effort) = r.effort() {
         // Open-weight models (gpt-oss, DeepSeek, …) take OpenAI's field as-is.
-        let effort = match r {
-            Reasoning::Effort(e) => e.clone(),
-            Reasoning::Budget(b) if *b <= 2048 => "low".to_owned(),
-            Reasoning::Budget(b) if *b <= 8192 => "medium".to_owned(),
-            Reasoning::Budget(_) => "high".to_owned(),
-            Reasoning::Disabled => return,
+        let effort = if effort == "minimal" {
+            effort
+        } else {
+            level3(effort)
         };
         fields.insert("reasoning_effort".into(), effort.into());
+    }
+}
+
+/// An effort on the three-level scale most reasoning controls have (`xhigh`/`max`
+/// are the top of it; `minimal` the bottom).
+pub(crate) fn level3(effort: &str) -> &'static str {
+    match effort {
+        "minimal" | "low" => "low",
+        "medium" => "medium",
+        _ => "high",
     }
 }
 
@@ -388,6 +399,13 @@ pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
     let mut additional = Map::new();
     if let Some(r) = &req.reasoning {
         reasoning_fields(&req.model, r, &mut additional);
+    }
+    if !req.anthropic_betas.is_empty()
+        && (req.model.contains("anthropic.") || req.model.contains("claude"))
+    {
+        // Converse carries Claude's betas (interleaved thinking, …) in the model's own
+        // request fields.
+        additional.insert("anthropic_beta".into(), json!(req.anthropic_betas));
     }
     if let Some(k) = req.top_k {
         if req.model.contains("anthropic.") || req.model.contains("claude") {

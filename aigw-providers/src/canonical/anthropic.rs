@@ -1,6 +1,14 @@
 //! Anthropic Messages request → [`ChatRequest`].
+//!
+//! Fields of the current Messages API with no counterpart on Converse or Gemini follow
+//! the shared rules of [`crate::anthropic::fields`]: a mid-conversation `system` message
+//! becomes a `<system-reminder>` user turn at its position, the last message-level
+//! `output_config.effort` (per-turn control) wins over the top-level one,
+//! `context_management` is applied by the gateway or refused, and hints that cannot
+//! change the answer are recorded in [`ChatRequest::dropped`].
 
 use super::{Block, ChatRequest, Reasoning, ResponseFormat, Role, Tool, ToolChoice};
+use crate::anthropic::fields;
 use aigw_core::{Error, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -31,11 +39,31 @@ struct Request<'a> {
     #[serde(borrow, default)]
     tool_choice: Option<ToolChoiceIn<'a>>,
     #[serde(borrow, default)]
-    thinking: Option<super::openai::Thinking<'a>>,
+    thinking: Option<ThinkingIn<'a>>,
     #[serde(borrow, default)]
     output_config: Option<OutputConfig<'a>>,
     #[serde(borrow, default)]
     output_format: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    context_management: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metadata: Option<Metadata<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ThinkingIn<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    budget_tokens: Option<u64>,
+    #[serde(borrow, default)]
+    display: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow, default)]
+    user_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +88,8 @@ struct Msg<'a> {
     role: Cow<'a, str>,
     #[serde(borrow)]
     content: Content<'a>,
+    #[serde(borrow, default)]
+    output_config: Option<OutputConfig<'a>>,
 }
 
 type Content<'a> = super::TextOr<'a, BlockIn<'a>>;
@@ -118,6 +148,8 @@ struct ToolDef<'a> {
     input_schema: Option<&'a RawValue>,
     #[serde(borrow, default)]
     cache_control: Option<&'a RawValue>,
+    #[serde(default)]
+    defer_loading: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -152,16 +184,37 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     if let Some(system) = req.system {
         out.system = blocks(system, "system", backend)?;
     }
-    out.reasoning = match (
-        req.thinking,
-        req.output_config.as_ref().and_then(|c| c.effort.as_ref()),
-    ) {
+    // Per-turn control: the effort of the last message that sets one governs the
+    // answer to this request.
+    let turn_effort = req
+        .messages
+        .iter()
+        .rev()
+        .find_map(|m| m.output_config.as_ref().and_then(|c| c.effort.clone()));
+    let effort = turn_effort.or_else(|| req.output_config.as_ref().and_then(|c| c.effort.clone()));
+    if req.thinking.as_ref().is_some_and(|t| t.display.is_some()) {
+        out.dropped.push(fields::DROP_THINKING_DISPLAY);
+    }
+    out.reasoning = match (req.thinking, effort) {
         (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
         (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
-        (Some(_), Some(effort)) => Some(Reasoning::Effort(effort.to_string())),
-        // `adaptive` without an effort: the model decides; the closest fixed budget.
+        (Some(t), effort) if t.kind == "adaptive" => {
+            Some(Reasoning::Adaptive(effort.map(Cow::into_owned)))
+        }
+        (Some(_), Some(effort)) => Some(Reasoning::Effort(effort.into_owned())),
         (Some(_), None) => Some(Reasoning::Effort("medium".to_owned())),
         (None, _) => None,
+    };
+    if req.metadata.is_some_and(|m| m.user_id.is_some()) {
+        out.user_id = true;
+    }
+    let edits = match req.context_management {
+        Some(cm) => {
+            let v: serde_json::Value = serde_json::from_str(cm.get())
+                .map_err(|e| Error::bad_request(format!("invalid context_management: {e}")))?;
+            fields::context_edits(&v, backend, &mut out.dropped)?
+        }
+        None => fields::ContextEdits::default(),
     };
     if let Some(format) = req.output_config.and_then(|c| c.format) {
         if format.kind != "json_schema" {
@@ -199,6 +252,12 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
                 format!("Anthropic server tool {kind:?} has no equivalent on this backend"),
             ));
         }
+        if tool.defer_loading == Some(true) {
+            // A deferred tool is not in the model's context until a tool search
+            // returns it; Claude Code's own search is a client tool, so the backend
+            // sees exactly the tools a first-party model would.
+            continue;
+        }
         out.tools.push(Tool {
             name: tool.name.into_owned(),
             description: tool.description.map(Cow::into_owned),
@@ -229,17 +288,37 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         });
     }
     for (i, msg) in req.messages.into_iter().enumerate() {
-        let role = match msg.role.as_ref() {
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
+        let field = format!("messages[{i}].content");
+        let (role, content) = match msg.role.as_ref() {
+            "user" => (Role::User, blocks(msg.content, &field, backend)?),
+            "assistant" => (Role::Assistant, blocks(msg.content, &field, backend)?),
+            "system" => (Role::User, system_turn(msg.content, &field, backend)?),
             other => {
                 return Err(Error::bad_request(format!(
-                    "messages[{i}].role {other:?} is not user or assistant"
+                    "messages[{i}].role {other:?} is not user, assistant or system"
                 )));
             }
         };
-        let content = blocks(msg.content, &format!("messages[{i}].content"), backend)?;
         out.push(role, content);
+    }
+    if let Some(keep) = edits.keep_thinking_turns {
+        out.clear_thinking(keep);
+    }
+    Ok(out)
+}
+
+/// A mid-conversation system message as user-turn text at the same position.
+fn system_turn(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>> {
+    let mut out = blocks(content, field, backend)?;
+    for (j, b) in out.iter_mut().enumerate() {
+        match b {
+            Block::Text { text, .. } => *text = fields::system_reminder(text),
+            _ => {
+                return Err(Error::bad_request(format!(
+                    "{field}[{j}]: system messages can only contain text"
+                )));
+            }
+        }
     }
     Ok(out)
 }
@@ -354,6 +433,43 @@ mod tests {
             &r.messages[2].content[0],
             Block::ToolResult { is_error: true, .. }
         ));
+    }
+
+    #[test]
+    fn mid_conversation_system_becomes_a_reminder_in_the_user_turn() {
+        let body = br#"{"model":"m","max_tokens":5,"messages":[
+          {"role":"user","content":"q"},
+          {"role":"system","content":[{"type":"text","text":"env","cache_control":{"type":"ephemeral"}}],
+           "output_config":{"effort":"low"}}],
+          "thinking":{"type":"adaptive","display":"omitted"},"output_config":{"effort":"high"},
+          "context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},
+          "tools":[{"name":"a","input_schema":{}},{"name":"b","input_schema":{},"defer_loading":true}]}"#;
+        let r = parse(body, "AWSBedrock").unwrap();
+        assert_eq!(r.messages.len(), 1);
+        assert!(matches!(&r.messages[0].content[1],
+            Block::Text { text, cache: true } if text == "<system-reminder>\nenv\n</system-reminder>"));
+        assert_eq!(r.reasoning, Some(Reasoning::Adaptive(Some("low".into()))));
+        assert_eq!(r.tools.len(), 1);
+        let fields: Vec<_> = r.dropped.iter().map(|d| d.field).collect();
+        assert_eq!(
+            fields,
+            ["thinking.display", "context_management.clear_thinking"]
+        );
+    }
+
+    #[test]
+    fn clear_thinking_keeps_the_last_turns() {
+        let body = br#"{"model":"m","max_tokens":5,"messages":[
+          {"role":"user","content":"q"},
+          {"role":"assistant","content":[{"type":"thinking","thinking":"t1","signature":"S"},{"type":"text","text":"a"}]},
+          {"role":"user","content":"q2"},
+          {"role":"assistant","content":[{"type":"thinking","thinking":"t2","signature":"S"},{"type":"text","text":"b"}]},
+          {"role":"user","content":"q3"}],
+          "context_management":{"edits":[{"type":"clear_thinking_20251015","keep":{"type":"thinking_turns","value":1}}]}}"#;
+        let r = parse(body, "GCPVertexAI").unwrap();
+        assert_eq!(r.messages[1].content.len(), 1);
+        assert_eq!(r.messages[3].content.len(), 2);
+        assert!(r.dropped.is_empty());
     }
 
     #[test]

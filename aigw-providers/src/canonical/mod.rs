@@ -131,6 +131,9 @@ pub enum Reasoning {
     Budget(u64),
     /// Reasoning explicitly off.
     Disabled,
+    /// The model decides how much to think (Anthropic `thinking: adaptive`), with the
+    /// client's effort level when it sent one.
+    Adaptive(Option<String>),
 }
 
 impl Reasoning {
@@ -144,6 +147,22 @@ impl Reasoning {
                 "medium" => 4096,
                 _ => 16384,
             }),
+            Self::Disabled => None,
+            Self::Adaptive(effort) => {
+                Self::Effort(effort.clone().unwrap_or_else(|| "medium".into())).budget_tokens()
+            }
+        }
+    }
+
+    /// The effort level this request stands for (`low`, `medium`, `high`, or the
+    /// client's `xhigh`/`max`), for backends whose reasoning control is a level.
+    pub fn effort(&self) -> Option<&str> {
+        match self {
+            Self::Effort(e) => Some(e),
+            Self::Adaptive(e) => Some(e.as_deref().unwrap_or("medium")),
+            Self::Budget(b) if *b <= 2048 => Some("low"),
+            Self::Budget(b) if *b <= 8192 => Some("medium"),
+            Self::Budget(_) => Some("high"),
             Self::Disabled => None,
         }
     }
@@ -209,6 +228,14 @@ pub struct ChatRequest {
     /// Vendor extension fields of the client request, passed through by the backends
     /// that accept them and ignored by the others.
     pub vendor: VendorFields,
+    /// Anthropic betas the backend honours in the body (Converse: Claude's
+    /// `interleaved-thinking`), taken from the client's `anthropic-beta` header.
+    pub anthropic_betas: Vec<String>,
+    /// The client sent an end-user id (Anthropic `metadata.user_id`).
+    pub user_id: bool,
+    /// Client fields the backend has no equivalent for and that cannot change the
+    /// answer; the translator reports them to the exchange, which logs and counts them.
+    pub dropped: Vec<aigw_core::DroppedField>,
 }
 
 /// Vendor-specific top-level fields accepted on an OpenAI chat request (the upstream
@@ -248,6 +275,35 @@ impl ChatRequest {
             Some(last) if last.role == role => last.content.extend(content),
             _ => self.messages.push(Message { role, content }),
         }
+    }
+
+    /// Leaves out the thinking of all but the last `keep` assistant turns that have any
+    /// (Anthropic's `clear_thinking` context edit, applied for backends without it).
+    pub fn clear_thinking(&mut self, keep: usize) {
+        let is_thinking =
+            |b: &Block| matches!(b, Block::Thinking { .. } | Block::RedactedThinking { .. });
+        let mut seen = 0;
+        for m in self.messages.iter_mut().rev() {
+            if m.role != Role::Assistant || !m.content.iter().any(is_thinking) {
+                continue;
+            }
+            seen += 1;
+            if seen > keep {
+                m.content.retain(|b| !is_thinking(b));
+            }
+        }
+    }
+
+    /// Whether any system block, message block or tool carries a cache breakpoint.
+    pub fn has_cache_hints(&self) -> bool {
+        let cached = |b: &Block| match b {
+            Block::Text { cache, .. } | Block::Image { cache, .. } => *cache,
+            Block::ToolResult { cache, .. } => *cache,
+            _ => false,
+        };
+        self.system.iter().any(cached)
+            || self.tools.iter().any(|t| t.cache)
+            || self.messages.iter().any(|m| m.content.iter().any(cached))
     }
 
     /// Whether any message carries tool calls or results.

@@ -16,8 +16,8 @@ use crate::sse::SseDecoder;
 use aigw_core::api::Endpoint;
 use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
-    ApiSchema, BodyChange, ClientApi, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
-    Result, TokenUsage, Translator, UpstreamRequest,
+    ApiSchema, BodyChange, ClientApi, DroppedField, ErrorResponse, HeaderMutation, RequestContext,
+    ResponseChunk, Result, TokenUsage, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -42,6 +42,8 @@ pub struct GeminiTranslator {
     ended: bool,
     /// The mid-stream failure already rendered to the client, if any.
     failure: Option<String>,
+    /// Client fields left out of the request (logged and counted by the exchange).
+    dropped: Vec<DroppedField>,
 }
 
 impl GeminiTranslator {
@@ -61,6 +63,7 @@ impl GeminiTranslator {
             buffered: Vec::new(),
             ended: false,
             failure: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -170,6 +173,14 @@ impl Translator for GeminiTranslator {
         }
         self.model.clone_from(&chat.model);
         self.stream = chat.stream;
+        if chat.user_id {
+            chat.dropped.push(crate::anthropic::fields::DROP_USER_ID);
+        }
+        if chat.has_cache_hints() {
+            chat.dropped
+                .push(crate::anthropic::fields::DROP_CACHE_CONTROL);
+        }
+        self.dropped = std::mem::take(&mut chat.dropped);
         self.include_usage = match self.api {
             ClientApi::OpenAI => chat.include_usage,
             ClientApi::Anthropic => true,
@@ -244,6 +255,10 @@ impl Translator for GeminiTranslator {
         body: &[u8],
     ) -> Result<ErrorResponse> {
         Ok(normalize_error(self.api, status, body))
+    }
+
+    fn dropped_fields(&self) -> &[DroppedField] {
+        &self.dropped
     }
 
     fn in_band_error(&self) -> Option<String> {

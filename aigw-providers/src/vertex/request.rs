@@ -248,9 +248,44 @@ impl Generation<'_> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ThinkingConfig {
-    thinking_budget: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_budget: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_level: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     include_thoughts: Option<bool>,
+}
+
+/// Gemini's thinking control for a reasoning request. Gemini 2.x takes a token budget
+/// (`-1`: dynamic, the model decides — Anthropic's `adaptive`); later models take a
+/// `thinkingLevel`, which an effort maps onto directly.
+fn thinking_config(model: &str, r: &Reasoning) -> ThinkingConfig {
+    let budget_model = model.starts_with("gemini-2") || model.starts_with("gemini-1");
+    let (budget, level) = match r {
+        Reasoning::Disabled => {
+            return ThinkingConfig {
+                thinking_budget: Some(0),
+                thinking_level: None,
+                include_thoughts: None,
+            };
+        }
+        Reasoning::Adaptive(None) => (Some(-1), None),
+        Reasoning::Adaptive(Some(_)) if !budget_model => (
+            None,
+            Some(crate::bedrock::request::level3(
+                r.effort().unwrap_or("medium"),
+            )),
+        ),
+        _ => (
+            Some(i64::try_from(r.budget_tokens().unwrap_or(0)).unwrap_or(i64::MAX)),
+            None,
+        ),
+    };
+    ThinkingConfig {
+        thinking_budget: budget,
+        thinking_level: level,
+        include_thoughts: Some(true),
+    }
 }
 
 fn parts<'a>(
@@ -518,17 +553,10 @@ pub fn generate_content_body(req: &ChatRequest) -> Result<Vec<u8>> {
             generation.response_json_schema = Some(schema);
         }
     }
-    generation.thinking_config = match &req.reasoning {
-        None => None,
-        Some(Reasoning::Disabled) => Some(ThinkingConfig {
-            thinking_budget: 0,
-            include_thoughts: None,
-        }),
-        Some(r) => Some(ThinkingConfig {
-            thinking_budget: r.budget_tokens().unwrap_or(0),
-            include_thoughts: Some(true),
-        }),
-    };
+    generation.thinking_config = req
+        .reasoning
+        .as_ref()
+        .map(|r| thinking_config(&req.model, r));
     if let Some(extra) = &req.vendor.generation_config {
         generation.vendor = vendor_object(extra, "generationConfig")?;
         let keys: Vec<Cow<'_, str>> = generation.vendor.0.iter().map(|(k, _)| k.clone()).collect();
