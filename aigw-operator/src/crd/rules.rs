@@ -363,9 +363,10 @@ fn backend_rules() -> Vec<Rule> {
                     "BackendRef must be a Backend resource of Envoy Gateway. See https://github.com/envoyproxy/ai-gateway/issues/902 for more details."),
             ]}),
         ),
+        // `timeouts` (used by upstream's own examples) and the v1alpha1
+        // `backendSecurityPolicyRef` are honoured by the gateway, so the CRD keeps them;
+        // `responseBodyMutation` is read by no packaging yet.
         omit("AIServiceBackendSpec", "responseBodyMutation"),
-        omit("AIServiceBackendSpec", "timeouts"),
-        omit("AIServiceBackendSpec", "backendSecurityPolicyRef"),
     ]
 }
 
