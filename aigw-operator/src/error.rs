@@ -13,6 +13,9 @@ pub enum Error {
         /// The field.
         field: String,
     },
+    /// Objects could not be rendered.
+    #[error("render: {0}")]
+    Render(String),
     /// YAML output failed.
     #[error("YAML serialization failed: {0}")]
     Yaml(String),
