@@ -5,6 +5,7 @@ use std::fmt;
 
 /// The API a backend speaks, as named by `AIServiceBackend.spec.schema.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum ApiSchema {
     /// OpenAI, or any OpenAI-compatible server (vLLM, Ollama, Groq, …) via `prefix`.
@@ -64,6 +65,7 @@ impl fmt::Display for ApiSchema {
 /// A schema with its optional version (Azure `api-version`, Anthropic `anthropic_version`)
 /// and path prefix (for OpenAI-compatible servers mounted under a sub-path).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VersionedSchema {
     /// The schema name.

@@ -1,4 +1,20 @@
 //! # aigw-operator
 //!
-//! A Kubernetes operator that reconciles the Envoy AI Gateway CRDs (AIGatewayRoute,
-//! AIServiceBackend, BackendSecurityPolicy, …) into a running aigw deployment.
+//! The Kubernetes control plane of aigw: it reconciles the Envoy AI Gateway CRDs
+//! (AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy, GatewayConfig, MCPRoute,
+//! QuotaPolicy) into the objects Envoy Gateway and `aigw-extproc` need.
+//!
+//! * [`crd`]: the CustomResourceDefinitions, generated from `aigw-core`'s configuration
+//!   types (the same types the loader reads manifests into) plus the API server's
+//!   validation rules.
+//! * [`render`]: the whole reconcile as pure functions — manifests in, every object the
+//!   controller writes out.
+//! * [`validate`]: the API server's defaulting and validation (OpenAPI constraints and
+//!   CEL rules) for a structural schema, to hold generated objects against their CRDs.
+
+pub mod crd;
+mod error;
+pub mod render;
+pub mod validate;
+
+pub use error::{Error, Result};

@@ -35,6 +35,7 @@ pub const DEFAULT_MODELS_OWNED_BY: &str = "Envoy AI Gateway";
 
 /// `AIGatewayRoute.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AIGatewayRouteSpec {
     /// Gateways this route attaches to (Gateway only).
@@ -66,6 +67,7 @@ pub struct AIGatewayRouteSpec {
 
 /// Deprecated (v1alpha1) `AIGatewayRoute.spec.filterConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AIGatewayFilterConfig {
     /// `ExternalProcessor` or `DynamicModule`.
@@ -78,6 +80,7 @@ pub struct AIGatewayFilterConfig {
 
 /// `filterConfig.externalProcessor`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AIGatewayFilterConfigExternalProcessor {
     /// Container resources.
@@ -87,6 +90,7 @@ pub struct AIGatewayFilterConfigExternalProcessor {
 
 /// One rule of an AIGatewayRoute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AIGatewayRouteRule {
     /// Optional unique name.
@@ -114,6 +118,7 @@ pub struct AIGatewayRouteRule {
 
 /// A backend reference of a rule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AIGatewayRouteRuleBackendRef {
     /// AIServiceBackend name (or InferencePool name with group/kind).
@@ -153,6 +158,7 @@ impl AIGatewayRouteRuleBackendRef {
 
 /// A match of a rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AIGatewayRouteRuleMatch {
     /// Header matches, AND-ed.
@@ -162,6 +168,7 @@ pub struct AIGatewayRouteRuleMatch {
 
 /// Header mutation (`set` then `remove`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpHeaderMutation {
     /// Headers to set (overwrite or add).
@@ -174,6 +181,7 @@ pub struct HttpHeaderMutation {
 
 /// Body mutation of top-level JSON fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpBodyMutation {
     /// Fields to set; each value is JSON text.
@@ -186,6 +194,7 @@ pub struct HttpBodyMutation {
 
 /// One body field to set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpBodyField {
     /// Top-level field name.
@@ -196,6 +205,7 @@ pub struct HttpBodyField {
 
 /// `LLMRequestCost.type`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum LlmRequestCostType {
     /// Output tokens (the default).
     #[default]
@@ -217,6 +227,7 @@ pub enum LlmRequestCostType {
 
 /// One `llmRequestCosts` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LlmRequestCost {
     /// Dynamic metadata key (namespace `io.envoy.ai_gateway`).
@@ -231,6 +242,7 @@ pub struct LlmRequestCost {
 
 /// A rate-limit override read from a trusted header (`"<count>/<unit>"`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimitFromHeader {
     /// Dynamic metadata key.
@@ -241,6 +253,7 @@ pub struct RateLimitFromHeader {
 
 /// `AIServiceBackend.spec`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AIServiceBackendSpec {
     /// The API the backend speaks.
@@ -268,6 +281,7 @@ pub struct AIServiceBackendSpec {
 
 /// Gateway API `LocalObjectReference` used by the deprecated `backendSecurityPolicyRef`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalPolicyRef {
     /// Group.
@@ -282,6 +296,7 @@ pub struct LocalPolicyRef {
 
 /// `BackendSecurityPolicy.spec.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum BackendSecurityPolicyType {
     /// `Authorization: Bearer`.
     APIKey,
@@ -313,6 +328,7 @@ impl BackendSecurityPolicyType {
 
 /// `BackendSecurityPolicy.spec`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BackendSecurityPolicySpec {
     /// AIServiceBackends or InferencePools this policy applies to.
@@ -346,6 +362,7 @@ pub struct BackendSecurityPolicySpec {
 
 /// `{ secretRef }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretRefHolder {
     /// The Secret (key `apiKey`).
@@ -354,6 +371,7 @@ pub struct SecretRefHolder {
 
 /// `awsCredentials`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AwsCredentials {
     /// Region, required.
@@ -369,6 +387,7 @@ pub struct AwsCredentials {
 
 /// `awsCredentials.credentialsFile`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AwsCredentialsFile {
     /// The Secret.
@@ -380,6 +399,7 @@ pub struct AwsCredentialsFile {
 
 /// OIDC token exchange settings shared by AWS, Azure and GCP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcExchangeToken {
     /// Envoy Gateway `OIDC` settings (provider, clientID, clientSecret, scopes…).
@@ -397,6 +417,7 @@ pub struct OidcExchangeToken {
 
 /// `azureCredentials`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AzureCredentials {
     /// Application (client) id.
@@ -415,6 +436,7 @@ pub struct AzureCredentials {
 
 /// `gcpCredentials`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GcpCredentials {
     /// Project.
@@ -436,6 +458,7 @@ pub struct GcpCredentials {
 
 /// `gcpCredentials.workloadIdentityFederationConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GcpWorkloadIdentityFederation {
     /// Project id.
@@ -457,6 +480,7 @@ pub struct GcpWorkloadIdentityFederation {
 
 /// Service account impersonation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GcpServiceAccountImpersonation {
     /// The service account name (before `@project.iam.gserviceaccount.com`).
@@ -465,6 +489,7 @@ pub struct GcpServiceAccountImpersonation {
 
 /// `credentialOverride`: exactly one source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CredentialOverride {
     /// From a request header (stripped before upstream).
@@ -477,6 +502,7 @@ pub struct CredentialOverride {
 
 /// `credentialOverride.fromRequestHeaders`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CredentialOverrideFromHeaders {
     /// Header (or AWS header prefix); defaults per type.
@@ -489,6 +515,7 @@ pub struct CredentialOverrideFromHeaders {
 
 /// `credentialOverride.fromDynamicMetadata`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CredentialOverrideFromMetadata {
     /// Metadata namespace.
@@ -503,6 +530,7 @@ pub struct CredentialOverrideFromMetadata {
 
 /// `GatewayConfig.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewayConfigSpec {
     /// ExtProc container settings (Envoy Gateway `KubernetesContainerSpec`); only the
@@ -522,6 +550,7 @@ pub struct GatewayConfigSpec {
 
 /// `GatewayConfig.spec.extProc`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewayConfigExtProc {
     /// The container spec.
@@ -533,6 +562,7 @@ pub struct GatewayConfigExtProc {
 /// the operator). Kubernetes core sub-objects (`valueFrom`, `securityContext`) are kept
 /// as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KubernetesContainerSpec {
     /// Environment variables.
@@ -557,6 +587,7 @@ pub struct KubernetesContainerSpec {
 
 /// Kubernetes `EnvVar`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EnvVar {
     /// Name.
@@ -571,6 +602,7 @@ pub struct EnvVar {
 
 /// Kubernetes `ResourceRequirements`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResourceRequirements {
     /// Limits (`cpu`, `memory`, …).
@@ -586,6 +618,7 @@ pub struct ResourceRequirements {
 
 /// Kubernetes `VolumeMount`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VolumeMount {
     /// Volume name.
@@ -611,6 +644,7 @@ pub struct VolumeMount {
 
 /// `GatewayConfig.spec.forwardProxy`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ForwardProxy {
     /// `host:port`.
@@ -619,6 +653,7 @@ pub struct ForwardProxy {
 
 /// `QuotaPolicy.spec` (v1alpha1).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuotaPolicySpec {
     /// AIServiceBackends.
@@ -634,6 +669,7 @@ pub struct QuotaPolicySpec {
 
 /// A service-wide quota.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceQuota {
     /// CEL cost expression.
@@ -645,6 +681,7 @@ pub struct ServiceQuota {
 
 /// `{limit, duration}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuotaValue {
     /// Units per duration.
@@ -655,6 +692,7 @@ pub struct QuotaValue {
 
 /// Per-model quota.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PerModelQuota {
     /// The model (must equal a modelNameOverride).
@@ -665,6 +703,7 @@ pub struct PerModelQuota {
 
 /// Per-model quota definition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelQuota {
     /// CEL cost expression.
@@ -683,6 +722,7 @@ pub struct ModelQuota {
 
 /// `perModelQuotas[].quota.bucketRules[]`: a quota for the requests its selectors match.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuotaRule {
     /// Envoy Gateway `RateLimitSelectCondition`s (headers, source CIDR …), at most 8,

@@ -14,6 +14,7 @@ pub const MAX_TOOL_SELECTORS: usize = 32;
 
 /// `MCPRoute.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPRouteSpec {
     /// Gateways (same namespace), 1–16.
@@ -41,6 +42,7 @@ pub struct MCPRouteSpec {
 
 /// One MCP server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPRouteBackendRef {
     /// Group, `gateway.envoyproxy.io` for a Backend.
@@ -73,6 +75,7 @@ pub struct MCPRouteBackendRef {
 
 /// Tool include/exclude filter (exclude wins).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPToolFilter {
     /// Exact tool names to include.
@@ -91,6 +94,7 @@ pub struct MCPToolFilter {
 
 /// Upstream authentication of an MCP server: exactly one of `apiKey`, `tokenExchange`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPBackendSecurityPolicy {
     /// API key injection.
@@ -104,6 +108,7 @@ pub struct MCPBackendSecurityPolicy {
 /// API key for an MCP server: exactly one of `secretRef`/`inline`, at most one of
 /// `header`/`queryParam` (default `Authorization: Bearer`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPBackendAPIKey {
     /// Secret with key `apiKey`.
@@ -122,6 +127,7 @@ pub struct MCPBackendAPIKey {
 
 /// A forwarded client header.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPHeaderForward {
     /// Client header name.
@@ -133,6 +139,7 @@ pub struct MCPHeaderForward {
 
 /// Route-level security.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPRouteSecurityPolicy {
     /// MCP-spec OAuth.
@@ -151,6 +158,7 @@ pub struct MCPRouteSecurityPolicy {
 
 /// MCP-spec OAuth settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPRouteOAuth {
     /// Issuer URL.
@@ -171,6 +179,7 @@ pub struct MCPRouteOAuth {
 
 /// `oauth.jwks`: exactly one of `remoteJWKS`, `localJWKS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MCPJwks {
     /// Keys fetched from a URL.
@@ -183,6 +192,7 @@ pub struct MCPJwks {
 
 /// RFC 9728 protected resource metadata served to MCP clients.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProtectedResourceMetadata {
     /// The resource identifier (the route's URL).
@@ -206,6 +216,7 @@ pub struct ProtectedResourceMetadata {
 
 /// `securityPolicy.authorization`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPRouteAuthorization {
     /// `Allow` or `Deny` (default) when no rule matches.
@@ -218,6 +229,7 @@ pub struct MCPRouteAuthorization {
 
 /// One MCP authorization rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPRouteAuthorizationRule {
     /// Who (all when unset).
@@ -236,6 +248,7 @@ pub struct MCPRouteAuthorizationRule {
 
 /// `rules[].source`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPAuthorizationSource {
     /// Required JWT scopes and claims.
@@ -244,6 +257,7 @@ pub struct MCPAuthorizationSource {
 
 /// `rules[].source.jwt`: scopes and claims, AND-ed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPJwtSource {
     /// Scopes that must all be present.
@@ -256,6 +270,7 @@ pub struct MCPJwtSource {
 
 /// `rules[].target`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPAuthorizationTarget {
     /// Tools the rule applies to.
@@ -265,6 +280,7 @@ pub struct MCPAuthorizationTarget {
 
 /// A tool of a backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MCPToolCall {
     /// The backendRef name.

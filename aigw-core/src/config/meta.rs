@@ -18,6 +18,7 @@ pub struct Source {
 
 /// Kubernetes `ObjectMeta`, restricted to what a manifest may carry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// The object name.
@@ -81,6 +82,7 @@ impl ObjectMeta {
 
 /// Gateway API `ParentReference`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ParentReference {
     /// Group, default `gateway.networking.k8s.io`.
@@ -104,6 +106,7 @@ pub struct ParentReference {
 
 /// Gateway API `BackendObjectReference`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BackendObjectReference {
     /// Group (empty is the core group).
@@ -124,6 +127,7 @@ pub struct BackendObjectReference {
 
 /// Gateway API `SecretObjectReference`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretObjectReference {
     /// Group (empty is the core group).
@@ -152,6 +156,7 @@ impl SecretObjectReference {
 
 /// Gateway API `LocalPolicyTargetReference` (with optional `sectionName`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyTargetReference {
     /// Group of the target.
@@ -168,6 +173,7 @@ pub struct PolicyTargetReference {
 
 /// Gateway API `HTTPHeaderMatch` type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum HeaderMatchType {
     /// Byte-exact value (header names are case-insensitive).
     #[default]
@@ -178,6 +184,7 @@ pub enum HeaderMatchType {
 
 /// Gateway API `HTTPHeaderMatch`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpHeaderMatch {
     /// Match type, default `Exact`.
@@ -191,6 +198,7 @@ pub struct HttpHeaderMatch {
 
 /// Gateway API `HTTPHeader`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpHeader {
     /// Header name.
@@ -201,6 +209,7 @@ pub struct HttpHeader {
 
 /// Gateway API `HTTPRouteTimeouts`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpRouteTimeouts {
     /// Whole-request timeout (Gateway API duration, e.g. `60s`).

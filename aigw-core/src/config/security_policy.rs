@@ -13,6 +13,7 @@ use serde_json::Value;
 
 /// `SecurityPolicy.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecurityPolicySpec {
     /// Targets (Gateway, HTTPRoute, …).
@@ -56,6 +57,7 @@ impl SecurityPolicySpec {
 
 /// `cors`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Cors {
     /// Allowed origins (`*`, `https://*.example.com`).
@@ -80,6 +82,7 @@ pub struct Cors {
 
 /// `basicAuth`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BasicAuth {
     /// Secret with key `.htpasswd`.
@@ -92,6 +95,7 @@ pub struct BasicAuth {
 /// `apiKeyAuth`: each key of each referenced Secret's data is a client id, its value
 /// that client's key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApiKeyAuth {
     /// Secrets holding the keys.
@@ -110,6 +114,7 @@ pub struct ApiKeyAuth {
 
 /// One `extractFrom` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExtractFrom {
     /// Header names.
@@ -125,6 +130,7 @@ pub struct ExtractFrom {
 
 /// `jwt`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JwtAuth {
     /// Providers; a token verified by any of them is accepted.
@@ -137,6 +143,7 @@ pub struct JwtAuth {
 
 /// One `jwt.providers[]` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JwtProvider {
     /// Provider name.
@@ -167,6 +174,7 @@ pub struct JwtProvider {
 
 /// `remoteJWKS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RemoteJwks {
     /// The JWKS URL.
@@ -188,6 +196,7 @@ pub struct RemoteJwks {
 /// `localJWKS`: `type: Inline` with `inline`, or `type: ValueRef` naming a ConfigMap
 /// whose `jwks` key holds the document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalJwks {
     /// `Inline` or `ValueRef`.
@@ -203,6 +212,7 @@ pub struct LocalJwks {
 
 /// A local object reference (`group`, `kind`, `name`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalObjectRef {
     /// Group.
@@ -217,6 +227,7 @@ pub struct LocalObjectRef {
 
 /// `claimToHeaders[]`: a JWT claim copied into a request header.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClaimToHeader {
     /// The header to set.
@@ -227,6 +238,7 @@ pub struct ClaimToHeader {
 
 /// `jwt.providers[].extractFrom`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JwtExtractor {
     /// Headers, with an optional value prefix to strip.
@@ -242,6 +254,7 @@ pub struct JwtExtractor {
 
 /// One header a JWT is read from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JwtHeaderExtractor {
     /// Header name.
@@ -253,6 +266,7 @@ pub struct JwtHeaderExtractor {
 
 /// An Envoy Gateway `BackendRef`: a Service or Backend, with an optional fallback flag.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EgBackendRef {
     /// Group (empty is the core group).
@@ -281,6 +295,7 @@ pub struct EgBackendRef {
 /// BackendSecurityPolicy's `oidcExchangeToken`, where the client credentials obtain
 /// the token to exchange.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Oidc {
     /// The provider.
@@ -363,6 +378,7 @@ pub struct Oidc {
 
 /// `oidc.provider`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcProvider {
     /// Issuer URL.
@@ -390,6 +406,7 @@ pub struct OidcProvider {
 
 /// `oidc.cookieNames`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcCookieNames {
     /// Access token cookie.
@@ -402,6 +419,7 @@ pub struct OidcCookieNames {
 
 /// `oidc.cookieConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcCookieConfig {
     /// `Lax`, `Strict` (default), `None` or `Disabled`.
@@ -411,6 +429,7 @@ pub struct OidcCookieConfig {
 
 /// `oidc.denyRedirect`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcDenyRedirect {
     /// Header matches.
@@ -420,6 +439,7 @@ pub struct OidcDenyRedirect {
 
 /// One `denyRedirect.headers[]` match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcDenyRedirectHeader {
     /// Header name.
@@ -433,6 +453,7 @@ pub struct OidcDenyRedirectHeader {
 
 /// `extAuth`: exactly one of `grpc`, `http`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExtAuth {
     /// gRPC authorization service.
@@ -463,6 +484,7 @@ pub struct ExtAuth {
 
 /// `extAuth.grpc`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GrpcExtAuthService {
     /// Deprecated single backend.
@@ -478,6 +500,7 @@ pub struct GrpcExtAuthService {
 
 /// `extAuth.http`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpExtAuthService {
     /// Deprecated single backend.
@@ -499,6 +522,7 @@ pub struct HttpExtAuthService {
 
 /// `extAuth.bodyToExtAuth`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BodyToExtAuth {
     /// Largest body buffered for the service.
@@ -507,6 +531,7 @@ pub struct BodyToExtAuth {
 
 /// `authorization`: rules evaluated in order, the first match decides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Authorization {
     /// Rules.
@@ -519,6 +544,7 @@ pub struct Authorization {
 
 /// One `authorization.rules[]` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthorizationRule {
     /// Rule name.
@@ -535,6 +561,7 @@ pub struct AuthorizationRule {
 
 /// `authorization.rules[].operation`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthorizationOperation {
     /// HTTP methods.
@@ -544,6 +571,7 @@ pub struct AuthorizationOperation {
 
 /// `authorization.rules[].principal`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthorizationPrincipal {
     /// Client address ranges.
@@ -559,6 +587,7 @@ pub struct AuthorizationPrincipal {
 
 /// `principal.jwt`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JwtPrincipal {
     /// The JWT provider (of the same policy) that verified the token.
@@ -573,6 +602,7 @@ pub struct JwtPrincipal {
 
 /// A JWT claim match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JwtClaim {
     /// Claim name (nested with dots).
@@ -587,6 +617,7 @@ pub struct JwtClaim {
 
 /// `principal.headers[]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthorizationHeaderMatch {
     /// Header name.
