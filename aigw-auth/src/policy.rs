@@ -236,6 +236,13 @@ pub fn provider_for(
     }
 }
 
+/// [`provider_for`] with `options`, as the planner's credential resolver
+/// ([`aigw_core::planner::CredentialResolver`]): a policy it cannot serve fails the
+/// configuration load, naming the policy.
+pub fn resolver(options: AuthOptions) -> aigw_core::planner::CredentialResolver {
+    std::sync::Arc::new(move |policy: &ResolvedSecurityPolicy| provider_for(policy, &options))
+}
+
 /// An STS `RoleSessionName` from a policy name (`[\w+=,.@-]{2,64}`).
 fn session_name(policy: &str) -> String {
     let s: String = policy

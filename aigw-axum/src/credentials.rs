@@ -4,12 +4,12 @@
 //! service account, metadata server, workload identity federation or passthrough — with
 //! rotation ahead of expiry and `credentialOverride` headers).
 //!
-//! The resolver is called once per policy per configuration snapshot
-//! ([`crate::config::ConfigPlanner`] caches the provider), so rotation state lives as
-//! long as the snapshot. A policy that cannot be turned into a provider does not fail
-//! the whole route: its backends get an [`Unavailable`] provider whose every credential
-//! request fails with a 503-class error, which the gateway treats like a connect
-//! failure and fails over to the next backend.
+//! The resolver is called once per policy per configuration load by the shared
+//! planner, which keeps the providers of unchanged policies across reloads, so rotation
+//! state outlives a reload. The credential-failure policy is the planner's
+//! ([`aigw_core::planner::credentials`]): a policy that cannot be turned into a provider
+//! fails the load; a credential that cannot be fetched at request time fails the
+//! attempt with a 503-class error and the gateway fails over to the next backend.
 
 use crate::config::CredentialResolver;
 use aigw_auth::gcp::{GcpConfig, GcpCredentialSource, GcpProvider};
@@ -24,17 +24,9 @@ pub fn provider_for(policy: &ResolvedSecurityPolicy) -> Result<Arc<dyn Credentia
     aigw_auth::provider_for(policy, &AuthOptions::default())
 }
 
-/// A resolver over [`aigw_auth::provider_for`] with `options`; a policy that cannot be
-/// served becomes an [`Unavailable`] provider (logged once, when first used).
+/// A resolver over [`aigw_auth::provider_for`] with `options` ([`aigw_auth::resolver`]).
 pub fn resolver(options: AuthOptions) -> CredentialResolver {
-    Arc::new(move |policy: &ResolvedSecurityPolicy| {
-        Ok(
-            aigw_auth::provider_for(policy, &options).unwrap_or_else(|e| {
-                tracing::error!(policy = %policy.name, error = %e, "backend credentials unavailable");
-                Arc::new(Unavailable::new(policy.name.clone(), &e)) as Arc<dyn CredentialProvider>
-            }),
-        )
-    })
+    aigw_auth::resolver(options)
 }
 
 /// Like [`resolver`], but GCP application default credentials ask the metadata server
@@ -73,8 +65,9 @@ pub fn default_resolver() -> CredentialResolver {
     resolver(AuthOptions::default())
 }
 
-/// A provider for a policy that could not be set up: every request for a credential
-/// fails with the setup error, so attempts on its backends fail over.
+/// A provider whose every request for a credential fails with a fixed error, so
+/// attempts on its backends fail over: for an embedder's own planner that keeps a
+/// backend configured but out of service.
 #[derive(Debug, Clone)]
 pub struct Unavailable {
     policy: String,

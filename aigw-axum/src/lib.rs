@@ -25,7 +25,6 @@ pub mod layer;
 pub mod net;
 mod proxy;
 pub mod record;
-pub mod reload;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 mod stream;

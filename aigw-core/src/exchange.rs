@@ -330,6 +330,15 @@ impl Exchange {
         self.record.route = Some(route);
     }
 
+    /// Keeps the route's costs for [`Exchange::finish`] and forces usage on streams
+    /// when any are configured (for adapters that leave the backend pick to a proxy).
+    pub fn set_costs(&mut self, costs: Arc<CostSet>) {
+        if !costs.is_empty() {
+            self.force_include_usage = true;
+            self.costs = Some(costs);
+        }
+    }
+
     /// Applies a plan's route-level settings: records the route, keeps its costs for
     /// [`Exchange::finish`] and forces usage on streams when costs are configured.
     pub fn apply_plan(&mut self, plan: &Plan) {
@@ -520,17 +529,7 @@ impl Exchange {
         self.record.status = Some(status);
         self.record.latency = Some(self.started.elapsed());
         if let Some(costs) = self.costs.take() {
-            let model = self
-                .record
-                .effective_model
-                .clone()
-                .unwrap_or_else(|| self.record.request_model.clone());
-            self.record.costs = costs.evaluate(&CostInput {
-                model: &model,
-                backend: self.record.backend.as_deref().unwrap_or(""),
-                route_name: self.record.route.as_deref().unwrap_or(""),
-                usage: &self.record.usage,
-            });
+            self.record.costs = evaluate_costs(&costs, &self.record);
         }
         if let Some(g) = self.guard.take() {
             g.finish_with_costs(&self.record.costs);
@@ -669,6 +668,19 @@ pub fn stream_error_event(endpoint: Endpoint, error: &Error) -> Bytes {
             Bytes::from(format!("event: error\ndata: {value}\n\n"))
         }
     }
+}
+
+/// The cost values (`llmRequestCosts`: metadata key → value) of a finished exchange.
+pub fn evaluate_costs(costs: &CostSet, record: &ExchangeRecord) -> Vec<(String, u64)> {
+    costs.evaluate(&CostInput {
+        model: record
+            .effective_model
+            .as_deref()
+            .unwrap_or(&record.request_model),
+        backend: record.backend.as_deref().unwrap_or(""),
+        route_name: record.route.as_deref().unwrap_or(""),
+        usage: &record.usage,
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //!   [`translate::Translator`], [`credential::CredentialProvider`] and [`meter::TokenMeter`];
 //! * [`config`] — the upstream project's Kubernetes YAML, loaded and validated unchanged;
 //! * [`routing`] — the compiled, immutable routing snapshot;
+//! * [`planner`] — the one layer between a configuration and the engine: targets,
+//!   credential providers, costs, rate limits and hot reload, for every packaging;
 //! * [`cost`] — `llmRequestCosts` including CEL expressions;
 //! * [`error::Error`] — one error type that knows its HTTP status and renders as the
 //!   client API's error body.
@@ -25,6 +27,7 @@ pub mod exchange;
 pub mod limits;
 pub mod meter;
 pub mod metrics;
+pub mod planner;
 pub mod retry;
 pub mod routing;
 pub mod schema;

@@ -1,54 +1,42 @@
-//! The processor over a loaded configuration: a [`Catalog`] backed by the compiled
-//! routing snapshot, the Envoy [`Plan`] derived from the same YAML, and the mapping
-//! from BackendSecurityPolicies to credential providers.
+//! The processor over a loaded configuration: a [`Catalog`] over the shared
+//! [`Planner`], the Envoy [`Plan`] derived from the same YAML, and the ExtProc's
+//! credential resolver.
 
-use crate::credentials::{self, MetadataCredential, ProviderCache, ProviderSet};
+use crate::credentials::{self, MetadataCredential};
 use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RetryPlan, RoutePlan};
 use crate::runtime::{Catalog, RouteInfo, Runtime};
 use aigw_auth::AuthOptions;
-use aigw_core::config::{Config, HeaderMatchType};
-use aigw_core::cost::{CostInput, CostSet};
-use aigw_core::exchange::{BodyMutation, ExchangeRecord, Target, UpstreamAddr};
+use aigw_core::Result;
+use aigw_core::config::{Config, HeaderMatchType, ResolvedSecurityPolicy, SecretSource};
+use aigw_core::exchange::{ExchangeRecord, Target};
 use aigw_core::limits::RateLimits;
-use aigw_core::routing::{self, Candidate, Endpoint as RoutingEndpoint};
-use aigw_core::{Error, HeaderMutation, Result};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use aigw_core::planner::{CredentialResolver, Inputs, Planner, ProviderCache};
+use aigw_core::routing::{self, Endpoint as RoutingEndpoint};
+use http::HeaderMap;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-fn header_mutation(c: &Candidate) -> Result<HeaderMutation> {
-    let mut headers = HeaderMutation::default();
-    for (name, value) in &c.header_mutation.set {
-        let n = HeaderName::try_from(name.as_str())
-            .map_err(|_| Error::internal(format!("invalid header name {name:?}")))?;
-        let v = HeaderValue::try_from(value.as_str())
-            .map_err(|_| Error::internal(format!("invalid value for header {name:?}")))?;
-        headers.set(n, v);
-    }
-    for name in &c.header_mutation.remove {
-        let n = HeaderName::try_from(name.as_str())
-            .map_err(|_| Error::internal(format!("invalid header name {name:?}")))?;
-        headers.remove(n);
-    }
-    Ok(headers)
-}
-
-/// A [`Catalog`] over a compiled configuration. Every per-rule backend is resolved
-/// once, at load: the request path only does map lookups.
+/// A [`Catalog`] over the shared [`Planner`]: Envoy routes and retries, so the
+/// ExtProc narrows the planner to lookups by route and per-rule backend name, and adds
+/// the one thing only it serves, credentials read from Envoy's dynamic metadata.
 pub struct ConfigCatalog {
-    snapshot: routing::Snapshot,
-    targets: HashMap<String, Arc<Target>>,
+    planner: Arc<Planner>,
     metadata_credentials: HashMap<String, MetadataCredential>,
-    costs: HashMap<String, Arc<CostSet>>,
 }
 
 impl std::fmt::Debug for ConfigCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConfigCatalog")
-            .field("targets", &self.targets.len())
+            .field("planner", &self.planner)
             .finish_non_exhaustive()
     }
+}
+
+/// The ExtProc's credential resolver: aigw-auth's for every policy type, with the
+/// `fromDynamicMetadata` override wired to the internal staging headers.
+pub fn resolver(auth: AuthOptions) -> CredentialResolver {
+    Arc::new(move |policy: &ResolvedSecurityPolicy| credentials::provider_for(policy, &auth))
 }
 
 impl ConfigCatalog {
@@ -71,20 +59,23 @@ impl ConfigCatalog {
         auth: &AuthOptions,
         cache: Option<&ProviderCache>,
     ) -> Result<Self> {
-        let snapshot = routing::Snapshot::compile(config)?;
-        let mut providers = ProviderSet::new(config, auth, cache);
-        let mut targets = HashMap::new();
+        let planner = Planner::compile(
+            config,
+            Inputs {
+                secrets: &SecretSource::from_config(config),
+                credentials: &resolver(auth.clone()),
+                providers: cache,
+                limits: &RateLimits::default(),
+            },
+        )?;
+        Ok(Self::from_planner(Arc::new(planner)))
+    }
+
+    /// Narrows a compiled [`Planner`].
+    pub fn from_planner(planner: Arc<Planner>) -> Self {
         let mut metadata_credentials = HashMap::new();
-        let mut costs = HashMap::new();
-        for rule in snapshot.rules() {
-            if !rule.costs.is_empty() {
-                costs.insert(rule.route_name.to_owned(), Arc::new(rule.costs.clone()));
-            }
+        for rule in planner.routing().rules() {
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
-                let credential = match c.target.security_policy.as_deref() {
-                    Some(p) => Some(providers.get(p)?),
-                    None => None,
-                };
                 if let Some(md) = c
                     .target
                     .security_policy
@@ -93,78 +84,31 @@ impl ConfigCatalog {
                 {
                     metadata_credentials.insert(c.backend_name.clone(), md);
                 }
-                let endpoint = c.target.endpoints.first().ok_or_else(|| {
-                    Error::internal(format!("backend {} has no endpoint", c.target.backend))
-                })?;
-                targets.insert(
-                    c.backend_name.clone(),
-                    Arc::new(Target {
-                        backend: Arc::from(c.backend_name.as_str()),
-                        schema: c.target.schema.clone(),
-                        upstream: UpstreamAddr {
-                            scheme: c.target.scheme().to_owned(),
-                            authority: endpoint.authority(),
-                        },
-                        model_override: c.model_name_override.as_deref().map(Arc::from),
-                        headers: header_mutation(c)?,
-                        body: BodyMutation {
-                            set: c.body_mutation.set.clone(),
-                            remove: c.body_mutation.remove.clone(),
-                        },
-                        credential,
-                        priority: c.priority,
-                    }),
-                );
             }
         }
-        if providers.reused() > 0 {
-            tracing::debug!(
-                reused = providers.reused(),
-                "credential providers kept from the previous configuration"
-            );
-        }
-        providers.commit();
-        Ok(Self {
-            snapshot,
-            targets,
+        Self {
+            planner,
             metadata_credentials,
-            costs,
-        })
+        }
     }
 
     /// The compiled routing snapshot.
-    pub const fn snapshot(&self) -> &routing::Snapshot {
-        &self.snapshot
+    pub fn snapshot(&self) -> &routing::Snapshot {
+        self.planner.routing()
     }
 }
 
 impl Catalog for ConfigCatalog {
     fn route(&self, model: &str, headers: &HeaderMap) -> Result<Arc<str>> {
-        let m = self.snapshot.route(model, headers)?;
-        if m.groups.iter().all(|g| g.candidates.is_empty()) {
-            return Err(Error::NoRoute {
-                model: model.to_owned(),
-            });
-        }
-        Ok(Arc::from(m.route_name))
+        self.planner.resolve(model, headers).map(|r| r.route)
     }
 
     fn resolve(&self, model: &str, headers: &HeaderMap) -> Result<RouteInfo> {
-        let m = self.snapshot.route(model, headers)?;
-        let Some(first) = m.groups.iter().find_map(|g| g.candidates.first()) else {
-            return Err(Error::NoRoute {
-                model: model.to_owned(),
-            });
-        };
-        Ok(RouteInfo {
-            route: Arc::from(m.route_name),
-            first: self.targets.get(&first.backend_name).cloned(),
-            costs: self.costs.get(m.route_name).cloned(),
-        })
+        self.planner.resolve(model, headers)
     }
 
     fn target(&self, backend_name: &str) -> Option<Arc<Target>> {
-        self.targets.get(backend_name).cloned()
+        self.planner.target(backend_name).cloned()
     }
 
     fn metadata_credential(&self, backend_name: &str) -> Option<&MetadataCredential> {
@@ -172,30 +116,19 @@ impl Catalog for ConfigCatalog {
     }
 
     fn costs(&self, r: &ExchangeRecord) -> Vec<(String, u64)> {
-        let (Some(route), Some(backend)) = (r.route.as_deref(), r.backend.as_deref()) else {
-            return Vec::new();
-        };
-        let Some(set) = self.costs.get(route) else {
-            return Vec::new();
-        };
-        set.evaluate(&CostInput {
-            model: r.effective_model.as_deref().unwrap_or(&r.request_model),
-            backend,
-            route_name: route,
-            usage: &r.usage,
-        })
+        self.planner.costs(r)
     }
 
     fn wants_usage(&self, route: &str) -> bool {
-        self.costs.contains_key(route)
+        self.planner.route_costs(route).is_some()
     }
 
     fn body_limit(&self) -> Option<u64> {
-        self.snapshot.body_limit()
+        self.planner.body_limit()
     }
 
     fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
-        self.snapshot
+        self.planner
             .models(host)
             .into_iter()
             .map(|m| (m.id.clone(), m.owned_by.clone()))
@@ -238,21 +171,30 @@ pub fn runtime_for(
     cache: Option<&ProviderCache>,
     limits: &RateLimits,
 ) -> Result<Runtime> {
-    // The meter first: a selector it cannot apply rejects the configuration before any
-    // credential provider is built for it.
-    let meter = limits.meter(config)?;
+    let planner = Planner::compile(
+        config,
+        Inputs {
+            secrets: &SecretSource::from_config(config),
+            credentials: &resolver(AuthOptions::default()),
+            providers: cache,
+            limits,
+        },
+    )?;
+    Ok(runtime_from(Arc::new(planner)))
+}
+
+/// The runtime of a compiled [`Planner`]: its catalog, the bundled translators and its
+/// rate-limit meter, if any.
+pub fn runtime_from(planner: Arc<Planner>) -> Runtime {
+    let meter = planner.meter().cloned();
     let runtime = Runtime::new(
-        Arc::new(ConfigCatalog::build(
-            config,
-            &AuthOptions::default(),
-            cache,
-        )?),
+        Arc::new(ConfigCatalog::from_planner(planner)),
         Arc::new(aigw_providers::ProviderFactory),
     );
-    Ok(match meter {
+    match meter {
         Some(m) => runtime.with_meter(m),
         None => runtime,
-    })
+    }
 }
 
 impl Plan {

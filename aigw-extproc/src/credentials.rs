@@ -1,4 +1,6 @@
-//! Credential providers for BackendSecurityPolicies, built once per configuration load.
+//! The ExtProc's credential providers: what only Envoy's metadata can serve. Building,
+//! caching across reloads and the failure policy are the shared planner's
+//! ([`aigw_core::planner::credentials`]).
 //!
 //! Every policy type goes through [`aigw_auth::provider_for`]. The one variant only an
 //! ExtProc can serve, `credentialOverride.fromDynamicMetadata`, is built here: the
@@ -9,16 +11,14 @@
 //! metadata can supply that credential.
 
 use aigw_auth::{AuthOptions, CredentialOverride, OverrideKind};
-use aigw_core::config::{
-    Config, CredentialOverrideSource, ResolvedSecurityPolicy, SecurityPolicyKind,
-};
+use aigw_core::config::{CredentialOverrideSource, ResolvedSecurityPolicy, SecurityPolicyKind};
 use aigw_core::{CredentialProvider, Error, Result};
 use envoy_types::pb::envoy::config::core::v3::Metadata as PbMetadata;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+pub use aigw_core::planner::{ProviderCache, ProviderSet};
 
 /// The internal header a metadata token or key is staged in.
 pub const METADATA_TOKEN_HEADER: &str = "x-aigw-internal-metadata-credential";
@@ -161,114 +161,6 @@ pub fn provider_for(
             .with_header(header)
             .fallback_to_configured(fallback),
     ))
-}
-
-/// Providers by policy name, with the fingerprint they were built from.
-type Providers = HashMap<String, (u64, Arc<dyn CredentialProvider>)>;
-
-/// Providers kept across configuration loads: a policy whose document and the Secrets
-/// of its namespace did not change keeps its provider, so cached tokens and background
-/// refresh survive a reload.
-#[derive(Debug, Default)]
-pub struct ProviderCache {
-    entries: Mutex<Providers>,
-}
-
-/// One load's view of a [`ProviderCache`]: hits come from the previous load, and the
-/// cache only takes this load's providers when the whole load succeeded
-/// ([`ProviderSet::commit`]).
-#[derive(Debug)]
-pub struct ProviderSet<'a> {
-    cache: Option<&'a ProviderCache>,
-    config: &'a Config,
-    auth: &'a AuthOptions,
-    built: Providers,
-    reused: usize,
-}
-
-impl<'a> ProviderSet<'a> {
-    /// Providers for `config`, reusing those in `cache` when given.
-    pub fn new(
-        config: &'a Config,
-        auth: &'a AuthOptions,
-        cache: Option<&'a ProviderCache>,
-    ) -> Self {
-        Self {
-            cache,
-            config,
-            auth,
-            built: HashMap::new(),
-            reused: 0,
-        }
-    }
-
-    /// The provider for `policy`, built at most once per load.
-    pub fn get(&mut self, policy: &ResolvedSecurityPolicy) -> Result<Arc<dyn CredentialProvider>> {
-        if let Some((_, p)) = self.built.get(&policy.name) {
-            return Ok(p.clone());
-        }
-        let print = fingerprint(self.config, &policy.name);
-        let previous = self.cache.and_then(|c| {
-            lock(c)
-                .get(&policy.name)
-                .filter(|(f, _)| *f == print)
-                .map(|(_, p)| p.clone())
-        });
-        let provider = match previous {
-            Some(p) => {
-                self.reused += 1;
-                p
-            }
-            None => provider_for(policy, self.auth)?,
-        };
-        self.built
-            .insert(policy.name.clone(), (print, provider.clone()));
-        Ok(provider)
-    }
-
-    /// How many providers came from the previous load.
-    pub const fn reused(&self) -> usize {
-        self.reused
-    }
-
-    /// Makes this load's providers the cache's (dropping those of removed policies).
-    pub fn commit(self) {
-        if let Some(c) = self.cache {
-            *lock(c) = self.built;
-        }
-    }
-}
-
-fn lock(c: &ProviderCache) -> std::sync::MutexGuard<'_, Providers> {
-    c.entries.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A digest of everything a policy's provider is built from: its document and the
-/// Secrets of its namespace (whichever it references).
-fn fingerprint(config: &Config, policy: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    let ns = policy.split_once('/').map_or("default", |(ns, _)| ns);
-    if let Some(doc) = config
-        .backend_security_policies
-        .iter()
-        .find(|r| r.metadata.key() == policy)
-    {
-        serde_json::to_string(&doc.spec)
-            .unwrap_or_default()
-            .hash(&mut h);
-    }
-    for s in config
-        .secrets
-        .iter()
-        .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == ns)
-    {
-        s.metadata.name.hash(&mut h);
-        for (k, v) in &s.data {
-            k.hash(&mut h);
-            v.expose().hash(&mut h);
-        }
-    }
-    h.finish()
 }
 
 #[cfg(test)]

@@ -2,25 +2,12 @@
 //! [`Catalog`], the translator factory and the token meter, swapped atomically on reload.
 
 use crate::credentials::MetadataCredential;
-use aigw_core::cost::CostSet;
 use aigw_core::exchange::{ExchangeRecord, Target};
 use aigw_core::meter::NoopMeter;
+pub use aigw_core::planner::RouteInfo;
 use aigw_core::{Result, TokenMeter, TranslatorFactory};
 use http::HeaderMap;
 use std::sync::Arc;
-
-/// A routed request, with what the token meter needs before Envoy picks a backend.
-#[derive(Debug, Clone)]
-pub struct RouteInfo {
-    /// The route (`namespace/name`).
-    pub route: Arc<str>,
-    /// The backend tried first (highest priority): what the meter's reservation names
-    /// until an attempt says which backend answered.
-    pub first: Option<Arc<Target>>,
-    /// The route's `llmRequestCosts`, when it has any: bound into the meter so a
-    /// settlement carries cost values, also when the client hangs up.
-    pub costs: Option<Arc<CostSet>>,
-}
 
 /// The configuration as the ExtProc needs it at request time.
 ///

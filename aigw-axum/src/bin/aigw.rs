@@ -8,6 +8,7 @@ use aigw_axum::record::{AccessLog, AccessLogFormat};
 use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, Settings, Snapshot, autoconfig, config, credentials};
 use aigw_core::config::{Config, SecretSource};
+use aigw_core::planner::{Loader, Reloader};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -278,23 +279,24 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn build_snapshot(
-    config: &Config,
+/// The process's planner loader: credentials, secrets and rate-limit counters that
+/// every configuration generation shares.
+fn loader(
     secrets_dir: Option<&PathBuf>,
-    resolver: &config::CredentialResolver,
-    limits: &aigw_core::limits::RateLimits,
-) -> Result<Snapshot, aigw_core::Error> {
-    let mut secrets = SecretSource::from_config(config).with_env_fallback();
-    if let Some(dir) = secrets_dir {
-        secrets = secrets.with_dir(dir.clone());
+    resolver: config::CredentialResolver,
+    limits: Arc<aigw_core::limits::RateLimits>,
+) -> Loader {
+    let loader = Loader::new(resolver)
+        .with_limits(limits)
+        .with_env_fallback();
+    match secrets_dir {
+        Some(dir) => loader.with_secrets_dir(dir.clone()),
+        None => loader,
     }
-    config::snapshot_with_limits(
-        config,
-        &secrets,
-        Arc::new(aigw_providers::ProviderFactory),
-        resolver,
-        limits,
-    )
+}
+
+fn snapshot_for(planner: aigw_core::planner::Planner) -> Snapshot {
+    config::snapshot_for(Arc::new(planner), Arc::new(aigw_providers::ProviderFactory))
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
@@ -390,8 +392,8 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     };
     let limits = Arc::new(aigw_core::limits::RateLimits::new(global));
     admin_state.set_rate_limit_stats(limits.stats().clone());
-    let snapshot = build_snapshot(&config, args.secrets_dir.as_ref(), &resolver, &limits)
-        .map_err(|e| e.to_string())?;
+    let loader = Arc::new(loader(args.secrets_dir.as_ref(), resolver, limits));
+    let snapshot = snapshot_for(loader.compile(&config).map_err(|e| e.to_string())?);
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
         max_header_bytes: args.max_header_bytes,
@@ -441,42 +443,40 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         let secrets_dir = args.secrets_dir.clone();
         let gw = gateway.clone();
         let state = admin_state.clone();
+        let loader = loader.clone();
         let auth_layer = auth_layer.clone();
         let auth_flags = auth_flags.clone();
         let interval = Duration::from_millis(args.reload_interval_ms.max(100));
-        tokio::spawn(aigw_axum::reload::watch(
-            paths.clone(),
-            interval,
-            move || {
-                let result = Config::load_paths(&paths).and_then(|c| {
-                    let snap = build_snapshot(&c, secrets_dir.as_ref(), &resolver, &limits)?;
-                    let auth =
-                        client_auth_config::build(Some(&c), secrets_dir.as_deref(), &auth_flags)?;
-                    Ok((snap, auth))
-                });
-                match result {
-                    Ok((snap, auth)) => {
-                        gw.swap(snap);
-                        let client = gw.http_client();
-                        let layer = auth_layer.clone();
-                        // Remote keys are fetched before the new settings take over.
-                        tokio::spawn(async move {
-                            client_auth_config::prime(&client, &auth.remote).await;
-                            layer.set(auth.auth);
-                            client_auth_config::spawn_refresh(client, auth.remote, jwks_refresh);
-                        });
-                        state.reloaded(true);
-                        tracing::info!("configuration reloaded");
-                    }
-                    Err(e) => {
-                        state.reloaded(false);
-                        tracing::error!(
-                            "configuration change rejected, keeping the running configuration: {e}"
-                        );
-                    }
-                }
+        let mut reloader = Reloader::new(
+            paths,
+            move |paths: &[PathBuf]| {
+                let (c, planner) = loader.load(paths)?;
+                let auth =
+                    client_auth_config::build(Some(&c), secrets_dir.as_deref(), &auth_flags)?;
+                Ok((planner, auth))
             },
-        ));
+            move |(planner, auth): (aigw_core::planner::Planner, _)| {
+                gw.swap(snapshot_for(planner));
+                let client = gw.http_client();
+                let layer = auth_layer.clone();
+                // Remote keys are fetched before the new settings take over.
+                tokio::spawn(async move {
+                    client_auth_config::prime(&client, &auth.remote).await;
+                    layer.set(auth.auth);
+                    client_auth_config::spawn_refresh(client, auth.remote, jwks_refresh);
+                });
+            },
+        );
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if let Some(applied) = reloader.poll() {
+                    state.reloaded(applied);
+                }
+            }
+        });
     }
 
     access_log.spawn_flusher();

@@ -10,7 +10,7 @@ use crate::secret::Secret;
 use serde_json::Value;
 
 /// A BackendSecurityPolicy ready to build a credential provider from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedSecurityPolicy {
     /// `namespace/name` of the policy.
     pub name: String,
@@ -21,7 +21,7 @@ pub struct ResolvedSecurityPolicy {
 }
 
 /// The mechanism of a policy.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SecurityPolicyKind {
     /// `Authorization: Bearer <key>`.
@@ -87,7 +87,7 @@ impl SecurityPolicyKind {
 
 /// OIDC client-credentials settings (Envoy Gateway `OIDC`), with the client secret
 /// resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcSettings {
     /// Issuer URL.
     pub issuer: Option<String>,
@@ -108,7 +108,7 @@ pub struct OidcSettings {
 }
 
 /// AWS OIDC exchange.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsOidcExchange {
     /// The OIDC settings.
     pub oidc: OidcSettings,
@@ -117,7 +117,7 @@ pub struct AwsOidcExchange {
 }
 
 /// Azure authentication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AzureAuth {
     /// Client secret (Secret key `client-secret`).
     ClientSecret(Secret),
@@ -126,7 +126,7 @@ pub enum AzureAuth {
 }
 
 /// GCP authentication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GcpAuth {
     /// Service account JSON (Secret key `service_account.json`).
     ServiceAccountJson(Secret),

@@ -7,7 +7,7 @@ use crate::runtime::Runtime;
 use crate::state::{Registration, Registry, Shared};
 use crate::wire::{self, Headers, Metadata, Mutation};
 use aigw_core::api::Endpoint;
-use aigw_core::exchange::{Exchange, ExchangeRecord, Plan, ResponseStart};
+use aigw_core::exchange::{Exchange, ExchangeRecord, ResponseStart};
 use aigw_core::{ClientApi, Error};
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
@@ -218,11 +218,11 @@ impl RouterStream {
         if let Some(ip) = self.client_ip {
             exchange.set_client_ip(ip);
         }
-        match info.costs {
-            // The exchange computes the cost values itself when it ends and hands them
-            // to the meter, and the meter guard can compute them when it is dropped.
-            Some(costs) => exchange.apply_plan(&route_plan(info.route, costs)),
-            None => exchange.set_route(info.route),
+        exchange.set_route(info.route.clone());
+        // The exchange computes the cost values itself when it ends and hands them to
+        // the meter, and the meter guard can compute them when it is dropped.
+        if let Some(costs) = info.costs {
+            exchange.set_costs(costs);
         }
         // Reserve here, with the first backend standing in for whichever Envoy picks:
         // a refusal is then a local reply before any upstream is involved.
@@ -510,22 +510,6 @@ impl RouterStream {
         }
         self.metrics.record(&record);
         metadata(&record, st.backend_name.as_deref()).into_pb()
-    }
-}
-
-/// A plan carrying only the route-level settings the exchange keeps (name and costs):
-/// Envoy owns the backends, timeouts and retries.
-fn route_plan(route: Arc<str>, costs: Arc<aigw_core::cost::CostSet>) -> Plan {
-    Plan {
-        route,
-        targets: Vec::new(),
-        stream_idle_timeout: None,
-        request_timeout: None,
-        per_try_timeout: None,
-        costs: Some(costs),
-        max_attempts: None,
-        backoff: None,
-        retry_on: None,
     }
 }
 
