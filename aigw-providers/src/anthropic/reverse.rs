@@ -593,7 +593,18 @@ pub fn usage_to_anthropic(u: &oa::Usage) -> an::Usage {
         output_tokens: Some(u.completion_tokens),
         cache_read_input_tokens: cached,
         cache_creation_input_tokens: created,
-        extra: Map::new(),
+        // Reasoning tokens in Anthropic's shape (beta `thinking-token-count`).
+        extra: u
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .map(|r| {
+                Map::from_iter([(
+                    "output_tokens_details".to_owned(),
+                    json!({ "thinking_tokens": r }),
+                )])
+            })
+            .unwrap_or_default(),
     }
 }
 
