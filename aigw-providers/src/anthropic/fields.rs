@@ -38,6 +38,24 @@ pub const DROP_USER_ID: DroppedField = DroppedField::new(
     "an abuse-tracking id: the answer is the same",
 );
 
+/// `service_tier` on a backend without Anthropic's capacity tiers.
+pub const DROP_SERVICE_TIER: DroppedField = DroppedField::new(
+    "service_tier",
+    "a capacity preference: the generated answer is the same",
+);
+
+/// `inference_geo` on a backend whose region is the backend's own configuration.
+pub const DROP_INFERENCE_GEO: DroppedField = DroppedField::new(
+    "inference_geo",
+    "where Anthropic runs inference; on this backend its configured region decides",
+);
+
+/// `speed` (fast mode) on a backend without it.
+pub const DROP_SPEED: DroppedField = DroppedField::new(
+    "speed",
+    "an output-speed preference: the generated answer is the same",
+);
+
 /// What `context_management` asks of a backend without context editing, once the
 /// gateway applies it itself.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -486,7 +486,12 @@ pub fn messages_to_chat_request(
                     clear_reasoning(&mut out.messages, keep);
                 }
             }
-            "service_tier" | "container" | "mcp_servers" => {
+            // Anthropic's tiers, region and fast mode: preferences that cannot change
+            // the answer (OpenAI's own `service_tier` values differ).
+            "service_tier" => dropped.push(fields::DROP_SERVICE_TIER),
+            "inference_geo" => dropped.push(fields::DROP_INFERENCE_GEO),
+            "speed" => dropped.push(fields::DROP_SPEED),
+            "container" | "mcp_servers" => {
                 return Err(untranslatable(k.as_str(), backend, "no OpenAI counterpart"));
             }
             _ => {
