@@ -32,11 +32,22 @@ if [ ! -f "$npm_dir/node_modules/oauth2-mock-server/package.json" ]; then
   npm install --silent --no-audit --no-fund --prefix "$npm_dir" oauth2-mock-server@8 >/dev/null
 fi
 
+# Claude Code, the agent CLI the Anthropic-dialect end-to-end test drives (its native
+# binary comes in the platform package npm picks; no network is used at test time).
+claude_version=2.1.332
+claude_dir="$CARGO_TARGET_DIR/npm-claude-code"
+if ! "$claude_dir/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$claude_version "; then
+  echo "==> installing @anthropic-ai/claude-code@$claude_version into $claude_dir"
+  npm install --silent --no-audit --no-fund --prefix "$claude_dir" \
+    "@anthropic-ai/claude-code@$claude_version" >/dev/null
+fi
+
 # Integration tests find their external peers through these; with AIGW_REQUIRE_EXTERNAL
 # set, a test whose peer is missing fails instead of skipping.
 export AIGW_PYTHON="$venv/bin/python"
 export AIGW_VENV_BIN="$venv/bin"
 export AIGW_NPM_DIR="$npm_dir"
+export AIGW_CLAUDE="$claude_dir/node_modules/.bin/claude"
 export AIGW_REQUIRE_EXTERNAL=1
 export PATH="$venv/bin:$PATH"
 

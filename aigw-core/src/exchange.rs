@@ -695,9 +695,20 @@ mod tests {
     /// Echoes the request path, counts chunks and reports usage `output = bytes seen`.
     struct Echo {
         seen: u64,
+        /// Behaves as a native passthrough: forwards the client's query and reports a
+        /// dropped field.
+        native: bool,
     }
 
+    const DROPPED: [DroppedField; 1] = [DroppedField::new("thinking.display", "display only")];
+
     impl Translator for Echo {
+        fn forwards_client_query(&self) -> bool {
+            self.native
+        }
+        fn dropped_fields(&self) -> &[DroppedField] {
+            if self.native { &DROPPED } else { &[] }
+        }
         fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
             let mut headers = HeaderMutation::default();
             headers.set_static("x-translated", "yes");
@@ -741,8 +752,42 @@ mod tests {
     struct Factory;
     impl TranslatorFactory for Factory {
         fn translator(&self, _spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
-            Ok(Box::new(Echo { seen: 0 }))
+            Ok(Box::new(Echo {
+                seen: 0,
+                native: false,
+            }))
         }
+    }
+
+    struct NativeFactory;
+    impl TranslatorFactory for NativeFactory {
+        fn translator(&self, _spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
+            Ok(Box::new(Echo {
+                seen: 0,
+                native: true,
+            }))
+        }
+    }
+
+    #[test]
+    fn client_query_reaches_only_native_backends_and_drops_are_recorded() {
+        let body = Bytes::from_static(br#"{"model":"m","messages":[]}"#);
+        let mut ex = Exchange::new(Endpoint::Messages, HeaderMap::new(), body).unwrap();
+        ex.set_query(Some("beta=true"));
+        let a = ex.attempt(&target(), &NativeFactory).unwrap();
+        assert_eq!(
+            a.request().path,
+            "/v1/chat/completions?stream=false&beta=true"
+        );
+        let a = ex.attempt(&target(), &Factory).unwrap();
+        assert_eq!(a.request().path, "/v1/chat/completions?stream=false");
+        let dropped: Vec<_> = ex
+            .record()
+            .dropped
+            .iter()
+            .map(|(d, b)| (d.field, b.to_string()))
+            .collect();
+        assert_eq!(dropped, [("thinking.display", "default/openai".to_owned())]);
     }
 
     #[derive(Default)]

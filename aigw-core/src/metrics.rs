@@ -513,4 +513,23 @@ mod tests {
         }
         assert!(checked >= 8, "{checked}");
     }
+
+    #[test]
+    fn dropped_fields_are_counted_per_field_and_backend() {
+        let m = GenAiMetrics::new();
+        let mut r = record();
+        let d = crate::translate::DroppedField::new("cache_control", "hint");
+        r.dropped = vec![
+            (d, Arc::from("default/gemini")),
+            (d, Arc::from("default/gemini")),
+        ];
+        m.record(&r);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "aigw_dropped_fields_total{field=\"cache_control\",backend=\"default/gemini\"} 2"
+            ),
+            "{text}"
+        );
+    }
 }

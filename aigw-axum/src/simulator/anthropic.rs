@@ -32,8 +32,10 @@ pub(crate) fn prompt<'a>(body: &'a Value, model: &'a str) -> Result<Prompt<'a>, 
             last_user = content_text(content);
         }
     }
+    // Mid-conversation system messages may follow the tool results.
     let after_tool_result = messages
-        .last()
+        .iter()
+        .rfind(|m| m.get("role").and_then(Value::as_str) != Some("system"))
         .and_then(|m| m.get("content"))
         .is_some_and(is_tool_result);
     let tools = body

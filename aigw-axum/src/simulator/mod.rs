@@ -19,7 +19,10 @@
 //! Deterministic: the text depends only on the model and the last user message, usage
 //! counts words. Tool calls are produced when the request offers tools and forces one
 //! (`tool_choice` required/named, Anthropic `any`/`tool`, Bedrock `any`/`tool`, Gemini
-//! `ANY`) or the last user message contains "call a tool".
+//! `ANY`) or the last user message contains "call a tool" — "call a tool: NAME
+//! key=value" picks the offered tool NAME with that argument, so an agent CLI can be
+//! driven through a real tool round trip. After a tool result (system messages that
+//! follow it aside) the reply is text.
 //!
 //! # Credentials
 //! Configured in [`SimulatorConfig`]; a kind left `None` accepts anything. Bedrock

@@ -62,10 +62,11 @@ fn chat_prompt<'a>(body: &'a Value, model: &'a str) -> Option<Prompt<'a>> {
             last_user = content_text(content);
         }
     }
+    // System messages may follow the tool results (mid-conversation instructions).
     let after_tool_result = messages
-        .last()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
+        .iter()
+        .filter_map(|m| m.get("role").and_then(Value::as_str))
+        .rfind(|r| *r != "system" && *r != "developer")
         .is_some_and(|r| r == "tool" || r == "function");
     let tools = body
         .get("tools")

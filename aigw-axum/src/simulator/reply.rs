@@ -4,7 +4,9 @@
 //! words (prompt tokens = words of all message text, completion tokens = words of the
 //! reply). When the request offers tools and forces one (or the user asks to
 //! "call a tool"), the reply is a tool call whose arguments are derived from the tool's
-//! JSON schema.
+//! JSON schema. A user who writes "call a tool: NAME key=value …" picks the offered tool
+//! NAME and the value of its string argument `key` (how an agent CLI is driven through
+//! one real tool round trip).
 
 use serde_json::{Map, Value};
 
@@ -175,24 +177,78 @@ impl Prompt<'_> {
     }
 
     fn tool_call(&self, hash: u64) -> Option<ToolCall> {
+        let mut named_by_user = false;
         let (name, schema) = match &self.tool_choice {
             ToolChoice::Never => return None,
             ToolChoice::Named(wanted) => *self.tools.iter().find(|(n, _)| n == wanted)?,
             ToolChoice::Any => *self.tools.first()?,
             ToolChoice::Auto => {
-                if self.after_tool_result
-                    || !self.last_user.to_ascii_lowercase().contains("call a tool")
-                {
+                if self.after_tool_result {
                     return None;
                 }
-                *self.tools.first()?
+                match self.asked_tool()? {
+                    Some(asked) => {
+                        named_by_user = true;
+                        *self.tools.iter().find(|(n, _)| *n == asked)?
+                    }
+                    None => *self.tools.first()?,
+                }
             }
+        };
+        let arguments = if named_by_user {
+            self.directed_arguments(schema)
+        } else {
+            sample_arguments(schema)
         };
         Some(ToolCall {
             id: format!("sim{:016x}", fnv(&[&hash.to_be_bytes(), name.as_bytes()])),
             name: name.to_owned(),
-            arguments: sample_arguments(schema),
+            arguments,
         })
+    }
+
+    /// Arguments for a tool the user named: the `key=value` pairs they gave, and a
+    /// sample value for every other required property (optional ones are left out, as
+    /// a model would).
+    fn directed_arguments(&self, schema: Option<&Value>) -> String {
+        let required: Vec<&str> = schema
+            .and_then(|s| s.get("required"))
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut out = Map::new();
+        let props = schema
+            .and_then(|s| s.get("properties"))
+            .and_then(Value::as_object);
+        for (k, v) in props.into_iter().flatten() {
+            if let Some(given) = self.given_value(k) {
+                out.insert(k.clone(), Value::String(given.to_owned()));
+            } else if required.contains(&k.as_str()) {
+                out.insert(k.clone(), sample_value(v));
+            }
+        }
+        Value::Object(out).to_string()
+    }
+
+    /// `None` unless the user asked to "call a tool"; then the tool named right after
+    /// it (`call a tool: Read`), if any, as `Some(Some(name))`.
+    fn asked_tool(&self) -> Option<Option<&str>> {
+        let lower = self.last_user.to_ascii_lowercase();
+        let at = lower.find("call a tool")? + "call a tool".len();
+        let next = self.last_user[at..]
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '_'))
+            .find(|w| !w.is_empty());
+        Some(next.filter(|w| self.tools.iter().any(|(n, _)| n == w)))
+    }
+
+    /// The value the user gave for argument `key` as `key=value`.
+    fn given_value(&self, key: &str) -> Option<&str> {
+        let pattern = format!("{key}=");
+        self.last_user
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(pattern.as_str()))
+            .filter(|v| !v.is_empty())
     }
 }
 

@@ -4,7 +4,7 @@
 //! Gemini, Claude on Bedrock and Vertex) applies these rules to its own representation.
 
 use aigw_core::{DroppedField, Error, Result};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// How a mid-conversation `system` message reads on a backend that only has user and
 /// assistant turns: the text at the same position in a user turn, wrapped in the tags
@@ -36,6 +36,24 @@ pub const DROP_CACHE_CONTROL: DroppedField = DroppedField::new(
 pub const DROP_USER_ID: DroppedField = DroppedField::new(
     "metadata.user_id",
     "an abuse-tracking id: the answer is the same",
+);
+
+/// `service_tier` on a backend without Anthropic's capacity tiers.
+pub const DROP_SERVICE_TIER: DroppedField = DroppedField::new(
+    "service_tier",
+    "a capacity preference: the generated answer is the same",
+);
+
+/// `inference_geo` on a backend whose region is the backend's own configuration.
+pub const DROP_INFERENCE_GEO: DroppedField = DroppedField::new(
+    "inference_geo",
+    "where Anthropic runs inference; on this backend its configured region decides",
+);
+
+/// `speed` (fast mode) on a backend without it.
+pub const DROP_SPEED: DroppedField = DroppedField::new(
+    "speed",
+    "an output-speed preference: the generated answer is the same",
 );
 
 /// What `context_management` asks of a backend without context editing, once the
@@ -123,42 +141,48 @@ fn keep_turns(keep: Option<&Value>) -> Option<KeepTurns> {
 
 /// Rewrites a Messages body (as a JSON map) for Claude on Bedrock or Vertex, whose
 /// Messages APIs take only `user` and `assistant` roles: every `system` message becomes
-/// a user turn with its text wrapped by [`system_reminder`] (cache breakpoints kept), and
-/// message-level `output_config` (per-turn control) is lifted: the last one's `effort`
-/// becomes the request's `output_config.effort`. Other fields stay as sent.
+/// user-turn text wrapped by [`system_reminder`] (cache breakpoints kept), appended to
+/// the user turn before it when there is one (the API joins consecutive user turns
+/// anyway), and message-level `output_config` (per-turn control) is lifted: the last
+/// one's `effort` becomes the request's `output_config.effort`. Other fields stay as
+/// sent.
 pub fn fold_for_claude_platform(body: &mut Map<String, Value>) {
+    let Some(Value::Array(messages)) = body.get_mut("messages") else {
+        return;
+    };
     let mut effort = None;
-    if let Some(Value::Array(messages)) = body.get_mut("messages") {
-        for m in messages.iter_mut().filter_map(Value::as_object_mut) {
-            if let Some(e) = m
-                .remove("output_config")
-                .and_then(|c| c.get("effort").cloned())
-            {
-                effort = Some(e);
+    let mut out: Vec<Value> = Vec::with_capacity(messages.len());
+    for mut m in std::mem::take(messages) {
+        let Some(obj) = m.as_object_mut() else {
+            out.push(m);
+            continue;
+        };
+        if let Some(e) = obj
+            .remove("output_config")
+            .and_then(|c| c.get("effort").cloned())
+        {
+            effort = Some(e);
+        }
+        if obj.get("role").and_then(Value::as_str) != Some("system") {
+            out.push(m);
+            continue;
+        }
+        let blocks = reminder_blocks(obj.remove("content"));
+        match out.last_mut().and_then(Value::as_object_mut) {
+            Some(prev) if prev.get("role").and_then(Value::as_str) == Some("user") => {
+                let content = prev.entry("content").or_insert(Value::Null);
+                let mut joined = match content.take() {
+                    Value::String(t) => vec![json!({"type": "text", "text": t})],
+                    Value::Array(b) => b,
+                    _ => Vec::new(),
+                };
+                joined.extend(blocks);
+                *content = Value::Array(joined);
             }
-            if m.get("role").and_then(Value::as_str) != Some("system") {
-                continue;
-            }
-            m.insert("role".into(), Value::String("user".into()));
-            let wrapped = match m.remove("content") {
-                Some(Value::String(t)) => Value::String(system_reminder(&t)),
-                Some(Value::Array(blocks)) => Value::Array(
-                    blocks
-                        .into_iter()
-                        .map(|mut b| {
-                            if let Some(Value::String(t)) = b.get_mut("text") {
-                                *t = system_reminder(t);
-                            }
-                            b
-                        })
-                        .collect(),
-                ),
-                Some(other) => other,
-                None => Value::String(String::new()),
-            };
-            m.insert("content".into(), wrapped);
+            _ => out.push(json!({"role": "user", "content": blocks})),
         }
     }
+    *messages = out;
     if let Some(e) = effort {
         let config = body
             .entry("output_config")
@@ -169,10 +193,26 @@ pub fn fold_for_claude_platform(body: &mut Map<String, Value>) {
     }
 }
 
+/// A system message's content as text blocks wrapped by [`system_reminder`].
+fn reminder_blocks(content: Option<Value>) -> Vec<Value> {
+    match content {
+        Some(Value::String(t)) => vec![json!({"type": "text", "text": system_reminder(&t)})],
+        Some(Value::Array(blocks)) => blocks
+            .into_iter()
+            .map(|mut b| {
+                if let Some(Value::String(t)) = b.get_mut("text") {
+                    *t = system_reminder(t);
+                }
+                b
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn keep_all_is_a_counted_no_op() {
@@ -215,15 +255,17 @@ mod tests {
             {"role":"user","content":"q"},
             {"role":"system","content":[{"type":"text","text":"env","cache_control":{"type":"ephemeral"}}],
              "output_config":{"effort":"low"}},
+            {"role":"assistant","content":"a"},
             {"role":"system","content":"later"}]});
         let Value::Object(map) = &mut v else { panic!() };
         fold_for_claude_platform(map);
         assert_eq!(
             v,
             json!({"messages":[
-            {"role":"user","content":"q"},
-            {"role":"user","content":[{"type":"text","text":"<system-reminder>\nenv\n</system-reminder>","cache_control":{"type":"ephemeral"}}]},
-            {"role":"user","content":"<system-reminder>\nlater\n</system-reminder>"}],
+            {"role":"user","content":[{"type":"text","text":"q"},
+                {"type":"text","text":"<system-reminder>\nenv\n</system-reminder>","cache_control":{"type":"ephemeral"}}]},
+            {"role":"assistant","content":"a"},
+            {"role":"user","content":[{"type":"text","text":"<system-reminder>\nlater\n</system-reminder>"}]}],
             "output_config":{"effort":"low"}})
         );
     }

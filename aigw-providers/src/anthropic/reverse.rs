@@ -486,7 +486,12 @@ pub fn messages_to_chat_request(
                     clear_reasoning(&mut out.messages, keep);
                 }
             }
-            "service_tier" | "container" | "mcp_servers" => {
+            // Anthropic's tiers, region and fast mode: preferences that cannot change
+            // the answer (OpenAI's own `service_tier` values differ).
+            "service_tier" => dropped.push(fields::DROP_SERVICE_TIER),
+            "inference_geo" => dropped.push(fields::DROP_INFERENCE_GEO),
+            "speed" => dropped.push(fields::DROP_SPEED),
+            "container" | "mcp_servers" => {
                 return Err(untranslatable(k.as_str(), backend, "no OpenAI counterpart"));
             }
             _ => {
@@ -593,7 +598,18 @@ pub fn usage_to_anthropic(u: &oa::Usage) -> an::Usage {
         output_tokens: Some(u.completion_tokens),
         cache_read_input_tokens: cached,
         cache_creation_input_tokens: created,
-        extra: Map::new(),
+        // Reasoning tokens in Anthropic's shape (beta `thinking-token-count`).
+        extra: u
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .map(|r| {
+                Map::from_iter([(
+                    "output_tokens_details".to_owned(),
+                    json!({ "thinking_tokens": r }),
+                )])
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -14,7 +14,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+// Every top-level field of the Messages API is named here, so one this module does
+// not know is a 422 naming it rather than a silent drop.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Request<'a> {
     #[serde(borrow)]
     model: Cow<'a, str>,
@@ -48,6 +51,23 @@ struct Request<'a> {
     context_management: Option<&'a RawValue>,
     #[serde(borrow, default)]
     metadata: Option<Metadata<'a>>,
+    /// Capacity, latency and residency preferences: they cannot change the answer.
+    #[serde(borrow, default)]
+    service_tier: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    inference_geo: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    speed: Option<&'a RawValue>,
+    /// Server-side execution environments: no equivalent off Anthropic's API.
+    #[serde(borrow, default)]
+    container: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    mcp_servers: Option<&'a RawValue>,
+    /// Bedrock/Vertex body markers a client may leave in; the gateway sets its own.
+    #[serde(borrow, default, rename = "anthropic_version")]
+    _anthropic_version: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "anthropic_beta")]
+    _anthropic_beta: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -164,8 +184,34 @@ struct ToolChoiceIn<'a> {
 
 /// Parses an Anthropic Messages request. `backend` names the target in 422 errors.
 pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
-    let req: Request<'_> = serde_json::from_slice(body)
-        .map_err(|e| Error::bad_request(format!("invalid messages request: {e}")))?;
+    let req: Request<'_> = serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        match msg
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+        {
+            Some((field, _)) => Error::untranslatable(
+                field,
+                backend,
+                "a Messages API field this backend has no equivalent for",
+            ),
+            None => Error::bad_request(format!("invalid messages request: {msg}")),
+        }
+    })?;
+    if req.container.is_some() {
+        return Err(Error::untranslatable(
+            "container",
+            backend,
+            "code execution containers run only on Anthropic's API",
+        ));
+    }
+    if req.mcp_servers.is_some() {
+        return Err(Error::untranslatable(
+            "mcp_servers",
+            backend,
+            "the MCP connector runs only on Anthropic's API",
+        ));
+    }
     let mut out = ChatRequest {
         model: req.model.into_owned(),
         max_tokens: req.max_tokens,
@@ -207,6 +253,15 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     };
     if req.metadata.is_some_and(|m| m.user_id.is_some()) {
         out.user_id = true;
+    }
+    for (set, drop) in [
+        (req.service_tier.is_some(), fields::DROP_SERVICE_TIER),
+        (req.inference_geo.is_some(), fields::DROP_INFERENCE_GEO),
+        (req.speed.is_some(), fields::DROP_SPEED),
+    ] {
+        if set {
+            out.dropped.push(drop);
+        }
     }
     let edits = match req.context_management {
         Some(cm) => {
@@ -470,6 +525,17 @@ mod tests {
         assert_eq!(r.messages[1].content.len(), 1);
         assert_eq!(r.messages[3].content.len(), 2);
         assert!(r.dropped.is_empty());
+    }
+
+    #[test]
+    fn unknown_top_level_fields_are_a_422_naming_them() {
+        let body = br#"{"model":"m","max_tokens":5,"messages":[],"brand_new":{"a":1}}"#;
+        let e = parse(body, "GCPVertexAI").unwrap_err();
+        assert_eq!(e.status().as_u16(), 422);
+        assert!(e.to_string().contains("brand_new"), "{e}");
+        let body = br#"{"model":"m","max_tokens":5,"messages":[],"service_tier":"auto"}"#;
+        let r = parse(body, "GCPVertexAI").unwrap();
+        assert_eq!(r.dropped[0].field, "service_tier");
     }
 
     #[test]

@@ -34,12 +34,18 @@ fn anthropic_usage(u: &TokenUsage) -> Value {
     let cached = u.cached_input.unwrap_or(0);
     let created = u.cache_creation_input.unwrap_or(0);
     let uncached = u.input.unwrap_or(0).saturating_sub(cached + created);
-    json!({
+    let mut usage = json!({
         "input_tokens": uncached,
         "cache_creation_input_tokens": created,
         "cache_read_input_tokens": cached,
         "output_tokens": u.output.unwrap_or(0),
-    })
+    });
+    if let Some(r) = u.reasoning {
+        // Anthropic's shape for thinking tokens (beta `thinking-token-count`), which
+        // clients that do not know it ignore.
+        usage["output_tokens_details"] = json!({ "thinking_tokens": r });
+    }
+    usage
 }
 
 /// An OpenAI `chat.completion` body.
