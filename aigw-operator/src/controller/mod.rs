@@ -211,8 +211,10 @@ async fn reconcile_inner(gw: &DynamicObject, ctx: &Context) -> Result<Action, Re
     let docs = snapshot(&ctx.client).await?;
     let (manifests, rejected) = accept::load_accepting(docs.clone());
     let mut keep: Vec<(String, String)> = Vec::new();
+    let mut all_rendered = Vec::new();
     if let Some(m) = &manifests {
         let rendered = render::render(m, &ctx.options)?;
+        all_rendered.clone_from(&rendered.objects);
         let attached: Vec<String> = m
             .config
             .ai_gateway_routes
@@ -235,6 +237,7 @@ async fn reconcile_inner(gw: &DynamicObject, ctx: &Context) -> Result<Action, Re
         }
     }
     delete_stale_parts(ctx, &gw_ns, &gw_name, &keep).await?;
+    delete_orphans(ctx, &all_rendered).await?;
     write_statuses(ctx, &docs, &rejected, &gw_ns, &gw_name).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
@@ -305,6 +308,52 @@ async fn delete_stale_parts(
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes HTTPRoutes and HTTPRouteFilters this controller wrote whose AIGatewayRoute
+/// is gone or rejected. Owner references let the garbage collector do this too; doing
+/// it here also covers objects written before their owner had a `uid`, and clusters
+/// without a garbage collector.
+async fn delete_orphans(ctx: &Context, rendered: &[Value]) -> Result<(), ReconcileError> {
+    let selector = format!(
+        "{}={}",
+        render::http_route::MANAGED_BY.0,
+        render::http_route::MANAGED_BY.1
+    );
+    for kind in ["HTTPRoute", "HTTPRouteFilter"] {
+        let Some(ar) = written(kind) else { continue };
+        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+        let list = match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for o in list.items {
+            if o.labels()
+                .get(render::http_route::MANAGED_BY.0)
+                .map(String::as_str)
+                != Some(render::http_route::MANAGED_BY.1)
+            {
+                continue;
+            }
+            let ns = o.namespace().unwrap_or_default();
+            let name = o.name_any();
+            let wanted = rendered
+                .iter()
+                .any(|r| doc_key(r) == (kind.to_string(), ns.clone(), name.clone()));
+            if !wanted {
+                let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {
+                        tracing::info!(kind, namespace = %ns, name = %name, "deleted: its AIGatewayRoute is gone")
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
     }
