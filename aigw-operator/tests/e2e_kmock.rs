@@ -4,7 +4,12 @@
 //! change a backend and see the Secret change; add a broken route and see it
 //! `NotAccepted` while the rest keeps being served; delete the route and see everything
 //! it caused removed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use aigw_operator::controller::{self, Context, metrics::Metrics};
 use aigw_operator::render::{Options, bundle, doc_key};
