@@ -4,6 +4,8 @@
 //! (AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy, GatewayConfig, MCPRoute,
 //! QuotaPolicy) into the objects Envoy Gateway and `aigw-extproc` need.
 //!
+//! * [`controller`]: the kube-runtime controller that applies what [`render`] computes,
+//!   with status conditions, events, leader election and metrics.
 //! * [`crd`]: the CustomResourceDefinitions, generated from `aigw-core`'s configuration
 //!   types (the same types the loader reads manifests into) plus the API server's
 //!   validation rules.
@@ -12,6 +14,7 @@
 //! * [`validate`]: the API server's defaulting and validation (OpenAPI constraints and
 //!   CEL rules) for a structural schema, to hold generated objects against their CRDs.
 
+pub mod controller;
 pub mod crd;
 mod error;
 pub mod render;

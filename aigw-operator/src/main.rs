@@ -30,6 +30,112 @@ enum Command {
         #[arg(long, default_value = "envoy-gateway-system")]
         config_namespace: String,
     },
+    /// Run the controller against the cluster of the current kubeconfig or service account.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Path prefix of the generated route matches.
+    #[arg(long, default_value = "/")]
+    root_prefix: String,
+    /// Namespace of the ExtProc configuration Secrets (where the Envoy pods run).
+    #[arg(
+        long,
+        env = "AIGW_CONFIG_NAMESPACE",
+        default_value = "envoy-gateway-system"
+    )]
+    config_namespace: String,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Elect a leader on a Lease so several replicas can run.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "aigw-system")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "aigw-operator")]
+    identity: String,
+    /// Log filter (`info`, `aigw_operator=debug`, …).
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: aigw_operator::controller::metrics::Metrics,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move { m.render() }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    use aigw_operator::controller::{self, Context, lease::Elector, metrics::Metrics};
+    use std::sync::Arc;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("Kubernetes client: {e}"))?;
+    let metrics = Metrics::default();
+    let server = tokio::spawn(serve_metrics(args.metrics_addr, metrics.clone()));
+    let options = aigw_operator::render::Options {
+        root_prefix: args.root_prefix,
+        config_namespace: Some(args.config_namespace).filter(|n| !n.is_empty()),
+        ..Default::default()
+    };
+    let ctx = Arc::new(Context::new(client.clone(), options, metrics));
+    if args.leader_elect {
+        let api = kube::Api::namespaced(client, &args.lease_namespace);
+        let elector = Elector::new(
+            api,
+            "aigw-operator",
+            &args.identity,
+            std::time::Duration::from_secs(15),
+        );
+        tracing::info!(identity = %args.identity, "waiting for leadership");
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = shutdown_signal() => return Ok(()),
+        }
+        tracing::info!(identity = %args.identity, "leading");
+        tokio::select! {
+            _ = controller::run(ctx, shutdown_signal()) => {}
+            _ = elector.hold() => return Err("leadership lost; exiting so that only the leader reconciles".into()),
+        }
+    } else {
+        controller::run(ctx, shutdown_signal()).await;
+    }
+    server.abort();
+    Ok(())
 }
 
 fn render(
@@ -63,6 +169,32 @@ fn main() -> ExitCode {
             root_prefix,
             config_namespace,
         } => render(&files, root_prefix, config_namespace),
+        Command::Run(args) => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .json()
+                .init();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("aigw-operator: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            return match runtime.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("aigw-operator: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match out {
         Ok(text) => {

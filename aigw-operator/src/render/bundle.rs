@@ -276,7 +276,7 @@ pub fn secrets(m: &Manifests, gw_ns: &str, gw_name: &str, opts: &Options) -> Res
                     "name": part_name(gw_ns, gw_name, i),
                     "namespace": namespace,
                     "labels": {
-                        "app.kubernetes.io/managed-by": "aigw-operator",
+                        super::http_route::MANAGED_BY.0: super::http_route::MANAGED_BY.1,
                         GATEWAY_LABEL: format!("{gw_ns}.{gw_name}"),
                     },
                     "annotations": { CHECKSUM_ANNOTATION: checksum },

@@ -19,10 +19,17 @@ pub const NOT_FOUND_BODY: &str = "No matching route found. It is likely because 
 /// A rule's request timeout when it sets none (Envoy Gateway's own default is 15 s).
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
 
+/// Label on every object the controller writes, so it can find what it wrote.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "aigw-operator");
+
 /// The two filters every generated HTTPRoute references.
 pub fn filters(route: &Resource<AIGatewayRouteSpec>) -> Vec<Value> {
     let meta = |name: String| {
-        let mut m = json!({ "name": name, "namespace": route.namespace() });
+        let mut m = json!({
+            "name": name,
+            "namespace": route.namespace(),
+            "labels": { MANAGED_BY.0: MANAGED_BY.1 },
+        });
         if let Some(o) = owner_reference(route) {
             m["ownerReferences"] = json!([o]);
         }
@@ -100,13 +107,15 @@ pub fn http_route(route: &Resource<AIGatewayRouteSpec>, config: &Config, opts: &
         "matches": [{ "path": path }],
         "filters": [extension_ref(format!("{ROUTE_NOT_FOUND_FILTER}-{}", route.name()))],
     }));
+    let mut labels = route.metadata.labels.clone();
+    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     let mut annotations = route.metadata.annotations.clone();
     annotations.insert(PRIORITY_ANNOTATION.into(), priority_annotation(&route.spec));
     annotations.insert(GENERATED_ANNOTATION.into(), "true".into());
     let mut metadata = json!({
         "name": route.name(),
         "namespace": ns,
-        "labels": route.metadata.labels,
+        "labels": labels,
         "annotations": annotations,
     });
     if let Some(o) = owner_reference(route) {
