@@ -166,7 +166,10 @@ pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
     };
     let stream = matches!(
         endpoint,
-        Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Messages | Endpoint::Responses
+        Endpoint::ChatCompletions
+            | Endpoint::Completions
+            | Endpoint::Messages
+            | Endpoint::Responses
     ) && s.stream.unwrap_or(false);
     Ok(RequestInfo {
         model,

@@ -203,9 +203,7 @@ impl<'de> Deserialize<'de> for Item {
         let has_role = v.get("role").is_some();
         Ok(match kind {
             Some("message") => Self::Message(serde_json::from_value(v).map_err(D::Error::custom)?),
-            None if has_role => {
-                Self::Message(serde_json::from_value(v).map_err(D::Error::custom)?)
-            }
+            None if has_role => Self::Message(serde_json::from_value(v).map_err(D::Error::custom)?),
             Some("function_call") => {
                 Self::FunctionCall(serde_json::from_value(v).map_err(D::Error::custom)?)
             }
@@ -810,9 +808,10 @@ mod tests {
         assert_eq!(v["sequence_number"], 3);
         let back: AnyStreamEvent = serde_json::from_value(v).unwrap();
         assert_eq!(back, AnyStreamEvent::Known(e));
-        let other: AnyStreamEvent =
-            serde_json::from_str(r#"{"type":"response.web_search_call.searching","sequence_number":1}"#)
-                .unwrap();
+        let other: AnyStreamEvent = serde_json::from_str(
+            r#"{"type":"response.web_search_call.searching","sequence_number":1}"#,
+        )
+        .unwrap();
         assert!(matches!(other, AnyStreamEvent::Other(_)));
     }
 }

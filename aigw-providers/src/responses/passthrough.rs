@@ -172,6 +172,11 @@ impl Translator for ResponsesPassthrough {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        Ok(error_map::normalize(ClientApi::OpenAI, status, headers, body))
+        Ok(error_map::normalize(
+            ClientApi::OpenAI,
+            status,
+            headers,
+            body,
+        ))
     }
 }

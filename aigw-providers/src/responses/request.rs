@@ -8,13 +8,13 @@
 use super::reasoning;
 use aigw_core::api::openai::{
     ChatCompletionRequest, ChatMessage, ContentPart as ChatPart, Extra, FunctionCall,
-    FunctionDefinition, ImageUrl, JsonSchemaFormat, KnownContentPart as ChatKnownPart,
-    MessageContent as ChatContent, NamedToolChoice, FunctionName, ResponseFormat, Role,
-    StreamOptions, Tool as ChatTool, ToolCall, ToolChoice as ChatToolChoice,
+    FunctionDefinition, FunctionName, ImageUrl, JsonSchemaFormat,
+    KnownContentPart as ChatKnownPart, MessageContent as ChatContent, NamedToolChoice,
+    ResponseFormat, Role, StreamOptions, Tool as ChatTool, ToolCall, ToolChoice as ChatToolChoice,
 };
 use aigw_core::api::responses::{
-    ContentPart, FunctionCallItem, Input, Item, KnownContentPart, MessageContent,
-    ReasoningItem, ResponsesRequest, Tool,
+    ContentPart, FunctionCallItem, Input, Item, KnownContentPart, MessageContent, ReasoningItem,
+    ResponsesRequest, Tool,
 };
 use aigw_core::{Error, Result};
 use serde_json::Value;
@@ -27,12 +27,27 @@ pub const NAMESPACE_SEPARATOR: &str = "__";
 
 /// Top-level request fields dropped on translated backends, each for a stated reason.
 const DROPPED: &[(&str, &str)] = &[
-    ("client_metadata", "client-side metadata, never sent to a model"),
+    (
+        "client_metadata",
+        "client-side metadata, never sent to a model",
+    ),
     ("metadata", "only meaningful on a stored response"),
-    ("prompt_cache_key", "an OpenAI cache-routing hint; the backend caches by prefix"),
-    ("safety_identifier", "an OpenAI abuse-monitoring id with no backend counterpart"),
-    ("stream_options", "stream obfuscation is an OpenAI transport detail"),
-    ("service_tier", "service tiers are OpenAI's; the backend's tier is its configuration"),
+    (
+        "prompt_cache_key",
+        "an OpenAI cache-routing hint; the backend caches by prefix",
+    ),
+    (
+        "safety_identifier",
+        "an OpenAI abuse-monitoring id with no backend counterpart",
+    ),
+    (
+        "stream_options",
+        "stream obfuscation is an OpenAI transport detail",
+    ),
+    (
+        "service_tier",
+        "service tiers are OpenAI's; the backend's tier is its configuration",
+    ),
     ("user", "an end-user id with no backend counterpart"),
 ];
 
@@ -182,9 +197,18 @@ fn check_top_level(req: &ResponsesRequest, backend: &str) -> Result<()> {
 fn echo(req: &ResponsesRequest) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     let opt = |v: Option<Value>| v.unwrap_or(Value::Null);
-    m.insert("instructions".into(), opt(req.instructions.clone().map(Value::from)));
-    m.insert("max_output_tokens".into(), opt(req.max_output_tokens.map(Value::from)));
-    m.insert("parallel_tool_calls".into(), req.parallel_tool_calls.unwrap_or(true).into());
+    m.insert(
+        "instructions".into(),
+        opt(req.instructions.clone().map(Value::from)),
+    );
+    m.insert(
+        "max_output_tokens".into(),
+        opt(req.max_output_tokens.map(Value::from)),
+    );
+    m.insert(
+        "parallel_tool_calls".into(),
+        req.parallel_tool_calls.unwrap_or(true).into(),
+    );
     m.insert("previous_response_id".into(), Value::Null);
     m.insert(
         "reasoning".into(),
@@ -194,7 +218,10 @@ fn echo(req: &ResponsesRequest) -> serde_json::Map<String, Value> {
             .unwrap_or_else(|| serde_json::json!({"effort": null, "summary": null})),
     );
     m.insert("store".into(), false.into());
-    m.insert("temperature".into(), opt(req.temperature.clone().map(Value::Number)));
+    m.insert(
+        "temperature".into(),
+        opt(req.temperature.clone().map(Value::Number)),
+    );
     m.insert(
         "text".into(),
         req.text
@@ -202,7 +229,10 @@ fn echo(req: &ResponsesRequest) -> serde_json::Map<String, Value> {
             .and_then(|t| serde_json::to_value(t).ok())
             .unwrap_or_else(|| serde_json::json!({"format": {"type": "text"}})),
     );
-    m.insert("tool_choice".into(), req.tool_choice.clone().unwrap_or_else(|| "auto".into()));
+    m.insert(
+        "tool_choice".into(),
+        req.tool_choice.clone().unwrap_or_else(|| "auto".into()),
+    );
     m.insert(
         "tools".into(),
         req.tools
@@ -212,7 +242,12 @@ fn echo(req: &ResponsesRequest) -> serde_json::Map<String, Value> {
     );
     m.insert("top_p".into(), opt(req.top_p.clone().map(Value::Number)));
     m.insert("truncation".into(), "disabled".into());
-    m.insert("metadata".into(), req.metadata.clone().unwrap_or_else(|| serde_json::json!({})));
+    m.insert(
+        "metadata".into(),
+        req.metadata
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({})),
+    );
     m
 }
 
@@ -240,7 +275,8 @@ impl PendingAssistant {
             m.reasoning_signature = sig;
         }
         if let Some(d) = p.redacted {
-            m.extra.insert("redacted_reasoning_content".into(), d.into());
+            m.extra
+                .insert("redacted_reasoning_content".into(), d.into());
         }
         out.push(m);
     }
@@ -322,7 +358,9 @@ fn tool_call(c: &FunctionCallItem) -> ToolCall {
 fn replay_reasoning(r: &ReasoningItem, pending: &mut PendingAssistant) {
     match r.encrypted_content.as_deref().and_then(reasoning::decode) {
         Some(reasoning::Sealed::Thinking { text, signature }) => {
-            let entry = pending.reasoning.get_or_insert_with(|| (String::new(), None));
+            let entry = pending
+                .reasoning
+                .get_or_insert_with(|| (String::new(), None));
             entry.0.push_str(&text);
             entry.1 = signature;
         }
@@ -441,7 +479,8 @@ fn function_tool(t: &Tool, name: String) -> ChatTool {
 /// is enabled): with no live access it adds nothing a backend could honour, so it is
 /// dropped rather than failing every request of such a client.
 fn is_cached_web_search(t: &Tool) -> bool {
-    t.kind.starts_with("web_search") && t.extra.get("external_web_access") == Some(&Value::Bool(false))
+    t.kind.starts_with("web_search")
+        && t.extra.get("external_web_access") == Some(&Value::Bool(false))
 }
 
 fn tools_to_chat(tools: &[Tool], backend: &str, facts: &mut RequestFacts) -> Result<Vec<ChatTool>> {

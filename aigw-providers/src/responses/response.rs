@@ -333,7 +333,12 @@ impl StreamEmitter {
         self.id = response_id(chat_id);
         model.clone_into(&mut self.model);
         let r = self.snapshot("in_progress");
-        self.emit(out, EventKind::Created { response: r.clone() });
+        self.emit(
+            out,
+            EventKind::Created {
+                response: r.clone(),
+            },
+        );
         self.emit(out, EventKind::InProgress { response: r });
     }
 
@@ -363,7 +368,10 @@ impl StreamEmitter {
                     state.signature.get_or_insert_with(String::new).push_str(s);
                 }
             }
-            if let Some(data) = d.extra.get("redacted_reasoning_content").and_then(Value::as_str)
+            if let Some(data) = d
+                .extra
+                .get("redacted_reasoning_content")
+                .and_then(Value::as_str)
             {
                 self.ensure_reasoning(out);
                 if let Some(Open::Reasoning { state, .. }) = &mut self.open {
@@ -392,7 +400,13 @@ impl StreamEmitter {
         let id = format!("rs_{}", self.suffix(index));
         let state = OpenReasoning::default();
         let item = reasoning_item(&id, &state, self.facts.summary, false);
-        self.emit(out, EventKind::OutputItemAdded { output_index: index, item });
+        self.emit(
+            out,
+            EventKind::OutputItemAdded {
+                output_index: index,
+                item,
+            },
+        );
         self.open = Some(Open::Reasoning {
             index,
             id,
@@ -448,7 +462,13 @@ impl StreamEmitter {
             let index = self.next_index();
             let id = format!("msg_{}", self.suffix(index));
             let item = message_item(&id, "", "in_progress");
-            self.emit(out, EventKind::OutputItemAdded { output_index: index, item });
+            self.emit(
+                out,
+                EventKind::OutputItemAdded {
+                    output_index: index,
+                    item,
+                },
+            );
             self.emit(
                 out,
                 EventKind::ContentPartAdded {
@@ -493,7 +513,13 @@ impl StreamEmitter {
                 let item_id = format!("fc_{call_id}");
                 let item =
                     function_call_item(&self.facts, &item_id, &call_id, &name, "", "in_progress");
-                self.emit(out, EventKind::OutputItemAdded { output_index: index, item });
+                self.emit(
+                    out,
+                    EventKind::OutputItemAdded {
+                        output_index: index,
+                        item,
+                    },
+                );
                 self.calls.push(OpenCall {
                     chat_index: tc.index,
                     index,
@@ -606,7 +632,13 @@ impl StreamEmitter {
         if let Some(slot) = self.output.get_mut(index as usize) {
             *slot = Some(item.clone());
         }
-        self.emit(out, EventKind::OutputItemDone { output_index: index, item });
+        self.emit(
+            out,
+            EventKind::OutputItemDone {
+                output_index: index,
+                item,
+            },
+        );
     }
 
     /// Ends the stream normally: closes open items and sends `response.completed` (or

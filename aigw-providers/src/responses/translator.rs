@@ -77,8 +77,7 @@ impl ResponsesOverChat {
                             "message": format!("unreadable upstream stream event: {e}"),
                         })
                     });
-                    self.failure
-                        .get_or_insert_with(|| err.to_string());
+                    self.failure.get_or_insert_with(|| err.to_string());
                     emitter.fail(out, &err);
                 }
             }
@@ -91,7 +90,9 @@ impl ResponsesOverChat {
 
     fn whole(&self, body: &[u8]) -> Result<Vec<u8>> {
         let chat: ChatCompletion = serde_json::from_slice(body).map_err(|e| {
-            Error::internal(format!("the backend's translated response is unreadable: {e}"))
+            Error::internal(format!(
+                "the backend's translated response is unreadable: {e}"
+            ))
         })?;
         let r = response::from_chat(&chat, &self.facts);
         serde_json::to_vec(&r)
