@@ -109,8 +109,15 @@ pub fn to_chat(
         facts.summary = r.summary.as_deref().is_some_and(|s| s != "none");
         chat.reasoning_effort = match r.effort.as_deref() {
             None | Some("none") => None,
-            Some("xhigh") => Some("high".into()),
-            Some(e) => Some(e.to_owned()),
+            Some(e @ ("minimal" | "low" | "medium" | "high")) => Some(e.to_owned()),
+            // Efforts above `high` (Codex offers `xhigh`, `max`, `ultra`) get the largest
+            // budget the backends' chat translation defines.
+            Some("xhigh" | "max" | "ultra") => Some("high".into()),
+            Some(other) => {
+                return Err(Error::bad_request(format!(
+                    "reasoning.effort: unknown effort `{other}`"
+                )));
+            }
         };
     }
     if let Some(format) = req.text.as_ref().and_then(|t| t.format.as_ref()) {
@@ -161,10 +168,10 @@ fn check_top_level(req: &ResponsesRequest, backend: &str) -> Result<()> {
             "responses are not stored for translated backends; send `store: false`",
         ));
     }
-    for v in req.include.iter().flatten() {
+    for (i, v) in req.include.iter().flatten().enumerate() {
         if v != "reasoning.encrypted_content" {
             return Err(reject(
-                format!("include[{v}]"),
+                format!("include[{i}]"),
                 backend,
                 "only `reasoning.encrypted_content` can be produced by this backend",
             ));

@@ -48,7 +48,10 @@ pub fn usage(u: &Usage) -> ResponseUsage {
 
 /// The response id for a chat completion id (`resp_` prefix, once).
 pub fn response_id(chat_id: &str) -> String {
-    let base = chat_id.strip_prefix("chatcmpl-").unwrap_or(chat_id);
+    let base = chat_id
+        .strip_prefix("chatcmpl-")
+        .or_else(|| chat_id.strip_prefix("msg_"))
+        .unwrap_or(chat_id);
     if base.is_empty() {
         "resp_aigw".to_owned()
     } else {
