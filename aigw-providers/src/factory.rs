@@ -66,6 +66,12 @@ impl TranslatorFactory for ProviderFactory {
         let schema = spec.schema;
         let ovr = spec.model_override;
         let name = schema.name;
+        if matches!(
+            spec.endpoint,
+            Endpoint::Responses | Endpoint::ResponsesInputTokens
+        ) {
+            return crate::responses::translator(spec, self);
+        }
         if let (Some(flavor), Some(op)) = (
             openai_flavor(schema),
             match spec.endpoint {

@@ -13,6 +13,8 @@
 //! * [`eventstream`] — AWS eventstream decoder and encoder;
 //! * [`bedrock`] — Bedrock Converse (chat), Titan/Cohere embeddings;
 //! * [`vertex`] — Gemini on Vertex AI (chat), Vertex embeddings;
+//! * [`responses`] — the OpenAI Responses API: passthrough to OpenAI/Azure, translation
+//!   to every other backend over its Chat Completions translator;
 //! * [`canonical`] — the neutral chat model Bedrock and Gemini translate through;
 //! * [`factory::ProviderFactory`] — the [`TranslatorFactory`](aigw_core::TranslatorFactory)
 //!   over the whole matrix.
@@ -25,6 +27,7 @@ pub mod error_map;
 pub mod eventstream;
 pub mod factory;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 pub mod vertex;
 

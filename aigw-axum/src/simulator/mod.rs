@@ -8,8 +8,8 @@
 //! # Routes
 //! | provider | routes |
 //! |---|---|
-//! | OpenAI | `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`; `GET /v1/models`; any `{prefix}/chat/completions`, `{prefix}/completions`, `{prefix}/embeddings` (OpenAI-compatible servers) |
-//! | Azure OpenAI | `POST /openai/deployments/{deployment}/chat/completions?api-version=…`, `…/completions`, `…/embeddings` |
+//! | OpenAI | `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses` (JSON and typed event stream), `/v1/responses/input_tokens`; `GET /v1/models`; any `{prefix}/chat/completions`, `{prefix}/completions`, `{prefix}/embeddings` (OpenAI-compatible servers) |
+//! | Azure OpenAI | `POST /openai/deployments/{deployment}/chat/completions?api-version=…`, `…/completions`, `…/embeddings`; `POST /openai/v1/responses`, `/openai/v1/responses/input_tokens` |
 //! | Anthropic | `POST /v1/messages`, `/v1/messages/count_tokens` |
 //! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`, `/invoke-with-response-stream` |
 //! | Vertex AI | `POST /v1/projects/{p}/locations/{r}/publishers/google/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` or a JSON array), `:predict`, `:embedContent`, `:countTokens`; `…/publishers/anthropic/models/{model}:rawPredict`, `:streamRawPredict` |
@@ -58,6 +58,7 @@ mod errors;
 mod eventstream;
 mod openai;
 mod reply;
+mod responses;
 mod script;
 mod server;
 mod sigv4;
@@ -145,6 +146,13 @@ impl Simulator {
             .route(
                 "/openai/deployments/{deployment}/embeddings",
                 post(openai::azure_embeddings),
+            )
+            .route("/v1/responses", post(responses::create))
+            .route("/v1/responses/input_tokens", post(responses::input_tokens))
+            .route("/openai/v1/responses", post(responses::azure_create))
+            .route(
+                "/openai/v1/responses/input_tokens",
+                post(responses::azure_input_tokens),
             )
             .route("/v1/messages", post(anthropic::messages))
             .route("/v1/messages/count_tokens", post(anthropic::count_tokens))

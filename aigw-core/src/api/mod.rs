@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 
 use crate::error::{ClientApi, Error, Result};
 use serde::Deserialize;
@@ -26,11 +27,15 @@ pub enum Endpoint {
     CountTokens,
     /// `GET /anthropic/v1/models` (Anthropic list shape).
     AnthropicModels,
+    /// `POST /v1/responses` (OpenAI Responses).
+    Responses,
+    /// `POST /v1/responses/input_tokens` (OpenAI Responses input token count).
+    ResponsesInputTokens,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::ChatCompletions,
         Self::Completions,
         Self::Embeddings,
@@ -38,6 +43,8 @@ impl Endpoint {
         Self::Messages,
         Self::CountTokens,
         Self::AnthropicModels,
+        Self::Responses,
+        Self::ResponsesInputTokens,
     ];
 
     /// Matches a request path (query string ignored) to an endpoint.
@@ -62,6 +69,8 @@ impl Endpoint {
                 Self::CountTokens
             }
             "/anthropic/v1/models" => Self::AnthropicModels,
+            "/v1/responses" => Self::Responses,
+            "/v1/responses/input_tokens" => Self::ResponsesInputTokens,
             _ => return None,
         })
     }
@@ -83,6 +92,8 @@ impl Endpoint {
             Self::Models | Self::AnthropicModels => "models",
             Self::Messages => "messages",
             Self::CountTokens => "count_tokens",
+            Self::Responses => "responses",
+            Self::ResponsesInputTokens => "responses_input_tokens",
         }
     }
 
@@ -121,6 +132,8 @@ struct Sniff<'a> {
     max_tokens: Option<serde_json::Value>,
     #[serde(default)]
     max_completion_tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    max_output_tokens: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -153,7 +166,10 @@ pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
     };
     let stream = matches!(
         endpoint,
-        Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Messages
+        Endpoint::ChatCompletions
+            | Endpoint::Completions
+            | Endpoint::Messages
+            | Endpoint::Responses
     ) && s.stream.unwrap_or(false);
     Ok(RequestInfo {
         model,
@@ -166,7 +182,12 @@ pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
             .max_completion_tokens
             .as_ref()
             .and_then(serde_json::Value::as_u64)
-            .or_else(|| s.max_tokens.as_ref().and_then(serde_json::Value::as_u64)),
+            .or_else(|| s.max_tokens.as_ref().and_then(serde_json::Value::as_u64))
+            .or_else(|| {
+                s.max_output_tokens
+                    .as_ref()
+                    .and_then(serde_json::Value::as_u64)
+            }),
     })
 }
 

@@ -1,0 +1,296 @@
+//! OpenAI Responses API (`POST /v1/responses`, `POST /v1/responses/input_tokens`, and
+//! Azure's `/openai/v1/…` equivalents), JSON and the typed SSE event stream.
+
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::errors::{self, Provider, json_response};
+use super::reply::{Content, Prompt, Reply, ToolChoice, content_text, content_words};
+use super::stream::{self, Framing};
+use super::{CREATED, Sim, SimRequest, begin};
+
+const SSE: &str = "text/event-stream; charset=utf-8";
+
+/// The text of an input item's `content` or a function call output's `output`.
+fn item_text(item: &Value) -> Option<&Value> {
+    item.get("content").or_else(|| item.get("output"))
+}
+
+/// The neutral prompt of a Responses body.
+fn prompt<'a>(body: &'a Value, model: &'a str) -> Prompt<'a> {
+    let mut words = body.get("instructions").map_or(0, content_words);
+    let mut last_user = String::new();
+    let mut after_tool_result = false;
+    match body.get("input") {
+        Some(Value::String(s)) => {
+            words += content_words(&Value::String(s.clone()));
+            last_user.clone_from(s);
+        }
+        Some(Value::Array(items)) => {
+            for item in items {
+                let content = item_text(item).unwrap_or(&Value::Null);
+                words += content_words(content);
+                let kind = item
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("message");
+                after_tool_result = kind == "function_call_output";
+                if kind == "message" && item.get("role").and_then(Value::as_str) == Some("user") {
+                    last_user = content_text(content);
+                }
+            }
+        }
+        _ => {}
+    }
+    let tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+                .filter_map(|t| Some((t.get("name")?.as_str()?, t.get("parameters"))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let tool_choice = match body.get("tool_choice") {
+        Some(Value::String(s)) if s == "none" => ToolChoice::Never,
+        Some(Value::String(s)) if s == "required" => ToolChoice::Any,
+        Some(Value::Object(o)) => o
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or(ToolChoice::Any, |n| ToolChoice::Named(n.to_owned())),
+        _ => ToolChoice::Auto,
+    };
+    Prompt {
+        model,
+        words,
+        last_user,
+        tools,
+        tool_choice,
+        after_tool_result,
+    }
+}
+
+fn usage(reply: &Reply) -> Value {
+    json!({
+        "input_tokens": reply.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": reply.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": reply.total_tokens()
+    })
+}
+
+fn item(reply: &Reply, done: bool, text: &str) -> Value {
+    let status = if done { "completed" } else { "in_progress" };
+    match &reply.content {
+        Content::Text(_) => json!({
+            "id": format!("msg_{}", reply.id), "type": "message", "status": status,
+            "role": "assistant",
+            "content": if done {
+                json!([{"type": "output_text", "text": text, "annotations": [], "logprobs": []}])
+            } else {
+                json!([])
+            }
+        }),
+        Content::Tool(c) => json!({
+            "id": format!("fc_{}", reply.id), "type": "function_call", "status": status,
+            "call_id": format!("call_{}", c.id), "name": c.name,
+            "arguments": if done { c.arguments.as_str() } else { "" }
+        }),
+    }
+}
+
+fn response(body: &Value, model: &str, reply: &Reply, done: bool) -> Value {
+    let full = match &reply.content {
+        Content::Text(t) => t.as_str(),
+        Content::Tool(c) => c.arguments.as_str(),
+    };
+    json!({
+        "id": format!("resp_{}", reply.id), "object": "response", "created_at": CREATED,
+        "status": if done { "completed" } else { "in_progress" },
+        "error": null, "incomplete_details": null,
+        "instructions": body.get("instructions").cloned().unwrap_or(Value::Null),
+        "max_output_tokens": body.get("max_output_tokens").cloned().unwrap_or(Value::Null),
+        "model": model,
+        "output": if done { json!([item(reply, true, full)]) } else { json!([]) },
+        "parallel_tool_calls": body.get("parallel_tool_calls").cloned().unwrap_or(Value::Bool(true)),
+        "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null},
+        "store": body.get("store").cloned().unwrap_or(Value::Bool(true)),
+        "temperature": 1.0, "top_p": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice").cloned().unwrap_or_else(|| "auto".into()),
+        "tools": body.get("tools").cloned().unwrap_or_else(|| json!([])),
+        "truncation": "disabled",
+        "usage": if done { usage(reply) } else { Value::Null },
+        "metadata": {}
+    })
+}
+
+fn event(seq: &mut u64, mut value: Value) -> Bytes {
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(m) = value.as_object_mut() {
+        m.insert("sequence_number".into(), (*seq).into());
+    }
+    *seq += 1;
+    let mut out = format!("event: {kind}\ndata: ").into_bytes();
+    if serde_json::to_writer(&mut out, &value).is_err() {
+        out.truncate(0);
+    }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+fn stream_events(body: &Value, model: &str, reply: &Reply, chunks: usize) -> Vec<Bytes> {
+    let mut seq = 0;
+    let mut out = Vec::with_capacity(chunks + 8);
+    let start = response(body, model, reply, false);
+    out.push(event(
+        &mut seq,
+        json!({"type": "response.created", "response": start}),
+    ));
+    out.push(event(
+        &mut seq,
+        json!({"type": "response.in_progress", "response": start}),
+    ));
+    let added = item(reply, false, "");
+    let id = added["id"].clone();
+    out.push(event(
+        &mut seq,
+        json!({"type": "response.output_item.added", "output_index": 0, "item": added}),
+    ));
+    match &reply.content {
+        Content::Text(t) => {
+            let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+            let at = json!({"item_id": id, "output_index": 0, "content_index": 0});
+            let with = |mut v: Value, extra: Value| {
+                if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                    m.extend(e.clone());
+                }
+                v
+            };
+            out.push(event(
+                &mut seq,
+                with(
+                    at.clone(),
+                    json!({"type": "response.content_part.added", "part": part("")}),
+                ),
+            ));
+            for piece in reply.pieces(chunks) {
+                out.push(event(&mut seq, with(at.clone(), json!({"type": "response.output_text.delta", "delta": piece, "logprobs": []}))));
+            }
+            out.push(event(
+                &mut seq,
+                with(
+                    at.clone(),
+                    json!({"type": "response.output_text.done", "text": t, "logprobs": []}),
+                ),
+            ));
+            out.push(event(
+                &mut seq,
+                with(
+                    at,
+                    json!({"type": "response.content_part.done", "part": part(t)}),
+                ),
+            ));
+        }
+        Content::Tool(c) => {
+            for piece in reply.pieces(chunks) {
+                out.push(event(&mut seq, json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": 0, "delta": piece})));
+            }
+            out.push(event(&mut seq, json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": 0, "arguments": c.arguments})));
+        }
+    }
+    let full = match &reply.content {
+        Content::Text(t) => t.as_str(),
+        Content::Tool(c) => c.arguments.as_str(),
+    };
+    out.push(event(
+        &mut seq,
+        json!({"type": "response.output_item.done", "output_index": 0, "item": item(reply, true, full)}),
+    ));
+    out.push(event(
+        &mut seq,
+        json!({"type": "response.completed", "response": response(body, model, reply, true)}),
+    ));
+    out
+}
+
+async fn create_inner(shared: &super::Shared, provider: Provider, req: SimRequest) -> Response {
+    let script = match begin(shared, provider, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let body = match req.json(provider) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(model) = body.get("model").and_then(Value::as_str) else {
+        return errors::bad_request(provider, "Missing required parameter: 'model'.");
+    };
+    if body.get("input").is_none() {
+        return errors::bad_request(provider, "Missing required parameter: 'input'.");
+    }
+    let reply = prompt(&body, model).reply(script.chunks);
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        let events = stream_events(&body, model, &reply, script.chunks);
+        return stream::events(events, Framing::Sse, SSE, &script, req.reset);
+    }
+    let out = response(&body, model, &reply, true);
+    stream::json(
+        serde_json::to_vec(&out).unwrap_or_default(),
+        &script,
+        req.reset,
+    )
+}
+
+async fn input_tokens_inner(
+    shared: &super::Shared,
+    provider: Provider,
+    req: SimRequest,
+) -> Response {
+    if let Err(r) = begin(shared, provider, &req).await {
+        return r;
+    }
+    let body = match req.json(provider) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let p = prompt(&body, model);
+    json_response(
+        http::StatusCode::OK,
+        &json!({"object": "response.input_tokens", "input_tokens": p.words}),
+    )
+}
+
+/// `POST /v1/responses`.
+pub(crate) async fn create(State(shared): Sim, req: SimRequest) -> Response {
+    create_inner(&shared, Provider::OpenAi, req).await
+}
+
+/// `POST /v1/responses/input_tokens`.
+pub(crate) async fn input_tokens(State(shared): Sim, req: SimRequest) -> Response {
+    input_tokens_inner(&shared, Provider::OpenAi, req).await
+}
+
+/// `POST /openai/v1/responses` (Azure OpenAI v1 API; `model` names the deployment).
+pub(crate) async fn azure_create(State(shared): Sim, req: SimRequest) -> Response {
+    create_inner(&shared, Provider::Azure, req).await
+}
+
+/// `POST /openai/v1/responses/input_tokens` (Azure OpenAI v1 API).
+pub(crate) async fn azure_input_tokens(State(shared): Sim, req: SimRequest) -> Response {
+    input_tokens_inner(&shared, Provider::Azure, req).await
+}

@@ -1,0 +1,94 @@
+//! The OpenAI Responses API (`POST /v1/responses`, `POST /v1/responses/input_tokens`)
+//! on every backend.
+//!
+//! * OpenAI and Azure OpenAI: a passthrough ([`ResponsesPassthrough`]) that only sniffs
+//!   model and usage (Azure through its `/openai/v1/responses` API, where `model` names
+//!   the deployment).
+//! * Every other backend: [`ResponsesOverChat`] translates the request into a Chat
+//!   Completions request ([`request`]), hands it to the backend's own Chat Completions
+//!   translator (Anthropic, Claude on Bedrock or Vertex, Bedrock Converse, Gemini — all
+//!   of which go through the neutral model), and renders that translator's output as a
+//!   response object or the typed Responses event stream ([`response`]). Composing
+//!   with the chat translators rather than duplicating them keeps one translation per
+//!   backend; the cost is one extra JSON pass per request and per chunk.
+//!
+//! Reasoning is carried across turns in the gateway's sealed `encrypted_content`
+//! ([`reasoning`]); responses are not stored for translated backends, so
+//! `previous_response_id` and `store: true` are refused with a 422 naming the field.
+
+pub mod passthrough;
+pub mod reasoning;
+pub mod request;
+pub mod response;
+pub mod translator;
+
+pub use passthrough::ResponsesPassthrough;
+pub use translator::ResponsesOverChat;
+
+use crate::openai::Flavor;
+use aigw_core::api::Endpoint;
+use aigw_core::translate::TranslatorSpec;
+use aigw_core::{ApiSchema, Error, Result, Translator, TranslatorFactory};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static DROPPED_TOOLS: AtomicU64 = AtomicU64::new(0);
+static DROP_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// How many hosted tools (cache-only `web_search`) translated requests have dropped
+/// since start.
+pub fn dropped_tool_count() -> u64 {
+    DROPPED_TOOLS.load(Ordering::Relaxed)
+}
+
+/// Records a dropped hosted tool: counted always, logged at `warn` the first time (a
+/// client such as Codex sends it on every request) and at `debug` after that.
+pub(crate) fn note_dropped_tool(kind: &str, backend: &str) {
+    DROPPED_TOOLS.fetch_add(1, Ordering::Relaxed);
+    if DROP_LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::debug!(tool = kind, backend, "cache-only hosted tool dropped");
+    } else {
+        tracing::warn!(
+            tool = kind,
+            backend,
+            "cache-only hosted tool dropped: the backend has no web search; \
+             further drops are logged at debug level"
+        );
+    }
+}
+
+/// The translator for a Responses endpoint on `spec`'s backend.
+pub fn translator(
+    spec: &TranslatorSpec<'_>,
+    factory: &dyn TranslatorFactory,
+) -> Result<Box<dyn Translator>> {
+    let schema = spec.schema;
+    let input_tokens = spec.endpoint == Endpoint::ResponsesInputTokens;
+    match schema.name {
+        ApiSchema::OpenAI => Ok(Box::new(ResponsesPassthrough::new(
+            Flavor::OpenAI {
+                prefix: schema.prefix.clone(),
+            },
+            input_tokens,
+            spec.model_override,
+        ))),
+        ApiSchema::AzureOpenAI => Ok(Box::new(ResponsesPassthrough::new(
+            Flavor::Azure {
+                version: schema.version.clone().unwrap_or_default(),
+            },
+            input_tokens,
+            spec.model_override,
+        ))),
+        name if input_tokens => Err(Error::untranslatable(
+            "endpoint responses_input_tokens",
+            name.as_str(),
+            "input token counting is passed through to OpenAI and Azure OpenAI only",
+        )),
+        name => {
+            let chat = factory.translator(&TranslatorSpec {
+                endpoint: Endpoint::ChatCompletions,
+                ..*spec
+            })?;
+            Ok(Box::new(ResponsesOverChat::new(chat, name.as_str())))
+        }
+    }
+}

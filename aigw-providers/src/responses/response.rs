@@ -1,0 +1,691 @@
+//! Chat Completions response (whole or streamed) → Responses response object and the
+//! typed Responses event stream.
+//!
+//! The stream side is a state machine over chat chunks: reasoning deltas open a
+//! `reasoning` item, text deltas a `message` item with one `output_text` part, each
+//! tool-call index a `function_call` item; an item is closed (its `.done` events sent)
+//! when the next kind of output begins or the stream ends. `response.completed` (or
+//! `response.incomplete` / `response.failed`) carries the whole response with usage.
+
+use super::reasoning::{self, Sealed};
+use super::request::RequestFacts;
+use aigw_core::api::openai::{
+    ChatCompletion, ChatCompletionChunk, ChatMessage, MessageContent as ChatContent, Usage,
+};
+use aigw_core::api::responses::{
+    ContentPart, EventKind, Extra, FunctionCallItem, InputTokensDetails, Item, KnownContentPart,
+    MessageContent, MessageItem, OutputTokensDetails, ReasoningItem, Response, ResponseUsage,
+    StreamEvent, SummaryPart,
+};
+use serde_json::{Value, json};
+
+/// Chat usage as Responses usage.
+pub fn usage(u: &Usage) -> ResponseUsage {
+    ResponseUsage {
+        input_tokens: u.prompt_tokens,
+        input_tokens_details: InputTokensDetails {
+            cached_tokens: u
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+        },
+        output_tokens: u.completion_tokens,
+        output_tokens_details: OutputTokensDetails {
+            reasoning_tokens: u
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        },
+        total_tokens: if u.total_tokens > 0 {
+            u.total_tokens
+        } else {
+            u.prompt_tokens + u.completion_tokens
+        },
+    }
+}
+
+/// The response id for a chat completion id (`resp_` prefix, once).
+pub fn response_id(chat_id: &str) -> String {
+    let base = chat_id
+        .strip_prefix("chatcmpl-")
+        .or_else(|| chat_id.strip_prefix("msg_"))
+        .unwrap_or(chat_id);
+    if base.is_empty() {
+        "resp_aigw".to_owned()
+    } else {
+        format!("resp_{base}")
+    }
+}
+
+/// `status` and `incomplete_details` for a chat `finish_reason`.
+fn status_for(finish: Option<&str>) -> (&'static str, Option<Value>) {
+    match finish {
+        Some("length") => ("incomplete", Some(json!({"reason": "max_output_tokens"}))),
+        Some("content_filter") => ("incomplete", Some(json!({"reason": "content_filter"}))),
+        _ => ("completed", None),
+    }
+}
+
+fn message_item(id: &str, text: &str, status: &str) -> Item {
+    let content = if text.is_empty() && status == "in_progress" {
+        Vec::new()
+    } else {
+        vec![output_text(text)]
+    };
+    Item::Message(MessageItem {
+        kind: Some("message".into()),
+        id: Some(id.to_owned()),
+        role: "assistant".into(),
+        content: MessageContent::Parts(content),
+        status: Some(status.into()),
+        extra: Extra::new(),
+    })
+}
+
+fn output_text(text: &str) -> ContentPart {
+    ContentPart::Known(KnownContentPart::OutputText {
+        text: text.to_owned(),
+        annotations: Vec::new(),
+        extra: Extra::new(),
+    })
+}
+
+fn summary_text(text: &str) -> SummaryPart {
+    SummaryPart {
+        kind: "summary_text".into(),
+        text: text.to_owned(),
+        extra: Extra::new(),
+    }
+}
+
+fn reasoning_item(id: &str, r: &OpenReasoning, summary: bool, done: bool) -> Item {
+    let sealed = if let Some(d) = &r.redacted {
+        Some(Sealed::Redacted(d.clone()))
+    } else if done && (!r.text.is_empty() || r.signature.is_some()) {
+        Some(Sealed::Thinking {
+            text: r.text.clone(),
+            signature: r.signature.clone(),
+        })
+    } else {
+        None
+    };
+    Item::Reasoning(ReasoningItem {
+        kind: "reasoning".into(),
+        id: Some(id.to_owned()),
+        summary: if summary && done && !r.text.is_empty() {
+            vec![summary_text(&r.text)]
+        } else {
+            Vec::new()
+        },
+        content: None,
+        encrypted_content: sealed.as_ref().map(reasoning::encode),
+        status: None,
+        extra: Extra::new(),
+    })
+}
+
+fn function_call_item(
+    facts: &RequestFacts,
+    item_id: &str,
+    call_id: &str,
+    flat_name: &str,
+    arguments: &str,
+    status: &str,
+) -> Item {
+    let (namespace, name) = match facts.namespaced.get(flat_name) {
+        Some((ns, n)) => (Some(ns.clone()), n.clone()),
+        None => (None, flat_name.to_owned()),
+    };
+    Item::FunctionCall(FunctionCallItem {
+        kind: "function_call".into(),
+        id: Some(item_id.to_owned()),
+        call_id: call_id.to_owned(),
+        name,
+        namespace,
+        arguments: arguments.to_owned(),
+        status: Some(status.into()),
+        extra: Extra::new(),
+    })
+}
+
+fn response_object(
+    facts: &RequestFacts,
+    id: &str,
+    model: &str,
+    created: u64,
+    status: &str,
+    output: Vec<Item>,
+) -> Response {
+    Response {
+        id: id.to_owned(),
+        object: "response".into(),
+        created_at: created,
+        status: status.into(),
+        model: model.to_owned(),
+        output,
+        usage: None,
+        error: None,
+        incomplete_details: None,
+        extra: facts.echo.clone(),
+    }
+}
+
+/// Translates a whole chat completion into a response object.
+pub fn from_chat(c: &ChatCompletion, facts: &RequestFacts) -> Response {
+    let id = response_id(&c.id);
+    let mut output = Vec::new();
+    let choice = c.choices.first();
+    if let Some(m) = choice.map(|c| &c.message) {
+        push_message_items(m, facts, &id, &mut output);
+    }
+    let (status, incomplete) = status_for(choice.and_then(|c| c.finish_reason.as_deref()));
+    let mut r = response_object(facts, &id, &c.model, c.created, status, output);
+    r.incomplete_details = incomplete;
+    r.usage = c.usage.as_ref().map(usage);
+    r
+}
+
+fn push_message_items(m: &ChatMessage, facts: &RequestFacts, id: &str, output: &mut Vec<Item>) {
+    let redacted = m
+        .extra
+        .get("redacted_reasoning_content")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if m.reasoning_content.is_some() || redacted.is_some() {
+        let r = OpenReasoning {
+            text: m.reasoning_content.clone().unwrap_or_default(),
+            signature: m.reasoning_signature.clone(),
+            redacted,
+        };
+        let rid = format!("rs_{}", id.trim_start_matches("resp_"));
+        output.push(reasoning_item(&rid, &r, facts.summary, true));
+    }
+    let text = match &m.content {
+        Some(ChatContent::Text(t)) => t.clone(),
+        Some(ChatContent::Parts(p)) => p
+            .iter()
+            .filter_map(|p| match p {
+                aigw_core::api::openai::ContentPart::Known(
+                    aigw_core::api::openai::KnownContentPart::Text { text, .. },
+                ) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect(),
+        None => String::new(),
+    };
+    if !text.is_empty() {
+        let mid = format!("msg_{}", id.trim_start_matches("resp_"));
+        output.push(message_item(&mid, &text, "completed"));
+    }
+    for call in m.tool_calls.iter().flatten() {
+        output.push(function_call_item(
+            facts,
+            &format!("fc_{}", call.id),
+            &call.id,
+            &call.function.name,
+            &call.function.arguments,
+            "completed",
+        ));
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpenReasoning {
+    text: String,
+    signature: Option<String>,
+    redacted: Option<String>,
+}
+
+#[derive(Debug)]
+enum Open {
+    Reasoning {
+        index: u32,
+        id: String,
+        state: OpenReasoning,
+        part_open: bool,
+    },
+    Message {
+        index: u32,
+        id: String,
+        text: String,
+    },
+}
+
+#[derive(Debug)]
+struct OpenCall {
+    chat_index: u32,
+    index: u32,
+    item_id: String,
+    call_id: String,
+    name: String,
+    arguments: String,
+}
+
+/// Renders a chat chunk stream as the Responses event stream.
+#[derive(Debug)]
+pub struct StreamEmitter {
+    facts: RequestFacts,
+    id: String,
+    model: String,
+    created: u64,
+    seq: u64,
+    started: bool,
+    finished: bool,
+    output: Vec<Option<Item>>,
+    open: Option<Open>,
+    calls: Vec<OpenCall>,
+    finish: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl StreamEmitter {
+    /// An emitter for one response.
+    pub fn new(facts: RequestFacts, created: u64) -> Self {
+        Self {
+            facts,
+            id: String::new(),
+            model: String::new(),
+            created,
+            seq: 0,
+            started: false,
+            finished: false,
+            output: Vec::new(),
+            open: None,
+            calls: Vec::new(),
+            finish: None,
+            usage: None,
+        }
+    }
+
+    /// Whether the terminal event has been sent.
+    pub const fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, kind: EventKind) {
+        let ev = StreamEvent {
+            sequence_number: self.seq,
+            kind,
+        };
+        self.seq += 1;
+        crate::sse::encode_json(out, Some(ev.kind.name()), &ev);
+    }
+
+    fn snapshot(&self, status: &str) -> Box<Response> {
+        let output = self.output.iter().flatten().cloned().collect();
+        Box::new(response_object(
+            &self.facts,
+            &self.id,
+            &self.model,
+            self.created,
+            status,
+            output,
+        ))
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>, chat_id: &str, model: &str, created: u64) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if created > 0 {
+            self.created = created;
+        }
+        self.id = response_id(chat_id);
+        model.clone_into(&mut self.model);
+        let r = self.snapshot("in_progress");
+        self.emit(
+            out,
+            EventKind::Created {
+                response: r.clone(),
+            },
+        );
+        self.emit(out, EventKind::InProgress { response: r });
+    }
+
+    fn next_index(&mut self) -> u32 {
+        self.output.push(None);
+        u32::try_from(self.output.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    fn suffix(&self, index: u32) -> String {
+        format!("{}_{index}", self.id.trim_start_matches("resp_"))
+    }
+
+    /// Handles one chat chunk (the `data:` JSON of one SSE event).
+    pub fn chunk(&mut self, c: &ChatCompletionChunk, out: &mut Vec<u8>) {
+        self.start(out, &c.id, &c.model, c.created);
+        if let Some(u) = &c.usage {
+            self.usage = Some(u.clone());
+        }
+        for choice in c.choices.iter().filter(|ch| ch.index == 0) {
+            let d = &choice.delta;
+            if let Some(r) = d.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
+                self.reasoning_delta(out, r);
+            }
+            if let Some(s) = &d.reasoning_signature {
+                self.ensure_reasoning(out);
+                if let Some(Open::Reasoning { state, .. }) = &mut self.open {
+                    state.signature.get_or_insert_with(String::new).push_str(s);
+                }
+            }
+            if let Some(data) = d
+                .extra
+                .get("redacted_reasoning_content")
+                .and_then(Value::as_str)
+            {
+                self.ensure_reasoning(out);
+                if let Some(Open::Reasoning { state, .. }) = &mut self.open {
+                    state.redacted = Some(data.to_owned());
+                }
+            }
+            if let Some(t) = d.content.as_deref().filter(|t| !t.is_empty()) {
+                self.text_delta(out, t);
+            }
+            for tc in d.tool_calls.iter().flatten() {
+                self.tool_delta(out, tc);
+            }
+            if let Some(f) = &choice.finish_reason {
+                self.finish = Some(f.clone());
+            }
+        }
+    }
+
+    fn ensure_reasoning(&mut self, out: &mut Vec<u8>) {
+        if matches!(self.open, Some(Open::Reasoning { .. })) {
+            return;
+        }
+        self.close_open(out);
+        self.close_calls(out);
+        let index = self.next_index();
+        let id = format!("rs_{}", self.suffix(index));
+        let state = OpenReasoning::default();
+        let item = reasoning_item(&id, &state, self.facts.summary, false);
+        self.emit(
+            out,
+            EventKind::OutputItemAdded {
+                output_index: index,
+                item,
+            },
+        );
+        self.open = Some(Open::Reasoning {
+            index,
+            id,
+            state,
+            part_open: false,
+        });
+    }
+
+    fn reasoning_delta(&mut self, out: &mut Vec<u8>, text: &str) {
+        self.ensure_reasoning(out);
+        let summary = self.facts.summary;
+        let Some(Open::Reasoning {
+            index,
+            id,
+            state,
+            part_open,
+        }) = &mut self.open
+        else {
+            return;
+        };
+        state.text.push_str(text);
+        if !summary {
+            return;
+        }
+        let (index, id, first) = (*index, id.clone(), !*part_open);
+        *part_open = true;
+        if first {
+            self.emit(
+                out,
+                EventKind::ReasoningSummaryPartAdded {
+                    item_id: id.clone(),
+                    output_index: index,
+                    summary_index: 0,
+                    part: summary_text(""),
+                },
+            );
+        }
+        self.emit(
+            out,
+            EventKind::ReasoningSummaryTextDelta {
+                item_id: id,
+                output_index: index,
+                summary_index: 0,
+                delta: text.to_owned(),
+            },
+        );
+    }
+
+    fn text_delta(&mut self, out: &mut Vec<u8>, text: &str) {
+        if !matches!(self.open, Some(Open::Message { .. })) {
+            self.close_open(out);
+            self.close_calls(out);
+            let index = self.next_index();
+            let id = format!("msg_{}", self.suffix(index));
+            let item = message_item(&id, "", "in_progress");
+            self.emit(
+                out,
+                EventKind::OutputItemAdded {
+                    output_index: index,
+                    item,
+                },
+            );
+            self.emit(
+                out,
+                EventKind::ContentPartAdded {
+                    item_id: id.clone(),
+                    output_index: index,
+                    content_index: 0,
+                    part: output_text(""),
+                },
+            );
+            self.open = Some(Open::Message {
+                index,
+                id,
+                text: String::new(),
+            });
+        }
+        if let Some(Open::Message { index, id, text: t }) = &mut self.open {
+            t.push_str(text);
+            let ev = EventKind::OutputTextDelta {
+                item_id: id.clone(),
+                output_index: *index,
+                content_index: 0,
+                delta: text.to_owned(),
+                logprobs: Vec::new(),
+            };
+            self.emit(out, ev);
+        }
+    }
+
+    fn tool_delta(&mut self, out: &mut Vec<u8>, tc: &aigw_core::api::openai::ToolCallDelta) {
+        let pos = self.calls.iter().position(|c| c.chat_index == tc.index);
+        let pos = match pos {
+            Some(p) => p,
+            None => {
+                self.close_open(out);
+                let index = self.next_index();
+                let call_id = tc.id.clone().unwrap_or_else(|| format!("call_{index}"));
+                let name = tc
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.name.clone())
+                    .unwrap_or_default();
+                let item_id = format!("fc_{call_id}");
+                let item =
+                    function_call_item(&self.facts, &item_id, &call_id, &name, "", "in_progress");
+                self.emit(
+                    out,
+                    EventKind::OutputItemAdded {
+                        output_index: index,
+                        item,
+                    },
+                );
+                self.calls.push(OpenCall {
+                    chat_index: tc.index,
+                    index,
+                    item_id,
+                    call_id,
+                    name,
+                    arguments: String::new(),
+                });
+                self.calls.len() - 1
+            }
+        };
+        let Some(args) = tc
+            .function
+            .as_ref()
+            .and_then(|f| f.arguments.as_deref())
+            .filter(|a| !a.is_empty())
+        else {
+            return;
+        };
+        let call = &mut self.calls[pos];
+        call.arguments.push_str(args);
+        let ev = EventKind::FunctionCallArgumentsDelta {
+            item_id: call.item_id.clone(),
+            output_index: call.index,
+            delta: args.to_owned(),
+        };
+        self.emit(out, ev);
+    }
+
+    fn close_open(&mut self, out: &mut Vec<u8>) {
+        match self.open.take() {
+            None => {}
+            Some(Open::Message { index, id, text }) => {
+                self.emit(
+                    out,
+                    EventKind::OutputTextDone {
+                        item_id: id.clone(),
+                        output_index: index,
+                        content_index: 0,
+                        text: text.clone(),
+                        logprobs: Vec::new(),
+                    },
+                );
+                self.emit(
+                    out,
+                    EventKind::ContentPartDone {
+                        item_id: id.clone(),
+                        output_index: index,
+                        content_index: 0,
+                        part: output_text(&text),
+                    },
+                );
+                self.done_item(out, index, message_item(&id, &text, "completed"));
+            }
+            Some(Open::Reasoning {
+                index,
+                id,
+                state,
+                part_open,
+            }) => {
+                if part_open {
+                    self.emit(
+                        out,
+                        EventKind::ReasoningSummaryTextDone {
+                            item_id: id.clone(),
+                            output_index: index,
+                            summary_index: 0,
+                            text: state.text.clone(),
+                        },
+                    );
+                    self.emit(
+                        out,
+                        EventKind::ReasoningSummaryPartDone {
+                            item_id: id.clone(),
+                            output_index: index,
+                            summary_index: 0,
+                            part: summary_text(&state.text),
+                        },
+                    );
+                }
+                let item = reasoning_item(&id, &state, self.facts.summary, true);
+                self.done_item(out, index, item);
+            }
+        }
+    }
+
+    fn close_calls(&mut self, out: &mut Vec<u8>) {
+        for call in std::mem::take(&mut self.calls) {
+            self.emit(
+                out,
+                EventKind::FunctionCallArgumentsDone {
+                    item_id: call.item_id.clone(),
+                    output_index: call.index,
+                    arguments: call.arguments.clone(),
+                },
+            );
+            let item = function_call_item(
+                &self.facts,
+                &call.item_id,
+                &call.call_id,
+                &call.name,
+                &call.arguments,
+                "completed",
+            );
+            self.done_item(out, call.index, item);
+        }
+    }
+
+    fn done_item(&mut self, out: &mut Vec<u8>, index: u32, item: Item) {
+        if let Some(slot) = self.output.get_mut(index as usize) {
+            *slot = Some(item.clone());
+        }
+        self.emit(
+            out,
+            EventKind::OutputItemDone {
+                output_index: index,
+                item,
+            },
+        );
+    }
+
+    /// Ends the stream normally: closes open items and sends `response.completed` (or
+    /// `response.incomplete`).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.finished {
+            return;
+        }
+        self.start(out, "", "", 0);
+        self.close_open(out);
+        self.close_calls(out);
+        self.finished = true;
+        let (status, incomplete) = status_for(self.finish.as_deref());
+        let mut r = self.snapshot(status);
+        r.incomplete_details = incomplete;
+        r.usage = self.usage.as_ref().map(usage);
+        let kind = if status == "incomplete" {
+            EventKind::Incomplete { response: r }
+        } else {
+            EventKind::Completed { response: r }
+        };
+        self.emit(out, kind);
+    }
+
+    /// Ends the stream with a failure (an upstream error mid-stream): `response.failed`
+    /// with the error, after the items produced so far.
+    pub fn fail(&mut self, out: &mut Vec<u8>, error: &Value) {
+        if self.finished {
+            return;
+        }
+        self.start(out, "", "", 0);
+        self.finished = true;
+        let mut r = self.snapshot("failed");
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream error");
+        let code = error
+            .get("code")
+            .and_then(Value::as_str)
+            .or_else(|| error.get("type").and_then(Value::as_str))
+            .unwrap_or("server_error");
+        r.error = Some(json!({"code": code, "message": message}));
+        r.usage = self.usage.as_ref().map(usage);
+        self.emit(out, EventKind::Failed { response: r });
+    }
+}

@@ -1,0 +1,180 @@
+//! [`ResponsesOverChat`]: a Responses client on any backend with a Chat Completions
+//! translator.
+
+use super::request::{self, RequestFacts};
+use super::response::{self, StreamEmitter};
+use crate::sse::{SseDecoder, SseEvent};
+use aigw_core::api::RequestInfo;
+use aigw_core::api::openai::{ChatCompletion, ChatCompletionChunk};
+use aigw_core::api::responses::ResponsesRequest;
+use aigw_core::{
+    Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result, Translator,
+    UpstreamRequest,
+};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+
+/// Wraps a backend's Chat Completions translator to serve Responses requests.
+pub struct ResponsesOverChat {
+    inner: Box<dyn Translator>,
+    backend: String,
+    stream: bool,
+    emitter: Option<StreamEmitter>,
+    facts: RequestFacts,
+    decoder: SseDecoder,
+    events: Vec<SseEvent>,
+    buffered: Vec<u8>,
+    failure: Option<String>,
+}
+
+impl std::fmt::Debug for ResponsesOverChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponsesOverChat")
+            .field("backend", &self.backend)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponsesOverChat {
+    /// Wraps `inner`, a Chat Completions translator for the backend named `backend`.
+    pub fn new(inner: Box<dyn Translator>, backend: &str) -> Self {
+        Self {
+            inner,
+            backend: backend.to_owned(),
+            stream: false,
+            emitter: None,
+            facts: RequestFacts::default(),
+            decoder: SseDecoder::new(),
+            events: Vec::new(),
+            buffered: Vec::new(),
+            failure: None,
+        }
+    }
+
+    fn stream_chunk(&mut self, bytes: &[u8], eos: bool, out: &mut Vec<u8>) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.decoder.feed(bytes, &mut events);
+        if eos {
+            self.decoder.finish(&mut events);
+        }
+        let emitter = self
+            .emitter
+            .get_or_insert_with(|| StreamEmitter::new(self.facts.clone(), 0));
+        for ev in &events {
+            if ev.is_done() || emitter.finished() {
+                continue;
+            }
+            match serde_json::from_str::<ChatCompletionChunk>(&ev.data) {
+                Ok(c) => emitter.chunk(&c, out),
+                Err(e) => {
+                    let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+                    let err = v.get("error").cloned().unwrap_or_else(|| {
+                        serde_json::json!({
+                            "code": "bad_upstream_event",
+                            "message": format!("unreadable upstream stream event: {e}"),
+                        })
+                    });
+                    self.failure.get_or_insert_with(|| err.to_string());
+                    emitter.fail(out, &err);
+                }
+            }
+        }
+        if eos {
+            emitter.finish(out);
+        }
+        self.events = events;
+    }
+
+    fn whole(&self, body: &[u8]) -> Result<Vec<u8>> {
+        let chat: ChatCompletion = serde_json::from_slice(body).map_err(|e| {
+            Error::internal(format!(
+                "the backend's translated response is unreadable: {e}"
+            ))
+        })?;
+        let r = response::from_chat(&chat, &self.facts);
+        serde_json::to_vec(&r)
+            .map_err(|e| Error::internal(format!("cannot serialise the response: {e}")))
+    }
+}
+
+impl Translator for ResponsesOverChat {
+    fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
+        let parsed: ResponsesRequest = serde_json::from_slice(req.body)
+            .map_err(|e| Error::bad_request(format!("invalid Responses request: {e}")))?;
+        let (chat, facts) = request::to_chat(&parsed, &self.backend)?;
+        self.facts = facts;
+        self.stream = req.info.stream;
+        let body = Bytes::from(
+            serde_json::to_vec(&chat)
+                .map_err(|e| Error::internal(format!("cannot serialise request: {e}")))?,
+        );
+        let info = RequestInfo {
+            include_usage: self.stream,
+            ..req.info.clone()
+        };
+        let ctx = RequestContext {
+            body: &body,
+            info: &info,
+            headers: req.headers,
+            force_include_usage: req.force_include_usage,
+        };
+        let mut up = self.inner.request(&ctx)?;
+        if matches!(up.body, aigw_core::BodyChange::Unchanged) {
+            up.body = aigw_core::BodyChange::Replaced(body);
+        }
+        // The chat output is re-read here, so ask for it uncompressed.
+        up.headers.remove(header::ACCEPT_ENCODING);
+        Ok(up)
+    }
+
+    fn response_headers(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<HeaderMutation> {
+        let mut m = self.inner.response_headers(status, headers)?;
+        m.remove(header::CONTENT_LENGTH);
+        if self.stream {
+            m.set_static("content-type", "text/event-stream");
+        } else {
+            m.set_static("content-type", "application/json");
+        }
+        Ok(m)
+    }
+
+    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
+        let r = self.inner.response_chunk(chunk, end_of_stream)?;
+        let bytes: &[u8] = r.body.as_deref().unwrap_or(chunk);
+        let mut out = Vec::with_capacity(bytes.len() * 2);
+        if self.stream {
+            self.stream_chunk(bytes, end_of_stream, &mut out);
+        } else {
+            self.buffered.extend_from_slice(bytes);
+            if end_of_stream {
+                let whole = std::mem::take(&mut self.buffered);
+                out = self.whole(&whole)?;
+            }
+        }
+        Ok(ResponseChunk {
+            body: Some(Bytes::from(out)),
+            usage: r.usage,
+            response_model: r.response_model,
+        })
+    }
+
+    fn response_error(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        self.inner.response_error(status, headers, body)
+    }
+
+    fn in_band_error(&self) -> Option<String> {
+        self.inner.in_band_error().or_else(|| self.failure.clone())
+    }
+}
