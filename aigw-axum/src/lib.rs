@@ -21,10 +21,12 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod gateway;
+mod identity;
 pub mod layer;
 pub mod net;
 mod proxy;
 pub mod record;
+mod service;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 mod stream;

@@ -283,6 +283,28 @@ impl Lines {
     }
 }
 
+/// Context for issues of one document.
+pub(crate) struct DocCtx<'a> {
+    pub file: &'a str,
+    pub document: String,
+    /// Where the document's nodes are, when known.
+    pub lines: Option<&'a LineTree>,
+}
+
+impl DocCtx<'_> {
+    /// An issue at `field`, with the line of that field (or of its nearest ancestor).
+    pub fn issue(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
+        let field = field.into();
+        ConfigIssue {
+            file: self.file.to_string(),
+            line: self.lines.map(|t| t.lookup(&field)).filter(|l| *l > 0),
+            document: self.document.clone(),
+            field,
+            message: message.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
