@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Annotation prefix of the standalone runner's per-key env substitution.
-pub const SUBSTITUTION_ANNOTATION_PREFIX: &str = "substitution.aigw.run/env/";
+pub(crate) const SUBSTITUTION_ANNOTATION_PREFIX: &str = "substitution.aigw.run/env/";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
