@@ -51,8 +51,9 @@ export AIGW_CLAUDE="$claude_dir/node_modules/.bin/claude"
 export AIGW_REQUIRE_EXTERNAL=1
 export PATH="$venv/bin:$PATH"
 
-echo "==> crate graph"
+echo "==> crate graph and module cycles"
 bash scripts/check-deps.sh
+python3 scripts/check-cycles.py aigw-core aigw-providers aigw-auth aigw-axum aigw-extproc aigw-operator
 
 # cargo-nextest runs every test in its own process (tests that set a global tracing
 # subscriber or environment never meet). A machine without it gets it installed, pinned,

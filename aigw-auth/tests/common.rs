@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: finding external peers and spawning them.
 #![allow(
+    unreachable_pub,
     dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
@@ -76,6 +77,7 @@ pub fn run_py(python: &PathBuf, script_name: &str, input: &serde_json::Value) ->
 }
 
 /// A child process killed when dropped.
+#[derive(Debug)]
 pub struct Peer(pub std::process::Child);
 
 impl Drop for Peer {

@@ -133,6 +133,12 @@ impl RecordSink for Arc<AdminState> {
 /// Fans one record out to several sinks.
 pub struct Tee(pub Vec<Arc<dyn RecordSink>>);
 
+impl std::fmt::Debug for Tee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tee").field("sinks", &self.0.len()).finish()
+    }
+}
+
 impl RecordSink for Tee {
     fn record(&self, record: &ExchangeRecord) {
         for s in &self.0 {

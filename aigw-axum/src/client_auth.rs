@@ -15,7 +15,7 @@
 //! `WWW-Authenticate` challenge, and never reaches routing. An accepted request carries
 //! a [`ClientIdentity`] extension that meters and logs can use.
 
-use crate::gateway::ClientId;
+use crate::identity::ClientId;
 use aigw_core::api::Endpoint;
 use aigw_core::error::ClientApi;
 use aigw_core::{Error, Secret};

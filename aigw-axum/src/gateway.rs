@@ -3,20 +3,14 @@
 
 use crate::client::{ClientSettings, HttpClient, build_client};
 use crate::error::GatewayError;
-use crate::layer::GatewayLayer;
 use crate::record::{RecordSink, TracingSink};
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::Plan;
 use aigw_core::meter::NoopMeter;
 use aigw_core::{Result, TokenMeter, TranslatorFactory};
 use arc_swap::ArcSwap;
-use axum::body::Body;
-use http::{HeaderMap, Request, Response};
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
+use http::HeaderMap;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Chooses the route and the ordered backends for a request.
@@ -75,11 +69,7 @@ impl std::fmt::Debug for BackendConnection {
     }
 }
 
-/// The authenticated client of a request, as a request extension: an authentication
-/// layer in front of the gateway inserts it, and the gateway charges token meters to it
-/// and carries it in the exchange record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientId(pub Arc<str>);
+pub use crate::identity::ClientId;
 
 /// One entry of the models list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,31 +279,5 @@ impl Gateway {
     /// `merge`.
     pub fn router(&self) -> axum::Router {
         axum::Router::new().fallback_service(self.clone())
-    }
-
-    /// A layer that answers gateway endpoints and passes every other request to the
-    /// wrapped service.
-    pub fn layer(&self) -> GatewayLayer {
-        GatewayLayer::new(self.clone())
-    }
-
-    /// Handles one request.
-    pub async fn handle(&self, request: Request<Body>) -> Response<Body> {
-        crate::proxy::handle(self.inner.clone(), request).await
-    }
-}
-
-impl tower::Service<Request<Body>> for Gateway {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(crate::proxy::handle(inner, request).await) })
     }
 }

@@ -23,6 +23,14 @@ impl GatewayLayer {
     }
 }
 
+impl Gateway {
+    /// A layer that answers gateway endpoints and passes every other request to the
+    /// wrapped service.
+    pub fn layer(&self) -> GatewayLayer {
+        GatewayLayer::new(self.clone())
+    }
+}
+
 impl<S> Layer<S> for GatewayLayer {
     type Service = GatewayService<S>;
 

@@ -19,12 +19,14 @@ pub mod client_auth;
 pub mod client_auth_config;
 pub mod config;
 pub mod credentials;
-pub mod error;
-pub mod gateway;
-pub mod layer;
+mod error;
+mod gateway;
+mod identity;
+mod layer;
 pub mod net;
 mod proxy;
 pub mod record;
+mod service;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 mod stream;

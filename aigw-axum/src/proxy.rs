@@ -2,8 +2,9 @@
 //! respond (buffered or streamed).
 
 use crate::client_auth::PendingAuth;
-use crate::gateway::{ClientId, Inner, ModelEntry, Snapshot};
-use crate::stream::{Finisher, StreamBody};
+use crate::gateway::{Inner, ModelEntry, Snapshot};
+use crate::identity::ClientId;
+use crate::stream::{Finisher, StreamBody, next_data};
 use crate::trace_context::RequestTrace;
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, retry_after};
@@ -589,41 +590,6 @@ async fn read_error_body(incoming: Incoming, limit: usize, timeout: Duration) ->
     match tokio::time::timeout(timeout, Limited::new(incoming, limit).collect()).await {
         Ok(Ok(c)) => c.to_bytes(),
         _ => Bytes::new(),
-    }
-}
-
-/// Waits for the next data frame, skipping trailers; `Ok(empty)` at the end of the body.
-pub(crate) async fn next_data(
-    incoming: &mut Incoming,
-    idle: Option<Duration>,
-) -> Result<Bytes, Error> {
-    loop {
-        let frame = match idle {
-            Some(idle) => match tokio::time::timeout(idle, incoming.frame()).await {
-                Ok(f) => f,
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        message: format!("stream idle for {idle:?}"),
-                    });
-                }
-            },
-            None => incoming.frame().await,
-        };
-        match frame {
-            None => return Ok(Bytes::new()),
-            Some(Err(e)) => {
-                return Err(Error::UpstreamUnavailable {
-                    message: format!("upstream stream broke: {e}"),
-                });
-            }
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data()
-                    && !data.is_empty()
-                {
-                    return Ok(data);
-                }
-            }
-        }
     }
 }
 

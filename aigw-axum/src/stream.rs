@@ -6,6 +6,7 @@ use aigw_core::exchange::{Attempt, Exchange};
 use bytes::Bytes;
 use futures::Stream;
 use http::StatusCode;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -134,7 +135,7 @@ impl StreamBody {
                             let left = deadline.saturating_duration_since(waited);
                             match tokio::time::timeout(
                                 left,
-                                crate::proxy::next_data(&mut self.incoming, self.idle),
+                                next_data(&mut self.incoming, self.idle),
                             )
                             .await
                             {
@@ -144,7 +145,7 @@ impl StreamBody {
                                 }),
                             }
                         }
-                        None => crate::proxy::next_data(&mut self.incoming, self.idle).await,
+                        None => next_data(&mut self.incoming, self.idle).await,
                     };
                     self.upstream_wait += waited.elapsed();
                     match next {
@@ -190,6 +191,41 @@ impl StreamBody {
         if let Ok(ex) = self.finisher.exchange_mut() {
             let r = ex.record_mut();
             r.upstream_wait = Some(r.upstream_wait.unwrap_or_default() + self.upstream_wait);
+        }
+    }
+}
+
+/// Waits for the next data frame, skipping trailers; `Ok(empty)` at the end of the body.
+pub(crate) async fn next_data(
+    incoming: &mut Incoming,
+    idle: Option<Duration>,
+) -> Result<Bytes, Error> {
+    loop {
+        let frame = match idle {
+            Some(idle) => match tokio::time::timeout(idle, incoming.frame()).await {
+                Ok(f) => f,
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        message: format!("stream idle for {idle:?}"),
+                    });
+                }
+            },
+            None => incoming.frame().await,
+        };
+        match frame {
+            None => return Ok(Bytes::new()),
+            Some(Err(e)) => {
+                return Err(Error::UpstreamUnavailable {
+                    message: format!("upstream stream broke: {e}"),
+                });
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    return Ok(data);
+                }
+            }
         }
     }
 }

@@ -23,6 +23,8 @@
 //! ```
 
 use crate::config::{LlmRequestCost, LlmRequestCostType};
+pub use crate::meter::CostInput;
+use crate::meter::RouteCosts;
 use crate::usage::TokenUsage;
 use cel::{Context, Program, Value};
 use std::fmt;
@@ -40,19 +42,6 @@ pub const CEL_VARIABLES: [&str; 9] = [
     "total_tokens",
     "reasoning_tokens",
 ];
-
-/// Everything a cost is computed from.
-#[derive(Debug, Clone, Copy)]
-pub struct CostInput<'a> {
-    /// The effective model (after `modelNameOverride`).
-    pub model: &'a str,
-    /// The per-rule backend name (`ns/name/route/{route}/rule/{i}/ref/{j}`).
-    pub backend: &'a str,
-    /// The route, `ns/name`.
-    pub route_name: &'a str,
-    /// The final token usage.
-    pub usage: &'a TokenUsage,
-}
 
 /// Why a cost entry was rejected at load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +295,12 @@ impl CostSet {
             .iter()
             .filter_map(|c| c.value(input).map(|v| (c.metadata_key.clone(), v)))
             .collect()
+    }
+}
+
+impl RouteCosts for CostSet {
+    fn evaluate(&self, input: &CostInput<'_>) -> Vec<(String, u64)> {
+        Self::evaluate(self, input)
     }
 }
 

@@ -1,7 +1,5 @@
 //! The [`TokenMeter`] trait: token budgets reserved before and settled after a call.
 
-use crate::config::traffic::{LimitCost, RateLimitScope};
-use crate::cost::{CostInput, CostSet};
 use crate::error::Result;
 use crate::usage::TokenUsage;
 use async_trait::async_trait;
@@ -9,6 +7,51 @@ use http::HeaderMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `Global` (shared, e.g. Redis) or `Local` (per instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitScope {
+    /// Shared across instances.
+    Global,
+    /// Per instance.
+    Local,
+}
+
+/// How much a request or response costs against a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitCost {
+    /// A fixed number (0 = only check the budget).
+    Number(u64),
+    /// The value of dynamic metadata `namespace`/`key`, e.g. `io.envoy.ai_gateway` /
+    /// `llm_total_token` (a cost key of the route).
+    Metadata {
+        /// Namespace.
+        namespace: String,
+        /// Key.
+        key: String,
+    },
+}
+
+/// Everything a cost is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct CostInput<'a> {
+    /// The effective model (after `modelNameOverride`).
+    pub model: &'a str,
+    /// The per-rule backend name (`ns/name/route/{route}/rule/{i}/ref/{j}`).
+    pub backend: &'a str,
+    /// The route, `ns/name`.
+    pub route_name: &'a str,
+    /// The final token usage.
+    pub usage: &'a TokenUsage,
+}
+
+/// The cost values of a route (`llmRequestCosts`) for a usage: what a [`MeterGuard`]
+/// computes when an exchange is abandoned. Implemented by
+/// [`CostSet`](crate::cost::CostSet).
+pub trait RouteCosts: Send + Sync {
+    /// `(metadataKey, value)` for every cost that evaluates.
+    fn evaluate(&self, input: &CostInput<'_>) -> Vec<(String, u64)>;
+}
 
 /// What a meter needs to know about a request to account for it.
 #[derive(Debug, Clone, Copy)]
@@ -153,7 +196,7 @@ pub struct MeterGuard {
 
 /// What the cost expressions of a route need besides the usage.
 struct CostBinding {
-    set: Arc<CostSet>,
+    set: Arc<dyn RouteCosts>,
     route: Arc<str>,
     backend: Arc<str>,
     model: String,
@@ -183,7 +226,7 @@ impl MeterGuard {
     #[must_use]
     pub fn with_costs(
         mut self,
-        set: Arc<CostSet>,
+        set: Arc<dyn RouteCosts>,
         route: Arc<str>,
         backend: Arc<str>,
         model: String,
@@ -267,6 +310,7 @@ impl Drop for MeterGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::CostSet;
     use std::sync::Mutex;
 
     type Settled = (TokenUsage, Vec<(String, u64)>);

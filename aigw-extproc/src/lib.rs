@@ -8,15 +8,15 @@
 pub mod config;
 pub mod credentials;
 pub mod envoy;
-pub mod error;
+mod error;
 pub mod metrics;
-pub mod processor;
+mod processor;
 pub mod reload;
-pub mod runtime;
+mod runtime;
 pub mod server;
-pub mod state;
+mod state;
 pub mod wire;
 
 pub use error::ExtProcError;
 pub use processor::Processor;
-pub use runtime::{Catalog, Runtime};
+pub use runtime::{Catalog, RouteInfo, Runtime};

@@ -21,7 +21,8 @@ use std::sync::atomic::AtomicBool;
 #[command(
     name = "aigw-extproc",
     version,
-    about = "The aigw AI gateway as an Envoy External Processor",
+    about = "The aigw AI gateway as an Envoy External Processor: without a command, serves ext_proc (gRPC) for Envoy on --listen, configured with Envoy AI Gateway YAML (--config)",
+    after_help = "Pair it with Envoy: `aigw-extproc envoy-config CONFIG --extproc ADDR` prints a bootstrap that sends every AI route through this processor.",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {

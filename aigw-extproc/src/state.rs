@@ -39,7 +39,7 @@ pub struct Shared {
 
 /// A request's state behind an async lock: the two streams take turns, and the upstream
 /// stream holds it across the credential fetch.
-pub type SharedState = Arc<tokio::sync::Mutex<Shared>>;
+pub(crate) type SharedState = Arc<tokio::sync::Mutex<Shared>>;
 
 /// Shards of the registry; a power of two larger than any core count this runs on, so
 /// concurrent streams rarely meet on one lock.

@@ -17,9 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// aigw: an OpenAI- and Anthropic-compatible AI gateway.
+/// The command line of the standalone gateway.
 #[derive(Parser, Debug)]
-#[command(name = "aigw", version, about)]
+#[command(
+    name = "aigw",
+    version,
+    about = "Standalone AI gateway: one OpenAI- and Anthropic-compatible endpoint in front of OpenAI, Azure, Bedrock, Vertex AI, Anthropic and compatible servers, configured with Envoy AI Gateway YAML",
+    after_help = "Start with `aigw run` (no configuration: the bundled simulator answers); `aigw validate FILE…` checks a configuration."
+)]
 struct Cli {
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
     #[arg(long, global = true, default_value = "info")]

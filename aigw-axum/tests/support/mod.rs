@@ -1,7 +1,13 @@
 //! Shared pieces of the gateway's integration tests: a scripted upstream, a test
 //! translator (OpenAI passthrough with usage extraction), a static planner and a
 //! recording meter.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code
+)]
 
 use aigw_axum::{Gateway, ModelEntry, RecordSink, RetryPolicy, RoutePlanner, Settings, Snapshot};
 use aigw_core::api::Endpoint;

@@ -38,12 +38,12 @@ pub(crate) enum Segment {
 
 impl LineTree {
     /// The line of the node at `path`, or of its nearest ancestor that exists.
-    pub fn lookup(&self, path: &str) -> usize {
+    pub(crate) fn lookup(&self, path: &str) -> usize {
         self.lookup_segments(&split_path(path))
     }
 
     /// As [`LineTree::lookup`], with the path already split.
-    pub fn lookup_segments(&self, path: &[Segment]) -> usize {
+    pub(crate) fn lookup_segments(&self, path: &[Segment]) -> usize {
         let mut node = self;
         let mut line = self.line;
         for seg in path {
@@ -248,7 +248,7 @@ pub(crate) struct Lines {
 
 impl Lines {
     /// Records one document's tree.
-    pub fn insert(&mut self, source: &Source, label: &str, tree: LineTree) {
+    pub(crate) fn insert(&mut self, source: &Source, label: &str, tree: LineTree) {
         self.labels
             .entry((source.file.clone(), label.to_string()))
             .or_insert(source.index);
@@ -256,7 +256,7 @@ impl Lines {
     }
 
     /// The line of `field` in the document read from `source`.
-    pub fn line_at(&self, source: &Source, field: &str) -> Option<usize> {
+    pub(crate) fn line_at(&self, source: &Source, field: &str) -> Option<usize> {
         self.docs
             .get(&(source.file.clone(), source.index))
             .map(|t| t.lookup(field))
@@ -265,7 +265,7 @@ impl Lines {
 
     /// Gives an issue without a line the line of its field, found through its file
     /// and document label.
-    pub fn fill(&self, issue: &mut ConfigIssue) {
+    pub(crate) fn fill(&self, issue: &mut ConfigIssue) {
         if issue.line.is_some() {
             return;
         }
@@ -280,6 +280,32 @@ impl Lines {
             index: *index,
         };
         issue.line = self.line_at(&source, &issue.field);
+    }
+}
+
+/// Context for issues of one document.
+pub(crate) struct DocCtx<'a> {
+    pub file: &'a str,
+    pub document: String,
+    /// Where the document's nodes are, when known.
+    pub lines: Option<&'a LineTree>,
+}
+
+impl DocCtx<'_> {
+    /// An issue at `field`, with the line of that field (or of its nearest ancestor).
+    pub(crate) fn issue(
+        &self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigIssue {
+        let field = field.into();
+        ConfigIssue {
+            file: self.file.to_string(),
+            line: self.lines.map(|t| t.lookup(&field)).filter(|l| *l > 0),
+            document: self.document.clone(),
+            field,
+            message: message.into(),
+        }
     }
 }
 

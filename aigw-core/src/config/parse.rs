@@ -1,9 +1,9 @@
 //! YAML text → typed documents, with field paths on every error.
 
-use super::lines::{LineTree, Lines, document_lines};
+use super::lines::{DocCtx, LineTree, Lines, document_lines};
 use super::meta::{ObjectMeta, Source};
 use super::schema::{SchemaError, deserialize_all};
-use super::secret::SecretDocument;
+use super::secret::{RawSecret, SecretDocument};
 use super::{Config, IgnoredDocument, Resource};
 use crate::error::ConfigIssue;
 use serde::Deserialize;
@@ -53,26 +53,6 @@ struct Envelope<S> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct RawSecret {
-    #[allow(dead_code)]
-    pub api_version: String,
-    #[allow(dead_code)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default, rename = "type")]
-    pub secret_type: Option<String>,
-    #[serde(default)]
-    pub data: BTreeMap<String, String>,
-    #[serde(default)]
-    pub string_data: BTreeMap<String, String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub immutable: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfigMap {
     #[allow(dead_code)]
     api_version: String,
@@ -90,30 +70,8 @@ struct RawConfigMap {
     immutable: Option<bool>,
 }
 
-/// Context for issues of one document.
-pub(crate) struct DocCtx<'a> {
-    pub file: &'a str,
-    pub document: String,
-    /// Where the document's nodes are, when known.
-    pub lines: Option<&'a LineTree>,
-}
-
-impl DocCtx<'_> {
-    /// An issue at `field`, with the line of that field (or of its nearest ancestor).
-    pub fn issue(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
-        let field = field.into();
-        ConfigIssue {
-            file: self.file.to_string(),
-            line: self.lines.map(|t| t.lookup(&field)).filter(|l| *l > 0),
-            document: self.document.clone(),
-            field,
-            message: message.into(),
-        }
-    }
-
-    fn schema_issues(&self, errors: Vec<SchemaError>, issues: &mut Vec<ConfigIssue>) {
-        issues.extend(errors.into_iter().map(|e| self.issue(e.path, e.message)));
-    }
+fn schema_issues(ctx: &DocCtx<'_>, errors: Vec<SchemaError>, issues: &mut Vec<ConfigIssue>) {
+    issues.extend(errors.into_iter().map(|e| ctx.issue(e.path, e.message)));
 }
 
 /// Parses every document of one file into `config`, pushing problems to `issues` and
@@ -286,7 +244,7 @@ fn parse_document(
                     config.secrets.push(secret);
                 }
             }
-            Err(errors) => ctx.schema_issues(errors, issues),
+            Err(errors) => schema_issues(&ctx, errors, issues),
         },
         "" if kind == "ConfigMap" => match deserialize_all::<RawConfigMap>(&doc) {
             Ok(raw) => config.config_maps.push(Resource {
@@ -296,7 +254,7 @@ fn parse_document(
                 spec: raw.data,
                 source,
             }),
-            Err(errors) => ctx.schema_issues(errors, issues),
+            Err(errors) => schema_issues(&ctx, errors, issues),
         },
         _ => ignore(
             config,
@@ -354,7 +312,7 @@ fn typed_resource<S: DeserializeOwned>(
             }
         },
         Err(errors) => {
-            ctx.schema_issues(errors, issues);
+            schema_issues(ctx, errors, issues);
             None
         }
     }

@@ -173,7 +173,7 @@ pub struct ResolvedCredentialOverride {
 }
 
 /// The default override header (or AWS prefix) per policy type.
-pub fn default_override_header(t: BackendSecurityPolicyType) -> &'static str {
+pub(crate) fn default_override_header(t: BackendSecurityPolicyType) -> &'static str {
     match t {
         BackendSecurityPolicyType::APIKey => "x-aigw-api-key",
         BackendSecurityPolicyType::AnthropicAPIKey => "x-aigw-anthropic-api-key",

@@ -14,18 +14,39 @@
 //!    every character other than `A-Z0-9` replaced by `_` (so `default/openai-apikey`
 //!    key `apiKey` is `AIGW_SECRET_DEFAULT_OPENAI_APIKEY_APIKEY`).
 
+use super::lines::DocCtx;
 use super::meta::{ObjectMeta, Source};
-use super::parse::{DocCtx, RawSecret};
 use crate::error::ConfigIssue;
 use crate::secret::Secret;
 use base64::Engine;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Annotation prefix of the standalone runner's per-key env substitution.
-pub const SUBSTITUTION_ANNOTATION_PREFIX: &str = "substitution.aigw.run/env/";
+pub(crate) const SUBSTITUTION_ANNOTATION_PREFIX: &str = "substitution.aigw.run/env/";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawSecret {
+    #[allow(dead_code)]
+    pub api_version: String,
+    #[allow(dead_code)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, rename = "type")]
+    pub secret_type: Option<String>,
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    #[serde(default)]
+    pub string_data: BTreeMap<String, String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub immutable: Option<bool>,
+}
 
 /// A loaded `Secret`, values decoded (but not yet env-expanded).
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use super::envoy_gateway::{
 };
 use super::meta::{PolicyTargetReference, parse_duration, parse_quantity_bytes};
 use super::{AIGatewayRouteSpec, Config, Resource};
+pub use crate::meter::{LimitCost, RateLimitScope};
 use crate::retry::RetryOn;
 use serde_json::Value;
 use std::sync::Arc;
@@ -52,30 +53,6 @@ pub struct TrafficTimeouts {
     pub connection_idle: Option<Duration>,
     /// Maximum connection lifetime.
     pub max_connection_duration: Option<Duration>,
-}
-
-/// `Global` (shared, e.g. Redis) or `Local` (per instance).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateLimitScope {
-    /// Shared across instances.
-    Global,
-    /// Per instance.
-    Local,
-}
-
-/// How much a request or response costs against a limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LimitCost {
-    /// A fixed number (0 = only check the budget).
-    Number(u64),
-    /// The value of dynamic metadata `namespace`/`key`, e.g. `io.envoy.ai_gateway` /
-    /// `llm_total_token` (a cost key of the route).
-    Metadata {
-        /// Namespace.
-        namespace: String,
-        /// Key.
-        key: String,
-    },
 }
 
 /// One rate-limit rule.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The cluster name Envoy reaches `aigw-extproc` through.
-pub const EXTPROC_CLUSTER: &str = "aigw-extproc";
+pub(crate) const EXTPROC_CLUSTER: &str = "aigw-extproc";
 
 fn dur(d: Duration) -> String {
     if d.subsec_millis() == 0 {
@@ -51,7 +51,7 @@ fn ext_proc_common(mode: Value) -> Value {
 /// request attribute, for rate-limit `sourceCIDR` selectors.
 /// `forwarding` lists the dynamic metadata namespaces Envoy sends along
 /// (`metadata_context`), for credentials other filters such as ext_authz put there.
-pub fn router_filter(forwarding: &[String]) -> Value {
+pub(crate) fn router_filter(forwarding: &[String]) -> Value {
     let mut config = ext_proc_common(json!({
         "request_header_mode": "SEND",
         "request_body_mode": "BUFFERED",
@@ -73,7 +73,7 @@ pub fn router_filter(forwarding: &[String]) -> Value {
 /// The upstream-level filters of an AI cluster: ext_proc (headers only, with the request
 /// attributes that name the chosen endpoint), then `content-length` restored from the
 /// metadata the processor wrote (Envoy drops it when a body is replaced), then the codec.
-pub fn upstream_filters() -> Value {
+pub(crate) fn upstream_filters() -> Value {
     let mut ext = ext_proc_common(json!({
         "request_header_mode": "SEND",
         "request_body_mode": "NONE",

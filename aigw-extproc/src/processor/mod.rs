@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 
-pub use router::RouterStream;
+pub(crate) use router::RouterStream;
 
 /// Handles shared by every stream.
 #[derive(Debug, Clone)]

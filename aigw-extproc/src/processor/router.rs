@@ -38,7 +38,7 @@ enum Phase {
 
 /// State of one router-level stream.
 #[derive(Debug)]
-pub struct RouterStream {
+pub(crate) struct RouterStream {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
@@ -64,7 +64,7 @@ fn continue_reply(
 
 impl RouterStream {
     /// A fresh stream.
-    pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(runtime: Arc<Runtime>, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
         Self {
             runtime,
             registry,
@@ -84,7 +84,7 @@ impl RouterStream {
     }
 
     /// Handles one message.
-    pub async fn handle(&mut self, msg: ProcessingRequest) -> ProcessingResponse {
+    pub(crate) async fn handle(&mut self, msg: ProcessingRequest) -> ProcessingResponse {
         match msg.request {
             Some(Msg::RequestHeaders(h)) => {
                 self.client_ip = wire::attribute(&msg.attributes, wire::ATTR_SOURCE_ADDRESS)

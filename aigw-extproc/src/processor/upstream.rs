@@ -32,7 +32,7 @@ fn pass() -> ProcessingResponse {
 }
 
 /// Handles the (single) request-headers message of an upstream-level stream.
-pub async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingResponse {
+pub(crate) async fn handle(registry: &Registry, msg: ProcessingRequest) -> ProcessingResponse {
     let Some(Msg::RequestHeaders(h)) = msg.request else {
         // The upstream filter is configured for request headers only; anything else is
         // acknowledged unchanged.

@@ -1,5 +1,5 @@
 //! Starting a real Envoy (from the test venv) for integration tests.
-#![allow(dead_code, clippy::print_stderr)]
+#![allow(unreachable_pub, dead_code, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,6 +1,6 @@
 //! Test doubles shared by the integration tests: a catalog with two backends and a
 //! translator that makes every step visible on the wire.
-#![allow(dead_code, clippy::print_stderr)]
+#![allow(unreachable_pub, dead_code, clippy::print_stderr)]
 
 pub mod envoy;
 

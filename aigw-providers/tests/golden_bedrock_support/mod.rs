@@ -1,6 +1,12 @@
 //! Shared helpers for the Bedrock and Vertex golden tests: drive a translator over a
 //! fixture and render what it produced as a stable, reviewable snapshot.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    unreachable_pub,
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use aigw_core::api::{Endpoint, sniff};
 use aigw_core::{BodyChange, RequestContext, TokenUsage, Translator};

@@ -1,6 +1,6 @@
 //! Shared driver for the OpenAI- and Anthropic-family golden tests: runs a translator
 //! over a fixture and checks split invariance of every response translation.
-#![allow(dead_code)]
+#![allow(unreachable_pub, dead_code)]
 
 use aigw_core::api::{Endpoint, sniff};
 use aigw_core::{BodyChange, RequestContext, TokenUsage, Translator};
