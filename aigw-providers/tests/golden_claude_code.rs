@@ -25,10 +25,11 @@ use serde_json::{Value, json};
 /// The `anthropic-beta` header Claude Code 2.1.332 sends with the newest models.
 const BETAS: &str = "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,per-turn-control-2026-07-01,mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,advanced-tool-use-2025-11-20,effort-2025-11-24";
 
-const FIXTURES: [&str; 3] = [
+const FIXTURES: [&str; 4] = [
     "claude_code_first_turn",
     "claude_code_tool_round_trip",
     "claude_code_budget_thinking",
+    "claude_code_tool_search",
 ];
 
 fn client_headers() -> HeaderMap {
@@ -169,6 +170,27 @@ fn system_messages_keep_their_position() {
             _ => {
                 assert!(body.contains(reminder), "{cell}: {body}");
                 assert!(!body.contains("\"role\":\"system\""), "{cell}: {body}");
+            }
+        }
+    }
+}
+
+/// A tool search result (`tool_reference`) loads the deferred tool it names: off
+/// Anthropic's API the tool joins the backend's tool list, other deferred tools stay out.
+#[test]
+fn tool_search_loads_the_referenced_deferred_tool() {
+    for (cell, mut t) in cells() {
+        let v = translate(t.as_mut(), "claude_code_tool_search");
+        let body = v["request"]["body"].to_string();
+        match cell {
+            "anthropic" => {}
+            "gcp_anthropic" | "aws_anthropic" => {
+                assert!(body.contains("tool_reference"), "{cell}: {body}")
+            }
+            _ => {
+                assert!(body.contains("\"WebFetch\""), "{cell}: {body}");
+                assert!(body.contains("Tool loaded: WebFetch"), "{cell}: {body}");
+                assert!(!body.contains("DeferredToolPlaceholder"), "{cell}: {body}");
             }
         }
     }

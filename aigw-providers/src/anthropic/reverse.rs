@@ -173,6 +173,7 @@ pub fn messages_to_chat_request(
         messages.push(oa::ChatMessage::text(oa::Role::System, text));
     }
     let mut turn_effort = None;
+    let mut loaded: Vec<String> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let path = format!("messages[{i}]");
         if let Some(e) = m.extra.get("output_config").and_then(|c| c.get("effort")) {
@@ -250,6 +251,24 @@ pub fn messages_to_chat_request(
                                             text.push('\n');
                                         }
                                         text.push_str(&t);
+                                    }
+                                    // A tool search result loads the deferred tool (see
+                                    // `fields`): it joins the tool list, the result
+                                    // says so in text.
+                                    an::ContentBlock::Other(v)
+                                        if v.get("type").and_then(Value::as_str)
+                                            == Some("tool_reference") =>
+                                    {
+                                        let name = v
+                                            .get("tool_name")
+                                            .and_then(Value::as_str)
+                                            .unwrap_or_default();
+                                        if k > 0 {
+                                            text.push('\n');
+                                        }
+                                        text.push_str("Tool loaded: ");
+                                        text.push_str(name);
+                                        loaded.push(name.to_owned());
                                     }
                                     _ => {
                                         return Err(untranslatable(
@@ -402,9 +421,10 @@ pub fn messages_to_chat_request(
         let mut list = Vec::new();
         for (i, t) in tools.iter().enumerate() {
             cache |= t.cache_control.is_some();
-            if t.extra.get("defer_loading") == Some(&Value::Bool(true)) {
-                // Not in the model's context until a tool search returns it (see
-                // `fields`): the backend sees what a first-party model would.
+            if t.extra.get("defer_loading") == Some(&Value::Bool(true)) && !loaded.contains(&t.name)
+            {
+                // Not in the model's context until a tool search returns it: the
+                // backend sees what a first-party model would.
                 continue;
             }
             if t.kind.as_deref().is_some_and(|k| k != "custom") {
