@@ -5,7 +5,8 @@
 //!   (OpenAI caches prompts automatically and has no breakpoints).
 //! * `tool_result` blocks become `tool` messages placed before the rest of the user
 //!   turn; `is_error: true` is carried by prefixing the result text with `[error] `
-//!   (OpenAI tool messages have no error flag). Images inside tool results → 422.
+//!   (OpenAI tool messages have no error flag). Images inside tool results open the
+//!   user message that follows the tool messages (tool messages carry text only).
 //! * `thinking` blocks are replayed as `reasoning_content` + `reasoning_signature`;
 //!   `redacted_thinking` as `redacted_reasoning_content`.
 //! * `thinking.budget_tokens` becomes `reasoning_effort` (< 2048 low, < 8192 medium,
@@ -216,6 +217,7 @@ pub fn messages_to_chat_request(
             an::Role::System => {}
             an::Role::User => {
                 let mut parts = Vec::new();
+                let mut images = Vec::new();
                 for (j, b) in blocks.into_iter().enumerate() {
                     let bpath = format!("{path}.content[{j}]");
                     match b {
@@ -270,11 +272,27 @@ pub fn messages_to_chat_request(
                                         text.push_str(name);
                                         loaded.push(name.to_owned());
                                     }
+                                    // Tool messages carry text only: images the tool
+                                    // returned follow in the user message after the
+                                    // tool messages, labelled with the call.
+                                    an::ContentBlock::Known(an::KnownBlock::Image {
+                                        source,
+                                        ..
+                                    }) => {
+                                        images.push(text_part(format!(
+                                            "Image returned by tool call {tool_use_id}:"
+                                        )));
+                                        images.push(image_part(
+                                            &source,
+                                            &format!("{bpath}.content[{k}]"),
+                                            backend,
+                                        )?);
+                                    }
                                     _ => {
                                         return Err(untranslatable(
                                             format!("{bpath}.content[{k}]"),
                                             backend,
-                                            "OpenAI tool messages carry text only",
+                                            "OpenAI tool messages carry text and images only",
                                         ));
                                     }
                                 }
@@ -302,6 +320,10 @@ pub fn messages_to_chat_request(
                         }
                     }
                 }
+                // Images from tool results open the user message that follows the
+                // tool messages.
+                images.append(&mut parts);
+                let parts = images;
                 if let Some(content) = finish_parts(parts) {
                     let mut msg = oa::ChatMessage::text(oa::Role::User, "");
                     msg.content = Some(content);
@@ -962,4 +984,36 @@ enum DeltaOut<'a> {
     ThinkingDelta { thinking: &'a str },
     SignatureDelta { signature: &'a str },
     InputJsonDelta { partial_json: &'a str },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_result_images_open_the_next_user_message() {
+        let req: an::MessagesRequest = serde_json::from_value(json!({
+            "model": "m", "max_tokens": 5, "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [
+                        {"type": "text", "text": "saved"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}}]},
+                    {"type": "text", "text": "what is on it?"}]}]
+        }))
+        .unwrap();
+        let out = messages_to_chat_request(&req, "OpenAI", &mut Vec::new()).unwrap();
+        let v = serde_json::to_value(&out.messages[2..]).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                {"role": "tool", "content": "saved", "tool_call_id": "t1"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Image returned by tool call t1:"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}},
+                    {"type": "text", "text": "what is on it?"}]}
+            ])
+        );
+    }
 }

@@ -358,13 +358,23 @@ fn parts<'a>(
                         ))
                     })?;
                 let mut text: Cow<'a, str> = Cow::Borrowed("");
+                // Function responses are JSON: images a tool returned (a screenshot, a
+                // file it read) follow the response as parts of the same turn.
+                let mut images = Vec::new();
                 for (k, c) in content.iter().enumerate() {
-                    let Block::Text { text: t, .. } = c else {
-                        return Err(Error::untranslatable(
-                            format!("{}[{j}].content[{k}]", field()),
-                            BACKEND,
-                            "Gemini function responses carry JSON only, not images",
-                        ));
+                    let t = match c {
+                        Block::Text { text: t, .. } => t,
+                        Block::Image { .. } | Block::ImageUrl { .. } => {
+                            parts(std::slice::from_ref(c), names, field, &mut images)?;
+                            continue;
+                        }
+                        _ => {
+                            return Err(Error::untranslatable(
+                                format!("{}[{j}].content[{k}]", field()),
+                                BACKEND,
+                                "Gemini function responses carry JSON, text and images only",
+                            ));
+                        }
                     };
                     if text.is_empty() {
                         text = Cow::Borrowed(t);
@@ -395,6 +405,7 @@ fn parts<'a>(
                     function_response: Some(FunctionResponse { id, name, response }),
                     ..Part::default()
                 });
+                out.extend(images);
             }
             Block::Thinking { text, signature } => out.push(Part {
                 text: Some(text),
