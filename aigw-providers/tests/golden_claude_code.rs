@@ -25,11 +25,12 @@ use serde_json::{Value, json};
 /// The `anthropic-beta` header Claude Code 2.1.332 sends with the newest models.
 const BETAS: &str = "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,per-turn-control-2026-07-01,mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,advanced-tool-use-2025-11-20,effort-2025-11-24";
 
-const FIXTURES: [&str; 4] = [
+const FIXTURES: [&str; 5] = [
     "claude_code_first_turn",
     "claude_code_tool_round_trip",
     "claude_code_budget_thinking",
     "claude_code_tool_search",
+    "claude_code_pdf_read",
 ];
 
 fn client_headers() -> HeaderMap {

@@ -84,6 +84,36 @@ fn image_part(source: &an::ImageSource, path: &str, backend: &str) -> Result<oa:
     }))
 }
 
+/// A `document` block as an OpenAI content part: base64 data as a `file` part (a data
+/// URL, which OpenAI reads for PDFs), a text document as its text.
+fn document_part(v: &Value, path: &str, backend: &str) -> Result<oa::ContentPart> {
+    let src = v.get("source");
+    let field = |k: &str| src.and_then(|s| s.get(k)).and_then(Value::as_str);
+    match (field("type"), field("media_type"), field("data")) {
+        (Some("base64"), Some(mt), Some(data)) => {
+            let ext = match mt {
+                "application/pdf" => "pdf",
+                "text/plain" => "txt",
+                _ => "bin",
+            };
+            Ok(oa::ContentPart::Other(json!({
+                "type": "file",
+                "file": {"filename": format!("document.{ext}"), "file_data": format!("data:{mt};base64,{data}")},
+            })))
+        }
+        (Some("text"), _, Some(text)) => Ok(text_part(text.to_owned())),
+        _ => Err(untranslatable(
+            format!("{path}.source"),
+            backend,
+            "only base64 and text documents can be translated",
+        )),
+    }
+}
+
+fn is_document(v: &Value) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("document")
+}
+
 fn blocks_of(content: &an::MessageContent) -> Vec<an::ContentBlock> {
     match content {
         an::MessageContent::Text(t) => vec![
@@ -272,6 +302,16 @@ pub fn messages_to_chat_request(
                                         text.push_str(name);
                                         loaded.push(name.to_owned());
                                     }
+                                    an::ContentBlock::Other(v) if is_document(&v) => {
+                                        images.push(text_part(format!(
+                                            "Document returned by tool call {tool_use_id}:"
+                                        )));
+                                        images.push(document_part(
+                                            &v,
+                                            &format!("{bpath}.content[{k}]"),
+                                            backend,
+                                        )?);
+                                    }
                                     // Tool messages carry text only: images the tool
                                     // returned follow in the user message after the
                                     // tool messages, labelled with the call.
@@ -307,6 +347,9 @@ pub fn messages_to_chat_request(
                                 backend,
                                 "not allowed in user messages",
                             ));
+                        }
+                        an::ContentBlock::Other(v) if is_document(&v) => {
+                            parts.push(document_part(&v, &bpath, backend)?)
                         }
                         an::ContentBlock::Other(v) => {
                             return Err(untranslatable(

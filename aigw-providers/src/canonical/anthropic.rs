@@ -444,6 +444,33 @@ fn blocks(
                     }
                 }
             }
+            "document" => {
+                let src = b.source.ok_or_else(|| missing("source"))?;
+                match src.kind.as_ref() {
+                    "base64" => out.push(Block::Document {
+                        media_type: src
+                            .media_type
+                            .ok_or_else(|| missing("source.media_type"))?
+                            .into_owned(),
+                        data: src.data.ok_or_else(|| missing("source.data"))?.into_owned(),
+                        cache,
+                    }),
+                    // A plain-text document is its text.
+                    "text" => out.push(Block::Text {
+                        text: src.data.map(Cow::into_owned).unwrap_or_default(),
+                        cache,
+                    }),
+                    other => {
+                        return Err(Error::untranslatable(
+                            format!("{}.source.type", here()),
+                            backend,
+                            format!(
+                                "document source {other:?} is not supported; send base64 or text"
+                            ),
+                        ));
+                    }
+                }
+            }
             "tool_use" => out.push(Block::ToolUse {
                 id: b.id.ok_or_else(|| missing("id"))?.into_owned(),
                 name: b.name.ok_or_else(|| missing("name"))?.into_owned(),

@@ -46,6 +46,15 @@ pub enum Block {
         /// A prompt-cache breakpoint follows this block.
         cache: bool,
     },
+    /// An inline (base64) document, such as a PDF a tool read.
+    Document {
+        /// MIME type, e.g. `application/pdf`.
+        media_type: String,
+        /// Base64 data, as received.
+        data: String,
+        /// A prompt-cache breakpoint follows this block.
+        cache: bool,
+    },
     /// An image by URL (not a data URL); backends that need bytes reject it.
     ImageUrl {
         /// The URL.
@@ -297,7 +306,9 @@ impl ChatRequest {
     /// Whether any system block, message block or tool carries a cache breakpoint.
     pub fn has_cache_hints(&self) -> bool {
         let cached = |b: &Block| match b {
-            Block::Text { cache, .. } | Block::Image { cache, .. } => *cache,
+            Block::Text { cache, .. }
+            | Block::Image { cache, .. }
+            | Block::Document { cache, .. } => *cache,
             Block::ToolResult { cache, .. } => *cache,
             _ => false,
         };

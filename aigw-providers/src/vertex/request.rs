@@ -310,6 +310,15 @@ fn parts<'a>(
                 }),
                 ..Part::default()
             }),
+            Block::Document {
+                media_type, data, ..
+            } => out.push(Part {
+                inline_data: Some(Blob {
+                    mime_type: media_type,
+                    data,
+                }),
+                ..Part::default()
+            }),
             Block::ImageUrl { url, field } => {
                 let mime = mime_from_url(url).ok_or_else(|| {
                     Error::untranslatable(
@@ -364,7 +373,7 @@ fn parts<'a>(
                 for (k, c) in content.iter().enumerate() {
                     let t = match c {
                         Block::Text { text: t, .. } => t,
-                        Block::Image { .. } | Block::ImageUrl { .. } => {
+                        Block::Image { .. } | Block::ImageUrl { .. } | Block::Document { .. } => {
                             parts(std::slice::from_ref(c), names, field, &mut images)?;
                             continue;
                         }
@@ -372,7 +381,7 @@ fn parts<'a>(
                             return Err(Error::untranslatable(
                                 format!("{}[{j}].content[{k}]", field()),
                                 BACKEND,
-                                "Gemini function responses carry JSON, text and images only",
+                                "Gemini function responses carry JSON, text, images and documents only",
                             ));
                         }
                     };
