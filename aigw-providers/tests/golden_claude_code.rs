@@ -224,3 +224,62 @@ fn context_edits_that_need_a_token_count_are_a_422_off_anthropic() {
         }
     }
 }
+
+/// Botocore's validator over its `bedrock-runtime` service model (AWS's API reference
+/// in machine form), reading `{"op", "body"}` lines on stdin.
+const BOTOCORE_CHECK: &str = r#"
+import json, sys, botocore.session
+from botocore.validate import ParamValidator
+model = botocore.session.get_session().get_service_model("bedrock-runtime")
+bad = []
+for line in sys.stdin:
+    case = json.loads(line)
+    params = dict(case["body"], modelId="m")
+    report = ParamValidator().validate(params, model.operation_model(case["op"]).input_shape)
+    if report.has_errors():
+        bad.append(case["name"] + ": " + report.generate_report())
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+"#;
+
+/// Every Converse body of the Claude Code set passes botocore's validation.
+#[test]
+fn converse_bodies_pass_botocore_validation() {
+    let python = match std::env::var_os("AIGW_PYTHON") {
+        Some(p) => p,
+        None if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
+            panic!("AIGW_PYTHON is not set but AIGW_REQUIRE_EXTERNAL=1")
+        }
+        None => return,
+    };
+    let mut input = String::new();
+    for name in FIXTURES {
+        for (cell, mut t) in cells() {
+            if !cell.starts_with("converse") {
+                continue;
+            }
+            let v = translate(t.as_mut(), name);
+            let op = if v["request"]["path"].as_str().unwrap().ends_with("-stream") {
+                "ConverseStream"
+            } else {
+                "Converse"
+            };
+            let line =
+                json!({"name": format!("{name}/{cell}"), "op": op, "body": v["request"]["body"]});
+            input.push_str(&format!("{line}\n"));
+        }
+    }
+    let mut child = std::process::Command::new(python)
+        .args(["-c", BOTOCORE_CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
