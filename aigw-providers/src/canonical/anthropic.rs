@@ -240,9 +240,11 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         .rev()
         .find_map(|m| m.output_config.as_ref().and_then(|c| c.effort.clone()));
     let effort = turn_effort.or_else(|| req.output_config.as_ref().and_then(|c| c.effort.clone()));
-    if req.thinking.as_ref().is_some_and(|t| t.display.is_some()) {
-        out.dropped.push(fields::DROP_THINKING_DISPLAY);
-    }
+    out.thinking_omitted = match req.thinking.as_ref().and_then(|t| t.display.as_deref()) {
+        Some("omitted") => Some(true),
+        Some(_) => Some(false),
+        None => None,
+    };
     out.reasoning = match (req.thinking, effort) {
         (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
         (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
@@ -568,10 +570,8 @@ mod tests {
         assert_eq!(r.reasoning, Some(Reasoning::Adaptive(Some("low".into()))));
         assert_eq!(r.tools.len(), 1);
         let fields: Vec<_> = r.dropped.iter().map(|d| d.field).collect();
-        assert_eq!(
-            fields,
-            ["thinking.display", "context_management.clear_thinking"]
-        );
+        assert_eq!(fields, ["context_management.clear_thinking"]);
+        assert_eq!(r.thinking_omitted, Some(true));
     }
 
     #[test]

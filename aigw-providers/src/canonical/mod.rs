@@ -240,6 +240,11 @@ pub struct ChatRequest {
     /// Anthropic betas the backend honours in the body (Converse: Claude's
     /// `interleaved-thinking`), taken from the client's `anthropic-beta` header.
     pub anthropic_betas: Vec<String>,
+    /// Anthropic `thinking.display`: `Some(true)` for `omitted` (the client does not
+    /// want the thinking text), `Some(false)` for another value. Backends with a switch
+    /// for returning thoughts honour it; the others report it dropped
+    /// ([`ChatRequest::drop_thinking_display`]).
+    pub thinking_omitted: Option<bool>,
     /// The client sent an end-user id (Anthropic `metadata.user_id`).
     pub user_id: bool,
     /// Client fields the backend has no equivalent for and that cannot change the
@@ -300,6 +305,14 @@ impl ChatRequest {
             if seen > keep {
                 m.content.retain(|b| !is_thinking(b));
             }
+        }
+    }
+
+    /// Reports `thinking.display` dropped, for backends without a switch for it.
+    pub fn drop_thinking_display(&mut self) {
+        if self.thinking_omitted.is_some() {
+            self.dropped
+                .push(crate::anthropic::fields::DROP_THINKING_DISPLAY);
         }
     }
 

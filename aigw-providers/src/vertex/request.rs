@@ -259,7 +259,7 @@ struct ThinkingConfig {
 /// Gemini's thinking control for a reasoning request. Gemini 2.x takes a token budget
 /// (`-1`: dynamic, the model decides — Anthropic's `adaptive`); later models take a
 /// `thinkingLevel`, which an effort maps onto directly.
-fn thinking_config(model: &str, r: &Reasoning) -> ThinkingConfig {
+fn thinking_config(model: &str, r: &Reasoning, omitted: bool) -> ThinkingConfig {
     let budget_model = model.starts_with("gemini-2") || model.starts_with("gemini-1");
     let (budget, level) = match r {
         Reasoning::Disabled => {
@@ -284,7 +284,8 @@ fn thinking_config(model: &str, r: &Reasoning) -> ThinkingConfig {
     ThinkingConfig {
         thinking_budget: budget,
         thinking_level: level,
-        include_thoughts: Some(true),
+        // Anthropic `thinking.display: omitted`: the client wants no thinking text.
+        include_thoughts: Some(!omitted),
     }
 }
 
@@ -576,7 +577,7 @@ pub fn generate_content_body(req: &ChatRequest) -> Result<Vec<u8>> {
     generation.thinking_config = req
         .reasoning
         .as_ref()
-        .map(|r| thinking_config(&req.model, r));
+        .map(|r| thinking_config(&req.model, r, req.thinking_omitted == Some(true)));
     if let Some(extra) = &req.vendor.generation_config {
         generation.vendor = vendor_object(extra, "generationConfig")?;
         let keys: Vec<Cow<'_, str>> = generation.vendor.0.iter().map(|(k, _)| k.clone()).collect();
