@@ -25,10 +25,12 @@ use serde_json::{Value, json};
 /// The `anthropic-beta` header Claude Code 2.1.332 sends with the newest models.
 const BETAS: &str = "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,per-turn-control-2026-07-01,mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,advanced-tool-use-2025-11-20,effort-2025-11-24";
 
-const FIXTURES: [&str; 3] = [
+const FIXTURES: [&str; 5] = [
     "claude_code_first_turn",
     "claude_code_tool_round_trip",
     "claude_code_budget_thinking",
+    "claude_code_tool_search",
+    "claude_code_pdf_read",
 ];
 
 fn client_headers() -> HeaderMap {
@@ -174,6 +176,27 @@ fn system_messages_keep_their_position() {
     }
 }
 
+/// A tool search result (`tool_reference`) loads the deferred tool it names: off
+/// Anthropic's API the tool joins the backend's tool list, other deferred tools stay out.
+#[test]
+fn tool_search_loads_the_referenced_deferred_tool() {
+    for (cell, mut t) in cells() {
+        let v = translate(t.as_mut(), "claude_code_tool_search");
+        let body = v["request"]["body"].to_string();
+        match cell {
+            "anthropic" => {}
+            "gcp_anthropic" | "aws_anthropic" => {
+                assert!(body.contains("tool_reference"), "{cell}: {body}")
+            }
+            _ => {
+                assert!(body.contains("\"WebFetch\""), "{cell}: {body}");
+                assert!(body.contains("Tool loaded: WebFetch"), "{cell}: {body}");
+                assert!(!body.contains("DeferredToolPlaceholder"), "{cell}: {body}");
+            }
+        }
+    }
+}
+
 #[test]
 fn context_edits_that_need_a_token_count_are_a_422_off_anthropic() {
     let mut body: Value =
@@ -200,4 +223,63 @@ fn context_edits_that_need_a_token_count_are_a_422_off_anthropic() {
             }
         }
     }
+}
+
+/// Botocore's validator over its `bedrock-runtime` service model (AWS's API reference
+/// in machine form), reading `{"op", "body"}` lines on stdin.
+const BOTOCORE_CHECK: &str = r#"
+import json, sys, botocore.session
+from botocore.validate import ParamValidator
+model = botocore.session.get_session().get_service_model("bedrock-runtime")
+bad = []
+for line in sys.stdin:
+    case = json.loads(line)
+    params = dict(case["body"], modelId="m")
+    report = ParamValidator().validate(params, model.operation_model(case["op"]).input_shape)
+    if report.has_errors():
+        bad.append(case["name"] + ": " + report.generate_report())
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+"#;
+
+/// Every Converse body of the Claude Code set passes botocore's validation.
+#[test]
+fn converse_bodies_pass_botocore_validation() {
+    let python = match std::env::var_os("AIGW_PYTHON") {
+        Some(p) => p,
+        None if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
+            panic!("AIGW_PYTHON is not set but AIGW_REQUIRE_EXTERNAL=1")
+        }
+        None => return,
+    };
+    let mut input = String::new();
+    for name in FIXTURES {
+        for (cell, mut t) in cells() {
+            if !cell.starts_with("converse") {
+                continue;
+            }
+            let v = translate(t.as_mut(), name);
+            let op = if v["request"]["path"].as_str().unwrap().ends_with("-stream") {
+                "ConverseStream"
+            } else {
+                "Converse"
+            };
+            let line =
+                json!({"name": format!("{name}/{cell}"), "op": op, "body": v["request"]["body"]});
+            input.push_str(&format!("{line}\n"));
+        }
+    }
+    let mut child = std::process::Command::new(python)
+        .args(["-c", BOTOCORE_CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -320,16 +320,19 @@ fn count_tokens() {
 }
 
 #[test]
-fn tool_result_images_are_untranslatable_for_gemini() {
+fn tool_result_images_follow_the_function_response_for_gemini() {
+    // Function responses are JSON; the image a tool returned follows as an inline part
+    // of the same turn (Claude Code's Read tool on a screenshot).
     let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"},
       {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"shot","input":{}}]},
-      {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"aGk="}}]}]}]}"#;
+      {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"saved"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"aGk="}}]}]}]}"#;
     let snap = request_snapshot(
         &mut translator(ClientApi::Anthropic),
         Endpoint::Messages,
         body,
         &HeaderMap::new(),
     );
-    assert!(snap.starts_with("ERROR 422"), "{snap}");
-    assert!(snap.contains("messages[2].content[0].content[0]"), "{snap}");
+    let at = |s: &str| snap.find(s).unwrap_or_else(|| panic!("{s}: {snap}"));
+    assert!(at("\"functionResponse\"") < at("\"inlineData\""), "{snap}");
+    assert!(snap.contains("\"data\": \"aGk=\""), "{snap}");
 }

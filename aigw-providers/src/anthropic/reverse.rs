@@ -5,7 +5,8 @@
 //!   (OpenAI caches prompts automatically and has no breakpoints).
 //! * `tool_result` blocks become `tool` messages placed before the rest of the user
 //!   turn; `is_error: true` is carried by prefixing the result text with `[error] `
-//!   (OpenAI tool messages have no error flag). Images inside tool results → 422.
+//!   (OpenAI tool messages have no error flag). Images inside tool results open the
+//!   user message that follows the tool messages (tool messages carry text only).
 //! * `thinking` blocks are replayed as `reasoning_content` + `reasoning_signature`;
 //!   `redacted_thinking` as `redacted_reasoning_content`.
 //! * `thinking.budget_tokens` becomes `reasoning_effort` (< 2048 low, < 8192 medium,
@@ -81,6 +82,36 @@ fn image_part(source: &an::ImageSource, path: &str, backend: &str) -> Result<oa:
         },
         extra: Map::new(),
     }))
+}
+
+/// A `document` block as an OpenAI content part: base64 data as a `file` part (a data
+/// URL, which OpenAI reads for PDFs), a text document as its text.
+fn document_part(v: &Value, path: &str, backend: &str) -> Result<oa::ContentPart> {
+    let src = v.get("source");
+    let field = |k: &str| src.and_then(|s| s.get(k)).and_then(Value::as_str);
+    match (field("type"), field("media_type"), field("data")) {
+        (Some("base64"), Some(mt), Some(data)) => {
+            let ext = match mt {
+                "application/pdf" => "pdf",
+                "text/plain" => "txt",
+                _ => "bin",
+            };
+            Ok(oa::ContentPart::Other(json!({
+                "type": "file",
+                "file": {"filename": format!("document.{ext}"), "file_data": format!("data:{mt};base64,{data}")},
+            })))
+        }
+        (Some("text"), _, Some(text)) => Ok(text_part(text.to_owned())),
+        _ => Err(untranslatable(
+            format!("{path}.source"),
+            backend,
+            "only base64 and text documents can be translated",
+        )),
+    }
+}
+
+fn is_document(v: &Value) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("document")
 }
 
 fn blocks_of(content: &an::MessageContent) -> Vec<an::ContentBlock> {
@@ -173,6 +204,7 @@ pub fn messages_to_chat_request(
         messages.push(oa::ChatMessage::text(oa::Role::System, text));
     }
     let mut turn_effort = None;
+    let mut loaded: Vec<String> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let path = format!("messages[{i}]");
         if let Some(e) = m.extra.get("output_config").and_then(|c| c.get("effort")) {
@@ -215,6 +247,7 @@ pub fn messages_to_chat_request(
             an::Role::System => {}
             an::Role::User => {
                 let mut parts = Vec::new();
+                let mut images = Vec::new();
                 for (j, b) in blocks.into_iter().enumerate() {
                     let bpath = format!("{path}.content[{j}]");
                     match b {
@@ -251,11 +284,55 @@ pub fn messages_to_chat_request(
                                         }
                                         text.push_str(&t);
                                     }
+                                    // A tool search result loads the deferred tool (see
+                                    // `fields`): it joins the tool list, the result
+                                    // says so in text.
+                                    an::ContentBlock::Other(v)
+                                        if v.get("type").and_then(Value::as_str)
+                                            == Some("tool_reference") =>
+                                    {
+                                        let name = v
+                                            .get("tool_name")
+                                            .and_then(Value::as_str)
+                                            .unwrap_or_default();
+                                        if k > 0 {
+                                            text.push('\n');
+                                        }
+                                        text.push_str("Tool loaded: ");
+                                        text.push_str(name);
+                                        loaded.push(name.to_owned());
+                                    }
+                                    an::ContentBlock::Other(v) if is_document(&v) => {
+                                        images.push(text_part(format!(
+                                            "Document returned by tool call {tool_use_id}:"
+                                        )));
+                                        images.push(document_part(
+                                            &v,
+                                            &format!("{bpath}.content[{k}]"),
+                                            backend,
+                                        )?);
+                                    }
+                                    // Tool messages carry text only: images the tool
+                                    // returned follow in the user message after the
+                                    // tool messages, labelled with the call.
+                                    an::ContentBlock::Known(an::KnownBlock::Image {
+                                        source,
+                                        ..
+                                    }) => {
+                                        images.push(text_part(format!(
+                                            "Image returned by tool call {tool_use_id}:"
+                                        )));
+                                        images.push(image_part(
+                                            &source,
+                                            &format!("{bpath}.content[{k}]"),
+                                            backend,
+                                        )?);
+                                    }
                                     _ => {
                                         return Err(untranslatable(
                                             format!("{bpath}.content[{k}]"),
                                             backend,
-                                            "OpenAI tool messages carry text only",
+                                            "OpenAI tool messages carry text and images only",
                                         ));
                                     }
                                 }
@@ -271,6 +348,9 @@ pub fn messages_to_chat_request(
                                 "not allowed in user messages",
                             ));
                         }
+                        an::ContentBlock::Other(v) if is_document(&v) => {
+                            parts.push(document_part(&v, &bpath, backend)?)
+                        }
                         an::ContentBlock::Other(v) => {
                             return Err(untranslatable(
                                 format!("{bpath}.type"),
@@ -283,6 +363,10 @@ pub fn messages_to_chat_request(
                         }
                     }
                 }
+                // Images from tool results open the user message that follows the
+                // tool messages.
+                images.append(&mut parts);
+                let parts = images;
                 if let Some(content) = finish_parts(parts) {
                     let mut msg = oa::ChatMessage::text(oa::Role::User, "");
                     msg.content = Some(content);
@@ -402,9 +486,10 @@ pub fn messages_to_chat_request(
         let mut list = Vec::new();
         for (i, t) in tools.iter().enumerate() {
             cache |= t.cache_control.is_some();
-            if t.extra.get("defer_loading") == Some(&Value::Bool(true)) {
-                // Not in the model's context until a tool search returns it (see
-                // `fields`): the backend sees what a first-party model would.
+            if t.extra.get("defer_loading") == Some(&Value::Bool(true)) && !loaded.contains(&t.name)
+            {
+                // Not in the model's context until a tool search returns it: the
+                // backend sees what a first-party model would.
                 continue;
             }
             if t.kind.as_deref().is_some_and(|k| k != "custom") {
@@ -942,4 +1027,36 @@ enum DeltaOut<'a> {
     ThinkingDelta { thinking: &'a str },
     SignatureDelta { signature: &'a str },
     InputJsonDelta { partial_json: &'a str },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_result_images_open_the_next_user_message() {
+        let req: an::MessagesRequest = serde_json::from_value(json!({
+            "model": "m", "max_tokens": 5, "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [
+                        {"type": "text", "text": "saved"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}}]},
+                    {"type": "text", "text": "what is on it?"}]}]
+        }))
+        .unwrap();
+        let out = messages_to_chat_request(&req, "OpenAI", &mut Vec::new()).unwrap();
+        let v = serde_json::to_value(&out.messages[2..]).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                {"role": "tool", "content": "saved", "tool_call_id": "t1"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Image returned by tool call t1:"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}},
+                    {"type": "text", "text": "what is on it?"}]}
+            ])
+        );
+    }
 }

@@ -80,11 +80,17 @@ fn blocks_json(blocks: &[Block], field: &str) -> Result<Vec<Value>> {
                 json!({"type": "thinking", "thinking": text, "signature": signature.as_deref().unwrap_or("")})
             }
             Block::RedactedThinking { data } => json!({"type": "redacted_thinking", "data": data}),
+            Block::Document {
+                media_type, data, ..
+            } => {
+                json!({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}})
+            }
         };
         let cached = matches!(
             b,
             Block::Text { cache: true, .. }
                 | Block::Image { cache: true, .. }
+                | Block::Document { cache: true, .. }
                 | Block::ToolResult { cache: true, .. }
         );
         if cached {

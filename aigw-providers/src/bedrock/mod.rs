@@ -217,6 +217,7 @@ impl Translator for ConverseTranslator {
         if chat.user_id {
             chat.dropped.push(crate::anthropic::fields::DROP_USER_ID);
         }
+        chat.drop_thinking_display();
         self.dropped = std::mem::take(&mut chat.dropped);
         self.include_usage = match self.api {
             ClientApi::OpenAI => chat.include_usage,

@@ -105,6 +105,7 @@ const CACHE_POINT: CachePoint = CachePoint { kind: "default" };
 enum ContentBlock<'a> {
     Text(&'a str),
     Image(Image<'a>),
+    Document(Document<'a>),
     ToolUse(ToolUse<'a>),
     ToolResult(ToolResult<'a>),
     ReasoningContent(ReasoningBlock<'a>),
@@ -120,6 +121,30 @@ struct Image<'a> {
 #[derive(Serialize)]
 struct ImageSource<'a> {
     bytes: &'a str,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    format: &'static str,
+    /// Converse requires a name (letters, digits, single spaces, hyphens, brackets).
+    name: String,
+    source: ImageSource<'a>,
+}
+
+/// Converse's document `format` for a MIME type.
+fn document_format(media_type: &str) -> Option<&'static str> {
+    Some(match media_type {
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "text/html" => "html",
+        "text/plain" => "txt",
+        "text/markdown" => "md",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        _ => return None,
+    })
 }
 
 #[derive(Serialize)]
@@ -188,6 +213,27 @@ fn content<'a>(
                 })?;
                 out.push(ContentBlock::Image(Image {
                     format,
+                    source: ImageSource { bytes: data },
+                }));
+                if *cache {
+                    out.push(ContentBlock::CachePoint(CACHE_POINT));
+                }
+            }
+            Block::Document {
+                media_type,
+                data,
+                cache,
+            } => {
+                let format = document_format(media_type).ok_or_else(|| {
+                    Error::untranslatable(
+                        format!("{}[{j}]", field()),
+                        BACKEND,
+                        format!("document type {media_type:?} has no Converse format"),
+                    )
+                })?;
+                out.push(ContentBlock::Document(Document {
+                    format,
+                    name: format!("document {j} {}", data.len()),
                     source: ImageSource { bytes: data },
                 }));
                 if *cache {

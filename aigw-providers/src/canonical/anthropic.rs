@@ -142,6 +142,8 @@ struct BlockIn<'a> {
     data: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     cache_control: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +230,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         ..ChatRequest::default()
     };
     if let Some(system) = req.system {
-        out.system = blocks(system, "system", backend)?;
+        out.system = blocks(system, "system", backend, &mut Vec::new())?;
     }
     // Per-turn control: the effort of the last message that sets one governs the
     // answer to this request.
@@ -238,9 +240,11 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         .rev()
         .find_map(|m| m.output_config.as_ref().and_then(|c| c.effort.clone()));
     let effort = turn_effort.or_else(|| req.output_config.as_ref().and_then(|c| c.effort.clone()));
-    if req.thinking.as_ref().is_some_and(|t| t.display.is_some()) {
-        out.dropped.push(fields::DROP_THINKING_DISPLAY);
-    }
+    out.thinking_omitted = match req.thinking.as_ref().and_then(|t| t.display.as_deref()) {
+        Some("omitted") => Some(true),
+        Some(_) => Some(false),
+        None => None,
+    };
     out.reasoning = match (req.thinking, effort) {
         (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
         (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
@@ -299,6 +303,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             });
         }
     }
+    let mut deferred = Vec::new();
     for (i, tool) in req.tools.into_iter().flatten().enumerate() {
         if let Some(kind) = tool.kind.as_deref().filter(|k| *k != "custom") {
             return Err(Error::untranslatable(
@@ -307,18 +312,20 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
                 format!("Anthropic server tool {kind:?} has no equivalent on this backend"),
             ));
         }
-        if tool.defer_loading == Some(true) {
-            // A deferred tool is not in the model's context until a tool search
-            // returns it; Claude Code's own search is a client tool, so the backend
-            // sees exactly the tools a first-party model would.
-            continue;
-        }
-        out.tools.push(Tool {
+        let def = Tool {
             name: tool.name.into_owned(),
             description: tool.description.map(Cow::into_owned),
             parameters: tool.input_schema.map(RawValue::to_owned),
             cache: tool.cache_control.is_some(),
-        });
+        };
+        if tool.defer_loading == Some(true) {
+            // A deferred tool is not in the model's context until a tool search
+            // returns a reference to it (below); Claude Code's own search is a client
+            // tool, so the backend sees the tools a first-party model would.
+            deferred.push(def);
+        } else {
+            out.tools.push(def);
+        }
     }
     if let Some(tc) = req.tool_choice {
         if tc.disable_parallel_tool_use == Some(true) {
@@ -342,11 +349,18 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             }
         });
     }
+    let mut loaded = Vec::new();
     for (i, msg) in req.messages.into_iter().enumerate() {
         let field = format!("messages[{i}].content");
         let (role, content) = match msg.role.as_ref() {
-            "user" => (Role::User, blocks(msg.content, &field, backend)?),
-            "assistant" => (Role::Assistant, blocks(msg.content, &field, backend)?),
+            "user" => (
+                Role::User,
+                blocks(msg.content, &field, backend, &mut loaded)?,
+            ),
+            "assistant" => (
+                Role::Assistant,
+                blocks(msg.content, &field, backend, &mut loaded)?,
+            ),
             "system" => (Role::User, system_turn(msg.content, &field, backend)?),
             other => {
                 return Err(Error::bad_request(format!(
@@ -359,12 +373,14 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     if let Some(keep) = edits.keep_thinking_turns {
         out.clear_thinking(keep);
     }
+    out.tools
+        .extend(deferred.into_iter().filter(|t| loaded.contains(&t.name)));
     Ok(out)
 }
 
 /// A mid-conversation system message as user-turn text at the same position.
 fn system_turn(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>> {
-    let mut out = blocks(content, field, backend)?;
+    let mut out = blocks(content, field, backend, &mut Vec::new())?;
     for (j, b) in out.iter_mut().enumerate() {
         match b {
             Block::Text { text, .. } => *text = fields::system_reminder(text),
@@ -378,7 +394,14 @@ fn system_turn(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<B
     Ok(out)
 }
 
-fn blocks(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>> {
+/// Content blocks in the neutral model. `loaded` collects the tools named by
+/// `tool_reference` blocks (tool search results), which load deferred tools.
+fn blocks(
+    content: Content<'_>,
+    field: &str,
+    backend: &str,
+    loaded: &mut Vec<String>,
+) -> Result<Vec<Block>> {
     let parts = match content {
         super::TextOr::Text(t) if t.is_empty() => return Ok(Vec::new()),
         super::TextOr::Text(t) => {
@@ -423,6 +446,33 @@ fn blocks(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>
                     }
                 }
             }
+            "document" => {
+                let src = b.source.ok_or_else(|| missing("source"))?;
+                match src.kind.as_ref() {
+                    "base64" => out.push(Block::Document {
+                        media_type: src
+                            .media_type
+                            .ok_or_else(|| missing("source.media_type"))?
+                            .into_owned(),
+                        data: src.data.ok_or_else(|| missing("source.data"))?.into_owned(),
+                        cache,
+                    }),
+                    // A plain-text document is its text.
+                    "text" => out.push(Block::Text {
+                        text: src.data.map(Cow::into_owned).unwrap_or_default(),
+                        cache,
+                    }),
+                    other => {
+                        return Err(Error::untranslatable(
+                            format!("{}.source.type", here()),
+                            backend,
+                            format!(
+                                "document source {other:?} is not supported; send base64 or text"
+                            ),
+                        ));
+                    }
+                }
+            }
             "tool_use" => out.push(Block::ToolUse {
                 id: b.id.ok_or_else(|| missing("id"))?.into_owned(),
                 name: b.name.ok_or_else(|| missing("name"))?.into_owned(),
@@ -436,7 +486,7 @@ fn blocks(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>
             }),
             "tool_result" => {
                 let content = match b.content {
-                    Some(c) => blocks(c, &format!("{}.content", here()), backend)?,
+                    Some(c) => blocks(c, &format!("{}.content", here()), backend, loaded)?,
                     None => Vec::new(),
                 };
                 out.push(Block::ToolResult {
@@ -453,6 +503,20 @@ fn blocks(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>
                 text: b.thinking.map(Cow::into_owned).unwrap_or_default(),
                 signature: b.signature.map(Cow::into_owned),
             }),
+            // A tool search result: on Anthropic's API it loads the deferred tool's
+            // definition; here the tool joins the backend's tool list and the result
+            // says so in text.
+            "tool_reference" => {
+                let name = b
+                    .tool_name
+                    .ok_or_else(|| missing("tool_name"))?
+                    .into_owned();
+                out.push(Block::Text {
+                    text: format!("Tool loaded: {name}"),
+                    cache,
+                });
+                loaded.push(name);
+            }
             "redacted_thinking" => out.push(Block::RedactedThinking {
                 data: b.data.ok_or_else(|| missing("data"))?.into_owned(),
             }),
@@ -506,10 +570,24 @@ mod tests {
         assert_eq!(r.reasoning, Some(Reasoning::Adaptive(Some("low".into()))));
         assert_eq!(r.tools.len(), 1);
         let fields: Vec<_> = r.dropped.iter().map(|d| d.field).collect();
-        assert_eq!(
-            fields,
-            ["thinking.display", "context_management.clear_thinking"]
-        );
+        assert_eq!(fields, ["context_management.clear_thinking"]);
+        assert_eq!(r.thinking_omitted, Some(true));
+    }
+
+    #[test]
+    fn tool_search_results_load_deferred_tools() {
+        let body = br#"{"model":"m","max_tokens":5,"messages":[
+          {"role":"user","content":"find it"},
+          {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"ToolSearch","input":{"query":"select:Fetch"}}]},
+          {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"tool_reference","tool_name":"Fetch"}]},
+            {"type":"text","text":"Tool loaded."}]}],
+          "tools":[{"name":"ToolSearch","input_schema":{}},{"name":"Fetch","input_schema":{},"defer_loading":true},
+            {"name":"Other","input_schema":{},"defer_loading":true}]}"#;
+        let r = parse(body, "GCPVertexAI").unwrap();
+        let names: Vec<_> = r.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["ToolSearch", "Fetch"]);
+        assert!(matches!(&r.messages[2].content[0],
+            Block::ToolResult { content, .. } if matches!(&content[0], Block::Text { text, .. } if text == "Tool loaded: Fetch")));
     }
 
     #[test]

@@ -46,6 +46,15 @@ pub enum Block {
         /// A prompt-cache breakpoint follows this block.
         cache: bool,
     },
+    /// An inline (base64) document, such as a PDF a tool read.
+    Document {
+        /// MIME type, e.g. `application/pdf`.
+        media_type: String,
+        /// Base64 data, as received.
+        data: String,
+        /// A prompt-cache breakpoint follows this block.
+        cache: bool,
+    },
     /// An image by URL (not a data URL); backends that need bytes reject it.
     ImageUrl {
         /// The URL.
@@ -231,6 +240,11 @@ pub struct ChatRequest {
     /// Anthropic betas the backend honours in the body (Converse: Claude's
     /// `interleaved-thinking`), taken from the client's `anthropic-beta` header.
     pub anthropic_betas: Vec<String>,
+    /// Anthropic `thinking.display`: `Some(true)` for `omitted` (the client does not
+    /// want the thinking text), `Some(false)` for another value. Backends with a switch
+    /// for returning thoughts honour it; the others report it dropped
+    /// ([`ChatRequest::drop_thinking_display`]).
+    pub thinking_omitted: Option<bool>,
     /// The client sent an end-user id (Anthropic `metadata.user_id`).
     pub user_id: bool,
     /// Client fields the backend has no equivalent for and that cannot change the
@@ -294,10 +308,20 @@ impl ChatRequest {
         }
     }
 
+    /// Reports `thinking.display` dropped, for backends without a switch for it.
+    pub fn drop_thinking_display(&mut self) {
+        if self.thinking_omitted.is_some() {
+            self.dropped
+                .push(crate::anthropic::fields::DROP_THINKING_DISPLAY);
+        }
+    }
+
     /// Whether any system block, message block or tool carries a cache breakpoint.
     pub fn has_cache_hints(&self) -> bool {
         let cached = |b: &Block| match b {
-            Block::Text { cache, .. } | Block::Image { cache, .. } => *cache,
+            Block::Text { cache, .. }
+            | Block::Image { cache, .. }
+            | Block::Document { cache, .. } => *cache,
             Block::ToolResult { cache, .. } => *cache,
             _ => false,
         };

@@ -259,7 +259,7 @@ struct ThinkingConfig {
 /// Gemini's thinking control for a reasoning request. Gemini 2.x takes a token budget
 /// (`-1`: dynamic, the model decides — Anthropic's `adaptive`); later models take a
 /// `thinkingLevel`, which an effort maps onto directly.
-fn thinking_config(model: &str, r: &Reasoning) -> ThinkingConfig {
+fn thinking_config(model: &str, r: &Reasoning, omitted: bool) -> ThinkingConfig {
     let budget_model = model.starts_with("gemini-2") || model.starts_with("gemini-1");
     let (budget, level) = match r {
         Reasoning::Disabled => {
@@ -284,7 +284,8 @@ fn thinking_config(model: &str, r: &Reasoning) -> ThinkingConfig {
     ThinkingConfig {
         thinking_budget: budget,
         thinking_level: level,
-        include_thoughts: Some(true),
+        // Anthropic `thinking.display: omitted`: the client wants no thinking text.
+        include_thoughts: Some(!omitted),
     }
 }
 
@@ -302,6 +303,15 @@ fn parts<'a>(
                 ..Part::default()
             }),
             Block::Image {
+                media_type, data, ..
+            } => out.push(Part {
+                inline_data: Some(Blob {
+                    mime_type: media_type,
+                    data,
+                }),
+                ..Part::default()
+            }),
+            Block::Document {
                 media_type, data, ..
             } => out.push(Part {
                 inline_data: Some(Blob {
@@ -358,13 +368,23 @@ fn parts<'a>(
                         ))
                     })?;
                 let mut text: Cow<'a, str> = Cow::Borrowed("");
+                // Function responses are JSON: images a tool returned (a screenshot, a
+                // file it read) follow the response as parts of the same turn.
+                let mut images = Vec::new();
                 for (k, c) in content.iter().enumerate() {
-                    let Block::Text { text: t, .. } = c else {
-                        return Err(Error::untranslatable(
-                            format!("{}[{j}].content[{k}]", field()),
-                            BACKEND,
-                            "Gemini function responses carry JSON only, not images",
-                        ));
+                    let t = match c {
+                        Block::Text { text: t, .. } => t,
+                        Block::Image { .. } | Block::ImageUrl { .. } | Block::Document { .. } => {
+                            parts(std::slice::from_ref(c), names, field, &mut images)?;
+                            continue;
+                        }
+                        _ => {
+                            return Err(Error::untranslatable(
+                                format!("{}[{j}].content[{k}]", field()),
+                                BACKEND,
+                                "Gemini function responses carry JSON, text, images and documents only",
+                            ));
+                        }
                     };
                     if text.is_empty() {
                         text = Cow::Borrowed(t);
@@ -395,6 +415,7 @@ fn parts<'a>(
                     function_response: Some(FunctionResponse { id, name, response }),
                     ..Part::default()
                 });
+                out.extend(images);
             }
             Block::Thinking { text, signature } => out.push(Part {
                 text: Some(text),
@@ -556,7 +577,7 @@ pub fn generate_content_body(req: &ChatRequest) -> Result<Vec<u8>> {
     generation.thinking_config = req
         .reasoning
         .as_ref()
-        .map(|r| thinking_config(&req.model, r));
+        .map(|r| thinking_config(&req.model, r, req.thinking_omitted == Some(true)));
     if let Some(extra) = &req.vendor.generation_config {
         generation.vendor = vendor_object(extra, "generationConfig")?;
         let keys: Vec<Cow<'_, str>> = generation.vendor.0.iter().map(|(k, _)| k.clone()).collect();
