@@ -163,8 +163,9 @@ impl Context {
     }
 }
 
-/// Lists every object of the kinds the configuration reads, as documents. A kind
-/// whose CRD is not installed is skipped (its objects cannot exist).
+/// Lists every object of the kinds the configuration reads, as documents, keeping only
+/// the Secrets and ConfigMaps something references. A kind whose CRD is not installed
+/// is skipped (its objects cannot exist).
 pub async fn snapshot(client: &Client) -> Result<Vec<Value>, ReconcileError> {
     let mut docs = Vec::new();
     for ar in read_kinds() {
@@ -181,7 +182,7 @@ pub async fn snapshot(client: &Client) -> Result<Vec<Value>, ReconcileError> {
             docs.push(v);
         }
     }
-    Ok(docs)
+    Ok(bundle::referenced_only(docs))
 }
 
 fn now_rfc3339() -> String {
