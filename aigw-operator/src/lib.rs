@@ -11,6 +11,8 @@
 //!   validation rules.
 //! * [`render`]: the whole reconcile as pure functions — manifests in, every object the
 //!   controller writes out.
+//! * [`sidecar`]: the sidecar-injection decision for Envoy proxy pods (AdmissionReview in,
+//!   JSON Patch out).
 //! * [`validate`]: the API server's defaulting and validation (OpenAPI constraints and
 //!   CEL rules) for a structural schema, to hold generated objects against their CRDs.
 
@@ -18,6 +20,7 @@ pub mod controller;
 pub mod crd;
 mod error;
 pub mod render;
+pub mod sidecar;
 pub mod validate;
 
 pub use error::{Error, Result};

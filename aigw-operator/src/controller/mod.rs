@@ -141,6 +141,8 @@ pub struct Context {
     pub options: Options,
     /// Reconcile metrics.
     pub metrics: metrics::Metrics,
+    /// How often [`sweep`] runs.
+    pub sweep_interval: Duration,
     /// Consecutive failures per Gateway, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
     recorder: Recorder,
@@ -158,13 +160,15 @@ impl Context {
             client,
             options,
             metrics,
+            sweep_interval: Duration::from_secs(30),
             failures: Mutex::default(),
         }
     }
 }
 
-/// Lists every object of the kinds the configuration reads, as documents. A kind
-/// whose CRD is not installed is skipped (its objects cannot exist).
+/// Lists every object of the kinds the configuration reads, as documents, keeping only
+/// the Secrets and ConfigMaps something references. A kind whose CRD is not installed
+/// is skipped (its objects cannot exist).
 pub async fn snapshot(client: &Client) -> Result<Vec<Value>, ReconcileError> {
     let mut docs = Vec::new();
     for ar in read_kinds() {
@@ -181,7 +185,7 @@ pub async fn snapshot(client: &Client) -> Result<Vec<Value>, ReconcileError> {
             docs.push(v);
         }
     }
-    Ok(docs)
+    Ok(bundle::referenced_only(docs))
 }
 
 fn now_rfc3339() -> String {
@@ -306,6 +310,67 @@ async fn delete_stale_parts(
         if !keep.iter().any(|(kns, kname)| *kns == ns && *kname == name) {
             match secrets.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes what no Gateway reconcile can: configuration Secrets of Gateways that no
+/// longer exist or no longer have routes, and generated HTTPRoutes and filters whose
+/// route is gone when no Gateway is left to reconcile. Runs every `interval`.
+pub async fn sweep(ctx: &Context) -> Result<(), ReconcileError> {
+    let docs = snapshot(&ctx.client).await?;
+    let (manifests, _) = accept::load_accepting(docs);
+    let rendered = match &manifests {
+        Some(m) => render::render(m, &ctx.options)?.objects,
+        None => Vec::new(),
+    };
+    delete_orphans(ctx, &rendered).await?;
+    let ns = ctx.options.config_namespace.clone();
+    let secrets: Api<DynamicObject> = match &ns {
+        Some(ns) => Api::namespaced_with(
+            ctx.client.clone(),
+            ns,
+            &resource("", "v1", "Secret", "secrets"),
+        ),
+        None => Api::all_with(ctx.client.clone(), &resource("", "v1", "Secret", "secrets")),
+    };
+    let selector = format!(
+        "{}={}",
+        render::http_route::MANAGED_BY.0,
+        render::http_route::MANAGED_BY.1
+    );
+    for s in secrets
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+    {
+        let managed = s
+            .labels()
+            .get(render::http_route::MANAGED_BY.0)
+            .map(String::as_str)
+            == Some(render::http_route::MANAGED_BY.1);
+        if !managed || !s.labels().contains_key(bundle::GATEWAY_LABEL) {
+            continue;
+        }
+        let key = (
+            "Secret".to_string(),
+            s.namespace().unwrap_or_default(),
+            s.name_any(),
+        );
+        if !rendered.iter().any(|r| doc_key(r) == key) {
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                ctx.client.clone(),
+                &key.1,
+                &resource("", "v1", "Secret", "secrets"),
+            );
+            match api.delete(&key.2, &DeleteParams::default()).await {
+                Ok(_) => {
+                    tracing::info!(namespace = %key.1, name = %key.2, "deleted a configuration no Gateway uses")
+                }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
@@ -481,6 +546,19 @@ pub async fn run(
                 .boxed(),
         );
     }
+    let sweeper = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ctx.sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = sweep(&ctx).await {
+                    tracing::warn!(error = %e, "sweep failed");
+                }
+            }
+        })
+    };
     Controller::new_with(gateways, watcher::Config::default(), gw_ar)
         .reconcile_all_on(triggers)
         .graceful_shutdown_on(shutdown)
@@ -491,6 +569,7 @@ pub async fn run(
             }
         })
         .await;
+    sweeper.abort();
 }
 
 #[cfg(test)]

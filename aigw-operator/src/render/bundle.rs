@@ -52,7 +52,7 @@ fn targets(doc: &Value, kind: &str, name: &str) -> bool {
 
 /// Names of Secrets a document references: every `name` under a key that holds a
 /// Secret reference in the upstream and Envoy Gateway APIs.
-fn secret_refs(v: &Value, doc_ns: &str, out: &mut BTreeSet<Key>) {
+pub(crate) fn secret_refs(v: &Value, doc_ns: &str, out: &mut BTreeSet<Key>) {
     const KEYS: &[&str] = &[
         "secretRef",
         "clientSecret",
@@ -84,7 +84,7 @@ fn secret_refs(v: &Value, doc_ns: &str, out: &mut BTreeSet<Key>) {
 }
 
 /// ConfigMaps (CA bundles) a BackendTLSPolicy references.
-fn config_map_refs(doc: &Value, doc_ns: &str, out: &mut BTreeSet<Key>) {
+pub(crate) fn config_map_refs(doc: &Value, doc_ns: &str, out: &mut BTreeSet<Key>) {
     if let Some(refs) = doc["spec"]["validation"]["caCertificateRefs"].as_array() {
         for r in refs {
             if let Some(name) = r["name"].as_str() {
@@ -93,6 +93,26 @@ fn config_map_refs(doc: &Value, doc_ns: &str, out: &mut BTreeSet<Key>) {
             }
         }
     }
+}
+
+/// Drops the Secrets and ConfigMaps no other document references: a cluster holds many
+/// (tokens, certificates, Helm releases) that no configuration reads, and none of them
+/// should be loaded, let alone copied anywhere.
+pub fn referenced_only(docs: Vec<Value>) -> Vec<Value> {
+    let mut refs = BTreeSet::new();
+    for doc in &docs {
+        let (kind, ns, _) = doc_key(doc);
+        if kind != "Secret" && kind != "ConfigMap" {
+            secret_refs(&doc["spec"], &ns, &mut refs);
+            config_map_refs(doc, &ns, &mut refs);
+        }
+    }
+    docs.into_iter()
+        .filter(|d| {
+            let k = doc_key(d);
+            !(k.0 == "Secret" || k.0 == "ConfigMap") || refs.contains(&k)
+        })
+        .collect()
 }
 
 /// The documents the ExtProc of Gateway `gw_ns/gw_name` needs, in load order.
@@ -300,6 +320,32 @@ mod tests {
         assert_eq!(parts.concat(), docs.concat());
         assert!(parts.iter().all(|p| p.len() <= 20));
         assert!(split(&["x".repeat(30)], 20).is_err());
+    }
+
+    #[test]
+    fn only_referenced_secrets_and_config_maps_are_kept() {
+        let docs = vec![
+            json!({"kind": "BackendSecurityPolicy", "metadata": {"name": "p", "namespace": "a"},
+                   "spec": {"type": "APIKey", "apiKey": {"secretRef": {"name": "key"}}}}),
+            json!({"kind": "BackendTLSPolicy", "metadata": {"name": "t", "namespace": "a"},
+                   "spec": {"validation": {"caCertificateRefs": [{"name": "ca", "kind": "ConfigMap"}]}}}),
+            json!({"kind": "Secret", "metadata": {"name": "key", "namespace": "a"}}),
+            json!({"kind": "Secret", "metadata": {"name": "key", "namespace": "b"}}),
+            json!({"kind": "Secret", "metadata": {"name": "helm-release", "namespace": "a"}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "ca", "namespace": "a"}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": "a"}}),
+        ];
+        let kept: Vec<(String, String, String)> =
+            referenced_only(docs).iter().map(doc_key).collect();
+        assert_eq!(
+            kept,
+            vec![
+                key("BackendSecurityPolicy", "a", "p"),
+                key("BackendTLSPolicy", "a", "t"),
+                key("Secret", "a", "key"),
+                key("ConfigMap", "a", "ca"),
+            ]
+        );
     }
 
     #[test]

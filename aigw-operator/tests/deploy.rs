@@ -1,0 +1,92 @@
+//! `deploy/operator.yaml` grants exactly what the controller uses: every kind it reads
+//! can be listed and watched, every kind it writes can be applied and deleted, and no
+//! rule grants more than the verbs the controller needs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aigw_operator::controller;
+use serde_json::Value;
+use std::path::Path;
+
+fn manifests() -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/operator.yaml");
+    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Verbs granted on `group/resource` by the rules of objects of `kind`.
+fn verbs(docs: &[Value], kind: &str, group: &str, resource: &str) -> Vec<String> {
+    docs.iter()
+        .filter(|d| d["kind"] == kind)
+        .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|r| {
+            r["apiGroups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g == group)
+                && r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == resource)
+        })
+        .flat_map(|r| {
+            r["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_read_kind_can_be_listed_and_watched() {
+    let docs = manifests();
+    for ar in controller::read_kinds() {
+        let v = verbs(&docs, "ClusterRole", &ar.group, &ar.plural);
+        for need in ["list", "watch"] {
+            assert!(
+                v.iter().any(|x| x == need),
+                "{} lacks {need}: {v:?}",
+                ar.plural
+            );
+        }
+    }
+}
+
+#[test]
+fn written_kinds_can_be_applied_and_deleted_and_statuses_patched() {
+    let docs = manifests();
+    for (group, plural) in [
+        ("gateway.networking.k8s.io", "httproutes"),
+        ("gateway.envoyproxy.io", "httproutefilters"),
+    ] {
+        let v = verbs(&docs, "ClusterRole", group, plural);
+        for need in ["create", "patch", "delete", "list"] {
+            assert!(v.iter().any(|x| x == need), "{plural} lacks {need}");
+        }
+    }
+    let secrets = verbs(&docs, "Role", "", "secrets");
+    assert_eq!(secrets, ["create", "patch", "delete"]);
+    let cluster_secrets = verbs(&docs, "ClusterRole", "", "secrets");
+    assert_eq!(
+        cluster_secrets,
+        ["get", "list", "watch"],
+        "no cluster-wide Secret writes"
+    );
+    for ar in controller::read_kinds()
+        .into_iter()
+        .filter(|a| a.group == aigw_operator::crd::GROUP)
+    {
+        let v = verbs(
+            &docs,
+            "ClusterRole",
+            &ar.group,
+            &format!("{}/status", ar.plural),
+        );
+        assert_eq!(v, ["patch"], "{}", ar.plural);
+    }
+    let leases = verbs(&docs, "Role", "coordination.k8s.io", "leases");
+    assert_eq!(leases, ["get", "create", "update"]);
+}
