@@ -32,6 +32,13 @@ if [ ! -f "$npm_dir/node_modules/oauth2-mock-server/package.json" ]; then
   npm install --silent --no-audit --no-fund --prefix "$npm_dir" oauth2-mock-server@8 >/dev/null
 fi
 
+# Codex CLI (speaks only the OpenAI Responses API) for the Responses end-to-end tests.
+codex_version=0.171.0
+if ! grep -qs "\"version\": \"$codex_version\"" "$npm_dir/node_modules/@openai/codex/package.json"; then
+  echo "==> installing @openai/codex@$codex_version into $npm_dir"
+  npm install --silent --no-audit --no-fund --prefix "$npm_dir" "@openai/codex@$codex_version" >/dev/null
+fi
+
 # Integration tests find their external peers through these; with AIGW_REQUIRE_EXTERNAL
 # set, a test whose peer is missing fails instead of skipping.
 export AIGW_PYTHON="$venv/bin/python"
