@@ -146,7 +146,14 @@ fn openai_sdk_on(model: &str, provider: &str) {
         &py,
         &url,
         model,
-        &["create", "stream", "tools", "input_tokens"],
+        &["create", "stream", "tools", "input_tokens", "chain"],
+    );
+    // A stored turn continued by `previous_response_id` (on translated backends through
+    // the gateway's conversation store): the follow-up is answered after the tool result.
+    assert_eq!(r["chain"]["previous"], r["chain"]["first_id"], "{r}");
+    assert!(
+        r["chain"]["answer"].as_str().unwrap().contains(model),
+        "{r}"
     );
     let expected = format!("Model {model} received 3 words.");
     assert!(

@@ -47,9 +47,10 @@ impl Translator for InputTokensOverCount {
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
         let mut parsed: ResponsesRequest = serde_json::from_slice(req.body)
             .map_err(|e| Error::bad_request(format!("invalid Responses request: {e}")))?;
-        // Counting reads nothing of the stored-response fields; they are judged by the
-        // request that generates.
-        parsed.store = None;
+        // Counting stores nothing; a continuation is counted over the whole
+        // conversation.
+        request::expand_previous(&mut parsed)?;
+        parsed.store = Some(false);
         parsed.stream = None;
         let (chat, _) = request::to_chat(&parsed, &self.backend)?;
         let (mut messages, _) = chat_to_messages(&chat, &self.backend)?;

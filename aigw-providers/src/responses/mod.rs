@@ -13,14 +13,16 @@
 //!   backend; the cost is one extra JSON pass per request and per chunk.
 //!
 //! Reasoning is carried across turns in the gateway's sealed `encrypted_content`
-//! ([`reasoning`]); responses are not stored for translated backends, so
-//! `previous_response_id` and `store: true` are refused with a 422 naming the field.
+//! ([`reasoning`]). Translated backends keep no conversation state, so responses with
+//! `store` not `false` are kept in the gateway's bounded, TTL'd in-process
+//! [`store`] and a `previous_response_id` continuation is expanded from it.
 
 pub mod input_tokens;
 pub mod passthrough;
 pub mod reasoning;
 pub mod request;
 pub mod response;
+pub mod store;
 pub mod translator;
 
 pub use input_tokens::InputTokensOverCount;
