@@ -42,6 +42,13 @@ if ! "$claude_dir/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$c
     "@anthropic-ai/claude-code@$claude_version" >/dev/null
 fi
 
+# Codex CLI (speaks only the OpenAI Responses API) for the Responses end-to-end tests.
+codex_version=0.171.0
+if ! grep -qs "\"version\": \"$codex_version\"" "$npm_dir/node_modules/@openai/codex/package.json"; then
+  echo "==> installing @openai/codex@$codex_version into $npm_dir"
+  npm install --silent --no-audit --no-fund --prefix "$npm_dir" "@openai/codex@$codex_version" >/dev/null
+fi
+
 # Integration tests find their external peers through these; with AIGW_REQUIRE_EXTERNAL
 # set, a test whose peer is missing fails instead of skipping.
 export AIGW_PYTHON="$venv/bin/python"

@@ -176,6 +176,26 @@ fn sdk(python: &Path, base: &str, checks: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The OpenAI SDK's Responses calls (create, typed event stream, a function-call round
+/// trip) for one model, with the harness shared with the standalone gateway's tests.
+fn responses(python: &Path, base: &str, model: &str) -> serde_json::Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigw-axum/tests/interop/responses_checks.py"
+    );
+    let out = Command::new(python)
+        .args([script, base, model, "create", "stream", "tools"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Responses checks failed for {model}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdks_through_envoy_and_extproc() {
     let (Some(py), Some(envoy)) = (python(), envoy_binary()) else {
@@ -296,5 +316,34 @@ async fn sdks_through_envoy_and_extproc() {
     assert_eq!(
         fallback["ai_gateway.backend"], "default/sim-openai",
         "{fallback}"
+    );
+
+    // The Responses API through Envoy: passed through to OpenAI, translated for
+    // Anthropic and Bedrock (SigV4-signed by the ext_proc server).
+    for model in [
+        "gpt-4o-mini",
+        "claude-sonnet-4",
+        "bedrock/anthropic.claude-3-haiku",
+    ] {
+        let (py2, base2) = (py.clone(), base.clone());
+        let r = tokio::task::spawn_blocking(move || responses(&py2, &base2, model))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", envoy.output()));
+        assert_eq!(r["create"]["status"], "completed", "{model}: {r}");
+        assert_eq!(
+            r["stream"]["text"], r["stream"]["final_text"],
+            "{model}: {r}"
+        );
+        assert_eq!(r["tools"]["tool"], "get_weather", "{model}: {r}");
+        assert_eq!(r["tools"]["stream_args_match"], true, "{model}: {r}");
+    }
+    let translated = envoy
+        .access_log_line(|v| {
+            v["gen_ai.request.model"] == "claude-sonnet-4" && v["response_code"] == 200
+        })
+        .await;
+    assert!(
+        translated["gen_ai.usage.output_tokens"].as_f64().unwrap() > 0.0,
+        "{translated}"
     );
 }

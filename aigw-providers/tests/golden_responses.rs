@@ -89,9 +89,9 @@ fn passthrough_to_openai_and_azure_is_byte_exact() {
 }
 
 /// The Responses request every response fixture is answered to: streamed, with
-/// reasoning summaries asked for.
-const STREAM_REQUEST: &[u8] = br#"{"model":"m","input":"Hi","stream":true,"reasoning":{"effort":"high","summary":"auto"},"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]}"#;
-const PLAIN_REQUEST: &[u8] = br#"{"model":"m","input":"Hi","reasoning":{"effort":"high","summary":"auto"},"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]}"#;
+/// reasoning summaries asked for, not stored (so repeated runs keep their ids).
+const STREAM_REQUEST: &[u8] = br#"{"model":"m","input":"Hi","stream":true,"store":false,"reasoning":{"effort":"high","summary":"auto"},"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]}"#;
+const PLAIN_REQUEST: &[u8] = br#"{"model":"m","input":"Hi","store":false,"reasoning":{"effort":"high","summary":"auto"},"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]}"#;
 
 fn read(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap()
@@ -312,6 +312,43 @@ fn whole_responses_per_backend() {
             )
         );
     }
+}
+
+#[test]
+fn previous_response_id_continues_a_stored_conversation() {
+    // Turn one (stored: `store` absent) ends with a tool call on Anthropic.
+    let first = br#"{"model":"m","input":"Weather in Paris?","tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]}"#;
+    let mut t = translator(ApiSchema::Anthropic);
+    let body = Bytes::from_static(first);
+    let info = aigw_core::api::sniff(Endpoint::Responses, &body).unwrap();
+    let ctx = RequestContext {
+        body: &body,
+        info: &info,
+        headers: &HeaderMap::new(),
+        force_include_usage: false,
+    };
+    t.request(&ctx).unwrap();
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    t.response_headers(StatusCode::OK, &h).unwrap();
+    let (out, _, _) = feed(&mut *t, &[&read("anthropic/responses/basic.json")]);
+    let r: Response = serde_json::from_slice(&out).unwrap();
+    assert_eq!(r.extra["store"], true);
+    // Turn two names it; the backend gets the whole conversation.
+    let second = format!(
+        r#"{{"model":"m","previous_response_id":"{}","input":"And tomorrow?","store":false}}"#,
+        r.id
+    );
+    let snap = request_snapshot(
+        &mut translator(ApiSchema::AWSBedrock),
+        Endpoint::Responses,
+        second.as_bytes(),
+        &HeaderMap::new(),
+    );
+    assert!(snap.contains("Weather in Paris?"), "{snap}");
+    assert!(snap.contains("And tomorrow?"), "{snap}");
+    let n_messages = snap.matches("\"role\"").count();
+    assert_eq!(n_messages, 3, "user, assistant, user: {snap}");
 }
 
 #[test]

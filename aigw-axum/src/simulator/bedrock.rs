@@ -335,3 +335,35 @@ pub(crate) async fn invoke_stream(
     );
     resp
 }
+
+/// `POST /model/{modelId}/count-tokens`: `{"input":{"converse":{…}}}` or
+/// `{"input":{"invokeModel":{"body":"<JSON text>"}}}`; the count is the words of the
+/// messages and system prompt, as for every other simulated count.
+pub(crate) async fn count_tokens(
+    State(shared): Sim,
+    Path(_model): Path<String>,
+    req: SimRequest,
+) -> Response {
+    if let Err(resp) = begin(&shared, Provider::Bedrock, &req).await {
+        return resp;
+    }
+    let body = match req.json(Provider::Bedrock) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let input = &body["input"];
+    let doc = if let Some(c) = input.get("converse") {
+        c.clone()
+    } else if let Some(b) = input["invokeModel"]["body"].as_str() {
+        serde_json::from_str(b).unwrap_or(Value::Null)
+    } else {
+        return errors::bedrock_error(
+            http::StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "input must contain converse or invokeModel",
+        );
+    };
+    let count =
+        super::reply::content_words(&doc["messages"]) + super::reply::content_words(&doc["system"]);
+    errors::json_response(http::StatusCode::OK, &json!({"inputTokens": count}))
+}

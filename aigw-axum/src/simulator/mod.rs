@@ -11,7 +11,7 @@
 //! | OpenAI | `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses` (JSON and typed event stream), `/v1/responses/input_tokens`; `GET /v1/models`; any `{prefix}/chat/completions`, `{prefix}/completions`, `{prefix}/embeddings` (OpenAI-compatible servers) |
 //! | Azure OpenAI | `POST /openai/deployments/{deployment}/chat/completions?api-version=…`, `…/completions`, `…/embeddings`; `POST /openai/v1/responses`, `/openai/v1/responses/input_tokens` |
 //! | Anthropic | `POST /v1/messages`, `/v1/messages/count_tokens` |
-//! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`, `/invoke-with-response-stream` |
+//! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`, `/invoke-with-response-stream`, `/count-tokens` |
 //! | Vertex AI | `POST /v1/projects/{p}/locations/{r}/publishers/google/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` or a JSON array), `:predict`, `:embedContent`, `:countTokens`; `…/publishers/anthropic/models/{model}:rawPredict`, `:streamRawPredict` |
 //! | simulator | `GET /__sim/stats` (requests per path, JSON), `DELETE /__sim/stats` (reset) |
 //!
@@ -159,6 +159,7 @@ impl Simulator {
             .route("/model/{model}/converse", post(bedrock::converse))
             .route("/model/{model}/converse-stream", post(bedrock::converse_stream))
             .route("/model/{model}/invoke", post(bedrock::invoke))
+            .route("/model/{model}/count-tokens", post(bedrock::count_tokens))
             .route(
                 "/model/{model}/invoke-with-response-stream",
                 post(bedrock::invoke_stream),

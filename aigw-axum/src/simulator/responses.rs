@@ -118,7 +118,7 @@ fn response(body: &Value, model: &str, reply: &Reply, done: bool) -> Value {
         "model": model,
         "output": if done { json!([item(reply, true, full)]) } else { json!([]) },
         "parallel_tool_calls": body.get("parallel_tool_calls").cloned().unwrap_or(Value::Bool(true)),
-        "previous_response_id": null,
+        "previous_response_id": body.get("previous_response_id").cloned().unwrap_or(Value::Null),
         "reasoning": {"effort": null, "summary": null},
         "store": body.get("store").cloned().unwrap_or(Value::Bool(true)),
         "temperature": 1.0, "top_p": 1.0,

@@ -70,6 +70,18 @@ def tools(base, model):
             "stream_args_match": deltas == done and bool(done)}
 
 
+def chain(base, model):
+    """A stored turn (store left to its default) continued by previous_response_id."""
+    c = client(base)
+    first = c.responses.create(model=model, input="call a tool for Paris", tools=TOOLS)
+    call = next(o for o in first.output if o.type == "function_call")
+    second = c.responses.create(
+        model=model, tools=TOOLS, previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
+    return {"first_store": first.store, "previous": second.previous_response_id,
+            "first_id": first.id, "answer": second.output_text}
+
+
 def input_tokens(base, model):
     r = client(base).responses.input_tokens.count(model=model, input="count these four words")
     return {"input_tokens": r.input_tokens}
@@ -103,7 +115,7 @@ def agent(base, model):
             "second": second.final_output, "items": len(second.to_input_list())}
 
 
-CHECKS = {"create": create, "stream": stream, "tools": tools, "input_tokens": input_tokens,
+CHECKS = {"chain": chain, "create": create, "stream": stream, "tools": tools, "input_tokens": input_tokens,
           "agent": agent}
 
 if __name__ == "__main__":

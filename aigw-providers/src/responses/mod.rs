@@ -13,22 +13,26 @@
 //!   backend; the cost is one extra JSON pass per request and per chunk.
 //!
 //! Reasoning is carried across turns in the gateway's sealed `encrypted_content`
-//! ([`reasoning`]); responses are not stored for translated backends, so
-//! `previous_response_id` and `store: true` are refused with a 422 naming the field.
+//! ([`reasoning`]). Translated backends keep no conversation state, so responses with
+//! `store` not `false` are kept in the gateway's bounded, TTL'd in-process
+//! [`store`] and a `previous_response_id` continuation is expanded from it.
 
+pub mod input_tokens;
 pub mod passthrough;
 pub mod reasoning;
 pub mod request;
 pub mod response;
+pub mod store;
 pub mod translator;
 
+pub use input_tokens::InputTokensOverCount;
 pub use passthrough::ResponsesPassthrough;
 pub use translator::ResponsesOverChat;
 
 use crate::openai::Flavor;
 use aigw_core::api::Endpoint;
 use aigw_core::translate::TranslatorSpec;
-use aigw_core::{ApiSchema, Error, Result, Translator, TranslatorFactory};
+use aigw_core::{ApiSchema, Result, Translator, TranslatorFactory};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static DROPPED_TOOLS: AtomicU64 = AtomicU64::new(0);
@@ -78,11 +82,13 @@ pub fn translator(
             input_tokens,
             spec.model_override,
         ))),
-        name if input_tokens => Err(Error::untranslatable(
-            "endpoint responses_input_tokens",
-            name.as_str(),
-            "input token counting is passed through to OpenAI and Azure OpenAI only",
-        )),
+        name if input_tokens => {
+            let count = factory.translator(&TranslatorSpec {
+                endpoint: Endpoint::CountTokens,
+                ..*spec
+            })?;
+            Ok(Box::new(InputTokensOverCount::new(count, name.as_str())))
+        }
         name => {
             let chat = factory.translator(&TranslatorSpec {
                 endpoint: Endpoint::ChatCompletions,

@@ -60,6 +60,43 @@ pub struct RequestFacts {
     pub namespaced: HashMap<String, (String, String)>,
     /// The request parameters echoed on the response object.
     pub echo: serde_json::Map<String, Value>,
+    /// The response is stored for `previous_response_id` (`store` not `false`).
+    pub store: bool,
+}
+
+/// The request's input as a list of items (a string input is one user message).
+pub fn input_items(req: &ResponsesRequest) -> Vec<Item> {
+    match &req.input {
+        None => Vec::new(),
+        Some(Input::Items(items)) => items.clone(),
+        Some(Input::Text(t)) => vec![Item::Message(aigw_core::api::responses::MessageItem {
+            kind: Some("message".into()),
+            id: None,
+            role: "user".into(),
+            content: MessageContent::Text(t.clone()),
+            status: None,
+            extra: Extra::new(),
+        })],
+    }
+}
+
+/// Replaces a `previous_response_id` continuation by the whole conversation from the
+/// gateway's conversation store (the id stays, for the response to echo it).
+pub fn expand_previous(req: &mut ResponsesRequest) -> Result<()> {
+    let Some(prev) = req.previous_response_id.clone() else {
+        return Ok(());
+    };
+    let now = std::time::Instant::now();
+    let Some(mut items) = super::store::with(|s| s.get(&prev, now)) else {
+        return Err(Error::bad_request(format!(
+            "previous_response_id: no stored response `{prev}` (translated backends' \
+             responses are kept by the gateway process that answered them, for a limited \
+             time; send the whole conversation with `store: false` instead)"
+        )));
+    };
+    items.extend(input_items(req));
+    req.input = Some(Input::Items(items));
+    Ok(())
 }
 
 fn reject(field: impl Into<String>, backend: &str, why: &str) -> Error {
@@ -149,25 +186,11 @@ pub fn to_chat(
         };
     }
     facts.echo = echo(req);
+    facts.store = req.store != Some(false);
     Ok((chat, facts))
 }
 
 fn check_top_level(req: &ResponsesRequest, backend: &str) -> Result<()> {
-    if req.previous_response_id.is_some() {
-        return Err(reject(
-            "previous_response_id",
-            backend,
-            "responses are not stored for translated backends; send the whole conversation \
-             as `input` (with `store: false`)",
-        ));
-    }
-    if req.store == Some(true) {
-        return Err(reject(
-            "store",
-            backend,
-            "responses are not stored for translated backends; send `store: false`",
-        ));
-    }
     for (i, v) in req.include.iter().flatten().enumerate() {
         if v != "reasoning.encrypted_content" {
             return Err(reject(
@@ -216,7 +239,10 @@ fn echo(req: &ResponsesRequest) -> serde_json::Map<String, Value> {
         "parallel_tool_calls".into(),
         req.parallel_tool_calls.unwrap_or(true).into(),
     );
-    m.insert("previous_response_id".into(), Value::Null);
+    m.insert(
+        "previous_response_id".into(),
+        opt(req.previous_response_id.clone().map(Value::from)),
+    );
     m.insert(
         "reasoning".into(),
         req.reasoning
@@ -224,7 +250,7 @@ fn echo(req: &ResponsesRequest) -> serde_json::Map<String, Value> {
             .and_then(|r| serde_json::to_value(r).ok())
             .unwrap_or_else(|| serde_json::json!({"effort": null, "summary": null})),
     );
-    m.insert("store".into(), false.into());
+    m.insert("store".into(), (req.store != Some(false)).into());
     m.insert(
         "temperature".into(),
         opt(req.temperature.clone().map(Value::Number)),

@@ -304,6 +304,16 @@ impl StreamEmitter {
         self.finished
     }
 
+    /// The response id (once the stream started).
+    pub fn response_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The output items completed so far.
+    pub fn output_items(&self) -> Vec<Item> {
+        self.output.iter().flatten().cloned().collect()
+    }
+
     fn emit(&mut self, out: &mut Vec<u8>, kind: EventKind) {
         let ev = StreamEvent {
             sequence_number: self.seq,
@@ -334,6 +344,10 @@ impl StreamEmitter {
             self.created = created;
         }
         self.id = response_id(chat_id);
+        if self.facts.store {
+            let id = std::mem::take(&mut self.id);
+            self.id = super::store::with(|s| s.unique_id(id));
+        }
         model.clone_into(&mut self.model);
         let r = self.snapshot("in_progress");
         self.emit(

@@ -6,7 +6,7 @@ use super::response::{self, StreamEmitter};
 use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::RequestInfo;
 use aigw_core::api::openai::{ChatCompletion, ChatCompletionChunk};
-use aigw_core::api::responses::ResponsesRequest;
+use aigw_core::api::responses::{Item, ResponsesRequest};
 use aigw_core::{
     Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result, Translator,
     UpstreamRequest,
@@ -26,6 +26,9 @@ pub struct ResponsesOverChat {
     events: Vec<SseEvent>,
     buffered: Vec<u8>,
     failure: Option<String>,
+    /// The conversation so far, kept when the response is to be stored.
+    history: Option<Vec<Item>>,
+    failed: bool,
 }
 
 impl std::fmt::Debug for ResponsesOverChat {
@@ -50,6 +53,17 @@ impl ResponsesOverChat {
             events: Vec::new(),
             buffered: Vec::new(),
             failure: None,
+            history: None,
+            failed: false,
+        }
+    }
+
+    /// Stores the finished conversation under the response id, if asked to.
+    fn save(&mut self, id: &str, output: Vec<Item>) {
+        if let Some(mut items) = self.history.take() {
+            items.extend(output);
+            let now = std::time::Instant::now();
+            super::store::with(|s| s.put(id.to_owned(), items, now));
         }
     }
 
@@ -78,6 +92,7 @@ impl ResponsesOverChat {
                         })
                     });
                     self.failure.get_or_insert_with(|| err.to_string());
+                    self.failed = true;
                     emitter.fail(out, &err);
                 }
             }
@@ -86,15 +101,24 @@ impl ResponsesOverChat {
             emitter.finish(out);
         }
         self.events = events;
+        if eos && !self.failed {
+            let (id, output) = (emitter.response_id().to_owned(), emitter.output_items());
+            self.save(&id, output);
+        }
     }
 
-    fn whole(&self, body: &[u8]) -> Result<Vec<u8>> {
+    fn whole(&mut self, body: &[u8]) -> Result<Vec<u8>> {
         let chat: ChatCompletion = serde_json::from_slice(body).map_err(|e| {
             Error::internal(format!(
                 "the backend's translated response is unreadable: {e}"
             ))
         })?;
-        let r = response::from_chat(&chat, &self.facts);
+        let mut r = response::from_chat(&chat, &self.facts);
+        if self.history.is_some() {
+            let id = std::mem::take(&mut r.id);
+            r.id = super::store::with(|s| s.unique_id(id));
+            self.save(&r.id.clone(), r.output.clone());
+        }
         serde_json::to_vec(&r)
             .map_err(|e| Error::internal(format!("cannot serialise the response: {e}")))
     }
@@ -102,9 +126,11 @@ impl ResponsesOverChat {
 
 impl Translator for ResponsesOverChat {
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
-        let parsed: ResponsesRequest = serde_json::from_slice(req.body)
+        let mut parsed: ResponsesRequest = serde_json::from_slice(req.body)
             .map_err(|e| Error::bad_request(format!("invalid Responses request: {e}")))?;
+        request::expand_previous(&mut parsed)?;
         let (chat, facts) = request::to_chat(&parsed, &self.backend)?;
+        self.history = facts.store.then(|| request::input_items(&parsed));
         self.facts = facts;
         self.stream = req.info.stream;
         let body = Bytes::from(

@@ -1,0 +1,316 @@
+//! The OpenAI Responses API end to end with clients we did not write, through the
+//! `aigw` binary in simulator mode (the simulator verifies each provider's wire: SigV4
+//! for Bedrock, the Vertex path and token, Anthropic's headers):
+//!
+//! * the `openai` Python SDK — `responses.create`, `responses.stream` (typed events,
+//!   sequence numbers), a function-call round trip and `responses.input_tokens` — on
+//!   OpenAI (passthrough), Anthropic, Bedrock Converse and Gemini on Vertex AI;
+//! * the OpenAI Agents SDK running a two-turn tool-using agent on Anthropic and Bedrock;
+//! * Codex CLI (`codex exec` with a custom model provider on the Responses wire) running
+//!   a tool on Anthropic and Bedrock.
+//!
+//! Needs the test venv (`AIGW_PYTHON`) and Codex under `AIGW_NPM_DIR`, both installed by
+//! `scripts/test.sh`; skipped with a note when missing, unless `AIGW_REQUIRE_EXTERNAL=1`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_docs
+)]
+
+use serde_json::Value;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn external(var: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
+            panic!("{var} is not set but AIGW_REQUIRE_EXTERNAL=1")
+        }
+        None => {
+            eprintln!("skipping: {var} is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `aigw run` with no configuration and no provider keys: simulator mode. Returns the
+/// process, the base URL and the admin address.
+fn gateway() -> (Proc, String, SocketAddr) {
+    let (listen, admin) = (free_addr(), free_addr());
+    let p = Proc(
+        Command::new(env!("CARGO_BIN_EXE_aigw"))
+            .args([
+                "run",
+                "--listen",
+                &listen.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("AZURE_OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    (p, format!("http://{listen}"), admin)
+}
+
+fn checks(python: &PathBuf, base: &str, model: &str, names: &[&str]) -> Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/responses_checks.py"
+    );
+    let out = Command::new(python)
+        .arg(script)
+        .arg(base)
+        .arg(model)
+        .args(names)
+        .env_remove("OPENAI_API_KEY")
+        .env("OPENAI_AGENTS_DISABLE_TRACING", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Responses checks failed for {model}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+const STREAM_EVENTS: [&str; 8] = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.output_item.done",
+    "response.completed",
+];
+
+fn openai_sdk_on(model: &str, provider: &str) {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let (_gw, url, admin) = gateway();
+    let r = checks(
+        &py,
+        &url,
+        model,
+        &["create", "stream", "tools", "input_tokens", "chain"],
+    );
+    // A stored turn continued by `previous_response_id` (on translated backends through
+    // the gateway's conversation store): the follow-up is answered after the tool result.
+    assert_eq!(r["chain"]["previous"], r["chain"]["first_id"], "{r}");
+    assert!(
+        r["chain"]["answer"].as_str().unwrap().contains(model),
+        "{r}"
+    );
+    let expected = format!("Model {model} received 3 words.");
+    assert!(
+        r["create"]["text"].as_str().unwrap().ends_with(&expected),
+        "{r}"
+    );
+    assert_eq!(r["create"]["status"], "completed");
+    assert!(r["create"]["id"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(r["create"]["usage"][0], 5, "{r}");
+    assert_eq!(r["create"]["usage"][1], 10, "{r}");
+    let events: Vec<&str> = r["stream"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for e in STREAM_EVENTS {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    assert_eq!(events.first(), Some(&"response.created"));
+    assert_eq!(events.last(), Some(&"response.completed"));
+    assert_eq!(r["stream"]["text"], r["stream"]["final_text"]);
+    assert_eq!(r["stream"]["usage"][1], 10, "{r}");
+    assert_eq!(r["tools"]["tool"], "get_weather");
+    assert_eq!(r["tools"]["args"]["city"], "simulated");
+    assert!(r["tools"]["answer"].as_str().unwrap().contains(model));
+    assert_eq!(r["tools"]["stream_args_match"], true);
+    assert_eq!(r["input_tokens"]["input_tokens"], 4, "{r}");
+    // Metered like chat: per-operation token usage on the admin listener.
+    let metrics = http_get(admin, "/metrics");
+    for needle in [
+        "gen_ai_operation_name=\"responses\"".to_owned(),
+        "gen_ai_operation_name=\"responses_input_tokens\"".to_owned(),
+        format!("gen_ai_provider_name=\"{provider}\""),
+        "gen_ai_token_type=\"output\"".to_owned(),
+    ] {
+        assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
+    }
+}
+
+#[test]
+fn openai_sdk_responses_passthrough_to_openai() {
+    openai_sdk_on("gpt-4o-mini", "openai");
+}
+
+#[test]
+fn openai_sdk_responses_translated_to_anthropic() {
+    openai_sdk_on("claude-sonnet-4", "anthropic");
+}
+
+#[test]
+fn openai_sdk_responses_translated_to_bedrock_signed_with_sigv4() {
+    openai_sdk_on("bedrock/anthropic.claude-sonnet-4", "aws.bedrock");
+}
+
+#[test]
+fn openai_sdk_responses_translated_to_gemini_on_vertex() {
+    openai_sdk_on("gemini-2.5-flash", "gcp.vertex_ai");
+}
+
+#[test]
+fn agents_sdk_two_turn_tool_agent_on_anthropic_and_bedrock() {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let (_gw, url, _) = gateway();
+    for model in ["claude-sonnet-4", "bedrock/anthropic.claude-sonnet-4"] {
+        let r = checks(&py, &url, model, &["agent"]);
+        // One tool call per turn, each answered by the model in text afterwards.
+        assert_eq!(r["agent"]["tool_calls"], 2, "{model}: {r}");
+        assert!(
+            r["agent"]["second"].as_str().unwrap().contains(model),
+            "{r}"
+        );
+        // Turn two replays turn one (user, call, output, answer) plus its own four.
+        assert_eq!(r["agent"]["items"], 8, "{model}: {r}");
+    }
+}
+
+/// Runs `codex exec` against the gateway with `model`, HOME and CODEX_HOME in a
+/// temporary directory, and returns its combined output.
+fn codex_exec(codex: &PathBuf, base: &str, model: &str) -> String {
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let codex_home = home.path().join("codex");
+    let work = home.path().join("work");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"{model}\"\nmodel_provider = \"aigw\"\n\
+             check_for_update_on_startup = false\n\n\
+             [model_providers.aigw]\nname = \"aigw\"\nbase_url = \"{base}/v1\"\n\
+             wire_api = \"responses\"\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(codex)
+        .args([
+            "exec",
+            "--skip-git-repo-check",
+            "please call a tool to list the files here",
+        ])
+        .current_dir(&work)
+        .env("HOME", home.path())
+        .env("CODEX_HOME", &codex_home)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "codex exec failed:\n{text}");
+    text
+}
+
+#[test]
+fn codex_exec_runs_a_tool_on_anthropic_and_bedrock() {
+    let Some(npm) = external("AIGW_NPM_DIR") else {
+        return;
+    };
+    let codex = npm.join("node_modules/.bin/codex");
+    if !codex.exists() {
+        assert!(
+            std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "{} is missing (scripts/test.sh installs it)",
+            codex.display()
+        );
+        eprintln!("skipping: {} is missing", codex.display());
+        return;
+    }
+    let (_gw, url, admin) = gateway();
+    for model in ["claude-sonnet-4", "bedrock/anthropic.claude-sonnet-4"] {
+        let text = codex_exec(&codex, &url, model);
+        // Codex ran the simulated model's shell call, sent its output back and printed
+        // the model's final answer.
+        assert!(text.contains("exec"), "{model}: {text}");
+        assert!(text.contains("simulated"), "{model}: {text}");
+        let answer = format!("Hello from the aigw simulator. Model {model}");
+        assert!(text.contains(&answer), "{model}: {text}");
+    }
+    // Two Responses requests per run (the tool call, then the answer), none refused.
+    let metrics = http_get(admin, "/metrics");
+    let requests: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("gen_ai_server_request_duration_seconds_count{")
+                && l.contains("gen_ai_operation_name=\"responses\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(requests >= 4.0, "{metrics}");
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("aigw_requests_total{") && l.contains("status=\"422\"")),
+        "{metrics}"
+    );
+}

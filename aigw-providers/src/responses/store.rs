@@ -1,0 +1,199 @@
+//! The in-process conversation store behind `previous_response_id` on translated
+//! backends.
+//!
+//! A stored response keeps its whole conversation — the input items it was generated
+//! from (earlier turns already expanded) followed by its output items — so a follow-up
+//! naming it as `previous_response_id` is expanded into a complete conversation for a
+//! backend that has no server-side state. The store is bounded (entries and bytes, the
+//! oldest evicted first) and entries expire after a TTL. It lives in the process: with
+//! several gateway replicas, a follow-up must reach the replica that answered (or the
+//! client sends `store: false` and the whole conversation, as Codex does).
+
+use aigw_core::api::responses::Item;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Store limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Most conversations kept.
+    pub max_entries: usize,
+    /// Most bytes (serialised items) kept over all conversations.
+    pub max_bytes: usize,
+    /// How long a conversation stays retrievable.
+    pub ttl: Duration,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 4096,
+            max_bytes: 64 << 20,
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    items: Vec<Item>,
+    bytes: usize,
+    expires: Instant,
+}
+
+/// A bounded, TTL'd map from response id to conversation.
+#[derive(Debug)]
+pub struct ConversationStore {
+    limits: StoreLimits,
+    entries: HashMap<String, Entry>,
+    order: VecDeque<String>,
+    bytes: usize,
+    suffix: u64,
+}
+
+impl ConversationStore {
+    /// An empty store.
+    pub fn new(limits: StoreLimits) -> Self {
+        Self {
+            limits,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            suffix: 0,
+        }
+    }
+
+    /// The conversation stored under `id`, if present and not expired.
+    pub fn get(&mut self, id: &str, now: Instant) -> Option<Vec<Item>> {
+        let expired = self.entries.get(id)?.expires <= now;
+        if expired {
+            self.remove(id);
+            return None;
+        }
+        self.entries.get(id).map(|e| e.items.clone())
+    }
+
+    /// `id`, or `id` with a suffix when it is already taken (some backends reuse ids).
+    pub fn unique_id(&mut self, id: String) -> String {
+        if !self.entries.contains_key(&id) {
+            return id;
+        }
+        self.suffix += 1;
+        format!("{id}_{}", self.suffix)
+    }
+
+    /// Stores a conversation; evicts expired and then the oldest entries to stay within
+    /// the limits. A conversation larger than the byte limit is not stored.
+    pub fn put(&mut self, id: String, items: Vec<Item>, now: Instant) {
+        let bytes = serde_json::to_vec(&items).map_or(usize::MAX, |v| v.len());
+        if bytes > self.limits.max_bytes || self.limits.max_entries == 0 {
+            tracing::warn!(
+                response = id.as_str(),
+                bytes,
+                "conversation too large to store"
+            );
+            return;
+        }
+        self.remove(&id);
+        while let Some(front) = self.order.front() {
+            let over = self.entries.len() >= self.limits.max_entries
+                || self.bytes + bytes > self.limits.max_bytes;
+            let expired = self.entries.get(front).is_none_or(|e| e.expires <= now);
+            if !over && !expired {
+                break;
+            }
+            let front = front.clone();
+            self.remove(&front);
+            self.order.pop_front();
+        }
+        self.bytes += bytes;
+        self.order.push_back(id.clone());
+        self.entries.insert(
+            id,
+            Entry {
+                items,
+                bytes,
+                expires: now + self.limits.ttl,
+            },
+        );
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(e) = self.entries.remove(id) {
+            self.bytes -= e.bytes;
+        }
+    }
+
+    /// Conversations held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+static STORE: OnceLock<Mutex<ConversationStore>> = OnceLock::new();
+
+/// Sets the process-wide store's limits; only the first call (before any request)
+/// takes effect. Returns whether it did.
+pub fn configure(limits: StoreLimits) -> bool {
+    STORE
+        .set(Mutex::new(ConversationStore::new(limits)))
+        .is_ok()
+}
+
+/// Runs `f` on the process-wide store.
+pub(crate) fn with<T>(f: impl FnOnce(&mut ConversationStore) -> T) -> T {
+    let store = STORE.get_or_init(|| Mutex::new(ConversationStore::new(StoreLimits::default())));
+    // A panic while holding the lock cannot leave the map inconsistent in a way that
+    // matters (at worst a byte count is off), so a poisoned lock is used as is.
+    let mut guard = store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(&mut guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigw_core::api::responses::{MessageContent, MessageItem};
+
+    fn item(text: &str) -> Item {
+        Item::Message(MessageItem {
+            kind: Some("message".into()),
+            id: None,
+            role: "user".into(),
+            content: MessageContent::Text(text.into()),
+            status: None,
+            extra: Default::default(),
+        })
+    }
+
+    #[test]
+    fn bounded_by_entries_bytes_and_ttl() {
+        let now = Instant::now();
+        let mut s = ConversationStore::new(StoreLimits {
+            max_entries: 2,
+            max_bytes: 200,
+            ttl: Duration::from_secs(10),
+        });
+        s.put("a".into(), vec![item("1")], now);
+        s.put("b".into(), vec![item("2")], now);
+        s.put("c".into(), vec![item("3")], now);
+        assert_eq!(s.len(), 2);
+        assert!(s.get("a", now).is_none(), "oldest evicted");
+        assert!(s.get("c", now).is_some());
+        assert!(
+            s.get("c", now + Duration::from_secs(11)).is_none(),
+            "expired"
+        );
+        s.put("big".into(), vec![item(&"x".repeat(500))], now);
+        assert!(s.get("big", now).is_none(), "over the byte limit");
+        assert_eq!(s.unique_id("b".into()), "b_1");
+        assert_eq!(s.unique_id("z".into()), "z");
+    }
+}
