@@ -2,13 +2,15 @@
 //! respond (buffered or streamed).
 
 use crate::client_auth::PendingAuth;
-use crate::gateway::{Inner, ModelEntry, Snapshot};
+use crate::gateway::{Inner, ModelEntry, Settings, Snapshot};
 use crate::identity::ClientId;
 use crate::stream::{Finisher, StreamBody, next_data};
 use crate::trace_context::RequestTrace;
 use aigw_core::api::Endpoint;
-use aigw_core::exchange::{Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, retry_after};
-use aigw_core::retry::{self, TransportFailure};
+use aigw_core::exchange::{
+    Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, Target, retry_after,
+};
+use aigw_core::retry::{self, RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -215,12 +217,57 @@ async fn run(
     trace: Option<&RequestTrace>,
     pending: Option<&PendingAuth>,
 ) -> Result<Response<Body>, Error> {
-    let settings = &inner.settings;
+    let endpoint = finisher.exchange_mut()?.endpoint();
+    let plan = plan_and_reserve(snapshot, finisher, pending).await?;
+    let cx = Attempts {
+        inner,
+        snapshot,
+        plan: &plan,
+        endpoint,
+        trace,
+    };
+    let mut r = Retries::new(&plan, &inner.settings);
+    for i in 0..r.max_attempts {
+        let target = &plan.targets[i % plan.targets.len()];
+        if i > 0 && !r.wait_for_retry().await {
+            break;
+        }
+        let next_same_backend = plan
+            .targets
+            .get((i + 1) % plan.targets.len())
+            .is_some_and(|t| t.backend == target.backend);
+        r.delay = if next_same_backend {
+            r.backoff(i)
+        } else {
+            Duration::ZERO
+        };
+        let Some(attempt) = cx.prepare(finisher, target, &mut r).await? else {
+            continue;
+        };
+        match cx
+            .send_and_read(finisher, attempt, target, i, next_same_backend, &mut r)
+            .await?
+        {
+            Next::Respond(response) => return Ok(response),
+            Next::Retry => {}
+            Next::GiveUp => break,
+        }
+    }
+    finisher.exchange_mut()?.record_mut().upstream_wait = Some(r.upstream_wait);
+    Ok(finish_failure(finisher, r.last, endpoint))
+}
+
+/// Routes the request, applies the route's client authentication and usage settings,
+/// and reserves tokens against the first target.
+async fn plan_and_reserve(
+    snapshot: &Snapshot,
+    finisher: &mut Finisher,
+    pending: Option<&PendingAuth>,
+) -> Result<Plan, Error> {
     let ex = finisher.exchange_mut()?;
-    let endpoint = ex.endpoint();
     let plan: Plan = snapshot
         .planner
-        .plan(endpoint, &ex.info().model, ex.headers())?;
+        .plan(ex.endpoint(), &ex.info().model, ex.headers())?;
     if plan.targets.is_empty() {
         return Err(Error::NoRoute {
             model: ex.info().model.clone(),
@@ -238,78 +285,145 @@ async fn run(
     }
     ex.reserve(snapshot.meter.clone(), &plan.targets[0], None)
         .await?;
+    Ok(plan)
+}
 
-    let started = Instant::now();
-    let deadline = started
-        + plan
-            .request_timeout
-            .unwrap_or(settings.default_request_timeout);
-    let idle = plan
-        .stream_idle_timeout
-        .or(settings.default_stream_idle_timeout);
-    let max_attempts = plan
-        .max_attempts
-        .unwrap_or(settings.retry.max_attempts)
-        .max(1) as usize;
-    let base_backoff = plan.backoff.unwrap_or(settings.retry.backoff);
-    let mut last = Failure::Transport(
-        Error::UpstreamUnavailable {
-            message: "no attempt was made".into(),
-        },
-        None,
-    );
-    let mut delay = Duration::ZERO;
-    let mut upstream_wait = Duration::ZERO;
-    let retry_on = plan
-        .retry_on
-        .as_deref()
-        .unwrap_or_else(|| retry::gateway_default());
+/// A request's retry state: its time budget, what the last attempt left, the wait
+/// before the next one and the time spent waiting on upstreams.
+struct Retries<'p> {
+    deadline: Instant,
+    request_timeout: Option<Duration>,
+    per_try_timeout: Option<Duration>,
+    idle: Option<Duration>,
+    max_attempts: usize,
+    base_backoff: Duration,
+    retry_on: &'p RetryOn,
+    last: Failure,
+    delay: Duration,
+    upstream_wait: Duration,
+}
 
-    for i in 0..max_attempts {
-        let target = &plan.targets[i % plan.targets.len()];
-        if i > 0 {
-            if let Failure::Transport(_, Some(kind)) = &last
-                && !retry_on.transport(*kind)
-            {
-                break;
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if delay >= remaining {
-                break;
-            }
-            if !delay.is_zero() {
-                // Backoff is time the upstream's failure cost, not gateway overhead.
-                tokio::time::sleep(delay).await;
-                upstream_wait += delay;
-            }
+impl<'p> Retries<'p> {
+    fn new(plan: &'p Plan, settings: &Settings) -> Self {
+        let started = Instant::now();
+        Self {
+            deadline: started
+                + plan
+                    .request_timeout
+                    .unwrap_or(settings.default_request_timeout),
+            request_timeout: plan.request_timeout,
+            per_try_timeout: plan.per_try_timeout,
+            idle: plan
+                .stream_idle_timeout
+                .or(settings.default_stream_idle_timeout),
+            max_attempts: plan
+                .max_attempts
+                .unwrap_or(settings.retry.max_attempts)
+                .max(1) as usize,
+            base_backoff: plan.backoff.unwrap_or(settings.retry.backoff),
+            retry_on: plan
+                .retry_on
+                .as_deref()
+                .unwrap_or_else(|| retry::gateway_default()),
+            last: Failure::Transport(
+                Error::UpstreamUnavailable {
+                    message: "no attempt was made".into(),
+                },
+                None,
+            ),
+            delay: Duration::ZERO,
+            upstream_wait: Duration::ZERO,
         }
-        let next_same_backend = plan
-            .targets
-            .get((i + 1) % plan.targets.len())
-            .is_some_and(|t| t.backend == target.backend);
-        let backoff = base_backoff
-            .saturating_mul(2u32.saturating_pow(i as u32))
-            .min(MAX_BACKOFF);
-        delay = if next_same_backend {
-            backoff
-        } else {
-            Duration::ZERO
-        };
+    }
 
+    /// Whether another attempt may start: the last failure's kind is one the route
+    /// retries and the backoff fits the deadline. Sleeps the backoff.
+    async fn wait_for_retry(&mut self) -> bool {
+        if let Failure::Transport(_, Some(kind)) = &self.last
+            && !self.retry_on.transport(*kind)
+        {
+            return false;
+        }
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if self.delay >= remaining {
+            return false;
+        }
+        if !self.delay.is_zero() {
+            // Backoff is time the upstream's failure cost, not gateway overhead.
+            tokio::time::sleep(self.delay).await;
+            self.upstream_wait += self.delay;
+        }
+        true
+    }
+
+    /// The exponential backoff after attempt `i` on the same backend.
+    fn backoff(&self, i: usize) -> Duration {
+        self.base_backoff
+            .saturating_mul(2u32.saturating_pow(i as u32))
+            .min(MAX_BACKOFF)
+    }
+
+    /// The bound on the next upstream wait: the per-try timeout within the deadline.
+    fn per_try(&self) -> Duration {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        self.per_try_timeout.map_or(remaining, |t| t.min(remaining))
+    }
+
+    fn fail(&mut self, e: Error, kind: Option<TransportFailure>) {
+        self.last = Failure::Transport(e, kind);
+    }
+}
+
+/// What follows an attempt.
+enum Next {
+    /// The client's response.
+    Respond(Response<Body>),
+    /// Another attempt, if the budget allows.
+    Retry,
+    /// No more attempts: answer with the last failure.
+    GiveUp,
+}
+
+/// How an upstream error response is read and judged.
+struct ErrorRead<'a> {
+    backend: &'a str,
+    per_try: Duration,
+    attempt_no: usize,
+    next_same_backend: bool,
+}
+
+/// What every attempt of one request shares.
+struct Attempts<'a> {
+    inner: &'a Arc<Inner>,
+    snapshot: &'a Snapshot,
+    plan: &'a Plan,
+    endpoint: Endpoint,
+    trace: Option<&'a RequestTrace>,
+}
+
+impl Attempts<'_> {
+    /// Translates the request for `target`, adds the trace headers and applies its
+    /// credentials. `None` (the failure recorded in `r`): try the next attempt.
+    async fn prepare(
+        &self,
+        finisher: &mut Finisher,
+        target: &Target,
+        r: &mut Retries<'_>,
+    ) -> Result<Option<Attempt>, Error> {
         let ex = finisher.exchange_mut()?;
-        let mut attempt = match ex.attempt(target, &*snapshot.factory) {
+        let mut attempt = match ex.attempt(target, &*self.snapshot.factory) {
             Ok(a) => a,
-            Err(e) if plan.targets.len() > 1 && e.status().is_client_error() => {
+            Err(e) if self.plan.targets.len() > 1 && e.status().is_client_error() => {
                 // The backend's schema cannot express the request; another may.
                 tracing::debug!(backend = %target.backend, error = %e, "skipping backend");
-                last = Failure::Transport(e, None);
-                delay = Duration::ZERO;
-                continue;
+                r.fail(e, None);
+                r.delay = Duration::ZERO;
+                return Ok(None);
             }
             Err(e) => return Err(e),
         };
         // Before credentials: a signature (SigV4) covers the trace headers too.
-        if let Some(t) = trace {
+        if let Some(t) = self.trace {
             t.apply_attempt(&mut attempt.request_mut().headers);
         }
         if let Some(provider) = &target.credential {
@@ -320,129 +434,209 @@ async fn run(
             if let Err(e) = applied {
                 tracing::warn!(backend = %target.backend, error = %e, "upstream credentials failed");
                 // Nothing was sent: a connect failure as far as retries go.
-                last = Failure::Transport(e, Some(TransportFailure::Connect));
-                continue;
+                r.fail(e, Some(TransportFailure::Connect));
+                return Ok(None);
             }
         }
+        Ok(Some(attempt))
+    }
 
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let per_try = plan.per_try_timeout.map_or(remaining, |t| t.min(remaining));
+    /// Sends the attempt and reads its response: an error response is normalised and
+    /// judged retryable or not; a success is streamed or read whole.
+    async fn send_and_read(
+        &self,
+        finisher: &mut Finisher,
+        mut attempt: Attempt,
+        target: &Target,
+        i: usize,
+        next_same_backend: bool,
+        r: &mut Retries<'_>,
+    ) -> Result<Next, Error> {
+        let backend = &target.backend;
+        let per_try = r.per_try();
         let sent = Instant::now();
-        let conn = snapshot.planner.connection(&target.backend);
-        let outcome = send(inner, attempt.request(), per_try, conn.as_deref()).await;
-        upstream_wait += sent.elapsed();
+        let conn = self.snapshot.planner.connection(backend);
+        let outcome = send(self.inner, attempt.request(), per_try, conn.as_deref()).await;
+        r.upstream_wait += sent.elapsed();
         let response = match outcome {
-            Ok(r) => r,
+            Ok(response) => response,
             Err((e, kind)) => {
-                tracing::debug!(backend = %target.backend, attempt = i + 1, error = %e, "attempt failed");
-                last = Failure::Transport(e, Some(kind));
-                continue;
+                tracing::debug!(backend = %backend, attempt = i + 1, error = %e, "attempt failed");
+                r.fail(e, Some(kind));
+                return Ok(Next::Retry);
             }
         };
         let (parts, incoming) = response.into_parts();
         match attempt.response_headers(parts.status, &parts.headers)? {
             ResponseStart::Error { .. } => {
-                let retryable = retry_on.status(parts.status);
-                let reading = Instant::now();
-                let body = read_error_body(incoming, settings.max_error_body_bytes, per_try).await;
-                upstream_wait += reading.elapsed();
-                let normalised = normalise_error(&mut attempt, parts.status, &parts.headers, &body);
-                tracing::debug!(backend = %target.backend, status = %parts.status, attempt = i + 1, "upstream error");
-                if !retryable {
-                    finisher.exchange_mut()?.record_mut().upstream_wait = Some(upstream_wait);
-                    return Ok(finish_failure(finisher, normalised, endpoint));
-                }
-                if let Some(after) = retry_after(&parts.headers, RETRY_AFTER_CEILING)
-                    && next_same_backend
-                {
-                    if after > settings.retry.retry_after_cap {
-                        // The backend asks for longer than we wait: give up on it.
-                        last = normalised;
-                        break;
-                    }
-                    delay = delay.max(after);
-                }
-                last = normalised;
+                let read = ErrorRead {
+                    backend,
+                    per_try,
+                    attempt_no: i + 1,
+                    next_same_backend,
+                };
+                self.error_response(finisher, &mut attempt, &parts, incoming, read, r)
+                    .await
             }
             ResponseStart::Success(headers) => {
                 let ex = finisher.exchange_mut()?;
-                ex.record_mut().upstream_wait = Some(upstream_wait);
+                ex.record_mut().upstream_wait = Some(r.upstream_wait);
                 if attempt.streaming() {
-                    let wait = idle.map_or(per_try, |d| d.min(per_try));
-                    let mut incoming = incoming;
-                    let waiting = Instant::now();
-                    let first = next_data(&mut incoming, Some(wait)).await;
-                    upstream_wait += waiting.elapsed();
-                    finisher.exchange_mut()?.record_mut().upstream_wait = Some(upstream_wait);
-                    match first {
-                        Ok(first) => {
-                            // A route's own `timeouts.request` bounds the whole stream;
-                            // the default only bounds the wait for its start, so long
-                            // generations are not cut by a limit nobody configured.
-                            let stream_deadline = plan.request_timeout.map(|_| deadline);
-                            return Ok(stream_response(
-                                finisher,
-                                attempt,
-                                incoming,
-                                first,
-                                parts.status,
-                                headers,
-                                idle,
-                                stream_deadline,
-                            ));
-                        }
-                        Err(e) => {
-                            // Nothing has reached the client yet: fail over.
-                            tracing::debug!(backend = %target.backend, error = %e, "stream failed before its first byte");
-                            let kind = if matches!(e, Error::Timeout { .. }) {
-                                TransportFailure::Timeout
-                            } else {
-                                TransportFailure::Reset
-                            };
-                            last = Failure::Transport(e, Some(kind));
-                            continue;
-                        }
-                    }
+                    return self
+                        .start_stream(
+                            finisher,
+                            attempt,
+                            (parts.status, headers),
+                            incoming,
+                            per_try,
+                            r,
+                        )
+                        .await;
                 }
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let per_try = plan.per_try_timeout.map_or(remaining, |t| t.min(remaining));
-                let reading = Instant::now();
-                let collected = tokio::time::timeout(per_try, incoming.collect()).await;
-                upstream_wait += reading.elapsed();
-                let ex = finisher.exchange_mut()?;
-                ex.record_mut().upstream_wait = Some(upstream_wait);
-                let body = match collected {
-                    Ok(Ok(c)) => c.to_bytes(),
-                    Ok(Err(e)) => {
-                        last = Failure::Transport(
-                            Error::UpstreamUnavailable {
-                                message: format!("reading the response body: {e}"),
-                            },
-                            Some(TransportFailure::Reset),
-                        );
-                        continue;
-                    }
-                    Err(_) => {
-                        last = Failure::Transport(
-                            Error::Timeout {
-                                message: "reading the response body".into(),
-                            },
-                            Some(TransportFailure::Timeout),
-                        );
-                        continue;
-                    }
-                };
-                let out = ex.chunk(&mut attempt, body, true)?;
-                finisher.finish(parts.status, None);
-                let mut response = Response::new(Body::from(out));
-                *response.status_mut() = parts.status;
-                *response.headers_mut() = headers;
-                return Ok(response);
+                self.read_whole(finisher, attempt, parts.status, headers, incoming, r)
+                    .await
             }
         }
     }
-    finisher.exchange_mut()?.record_mut().upstream_wait = Some(upstream_wait);
-    Ok(finish_failure(finisher, last, endpoint))
+
+    /// An upstream error response: the client's answer when the route does not retry
+    /// its status, else the failure the next attempt replaces.
+    async fn error_response(
+        &self,
+        finisher: &mut Finisher,
+        attempt: &mut Attempt,
+        parts: &http::response::Parts,
+        incoming: Incoming,
+        read: ErrorRead<'_>,
+        r: &mut Retries<'_>,
+    ) -> Result<Next, Error> {
+        let ErrorRead {
+            backend,
+            per_try,
+            attempt_no,
+            next_same_backend,
+        } = read;
+        let settings = &self.inner.settings;
+        let retryable = r.retry_on.status(parts.status);
+        let reading = Instant::now();
+        let body = read_error_body(incoming, settings.max_error_body_bytes, per_try).await;
+        r.upstream_wait += reading.elapsed();
+        let normalised = normalise_error(attempt, parts.status, &parts.headers, &body);
+        tracing::debug!(backend = %backend, status = %parts.status, attempt = attempt_no, "upstream error");
+        if !retryable {
+            finisher.exchange_mut()?.record_mut().upstream_wait = Some(r.upstream_wait);
+            return Ok(Next::Respond(finish_failure(
+                finisher,
+                normalised,
+                self.endpoint,
+            )));
+        }
+        if let Some(after) = retry_after(&parts.headers, RETRY_AFTER_CEILING)
+            && next_same_backend
+        {
+            if after > settings.retry.retry_after_cap {
+                // The backend asks for longer than we wait: give up on it.
+                r.last = normalised;
+                return Ok(Next::GiveUp);
+            }
+            r.delay = r.delay.max(after);
+        }
+        r.last = normalised;
+        Ok(Next::Retry)
+    }
+
+    /// A successful stream: waits for its first data (failing over if none comes in
+    /// time) and then streams it to the client.
+    async fn start_stream(
+        &self,
+        finisher: &mut Finisher,
+        attempt: Attempt,
+        (status, headers): (StatusCode, HeaderMap),
+        mut incoming: Incoming,
+        per_try: Duration,
+        r: &mut Retries<'_>,
+    ) -> Result<Next, Error> {
+        let wait = r.idle.map_or(per_try, |d| d.min(per_try));
+        let waiting = Instant::now();
+        let first = next_data(&mut incoming, Some(wait)).await;
+        r.upstream_wait += waiting.elapsed();
+        finisher.exchange_mut()?.record_mut().upstream_wait = Some(r.upstream_wait);
+        match first {
+            Ok(first) => {
+                // A route's own `timeouts.request` bounds the whole stream; the default
+                // only bounds the wait for its start, so long generations are not cut by
+                // a limit nobody configured.
+                let stream_deadline = r.request_timeout.map(|_| r.deadline);
+                Ok(Next::Respond(stream_response(
+                    finisher,
+                    attempt,
+                    incoming,
+                    first,
+                    status,
+                    headers,
+                    r.idle,
+                    stream_deadline,
+                )))
+            }
+            Err(e) => {
+                // Nothing has reached the client yet: fail over.
+                tracing::debug!(error = %e, "stream failed before its first byte");
+                let kind = if matches!(e, Error::Timeout { .. }) {
+                    TransportFailure::Timeout
+                } else {
+                    TransportFailure::Reset
+                };
+                r.fail(e, Some(kind));
+                Ok(Next::Retry)
+            }
+        }
+    }
+
+    /// A successful buffered response: read whole within the per-try bound, then
+    /// translated and answered.
+    async fn read_whole(
+        &self,
+        finisher: &mut Finisher,
+        mut attempt: Attempt,
+        status: StatusCode,
+        headers: HeaderMap,
+        incoming: Incoming,
+        r: &mut Retries<'_>,
+    ) -> Result<Next, Error> {
+        let per_try = r.per_try();
+        let reading = Instant::now();
+        let collected = tokio::time::timeout(per_try, incoming.collect()).await;
+        r.upstream_wait += reading.elapsed();
+        let ex = finisher.exchange_mut()?;
+        ex.record_mut().upstream_wait = Some(r.upstream_wait);
+        let body = match collected {
+            Ok(Ok(c)) => c.to_bytes(),
+            Ok(Err(e)) => {
+                r.fail(
+                    Error::UpstreamUnavailable {
+                        message: format!("reading the response body: {e}"),
+                    },
+                    Some(TransportFailure::Reset),
+                );
+                return Ok(Next::Retry);
+            }
+            Err(_) => {
+                r.fail(
+                    Error::Timeout {
+                        message: "reading the response body".into(),
+                    },
+                    Some(TransportFailure::Timeout),
+                );
+                return Ok(Next::Retry);
+            }
+        };
+        let out = ex.chunk(&mut attempt, body, true)?;
+        finisher.finish(status, None);
+        let mut response = Response::new(Body::from(out));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        Ok(Next::Respond(response))
+    }
 }
 
 fn finish_failure(finisher: &mut Finisher, failure: Failure, endpoint: Endpoint) -> Response<Body> {

@@ -64,7 +64,11 @@ fn continue_reply(
 
 impl RouterStream {
     /// A fresh stream.
-    pub(crate) fn new(runtime: Arc<Runtime>, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             runtime,
             registry,
