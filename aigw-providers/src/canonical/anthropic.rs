@@ -186,34 +186,7 @@ struct ToolChoiceIn<'a> {
 
 /// Parses an Anthropic Messages request. `backend` names the target in 422 errors.
 pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
-    let req: Request<'_> = serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        match msg
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split_once('`'))
-        {
-            Some((field, _)) => Error::untranslatable(
-                field,
-                backend,
-                "a Messages API field this backend has no equivalent for",
-            ),
-            None => Error::bad_request(format!("invalid messages request: {msg}")),
-        }
-    })?;
-    if req.container.is_some() {
-        return Err(Error::untranslatable(
-            "container",
-            backend,
-            "code execution containers run only on Anthropic's API",
-        ));
-    }
-    if req.mcp_servers.is_some() {
-        return Err(Error::untranslatable(
-            "mcp_servers",
-            backend,
-            "the MCP connector runs only on Anthropic's API",
-        ));
-    }
+    let req = decode(body, backend)?;
     let mut out = ChatRequest {
         model: req.model.into_owned(),
         max_tokens: req.max_tokens,
@@ -245,16 +218,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         Some(_) => Some(false),
         None => None,
     };
-    out.reasoning = match (req.thinking, effort) {
-        (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
-        (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
-        (Some(t), effort) if t.kind == "adaptive" => {
-            Some(Reasoning::Adaptive(effort.map(Cow::into_owned)))
-        }
-        (Some(_), Some(effort)) => Some(Reasoning::Effort(effort.into_owned())),
-        (Some(_), None) => Some(Reasoning::Effort("medium".to_owned())),
-        (None, _) => None,
-    };
+    out.reasoning = reasoning(req.thinking, effort);
     if req.metadata.is_some_and(|m| m.user_id.is_some()) {
         out.user_id = true;
     }
@@ -275,34 +239,11 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         }
         None => fields::ContextEdits::default(),
     };
-    if let Some(format) = req.output_config.and_then(|c| c.format) {
-        if format.kind != "json_schema" {
-            return Err(Error::untranslatable(
-                "output_config.format.type",
-                backend,
-                format!("unknown output format {:?}", format.kind),
-            ));
-        }
-        let schema = format
-            .schema
-            .ok_or_else(|| Error::bad_request("output_config.format.schema is required"))?;
-        out.response_format = Some(ResponseFormat::JsonSchema {
-            name: "response".to_owned(),
-            description: None,
-            schema: schema.to_owned(),
-        });
-    } else if let Some(format) = req.output_format.filter(|f| f.get().starts_with('{')) {
-        // The older beta spelling: `output_format: {"type":"json_schema","schema":{…}}`.
-        let f: Format<'_> = serde_json::from_str(format.get())
-            .map_err(|e| Error::bad_request(format!("invalid output_format: {e}")))?;
-        if let Some(schema) = f.schema.filter(|_| f.kind == "json_schema") {
-            out.response_format = Some(ResponseFormat::JsonSchema {
-                name: "response".to_owned(),
-                description: None,
-                schema: schema.to_owned(),
-            });
-        }
-    }
+    out.response_format = response_format(
+        req.output_config.and_then(|c| c.format),
+        req.output_format,
+        backend,
+    )?;
     let mut deferred = Vec::new();
     for (i, tool) in req.tools.into_iter().flatten().enumerate() {
         if let Some(kind) = tool.kind.as_deref().filter(|k| *k != "custom") {
@@ -376,6 +317,90 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     out.tools
         .extend(deferred.into_iter().filter(|t| loaded.contains(&t.name)));
     Ok(out)
+}
+
+/// The request, or a 422 naming a field no backend but Anthropic's own has.
+fn decode<'a>(body: &'a [u8], backend: &str) -> Result<Request<'a>> {
+    let req: Request<'a> = serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        match msg
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+        {
+            Some((field, _)) => Error::untranslatable(
+                field,
+                backend,
+                "a Messages API field this backend has no equivalent for",
+            ),
+            None => Error::bad_request(format!("invalid messages request: {msg}")),
+        }
+    })?;
+    if req.container.is_some() {
+        return Err(Error::untranslatable(
+            "container",
+            backend,
+            "code execution containers run only on Anthropic's API",
+        ));
+    }
+    if req.mcp_servers.is_some() {
+        return Err(Error::untranslatable(
+            "mcp_servers",
+            backend,
+            "the MCP connector runs only on Anthropic's API",
+        ));
+    }
+    Ok(req)
+}
+
+/// The reasoning a request asks for: `thinking`, with the effort that governs it.
+fn reasoning(thinking: Option<ThinkingIn<'_>>, effort: Option<Cow<'_, str>>) -> Option<Reasoning> {
+    match (thinking, effort) {
+        (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
+        (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
+        (Some(t), effort) if t.kind == "adaptive" => {
+            Some(Reasoning::Adaptive(effort.map(Cow::into_owned)))
+        }
+        (Some(_), Some(effort)) => Some(Reasoning::Effort(effort.into_owned())),
+        (Some(_), None) => Some(Reasoning::Effort("medium".to_owned())),
+        (None, _) => None,
+    }
+}
+
+/// `output_config.format`, or the older beta spelling `output_format`.
+fn response_format(
+    format: Option<Format<'_>>,
+    legacy: Option<&RawValue>,
+    backend: &str,
+) -> Result<Option<ResponseFormat>> {
+    if let Some(format) = format {
+        if format.kind != "json_schema" {
+            return Err(Error::untranslatable(
+                "output_config.format.type",
+                backend,
+                format!("unknown output format {:?}", format.kind),
+            ));
+        }
+        let schema = format
+            .schema
+            .ok_or_else(|| Error::bad_request("output_config.format.schema is required"))?;
+        return Ok(Some(ResponseFormat::JsonSchema {
+            name: "response".to_owned(),
+            description: None,
+            schema: schema.to_owned(),
+        }));
+    } else if let Some(format) = legacy.filter(|f| f.get().starts_with('{')) {
+        // The older beta spelling: `output_format: {"type":"json_schema","schema":{…}}`.
+        let f: Format<'_> = serde_json::from_str(format.get())
+            .map_err(|e| Error::bad_request(format!("invalid output_format: {e}")))?;
+        if let Some(schema) = f.schema.filter(|_| f.kind == "json_schema") {
+            return Ok(Some(ResponseFormat::JsonSchema {
+                name: "response".to_owned(),
+                description: None,
+                schema: schema.to_owned(),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// A mid-conversation system message as user-turn text at the same position.
