@@ -202,8 +202,9 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         stream: req.stream.unwrap_or(false),
         ..ChatRequest::default()
     };
+    let mut seen = Seen::default();
     if let Some(system) = req.system {
-        out.system = blocks(system, "system", backend, &mut Vec::new())?;
+        out.system = blocks(system, "system", backend, &mut seen)?;
     }
     // Per-turn control: the effort of the last message that sets one governs the
     // answer to this request.
@@ -259,6 +260,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             parameters: tool.input_schema.map(RawValue::to_owned),
             cache: tool.cache_control.is_some(),
         };
+        seen.cache_ttl |= tool.cache_control.is_some_and(|c| has_ttl(c.get()));
         if tool.defer_loading == Some(true) {
             // A deferred tool is not in the model's context until a tool search
             // returns a reference to it (below); Claude Code's own search is a client
@@ -290,17 +292,13 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             }
         });
     }
-    let mut loaded = Vec::new();
     for (i, msg) in req.messages.into_iter().enumerate() {
         let field = format!("messages[{i}].content");
         let (role, content) = match msg.role.as_ref() {
-            "user" => (
-                Role::User,
-                blocks(msg.content, &field, backend, &mut loaded)?,
-            ),
+            "user" => (Role::User, blocks(msg.content, &field, backend, &mut seen)?),
             "assistant" => (
                 Role::Assistant,
-                blocks(msg.content, &field, backend, &mut loaded)?,
+                blocks(msg.content, &field, backend, &mut seen)?,
             ),
             "system" => (Role::User, system_turn(msg.content, &field, backend)?),
             other => {
@@ -314,8 +312,14 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     if let Some(keep) = edits.keep_thinking_turns {
         out.clear_thinking(keep);
     }
-    out.tools
-        .extend(deferred.into_iter().filter(|t| loaded.contains(&t.name)));
+    out.tools.extend(
+        deferred
+            .into_iter()
+            .filter(|t| seen.loaded.contains(&t.name)),
+    );
+    if seen.cache_ttl {
+        out.dropped.push(fields::DROP_CACHE_TTL);
+    }
     Ok(out)
 }
 
@@ -405,7 +409,7 @@ fn response_format(
 
 /// A mid-conversation system message as user-turn text at the same position.
 fn system_turn(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>> {
-    let mut out = blocks(content, field, backend, &mut Vec::new())?;
+    let mut out = blocks(content, field, backend, &mut Seen::default())?;
     for (j, b) in out.iter_mut().enumerate() {
         match b {
             Block::Text { text, .. } => *text = fields::system_reminder(text),
@@ -419,14 +423,28 @@ fn system_turn(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<B
     Ok(out)
 }
 
-/// Content blocks in the neutral model. `loaded` collects the tools named by
-/// `tool_reference` blocks (tool search results), which load deferred tools.
-fn blocks(
-    content: Content<'_>,
-    field: &str,
-    backend: &str,
-    loaded: &mut Vec<String>,
-) -> Result<Vec<Block>> {
+/// Whether a `cache_control` object sets a `ttl`.
+fn has_ttl(cache_control: &str) -> bool {
+    #[derive(Deserialize)]
+    struct CacheControl<'a> {
+        #[serde(borrow, default)]
+        ttl: Option<&'a RawValue>,
+    }
+    serde_json::from_str::<CacheControl<'_>>(cache_control).is_ok_and(|c| c.ttl.is_some())
+}
+
+/// What a walk over the content blocks noticed besides the blocks themselves.
+#[derive(Default)]
+struct Seen {
+    /// Tools named by `tool_reference` blocks (tool search results): they load
+    /// deferred tools.
+    loaded: Vec<String>,
+    /// A cache breakpoint with a `ttl` (the neutral model keeps breakpoints, not TTLs).
+    cache_ttl: bool,
+}
+
+/// Content blocks in the neutral model.
+fn blocks(content: Content<'_>, field: &str, backend: &str, seen: &mut Seen) -> Result<Vec<Block>> {
     let parts = match content {
         super::TextOr::Text(t) if t.is_empty() => return Ok(Vec::new()),
         super::TextOr::Text(t) => {
@@ -440,6 +458,7 @@ fn blocks(
     let mut out = Vec::with_capacity(parts.len());
     for (j, b) in parts.into_iter().enumerate() {
         let cache = b.cache_control.is_some();
+        seen.cache_ttl |= b.cache_control.is_some_and(|c| has_ttl(c.get()));
         let here = || format!("{field}[{j}]");
         let missing = |what: &str| Error::bad_request(format!("{field}[{j}].{what} is required"));
         match b.kind.as_ref() {
@@ -511,7 +530,7 @@ fn blocks(
             }),
             "tool_result" => {
                 let content = match b.content {
-                    Some(c) => blocks(c, &format!("{}.content", here()), backend, loaded)?,
+                    Some(c) => blocks(c, &format!("{}.content", here()), backend, seen)?,
                     None => Vec::new(),
                 };
                 out.push(Block::ToolResult {
@@ -540,7 +559,7 @@ fn blocks(
                     text: format!("Tool loaded: {name}"),
                     cache,
                 });
-                loaded.push(name);
+                seen.loaded.push(name);
             }
             "redacted_thinking" => out.push(Block::RedactedThinking {
                 data: b.data.ok_or_else(|| missing("data"))?.into_owned(),
@@ -613,6 +632,17 @@ mod tests {
         assert_eq!(names, ["ToolSearch", "Fetch"]);
         assert!(matches!(&r.messages[2].content[0],
             Block::ToolResult { content, .. } if matches!(&content[0], Block::Text { text, .. } if text == "Tool loaded: Fetch")));
+    }
+
+    #[test]
+    fn a_cache_ttl_is_reported_dropped() {
+        let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+          {"type":"text","text":"q","cache_control":{"type":"ephemeral","ttl":"1h"}}]}]}"#;
+        let r = parse(body, "AWSBedrock").unwrap();
+        assert_eq!(r.dropped, [fields::DROP_CACHE_TTL]);
+        let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+          {"type":"text","text":"q","cache_control":{"type":"ephemeral"}}]}]}"#;
+        assert!(parse(body, "AWSBedrock").unwrap().dropped.is_empty());
     }
 
     #[test]
