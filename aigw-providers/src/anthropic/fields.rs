@@ -32,6 +32,13 @@ pub const DROP_CACHE_CONTROL: DroppedField = DroppedField::new(
     "a prompt-cache hint: the backend caches prefixes itself and the answer is the same",
 );
 
+/// A cache breakpoint's `ttl` (`1h`) where breakpoints are kept but with the
+/// backend's default lifetime.
+pub const DROP_CACHE_TTL: DroppedField = DroppedField::new(
+    "cache_control.ttl",
+    "a cache lifetime: the breakpoint is kept with the default lifetime and the answer is the same",
+);
+
 /// `metadata.user_id` on a backend with no end-user id field.
 pub const DROP_USER_ID: DroppedField = DroppedField::new(
     "metadata.user_id",

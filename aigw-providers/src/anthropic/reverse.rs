@@ -219,231 +219,12 @@ pub fn messages_to_chat_request(
             messages.push(oa::ChatMessage::text(oa::Role::System, text));
             continue;
         }
-        cache |= match &m.content {
-            an::MessageContent::Blocks(b) => b.iter().any(|b| {
-                matches!(
-                    b,
-                    an::ContentBlock::Known(
-                        an::KnownBlock::Text {
-                            cache_control: Some(_),
-                            ..
-                        } | an::KnownBlock::Image {
-                            cache_control: Some(_),
-                            ..
-                        } | an::KnownBlock::ToolUse {
-                            cache_control: Some(_),
-                            ..
-                        } | an::KnownBlock::ToolResult {
-                            cache_control: Some(_),
-                            ..
-                        }
-                    )
-                )
-            }),
-            an::MessageContent::Text(_) => false,
-        };
+        cache |= has_cache_marks(&m.content);
         let blocks = blocks_of(&m.content);
         match m.role {
             an::Role::System => {}
-            an::Role::User => {
-                let mut parts = Vec::new();
-                let mut images = Vec::new();
-                for (j, b) in blocks.into_iter().enumerate() {
-                    let bpath = format!("{path}.content[{j}]");
-                    match b {
-                        an::ContentBlock::Known(an::KnownBlock::Text { text, .. }) => {
-                            parts.push(text_part(text))
-                        }
-                        an::ContentBlock::Known(an::KnownBlock::Image { source, .. }) => {
-                            parts.push(image_part(&source, &bpath, backend)?)
-                        }
-                        an::ContentBlock::Known(an::KnownBlock::ToolResult {
-                            tool_use_id,
-                            content,
-                            is_error,
-                            ..
-                        }) => {
-                            let mut text = String::new();
-                            if is_error == Some(true) {
-                                text.push_str("[error] ");
-                            }
-                            for (k, rb) in content
-                                .as_ref()
-                                .map(blocks_of)
-                                .unwrap_or_default()
-                                .into_iter()
-                                .enumerate()
-                            {
-                                match rb {
-                                    an::ContentBlock::Known(an::KnownBlock::Text {
-                                        text: t,
-                                        ..
-                                    }) => {
-                                        if k > 0 {
-                                            text.push('\n');
-                                        }
-                                        text.push_str(&t);
-                                    }
-                                    // A tool search result loads the deferred tool (see
-                                    // `fields`): it joins the tool list, the result
-                                    // says so in text.
-                                    an::ContentBlock::Other(v)
-                                        if v.get("type").and_then(Value::as_str)
-                                            == Some("tool_reference") =>
-                                    {
-                                        let name = v
-                                            .get("tool_name")
-                                            .and_then(Value::as_str)
-                                            .unwrap_or_default();
-                                        if k > 0 {
-                                            text.push('\n');
-                                        }
-                                        text.push_str("Tool loaded: ");
-                                        text.push_str(name);
-                                        loaded.push(name.to_owned());
-                                    }
-                                    an::ContentBlock::Other(v) if is_document(&v) => {
-                                        images.push(text_part(format!(
-                                            "Document returned by tool call {tool_use_id}:"
-                                        )));
-                                        images.push(document_part(
-                                            &v,
-                                            &format!("{bpath}.content[{k}]"),
-                                            backend,
-                                        )?);
-                                    }
-                                    // Tool messages carry text only: images the tool
-                                    // returned follow in the user message after the
-                                    // tool messages, labelled with the call.
-                                    an::ContentBlock::Known(an::KnownBlock::Image {
-                                        source,
-                                        ..
-                                    }) => {
-                                        images.push(text_part(format!(
-                                            "Image returned by tool call {tool_use_id}:"
-                                        )));
-                                        images.push(image_part(
-                                            &source,
-                                            &format!("{bpath}.content[{k}]"),
-                                            backend,
-                                        )?);
-                                    }
-                                    _ => {
-                                        return Err(untranslatable(
-                                            format!("{bpath}.content[{k}]"),
-                                            backend,
-                                            "OpenAI tool messages carry text and images only",
-                                        ));
-                                    }
-                                }
-                            }
-                            let mut msg = oa::ChatMessage::text(oa::Role::Tool, text);
-                            msg.tool_call_id = Some(tool_use_id);
-                            messages.push(msg);
-                        }
-                        an::ContentBlock::Known(_) => {
-                            return Err(untranslatable(
-                                format!("{bpath}.type"),
-                                backend,
-                                "not allowed in user messages",
-                            ));
-                        }
-                        an::ContentBlock::Other(v) if is_document(&v) => {
-                            parts.push(document_part(&v, &bpath, backend)?)
-                        }
-                        an::ContentBlock::Other(v) => {
-                            return Err(untranslatable(
-                                format!("{bpath}.type"),
-                                backend,
-                                &format!(
-                                    "block type {:?} has no OpenAI counterpart",
-                                    other_type(&v)
-                                ),
-                            ));
-                        }
-                    }
-                }
-                // Images from tool results open the user message that follows the
-                // tool messages.
-                images.append(&mut parts);
-                let parts = images;
-                if let Some(content) = finish_parts(parts) {
-                    let mut msg = oa::ChatMessage::text(oa::Role::User, "");
-                    msg.content = Some(content);
-                    messages.push(msg);
-                }
-            }
-            an::Role::Assistant => {
-                let mut msg = oa::ChatMessage::text(oa::Role::Assistant, "");
-                msg.content = None;
-                let mut text = String::new();
-                let mut calls = Vec::new();
-                for (j, b) in blocks.into_iter().enumerate() {
-                    let bpath = format!("{path}.content[{j}]");
-                    match b {
-                        an::ContentBlock::Known(an::KnownBlock::Text { text: t, .. }) => {
-                            text.push_str(&t)
-                        }
-                        an::ContentBlock::Known(an::KnownBlock::Thinking {
-                            thinking,
-                            signature,
-                            ..
-                        }) => {
-                            msg.reasoning_content
-                                .get_or_insert_with(String::new)
-                                .push_str(&thinking);
-                            if signature.is_some() {
-                                msg.reasoning_signature = signature;
-                            }
-                        }
-                        an::ContentBlock::Known(an::KnownBlock::RedactedThinking {
-                            data, ..
-                        }) => {
-                            msg.extra
-                                .insert("redacted_reasoning_content".into(), Value::String(data));
-                        }
-                        an::ContentBlock::Known(an::KnownBlock::ToolUse {
-                            id,
-                            name,
-                            input,
-                            ..
-                        }) => calls.push(oa::ToolCall {
-                            id,
-                            kind: "function".into(),
-                            function: oa::FunctionCall {
-                                name,
-                                arguments: input.to_string(),
-                                extra: Map::new(),
-                            },
-                            extra: Map::new(),
-                        }),
-                        an::ContentBlock::Known(_) => {
-                            return Err(untranslatable(
-                                format!("{bpath}.type"),
-                                backend,
-                                "not allowed in assistant messages",
-                            ));
-                        }
-                        an::ContentBlock::Other(v) => {
-                            return Err(untranslatable(
-                                format!("{bpath}.type"),
-                                backend,
-                                &format!(
-                                    "block type {:?} has no OpenAI counterpart",
-                                    other_type(&v)
-                                ),
-                            ));
-                        }
-                    }
-                }
-                if !text.is_empty() || calls.is_empty() {
-                    msg.content = Some(oa::MessageContent::Text(text));
-                }
-                if !calls.is_empty() {
-                    msg.tool_calls = Some(calls);
-                }
-                messages.push(msg);
-            }
+            an::Role::User => user_turn(&path, blocks, backend, &mut messages, &mut loaded)?,
+            an::Role::Assistant => messages.push(assistant_turn(&path, blocks, backend)?),
         }
     }
 
@@ -483,62 +264,42 @@ pub fn messages_to_chat_request(
         }
     }
     if let Some(tools) = &req.tools {
-        let mut list = Vec::new();
-        for (i, t) in tools.iter().enumerate() {
-            cache |= t.cache_control.is_some();
-            if t.extra.get("defer_loading") == Some(&Value::Bool(true)) && !loaded.contains(&t.name)
-            {
-                // Not in the model's context until a tool search returns it: the
-                // backend sees what a first-party model would.
-                continue;
-            }
-            if t.kind.as_deref().is_some_and(|k| k != "custom") {
-                return Err(untranslatable(
-                    format!("tools[{i}]"),
-                    backend,
-                    "Anthropic server tools cannot run on an OpenAI backend",
-                ));
-            }
-            list.push(oa::Tool {
-                kind: "function".into(),
-                function: Some(oa::FunctionDefinition {
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    parameters: t.input_schema.clone(),
-                    strict: None,
-                    extra: Map::new(),
-                }),
-                extra: Map::new(),
-            });
-        }
-        out.tools = Some(list);
+        cache |= tools.iter().any(|t| t.cache_control.is_some());
+        out.tools = Some(function_tools(tools, &loaded, backend)?);
     }
     if let Some(c) = &req.tool_choice {
-        out.tool_choice = Some(match (c.kind.as_str(), &c.name) {
-            ("auto", _) => oa::ToolChoice::Mode("auto".into()),
-            ("any", _) => oa::ToolChoice::Mode("required".into()),
-            ("none", _) => oa::ToolChoice::Mode("none".into()),
-            ("tool", Some(name)) => oa::ToolChoice::Named(oa::NamedToolChoice {
-                kind: "function".into(),
-                function: Some(oa::FunctionName {
-                    name: name.clone(),
-                    extra: Map::new(),
-                }),
-                extra: Map::new(),
-            }),
-            _ => {
-                return Err(untranslatable(
-                    "tool_choice",
-                    backend,
-                    "unknown tool_choice type",
-                ));
-            }
-        });
+        out.tool_choice = Some(tool_choice(c, backend)?);
         if c.disable_parallel_tool_use == Some(true) {
             out.parallel_tool_calls = Some(false);
         }
     }
-    for (k, v) in &req.extra {
+    extra_fields(&req.extra, &mut out, backend, dropped)?;
+    if let Some(e) = turn_effort {
+        out.reasoning_effort = Some(effort_level(&e, backend)?.into());
+    }
+    if req
+        .thinking
+        .as_ref()
+        .is_some_and(|t| t.extra.contains_key("display"))
+    {
+        dropped.push(fields::DROP_THINKING_DISPLAY);
+    }
+    if cache {
+        dropped.push(fields::DROP_CACHE_CONTROL);
+    }
+    Ok(out)
+}
+
+/// The Messages fields this module's types keep in `extra`: structured output and
+/// effort, context editing, preferences without an OpenAI counterpart; anything else
+/// passes through as a vendor field for OpenAI-compatible servers.
+fn extra_fields(
+    extra: &Map<String, Value>,
+    out: &mut oa::ChatCompletionRequest,
+    backend: &str,
+    dropped: &mut Vec<DroppedField>,
+) -> Result<()> {
+    for (k, v) in extra {
         match k.as_str() {
             // `output_format` is the structured-outputs beta; `output_config.format` the
             // GA form, next to `output_config.effort`.
@@ -584,20 +345,306 @@ pub fn messages_to_chat_request(
             }
         }
     }
-    if let Some(e) = turn_effort {
-        out.reasoning_effort = Some(effort_level(&e, backend)?.into());
+    Ok(())
+}
+
+/// Whether any block of a message carries a cache breakpoint.
+fn has_cache_marks(content: &an::MessageContent) -> bool {
+    let an::MessageContent::Blocks(blocks) = content else {
+        return false;
+    };
+    blocks.iter().any(|b| {
+        matches!(
+            b,
+            an::ContentBlock::Known(
+                an::KnownBlock::Text {
+                    cache_control: Some(_),
+                    ..
+                } | an::KnownBlock::Image {
+                    cache_control: Some(_),
+                    ..
+                } | an::KnownBlock::ToolUse {
+                    cache_control: Some(_),
+                    ..
+                } | an::KnownBlock::ToolResult {
+                    cache_control: Some(_),
+                    ..
+                }
+            )
+        )
+    })
+}
+
+/// Client tools as OpenAI function tools. Deferred tools (`defer_loading`) are not in
+/// a first-party model's context until a tool search loads them (`loaded`); server
+/// tools cannot run here.
+fn function_tools(tools: &[an::Tool], loaded: &[String], backend: &str) -> Result<Vec<oa::Tool>> {
+    let mut list = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        if t.extra.get("defer_loading") == Some(&Value::Bool(true)) && !loaded.contains(&t.name) {
+            continue;
+        }
+        if t.kind.as_deref().is_some_and(|k| k != "custom") {
+            return Err(untranslatable(
+                format!("tools[{i}]"),
+                backend,
+                "Anthropic server tools cannot run on an OpenAI backend",
+            ));
+        }
+        list.push(oa::Tool {
+            kind: "function".into(),
+            function: Some(oa::FunctionDefinition {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                parameters: t.input_schema.clone(),
+                strict: None,
+                extra: Map::new(),
+            }),
+            extra: Map::new(),
+        });
     }
-    if req
-        .thinking
+    Ok(list)
+}
+
+/// `tool_choice` in OpenAI's form.
+fn tool_choice(c: &an::ToolChoice, backend: &str) -> Result<oa::ToolChoice> {
+    Ok(match (c.kind.as_str(), &c.name) {
+        ("auto", _) => oa::ToolChoice::Mode("auto".into()),
+        ("any", _) => oa::ToolChoice::Mode("required".into()),
+        ("none", _) => oa::ToolChoice::Mode("none".into()),
+        ("tool", Some(name)) => oa::ToolChoice::Named(oa::NamedToolChoice {
+            kind: "function".into(),
+            function: Some(oa::FunctionName {
+                name: name.clone(),
+                extra: Map::new(),
+            }),
+            extra: Map::new(),
+        }),
+        _ => {
+            return Err(untranslatable(
+                "tool_choice",
+                backend,
+                "unknown tool_choice type",
+            ));
+        }
+    })
+}
+
+/// A user turn: its tool results become `tool` messages, then the rest (with any
+/// images and documents the tools returned first) one user message.
+fn user_turn(
+    path: &str,
+    blocks: Vec<an::ContentBlock>,
+    backend: &str,
+    messages: &mut Vec<oa::ChatMessage>,
+    loaded: &mut Vec<String>,
+) -> Result<()> {
+    let mut parts = Vec::new();
+    let mut attachments = Vec::new();
+    for (j, b) in blocks.into_iter().enumerate() {
+        let bpath = format!("{path}.content[{j}]");
+        match b {
+            an::ContentBlock::Known(an::KnownBlock::Text { text, .. }) => {
+                parts.push(text_part(text))
+            }
+            an::ContentBlock::Known(an::KnownBlock::Image { source, .. }) => {
+                parts.push(image_part(&source, &bpath, backend)?)
+            }
+            an::ContentBlock::Known(an::KnownBlock::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+                ..
+            }) => {
+                messages.push(tool_message(
+                    &bpath,
+                    tool_use_id,
+                    content,
+                    is_error,
+                    backend,
+                    &mut attachments,
+                    loaded,
+                )?);
+            }
+            an::ContentBlock::Known(_) => {
+                return Err(untranslatable(
+                    format!("{bpath}.type"),
+                    backend,
+                    "not allowed in user messages",
+                ));
+            }
+            an::ContentBlock::Other(v) if is_document(&v) => {
+                parts.push(document_part(&v, &bpath, backend)?)
+            }
+            an::ContentBlock::Other(v) => {
+                return Err(untranslatable(
+                    format!("{bpath}.type"),
+                    backend,
+                    &format!("block type {:?} has no OpenAI counterpart", other_type(&v)),
+                ));
+            }
+        }
+    }
+    // Images and documents from tool results open the user message that follows the
+    // tool messages.
+    attachments.append(&mut parts);
+    if let Some(content) = finish_parts(attachments) {
+        let mut msg = oa::ChatMessage::text(oa::Role::User, "");
+        msg.content = Some(content);
+        messages.push(msg);
+    }
+    Ok(())
+}
+
+/// A `tool_result` as an OpenAI `tool` message. Tool messages carry text only: images
+/// and documents go to `attachments` (the next user message), labelled with the call;
+/// `tool_reference` blocks (tool search results) name the tools they load in `loaded`.
+fn tool_message(
+    bpath: &str,
+    tool_use_id: String,
+    content: Option<an::MessageContent>,
+    is_error: Option<bool>,
+    backend: &str,
+    attachments: &mut Vec<oa::ContentPart>,
+    loaded: &mut Vec<String>,
+) -> Result<oa::ChatMessage> {
+    let mut text = String::new();
+    if is_error == Some(true) {
+        text.push_str("[error] ");
+    }
+    for (k, rb) in content
         .as_ref()
-        .is_some_and(|t| t.extra.contains_key("display"))
+        .map(blocks_of)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
     {
-        dropped.push(fields::DROP_THINKING_DISPLAY);
+        match rb {
+            an::ContentBlock::Known(an::KnownBlock::Text { text: t, .. }) => {
+                if k > 0 {
+                    text.push('\n');
+                }
+                text.push_str(&t);
+            }
+            // A tool search result loads the deferred tool (see
+            // `fields`): it joins the tool list, the result
+            // says so in text.
+            an::ContentBlock::Other(v)
+                if v.get("type").and_then(Value::as_str) == Some("tool_reference") =>
+            {
+                let name = v
+                    .get("tool_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if k > 0 {
+                    text.push('\n');
+                }
+                text.push_str("Tool loaded: ");
+                text.push_str(name);
+                loaded.push(name.to_owned());
+            }
+            an::ContentBlock::Other(v) if is_document(&v) => {
+                attachments.push(text_part(format!(
+                    "Document returned by tool call {tool_use_id}:"
+                )));
+                attachments.push(document_part(
+                    &v,
+                    &format!("{bpath}.content[{k}]"),
+                    backend,
+                )?);
+            }
+            // Tool messages carry text only: images the tool
+            // returned follow in the user message after the
+            // tool messages, labelled with the call.
+            an::ContentBlock::Known(an::KnownBlock::Image { source, .. }) => {
+                attachments.push(text_part(format!(
+                    "Image returned by tool call {tool_use_id}:"
+                )));
+                attachments.push(image_part(
+                    &source,
+                    &format!("{bpath}.content[{k}]"),
+                    backend,
+                )?);
+            }
+            _ => {
+                return Err(untranslatable(
+                    format!("{bpath}.content[{k}]"),
+                    backend,
+                    "OpenAI tool messages carry text and images only",
+                ));
+            }
+        }
     }
-    if cache {
-        dropped.push(fields::DROP_CACHE_CONTROL);
+    let mut msg = oa::ChatMessage::text(oa::Role::Tool, text);
+    msg.tool_call_id = Some(tool_use_id);
+    Ok(msg)
+}
+
+/// An assistant turn: text, reasoning and tool calls in one message.
+fn assistant_turn(
+    path: &str,
+    blocks: Vec<an::ContentBlock>,
+    backend: &str,
+) -> Result<oa::ChatMessage> {
+    let mut msg = oa::ChatMessage::text(oa::Role::Assistant, "");
+    msg.content = None;
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for (j, b) in blocks.into_iter().enumerate() {
+        let bpath = format!("{path}.content[{j}]");
+        match b {
+            an::ContentBlock::Known(an::KnownBlock::Text { text: t, .. }) => text.push_str(&t),
+            an::ContentBlock::Known(an::KnownBlock::Thinking {
+                thinking,
+                signature,
+                ..
+            }) => {
+                msg.reasoning_content
+                    .get_or_insert_with(String::new)
+                    .push_str(&thinking);
+                if signature.is_some() {
+                    msg.reasoning_signature = signature;
+                }
+            }
+            an::ContentBlock::Known(an::KnownBlock::RedactedThinking { data, .. }) => {
+                msg.extra
+                    .insert("redacted_reasoning_content".into(), Value::String(data));
+            }
+            an::ContentBlock::Known(an::KnownBlock::ToolUse {
+                id, name, input, ..
+            }) => calls.push(oa::ToolCall {
+                id,
+                kind: "function".into(),
+                function: oa::FunctionCall {
+                    name,
+                    arguments: input.to_string(),
+                    extra: Map::new(),
+                },
+                extra: Map::new(),
+            }),
+            an::ContentBlock::Known(_) => {
+                return Err(untranslatable(
+                    format!("{bpath}.type"),
+                    backend,
+                    "not allowed in assistant messages",
+                ));
+            }
+            an::ContentBlock::Other(v) => {
+                return Err(untranslatable(
+                    format!("{bpath}.type"),
+                    backend,
+                    &format!("block type {:?} has no OpenAI counterpart", other_type(&v)),
+                ));
+            }
+        }
     }
-    Ok(out)
+    if !text.is_empty() || calls.is_empty() {
+        msg.content = Some(oa::MessageContent::Text(text));
+    }
+    if !calls.is_empty() {
+        msg.tool_calls = Some(calls);
+    }
+    Ok(msg)
 }
 
 /// OpenAI's `reasoning_effort` for an Anthropic effort level.

@@ -186,34 +186,7 @@ struct ToolChoiceIn<'a> {
 
 /// Parses an Anthropic Messages request. `backend` names the target in 422 errors.
 pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
-    let req: Request<'_> = serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        match msg
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split_once('`'))
-        {
-            Some((field, _)) => Error::untranslatable(
-                field,
-                backend,
-                "a Messages API field this backend has no equivalent for",
-            ),
-            None => Error::bad_request(format!("invalid messages request: {msg}")),
-        }
-    })?;
-    if req.container.is_some() {
-        return Err(Error::untranslatable(
-            "container",
-            backend,
-            "code execution containers run only on Anthropic's API",
-        ));
-    }
-    if req.mcp_servers.is_some() {
-        return Err(Error::untranslatable(
-            "mcp_servers",
-            backend,
-            "the MCP connector runs only on Anthropic's API",
-        ));
-    }
+    let req = decode(body, backend)?;
     let mut out = ChatRequest {
         model: req.model.into_owned(),
         max_tokens: req.max_tokens,
@@ -229,8 +202,9 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         stream: req.stream.unwrap_or(false),
         ..ChatRequest::default()
     };
+    let mut seen = Seen::default();
     if let Some(system) = req.system {
-        out.system = blocks(system, "system", backend, &mut Vec::new())?;
+        out.system = blocks(system, "system", backend, &mut seen)?;
     }
     // Per-turn control: the effort of the last message that sets one governs the
     // answer to this request.
@@ -245,16 +219,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         Some(_) => Some(false),
         None => None,
     };
-    out.reasoning = match (req.thinking, effort) {
-        (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
-        (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
-        (Some(t), effort) if t.kind == "adaptive" => {
-            Some(Reasoning::Adaptive(effort.map(Cow::into_owned)))
-        }
-        (Some(_), Some(effort)) => Some(Reasoning::Effort(effort.into_owned())),
-        (Some(_), None) => Some(Reasoning::Effort("medium".to_owned())),
-        (None, _) => None,
-    };
+    out.reasoning = reasoning(req.thinking, effort);
     if req.metadata.is_some_and(|m| m.user_id.is_some()) {
         out.user_id = true;
     }
@@ -275,34 +240,11 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         }
         None => fields::ContextEdits::default(),
     };
-    if let Some(format) = req.output_config.and_then(|c| c.format) {
-        if format.kind != "json_schema" {
-            return Err(Error::untranslatable(
-                "output_config.format.type",
-                backend,
-                format!("unknown output format {:?}", format.kind),
-            ));
-        }
-        let schema = format
-            .schema
-            .ok_or_else(|| Error::bad_request("output_config.format.schema is required"))?;
-        out.response_format = Some(ResponseFormat::JsonSchema {
-            name: "response".to_owned(),
-            description: None,
-            schema: schema.to_owned(),
-        });
-    } else if let Some(format) = req.output_format.filter(|f| f.get().starts_with('{')) {
-        // The older beta spelling: `output_format: {"type":"json_schema","schema":{…}}`.
-        let f: Format<'_> = serde_json::from_str(format.get())
-            .map_err(|e| Error::bad_request(format!("invalid output_format: {e}")))?;
-        if let Some(schema) = f.schema.filter(|_| f.kind == "json_schema") {
-            out.response_format = Some(ResponseFormat::JsonSchema {
-                name: "response".to_owned(),
-                description: None,
-                schema: schema.to_owned(),
-            });
-        }
-    }
+    out.response_format = response_format(
+        req.output_config.and_then(|c| c.format),
+        req.output_format,
+        backend,
+    )?;
     let mut deferred = Vec::new();
     for (i, tool) in req.tools.into_iter().flatten().enumerate() {
         if let Some(kind) = tool.kind.as_deref().filter(|k| *k != "custom") {
@@ -318,6 +260,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             parameters: tool.input_schema.map(RawValue::to_owned),
             cache: tool.cache_control.is_some(),
         };
+        seen.cache_ttl |= tool.cache_control.is_some_and(|c| has_ttl(c.get()));
         if tool.defer_loading == Some(true) {
             // A deferred tool is not in the model's context until a tool search
             // returns a reference to it (below); Claude Code's own search is a client
@@ -349,17 +292,13 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             }
         });
     }
-    let mut loaded = Vec::new();
     for (i, msg) in req.messages.into_iter().enumerate() {
         let field = format!("messages[{i}].content");
         let (role, content) = match msg.role.as_ref() {
-            "user" => (
-                Role::User,
-                blocks(msg.content, &field, backend, &mut loaded)?,
-            ),
+            "user" => (Role::User, blocks(msg.content, &field, backend, &mut seen)?),
             "assistant" => (
                 Role::Assistant,
-                blocks(msg.content, &field, backend, &mut loaded)?,
+                blocks(msg.content, &field, backend, &mut seen)?,
             ),
             "system" => (Role::User, system_turn(msg.content, &field, backend)?),
             other => {
@@ -373,14 +312,104 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     if let Some(keep) = edits.keep_thinking_turns {
         out.clear_thinking(keep);
     }
-    out.tools
-        .extend(deferred.into_iter().filter(|t| loaded.contains(&t.name)));
+    out.tools.extend(
+        deferred
+            .into_iter()
+            .filter(|t| seen.loaded.contains(&t.name)),
+    );
+    if seen.cache_ttl {
+        out.dropped.push(fields::DROP_CACHE_TTL);
+    }
     Ok(out)
+}
+
+/// The request, or a 422 naming a field no backend but Anthropic's own has.
+fn decode<'a>(body: &'a [u8], backend: &str) -> Result<Request<'a>> {
+    let req: Request<'a> = serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        match msg
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+        {
+            Some((field, _)) => Error::untranslatable(
+                field,
+                backend,
+                "a Messages API field this backend has no equivalent for",
+            ),
+            None => Error::bad_request(format!("invalid messages request: {msg}")),
+        }
+    })?;
+    if req.container.is_some() {
+        return Err(Error::untranslatable(
+            "container",
+            backend,
+            "code execution containers run only on Anthropic's API",
+        ));
+    }
+    if req.mcp_servers.is_some() {
+        return Err(Error::untranslatable(
+            "mcp_servers",
+            backend,
+            "the MCP connector runs only on Anthropic's API",
+        ));
+    }
+    Ok(req)
+}
+
+/// The reasoning a request asks for: `thinking`, with the effort that governs it.
+fn reasoning(thinking: Option<ThinkingIn<'_>>, effort: Option<Cow<'_, str>>) -> Option<Reasoning> {
+    match (thinking, effort) {
+        (Some(t), _) if t.kind == "disabled" => Some(Reasoning::Disabled),
+        (Some(t), _) if t.budget_tokens.is_some() => t.budget_tokens.map(Reasoning::Budget),
+        (Some(t), effort) if t.kind == "adaptive" => {
+            Some(Reasoning::Adaptive(effort.map(Cow::into_owned)))
+        }
+        (Some(_), Some(effort)) => Some(Reasoning::Effort(effort.into_owned())),
+        (Some(_), None) => Some(Reasoning::Effort("medium".to_owned())),
+        (None, _) => None,
+    }
+}
+
+/// `output_config.format`, or the older beta spelling `output_format`.
+fn response_format(
+    format: Option<Format<'_>>,
+    legacy: Option<&RawValue>,
+    backend: &str,
+) -> Result<Option<ResponseFormat>> {
+    if let Some(format) = format {
+        if format.kind != "json_schema" {
+            return Err(Error::untranslatable(
+                "output_config.format.type",
+                backend,
+                format!("unknown output format {:?}", format.kind),
+            ));
+        }
+        let schema = format
+            .schema
+            .ok_or_else(|| Error::bad_request("output_config.format.schema is required"))?;
+        return Ok(Some(ResponseFormat::JsonSchema {
+            name: "response".to_owned(),
+            description: None,
+            schema: schema.to_owned(),
+        }));
+    } else if let Some(format) = legacy.filter(|f| f.get().starts_with('{')) {
+        // The older beta spelling: `output_format: {"type":"json_schema","schema":{…}}`.
+        let f: Format<'_> = serde_json::from_str(format.get())
+            .map_err(|e| Error::bad_request(format!("invalid output_format: {e}")))?;
+        if let Some(schema) = f.schema.filter(|_| f.kind == "json_schema") {
+            return Ok(Some(ResponseFormat::JsonSchema {
+                name: "response".to_owned(),
+                description: None,
+                schema: schema.to_owned(),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// A mid-conversation system message as user-turn text at the same position.
 fn system_turn(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<Block>> {
-    let mut out = blocks(content, field, backend, &mut Vec::new())?;
+    let mut out = blocks(content, field, backend, &mut Seen::default())?;
     for (j, b) in out.iter_mut().enumerate() {
         match b {
             Block::Text { text, .. } => *text = fields::system_reminder(text),
@@ -394,14 +423,28 @@ fn system_turn(content: Content<'_>, field: &str, backend: &str) -> Result<Vec<B
     Ok(out)
 }
 
-/// Content blocks in the neutral model. `loaded` collects the tools named by
-/// `tool_reference` blocks (tool search results), which load deferred tools.
-fn blocks(
-    content: Content<'_>,
-    field: &str,
-    backend: &str,
-    loaded: &mut Vec<String>,
-) -> Result<Vec<Block>> {
+/// Whether a `cache_control` object sets a `ttl`.
+fn has_ttl(cache_control: &str) -> bool {
+    #[derive(Deserialize)]
+    struct CacheControl<'a> {
+        #[serde(borrow, default)]
+        ttl: Option<&'a RawValue>,
+    }
+    serde_json::from_str::<CacheControl<'_>>(cache_control).is_ok_and(|c| c.ttl.is_some())
+}
+
+/// What a walk over the content blocks noticed besides the blocks themselves.
+#[derive(Default)]
+struct Seen {
+    /// Tools named by `tool_reference` blocks (tool search results): they load
+    /// deferred tools.
+    loaded: Vec<String>,
+    /// A cache breakpoint with a `ttl` (the neutral model keeps breakpoints, not TTLs).
+    cache_ttl: bool,
+}
+
+/// Content blocks in the neutral model.
+fn blocks(content: Content<'_>, field: &str, backend: &str, seen: &mut Seen) -> Result<Vec<Block>> {
     let parts = match content {
         super::TextOr::Text(t) if t.is_empty() => return Ok(Vec::new()),
         super::TextOr::Text(t) => {
@@ -415,6 +458,7 @@ fn blocks(
     let mut out = Vec::with_capacity(parts.len());
     for (j, b) in parts.into_iter().enumerate() {
         let cache = b.cache_control.is_some();
+        seen.cache_ttl |= b.cache_control.is_some_and(|c| has_ttl(c.get()));
         let here = || format!("{field}[{j}]");
         let missing = |what: &str| Error::bad_request(format!("{field}[{j}].{what} is required"));
         match b.kind.as_ref() {
@@ -486,7 +530,7 @@ fn blocks(
             }),
             "tool_result" => {
                 let content = match b.content {
-                    Some(c) => blocks(c, &format!("{}.content", here()), backend, loaded)?,
+                    Some(c) => blocks(c, &format!("{}.content", here()), backend, seen)?,
                     None => Vec::new(),
                 };
                 out.push(Block::ToolResult {
@@ -515,7 +559,7 @@ fn blocks(
                     text: format!("Tool loaded: {name}"),
                     cache,
                 });
-                loaded.push(name);
+                seen.loaded.push(name);
             }
             "redacted_thinking" => out.push(Block::RedactedThinking {
                 data: b.data.ok_or_else(|| missing("data"))?.into_owned(),
@@ -588,6 +632,17 @@ mod tests {
         assert_eq!(names, ["ToolSearch", "Fetch"]);
         assert!(matches!(&r.messages[2].content[0],
             Block::ToolResult { content, .. } if matches!(&content[0], Block::Text { text, .. } if text == "Tool loaded: Fetch")));
+    }
+
+    #[test]
+    fn a_cache_ttl_is_reported_dropped() {
+        let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+          {"type":"text","text":"q","cache_control":{"type":"ephemeral","ttl":"1h"}}]}]}"#;
+        let r = parse(body, "AWSBedrock").unwrap();
+        assert_eq!(r.dropped, [fields::DROP_CACHE_TTL]);
+        let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+          {"type":"text","text":"q","cache_control":{"type":"ephemeral"}}]}]}"#;
+        assert!(parse(body, "AWSBedrock").unwrap().dropped.is_empty());
     }
 
     #[test]

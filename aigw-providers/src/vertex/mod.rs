@@ -177,6 +177,9 @@ impl Translator for GeminiTranslator {
             chat.dropped.push(crate::anthropic::fields::DROP_USER_ID);
         }
         if chat.has_cache_hints() {
+            // The whole breakpoint is dropped here, its lifetime with it.
+            chat.dropped
+                .retain(|d| *d != crate::anthropic::fields::DROP_CACHE_TTL);
             chat.dropped
                 .push(crate::anthropic::fields::DROP_CACHE_CONTROL);
         }
