@@ -59,7 +59,7 @@ struct RunArgs {
     #[arg(long, env = "POD_NAME", default_value = "aigw-operator")]
     identity: String,
     /// Serve the sidecar-injection webhook (HTTPS) on this address.
-    #[arg(long, requires_all = ["webhook_cert", "webhook_key"])]
+    #[arg(long)]
     webhook_addr: Option<std::net::SocketAddr>,
     /// PEM certificate chain of the webhook.
     #[arg(long, default_value = "/etc/aigw-webhook/tls.crt")]
