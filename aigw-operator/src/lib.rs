@@ -13,6 +13,7 @@
 //!   controller writes out.
 //! * [`sidecar`]: the sidecar-injection decision for Envoy proxy pods (AdmissionReview in,
 //!   JSON Patch out).
+//! * [`webhook`]: that decision served over HTTPS as a mutating admission webhook.
 //! * [`validate`]: the API server's defaulting and validation (OpenAPI constraints and
 //!   CEL rules) for a structural schema, to hold generated objects against their CRDs.
 
@@ -22,5 +23,6 @@ mod error;
 pub mod render;
 pub mod sidecar;
 pub mod validate;
+pub mod webhook;
 
 pub use error::{Error, Result};

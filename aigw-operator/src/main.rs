@@ -58,6 +58,18 @@ struct RunArgs {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "aigw-operator")]
     identity: String,
+    /// Serve the sidecar-injection webhook (HTTPS) on this address.
+    #[arg(long)]
+    webhook_addr: Option<std::net::SocketAddr>,
+    /// PEM certificate chain of the webhook.
+    #[arg(long, default_value = "/etc/aigw-webhook/tls.crt")]
+    webhook_cert: std::path::PathBuf,
+    /// PEM private key of the webhook.
+    #[arg(long, default_value = "/etc/aigw-webhook/tls.key")]
+    webhook_key: std::path::PathBuf,
+    /// Image of the injected aigw-extproc sidecar when no GatewayConfig names one.
+    #[arg(long, default_value = "aigw-extproc:0.1.0")]
+    extproc_image: String,
     /// Log filter (`info`, `aigw_operator=debug`, …).
     #[arg(long, default_value = "info")]
     log: String,
@@ -113,6 +125,20 @@ async fn run(args: RunArgs) -> Result<(), String> {
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), options, metrics));
+    // The webhook answers on every replica (admission must not wait for an election).
+    let webhook = match args.webhook_addr {
+        Some(addr) => Some(
+            start_webhook(
+                addr,
+                &args.webhook_cert,
+                &args.webhook_key,
+                &args.extproc_image,
+                client.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     if args.leader_elect {
         let api = kube::Api::namespaced(client, &args.lease_namespace);
         let elector = Elector::new(
@@ -135,7 +161,42 @@ async fn run(args: RunArgs) -> Result<(), String> {
         controller::run(ctx, shutdown_signal()).await;
     }
     server.abort();
+    if let Some(w) = webhook {
+        w.abort();
+    }
     Ok(())
+}
+
+async fn start_webhook(
+    addr: std::net::SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    image: &str,
+    client: kube::Client,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    use aigw_operator::{controller, sidecar::SidecarOptions, webhook};
+    use std::sync::Arc;
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let tls = webhook::tls_config(&read(cert)?, &read(key)?)?;
+    let source: webhook::Source = Arc::new(move || {
+        let client = client.clone();
+        Box::pin(async move {
+            let docs = controller::snapshot(&client).await.ok()?;
+            controller::accept::load_accepting(docs).0
+        })
+    });
+    let options = SidecarOptions {
+        image: image.to_string(),
+        ..SidecarOptions::default()
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("webhook {addr}: {e}"))?;
+    Ok(tokio::spawn(webhook::serve(
+        listener,
+        tls,
+        webhook::router(source, options),
+    )))
 }
 
 fn render(

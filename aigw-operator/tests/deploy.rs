@@ -90,3 +90,46 @@ fn written_kinds_can_be_applied_and_deleted_and_statuses_patched() {
     let leases = verbs(&docs, "Role", "coordination.k8s.io", "leases");
     assert_eq!(leases, ["get", "create", "update"]);
 }
+
+#[test]
+fn the_webhook_configuration_reaches_the_operators_webhook() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/webhook.yaml");
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    let hook = docs
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .unwrap();
+    let w = &hook["webhooks"][0];
+    assert_eq!(w["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(
+        w["clientConfig"]["service"]["name"],
+        service["metadata"]["name"]
+    );
+    assert_eq!(
+        w["failurePolicy"], "Ignore",
+        "a failing webhook must not block Envoy pods"
+    );
+    let target = service["spec"]["ports"][0]["targetPort"].as_u64().unwrap();
+    let deployment = manifests()
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        args.iter()
+            .any(|a| a == &format!("--webhook-addr=0.0.0.0:{target}")),
+        "{args:?}"
+    );
+    let selector = &service["spec"]["selector"];
+    assert_eq!(
+        selector["app.kubernetes.io/name"],
+        deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+    );
+}

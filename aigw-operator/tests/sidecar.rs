@@ -158,3 +158,42 @@ fn pods_that_are_not_ours_pass_unchanged() {
     assert_eq!(r["response"]["allowed"], true);
     assert!(decoded_patch(&r).is_empty());
 }
+
+#[tokio::test]
+async fn the_webhook_answers_over_tls() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls = aigw_operator::webhook::tls_config(
+        cert.cert.pem().as_bytes(),
+        cert.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let m = std::sync::Arc::new(manifests("basic__basic.yaml"));
+    let source: aigw_operator::webhook::Source = std::sync::Arc::new(move || {
+        let m = m.clone();
+        Box::pin(async move { Some((*m).clone()) })
+    });
+    let router = aigw_operator::webhook::router(source, SidecarOptions::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(aigw_operator::webhook::serve(listener, tls, router));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let pod = envoy_pod("envoy-ai-gateway-basic", "default");
+    let review: Value = client
+        .post(format!("https://localhost:{port}/mutate"))
+        .json(&admission(&pod))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(review["kind"], "AdmissionReview");
+    assert_eq!(review["response"]["allowed"], true);
+    assert!(!decoded_patch(&review).is_empty());
+    server.abort();
+}
