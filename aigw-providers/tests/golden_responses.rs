@@ -117,6 +117,7 @@ fn streams() -> Vec<(ApiSchema, String, Vec<u8>)> {
         "stream_basic",
         "stream_thinking",
         "stream_tool",
+        "stream_tool_empty_args",
         "stream_parallel_tools",
         "stream_error",
     ] {
