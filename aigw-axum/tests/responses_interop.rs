@@ -4,7 +4,8 @@
 //!
 //! * the `openai` Python SDK — `responses.create`, `responses.stream` (typed events,
 //!   sequence numbers), a function-call round trip and `responses.input_tokens` — on
-//!   OpenAI (passthrough), Anthropic, Bedrock Converse and Gemini on Vertex AI;
+//!   OpenAI (passthrough), Anthropic, Bedrock Converse and Gemini on Vertex AI, and
+//!   (from a configuration file) Claude on Bedrock InvokeModel and on Vertex AI;
 //! * the OpenAI Agents SDK running a two-turn tool-using agent on Anthropic and Bedrock;
 //! * Codex CLI (`codex exec` with a custom model provider on the Responses wire) running
 //!   a tool on Anthropic and Bedrock.
@@ -313,4 +314,104 @@ fn codex_exec_runs_a_tool_on_anthropic_and_bedrock() {
             .any(|l| l.starts_with("aigw_requests_total{") && l.contains("status=\"422\"")),
         "{metrics}"
     );
+}
+
+/// A Backend + AIServiceBackend pair at the simulator.
+fn backend_yaml(name: &str, port: u16, schema: &str) -> String {
+    format!(
+        "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: 127.0.0.1\n        port: {port}\n\
+         ---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: {schema}\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n"
+    )
+}
+
+fn policy_yaml(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}-credentials\n  namespace: default\nspec:\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {name}\n{spec}"
+    )
+}
+
+/// Claude through Bedrock InvokeModel (`AWSAnthropic`, SigV4 verified) and through
+/// Vertex AI (`GCPAnthropic`, the Vertex path and a metadata-server token verified),
+/// configured with the upstream YAML; the simulator runs in-process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_responses_on_claude_via_bedrock_invoke_and_vertex() {
+    use aigw_axum::simulator::{AwsCredentials, SIM_GCP_TOKEN, Simulator, SimulatorConfig};
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let (key_id, secret) = ("AKIDRESPONSESTEST", "responses-test-secret");
+    let sim = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = sim.local_addr().unwrap().port();
+    let config = SimulatorConfig::default()
+        .with_aws(AwsCredentials::new(key_id, secret, "us-east-1"))
+        .with_gcp_tokens([SIM_GCP_TOKEN]);
+    tokio::spawn(Simulator::new(config).serve(sim, std::future::pending()));
+
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut y = backend_yaml("claude-invoke", port, "AWSAnthropic");
+    y += &backend_yaml("claude-vertex", port, "GCPAnthropic");
+    y += &format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: claude-invoke-credentials\n  namespace: default\ntype: Opaque\nstringData:\n  credentials: |\n    [default]\n    aws_access_key_id = {key_id}\n    aws_secret_access_key = {secret}\n"
+    );
+    y += &policy_yaml(
+        "claude-invoke",
+        "  type: AWSCredentials\n  awsCredentials:\n    region: us-east-1\n    credentialsFile:\n      secretRef:\n        name: claude-invoke-credentials\n",
+    );
+    y += &policy_yaml(
+        "claude-vertex",
+        "  type: GCPCredentials\n  gcpCredentials:\n    projectName: sim-project\n    region: us-central1\n",
+    );
+    y += "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: claude\n  namespace: default\nspec:\n  rules:\n\
+          \x20   - matches:\n        - headers:\n            - type: RegularExpression\n              name: x-ai-eg-model\n              value: \"anthropic\\\\..*\"\n      backendRefs:\n        - name: claude-invoke\n\
+          \x20   - matches:\n        - headers:\n            - type: RegularExpression\n              name: x-ai-eg-model\n              value: \"claude-.*\"\n      backendRefs:\n        - name: claude-vertex\n";
+    let cfg = dir.path().join("aigw.yaml");
+    std::fs::write(&cfg, y).unwrap();
+
+    let (listen, admin) = (free_addr(), free_addr());
+    let _gw = Proc(
+        Command::new(env!("CARGO_BIN_EXE_aigw"))
+            .arg("run")
+            .arg(&cfg)
+            .args(["--listen", &listen.to_string()])
+            .args(["--admin", &admin.to_string()])
+            .env("GCE_METADATA_HOST", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://{listen}");
+    tokio::task::spawn_blocking(move || {
+        wait_listening(listen);
+        for model in ["anthropic.claude-sonnet-4-v1:0", "claude-sonnet-4@20250514"] {
+            let r = checks(&py, &base, model, &["create", "stream", "tools", "chain"]);
+            assert_eq!(r["create"]["status"], "completed", "{model}: {r}");
+            assert!(
+                r["create"]["text"].as_str().unwrap().contains(model),
+                "{model}: {r}"
+            );
+            assert_eq!(
+                r["stream"]["text"], r["stream"]["final_text"],
+                "{model}: {r}"
+            );
+            assert_eq!(r["tools"]["tool"], "get_weather", "{model}: {r}");
+            assert_eq!(r["tools"]["stream_args_match"], true, "{model}: {r}");
+            assert_eq!(
+                r["chain"]["previous"], r["chain"]["first_id"],
+                "{model}: {r}"
+            );
+        }
+        // Both Claude platforms were reached on their own paths.
+        let stats = http_get(SocketAddr::from(([127, 0, 0, 1], port)), "/__sim/stats");
+        for path in [
+            "/invoke",
+            "/invoke-with-response-stream",
+            ":rawPredict",
+            ":streamRawPredict",
+        ] {
+            assert!(stats.contains(path), "{path} missing from {stats}");
+        }
+    })
+    .await
+    .unwrap();
 }

@@ -117,6 +117,7 @@ fn streams() -> Vec<(ApiSchema, String, Vec<u8>)> {
         "stream_basic",
         "stream_thinking",
         "stream_tool",
+        "stream_tool_empty_args",
         "stream_parallel_tools",
         "stream_error",
     ] {
@@ -188,9 +189,8 @@ fn normalize_responses(s: &str) -> String {
 /// as a typed event, `event:` equals `type`, sequence numbers count from 0, the first
 /// two are `response.created` and `response.in_progress` and the last is terminal.
 fn check_grammar(sse: &str) {
-    let mut seq = 0;
     let mut types = Vec::new();
-    for block in sse.split("\n\n").filter(|b| !b.is_empty()) {
+    for (seq, block) in sse.split("\n\n").filter(|b| !b.is_empty()).enumerate() {
         let (event, data) = block.split_once('\n').unwrap();
         let event = event.strip_prefix("event: ").unwrap();
         let data = data.strip_prefix("data: ").unwrap();
@@ -199,8 +199,7 @@ fn check_grammar(sse: &str) {
             panic!("untyped event {data}")
         };
         assert_eq!(ev.kind.name(), event);
-        assert_eq!(ev.sequence_number, seq);
-        seq += 1;
+        assert_eq!(ev.sequence_number, seq as u64);
         types.push(event.to_owned());
     }
     assert_eq!(types[0], "response.created");

@@ -786,7 +786,7 @@ mod tests {
             "service_tier": "flex"
         });
         let r: ResponsesRequest = serde_json::from_value(body.clone()).unwrap();
-        assert!(matches!(&r.input, Some(Input::Items(i)) if matches!(i[7], Item::Other(_))));
+        assert!(matches!(&r.input, Some(Input::Items(i)) if matches!(i[5], Item::Other(_))));
         assert_eq!(r.extra.get("service_tier"), Some(&Value::from("flex")));
         assert_eq!(serde_json::to_value(&r).unwrap(), body);
     }

@@ -581,3 +581,96 @@ fn tool_choice(c: &Value, backend: &str) -> Result<ChatToolChoice> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> ResponsesRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn refused_field(v: Value) -> String {
+        match to_chat(&parse(v), "Anthropic") {
+            Err(Error::Untranslatable { field, .. }) => field,
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_and_non_default_fields_are_refused_by_name() {
+        let base = |k: &str, v: Value| {
+            let mut m = serde_json::json!({"model": "m", "input": "hi"});
+            m[k] = v;
+            m
+        };
+        assert_eq!(refused_field(base("frobnicate", 1.into())), "frobnicate");
+        assert_eq!(
+            refused_field(base("truncation", "auto".into())),
+            "truncation"
+        );
+        assert_eq!(refused_field(base("background", true.into())), "background");
+        assert_eq!(
+            refused_field(base(
+                "tool_choice",
+                serde_json::json!({"type": "web_search"})
+            )),
+            "tool_choice"
+        );
+        // Defaults and routing hints pass.
+        for (k, v) in [
+            ("truncation", Value::from("disabled")),
+            ("prompt_cache_key", "k".into()),
+            ("client_metadata", serde_json::json!({"a": 1})),
+            ("service_tier", "auto".into()),
+        ] {
+            assert!(to_chat(&parse(base(k, v)), "Anthropic").is_ok(), "{k}");
+        }
+    }
+
+    #[test]
+    fn efforts_above_high_map_to_high_and_unknown_efforts_are_400() {
+        let req = |e: &str| {
+            parse(serde_json::json!({"model": "m", "input": "x", "reasoning": {"effort": e}}))
+        };
+        for e in ["xhigh", "max", "ultra"] {
+            let (chat, _) = to_chat(&req(e), "Anthropic").unwrap();
+            assert_eq!(chat.reasoning_effort.as_deref(), Some("high"), "{e}");
+        }
+        let (chat, _) = to_chat(&req("none"), "Anthropic").unwrap();
+        assert_eq!(chat.reasoning_effort, None);
+        let e = to_chat(&req("extreme"), "Anthropic").unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn namespace_tools_flatten_and_cache_only_search_is_dropped_and_counted() {
+        let before = crate::responses::dropped_tool_count();
+        let (chat, facts) = to_chat(
+            &parse(serde_json::json!({
+                "model": "m", "input": "x",
+                "tools": [
+                    {"type": "namespace", "name": "mcp", "tools": [{"type": "function", "name": "read"}]},
+                    {"type": "web_search", "external_web_access": false}
+                ]
+            })),
+            "Anthropic",
+        )
+        .unwrap();
+        let tools = chat.tools.unwrap();
+        assert_eq!(tools.len(), 1);
+        assert_eq!(tools[0].function.as_ref().unwrap().name, "mcp__read");
+        assert_eq!(
+            facts.namespaced.get("mcp__read"),
+            Some(&("mcp".to_owned(), "read".to_owned()))
+        );
+        assert!(crate::responses::dropped_tool_count() > before);
+        // Live web search has no equivalent: refused.
+        assert_eq!(
+            refused_field(serde_json::json!({
+                "model": "m", "input": "x", "tools": [{"type": "web_search"}]
+            })),
+            "tools[0]"
+        );
+    }
+}

@@ -220,12 +220,13 @@ fn push_message_items(m: &ChatMessage, facts: &RequestFacts, id: &str, output: &
         output.push(message_item(&mid, &text, "completed"));
     }
     for call in m.tool_calls.iter().flatten() {
+        let args = call.function.arguments.as_str();
         output.push(function_call_item(
             facts,
             &format!("fc_{}", call.id),
             &call.id,
             &call.function.name,
-            &call.function.arguments,
+            if args.trim().is_empty() { "{}" } else { args },
             "completed",
         ));
     }
@@ -624,7 +625,18 @@ impl StreamEmitter {
     }
 
     fn close_calls(&mut self, out: &mut Vec<u8>) {
-        for call in std::mem::take(&mut self.calls) {
+        for mut call in std::mem::take(&mut self.calls) {
+            // A call without arguments (a tool with no parameters) still gets a JSON
+            // object, as OpenAI sends: clients parse `arguments` as JSON.
+            if call.arguments.trim().is_empty() {
+                call.arguments = "{}".to_owned();
+                let ev = EventKind::FunctionCallArgumentsDelta {
+                    item_id: call.item_id.clone(),
+                    output_index: call.index,
+                    delta: call.arguments.clone(),
+                };
+                self.emit(out, ev);
+            }
             self.emit(
                 out,
                 EventKind::FunctionCallArgumentsDone {
