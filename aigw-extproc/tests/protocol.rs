@@ -4,6 +4,7 @@
 
 mod common;
 
+use aigw_core::TranslatorFactory;
 use aigw_extproc::metrics::Metrics;
 use aigw_extproc::server::{Bound, ListenAddr, serve_grpc};
 use aigw_extproc::wire::{self, METADATA_NAMESPACE};
@@ -35,11 +36,15 @@ struct Harness {
 }
 
 async fn start() -> Harness {
+    start_with(Arc::new(TestFactory)).await
+}
+
+async fn start_with(factory: Arc<dyn TranslatorFactory>) -> Harness {
     let runtime = Runtime::new(
         Arc::new(TestCatalog {
             upstream: "upstream.test:443".into(),
         }),
-        Arc::new(TestFactory),
+        factory,
     );
     let metrics = Arc::new(Metrics::default());
     let processor = Processor::new(Arc::new(ArcSwap::from_pointee(runtime)), metrics.clone());
@@ -573,4 +578,42 @@ async fn cancelled_request_releases_its_state() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(h.processor.registry().is_empty(), "state leaked");
+}
+
+/// `POST /v1/messages?beta=true` (Claude Code): the native Anthropic backend receives the
+/// query (Envoy's `:path` already carries it, so the path is left alone); a translated
+/// backend (here the OpenAI schema) gets its own path without the client's query.
+#[tokio::test]
+async fn client_query_reaches_only_the_native_backend() {
+    let mut h = start_with(Arc::new(aigw_providers::ProviderFactory)).await;
+    let path = "/v1/messages?beta=true";
+    let body =
+        br#"{"model":"gpt-test","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+    for (backend, want) in [
+        (OTHER_BACKEND, None),
+        (OPENAI_BACKEND, Some("/v1/chat/completions")),
+    ] {
+        let mut router = h.open().await;
+        let r = router
+            .send(req_headers(
+                &[
+                    (":path", path),
+                    (":method", "POST"),
+                    ("x-request-id", "rid-q"),
+                    ("anthropic-version", "2023-06-01"),
+                    ("content-type", "application/json"),
+                ],
+                false,
+            ))
+            .await;
+        let id = set_header(common(&r), wire::INTERNAL_REQUEST_ID)
+            .expect("internal id")
+            .to_owned();
+        let r = router.send(req_body(body)).await;
+        assert_eq!(set_header(common(&r), "x-ai-eg-original-path"), Some(path));
+        let mut up = h.open().await;
+        let r = up.send(upstream_headers(&id, backend, path)).await;
+        let c = common(&r);
+        assert_eq!(set_header(c, ":path"), want, "{backend}");
+    }
 }

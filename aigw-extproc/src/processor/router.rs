@@ -213,6 +213,9 @@ impl RouterStream {
             Ok(x) => x,
             Err(e) => return self.fail_request(&e),
         };
+        // A native passthrough forwards the client's query (`?beta=true` from Anthropic
+        // clients); the exchange appends it only where the translator says so.
+        exchange.set_query(self.headers.path.split_once('?').map(|(_, q)| q));
         let model = exchange.info().model.clone();
         let info = match self.runtime.catalog.resolve(&model, exchange.headers()) {
             Ok(r) => r,

@@ -258,6 +258,8 @@ pub struct ChatToAnthropic {
     encoder: ChatStreamEncoder,
     usage: TokenUsage,
     model: Option<String>,
+    /// Client fields not carried to the backend (reported to the exchange).
+    dropped: Vec<DroppedField>,
 }
 
 impl ChatToAnthropic {
@@ -272,6 +274,7 @@ impl ChatToAnthropic {
             encoder: ChatStreamEncoder::default(),
             usage: TokenUsage::default(),
             model: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -283,10 +286,16 @@ impl ChatToAnthropic {
 }
 
 impl Translator for ChatToAnthropic {
+    fn dropped_fields(&self) -> &[DroppedField] {
+        &self.dropped
+    }
+
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
         let chat: oa::ChatCompletionRequest = serde_json::from_slice(req.body)
             .map_err(|e| Error::bad_request(format!("invalid chat completion request: {e}")))?;
-        let (mut body, info) = request::chat_to_messages(&chat, self.platform.backend())?;
+        self.dropped.clear();
+        let (mut body, info) =
+            request::chat_to_messages(&chat, self.platform.backend(), &mut self.dropped)?;
         let model = self
             .model_override
             .clone()

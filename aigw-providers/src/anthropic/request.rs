@@ -7,7 +7,10 @@
 //! `model` and `stream` and sets `anthropic_version` (see [`super::finish_for_platform`]).
 //!
 //! Mapping decisions (also in `docs/translation-matrix.md`):
-//! * `system`/`developer` messages anywhere become the top-level `system` blocks, in order.
+//! * `system`/`developer` messages that open the conversation become the top-level
+//!   `system` blocks, in order; later ones keep their position as user-turn text wrapped
+//!   in `<system-reminder>` tags (the Messages APIs of Anthropic, Vertex and Bedrock have
+//!   no system role inside `messages`).
 //! * Consecutive messages of the same Anthropic role are merged (tool results of one
 //!   turn must share one user message).
 //! * `response_format` (`json_object` / `json_schema`) is mapped by *tool forcing*: a
@@ -18,17 +21,23 @@
 //! * `reasoning_effort` becomes `thinking.budget_tokens` ([`effort_budget`]).
 //! * Assistant `reasoning_content` + `reasoning_signature` are replayed as a `thinking`
 //!   block; unsigned reasoning is omitted (Anthropic rejects unsigned thinking blocks).
-//! * `name` on messages and `store` have no Anthropic counterpart and no effect on the
-//!   generation: they are dropped. `metadata` is passed when it has Anthropic's shape
-//!   (`{"user_id": …}`, which wins over `user`) and dropped otherwise; `service_tier`
-//!   is passed when it is an Anthropic tier (`auto`, `standard_only`), dropped otherwise.
+//! * `name` on messages, `store`, `prompt_cache_key` and `prompt_cache_retention` have
+//!   no Anthropic counterpart and no effect on the generation: they are dropped, logged
+//!   and counted. `metadata` is passed when it has Anthropic's shape (`{"user_id": …}`,
+//!   which wins over `safety_identifier` and `user`) and dropped (counted) otherwise;
+//!   `service_tier` is passed when it is an Anthropic tier (`auto`, `standard_only`),
+//!   dropped (counted) otherwise.
 //! * Other unknown top-level fields are vendor fields and are passed through verbatim
 //!   (`top_k`, `thinking`, `container`, …).
 //! * Everything else without a counterpart is a 422 naming the field.
 
+use crate::canonical::openai::{
+    DROP_IMAGE_DETAIL, DROP_MESSAGE_NAME, DROP_METADATA, DROP_PROMPT_CACHE_KEY,
+    DROP_PROMPT_CACHE_RETENTION, DROP_SERVICE_TIER, DROP_STORE,
+};
 use aigw_core::api::anthropic as an;
 use aigw_core::api::openai as oa;
-use aigw_core::{Error, Result};
+use aigw_core::{DroppedField, Error, Result};
 use serde_json::{Map, Value, json};
 
 /// `max_tokens` sent when the client set no limit (Anthropic requires one).
@@ -65,11 +74,13 @@ fn num_is(n: &serde_json::Number, v: f64) -> bool {
 
 /// Converts an OpenAI chat request into an Anthropic Messages request.
 ///
-/// `backend` names the backend in 422 messages. The result has `model` and `stream`
+/// `backend` names the backend in 422 messages; fields left out because they cannot
+/// change the answer are added to `dropped`. The result has `model` and `stream`
 /// copied from the request; platform specifics are the caller's.
 pub fn chat_to_messages(
     req: &oa::ChatCompletionRequest,
     backend: &str,
+    dropped: &mut Vec<DroppedField>,
 ) -> Result<(an::MessagesRequest, ChatToMessagesInfo)> {
     let mut info = ChatToMessagesInfo::default();
     if req.n.is_some_and(|n| n > 1) {
@@ -131,7 +142,19 @@ pub fn chat_to_messages(
     // change the output, pass the rest through as vendor fields.
     for (k, v) in &req.extra {
         match k.as_str() {
-            "store" => {}
+            _ if v.is_null() => {}
+            "store" => dropped.push(DROP_STORE),
+            "prompt_cache_key" => dropped.push(DROP_PROMPT_CACHE_KEY),
+            "prompt_cache_retention" => dropped.push(DROP_PROMPT_CACHE_RETENTION),
+            // The successor of `user`: an end-user id, which is what Anthropic's
+            // `metadata.user_id` is.
+            "safety_identifier" => {
+                if let Some(id) = v.as_str()
+                    && out.metadata.is_none()
+                {
+                    out.metadata = Some(json!({"user_id": id}));
+                }
+            }
             // Anthropic's `metadata` carries only `user_id`; OpenAI's is stored-completion
             // tagging with no Anthropic counterpart. Pass the Anthropic shape, drop the other.
             "metadata" => {
@@ -140,6 +163,8 @@ pub fn chat_to_messages(
                     && m.keys().all(|k| k == "user_id")
                 {
                     out.metadata = Some(v.clone());
+                } else {
+                    dropped.push(DROP_METADATA);
                 }
             }
             // Anthropic's tiers are `auto` and `standard_only`; OpenAI's `default`, `flex`
@@ -147,6 +172,8 @@ pub fn chat_to_messages(
             "service_tier" => {
                 if matches!(v.as_str(), Some("auto" | "standard_only")) {
                     out.extra.insert(k.clone(), v.clone());
+                } else {
+                    dropped.push(DROP_SERVICE_TIER);
                 }
             }
             "audio" | "modalities" | "prediction" | "web_search_options" | "functions"
@@ -213,13 +240,18 @@ pub fn chat_to_messages(
     out.max_tokens = Some(max_tokens);
 
     // Messages.
+    note_message_drops(req, dropped);
     let mut system: Vec<an::ContentBlock> = Vec::new();
     let mut messages: Vec<an::Message> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let path = format!("messages[{i}]");
         match m.role {
-            oa::Role::System | oa::Role::Developer => {
+            oa::Role::System | oa::Role::Developer if messages.is_empty() => {
                 system.extend(text_blocks(m.content.as_ref(), &path, backend)?);
+            }
+            oa::Role::System | oa::Role::Developer => {
+                let blocks = reminder_blocks(text_blocks(m.content.as_ref(), &path, backend)?);
+                push(&mut messages, an::Role::User, blocks);
             }
             oa::Role::User => {
                 let blocks = user_blocks(m.content.as_ref(), &path, backend)?;
@@ -402,6 +434,34 @@ pub fn chat_to_messages(
     out.tool_choice = choice;
     out.thinking = thinking;
     Ok((out, info))
+}
+
+/// Message-level fields without an Anthropic counterpart that cannot change the answer.
+fn note_message_drops(req: &oa::ChatCompletionRequest, dropped: &mut Vec<DroppedField>) {
+    if req.messages.iter().any(|m| m.name.is_some()) {
+        dropped.push(DROP_MESSAGE_NAME);
+    }
+    let detail = |m: &oa::ChatMessage| match &m.content {
+        Some(oa::MessageContent::Parts(p)) => p.iter().any(|p| {
+            matches!(p, oa::ContentPart::Known(oa::KnownContentPart::ImageUrl { image_url, .. })
+                if image_url.detail.as_deref().is_some_and(|d| d != "auto"))
+        }),
+        _ => false,
+    };
+    if req.messages.iter().any(detail) {
+        dropped.push(DROP_IMAGE_DETAIL);
+    }
+}
+
+/// A mid-conversation system message's text blocks as user-turn text at the same
+/// position, in the `<system-reminder>` form Anthropic clients use themselves.
+fn reminder_blocks(mut blocks: Vec<an::ContentBlock>) -> Vec<an::ContentBlock> {
+    for b in &mut blocks {
+        if let an::ContentBlock::Known(an::KnownBlock::Text { text, .. }) = b {
+            *text = crate::anthropic::fields::system_reminder(text);
+        }
+    }
+    blocks
 }
 
 fn tool_name(name: &str) -> String {

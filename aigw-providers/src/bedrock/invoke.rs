@@ -18,8 +18,8 @@ use crate::canonical::{
 };
 use crate::eventstream::{Decoder, FrameKind};
 use aigw_core::{
-    BodyChange, ClientApi, Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
-    Result, TokenUsage, Translator, UpstreamRequest,
+    BodyChange, ClientApi, DroppedField, Error, ErrorResponse, HeaderMutation, RequestContext,
+    ResponseChunk, Result, TokenUsage, Translator, UpstreamRequest,
 };
 use base64::Engine as _;
 use bytes::Bytes;
@@ -528,6 +528,8 @@ pub struct InvokeTranslator {
     ended: bool,
     /// The mid-stream failure already rendered to the client, if any.
     failure: Option<String>,
+    /// Client fields not carried to the backend (reported to the exchange).
+    dropped: Vec<DroppedField>,
 }
 
 impl InvokeTranslator {
@@ -549,6 +551,7 @@ impl InvokeTranslator {
             buffered: Vec::new(),
             ended: false,
             failure: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -745,6 +748,10 @@ impl InvokeTranslator {
 }
 
 impl Translator for InvokeTranslator {
+    fn dropped_fields(&self) -> &[DroppedField] {
+        &self.dropped
+    }
+
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
         let (body, model, stream) = match self.api {
             ClientApi::Anthropic => self.anthropic_body(req.body, req.headers)?,
@@ -761,6 +768,7 @@ impl Translator for InvokeTranslator {
                     chat.model.clone_from(m);
                 }
                 self.include_usage = chat.include_usage;
+                self.dropped = std::mem::take(&mut chat.dropped);
                 let body = messages_body(&chat, &self.version, &betas(req.headers))?;
                 (body, chat.model, chat.stream)
             }

@@ -4,7 +4,8 @@ use super::{
     Block, ChatRequest, Reasoning, ResponseFormat, Role, Tool, ToolChoice, VendorFields,
     parse_data_url, raw_json,
 };
-use aigw_core::{Error, Result};
+use crate::anthropic::fields::system_reminder;
+use aigw_core::{DroppedField, Error, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -41,12 +42,39 @@ struct Request<'a> {
     seed: Option<i64>,
     #[serde(default)]
     logprobs: Option<bool>,
+    #[serde(default)]
+    top_logprobs: Option<u32>,
     #[serde(borrow, default)]
     logit_bias: Option<&'a RawValue>,
     #[serde(borrow, default)]
     audio: Option<&'a RawValue>,
     #[serde(borrow, default)]
     prediction: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    modalities: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    web_search_options: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    verbosity: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    functions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    function_call: Option<&'a RawValue>,
+    /// Bookkeeping fields with no effect on the generation (see [`bookkeeping`]).
+    #[serde(borrow, default)]
+    user: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    safety_identifier: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    store: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    service_tier: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    prompt_cache_key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    prompt_cache_retention: Option<&'a RawValue>,
     #[serde(borrow, default)]
     tools: Option<Vec<ToolDef<'a>>>,
     #[serde(borrow, default)]
@@ -134,6 +162,9 @@ struct Msg<'a> {
     reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     reasoning_signature: Option<Cow<'a, str>>,
+    /// A participant name; no backend here has one.
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
     /// Not in OpenAI's schema; accepted on tool messages so an error result survives
     /// translation to backends that have an error flag.
     #[serde(default)]
@@ -151,6 +182,8 @@ struct Part<'a> {
     #[serde(borrow, default)]
     image_url: Option<ImageUrl<'a>>,
     #[serde(borrow, default)]
+    file: Option<FileIn<'a>>,
+    #[serde(borrow, default)]
     cache_control: Option<&'a RawValue>,
 }
 
@@ -158,6 +191,17 @@ struct Part<'a> {
 struct ImageUrl<'a> {
     #[serde(borrow)]
     url: Cow<'a, str>,
+    #[serde(borrow, default)]
+    detail: Option<Cow<'a, str>>,
+}
+
+/// A `file` content part: inline data (a data URL) or an id in OpenAI's Files API.
+#[derive(Deserialize)]
+struct FileIn<'a> {
+    #[serde(borrow, default)]
+    file_data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    file_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +278,158 @@ struct JsonSchemaIn<'a> {
     schema: Option<&'a RawValue>,
 }
 
+/// `user`: an end-user id for OpenAI's abuse monitoring.
+pub const DROP_USER: DroppedField = DroppedField::new(
+    "user",
+    "an end-user id for abuse monitoring: the answer is the same",
+);
+/// `safety_identifier`: the successor of `user`.
+pub const DROP_SAFETY_IDENTIFIER: DroppedField = DroppedField::new(
+    "safety_identifier",
+    "an end-user id for abuse monitoring: the answer is the same",
+);
+/// `metadata`: tags for OpenAI's stored completions.
+pub const DROP_METADATA: DroppedField = DroppedField::new(
+    "metadata",
+    "tags for OpenAI's stored completions: the answer is the same",
+);
+/// `store`: whether OpenAI keeps the completion.
+pub const DROP_STORE: DroppedField = DroppedField::new(
+    "store",
+    "whether OpenAI stores the completion: the answer is the same",
+);
+/// `service_tier`: OpenAI's processing tiers.
+pub const DROP_SERVICE_TIER: DroppedField = DroppedField::new(
+    "service_tier",
+    "an OpenAI capacity and price tier: the generated answer is the same",
+);
+/// `prompt_cache_key` / `prompt_cache_retention`: OpenAI's cache routing and lifetime.
+pub const DROP_PROMPT_CACHE_KEY: DroppedField = DroppedField::new(
+    "prompt_cache_key",
+    "a prompt-cache routing hint: the answer is the same",
+);
+/// `prompt_cache_retention`: OpenAI's cache lifetime.
+pub const DROP_PROMPT_CACHE_RETENTION: DroppedField = DroppedField::new(
+    "prompt_cache_retention",
+    "a prompt-cache lifetime: the answer is the same",
+);
+/// `messages[].name`: a participant label the backends have no field for.
+pub const DROP_MESSAGE_NAME: DroppedField = DroppedField::new(
+    "messages.name",
+    "a participant label; the backend has no field for it and the turn's role and content are kept",
+);
+/// `image_url.detail`: OpenAI's image resolution switch.
+pub const DROP_IMAGE_DETAIL: DroppedField = DroppedField::new(
+    "image_url.detail",
+    "an OpenAI image-resolution setting; the backend uses its own resolution for the same image",
+);
+
+/// The fields of the request that cannot change the answer and that no backend of this
+/// module has a field for: recorded as dropped (logged and counted by the exchange).
+fn bookkeeping(req: &Request<'_>, dropped: &mut Vec<DroppedField>) {
+    for (v, d) in [
+        (req.user, DROP_USER),
+        (req.safety_identifier, DROP_SAFETY_IDENTIFIER),
+        (req.metadata, DROP_METADATA),
+        (req.store, DROP_STORE),
+        (req.service_tier, DROP_SERVICE_TIER),
+        (req.prompt_cache_key, DROP_PROMPT_CACHE_KEY),
+        (req.prompt_cache_retention, DROP_PROMPT_CACHE_RETENTION),
+    ] {
+        if v.is_some_and(|v| v.get() != "null") {
+            dropped.push(d);
+        }
+    }
+}
+
+/// Fields that change the answer and have no counterpart: a 422 naming the field.
+fn reject_untranslatable(req: &Request<'_>, backend: &str) -> Result<()> {
+    let reject = |field: &str, why: &str| Err(Error::untranslatable(field, backend, why));
+    if req.logprobs == Some(true) {
+        return reject("logprobs", "the backend does not return log probabilities");
+    }
+    if req.top_logprobs.is_some_and(|n| n > 0) {
+        return reject(
+            "top_logprobs",
+            "the backend does not return log probabilities",
+        );
+    }
+    if is_set(req.logit_bias) {
+        return reject("logit_bias", "the backend has no logit bias");
+    }
+    if is_set(req.audio) {
+        return reject("audio", "the backend does not produce audio");
+    }
+    if req
+        .modalities
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|m| m != "text"))
+    {
+        return reject("modalities", "the backend produces text only");
+    }
+    if is_set(req.prediction) {
+        return reject("prediction", "the backend has no predicted outputs");
+    }
+    if req.verbosity.as_ref().is_some_and(|v| v != "medium") {
+        return reject(
+            "verbosity",
+            "the backend has no answer-length control besides max_tokens",
+        );
+    }
+    if is_set(req.functions) || is_set(req.function_call) {
+        return reject(
+            if is_set(req.functions) {
+                "functions"
+            } else {
+                "function_call"
+            },
+            "legacy function calling is not translated; use tools and tool_choice",
+        );
+    }
+    Ok(())
+}
+
+/// `web_search_options`: Gemini's Google Search grounding is the same capability (the
+/// model decides when to search and cites its sources); other backends have no web
+/// search. Options other than the defaults (a user location, a non-medium context
+/// size) have no Gemini counterpart and would change the results.
+fn web_search(v: Option<&RawValue>, backend: &str) -> Result<Option<Box<RawValue>>> {
+    #[derive(Deserialize)]
+    struct Options<'a> {
+        #[serde(borrow, default)]
+        search_context_size: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        user_location: Option<&'a RawValue>,
+    }
+    let Some(v) = v.filter(|v| v.get() != "null") else {
+        return Ok(None);
+    };
+    if backend != crate::vertex::request::BACKEND {
+        return Err(Error::untranslatable(
+            "web_search_options",
+            backend,
+            "the backend has no web search",
+        ));
+    }
+    let o: Options<'_> = serde_json::from_str(v.get())
+        .map_err(|e| Error::bad_request(format!("invalid web_search_options: {e}")))?;
+    if o.user_location.is_some_and(|l| l.get() != "null") {
+        return Err(Error::untranslatable(
+            "web_search_options.user_location",
+            backend,
+            "Google Search grounding takes no user location",
+        ));
+    }
+    if o.search_context_size.is_some_and(|s| s != "medium") {
+        return Err(Error::untranslatable(
+            "web_search_options.search_context_size",
+            backend,
+            "Google Search grounding has no context size",
+        ));
+    }
+    raw_json("{}", String::new).map(Some)
+}
+
 fn is_set(v: Option<&RawValue>) -> bool {
     v.is_some_and(|v| {
         let s = v.get();
@@ -246,21 +442,10 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     let req: Request<'_> = serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("invalid chat completion request: {e}")))?;
     let reject = |field: &str, why: &str| Error::untranslatable(field, backend, why);
-    if req.logprobs == Some(true) {
-        return Err(reject(
-            "logprobs",
-            "the backend does not return log probabilities",
-        ));
-    }
-    if is_set(req.logit_bias) {
-        return Err(reject("logit_bias", "the backend has no logit bias"));
-    }
-    if is_set(req.audio) {
-        return Err(reject("audio", "the backend does not produce audio"));
-    }
-    if is_set(req.prediction) {
-        return Err(reject("prediction", "the backend has no predicted outputs"));
-    }
+    reject_untranslatable(&req, backend)?;
+    let web_search = web_search(req.web_search_options, backend)?;
+    let mut dropped = Vec::new();
+    bookkeeping(&req, &mut dropped);
 
     let mut out = ChatRequest {
         model: req.model.into_owned(),
@@ -278,6 +463,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
         parallel_tool_calls: req.parallel_tool_calls,
+        dropped,
         ..ChatRequest::default()
     };
     out.stop = match req.stop {
@@ -328,7 +514,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         cached_content: keep(req.cached_content),
         labels: keep(req.labels),
         generation_config: keep(req.generation_config),
-        google_search: None,
+        google_search: web_search,
         additional_model_request_fields: keep(req.additional_model_request_fields),
         guardrail_config: keep(req.guardrail_config),
         performance_config: keep(req.performance_config),
@@ -379,22 +565,36 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
 }
 
 fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str) -> Result<()> {
+    if msg.name.is_some_and(|n| n.get() != "null") && !out.dropped.contains(&DROP_MESSAGE_NAME) {
+        out.dropped.push(DROP_MESSAGE_NAME);
+    }
     match msg.role.as_ref() {
         "system" | "developer" => {
-            let blocks = content_blocks(msg.content, i, backend)?;
-            for b in &blocks {
-                if !matches!(b, Block::Text { .. }) {
+            let mut blocks = content_blocks(msg.content, i, backend, &mut out.dropped)?;
+            for b in &mut blocks {
+                let Block::Text { text, .. } = b else {
                     return Err(Error::untranslatable(
                         format!("messages[{i}].content"),
                         backend,
                         "system messages may only contain text",
                     ));
+                };
+                // Instructions that open the conversation are its system prompt; later
+                // ones keep their position as user-turn text in the form Anthropic
+                // clients use for the same purpose (none of these backends has a
+                // system role inside the conversation).
+                if !out.messages.is_empty() {
+                    *text = system_reminder(text);
                 }
             }
-            out.system.extend(blocks);
+            if out.messages.is_empty() {
+                out.system.extend(blocks);
+            } else {
+                out.push(Role::User, blocks);
+            }
         }
         "user" => {
-            let blocks = content_blocks(msg.content, i, backend)?;
+            let blocks = content_blocks(msg.content, i, backend, &mut out.dropped)?;
             out.push(Role::User, blocks);
         }
         "assistant" => {
@@ -405,7 +605,7 @@ fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str)
                     signature: msg.reasoning_signature.map(Cow::into_owned),
                 });
             }
-            blocks.extend(content_blocks(msg.content, i, backend)?);
+            blocks.extend(content_blocks(msg.content, i, backend, &mut out.dropped)?);
             for (j, call) in msg.tool_calls.into_iter().flatten().enumerate() {
                 blocks.push(Block::ToolUse {
                     id: call.id.into_owned(),
@@ -423,7 +623,7 @@ fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str)
                     "messages[{i}].tool_call_id is required for tool messages"
                 ))
             })?;
-            let content = content_blocks(msg.content, i, backend)?;
+            let content = content_blocks(msg.content, i, backend, &mut out.dropped)?;
             out.push(
                 Role::User,
                 vec![Block::ToolResult {
@@ -443,7 +643,12 @@ fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str)
     Ok(())
 }
 
-fn content_blocks(content: Option<Content<'_>>, i: usize, backend: &str) -> Result<Vec<Block>> {
+fn content_blocks(
+    content: Option<Content<'_>>,
+    i: usize,
+    backend: &str,
+    dropped: &mut Vec<DroppedField>,
+) -> Result<Vec<Block>> {
     Ok(match content {
         None => Vec::new(),
         Some(super::TextOr::Text(t)) if t.is_empty() => Vec::new(),
@@ -462,10 +667,15 @@ fn content_blocks(content: Option<Content<'_>>, i: usize, backend: &str) -> Resu
                     }),
                     "image_url" => {
                         let field = format!("messages[{i}].content[{j}].image_url.url");
-                        let url = part
+                        let image = part
                             .image_url
-                            .ok_or_else(|| Error::bad_request(format!("{field} is required")))?
-                            .url;
+                            .ok_or_else(|| Error::bad_request(format!("{field} is required")))?;
+                        if image.detail.is_some_and(|d| d != "auto")
+                            && !dropped.contains(&DROP_IMAGE_DETAIL)
+                        {
+                            dropped.push(DROP_IMAGE_DETAIL);
+                        }
+                        let url = image.url;
                         match parse_data_url(&url) {
                             Some((media, data)) => blocks.push(Block::Image {
                                 media_type: media.to_owned(),
@@ -478,6 +688,7 @@ fn content_blocks(content: Option<Content<'_>>, i: usize, backend: &str) -> Resu
                             }),
                         }
                     }
+                    "file" => blocks.push(file_block(part.file, i, j, backend, cache)?),
                     other => {
                         return Err(Error::untranslatable(
                             format!("messages[{i}].content[{j}].type"),
@@ -488,6 +699,48 @@ fn content_blocks(content: Option<Content<'_>>, i: usize, backend: &str) -> Resu
                 }
             }
             blocks
+        }
+    })
+}
+
+/// A `file` part with inline data: a document block (an image when the data is one).
+/// A `file_id` names a file in OpenAI's Files API, which no other backend can read.
+fn file_block(
+    file: Option<FileIn<'_>>,
+    i: usize,
+    j: usize,
+    backend: &str,
+    cache: bool,
+) -> Result<Block> {
+    let field = format!("messages[{i}].content[{j}].file");
+    let file = file.ok_or_else(|| Error::bad_request(format!("{field} is required")))?;
+    let Some(data) = file.file_data else {
+        if file.file_id.is_some() {
+            return Err(Error::untranslatable(
+                format!("{field}.file_id"),
+                backend,
+                "a file stored in OpenAI's Files API cannot be read by this backend; send file_data",
+            ));
+        }
+        return Err(Error::bad_request(format!("{field}.file_data is required")));
+    };
+    let (media_type, data) = parse_data_url(&data).ok_or_else(|| {
+        Error::bad_request(format!(
+            "{field}.file_data must be a base64 data URL (data:MIME;base64,...)"
+        ))
+    })?;
+    let (media_type, data) = (media_type.to_owned(), data.to_owned());
+    Ok(if media_type.starts_with("image/") {
+        Block::Image {
+            media_type,
+            data,
+            cache,
+        }
+    } else {
+        Block::Document {
+            media_type,
+            data,
+            cache,
         }
     })
 }

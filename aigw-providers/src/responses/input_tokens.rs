@@ -53,7 +53,8 @@ impl Translator for InputTokensOverCount {
         parsed.store = Some(false);
         parsed.stream = None;
         let (chat, _) = request::to_chat(&parsed, &self.backend)?;
-        let (mut messages, _) = chat_to_messages(&chat, &self.backend)?;
+        // Counting generates nothing, so nothing dropped here needs reporting.
+        let (mut messages, _) = chat_to_messages(&chat, &self.backend, &mut Vec::new())?;
         // Only what the count depends on: the count-tokens APIs refuse generation
         // parameters.
         messages.max_tokens = None;
