@@ -147,12 +147,25 @@ fn route_config_json(pool: &DescriptorPool, rc: &RouteConfiguration) -> Value {
     v
 }
 
+/// Sorts object keys, so that protobuf maps (hash maps) print in a stable order.
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut entries: Vec<(String, Value)> = o.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
 fn response_json(pool: &DescriptorPool, r: &PostTranslateModifyResponse) -> Value {
-    json!({
+    sorted(json!({
         "listeners": r.listeners.iter().map(|l| to_json(pool, LISTENER, l)).collect::<Vec<_>>(),
         "routes": r.routes.iter().map(|x| route_config_json(pool, x)).collect::<Vec<_>>(),
         "clusters": r.clusters.iter().map(|c| to_json(pool, CLUSTER, c)).collect::<Vec<_>>(),
-    })
+    }))
 }
 
 fn run(pool: &DescriptorPool, fixture: &str, manifests: &[&str]) -> Value {
