@@ -20,6 +20,7 @@
 pub mod controller;
 pub mod crd;
 mod error;
+pub mod extension;
 pub mod render;
 pub mod sidecar;
 pub mod validate;

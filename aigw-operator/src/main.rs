@@ -31,7 +31,7 @@ enum Command {
         config_namespace: String,
     },
     /// Run the controller against the cluster of the current kubeconfig or service account.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +70,12 @@ struct RunArgs {
     /// Image of the injected aigw-extproc sidecar when no GatewayConfig names one.
     #[arg(long, default_value = "aigw-extproc:0.1.0")]
     extproc_image: String,
+    /// Serve the Envoy Gateway Extension Server (gRPC, PostTranslateModify) on this address.
+    #[arg(long, default_value = "0.0.0.0:1063")]
+    extension_server_addr: std::net::SocketAddr,
+    /// Unix socket of the ExtProc sidecar, as the extension server's UDS cluster names it.
+    #[arg(long, default_value = aigw_operator::extension::DEFAULT_UDS_PATH)]
+    extproc_uds_path: String,
     /// Log filter (`info`, `aigw_operator=debug`, …).
     #[arg(long, default_value = "info")]
     log: String,
@@ -139,6 +145,13 @@ async fn run(args: RunArgs) -> Result<(), String> {
         ),
         None => None,
     };
+    // Envoy Gateway calls the extension server on every translation: every replica serves it.
+    let extension = start_extension_server(
+        args.extension_server_addr,
+        &args.extproc_uds_path,
+        client.clone(),
+    )
+    .await?;
     if args.leader_elect {
         let api = kube::Api::namespaced(client, &args.lease_namespace);
         let elector = Elector::new(
@@ -161,10 +174,40 @@ async fn run(args: RunArgs) -> Result<(), String> {
         controller::run(ctx, shutdown_signal()).await;
     }
     server.abort();
+    extension.abort();
     if let Some(w) = webhook {
         w.abort();
     }
     Ok(())
+}
+
+async fn start_extension_server(
+    addr: std::net::SocketAddr,
+    uds_path: &str,
+    client: kube::Client,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    use aigw_operator::extension::{modify::Options, server::ExtensionServer};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("extension server {addr}: {e}"))?;
+    let service = ExtensionServer::new(
+        client,
+        Options {
+            uds_path: uds_path.to_string(),
+        },
+    )
+    .into_service();
+    tracing::info!(%addr, "extension server listening");
+    Ok(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!(error = %e, "extension server stopped");
+        }
+    }))
 }
 
 async fn start_webhook(
@@ -248,7 +291,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            return match runtime.block_on(run(args)) {
+            return match runtime.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("aigw-operator: {e}");

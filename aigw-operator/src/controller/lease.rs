@@ -23,6 +23,16 @@ pub struct Elector {
     duration: Duration,
 }
 
+impl std::fmt::Debug for Elector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elector")
+            .field("name", &self.name)
+            .field("identity", &self.identity)
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What one attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

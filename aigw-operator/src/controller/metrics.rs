@@ -22,6 +22,12 @@ pub struct Metrics {
     registry: Arc<Registry>,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let reconciles = Family::<Outcome, Counter>::default();

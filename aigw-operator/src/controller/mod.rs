@@ -148,6 +148,16 @@ pub struct Context {
     recorder: Recorder,
 }
 
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("options", &self.options)
+            .field("metrics", &self.metrics)
+            .field("sweep_interval", &self.sweep_interval)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Context {
     /// A context over `client`.
     pub fn new(client: Client, options: Options, metrics: metrics::Metrics) -> Self {

@@ -1,0 +1,168 @@
+//! The gRPC service Envoy Gateway calls.
+
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject};
+use tonic::{Request, Response, Status};
+
+use super::modify::{self, BackendRef, Options, RouteRules, Routes};
+use super::proto::envoy_gateway_extension_server::EnvoyGatewayExtension;
+use super::proto::*;
+
+/// Implements `envoygateway.extension.EnvoyGatewayExtension`. Envoy Gateway is configured
+/// (deploy/envoy-gateway-config.yaml) to call only PostTranslateModify; the per-resource
+/// hooks return what they are given.
+#[derive(Clone)]
+pub struct ExtensionServer {
+    client: Client,
+    options: Options,
+}
+
+impl std::fmt::Debug for ExtensionServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtensionServer")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExtensionServer {
+    /// A server that reads AIGatewayRoutes through `client`.
+    pub fn new(client: Client, options: Options) -> Self {
+        Self { client, options }
+    }
+
+    /// The tonic service to add to a server.
+    pub fn into_service(
+        self,
+    ) -> super::proto::envoy_gateway_extension_server::EnvoyGatewayExtensionServer<Self> {
+        super::proto::envoy_gateway_extension_server::EnvoyGatewayExtensionServer::new(self)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    async fn lookup(&self, keys: Vec<(String, String)>) -> Result<Routes, Status> {
+        let ar = ApiResource {
+            group: "aigateway.envoyproxy.io".into(),
+            version: "v1beta1".into(),
+            api_version: "aigateway.envoyproxy.io/v1beta1".into(),
+            kind: "AIGatewayRoute".into(),
+            plural: "aigatewayroutes".into(),
+        };
+        let mut routes = Routes::new();
+        for (ns, name) in keys {
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &ar);
+            match api.get_opt(&name).await {
+                Ok(Some(obj)) => {
+                    routes.insert((ns, name), rules_of(&obj.data));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Status::unavailable(format!(
+                        "get AIGatewayRoute {ns}/{name}: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(routes)
+    }
+}
+
+/// The backendRefs of each rule of an AIGatewayRoute object.
+pub fn rules_of(obj: &serde_json::Value) -> RouteRules {
+    let rules = obj
+        .pointer("/spec/rules")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    rules
+        .iter()
+        .map(|rule| {
+            let refs = rule
+                .get("backendRefs")
+                .and_then(|r| r.as_array())
+                .cloned()
+                .unwrap_or_default();
+            refs.iter()
+                .map(|r| BackendRef {
+                    name: r
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    priority: r
+                        .get("priority")
+                        .and_then(|p| p.as_u64())
+                        .and_then(|p| u32::try_from(p).ok()),
+                    weight: r
+                        .get("weight")
+                        .and_then(|w| w.as_i64())
+                        .and_then(|w| i32::try_from(w).ok()),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl EnvoyGatewayExtension for ExtensionServer {
+    async fn post_translate_modify(
+        &self,
+        request: Request<PostTranslateModifyRequest>,
+    ) -> Result<Response<PostTranslateModifyResponse>, Status> {
+        let req = request.into_inner();
+        let routes = self.lookup(modify::referenced_routes(&req)).await?;
+        let response = modify::modify(req, &routes, &self.options)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(
+            clusters = response.clusters.len(),
+            listeners = response.listeners.len(),
+            "PostTranslateModify"
+        );
+        Ok(Response::new(response))
+    }
+
+    async fn post_route_modify(
+        &self,
+        request: Request<PostRouteModifyRequest>,
+    ) -> Result<Response<PostRouteModifyResponse>, Status> {
+        Ok(Response::new(PostRouteModifyResponse {
+            route: request.into_inner().route,
+        }))
+    }
+
+    async fn post_virtual_host_modify(
+        &self,
+        request: Request<PostVirtualHostModifyRequest>,
+    ) -> Result<Response<PostVirtualHostModifyResponse>, Status> {
+        Ok(Response::new(PostVirtualHostModifyResponse {
+            virtual_host: request.into_inner().virtual_host,
+        }))
+    }
+
+    async fn post_http_listener_modify(
+        &self,
+        request: Request<PostHttpListenerModifyRequest>,
+    ) -> Result<Response<PostHttpListenerModifyResponse>, Status> {
+        Ok(Response::new(PostHttpListenerModifyResponse {
+            listener: request.into_inner().listener,
+        }))
+    }
+
+    async fn post_cluster_modify(
+        &self,
+        request: Request<PostClusterModifyRequest>,
+    ) -> Result<Response<PostClusterModifyResponse>, Status> {
+        Ok(Response::new(PostClusterModifyResponse {
+            cluster: request.into_inner().cluster,
+        }))
+    }
+
+    async fn post_endpoints_modify(
+        &self,
+        request: Request<PostEndpointsModifyRequest>,
+    ) -> Result<Response<PostEndpointsModifyResponse>, Status> {
+        Ok(Response::new(PostEndpointsModifyResponse {
+            load_assignment: request.into_inner().load_assignment,
+        }))
+    }
+}

