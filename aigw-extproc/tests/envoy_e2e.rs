@@ -346,4 +346,48 @@ async fn sdks_through_envoy_and_extproc() {
         translated["gen_ai.usage.output_tokens"].as_f64().unwrap() > 0.0,
         "{translated}"
     );
+    beta_query_reaches_only_the_native_backend(&base, good).await;
+}
+
+/// `POST /v1/messages?beta=true` (Claude Code's form) through Envoy: the native
+/// Anthropic backend receives the query, the translated Bedrock backend does not.
+async fn beta_query_reaches_only_the_native_backend(base: &str, sim: u16) {
+    let http = reqwest::Client::new();
+    for model in ["claude-sonnet-4", "bedrock/anthropic.claude-3-haiku"] {
+        let r = http
+            .post(format!("{base}/v1/messages?beta=true"))
+            .header("anthropic-version", "2023-06-01")
+            .header("x-api-key", "client-key")
+            .json(&serde_json::json!({
+                "model": model,
+                "max_tokens": 32,
+                "messages": [{"role": "user", "content": "hi"}],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{model}: {}", r.text().await.unwrap());
+    }
+    let stats: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{sim}/__sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queries = stats["queries"].as_object().unwrap();
+    assert!(queries.contains_key("/v1/messages?beta=true"), "{stats}");
+    assert!(
+        queries
+            .keys()
+            .all(|k| k == "/v1/messages?beta=true" || !k.contains("beta")),
+        "the query reached a translated backend: {stats}"
+    );
+    assert!(
+        stats["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|p| p.starts_with("/model/") && p.contains("claude-3-haiku")),
+        "{stats}"
+    );
 }

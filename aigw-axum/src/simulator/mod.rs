@@ -13,7 +13,7 @@
 //! | Anthropic | `POST /v1/messages`, `/v1/messages/count_tokens` |
 //! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`, `/invoke-with-response-stream`, `/count-tokens` |
 //! | Vertex AI | `POST /v1/projects/{p}/locations/{r}/publishers/google/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` or a JSON array), `:predict`, `:embedContent`, `:countTokens`; `…/publishers/anthropic/models/{model}:rawPredict`, `:streamRawPredict` |
-//! | simulator | `GET /__sim/stats` (requests per path, JSON), `DELETE /__sim/stats` (reset) |
+//! | simulator | `GET /__sim/stats` (requests per path, and per path with query when one was sent, JSON), `DELETE /__sim/stats` (reset) |
 //!
 //! # Replies
 //! Deterministic: the text depends only on the model and the last user message, usage

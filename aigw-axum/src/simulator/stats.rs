@@ -13,23 +13,40 @@ use serde_json::json;
 use super::Shared;
 use super::errors::json_response;
 
-/// Requests seen per path (query excluded).
+/// Requests seen per path (query excluded), and per path with its query for the
+/// requests that had one (so tests can check which query reached a backend).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     paths: Mutex<HashMap<String, u64>>,
+    queries: Mutex<HashMap<String, u64>>,
+}
+
+fn bump(map: &Mutex<HashMap<String, u64>>, key: &str) {
+    let mut map = match map.lock() {
+        Ok(p) => p,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(n) = map.get_mut(key) {
+        *n += 1;
+    } else {
+        map.insert(key.to_owned(), 1);
+    }
 }
 
 impl Stats {
-    fn record(&self, path: &str) {
-        let mut paths = match self.paths.lock() {
+    fn record(&self, path: &str, query: Option<&str>) {
+        bump(&self.paths, path);
+        if let Some(q) = query {
+            bump(&self.queries, &format!("{path}?{q}"));
+        }
+    }
+
+    fn queries(&self) -> BTreeMap<String, u64> {
+        let q = match self.queries.lock() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(n) = paths.get_mut(path) {
-            *n += 1;
-        } else {
-            paths.insert(path.to_owned(), 1);
-        }
+        q.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
@@ -41,9 +58,11 @@ impl Stats {
     }
 
     fn clear(&self) {
-        match self.paths.lock() {
-            Ok(mut p) => p.clear(),
-            Err(poisoned) => poisoned.into_inner().clear(),
+        for m in [&self.paths, &self.queries] {
+            match m.lock() {
+                Ok(mut p) => p.clear(),
+                Err(poisoned) => poisoned.into_inner().clear(),
+            }
         }
     }
 }
@@ -52,16 +71,21 @@ impl Stats {
 pub(crate) async fn count(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !path.starts_with("/__sim/") {
-        shared.stats.record(path);
+        shared.stats.record(path, req.uri().query());
     }
     next.run(req).await
 }
 
-/// `GET /__sim/stats`: `{"total": N, "paths": {"/v1/chat/completions": 3, …}}`.
+/// `GET /__sim/stats`: `{"total": N, "paths": {"/v1/chat/completions": 3, …},
+/// "queries": {"/v1/messages?beta=true": 1, …}}`.
 pub(crate) async fn get_stats(State(shared): State<Arc<Shared>>) -> Response {
     let paths = shared.stats.snapshot();
     let total: u64 = paths.values().sum();
-    json_response(StatusCode::OK, &json!({"total": total, "paths": paths}))
+    let queries = shared.stats.queries();
+    json_response(
+        StatusCode::OK,
+        &json!({"total": total, "paths": paths, "queries": queries}),
+    )
 }
 
 /// `DELETE /__sim/stats`: zero the counters.

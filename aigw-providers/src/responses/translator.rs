@@ -125,6 +125,12 @@ impl ResponsesOverChat {
 }
 
 impl Translator for ResponsesOverChat {
+    /// What the chat translation underneath left out (the Responses-only fields are
+    /// handled, and logged, by the conversion to chat).
+    fn dropped_fields(&self) -> &[aigw_core::DroppedField] {
+        self.inner.dropped_fields()
+    }
+
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
         let mut parsed: ResponsesRequest = serde_json::from_slice(req.body)
             .map_err(|e| Error::bad_request(format!("invalid Responses request: {e}")))?;
