@@ -11,6 +11,8 @@
 //!   validation rules.
 //! * [`render`]: the whole reconcile as pure functions — manifests in, every object the
 //!   controller writes out.
+//! * [`extension`]: the Envoy Gateway Extension Server (gRPC) that adds the ExtProc
+//!   wiring to the xDS Envoy Gateway translates.
 //! * [`sidecar`]: the sidecar-injection decision for Envoy proxy pods (AdmissionReview in,
 //!   JSON Patch out).
 //! * [`webhook`]: that decision served over HTTPS as a mutating admission webhook.

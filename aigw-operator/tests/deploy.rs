@@ -133,3 +133,51 @@ fn the_webhook_configuration_reaches_the_operators_webhook() {
         deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
     );
 }
+
+/// Envoy Gateway's extension-manager values reach the operator's extension server.
+#[test]
+fn envoy_gateway_reaches_the_extension_server() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/envoy-gateway-values.yaml");
+    let values: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let manager = &values["config"]["envoyGateway"]["extensionManager"];
+    let docs = manifests();
+    let service = docs
+        .iter()
+        .find(|d| d["kind"] == "Service" && d["metadata"]["name"] == "aigw-operator")
+        .unwrap();
+    let fqdn = &manager["service"]["fqdn"];
+    assert_eq!(
+        fqdn["hostname"].as_str().unwrap(),
+        format!(
+            "{}.{}.svc.cluster.local",
+            service["metadata"]["name"].as_str().unwrap(),
+            service["metadata"]["namespace"].as_str().unwrap()
+        )
+    );
+    assert_eq!(fqdn["port"], service["spec"]["ports"][0]["port"]);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == service["spec"]["ports"][0]["targetPort"])
+        .unwrap();
+    assert!(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str()
+                == Some(&format!(
+                    "--extension-server-addr=0.0.0.0:{}",
+                    port["containerPort"]
+                ))),
+        "{container}"
+    );
+    let hooks = &manager["hooks"]["xdsTranslator"]["post"];
+    assert_eq!(
+        hooks,
+        &serde_json::json!(["Translation", "Cluster", "Route"])
+    );
+}

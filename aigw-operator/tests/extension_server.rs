@@ -14,8 +14,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use aigw_operator::extension::inference_pool::{self, Pool};
 use aigw_operator::extension::modify::{self, Options, Routes};
-use aigw_operator::extension::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
+use aigw_operator::extension::proto::{
+    ExtensionResource, PostTranslateModifyRequest, PostTranslateModifyResponse,
+};
 use aigw_operator::extension::server::rules_of;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -168,8 +171,62 @@ fn response_json(pool: &DescriptorPool, r: &PostTranslateModifyResponse) -> Valu
     }))
 }
 
+/// The InferencePools of the InferencePool example, as Envoy Gateway passes them to the
+/// per-route and per-cluster hooks.
+fn inference_pools() -> Vec<(usize, Pool)> {
+    let vllm = json!({
+        "apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+        "metadata": { "name": "vllm-llama3-8b-instruct", "namespace": "default" },
+        "spec": { "targetPorts": [{ "number": 8000 }], "selector": { "matchLabels": { "app": "vllm-llama3-8b-instruct" } },
+                  "endpointPickerRef": { "name": "vllm-llama3-8b-instruct-epp", "port": { "number": 9002 } } },
+    });
+    let mistral = json!({
+        "apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+        "metadata": { "name": "mistral", "namespace": "default",
+                      "annotations": { "aigateway.envoyproxy.io/processing-body-mode": "buffered" } },
+        "spec": { "targetPorts": [{ "number": 8080 }], "selector": { "matchLabels": { "app": "mistral" } },
+                  "endpointPickerRef": { "name": "mistral-epp", "port": { "number": 9002 } } },
+    });
+    let resource = |v: &Value| ExtensionResource {
+        unstructured_bytes: serde_json::to_vec(v).unwrap(),
+    };
+    [(0, vllm), (1, mistral)]
+        .iter()
+        .map(|(rule, obj)| {
+            (
+                *rule,
+                inference_pool::pool_of(&[resource(obj)]).unwrap().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Envoy Gateway's PostRouteModify and PostClusterModify calls for the pool rules.
+fn per_resource_hooks(req: &mut PostTranslateModifyRequest) {
+    for (rule, pool) in inference_pools() {
+        let cluster = format!("httproute/default/inference-pool-with-aigwroute/rule/{rule}");
+        for c in req.clusters.iter_mut().filter(|c| c.name == cluster) {
+            inference_pool::modify_cluster(c, &pool);
+        }
+        for rc in &mut req.routes {
+            for vh in &mut rc.virtual_hosts {
+                for r in vh
+                    .routes
+                    .iter_mut()
+                    .filter(|r| r.name.contains(&format!("/rule/{rule}/")))
+                {
+                    inference_pool::modify_route(r, &pool);
+                }
+            }
+        }
+    }
+}
+
 fn run(pool: &DescriptorPool, fixture: &str, manifests: &[&str]) -> Value {
-    let req = request(pool, fixture);
+    let mut req = request(pool, fixture);
+    if fixture == "inference_pool" {
+        per_resource_hooks(&mut req);
+    }
     let routes = ai_routes(manifests);
     assert_eq!(
         modify::referenced_routes(&req).len(),
@@ -211,6 +268,7 @@ const CASES: &[(&str, &[&str])] = &[
             "provider_fallback__fallback.yaml",
         ],
     ),
+    ("inference_pool", &["inference-pool__aigwroute.yaml"]),
 ];
 
 #[test]

@@ -36,6 +36,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use envoy_types::pb::google::protobuf::{Any, Duration, Struct, UInt32Value, Value, value};
 use prost::{Message, Name};
 
+use super::inference_pool;
 use super::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
 use super::{EXTPROC_FILTER, EXTPROC_UDS_CLUSTER};
 use crate::{Error, Result};
@@ -163,6 +164,11 @@ pub fn modify(
         modify_cluster(cluster, routes)?;
         has_uds |= cluster.name == EXTPROC_UDS_CLUSTER;
     }
+    let pickers: Vec<Cluster> = inference_pool::picker_clusters(&clusters)
+        .into_iter()
+        .filter(|p| !clusters.iter().any(|c| c.name == p.name))
+        .collect();
+    clusters.extend(pickers);
     if !has_uds {
         clusters.push(uds_cluster(&options.uds_path));
     }
@@ -197,7 +203,12 @@ fn modify_cluster(cluster: &mut Cluster, routes: &Routes) -> Result<()> {
             name.namespace, refs[i].name, name.route, name.rule, i
         )
     };
-    match (&mut cluster.load_assignment, name.backend) {
+    let pool = inference_pool::cluster_pool(cluster).is_some();
+    match (
+        cluster.load_assignment.as_mut().filter(|_| !pool),
+        name.backend,
+    ) {
+        // A pool's cluster is ORIGINAL_DST: the backend is the cluster's, not an endpoint's.
         (None, backend) => {
             if !refs.is_empty() {
                 let i = backend.unwrap_or(0);
@@ -398,6 +409,7 @@ fn modify_listeners_and_routes(
     listeners: &mut [Listener],
     configs: &mut [RouteConfiguration],
 ) -> Result<()> {
+    wire_inference_pools(listeners, configs)?;
     let enabled_configs: Vec<String> = configs
         .iter_mut()
         .filter_map(|rc| enable_on_ai_routes(rc).then(|| rc.name.clone()))
@@ -411,6 +423,48 @@ fn modify_listeners_and_routes(
             .any(|n| enabled_configs.contains(n));
         if serves_ai {
             insert_router_level_extproc(listener)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds each pool's endpoint-picker filter to the listeners serving routes to it, and
+/// disables it on their other routes.
+fn wire_inference_pools(
+    listeners: &mut [Listener],
+    configs: &mut [RouteConfiguration],
+) -> Result<()> {
+    for listener in listeners.iter_mut() {
+        if is_internal_listener(&listener.name) {
+            continue;
+        }
+        let names = listener_route_configs(listener)?;
+        let mut pools: Vec<inference_pool::Pool> = configs
+            .iter()
+            .filter(|rc| names.contains(&rc.name))
+            .flat_map(inference_pool::route_config_pools)
+            .collect();
+        pools.sort();
+        pools.dedup();
+        if pools.is_empty() {
+            continue;
+        }
+        for (ci, fi, mut hcm) in hcms(listener)? {
+            let missing: Vec<HttpFilter> = pools
+                .iter()
+                .filter(|p| !hcm.http_filters.iter().any(|f| f.name == p.filter_name()))
+                .map(|p| http_filter(&p.filter_name(), &inference_pool::picker_filter(p), false))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            // Before the router, the last filter.
+            let at = hcm.http_filters.len().saturating_sub(1);
+            hcm.http_filters.splice(at..at, missing);
+            set_chain_hcm(listener, ci, fi, &hcm);
+        }
+        for rc in configs.iter_mut().filter(|rc| names.contains(&rc.name)) {
+            inference_pool::disable_other_pools(rc, &pools);
         }
     }
     Ok(())

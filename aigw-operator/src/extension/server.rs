@@ -4,13 +4,14 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
 use tonic::{Request, Response, Status};
 
+use super::inference_pool;
 use super::modify::{self, BackendRef, Options, RouteRules, Routes};
 use super::proto::envoy_gateway_extension_server::EnvoyGatewayExtension;
 use super::proto::*;
 
-/// Implements `envoygateway.extension.EnvoyGatewayExtension`. Envoy Gateway is configured
-/// (deploy/envoy-gateway-config.yaml) to call only PostTranslateModify; the per-resource
-/// hooks return what they are given.
+/// Implements `envoygateway.extension.EnvoyGatewayExtension`: PostTranslateModify, and
+/// PostRouteModify / PostClusterModify for InferencePool backends; the other hooks return
+/// what they are given (Envoy Gateway is not configured to call them).
 #[derive(Clone)]
 pub struct ExtensionServer {
     client: Client,
@@ -103,6 +104,10 @@ pub fn rules_of(obj: &serde_json::Value) -> RouteRules {
         .collect()
 }
 
+fn pool_of(resources: &[ExtensionResource]) -> Result<Option<inference_pool::Pool>, Status> {
+    inference_pool::pool_of(resources).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
 #[tonic::async_trait]
 impl EnvoyGatewayExtension for ExtensionServer {
     async fn post_translate_modify(
@@ -125,9 +130,16 @@ impl EnvoyGatewayExtension for ExtensionServer {
         &self,
         request: Request<PostRouteModifyRequest>,
     ) -> Result<Response<PostRouteModifyResponse>, Status> {
-        Ok(Response::new(PostRouteModifyResponse {
-            route: request.into_inner().route,
-        }))
+        let req = request.into_inner();
+        let mut route = req.route;
+        let resources = req
+            .post_route_context
+            .map(|c| c.extension_resources)
+            .unwrap_or_default();
+        if let (Some(r), Some(pool)) = (route.as_mut(), pool_of(&resources)?) {
+            inference_pool::modify_route(r, &pool);
+        }
+        Ok(Response::new(PostRouteModifyResponse { route }))
     }
 
     async fn post_virtual_host_modify(
@@ -152,9 +164,16 @@ impl EnvoyGatewayExtension for ExtensionServer {
         &self,
         request: Request<PostClusterModifyRequest>,
     ) -> Result<Response<PostClusterModifyResponse>, Status> {
-        Ok(Response::new(PostClusterModifyResponse {
-            cluster: request.into_inner().cluster,
-        }))
+        let req = request.into_inner();
+        let mut cluster = req.cluster;
+        let resources = req
+            .post_cluster_context
+            .map(|c| c.backend_extension_resources)
+            .unwrap_or_default();
+        if let (Some(c), Some(pool)) = (cluster.as_mut(), pool_of(&resources)?) {
+            inference_pool::modify_cluster(c, &pool);
+        }
+        Ok(Response::new(PostClusterModifyResponse { cluster }))
     }
 
     async fn post_endpoints_modify(
