@@ -34,8 +34,8 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 };
 use envoy_types::pb::google::protobuf::{BoolValue, Duration, Value, value};
 
-use super::modify::{METADATA_NAMESPACE, to_any};
 use super::proto::ExtensionResource;
+use super::{METADATA_NAMESPACE, to_any};
 use crate::{Error, Result};
 
 const POOL_KEY: &str = "per_route_rule_inference_pool";

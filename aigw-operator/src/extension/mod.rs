@@ -26,3 +26,14 @@ pub const EXTPROC_FILTER: &str = "envoy.filters.http.ext_proc/aigateway";
 pub const DEFAULT_UDS_PATH: &str = "/etc/ai-gateway-extproc-uds/run.sock";
 /// The port Envoy Gateway's extension-server configuration points at, as upstream's default.
 pub const DEFAULT_PORT: u16 = 1063;
+
+/// Envoy's metadata namespace for what the AI Gateway stamps on endpoints, clusters and routes.
+pub const METADATA_NAMESPACE: &str = "aigateway.envoy.io";
+
+/// Packs a message as `google.protobuf.Any`.
+pub fn to_any<M: prost::Message + prost::Name>(m: &M) -> envoy_types::pb::google::protobuf::Any {
+    envoy_types::pb::google::protobuf::Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}

@@ -38,11 +38,9 @@ use prost::{Message, Name};
 
 use super::inference_pool;
 use super::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
-use super::{EXTPROC_FILTER, EXTPROC_UDS_CLUSTER};
+use super::{EXTPROC_FILTER, EXTPROC_UDS_CLUSTER, METADATA_NAMESPACE, to_any};
 use crate::{Error, Result};
 
-/// Envoy's metadata namespace for what the AI Gateway stamps on endpoints, clusters and routes.
-pub const METADATA_NAMESPACE: &str = "aigateway.envoy.io";
 /// The dynamic-metadata namespace the ExtProc writes into (upstream's
 /// `AIGatewayFilterMetadataNamespace`).
 pub const FILTER_METADATA_NAMESPACE: &str = "io.envoy.ai_gateway";
@@ -686,14 +684,6 @@ fn http_filter<M: Message + Name>(name: &str, config: &M, disabled: bool) -> Htt
         config_type: Some(http_filter::ConfigType::TypedConfig(to_any(config))),
         disabled,
         ..Default::default()
-    }
-}
-
-/// Packs a message as `google.protobuf.Any`.
-pub fn to_any<M: Message + Name>(m: &M) -> Any {
-    Any {
-        type_url: M::type_url(),
-        value: m.encode_to_vec(),
     }
 }
 
