@@ -617,3 +617,45 @@ async fn client_query_reaches_only_the_native_backend() {
         assert_eq!(set_header(c, ":path"), want, "{backend}");
     }
 }
+
+/// An OpenAI chat field the Anthropic backend has no equivalent for and that cannot
+/// change the answer (`store`) is counted per field and backend once the exchange ends.
+#[tokio::test]
+async fn dropped_chat_fields_are_counted_per_backend() {
+    let mut h = start_with(Arc::new(aigw_providers::ProviderFactory)).await;
+    let body = br#"{"model":"gpt-test","store":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut router = h.open().await;
+    let id = router_request(&mut router, body).await;
+    let mut up = h.open().await;
+    let r = up
+        .send(upstream_headers(&id, OTHER_BACKEND, "/v1/chat/completions"))
+        .await;
+    assert_eq!(set_header(common(&r), ":path"), Some("/v1/messages"));
+    drop(up);
+    router
+        .send(resp_headers("200", &[("content-type", "application/json")]))
+        .await;
+    let answer = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#;
+    let r = router.send(resp_body(answer, true)).await;
+    assert!(
+        body_of(common(&r)).is_some(),
+        "translated to a chat completion"
+    );
+    drop(router);
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = h.metrics.encode();
+        if text.contains("aigw_dropped_fields_total{") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("aigw_dropped_fields_total{")
+                && l.contains("field=\"store\"")
+                && l.contains("backend=\"default/other\"")
+                && l.ends_with(" 1")),
+        "{text}"
+    );
+}

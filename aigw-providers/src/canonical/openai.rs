@@ -303,7 +303,7 @@ pub const DROP_SERVICE_TIER: DroppedField = DroppedField::new(
     "service_tier",
     "an OpenAI capacity and price tier: the generated answer is the same",
 );
-/// `prompt_cache_key` / `prompt_cache_retention`: OpenAI's cache routing and lifetime.
+/// `prompt_cache_key`: OpenAI's cache routing hint.
 pub const DROP_PROMPT_CACHE_KEY: DroppedField = DroppedField::new(
     "prompt_cache_key",
     "a prompt-cache routing hint: the answer is the same",
