@@ -363,3 +363,45 @@ fn upstream_errors_keep_the_openai_shape() {
         assert!(v["error"]["message"].is_string(), "{schema:?}: {v}");
     }
 }
+
+/// The client's query string reaches OpenAI and Azure passthrough backends unchanged
+/// (appended to the backend path through the exchange), and never a translated one,
+/// whose backend has a different API.
+#[test]
+fn client_query_reaches_passthrough_backends_only() {
+    use aigw_core::exchange::{BodyMutation, Exchange, Target, UpstreamAddr};
+    use std::sync::Arc;
+    let target = |schema: VersionedSchema| Target {
+        backend: Arc::from("default/b"),
+        schema,
+        upstream: UpstreamAddr {
+            scheme: "http".into(),
+            authority: "127.0.0.1:9".into(),
+        },
+        model_override: None,
+        headers: aigw_core::HeaderMutation::default(),
+        body: BodyMutation::default(),
+        credential: None,
+        priority: 0,
+    };
+    let body = Bytes::from_static(br#"{"model":"m","input":"Hi"}"#);
+    let query = "api-version=preview&trace=a%20b";
+    let mut azure = VersionedSchema::new(ApiSchema::AzureOpenAI);
+    azure.version = Some("2025-04-01-preview".into());
+    for (schema, path) in [
+        (
+            VersionedSchema::new(ApiSchema::OpenAI),
+            format!("/v1/responses?{query}"),
+        ),
+        (azure, format!("/openai/v1/responses?{query}")),
+        (
+            VersionedSchema::new(ApiSchema::Anthropic),
+            "/v1/messages".to_owned(),
+        ),
+    ] {
+        let mut ex = Exchange::new(Endpoint::Responses, HeaderMap::new(), body.clone()).unwrap();
+        ex.set_query(Some(query));
+        let a = ex.attempt(&target(schema), &ProviderFactory).unwrap();
+        assert_eq!(a.request().path, path);
+    }
+}
