@@ -415,3 +415,47 @@ async fn openai_sdk_responses_on_claude_via_bedrock_invoke_and_vertex() {
     .await
     .unwrap();
 }
+
+/// Stored responses of a translated backend read back with the `openai` SDK:
+/// `responses.retrieve` (after `create` and after a stream), `responses.input_items.list`
+/// paged with `limit`/`order`/`after` and auto-paged, `responses.delete`, then a 404 in
+/// OpenAI's error shape.
+#[test]
+fn openai_sdk_retrieves_lists_and_deletes_stored_responses() {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let (_gw, url, _) = gateway();
+    for model in ["claude-sonnet-4", "bedrock/anthropic.claude-sonnet-4"] {
+        let r = checks(&py, &url, model, &["retrieve"])["retrieve"].clone();
+        assert_eq!(r["got_id"], r["id"], "{model}: {r}");
+        assert_eq!(r["got_text"], r["made_text"], "{r}");
+        assert_eq!(r["status"], "completed");
+        assert_eq!(r["got_streamed_id"], r["streamed_id"], "{r}");
+        assert_eq!(r["got_streamed_text"], r["streamed_text"], "{r}");
+        assert_eq!(
+            r["page"],
+            serde_json::json!(["first words", "second words"]),
+            "{r}"
+        );
+        assert_eq!(r["has_more"], true);
+        assert_eq!(r["rest"], serde_json::json!(["third words"]), "{r}");
+        assert_eq!(r["rest_has_more"], false);
+        // Newest first by default, as OpenAI lists them.
+        assert_eq!(
+            r["every"],
+            serde_json::json!(["third words", "second words", "first words"]),
+            "{r}"
+        );
+        assert_eq!(
+            r["deleted"],
+            serde_json::json!({"id": r["id"], "object": "response", "deleted": true}),
+            "{r}"
+        );
+        assert_eq!(
+            r["after_delete"],
+            serde_json::json!([404, "invalid_request_error"]),
+            "{r}"
+        );
+    }
+}

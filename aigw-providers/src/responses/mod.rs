@@ -22,6 +22,7 @@ pub mod passthrough;
 pub mod reasoning;
 pub mod request;
 pub mod response;
+pub mod retrieve;
 pub mod store;
 pub mod translator;
 
