@@ -5,7 +5,10 @@
 //! * the `openai` Python SDK — `responses.create`, `responses.stream` (typed events,
 //!   sequence numbers), a function-call round trip and `responses.input_tokens` — on
 //!   OpenAI (passthrough), Anthropic, Bedrock Converse and Gemini on Vertex AI, and
-//!   (from a configuration file) Claude on Bedrock InvokeModel and on Vertex AI;
+//!   (from a configuration file) Claude on Bedrock InvokeModel and on Vertex AI, and a
+//!   chat-only OpenAI-compatible server (`aigw.run/responses: translate`);
+//! * the `openai` SDK's `responses.retrieve`, `responses.input_items.list` and
+//!   `responses.delete` on stored responses of translated backends;
 //! * the OpenAI Agents SDK running a two-turn tool-using agent on Anthropic and Bedrock;
 //! * Codex CLI (`codex exec` with a custom model provider on the Responses wire) running
 //!   a tool on Anthropic and Bedrock.
