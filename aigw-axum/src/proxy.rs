@@ -12,6 +12,7 @@ use aigw_core::exchange::{
 };
 use aigw_core::retry::{self, RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
+use aigw_providers::responses::retrieve;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
@@ -77,6 +78,18 @@ fn root_response() -> Response<Body> {
     r
 }
 
+/// A request on a stored Responses API response, answered from the conversation store.
+fn stored_response(op: retrieve::Op<'_>, query: Option<&str>) -> Response<Body> {
+    let reply = retrieve::answer(op, query);
+    let mut r = Response::new(Body::from(reply.body));
+    *r.status_mut() = reply.status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     let early = |api: ClientApi, e: Error| Served::Early(error_response(api, &e), Some(e));
     if request.uri().path() == "/"
@@ -99,6 +112,9 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         let mut r = error_response(api, &e);
         *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
         return Served::Early(r, Some(e));
+    }
+    if let Some(op) = retrieve::parse(request.method(), request.uri().path()) {
+        return Served::Early(stored_response(op, request.uri().query()), None);
     }
     let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
         let e = Error::UnsupportedPath {

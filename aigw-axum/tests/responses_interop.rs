@@ -5,7 +5,10 @@
 //! * the `openai` Python SDK — `responses.create`, `responses.stream` (typed events,
 //!   sequence numbers), a function-call round trip and `responses.input_tokens` — on
 //!   OpenAI (passthrough), Anthropic, Bedrock Converse and Gemini on Vertex AI, and
-//!   (from a configuration file) Claude on Bedrock InvokeModel and on Vertex AI;
+//!   (from a configuration file) Claude on Bedrock InvokeModel and on Vertex AI, and a
+//!   chat-only OpenAI-compatible server (`aigw.run/responses: translate`);
+//! * the `openai` SDK's `responses.retrieve`, `responses.input_items.list` and
+//!   `responses.delete` on stored responses of translated backends;
 //! * the OpenAI Agents SDK running a two-turn tool-using agent on Anthropic and Bedrock;
 //! * Codex CLI (`codex exec` with a custom model provider on the Responses wire) running
 //!   a tool on Anthropic and Bedrock.
@@ -411,6 +414,131 @@ async fn openai_sdk_responses_on_claude_via_bedrock_invoke_and_vertex() {
         ] {
             assert!(stats.contains(path), "{path} missing from {stats}");
         }
+    })
+    .await
+    .unwrap();
+}
+
+/// Stored responses of a translated backend read back with the `openai` SDK:
+/// `responses.retrieve` (after `create` and after a stream), `responses.input_items.list`
+/// paged with `limit`/`order`/`after` and auto-paged, `responses.delete`, then a 404 in
+/// OpenAI's error shape.
+#[test]
+fn openai_sdk_retrieves_lists_and_deletes_stored_responses() {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let (_gw, url, _) = gateway();
+    for model in ["claude-sonnet-4", "bedrock/anthropic.claude-sonnet-4"] {
+        let r = checks(&py, &url, model, &["retrieve"])["retrieve"].clone();
+        assert_eq!(r["got_id"], r["id"], "{model}: {r}");
+        assert_eq!(r["got_text"], r["made_text"], "{r}");
+        assert_eq!(r["status"], "completed");
+        assert_eq!(r["got_streamed_id"], r["streamed_id"], "{r}");
+        assert_eq!(r["got_streamed_text"], r["streamed_text"], "{r}");
+        assert_eq!(
+            r["page"],
+            serde_json::json!(["first words", "second words"]),
+            "{r}"
+        );
+        assert_eq!(r["has_more"], true);
+        assert_eq!(r["rest"], serde_json::json!(["third words"]), "{r}");
+        assert_eq!(r["rest_has_more"], false);
+        // Newest first by default, as OpenAI lists them.
+        assert_eq!(
+            r["every"],
+            serde_json::json!(["third words", "second words", "first words"]),
+            "{r}"
+        );
+        assert_eq!(
+            r["deleted"],
+            serde_json::json!({"id": r["id"], "object": "response", "deleted": true}),
+            "{r}"
+        );
+        assert_eq!(
+            r["after_delete"],
+            serde_json::json!([404, "invalid_request_error"]),
+            "{r}"
+        );
+    }
+}
+
+/// An OpenAI-compatible server with Chat Completions only (vLLM, Ollama), marked with
+/// the `aigw.run/responses: translate` annotation: the `openai` SDK's Responses calls
+/// (create, stream, a tool round trip, a `previous_response_id` chain, retrieve / list /
+/// delete) are translated to `/v1/chat/completions` on the simulator's OpenAI endpoint,
+/// which never sees `/v1/responses`. A plain OpenAI backend next to it passes
+/// `/v1/responses` through with the client's query string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_responses_on_a_chat_only_openai_compatible_server() {
+    use aigw_axum::simulator::{Simulator, SimulatorConfig};
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let sim = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = sim.local_addr().unwrap().port();
+    tokio::spawn(Simulator::new(SimulatorConfig::default()).serve(sim, std::future::pending()));
+
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut y = backend_yaml("vllm", port, "OpenAI").replace(
+        "  name: vllm\n  namespace: default\nspec:\n  schema:",
+        "  name: vllm\n  namespace: default\n  annotations:\n    aigw.run/responses: translate\nspec:\n  schema:",
+    );
+    y += &backend_yaml("openai", port, "OpenAI");
+    y += "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: models\n  namespace: default\nspec:\n  rules:\n\
+          \x20   - matches:\n        - headers:\n            - type: RegularExpression\n              name: x-ai-eg-model\n              value: \"Qwen/.*\"\n      backendRefs:\n        - name: vllm\n\
+          \x20   - matches:\n        - headers:\n            - type: RegularExpression\n              name: x-ai-eg-model\n              value: \"gpt-.*\"\n      backendRefs:\n        - name: openai\n";
+    assert!(y.contains("aigw.run/responses: translate"));
+    let cfg = dir.path().join("aigw.yaml");
+    std::fs::write(&cfg, y).unwrap();
+
+    let (listen, admin) = (free_addr(), free_addr());
+    let _gw = Proc(
+        Command::new(env!("CARGO_BIN_EXE_aigw"))
+            .arg("run")
+            .arg(&cfg)
+            .args(["--listen", &listen.to_string()])
+            .args(["--admin", &admin.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://{listen}");
+    tokio::task::spawn_blocking(move || {
+        wait_listening(listen);
+        let sim = SocketAddr::from(([127, 0, 0, 1], port));
+        let model = "Qwen/Qwen3-8B";
+        let r = checks(
+            &py,
+            &base,
+            model,
+            &["create", "stream", "tools", "chain", "retrieve"],
+        );
+        assert_eq!(r["create"]["status"], "completed", "{r}");
+        assert!(r["create"]["text"].as_str().unwrap().contains(model), "{r}");
+        assert_eq!(r["stream"]["text"], r["stream"]["final_text"], "{r}");
+        assert_eq!(r["tools"]["tool"], "get_weather", "{r}");
+        assert_eq!(r["tools"]["stream_args_match"], true, "{r}");
+        assert_eq!(r["chain"]["previous"], r["chain"]["first_id"], "{r}");
+        assert_eq!(r["retrieve"]["got_id"], r["retrieve"]["id"], "{r}");
+        assert_eq!(r["retrieve"]["has_more"], true, "{r}");
+        let stats: Value = serde_json::from_str(&http_get(sim, "/__sim/stats")).unwrap();
+        assert!(
+            stats["paths"]["/v1/chat/completions"].as_u64().unwrap() >= 6,
+            "{stats}"
+        );
+        assert!(stats["paths"].get("/v1/responses").is_none(), "{stats}");
+
+        // The passthrough backend gets `/v1/responses` with the query string as sent.
+        let r = checks(&py, &base, "gpt-4o-mini", &["query"]);
+        assert_eq!(r["query"]["status"], "completed", "{r}");
+        let stats: Value = serde_json::from_str(&http_get(sim, "/__sim/stats")).unwrap();
+        assert_eq!(stats["paths"]["/v1/responses"], 1, "{stats}");
+        assert_eq!(
+            stats["queries"]["/v1/responses?aigw_check=q+1"], 1,
+            "{stats}"
+        );
     })
     .await
     .unwrap();

@@ -76,7 +76,19 @@ pub struct VersionedSchema {
     /// A path prefix placed before the API's own paths (e.g. `/v1beta/openai`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// Whether `/v1/responses` is translated to Chat Completions instead of passed
+    /// through: an OpenAI-compatible server without the Responses API (vLLM, Ollama).
+    /// Not a field of upstream's `schema`: set from the AIServiceBackend annotation
+    /// [`RESPONSES_ANNOTATION`] (`translate`).
+    #[serde(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub responses_over_chat: bool,
 }
+
+/// The AIServiceBackend annotation saying how an OpenAI-schema backend serves
+/// `/v1/responses`: `passthrough` (the default: the server has the Responses API) or
+/// `translate` (it has only Chat Completions; the gateway translates).
+pub const RESPONSES_ANNOTATION: &str = "aigw.run/responses";
 
 impl VersionedSchema {
     /// A schema with neither version nor prefix.
@@ -85,6 +97,7 @@ impl VersionedSchema {
             name,
             version: None,
             prefix: None,
+            responses_over_chat: false,
         }
     }
 }

@@ -1607,3 +1607,41 @@ fn deprecated_route_filter_config_is_typed() {
         "unknown field",
     );
 }
+
+/// `aigw.run/responses` marks an OpenAI-compatible server without the Responses API
+/// (`translate`) on the compiled target; a wrong value, or the annotation on another
+/// schema, is an error naming it.
+#[test]
+fn responses_annotation_is_carried_and_validated() {
+    use aigw_core::routing::Snapshot;
+    use aigw_core::schema::RESPONSES_ANNOTATION;
+    let annotated = |v: &str| {
+        replace(
+            "metadata:\n  name: openai\n  namespace: default\nspec:\n  schema:",
+            &format!(
+                "metadata:\n  name: openai\n  namespace: default\n  annotations:\n    {RESPONSES_ANNOTATION}: {v}\nspec:\n  schema:"
+            ),
+        )
+    };
+    for (v, over_chat) in [("translate", true), ("passthrough", false)] {
+        let c = Config::from_yaml_str(&annotated(v), FILE).unwrap();
+        let s = Snapshot::compile_with_secrets(&c, &SecretSource::from_config(&c)).unwrap();
+        let m = s.route("gpt-4o", &http::HeaderMap::new()).unwrap();
+        let t = &m.groups[0].candidates[0].target;
+        assert_eq!(t.schema.responses_over_chat, over_chat, "{v}");
+    }
+    let field = format!("metadata.annotations[{RESPONSES_ANNOTATION}]");
+    has(
+        &issues(&annotated("chat")),
+        "AIServiceBackend/default/openai",
+        &field,
+        "must be `translate` or `passthrough`",
+    );
+    let anthropic = annotated("translate").replace("    name: OpenAI", "    name: Anthropic");
+    has(
+        &issues(&anthropic),
+        "AIServiceBackend/default/openai",
+        &field,
+        "applies only to schema OpenAI",
+    );
+}

@@ -528,6 +528,39 @@ async fn errors_become_immediate_responses() {
     assert_eq!(code, 200);
     assert_eq!(v["data"][0]["id"], "gpt-test");
 
+    // Stored Responses API responses (no `model` to route by) are answered from the
+    // conversation store: retrieve, list input items, delete, then 404.
+    let r: aigw_core::api::responses::Response = serde_json::from_value(serde_json::json!({
+        "id": "resp_extproc", "object": "response", "status": "completed", "model": "m",
+        "output": [],
+    }))
+    .unwrap();
+    let input =
+        vec![serde_json::from_value(serde_json::json!({"role": "user", "content": "hi"})).unwrap()];
+    aigw_providers::responses::store::with(|s| {
+        s.put_response(input, &r, std::time::Instant::now());
+    });
+    for (method, path, status) in [
+        ("GET", "/v1/responses/resp_extproc", 200),
+        (
+            "GET",
+            "/v1/responses/resp_extproc/input_items?order=asc",
+            200,
+        ),
+        ("DELETE", "/v1/responses/resp_extproc", 200),
+        ("GET", "/v1/responses/resp_extproc", 404),
+    ] {
+        let mut s = h.open().await;
+        let (code, v) = immediate(
+            &s.send(req_headers(&[(":path", path), (":method", method)], true))
+                .await,
+        );
+        assert_eq!(code, status, "{method} {path}: {v}");
+        if path.ends_with("input_items?order=asc") {
+            assert_eq!(v["data"][0]["content"][0]["text"], "hi", "{v}");
+        }
+    }
+
     // An upstream stream for a request the router never saw is refused, not forwarded
     // untranslated.
     let mut s = h.open().await;

@@ -163,7 +163,20 @@ fn backend_headers(schema: ApiSchema) -> HeaderMap {
 }
 
 fn run(schema: ApiSchema, request: &[u8], chunks: &[&[u8]]) -> (String, aigw_core::TokenUsage) {
-    let mut t = translator(schema);
+    run_on(
+        translator(schema),
+        &backend_headers(schema),
+        request,
+        chunks,
+    )
+}
+
+fn run_on(
+    mut t: Box<dyn Translator>,
+    headers: &HeaderMap,
+    request: &[u8],
+    chunks: &[&[u8]],
+) -> (String, aigw_core::TokenUsage) {
     let body = Bytes::copy_from_slice(request);
     let info = aigw_core::api::sniff(Endpoint::Responses, &body).unwrap();
     t.request(&RequestContext {
@@ -173,8 +186,7 @@ fn run(schema: ApiSchema, request: &[u8], chunks: &[&[u8]]) -> (String, aigw_cor
         force_include_usage: false,
     })
     .unwrap();
-    t.response_headers(StatusCode::OK, &backend_headers(schema))
-        .unwrap();
+    t.response_headers(StatusCode::OK, headers).unwrap();
     let (out, usage, _) = feed(&mut *t, chunks);
     (normalize_responses(&String::from_utf8(out).unwrap()), usage)
 }
@@ -361,5 +373,121 @@ fn upstream_errors_keep_the_openai_shape() {
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
         assert!(v["error"]["message"].is_string(), "{schema:?}: {v}");
+    }
+}
+
+/// The client's query string reaches OpenAI and Azure passthrough backends unchanged
+/// (appended to the backend path through the exchange), and never a translated one,
+/// whose backend has a different API.
+#[test]
+fn client_query_reaches_passthrough_backends_only() {
+    use aigw_core::exchange::{BodyMutation, Exchange, Target, UpstreamAddr};
+    use std::sync::Arc;
+    let target = |schema: VersionedSchema| Target {
+        backend: Arc::from("default/b"),
+        schema,
+        upstream: UpstreamAddr {
+            scheme: "http".into(),
+            authority: "127.0.0.1:9".into(),
+        },
+        model_override: None,
+        headers: aigw_core::HeaderMutation::default(),
+        body: BodyMutation::default(),
+        credential: None,
+        priority: 0,
+    };
+    let body = Bytes::from_static(br#"{"model":"m","input":"Hi"}"#);
+    let query = "api-version=preview&trace=a%20b";
+    let mut azure = VersionedSchema::new(ApiSchema::AzureOpenAI);
+    azure.version = Some("2025-04-01-preview".into());
+    for (schema, path) in [
+        (
+            VersionedSchema::new(ApiSchema::OpenAI),
+            format!("/v1/responses?{query}"),
+        ),
+        (azure, format!("/openai/v1/responses?{query}")),
+        (
+            VersionedSchema::new(ApiSchema::Anthropic),
+            "/v1/messages".to_owned(),
+        ),
+    ] {
+        let mut ex = Exchange::new(Endpoint::Responses, HeaderMap::new(), body.clone()).unwrap();
+        ex.set_query(Some(query));
+        let a = ex.attempt(&target(schema), &ProviderFactory).unwrap();
+        assert_eq!(a.request().path, path);
+    }
+}
+
+/// An OpenAI-schema backend annotated `aigw.run/responses: translate` (vLLM, Ollama: Chat
+/// Completions only).
+fn chat_only_openai() -> Box<dyn Translator> {
+    let mut schema = VersionedSchema::new(ApiSchema::OpenAI);
+    schema.responses_over_chat = true;
+    ProviderFactory
+        .translator(&TranslatorSpec {
+            endpoint: Endpoint::Responses,
+            schema: &schema,
+            model_override: None,
+        })
+        .unwrap()
+}
+
+/// Chat-only OpenAI-compatible servers get the Responses request as Chat Completions on
+/// `/v1/chat/completions` (streamed with usage asked for), and their chat output —
+/// whole or streamed, text or tool calls — rendered as the response object or the
+/// typed event stream.
+#[test]
+fn chat_only_openai_compatible_servers_are_translated() {
+    for fixture_name in ["conversation", "json_schema"] {
+        let body = read(&format!("responses/requests/{fixture_name}.json"));
+        let snap = request_snapshot(
+            &mut chat_only_openai(),
+            Endpoint::Responses,
+            &body,
+            &HeaderMap::new(),
+        );
+        assert!(snap.starts_with("POST /v1/chat/completions\n"), "{snap}");
+        insta::assert_snapshot!(
+            format!("responses_request_openai_chat_only__{fixture_name}"),
+            snap
+        );
+    }
+    // Chat Completions has no token-count endpoint.
+    let mut schema = VersionedSchema::new(ApiSchema::OpenAI);
+    schema.responses_over_chat = true;
+    let err = ProviderFactory
+        .translator(&TranslatorSpec {
+            endpoint: Endpoint::ResponsesInputTokens,
+            schema: &schema,
+            model_override: None,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let mut sse = HeaderMap::new();
+    sse.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    for n in ["stream", "stream_parallel_tools"] {
+        let wire = read(&format!("openai/responses/{n}.sse"));
+        let (out, usage) = run_on(chat_only_openai(), &sse, STREAM_REQUEST, &[&wire]);
+        check_grammar(&out);
+        insta::assert_snapshot!(
+            format!("responses_stream_openai_chat_only__{n}"),
+            format!("usage: {usage:?}\n\n{out}")
+        );
+    }
+    let mut json = HeaderMap::new();
+    json.insert("content-type", HeaderValue::from_static("application/json"));
+    for n in ["basic", "tool_call"] {
+        let wire = read(&format!("openai/responses/{n}.json"));
+        let (out, usage) = run_on(chat_only_openai(), &json, PLAIN_REQUEST, &[&wire]);
+        let r: Response = serde_json::from_str(&out).unwrap();
+        assert_eq!(r.object, "response");
+        insta::assert_snapshot!(
+            format!("responses_whole_openai_chat_only__{n}"),
+            format!("usage: {usage:?}\n\n{out}")
+        );
     }
 }

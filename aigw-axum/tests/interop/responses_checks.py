@@ -82,6 +82,45 @@ def chain(base, model):
             "first_id": first.id, "answer": second.output_text}
 
 
+def retrieve(base, model):
+    """A stored response read back, its input items paged and it deleted: by
+    `responses.retrieve`, `responses.input_items.list` and `responses.delete`."""
+    import openai
+    c = client(base)
+    made = c.responses.create(model=model, instructions="Answer briefly.",
+                              input=[{"role": "user", "content": "first words"},
+                                     {"role": "user", "content": "second words"},
+                                     {"role": "user", "content": "third words"}])
+    with c.responses.stream(model=model, input="streamed and stored") as s:
+        streamed = s.get_final_response()
+    got = c.responses.retrieve(made.id)
+    got_streamed = c.responses.retrieve(streamed.id)
+    page = c.responses.input_items.list(made.id, limit=2, order="asc")
+    rest = c.responses.input_items.list(made.id, limit=2, order="asc", after=page.last_id)
+    every = [i.content[0].text for i in c.responses.input_items.list(made.id)]  # auto-paged
+    c.responses.delete(got_streamed.id)  # the SDK's own call (it discards the body)
+    deleted = json.loads(c.responses.with_raw_response.delete(made.id).text)
+    try:
+        c.responses.retrieve(made.id)
+        after_delete = None
+    except openai.NotFoundError as e:
+        after_delete = [e.status_code, e.type]
+    return {"id": made.id, "got_id": got.id, "got_text": got.output_text,
+            "made_text": made.output_text, "status": got.status,
+            "streamed_id": streamed.id, "got_streamed_id": got_streamed.id,
+            "got_streamed_text": got_streamed.output_text, "streamed_text": streamed.output_text,
+            "page": [i.content[0].text for i in page.data], "has_more": page.has_more,
+            "rest": [i.content[0].text for i in rest.data], "rest_has_more": rest.has_more,
+            "every": every, "deleted": deleted, "after_delete": after_delete}
+
+
+def query(base, model):
+    """A client query string (`extra_query`) on responses.create."""
+    r = client(base).responses.create(model=model, input="with a query", store=False,
+                                      extra_query={"aigw_check": "q 1"})
+    return {"status": r.status}
+
+
 def input_tokens(base, model):
     r = client(base).responses.input_tokens.count(model=model, input="count these four words")
     return {"input_tokens": r.input_tokens}
@@ -116,7 +155,7 @@ def agent(base, model):
 
 
 CHECKS = {"chain": chain, "create": create, "stream": stream, "tools": tools, "input_tokens": input_tokens,
-          "agent": agent}
+          "agent": agent, "retrieve": retrieve, "query": query}
 
 if __name__ == "__main__":
     base, model = sys.argv[1], sys.argv[2]

@@ -22,6 +22,7 @@ use crate::config::{
 };
 use crate::cost::CostSet;
 use crate::error::{ConfigIssue, Error, Result};
+use crate::schema::{RESPONSES_ANNOTATION, VersionedSchema};
 use http::HeaderMap;
 use regex::Regex;
 use std::collections::{BTreeMap, HashMap};
@@ -332,7 +333,14 @@ impl Snapshot {
                 b.key(),
                 Arc::new(BackendTarget {
                     name: b.key(),
-                    schema: b.spec.schema.clone(),
+                    schema: VersionedSchema {
+                        responses_over_chat: b
+                            .metadata
+                            .annotations
+                            .get(RESPONSES_ANNOTATION)
+                            .is_some_and(|v| v == "translate"),
+                        ..b.spec.schema.clone()
+                    },
                     backend: eg.key(),
                     endpoints: target::endpoints(eg),
                     tls: target::tls_for_backend(config, eg, &mut issues),

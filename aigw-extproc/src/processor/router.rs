@@ -9,6 +9,7 @@ use crate::wire::{self, Headers, Metadata, Mutation};
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Exchange, ExchangeRecord, ResponseStart};
 use aigw_core::{ClientApi, Error};
+use aigw_providers::responses::retrieve;
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
 use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request as Msg;
@@ -124,6 +125,10 @@ impl RouterStream {
         metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
     ) -> ProcessingResponse {
         self.headers = Headers::from_pb_owned(h.headers);
+        if let Some(reply) = self.stored_response() {
+            self.phase = Phase::Passthrough;
+            return reply;
+        }
         let Some(endpoint) = Endpoint::from_path(&self.headers.path) else {
             self.phase = Phase::Passthrough;
             let e = Error::UnsupportedPath {
@@ -266,6 +271,23 @@ impl RouterStream {
         let r = error_reply(e, self.api());
         self.registration = None;
         r
+    }
+
+    /// A request on a stored Responses API response (which names no model to route
+    /// by), answered from the conversation store.
+    fn stored_response(&self) -> Option<ProcessingResponse> {
+        let method = http::Method::from_bytes(self.headers.method.as_bytes()).ok()?;
+        let op = retrieve::parse(&method, &self.headers.path)?;
+        let query = self.headers.path.split_once('?').map(|(_, q)| q);
+        let reply = retrieve::answer(op, query);
+        let mut out = wire::immediate(reply.status, "application/json", reply.body);
+        if let Some(
+            envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response::ImmediateResponse(r),
+        ) = out.response.as_mut()
+        {
+            r.details = String::new();
+        }
+        Some(out)
     }
 
     fn models(&self, endpoint: Endpoint) -> ProcessingResponse {

@@ -4,7 +4,9 @@
 //! * OpenAI and Azure OpenAI: a passthrough ([`ResponsesPassthrough`]) that only sniffs
 //!   model and usage (Azure through its `/openai/v1/responses` API, where `model` names
 //!   the deployment).
-//! * Every other backend: [`ResponsesOverChat`] translates the request into a Chat
+//! * Every other backend, and OpenAI-compatible servers without the Responses API
+//!   (annotated `aigw.run/responses: translate`, e.g. vLLM or Ollama):
+//!   [`ResponsesOverChat`] translates the request into a Chat
 //!   Completions request ([`request`]), hands it to the backend's own Chat Completions
 //!   translator (Anthropic, Claude on Bedrock or Vertex, Bedrock Converse, Gemini — all
 //!   of which go through the neutral model), and renders that translator's output as a
@@ -22,6 +24,7 @@ pub mod passthrough;
 pub mod reasoning;
 pub mod request;
 pub mod response;
+pub mod retrieve;
 pub mod store;
 pub mod translator;
 
@@ -68,13 +71,15 @@ pub fn translator(
     let schema = spec.schema;
     let input_tokens = spec.endpoint == Endpoint::ResponsesInputTokens;
     match schema.name {
-        ApiSchema::OpenAI => Ok(Box::new(ResponsesPassthrough::new(
-            Flavor::OpenAI {
-                prefix: schema.prefix.clone(),
-            },
-            input_tokens,
-            spec.model_override,
-        ))),
+        ApiSchema::OpenAI if !schema.responses_over_chat => {
+            Ok(Box::new(ResponsesPassthrough::new(
+                Flavor::OpenAI {
+                    prefix: schema.prefix.clone(),
+                },
+                input_tokens,
+                spec.model_override,
+            )))
+        }
         ApiSchema::AzureOpenAI => Ok(Box::new(ResponsesPassthrough::new(
             Flavor::Azure {
                 version: schema.version.clone().unwrap_or_default(),

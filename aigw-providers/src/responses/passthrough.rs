@@ -83,6 +83,12 @@ impl ResponsesPassthrough {
 }
 
 impl Translator for ResponsesPassthrough {
+    /// The backend speaks the client's API, so its query string (e.g. Azure's
+    /// `api-version`, or parameters a newer SDK adds) reaches it unchanged.
+    fn forwards_client_query(&self) -> bool {
+        true
+    }
+
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
         self.stream = req.info.stream && !self.input_tokens;
         let suffix = if self.input_tokens {

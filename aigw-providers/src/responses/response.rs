@@ -279,6 +279,7 @@ pub struct StreamEmitter {
     calls: Vec<OpenCall>,
     finish: Option<String>,
     usage: Option<Usage>,
+    completed: Option<Response>,
 }
 
 impl StreamEmitter {
@@ -297,7 +298,13 @@ impl StreamEmitter {
             calls: Vec::new(),
             finish: None,
             usage: None,
+            completed: None,
         }
+    }
+
+    /// The final response object, once the stream finished normally.
+    pub const fn completed(&self) -> Option<&Response> {
+        self.completed.as_ref()
     }
 
     /// Whether the terminal event has been sent.
@@ -684,6 +691,7 @@ impl StreamEmitter {
         let mut r = self.snapshot(status);
         r.incomplete_details = incomplete;
         r.usage = self.usage.as_ref().map(usage);
+        self.completed = Some(Response::clone(&r));
         let kind = if status == "incomplete" {
             EventKind::Incomplete { response: r }
         } else {

@@ -9,7 +9,7 @@
 //! several gateway replicas, a follow-up must reach the replica that answered (or the
 //! client sends `store: false` and the whole conversation, as Codex does).
 
-use aigw_core::api::responses::Item;
+use aigw_core::api::responses::{Item, Response};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -38,8 +38,21 @@ impl Default for StoreLimits {
 #[derive(Debug)]
 struct Entry {
     items: Vec<Item>,
+    /// How many of `items` are the response's input (the rest is its output).
+    input_len: usize,
+    /// The response object as returned, for `GET /v1/responses/{id}`.
+    response: Option<serde_json::Value>,
     bytes: usize,
     expires: Instant,
+}
+
+/// A stored response, as `GET /v1/responses/{id}` and `…/input_items` read it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The response object.
+    pub response: serde_json::Value,
+    /// The input it was generated from (earlier turns expanded).
+    pub input: Vec<Item>,
 }
 
 /// A bounded, TTL'd map from response id to conversation.
@@ -74,6 +87,25 @@ impl ConversationStore {
         self.entries.get(id).map(|e| e.items.clone())
     }
 
+    /// The response stored under `id` with its input, if present, not expired and
+    /// stored with its response object.
+    pub fn response(&mut self, id: &str, now: Instant) -> Option<Stored> {
+        self.get(id, now)?;
+        let e = self.entries.get(id)?;
+        Some(Stored {
+            response: e.response.clone()?,
+            input: e.items.get(..e.input_len)?.to_vec(),
+        })
+    }
+
+    /// Deletes the response stored under `id`; returns whether one was held.
+    pub fn delete(&mut self, id: &str, now: Instant) -> bool {
+        let held = self.get(id, now).is_some();
+        self.remove(id);
+        self.order.retain(|o| o != id);
+        held
+    }
+
     /// `id`, or `id` with a suffix when it is already taken (some backends reuse ids).
     pub fn unique_id(&mut self, id: String) -> String {
         if !self.entries.contains_key(&id) {
@@ -86,7 +118,33 @@ impl ConversationStore {
     /// Stores a conversation; evicts expired and then the oldest entries to stay within
     /// the limits. A conversation larger than the byte limit is not stored.
     pub fn put(&mut self, id: String, items: Vec<Item>, now: Instant) {
-        let bytes = serde_json::to_vec(&items).map_or(usize::MAX, |v| v.len());
+        let input_len = items.len();
+        self.insert(id, items, input_len, None, now);
+    }
+
+    /// Stores a finished response: its conversation (`input` then the output items)
+    /// and the response object itself.
+    pub fn put_response(&mut self, input: Vec<Item>, response: &Response, now: Instant) {
+        let input_len = input.len();
+        let mut items = input;
+        items.extend(response.output.iter().cloned());
+        let object = serde_json::to_value(response).ok();
+        self.insert(response.id.clone(), items, input_len, object, now);
+    }
+
+    fn insert(
+        &mut self,
+        id: String,
+        items: Vec<Item>,
+        input_len: usize,
+        response: Option<serde_json::Value>,
+        now: Instant,
+    ) {
+        let bytes = serde_json::to_vec(&items).map_or(usize::MAX, |v| v.len())
+            + response
+                .as_ref()
+                .and_then(|r| serde_json::to_vec(r).ok())
+                .map_or(0, |v| v.len());
         if bytes > self.limits.max_bytes || self.limits.max_entries == 0 {
             tracing::warn!(
                 response = id.as_str(),
@@ -113,6 +171,8 @@ impl ConversationStore {
             id,
             Entry {
                 items,
+                input_len,
+                response,
                 bytes,
                 expires: now + self.limits.ttl,
             },
@@ -147,7 +207,7 @@ pub fn configure(limits: StoreLimits) -> bool {
 }
 
 /// Runs `f` on the process-wide store.
-pub(crate) fn with<T>(f: impl FnOnce(&mut ConversationStore) -> T) -> T {
+pub fn with<T>(f: impl FnOnce(&mut ConversationStore) -> T) -> T {
     let store = STORE.get_or_init(|| Mutex::new(ConversationStore::new(StoreLimits::default())));
     // A panic while holding the lock cannot leave the map inconsistent in a way that
     // matters (at worst a byte count is off), so a poisoned lock is used as is.

@@ -6,7 +6,7 @@ use super::response::{self, StreamEmitter};
 use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::RequestInfo;
 use aigw_core::api::openai::{ChatCompletion, ChatCompletionChunk};
-use aigw_core::api::responses::{Item, ResponsesRequest};
+use aigw_core::api::responses::{Item, Response, ResponsesRequest};
 use aigw_core::{
     Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result, Translator,
     UpstreamRequest,
@@ -58,12 +58,12 @@ impl ResponsesOverChat {
         }
     }
 
-    /// Stores the finished conversation under the response id, if asked to.
-    fn save(&mut self, id: &str, output: Vec<Item>) {
-        if let Some(mut items) = self.history.take() {
-            items.extend(output);
+    /// Stores the finished response and its conversation under the response id, if
+    /// asked to.
+    fn save(&mut self, response: &Response) {
+        if let Some(input) = self.history.take() {
             let now = std::time::Instant::now();
-            super::store::with(|s| s.put(id.to_owned(), items, now));
+            super::store::with(|s| s.put_response(input, response, now));
         }
     }
 
@@ -101,9 +101,11 @@ impl ResponsesOverChat {
             emitter.finish(out);
         }
         self.events = events;
-        if eos && !self.failed {
-            let (id, output) = (emitter.response_id().to_owned(), emitter.output_items());
-            self.save(&id, output);
+        if eos
+            && !self.failed
+            && let Some(r) = emitter.completed().cloned()
+        {
+            self.save(&r);
         }
     }
 
@@ -117,7 +119,7 @@ impl ResponsesOverChat {
         if self.history.is_some() {
             let id = std::mem::take(&mut r.id);
             r.id = super::store::with(|s| s.unique_id(id));
-            self.save(&r.id.clone(), r.output.clone());
+            self.save(&r);
         }
         serde_json::to_vec(&r)
             .map_err(|e| Error::internal(format!("cannot serialise the response: {e}")))

@@ -194,6 +194,36 @@ pub(super) fn route(
     gateway_warnings(config, r, &spec.parent_refs, warnings);
 }
 
+/// `aigw.run/responses`: `passthrough` or `translate`, and only on an OpenAI-schema
+/// backend (every other schema is translated anyway; Azure has the Responses API).
+fn responses_annotation(d: &mut Doc<'_>, b: &Resource<AIServiceBackendSpec>) {
+    use crate::schema::{ApiSchema, RESPONSES_ANNOTATION};
+    let Some(v) = b.metadata.annotations.get(RESPONSES_ANNOTATION) else {
+        return;
+    };
+    let field = format!("metadata.annotations[{RESPONSES_ANNOTATION}]");
+    if v != "translate" && v != "passthrough" {
+        d.err(
+            &field,
+            format!("must be `translate` or `passthrough`, not {v:?}"),
+        );
+    } else if b.spec.schema.name != ApiSchema::OpenAI {
+        d.err(
+            &field,
+            format!(
+                "applies only to schema OpenAI (OpenAI-compatible servers such as vLLM or \
+                 Ollama); {} backends are {}",
+                b.spec.schema.name,
+                if b.spec.schema.name == ApiSchema::AzureOpenAI {
+                    "passed through"
+                } else {
+                    "always translated"
+                }
+            ),
+        );
+    }
+}
+
 pub(super) fn ai_service_backend(
     config: &Config,
     b: &Resource<AIServiceBackendSpec>,
@@ -245,6 +275,7 @@ pub(super) fn ai_service_backend(
     if let Some(m) = &b.spec.response_body_mutation {
         body_mutation(&mut d, "spec.responseBodyMutation", m);
     }
+    responses_annotation(&mut d, b);
     if let Some(r) = &b.spec.backend_security_policy_ref
         && find(&config.backend_security_policies, b.namespace(), &r.name).is_none()
     {
