@@ -62,6 +62,8 @@ pub struct RequestFacts {
     pub echo: serde_json::Map<String, Value>,
     /// The response is stored for `previous_response_id` (`store` not `false`).
     pub store: bool,
+    /// Responses-only fields left out of the chat request, for the dropped-field counter.
+    pub dropped: Vec<aigw_core::DroppedField>,
 }
 
 /// The request's input as a list of items (a string input is one user message).
@@ -109,7 +111,7 @@ pub fn to_chat(
     backend: &str,
 ) -> Result<(ChatCompletionRequest, RequestFacts)> {
     let mut facts = RequestFacts::default();
-    check_top_level(req, backend)?;
+    facts.dropped = check_top_level(req, backend)?;
     let mut messages = Vec::new();
     if let Some(i) = &req.instructions {
         messages.push(ChatMessage::text(Role::System, i.clone()));
@@ -190,7 +192,8 @@ pub fn to_chat(
     Ok((chat, facts))
 }
 
-fn check_top_level(req: &ResponsesRequest, backend: &str) -> Result<()> {
+fn check_top_level(req: &ResponsesRequest, backend: &str) -> Result<Vec<aigw_core::DroppedField>> {
+    let mut dropped = Vec::new();
     for (i, v) in req.include.iter().flatten().enumerate() {
         if v != "reasoning.encrypted_content" {
             return Err(reject(
@@ -200,9 +203,23 @@ fn check_top_level(req: &ResponsesRequest, backend: &str) -> Result<()> {
             ));
         }
     }
+    // Typed fields that no backend has: dropped, each with its reason.
+    let typed = [
+        ("prompt_cache_key", req.prompt_cache_key.is_some()),
+        ("metadata", req.metadata.is_some()),
+        ("client_metadata", req.client_metadata.is_some()),
+        ("user", req.user.is_some()),
+    ];
+    for (name, why) in DROPPED {
+        if typed.iter().any(|(t, present)| t == name && *present) {
+            tracing::debug!(field = name, backend, why, "Responses field dropped");
+            dropped.push(aigw_core::DroppedField::new(name, why));
+        }
+    }
     for (k, v) in &req.extra {
-        if let Some((_, why)) = DROPPED.iter().find(|(name, _)| name == k) {
+        if let Some((name, why)) = DROPPED.iter().find(|(name, _)| name == k) {
             tracing::debug!(field = k.as_str(), backend, why, "Responses field dropped");
+            dropped.push(aigw_core::DroppedField::new(name, why));
             continue;
         }
         let harmless = match k.as_str() {
@@ -220,7 +237,7 @@ fn check_top_level(req: &ResponsesRequest, backend: &str) -> Result<()> {
             ));
         }
     }
-    Ok(())
+    Ok(dropped)
 }
 
 /// The request parameters a response object echoes.
@@ -543,6 +560,10 @@ fn tools_to_chat(tools: &[Tool], backend: &str, facts: &mut RequestFacts) -> Res
             }
             _ if is_cached_web_search(t) => {
                 crate::responses::note_dropped_tool(&t.kind, backend);
+                facts.dropped.push(aigw_core::DroppedField::new(
+                    "tools.web_search",
+                    "cache-only web search (external_web_access: false); the backend has no search",
+                ));
             }
             other => {
                 return Err(reject(
@@ -624,7 +645,10 @@ mod tests {
             ("client_metadata", serde_json::json!({"a": 1})),
             ("service_tier", "auto".into()),
         ] {
-            assert!(to_chat(&parse(base(k, v)), "Anthropic").is_ok(), "{k}");
+            let (_, facts) = to_chat(&parse(base(k, v)), "Anthropic").unwrap();
+            let dropped: Vec<_> = facts.dropped.iter().map(|d| d.field).collect();
+            let expected: &[&str] = if k == "truncation" { &[] } else { &[k] };
+            assert_eq!(dropped, expected, "{k}");
         }
     }
 
@@ -665,6 +689,9 @@ mod tests {
             Some(&("mcp".to_owned(), "read".to_owned()))
         );
         assert!(crate::responses::dropped_tool_count() > before);
+        // Reported to the dropped-field counter like any other dropped field.
+        let fields: Vec<_> = facts.dropped.iter().map(|d| d.field).collect();
+        assert_eq!(fields, ["tools.web_search"]);
         // Live web search has no equivalent: refused.
         assert_eq!(
             refused_field(serde_json::json!({

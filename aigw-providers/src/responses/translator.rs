@@ -127,10 +127,10 @@ impl ResponsesOverChat {
 }
 
 impl Translator for ResponsesOverChat {
-    /// What the chat translation underneath left out (the Responses-only fields are
-    /// handled, and logged, by the conversion to chat).
+    /// The Responses-only fields the conversion to chat left out, then what the chat
+    /// translation underneath left out.
     fn dropped_fields(&self) -> &[aigw_core::DroppedField] {
-        self.inner.dropped_fields()
+        &self.facts.dropped
     }
 
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
@@ -156,6 +156,9 @@ impl Translator for ResponsesOverChat {
             force_include_usage: req.force_include_usage,
         };
         let mut up = self.inner.request(&ctx)?;
+        self.facts
+            .dropped
+            .extend_from_slice(self.inner.dropped_fields());
         if matches!(up.body, aigw_core::BodyChange::Unchanged) {
             up.body = aigw_core::BodyChange::Replaced(body);
         }
