@@ -110,8 +110,10 @@ pub fn to_chat(
     req: &ResponsesRequest,
     backend: &str,
 ) -> Result<(ChatCompletionRequest, RequestFacts)> {
-    let mut facts = RequestFacts::default();
-    facts.dropped = check_top_level(req, backend)?;
+    let mut facts = RequestFacts {
+        dropped: check_top_level(req, backend)?,
+        ..RequestFacts::default()
+    };
     let mut messages = Vec::new();
     if let Some(i) = &req.instructions {
         messages.push(ChatMessage::text(Role::System, i.clone()));
