@@ -47,6 +47,7 @@ impl ConfigPlanner {
         secrets: &SecretSource,
         credentials: CredentialResolver,
     ) -> Result<Self> {
+        log_warnings(config);
         let planner = Planner::compile(
             config,
             Inputs {
@@ -154,6 +155,19 @@ pub fn snapshot_for(planner: Arc<Planner>, factory: Arc<dyn TranslatorFactory>) 
     }
 }
 
+/// Logs, at `warn`, what this packaging will not do with `config`: the
+/// configuration's own warnings ([`Config::warnings`]) and every InferencePool
+/// backendRef ([`Config::inference_pool_warnings`]: the axum layer cannot ask an
+/// endpoint picker). Called wherever a configuration is compiled for the gateway.
+pub fn log_warnings(config: &Config) {
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    for w in config.inference_pool_warnings() {
+        tracing::warn!("{w}");
+    }
+}
+
 /// Loads configuration files or directories and validates them.
 pub fn load(paths: &[impl AsRef<Path>]) -> Result<Config> {
     Config::load_paths(paths)
@@ -193,6 +207,7 @@ pub fn snapshot_with_limits(
     credentials: &CredentialResolver,
     limits: &RateLimits,
 ) -> Result<Snapshot> {
+    log_warnings(config);
     let planner = Planner::compile(
         config,
         Inputs {

@@ -131,6 +131,36 @@ fn validate_prints_one_line_per_valid_file_and_every_error() {
 }
 
 #[test]
+fn validate_warns_about_inference_pool_backend_refs_it_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), route_yaml("m1", 1)).unwrap();
+    std::fs::write(
+        dir.path().join("pool.yaml"),
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: pool-route\n  namespace: default\nspec:\n  rules:\n    - backendRefs:\n        - name: vllm\n          group: inference.networking.k8s.io\n          kind: InferencePool\n---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: vllm\n  namespace: default\nspec:\n  targetPorts:\n    - number: 8000\n  selector:\n    matchLabels:\n      app: vllm\n  endpointPickerRef:\n    name: vllm-epp\n    port:\n      number: 9002\n",
+    )
+    .unwrap();
+    let out = Command::new(AIGW)
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A warning, not an error: the same files serve behind Envoy with the operator.
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("warning: ") && l.contains("InferencePool default/vllm"))
+        .unwrap_or_else(|| panic!("no InferencePool warning in:\n{stderr}"));
+    assert!(
+        line.contains(
+            "pool.yaml:9: AIGatewayRoute/default/pool-route: spec.rules[0].backendRefs[0]"
+        ) && line.contains("AIGatewayRoute default/pool-route rule 0")
+            && line.contains("endpoint picker"),
+        "{line}"
+    );
+}
+
+#[test]
 fn version_prints_the_crate_version() {
     let out = Command::new(AIGW).arg("version").output().unwrap();
     assert!(out.status.success());

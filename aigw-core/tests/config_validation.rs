@@ -347,6 +347,41 @@ fn inference_pool_rules() {
 }
 
 #[test]
+fn inference_pool_backend_refs_warn_where_no_endpoint_picker_serves_them() {
+    let yaml = with_rules(
+        "    - name: pool-rule\n      backendRefs:\n        - name: vllm-pool\n          group: inference.networking.k8s.io\n          kind: InferencePool\n",
+    ) + "---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: vllm-pool\n  namespace: default\nspec:\n  targetPorts:\n    - number: 8000\n  selector:\n    matchLabels:\n      app: vllm\n  endpointPickerRef:\n    name: vllm-epp\n    port:\n      number: 9002\n";
+    let config = Config::from_yaml_str(&yaml, FILE).unwrap();
+    // The pool is defined: not a reference warning (the ExtProc behind Envoy serves it).
+    assert!(
+        config
+            .warnings()
+            .iter()
+            .all(|w| !w.message.contains("vllm-pool")),
+        "{:?}",
+        config.warnings()
+    );
+    let pools = config.inference_pool_warnings();
+    assert_eq!(pools.len(), 1, "{pools:?}");
+    has(
+        &pools,
+        ROUTE,
+        "spec.rules[1].backendRefs[0]",
+        "InferencePool default/vllm-pool of AIGatewayRoute default/route rule 1 (pool-rule) is not served",
+    );
+    let line = pools[0].line.expect("located");
+    assert_eq!(
+        yaml.lines().nth(line - 1).map(str::trim),
+        Some("- name: vllm-pool"),
+        "{}",
+        pools[0]
+    );
+    // Without pools, nothing to say.
+    let plain = Config::from_yaml_str(BASE, FILE).unwrap();
+    assert!(plain.inference_pool_warnings().is_empty());
+}
+
+#[test]
 fn header_match_regex_must_compile() {
     let yaml = with_rules(
         "    - matches:\n        - headers:\n            - type: RegularExpression\n              name: x-ai-eg-model\n              value: 'gpt-(4'\n      backendRefs:\n        - name: openai\n",

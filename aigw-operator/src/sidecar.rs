@@ -9,7 +9,10 @@
 //! and a projected volume of the Gateway's configuration parts (one optional slot per
 //! possible part, so a configuration that grows never needs a new pod spec). The
 //! GatewayConfig the Gateway names sets the image, resources, env, security context and
-//! extra mounts, as upstream.
+//! extra mounts, as upstream. The sidecar also gets a projected service-account token
+//! for AWS web identity (audience `sts.amazonaws.com`, kubelet-rotated) and
+//! `AWS_WEB_IDENTITY_TOKEN_FILE` pointing at it: credentials rotate in the ExtProc
+//! (aigw-auth), so no secret material is written through the API server.
 //!
 //! Idempotent (a pod that already has the sidecar gets no patch) and fail-safe: any
 //! pod this does not own, or any failure, is admitted unchanged.
@@ -24,6 +27,10 @@ pub const CONTAINER: &str = "ai-gateway-extproc";
 pub const UDS_VOLUME: &str = "ai-gateway-extproc-uds";
 /// The configuration volume's name.
 pub const CONFIG_VOLUME: &str = "ai-gateway-config";
+/// The projected service-account token volume's name.
+pub const TOKEN_VOLUME: &str = "aigw-sa-token";
+/// The environment variable naming the AWS web-identity token file.
+pub const AWS_TOKEN_ENV: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
 /// Label Envoy Gateway puts on a proxy pod: the Gateway's name.
 pub const OWNING_GATEWAY_NAME: &str = "gateway.envoyproxy.io/owning-gateway-name";
 /// Label Envoy Gateway puts on a proxy pod: the Gateway's namespace.
@@ -38,6 +45,12 @@ pub struct SidecarOptions {
     pub uds_path: String,
     /// Where the configuration parts are mounted.
     pub config_dir: String,
+    /// Where the projected service-account token is mounted (file `token`).
+    pub token_dir: String,
+    /// The projected token's audience (the STS that accepts it).
+    pub token_audience: String,
+    /// The projected token's lifetime; the kubelet rotates it at 80 %.
+    pub token_expiration_seconds: u32,
 }
 
 impl Default for SidecarOptions {
@@ -46,6 +59,9 @@ impl Default for SidecarOptions {
             image: "aigw-extproc:0.1.0".into(),
             uds_path: "/etc/ai-gateway-extproc-uds/run.sock".into(),
             config_dir: "/etc/aigw/config".into(),
+            token_dir: "/var/run/secrets/aigw/serviceaccount".into(),
+            token_audience: "sts.amazonaws.com".into(),
+            token_expiration_seconds: 3600,
         }
     }
 }
@@ -103,6 +119,11 @@ pub fn patch(pod: &Value, m: &Manifests, opts: &SidecarOptions) -> Vec<Value> {
                 "optional": true,
             }
         })).collect::<Vec<_>>() } }),
+        json!({ "name": TOKEN_VOLUME, "projected": { "sources": [{ "serviceAccountToken": {
+            "audience": opts.token_audience,
+            "expirationSeconds": opts.token_expiration_seconds,
+            "path": "token",
+        } }] } }),
     ];
     if spec["volumes"].is_array() {
         for v in volumes {
@@ -159,6 +180,7 @@ fn container(gc: Option<&GatewayConfigSpec>, opts: &SidecarOptions) -> Value {
     let mut mounts = vec![
         json!({ "name": UDS_VOLUME, "mountPath": uds_dir(opts) }),
         json!({ "name": CONFIG_VOLUME, "mountPath": opts.config_dir, "readOnly": true }),
+        json!({ "name": TOKEN_VOLUME, "mountPath": opts.token_dir, "readOnly": true }),
     ];
     if let Some(k) = k {
         mounts.extend(
@@ -198,13 +220,21 @@ fn container(gc: Option<&GatewayConfigSpec>, opts: &SidecarOptions) -> Value {
             "successThreshold": 1, "failureThreshold": 1,
         },
     });
-    if let Some(k) = k {
-        if !k.env.is_empty() {
-            c["env"] = serde_json::to_value(&k.env).unwrap_or_default();
-        }
-        if let Some(r) = &k.resources {
-            c["resources"] = serde_json::to_value(r).unwrap_or_default();
-        }
+    let mut env: Vec<Value> = k
+        .map(|k| {
+            k.env
+                .iter()
+                .filter_map(|e| serde_json::to_value(e).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The GatewayConfig's own value wins (a token mounted elsewhere).
+    if !env.iter().any(|e| e["name"] == AWS_TOKEN_ENV) {
+        env.push(json!({ "name": AWS_TOKEN_ENV, "value": format!("{}/token", opts.token_dir) }));
+    }
+    c["env"] = Value::Array(env);
+    if let Some(r) = k.and_then(|k| k.resources.as_ref()) {
+        c["resources"] = serde_json::to_value(r).unwrap_or_default();
     }
     strip_empty(&mut c);
     c

@@ -1,5 +1,7 @@
-//! The Envoy Gateway Extension Server: xDS in → modified xDS out (golden files), and the
-//! modified listeners, routes and clusters accepted by the real Envoy.
+//! The Envoy Gateway Extension Server: xDS in → modified xDS out (golden files), the
+//! modified listeners, routes and clusters accepted by the real Envoy, and one chat
+//! completion carried by that Envoy through `aigw-extproc` running the configuration
+//! `aigw-operator render` writes for the same Gateway.
 //!
 //! Inputs are written as proto-JSON (YAML) in `tests/extension/*.input.yaml`; they are
 //! converted to and from the `envoy-types` structs through the Envoy descriptors that
@@ -223,6 +225,11 @@ fn per_resource_hooks(req: &mut PostTranslateModifyRequest) {
 }
 
 fn run(pool: &DescriptorPool, fixture: &str, manifests: &[&str]) -> Value {
+    run_at(pool, fixture, manifests, UDS)
+}
+
+/// [`run`] with the ExtProc's socket at `uds`.
+fn run_at(pool: &DescriptorPool, fixture: &str, manifests: &[&str], uds: &str) -> Value {
     let mut req = request(pool, fixture);
     if fixture == "inference_pool" {
         per_resource_hooks(&mut req);
@@ -236,7 +243,7 @@ fn run(pool: &DescriptorPool, fixture: &str, manifests: &[&str]) -> Value {
         req,
         &routes,
         &Options {
-            uds_path: UDS.into(),
+            uds_path: uds.into(),
         },
     )
     .unwrap();
@@ -251,7 +258,7 @@ fn run(pool: &DescriptorPool, fixture: &str, manifests: &[&str]) -> Value {
         },
         &routes,
         &Options {
-            uds_path: UDS.into(),
+            uds_path: uds.into(),
         },
     )
     .unwrap();
@@ -385,4 +392,279 @@ fn envoy_accepts_the_modified_xds() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Envoy runs the extension server's output for upstream's basic example as a static
+/// bootstrap (the UDS cluster at a socket in a temp dir, the AI cluster at the bundled
+/// simulator), `aigw-extproc` serves the configuration Secret `render` writes for the
+/// Gateway, and a chat completion goes through: the answer, the upstream request the
+/// simulator saw, and the usage in Envoy's access log (the ExtProc's dynamic metadata).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_completion_through_envoy_and_aigw_extproc() {
+    use aigw_axum::simulator::{Simulator, SimulatorConfig};
+    use aigw_operator::render::{self, Manifests, bundle};
+    let Some(envoy) = envoy() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+
+    // The simulator, recording what reaches the upstream.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Value)>::new()));
+    let record = seen.clone();
+    let upstream = axum_proxy(sim, record).await;
+    tokio::spawn(Simulator::new(SimulatorConfig::default()).serve(l, std::future::pending()));
+
+    // The configuration the operator writes for the Gateway, loaded by the ExtProc.
+    // Upstream's basic example plus token costs, so the usage lands in dynamic metadata.
+    let text = std::fs::read_to_string(shared().join("basic__basic.yaml")).unwrap();
+    let anchor = "        - name: envoy-ai-gateway-basic-testupstream\n";
+    assert!(text.contains(anchor));
+    let text = text.replacen(
+        anchor,
+        &format!(
+            "{anchor}  llmRequestCosts:\n    - metadataKey: llm_input_token\n      type: InputToken\n    - metadataKey: llm_output_token\n      type: OutputToken\n    - metadataKey: llm_total_token\n      type: TotalToken\n"
+        ),
+        1,
+    );
+    let manifest = dir.path().join("basic.yaml");
+    std::fs::write(&manifest, text).unwrap();
+    let m = Manifests::load(&[manifest]).unwrap();
+    let rendered = render::render(&m, &render::Options::default()).unwrap();
+    let part = rendered
+        .objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "Secret"
+                && o["metadata"]["labels"][bundle::GATEWAY_LABEL]
+                    == "default.envoy-ai-gateway-basic"
+        })
+        .expect("the Gateway's ExtProc configuration Secret");
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, part["stringData"][bundle::PART_KEY].as_str().unwrap()).unwrap();
+    let sock = dir.path().join("extproc.sock");
+    let runtime = aigw_extproc::config::load_runtime(&[&cfg]).unwrap();
+    let processor = aigw_extproc::Processor::new(
+        std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(runtime)),
+        std::sync::Arc::new(aigw_extproc::metrics::Metrics::default()),
+    );
+    let addr =
+        aigw_extproc::server::ListenAddr::parse(&format!("unix://{}", sock.display())).unwrap();
+    let bound = aigw_extproc::server::Bound::bind(&addr).await.unwrap();
+    tokio::spawn(aigw_extproc::server::serve_grpc(
+        bound,
+        processor,
+        64 << 20,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        std::future::pending(),
+    ));
+
+    // The extension server's xDS as a bootstrap: loopback addresses, an access log.
+    let pool = pool();
+    let resp = run_at(
+        &pool,
+        "basic",
+        &["basic__basic.yaml"],
+        &sock.display().to_string(),
+    );
+    let mut b = bootstrap(&resp);
+    let (listen, admin) = (free(), free());
+    let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
+    listeners.retain(|l| l["name"] == "default/envoy-ai-gateway-basic/http");
+    listeners[0]["address"]["socketAddress"] =
+        json!({ "address": "127.0.0.1", "portValue": listen });
+    let log = dir.path().join("access.log");
+    let md = |k: &str| format!("%DYNAMIC_METADATA(io.envoy.ai_gateway:{k})%");
+    listeners[0]["defaultFilterChain"]["filters"][0]["typedConfig"]["accessLog"] = json!([{
+        "name": "envoy.access_loggers.file",
+        "typedConfig": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": log.display().to_string(),
+            "logFormat": { "jsonFormat": {
+                "code": "%RESPONSE_CODE%",
+                "model": "%REQ(X-AI-EG-MODEL)%",
+                "backend": md("backend_name"),
+                "input": md("llm_input_token"),
+                "output": md("llm_output_token"),
+                "total": md("llm_total_token"),
+            } },
+        },
+    }]);
+    for c in b["staticResources"]["clusters"].as_array_mut().unwrap() {
+        if c["name"] == "httproute/default/envoy-ai-gateway-basic/rule/0" {
+            for e in c["loadAssignment"]["endpoints"][0]["lbEndpoints"]
+                .as_array_mut()
+                .unwrap()
+            {
+                e["endpoint"]["address"]["socketAddress"] =
+                    json!({ "address": "127.0.0.1", "portValue": upstream });
+            }
+        }
+    }
+    b["admin"] =
+        json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
+    let path = dir.path().join("envoy.json");
+    std::fs::write(&path, serde_json::to_vec(&b).unwrap()).unwrap();
+    let out = std::fs::File::create(dir.path().join("envoy.out")).unwrap();
+    let mut child = tokio::process::Command::new(&envoy)
+        .arg("-c")
+        .arg(&path)
+        .args([
+            "--concurrency",
+            "1",
+            "-l",
+            "warning",
+            "--disable-hot-restart",
+        ])
+        .args([
+            "--base-id",
+            &admin.to_string(),
+            "--file-flush-interval-msec",
+            "100",
+        ])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let envoy_out = || std::fs::read_to_string(dir.path().join("envoy.out")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !reqwest::get(format!("http://127.0.0.1:{admin}/ready"))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "envoy not ready:\n{}",
+            envoy_out()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{listen}/v1/chat/completions"))
+        .json(&json!({
+            "model": "some-cool-self-hosted-model",
+            "messages": [{ "role": "user", "content": "Say hi" }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or_default();
+    assert_eq!(status, 200, "{body}\n{}", envoy_out());
+    assert_eq!(body["object"], "chat.completion", "{body}");
+    assert!(
+        body["choices"][0]["message"]["content"].is_string(),
+        "{body}"
+    );
+    let total = body["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(total > 0, "{body}");
+
+    // What the upstream received: the OpenAI path, the model, the backend's host.
+    let (req_line, upstream_body) = seen
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("an upstream request");
+    assert!(
+        req_line.starts_with("POST /v1/chat/completions"),
+        "{req_line}"
+    );
+    assert_eq!(upstream_body["model"], "some-cool-self-hosted-model");
+
+    // The usage the ExtProc put in dynamic metadata, in Envoy's access log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(v) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .next()
+        {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access log line:\n{}",
+            envoy_out()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(line["code"], 200, "{line}");
+    assert_eq!(line["model"], "some-cool-self-hosted-model", "{line}");
+    assert_eq!(
+        line["backend"],
+        "default/envoy-ai-gateway-basic-testupstream/route/envoy-ai-gateway-basic/rule/0/ref/0",
+        "{line}"
+    );
+    assert_eq!(line["total"].as_u64(), Some(total), "{line}");
+    assert_eq!(
+        line["input"].as_u64().unwrap() + line["output"].as_u64().unwrap(),
+        total,
+        "{line}"
+    );
+    let _ = child.start_kill();
+}
+
+fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/envoy-ai-gateway-manifests")
+}
+
+/// A recording hop in front of the simulator: what the upstream receives (request line
+/// with the Host, and the JSON body), then the simulator's answer.
+async fn axum_proxy(
+    sim: u16,
+    record: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) -> u16 {
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(
+        move |method: http::Method,
+              uri: http::Uri,
+              headers: http::HeaderMap,
+              body: axum::body::Bytes| {
+            let (client, record) = (client.clone(), record.clone());
+            async move {
+                let host = headers
+                    .get("host")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                record.lock().unwrap().push((
+                    format!("{method} {uri} host={host}"),
+                    serde_json::from_slice(&body).unwrap_or_default(),
+                ));
+                let mut req = client
+                    .request(method, format!("http://127.0.0.1:{sim}{uri}"))
+                    .body(body);
+                for (k, v) in &headers {
+                    if k != "host" && k != "content-length" {
+                        req = req.header(k, v);
+                    }
+                }
+                let r = req.send().await.unwrap();
+                let status = r.status();
+                let ct = r.headers().get("content-type").cloned();
+                let bytes = r.bytes().await.unwrap();
+                let mut resp = axum::response::Response::new(axum::body::Body::from(bytes));
+                *resp.status_mut() = status;
+                if let Some(ct) = ct {
+                    resp.headers_mut().insert("content-type", ct);
+                }
+                resp
+            }
+        },
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    port
 }

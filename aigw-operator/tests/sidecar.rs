@@ -114,6 +114,32 @@ fn an_ai_gateways_proxy_pod_gets_the_sidecar() {
             c["name"]
         );
     }
+    // The projected token for in-process rotation: only the sidecar mounts it.
+    let token = mutated["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == sidecar::TOKEN_VOLUME)
+        .unwrap();
+    assert_eq!(
+        token["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+        "sts.amazonaws.com"
+    );
+    assert!(
+        side["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == sidecar::TOKEN_VOLUME && v["readOnly"] == true)
+    );
+    assert!(
+        side["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == sidecar::AWS_TOKEN_ENV
+                && e["value"] == "/var/run/secrets/aigw/serviceaccount/token")
+    );
     // Second pass: nothing more.
     let again = sidecar::review(&admission(&mutated), Some(&m), &opts);
     assert_eq!(again["response"]["allowed"], true);

@@ -178,10 +178,15 @@ impl SigV4Provider {
         self
     }
 
+    /// The configured endpoint, else the AWS SDKs' `AWS_ENDPOINT_URL_STS` /
+    /// `AWS_ENDPOINT_URL` (VPC endpoints, FIPS, test doubles), else the regional STS.
     fn sts_endpoint(&self) -> String {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         self.config
             .sts_endpoint
             .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_STS"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
             .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com/", self.config.region))
     }
 

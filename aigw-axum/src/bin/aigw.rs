@@ -266,6 +266,9 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             for w in config.warnings() {
                 eprintln!("warning: {w}");
             }
+            for w in config.inference_pool_warnings() {
+                eprintln!("warning: {w}");
+            }
             let secrets = SecretSource::from_config(&config).with_env_fallback();
             if let Err(e) = aigw_core::routing::Snapshot::compile_with_secrets(&config, &secrets) {
                 eprintln!("{}", located(&config, e));
@@ -398,6 +401,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let limits = Arc::new(aigw_core::limits::RateLimits::new(global));
     admin_state.set_rate_limit_stats(limits.stats().clone());
     let loader = Arc::new(loader(args.secrets_dir.as_ref(), resolver, limits));
+    config::log_warnings(&config);
     let snapshot = snapshot_for(loader.compile(&config).map_err(|e| e.to_string())?);
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
@@ -456,6 +460,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
             paths,
             move |paths: &[PathBuf]| {
                 let (c, planner) = loader.load(paths)?;
+                config::log_warnings(&c);
                 let auth =
                     client_auth_config::build(Some(&c), secrets_dir.as_deref(), &auth_flags)?;
                 Ok((planner, auth))

@@ -196,6 +196,47 @@ impl Config {
         &self.warnings
     }
 
+    /// One warning per InferencePool backendRef, for packagings that cannot ask an
+    /// endpoint picker (`aigw run`, the axum layer): they route no request to a pool,
+    /// and since a rule cannot mix pools and AIServiceBackends, such a rule has no
+    /// backend at all there. Not part
+    /// of [`Config::warnings`] because the ExtProc behind Envoy with the operator's
+    /// extension server does serve pools: Envoy asks the endpoint picker and sends to
+    /// the pod it names, so a warning there would be false.
+    pub fn inference_pool_warnings(&self) -> Vec<ConfigIssue> {
+        let mut out = Vec::new();
+        for route in &self.ai_gateway_routes {
+            for (i, rule) in route.spec.rules.iter().enumerate() {
+                let rule_name = rule
+                    .name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .map_or_else(|| format!("rule {i}"), |n| format!("rule {i} ({n})"));
+                for (j, b) in rule.backend_refs.iter().enumerate() {
+                    if !b.is_inference_pool() {
+                        continue;
+                    }
+                    let ns = meta::non_empty(b.namespace.as_deref()).unwrap_or(route.namespace());
+                    out.push(ConfigIssue {
+                        file: route.source.file.clone(),
+                        line: None,
+                        document: route.label(),
+                        field: format!("spec.rules[{i}].backendRefs[{j}]"),
+                        message: format!(
+                            "InferencePool {ns}/{} of AIGatewayRoute {} {rule_name} is not served by this gateway: \
+                             it cannot ask the pool's endpoint picker (run aigw-extproc behind Envoy with \
+                             the aigw-operator extension server for InferencePools); requests this rule matches have no backend",
+                            b.name,
+                            route.key(),
+                        ),
+                    });
+                }
+            }
+        }
+        self.locate(&mut out);
+        out
+    }
+
     /// Per-file counts and ignored kinds.
     pub fn summaries(&self) -> Vec<FileSummary> {
         let mut out: Vec<FileSummary> = self

@@ -401,8 +401,9 @@ impl Snapshot {
                 let mut groups: BTreeMap<u32, Vec<Candidate>> = BTreeMap::new();
                 for (j, b) in rule.backend_refs.iter().enumerate() {
                     if b.is_inference_pool() {
-                        // The endpoint picker chooses the pod; not served by the
-                        // standalone data plane.
+                        // The endpoint picker chooses the pod (Envoy asks it, wired by
+                        // the operator's extension server); packagings without a picker
+                        // client log `Config::inference_pool_warnings` instead.
                         continue;
                     }
                     let ns = non_empty(b.namespace.as_deref()).unwrap_or(route.namespace());

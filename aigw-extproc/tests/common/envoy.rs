@@ -113,3 +113,31 @@ impl Drop for Envoy {
         let _ = self.child.start_kill();
     }
 }
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to 20 s for `url` to answer 2xx.
+pub async fn wait_http_ok(url: &str) {
+    let start = Instant::now();
+    loop {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{url} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
