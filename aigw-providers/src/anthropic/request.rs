@@ -77,12 +77,46 @@ fn num_is(n: &serde_json::Number, v: f64) -> bool {
 /// `backend` names the backend in 422 messages; fields left out because they cannot
 /// change the answer are added to `dropped`. The result has `model` and `stream`
 /// copied from the request; platform specifics are the caller's.
+///
+/// The steps run in a fixed order, which is also the order in which a request with
+/// several problems reports them: sampling settings, top-level extras, thinking and
+/// `max_tokens`, messages, tools, `tool_choice`, `response_format`.
 pub fn chat_to_messages(
     req: &oa::ChatCompletionRequest,
     backend: &str,
     dropped: &mut Vec<DroppedField>,
 ) -> Result<(an::MessagesRequest, ChatToMessagesInfo)> {
+    refuse_sampling_fields(req, backend)?;
+    let mut out = an::MessagesRequest {
+        model: Some(req.model.clone()),
+        stream: req.stream,
+        temperature: req.temperature.clone(),
+        top_p: req.top_p.clone(),
+        stop_sequences: req.stop.as_ref().map(oa::Stop::to_vec),
+        ..Default::default()
+    };
+    map_extras(req, &mut out, dropped, backend)?;
+    let thinking = map_thinking(req, &mut out, backend)?;
+    note_message_drops(req, dropped);
+    let (system, messages) = map_messages(req, backend)?;
+    out.system = system;
+    out.messages = messages;
+    out.tools = map_tools(req, backend)?;
+    let mut choice = map_tool_choice(req, out.tools.is_some(), backend)?;
     let mut info = ChatToMessagesInfo::default();
+    if let Some(tool) = response_format_tool(req, backend)? {
+        refuse_forced_tool_conflicts(&out, thinking.as_ref(), backend)?;
+        choice = Some(tool_choice("tool", Some(tool.name.clone())));
+        info.json_tool = Some(tool.name.clone());
+        out.tools = Some(vec![tool]);
+    }
+    out.tool_choice = choice;
+    out.thinking = thinking;
+    Ok((out, info))
+}
+
+/// Sampling settings Anthropic cannot honour: a 422 naming the first one set.
+fn refuse_sampling_fields(req: &oa::ChatCompletionRequest, backend: &str) -> Result<()> {
     if req.n.is_some_and(|n| n > 1) {
         return Err(untranslatable(
             "n",
@@ -128,18 +162,18 @@ pub fn chat_to_messages(
             "Anthropic accepts temperatures from 0 to 1",
         ));
     }
+    Ok(())
+}
 
-    let mut out = an::MessagesRequest {
-        model: Some(req.model.clone()),
-        stream: req.stream,
-        temperature: req.temperature.clone(),
-        top_p: req.top_p.clone(),
-        stop_sequences: req.stop.as_ref().map(oa::Stop::to_vec),
-        ..Default::default()
-    };
-
-    // Top-level extras: drop the OpenAI-only bookkeeping fields, refuse the ones that
-    // change the output, pass the rest through as vendor fields.
+/// Top-level extras: drop the OpenAI-only bookkeeping fields, refuse the ones that
+/// change the output, pass the rest through as vendor fields. Also derives `metadata`
+/// from `safety_identifier` or `user` when the request carries no Anthropic-shaped one.
+fn map_extras(
+    req: &oa::ChatCompletionRequest,
+    out: &mut an::MessagesRequest,
+    dropped: &mut Vec<DroppedField>,
+    backend: &str,
+) -> Result<()> {
     for (k, v) in &req.extra {
         match k.as_str() {
             _ if v.is_null() => {}
@@ -196,28 +230,22 @@ pub fn chat_to_messages(
     {
         out.metadata = Some(json!({"user_id": user}));
     }
+    Ok(())
+}
 
-    // Thinking.
-    let explicit_thinking = out.extra.remove("thinking");
-    let mut thinking = match explicit_thinking {
+/// Extended thinking — the vendor field `thinking` (taken out of `out.extra`) or else
+/// `reasoning_effort` — and the `max_tokens` it has to fit under, set on `out`.
+fn map_thinking(
+    req: &oa::ChatCompletionRequest,
+    out: &mut an::MessagesRequest,
+    backend: &str,
+) -> Result<Option<an::Thinking>> {
+    let mut thinking = match out.extra.remove("thinking") {
         Some(v) => Some(
             serde_json::from_value::<an::Thinking>(v)
                 .map_err(|e| Error::bad_request(format!("invalid `thinking`: {e}")))?,
         ),
-        None => match req.reasoning_effort.as_deref() {
-            None | Some("none") => None,
-            Some(effort) => Some(an::Thinking {
-                kind: "enabled".into(),
-                budget_tokens: Some(effort_budget(effort).ok_or_else(|| {
-                    untranslatable(
-                        "reasoning_effort",
-                        backend,
-                        "expected minimal, low, medium or high",
-                    )
-                })?),
-                extra: Map::new(),
-            }),
-        },
+        None => effort_thinking(req.reasoning_effort.as_deref(), backend)?,
     };
     let asked_max = req.max_completion_tokens.or(req.max_tokens);
     let mut max_tokens = asked_max.unwrap_or(DEFAULT_MAX_TOKENS);
@@ -238,9 +266,34 @@ pub fn chat_to_messages(
         }
     }
     out.max_tokens = Some(max_tokens);
+    Ok(thinking)
+}
 
-    // Messages.
-    note_message_drops(req, dropped);
+/// The thinking block a `reasoning_effort` value stands for.
+fn effort_thinking(effort: Option<&str>, backend: &str) -> Result<Option<an::Thinking>> {
+    let Some(effort) = effort.filter(|e| *e != "none") else {
+        return Ok(None);
+    };
+    let budget = effort_budget(effort).ok_or_else(|| {
+        untranslatable(
+            "reasoning_effort",
+            backend,
+            "expected minimal, low, medium or high",
+        )
+    })?;
+    Ok(Some(an::Thinking {
+        kind: "enabled".into(),
+        budget_tokens: Some(budget),
+        extra: Map::new(),
+    }))
+}
+
+/// The conversation: the leading system/developer messages as the system prompt, the
+/// rest as alternating user/assistant messages.
+fn map_messages(
+    req: &oa::ChatCompletionRequest,
+    backend: &str,
+) -> Result<(Option<an::SystemPrompt>, Vec<an::Message>)> {
     let mut system: Vec<an::ContentBlock> = Vec::new();
     let mut messages: Vec<an::Message> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
@@ -262,27 +315,8 @@ pub fn chat_to_messages(
                 push(&mut messages, an::Role::Assistant, blocks);
             }
             oa::Role::Tool => {
-                let id = m.tool_call_id.clone().ok_or_else(|| {
-                    Error::bad_request(format!("{path}.tool_call_id is required on tool messages"))
-                })?;
-                let content = match &m.content {
-                    None => None,
-                    Some(oa::MessageContent::Text(t)) => Some(an::MessageContent::Text(t.clone())),
-                    Some(c) => Some(an::MessageContent::Blocks(user_blocks(
-                        Some(c),
-                        &path,
-                        backend,
-                    )?)),
-                };
-                let is_error = m.extra.get("is_error").and_then(Value::as_bool);
-                let block = an::KnownBlock::ToolResult {
-                    tool_use_id: id,
-                    content,
-                    is_error,
-                    cache_control: m.extra.get("cache_control").cloned(),
-                    extra: Map::new(),
-                };
-                push(&mut messages, an::Role::User, vec![block.into()]);
+                let block = tool_result_block(m, &path, backend)?;
+                push(&mut messages, an::Role::User, vec![block]);
             }
             oa::Role::Function => {
                 return Err(untranslatable(
@@ -293,55 +327,96 @@ pub fn chat_to_messages(
             }
         }
     }
-    if !system.is_empty() {
-        out.system = Some(match system.as_slice() {
-            [
-                an::ContentBlock::Known(an::KnownBlock::Text {
-                    text,
-                    cache_control: None,
-                    extra,
-                }),
-            ] if extra.is_empty() => an::SystemPrompt::Text(text.clone()),
-            _ => an::SystemPrompt::Blocks(system),
+    Ok((system_prompt(system), messages))
+}
+
+/// A `tool` message as a `tool_result` block.
+fn tool_result_block(m: &oa::ChatMessage, path: &str, backend: &str) -> Result<an::ContentBlock> {
+    let id = m.tool_call_id.clone().ok_or_else(|| {
+        Error::bad_request(format!("{path}.tool_call_id is required on tool messages"))
+    })?;
+    let content = match &m.content {
+        None => None,
+        Some(oa::MessageContent::Text(t)) => Some(an::MessageContent::Text(t.clone())),
+        Some(c) => Some(an::MessageContent::Blocks(user_blocks(
+            Some(c),
+            path,
+            backend,
+        )?)),
+    };
+    let is_error = m.extra.get("is_error").and_then(Value::as_bool);
+    Ok(an::KnownBlock::ToolResult {
+        tool_use_id: id,
+        content,
+        is_error,
+        cache_control: m.extra.get("cache_control").cloned(),
+        extra: Map::new(),
+    }
+    .into())
+}
+
+/// The system blocks as Anthropic's `system`: a plain string when it is one text block
+/// with nothing attached, the blocks otherwise, absent when there are none.
+fn system_prompt(system: Vec<an::ContentBlock>) -> Option<an::SystemPrompt> {
+    if system.is_empty() {
+        return None;
+    }
+    Some(match system.as_slice() {
+        [
+            an::ContentBlock::Known(an::KnownBlock::Text {
+                text,
+                cache_control: None,
+                extra,
+            }),
+        ] if extra.is_empty() => an::SystemPrompt::Text(text.clone()),
+        _ => an::SystemPrompt::Blocks(system),
+    })
+}
+
+/// Function tools as Anthropic tools; absent when the request lists none.
+fn map_tools(req: &oa::ChatCompletionRequest, backend: &str) -> Result<Option<Vec<an::Tool>>> {
+    let Some(tools) = &req.tools else {
+        return Ok(None);
+    };
+    let mut list = Vec::with_capacity(tools.len());
+    for (i, t) in tools.iter().enumerate() {
+        let f = match (&t.function, t.kind.as_str()) {
+            (Some(f), "function") => f,
+            _ => {
+                return Err(untranslatable(
+                    format!("tools[{i}].type"),
+                    backend,
+                    "only function tools can be translated",
+                ));
+            }
+        };
+        list.push(an::Tool {
+            name: f.name.clone(),
+            kind: None,
+            description: f.description.clone(),
+            input_schema: Some(
+                f.parameters
+                    .clone()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            ),
+            cache_control: t
+                .extra
+                .get("cache_control")
+                .or_else(|| f.extra.get("cache_control"))
+                .cloned(),
+            extra: Map::new(),
         });
     }
-    out.messages = messages;
+    Ok((!list.is_empty()).then_some(list))
+}
 
-    // Tools.
-    if let Some(tools) = &req.tools {
-        let mut list = Vec::with_capacity(tools.len());
-        for (i, t) in tools.iter().enumerate() {
-            let f = match (&t.function, t.kind.as_str()) {
-                (Some(f), "function") => f,
-                _ => {
-                    return Err(untranslatable(
-                        format!("tools[{i}].type"),
-                        backend,
-                        "only function tools can be translated",
-                    ));
-                }
-            };
-            list.push(an::Tool {
-                name: f.name.clone(),
-                kind: None,
-                description: f.description.clone(),
-                input_schema: Some(
-                    f.parameters
-                        .clone()
-                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-                ),
-                cache_control: t
-                    .extra
-                    .get("cache_control")
-                    .or_else(|| f.extra.get("cache_control"))
-                    .cloned(),
-                extra: Map::new(),
-            });
-        }
-        if !list.is_empty() {
-            out.tools = Some(list);
-        }
-    }
+/// `tool_choice` and `parallel_tool_calls: false` (which only means something when
+/// tools are sent) as Anthropic's `tool_choice`.
+fn map_tool_choice(
+    req: &oa::ChatCompletionRequest,
+    has_tools: bool,
+    backend: &str,
+) -> Result<Option<an::ToolChoice>> {
     let mut choice = match &req.tool_choice {
         None => None,
         Some(oa::ToolChoice::Mode(m)) => Some(match m.as_str() {
@@ -367,73 +442,79 @@ pub fn chat_to_messages(
             }
         },
     };
-    if req.parallel_tool_calls == Some(false) && out.tools.is_some() {
+    if req.parallel_tool_calls == Some(false) && has_tools {
         let c = choice.get_or_insert_with(|| tool_choice("auto", None));
         if c.kind != "none" {
             c.disable_parallel_tool_use = Some(true);
         }
     }
+    Ok(choice)
+}
 
-    // Structured output by tool forcing.
-    if let Some(rf) = &req.response_format {
-        let (name, description, schema) = match (rf.kind.as_str(), &rf.json_schema) {
-            ("text", _) => (None, None, None),
-            ("json_object", _) => (
-                Some(JSON_TOOL_DEFAULT.to_owned()),
-                Some("Respond with a JSON object.".to_owned()),
-                Some(json!({"type": "object"})),
-            ),
-            ("json_schema", Some(js)) => (
-                Some(tool_name(&js.name)),
-                Some(
-                    js.description
-                        .clone()
-                        .unwrap_or_else(|| "Respond with JSON that matches this schema.".into()),
-                ),
-                Some(
-                    js.schema
-                        .clone()
-                        .unwrap_or_else(|| json!({"type": "object"})),
-                ),
-            ),
-            _ => {
-                return Err(untranslatable(
-                    "response_format.type",
-                    backend,
-                    "unknown response format",
-                ));
-            }
-        };
-        if let (Some(name), Some(schema)) = (name, schema) {
-            if out.tools.is_some() {
-                return Err(untranslatable(
-                    "response_format",
-                    backend,
-                    "structured output is mapped to a forced tool and cannot be combined with tools",
-                ));
-            }
-            if thinking.as_ref().is_some_and(|t| t.kind != "disabled") {
-                return Err(untranslatable(
-                    "response_format",
-                    backend,
-                    "structured output is mapped to a forced tool, which Anthropic does not allow with extended thinking",
-                ));
-            }
-            out.tools = Some(vec![an::Tool {
-                name: name.clone(),
-                kind: None,
-                description,
-                input_schema: Some(schema),
-                cache_control: None,
-                extra: Map::new(),
-            }]);
-            choice = Some(tool_choice("tool", Some(name.clone())));
-            info.json_tool = Some(name);
+/// The forced tool standing in for a JSON `response_format`; none for `text` or no
+/// format.
+fn response_format_tool(
+    req: &oa::ChatCompletionRequest,
+    backend: &str,
+) -> Result<Option<an::Tool>> {
+    let Some(rf) = &req.response_format else {
+        return Ok(None);
+    };
+    let (name, description, schema) = match (rf.kind.as_str(), &rf.json_schema) {
+        ("text", _) => return Ok(None),
+        ("json_object", _) => (
+            JSON_TOOL_DEFAULT.to_owned(),
+            "Respond with a JSON object.".to_owned(),
+            json!({"type": "object"}),
+        ),
+        ("json_schema", Some(js)) => (
+            tool_name(&js.name),
+            js.description
+                .clone()
+                .unwrap_or_else(|| "Respond with JSON that matches this schema.".into()),
+            js.schema
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        ),
+        _ => {
+            return Err(untranslatable(
+                "response_format.type",
+                backend,
+                "unknown response format",
+            ));
         }
+    };
+    Ok(Some(an::Tool {
+        name,
+        kind: None,
+        description: Some(description),
+        input_schema: Some(schema),
+        cache_control: None,
+        extra: Map::new(),
+    }))
+}
+
+/// A forced tool cannot sit beside client tools or extended thinking.
+fn refuse_forced_tool_conflicts(
+    out: &an::MessagesRequest,
+    thinking: Option<&an::Thinking>,
+    backend: &str,
+) -> Result<()> {
+    if out.tools.is_some() {
+        return Err(untranslatable(
+            "response_format",
+            backend,
+            "structured output is mapped to a forced tool and cannot be combined with tools",
+        ));
     }
-    out.tool_choice = choice;
-    out.thinking = thinking;
-    Ok((out, info))
+    if thinking.is_some_and(|t| t.kind != "disabled") {
+        return Err(untranslatable(
+            "response_format",
+            backend,
+            "structured output is mapped to a forced tool, which Anthropic does not allow with extended thinking",
+        ));
+    }
+    Ok(())
 }
 
 /// Message-level fields without an Anthropic counterpart that cannot change the answer.
