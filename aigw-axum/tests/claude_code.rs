@@ -20,11 +20,13 @@
     missing_docs
 )]
 
+mod peers;
+use peers::{Proc, external, free_addr, wait_listening};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const AWS_KEY: &str = "AKIDCLAUDECODETEST";
 const AWS_SECRET: &str = "claude-code-test-secret";
@@ -39,45 +41,6 @@ const CELLS: [(&str, &str); 6] = [
     ("claude-haiku-5-5", "vertex-anthropic"),
     ("gpt-5.5", "openai"),
 ];
-
-fn external(var: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
-            panic!("{var} is not set but AIGW_REQUIRE_EXTERNAL=1")
-        }
-        None => {
-            eprintln!("skipping: {var} is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{addr} never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A plain HTTP/1.1 request; returns the status line and the body.
 fn http(addr: SocketAddr, method: &str, path: &str) -> (String, String) {

@@ -23,50 +23,12 @@
     missing_docs
 )]
 
+mod peers;
+use peers::{Proc, external, free_addr, wait_listening};
 use serde_json::Value;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn external(var: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
-            panic!("{var} is not set but AIGW_REQUIRE_EXTERNAL=1")
-        }
-        None => {
-            eprintln!("skipping: {var} is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{addr} never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::process::{Command, Stdio};
 
 /// `aigw run` with no configuration and no provider keys: simulator mode. Returns the
 /// process, the base URL and the admin address.

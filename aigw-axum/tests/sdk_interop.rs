@@ -13,10 +13,11 @@
     missing_docs
 )]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod peers;
+use peers::{Proc, free_addr, wait_listening};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 fn python() -> Option<PathBuf> {
     match std::env::var_os("AIGW_PYTHON") {
@@ -28,32 +29,6 @@ fn python() -> Option<PathBuf> {
             eprintln!("skipping: AIGW_PYTHON is not set (run scripts/test.sh)");
             None
         }
-    }
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{addr} never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

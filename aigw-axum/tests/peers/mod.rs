@@ -1,0 +1,59 @@
+//! Helpers for the tests that drive the `aigw` binary and external peers as processes.
+#![allow(
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::print_stderr,
+    dead_code
+)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// The path an external peer's variable names, set by `scripts/test.sh`; `None` (skip)
+/// when unset, a failure when `AIGW_REQUIRE_EXTERNAL=1`.
+pub fn external(var: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
+            panic!("{var} is not set but AIGW_REQUIRE_EXTERNAL=1")
+        }
+        None => {
+            eprintln!("skipping: {var} is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// A child process killed and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback address nothing listens on yet.
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Waits until something accepts connections on `addr` (a debug binary under a loaded
+/// machine can take many seconds to start).
+pub fn wait_listening(addr: SocketAddr) {
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
