@@ -6,6 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+# Test binaries embed their crate's directory at compile time (`env!("CARGO_MANIFEST_DIR")`
+# for fixtures and goldens), and cargo does not rebuild a workspace crate when only the
+# checkout moved. A target dir shared by two checkouts would run one checkout's tests
+# against the other's fixtures, so a move rebuilds the workspace crates (not the deps).
+root_mark="$CARGO_TARGET_DIR/.workspace-root"
+if [ -f "$root_mark" ] && [ "$(cat "$root_mark")" != "$PWD" ]; then
+  echo "==> $CARGO_TARGET_DIR was last built from $(cat "$root_mark"): rebuilding the workspace crates"
+  # shellcheck disable=SC2046 # one `-p name` pair per workspace package
+  cargo clean --quiet $(cargo metadata --no-deps --format-version 1 --locked |
+    python3 -c 'import json, sys; print(" ".join("-p " + p["name"] for p in json.load(sys.stdin)["packages"]))')
+fi
+mkdir -p "$CARGO_TARGET_DIR"
+printf '%s\n' "$PWD" > "$root_mark"
 venv="${AIGW_VENV:-$CARGO_TARGET_DIR/test-venv}"
 req=scripts/requirements-test.txt
 
