@@ -113,6 +113,23 @@ impl McpGateway {
     ) -> crate::Result<Self> {
         let routes = config::compile(config, secrets)
             .map_err(|issues| crate::Error::InvalidConfig { issues })?;
+        let mut issues = Vec::new();
+        for (r, m) in routes.iter().zip(&config.mcp_routes) {
+            for (i, b) in r.backends.iter().enumerate() {
+                if let Err(message) = upstream.check(b) {
+                    issues.push(crate::error::ConfigIssue {
+                        file: m.source.file.clone(),
+                        line: None,
+                        document: m.label(),
+                        field: format!("spec.backendRefs[{i}]"),
+                        message,
+                    });
+                }
+            }
+        }
+        if !issues.is_empty() {
+            return Err(crate::Error::InvalidConfig { issues });
+        }
         Ok(Self {
             routes,
             crypto,

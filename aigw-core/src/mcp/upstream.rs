@@ -54,6 +54,13 @@ pub trait McpUpstream: Send + Sync + fmt::Debug + 'static {
         backend: &McpBackend,
         request: http::Request<Bytes>,
     ) -> BoxFuture<'static, Result<http::Response<UpstreamBody>, UpstreamError>>;
+
+    /// Whether this client can reach `backend` as configured (checked at load, so a
+    /// TLS setting the packaging cannot honour fails the load instead of every call).
+    fn check(&self, backend: &McpBackend) -> Result<(), String> {
+        let _ = backend;
+        Ok(())
+    }
 }
 
 /// One message read from a backend, with the SSE event id it came under.
