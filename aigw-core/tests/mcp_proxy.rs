@@ -188,6 +188,32 @@ spec:
       toolSelector: {exclude: [only]}
     - {name: down, group: gateway.envoyproxy.io, kind: Backend}
 ---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {name: secure, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  path: /secure
+  backendRefs:
+    - {name: a, group: gateway.envoyproxy.io, kind: Backend}
+  securityPolicy:
+    oauth:
+      issuer: https://idp.example
+      audiences: [mcp-gateway]
+      jwks:
+        localJWKS:
+          type: Inline
+          inline: '{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cy0wMTIz"}]}'
+      protectedResourceMetadata:
+        resource: https://gw.example/secure
+        scopesSupported: [read, admin]
+      claimToHeaders: [{claim: org.id, header: x-org-id}]
+    authorization:
+      rules:
+        - source: {jwt: {scopes: [admin]}}
+        - source: {jwt: {scopes: [read]}}
+          target: {tools: [{backend: a, tool: first}]}
+---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: Backend
 metadata: {name: a, namespace: default}
@@ -624,4 +650,190 @@ async fn delete_closes_every_backend_session() {
             ("b".to_string(), "sess-b".to_string())
         ]
     );
+}
+
+fn token(claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let key = jsonwebtoken::EncodingKey::from_secret(b"secret-signing-key-for-tests-0123");
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn claims(sub: &str, scope: &str, aud: &str, exp_in: i64) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    json!({"iss":"https://idp.example","aud":aud,"sub":sub,"scope":scope,"exp":now + exp_in,"org":{"id":"acme"}})
+}
+
+impl Harness {
+    async fn secure(
+        &self,
+        method: Method,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri("http://gw/secure")
+            .header("accept", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let body = body.map(|v| v.to_string()).unwrap_or_default();
+        let resp = self
+            .svc
+            .clone()
+            .oneshot(b.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn oauth_protected_route() {
+    let h = harness(McpSettings::default());
+    // RFC 9728 metadata, at the path-suffixed well-known URI and the bare one.
+    for path in [
+        "/.well-known/oauth-protected-resource/secure",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let req = Request::builder()
+            .uri(format!("http://gw{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = h.svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let v: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(v["resource"], "https://gw.example/secure");
+        assert_eq!(v["authorization_servers"], json!(["https://idp.example"]));
+        assert_eq!(v["scopes_supported"], json!(["read", "admin"]));
+    }
+    let meta =
+        "resource_metadata=\"https://gw.example/.well-known/oauth-protected-resource/secure\"";
+    let (s, hd, _) = h
+        .secure(Method::POST, &[], Some(init_msg("2025-06-18")))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(hd["www-authenticate"], format!("Bearer {meta}"));
+    for (bad, why) in [
+        (claims("u1", "read", "mcp-gateway", -120), "token expired"),
+        (
+            claims("u1", "read", "someone-else", 300),
+            "token audience not accepted",
+        ),
+    ] {
+        let auth = format!("Bearer {}", token(bad));
+        let (s, hd, body) = h
+            .secure(
+                Method::POST,
+                &[("authorization", &auth)],
+                Some(init_msg("2025-06-18")),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+        let c = hd["www-authenticate"].to_str().unwrap();
+        assert!(
+            c.contains("error=\"invalid_token\"") && c.contains(why) && c.contains(meta),
+            "{c}"
+        );
+    }
+    let forged = token(claims("u1", "admin", "mcp-gateway", 300)).replace('.', ".x");
+    let (s, _, _) = h
+        .secure(
+            Method::POST,
+            &[("authorization", &format!("Bearer {forged}"))],
+            Some(init_msg("2025-06-18")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A reader: initialize, claims as headers, tools/list filtered, a call denied with the scope needed.
+    let reader = format!("Bearer {}", token(claims("u1", "read", "mcp-gateway", 300)));
+    h.sent();
+    let (s, hd, _) = h
+        .secure(
+            Method::POST,
+            &[("authorization", &reader), ("x-org-id", "forged")],
+            Some(init_msg("2025-06-18")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let sid = hd["mcp-session-id"].to_str().unwrap().to_string();
+    let sent = h.sent();
+    assert!(sent.iter().all(|s| {
+        s.headers
+            .get_all("x-org-id")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect::<Vec<_>>()
+            == ["acme"]
+    }));
+    let hdr = [
+        ("authorization", reader.as_str()),
+        ("mcp-session-id", sid.as_str()),
+    ];
+    let (_, _, body) = h
+        .secure(
+            Method::POST,
+            &hdr,
+            Some(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["a__first"]
+    );
+    let (s, _, _) = h
+        .secure(
+            Method::POST,
+            &hdr,
+            Some(
+                json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a__first"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, hd, _) = h
+        .secure(
+            Method::POST,
+            &hdr,
+            Some(
+                json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"a__second"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        hd["www-authenticate"],
+        format!("Bearer error=\"insufficient_scope\", scope=\"admin\", {meta}")
+    );
+    // An admin sees and calls everything; the reader's session is not theirs.
+    let admin = format!(
+        "Bearer {}",
+        token(claims("u2", "admin", "mcp-gateway", 300))
+    );
+    let (s, _, body) = h
+        .secure(
+            Method::POST,
+            &[("authorization", &admin), ("mcp-session-id", &sid)],
+            Some(json!({"jsonrpc":"2.0","id":4,"method":"tools/list"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
 }

@@ -104,6 +104,30 @@ impl DirectUpstream {
     }
 }
 
+/// GETs `url` with `client` (a remote JWKS), at most 1 MiB.
+async fn get_document(
+    client: impl FnOnce(http::Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture,
+    url: String,
+) -> Result<Bytes, UpstreamError> {
+    use http_body_util::BodyExt as _;
+    let req = http::Request::get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client(req))
+        .await
+        .map_err(|_| UpstreamError(format!("{url}: timed out")))?
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(UpstreamError(format!("{url} answered {}", resp.status())));
+    }
+    let body = http_body_util::Limited::new(resp.into_body(), 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    Ok(body.to_bytes())
+}
+
 impl McpUpstream for DirectUpstream {
     fn send(
         &self,
@@ -122,6 +146,11 @@ impl McpUpstream for DirectUpstream {
                     .boxed()
             }))
         })
+    }
+
+    fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
+        let client = self.client.clone();
+        Box::pin(get_document(move |r| client.request(r), url.to_string()))
     }
 
     fn check(&self, backend: &McpBackend) -> Result<(), String> {

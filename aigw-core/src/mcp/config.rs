@@ -3,6 +3,7 @@
 //! gateway cannot honour fails the load, naming the route and field — a route never
 //! serves with part of its configuration silently dropped.
 
+use super::auth::{Authorization, OAuth};
 use super::filter::ToolSelector;
 use crate::Secret;
 use crate::config::{
@@ -73,6 +74,10 @@ pub struct McpRoute {
     hostnames: Vec<String>,
     headers: Vec<HeaderMatch>,
     pub(crate) backends: Vec<Arc<McpBackend>>,
+    pub(crate) oauth: Option<Arc<OAuth>>,
+    pub(crate) authz: Option<Arc<Authorization>>,
+    /// `oauth.claimToHeaders`: claim path → backend header.
+    pub(crate) claim_headers: Vec<(Vec<String>, HeaderName)>,
 }
 
 impl McpRoute {
@@ -172,8 +177,43 @@ impl Ctx<'_> {
         if s.backend_selector.is_some() {
             self.err("spec.backendSelector", "backendSelector is not supported by this gateway yet; remove it to serve every backend");
         }
-        if s.security_policy.is_some() {
-            self.err("spec.securityPolicy", "MCPRoute client authentication and authorization are not supported by this gateway yet; the route is refused rather than served unprotected");
+        let path = s
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
+        let (mut oauth, mut authz, mut claim_headers) = (None, None, Vec::new());
+        if let Some(sp) = &s.security_policy {
+            for (set, field) in [
+                (sp.api_key_auth.is_some(), "apiKeyAuth"),
+                (sp.ext_auth.is_some(), "extAuth"),
+            ] {
+                if set {
+                    self.err(format!("spec.securityPolicy.{field}"), format!("{field} is not supported on MCPRoutes by this gateway yet; the route is refused rather than served unprotected"));
+                }
+            }
+            if let Some(o) = &sp.oauth {
+                match OAuth::compile(o, &path) {
+                    Ok(x) => oauth = Some(Arc::new(x)),
+                    Err(e) => self.err("spec.securityPolicy.oauth", e),
+                }
+                for (i, c) in o.claim_to_headers.iter().enumerate() {
+                    match HeaderName::try_from(c.header.as_str()) {
+                        Ok(h) => claim_headers
+                            .push((c.claim.split('.').map(str::to_string).collect(), h)),
+                        Err(_) => self.err(
+                            format!("spec.securityPolicy.oauth.claimToHeaders[{i}].header"),
+                            "invalid header name",
+                        ),
+                    }
+                }
+            }
+            if let Some(a) = &sp.authorization {
+                match Authorization::compile(a) {
+                    Ok(x) => authz = Some(Arc::new(x)),
+                    Err(e) => self.err("spec.securityPolicy.authorization", e),
+                }
+            }
         }
         let mut headers = Vec::new();
         for (i, h) in s.headers.iter().enumerate() {
@@ -202,14 +242,13 @@ impl Ctx<'_> {
             .collect();
         Some(McpRoute {
             key: self.r.key(),
-            path: s
-                .path
-                .clone()
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| DEFAULT_MCP_PATH.into()),
+            path,
             hostnames: s.hostnames.clone(),
             headers,
             backends,
+            oauth,
+            authz,
+            claim_headers,
         })
     }
 

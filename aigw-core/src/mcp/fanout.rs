@@ -22,6 +22,9 @@ const MAX_PAGES: usize = 100;
 /// Largest JSON answer read from a backend.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
+/// Whether the caller may see a backend's tool (the route's authorization rules).
+pub(crate) type ToolFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// An aggregated method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ListKind {
@@ -66,6 +69,7 @@ pub(crate) async fn initialize(
     route: &super::McpRoute,
     msg: Message,
     headers: &HeaderMap,
+    auth: &super::proxy::Auth,
 ) -> http::Response<super::McpBody> {
     let id = msg.id().cloned().unwrap_or(Value::Null);
     let mut params = msg.params().cloned().unwrap_or_default();
@@ -82,7 +86,7 @@ pub(crate) async fn initialize(
     params.insert("protocolVersion".into(), Value::String(version.clone()));
     let params = Value::Object(params);
     let inits = route.backends.iter().map(|b| {
-        let t = Target::new(b.clone(), headers, "");
+        let t = Target::new(b.clone(), headers, "", auth);
         let (gw, params) = (gw.clone(), params.clone());
         async move {
             let name = t.backend.name.clone();
@@ -117,7 +121,7 @@ pub(crate) async fn initialize(
     }
     let session = Session {
         route: route.key.clone(),
-        subject: String::new(),
+        subject: auth.subject.clone(),
         version: version.clone(),
         backends,
     };
@@ -262,16 +266,17 @@ pub(crate) async fn aggregate(
     kind: ListKind,
     targets: Vec<Target>,
     msg: Message,
+    allowed: Option<ToolFilter>,
     sse: bool,
     sid: String,
 ) -> http::Response<super::McpBody> {
     if !sse {
-        let m = collect(&gw, kind, &targets, &msg, None).await;
+        let m = collect(&gw, kind, &targets, &msg, allowed.as_ref(), None).await;
         return json_response(StatusCode::OK, &m, Some(&sid));
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        let m = collect(&gw, kind, &targets, &msg, Some(&tx)).await;
+        let m = collect(&gw, kind, &targets, &msg, allowed.as_ref(), Some(&tx)).await;
         let _ = tx.send(SseEvent::message(m.encode(), None).encode()).await;
     });
     sse_response(rx, &sid)
@@ -282,6 +287,7 @@ async fn collect(
     kind: ListKind,
     targets: &[Target],
     msg: &Message,
+    allowed: Option<&ToolFilter>,
     relay: Option<&mpsc::Sender<Bytes>>,
 ) -> Message {
     let id = msg.id().cloned().unwrap_or(Value::Null);
@@ -303,9 +309,10 @@ async fn collect(
         match r {
             Ok(entries) => {
                 for mut e in entries {
+                    let name = e.get("name").and_then(Value::as_str).unwrap_or("");
                     if kind == ListKind::Tools
-                        && let Some(sel) = &b.selector
-                        && !sel.allows(e.get("name").and_then(Value::as_str).unwrap_or(""))
+                        && (b.selector.as_ref().is_some_and(|s| !s.allows(name))
+                            || allowed.is_some_and(|f| !f(&b.name, name)))
                     {
                         continue;
                     }

@@ -24,6 +24,7 @@
 //!
 //! docs/mcp.md has the full description and the differences from upstream.
 
+mod auth;
 mod config;
 mod crypto;
 mod fanout;
@@ -143,9 +144,25 @@ impl McpGateway {
         &self.routes
     }
 
-    /// Whether a request is for one of the routes (the adapter's dispatch test).
+    /// Whether a request is for one of the routes or their OAuth protected-resource
+    /// metadata (the adapter's dispatch test).
     pub fn serves<B>(&self, req: &http::Request<B>) -> bool {
-        self.route_for(req).is_some()
+        self.route_for(req).is_some() || self.metadata_for(req.uri().path()).is_some()
+    }
+
+    /// The RFC 9728 document served at `path`, if any route's is.
+    fn metadata_for(&self, path: &str) -> Option<&serde_json::Value> {
+        let suffix = path.strip_prefix("/.well-known/oauth-protected-resource")?;
+        self.routes
+            .iter()
+            .filter_map(|r| r.oauth.as_deref())
+            .find_map(|o| {
+                let own = o
+                    .metadata_url
+                    .split_once("/.well-known/oauth-protected-resource")?
+                    .1;
+                (suffix.is_empty() || suffix == own).then_some(&o.metadata)
+            })
     }
 
     fn route_for<B>(&self, req: &http::Request<B>) -> Option<&McpRoute> {

@@ -42,6 +42,16 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let start = Instant::now();
+    if req.method() == Method::GET
+        && let Some(doc) = gw.metadata_for(req.uri().path())
+    {
+        let mut r = http::Response::new(Full::new(Bytes::from(doc.to_string())).boxed_unsync());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
     let Some(route) = gw.route_for(&req) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -53,10 +63,14 @@ where
     let route_key = route.key.clone();
     let http_method = req.method().clone();
     let mut outcome = Outcome::default();
+    let auth = match authenticate(&gw, route, req.headers()).await {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
     let resp = match http_method {
-        Method::POST => post(&gw, route, req, &mut outcome).await,
-        Method::GET => get(&gw, route, req.headers()),
-        Method::DELETE => delete(&gw, route, req.headers()).await,
+        Method::POST => post(&gw, route, req, &auth, &mut outcome).await,
+        Method::GET => get(&gw, route, req.headers(), &auth),
+        Method::DELETE => delete(&gw, route, req.headers(), &auth).await,
         _ => {
             let mut r = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -83,6 +97,76 @@ where
     resp
 }
 
+/// Who is calling: the verified token's claims (routes with OAuth only).
+#[derive(Debug, Default)]
+pub(crate) struct Auth {
+    pub(crate) claims: Option<Arc<serde_json::Map<String, Value>>>,
+    pub(crate) subject: String,
+    /// `claimToHeaders`, for every backend request.
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Checks the bearer token of a route with OAuth: 401 with the RFC 9728 challenge when
+/// it is missing or refused, 503 when the signing keys cannot be had.
+async fn authenticate(
+    gw: &McpGateway,
+    route: &McpRoute,
+    headers: &HeaderMap,
+) -> Result<Auth, Box<http::Response<McpBody>>> {
+    let Some(oauth) = route.oauth.as_deref() else {
+        return Ok(Auth::default());
+    };
+    let unauthorized = |refused: Option<&super::auth::Refused>| {
+        let msg = refused.map_or("missing bearer token", |r| r.0);
+        let mut r = error(StatusCode::UNAUTHORIZED, None, code::INVALID_REQUEST, msg);
+        if let Ok(v) = HeaderValue::try_from(oauth.challenge(refused)) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        Box::new(r)
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let Some(token) = token else {
+        return Err(unauthorized(None));
+    };
+    let keys = oauth.keys(gw.upstream.as_ref()).await.map_err(|e| {
+        tracing::warn!(target: "aigw::mcp", route = %route.key, error = %e.0, "no JWKS to verify MCP clients");
+        Box::new(error(StatusCode::SERVICE_UNAVAILABLE, None, code::INTERNAL_ERROR, "token signing keys unavailable"))
+    })?;
+    let claims = oauth
+        .verify(&keys, token)
+        .map_err(|r| unauthorized(Some(&r)))?;
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut claim_headers = Vec::new();
+    for (path, name) in &route.claim_headers {
+        let mut cur = claims.get(&path[0]);
+        for p in &path[1..] {
+            cur = cur.and_then(|v| v.get(p));
+        }
+        let text = match cur {
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => continue,
+        };
+        if let Ok(v) = HeaderValue::try_from(text) {
+            claim_headers.push((name.clone(), v));
+        }
+    }
+    Ok(Auth {
+        claims: Some(Arc::new(claims)),
+        subject,
+        headers: claim_headers,
+    })
+}
+
 /// A backend and how to address it within one client session.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -93,13 +177,21 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// A backend with the client's forwarded headers.
-    pub(crate) fn new(backend: Arc<McpBackend>, client: &HeaderMap, version: &str) -> Self {
-        let forwarded = backend
+    /// A backend with the client's forwarded headers and the token's claim headers (a
+    /// client header of the same name is never forwarded in their place).
+    pub(crate) fn new(
+        backend: Arc<McpBackend>,
+        client: &HeaderMap,
+        version: &str,
+        auth: &Auth,
+    ) -> Self {
+        let mut forwarded: Vec<(HeaderName, HeaderValue)> = backend
             .forward
             .iter()
+            .filter(|(_, to)| !auth.headers.iter().any(|(n, _)| n == to))
             .filter_map(|(from, to)| Some((to.clone(), client.get(from)?.clone())))
             .collect();
+        forwarded.extend(auth.headers.iter().cloned());
         Self {
             backend,
             session: None,
@@ -186,12 +278,17 @@ fn form_encode(s: &str) -> String {
 }
 
 /// The session's targets (every backend it holds a session with).
-pub(crate) fn targets(route: &McpRoute, session: &Session, client: &HeaderMap) -> Vec<Target> {
+pub(crate) fn targets(
+    route: &McpRoute,
+    session: &Session,
+    client: &HeaderMap,
+    auth: &Auth,
+) -> Vec<Target> {
     session
         .backends
         .iter()
         .filter_map(|bs| {
-            let mut t = Target::new(route.backend(&bs.name)?.clone(), client, &bs.version);
+            let mut t = Target::new(route.backend(&bs.name)?.clone(), client, &bs.version, auth);
             t.session = bs.id.clone();
             Some(t)
         })
@@ -204,12 +301,15 @@ enum SessionCheck {
     Invalid,
 }
 
-fn session_of(gw: &McpGateway, route: &McpRoute, headers: &HeaderMap) -> SessionCheck {
+fn session_of(gw: &McpGateway, route: &McpRoute, headers: &HeaderMap, auth: &Auth) -> SessionCheck {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return SessionCheck::None;
     };
     match Session::open(&gw.crypto, id) {
-        Some(s) if s.route == route.key => SessionCheck::Valid(s, id.to_string()),
+        // A session opened with a token is bound to its subject.
+        Some(s) if s.route == route.key && (route.oauth.is_none() || s.subject == auth.subject) => {
+            SessionCheck::Valid(s, id.to_string())
+        }
         _ => SessionCheck::Invalid,
     }
 }
@@ -226,6 +326,7 @@ async fn post<B>(
     gw: &Arc<McpGateway>,
     route: &McpRoute,
     req: http::Request<B>,
+    auth: &Auth,
     out: &mut Outcome,
 ) -> http::Response<McpBody>
 where
@@ -234,7 +335,7 @@ where
 {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    let session = session_of(gw, route, &headers);
+    let session = session_of(gw, route, &headers, auth);
     if matches!(session, SessionCheck::Invalid) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -297,7 +398,7 @@ where
     let (session, sid) = match session {
         SessionCheck::Valid(s, id) => (s, id),
         _ if msg.method() == "initialize" => {
-            return fanout::initialize(gw.clone(), route, msg, &headers).await;
+            return fanout::initialize(gw.clone(), route, msg, &headers, auth).await;
         }
         _ => {
             return error(
@@ -314,6 +415,7 @@ where
         session: &session,
         sid: &sid,
         headers: &headers,
+        auth,
         sse: wants_sse(&headers),
     };
     match msg.kind() {
@@ -330,6 +432,7 @@ struct Call<'a> {
     session: &'a Session,
     sid: &'a str,
     headers: &'a HeaderMap,
+    auth: &'a Auth,
     sse: bool,
 }
 
@@ -424,7 +527,7 @@ impl Call<'_> {
                 );
             }
         };
-        let targets = targets(self.route, self.session, self.headers)
+        let targets = targets(self.route, self.session, self.headers, self.auth)
             .into_iter()
             .filter(|t| {
                 self.session
@@ -432,11 +535,19 @@ impl Call<'_> {
                     .is_some_and(|b| b.has(list.capability()))
             })
             .collect();
+        // tools/list shows only what the caller may call.
+        let allowed: Option<fanout::ToolFilter> = self.route.authz.clone().map(|a| {
+            let claims = self.auth.claims.clone();
+            Arc::new(move |b: &str, t: &str| {
+                a.decide(claims.as_deref(), b, t) == super::auth::Decision::Allow
+            }) as fanout::ToolFilter
+        });
         fanout::aggregate(
             self.gw.clone(),
             list,
             targets,
             msg,
+            allowed,
             self.sse,
             self.sid.to_string(),
         )
@@ -462,6 +573,24 @@ impl Call<'_> {
         let (backend, name) = (backend.to_string(), name.to_string());
         if msg.method() == "tools/call" {
             out.tool = Some(name.clone());
+            if let Some(a) = &self.route.authz
+                && let super::auth::Decision::Deny(scopes) =
+                    a.decide(self.auth.claims.as_deref(), &backend, &name)
+            {
+                out.backend = Some(backend);
+                let mut r = error(
+                    StatusCode::FORBIDDEN,
+                    id,
+                    code::INVALID_REQUEST,
+                    "access denied",
+                );
+                let url = self.route.oauth.as_ref().map(|o| o.metadata_url.as_str());
+                if let Ok(v) = HeaderValue::try_from(super::auth::insufficient_scope(&scopes, url))
+                {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                return r;
+            }
             let b = self.route.backend(&backend);
             if b.and_then(|b| b.selector.as_ref())
                 .is_some_and(|s| !s.allows(&name))
@@ -520,7 +649,7 @@ impl Call<'_> {
                 &format!("no MCP session found for backend {backend}"),
             )));
         };
-        let mut t = Target::new(b.clone(), self.headers, &bs.version);
+        let mut t = Target::new(b.clone(), self.headers, &bs.version, self.auth);
         t.session = bs.id.clone();
         Ok(t)
     }
@@ -572,7 +701,7 @@ impl Call<'_> {
                 // that did not see the id ignores it, as the spec requires).
                 fanout::broadcast(
                     self.gw.clone(),
-                    targets(self.route, self.session, self.headers),
+                    targets(self.route, self.session, self.headers, self.auth),
                     msg,
                 );
                 accepted(self.sid)
@@ -764,8 +893,13 @@ pub(crate) async fn snippet(resp: http::Response<UpstreamBody>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn get(gw: &Arc<McpGateway>, route: &McpRoute, headers: &HeaderMap) -> http::Response<McpBody> {
-    let (session, sid) = match session_of(gw, route, headers) {
+fn get(
+    gw: &Arc<McpGateway>,
+    route: &McpRoute,
+    headers: &HeaderMap,
+    auth: &Auth,
+) -> http::Response<McpBody> {
+    let (session, sid) = match session_of(gw, route, headers, auth) {
         SessionCheck::Valid(s, id) => (s, id),
         SessionCheck::None => {
             return error(
@@ -789,7 +923,8 @@ fn get(gw: &Arc<McpGateway>, route: &McpRoute, headers: &HeaderMap) -> http::Res
         .and_then(|v| v.to_str().ok())
         .map(|id| EventIds::open(&gw.crypto, id))
         .unwrap_or_default();
-    let rx = fanout::notification_stream(gw.clone(), targets(route, &session, headers), resume);
+    let rx =
+        fanout::notification_stream(gw.clone(), targets(route, &session, headers, auth), resume);
     sse_response(rx, &sid)
 }
 
@@ -797,8 +932,9 @@ async fn delete(
     gw: &Arc<McpGateway>,
     route: &McpRoute,
     headers: &HeaderMap,
+    auth: &Auth,
 ) -> http::Response<McpBody> {
-    let session = match session_of(gw, route, headers) {
+    let session = match session_of(gw, route, headers, auth) {
         SessionCheck::Valid(s, _) => s,
         SessionCheck::None => {
             return error(
@@ -817,7 +953,7 @@ async fn delete(
             );
         }
     };
-    fanout::close(gw, targets(route, &session, headers)).await;
+    fanout::close(gw, targets(route, &session, headers, auth)).await;
     empty(StatusCode::OK, None)
 }
 

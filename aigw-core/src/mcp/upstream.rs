@@ -61,6 +61,16 @@ pub trait McpUpstream: Send + Sync + fmt::Debug + 'static {
         let _ = backend;
         Ok(())
     }
+
+    /// GETs a document (a remote JWKS) and returns its body.
+    fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
+        let url = url.to_string();
+        Box::pin(async move {
+            Err(UpstreamError(format!(
+                "cannot fetch {url}: not supported by this packaging"
+            )))
+        })
+    }
 }
 
 /// One message read from a backend, with the SSE event id it came under.
