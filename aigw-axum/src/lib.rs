@@ -23,6 +23,8 @@ mod error;
 mod gateway;
 mod identity;
 mod layer;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod net;
 mod proxy;
 pub mod record;

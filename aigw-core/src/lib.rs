@@ -25,6 +25,8 @@ pub mod credential;
 pub mod error;
 pub mod exchange;
 pub mod limits;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod meter;
 pub mod metrics;
 pub mod planner;

@@ -789,6 +789,51 @@ fn mcp_backend_names_unique_and_resolved() {
 }
 
 #[test]
+fn mcp_oauth_jwks_and_jwt_sources() {
+    let oauth = |jwks: &str, rules: &str| {
+        mcp(&format!(
+            "  securityPolicy:\n    oauth:\n      issuer: https://idp.example\n      protectedResourceMetadata:\n        resource: https://gw.example/mcp\n{jwks}    authorization:\n      rules:\n{rules}"
+        ))
+    };
+    let scoped = "        - source:\n            jwt:\n              scopes: [read]\n";
+    let remote = "          remoteJWKS:\n            uri: https://idp.example/jwks\n";
+    let local =
+        "          localJWKS:\n            type: Inline\n            inline: '{\"keys\":[]}'\n";
+    Config::from_yaml_str(&oauth(&format!("      jwks:\n{remote}"), scoped), FILE).unwrap();
+    let i = issues(&oauth("      jwks: {}\n", scoped));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.securityPolicy.oauth.jwks",
+        "either remoteJWKS or localJWKS",
+    );
+    let i = issues(&oauth(&format!("      jwks:\n{remote}{local}"), scoped));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.securityPolicy.oauth.jwks",
+        "cannot both be specified",
+    );
+    let i = issues(&oauth("", "        - source:\n            jwt: {}\n"));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.securityPolicy.authorization.rules[0].source.jwt",
+        "either scopes or claims must be specified",
+    );
+    let i = issues(&oauth(
+        "",
+        "        - source:\n            jwt:\n              claims:\n                - name: scope\n                  values: [admin]\n",
+    ));
+    has(
+        &i,
+        "MCPRoute/default/mcp",
+        "spec.securityPolicy.authorization.rules[0].source.jwt.claims",
+        "'scope' claim name is reserved",
+    );
+}
+
+#[test]
 fn all_issues_collected() {
     let yaml = replace("          weight: 1\n", "          weight: -1\n")
         .replace("  type: APIKey\n", "  type: AzureAPIKey\n");

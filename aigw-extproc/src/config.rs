@@ -327,6 +327,17 @@ impl Plan {
         // order breaks ties as in the gateway's matcher).
         routes.sort_by_key(|r| std::cmp::Reverse(r.0));
         plan.routes = routes.into_iter().map(|(_, r)| r).collect();
+        for m in &config.mcp_routes {
+            let path = m
+                .spec
+                .path
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| aigw_core::config::DEFAULT_MCP_PATH.into());
+            if !plan.mcp_paths.contains(&path) {
+                plan.mcp_paths.push(path);
+            }
+        }
         Ok(plan)
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod envoy;
 mod error;
+pub mod mcp;
 pub mod metrics;
 mod processor;
 pub mod reload;

@@ -54,6 +54,12 @@ struct Cli {
     /// instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// Serve the configuration's MCPRoutes on this address (Envoy routes their paths
+    /// here; `envoy-config --mcp-addr` says so).
+    #[arg(long, env = "AIGW_EXTPROC_MCP_ADDR")]
+    mcp_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    mcp: aigw_extproc::mcp::McpArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -78,6 +84,9 @@ enum Command {
         /// CA bundle for upstream TLS.
         #[arg(long, default_value = "/etc/ssl/certs/ca-certificates.crt")]
         ca_file: String,
+        /// Where aigw-extproc serves MCP (its `--mcp-addr`): MCPRoute paths go there.
+        #[arg(long)]
+        mcp_addr: Option<SocketAddr>,
     },
 }
 
@@ -100,6 +109,7 @@ fn envoy_config(
     listen: SocketAddr,
     admin: Option<SocketAddr>,
     ca_file: String,
+    mcp_addr: Option<SocketAddr>,
 ) -> Result<(), ExtProcError> {
     let cfg =
         aigw_core::config::Config::load_paths(config).map_err(|source| ExtProcError::Config {
@@ -114,12 +124,20 @@ fn envoy_config(
     opts.listen = listen;
     opts.admin = admin;
     opts.ca_file = ca_file;
+    opts.mcp = mcp_addr;
     let out = serde_json::to_string_pretty(&plan.bootstrap(&opts)?)
         .map_err(|e| ExtProcError::EnvoyConfig(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{out}").map_err(|source| ExtProcError::Io {
         what: "writing",
         addr: "stdout".into(),
+        source,
+    })
+}
+
+fn load_config(paths: &[PathBuf]) -> Result<aigw_core::config::Config, ExtProcError> {
+    aigw_core::config::Config::load_paths(paths).map_err(|source| ExtProcError::Config {
+        path: paths.first().cloned().unwrap_or_default(),
         source,
     })
 }
@@ -201,6 +219,11 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         server::admin_router(metrics, ready.clone()),
         shutdown_signal(),
     ));
+    if let Some(addr) = cli.mcp_addr {
+        aigw_extproc::mcp::spawn(addr, &cli.config, &cli.mcp, shutdown_signal()).await?;
+    } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
+        tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
+    }
     tracing::info!(listen = %listen, admin = %admin_addr, "aigw-extproc is ready");
     server::serve_grpc(
         bound,
@@ -222,7 +245,8 @@ fn main() -> ExitCode {
             listen,
             admin,
             ca_file,
-        }) => envoy_config(&config, &extproc, listen, admin, ca_file),
+            mcp_addr,
+        }) => envoy_config(&config, &extproc, listen, admin, ca_file, mcp_addr),
         None => {
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             let threads = match cli.worker_threads {

@@ -173,6 +173,7 @@ async fn setup() -> Option<Setup> {
             },
         ],
         metadata_namespaces: Vec::new(),
+        mcp_paths: Vec::new(),
     };
     let port = free_port();
     let admin = free_port();

@@ -40,7 +40,7 @@ struct Cli {
 enum Command {
     /// Runs the gateway. Without CONFIG: providers from the environment, or the bundled
     /// simulator when none is configured.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Runs the bundled provider simulator.
     Simulate(SimulateArgs),
     /// Validates configuration files or directories; prints one summary line per file.
@@ -106,9 +106,45 @@ struct RunArgs {
     /// on machines with up to two cores); default otherwise: one per core.
     #[arg(long, env = "AIGW_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     worker_threads: Option<u16>,
+    /// Seed of the key that seals MCP session ids (every replica needs the same); without
+    /// one a random key is used and sessions end with the process.
+    #[arg(long, env = "AIGW_MCP_SESSION_SEED", hide_env_values = true)]
+    mcp_session_seed: Option<aigw_core::Secret>,
+    /// Previous seed, still accepted for session ids sealed before a rotation.
+    #[arg(long, env = "AIGW_MCP_FALLBACK_SESSION_SEED", hide_env_values = true)]
+    mcp_fallback_session_seed: Option<aigw_core::Secret>,
+    /// PBKDF2 iterations deriving the MCP session key from its seed (once, at start).
+    #[arg(long, default_value_t = aigw_core::mcp::DEFAULT_ITERATIONS)]
+    mcp_session_iterations: u32,
+    /// Largest MCP request body accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    mcp_max_body_bytes: usize,
+    /// Seconds between heartbeat pings on an idle MCP notification stream (0: none).
+    #[arg(long, default_value_t = 60)]
+    mcp_heartbeat_secs: u64,
 }
 
 impl RunArgs {
+    fn mcp_crypto(&self) -> aigw_core::mcp::SessionCrypto {
+        match &self.mcp_session_seed {
+            Some(seed) => aigw_core::mcp::SessionCrypto::new(
+                seed,
+                self.mcp_fallback_session_seed.as_ref(),
+                self.mcp_session_iterations,
+            ),
+            None => aigw_core::mcp::SessionCrypto::random(),
+        }
+    }
+
+    fn mcp_settings(&self) -> aigw_core::mcp::McpSettings {
+        aigw_core::mcp::McpSettings {
+            max_request_body: self.mcp_max_body_bytes,
+            heartbeat: (self.mcp_heartbeat_secs > 0)
+                .then(|| Duration::from_secs(self.mcp_heartbeat_secs)),
+            ..aigw_core::mcp::McpSettings::default()
+        }
+    }
+
     fn client_auth_flags(&self) -> ClientAuthFlags {
         ClientAuthFlags {
             api_keys_file: self.client_api_keys.clone(),
@@ -205,7 +241,7 @@ fn main() -> ExitCode {
                         } else {
                             AccessLogFormat::Text
                         };
-                        run(args, AccessLog::stderr(format)).await
+                        run(*args, AccessLog::stderr(format)).await
                     }
                     Command::Simulate(args) => simulate(args).await,
                     _ => Ok(()),
@@ -422,6 +458,37 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
 
+    let mcp_crypto = args.mcp_crypto();
+    let mcp_settings = args.mcp_settings();
+    let mcp_upstream: Arc<dyn aigw_core::mcp::McpUpstream> = Arc::new(
+        aigw_axum::mcp::HyperUpstream::new(aigw_axum::client::ClientSettings::default())
+            .map_err(|e| e.to_string())?,
+    );
+    let mcp_gateway = aigw_core::mcp::McpGateway::new(
+        &config,
+        &loader.secrets(&config),
+        mcp_crypto.clone(),
+        mcp_settings.clone(),
+        mcp_upstream.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    if !mcp_gateway.routes().is_empty() {
+        if args.mcp_session_seed.is_none() {
+            tracing::warn!(
+                "no --mcp-session-seed: MCP session ids are sealed with a random key and end with this process"
+            );
+        }
+        for r in mcp_gateway.routes() {
+            tracing::info!(
+                route = r.key(),
+                path = r.path(),
+                backends = r.backends().count(),
+                "serving MCPRoute"
+            );
+        }
+    }
+    let mcp = aigw_core::mcp::McpService::new(mcp_gateway);
+
     let auth_flags = args.client_auth_flags();
     let jwks_refresh = Duration::from_secs(args.jwks_refresh_secs.max(1));
     let auth_plan =
@@ -455,6 +522,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         let loader = loader.clone();
         let auth_layer = auth_layer.clone();
         let auth_flags = auth_flags.clone();
+        let mcp = mcp.clone();
         let interval = Duration::from_millis(args.reload_interval_ms.max(100));
         let mut reloader = Reloader::new(
             paths,
@@ -463,10 +531,18 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
                 config::log_warnings(&c);
                 let auth =
                     client_auth_config::build(Some(&c), secrets_dir.as_deref(), &auth_flags)?;
-                Ok((planner, auth))
+                let mcp_gateway = aigw_core::mcp::McpGateway::new(
+                    &c,
+                    &loader.secrets(&c),
+                    mcp_crypto.clone(),
+                    mcp_settings.clone(),
+                    mcp_upstream.clone(),
+                )?;
+                Ok((planner, auth, mcp_gateway))
             },
-            move |(planner, auth): (aigw_core::planner::Planner, _)| {
+            move |(planner, auth, mcp_gateway): (aigw_core::planner::Planner, _, _)| {
                 gw.swap(snapshot_for(planner));
+                mcp.swap(mcp_gateway);
                 let client = gw.http_client();
                 let layer = auth_layer.clone();
                 // Remote keys are fetched before the new settings take over.
@@ -492,8 +568,12 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     access_log.spawn_flusher();
     admin_state.set_ready(true);
     let draining = admin_state.clone();
-    let app =
-        axum::Router::new().fallback_service(tower::Layer::layer(&auth_layer, gateway.clone()));
+    // MCPRoutes carry their own security policy: they are dispatched before the LLM
+    // routes' client authentication.
+    let app = axum::Router::new().fallback_service(aigw_axum::mcp::McpDispatch::new(
+        mcp,
+        tower::Layer::layer(&auth_layer, gateway.clone()),
+    ));
     let served = axum::serve(
         aigw_axum::net::nodelay(listener),
         app.into_make_service_with_connect_info::<SocketAddr>(),

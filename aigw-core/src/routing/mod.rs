@@ -10,7 +10,7 @@
 //! first, then to the earlier rule.
 
 mod models;
-mod target;
+pub(crate) mod target;
 
 pub use models::ModelInfo;
 pub use target::{BackendTarget, Endpoint, TlsRoots, TlsSettings};

@@ -371,11 +371,64 @@ fn virtual_hosts(routes: &[RoutePlan]) -> Vec<Value> {
     out
 }
 
+/// The cluster Envoy reaches the MCP listener through.
+pub(crate) const MCP_CLUSTER: &str = "aigw-mcp";
+
+/// An MCPRoute's path: straight to the MCP listener, without the AI ext_proc (the MCP
+/// gateway reads the JSON-RPC itself) and without a route timeout (notification streams
+/// stay open), as upstream routes `/mcp` to its MCP proxy.
+fn mcp_route(path: &str) -> Value {
+    json!({
+        "name": format!("mcp{path}"),
+        "match": { "path": path },
+        "route": { "cluster": MCP_CLUSTER, "timeout": "0s", "idle_timeout": "0s" },
+        "typed_per_filter_config": {
+            "envoy.filters.http.ext_proc": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
+                "disabled": true
+            }
+        }
+    })
+}
+
+fn mcp_cluster(addr: &std::net::SocketAddr) -> Value {
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    json!({
+        "name": MCP_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "load_assignment": {
+            "cluster_name": MCP_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&std::net::SocketAddr::new(ip, addr.port())) } }] }]
+        }
+    })
+}
+
 impl Plan {
     /// The complete bootstrap.
     pub fn bootstrap(&self, opts: &Options) -> Result<Value, ExtProcError> {
+        let mut clusters_extra = Vec::new();
         self.validate()?;
-        let virtual_hosts = virtual_hosts(&self.routes);
+        let mut virtual_hosts = virtual_hosts(&self.routes);
+        if !self.mcp_paths.is_empty() {
+            let Some(mcp) = &opts.mcp else {
+                return Err(ExtProcError::EnvoyConfig(
+                    "the configuration has MCPRoutes: pass --mcp-addr, where aigw-extproc serves MCP".into(),
+                ));
+            };
+            for vh in &mut virtual_hosts {
+                if let Some(routes) = vh["routes"].as_array_mut() {
+                    for (i, p) in self.mcp_paths.iter().enumerate() {
+                        routes.insert(i, mcp_route(p));
+                    }
+                }
+            }
+            clusters_extra.push(mcp_cluster(mcp));
+        }
         let mut hcm = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "aigw",
@@ -408,6 +461,7 @@ impl Plan {
             .map(|c| cluster(c, &opts.ca_file))
             .collect();
         clusters.push(extproc_cluster(&opts.extproc));
+        clusters.extend(clusters_extra);
         let mut out = json!({
             "static_resources": {
                 "listeners": [{

@@ -98,6 +98,8 @@ pub struct Options {
     pub ca_file: String,
     /// Print one JSON access log line per request with the token metadata to stdout.
     pub access_log: bool,
+    /// Where `aigw-extproc` serves MCP (`--mcp-addr`): the MCPRoutes' paths go there.
+    pub mcp: Option<SocketAddr>,
 }
 
 impl Options {
@@ -109,6 +111,7 @@ impl Options {
             extproc,
             ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
             access_log: true,
+            mcp: None,
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Plan {
     /// Dynamic metadata namespaces the router-level filter forwards to the processor
     /// (`credentialOverride.fromDynamicMetadata`).
     pub metadata_namespaces: Vec<String>,
+    /// The MCPRoutes' endpoint paths, routed to the MCP listener.
+    pub mcp_paths: Vec<String>,
 }
 
 impl Plan {

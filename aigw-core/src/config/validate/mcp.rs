@@ -186,6 +186,32 @@ pub(super) fn mcp_route(
                 "oauth must be configured when any authorization rule uses a jwt source",
             );
         }
+        if let Some(j) = sp.oauth.as_ref().and_then(|o| o.jwks.as_ref()) {
+            let f = "spec.securityPolicy.oauth.jwks";
+            match (j.remote_jwks.is_some(), j.local_jwks.is_some()) {
+                (false, false) => d.err(f, "either remoteJWKS or localJWKS must be specified."),
+                (true, true) => d.err(f, "remoteJWKS and localJWKS cannot both be specified."),
+                _ => {}
+            }
+        }
+        for (i, r) in sp
+            .authorization
+            .iter()
+            .flat_map(|a| a.rules.iter())
+            .enumerate()
+        {
+            let Some(src) = &r.source else { continue };
+            let f = format!("spec.securityPolicy.authorization.rules[{i}].source.jwt");
+            if src.jwt.scopes.is_empty() && src.jwt.claims.is_empty() {
+                d.err(f.clone(), "either scopes or claims must be specified");
+            }
+            if src.jwt.claims.iter().any(|c| c.name == "scope") {
+                d.err(
+                    format!("{f}.claims"),
+                    "'scope' claim name is reserved for OAuth scopes",
+                );
+            }
+        }
     }
     gateway_warnings(config, m, &s.parent_refs, warnings);
 }

@@ -1,0 +1,176 @@
+//! The MCP gateway in-process (feature `mcp`): [`aigw_core::mcp::McpService`] over this
+//! crate's pooled upstream client.
+//!
+//! ```no_run
+//! # async fn demo(config: aigw_core::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+//! use aigw_core::config::SecretSource;
+//! use aigw_core::mcp::{McpGateway, McpService, McpSettings, SessionCrypto};
+//! use std::sync::Arc;
+//!
+//! let upstream = Arc::new(aigw_axum::mcp::HyperUpstream::new(Default::default())?);
+//! let crypto = SessionCrypto::new(&aigw_core::Secret::new("a long random seed"), None, 100_000);
+//! let gateway = McpGateway::new(&config, &SecretSource::from_config(&config), crypto,
+//!     McpSettings::default(), upstream)?;
+//! let app: axum::Router = axum::Router::new().route_service("/mcp", McpService::new(gateway));
+//! # Ok(()) }
+//! ```
+
+use crate::client::{ClientSettings, HttpClient, build_client, build_tls_client};
+use crate::error::GatewayError;
+use aigw_core::mcp::{McpBackend, McpService, McpUpstream, UpstreamBody, UpstreamError};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use http_body_util::{BodyDataStream, Full};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+/// [`McpUpstream`] over hyper: one pooled client, plus one per backend TLS policy.
+#[derive(Debug)]
+pub struct HyperUpstream {
+    settings: ClientSettings,
+    plain: HttpClient,
+    tls: Mutex<HashMap<String, HttpClient>>,
+}
+
+impl HyperUpstream {
+    /// A client with these settings.
+    pub fn new(settings: ClientSettings) -> Result<Self, GatewayError> {
+        Ok(Self {
+            plain: build_client(&settings)?,
+            settings,
+            tls: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn client(&self, backend: &McpBackend) -> Result<HttpClient, UpstreamError> {
+        let Some(tls) = backend.tls() else {
+            return Ok(self.plain.clone());
+        };
+        let key = format!("{}|{}", tls.origin, tls.sni);
+        let mut map = self
+            .tls
+            .lock()
+            .map_err(|_| UpstreamError("client cache poisoned".into()))?;
+        if let Some(c) = map.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = build_tls_client(&self.settings, tls).map_err(|e| UpstreamError(e.to_string()))?;
+        map.insert(key, c.clone());
+        Ok(c)
+    }
+}
+
+/// GETs `url` with `client` (a remote JWKS), at most 1 MiB.
+async fn get_document(
+    client: impl FnOnce(http::Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture,
+    url: String,
+) -> Result<Bytes, UpstreamError> {
+    use http_body_util::BodyExt as _;
+    let req = http::Request::get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client(req))
+        .await
+        .map_err(|_| UpstreamError(format!("{url}: timed out")))?
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(UpstreamError(format!("{url} answered {}", resp.status())));
+    }
+    let body = http_body_util::Limited::new(resp.into_body(), 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    Ok(body.to_bytes())
+}
+
+impl McpUpstream for HyperUpstream {
+    fn send(
+        &self,
+        backend: &McpBackend,
+        request: http::Request<Bytes>,
+    ) -> BoxFuture<'static, Result<http::Response<UpstreamBody>, UpstreamError>> {
+        let client = self.client(backend);
+        Box::pin(async move {
+            let client = client?;
+            let resp = client
+                .request(request.map(Full::new))
+                .await
+                .map_err(|e| UpstreamError(error_chain(&e)))?;
+            Ok(resp.map(|b| {
+                BodyDataStream::new(b)
+                    .map(|r| r.map_err(|e| UpstreamError(e.to_string())))
+                    .boxed()
+            }))
+        })
+    }
+
+    fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
+        let client = self.plain.clone();
+        Box::pin(get_document(move |r| client.request(r), url.to_string()))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Sends requests an [`McpService`] serves to it and everything else to `inner` (the
+/// `aigw` binary's one listener serves LLM and MCP routes alike).
+#[derive(Debug, Clone)]
+pub struct McpDispatch<S> {
+    mcp: McpService,
+    inner: S,
+}
+
+impl<S> McpDispatch<S> {
+    /// MCP requests to `mcp`, the rest to `inner`.
+    pub fn new(mcp: McpService, inner: S) -> Self {
+        Self { mcp, inner }
+    }
+}
+
+impl<S> tower::Service<axum::extract::Request> for McpDispatch<S>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<axum::response::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        if self.mcp.gateway().serves(&req) {
+            let fut = tower::Service::call(&mut self.mcp, req);
+            return Box::pin(async move {
+                let resp = fut.await?;
+                Ok(resp.map(axum::body::Body::new))
+            });
+        }
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            tower::ServiceExt::ready(&mut inner).await?;
+            tower::Service::call(&mut inner, req).await
+        })
+    }
+}

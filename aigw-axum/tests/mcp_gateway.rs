@@ -1,0 +1,213 @@
+//! The MCP gateway end to end through `aigw run`: two MCP servers built with the
+//! official `mcp` Python SDK behind one MCPRoute, driven by the SDK's own client —
+//! aggregated lists, routed calls, prompts, resources, a progress notification, a
+//! sampling request relayed back to the client, and a backend killed mid-session.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "peers/mod.rs"]
+mod peers;
+
+use peers::{Proc, free_addr, wait_listening};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+const AIGW: &str = env!("CARGO_BIN_EXE_aigw");
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(name)
+}
+
+fn backend(python: &PathBuf, name: &str, addr: SocketAddr, json: bool) -> Proc {
+    let mut c = Command::new(python);
+    c.arg(script("mcp_backend.py"))
+        .arg(name)
+        .arg(addr.port().to_string());
+    if json {
+        c.arg("--json");
+    }
+    let p = Proc(c.stdout(Stdio::null()).spawn().unwrap());
+    wait_listening(addr);
+    p
+}
+
+fn config(alpha: SocketAddr, beta: SocketAddr) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: aigw
+  listeners: [{{name: http, protocol: HTTP, port: 1975}}]
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {{name: tools, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  backendRefs:
+    - name: alpha
+      group: gateway.envoyproxy.io
+      kind: Backend
+      toolSelector:
+        excludeRegex: ["^secret_"]
+    - name: beta
+      group: gateway.envoyproxy.io
+      kind: Backend
+      securityPolicy:
+        apiKey: {{inline: beta-key, header: x-api-key}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: alpha, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {}}}}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: beta, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {}}}}}]
+"#,
+        alpha.port(),
+        beta.port()
+    )
+}
+
+fn start_aigw(cfg: &std::path::Path) -> (Proc, SocketAddr) {
+    let (listen, admin) = (free_addr(), free_addr());
+    let p = Proc(
+        Command::new(AIGW)
+            .args([
+                "run",
+                cfg.to_str().unwrap(),
+                "--listen",
+                &listen.to_string(),
+            ])
+            .args([
+                "--admin",
+                &admin.to_string(),
+                "--mcp-session-seed",
+                "test-seed",
+            ])
+            .args(["--mcp-session-iterations", "1000"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    (p, listen)
+}
+
+fn run_client(python: &PathBuf, url: &str, kill: Option<u32>) -> Value {
+    let mut c = Command::new(python);
+    c.arg(script("mcp_client.py")).arg(url);
+    if let Some(pid) = kill {
+        c.arg(pid.to_string());
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn python_sdk_client_through_aigw_run() {
+    let Some(python) = peers::external("AIGW_PYTHON") else {
+        return;
+    };
+    let (a, b) = (free_addr(), free_addr());
+    let _alpha = backend(&python, "alpha", a, false);
+    let beta = backend(&python, "beta", b, true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mcp.yaml");
+    std::fs::write(&cfg, config(a, b)).unwrap();
+    let (_gw, listen) = start_aigw(&cfg);
+    let out = run_client(&python, &format!("http://{listen}/mcp"), Some(beta.0.id()));
+
+    assert_eq!(out["server"], "aigw");
+    assert_eq!(out["protocol"], "2025-06-18");
+    let tools: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for t in [
+        "alpha__echo",
+        "alpha__ask",
+        "beta__add",
+        "beta__countdown",
+        "beta__secret_admin",
+    ] {
+        assert!(tools.contains(&t), "{t} missing from {tools:?}");
+    }
+    assert!(
+        !tools.contains(&"alpha__secret_admin"),
+        "toolSelector must hide it"
+    );
+    assert_eq!(out["echo"], json!(["alpha: hi"]));
+    assert_eq!(out["add"], json!(["5"]));
+    assert!(
+        out["hidden"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid tool name")),
+        "{}",
+        out["hidden"]
+    );
+    assert_eq!(out["prompts"], json!(["alpha__greet", "beta__greet"]));
+    assert_eq!(out["prompt"], json!(["beta greets ann"]));
+    assert_eq!(
+        out["resources"],
+        json!(["alpha+mem://alpha/info", "beta+mem://beta/info"])
+    );
+    assert_eq!(
+        out["templates"],
+        json!([
+            "alpha+mem://alpha/items/{item}",
+            "beta+mem://beta/items/{item}"
+        ])
+    );
+    assert_eq!(
+        out["read"],
+        json!([["alpha+mem://alpha/info", "info of alpha"]])
+    );
+    assert_eq!(out["read_template"], json!(["beta item 7"]));
+    assert_eq!(out["countdown"], json!(["alpha counted 3"]));
+    assert_eq!(
+        out["progress"].as_array().unwrap().len(),
+        3,
+        "{}",
+        out["progress"]
+    );
+    assert_eq!(out["sampled"], json!(["meaning of life?"]));
+    assert_eq!(out["ask"], json!(["alpha heard: forty-two"]));
+    assert_eq!(out["link"], json!(["alpha+mem://alpha/info"]));
+    // beta killed mid-session: its calls fail, alpha's go on, lists name the failure.
+    assert!(
+        out["after_kill_beta"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("beta")),
+        "{}",
+        out["after_kill_beta"]
+    );
+    assert_eq!(out["after_kill_alpha"], json!(["alpha: still here"]));
+    assert!(
+        out["after_kill_tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.as_str().unwrap().starts_with("alpha__"))
+    );
+    assert_eq!(
+        out["after_kill_meta"]["aigw/failedBackends"][0]["backend"],
+        "beta"
+    );
+}

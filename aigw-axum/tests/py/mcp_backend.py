@@ -1,0 +1,78 @@
+"""An MCP server built with the official `mcp` Python SDK (its MCPServer, formerly
+FastMCP), serving Streamable HTTP: the backend of the MCP gateway tests.
+
+usage: mcp_backend.py NAME PORT [--json]
+"""
+
+import sys
+
+import mcp.types as types
+from mcp.server.mcpserver import Context, MCPServer
+
+name, port = sys.argv[1], int(sys.argv[2])
+json_response = "--json" in sys.argv[3:]
+server = MCPServer(name, log_level="WARNING")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Echoes the text, naming the server."""
+    return f"{name}: {text}"
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Adds two integers."""
+    return a + b
+
+
+@server.tool()
+def secret_admin() -> str:
+    """A tool the route's toolSelector hides."""
+    return "should never be reachable"
+
+
+@server.tool()
+async def countdown(steps: int, ctx: Context) -> str:
+    """Reports progress once per step."""
+    for i in range(steps):
+        await ctx.report_progress(i + 1, steps, f"step {i + 1}")
+    return f"{name} counted {steps}"
+
+
+@server.tool()
+async def ask(question: str, ctx: Context) -> str:
+    """Asks the client's model (sampling/createMessage) and returns its answer."""
+    result = await ctx.session.create_message(
+        [types.SamplingMessage(role="user", content=types.TextContent(type="text", text=question))],
+        max_tokens=16,
+    )
+    content = result.content
+    return f"{name} heard: {getattr(content, 'text', content)}"
+
+
+@server.tool()
+def link() -> list:
+    """Returns a resource link (its URI is namespaced by the gateway)."""
+    return [types.ResourceLink(type="resource_link", uri=f"mem://{name}/info", name="info")]
+
+
+@server.prompt()
+def greet(who: str) -> str:
+    """A greeting prompt."""
+    return f"{name} greets {who}"
+
+
+@server.resource(f"mem://{name}/info")
+def info() -> str:
+    """A static resource."""
+    return f"info of {name}"
+
+
+@server.resource(f"mem://{name}/items/{{item}}")
+def item(item: str) -> str:
+    """A templated resource."""
+    return f"{name} item {item}"
+
+
+server.run(transport="streamable-http", host="127.0.0.1", port=port, json_response=json_response)

@@ -1,0 +1,413 @@
+//! MCPRoutes compiled for serving: each backend's URL, TLS, credential, forwarded
+//! headers and tool selector resolved once at load. Whatever a route asks for that the
+//! gateway cannot honour fails the load, naming the route and field — a route never
+//! serves with part of its configuration silently dropped.
+
+use super::auth::{Authorization, OAuth};
+use super::filter::ToolSelector;
+use crate::Secret;
+use crate::config::{
+    Config, DEFAULT_MCP_PATH, HeaderMatchType, MCPRouteBackendRef, MCPRouteSpec, Resource,
+    SecretSource,
+};
+use crate::error::ConfigIssue;
+use crate::routing::{TlsSettings, target};
+use http::{HeaderMap, HeaderName};
+use regex::Regex;
+use std::sync::Arc;
+
+/// Envoy Gateway's API group (a `Backend` backendRef).
+const EG_GROUP: &str = "gateway.envoyproxy.io";
+
+/// Where a backend's API key goes.
+#[derive(Debug, Clone)]
+pub(crate) enum ApiKey {
+    /// A header; `Authorization` carries `Bearer <key>`, any other header the key.
+    Header(HeaderName, Secret),
+    /// A query parameter.
+    Query(String, Secret),
+}
+
+/// One MCP server of a route.
+#[derive(Debug, Clone)]
+pub struct McpBackend {
+    pub(crate) name: String,
+    /// `scheme://authority`.
+    pub(crate) origin: String,
+    /// Path (and the API-key query, when configured) of the MCP endpoint.
+    pub(crate) path: String,
+    tls: Option<TlsSettings>,
+    pub(crate) api_key: Option<ApiKey>,
+    /// Client header → backend header.
+    pub(crate) forward: Vec<(HeaderName, HeaderName)>,
+    pub(crate) selector: Option<ToolSelector>,
+}
+
+impl McpBackend {
+    /// The backendRef name (the prefix of its tools).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Upstream TLS (a BackendTLSPolicy or the Backend's `tls`), `None` for plain HTTP.
+    pub fn tls(&self) -> Option<&TlsSettings> {
+        self.tls.as_ref()
+    }
+
+    /// The URL requests are sent to (no credential in it).
+    pub fn url(&self) -> String {
+        format!("{}{}", self.origin, self.path)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum HeaderMatch {
+    Exact(HeaderName, String),
+    Regex(HeaderName, Regex),
+}
+
+/// One MCPRoute.
+#[derive(Debug, Clone)]
+pub struct McpRoute {
+    pub(crate) key: String,
+    pub(crate) path: String,
+    hostnames: Vec<String>,
+    headers: Vec<HeaderMatch>,
+    pub(crate) backends: Vec<Arc<McpBackend>>,
+    pub(crate) oauth: Option<Arc<OAuth>>,
+    pub(crate) authz: Option<Arc<Authorization>>,
+    /// `oauth.claimToHeaders`: claim path → backend header.
+    pub(crate) claim_headers: Vec<(Vec<String>, HeaderName)>,
+}
+
+impl McpRoute {
+    /// `namespace/name`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The endpoint path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The backends, in configuration order.
+    pub fn backends(&self) -> impl Iterator<Item = &McpBackend> {
+        self.backends.iter().map(|b| b.as_ref())
+    }
+
+    pub(crate) fn backend(&self, name: &str) -> Option<&Arc<McpBackend>> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    /// Whether a request with this path, host and headers is for the route.
+    pub(crate) fn matches(&self, path: &str, host: Option<&str>, headers: &HeaderMap) -> bool {
+        if path != self.path {
+            return false;
+        }
+        if !self.hostnames.is_empty() {
+            let host = host.map(|h| h.rsplit_once(':').map_or(h, |(n, _)| n));
+            let Some(host) = host else { return false };
+            if !self.hostnames.iter().any(|p| host_matches(p, host)) {
+                return false;
+            }
+        }
+        self.headers.iter().all(|m| match m {
+            HeaderMatch::Exact(n, v) => {
+                headers.get(n).is_some_and(|h| h.as_bytes() == v.as_bytes())
+            }
+            HeaderMatch::Regex(n, re) => headers
+                .get(n)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|h| re.is_match(h)),
+        })
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .strip_suffix(suffix)
+            .is_some_and(|p| p.ends_with('.') && p.len() > 1),
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+/// Compiles every MCPRoute of a configuration.
+pub(crate) fn compile(
+    config: &Config,
+    secrets: &SecretSource,
+) -> Result<Vec<McpRoute>, Vec<ConfigIssue>> {
+    let mut issues = Vec::new();
+    let mut routes = Vec::new();
+    for r in &config.mcp_routes {
+        let mut c = Ctx {
+            r,
+            issues: &mut issues,
+        };
+        if let Some(route) = c.route(config, secrets) {
+            routes.push(route);
+        }
+    }
+    if issues.is_empty() {
+        Ok(routes)
+    } else {
+        Err(issues)
+    }
+}
+
+struct Ctx<'a> {
+    r: &'a Resource<MCPRouteSpec>,
+    issues: &'a mut Vec<ConfigIssue>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            file: self.r.source.file.clone(),
+            line: None,
+            document: self.r.label(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn route(&mut self, config: &Config, secrets: &SecretSource) -> Option<McpRoute> {
+        let s = &self.r.spec;
+        if s.backend_selector.is_some() {
+            self.err("spec.backendSelector", "backendSelector is not supported by this gateway yet; remove it to serve every backend");
+        }
+        let path = s
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
+        let (mut oauth, mut authz, mut claim_headers) = (None, None, Vec::new());
+        if let Some(sp) = &s.security_policy {
+            for (set, field) in [
+                (sp.api_key_auth.is_some(), "apiKeyAuth"),
+                (sp.ext_auth.is_some(), "extAuth"),
+            ] {
+                if set {
+                    self.err(format!("spec.securityPolicy.{field}"), format!("{field} is not supported on MCPRoutes by this gateway yet; the route is refused rather than served unprotected"));
+                }
+            }
+            if let Some(o) = &sp.oauth {
+                match OAuth::compile(o, &path) {
+                    Ok(x) => oauth = Some(Arc::new(x)),
+                    Err(e) => self.err("spec.securityPolicy.oauth", e),
+                }
+                for (i, c) in o.claim_to_headers.iter().enumerate() {
+                    match HeaderName::try_from(c.header.as_str()) {
+                        Ok(h) => claim_headers
+                            .push((c.claim.split('.').map(str::to_string).collect(), h)),
+                        Err(_) => self.err(
+                            format!("spec.securityPolicy.oauth.claimToHeaders[{i}].header"),
+                            "invalid header name",
+                        ),
+                    }
+                }
+            }
+            if let Some(a) = &sp.authorization {
+                match Authorization::compile(a) {
+                    Ok(x) => authz = Some(Arc::new(x)),
+                    Err(e) => self.err("spec.securityPolicy.authorization", e),
+                }
+            }
+        }
+        let mut headers = Vec::new();
+        for (i, h) in s.headers.iter().enumerate() {
+            let Ok(name) = HeaderName::try_from(h.name.as_str()) else {
+                self.err(format!("spec.headers[{i}].name"), "invalid header name");
+                continue;
+            };
+            match h.match_type {
+                HeaderMatchType::Exact => headers.push(HeaderMatch::Exact(name, h.value.clone())),
+                HeaderMatchType::RegularExpression => {
+                    match Regex::new(&format!("^(?:{})$", h.value)) {
+                        Ok(re) => headers.push(HeaderMatch::Regex(name, re)),
+                        Err(e) => self.err(
+                            format!("spec.headers[{i}].value"),
+                            format!("invalid regular expression: {e}"),
+                        ),
+                    }
+                }
+            }
+        }
+        let backends = s
+            .backend_refs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| self.backend(config, secrets, i, b).map(Arc::new))
+            .collect();
+        Some(McpRoute {
+            key: self.r.key(),
+            path,
+            hostnames: s.hostnames.clone(),
+            headers,
+            backends,
+            oauth,
+            authz,
+            claim_headers,
+        })
+    }
+
+    fn backend(
+        &mut self,
+        config: &Config,
+        secrets: &SecretSource,
+        i: usize,
+        b: &MCPRouteBackendRef,
+    ) -> Option<McpBackend> {
+        let f = format!("spec.backendRefs[{i}]");
+        let ns = self.r.namespace().to_string();
+        let (origin, tls) = if b.kind.as_deref() == Some("Backend")
+            && b.group.as_deref() == Some(EG_GROUP)
+        {
+            let Some(eg) = config
+                .backends
+                .iter()
+                .find(|x| x.namespace() == ns && x.name() == b.name)
+            else {
+                self.err(
+                    format!("{f}.name"),
+                    format!("Backend {ns}/{} is not defined", b.name),
+                );
+                return None;
+            };
+            let endpoints = target::endpoints(eg);
+            let Some(ep) = endpoints.first() else {
+                self.err(
+                    format!("{f}.name"),
+                    format!("Backend {ns}/{} has no fqdn or ip endpoint", b.name),
+                );
+                return None;
+            };
+            if matches!(ep, crate::routing::Endpoint::Unix { .. }) {
+                self.err(
+                    format!("{f}.name"),
+                    "unix-socket endpoints are not supported for MCP backends",
+                );
+                return None;
+            }
+            if endpoints.len() > 1 {
+                tracing::warn!(route = %self.r.label(), backend = %b.name, "MCP backend has several endpoints; the first is used");
+            }
+            let tls = target::tls_for_backend(config, eg, self.issues);
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            (format!("{scheme}://{}", ep.authority()), tls)
+        } else {
+            // A Kubernetes Service, dialled by its cluster DNS name as Envoy would.
+            let Some(port) = b.port else {
+                self.err(
+                    format!("{f}.port"),
+                    "port is required for a Service backendRef",
+                );
+                return None;
+            };
+            (format!("http://{}.{ns}.svc:{port}", b.name), None)
+        };
+        let mut path = b
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
+        let mut api_key = None;
+        if let Some(sp) = &b.security_policy {
+            if sp.token_exchange.is_some() {
+                self.err(
+                    format!("{f}.securityPolicy.tokenExchange"),
+                    "token exchange is not supported by this gateway",
+                );
+            }
+            if let Some(k) = &sp.api_key {
+                let value = match (&k.inline, &k.secret_ref) {
+                    (Some(v), _) => Some(Secret::new(v.as_str())),
+                    (None, Some(r)) => {
+                        let sns = r
+                            .namespace
+                            .as_deref()
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or(&ns);
+                        match secrets.resolve(sns, &r.name, "apiKey") {
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                self.err(
+                                    format!("{f}.securityPolicy.apiKey.secretRef"),
+                                    e.to_string(),
+                                );
+                                None
+                            }
+                        }
+                    }
+                    (None, None) => None,
+                };
+                if let Some(value) = value {
+                    api_key = match (&k.query_param, &k.header) {
+                        (Some(q), _) => Some(ApiKey::Query(q.clone(), value)),
+                        (None, h) => {
+                            match HeaderName::try_from(h.as_deref().unwrap_or("Authorization")) {
+                                Ok(h) => Some(ApiKey::Header(h, value)),
+                                Err(_) => {
+                                    self.err(
+                                        format!("{f}.securityPolicy.apiKey.header"),
+                                        "invalid header name",
+                                    );
+                                    None
+                                }
+                            }
+                        }
+                    };
+                }
+            }
+        }
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        let mut forward = Vec::new();
+        for (j, h) in b.forward_headers.iter().enumerate() {
+            let to = h
+                .backend_header
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&h.name);
+            match (
+                HeaderName::try_from(h.name.as_str()),
+                HeaderName::try_from(to),
+            ) {
+                (Ok(from), Ok(to)) => forward.push((from, to)),
+                _ => self.err(format!("{f}.forwardHeaders[{j}]"), "invalid header name"),
+            }
+        }
+        let selector = match b.tool_selector.as_ref().map(ToolSelector::compile) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                self.err(format!("{f}.toolSelector"), e);
+                None
+            }
+            None => None,
+        };
+        Some(McpBackend {
+            name: b.name.clone(),
+            origin,
+            path,
+            tls,
+            api_key,
+            forward,
+            selector,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert!(host_matches("a.example.com", "A.example.com"));
+        assert!(host_matches("*.example.com", "x.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(!host_matches("*.example.com", "xexample.com"));
+    }
+}

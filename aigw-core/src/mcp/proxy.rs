@@ -1,0 +1,1019 @@
+//! The Streamable HTTP endpoint: POST (one JSON-RPC message, answered as JSON or an
+//! event stream), GET (the session's notification stream), DELETE (end the session).
+
+use super::config::{McpBackend, McpRoute};
+use super::fanout::{self, ListKind};
+use super::jsonrpc::{Kind, Message, code};
+use super::names;
+use super::rewrite;
+use super::session::{EventIds, Session};
+use super::sse::SseEvent;
+use super::upstream::{Incoming, Item, UpstreamBody, UpstreamError, is_sse};
+use super::{McpBody, McpGateway, PROTOCOL_VERSIONS};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, Limited, StreamBody};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// `Mcp-Session-Id`.
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+/// `MCP-Protocol-Version`.
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// `Last-Event-ID`.
+const LAST_EVENT_HEADER: &str = "last-event-id";
+/// Prefix of the ids of the gateway's own heartbeat pings.
+pub(crate) const PING_PREFIX: &str = "aigw-ping-";
+
+/// What the access log says about one request.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) mcp_method: String,
+    pub(crate) backend: Option<String>,
+    pub(crate) tool: Option<String>,
+}
+
+/// Serves one request.
+pub(crate) async fn handle<B>(gw: Arc<McpGateway>, req: http::Request<B>) -> http::Response<McpBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let start = Instant::now();
+    if req.method() == Method::GET
+        && let Some(doc) = gw.metadata_for(req.uri().path())
+    {
+        let mut r = http::Response::new(Full::new(Bytes::from(doc.to_string())).boxed_unsync());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
+    let Some(route) = gw.route_for(&req) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            None,
+            code::INVALID_REQUEST,
+            "no MCPRoute matches this request",
+        );
+    };
+    let route_key = route.key.clone();
+    let http_method = req.method().clone();
+    let mut outcome = Outcome::default();
+    let auth = match authenticate(&gw, route, req.headers()).await {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let resp = match http_method {
+        Method::POST => post(&gw, route, req, &auth, &mut outcome).await,
+        Method::GET => get(&gw, route, req.headers(), &auth),
+        Method::DELETE => delete(&gw, route, req.headers(), &auth).await,
+        _ => {
+            let mut r = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                code::INVALID_REQUEST,
+                "method not allowed",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+            r
+        }
+    };
+    tracing::info!(
+        target: "aigw::mcp",
+        route = %route_key,
+        http_method = %http_method,
+        mcp_method = %outcome.mcp_method,
+        backend = outcome.backend.as_deref().unwrap_or(""),
+        tool = outcome.tool.as_deref().unwrap_or(""),
+        status = resp.status().as_u16(),
+        duration_ms = start.elapsed().as_millis() as u64,
+        "mcp request"
+    );
+    resp
+}
+
+/// Who is calling: the verified token's claims (routes with OAuth only).
+#[derive(Debug, Default)]
+pub(crate) struct Auth {
+    pub(crate) claims: Option<Arc<serde_json::Map<String, Value>>>,
+    pub(crate) subject: String,
+    /// `claimToHeaders`, for every backend request.
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Checks the bearer token of a route with OAuth: 401 with the RFC 9728 challenge when
+/// it is missing or refused, 503 when the signing keys cannot be had.
+async fn authenticate(
+    gw: &McpGateway,
+    route: &McpRoute,
+    headers: &HeaderMap,
+) -> Result<Auth, Box<http::Response<McpBody>>> {
+    let Some(oauth) = route.oauth.as_deref() else {
+        return Ok(Auth::default());
+    };
+    let unauthorized = |refused: Option<&super::auth::Refused>| {
+        let msg = refused.map_or("missing bearer token", |r| r.0);
+        let mut r = error(StatusCode::UNAUTHORIZED, None, code::INVALID_REQUEST, msg);
+        if let Ok(v) = HeaderValue::try_from(oauth.challenge(refused)) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        Box::new(r)
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let Some(token) = token else {
+        return Err(unauthorized(None));
+    };
+    let keys = oauth.keys(gw.upstream.as_ref()).await.map_err(|e| {
+        tracing::warn!(target: "aigw::mcp", route = %route.key, error = %e.0, "no JWKS to verify MCP clients");
+        Box::new(error(StatusCode::SERVICE_UNAVAILABLE, None, code::INTERNAL_ERROR, "token signing keys unavailable"))
+    })?;
+    let claims = oauth
+        .verify(&keys, token)
+        .map_err(|r| unauthorized(Some(&r)))?;
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut claim_headers = Vec::new();
+    for (path, name) in &route.claim_headers {
+        let mut cur = claims.get(&path[0]);
+        for p in &path[1..] {
+            cur = cur.and_then(|v| v.get(p));
+        }
+        let text = match cur {
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => continue,
+        };
+        if let Ok(v) = HeaderValue::try_from(text) {
+            claim_headers.push((name.clone(), v));
+        }
+    }
+    Ok(Auth {
+        claims: Some(Arc::new(claims)),
+        subject,
+        headers: claim_headers,
+    })
+}
+
+/// A backend and how to address it within one client session.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) backend: Arc<McpBackend>,
+    pub(crate) session: Option<String>,
+    pub(crate) version: String,
+    pub(crate) forwarded: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Target {
+    /// A backend with the client's forwarded headers and the token's claim headers (a
+    /// client header of the same name is never forwarded in their place).
+    pub(crate) fn new(
+        backend: Arc<McpBackend>,
+        client: &HeaderMap,
+        version: &str,
+        auth: &Auth,
+    ) -> Self {
+        let mut forwarded: Vec<(HeaderName, HeaderValue)> = backend
+            .forward
+            .iter()
+            .filter(|(_, to)| !auth.headers.iter().any(|(n, _)| n == to))
+            .filter_map(|(from, to)| Some((to.clone(), client.get(from)?.clone())))
+            .collect();
+        forwarded.extend(auth.headers.iter().cloned());
+        Self {
+            backend,
+            session: None,
+            version: version.to_string(),
+            forwarded,
+        }
+    }
+
+    /// Sends a message (or, for GET and DELETE, none).
+    pub(crate) async fn send(
+        &self,
+        gw: &McpGateway,
+        method: Method,
+        body: Option<&Message>,
+        last_event: Option<&str>,
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        let b = &self.backend;
+        let mut uri = b.url();
+        let mut builder = http::Request::builder().method(method.clone());
+        match &b.api_key {
+            Some(super::config::ApiKey::Query(q, v)) => {
+                uri.push(if uri.contains('?') { '&' } else { '?' });
+                uri.push_str(&form_encode(q));
+                uri.push('=');
+                uri.push_str(&form_encode(v.expose()));
+            }
+            Some(super::config::ApiKey::Header(h, v)) => {
+                let value = if h == header::AUTHORIZATION {
+                    format!("Bearer {}", v.expose())
+                } else {
+                    v.expose().to_string()
+                };
+                let mut hv = HeaderValue::try_from(value)
+                    .map_err(|_| UpstreamError("the API key is not a valid header value".into()))?;
+                hv.set_sensitive(true);
+                builder = builder.header(h, hv);
+            }
+            None => {}
+        }
+        for (k, v) in &self.forwarded {
+            builder = builder.header(k, v);
+        }
+        builder = builder.uri(uri).header(
+            header::ACCEPT,
+            if method == Method::GET {
+                "text/event-stream"
+            } else {
+                "application/json, text/event-stream"
+            },
+        );
+        if let Some(s) = &self.session {
+            builder = builder.header(SESSION_HEADER, s);
+        }
+        if !self.version.is_empty() {
+            builder = builder.header(VERSION_HEADER, &self.version);
+        }
+        if let Some(id) = last_event {
+            builder = builder.header(LAST_EVENT_HEADER, id);
+        }
+        let payload = match body {
+            Some(m) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(m.encode())
+            }
+            None => Bytes::new(),
+        };
+        let req = builder
+            .body(payload)
+            .map_err(|e| UpstreamError(format!("cannot build the request: {e}")))?;
+        gw.upstream.send(b, req).await
+    }
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The session's targets (every backend it holds a session with).
+pub(crate) fn targets(
+    route: &McpRoute,
+    session: &Session,
+    client: &HeaderMap,
+    auth: &Auth,
+) -> Vec<Target> {
+    session
+        .backends
+        .iter()
+        .filter_map(|bs| {
+            let mut t = Target::new(route.backend(&bs.name)?.clone(), client, &bs.version, auth);
+            t.session = bs.id.clone();
+            Some(t)
+        })
+        .collect()
+}
+
+enum SessionCheck {
+    None,
+    Valid(Session, String),
+    Invalid,
+}
+
+fn session_of(gw: &McpGateway, route: &McpRoute, headers: &HeaderMap, auth: &Auth) -> SessionCheck {
+    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return SessionCheck::None;
+    };
+    match Session::open(&gw.crypto, id) {
+        // A session opened with a token is bound to its subject.
+        Some(s) if s.route == route.key && (route.oauth.is_none() || s.subject == auth.subject) => {
+            SessionCheck::Valid(s, id.to_string())
+        }
+        _ => SessionCheck::Invalid,
+    }
+}
+
+fn wants_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream") || v.contains("*/*"))
+}
+
+async fn post<B>(
+    gw: &Arc<McpGateway>,
+    route: &McpRoute,
+    req: http::Request<B>,
+    auth: &Auth,
+    out: &mut Outcome,
+) -> http::Response<McpBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let session = session_of(gw, route, &headers, auth);
+    if matches!(session, SessionCheck::Invalid) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "invalid session ID",
+        );
+    }
+    let bytes = match Limited::new(body, gw.settings.max_request_body)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                code::INVALID_REQUEST,
+                "request body too large",
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &format!("cannot read the request body: {e}"),
+            );
+        }
+    };
+    let msg = match Message::decode(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::PARSE_ERROR,
+                &format!("invalid JSON-RPC message: {e}"),
+            );
+        }
+    };
+    out.mcp_method = msg.method().to_string();
+    if msg.method() != "initialize"
+        && let Some(v) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
+        && !PROTOCOL_VERSIONS.contains(&v)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            msg.id().cloned(),
+            code::INVALID_REQUEST,
+            &format!(
+                "unsupported MCP-Protocol-Version {v:?}; supported: {}",
+                PROTOCOL_VERSIONS.join(", ")
+            ),
+        );
+    }
+    let (session, sid) = match session {
+        SessionCheck::Valid(s, id) => (s, id),
+        _ if msg.method() == "initialize" => {
+            return fanout::initialize(gw.clone(), route, msg, &headers, auth).await;
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                msg.id().cloned(),
+                code::INVALID_REQUEST,
+                "missing session ID",
+            );
+        }
+    };
+    let s = Call {
+        gw,
+        route,
+        session: &session,
+        sid: &sid,
+        headers: &headers,
+        auth,
+        sse: wants_sse(&headers),
+    };
+    match msg.kind() {
+        Some(Kind::Response) => s.client_response(msg, out).await,
+        Some(Kind::Notification) => s.notification(msg, out).await,
+        _ => s.request(msg, out).await,
+    }
+}
+
+/// One POST within a session.
+struct Call<'a> {
+    gw: &'a Arc<McpGateway>,
+    route: &'a McpRoute,
+    session: &'a Session,
+    sid: &'a str,
+    headers: &'a HeaderMap,
+    auth: &'a Auth,
+    sse: bool,
+}
+
+impl Call<'_> {
+    async fn request(&self, mut msg: Message, out: &mut Outcome) -> http::Response<McpBody> {
+        let id = msg.id().cloned();
+        let list = match msg.method() {
+            "ping" => {
+                return self.json(&Message::response(
+                    id.unwrap_or(Value::Null),
+                    serde_json::json!({}),
+                ));
+            }
+            "initialize" => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    id,
+                    code::INVALID_REQUEST,
+                    "the session is already initialized",
+                );
+            }
+            "tools/list" => ListKind::Tools,
+            "prompts/list" => ListKind::Prompts,
+            "resources/list" => ListKind::Resources,
+            "resources/templates/list" => ListKind::Templates,
+            "logging/setLevel" => ListKind::Logging,
+            "tools/call" | "prompts/get" => return self.route_by_name(msg, "name", out).await,
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                return self.route_by_uri(msg, out).await;
+            }
+            "completion/complete" => {
+                let r = msg
+                    .params()
+                    .and_then(|p| p.get("ref"))
+                    .cloned()
+                    .unwrap_or_default();
+                return match r.get("type").and_then(Value::as_str) {
+                    Some("ref/prompt") => {
+                        let name = r
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        let Some((b, n)) = names::upstream_name(&name) else {
+                            return error(
+                                StatusCode::BAD_REQUEST,
+                                id,
+                                code::INVALID_PARAMS,
+                                &format!("invalid prompt name {name}"),
+                            );
+                        };
+                        let (b, n) = (b.to_string(), n.to_string());
+                        if let Some(p) = msg.params_mut().and_then(|p| p.get_mut("ref")) {
+                            p["name"] = Value::String(n);
+                        }
+                        self.forward_to(&b, msg, out).await
+                    }
+                    Some("ref/resource") => {
+                        let uri = r
+                            .get("uri")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        let Some((b, u)) = names::upstream_uri(&uri) else {
+                            return error(
+                                StatusCode::BAD_REQUEST,
+                                id,
+                                code::INVALID_PARAMS,
+                                &format!("invalid resource URI {uri}"),
+                            );
+                        };
+                        let b = b.to_string();
+                        if let Some(p) = msg.params_mut().and_then(|p| p.get_mut("ref")) {
+                            p["uri"] = Value::String(u);
+                        }
+                        self.forward_to(&b, msg, out).await
+                    }
+                    _ => error(
+                        StatusCode::BAD_REQUEST,
+                        id,
+                        code::INVALID_PARAMS,
+                        "completion/complete needs a ref/prompt or ref/resource",
+                    ),
+                };
+            }
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    id,
+                    code::METHOD_NOT_FOUND,
+                    &format!("unsupported method: {other}"),
+                );
+            }
+        };
+        let targets = targets(self.route, self.session, self.headers, self.auth)
+            .into_iter()
+            .filter(|t| {
+                self.session
+                    .backend(&t.backend.name)
+                    .is_some_and(|b| b.has(list.capability()))
+            })
+            .collect();
+        // tools/list shows only what the caller may call.
+        let allowed: Option<fanout::ToolFilter> = self.route.authz.clone().map(|a| {
+            let claims = self.auth.claims.clone();
+            Arc::new(move |b: &str, t: &str| {
+                a.decide(claims.as_deref(), b, t) == super::auth::Decision::Allow
+            }) as fanout::ToolFilter
+        });
+        fanout::aggregate(
+            self.gw.clone(),
+            list,
+            targets,
+            msg,
+            allowed,
+            self.sse,
+            self.sid.to_string(),
+        )
+        .await
+    }
+
+    async fn route_by_name(
+        &self,
+        mut msg: Message,
+        field: &str,
+        out: &mut Outcome,
+    ) -> http::Response<McpBody> {
+        let id = msg.id().cloned();
+        let full = msg.param_str(field).unwrap_or("").to_string();
+        let Some((backend, name)) = names::upstream_name(&full) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                id,
+                code::INVALID_PARAMS,
+                &format!("invalid name {full}: not {{backend}}__{{name}}"),
+            );
+        };
+        let (backend, name) = (backend.to_string(), name.to_string());
+        if msg.method() == "tools/call" {
+            out.tool = Some(name.clone());
+            if let Some(a) = &self.route.authz
+                && let super::auth::Decision::Deny(scopes) =
+                    a.decide(self.auth.claims.as_deref(), &backend, &name)
+            {
+                out.backend = Some(backend);
+                let mut r = error(
+                    StatusCode::FORBIDDEN,
+                    id,
+                    code::INVALID_REQUEST,
+                    "access denied",
+                );
+                let url = self.route.oauth.as_ref().map(|o| o.metadata_url.as_str());
+                if let Ok(v) = HeaderValue::try_from(super::auth::insufficient_scope(&scopes, url))
+                {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                return r;
+            }
+            let b = self.route.backend(&backend);
+            if b.and_then(|b| b.selector.as_ref())
+                .is_some_and(|s| !s.allows(&name))
+            {
+                out.backend = Some(backend);
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    id,
+                    code::INVALID_PARAMS,
+                    &format!("invalid tool name: {name}"),
+                );
+            }
+        }
+        if let Some(p) = msg.params_mut() {
+            p.insert(field.into(), Value::String(name));
+        }
+        self.forward_to(&backend, msg, out).await
+    }
+
+    async fn route_by_uri(&self, mut msg: Message, out: &mut Outcome) -> http::Response<McpBody> {
+        let id = msg.id().cloned();
+        let full = msg.param_str("uri").unwrap_or("").to_string();
+        let Some((backend, uri)) = names::upstream_uri(&full) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                id,
+                code::INVALID_PARAMS,
+                &format!("invalid resource URI {full}"),
+            );
+        };
+        let backend = backend.to_string();
+        if let Some(p) = msg.params_mut() {
+            p.insert("uri".into(), Value::String(uri));
+        }
+        self.forward_to(&backend, msg, out).await
+    }
+
+    fn target(
+        &self,
+        backend: &str,
+        id: Option<Value>,
+    ) -> Result<Target, Box<http::Response<McpBody>>> {
+        let Some(b) = self.route.backend(backend) else {
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                id,
+                code::INVALID_PARAMS,
+                &format!("unknown backend {backend}"),
+            )));
+        };
+        let Some(bs) = self.session.backend(backend) else {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                id,
+                code::INVALID_PARAMS,
+                &format!("no MCP session found for backend {backend}"),
+            )));
+        };
+        let mut t = Target::new(b.clone(), self.headers, &bs.version, self.auth);
+        t.session = bs.id.clone();
+        Ok(t)
+    }
+
+    async fn forward_to(
+        &self,
+        backend: &str,
+        msg: Message,
+        out: &mut Outcome,
+    ) -> http::Response<McpBody> {
+        out.backend = Some(backend.to_string());
+        let t = match self.target(backend, msg.id().cloned()) {
+            Ok(t) => t,
+            Err(r) => return *r,
+        };
+        forward(self.gw.clone(), t, msg, self.sse, self.sid.to_string()).await
+    }
+
+    async fn notification(&self, mut msg: Message, out: &mut Outcome) -> http::Response<McpBody> {
+        match msg.method() {
+            "notifications/progress" => {
+                let token = msg
+                    .params()
+                    .and_then(|p| p.get("progressToken"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let Some((backend, original)) =
+                    names::decode_id(token).map(|(b, o)| (b.to_string(), o))
+                else {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        None,
+                        code::INVALID_PARAMS,
+                        &format!("invalid progressToken {token}"),
+                    );
+                };
+                if let Some(p) = msg.params_mut() {
+                    p.insert("progressToken".into(), original);
+                }
+                out.backend = Some(backend.clone());
+                match self.target(&backend, None) {
+                    Ok(t) => relay_and_accept(self.gw, &t, &msg, self.sid).await,
+                    Err(r) => *r,
+                }
+            }
+            "notifications/cancelled" | "notifications/roots/list_changed" => {
+                // Request ids pass through unchanged, so the backend serving a cancelled
+                // request is not known here: every backend gets the notification (one
+                // that did not see the id ignores it, as the spec requires).
+                fanout::broadcast(
+                    self.gw.clone(),
+                    targets(self.route, self.session, self.headers, self.auth),
+                    msg,
+                );
+                accepted(self.sid)
+            }
+            _ => accepted(self.sid),
+        }
+    }
+
+    async fn client_response(
+        &self,
+        mut msg: Message,
+        out: &mut Outcome,
+    ) -> http::Response<McpBody> {
+        let id = msg.id().and_then(Value::as_str).unwrap_or("").to_string();
+        if id.starts_with(PING_PREFIX) {
+            return accepted(self.sid);
+        }
+        let Some((backend, original)) = names::decode_id(&id).map(|(b, o)| (b.to_string(), o))
+        else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &format!("invalid response ID format: {id}"),
+            );
+        };
+        msg.set_id(original);
+        out.backend = Some(backend.clone());
+        match self.target(&backend, None) {
+            Ok(t) => relay_and_accept(self.gw, &t, &msg, self.sid).await,
+            Err(r) => *r,
+        }
+    }
+
+    fn json(&self, m: &Message) -> http::Response<McpBody> {
+        json_response(StatusCode::OK, m, Some(self.sid))
+    }
+}
+
+/// Sends a notification or response to one backend; the client gets 202.
+async fn relay_and_accept(
+    gw: &McpGateway,
+    t: &Target,
+    msg: &Message,
+    sid: &str,
+) -> http::Response<McpBody> {
+    match t.send(gw, Method::POST, Some(msg), None).await {
+        Ok(r) if r.status().is_success() => accepted(sid),
+        Ok(r) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            code::INTERNAL_ERROR,
+            &format!("backend {} answered {}", t.backend.name, r.status()),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            code::INTERNAL_ERROR,
+            &format!("call to {} failed: {e}", t.backend.name),
+        ),
+    }
+}
+
+/// Sends a client request to one backend and relays its answer (and whatever the
+/// backend sends before it) back.
+async fn forward(
+    gw: Arc<McpGateway>,
+    t: Target,
+    msg: Message,
+    sse: bool,
+    sid: String,
+) -> http::Response<McpBody> {
+    let client_id = msg.id().cloned().unwrap_or(Value::Null);
+    let method = msg.method().to_string();
+    let name = t.backend.name.clone();
+    let resp = match t.send(&gw, Method::POST, Some(&msg), None).await {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(client_id),
+                code::INTERNAL_ERROR,
+                &format!("call to {name} failed: {e}"),
+            );
+        }
+    };
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = snippet(resp).await;
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(client_id),
+            code::INTERNAL_ERROR,
+            &format!(
+                "call to {name} failed with status code {}, body={body}",
+                status.as_u16()
+            ),
+        );
+    }
+    let stream = is_sse(resp.headers());
+    let mut inc = Incoming::new(resp, gw.settings.max_request_body.max(16 * 1024 * 1024));
+    if !stream || !sse {
+        // The client reads one JSON answer: relay the backend's final message only.
+        while let Some(item) = inc.next().await {
+            match item {
+                Ok(Item {
+                    msg: Some(mut m), ..
+                }) if is_answer(&m, &client_id) => {
+                    rewrite::from_backend(&mut m, &name, Some((&method, &client_id)));
+                    return json_response(StatusCode::OK, &m, Some(&sid));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_GATEWAY,
+                        Some(client_id),
+                        code::INTERNAL_ERROR,
+                        &format!("reading {name}'s answer failed: {e}"),
+                    );
+                }
+            }
+        }
+        return error(
+            StatusCode::BAD_GATEWAY,
+            Some(client_id),
+            code::INTERNAL_ERROR,
+            &format!("{name} closed the response without answering"),
+        );
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut answered = false;
+        loop {
+            let item = tokio::select! {
+                i = inc.next() => i,
+                () = tx.closed() => break,
+            };
+            let Some(item) = item else { break };
+            match item {
+                Ok(Item {
+                    msg: Some(mut m), ..
+                }) => {
+                    answered = is_answer(&m, &client_id);
+                    rewrite::from_backend(&mut m, &name, Some((&method, &client_id)));
+                    if tx
+                        .send(SseEvent::message(m.encode(), None).encode())
+                        .await
+                        .is_err()
+                        || answered
+                    {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(target: "aigw::mcp", backend = %name, error = %e, "MCP backend stream failed");
+                    break;
+                }
+            }
+        }
+        if !answered {
+            let m = Message::error_response(
+                Some(client_id),
+                code::INTERNAL_ERROR,
+                &format!("{name} closed the stream before answering"),
+            );
+            let _ = tx.send(SseEvent::message(m.encode(), None).encode()).await;
+        }
+    });
+    sse_response(rx, &sid)
+}
+
+fn is_answer(m: &Message, id: &Value) -> bool {
+    m.kind() == Some(Kind::Response) && m.id() == Some(id)
+}
+
+/// The first bytes of an error body, for the message.
+pub(crate) async fn snippet(resp: http::Response<UpstreamBody>) -> String {
+    use futures::StreamExt as _;
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while out.len() < 512 {
+        match body.next().await {
+            Some(Ok(c)) => out.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    out.truncate(512);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn get(
+    gw: &Arc<McpGateway>,
+    route: &McpRoute,
+    headers: &HeaderMap,
+    auth: &Auth,
+) -> http::Response<McpBody> {
+    let (session, sid) = match session_of(gw, route, headers, auth) {
+        SessionCheck::Valid(s, id) => (s, id),
+        SessionCheck::None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                "missing session ID",
+            );
+        }
+        SessionCheck::Invalid => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                "invalid session ID",
+            );
+        }
+    };
+    let resume = headers
+        .get(LAST_EVENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|id| EventIds::open(&gw.crypto, id))
+        .unwrap_or_default();
+    let rx =
+        fanout::notification_stream(gw.clone(), targets(route, &session, headers, auth), resume);
+    sse_response(rx, &sid)
+}
+
+async fn delete(
+    gw: &Arc<McpGateway>,
+    route: &McpRoute,
+    headers: &HeaderMap,
+    auth: &Auth,
+) -> http::Response<McpBody> {
+    let session = match session_of(gw, route, headers, auth) {
+        SessionCheck::Valid(s, _) => s,
+        SessionCheck::None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                "missing session ID",
+            );
+        }
+        SessionCheck::Invalid => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                "invalid session ID",
+            );
+        }
+    };
+    fanout::close(gw, targets(route, &session, headers, auth)).await;
+    empty(StatusCode::OK, None)
+}
+
+/// A JSON answer.
+pub(crate) fn json_response(
+    status: StatusCode,
+    m: &Message,
+    sid: Option<&str>,
+) -> http::Response<McpBody> {
+    let mut r = http::Response::new(Full::new(Bytes::from(m.encode())).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    set_session(&mut r, sid);
+    r
+}
+
+/// A JSON-RPC error with an HTTP status (upstream answers these statuses; the body
+/// lets a JSON-RPC client read the reason too).
+pub(crate) fn error(
+    status: StatusCode,
+    id: Option<Value>,
+    code: i64,
+    message: &str,
+) -> http::Response<McpBody> {
+    json_response(status, &Message::error_response(id, code, message), None)
+}
+
+/// 202 Accepted.
+fn accepted(sid: &str) -> http::Response<McpBody> {
+    empty(StatusCode::ACCEPTED, Some(sid))
+}
+
+fn empty(status: StatusCode, sid: Option<&str>) -> http::Response<McpBody> {
+    let mut r = http::Response::new(Full::new(Bytes::new()).boxed_unsync());
+    *r.status_mut() = status;
+    set_session(&mut r, sid);
+    r
+}
+
+fn set_session(r: &mut http::Response<McpBody>, sid: Option<&str>) {
+    if let Some(v) = sid.and_then(|s| HeaderValue::try_from(s).ok()) {
+        r.headers_mut().insert(SESSION_HEADER, v);
+    }
+}
+
+/// An event stream fed by `rx`.
+pub(crate) fn sse_response(rx: mpsc::Receiver<Bytes>, sid: &str) -> http::Response<McpBody> {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok(http_body::Frame::data(b)), rx))
+    });
+    let mut r = http::Response::new(StreamBody::new(stream).boxed_unsync());
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    set_session(&mut r, Some(sid));
+    r
+}

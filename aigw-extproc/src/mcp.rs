@@ -1,0 +1,251 @@
+//! The MCP listener (`--mcp-addr`): Envoy routes the MCPRoutes' paths here, as upstream
+//! routes `/mcp` to its MCP proxy, and [`aigw_core::mcp::McpService`] serves them —
+//! the same gateway `aigw run` and axum embedders mount. Backends are dialled directly
+//! (plain HTTP, or TLS verified against the system roots).
+
+use crate::error::ExtProcError;
+use aigw_core::config::{Config, SecretSource};
+use aigw_core::mcp::{
+    McpBackend, McpGateway, McpService, McpSettings, McpUpstream, SessionCrypto, UpstreamBody,
+    UpstreamError,
+};
+use aigw_core::routing::TlsRoots;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use http_body_util::{BodyDataStream, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The MCP options of the `aigw-extproc` command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct McpArgs {
+    /// Seed of the key that seals MCP session ids (every replica needs the same);
+    /// without one a random key is used and sessions end with the process.
+    #[arg(long, env = "AIGW_MCP_SESSION_SEED", hide_env_values = true)]
+    pub mcp_session_seed: Option<aigw_core::Secret>,
+    /// Previous seed, still accepted for session ids sealed before a rotation.
+    #[arg(long, env = "AIGW_MCP_FALLBACK_SESSION_SEED", hide_env_values = true)]
+    pub mcp_fallback_session_seed: Option<aigw_core::Secret>,
+    /// PBKDF2 iterations deriving the MCP session key from its seed (once, at start).
+    #[arg(long, default_value_t = aigw_core::mcp::DEFAULT_ITERATIONS)]
+    pub mcp_session_iterations: u32,
+    /// Largest MCP request body accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub mcp_max_body_bytes: usize,
+    /// Seconds between heartbeat pings on an idle MCP notification stream (0: none).
+    #[arg(long, default_value_t = 60)]
+    pub mcp_heartbeat_secs: u64,
+}
+
+impl McpArgs {
+    fn crypto(&self) -> SessionCrypto {
+        match &self.mcp_session_seed {
+            Some(seed) => SessionCrypto::new(
+                seed,
+                self.mcp_fallback_session_seed.as_ref(),
+                self.mcp_session_iterations,
+            ),
+            None => {
+                tracing::warn!(
+                    "no --mcp-session-seed: MCP session ids are sealed with a random key and end with this process"
+                );
+                SessionCrypto::random()
+            }
+        }
+    }
+
+    fn settings(&self) -> McpSettings {
+        McpSettings {
+            max_request_body: self.mcp_max_body_bytes,
+            heartbeat: (self.mcp_heartbeat_secs > 0)
+                .then(|| Duration::from_secs(self.mcp_heartbeat_secs)),
+            ..McpSettings::default()
+        }
+    }
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// [`McpUpstream`] over a pooled hyper client.
+#[derive(Debug, Clone)]
+pub struct DirectUpstream {
+    client: HttpsClient,
+}
+
+impl DirectUpstream {
+    /// A client trusting the system roots.
+    pub fn new() -> Result<Self, ExtProcError> {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+            .map_err(|source| ExtProcError::Io {
+                what: "loading the system CA certificates for",
+                addr: "MCP backends".into(),
+                source,
+            })?
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector({
+                let mut h = HttpConnector::new();
+                h.enforce_http(false);
+                h.set_nodelay(true);
+                h.set_connect_timeout(Some(Duration::from_secs(10)));
+                h
+            });
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(https),
+        })
+    }
+}
+
+/// GETs `url` with `client` (a remote JWKS), at most 1 MiB.
+async fn get_document(
+    client: impl FnOnce(http::Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture,
+    url: String,
+) -> Result<Bytes, UpstreamError> {
+    use http_body_util::BodyExt as _;
+    let req = http::Request::get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client(req))
+        .await
+        .map_err(|_| UpstreamError(format!("{url}: timed out")))?
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(UpstreamError(format!("{url} answered {}", resp.status())));
+    }
+    let body = http_body_util::Limited::new(resp.into_body(), 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    Ok(body.to_bytes())
+}
+
+impl McpUpstream for DirectUpstream {
+    fn send(
+        &self,
+        _backend: &McpBackend,
+        request: http::Request<Bytes>,
+    ) -> BoxFuture<'static, Result<http::Response<UpstreamBody>, UpstreamError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let resp = client
+                .request(request.map(Full::new))
+                .await
+                .map_err(|e| UpstreamError(chain(&e)))?;
+            Ok(resp.map(|b| {
+                BodyDataStream::new(b)
+                    .map(|r| r.map_err(|e| UpstreamError(e.to_string())))
+                    .boxed()
+            }))
+        })
+    }
+
+    fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
+        let client = self.client.clone();
+        Box::pin(get_document(move |r| client.request(r), url.to_string()))
+    }
+
+    fn check(&self, backend: &McpBackend) -> Result<(), String> {
+        match backend.tls() {
+            None => Ok(()),
+            Some(t)
+                if t.roots == TlsRoots::System
+                    && backend.url().contains(&format!("//{}", t.sni)) =>
+            {
+                Ok(())
+            }
+            Some(t) => Err(format!(
+                "{}: the ExtProc's MCP listener verifies backends against the system roots and their own host name only (no CA bundle, SNI override or insecureSkipVerify)",
+                t.origin
+            )),
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn load(
+    paths: &[PathBuf],
+    crypto: &SessionCrypto,
+    settings: &McpSettings,
+    upstream: &Arc<dyn McpUpstream>,
+) -> aigw_core::Result<McpGateway> {
+    let config = Config::load_paths(paths)?;
+    McpGateway::new(
+        &config,
+        &SecretSource::from_config(&config),
+        crypto.clone(),
+        settings.clone(),
+        upstream.clone(),
+    )
+}
+
+/// Binds `addr` and serves the MCPRoutes of `paths` there (hot-reloaded with them)
+/// until `shutdown`.
+pub async fn spawn(
+    addr: SocketAddr,
+    paths: &[PathBuf],
+    args: &McpArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ExtProcError> {
+    let (crypto, settings) = (args.crypto(), args.settings());
+    let upstream: Arc<dyn McpUpstream> = Arc::new(DirectUpstream::new()?);
+    let gateway =
+        load(paths, &crypto, &settings, &upstream).map_err(|source| ExtProcError::Config {
+            path: paths.first().cloned().unwrap_or_default(),
+            source,
+        })?;
+    for r in gateway.routes() {
+        tracing::info!(route = r.key(), path = r.path(), "serving MCPRoute");
+    }
+    let service = McpService::new(gateway);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ExtProcError::Io {
+            what: "binding",
+            addr: addr.to_string(),
+            source,
+        })?;
+    let swap = service.clone();
+    let mut reloader = aigw_core::planner::Reloader::new(
+        paths.to_vec(),
+        move |p: &[PathBuf]| load(p, &crypto, &settings, &upstream),
+        move |g| swap.swap(g),
+    );
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(crate::reload::DEFAULT_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            reloader.poll();
+        }
+    });
+    let app = axum::Router::new().fallback_service(service);
+    tracing::info!(mcp = %addr, "MCP listener ready");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("MCP listener stopped: {e}");
+        }
+    });
+    Ok(())
+}

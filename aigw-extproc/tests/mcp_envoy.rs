@@ -1,0 +1,182 @@
+//! The MCP gateway behind Envoy 1.40: the bootstrap `aigw-extproc envoy-config
+//! --mcp-addr` prints routes the MCPRoute's path to `aigw-extproc`'s MCP listener; two
+//! MCP servers built with the official `mcp` Python SDK behind it, driven by the SDK's
+//! own client (the scripts `aigw run`'s test uses).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_docs
+)]
+
+mod common;
+
+use common::envoy::{Envoy, Proc, envoy_binary, free_port, wait_http_ok};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../aigw-axum/tests/py")
+        .join(name)
+}
+
+fn wait_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn config(alpha: u16, beta: u16) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: aigw
+  listeners: [{{name: http, protocol: HTTP, port: 1975}}]
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {{name: tools, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  backendRefs:
+    - {{name: alpha, group: gateway.envoyproxy.io, kind: Backend, toolSelector: {{exclude: [secret_admin]}}}}
+    - {{name: beta, group: gateway.envoyproxy.io, kind: Backend}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: alpha, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {alpha}}}}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: beta, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {beta}}}}}]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_client_through_envoy_and_the_mcp_listener() {
+    let Some(envoy_bin) = envoy_binary() else {
+        return;
+    };
+    let python = PathBuf::from(std::env::var_os("AIGW_PYTHON").expect("AIGW_PYTHON"));
+    let (alpha, beta) = (free_port(), free_port());
+    let start_backend = |name: &str, port: u16, json: bool| {
+        let mut c = Command::new(&python);
+        c.arg(script("mcp_backend.py"))
+            .arg(name)
+            .arg(port.to_string());
+        if json {
+            c.arg("--json");
+        }
+        let p = Proc(c.stdout(Stdio::null()).spawn().unwrap());
+        wait_port(port);
+        p
+    };
+    let _a = start_backend("alpha", alpha, false);
+    let b = start_backend("beta", beta, true);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mcp.yaml");
+    std::fs::write(&cfg, config(alpha, beta)).unwrap();
+    let (grpc, admin, mcp, listen, envoy_admin) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let bin = env!("CARGO_BIN_EXE_aigw-extproc");
+    let out = Command::new(bin)
+        .arg("envoy-config")
+        .arg(&cfg)
+        .args(["--extproc", &format!("127.0.0.1:{grpc}")])
+        .args(["--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
+        .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bootstrap = dir.path().join("envoy.json");
+    std::fs::write(&bootstrap, &out.stdout).unwrap();
+
+    let _extproc = Proc(
+        Command::new(bin)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
+            .args([
+                "--mcp-session-seed",
+                "envoy-test-seed",
+                "--mcp-session-iterations",
+                "1000",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
+    wait_port(mcp);
+    let _envoy = Envoy::start(&envoy_bin, &bootstrap, dir.path(), envoy_admin).await;
+
+    let url = format!("http://127.0.0.1:{listen}/mcp");
+    let pid = b.0.id().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .arg(script("mcp_client.py"))
+            .arg(url)
+            .arg(pid)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["server"], "aigw");
+    assert!(v["tools"].as_array().unwrap().contains(&json!("beta__add")));
+    assert!(
+        !v["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("alpha__secret_admin"))
+    );
+    assert_eq!(v["echo"], json!(["alpha: hi"]));
+    assert_eq!(v["add"], json!(["5"]));
+    assert_eq!(v["prompt"], json!(["beta greets ann"]));
+    assert_eq!(
+        v["read"],
+        json!([["alpha+mem://alpha/info", "info of alpha"]])
+    );
+    assert_eq!(v["progress"].as_array().unwrap().len(), 3);
+    assert_eq!(v["ask"], json!(["alpha heard: forty-two"]));
+    assert_eq!(v["after_kill_alpha"], json!(["alpha: still here"]));
+    assert_eq!(
+        v["after_kill_meta"]["aigw/failedBackends"][0]["backend"],
+        "beta"
+    );
+}
