@@ -99,7 +99,12 @@ pub fn translator(
                 endpoint: Endpoint::ChatCompletions,
                 ..*spec
             })?;
-            Ok(Box::new(ResponsesOverChat::new(chat, name.as_str())))
+            let translator = ResponsesOverChat::new(chat, name.as_str());
+            Ok(Box::new(if name == ApiSchema::OpenAI {
+                translator.chat_only()
+            } else {
+                translator
+            }))
         }
     }
 }
