@@ -381,17 +381,23 @@ async fn openai_sdk_responses_on_claude_via_bedrock_invoke_and_vertex() {
     .unwrap();
 }
 
-/// Stored responses of a translated backend read back with the `openai` SDK:
-/// `responses.retrieve` (after `create` and after a stream), `responses.input_items.list`
-/// paged with `limit`/`order`/`after` and auto-paged, `responses.delete`, then a 404 in
-/// OpenAI's error shape.
+/// Stored responses read back with the `openai` SDK: `responses.retrieve` (after
+/// `create` and after a stream), `responses.input_items.list` paged with
+/// `limit`/`order`/`after` and auto-paged, `responses.delete`, then a 404 in OpenAI's
+/// error shape — from the gateway's store for translated backends, and from the
+/// OpenAI backend that produced them for passed-through ones (the gateway remembers
+/// which backend made each id).
 #[test]
 fn openai_sdk_retrieves_lists_and_deletes_stored_responses() {
     let Some(py) = external("AIGW_PYTHON") else {
         return;
     };
-    let (_gw, url, _) = gateway();
-    for model in ["claude-sonnet-4", "bedrock/anthropic.claude-sonnet-4"] {
+    let (_gw, url, admin) = gateway();
+    for model in [
+        "claude-sonnet-4",
+        "bedrock/anthropic.claude-sonnet-4",
+        "gpt-4o-mini",
+    ] {
         let r = checks(&py, &url, model, &["retrieve"])["retrieve"].clone();
         assert_eq!(r["got_id"], r["id"], "{model}: {r}");
         assert_eq!(r["got_text"], r["made_text"], "{r}");
@@ -422,6 +428,14 @@ fn openai_sdk_retrieves_lists_and_deletes_stored_responses() {
             serde_json::json!([404, "invalid_request_error"]),
             "{r}"
         );
+    }
+    // The passed-through retrievals reached the OpenAI backend, metered and logged.
+    let metrics = http_get(admin, "/metrics");
+    for needle in [
+        "gen_ai_operation_name=\"responses_retrieve\"",
+        "gen_ai_provider_name=\"openai\"",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
 }
 

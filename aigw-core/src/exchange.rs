@@ -272,6 +272,22 @@ impl Exchange {
         })
     }
 
+    /// Starts an exchange for a request on a stored Responses API response that a
+    /// passthrough backend holds ([`Endpoint::ResponsesStored`]): it has no body to
+    /// sniff, so the model (for records and meters) comes from [`crate::owners`], and
+    /// the translator reads the request's method and path from the body this builds,
+    /// `{"model", "method", "path"}`.
+    pub fn stored_response(
+        headers: HeaderMap,
+        method: &http::Method,
+        path: &str,
+        model: &str,
+    ) -> Result<Self> {
+        let body = serde_json::json!({"model": model, "method": method.as_str(), "path": path});
+        let body = Bytes::from(body.to_string());
+        Self::new(Endpoint::ResponsesStored, headers, body)
+    }
+
     /// Records the client's query string (without `?`), which a native passthrough
     /// forwards to its backend ([`Translator::forwards_client_query`]).
     pub fn set_query(&mut self, query: Option<&str>) {
@@ -484,6 +500,7 @@ impl Exchange {
                 body,
             },
             streaming: self.info.stream,
+            owner_recorded: false,
         })
     }
 
@@ -491,6 +508,19 @@ impl Exchange {
     /// noting the first byte. Returns the bytes for the client (possibly empty).
     pub fn chunk(&mut self, attempt: &mut Attempt, chunk: Bytes, end: bool) -> Result<Bytes> {
         let out = attempt.translator.response_chunk(&chunk, end)?;
+        if !attempt.owner_recorded
+            && let (Some(id), Some(backend)) = (
+                attempt.translator.response_id(),
+                self.record.backend.as_ref(),
+            )
+        {
+            let owner = crate::owners::Owner {
+                backend: backend.clone(),
+                model: self.info.model.clone(),
+            };
+            crate::owners::record(id, owner);
+            attempt.owner_recorded = true;
+        }
         if let Some(g) = self.guard.as_mut() {
             g.update(&out.usage);
         }
@@ -561,6 +591,7 @@ pub struct Attempt {
     translator: Box<dyn Translator>,
     request: OutgoingRequest,
     streaming: bool,
+    owner_recorded: bool,
 }
 
 impl std::fmt::Debug for Attempt {

@@ -27,6 +27,7 @@ pub mod exchange;
 pub mod limits;
 pub mod meter;
 pub mod metrics;
+pub mod owners;
 pub mod planner;
 pub mod retry;
 pub mod routing;

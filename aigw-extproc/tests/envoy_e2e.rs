@@ -178,13 +178,14 @@ fn sdk(python: &Path, base: &str, checks: &[&str]) -> serde_json::Value {
 
 /// The OpenAI SDK's Responses calls (create, typed event stream, a function-call round
 /// trip) for one model, with the harness shared with the standalone gateway's tests.
-fn responses(python: &Path, base: &str, model: &str) -> serde_json::Value {
+fn responses(python: &Path, base: &str, model: &str, extra: &[&str]) -> serde_json::Value {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../aigw-axum/tests/interop/responses_checks.py"
     );
     let out = Command::new(python)
         .args([script, base, model, "create", "stream", "tools"])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -326,7 +327,13 @@ async fn sdks_through_envoy_and_extproc() {
         "bedrock/anthropic.claude-3-haiku",
     ] {
         let (py2, base2) = (py.clone(), base.clone());
-        let r = tokio::task::spawn_blocking(move || responses(&py2, &base2, model))
+        // Passed-through responses are read back from the backend that made them.
+        let extra: &[&str] = if model == "gpt-4o-mini" {
+            &["retrieve"]
+        } else {
+            &[]
+        };
+        let r = tokio::task::spawn_blocking(move || responses(&py2, &base2, model, extra))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", envoy.output()));
         assert_eq!(r["create"]["status"], "completed", "{model}: {r}");
@@ -336,6 +343,17 @@ async fn sdks_through_envoy_and_extproc() {
         );
         assert_eq!(r["tools"]["tool"], "get_weather", "{model}: {r}");
         assert_eq!(r["tools"]["stream_args_match"], true, "{model}: {r}");
+        if !extra.is_empty() {
+            let r = &r["retrieve"];
+            assert_eq!(r["got_id"], r["id"], "{r}");
+            assert_eq!(r["got_streamed_text"], r["streamed_text"], "{r}");
+            assert_eq!(r["rest"], serde_json::json!(["third words"]), "{r}");
+            assert_eq!(
+                r["after_delete"],
+                serde_json::json!([404, "invalid_request_error"]),
+                "{r}"
+            );
+        }
     }
     let translated = envoy
         .access_log_line(|v| {

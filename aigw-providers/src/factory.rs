@@ -68,7 +68,7 @@ impl TranslatorFactory for ProviderFactory {
         let name = schema.name;
         if matches!(
             spec.endpoint,
-            Endpoint::Responses | Endpoint::ResponsesInputTokens
+            Endpoint::Responses | Endpoint::ResponsesInputTokens | Endpoint::ResponsesStored
         ) {
             return crate::responses::translator(spec, self);
         }

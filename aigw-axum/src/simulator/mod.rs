@@ -103,6 +103,7 @@ pub struct Simulator {
 struct Shared {
     cfg: SimulatorConfig,
     stats: Stats,
+    responses: responses::Stored,
 }
 
 type Sim = axum::extract::State<Arc<Shared>>;
@@ -114,6 +115,7 @@ impl Simulator {
             shared: Arc::new(Shared {
                 cfg,
                 stats: Stats::default(),
+                responses: responses::Stored::default(),
             }),
         }
     }
@@ -149,6 +151,19 @@ impl Simulator {
             )
             .route("/v1/responses", post(responses::create))
             .route("/v1/responses/input_tokens", post(responses::input_tokens))
+            .route(
+                "/v1/responses/{id}",
+                get(responses::retrieve).delete(responses::delete),
+            )
+            .route("/v1/responses/{id}/input_items", get(responses::input_items))
+            .route(
+                "/openai/v1/responses/{id}",
+                get(responses::azure_retrieve).delete(responses::azure_delete),
+            )
+            .route(
+                "/openai/v1/responses/{id}/input_items",
+                get(responses::azure_input_items),
+            )
             .route("/openai/v1/responses", post(responses::azure_create))
             .route(
                 "/openai/v1/responses/input_tokens",

@@ -31,11 +31,16 @@ pub enum Endpoint {
     Responses,
     /// `POST /v1/responses/input_tokens` (OpenAI Responses input token count).
     ResponsesInputTokens,
+    /// `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel` on a
+    /// response a passthrough backend (OpenAI, Azure) holds, sent to that backend. Not
+    /// matched by [`Endpoint::from_path`] (it depends on the method); adapters build it
+    /// with [`crate::exchange::Exchange::stored_response`].
+    ResponsesStored,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::ChatCompletions,
         Self::Completions,
         Self::Embeddings,
@@ -45,6 +50,7 @@ impl Endpoint {
         Self::AnthropicModels,
         Self::Responses,
         Self::ResponsesInputTokens,
+        Self::ResponsesStored,
     ];
 
     /// Matches a request path (query string ignored) to an endpoint.
@@ -94,6 +100,7 @@ impl Endpoint {
             Self::CountTokens => "count_tokens",
             Self::Responses => "responses",
             Self::ResponsesInputTokens => "responses_input_tokens",
+            Self::ResponsesStored => "responses_retrieve",
         }
     }
 
