@@ -12,7 +12,7 @@ use aigw_core::exchange::{
 };
 use aigw_core::retry::{self, RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
-use aigw_providers::responses::retrieve;
+use aigw_providers::responses::{retrieve, store};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
@@ -114,6 +114,9 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         return Served::Early(r, Some(e));
     }
     if let Some(op) = retrieve::parse(request.method(), request.uri().path()) {
+        if store::mirrored() {
+            store::hydrate(op.id()).await;
+        }
         let planned = if retrieve::held(op) {
             None
         } else {
@@ -155,6 +158,12 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         Ok(b) => b,
         Err(e) => return early(endpoint.client_api(), e),
     };
+    if endpoint == Endpoint::Responses
+        && store::mirrored()
+        && let Some(previous) = store::previous_response_id(&body)
+    {
+        store::hydrate(&previous).await;
+    }
     let exchange = match Exchange::new(endpoint, std::mem::take(&mut parts.headers), body) {
         Ok(ex) => ex,
         Err(e) => return early(endpoint.client_api(), e),

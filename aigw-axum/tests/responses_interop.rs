@@ -24,7 +24,7 @@
 )]
 
 mod peers;
-use peers::{Proc, external, free_addr, wait_listening};
+use peers::{Proc, external, free_addr, redis_server, wait_listening};
 use serde_json::Value;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -33,9 +33,15 @@ use std::process::{Command, Stdio};
 /// `aigw run` with no configuration and no provider keys: simulator mode. Returns the
 /// process, the base URL and the admin address.
 fn gateway() -> (Proc, String, SocketAddr) {
+    gateway_with(&[])
+}
+
+/// [`gateway`] with extra environment variables.
+fn gateway_with(env: &[(&str, &str)]) -> (Proc, String, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let p = Proc(
         Command::new(env!("CARGO_BIN_EXE_aigw"))
+            .envs(env.iter().copied())
             .args([
                 "run",
                 "--listen",
@@ -518,4 +524,56 @@ async fn openai_sdk_responses_on_a_chat_only_openai_compatible_server() {
     })
     .await
     .unwrap();
+}
+
+/// Two `aigw run` instances sharing Redis (`AIGW_REDIS_URL`): a translated (Anthropic)
+/// response stored by the first is continued by `previous_response_id` on the second,
+/// which also reads it back and lists its input — the conversation store's shared tier.
+#[test]
+fn previous_response_id_continues_on_another_instance_through_redis() {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    let (_a, url_a, _) = gateway_with(&[("AIGW_REDIS_URL", &redis.url)]);
+    let (_b, url_b, _) = gateway_with(&[("AIGW_REDIS_URL", &redis.url)]);
+    let script = r#"
+import json, sys, time
+from openai import OpenAI
+a = OpenAI(base_url=sys.argv[1] + "/v1", api_key="k", max_retries=0)
+b = OpenAI(base_url=sys.argv[2] + "/v1", api_key="k", max_retries=0)
+first = a.responses.create(model="claude-sonnet-4", input="first turn words")
+time.sleep(0.3)  # the write to Redis is off the request path
+second = b.responses.create(model="claude-sonnet-4", previous_response_id=first.id,
+                            input="second turn")
+got = b.responses.retrieve(first.id)
+items = [i.content[0].text for i in b.responses.input_items.list(second.id, order="asc")]
+print(json.dumps({"first": first.id, "previous": second.previous_response_id,
+                  "got": got.id, "items": items, "status": second.status}))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &url_a, &url_b])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["previous"], r["first"], "{r}");
+    assert_eq!(r["got"], r["first"], "{r}");
+    assert_eq!(r["status"], "completed", "{r}");
+    let items = r["items"].as_array().unwrap();
+    assert_eq!(items.first().unwrap(), "first turn words", "{r}");
+    assert_eq!(items.last().unwrap(), "second turn", "{r}");
+    assert_eq!(
+        items.len(),
+        3,
+        "turn 1's input, its answer, turn 2's input: {r}"
+    );
 }

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod config;
+pub mod conversations;
 pub mod cost;
 pub mod credential;
 pub mod error;

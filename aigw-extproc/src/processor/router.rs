@@ -9,7 +9,7 @@ use crate::wire::{self, Headers, Metadata, Mutation};
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Exchange, ExchangeRecord, ResponseStart};
 use aigw_core::{ClientApi, Error};
-use aigw_providers::responses::retrieve;
+use aigw_providers::responses::{retrieve, store};
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
 use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request as Msg;
@@ -94,7 +94,7 @@ impl RouterStream {
             Some(Msg::RequestHeaders(h)) => {
                 self.client_ip = wire::attribute(&msg.attributes, wire::ATTR_SOURCE_ADDRESS)
                     .and_then(wire::client_ip);
-                self.request_headers(h, msg.metadata_context)
+                self.request_headers(h, msg.metadata_context).await
             }
             Some(Msg::RequestBody(b)) => self.request_body(b).await,
             Some(Msg::ResponseHeaders(h)) => self.response_headers(h).await,
@@ -119,13 +119,13 @@ impl RouterStream {
         }
     }
 
-    fn request_headers(
+    async fn request_headers(
         &mut self,
         h: HttpHeaders,
         mut metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
     ) -> ProcessingResponse {
         self.headers = Headers::from_pb_owned(h.headers);
-        if let Some(reply) = self.stored_response(&mut metadata) {
+        if let Some(reply) = self.stored_response(&mut metadata).await {
             if self.registration.is_none() {
                 self.phase = Phase::Passthrough;
             }
@@ -216,6 +216,12 @@ impl RouterStream {
         if let Ok(v) = HeaderValue::from_str(reg.id()) {
             headers.insert(wire::INTERNAL_REQUEST_ID, v);
         }
+        if endpoint == Endpoint::Responses
+            && store::mirrored()
+            && let Some(previous) = store::previous_response_id(&body)
+        {
+            store::hydrate(&previous).await;
+        }
         let mut exchange = match Exchange::new(endpoint, headers, body) {
             Ok(x) => x,
             Err(e) => return self.fail_request(&e),
@@ -279,12 +285,15 @@ impl RouterStream {
     /// by): answered from the conversation store, or — when a passthrough backend
     /// produced it — routed there by the model it was made with, the upstream-level
     /// stream sending it with that backend's credentials.
-    fn stored_response(
+    async fn stored_response(
         &mut self,
         metadata: &mut Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
     ) -> Option<ProcessingResponse> {
         let method = http::Method::from_bytes(self.headers.method.as_bytes()).ok()?;
         let op = retrieve::parse(&method, &self.headers.path)?;
+        if store::mirrored() {
+            store::hydrate(op.id()).await;
+        }
         let query = self.headers.path.split_once('?').map(|(_, q)| q);
         if !retrieve::held(op)
             && let Some((plan, model)) = self.runtime.catalog.plan_stored_response(op.id())
