@@ -86,7 +86,7 @@ pub fn redis_server() -> Option<RedisServer> {
         if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
             panic!("redis-server is not on PATH and AIGW_REQUIRE_EXTERNAL=1");
         }
-        println!("skipping: redis-server is not on PATH");
+        eprintln!("skipping: redis-server is not on PATH");
         return None;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
