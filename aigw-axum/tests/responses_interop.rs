@@ -577,3 +577,52 @@ print(json.dumps({"first": first.id, "previous": second.previous_response_id,
         "turn 1's input, its answer, turn 2's input: {r}"
     );
 }
+
+/// The first thing a client asks, in simulator mode: `client.models.list()` of the
+/// `openai` and `anthropic` SDKs lists the models the gateway routes.
+#[test]
+fn sdks_list_the_simulator_models() {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let (_gw, url, _) = gateway();
+    let script = r#"
+import json, sys
+import anthropic, openai
+o = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="k", max_retries=0)
+a = anthropic.Anthropic(base_url=sys.argv[1] + "/anthropic", api_key="k", max_retries=0)
+print(json.dumps({"openai": [[m.id, m.owned_by] for m in o.models.list()],
+                  "anthropic": [m.id for m in a.models.list()]}))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for model in [
+        "gpt-4o-mini",
+        "claude-sonnet-4",
+        "bedrock/anthropic.claude-sonnet-4",
+        "gemini-2.5-flash",
+    ] {
+        assert!(
+            r["openai"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!([model, "aigw-simulator"])),
+            "{model}: {r}"
+        );
+        assert!(
+            r["anthropic"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(model)),
+            "{model}: {r}"
+        );
+    }
+}
