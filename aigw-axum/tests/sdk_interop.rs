@@ -617,3 +617,47 @@ stringData:
     }
     let _ = admin;
 }
+
+/// OpenAI errors reach the `openai` SDK exactly as the provider sent them: status, the
+/// body byte for byte (OpenAI's pretty-printed JSON), `request_id` from `x-request-id`,
+/// and the rate-limit, processing-time and retry headers.
+#[test]
+fn openai_errors_pass_through_byte_for_byte() {
+    let Some(py) = python() else {
+        return;
+    };
+    let (_gw, url) = simulator_mode_gateway();
+    let r = sdk(&py, &url, &["upstream_errors"])["upstream_errors"].clone();
+    for (status, class, message) in [
+        (400, "BadRequestError", "Bad Request"),
+        (404, "NotFoundError", "Not Found"),
+        (429, "RateLimitError", "Too Many Requests"),
+    ] {
+        let e = &r[status.to_string()];
+        assert_eq!(e["status"], status, "{r}");
+        assert_eq!(e["type"], class, "{r}");
+        let id = e["request_id"].as_str().unwrap();
+        assert!(id.starts_with("req_sim"), "{r}");
+        assert_eq!(e["headers"]["x-request-id"], id, "{r}");
+        assert_eq!(e["headers"]["openai-processing-ms"], "17", "{r}");
+        assert_eq!(
+            e["headers"]["x-ratelimit-remaining-requests"], "9999",
+            "{r}"
+        );
+        assert_eq!(e["headers"]["x-ratelimit-limit-tokens"], "30000000", "{r}");
+        assert_eq!(
+            e["headers"]["content-type"], "application/json; charset=utf-8",
+            "{r}"
+        );
+        let (ty, code) = match status {
+            404 => ("invalid_request_error", "\"model_not_found\""),
+            429 => ("requests", "\"rate_limit_exceeded\""),
+            _ => ("invalid_request_error", "null"),
+        };
+        let wire = format!(
+            "{{\n    \"error\": {{\n        \"message\": \"simulated failure: {status} {message}\",\n        \"type\": \"{ty}\",\n        \"param\": null,\n        \"code\": {code}\n    }}\n}}\n"
+        );
+        assert_eq!(e["text"], wire, "{status}: byte for byte");
+    }
+    assert_eq!(r["429"]["headers"]["retry-after"], "1", "{r}");
+}

@@ -421,7 +421,7 @@ impl Translator for OpenAiTranslator {
             _ => body.to_vec(),
         };
         let _ = self.backend_name();
-        Ok(error_map::normalize(
+        Ok(error_map::passthrough(
             ClientApi::OpenAI,
             status,
             headers,

@@ -192,7 +192,7 @@ impl Translator for ResponsesPassthrough {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        Ok(error_map::normalize(
+        Ok(error_map::passthrough(
             ClientApi::OpenAI,
             status,
             headers,
@@ -272,7 +272,7 @@ impl Translator for StoredResponsePassthrough {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        Ok(error_map::normalize(
+        Ok(error_map::passthrough(
             ClientApi::OpenAI,
             status,
             headers,
