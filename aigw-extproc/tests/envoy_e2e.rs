@@ -275,6 +275,7 @@ async fn sdks_through_envoy_and_extproc() {
                 "fallback_chat_stream",
                 "unknown_model_404",
                 "unknown_model_404_anthropic",
+                "upstream_errors",
             ],
         )
     })
@@ -293,6 +294,21 @@ async fn sdks_through_envoy_and_extproc() {
     assert!(r["fallback_chat"]["usage"].as_u64().unwrap() > 0);
     assert_eq!(r["unknown_model_404"]["status"], 404);
     assert_eq!(r["unknown_model_404_anthropic"]["body"]["type"], "error");
+    // OpenAI's errors reach the SDK byte for byte, with the provider's headers.
+    for status in ["400", "404", "429"] {
+        let e = &r["upstream_errors"][status];
+        assert_eq!(e["byte_exact"], true, "{status}: {e}");
+        assert_eq!(e["headers"]["x-request-id"], e["request_id"], "{e}");
+        assert!(
+            e["request_id"].as_str().unwrap().starts_with("req_sim"),
+            "{e}"
+        );
+        assert_eq!(
+            e["headers"]["x-ratelimit-remaining-requests"], "9999",
+            "{e}"
+        );
+        assert_eq!(e["headers"]["openai-processing-ms"], "17", "{e}");
+    }
 
     // Token metadata reaches Envoy's access log (written when the stream ends).
     let bedrock = envoy

@@ -166,7 +166,16 @@ def upstream_errors():
             out[str(status)] = None
         except openai.APIStatusError as e:
             h = e.response.headers
+            # OpenAI's wire: the envelope pretty-printed with four-space indents.
+            reason = {400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}[status]
+            ty, code = {404: ("invalid_request_error", "model_not_found"),
+                        429: ("requests", "rate_limit_exceeded")}.get(
+                            status, ("invalid_request_error", None))
+            wire = json.dumps({"error": {"message": f"simulated failure: {status} {reason}",
+                                         "type": ty, "param": None, "code": code}},
+                              indent=4) + "\n"
             out[str(status)] = {
+                "byte_exact": e.response.text == wire,
                 "status": e.status_code, "request_id": e.request_id, "type": type(e).__name__,
                 "error_type": (e.body or {}).get("type"), "text": e.response.text,
                 "headers": {k: h.get(k) for k in (
