@@ -251,7 +251,8 @@ pub const BEDROCK_MODELS: &[&str] = &[
 ];
 
 /// Models the simulator mode lists (every other name routes by prefix as well).
-pub const SIMULATOR_MODELS: [(&str, &[&str]); 4] = [
+pub const SIMULATOR_MODELS: [(&str, &[&str]); 5] = [
+    ("sim-cohere", &["rerank-v3.5"]),
     (
         "sim-bedrock",
         &[
@@ -423,7 +424,8 @@ pub const SIM_GCP_REGION: &str = "us-central1";
 /// Routes to a simulator at `addr`: `bedrock/…` models to Bedrock (SigV4 verified),
 /// `gemini-…` to Vertex AI (a GCP access token from the simulator's
 /// metadata endpoint, verified), `anthropic/…` and `claude-…` to Anthropic (`x-api-key`
-/// verified), everything else to OpenAI (bearer key verified).
+/// verified), `cohere/…` and `rerank-…` to Cohere (bearer key verified), everything
+/// else to OpenAI (bearer key verified).
 pub fn simulator(addr: SocketAddr) -> AutoConfig {
     let url = BaseUrl {
         tls: false,
@@ -482,6 +484,15 @@ pub fn simulator(addr: SocketAddr) -> AutoConfig {
         ),
         secret: vec![("unused", String::new())],
     });
+    b.backend(&Backend {
+        name: "sim-cohere",
+        schema: "Cohere",
+        version: None,
+        prefix: None,
+        url: &url,
+        policy: policy(API_KEY_POLICY, "sim-cohere"),
+        secret: vec![("apiKey", SIM_OPENAI_KEY.into())],
+    });
     for (backend, models) in SIMULATOR_MODELS {
         b.models(models, backend, "aigw-simulator");
     }
@@ -489,6 +500,7 @@ pub fn simulator(addr: SocketAddr) -> AutoConfig {
     // Vertex puts the model in the URL path, so a `vertex/` prefix cannot pass through.
     b.rule("gemini-.*", "sim-vertex");
     b.rule("(anthropic/.*|claude-.*)", "sim-anthropic");
+    b.rule("(cohere/.*|rerank-.*)", "sim-cohere");
     b.rule(".*", "sim-openai");
     b.finish()
 }

@@ -20,7 +20,7 @@
 //! No I/O and no async runtime here: the only async step is the meter reservation,
 //! which is a plain future.
 
-use crate::api::{Endpoint, RequestInfo, sniff};
+use crate::api::{Endpoint, RequestInfo, sniff_request};
 use crate::cost::{CostInput, CostSet};
 use crate::credential::{CredentialProvider, OutgoingRequest};
 use crate::error::{ClientApi, Error, Result, anthropic_error_type};
@@ -246,7 +246,10 @@ impl Exchange {
     ///
     /// Fails with a 400 for malformed JSON or a missing model.
     pub fn new(endpoint: Endpoint, mut headers: HeaderMap, body: Bytes) -> Result<Self> {
-        let info = sniff(endpoint, &body)?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let info = sniff_request(endpoint, content_type, &body)?;
         let value = HeaderValue::from_str(&info.model)
             .map_err(|_| Error::bad_request("the model name is not a valid header value"))?;
         headers.insert(MODEL_HEADER, value);
@@ -378,7 +381,12 @@ impl Exchange {
     /// A rough token estimate for the reservation: a quarter of the body's bytes plus
     /// the completion budget when the request names one.
     pub fn estimate(&self) -> u64 {
-        let prompt = (self.body.len() as u64) / 4;
+        // A form carries files (audio, images), not prompt text.
+        let prompt = if self.endpoint.is_multipart() {
+            0
+        } else {
+            (self.body.len() as u64) / 4
+        };
         prompt + self.info.max_tokens.unwrap_or(0)
     }
 

@@ -382,7 +382,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         (
             config,
             format!(
-                "SIMULATOR mode: no provider configured (no CONFIG, no OPENAI_API_KEY, AZURE_OPENAI_API_KEY, ANTHROPIC_API_KEY or AWS credentials); answering from the bundled simulator at {sim_addr}: models bedrock/* -> Bedrock, gemini-* -> Vertex AI, anthropic/* and claude-* -> Anthropic, anything else -> OpenAI"
+                "SIMULATOR mode: no provider configured (no CONFIG, no OPENAI_API_KEY, AZURE_OPENAI_API_KEY, ANTHROPIC_API_KEY or AWS credentials); answering from the bundled simulator at {sim_addr}: models bedrock/* -> Bedrock, gemini-* -> Vertex AI, anthropic/* and claude-* -> Anthropic, cohere/* and rerank-* -> Cohere, anything else -> OpenAI"
             ),
         )
     };

@@ -56,6 +56,7 @@ mod bedrock;
 mod config;
 mod errors;
 mod eventstream;
+mod media;
 mod openai;
 mod reply;
 mod responses;
@@ -149,6 +150,17 @@ impl Simulator {
                 "/openai/deployments/{deployment}/embeddings",
                 post(openai::azure_embeddings),
             )
+            .route("/v1/images/generations", post(media::generations))
+            .route("/v1/images/edits", post(media::edits))
+            .route("/v1/audio/speech", post(media::speech))
+            .route("/v1/audio/transcriptions", post(media::transcriptions))
+            .route("/v1/audio/translations", post(media::translations))
+            .route(
+                "/openai/deployments/{deployment}/{kind}/{op}",
+                post(media::azure),
+            )
+            .route("/v2/rerank", post(media::rerank))
+            .route("/tokenize", post(media::tokenize))
             .route("/v1/responses", post(responses::create))
             .route("/v1/responses/input_tokens", post(responses::input_tokens))
             .route(

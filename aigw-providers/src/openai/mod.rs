@@ -9,6 +9,7 @@
 //! `stream_options.include_usage` is set upstream and the usage-only chunk is counted
 //! but removed from the client's stream.
 
+pub mod media;
 mod sniff;
 
 pub use sniff::{ChunkSniff, usage_is_present};
