@@ -74,6 +74,13 @@ fn config_yaml(good: u16, broken: u16) -> String {
     y += &backend("sim-bedrock", good, "AWSBedrock");
     y += &backend("sim-anthropic", good, "Anthropic");
     y += &backend("sim-broken", broken, "OpenAI");
+    y += &backend("sim-cohere", good, "Cohere");
+    y += &policy(
+        "sim-cohere",
+        "apiKey",
+        OPENAI_KEY,
+        "  type: APIKey\n  apiKey:\n    secretRef:\n      name: sim-cohere-credentials\n",
+    );
     y += &policy(
         "sim-openai",
         "apiKey",
@@ -118,9 +125,16 @@ fn config_yaml(good: u16, broken: u16) -> String {
         regex("claude-.*")
     );
     y += &format!(
-        "    - matches:\n{}{}      backendRefs:\n        - name: sim-openai\n",
+        "    - matches:\n{}{}{}{}{}      backendRefs:\n        - name: sim-openai\n",
         exact("gpt-4o-mini"),
-        exact("text-embedding-3-small")
+        exact("text-embedding-3-small"),
+        exact("gpt-image-1"),
+        exact("gpt-4o-mini-tts"),
+        exact("whisper-1")
+    );
+    y += &format!(
+        "    - matches:\n{}      backendRefs:\n        - name: sim-cohere\n",
+        exact("rerank-v3.5")
     );
     y += "  llmRequestCosts:\n    - metadataKey: llm_input_token\n      type: InputToken\n    - metadataKey: llm_output_token\n      type: OutputToken\n    - metadataKey: llm_total_token\n      type: TotalToken\n";
     y
@@ -380,6 +394,7 @@ async fn sdks_through_envoy_and_extproc() {
         translated["gen_ai.usage.output_tokens"].as_f64().unwrap() > 0.0,
         "{translated}"
     );
+    media_through_envoy(&py, &base).await;
     beta_query_reaches_only_the_native_backend(&base, good).await;
 }
 
@@ -424,4 +439,59 @@ async fn beta_query_reaches_only_the_native_backend(base: &str, sim: u16) {
             .any(|p| p.starts_with("/model/") && p.contains("claude-3-haiku")),
         "{stats}"
     );
+}
+
+/// Images, audio (bytes, SSE, a WAV transcription and translation), Cohere rerank and
+/// vLLM tokenize through Envoy and the ExtProc, with the shared SDK harness.
+async fn media_through_envoy(py: &Path, base: &str) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigw-axum/tests/interop/media_checks.py"
+    );
+    let (py, base) = (py.to_owned(), base.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(py)
+            .arg(script)
+            .arg(base)
+            .args([
+                "images",
+                "speech",
+                "speech_sse",
+                "transcription",
+                "translation",
+                "rerank",
+                "tokenize",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "media checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["images"]["png"], true, "{r}");
+    assert_eq!(r["speech"]["id3"], true, "{r}");
+    assert_eq!(r["speech"]["has_text"], true, "{r}");
+    assert_eq!(r["speech_sse"]["last"], "speech.audio.done", "{r}");
+    assert!(
+        r["transcription"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("0.5 seconds"),
+        "{r}"
+    );
+    assert!(
+        r["translation"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("translation"),
+        "{r}"
+    );
+    assert_eq!(r["rerank"]["order"], serde_json::json!([1, 0]), "{r}");
+    assert_eq!(r["tokenize"]["count"], 4, "{r}");
 }

@@ -91,7 +91,8 @@ pub fn sniff(content_type: Option<&str>, body: &Bytes) -> Result<FormInfo> {
             "model" | "stream" => {
                 let text = ready(field.text())?.map_err(|e| bad(&e))?;
                 if name == "model" {
-                    info.model = Some(text.trim().to_owned());
+                    // The first one counts, as for the rewrite.
+                    info.model.get_or_insert_with(|| text.trim().to_owned());
                 } else {
                     info.stream = text.trim().eq_ignore_ascii_case("true");
                 }
@@ -134,9 +135,8 @@ pub fn replace_model(content_type: Option<&str>, body: &[u8], model: &str) -> Re
             .ok_or_else(|| {
                 Error::bad_request("malformed multipart/form-data body: unterminated part")
             })?;
-        let head =
-            String::from_utf8_lossy(rest.get(..head_end).unwrap_or_default()).to_ascii_lowercase();
-        if head.contains("name=\"model\"") {
+        let head = String::from_utf8_lossy(rest.get(..head_end).unwrap_or_default());
+        if names_model(&head) {
             let mut out = Vec::with_capacity(body.len() + model.len());
             out.extend_from_slice(body.get(..value_start).unwrap_or_default());
             out.extend_from_slice(model.as_bytes());
@@ -146,6 +146,23 @@ pub fn replace_model(content_type: Option<&str>, body: &[u8], model: &str) -> Re
         at = value_end + delimiter.len();
     }
     Err(Error::bad_request("the form has no `model` field"))
+}
+
+/// Whether a part's headers name it `model` (`Content-Disposition: form-data;
+/// name="model"`, the parameter itself — not `filename="model"`).
+fn names_model(head: &str) -> bool {
+    head.split("\r\n").any(|line| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        name.trim().eq_ignore_ascii_case("content-disposition")
+            && value.split(';').skip(1).any(|p| {
+                let Some((k, v)) = p.split_once('=') else {
+                    return false;
+                };
+                k.trim().eq_ignore_ascii_case("name") && v.trim().trim_matches('"') == "model"
+            })
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +201,12 @@ mod tests {
             body.len() - "whisper-1".len() + "my-deployment".len()
         );
         assert!(replace_model(Some(CT), b"--XyZ--\r\n", "m").is_err());
+        // `filename="model"` is not the model field.
+        let tricky = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"model\"\r\n\r\nF\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nw\r\n--XyZ--\r\n";
+        let out = replace_model(Some(CT), tricky, "n").unwrap();
+        assert!(out.windows(3).any(|w| w == b"\nF\r"), "file part untouched");
+        let read = sniff(Some(CT), &out).unwrap();
+        assert_eq!(read.model.as_deref(), Some("n"));
     }
 
     #[test]
