@@ -176,6 +176,26 @@ impl Builder {
         ));
     }
 
+    /// A rule for a list of model names (Exact matches), so `GET /v1/models` lists
+    /// them with `owned_by`; other names still route by the pattern rules after it.
+    fn models(&mut self, models: &[&str], backend: &str, owned_by: &str) {
+        if models.is_empty() {
+            return;
+        }
+        let mut rule = String::from("    - matches:\n");
+        for m in models {
+            let _ = write!(
+                rule,
+                "        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: \"{m}\"\n"
+            );
+        }
+        let _ = write!(
+            rule,
+            "      backendRefs:\n        - name: {backend}\n      modelsOwnedBy: {owned_by}\n      timeouts:\n        request: 120s\n"
+        );
+        self.rules.push(rule);
+    }
+
     fn finish(mut self) -> AutoConfig {
         let _ = write!(
             self.yaml,
@@ -195,6 +215,63 @@ const API_KEY_POLICY: &str =
 fn policy(template: &str, name: &str) -> String {
     template.replace("{n}", name)
 }
+
+/// OpenAI models listed by `GET /v1/models` when OpenAI (or Azure OpenAI, as
+/// deployment names) is configured from the environment.
+pub const OPENAI_MODELS: &[&str] = &[
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o3",
+    "o4-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "gpt-image-1",
+    "tts-1",
+    "whisper-1",
+];
+
+/// Anthropic models listed by `GET /v1/models` when `ANTHROPIC_API_KEY` is set.
+pub const ANTHROPIC_MODELS: &[&str] = &[
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-sonnet-4-0",
+    "claude-haiku-4-5",
+];
+
+/// Bedrock model ids listed by `GET /v1/models` when AWS credentials are set.
+pub const BEDROCK_MODELS: &[&str] = &[
+    "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "us.amazon.nova-pro-v1:0",
+    "us.meta.llama4-maverick-17b-instruct-v1:0",
+];
+
+/// Models the simulator mode lists (every other name routes by prefix as well).
+pub const SIMULATOR_MODELS: [(&str, &[&str]); 5] = [
+    ("sim-cohere", &["rerank-v3.5"]),
+    (
+        "sim-bedrock",
+        &[
+            "bedrock/anthropic.claude-sonnet-4",
+            "bedrock/amazon.nova-pro-v1:0",
+        ],
+    ),
+    ("sim-vertex", &["gemini-2.5-flash", "gemini-2.5-pro"]),
+    ("sim-anthropic", &["claude-sonnet-4", "claude-haiku-4-5"]),
+    (
+        "sim-openai",
+        &[
+            "gpt-4o-mini",
+            "gpt-4o",
+            "text-embedding-3-small",
+            "gpt-3.5-turbo-instruct",
+        ],
+    ),
+];
 
 /// Bedrock model ids (`anthropic.claude-…`, `us.amazon.nova-…`): routed to Bedrock when
 /// AWS credentials are configured.
@@ -306,6 +383,19 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Option<AutoConfig> {
     if b.providers.is_empty() {
         return None;
     }
+    // The models `GET /v1/models` lists: each provider's current ones (any other name
+    // still routes by the patterns below).
+    if bedrock {
+        b.models(BEDROCK_MODELS, "bedrock", "aws-bedrock");
+    }
+    if anthropic {
+        b.models(ANTHROPIC_MODELS, "anthropic", "anthropic");
+    }
+    match catch_all {
+        Some("openai") => b.models(OPENAI_MODELS, "openai", "openai"),
+        Some(azure) => b.models(OPENAI_MODELS, azure, "azure-openai"),
+        None => {}
+    }
     if bedrock {
         if catch_all.is_none() && !anthropic {
             catch_all = Some("bedrock");
@@ -334,7 +424,8 @@ pub const SIM_GCP_REGION: &str = "us-central1";
 /// Routes to a simulator at `addr`: `bedrock/…` models to Bedrock (SigV4 verified),
 /// `gemini-…` to Vertex AI (a GCP access token from the simulator's
 /// metadata endpoint, verified), `anthropic/…` and `claude-…` to Anthropic (`x-api-key`
-/// verified), everything else to OpenAI (bearer key verified).
+/// verified), `cohere/…` and `rerank-…` to Cohere (bearer key verified), everything
+/// else to OpenAI (bearer key verified).
 pub fn simulator(addr: SocketAddr) -> AutoConfig {
     let url = BaseUrl {
         tls: false,
@@ -393,10 +484,23 @@ pub fn simulator(addr: SocketAddr) -> AutoConfig {
         ),
         secret: vec![("unused", String::new())],
     });
+    b.backend(&Backend {
+        name: "sim-cohere",
+        schema: "Cohere",
+        version: None,
+        prefix: None,
+        url: &url,
+        policy: policy(API_KEY_POLICY, "sim-cohere"),
+        secret: vec![("apiKey", SIM_OPENAI_KEY.into())],
+    });
+    for (backend, models) in SIMULATOR_MODELS {
+        b.models(models, backend, "aigw-simulator");
+    }
     b.rule("bedrock/.*", "sim-bedrock");
     // Vertex puts the model in the URL path, so a `vertex/` prefix cannot pass through.
     b.rule("gemini-.*", "sim-vertex");
     b.rule("(anthropic/.*|claude-.*)", "sim-anthropic");
+    b.rule("(cohere/.*|rerank-.*)", "sim-cohere");
     b.rule(".*", "sim-openai");
     b.finish()
 }
@@ -452,6 +556,25 @@ mod tests {
                 "{model}"
             );
         }
+        // Simulator mode lists models too, each routed to its backend.
+        let models = snap.models(None);
+        assert!(models.len() >= 8, "{models:?}");
+        for m in models {
+            assert_eq!(m.owned_by, "aigw-simulator");
+            let backend = &snap
+                .route(&m.id, &h)
+                .unwrap()
+                .pick(1)
+                .unwrap()
+                .target
+                .backend;
+            let expected = SIMULATOR_MODELS
+                .iter()
+                .find(|(_, ms)| ms.contains(&m.id.as_str()))
+                .unwrap()
+                .0;
+            assert_eq!(*backend, format!("default/{expected}"), "{}", m.id);
+        }
     }
 
     #[test]
@@ -470,6 +593,29 @@ mod tests {
         assert!(c.yaml.contains("bedrock-runtime.eu-west-1.amazonaws.com"));
         let config = Config::from_yaml_str(&c.yaml, "env").unwrap();
         assert_eq!(config.ai_gateway_routes.len(), 1);
-        assert_eq!(config.ai_gateway_routes[0].spec.rules.len(), 3);
+        // One rule of listed models per provider, then the patterns.
+        assert_eq!(config.ai_gateway_routes[0].spec.rules.len(), 6);
+        let listed: Vec<(&str, &str)> = config.ai_gateway_routes[0]
+            .spec
+            .rules
+            .iter()
+            .flat_map(|r| {
+                let owner = r.models_owned_by.as_deref().unwrap_or_default();
+                r.matches
+                    .iter()
+                    .flat_map(|m| &m.headers)
+                    .filter(|h| h.match_type == aigw_core::config::HeaderMatchType::Exact)
+                    .map(move |h| (h.value.as_str(), owner))
+            })
+            .collect();
+        assert!(listed.contains(&("gpt-4o", "openai")), "{listed:?}");
+        assert!(
+            listed.contains(&("claude-sonnet-4-5", "anthropic")),
+            "{listed:?}"
+        );
+        assert!(
+            listed.contains(&("us.amazon.nova-pro-v1:0", "aws-bedrock")),
+            "{listed:?}"
+        );
     }
 }

@@ -121,6 +121,10 @@ impl RoutePlanner for ConfigPlanner {
         self.planner.plan(model, headers)
     }
 
+    fn plan_stored_response(&self, id: &str) -> Option<(Plan, String)> {
+        self.planner.plan_stored_response(id)
+    }
+
     fn connection(&self, backend: &str) -> Option<Arc<BackendConnection>> {
         self.connections.get(backend).cloned()
     }

@@ -22,6 +22,15 @@ pub trait RoutePlanner: Send + Sync + 'static {
     /// with [`aigw_core::Error::NoRoute`].
     fn plan(&self, endpoint: Endpoint, model: &str, headers: &HeaderMap) -> Result<Plan>;
 
+    /// Where a request on the stored Responses API response `id` goes when a
+    /// passthrough backend holds it (see
+    /// [`aigw_core::planner::Planner::plan_stored_response`]): the plan and the model
+    /// for records. `None`: the gateway answers from its own store (or 404).
+    fn plan_stored_response(&self, id: &str) -> Option<(Plan, String)> {
+        let _ = id;
+        None
+    }
+
     /// Model names served, for `GET /v1/models`.
     fn models(&self) -> Vec<ModelEntry> {
         Vec::new()

@@ -12,7 +12,7 @@ use aigw_core::exchange::{
 };
 use aigw_core::retry::{self, RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
-use aigw_providers::responses::retrieve;
+use aigw_providers::responses::{retrieve, store};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
@@ -114,7 +114,29 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         return Served::Early(r, Some(e));
     }
     if let Some(op) = retrieve::parse(request.method(), request.uri().path()) {
-        return Served::Early(stored_response(op, request.uri().query()), None);
+        if store::mirrored() {
+            store::hydrate(op.id()).await;
+        }
+        let planned = if retrieve::held(op) {
+            None
+        } else {
+            inner.snapshot.load().planner.plan_stored_response(op.id())
+        };
+        let Some((plan, model)) = planned else {
+            return Served::Early(stored_response(op, request.uri().query()), None);
+        };
+        let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
+        let (mut parts, _) = request.into_parts();
+        let exchange = match Exchange::stored_response(
+            std::mem::take(&mut parts.headers),
+            &parts.method,
+            parts.uri.path(),
+            &model,
+        ) {
+            Ok(ex) => ex,
+            Err(e) => return early(ClientApi::OpenAI, e),
+        };
+        return serve_exchange(inner, parts, exchange, trace, Some(plan)).await;
     }
     let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
         let e = Error::UnsupportedPath {
@@ -127,7 +149,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         return Served::Early(models_response(endpoint, &snapshot.planner.models()), None);
     }
     let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let limit = snapshot
         .planner
         .max_body_bytes()
@@ -136,10 +158,29 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         Ok(b) => b,
         Err(e) => return early(endpoint.client_api(), e),
     };
-    let mut exchange = match Exchange::new(endpoint, parts.headers, body) {
+    if endpoint == Endpoint::Responses
+        && store::mirrored()
+        && let Some(previous) = store::previous_response_id(&body)
+    {
+        store::hydrate(&previous).await;
+    }
+    let exchange = match Exchange::new(endpoint, std::mem::take(&mut parts.headers), body) {
         Ok(ex) => ex,
         Err(e) => return early(endpoint.client_api(), e),
     };
+    serve_exchange(inner, parts, exchange, trace, None).await
+}
+
+/// Runs an exchange: on `plan` when the request is already planned (a stored
+/// response's owner), else on the route its model selects.
+async fn serve_exchange(
+    inner: Arc<Inner>,
+    parts: http::request::Parts,
+    mut exchange: Exchange,
+    trace: Option<RequestTrace>,
+    plan: Option<Plan>,
+) -> Served {
+    let snapshot = inner.snapshot.load_full();
     let client = parts.extensions.get::<ClientId>().map(|c| c.0.clone());
     // Created once everything it names is known, so no field is recorded afterwards:
     // with a formatting subscriber every `record` re-formats the span's fields. The
@@ -166,7 +207,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     let pending = parts.extensions.get::<PendingAuth>();
     let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone());
     Served::Exchange(
-        handle_exchange(inner, snapshot, finisher, trace, pending)
+        handle_exchange(inner, snapshot, finisher, trace, pending, plan)
             .instrument(span)
             .await,
     )
@@ -187,8 +228,18 @@ async fn handle_exchange(
     mut finisher: Finisher,
     trace: Option<RequestTrace>,
     pending: Option<&PendingAuth>,
+    plan: Option<Plan>,
 ) -> Response<Body> {
-    match run(&inner, &snapshot, &mut finisher, trace.as_ref(), pending).await {
+    match run(
+        &inner,
+        &snapshot,
+        &mut finisher,
+        trace.as_ref(),
+        pending,
+        plan,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(e) => {
             let api = finisher
@@ -232,9 +283,10 @@ async fn run(
     finisher: &mut Finisher,
     trace: Option<&RequestTrace>,
     pending: Option<&PendingAuth>,
+    plan: Option<Plan>,
 ) -> Result<Response<Body>, Error> {
     let endpoint = finisher.exchange_mut()?.endpoint();
-    let plan = plan_and_reserve(snapshot, finisher, pending).await?;
+    let plan = plan_and_reserve(snapshot, finisher, pending, plan).await?;
     let cx = Attempts {
         inner,
         snapshot,
@@ -279,11 +331,15 @@ async fn plan_and_reserve(
     snapshot: &Snapshot,
     finisher: &mut Finisher,
     pending: Option<&PendingAuth>,
+    planned: Option<Plan>,
 ) -> Result<Plan, Error> {
     let ex = finisher.exchange_mut()?;
-    let plan: Plan = snapshot
-        .planner
-        .plan(ex.endpoint(), &ex.info().model, ex.headers())?;
+    let plan: Plan = match planned {
+        Some(p) => p,
+        None => snapshot
+            .planner
+            .plan(ex.endpoint(), &ex.info().model, ex.headers())?,
+    };
     if plan.targets.is_empty() {
         return Err(Error::NoRoute {
             model: ex.info().model.clone(),

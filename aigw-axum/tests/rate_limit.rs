@@ -18,10 +18,13 @@ use aigw_core::limits::{DEFAULT_TIMEOUT, RateLimits, RedisStore};
 use aigw_core::limits::{Increment, LimitStore, bucket_key, window_start};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+
+mod peers;
+use peers::redis_server;
 
 /// Total tokens per tenant per hour.
 const BUDGET: u64 = 30;
@@ -272,66 +275,6 @@ async fn client_hang_up_mid_stream_is_charged() {
         BUDGET.div_ceil(started),
         "charge per hang-up {started}"
     );
-}
-
-struct RedisServer {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_server() -> Option<RedisServer> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("redis-server"))
-            .find(|f| f.is_file())
-    });
-    let Some(bin) = found else {
-        if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-            panic!("redis-server is not on PATH and AIGW_REQUIRE_EXTERNAL=1");
-        }
-        println!("skipping: redis-server is not on PATH");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            "s3cret",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(RedisServer {
-        child,
-        url: format!("redis://:s3cret@127.0.0.1:{port}/0"),
-        _dir: dir,
-    })
 }
 
 fn redis_limits(url: &str) -> RateLimits {

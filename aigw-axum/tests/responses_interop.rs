@@ -24,7 +24,7 @@
 )]
 
 mod peers;
-use peers::{Proc, external, free_addr, wait_listening};
+use peers::{Proc, external, free_addr, redis_server, wait_listening};
 use serde_json::Value;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -33,9 +33,15 @@ use std::process::{Command, Stdio};
 /// `aigw run` with no configuration and no provider keys: simulator mode. Returns the
 /// process, the base URL and the admin address.
 fn gateway() -> (Proc, String, SocketAddr) {
+    gateway_with(&[])
+}
+
+/// [`gateway`] with extra environment variables.
+fn gateway_with(env: &[(&str, &str)]) -> (Proc, String, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let p = Proc(
         Command::new(env!("CARGO_BIN_EXE_aigw"))
+            .envs(env.iter().copied())
             .args([
                 "run",
                 "--listen",
@@ -381,17 +387,23 @@ async fn openai_sdk_responses_on_claude_via_bedrock_invoke_and_vertex() {
     .unwrap();
 }
 
-/// Stored responses of a translated backend read back with the `openai` SDK:
-/// `responses.retrieve` (after `create` and after a stream), `responses.input_items.list`
-/// paged with `limit`/`order`/`after` and auto-paged, `responses.delete`, then a 404 in
-/// OpenAI's error shape.
+/// Stored responses read back with the `openai` SDK: `responses.retrieve` (after
+/// `create` and after a stream), `responses.input_items.list` paged with
+/// `limit`/`order`/`after` and auto-paged, `responses.delete`, then a 404 in OpenAI's
+/// error shape — from the gateway's store for translated backends, and from the
+/// OpenAI backend that produced them for passed-through ones (the gateway remembers
+/// which backend made each id).
 #[test]
 fn openai_sdk_retrieves_lists_and_deletes_stored_responses() {
     let Some(py) = external("AIGW_PYTHON") else {
         return;
     };
-    let (_gw, url, _) = gateway();
-    for model in ["claude-sonnet-4", "bedrock/anthropic.claude-sonnet-4"] {
+    let (_gw, url, admin) = gateway();
+    for model in [
+        "claude-sonnet-4",
+        "bedrock/anthropic.claude-sonnet-4",
+        "gpt-4o-mini",
+    ] {
         let r = checks(&py, &url, model, &["retrieve"])["retrieve"].clone();
         assert_eq!(r["got_id"], r["id"], "{model}: {r}");
         assert_eq!(r["got_text"], r["made_text"], "{r}");
@@ -422,6 +434,14 @@ fn openai_sdk_retrieves_lists_and_deletes_stored_responses() {
             serde_json::json!([404, "invalid_request_error"]),
             "{r}"
         );
+    }
+    // The passed-through retrievals reached the OpenAI backend, metered and logged.
+    let metrics = http_get(admin, "/metrics");
+    for needle in [
+        "gen_ai_operation_name=\"responses_retrieve\"",
+        "gen_ai_provider_name=\"openai\"",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
 }
 
@@ -504,4 +524,105 @@ async fn openai_sdk_responses_on_a_chat_only_openai_compatible_server() {
     })
     .await
     .unwrap();
+}
+
+/// Two `aigw run` instances sharing Redis (`AIGW_REDIS_URL`): a translated (Anthropic)
+/// response stored by the first is continued by `previous_response_id` on the second,
+/// which also reads it back and lists its input — the conversation store's shared tier.
+#[test]
+fn previous_response_id_continues_on_another_instance_through_redis() {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    let (_a, url_a, _) = gateway_with(&[("AIGW_REDIS_URL", &redis.url)]);
+    let (_b, url_b, _) = gateway_with(&[("AIGW_REDIS_URL", &redis.url)]);
+    let script = r#"
+import json, sys, time
+from openai import OpenAI
+a = OpenAI(base_url=sys.argv[1] + "/v1", api_key="k", max_retries=0)
+b = OpenAI(base_url=sys.argv[2] + "/v1", api_key="k", max_retries=0)
+first = a.responses.create(model="claude-sonnet-4", input="first turn words")
+time.sleep(0.3)  # the write to Redis is off the request path
+second = b.responses.create(model="claude-sonnet-4", previous_response_id=first.id,
+                            input="second turn")
+got = b.responses.retrieve(first.id)
+items = [i.content[0].text for i in b.responses.input_items.list(second.id, order="asc")]
+print(json.dumps({"first": first.id, "previous": second.previous_response_id,
+                  "got": got.id, "items": items, "status": second.status}))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &url_a, &url_b])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["previous"], r["first"], "{r}");
+    assert_eq!(r["got"], r["first"], "{r}");
+    assert_eq!(r["status"], "completed", "{r}");
+    let items = r["items"].as_array().unwrap();
+    assert_eq!(items.first().unwrap(), "first turn words", "{r}");
+    assert_eq!(items.last().unwrap(), "second turn", "{r}");
+    assert_eq!(
+        items.len(),
+        3,
+        "turn 1's input, its answer, turn 2's input: {r}"
+    );
+}
+
+/// The first thing a client asks, in simulator mode: `client.models.list()` of the
+/// `openai` and `anthropic` SDKs lists the models the gateway routes.
+#[test]
+fn sdks_list_the_simulator_models() {
+    let Some(py) = external("AIGW_PYTHON") else {
+        return;
+    };
+    let (_gw, url, _) = gateway();
+    let script = r#"
+import json, sys
+import anthropic, openai
+o = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="k", max_retries=0)
+a = anthropic.Anthropic(base_url=sys.argv[1] + "/anthropic", api_key="k", max_retries=0)
+print(json.dumps({"openai": [[m.id, m.owned_by] for m in o.models.list()],
+                  "anthropic": [m.id for m in a.models.list()]}))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for model in [
+        "gpt-4o-mini",
+        "claude-sonnet-4",
+        "bedrock/anthropic.claude-sonnet-4",
+        "gemini-2.5-flash",
+    ] {
+        assert!(
+            r["openai"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!([model, "aigw-simulator"])),
+            "{model}: {r}"
+        );
+        assert!(
+            r["anthropic"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(model)),
+            "{model}: {r}"
+        );
+    }
 }

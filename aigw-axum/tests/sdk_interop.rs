@@ -617,3 +617,126 @@ stringData:
     }
     let _ = admin;
 }
+
+/// OpenAI errors reach the `openai` SDK exactly as the provider sent them: status, the
+/// body byte for byte (OpenAI's pretty-printed JSON), `request_id` from `x-request-id`,
+/// and the rate-limit, processing-time and retry headers.
+#[test]
+fn openai_errors_pass_through_byte_for_byte() {
+    let Some(py) = python() else {
+        return;
+    };
+    let (_gw, url) = simulator_mode_gateway();
+    let r = sdk(&py, &url, &["upstream_errors"])["upstream_errors"].clone();
+    for (status, class) in [
+        (400, "BadRequestError"),
+        (404, "NotFoundError"),
+        (429, "RateLimitError"),
+    ] {
+        let e = &r[status.to_string()];
+        assert_eq!(e["status"], status, "{r}");
+        assert_eq!(e["type"], class, "{r}");
+        let id = e["request_id"].as_str().unwrap();
+        assert!(id.starts_with("req_sim"), "{r}");
+        assert_eq!(e["headers"]["x-request-id"], id, "{r}");
+        assert_eq!(e["headers"]["openai-processing-ms"], "17", "{r}");
+        assert_eq!(
+            e["headers"]["x-ratelimit-remaining-requests"], "9999",
+            "{r}"
+        );
+        assert_eq!(e["headers"]["x-ratelimit-limit-tokens"], "30000000", "{r}");
+        assert_eq!(
+            e["headers"]["content-type"], "application/json; charset=utf-8",
+            "{r}"
+        );
+        assert_eq!(e["byte_exact"], true, "{status}: byte for byte: {r}");
+    }
+    assert_eq!(r["429"]["headers"]["retry-after"], "1", "{r}");
+}
+
+/// Runs `tests/interop/media_checks.py` against `base`.
+fn media(python: &PathBuf, base: &str, checks: &[&str]) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/media_checks.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(base)
+        .args(checks)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "media checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Images, audio (speech as bytes and as SSE, a transcription and a translation of a
+/// WAV file made by the test), Cohere rerank and vLLM tokenize through `aigw run` in
+/// simulator mode, with the official `openai` and `cohere` SDKs; each metered per
+/// operation, and an endpoint a backend does not serve is a 422 naming both.
+#[test]
+fn media_rerank_and_tokenize_with_the_official_sdks() {
+    let Some(py) = python() else {
+        return;
+    };
+    let (_gw, url, admin) = simulator_mode_gateway_with(&[]);
+    let r = media(
+        &py,
+        &url,
+        &[
+            "images",
+            "speech",
+            "speech_sse",
+            "transcription",
+            "translation",
+            "rerank",
+            "tokenize",
+            "unsupported",
+        ],
+    );
+    assert_eq!(r["images"]["count"], 1, "{r}");
+    assert_eq!(r["images"]["png"], true, "{r}");
+    assert_eq!(r["images"]["output_tokens"], 272, "{r}");
+    assert_eq!(r["speech"]["status"], 200, "{r}");
+    assert_eq!(r["speech"]["content_type"], "audio/mpeg", "{r}");
+    assert_eq!(r["speech"]["id3"], true, "{r}");
+    assert_eq!(r["speech"]["has_text"], true, "{r}");
+    assert_eq!(r["speech_sse"]["first"], "speech.audio.delta", "{r}");
+    assert_eq!(r["speech_sse"]["last"], "speech.audio.done", "{r}");
+    assert_eq!(
+        r["transcription"]["text"], "Simulated transcription by whisper-1 of 0.5 seconds of audio.",
+        "{r}"
+    );
+    assert!(
+        r["transcription"]["total_tokens"].as_u64().unwrap() > 0,
+        "{r}"
+    );
+    assert_eq!(
+        r["translation"]["text"], "Simulated translation by whisper-1 of 1.0 seconds of audio.",
+        "{r}"
+    );
+    assert_eq!(r["rerank"]["order"], serde_json::json!([1, 0]), "{r}");
+    assert_eq!(r["rerank"]["units"], 1.0, "{r}");
+    assert_eq!(r["tokenize"]["status"], 200, "{r}");
+    assert_eq!(r["tokenize"]["count"], 4, "{r}");
+    assert_eq!(r["unsupported"]["status"], 422, "{r}");
+    let msg = r["unsupported"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("image_generation") && msg.contains("Anthropic"),
+        "{r}"
+    );
+    // Metered like chat: per-operation token usage.
+    let metrics = http_get(admin, "/metrics");
+    for op in [
+        "image_generation",
+        "speech",
+        "transcription",
+        "rerank",
+        "tokenize",
+    ] {
+        let needle = format!("gen_ai_operation_name=\"{op}\"");
+        assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
+    }
+}

@@ -20,7 +20,7 @@
 //! No I/O and no async runtime here: the only async step is the meter reservation,
 //! which is a plain future.
 
-use crate::api::{Endpoint, RequestInfo, sniff};
+use crate::api::{Endpoint, RequestInfo, sniff_request};
 use crate::cost::{CostInput, CostSet};
 use crate::credential::{CredentialProvider, OutgoingRequest};
 use crate::error::{ClientApi, Error, Result, anthropic_error_type};
@@ -246,7 +246,10 @@ impl Exchange {
     ///
     /// Fails with a 400 for malformed JSON or a missing model.
     pub fn new(endpoint: Endpoint, mut headers: HeaderMap, body: Bytes) -> Result<Self> {
-        let info = sniff(endpoint, &body)?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let info = sniff_request(endpoint, content_type, &body)?;
         let value = HeaderValue::from_str(&info.model)
             .map_err(|_| Error::bad_request("the model name is not a valid header value"))?;
         headers.insert(MODEL_HEADER, value);
@@ -270,6 +273,22 @@ impl Exchange {
             query: None,
             record,
         })
+    }
+
+    /// Starts an exchange for a request on a stored Responses API response that a
+    /// passthrough backend holds ([`Endpoint::ResponsesStored`]): it has no body to
+    /// sniff, so the model (for records and meters) comes from [`crate::owners`], and
+    /// the translator reads the request's method and path from the body this builds,
+    /// `{"model", "method", "path"}`.
+    pub fn stored_response(
+        headers: HeaderMap,
+        method: &http::Method,
+        path: &str,
+        model: &str,
+    ) -> Result<Self> {
+        let body = serde_json::json!({"model": model, "method": method.as_str(), "path": path});
+        let body = Bytes::from(body.to_string());
+        Self::new(Endpoint::ResponsesStored, headers, body)
     }
 
     /// Records the client's query string (without `?`), which a native passthrough
@@ -362,7 +381,12 @@ impl Exchange {
     /// A rough token estimate for the reservation: a quarter of the body's bytes plus
     /// the completion budget when the request names one.
     pub fn estimate(&self) -> u64 {
-        let prompt = (self.body.len() as u64) / 4;
+        // A form carries files (audio, images), not prompt text.
+        let prompt = if self.endpoint.is_multipart() {
+            0
+        } else {
+            (self.body.len() as u64) / 4
+        };
         prompt + self.info.max_tokens.unwrap_or(0)
     }
 
@@ -484,6 +508,7 @@ impl Exchange {
                 body,
             },
             streaming: self.info.stream,
+            owner_recorded: false,
         })
     }
 
@@ -491,6 +516,19 @@ impl Exchange {
     /// noting the first byte. Returns the bytes for the client (possibly empty).
     pub fn chunk(&mut self, attempt: &mut Attempt, chunk: Bytes, end: bool) -> Result<Bytes> {
         let out = attempt.translator.response_chunk(&chunk, end)?;
+        if !attempt.owner_recorded
+            && let (Some(id), Some(backend)) = (
+                attempt.translator.response_id(),
+                self.record.backend.as_ref(),
+            )
+        {
+            let owner = crate::owners::Owner {
+                backend: backend.clone(),
+                model: self.info.model.clone(),
+            };
+            crate::owners::record(id, owner);
+            attempt.owner_recorded = true;
+        }
         if let Some(g) = self.guard.as_mut() {
             g.update(&out.usage);
         }
@@ -561,6 +599,7 @@ pub struct Attempt {
     translator: Box<dyn Translator>,
     request: OutgoingRequest,
     streaming: bool,
+    owner_recorded: bool,
 }
 
 impl std::fmt::Debug for Attempt {

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod config;
+pub mod conversations;
 pub mod cost;
 pub mod credential;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod mcp;
 pub mod meter;
 pub mod metrics;
+pub mod owners;
 pub mod planner;
 pub mod retry;
 pub mod routing;

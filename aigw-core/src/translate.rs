@@ -201,6 +201,13 @@ pub trait Translator: Send {
     fn forwards_client_query(&self) -> bool {
         false
     }
+
+    /// The id of the stored object the backend created, once seen (a passed-through
+    /// Responses API response), so a later retrieval by id reaches the same backend
+    /// ([`crate::owners`]). Default: none.
+    fn response_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A client request field a translator did not carry to the backend, and why.
@@ -249,6 +256,9 @@ impl<T: Translator + ?Sized> Translator for Box<T> {
     }
     fn forwards_client_query(&self) -> bool {
         (**self).forwards_client_query()
+    }
+    fn response_id(&self) -> Option<&str> {
+        (**self).response_id()
     }
 }
 

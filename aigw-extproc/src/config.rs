@@ -127,6 +127,10 @@ impl Catalog for ConfigCatalog {
         self.planner.body_limit()
     }
 
+    fn plan_stored_response(&self, id: &str) -> Option<(aigw_core::exchange::Plan, String)> {
+        self.planner.plan_stored_response(id)
+    }
+
     fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
         self.planner
             .models(host)

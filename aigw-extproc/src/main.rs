@@ -49,9 +49,9 @@ struct Cli {
     /// Envoy workers mostly add cross-thread wake-ups, and Envoy needs cores too.
     #[arg(long, default_value_t = 0, env = "AIGW_EXTPROC_WORKER_THREADS")]
     worker_threads: usize,
-    /// Redis for `Global` rate limits (`redis://[:password@]host:port[/db]`), shared
-    /// with every aigw-extproc and `aigw run` pointed at it; without it they count per
-    /// instance.
+    /// Redis for `Global` rate limits and the Responses API conversation store
+    /// (`redis://[:password@]host:port[/db]`), shared with every aigw-extproc and
+    /// `aigw run` pointed at it; without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
     /// Serve the configuration's MCPRoutes on this address (Envoy routes their paths
@@ -171,6 +171,14 @@ fn global_store(
         redis = store.display_url(),
         "global rate limits counted in Redis"
     );
+    // Stored Responses API conversations too, so `previous_response_id` works on any
+    // instance (a conversation runs to megabytes: a longer read bound than counters').
+    let mirror = aigw_core::conversations::RedisConversations::new(
+        url,
+        std::time::Duration::from_millis(500),
+    )
+    .map_err(|e| ExtProcError::Redis(e.to_string()))?;
+    aigw_providers::responses::store::set_mirror(Arc::new(mirror));
     Ok(Some(Arc::new(store)))
 }
 

@@ -64,6 +64,14 @@ pub trait Catalog: Send + Sync + 'static {
         let _ = host;
         Vec::new()
     }
+
+    /// Where a request on the stored Responses API response `id` goes when a
+    /// passthrough backend holds it: the plan and the model to route by (see
+    /// `Planner::plan_stored_response`). `None`: answered from the gateway's store.
+    fn plan_stored_response(&self, id: &str) -> Option<(aigw_core::exchange::Plan, String)> {
+        let _ = id;
+        None
+    }
 }
 
 /// One immutable generation of the processor's configuration.

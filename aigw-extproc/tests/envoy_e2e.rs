@@ -74,6 +74,13 @@ fn config_yaml(good: u16, broken: u16) -> String {
     y += &backend("sim-bedrock", good, "AWSBedrock");
     y += &backend("sim-anthropic", good, "Anthropic");
     y += &backend("sim-broken", broken, "OpenAI");
+    y += &backend("sim-cohere", good, "Cohere");
+    y += &policy(
+        "sim-cohere",
+        "apiKey",
+        OPENAI_KEY,
+        "  type: APIKey\n  apiKey:\n    secretRef:\n      name: sim-cohere-credentials\n",
+    );
     y += &policy(
         "sim-openai",
         "apiKey",
@@ -118,9 +125,16 @@ fn config_yaml(good: u16, broken: u16) -> String {
         regex("claude-.*")
     );
     y += &format!(
-        "    - matches:\n{}{}      backendRefs:\n        - name: sim-openai\n",
+        "    - matches:\n{}{}{}{}{}      backendRefs:\n        - name: sim-openai\n",
         exact("gpt-4o-mini"),
-        exact("text-embedding-3-small")
+        exact("text-embedding-3-small"),
+        exact("gpt-image-1"),
+        exact("gpt-4o-mini-tts"),
+        exact("whisper-1")
+    );
+    y += &format!(
+        "    - matches:\n{}      backendRefs:\n        - name: sim-cohere\n",
+        exact("rerank-v3.5")
     );
     y += "  llmRequestCosts:\n    - metadataKey: llm_input_token\n      type: InputToken\n    - metadataKey: llm_output_token\n      type: OutputToken\n    - metadataKey: llm_total_token\n      type: TotalToken\n";
     y
@@ -178,13 +192,14 @@ fn sdk(python: &Path, base: &str, checks: &[&str]) -> serde_json::Value {
 
 /// The OpenAI SDK's Responses calls (create, typed event stream, a function-call round
 /// trip) for one model, with the harness shared with the standalone gateway's tests.
-fn responses(python: &Path, base: &str, model: &str) -> serde_json::Value {
+fn responses(python: &Path, base: &str, model: &str, extra: &[&str]) -> serde_json::Value {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../aigw-axum/tests/interop/responses_checks.py"
     );
     let out = Command::new(python)
         .args([script, base, model, "create", "stream", "tools"])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -274,6 +289,7 @@ async fn sdks_through_envoy_and_extproc() {
                 "fallback_chat_stream",
                 "unknown_model_404",
                 "unknown_model_404_anthropic",
+                "upstream_errors",
             ],
         )
     })
@@ -292,6 +308,21 @@ async fn sdks_through_envoy_and_extproc() {
     assert!(r["fallback_chat"]["usage"].as_u64().unwrap() > 0);
     assert_eq!(r["unknown_model_404"]["status"], 404);
     assert_eq!(r["unknown_model_404_anthropic"]["body"]["type"], "error");
+    // OpenAI's errors reach the SDK byte for byte, with the provider's headers.
+    for status in ["400", "404", "429"] {
+        let e = &r["upstream_errors"][status];
+        assert_eq!(e["byte_exact"], true, "{status}: {e}");
+        assert_eq!(e["headers"]["x-request-id"], e["request_id"], "{e}");
+        assert!(
+            e["request_id"].as_str().unwrap().starts_with("req_sim"),
+            "{e}"
+        );
+        assert_eq!(
+            e["headers"]["x-ratelimit-remaining-requests"], "9999",
+            "{e}"
+        );
+        assert_eq!(e["headers"]["openai-processing-ms"], "17", "{e}");
+    }
 
     // Token metadata reaches Envoy's access log (written when the stream ends).
     let bedrock = envoy
@@ -326,7 +357,13 @@ async fn sdks_through_envoy_and_extproc() {
         "bedrock/anthropic.claude-3-haiku",
     ] {
         let (py2, base2) = (py.clone(), base.clone());
-        let r = tokio::task::spawn_blocking(move || responses(&py2, &base2, model))
+        // Passed-through responses are read back from the backend that made them.
+        let extra: &[&str] = if model == "gpt-4o-mini" {
+            &["retrieve"]
+        } else {
+            &[]
+        };
+        let r = tokio::task::spawn_blocking(move || responses(&py2, &base2, model, extra))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", envoy.output()));
         assert_eq!(r["create"]["status"], "completed", "{model}: {r}");
@@ -336,6 +373,17 @@ async fn sdks_through_envoy_and_extproc() {
         );
         assert_eq!(r["tools"]["tool"], "get_weather", "{model}: {r}");
         assert_eq!(r["tools"]["stream_args_match"], true, "{model}: {r}");
+        if !extra.is_empty() {
+            let r = &r["retrieve"];
+            assert_eq!(r["got_id"], r["id"], "{r}");
+            assert_eq!(r["got_streamed_text"], r["streamed_text"], "{r}");
+            assert_eq!(r["rest"], serde_json::json!(["third words"]), "{r}");
+            assert_eq!(
+                r["after_delete"],
+                serde_json::json!([404, "invalid_request_error"]),
+                "{r}"
+            );
+        }
     }
     let translated = envoy
         .access_log_line(|v| {
@@ -346,6 +394,7 @@ async fn sdks_through_envoy_and_extproc() {
         translated["gen_ai.usage.output_tokens"].as_f64().unwrap() > 0.0,
         "{translated}"
     );
+    media_through_envoy(&py, &base).await;
     beta_query_reaches_only_the_native_backend(&base, good).await;
 }
 
@@ -390,4 +439,59 @@ async fn beta_query_reaches_only_the_native_backend(base: &str, sim: u16) {
             .any(|p| p.starts_with("/model/") && p.contains("claude-3-haiku")),
         "{stats}"
     );
+}
+
+/// Images, audio (bytes, SSE, a WAV transcription and translation), Cohere rerank and
+/// vLLM tokenize through Envoy and the ExtProc, with the shared SDK harness.
+async fn media_through_envoy(py: &Path, base: &str) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigw-axum/tests/interop/media_checks.py"
+    );
+    let (py, base) = (py.to_owned(), base.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(py)
+            .arg(script)
+            .arg(base)
+            .args([
+                "images",
+                "speech",
+                "speech_sse",
+                "transcription",
+                "translation",
+                "rerank",
+                "tokenize",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "media checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["images"]["png"], true, "{r}");
+    assert_eq!(r["speech"]["id3"], true, "{r}");
+    assert_eq!(r["speech"]["has_text"], true, "{r}");
+    assert_eq!(r["speech_sse"]["last"], "speech.audio.done", "{r}");
+    assert!(
+        r["transcription"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("0.5 seconds"),
+        "{r}"
+    );
+    assert!(
+        r["translation"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("translation"),
+        "{r}"
+    );
+    assert_eq!(r["rerank"]["order"], serde_json::json!([1, 0]), "{r}");
+    assert_eq!(r["tokenize"]["count"], 4, "{r}");
 }

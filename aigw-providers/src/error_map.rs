@@ -240,6 +240,108 @@ pub fn normalize(
     render(api, &parse_upstream_error(status, headers, body))
 }
 
+/// Headers that identify a request at the provider; a translated error carries them
+/// so a client (and its support ticket) can still name the provider's request.
+const REQUEST_ID_HEADERS: [&str; 5] = [
+    "x-request-id",
+    "request-id",
+    "apim-request-id",
+    "x-amzn-requestid",
+    "x-ms-request-id",
+];
+
+/// Whether a provider header reaches the client with an error passed through: request
+/// ids, OpenAI's processing time, version and organisation, rate-limit state and retry
+/// hints, which the official SDKs expose (`request_id`, `response.headers`) and act on.
+fn is_provider_header(name: &str) -> bool {
+    REQUEST_ID_HEADERS.contains(&name)
+        || matches!(
+            name,
+            "openai-processing-ms"
+                | "openai-version"
+                | "openai-organization"
+                | "openai-project"
+                | "retry-after"
+                | "retry-after-ms"
+                | "x-should-retry"
+        )
+        || name.starts_with("x-ratelimit-")
+        || name.starts_with("anthropic-ratelimit-")
+}
+
+/// Copies the headers `keep` selects from the upstream response.
+fn copy_headers(headers: &HeaderMap, keep: impl Fn(&str) -> bool, out: &mut HeaderMutation) {
+    for (name, value) in headers {
+        if keep(name.as_str()) {
+            out.set(name.clone(), value.clone());
+        }
+    }
+}
+
+/// [`normalize`] for a translated error, keeping the provider's request id headers.
+pub fn translated(
+    api: ClientApi,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ErrorResponse {
+    let mut r = normalize(api, status, headers, body);
+    keep_request_ids(headers, &mut r.headers);
+    r
+}
+
+/// Adds the provider's request id headers to a translated error's headers.
+pub fn keep_request_ids(headers: &HeaderMap, out: &mut HeaderMutation) {
+    copy_headers(headers, |n| REQUEST_ID_HEADERS.contains(&n), out);
+}
+
+/// An upstream error for a client that speaks the backend's own API: status and body
+/// byte for byte (decoded, when the upstream compressed it) with the provider's
+/// headers ([`is_provider_header`]) and content type. A body that is not JSON (empty,
+/// or an HTML page from a proxy in front of the provider) is not the provider's error:
+/// it is replaced by the normalised envelope, so an SDK always has an error to read.
+pub fn passthrough(
+    api: ClientApi,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ErrorResponse {
+    let decoded = decode(headers, body);
+    let body = decoded.as_deref().unwrap_or(body);
+    let provider_json = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+    let mut r = if !provider_json {
+        normalize(api, status, headers, body)
+    } else {
+        let mut h = HeaderMutation::default();
+        match headers.get(http::header::CONTENT_TYPE) {
+            Some(ct) => h.set(http::header::CONTENT_TYPE, ct.clone()),
+            None => h.set_static("content-type", "application/json"),
+        };
+        h.remove(http::header::CONTENT_ENCODING);
+        ErrorResponse {
+            status,
+            headers: h,
+            body: Bytes::copy_from_slice(body),
+        }
+    };
+    copy_headers(headers, is_provider_header, &mut r.headers);
+    r
+}
+
+/// The body decoded per its `content-encoding`, when it has one (`None`: identity, or
+/// undecodable — then the bytes are kept as they are).
+fn decode(headers: &HeaderMap, body: &[u8]) -> Option<Vec<u8>> {
+    use crate::compression::{Decompressor, Encoding};
+    let enc = Encoding::from_headers(headers).ok()?;
+    if enc.is_identity() {
+        return None;
+    }
+    let mut d = Decompressor::new(enc);
+    let mut v = d.decompress(body).ok()?;
+    v.extend(d.finish().ok()?);
+    Some(v)
+}
+
 /// An error event for a client stream when the upstream reports an error mid-stream.
 pub fn stream_error_event(api: ClientApi, e: &UpstreamError) -> Bytes {
     let r = render(api, e);
@@ -258,6 +360,50 @@ pub fn stream_error_event(api: ClientApi, e: &UpstreamError) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passthrough_keeps_bytes_status_and_provider_headers() {
+        let raw = b"{\n  \"error\": {\n    \"message\": \"Rate limit reached\",\n    \"type\": \"requests\",\n    \"param\": null,\n    \"code\": \"rate_limit_exceeded\"\n  }\n}\n";
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-request-id", "req_123"),
+            ("openai-processing-ms", "12"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("retry-after", "7"),
+            ("content-type", "application/json; charset=utf-8"),
+            ("set-cookie", "__cf_bm=x"),
+            ("content-length", "999"),
+        ] {
+            h.insert(http::HeaderName::from_static(k), v.parse().unwrap());
+        }
+        let r = passthrough(ClientApi::OpenAI, StatusCode::TOO_MANY_REQUESTS, &h, raw);
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(&r.body[..], &raw[..]);
+        let mut out = HeaderMap::new();
+        r.headers.apply_to(&mut out);
+        for k in [
+            "x-request-id",
+            "openai-processing-ms",
+            "x-ratelimit-remaining-requests",
+            "retry-after",
+        ] {
+            assert_eq!(out.get(k), h.get(k), "{k}");
+        }
+        assert_eq!(out["content-type"], "application/json; charset=utf-8");
+        assert!(out.get("set-cookie").is_none() && out.get("content-length").is_none());
+        // A body that is not JSON gets the envelope; a translated error keeps the
+        // request id.
+        for junk in [&b""[..], b"<html>bad gateway</html>"] {
+            let r = passthrough(ClientApi::OpenAI, StatusCode::BAD_GATEWAY, &h, junk);
+            assert_eq!(body(&r)["error"]["type"], "server_error");
+        }
+        let r = translated(ClientApi::Anthropic, StatusCode::TOO_MANY_REQUESTS, &h, raw);
+        let mut out = HeaderMap::new();
+        r.headers.apply_to(&mut out);
+        assert_eq!(out["x-request-id"], "req_123");
+        assert!(out.get("x-ratelimit-remaining-requests").is_none());
+        assert_eq!(body(&r)["type"], "error");
+    }
 
     fn body(r: &ErrorResponse) -> Value {
         serde_json::from_slice(&r.body).unwrap()

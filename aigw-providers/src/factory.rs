@@ -3,6 +3,7 @@
 use crate::anthropic::{
     ChatToAnthropic, MessagesPassthrough, MessagesToOpenAi, Platform, VERTEX_VERSION,
 };
+use crate::openai::media::{MediaBackend, MediaPassthrough};
 use crate::openai::{DEFAULT_AZURE_API_VERSION, Flavor, OpenAiTranslator, Operation};
 use aigw_core::api::Endpoint;
 use aigw_core::translate::TranslatorSpec;
@@ -68,9 +69,37 @@ impl TranslatorFactory for ProviderFactory {
         let name = schema.name;
         if matches!(
             spec.endpoint,
-            Endpoint::Responses | Endpoint::ResponsesInputTokens
+            Endpoint::Responses | Endpoint::ResponsesInputTokens | Endpoint::ResponsesStored
         ) {
             return crate::responses::translator(spec, self);
+        }
+        if matches!(
+            spec.endpoint,
+            Endpoint::ImageGenerations
+                | Endpoint::ImageEdits
+                | Endpoint::AudioSpeech
+                | Endpoint::AudioTranscriptions
+                | Endpoint::AudioTranslations
+                | Endpoint::Rerank
+                | Endpoint::Tokenize
+        ) {
+            let backend = match name {
+                ApiSchema::OpenAI => MediaBackend::OpenAI {
+                    prefix: schema.prefix.clone(),
+                },
+                ApiSchema::AzureOpenAI => MediaBackend::Azure {
+                    version: schema.version.clone().unwrap_or_default(),
+                },
+                ApiSchema::Cohere => MediaBackend::Cohere {
+                    version: schema.version.clone(),
+                },
+                _ => return Err(unsupported(spec.endpoint, name)),
+            };
+            return Ok(Box::new(MediaPassthrough::new(
+                spec.endpoint,
+                backend,
+                ovr,
+            )?));
         }
         if let (Some(flavor), Some(op)) = (
             openai_flavor(schema),

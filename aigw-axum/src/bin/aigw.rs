@@ -98,8 +98,8 @@ struct RunArgs {
     /// How often JWKS URLs are fetched again, in seconds.
     #[arg(long, default_value_t = 300)]
     jwks_refresh_secs: u64,
-    /// Redis for `Global` rate limits (`redis://[:password@]host:port[/db]`); without
-    /// it they count per instance.
+    /// Redis for `Global` rate limits and for the Responses API conversation store
+    /// (`redis://[:password@]host:port[/db]`); without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
     /// Runtime threads serving requests. 1 runs everything on one thread (the default
@@ -418,7 +418,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         (
             config,
             format!(
-                "SIMULATOR mode: no provider configured (no CONFIG, no OPENAI_API_KEY, AZURE_OPENAI_API_KEY, ANTHROPIC_API_KEY or AWS credentials); answering from the bundled simulator at {sim_addr}: models bedrock/* -> Bedrock, gemini-* -> Vertex AI, anthropic/* and claude-* -> Anthropic, anything else -> OpenAI"
+                "SIMULATOR mode: no provider configured (no CONFIG, no OPENAI_API_KEY, AZURE_OPENAI_API_KEY, ANTHROPIC_API_KEY or AWS credentials); answering from the bundled simulator at {sim_addr}: models bedrock/* -> Bedrock, gemini-* -> Vertex AI, anthropic/* and claude-* -> Anthropic, cohere/* and rerank-* -> Cohere, anything else -> OpenAI"
             ),
         )
     };
@@ -430,6 +430,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
                 redis = store.display_url(),
                 "global rate limits counted in Redis"
             );
+            mirror_conversations(url)?;
             Some(Arc::new(store))
         }
         None => None,
@@ -609,3 +610,15 @@ async fn simulate(args: SimulateArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("simulator: {e}"))
 }
+
+/// Stored Responses API conversations shared through Redis, so `previous_response_id`
+/// and stored-response reads work on any instance.
+fn mirror_conversations(url: &aigw_core::Secret) -> Result<(), String> {
+    let mirror = aigw_core::conversations::RedisConversations::new(url, CONVERSATION_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    aigw_providers::responses::store::set_mirror(Arc::new(mirror));
+    Ok(())
+}
+
+/// The bound on reading one stored conversation from Redis (they run to megabytes).
+const CONVERSATION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);

@@ -33,6 +33,43 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     resp
 }
 
+/// An error as OpenAI sends it: the body pretty-printed with four-space indents and a
+/// final newline, and the headers its SDKs read (`x-request-id` for `request_id`,
+/// processing time, rate-limit state).
+fn openai_error(status: StatusCode, body: &Value) -> Response {
+    let mut bytes = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut bytes, fmt);
+    let _ = serde::Serialize::serialize(body, &mut ser);
+    bytes.push(b'\n');
+    let id = REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("req_sim{id:026x}")) {
+        h.insert("x-request-id", v);
+    }
+    for (k, v) in [
+        ("openai-processing-ms", "17"),
+        ("openai-version", "2020-10-01"),
+        ("x-ratelimit-limit-requests", "10000"),
+        ("x-ratelimit-remaining-requests", "9999"),
+        ("x-ratelimit-reset-requests", "6ms"),
+        ("x-ratelimit-limit-tokens", "30000000"),
+        ("x-ratelimit-remaining-tokens", "29999990"),
+        ("x-ratelimit-reset-tokens", "0s"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    resp
+}
+
+static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 fn openai_type(status: StatusCode) -> (&'static str, Value) {
     match status.as_u16() {
         401 => ("invalid_request_error", json!("invalid_api_key")),
@@ -105,7 +142,7 @@ pub(crate) fn error(provider: Provider, status: StatusCode, message: &str) -> Re
     match provider {
         Provider::OpenAi => {
             let (ty, code) = openai_type(status);
-            json_response(
+            openai_error(
                 status,
                 &json!({"error": {"message": message, "type": ty, "param": null, "code": code}}),
             )

@@ -56,6 +56,7 @@ mod bedrock;
 mod config;
 mod errors;
 mod eventstream;
+mod media;
 mod openai;
 mod reply;
 mod responses;
@@ -103,6 +104,7 @@ pub struct Simulator {
 struct Shared {
     cfg: SimulatorConfig,
     stats: Stats,
+    responses: responses::Stored,
 }
 
 type Sim = axum::extract::State<Arc<Shared>>;
@@ -114,6 +116,7 @@ impl Simulator {
             shared: Arc::new(Shared {
                 cfg,
                 stats: Stats::default(),
+                responses: responses::Stored::default(),
             }),
         }
     }
@@ -147,8 +150,32 @@ impl Simulator {
                 "/openai/deployments/{deployment}/embeddings",
                 post(openai::azure_embeddings),
             )
+            .route("/v1/images/generations", post(media::generations))
+            .route("/v1/images/edits", post(media::edits))
+            .route("/v1/audio/speech", post(media::speech))
+            .route("/v1/audio/transcriptions", post(media::transcriptions))
+            .route("/v1/audio/translations", post(media::translations))
+            .route(
+                "/openai/deployments/{deployment}/{kind}/{op}",
+                post(media::azure),
+            )
+            .route("/v2/rerank", post(media::rerank))
+            .route("/tokenize", post(media::tokenize))
             .route("/v1/responses", post(responses::create))
             .route("/v1/responses/input_tokens", post(responses::input_tokens))
+            .route(
+                "/v1/responses/{id}",
+                get(responses::retrieve).delete(responses::delete),
+            )
+            .route("/v1/responses/{id}/input_items", get(responses::input_items))
+            .route(
+                "/openai/v1/responses/{id}",
+                get(responses::azure_retrieve).delete(responses::azure_delete),
+            )
+            .route(
+                "/openai/v1/responses/{id}/input_items",
+                get(responses::azure_input_items),
+            )
             .route("/openai/v1/responses", post(responses::azure_create))
             .route(
                 "/openai/v1/responses/input_tokens",

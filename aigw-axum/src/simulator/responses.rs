@@ -1,10 +1,12 @@
 //! OpenAI Responses API (`POST /v1/responses`, `POST /v1/responses/input_tokens`, and
 //! Azure's `/openai/v1/…` equivalents), JSON and the typed SSE event stream.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::errors::{self, Provider, json_response};
 use super::reply::{Content, Prompt, Reply, ToolChoice, content_text, content_words};
@@ -240,6 +242,11 @@ async fn create_inner(shared: &super::Shared, provider: Provider, req: SimReques
         return errors::bad_request(provider, "Missing required parameter: 'input'.");
     }
     let reply = prompt(&body, model).reply(script.chunks);
+    if body.get("store").and_then(Value::as_bool) != Some(false) {
+        shared
+            .responses
+            .put(response(&body, model, &reply, true), &body);
+    }
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let events = stream_events(&body, model, &reply, script.chunks);
         return stream::events(events, Framing::Sse, SSE, &script, req.reset);
@@ -293,4 +300,136 @@ pub(crate) async fn azure_create(State(shared): Sim, req: SimRequest) -> Respons
 /// `POST /openai/v1/responses/input_tokens` (Azure OpenAI v1 API).
 pub(crate) async fn azure_input_tokens(State(shared): Sim, req: SimRequest) -> Response {
     input_tokens_inner(&shared, Provider::Azure, req).await
+}
+
+/// Responses created with `store` not false, as OpenAI keeps them: the response object
+/// and the input, for `GET`/`DELETE /v1/responses/{id}` and `…/input_items`. Bounded:
+/// the map is cleared when it reaches its limit (a simulator serves short runs).
+#[derive(Debug, Default)]
+pub(crate) struct Stored(Mutex<HashMap<String, (Value, Value)>>);
+
+const STORED_LIMIT: usize = 4096;
+
+impl Stored {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Value, Value)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn put(&self, response: Value, body: &Value) {
+        let Some(id) = response
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let input = match body.get("input") {
+            Some(Value::String(t)) => json!([{"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": t}]}]),
+            Some(v) => v.clone(),
+            None => json!([]),
+        };
+        let mut map = self.lock();
+        if map.len() >= STORED_LIMIT {
+            map.clear();
+        }
+        map.insert(id, (response, input));
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    json_response(
+        http::StatusCode::NOT_FOUND,
+        &json!({"error": {"message": format!("Response with id '{id}' not found."),
+            "type": "invalid_request_error", "param": null, "code": null}}),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum StoredOp {
+    Get,
+    Delete,
+    InputItems,
+}
+
+async fn stored_inner(
+    shared: &super::Shared,
+    provider: Provider,
+    id: &str,
+    op: StoredOp,
+    req: SimRequest,
+) -> Response {
+    if let Err(r) = begin(shared, provider, &req).await {
+        return r;
+    }
+    let mut map = shared.responses.lock();
+    let Some((response, input)) = map.get(id).cloned() else {
+        return not_found(id);
+    };
+    match op {
+        StoredOp::Get => json_response(http::StatusCode::OK, &response),
+        StoredOp::Delete => {
+            map.remove(id);
+            json_response(
+                http::StatusCode::OK,
+                &json!({"id": id, "object": "response", "deleted": true}),
+            )
+        }
+        StoredOp::InputItems => {
+            use aigw_core::api::responses::Item;
+            use aigw_providers::responses::retrieve;
+            let items: Vec<Item> = serde_json::from_value(input).unwrap_or_default();
+            let page = retrieve::input_items_page(id, &items, req.uri.query());
+            let body: Value = serde_json::from_slice(&page.body).unwrap_or(Value::Null);
+            json_response(page.status, &body)
+        }
+    }
+}
+
+/// `GET /v1/responses/{id}`.
+pub(crate) async fn retrieve(State(s): Sim, Path(id): Path<String>, req: SimRequest) -> Response {
+    stored_inner(&s, Provider::OpenAi, &id, StoredOp::Get, req).await
+}
+
+/// `DELETE /v1/responses/{id}`.
+pub(crate) async fn delete(State(s): Sim, Path(id): Path<String>, req: SimRequest) -> Response {
+    stored_inner(&s, Provider::OpenAi, &id, StoredOp::Delete, req).await
+}
+
+/// `GET /v1/responses/{id}/input_items`.
+pub(crate) async fn input_items(
+    State(s): Sim,
+    Path(id): Path<String>,
+    req: SimRequest,
+) -> Response {
+    stored_inner(&s, Provider::OpenAi, &id, StoredOp::InputItems, req).await
+}
+
+/// `GET /openai/v1/responses/{id}` (Azure OpenAI v1 API).
+pub(crate) async fn azure_retrieve(
+    State(s): Sim,
+    Path(id): Path<String>,
+    req: SimRequest,
+) -> Response {
+    stored_inner(&s, Provider::Azure, &id, StoredOp::Get, req).await
+}
+
+/// `DELETE /openai/v1/responses/{id}` (Azure OpenAI v1 API).
+pub(crate) async fn azure_delete(
+    State(s): Sim,
+    Path(id): Path<String>,
+    req: SimRequest,
+) -> Response {
+    stored_inner(&s, Provider::Azure, &id, StoredOp::Delete, req).await
+}
+
+/// `GET /openai/v1/responses/{id}/input_items` (Azure OpenAI v1 API).
+pub(crate) async fn azure_input_items(
+    State(s): Sim,
+    Path(id): Path<String>,
+    req: SimRequest,
+) -> Response {
+    stored_inner(&s, Provider::Azure, &id, StoredOp::InputItems, req).await
 }

@@ -154,7 +154,39 @@ def auth_rejected_anthropic():
     raise AssertionError("expected anthropic.AuthenticationError")
 
 
+def upstream_errors():
+    """OpenAI errors (400, 404, 429) as the SDK sees them: status, request id, the
+    provider's headers and the body text."""
+    out = {}
+    for status in (400, 404, 429):
+        try:
+            oa.with_options(max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=MSG,
+                extra_headers={"x-sim-status": str(status)})
+            out[str(status)] = None
+        except openai.APIStatusError as e:
+            h = e.response.headers
+            # OpenAI's wire: the envelope pretty-printed with four-space indents.
+            reason = {400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}[status]
+            ty, code = {404: ("invalid_request_error", "model_not_found"),
+                        429: ("requests", "rate_limit_exceeded")}.get(
+                            status, ("invalid_request_error", None))
+            wire = json.dumps({"error": {"message": f"simulated failure: {status} {reason}",
+                                         "type": ty, "param": None, "code": code}},
+                              indent=4) + "\n"
+            out[str(status)] = {
+                "byte_exact": e.response.text == wire,
+                "status": e.status_code, "request_id": e.request_id, "type": type(e).__name__,
+                "error_type": (e.body or {}).get("type"), "text": e.response.text,
+                "headers": {k: h.get(k) for k in (
+                    "x-request-id", "openai-processing-ms", "x-ratelimit-remaining-requests",
+                    "x-ratelimit-limit-tokens", "retry-after", "content-type")},
+            }
+    return out
+
+
 CHECKS = {
+    "upstream_errors": upstream_errors,
     "auth_rejected_openai": auth_rejected_openai,
     "auth_rejected_anthropic": auth_rejected_anthropic,
     "openai_chat": lambda: chat("gpt-4o-mini"),

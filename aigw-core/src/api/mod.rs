@@ -2,6 +2,7 @@
 //! cheap request sniffer used on the hot path.
 
 pub mod anthropic;
+pub mod multipart;
 pub mod openai;
 pub mod responses;
 
@@ -31,11 +32,31 @@ pub enum Endpoint {
     Responses,
     /// `POST /v1/responses/input_tokens` (OpenAI Responses input token count).
     ResponsesInputTokens,
+    /// `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`, `POST …/cancel` on a
+    /// response a passthrough backend (OpenAI, Azure) holds, sent to that backend. Not
+    /// matched by [`Endpoint::from_path`] (it depends on the method); adapters build it
+    /// with [`crate::exchange::Exchange::stored_response`].
+    ResponsesStored,
+    /// `POST /v1/images/generations` (OpenAI Images).
+    ImageGenerations,
+    /// `POST /v1/images/edits` (OpenAI Images, multipart/form-data).
+    ImageEdits,
+    /// `POST /v1/audio/speech` (OpenAI text to speech: audio bytes, or SSE with
+    /// `stream_format: "sse"`).
+    AudioSpeech,
+    /// `POST /v1/audio/transcriptions` (OpenAI, multipart/form-data).
+    AudioTranscriptions,
+    /// `POST /v1/audio/translations` (OpenAI, multipart/form-data).
+    AudioTranslations,
+    /// `POST /cohere/v2/rerank` (Cohere v2 rerank).
+    Rerank,
+    /// `POST /tokenize` (vLLM).
+    Tokenize,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 17] = [
         Self::ChatCompletions,
         Self::Completions,
         Self::Embeddings,
@@ -45,6 +66,14 @@ impl Endpoint {
         Self::AnthropicModels,
         Self::Responses,
         Self::ResponsesInputTokens,
+        Self::ResponsesStored,
+        Self::ImageGenerations,
+        Self::ImageEdits,
+        Self::AudioSpeech,
+        Self::AudioTranscriptions,
+        Self::AudioTranslations,
+        Self::Rerank,
+        Self::Tokenize,
     ];
 
     /// Matches a request path (query string ignored) to an endpoint.
@@ -71,6 +100,13 @@ impl Endpoint {
             "/anthropic/v1/models" => Self::AnthropicModels,
             "/v1/responses" => Self::Responses,
             "/v1/responses/input_tokens" => Self::ResponsesInputTokens,
+            "/v1/images/generations" => Self::ImageGenerations,
+            "/v1/images/edits" => Self::ImageEdits,
+            "/v1/audio/speech" => Self::AudioSpeech,
+            "/v1/audio/transcriptions" => Self::AudioTranscriptions,
+            "/v1/audio/translations" => Self::AudioTranslations,
+            "/cohere/v2/rerank" => Self::Rerank,
+            "/tokenize" => Self::Tokenize,
             _ => return None,
         })
     }
@@ -94,7 +130,29 @@ impl Endpoint {
             Self::CountTokens => "count_tokens",
             Self::Responses => "responses",
             Self::ResponsesInputTokens => "responses_input_tokens",
+            Self::ResponsesStored => "responses_retrieve",
+            Self::ImageGenerations => "image_generation",
+            Self::ImageEdits => "image_edit",
+            Self::AudioSpeech => "speech",
+            Self::AudioTranscriptions => "transcription",
+            Self::AudioTranslations => "translation",
+            Self::Rerank => "rerank",
+            Self::Tokenize => "tokenize",
         }
+    }
+
+    /// Whether the request body is `multipart/form-data` (else JSON).
+    pub const fn is_multipart(self) -> bool {
+        matches!(
+            self,
+            Self::ImageEdits | Self::AudioTranscriptions | Self::AudioTranslations
+        )
+    }
+
+    /// Whether the gateway streams the response to the client as it arrives even
+    /// without a `stream` flag (audio bytes).
+    const fn always_streamed(self) -> bool {
+        matches!(self, Self::AudioSpeech)
     }
 
     /// Whether the endpoint is answered by the gateway itself, without an upstream.
@@ -142,6 +200,28 @@ struct SniffStreamOptions {
     include_usage: Option<bool>,
 }
 
+/// [`sniff`] for any endpoint: a multipart form's fields ([`multipart::sniff`], with the
+/// request's `content-type`) or a JSON body.
+pub fn sniff_request(
+    endpoint: Endpoint,
+    content_type: Option<&str>,
+    body: &bytes::Bytes,
+) -> Result<RequestInfo> {
+    if !endpoint.is_multipart() {
+        return sniff(endpoint, body);
+    }
+    let form = multipart::sniff(content_type, body)?;
+    let model = form.model.filter(|m| !m.is_empty()).ok_or_else(|| {
+        Error::bad_request("the form has no `model` field; it is required to route the request")
+    })?;
+    Ok(RequestInfo {
+        model,
+        stream: form.stream,
+        include_usage: false,
+        max_tokens: None,
+    })
+}
+
 /// Extracts model and stream flags from a request body without building a DOM.
 ///
 /// Unknown fields are skipped, but the whole body must be valid JSON: a malformed body
@@ -164,13 +244,15 @@ pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
             ));
         }
     };
-    let stream = matches!(
-        endpoint,
-        Endpoint::ChatCompletions
-            | Endpoint::Completions
-            | Endpoint::Messages
-            | Endpoint::Responses
-    ) && s.stream.unwrap_or(false);
+    let stream = endpoint.always_streamed()
+        || (matches!(
+            endpoint,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Messages
+                | Endpoint::Responses
+                | Endpoint::ImageGenerations
+        ) && s.stream.unwrap_or(false));
     Ok(RequestInfo {
         model,
         stream,

@@ -516,13 +516,54 @@ pub struct InputTokens {
 // ---------------------------------------------------------------------------------------
 
 /// One server-sent event of a streamed response. The SSE `event:` name equals `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Fields a known event carries beyond those modelled (OpenAI adds some, such as
+/// `obfuscation` on deltas) are kept in `extra` and written back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamEvent {
     /// Position of the event in the stream, from 0.
     pub sequence_number: u64,
     /// The event.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// Fields not modelled, verbatim.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl StreamEvent {
+    /// An event with no extra fields.
+    pub fn new(sequence_number: u64, kind: EventKind) -> Self {
+        Self {
+            sequence_number,
+            kind,
+            extra: Extra::new(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamEvent {
+    /// Two flattened members cannot share one object in serde (the enum would not
+    /// remove its fields from the map), so the object is read once and split: the
+    /// known event takes its fields, and whatever it does not write back is extra.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut object = Map::<String, Value>::deserialize(d)?;
+        let sequence_number = object
+            .remove("sequence_number")
+            .ok_or_else(|| D::Error::missing_field("sequence_number"))
+            .and_then(|v| u64::deserialize(v).map_err(D::Error::custom))?;
+        let kind =
+            EventKind::deserialize(Value::Object(object.clone())).map_err(D::Error::custom)?;
+        let known = serde_json::to_value(&kind).map_err(D::Error::custom)?;
+        if let Value::Object(known) = known {
+            object.retain(|k, _| !known.contains_key(k));
+        }
+        Ok(Self {
+            sequence_number,
+            kind,
+            extra: object,
+        })
+    }
 }
 
 /// The stream event types.
@@ -741,6 +782,9 @@ impl EventKind {
 /// event types for hosted tools; a passthrough forwards them untouched).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+// Events are decoded one at a time and dropped; boxing would cost an allocation per
+// event for no memory saved.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyStreamEvent {
     /// An event this crate models.
     Known(StreamEvent),
@@ -793,16 +837,16 @@ mod tests {
 
     #[test]
     fn events_carry_type_and_sequence_number() {
-        let e = StreamEvent {
-            sequence_number: 3,
-            kind: EventKind::OutputTextDelta {
+        let e = StreamEvent::new(
+            3,
+            EventKind::OutputTextDelta {
                 item_id: "msg_1".into(),
                 output_index: 0,
                 content_index: 0,
                 delta: "hi".into(),
                 logprobs: vec![],
             },
-        };
+        );
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "response.output_text.delta");
         assert_eq!(v["sequence_number"], 3);
@@ -813,5 +857,21 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(other, AnyStreamEvent::Other(_)));
+    }
+
+    #[test]
+    fn known_events_keep_unknown_fields() {
+        let wire = serde_json::json!({
+            "type": "response.output_text.delta", "sequence_number": 4, "item_id": "m",
+            "output_index": 0, "content_index": 0, "delta": "hi", "logprobs": [],
+            "obfuscation": "x1y2", "future": {"a": [1]}
+        });
+        let e: StreamEvent = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(e.extra.len(), 2, "{:?}", e.extra);
+        assert_eq!(e.extra["obfuscation"], "x1y2");
+        assert_eq!(serde_json::to_value(&e).unwrap(), wire);
+        let any: AnyStreamEvent = serde_json::from_value(wire.clone()).unwrap();
+        assert!(matches!(any, AnyStreamEvent::Known(ref k) if k.extra.contains_key("future")));
+        assert_eq!(serde_json::to_value(&any).unwrap(), wire);
     }
 }

@@ -57,6 +57,30 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A lazily connecting, self-reconnecting connection to the server at `url`, each call
+/// bounded by `timeout`, and the URL with any password hidden. Shared by the rate-limit
+/// counters and the conversation store ([`crate::conversations`]).
+pub fn connect(url: &Secret, timeout: Duration) -> Result<(ConnectionManager, String)> {
+    let display = redact_url(url.expose());
+    let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidConfig {
+        issues: vec![crate::error::ConfigIssue {
+            file: String::new(),
+            line: None,
+            document: "--redis-url".into(),
+            field: String::new(),
+            message: format!("{display} is not a usable Redis URL: {}", e.category()),
+        }],
+    })?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    let conn = ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| Error::internal(format!("redis {display}: {}", e.category())))?;
+    Ok((conn, display))
+}
+
 /// Counters in Redis.
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -85,23 +109,7 @@ impl RedisStore {
     /// Connects lazily, so the gateway starts while Redis is down; must be called
     /// inside a Tokio runtime.
     pub fn new(url: &Secret, timeout: Duration) -> Result<Self> {
-        let display = redact_url(url.expose());
-        let client = redis::Client::open(url.expose()).map_err(|e| Error::InvalidConfig {
-            issues: vec![crate::error::ConfigIssue {
-                file: String::new(),
-                line: None,
-                document: "--redis-url".into(),
-                field: String::new(),
-                message: format!("{display} is not a usable Redis URL: {}", e.category()),
-            }],
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| Error::internal(format!("redis {display}: {}", e.category())))?;
+        let (conn, display) = connect(url, timeout)?;
         Ok(Self {
             conn,
             timeout,

@@ -23,7 +23,7 @@ use crate::cost::CostSet;
 use crate::exchange::{self, BodyMutation, ExchangeRecord, Plan, Target, UpstreamAddr};
 use crate::limits::{RateLimitMeter, RateLimits};
 use crate::routing::{self, Candidate, ModelInfo};
-use crate::{Error, HeaderMutation, Result};
+use crate::{ApiSchema, Error, HeaderMutation, Result};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -163,6 +163,51 @@ impl Planner {
             backoff: retry.and_then(|r| r.backoff_base),
             retry_on: retry.map(|r| r.retry_on.clone()),
         })
+    }
+
+    /// Where a request on the stored response `id` goes when a passthrough backend
+    /// holds it: the backend that produced it ([`crate::owners`]), else the only
+    /// backend that passes the Responses API through (OpenAI without the
+    /// `aigw.run/responses: translate` annotation, Azure OpenAI), if there is exactly
+    /// one. Returns the plan (that one target, on its route) and the model for records.
+    pub fn plan_stored_response(&self, id: &str) -> Option<(Plan, String)> {
+        let (target, model) = match crate::owners::owner(id) {
+            Some(o) => (self.targets.get(o.backend.as_ref())?.clone(), o.model),
+            None => {
+                let mut capable = self.targets.values().filter(|t| {
+                    matches!(t.schema.name, ApiSchema::AzureOpenAI)
+                        || (t.schema.name == ApiSchema::OpenAI && !t.schema.responses_over_chat)
+                });
+                let first = capable.next()?.clone();
+                let same_backend =
+                    |t: &&Arc<Target>| t.upstream == first.upstream && t.schema == first.schema;
+                if !capable.all(|t| same_backend(&t)) {
+                    return None;
+                }
+                let model = first.model_override.as_deref().unwrap_or("-").to_owned();
+                (first, model)
+            }
+        };
+        // Per-rule names are `{backend ns}/{backend}/route/{route}/rule/{i}/ref/{j}`,
+        // and a rule's backends live in the route's namespace.
+        let ns = target.backend.split('/').next().unwrap_or_default();
+        let route = target
+            .backend
+            .split_once("/route/")
+            .and_then(|(_, r)| r.rsplit_once("/rule/"))
+            .map_or_else(String::new, |(r, _)| format!("{ns}/{r}"));
+        let plan = Plan {
+            costs: self.costs.get(&route).cloned(),
+            route: Arc::from(route),
+            targets: vec![Target::clone(&target)],
+            stream_idle_timeout: None,
+            request_timeout: None,
+            per_try_timeout: None,
+            max_attempts: None,
+            backoff: None,
+            retry_on: None,
+        };
+        Some((plan, model))
     }
 
     /// The route for `model`, its first backend and its costs, without a pick.

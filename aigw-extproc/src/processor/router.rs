@@ -9,7 +9,7 @@ use crate::wire::{self, Headers, Metadata, Mutation};
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{Exchange, ExchangeRecord, ResponseStart};
 use aigw_core::{ClientApi, Error};
-use aigw_providers::responses::retrieve;
+use aigw_providers::responses::{retrieve, store};
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
 use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request as Msg;
@@ -94,7 +94,7 @@ impl RouterStream {
             Some(Msg::RequestHeaders(h)) => {
                 self.client_ip = wire::attribute(&msg.attributes, wire::ATTR_SOURCE_ADDRESS)
                     .and_then(wire::client_ip);
-                self.request_headers(h, msg.metadata_context)
+                self.request_headers(h, msg.metadata_context).await
             }
             Some(Msg::RequestBody(b)) => self.request_body(b).await,
             Some(Msg::ResponseHeaders(h)) => self.response_headers(h).await,
@@ -119,14 +119,16 @@ impl RouterStream {
         }
     }
 
-    fn request_headers(
+    async fn request_headers(
         &mut self,
         h: HttpHeaders,
-        metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
+        mut metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
     ) -> ProcessingResponse {
         self.headers = Headers::from_pb_owned(h.headers);
-        if let Some(reply) = self.stored_response() {
-            self.phase = Phase::Passthrough;
+        if let Some(reply) = self.stored_response(&mut metadata).await {
+            if self.registration.is_none() {
+                self.phase = Phase::Passthrough;
+            }
             return reply;
         }
         let Some(endpoint) = Endpoint::from_path(&self.headers.path) else {
@@ -214,6 +216,12 @@ impl RouterStream {
         if let Ok(v) = HeaderValue::from_str(reg.id()) {
             headers.insert(wire::INTERNAL_REQUEST_ID, v);
         }
+        if endpoint == Endpoint::Responses
+            && store::mirrored()
+            && let Some(previous) = store::previous_response_id(&body)
+        {
+            store::hydrate(&previous).await;
+        }
         let mut exchange = match Exchange::new(endpoint, headers, body) {
             Ok(x) => x,
             Err(e) => return self.fail_request(&e),
@@ -274,11 +282,24 @@ impl RouterStream {
     }
 
     /// A request on a stored Responses API response (which names no model to route
-    /// by), answered from the conversation store.
-    fn stored_response(&self) -> Option<ProcessingResponse> {
+    /// by): answered from the conversation store, or — when a passthrough backend
+    /// produced it — routed there by the model it was made with, the upstream-level
+    /// stream sending it with that backend's credentials.
+    async fn stored_response(
+        &mut self,
+        metadata: &mut Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
+    ) -> Option<ProcessingResponse> {
         let method = http::Method::from_bytes(self.headers.method.as_bytes()).ok()?;
         let op = retrieve::parse(&method, &self.headers.path)?;
+        if store::mirrored() {
+            store::hydrate(op.id()).await;
+        }
         let query = self.headers.path.split_once('?').map(|(_, q)| q);
+        if !retrieve::held(op)
+            && let Some((plan, model)) = self.runtime.catalog.plan_stored_response(op.id())
+        {
+            return Some(self.route_stored_response(&method, plan, &model, metadata.take()));
+        }
         let reply = retrieve::answer(op, query);
         let mut out = wire::immediate(reply.status, "application/json", reply.body);
         if let Some(
@@ -288,6 +309,57 @@ impl RouterStream {
             r.details = String::new();
         }
         Some(out)
+    }
+
+    fn route_stored_response(
+        &mut self,
+        method: &http::Method,
+        plan: aigw_core::exchange::Plan,
+        model: &str,
+        metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
+    ) -> ProcessingResponse {
+        self.endpoint = Some(Endpoint::ResponsesStored);
+        let path = self.headers.path.clone();
+        let mut headers = self.headers.map.clone();
+        if let Some(h) = host(&self.headers.authority)
+            && let Ok(v) = HeaderValue::from_str(h)
+        {
+            headers.insert(http::header::HOST, v);
+        }
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("req")
+            .to_owned();
+        let mut exchange = match Exchange::stored_response(headers, method, &path, model) {
+            Ok(x) => x,
+            Err(e) => return self.fail_request(&e),
+        };
+        exchange.set_query(path.split_once('?').map(|(_, q)| q));
+        if let Some(ip) = self.client_ip {
+            exchange.set_client_ip(ip);
+        }
+        exchange.apply_plan(&plan);
+        let reg = self.registry.register(
+            &request_id,
+            Shared {
+                runtime: self.runtime.clone(),
+                exchange: Some(exchange),
+                attempt: None,
+                backend_name: None,
+                reserved: false,
+                attempts: 0,
+                previous_set: Vec::new(),
+                metadata,
+            },
+        );
+        let mut m = Mutation::default();
+        m.set(wire::INTERNAL_REQUEST_ID, reg.id().as_bytes())
+            .set(wire::MODEL_HEADER, model.as_bytes())
+            .set(wire::ORIGINAL_PATH_HEADER, path.as_bytes())
+            .set(wire::ENVOY_ORIGINAL_PATH_HEADER, path.as_bytes());
+        self.registration = Some(reg);
+        wire::request_headers_response(wire::common(ResponseStatus::Continue, m, None, true))
     }
 
     fn models(&self, endpoint: Endpoint) -> ProcessingResponse {

@@ -170,7 +170,8 @@ pub(crate) async fn handle(registry: &Registry, msg: ProcessingRequest) -> Proce
         }
     }
     m.remove(wire::UPSTREAM_HOST_HEADER);
-    let body_changed = {
+    // A stored-response request has no body: its exchange body only describes it.
+    let body_changed = exchange.endpoint() != aigw_core::api::Endpoint::ResponsesStored && {
         let original = exchange.body();
         !(req.body.as_ptr() == original.as_ptr() && req.body.len() == original.len())
     };

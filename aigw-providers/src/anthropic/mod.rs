@@ -366,7 +366,7 @@ impl Translator for ChatToAnthropic {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        Ok(error_map::normalize(
+        Ok(error_map::translated(
             ClientApi::OpenAI,
             status,
             headers,
@@ -544,12 +544,15 @@ impl Translator for MessagesPassthrough {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        Ok(error_map::normalize(
-            ClientApi::Anthropic,
-            status,
-            headers,
-            &decode_error_body(headers, body),
-        ))
+        let body = decode_error_body(headers, body);
+        // Anthropic's own API answers in the client's dialect: its error goes through
+        // byte for byte. Vertex AI's front may answer in Google's shape: normalised.
+        Ok(match self.platform {
+            Platform::Native { .. } => {
+                error_map::passthrough(ClientApi::Anthropic, status, headers, &body)
+            }
+            _ => error_map::translated(ClientApi::Anthropic, status, headers, &body),
+        })
     }
 }
 
@@ -687,7 +690,7 @@ impl Translator for MessagesToOpenAi {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        Ok(error_map::normalize(
+        Ok(error_map::translated(
             ClientApi::Anthropic,
             status,
             headers,

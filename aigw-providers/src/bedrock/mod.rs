@@ -333,6 +333,7 @@ pub fn normalize_error(
         HeaderValue::from_static("application/json"),
     );
     h.remove(header::CONTENT_LENGTH);
+    crate::error_map::keep_request_ids(headers, &mut h);
     ErrorResponse {
         status,
         headers: h,

@@ -9,6 +9,7 @@
 //! `stream_options.include_usage` is set upstream and the usage-only chunk is counted
 //! but removed from the client's stream.
 
+pub mod media;
 mod sniff;
 
 pub use sniff::{ChunkSniff, usage_is_present};
@@ -421,7 +422,7 @@ impl Translator for OpenAiTranslator {
             _ => body.to_vec(),
         };
         let _ = self.backend_name();
-        Ok(error_map::normalize(
+        Ok(error_map::passthrough(
             ClientApi::OpenAI,
             status,
             headers,

@@ -29,7 +29,7 @@ pub mod store;
 pub mod translator;
 
 pub use input_tokens::InputTokensOverCount;
-pub use passthrough::ResponsesPassthrough;
+pub use passthrough::{ResponsesPassthrough, StoredResponsePassthrough};
 pub use translator::ResponsesOverChat;
 
 use crate::openai::Flavor;
@@ -69,6 +69,23 @@ pub fn translator(
     factory: &dyn TranslatorFactory,
 ) -> Result<Box<dyn Translator>> {
     let schema = spec.schema;
+    if spec.endpoint == Endpoint::ResponsesStored {
+        return match schema.name {
+            ApiSchema::OpenAI if !schema.responses_over_chat => {
+                Ok(Box::new(StoredResponsePassthrough::new(Flavor::OpenAI {
+                    prefix: schema.prefix.clone(),
+                })))
+            }
+            ApiSchema::AzureOpenAI => Ok(Box::new(StoredResponsePassthrough::new(Flavor::Azure {
+                version: schema.version.clone().unwrap_or_default(),
+            }))),
+            name => Err(aigw_core::Error::untranslatable(
+                "endpoint responses_retrieve",
+                name.as_str(),
+                "stored responses of translated backends are answered by the gateway",
+            )),
+        };
+    }
     let input_tokens = spec.endpoint == Endpoint::ResponsesInputTokens;
     match schema.name {
         ApiSchema::OpenAI if !schema.responses_over_chat => {
@@ -99,7 +116,12 @@ pub fn translator(
                 endpoint: Endpoint::ChatCompletions,
                 ..*spec
             })?;
-            Ok(Box::new(ResponsesOverChat::new(chat, name.as_str())))
+            let translator = ResponsesOverChat::new(chat, name.as_str());
+            Ok(Box::new(if name == ApiSchema::OpenAI {
+                translator.chat_only()
+            } else {
+                translator
+            }))
         }
     }
 }

@@ -27,6 +27,7 @@ pub struct ResponsesPassthrough {
     buffered: Vec<u8>,
     usage: TokenUsage,
     model: Option<String>,
+    id: Option<String>,
 }
 
 /// The parts of a response object (or of an event carrying one) the gateway reads.
@@ -40,6 +41,8 @@ struct Sniff {
     response: Option<Box<Sniff>>,
     #[serde(default)]
     input_tokens: Option<u64>,
+    #[serde(default)]
+    id: Option<String>,
 }
 
 impl ResponsesPassthrough {
@@ -56,6 +59,7 @@ impl ResponsesPassthrough {
             buffered: Vec::new(),
             usage: TokenUsage::default(),
             model: None,
+            id: None,
         }
     }
 
@@ -65,8 +69,14 @@ impl ResponsesPassthrough {
         };
         let s = match s.response {
             Some(inner) => *inner,
+            // A stream's events carry the response object; a bare `id` on another
+            // event is an item's.
+            None if self.stream => Sniff { id: None, ..s },
             None => s,
         };
+        if self.id.is_none() && !self.input_tokens {
+            self.id = s.id.filter(|id| !id.is_empty());
+        }
         if let Some(m) = s.model.filter(|m| !m.is_empty()) {
             self.model = Some(m);
         }
@@ -87,6 +97,10 @@ impl Translator for ResponsesPassthrough {
     /// `api-version`, or parameters a newer SDK adds) reaches it unchanged.
     fn forwards_client_query(&self) -> bool {
         true
+    }
+
+    fn response_id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
@@ -178,11 +192,169 @@ impl Translator for ResponsesPassthrough {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        Ok(error_map::normalize(
+        Ok(error_map::passthrough(
             ClientApi::OpenAI,
             status,
             headers,
             body,
         ))
+    }
+}
+
+/// A request on a stored response a passthrough backend holds (`GET`/`DELETE
+/// /v1/responses/{id}`, `…/input_items`, `…/cancel`): sent to that backend as the client
+/// made it — method, path under the backend's prefix, query string — and its answer
+/// forwarded untouched.
+#[derive(Debug)]
+pub struct StoredResponsePassthrough {
+    flavor: Flavor,
+}
+
+/// The request descriptor [`aigw_core::exchange::Exchange::stored_response`] builds.
+#[derive(Deserialize)]
+struct StoredRequest {
+    method: String,
+    path: String,
+}
+
+impl StoredResponsePassthrough {
+    /// A passthrough to an OpenAI or Azure OpenAI backend.
+    pub const fn new(flavor: Flavor) -> Self {
+        Self { flavor }
+    }
+}
+
+impl Translator for StoredResponsePassthrough {
+    fn forwards_client_query(&self) -> bool {
+        true
+    }
+
+    fn request(&mut self, req: &RequestContext<'_>) -> Result<UpstreamRequest> {
+        let d: StoredRequest = serde_json::from_slice(req.body).map_err(|e| {
+            aigw_core::Error::internal(format!("stored-response request descriptor: {e}"))
+        })?;
+        let method = Method::from_bytes(d.method.as_bytes())
+            .map_err(|_| aigw_core::Error::bad_request("invalid method"))?;
+        let path = d.path.split_once('?').map_or(d.path.as_str(), |(p, _)| p);
+        let suffix = path
+            .strip_prefix("/v1/")
+            .filter(|s| s.starts_with("responses/"))
+            .ok_or_else(|| aigw_core::Error::bad_request("not a stored-response path"))?;
+        let path = match &self.flavor {
+            Flavor::OpenAI { prefix } => openai_path(prefix.as_deref(), suffix),
+            Flavor::Azure { .. } => format!("/openai/v1/{suffix}"),
+        };
+        let mut headers = HeaderMutation::default();
+        headers.remove(http::header::CONTENT_TYPE);
+        Ok(UpstreamRequest {
+            method,
+            path,
+            headers,
+            body: BodyChange::Replaced(bytes::Bytes::new()),
+        })
+    }
+
+    fn response_headers(
+        &mut self,
+        _status: StatusCode,
+        _headers: &HeaderMap,
+    ) -> Result<HeaderMutation> {
+        Ok(HeaderMutation::default())
+    }
+
+    fn response_chunk(&mut self, _chunk: &[u8], _end_of_stream: bool) -> Result<ResponseChunk> {
+        Ok(ResponseChunk::default())
+    }
+
+    fn response_error(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        Ok(error_map::passthrough(
+            ClientApi::OpenAI,
+            status,
+            headers,
+            body,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigw_core::api::RequestInfo;
+    use bytes::Bytes;
+
+    fn ctx<'a>(body: &'a Bytes, info: &'a RequestInfo, h: &'a HeaderMap) -> RequestContext<'a> {
+        RequestContext {
+            body,
+            info,
+            headers: h,
+            force_include_usage: false,
+        }
+    }
+
+    #[test]
+    fn the_created_response_id_is_read_whole_or_streamed() {
+        let h = HeaderMap::new();
+        let info = RequestInfo {
+            model: "m".into(),
+            stream: true,
+            include_usage: false,
+            max_tokens: None,
+        };
+        let body = Bytes::from_static(br#"{"model":"m","input":"x","stream":true}"#);
+        let mut t = ResponsesPassthrough::new(Flavor::OpenAI { prefix: None }, false, None);
+        t.request(&ctx(&body, &info, &h)).unwrap();
+        let sse = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_9\",\"model\":\"m\"}}\n\n\
+                   event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"id\":\"msg_1\"}\n\n";
+        let (a, b) = sse.split_at(40);
+        t.response_chunk(a.as_bytes(), false).unwrap();
+        assert_eq!(t.response_id(), None);
+        t.response_chunk(b.as_bytes(), false).unwrap();
+        assert_eq!(t.response_id(), Some("resp_9"));
+
+        let info = RequestInfo {
+            stream: false,
+            ..info
+        };
+        let mut t = ResponsesPassthrough::new(Flavor::OpenAI { prefix: None }, false, None);
+        t.request(&ctx(&body, &info, &h)).unwrap();
+        t.response_chunk(br#"{"id":"resp_w","object":"response"}"#, true)
+            .unwrap();
+        assert_eq!(t.response_id(), Some("resp_w"));
+    }
+
+    #[test]
+    fn stored_requests_keep_method_and_path_under_the_backend_prefix() {
+        let h = HeaderMap::new();
+        let info = RequestInfo {
+            model: "m".into(),
+            stream: false,
+            include_usage: false,
+            max_tokens: None,
+        };
+        let body =
+            Bytes::from_static(br#"{"model":"m","method":"DELETE","path":"/v1/responses/resp_1"}"#);
+        let mut t = StoredResponsePassthrough::new(Flavor::OpenAI {
+            prefix: Some("/api/v1".into()),
+        });
+        let up = t.request(&ctx(&body, &info, &h)).unwrap();
+        assert_eq!(
+            (up.method, up.path.as_str()),
+            (Method::DELETE, "/api/v1/responses/resp_1")
+        );
+        assert_eq!(up.body, BodyChange::Replaced(Bytes::new()));
+        let body = Bytes::from_static(
+            br#"{"model":"m","method":"GET","path":"/v1/responses/resp_1/input_items"}"#,
+        );
+        let mut t = StoredResponsePassthrough::new(Flavor::Azure {
+            version: String::new(),
+        });
+        let up = t.request(&ctx(&body, &info, &h)).unwrap();
+        assert_eq!(up.path, "/openai/v1/responses/resp_1/input_items");
+        assert!(t.forwards_client_query());
     }
 }

@@ -101,6 +101,35 @@ pub fn expand_previous(req: &mut ResponsesRequest) -> Result<()> {
     Ok(())
 }
 
+/// Adapts a translated chat request for a chat-only OpenAI-compatible server (vLLM,
+/// Ollama, llama.cpp): their chat templates know `system`, `user`, `assistant` and
+/// `tool`, and many reject or silently mis-render a `developer` message, so it is sent
+/// as `system` (the role OpenAI itself treats it as on non-reasoning models). Earlier
+/// reasoning (`reasoning_content`, its signature, redacted reasoning) is not replayed:
+/// no such server documents accepting it on input, and templates that do not know it
+/// either fail or show it to the model as plain text. The drop is counted.
+pub fn for_chat_only_server(
+    chat: &mut ChatCompletionRequest,
+    dropped: &mut Vec<aigw_core::DroppedField>,
+) {
+    let mut replayed = false;
+    for m in &mut chat.messages {
+        if m.role == Role::Developer {
+            m.role = Role::System;
+        }
+        replayed |= m.reasoning_content.take().is_some();
+        replayed |= m.reasoning_signature.take().is_some();
+        replayed |= m.extra.remove("redacted_reasoning_content").is_some();
+    }
+    if replayed {
+        dropped.push(aigw_core::DroppedField::new(
+            "input[].reasoning",
+            "chat-only OpenAI-compatible servers take no reasoning on input; the \
+             model answers from the visible conversation",
+        ));
+    }
+}
+
 fn reject(field: impl Into<String>, backend: &str, why: &str) -> Error {
     Error::untranslatable(field, backend, why)
 }

@@ -323,10 +323,7 @@ impl StreamEmitter {
     }
 
     fn emit(&mut self, out: &mut Vec<u8>, kind: EventKind) {
-        let ev = StreamEvent {
-            sequence_number: self.seq,
-            kind,
-        };
+        let ev = StreamEvent::new(self.seq, kind);
         self.seq += 1;
         crate::sse::encode_json(out, Some(ev.kind.name()), &ev);
     }

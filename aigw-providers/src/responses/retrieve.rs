@@ -4,9 +4,10 @@
 //! in OpenAI's shapes.
 //!
 //! These requests carry no `model`, so they cannot be routed like `POST /v1/responses`;
-//! every packaging asks [`parse`] first and, on a match, answers with [`answer`]
-//! without an upstream. Responses passed through to OpenAI or Azure live in that
-//! provider's own store and are not reachable this way (see docs/translation-matrix.md).
+//! every packaging asks [`parse`] first and, when the store [`held`] it, answers with
+//! [`answer`] without an upstream. Responses passed through to OpenAI or Azure live in
+//! that provider's own store: the packagings send those requests to the backend that
+//! produced them (`aigw_core::owners`, `Planner::plan_stored_response`).
 //!
 //! [`store`]: super::store
 
@@ -98,6 +99,22 @@ impl Reply {
     }
 }
 
+impl Op<'_> {
+    /// The response id the request names.
+    pub const fn id(&self) -> &str {
+        match self {
+            Self::Get(id) | Self::Delete(id) | Self::InputItems(id) | Self::Cancel(id) => id,
+        }
+    }
+}
+
+/// Whether the process-wide conversation store holds the response `op` names (else it
+/// may be a passed-through one, held by the backend that produced it).
+pub fn held(op: Op<'_>) -> bool {
+    let now = std::time::Instant::now();
+    store::with(|s| s.response(op.id(), now).is_some())
+}
+
 /// Answers `op` from the process-wide conversation store.
 pub fn answer(op: Op<'_>, query: Option<&str>) -> Reply {
     let now = std::time::Instant::now();
@@ -127,12 +144,18 @@ pub fn answer(op: Op<'_>, query: Option<&str>) -> Reply {
             None => Reply::not_found(id),
         },
         Op::InputItems(id) => match store::with(|s| s.response(id, now)) {
-            Some(Stored { input, .. }) => match ListQuery::parse(query) {
-                Ok(q) => Reply::json(StatusCode::OK, &list(id, &input, &q)),
-                Err(r) => r,
-            },
+            Some(Stored { input, .. }) => input_items_page(id, &input, query),
             None => Reply::not_found(id),
         },
+    }
+}
+
+/// One page of `GET /v1/responses/{id}/input_items` over `input` in OpenAI's list
+/// shape, for the query's `limit`, `order` and `after` (a 400 naming a bad one).
+pub fn input_items_page(response_id: &str, input: &[Item], query: Option<&str>) -> Reply {
+    match ListQuery::parse(query) {
+        Ok(q) => Reply::json(StatusCode::OK, &list(response_id, input, &q)),
+        Err(r) => r,
     }
 }
 

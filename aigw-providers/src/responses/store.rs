@@ -5,13 +5,17 @@
 //! from (earlier turns already expanded) followed by its output items — so a follow-up
 //! naming it as `previous_response_id` is expanded into a complete conversation for a
 //! backend that has no server-side state. The store is bounded (entries and bytes, the
-//! oldest evicted first) and entries expire after a TTL. It lives in the process: with
-//! several gateway replicas, a follow-up must reach the replica that answered (or the
-//! client sends `store: false` and the whole conversation, as Codex does).
+//! oldest evicted first) and entries expire after a TTL. It lives in the process; with
+//! a [`ConversationMirror`] set ([`set_mirror`]: Redis when the gateway is given one),
+//! every stored conversation is also written there, and [`hydrate`] brings one this
+//! process does not hold back from it before a request that names it — so a follow-up
+//! may reach any replica.
 
 use aigw_core::api::responses::{Item, Response};
+use aigw_core::conversations::ConversationMirror;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Store limits.
@@ -33,6 +37,14 @@ impl Default for StoreLimits {
             ttl: Duration::from_secs(3600),
         }
     }
+}
+
+/// An entry as the mirror holds it.
+#[derive(Serialize, Deserialize)]
+struct Mirrored {
+    items: Vec<Item>,
+    input_len: usize,
+    response: Option<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -103,7 +115,21 @@ impl ConversationStore {
         let held = self.get(id, now).is_some();
         self.remove(id);
         self.order.retain(|o| o != id);
+        if let Some(m) = MIRROR.get() {
+            m.delete(id);
+        }
         held
+    }
+
+    /// Takes in an entry read from the mirror (nothing is written back to it).
+    pub fn import(&mut self, id: &str, entry: &[u8], now: Instant) -> bool {
+        let Ok(m) = serde_json::from_slice::<Mirrored>(entry) else {
+            tracing::warn!(response = id, "unreadable conversation in the shared store");
+            return false;
+        };
+        let input_len = m.input_len.min(m.items.len());
+        self.insert(id.to_owned(), m.items, input_len, m.response, now, false);
+        self.entries.contains_key(id)
     }
 
     /// `id`, or `id` with a suffix when it is already taken (some backends reuse ids).
@@ -119,7 +145,7 @@ impl ConversationStore {
     /// the limits. A conversation larger than the byte limit is not stored.
     pub fn put(&mut self, id: String, items: Vec<Item>, now: Instant) {
         let input_len = items.len();
-        self.insert(id, items, input_len, None, now);
+        self.insert(id, items, input_len, None, now, true);
     }
 
     /// Stores a finished response: its conversation (`input` then the output items)
@@ -129,16 +155,17 @@ impl ConversationStore {
         let mut items = input;
         items.extend(response.output.iter().cloned());
         let object = serde_json::to_value(response).ok();
-        self.insert(response.id.clone(), items, input_len, object, now);
+        self.insert(response.id.clone(), items, input_len, object, now, true);
     }
 
     fn insert(
         &mut self,
         id: String,
-        items: Vec<Item>,
+        mut items: Vec<Item>,
         input_len: usize,
-        response: Option<serde_json::Value>,
+        mut response: Option<serde_json::Value>,
         now: Instant,
+        mirror: bool,
     ) {
         let bytes = serde_json::to_vec(&items).map_or(usize::MAX, |v| v.len())
             + response
@@ -164,6 +191,20 @@ impl ConversationStore {
             let front = front.clone();
             self.remove(&front);
             self.order.pop_front();
+        }
+        if mirror && let Some(m) = MIRROR.get() {
+            let wire = Mirrored {
+                items,
+                input_len,
+                response,
+            };
+            match serde_json::to_vec(&wire) {
+                Ok(v) => m.put(&id, v, self.limits.ttl),
+                Err(e) => {
+                    tracing::warn!(response = id.as_str(), error = %e, "conversation not mirrored")
+                }
+            }
+            (items, response) = (wire.items, wire.response);
         }
         self.bytes += bytes;
         self.order.push_back(id.clone());
@@ -197,6 +238,48 @@ impl ConversationStore {
 }
 
 static STORE: OnceLock<Mutex<ConversationStore>> = OnceLock::new();
+static MIRROR: OnceLock<Arc<dyn ConversationMirror>> = OnceLock::new();
+
+/// Sets the process-wide store's shared tier; only the first call takes effect.
+/// Returns whether it did.
+pub fn set_mirror(mirror: Arc<dyn ConversationMirror>) -> bool {
+    MIRROR.set(mirror).is_ok()
+}
+
+/// Whether a shared tier is set.
+pub fn mirrored() -> bool {
+    MIRROR.get().is_some()
+}
+
+/// Brings the conversation `id` from the shared tier into this process's store when it
+/// is not held here. Returns whether it is held afterwards.
+pub async fn hydrate(id: &str) -> bool {
+    let now = Instant::now();
+    if with(|s| s.get(id, now).is_some()) {
+        return true;
+    }
+    let Some(mirror) = MIRROR.get() else {
+        return false;
+    };
+    match mirror.get(id).await {
+        Some(entry) => with(|s| s.import(id, &entry, now)),
+        None => false,
+    }
+}
+
+/// The `previous_response_id` of a Responses request body, read without building the
+/// request (for [`hydrate`] before the translator needs it).
+pub fn previous_response_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Sniff {
+        #[serde(default)]
+        previous_response_id: Option<String>,
+    }
+    serde_json::from_slice::<Sniff>(body)
+        .ok()?
+        .previous_response_id
+        .filter(|id| !id.is_empty())
+}
 
 /// Sets the process-wide store's limits; only the first call (before any request)
 /// takes effect. Returns whether it did.

@@ -29,6 +29,9 @@ pub struct ResponsesOverChat {
     /// The conversation so far, kept when the response is to be stored.
     history: Option<Vec<Item>>,
     failed: bool,
+    /// The backend is a chat-only OpenAI-compatible server (vLLM, Ollama): its chat
+    /// template may not know the `developer` role or assistant `reasoning_content`.
+    chat_only: bool,
 }
 
 impl std::fmt::Debug for ResponsesOverChat {
@@ -55,7 +58,17 @@ impl ResponsesOverChat {
             failure: None,
             history: None,
             failed: false,
+            chat_only: false,
         }
+    }
+
+    /// Marks the backend as a chat-only OpenAI-compatible server: `developer` messages
+    /// are sent as `system` and earlier reasoning is not replayed (see
+    /// [`request::for_chat_only_server`]).
+    #[must_use]
+    pub const fn chat_only(mut self) -> Self {
+        self.chat_only = true;
+        self
     }
 
     /// Stores the finished response and its conversation under the response id, if
@@ -137,7 +150,10 @@ impl Translator for ResponsesOverChat {
         let mut parsed: ResponsesRequest = serde_json::from_slice(req.body)
             .map_err(|e| Error::bad_request(format!("invalid Responses request: {e}")))?;
         request::expand_previous(&mut parsed)?;
-        let (chat, facts) = request::to_chat(&parsed, &self.backend)?;
+        let (mut chat, mut facts) = request::to_chat(&parsed, &self.backend)?;
+        if self.chat_only {
+            request::for_chat_only_server(&mut chat, &mut facts.dropped);
+        }
         self.history = facts.store.then(|| request::input_items(&parsed));
         self.facts = facts;
         self.stream = req.info.stream;
