@@ -159,6 +159,16 @@ pub struct Settings {
     /// Start a W3C trace for requests that arrive without a `traceparent` (an incoming
     /// one is always continued); see [`crate::trace_context`].
     pub trace_propagation: bool,
+    /// Longest pause between two pieces of a request body (408 beyond); `None`: no bound.
+    pub body_idle_timeout: Option<Duration>,
+    /// Longest time to receive a whole request body (408 beyond); `None`: no bound.
+    pub body_timeout: Option<Duration>,
+    /// Requests handled at once (streams included until they end); beyond, 503 with
+    /// `retry-after` at once rather than a queue. `None`: no cap.
+    pub max_in_flight: Option<usize>,
+    /// Bytes of request bodies buffered across all requests in flight; a request whose
+    /// body does not fit gets 503 with `retry-after`. `None`: no bound.
+    pub max_buffered_body_bytes: Option<usize>,
 }
 
 impl Default for Settings {
@@ -172,6 +182,10 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             client: ClientSettings::default(),
             trace_propagation: false,
+            body_idle_timeout: Some(Duration::from_secs(30)),
+            body_timeout: Some(Duration::from_secs(120)),
+            max_in_flight: Some(4096),
+            max_buffered_body_bytes: Some(512 * 1024 * 1024),
         }
     }
 }
@@ -181,6 +195,7 @@ pub(crate) struct Inner {
     pub(crate) client: HttpClient,
     pub(crate) settings: Settings,
     pub(crate) sink: Arc<dyn RecordSink>,
+    pub(crate) admission: crate::admission::Admission,
 }
 
 /// The gateway: a `tower::Service` over `http::Request<axum::body::Body>`, cheap to
@@ -238,12 +253,14 @@ impl GatewayBuilder {
     /// Builds the gateway and its upstream client.
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let client = build_client(&self.settings.client)?;
+        let admission = crate::admission::Admission::new(&self.settings);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(self.snapshot),
                 client,
                 settings: self.settings,
                 sink: self.sink,
+                admission,
             }),
         })
     }

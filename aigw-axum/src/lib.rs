@@ -13,6 +13,7 @@
 //!   for access logs and metrics.
 
 pub mod admin;
+mod admission;
 pub mod autoconfig;
 pub mod client;
 pub mod client_auth;
@@ -26,6 +27,7 @@ mod layer;
 pub mod net;
 mod proxy;
 pub mod record;
+pub mod server;
 mod service;
 #[cfg(feature = "simulator")]
 pub mod simulator;

@@ -126,13 +126,22 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     if endpoint.is_local() {
         return Served::Early(models_response(endpoint, &snapshot.planner.models()), None);
     }
+    let mut hold = match inner.admission.admit() {
+        Ok(h) => h,
+        Err(e) => return early(endpoint.client_api(), e),
+    };
     let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
     let (parts, body) = request.into_parts();
     let limit = snapshot
         .planner
         .max_body_bytes()
         .unwrap_or(inner.settings.max_body_bytes);
-    let body = match read_body(body, limit).await {
+    let declared = declared_length(&parts.headers);
+    let read = inner
+        .admission
+        .read_body(&mut hold, body, declared, limit, &inner.settings)
+        .await;
+    let body = match read {
         Ok(b) => b,
         Err(e) => return early(endpoint.client_api(), e),
     };
@@ -164,7 +173,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         exchange.set_client_ip(addr.ip());
     }
     let pending = parts.extensions.get::<PendingAuth>();
-    let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone());
+    let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone()).holding(hold);
     Served::Exchange(
         handle_exchange(inner, snapshot, finisher, trace, pending)
             .instrument(span)
@@ -200,16 +209,12 @@ async fn handle_exchange(
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Error::PayloadTooLarge { limit })
-        }
-        Err(e) => Err(Error::bad_request(format!(
-            "cannot read the request body: {e}"
-        ))),
-    }
+/// The request's `content-length`, when it declares one (hyper has checked its syntax).
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Why an attempt did not produce a response for the client.
