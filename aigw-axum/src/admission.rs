@@ -36,6 +36,8 @@ pub(crate) struct Hold {
     _in_flight: Option<OwnedSemaphorePermit>,
     body: Option<OwnedSemaphorePermit>,
     reserved: usize,
+    /// The backend's circuit-breaker place, once an attempt succeeded.
+    pub(crate) circuit: Option<crate::health::CircuitPermit>,
 }
 
 fn units(bytes: usize) -> usize {

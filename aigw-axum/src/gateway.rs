@@ -45,6 +45,13 @@ pub trait RoutePlanner: Send + Sync + 'static {
         let _ = backend;
         None
     }
+
+    /// Starts the background work of this configuration (active health checks) with
+    /// the gateway's shared client; it stops by itself once the configuration is
+    /// replaced and dropped.
+    fn start(&self, client: &HttpClient) {
+        let _ = client;
+    }
 }
 
 /// How to reach one backend.
@@ -57,6 +64,10 @@ pub struct BackendConnection {
     pub client: Option<HttpClient>,
     /// Why the backend's TLS client could not be built; attempts on it fail over.
     pub tls_error: Option<String>,
+    /// The circuit breaker of a BackendTrafficPolicy's `circuitBreaker`.
+    pub circuit: Option<Arc<crate::health::Circuit>>,
+    /// Outlier ejection and active-check state (`healthCheck`).
+    pub health: Option<aigw_core::health::HostHealth>,
 }
 
 impl std::fmt::Debug for BackendConnection {
@@ -65,6 +76,8 @@ impl std::fmt::Debug for BackendConnection {
             .field("authorities", &self.authorities)
             .field("dedicated_client", &self.client.is_some())
             .field("tls_error", &self.tls_error)
+            .field("circuit", &self.circuit.is_some())
+            .field("health", &self.health.is_some())
             .finish()
     }
 }
@@ -254,6 +267,7 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let client = build_client(&self.settings.client)?;
         let admission = crate::admission::Admission::new(&self.settings);
+        self.snapshot.planner.start(&client);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(self.snapshot),
@@ -278,6 +292,7 @@ impl Gateway {
 
     /// Atomically replaces the configuration; requests in flight finish on the old one.
     pub fn swap(&self, snapshot: Snapshot) {
+        snapshot.planner.start(&self.inner.client);
         self.inner.snapshot.store(Arc::new(snapshot));
     }
 

@@ -22,6 +22,7 @@ pub mod config;
 pub mod credentials;
 mod error;
 mod gateway;
+pub mod health;
 mod identity;
 mod layer;
 pub mod net;

@@ -10,6 +10,7 @@ use aigw_core::api::Endpoint;
 use aigw_core::exchange::{
     Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, Target, retry_after,
 };
+use aigw_core::health::Outcome;
 use aigw_core::retry::{self, RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use aigw_providers::responses::retrieve;
@@ -477,16 +478,41 @@ impl Attempts<'_> {
         let per_try = r.per_try();
         let sent = Instant::now();
         let conn = self.snapshot.planner.connection(backend);
+        let health = conn.as_deref().and_then(|c| c.health.as_ref());
+        let circuit = match conn.as_deref().and_then(|c| c.circuit.as_ref()) {
+            Some(c) => match c.admit(per_try).await {
+                Ok(permit) => Some(permit),
+                Err(overflow) => {
+                    tracing::debug!(backend = %backend, %overflow, "circuit breaker open");
+                    // Nothing was sent: the next backend is tried whatever the retry
+                    // conditions, as Envoy fails over on an overflow.
+                    r.fail(
+                        Error::Overloaded {
+                            message: format!(
+                                "backend {backend} is at its circuit breaker limit: {overflow}"
+                            ),
+                            retry_after: Duration::from_secs(1),
+                        },
+                        None,
+                    );
+                    r.upstream_wait += sent.elapsed();
+                    return Ok(Next::Retry);
+                }
+            },
+            None => None,
+        };
         let outcome = send(self.inner, attempt.request(), per_try, conn.as_deref()).await;
         r.upstream_wait += sent.elapsed();
         let response = match outcome {
             Ok(response) => response,
             Err((e, kind)) => {
                 tracing::debug!(backend = %backend, attempt = i + 1, error = %e, "attempt failed");
+                crate::health::report(health, backend, Outcome::LocalFailure);
                 r.fail(e, Some(kind));
                 return Ok(Next::Retry);
             }
         };
+        crate::health::report(health, backend, Outcome::Status(response.status().as_u16()));
         let (parts, incoming) = response.into_parts();
         match attempt.response_headers(parts.status, &parts.headers)? {
             ResponseStart::Error { .. } => {
@@ -500,6 +526,8 @@ impl Attempts<'_> {
                     .await
             }
             ResponseStart::Success(headers) => {
+                // The backend's circuit counts this request until its response ends.
+                finisher.keep_circuit(circuit);
                 let ex = finisher.exchange_mut()?;
                 ex.record_mut().upstream_wait = Some(r.upstream_wait);
                 if attempt.streaming() {
@@ -602,6 +630,11 @@ impl Attempts<'_> {
             Err(e) => {
                 // Nothing has reached the client yet: fail over.
                 tracing::debug!(error = %e, "stream failed before its first byte");
+                if let Some(backend) = finisher.exchange_mut()?.record_mut().backend.clone() {
+                    let conn = self.snapshot.planner.connection(&backend);
+                    let health = conn.as_deref().and_then(|c| c.health.as_ref());
+                    crate::health::report(health, &backend, Outcome::LocalFailure);
+                }
                 let kind = if matches!(e, Error::Timeout { .. }) {
                     TransportFailure::Timeout
                 } else {

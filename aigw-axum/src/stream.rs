@@ -41,6 +41,13 @@ impl Finisher {
         }
     }
 
+    /// Keeps the backend's circuit-breaker place until the finisher is dropped.
+    pub(crate) fn keep_circuit(&mut self, permit: Option<crate::health::CircuitPermit>) {
+        if permit.is_some() {
+            self.hold.get_or_insert_with(Hold::default).circuit = permit;
+        }
+    }
+
     /// Keeps the request's admission until the finisher is dropped.
     pub(crate) fn holding(mut self, hold: Hold) -> Self {
         self.hold = Some(hold);
