@@ -465,22 +465,11 @@ async fn json_access_log_carries_the_client_and_the_request_span() {
     let keys = dir.path().join("keys");
     std::fs::write(&keys, "team-a:sk-team-a\n").unwrap();
     let (listen, admin) = (free_addr(), free_addr());
-    let mut gw = Command::new(AIGW)
-        .args(["--log-json", "run", "--listen"])
-        .arg(listen.to_string())
-        .arg("--admin")
-        .arg(admin.to_string())
-        .arg("--client-api-keys")
-        .arg(&keys)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("AZURE_OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut gw = run_logging(
+        listen,
+        admin,
+        &["--client-api-keys", keys.to_str().unwrap()],
+    );
     wait_listening(listen);
     let status = reqwest::Client::new()
         .post(format!("http://{listen}/v1/chat/completions"))

@@ -174,20 +174,29 @@ fn envoy_validates_generated_bootstraps() {
     };
     let dir = tempfile::tempdir().unwrap();
     for name in FIXTURES {
-        let path = dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, serde_json::to_vec(&bootstrap(name)).unwrap()).unwrap();
-        let out = std::process::Command::new(&envoy)
-            .args(["--mode", "validate", "-l", "error", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        envoy_validate(
+            &envoy,
+            &dir.path().join(format!("{name}.json")),
+            &bootstrap(name),
         );
     }
+}
+
+/// Writes `bootstrap` to `path` and has Envoy validate it.
+fn envoy_validate(envoy: &std::path::Path, path: &std::path::Path, bootstrap: &Value) {
+    std::fs::write(path, serde_json::to_vec(bootstrap).unwrap()).unwrap();
+    let out = std::process::Command::new(envoy)
+        .args(["--mode", "validate", "-l", "error", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The upstream fallback example's BackendTrafficPolicy (`retryOn: connect-failure,
@@ -302,17 +311,5 @@ fn backend_traffic_policy_protection_becomes_cluster_settings() {
     let Some(envoy) = common::envoy::envoy_binary() else {
         return;
     };
-    let path = dir.path().join("protected.json");
-    std::fs::write(&path, serde_json::to_vec(&b).unwrap()).unwrap();
-    let out = std::process::Command::new(&envoy)
-        .args(["--mode", "validate", "-l", "error", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    envoy_validate(&envoy, &dir.path().join("protected.json"), &b);
 }
