@@ -1,9 +1,10 @@
 //! The gateway over a loaded configuration: [`ConfigPlanner`] narrows the shared
 //! [`aigw_core::planner::Planner`] to the in-process packaging.
 
-use crate::client::{ClientSettings, build_tls_client};
+use crate::client::{ClientSettings, HttpClient, build_client, build_tls_client};
 use crate::gateway::{BackendConnection, ModelEntry, RoutePlanner, Snapshot};
 use aigw_core::api::Endpoint;
+use aigw_core::config::traffic::TrafficSettings;
 use aigw_core::config::{Config, SecretSource};
 use aigw_core::exchange::Plan;
 use aigw_core::limits::RateLimits;
@@ -14,6 +15,7 @@ use http::HeaderMap;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use aigw_core::planner::CredentialResolver;
 
@@ -63,11 +65,15 @@ impl ConfigPlanner {
     /// Narrows a compiled [`Planner`].
     pub fn from_planner(planner: Arc<Planner>) -> Self {
         let mut connections = HashMap::new();
+        let mut clients = ClientCache::default();
         for rule in planner.routing().rules() {
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
-                connections
-                    .entry(c.backend_name.clone())
-                    .or_insert_with(|| Arc::new(connection_for(c)));
+                if connections.contains_key(&c.backend_name) {
+                    continue;
+                }
+                let mut conn = connection_for(c, rule.traffic, &mut clients);
+                conn.health = planner.health(&c.backend_name).cloned();
+                connections.insert(c.backend_name.clone(), Arc::new(conn));
             }
         }
         Self {
@@ -89,8 +95,51 @@ impl ConfigPlanner {
 
 /// Every endpoint, and a dedicated TLS client when the backend's policy needs its own
 /// roots or a server name other than the dialled host.
-fn connection_for(c: &Candidate) -> BackendConnection {
+/// Clients for BackendTrafficPolicy connect and idle timeouts, one per distinct pair.
+#[derive(Default)]
+struct ClientCache(HashMap<(Duration, Duration), HttpClient>);
+
+impl ClientCache {
+    fn get(&mut self, settings: &ClientSettings) -> Option<HttpClient> {
+        let key = (settings.connect_timeout, settings.pool_idle_timeout);
+        if let Some(c) = self.0.get(&key) {
+            return Some(c.clone());
+        }
+        match build_client(settings) {
+            Ok(c) => {
+                self.0.insert(key, c.clone());
+                Some(c)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build an upstream client for a BackendTrafficPolicy's timeouts; using the shared one");
+                None
+            }
+        }
+    }
+}
+
+/// The client settings a policy's `timeout.tcp.connectTimeout` and
+/// `timeout.http.connectionIdleTimeout` ask for, when it sets either.
+fn policy_client_settings(traffic: Option<&TrafficSettings>) -> Option<ClientSettings> {
+    let t = &traffic?.timeouts;
+    if t.connect.is_none() && t.connection_idle.is_none() {
+        return None;
+    }
+    let base = ClientSettings::default();
+    Some(ClientSettings {
+        connect_timeout: t.connect.unwrap_or(base.connect_timeout),
+        pool_idle_timeout: t.connection_idle.unwrap_or(base.pool_idle_timeout),
+        ..base
+    })
+}
+
+fn connection_for(
+    c: &Candidate,
+    traffic: Option<&TrafficSettings>,
+    clients: &mut ClientCache,
+) -> BackendConnection {
     let t = &c.target;
+    let settings = policy_client_settings(traffic);
     let authorities = t
         .endpoints
         .iter()
@@ -99,12 +148,18 @@ fn connection_for(c: &Candidate) -> BackendConnection {
         .collect();
     let mut conn = BackendConnection {
         authorities,
+        circuit: traffic
+            .and_then(|t| t.circuit_breaker)
+            .map(crate::health::Circuit::new),
         ..BackendConnection::default()
     };
     if let Some(tls) = &t.tls {
         let first_host = t.endpoints.first().map(routing::Endpoint::host);
-        if tls.roots != routing::TlsRoots::System || first_host != Some(tls.sni.as_str()) {
-            match build_tls_client(&ClientSettings::default(), tls) {
+        if tls.roots != routing::TlsRoots::System
+            || first_host != Some(tls.sni.as_str())
+            || settings.is_some()
+        {
+            match build_tls_client(&settings.clone().unwrap_or_default(), tls) {
                 Ok(client) => conn.client = Some(client),
                 Err(e) => {
                     tracing::error!(backend = %c.backend_name, error = %e, "backend TLS settings unusable");
@@ -112,6 +167,8 @@ fn connection_for(c: &Candidate) -> BackendConnection {
                 }
             }
         }
+    } else if let Some(settings) = &settings {
+        conn.client = clients.get(settings);
     }
     conn
 }
@@ -127,6 +184,29 @@ impl RoutePlanner for ConfigPlanner {
 
     fn connection(&self, backend: &str) -> Option<Arc<BackendConnection>> {
         self.connections.get(backend).cloned()
+    }
+
+    fn start(&self, client: &HttpClient) {
+        for (name, health) in self.planner.health_states() {
+            if health.active_check().is_none() {
+                continue;
+            }
+            let Some(target) = self.planner.target(name) else {
+                continue;
+            };
+            let conn = self.connections.get(name);
+            let check = crate::health::CheckTarget {
+                backend: name.to_owned(),
+                scheme: if target.upstream.scheme == "https" {
+                    "https"
+                } else {
+                    "http"
+                },
+                authority: target.upstream.authority.clone(),
+                client: conn.and_then(|c| c.client.clone()),
+            };
+            crate::health::spawn_checks(check, health.downgrade(), client.clone());
+        }
     }
 
     fn max_body_bytes(&self) -> Option<usize> {

@@ -54,6 +54,13 @@ pub trait RoutePlanner: Send + Sync + 'static {
         let _ = backend;
         None
     }
+
+    /// Starts the background work of this configuration (active health checks) with
+    /// the gateway's shared client; it stops by itself once the configuration is
+    /// replaced and dropped.
+    fn start(&self, client: &HttpClient) {
+        let _ = client;
+    }
 }
 
 /// How to reach one backend.
@@ -66,6 +73,10 @@ pub struct BackendConnection {
     pub client: Option<HttpClient>,
     /// Why the backend's TLS client could not be built; attempts on it fail over.
     pub tls_error: Option<String>,
+    /// The circuit breaker of a BackendTrafficPolicy's `circuitBreaker`.
+    pub circuit: Option<Arc<crate::health::Circuit>>,
+    /// Outlier ejection and active-check state (`healthCheck`).
+    pub health: Option<aigw_core::health::HostHealth>,
 }
 
 impl std::fmt::Debug for BackendConnection {
@@ -74,6 +85,8 @@ impl std::fmt::Debug for BackendConnection {
             .field("authorities", &self.authorities)
             .field("dedicated_client", &self.client.is_some())
             .field("tls_error", &self.tls_error)
+            .field("circuit", &self.circuit.is_some())
+            .field("health", &self.health.is_some())
             .finish()
     }
 }
@@ -168,6 +181,16 @@ pub struct Settings {
     /// Start a W3C trace for requests that arrive without a `traceparent` (an incoming
     /// one is always continued); see [`crate::trace_context`].
     pub trace_propagation: bool,
+    /// Longest pause between two pieces of a request body (408 beyond); `None`: no bound.
+    pub body_idle_timeout: Option<Duration>,
+    /// Longest time to receive a whole request body (408 beyond); `None`: no bound.
+    pub body_timeout: Option<Duration>,
+    /// Requests handled at once (streams included until they end); beyond, 503 with
+    /// `retry-after` at once rather than a queue. `None`: no cap.
+    pub max_in_flight: Option<usize>,
+    /// Bytes of request bodies buffered across all requests in flight; a request whose
+    /// body does not fit gets 503 with `retry-after`. `None`: no bound.
+    pub max_buffered_body_bytes: Option<usize>,
 }
 
 impl Default for Settings {
@@ -181,6 +204,10 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             client: ClientSettings::default(),
             trace_propagation: false,
+            body_idle_timeout: Some(Duration::from_secs(30)),
+            body_timeout: Some(Duration::from_secs(120)),
+            max_in_flight: Some(4096),
+            max_buffered_body_bytes: Some(512 * 1024 * 1024),
         }
     }
 }
@@ -190,6 +217,7 @@ pub(crate) struct Inner {
     pub(crate) client: HttpClient,
     pub(crate) settings: Settings,
     pub(crate) sink: Arc<dyn RecordSink>,
+    pub(crate) admission: crate::admission::Admission,
 }
 
 /// The gateway: a `tower::Service` over `http::Request<axum::body::Body>`, cheap to
@@ -247,12 +275,15 @@ impl GatewayBuilder {
     /// Builds the gateway and its upstream client.
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let client = build_client(&self.settings.client)?;
+        let admission = crate::admission::Admission::new(&self.settings);
+        self.snapshot.planner.start(&client);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(self.snapshot),
                 client,
                 settings: self.settings,
                 sink: self.sink,
+                admission,
             }),
         })
     }
@@ -270,6 +301,7 @@ impl Gateway {
 
     /// Atomically replaces the configuration; requests in flight finish on the old one.
     pub fn swap(&self, snapshot: Snapshot) {
+        snapshot.planner.start(&self.inner.client);
         self.inner.snapshot.store(Arc::new(snapshot));
     }
 

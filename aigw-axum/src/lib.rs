@@ -13,6 +13,7 @@
 //!   for access logs and metrics.
 
 pub mod admin;
+mod admission;
 pub mod autoconfig;
 pub mod client;
 pub mod client_auth;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod credentials;
 mod error;
 mod gateway;
+pub mod health;
 mod identity;
 mod layer;
 #[cfg(feature = "mcp")]
@@ -28,6 +30,7 @@ pub mod mcp;
 pub mod net;
 mod proxy;
 pub mod record;
+pub mod server;
 mod service;
 #[cfg(feature = "simulator")]
 pub mod simulator;

@@ -10,6 +10,7 @@ use aigw_core::api::Endpoint;
 use aigw_core::exchange::{
     Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, Target, retry_after,
 };
+use aigw_core::health::Outcome;
 use aigw_core::retry::{self, RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use aigw_providers::responses::{retrieve, store};
@@ -148,13 +149,22 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     if endpoint.is_local() {
         return Served::Early(models_response(endpoint, &snapshot.planner.models()), None);
     }
+    let mut hold = match inner.admission.admit() {
+        Ok(h) => h,
+        Err(e) => return early(endpoint.client_api(), e),
+    };
     let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
     let (mut parts, body) = request.into_parts();
     let limit = snapshot
         .planner
         .max_body_bytes()
         .unwrap_or(inner.settings.max_body_bytes);
-    let body = match read_body(body, limit).await {
+    let declared = declared_length(&parts.headers);
+    let read = inner
+        .admission
+        .read_body(&mut hold, body, declared, limit, &inner.settings)
+        .await;
+    let body = match read {
         Ok(b) => b,
         Err(e) => return early(endpoint.client_api(), e),
     };
@@ -205,7 +215,7 @@ async fn serve_exchange(
         exchange.set_client_ip(addr.ip());
     }
     let pending = parts.extensions.get::<PendingAuth>();
-    let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone());
+    let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone()).holding(hold);
     Served::Exchange(
         handle_exchange(inner, snapshot, finisher, trace, pending, plan)
             .instrument(span)
@@ -251,16 +261,12 @@ async fn handle_exchange(
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Error::PayloadTooLarge { limit })
-        }
-        Err(e) => Err(Error::bad_request(format!(
-            "cannot read the request body: {e}"
-        ))),
-    }
+/// The request's `content-length`, when it declares one (hyper has checked its syntax).
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Why an attempt did not produce a response for the client.
@@ -528,16 +534,41 @@ impl Attempts<'_> {
         let per_try = r.per_try();
         let sent = Instant::now();
         let conn = self.snapshot.planner.connection(backend);
+        let health = conn.as_deref().and_then(|c| c.health.as_ref());
+        let circuit = match conn.as_deref().and_then(|c| c.circuit.as_ref()) {
+            Some(c) => match c.admit(per_try).await {
+                Ok(permit) => Some(permit),
+                Err(overflow) => {
+                    tracing::debug!(backend = %backend, %overflow, "circuit breaker open");
+                    // Nothing was sent: the next backend is tried whatever the retry
+                    // conditions, as Envoy fails over on an overflow.
+                    r.fail(
+                        Error::Overloaded {
+                            message: format!(
+                                "backend {backend} is at its circuit breaker limit: {overflow}"
+                            ),
+                            retry_after: Duration::from_secs(1),
+                        },
+                        None,
+                    );
+                    r.upstream_wait += sent.elapsed();
+                    return Ok(Next::Retry);
+                }
+            },
+            None => None,
+        };
         let outcome = send(self.inner, attempt.request(), per_try, conn.as_deref()).await;
         r.upstream_wait += sent.elapsed();
         let response = match outcome {
             Ok(response) => response,
             Err((e, kind)) => {
                 tracing::debug!(backend = %backend, attempt = i + 1, error = %e, "attempt failed");
+                crate::health::report(health, backend, Outcome::LocalFailure);
                 r.fail(e, Some(kind));
                 return Ok(Next::Retry);
             }
         };
+        crate::health::report(health, backend, Outcome::Status(response.status().as_u16()));
         let (parts, incoming) = response.into_parts();
         match attempt.response_headers(parts.status, &parts.headers)? {
             ResponseStart::Error { .. } => {
@@ -551,6 +582,8 @@ impl Attempts<'_> {
                     .await
             }
             ResponseStart::Success(headers) => {
+                // The backend's circuit counts this request until its response ends.
+                finisher.keep_circuit(circuit);
                 let ex = finisher.exchange_mut()?;
                 ex.record_mut().upstream_wait = Some(r.upstream_wait);
                 if attempt.streaming() {
@@ -653,6 +686,11 @@ impl Attempts<'_> {
             Err(e) => {
                 // Nothing has reached the client yet: fail over.
                 tracing::debug!(error = %e, "stream failed before its first byte");
+                if let Some(backend) = finisher.exchange_mut()?.record_mut().backend.clone() {
+                    let conn = self.snapshot.planner.connection(&backend);
+                    let health = conn.as_deref().and_then(|c| c.health.as_ref());
+                    crate::health::report(health, &backend, Outcome::LocalFailure);
+                }
                 let kind = if matches!(e, Error::Timeout { .. }) {
                     TransportFailure::Timeout
                 } else {

@@ -1,5 +1,6 @@
 //! Streamed responses: upstream chunks translated and forwarded as they arrive.
 
+use crate::admission::Hold;
 use crate::record::RecordSink;
 use aigw_core::Error;
 use aigw_core::exchange::{Attempt, Exchange};
@@ -19,6 +20,9 @@ pub(crate) struct Finisher {
     exchange: Option<Exchange>,
     sink: Arc<dyn RecordSink>,
     span: tracing::Span,
+    /// The request's in-flight slot and body memory, released with the finisher (for a
+    /// stream: when the client's body ends).
+    hold: Option<Hold>,
 }
 
 /// The status recorded for requests the client abandoned (nginx's convention).
@@ -33,7 +37,21 @@ impl Finisher {
             exchange: Some(exchange),
             sink,
             span,
+            hold: None,
         }
+    }
+
+    /// Keeps the backend's circuit-breaker place until the finisher is dropped.
+    pub(crate) fn keep_circuit(&mut self, permit: Option<crate::health::CircuitPermit>) {
+        if permit.is_some() {
+            self.hold.get_or_insert_with(Hold::default).circuit = permit;
+        }
+    }
+
+    /// Keeps the request's admission until the finisher is dropped.
+    pub(crate) fn holding(mut self, hold: Hold) -> Self {
+        self.hold = Some(hold);
+        self
     }
 
     pub(crate) fn exchange_mut(&mut self) -> Result<&mut Exchange, Error> {
@@ -48,6 +66,7 @@ impl Finisher {
             exchange: self.exchange.take(),
             sink: self.sink.clone(),
             span: self.span.clone(),
+            hold: self.hold.take(),
         }
     }
 

@@ -237,59 +237,144 @@ async fn run_hot_reloads_valid_changes_and_keeps_the_config_on_invalid_ones() {
     assert_eq!(chat_status(&url, "second").await, 200, "old config kept");
 }
 
-#[tokio::test]
-async fn sigterm_drains_in_flight_streams_then_exits_zero() {
-    let (listen, admin) = (free_addr(), free_addr());
-    let mut gw = Proc(
-        Command::new(AIGW)
-            .args(["run", "--listen"])
-            .arg(listen.to_string())
-            .arg("--admin")
-            .arg(admin.to_string())
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("AZURE_OPENAI_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(listen);
+/// `aigw run` on the bundled simulator, logging JSON lines to a pipe.
+fn run_logging(listen: SocketAddr, admin: SocketAddr, extra: &[&str]) -> Child {
+    Command::new(AIGW)
+        .args(["--log-json", "run", "--listen"])
+        .arg(listen.to_string())
+        .arg("--admin")
+        .arg(admin.to_string())
+        .args(extra)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("AZURE_OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Starts a stream of `chunks` chunks `interval_ms` apart and reads its first bytes.
+async fn start_stream(
+    listen: SocketAddr,
+    chunks: u32,
+    interval_ms: u32,
+) -> (reqwest::Response, String) {
     let mut r = reqwest::Client::new()
         .post(format!("http://{listen}/v1/chat/completions"))
-        .header("x-sim-chunks", "5")
-        .header("x-sim-chunk-interval-ms", "200")
+        .header("x-sim-chunks", chunks.to_string())
+        .header("x-sim-chunk-interval-ms", interval_ms.to_string())
         .json(&serde_json::json!({"model": "gpt-4o-mini", "stream": true,
+            "stream_options": {"include_usage": true},
             "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let mut text = String::from_utf8(r.chunk().await.unwrap().unwrap().to_vec()).unwrap();
-    let pid = gw.0.id().to_string();
+    let first = String::from_utf8(r.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    (r, first)
+}
+
+fn sigterm(child: &Child) {
     assert!(
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap()
             .success()
+    );
+}
+
+/// Waits for the process to exit (within `limit`) and returns its status and log.
+fn exit_within(child: Child, limit: Duration) -> (std::process::ExitStatus, String) {
+    let start = Instant::now();
+    let mut child = child;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn access_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|l| l.contains("\"target\":\"aigw::access\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_streams_then_exits_zero() {
+    let (listen, admin) = (free_addr(), free_addr());
+    let gw = run_logging(listen, admin, &["--drain-timeout", "10s"]);
+    wait_listening(listen);
+    let (mut r, mut text) = start_stream(listen, 6, 200).await;
+    sigterm(&gw);
+    let signalled = Instant::now();
+    // The listener closes at once: new connections are refused while the stream runs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        TcpStream::connect(listen).is_err(),
+        "a new connection was accepted after SIGTERM"
     );
     while let Some(c) = r.chunk().await.unwrap() {
         text.push_str(&String::from_utf8_lossy(&c));
     }
     assert!(text.contains("data: [DONE]"), "stream cut short: {text}");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = gw.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status}");
-    // New connections are refused once it has gone.
-    assert!(TcpStream::connect(listen).is_err());
+    assert!(
+        signalled.elapsed() > Duration::from_millis(600),
+        "the stream ended early"
+    );
+    let (status, log) = exit_within(gw, Duration::from_secs(10));
+    assert!(status.success(), "{status}\n{log}");
+    // Its usage was recorded and written out before the exit.
+    let lines = access_lines(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    let span = &lines[0]["span"];
+    assert_eq!(span["status"], 200, "{log}");
+    assert!(span["output_tokens"].as_u64().unwrap() > 0, "{log}");
+    assert!(
+        log.contains("drained: every in-flight request finished"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn the_drain_deadline_bounds_the_exit_and_records_cut_streams() {
+    let (listen, admin) = (free_addr(), free_addr());
+    let gw = run_logging(listen, admin, &["--drain-timeout", "500ms"]);
+    wait_listening(listen);
+    let (mut r, _) = start_stream(listen, 100, 200).await;
+    sigterm(&gw);
+    let signalled = Instant::now();
+    let (status, log) = exit_within(gw, Duration::from_secs(5));
+    assert!(status.success(), "{status}\n{log}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        signalled.elapsed()
+    );
+    // The client sees the stream end without its terminator.
+    let mut rest = String::new();
+    while let Ok(Some(c)) = r.chunk().await {
+        rest.push_str(&String::from_utf8_lossy(&c));
+    }
+    assert!(!rest.contains("[DONE]"));
+    let lines = access_lines(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert_eq!(lines[0]["span"]["status"], 499, "{log}");
 }
 
 const KEY_POLICY: &str = r#"---
@@ -380,22 +465,11 @@ async fn json_access_log_carries_the_client_and_the_request_span() {
     let keys = dir.path().join("keys");
     std::fs::write(&keys, "team-a:sk-team-a\n").unwrap();
     let (listen, admin) = (free_addr(), free_addr());
-    let mut gw = Command::new(AIGW)
-        .args(["--log-json", "run", "--listen"])
-        .arg(listen.to_string())
-        .arg("--admin")
-        .arg(admin.to_string())
-        .arg("--client-api-keys")
-        .arg(&keys)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("AZURE_OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut gw = run_logging(
+        listen,
+        admin,
+        &["--client-api-keys", keys.to_str().unwrap()],
+    );
     wait_listening(listen);
     let status = reqwest::Client::new()
         .post(format!("http://{listen}/v1/chat/completions"))

@@ -122,6 +122,22 @@ pub enum Error {
         /// The upstream's message.
         message: String,
     },
+    /// The client did not send its request in time (a request body that stalls or
+    /// takes longer than the listener allows).
+    #[error("request timeout: {message}")]
+    RequestTimeout {
+        /// Which phase timed out.
+        message: String,
+    },
+    /// The gateway is at one of its capacity limits (connections, requests in flight,
+    /// buffered body memory) or is shutting down; the client should retry later.
+    #[error("overloaded: {message}")]
+    Overloaded {
+        /// Which limit.
+        message: String,
+        /// When the client may retry.
+        retry_after: Duration,
+    },
     /// The upstream could not be reached or broke the connection.
     #[error("upstream unavailable: {message}")]
     UpstreamUnavailable {
@@ -227,6 +243,8 @@ impl Error {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NoRoute { .. } | Self::UnsupportedPath { .. } => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Untranslatable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { status, .. } => *status,
@@ -246,7 +264,9 @@ impl Error {
         match self {
             Self::BadRequest { .. }
             | Self::Untranslatable { .. }
-            | Self::PayloadTooLarge { .. } => "invalid_request_error",
+            | Self::PayloadTooLarge { .. }
+            | Self::RequestTimeout { .. } => "invalid_request_error",
+            Self::Overloaded { .. } => "service_unavailable",
             Self::Unauthorized { .. } => "authentication_error",
             Self::Forbidden { .. } => "permission_error",
             Self::NoRoute { .. } | Self::UnsupportedPath { .. } => "not_found_error",
@@ -266,6 +286,7 @@ impl Error {
             Self::Unauthorized { .. } => json!("invalid_api_key"),
             Self::RateLimited { .. } => json!("rate_limit_exceeded"),
             Self::PayloadTooLarge { .. } => json!("request_too_large"),
+            Self::RequestTimeout { .. } => json!("request_timeout"),
             Self::Untranslatable { .. } => json!("unsupported_parameter"),
             _ => serde_json::Value::Null,
         }
@@ -284,6 +305,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::Overloaded { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -315,7 +337,7 @@ impl Error {
 /// Maps an HTTP status to Anthropic's error `type` vocabulary.
 pub fn anthropic_error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 422 => "invalid_request_error",
+        400 | 408 | 422 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",
@@ -332,7 +354,7 @@ pub fn anthropic_error_type(status: StatusCode) -> &'static str {
 /// Maps an HTTP status to an OpenAI-style error `type`.
 pub fn openai_error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 413 | 422 => "invalid_request_error",
+        400 | 408 | 413 | 422 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
@@ -355,6 +377,25 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&e.to_body(ClientApi::OpenAI)).unwrap();
         assert!(v["error"]["message"].as_str().unwrap().contains("gpt-9"));
         assert_eq!(v["error"]["code"], "model_not_found");
+    }
+
+    #[test]
+    fn overload_and_request_timeout_statuses() {
+        let e = Error::Overloaded {
+            message: "too many requests in flight".into(),
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+        let v: serde_json::Value =
+            serde_json::from_slice(&e.to_body(ClientApi::Anthropic)).unwrap();
+        assert_eq!(v["error"]["type"], "service_unavailable_error");
+        let e = Error::RequestTimeout {
+            message: "request body".into(),
+        };
+        assert_eq!(e.status(), StatusCode::REQUEST_TIMEOUT);
+        let v: serde_json::Value = serde_json::from_slice(&e.to_body(ClientApi::OpenAI)).unwrap();
+        assert_eq!(v["error"]["code"], "request_timeout");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! * [`planner`] — the one layer between a configuration and the engine: targets,
 //!   credential providers, costs, rate limits and hot reload, for every packaging;
 //! * [`cost`] — `llmRequestCosts` including CEL expressions;
+//! * [`health`] — circuit-breaker thresholds, outlier ejection and active-check state;
 //! * [`error::Error`] — one error type that knows its HTTP status and renders as the
 //!   client API's error body.
 //!
@@ -25,6 +26,7 @@ pub mod cost;
 pub mod credential;
 pub mod error;
 pub mod exchange;
+pub mod health;
 pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;

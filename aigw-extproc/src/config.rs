@@ -3,7 +3,9 @@
 //! credential resolver.
 
 use crate::credentials::{self, MetadataCredential};
-use crate::envoy::{ClusterPlan, EndpointPlan, HeaderMatch, Plan, RetryPlan, RoutePlan};
+use crate::envoy::{
+    ClusterPlan, EndpointPlan, HeaderMatch, Plan, Protection, RetryPlan, RoutePlan,
+};
 use crate::runtime::{Catalog, RouteInfo, Runtime};
 use aigw_auth::AuthOptions;
 use aigw_core::Result;
@@ -268,9 +270,20 @@ impl Plan {
                 .timeouts
                 .backend_request
                 .or_else(|| policy_retry.and_then(|r| r.per_retry_timeout));
+            let protection = rule
+                .traffic
+                .map(|t| Protection {
+                    connect_timeout: t.timeouts.connect,
+                    idle_timeout: t.timeouts.connection_idle,
+                    circuit: t.circuit_breaker,
+                    passive: t.passive_health.clone(),
+                    active: t.active_health.clone(),
+                })
+                .unwrap_or_default();
             plan.clusters.push(ClusterPlan {
                 name: cluster.clone(),
                 endpoints,
+                protection,
             });
             let route = config
                 .ai_gateway_routes

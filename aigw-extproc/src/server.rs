@@ -16,6 +16,12 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 /// and tonic's 4 MiB default rejects large prompts. Upstream's controller passes 512 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 512 * 1024 * 1024;
 
+/// Interval of HTTP/2 keep-alive pings on the gRPC listener.
+pub const GRPC_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a keep-alive ping may go unanswered before the connection is closed.
+pub const GRPC_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
@@ -118,6 +124,12 @@ pub async fn serve_grpc(
         .await;
     let builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        // A peer that vanishes without a FIN (a node lost, a partition) would otherwise
+        // hold its streams' state until the kernel's TCP keep-alive notices, hours
+        // later. No cap on concurrent streams: Envoy opens two per request on one
+        // connection per worker, and refusing one fails that request in Envoy.
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
         // Fixed, large windows: Envoy multiplexes every request's streams over one
         // connection, and adaptive windows cost a BDP ping per data frame.
         .initial_stream_window_size(Some(1 << 20))

@@ -174,20 +174,29 @@ fn envoy_validates_generated_bootstraps() {
     };
     let dir = tempfile::tempdir().unwrap();
     for name in FIXTURES {
-        let path = dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, serde_json::to_vec(&bootstrap(name)).unwrap()).unwrap();
-        let out = std::process::Command::new(&envoy)
-            .args(["--mode", "validate", "-l", "error", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        envoy_validate(
+            &envoy,
+            &dir.path().join(format!("{name}.json")),
+            &bootstrap(name),
         );
     }
+}
+
+/// Writes `bootstrap` to `path` and has Envoy validate it.
+fn envoy_validate(envoy: &std::path::Path, path: &std::path::Path, bootstrap: &Value) {
+    std::fs::write(path, serde_json::to_vec(bootstrap).unwrap()).unwrap();
+    let out = std::process::Command::new(envoy)
+        .args(["--mode", "validate", "-l", "error", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The upstream fallback example's BackendTrafficPolicy (`retryOn: connect-failure,
@@ -210,4 +219,97 @@ fn backend_traffic_policy_retry_becomes_the_routes_retry_policy() {
     assert_eq!(policy["per_try_timeout"], "30s");
     assert_eq!(policy["retry_back_off"]["base_interval"], "0.100s");
     assert_eq!(policy["retry_back_off"]["max_interval"], "10s");
+}
+
+/// A BackendTrafficPolicy's circuit breaker, passive and active health checks and
+/// timeouts, as an overlay on the fallback example.
+const PROTECTION: &str = r"apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata:
+  name: protection
+  namespace: default
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      name: provider-fallback
+  timeout:
+    tcp:
+      connectTimeout: 2s
+    http:
+      connectionIdleTimeout: 45s
+  circuitBreaker:
+    maxConnections: 64
+    maxPendingRequests: 8
+    maxParallelRequests: 32
+  healthCheck:
+    passive:
+      consecutive5XxErrors: 4
+      consecutiveGatewayErrors: 2
+      interval: 2s
+      baseEjectionTime: 20s
+      maxEjectionPercent: 50
+    active:
+      type: HTTP
+      timeout: 500ms
+      interval: 5s
+      unhealthyThreshold: 2
+      healthyThreshold: 1
+      http:
+        path: /healthz
+        expectedStatuses: [200, 204]
+";
+
+fn protected_bootstrap(dir: &std::path::Path) -> Value {
+    let overlay = dir.join("protection.yaml");
+    std::fs::write(&overlay, PROTECTION).unwrap();
+    let config = Config::load_paths(&[fixture("provider_fallback__base.yaml"), overlay]).unwrap();
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    let plan = Plan::from_config(&config).unwrap();
+    let mut opts = Options::new(ListenAddr::parse("unix:///run/aigw/extproc.sock").unwrap());
+    opts.listen = ([127, 0, 0, 1], 1975).into();
+    plan.bootstrap(&opts).unwrap()
+}
+
+/// The policy lands in the rule's cluster as Envoy Gateway writes it, and Envoy accepts
+/// the result.
+#[test]
+fn backend_traffic_policy_protection_becomes_cluster_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = protected_bootstrap(dir.path());
+    let c = b["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "httproute/default/provider-fallback/rule/0")
+        .unwrap()
+        .clone();
+    assert_eq!(c["connect_timeout"], "2s");
+    let t = &c["circuit_breakers"]["thresholds"][0];
+    assert_eq!(t["max_connections"], 64);
+    assert_eq!(t["max_pending_requests"], 8);
+    assert_eq!(t["max_requests"], 32);
+    let o = &c["outlier_detection"];
+    assert_eq!(o["consecutive_5xx"], 4);
+    assert_eq!(o["consecutive_gateway_failure"], 2);
+    assert_eq!(o["enforcing_consecutive_gateway_failure"], 100);
+    assert_eq!(o["interval"], "2s");
+    assert_eq!(o["base_ejection_time"], "20s");
+    assert_eq!(o["max_ejection_percent"], 50);
+    let h = &c["health_checks"][0];
+    assert_eq!(h["timeout"], "0.500s");
+    assert_eq!(h["interval"], "5s");
+    assert_eq!(h["unhealthy_threshold"], 2);
+    assert_eq!(h["http_health_check"]["path"], "/healthz");
+    assert_eq!(
+        h["http_health_check"]["expected_statuses"],
+        serde_json::json!([{"start": 200, "end": 201}, {"start": 204, "end": 205}])
+    );
+    let opts = &c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(opts["common_http_protocol_options"]["idle_timeout"], "45s");
+
+    let Some(envoy) = common::envoy::envoy_binary() else {
+        return;
+    };
+    envoy_validate(&envoy, &dir.path().join("protected.json"), &b);
 }

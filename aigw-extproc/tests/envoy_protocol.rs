@@ -166,10 +166,12 @@ async fn setup() -> Option<Setup> {
                     endpoint(bad_port, 0, OTHER_BACKEND),
                     endpoint(good_port, 1, OPENAI_BACKEND),
                 ],
+                protection: Default::default(),
             },
             ClusterPlan {
                 name: "httproute/default/chat/rule/1".into(),
                 endpoints: vec![endpoint(good_port, 0, OTHER_BACKEND)],
+                protection: Default::default(),
             },
         ],
         metadata_namespaces: Vec::new(),

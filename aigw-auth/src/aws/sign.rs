@@ -65,7 +65,203 @@ pub(crate) struct AwsKeys<'a> {
 
 /// Signs `req` in place: sets `authorization`, `x-amz-date` and, with a session token,
 /// `x-amz-security-token` (all marked sensitive where they carry secrets).
+///
+/// The usual Bedrock request (a plain path, no query) is signed here with the day's
+/// signing key from [`SigningKeys`]: deriving it is four HMACs, and aws-sigv4 derives it
+/// again for every request. Anything else (a query string, a path that needs
+/// normalising or escaping) goes through aws-sigv4 whole. Both produce the same headers
+/// (the tests compare them).
 pub(crate) fn sign_request(
+    req: &mut OutgoingRequest,
+    keys: &AwsKeys<'_>,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+) -> Result<(), String> {
+    if fast_path_applies(&req.path) {
+        return sign_fast(req, keys, region, service, time);
+    }
+    sign_with_sdk(req, keys, region, service, time)
+}
+
+/// A path the fast signer canonicalises exactly as aws-sigv4 does: absolute, no query,
+/// no empty, `.` or `..` segment, and only unreserved characters, `/` and `%` (which the
+/// double encoding turns into `%25`).
+fn fast_path_applies(path: &str) -> bool {
+    path.starts_with('/')
+        && path.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'%')
+        })
+        && path[1..]
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+/// Signing keys by secret, day, region and service: a key is valid for one day.
+#[derive(Default)]
+struct SigningKeys(std::sync::Mutex<Vec<CachedKey>>);
+
+struct CachedKey {
+    secret: Secret,
+    date: String,
+    region: String,
+    service: String,
+    key: Vec<u8>,
+}
+
+/// Beyond this many (secret, day, region, service) combinations the cache starts over.
+const MAX_CACHED_KEYS: usize = 64;
+
+static SIGNING_KEYS: LazyLock<SigningKeys> = LazyLock::new(SigningKeys::default);
+
+impl SigningKeys {
+    fn get(
+        &self,
+        secret: &Secret,
+        date: &str,
+        region: &str,
+        service: &str,
+        time: SystemTime,
+    ) -> Vec<u8> {
+        let hit = |k: &CachedKey| {
+            k.date == date
+                && k.region == region
+                && k.service == service
+                && k.secret.expose() == secret.expose()
+        };
+        if let Ok(keys) = self.0.lock()
+            && let Some(k) = keys.iter().find(|k| hit(k))
+        {
+            return k.key.clone();
+        }
+        let key = v4::generate_signing_key(secret.expose(), time, region, service)
+            .as_ref()
+            .to_vec();
+        if let Ok(mut keys) = self.0.lock() {
+            // Yesterday's keys are never used again.
+            keys.retain(|k| k.date == date);
+            if keys.len() >= MAX_CACHED_KEYS {
+                keys.clear();
+            }
+            keys.push(CachedKey {
+                secret: secret.clone(),
+                date: date.to_owned(),
+                region: region.to_owned(),
+                service: service.to_owned(),
+                key: key.clone(),
+            });
+        }
+        key
+    }
+}
+
+fn sign_fast(
+    req: &mut OutgoingRequest,
+    keys: &AwsKeys<'_>,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+) -> Result<(), String> {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let t = time::OffsetDateTime::from(time);
+    let date = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
+    let amz_date = format!("{date}T{:02}{:02}{:02}Z", t.hour(), t.minute(), t.second());
+    let host = host_header(&req.scheme, &req.authority);
+    let token = keys.session_token.map(Secret::expose);
+    let signed_headers = if token.is_some() {
+        "host;x-amz-date;x-amz-security-token"
+    } else {
+        "host;x-amz-date"
+    };
+    let mut canonical = String::with_capacity(256 + req.path.len());
+    let _ = writeln!(canonical, "{}", req.method.as_str());
+    // Double encoding: the path is already percent-encoded, so only `%` changes.
+    for c in req.path.chars() {
+        if c == '%' {
+            canonical.push_str("%25");
+        } else {
+            canonical.push(c);
+        }
+    }
+    let _ = write!(
+        canonical,
+        "\n\nhost:{}\nx-amz-date:{amz_date}\n",
+        trim_all(host)
+    );
+    if let Some(token) = token {
+        // aws-sigv4 (and AWS) take the token as it is, untrimmed.
+        let _ = writeln!(canonical, "x-amz-security-token:{token}");
+    }
+    let _ = write!(
+        canonical,
+        "\n{signed_headers}\n{}",
+        hex::encode(Sha256::digest(&req.body))
+    );
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let key = SIGNING_KEYS.get(keys.secret_access_key, &date, region, service, time);
+    let signature = v4::calculate_signature(&key, string_to_sign.as_bytes());
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+        keys.access_key_id.expose()
+    );
+    for stale in STALE {
+        req.headers.remove(stale);
+    }
+    let value = |v: &str| {
+        HeaderValue::try_from(v).map_err(|_| "signer produced an invalid header value".to_owned())
+    };
+    let mut auth = value(&authorization)?;
+    auth.set_sensitive(true);
+    req.headers.insert(http::header::AUTHORIZATION, auth);
+    req.headers
+        .insert(HeaderName::from_static("x-amz-date"), value(&amz_date)?);
+    if let Some(token) = token {
+        let mut v = value(token)?;
+        v.set_sensitive(true);
+        req.headers
+            .insert(HeaderName::from_static("x-amz-security-token"), v);
+    }
+    Ok(())
+}
+
+/// A header value as SigV4 canonicalises it: outer spaces trimmed, inner runs of
+/// spaces collapsed (aws-sigv4's `trim_all`).
+fn trim_all(v: &str) -> std::borrow::Cow<'_, str> {
+    let t = v.trim_matches(' ');
+    if !t.contains("  ") {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    let mut out = String::with_capacity(t.len());
+    let mut space = false;
+    for c in t.chars() {
+        if c == ' ' {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Headers a previous attempt's signature left behind.
+const STALE: [&str; 4] = [
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+];
+
+/// Signs with aws-sigv4 for requests the fast path does not cover.
+fn sign_with_sdk(
     req: &mut OutgoingRequest,
     keys: &AwsKeys<'_>,
     region: &str,
@@ -105,12 +301,7 @@ pub(crate) fn sign_request(
     let (instructions, _signature) = signed
         .map_err(|e| format!("signing failed: {e}"))?
         .into_parts();
-    for stale in [
-        "authorization",
-        "x-amz-date",
-        "x-amz-security-token",
-        "x-amz-content-sha256",
-    ] {
+    for stale in STALE {
         req.headers.remove(stale);
     }
     let (headers, _params) = instructions.into_parts();
@@ -128,6 +319,100 @@ pub(crate) fn sign_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn request(path: &str, body: &[u8], authority: &str) -> OutgoingRequest {
+        let mut r = OutgoingRequest {
+            method: http::Method::POST,
+            scheme: "https".into(),
+            authority: authority.into(),
+            path: path.into(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::copy_from_slice(body),
+        };
+        r.headers
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        r
+    }
+
+    type Headers = Vec<(String, Vec<u8>, bool)>;
+
+    fn both(path: &str, body: &[u8], token: Option<&str>, secs: u64) -> (Headers, Headers) {
+        let akid = Secret::new("AKIDEXAMPLE");
+        let secret = Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+        let token = token.map(Secret::new);
+        let keys = AwsKeys {
+            access_key_id: &akid,
+            secret_access_key: &secret,
+            session_token: token.as_ref(),
+        };
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let host = "bedrock-runtime.us-east-1.amazonaws.com";
+        let mut fast = request(path, body, host);
+        sign_fast(&mut fast, &keys, "us-east-1", SERVICE, time).unwrap();
+        let mut sdk = request(path, body, host);
+        sign_with_sdk(&mut sdk, &keys, "us-east-1", SERVICE, time).unwrap();
+        (sorted(&fast.headers), sorted(&sdk.headers))
+    }
+
+    /// Names, values and sensitivity, in name order.
+    fn sorted(h: &http::HeaderMap) -> Vec<(String, Vec<u8>, bool)> {
+        let mut v: Vec<_> = h
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec(), v.is_sensitive()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn fast_path_matches_aws_sigv4() {
+        for token in [None, Some("FwoGZXIvYXdzEJr//token  with  spaces ")] {
+            let (fast, sdk) = both(
+                "/model/us.amazon.nova-micro-v1%3A0/converse-stream",
+                br#"{"messages":[]}"#,
+                token,
+                1_767_225_600,
+            );
+            assert_eq!(fast, sdk);
+            assert!(
+                fast.iter()
+                    .any(|(k, _, sensitive)| k == "authorization" && *sensitive)
+            );
+        }
+        // The cached key of the same day signs the next request identically.
+        let (fast, sdk) = both("/model/m/converse", b"{}", None, 1_767_225_600 + 3_600);
+        assert_eq!(fast, sdk);
+    }
+
+    #[test]
+    fn fast_path_scope() {
+        assert!(fast_path_applies(
+            "/model/us.amazon.nova-micro-v1%3A0/converse"
+        ));
+        assert!(!fast_path_applies("/model/m/converse?x=1"));
+        assert!(!fast_path_applies("/model/./converse"));
+        assert!(!fast_path_applies("/model//converse"));
+        assert!(!fast_path_applies("/model/m/"));
+        assert!(!fast_path_applies("/model/a:b/converse"));
+        assert!(!fast_path_applies("model"));
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_agrees_with_aws_sigv4_on_any_covered_request(
+            segs in proptest::collection::vec("[A-Za-z0-9._~%-]{1,12}", 1..5),
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            secs in 0u64..4_000_000_000,
+            token in proptest::option::of("[A-Za-z0-9/+= ]{1,40}"),
+        ) {
+            let path = format!("/{}", segs.join("/"));
+            prop_assume!(fast_path_applies(&path));
+            prop_assume!(token.as_deref().is_none_or(|t| !t.trim_matches(' ').is_empty()));
+            let (fast, sdk) = both(&path, &body, token.as_deref(), secs);
+            prop_assert_eq!(fast, sdk);
+        }
+    }
 
     #[test]
     fn host_and_region_parsing() {

@@ -5,6 +5,7 @@ use aigw_axum::admin::{self, AdminState, Tee};
 use aigw_axum::client_auth::ClientAuthLayer;
 use aigw_axum::client_auth_config::{self, ClientAuthFlags};
 use aigw_axum::record::{AccessLog, AccessLogFormat};
+use aigw_axum::server::{self, ServerLimits};
 use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, Settings, Snapshot, autoconfig, config, credentials};
 use aigw_core::config::{Config, SecretSource};
@@ -16,6 +17,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// jemalloc with background threads purging freed pages (after its 10 s decay), so RSS
+/// returns to near its idle figure after a burst; glibc's malloc kept the peak resident.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The command line of the standalone gateway.
 #[derive(Parser, Debug)]
@@ -122,6 +129,85 @@ struct RunArgs {
     /// Seconds between heartbeat pings on an idle MCP notification stream (0: none).
     #[arg(long, default_value_t = 60)]
     mcp_heartbeat_secs: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Listener and request limits (docs/limits.md). Durations are written like the
+/// configuration's (`500ms`, `30s`, `2m`); `0` turns a timeout off.
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// Time for a client to send a request's headers; in HTTP/1 it also bounds how long
+    /// a kept-alive connection waits for its next request.
+    #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[arg(long, default_value = "60s", value_parser = duration, env = "AIGW_IDLE_TIMEOUT")]
+    idle_timeout: Duration,
+    /// Longest pause while a request body arrives (408 beyond).
+    #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_REQUEST_BODY_IDLE_TIMEOUT")]
+    request_body_idle_timeout: Duration,
+    /// Longest time to receive a whole request body (408 beyond).
+    #[arg(long, default_value = "120s", value_parser = duration, env = "AIGW_REQUEST_BODY_TIMEOUT")]
+    request_body_timeout: Duration,
+    /// Open client connections; beyond, new ones get 503 with `retry-after`.
+    #[arg(long, default_value_t = 10_000, env = "AIGW_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// Requests in flight (streams until they end); beyond, 503 with `retry-after`.
+    /// 0: no cap.
+    #[arg(long, default_value_t = 4096, env = "AIGW_MAX_IN_FLIGHT")]
+    max_in_flight: usize,
+    /// Bytes of request bodies buffered across all requests; a request whose body does
+    /// not fit gets 503 with `retry-after`. 0: no bound.
+    #[arg(long, default_value_t = 512 * 1024 * 1024, env = "AIGW_MAX_BUFFERED_BODY_BYTES")]
+    max_buffered_body_bytes: usize,
+    /// Concurrent streams per HTTP/2 client connection.
+    #[arg(long, default_value_t = 256)]
+    http2_max_concurrent_streams: u32,
+    /// Interval of HTTP/2 keep-alive pings to clients (0: none).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    http2_keepalive_interval: Duration,
+    /// How long a keep-alive ping may go unanswered.
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    http2_keepalive_timeout: Duration,
+    /// On SIGTERM or Ctrl-C, how long in-flight requests (streams included) may take to
+    /// finish before the process exits.
+    #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_DRAIN_TIMEOUT")]
+    drain_timeout: Duration,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    aigw_core::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// `0` turns a bound off.
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl LimitArgs {
+    fn server(&self, max_header_bytes: usize) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: nonzero(self.header_read_timeout),
+            idle_timeout: nonzero(self.idle_timeout),
+            max_connections: self.max_connections,
+            max_header_bytes,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            http2_keepalive_interval: nonzero(self.http2_keepalive_interval),
+            http2_keepalive_timeout: self.http2_keepalive_timeout,
+            drain_timeout: self.drain_timeout,
+        }
+    }
+
+    /// The admin listener: the same timeouts, a small connection cap (probes and
+    /// scrapers), and no drain (it stays up until the gateway has drained).
+    fn admin(&self) -> ServerLimits {
+        ServerLimits {
+            max_connections: 64,
+            drain_timeout: Duration::ZERO,
+            ..self.server(16 * 1024)
+        }
+    }
 }
 
 impl RunArgs {
@@ -448,6 +534,11 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
             ..aigw_axum::RetryPolicy::default()
         },
         trace_propagation: args.trace_propagation,
+        body_idle_timeout: nonzero(args.limits.request_body_idle_timeout),
+        body_timeout: nonzero(args.limits.request_body_timeout),
+        max_in_flight: (args.limits.max_in_flight > 0).then_some(args.limits.max_in_flight),
+        max_buffered_body_bytes: (args.limits.max_buffered_body_bytes > 0)
+            .then_some(args.limits.max_buffered_body_bytes),
         ..Settings::default()
     };
     let gateway = Gateway::builder(snapshot)
@@ -509,10 +600,13 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     tracing::info!(listen = %args.listen, admin = %args.admin, "aigw gateway listening");
 
     let admin_router = admin::router(admin_state.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(aigw_axum::net::nodelay(admin_listener), admin_router).await {
-            tracing::error!("admin listener stopped: {e}");
-        }
+    let admin_limits = args.limits.admin();
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(async move {
+        server::serve(admin_listener, admin_router, admin_limits, async {
+            let _ = admin_stopped.await;
+        })
+        .await
     });
 
     if !args.config.is_empty() {
@@ -575,18 +669,29 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         mcp,
         tower::Layer::layer(&auth_layer, gateway.clone()),
     ));
-    let served = axum::serve(
-        aigw_axum::net::nodelay(listener),
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = args.limits.server(args.max_header_bytes);
+    let drained = server::serve(listener, app, limits, async move {
         shutdown_signal().await;
         draining.set_ready(false);
     })
     .await;
     admin_state.set_ready(false);
+    // Every request has finished and recorded itself (its usage in the access log,
+    // the metrics and the meters): write the log out, then stop the admin listener
+    // (a last scrape could still run while the gateway drained).
     access_log.flush();
-    served.map_err(|e| format!("gateway listener: {e}"))
+    let _ = admin_stop.send(());
+    let _ = admin_task.await;
+    if drained.cut > 0 {
+        tracing::warn!(
+            connections = drained.cut,
+            "exited with connections cut at the drain deadline"
+        );
+    } else {
+        tracing::info!("drained: every in-flight request finished");
+    }
+    access_log.flush();
+    Ok(())
 }
 
 async fn simulate(args: SimulateArgs) -> Result<(), String> {

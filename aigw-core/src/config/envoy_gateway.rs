@@ -200,7 +200,128 @@ pub struct BackendTrafficPolicySpec {
     /// Rate limits.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,
+    /// Circuit breaking.
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerSettings>,
+    /// Passive (outlier ejection) and active health checks.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSettings>,
     /// Every other setting; not applied by aigw's own data plane.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `circuitBreaker` (Envoy Gateway defaults each threshold to 1024).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerSettings {
+    /// Connections to the backend.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Requests waiting for a connection.
+    #[serde(default)]
+    pub max_pending_requests: Option<u32>,
+    /// Requests in flight to the backend.
+    #[serde(default)]
+    pub max_parallel_requests: Option<u32>,
+    /// Everything else (`maxParallelRetries`, `maxRequestsPerConnection`,
+    /// `perEndpoint`, `retryBudget`): not applied by aigw's own data plane.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `healthCheck`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckSettings {
+    /// Active checks.
+    #[serde(default)]
+    pub active: Option<ActiveHealthCheckSettings>,
+    /// Passive checks (outlier detection).
+    #[serde(default)]
+    pub passive: Option<PassiveHealthCheckSettings>,
+    /// Everything else (`panicThreshold`).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `healthCheck.active`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveHealthCheckSettings {
+    /// `HTTP`, `TCP` or `GRPC`.
+    #[serde(default, rename = "type")]
+    pub check_type: Option<String>,
+    /// Time to wait for a check's answer (default 1s).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Time between checks (default 3s).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Failed checks before a healthy backend is marked unhealthy (default 3).
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
+    /// Passed checks before an unhealthy backend is marked healthy (default 1).
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    /// The HTTP checker.
+    #[serde(default)]
+    pub http: Option<HttpHealthCheckSettings>,
+    /// Everything else (`tcp`, `grpc`, `initialJitter`, `overrides`, `healthCheckLog`).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `healthCheck.active.http`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpHealthCheckSettings {
+    /// Path requested.
+    #[serde(default)]
+    pub path: String,
+    /// Method (default GET).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Statuses counted as healthy (default 200).
+    #[serde(default)]
+    pub expected_statuses: Vec<u16>,
+    /// `Host` header of the check.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Everything else (`expectedResponse`, `requestBody`, `retriableStatuses`).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `healthCheck.passive`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassiveHealthCheckSettings {
+    /// Count local-origin failures (connect, reset, timeout) apart from upstream 5xx.
+    #[serde(default)]
+    pub split_external_local_origin_errors: Option<bool>,
+    /// Sweep interval (default 3s).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Consecutive local-origin failures that eject, when split (default 5).
+    #[serde(default)]
+    pub consecutive_local_origin_failures: Option<u32>,
+    /// Consecutive gateway errors (502, 503, 504) that eject (unset: off).
+    #[serde(default)]
+    pub consecutive_gateway_errors: Option<u32>,
+    /// Consecutive 5xx that eject (default 5).
+    #[serde(default, rename = "consecutive5XxErrors")]
+    pub consecutive_5xx_errors: Option<u32>,
+    /// Base ejection time, multiplied by the times ejected in a row (default 30s).
+    #[serde(default)]
+    pub base_ejection_time: Option<String>,
+    /// Largest share of the rule's backends ejected at once (default 10).
+    #[serde(default)]
+    pub max_ejection_percent: Option<u32>,
+    /// Eject one backend even when that exceeds the percentage.
+    #[serde(default)]
+    pub always_eject_one_endpoint: Option<bool>,
+    /// Everything else (`failurePercentageThreshold`).
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }

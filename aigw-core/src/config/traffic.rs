@@ -7,10 +7,12 @@
 //! route-level policy wins, as in Envoy Gateway.
 
 use super::envoy_gateway::{
-    BackendTrafficPolicySpec, ClientTrafficPolicySpec, RateLimitCostSpecifier,
+    ActiveHealthCheckSettings, BackendTrafficPolicySpec, CircuitBreakerSettings,
+    ClientTrafficPolicySpec, PassiveHealthCheckSettings, RateLimitCostSpecifier,
 };
 use super::meta::{PolicyTargetReference, parse_duration, parse_quantity_bytes};
 use super::{AIGatewayRouteSpec, Config, Resource};
+use crate::health::{ActiveCheck, CircuitLimits, OutlierPolicy};
 pub use crate::meter::{LimitCost, RateLimitScope};
 use crate::retry::RetryOn;
 use serde_json::Value;
@@ -95,8 +97,74 @@ pub struct TrafficSettings {
     pub timeouts: TrafficTimeouts,
     /// Rate limits.
     pub rate_limit: Option<RateLimitPolicy>,
+    /// Circuit-breaker thresholds of each backend.
+    pub circuit_breaker: Option<CircuitLimits>,
+    /// Outlier ejection (`healthCheck.passive`).
+    pub passive_health: Option<OutlierPolicy>,
+    /// Active HTTP checks (`healthCheck.active` of type `HTTP`).
+    pub active_health: Option<ActiveCheck>,
     /// Settings present but not applied by aigw's data plane (reported by `validate`).
     pub ignored: Vec<String>,
+}
+
+/// Envoy Gateway's default for every circuit-breaker threshold.
+pub const DEFAULT_CIRCUIT_THRESHOLD: u32 = 1024;
+
+fn circuit(c: &CircuitBreakerSettings, ignored: &mut Vec<String>) -> CircuitLimits {
+    ignored.extend(c.other.keys().map(|k| format!("circuitBreaker.{k}")));
+    CircuitLimits {
+        max_connections: c.max_connections.unwrap_or(DEFAULT_CIRCUIT_THRESHOLD),
+        max_pending_requests: c.max_pending_requests.unwrap_or(DEFAULT_CIRCUIT_THRESHOLD),
+        max_parallel_requests: c.max_parallel_requests.unwrap_or(DEFAULT_CIRCUIT_THRESHOLD),
+    }
+}
+
+fn passive(p: &PassiveHealthCheckSettings, ignored: &mut Vec<String>) -> OutlierPolicy {
+    ignored.extend(p.other.keys().map(|k| format!("healthCheck.passive.{k}")));
+    OutlierPolicy {
+        split_local_origin: p.split_external_local_origin_errors.unwrap_or(false),
+        interval: dur(&p.interval).unwrap_or(Duration::from_secs(3)),
+        consecutive_local_origin: p.consecutive_local_origin_failures.unwrap_or(5),
+        consecutive_gateway: p.consecutive_gateway_errors,
+        consecutive_5xx: p.consecutive_5xx_errors.unwrap_or(5),
+        base_ejection: dur(&p.base_ejection_time).unwrap_or(Duration::from_secs(30)),
+        max_ejection_percent: p.max_ejection_percent.unwrap_or(10),
+        always_eject_one: p.always_eject_one_endpoint.unwrap_or(false),
+    }
+}
+
+/// An HTTP check; other checker types are listed as not applied.
+fn active(a: &ActiveHealthCheckSettings, ignored: &mut Vec<String>) -> Option<ActiveCheck> {
+    ignored.extend(a.other.keys().map(|k| format!("healthCheck.active.{k}")));
+    let http = match (a.check_type.as_deref(), &a.http) {
+        (Some("HTTP") | None, Some(http)) => http,
+        (t, _) => {
+            ignored.push(format!(
+                "healthCheck.active (type {}: only HTTP checks are run)",
+                t.unwrap_or("unset")
+            ));
+            return None;
+        }
+    };
+    ignored.extend(
+        http.other
+            .keys()
+            .map(|k| format!("healthCheck.active.http.{k}")),
+    );
+    Some(ActiveCheck {
+        timeout: dur(&a.timeout).unwrap_or(Duration::from_secs(1)),
+        interval: dur(&a.interval).unwrap_or(Duration::from_secs(3)),
+        unhealthy_threshold: a.unhealthy_threshold.unwrap_or(3),
+        healthy_threshold: a.healthy_threshold.unwrap_or(1),
+        path: http.path.clone(),
+        method: http.method.clone().unwrap_or_else(|| "GET".into()),
+        expected_statuses: if http.expected_statuses.is_empty() {
+            vec![200]
+        } else {
+            http.expected_statuses.clone()
+        },
+        hostname: http.hostname.clone(),
+    })
 }
 
 /// The ClientTrafficPolicy settings for a Gateway.
@@ -219,12 +287,43 @@ impl TrafficSettings {
                     .collect(),
             })
         });
+        let mut ignored: Vec<String> = s.other.keys().cloned().collect();
+        if let Some(h) = s.timeout.as_ref().and_then(|t| t.http.as_ref()) {
+            for (set, name) in [
+                (
+                    h.max_connection_duration.is_some(),
+                    "timeout.http.maxConnectionDuration",
+                ),
+                (
+                    h.max_stream_duration.is_some(),
+                    "timeout.http.maxStreamDuration",
+                ),
+            ] {
+                if set {
+                    ignored.push(name.into());
+                }
+            }
+        }
+        let circuit_breaker = s.circuit_breaker.as_ref().map(|c| circuit(c, &mut ignored));
+        let health = s.health_check.as_ref();
+        if let Some(h) = health {
+            ignored.extend(h.other.keys().map(|k| format!("healthCheck.{k}")));
+        }
+        let passive_health = health
+            .and_then(|h| h.passive.as_ref())
+            .map(|p| passive(p, &mut ignored));
+        let active_health = health
+            .and_then(|h| h.active.as_ref())
+            .and_then(|a| active(a, &mut ignored));
         Self {
             policy: p.key(),
             retry,
             timeouts,
             rate_limit,
-            ignored: s.other.keys().cloned().collect(),
+            circuit_breaker,
+            passive_health,
+            active_health,
+            ignored,
         }
     }
 

@@ -21,6 +21,7 @@ pub use reload::{Fingerprint, Reloader};
 use crate::config::{Config, SecretSource};
 use crate::cost::CostSet;
 use crate::exchange::{self, BodyMutation, ExchangeRecord, Plan, Target, UpstreamAddr};
+use crate::health::{HostHealth, RuleHealth};
 use crate::limits::{RateLimitMeter, RateLimits};
 use crate::routing::{self, Candidate, ModelInfo};
 use crate::{ApiSchema, Error, HeaderMutation, Result};
@@ -65,6 +66,9 @@ impl std::fmt::Debug for Inputs<'_> {
 pub struct Planner {
     routing: routing::Snapshot,
     targets: HashMap<String, Arc<Target>>,
+    /// Per-rule backend name → its health, for rules whose BackendTrafficPolicy has
+    /// passive or active health checks.
+    health: HashMap<String, HostHealth>,
     costs: HashMap<String, Arc<CostSet>>,
     meter: Option<Arc<RateLimitMeter>>,
     counter: AtomicU64,
@@ -92,7 +96,9 @@ impl Planner {
         let mut providers = ProviderSet::new(config, inputs.credentials, inputs.providers);
         let mut targets = HashMap::new();
         let mut costs = HashMap::new();
+        let mut health = HashMap::new();
         for rule in routing.rules() {
+            add_health(&rule, &mut health);
             if !rule.costs.is_empty() {
                 costs.insert(rule.route_name.to_owned(), Arc::new(rule.costs.clone()));
             }
@@ -119,6 +125,7 @@ impl Planner {
         Ok(Self {
             routing,
             targets,
+            health,
             costs,
             meter,
             counter: AtomicU64::new(0x2545_f491_4f6c_dd1d),
@@ -134,9 +141,20 @@ impl Planner {
     /// in attempt order: priority groups in order, a weighted pick within each.
     pub fn plan(&self, model: &str, headers: &HeaderMap) -> Result<Plan> {
         let m = self.routing.route(model, headers)?;
-        let targets: Vec<Target> = m
-            .attempt_order(next_random(&self.counter))
+        let order = m.attempt_order(next_random(&self.counter));
+        let available = |c: &&Candidate| {
+            self.health
+                .get(&c.backend_name)
+                .is_none_or(HostHealth::is_available)
+        };
+        // Ejected or unhealthy backends are skipped, so the next one in the order (the
+        // next priority, when it was the last of its own) is tried first. With every
+        // backend down they are all tried anyway, as Envoy's panic mode does.
+        let healthy = self.health.is_empty() || order.iter().all(available);
+        let usable = healthy || !order.iter().any(available);
+        let targets: Vec<Target> = order
             .into_iter()
+            .filter(|c| usable || available(c))
             .filter_map(|c| self.targets.get(&c.backend_name))
             .map(|t| Target::clone(t))
             .collect();
@@ -208,6 +226,15 @@ impl Planner {
             retry_on: None,
         };
         Some((plan, model))
+    /// The health of a per-rule backend, when its rule's BackendTrafficPolicy has
+    /// health checks: adapters report attempt outcomes and run active checks into it.
+    pub fn health(&self, backend_name: &str) -> Option<&HostHealth> {
+        self.health.get(backend_name)
+    }
+
+    /// Every per-rule backend with health state.
+    pub fn health_states(&self) -> impl Iterator<Item = (&str, &HostHealth)> {
+        self.health.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The route for `model`, its first backend and its costs, without a pick.
@@ -264,6 +291,25 @@ impl Planner {
     /// Models served on `host` (every host when `None`).
     pub fn models(&self, host: Option<&str>) -> Vec<&ModelInfo> {
         self.routing.models(host)
+    }
+}
+
+/// Health state for a rule's backends, when its policy checks them.
+fn add_health(rule: &routing::RouteMatch<'_>, health: &mut HashMap<String, HostHealth>) {
+    let Some(t) = rule.traffic else {
+        return;
+    };
+    if t.passive_health.is_none() && t.active_health.is_none() {
+        return;
+    }
+    let hosts: Vec<&Candidate> = rule.groups.iter().flat_map(|g| &g.candidates).collect();
+    let state = RuleHealth::new(
+        hosts.len(),
+        t.passive_health.clone(),
+        t.active_health.clone(),
+    );
+    for (i, c) in hosts.into_iter().enumerate() {
+        health.insert(c.backend_name.clone(), HostHealth::new(state.clone(), i));
     }
 }
 

@@ -1,11 +1,12 @@
 //! Renders a [`Plan`] as an Envoy v3 bootstrap (JSON, which Envoy reads as YAML).
 
-use super::plan::{ClusterPlan, HeaderMatch, Options, Plan, RoutePlan};
+use super::plan::{ClusterPlan, HeaderMatch, Options, Plan, Protection, RoutePlan};
 use crate::error::ExtProcError;
 use crate::server::ListenAddr;
 use crate::wire::{
     ENDPOINT_METADATA_NAMESPACE, METADATA_NAMESPACE, ROUTER_ATTRIBUTES, UPSTREAM_ATTRIBUTES,
 };
+use aigw_core::health::OutlierPolicy;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -222,7 +223,7 @@ fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
         "name": c.name,
         "type": if all_ip { "STATIC" } else { "STRICT_DNS" },
         "dns_lookup_family": "V4_PREFERRED",
-        "connect_timeout": "10s",
+        "connect_timeout": dur(c.protection.connect_timeout.unwrap_or(Duration::from_secs(10))),
         "lb_policy": "ROUND_ROBIN",
         // Priority failover must not spill traffic to lower priorities while the first
         // is healthy.
@@ -236,14 +237,9 @@ fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
                 "http_filters": upstream_filters()
             }
         },
-        // Passive health: a backend that keeps failing is ejected so fallback sticks.
-        "outlier_detection": {
-            "consecutive_5xx": 3,
-            "interval": "5s",
-            "base_ejection_time": "30s",
-            "max_ejection_percent": 100
-        }
+        "outlier_detection": outlier_detection(c.protection.passive.as_ref()),
     });
+    protect(&mut out, &c.protection);
     if tls {
         out["transport_socket"] = json!({
             "name": "envoy.transport_sockets.tls",
@@ -256,6 +252,67 @@ fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
         });
     }
     out
+}
+
+/// A policy's `healthCheck.passive` as Envoy Gateway writes it; without one, a backend
+/// that keeps failing is still ejected so fallback sticks.
+fn outlier_detection(p: Option<&OutlierPolicy>) -> Value {
+    let Some(p) = p else {
+        return json!({
+            "consecutive_5xx": 3,
+            "interval": "5s",
+            "base_ejection_time": "30s",
+            "max_ejection_percent": 100
+        });
+    };
+    let mut o = json!({
+        "split_external_local_origin_errors": p.split_local_origin,
+        "interval": dur(p.interval),
+        "consecutive_local_origin_failure": p.consecutive_local_origin,
+        "consecutive_5xx": p.consecutive_5xx,
+        "base_ejection_time": dur(p.base_ejection),
+        "max_ejection_percent": p.max_ejection_percent,
+        "always_eject_one_host": p.always_eject_one,
+    });
+    if let Some(n) = p.consecutive_gateway.filter(|n| *n > 0) {
+        o["consecutive_gateway_failure"] = json!(n);
+        o["enforcing_consecutive_gateway_failure"] = json!(100);
+    }
+    o
+}
+
+/// Circuit breakers, active health checks and the idle timeout of a policy.
+fn protect(out: &mut Value, p: &Protection) {
+    if let Some(c) = &p.circuit {
+        out["circuit_breakers"] = json!({ "thresholds": [{
+            "priority": "DEFAULT",
+            "max_connections": c.max_connections,
+            "max_pending_requests": c.max_pending_requests,
+            "max_requests": c.max_parallel_requests,
+        }]});
+    }
+    if let Some(a) = &p.active {
+        let mut http = json!({
+            "path": a.path,
+            "method": a.method,
+            "expected_statuses": a.expected_statuses.iter().map(|s| json!({"start": s, "end": s + 1})).collect::<Vec<_>>(),
+        });
+        if let Some(h) = &a.hostname {
+            http["host"] = json!(h);
+        }
+        out["health_checks"] = json!([{
+            "timeout": dur(a.timeout),
+            "interval": dur(a.interval),
+            "unhealthy_threshold": a.unhealthy_threshold,
+            "healthy_threshold": a.healthy_threshold,
+            "http_health_check": http,
+        }]);
+    }
+    if let Some(idle) = p.idle_timeout {
+        let key = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+        out["typed_extension_protocol_options"][key]["common_http_protocol_options"] =
+            json!({ "idle_timeout": dur(idle) });
+    }
 }
 
 fn extproc_cluster(addr: &ListenAddr) -> Value {

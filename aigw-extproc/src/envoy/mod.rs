@@ -9,4 +9,6 @@
 mod bootstrap;
 mod plan;
 
-pub use plan::{ClusterPlan, EndpointPlan, HeaderMatch, Options, Plan, RetryPlan, RoutePlan};
+pub use plan::{
+    ClusterPlan, EndpointPlan, HeaderMatch, Options, Plan, Protection, RetryPlan, RoutePlan,
+};

@@ -83,6 +83,24 @@ pub struct ClusterPlan {
     pub name: String,
     /// Endpoints.
     pub endpoints: Vec<EndpointPlan>,
+    /// What the route's BackendTrafficPolicy asks of the cluster.
+    pub protection: Protection,
+}
+
+/// A BackendTrafficPolicy's upstream settings, as Envoy Gateway writes them into the
+/// cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protection {
+    /// `timeout.tcp.connectTimeout` (Envoy's `connect_timeout`; 10 s when unset).
+    pub connect_timeout: Option<Duration>,
+    /// `timeout.http.connectionIdleTimeout`.
+    pub idle_timeout: Option<Duration>,
+    /// `circuitBreaker`.
+    pub circuit: Option<aigw_core::health::CircuitLimits>,
+    /// `healthCheck.passive`.
+    pub passive: Option<aigw_core::health::OutlierPolicy>,
+    /// `healthCheck.active` (HTTP).
+    pub active: Option<aigw_core::health::ActiveCheck>,
 }
 
 /// Process-level options of the bootstrap.

@@ -208,7 +208,9 @@ pub(super) fn backend_traffic_policy(
             });
         }
     }
-    if !p.spec.other.is_empty() {
+    health_check_fields(&mut d, p);
+    let ignored = super::super::traffic::TrafficSettings::from_policy(p).ignored;
+    if !ignored.is_empty() {
         warnings.push(ConfigIssue {
             file: p.source.file.clone(),
             line: None,
@@ -216,9 +218,50 @@ pub(super) fn backend_traffic_policy(
             field: "spec".into(),
             message: format!(
                 "settings not applied by aigw's own data plane: {}",
-                p.spec.other.keys().cloned().collect::<Vec<_>>().join(", ")
+                ignored.join(", ")
             ),
         });
+    }
+}
+
+/// Durations and ranges of `healthCheck`.
+fn health_check_fields(d: &mut Doc<'_>, p: &Resource<BackendTrafficPolicySpec>) {
+    let Some(h) = &p.spec.health_check else {
+        return;
+    };
+    if let Some(a) = &h.active {
+        dur_field(d, "spec.healthCheck.active.timeout", &a.timeout);
+        dur_field(d, "spec.healthCheck.active.interval", &a.interval);
+        if let Some(http) = &a.http {
+            if !http.path.starts_with('/') {
+                d.err(
+                    "spec.healthCheck.active.http.path",
+                    format!("{:?} must be an absolute path", http.path),
+                );
+            }
+            for (i, c) in http.expected_statuses.iter().enumerate() {
+                if !(100..=599).contains(c) {
+                    d.err(
+                        format!("spec.healthCheck.active.http.expectedStatuses[{i}]"),
+                        format!("{c} is not an HTTP status"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(ps) = &h.passive {
+        dur_field(d, "spec.healthCheck.passive.interval", &ps.interval);
+        dur_field(
+            d,
+            "spec.healthCheck.passive.baseEjectionTime",
+            &ps.base_ejection_time,
+        );
+        if ps.max_ejection_percent.is_some_and(|v| v > 100) {
+            d.err(
+                "spec.healthCheck.passive.maxEjectionPercent",
+                "must be between 0 and 100",
+            );
+        }
     }
 }
 

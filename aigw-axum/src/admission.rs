@@ -1,0 +1,347 @@
+//! Admission: the cap on requests in flight, the global bound on buffered request-body
+//! memory, and reading one request body within its size and time bounds.
+//!
+//! Both caps answer at once (503 with `retry-after` in the client API's error shape)
+//! instead of queueing: a queue in front of a saturated gateway only adds latency and
+//! memory, while a prompt 503 lets the client or its load balancer go elsewhere.
+
+use crate::gateway::Settings;
+use aigw_core::Error;
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// What a 503 from a full cap asks the client to wait.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Body memory is counted in KiB so a `u32` reservation covers any body limit.
+const UNIT: usize = 1024;
+
+/// Chunked bodies reserve at least this much at a time, so a body of many small frames
+/// does not touch the semaphore per frame.
+const RESERVE_STEP: usize = 64 * 1024;
+
+/// The shared caps of one gateway.
+pub(crate) struct Admission {
+    in_flight: Option<(Arc<Semaphore>, usize)>,
+    body_memory: Option<(Arc<Semaphore>, usize)>,
+}
+
+/// What a request holds while it is in flight (for a stream: until it ends).
+#[derive(Default)]
+pub(crate) struct Hold {
+    _in_flight: Option<OwnedSemaphorePermit>,
+    body: Option<OwnedSemaphorePermit>,
+    reserved: usize,
+    /// The backend's circuit-breaker place, once an attempt succeeded.
+    pub(crate) circuit: Option<crate::health::CircuitPermit>,
+}
+
+fn units(bytes: usize) -> usize {
+    bytes.div_ceil(UNIT)
+}
+
+impl Admission {
+    pub(crate) fn new(settings: &Settings) -> Self {
+        let cap = |n: usize| (Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))), n);
+        Self {
+            in_flight: settings.max_in_flight.map(cap),
+            body_memory: settings.max_buffered_body_bytes.map(|b| {
+                let (s, _) = cap(units(b));
+                (s, b)
+            }),
+        }
+    }
+
+    /// Admits one request, or refuses it when the in-flight cap is reached.
+    pub(crate) fn admit(&self) -> Result<Hold, Error> {
+        let Some((sem, max)) = &self.in_flight else {
+            return Ok(Hold::default());
+        };
+        match sem.clone().try_acquire_owned() {
+            Ok(p) => Ok(Hold {
+                _in_flight: Some(p),
+                ..Hold::default()
+            }),
+            Err(_) => Err(Error::Overloaded {
+                message: format!("{max} requests in flight, the gateway's limit"),
+                retry_after: RETRY_AFTER,
+            }),
+        }
+    }
+
+    /// Grows `hold`'s share of the body memory to `bytes`.
+    fn reserve(&self, hold: &mut Hold, bytes: usize) -> Result<(), Error> {
+        let Some((sem, max)) = &self.body_memory else {
+            return Ok(());
+        };
+        let want = units(bytes);
+        if want <= hold.reserved {
+            return Ok(());
+        }
+        let more = u32::try_from(want - hold.reserved).unwrap_or(u32::MAX);
+        let permit = sem
+            .clone()
+            .try_acquire_many_owned(more)
+            .map_err(|_| Error::Overloaded {
+                message: format!(
+                    "request bodies buffered across requests are at the gateway's {max} byte limit"
+                ),
+                retry_after: RETRY_AFTER,
+            })?;
+        hold.reserved = want;
+        match &mut hold.body {
+            Some(p) => p.merge(permit),
+            None => hold.body = Some(permit),
+        }
+        Ok(())
+    }
+
+    /// Reads a request body of at most `limit` bytes: a declared `content-length` over
+    /// the limit fails before anything is read; the read fails with a 408 when the
+    /// client pauses longer than the body idle timeout or takes longer than the body
+    /// timeout; its bytes count against the global body memory while `hold` lives.
+    pub(crate) async fn read_body(
+        &self,
+        hold: &mut Hold,
+        mut body: Body,
+        declared: Option<u64>,
+        limit: usize,
+        settings: &Settings,
+    ) -> Result<Bytes, Error> {
+        if let Some(n) = declared {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n > limit {
+                return Err(Error::PayloadTooLarge { limit });
+            }
+            self.reserve(hold, n)?;
+        }
+        let clock = BodyClock::new(settings);
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        let mut total = 0usize;
+        loop {
+            let frame = match clock.wait() {
+                Some(wait) => tokio::time::timeout(wait, body.frame())
+                    .await
+                    .map_err(|_| clock.timeout_error())?,
+                None => body.frame().await,
+            };
+            let data = match frame {
+                None => break,
+                Some(Err(e)) => {
+                    return Err(Error::bad_request(format!(
+                        "cannot read the request body: {e}"
+                    )));
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(d) if !d.is_empty() => d,
+                    _ => continue,
+                },
+            };
+            total = total.saturating_add(data.len());
+            if total > limit {
+                return Err(Error::PayloadTooLarge { limit });
+            }
+            if declared.is_none() && units(total) > hold.reserved {
+                self.reserve(hold, total.max(RESERVE_STEP).min(limit))?;
+            }
+            // Most bodies arrive in one frame: hand that frame on without a copy.
+            match first.take() {
+                None if rest.is_empty() => first = Some(data),
+                None => rest.extend_from_slice(&data),
+                Some(f) => {
+                    rest.reserve(declared.map_or(f.len() + data.len(), |n| n as usize));
+                    rest.extend_from_slice(&f);
+                    rest.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(first.unwrap_or_else(|| rest.freeze()))
+    }
+}
+
+/// The body read's two clocks: the pause between frames and the whole read.
+struct BodyClock {
+    idle: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl BodyClock {
+    fn new(settings: &Settings) -> Self {
+        Self {
+            idle: settings.body_idle_timeout,
+            deadline: settings.body_timeout.map(|t| (Instant::now() + t, t)),
+        }
+    }
+
+    /// How long the next frame may take.
+    fn wait(&self) -> Option<Duration> {
+        let left = self
+            .deadline
+            .map(|(d, _)| d.saturating_duration_since(Instant::now()));
+        match (self.idle, left) {
+            (Some(i), Some(l)) => Some(i.min(l)),
+            (i, l) => i.or(l),
+        }
+    }
+
+    fn timeout_error(&self) -> Error {
+        let message = match self.deadline {
+            Some((d, t)) if Instant::now() >= d => {
+                format!("the request body was not received within {t:?}")
+            }
+            _ => format!(
+                "no request body data for {:?}",
+                self.idle.unwrap_or_default()
+            ),
+        };
+        Error::RequestTimeout { message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn settings() -> Settings {
+        Settings {
+            max_buffered_body_bytes: Some(100 * 1024),
+            max_in_flight: Some(2),
+            body_idle_timeout: Some(Duration::from_millis(50)),
+            body_timeout: Some(Duration::from_millis(200)),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn in_flight_cap_refuses_without_queueing() {
+        let a = Admission::new(&settings());
+        let h1 = a.admit().unwrap();
+        let _h2 = a.admit().unwrap();
+        let e = a.admit().err().unwrap();
+        assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after(), Some(RETRY_AFTER));
+        drop(h1);
+        assert!(a.admit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn body_memory_is_shared_and_released() {
+        let s = settings();
+        let a = Admission::new(&s);
+        let mut h1 = Hold::default();
+        let body = a
+            .read_body(
+                &mut h1,
+                Body::from(vec![b'x'; 60 * 1024]),
+                Some(60 * 1024),
+                1 << 20,
+                &s,
+            )
+            .await
+            .unwrap();
+        assert_eq!(body.len(), 60 * 1024);
+        let mut h2 = Hold::default();
+        let e = a
+            .read_body(
+                &mut h2,
+                Body::from(vec![b'x'; 60 * 1024]),
+                Some(60 * 1024),
+                1 << 20,
+                &s,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        drop(h1);
+        let mut h3 = Hold::default();
+        a.read_body(
+            &mut h3,
+            Body::from(vec![b'x'; 60 * 1024]),
+            None,
+            1 << 20,
+            &s,
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn declared_oversize_fails_before_reading() {
+        let s = settings();
+        let a = Admission::new(&s);
+        // A body that never yields: only the declared length can answer.
+        let body = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let e = a
+            .read_body(&mut Hold::default(), body, Some(10_000_000), 1000, &s)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn stalled_and_slow_bodies_time_out() {
+        let s = settings();
+        let a = Admission::new(&s);
+        let stalled =
+            Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let t = Instant::now();
+        let e = a
+            .read_body(&mut Hold::default(), stalled, None, 1000, &s)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::REQUEST_TIMEOUT);
+        assert!(
+            t.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        // A byte every 30 ms never trips the idle timer but hits the total one.
+        let trickle = futures::stream::iter(0..100).then(|_| async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
+        });
+        let t = Instant::now();
+        let e = a
+            .read_body(
+                &mut Hold::default(),
+                Body::from_stream(trickle),
+                None,
+                1000,
+                &s,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::REQUEST_TIMEOUT);
+        assert!(e.to_string().contains("within"), "{e}");
+        assert!(
+            t.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn multi_frame_bodies_are_joined() {
+        let s = settings();
+        let a = Admission::new(&s);
+        let frames = futures::stream::iter(["ab", "cd", "e"])
+            .map(|f| Ok::<_, std::io::Error>(Bytes::from_static(f.as_bytes())));
+        let b = a
+            .read_body(
+                &mut Hold::default(),
+                Body::from_stream(frames),
+                None,
+                1000,
+                &s,
+            )
+            .await
+            .unwrap();
+        assert_eq!(&b[..], b"abcde");
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Memory of `aigw run` under many concurrent streams, and after them.
+#
+# Starts `aigw simulate --chunks 20 --chunk-interval-ms 400` (each stream lasts ~8 s) and
+# `aigw run` in front of it, then opens STREAMS concurrent streamed chat requests, WAVES
+# times in a row, and prints the gateway's RSS: idle before, at the peak of each wave,
+# after each wave, and 10 s, 30 s and 60 s after the last one.
+#
+# Usage: scripts/bench-streams.sh            (AIGW_BIN=path to skip the release build)
+#        STREAMS=1000 WAVES=3 scripts/bench-streams.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+if [ -z "${AIGW_BIN:-}" ]; then
+  cargo build --release -q -p aigw-axum --bin aigw
+fi
+bin="${AIGW_BIN:-$CARGO_TARGET_DIR/release/aigw}"
+streams="${STREAMS:-1000}"
+waves="${WAVES:-3}"
+ulimit -n "$(ulimit -Hn)"
+out="${BENCH_OUT:-$CARGO_TARGET_DIR/bench-streams}"
+mkdir -p "$out"
+
+"$bin" simulate --listen 127.0.0.1:1986 --chunks 20 --chunk-interval-ms 400 --log-level warn >"$out/sim.log" 2>&1 &
+sim=$!
+"$bin" run benches/e2e/streams.yaml --listen 127.0.0.1:1985 --admin 127.0.0.1:1987 --log-level warn ${GW_ARGS:-} >"$out/gw.log" 2>&1 &
+gw=$!
+trap 'kill $sim $gw 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -fs -o /dev/null 127.0.0.1:1987/ready && break
+  sleep 0.1
+done
+
+python3 - "$gw" "$streams" "$waves" <<'PY'
+import asyncio, sys, time
+
+pid, streams, waves = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+body = b'{"model":"bench-openai","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
+           b"authorization: Bearer sk-bench\r\nconnection: close\r\ncontent-length: "
+           + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+def rss_kib():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+
+async def one(ok):
+    r, w = await asyncio.open_connection("127.0.0.1", 1985)
+    w.write(request)
+    data = b""
+    while True:
+        chunk = await r.read(65536)
+        if not chunk:
+            break
+        data += chunk
+    w.close()
+    if data.startswith(b"HTTP/1.1 200") and b"[DONE]" in data:
+        ok.append(1)
+
+async def wave():
+    ok, peak = [], 0
+    tasks = [asyncio.create_task(one(ok)) for _ in range(streams)]
+    while not all(t.done() for t in tasks):
+        peak = max(peak, rss_kib())
+        await asyncio.sleep(0.2)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return len(ok), peak
+
+async def main():
+    idle = rss_kib()
+    print(f"RSS idle: {idle / 1024:.1f} MiB")
+    for i in range(waves):
+        ok, peak = await wave()
+        after = rss_kib()
+        print(f"wave {i + 1}: {ok}/{streams} streams completed, peak {peak / 1024:.1f} MiB "
+              f"({(peak - idle) / streams:.1f} KiB per stream over idle), after {after / 1024:.1f} MiB")
+    start = time.monotonic()
+    for t in (10, 30, 60):
+        await asyncio.sleep(t - (time.monotonic() - start))
+        print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB")
+
+asyncio.run(main())
+PY
