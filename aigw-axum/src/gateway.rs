@@ -57,6 +57,8 @@ pub struct BackendConnection {
     pub client: Option<HttpClient>,
     /// Why the backend's TLS client could not be built; attempts on it fail over.
     pub tls_error: Option<String>,
+    /// For an InferencePool: its endpoint picker, asked before every attempt.
+    pub pool: Option<Arc<crate::inference_pool::PoolRouting>>,
 }
 
 impl std::fmt::Debug for BackendConnection {
@@ -65,6 +67,7 @@ impl std::fmt::Debug for BackendConnection {
             .field("authorities", &self.authorities)
             .field("dedicated_client", &self.client.is_some())
             .field("tls_error", &self.tls_error)
+            .field("pool", &self.pool)
             .finish()
     }
 }

@@ -22,6 +22,7 @@ pub mod credentials;
 mod error;
 mod gateway;
 mod identity;
+pub mod inference_pool;
 mod layer;
 pub mod net;
 mod proxy;

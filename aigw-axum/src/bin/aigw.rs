@@ -106,9 +106,24 @@ struct RunArgs {
     /// on machines with up to two cores); default otherwise: one per core.
     #[arg(long, env = "AIGW_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     worker_threads: Option<u16>,
+    /// Where the endpoint picker of an InferencePool listens, as
+    /// `NAMESPACE/POOL=URL` (`http://` plain-text gRPC, `https://` TLS); repeatable.
+    /// Default: `https://<endpointPickerRef.name>.<namespace>.svc:<port>`.
+    #[arg(long, value_name = "NAMESPACE/POOL=URL")]
+    endpoint_picker: Vec<String>,
 }
 
 impl RunArgs {
+    fn pickers(&self) -> Result<aigw_axum::inference_pool::grpc::ExtProcPickers, String> {
+        self.endpoint_picker.iter().try_fold(
+            aigw_axum::inference_pool::grpc::ExtProcPickers::default(),
+            |p, flag| {
+                p.with_flag(flag)
+                    .map_err(|e| format!("--endpoint-picker: {e}"))
+            },
+        )
+    }
+
     fn client_auth_flags(&self) -> ClientAuthFlags {
         ClientAuthFlags {
             api_keys_file: self.client_api_keys.clone(),
@@ -266,7 +281,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             for w in config.warnings() {
                 eprintln!("warning: {w}");
             }
-            for w in config.inference_pool_warnings() {
+            for w in aigw_axum::config::unserved_pools(&config) {
                 eprintln!("warning: {w}");
             }
             let secrets = SecretSource::from_config(&config).with_env_fallback();
@@ -303,8 +318,15 @@ fn loader(
     }
 }
 
-fn snapshot_for(planner: aigw_core::planner::Planner) -> Snapshot {
-    config::snapshot_for(Arc::new(planner), Arc::new(aigw_providers::ProviderFactory))
+fn snapshot_for(
+    planner: aigw_core::planner::Planner,
+    pickers: &aigw_axum::inference_pool::grpc::ExtProcPickers,
+) -> Snapshot {
+    config::snapshot_with_pickers(
+        Arc::new(planner),
+        Arc::new(aigw_providers::ProviderFactory),
+        Some(pickers),
+    )
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
@@ -402,7 +424,11 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     admin_state.set_rate_limit_stats(limits.stats().clone());
     let loader = Arc::new(loader(args.secrets_dir.as_ref(), resolver, limits));
     config::log_warnings(&config);
-    let snapshot = snapshot_for(loader.compile(&config).map_err(|e| e.to_string())?);
+    let pickers = Arc::new(args.pickers()?);
+    let snapshot = snapshot_for(
+        loader.compile(&config).map_err(|e| e.to_string())?,
+        &pickers,
+    );
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
         max_header_bytes: args.max_header_bytes,
@@ -466,7 +492,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
                 Ok((planner, auth))
             },
             move |(planner, auth): (aigw_core::planner::Planner, _)| {
-                gw.swap(snapshot_for(planner));
+                gw.swap(snapshot_for(planner, &pickers));
                 let client = gw.http_client();
                 let layer = auth_layer.clone();
                 // Remote keys are fetched before the new settings take over.
