@@ -30,6 +30,7 @@ mod mcp;
 mod meta;
 mod mutation;
 mod parse;
+mod parts;
 mod resolve;
 mod schema;
 mod secret;
@@ -42,6 +43,7 @@ pub use envoy_gateway::*;
 pub use mcp::*;
 pub use meta::*;
 pub use mutation::{BodyMutation, HeaderMutationConfig};
+pub use parts::{part_header, parts_checksum};
 pub use resolve::{
     AwsOidcExchange, AzureAuth, CredentialOverrideSource, GcpAuth, OidcSettings,
     ResolvedCredentialOverride, ResolvedSecurityPolicy, SecurityPolicyKind,
