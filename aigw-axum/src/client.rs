@@ -114,6 +114,20 @@ pub fn build_tls_client(
     Ok(pooled(settings, https))
 }
 
+/// The connector of gRPC clients (the endpoint pickers of InferencePools): plain text
+/// for `http://`, TLS with HTTP/2 negotiated for `https://`, without certificate
+/// verification — as Envoy dials pickers in upstream's configuration, the picker's
+/// certificate being self-signed by default.
+#[cfg(feature = "inference-pool")]
+pub(crate) fn grpc_connector() -> Result<Connector, GatewayError> {
+    let config = client_config(TlsTrust::Insecure)?;
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http_connector(&ClientSettings::default())))
+}
+
 enum TlsTrust {
     Roots(RootCertStore),
     Insecure,

@@ -3,6 +3,7 @@
 
 use crate::client::{ClientSettings, HttpClient, build_client, build_tls_client};
 use crate::gateway::{BackendConnection, ModelEntry, RoutePlanner, Snapshot};
+use crate::inference_pool::{self, PickerResolver, PoolRouting};
 use aigw_core::api::Endpoint;
 use aigw_core::config::traffic::TrafficSettings;
 use aigw_core::config::{Config, SecretSource};
@@ -62,10 +63,18 @@ impl ConfigPlanner {
         Ok(Self::from_planner(Arc::new(planner)))
     }
 
-    /// Narrows a compiled [`Planner`].
+    /// Narrows a compiled [`Planner`]; InferencePools are asked through
+    /// [`inference_pool::default_resolver`].
     pub fn from_planner(planner: Arc<Planner>) -> Self {
+        Self::with_pickers(planner, inference_pool::default_resolver().as_deref())
+    }
+
+    /// Narrows a compiled [`Planner`], asking InferencePools' endpoint pickers through
+    /// `pickers` (`None`: pools are not served; their requests get a 503 naming them).
+    pub fn with_pickers(planner: Arc<Planner>, pickers: Option<&dyn PickerResolver>) -> Self {
         let mut connections = HashMap::new();
         let mut clients = ClientCache::default();
+        let mut pools: HashMap<String, Arc<PoolRouting>> = HashMap::new();
         for rule in planner.routing().rules() {
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
                 if connections.contains_key(&c.backend_name) {
@@ -73,6 +82,12 @@ impl ConfigPlanner {
                 }
                 let mut conn = connection_for(c, rule.traffic, &mut clients);
                 conn.health = planner.health(&c.backend_name).cloned();
+                if let Some(pool) = &c.target.inference_pool {
+                    let routing = pools
+                        .entry(pool.name.clone())
+                        .or_insert_with(|| Arc::new(PoolRouting::new(pool.clone(), pickers)));
+                    conn.pool = Some(routing.clone());
+                }
                 connections.insert(c.backend_name.clone(), Arc::new(conn));
             }
         }
@@ -231,8 +246,24 @@ impl RoutePlanner for ConfigPlanner {
 /// A gateway snapshot over a compiled [`Planner`]: its routing and, when any route has
 /// rate limits, its meter.
 pub fn snapshot_for(planner: Arc<Planner>, factory: Arc<dyn TranslatorFactory>) -> Snapshot {
+    snapshot_with_pickers(
+        planner,
+        factory,
+        inference_pool::default_resolver().as_deref(),
+    )
+}
+
+/// Like [`snapshot_for`], asking InferencePools' endpoint pickers through `pickers`.
+pub fn snapshot_with_pickers(
+    planner: Arc<Planner>,
+    factory: Arc<dyn TranslatorFactory>,
+    pickers: Option<&dyn PickerResolver>,
+) -> Snapshot {
     let meter = planner.meter().cloned();
-    let snapshot = Snapshot::new(Arc::new(ConfigPlanner::from_planner(planner)), factory);
+    let snapshot = Snapshot::new(
+        Arc::new(ConfigPlanner::with_pickers(planner, pickers)),
+        factory,
+    );
     match meter {
         Some(m) => snapshot.with_meter(m),
         None => snapshot,
@@ -240,16 +271,28 @@ pub fn snapshot_for(planner: Arc<Planner>, factory: Arc<dyn TranslatorFactory>) 
 }
 
 /// Logs, at `warn`, what this packaging will not do with `config`: the
-/// configuration's own warnings ([`Config::warnings`]) and every InferencePool
-/// backendRef ([`Config::inference_pool_warnings`]: the axum layer cannot ask an
-/// endpoint picker). Called wherever a configuration is compiled for the gateway.
+/// configuration's own warnings ([`Config::warnings`]) and, in a build without the
+/// `inference-pool` feature, every InferencePool backendRef
+/// ([`Config::inference_pool_warnings`]). Called wherever a configuration is compiled
+/// for the gateway.
 pub fn log_warnings(config: &Config) {
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
-    for w in config.inference_pool_warnings() {
+    for w in unserved_pools(config) {
         tracing::warn!("{w}");
     }
+}
+
+/// The InferencePool backendRefs this build cannot serve: every one without the
+/// `inference-pool` feature, none with it.
+pub fn unserved_pools(config: &Config) -> Vec<aigw_core::config::ConfigIssue> {
+    if inference_pool::default_resolver().is_some() {
+        return Vec::new();
+    }
+    config.inference_pool_warnings(
+        "by this build: it has no endpoint-picker client (cargo feature `inference-pool` of aigw-axum)",
+    )
 }
 
 /// Loads configuration files or directories and validates them.

@@ -77,6 +77,8 @@ pub struct BackendConnection {
     pub circuit: Option<Arc<crate::health::Circuit>>,
     /// Outlier ejection and active-check state (`healthCheck`).
     pub health: Option<aigw_core::health::HostHealth>,
+    /// For an InferencePool: its endpoint picker, asked before every attempt.
+    pub pool: Option<Arc<crate::inference_pool::PoolRouting>>,
 }
 
 impl std::fmt::Debug for BackendConnection {
@@ -87,6 +89,7 @@ impl std::fmt::Debug for BackendConnection {
             .field("tls_error", &self.tls_error)
             .field("circuit", &self.circuit.is_some())
             .field("health", &self.health.is_some())
+            .field("pool", &self.pool)
             .finish()
     }
 }

@@ -24,6 +24,7 @@ mod error;
 mod gateway;
 pub mod health;
 mod identity;
+pub mod inference_pool;
 mod layer;
 #[cfg(feature = "mcp")]
 pub mod mcp;

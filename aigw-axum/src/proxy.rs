@@ -4,6 +4,7 @@
 use crate::client_auth::PendingAuth;
 use crate::gateway::{Inner, ModelEntry, Settings, Snapshot};
 use crate::identity::ClientId;
+use crate::inference_pool::{RouteFailure, Routed};
 use crate::stream::{Finisher, StreamBody, next_data};
 use crate::trace_context::RequestTrace;
 use aigw_core::api::Endpoint;
@@ -315,11 +316,18 @@ async fn run(
         } else {
             Duration::ZERO
         };
-        let Some(attempt) = cx.prepare(finisher, target, &mut r).await? else {
+        let Some((attempt, routed)) = cx.prepare(finisher, target, &mut r).await? else {
             continue;
         };
         match cx
-            .send_and_read(finisher, attempt, target, i, next_same_backend, &mut r)
+            .send_and_read(
+                finisher,
+                (attempt, routed),
+                target,
+                i,
+                next_same_backend,
+                &mut r,
+            )
             .await?
         {
             Next::Respond(response) => return Ok(response),
@@ -480,14 +488,15 @@ struct Attempts<'a> {
 }
 
 impl Attempts<'_> {
-    /// Translates the request for `target`, adds the trace headers and applies its
-    /// credentials. `None` (the failure recorded in `r`): try the next attempt.
+    /// Translates the request for `target`, adds the trace headers, asks an
+    /// InferencePool's endpoint picker where it goes and applies its credentials.
+    /// `None` (the failure recorded in `r`): try the next attempt.
     async fn prepare(
         &self,
         finisher: &mut Finisher,
         target: &Target,
         r: &mut Retries<'_>,
-    ) -> Result<Option<Attempt>, Error> {
+    ) -> Result<Option<(Attempt, Option<Routed>)>, Error> {
         let ex = finisher.exchange_mut()?;
         let mut attempt = match ex.attempt(target, &*self.snapshot.factory) {
             Ok(a) => a,
@@ -504,6 +513,21 @@ impl Attempts<'_> {
         if let Some(t) = self.trace {
             t.apply_attempt(&mut attempt.request_mut().headers);
         }
+        // Before credentials, as Envoy runs the picker's filter before the upstream
+        // filter that injects them: the picker never sees backend credentials.
+        let conn = self.snapshot.planner.connection(&target.backend);
+        let routed = match conn.as_ref().and_then(|c| c.pool.as_ref()) {
+            Some(pool) => match pool.route(attempt.request_mut(), r.per_try()).await {
+                Ok(routed) => Some(routed),
+                Err(RouteFailure::Answer(e)) => return Err(e),
+                Err(RouteFailure::Unavailable(e)) => {
+                    // Nothing was sent: a connect failure as far as retries go.
+                    r.fail(e, Some(TransportFailure::Connect));
+                    return Ok(None);
+                }
+            },
+            None => None,
+        };
         if let Some(provider) = &target.credential {
             let applied = match provider.credential().await {
                 Ok(c) => provider.apply(&c, attempt.request_mut()),
@@ -516,7 +540,7 @@ impl Attempts<'_> {
                 return Ok(None);
             }
         }
-        Ok(Some(attempt))
+        Ok(Some((attempt, routed)))
     }
 
     /// Sends the attempt and reads its response: an error response is normalised and
@@ -524,7 +548,7 @@ impl Attempts<'_> {
     async fn send_and_read(
         &self,
         finisher: &mut Finisher,
-        mut attempt: Attempt,
+        (mut attempt, routed): (Attempt, Option<Routed>),
         target: &Target,
         i: usize,
         next_same_backend: bool,
@@ -533,9 +557,9 @@ impl Attempts<'_> {
         let backend = &target.backend;
         let per_try = r.per_try();
         let sent = Instant::now();
-        let conn = self.snapshot.planner.connection(backend);
-        let health = conn.as_deref().and_then(|c| c.health.as_ref());
-        let circuit = match conn.as_deref().and_then(|c| c.circuit.as_ref()) {
+        let planned = self.snapshot.planner.connection(backend);
+        let health = planned.as_deref().and_then(|c| c.health.as_ref());
+        let circuit = match planned.as_deref().and_then(|c| c.circuit.as_ref()) {
             Some(c) => match c.admit(per_try).await {
                 Ok(permit) => Some(permit),
                 Err(overflow) => {
@@ -557,10 +581,26 @@ impl Attempts<'_> {
             },
             None => None,
         };
+        let (conn, report) = match routed {
+            // The picker's endpoints, in its order.
+            Some(routed) => (
+                Some(Arc::new(crate::gateway::BackendConnection {
+                    authorities: routed.endpoints,
+                    ..Default::default()
+                })),
+                routed.report,
+            ),
+            None => (planned.clone(), None),
+        };
         let outcome = send(self.inner, attempt.request(), per_try, conn.as_deref()).await;
         r.upstream_wait += sent.elapsed();
         let response = match outcome {
-            Ok(response) => response,
+            Ok((response, served_by)) => {
+                if let Some(report) = report {
+                    report.served(&served_by, response.status(), response.headers());
+                }
+                response
+            }
             Err((e, kind)) => {
                 tracing::debug!(backend = %backend, attempt = i + 1, error = %e, "attempt failed");
                 crate::health::report(health, backend, Outcome::LocalFailure);
@@ -805,7 +845,7 @@ async fn send(
     request: &OutgoingRequest,
     timeout: Duration,
     conn: Option<&crate::gateway::BackendConnection>,
-) -> Result<Response<Incoming>, (Error, TransportFailure)> {
+) -> Result<(Response<Incoming>, String), (Error, TransportFailure)> {
     if let Some(e) = conn.and_then(|c| c.tls_error.as_deref()) {
         return Err((
             Error::UpstreamUnavailable {
@@ -847,7 +887,7 @@ async fn send(
                 )
             })?;
             match client.request(req).await {
-                Ok(r) => return Ok(r),
+                Ok(r) => return Ok((r, authority.clone())),
                 Err(e) => {
                     let message = describe_client_error(&e);
                     if !e.is_connect() {

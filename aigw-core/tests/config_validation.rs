@@ -361,7 +361,7 @@ fn inference_pool_backend_refs_warn_where_no_endpoint_picker_serves_them() {
         "{:?}",
         config.warnings()
     );
-    let pools = config.inference_pool_warnings();
+    let pools = config.inference_pool_warnings("by this packaging");
     assert_eq!(pools.len(), 1, "{pools:?}");
     has(
         &pools,
@@ -378,7 +378,11 @@ fn inference_pool_backend_refs_warn_where_no_endpoint_picker_serves_them() {
     );
     // Without pools, nothing to say.
     let plain = Config::from_yaml_str(BASE, FILE).unwrap();
-    assert!(plain.inference_pool_warnings().is_empty());
+    assert!(
+        plain
+            .inference_pool_warnings("by this packaging")
+            .is_empty()
+    );
 }
 
 #[test]

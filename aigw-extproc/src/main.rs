@@ -116,6 +116,14 @@ fn envoy_config(
             path: config.first().cloned().unwrap_or_default(),
             source,
         })?;
+    // The bootstrap routes each rule to a static cluster; a pool's picker needs the
+    // operator's extension server (or `aigw run`), so its rules are left out.
+    for w in cfg.inference_pool_warnings(
+        "by the Envoy configuration envoy-config prints (it has no endpoint-picker wiring; \
+         serve pools with the aigw-operator extension server or `aigw run`); the rule is left out",
+    ) {
+        tracing::warn!("{w}");
+    }
     let plan = Plan::from_config(&cfg).map_err(|source| ExtProcError::Config {
         path: config.first().cloned().unwrap_or_default(),
         source,

@@ -313,3 +313,41 @@ fn backend_traffic_policy_protection_becomes_cluster_settings() {
     };
     envoy_validate(&envoy, &dir.path().join("protected.json"), &b);
 }
+
+/// `envoy-config` cannot wire an InferencePool's endpoint picker: the pool's rule is
+/// left out of the bootstrap with a warning naming the pool and the route, never
+/// silently.
+#[test]
+fn envoy_config_warns_about_pool_rules_it_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pools.yaml");
+    let base = std::fs::read_to_string(fixture("basic__basic.yaml")).unwrap();
+    let yaml = format!(
+        "{base}\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: llama\n  namespace: default\nspec:\n  rules:\n    - matches:\n        - headers:\n            - {{type: Exact, name: x-ai-eg-model, value: llama}}\n      backendRefs:\n        - {{group: inference.networking.k8s.io, kind: InferencePool, name: vllm}}\n---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: vllm\n  namespace: default\nspec:\n  targetPorts: [{{number: 8000}}]\n  selector: {{matchLabels: {{app: vllm}}}}\n  endpointPickerRef: {{name: vllm-epp, port: {{number: 9002}}}}\n"
+    );
+    std::fs::write(&cfg, yaml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
+        .arg("envoy-config")
+        .arg(&cfg)
+        .args(["--extproc", "unix:///run/aigw/extproc.sock"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "InferencePool default/vllm of AIGatewayRoute default/llama rule 0 is not served"
+        ),
+        "{stderr}"
+    );
+    let bootstrap = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !bootstrap.contains("httproute/default/llama/rule/0"),
+        "the pool rule has no cluster"
+    );
+    assert!(
+        bootstrap.contains("httproute/default/"),
+        "the other routes are served"
+    );
+}

@@ -70,3 +70,91 @@ async fn edits_apply_and_broken_configs_are_rejected() {
     assert!(!routes(&runtime, "model-c"));
     task.abort();
 }
+
+/// A configuration the operator split into parts (one file per Secret, as the projected
+/// volume mounts them), generation `model`.
+fn parts(model: &str) -> [String; 2] {
+    let whole = yaml(model);
+    let (backends, route) = whole.rsplit_once("---\n").unwrap();
+    let bodies = [format!("---\n{backends}"), format!("---\n{route}")];
+    let sum = aigw_core::config::parts_checksum(&bodies);
+    let gw = "envoy-gateway-system/gw";
+    [
+        format!(
+            "{}\n{}",
+            aigw_core::config::part_header(gw, 1, 2, &sum),
+            bodies[0]
+        ),
+        format!(
+            "{}\n{}",
+            aigw_core::config::part_header(gw, 2, 2, &sum),
+            bodies[1]
+        ),
+    ]
+}
+
+/// The kubelet refreshes each Secret of a projected volume on its own: a reload sees
+/// one part of the new generation beside one of the old, keeps serving the old until
+/// the whole new generation is there, then swaps; a start on a mixed set fails naming
+/// the Gateway instead of serving half a configuration.
+#[tokio::test]
+async fn split_configurations_reload_as_whole_generations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p0, p1) = (
+        dir.path().join("part-000.yaml"),
+        dir.path().join("part-001.yaml"),
+    );
+    let [a0, a1] = parts("model-a");
+    let [b0, b1] = parts("model-b");
+    std::fs::write(&p0, &a0).unwrap();
+    std::fs::write(&p1, &a1).unwrap();
+    let paths = vec![dir.path().to_path_buf()];
+    let runtime = Arc::new(ArcSwap::from_pointee(load_runtime(&paths).unwrap()));
+    let routes = |rt: &ArcSwap<aigw_extproc::Runtime>, m: &str| {
+        rt.load().catalog.route(m, &HeaderMap::new()).is_ok()
+    };
+    assert!(routes(&runtime, "model-a"));
+    let task = tokio::spawn(reload::watch(
+        paths.clone(),
+        runtime.clone(),
+        Duration::from_millis(20),
+        |p: &[PathBuf]| load_runtime(p),
+    ));
+
+    // The first part of the new generation arrives alone.
+    std::fs::write(&p0, &b0).unwrap();
+    let err = match load_runtime(&paths) {
+        Ok(_) => panic!("a mixed set does not load"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("incomplete configuration of Gateway envoy-gateway-system/gw"),
+        "{err}"
+    );
+    assert!(err.contains("different generations"), "{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        routes(&runtime, "model-a"),
+        "the old generation keeps serving"
+    );
+    assert!(!routes(&runtime, "model-b"));
+
+    // The rest of it: the new generation takes over.
+    std::fs::write(&p1, &b1).unwrap();
+    assert!(
+        until(|| routes(&runtime, "model-b")).await,
+        "new generation not applied"
+    );
+    assert!(!routes(&runtime, "model-a"));
+
+    // A part missing (a Secret not mounted yet) is incomplete too.
+    std::fs::remove_file(&p1).unwrap();
+    let err = match load_runtime(&paths) {
+        Ok(_) => panic!("one of two parts"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("1 of 2 parts present"), "{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(routes(&runtime, "model-b"));
+    task.abort();
+}

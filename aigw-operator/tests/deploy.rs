@@ -61,6 +61,7 @@ fn written_kinds_can_be_applied_and_deleted_and_statuses_patched() {
     for (group, plural) in [
         ("gateway.networking.k8s.io", "httproutes"),
         ("gateway.envoyproxy.io", "httproutefilters"),
+        ("gateway.envoyproxy.io", "backends"),
     ] {
         let v = verbs(&docs, "ClusterRole", group, plural);
         for need in ["create", "patch", "delete", "list"] {
@@ -72,9 +73,18 @@ fn written_kinds_can_be_applied_and_deleted_and_statuses_patched() {
     let cluster_secrets = verbs(&docs, "ClusterRole", "", "secrets");
     assert_eq!(
         cluster_secrets,
-        ["get", "list", "watch"],
-        "no cluster-wide Secret writes"
+        ["get", "list", "watch", "create", "patch"],
+        "cluster-wide Secret writes only to create and patch MCP credentials, never delete"
     );
+    // Those writes come from one ClusterRole that grants nothing else.
+    let mcp = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ClusterRole" && d["metadata"]["name"] == "aigw-operator-mcp-credentials"
+        })
+        .unwrap();
+    assert_eq!(mcp["rules"].as_array().unwrap().len(), 1);
+    assert_eq!(mcp["rules"][0]["resources"], serde_json::json!(["secrets"]));
     for ar in controller::read_kinds()
         .into_iter()
         .filter(|a| a.group == aigw_operator::crd::GROUP)

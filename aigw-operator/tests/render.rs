@@ -96,10 +96,11 @@ fn reference_schema(file: &str, version: &str) -> Value {
 fn every_generated_object_validates_against_its_crd() {
     let http_route = reference_schema("gateway-api/httproutes.yaml", "v1");
     let filter = reference_schema("envoy-gateway/httproutefilters.yaml", "v1alpha1");
+    let backend = reference_schema("envoy-gateway/backends.yaml", "v1alpha1");
     let subdomain =
         regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
             .unwrap();
-    let mut counts = (0, 0, 0);
+    let mut counts = (0, 0, 0, 0);
     let mut failures = Vec::new();
     for file in example_files() {
         let (_, out) = render_set(&set_for(&file), &Options::default());
@@ -113,6 +114,10 @@ fn every_generated_object_validates_against_its_crd() {
                 "HTTPRouteFilter" => {
                     counts.1 += 1;
                     check(&filter, obj)
+                }
+                "Backend" => {
+                    counts.3 += 1;
+                    check(&backend, obj)
                 }
                 "Secret" => {
                     counts.2 += 1;
@@ -134,7 +139,7 @@ fn every_generated_object_validates_against_its_crd() {
         }
     }
     assert!(
-        counts.0 >= 20 && counts.1 >= 40 && counts.2 >= 15,
+        counts.0 >= 20 && counts.1 >= 40 && counts.2 >= 15 && counts.3 >= 1,
         "{counts:?}"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -129,6 +129,11 @@ struct RunArgs {
     /// Seconds between heartbeat pings on an idle MCP notification stream (0: none).
     #[arg(long, default_value_t = 60)]
     mcp_heartbeat_secs: u64,
+    /// Where the endpoint picker of an InferencePool listens, as
+    /// `NAMESPACE/POOL=URL` (`http://` plain-text gRPC, `https://` TLS); repeatable.
+    /// Default: `https://<endpointPickerRef.name>.<namespace>.svc:<port>`.
+    #[arg(long, value_name = "NAMESPACE/POOL=URL")]
+    endpoint_picker: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -229,6 +234,16 @@ impl RunArgs {
                 .then(|| Duration::from_secs(self.mcp_heartbeat_secs)),
             ..aigw_core::mcp::McpSettings::default()
         }
+    }
+
+    fn pickers(&self) -> Result<aigw_axum::inference_pool::grpc::ExtProcPickers, String> {
+        self.endpoint_picker.iter().try_fold(
+            aigw_axum::inference_pool::grpc::ExtProcPickers::default(),
+            |p, flag| {
+                p.with_flag(flag)
+                    .map_err(|e| format!("--endpoint-picker: {e}"))
+            },
+        )
     }
 
     fn client_auth_flags(&self) -> ClientAuthFlags {
@@ -388,7 +403,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             for w in config.warnings() {
                 eprintln!("warning: {w}");
             }
-            for w in config.inference_pool_warnings() {
+            for w in aigw_axum::config::unserved_pools(&config) {
                 eprintln!("warning: {w}");
             }
             let secrets = SecretSource::from_config(&config).with_env_fallback();
@@ -425,8 +440,15 @@ fn loader(
     }
 }
 
-fn snapshot_for(planner: aigw_core::planner::Planner) -> Snapshot {
-    config::snapshot_for(Arc::new(planner), Arc::new(aigw_providers::ProviderFactory))
+fn snapshot_for(
+    planner: aigw_core::planner::Planner,
+    pickers: &aigw_axum::inference_pool::grpc::ExtProcPickers,
+) -> Snapshot {
+    config::snapshot_with_pickers(
+        Arc::new(planner),
+        Arc::new(aigw_providers::ProviderFactory),
+        Some(pickers),
+    )
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
@@ -525,7 +547,11 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     admin_state.set_rate_limit_stats(limits.stats().clone());
     let loader = Arc::new(loader(args.secrets_dir.as_ref(), resolver, limits));
     config::log_warnings(&config);
-    let snapshot = snapshot_for(loader.compile(&config).map_err(|e| e.to_string())?);
+    let pickers = Arc::new(args.pickers()?);
+    let snapshot = snapshot_for(
+        loader.compile(&config).map_err(|e| e.to_string())?,
+        &pickers,
+    );
     let settings = Settings {
         max_body_bytes: args.max_body_bytes,
         max_header_bytes: args.max_header_bytes,
@@ -636,7 +662,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
                 Ok((planner, auth, mcp_gateway))
             },
             move |(planner, auth, mcp_gateway): (aigw_core::planner::Planner, _, _)| {
-                gw.swap(snapshot_for(planner));
+                gw.swap(snapshot_for(planner, &pickers));
                 mcp.swap(mcp_gateway);
                 let client = gw.http_client();
                 let layer = auth_layer.clone();

@@ -1,7 +1,7 @@
 //! Loading: files and directories parsed document by document, then validated as one
 //! configuration, every issue located by file, document and line.
 
-use super::{Config, ConfigIssue, SecretSource, lines, parse, validate};
+use super::{Config, ConfigIssue, SecretSource, lines, parse, parts, validate};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,21 +23,24 @@ impl Config {
         for p in paths {
             collect_files(p.as_ref(), &mut files)?;
         }
-        let mut config = Self::default();
-        let mut issues = Vec::new();
-        let mut lines = lines::Lines::default();
+        let mut texts = Vec::with_capacity(files.len());
         for file in files {
             let text = std::fs::read_to_string(&file).map_err(|e| Error::Io {
                 path: file.display().to_string(),
                 message: e.to_string(),
             })?;
-            parse::parse_file(
-                &mut config,
-                &text,
-                &file.display().to_string(),
-                &mut issues,
-                &mut lines,
-            );
+            texts.push((file.display().to_string(), text));
+        }
+        // A configuration split into parts loads only as one whole generation.
+        let incomplete = parts::check(&texts);
+        if !incomplete.is_empty() {
+            return Err(Error::InvalidConfig { issues: incomplete });
+        }
+        let mut config = Self::default();
+        let mut issues = Vec::new();
+        let mut lines = lines::Lines::default();
+        for (file, text) in &texts {
+            parse::parse_file(&mut config, text, file, &mut issues, &mut lines);
         }
         config.finish(issues, lines)
     }

@@ -30,6 +30,7 @@ mod mcp;
 mod meta;
 mod mutation;
 mod parse;
+mod parts;
 mod resolve;
 mod schema;
 mod secret;
@@ -42,6 +43,7 @@ pub use envoy_gateway::*;
 pub use mcp::*;
 pub use meta::*;
 pub use mutation::{BodyMutation, HeaderMutationConfig};
+pub use parts::{part_header, parts_checksum};
 pub use resolve::{
     AwsOidcExchange, AzureAuth, CredentialOverrideSource, GcpAuth, OidcSettings,
     ResolvedCredentialOverride, ResolvedSecurityPolicy, SecurityPolicyKind,
@@ -197,13 +199,13 @@ impl Config {
     }
 
     /// One warning per InferencePool backendRef, for packagings that cannot ask an
-    /// endpoint picker (`aigw run`, the axum layer): they route no request to a pool,
-    /// and since a rule cannot mix pools and AIServiceBackends, such a rule has no
-    /// backend at all there. Not part
-    /// of [`Config::warnings`] because the ExtProc behind Envoy with the operator's
-    /// extension server does serve pools: Envoy asks the endpoint picker and sends to
-    /// the pod it names, so a warning there would be false.
-    pub fn inference_pool_warnings(&self) -> Vec<ConfigIssue> {
+    /// endpoint picker (`aigw-extproc envoy-config`, an `aigw-axum` built without its
+    /// `inference-pool` feature): they route no request to a pool, and since a rule
+    /// cannot mix pools and AIServiceBackends, such a rule has no backend at all there.
+    /// `not_served` completes "is not served …" with why. Not part of
+    /// [`Config::warnings`] because the packagings that ask pickers (the ExtProc behind
+    /// the operator's extension server, `aigw run`) do serve pools.
+    pub fn inference_pool_warnings(&self, not_served: &str) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
         for route in &self.ai_gateway_routes {
             for (i, rule) in route.spec.rules.iter().enumerate() {
@@ -223,9 +225,8 @@ impl Config {
                         document: route.label(),
                         field: format!("spec.rules[{i}].backendRefs[{j}]"),
                         message: format!(
-                            "InferencePool {ns}/{} of AIGatewayRoute {} {rule_name} is not served by this gateway: \
-                             it cannot ask the pool's endpoint picker (run aigw-extproc behind Envoy with \
-                             the aigw-operator extension server for InferencePools); requests this rule matches have no backend",
+                            "InferencePool {ns}/{} of AIGatewayRoute {} {rule_name} is not served {not_served}; \
+                             requests this rule matches have no backend",
                             b.name,
                             route.key(),
                         ),

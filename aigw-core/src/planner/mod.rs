@@ -410,10 +410,18 @@ fn target_for(
     c: &Candidate,
     credential: Option<Arc<dyn crate::CredentialProvider>>,
 ) -> Result<Target> {
-    let endpoint =
-        c.target.endpoints.first().ok_or_else(|| {
-            Error::internal(format!("backend {} has no endpoint", c.target.backend))
-        })?;
+    // A pool's endpoint is named per request by its picker; until then the target
+    // carries a placeholder the adapters replace.
+    let authority = match (&c.target.inference_pool, c.target.endpoints.first()) {
+        (_, Some(endpoint)) => endpoint.authority(),
+        (Some(pool), None) => pool.placeholder_authority(),
+        (None, None) => {
+            return Err(Error::internal(format!(
+                "backend {} has no endpoint",
+                c.target.backend
+            )));
+        }
+    };
     let mut headers = HeaderMutation::default();
     for (name, value) in &c.header_mutation.set {
         let n = HeaderName::try_from(name.as_str())
@@ -432,7 +440,7 @@ fn target_for(
         schema: c.target.schema.clone(),
         upstream: UpstreamAddr {
             scheme: c.target.scheme().to_owned(),
-            authority: endpoint.authority(),
+            authority,
         },
         model_override: c.model_name_override.as_deref().map(Arc::from),
         headers,

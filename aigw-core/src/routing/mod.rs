@@ -10,15 +10,17 @@
 //! first, then to the earlier rule.
 
 mod models;
+mod pool;
 pub(crate) mod target;
 
 pub use models::ModelInfo;
+pub use pool::{InferencePoolTarget, PickerFailureMode};
 pub use target::{BackendTarget, Endpoint, TlsRoots, TlsSettings};
 
 use crate::config::traffic::{ClientSettings, TrafficSettings};
 use crate::config::{
-    BodyMutation, Config, HeaderMatchType, HeaderMutationConfig, MODEL_HEADER,
-    ResolvedSecurityPolicy, SecretSource, non_empty, parse_duration,
+    BackendSecurityPolicySpec, BodyMutation, Config, HeaderMatchType, HeaderMutationConfig,
+    MODEL_HEADER, ResolvedSecurityPolicy, Resource, SecretSource, non_empty, parse_duration,
 };
 use crate::cost::CostSet;
 use crate::error::{ConfigIssue, Error, Result};
@@ -291,32 +293,12 @@ impl Snapshot {
         let mut targets: BTreeMap<String, Arc<BackendTarget>> = BTreeMap::new();
         let mut policies: BTreeMap<String, Arc<ResolvedSecurityPolicy>> = BTreeMap::new();
         for b in &config.ai_service_backends {
-            let policy = match config.security_policy_for(b.namespace(), b.name()) {
-                Some(p) => match policies.get(&p.key()) {
-                    Some(r) => Some(r.clone()),
-                    None => match ResolvedSecurityPolicy::resolve(p, secrets) {
-                        Ok(r) => {
-                            let r = Arc::new(r);
-                            policies.insert(p.key(), r.clone());
-                            Some(r)
-                        }
-                        Err((field, message)) => {
-                            issues.push(ConfigIssue {
-                                file: p.source.file.clone(),
-                                line: None,
-                                document: p.label(),
-                                field,
-                                message: format!(
-                                    "{message} (needed by AIServiceBackend {})",
-                                    b.key()
-                                ),
-                            });
-                            None
-                        }
-                    },
-                },
-                None => None,
-            };
+            let policy = config
+                .security_policy_for(b.namespace(), b.name())
+                .and_then(|p| {
+                    let needed_by = format!("AIServiceBackend {}", b.key());
+                    resolve_policy(p, secrets, &mut policies, &mut issues, &needed_by)
+                });
             let r = &b.spec.backend_ref;
             let ns = non_empty(r.namespace.as_deref()).unwrap_or(b.namespace());
             let Some(eg) = config.backend(ns, &r.name) else {
@@ -351,9 +333,11 @@ impl Snapshot {
                         .as_ref()
                         .and_then(|t| t.request.as_deref())
                         .and_then(|t| parse_duration(t).ok()),
+                    inference_pool: None,
                 }),
             );
         }
+        let pools = pool_targets(config, secrets, &mut policies, &mut issues);
 
         let mut routes = Vec::new();
         for route in &config.ai_gateway_routes {
@@ -400,15 +384,17 @@ impl Snapshot {
                 }
                 let mut groups: BTreeMap<u32, Vec<Candidate>> = BTreeMap::new();
                 for (j, b) in rule.backend_refs.iter().enumerate() {
-                    if b.is_inference_pool() {
-                        // The endpoint picker chooses the pod (Envoy asks it, wired by
-                        // the operator's extension server); packagings without a picker
-                        // client log `Config::inference_pool_warnings` instead.
-                        continue;
-                    }
                     let ns = non_empty(b.namespace.as_deref()).unwrap_or(route.namespace());
                     let key = format!("{ns}/{}", b.name);
-                    let Some(t) = targets.get(&key) else { continue };
+                    // A pool's endpoint picker names the pod per request: Envoy asks it
+                    // (wired by the operator's extension server), `aigw run` and the
+                    // axum layer through their own ext_proc client.
+                    let found = if b.is_inference_pool() {
+                        pools.get(&key)
+                    } else {
+                        targets.get(&key)
+                    };
+                    let Some(t) = found else { continue };
                     let backend = config.ai_service_backend(ns, &b.name);
                     let priority = u32::try_from(b.priority.unwrap_or(0)).unwrap_or(0);
                     groups.entry(priority).or_default().push(Candidate {
@@ -579,6 +565,92 @@ impl Snapshot {
     }
 }
 
+/// Resolves a security policy once however many backends it serves; a failure is an
+/// issue naming the backend that needs it.
+fn resolve_policy(
+    p: &Resource<BackendSecurityPolicySpec>,
+    secrets: &SecretSource,
+    policies: &mut BTreeMap<String, Arc<ResolvedSecurityPolicy>>,
+    issues: &mut Vec<ConfigIssue>,
+    needed_by: &str,
+) -> Option<Arc<ResolvedSecurityPolicy>> {
+    if let Some(r) = policies.get(&p.key()) {
+        return Some(r.clone());
+    }
+    match ResolvedSecurityPolicy::resolve(p, secrets) {
+        Ok(r) => {
+            let r = Arc::new(r);
+            policies.insert(p.key(), r.clone());
+            Some(r)
+        }
+        Err((field, message)) => {
+            issues.push(ConfigIssue {
+                file: p.source.file.clone(),
+                line: None,
+                document: p.label(),
+                field,
+                message: format!("{message} (needed by {needed_by})"),
+            });
+            None
+        }
+    }
+}
+
+/// One target per InferencePool: OpenAI-compatible model servers (what the Inference
+/// Extension serves), no endpoint until the picker names one, the security policy that
+/// targets the pool.
+fn pool_targets(
+    config: &Config,
+    secrets: &SecretSource,
+    policies: &mut BTreeMap<String, Arc<ResolvedSecurityPolicy>>,
+    issues: &mut Vec<ConfigIssue>,
+) -> BTreeMap<String, Arc<BackendTarget>> {
+    let mut out = BTreeMap::new();
+    for pool in &config.inference_pools {
+        let target = match InferencePoolTarget::from_resource(pool) {
+            Ok(t) => t,
+            Err((field, message)) => {
+                issues.push(ConfigIssue {
+                    file: pool.source.file.clone(),
+                    line: None,
+                    document: pool.label(),
+                    field,
+                    message,
+                });
+                continue;
+            }
+        };
+        let policy = config
+            .backend_security_policies
+            .iter()
+            .find(|p| {
+                p.namespace() == pool.namespace()
+                    && p.spec
+                        .target_refs
+                        .iter()
+                        .any(|t| t.kind == "InferencePool" && t.name == pool.name())
+            })
+            .and_then(|p| {
+                let needed_by = format!("InferencePool {}", pool.key());
+                resolve_policy(p, secrets, policies, issues, &needed_by)
+            });
+        out.insert(
+            pool.key(),
+            Arc::new(BackendTarget {
+                name: pool.key(),
+                schema: VersionedSchema::new(crate::schema::ApiSchema::OpenAI),
+                backend: pool.key(),
+                endpoints: Vec::new(),
+                tls: None,
+                security_policy: policy,
+                request_timeout: None,
+                inference_pool: Some(Arc::new(target)),
+            }),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,6 +670,7 @@ mod tests {
             tls: None,
             security_policy: None,
             request_timeout: None,
+            inference_pool: None,
         });
         PriorityGroup {
             priority,

@@ -96,6 +96,9 @@ pub struct BackendTarget {
     pub security_policy: Option<Arc<ResolvedSecurityPolicy>>,
     /// Per-attempt timeout from the AIServiceBackend's deprecated `timeouts.request`.
     pub request_timeout: Option<std::time::Duration>,
+    /// For an InferencePool backendRef: the pool, whose endpoint picker names the
+    /// endpoint of each request (`endpoints` is then empty).
+    pub inference_pool: Option<Arc<super::InferencePoolTarget>>,
 }
 
 impl BackendTarget {

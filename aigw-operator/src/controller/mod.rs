@@ -129,6 +129,12 @@ fn written(kind: &str) -> Option<ApiResource> {
             "httproutefilters",
         )),
         "Secret" => Some(resource("", "v1", "Secret", "secrets")),
+        "Backend" => Some(resource(
+            "gateway.envoyproxy.io",
+            "v1alpha1",
+            "Backend",
+            "backends",
+        )),
         _ => None,
     }
 }
@@ -228,6 +234,9 @@ async fn reconcile_inner(gw: &DynamicObject, ctx: &Context) -> Result<Action, Re
     let mut all_rendered = Vec::new();
     if let Some(m) = &manifests {
         let rendered = render::render(m, &ctx.options)?;
+        for w in &rendered.warnings {
+            tracing::warn!(gateway = %format!("{gw_ns}/{gw_name}"), "{w}");
+        }
         all_rendered.clone_from(&rendered.objects);
         let attached: Vec<String> = m
             .config
@@ -240,8 +249,19 @@ async fn reconcile_inner(gw: &DynamicObject, ctx: &Context) -> Result<Action, Re
             })
             .map(|r| format!("{}/{}", r.namespace(), r.name()))
             .collect();
+        let attached_mcp: Vec<(String, String)> = m
+            .config
+            .mcp_routes
+            .iter()
+            .filter(|r| {
+                r.spec.parent_refs.iter().any(|p| {
+                    p.name == gw_name && p.namespace.as_deref().unwrap_or(r.namespace()) == gw_ns
+                })
+            })
+            .map(|r| (r.namespace().to_owned(), r.name().to_owned()))
+            .collect();
         for obj in &rendered.objects {
-            if belongs_to(obj, &gw_ns, &gw_name, &attached) {
+            if belongs_to(obj, &gw_ns, &gw_name, &attached) || belongs_to_mcp(obj, &attached_mcp) {
                 apply(&ctx.client, obj).await?;
                 if obj["kind"] == "Secret" {
                     let (_, ns, name) = doc_key(obj);
@@ -277,6 +297,29 @@ fn belongs_to(obj: &Value, gw_ns: &str, gw_name: &str, attached: &[String]) -> b
         }),
         _ => false,
     }
+}
+
+/// Whether a rendered object is one of the MCPRoutes attached to this Gateway (by the
+/// names upstream gives them), or the MCP proxy Backend of their namespace.
+fn belongs_to_mcp(obj: &Value, attached: &[(String, String)]) -> bool {
+    use render::mcp_route as mcp;
+    let (kind, ns, name) = doc_key(obj);
+    attached
+        .iter()
+        .filter(|(rns, _)| *rns == ns)
+        .any(|(_, route)| {
+            let per_backend = |prefix: &str| name.starts_with(&format!("{prefix}{route}-"));
+            match kind.as_str() {
+                "HTTPRoute" => {
+                    name == format!("{}{route}", mcp::MAIN_ROUTE_PREFIX)
+                        || per_backend(mcp::BACKEND_ROUTE_PREFIX)
+                }
+                "HTTPRouteFilter" => per_backend(mcp::BACKEND_FILTER_PREFIX),
+                "Secret" => per_backend(mcp::CREDENTIAL_SECRET_PREFIX),
+                "Backend" => name == mcp::PROXY_BACKEND,
+                _ => false,
+            }
+        })
 }
 
 /// Server-side apply, forcing ownership of the fields this controller manages.
@@ -389,8 +432,9 @@ pub async fn sweep(ctx: &Context) -> Result<(), ReconcileError> {
     Ok(())
 }
 
-/// Deletes HTTPRoutes and HTTPRouteFilters this controller wrote whose AIGatewayRoute
-/// is gone or rejected. Owner references let the garbage collector do this too; doing
+/// Deletes HTTPRoutes, HTTPRouteFilters and MCP proxy Backends this controller wrote
+/// whose route is gone or rejected (MCP credential Secrets go with their MCPRoute
+/// through their owner reference). Owner references let the garbage collector do this too; doing
 /// it here also covers objects written before their owner had a `uid`, and clusters
 /// without a garbage collector.
 async fn delete_orphans(ctx: &Context, rendered: &[Value]) -> Result<(), ReconcileError> {
@@ -399,7 +443,7 @@ async fn delete_orphans(ctx: &Context, rendered: &[Value]) -> Result<(), Reconci
         render::http_route::MANAGED_BY.0,
         render::http_route::MANAGED_BY.1
     );
-    for kind in ["HTTPRoute", "HTTPRouteFilter"] {
+    for kind in ["HTTPRoute", "HTTPRouteFilter", "Backend"] {
         let Some(ar) = written(kind) else { continue };
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
         let list = match api.list(&ListParams::default().labels(&selector)).await {
@@ -424,7 +468,7 @@ async fn delete_orphans(ctx: &Context, rendered: &[Value]) -> Result<(), Reconci
                 let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
                 match api.delete(&name, &DeleteParams::default()).await {
                     Ok(_) => {
-                        tracing::info!(kind, namespace = %ns, name = %name, "deleted: its AIGatewayRoute is gone")
+                        tracing::info!(kind, namespace = %ns, name = %name, "deleted: its route is gone")
                     }
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => return Err(e.into()),
@@ -592,5 +636,37 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(2));
         assert_eq!(backoff(5), Duration::from_secs(16));
         assert_eq!(backoff(40), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_gateway_applies_the_mcp_objects_of_its_own_mcp_routes_only() {
+        let obj = |kind: &str, ns: &str, name: &str| json!({ "kind": kind, "metadata": { "namespace": ns, "name": name } });
+        let attached = [("default".to_string(), "tools".to_string())];
+        for (kind, name) in [
+            ("HTTPRoute", "ai-eg-mcp-main-tools"),
+            ("HTTPRoute", "ai-eg-mcp-br-tools-github"),
+            ("HTTPRouteFilter", "ai-eg-mcp-brf-tools-github"),
+            ("Secret", "ai-eg-mcp-cred-tools-github"),
+            ("Backend", "ai-eg-mcp-proxy"),
+        ] {
+            assert!(
+                belongs_to_mcp(&obj(kind, "default", name), &attached),
+                "{kind} {name}"
+            );
+            assert!(
+                !belongs_to_mcp(&obj(kind, "other", name), &attached),
+                "{kind} {name}"
+            );
+        }
+        for (kind, name) in [
+            ("HTTPRoute", "ai-eg-mcp-main-tools2"),
+            ("HTTPRoute", "tools"),
+            ("Secret", "aigw-gw-default-part-000"),
+        ] {
+            assert!(
+                !belongs_to_mcp(&obj(kind, "default", name), &attached),
+                "{kind} {name}"
+            );
+        }
     }
 }

@@ -278,17 +278,16 @@ pub fn secrets(m: &Manifests, gw_ns: &str, gw_name: &str, opts: &Options) -> Res
             parts.len()
         )));
     }
-    let checksum = hex::encode(Sha256::digest(parts.concat().as_bytes()));
+    let checksum = aigw_core::config::parts_checksum(&parts);
     let namespace = opts.config_namespace.as_deref().unwrap_or(gw_ns);
     let n = parts.len();
     Ok(parts
         .into_iter()
         .enumerate()
         .map(|(i, body)| {
-            let text = format!(
-                "# aigw configuration of Gateway {gw_ns}/{gw_name}: part {} of {n}, sha256 {checksum}\n{body}",
-                i + 1
-            );
+            let header =
+                aigw_core::config::part_header(&format!("{gw_ns}/{gw_name}"), i + 1, n, &checksum);
+            let text = format!("{header}\n{body}");
             json!({
                 "apiVersion": "v1",
                 "kind": "Secret",

@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod http_route;
+pub mod mcp_route;
 
 use crate::error::{Error, Result};
 use aigw_core::config::{Config, Resource};
@@ -126,7 +127,8 @@ pub struct Rendered {
 
 /// Every object the controller writes for these manifests: per AIGatewayRoute its
 /// HTTPRouteFilters and HTTPRoute; per Gateway with AI or MCP routes its ExtProc
-/// configuration Secrets.
+/// configuration Secrets; per MCPRoute its HTTPRoutes, filters and credential Secrets,
+/// and per namespace with MCPRoutes the MCP proxy's Backend.
 pub fn render(m: &Manifests, opts: &Options) -> Result<Rendered> {
     let mut out = Rendered::default();
     for route in &m.config.ai_gateway_routes {
@@ -148,11 +150,14 @@ pub fn render(m: &Manifests, opts: &Options) -> Result<Rendered> {
         }
         out.objects.extend(bundle::secrets(m, &ns, &name, opts)?);
     }
+    let mut proxy_namespaces = BTreeSet::new();
     for mcp in &m.config.mcp_routes {
-        out.warnings.push(format!(
-            "MCPRoute/{}: the route to the MCP proxy is not generated yet; its configuration is in the Gateway's ExtProc Secret",
-            mcp.key()
-        ));
+        if proxy_namespaces.insert(mcp.namespace().to_owned()) {
+            out.objects.push(mcp_route::proxy_backend(mcp.namespace()));
+        }
+        let (objects, warnings) = mcp_route::objects(mcp, &m.config);
+        out.objects.extend(objects);
+        out.warnings.extend(warnings);
     }
     out.objects.iter_mut().for_each(prune);
     Ok(out)
