@@ -24,6 +24,7 @@ pub mod cost;
 pub mod credential;
 pub mod error;
 pub mod exchange;
+pub mod filterapi;
 pub mod limits;
 pub mod meter;
 pub mod metrics;

@@ -47,6 +47,13 @@ pub trait Catalog: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The costs of `route` (named by Envoy's route metadata when the router-level
+    /// filter could not know it), when any are configured.
+    fn route_costs(&self, route: &str) -> Option<Arc<aigw_core::cost::CostSet>> {
+        let _ = route;
+        None
+    }
+
     /// Whether any cost is configured for `route` (then streams ask for usage).
     fn wants_usage(&self, route: &str) -> bool {
         let _ = route;

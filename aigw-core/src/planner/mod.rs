@@ -66,6 +66,8 @@ pub struct Planner {
     routing: routing::Snapshot,
     targets: HashMap<String, Arc<Target>>,
     costs: HashMap<String, Arc<CostSet>>,
+    /// Costs of routes the configuration does not list (global costs only).
+    default_costs: Option<Arc<CostSet>>,
     meter: Option<Arc<RateLimitMeter>>,
     counter: AtomicU64,
 }
@@ -89,7 +91,28 @@ impl Planner {
     pub fn compile(config: &Config, inputs: Inputs<'_>) -> Result<Self> {
         let routing = routing::Snapshot::compile_with_secrets(config, inputs.secrets)?;
         let meter = inputs.limits.meter(config)?;
-        let mut providers = ProviderSet::new(config, inputs.credentials, inputs.providers);
+        let providers = ProviderSet::new(Some(config), inputs.credentials, inputs.providers);
+        Self::build(routing, meter, providers, None)
+    }
+
+    /// Builds a generation from a configuration resolved elsewhere (upstream's filter
+    /// configuration, [`crate::filterapi`]): the same targets, providers and costs as
+    /// [`Planner::compile`], over a snapshot without matchers (Envoy routes). No rate
+    /// limits: that data plane meters through Envoy's rate-limit filter.
+    pub fn assemble(mut config: routing::Assembled, inputs: Inputs<'_>) -> Result<Self> {
+        let default_costs = std::mem::take(&mut config.default_costs);
+        let routing = routing::Snapshot::assemble(config);
+        let providers = ProviderSet::new(None, inputs.credentials, inputs.providers);
+        let default_costs = (!default_costs.is_empty()).then(|| Arc::new(default_costs));
+        Self::build(routing, None, providers, default_costs)
+    }
+
+    fn build(
+        routing: routing::Snapshot,
+        meter: Option<Arc<RateLimitMeter>>,
+        mut providers: ProviderSet<'_>,
+        default_costs: Option<Arc<CostSet>>,
+    ) -> Result<Self> {
         let mut targets = HashMap::new();
         let mut costs = HashMap::new();
         for rule in routing.rules() {
@@ -120,6 +143,7 @@ impl Planner {
             routing,
             targets,
             costs,
+            default_costs,
             meter,
             counter: AtomicU64::new(0x2545_f491_4f6c_dd1d),
         })
@@ -191,9 +215,14 @@ impl Planner {
         self.targets.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The `llmRequestCosts` of `route`, when it has any.
+    /// The `llmRequestCosts` of `route` (with the global ones), when it has any.
     pub fn route_costs(&self, route: &str) -> Option<&Arc<CostSet>> {
-        self.costs.get(route)
+        self.costs.get(route).or(self.default_costs.as_ref())
+    }
+
+    /// Whether any cost is configured anywhere.
+    pub fn has_costs(&self) -> bool {
+        !self.costs.is_empty() || self.default_costs.is_some()
     }
 
     /// The cost values of a finished exchange on its route.
@@ -201,7 +230,7 @@ impl Planner {
         record
             .route
             .as_deref()
-            .and_then(|r| self.costs.get(r))
+            .and_then(|r| self.route_costs(r))
             .map(|set| exchange::evaluate_costs(set, record))
             .unwrap_or_default()
     }
@@ -319,10 +348,14 @@ fn target_for(
     c: &Candidate,
     credential: Option<Arc<dyn crate::CredentialProvider>>,
 ) -> Result<Target> {
-    let endpoint =
-        c.target.endpoints.first().ok_or_else(|| {
-            Error::internal(format!("backend {} has no endpoint", c.target.backend))
-        })?;
+    // Without endpoints (a configuration whose endpoints Envoy holds) the authority is
+    // left empty: the data plane sends to whichever host Envoy picked.
+    let authority = c
+        .target
+        .endpoints
+        .first()
+        .map(routing::Endpoint::authority)
+        .unwrap_or_default();
     let mut headers = HeaderMutation::default();
     for (name, value) in &c.header_mutation.set {
         let n = HeaderName::try_from(name.as_str())
@@ -341,7 +374,7 @@ fn target_for(
         schema: c.target.schema.clone(),
         upstream: UpstreamAddr {
             scheme: c.target.scheme().to_owned(),
-            authority: endpoint.authority(),
+            authority,
         },
         model_override: c.model_name_override.as_deref().map(Arc::from),
         headers,
