@@ -157,12 +157,8 @@ impl Catalog for ConfigCatalog {
         self.planner.body_limit()
     }
 
-    fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
-        self.planner
-            .models(host)
-            .into_iter()
-            .map(|m| (m.id.clone(), m.owned_by.clone()))
-            .collect()
+    fn models(&self, host: Option<&str>) -> Vec<aigw_core::routing::ModelInfo> {
+        self.planner.models(host).into_iter().cloned().collect()
     }
 }
 

@@ -5,6 +5,7 @@ use crate::credentials::MetadataCredential;
 use aigw_core::exchange::{ExchangeRecord, Target};
 use aigw_core::meter::NoopMeter;
 pub use aigw_core::planner::RouteInfo;
+use aigw_core::routing::ModelInfo;
 use aigw_core::{Result, TokenMeter, TranslatorFactory};
 use http::HeaderMap;
 use std::sync::Arc;
@@ -65,9 +66,9 @@ pub trait Catalog: Send + Sync + 'static {
         None
     }
 
-    /// Model ids served by `/v1/models` on `host` (routes with `hostnames` only list
-    /// their models on those hosts), with their owners.
-    fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
+    /// Models served by `/v1/models` on `host` (routes with `hostnames` only list
+    /// their models on those hosts).
+    fn models(&self, host: Option<&str>) -> Vec<ModelInfo> {
         let _ = host;
         Vec::new()
     }

@@ -115,10 +115,12 @@ impl Planner {
     ) -> Result<Self> {
         let mut targets = HashMap::new();
         let mut costs = HashMap::new();
-        for rule in routing.rules() {
-            if !rule.costs.is_empty() {
-                costs.insert(rule.route_name.to_owned(), Arc::new(rule.costs.clone()));
+        for (route, set) in routing.route_costs() {
+            if !set.is_empty() {
+                costs.insert(route.to_owned(), set.clone());
             }
+        }
+        for rule in routing.rules() {
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
                 if targets.contains_key(&c.backend_name) {
                     continue;

@@ -12,7 +12,7 @@
 pub(crate) mod models;
 mod target;
 
-pub use models::ModelInfo;
+pub use models::{ModelInfo, unix_to_rfc3339};
 pub use target::{BackendTarget, Endpoint, TlsRoots, TlsSettings};
 
 use crate::config::traffic::{ClientSettings, TrafficSettings};
@@ -628,6 +628,11 @@ impl Snapshot {
     /// The smallest body buffer limit configured for any Gateway, if any.
     pub fn body_limit(&self) -> Option<u64> {
         self.client.values().filter_map(|c| c.buffer_limit).min()
+    }
+
+    /// Each route's costs, in load order (routes without rules included).
+    pub fn route_costs(&self) -> impl Iterator<Item = (&str, &Arc<CostSet>)> {
+        self.routes.iter().map(|r| (r.name.as_str(), &r.costs))
     }
 
     /// Route names, `ns/name`, in load order.

@@ -300,13 +300,13 @@ impl RouterStream {
             .catalog
             .models(host(&self.headers.authority))
             .into_iter()
-            .map(|(id, owner)| match endpoint {
+            .map(|m| match endpoint {
                 Endpoint::AnthropicModels => serde_json::json!({
-                    "type": "model", "id": id, "display_name": id,
-                    "created_at": "1970-01-01T00:00:00Z",
+                    "type": "model", "id": m.id, "display_name": m.id,
+                    "created_at": aigw_core::routing::unix_to_rfc3339(m.created),
                 }),
                 _ => serde_json::json!({
-                    "id": id, "object": "model", "created": 0, "owned_by": owner,
+                    "id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by,
                 }),
             })
             .collect();

@@ -108,13 +108,15 @@ pub(crate) async fn handle(registry: &Registry, msg: ProcessingRequest) -> Proce
             return error_reply(&e, api);
         }
     }
-    if exchange.route().is_none()
-        && let Some(route) = route_name(&msg.attributes, &backend_name)
-    {
-        if let Some(costs) = runtime.catalog.route_costs(&route) {
+    if exchange.route().is_none() {
+        // Envoy routed: costs of the route it names, else the global ones.
+        let route = route_name(&msg.attributes, &backend_name);
+        if let Some(costs) = runtime.catalog.route_costs(route.as_deref().unwrap_or("")) {
             exchange.set_costs(costs);
         }
-        exchange.set_route(Arc::from(route));
+        if let Some(route) = route {
+            exchange.set_route(Arc::from(route));
+        }
     }
     st.attempts += 1;
     let mut attempt = match exchange.attempt(&target, runtime.factory.as_ref()) {
