@@ -282,8 +282,21 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
     let path = match &source {
         filterapi::Source::File(p) | filterapi::Source::Bundle(p) => p.clone(),
     };
-    let runtime = load_filter_runtime(&source, &versions, Some(&providers))
-        .map_err(|source| ExtProcError::Config { path, source })?;
+    let runtime = match load_filter_runtime(&source, &versions, Some(&providers)) {
+        Ok(r) => r,
+        // As upstream: a bundle whose parts are still being written (checksum
+        // mismatch, part missing) is retried on the next poll, serving nothing
+        // meanwhile; anything else stops the start.
+        Err(e) if matches!(source, filterapi::Source::Bundle(_)) && bundle_in_flux(&e) => {
+            tracing::warn!(error = %e, "config bundle not complete yet; retrying on the next poll");
+            aigw_extproc::config::filter_runtime(&filterapi::FilterConfig::default(), None)
+                .map_err(|source| ExtProcError::Config {
+                    path: path.clone(),
+                    source,
+                })?
+        }
+        Err(source) => return Err(ExtProcError::Config { path, source }),
+    };
     let watch = source.files();
     run(
         Served {
@@ -297,6 +310,12 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )
     .await
+}
+
+/// Whether a bundle failed to load only because its parts are not all written yet.
+fn bundle_in_flux(e: &aigw_core::Error) -> bool {
+    matches!(e, aigw_core::Error::InvalidConfig { issues }
+        if issues.iter().all(|i| i.field == "checksum" || i.field == "parts"))
 }
 
 fn runtime_threads(requested: usize) -> usize {

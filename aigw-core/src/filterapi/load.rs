@@ -174,16 +174,16 @@ fn parse_index(text: &str, path: &Path) -> Result<BundleIndex> {
     let idx: BundleIndex = serde_json::from_value(doc)
         .map_err(|e| issue(&file, "", format!("not a config bundle index: {e}")))?;
     if idx.checksum.is_empty() {
-        return Err(issue(&file, "checksum", "empty checksum"));
+        return Err(issue(&file, "checksum (index)", "empty checksum"));
     }
     if idx.parts.is_empty() {
-        return Err(issue(&file, "parts", "no parts"));
+        return Err(issue(&file, "parts (index)", "no parts"));
     }
     for p in &idx.parts {
         if Path::new(&p.path).is_absolute() || p.path.split('/').any(|s| s == "..") {
             return Err(issue(
                 &file,
-                "parts",
+                "parts (index)",
                 format!("part path {:?} leaves the bundle directory", p.path),
             ));
         }
@@ -227,8 +227,13 @@ pub fn read_bundle(dir: &Path) -> Result<String> {
             ),
         ));
     }
-    let text = String::from_utf8(payload)
-        .map_err(|_| issue(&file, "parts", "the reassembled configuration is not UTF-8"))?;
+    let text = String::from_utf8(payload).map_err(|_| {
+        issue(
+            &file,
+            "parts (content)",
+            "the reassembled configuration is not UTF-8",
+        )
+    })?;
     if !idx.version.is_empty() || !idx.uuid.is_empty() {
         tracing::debug!(version = %idx.version, uuid = %idx.uuid, "config bundle index read");
     }

@@ -67,10 +67,10 @@ pub struct FilterConfig {
     /// Models of routes without hostnames, for hosts `modelsByHost` does not name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unscoped_models: Vec<FilterModel>,
-    /// The MCPRoutes, for the MCP proxy. Kept as written: see
-    /// [`FilterConfig::warnings`].
+    /// The MCPRoutes, for the MCP proxy: read and checked, not served yet (see
+    /// [`FilterConfig::warnings`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp_config: Option<serde_json::Value>,
+    pub mcp_config: Option<McpConfig>,
 }
 
 /// One cost entry (`LLMRequestCost`, or `GlobalLLMRequestCost` without the scopes).
@@ -318,13 +318,11 @@ impl FilterConfig {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(mcp) = &self.mcp_config {
-            let routes = mcp
-                .get("routes")
-                .and_then(serde_json::Value::as_array)
-                .map_or(0, Vec::len);
+            let names: Vec<&str> = mcp.routes.iter().map(|r| r.name.as_str()).collect();
             out.push(format!(
-                "mcpConfig with {routes} MCPRoute(s) is not served by this ExtProc yet: \
-                 MCP requests get no MCP proxy (LLM routes are unaffected)"
+                "mcpConfig with {} MCPRoute(s) {names:?} is not served by this ExtProc yet: \
+                 MCP requests get no MCP proxy (LLM routes are unaffected)",
+                names.len()
             ));
         }
         out
@@ -360,4 +358,115 @@ mod secret_text_opt {
         let s = Option::<String>::deserialize(de)?;
         Ok(s.filter(|s| !s.is_empty()).map(Secret::from))
     }
+}
+
+/// `MCPConfig`: what the MCP proxy serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpConfig {
+    /// Where Envoy's MCP backend listener is.
+    #[serde(default)]
+    pub backend_listener_addr: String,
+    /// The MCPRoutes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<McpRoute>,
+}
+
+/// `MCPRoute`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpRoute {
+    /// `ns/name`.
+    pub name: String,
+    /// The MCP servers.
+    #[serde(default)]
+    pub backends: Vec<McpBackend>,
+    /// Tool-call authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<McpAuthorization>,
+    /// Backend selection rules (same shape as authorization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_selector: Option<McpAuthorization>,
+    /// Client headers forwarded to every backend.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_headers: Vec<String>,
+}
+
+/// `MCPBackend`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpBackend {
+    /// The backend name.
+    pub name: String,
+    /// Which tools are exposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_selector: Option<McpToolSelector>,
+    /// Client headers forwarded to this backend (optionally renamed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_headers: Vec<McpHeaderForward>,
+}
+
+/// `MCPHeaderForward`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpHeaderForward {
+    /// The client header.
+    pub name: String,
+    /// The name sent to the backend (default: the same).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub backend_header: String,
+}
+
+/// `MCPToolSelector`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpToolSelector {
+    /// Tool names to include.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Tool-name patterns to include.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_regex: Vec<String>,
+    /// Tool names to exclude.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Tool-name patterns to exclude.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_regex: Vec<String>,
+}
+
+/// `MCPRouteAuthorization`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpAuthorization {
+    /// `Allow` or `Deny`.
+    #[serde(default)]
+    pub default_action: String,
+    /// Rules, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<McpAuthorizationRule>,
+    /// OAuth protected-resource metadata URL.
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        rename = "resourceMetadataURL"
+    )]
+    pub resource_metadata_url: String,
+}
+
+/// `MCPRouteAuthorizationRule`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpAuthorizationRule {
+    /// `Allow` or `Deny`.
+    pub action: String,
+    /// Who (JWT scopes and claims).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<serde_json::Value>,
+    /// Which tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<serde_json::Value>,
+    /// A CEL condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<String>,
 }
