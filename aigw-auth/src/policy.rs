@@ -139,11 +139,25 @@ pub fn provider_for(
             (rotating(Arc::new(p)), OverrideKind::Aws)
         }
         SecurityPolicyKind::AzureCredentials {
+            auth: AzureAuth::AccessToken(token),
+            ..
+        } => (
+            // Minted and rotated by whoever wrote it: sent as it is.
+            Arc::new(ApiKeyProvider::bearer(
+                name,
+                KeySource::Value(token.clone()),
+            )),
+            OverrideKind::AzureAccessToken,
+        ),
+        SecurityPolicyKind::AzureCredentials {
             client_id,
             tenant_id,
             auth,
         } => {
             let auth = match auth {
+                AzureAuth::AccessToken(_) => {
+                    return Err(AuthError::config(name, "unreachable: access token").into());
+                }
                 AzureAuth::ClientSecret(s) => {
                     AzureClientAuth::ClientSecret(KeySource::Value(s.clone()))
                 }
@@ -194,8 +208,14 @@ pub fn provider_for(
                     }
                 }
                 GcpAuth::Passthrough => GcpCredentialSource::Passthrough,
+                GcpAuth::AccessToken(t) => {
+                    GcpCredentialSource::AccessToken(KeySource::Value(t.clone()))
+                }
             };
-            let passthrough = matches!(source, GcpCredentialSource::Passthrough);
+            let passthrough = matches!(
+                source,
+                GcpCredentialSource::Passthrough | GcpCredentialSource::AccessToken(_)
+            );
             let cfg = GcpConfig {
                 project: project.clone().unwrap_or_default(),
                 region: region.clone().unwrap_or_default(),

@@ -186,6 +186,40 @@ pub struct CompiledCost {
     pub metadata_key: String,
     /// How it is computed.
     pub kind: CostKind,
+    /// When it applies (always, unless narrowed).
+    pub scope: CostScope,
+}
+
+/// Narrows a route's cost entry to one backend or one model, as upstream's QuotaPolicy
+/// controller writes them into the filter configuration: entries sharing a metadata key
+/// then compute it differently per backend or model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CostScope {
+    /// The serving AIServiceBackend, `ns/name`.
+    pub backend: Option<String>,
+    /// The request's (effective) model.
+    pub model: Option<String>,
+}
+
+impl CostScope {
+    /// Whether an exchange on `backend` (a per-rule name or `ns/name`) for `model`
+    /// is in scope.
+    pub fn admits(&self, backend: &str, model: &str) -> bool {
+        self.backend
+            .as_deref()
+            .is_none_or(|b| b == short_backend_name(backend))
+            && self.model.as_deref().is_none_or(|m| m == model)
+    }
+}
+
+/// The AIServiceBackend `ns/name` of a per-rule backend name
+/// (`{ns}/{name}/route/…`); other names as they are.
+pub fn short_backend_name(backend: &str) -> &str {
+    let mut slashes = backend.match_indices('/').map(|(i, _)| i);
+    match (slashes.next(), slashes.next()) {
+        (Some(_), Some(second)) => &backend[..second],
+        _ => backend,
+    }
 }
 
 impl CompiledCost {
@@ -212,7 +246,15 @@ impl CompiledCost {
         Ok(Self {
             metadata_key: cost.metadata_key.clone(),
             kind,
+            scope: CostScope::default(),
         })
+    }
+
+    /// Narrows the entry.
+    #[must_use]
+    pub fn scoped(mut self, scope: CostScope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// Computes the value, `None` when a CEL expression fails on this input.
@@ -248,9 +290,12 @@ impl CompiledCost {
 }
 
 /// The costs of one route: route-level entries override global ones per metadata key.
+/// A route entry narrowed by a [`CostScope`] only overrides when it applies, so the
+/// precedence is decided per request, as upstream does.
 #[derive(Debug, Clone, Default)]
 pub struct CostSet {
-    entries: Vec<CompiledCost>,
+    route: Vec<CompiledCost>,
+    global: Vec<CompiledCost>,
 }
 
 impl CostSet {
@@ -270,31 +315,51 @@ impl CostSet {
 
     /// Merges already-compiled entries: route keys win over global keys.
     pub fn merge(route: Vec<CompiledCost>, global: Vec<CompiledCost>) -> Self {
-        let mut entries = route;
-        for g in global {
-            if !entries.iter().any(|r| r.metadata_key == g.metadata_key) {
-                entries.push(g);
-            }
-        }
-        Self { entries }
+        Self { route, global }
     }
 
     /// Whether no cost is configured (then usage need not be forced on streams).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.route.is_empty() && self.global.is_empty()
     }
 
     /// The compiled entries, route ones first.
-    pub fn entries(&self) -> &[CompiledCost] {
-        &self.entries
+    pub fn entries(&self) -> impl Iterator<Item = &CompiledCost> {
+        self.route.iter().chain(&self.global)
     }
 
-    /// Computes every cost. Entries whose CEL expression fails are left out.
+    /// Computes every cost: route entries in scope (a later one with the same key
+    /// wins), then global entries for keys no route entry set. Entries whose CEL
+    /// expression fails are left out.
     pub fn evaluate(&self, input: &CostInput<'_>) -> Vec<(String, u64)> {
-        self.entries
+        let mut out: Vec<(String, u64)> = Vec::new();
+        let set = |key: &str, v: u64, out: &mut Vec<(String, u64)>| match out
+            .iter_mut()
+            .find(|(k, _)| k == key)
+        {
+            Some(slot) => slot.1 = v,
+            None => out.push((key.to_owned(), v)),
+        };
+        let mut populated: Vec<&str> = Vec::new();
+        for c in self
+            .route
             .iter()
-            .filter_map(|c| c.value(input).map(|v| (c.metadata_key.clone(), v)))
-            .collect()
+            .filter(|c| c.scope.admits(input.backend, input.model))
+        {
+            populated.push(&c.metadata_key);
+            if let Some(v) = c.value(input) {
+                set(&c.metadata_key, v, &mut out);
+            }
+        }
+        for c in &self.global {
+            if populated.contains(&c.metadata_key.as_str()) {
+                continue;
+            }
+            if let Some(v) = c.value(input) {
+                set(&c.metadata_key, v, &mut out);
+            }
+        }
+        out
     }
 }
 

@@ -349,6 +349,11 @@ impl Exchange {
         self.record.route = Some(route);
     }
 
+    /// The route recorded, if any.
+    pub fn route(&self) -> Option<&Arc<str>> {
+        self.record.route.as_ref()
+    }
+
     /// Keeps the route's costs for [`Exchange::finish`] and forces usage on streams
     /// when any are configured (for adapters that leave the backend pick to a proxy).
     pub fn set_costs(&mut self, costs: Arc<CostSet>) {

@@ -27,6 +27,7 @@ pub mod credential;
 pub mod error;
 pub mod exchange;
 pub mod health;
+pub mod filterapi;
 pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;

@@ -11,6 +11,7 @@ use aigw_auth::AuthOptions;
 use aigw_core::Result;
 use aigw_core::config::{Config, HeaderMatchType, ResolvedSecurityPolicy, SecretSource};
 use aigw_core::exchange::{ExchangeRecord, Target};
+use aigw_core::filterapi::{self, FilterConfig};
 use aigw_core::limits::RateLimits;
 use aigw_core::planner::{CredentialResolver, Inputs, Planner, ProviderCache};
 use aigw_core::routing::{self, Endpoint as RoutingEndpoint};
@@ -25,6 +26,10 @@ use std::sync::Arc;
 pub struct ConfigCatalog {
     planner: Arc<Planner>,
     metadata_credentials: HashMap<String, MetadataCredential>,
+    /// Whether Envoy's routes are the only routing (upstream's filter configuration
+    /// carries no matches): the router-level filter then neither answers 404 nor
+    /// knows the route until the upstream filter reports it.
+    envoy_routed: bool,
 }
 
 impl std::fmt::Debug for ConfigCatalog {
@@ -91,6 +96,16 @@ impl ConfigCatalog {
         Self {
             planner,
             metadata_credentials,
+            envoy_routed: false,
+        }
+    }
+
+    /// A catalog over a planner of upstream's filter configuration: routing is
+    /// entirely Envoy's.
+    pub fn envoy_routed(planner: Arc<Planner>) -> Self {
+        Self {
+            envoy_routed: true,
+            ..Self::from_planner(planner)
         }
     }
 
@@ -102,11 +117,22 @@ impl ConfigCatalog {
 
 impl Catalog for ConfigCatalog {
     fn route(&self, model: &str, headers: &HeaderMap) -> Result<Arc<str>> {
-        self.planner.resolve(model, headers).map(|r| r.route)
+        self.resolve(model, headers).map(|r| r.route)
     }
 
     fn resolve(&self, model: &str, headers: &HeaderMap) -> Result<RouteInfo> {
+        if self.envoy_routed {
+            return Ok(RouteInfo {
+                route: Arc::from(""),
+                first: None,
+                costs: None,
+            });
+        }
         self.planner.resolve(model, headers)
+    }
+
+    fn route_costs(&self, route: &str) -> Option<Arc<aigw_core::cost::CostSet>> {
+        self.planner.route_costs(route).cloned()
     }
 
     fn target(&self, backend_name: &str) -> Option<Arc<Target>> {
@@ -122,6 +148,10 @@ impl Catalog for ConfigCatalog {
     }
 
     fn wants_usage(&self, route: &str) -> bool {
+        if self.envoy_routed {
+            // Upstream forces usage on streams whenever any cost is configured.
+            return self.planner.has_costs();
+        }
         self.planner.route_costs(route).is_some()
     }
 
@@ -133,12 +163,8 @@ impl Catalog for ConfigCatalog {
         self.planner.plan_stored_response(id)
     }
 
-    fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
-        self.planner
-            .models(host)
-            .into_iter()
-            .map(|m| (m.id.clone(), m.owned_by.clone()))
-            .collect()
+    fn models(&self, host: Option<&str>) -> Vec<aigw_core::routing::ModelInfo> {
+        self.planner.models(host).into_iter().cloned().collect()
     }
 }
 
@@ -201,6 +227,44 @@ pub fn runtime_from(planner: Arc<Planner>) -> Runtime {
         Some(m) => runtime.with_meter(m),
         None => runtime,
     }
+}
+
+/// Builds a runtime for upstream's filter configuration: the same planner (targets,
+/// credential providers, costs) over Envoy's routing, the bundled translators, no
+/// rate-limit meter (upstream meters through Envoy's rate-limit filter, fed by the
+/// cost metadata).
+pub fn filter_runtime(config: &FilterConfig, cache: Option<&ProviderCache>) -> Result<Runtime> {
+    let planner = config.planner(Inputs {
+        secrets: &SecretSource::default(),
+        credentials: &resolver(AuthOptions::default()),
+        providers: cache,
+        limits: &RateLimits::default(),
+    })?;
+    Ok(Runtime::new(
+        Arc::new(ConfigCatalog::envoy_routed(Arc::new(planner))),
+        Arc::new(aigw_providers::ProviderFactory),
+    ))
+}
+
+/// Reads, version-checks and builds a filter configuration, logging what it carries
+/// but this build does not serve.
+pub fn load_filter_runtime(
+    source: &filterapi::Source,
+    versions: &filterapi::VersionPolicy,
+    cache: Option<&ProviderCache>,
+) -> Result<Runtime> {
+    let loaded = filterapi::load(source, versions)?;
+    for w in &loaded.warnings {
+        tracing::warn!(config = ?source, "{w}");
+    }
+    let runtime = filter_runtime(&loaded.config, cache)?;
+    tracing::info!(
+        uuid = %loaded.config.uuid,
+        version = %loaded.config.version,
+        backends = loaded.config.backends.len(),
+        "filter configuration loaded"
+    );
+    Ok(runtime)
 }
 
 impl Plan {

@@ -16,6 +16,7 @@ pub mod reload;
 mod runtime;
 pub mod server;
 mod state;
+pub mod upstream_flags;
 pub mod wire;
 
 pub use error::ExtProcError;

@@ -1,12 +1,14 @@
 //! The `aigw-extproc` binary: the External Processor server, and `envoy-config`, which
 //! prints an Envoy bootstrap for the same configuration.
 
+use aigw_core::filterapi;
 use aigw_core::limits::{DEFAULT_TIMEOUT, LimitStore, RateLimits, RedisStore};
-use aigw_extproc::config::load_runtime_with_limits;
+use aigw_extproc::config::{load_filter_runtime, load_runtime_with_limits};
 use aigw_extproc::credentials::ProviderCache;
 use aigw_extproc::envoy::{Options, Plan};
 use aigw_extproc::metrics::Metrics;
 use aigw_extproc::server::{self, Bound, ListenAddr};
+use aigw_extproc::upstream_flags::{self, UpstreamFlags};
 use aigw_extproc::{ExtProcError, Processor, reload};
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
@@ -205,17 +207,49 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
                 source,
             }
         })?;
-    let runtime = Arc::new(ArcSwap::from_pointee(runtime));
     let metrics = Arc::new(Metrics::default());
     metrics.set_rate_limit_stats(limits.stats().clone());
-    let processor = Processor::new(runtime.clone(), metrics.clone());
-    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = cli.mcp_addr {
+        aigw_extproc::mcp::spawn(addr, &cli.config, &cli.mcp, shutdown_signal()).await?;
+    } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
+        tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
+    }
+    run(
+        Served {
+            runtime,
+            metrics,
+            listen: ListenAddr::parse(&cli.listen)?,
+            admin: cli.admin,
+            max_message_size: cli.max_message_size,
+            watch: cli.config.clone(),
+        },
+        move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
+    )
+    .await
+}
 
-    let listen = ListenAddr::parse(&cli.listen)?;
-    let bound = Bound::bind(&listen).await?;
-    let admin_addr = ListenAddr::parse(&cli.admin)?;
-    let ListenAddr::Tcp(admin_addr) = admin_addr else {
-        return Err(ExtProcError::InvalidAddress { addr: cli.admin });
+/// What [`run`] serves.
+struct Served {
+    runtime: aigw_extproc::Runtime,
+    metrics: Arc<Metrics>,
+    listen: ListenAddr,
+    admin: String,
+    max_message_size: usize,
+    watch: Vec<PathBuf>,
+}
+
+/// Serves ext_proc and the admin endpoints, reloading with `load` when the watched
+/// files change.
+async fn run(
+    s: Served,
+    load: impl Fn(&[PathBuf]) -> aigw_core::Result<aigw_extproc::Runtime> + Send + 'static,
+) -> Result<(), ExtProcError> {
+    let runtime = Arc::new(ArcSwap::from_pointee(s.runtime));
+    let processor = Processor::new(runtime.clone(), s.metrics.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let bound = Bound::bind(&s.listen).await?;
+    let ListenAddr::Tcp(admin_addr) = ListenAddr::parse(&s.admin)? else {
+        return Err(ExtProcError::InvalidAddress { addr: s.admin });
     };
     let admin = tokio::net::TcpListener::bind(admin_addr)
         .await
@@ -225,36 +259,163 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             source,
         })?;
     tokio::spawn(reload::watch(
-        cli.config.clone(),
+        s.watch,
         runtime,
         reload::DEFAULT_INTERVAL,
-        move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
+        load,
     ));
     tokio::spawn(server::serve_admin(
         admin,
-        server::admin_router(metrics, ready.clone()),
+        server::admin_router(s.metrics, ready.clone()),
         shutdown_signal(),
     ));
-    if let Some(addr) = cli.mcp_addr {
-        aigw_extproc::mcp::spawn(addr, &cli.config, &cli.mcp, shutdown_signal()).await?;
-    } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
-        tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
-    }
-    tracing::info!(listen = %listen, admin = %admin_addr, "aigw-extproc is ready");
+    tracing::info!(listen = %s.listen, admin = %admin_addr, "aigw-extproc is ready");
     server::serve_grpc(
         bound,
         processor,
-        cli.max_message_size,
+        s.max_message_size,
         ready,
         shutdown_signal(),
     )
     .await
 }
 
+/// Environment variables upstream's image reads that this build does not use.
+const UNSUPPORTED_ENV: [&str; 4] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_METRICS_EXPORTER",
+];
+
+/// Serves as upstream's ExtProc image: its flags, its filter configuration.
+async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
+    for w in flags.unsupported() {
+        tracing::warn!("{w}");
+    }
+    for var in UNSUPPORTED_ENV {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            tracing::warn!(
+                "{var} is set but not honoured: metrics are served in Prometheus form on the admin port's /metrics only"
+            );
+        }
+    }
+    if flags.enable_redaction {
+        tracing::info!(
+            "-enableRedaction: request and response bodies are never logged by this build"
+        );
+    }
+    let source = match (&flags.config_bundle_path, &flags.config_path) {
+        (Some(dir), _) => filterapi::Source::Bundle(dir.clone()),
+        (None, Some(p)) => filterapi::Source::File(p.clone()),
+        (None, None) => {
+            return Err(ExtProcError::InvalidAddress {
+                addr: "either -configPath or -configBundlePath must be provided".into(),
+            });
+        }
+    };
+    let versions = std::env::var("AIGW_FILTER_CONFIG_VERSION")
+        .map(|v| filterapi::VersionPolicy::parse(&v))
+        .unwrap_or_default();
+    let providers = Arc::new(ProviderCache::default());
+    let path = match &source {
+        filterapi::Source::File(p) | filterapi::Source::Bundle(p) => p.clone(),
+    };
+    let runtime = match load_filter_runtime(&source, &versions, Some(&providers)) {
+        Ok(r) => r,
+        // As upstream: a bundle whose parts are still being written (checksum
+        // mismatch, part missing) is retried on the next poll, serving nothing
+        // meanwhile; anything else stops the start.
+        Err(e) if matches!(source, filterapi::Source::Bundle(_)) && bundle_in_flux(&e) => {
+            tracing::warn!(error = %e, "config bundle not complete yet; retrying on the next poll");
+            aigw_extproc::config::filter_runtime(&filterapi::FilterConfig::default(), None)
+                .map_err(|source| ExtProcError::Config {
+                    path: path.clone(),
+                    source,
+                })?
+        }
+        Err(source) => return Err(ExtProcError::Config { path, source }),
+    };
+    let watch = source.files();
+    run(
+        Served {
+            runtime,
+            metrics: Arc::new(Metrics::default()),
+            listen: ListenAddr::parse(&flags.ext_proc_addr)?,
+            admin: format!("0.0.0.0:{}", flags.admin_port),
+            max_message_size: flags.max_recv_msg_size,
+            watch,
+        },
+        move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
+    )
+    .await
+}
+
+/// Whether a bundle failed to load only because its parts are not all written yet.
+fn bundle_in_flux(e: &aigw_core::Error) -> bool {
+    matches!(e, aigw_core::Error::InvalidConfig { issues }
+        if issues.iter().all(|i| i.field == "checksum" || i.field == "parts"))
+}
+
+fn runtime_threads(requested: usize) -> usize {
+    match requested {
+        0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+        n => n,
+    }
+}
+
+fn block_on(
+    threads: usize,
+    fut: impl std::future::Future<Output = Result<(), ExtProcError>>,
+) -> Result<(), ExtProcError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(runtime_threads(threads))
+        .enable_all()
+        .build()
+        .map_err(|source| ExtProcError::Io {
+            what: "starting the runtime",
+            addr: String::new(),
+            source,
+        })
+        .and_then(|rt| rt.block_on(fut))
+}
+
+fn exit(result: Result<(), ExtProcError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "aigw-extproc failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Upstream's command line: `aigw-extproc -configPath … -extProcAddr …`.
+fn main_upstream(args: &[String]) -> ExitCode {
+    let flags = match UpstreamFlags::parse(args) {
+        Ok(f) => f,
+        Err(e) => {
+            // Go's flag package reports to stderr and exits 2; so does this.
+            let _ = writeln!(std::io::stderr().lock(), "aigw-extproc: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(flags.tracing_level(), flags.log_format == "json");
+    let threads = std::env::var("AIGW_EXTPROC_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    exit(block_on(threads, serve_upstream(flags)))
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if upstream_flags::is_upstream_style(&args) {
+        return main_upstream(&args);
+    }
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_json);
-    let result = match cli.command {
+    exit(match cli.command {
         Some(Command::EnvoyConfig {
             config,
             extproc,
@@ -263,28 +424,6 @@ fn main() -> ExitCode {
             ca_file,
             mcp_addr,
         }) => envoy_config(&config, &extproc, listen, admin, ca_file, mcp_addr),
-        None => {
-            let mut rt = tokio::runtime::Builder::new_multi_thread();
-            let threads = match cli.worker_threads {
-                0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
-                n => n,
-            };
-            rt.worker_threads(threads);
-            rt.enable_all()
-                .build()
-                .map_err(|source| ExtProcError::Io {
-                    what: "starting the runtime",
-                    addr: String::new(),
-                    source,
-                })
-                .and_then(|rt| rt.block_on(serve(cli)))
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "aigw-extproc failed");
-            ExitCode::FAILURE
-        }
-    }
+        None => block_on(cli.worker_threads, serve(cli)),
+    })
 }

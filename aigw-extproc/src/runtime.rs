@@ -5,6 +5,7 @@ use crate::credentials::MetadataCredential;
 use aigw_core::exchange::{ExchangeRecord, Target};
 use aigw_core::meter::NoopMeter;
 pub use aigw_core::planner::RouteInfo;
+use aigw_core::routing::ModelInfo;
 use aigw_core::{Result, TokenMeter, TranslatorFactory};
 use http::HeaderMap;
 use std::sync::Arc;
@@ -47,6 +48,13 @@ pub trait Catalog: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The costs of `route` (named by Envoy's route metadata when the router-level
+    /// filter could not know it), when any are configured.
+    fn route_costs(&self, route: &str) -> Option<Arc<aigw_core::cost::CostSet>> {
+        let _ = route;
+        None
+    }
+
     /// Whether any cost is configured for `route` (then streams ask for usage).
     fn wants_usage(&self, route: &str) -> bool {
         let _ = route;
@@ -58,9 +66,9 @@ pub trait Catalog: Send + Sync + 'static {
         None
     }
 
-    /// Model ids served by `/v1/models` on `host` (routes with `hostnames` only list
-    /// their models on those hosts), with their owners.
-    fn models(&self, host: Option<&str>) -> Vec<(String, String)> {
+    /// Models served by `/v1/models` on `host` (routes with `hostnames` only list
+    /// their models on those hosts).
+    fn models(&self, host: Option<&str>) -> Vec<ModelInfo> {
         let _ = host;
         Vec::new()
     }

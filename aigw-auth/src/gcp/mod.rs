@@ -35,6 +35,9 @@ pub enum GcpCredentialSource {
     },
     /// The caller sends its own `Authorization`; only the path prefix is added.
     Passthrough,
+    /// An access token obtained and rotated elsewhere (the upstream controller writes
+    /// it into the ExtProc's filter configuration), read from its source each fetch.
+    AccessToken(KeySource),
 }
 
 /// Configuration of a [`GcpProvider`].
@@ -66,7 +69,9 @@ impl GcpProvider {
     /// A provider for policy `name`.
     pub fn new(name: impl Into<String>, config: GcpConfig) -> Self {
         let reader = match &config.source {
-            GcpCredentialSource::ServiceAccountKey(s) => Some(SecretReader::new(s.clone())),
+            GcpCredentialSource::ServiceAccountKey(s) | GcpCredentialSource::AccessToken(s) => {
+                Some(SecretReader::new(s.clone()))
+            }
             GcpCredentialSource::WorkloadIdentity(w) => match &w.subject_token {
                 SubjectToken::Token(s) => Some(SecretReader::new(s.clone())),
                 SubjectToken::Oidc(_) => None,
@@ -114,8 +119,16 @@ impl GcpProvider {
     }
 
     async fn fetch(&self) -> Result<Credential, AuthError> {
-        if matches!(self.config.source, GcpCredentialSource::Passthrough) {
-            return Ok(Credential::long_lived(CredentialMaterial::None));
+        match &self.config.source {
+            GcpCredentialSource::Passthrough => {
+                return Ok(Credential::long_lived(CredentialMaterial::None));
+            }
+            GcpCredentialSource::AccessToken(_) => {
+                return Ok(Credential::long_lived(CredentialMaterial::Token(
+                    self.read().await?,
+                )));
+            }
+            _ => {}
         }
         let http = self.http.get(&self.name)?;
         let now = self.clock.now();
@@ -133,7 +146,9 @@ impl GcpProvider {
                 };
                 wif::fetch(&http, &self.name, cfg, &subject, now).await?
             }
-            GcpCredentialSource::Passthrough => unreachable_passthrough(&self.name)?,
+            GcpCredentialSource::Passthrough | GcpCredentialSource::AccessToken(_) => {
+                unreachable_passthrough(&self.name)?
+            }
             GcpCredentialSource::MetadataServer { endpoint } => {
                 let base = endpoint
                     .clone()

@@ -123,6 +123,9 @@ pub enum AzureAuth {
     ClientSecret(Secret),
     /// OIDC token as client assertion.
     Oidc(Box<OidcSettings>),
+    /// An access token minted elsewhere (the upstream controller writes it into the
+    /// ExtProc's filter configuration and rotates it there).
+    AccessToken(Secret),
 }
 
 /// GCP authentication.
@@ -147,6 +150,9 @@ pub enum GcpAuth {
     ApplicationDefault,
     /// Passthrough: the caller authenticates.
     Passthrough,
+    /// An access token minted elsewhere (the upstream controller's filter
+    /// configuration).
+    AccessToken(Secret),
 }
 
 /// Where a per-request credential comes from.

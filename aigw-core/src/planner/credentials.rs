@@ -54,7 +54,7 @@ impl std::fmt::Debug for ProviderCache {
 /// ([`ProviderSet::commit`]).
 pub struct ProviderSet<'a> {
     cache: Option<&'a ProviderCache>,
-    config: &'a Config,
+    config: Option<&'a Config>,
     resolver: &'a CredentialResolver,
     built: Providers,
     reused: usize,
@@ -70,9 +70,11 @@ impl std::fmt::Debug for ProviderSet<'_> {
 }
 
 impl<'a> ProviderSet<'a> {
-    /// Providers for `config`, reusing those in `cache` when given.
+    /// Providers for `config` (none for configurations resolved elsewhere, where the
+    /// resolved policy alone says whether a provider can be kept), reusing those in
+    /// `cache` when given.
     pub fn new(
-        config: &'a Config,
+        config: Option<&'a Config>,
         resolver: &'a CredentialResolver,
         cache: Option<&'a ProviderCache>,
     ) -> Self {
@@ -90,7 +92,7 @@ impl<'a> ProviderSet<'a> {
         if let Some(e) = self.built.get(&policy.name) {
             return Ok(e.provider.clone());
         }
-        let print = fingerprint(self.config, &policy.name);
+        let print = self.config.map_or(0, |c| fingerprint(c, &policy.name));
         let previous = self.cache.and_then(|c| {
             lock(c)
                 .get(&policy.name)

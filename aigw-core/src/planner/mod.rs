@@ -70,6 +70,8 @@ pub struct Planner {
     /// passive or active health checks.
     health: HashMap<String, HostHealth>,
     costs: HashMap<String, Arc<CostSet>>,
+    /// Costs of routes the configuration does not list (global costs only).
+    default_costs: Option<Arc<CostSet>>,
     meter: Option<Arc<RateLimitMeter>>,
     counter: AtomicU64,
 }
@@ -93,15 +95,38 @@ impl Planner {
     pub fn compile(config: &Config, inputs: Inputs<'_>) -> Result<Self> {
         let routing = routing::Snapshot::compile_with_secrets(config, inputs.secrets)?;
         let meter = inputs.limits.meter(config)?;
-        let mut providers = ProviderSet::new(config, inputs.credentials, inputs.providers);
+        let providers = ProviderSet::new(Some(config), inputs.credentials, inputs.providers);
+        Self::build(routing, meter, providers, None)
+    }
+
+    /// Builds a generation from a configuration resolved elsewhere (upstream's filter
+    /// configuration, [`crate::filterapi`]): the same targets, providers and costs as
+    /// [`Planner::compile`], over a snapshot without matchers (Envoy routes). No rate
+    /// limits: that data plane meters through Envoy's rate-limit filter.
+    pub fn assemble(mut config: routing::Assembled, inputs: Inputs<'_>) -> Result<Self> {
+        let default_costs = std::mem::take(&mut config.default_costs);
+        let routing = routing::Snapshot::assemble(config);
+        let providers = ProviderSet::new(None, inputs.credentials, inputs.providers);
+        let default_costs = (!default_costs.is_empty()).then(|| Arc::new(default_costs));
+        Self::build(routing, None, providers, default_costs)
+    }
+
+    fn build(
+        routing: routing::Snapshot,
+        meter: Option<Arc<RateLimitMeter>>,
+        mut providers: ProviderSet<'_>,
+        default_costs: Option<Arc<CostSet>>,
+    ) -> Result<Self> {
         let mut targets = HashMap::new();
         let mut costs = HashMap::new();
         let mut health = HashMap::new();
+        for (route, set) in routing.route_costs() {
+            if !set.is_empty() {
+                costs.insert(route.to_owned(), set.clone());
+            }
+        }
         for rule in routing.rules() {
             add_health(&rule, &mut health);
-            if !rule.costs.is_empty() {
-                costs.insert(rule.route_name.to_owned(), Arc::new(rule.costs.clone()));
-            }
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
                 if targets.contains_key(&c.backend_name) {
                     continue;
@@ -127,6 +152,7 @@ impl Planner {
             targets,
             health,
             costs,
+            default_costs,
             meter,
             counter: AtomicU64::new(0x2545_f491_4f6c_dd1d),
         })
@@ -263,9 +289,14 @@ impl Planner {
         self.targets.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The `llmRequestCosts` of `route`, when it has any.
+    /// The `llmRequestCosts` of `route` (with the global ones), when it has any.
     pub fn route_costs(&self, route: &str) -> Option<&Arc<CostSet>> {
-        self.costs.get(route)
+        self.costs.get(route).or(self.default_costs.as_ref())
+    }
+
+    /// Whether any cost is configured anywhere.
+    pub fn has_costs(&self) -> bool {
+        !self.costs.is_empty() || self.default_costs.is_some()
     }
 
     /// The cost values of a finished exchange on its route.
@@ -273,7 +304,7 @@ impl Planner {
         record
             .route
             .as_deref()
-            .and_then(|r| self.costs.get(r))
+            .and_then(|r| self.route_costs(r))
             .map(|set| exchange::evaluate_costs(set, record))
             .unwrap_or_default()
     }
@@ -411,16 +442,13 @@ fn target_for(
     credential: Option<Arc<dyn crate::CredentialProvider>>,
 ) -> Result<Target> {
     // A pool's endpoint is named per request by its picker; until then the target
-    // carries a placeholder the adapters replace.
+    // carries a placeholder the adapters replace. Without endpoints (a configuration
+    // whose endpoints Envoy holds) the authority is left empty: the data plane sends
+    // to whichever host Envoy picked.
     let authority = match (&c.target.inference_pool, c.target.endpoints.first()) {
         (_, Some(endpoint)) => endpoint.authority(),
         (Some(pool), None) => pool.placeholder_authority(),
-        (None, None) => {
-            return Err(Error::internal(format!(
-                "backend {} has no endpoint",
-                c.target.backend
-            )));
-        }
+        (None, None) => String::new(),
     };
     let mut headers = HeaderMutation::default();
     for (name, value) in &c.header_mutation.set {

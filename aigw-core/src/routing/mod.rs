@@ -9,11 +9,11 @@
 //! matches: the match with the most header conditions wins; ties go to the route loaded
 //! first, then to the earlier rule.
 
-mod models;
+pub(crate) mod models;
 mod pool;
 pub(crate) mod target;
 
-pub use models::ModelInfo;
+pub use models::{ModelInfo, unix_to_rfc3339};
 pub use pool::{InferencePoolTarget, PickerFailureMode};
 pub use target::{BackendTarget, Endpoint, TlsRoots, TlsSettings};
 
@@ -119,6 +119,28 @@ struct CompiledRoute {
     rules: Vec<CompiledRule>,
     costs: Arc<CostSet>,
     traffic: Option<Arc<TrafficSettings>>,
+}
+
+/// A configuration resolved elsewhere, for [`Snapshot::assemble`].
+#[derive(Debug, Default)]
+pub struct Assembled {
+    /// Routes with their rules' candidates.
+    pub routes: Vec<AssembledRoute>,
+    /// The `/v1/models` list.
+    pub models: Vec<ModelInfo>,
+    /// Costs for requests on routes not listed (global costs only).
+    pub default_costs: CostSet,
+}
+
+/// One route of an [`Assembled`] configuration.
+#[derive(Debug)]
+pub struct AssembledRoute {
+    /// `ns/name` (or whatever name the data plane reports).
+    pub name: String,
+    /// `(rule index, candidates)`.
+    pub rules: Vec<(usize, Vec<Candidate>)>,
+    /// The route's costs over the global ones.
+    pub costs: CostSet,
 }
 
 /// The result of matching a request.
@@ -468,6 +490,57 @@ impl Snapshot {
         })
     }
 
+    /// A snapshot of a configuration resolved elsewhere (upstream's filter
+    /// configuration): its per-rule candidates, costs and models, without matchers —
+    /// Envoy routes, so [`Snapshot::route`] finds nothing and the data plane looks
+    /// candidates up by per-rule backend name ([`Snapshot::rules`]).
+    pub fn assemble(config: Assembled) -> Self {
+        let routes = config
+            .routes
+            .into_iter()
+            .map(|r| CompiledRoute {
+                name: r.name,
+                hostnames: Vec::new(),
+                rules: r
+                    .rules
+                    .into_iter()
+                    .map(|(index, candidates)| {
+                        let mut groups: BTreeMap<u32, Vec<Candidate>> = BTreeMap::new();
+                        for c in candidates {
+                            groups.entry(c.priority).or_default().push(c);
+                        }
+                        CompiledRule {
+                            name: None,
+                            index,
+                            matches: Vec::new(),
+                            groups: groups
+                                .into_iter()
+                                .map(|(priority, candidates)| PriorityGroup {
+                                    priority,
+                                    candidates,
+                                })
+                                .collect(),
+                            timeouts: RuleTimeouts {
+                                request: None,
+                                backend_request: None,
+                                stream_idle: None,
+                            },
+                        }
+                    })
+                    .collect(),
+                costs: Arc::new(r.costs),
+                traffic: None,
+            })
+            .collect();
+        Self {
+            routes,
+            by_model: HashMap::new(),
+            unindexed: Vec::new(),
+            models: config.models,
+            client: BTreeMap::new(),
+        }
+    }
+
     /// Matches a request. `model` is the request body's model (the value of
     /// `x-ai-eg-model`; a client-sent header of that name is ignored). The `host`
     /// header scopes routes with hostnames; without one, hostnames do not restrict.
@@ -541,6 +614,11 @@ impl Snapshot {
     /// The smallest body buffer limit configured for any Gateway, if any.
     pub fn body_limit(&self) -> Option<u64> {
         self.client.values().filter_map(|c| c.buffer_limit).min()
+    }
+
+    /// Each route's costs, in load order (routes without rules included).
+    pub fn route_costs(&self) -> impl Iterator<Item = (&str, &Arc<CostSet>)> {
+        self.routes.iter().map(|r| (r.name.as_str(), &r.costs))
     }
 
     /// Route names, `ns/name`, in load order.

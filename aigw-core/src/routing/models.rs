@@ -54,6 +54,28 @@ pub(crate) fn rfc3339_to_unix(s: &str) -> Option<u64> {
     u64::try_from(t).ok()
 }
 
+/// RFC 3339 (UTC, seconds) of Unix seconds.
+pub fn unix_to_rfc3339(t: u64) -> String {
+    let days = i64::try_from(t / 86_400).unwrap_or(0);
+    let secs = t % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 pub(crate) fn collect(config: &Config) -> Vec<ModelInfo> {
     let mut out = Vec::new();
     for route in &config.ai_gateway_routes {
@@ -109,5 +131,9 @@ mod tests {
             Some(1_716_285_600)
         );
         assert_eq!(rfc3339_to_unix("yesterday"), None);
+        for t in [0, 1_716_285_600, 951_782_400, 4_102_444_799] {
+            assert_eq!(rfc3339_to_unix(&unix_to_rfc3339(t)), Some(t));
+        }
+        assert_eq!(unix_to_rfc3339(1_716_285_600), "2024-05-21T10:00:00Z");
     }
 }

@@ -238,7 +238,11 @@ impl RouterStream {
         if let Some(ip) = self.client_ip {
             exchange.set_client_ip(ip);
         }
-        exchange.set_route(info.route.clone());
+        // Behind upstream's controller the route is only known once Envoy has routed
+        // (the upstream filter's route attribute): an empty one is set there.
+        if !info.route.is_empty() {
+            exchange.set_route(info.route.clone());
+        }
         // The exchange computes the cost values itself when it ends and hands them to
         // the meter, and the meter guard can compute them when it is dropped.
         if let Some(costs) = info.costs {
@@ -368,13 +372,13 @@ impl RouterStream {
             .catalog
             .models(host(&self.headers.authority))
             .into_iter()
-            .map(|(id, owner)| match endpoint {
+            .map(|m| match endpoint {
                 Endpoint::AnthropicModels => serde_json::json!({
-                    "type": "model", "id": id, "display_name": id,
-                    "created_at": "1970-01-01T00:00:00Z",
+                    "type": "model", "id": m.id, "display_name": m.id,
+                    "created_at": aigw_core::routing::unix_to_rfc3339(m.created),
                 }),
                 _ => serde_json::json!({
-                    "id": id, "object": "model", "created": 0, "owned_by": owner,
+                    "id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by,
                 }),
             })
             .collect();
@@ -644,11 +648,12 @@ pub(crate) fn metadata(r: &ExchangeRecord, backend_name: Option<&str>) -> Metada
         md.string("model_name_override", m.clone());
     }
     if let Some(b) = &r.backend {
-        // `ns/name` of the AIServiceBackend: the first two segments of the per-rule name.
-        let mut parts = b.splitn(3, '/');
-        if let (Some(ns), Some(name)) = (parts.next(), parts.next()) {
-            md.string("ai_service_backend_name", format!("{ns}/{name}"));
-        }
+        // `ns/name` of the AIServiceBackend: the first two segments of the per-rule
+        // name (a name without them as it is, as upstream does).
+        md.string(
+            "ai_service_backend_name",
+            aigw_core::cost::short_backend_name(b),
+        );
     }
     if let Some(b) = backend_name {
         md.string("backend_name", b);

@@ -11,6 +11,23 @@ use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStat
 use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request as Msg;
 use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
 use http::HeaderName;
+use std::sync::Arc;
+
+/// The route of an attempt: Envoy's route metadata (`aigw_route_name`), else the route part of a
+/// per-rule backend name (`{ns}/{backend}/route/{route}/…` → `{ns}/{route}`).
+fn route_name(
+    attributes: &std::collections::HashMap<String, envoy_types::pb::google::protobuf::Struct>,
+    backend_name: &str,
+) -> Option<String> {
+    if let Some(r) = wire::attribute(attributes, wire::ATTR_ROUTE_NAME).filter(|r| !r.is_empty()) {
+        return Some(r.to_owned());
+    }
+    let parts: Vec<&str> = backend_name.split('/').collect();
+    match parts.as_slice() {
+        [ns, _, "route", route, "rule", _, "ref", _] => Some(format!("{ns}/{route}")),
+        _ => None,
+    }
+}
 
 /// Client headers that never reach a backend: its own credentials replace them, and
 /// translators need uncompressed bytes.
@@ -91,6 +108,16 @@ pub(crate) async fn handle(registry: &Registry, msg: ProcessingRequest) -> Proce
             return error_reply(&e, api);
         }
     }
+    if exchange.route().is_none() {
+        // Envoy routed: costs of the route it names, else the global ones.
+        let route = route_name(&msg.attributes, &backend_name);
+        if let Some(costs) = runtime.catalog.route_costs(route.as_deref().unwrap_or("")) {
+            exchange.set_costs(costs);
+        }
+        if let Some(route) = route {
+            exchange.set_route(Arc::from(route));
+        }
+    }
     st.attempts += 1;
     let mut attempt = match exchange.attempt(&target, runtime.factory.as_ref()) {
         Ok(a) => a,
@@ -103,6 +130,12 @@ pub(crate) async fn handle(registry: &Registry, msg: ProcessingRequest) -> Proce
         .map(str::to_owned)
         .unwrap_or_else(|| attempt.request().authority.clone());
     let host = wire::strip_port(&host).to_owned();
+    // A target without endpoints (Envoy holds them) keeps the host Envoy chose.
+    let host = if host.is_empty() {
+        wire::strip_port(&seen.authority).to_owned()
+    } else {
+        host
+    };
     attempt.request_mut().authority = host.clone();
     let staged = runtime.catalog.metadata_credential(&backend_name);
     {

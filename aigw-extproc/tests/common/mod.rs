@@ -67,8 +67,13 @@ impl Catalog for TestCatalog {
         Some(8 << 20)
     }
 
-    fn models(&self, _host: Option<&str>) -> Vec<(String, String)> {
-        vec![("gpt-test".into(), "default".into())]
+    fn models(&self, _host: Option<&str>) -> Vec<aigw_core::routing::ModelInfo> {
+        vec![aigw_core::routing::ModelInfo {
+            id: "gpt-test".into(),
+            owned_by: "default".into(),
+            created: 0,
+            hostnames: Vec::new(),
+        }]
     }
 }
 
