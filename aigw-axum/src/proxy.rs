@@ -1,6 +1,7 @@
 //! One request through the gateway: read, plan, attempt (with retries and fallback),
 //! respond (buffered or streamed).
 
+use crate::admission::Hold;
 use crate::client_auth::PendingAuth;
 use crate::gateway::{Inner, ModelEntry, Settings, Snapshot};
 use crate::identity::ClientId;
@@ -138,7 +139,11 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             Ok(ex) => ex,
             Err(e) => return early(ClientApi::OpenAI, e),
         };
-        return serve_exchange(inner, parts, exchange, trace, Some(plan)).await;
+        let hold = match inner.admission.admit() {
+            Ok(h) => h,
+            Err(e) => return early(ClientApi::OpenAI, e),
+        };
+        return serve_exchange(inner, parts, exchange, trace, Some(plan), hold).await;
     }
     let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
         let e = Error::UnsupportedPath {
@@ -179,7 +184,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         Ok(ex) => ex,
         Err(e) => return early(endpoint.client_api(), e),
     };
-    serve_exchange(inner, parts, exchange, trace, None).await
+    serve_exchange(inner, parts, exchange, trace, None, hold).await
 }
 
 /// Runs an exchange: on `plan` when the request is already planned (a stored
@@ -190,6 +195,7 @@ async fn serve_exchange(
     mut exchange: Exchange,
     trace: Option<RequestTrace>,
     plan: Option<Plan>,
+    hold: Hold,
 ) -> Served {
     let snapshot = inner.snapshot.load_full();
     let client = parts.extensions.get::<ClientId>().map(|c| c.0.clone());

@@ -26,8 +26,8 @@ pub mod cost;
 pub mod credential;
 pub mod error;
 pub mod exchange;
-pub mod health;
 pub mod filterapi;
+pub mod health;
 pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;

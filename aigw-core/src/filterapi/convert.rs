@@ -178,6 +178,7 @@ fn candidate(b: &FilterBackend) -> std::result::Result<Candidate, (String, Strin
             tls: None,
             security_policy,
             request_timeout: None,
+            inference_pool: None,
         }),
         backend_name: b.name.clone(),
         model_name_override: (!b.model_name_override.is_empty())

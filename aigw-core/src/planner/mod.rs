@@ -252,6 +252,8 @@ impl Planner {
             retry_on: None,
         };
         Some((plan, model))
+    }
+
     /// The health of a per-rule backend, when its rule's BackendTrafficPolicy has
     /// health checks: adapters report attempt outcomes and run active checks into it.
     pub fn health(&self, backend_name: &str) -> Option<&HostHealth> {
