@@ -5,7 +5,6 @@
 //! instead of queueing: a queue in front of a saturated gateway only adds latency and
 //! memory, while a prompt 503 lets the client or its load balancer go elsewhere.
 
-use crate::gateway::Settings;
 use aigw_core::Error;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
@@ -24,10 +23,21 @@ const UNIT: usize = 1024;
 /// does not touch the semaphore per frame.
 const RESERVE_STEP: usize = 64 * 1024;
 
+/// The bounds [`Admission`] enforces (from the gateway's settings; `None`: unbounded).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Bounds {
+    pub(crate) max_in_flight: Option<usize>,
+    pub(crate) max_buffered_body_bytes: Option<usize>,
+    pub(crate) body_idle_timeout: Option<Duration>,
+    pub(crate) body_timeout: Option<Duration>,
+}
+
 /// The shared caps of one gateway.
 pub(crate) struct Admission {
     in_flight: Option<(Arc<Semaphore>, usize)>,
     body_memory: Option<(Arc<Semaphore>, usize)>,
+    body_idle_timeout: Option<Duration>,
+    body_timeout: Option<Duration>,
 }
 
 /// What a request holds while it is in flight (for a stream: until it ends).
@@ -45,14 +55,16 @@ fn units(bytes: usize) -> usize {
 }
 
 impl Admission {
-    pub(crate) fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(bounds: Bounds) -> Self {
         let cap = |n: usize| (Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))), n);
         Self {
-            in_flight: settings.max_in_flight.map(cap),
-            body_memory: settings.max_buffered_body_bytes.map(|b| {
+            in_flight: bounds.max_in_flight.map(cap),
+            body_memory: bounds.max_buffered_body_bytes.map(|b| {
                 let (s, _) = cap(units(b));
                 (s, b)
             }),
+            body_idle_timeout: bounds.body_idle_timeout,
+            body_timeout: bounds.body_timeout,
         }
     }
 
@@ -110,7 +122,6 @@ impl Admission {
         mut body: Body,
         declared: Option<u64>,
         limit: usize,
-        settings: &Settings,
     ) -> Result<Bytes, Error> {
         if let Some(n) = declared {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
@@ -119,7 +130,7 @@ impl Admission {
             }
             self.reserve(hold, n)?;
         }
-        let clock = BodyClock::new(settings);
+        let clock = BodyClock::new(self.body_idle_timeout, self.body_timeout);
         let mut first: Option<Bytes> = None;
         let mut rest = BytesMut::new();
         let mut total = 0usize;
@@ -171,10 +182,10 @@ struct BodyClock {
 }
 
 impl BodyClock {
-    fn new(settings: &Settings) -> Self {
+    fn new(idle: Option<Duration>, total: Option<Duration>) -> Self {
         Self {
-            idle: settings.body_idle_timeout,
-            deadline: settings.body_timeout.map(|t| (Instant::now() + t, t)),
+            idle,
+            deadline: total.map(|t| (Instant::now() + t, t)),
         }
     }
 
@@ -208,19 +219,18 @@ mod tests {
     use super::*;
     use futures::StreamExt;
 
-    fn settings() -> Settings {
-        Settings {
+    fn settings() -> Bounds {
+        Bounds {
             max_buffered_body_bytes: Some(100 * 1024),
             max_in_flight: Some(2),
             body_idle_timeout: Some(Duration::from_millis(50)),
             body_timeout: Some(Duration::from_millis(200)),
-            ..Settings::default()
         }
     }
 
     #[test]
     fn in_flight_cap_refuses_without_queueing() {
-        let a = Admission::new(&settings());
+        let a = Admission::new(settings());
         let h1 = a.admit().unwrap();
         let _h2 = a.admit().unwrap();
         let e = a.admit().err().unwrap();
@@ -232,8 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn body_memory_is_shared_and_released() {
-        let s = settings();
-        let a = Admission::new(&s);
+        let a = Admission::new(settings());
         let mut h1 = Hold::default();
         let body = a
             .read_body(
@@ -241,7 +250,6 @@ mod tests {
                 Body::from(vec![b'x'; 60 * 1024]),
                 Some(60 * 1024),
                 1 << 20,
-                &s,
             )
             .await
             .unwrap();
@@ -253,32 +261,24 @@ mod tests {
                 Body::from(vec![b'x'; 60 * 1024]),
                 Some(60 * 1024),
                 1 << 20,
-                &s,
             )
             .await
             .unwrap_err();
         assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
         drop(h1);
         let mut h3 = Hold::default();
-        a.read_body(
-            &mut h3,
-            Body::from(vec![b'x'; 60 * 1024]),
-            None,
-            1 << 20,
-            &s,
-        )
-        .await
-        .unwrap();
+        a.read_body(&mut h3, Body::from(vec![b'x'; 60 * 1024]), None, 1 << 20)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn declared_oversize_fails_before_reading() {
-        let s = settings();
-        let a = Admission::new(&s);
+        let a = Admission::new(settings());
         // A body that never yields: only the declared length can answer.
         let body = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
         let e = a
-            .read_body(&mut Hold::default(), body, Some(10_000_000), 1000, &s)
+            .read_body(&mut Hold::default(), body, Some(10_000_000), 1000)
             .await
             .unwrap_err();
         assert_eq!(e.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
@@ -286,13 +286,12 @@ mod tests {
 
     #[tokio::test]
     async fn stalled_and_slow_bodies_time_out() {
-        let s = settings();
-        let a = Admission::new(&s);
+        let a = Admission::new(settings());
         let stalled =
             Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
         let t = Instant::now();
         let e = a
-            .read_body(&mut Hold::default(), stalled, None, 1000, &s)
+            .read_body(&mut Hold::default(), stalled, None, 1000)
             .await
             .unwrap_err();
         assert_eq!(e.status(), http::StatusCode::REQUEST_TIMEOUT);
@@ -308,13 +307,7 @@ mod tests {
         });
         let t = Instant::now();
         let e = a
-            .read_body(
-                &mut Hold::default(),
-                Body::from_stream(trickle),
-                None,
-                1000,
-                &s,
-            )
+            .read_body(&mut Hold::default(), Body::from_stream(trickle), None, 1000)
             .await
             .unwrap_err();
         assert_eq!(e.status(), http::StatusCode::REQUEST_TIMEOUT);
@@ -328,18 +321,11 @@ mod tests {
 
     #[tokio::test]
     async fn multi_frame_bodies_are_joined() {
-        let s = settings();
-        let a = Admission::new(&s);
+        let a = Admission::new(settings());
         let frames = futures::stream::iter(["ab", "cd", "e"])
             .map(|f| Ok::<_, std::io::Error>(Bytes::from_static(f.as_bytes())));
         let b = a
-            .read_body(
-                &mut Hold::default(),
-                Body::from_stream(frames),
-                None,
-                1000,
-                &s,
-            )
+            .read_body(&mut Hold::default(), Body::from_stream(frames), None, 1000)
             .await
             .unwrap();
         assert_eq!(&b[..], b"abcde");

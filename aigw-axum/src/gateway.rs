@@ -215,6 +215,17 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    fn admission_bounds(&self) -> crate::admission::Bounds {
+        crate::admission::Bounds {
+            max_in_flight: self.max_in_flight,
+            max_buffered_body_bytes: self.max_buffered_body_bytes,
+            body_idle_timeout: self.body_idle_timeout,
+            body_timeout: self.body_timeout,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) client: HttpClient,
@@ -278,7 +289,7 @@ impl GatewayBuilder {
     /// Builds the gateway and its upstream client.
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let client = build_client(&self.settings.client)?;
-        let admission = crate::admission::Admission::new(&self.settings);
+        let admission = crate::admission::Admission::new(self.settings.admission_bounds());
         self.snapshot.planner.start(&client);
         Ok(Gateway {
             inner: Arc::new(Inner {

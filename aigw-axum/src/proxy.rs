@@ -168,7 +168,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     let declared = declared_length(&parts.headers);
     let read = inner
         .admission
-        .read_body(&mut hold, body, declared, limit, &inner.settings)
+        .read_body(&mut hold, body, declared, limit)
         .await;
     let body = match read {
         Ok(b) => b,
