@@ -231,7 +231,37 @@ pub(crate) async fn handle(registry: &Registry, msg: ProcessingRequest) -> Proce
 
 #[cfg(test)]
 mod tests {
-    use crate::wire::strip_port;
+    use super::route_name;
+    use crate::wire::{self, strip_port};
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    use std::collections::HashMap;
+
+    #[test]
+    fn route_from_metadata_then_backend_name() {
+        let mut attrs = HashMap::new();
+        assert_eq!(
+            route_name(&attrs, "ns/b/route/r/rule/0/ref/1").as_deref(),
+            Some("ns/r")
+        );
+        assert_eq!(route_name(&attrs, "testupstream-openai"), None);
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            wire::ATTR_ROUTE_NAME.to_owned(),
+            Value {
+                kind: Some(Kind::StringValue("team/chat".into())),
+            },
+        );
+        attrs.insert(
+            "envoy.filters.http.ext_proc/aigateway".to_owned(),
+            Struct {
+                fields: fields.into_iter().collect(),
+            },
+        );
+        assert_eq!(
+            route_name(&attrs, "ns/b/route/r/rule/0/ref/1").as_deref(),
+            Some("team/chat")
+        );
+    }
 
     #[test]
     fn strips_ports() {
