@@ -33,7 +33,7 @@ adapters="aigw-axum aigw-extproc aigw-operator"
 for a in $adapters; do
   check "$a" "$(tr ' ' '\n' <<<"$adapters" | grep -vx "$a" | tr '\n' ' ')" -p "$a"
 done
-check "aigw-axum without default features" "clap tracing-subscriber redis" \
+check "aigw-axum without default features" "clap tracing-subscriber redis tonic envoy-types" \
   -p aigw-axum --no-default-features
 check "aigw-core" "hyper reqwest redis tonic tokio axum kube" -p aigw-core
 for c in aigw-providers aigw-auth; do

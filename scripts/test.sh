@@ -98,3 +98,19 @@ else
 fi
 echo "==> doc tests"
 cargo test --workspace --doc --quiet
+
+# The container images, from the binaries the tests just built (stripped, so no release
+# build is added to CI time): each binary started in its staged root as uid 65532, then
+# each image's config checked (user, entrypoint, ports, labels). Debian's podman builds
+# images here; running containers does not work on these machines.
+if ! command -v podman >/dev/null 2>&1; then
+  echo "==> installing podman"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman) >/dev/null
+  else
+    echo "podman is missing: install it (apt-get install podman)" >&2
+    exit 1
+  fi
+fi
+echo "==> container images (podman, test build's binaries)"
+PROFILE=debug AIGW_SKIP_CARGO=1 bash scripts/build-images.sh ci

@@ -40,7 +40,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use credential_override::{CredentialOverride, OVERRIDE_HEADERS, OverrideKind};
 pub use error::AuthError;
 pub use oidc::OidcClientCredentials;
-pub use policy::{AuthOptions, provider_for, resolver};
+pub use policy::{AuthOptions, application_credentials, provider_for, resolver};
 pub use rotation::{RefreshObserver, RefreshOutcome, Rotating, RotationConfig, RotationStats};
 pub use source::{KeySource, SecretReader};
 pub use transport::{DEFAULT_TIMEOUT, HttpClient};

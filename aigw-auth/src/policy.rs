@@ -202,7 +202,7 @@ pub fn provider_for(
                 GcpAuth::ApplicationDefault => {
                     match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
                         Some(path) if !path.is_empty() => {
-                            GcpCredentialSource::ServiceAccountKey(KeySource::File(path.into()))
+                            application_credentials(name, path.into())?
                         }
                         _ => GcpCredentialSource::MetadataServer { endpoint: None },
                     }
@@ -277,4 +277,30 @@ fn session_name(policy: &str) -> String {
         .take(64)
         .collect();
     if s.len() < 2 { format!("aigw-{s}") } else { s }
+}
+
+/// `GOOGLE_APPLICATION_CREDENTIALS`: an `external_account` configuration (workload
+/// identity federation from a token file, e.g. a projected service-account token on
+/// Kubernetes) or a service-account key, read on every refresh.
+pub fn application_credentials(
+    name: &str,
+    path: std::path::PathBuf,
+) -> std::result::Result<GcpCredentialSource, AuthError> {
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        // Not readable yet: a key file read at the first refresh, as before.
+        return Ok(GcpCredentialSource::ServiceAccountKey(KeySource::File(
+            path,
+        )));
+    };
+    let is_external = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .is_some_and(|v| v["type"] == "external_account");
+    if !is_external {
+        return Ok(GcpCredentialSource::ServiceAccountKey(KeySource::File(
+            path,
+        )));
+    }
+    WorkloadIdentityConfig::from_external_account(&text)
+        .map(|c| GcpCredentialSource::WorkloadIdentity(Box::new(c)))
+        .map_err(|e| AuthError::config(name, format!("{}: {e}", path.display())))
 }

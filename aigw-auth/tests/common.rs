@@ -109,3 +109,70 @@ pub async fn wait_for_port(port: u16) {
     }
     panic!("nothing listens on 127.0.0.1:{port}");
 }
+
+/// A bearer token's value.
+pub fn bearer_of(c: &aigw_core::Credential) -> String {
+    match &c.material {
+        aigw_core::CredentialMaterial::Token(t) => t.expose().to_owned(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits for a background refresh of `rot` to finish.
+pub async fn settle(rot: &aigw_auth::Rotating) {
+    for _ in 0..400 {
+        if !rot.is_refreshing() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("refresh did not finish");
+}
+
+/// The token-endpoint outage every federated path must survive, starting with `old`
+/// (valid for an hour) cached, the subject token file rewritten and the endpoint down:
+/// `old` keeps being served while valid; past its expiry an error names `policy` and
+/// leaks no token; with the endpoint back (`up`), the next refresh gives `new`.
+pub async fn outage_until_expiry_then_recovery(
+    rot: &aigw_auth::Rotating,
+    clock: &aigw_auth::ManualClock,
+    up: impl Fn(),
+    (old, new, policy): (&str, &str, &str),
+) {
+    use aigw_core::CredentialProvider;
+    use std::time::Duration;
+    clock.advance(Duration::from_secs(3600 - 60));
+    assert_eq!(
+        bearer_of(&rot.credential().await.unwrap()),
+        old,
+        "still valid"
+    );
+    settle(rot).await;
+    assert_eq!(bearer_of(&rot.credential().await.unwrap()), old);
+    settle(rot).await;
+
+    // Past its expiry the old token is never used: a clear error naming the policy.
+    clock.advance(Duration::from_secs(61));
+    let e = rot.credential().await.unwrap_err().to_string();
+    settle(rot).await;
+    assert!(e.contains(policy), "{e}");
+    assert!(!e.contains(old), "{e}");
+
+    // The endpoint is back: the next refresh (after the backoff) succeeds.
+    up();
+    clock.advance(Duration::from_secs(120));
+    let mut got = None;
+    for _ in 0..20 {
+        match rot.credential().await {
+            Ok(c) => {
+                got = Some(bearer_of(&c));
+                break;
+            }
+            Err(_) => {
+                settle(rot).await;
+                clock.advance(Duration::from_secs(60));
+            }
+        }
+    }
+    assert_eq!(got.as_deref(), Some(new));
+}

@@ -310,3 +310,133 @@ async fn metadata_server_token() {
     );
     server.abort();
 }
+
+/// STS for a Kubernetes cluster's pool: records the subject tokens it exchanges, and can
+/// be taken down (503).
+fn k8s_sts(
+    down: Arc<std::sync::atomic::AtomicBool>,
+    subjects: Arc<std::sync::Mutex<Vec<String>>>,
+) -> axum::Router {
+    use std::sync::atomic::Ordering;
+    axum::Router::new().route(
+        "/v1/token",
+        post(move |body: String| {
+            let (down, subjects) = (down.clone(), subjects.clone());
+            async move {
+                if down.load(Ordering::SeqCst) {
+                    return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "unavailable"}));
+                }
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                assert_eq!(
+                    v["audience"],
+                    "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/k8s-pool/providers/k8s"
+                );
+                assert_eq!(v["subjectTokenType"], "urn:ietf:params:oauth:token-type:jwt");
+                let mut s = subjects.lock().unwrap();
+                s.push(v["subjectToken"].as_str().unwrap().to_owned());
+                json_response(StatusCode::OK, json!({
+                    "access_token": format!("fed-{}", s.len()),
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                    "token_type": "Bearer",
+                    "expires_in": 3600
+                }))
+            }
+        }),
+    )
+}
+
+/// On Kubernetes: `GOOGLE_APPLICATION_CREDENTIALS` names an `external_account`
+/// configuration whose subject token is the pod's projected service-account token.
+/// The token file is re-read on each exchange (the kubelet rotates it); an STS outage
+/// keeps the last access token in use until it expires, then fails with an error naming
+/// the policy; STS back, the next refresh recovers.
+#[tokio::test]
+async fn external_account_from_a_projected_token_rotates_through_an_sts_outage() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let down = Arc::new(AtomicBool::new(false));
+    let subjects = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (port, server) = serve(k8s_sts(down.clone(), subjects.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "sa-token-1\n").unwrap();
+    let config = dir.path().join("gcp-wif.json");
+    std::fs::write(
+        &config,
+        json!({
+            "type": "external_account",
+            "audience": "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/k8s-pool/providers/k8s",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": format!("http://127.0.0.1:{port}/v1/token"),
+            "credential_source": { "file": token, "format": { "type": "text" } }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let source = aigw_auth::application_credentials("ns/gcp", config.clone()).unwrap();
+    assert!(
+        matches!(source, GcpCredentialSource::WorkloadIdentity(_)),
+        "{source:?}"
+    );
+
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(T)));
+    let provider = GcpProvider::new(
+        "ns/gcp",
+        GcpConfig {
+            project: "p".into(),
+            region: "us-central1".into(),
+            source,
+        },
+    )
+    .with_clock(clock.clone());
+    let rot = Rotating::new(Arc::new(provider)).with_clock(clock.clone());
+    assert_eq!(common::bearer_of(&rot.credential().await.unwrap()), "fed-1");
+
+    // The kubelet rotates the token; STS goes down.
+    std::fs::write(&token, "sa-token-2\n").unwrap();
+    down.store(true, Ordering::SeqCst);
+    common::outage_until_expiry_then_recovery(
+        &rot,
+        &clock,
+        || down.store(false, Ordering::SeqCst),
+        ("fed-1", "fed-2", "ns/gcp"),
+    )
+    .await;
+    assert_eq!(*subjects.lock().unwrap(), ["sa-token-1", "sa-token-2"]);
+    server.abort();
+}
+
+#[test]
+fn external_account_configurations_are_checked() {
+    let cfg = |v: Value| WorkloadIdentityConfig::from_external_account(&v.to_string());
+    let base = json!({
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k",
+        "token_url": "https://sts.googleapis.com/v1/token",
+        "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@proj.iam.gserviceaccount.com:generateAccessToken",
+        "credential_source": { "file": "/var/run/secrets/tokens/gcp" }
+    });
+    let c = cfg(base.clone()).unwrap();
+    assert_eq!(c.audience(), base["audience"].as_str().unwrap());
+    assert_eq!(
+        c.service_account_email().as_deref(),
+        Some("sa@proj.iam.gserviceaccount.com")
+    );
+    assert_eq!(
+        c.iam_endpoint.as_deref(),
+        Some("https://iamcredentials.googleapis.com")
+    );
+    let mut url = base.clone();
+    url["credential_source"] = json!({ "url": "http://169.254.169.254/token" });
+    assert!(cfg(url).unwrap_err().contains("credential_source.file"));
+    let mut json_format = base.clone();
+    json_format["credential_source"]["format"] =
+        json!({ "type": "json", "subject_token_field_name": "t" });
+    assert!(cfg(json_format).unwrap_err().contains("not supported"));
+    let mut aud = base;
+    aud["audience"] = json!("//iam.googleapis.com/locations/global/workforcePools/w/providers/k");
+    assert!(
+        cfg(aud)
+            .unwrap_err()
+            .contains("not a workload identity pool provider")
+    );
+}

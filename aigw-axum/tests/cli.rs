@@ -130,33 +130,35 @@ fn validate_prints_one_line_per_valid_file_and_every_error() {
     );
 }
 
+/// The `aigw` binary asks pools' endpoint pickers: a pool backendRef validates without
+/// a warning; a pool whose picker reference is unusable is an error naming the field.
 #[test]
-fn validate_warns_about_inference_pool_backend_refs_it_cannot_serve() {
+fn validate_accepts_inference_pools_and_names_a_broken_picker_reference() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), route_yaml("m1", 1)).unwrap();
-    std::fs::write(
-        dir.path().join("pool.yaml"),
-        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: pool-route\n  namespace: default\nspec:\n  rules:\n    - backendRefs:\n        - name: vllm\n          group: inference.networking.k8s.io\n          kind: InferencePool\n---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: vllm\n  namespace: default\nspec:\n  targetPorts:\n    - number: 8000\n  selector:\n    matchLabels:\n      app: vllm\n  endpointPickerRef:\n    name: vllm-epp\n    port:\n      number: 9002\n",
-    )
-    .unwrap();
-    let out = Command::new(AIGW)
-        .arg("validate")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let pool = "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: pool-route\n  namespace: default\nspec:\n  rules:\n    - backendRefs:\n        - name: vllm\n          group: inference.networking.k8s.io\n          kind: InferencePool\n---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: vllm\n  namespace: default\nspec:\n  targetPorts:\n    - number: 8000\n  selector:\n    matchLabels:\n      app: vllm\n  endpointPickerRef:\n    name: vllm-epp\n    port:\n      number: 9002\n";
+    std::fs::write(dir.path().join("pool.yaml"), pool).unwrap();
+    let validate = || {
+        Command::new(AIGW)
+            .arg("validate")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = validate();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // A warning, not an error: the same files serve behind Envoy with the operator.
     assert!(out.status.success(), "{stderr}");
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("warning: ") && l.contains("InferencePool default/vllm"))
-        .unwrap_or_else(|| panic!("no InferencePool warning in:\n{stderr}"));
+    assert!(!stderr.contains("InferencePool"), "{stderr}");
+
+    let broken = pool.replace("    port:\n      number: 9002\n", "");
+    std::fs::write(dir.path().join("pool.yaml"), broken).unwrap();
+    let out = validate();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
     assert!(
-        line.contains(
-            "pool.yaml:9: AIGatewayRoute/default/pool-route: spec.rules[0].backendRefs[0]"
-        ) && line.contains("AIGatewayRoute default/pool-route rule 0")
-            && line.contains("endpoint picker"),
-        "{line}"
+        stderr.contains("InferencePool/default/vllm")
+            && stderr.contains("spec.endpointPickerRef.port.number"),
+        "{stderr}"
     );
 }
 

@@ -266,6 +266,32 @@ fn config(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// `aigw run` over the pools' configuration, each pool's picker at its URL; the process
+/// and the gateway's base URL.
+fn gateway(dir: &std::path::Path, pickers: &[(&str, &str)]) -> (Proc, String) {
+    let path = config(dir);
+    let (listen, admin) = (free_addr(), free_addr());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aigw"));
+    cmd.args([
+        "run",
+        path.to_str().unwrap(),
+        "--listen",
+        &listen.to_string(),
+    ])
+    .args(["--admin", &admin.to_string()]);
+    for (pool, url) in pickers {
+        cmd.args(["--endpoint-picker", &format!("{pool}={url}")]);
+    }
+    let p = Proc(
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    (p, format!("http://{listen}"))
+}
+
 async fn chat(
     client: &reqwest::Client,
     base: &str,
@@ -305,27 +331,11 @@ async fn aigw_run_routes_pools_through_their_endpoint_picker() {
     let (stop, task) = start_picker(picker_addr, picker.clone());
 
     let dir = tempfile::tempdir().unwrap();
-    let path = config(dir.path());
-    let (listen, admin) = (free_addr(), free_addr());
     let url = format!("http://{picker_addr}");
-    let _gw = Proc(
-        Command::new(env!("CARGO_BIN_EXE_aigw"))
-            .args([
-                "run",
-                path.to_str().unwrap(),
-                "--listen",
-                &listen.to_string(),
-            ])
-            .args(["--admin", &admin.to_string()])
-            .args(["--endpoint-picker", &format!("default/closed={url}")])
-            .args(["--endpoint-picker", &format!("default/open={url}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (_gw, base) = gateway(
+        dir.path(),
+        &[("default/closed", &url), ("default/open", &url)],
     );
-    wait_listening(listen);
-    let base = format!("http://{listen}");
     let client = reqwest::Client::new();
 
     // The picker's choice is where the request goes, whichever it names.
@@ -408,28 +418,11 @@ async fn aigw_run_routes_pools_through_their_endpoint_picker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_with_no_known_endpoint_fails_open_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let path = config(dir.path());
-    let (listen, admin) = (free_addr(), free_addr());
     // Nothing listens at the picker's address.
     let down = format!("http://{}", free_addr());
-    let _gw = Proc(
-        Command::new(env!("CARGO_BIN_EXE_aigw"))
-            .args([
-                "run",
-                path.to_str().unwrap(),
-                "--listen",
-                &listen.to_string(),
-            ])
-            .args(["--admin", &admin.to_string()])
-            .args(["--endpoint-picker", &format!("default/open={down}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(listen);
+    let (_gw, base) = gateway(dir.path(), &[("default/open", &down)]);
     let client = reqwest::Client::new();
-    let (status, body) = chat(&client, &format!("http://{listen}"), "llama-open", &[]).await;
+    let (status, body) = chat(&client, &base, "llama-open", &[]).await;
     assert_eq!(status, 503, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("InferencePool default/open"), "{message}");

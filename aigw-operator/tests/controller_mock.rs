@@ -276,3 +276,159 @@ async fn an_apply_the_server_refuses_is_an_error_for_the_backoff() {
     assert_eq!(controller::backoff(3), Duration::from_secs(4));
     server.await.unwrap();
 }
+
+/// What the mock API server saw, in order.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The watcher's `list` or `watch` of Gateways, with the query.
+    gateway_calls: Vec<(String, String)>,
+    /// Reconciles of Gateway default/gw (each lists its configuration Secrets by label),
+    /// with the number of Gateway calls made before it.
+    reconciles: Vec<usize>,
+}
+
+fn gateway_list(rv: &str, generation: i64) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayList",
+        "metadata": { "resourceVersion": rv },
+        "items": [{
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": { "name": "gw", "namespace": "default", "uid": "u1",
+                          "resourceVersion": rv, "generation": generation },
+            "spec": { "gatewayClassName": "eg", "listeners": [{ "name": "http", "protocol": "HTTP", "port": 80 }] }
+        }]
+    })
+}
+
+/// The watch of Gateways ends (the API server's timeout), then answers 410 Gone (its
+/// resourceVersion compacted away): the controller watches again, then re-lists, and
+/// keeps reconciling the Gateway it lists.
+#[tokio::test]
+async fn a_watch_that_ends_or_expires_is_restarted_and_reconciling_goes_on() {
+    use std::sync::{Arc, Mutex};
+    let (client, mut handle) = client();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let log = seen.clone();
+    let server = tokio::spawn(async move {
+        // Watches kept open for the rest of the test.
+        let mut open = Vec::new();
+        while let Some((req, send)) = handle.next_request().await {
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or_default().to_string();
+            let watch = query.contains("watch=true");
+            let empty = json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": [] });
+            // The watcher pages its lists (`limit`); a reconcile's snapshot does not.
+            if path == "/apis/gateway.networking.k8s.io/v1/gateways"
+                && (watch || query.contains("limit="))
+            {
+                let mut s = log.lock().unwrap();
+                s.gateway_calls
+                    .push((if watch { "watch" } else { "list" }.into(), query.clone()));
+                let watches = s.gateway_calls.iter().filter(|(k, _)| k == "watch").count();
+                let lists = s.gateway_calls.iter().filter(|(k, _)| k == "list").count();
+                drop(s);
+                if !watch {
+                    // The re-list sees the Gateway changed meanwhile.
+                    let (rv, generation) = if lists == 1 { ("10", 1) } else { ("20", 2) };
+                    send.send_response(respond(StatusCode::OK, gateway_list(rv, generation)));
+                    continue;
+                }
+                match watches {
+                    // The first watch ends without an event.
+                    1 => send
+                        .send_response(respond(StatusCode::OK, Value::Null).map(|_| Body::empty())),
+                    // The second is told its resourceVersion is gone.
+                    2 => {
+                        let event = json!({ "type": "ERROR", "object": status(410, "Expired") });
+                        let mut line = serde_json::to_vec(&event).unwrap();
+                        line.push(b'\n');
+                        send.send_response(
+                            Response::builder()
+                                .status(StatusCode::OK)
+                                .header("content-type", "application/json")
+                                .body(Body::from(line))
+                                .unwrap(),
+                        );
+                    }
+                    _ => open.push(send),
+                }
+                continue;
+            }
+            if watch {
+                open.push(send);
+                continue;
+            }
+            if req.method() == Method::GET
+                && path.ends_with("/secrets")
+                && query.contains("default.gw")
+            {
+                let mut s = log.lock().unwrap();
+                let calls = s.gateway_calls.len();
+                s.reconciles.push(calls);
+            }
+            let answer = match *req.method() {
+                Method::GET if path == "/apis/gateway.networking.k8s.io/v1/gateways" => {
+                    gateway_list("20", 2)
+                }
+                Method::GET => empty,
+                _ => body_json(req).await.1,
+            };
+            send.send_response(respond(StatusCode::OK, answer));
+        }
+    });
+
+    let ctx = Arc::new(controller::Context::new(
+        client,
+        aigw_operator::render::Options::default(),
+        controller::metrics::Metrics::default(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx, async {
+        let _ = stopped.await;
+    }));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        {
+            let s = seen.lock().unwrap();
+            let lists = s.gateway_calls.iter().filter(|(k, _)| k == "list").count();
+            let expired_at = s
+                .gateway_calls
+                .iter()
+                .enumerate()
+                .filter(|(_, (k, _))| k == "watch")
+                .nth(1)
+                .map(|(i, _)| i + 1);
+            let after = expired_at.is_some_and(|at| s.reconciles.iter().any(|r| *r > at));
+            if lists >= 2 && after {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no re-list and reconcile after the watch expired: {s:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        let s = seen.lock().unwrap();
+        let kinds: Vec<&str> = s.gateway_calls.iter().map(|(k, _)| k.as_str()).collect();
+        // list → watch (ends) → watch again from the same point → 410 → list → watch.
+        assert_eq!(
+            &kinds[..5],
+            ["list", "watch", "watch", "list", "watch"],
+            "{s:?}"
+        );
+        assert!(
+            s.gateway_calls[1..3]
+                .iter()
+                .all(|(_, q)| q.contains("resourceVersion=10")),
+            "an ended watch resumes from the same resourceVersion: {s:?}"
+        );
+        assert!(s.gateway_calls[4].1.contains("resourceVersion=20"), "{s:?}");
+        assert!(!s.reconciles.is_empty() && s.reconciles[0] >= 1, "{s:?}");
+    }
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
+    server.abort();
+}

@@ -53,6 +53,79 @@ impl WorkloadIdentityConfig {
         )
     }
 
+    /// Reads a Google `external_account` credential configuration (what
+    /// `gcloud iam workload-identity-pools create-cred-config` writes and
+    /// `GOOGLE_APPLICATION_CREDENTIALS` points at): the pool provider from `audience`,
+    /// STS at `token_url`, the service account of `service_account_impersonation_url`,
+    /// and the subject token re-read from `credential_source.file` on every exchange
+    /// (on Kubernetes, a projected service-account token the kubelet rotates).
+    pub fn from_external_account(json: &str) -> Result<Self, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+        let field = |name: &str| v.get(name).and_then(serde_json::Value::as_str);
+        if field("type") != Some("external_account") {
+            return Err(format!("type is {:?}, not external_account", field("type")));
+        }
+        let audience = field("audience").ok_or("audience is missing")?;
+        let rest = audience
+            .strip_prefix("//iam.googleapis.com/projects/")
+            .ok_or_else(|| {
+                format!("audience {audience:?} is not a workload identity pool provider")
+            })?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [
+            project,
+            "locations",
+            "global",
+            "workloadIdentityPools",
+            pool,
+            "providers",
+            provider,
+        ] = parts[..]
+        else {
+            return Err(format!(
+                "audience {audience:?} is not a workload identity pool provider"
+            ));
+        };
+        let source = v
+            .get("credential_source")
+            .ok_or("credential_source is missing")?;
+        let format = source
+            .pointer("/format/type")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("text");
+        if format != "text" {
+            return Err(format!(
+                "credential_source.format.type {format:?} is not supported (only a text token file)"
+            ));
+        }
+        let file = source
+            .get("file")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("credential_source.file is missing (only file-sourced tokens are supported)")?;
+        let (iam_endpoint, service_account) = match field("service_account_impersonation_url") {
+            Some(url) => {
+                let (base, target) = url
+                    .split_once("/v1/projects/-/serviceAccounts/")
+                    .ok_or_else(|| {
+                        format!("unexpected service_account_impersonation_url {url:?}")
+                    })?;
+                let email = target.trim_end_matches(":generateAccessToken");
+                (Some(base.to_owned()), Some(email.to_owned()))
+            }
+            None => (None, None),
+        };
+        Ok(Self {
+            project_id: project.to_owned(),
+            pool: pool.to_owned(),
+            provider: provider.to_owned(),
+            subject_token: SubjectToken::Token(KeySource::File(file.into())),
+            service_account,
+            sts_endpoint: field("token_url").map(str::to_owned),
+            iam_endpoint,
+        })
+    }
+
     /// The email of the service account to impersonate.
     pub fn service_account_email(&self) -> Option<String> {
         self.service_account.as_ref().map(|sa| {

@@ -238,26 +238,23 @@ async fn reconcile_inner(gw: &DynamicObject, ctx: &Context) -> Result<Action, Re
             tracing::warn!(gateway = %format!("{gw_ns}/{gw_name}"), "{w}");
         }
         all_rendered.clone_from(&rendered.objects);
+        let on_gateway = |parents: &[aigw_core::config::ParentReference], route_ns: &str| {
+            parents
+                .iter()
+                .any(|p| p.name == gw_name && p.namespace.as_deref().unwrap_or(route_ns) == gw_ns)
+        };
         let attached: Vec<String> = m
             .config
             .ai_gateway_routes
             .iter()
-            .filter(|r| {
-                r.spec.parent_refs.iter().any(|p| {
-                    p.name == gw_name && p.namespace.as_deref().unwrap_or(r.namespace()) == gw_ns
-                })
-            })
+            .filter(|r| on_gateway(&r.spec.parent_refs, r.namespace()))
             .map(|r| format!("{}/{}", r.namespace(), r.name()))
             .collect();
         let attached_mcp: Vec<(String, String)> = m
             .config
             .mcp_routes
             .iter()
-            .filter(|r| {
-                r.spec.parent_refs.iter().any(|p| {
-                    p.name == gw_name && p.namespace.as_deref().unwrap_or(r.namespace()) == gw_ns
-                })
-            })
+            .filter(|r| on_gateway(&r.spec.parent_refs, r.namespace()))
             .map(|r| (r.namespace().to_owned(), r.name().to_owned()))
             .collect();
         for obj in &rendered.objects {

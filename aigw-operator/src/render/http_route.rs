@@ -121,9 +121,24 @@ pub fn http_route(route: &Resource<AIGatewayRouteSpec>, config: &Config, opts: &
     if let Some(o) = owner_reference(route) {
         metadata["ownerReferences"] = json!([o]);
     }
-    let mut spec = json!({ "parentRefs": route.spec.parent_refs, "rules": rules });
-    if !route.spec.hostnames.is_empty() {
-        spec["hostnames"] = json!(route.spec.hostnames);
+    route_object(
+        metadata,
+        &route.spec.parent_refs,
+        &route.spec.hostnames,
+        rules,
+    )
+}
+
+/// An HTTPRoute with the source route's parentRefs and hostnames.
+pub(crate) fn route_object(
+    metadata: Value,
+    parent_refs: &[aigw_core::config::ParentReference],
+    hostnames: &[String],
+    rules: Vec<Value>,
+) -> Value {
+    let mut spec = json!({ "parentRefs": parent_refs, "rules": rules });
+    if !hostnames.is_empty() {
+        spec["hostnames"] = json!(hostnames);
     }
     json!({
         "apiVersion": "gateway.networking.k8s.io/v1",

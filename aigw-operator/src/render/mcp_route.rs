@@ -113,16 +113,12 @@ fn metadata(route: &Resource<MCPRouteSpec>, name: String, copy: bool) -> Value {
 }
 
 fn http_route(route: &Resource<MCPRouteSpec>, name: String, rules: Vec<Value>) -> Value {
-    let mut spec = json!({ "parentRefs": route.spec.parent_refs, "rules": rules });
-    if !route.spec.hostnames.is_empty() {
-        spec["hostnames"] = json!(route.spec.hostnames);
-    }
-    json!({
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": metadata(route, name, true),
-        "spec": spec,
-    })
+    super::http_route::route_object(
+        metadata(route, name, true),
+        &route.spec.parent_refs,
+        &route.spec.hostnames,
+        rules,
+    )
 }
 
 /// MCP clients → the proxy: an exact match on the route's path (and its header
