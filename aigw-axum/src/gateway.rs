@@ -168,6 +168,10 @@ pub struct Settings {
     /// Start a W3C trace for requests that arrive without a `traceparent` (an incoming
     /// one is always continued); see [`crate::trace_context`].
     pub trace_propagation: bool,
+    /// Where the endpoints are mounted (upstream's `rootPrefix` and
+    /// `endpointPrefixes`); the default layout serves `/v1/…`, `/anthropic/v1/…` and
+    /// `/cohere/v2/rerank`.
+    pub prefixes: aigw_core::api::EndpointPrefixes,
 }
 
 impl Default for Settings {
@@ -181,6 +185,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             client: ClientSettings::default(),
             trace_propagation: false,
+            prefixes: aigw_core::api::EndpointPrefixes::default(),
         }
     }
 }

@@ -740,3 +740,47 @@ fn media_rerank_and_tokenize_with_the_official_sdks() {
         assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
     }
 }
+
+/// Endpoint prefixes as upstream's (`--root-prefix`, `--endpoint-prefixes`): the
+/// `openai`, `anthropic` and `cohere` SDKs reach the gateway under `/ai`, `/ai/claude`
+/// and `/ai/rr`; the default layout is then not served.
+#[test]
+fn endpoint_prefixes_move_every_family() {
+    let Some(py) = python() else {
+        return;
+    };
+    let (_gw, url, _) = simulator_mode_gateway_with(&[
+        "--root-prefix",
+        "/ai",
+        "--endpoint-prefixes",
+        "anthropic:/claude,cohere:/rr",
+    ]);
+    let script = r#"
+import json, sys
+import anthropic, cohere, openai, requests
+b = sys.argv[1]
+o = openai.OpenAI(base_url=b + "/ai/v1", api_key="k", max_retries=0)
+a = anthropic.Anthropic(base_url=b + "/ai/claude", api_key="k", max_retries=0)
+c = cohere.ClientV2(api_key="k", base_url=b + "/ai/rr")
+chat = o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+msg = a.messages.create(model="claude-sonnet-4", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+rr = c.v2.rerank(model="rerank-v3.5", query="a", documents=["a", "b"])
+default = requests.post(b + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []}).status_code
+print(json.dumps({"chat": chat.choices[0].message.content is not None, "msg": msg.type,
+                  "rerank": len(rr.results), "default_layout": default}))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["chat"], true, "{r}");
+    assert_eq!(r["msg"], "message", "{r}");
+    assert_eq!(r["rerank"], 2, "{r}");
+    assert_eq!(r["default_layout"], 404, "{r}");
+}

@@ -49,6 +49,13 @@ struct Cli {
     /// Envoy workers mostly add cross-thread wake-ups, and Envoy needs cores too.
     #[arg(long, default_value_t = 0, env = "AIGW_EXTPROC_WORKER_THREADS")]
     worker_threads: usize,
+    /// A path prefix before every endpoint (upstream's `-rootPrefix`), e.g. `/ai`.
+    #[arg(long, default_value = "/", env = "AIGW_ROOT_PREFIX")]
+    root_prefix: String,
+    /// Per-family endpoint prefixes after the root prefix (upstream's
+    /// `-endpointPrefixes`): `openai:/,cohere:/cohere,anthropic:/anthropic`.
+    #[arg(long, default_value = "", env = "AIGW_ENDPOINT_PREFIXES")]
+    endpoint_prefixes: String,
     /// Redis for `Global` rate limits and the Responses API conversation store
     /// (`redis://[:password@]host:port[/db]`), shared with every aigw-extproc and
     /// `aigw run` pointed at it; without it both are per instance.
@@ -182,7 +189,13 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
     let runtime = Arc::new(ArcSwap::from_pointee(runtime));
     let metrics = Arc::new(Metrics::default());
     metrics.set_rate_limit_stats(limits.stats().clone());
-    let processor = Processor::new(runtime.clone(), metrics.clone());
+    let prefixes =
+        aigw_core::api::EndpointPrefixes::parse(&cli.root_prefix, &cli.endpoint_prefixes).map_err(
+            |e| ExtProcError::InvalidPrefixes {
+                message: e.to_string(),
+            },
+        )?;
+    let processor = Processor::new(runtime.clone(), metrics.clone()).with_prefixes(prefixes);
     let ready = Arc::new(AtomicBool::new(false));
 
     let listen = ListenAddr::parse(&cli.listen)?;

@@ -98,6 +98,13 @@ struct RunArgs {
     /// How often JWKS URLs are fetched again, in seconds.
     #[arg(long, default_value_t = 300)]
     jwks_refresh_secs: u64,
+    /// A path prefix before every endpoint (upstream's `rootPrefix`), e.g. `/ai`.
+    #[arg(long, default_value = "/", env = "AIGW_ROOT_PREFIX")]
+    root_prefix: String,
+    /// Per-family endpoint prefixes after the root prefix (upstream's
+    /// `endpointPrefixes`): `openai:/,cohere:/cohere,anthropic:/anthropic`.
+    #[arg(long, default_value = "", env = "AIGW_ENDPOINT_PREFIXES")]
+    endpoint_prefixes: String,
     /// Redis for `Global` rate limits and for the Responses API conversation store
     /// (`redis://[:password@]host:port[/db]`); without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
@@ -412,6 +419,11 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
             ..aigw_axum::RetryPolicy::default()
         },
         trace_propagation: args.trace_propagation,
+        prefixes: aigw_core::api::EndpointPrefixes::parse(
+            &args.root_prefix,
+            &args.endpoint_prefixes,
+        )
+        .map_err(|e| format!("--root-prefix / --endpoint-prefixes: {e}"))?,
         ..Settings::default()
     };
     let gateway = Gateway::builder(snapshot)
