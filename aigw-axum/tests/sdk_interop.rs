@@ -163,20 +163,13 @@ fn sdk(python: &PathBuf, base: &str, checks: &[&str]) -> serde_json::Value {
 /// Runs SDK checks whose clients present `key` (an API key or a JWT).
 fn sdk_with_key(python: &PathBuf, base: &str, key: &str, checks: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/sdk_checks.py");
-    let out = Command::new(python)
-        .env("AIGW_CLIENT_KEY", key)
-        .arg(script)
-        .arg(base)
-        .args(checks)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK checks failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    run_checks(
+        Command::new(python)
+            .env("AIGW_CLIENT_KEY", key)
+            .arg(script)
+            .arg(base),
+        checks,
+    )
 }
 
 #[test]
@@ -657,15 +650,15 @@ fn openai_errors_pass_through_byte_for_byte() {
 /// Runs `tests/interop/media_checks.py` against `base`.
 fn media(python: &PathBuf, base: &str, checks: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/media_checks.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(base)
-        .args(checks)
-        .output()
-        .unwrap();
+    run_checks(Command::new(python).arg(script).arg(base), checks)
+}
+
+/// Runs a check script with `checks` as arguments; its stdout is one JSON object.
+fn run_checks(cmd: &mut Command, checks: &[&str]) -> serde_json::Value {
+    let out = cmd.args(checks).output().unwrap();
     assert!(
         out.status.success(),
-        "media checks failed:\n{}\n{}",
+        "checks failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
