@@ -40,7 +40,7 @@ struct Cli {
 enum Command {
     /// Runs the gateway. Without CONFIG: providers from the environment, or the bundled
     /// simulator when none is configured.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Runs the bundled provider simulator.
     Simulate(SimulateArgs),
     /// Validates configuration files or directories; prints one summary line per file.
@@ -212,7 +212,7 @@ fn main() -> ExitCode {
                         } else {
                             AccessLogFormat::Text
                         };
-                        run(args, AccessLog::stderr(format)).await
+                        run(*args, AccessLog::stderr(format)).await
                     }
                     Command::Simulate(args) => simulate(args).await,
                     _ => Ok(()),
