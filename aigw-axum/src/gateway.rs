@@ -194,6 +194,10 @@ pub struct Settings {
     /// Bytes of request bodies buffered across all requests in flight; a request whose
     /// body does not fit gets 503 with `retry-after`. `None`: no bound.
     pub max_buffered_body_bytes: Option<usize>,
+    /// Where the endpoints are mounted (upstream's `rootPrefix` and
+    /// `endpointPrefixes`); the default layout serves `/v1/…`, `/anthropic/v1/…` and
+    /// `/cohere/v2/rerank`.
+    pub prefixes: aigw_core::api::EndpointPrefixes,
 }
 
 impl Default for Settings {
@@ -211,6 +215,7 @@ impl Default for Settings {
             body_timeout: Some(Duration::from_secs(120)),
             max_in_flight: Some(4096),
             max_buffered_body_bytes: Some(512 * 1024 * 1024),
+            prefixes: aigw_core::api::EndpointPrefixes::default(),
         }
     }
 }

@@ -116,7 +116,19 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
         return Served::Early(r, Some(e));
     }
-    if let Some(op) = retrieve::parse(request.method(), request.uri().path()) {
+    // The path in the default layout, under the configured root and family prefixes.
+    let Some(canon) = inner
+        .settings
+        .prefixes
+        .canonical(request.uri().path())
+        .map(std::borrow::Cow::into_owned)
+    else {
+        let e = Error::UnsupportedPath {
+            path: request.uri().path().to_owned(),
+        };
+        return early(ClientApi::OpenAI, e);
+    };
+    if let Some(op) = retrieve::parse(request.method(), &canon) {
         if store::mirrored() {
             store::hydrate(op.id()).await;
         }
@@ -133,7 +145,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         let exchange = match Exchange::stored_response(
             std::mem::take(&mut parts.headers),
             &parts.method,
-            parts.uri.path(),
+            &canon,
             &model,
         ) {
             Ok(ex) => ex,
@@ -145,7 +157,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         };
         return serve_exchange(inner, parts, exchange, trace, Some(plan), hold).await;
     }
-    let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
+    let Some(endpoint) = Endpoint::from_path(&canon) else {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
         };

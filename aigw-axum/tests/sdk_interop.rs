@@ -163,20 +163,13 @@ fn sdk(python: &PathBuf, base: &str, checks: &[&str]) -> serde_json::Value {
 /// Runs SDK checks whose clients present `key` (an API key or a JWT).
 fn sdk_with_key(python: &PathBuf, base: &str, key: &str, checks: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/sdk_checks.py");
-    let out = Command::new(python)
-        .env("AIGW_CLIENT_KEY", key)
-        .arg(script)
-        .arg(base)
-        .args(checks)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK checks failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    run_checks(
+        Command::new(python)
+            .env("AIGW_CLIENT_KEY", key)
+            .arg(script)
+            .arg(base),
+        checks,
+    )
 }
 
 #[test]
@@ -657,15 +650,15 @@ fn openai_errors_pass_through_byte_for_byte() {
 /// Runs `tests/interop/media_checks.py` against `base`.
 fn media(python: &PathBuf, base: &str, checks: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/media_checks.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(base)
-        .args(checks)
-        .output()
-        .unwrap();
+    run_checks(Command::new(python).arg(script).arg(base), checks)
+}
+
+/// Runs a check script with `checks` as arguments; its stdout is one JSON object.
+fn run_checks(cmd: &mut Command, checks: &[&str]) -> serde_json::Value {
+    let out = cmd.args(checks).output().unwrap();
     assert!(
         out.status.success(),
-        "media checks failed:\n{}\n{}",
+        "checks failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -739,4 +732,48 @@ fn media_rerank_and_tokenize_with_the_official_sdks() {
         let needle = format!("gen_ai_operation_name=\"{op}\"");
         assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
     }
+}
+
+/// Endpoint prefixes as upstream's (`--root-prefix`, `--endpoint-prefixes`): the
+/// `openai`, `anthropic` and `cohere` SDKs reach the gateway under `/ai`, `/ai/claude`
+/// and `/ai/rr`; the default layout is then not served.
+#[test]
+fn endpoint_prefixes_move_every_family() {
+    let Some(py) = python() else {
+        return;
+    };
+    let (_gw, url, _) = simulator_mode_gateway_with(&[
+        "--root-prefix",
+        "/ai",
+        "--endpoint-prefixes",
+        "anthropic:/claude,cohere:/rr",
+    ]);
+    let script = r#"
+import json, sys
+import anthropic, cohere, openai, requests
+b = sys.argv[1]
+o = openai.OpenAI(base_url=b + "/ai/v1", api_key="k", max_retries=0)
+a = anthropic.Anthropic(base_url=b + "/ai/claude", api_key="k", max_retries=0)
+c = cohere.ClientV2(api_key="k", base_url=b + "/ai/rr")
+chat = o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+msg = a.messages.create(model="claude-sonnet-4", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+rr = c.v2.rerank(model="rerank-v3.5", query="a", documents=["a", "b"])
+default = requests.post(b + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []}).status_code
+print(json.dumps({"chat": chat.choices[0].message.content is not None, "msg": msg.type,
+                  "rerank": len(rr.results), "default_layout": default}))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["chat"], true, "{r}");
+    assert_eq!(r["msg"], "message", "{r}");
+    assert_eq!(r["rerank"], 2, "{r}");
+    assert_eq!(r["default_layout"], 404, "{r}");
 }

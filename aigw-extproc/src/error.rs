@@ -7,6 +7,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExtProcError {
+    /// `--root-prefix` / `--endpoint-prefixes` could not be parsed.
+    #[error("--root-prefix / --endpoint-prefixes: {message}")]
+    InvalidPrefixes {
+        /// What is wrong.
+        message: String,
+    },
     /// A listen address could not be parsed.
     #[error("invalid listen address {addr:?}: expected unix:///path, host:port or :port")]
     InvalidAddress {

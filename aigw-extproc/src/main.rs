@@ -51,6 +51,13 @@ struct Cli {
     /// Envoy workers mostly add cross-thread wake-ups, and Envoy needs cores too.
     #[arg(long, default_value_t = 0, env = "AIGW_EXTPROC_WORKER_THREADS")]
     worker_threads: usize,
+    /// A path prefix before every endpoint (upstream's `-rootPrefix`), e.g. `/ai`.
+    #[arg(long, default_value = "/", env = "AIGW_ROOT_PREFIX")]
+    root_prefix: String,
+    /// Per-family endpoint prefixes after the root prefix (upstream's
+    /// `-endpointPrefixes`): `openai:/,cohere:/cohere,anthropic:/anthropic`.
+    #[arg(long, default_value = "", env = "AIGW_ENDPOINT_PREFIXES")]
+    endpoint_prefixes: String,
     /// Redis for `Global` rate limits and the Responses API conversation store
     /// (`redis://[:password@]host:port[/db]`), shared with every aigw-extproc and
     /// `aigw run` pointed at it; without it both are per instance.
@@ -209,6 +216,12 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         })?;
     let metrics = Arc::new(Metrics::default());
     metrics.set_rate_limit_stats(limits.stats().clone());
+    let prefixes =
+        aigw_core::api::EndpointPrefixes::parse(&cli.root_prefix, &cli.endpoint_prefixes).map_err(
+            |e| ExtProcError::InvalidPrefixes {
+                message: e.to_string(),
+            },
+        )?;
     if let Some(addr) = cli.mcp_addr {
         aigw_extproc::mcp::spawn(addr, &cli.config, &cli.mcp, shutdown_signal()).await?;
     } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
@@ -222,6 +235,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             admin: cli.admin,
             max_message_size: cli.max_message_size,
             watch: cli.config.clone(),
+            prefixes,
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
@@ -236,6 +250,8 @@ struct Served {
     admin: String,
     max_message_size: usize,
     watch: Vec<PathBuf>,
+    /// Where the endpoints are mounted (`--root-prefix`, `--endpoint-prefixes`).
+    prefixes: aigw_core::api::EndpointPrefixes,
 }
 
 /// Serves ext_proc and the admin endpoints, reloading with `load` when the watched
@@ -245,7 +261,8 @@ async fn run(
     load: impl Fn(&[PathBuf]) -> aigw_core::Result<aigw_extproc::Runtime> + Send + 'static,
 ) -> Result<(), ExtProcError> {
     let runtime = Arc::new(ArcSwap::from_pointee(s.runtime));
-    let processor = Processor::new(runtime.clone(), s.metrics.clone());
+    let processor =
+        Processor::new(runtime.clone(), s.metrics.clone()).with_prefixes(s.prefixes);
     let ready = Arc::new(AtomicBool::new(false));
     let bound = Bound::bind(&s.listen).await?;
     let ListenAddr::Tcp(admin_addr) = ListenAddr::parse(&s.admin)? else {
@@ -337,6 +354,13 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
         Err(source) => return Err(ExtProcError::Config { path, source }),
     };
     let watch = source.files();
+    let prefixes = aigw_core::api::EndpointPrefixes::parse(
+        &flags.root_prefix,
+        &flags.endpoint_prefixes,
+    )
+    .map_err(|e| ExtProcError::InvalidPrefixes {
+        message: e.to_string(),
+    })?;
     run(
         Served {
             runtime,
@@ -345,6 +369,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             admin: format!("0.0.0.0:{}", flags.admin_port),
             max_message_size: flags.max_recv_msg_size,
             watch,
+            prefixes,
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )

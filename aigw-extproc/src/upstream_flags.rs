@@ -80,9 +80,6 @@ const NAMES: [&str; 20] = [
     "mcpWriteTimeout",
 ];
 
-/// The default endpoint prefixes; other values are not honoured yet.
-const DEFAULT_PREFIXES: &str = "openai:/,cohere:/cohere,anthropic:/anthropic";
-
 fn flag_name(arg: &str) -> Option<&str> {
     let rest = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
     let name = rest.split_once('=').map_or(rest, |(n, _)| n);
@@ -214,18 +211,6 @@ impl UpstreamFlags {
     /// warnings).
     pub fn unsupported(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.root_prefix != "/" && !self.root_prefix.is_empty() {
-            out.push(format!(
-                "-rootPrefix {:?} is not honoured: endpoints are served at their default paths",
-                self.root_prefix
-            ));
-        }
-        if !self.endpoint_prefixes.is_empty() && !same_prefixes(&self.endpoint_prefixes) {
-            out.push(format!(
-                "-endpointPrefixes {:?} is not honoured: endpoints are served at {DEFAULT_PREFIXES}",
-                self.endpoint_prefixes
-            ));
-        }
         for (name, v) in &self.header_attributes {
             if !v.is_empty() {
                 out.push(format!(
@@ -241,22 +226,6 @@ impl UpstreamFlags {
         }
         out
     }
-}
-
-/// Whether `spec` names the default prefixes (in any order, spaces allowed).
-fn same_prefixes(spec: &str) -> bool {
-    let norm = |s: &str| {
-        let mut v: Vec<String> = s
-            .split(',')
-            .map(|p| p.trim().replace(' ', ""))
-            .filter(|p| !p.is_empty())
-            .collect();
-        v.sort();
-        v
-    };
-    let given = norm(spec);
-    let defaults = norm(DEFAULT_PREFIXES);
-    given.iter().all(|g| defaults.contains(g))
 }
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ struct RunArgs {
     /// How often JWKS URLs are fetched again, in seconds.
     #[arg(long, default_value_t = 300)]
     jwks_refresh_secs: u64,
+    /// A path prefix before every endpoint (upstream's `rootPrefix`), e.g. `/ai`.
+    #[arg(long, default_value = "/", env = "AIGW_ROOT_PREFIX")]
+    root_prefix: String,
+    /// Per-family endpoint prefixes after the root prefix (upstream's
+    /// `endpointPrefixes`): `openai:/,cohere:/cohere,anthropic:/anthropic`.
+    #[arg(long, default_value = "", env = "AIGW_ENDPOINT_PREFIXES")]
+    endpoint_prefixes: String,
     /// Redis for `Global` rate limits and for the Responses API conversation store
     /// (`redis://[:password@]host:port[/db]`); without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
@@ -565,6 +572,11 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         max_in_flight: (args.limits.max_in_flight > 0).then_some(args.limits.max_in_flight),
         max_buffered_body_bytes: (args.limits.max_buffered_body_bytes > 0)
             .then_some(args.limits.max_buffered_body_bytes),
+        prefixes: aigw_core::api::EndpointPrefixes::parse(
+            &args.root_prefix,
+            &args.endpoint_prefixes,
+        )
+        .map_err(|e| format!("--root-prefix / --endpoint-prefixes: {e}"))?,
         ..Settings::default()
     };
     let gateway = Gateway::builder(snapshot)

@@ -73,6 +73,26 @@ async fn form(provider: Provider, req: &SimRequest) -> Result<Vec<Part>, Respons
     }
 }
 
+/// The provider's checks (scripted failure, credentials), then the form.
+async fn checked_form(
+    shared: &Shared,
+    provider: Provider,
+    req: &SimRequest,
+) -> Result<Vec<Part>, Response> {
+    begin(shared, provider, req).await?;
+    form(provider, req).await
+}
+
+/// The provider's checks, then the JSON body.
+async fn checked_json(
+    shared: &Shared,
+    provider: Provider,
+    req: &SimRequest,
+) -> Result<Value, Response> {
+    begin(shared, provider, req).await?;
+    req.json(provider)
+}
+
 fn text<'a>(parts: &'a [Part], name: &str) -> Option<&'a str> {
     parts
         .iter()
@@ -98,10 +118,7 @@ async fn generations_inner(
     dep: Option<&str>,
     req: SimRequest,
 ) -> Response {
-    if let Err(r) = begin(shared, provider, &req).await {
-        return r;
-    }
-    let body = match req.json(provider) {
+    let body = match checked_json(shared, provider, &req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -123,10 +140,7 @@ async fn edits_inner(
     dep: Option<&str>,
     req: SimRequest,
 ) -> Response {
-    if let Err(r) = begin(shared, provider, &req).await {
-        return r;
-    }
-    let parts = match form(provider, &req).await {
+    let parts = match checked_form(shared, provider, &req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -214,10 +228,7 @@ async fn audio_in_inner(
     translation: bool,
     req: SimRequest,
 ) -> Response {
-    if let Err(r) = begin(shared, provider, &req).await {
-        return r;
-    }
-    let parts = match form(provider, &req).await {
+    let parts = match checked_form(shared, provider, &req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -318,10 +329,7 @@ pub(crate) async fn azure(
 /// by shared words with the query, best first.
 pub(crate) async fn rerank(State(s): Sim, req: SimRequest) -> Response {
     let p = Provider::OpenAi;
-    if let Err(r) = begin(&s, p, &req).await {
-        return r;
-    }
-    let body = match req.json(p) {
+    let body = match checked_json(&s, p, &req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -369,10 +377,7 @@ pub(crate) async fn rerank(State(s): Sim, req: SimRequest) -> Response {
 /// `POST /tokenize` (vLLM): one token per word.
 pub(crate) async fn tokenize(State(s): Sim, req: SimRequest) -> Response {
     let p = Provider::OpenAi;
-    if let Err(r) = begin(&s, p, &req).await {
-        return r;
-    }
-    let body = match req.json(p) {
+    let body = match checked_json(&s, p, &req).await {
         Ok(b) => b,
         Err(r) => return r,
     };

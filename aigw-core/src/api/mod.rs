@@ -161,6 +161,122 @@ impl Endpoint {
     }
 }
 
+/// Where the client-facing endpoints are mounted, as upstream's ExtProc flags set it:
+/// a `rootPrefix` before everything, then a prefix per API family
+/// (`endpointPrefixes`, default `openai:/,cohere:/cohere,anthropic:/anthropic`).
+///
+/// ```
+/// use aigw_core::api::{Endpoint, EndpointPrefixes};
+/// let p = EndpointPrefixes::parse("/ai", "openai:/oa,anthropic:/claude").unwrap();
+/// assert_eq!(p.endpoint("/ai/oa/v1/chat/completions"), Some(Endpoint::ChatCompletions));
+/// assert_eq!(p.endpoint("/ai/claude/v1/messages"), Some(Endpoint::Messages));
+/// assert_eq!(p.endpoint("/ai/cohere/v2/rerank"), Some(Endpoint::Rerank));
+/// assert_eq!(p.endpoint("/v1/chat/completions"), None);
+/// assert_eq!(EndpointPrefixes::default().endpoint("/v1/models"), Some(Endpoint::Models));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPrefixes {
+    root: String,
+    openai: String,
+    cohere: String,
+    anthropic: String,
+}
+
+impl Default for EndpointPrefixes {
+    fn default() -> Self {
+        Self {
+            root: String::new(),
+            openai: String::new(),
+            cohere: "/cohere".into(),
+            anthropic: "/anthropic".into(),
+        }
+    }
+}
+
+/// `/x/` → `/x`, `/` → ``: a prefix as it is joined before a path.
+fn norm_prefix(p: &str) -> String {
+    let t = p.trim().trim_end_matches('/');
+    if t.is_empty() {
+        String::new()
+    } else if t.starts_with('/') {
+        t.to_owned()
+    } else {
+        format!("/{t}")
+    }
+}
+
+impl EndpointPrefixes {
+    /// Parses a root prefix and a comma-separated `family:prefix` list (families
+    /// `openai`, `cohere`, `anthropic`; unnamed ones keep their defaults). An unknown
+    /// family or an empty value is an error naming it.
+    pub fn parse(root: &str, list: &str) -> Result<Self> {
+        let mut p = Self {
+            root: norm_prefix(root),
+            ..Self::default()
+        };
+        for pair in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once(':').ok_or_else(|| {
+                Error::bad_request(format!("endpoint prefix {pair:?}: expected family:prefix"))
+            })?;
+            if v.trim().is_empty() {
+                return Err(Error::bad_request(format!(
+                    "endpoint prefix {pair:?}: empty prefix"
+                )));
+            }
+            let slot = match k.trim() {
+                "openai" => &mut p.openai,
+                "cohere" => &mut p.cohere,
+                "anthropic" => &mut p.anthropic,
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "endpoint prefix family {other:?}: expected openai, cohere or anthropic"
+                    )));
+                }
+            };
+            *slot = norm_prefix(v);
+        }
+        Ok(p)
+    }
+
+    /// The request path (query kept) in the gateway's default layout, or `None` when it
+    /// is outside the root prefix.
+    pub fn canonical<'a>(&self, path: &'a str) -> Option<Cow<'a, str>> {
+        if self.root.is_empty()
+            && self.openai.is_empty()
+            && self.cohere == "/cohere"
+            && self.anthropic == "/anthropic"
+        {
+            return Some(Cow::Borrowed(path));
+        }
+        let rest = strip(path, &self.root)?;
+        let mut families = [
+            (&self.anthropic, "/anthropic"),
+            (&self.cohere, "/cohere"),
+            (&self.openai, ""),
+        ];
+        // The longest prefix wins (`/` for OpenAI under `/anthropic`).
+        families.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        families
+            .iter()
+            .find_map(|(prefix, canon)| strip(rest, prefix).map(|r| format!("{canon}{r}")))
+            .map(Cow::Owned)
+    }
+
+    /// The endpoint a request path names under these prefixes.
+    pub fn endpoint(&self, path: &str) -> Option<Endpoint> {
+        Endpoint::from_path(&self.canonical(path)?)
+    }
+}
+
+/// `path` without `prefix` (`""` strips nothing), if it lies under it.
+fn strip<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some(rest)
+}
+
 /// What the gateway needs to know about a request before routing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
@@ -276,6 +392,41 @@ pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_as_upstream() {
+        let d = EndpointPrefixes::default();
+        assert_eq!(
+            d.endpoint("/anthropic/v1/messages"),
+            Some(Endpoint::Messages)
+        );
+        assert_eq!(d.endpoint("/cohere/v2/rerank"), Some(Endpoint::Rerank));
+        assert_eq!(d.endpoint("/tokenize"), Some(Endpoint::Tokenize));
+        let p = EndpointPrefixes::parse("/ai/", "openai:/,cohere:/rr,anthropic:/claude").unwrap();
+        assert_eq!(
+            p.endpoint("/ai/v1/chat/completions?x=1"),
+            Some(Endpoint::ChatCompletions)
+        );
+        assert_eq!(
+            p.endpoint("/ai/claude/v1/models"),
+            Some(Endpoint::AnthropicModels)
+        );
+        assert_eq!(p.endpoint("/ai/rr/v2/rerank"), Some(Endpoint::Rerank));
+        assert_eq!(
+            p.endpoint("/aix/v1/chat/completions"),
+            None,
+            "not under the root"
+        );
+        assert_eq!(p.endpoint("/v1/chat/completions"), None);
+        assert_eq!(
+            p.canonical("/ai/v1/responses/r1/input_items?limit=2")
+                .as_deref(),
+            Some("/v1/responses/r1/input_items?limit=2")
+        );
+        for bad in ["openai", "grok:/g", "openai:"] {
+            assert!(EndpointPrefixes::parse("/", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn malformed_json_is_bad_request() {

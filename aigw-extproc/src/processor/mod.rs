@@ -31,6 +31,7 @@ pub struct Processor {
     runtime: Arc<ArcSwap<Runtime>>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    prefixes: Arc<aigw_core::api::EndpointPrefixes>,
 }
 
 impl Processor {
@@ -40,7 +41,16 @@ impl Processor {
             runtime,
             registry: Arc::new(Registry::default()),
             metrics,
+            prefixes: Arc::default(),
         }
+    }
+
+    /// Serves the endpoints under these prefixes (upstream's `rootPrefix` and
+    /// `endpointPrefixes`) instead of the default layout.
+    #[must_use]
+    pub fn with_prefixes(mut self, prefixes: aigw_core::api::EndpointPrefixes) -> Self {
+        self.prefixes = Arc::new(prefixes);
+        self
     }
 
     /// The in-flight request registry (for tests and admin).
@@ -82,6 +92,7 @@ impl StreamCtx {
                     self.processor.runtime.load_full(),
                     self.processor.registry.clone(),
                     self.processor.metrics.clone(),
+                    self.processor.prefixes.clone(),
                 )))
             } else {
                 Kind::Upstream

@@ -43,6 +43,11 @@ pub(crate) struct RouterStream {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    /// Where the endpoints are mounted.
+    prefixes: Arc<aigw_core::api::EndpointPrefixes>,
+    /// The request path in the default layout (under the prefixes), when it is under
+    /// the root prefix.
+    canon: Option<String>,
     endpoint: Option<Endpoint>,
     headers: Headers,
     /// The client's address, from the `source.address` attribute.
@@ -69,11 +74,14 @@ impl RouterStream {
         runtime: Arc<Runtime>,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
+        prefixes: Arc<aigw_core::api::EndpointPrefixes>,
     ) -> Self {
         Self {
             runtime,
             registry,
             metrics,
+            prefixes,
+            canon: None,
             endpoint: None,
             headers: Headers::default(),
             client_ip: None,
@@ -125,13 +133,17 @@ impl RouterStream {
         mut metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
     ) -> ProcessingResponse {
         self.headers = Headers::from_pb_owned(h.headers);
+        self.canon = self
+            .prefixes
+            .canonical(&self.headers.path)
+            .map(std::borrow::Cow::into_owned);
         if let Some(reply) = self.stored_response(&mut metadata).await {
             if self.registration.is_none() {
                 self.phase = Phase::Passthrough;
             }
             return reply;
         }
-        let Some(endpoint) = Endpoint::from_path(&self.headers.path) else {
+        let Some(endpoint) = self.canon.as_deref().and_then(Endpoint::from_path) else {
             self.phase = Phase::Passthrough;
             let e = Error::UnsupportedPath {
                 path: self.headers.path.clone(),
@@ -294,7 +306,8 @@ impl RouterStream {
         metadata: &mut Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
     ) -> Option<ProcessingResponse> {
         let method = http::Method::from_bytes(self.headers.method.as_bytes()).ok()?;
-        let op = retrieve::parse(&method, &self.headers.path)?;
+        let canon = self.canon.clone()?;
+        let op = retrieve::parse(&method, &canon)?;
         if store::mirrored() {
             store::hydrate(op.id()).await;
         }
@@ -323,7 +336,7 @@ impl RouterStream {
         metadata: Option<envoy_types::pb::envoy::config::core::v3::Metadata>,
     ) -> ProcessingResponse {
         self.endpoint = Some(Endpoint::ResponsesStored);
-        let path = self.headers.path.clone();
+        let path = self.canon.clone().unwrap_or_default();
         let mut headers = self.headers.map.clone();
         if let Some(h) = host(&self.headers.authority)
             && let Ok(v) = HeaderValue::from_str(h)
@@ -360,8 +373,11 @@ impl RouterStream {
         let mut m = Mutation::default();
         m.set(wire::INTERNAL_REQUEST_ID, reg.id().as_bytes())
             .set(wire::MODEL_HEADER, model.as_bytes())
-            .set(wire::ORIGINAL_PATH_HEADER, path.as_bytes())
-            .set(wire::ENVOY_ORIGINAL_PATH_HEADER, path.as_bytes());
+            .set(wire::ORIGINAL_PATH_HEADER, self.headers.path.as_bytes())
+            .set(
+                wire::ENVOY_ORIGINAL_PATH_HEADER,
+                self.headers.path.as_bytes(),
+            );
         self.registration = Some(reg);
         wire::request_headers_response(wire::common(ResponseStatus::Continue, m, None, true))
     }
