@@ -107,7 +107,8 @@ pub(crate) async fn initialize(
                 caps.push(c);
             }
             Err(e) => {
-                tracing::warn!(target: "aigw::mcp", route = %route.key, backend = %name, error = %e, "MCP backend failed to initialize; the session goes on without it")
+                gw.settings.metrics.backend_error("initialize", &name);
+                tracing::warn!(target: "aigw::mcp", route = %route.key, backend = %name, error = %e, "MCP backend failed to initialize; the session goes on without it");
             }
         }
     }
@@ -323,6 +324,7 @@ async fn collect(
                 }
             }
             Err(e) => {
+                gw.settings.metrics.backend_error(msg.method(), &b.name);
                 tracing::warn!(target: "aigw::mcp", backend = %b.name, method = %msg.method(), error = %e, "MCP backend failed; answering without it");
                 failed.push(json!({"backend": b.name, "error": e.0}));
             }

@@ -83,6 +83,13 @@ where
             r
         }
     };
+    gw.settings.metrics.request(
+        &outcome.mcp_method,
+        outcome.backend.as_deref().unwrap_or(""),
+        outcome.tool.as_deref().unwrap_or(""),
+        resp.status().is_success(),
+        start.elapsed().as_secs_f64(),
+    );
     tracing::info!(
         target: "aigw::mcp",
         route = %route_key,
