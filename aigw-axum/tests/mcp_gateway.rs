@@ -219,4 +219,13 @@ fn python_sdk_client_through_aigw_run() {
         out["after_kill_meta"]["aigw/failedBackends"][0]["backend"],
         "beta"
     );
+    // Metrics per method, backend and tool on the admin listener.
+    let metrics = http_get(admin, "/metrics");
+    for series in [
+        r#"mcp_method_count_total{mcp_method_name="tools/call",mcp_backend="alpha",mcp_tool_name="echo",status="success"} 2"#,
+        r#"mcp_method_count_total{mcp_method_name="tools/call",mcp_backend="beta",mcp_tool_name="echo",status="error"} 1"#,
+        r#"mcp_backend_errors_total{mcp_method_name="tools/list",mcp_backend="beta"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
 }
