@@ -263,7 +263,19 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (StatusCode, HeaderMap, String) {
-        let mut b = Request::builder().method(method).uri("http://gw/mcp");
+        self.call_at("/mcp", method, headers, body).await
+    }
+
+    async fn call_at(
+        &self,
+        path: &str,
+        method: Method,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("http://gw{path}"));
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -674,27 +686,9 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (StatusCode, HeaderMap, String) {
-        let mut b = Request::builder()
-            .method(method)
-            .uri("http://gw/secure")
-            .header("accept", "application/json");
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body = body.map(|v| v.to_string()).unwrap_or_default();
-        let resp = self
-            .svc
-            .clone()
-            .oneshot(b.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = resp.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-        )
+        let mut h = vec![("accept", "application/json")];
+        h.extend_from_slice(headers);
+        self.call_at("/secure", method, &h, body).await
     }
 }
 

@@ -900,30 +900,35 @@ pub(crate) async fn snippet(resp: http::Response<UpstreamBody>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The session a GET or DELETE needs: 400 when missing or invalid, as upstream.
+fn required_session(
+    gw: &McpGateway,
+    route: &McpRoute,
+    headers: &HeaderMap,
+    auth: &Auth,
+) -> Result<(Session, String), Box<http::Response<McpBody>>> {
+    let reason = match session_of(gw, route, headers, auth) {
+        SessionCheck::Valid(s, id) => return Ok((s, id)),
+        SessionCheck::None => "missing session ID",
+        SessionCheck::Invalid => "invalid session ID",
+    };
+    Err(Box::new(error(
+        StatusCode::BAD_REQUEST,
+        None,
+        code::INVALID_REQUEST,
+        reason,
+    )))
+}
+
 fn get(
     gw: &Arc<McpGateway>,
     route: &McpRoute,
     headers: &HeaderMap,
     auth: &Auth,
 ) -> http::Response<McpBody> {
-    let (session, sid) = match session_of(gw, route, headers, auth) {
-        SessionCheck::Valid(s, id) => (s, id),
-        SessionCheck::None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                None,
-                code::INVALID_REQUEST,
-                "missing session ID",
-            );
-        }
-        SessionCheck::Invalid => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                None,
-                code::INVALID_REQUEST,
-                "invalid session ID",
-            );
-        }
+    let (session, sid) = match required_session(gw, route, headers, auth) {
+        Ok(s) => s,
+        Err(r) => return *r,
     };
     let resume = headers
         .get(LAST_EVENT_HEADER)
@@ -941,24 +946,9 @@ async fn delete(
     headers: &HeaderMap,
     auth: &Auth,
 ) -> http::Response<McpBody> {
-    let session = match session_of(gw, route, headers, auth) {
-        SessionCheck::Valid(s, _) => s,
-        SessionCheck::None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                None,
-                code::INVALID_REQUEST,
-                "missing session ID",
-            );
-        }
-        SessionCheck::Invalid => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                None,
-                code::INVALID_REQUEST,
-                "invalid session ID",
-            );
-        }
+    let session = match required_session(gw, route, headers, auth) {
+        Ok((s, _)) => s,
+        Err(r) => return *r,
     };
     fanout::close(gw, targets(route, &session, headers, auth)).await;
     empty(StatusCode::OK, None)
