@@ -37,6 +37,7 @@ mod rewrite;
 mod session;
 mod sse;
 mod upstream;
+mod wire;
 
 pub use config::{McpBackend, McpRoute};
 pub use crypto::{DEFAULT_ITERATIONS, InvalidSealedId, SessionCrypto, derive_key};
