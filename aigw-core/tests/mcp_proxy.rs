@@ -612,8 +612,9 @@ async fn get_stream_merges_seals_event_ids_and_resumes() {
         .header("last-event-id", &last_id)
         .body(Full::new(Bytes::new()))
         .unwrap();
-    drop(h.svc.clone().oneshot(req).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Held open: the backend streams are opened only while the client listens.
+    let _held = h.svc.clone().oneshot(req).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = h.sent();
     let resumed: Vec<_> = sent
         .iter()
