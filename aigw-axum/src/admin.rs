@@ -30,6 +30,8 @@ pub struct AdminState {
     reloads_failed: AtomicU64,
     genai: GenAiMetrics,
     rate_limits: OnceLock<Arc<LimitStats>>,
+    #[cfg(feature = "mcp")]
+    mcp: OnceLock<Arc<aigw_core::mcp::McpMetrics>>,
 }
 
 impl AdminState {
@@ -59,6 +61,12 @@ impl AdminState {
         let _ = self.rate_limits.set(stats);
     }
 
+    /// Exports the MCP gateway's metrics (the first call wins).
+    #[cfg(feature = "mcp")]
+    pub fn set_mcp_metrics(&self, metrics: Arc<aigw_core::mcp::McpMetrics>) {
+        let _ = self.mcp.set(metrics);
+    }
+
     /// The GenAI histograms, recorded for every finished request.
     pub fn genai(&self) -> &GenAiMetrics {
         &self.genai
@@ -70,7 +78,12 @@ impl AdminState {
         // The registry writes OpenMetrics; its `# UNIT` lines are comments to the
         // Prometheus text parser, and its terminating `# EOF` must not end up in the
         // middle of the exposition.
-        for line in self.genai.encode().lines() {
+        let mut exported = self.genai.encode();
+        #[cfg(feature = "mcp")]
+        if let Some(m) = self.mcp.get() {
+            exported.push_str(&m.encode());
+        }
+        for line in exported.lines() {
             if line != "# EOF" {
                 out.push_str(line);
                 out.push('\n');

@@ -78,7 +78,7 @@ spec:
     )
 }
 
-fn start_aigw(cfg: &std::path::Path) -> (Proc, SocketAddr) {
+fn start_aigw(cfg: &std::path::Path) -> (Proc, SocketAddr, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let p = Proc(
         Command::new(AIGW)
@@ -100,7 +100,16 @@ fn start_aigw(cfg: &std::path::Path) -> (Proc, SocketAddr) {
             .unwrap(),
     );
     wait_listening(listen);
-    (p, listen)
+    (p, listen, admin)
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 fn run_client(python: &PathBuf, url: &str, kill: Option<u32>) -> Value {
@@ -129,7 +138,7 @@ fn python_sdk_client_through_aigw_run() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("mcp.yaml");
     std::fs::write(&cfg, config(a, b)).unwrap();
-    let (_gw, listen) = start_aigw(&cfg);
+    let (_gw, listen, admin) = start_aigw(&cfg);
     let out = run_client(&python, &format!("http://{listen}/mcp"), Some(beta.0.id()));
 
     assert_eq!(out["server"], "aigw");
@@ -210,4 +219,13 @@ fn python_sdk_client_through_aigw_run() {
         out["after_kill_meta"]["aigw/failedBackends"][0]["backend"],
         "beta"
     );
+    // Metrics per method, backend and tool on the admin listener.
+    let metrics = http_get(admin, "/metrics");
+    for series in [
+        r#"mcp_method_count_total{mcp_method_name="tools/call",mcp_backend="alpha",mcp_tool_name="echo",status="success"} 2"#,
+        r#"mcp_method_count_total{mcp_method_name="tools/call",mcp_backend="beta",mcp_tool_name="echo",status="error"} 1"#,
+        r#"mcp_backend_errors_total{mcp_method_name="tools/list",mcp_backend="beta"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
 }

@@ -263,7 +263,19 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (StatusCode, HeaderMap, String) {
-        let mut b = Request::builder().method(method).uri("http://gw/mcp");
+        self.call_at("/mcp", method, headers, body).await
+    }
+
+    async fn call_at(
+        &self,
+        path: &str,
+        method: Method,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("http://gw{path}"));
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -600,8 +612,9 @@ async fn get_stream_merges_seals_event_ids_and_resumes() {
         .header("last-event-id", &last_id)
         .body(Full::new(Bytes::new()))
         .unwrap();
-    drop(h.svc.clone().oneshot(req).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Held open: the backend streams are opened only while the client listens.
+    let _held = h.svc.clone().oneshot(req).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = h.sent();
     let resumed: Vec<_> = sent
         .iter()
@@ -674,27 +687,9 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (StatusCode, HeaderMap, String) {
-        let mut b = Request::builder()
-            .method(method)
-            .uri("http://gw/secure")
-            .header("accept", "application/json");
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body = body.map(|v| v.to_string()).unwrap_or_default();
-        let resp = self
-            .svc
-            .clone()
-            .oneshot(b.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = resp.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            String::from_utf8(bytes.to_vec()).unwrap(),
-        )
+        let mut h = vec![("accept", "application/json")];
+        h.extend_from_slice(headers);
+        self.call_at("/secure", method, &h, body).await
     }
 }
 

@@ -223,7 +223,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             },
         )?;
     if let Some(addr) = cli.mcp_addr {
-        aigw_extproc::mcp::spawn(addr, &cli.config, &cli.mcp, shutdown_signal()).await?;
+        aigw_extproc::mcp::spawn(addr, &cli.config, &cli.mcp, &metrics, shutdown_signal()).await?;
     } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
         tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
     }

@@ -203,9 +203,11 @@ pub async fn spawn(
     addr: SocketAddr,
     paths: &[PathBuf],
     args: &McpArgs,
+    metrics: &crate::metrics::Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExtProcError> {
     let (crypto, settings) = (args.crypto(), args.settings());
+    metrics.set_mcp_metrics(settings.metrics.clone());
     let upstream: Arc<dyn McpUpstream> = Arc::new(DirectUpstream::new()?);
     let gateway =
         load(paths, &crypto, &settings, &upstream).map_err(|source| ExtProcError::Config {

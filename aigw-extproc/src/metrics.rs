@@ -16,6 +16,7 @@ pub struct Metrics {
     messages: AtomicU64,
     requests: AtomicU64,
     rate_limits: OnceLock<Arc<LimitStats>>,
+    mcp: OnceLock<Arc<aigw_core::mcp::McpMetrics>>,
 }
 
 impl Metrics {
@@ -41,6 +42,11 @@ impl Metrics {
         self.messages.load(Ordering::Relaxed)
     }
 
+    /// Exports the MCP listener's metrics (the first call wins).
+    pub fn set_mcp_metrics(&self, metrics: Arc<aigw_core::mcp::McpMetrics>) {
+        let _ = self.mcp.set(metrics);
+    }
+
     /// Requests finished so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -49,7 +55,12 @@ impl Metrics {
     /// The OpenMetrics text exposition: the GenAI metrics, then the rate-limit
     /// decisions when they are exported.
     pub fn encode(&self) -> String {
-        let genai = self.genai.encode();
+        let mut genai = self.genai.encode();
+        if let Some(m) = self.mcp.get() {
+            // One exposition: a single `# EOF`, at the end.
+            genai.truncate(genai.trim_end().trim_end_matches("# EOF").len());
+            genai.push_str(&m.encode());
+        }
         let Some(stats) = self.rate_limits.get() else {
             return genai;
         };

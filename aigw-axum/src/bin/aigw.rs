@@ -590,6 +590,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
 
     let mcp_crypto = args.mcp_crypto();
     let mcp_settings = args.mcp_settings();
+    admin_state.set_mcp_metrics(mcp_settings.metrics.clone());
     let mcp_upstream: Arc<dyn aigw_core::mcp::McpUpstream> = Arc::new(
         aigw_axum::mcp::HyperUpstream::new(aigw_axum::client::ClientSettings::default())
             .map_err(|e| e.to_string())?,
@@ -628,6 +629,11 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     client_auth_config::prime(&gateway.http_client(), &auth_plan.remote).await;
     if auth_plan.auth.is_some() {
         tracing::info!("client authentication required");
+        if !mcp.gateway().routes().is_empty() {
+            tracing::warn!(
+                "client authentication (SecurityPolicy, --client-api-keys, --jwt-jwks) does not guard MCPRoutes: each is protected by its own securityPolicy only"
+            );
+        }
     }
     auth_layer.set(auth_plan.auth);
     client_auth_config::spawn_refresh(gateway.http_client(), auth_plan.remote, jwks_refresh);

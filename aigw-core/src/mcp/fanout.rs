@@ -4,13 +4,15 @@
 use super::McpGateway;
 use super::PROTOCOL_VERSIONS;
 use super::jsonrpc::{Kind, Message, code};
-use super::proxy::{PING_PREFIX, Target, error, json_response, snippet, sse_response};
 use super::rewrite;
 use super::session::{
     BackendSession, Capability, EventIds, Session, caps_bits, merged_capabilities,
 };
 use super::sse::SseEvent;
 use super::upstream::{Incoming, Item, UpstreamError};
+use super::wire::{
+    Auth, PING_PREFIX, SESSION_HEADER, Target, error, json_response, snippet, sse_response,
+};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -69,7 +71,7 @@ pub(crate) async fn initialize(
     route: &super::McpRoute,
     msg: Message,
     headers: &HeaderMap,
-    auth: &super::proxy::Auth,
+    auth: &Auth,
 ) -> http::Response<super::McpBody> {
     let id = msg.id().cloned().unwrap_or(Value::Null);
     let mut params = msg.params().cloned().unwrap_or_default();
@@ -107,7 +109,8 @@ pub(crate) async fn initialize(
                 caps.push(c);
             }
             Err(e) => {
-                tracing::warn!(target: "aigw::mcp", route = %route.key, backend = %name, error = %e, "MCP backend failed to initialize; the session goes on without it")
+                gw.settings.metrics.backend_error("initialize", &name);
+                tracing::warn!(target: "aigw::mcp", route = %route.key, backend = %name, error = %e, "MCP backend failed to initialize; the session goes on without it");
             }
         }
     }
@@ -150,7 +153,7 @@ async fn init_backend(
     }
     let session = resp
         .headers()
-        .get(super::proxy::SESSION_HEADER)
+        .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let answer = read_answer(resp, &json!("aigw-initialize"), None, "").await?;
@@ -323,6 +326,7 @@ async fn collect(
                 }
             }
             Err(e) => {
+                gw.settings.metrics.backend_error(msg.method(), &b.name);
                 tracing::warn!(target: "aigw::mcp", backend = %b.name, method = %msg.method(), error = %e, "MCP backend failed; answering without it");
                 failed.push(json!({"backend": b.name, "error": e.0}));
             }

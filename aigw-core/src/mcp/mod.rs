@@ -30,15 +30,18 @@ mod crypto;
 mod fanout;
 mod filter;
 mod jsonrpc;
+mod metrics;
 mod names;
 mod proxy;
 mod rewrite;
 mod session;
 mod sse;
 mod upstream;
+mod wire;
 
 pub use config::{McpBackend, McpRoute};
 pub use crypto::{DEFAULT_ITERATIONS, InvalidSealedId, SessionCrypto, derive_key};
+pub use metrics::McpMetrics;
 pub use upstream::{McpUpstream, UpstreamBody, UpstreamError};
 
 use crate::config::{Config, SecretSource};
@@ -69,6 +72,8 @@ pub struct McpSettings {
     pub backend_timeout: Duration,
     /// `serverInfo.name` answered to `initialize`.
     pub server_name: String,
+    /// Where requests are counted (keep one across reloads).
+    pub metrics: Arc<McpMetrics>,
 }
 
 impl Default for McpSettings {
@@ -78,6 +83,7 @@ impl Default for McpSettings {
             heartbeat: Some(Duration::from_secs(60)),
             backend_timeout: Duration::from_secs(30),
             server_name: "aigw".into(),
+            metrics: Arc::new(McpMetrics::default()),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! ```text
 //! cargo run -p embed-axum            # serves on 127.0.0.1:3000 until Ctrl-C
 //! cargo run -p embed-axum -- --smoke # serves one request in-process and exits 0
+//! cargo run -p embed-axum -- --mcp mcp.yaml --listen 127.0.0.1:3001
+//!                                    # also serves the MCPRoutes of mcp.yaml
 //! curl -H 'authorization: Bearer app-secret' localhost:3000/ai/v1/chat/completions \
 //!      -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 //! ```
@@ -87,6 +89,43 @@ fn app(gateway: &Gateway) -> Router {
         .nest_service("/ai", gateway.router().layer(middleware::from_fn(app_auth)))
 }
 
+/// The MCP gateway for the MCPRoutes of a YAML file, mounted at each route's path beside
+/// the application's routes. MCPRoutes carry their own client authentication (OAuth),
+/// so they are not behind the application's middleware.
+fn mount_mcp(app: Router, path: &str) -> Result<Router, String> {
+    use aigw_core::mcp::{McpGateway, McpService, McpSettings, SessionCrypto};
+    let cfg = aigw_core::config::Config::load_paths(&[path]).map_err(|e| e.to_string())?;
+    let upstream =
+        aigw_axum::mcp::HyperUpstream::new(Default::default()).map_err(|e| e.to_string())?;
+    // A real deployment takes the seed from its secret store, the same on every replica.
+    let crypto = SessionCrypto::random();
+    let secrets = aigw_core::config::SecretSource::from_config(&cfg);
+    let gateway = McpGateway::new(
+        &cfg,
+        &secrets,
+        crypto,
+        McpSettings::default(),
+        Arc::new(upstream),
+    )
+    .map_err(|e| e.to_string())?;
+    let paths: Vec<String> = gateway
+        .routes()
+        .iter()
+        .map(|r| r.path().to_string())
+        .collect();
+    let mcp = McpService::new(gateway);
+    Ok(paths
+        .iter()
+        .fold(app, |app, p| app.route_service(p, mcp.clone())))
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
 async fn smoke(app: Router) -> Result<(), String> {
     let chat = serde_json::json!({
         "model": "gpt-4o-mini",
@@ -141,14 +180,18 @@ async fn main() -> ExitCode {
         .init();
     let result = async {
         let gateway = gateway().await?;
-        let app = app(&gateway);
+        let mut app = app(&gateway);
         if std::env::args().any(|a| a == "--smoke") {
             return smoke(app).await;
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:3000")
+        if let Some(mcp) = arg("--mcp") {
+            app = mount_mcp(app, &mcp)?;
+        }
+        let listen = arg("--listen").unwrap_or_else(|| "127.0.0.1:3000".into());
+        let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| e.to_string())?;
-        println!("listening on http://127.0.0.1:3000 (gateway under /ai)");
+        println!("listening on http://{listen} (gateway under /ai)");
         axum::serve(aigw_axum::net::nodelay(listener), app)
             .await
             .map_err(|e| e.to_string())
