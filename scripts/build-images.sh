@@ -20,7 +20,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 BIN_DIR="$TARGET_DIR/$PROFILE"
 declare -A PACKAGE=([aigw-operator]=aigw-operator [aigw-extproc]=aigw-extproc [aigw]=aigw-axum)
 declare -A CA=([aigw-operator]=0 [aigw-extproc]=1 [aigw]=1)
-declare -A PORTS=([aigw-operator]="1063/tcp 8080/tcp 9443/tcp" [aigw-extproc]="1063/tcp" [aigw]="1975/tcp")
+declare -A PORTS=([aigw-operator]="1063/tcp 8080/tcp 9443/tcp" [aigw-extproc]="1063/tcp 1064/tcp" [aigw]="1975/tcp")
 
 flag=(); [ "$PROFILE" = release ] && flag=(--release)
 build() {

@@ -261,8 +261,7 @@ async fn run(
     load: impl Fn(&[PathBuf]) -> aigw_core::Result<aigw_extproc::Runtime> + Send + 'static,
 ) -> Result<(), ExtProcError> {
     let runtime = Arc::new(ArcSwap::from_pointee(s.runtime));
-    let processor =
-        Processor::new(runtime.clone(), s.metrics.clone()).with_prefixes(s.prefixes);
+    let processor = Processor::new(runtime.clone(), s.metrics.clone()).with_prefixes(s.prefixes);
     let ready = Arc::new(AtomicBool::new(false));
     let bound = Bound::bind(&s.listen).await?;
     let ListenAddr::Tcp(admin_addr) = ListenAddr::parse(&s.admin)? else {
@@ -354,13 +353,11 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
         Err(source) => return Err(ExtProcError::Config { path, source }),
     };
     let watch = source.files();
-    let prefixes = aigw_core::api::EndpointPrefixes::parse(
-        &flags.root_prefix,
-        &flags.endpoint_prefixes,
-    )
-    .map_err(|e| ExtProcError::InvalidPrefixes {
-        message: e.to_string(),
-    })?;
+    let prefixes =
+        aigw_core::api::EndpointPrefixes::parse(&flags.root_prefix, &flags.endpoint_prefixes)
+            .map_err(|e| ExtProcError::InvalidPrefixes {
+                message: e.to_string(),
+            })?;
     run(
         Served {
             runtime,
