@@ -446,6 +446,36 @@ impl ClientAuthLayer {
     pub fn is_enabled(&self) -> bool {
         self.auth.load().is_some()
     }
+
+    /// Authenticates a request whose route (`namespace/name`) is known up front, such as
+    /// an MCPRoute's: with the route's own settings when it has them, else with the
+    /// listener's. On success the credential headers are removed and the identity
+    /// attached, as for LLM requests; on failure the 401 to send back.
+    pub fn admit<B>(
+        &self,
+        route: &str,
+        mut request: Request<B>,
+    ) -> Result<Request<B>, Box<Response<Body>>> {
+        let Some(auth) = self.auth.load_full() else {
+            return Ok(request);
+        };
+        let pending = PendingAuth { auth };
+        match pending.resolve(route, request.headers_mut()) {
+            Ok(None) => Ok(request),
+            Ok(Some(identity)) => {
+                tracing::debug!(client = %identity.0, route, "client authenticated");
+                request
+                    .extensions_mut()
+                    .insert(ClientId(identity.0.clone()));
+                request.extensions_mut().insert(identity);
+                Ok(request)
+            }
+            Err(error) => {
+                tracing::debug!(path = request.uri().path(), %error, "client rejected");
+                Err(Box::new(reject(request.uri().path(), &error)))
+            }
+        }
+    }
 }
 
 impl<S> Layer<S> for ClientAuthLayer {

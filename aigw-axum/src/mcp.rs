@@ -131,12 +131,27 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub struct McpDispatch<S> {
     mcp: McpService,
     inner: S,
+    client_auth: Option<crate::client_auth::ClientAuthLayer>,
 }
 
 impl<S> McpDispatch<S> {
     /// MCP requests to `mcp`, the rest to `inner`.
     pub fn new(mcp: McpService, inner: S) -> Self {
-        Self { mcp, inner }
+        Self {
+            mcp,
+            inner,
+            client_auth: None,
+        }
+    }
+
+    /// Puts the gateway-level client authentication (the layer in front of `inner`) in
+    /// front of the MCPRoutes that have no `securityPolicy.oauth` of their own too, as
+    /// Envoy applies a Gateway's SecurityPolicy to every route of the Gateway. Routes
+    /// with their own OAuth keep it alone: the layer would strip the bearer token they
+    /// verify.
+    pub fn with_client_auth(mut self, layer: crate::client_auth::ClientAuthLayer) -> Self {
+        self.client_auth = Some(layer);
+        self
     }
 }
 
@@ -161,6 +176,16 @@ where
 
     fn call(&mut self, req: axum::extract::Request) -> Self::Future {
         if self.mcp.gateway().serves(&req) {
+            let req = match (&self.client_auth, self.mcp.gateway().unguarded_route(&req)) {
+                (Some(auth), Some(route)) => {
+                    let route = route.to_owned();
+                    match auth.admit(&route, req) {
+                        Ok(req) => req,
+                        Err(rejected) => return Box::pin(async move { Ok(*rejected) }),
+                    }
+                }
+                _ => req,
+            };
             let fut = tower::Service::call(&mut self.mcp, req);
             return Box::pin(async move {
                 let resp = fut.await?;

@@ -79,6 +79,10 @@ spec:
 }
 
 fn start_aigw(cfg: &std::path::Path) -> (Proc, SocketAddr, SocketAddr) {
+    start_aigw_with(cfg, &[])
+}
+
+fn start_aigw_with(cfg: &std::path::Path, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let p = Proc(
         Command::new(AIGW)
@@ -95,6 +99,7 @@ fn start_aigw(cfg: &std::path::Path) -> (Proc, SocketAddr, SocketAddr) {
                 "test-seed",
             ])
             .args(["--mcp-session-iterations", "1000"])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -110,6 +115,29 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// POSTs an MCP `initialize` and returns the response's status code.
+fn initialize_status(addr: SocketAddr, bearer: Option<&str>) -> u16 {
+    use std::io::{Read, Write};
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "probe", "version": "1"}}
+    })
+    .to_string();
+    let auth = bearer.map_or(String::new(), |k| format!("authorization: Bearer {k}\r\n"));
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.0\r\nHost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\n{auth}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn run_client(python: &PathBuf, url: &str, kill: Option<u32>) -> Value {
@@ -228,4 +256,28 @@ fn python_sdk_client_through_aigw_run() {
     ] {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");
     }
+}
+
+/// A Gateway-level client key guards an MCPRoute without OAuth of its own, as Envoy
+/// applies a Gateway's SecurityPolicy to every route.
+#[test]
+fn gateway_client_auth_guards_mcp_routes_without_their_own_oauth() {
+    let Some(python) = peers::external("AIGW_PYTHON") else {
+        return;
+    };
+    let (a, b) = (free_addr(), free_addr());
+    let _alpha = backend(&python, "alpha", a, false);
+    let _beta = backend(&python, "beta", b, true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mcp.yaml");
+    std::fs::write(&cfg, config(a, b)).unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "team-a:sk-team-a\n").unwrap();
+    let (_gw, listen, _admin) =
+        start_aigw_with(&cfg, &["--client-api-keys", keys.to_str().unwrap()]);
+    wait_listening(a);
+    wait_listening(b);
+    assert_eq!(initialize_status(listen, None), 401);
+    assert_eq!(initialize_status(listen, Some("sk-wrong")), 401);
+    assert_eq!(initialize_status(listen, Some("sk-team-a")), 200);
 }

@@ -629,11 +629,6 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     client_auth_config::prime(&gateway.http_client(), &auth_plan.remote).await;
     if auth_plan.auth.is_some() {
         tracing::info!("client authentication required");
-        if !mcp.gateway().routes().is_empty() {
-            tracing::warn!(
-                "client authentication (SecurityPolicy, --client-api-keys, --jwt-jwks) does not guard MCPRoutes: each is protected by its own securityPolicy only"
-            );
-        }
     }
     auth_layer.set(auth_plan.auth);
     client_auth_config::spawn_refresh(gateway.http_client(), auth_plan.remote, jwks_refresh);
@@ -707,12 +702,13 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     access_log.spawn_flusher();
     admin_state.set_ready(true);
     let draining = admin_state.clone();
-    // MCPRoutes carry their own security policy: they are dispatched before the LLM
-    // routes' client authentication.
-    let app = axum::Router::new().fallback_service(aigw_axum::mcp::McpDispatch::new(
-        mcp,
-        tower::Layer::layer(&auth_layer, gateway.clone()),
-    ));
+    // MCPRoutes are dispatched before the LLM routes' client authentication: one with
+    // its own OAuth verifies the bearer token itself; the others get the gateway-level
+    // client authentication too.
+    let app = axum::Router::new().fallback_service(
+        aigw_axum::mcp::McpDispatch::new(mcp, tower::Layer::layer(&auth_layer, gateway.clone()))
+            .with_client_auth(auth_layer.clone()),
+    );
     let limits = args.limits.server(args.max_header_bytes);
     let drained = server::serve(listener, app, limits, async move {
         shutdown_signal().await;

@@ -156,6 +156,16 @@ impl McpGateway {
         self.route_for(req).is_some() || self.metadata_for(req.uri().path()).is_some()
     }
 
+    /// The route (`namespace/name`) a request is for when that route has no client
+    /// authentication of its own (no `securityPolicy.oauth`): a packaging puts its
+    /// gateway-level client authentication in front of such requests, as Envoy applies
+    /// a Gateway's SecurityPolicy to every route of the Gateway.
+    pub fn unguarded_route<B>(&self, req: &http::Request<B>) -> Option<&str> {
+        self.route_for(req)
+            .filter(|r| r.oauth.is_none())
+            .map(McpRoute::key)
+    }
+
     /// The RFC 9728 document served at `path`, if any route's is.
     fn metadata_for(&self, path: &str) -> Option<&serde_json::Value> {
         let suffix = path.strip_prefix("/.well-known/oauth-protected-resource")?;
