@@ -25,6 +25,7 @@ use aigw_operator::extension::server::rules_of;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
@@ -73,6 +74,7 @@ fn to_json<M: Message>(pool: &DescriptorPool, ty: &str, m: &M) -> Value {
 const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
 const LISTENER: &str = "envoy.config.listener.v3.Listener";
 const ROUTE_CONFIG: &str = "envoy.config.route.v3.RouteConfiguration";
+const SECRET: &str = "envoy.extensions.transport_sockets.tls.v3.Secret";
 
 fn request(pool: &DescriptorPool, fixture: &str) -> PostTranslateModifyRequest {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -85,16 +87,62 @@ fn request(pool: &DescriptorPool, fixture: &str) -> PostTranslateModifyRequest {
             .iter()
             .map(|c| from_json::<Cluster>(pool, CLUSTER, c))
             .collect(),
-        secrets: vec![],
+        secrets: list("secrets")
+            .iter()
+            .map(|s| from_json::<Secret>(pool, SECRET, s))
+            .collect(),
         listeners: list("listeners")
             .iter()
             .map(|l| from_json::<Listener>(pool, LISTENER, l))
             .collect(),
         routes: list("routes")
             .iter()
-            .map(|r| from_json::<RouteConfiguration>(pool, ROUTE_CONFIG, r))
+            .map(|r| route_config_from_json(pool, r))
             .collect(),
     }
+}
+
+/// The inverse of [`route_config_json`]: a `FilterConfig` written with `"config": {}`
+/// (how Envoy Gateway enables a filter the listener disables) becomes the empty `Any`.
+fn route_config_from_json(pool: &DescriptorPool, v: &Value) -> RouteConfiguration {
+    use envoy_types::pb::envoy::config::route::v3::FilterConfig;
+    let mut v = v.clone();
+    let mut enabled = Vec::new();
+    for (vi, vh) in v["virtualHosts"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (ri, r) in vh["routes"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for (name, fc) in r["typedPerFilterConfig"]
+                .as_object_mut()
+                .into_iter()
+                .flatten()
+            {
+                if fc.get("config") == Some(&json!({})) {
+                    fc.as_object_mut().unwrap().remove("config");
+                    enabled.push((vi, ri, name.clone()));
+                }
+            }
+        }
+    }
+    let mut rc: RouteConfiguration = from_json(pool, ROUTE_CONFIG, &v);
+    for (vi, ri, name) in enabled {
+        let any = rc.virtual_hosts[vi].routes[ri]
+            .typed_per_filter_config
+            .get_mut(&name)
+            .unwrap();
+        let mut fc = FilterConfig::decode(any.value.as_slice()).unwrap();
+        fc.config = Some(Default::default());
+        any.value = fc.encode_to_vec();
+    }
+    rc
 }
 
 /// The AIGatewayRoutes of upstream example manifests, as the server would look them up.
@@ -166,11 +214,15 @@ fn sorted(v: Value) -> Value {
 }
 
 fn response_json(pool: &DescriptorPool, r: &PostTranslateModifyResponse) -> Value {
-    sorted(json!({
+    let mut v = json!({
         "listeners": r.listeners.iter().map(|l| to_json(pool, LISTENER, l)).collect::<Vec<_>>(),
         "routes": r.routes.iter().map(|x| route_config_json(pool, x)).collect::<Vec<_>>(),
         "clusters": r.clusters.iter().map(|c| to_json(pool, CLUSTER, c)).collect::<Vec<_>>(),
-    }))
+    });
+    if !r.secrets.is_empty() {
+        v["secrets"] = r.secrets.iter().map(|s| to_json(pool, SECRET, s)).collect();
+    }
+    sorted(v)
 }
 
 /// The InferencePools of the InferencePool example, as Envoy Gateway passes them to the
@@ -235,10 +287,13 @@ fn run_at(pool: &DescriptorPool, fixture: &str, manifests: &[&str], uds: &str) -
         per_resource_hooks(&mut req);
     }
     let routes = ai_routes(manifests);
-    assert_eq!(
-        modify::referenced_routes(&req).len(),
-        routes.len() + usize::from(fixture == "basic")
-    );
+    // HTTPRoutes that are not AIGatewayRoutes: `plain`, and the MCPRoute's three.
+    let others = match fixture {
+        "basic" => 1,
+        "mcp" => 4,
+        _ => 0,
+    };
+    assert_eq!(modify::referenced_routes(&req).len(), routes.len() + others);
     let out = modify::modify(
         req,
         &routes,
@@ -276,6 +331,7 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("inference_pool", &["inference-pool__aigwroute.yaml"]),
+    ("mcp", &[]),
 ];
 
 #[test]
@@ -318,6 +374,107 @@ fn non_ai_routes_and_clusters_are_left_alone() {
     assert_eq!(out.listeners[1], request(&pool, "basic").listeners[1]);
 }
 
+/// An MCPRoute's per-backend routes and filters move to the internal backend listener,
+/// the proxy rule reaches the in-pod proxy, the metadata rules lose the client
+/// authentication, and other routes stay where they are.
+#[test]
+fn mcp_routes_move_behind_the_backend_listener() {
+    let pool = pool();
+    let out = run(&pool, "mcp", &[]);
+    let listener = |name: &str| {
+        out["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let filters = |l: &Value| -> Vec<String> {
+        l.pointer("/filterChains/0/filters/0/typedConfig/httpFilters")
+            .or_else(|| l.pointer("/defaultFilterChain/filters/0/typedConfig/httpFilters"))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let backend = listener("aigateway-mcp-backend-listener");
+    assert_eq!(
+        backend["address"]["socketAddress"],
+        json!({ "address": "127.0.0.1", "portValue": 10088 })
+    );
+    assert_eq!(
+        filters(&backend),
+        [
+            "envoy.filters.http.credential_injector/httproutefilter/default/ai-eg-mcp-brf-mcp-route-github",
+            "envoy.filters.http.header_to_metadata",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert!(
+        backend
+            .pointer("/filterChains/0/filters/0/typedConfig/accessLog/0")
+            .is_some()
+    );
+    let gateway = listener("default/aigw-run/http");
+    assert_eq!(
+        filters(&gateway),
+        ["envoy.filters.http.jwt_authn", "envoy.filters.http.router"]
+    );
+    let routes = |rc: &str| -> Vec<Value> {
+        out["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == rc)
+            .unwrap()["virtualHosts"][0]["routes"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let names = |rs: &[Value]| -> Vec<String> {
+        rs.iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let main = routes("default/aigw-run/http");
+    assert_eq!(
+        names(&main),
+        [
+            "httproute/default/ai-eg-mcp-main-mcp-route/rule/0/match/0/*",
+            "httproute/default/ai-eg-mcp-main-mcp-route/rule/1/match/0/*",
+            "httproute/default/plain/rule/0/match/0/*"
+        ]
+    );
+    assert!(main[0]["typedPerFilterConfig"]["envoy.filters.http.jwt_authn"].is_object());
+    assert!(main[1].get("typedPerFilterConfig").is_none());
+    let subset = &main[0]["requestHeadersToAdd"][1];
+    assert_eq!(subset["header"]["key"], "x-ai-eg-mcp-backend-subset");
+    assert_eq!(
+        subset["header"]["value"],
+        "%DYNAMIC_METADATA([\"aigateway.envoy.io\", \"mcp_backend_subset\"])%"
+    );
+    assert_eq!(
+        names(&routes("aigateway-mcp-backend-listener-route-config")),
+        [
+            "httproute/default/ai-eg-mcp-br-mcp-route-github/rule/0/match/0/*",
+            "httproute/default/ai-eg-mcp-br-mcp-route-kiwi/rule/0/match/0/*"
+        ]
+    );
+    let proxy = out["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "httproute/default/ai-eg-mcp-main-mcp-route/rule/0")
+        .unwrap();
+    assert_eq!(
+        proxy["loadAssignment"]["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]["socketAddress"],
+        json!({ "address": "127.0.0.1", "portValue": 9856 })
+    );
+}
+
 /// Inlines each HTTP connection manager's RDS route configuration, giving a static bootstrap.
 fn bootstrap(resp: &Value) -> Value {
     let routes: HashMap<String, Value> = resp["routes"]
@@ -347,10 +504,29 @@ fn bootstrap(resp: &Value) -> Value {
             }
         }
     }
+    // Secrets Envoy Gateway serves over SDS are static in the bootstrap: same names,
+    // no config source.
+    let mut listeners = Value::Array(listeners);
+    strip_sds_config(&mut listeners);
     json!({
         "node": { "id": "validate", "cluster": "validate" },
-        "staticResources": { "listeners": listeners, "clusters": resp["clusters"] },
+        "staticResources": {
+            "listeners": listeners,
+            "clusters": resp["clusters"],
+            "secrets": resp.get("secrets").cloned().unwrap_or_else(|| json!([])),
+        },
     })
+}
+
+fn strip_sds_config(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("sdsConfig");
+            o.values_mut().for_each(strip_sds_config);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_sds_config),
+        _ => {}
+    }
 }
 
 fn envoy() -> Option<PathBuf> {

@@ -8,6 +8,7 @@
 //! * [`server`]: the tonic service that looks those routes up and calls [`modify`].
 
 pub mod inference_pool;
+pub mod mcp;
 pub mod modify;
 pub mod server;
 

@@ -36,9 +36,9 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use envoy_types::pb::google::protobuf::{Any, Duration, Struct, UInt32Value, Value, value};
 use prost::{Message, Name};
 
-use super::inference_pool;
 use super::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
 use super::{EXTPROC_FILTER, EXTPROC_UDS_CLUSTER, METADATA_NAMESPACE, to_any};
+use super::{inference_pool, mcp};
 use crate::{Error, Result};
 
 /// The dynamic-metadata namespace the ExtProc writes into (upstream's
@@ -50,7 +50,7 @@ const ROUTE_NAME_KEY: &str = "aigw_route_name";
 /// The annotation the operator puts on the HTTPRoutes it generates.
 pub const GENERATED_ROUTE_ANNOTATION: &str = "ai-gateway-generated";
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
+pub(crate) const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 
 /// Filters the AI Gateway ext_proc goes before on the listener (Envoy Gateway's own filter
 /// names), so that it sees the request before other processors, Lua, RBAC, rate limits and
@@ -171,6 +171,7 @@ pub fn modify(
         clusters.push(uds_cluster(&options.uds_path));
     }
     modify_listeners_and_routes(&mut listeners, &mut route_configs)?;
+    mcp::modify(&mut listeners, &mut route_configs, &mut clusters)?;
     Ok(PostTranslateModifyResponse {
         clusters,
         secrets,
@@ -468,7 +469,7 @@ fn wire_inference_pools(
     Ok(())
 }
 
-fn is_internal_listener(name: &str) -> bool {
+pub(crate) fn is_internal_listener(name: &str) -> bool {
     name.starts_with("envoy-gateway-proxy-stats-") || name.starts_with("envoy-gateway-proxy-ready-")
 }
 
@@ -548,7 +549,7 @@ fn route_name_from_config_name(name: &str) -> Option<String> {
 }
 
 /// The listener's HTTP connection managers, decoded, with where each sits.
-fn hcms(listener: &Listener) -> Result<Vec<(usize, usize, HttpConnectionManager)>> {
+pub(crate) fn hcms(listener: &Listener) -> Result<Vec<(usize, usize, HttpConnectionManager)>> {
     let chains = listener
         .filter_chains
         .iter()
@@ -588,7 +589,7 @@ fn listener_route_configs(listener: &Listener) -> Result<Vec<String>> {
         .collect())
 }
 
-fn set_chain_hcm(
+pub(crate) fn set_chain_hcm(
     listener: &mut Listener,
     chain: usize,
     filter: usize,
@@ -678,7 +679,7 @@ fn receiving_metadata() -> MetadataOptions {
     }
 }
 
-fn http_filter<M: Message + Name>(name: &str, config: &M, disabled: bool) -> HttpFilter {
+pub(crate) fn http_filter<M: Message + Name>(name: &str, config: &M, disabled: bool) -> HttpFilter {
     HttpFilter {
         name: name.into(),
         config_type: Some(http_filter::ConfigType::TypedConfig(to_any(config))),
@@ -687,7 +688,7 @@ fn http_filter<M: Message + Name>(name: &str, config: &M, disabled: bool) -> Htt
     }
 }
 
-fn seconds(s: i64) -> Duration {
+pub(crate) fn seconds(s: i64) -> Duration {
     Duration {
         seconds: s,
         nanos: 0,
