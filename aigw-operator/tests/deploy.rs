@@ -62,6 +62,8 @@ fn written_kinds_can_be_applied_and_deleted_and_statuses_patched() {
         ("gateway.networking.k8s.io", "httproutes"),
         ("gateway.envoyproxy.io", "httproutefilters"),
         ("gateway.envoyproxy.io", "backends"),
+        ("gateway.envoyproxy.io", "securitypolicies"),
+        ("gateway.envoyproxy.io", "backendtrafficpolicies"),
     ] {
         let v = verbs(&docs, "ClusterRole", group, plural);
         for need in ["create", "patch", "delete", "list"] {

@@ -97,10 +97,12 @@ fn every_generated_object_validates_against_its_crd() {
     let http_route = reference_schema("gateway-api/httproutes.yaml", "v1");
     let filter = reference_schema("envoy-gateway/httproutefilters.yaml", "v1alpha1");
     let backend = reference_schema("envoy-gateway/backends.yaml", "v1alpha1");
+    let security = reference_schema("envoy-gateway/securitypolicies.yaml", "v1alpha1");
+    let traffic = reference_schema("envoy-gateway/backendtrafficpolicies.yaml", "v1alpha1");
     let subdomain =
         regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
             .unwrap();
-    let mut counts = (0, 0, 0, 0);
+    let mut counts = (0, 0, 0, 0, 0);
     let mut failures = Vec::new();
     for file in example_files() {
         let (_, out) = render_set(&set_for(&file), &Options::default());
@@ -118,6 +120,14 @@ fn every_generated_object_validates_against_its_crd() {
                 "Backend" => {
                     counts.3 += 1;
                     check(&backend, obj)
+                }
+                "SecurityPolicy" => {
+                    counts.4 += 1;
+                    check(&security, obj)
+                }
+                "BackendTrafficPolicy" => {
+                    counts.4 += 1;
+                    check(&traffic, obj)
                 }
                 "Secret" => {
                     counts.2 += 1;
@@ -139,7 +149,7 @@ fn every_generated_object_validates_against_its_crd() {
         }
     }
     assert!(
-        counts.0 >= 20 && counts.1 >= 40 && counts.2 >= 15 && counts.3 >= 1,
+        counts.0 >= 20 && counts.1 >= 40 && counts.2 >= 15 && counts.3 >= 1 && counts.4 >= 4,
         "{counts:?}"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -275,4 +285,81 @@ fn objects_from_a_cluster_carry_owner_references() {
     assert_eq!(owner["kind"], "AIGatewayRoute");
     assert_eq!(owner["controller"], true);
     assert_eq!(owner["uid"], "uid-envoy-ai-gateway-basic");
+}
+
+/// An MCPRoute's `apiKeyAuth` and `extAuth` become its SecurityPolicy (valid against
+/// Envoy Gateway's CRD, no OAuth metadata); `oauth` without `jwks` renders nothing of
+/// the route (its endpoint is never exposed unprotected) and says why.
+#[test]
+fn mcp_client_authentication_without_oauth_and_oauth_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = |name: &str, policy: &str| {
+        format!(
+            "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: MCPRoute\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  parentRefs:\n    - {{name: gw, kind: Gateway, group: gateway.networking.k8s.io}}\n  backendRefs:\n    - {{name: kiwi, kind: Backend, group: gateway.envoyproxy.io, path: /}}\n  securityPolicy:\n{policy}"
+        )
+    };
+    let yaml = [
+        route(
+            "keyed",
+            "    apiKeyAuth:\n      credentialRefs: [{name: client-keys}]\n      extractFrom: [{headers: [x-api-key]}]\n    extAuth:\n      http:\n        backendRefs: [{name: authz, port: 9000}]\n        headersToBackend: [x-user]\n      headersToExtAuth: [authorization]\n",
+        ),
+        route(
+            "no-keys",
+            "    oauth:\n      issuer: https://auth.example.com\n      protectedResourceMetadata:\n        resource: https://mcp.example.com/mcp\n",
+        ),
+    ]
+    .concat()
+        + "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: kiwi\n  namespace: default\nspec:\n  endpoints:\n    - fqdn: {hostname: mcp.kiwi.com, port: 443}\n";
+    let path = dir.path().join("mcp.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let (_, out) = render_set(&[path], &Options::default());
+    let names: Vec<String> = out
+        .objects
+        .iter()
+        .filter(|o| o["metadata"]["name"].as_str().unwrap().contains("no-keys"))
+        .map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"]))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("MCPRoute/default/no-keys")
+                && w.contains("oauth.jwks is not set")
+                && w.contains("no route to its MCP endpoint is written")),
+        "{:?}",
+        out.warnings
+    );
+    let policy = out
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "SecurityPolicy")
+        .unwrap();
+    assert_eq!(policy["metadata"]["name"], "ai-eg-mcp-keyed");
+    assert_eq!(policy["metadata"]["ownerReferences"], Value::Null);
+    assert_eq!(
+        policy["spec"],
+        serde_json::json!({
+            "targetRefs": [{ "group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "ai-eg-mcp-main-keyed" }],
+            "apiKeyAuth": { "credentialRefs": [{ "name": "client-keys" }], "extractFrom": [{ "headers": ["x-api-key"] }] },
+            "extAuth": {
+                "http": { "backendRefs": [{ "name": "authz", "port": 9000 }], "headersToBackend": ["x-user"] },
+                "headersToExtAuth": ["authorization"],
+            },
+        })
+    );
+    let schema = reference_schema("envoy-gateway/securitypolicies.yaml", "v1alpha1");
+    let violations = check(&schema, policy);
+    assert!(violations.is_empty(), "{violations:?}");
+    // No OAuth: no metadata rules, filters or 401 override.
+    assert!(
+        !out.objects
+            .iter()
+            .any(|o| o["kind"] == "BackendTrafficPolicy")
+    );
+    let main = out
+        .objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "ai-eg-mcp-main-keyed")
+        .unwrap();
+    assert_eq!(main["spec"]["rules"].as_array().unwrap().len(), 1);
 }

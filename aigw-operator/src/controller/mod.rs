@@ -135,6 +135,18 @@ fn written(kind: &str) -> Option<ApiResource> {
             "Backend",
             "backends",
         )),
+        "SecurityPolicy" => Some(resource(
+            "gateway.envoyproxy.io",
+            "v1alpha1",
+            "SecurityPolicy",
+            "securitypolicies",
+        )),
+        "BackendTrafficPolicy" => Some(resource(
+            "gateway.envoyproxy.io",
+            "v1alpha1",
+            "BackendTrafficPolicy",
+            "backendtrafficpolicies",
+        )),
         _ => None,
     }
 }
@@ -300,6 +312,7 @@ fn belongs_to(obj: &Value, gw_ns: &str, gw_name: &str, attached: &[String]) -> b
 /// names upstream gives them), or the MCP proxy Backend of their namespace.
 fn belongs_to_mcp(obj: &Value, attached: &[(String, String)]) -> bool {
     use render::mcp_route as mcp;
+    use render::mcp_security as security;
     let (kind, ns, name) = doc_key(obj);
     attached
         .iter()
@@ -311,7 +324,13 @@ fn belongs_to_mcp(obj: &Value, attached: &[(String, String)]) -> bool {
                     name == format!("{}{route}", mcp::MAIN_ROUTE_PREFIX)
                         || per_backend(mcp::BACKEND_ROUTE_PREFIX)
                 }
-                "HTTPRouteFilter" => per_backend(mcp::BACKEND_FILTER_PREFIX),
+                "HTTPRouteFilter" => {
+                    per_backend(mcp::BACKEND_FILTER_PREFIX)
+                        || name == security::protected_resource_name(route)
+                        || name == security::auth_server_name(route)
+                }
+                "SecurityPolicy" => name == security::policy_name(route),
+                "BackendTrafficPolicy" => name == security::protected_resource_name(route),
                 "Secret" => per_backend(mcp::CREDENTIAL_SECRET_PREFIX),
                 "Backend" => name == mcp::PROXY_BACKEND,
                 _ => false,
@@ -429,7 +448,8 @@ pub async fn sweep(ctx: &Context) -> Result<(), ReconcileError> {
     Ok(())
 }
 
-/// Deletes HTTPRoutes, HTTPRouteFilters and MCP proxy Backends this controller wrote
+/// Deletes HTTPRoutes, HTTPRouteFilters, MCP proxy Backends and MCP security policies
+/// this controller wrote
 /// whose route is gone or rejected (MCP credential Secrets go with their MCPRoute
 /// through their owner reference). Owner references let the garbage collector do this too; doing
 /// it here also covers objects written before their owner had a `uid`, and clusters
@@ -440,7 +460,13 @@ async fn delete_orphans(ctx: &Context, rendered: &[Value]) -> Result<(), Reconci
         render::http_route::MANAGED_BY.0,
         render::http_route::MANAGED_BY.1
     );
-    for kind in ["HTTPRoute", "HTTPRouteFilter", "Backend"] {
+    for kind in [
+        "HTTPRoute",
+        "HTTPRouteFilter",
+        "Backend",
+        "SecurityPolicy",
+        "BackendTrafficPolicy",
+    ] {
         let Some(ar) = written(kind) else { continue };
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
         let list = match api.list(&ListParams::default().labels(&selector)).await {
@@ -645,6 +671,19 @@ mod tests {
             ("HTTPRouteFilter", "ai-eg-mcp-brf-tools-github"),
             ("Secret", "ai-eg-mcp-cred-tools-github"),
             ("Backend", "ai-eg-mcp-proxy"),
+            ("SecurityPolicy", "ai-eg-mcp-tools"),
+            (
+                "BackendTrafficPolicy",
+                "ai-eg-mcp-tools-oauth-protected-resource-metadata",
+            ),
+            (
+                "HTTPRouteFilter",
+                "ai-eg-mcp-tools-oauth-protected-resource-metadata",
+            ),
+            (
+                "HTTPRouteFilter",
+                "ai-eg-mcp-tools-oauth-authorization-server-metadata",
+            ),
         ] {
             assert!(
                 belongs_to_mcp(&obj(kind, "default", name), &attached),
@@ -659,6 +698,8 @@ mod tests {
             ("HTTPRoute", "ai-eg-mcp-main-tools2"),
             ("HTTPRoute", "tools"),
             ("Secret", "aigw-gw-default-part-000"),
+            ("SecurityPolicy", "ai-eg-mcp-tools2"),
+            ("SecurityPolicy", "user-policy"),
         ] {
             assert!(
                 !belongs_to_mcp(&obj(kind, "default", name), &attached),

@@ -3,9 +3,11 @@
 //! the MCP proxy, one HTTPRoute per backendRef that the proxy's upstream requests match
 //! (moved behind the proxy by the extension server), one HTTPRouteFilter per
 //! backendRef (host rewrite, credential injection), the managed credential Secrets of
-//! `secretRef` API keys, and the per-namespace placeholder Backend of the proxy.
+//! `secretRef` API keys, the per-namespace placeholder Backend of the proxy, and what
+//! the route's `securityPolicy` needs ([`mcp_security`]).
 
 use super::http_route::MANAGED_BY;
+use super::mcp_security;
 use super::owner_reference;
 use aigw_core::config::{Config, MCPBackendAPIKey, MCPRouteBackendRef, MCPRouteSpec, Resource};
 use base64::Engine as _;
@@ -41,26 +43,28 @@ const INJECTED_CREDENTIAL_KEY: &str = "credential";
 
 /// The objects of one MCPRoute, and what could not be rendered.
 pub fn objects(route: &Resource<MCPRouteSpec>, config: &Config) -> (Vec<Value>, Vec<String>) {
-    let mut objects = vec![main_route(route)];
     let mut warnings = Vec::new();
-    if let Some(p) = &route.spec.security_policy {
-        let parts: Vec<&str> = [
-            p.oauth.as_ref().map(|_| "oauth"),
-            p.api_key_auth.as_ref().map(|_| "apiKeyAuth"),
-            p.ext_auth.as_ref().map(|_| "extAuth"),
-            p.authorization.as_ref().map(|_| "authorization"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !parts.is_empty() {
+    let main_name = format!("{MAIN_ROUTE_PREFIX}{}", route.name());
+    let security = match mcp_security::render(route, &main_name) {
+        Ok(s) => s,
+        Err(e) => {
+            // Fail closed: without its client authentication the route is not exposed.
             warnings.push(format!(
-                "MCPRoute/{}: spec.securityPolicy ({}) is not rendered yet: no SecurityPolicy or OAuth metadata routes are written for it, so the MCP endpoint is not protected by it on Kubernetes",
-                route.key(),
-                parts.join(", ")
+                "MCPRoute/{}: {e}; no route to its MCP endpoint is written",
+                route.key()
             ));
+            return (Vec::new(), warnings);
         }
-    }
+    };
+    let mut objects = vec![main_route(route, security.rules)];
+    objects.extend(security.objects.into_iter().map(|mut o| {
+        let name = o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        o["metadata"] = metadata(route, name, false);
+        o
+    }));
     for (i, r) in route.spec.backend_refs.iter().enumerate() {
         match backend_objects(route, r, config) {
             Ok(mut objs) => objects.append(&mut objs),
@@ -123,7 +127,7 @@ fn http_route(route: &Resource<MCPRouteSpec>, name: String, rules: Vec<Value>) -
 
 /// MCP clients → the proxy: an exact match on the route's path (and its header
 /// matches), the route header set for the proxy.
-fn main_route(route: &Resource<MCPRouteSpec>) -> Value {
+fn main_route(route: &Resource<MCPRouteSpec>, extra_rules: Vec<Value>) -> Value {
     let path = route.spec.path.as_deref().unwrap_or(DEFAULT_PATH);
     let mut m = json!({ "path": { "type": "Exact", "value": path } });
     if !route.spec.headers.is_empty() {
@@ -144,11 +148,9 @@ fn main_route(route: &Resource<MCPRouteSpec>) -> Value {
             "requestHeaderModifier": { "set": [{ "name": ROUTE_HEADER, "value": route_header_value(route) }] },
         }],
     });
-    http_route(
-        route,
-        format!("{MAIN_ROUTE_PREFIX}{}", route.name()),
-        vec![rule],
-    )
+    let mut rules = vec![rule];
+    rules.extend(extra_rules);
+    http_route(route, format!("{MAIN_ROUTE_PREFIX}{}", route.name()), rules)
 }
 
 /// The HTTPRoute, filter and credential Secret of one backendRef.

@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod http_route;
 pub mod mcp_route;
+pub mod mcp_security;
 
 use crate::error::{Error, Result};
 use aigw_core::config::{Config, Resource};
