@@ -4,7 +4,7 @@
 
 use crate::credentials::{self, MetadataCredential};
 use crate::envoy::{
-    ClusterPlan, EndpointPlan, HeaderMatch, Plan, Protection, RetryPlan, RoutePlan,
+    ClusterPlan, EndpointPlan, HeaderMatch, Plan, PoolPlan, Protection, RetryPlan, RoutePlan,
 };
 use crate::runtime::{Catalog, RouteInfo, Runtime};
 use aigw_auth::AuthOptions;
@@ -267,6 +267,33 @@ pub fn load_filter_runtime(
     Ok(runtime)
 }
 
+/// The bootstrap's view of an InferencePool, with the annotations upstream reads off
+/// the pool object.
+fn pool_plan(config: &Config, pool: &routing::InferencePoolTarget, backend_name: &str) -> PoolPlan {
+    let annotation = |k: &str| {
+        config
+            .inference_pools
+            .iter()
+            .find(|p| p.key() == pool.name)
+            .and_then(|p| p.metadata.annotations.get(k).cloned())
+    };
+    let (namespace, name) = pool
+        .name
+        .split_once('/')
+        .unwrap_or((pool.namespace.as_str(), pool.name.as_str()));
+    PoolPlan {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        backend_name: backend_name.to_owned(),
+        picker_authority: pool.picker_authority(),
+        fail_open: pool.failure_mode == routing::PickerFailureMode::FailOpen,
+        buffered: annotation("aigateway.envoyproxy.io/processing-body-mode").as_deref()
+            == Some("buffered"),
+        allow_mode_override: annotation("aigateway.envoyproxy.io/allow-mode-override").as_deref()
+            == Some("true"),
+    }
+}
+
 impl Plan {
     /// Derives routes and clusters from a configuration: one cluster per rule
     /// (`httproute/{ns}/{route}/rule/{i}`) holding every backendRef's endpoints at its
@@ -283,6 +310,7 @@ impl Plan {
                 .unwrap_or(("default", rule.route_name));
             let cluster = format!("httproute/{ns}/{name}/rule/{}", rule.rule_index);
             let mut endpoints = Vec::new();
+            let mut pool = None;
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
                 if let Some(md) = c
                     .target
@@ -292,6 +320,11 @@ impl Plan {
                     && !plan.metadata_namespaces.contains(&md.namespace)
                 {
                     plan.metadata_namespaces.push(md.namespace);
+                }
+                if let Some(p) = &c.target.inference_pool {
+                    // A rule holds one pool and nothing else (the loader checks).
+                    pool.get_or_insert_with(|| pool_plan(config, p, &c.backend_name));
+                    continue;
                 }
                 let sni = c.target.tls.as_ref().map(|t| t.sni.clone());
                 for e in &c.target.endpoints {
@@ -310,7 +343,7 @@ impl Plan {
                     });
                 }
             }
-            if endpoints.is_empty() {
+            if endpoints.is_empty() && pool.is_none() {
                 continue;
             }
             let policy_retry = rule.traffic.and_then(|t| t.retry.as_ref());
@@ -348,6 +381,7 @@ impl Plan {
                 name: cluster.clone(),
                 endpoints,
                 protection,
+                pool,
             });
             let route = config
                 .ai_gateway_routes

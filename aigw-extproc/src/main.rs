@@ -96,6 +96,11 @@ enum Command {
         /// Where aigw-extproc serves MCP (its `--mcp-addr`): MCPRoute paths go there.
         #[arg(long)]
         mcp_addr: Option<SocketAddr>,
+        /// An InferencePool's endpoint picker, `NAMESPACE/POOL=URL` (`http://HOST:PORT`
+        /// for plain-text gRPC, `https://HOST:PORT` for TLS); repeatable. Pools not named
+        /// are dialled at their picker's Service, `https://<picker>.<ns>.svc:<port>`.
+        #[arg(long = "endpoint-picker", value_name = "NAMESPACE/POOL=URL")]
+        endpoint_pickers: Vec<String>,
     },
 }
 
@@ -112,36 +117,55 @@ fn init_logging(level: &str, json: bool) {
     }
 }
 
-fn envoy_config(
-    config: &[PathBuf],
-    extproc: &str,
+/// What `envoy-config` was asked for.
+struct EnvoyConfigArgs {
     listen: SocketAddr,
     admin: Option<SocketAddr>,
     ca_file: String,
     mcp_addr: Option<SocketAddr>,
+    endpoint_pickers: Vec<String>,
+}
+
+fn envoy_config(
+    config: &[PathBuf],
+    extproc: &str,
+    args: EnvoyConfigArgs,
 ) -> Result<(), ExtProcError> {
     let cfg =
         aigw_core::config::Config::load_paths(config).map_err(|source| ExtProcError::Config {
             path: config.first().cloned().unwrap_or_default(),
             source,
         })?;
-    // The bootstrap routes each rule to a static cluster; a pool's picker needs the
-    // operator's extension server (or `aigw run`), so its rules are left out.
-    for w in cfg.inference_pool_warnings(
-        "by the Envoy configuration envoy-config prints (it has no endpoint-picker wiring; \
-         serve pools with the aigw-operator extension server or `aigw run`); the rule is left out",
-    ) {
-        tracing::warn!("{w}");
-    }
     let plan = Plan::from_config(&cfg).map_err(|source| ExtProcError::Config {
         path: config.first().cloned().unwrap_or_default(),
         source,
     })?;
+    for c in &plan.clusters {
+        if let Some(p) = c.pool.as_ref().filter(|p| p.fail_open) {
+            tracing::warn!(
+                "InferencePool {}: failureMode FailOpen is not honoured by this Envoy configuration \
+                 (without the picker's answer the request has no destination); requests fail when \
+                 its endpoint picker does",
+                p.key()
+            );
+        }
+    }
     let mut opts = Options::new(ListenAddr::parse(extproc)?);
-    opts.listen = listen;
-    opts.admin = admin;
-    opts.ca_file = ca_file;
-    opts.mcp = mcp_addr;
+    opts.listen = args.listen;
+    opts.admin = args.admin;
+    opts.ca_file = args.ca_file;
+    opts.mcp = args.mcp_addr;
+    for flag in &args.endpoint_pickers {
+        let (pool, url) = flag
+            .split_once('=')
+            .filter(|(p, u)| p.contains('/') && !u.is_empty())
+            .ok_or_else(|| {
+                ExtProcError::EnvoyConfig(format!(
+                    "--endpoint-picker: expected NAMESPACE/POOL=URL, found {flag:?}"
+                ))
+            })?;
+        opts.pickers.insert(pool.to_owned(), url.to_owned());
+    }
     let out = serde_json::to_string_pretty(&plan.bootstrap(&opts)?)
         .map_err(|e| ExtProcError::EnvoyConfig(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();
@@ -445,7 +469,18 @@ fn main() -> ExitCode {
             admin,
             ca_file,
             mcp_addr,
-        }) => envoy_config(&config, &extproc, listen, admin, ca_file, mcp_addr),
+            endpoint_pickers,
+        }) => envoy_config(
+            &config,
+            &extproc,
+            EnvoyConfigArgs {
+                listen,
+                admin,
+                ca_file,
+                mcp_addr,
+                endpoint_pickers,
+            },
+        ),
         None => block_on(cli.worker_threads, serve(cli)),
     })
 }

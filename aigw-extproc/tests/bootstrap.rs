@@ -314,40 +314,156 @@ fn backend_traffic_policy_protection_becomes_cluster_settings() {
     envoy_validate(&envoy, &dir.path().join("protected.json"), &b);
 }
 
-/// `envoy-config` cannot wire an InferencePool's endpoint picker: the pool's rule is
-/// left out of the bootstrap with a warning naming the pool and the route, never
-/// silently.
+/// The configuration of [`pool_rules_ask_their_endpoint_picker`]: upstream's basic
+/// example plus an AIGatewayRoute with two InferencePool rules (one buffered,
+/// fail-open).
+fn pools_yaml() -> String {
+    let base = std::fs::read_to_string(fixture("basic__basic.yaml")).unwrap();
+    let pool = |name: &str, extra: &str| {
+        format!(
+            "---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: {name}\n  namespace: default\n{extra}spec:\n  targetPorts: [{{number: 8000}}]\n  selector: {{matchLabels: {{app: {name}}}}}\n  endpointPickerRef: {{name: {name}-epp, port: {{number: 9002}}{}}}\n",
+            if extra.is_empty() {
+                ""
+            } else {
+                ", failureMode: FailOpen"
+            }
+        )
+    };
+    format!(
+        "{base}\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: llama\n  namespace: default\nspec:\n  rules:\n    - matches:\n        - headers:\n            - {{type: Exact, name: x-ai-eg-model, value: llama}}\n      backendRefs:\n        - {{group: inference.networking.k8s.io, kind: InferencePool, name: vllm}}\n    - matches:\n        - headers:\n            - {{type: Exact, name: x-ai-eg-model, value: mistral}}\n      backendRefs:\n        - {{group: inference.networking.k8s.io, kind: InferencePool, name: mistral}}\n{}{}",
+        pool("vllm", ""),
+        pool(
+            "mistral",
+            "  annotations:\n    aigateway.envoyproxy.io/processing-body-mode: buffered\n"
+        ),
+    )
+}
+
+/// InferencePool rules as upstream's extension server wires them: an ORIGINAL_DST
+/// cluster on `x-gateway-destination-endpoint` carrying the backend name, per pool the
+/// picker's cluster and ext_proc filter (after the AI filter, before the router), each
+/// disabled on the routes of other pools and of none; Envoy accepts it.
 #[test]
-fn envoy_config_warns_about_pool_rules_it_leaves_out() {
+fn pool_rules_ask_their_endpoint_picker() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("pools.yaml");
-    let base = std::fs::read_to_string(fixture("basic__basic.yaml")).unwrap();
-    let yaml = format!(
-        "{base}\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: llama\n  namespace: default\nspec:\n  rules:\n    - matches:\n        - headers:\n            - {{type: Exact, name: x-ai-eg-model, value: llama}}\n      backendRefs:\n        - {{group: inference.networking.k8s.io, kind: InferencePool, name: vllm}}\n---\napiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: vllm\n  namespace: default\nspec:\n  targetPorts: [{{number: 8000}}]\n  selector: {{matchLabels: {{app: vllm}}}}\n  endpointPickerRef: {{name: vllm-epp, port: {{number: 9002}}}}\n"
+    std::fs::write(&cfg, pools_yaml()).unwrap();
+    let config = Config::load_paths(&[&cfg]).unwrap();
+    let plan = Plan::from_config(&config).unwrap();
+    let mut opts = Options::new(ListenAddr::parse("unix:///run/aigw/extproc.sock").unwrap());
+    opts.listen = ([127, 0, 0, 1], 1975).into();
+    opts.pickers
+        .insert("default/mistral".into(), "http://127.0.0.1:9002".into());
+    let b = plan.bootstrap(&opts).unwrap();
+    insta::assert_json_snapshot!(b);
+
+    let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+    let by_name = |n: &str| clusters.iter().find(|c| c["name"] == n).unwrap();
+    let pool = by_name("httproute/default/llama/rule/0");
+    assert_eq!(pool["type"], "ORIGINAL_DST");
+    assert_eq!(
+        pool["original_dst_lb_config"]["http_header_name"],
+        "x-gateway-destination-endpoint"
     );
-    std::fs::write(&cfg, yaml).unwrap();
+    assert_eq!(
+        pool["metadata"]["filter_metadata"]["aigateway.envoy.io"]["per_route_rule_backend_name"],
+        "default/vllm/route/llama/rule/0/ref/0"
+    );
+    let picker = by_name("envoy.clusters.endpointpicker_vllm_default_ext_proc");
+    assert_eq!(picker["type"], "STRICT_DNS");
+    assert_eq!(
+        picker["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"],
+        serde_json::json!({ "address": "vllm-epp.default.svc", "port_value": 9002 })
+    );
+    assert!(picker["transport_socket"].is_object(), "TLS by default");
+    let mistral = by_name("envoy.clusters.endpointpicker_mistral_default_ext_proc");
+    assert_eq!(mistral["type"], "STATIC");
+    assert!(
+        mistral.get("transport_socket").is_none(),
+        "http:// is plain text"
+    );
+
+    let hcm =
+        &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let filters: Vec<&str> = hcm["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            "envoy.filters.http.header_mutation/endpointpicker",
+            "envoy.filters.http.ext_proc",
+            "envoy.filters.http.ext_proc/endpointpicker/mistral_default_ext_proc",
+            "envoy.filters.http.ext_proc/endpointpicker/vllm_default_ext_proc",
+            "envoy.filters.http.router"
+        ]
+    );
+    let mode = |i: usize| {
+        hcm["http_filters"][i]["typed_config"]["processing_mode"]["request_body_mode"].clone()
+    };
+    assert_eq!(mode(2), "BUFFERED");
+    assert_eq!(mode(3), "FULL_DUPLEX_STREAMED");
+    // FailOpen has nowhere to send a request the picker failed on: fail closed.
+    assert_eq!(
+        hcm["http_filters"][2]["typed_config"]["failure_mode_allow"],
+        false
+    );
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap();
+    let route = |cluster: &str| {
+        routes
+            .iter()
+            .find(|r| r["route"]["cluster"] == cluster)
+            .unwrap()
+    };
+    let vllm = route("httproute/default/llama/rule/0");
+    let per = vllm["typed_per_filter_config"].as_object().unwrap();
+    assert_eq!(per.len(), 1, "{per:?}");
+    assert_eq!(
+        per["envoy.filters.http.ext_proc/endpointpicker/mistral_default_ext_proc"]["disabled"],
+        true
+    );
+    assert_eq!(vllm["route"]["auto_host_rewrite"], false);
+    let plain = route("httproute/default/envoy-ai-gateway-basic/rule/0");
+    assert_eq!(
+        plain["typed_per_filter_config"].as_object().unwrap().len(),
+        2,
+        "no picker on a route without a pool"
+    );
+
+    let Some(envoy) = common::envoy::envoy_binary() else {
+        return;
+    };
+    envoy_validate(&envoy, &dir.path().join("pools.json"), &b);
+}
+
+/// A picker address that is not `http(s)://HOST:PORT` is an error naming the pool.
+#[test]
+fn a_bad_picker_address_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pools.yaml");
+    std::fs::write(&cfg, pools_yaml()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
         .arg("envoy-config")
         .arg(&cfg)
         .args(["--extproc", "unix:///run/aigw/extproc.sock"])
+        .args(["--endpoint-picker", "default/vllm=grpc://epp:9002"])
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert!(!out.status.success());
     assert!(
-        stderr.contains(
-            "InferencePool default/vllm of AIGatewayRoute default/llama rule 0 is not served"
-        ),
+        stderr.contains("InferencePool default/mistral: failureMode FailOpen is not honoured"),
         "{stderr}"
     );
-    let bootstrap = String::from_utf8_lossy(&out.stdout);
     assert!(
-        !bootstrap.contains("httproute/default/llama/rule/0"),
-        "the pool rule has no cluster"
-    );
-    assert!(
-        bootstrap.contains("httproute/default/"),
-        "the other routes are served"
+        stderr.contains("endpoint picker of InferencePool default/vllm")
+            && stderr.contains("grpc://epp:9002"),
+        "{stderr}"
     );
 }

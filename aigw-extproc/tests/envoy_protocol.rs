@@ -167,11 +167,13 @@ async fn setup() -> Option<Setup> {
                     endpoint(good_port, 1, OPENAI_BACKEND),
                 ],
                 protection: Default::default(),
+                pool: None,
             },
             ClusterPlan {
                 name: "httproute/default/chat/rule/1".into(),
                 endpoints: vec![endpoint(good_port, 0, OTHER_BACKEND)],
                 protection: Default::default(),
+                pool: None,
             },
         ],
         metadata_namespaces: Vec::new(),

@@ -1,6 +1,6 @@
 //! Renders a [`Plan`] as an Envoy v3 bootstrap (JSON, which Envoy reads as YAML).
 
-use super::plan::{ClusterPlan, HeaderMatch, Options, Plan, Protection, RoutePlan};
+use super::plan::{ClusterPlan, HeaderMatch, Options, Plan, PoolPlan, Protection, RoutePlan};
 use crate::error::ExtProcError;
 use crate::server::ListenAddr;
 use crate::wire::{
@@ -184,6 +184,9 @@ fn route(r: &RoutePlan) -> Value {
 }
 
 fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
+    if let Some(p) = &c.pool {
+        return pool_cluster(c, p);
+    }
     let priorities: BTreeSet<u32> = c.endpoints.iter().map(|e| e.priority).collect();
     let localities: Vec<Value> = priorities
         .iter()
@@ -252,6 +255,172 @@ fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
         });
     }
     out
+}
+
+/// The header an endpoint picker names the chosen endpoint (`ip:port`) in.
+const DESTINATION_HEADER: &str = "x-gateway-destination-endpoint";
+
+/// An InferencePool rule's cluster: ORIGINAL_DST on the picker's header, the backend
+/// name in the cluster metadata (no endpoints to carry it), the upstream-level filters
+/// as on every AI cluster.
+fn pool_cluster(c: &ClusterPlan, p: &PoolPlan) -> Value {
+    let mut out = json!({
+        "name": c.name,
+        "type": "ORIGINAL_DST",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "connect_timeout": dur(c.protection.connect_timeout.unwrap_or(Duration::from_secs(10))),
+        "original_dst_lb_config": { "use_http_header": true, "http_header_name": DESTINATION_HEADER },
+        "metadata": {
+            "filter_metadata": {
+                ENDPOINT_METADATA_NAMESPACE: { "per_route_rule_backend_name": p.backend_name }
+            }
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http_protocol_options": {} },
+                "http_filters": upstream_filters()
+            }
+        }
+    });
+    protect(&mut out, &c.protection);
+    out
+}
+
+/// Where Envoy dials a pool's picker: the `--endpoint-picker` URL, else the picker's
+/// in-cluster Service over TLS. `(host, port, tls)`.
+fn picker_address(p: &PoolPlan, opts: &Options) -> Result<(String, u16, bool), ExtProcError> {
+    let url = opts
+        .pickers
+        .get(&p.key())
+        .cloned()
+        .unwrap_or_else(|| format!("https://{}", p.picker_authority));
+    let bad = || {
+        ExtProcError::EnvoyConfig(format!(
+            "endpoint picker of InferencePool {}: expected http://HOST:PORT or https://HOST:PORT, found {url:?}",
+            p.key()
+        ))
+    };
+    let (tls, rest) = match url.split_once("://") {
+        Some(("https", r)) => (true, r),
+        Some(("http", r)) => (false, r),
+        _ => return Err(bad()),
+    };
+    let authority = rest.trim_end_matches('/');
+    let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || authority.contains('/') {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port, tls))
+}
+
+/// The picker's cluster: HTTP/2, TLS without verification (pickers serve self-signed
+/// certificates by default, and upstream's wiring does not verify them either).
+fn picker_cluster(p: &PoolPlan, opts: &Options) -> Result<Value, ExtProcError> {
+    let (host, port, tls) = picker_address(p, opts)?;
+    let name = p.cluster_name();
+    let mut out = json!({
+        "name": name,
+        "type": if host.parse::<std::net::IpAddr>().is_ok() { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": "10s",
+        "lb_policy": "LEAST_REQUEST",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                "address": { "socket_address": { "address": host, "port_value": port } }
+            } }] }]
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} }
+            }
+        }
+    });
+    if tls {
+        out["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "common_tls_context": { "validation_context": {} }
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The pool's ext_proc filter: the picker sees headers and bodies both ways
+/// (full-duplex streamed unless the pool asks for buffered), as the Inference Extension
+/// specifies. A failing picker fails the request: without its answer an ORIGINAL_DST
+/// cluster has no destination but the connection's own (Envoy itself), so `FailOpen`
+/// is not honoured here (`envoy-config` says so).
+fn picker_filter(p: &PoolPlan) -> Value {
+    let body = if p.buffered {
+        "BUFFERED"
+    } else {
+        "FULL_DUPLEX_STREAMED"
+    };
+    json!({
+        "name": p.filter_name(),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+            "grpc_service": {
+                "envoy_grpc": { "cluster_name": p.cluster_name(), "authority": p.picker_authority }
+            },
+            "processing_mode": {
+                "request_header_mode": "SEND",
+                "request_body_mode": body,
+                "request_trailer_mode": "SEND",
+                "response_header_mode": "SEND",
+                "response_body_mode": body,
+                "response_trailer_mode": "SEND"
+            },
+            "allow_mode_override": p.allow_mode_override,
+            "failure_mode_allow": false,
+            "message_timeout": "300s"
+        }
+    })
+}
+
+fn drop_destination_header() -> Value {
+    json!({
+        "name": "envoy.filters.http.header_mutation/endpointpicker",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+            "mutations": { "request_mutations": [{ "remove": DESTINATION_HEADER }] }
+        }
+    })
+}
+
+/// Turns the picker filters off on every route but their own pool's, and keeps the
+/// client's Host on pool routes (the picker and the model servers see it).
+fn wire_pool_routes(virtual_hosts: &mut [Value], pools: &[&PoolPlan], clusters: &[ClusterPlan]) {
+    let disabled = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
+        "disabled": true
+    });
+    let routes = virtual_hosts
+        .iter_mut()
+        .filter_map(|vh| vh["routes"].as_array_mut())
+        .flatten();
+    for r in routes {
+        let own = r["route"]["cluster"]
+            .as_str()
+            .and_then(|name| clusters.iter().find(|c| c.name == name))
+            .and_then(|c| c.pool.as_ref())
+            .map(PoolPlan::filter_name);
+        if own.is_some() {
+            r["route"]["auto_host_rewrite"] = json!(false);
+        }
+        for p in pools {
+            let name = p.filter_name();
+            if own.as_deref() != Some(name.as_str()) {
+                r["typed_per_filter_config"][name] = disabled.clone();
+            }
+        }
+    }
 }
 
 /// A policy's `healthCheck.passive` as Envoy Gateway writes it; without one, a backend
@@ -486,6 +655,34 @@ impl Plan {
             }
             clusters_extra.push(mcp_cluster(mcp));
         }
+        let mut pools: Vec<&PoolPlan> = self
+            .clusters
+            .iter()
+            .filter_map(|c| c.pool.as_ref())
+            .collect();
+        pools.sort_by_key(|p| p.key());
+        pools.dedup_by_key(|p| p.key());
+        if !pools.is_empty() {
+            wire_pool_routes(&mut virtual_hosts, &pools, &self.clusters);
+            for p in &pools {
+                clusters_extra.push(picker_cluster(p, opts)?);
+            }
+        }
+        // The AI ext_proc first (the picker sees the body as the model server will),
+        // then each pool's picker, then the router. A client's own destination header
+        // is dropped first: only a picker may name the endpoint.
+        let mut http_filters = Vec::new();
+        if !pools.is_empty() {
+            http_filters.push(drop_destination_header());
+        }
+        http_filters.push(router_filter(&self.metadata_namespaces));
+        http_filters.extend(pools.iter().map(|p| picker_filter(p)));
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+            }
+        }));
         let mut hcm = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "aigw",
@@ -499,15 +696,7 @@ impl Plan {
                 "name": "aigw",
                 "virtual_hosts": virtual_hosts
             },
-            "http_filters": [
-                router_filter(&self.metadata_namespaces),
-                {
-                    "name": "envoy.filters.http.router",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                    }
-                }
-            ]
+            "http_filters": http_filters
         });
         if opts.access_log {
             hcm["access_log"] = access_log();

@@ -10,5 +10,6 @@ mod bootstrap;
 mod plan;
 
 pub use plan::{
-    ClusterPlan, EndpointPlan, HeaderMatch, Options, Plan, Protection, RetryPlan, RoutePlan,
+    ClusterPlan, EndpointPlan, HeaderMatch, Options, Plan, PoolPlan, Protection, RetryPlan,
+    RoutePlan,
 };

@@ -81,10 +81,59 @@ pub struct EndpointPlan {
 pub struct ClusterPlan {
     /// Cluster name, `httproute/{ns}/{route}/rule/{i}`.
     pub name: String,
-    /// Endpoints.
+    /// Endpoints (none for an InferencePool rule: its picker names them).
     pub endpoints: Vec<EndpointPlan>,
     /// What the route's BackendTrafficPolicy asks of the cluster.
     pub protection: Protection,
+    /// The InferencePool the rule sends to.
+    pub pool: Option<PoolPlan>,
+}
+
+/// An InferencePool rule: Envoy asks the pool's endpoint picker (an ext_proc server, the
+/// Gateway API Inference Extension's protocol) and sends the request to the address it
+/// names in `x-gateway-destination-endpoint` (an ORIGINAL_DST cluster), as the Inference
+/// Extension and upstream's extension server wire it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolPlan {
+    /// The pool's namespace.
+    pub namespace: String,
+    /// The pool's name.
+    pub name: String,
+    /// The per-rule backend name the upstream-level filter reads back (cluster metadata).
+    pub backend_name: String,
+    /// The picker's in-cluster address, `<service>.<namespace>.svc:<port>`.
+    pub picker_authority: String,
+    /// `failureMode: FailOpen` (not honoured by the bootstrap: a request the picker
+    /// fails on has no destination).
+    pub fail_open: bool,
+    /// The `aigateway.envoyproxy.io/processing-body-mode: buffered` annotation: bodies
+    /// go to the picker buffered instead of full-duplex streamed.
+    pub buffered: bool,
+    /// The `aigateway.envoyproxy.io/allow-mode-override: "true"` annotation.
+    pub allow_mode_override: bool,
+}
+
+impl PoolPlan {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The pool's ext_proc filter on the listener (upstream's name).
+    pub fn filter_name(&self) -> String {
+        format!(
+            "envoy.filters.http.ext_proc/endpointpicker/{}_{}_ext_proc",
+            self.name, self.namespace
+        )
+    }
+
+    /// The picker's cluster (upstream's name).
+    pub fn cluster_name(&self) -> String {
+        format!(
+            "envoy.clusters.endpointpicker_{}_{}_ext_proc",
+            self.name, self.namespace
+        )
+    }
 }
 
 /// A BackendTrafficPolicy's upstream settings, as Envoy Gateway writes them into the
@@ -118,6 +167,10 @@ pub struct Options {
     pub access_log: bool,
     /// Where `aigw-extproc` serves MCP (`--mcp-addr`): the MCPRoutes' paths go there.
     pub mcp: Option<SocketAddr>,
+    /// Endpoint-picker URLs by pool (`namespace/name` → `http://host:port` for
+    /// plain-text gRPC, `https://host:port` for TLS); pools not listed are dialled at
+    /// their picker's in-cluster Service over TLS.
+    pub pickers: std::collections::BTreeMap<String, String>,
 }
 
 impl Options {
@@ -130,6 +183,7 @@ impl Options {
             ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
             access_log: true,
             mcp: None,
+            pickers: Default::default(),
         }
     }
 }
@@ -153,13 +207,13 @@ impl Plan {
     /// endpoints of one cluster disagreeing on TLS.
     pub fn validate(&self) -> Result<(), ExtProcError> {
         for c in &self.clusters {
-            if c.endpoints.is_empty() {
+            if c.endpoints.is_empty() && c.pool.is_none() {
                 return Err(ExtProcError::EnvoyConfig(format!(
                     "cluster {} has no endpoints",
                     c.name
                 )));
             }
-            let tls = c.endpoints[0].tls_sni.is_some();
+            let tls = c.endpoints.first().is_some_and(|e| e.tls_sni.is_some());
             if c.endpoints.iter().any(|e| e.tls_sni.is_some() != tls) {
                 return Err(ExtProcError::EnvoyConfig(format!(
                     "cluster {} mixes TLS and plain-text endpoints",
