@@ -210,6 +210,9 @@ fn container(gc: Option<&GatewayConfigSpec>, opts: &SidecarOptions) -> Value {
             "--config", opts.config_dir,
             "--listen", format!("unix://{}", opts.uds_path),
             "--admin", "0.0.0.0:1064",
+            // The MCP proxy, where the extension server points MCPRoutes' proxy rules
+            // (upstream's ExtProc serves it on the same port).
+            "--mcp-addr", format!("127.0.0.1:{}", crate::render::mcp_route::PROXY_PORT),
         ],
         "ports": [{ "name": "aigw-admin", "containerPort": 1064 }],
         "volumeMounts": mounts,
