@@ -236,21 +236,8 @@ async fn sdks_through_envoy_and_extproc() {
     let extproc_addr = format!("unix://{}", sock.display());
     let (listen, envoy_admin, admin) = (free_port(), free_port(), free_port());
 
-    let out = Command::new(extproc_bin())
-        .arg("envoy-config")
-        .arg(&cfg)
-        .args(["--extproc", &extproc_addr])
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bootstrap = dir.path().join("envoy.yaml");
-    std::fs::write(&bootstrap, &out.stdout).unwrap();
+    let bootstrap =
+        common::envoy::envoy_config(&cfg, &extproc_addr, (listen, envoy_admin), &[], dir.path());
 
     let _extproc = Proc(
         Command::new(extproc_bin())

@@ -273,25 +273,14 @@ async fn a_pool_request_goes_to_the_endpoint_its_picker_names() {
     let sock = dir.path().join("extproc.sock");
     let extproc_addr = format!("unix://{}", sock.display());
     let (listen, envoy_admin, admin) = (free_port(), free_port(), free_port());
-    let out = Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
-        .arg("envoy-config")
-        .arg(&cfg)
-        .args(["--extproc", &extproc_addr])
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
-        .args([
-            "--endpoint-picker",
-            &format!("default/vllm=http://127.0.0.1:{picker_port}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let picker_flag = format!("default/vllm=http://127.0.0.1:{picker_port}");
+    let bootstrap = common::envoy::envoy_config(
+        &cfg,
+        &extproc_addr,
+        (listen, envoy_admin),
+        &["--endpoint-picker", &picker_flag],
+        dir.path(),
     );
-    let bootstrap = dir.path().join("envoy.json");
-    std::fs::write(&bootstrap, &out.stdout).unwrap();
     let _extproc = Proc(
         Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
             .arg("--config")

@@ -141,3 +141,32 @@ pub async fn wait_http_ok(url: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Writes the bootstrap `aigw-extproc envoy-config` prints for `config` to
+/// `dir/envoy.yaml`: Envoy on `127.0.0.1:listen` (admin on `admin`), the processor at
+/// `extproc`, plus `extra` flags. Returns its path.
+pub fn envoy_config(
+    config: &Path,
+    extproc: &str,
+    (listen, admin): (u16, u16),
+    extra: &[&str],
+    dir: &Path,
+) -> PathBuf {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
+        .arg("envoy-config")
+        .arg(config)
+        .args(["--extproc", extproc])
+        .args(["--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
