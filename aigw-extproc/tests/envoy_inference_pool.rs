@@ -251,7 +251,9 @@ async fn a_pool_request_goes_to_the_endpoint_its_picker_names() {
     };
     let (model, models) = model_server().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let picker_port = free_port();
+    // Bound before Envoy starts, so the first request finds it.
+    let picker_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let picker_port = picker_listener.local_addr().unwrap().port();
     let (stop_picker, stopped) = tokio::sync::oneshot::channel::<()>();
     let picker = Picker {
         endpoint: model.to_string(),
@@ -260,9 +262,12 @@ async fn a_pool_request_goes_to_the_endpoint_its_picker_names() {
     let picker_task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(ExternalProcessorServer::new(picker))
-            .serve_with_shutdown(([127, 0, 0, 1], picker_port).into(), async {
-                let _ = stopped.await;
-            })
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(picker_listener),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
             .unwrap();
     });
@@ -308,6 +313,12 @@ async fn a_pool_request_goes_to_the_endpoint_its_picker_names() {
         "served by the pool"
     );
     assert_eq!(*models.lock().unwrap(), ["llama"]);
+    // The picker records a request when Envoy closes its stream, which may be just
+    // after the client has the answer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let picked = seen.lock().unwrap().clone();
     assert_eq!(picked.len(), 1, "{picked:?}");
     assert_eq!(picked[0].path, "/v1/chat/completions");
