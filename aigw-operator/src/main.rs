@@ -76,6 +76,15 @@ struct RunArgs {
     /// Unix socket of the ExtProc sidecar, as the extension server's UDS cluster names it.
     #[arg(long, default_value = aigw_operator::extension::DEFAULT_UDS_PATH)]
     extproc_uds_path: String,
+    /// Request headers named in access logs, metrics and spans: `header:attribute,…`
+    /// (upstream's `--requestHeaderAttributes`).
+    #[arg(long)]
+    request_header_attributes: Option<String>,
+    /// Request headers named in access logs, over `--request-header-attributes`:
+    /// `header:attribute,…`; default `agent-session-id:session.id`, empty for none
+    /// (upstream's `--logRequestHeaderAttributes`).
+    #[arg(long)]
+    log_request_header_attributes: Option<String>,
     /// Log filter (`info`, `aigw_operator=debug`, …).
     #[arg(long, default_value = "info")]
     log: String,
@@ -146,9 +155,17 @@ async fn run(args: RunArgs) -> Result<(), String> {
         None => None,
     };
     // Envoy Gateway calls the extension server on every translation: every replica serves it.
+    let log_header_attributes = aigw_operator::extension::header_attributes::resolve(
+        args.request_header_attributes.as_deref(),
+        args.log_request_header_attributes.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
     let extension = start_extension_server(
         args.extension_server_addr,
-        &args.extproc_uds_path,
+        aigw_operator::extension::modify::Options {
+            uds_path: args.extproc_uds_path.clone(),
+            log_header_attributes,
+        },
         client.clone(),
     )
     .await?;
@@ -183,20 +200,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
 async fn start_extension_server(
     addr: std::net::SocketAddr,
-    uds_path: &str,
+    options: aigw_operator::extension::modify::Options,
     client: kube::Client,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    use aigw_operator::extension::{modify::Options, server::ExtensionServer};
+    use aigw_operator::extension::server::ExtensionServer;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("extension server {addr}: {e}"))?;
-    let service = ExtensionServer::new(
-        client,
-        Options {
-            uds_path: uds_path.to_string(),
-        },
-    )
-    .into_service();
+    let service = ExtensionServer::new(client, options).into_service();
     tracing::info!(%addr, "extension server listening");
     Ok(tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -69,12 +69,7 @@ async fn server(down: bool) -> EnvoyGatewayExtensionClient<tonic::transport::Cha
     let (service, handle) = pair::<Request<Body>, Response<Body>>();
     tokio::spawn(api(handle, down));
     let client = Client::new(service, "default");
-    let ext = ExtensionServer::new(
-        client,
-        Options {
-            uds_path: "/run/extproc.sock".into(),
-        },
-    );
+    let ext = ExtensionServer::new(client, Options::new("/run/extproc.sock"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(

@@ -294,14 +294,7 @@ fn run_at(pool: &DescriptorPool, fixture: &str, manifests: &[&str], uds: &str) -
         _ => 0,
     };
     assert_eq!(modify::referenced_routes(&req).len(), routes.len() + others);
-    let out = modify::modify(
-        req,
-        &routes,
-        &Options {
-            uds_path: uds.into(),
-        },
-    )
-    .unwrap();
+    let out = modify::modify(req, &routes, &Options::new(uds)).unwrap();
     // A second pass (Envoy Gateway may send what it was given back) changes nothing.
     let again = modify::modify(
         PostTranslateModifyRequest {
@@ -312,9 +305,7 @@ fn run_at(pool: &DescriptorPool, fixture: &str, manifests: &[&str], uds: &str) -
             routes: out.routes.clone(),
         },
         &routes,
-        &Options {
-            uds_path: uds.into(),
-        },
+        &Options::new(uds),
     )
     .unwrap();
     assert_eq!(again, out, "{fixture}: the modification is idempotent");
@@ -351,14 +342,7 @@ fn non_ai_routes_and_clusters_are_left_alone() {
     let pool = pool();
     let req = request(&pool, "basic");
     let plain_before = req.clusters[1].clone();
-    let out = modify::modify(
-        req,
-        &ai_routes(&["basic__basic.yaml"]),
-        &Options {
-            uds_path: UDS.into(),
-        },
-    )
-    .unwrap();
+    let out = modify::modify(req, &ai_routes(&["basic__basic.yaml"]), &Options::new(UDS)).unwrap();
     assert_eq!(out.clusters[1], plain_before);
     let plain_route = &out.routes[0].virtual_hosts[0].routes[2];
     assert!(plain_route.typed_per_filter_config.is_empty());
@@ -421,7 +405,11 @@ fn mcp_routes_move_behind_the_backend_listener() {
     let gateway = listener("default/aigw-run/http");
     assert_eq!(
         filters(&gateway),
-        ["envoy.filters.http.jwt_authn", "envoy.filters.http.router"]
+        [
+            "envoy.filters.http.jwt_authn",
+            "envoy.filters.http.header_to_metadata",
+            "envoy.filters.http.router"
+        ]
     );
     let routes = |rc: &str| -> Vec<Value> {
         out["routes"]

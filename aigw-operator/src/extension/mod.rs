@@ -7,6 +7,7 @@
 //!   it refers to.
 //! * [`server`]: the tonic service that looks those routes up and calls [`modify`].
 
+pub mod header_attributes;
 pub mod inference_pool;
 pub mod mcp;
 pub mod modify;

@@ -38,7 +38,7 @@ use prost::{Message, Name};
 
 use super::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
 use super::{EXTPROC_FILTER, EXTPROC_UDS_CLUSTER, METADATA_NAMESPACE, to_any};
-use super::{inference_pool, mcp};
+use super::{header_attributes, inference_pool, mcp};
 use crate::{Error, Result};
 
 /// The dynamic-metadata namespace the ExtProc writes into (upstream's
@@ -90,6 +90,22 @@ pub type Routes = HashMap<(String, String), RouteRules>;
 pub struct Options {
     /// The ExtProc's Unix socket path.
     pub uds_path: String,
+    /// Request headers copied into filter metadata for access logs
+    /// ([`header_attributes`]).
+    pub log_header_attributes: header_attributes::Attributes,
+}
+
+impl Options {
+    /// The ExtProc at `uds_path`, upstream's default access-log header mapping.
+    pub fn new(uds_path: impl Into<String>) -> Self {
+        Self {
+            uds_path: uds_path.into(),
+            log_header_attributes: header_attributes::Attributes::from([(
+                "agent-session-id".into(),
+                "session.id".into(),
+            )]),
+        }
+    }
 }
 
 /// The parts of an Envoy Gateway cluster name `httproute/<ns>/<name>/rule/<i>[/backend/<j>]`.
@@ -172,6 +188,7 @@ pub fn modify(
     }
     modify_listeners_and_routes(&mut listeners, &mut route_configs)?;
     mcp::modify(&mut listeners, &mut route_configs, &mut clusters)?;
+    header_attributes::insert(&mut listeners, &options.log_header_attributes)?;
     Ok(PostTranslateModifyResponse {
         clusters,
         secrets,
