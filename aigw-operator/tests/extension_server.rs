@@ -323,6 +323,13 @@ const CASES: &[(&str, &[&str])] = &[
     ),
     ("inference_pool", &["inference-pool__aigwroute.yaml"]),
     ("mcp", &[]),
+    (
+        "stream_idle_timeout",
+        &[
+            "stream_idle_timeout__base.yaml",
+            "stream_idle_timeout__backends.yaml",
+        ],
+    ),
 ];
 
 #[test]

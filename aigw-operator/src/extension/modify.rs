@@ -79,8 +79,18 @@ pub struct BackendRef {
     pub weight: Option<i32>,
 }
 
-/// An AIGatewayRoute's rules, each as its backendRefs.
-pub type RouteRules = Vec<Vec<BackendRef>>;
+/// What the modification needs to know of one AIGatewayRoute rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteRule {
+    /// Its backendRefs.
+    pub backends: Vec<BackendRef>,
+    /// `streamIdleTimeout`: the route's per-try idle timeout, so that a backend that goes
+    /// silent is reset and the retry policy falls over to the next one.
+    pub stream_idle_timeout: Option<std::time::Duration>,
+}
+
+/// An AIGatewayRoute's rules.
+pub type RouteRules = Vec<RouteRule>;
 
 /// AIGatewayRoutes by `(namespace, name)`.
 pub type Routes = HashMap<(String, String), RouteRules>;
@@ -186,6 +196,7 @@ pub fn modify(
     if !has_uds {
         clusters.push(uds_cluster(&options.uds_path));
     }
+    apply_stream_idle_timeouts(&mut route_configs, routes);
     modify_listeners_and_routes(&mut listeners, &mut route_configs)?;
     mcp::modify(&mut listeners, &mut route_configs, &mut clusters)?;
     header_attributes::insert(&mut listeners, &options.log_header_attributes)?;
@@ -205,7 +216,7 @@ fn modify_cluster(cluster: &mut Cluster, routes: &Routes) -> Result<()> {
         tracing::debug!(cluster = %cluster.name, "not an AIGatewayRoute's cluster");
         return Ok(());
     };
-    let Some(refs) = rules.get(name.rule) else {
+    let Some(refs) = rules.get(name.rule).map(|r| &r.backends) else {
         tracing::warn!(cluster = %cluster.name, "rule index out of range of the AIGatewayRoute");
         return Ok(());
     };
@@ -253,6 +264,43 @@ fn modify_cluster(cluster: &mut Cluster, routes: &Routes) -> Result<()> {
         }
     }
     insert_upstream_filters(cluster)
+}
+
+/// Upstream's `applyStreamIdleTimeouts`: each forwarding route of an AIGatewayRoute
+/// rule with `streamIdleTimeout` gets it as `retry_policy.per_try_idle_timeout`.
+fn apply_stream_idle_timeouts(configs: &mut [RouteConfiguration], routes: &Routes) {
+    use envoy_types::pb::envoy::config::route::v3::{RetryPolicy, route};
+    for r in configs
+        .iter_mut()
+        .flat_map(|rc| rc.virtual_hosts.iter_mut())
+        .flat_map(|vh| vh.routes.iter_mut())
+    {
+        // `httproute/<ns>/<name>/rule/<i>/match/…`.
+        let parts: Vec<&str> = r.name.split('/').collect();
+        if parts.len() < 5 || parts[0] != "httproute" || parts[3] != "rule" {
+            continue;
+        }
+        let timeout = parts[4]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| {
+                routes
+                    .get(&(parts[1].to_owned(), parts[2].to_owned()))?
+                    .get(i)
+            })
+            .and_then(|rule| rule.stream_idle_timeout)
+            .filter(|t| !t.is_zero());
+        let (Some(t), Some(route::Action::Route(action))) = (timeout, r.action.as_mut()) else {
+            continue;
+        };
+        action
+            .retry_policy
+            .get_or_insert_with(RetryPolicy::default)
+            .per_try_idle_timeout = Some(Duration {
+            seconds: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(t.subsec_nanos()).unwrap_or(0),
+        });
+    }
 }
 
 fn stamp_locality(locality: &mut LocalityLbEndpoints, r: &BackendRef, backend_name: String) {

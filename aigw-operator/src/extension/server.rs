@@ -5,7 +5,7 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use tonic::{Request, Response, Status};
 
 use super::inference_pool;
-use super::modify::{self, BackendRef, Options, RouteRules, Routes};
+use super::modify::{self, BackendRef, Options, RouteRule, RouteRules, Routes};
 use super::proto::envoy_gateway_extension_server::EnvoyGatewayExtension;
 use super::proto::*;
 
@@ -68,7 +68,7 @@ impl ExtensionServer {
     }
 }
 
-/// The backendRefs of each rule of an AIGatewayRoute object.
+/// The backendRefs and stream idle timeout of each rule of an AIGatewayRoute object.
 pub fn rules_of(obj: &serde_json::Value) -> RouteRules {
     let rules = obj
         .pointer("/spec/rules")
@@ -83,7 +83,8 @@ pub fn rules_of(obj: &serde_json::Value) -> RouteRules {
                 .and_then(|r| r.as_array())
                 .cloned()
                 .unwrap_or_default();
-            refs.iter()
+            let backends = refs
+                .iter()
                 .map(|r| BackendRef {
                     name: r
                         .get("name")
@@ -99,7 +100,16 @@ pub fn rules_of(obj: &serde_json::Value) -> RouteRules {
                         .and_then(|w| w.as_i64())
                         .and_then(|w| i32::try_from(w).ok()),
                 })
-                .collect()
+                .collect();
+            // A malformed duration is the loader's to report (the route is rejected).
+            let stream_idle_timeout = rule
+                .get("streamIdleTimeout")
+                .and_then(|t| t.as_str())
+                .and_then(|t| aigw_core::config::parse_duration(t).ok());
+            RouteRule {
+                backends,
+                stream_idle_timeout,
+            }
         })
         .collect()
 }
