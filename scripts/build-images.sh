@@ -7,6 +7,7 @@
 #   scripts/build-images.sh [TAG]          # release binaries (cargo build --release)
 #   PROFILE=debug scripts/build-images.sh  # the debug (test build's) binaries
 #   AIGW_SKIP_CARGO=1 ...                  # binaries already built
+#   IMAGES="aigw-extproc aigw" ...         # some of the images only
 #
 # Each binary is first started (`--help`) chrooted into the staged root as uid 65532, which
 # proves the image holds everything it loads. Then each image's config is checked (user
@@ -21,16 +22,18 @@ BIN_DIR="$TARGET_DIR/$PROFILE"
 declare -A PACKAGE=([aigw-operator]=aigw-operator [aigw-extproc]=aigw-extproc [aigw]=aigw-axum)
 declare -A CA=([aigw-operator]=0 [aigw-extproc]=1 [aigw]=1)
 declare -A PORTS=([aigw-operator]="1063/tcp 8080/tcp 9443/tcp" [aigw-extproc]="1063/tcp 1064/tcp" [aigw]="1975/tcp")
+read -r -a IMAGES <<< "${IMAGES:-aigw-operator aigw-extproc aigw}"
 
 flag=(); [ "$PROFILE" = release ] && flag=(--release)
 build() {
-  cargo build --locked "${flag[@]}" -p aigw-operator -p aigw-extproc -p aigw-axum \
-    --bin aigw-operator --bin aigw-extproc --bin aigw
+  local args=()
+  for name in "${IMAGES[@]}"; do args+=(-p "${PACKAGE[$name]}" --bin "$name"); done
+  cargo build --locked "${flag[@]}" "${args[@]}"
 }
-if [ "${AIGW_SKIP_CARGO:-0}" != 1 ]; then
-  build
-elif ! [ -x "$BIN_DIR/aigw-operator" ] || ! [ -x "$BIN_DIR/aigw-extproc" ] || ! [ -x "$BIN_DIR/aigw" ]; then
-  # A test run that did not build every binary: the rest reuses its compiled crates.
+missing=0
+for name in "${IMAGES[@]}"; do [ -x "$BIN_DIR/$name" ] || missing=1; done
+if [ "${AIGW_SKIP_CARGO:-0}" != 1 ] || [ "$missing" = 1 ]; then
+  # (A test run that did not build every binary: the rest reuses its compiled crates.)
   build
 fi
 
@@ -43,7 +46,7 @@ expect() {
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for name in aigw-operator aigw-extproc aigw; do
+for name in "${IMAGES[@]}"; do
   bin="$BIN_DIR/$name"
   [ -x "$bin" ] || { echo "missing $bin (package ${PACKAGE[$name]})" >&2; exit 1; }
   ctx="$work/$name"; root="$ctx/rootfs"
