@@ -3,7 +3,9 @@
 //! gateway cannot honour fails the load, naming the route and field — a route never
 //! serves with part of its configuration silently dropped.
 
-use super::auth::{Authorization, OAuth};
+use super::apikey::ClientKeys;
+use super::auth::OAuth;
+use super::authz::Authorization;
 use super::filter::ToolSelector;
 use crate::Secret;
 use crate::config::{
@@ -76,6 +78,10 @@ pub struct McpRoute {
     pub(crate) backends: Vec<Arc<McpBackend>>,
     pub(crate) oauth: Option<Arc<OAuth>>,
     pub(crate) authz: Option<Arc<Authorization>>,
+    /// `securityPolicy.apiKeyAuth`.
+    pub(crate) api_keys: Option<Arc<ClientKeys>>,
+    /// `spec.backendSelector`, checked per backend at `initialize`.
+    pub(crate) selector: Option<Arc<Authorization>>,
     /// `oauth.claimToHeaders`: claim path → backend header.
     pub(crate) claim_headers: Vec<(Vec<String>, HeaderName)>,
 }
@@ -94,6 +100,19 @@ impl McpRoute {
     /// The backends, in configuration order.
     pub fn backends(&self) -> impl Iterator<Item = &McpBackend> {
         self.backends.iter().map(|b| b.as_ref())
+    }
+
+    /// Whether authorization rules or a backend selector look at the request.
+    pub(crate) fn checks_requests(&self) -> bool {
+        self.authz.is_some() || self.selector.is_some()
+    }
+
+    /// Whether a CEL condition needs the request's attributes.
+    pub(crate) fn uses_cel(&self) -> bool {
+        [&self.authz, &self.selector]
+            .into_iter()
+            .flatten()
+            .any(|a| a.uses_cel())
     }
 
     pub(crate) fn backend(&self, name: &str) -> Option<&Arc<McpBackend>> {
@@ -174,22 +193,33 @@ impl Ctx<'_> {
 
     fn route(&mut self, config: &Config, secrets: &SecretSource) -> Option<McpRoute> {
         let s = &self.r.spec;
-        if s.backend_selector.is_some() {
-            self.err("spec.backendSelector", "backendSelector is not supported by this gateway yet; remove it to serve every backend");
-        }
+        let selector = match s
+            .backend_selector
+            .as_ref()
+            .map(Authorization::compile_selector)
+        {
+            Some(Ok(x)) => Some(Arc::new(x)),
+            Some(Err(e)) => {
+                self.err("spec.backendSelector", e);
+                None
+            }
+            None => None,
+        };
         let path = s
             .path
             .clone()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
-        let (mut oauth, mut authz, mut claim_headers) = (None, None, Vec::new());
+        let (mut oauth, mut authz, mut claim_headers, mut api_keys) =
+            (None, None, Vec::new(), None);
         if let Some(sp) = &s.security_policy {
-            for (set, field) in [
-                (sp.api_key_auth.is_some(), "apiKeyAuth"),
-                (sp.ext_auth.is_some(), "extAuth"),
-            ] {
-                if set {
-                    self.err(format!("spec.securityPolicy.{field}"), format!("{field} is not supported on MCPRoutes by this gateway yet; the route is refused rather than served unprotected"));
+            if sp.ext_auth.is_some() {
+                self.err("spec.securityPolicy.extAuth", "extAuth is not supported on MCPRoutes by this gateway yet; the route is refused rather than served unprotected");
+            }
+            if let Some(a) = &sp.api_key_auth {
+                match ClientKeys::compile(a, self.r.namespace(), secrets) {
+                    Ok(k) => api_keys = Some(Arc::new(k)),
+                    Err((f, e)) => self.err(format!("spec.securityPolicy.apiKeyAuth.{f}"), e),
                 }
             }
             if let Some(o) = &sp.oauth {
@@ -248,6 +278,8 @@ impl Ctx<'_> {
             backends,
             oauth,
             authz,
+            api_keys,
+            selector,
             claim_headers,
         })
     }
@@ -313,52 +345,48 @@ impl Ctx<'_> {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
         let mut api_key = None;
-        if let Some(sp) = &b.security_policy {
-            if sp.token_exchange.is_some() {
-                self.err(
-                    format!("{f}.securityPolicy.tokenExchange"),
-                    "token exchange is not supported by this gateway",
-                );
-            }
-            if let Some(k) = &sp.api_key {
-                let value = match (&k.inline, &k.secret_ref) {
-                    (Some(v), _) => Some(Secret::new(v.as_str())),
-                    (None, Some(r)) => {
-                        let sns = r
-                            .namespace
-                            .as_deref()
-                            .filter(|n| !n.is_empty())
-                            .unwrap_or(&ns);
-                        match secrets.resolve(sns, &r.name, "apiKey") {
-                            Ok(v) => Some(v),
-                            Err(e) => {
+        if let Some(k) = b
+            .security_policy
+            .as_ref()
+            .and_then(|sp| sp.api_key.as_ref())
+        {
+            let value = match (&k.inline, &k.secret_ref) {
+                (Some(v), _) => Some(Secret::new(v.as_str())),
+                (None, Some(r)) => {
+                    let sns = r
+                        .namespace
+                        .as_deref()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or(&ns);
+                    match secrets.resolve(sns, &r.name, "apiKey") {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            self.err(
+                                format!("{f}.securityPolicy.apiKey.secretRef"),
+                                e.to_string(),
+                            );
+                            None
+                        }
+                    }
+                }
+                (None, None) => None,
+            };
+            if let Some(value) = value {
+                api_key = match (&k.query_param, &k.header) {
+                    (Some(q), _) => Some(ApiKey::Query(q.clone(), value)),
+                    (None, h) => {
+                        match HeaderName::try_from(h.as_deref().unwrap_or("Authorization")) {
+                            Ok(h) => Some(ApiKey::Header(h, value)),
+                            Err(_) => {
                                 self.err(
-                                    format!("{f}.securityPolicy.apiKey.secretRef"),
-                                    e.to_string(),
+                                    format!("{f}.securityPolicy.apiKey.header"),
+                                    "invalid header name",
                                 );
                                 None
                             }
                         }
                     }
-                    (None, None) => None,
                 };
-                if let Some(value) = value {
-                    api_key = match (&k.query_param, &k.header) {
-                        (Some(q), _) => Some(ApiKey::Query(q.clone(), value)),
-                        (None, h) => {
-                            match HeaderName::try_from(h.as_deref().unwrap_or("Authorization")) {
-                                Ok(h) => Some(ApiKey::Header(h, value)),
-                                Err(_) => {
-                                    self.err(
-                                        format!("{f}.securityPolicy.apiKey.header"),
-                                        "invalid header name",
-                                    );
-                                    None
-                                }
-                            }
-                        }
-                    };
-                }
             }
         }
         if !path.starts_with('/') {

@@ -24,7 +24,9 @@
 //!
 //! docs/mcp.md has the full description and the differences from upstream.
 
+mod apikey;
 mod auth;
+mod authz;
 mod config;
 mod crypto;
 mod fanout;
@@ -153,16 +155,32 @@ impl McpGateway {
     /// Whether a request is for one of the routes or their OAuth protected-resource
     /// metadata (the adapter's dispatch test).
     pub fn serves<B>(&self, req: &http::Request<B>) -> bool {
-        self.route_for(req).is_some() || self.metadata_for(req.uri().path()).is_some()
+        let path = req.uri().path();
+        self.route_for(req).is_some()
+            || self.metadata_for(path).is_some()
+            || self.as_metadata_for(path).is_some()
+    }
+
+    /// The OAuth route whose authorization-server metadata is served at `path`
+    /// (`/.well-known/oauth-authorization-server{route path}` and
+    /// `/.well-known/openid-configuration{route path}`, as upstream routes them).
+    fn as_metadata_for(&self, path: &str) -> Option<&auth::OAuth> {
+        let suffix = path
+            .strip_prefix("/.well-known/oauth-authorization-server")
+            .or_else(|| path.strip_prefix("/.well-known/openid-configuration"))?;
+        self.routes
+            .iter()
+            .find(|r| r.oauth.is_some() && r.path.trim_end_matches('/') == suffix)
+            .and_then(|r| r.oauth.as_deref())
     }
 
     /// The route (`namespace/name`) a request is for when that route has no client
-    /// authentication of its own (no `securityPolicy.oauth`): a packaging puts its
+    /// authentication of its own (no `securityPolicy.oauth` or `apiKeyAuth`): a packaging puts its
     /// gateway-level client authentication in front of such requests, as Envoy applies
     /// a Gateway's SecurityPolicy to every route of the Gateway.
     pub fn unguarded_route<B>(&self, req: &http::Request<B>) -> Option<&str> {
         self.route_for(req)
-            .filter(|r| r.oauth.is_none())
+            .filter(|r| r.oauth.is_none() && r.api_keys.is_none())
             .map(McpRoute::key)
     }
 

@@ -28,6 +28,10 @@ pub(crate) struct Auth {
     pub(crate) subject: String,
     /// `claimToHeaders`, for every backend request.
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// Client headers never forwarded (the API key, when `sanitize` is set).
+    pub(crate) withheld: Vec<HeaderName>,
+    /// What authorization rules and the backend selector check.
+    pub(crate) who: Arc<super::authz::Subject>,
 }
 
 /// A backend and how to address it within one client session.
@@ -52,6 +56,7 @@ impl Target {
             .forward
             .iter()
             .filter(|(_, to)| !auth.headers.iter().any(|(n, _)| n == to))
+            .filter(|(from, _)| !auth.withheld.contains(from))
             .filter_map(|(from, to)| Some((to.clone(), client.get(from)?.clone())))
             .collect();
         forwarded.extend(auth.headers.iter().cloned());
