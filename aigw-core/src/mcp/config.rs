@@ -18,6 +18,12 @@ use http::{HeaderMap, HeaderName};
 use regex::Regex;
 use std::sync::Arc;
 
+/// Upstream's header naming the MCPRoute of a request (`namespace/name`), set by the
+/// Envoy route in front of its MCP proxy and sent to its MCP backend listener.
+pub(crate) const ROUTE_HEADER: &str = "x-ai-eg-mcp-route";
+/// Upstream's header naming the backend, which its MCP backend listener routes by.
+pub(crate) const BACKEND_HEADER: &str = "x-ai-eg-mcp-backend";
+
 /// Envoy Gateway's API group (a `Backend` backendRef).
 const EG_GROUP: &str = "gateway.envoyproxy.io";
 
@@ -38,11 +44,17 @@ pub struct McpBackend {
     pub(crate) origin: String,
     /// Path (and the API-key query, when configured) of the MCP endpoint.
     pub(crate) path: String,
-    tls: Option<TlsSettings>,
+    pub(crate) tls: Option<TlsSettings>,
     pub(crate) api_key: Option<ApiKey>,
     /// Client header → backend header.
     pub(crate) forward: Vec<(HeaderName, HeaderName)>,
     pub(crate) selector: Option<ToolSelector>,
+    /// Headers on every request (behind Envoy: the backend and route names its MCP
+    /// backend listener routes by).
+    pub(crate) fixed_headers: Vec<(HeaderName, http::HeaderValue)>,
+    /// Sent through Envoy's MCP backend listener (upstream's topology): the
+    /// `x-ai-eg-mcp-metadata-*` headers go along for its access log.
+    pub(crate) via_envoy: bool,
 }
 
 impl McpBackend {
@@ -63,7 +75,7 @@ impl McpBackend {
 }
 
 #[derive(Debug, Clone)]
-enum HeaderMatch {
+pub(crate) enum HeaderMatch {
     Exact(HeaderName, String),
     Regex(HeaderName, Regex),
 }
@@ -73,8 +85,8 @@ enum HeaderMatch {
 pub struct McpRoute {
     pub(crate) key: String,
     pub(crate) path: String,
-    hostnames: Vec<String>,
-    headers: Vec<HeaderMatch>,
+    pub(crate) hostnames: Vec<String>,
+    pub(crate) headers: Vec<HeaderMatch>,
     pub(crate) backends: Vec<Arc<McpBackend>>,
     pub(crate) oauth: Option<Arc<OAuth>>,
     pub(crate) authz: Option<Arc<Authorization>>,
@@ -82,6 +94,15 @@ pub struct McpRoute {
     pub(crate) api_keys: Option<Arc<ClientKeys>>,
     /// `spec.backendSelector`, checked per backend at `initialize`.
     pub(crate) selector: Option<Arc<Authorization>>,
+    /// Chosen by upstream's `x-ai-eg-mcp-route` header (set by Envoy) instead of by
+    /// path, host and headers.
+    pub(crate) by_route_header: bool,
+    /// Bearer tokens were verified by Envoy in front (upstream's topology): their
+    /// claims are read without verification, as upstream's proxy does.
+    pub(crate) trust_bearer: bool,
+    /// The RFC 9728 URL named in `insufficient_scope` challenges when the route has no
+    /// `oauth` of its own (the filter configuration's `resourceMetadataURL`).
+    pub(crate) challenge_url: Option<String>,
     /// `oauth.claimToHeaders`: claim path → backend header.
     pub(crate) claim_headers: Vec<(Vec<String>, HeaderName)>,
 }
@@ -121,6 +142,11 @@ impl McpRoute {
 
     /// Whether a request with this path, host and headers is for the route.
     pub(crate) fn matches(&self, path: &str, host: Option<&str>, headers: &HeaderMap) -> bool {
+        if self.by_route_header {
+            return headers
+                .get(ROUTE_HEADER)
+                .is_some_and(|v| v.as_bytes() == self.key.as_bytes());
+        }
         if path != self.path {
             return false;
         }
@@ -280,6 +306,9 @@ impl Ctx<'_> {
             authz,
             api_keys,
             selector,
+            by_route_header: false,
+            trust_bearer: false,
+            challenge_url: None,
             claim_headers,
         })
     }
@@ -423,6 +452,8 @@ impl Ctx<'_> {
             api_key,
             forward,
             selector,
+            fixed_headers: Vec::new(),
+            via_envoy: false,
         })
     }
 }

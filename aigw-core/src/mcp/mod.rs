@@ -31,6 +31,7 @@ mod config;
 mod crypto;
 mod fanout;
 mod filter;
+mod filter_config;
 mod jsonrpc;
 mod metrics;
 mod names;
@@ -139,6 +140,27 @@ impl McpGateway {
         if !issues.is_empty() {
             return Err(crate::Error::InvalidConfig { issues });
         }
+        Ok(Self {
+            routes,
+            crypto,
+            settings,
+            upstream,
+        })
+    }
+
+    /// Serves the `mcpConfig` of upstream's filter configuration (`file` names it in
+    /// errors), in upstream's topology: Envoy in front names the route in
+    /// `x-ai-eg-mcp-route` and has verified the client; every backend request goes to
+    /// Envoy's MCP backend listener, which routes it to the server.
+    pub fn from_filter_config(
+        mcp: &crate::filterapi::McpConfig,
+        file: &str,
+        crypto: SessionCrypto,
+        settings: McpSettings,
+        upstream: Arc<dyn McpUpstream>,
+    ) -> crate::Result<Self> {
+        let routes = filter_config::compile(mcp, file)
+            .map_err(|issues| crate::Error::InvalidConfig { issues })?;
         Ok(Self {
             routes,
             crypto,

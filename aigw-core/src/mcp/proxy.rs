@@ -158,6 +158,16 @@ async fn authenticate(
         }
     }
     let Some(oauth) = route.oauth.as_deref() else {
+        if route.trust_bearer
+            && let Some(claims) = bearer(headers).and_then(super::authz::unverified_claims)
+        {
+            auth.subject = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            auth.claims = Some(Arc::new(claims));
+        }
         return Ok(auth);
     };
     let unauthorized = |refused: Option<&super::auth::Refused>| {
@@ -166,13 +176,7 @@ async fn authenticate(
         challenge(&mut r, refused);
         Box::new(r)
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let Some(token) = token else {
+    let Some(token) = bearer(headers) else {
         return Err(unauthorized(None));
     };
     let keys = oauth.keys(gw.upstream.as_ref()).await.map_err(|e| {
@@ -206,6 +210,17 @@ async fn authenticate(
     Ok(auth)
 }
 
+/// The bearer token of `Authorization`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// The session's targets (every backend it holds a session with).
 pub(crate) fn targets(
     route: &McpRoute,
@@ -236,7 +251,11 @@ fn session_of(gw: &McpGateway, route: &McpRoute, headers: &HeaderMap, auth: &Aut
     };
     match Session::open(&gw.crypto, id) {
         // A session opened with a token is bound to its subject.
-        Some(s) if s.route == route.key && (route.oauth.is_none() || s.subject == auth.subject) => {
+        Some(s)
+            if s.route == route.key
+                && ((route.oauth.is_none() && !route.trust_bearer)
+                    || s.subject == auth.subject) =>
+        {
             SessionCheck::Valid(s, id.to_string())
         }
         _ => SessionCheck::Invalid,
@@ -525,7 +544,12 @@ impl Call<'_> {
                     code::INVALID_REQUEST,
                     "access denied",
                 );
-                let url = self.route.oauth.as_ref().map(|o| o.metadata_url.as_str());
+                let url = self
+                    .route
+                    .oauth
+                    .as_ref()
+                    .map(|o| o.metadata_url.as_str())
+                    .or(self.route.challenge_url.as_deref());
                 if let Some(Ok(v)) = insufficient_scope(&scopes, url).map(HeaderValue::try_from) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
