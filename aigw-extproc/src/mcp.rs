@@ -10,13 +10,12 @@ use crate::error::ExtProcError;
 use aigw_core::config::{Config, SecretSource};
 use aigw_core::mcp::{
     McpBackend, McpGateway, McpService, McpSettings, McpUpstream, SessionCrypto, UpstreamBody,
-    UpstreamError,
+    UpstreamError, document_request, error_chain, read_document, stream_response,
 };
 use aigw_core::routing::TlsRoots;
 use bytes::Bytes;
-use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use http_body_util::{BodyDataStream, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -107,30 +106,6 @@ impl DirectUpstream {
     }
 }
 
-/// GETs `url` with `client` (a remote JWKS), at most 1 MiB.
-async fn get_document(
-    client: impl FnOnce(http::Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture,
-    url: String,
-) -> Result<Bytes, UpstreamError> {
-    use http_body_util::BodyExt as _;
-    let req = http::Request::get(&url)
-        .header(http::header::ACCEPT, "application/json")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client(req))
-        .await
-        .map_err(|_| UpstreamError(format!("{url}: timed out")))?
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(UpstreamError(format!("{url} answered {}", resp.status())));
-    }
-    let body = http_body_util::Limited::new(resp.into_body(), 1024 * 1024)
-        .collect()
-        .await
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    Ok(body.to_bytes())
-}
-
 impl McpUpstream for DirectUpstream {
     fn send(
         &self,
@@ -139,21 +114,21 @@ impl McpUpstream for DirectUpstream {
     ) -> BoxFuture<'static, Result<http::Response<UpstreamBody>, UpstreamError>> {
         let client = self.client.clone();
         Box::pin(async move {
-            let resp = client
+            client
                 .request(request.map(Full::new))
                 .await
-                .map_err(|e| UpstreamError(chain(&e)))?;
-            Ok(resp.map(|b| {
-                BodyDataStream::new(b)
-                    .map(|r| r.map_err(|e| UpstreamError(e.to_string())))
-                    .boxed()
-            }))
+                .map(stream_response)
+                .map_err(|e| UpstreamError(error_chain(&e)))
         })
     }
 
     fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
         let client = self.client.clone();
-        Box::pin(get_document(move |r| client.request(r), url.to_string()))
+        let url = url.to_string();
+        Box::pin(async move {
+            let req = document_request(&url)?;
+            read_document(&url, client.request(req)).await
+        })
     }
 
     fn check(&self, backend: &McpBackend) -> Result<(), String> {
@@ -171,17 +146,6 @@ impl McpUpstream for DirectUpstream {
             )),
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn load(

@@ -45,7 +45,10 @@ mod wire;
 pub use config::{McpBackend, McpRoute};
 pub use crypto::{DEFAULT_ITERATIONS, InvalidSealedId, SessionCrypto, derive_key};
 pub use metrics::McpMetrics;
-pub use upstream::{McpUpstream, UpstreamBody, UpstreamError};
+pub use upstream::{
+    McpUpstream, UpstreamBody, UpstreamError, document_request, error_chain, read_document,
+    stream_response,
+};
 
 use crate::config::{Config, SecretSource};
 use arc_swap::ArcSwap;
