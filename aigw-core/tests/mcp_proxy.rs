@@ -119,6 +119,23 @@ fn status(s: u16) -> http::Response<UpstreamBody> {
 
 /// A well-behaved MCP server: tools on every backend, pages of one tool each on "a".
 fn server(backend: &str, req: &Request<Bytes>) -> http::Response<UpstreamBody> {
+    if backend == "authz" {
+        // An HTTP authorization service: `Bearer good` passes and names the user.
+        let ok = req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v == "Bearer good");
+        let mut r = http::Response::builder();
+        r = if ok {
+            r.status(200).header("x-user", "alice")
+        } else {
+            r.status(403).header("content-type", "application/json")
+        };
+        let body = if ok { "" } else { r#"{"denied":true}"# };
+        return r
+            .body(futures::stream::iter([Ok(Bytes::from(body))]).boxed())
+            .unwrap();
+    }
     if req.method() == Method::GET {
         return sse_resp(vec![
             (
@@ -270,6 +287,27 @@ spec:
     authorization:
       rules:
         - cel: 'request.mcp.tool == "first" && request.mcp.params.arguments.n < 10 && request.auth.jwt.claims.org.id == "acme"'
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {name: ext, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  path: /ext
+  backendRefs:
+    - {name: a, group: gateway.envoyproxy.io, kind: Backend}
+  securityPolicy:
+    extAuth:
+      headersToExtAuth: [x-tenant]
+      http:
+        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]
+        path: /check
+        headersToBackend: [x-user]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: authz, namespace: default}
+spec: {endpoints: [{ip: {address: 10.0.0.9, port: 9000}}]}
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: Backend
@@ -1035,4 +1073,74 @@ async fn api_keys_backend_selector_cel_rules_and_issuer_discovery() {
         "https://idp.example/protocol/openid-connect/certs"
     );
     assert_eq!(v["scopes_supported"], json!(["read", "admin"]));
+}
+
+#[tokio::test]
+async fn http_ext_auth_decides_and_names_the_user() {
+    let h = harness(McpSettings::default());
+    let (s, hd, body) = h
+        .call_at(
+            "/ext",
+            Method::POST,
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Bearer bad"),
+                ("x-tenant", "acme"),
+                ("x-other", "not sent"),
+            ],
+            Some(init_msg("2025-06-18")),
+        )
+        .await;
+    // The service's refusal, as it gave it.
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(hd["content-type"], "application/json");
+    assert_eq!(body, r#"{"denied":true}"#);
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1, "no backend is asked");
+    assert_eq!(sent[0].backend, "authz");
+    assert_eq!(sent[0].method, Method::POST);
+    assert_eq!(sent[0].uri, "http://10.0.0.9:9000/check/ext");
+    assert_eq!(sent[0].headers["authorization"], "Bearer bad");
+    assert_eq!(sent[0].headers["x-tenant"], "acme");
+    assert!(sent[0].headers.get("x-other").is_none());
+
+    let (s, _, body) = h
+        .call_at(
+            "/ext",
+            Method::POST,
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Bearer good"),
+            ],
+            Some(init_msg("2025-06-18")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let to_a: Vec<_> = h.sent().into_iter().filter(|s| s.backend == "a").collect();
+    assert!(!to_a.is_empty());
+    assert!(to_a.iter().all(|s| s.headers["x-user"] == "alice"));
+}
+
+#[test]
+fn grpc_ext_auth_is_refused_naming_the_field() {
+    let text = CONFIG.replace(
+        "      http:\n        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]\n        path: /check\n        headersToBackend: [x-user]\n",
+        "      grpc:\n        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]\n",
+    );
+    assert_ne!(text, CONFIG);
+    let config = Config::from_yaml_str(&text, "mcp.yaml").unwrap();
+    let fake = Arc::new(Fake {
+        handler: Box::new(server),
+        sent: Mutex::new(Vec::new()),
+    });
+    let e = McpGateway::new(
+        &config,
+        &SecretSource::from_config(&config),
+        SessionCrypto::new(&aigw_core::Secret::new("seed"), None, 1),
+        McpSettings::default(),
+        fake,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("spec.securityPolicy.extAuth.grpc"), "{e}");
 }

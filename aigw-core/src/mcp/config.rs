@@ -6,6 +6,7 @@
 use super::apikey::ClientKeys;
 use super::auth::OAuth;
 use super::authz::Authorization;
+use super::extauth::ExtAuth;
 use super::filter::ToolSelector;
 use crate::Secret;
 use crate::config::{
@@ -92,6 +93,8 @@ pub struct McpRoute {
     pub(crate) authz: Option<Arc<Authorization>>,
     /// `securityPolicy.apiKeyAuth`.
     pub(crate) api_keys: Option<Arc<ClientKeys>>,
+    /// `securityPolicy.extAuth` (an HTTP authorization service).
+    pub(crate) ext_auth: Option<Arc<ExtAuth>>,
     /// `spec.backendSelector`, checked per backend at `initialize`.
     pub(crate) selector: Option<Arc<Authorization>>,
     /// Chosen by upstream's `x-ai-eg-mcp-route` header (set by Envoy) instead of by
@@ -236,11 +239,11 @@ impl Ctx<'_> {
             .clone()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
-        let (mut oauth, mut authz, mut claim_headers, mut api_keys) =
-            (None, None, Vec::new(), None);
+        let (mut oauth, mut authz, mut claim_headers, mut api_keys, mut ext_auth) =
+            (None, None, Vec::new(), None, None);
         if let Some(sp) = &s.security_policy {
-            if sp.ext_auth.is_some() {
-                self.err("spec.securityPolicy.extAuth", "extAuth is not supported on MCPRoutes by this gateway yet; the route is refused rather than served unprotected");
+            if let Some(e) = &sp.ext_auth {
+                ext_auth = self.ext_auth(config, secrets, e).map(Arc::new);
             }
             if let Some(a) = &sp.api_key_auth {
                 match ClientKeys::compile(a, self.r.namespace(), secrets) {
@@ -294,7 +297,10 @@ impl Ctx<'_> {
             .backend_refs
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| self.backend(config, secrets, i, b).map(Arc::new))
+            .filter_map(|(i, b)| {
+                self.backend(config, secrets, format!("spec.backendRefs[{i}]"), b)
+                    .map(Arc::new)
+            })
             .collect();
         Some(McpRoute {
             key: self.r.key(),
@@ -305,6 +311,7 @@ impl Ctx<'_> {
             oauth,
             authz,
             api_keys,
+            ext_auth,
             selector,
             by_route_header: false,
             trust_bearer: false,
@@ -313,14 +320,119 @@ impl Ctx<'_> {
         })
     }
 
+    /// `securityPolicy.extAuth`: an HTTP service only (the gRPC `ext_authz` protocol
+    /// and request bodies are refused, naming the field).
+    fn ext_auth(
+        &mut self,
+        config: &Config,
+        secrets: &SecretSource,
+        e: &crate::config::ExtAuth,
+    ) -> Option<ExtAuth> {
+        let f = "spec.securityPolicy.extAuth";
+        let mut ok = true;
+        for (set, field, why) in [
+            (
+                e.grpc.is_some(),
+                "grpc",
+                "the gRPC ext_authz protocol is not served on MCPRoutes; use an http service",
+            ),
+            (
+                e.body_to_ext_auth.is_some(),
+                "bodyToExtAuth",
+                "request bodies are not sent to the authorization service",
+            ),
+            (
+                !e.context_extensions.is_empty(),
+                "contextExtensions",
+                "context extensions are part of the gRPC protocol",
+            ),
+        ] {
+            if set {
+                self.err(format!("{f}.{field}"), why);
+                ok = false;
+            }
+        }
+        let Some(h) = &e.http else {
+            if ok {
+                self.err(f, "extAuth needs an http service");
+            }
+            return None;
+        };
+        if h.backend_settings.is_some() || e.recompute_route.is_some() {
+            tracing::warn!(route = %self.r.label(), "extAuth.http.backendSettings and recomputeRoute are not applied by the MCP gateway");
+        }
+        let r = match (&h.backend_ref, h.backend_refs.as_slice()) {
+            (Some(r), []) => MCPRouteBackendRef {
+                group: r.group.clone(),
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+                namespace: r.namespace.clone(),
+                port: r.port,
+                ..Default::default()
+            },
+            (None, [r]) => MCPRouteBackendRef {
+                group: r.group.clone(),
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+                namespace: r.namespace.clone(),
+                port: r.port,
+                ..Default::default()
+            },
+            _ => {
+                self.err(
+                    format!("{f}.http.backendRefs"),
+                    "exactly one backend is required",
+                );
+                return None;
+            }
+        };
+        let r = MCPRouteBackendRef {
+            path: Some(
+                h.path
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".into()),
+            ),
+            ..r
+        };
+        let service = self.backend(config, secrets, format!("{f}.http.backendRef"), &r)?;
+        let names = |list: &[String], field: &str, this: &mut Self| -> Vec<HeaderName> {
+            list.iter()
+                .filter_map(|n| match HeaderName::try_from(n.as_str()) {
+                    Ok(h) => Some(h),
+                    Err(_) => {
+                        this.err(format!("{f}.{field}"), format!("invalid header name {n:?}"));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let headers_to_ext_auth = names(&e.headers_to_ext_auth, "headersToExtAuth", self);
+        let headers_to_backend = names(&h.headers_to_backend, "http.headersToBackend", self);
+        let timeout = match e.timeout.as_deref().map(crate::config::parse_duration) {
+            None => std::time::Duration::from_secs(10),
+            Some(Ok(d)) => d,
+            Some(Err(_)) => {
+                self.err(format!("{f}.timeout"), "invalid duration");
+                return None;
+            }
+        };
+        ok.then(|| ExtAuth {
+            service: Arc::new(service),
+            headers_to_ext_auth,
+            headers_to_backend,
+            timeout,
+            fail_open: e.fail_open.unwrap_or(false),
+        })
+    }
+
     fn backend(
         &mut self,
         config: &Config,
         secrets: &SecretSource,
-        i: usize,
+        f: String,
         b: &MCPRouteBackendRef,
     ) -> Option<McpBackend> {
-        let f = format!("spec.backendRefs[{i}]");
         let ns = self.r.namespace().to_string();
         let (origin, tls) = if b.kind.as_deref() == Some("Backend")
             && b.group.as_deref() == Some(EG_GROUP)

@@ -137,6 +137,7 @@ pub(crate) fn compile(mcp: &McpConfig, file: &str) -> Result<Vec<McpRoute>, Vec<
             oauth: None,
             authz: authz.map(Arc::new),
             api_keys: None,
+            ext_auth: None,
             selector: selector.map(Arc::new),
             by_route_header: true,
             trust_bearer: true,

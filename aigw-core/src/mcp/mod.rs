@@ -29,6 +29,7 @@ mod auth;
 mod authz;
 mod config;
 mod crypto;
+mod extauth;
 mod fanout;
 mod filter;
 mod filter_config;
@@ -200,12 +201,12 @@ impl McpGateway {
     }
 
     /// The route (`namespace/name`) a request is for when that route has no client
-    /// authentication of its own (no `securityPolicy.oauth` or `apiKeyAuth`): a packaging puts its
+    /// authentication of its own (no `securityPolicy.oauth`, `apiKeyAuth` or `extAuth`): a packaging puts its
     /// gateway-level client authentication in front of such requests, as Envoy applies
     /// a Gateway's SecurityPolicy to every route of the Gateway.
     pub fn unguarded_route<B>(&self, req: &http::Request<B>) -> Option<&str> {
         self.route_for(req)
-            .filter(|r| r.oauth.is_none() && r.api_keys.is_none())
+            .filter(|r| r.oauth.is_none() && r.api_keys.is_none() && r.ext_auth.is_none())
             .map(McpRoute::key)
     }
 

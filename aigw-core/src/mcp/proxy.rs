@@ -74,6 +74,22 @@ where
         Ok(a) => a,
         Err(r) => return *r,
     };
+    if let Some(ext) = route.ext_auth.as_deref() {
+        match ext
+            .check(gw.upstream.as_ref(), req.method(), req.uri(), req.headers())
+            .await
+        {
+            super::extauth::Verdict::Allow(headers) => auth.headers.extend(headers),
+            super::extauth::Verdict::Deny(status, content_type, body) => {
+                let mut r = http::Response::new(Full::new(body).boxed_unsync());
+                *r.status_mut() = status;
+                if let Some(ct) = content_type {
+                    r.headers_mut().insert(header::CONTENT_TYPE, ct);
+                }
+                return r;
+            }
+        }
+    }
     if route.checks_requests() {
         auth.who = Arc::new(Subject::new(&req, auth.claims.clone(), route.uses_cel()));
     }
