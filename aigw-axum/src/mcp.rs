@@ -17,11 +17,13 @@
 
 use crate::client::{ClientSettings, HttpClient, build_client, build_tls_client};
 use crate::error::GatewayError;
-use aigw_core::mcp::{McpBackend, McpService, McpUpstream, UpstreamBody, UpstreamError};
+use aigw_core::mcp::{
+    McpBackend, McpService, McpUpstream, UpstreamBody, UpstreamError, document_request,
+    error_chain, read_document, stream_response,
+};
 use bytes::Bytes;
-use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use http_body_util::{BodyDataStream, Full};
+use http_body_util::Full;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Mutex;
@@ -63,30 +65,6 @@ impl HyperUpstream {
     }
 }
 
-/// GETs `url` with `client` (a remote JWKS), at most 1 MiB.
-async fn get_document(
-    client: impl FnOnce(http::Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture,
-    url: String,
-) -> Result<Bytes, UpstreamError> {
-    use http_body_util::BodyExt as _;
-    let req = http::Request::get(&url)
-        .header(http::header::ACCEPT, "application/json")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client(req))
-        .await
-        .map_err(|_| UpstreamError(format!("{url}: timed out")))?
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(UpstreamError(format!("{url} answered {}", resp.status())));
-    }
-    let body = http_body_util::Limited::new(resp.into_body(), 1024 * 1024)
-        .collect()
-        .await
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    Ok(body.to_bytes())
-}
-
 impl McpUpstream for HyperUpstream {
     fn send(
         &self,
@@ -95,34 +73,22 @@ impl McpUpstream for HyperUpstream {
     ) -> BoxFuture<'static, Result<http::Response<UpstreamBody>, UpstreamError>> {
         let client = self.client(backend);
         Box::pin(async move {
-            let client = client?;
-            let resp = client
+            client?
                 .request(request.map(Full::new))
                 .await
-                .map_err(|e| UpstreamError(error_chain(&e)))?;
-            Ok(resp.map(|b| {
-                BodyDataStream::new(b)
-                    .map(|r| r.map_err(|e| UpstreamError(e.to_string())))
-                    .boxed()
-            }))
+                .map(stream_response)
+                .map_err(|e| UpstreamError(error_chain(&e)))
         })
     }
 
     fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
         let client = self.plain.clone();
-        Box::pin(get_document(move |r| client.request(r), url.to_string()))
+        let url = url.to_string();
+        Box::pin(async move {
+            let req = document_request(&url)?;
+            read_document(&url, client.request(req)).await
+        })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Sends requests an [`McpService`] serves to it and everything else to `inner` (the

@@ -281,3 +281,253 @@ fn gateway_client_auth_guards_mcp_routes_without_their_own_oauth() {
     assert_eq!(initialize_status(listen, Some("sk-wrong")), 401);
     assert_eq!(initialize_status(listen, Some("sk-team-a")), 200);
 }
+
+/// The Rust MCP SDK's client (`rmcp`, Streamable HTTP) against the gateway, with a
+/// bearer token when given: initialize, the aggregated tool list, and one call.
+async fn rmcp_session(
+    url: &str,
+    bearer: Option<&str>,
+) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, String> {
+    use rmcp::ServiceExt as _;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+    if let Some(t) = bearer {
+        config = config.auth_header(t.to_string());
+    }
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn rmcp_call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    name: &str,
+    args: Value,
+) -> Result<String, String> {
+    let params = rmcp::model::CallToolRequestParams::new(name.to_string())
+        .with_arguments(args.as_object().cloned().unwrap_or_default());
+    let r = client.call_tool(params).await.map_err(|e| e.to_string())?;
+    let v = serde_json::to_value(&r).unwrap();
+    Ok(v["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+async fn rmcp_tools(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) -> Vec<String> {
+    let mut t: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    t.sort();
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_through_aigw_run() {
+    let Some(python) = peers::external("AIGW_PYTHON") else {
+        return;
+    };
+    let (a, b) = (free_addr(), free_addr());
+    let _alpha = backend(&python, "alpha", a, false);
+    let _beta = backend(&python, "beta", b, true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mcp.yaml");
+    std::fs::write(&cfg, config(a, b)).unwrap();
+    let (_gw, listen, _admin) = start_aigw(&cfg);
+
+    let client = rmcp_session(&format!("http://{listen}/mcp"), None)
+        .await
+        .unwrap();
+    let info = client.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "aigw");
+    let tools = rmcp_tools(&client).await;
+    for t in [
+        "alpha__echo",
+        "alpha__ask",
+        "beta__add",
+        "beta__secret_admin",
+    ] {
+        assert!(tools.iter().any(|x| x == t), "{t} missing from {tools:?}");
+    }
+    assert!(!tools.iter().any(|x| x == "alpha__secret_admin"));
+    assert_eq!(
+        rmcp_call(&client, "alpha__echo", json!({"text": "from rust"}))
+            .await
+            .unwrap(),
+        "alpha: from rust"
+    );
+    assert_eq!(
+        rmcp_call(&client, "beta__add", json!({"a": 40, "b": 2}))
+            .await
+            .unwrap(),
+        "42"
+    );
+    // A hidden tool is refused by the gateway, and the SDK reports it.
+    assert!(
+        rmcp_call(&client, "alpha__secret_admin", json!({}))
+            .await
+            .is_err()
+    );
+    client.cancel().await.unwrap();
+}
+
+/// An issuer on oauth2-mock-server (npm), started as `tests/js/oauth_issuer.mjs`.
+struct Issuer {
+    _proc: Proc,
+    url: String,
+}
+
+fn oauth_issuer() -> Option<Issuer> {
+    use std::io::BufRead as _;
+    let npm = peers::external("AIGW_NPM_DIR")?;
+    let port = free_addr().port();
+    let mut child = Command::new("node")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js/oauth_issuer.mjs"))
+        .arg(port.to_string())
+        .env("AIGW_NPM_DIR", npm)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("oauth issuer did not start: {line:?}"))
+        .trim()
+        .to_string();
+    Some(Issuer {
+        _proc: Proc(child),
+        url,
+    })
+}
+
+impl Issuer {
+    async fn token(&self, scope: &str, extra: &[(&str, &str)]) -> String {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", "mcp-test"),
+            ("scope", scope),
+        ];
+        form.extend_from_slice(extra);
+        let v: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.url))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+fn oauth_config(alpha: SocketAddr, beta: SocketAddr, issuer: &str, listen: SocketAddr) -> String {
+    config(alpha, beta).replace(
+        "  backendRefs:\n",
+        &format!(
+            r#"  securityPolicy:
+    oauth:
+      issuer: {issuer}
+      audiences: [mcp-gateway]
+      protectedResourceMetadata:
+        resource: http://{listen}/mcp
+        scopesSupported: [tools.read, tools.admin]
+    authorization:
+      rules:
+        - source: {{jwt: {{scopes: [tools.admin]}}}}
+        - source: {{jwt: {{scopes: [tools.read]}}}}
+          target: {{tools: [{{backend: alpha, tool: echo}}]}}
+  backendRefs:
+"#
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_with_tokens_from_oauth2_mock_server() {
+    let Some(python) = peers::external("AIGW_PYTHON") else {
+        return;
+    };
+    let Some(issuer) = oauth_issuer() else {
+        return;
+    };
+    let (a, b) = (free_addr(), free_addr());
+    let _alpha = backend(&python, "alpha", a, false);
+    let _beta = backend(&python, "beta", b, true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mcp.yaml");
+    let listen = free_addr();
+    // No `jwks`: the keys are found through the issuer's discovery metadata.
+    std::fs::write(&cfg, oauth_config(a, b, &issuer.url, listen)).unwrap();
+    let admin = free_addr();
+    let _gw = Proc(
+        Command::new(AIGW)
+            .args([
+                "run",
+                cfg.to_str().unwrap(),
+                "--listen",
+                &listen.to_string(),
+            ])
+            .args(["--admin", &admin.to_string(), "--mcp-session-seed", "s"])
+            .args(["--mcp-session-iterations", "1000"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    let url = format!("http://{listen}/mcp");
+
+    // Refused tokens: none, expired, another audience.
+    assert_eq!(initialize_status(listen, None), 401);
+    let expired = issuer.token("tools.admin", &[("expired", "1")]).await;
+    assert_eq!(initialize_status(listen, Some(&expired)), 401);
+    let other = issuer
+        .token("tools.admin", &[("audience", "someone-else")])
+        .await;
+    assert_eq!(initialize_status(listen, Some(&other)), 401);
+    assert!(rmcp_session(&url, Some(&expired)).await.is_err());
+
+    // A reader sees and calls alpha's echo only; other calls get 403.
+    let reader = issuer.token("tools.read", &[]).await;
+    let client = rmcp_session(&url, Some(&reader)).await.unwrap();
+    assert_eq!(rmcp_tools(&client).await, ["alpha__echo"]);
+    assert_eq!(
+        rmcp_call(&client, "alpha__echo", json!({"text": "hi"}))
+            .await
+            .unwrap(),
+        "alpha: hi"
+    );
+    let denied = rmcp_call(&client, "beta__add", json!({"a": 1, "b": 2})).await;
+    assert!(denied.is_err(), "{denied:?}");
+    client.cancel().await.unwrap();
+
+    // An admin sees and calls everything the selectors allow.
+    let admin_token = issuer.token("tools.admin", &[("sub", "bob")]).await;
+    let client = rmcp_session(&url, Some(&admin_token)).await.unwrap();
+    assert!(rmcp_tools(&client).await.iter().any(|t| t == "beta__add"));
+    assert_eq!(
+        rmcp_call(&client, "beta__add", json!({"a": 2, "b": 3}))
+            .await
+            .unwrap(),
+        "5"
+    );
+    client.cancel().await.unwrap();
+
+    // The RFC 9728 document and the issuer's own metadata, proxied.
+    let prm = http_get(listen, "/.well-known/oauth-protected-resource/mcp");
+    assert!(prm.contains(&issuer.url), "{prm}");
+    let asm = http_get(listen, "/.well-known/oauth-authorization-server/mcp");
+    assert!(
+        asm.contains(&format!("\"token_endpoint\":\"{}/token\"", issuer.url)),
+        "{asm}"
+    );
+}

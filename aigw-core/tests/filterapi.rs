@@ -423,7 +423,8 @@ mcpConfig:
 #[test]
 fn every_auth_variant_and_scope_is_read() {
     let c = filterapi::parse(DATA_PLANE, "filter-config.yaml").unwrap();
-    assert_eq!(c.warnings().len(), 1, "mcpConfig is warned about");
+    assert!(c.warnings().is_empty());
+    assert_eq!(c.mcp_route_names(), ["default/mcp"]);
     let a = c.assemble().unwrap();
     let s = Snapshot::assemble(a);
     let cand = candidates(&s);

@@ -59,7 +59,33 @@ impl McpUpstream for Fake {
         let resp = (self.handler)(backend.name(), &request);
         Box::pin(async move { Ok(resp) })
     }
+
+    /// The `guarded` route's issuer publishes RFC 8414 metadata only at the location
+    /// after its path (the third one upstream tries), and its keys at `jwks_uri`.
+    fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
+        self.sent.lock().unwrap().push(Sent {
+            backend: "(fetch)".into(),
+            method: Method::GET,
+            uri: url.to_string(),
+            headers: HeaderMap::new(),
+            body: Value::Null,
+        });
+        let body = match url {
+            "https://idp2.example/realm/.well-known/oauth-authorization-server" => Ok(json!({
+                "issuer": "https://idp2.example/realm",
+                "authorization_endpoint": "https://idp2.example/realm/authorize",
+                "token_endpoint": "https://idp2.example/realm/token",
+                "jwks_uri": "https://idp2.example/realm/keys"
+            })
+            .to_string()),
+            "https://idp2.example/realm/keys" => Ok(JWKS.to_string()),
+            _ => Err(UpstreamError("404 Not Found".into())),
+        };
+        Box::pin(async move { body.map(Bytes::from) })
+    }
 }
+
+const JWKS: &str = r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cy0wMTIz"}]}"#;
 
 fn json_resp(v: Value, session: Option<&str>) -> http::Response<UpstreamBody> {
     let mut b = http::Response::builder().header("content-type", "application/json");
@@ -93,6 +119,23 @@ fn status(s: u16) -> http::Response<UpstreamBody> {
 
 /// A well-behaved MCP server: tools on every backend, pages of one tool each on "a".
 fn server(backend: &str, req: &Request<Bytes>) -> http::Response<UpstreamBody> {
+    if backend == "authz" {
+        // An HTTP authorization service: `Bearer good` passes and names the user.
+        let ok = req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v == "Bearer good");
+        let mut r = http::Response::builder();
+        r = if ok {
+            r.status(200).header("x-user", "alice")
+        } else {
+            r.status(403).header("content-type", "application/json")
+        };
+        let body = if ok { "" } else { r#"{"denied":true}"# };
+        return r
+            .body(futures::stream::iter([Ok(Bytes::from(body))]).boxed())
+            .unwrap();
+    }
     if req.method() == Method::GET {
         return sse_resp(vec![
             (
@@ -213,6 +256,58 @@ spec:
         - source: {jwt: {scopes: [admin]}}
         - source: {jwt: {scopes: [read]}}
           target: {tools: [{backend: a, tool: first}]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client-keys, namespace: default}
+stringData: {alice: k-alice, bob: k-bob}
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {name: guarded, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  path: /guarded
+  backendRefs:
+    - {name: a, group: gateway.envoyproxy.io, kind: Backend, forwardHeaders: [{name: x-api-key}]}
+    - {name: b, group: gateway.envoyproxy.io, kind: Backend}
+  backendSelector:
+    rules:
+      - cel: '("," + request.headers["x-subset"] + ",").contains("," + request.mcp.backend + ",")'
+  securityPolicy:
+    apiKeyAuth:
+      credentialRefs: [{name: client-keys}]
+      extractFrom: [{headers: [x-api-key]}]
+      forwardClientIDHeader: x-client-id
+      sanitize: true
+    oauth:
+      issuer: https://idp2.example/realm
+      audiences: [mcp-gateway]
+      protectedResourceMetadata: {resource: https://gw.example/guarded}
+    authorization:
+      rules:
+        - cel: 'request.mcp.tool == "first" && request.mcp.params.arguments.n < 10 && request.auth.jwt.claims.org.id == "acme"'
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {name: ext, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  path: /ext
+  backendRefs:
+    - {name: a, group: gateway.envoyproxy.io, kind: Backend}
+  securityPolicy:
+    extAuth:
+      headersToExtAuth: [x-tenant]
+      http:
+        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]
+        path: /check
+        headersToBackend: [x-user]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: authz, namespace: default}
+spec: {endpoints: [{ip: {address: 10.0.0.9, port: 9000}}]}
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: Backend
@@ -816,7 +911,9 @@ async fn oauth_protected_route() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(
         hd["www-authenticate"],
-        format!("Bearer error=\"insufficient_scope\", scope=\"admin\", {meta}")
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"admin\", {meta}, error_description=\"The token is missing required scopes\""
+        )
     );
     // An admin sees and calls everything; the reader's session is not theirs.
     let admin = format!(
@@ -831,4 +928,219 @@ async fn oauth_protected_route() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn api_keys_backend_selector_cel_rules_and_issuer_discovery() {
+    let h = harness(McpSettings::default());
+    let mut c = claims("u1", "", "mcp-gateway", 300);
+    c["iss"] = json!("https://idp2.example/realm");
+    let bearer = format!("Bearer {}", token(c));
+    let guarded = |extra: &[(&'static str, String)]| {
+        let mut v: Vec<(&'static str, String)> = vec![("accept", "application/json".into())];
+        v.extend(extra.iter().cloned());
+        v
+    };
+    async fn at(
+        h: &Harness,
+        headers: &[(&'static str, String)],
+        body: Value,
+    ) -> (StatusCode, HeaderMap, String) {
+        let hv: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        h.call_at("/guarded", Method::POST, &hv, Some(body)).await
+    }
+    // The API key comes first: missing or unknown, 401 with the OAuth challenge.
+    let (s, hd, body) = at(
+        &h,
+        &guarded(&[("authorization", bearer.clone())]),
+        init_msg("2025-06-18"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("missing API key"));
+    assert!(
+        hd["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("resource_metadata=")
+    );
+    let (s, _, body) = at(
+        &h,
+        &guarded(&[
+            ("authorization", bearer.clone()),
+            ("x-api-key", "k-eve".into()),
+        ]),
+        init_msg("2025-06-18"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("invalid API key"));
+    // A key but no token: the token is still required.
+    let (s, _, _) = at(
+        &h,
+        &guarded(&[("x-api-key", "k-bob".into())]),
+        init_msg("2025-06-18"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The selector admits no backend: 403.
+    let both = |subset: &str| {
+        guarded(&[
+            ("authorization", bearer.clone()),
+            ("x-api-key", "k-bob".into()),
+            ("x-subset", subset.to_string()),
+        ])
+    };
+    h.sent();
+    let (s, _, body) = at(&h, &both("zzz"), init_msg("2025-06-18")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    // The keys were found through the issuer's metadata (the first two locations 404).
+    let fetched: Vec<String> = h
+        .sent()
+        .into_iter()
+        .filter(|s| s.backend == "(fetch)")
+        .map(|s| s.uri)
+        .collect();
+    assert_eq!(
+        fetched,
+        [
+            "https://idp2.example/.well-known/oauth-authorization-server/realm",
+            "https://idp2.example/.well-known/openid-configuration/realm",
+            "https://idp2.example/realm/.well-known/oauth-authorization-server",
+            "https://idp2.example/realm/keys",
+        ]
+    );
+    // Only `a` is selected: `b` is never initialized, calls to it are 403.
+    let (s, hd, body) = at(&h, &both("a"), init_msg("2025-06-18")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let sid = hd["mcp-session-id"].to_str().unwrap().to_string();
+    let sent = h.sent();
+    assert!(sent.iter().all(|s| s.backend != "b"));
+    let to_a: Vec<_> = sent.iter().filter(|s| s.backend == "a").collect();
+    assert!(!to_a.is_empty());
+    for s in &to_a {
+        // The client id is forwarded; the key is not, though `a` forwards x-api-key.
+        assert_eq!(s.headers["x-client-id"], "bob");
+        assert!(s.headers.get("x-api-key").is_none());
+    }
+    let mut sess = both("a");
+    sess.push(("mcp-session-id", sid));
+    let call = |name: &str, n: i64| json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":name,"arguments":{"n":n}}});
+    let (s, _, body) = at(&h, &sess, call("a__first", 3)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // The CEL rule looks at the arguments; no rule matching, the default denies.
+    let (s, hd, body) = at(&h, &sess, call("a__first", 30)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(hd.get("www-authenticate").is_none());
+    let (s, _, body) = at(&h, &sess, call("b__first", 1)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("no MCP session found for backend b"));
+    // tools/list shows what the rules would let through (a call without arguments
+    // fails `arguments.n < 10`, so nothing, as upstream checks the list).
+    let (s, _, body) = at(
+        &h,
+        &sess,
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/list"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["result"]["tools"], json!([]));
+
+    // The authorization server's metadata, proxied at both well-known paths.
+    for path in [
+        "/.well-known/oauth-authorization-server/guarded",
+        "/.well-known/openid-configuration/guarded",
+    ] {
+        let (s, _, body) = h.call_at(path, Method::GET, &[], None).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["token_endpoint"], "https://idp2.example/realm/token");
+    }
+    // An issuer that publishes nothing gets upstream's fallback document.
+    let (s, _, body) = h
+        .call_at(
+            "/.well-known/oauth-authorization-server/secure",
+            Method::GET,
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["jwks_uri"],
+        "https://idp.example/protocol/openid-connect/certs"
+    );
+    assert_eq!(v["scopes_supported"], json!(["read", "admin"]));
+}
+
+#[tokio::test]
+async fn http_ext_auth_decides_and_names_the_user() {
+    let h = harness(McpSettings::default());
+    let (s, hd, body) = h
+        .call_at(
+            "/ext",
+            Method::POST,
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Bearer bad"),
+                ("x-tenant", "acme"),
+                ("x-other", "not sent"),
+            ],
+            Some(init_msg("2025-06-18")),
+        )
+        .await;
+    // The service's refusal, as it gave it.
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(hd["content-type"], "application/json");
+    assert_eq!(body, r#"{"denied":true}"#);
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1, "no backend is asked");
+    assert_eq!(sent[0].backend, "authz");
+    assert_eq!(sent[0].method, Method::POST);
+    assert_eq!(sent[0].uri, "http://10.0.0.9:9000/check/ext");
+    assert_eq!(sent[0].headers["authorization"], "Bearer bad");
+    assert_eq!(sent[0].headers["x-tenant"], "acme");
+    assert!(sent[0].headers.get("x-other").is_none());
+
+    let (s, _, body) = h
+        .call_at(
+            "/ext",
+            Method::POST,
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Bearer good"),
+            ],
+            Some(init_msg("2025-06-18")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let to_a: Vec<_> = h.sent().into_iter().filter(|s| s.backend == "a").collect();
+    assert!(!to_a.is_empty());
+    assert!(to_a.iter().all(|s| s.headers["x-user"] == "alice"));
+}
+
+#[test]
+fn grpc_ext_auth_is_refused_naming_the_field() {
+    let text = CONFIG.replace(
+        "      http:\n        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]\n        path: /check\n        headersToBackend: [x-user]\n",
+        "      grpc:\n        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]\n",
+    );
+    assert_ne!(text, CONFIG);
+    let config = Config::from_yaml_str(&text, "mcp.yaml").unwrap();
+    let fake = Arc::new(Fake {
+        handler: Box::new(server),
+        sent: Mutex::new(Vec::new()),
+    });
+    let e = McpGateway::new(
+        &config,
+        &SecretSource::from_config(&config),
+        SessionCrypto::new(&aigw_core::Secret::new("seed"), None, 1),
+        McpSettings::default(),
+        fake,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("spec.securityPolicy.extAuth.grpc"), "{e}");
 }

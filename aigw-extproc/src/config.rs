@@ -9,7 +9,9 @@ use crate::envoy::{
 use crate::runtime::{Catalog, RouteInfo, Runtime};
 use aigw_auth::AuthOptions;
 use aigw_core::Result;
-use aigw_core::config::{Config, HeaderMatchType, ResolvedSecurityPolicy, SecretSource};
+use aigw_core::config::{
+    Config, HeaderMatchType, ResolvedSecurityPolicy, SecretSource, SecurityPolicyKind,
+};
 use aigw_core::exchange::{ExchangeRecord, Target};
 use aigw_core::filterapi::{self, FilterConfig};
 use aigw_core::limits::RateLimits;
@@ -26,6 +28,8 @@ use std::sync::Arc;
 pub struct ConfigCatalog {
     planner: Arc<Planner>,
     metadata_credentials: HashMap<String, MetadataCredential>,
+    /// AWS backends without an endpoint: their default Bedrock host.
+    signing_hosts: HashMap<String, String>,
     /// Whether Envoy's routes are the only routing (upstream's filter configuration
     /// carries no matches): the router-level filter then neither answers 404 nor
     /// knows the route until the upstream filter reports it.
@@ -80,7 +84,7 @@ impl ConfigCatalog {
 
     /// Narrows a compiled [`Planner`].
     pub fn from_planner(planner: Arc<Planner>) -> Self {
-        let mut metadata_credentials = HashMap::new();
+        let (mut metadata_credentials, mut signing_hosts) = (HashMap::new(), HashMap::new());
         for rule in planner.routing().rules() {
             for c in rule.groups.iter().flat_map(|g| &g.candidates) {
                 if let Some(md) = c
@@ -91,11 +95,21 @@ impl ConfigCatalog {
                 {
                     metadata_credentials.insert(c.backend_name.clone(), md);
                 }
+                if let Some(SecurityPolicyKind::AWSCredentials { region, .. }) =
+                    c.target.security_policy.as_deref().map(|p| &p.kind)
+                    && c.target.endpoints.is_empty()
+                {
+                    signing_hosts.insert(
+                        c.backend_name.clone(),
+                        format!("bedrock-runtime.{region}.amazonaws.com"),
+                    );
+                }
             }
         }
         Self {
             planner,
             metadata_credentials,
+            signing_hosts,
             envoy_routed: false,
         }
     }
@@ -141,6 +155,10 @@ impl Catalog for ConfigCatalog {
 
     fn metadata_credential(&self, backend_name: &str) -> Option<&MetadataCredential> {
         self.metadata_credentials.get(backend_name)
+    }
+
+    fn default_signing_host(&self, backend_name: &str) -> Option<&str> {
+        self.signing_hosts.get(backend_name).map(String::as_str)
     }
 
     fn costs(&self, r: &ExchangeRecord) -> Vec<(String, u64)> {

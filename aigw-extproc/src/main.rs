@@ -358,6 +358,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
         .map(|v| filterapi::VersionPolicy::parse(&v))
         .unwrap_or_default();
     let providers = Arc::new(ProviderCache::default());
+    let metrics = Arc::new(Metrics::default());
     let path = match &source {
         filterapi::Source::File(p) | filterapi::Source::Bundle(p) => p.clone(),
     };
@@ -377,6 +378,31 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
         Err(source) => return Err(ExtProcError::Config { path, source }),
     };
     let watch = source.files();
+    match aigw_extproc::mcp::UpstreamMcp::from_flags(&flags.mcp)? {
+        Some(mcp) => {
+            aigw_extproc::mcp::spawn_filter_config(
+                mcp,
+                source.clone(),
+                versions.clone(),
+                &metrics,
+                shutdown_signal(),
+            )
+            .await?;
+        }
+        None => {
+            if let Ok(l) = filterapi::load(&source, &versions)
+                && l.config
+                    .mcp_config
+                    .as_ref()
+                    .is_some_and(|m| !m.routes.is_empty())
+            {
+                tracing::warn!(
+                    routes = ?l.config.mcp_route_names(),
+                    "the filter configuration has MCPRoutes but no -mcpAddr: they are not served"
+                );
+            }
+        }
+    }
     let prefixes =
         aigw_core::api::EndpointPrefixes::parse(&flags.root_prefix, &flags.endpoint_prefixes)
             .map_err(|e| ExtProcError::InvalidPrefixes {
@@ -385,7 +411,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
     run(
         Served {
             runtime,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             listen: ListenAddr::parse(&flags.ext_proc_addr)?,
             admin: format!("0.0.0.0:{}", flags.admin_port),
             max_message_size: flags.max_recv_msg_size,

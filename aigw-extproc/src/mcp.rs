@@ -2,18 +2,20 @@
 //! routes `/mcp` to its MCP proxy, and [`aigw_core::mcp::McpService`] serves them —
 //! the same gateway `aigw run` and axum embedders mount. Backends are dialled directly
 //! (plain HTTP, or TLS verified against the system roots).
+//!
+//! With upstream's flags (`-mcpAddr`), the routes come from the filter configuration's
+//! `mcpConfig` instead, in upstream's topology ([`spawn_filter_config`]).
 
 use crate::error::ExtProcError;
 use aigw_core::config::{Config, SecretSource};
 use aigw_core::mcp::{
     McpBackend, McpGateway, McpService, McpSettings, McpUpstream, SessionCrypto, UpstreamBody,
-    UpstreamError,
+    UpstreamError, document_request, error_chain, read_document, stream_response,
 };
 use aigw_core::routing::TlsRoots;
 use bytes::Bytes;
-use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use http_body_util::{BodyDataStream, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -104,30 +106,6 @@ impl DirectUpstream {
     }
 }
 
-/// GETs `url` with `client` (a remote JWKS), at most 1 MiB.
-async fn get_document(
-    client: impl FnOnce(http::Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture,
-    url: String,
-) -> Result<Bytes, UpstreamError> {
-    use http_body_util::BodyExt as _;
-    let req = http::Request::get(&url)
-        .header(http::header::ACCEPT, "application/json")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client(req))
-        .await
-        .map_err(|_| UpstreamError(format!("{url}: timed out")))?
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(UpstreamError(format!("{url} answered {}", resp.status())));
-    }
-    let body = http_body_util::Limited::new(resp.into_body(), 1024 * 1024)
-        .collect()
-        .await
-        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
-    Ok(body.to_bytes())
-}
-
 impl McpUpstream for DirectUpstream {
     fn send(
         &self,
@@ -136,21 +114,21 @@ impl McpUpstream for DirectUpstream {
     ) -> BoxFuture<'static, Result<http::Response<UpstreamBody>, UpstreamError>> {
         let client = self.client.clone();
         Box::pin(async move {
-            let resp = client
+            client
                 .request(request.map(Full::new))
                 .await
-                .map_err(|e| UpstreamError(chain(&e)))?;
-            Ok(resp.map(|b| {
-                BodyDataStream::new(b)
-                    .map(|r| r.map_err(|e| UpstreamError(e.to_string())))
-                    .boxed()
-            }))
+                .map(stream_response)
+                .map_err(|e| UpstreamError(error_chain(&e)))
         })
     }
 
     fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
         let client = self.client.clone();
-        Box::pin(get_document(move |r| client.request(r), url.to_string()))
+        let url = url.to_string();
+        Box::pin(async move {
+            let req = document_request(&url)?;
+            read_document(&url, client.request(req)).await
+        })
     }
 
     fn check(&self, backend: &McpBackend) -> Result<(), String> {
@@ -168,17 +146,6 @@ impl McpUpstream for DirectUpstream {
             )),
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn load(
@@ -249,5 +216,184 @@ pub async fn spawn(
             tracing::error!("MCP listener stopped: {e}");
         }
     });
+    Ok(())
+}
+
+/// Upstream's MCP flags: `-mcpAddr` and the session-key flags, with upstream's defaults.
+#[derive(Debug, Clone)]
+pub struct UpstreamMcp {
+    /// `-mcpAddr` (`:9856`, `host:port` or `unix:///path`).
+    pub addr: crate::server::ListenAddr,
+    /// `-mcpSessionEncryptionSeed` (upstream's default `default-insecure-seed`).
+    pub seed: aigw_core::Secret,
+    /// `-mcpSessionEncryptionIterations` (100000).
+    pub iterations: u32,
+    /// `-mcpFallbackSessionEncryptionSeed` and its iterations.
+    pub fallback: Option<(aigw_core::Secret, u32)>,
+}
+
+/// Upstream's default seed, public: sessions sealed with it can be opened by anyone.
+const UPSTREAM_DEFAULT_SEED: &str = "default-insecure-seed";
+
+impl UpstreamMcp {
+    /// Reads the MCP flags (name, value) upstream's command line set; `None` without a
+    /// non-empty `-mcpAddr` (upstream then serves no MCP).
+    pub fn from_flags(flags: &[(String, String)]) -> Result<Option<Self>, ExtProcError> {
+        let get = |n: &str| {
+            flags
+                .iter()
+                .rev()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        let Some(addr) = get("mcpAddr").filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        let num = |n: &str| -> Result<u32, ExtProcError> {
+            get(n).map_or(Ok(aigw_core::mcp::DEFAULT_ITERATIONS), |v| {
+                v.parse().map_err(|_| ExtProcError::InvalidAddress {
+                    addr: format!("-{n} {v:?}: not a positive number"),
+                })
+            })
+        };
+        let seed = get("mcpSessionEncryptionSeed").unwrap_or(UPSTREAM_DEFAULT_SEED);
+        if seed == UPSTREAM_DEFAULT_SEED {
+            tracing::warn!(
+                "-mcpSessionEncryptionSeed is upstream's public default: MCP session ids can be opened by anyone who knows it; set a secret seed"
+            );
+        }
+        if get("mcpWriteTimeout").is_some() {
+            tracing::warn!(
+                "-mcpWriteTimeout is not applied: MCP responses stream without a write deadline (a client that stops reading is dropped when its connection closes)"
+            );
+        }
+        Ok(Some(Self {
+            addr: crate::server::ListenAddr::parse(addr)?,
+            seed: aigw_core::Secret::new(seed),
+            iterations: num("mcpSessionEncryptionIterations")?,
+            fallback: match get("mcpFallbackSessionEncryptionSeed").filter(|s| !s.is_empty()) {
+                Some(f) => Some((
+                    aigw_core::Secret::new(f),
+                    num("mcpFallbackSessionEncryptionIterations")?,
+                )),
+                None => None,
+            },
+        }))
+    }
+
+    fn crypto(&self) -> SessionCrypto {
+        let c = SessionCrypto::new(&self.seed, None, self.iterations);
+        match &self.fallback {
+            Some((seed, n)) => c.with_fallback(seed, *n),
+            None => c,
+        }
+    }
+}
+
+fn load_filter_config(
+    source: &aigw_core::filterapi::Source,
+    versions: &aigw_core::filterapi::VersionPolicy,
+    crypto: &SessionCrypto,
+    settings: &McpSettings,
+    upstream: &Arc<dyn McpUpstream>,
+) -> aigw_core::Result<McpGateway> {
+    let loaded = aigw_core::filterapi::load(source, versions)?;
+    McpGateway::from_filter_config(
+        &loaded.config.mcp_config.unwrap_or_default(),
+        &source.display(),
+        crypto.clone(),
+        settings.clone(),
+        upstream.clone(),
+    )
+}
+
+/// Serves the `mcpConfig` of upstream's filter configuration on `-mcpAddr` (reloaded
+/// with the configuration) until `shutdown`, as upstream's MCP proxy: Envoy routes the
+/// MCPRoutes here with `x-ai-eg-mcp-route`, and every backend request goes back to
+/// Envoy's MCP backend listener (`backendListenerAddr`).
+pub async fn spawn_filter_config(
+    mcp: UpstreamMcp,
+    source: aigw_core::filterapi::Source,
+    versions: aigw_core::filterapi::VersionPolicy,
+    metrics: &crate::metrics::Metrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ExtProcError> {
+    let crypto = mcp.crypto();
+    let settings = McpSettings::default();
+    metrics.set_mcp_metrics(settings.metrics.clone());
+    let upstream: Arc<dyn McpUpstream> = Arc::new(DirectUpstream::new()?);
+    let gateway =
+        load_filter_config(&source, &versions, &crypto, &settings, &upstream).map_err(|e| {
+            ExtProcError::Config {
+                path: source.files().first().cloned().unwrap_or_default(),
+                source: e,
+            }
+        })?;
+    for r in gateway.routes() {
+        tracing::info!(
+            route = r.key(),
+            "serving MCPRoute of the filter configuration"
+        );
+    }
+    let service = McpService::new(gateway);
+    let swap = service.clone();
+    let watch = source.files();
+    let mut reloader = aigw_core::planner::Reloader::new(
+        watch,
+        move |_: &[PathBuf]| load_filter_config(&source, &versions, &crypto, &settings, &upstream),
+        move |g| swap.swap(g),
+    );
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(crate::reload::DEFAULT_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            reloader.poll();
+        }
+    });
+    let app = axum::Router::new().fallback_service(service);
+    tracing::info!(mcp = %mcp.addr, "MCP proxy ready");
+    match &mcp.addr {
+        crate::server::ListenAddr::Tcp(a) => {
+            let listener =
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|source| ExtProcError::Io {
+                        what: "binding",
+                        addr: a.to_string(),
+                        source,
+                    })?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("MCP proxy stopped: {e}");
+                }
+            });
+        }
+        crate::server::ListenAddr::Unix(p) => {
+            let _ = std::fs::remove_file(p);
+            let listener =
+                tokio::net::UnixListener::bind(p).map_err(|source| ExtProcError::Io {
+                    what: "binding",
+                    addr: p.display().to_string(),
+                    source,
+                })?;
+            // As upstream: the socket is shared with Envoy's container.
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o775));
+            }
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("MCP proxy stopped: {e}");
+                }
+            });
+        }
+    }
     Ok(())
 }

@@ -42,6 +42,15 @@ pub trait Catalog: Send + Sync + 'static {
         None
     }
 
+    /// The host SigV4 signs for when Envoy sends no `upstream_host` endpoint metadata
+    /// and the backend has no endpoint of its own: upstream's default Bedrock host of
+    /// the policy's region (`bedrock-runtime.{region}.amazonaws.com`), never the
+    /// downstream authority.
+    fn default_signing_host(&self, backend_name: &str) -> Option<&str> {
+        let _ = backend_name;
+        None
+    }
+
     /// Cost metadata (`llmRequestCosts`: metadata key → value) for a finished request.
     fn costs(&self, record: &ExchangeRecord) -> Vec<(String, u64)> {
         let _ = record;

@@ -218,12 +218,6 @@ impl UpstreamFlags {
                 ));
             }
         }
-        let mcp_addr = self.mcp.iter().find(|(n, _)| n == "mcpAddr");
-        if let Some((_, addr)) = mcp_addr.filter(|(_, a)| !a.is_empty()) {
-            out.push(format!(
-                "-mcpAddr {addr:?} is not served: this build has no MCP proxy yet (MCP session flags ignored with it)"
-            ));
-        }
         out
     }
 }
@@ -259,9 +253,8 @@ mod tests {
         assert_eq!(f.max_recv_msg_size, 536_870_912);
         assert_eq!(f.log_format, "json");
         assert!(!f.enable_redaction);
-        let w = f.unsupported();
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("-mcpAddr"));
+        assert!(f.unsupported().is_empty());
+        assert_eq!(f.mcp.len(), 4);
     }
 
     #[test]

@@ -84,6 +84,12 @@ backends:
       aws:
         credentialFileLiteral: "[default]\naws_access_key_id = {AWS_KEY_ID}\naws_secret_access_key = {AWS_SECRET}\n"
         region: {REGION}
+  - name: testupstream-aws-nohost
+    schema: {{name: AWSBedrock}}
+    auth:
+      aws:
+        credentialFileLiteral: "[default]\naws_access_key_id = {AWS_KEY_ID}\naws_secret_access_key = {AWS_SECRET}\n"
+        region: {REGION}
   - name: testupstream-anthropic
     schema: {{name: Anthropic}}
     auth: {{anthropicAPIKey: {{key: {ANTHROPIC_KEY}}}}}
@@ -117,6 +123,8 @@ struct Case {
     /// The provider's hostname: the endpoint's `hostname` (Envoy rewrites `Host` to
     /// it) and its `upstream_host` metadata, as the extension server writes both.
     upstream_host: Option<&'static str>,
+    /// The cluster endpoint's hostname (Envoy rewrites `Host` to it).
+    hostname: Option<&'static str>,
 }
 
 fn route_yaml(c: &Case) -> String {
@@ -136,7 +144,7 @@ fn route_yaml(c: &Case) -> String {
                             cluster: testupstream-{h}
                             auto_host_rewrite: {rewrite}{md}"#,
         h = c.header,
-        rewrite = c.upstream_host.is_some()
+        rewrite = c.hostname.is_some()
     )
 }
 
@@ -199,7 +207,7 @@ fn cluster_yaml(c: &Case) -> String {
                       per_route_rule_backend_name: "testupstream-{h}"{upstream_host}"#,
         h = c.header,
         port = c.port,
-        hostname = c.upstream_host.map_or(String::new(), |h| format!(
+        hostname = c.hostname.map_or(String::new(), |h| format!(
             "\n                  hostname: {h}"
         )),
         upstream_host = c.upstream_host.map_or(String::new(), |h| format!(
@@ -399,6 +407,7 @@ async fn upstream_data_plane_environment() {
     std::fs::write(&cfg, filter_config()).unwrap();
     let sock = dir.path().join("run.sock");
     let admin = free_port();
+    let mcp_port = free_port();
     let log = dir.path().join("extproc.log");
     let _extproc = Proc(
         Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
@@ -418,7 +427,8 @@ async fn upstream_data_plane_environment() {
                 "-endpointPrefixes",
                 "openai:/,cohere:/cohere,anthropic:/anthropic",
             ])
-            .args(["-mcpAddr", ":9856", "-mcpSessionEncryptionSeed", "seed"])
+            .args(["-mcpAddr", &format!("127.0.0.1:{mcp_port}")])
+            .args(["-mcpSessionEncryptionSeed", "seed"])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -427,14 +437,8 @@ async fn upstream_data_plane_environment() {
     );
     wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
     let extproc_log = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        extproc_log.contains("-mcpAddr"),
-        "MCP flags are warned about: {extproc_log}"
-    );
-    assert!(
-        extproc_log.contains("mcpConfig"),
-        "mcpConfig is warned about: {extproc_log}"
-    );
+    // The MCP proxy serves the (empty) mcpConfig on -mcpAddr.
+    wait_listening(mcp_port);
     assert!(!extproc_log.contains(OPENAI_KEY) && !extproc_log.contains(AWS_SECRET));
     let metrics = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
         .await
@@ -447,54 +451,72 @@ async fn upstream_data_plane_environment() {
             port: sim,
             route_name: Some("test-ns/openai-route"),
             upstream_host: None,
+            hostname: None,
         },
         Case {
             header: "modelname-override",
             port: sim,
             route_name: None,
             upstream_host: None,
+            hostname: None,
         },
         Case {
             header: "azure",
             port: sim,
             route_name: None,
             upstream_host: None,
+            hostname: None,
         },
         Case {
             header: "azure-key",
             port: sim,
             route_name: None,
             upstream_host: None,
+            hostname: None,
         },
         Case {
             header: "aws",
             port: checker,
             route_name: None,
             upstream_host: Some("bedrock-runtime.us-east-1.amazonaws.com"),
+            hostname: Some("bedrock-runtime.us-east-1.amazonaws.com"),
+        },
+        // No `upstream_host` endpoint metadata: signed for the region's default
+        // Bedrock host, as upstream (not for the downstream authority).
+        Case {
+            header: "aws-nohost",
+            port: checker,
+            route_name: None,
+            upstream_host: None,
+            hostname: Some("bedrock-runtime.us-east-1.amazonaws.com"),
         },
         Case {
             header: "anthropic",
             port: sim,
             route_name: None,
             upstream_host: None,
+            hostname: None,
         },
         Case {
             header: "gcp-vertexai",
             port: sim,
             route_name: None,
             upstream_host: None,
+            hostname: None,
         },
         Case {
             header: "gcp-anthropicai",
             port: sim,
             route_name: None,
             upstream_host: None,
+            hostname: None,
         },
         Case {
             header: "body-mutation",
             port: sim,
             route_name: None,
             upstream_host: None,
+            hostname: None,
         },
     ];
     let (listen, envoy_admin) = (free_port(), free_port());
@@ -607,7 +629,20 @@ async fn upstream_data_plane_environment() {
         .await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("data: [DONE]"), "{text}");
+    let (status, text) = gw
+        .post(
+            "aws-nohost",
+            "/v1/chat/completions",
+            chat("us.amazon.nova-micro-v1:0", false),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
     let lines = std::fs::read_to_string(&checks).unwrap();
+    let last: Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["host"], "bedrock-runtime.us-east-1.amazonaws.com",
+        "{last}"
+    );
     assert!(lines.lines().count() >= 2, "{lines}");
     for l in lines.lines() {
         let v: Value = serde_json::from_str(l).unwrap();

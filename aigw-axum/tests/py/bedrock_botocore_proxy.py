@@ -5,7 +5,8 @@ to the simulator; `POST /token` answers a GCP service-account token exchange.
 
 usage: bedrock_botocore_proxy.py PORT UPSTREAM_HOST:PORT ACCESS_KEY SECRET REGION LOG
 
-Each Bedrock request appends one JSON line to LOG: {"op", "model", "sigv4", "errors"}.
+Each Bedrock request appends one JSON line to LOG: {"op", "model", "sigv4", "errors",
+"host"} (the Host the signature covers).
 A request whose signature or body fails is answered 400/403 in Bedrock's error shape.
 """
 
@@ -99,7 +100,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except Exception as e:  # a malformed request is a failed check, not a crash
             sig, errors = False, f"{type(e).__name__}: {e}"
         with open(LOG, "a") as f:
-            f.write(json.dumps({"op": op, "model": model_id, "sigv4": sig, "errors": errors}) + "\n")
+            f.write(json.dumps({"op": op, "model": model_id, "sigv4": sig, "errors": errors,
+                                "host": headers.get("host", "")}) + "\n")
         if not sig:
             msg = {"message": "The request signature we calculated does not match the signature you provided."}
             return self.reply(403, json.dumps(msg).encode(), extra=[("x-amzn-errortype", "InvalidSignatureException")])

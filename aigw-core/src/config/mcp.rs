@@ -92,7 +92,8 @@ pub struct MCPToolFilter {
     pub exclude_regex: Option<Vec<String>>,
 }
 
-/// Upstream authentication of an MCP server: exactly one of `apiKey`, `tokenExchange`.
+/// Upstream authentication of an MCP server: `apiKey`. (`tokenExchange` is read only to
+/// be refused with a clear error: upstream v1.1 defines no such field.)
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -100,7 +101,7 @@ pub struct MCPBackendSecurityPolicy {
     /// API key injection.
     #[serde(default)]
     pub api_key: Option<MCPBackendAPIKey>,
-    /// RFC 8693 token exchange settings, kept as written.
+    /// Not an upstream v1.1 field (a design proposal there); refused by validation.
     #[serde(default)]
     pub token_exchange: Option<Value>,
 }

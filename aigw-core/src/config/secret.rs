@@ -320,6 +320,43 @@ impl SecretSource {
         })
     }
 
+    /// Every key of a Secret with its value (each resolved as [`Self::resolve`] does),
+    /// sorted by key: from a loaded document, else from `<dir>/<namespace>/<name>/`
+    /// (hidden entries, such as a mounted volume's `..data`, skipped). The environment
+    /// fallback cannot enumerate keys.
+    pub fn entries(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Secret)>, SecretLookupError> {
+        let mut keys: Vec<String> = match self.documents.get(&format!("{namespace}/{name}")) {
+            Some(doc) => doc.data.keys().cloned().collect(),
+            None => self
+                .dir
+                .as_ref()
+                .and_then(|d| std::fs::read_dir(d.join(namespace).join(name)).ok())
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.path().is_file())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|f| !f.starts_with('.'))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        keys.sort();
+        if keys.is_empty() {
+            return Err(SecretLookupError::NotFound {
+                secret: format!("{namespace}/{name}"),
+                key: "(any)".into(),
+                tried: "the loaded Secret documents and the secrets directory".into(),
+            });
+        }
+        keys.into_iter()
+            .map(|k| self.resolve(namespace, name, &k).map(|v| (k, v)))
+            .collect()
+    }
+
     /// Expands `${VAR}` references; `Err(var)` names the first unset one. `$${` is a
     /// literal `${`.
     fn expand(&self, value: &str) -> Result<String, String> {

@@ -39,7 +39,8 @@ impl Source {
         }
     }
 
-    fn display(&self) -> String {
+    /// The file or bundle directory, for messages.
+    pub fn display(&self) -> String {
         match self {
             Self::File(p) | Self::Bundle(p) => p.display().to_string(),
         }

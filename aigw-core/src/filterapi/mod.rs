@@ -314,18 +314,20 @@ impl FilterConfig {
             .map_err(|e| crate::Error::internal(format!("rendering the filter configuration: {e}")))
     }
 
-    /// Non-fatal findings: what this build reads but does not serve yet.
+    /// Non-fatal findings: what this build reads but does not serve yet. (`mcpConfig`
+    /// is served by the ExtProc's MCP proxy when `-mcpAddr` is set, as upstream's; the
+    /// ExtProc warns when it is present without one.)
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(mcp) = &self.mcp_config {
-            let names: Vec<&str> = mcp.routes.iter().map(|r| r.name.as_str()).collect();
-            out.push(format!(
-                "mcpConfig with {} MCPRoute(s) {names:?} is not served by this ExtProc yet: \
-                 MCP requests get no MCP proxy (LLM routes are unaffected)",
-                names.len()
-            ));
-        }
-        out
+        Vec::new()
+    }
+
+    /// The MCPRoutes of `mcpConfig`, by name.
+    pub fn mcp_route_names(&self) -> Vec<&str> {
+        self.mcp_config
+            .iter()
+            .flat_map(|m| &m.routes)
+            .map(|r| r.name.as_str())
+            .collect()
     }
 }
 

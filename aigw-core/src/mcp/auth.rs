@@ -1,12 +1,11 @@
-//! MCPRoute client security: MCP-spec OAuth (a bearer JWT verified against the route's
-//! JWKS, issuer and audiences; RFC 9728 protected-resource metadata; `WWW-Authenticate`
-//! challenges) and the authorization rules (JWT scopes and claims, tool targets; first
-//! match wins, default deny; `tools/list` filtered by the same rules).
+//! MCPRoute client authentication: MCP-spec OAuth (a bearer JWT verified against the
+//! route's JWKS, issuer and audiences; RFC 9728 protected-resource metadata;
+//! `WWW-Authenticate` challenges). The authorization rules are in `authz`.
 //!
 //! Upstream has Envoy verify the token and parses it unverified in its proxy; here the
 //! gateway verifies it itself, so every packaging is protected the same way.
 
-use crate::config::{MCPRouteAuthorization, MCPRouteOAuth};
+use crate::config::MCPRouteOAuth;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
@@ -18,13 +17,19 @@ use std::time::{Duration, Instant};
 pub(crate) enum Keys {
     /// `localJWKS.inline`.
     Local(Arc<JwkSet>),
-    /// `remoteJWKS.uri`, fetched through the packaging's client and cached.
+    /// `remoteJWKS.uri`, or (no `jwks`) the `jwks_uri` of the issuer's RFC 8414
+    /// metadata; fetched through the packaging's client and cached.
     Remote {
-        uri: String,
+        uri: Option<String>,
         ttl: Duration,
         cache: Mutex<Option<(Instant, Arc<JwkSet>)>>,
     },
 }
+
+/// How long the authorization server's metadata is kept.
+const AS_METADATA_TTL: Duration = Duration::from_secs(300);
+/// How long the fallback document is served before the issuer is asked again.
+const AS_FALLBACK_TTL: Duration = Duration::from_secs(30);
 
 /// A route's OAuth settings, compiled.
 #[derive(Debug)]
@@ -36,6 +41,10 @@ pub(crate) struct OAuth {
     pub(crate) metadata: Value,
     /// Its URL, named in challenges.
     pub(crate) metadata_url: String,
+    /// `scopesSupported`, for the fallback authorization-server document.
+    scopes_supported: Vec<String>,
+    /// The issuer's RFC 8414 metadata (fetched: `true`), or the fallback (`false`).
+    as_metadata: Mutex<Option<(Instant, bool, Arc<Value>)>>,
 }
 
 /// The keys could not be had (remote JWKS unreachable and nothing cached).
@@ -59,6 +68,16 @@ impl OAuth {
         {
             return Ok(k.clone());
         }
+        let uri = match uri {
+            Some(u) => u.clone(),
+            None => match self.discovered_jwks_uri(upstream).await {
+                Ok(u) => u,
+                Err(e) => {
+                    return cached.map(|(_, k)| k).ok_or(KeysUnavailable(e));
+                }
+            },
+        };
+        let uri = &uri;
         let fetched = upstream.fetch(uri).await.map_err(|e| e.0).and_then(|b| {
             serde_json::from_slice::<JwkSet>(&b).map_err(|e| format!("not a JWK set: {e}"))
         });
@@ -77,6 +96,114 @@ impl OAuth {
             (Err(e), None) => Err(KeysUnavailable(format!("JWKS {uri}: {e}"))),
         }
     }
+}
+
+impl OAuth {
+    /// The issuer's authorization-server metadata (RFC 8414), served to MCP clients of
+    /// the 2025-03-26 revision as upstream does: fetched from the issuer's well-known
+    /// locations (RFC 8414 and OpenID, inserted before and appended after the issuer's
+    /// path, in upstream's order) and cached; when none answers, upstream's fallback
+    /// document (Keycloak's endpoint layout under the issuer).
+    pub(crate) async fn as_metadata(&self, upstream: &dyn super::McpUpstream) -> Arc<Value> {
+        if let Some((_, _, doc)) = self.cached_as_metadata() {
+            return doc;
+        }
+        match self.fetch_as_metadata(upstream).await {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::warn!(target: "aigw::mcp", issuer = %self.issuer, error = %e, "authorization server metadata unavailable; serving the fallback document");
+                let doc = Arc::new(self.fallback_as_metadata());
+                if let Ok(mut c) = self.as_metadata.lock() {
+                    *c = Some((Instant::now(), false, doc.clone()));
+                }
+                doc
+            }
+        }
+    }
+
+    fn cached_as_metadata(&self) -> Option<(Instant, bool, Arc<Value>)> {
+        let c = self.as_metadata.lock().ok()?.clone()?;
+        let ttl = if c.1 {
+            AS_METADATA_TTL
+        } else {
+            AS_FALLBACK_TTL
+        };
+        (c.0.elapsed() < ttl).then_some(c)
+    }
+
+    async fn fetch_as_metadata(
+        &self,
+        upstream: &dyn super::McpUpstream,
+    ) -> Result<Arc<Value>, String> {
+        let mut last = String::from("no well-known location");
+        for url in well_known_urls(&self.issuer) {
+            let doc = upstream
+                .fetch(&url)
+                .await
+                .map_err(|e| e.0)
+                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
+            match doc {
+                Ok(d) if d.get("issuer").is_some() || d.get("jwks_uri").is_some() => {
+                    let doc = Arc::new(d);
+                    if let Ok(mut c) = self.as_metadata.lock() {
+                        *c = Some((Instant::now(), true, doc.clone()));
+                    }
+                    return Ok(doc);
+                }
+                Ok(_) => last = format!("{url}: not authorization server metadata"),
+                Err(e) => last = format!("{url}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// The `jwks_uri` of the issuer's metadata (never of the fallback document).
+    async fn discovered_jwks_uri(
+        &self,
+        upstream: &dyn super::McpUpstream,
+    ) -> Result<String, String> {
+        let doc = match self.cached_as_metadata() {
+            Some((_, true, doc)) => doc,
+            _ => self.fetch_as_metadata(upstream).await?,
+        };
+        doc.get("jwks_uri")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("the metadata of issuer {} has no jwks_uri", self.issuer))
+    }
+
+    fn fallback_as_metadata(&self) -> Value {
+        let a = self.issuer.trim_end_matches('/');
+        json!({
+            "issuer": a,
+            "authorization_endpoint": format!("{a}/protocol/openid-connect/auth"),
+            "token_endpoint": format!("{a}/protocol/openid-connect/token"),
+            "jwks_uri": format!("{a}/protocol/openid-connect/certs"),
+            "scopes_supported": self.scopes_supported,
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+        })
+    }
+}
+
+/// Upstream's four candidate locations of an issuer's metadata.
+fn well_known_urls(issuer: &str) -> Vec<String> {
+    let issuer = issuer.trim_end_matches('/');
+    let (origin, path) = match issuer.find("://").map(|i| i + 3) {
+        Some(start) => match issuer[start..].find('/') {
+            Some(p) => issuer.split_at(start + p),
+            None => (issuer, ""),
+        },
+        None => (issuer, ""),
+    };
+    vec![
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+        format!("{origin}/.well-known/openid-configuration{path}"),
+        format!("{origin}{path}/.well-known/oauth-authorization-server"),
+        format!("{origin}{path}/.well-known/openid-configuration"),
+    ]
 }
 
 /// Why a token was refused.
@@ -98,7 +225,7 @@ impl OAuth {
                     ))
                 }
                 (None, Some(r)) => Keys::Remote {
-                    uri: r.uri.clone(),
+                    uri: Some(r.uri.clone()),
                     ttl: r
                         .cache_duration
                         .as_deref()
@@ -108,9 +235,9 @@ impl OAuth {
                 },
                 (None, None) => return Err("jwks needs remoteJWKS or localJWKS".into()),
             },
+            // As upstream: discovered from the issuer's authorization-server metadata.
             None => Keys::Remote {
-                // RFC 8414 discovery is not done: the conventional location is assumed.
-                uri: format!("{}/.well-known/jwks.json", o.issuer.trim_end_matches('/')),
+                uri: None,
                 ttl: Duration::from_secs(300),
                 cache: Mutex::new(None),
             },
@@ -147,6 +274,8 @@ impl OAuth {
             keys,
             metadata: Value::Object(metadata),
             metadata_url: metadata_url(&prm.resource, route_path),
+            scopes_supported: prm.scopes_supported.clone(),
+            as_metadata: Mutex::new(None),
         })
     }
 
@@ -219,178 +348,26 @@ fn metadata_url(resource: &str, route_path: &str) -> String {
     )
 }
 
-/// One compiled rule.
-#[derive(Debug)]
-struct Rule {
-    scopes: Vec<String>,
-    claims: Vec<(Vec<String>, Vec<String>)>,
-    has_source: bool,
-    tools: Vec<(String, String)>,
-    allow: bool,
-}
-
-/// A route's authorization rules.
-#[derive(Debug)]
-pub(crate) struct Authorization {
-    rules: Vec<Rule>,
-    default_allow: bool,
-}
-
-/// The decision for one call.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Decision {
-    /// Go ahead.
-    Allow,
-    /// Refused; the scopes a matching allow rule would have needed, for the challenge.
-    Deny(Vec<String>),
-}
-
-impl Authorization {
-    pub(crate) fn compile(a: &MCPRouteAuthorization) -> Result<Self, String> {
-        let mut rules = Vec::new();
-        for (i, r) in a.rules.iter().enumerate() {
-            if r.cel.is_some() {
-                return Err(format!(
-                    "rules[{i}].cel: CEL authorization conditions are not supported by this gateway yet; the route is refused rather than served with the rule ignored"
-                ));
-            }
-            let allow = match r.action.as_deref().unwrap_or("Allow") {
-                "Allow" => true,
-                "Deny" => false,
-                other => return Err(format!("rules[{i}].action: unknown action {other:?}")),
-            };
-            let (scopes, claims) = match &r.source {
-                Some(s) => (
-                    s.jwt.scopes.clone(),
-                    s.jwt
-                        .claims
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.name.split('.').map(str::to_string).collect(),
-                                c.values.clone(),
-                            )
-                        })
-                        .collect(),
-                ),
-                None => (Vec::new(), Vec::new()),
-            };
-            let tools = r
-                .target
-                .iter()
-                .flat_map(|t| &t.tools)
-                .map(|t| (t.backend.clone(), t.tool.clone()))
-                .collect();
-            rules.push(Rule {
-                scopes,
-                claims,
-                has_source: r.source.is_some(),
-                tools,
-                allow,
-            });
-        }
-        let default_allow = match a.default_action.as_deref().unwrap_or("Deny") {
-            "Allow" => true,
-            "Deny" => false,
-            other => return Err(format!("defaultAction: unknown action {other:?}")),
-        };
-        Ok(Self {
-            rules,
-            default_allow,
-        })
-    }
-
-    /// Whether the token's holder may call `tool` of `backend`: the first rule whose
-    /// source and target both match decides; none matching, the default action.
-    pub(crate) fn decide(
-        &self,
-        claims: Option<&Map<String, Value>>,
-        backend: &str,
-        tool: &str,
-    ) -> Decision {
-        let scopes = claims.map(token_scopes).unwrap_or_default();
-        let mut wanted = Vec::new();
-        for r in &self.rules {
-            let target =
-                r.tools.is_empty() || r.tools.iter().any(|(b, t)| b == backend && t == tool);
-            if !target {
-                continue;
-            }
-            let source = !r.has_source
-                || (claims.is_some()
-                    && r.scopes.iter().all(|s| scopes.contains(&s.as_str()))
-                    && r.claims
-                        .iter()
-                        .all(|(path, values)| claim_matches(claims, path, values)));
-            if source {
-                return if r.allow {
-                    Decision::Allow
-                } else {
-                    Decision::Deny(Vec::new())
-                };
-            }
-            if r.allow {
-                wanted.extend(
-                    r.scopes
-                        .iter()
-                        .filter(|s| !scopes.contains(&s.as_str()))
-                        .cloned(),
-                );
-            }
-        }
-        if self.default_allow {
-            Decision::Allow
-        } else {
-            Decision::Deny(wanted)
-        }
-    }
-}
-
-/// `scope` (space-separated) or `scp` (array or string).
-fn token_scopes(claims: &Map<String, Value>) -> Vec<&str> {
-    let mut out = Vec::new();
-    for k in ["scope", "scp"] {
-        match claims.get(k) {
-            Some(Value::String(s)) => out.extend(s.split_whitespace()),
-            Some(Value::Array(a)) => out.extend(a.iter().filter_map(Value::as_str)),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn claim_matches(claims: Option<&Map<String, Value>>, path: &[String], values: &[String]) -> bool {
-    let mut cur = claims.and_then(|c| c.get(path.first()?));
-    for p in path.iter().skip(1) {
-        cur = cur.and_then(|v| v.get(p));
-    }
-    match cur {
-        Some(Value::String(s)) => values.iter().any(|v| v == s),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|s| values.iter().any(|v| v == s)),
-        Some(Value::Bool(b)) => values.iter().any(|v| v == &b.to_string()),
-        Some(Value::Number(n)) => values.iter().any(|v| v == &n.to_string()),
-        _ => false,
-    }
-}
-
-/// `WWW-Authenticate` for a refused call.
-pub(crate) fn insufficient_scope(scopes: &[String], metadata_url: Option<&str>) -> String {
-    let mut s = String::from("Bearer error=\"insufficient_scope\"");
-    if !scopes.is_empty() {
-        s.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
-    }
-    if let Some(u) = metadata_url {
-        s.push_str(&format!(", resource_metadata=\"{u}\""));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issuer_metadata_locations() {
+        assert_eq!(
+            well_known_urls("https://idp.example/realms/x/"),
+            [
+                "https://idp.example/.well-known/oauth-authorization-server/realms/x",
+                "https://idp.example/.well-known/openid-configuration/realms/x",
+                "https://idp.example/realms/x/.well-known/oauth-authorization-server",
+                "https://idp.example/realms/x/.well-known/openid-configuration",
+            ]
+        );
+        assert_eq!(
+            well_known_urls("http://127.0.0.1:8080")[0],
+            "http://127.0.0.1:8080/.well-known/oauth-authorization-server"
+        );
+    }
 
     #[test]
     fn well_known_url_follows_rfc9728() {
@@ -402,40 +379,5 @@ mod tests {
             metadata_url("https://gw.example", "/mcp"),
             "https://gw.example/.well-known/oauth-protected-resource/mcp"
         );
-    }
-
-    #[test]
-    fn first_match_wins_default_deny() {
-        let a: MCPRouteAuthorization = serde_json::from_value(json!({
-            "rules": [
-                {"source": {"jwt": {"scopes": ["admin"]}}, "action": "Allow"},
-                {"target": {"tools": [{"backend": "gh", "tool": "delete"}]}, "action": "Deny"},
-                {"source": {"jwt": {"scopes": ["read"], "claims": [{"name": "org.id", "values": ["acme"]}]}},
-                 "target": {"tools": [{"backend": "gh", "tool": "list"}]}}
-            ]
-        }))
-        .unwrap();
-        let a = Authorization::compile(&a).unwrap();
-        let claims = |v: Value| v.as_object().cloned().unwrap();
-        let admin = claims(json!({"scope": "admin"}));
-        let reader = claims(json!({"scope": "read", "org": {"id": "acme"}}));
-        let other_org = claims(json!({"scp": ["read"], "org": {"id": "evil"}}));
-        assert_eq!(a.decide(Some(&admin), "gh", "delete"), Decision::Allow);
-        assert_eq!(
-            a.decide(Some(&reader), "gh", "delete"),
-            Decision::Deny(vec![])
-        );
-        assert_eq!(a.decide(Some(&reader), "gh", "list"), Decision::Allow);
-        assert_eq!(
-            a.decide(Some(&other_org), "gh", "list"),
-            Decision::Deny(vec!["admin".into()])
-        );
-        assert_eq!(
-            a.decide(None, "gh", "list"),
-            Decision::Deny(vec!["admin".into(), "read".into()])
-        );
-        let cel: MCPRouteAuthorization =
-            serde_json::from_value(json!({"rules": [{"cel": "true"}]})).unwrap();
-        assert!(Authorization::compile(&cel).is_err());
     }
 }

@@ -3,7 +3,10 @@
 //! gateway cannot honour fails the load, naming the route and field — a route never
 //! serves with part of its configuration silently dropped.
 
-use super::auth::{Authorization, OAuth};
+use super::apikey::ClientKeys;
+use super::auth::OAuth;
+use super::authz::Authorization;
+use super::extauth::ExtAuth;
 use super::filter::ToolSelector;
 use crate::Secret;
 use crate::config::{
@@ -15,6 +18,12 @@ use crate::routing::{TlsSettings, target};
 use http::{HeaderMap, HeaderName};
 use regex::Regex;
 use std::sync::Arc;
+
+/// Upstream's header naming the MCPRoute of a request (`namespace/name`), set by the
+/// Envoy route in front of its MCP proxy and sent to its MCP backend listener.
+pub(crate) const ROUTE_HEADER: &str = "x-ai-eg-mcp-route";
+/// Upstream's header naming the backend, which its MCP backend listener routes by.
+pub(crate) const BACKEND_HEADER: &str = "x-ai-eg-mcp-backend";
 
 /// Envoy Gateway's API group (a `Backend` backendRef).
 const EG_GROUP: &str = "gateway.envoyproxy.io";
@@ -36,11 +45,17 @@ pub struct McpBackend {
     pub(crate) origin: String,
     /// Path (and the API-key query, when configured) of the MCP endpoint.
     pub(crate) path: String,
-    tls: Option<TlsSettings>,
+    pub(crate) tls: Option<TlsSettings>,
     pub(crate) api_key: Option<ApiKey>,
     /// Client header → backend header.
     pub(crate) forward: Vec<(HeaderName, HeaderName)>,
     pub(crate) selector: Option<ToolSelector>,
+    /// Headers on every request (behind Envoy: the backend and route names its MCP
+    /// backend listener routes by).
+    pub(crate) fixed_headers: Vec<(HeaderName, http::HeaderValue)>,
+    /// Sent through Envoy's MCP backend listener (upstream's topology): the
+    /// `x-ai-eg-mcp-metadata-*` headers go along for its access log.
+    pub(crate) via_envoy: bool,
 }
 
 impl McpBackend {
@@ -61,7 +76,7 @@ impl McpBackend {
 }
 
 #[derive(Debug, Clone)]
-enum HeaderMatch {
+pub(crate) enum HeaderMatch {
     Exact(HeaderName, String),
     Regex(HeaderName, Regex),
 }
@@ -71,11 +86,26 @@ enum HeaderMatch {
 pub struct McpRoute {
     pub(crate) key: String,
     pub(crate) path: String,
-    hostnames: Vec<String>,
-    headers: Vec<HeaderMatch>,
+    pub(crate) hostnames: Vec<String>,
+    pub(crate) headers: Vec<HeaderMatch>,
     pub(crate) backends: Vec<Arc<McpBackend>>,
     pub(crate) oauth: Option<Arc<OAuth>>,
     pub(crate) authz: Option<Arc<Authorization>>,
+    /// `securityPolicy.apiKeyAuth`.
+    pub(crate) api_keys: Option<Arc<ClientKeys>>,
+    /// `securityPolicy.extAuth` (an HTTP authorization service).
+    pub(crate) ext_auth: Option<Arc<ExtAuth>>,
+    /// `spec.backendSelector`, checked per backend at `initialize`.
+    pub(crate) selector: Option<Arc<Authorization>>,
+    /// Chosen by upstream's `x-ai-eg-mcp-route` header (set by Envoy) instead of by
+    /// path, host and headers.
+    pub(crate) by_route_header: bool,
+    /// Bearer tokens were verified by Envoy in front (upstream's topology): their
+    /// claims are read without verification, as upstream's proxy does.
+    pub(crate) trust_bearer: bool,
+    /// The RFC 9728 URL named in `insufficient_scope` challenges when the route has no
+    /// `oauth` of its own (the filter configuration's `resourceMetadataURL`).
+    pub(crate) challenge_url: Option<String>,
     /// `oauth.claimToHeaders`: claim path → backend header.
     pub(crate) claim_headers: Vec<(Vec<String>, HeaderName)>,
 }
@@ -96,12 +126,30 @@ impl McpRoute {
         self.backends.iter().map(|b| b.as_ref())
     }
 
+    /// Whether authorization rules or a backend selector look at the request.
+    pub(crate) fn checks_requests(&self) -> bool {
+        self.authz.is_some() || self.selector.is_some()
+    }
+
+    /// Whether a CEL condition needs the request's attributes.
+    pub(crate) fn uses_cel(&self) -> bool {
+        [&self.authz, &self.selector]
+            .into_iter()
+            .flatten()
+            .any(|a| a.uses_cel())
+    }
+
     pub(crate) fn backend(&self, name: &str) -> Option<&Arc<McpBackend>> {
         self.backends.iter().find(|b| b.name == name)
     }
 
     /// Whether a request with this path, host and headers is for the route.
     pub(crate) fn matches(&self, path: &str, host: Option<&str>, headers: &HeaderMap) -> bool {
+        if self.by_route_header {
+            return headers
+                .get(ROUTE_HEADER)
+                .is_some_and(|v| v.as_bytes() == self.key.as_bytes());
+        }
         if path != self.path {
             return false;
         }
@@ -174,22 +222,33 @@ impl Ctx<'_> {
 
     fn route(&mut self, config: &Config, secrets: &SecretSource) -> Option<McpRoute> {
         let s = &self.r.spec;
-        if s.backend_selector.is_some() {
-            self.err("spec.backendSelector", "backendSelector is not supported by this gateway yet; remove it to serve every backend");
-        }
+        let selector = match s
+            .backend_selector
+            .as_ref()
+            .map(Authorization::compile_selector)
+        {
+            Some(Ok(x)) => Some(Arc::new(x)),
+            Some(Err(e)) => {
+                self.err("spec.backendSelector", e);
+                None
+            }
+            None => None,
+        };
         let path = s
             .path
             .clone()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
-        let (mut oauth, mut authz, mut claim_headers) = (None, None, Vec::new());
+        let (mut oauth, mut authz, mut claim_headers, mut api_keys, mut ext_auth) =
+            (None, None, Vec::new(), None, None);
         if let Some(sp) = &s.security_policy {
-            for (set, field) in [
-                (sp.api_key_auth.is_some(), "apiKeyAuth"),
-                (sp.ext_auth.is_some(), "extAuth"),
-            ] {
-                if set {
-                    self.err(format!("spec.securityPolicy.{field}"), format!("{field} is not supported on MCPRoutes by this gateway yet; the route is refused rather than served unprotected"));
+            if let Some(e) = &sp.ext_auth {
+                ext_auth = self.ext_auth(config, secrets, e).map(Arc::new);
+            }
+            if let Some(a) = &sp.api_key_auth {
+                match ClientKeys::compile(a, self.r.namespace(), secrets) {
+                    Ok(k) => api_keys = Some(Arc::new(k)),
+                    Err((f, e)) => self.err(format!("spec.securityPolicy.apiKeyAuth.{f}"), e),
                 }
             }
             if let Some(o) = &sp.oauth {
@@ -238,7 +297,10 @@ impl Ctx<'_> {
             .backend_refs
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| self.backend(config, secrets, i, b).map(Arc::new))
+            .filter_map(|(i, b)| {
+                self.backend(config, secrets, format!("spec.backendRefs[{i}]"), b)
+                    .map(Arc::new)
+            })
             .collect();
         Some(McpRoute {
             key: self.r.key(),
@@ -248,7 +310,119 @@ impl Ctx<'_> {
             backends,
             oauth,
             authz,
+            api_keys,
+            ext_auth,
+            selector,
+            by_route_header: false,
+            trust_bearer: false,
+            challenge_url: None,
             claim_headers,
+        })
+    }
+
+    /// `securityPolicy.extAuth`: an HTTP service only (the gRPC `ext_authz` protocol
+    /// and request bodies are refused, naming the field).
+    fn ext_auth(
+        &mut self,
+        config: &Config,
+        secrets: &SecretSource,
+        e: &crate::config::ExtAuth,
+    ) -> Option<ExtAuth> {
+        let f = "spec.securityPolicy.extAuth";
+        let mut ok = true;
+        for (set, field, why) in [
+            (
+                e.grpc.is_some(),
+                "grpc",
+                "the gRPC ext_authz protocol is not served on MCPRoutes; use an http service",
+            ),
+            (
+                e.body_to_ext_auth.is_some(),
+                "bodyToExtAuth",
+                "request bodies are not sent to the authorization service",
+            ),
+            (
+                !e.context_extensions.is_empty(),
+                "contextExtensions",
+                "context extensions are part of the gRPC protocol",
+            ),
+        ] {
+            if set {
+                self.err(format!("{f}.{field}"), why);
+                ok = false;
+            }
+        }
+        let Some(h) = &e.http else {
+            if ok {
+                self.err(f, "extAuth needs an http service");
+            }
+            return None;
+        };
+        if h.backend_settings.is_some() || e.recompute_route.is_some() {
+            tracing::warn!(route = %self.r.label(), "extAuth.http.backendSettings and recomputeRoute are not applied by the MCP gateway");
+        }
+        let r = match (&h.backend_ref, h.backend_refs.as_slice()) {
+            (Some(r), []) => MCPRouteBackendRef {
+                group: r.group.clone(),
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+                namespace: r.namespace.clone(),
+                port: r.port,
+                ..Default::default()
+            },
+            (None, [r]) => MCPRouteBackendRef {
+                group: r.group.clone(),
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+                namespace: r.namespace.clone(),
+                port: r.port,
+                ..Default::default()
+            },
+            _ => {
+                self.err(
+                    format!("{f}.http.backendRefs"),
+                    "exactly one backend is required",
+                );
+                return None;
+            }
+        };
+        let r = MCPRouteBackendRef {
+            path: Some(
+                h.path
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".into()),
+            ),
+            ..r
+        };
+        let service = self.backend(config, secrets, format!("{f}.http.backendRef"), &r)?;
+        let names = |list: &[String], field: &str, this: &mut Self| -> Vec<HeaderName> {
+            list.iter()
+                .filter_map(|n| match HeaderName::try_from(n.as_str()) {
+                    Ok(h) => Some(h),
+                    Err(_) => {
+                        this.err(format!("{f}.{field}"), format!("invalid header name {n:?}"));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let headers_to_ext_auth = names(&e.headers_to_ext_auth, "headersToExtAuth", self);
+        let headers_to_backend = names(&h.headers_to_backend, "http.headersToBackend", self);
+        let timeout = match e.timeout.as_deref().map(crate::config::parse_duration) {
+            None => std::time::Duration::from_secs(10),
+            Some(Ok(d)) => d,
+            Some(Err(_)) => {
+                self.err(format!("{f}.timeout"), "invalid duration");
+                return None;
+            }
+        };
+        ok.then(|| ExtAuth {
+            service: Arc::new(service),
+            headers_to_ext_auth,
+            headers_to_backend,
+            timeout,
+            fail_open: e.fail_open.unwrap_or(false),
         })
     }
 
@@ -256,10 +430,9 @@ impl Ctx<'_> {
         &mut self,
         config: &Config,
         secrets: &SecretSource,
-        i: usize,
+        f: String,
         b: &MCPRouteBackendRef,
     ) -> Option<McpBackend> {
-        let f = format!("spec.backendRefs[{i}]");
         let ns = self.r.namespace().to_string();
         let (origin, tls) = if b.kind.as_deref() == Some("Backend")
             && b.group.as_deref() == Some(EG_GROUP)
@@ -313,52 +486,48 @@ impl Ctx<'_> {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| DEFAULT_MCP_PATH.into());
         let mut api_key = None;
-        if let Some(sp) = &b.security_policy {
-            if sp.token_exchange.is_some() {
-                self.err(
-                    format!("{f}.securityPolicy.tokenExchange"),
-                    "token exchange is not supported by this gateway",
-                );
-            }
-            if let Some(k) = &sp.api_key {
-                let value = match (&k.inline, &k.secret_ref) {
-                    (Some(v), _) => Some(Secret::new(v.as_str())),
-                    (None, Some(r)) => {
-                        let sns = r
-                            .namespace
-                            .as_deref()
-                            .filter(|n| !n.is_empty())
-                            .unwrap_or(&ns);
-                        match secrets.resolve(sns, &r.name, "apiKey") {
-                            Ok(v) => Some(v),
-                            Err(e) => {
+        if let Some(k) = b
+            .security_policy
+            .as_ref()
+            .and_then(|sp| sp.api_key.as_ref())
+        {
+            let value = match (&k.inline, &k.secret_ref) {
+                (Some(v), _) => Some(Secret::new(v.as_str())),
+                (None, Some(r)) => {
+                    let sns = r
+                        .namespace
+                        .as_deref()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or(&ns);
+                    match secrets.resolve(sns, &r.name, "apiKey") {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            self.err(
+                                format!("{f}.securityPolicy.apiKey.secretRef"),
+                                e.to_string(),
+                            );
+                            None
+                        }
+                    }
+                }
+                (None, None) => None,
+            };
+            if let Some(value) = value {
+                api_key = match (&k.query_param, &k.header) {
+                    (Some(q), _) => Some(ApiKey::Query(q.clone(), value)),
+                    (None, h) => {
+                        match HeaderName::try_from(h.as_deref().unwrap_or("Authorization")) {
+                            Ok(h) => Some(ApiKey::Header(h, value)),
+                            Err(_) => {
                                 self.err(
-                                    format!("{f}.securityPolicy.apiKey.secretRef"),
-                                    e.to_string(),
+                                    format!("{f}.securityPolicy.apiKey.header"),
+                                    "invalid header name",
                                 );
                                 None
                             }
                         }
                     }
-                    (None, None) => None,
                 };
-                if let Some(value) = value {
-                    api_key = match (&k.query_param, &k.header) {
-                        (Some(q), _) => Some(ApiKey::Query(q.clone(), value)),
-                        (None, h) => {
-                            match HeaderName::try_from(h.as_deref().unwrap_or("Authorization")) {
-                                Ok(h) => Some(ApiKey::Header(h, value)),
-                                Err(_) => {
-                                    self.err(
-                                        format!("{f}.securityPolicy.apiKey.header"),
-                                        "invalid header name",
-                                    );
-                                    None
-                                }
-                            }
-                        }
-                    };
-                }
             }
         }
         if !path.starts_with('/') {
@@ -395,6 +564,8 @@ impl Ctx<'_> {
             api_key,
             forward,
             selector,
+            fixed_headers: Vec::new(),
+            via_envoy: false,
         })
     }
 }

@@ -57,6 +57,13 @@ impl SessionCrypto {
         }
     }
 
+    /// Also accepts ids sealed under `seed` with its own iteration count (upstream's
+    /// `-mcpFallbackSessionEncryptionIterations`).
+    pub fn with_fallback(mut self, seed: &crate::Secret, iterations: u32) -> Self {
+        self.fallback = Some(cipher(seed.expose().as_bytes(), iterations));
+        self
+    }
+
     /// A key of random bytes (no seed configured): ids do not survive a restart and are
     /// not shared between replicas.
     pub fn random() -> Self {

@@ -3,6 +3,7 @@
 
 use super::McpGateway;
 use super::PROTOCOL_VERSIONS;
+use super::authz::{Decision, McpCall};
 use super::jsonrpc::{Kind, Message, code};
 use super::rewrite;
 use super::session::{
@@ -87,7 +88,30 @@ pub(crate) async fn initialize(
     .to_string();
     params.insert("protocolVersion".into(), Value::String(version.clone()));
     let params = Value::Object(params);
-    let inits = route.backends.iter().map(|b| {
+    // `backendSelector`: decided once per candidate backend, for the whole session.
+    let selected: Vec<_> = route
+        .backends
+        .iter()
+        .filter(|b| {
+            route.selector.as_ref().is_none_or(|s| {
+                let call = McpCall {
+                    backend: &b.name,
+                    ..McpCall::default()
+                };
+                s.decide(&auth.who, &call) == Decision::Allow
+            })
+        })
+        .collect();
+    if selected.is_empty() {
+        tracing::info!(target: "aigw::mcp", route = %route.key, "backendSelector matches no route backends");
+        return error(
+            StatusCode::FORBIDDEN,
+            Some(id),
+            code::INVALID_REQUEST,
+            "access denied",
+        );
+    }
+    let inits = selected.into_iter().map(|b| {
         let t = Target::new(b.clone(), headers, "", auth);
         let (gw, params) = (gw.clone(), params.clone());
         async move {

@@ -24,11 +24,15 @@
 //!
 //! docs/mcp.md has the full description and the differences from upstream.
 
+mod apikey;
 mod auth;
+mod authz;
 mod config;
 mod crypto;
+mod extauth;
 mod fanout;
 mod filter;
+mod filter_config;
 mod jsonrpc;
 mod metrics;
 mod names;
@@ -42,7 +46,10 @@ mod wire;
 pub use config::{McpBackend, McpRoute};
 pub use crypto::{DEFAULT_ITERATIONS, InvalidSealedId, SessionCrypto, derive_key};
 pub use metrics::McpMetrics;
-pub use upstream::{McpUpstream, UpstreamBody, UpstreamError};
+pub use upstream::{
+    McpUpstream, UpstreamBody, UpstreamError, document_request, error_chain, read_document,
+    stream_response,
+};
 
 use crate::config::{Config, SecretSource};
 use arc_swap::ArcSwap;
@@ -145,6 +152,27 @@ impl McpGateway {
         })
     }
 
+    /// Serves the `mcpConfig` of upstream's filter configuration (`file` names it in
+    /// errors), in upstream's topology: Envoy in front names the route in
+    /// `x-ai-eg-mcp-route` and has verified the client; every backend request goes to
+    /// Envoy's MCP backend listener, which routes it to the server.
+    pub fn from_filter_config(
+        mcp: &crate::filterapi::McpConfig,
+        file: &str,
+        crypto: SessionCrypto,
+        settings: McpSettings,
+        upstream: Arc<dyn McpUpstream>,
+    ) -> crate::Result<Self> {
+        let routes = filter_config::compile(mcp, file)
+            .map_err(|issues| crate::Error::InvalidConfig { issues })?;
+        Ok(Self {
+            routes,
+            crypto,
+            settings,
+            upstream,
+        })
+    }
+
     /// The routes served.
     pub fn routes(&self) -> &[McpRoute] {
         &self.routes
@@ -153,16 +181,32 @@ impl McpGateway {
     /// Whether a request is for one of the routes or their OAuth protected-resource
     /// metadata (the adapter's dispatch test).
     pub fn serves<B>(&self, req: &http::Request<B>) -> bool {
-        self.route_for(req).is_some() || self.metadata_for(req.uri().path()).is_some()
+        let path = req.uri().path();
+        self.route_for(req).is_some()
+            || self.metadata_for(path).is_some()
+            || self.as_metadata_for(path).is_some()
+    }
+
+    /// The OAuth route whose authorization-server metadata is served at `path`
+    /// (`/.well-known/oauth-authorization-server{route path}` and
+    /// `/.well-known/openid-configuration{route path}`, as upstream routes them).
+    fn as_metadata_for(&self, path: &str) -> Option<&auth::OAuth> {
+        let suffix = path
+            .strip_prefix("/.well-known/oauth-authorization-server")
+            .or_else(|| path.strip_prefix("/.well-known/openid-configuration"))?;
+        self.routes
+            .iter()
+            .find(|r| r.oauth.is_some() && r.path.trim_end_matches('/') == suffix)
+            .and_then(|r| r.oauth.as_deref())
     }
 
     /// The route (`namespace/name`) a request is for when that route has no client
-    /// authentication of its own (no `securityPolicy.oauth`): a packaging puts its
+    /// authentication of its own (no `securityPolicy.oauth`, `apiKeyAuth` or `extAuth`): a packaging puts its
     /// gateway-level client authentication in front of such requests, as Envoy applies
     /// a Gateway's SecurityPolicy to every route of the Gateway.
     pub fn unguarded_route<B>(&self, req: &http::Request<B>) -> Option<&str> {
         self.route_for(req)
-            .filter(|r| r.oauth.is_none())
+            .filter(|r| r.oauth.is_none() && r.api_keys.is_none() && r.ext_auth.is_none())
             .map(McpRoute::key)
     }
 

@@ -1,6 +1,7 @@
 //! The Streamable HTTP endpoint: POST (one JSON-RPC message, answered as JSON or an
 //! event stream), GET (the session's notification stream), DELETE (end the session).
 
+use super::authz::{Decision, McpCall, Subject, insufficient_scope};
 use super::config::McpRoute;
 use super::fanout::{self, ListKind};
 use super::jsonrpc::{Kind, Message, code};
@@ -47,6 +48,17 @@ where
         );
         return r;
     }
+    if req.method() == Method::GET
+        && let Some(oauth) = gw.as_metadata_for(req.uri().path())
+    {
+        let doc = oauth.as_metadata(gw.upstream.as_ref()).await;
+        let mut r = http::Response::new(Full::new(Bytes::from(doc.to_string())).boxed_unsync());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
     let Some(route) = gw.route_for(&req) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -58,10 +70,29 @@ where
     let route_key = route.key.clone();
     let http_method = req.method().clone();
     let mut outcome = Outcome::default();
-    let auth = match authenticate(&gw, route, req.headers()).await {
+    let mut auth = match authenticate(&gw, route, req.uri(), req.headers()).await {
         Ok(a) => a,
         Err(r) => return *r,
     };
+    if let Some(ext) = route.ext_auth.as_deref() {
+        match ext
+            .check(gw.upstream.as_ref(), req.method(), req.uri(), req.headers())
+            .await
+        {
+            super::extauth::Verdict::Allow(headers) => auth.headers.extend(headers),
+            super::extauth::Verdict::Deny(status, content_type, body) => {
+                let mut r = http::Response::new(Full::new(body).boxed_unsync());
+                *r.status_mut() = status;
+                if let Some(ct) = content_type {
+                    r.headers_mut().insert(header::CONTENT_TYPE, ct);
+                }
+                return r;
+            }
+        }
+    }
+    if route.checks_requests() {
+        auth.who = Arc::new(Subject::new(&req, auth.claims.clone(), route.uses_cel()));
+    }
     let resp = match http_method {
         Method::POST => post(&gw, route, req, &auth, &mut outcome).await,
         Method::GET => get(&gw, route, req.headers(), &auth),
@@ -99,31 +130,69 @@ where
     resp
 }
 
-/// Checks the bearer token of a route with OAuth: 401 with the RFC 9728 challenge when
-/// it is missing or refused, 503 when the signing keys cannot be had.
+/// Checks the client's API key (`apiKeyAuth`) and bearer token (`oauth`), each when the
+/// route asks for it: 401 (with the RFC 9728 challenge on OAuth routes) when one is
+/// missing or refused, 503 when the signing keys cannot be had.
 async fn authenticate(
     gw: &McpGateway,
     route: &McpRoute,
+    uri: &http::Uri,
     headers: &HeaderMap,
 ) -> Result<Auth, Box<http::Response<McpBody>>> {
+    let mut auth = Auth::default();
+    let challenge = |r: &mut http::Response<McpBody>, refused: Option<&super::auth::Refused>| {
+        if let Some(v) = route
+            .oauth
+            .as_deref()
+            .and_then(|o| HeaderValue::try_from(o.challenge(refused)).ok())
+        {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    };
+    if let Some(keys) = route.api_keys.as_deref() {
+        match keys.check(uri, headers) {
+            Ok(client) => {
+                if let Some(h) = &keys.client_header
+                    && let Ok(v) = HeaderValue::try_from(&*client)
+                {
+                    auth.headers.push((h.clone(), v));
+                }
+                if keys.sanitize {
+                    auth.withheld.extend(keys.key_headers().cloned());
+                }
+            }
+            Err(e) => {
+                let mut r = error(
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    code::INVALID_REQUEST,
+                    e.message(),
+                );
+                challenge(&mut r, None);
+                return Err(Box::new(r));
+            }
+        }
+    }
     let Some(oauth) = route.oauth.as_deref() else {
-        return Ok(Auth::default());
+        if route.trust_bearer
+            && let Some(claims) = bearer(headers).and_then(super::authz::unverified_claims)
+        {
+            auth.subject = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            auth.claims = Some(Arc::new(claims));
+        }
+        return Ok(auth);
     };
     let unauthorized = |refused: Option<&super::auth::Refused>| {
         let msg = refused.map_or("missing bearer token", |r| r.0);
         let mut r = error(StatusCode::UNAUTHORIZED, None, code::INVALID_REQUEST, msg);
-        if let Ok(v) = HeaderValue::try_from(oauth.challenge(refused)) {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
+        challenge(&mut r, refused);
         Box::new(r)
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let Some(token) = token else {
+    let Some(token) = bearer(headers) else {
         return Err(unauthorized(None));
     };
     let keys = oauth.keys(gw.upstream.as_ref()).await.map_err(|e| {
@@ -138,7 +207,6 @@ async fn authenticate(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let mut claim_headers = Vec::new();
     for (path, name) in &route.claim_headers {
         let mut cur = claims.get(&path[0]);
         for p in &path[1..] {
@@ -150,14 +218,23 @@ async fn authenticate(
             _ => continue,
         };
         if let Ok(v) = HeaderValue::try_from(text) {
-            claim_headers.push((name.clone(), v));
+            auth.headers.push((name.clone(), v));
         }
     }
-    Ok(Auth {
-        claims: Some(Arc::new(claims)),
-        subject,
-        headers: claim_headers,
-    })
+    auth.claims = Some(Arc::new(claims));
+    auth.subject = subject;
+    Ok(auth)
+}
+
+/// The bearer token of `Authorization`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The session's targets (every backend it holds a session with).
@@ -190,7 +267,11 @@ fn session_of(gw: &McpGateway, route: &McpRoute, headers: &HeaderMap, auth: &Aut
     };
     match Session::open(&gw.crypto, id) {
         // A session opened with a token is bound to its subject.
-        Some(s) if s.route == route.key && (route.oauth.is_none() || s.subject == auth.subject) => {
+        Some(s)
+            if s.route == route.key
+                && ((route.oauth.is_none() && !route.trust_bearer)
+                    || s.subject == auth.subject) =>
+        {
             SessionCheck::Valid(s, id.to_string())
         }
         _ => SessionCheck::Invalid,
@@ -419,10 +500,17 @@ impl Call<'_> {
             })
             .collect();
         // tools/list shows only what the caller may call.
+        // As upstream, each tool is checked as a `tools/call` of it without parameters.
         let allowed: Option<fanout::ToolFilter> = self.route.authz.clone().map(|a| {
-            let claims = self.auth.claims.clone();
+            let who = self.auth.who.clone();
             Arc::new(move |b: &str, t: &str| {
-                a.decide(claims.as_deref(), b, t) == super::auth::Decision::Allow
+                let call = McpCall {
+                    method: "tools/call",
+                    backend: b,
+                    tool: t,
+                    params: None,
+                };
+                a.decide(&who, &call) == Decision::Allow
             }) as fanout::ToolFilter
         });
         fanout::aggregate(
@@ -456,9 +544,14 @@ impl Call<'_> {
         let (backend, name) = (backend.to_string(), name.to_string());
         if msg.method() == "tools/call" {
             out.tool = Some(name.clone());
+            let call = McpCall {
+                method: "tools/call",
+                backend: &backend,
+                tool: &name,
+                params: msg.params(),
+            };
             if let Some(a) = &self.route.authz
-                && let super::auth::Decision::Deny(scopes) =
-                    a.decide(self.auth.claims.as_deref(), &backend, &name)
+                && let Decision::Deny(scopes) = a.decide(&self.auth.who, &call)
             {
                 out.backend = Some(backend);
                 let mut r = error(
@@ -467,9 +560,13 @@ impl Call<'_> {
                     code::INVALID_REQUEST,
                     "access denied",
                 );
-                let url = self.route.oauth.as_ref().map(|o| o.metadata_url.as_str());
-                if let Ok(v) = HeaderValue::try_from(super::auth::insufficient_scope(&scopes, url))
-                {
+                let url = self
+                    .route
+                    .oauth
+                    .as_ref()
+                    .map(|o| o.metadata_url.as_str())
+                    .or(self.route.challenge_url.as_deref());
+                if let Some(Ok(v)) = insufficient_scope(&scopes, url).map(HeaderValue::try_from) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
                 return r;

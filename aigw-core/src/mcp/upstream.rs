@@ -73,6 +73,73 @@ pub trait McpUpstream: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// Largest document [`read_document`] accepts.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// How long a document fetch may take.
+const DOCUMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A backend's response with its body as [`McpUpstream::send`] returns it: what an
+/// adapter's HTTP client answered, whatever the client.
+pub fn stream_response<B>(resp: http::Response<B>) -> http::Response<UpstreamBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: fmt::Display,
+{
+    resp.map(|b| {
+        http_body_util::BodyDataStream::new(b)
+            .map(|r| r.map_err(|e| UpstreamError(e.to_string())))
+            .boxed()
+    })
+}
+
+/// The GET of a document for [`McpUpstream::fetch`] (a JWKS, an issuer's metadata).
+pub fn document_request(
+    url: &str,
+) -> Result<http::Request<http_body_util::Full<Bytes>>, UpstreamError> {
+    http::Request::get(url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))
+}
+
+/// Reads the answer to [`document_request`]: a success status, at most 1 MiB, within
+/// 10 s; anything else is an error naming `url`.
+pub async fn read_document<B, E>(
+    url: &str,
+    response: impl std::future::Future<Output = Result<http::Response<B>, E>>,
+) -> Result<Bytes, UpstreamError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error,
+{
+    use http_body_util::BodyExt as _;
+    let resp = tokio::time::timeout(DOCUMENT_TIMEOUT, response)
+        .await
+        .map_err(|_| UpstreamError(format!("{url}: timed out")))?
+        .map_err(|e| UpstreamError(format!("{url}: {}", error_chain(&e))))?;
+    if !resp.status().is_success() {
+        return Err(UpstreamError(format!("{url} answered {}", resp.status())));
+    }
+    let body = http_body_util::Limited::new(resp.into_body(), MAX_DOCUMENT_BYTES)
+        .collect()
+        .await
+        .map_err(|e| UpstreamError(format!("{url}: {e}")))?;
+    Ok(body.to_bytes())
+}
+
+/// An error with its sources, `a: b: c` (a client's top-level error rarely says why).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 /// One message read from a backend, with the SSE event id it came under.
 #[derive(Debug)]
 pub(crate) struct Item {

@@ -28,6 +28,10 @@ pub(crate) struct Auth {
     pub(crate) subject: String,
     /// `claimToHeaders`, for every backend request.
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// Client headers never forwarded (the API key, when `sanitize` is set).
+    pub(crate) withheld: Vec<HeaderName>,
+    /// What authorization rules and the backend selector check.
+    pub(crate) who: Arc<super::authz::Subject>,
 }
 
 /// A backend and how to address it within one client session.
@@ -52,6 +56,7 @@ impl Target {
             .forward
             .iter()
             .filter(|(_, to)| !auth.headers.iter().any(|(n, _)| n == to))
+            .filter(|(from, _)| !auth.withheld.contains(from))
             .filter_map(|(from, to)| Some((to.clone(), client.get(from)?.clone())))
             .collect();
         forwarded.extend(auth.headers.iter().cloned());
@@ -97,6 +102,16 @@ impl Target {
         for (k, v) in &self.forwarded {
             builder = builder.header(k, v);
         }
+        for (k, v) in &b.fixed_headers {
+            builder = builder.header(k, v);
+        }
+        if b.via_envoy
+            && let Some(m) = body
+        {
+            for (k, v) in envoy_metadata_headers(m) {
+                builder = builder.header(k, v);
+            }
+        }
         builder = builder.uri(uri).header(
             header::ACCEPT,
             if method == Method::GET {
@@ -126,6 +141,46 @@ impl Target {
             .map_err(|e| UpstreamError(format!("cannot build the request: {e}")))?;
         gw.upstream.send(b, req).await
     }
+}
+
+/// Upstream's `x-ai-eg-mcp-metadata-*` headers, which its Envoy configuration turns into
+/// access-log attributes of the backend request: the request id and method, the tool
+/// name of a call, the resource URI of a read or (un)subscribe. Values over 1 KiB or
+/// not valid in a header are left out, as upstream does.
+fn envoy_metadata_headers(m: &Message) -> Vec<(&'static str, HeaderValue)> {
+    const PREFIX_MAX: usize = 1024;
+    let mut out = Vec::new();
+    if m.kind() != Some(super::jsonrpc::Kind::Request) {
+        return out;
+    }
+    let mut push = |k: &'static str, v: String| {
+        if v.len() <= PREFIX_MAX
+            && let Ok(v) = HeaderValue::try_from(v)
+        {
+            out.push((k, v));
+        }
+    };
+    if let Some(id) = m.id() {
+        push(
+            "x-ai-eg-mcp-metadata-request-id",
+            id.as_str().map_or_else(|| id.to_string(), str::to_string),
+        );
+    }
+    push("x-ai-eg-mcp-metadata-method", m.method().to_string());
+    match m.method() {
+        "tools/call" => {
+            if let Some(n) = m.param_str("name") {
+                push("x-ai-eg-mcp-metadata-tool-name", n.to_string());
+            }
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            if let Some(u) = m.param_str("uri") {
+                push("x-ai-eg-mcp-metadata-resource-uri", u.to_string());
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 fn form_encode(s: &str) -> String {

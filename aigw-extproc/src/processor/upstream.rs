@@ -130,11 +130,13 @@ pub(crate) async fn handle(registry: &Registry, msg: ProcessingRequest) -> Proce
         .map(str::to_owned)
         .unwrap_or_else(|| attempt.request().authority.clone());
     let host = wire::strip_port(&host).to_owned();
-    // A target without endpoints (Envoy holds them) keeps the host Envoy chose.
-    let host = if host.is_empty() {
-        wire::strip_port(&seen.authority).to_owned()
-    } else {
-        host
+    // A target without endpoints (Envoy holds them): an AWS backend signs for the
+    // default Bedrock host of its region, as upstream (the downstream authority would
+    // sign for the wrong host); any other keeps the host Envoy chose.
+    let host = match runtime.catalog.default_signing_host(&backend_name) {
+        _ if !host.is_empty() => host,
+        Some(h) => h.to_owned(),
+        None => wire::strip_port(&seen.authority).to_owned(),
     };
     attempt.request_mut().authority = host.clone();
     let staged = runtime.catalog.metadata_credential(&backend_name);

@@ -147,10 +147,10 @@ pub(super) fn mcp_route(
         }
         if let Some(sp) = &b.security_policy {
             let sf = format!("{bf}.securityPolicy");
-            if sp.api_key.is_some() == sp.token_exchange.is_some() {
+            if sp.token_exchange.is_some() {
                 d.err(
-                    sf.clone(),
-                    "exactly one of apiKey or tokenExchange must be set",
+                    format!("{sf}.tokenExchange"),
+                    "tokenExchange is not a field of MCPRoute in Envoy AI Gateway v1.1 (only a design proposal); use apiKey or forwardHeaders",
                 );
             }
             if let Some(k) = &sp.api_key {
