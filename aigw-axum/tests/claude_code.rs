@@ -21,7 +21,7 @@
 )]
 
 mod peers;
-use peers::{Proc, external, free_addr, wait_listening};
+use peers::{Proc, backend, external, free_addr, policy, secret, wait_listening};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -56,39 +56,6 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
     (
         head.lines().next().unwrap_or("").to_owned(),
         body.to_owned(),
-    )
-}
-
-fn backend(name: &str, schema: &str, addr: SocketAddr) -> String {
-    format!(
-        "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: {ip}\n        port: {port}\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: {schema}\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n",
-        ip = addr.ip(),
-        port = addr.port()
-    )
-}
-
-fn policy(name: &str, targets: &[&str], spec: &str) -> String {
-    let refs: String = targets
-        .iter()
-        .map(|t| {
-            format!("    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {t}\n")
-        })
-        .collect();
-    format!(
-        "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  targetRefs:\n{refs}{spec}"
-    )
-}
-
-fn secret(name: &str, key: &str, value: &str) -> String {
-    // A one-line value stays one line (a block scalar would add a newline).
-    let value = if value.contains('\n') {
-        let indented: String = value.lines().map(|l| format!("    {l}\n")).collect();
-        format!("|\n{indented}")
-    } else {
-        format!("{}\n", serde_json::to_string(value).unwrap())
-    };
-    format!(
-        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: default\ntype: Opaque\nstringData:\n  {key}: {value}"
     )
 }
 

@@ -273,6 +273,16 @@ pub(crate) async fn invoke(
         );
         return with_invoke_headers(resp, tokens, 0);
     }
+    if let Some(answer) = super::images_rerank::bedrock_image(&model, &body) {
+        return match answer {
+            Ok(out) => stream::json(
+                serde_json::to_vec(&out).unwrap_or_default(),
+                &script,
+                req.reset,
+            ),
+            Err(msg) => validation(&msg),
+        };
+    }
     validation("The provided model identifier is invalid.")
 }
 

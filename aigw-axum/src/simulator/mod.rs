@@ -11,8 +11,8 @@
 //! | OpenAI | `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses` (JSON and typed event stream), `/v1/responses/input_tokens`; `GET /v1/models`; any `{prefix}/chat/completions`, `{prefix}/completions`, `{prefix}/embeddings` (OpenAI-compatible servers) |
 //! | Azure OpenAI | `POST /openai/deployments/{deployment}/chat/completions?api-version=…`, `…/completions`, `…/embeddings`; `POST /openai/v1/responses`, `/openai/v1/responses/input_tokens` |
 //! | Anthropic | `POST /v1/messages`, `/v1/messages/count_tokens` |
-//! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`, `/invoke-with-response-stream`, `/count-tokens` |
-//! | Vertex AI | `POST /v1/projects/{p}/locations/{r}/publishers/google/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` or a JSON array), `:predict`, `:embedContent`, `:countTokens`; `…/publishers/anthropic/models/{model}:rawPredict`, `:streamRawPredict` |
+//! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke` (Claude, Titan/Cohere embeddings, Titan Image / Nova Canvas / Stability images), `/invoke-with-response-stream`, `/count-tokens`; Agent Runtime `POST /rerank` |
+//! | Vertex AI | `POST /v1/projects/{p}/locations/{r}/publishers/google/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` or a JSON array), `:predict` (embeddings, Imagen), `:embedContent`, `:countTokens`; `…/publishers/anthropic/models/{model}:rawPredict`, `:streamRawPredict`; Ranking API `…/rankingConfigs/{config}:rank` |
 //! | simulator | `GET /__sim/stats` (requests per path, and per path with query when one was sent, JSON), `DELETE /__sim/stats` (reset) |
 //!
 //! # Replies
@@ -56,6 +56,7 @@ mod bedrock;
 mod config;
 mod errors;
 mod eventstream;
+mod images_rerank;
 mod media;
 mod openai;
 mod reply;
@@ -160,6 +161,11 @@ impl Simulator {
                 post(media::azure),
             )
             .route("/v2/rerank", post(media::rerank))
+            .route("/rerank", post(images_rerank::bedrock_rerank))
+            .route(
+                "/{version}/projects/{project}/locations/{location}/rankingConfigs/{action}",
+                post(images_rerank::vertex_rank),
+            )
             .route("/tokenize", post(media::tokenize))
             .route("/v1/responses", post(responses::create))
             .route("/v1/responses/input_tokens", post(responses::input_tokens))

@@ -276,7 +276,7 @@ async fn gemini(
 }
 
 /// `:predict` with text-embedding instances.
-async fn predict(shared: &super::Shared, _model: &str, req: SimRequest) -> Response {
+async fn predict(shared: &super::Shared, model: &str, req: SimRequest) -> Response {
     let script = match begin(shared, Provider::Vertex, &req).await {
         Ok(s) => s,
         Err(resp) => return resp,
@@ -285,6 +285,16 @@ async fn predict(shared: &super::Shared, _model: &str, req: SimRequest) -> Respo
         Ok(b) => b,
         Err(resp) => return resp,
     };
+    if model.starts_with("imagen") {
+        return match super::images_rerank::imagen(&body) {
+            Ok(out) => stream::json(
+                serde_json::to_vec(&out).unwrap_or_default(),
+                &script,
+                req.reset,
+            ),
+            Err(msg) => errors::bad_request(Provider::Vertex, &msg),
+        };
+    }
     let Some(instances) = body.get("instances").and_then(Value::as_array) else {
         return errors::bad_request(
             Provider::Vertex,

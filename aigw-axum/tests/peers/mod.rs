@@ -122,3 +122,39 @@ pub fn redis_server() -> Option<RedisServer> {
         _dir: dir,
     })
 }
+
+/// An Envoy Gateway `Backend` at `addr` and the `AIServiceBackend` of `schema` on it.
+pub fn backend(name: &str, schema: &str, addr: SocketAddr) -> String {
+    format!(
+        "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: {ip}\n        port: {port}\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: {schema}\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n",
+        ip = addr.ip(),
+        port = addr.port()
+    )
+}
+
+/// A `BackendSecurityPolicy` named `name` over `targets` with the `spec` lines given.
+pub fn policy(name: &str, targets: &[&str], spec: &str) -> String {
+    let refs: String = targets
+        .iter()
+        .map(|t| {
+            format!("    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {t}\n")
+        })
+        .collect();
+    format!(
+        "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  targetRefs:\n{refs}{spec}"
+    )
+}
+
+/// A `Secret` with one string entry.
+pub fn secret(name: &str, key: &str, value: &str) -> String {
+    // A one-line value stays one line (a block scalar would add a newline).
+    let value = if value.contains('\n') {
+        let indented: String = value.lines().map(|l| format!("    {l}\n")).collect();
+        format!("|\n{indented}")
+    } else {
+        format!("{}\n", serde_json::to_string(value).unwrap())
+    };
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: default\ntype: Opaque\nstringData:\n  {key}: {value}"
+    )
+}
