@@ -702,10 +702,13 @@ fn media_rerank_and_tokenize_with_the_official_sdks() {
         r["transcription"]["text"], "Simulated transcription by whisper-1 of 0.5 seconds of audio.",
         "{r}"
     );
+    assert_eq!(r["transcription"]["usage_type"], "duration", "{r}");
+    assert_eq!(r["transcription"]["seconds"], 1.0, "{r}");
     assert!(
         r["transcription"]["total_tokens"].as_u64().unwrap() > 0,
         "{r}"
     );
+    assert_eq!(r["translation"]["duration"], 1.0, "{r}");
     assert_eq!(
         r["translation"]["text"], "Simulated translation by whisper-1 of 1.0 seconds of audio.",
         "{r}"
@@ -732,6 +735,33 @@ fn media_rerank_and_tokenize_with_the_official_sdks() {
         let needle = format!("gen_ai_operation_name=\"{op}\"");
         assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
     }
+    // Audio is metered beside tokens: the 0.5 s transcription (billed as 1 s by
+    // whisper-1, 0 s reported by the token-billed model), the 1.0 s translation, and
+    // the characters of every speech input.
+    let value = |prefix: &str, op: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(prefix) && l.contains(&format!("gen_ai_operation_name=\"{op}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        value("aigw_audio_seconds_total{", "transcription"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("aigw_audio_seconds_total{", "translation"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("aigw_speech_characters_total{", "speech"),
+        47.0,
+        "{metrics}"
+    );
 }
 
 /// Endpoint prefixes as upstream's (`--root-prefix`, `--endpoint-prefixes`): the

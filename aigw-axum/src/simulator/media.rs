@@ -270,8 +270,21 @@ async fn audio_in_inner(
         );
         return r;
     }
-    let out = if translation {
-        json!({"text": text_out})
+    let verbose = text(&parts, "response_format") == Some("verbose_json");
+    let out = if translation || verbose {
+        // whisper-1's verbose JSON: the audio's duration, segments.
+        let mut v = json!({"text": text_out});
+        if verbose {
+            v = json!({"task": if translation { "translate" } else { "transcribe" },
+                "language": "english", "duration": seconds, "text": text_out, "segments": []});
+        }
+        if !translation && model.starts_with("whisper") {
+            v["usage"] = json!({"type": "duration", "seconds": seconds.ceil() as u64});
+        }
+        v
+    } else if model.starts_with("whisper") {
+        // Duration-billed, as OpenAI reports whisper-1.
+        json!({"text": text_out, "usage": {"type": "duration", "seconds": seconds.ceil() as u64}})
     } else {
         let n = words(&text_out);
         let audio_tokens = (seconds * 10.0).ceil() as u64;
