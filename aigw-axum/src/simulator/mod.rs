@@ -17,12 +17,16 @@
 //!
 //! # Replies
 //! Deterministic: the text depends only on the model and the last user message, usage
-//! counts words. Tool calls are produced when the request offers tools and forces one
-//! (`tool_choice` required/named, Anthropic `any`/`tool`, Bedrock `any`/`tool`, Gemini
-//! `ANY`) or the last user message contains "call a tool" — "call a tool: NAME
-//! key=value" picks the offered tool NAME with that argument, so an agent CLI can be
-//! driven through a real tool round trip. After a tool result (system messages that
-//! follow it aside) the reply is text.
+//! counts words. A request that offers tools gets a tool call unless `tool_choice` is
+//! none (Anthropic/Bedrock/Gemini equivalents alike): the tool the user names with
+//! "call a tool: NAME key=value" (that argument set), else the first offered tool with
+//! arguments built from its schema. After a tool result (system messages that follow it
+//! aside) the reply is text, so an agent loop makes one tool round trip per user turn
+//! and ends. A JSON schema (`response_format`, `text.format`, `output_config.format`,
+//! Converse `outputConfig.textFormat`, Gemini `responseJsonSchema`) gets a conforming
+//! object as the text; a reasoning request (`reasoning_effort`, `thinking`, Converse
+//! `thinking`/`reasoningConfig`, Gemini `includeThoughts`) gets a reasoning text first,
+//! streamed in the dialect's shape (not on the Responses wire).
 //!
 //! # Credentials
 //! Configured in [`SimulatorConfig`]; a kind left `None` accepts anything. Bedrock
