@@ -21,10 +21,10 @@
 )]
 
 mod peers;
-use peers::{Proc, backend, external, free_addr, policy, secret, wait_listening};
+use peers::{aigw_run, backend, botocore_checker, external, policy, secret, simulator_process};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const AWS_KEY: &str = "AKIDMEDIATEST";
 const AWS_SECRET: &str = "media-test-secret";
@@ -162,56 +162,15 @@ fn images_rerank_and_tokenize_translated_with_the_official_sdks() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sim = free_addr();
-    let _sim = Proc(
-        Command::new(env!("CARGO_BIN_EXE_aigw"))
-            .args(["simulate", "--listen", &sim.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let checker = free_addr();
+    let aigw = Path::new(env!("CARGO_BIN_EXE_aigw"));
+    let (_sim, sim) = simulator_process(aigw);
     let checks = dir.path().join("bedrock-checks.jsonl");
-    let proxy = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/bedrock_botocore_proxy.py");
-    let _checker = Proc(
-        Command::new(&python)
-            .arg(&proxy)
-            .args([
-                &checker.port().to_string(),
-                &sim.to_string(),
-                AWS_KEY,
-                AWS_SECRET,
-                REGION,
-            ])
-            .arg(&checks)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(sim);
-    wait_listening(checker);
+    let (_checker, checker) =
+        botocore_checker(&python, sim, (AWS_KEY, AWS_SECRET, REGION), &checks);
     let cfg = dir.path().join("aigw.yaml");
     std::fs::write(&cfg, config(sim, checker)).unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
     let log = dir.path().join("gateway.log");
-    let _gw = Proc(
-        Command::new(env!("CARGO_BIN_EXE_aigw"))
-            .arg("run")
-            .arg(&cfg)
-            .args([
-                "--listen",
-                &listen.to_string(),
-                "--admin",
-                &admin.to_string(),
-            ])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(listen);
+    let (_gw, listen, _) = aigw_run(aigw, &cfg, &log);
     let out = Command::new(&python)
         .args(["-c", SCRIPT, &format!("http://{listen}")])
         .output()

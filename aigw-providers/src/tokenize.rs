@@ -8,15 +8,16 @@
 //! and `return_token_strs` is a 422.
 
 use crate::anthropic::request::chat_to_messages;
-use crate::canonical::error_body;
+use crate::responses::input_tokens::{
+    count_request, count_response_chunk, count_response_error, count_response_headers,
+};
 use aigw_core::api::anthropic::MessagesRequest;
 use aigw_core::api::openai::ChatCompletionRequest;
 use aigw_core::{
-    BodyChange, ClientApi, DroppedField, Error, ErrorResponse, HeaderMutation, RequestContext,
-    ResponseChunk, Result, Translator, UpstreamRequest,
+    DroppedField, Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result,
+    Translator, UpstreamRequest,
 };
-use bytes::Bytes;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -125,10 +126,7 @@ impl TokenizeOverCount {
         let chat: ChatCompletionRequest = serde_json::from_value(chat)
             .map_err(|e| Error::bad_request(format!("invalid tokenize messages: {e}")))?;
         // Counting generates nothing, so nothing dropped here needs reporting.
-        let (mut m, _) = chat_to_messages(&chat, &self.backend, &mut Vec::new())?;
-        m.max_tokens = None;
-        m.stream = None;
-        m.metadata = None;
+        let (m, _) = chat_to_messages(&chat, &self.backend, &mut Vec::new())?;
         Ok(m)
     }
 }
@@ -139,22 +137,7 @@ impl Translator for TokenizeOverCount {
         if self.model.is_none() {
             self.model.clone_from(&messages.model);
         }
-        let body = Bytes::from(
-            serde_json::to_vec(&messages)
-                .map_err(|e| Error::internal(format!("cannot serialise request: {e}")))?,
-        );
-        let ctx = RequestContext {
-            body: &body,
-            info: req.info,
-            headers: req.headers,
-            force_include_usage: false,
-        };
-        let mut up = self.inner.request(&ctx)?;
-        if matches!(up.body, BodyChange::Unchanged) {
-            up.body = BodyChange::Replaced(body);
-        }
-        up.headers.remove(header::ACCEPT_ENCODING);
-        Ok(up)
+        count_request(self.inner.as_mut(), messages, req)
     }
 
     fn response_headers(
@@ -162,37 +145,23 @@ impl Translator for TokenizeOverCount {
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Result<HeaderMutation> {
-        let mut m = self.inner.response_headers(status, headers)?;
-        m.remove(header::CONTENT_LENGTH);
-        m.set_static("content-type", "application/json");
-        Ok(m)
+        count_response_headers(self.inner.as_mut(), status, headers)
     }
 
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
-        let r = self.inner.response_chunk(chunk, end_of_stream)?;
-        self.buffered
-            .extend_from_slice(r.body.as_deref().unwrap_or(chunk));
-        let mut out = Vec::new();
-        if end_of_stream {
-            let v: Value = serde_json::from_slice(&self.buffered).map_err(|e| {
-                Error::malformed_upstream(format!("the backend's token count is unreadable: {e}"))
-            })?;
-            let n = v
-                .get("input_tokens")
-                .and_then(Value::as_u64)
-                .or(r.usage.input)
-                .ok_or_else(|| {
-                    Error::malformed_upstream("the backend's token count has no input_tokens")
-                })?;
-            out = json!({"count": n, "max_model_len": null, "tokens": []})
-                .to_string()
-                .into_bytes();
-        }
-        Ok(ResponseChunk {
-            body: Some(Bytes::from(out)),
-            usage: r.usage,
-            response_model: r.response_model.or_else(|| self.model.clone()),
-        })
+        let mut r = count_response_chunk(
+            self.inner.as_mut(),
+            &mut self.buffered,
+            chunk,
+            end_of_stream,
+            |n| {
+                Ok(json!({"count": n, "max_model_len": null, "tokens": []})
+                    .to_string()
+                    .into_bytes())
+            },
+        )?;
+        r.response_model = r.response_model.or_else(|| self.model.clone());
+        Ok(r)
     }
 
     fn response_error(
@@ -201,20 +170,8 @@ impl Translator for TokenizeOverCount {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        // The count-tokens translators answer in Anthropic's envelope; tokenize clients
-        // get OpenAI's, as vLLM answers.
-        let mut e = self.inner.response_error(status, headers, body)?;
-        let v: Value = serde_json::from_slice(&e.body).unwrap_or(Value::Null);
-        let message = v["error"]["message"].as_str().unwrap_or("upstream error");
-        let kind = v["error"]["type"].as_str().unwrap_or("");
-        e.body = Bytes::from(error_body(
-            ClientApi::OpenAI,
-            e.status.as_u16(),
-            kind,
-            message,
-        ));
-        e.headers.set_static("content-type", "application/json");
-        Ok(e)
+        // Tokenize clients get OpenAI's envelope, as vLLM answers.
+        count_response_error(self.inner.as_mut(), status, headers, body)
     }
 
     fn dropped_fields(&self) -> &[DroppedField] {

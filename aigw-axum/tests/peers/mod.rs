@@ -158,3 +158,77 @@ pub fn secret(name: &str, key: &str, value: &str) -> String {
         "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: default\ntype: Opaque\nstringData:\n  {key}: {value}"
     )
 }
+
+/// `aigw simulate` on a free loopback port, and its address.
+pub fn simulator_process(aigw: &std::path::Path) -> (Proc, SocketAddr) {
+    let sim = free_addr();
+    let p = Proc(
+        std::process::Command::new(aigw)
+            .args(["simulate", "--listen", &sim.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(sim);
+    (p, sim)
+}
+
+/// `tests/py/bedrock_botocore_proxy.py` in front of `upstream`: every Bedrock request's
+/// SigV4 recomputed with botocore for `key`/`secret`/`region` and its body validated,
+/// one JSON line per request appended to `checks`. Returns the hop's address.
+pub fn botocore_checker(
+    python: &std::path::Path,
+    upstream: SocketAddr,
+    (key, secret, region): (&str, &str, &str),
+    checks: &std::path::Path,
+) -> (Proc, SocketAddr) {
+    let checker = free_addr();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/bedrock_botocore_proxy.py");
+    let p = Proc(
+        std::process::Command::new(python)
+            .arg(&script)
+            .args([
+                &checker.port().to_string(),
+                &upstream.to_string(),
+                key,
+                secret,
+                region,
+            ])
+            .arg(checks)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(checker);
+    (p, checker)
+}
+
+/// `aigw run CONFIG` with its log (info level) in `log`; returns the listen and admin
+/// addresses.
+pub fn aigw_run(
+    aigw: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> (Proc, SocketAddr, SocketAddr) {
+    let (listen, admin) = (free_addr(), free_addr());
+    let p = Proc(
+        std::process::Command::new(aigw)
+            .arg("run")
+            .arg(config)
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    (p, listen, admin)
+}
