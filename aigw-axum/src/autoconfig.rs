@@ -258,9 +258,18 @@ pub const SIMULATOR_MODELS: [(&str, &[&str]); 5] = [
         &[
             "bedrock/anthropic.claude-sonnet-4",
             "bedrock/amazon.nova-pro-v1:0",
+            "bedrock/amazon.titan-image-generator-v2:0",
         ],
     ),
-    ("sim-vertex", &["gemini-2.5-flash", "gemini-2.5-pro"]),
+    (
+        "sim-vertex",
+        &[
+            "gemini-2.5-flash",
+            "gemini-2.5-pro",
+            "imagen-4.0-generate-001",
+            "semantic-ranker-default-004",
+        ],
+    ),
     ("sim-anthropic", &["claude-sonnet-4", "claude-haiku-4-5"]),
     (
         "sim-openai",
@@ -422,7 +431,7 @@ pub const SIM_GCP_PROJECT: &str = "sim-project";
 pub const SIM_GCP_REGION: &str = "us-central1";
 
 /// Routes to a simulator at `addr`: `bedrock/…` models to Bedrock (SigV4 verified),
-/// `gemini-…` to Vertex AI (a GCP access token from the simulator's
+/// `gemini-…`, `imagen-…` and `semantic-ranker-…` to Vertex AI (a GCP access token from the simulator's
 /// metadata endpoint, verified), `anthropic/…` and `claude-…` to Anthropic (`x-api-key`
 /// verified), `cohere/…` and `rerank-…` to Cohere (bearer key verified), everything
 /// else to OpenAI (bearer key verified).
@@ -498,7 +507,7 @@ pub fn simulator(addr: SocketAddr) -> AutoConfig {
     }
     b.rule("bedrock/.*", "sim-bedrock");
     // Vertex puts the model in the URL path, so a `vertex/` prefix cannot pass through.
-    b.rule("gemini-.*", "sim-vertex");
+    b.rule("(gemini-.*|imagen-.*|semantic-ranker-.*)", "sim-vertex");
     b.rule("(anthropic/.*|claude-.*)", "sim-anthropic");
     b.rule("(cohere/.*|rerank-.*)", "sim-cohere");
     b.rule(".*", "sim-openai");

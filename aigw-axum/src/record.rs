@@ -33,6 +33,8 @@ impl RecordSink for TracingSink {
             input_tokens = r.usage.input,
             output_tokens = r.usage.output,
             total_tokens = r.usage.total_or_sum(),
+            audio_ms = r.usage.audio_ms,
+            input_characters = r.usage.characters,
             latency_ms = r.latency.map(|d| d.as_secs_f64() * 1e3),
             ttfb_ms = r.time_to_first_byte.map(|d| d.as_secs_f64() * 1e3),
             error = r.error.as_deref(),
@@ -352,6 +354,12 @@ fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) 
     }
     if let Some(n) = r.usage.total_or_sum() {
         f("total_tokens", Value::U64(n));
+    }
+    if let Some(n) = r.usage.audio_ms {
+        f("audio_ms", Value::U64(n));
+    }
+    if let Some(n) = r.usage.characters {
+        f("input_characters", Value::U64(n));
     }
     if let Some(d) = r.latency {
         f("latency_ms", Value::Millis(d));

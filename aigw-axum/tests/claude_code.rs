@@ -21,7 +21,7 @@
 )]
 
 mod peers;
-use peers::{Proc, external, free_addr, wait_listening};
+use peers::{aigw_run, backend, botocore_checker, external, policy, secret, simulator_process};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -56,39 +56,6 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
     (
         head.lines().next().unwrap_or("").to_owned(),
         body.to_owned(),
-    )
-}
-
-fn backend(name: &str, schema: &str, addr: SocketAddr) -> String {
-    format!(
-        "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: {ip}\n        port: {port}\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: {schema}\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n",
-        ip = addr.ip(),
-        port = addr.port()
-    )
-}
-
-fn policy(name: &str, targets: &[&str], spec: &str) -> String {
-    let refs: String = targets
-        .iter()
-        .map(|t| {
-            format!("    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {t}\n")
-        })
-        .collect();
-    format!(
-        "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  targetRefs:\n{refs}{spec}"
-    )
-}
-
-fn secret(name: &str, key: &str, value: &str) -> String {
-    // A one-line value stays one line (a block scalar would add a newline).
-    let value = if value.contains('\n') {
-        let indented: String = value.lines().map(|l| format!("    {l}\n")).collect();
-        format!("|\n{indented}")
-    } else {
-        format!("{}\n", serde_json::to_string(value).unwrap())
-    };
-    format!(
-        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: default\ntype: Opaque\nstringData:\n  {key}: {value}"
     )
 }
 
@@ -228,57 +195,16 @@ fn claude_code_with_a_tool_round_trip_through_every_backend() {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(work.join("notes.txt"), "remember the milk\n").unwrap();
 
-    let sim = free_addr();
-    let _sim = Proc(
-        Command::new(env!("CARGO_BIN_EXE_aigw"))
-            .args(["simulate", "--listen", &sim.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let checker = free_addr();
+    let aigw = Path::new(env!("CARGO_BIN_EXE_aigw"));
+    let (_sim, sim) = simulator_process(aigw);
     let checks = dir.path().join("bedrock-checks.jsonl");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/bedrock_botocore_proxy.py");
-    let _checker = Proc(
-        Command::new(&python)
-            .arg(&script)
-            .args([
-                &checker.port().to_string(),
-                &sim.to_string(),
-                AWS_KEY,
-                AWS_SECRET,
-                REGION,
-            ])
-            .arg(&checks)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(sim);
-    wait_listening(checker);
+    let (_checker, checker) =
+        botocore_checker(&python, sim, (AWS_KEY, AWS_SECRET, REGION), &checks);
 
     let cfg = dir.path().join("aigw.yaml");
     std::fs::write(&cfg, config(sim, checker)).unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
     let log = dir.path().join("gateway.log");
-    let _gw = Proc(
-        Command::new(env!("CARGO_BIN_EXE_aigw"))
-            .arg("run")
-            .arg(&cfg)
-            .args([
-                "--listen",
-                &listen.to_string(),
-                "--admin",
-                &admin.to_string(),
-            ])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(listen);
+    let (_gw, listen, admin) = aigw_run(aigw, &cfg, &log);
     let gateway = format!("http://{listen}");
 
     for (model, backend) in CELLS {

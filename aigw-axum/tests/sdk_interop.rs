@@ -702,10 +702,13 @@ fn media_rerank_and_tokenize_with_the_official_sdks() {
         r["transcription"]["text"], "Simulated transcription by whisper-1 of 0.5 seconds of audio.",
         "{r}"
     );
+    assert_eq!(r["transcription"]["usage_type"], "duration", "{r}");
+    assert_eq!(r["transcription"]["seconds"], 1.0, "{r}");
     assert!(
         r["transcription"]["total_tokens"].as_u64().unwrap() > 0,
         "{r}"
     );
+    assert_eq!(r["translation"]["duration"], 1.0, "{r}");
     assert_eq!(
         r["translation"]["text"], "Simulated translation by whisper-1 of 1.0 seconds of audio.",
         "{r}"
@@ -732,6 +735,33 @@ fn media_rerank_and_tokenize_with_the_official_sdks() {
         let needle = format!("gen_ai_operation_name=\"{op}\"");
         assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
     }
+    // Audio is metered beside tokens: the 0.5 s transcription (billed as 1 s by
+    // whisper-1, 0 s reported by the token-billed model), the 1.0 s translation, and
+    // the characters of every speech input.
+    let value = |prefix: &str, op: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(prefix) && l.contains(&format!("gen_ai_operation_name=\"{op}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        value("aigw_audio_seconds_total{", "transcription"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("aigw_audio_seconds_total{", "translation"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("aigw_speech_characters_total{", "speech"),
+        47.0,
+        "{metrics}"
+    );
 }
 
 /// Endpoint prefixes as upstream's (`--root-prefix`, `--endpoint-prefixes`): the
@@ -776,4 +806,120 @@ print(json.dumps({"chat": chat.choices[0].message.content is not None, "msg": ms
     assert_eq!(r["msg"], "message", "{r}");
     assert_eq!(r["rerank"], 2, "{r}");
     assert_eq!(r["default_layout"], 404, "{r}");
+}
+
+/// The simulator answers like a model, through `aigw run` in simulator mode, in every
+/// dialect: a request offering tools gets a tool call (and after the tool's result, text);
+/// a JSON schema gets a conforming object (the SDKs' own `parse` helpers validate it
+/// against the Pydantic model); a reasoning request streams its reasoning first —
+/// natively (Anthropic thinking) and translated (Gemini thoughts to OpenAI
+/// `reasoning_content`, Bedrock Converse reasoning to Anthropic thinking).
+#[test]
+fn the_simulator_answers_like_a_model() {
+    let Some(py) = python() else {
+        return;
+    };
+    let (_gw, url) = simulator_mode_gateway();
+    let script = r#"
+import json, sys
+import anthropic, openai, pydantic
+b = sys.argv[1]
+o = openai.OpenAI(base_url=b + "/v1", api_key="k", max_retries=0)
+a = anthropic.Anthropic(base_url=b, api_key="k", max_retries=0)
+out = {}
+tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+msgs = [{"role": "user", "content": "what is the weather in Paris?"}]
+for model in ["gpt-4o-mini", "claude-sonnet-4", "gemini-2.5-flash", "bedrock/amazon.nova-pro-v1:0"]:
+    r = o.chat.completions.create(model=model, messages=msgs, tools=tools)
+    call = r.choices[0].message.tool_calls[0]
+    follow = msgs + [r.choices[0].message.model_dump(exclude_none=True),
+                     {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    r2 = o.chat.completions.create(model=model, messages=follow, tools=tools)
+    none = o.chat.completions.create(model=model, messages=msgs, tools=tools, tool_choice="none")
+    out["tools " + model] = {"call": call.function.name, "finish": r.choices[0].finish_reason,
+                             "then": r2.choices[0].finish_reason,
+                             "text": r2.choices[0].message.content is not None,
+                             "none": none.choices[0].finish_reason}
+
+class Weather(pydantic.BaseModel):
+    city: str
+    temperatures: list[float]
+    unit: str
+for model in ["gpt-4o-mini", "claude-sonnet-4", "gemini-2.5-flash", "bedrock/amazon.nova-pro-v1:0"]:
+    p = o.chat.completions.parse(model=model, messages=msgs, response_format=Weather)
+    out["schema " + model] = p.choices[0].message.parsed.model_dump()
+rp = o.responses.parse(model="gpt-4o-mini", input="weather?", text_format=Weather)
+out["schema responses"] = rp.output_parsed.model_dump()
+
+def thinking(model):
+    kinds, sig = [], None
+    with a.messages.stream(model=model, max_tokens=2000, messages=[{"role": "user", "content": "think"}],
+                           thinking={"type": "enabled", "budget_tokens": 1024}) as s:
+        for e in s:
+            if e.type == "content_block_delta":
+                kinds.append(e.delta.type)
+        m = s.get_final_message()
+    return {"deltas": sorted(set(kinds)), "blocks": [b.type for b in m.content],
+            "signed": bool(m.content[0].signature)}
+out["thinking claude-sonnet-4"] = thinking("claude-sonnet-4")
+out["thinking bedrock"] = thinking("bedrock/anthropic.claude-sonnet-4")
+reasoning = []
+for c in o.chat.completions.create(model="gemini-2.5-flash", messages=msgs, reasoning_effort="low", stream=True):
+    for ch in c.choices:
+        rc = getattr(ch.delta, "reasoning_content", None) or (ch.delta.model_extra or {}).get("reasoning_content")
+        if rc:
+            reasoning.append(rc)
+out["reasoning gemini"] = "".join(reasoning)
+print(json.dumps(out))
+"#;
+    let out = Command::new(&py)
+        .args(["-c", script, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for model in [
+        "gpt-4o-mini",
+        "claude-sonnet-4",
+        "gemini-2.5-flash",
+        "bedrock/amazon.nova-pro-v1:0",
+    ] {
+        let t = &r[format!("tools {model}")];
+        assert_eq!(t["call"], "get_weather", "{model}: {r}");
+        assert_eq!(t["finish"], "tool_calls", "{model}: {r}");
+        assert_eq!(t["then"], "stop", "{model}: {r}");
+        assert_eq!(t["text"], true, "{model}: {r}");
+        assert_eq!(t["none"], "stop", "{model}: {r}");
+        let s = &r[format!("schema {model}")];
+        assert_eq!(s["city"], "simulated", "{model}: {r}");
+        assert!(s["temperatures"].is_array(), "{model}: {r}");
+    }
+    assert_eq!(r["schema responses"]["unit"], "simulated", "{r}");
+    for k in ["thinking claude-sonnet-4", "thinking bedrock"] {
+        let t = &r[k];
+        assert_eq!(
+            t["blocks"],
+            serde_json::json!(["thinking", "text"]),
+            "{k}: {r}"
+        );
+        assert_eq!(t["signed"], true, "{k}: {r}");
+        let deltas = t["deltas"].as_array().unwrap();
+        assert!(
+            deltas.contains(&"thinking_delta".into()) && deltas.contains(&"signature_delta".into()),
+            "{k}: {r}"
+        );
+    }
+    assert!(
+        r["reasoning gemini"]
+            .as_str()
+            .unwrap()
+            .starts_with("The user wrote"),
+        "{r}"
+    );
 }

@@ -31,7 +31,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The variables a cost expression may use.
-pub const CEL_VARIABLES: [&str; 9] = [
+pub const CEL_VARIABLES: [&str; 11] = [
     "model",
     "backend",
     "route_name",
@@ -41,6 +41,8 @@ pub const CEL_VARIABLES: [&str; 9] = [
     "output_tokens",
     "total_tokens",
     "reasoning_tokens",
+    "audio_seconds",
+    "input_characters",
 ];
 
 /// Why a cost entry was rejected at load.
@@ -101,6 +103,8 @@ impl CelCost {
             output: Some(50),
             total: Some(150),
             reasoning: Some(20),
+            audio_ms: Some(3_500),
+            characters: Some(42),
         };
         let input = CostInput {
             model: "dry-run-model",
@@ -134,6 +138,8 @@ impl CelCost {
             ("output_tokens", u.output),
             ("total_tokens", u.total_or_sum()),
             ("reasoning_tokens", u.reasoning),
+            ("audio_seconds", u.audio_seconds()),
+            ("input_characters", u.characters),
         ];
         for (name, value) in vars {
             ctx.add_variable_from_value(name, Value::UInt(value.unwrap_or(0)));
@@ -390,6 +396,23 @@ mod tests {
     fn negative_result_rejected() {
         let e = CelCost::compile("-1").unwrap_err();
         assert!(e.message.contains("negative"), "{}", e.message);
+    }
+
+    #[test]
+    fn audio_is_priced_by_started_second_and_character() {
+        let c = CelCost::compile("audio_seconds * 100u + input_characters").unwrap();
+        let usage = TokenUsage {
+            audio_ms: Some(2_001),
+            characters: Some(7),
+            ..TokenUsage::default()
+        };
+        let input = CostInput {
+            model: "whisper-1",
+            backend: "b",
+            route_name: "r",
+            usage: &usage,
+        };
+        assert_eq!(c.eval(&input), Ok(307));
     }
 
     #[test]

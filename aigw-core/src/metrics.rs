@@ -8,7 +8,9 @@
 //! Besides them, `aigw_dropped_fields_total{field, backend}` counts the client request
 //! fields a translation left out because the backend has no equivalent and they cannot
 //! change the answer (see `docs/translation-matrix.md`); the first drop of each pair is
-//! also logged at warn level.
+//! also logged at warn level. Audio is counted beside tokens, with the labels of the
+//! token histogram: `aigw_audio_seconds_total` (transcription and translation input)
+//! and `aigw_speech_characters_total` (speech input).
 //!
 //! Prometheus names replace dots with underscores, and second-valued histograms carry
 //! the `_seconds` unit suffix (as OpenTelemetry's Prometheus exporter writes them).
@@ -184,6 +186,8 @@ pub struct GenAiMetrics {
     time_per_output_token: HistogramFamily,
     overhead: HistogramFamily,
     dropped: Family<Labels, Counter>,
+    audio_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    speech_characters: Family<Labels, Counter>,
     series: SeriesCache,
 }
 
@@ -248,6 +252,18 @@ impl GenAiMetrics {
             "Client request fields not carried to a backend that has no equivalent (each cannot change the answer).",
             dropped.clone(),
         );
+        let audio_seconds = Family::<Labels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "aigw_audio_seconds",
+            "Seconds of audio transcribed or translated, as the provider reports them.",
+            audio_seconds.clone(),
+        );
+        let speech_characters = Family::<Labels, Counter>::default();
+        registry.register(
+            "aigw_speech_characters",
+            "Characters of text turned into speech.",
+            speech_characters.clone(),
+        );
         Self {
             registry,
             token_usage,
@@ -256,6 +272,8 @@ impl GenAiMetrics {
             time_per_output_token,
             overhead,
             dropped,
+            audio_seconds,
+            speech_characters,
             series: SeriesCache::default(),
         }
     }
@@ -323,6 +341,16 @@ impl GenAiMetrics {
                 })
                 .observe(v as f64);
             }
+        }
+        if let Some(ms) = u.audio_ms {
+            self.audio_seconds
+                .get_or_create(&series.labels)
+                .inc_by(ms as f64 / 1000.0);
+        }
+        if let Some(n) = u.characters {
+            self.speech_characters
+                .get_or_create(&series.labels)
+                .inc_by(n);
         }
     }
 
@@ -413,6 +441,36 @@ mod tests {
         );
         // token buckets match the upstream boundaries
         assert!(text.contains("le=\"67108864.0\""), "{text}");
+    }
+
+    #[test]
+    fn audio_seconds_and_speech_characters_are_counted() {
+        let m = GenAiMetrics::new();
+        let mut r = record();
+        r.endpoint = Some(Endpoint::AudioTranscriptions);
+        r.usage = TokenUsage {
+            audio_ms: Some(2_500),
+            ..Default::default()
+        };
+        m.record(&r);
+        m.record(&r);
+        r.endpoint = Some(Endpoint::AudioSpeech);
+        r.usage = TokenUsage {
+            characters: Some(12),
+            ..Default::default()
+        };
+        m.record(&r);
+        let text = m.encode();
+        let line = |prefix: &str, op: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(prefix) && l.contains(&format!("gen_ai_operation_name=\"{op}\""))
+                })
+                .unwrap_or_else(|| panic!("no {prefix} for {op} in\n{text}"))
+                .to_owned()
+        };
+        assert!(line("aigw_audio_seconds_total{", "transcription").ends_with(" 5.0"));
+        assert!(line("aigw_speech_characters_total{", "speech").ends_with(" 12"));
     }
 
     #[test]

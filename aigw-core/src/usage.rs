@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// During a stream a translator reports the latest cumulative usage after each chunk;
 /// callers fold those with [`TokenUsage::update`], so a later partial report never
 /// erases a counter an earlier one set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
     /// Prompt tokens, including cached and cache-creation tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +32,36 @@ pub struct TokenUsage {
     /// Reasoning ("thinking") tokens, a subset of output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<u64>,
+    /// Audio processed, in milliseconds: the input of a transcription or translation
+    /// as the provider bills it (`usage.seconds` of duration-billed models, else the
+    /// response's `duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_ms: Option<u64>,
+    /// Characters of text turned into speech (the `input` of `/v1/audio/speech`, which
+    /// character-billed voices bill by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub characters: Option<u64>,
+}
+
+impl std::fmt::Debug for TokenUsage {
+    /// The token counters always; the audio counters only when set, as most requests
+    /// carry no audio.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("TokenUsage");
+        d.field("input", &self.input)
+            .field("output", &self.output)
+            .field("total", &self.total)
+            .field("cached_input", &self.cached_input)
+            .field("cache_creation_input", &self.cache_creation_input)
+            .field("reasoning", &self.reasoning);
+        if let Some(ms) = self.audio_ms {
+            d.field("audio_ms", &ms);
+        }
+        if let Some(n) = self.characters {
+            d.field("characters", &n);
+        }
+        d.finish()
+    }
 }
 
 impl TokenUsage {
@@ -43,6 +73,8 @@ impl TokenUsage {
             && self.cached_input.is_none()
             && self.cache_creation_input.is_none()
             && self.reasoning.is_none()
+            && self.audio_ms.is_none()
+            && self.characters.is_none()
     }
 
     /// Folds a newer cumulative report into this one: every counter the newer report
@@ -66,6 +98,14 @@ impl TokenUsage {
         take(&mut self.cached_input, newer.cached_input);
         take(&mut self.cache_creation_input, newer.cache_creation_input);
         take(&mut self.reasoning, newer.reasoning);
+        take(&mut self.audio_ms, newer.audio_ms);
+        take(&mut self.characters, newer.characters);
+    }
+
+    /// [`TokenUsage::audio_ms`] in whole seconds, rounded up (providers bill started
+    /// seconds).
+    pub fn audio_seconds(&self) -> Option<u64> {
+        self.audio_ms.map(|ms| ms.div_ceil(1000))
     }
 
     /// Builds usage from a provider that reports cache reads and writes *separately*
@@ -91,7 +131,7 @@ impl TokenUsage {
             total,
             cached_input: cache_read,
             cache_creation_input: cache_creation,
-            reasoning: None,
+            ..Self::default()
         }
     }
 

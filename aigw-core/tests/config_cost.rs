@@ -23,6 +23,8 @@ const USAGE: TokenUsage = TokenUsage {
     cached_input: Some(30),
     cache_creation_input: Some(7),
     reasoning: Some(11),
+    audio_ms: None,
+    characters: None,
 };
 
 fn input(usage: &TokenUsage) -> CostInput<'_> {

@@ -298,6 +298,7 @@ fn upstream_examples_render_load_and_route_alike() {
             output: Some(7),
             total: Some(18),
             reasoning: Some(1),
+            ..TokenUsage::default()
         };
         for route in crd.route_names() {
             let input = CostInput {

@@ -133,6 +133,15 @@ fn config_yaml(good: u16, broken: u16) -> String {
         exact("whisper-1")
     );
     y += &format!(
+        "    - matches:\n{}      backendRefs:\n        - name: sim-openai\n",
+        exact("gpt-4o-mini-transcribe")
+    );
+    // Bedrock's Rerank API takes the model's ARN.
+    y += &format!(
+        "    - matches:\n{}      backendRefs:\n        - name: sim-bedrock\n          modelNameOverride: \"arn:aws:bedrock:us-east-1::foundation-model/cohere.rerank-v3-5:0\"\n",
+        exact("bedrock-rerank")
+    );
+    y += &format!(
         "    - matches:\n{}      backendRefs:\n        - name: sim-cohere\n",
         exact("rerank-v3.5")
     );
@@ -382,7 +391,48 @@ async fn sdks_through_envoy_and_extproc() {
         "{translated}"
     );
     media_through_envoy(&py, &base).await;
+    translated_media_through_envoy(&py, &base).await;
     beta_query_reaches_only_the_native_backend(&base, good).await;
+}
+
+/// Images, rerank and tokenize translated for Bedrock and Anthropic, through Envoy and
+/// the ExtProc (upstream-level translation, SigV4 verified by the simulator).
+async fn translated_media_through_envoy(py: &Path, base: &str) {
+    let script = r#"
+import base64, json, sys
+import cohere, openai, requests
+b = sys.argv[1]
+o = openai.OpenAI(base_url=b + "/v1", api_key="k", max_retries=0)
+img = o.images.generate(model="bedrock/amazon.titan-image-generator-v2:0", prompt="a lighthouse", n=2)
+rr = cohere.ClientV2(api_key="k", base_url=b + "/cohere").v2.rerank(
+    model="bedrock-rerank", query="capital of France",
+    documents=["Berlin is in Germany", "Paris is the capital of France"], top_n=1)
+t = requests.post(b + "/tokenize", json={"model": "claude-sonnet-4", "prompt": "four words right here"})
+print(json.dumps({"images": len(img.data),
+                  "png": base64.b64decode(img.data[0].b64_json).startswith(b"\x89PNG"),
+                  "rerank": [x.index for x in rr.results], "tokenize": t.json()}))
+"#;
+    let (py, base) = (py.to_owned(), base.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(py)
+            .args(["-c", script, &base])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "translated media checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["images"], 2, "{r}");
+    assert_eq!(r["png"], true, "{r}");
+    assert_eq!(r["rerank"], serde_json::json!([1]), "{r}");
+    assert!(r["tokenize"]["count"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["tokenize"]["tokens"], serde_json::json!([]), "{r}");
 }
 
 /// `POST /v1/messages?beta=true` (Claude Code's form) through Envoy: the native

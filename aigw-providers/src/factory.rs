@@ -93,6 +93,23 @@ impl TranslatorFactory for ProviderFactory {
                 ApiSchema::Cohere => MediaBackend::Cohere {
                     version: schema.version.clone(),
                 },
+                // Translated cells: images and rerank on Bedrock and Vertex AI, tokenize
+                // over the backends' count-tokens APIs.
+                _ if spec.endpoint == Endpoint::Tokenize => {
+                    let count = self.translator(&TranslatorSpec {
+                        endpoint: Endpoint::CountTokens,
+                        ..*spec
+                    })?;
+                    return Ok(Box::new(crate::tokenize::TokenizeOverCount::new(
+                        count,
+                        name.as_str(),
+                        ovr,
+                    )));
+                }
+                ApiSchema::AWSBedrock | ApiSchema::AWSAnthropic => {
+                    return crate::bedrock::translator(spec);
+                }
+                ApiSchema::GCPVertexAI => return crate::vertex::translator(spec),
                 _ => return Err(unsupported(spec.endpoint, name)),
             };
             return Ok(Box::new(MediaPassthrough::new(

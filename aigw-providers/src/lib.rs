@@ -29,6 +29,7 @@ pub mod factory;
 pub mod openai;
 pub mod responses;
 pub mod sse;
+pub mod tokenize;
 pub mod vertex;
 
 pub use factory::ProviderFactory;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::errors::{self, Provider, json_response};
 use super::reply::{
     Content, Prompt, Reply, ToolChoice, content_text, content_words, is_tool_result,
+    reasoning_signature, split_words,
 };
 use super::stream::{self, Framing};
 use super::{Shared, Sim, SimRequest, begin};
@@ -58,6 +59,19 @@ pub(crate) fn prompt<'a>(body: &'a Value, model: &'a str) -> Result<Prompt<'a>, 
             .map_or(ToolChoice::Any, |n| ToolChoice::Named(n.to_owned())),
         _ => ToolChoice::Auto,
     };
+    let json_schema = ["/output_config/format", "/output_format"]
+        .iter()
+        .find_map(|p| body.pointer(p))
+        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+        .map(|f| {
+            f.get("schema")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object"}))
+        });
+    let reasoning = matches!(
+        body.pointer("/thinking/type").and_then(Value::as_str),
+        Some("enabled" | "adaptive")
+    );
     Ok(Prompt {
         model,
         words,
@@ -65,6 +79,8 @@ pub(crate) fn prompt<'a>(body: &'a Value, model: &'a str) -> Result<Prompt<'a>, 
         tools,
         tool_choice,
         after_tool_result,
+        json_schema,
+        reasoning,
     })
 }
 
@@ -81,13 +97,19 @@ fn tool_input(arguments: &str) -> Value {
 
 /// A complete `message` object.
 pub(crate) fn message(reply: &Reply, model: &str) -> Value {
-    let content = match &reply.content {
-        Content::Text(t) => json!([{"type": "text", "text": t}]),
-        Content::Tool(c) => json!([{
+    let answer = match &reply.content {
+        Content::Text(t) => json!({"type": "text", "text": t}),
+        Content::Tool(c) => json!({
             "type": "tool_use", "id": format!("toolu_{}", c.id), "name": c.name,
             "input": tool_input(&c.arguments)
-        }]),
+        }),
     };
+    let mut content = Vec::with_capacity(2);
+    if let Some(r) = &reply.reasoning {
+        content
+            .push(json!({"type": "thinking", "thinking": r, "signature": reasoning_signature(r)}));
+    }
+    content.push(answer);
     json!({
         "id": format!("msg_{}", reply.id),
         "type": "message",
@@ -119,6 +141,31 @@ pub(crate) fn events(reply: &Reply, model: &str, chunks: usize) -> Vec<(&'static
                       "cache_read_input_tokens": 0, "output_tokens": 1}
         }}),
     ));
+    // Reasoning first, as its own block, signed at its end.
+    let index = usize::from(reply.reasoning.is_some());
+    if let Some(r) = &reply.reasoning {
+        out.push((
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+                   "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ));
+        for piece in split_words(r, chunks.max(1)) {
+            out.push((
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0,
+                       "delta": {"type": "thinking_delta", "thinking": piece}}),
+            ));
+        }
+        out.push((
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "signature_delta", "signature": reasoning_signature(r)}}),
+        ));
+        out.push((
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
+    }
     let block = match &reply.content {
         Content::Text(_) => json!({"type": "text", "text": ""}),
         Content::Tool(c) => json!({
@@ -127,7 +174,7 @@ pub(crate) fn events(reply: &Reply, model: &str, chunks: usize) -> Vec<(&'static
     };
     out.push((
         "content_block_start",
-        json!({"type": "content_block_start", "index": 0, "content_block": block}),
+        json!({"type": "content_block_start", "index": index, "content_block": block}),
     ));
     out.push(("ping", json!({"type": "ping"})));
     for piece in reply.pieces(chunks) {
@@ -137,12 +184,12 @@ pub(crate) fn events(reply: &Reply, model: &str, chunks: usize) -> Vec<(&'static
         };
         out.push((
             "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+            json!({"type": "content_block_delta", "index": index, "delta": delta}),
         ));
     }
     out.push((
         "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "content_block_stop", "index": index}),
     ));
     out.push((
         "message_delta",

@@ -14,7 +14,7 @@ use super::errors::{self, Provider};
 use super::eventstream::{self, CONTENT_TYPE};
 use super::reply::{
     Content, Prompt, Reply, ToolChoice, content_text, content_words, embedding, is_tool_result,
-    words,
+    reasoning_signature, split_words, words,
 };
 use super::stream::{self, Framing};
 use super::{Sim, SimRequest, begin};
@@ -61,6 +61,16 @@ fn prompt<'a>(body: &'a Value, model: &'a str) -> Option<Prompt<'a>> {
     } else {
         ToolChoice::Auto
     };
+    // Converse carries the schema as a JSON document in a string.
+    let json_schema = body
+        .pointer("/outputConfig/textFormat/structure/jsonSchema/schema")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str(s).ok());
+    let extra = body.get("additionalModelRequestFields");
+    let reasoning = extra.is_some_and(|x| {
+        x.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled")
+            || x.get("reasoningConfig").is_some()
+    });
     Some(Prompt {
         model,
         words: total,
@@ -68,6 +78,8 @@ fn prompt<'a>(body: &'a Value, model: &'a str) -> Option<Prompt<'a>> {
         tools,
         tool_choice,
         after_tool_result,
+        json_schema,
+        reasoning,
     })
 }
 
@@ -113,13 +125,20 @@ async fn converse_inner(shared: Sim, model: String, req: SimRequest, streaming: 
     let reply = prompt.reply(script.chunks);
     let latency = json!({"latencyMs": script.delay.as_millis() as u64});
     if !streaming {
-        let content = match &reply.content {
-            Content::Text(t) => json!([{"text": t}]),
-            Content::Tool(c) => json!([{"toolUse": {
+        let answer = match &reply.content {
+            Content::Text(t) => json!({"text": t}),
+            Content::Tool(c) => json!({"toolUse": {
                 "toolUseId": format!("tooluse_{}", c.id), "name": c.name,
                 "input": serde_json::from_str::<Value>(&c.arguments).unwrap_or_else(|_| json!({}))
-            }}]),
+            }}),
         };
+        let mut content = Vec::with_capacity(2);
+        if let Some(r) = &reply.reasoning {
+            content.push(json!({"reasoningContent": {"reasoningText": {
+                "text": r, "signature": reasoning_signature(r)
+            }}}));
+        }
+        content.push(answer);
         let out = json!({
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": stop_reason(&reply),
@@ -134,10 +153,25 @@ async fn converse_inner(shared: Sim, model: String, req: SimRequest, streaming: 
     }
     let mut frames = Vec::with_capacity(script.chunks + 5);
     frames.push(frame("messageStart", &json!({"role": "assistant"})));
+    // Reasoning is block 0 (text deltas, then its signature); the answer follows.
+    let index = usize::from(reply.reasoning.is_some());
+    if let Some(r) = &reply.reasoning {
+        for piece in split_words(r, script.chunks.max(1)) {
+            frames.push(frame(
+                "contentBlockDelta",
+                &json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": piece}}}),
+            ));
+        }
+        frames.push(frame(
+            "contentBlockDelta",
+            &json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": reasoning_signature(r)}}}),
+        ));
+        frames.push(frame("contentBlockStop", &json!({"contentBlockIndex": 0})));
+    }
     if let Content::Tool(c) = &reply.content {
         frames.push(frame(
             "contentBlockStart",
-            &json!({"contentBlockIndex": 0, "start": {"toolUse": {
+            &json!({"contentBlockIndex": index, "start": {"toolUse": {
                 "toolUseId": format!("tooluse_{}", c.id), "name": c.name
             }}}),
         ));
@@ -149,10 +183,13 @@ async fn converse_inner(shared: Sim, model: String, req: SimRequest, streaming: 
         };
         frames.push(frame(
             "contentBlockDelta",
-            &json!({"contentBlockIndex": 0, "delta": delta}),
+            &json!({"contentBlockIndex": index, "delta": delta}),
         ));
     }
-    frames.push(frame("contentBlockStop", &json!({"contentBlockIndex": 0})));
+    frames.push(frame(
+        "contentBlockStop",
+        &json!({"contentBlockIndex": index}),
+    ));
     frames.push(frame(
         "messageStop",
         &json!({"stopReason": stop_reason(&reply)}),
@@ -272,6 +309,16 @@ pub(crate) async fn invoke(
             req.reset,
         );
         return with_invoke_headers(resp, tokens, 0);
+    }
+    if let Some(answer) = super::images_rerank::bedrock_image(&model, &body) {
+        return match answer {
+            Ok(out) => stream::json(
+                serde_json::to_vec(&out).unwrap_or_default(),
+                &script,
+                req.reset,
+            ),
+            Err(msg) => validation(&msg),
+        };
     }
     validation("The provided model identifier is invalid.")
 }

@@ -20,7 +20,7 @@ use super::stream::{self, Framing};
 use super::{CREATED, Shared, Sim, SimRequest, begin};
 
 /// A 1×1 transparent PNG: what every simulated image is.
-const PNG_1X1: &[u8] = &[
+pub(crate) const PNG_1X1: &[u8] = &[
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
     0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
     0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
@@ -270,8 +270,21 @@ async fn audio_in_inner(
         );
         return r;
     }
-    let out = if translation {
-        json!({"text": text_out})
+    let verbose = text(&parts, "response_format") == Some("verbose_json");
+    let out = if translation || verbose {
+        // whisper-1's verbose JSON: the audio's duration, segments.
+        let mut v = json!({"text": text_out});
+        if verbose {
+            v = json!({"task": if translation { "translate" } else { "transcribe" },
+                "language": "english", "duration": seconds, "text": text_out, "segments": []});
+        }
+        if !translation && model.starts_with("whisper") {
+            v["usage"] = json!({"type": "duration", "seconds": seconds.ceil() as u64});
+        }
+        v
+    } else if model.starts_with("whisper") {
+        // Duration-billed, as OpenAI reports whisper-1.
+        json!({"text": text_out, "usage": {"type": "duration", "seconds": seconds.ceil() as u64}})
     } else {
         let n = words(&text_out);
         let audio_tokens = (seconds * 10.0).ceil() as u64;

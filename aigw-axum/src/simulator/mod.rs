@@ -11,18 +11,22 @@
 //! | OpenAI | `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses` (JSON and typed event stream), `/v1/responses/input_tokens`; `GET /v1/models`; any `{prefix}/chat/completions`, `{prefix}/completions`, `{prefix}/embeddings` (OpenAI-compatible servers) |
 //! | Azure OpenAI | `POST /openai/deployments/{deployment}/chat/completions?api-version=…`, `…/completions`, `…/embeddings`; `POST /openai/v1/responses`, `/openai/v1/responses/input_tokens` |
 //! | Anthropic | `POST /v1/messages`, `/v1/messages/count_tokens` |
-//! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`, `/invoke-with-response-stream`, `/count-tokens` |
-//! | Vertex AI | `POST /v1/projects/{p}/locations/{r}/publishers/google/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` or a JSON array), `:predict`, `:embedContent`, `:countTokens`; `…/publishers/anthropic/models/{model}:rawPredict`, `:streamRawPredict` |
+//! | AWS Bedrock | `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke` (Claude, Titan/Cohere embeddings, Titan Image / Nova Canvas / Stability images), `/invoke-with-response-stream`, `/count-tokens`; Agent Runtime `POST /rerank` |
+//! | Vertex AI | `POST /v1/projects/{p}/locations/{r}/publishers/google/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` or a JSON array), `:predict` (embeddings, Imagen), `:embedContent`, `:countTokens`; `…/publishers/anthropic/models/{model}:rawPredict`, `:streamRawPredict`; Ranking API `…/rankingConfigs/{config}:rank` |
 //! | simulator | `GET /__sim/stats` (requests per path, and per path with query when one was sent, JSON), `DELETE /__sim/stats` (reset) |
 //!
 //! # Replies
 //! Deterministic: the text depends only on the model and the last user message, usage
-//! counts words. Tool calls are produced when the request offers tools and forces one
-//! (`tool_choice` required/named, Anthropic `any`/`tool`, Bedrock `any`/`tool`, Gemini
-//! `ANY`) or the last user message contains "call a tool" — "call a tool: NAME
-//! key=value" picks the offered tool NAME with that argument, so an agent CLI can be
-//! driven through a real tool round trip. After a tool result (system messages that
-//! follow it aside) the reply is text.
+//! counts words. A request that offers tools gets a tool call unless `tool_choice` is
+//! none (Anthropic/Bedrock/Gemini equivalents alike): the tool the user names with
+//! "call a tool: NAME key=value" (that argument set), else the first offered tool with
+//! arguments built from its schema. After a tool result (system messages that follow it
+//! aside) the reply is text, so an agent loop makes one tool round trip per user turn
+//! and ends. A JSON schema (`response_format`, `text.format`, `output_config.format`,
+//! Converse `outputConfig.textFormat`, Gemini `responseJsonSchema`) gets a conforming
+//! object as the text; a reasoning request (`reasoning_effort`, `thinking`, Converse
+//! `thinking`/`reasoningConfig`, Gemini `includeThoughts`) gets a reasoning text first,
+//! streamed in the dialect's shape (not on the Responses wire).
 //!
 //! # Credentials
 //! Configured in [`SimulatorConfig`]; a kind left `None` accepts anything. Bedrock
@@ -56,6 +60,7 @@ mod bedrock;
 mod config;
 mod errors;
 mod eventstream;
+mod images_rerank;
 mod media;
 mod openai;
 mod reply;
@@ -160,6 +165,11 @@ impl Simulator {
                 post(media::azure),
             )
             .route("/v2/rerank", post(media::rerank))
+            .route("/rerank", post(images_rerank::bedrock_rerank))
+            .route(
+                "/{version}/projects/{project}/locations/{location}/rankingConfigs/{action}",
+                post(images_rerank::vertex_rank),
+            )
             .route("/tokenize", post(media::tokenize))
             .route("/v1/responses", post(responses::create))
             .route("/v1/responses/input_tokens", post(responses::input_tokens))

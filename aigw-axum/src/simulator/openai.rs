@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::errors::{self, Provider, json_response};
 use super::reply::{
-    Content, Prompt, Reply, ToolChoice, content_text, content_words, dims, embedding, words,
+    Content, Prompt, Reply, ToolChoice, content_text, content_words, dims, embedding,
+    format_schema, split_words, words,
 };
 use super::script::Script;
 use super::stream::{self, Framing};
@@ -91,6 +92,10 @@ fn chat_prompt<'a>(body: &'a Value, model: &'a str) -> Option<Prompt<'a>> {
             .map_or(ToolChoice::Any, |n| ToolChoice::Named(n.to_owned())),
         _ => ToolChoice::Auto,
     };
+    let reasoning = body
+        .get("reasoning_effort")
+        .and_then(Value::as_str)
+        .is_some_and(|e| e != "none");
     Some(Prompt {
         model,
         words: words_total,
@@ -98,6 +103,8 @@ fn chat_prompt<'a>(body: &'a Value, model: &'a str) -> Option<Prompt<'a>> {
         tools,
         tool_choice,
         after_tool_result,
+        json_schema: format_schema(body.get("response_format")),
+        reasoning,
     })
 }
 
@@ -108,7 +115,7 @@ fn usage(reply: &Reply) -> Value {
         "total_tokens": reply.total_tokens(),
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reply.reasoning.as_deref().map_or(0, words),
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0
@@ -146,7 +153,7 @@ async fn chat_inner(
     let reply = prompt.reply(script.chunks);
     let id = format!("chatcmpl-{}", reply.id);
     if !is_stream(&body) {
-        let message = match &reply.content {
+        let mut message = match &reply.content {
             Content::Text(t) => json!({
                 "role": "assistant", "content": t, "refusal": null, "annotations": []
             }),
@@ -158,6 +165,10 @@ async fn chat_inner(
                 }]
             }),
         };
+        // Reasoning as OpenAI-compatible reasoning servers return it.
+        if let Some(r) = &reply.reasoning {
+            message["reasoning_content"] = r.as_str().into();
+        }
         let finish = if matches!(reply.content, Content::Tool(_)) {
             "tool_calls"
         } else {
@@ -189,6 +200,14 @@ async fn chat_inner(
         sse(&c)
     };
     let mut frames = Vec::with_capacity(script.chunks + 4);
+    if let Some(r) = &reply.reasoning {
+        for piece in split_words(r, script.chunks.max(1)) {
+            frames.push(chunk(
+                json!([{"index": 0, "delta": {"role": "assistant", "reasoning_content": piece}, "logprobs": null, "finish_reason": null}]),
+                None,
+            ));
+        }
+    }
     let finish = match &reply.content {
         Content::Text(_) => {
             frames.push(chunk(
@@ -254,6 +273,8 @@ async fn completions_inner(
         tools: Vec::new(),
         tool_choice: ToolChoice::Never,
         after_tool_result: false,
+        json_schema: None,
+        reasoning: false,
     };
     let reply = prompt.reply(script.chunks);
     let id = format!("cmpl-{}", reply.id);

@@ -2,11 +2,16 @@
 //!
 //! The reply text depends only on the model and the last user message; usage counts
 //! words (prompt tokens = words of all message text, completion tokens = words of the
-//! reply). When the request offers tools and forces one (or the user asks to
-//! "call a tool"), the reply is a tool call whose arguments are derived from the tool's
-//! JSON schema. A user who writes "call a tool: NAME key=value …" picks the offered tool
-//! NAME and the value of its string argument `key` (how an agent CLI is driven through
-//! one real tool round trip).
+//! reply and of its reasoning). When the request offers tools, the reply is a tool call
+//! whose arguments are derived from the tool's JSON schema — unless `tool_choice` is
+//! none, or the conversation ends with a tool result (then the model answers in text,
+//! so an agent loop makes one tool round trip per user turn and ends). A user who
+//! writes "call a tool: NAME key=value …" picks the offered tool NAME and the value of
+//! its string argument `key` (how an agent CLI is driven through a real tool). A text
+//! reply to a request with a JSON schema (`response_format`, `text.format`,
+//! `output_config.format`, Converse `outputConfig`, Gemini `responseJsonSchema`) is a
+//! JSON object conforming to it; a request that asks for reasoning gets a reasoning
+//! text before the answer.
 
 use serde_json::{Map, Value};
 
@@ -40,6 +45,10 @@ pub(crate) struct Prompt<'a> {
     /// The conversation ends with a tool result (the model then answers in text unless
     /// a tool is forced).
     pub(crate) after_tool_result: bool,
+    /// The JSON schema a text answer must conform to, if the request gives one.
+    pub(crate) json_schema: Option<Value>,
+    /// The request asks for reasoning (thinking) before the answer.
+    pub(crate) reasoning: bool,
 }
 
 /// A deterministic tool call.
@@ -67,6 +76,8 @@ pub(crate) struct Reply {
     pub(crate) content: Content,
     pub(crate) prompt_tokens: u64,
     pub(crate) completion_tokens: u64,
+    /// The reasoning shown before the answer, when the request asked for it.
+    pub(crate) reasoning: Option<String>,
 }
 
 impl Reply {
@@ -82,6 +93,27 @@ impl Reply {
             Content::Tool(call) => split_chars(&call.arguments, chunks),
         }
     }
+}
+
+/// The schema of an OpenAI `response_format` / Responses `text.format` (`json_schema`
+/// carries it under `json_schema.schema` or `schema`; `json_object` is any object).
+pub(crate) fn format_schema(format: Option<&Value>) -> Option<Value> {
+    let f = format?;
+    match f.get("type").and_then(Value::as_str)? {
+        "json_schema" => Some(
+            f.pointer("/json_schema/schema")
+                .or_else(|| f.get("schema"))
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+        ),
+        "json_object" => Some(serde_json::json!({"type": "object"})),
+        _ => None,
+    }
+}
+
+/// A stable signature for simulated reasoning (providers sign thinking for replay).
+pub(crate) fn reasoning_signature(reasoning: &str) -> String {
+    format!("sim-sig-{:016x}", fnv(&[reasoning.as_bytes()]))
 }
 
 /// FNV-1a: a stable hash (std's `DefaultHasher` may change between releases).
@@ -149,13 +181,32 @@ impl Prompt<'_> {
         let hash = fnv(&[self.model.as_bytes(), self.last_user.as_bytes()]);
         let id = format!("sim{hash:016x}");
         let prompt_tokens = self.words.max(1);
+        let reasoning = self.reasoning.then(|| {
+            format!(
+                "The user wrote {} words to {}; the simulator answers deterministically.",
+                words(&self.last_user),
+                self.model
+            )
+        });
+        let reasoning_tokens = reasoning.as_deref().map_or(0, words);
         if let Some(call) = self.tool_call(hash) {
-            let completion_tokens = words(&call.arguments) + 1;
+            let completion_tokens = words(&call.arguments) + 1 + reasoning_tokens;
             return Reply {
                 id,
                 content: Content::Tool(call),
                 prompt_tokens,
                 completion_tokens,
+                reasoning,
+            };
+        }
+        if let Some(schema) = &self.json_schema {
+            let text = sample_json(schema);
+            return Reply {
+                id,
+                completion_tokens: words(&text).max(1) + reasoning_tokens,
+                content: Content::Text(text),
+                prompt_tokens,
+                reasoning,
             };
         }
         let mut text = format!(
@@ -172,7 +223,8 @@ impl Prompt<'_> {
             id,
             content: Content::Text(text),
             prompt_tokens,
-            completion_tokens: n,
+            completion_tokens: n + reasoning_tokens,
+            reasoning,
         }
     }
 
@@ -186,7 +238,9 @@ impl Prompt<'_> {
                 if self.after_tool_result {
                     return None;
                 }
-                match self.asked_tool()? {
+                // Every request that offers tools gets a tool call: the one the user
+                // named, else the first.
+                match self.asked_tool().flatten() {
                     Some(asked) => {
                         named_by_user = true;
                         *self.tools.iter().find(|(n, _)| *n == asked)?
@@ -262,6 +316,56 @@ pub(crate) fn sample_arguments(schema: Option<&Value>) -> String {
         Value::Object(Map::new())
     };
     serde_json::to_string(&value).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A compact JSON object conforming to `schema` (the common subset structured outputs
+/// use: types, `enum`, `const`, `required`, `$ref` to `$defs`/`definitions`, `anyOf`,
+/// `minItems`).
+pub(crate) fn sample_json(schema: &Value) -> String {
+    serde_json::to_string(&sample_in(schema, schema, 0)).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn sample_in(schema: &Value, root: &Value, depth: u32) -> Value {
+    if depth > 16 {
+        return Value::Null;
+    }
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let target = r
+            .strip_prefix('#')
+            .and_then(|p| root.pointer(p))
+            .unwrap_or(&Value::Null);
+        return sample_in(target, root, depth + 1);
+    }
+    if let Some(c) = schema.get("const") {
+        return c.clone();
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|a| {
+            a.iter()
+                .find(|s| s.get("type") != Some(&Value::String("null".into())))
+        }) {
+            return sample_in(first, root, depth + 1);
+        }
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") | None if schema.get("properties").is_some() => {
+            let mut out = Map::new();
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, v) in props {
+                    out.insert(k.clone(), sample_in(v, root, depth + 1));
+                }
+            }
+            Value::Object(out)
+        }
+        Some("array") => {
+            let n = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1);
+            let item = schema.get("items").unwrap_or(&Value::Null);
+            (0..n.min(8))
+                .map(|_| sample_in(item, root, depth + 1))
+                .collect()
+        }
+        _ => sample_value(schema),
+    }
 }
 
 fn sample_value(schema: &Value) -> Value {
@@ -395,6 +499,8 @@ mod tests {
             tools,
             tool_choice: choice,
             after_tool_result: false,
+            json_schema: None,
+            reasoning: false,
         }
     }
 
@@ -452,10 +558,42 @@ mod tests {
         assert!(
             matches!(asked.content, Content::Tool(ref c) if c.name == "first" && c.arguments == "{}")
         );
+        // Offered tools are called even when the user does not ask, once per turn.
         let plain = prompt(tools.clone(), ToolChoice::Auto, "hello").reply(4);
-        assert!(matches!(plain.content, Content::Text(_)));
+        assert!(matches!(plain.content, Content::Tool(ref c) if c.name == "first"));
+        let mut after = prompt(tools.clone(), ToolChoice::Auto, "hello");
+        after.after_tool_result = true;
+        assert!(matches!(after.reply(4).content, Content::Text(_)));
         let never = prompt(tools, ToolChoice::Never, "call a tool").reply(4);
         assert!(matches!(never.content, Content::Text(_)));
+    }
+
+    #[test]
+    fn json_schema_answers_conform() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "temps": {"type": "array", "items": {"type": "number"}, "minItems": 2},
+                "unit": {"enum": ["c", "f"]},
+                "when": {"$ref": "#/$defs/when"},
+                "note": {"anyOf": [{"type": "null"}, {"type": "boolean"}]}
+            },
+            "required": ["city", "temps", "unit", "when", "note"],
+            "$defs": {"when": {"type": "object", "properties": {"day": {"type": "integer"}}}}
+        });
+        let mut p = prompt(vec![], ToolChoice::Auto, "weather?");
+        p.json_schema = Some(schema);
+        p.reasoning = true;
+        let r = p.reply(4);
+        let Content::Text(t) = &r.content else {
+            panic!("text expected")
+        };
+        assert_eq!(
+            t,
+            r#"{"city":"simulated","temps":[1,1],"unit":"c","when":{"day":1},"note":true}"#
+        );
+        assert!(r.reasoning.unwrap().starts_with("The user wrote 1 words"));
     }
 
     #[test]

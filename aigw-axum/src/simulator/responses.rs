@@ -73,6 +73,9 @@ fn prompt<'a>(body: &'a Value, model: &'a str) -> Prompt<'a> {
         tools,
         tool_choice,
         after_tool_result,
+        json_schema: super::reply::format_schema(body.pointer("/text/format")),
+        // Reasoning items are not simulated on the Responses wire.
+        reasoning: false,
     }
 }
 

@@ -12,7 +12,7 @@ use super::anthropic;
 use super::errors::{self, Provider, json_response};
 use super::reply::{
     Content, Prompt, Reply, ToolChoice, content_text, content_words, dims, embedding,
-    is_tool_result, words,
+    is_tool_result, split_words, words,
 };
 use super::stream::{self, Framing};
 use super::{Sim, SimRequest, begin};
@@ -136,6 +136,21 @@ fn prompt<'a>(body: &'a Value, model: &'a str) -> Option<Prompt<'a>> {
             .map_or(ToolChoice::Any, |n| ToolChoice::Named(n.to_owned())),
         _ => ToolChoice::Auto,
     };
+    let generation = body.get("generationConfig");
+    let json_schema = generation
+        .and_then(|g| {
+            g.get("responseJsonSchema")
+                .or_else(|| g.get("responseSchema"))
+        })
+        .cloned()
+        .or_else(|| {
+            (generation.and_then(|g| g.get("responseMimeType")) == Some(&json!("application/json")))
+                .then(|| json!({"type": "object"}))
+        });
+    let reasoning = generation
+        .and_then(|g| g.pointer("/thinkingConfig/includeThoughts"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Some(Prompt {
         model,
         words: total,
@@ -143,14 +158,31 @@ fn prompt<'a>(body: &'a Value, model: &'a str) -> Option<Prompt<'a>> {
         tools,
         tool_choice,
         after_tool_result,
+        json_schema,
+        reasoning,
     })
 }
 
 fn usage(reply: &Reply) -> Value {
-    json!({
+    let thoughts = reply.reasoning.as_deref().map_or(0, words);
+    let mut u = json!({
         "promptTokenCount": reply.prompt_tokens,
-        "candidatesTokenCount": reply.completion_tokens,
+        "candidatesTokenCount": reply.completion_tokens - thoughts,
         "totalTokenCount": reply.total_tokens()
+    });
+    if thoughts > 0 {
+        u["thoughtsTokenCount"] = thoughts.into();
+    }
+    u
+}
+
+/// The thought parts of a reply that asked for them (`includeThoughts`).
+fn thought_parts(reply: &Reply, chunks: usize) -> Vec<Value> {
+    reply.reasoning.as_deref().map_or_else(Vec::new, |r| {
+        split_words(r, chunks.max(1))
+            .into_iter()
+            .map(|p| json!({"text": p, "thought": true}))
+            .collect()
     })
 }
 
@@ -210,15 +242,21 @@ async fn gemini(
             Content::Text(t) => json!([{"text": t}]),
             Content::Tool(_) => json!([]),
         });
-        let out = response(&reply, model, parts, true);
+        let mut all = thought_parts(&reply, 1);
+        all.extend(parts.as_array().cloned().unwrap_or_default());
+        let out = response(&reply, model, Value::Array(all), true);
         return stream::json(
             serde_json::to_vec(&out).unwrap_or_default(),
             &script,
             req.reset,
         );
     };
-    // Gemini streams function calls whole, text in pieces.
-    let chunks: Vec<Value> = match function_call(&reply) {
+    // Gemini streams thoughts first, then function calls whole, text in pieces.
+    let mut chunks: Vec<Value> = thought_parts(&reply, script.chunks)
+        .into_iter()
+        .map(|p| response(&reply, model, json!([p]), false))
+        .collect();
+    chunks.extend(match function_call(&reply) {
         Some(parts) => vec![response(&reply, model, parts, true)],
         None => {
             let pieces = reply.pieces(script.chunks);
@@ -227,9 +265,9 @@ async fn gemini(
                 .iter()
                 .enumerate()
                 .map(|(i, p)| response(&reply, model, json!([{"text": p}]), i == last))
-                .collect()
+                .collect::<Vec<_>>()
         }
-    };
+    });
     if sse {
         let frames = chunks
             .iter()
@@ -276,7 +314,7 @@ async fn gemini(
 }
 
 /// `:predict` with text-embedding instances.
-async fn predict(shared: &super::Shared, _model: &str, req: SimRequest) -> Response {
+async fn predict(shared: &super::Shared, model: &str, req: SimRequest) -> Response {
     let script = match begin(shared, Provider::Vertex, &req).await {
         Ok(s) => s,
         Err(resp) => return resp,
@@ -285,6 +323,16 @@ async fn predict(shared: &super::Shared, _model: &str, req: SimRequest) -> Respo
         Ok(b) => b,
         Err(resp) => return resp,
     };
+    if model.starts_with("imagen") {
+        return match super::images_rerank::imagen(&body) {
+            Ok(out) => stream::json(
+                serde_json::to_vec(&out).unwrap_or_default(),
+                &script,
+                req.reset,
+            ),
+            Err(msg) => errors::bad_request(Provider::Vertex, &msg),
+        };
+    }
     let Some(instances) = body.get("instances").and_then(Value::as_array) else {
         return errors::bad_request(
             Provider::Vertex,

@@ -61,12 +61,15 @@ def speech_sse():
 
 def transcription():
     r = oa.audio.transcriptions.create(model="whisper-1", file=wav_file())
-    return {"text": r.text, "total_tokens": r.usage.total_tokens if r.usage else None}
+    t = oa.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=wav_file())
+    return {"text": r.text, "usage_type": r.usage.type, "seconds": r.usage.seconds,
+            "total_tokens": t.usage.total_tokens if t.usage else None}
 
 
 def translation():
-    r = oa.audio.translations.create(model="whisper-1", file=wav_file(1.0))
-    return {"text": r.text}
+    r = oa.audio.translations.create(model="whisper-1", file=wav_file(1.0),
+                                     response_format="verbose_json")
+    return {"text": r.text, "duration": r.duration}
 
 
 def rerank():

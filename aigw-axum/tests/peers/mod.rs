@@ -122,3 +122,113 @@ pub fn redis_server() -> Option<RedisServer> {
         _dir: dir,
     })
 }
+
+/// An Envoy Gateway `Backend` at `addr` and the `AIServiceBackend` of `schema` on it.
+pub fn backend(name: &str, schema: &str, addr: SocketAddr) -> String {
+    format!(
+        "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: {ip}\n        port: {port}\n---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: {schema}\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n",
+        ip = addr.ip(),
+        port = addr.port()
+    )
+}
+
+/// A `BackendSecurityPolicy` named `name` over `targets` with the `spec` lines given.
+pub fn policy(name: &str, targets: &[&str], spec: &str) -> String {
+    let refs: String = targets
+        .iter()
+        .map(|t| {
+            format!("    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {t}\n")
+        })
+        .collect();
+    format!(
+        "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  targetRefs:\n{refs}{spec}"
+    )
+}
+
+/// A `Secret` with one string entry.
+pub fn secret(name: &str, key: &str, value: &str) -> String {
+    // A one-line value stays one line (a block scalar would add a newline).
+    let value = if value.contains('\n') {
+        let indented: String = value.lines().map(|l| format!("    {l}\n")).collect();
+        format!("|\n{indented}")
+    } else {
+        format!("{}\n", serde_json::to_string(value).unwrap())
+    };
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: default\ntype: Opaque\nstringData:\n  {key}: {value}"
+    )
+}
+
+/// `aigw simulate` on a free loopback port, and its address.
+pub fn simulator_process(aigw: &std::path::Path) -> (Proc, SocketAddr) {
+    let sim = free_addr();
+    let p = Proc(
+        std::process::Command::new(aigw)
+            .args(["simulate", "--listen", &sim.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(sim);
+    (p, sim)
+}
+
+/// `tests/py/bedrock_botocore_proxy.py` in front of `upstream`: every Bedrock request's
+/// SigV4 recomputed with botocore for `key`/`secret`/`region` and its body validated,
+/// one JSON line per request appended to `checks`. Returns the hop's address.
+pub fn botocore_checker(
+    python: &std::path::Path,
+    upstream: SocketAddr,
+    (key, secret, region): (&str, &str, &str),
+    checks: &std::path::Path,
+) -> (Proc, SocketAddr) {
+    let checker = free_addr();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/bedrock_botocore_proxy.py");
+    let p = Proc(
+        std::process::Command::new(python)
+            .arg(&script)
+            .args([
+                &checker.port().to_string(),
+                &upstream.to_string(),
+                key,
+                secret,
+                region,
+            ])
+            .arg(checks)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(checker);
+    (p, checker)
+}
+
+/// `aigw run CONFIG` with its log (info level) in `log`; returns the listen and admin
+/// addresses.
+pub fn aigw_run(
+    aigw: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> (Proc, SocketAddr, SocketAddr) {
+    let (listen, admin) = (free_addr(), free_addr());
+    let p = Proc(
+        std::process::Command::new(aigw)
+            .arg("run")
+            .arg(config)
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    (p, listen, admin)
+}

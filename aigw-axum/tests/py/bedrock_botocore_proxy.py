@@ -1,7 +1,8 @@
 """A checking hop in front of the simulator for the Bedrock and GCP token requests the
 gateway sends: every Bedrock request's SigV4 signature is recomputed with botocore and
-its body validated against botocore's `bedrock-runtime` service model, then forwarded
-to the simulator; `POST /token` answers a GCP service-account token exchange.
+its body validated against botocore's `bedrock-runtime` service model (the Agent
+Runtime's `POST /rerank` against `bedrock-agent-runtime`), then forwarded to the
+simulator; `POST /token` answers a GCP service-account token exchange.
 
 usage: bedrock_botocore_proxy.py PORT UPSTREAM_HOST:PORT ACCESS_KEY SECRET REGION LOG
 
@@ -28,11 +29,13 @@ from botocore.validate import ParamValidator
 PORT, UPSTREAM, ACCESS_KEY, SECRET, REGION, LOG = sys.argv[1:7]
 PORT = int(PORT)
 MODEL = botocore.session.get_session().get_service_model("bedrock-runtime")
+AGENT = botocore.session.get_session().get_service_model("bedrock-agent-runtime")
 OPS = {
     "converse": "Converse",
     "converse-stream": "ConverseStream",
     "invoke": "InvokeModel",
     "invoke-with-response-stream": "InvokeModelWithResponseStream",
+    "count-tokens": "CountTokens",
 }
 
 
@@ -55,8 +58,12 @@ def signature_ok(method, path, headers, body):
 
 def body_errors(op, model_id, headers, body):
     """botocore's parameter validation of the request against the service model."""
+    if op == "Rerank":
+        shape = AGENT.operation_model(op).input_shape
+        report = ParamValidator().validate(json.loads(body), shape)
+        return report.generate_report() if report.has_errors() else ""
     shape = MODEL.operation_model(op).input_shape
-    if op.startswith("Converse"):
+    if op.startswith("Converse") or op == "CountTokens":
         params = json.loads(body)
         params["modelId"] = model_id
     else:
@@ -90,10 +97,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             token = {"access_token": "ya29.checking-proxy", "expires_in": 3600, "token_type": "Bearer"}
             return self.reply(200, json.dumps(token).encode())
         parts = self.path.split("?")[0].split("/")
-        if len(parts) != 4 or parts[1] != "model" or parts[3] not in OPS:
+        if self.path == "/rerank":
+            op, model_id = "Rerank", ""
+        elif len(parts) != 4 or parts[1] != "model" or parts[3] not in OPS:
             return self.reply(404, b'{"message":"unknown path"}')
+        else:
+            op, model_id = OPS[parts[3]], urllib.parse.unquote(parts[2])
         headers = {k.lower(): v for k, v in self.headers.items()}
-        op, model_id = OPS[parts[3]], urllib.parse.unquote(parts[2])
         try:
             sig = signature_ok("POST", self.path, headers, body)
             errors = body_errors(op, model_id, headers, body)

@@ -524,6 +524,7 @@ impl Usage {
                 .completion_tokens_details
                 .as_ref()
                 .and_then(|d| d.reasoning_tokens),
+            ..crate::TokenUsage::default()
         }
     }
 }

@@ -498,6 +498,7 @@ impl ResponseUsage {
             cached_input: Some(self.input_tokens_details.cached_tokens),
             cache_creation_input: None,
             reasoning: Some(self.output_tokens_details.reasoning_tokens),
+            ..crate::TokenUsage::default()
         }
     }
 }

@@ -9,8 +9,10 @@
 
 pub mod count_tokens;
 pub mod embeddings;
+pub mod images;
 pub mod invoke;
 pub mod request;
+pub mod rerank;
 pub mod response;
 
 use crate::canonical::{self, Event, emit};
@@ -358,6 +360,8 @@ pub fn translator(spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
         (ApiSchema::AWSBedrock, Endpoint::Embeddings) => {
             Ok(Box::new(EmbeddingsTranslator::new(ovr)))
         }
+        (ApiSchema::AWSBedrock, Endpoint::ImageGenerations) => Ok(images::translator(ovr)),
+        (ApiSchema::AWSBedrock, Endpoint::Rerank) => Ok(rerank::translator(ovr)),
         (ApiSchema::AWSAnthropic, Endpoint::ChatCompletions) => Ok(Box::new(
             InvokeTranslator::new(ClientApi::OpenAI, ovr, spec.schema.version.as_deref()),
         )),

@@ -13,6 +13,7 @@
 pub mod anthropic;
 pub mod embeddings;
 pub mod emit;
+pub mod media;
 pub mod openai;
 
 use aigw_core::{ClientApi, Error, Result, TokenUsage};

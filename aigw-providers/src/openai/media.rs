@@ -8,7 +8,9 @@
 //! `model` field, JSON or form), every response byte unchanged; usage is read from the
 //! response where the provider reports it (images and transcriptions `usage`, the
 //! speech stream's `speech.audio.done`, Cohere's `meta.billed_units`/`meta.tokens`,
-//! vLLM's `count`). Bodies read for usage are bounded: a larger JSON response (e.g.
+//! vLLM's `count`). Audio is metered too: the seconds of a transcription or
+//! translation (`usage.seconds` of duration-billed models, else the verbose response's
+//! `duration`) and the characters of a speech request's `input`. Bodies read for usage are bounded: a larger JSON response (e.g.
 //! many base64 images) is forwarded without being read.
 
 use super::{DEFAULT_AZURE_API_VERSION, encode_path_segment, openai_path, rewrite_openai_body};
@@ -108,6 +110,16 @@ impl MediaPassthrough {
             u.input = x.input_tokens.or(x.prompt_tokens);
             u.output = x.output_tokens;
             u.total = x.total_tokens;
+            // Duration-billed models (whisper-1) report `{"type":"duration","seconds"}`.
+            u.audio_ms = x.seconds.map(seconds_to_ms);
+        }
+        if u.audio_ms.is_none()
+            && matches!(
+                self.endpoint,
+                Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+            )
+        {
+            u.audio_ms = s.duration.map(seconds_to_ms);
         }
         if let Some(meta) = s.meta {
             if let Some(t) = meta.tokens {
@@ -131,6 +143,22 @@ impl MediaPassthrough {
         }
         self.usage.update(&u);
     }
+}
+
+fn seconds_to_ms(s: f64) -> u64 {
+    // Saturating float-to-int cast: a negative or absurd value cannot wrap.
+    (s * 1000.0).round().max(0.0) as u64
+}
+
+/// The characters of a speech request's `input`.
+fn speech_characters(body: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Speech<'a> {
+        #[serde(borrow)]
+        input: std::borrow::Cow<'a, str>,
+    }
+    let s: Speech<'_> = serde_json::from_slice(body).ok()?;
+    Some(s.input.chars().count() as u64)
 }
 
 /// The path after the backend's prefix for `endpoint`, where the backend serves it.
@@ -165,6 +193,8 @@ struct Sniff {
     meta: Option<CohereMeta>,
     #[serde(default)]
     count: Option<u64>,
+    #[serde(default)]
+    duration: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +207,8 @@ struct SniffUsage {
     output_tokens: Option<u64>,
     #[serde(default)]
     total_tokens: Option<u64>,
+    #[serde(default)]
+    seconds: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -252,6 +284,9 @@ impl Translator for MediaPassthrough {
             }
             Some(m) => BodyChange::Replaced(rewrite_openai_body(req.body, Some(m), false)?),
         };
+        if self.endpoint == Endpoint::AudioSpeech {
+            self.usage.characters = speech_characters(req.body);
+        }
         let mut headers = HeaderMutation::default();
         // Usage is read from the body: ask for it uncompressed.
         headers.remove(header::ACCEPT_ENCODING);

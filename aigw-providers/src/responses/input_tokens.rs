@@ -7,6 +7,7 @@
 use super::request;
 use crate::anthropic::request::chat_to_messages;
 use crate::canonical::error_body;
+use aigw_core::api::anthropic::MessagesRequest;
 use aigw_core::api::responses::{InputTokens, ResponsesRequest};
 use aigw_core::{
     BodyChange, ClientApi, Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk,
@@ -54,32 +55,8 @@ impl Translator for InputTokensOverCount {
         parsed.stream = None;
         let (chat, _) = request::to_chat(&parsed, &self.backend)?;
         // Counting generates nothing, so nothing dropped here needs reporting.
-        let (mut messages, _) = chat_to_messages(&chat, &self.backend, &mut Vec::new())?;
-        // Only what the count depends on: the count-tokens APIs refuse generation
-        // parameters.
-        messages.max_tokens = None;
-        messages.stream = None;
-        messages.temperature = None;
-        messages.top_p = None;
-        messages.top_k = None;
-        messages.stop_sequences = None;
-        messages.metadata = None;
-        let body = Bytes::from(
-            serde_json::to_vec(&messages)
-                .map_err(|e| Error::internal(format!("cannot serialise request: {e}")))?,
-        );
-        let ctx = RequestContext {
-            body: &body,
-            info: req.info,
-            headers: req.headers,
-            force_include_usage: false,
-        };
-        let mut up = self.inner.request(&ctx)?;
-        if matches!(up.body, BodyChange::Unchanged) {
-            up.body = BodyChange::Replaced(body);
-        }
-        up.headers.remove(header::ACCEPT_ENCODING);
-        Ok(up)
+        let (messages, _) = chat_to_messages(&chat, &self.backend, &mut Vec::new())?;
+        count_request(self.inner.as_mut(), messages, req)
     }
 
     fn response_headers(
@@ -87,37 +64,23 @@ impl Translator for InputTokensOverCount {
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Result<HeaderMutation> {
-        let mut m = self.inner.response_headers(status, headers)?;
-        m.remove(header::CONTENT_LENGTH);
-        m.set_static("content-type", "application/json");
-        Ok(m)
+        count_response_headers(self.inner.as_mut(), status, headers)
     }
 
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
-        let r = self.inner.response_chunk(chunk, end_of_stream)?;
-        self.buffered
-            .extend_from_slice(r.body.as_deref().unwrap_or(chunk));
-        let mut out = Vec::new();
-        if end_of_stream {
-            let v: Value = serde_json::from_slice(&self.buffered).map_err(|e| {
-                Error::internal(format!("the backend's token count is unreadable: {e}"))
-            })?;
-            let n = v
-                .get("input_tokens")
-                .and_then(Value::as_u64)
-                .or(r.usage.input)
-                .ok_or_else(|| Error::internal("the backend's token count has no input_tokens"))?;
-            out = serde_json::to_vec(&InputTokens {
-                object: "response.input_tokens".into(),
-                input_tokens: n,
-            })
-            .map_err(|e| Error::internal(format!("cannot serialise the count: {e}")))?;
-        }
-        Ok(ResponseChunk {
-            body: Some(Bytes::from(out)),
-            usage: r.usage,
-            response_model: r.response_model,
-        })
+        count_response_chunk(
+            self.inner.as_mut(),
+            &mut self.buffered,
+            chunk,
+            end_of_stream,
+            |n| {
+                serde_json::to_vec(&InputTokens {
+                    object: "response.input_tokens".into(),
+                    input_tokens: n,
+                })
+                .map_err(|e| Error::internal(format!("cannot serialise the count: {e}")))
+            },
+        )
     }
 
     fn response_error(
@@ -126,19 +89,103 @@ impl Translator for InputTokensOverCount {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        // The count-tokens translators answer in Anthropic's envelope; this client
-        // speaks OpenAI's.
-        let mut e = self.inner.response_error(status, headers, body)?;
-        let v: Value = serde_json::from_slice(&e.body).unwrap_or(Value::Null);
-        let message = v["error"]["message"].as_str().unwrap_or("upstream error");
-        let kind = v["error"]["type"].as_str().unwrap_or("");
-        e.body = Bytes::from(error_body(
-            ClientApi::OpenAI,
-            e.status.as_u16(),
-            kind,
-            message,
-        ));
-        e.headers.set_static("content-type", "application/json");
-        Ok(e)
+        count_response_error(self.inner.as_mut(), status, headers, body)
     }
+}
+
+/// Sends `messages` (an Anthropic Messages body) through `inner`, a backend's
+/// count-tokens translator, with only the fields a count depends on: the count-tokens
+/// APIs refuse generation parameters.
+pub(crate) fn count_request(
+    inner: &mut dyn Translator,
+    mut messages: MessagesRequest,
+    req: &RequestContext<'_>,
+) -> Result<UpstreamRequest> {
+    messages.max_tokens = None;
+    messages.stream = None;
+    messages.temperature = None;
+    messages.top_p = None;
+    messages.top_k = None;
+    messages.stop_sequences = None;
+    messages.metadata = None;
+    let body = Bytes::from(
+        serde_json::to_vec(&messages)
+            .map_err(|e| Error::internal(format!("cannot serialise request: {e}")))?,
+    );
+    let ctx = RequestContext {
+        body: &body,
+        info: req.info,
+        headers: req.headers,
+        force_include_usage: false,
+    };
+    let mut up = inner.request(&ctx)?;
+    if matches!(up.body, BodyChange::Unchanged) {
+        up.body = BodyChange::Replaced(body);
+    }
+    up.headers.remove(header::ACCEPT_ENCODING);
+    Ok(up)
+}
+
+/// The response headers of a count rendered as a new JSON body.
+pub(crate) fn count_response_headers(
+    inner: &mut dyn Translator,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<HeaderMutation> {
+    let mut m = inner.response_headers(status, headers)?;
+    m.remove(header::CONTENT_LENGTH);
+    m.set_static("content-type", "application/json");
+    Ok(m)
+}
+
+/// Collects the count `inner` renders (Anthropic's `{"input_tokens"}`) and, at the
+/// end, answers `render(count)`.
+pub(crate) fn count_response_chunk(
+    inner: &mut dyn Translator,
+    buffered: &mut Vec<u8>,
+    chunk: &[u8],
+    end_of_stream: bool,
+    render: impl FnOnce(u64) -> Result<Vec<u8>>,
+) -> Result<ResponseChunk> {
+    let r = inner.response_chunk(chunk, end_of_stream)?;
+    buffered.extend_from_slice(r.body.as_deref().unwrap_or(chunk));
+    let mut out = Vec::new();
+    if end_of_stream {
+        let v: Value = serde_json::from_slice(buffered).map_err(|e| {
+            Error::internal(format!("the backend's token count is unreadable: {e}"))
+        })?;
+        let n = v
+            .get("input_tokens")
+            .and_then(Value::as_u64)
+            .or(r.usage.input)
+            .ok_or_else(|| Error::internal("the backend's token count has no input_tokens"))?;
+        out = render(n)?;
+    }
+    Ok(ResponseChunk {
+        body: Some(Bytes::from(out)),
+        usage: r.usage,
+        response_model: r.response_model,
+    })
+}
+
+/// `inner`'s error (Anthropic's envelope, as every count-tokens translator answers) in
+/// OpenAI's envelope.
+pub(crate) fn count_response_error(
+    inner: &mut dyn Translator,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<ErrorResponse> {
+    let mut e = inner.response_error(status, headers, body)?;
+    let v: Value = serde_json::from_slice(&e.body).unwrap_or(Value::Null);
+    let message = v["error"]["message"].as_str().unwrap_or("upstream error");
+    let kind = v["error"]["type"].as_str().unwrap_or("");
+    e.body = Bytes::from(error_body(
+        ClientApi::OpenAI,
+        e.status.as_u16(),
+        kind,
+        message,
+    ));
+    e.headers.set_static("content-type", "application/json");
+    Ok(e)
 }

@@ -7,7 +7,9 @@
 
 pub mod count_tokens;
 pub mod embeddings;
+pub mod images;
 pub mod request;
+pub mod rerank;
 pub mod response;
 
 use crate::bedrock::now_secs;
@@ -305,6 +307,8 @@ pub fn translator(spec: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
         (ApiSchema::GCPVertexAI, Endpoint::CountTokens) => {
             Ok(Box::new(CountTokensTranslator::new(ovr)))
         }
+        (ApiSchema::GCPVertexAI, Endpoint::ImageGenerations) => Ok(images::translator(ovr)),
+        (ApiSchema::GCPVertexAI, Endpoint::Rerank) => Ok(rerank::translator(ovr)),
         (schema, endpoint) => Err(aigw_core::Error::untranslatable(
             format!("endpoint {}", endpoint.operation_name()),
             schema.as_str(),

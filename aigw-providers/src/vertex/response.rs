@@ -37,6 +37,7 @@ impl Usage {
             cached_input: self.cached_content_token_count,
             cache_creation_input: None,
             reasoning: self.thoughts_token_count,
+            ..TokenUsage::default()
         }
     }
 }
