@@ -33,6 +33,7 @@ impl RecordSink for TracingSink {
             input_tokens = r.usage.input,
             output_tokens = r.usage.output,
             total_tokens = r.usage.total_or_sum(),
+            token_source = r.usage_source.as_str(),
             latency_ms = r.latency.map(|d| d.as_secs_f64() * 1e3),
             ttfb_ms = r.time_to_first_byte.map(|d| d.as_secs_f64() * 1e3),
             error = r.error.as_deref(),
@@ -353,6 +354,7 @@ fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) 
     if let Some(n) = r.usage.total_or_sum() {
         f("total_tokens", Value::U64(n));
     }
+    f("token_source", Value::Str(r.usage_source.as_str()));
     if let Some(d) = r.latency {
         f("latency_ms", Value::Millis(d));
     }

@@ -207,6 +207,9 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
     }
     let providers = Arc::new(ProviderCache::default());
     let limits = Arc::new(RateLimits::new(global_store(cli.redis_url.as_ref())?));
+    // Usage estimates for cut streams need the tokenizer tables; build them off the
+    // request path.
+    std::thread::spawn(aigw_core::estimate::warm_up);
     let runtime =
         load_runtime_with_limits(&cli.config, Some(&providers), &limits).map_err(|source| {
             ExtProcError::Config {

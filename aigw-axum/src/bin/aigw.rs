@@ -186,6 +186,14 @@ struct LimitArgs {
     /// finish before the process exits.
     #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_DRAIN_TIMEOUT")]
     drain_timeout: Duration,
+    /// When a client hangs up mid-stream, how long the upstream is read on for the
+    /// provider's final usage report (the stream is then charged what the provider
+    /// bills; beyond, an estimate). 0: no reading on, settle with the estimate at once.
+    #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_CANCEL_DRAIN_TIMEOUT")]
+    cancel_drain_timeout: Duration,
+    /// The most upstream bytes read on after a client hung up.
+    #[arg(long, default_value_t = 8 * 1024 * 1024, env = "AIGW_CANCEL_DRAIN_MAX_BYTES")]
+    cancel_drain_max_bytes: u64,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -551,6 +559,9 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         None => None,
     };
     let limits = Arc::new(aigw_core::limits::RateLimits::new(global));
+    // Usage estimates for cut streams need the tokenizer tables; build them off the
+    // request path.
+    std::thread::spawn(aigw_core::estimate::warm_up);
     admin_state.set_rate_limit_stats(limits.stats().clone());
     let loader = Arc::new(loader(args.secrets_dir.as_ref(), resolver, limits));
     config::log_warnings(&config);
@@ -577,6 +588,10 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
             &args.endpoint_prefixes,
         )
         .map_err(|e| format!("--root-prefix / --endpoint-prefixes: {e}"))?,
+        cancel_drain: aigw_core::estimate::CancelDrain {
+            timeout: args.limits.cancel_drain_timeout,
+            max_bytes: args.limits.cancel_drain_max_bytes,
+        },
         ..Settings::default()
     };
     let gateway = Gateway::builder(snapshot)
