@@ -440,6 +440,9 @@ impl Exchange {
             client_ip: self.client_ip,
         };
         let reservation = meter.reserve(&request).await?;
+        if reservation.needs_usage() {
+            self.force_include_usage = true;
+        }
         let mut guard = MeterGuard::new(meter, reservation);
         if let Some(costs) = &self.costs {
             guard = guard.with_costs(costs.clone(), route, target.backend.clone(), model);

@@ -59,7 +59,7 @@ impl RateLimits {
         if meter.has_global() && self.global.is_none() && !self.warned.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
-                "Global rate limits are counted per instance: no Redis is configured (--redis-url / AIGW_REDIS_URL)"
+                "Global rate limits and QuotaPolicy quotas are counted per instance: no Redis is configured (--redis-url / AIGW_REDIS_URL)"
             );
         }
         Ok(Some(Arc::new(meter)))

@@ -1,10 +1,12 @@
 //! [`RateLimitMeter`]: a [`TokenMeter`] enforcing BackendTrafficPolicy rate limits.
 
 use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
+use super::quota::{Quotas, Subject};
 use super::selector::{ClientSelector, match_all};
 use super::store::{Increment, LimitStore};
 use crate::config::Config;
 use crate::config::traffic::{LimitCost, RateLimitRule, RateLimitScope, TrafficSettings};
+use crate::cost::short_backend_name;
 use crate::error::{ConfigIssue, Error, Result};
 use crate::meter::{MeterRequest, Reservation, ResponseCharge, Settlement, TokenMeter};
 use async_trait::async_trait;
@@ -156,6 +158,7 @@ fn compile_rule(policy: &str, scope: &str, index: usize, r: &RateLimitRule) -> R
 /// the process so counts survive reloads.
 pub struct RateLimitMeter {
     routes: HashMap<String, Arc<RouteLimits>>,
+    quotas: Quotas,
     local: Arc<dyn LimitStore>,
     global: Arc<dyn LimitStore>,
     stats: Arc<LimitStats>,
@@ -202,11 +205,20 @@ impl RateLimitMeter {
                 Err(e) => return Err(e),
             }
         }
+        let quotas = match Quotas::compile(config) {
+            Ok(q) => q,
+            Err(Error::InvalidConfig { issues: found }) => {
+                issues.extend(found);
+                Quotas::default()
+            }
+            Err(e) => return Err(e),
+        };
         if !issues.is_empty() {
             return Err(Error::InvalidConfig { issues });
         }
         Ok(Self {
             routes,
+            quotas,
             local,
             global,
             stats,
@@ -246,25 +258,30 @@ impl RateLimitMeter {
         self
     }
 
-    /// Whether any route has rate limits.
+    /// Whether no route has rate limits and no backend a quota.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.routes.is_empty() && self.quotas.is_empty()
     }
 
-    /// Whether any route has `Global` rate limits.
+    /// Whether any route has `Global` rate limits or any backend a quota (quotas are
+    /// shared by every instance).
     pub fn has_global(&self) -> bool {
-        self.routes
-            .values()
-            .any(|r| r.scope == RateLimitScope::Global)
+        !self.quotas.is_empty()
+            || self
+                .routes
+                .values()
+                .any(|r| r.scope == RateLimitScope::Global)
     }
 
-    /// Whether a response cost reads `llmRequestCosts`, so streams must carry usage.
+    /// Whether a response cost reads `llmRequestCosts` or a quota counts tokens, so
+    /// streams must carry usage.
     pub fn needs_usage(&self) -> bool {
-        self.routes.values().any(|r| {
-            r.rules
-                .iter()
-                .any(|rule| matches!(rule.response_cost, Some(LimitCost::Metadata { .. })))
-        })
+        !self.quotas.is_empty()
+            || self.routes.values().any(|r| {
+                r.rules
+                    .iter()
+                    .any(|rule| matches!(rule.response_cost, Some(LimitCost::Metadata { .. })))
+            })
     }
 
     fn store(&self, scope: RateLimitScope) -> &Arc<dyn LimitStore> {
@@ -292,10 +309,29 @@ impl TokenMeter for RateLimitMeter {
             estimate: req.estimate,
             ..Reservation::default()
         };
-        let Some(limits) = self.routes.get(req.route) else {
-            return Ok(reservation);
-        };
         let now = (self.clock)();
+        if let Some(limits) = self.routes.get(req.route) {
+            self.check_route(limits, req, now, &mut reservation).await?;
+        }
+        self.check_quota(req, now, &mut reservation).await?;
+        Ok(reservation)
+    }
+
+    fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>) {
+        self.settle_quota(&reservation, settlement);
+        self.settle_route(reservation, settlement);
+    }
+}
+
+impl RateLimitMeter {
+    /// The route's BackendTrafficPolicy rules: request costs added, budgets checked.
+    async fn check_route(
+        &self,
+        limits: &RouteLimits,
+        req: &MeterRequest<'_>,
+        now: u64,
+        reservation: &mut Reservation,
+    ) -> Result<()> {
         let mut increments = Vec::new();
         let mut checked = Vec::new();
         for rule in &limits.rules {
@@ -324,13 +360,13 @@ impl TokenMeter for RateLimitMeter {
             }
         }
         if increments.is_empty() {
-            return Ok(reservation);
+            return Ok(());
         }
         let counts = match self.store(limits.scope).incr(now, &increments).await {
             Ok(c) => c,
             Err(e) => {
                 self.stats.store_failed(now, &e);
-                return Ok(reservation);
+                return Ok(());
             }
         };
         let mut refused: Option<(u64, &Rule)> = None;
@@ -366,11 +402,83 @@ impl TokenMeter for RateLimitMeter {
                 ),
                 retry_after: Some(Duration::from_secs(reset)),
             }),
-            None => Ok(reservation),
+            None => Ok(()),
         }
     }
 
-    fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>) {
+    /// The QuotaPolicy of the request's backend and model: its matching buckets read,
+    /// the request refused when every enforcing one is used up.
+    async fn check_quota(
+        &self,
+        req: &MeterRequest<'_>,
+        now: u64,
+        reservation: &mut Reservation,
+    ) -> Result<()> {
+        let backend = short_backend_name(req.backend);
+        let Some(quota) = self.quotas.find(backend, req.model) else {
+            return Ok(());
+        };
+        let subject = Subject {
+            backend: req.backend,
+            model: req.model,
+            route: req.route,
+            headers: req.headers,
+            client_ip: req.client_ip,
+        };
+        let Some(check) = quota.check(now, &subject) else {
+            return Ok(());
+        };
+        let counts = match self.global.incr(now, &check.reads).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.store_failed(now, &e);
+                reservation.quota.push(check.charge);
+                return Ok(());
+            }
+        };
+        let d = check.decide(now, &counts);
+        self.stats.ok.fetch_add(d.ok, Ordering::Relaxed);
+        self.stats
+            .shadow_over_limit
+            .fetch_add(d.shadow_over, Ordering::Relaxed);
+        self.stats.over_limit.fetch_add(d.over, Ordering::Relaxed);
+        if d.shadow_over > 0 {
+            tracing::debug!(policy = quota.policy(), "shadow-mode quota exceeded");
+        }
+        if let Some(reset) = d.refuse_for {
+            let (limit, window) = check.limit();
+            return Err(Error::RateLimited {
+                message: format!(
+                    "the quota of {limit} per {} of {} for model {} is used up",
+                    unit_name(window),
+                    quota.policy(),
+                    req.model
+                ),
+                retry_after: Some(Duration::from_secs(reset)),
+            });
+        }
+        reservation.quota.push(check.charge);
+        Ok(())
+    }
+
+    fn settle_quota(&self, reservation: &Reservation, settlement: &Settlement<'_>) {
+        if reservation.quota.is_empty() {
+            return;
+        }
+        let now = (self.clock)();
+        let mut incs = Vec::new();
+        for q in &reservation.quota {
+            let cost = q.cost(settlement.usage);
+            if cost > 0 {
+                incs.extend(q.increments(now, cost));
+            }
+        }
+        if !incs.is_empty() {
+            self.global.add(now, incs);
+        }
+    }
+
+    fn settle_route(&self, reservation: Reservation, settlement: &Settlement<'_>) {
         if reservation.response.is_empty() {
             return;
         }
