@@ -286,3 +286,100 @@ async fn two_gateways_share_one_quota_in_redis() {
     assert_spent_to(&r["shared"], 60);
     assert_spent_to(&r["e2e"], 10);
 }
+
+fn restart_redis(url: &str) -> Proc {
+    // `redis://:s3cret@127.0.0.1:PORT/0`: the same port and password as before.
+    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let p = Proc(
+        Command::new("redis-server")
+            .args(["--port", port, "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--requirepass", "s3cret"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
+    p
+}
+
+async fn tenant_request(url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("x-tenant-id", "outage")
+        .json(&json!({"model": "tenant-model", "messages": [{"role": "user", "content": "hi"}]}))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Redis killed mid-run: a fail-closed gateway refuses quota'd requests with a 503 (and
+/// counts the failures), a fail-open one lets them through; both recover once Redis is
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_loss_fails_open_or_closed_and_recovers() {
+    let Some(mut redis) = redis_server() else {
+        return;
+    };
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("quota.yaml");
+    std::fs::write(&cfg, config(sim)).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let _closed = Proc(
+        Command::new(env!("CARGO_BIN_EXE_aigw"))
+            .arg("run")
+            .arg(&cfg)
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
+            .arg("--quota-fail-closed")
+            .env("AIGW_REDIS_URL", &redis.url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(listen);
+    let closed = format!("http://{listen}");
+    let (_open, open, _) = gateway(&cfg, Some(&redis.url));
+    assert_eq!(tenant_request(&closed).await.status(), 200);
+    assert_eq!(tenant_request(&open).await.status(), 200);
+
+    redis.child.kill().unwrap();
+    redis.child.wait().unwrap();
+    let started = std::time::Instant::now();
+    let r = tenant_request(&closed).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota store is unavailable"),
+        "{body}"
+    );
+    assert_eq!(tenant_request(&open).await.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(
+        metric(
+            admin,
+            "aigw_ratelimit_decisions_total{decision=\"store_error\"}"
+        ) >= 1
+    );
+
+    // Redis returns: the fail-closed gateway serves again once it has reconnected.
+    let _back = restart_redis(&redis.url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if tenant_request(&closed).await.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

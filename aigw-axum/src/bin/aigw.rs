@@ -116,6 +116,14 @@ struct RunArgs {
     /// (`redis://[:password@]host:port[/db]`); without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// While the rate-limit store (Redis) is unreachable, refuse requests that a
+    /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
+    #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
+    rate_limit_fail_closed: bool,
+    /// While the store is unreachable, refuse requests under a QuotaPolicy (503)
+    /// instead of letting them through (upstream's `-quotaRateLimitServiceFailureModeDeny`).
+    #[arg(long, env = "AIGW_QUOTA_FAIL_CLOSED")]
+    quota_fail_closed: bool,
     /// Runtime threads serving requests. 1 runs everything on one thread (the default
     /// on machines with up to two cores); default otherwise: one per core.
     #[arg(long, env = "AIGW_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
@@ -558,7 +566,14 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         }
         None => None,
     };
-    let limits = Arc::new(aigw_core::limits::RateLimits::new(global));
+    let limits = Arc::new(
+        aigw_core::limits::RateLimits::new(global).with_failure_modes(
+            aigw_core::limits::FailureModes {
+                rate_limits_deny: args.rate_limit_fail_closed,
+                quotas_deny: args.quota_fail_closed,
+            },
+        ),
+    );
     // Usage estimates for cut streams need the tokenizer tables; build them off the
     // request path.
     std::thread::spawn(aigw_core::estimate::warm_up);

@@ -21,6 +21,28 @@ pub const METADATA_NAMESPACE: &str = "io.envoy.ai_gateway";
 /// How long a failing store stays quiet in the logs after reporting.
 const STORE_ERROR_LOG_INTERVAL: u64 = 10;
 
+/// What a limit does when its store cannot be reached: let requests through (fail open,
+/// Envoy's default) or refuse them with a 503 (fail closed, Envoy's
+/// `failure_mode_deny`). Set separately for BackendTrafficPolicy rate limits and for
+/// QuotaPolicy quotas (upstream's `-quotaRateLimitServiceFailureModeDeny`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureModes {
+    /// Refuse rate-limited requests while the store is down.
+    pub rate_limits_deny: bool,
+    /// Refuse requests under a quota while the store is down.
+    pub quotas_deny: bool,
+}
+
+/// The refusal of a fail-closed limit whose store is down.
+fn store_down(what: &str) -> Error {
+    Error::Overloaded {
+        message: format!(
+            "the {what} store is unavailable; requests it limits are refused until it recovers"
+        ),
+        retry_after: Duration::from_secs(1),
+    }
+}
+
 /// The current time in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -60,7 +82,7 @@ impl LimitStats {
     }
 
     /// Counts a store failure; logs it unless one was logged in the last interval.
-    fn store_failed(&self, now: u64, error: &Error) {
+    fn store_failed(&self, now: u64, error: &Error, closed: bool) {
         self.store_error.fetch_add(1, Ordering::Relaxed);
         let last = self.last_error_log.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= STORE_ERROR_LOG_INTERVAL
@@ -69,7 +91,11 @@ impl LimitStats {
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            tracing::warn!(error = %error, "rate-limit store unavailable; requests are let through until it recovers");
+            if closed {
+                tracing::warn!(error = %error, "rate-limit store unavailable; limited requests are refused (fail closed) until it recovers");
+            } else {
+                tracing::warn!(error = %error, "rate-limit store unavailable; requests are let through until it recovers");
+            }
         }
     }
 }
@@ -164,6 +190,7 @@ pub struct RateLimitMeter {
     stats: Arc<LimitStats>,
     clock: Clock,
     next_id: AtomicU64,
+    failure: FailureModes,
 }
 
 impl std::fmt::Debug for RateLimitMeter {
@@ -224,6 +251,7 @@ impl RateLimitMeter {
             stats,
             clock: Arc::new(system_clock),
             next_id: AtomicU64::new(1),
+            failure: FailureModes::default(),
         })
     }
 
@@ -249,6 +277,13 @@ impl RateLimitMeter {
             scope: rl.scope,
             rules,
         }))
+    }
+
+    /// Sets what happens while a store is down (fail open by default).
+    #[must_use]
+    pub const fn with_failure_modes(mut self, modes: FailureModes) -> Self {
+        self.failure = modes;
+        self
     }
 
     /// Replaces the clock (Unix seconds), for tests.
@@ -365,8 +400,13 @@ impl RateLimitMeter {
         let counts = match self.store(limits.scope).incr(now, &increments).await {
             Ok(c) => c,
             Err(e) => {
-                self.stats.store_failed(now, &e);
-                return Ok(());
+                let deny = self.failure.rate_limits_deny;
+                self.stats.store_failed(now, &e, deny);
+                return if deny {
+                    Err(store_down("rate-limit"))
+                } else {
+                    Ok(())
+                };
             }
         };
         let mut refused: Option<(u64, &Rule)> = None;
@@ -431,7 +471,11 @@ impl RateLimitMeter {
         let counts = match self.global.incr(now, &check.reads).await {
             Ok(c) => c,
             Err(e) => {
-                self.stats.store_failed(now, &e);
+                let deny = self.failure.quotas_deny;
+                self.stats.store_failed(now, &e, deny);
+                if deny {
+                    return Err(store_down("quota"));
+                }
                 reservation.quota.push(check.charge);
                 return Ok(());
             }

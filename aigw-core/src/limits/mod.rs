@@ -29,7 +29,7 @@ pub mod store;
 pub use self::redis::{DEFAULT_TIMEOUT, RedisStore};
 pub use counters::RateLimits;
 pub use key::{bucket_base, bucket_key, seconds_to_reset, window_start};
-pub use meter::{Clock, LimitStats, METADATA_NAMESPACE, RateLimitMeter};
+pub use meter::{Clock, FailureModes, LimitStats, METADATA_NAMESPACE, RateLimitMeter};
 pub use quota::QuotaCharge;
 pub use selector::{ClientSelector, Descriptor, match_all};
 pub use store::{Increment, LimitStore, MemoryStore};
