@@ -1,6 +1,7 @@
 //! QuotaPolicy enforcement by the rate-limit meter, over a configuration shaped like
 //! upstream's `backend_quota_ratelimit` e2e manifest.
 
+use super::tests::ready;
 use super::*;
 use crate::config::Config;
 use crate::error::Error;
@@ -54,15 +55,6 @@ fn fixture(policies: &str) -> Fixture {
         .unwrap()
         .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
     Fixture { meter, stats, now }
-}
-
-fn ready<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("the memory store never waits"),
-    }
 }
 
 fn tenant(t: &'static str) -> HeaderMap {
