@@ -198,6 +198,9 @@ pub struct Settings {
     /// `endpointPrefixes`); the default layout serves `/v1/…`, `/anthropic/v1/…` and
     /// `/cohere/v2/rerank`.
     pub prefixes: aigw_core::api::EndpointPrefixes,
+    /// How long and how far an upstream stream is read on after its client hung up,
+    /// for the provider's final usage report (see [`aigw_core::estimate`]).
+    pub cancel_drain: aigw_core::estimate::CancelDrain,
 }
 
 impl Default for Settings {
@@ -216,6 +219,7 @@ impl Default for Settings {
             max_in_flight: Some(4096),
             max_buffered_body_bytes: Some(512 * 1024 * 1024),
             prefixes: aigw_core::api::EndpointPrefixes::default(),
+            cancel_drain: aigw_core::estimate::CancelDrain::default(),
         }
     }
 }

@@ -739,6 +739,7 @@ impl Attempts<'_> {
                     headers,
                     r.idle,
                     stream_deadline,
+                    self.inner.settings.cancel_drain,
                 )))
             }
             Err(e) => {
@@ -965,9 +966,11 @@ fn stream_response(
     headers: HeaderMap,
     idle: Option<Duration>,
     deadline: Option<Instant>,
+    drain: aigw_core::estimate::CancelDrain,
 ) -> Response<Body> {
     let body = StreamBody::new(finisher.take(), attempt, incoming, first, idle, status)
-        .with_deadline(deadline);
+        .with_deadline(deadline)
+        .with_drain(drain);
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;

@@ -35,6 +35,7 @@ impl RecordSink for TracingSink {
             total_tokens = r.usage.total_or_sum(),
             audio_ms = r.usage.audio_ms,
             input_characters = r.usage.characters,
+            token_source = r.usage_source.as_str(),
             latency_ms = r.latency.map(|d| d.as_secs_f64() * 1e3),
             ttfb_ms = r.time_to_first_byte.map(|d| d.as_secs_f64() * 1e3),
             error = r.error.as_deref(),
@@ -361,6 +362,7 @@ fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) 
     if let Some(n) = r.usage.characters {
         f("input_characters", Value::U64(n));
     }
+    f("token_source", Value::Str(r.usage_source.as_str()));
     if let Some(d) = r.latency {
         f("latency_ms", Value::Millis(d));
     }

@@ -151,6 +151,7 @@ where
     }
     // Stop accepting: closing the listener makes new connections fail at once.
     drop(listener);
+    crate::stream::shutting_down();
     let _ = stop_tx.send(true);
     let open = connections.len();
     tracing::info!(

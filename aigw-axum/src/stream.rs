@@ -3,6 +3,7 @@
 use crate::admission::Hold;
 use crate::record::RecordSink;
 use aigw_core::Error;
+use aigw_core::estimate::CancelDrain;
 use aigw_core::exchange::{Attempt, Exchange};
 use bytes::Bytes;
 use futures::Stream;
@@ -11,6 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Owns an exchange until it is finished, and finishes it exactly once: explicitly, or
@@ -23,6 +25,16 @@ pub(crate) struct Finisher {
     /// The request's in-flight slot and body memory, released with the finisher (for a
     /// stream: when the client's body ends).
     hold: Option<Hold>,
+}
+
+/// Set once a server of this process has begun shutting down: streams cut from then on
+/// settle at once (with an estimate) instead of reading their upstream on, so their
+/// records are written before the process exits.
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Notes that the process is shutting down (see [`SHUTTING_DOWN`]).
+pub(crate) fn shutting_down() {
+    SHUTTING_DOWN.store(true, Ordering::Relaxed);
 }
 
 /// The status recorded for requests the client abandoned (nginx's convention).
@@ -92,14 +104,15 @@ impl Drop for Finisher {
 /// The state of one streamed response.
 pub(crate) struct StreamBody {
     finisher: Finisher,
-    attempt: Attempt,
-    incoming: Incoming,
+    /// The attempt and upstream body; taken by a drain when the client hangs up.
+    live: Option<(Attempt, Incoming)>,
     first: Option<Bytes>,
     idle: Option<Duration>,
     deadline: Option<Instant>,
     status: StatusCode,
     upstream_wait: Duration,
     done: bool,
+    drain: CancelDrain,
 }
 
 impl StreamBody {
@@ -113,15 +126,21 @@ impl StreamBody {
     ) -> Self {
         Self {
             finisher,
-            attempt,
-            incoming,
+            live: Some((attempt, incoming)),
             first: Some(first),
             idle,
             deadline: None,
             status,
             upstream_wait: Duration::ZERO,
             done: false,
+            drain: CancelDrain::OFF,
         }
+    }
+
+    /// Reads the upstream on, within `drain`, when the client hangs up mid-stream.
+    pub(crate) fn with_drain(mut self, drain: CancelDrain) -> Self {
+        self.drain = drain;
+        self
     }
 
     /// Ends the stream with a timeout error event at `deadline`.
@@ -148,23 +167,19 @@ impl StreamBody {
                 Some(first) if !first.is_empty() => (first, false),
                 Some(_) => (Bytes::new(), true),
                 None => {
+                    let (_, incoming) = self.live.as_mut()?;
                     let waited = Instant::now();
                     let next = match self.deadline {
                         Some(deadline) => {
                             let left = deadline.saturating_duration_since(waited);
-                            match tokio::time::timeout(
-                                left,
-                                next_data(&mut self.incoming, self.idle),
-                            )
-                            .await
-                            {
+                            match tokio::time::timeout(left, next_data(incoming, self.idle)).await {
                                 Ok(next) => next,
                                 Err(_) => Err(Error::Timeout {
                                     message: "request timeout reached during the stream".into(),
                                 }),
                             }
                         }
-                        None => next_data(&mut self.incoming, self.idle).await,
+                        None => next_data(incoming, self.idle).await,
                     };
                     self.upstream_wait += waited.elapsed();
                     match next {
@@ -174,9 +189,9 @@ impl StreamBody {
                     }
                 }
             };
-            let translated = match self.finisher.exchange_mut() {
-                Ok(ex) => ex.chunk(&mut self.attempt, chunk, end),
-                Err(_) => return None,
+            let translated = match (self.finisher.exchange_mut(), self.live.as_mut()) {
+                (Ok(ex), Some((attempt, _))) => ex.chunk(attempt, chunk, end),
+                _ => return None,
             };
             match translated {
                 Ok(out) if end => {
@@ -211,6 +226,78 @@ impl StreamBody {
             let r = ex.record_mut();
             r.upstream_wait = Some(r.upstream_wait.unwrap_or_default() + self.upstream_wait);
         }
+    }
+}
+
+impl Drop for StreamBody {
+    /// The client hung up mid-stream: the provider bills the whole reply, so the
+    /// upstream is read on in the background (within the drain bounds) for its final
+    /// usage report. The exchange then finishes as a 499 — with the reported usage when
+    /// the upstream completed, else with an estimate from what was delivered.
+    fn drop(&mut self) {
+        if self.done || !self.drain.enabled() || SHUTTING_DOWN.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (Ok(ex), Some((attempt, incoming))) = (self.finisher.exchange_mut(), self.live.take())
+        else {
+            return;
+        };
+        ex.client_gone();
+        let drain = Drain {
+            finisher: self.finisher.take(),
+            attempt,
+            first: self.first.take(),
+            bounds: self.drain,
+        };
+        handle.spawn(drain.run(incoming));
+    }
+}
+
+/// An abandoned stream's upstream, read to its end for usage only.
+struct Drain {
+    finisher: Finisher,
+    attempt: Attempt,
+    first: Option<Bytes>,
+    bounds: CancelDrain,
+}
+
+impl Drain {
+    async fn run(mut self, mut incoming: Incoming) {
+        let bounds = self.bounds;
+        let read = async {
+            let mut bytes = 0u64;
+            if let Some(first) = self.first.take().filter(|b| !b.is_empty()) {
+                bytes += first.len() as u64;
+                self.feed(first, false)?;
+            }
+            while bytes <= bounds.max_bytes {
+                let chunk = next_data(&mut incoming, None).await.ok()?;
+                let end = chunk.is_empty();
+                bytes += chunk.len() as u64;
+                self.feed(chunk, end)?;
+                if end {
+                    return Some(());
+                }
+            }
+            None
+        };
+        let completed = tokio::time::timeout(bounds.timeout, read)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        tracing::debug!(completed, "upstream read on after the client hung up");
+        drop(incoming);
+        let e = Error::internal("the client closed the connection");
+        self.finisher.finish(client_closed(), Some(&e));
+    }
+
+    fn feed(&mut self, chunk: Bytes, end: bool) -> Option<()> {
+        let ex = self.finisher.exchange_mut().ok()?;
+        ex.chunk(&mut self.attempt, chunk, end).ok().map(drop)
     }
 }
 

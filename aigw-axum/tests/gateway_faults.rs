@@ -328,7 +328,11 @@ async fn client_disconnect_cancels_upstream_and_settles_partial_usage() {
             idle: None,
             timeout: None,
         },
-        fast_settings(),
+        // Without reading on after a hang-up, the upstream is cut at once.
+        aigw_axum::Settings {
+            cancel_drain: aigw_core::estimate::CancelDrain::OFF,
+            ..fast_settings()
+        },
     )
     .await;
     let mut r = post(&h.url, &chat(true)).await;

@@ -24,6 +24,7 @@ use crate::api::{Endpoint, RequestInfo, sniff_request};
 use crate::cost::{CostInput, CostSet};
 use crate::credential::{CredentialProvider, OutgoingRequest};
 use crate::error::{ClientApi, Error, Result, anthropic_error_type};
+use crate::estimate::{Delivered, UsageSource};
 use crate::meter::{MeterGuard, MeterRequest, TokenMeter};
 use crate::retry::RetryOn;
 use crate::schema::VersionedSchema;
@@ -198,6 +199,12 @@ pub struct ExchangeRecord {
     pub status: Option<StatusCode>,
     /// Cumulative token usage.
     pub usage: TokenUsage,
+    /// Whether [`ExchangeRecord::usage`] is the provider's report or (for a stream cut
+    /// before its final usage) the gateway's estimate ([`crate::estimate`]).
+    pub usage_source: UsageSource,
+    /// Whether the upstream was read on after the client hung up
+    /// ([`Exchange::client_gone`]), and to its end.
+    pub drained: Option<bool>,
     /// Cost values by metadata key (`llmRequestCosts`), filled by the adapter's cost hook.
     pub costs: Vec<(String, u64)>,
     /// Attempts made (1 when the first backend answered).
@@ -239,6 +246,13 @@ pub struct Exchange {
     client_ip: Option<IpAddr>,
     query: Option<String>,
     record: ExchangeRecord,
+    /// The generated text of a stream seen so far (sent to the client, or read after it
+    /// left), for an estimate if the stream is cut.
+    delivered: Delivered,
+    /// Whether the upstream's response was read to its end.
+    completed: bool,
+    /// Whether the client is gone and chunks are read only for their usage.
+    draining: bool,
 }
 
 impl Exchange {
@@ -272,6 +286,9 @@ impl Exchange {
             client_ip: None,
             query: None,
             record,
+            delivered: Delivered::default(),
+            completed: false,
+            draining: false,
         })
     }
 
@@ -423,6 +440,9 @@ impl Exchange {
             client_ip: self.client_ip,
         };
         let reservation = meter.reserve(&request).await?;
+        if reservation.needs_usage() {
+            self.force_include_usage = true;
+        }
         let mut guard = MeterGuard::new(meter, reservation);
         if let Some(costs) = &self.costs {
             guard = guard.with_costs(costs.clone(), route, target.backend.clone(), model);
@@ -547,11 +567,65 @@ impl Exchange {
             self.record.error = Some(e);
         }
         let bytes = out.body.unwrap_or(chunk);
+        if self.info.stream && self.endpoint.generates_text() {
+            self.delivered.push(&bytes);
+        }
+        self.completed |= end;
+        self.chunks += 1;
+        if self.draining {
+            // The client is gone: the chunk is read for its usage (and its text, which
+            // the provider bills all the same) only.
+            return Ok(Bytes::new());
+        }
         if !bytes.is_empty() && self.record.time_to_first_byte.is_none() {
             self.record.time_to_first_byte = Some(self.started.elapsed());
         }
-        self.chunks += 1;
         Ok(bytes)
+    }
+
+    /// Notes that the client hung up while the upstream is still read (for its final
+    /// usage report): later [`Exchange::chunk`]s translate for usage and return nothing.
+    pub fn client_gone(&mut self) {
+        self.draining = true;
+        self.record.drained = Some(false);
+    }
+
+    /// Whether the upstream's response has been read to its end.
+    pub const fn completed(&self) -> bool {
+        self.completed
+    }
+
+    /// When the provider's final usage is missing — a response that started but did
+    /// not complete, or a request the client abandoned after it was sent — replaces
+    /// the usage with [`crate::estimate::settle_estimate`] and marks it estimated.
+    fn estimate_if_cut(&mut self, abandoned: bool) {
+        if self.draining {
+            self.record.drained = Some(self.completed);
+        }
+        let started = self.chunks > 0;
+        if self.completed
+            || !self.endpoint.generates_text()
+            || !(started || (abandoned && self.record.attempts > 0))
+        {
+            return;
+        }
+        let model = self
+            .record
+            .effective_model
+            .as_deref()
+            .unwrap_or(&self.info.model);
+        let input = if self.record.usage.input.is_some() {
+            0
+        } else {
+            crate::estimate::input_tokens(self.endpoint, model, &self.body)
+        };
+        let output = self.delivered.output_tokens(self.endpoint, model);
+        let usage = crate::estimate::settle_estimate(&self.record.usage, input, output);
+        if let Some(g) = self.guard.as_mut() {
+            g.update(&usage);
+        }
+        self.record.usage = usage;
+        self.record.usage_source = UsageSource::Estimated;
     }
 
     /// Renders an error for the client in its API's envelope: status, content type and
@@ -568,7 +642,12 @@ impl Exchange {
 
     /// Ends the exchange: computes the route's costs, settles the meter (exactly once)
     /// with them and returns the record.
+    ///
+    /// A stream that did not complete is settled with an estimate
+    /// ([`crate::estimate`]); status 499 (the client closed the connection) also
+    /// estimates a request that was sent but not answered yet.
     pub fn finish(mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
+        self.estimate_if_cut(status.as_u16() == 499);
         self.record.status = Some(status);
         self.record.latency = Some(self.started.elapsed());
         if let Some(costs) = self.costs.take() {
@@ -580,7 +659,17 @@ impl Exchange {
         if let Some(e) = error {
             self.record.error = Some(e.to_string());
         }
-        self.record
+        std::mem::take(&mut self.record)
+    }
+}
+
+impl Drop for Exchange {
+    /// An exchange dropped unfinished was abandoned: its meter guard settles with the
+    /// usage seen, estimated when the provider's report is missing.
+    fn drop(&mut self) {
+        if self.guard.is_some() {
+            self.estimate_if_cut(true);
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod conversations;
 pub mod cost;
 pub mod credential;
 pub mod error;
+pub mod estimate;
 pub mod exchange;
 pub mod filterapi;
 pub mod health;

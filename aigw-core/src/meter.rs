@@ -115,9 +115,17 @@ pub struct Reservation {
     pub keys: Vec<String>,
     /// Charges to make when the exchange ends.
     pub response: Vec<ResponseCharge>,
+    /// QuotaPolicy buckets to charge when the exchange ends.
+    pub quota: Vec<crate::limits::QuotaCharge>,
 }
 
 impl Reservation {
+    /// Whether the exchange must see the provider's usage (a charge depends on it), so
+    /// streams ask the upstream for it.
+    pub fn needs_usage(&self) -> bool {
+        !self.quota.is_empty() || self.needs_costs()
+    }
+
     /// Whether settling needs the route's cost values (a charge reads metadata).
     pub fn needs_costs(&self) -> bool {
         self.response

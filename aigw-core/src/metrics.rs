@@ -12,9 +12,18 @@
 //! token histogram: `aigw_audio_seconds_total` (transcription and translation input)
 //! and `aigw_speech_characters_total` (speech input).
 //!
+//! `aigw_metered_tokens_total{gen_ai_operation_name, gen_ai_provider_name,
+//! gen_ai_original_model, gen_ai_request_model, gen_ai_token_type, aigw_token_source}`
+//! counts the input and output tokens of *every* exchange — failed and abandoned ones
+//! included, which the GenAI histograms leave out — with `aigw_token_source` saying
+//! whether the provider `reported` them or the gateway `estimated` them (a stream cut
+//! before its final usage report, see [`crate::estimate`]). It is the figure to bill
+//! from.
+//!
 //! Prometheus names replace dots with underscores, and second-valued histograms carry
 //! the `_seconds` unit suffix (as OpenTelemetry's Prometheus exporter writes them).
 
+use crate::estimate::UsageSource;
 use crate::exchange::ExchangeRecord;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -103,6 +112,8 @@ struct Series {
     ttft: OnceLock<Histogram>,
     tpot: OnceLock<Histogram>,
     tokens: [OnceLock<Histogram>; 5],
+    /// `aigw_metered_tokens_total`: `[input, output]` × `[reported, estimated]`.
+    metered: [[OnceLock<Counter>; 2]; 2],
 }
 
 impl Series {
@@ -129,7 +140,29 @@ impl Series {
             ttft: OnceLock::new(),
             tpot: OnceLock::new(),
             tokens: Default::default(),
+            metered: Default::default(),
         }
+    }
+
+    fn metered<'a>(
+        &'a self,
+        kind: usize,
+        source: UsageSource,
+        family: &Family<Labels, Counter>,
+    ) -> Option<&'a Counter> {
+        let s = usize::from(source == UsageSource::Estimated);
+        let slot = self.metered.get(kind)?.get(s)?;
+        Some(slot.get_or_init(|| {
+            let labels: Labels = vec![
+                ("gen_ai_operation_name", self.operation.to_owned()),
+                ("gen_ai_provider_name", self.provider.to_owned()),
+                ("gen_ai_original_model", self.original_model.clone()),
+                ("gen_ai_request_model", self.request_model.clone()),
+                ("gen_ai_token_type", TOKEN_TYPES[kind].to_owned()),
+                ("aigw_token_source", source.as_str().to_owned()),
+            ];
+            family.get_or_create(&labels).clone()
+        }))
     }
 
     fn is(&self, key: &SeriesKey<'_>) -> bool {
@@ -188,6 +221,7 @@ pub struct GenAiMetrics {
     dropped: Family<Labels, Counter>,
     audio_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
     speech_characters: Family<Labels, Counter>,
+    metered: Family<Labels, Counter>,
     series: SeriesCache,
 }
 
@@ -264,8 +298,15 @@ impl GenAiMetrics {
             "Characters of text turned into speech.",
             speech_characters.clone(),
         );
+        let metered = Family::<Labels, Counter>::default();
+        registry.register(
+            "aigw_metered_tokens",
+            "Input and output tokens of every exchange (failed and abandoned ones included), by whether the provider reported them or the gateway estimated them.",
+            metered.clone(),
+        );
         Self {
             registry,
+            metered,
             token_usage,
             request_duration,
             time_to_first_token,
@@ -306,6 +347,13 @@ impl GenAiMetrics {
             }
         }
 
+        for (kind, value) in [r.usage.input, r.usage.output].into_iter().enumerate() {
+            if let Some(v) = value.filter(|v| *v > 0)
+                && let Some(c) = series.metered(kind, r.usage_source, &self.metered)
+            {
+                c.inc_by(v);
+            }
+        }
         if failed {
             return;
         }

@@ -63,6 +63,14 @@ struct Cli {
     /// `aigw run` pointed at it; without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// While the rate-limit store (Redis) is unreachable, refuse requests that a
+    /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
+    #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
+    rate_limit_fail_closed: bool,
+    /// While the store is unreachable, refuse requests under a QuotaPolicy (503)
+    /// instead of letting them through (upstream's `-quotaRateLimitServiceFailureModeDeny`).
+    #[arg(long, env = "AIGW_QUOTA_FAIL_CLOSED")]
+    quota_fail_closed: bool,
     /// Serve the configuration's MCPRoutes on this address (Envoy routes their paths
     /// here; `envoy-config --mcp-addr` says so).
     #[arg(long, env = "AIGW_EXTPROC_MCP_ADDR")]
@@ -230,7 +238,17 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         });
     }
     let providers = Arc::new(ProviderCache::default());
-    let limits = Arc::new(RateLimits::new(global_store(cli.redis_url.as_ref())?));
+    let limits = Arc::new(
+        RateLimits::new(global_store(cli.redis_url.as_ref())?).with_failure_modes(
+            aigw_core::limits::FailureModes {
+                rate_limits_deny: cli.rate_limit_fail_closed,
+                quotas_deny: cli.quota_fail_closed,
+            },
+        ),
+    );
+    // Usage estimates for cut streams need the tokenizer tables; build them off the
+    // request path.
+    std::thread::spawn(aigw_core::estimate::warm_up);
     let runtime =
         load_runtime_with_limits(&cli.config, Some(&providers), &limits).map_err(|source| {
             ExtProcError::Config {

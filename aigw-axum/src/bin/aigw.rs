@@ -116,6 +116,14 @@ struct RunArgs {
     /// (`redis://[:password@]host:port[/db]`); without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// While the rate-limit store (Redis) is unreachable, refuse requests that a
+    /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
+    #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
+    rate_limit_fail_closed: bool,
+    /// While the store is unreachable, refuse requests under a QuotaPolicy (503)
+    /// instead of letting them through (upstream's `-quotaRateLimitServiceFailureModeDeny`).
+    #[arg(long, env = "AIGW_QUOTA_FAIL_CLOSED")]
+    quota_fail_closed: bool,
     /// Runtime threads serving requests. 1 runs everything on one thread (the default
     /// on machines with up to two cores); default otherwise: one per core.
     #[arg(long, env = "AIGW_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
@@ -186,6 +194,14 @@ struct LimitArgs {
     /// finish before the process exits.
     #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_DRAIN_TIMEOUT")]
     drain_timeout: Duration,
+    /// When a client hangs up mid-stream, how long the upstream is read on for the
+    /// provider's final usage report (the stream is then charged what the provider
+    /// bills; beyond, an estimate). 0: no reading on, settle with the estimate at once.
+    #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_CANCEL_DRAIN_TIMEOUT")]
+    cancel_drain_timeout: Duration,
+    /// The most upstream bytes read on after a client hung up.
+    #[arg(long, default_value_t = 8 * 1024 * 1024, env = "AIGW_CANCEL_DRAIN_MAX_BYTES")]
+    cancel_drain_max_bytes: u64,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -550,7 +566,17 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         }
         None => None,
     };
-    let limits = Arc::new(aigw_core::limits::RateLimits::new(global));
+    let limits = Arc::new(
+        aigw_core::limits::RateLimits::new(global).with_failure_modes(
+            aigw_core::limits::FailureModes {
+                rate_limits_deny: args.rate_limit_fail_closed,
+                quotas_deny: args.quota_fail_closed,
+            },
+        ),
+    );
+    // Usage estimates for cut streams need the tokenizer tables; build them off the
+    // request path.
+    std::thread::spawn(aigw_core::estimate::warm_up);
     admin_state.set_rate_limit_stats(limits.stats().clone());
     let loader = Arc::new(loader(args.secrets_dir.as_ref(), resolver, limits));
     config::log_warnings(&config);
@@ -577,6 +603,10 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
             &args.endpoint_prefixes,
         )
         .map_err(|e| format!("--root-prefix / --endpoint-prefixes: {e}"))?,
+        cancel_drain: aigw_core::estimate::CancelDrain {
+            timeout: args.limits.cancel_drain_timeout,
+            max_bytes: args.limits.cancel_drain_max_bytes,
+        },
         ..Settings::default()
     };
     let gateway = Gateway::builder(snapshot)

@@ -141,6 +141,15 @@ impl Endpoint {
         }
     }
 
+    /// Whether the endpoint generates text billed per token (chat, completions,
+    /// messages, responses): the ones a missing usage report is estimated for.
+    pub const fn generates_text(self) -> bool {
+        matches!(
+            self,
+            Self::ChatCompletions | Self::Completions | Self::Messages | Self::Responses
+        )
+    }
+
     /// Whether the request body is `multipart/form-data` (else JSON).
     pub const fn is_multipart(self) -> bool {
         matches!(

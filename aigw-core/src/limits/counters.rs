@@ -2,7 +2,7 @@
 
 use crate::Result;
 use crate::config::Config;
-use crate::limits::{LimitStats, LimitStore, MemoryStore, RateLimitMeter};
+use crate::limits::{FailureModes, LimitStats, LimitStore, MemoryStore, RateLimitMeter};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,6 +14,7 @@ pub struct RateLimits {
     global: Option<Arc<dyn LimitStore>>,
     stats: Arc<LimitStats>,
     warned: AtomicBool,
+    failure: FailureModes,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -40,7 +41,15 @@ impl RateLimits {
             global,
             stats: Arc::new(LimitStats::default()),
             warned: AtomicBool::new(false),
+            failure: FailureModes::default(),
         }
+    }
+
+    /// Sets what every meter built from these counters does while a store is down.
+    #[must_use]
+    pub const fn with_failure_modes(mut self, modes: FailureModes) -> Self {
+        self.failure = modes;
+        self
     }
 
     /// Decisions made so far.
@@ -52,14 +61,15 @@ impl RateLimits {
     pub fn meter(&self, config: &Config) -> Result<Option<Arc<RateLimitMeter>>> {
         let local: Arc<dyn LimitStore> = self.local.clone();
         let global = self.global.clone().unwrap_or_else(|| local.clone());
-        let meter = RateLimitMeter::from_config(config, local, global, self.stats.clone())?;
+        let meter = RateLimitMeter::from_config(config, local, global, self.stats.clone())?
+            .with_failure_modes(self.failure);
         if meter.is_empty() {
             return Ok(None);
         }
         if meter.has_global() && self.global.is_none() && !self.warned.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
-                "Global rate limits are counted per instance: no Redis is configured (--redis-url / AIGW_REDIS_URL)"
+                "Global rate limits and QuotaPolicy quotas are counted per instance: no Redis is configured (--redis-url / AIGW_REDIS_URL)"
             );
         }
         Ok(Some(Arc::new(meter)))

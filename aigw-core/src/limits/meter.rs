@@ -1,10 +1,12 @@
 //! [`RateLimitMeter`]: a [`TokenMeter`] enforcing BackendTrafficPolicy rate limits.
 
 use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
+use super::quota::{Quotas, Subject};
 use super::selector::{ClientSelector, match_all};
 use super::store::{Increment, LimitStore};
 use crate::config::Config;
 use crate::config::traffic::{LimitCost, RateLimitRule, RateLimitScope, TrafficSettings};
+use crate::cost::short_backend_name;
 use crate::error::{ConfigIssue, Error, Result};
 use crate::meter::{MeterRequest, Reservation, ResponseCharge, Settlement, TokenMeter};
 use async_trait::async_trait;
@@ -18,6 +20,28 @@ pub const METADATA_NAMESPACE: &str = "io.envoy.ai_gateway";
 
 /// How long a failing store stays quiet in the logs after reporting.
 const STORE_ERROR_LOG_INTERVAL: u64 = 10;
+
+/// What a limit does when its store cannot be reached: let requests through (fail open,
+/// Envoy's default) or refuse them with a 503 (fail closed, Envoy's
+/// `failure_mode_deny`). Set separately for BackendTrafficPolicy rate limits and for
+/// QuotaPolicy quotas (upstream's `-quotaRateLimitServiceFailureModeDeny`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureModes {
+    /// Refuse rate-limited requests while the store is down.
+    pub rate_limits_deny: bool,
+    /// Refuse requests under a quota while the store is down.
+    pub quotas_deny: bool,
+}
+
+/// The refusal of a fail-closed limit whose store is down.
+fn store_down(what: &str) -> Error {
+    Error::Overloaded {
+        message: format!(
+            "the {what} store is unavailable; requests it limits are refused until it recovers"
+        ),
+        retry_after: Duration::from_secs(1),
+    }
+}
 
 /// The current time in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -58,7 +82,7 @@ impl LimitStats {
     }
 
     /// Counts a store failure; logs it unless one was logged in the last interval.
-    fn store_failed(&self, now: u64, error: &Error) {
+    fn store_failed(&self, now: u64, error: &Error, closed: bool) {
         self.store_error.fetch_add(1, Ordering::Relaxed);
         let last = self.last_error_log.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= STORE_ERROR_LOG_INTERVAL
@@ -67,7 +91,11 @@ impl LimitStats {
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            tracing::warn!(error = %error, "rate-limit store unavailable; requests are let through until it recovers");
+            if closed {
+                tracing::warn!(error = %error, "rate-limit store unavailable; limited requests are refused (fail closed) until it recovers");
+            } else {
+                tracing::warn!(error = %error, "rate-limit store unavailable; requests are let through until it recovers");
+            }
         }
     }
 }
@@ -156,11 +184,13 @@ fn compile_rule(policy: &str, scope: &str, index: usize, r: &RateLimitRule) -> R
 /// the process so counts survive reloads.
 pub struct RateLimitMeter {
     routes: HashMap<String, Arc<RouteLimits>>,
+    quotas: Quotas,
     local: Arc<dyn LimitStore>,
     global: Arc<dyn LimitStore>,
     stats: Arc<LimitStats>,
     clock: Clock,
     next_id: AtomicU64,
+    failure: FailureModes,
 }
 
 impl std::fmt::Debug for RateLimitMeter {
@@ -202,16 +232,26 @@ impl RateLimitMeter {
                 Err(e) => return Err(e),
             }
         }
+        let quotas = match Quotas::compile(config) {
+            Ok(q) => q,
+            Err(Error::InvalidConfig { issues: found }) => {
+                issues.extend(found);
+                Quotas::default()
+            }
+            Err(e) => return Err(e),
+        };
         if !issues.is_empty() {
             return Err(Error::InvalidConfig { issues });
         }
         Ok(Self {
             routes,
+            quotas,
             local,
             global,
             stats,
             clock: Arc::new(system_clock),
             next_id: AtomicU64::new(1),
+            failure: FailureModes::default(),
         })
     }
 
@@ -239,6 +279,13 @@ impl RateLimitMeter {
         }))
     }
 
+    /// Sets what happens while a store is down (fail open by default).
+    #[must_use]
+    pub const fn with_failure_modes(mut self, modes: FailureModes) -> Self {
+        self.failure = modes;
+        self
+    }
+
     /// Replaces the clock (Unix seconds), for tests.
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -246,25 +293,30 @@ impl RateLimitMeter {
         self
     }
 
-    /// Whether any route has rate limits.
+    /// Whether no route has rate limits and no backend a quota.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.routes.is_empty() && self.quotas.is_empty()
     }
 
-    /// Whether any route has `Global` rate limits.
+    /// Whether any route has `Global` rate limits or any backend a quota (quotas are
+    /// shared by every instance).
     pub fn has_global(&self) -> bool {
-        self.routes
-            .values()
-            .any(|r| r.scope == RateLimitScope::Global)
+        !self.quotas.is_empty()
+            || self
+                .routes
+                .values()
+                .any(|r| r.scope == RateLimitScope::Global)
     }
 
-    /// Whether a response cost reads `llmRequestCosts`, so streams must carry usage.
+    /// Whether a response cost reads `llmRequestCosts` or a quota counts tokens, so
+    /// streams must carry usage.
     pub fn needs_usage(&self) -> bool {
-        self.routes.values().any(|r| {
-            r.rules
-                .iter()
-                .any(|rule| matches!(rule.response_cost, Some(LimitCost::Metadata { .. })))
-        })
+        !self.quotas.is_empty()
+            || self.routes.values().any(|r| {
+                r.rules
+                    .iter()
+                    .any(|rule| matches!(rule.response_cost, Some(LimitCost::Metadata { .. })))
+            })
     }
 
     fn store(&self, scope: RateLimitScope) -> &Arc<dyn LimitStore> {
@@ -292,10 +344,29 @@ impl TokenMeter for RateLimitMeter {
             estimate: req.estimate,
             ..Reservation::default()
         };
-        let Some(limits) = self.routes.get(req.route) else {
-            return Ok(reservation);
-        };
         let now = (self.clock)();
+        if let Some(limits) = self.routes.get(req.route) {
+            self.check_route(limits, req, now, &mut reservation).await?;
+        }
+        self.check_quota(req, now, &mut reservation).await?;
+        Ok(reservation)
+    }
+
+    fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>) {
+        self.settle_quota(&reservation, settlement);
+        self.settle_route(reservation, settlement);
+    }
+}
+
+impl RateLimitMeter {
+    /// The route's BackendTrafficPolicy rules: request costs added, budgets checked.
+    async fn check_route(
+        &self,
+        limits: &RouteLimits,
+        req: &MeterRequest<'_>,
+        now: u64,
+        reservation: &mut Reservation,
+    ) -> Result<()> {
         let mut increments = Vec::new();
         let mut checked = Vec::new();
         for rule in &limits.rules {
@@ -324,13 +395,18 @@ impl TokenMeter for RateLimitMeter {
             }
         }
         if increments.is_empty() {
-            return Ok(reservation);
+            return Ok(());
         }
         let counts = match self.store(limits.scope).incr(now, &increments).await {
             Ok(c) => c,
             Err(e) => {
-                self.stats.store_failed(now, &e);
-                return Ok(reservation);
+                let deny = self.failure.rate_limits_deny;
+                self.stats.store_failed(now, &e, deny);
+                return if deny {
+                    Err(store_down("rate-limit"))
+                } else {
+                    Ok(())
+                };
             }
         };
         let mut refused: Option<(u64, &Rule)> = None;
@@ -366,11 +442,87 @@ impl TokenMeter for RateLimitMeter {
                 ),
                 retry_after: Some(Duration::from_secs(reset)),
             }),
-            None => Ok(reservation),
+            None => Ok(()),
         }
     }
 
-    fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>) {
+    /// The QuotaPolicy of the request's backend and model: its matching buckets read,
+    /// the request refused when every enforcing one is used up.
+    async fn check_quota(
+        &self,
+        req: &MeterRequest<'_>,
+        now: u64,
+        reservation: &mut Reservation,
+    ) -> Result<()> {
+        let backend = short_backend_name(req.backend);
+        let Some(quota) = self.quotas.find(backend, req.model) else {
+            return Ok(());
+        };
+        let subject = Subject {
+            backend: req.backend,
+            model: req.model,
+            route: req.route,
+            headers: req.headers,
+            client_ip: req.client_ip,
+        };
+        let Some(check) = quota.check(now, &subject) else {
+            return Ok(());
+        };
+        let counts = match self.global.incr(now, &check.reads).await {
+            Ok(c) => c,
+            Err(e) => {
+                let deny = self.failure.quotas_deny;
+                self.stats.store_failed(now, &e, deny);
+                if deny {
+                    return Err(store_down("quota"));
+                }
+                reservation.quota.push(check.charge);
+                return Ok(());
+            }
+        };
+        let d = check.decide(now, &counts);
+        self.stats.ok.fetch_add(d.ok, Ordering::Relaxed);
+        self.stats
+            .shadow_over_limit
+            .fetch_add(d.shadow_over, Ordering::Relaxed);
+        self.stats.over_limit.fetch_add(d.over, Ordering::Relaxed);
+        if d.shadow_over > 0 {
+            tracing::debug!(policy = quota.policy(), "shadow-mode quota exceeded");
+        }
+        if let Some(reset) = d.refuse_for {
+            let (limit, window) = check.limit();
+            return Err(Error::RateLimited {
+                message: format!(
+                    "the quota of {limit} per {} of {} for model {} is used up",
+                    unit_name(window),
+                    quota.policy(),
+                    req.model
+                ),
+                retry_after: Some(Duration::from_secs(reset)),
+            });
+        }
+        reservation.quota.push(check.charge);
+        Ok(())
+    }
+
+    fn settle_quota(&self, reservation: &Reservation, settlement: &Settlement<'_>) {
+        if reservation.quota.is_empty() {
+            return;
+        }
+        let now = (self.clock)();
+        let mut incs = Vec::new();
+        for q in &reservation.quota {
+            let cost = q.cost(settlement.usage);
+            if cost > 0 {
+                incs.extend(q.increments(now, cost));
+            }
+        }
+        if !incs.is_empty() {
+            self.global.add(now, incs);
+        }
+    }
+
+    fn settle_route(&self, reservation: Reservation, settlement: &Settlement<'_>) {
         if reservation.response.is_empty() {
             return;
         }

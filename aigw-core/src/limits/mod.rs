@@ -8,6 +8,8 @@
 //! * `redis` (feature `redis`) — `RedisStore`, the counters every instance pointed at
 //!   one server shares;
 //! * [`counters`] — [`RateLimits`], the counters that outlive configuration reloads;
+//! * [`quota`] — QuotaPolicy (v1alpha1) budgets per backend and model, enforced by the
+//!   same meter over the same stores;
 //! * [`meter`] — [`RateLimitMeter`]: request costs checked and added before the
 //!   upstream call, response costs (numbers or `llmRequestCosts` values) added once the
 //!   exchange ends, whichever way it ends.
@@ -17,6 +19,7 @@
 pub mod counters;
 pub mod key;
 pub mod meter;
+pub mod quota;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod selector;
@@ -26,9 +29,12 @@ pub mod store;
 pub use self::redis::{DEFAULT_TIMEOUT, RedisStore};
 pub use counters::RateLimits;
 pub use key::{bucket_base, bucket_key, seconds_to_reset, window_start};
-pub use meter::{Clock, LimitStats, METADATA_NAMESPACE, RateLimitMeter};
+pub use meter::{Clock, FailureModes, LimitStats, METADATA_NAMESPACE, RateLimitMeter};
+pub use quota::QuotaCharge;
 pub use selector::{ClientSelector, Descriptor, match_all};
 pub use store::{Increment, LimitStore, MemoryStore};
 
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod tests;

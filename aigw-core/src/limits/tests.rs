@@ -86,7 +86,7 @@ fn fixture(rate_limit: &str) -> Fixture {
     }
 }
 
-fn ready<F: std::future::Future>(f: F) -> F::Output {
+pub(super) fn ready<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match f.as_mut().poll(&mut cx) {

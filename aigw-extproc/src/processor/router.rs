@@ -634,6 +634,32 @@ impl RouterStream {
     }
 }
 
+impl Drop for RouterStream {
+    /// Envoy closed the stream before the response ended: the client went away (Envoy
+    /// then resets the upstream request too, so no more of it can be read here). The
+    /// exchange finishes as a 499, settled with the usage seen — estimated from what
+    /// was delivered when the provider's final report had not arrived.
+    fn drop(&mut self) {
+        let Some(reg) = self.registration.as_ref() else {
+            return;
+        };
+        // The upstream-level stream may still hold the state for a moment; it then
+        // drops the exchange itself, which settles the meter the same way.
+        let Ok(mut st) = reg.state().try_lock() else {
+            return;
+        };
+        if let Some(exchange) = st.exchange.take() {
+            let e = Error::internal("the client closed the connection");
+            let status = StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut record = exchange.finish(status, Some(&e));
+            if record.costs.is_empty() {
+                record.costs = st.runtime.catalog.costs(&record);
+            }
+            self.metrics.record(&record);
+        }
+    }
+}
+
 /// The host of an `:authority`, without port; `None` when Envoy sent none.
 fn host(authority: &str) -> Option<&str> {
     let h = crate::wire::strip_port(authority);

@@ -1,0 +1,427 @@
+//! Token estimates for exchanges the provider's own usage report does not cover.
+//!
+//! A stream the client abandons (or that breaks) before its final usage chunk, and a
+//! drain of the upstream ([`CancelDrain`]) that could not reach that chunk, leave the
+//! gateway without the provider's numbers while the provider bills every token it
+//! generated. Such an exchange is settled with an estimate instead of zero:
+//!
+//! * **output**: the text the stream carried before it was cut — what the client was
+//!   sent plus what a drain read after the client left (content, reasoning and tool
+//!   call argument deltas, read back from the client-format events) — counted with the
+//!   model's tokenizer; never below the output the provider had already reported;
+//! * **input**: the provider's figure when a chunk carried it (Anthropic's
+//!   `message_start`), else the prompt's text (message contents, system prompt,
+//!   instructions, tool definitions) counted the same way plus a per-message overhead.
+//!
+//! The tokenizer is the real one (`o200k_base`, `cl100k_base`; feature `tokenizer`) for
+//! OpenAI-family models, recognised by name. Every other model — and every model when
+//! the feature is off — is counted as one token per four bytes of UTF-8 text, the rule
+//! of thumb the providers themselves document for English. The error bounds are in
+//! `docs/limits.md`.
+
+use crate::api::Endpoint;
+use crate::usage::TokenUsage;
+use bytes::Bytes;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Whether a usage figure came from the provider or from the gateway's estimate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum UsageSource {
+    /// Every counter is the provider's own report (or nothing was used).
+    #[default]
+    Reported,
+    /// At least one counter is the gateway's estimate.
+    Estimated,
+}
+
+impl UsageSource {
+    /// `reported` or `estimated`, as logs and metric labels write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Reported => "reported",
+            Self::Estimated => "estimated",
+        }
+    }
+}
+
+/// How long, and how much, the gateway keeps reading an upstream stream after the
+/// client hung up, to obtain the provider's final usage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelDrain {
+    /// Longest time spent reading; zero turns draining off.
+    pub timeout: Duration,
+    /// Most upstream bytes read.
+    pub max_bytes: u64,
+}
+
+impl CancelDrain {
+    /// No draining: a hang-up settles with an estimate at once.
+    pub const OFF: Self = Self {
+        timeout: Duration::ZERO,
+        max_bytes: 0,
+    };
+
+    /// Whether draining is on.
+    pub const fn enabled(&self) -> bool {
+        !self.timeout.is_zero() && self.max_bytes > 0
+    }
+}
+
+impl Default for CancelDrain {
+    /// 30 s and 8 MiB: a long reply of a slow model still completes, and one abandoned
+    /// stream cannot hold a connection or read without bound.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Client-format bytes of a stream (sent to the client, or read by a drain after it
+/// left), kept (reference-counted, not copied) until the exchange ends so a cut stream
+/// can be estimated from them.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    chunks: Vec<Bytes>,
+    kept: usize,
+    /// Bytes beyond the cap, not kept; estimated by size.
+    dropped: u64,
+}
+
+/// The most delivered bytes kept per exchange; the rest is estimated by size.
+const DELIVERED_CAP: usize = 4 * 1024 * 1024;
+
+impl Delivered {
+    /// Keeps a chunk sent to the client.
+    pub fn push(&mut self, chunk: &Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        if self.kept + chunk.len() <= DELIVERED_CAP {
+            self.kept += chunk.len();
+            self.chunks.push(chunk.clone());
+        } else {
+            self.dropped += chunk.len() as u64;
+        }
+    }
+
+    /// Whether anything was delivered.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.dropped == 0
+    }
+
+    /// Estimated output tokens of what was delivered.
+    pub fn output_tokens(&self, endpoint: Endpoint, model: &str) -> u64 {
+        let mut all = Vec::with_capacity(self.kept);
+        for c in &self.chunks {
+            all.extend_from_slice(c);
+        }
+        let mut text = String::new();
+        stream_text(endpoint, &all, &mut text);
+        // Beyond the cap only the size is known: the ratio of text to event bytes seen
+        // so far applies to the rest.
+        let extra = if self.dropped > 0 && self.kept > 0 {
+            (self.dropped as f64 * text.len() as f64 / self.kept as f64) as u64
+        } else {
+            0
+        };
+        count_tokens(model, &text) + extra.div_ceil(4)
+    }
+}
+
+/// Which tokenizer counts a model's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// OpenAI `o200k_base` (GPT-4o, GPT-4.1, GPT-5, o-series).
+    O200k,
+    /// OpenAI `cl100k_base` (GPT-4, GPT-3.5, `text-embedding-3`).
+    Cl100k,
+    /// One token per four bytes of UTF-8.
+    Heuristic,
+}
+
+impl Counter {
+    /// The counter for `model`: a real tokenizer for OpenAI-family names when the
+    /// `tokenizer` feature is on, the heuristic otherwise.
+    pub fn for_model(model: &str) -> Self {
+        let m = model
+            .rsplit('/')
+            .next()
+            .unwrap_or(model)
+            .to_ascii_lowercase();
+        let family = if m.starts_with("gpt-4o")
+            || m.starts_with("gpt-4.1")
+            || m.starts_with("gpt-4.5")
+            || m.starts_with("gpt-5")
+            || m.starts_with("gpt-oss")
+            || m.starts_with("chatgpt-")
+            || m.starts_with("o1")
+            || m.starts_with("o3")
+            || m.starts_with("o4")
+        {
+            Self::O200k
+        } else if m.starts_with("gpt-4") || m.starts_with("gpt-3.5") || m.starts_with("text-") {
+            Self::Cl100k
+        } else {
+            Self::Heuristic
+        };
+        if cfg!(feature = "tokenizer") {
+            family
+        } else {
+            Self::Heuristic
+        }
+    }
+
+    /// `o200k_base`, `cl100k_base` or `bytes/4`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::O200k => "o200k_base",
+            Self::Cl100k => "cl100k_base",
+            Self::Heuristic => "bytes/4",
+        }
+    }
+
+    /// Tokens in `text`.
+    pub fn count(self, text: &str) -> u64 {
+        match self {
+            #[cfg(feature = "tokenizer")]
+            Self::O200k => bpe_openai::o200k_base().count(text) as u64,
+            #[cfg(feature = "tokenizer")]
+            Self::Cl100k => bpe_openai::cl100k_base().count(text) as u64,
+            _ => (text.len() as u64).div_ceil(4),
+        }
+    }
+}
+
+/// Builds the tokenizers' tables now (they are built on first use otherwise, which
+/// takes a moment); binaries call it on a spare thread at start.
+pub fn warm_up() {
+    #[cfg(feature = "tokenizer")]
+    {
+        let _ = bpe_openai::o200k_base().count("warm");
+        let _ = bpe_openai::cl100k_base().count("warm");
+    }
+}
+
+/// Tokens in `text` for `model` ([`Counter::for_model`]).
+pub fn count_tokens(model: &str, text: &str) -> u64 {
+    if text.is_empty() {
+        return 0;
+    }
+    Counter::for_model(model).count(text)
+}
+
+/// Tokens a message adds besides its text (role markers, separators): what OpenAI's
+/// own counting guide adds per chat message.
+const PER_MESSAGE: u64 = 4;
+
+/// Estimated input tokens of a request body.
+pub fn input_tokens(endpoint: Endpoint, model: &str, body: &[u8]) -> u64 {
+    if !endpoint.generates_text() {
+        return 0;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return 0;
+    };
+    let mut text = String::new();
+    let mut messages = 0u64;
+    for field in ["system", "instructions", "prompt", "tools", "functions"] {
+        if let Some(f) = v.get(field) {
+            collect_strings(f, &mut text);
+        }
+    }
+    for field in ["messages", "input"] {
+        match v.get(field) {
+            Some(Value::Array(items)) => {
+                messages += items.len() as u64;
+                for item in items {
+                    collect_strings(item, &mut text);
+                }
+            }
+            Some(other) => {
+                messages += 1;
+                collect_strings(other, &mut text);
+            }
+            None => {}
+        }
+    }
+    count_tokens(model, &text) + messages * PER_MESSAGE
+}
+
+/// Appends every string under `v` (object keys that are structure, not text, and
+/// inline binary data skipped).
+fn collect_strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) if s.starts_with("data:") => {}
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => {
+            for (k, x) in o {
+                if !matches!(
+                    k.as_str(),
+                    "type" | "role" | "id" | "tool_call_id" | "tool_use_id" | "cache_control"
+                ) {
+                    collect_strings(x, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Appends the generated text carried by a client-format event stream: OpenAI chat
+/// and completion chunks, Responses API `*.delta` events and Anthropic
+/// `content_block_delta` events. Summaries that repeat earlier deltas (`*.done`,
+/// `response.completed`) are skipped so nothing is counted twice.
+pub fn stream_text(endpoint: Endpoint, sse: &[u8], out: &mut String) {
+    let _ = endpoint;
+    for line in sse.split(|b| *b == b'\n') {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
+            continue;
+        };
+        event_text(&v, out);
+    }
+}
+
+fn push_str(v: Option<&Value>, out: &mut String) {
+    if let Some(Value::String(s)) = v {
+        out.push_str(s);
+    }
+}
+
+fn event_text(v: &Value, out: &mut String) {
+    if let Some(choices) = v.get("choices").and_then(Value::as_array) {
+        for c in choices {
+            push_str(c.get("text"), out);
+            let Some(d) = c.get("delta") else { continue };
+            for k in ["content", "reasoning_content", "reasoning", "refusal"] {
+                push_str(d.get(k), out);
+            }
+            for t in d
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let f = t.get("function");
+                push_str(f.and_then(|f| f.get("name")), out);
+                push_str(f.and_then(|f| f.get("arguments")), out);
+            }
+        }
+        return;
+    }
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind == "content_block_delta" {
+        if let Some(d) = v.get("delta") {
+            for k in ["text", "partial_json", "thinking"] {
+                push_str(d.get(k), out);
+            }
+        }
+    } else if kind == "content_block_start" {
+        // A tool call's name arrives with its block, its arguments as deltas.
+        push_str(v.get("content_block").and_then(|b| b.get("name")), out);
+    } else if kind.starts_with("response.") && kind.ends_with(".delta") {
+        push_str(v.get("delta"), out);
+    }
+}
+
+/// The usage to settle an exchange with when the provider's final report is missing:
+/// the reported counters raised to the estimate where it is higher.
+pub fn settle_estimate(
+    reported: &TokenUsage,
+    input_estimate: u64,
+    output_estimate: u64,
+) -> TokenUsage {
+    let input = reported.input.unwrap_or(input_estimate);
+    let output = reported.output.unwrap_or(0).max(output_estimate);
+    TokenUsage {
+        input: Some(input),
+        output: Some(output),
+        total: Some(input + output),
+        ..*reported
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_anthropic_and_responses_deltas_are_read_once() {
+        let sse = concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"lo\",\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: [DONE]\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\" world\"}}\n\n",
+            "data: {\"type\":\"response.output_text.delta\",\"delta\":\"!\"}\n\n",
+            "data: {\"type\":\"response.output_text.done\",\"text\":\"repeated\"}\n\n",
+        );
+        let mut out = String::new();
+        stream_text(Endpoint::ChatCompletions, sse.as_bytes(), &mut out);
+        assert_eq!(out, "Hello{} world!");
+    }
+
+    #[test]
+    fn heuristic_and_tokenizer_counts() {
+        assert_eq!(Counter::Heuristic.count("abcdefgh"), 2);
+        assert_eq!(Counter::Heuristic.count("abcdefghi"), 3);
+        assert_eq!(Counter::for_model("claude-3-5-sonnet"), Counter::Heuristic);
+        if cfg!(feature = "tokenizer") {
+            assert_eq!(Counter::for_model("gpt-4o-mini"), Counter::O200k);
+            assert_eq!(Counter::for_model("openai/gpt-4-turbo"), Counter::Cl100k);
+            // "Hello world" is two tokens in both OpenAI encodings.
+            assert_eq!(count_tokens("gpt-4o", "Hello world"), 2);
+            assert_eq!(count_tokens("gpt-4", "Hello world"), 2);
+        }
+    }
+
+    #[test]
+    fn input_estimate_reads_text_fields_only() {
+        let body = br#"{"model":"m","system":"abcd","messages":[{"role":"user","content":[{"type":"text","text":"abcdabcd"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#;
+        // "abcd\n" (5 bytes) + "abcdabcd\n" (9 bytes) = 14 bytes -> 4 tokens, + 1 message.
+        assert_eq!(
+            input_tokens(Endpoint::Messages, "claude", body),
+            4 + PER_MESSAGE
+        );
+        assert_eq!(input_tokens(Endpoint::Embeddings, "m", body), 0);
+    }
+
+    #[test]
+    fn estimate_keeps_reported_counters_and_never_lowers_output() {
+        let reported = TokenUsage {
+            input: Some(12),
+            output: Some(1),
+            cached_input: Some(2),
+            ..Default::default()
+        };
+        let u = settle_estimate(&reported, 99, 7);
+        assert_eq!((u.input, u.output, u.total), (Some(12), Some(7), Some(19)));
+        assert_eq!(u.cached_input, Some(2));
+        let u = settle_estimate(&TokenUsage::default(), 5, 0);
+        assert_eq!((u.input, u.output, u.total), (Some(5), Some(0), Some(5)));
+    }
+
+    #[test]
+    fn delivered_beyond_the_cap_is_estimated_by_size() {
+        let mut d = Delivered::default();
+        assert!(d.is_empty());
+        let chunk = Bytes::from(format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+            "x".repeat(1000)
+        ));
+        for _ in 0..(DELIVERED_CAP / chunk.len() + 10) {
+            d.push(&chunk);
+        }
+        let n = d.output_tokens(Endpoint::ChatCompletions, "llama");
+        let whole = (DELIVERED_CAP / chunk.len() + 10) as u64 * 250;
+        assert!(n.abs_diff(whole) * 100 / whole < 3, "{n} vs {whole}");
+    }
+}
