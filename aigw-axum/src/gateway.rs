@@ -237,6 +237,7 @@ pub(crate) struct Inner {
     pub(crate) settings: Settings,
     pub(crate) sink: Arc<dyn RecordSink>,
     pub(crate) admission: crate::admission::Admission,
+    pub(crate) telemetry: aigw_core::telemetry::Telemetry,
 }
 
 /// The gateway: a `tower::Service` over `http::Request<axum::body::Body>`, cheap to
@@ -266,6 +267,7 @@ pub struct GatewayBuilder {
     snapshot: Snapshot,
     settings: Settings,
     sink: Arc<dyn RecordSink>,
+    telemetry: aigw_core::telemetry::Telemetry,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -291,6 +293,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Records a span per request (and header-mapped attributes on records) through
+    /// `telemetry`; see [`aigw_core::telemetry`]. Off by default.
+    #[must_use]
+    pub fn telemetry(mut self, telemetry: aigw_core::telemetry::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
     /// Builds the gateway and its upstream client.
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let client = build_client(&self.settings.client)?;
@@ -303,6 +313,7 @@ impl GatewayBuilder {
                 settings: self.settings,
                 sink: self.sink,
                 admission,
+                telemetry: self.telemetry,
             }),
         })
     }
@@ -315,6 +326,7 @@ impl Gateway {
             snapshot,
             settings: Settings::default(),
             sink: Arc::new(TracingSink),
+            telemetry: aigw_core::telemetry::Telemetry::disabled(),
         }
     }
 

@@ -39,6 +39,7 @@ pub mod retry;
 pub mod routing;
 pub mod schema;
 pub mod secret;
+pub mod telemetry;
 pub mod translate;
 pub mod usage;
 

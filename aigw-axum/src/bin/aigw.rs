@@ -488,6 +488,11 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let admin_state = Arc::new(AdminState::default());
+    // Before the configuration: an invalid OTEL_* setting fails start-up, named.
+    let exporters = aigw_core::telemetry::Exporters::from_env()?;
+    if let Some(observer) = exporters.metrics_observer() {
+        admin_state.genai().set_observer(observer);
+    }
     let mut resolver = credentials::default_resolver();
     let (config, mode) = if !args.config.is_empty() {
         let config = Config::load_paths(&args.config).map_err(|e| e.to_string())?;
@@ -581,6 +586,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     };
     let gateway = Gateway::builder(snapshot)
         .settings(settings)
+        .telemetry(exporters.telemetry())
         .record_sink(Arc::new(Tee(vec![
             Arc::new(access_log.clone()),
             Arc::new(admin_state.clone()),
@@ -731,6 +737,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         tracing::info!("drained: every in-flight request finished");
     }
     access_log.flush();
+    exporters.shutdown().await;
     Ok(())
 }
 
