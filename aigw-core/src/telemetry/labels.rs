@@ -25,10 +25,7 @@ pub fn label_overflows() -> u64 {
 
 /// The bounded metric attributes of a record: the mapped headers' values, each
 /// either already seen, admitted while its attribute has room, or `_OTHER`.
-pub fn metric_labels(
-    mapping: &HeaderAttributes,
-    r: &ExchangeRecord,
-) -> Vec<(String, String)> {
+pub fn metric_labels(mapping: &HeaderAttributes, r: &ExchangeRecord) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if mapping.is_empty() {
         return out;
