@@ -195,6 +195,68 @@ class Gateway:
         return urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics").read().decode()
 
 
+class EnvoyGateway:
+    """Envoy (from the test venv) with the bootstrap `aigw-extproc envoy-config`
+    prints, and `aigw-extproc` on a Unix socket with the telemetry settings."""
+
+    def __init__(self, binary, upstream_port, env, workdir):
+        self.listen, self.admin, envoy_admin = free_port(), free_port(), free_port()
+        cfg = os.path.join(workdir, "config.yaml")
+        with open(cfg, "w") as f:
+            f.write(config(upstream_port))
+        sock = os.path.join(workdir, f"extproc-{self.listen}.sock")
+        boot = subprocess.run(
+            [binary, "envoy-config", cfg, "--extproc", f"unix://{sock}",
+             "--listen", f"127.0.0.1:{self.listen}", "--admin", f"127.0.0.1:{envoy_admin}"],
+            check=True, capture_output=True)
+        bootstrap = os.path.join(workdir, f"envoy-{self.listen}.yaml")
+        with open(bootstrap, "wb") as f:
+            f.write(boot.stdout)
+        self.log_path = os.path.join(workdir, f"extproc-{self.listen}.log")
+        self.log = open(self.log_path, "w")
+        full = {k: v for (k, v) in os.environ.items() if not k.startswith("OTEL_")}
+        full.update({"RUST_LOG": "info"})
+        full.update(env)
+        self.proc = subprocess.Popen(
+            [binary, "--config", cfg, "--listen", f"unix://{sock}", "--admin", f"127.0.0.1:{self.admin}"],
+            env=full, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_http(f"http://127.0.0.1:{self.admin}/health", self.proc, self.log_path)
+        self.envoy_out = open(os.path.join(workdir, f"envoy-{self.listen}.out"), "w")
+        self.envoy = subprocess.Popen(
+            ["envoy", "-c", bootstrap, "--concurrency", "1", "-l", "warning", "--base-id",
+             str(envoy_admin), "--disable-hot-restart"],
+            stdout=self.envoy_out, stderr=subprocess.STDOUT)
+        wait_http(f"http://127.0.0.1:{envoy_admin}/ready", self.envoy, self.envoy_out.name)
+
+    def url(self):
+        return f"http://127.0.0.1:{self.listen}"
+
+    def stop(self):
+        self.envoy.terminate()
+        self.envoy.wait(timeout=20)
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+        return open(self.log_path).read()
+
+    def metrics(self):
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics").read().decode()
+
+
+def wait_http(url, proc, log):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args[0]} exited: {open(log).read()}")
+        try:
+            if urllib.request.urlopen(url, timeout=0.5).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never became ready: {open(log).read()}")
+
+
 def hexid(b64):
     return base64.b64decode(b64).hex() if b64 else ""
 
@@ -485,7 +547,10 @@ def scenario_receiver_down(binary, workdir, up):
 
 
 def main():
+    global Gateway
     binary = sys.argv[1]
+    if "extproc" in os.path.basename(binary):
+        Gateway = EnvoyGateway
     only = sys.argv[2:] or ["openinference", "hidden", "genai", "receiver_down"]
     up = Upstream()
     with tempfile.TemporaryDirectory() as workdir:
