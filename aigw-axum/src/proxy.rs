@@ -382,11 +382,25 @@ async fn plan_and_reserve(
         });
     }
     ex.apply_plan(&plan);
-    if let Some(pending) = pending
-        && let Some(identity) = pending.resolve(&plan.route, ex.headers_mut())?
-    {
-        tracing::Span::current().record("client", identity.0.as_ref());
-        ex.set_client(identity.0);
+    if let Some(pending) = pending {
+        match pending.resolve(&plan.route, ex.headers_mut()) {
+            Ok(Some(identity)) => {
+                tracing::Span::current().record("client", identity.0.as_ref());
+                ex.set_client(identity.0);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let path = ex.record().path.clone().unwrap_or_default();
+                crate::client_auth::audit_failure(
+                    ex.headers(),
+                    &http::Extensions::new(),
+                    &path,
+                    Some(&plan.route),
+                    &e,
+                );
+                return Err(e);
+            }
+        }
     }
     if snapshot.planner.force_include_usage() {
         ex.set_force_include_usage(true);

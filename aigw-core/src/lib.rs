@@ -20,6 +20,7 @@
 //! The crate performs no I/O of its own beyond reading configuration files.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod conversations;
 pub mod cost;

@@ -34,6 +34,10 @@ struct Cli {
     /// gRPC listen address: `unix:///path`, `host:port` or `:port`.
     #[arg(long, default_value = ":1063", env = "AIGW_EXTPROC_LISTEN")]
     listen: String,
+    /// Write the audit trail (configuration loads and reloads) as JSON lines to FILE,
+    /// or `-` for standard output.
+    #[arg(long, env = "AIGW_AUDIT_LOG", value_name = "FILE")]
+    audit_log: Option<String>,
     /// Admin HTTP address (`/health`, `/metrics`, `/stats`).
     #[arg(long, default_value = "127.0.0.1:1064", env = "AIGW_EXTPROC_ADMIN")]
     admin: String,
@@ -204,6 +208,11 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         return Err(ExtProcError::InvalidAddress {
             addr: "--config is required".into(),
         });
+    }
+    if let Some(path) = &cli.audit_log {
+        aigw_core::audit::install_path(path).map_err(|e| ExtProcError::Telemetry {
+            message: format!("--audit-log {path}: {e}"),
+        })?;
     }
     let providers = Arc::new(ProviderCache::default());
     let limits = Arc::new(RateLimits::new(global_store(cli.redis_url.as_ref())?));

@@ -82,6 +82,10 @@ struct RunArgs {
     /// Attempts per request (first included) across priority groups.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Write the audit trail (configuration loads and reloads, client-authentication
+    /// failures) as JSON lines to FILE, or `-` for standard output.
+    #[arg(long, env = "AIGW_AUDIT_LOG", value_name = "FILE")]
+    audit_log: Option<String>,
     /// Directory of secrets laid out as `<namespace>/<name>/<key>` (mounted Secrets).
     #[arg(long, env = "AIGW_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
@@ -488,6 +492,9 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let admin_state = Arc::new(AdminState::default());
+    if let Some(path) = &args.audit_log {
+        aigw_core::audit::install_path(path).map_err(|e| format!("--audit-log {path}: {e}"))?;
+    }
     // Before the configuration: an invalid OTEL_* setting fails start-up, named.
     let exporters = aigw_core::telemetry::Exporters::from_env()?;
     if let Some(observer) = exporters.metrics_observer() {

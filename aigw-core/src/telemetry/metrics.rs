@@ -42,6 +42,7 @@ impl OtlpMetrics {
                 .build(),
             Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
+                .with_http_client(super::otlp::http_client(target, "metrics")?)
                 .with_endpoint(target.endpoint.clone())
                 .with_timeout(target.timeout)
                 .with_headers(headers(target))

@@ -170,6 +170,31 @@ pub(crate) fn metadata(
     opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(h)
 }
 
+/// The HTTP/protobuf client: hyper over rustls with the system's roots, so `https`
+/// endpoints (Langfuse, hosted collectors) work as well as plain `http`.
+pub(crate) fn http_client(
+    target: &OtlpTarget,
+    signal: &'static str,
+) -> Result<opentelemetry_http::hyper::HyperClient<HttpsConnector>, OtlpError> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| OtlpError {
+            signal,
+            reason: format!("loading the system's root certificates: {e}"),
+        })?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(opentelemetry_http::hyper::HyperClient::new(
+        https,
+        target.timeout,
+        None,
+    ))
+}
+
+type HttpsConnector =
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
 fn span_exporter(target: &OtlpTarget) -> Result<opentelemetry_otlp::SpanExporter, OtlpError> {
     let built = match target.protocol {
         Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
@@ -180,6 +205,7 @@ fn span_exporter(target: &OtlpTarget) -> Result<opentelemetry_otlp::SpanExporter
             .build(),
         Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_http_client(http_client(target, "traces")?)
             .with_endpoint(target.endpoint.clone())
             .with_timeout(target.timeout)
             .with_headers(headers(target))
