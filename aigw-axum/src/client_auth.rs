@@ -368,6 +368,50 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Writes a refused authentication to the audit trail: the client's address, how it
+/// presented itself, the path and route, why — never what it presented.
+pub(crate) fn audit_failure(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+    path: &str,
+    route: Option<&str>,
+    error: &Error,
+) {
+    if !aigw_core::audit::enabled() {
+        return;
+    }
+    let scheme = if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+    {
+        "bearer"
+    } else if headers.contains_key("x-api-key") {
+        "x-api-key"
+    } else if headers.contains_key("api-key") {
+        "api-key"
+    } else if headers.contains_key(header::AUTHORIZATION) {
+        "authorization"
+    } else {
+        "none"
+    };
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let reason = match error {
+        Error::Unauthorized { message } => message.clone(),
+        other => other.to_string(),
+    };
+    aigw_core::audit::emit(&aigw_core::audit::AuditEvent::AuthFailure {
+        peer,
+        claimed: None,
+        scheme,
+        path,
+        route,
+        reason: &reason,
+    });
+}
+
 /// Renders an authentication failure in the called API's error shape.
 fn reject(path: &str, error: &Error) -> Response<Body> {
     let api = Endpoint::from_path(path).map_or(ClientApi::OpenAI, Endpoint::client_api);
@@ -472,6 +516,13 @@ impl ClientAuthLayer {
             }
             Err(error) => {
                 tracing::debug!(path = request.uri().path(), %error, "client rejected");
+                audit_failure(
+                    request.headers(),
+                    request.extensions(),
+                    request.uri().path(),
+                    Some(route),
+                    &error,
+                );
                 Err(Box::new(reject(request.uri().path(), &error)))
             }
         }
@@ -534,6 +585,13 @@ where
             }
             Err(error) => {
                 tracing::debug!(path = request.uri().path(), %error, "client rejected");
+                audit_failure(
+                    request.headers(),
+                    request.extensions(),
+                    request.uri().path(),
+                    None,
+                    &error,
+                );
                 futures::future::Either::Left(futures::future::ready(Ok(reject(
                     request.uri().path(),
                     &error,

@@ -241,6 +241,7 @@ pub(crate) struct Inner {
     pub(crate) settings: Settings,
     pub(crate) sink: Arc<dyn RecordSink>,
     pub(crate) admission: crate::admission::Admission,
+    pub(crate) telemetry: aigw_core::telemetry::Telemetry,
 }
 
 /// The gateway: a `tower::Service` over `http::Request<axum::body::Body>`, cheap to
@@ -270,6 +271,7 @@ pub struct GatewayBuilder {
     snapshot: Snapshot,
     settings: Settings,
     sink: Arc<dyn RecordSink>,
+    telemetry: aigw_core::telemetry::Telemetry,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -295,6 +297,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Records a span per request (and header-mapped attributes on records) through
+    /// `telemetry`; see [`aigw_core::telemetry`]. Off by default.
+    #[must_use]
+    pub fn telemetry(mut self, telemetry: aigw_core::telemetry::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
     /// Builds the gateway and its upstream client.
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let client = build_client(&self.settings.client)?;
@@ -307,6 +317,7 @@ impl GatewayBuilder {
                 settings: self.settings,
                 sink: self.sink,
                 admission,
+                telemetry: self.telemetry,
             }),
         })
     }
@@ -319,6 +330,7 @@ impl Gateway {
             snapshot,
             settings: Settings::default(),
             sink: Arc::new(TracingSink),
+            telemetry: aigw_core::telemetry::Telemetry::disabled(),
         }
     }
 

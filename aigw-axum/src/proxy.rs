@@ -211,6 +211,12 @@ async fn serve_exchange(
 ) -> Served {
     let snapshot = inner.snapshot.load_full();
     let client = parts.extensions.get::<ClientId>().map(|c| c.0.clone());
+    exchange.set_telemetry(&inner.telemetry);
+    // The request span's trace when telemetry records one, else the propagated one.
+    let trace_id = exchange
+        .record()
+        .trace_id
+        .or(trace.as_ref().map(RequestTrace::trace_id));
     // Created once everything it names is known, so no field is recorded afterwards:
     // with a formatting subscriber every `record` re-formats the span's fields. The
     // outcome (route, backend, status, tokens) is the access log's to report.
@@ -219,14 +225,12 @@ async fn serve_exchange(
         path = parts.uri.path(),
         model = exchange.info().model.as_str(),
         client = client.as_deref(),
-        trace_id = trace
-            .as_ref()
-            .map(|t| tracing::field::display(TraceIdHex(t.trace_id()))),
+        trace_id = trace_id.map(|t| tracing::field::display(TraceIdHex(t))),
     );
     exchange.set_query(parts.uri.query());
     let record = exchange.record_mut();
     record.path = Some(parts.uri.path().to_owned());
-    record.trace_id = trace.as_ref().map(RequestTrace::trace_id);
+    record.trace_id = trace_id;
     if let Some(client) = client {
         exchange.set_client(client);
     }
@@ -378,11 +382,25 @@ async fn plan_and_reserve(
         });
     }
     ex.apply_plan(&plan);
-    if let Some(pending) = pending
-        && let Some(identity) = pending.resolve(&plan.route, ex.headers_mut())?
-    {
-        tracing::Span::current().record("client", identity.0.as_ref());
-        ex.set_client(identity.0);
+    if let Some(pending) = pending {
+        match pending.resolve(&plan.route, ex.headers_mut()) {
+            Ok(Some(identity)) => {
+                tracing::Span::current().record("client", identity.0.as_ref());
+                ex.set_client(identity.0);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let path = ex.record().path.clone().unwrap_or_default();
+                crate::client_auth::audit_failure(
+                    ex.headers(),
+                    &http::Extensions::new(),
+                    &path,
+                    Some(&plan.route),
+                    &e,
+                );
+                return Err(e);
+            }
+        }
     }
     if snapshot.planner.force_include_usage() {
         ex.set_force_include_usage(true);
@@ -528,7 +546,7 @@ impl Attempts<'_> {
             Err(e) => return Err(e),
         };
         // Before credentials: a signature (SigV4) covers the trace headers too.
-        if let Some(t) = self.trace {
+        if let Some(t) = self.trace.filter(|_| !attempt.is_traced()) {
             t.apply_attempt(&mut attempt.request_mut().headers);
         }
         // Before credentials, as Envoy runs the picker's filter before the upstream
@@ -582,6 +600,7 @@ impl Attempts<'_> {
                 Ok(permit) => Some(permit),
                 Err(overflow) => {
                     tracing::debug!(backend = %backend, %overflow, "circuit breaker open");
+                    attempt.record_failure("circuit breaker open");
                     // Nothing was sent: the next backend is tried whatever the retry
                     // conditions, as Envoy fails over on an overflow.
                     r.fail(
@@ -621,6 +640,7 @@ impl Attempts<'_> {
             }
             Err((e, kind)) => {
                 tracing::debug!(backend = %backend, attempt = i + 1, error = %e, "attempt failed");
+                attempt.record_failure(&e.to_string());
                 crate::health::report(health, backend, Outcome::LocalFailure);
                 r.fail(e, Some(kind));
                 return Ok(Next::Retry);

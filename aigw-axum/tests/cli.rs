@@ -604,3 +604,95 @@ async fn security_policy_on_an_httproute_guards_that_route_and_replaces_the_gate
     // An unknown model is still a 404, whatever the credentials.
     assert_eq!(status_for(&url, chat, "nope", None).await.0, 404);
 }
+
+/// The audit trail (`--audit-log`): the load at start, a reload naming what it added,
+/// changed and removed by checksum, a rejected reload, and client-authentication
+/// failures (scheme, path, reason) — never a key, neither the configured nor the
+/// presented one.
+#[tokio::test]
+async fn audit_log_records_reloads_and_auth_failures_without_secrets() {
+    let (sim, _sim) = simulator();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_dir = dir.path().join("config");
+    std::fs::create_dir(&cfg_dir).unwrap();
+    let cfg = cfg_dir.join("gateway.yaml");
+    let audit = dir.path().join("audit.jsonl");
+    std::fs::write(&cfg, route_yaml("m", sim.port())).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let _gw = Proc(
+        Command::new(AIGW)
+            .args(["run", "--reload-interval-ms", "100", "--audit-log"])
+            .arg(&audit)
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .arg(&cfg_dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(sim);
+    wait_listening(listen);
+    let url = format!("http://{listen}");
+    std::fs::write(&cfg, route_yaml("m", sim.port()) + KEY_POLICY).unwrap();
+    let start = Instant::now();
+    while chat_status_with_key(&url, "sk-presented-SECRET-1").await != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "policy never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::write(&cfg, "kind: AIGatewayRoute\nmetadata: {name: broken}\nspec:\n  rules:\n    - backendRefs: [{name: nowhere}]\n").unwrap();
+    let start = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.iter().any(|l| l["outcome"] == "rejected") {
+            assert!(!text.contains("sk-team-a"), "{text}");
+            assert!(!text.contains("sk-presented-SECRET-1"), "{text}");
+            break lines;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let load = &lines[0];
+    assert_eq!(load["event"], "config.load", "{load}");
+    assert!(
+        load["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["change"] == "added" && c["checksum"].as_str().unwrap().len() == 64),
+        "{load}"
+    );
+    let reload = lines
+        .iter()
+        .find(|l| l["event"] == "config.reload" && l["outcome"] == "applied")
+        .unwrap();
+    let added: Vec<&str> = reload["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"] == "added")
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        added.contains(&"SecurityPolicy") && added.contains(&"Secret"),
+        "{reload}"
+    );
+    let failure = lines.iter().find(|l| l["event"] == "auth.failure").unwrap();
+    assert_eq!(failure["scheme"], "x-api-key", "{failure}");
+    assert_eq!(failure["path"], "/v1/chat/completions", "{failure}");
+    assert_eq!(failure["peer"], "127.0.0.1", "{failure}");
+    assert!(
+        failure["reason"].as_str().unwrap().contains("invalid"),
+        "{failure}"
+    );
+    let rejected = lines.iter().find(|l| l["outcome"] == "rejected").unwrap();
+    assert!(rejected["error"].as_str().is_some(), "{rejected}");
+}

@@ -229,6 +229,9 @@ pub struct ExchangeRecord {
     /// Request fields the translators of the attempts left out (each with the backend
     /// of its attempt), counted in `aigw_dropped_fields_total`.
     pub dropped: Vec<(DroppedField, Arc<str>)>,
+    /// Attributes taken from request headers for metrics and access logs
+    /// (`OTEL_AIGW_{METRICS_,LOG_}REQUEST_HEADER_ATTRIBUTES`): attribute name, value.
+    pub request_labels: Vec<(Arc<str>, String)>,
 }
 
 /// One client request in flight.
@@ -253,6 +256,7 @@ pub struct Exchange {
     completed: bool,
     /// Whether the client is gone and chunks are read only for their usage.
     draining: bool,
+    span: Option<crate::telemetry::RequestSpan>,
 }
 
 impl Exchange {
@@ -289,6 +293,7 @@ impl Exchange {
             delivered: Delivered::default(),
             completed: false,
             draining: false,
+            span: None,
         })
     }
 
@@ -312,6 +317,37 @@ impl Exchange {
     /// forwards to its backend ([`Translator::forwards_client_query`]).
     pub fn set_query(&mut self, query: Option<&str>) {
         self.query = query.filter(|q| !q.is_empty()).map(str::to_owned);
+    }
+
+    /// Starts the request's span (when `telemetry` is enabled), dated from when the
+    /// exchange was created: its parent is the client's `traceparent`, each attempt
+    /// gets a child span named on the upstream request, and it ends when the exchange
+    /// finishes or is dropped. The trace id is recorded on the record.
+    pub fn set_telemetry(&mut self, telemetry: &crate::telemetry::Telemetry) {
+        let start = std::time::SystemTime::now()
+            .checked_sub(self.started.elapsed())
+            .unwrap_or_else(std::time::SystemTime::now);
+        self.span = telemetry.start(
+            self.endpoint,
+            self.info.stream,
+            &self.info.model,
+            &self.headers,
+            &self.body,
+            start,
+        );
+        if let Some(ctx) = self
+            .span
+            .as_ref()
+            .and_then(crate::telemetry::RequestSpan::context)
+        {
+            self.record.trace_id = Some(ctx.trace_id);
+        }
+        self.record.request_labels = telemetry.request_labels(&self.headers);
+    }
+
+    /// Whether the request has a span (then attempts carry their own `traceparent`).
+    pub const fn is_traced(&self) -> bool {
+        self.span.is_some()
     }
 
     /// The client-facing endpoint.
@@ -522,6 +558,10 @@ impl Exchange {
             target.body.apply(&body)?
         };
         self.record.effective_model = Some(effective_model);
+        let span = self
+            .span
+            .as_ref()
+            .and_then(|s| s.attempt(&target.backend, self.record.attempts, &mut headers));
         Ok(Attempt {
             translator,
             request: OutgoingRequest {
@@ -534,6 +574,7 @@ impl Exchange {
             },
             streaming: self.info.stream,
             owner_recorded: false,
+            span,
         })
     }
 
@@ -576,6 +617,9 @@ impl Exchange {
             // The client is gone: the chunk is read for its usage (and its text, which
             // the provider bills all the same) only.
             return Ok(Bytes::new());
+        }
+        if let Some(s) = self.span.as_mut() {
+            s.chunk(&bytes);
         }
         if !bytes.is_empty() && self.record.time_to_first_byte.is_none() {
             self.record.time_to_first_byte = Some(self.started.elapsed());
@@ -659,6 +703,17 @@ impl Exchange {
         if let Some(e) = error {
             self.record.error = Some(e.to_string());
         }
+        if let Some(span) = self.span.take() {
+            let body = error.map(|e| e.to_body(self.endpoint.client_api()));
+            span.finish(crate::telemetry::Ending {
+                status: status.as_u16(),
+                error_body: body
+                    .as_deref()
+                    .map(|b| std::str::from_utf8(b).unwrap_or_default()),
+                provider: self.record.provider,
+                cancelled: false,
+            });
+        }
         std::mem::take(&mut self.record)
     }
 }
@@ -694,6 +749,7 @@ pub struct Attempt {
     request: OutgoingRequest,
     streaming: bool,
     owner_recorded: bool,
+    span: Option<crate::telemetry::AttemptSpan>,
 }
 
 impl std::fmt::Debug for Attempt {
@@ -722,6 +778,20 @@ impl Attempt {
         self.streaming
     }
 
+    /// Whether the attempt has its own span (its `traceparent` is already on the
+    /// request, so adapters add none).
+    pub const fn is_traced(&self) -> bool {
+        self.span.is_some()
+    }
+
+    /// Records why the attempt failed before or instead of an answer (connect error,
+    /// timeout, reset), on its span.
+    pub fn record_failure(&mut self, reason: &str) {
+        if let Some(s) = self.span.as_mut() {
+            s.failure(reason);
+        }
+    }
+
     /// Classifies the upstream's status and, on success, returns the headers for the
     /// client (hop-by-hop and length headers removed; translator edits applied).
     pub fn response_headers(
@@ -729,6 +799,9 @@ impl Attempt {
         status: StatusCode,
         upstream: &HeaderMap,
     ) -> Result<ResponseStart> {
+        if let Some(s) = self.span.as_mut() {
+            s.status(status.as_u16());
+        }
         if !status.is_success() {
             return Ok(ResponseStart::Error {
                 retryable: is_retryable_status(status),

@@ -20,6 +20,7 @@
 //! The crate performs no I/O of its own beyond reading configuration files.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod conversations;
 pub mod cost;
@@ -40,6 +41,7 @@ pub mod retry;
 pub mod routing;
 pub mod schema;
 pub mod secret;
+pub mod telemetry;
 pub mod translate;
 pub mod usage;
 

@@ -77,7 +77,7 @@ fn overhead_histogram() -> Histogram {
 }
 
 /// The token types of `gen_ai.client.token.usage`, in [`Series::tokens`] order.
-const TOKEN_TYPES: [&str; 5] = [
+pub const TOKEN_TYPES: [&str; 5] = [
     "input",
     "output",
     "cached_input",
@@ -209,6 +209,89 @@ impl SeriesCache {
     }
 }
 
+/// One finished exchange's measurements, as every exporter of the GenAI metrics sees
+/// them (the Prometheus registry here, the OTLP mirror of `telemetry::otlp`).
+#[derive(Debug, Clone)]
+pub struct Measurements<'a> {
+    /// `gen_ai.operation.name`.
+    pub operation: &'static str,
+    /// `gen_ai.provider.name`.
+    pub provider: &'static str,
+    /// `gen_ai.original.model`.
+    pub original_model: &'a str,
+    /// `gen_ai.request.model` (after `modelNameOverride`).
+    pub request_model: &'a str,
+    /// `gen_ai.response.model`.
+    pub response_model: &'a str,
+    /// Whether the request failed (`error.type=_OTHER`).
+    pub failed: bool,
+    /// `gen_ai.server.request.duration`, seconds.
+    pub duration: Option<f64>,
+    /// The gateway's own time, seconds.
+    pub overhead: Option<f64>,
+    /// `gen_ai.server.time_to_first_token`, seconds (successful streams).
+    pub ttft: Option<f64>,
+    /// `gen_ai.server.time_per_output_token`, seconds (successful streams).
+    pub tpot: Option<f64>,
+    /// `gen_ai.client.token.usage` by [`TOKEN_TYPES`] (successes only).
+    pub tokens: [Option<u64>; 5],
+    /// The record itself.
+    pub record: &'a ExchangeRecord,
+}
+
+impl<'a> Measurements<'a> {
+    /// The measurements of a record; `None` without an endpoint.
+    pub fn of(r: &'a ExchangeRecord) -> Option<Self> {
+        let endpoint = r.endpoint?;
+        let failed = r.error.is_some() || r.status.is_some_and(|s| !s.is_success());
+        let mut m = Self {
+            operation: endpoint.operation_name(),
+            provider: r.provider.unwrap_or("unknown"),
+            original_model: &r.request_model,
+            request_model: r.effective_model.as_deref().unwrap_or(&r.request_model),
+            response_model: r.response_model.as_deref().unwrap_or_default(),
+            failed,
+            duration: r.latency.map(|l| l.as_secs_f64()),
+            overhead: r
+                .latency
+                .zip(r.upstream_wait)
+                .map(|(l, w)| l.saturating_sub(w).as_secs_f64()),
+            ttft: None,
+            tpot: None,
+            tokens: [None; 5],
+            record: r,
+        };
+        if failed {
+            return Some(m);
+        }
+        if r.stream
+            && let Some(ttft) = r.time_to_first_byte
+        {
+            m.ttft = Some(ttft.as_secs_f64());
+            if let (Some(latency), Some(output)) = (r.latency, r.usage.output)
+                && output > 1
+            {
+                m.tpot = Some(latency.saturating_sub(ttft).as_secs_f64() / (output - 1) as f64);
+            }
+        }
+        let u = &r.usage;
+        m.tokens = [
+            u.input,
+            u.output,
+            u.cached_input,
+            u.cache_creation_input,
+            u.reasoning,
+        ];
+        Some(m)
+    }
+}
+
+/// Receives every record's measurements alongside the Prometheus registry.
+pub trait MetricsObserver: Send + Sync {
+    /// One finished exchange.
+    fn observe(&self, m: &Measurements<'_>);
+}
+
 /// The GenAI metrics registry. Cheap to share (`Arc`); recording a label set seen
 /// before takes one read lock and the histograms' own locks.
 pub struct GenAiMetrics {
@@ -223,6 +306,8 @@ pub struct GenAiMetrics {
     speech_characters: Family<Labels, Counter>,
     metered: Family<Labels, Counter>,
     series: SeriesCache,
+    observer: OnceLock<Arc<dyn MetricsObserver>>,
+    spans_dropped: Counter,
 }
 
 impl std::fmt::Debug for GenAiMetrics {
@@ -304,6 +389,12 @@ impl GenAiMetrics {
             "Input and output tokens of every exchange (failed and abandoned ones included), by whether the provider reported them or the gateway estimated them.",
             metered.clone(),
         );
+        let spans_dropped = Counter::default();
+        registry.register(
+            "aigw_telemetry_spans_dropped",
+            "Spans dropped because the OTLP export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.",
+            spans_dropped.clone(),
+        );
         Self {
             registry,
             metered,
@@ -316,37 +407,41 @@ impl GenAiMetrics {
             audio_seconds,
             speech_characters,
             series: SeriesCache::default(),
+            observer: OnceLock::new(),
+            spans_dropped,
         }
+    }
+
+    /// Sends every record's measurements to `observer` too (the OTLP exporter), once.
+    pub fn set_observer(&self, observer: Arc<dyn MetricsObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     /// Records one finished exchange.
     pub fn record(&self, r: &ExchangeRecord) {
         self.record_dropped(r);
-        let Some(endpoint) = r.endpoint else {
+        let Some(m) = Measurements::of(r) else {
             return;
         };
-        let failed = r.error.is_some() || r.status.is_some_and(|s| !s.is_success());
+        if let Some(o) = self.observer.get() {
+            o.observe(&m);
+        }
         let series = self.series.get(&SeriesKey {
-            operation: endpoint.operation_name(),
-            provider: r.provider.unwrap_or("unknown"),
-            original_model: &r.request_model,
-            request_model: r.effective_model.as_deref().unwrap_or(&r.request_model),
-            response_model: r.response_model.as_deref().unwrap_or_default(),
-            failed,
+            operation: m.operation,
+            provider: m.provider,
+            original_model: m.original_model,
+            request_model: m.request_model,
+            response_model: m.response_model,
+            failed: m.failed,
         });
-
-        if let Some(latency) = r.latency {
+        if let Some(d) = m.duration {
             series
                 .get(&series.duration, &self.request_duration)
-                .observe(latency.as_secs_f64());
-            if let Some(wait) = r.upstream_wait {
-                let overhead = latency.saturating_sub(wait);
-                series
-                    .get(&series.overhead, &self.overhead)
-                    .observe(overhead.as_secs_f64());
-            }
+                .observe(d);
         }
-
+        if let Some(o) = m.overhead {
+            series.get(&series.overhead, &self.overhead).observe(o);
+        }
         for (kind, value) in [r.usage.input, r.usage.output].into_iter().enumerate() {
             if let Some(v) = value.filter(|v| *v > 0)
                 && let Some(c) = series.metered(kind, r.usage_source, &self.metered)
@@ -354,33 +449,17 @@ impl GenAiMetrics {
                 c.inc_by(v);
             }
         }
-        if failed {
-            return;
-        }
-        if r.stream
-            && let Some(ttft) = r.time_to_first_byte
-        {
+        if let Some(t) = m.ttft {
             series
                 .get(&series.ttft, &self.time_to_first_token)
-                .observe(ttft.as_secs_f64());
-            if let (Some(latency), Some(output)) = (r.latency, r.usage.output)
-                && output > 1
-            {
-                let per_token = latency.saturating_sub(ttft).as_secs_f64() / (output - 1) as f64;
-                series
-                    .get(&series.tpot, &self.time_per_output_token)
-                    .observe(per_token);
-            }
+                .observe(t);
         }
-        let u = &r.usage;
-        let values = [
-            u.input,
-            u.output,
-            u.cached_input,
-            u.cache_creation_input,
-            u.reasoning,
-        ];
-        for ((kind, value), slot) in TOKEN_TYPES.iter().zip(values).zip(&series.tokens) {
+        if let Some(t) = m.tpot {
+            series
+                .get(&series.tpot, &self.time_per_output_token)
+                .observe(t);
+        }
+        for ((kind, value), slot) in TOKEN_TYPES.iter().zip(m.tokens).zip(&series.tokens) {
             if let Some(v) = value {
                 slot.get_or_init(|| {
                     let mut l = series.labels.clone();
@@ -390,6 +469,10 @@ impl GenAiMetrics {
                 .observe(v as f64);
             }
         }
+        if m.failed {
+            return;
+        }
+        let u = &r.usage;
         if let Some(ms) = u.audio_ms {
             self.audio_seconds
                 .get_or_create(&series.labels)
@@ -423,6 +506,9 @@ impl GenAiMetrics {
     /// Renders the Prometheus text exposition format (OpenMetrics flavour, ending in
     /// `# EOF`).
     pub fn encode(&self) -> String {
+        let dropped = crate::telemetry::dropped_spans();
+        self.spans_dropped
+            .inc_by(dropped.saturating_sub(self.spans_dropped.get()));
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -13,6 +13,13 @@ pub enum ExtProcError {
         /// What is wrong.
         message: String,
     },
+    /// A telemetry setting (`OTEL_*`, a header-attribute flag) is invalid, or its
+    /// exporter could not be built.
+    #[error("telemetry: {message}")]
+    Telemetry {
+        /// What is wrong (names the setting).
+        message: String,
+    },
     /// A listen address could not be parsed.
     #[error("invalid listen address {addr:?}: expected unix:///path, host:port or :port")]
     InvalidAddress {

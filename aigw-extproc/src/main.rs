@@ -34,6 +34,10 @@ struct Cli {
     /// gRPC listen address: `unix:///path`, `host:port` or `:port`.
     #[arg(long, default_value = ":1063", env = "AIGW_EXTPROC_LISTEN")]
     listen: String,
+    /// Write the audit trail (configuration loads and reloads) as JSON lines to FILE,
+    /// or `-` for standard output.
+    #[arg(long, env = "AIGW_AUDIT_LOG", value_name = "FILE")]
+    audit_log: Option<String>,
     /// Admin HTTP address (`/health`, `/metrics`, `/stats`).
     #[arg(long, default_value = "127.0.0.1:1064", env = "AIGW_EXTPROC_ADMIN")]
     admin: String,
@@ -237,6 +241,11 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             addr: "--config is required".into(),
         });
     }
+    if let Some(path) = &cli.audit_log {
+        aigw_core::audit::install_path(path).map_err(|e| ExtProcError::Telemetry {
+            message: format!("--audit-log {path}: {e}"),
+        })?;
+    }
     let providers = Arc::new(ProviderCache::default());
     let limits = Arc::new(
         RateLimits::new(global_store(cli.redis_url.as_ref())?).with_failure_modes(
@@ -278,10 +287,38 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             max_message_size: cli.max_message_size,
             watch: cli.config.clone(),
             prefixes,
+            header_attributes: Vec::new(),
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
     .await
+}
+
+/// Reads the telemetry settings (the environment, with upstream's header-attribute
+/// flags taking the place of their `OTEL_AIGW_*` variables) and starts the exporters;
+/// the GenAI metrics are mirrored over OTLP when asked.
+fn start_telemetry(
+    metrics: &Metrics,
+    flags: &[(String, String)],
+) -> Result<aigw_core::telemetry::Exporters, ExtProcError> {
+    let from_flags = |var: &str| {
+        flags
+            .iter()
+            .find(|(n, _)| upstream_flags::header_attribute_env(n) == Some(var))
+            .map(|(_, v)| v.clone())
+    };
+    let config = aigw_core::telemetry::config::TelemetryConfig::from_source(&|n: &str| {
+        from_flags(n).or_else(|| std::env::var(n).ok())
+    })
+    .map_err(|e| ExtProcError::Telemetry {
+        message: e.to_string(),
+    })?;
+    let exporters = aigw_core::telemetry::Exporters::start(&config)
+        .map_err(|message| ExtProcError::Telemetry { message })?;
+    if let Some(observer) = exporters.metrics_observer() {
+        metrics.genai().set_observer(observer);
+    }
+    Ok(exporters)
 }
 
 /// What [`run`] serves.
@@ -294,6 +331,8 @@ struct Served {
     watch: Vec<PathBuf>,
     /// Where the endpoints are mounted (`--root-prefix`, `--endpoint-prefixes`).
     prefixes: aigw_core::api::EndpointPrefixes,
+    /// Upstream's header-attribute flags (`-spanRequestHeaderAttributes`, …).
+    header_attributes: Vec<(String, String)>,
 }
 
 /// Serves ext_proc and the admin endpoints, reloading with `load` when the watched
@@ -302,8 +341,11 @@ async fn run(
     s: Served,
     load: impl Fn(&[PathBuf]) -> aigw_core::Result<aigw_extproc::Runtime> + Send + 'static,
 ) -> Result<(), ExtProcError> {
+    let exporters = start_telemetry(&s.metrics, &s.header_attributes)?;
     let runtime = Arc::new(ArcSwap::from_pointee(s.runtime));
-    let processor = Processor::new(runtime.clone(), s.metrics.clone()).with_prefixes(s.prefixes);
+    let processor = Processor::new(runtime.clone(), s.metrics.clone())
+        .with_prefixes(s.prefixes)
+        .with_telemetry(exporters.telemetry());
     let ready = Arc::new(AtomicBool::new(false));
     let bound = Bound::bind(&s.listen).await?;
     let ListenAddr::Tcp(admin_addr) = ListenAddr::parse(&s.admin)? else {
@@ -328,35 +370,22 @@ async fn run(
         shutdown_signal(),
     ));
     tracing::info!(listen = %s.listen, admin = %admin_addr, "aigw-extproc is ready");
-    server::serve_grpc(
+    let served = server::serve_grpc(
         bound,
         processor,
         s.max_message_size,
         ready,
         shutdown_signal(),
     )
-    .await
+    .await;
+    exporters.shutdown().await;
+    served
 }
-
-/// Environment variables upstream's image reads that this build does not use.
-const UNSUPPORTED_ENV: [&str; 4] = [
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    "OTEL_METRICS_EXPORTER",
-];
 
 /// Serves as upstream's ExtProc image: its flags, its filter configuration.
 async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
     for w in flags.unsupported() {
         tracing::warn!("{w}");
-    }
-    for var in UNSUPPORTED_ENV {
-        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
-            tracing::warn!(
-                "{var} is set but not honoured: metrics are served in Prometheus form on the admin port's /metrics only"
-            );
-        }
     }
     if flags.enable_redaction {
         tracing::info!(
@@ -435,6 +464,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             max_message_size: flags.max_recv_msg_size,
             watch,
             prefixes,
+            header_attributes: flags.header_attributes.clone(),
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )

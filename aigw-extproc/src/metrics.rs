@@ -25,6 +25,11 @@ impl Metrics {
         self.messages.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The GenAI series (to mirror them over OTLP).
+    pub fn genai(&self) -> &GenAiMetrics {
+        &self.genai
+    }
+
     /// Records a finished request.
     pub fn record(&self, r: &ExchangeRecord) {
         self.requests.fetch_add(1, Ordering::Relaxed);

@@ -56,6 +56,18 @@ impl Default for UpstreamFlags {
     }
 }
 
+/// The `OTEL_AIGW_*` variable a header-attribute flag stands for (upstream's `aigw run`
+/// passes those variables to its ExtProc as these flags).
+pub fn header_attribute_env(flag: &str) -> Option<&'static str> {
+    match flag {
+        "requestHeaderAttributes" => Some("OTEL_AIGW_REQUEST_HEADER_ATTRIBUTES"),
+        "spanRequestHeaderAttributes" => Some("OTEL_AIGW_SPAN_REQUEST_HEADER_ATTRIBUTES"),
+        "metricsRequestHeaderAttributes" => Some("OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES"),
+        "logRequestHeaderAttributes" => Some("OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES"),
+        _ => None,
+    }
+}
+
 /// Every flag name upstream defines.
 const NAMES: [&str; 20] = [
     "configPath",
@@ -212,9 +224,10 @@ impl UpstreamFlags {
     pub fn unsupported(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (name, v) in &self.header_attributes {
-            if !v.is_empty() {
+            // Span and metric attributes are recorded here; the access log is Envoy's.
+            if name == "logRequestHeaderAttributes" && !v.is_empty() {
                 out.push(format!(
-                    "-{name} {v:?} is not honoured: request headers are not mapped to metric, span or log attributes"
+                    "-{name} {v:?} is not honoured: Envoy writes the access log, and this build sets no per-request metadata for it"
                 ));
             }
         }

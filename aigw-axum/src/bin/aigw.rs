@@ -82,6 +82,10 @@ struct RunArgs {
     /// Attempts per request (first included) across priority groups.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Write the audit trail (configuration loads and reloads, client-authentication
+    /// failures) as JSON lines to FILE, or `-` for standard output.
+    #[arg(long, env = "AIGW_AUDIT_LOG", value_name = "FILE")]
+    audit_log: Option<String>,
     /// Directory of secrets laid out as `<namespace>/<name>/<key>` (mounted Secrets).
     #[arg(long, env = "AIGW_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
@@ -504,6 +508,14 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let admin_state = Arc::new(AdminState::default());
+    if let Some(path) = &args.audit_log {
+        aigw_core::audit::install_path(path).map_err(|e| format!("--audit-log {path}: {e}"))?;
+    }
+    // Before the configuration: an invalid OTEL_* setting fails start-up, named.
+    let exporters = aigw_core::telemetry::Exporters::from_env()?;
+    if let Some(observer) = exporters.metrics_observer() {
+        admin_state.genai().set_observer(observer);
+    }
     let mut resolver = credentials::default_resolver();
     let (config, mode) = if !args.config.is_empty() {
         let config = Config::load_paths(&args.config).map_err(|e| e.to_string())?;
@@ -611,6 +623,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     };
     let gateway = Gateway::builder(snapshot)
         .settings(settings)
+        .telemetry(exporters.telemetry())
         .record_sink(Arc::new(Tee(vec![
             Arc::new(access_log.clone()),
             Arc::new(admin_state.clone()),
@@ -761,6 +774,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         tracing::info!("drained: every in-flight request finished");
     }
     access_log.flush();
+    exporters.shutdown().await;
     Ok(())
 }
 

@@ -63,6 +63,37 @@ impl Fingerprint {
     }
 }
 
+/// Writes a configuration load of `paths` to the audit trail (when one is installed):
+/// every object that differs from `previous`, by checksum. Returns the objects read.
+pub fn audit_config(
+    action: &'static str,
+    paths: &[PathBuf],
+    previous: &[crate::audit::ObjectDigest],
+    error: Option<&str>,
+) -> Vec<crate::audit::ObjectDigest> {
+    if !crate::audit::enabled() {
+        return Vec::new();
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        walk(p, &mut files);
+    }
+    let texts: Vec<String> = files
+        .iter()
+        .filter_map(|(f, _)| std::fs::read_to_string(f).ok())
+        .collect();
+    let sources: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
+    let objects = crate::audit::digest_yaml(&texts);
+    let changes = crate::audit::diff(previous, &objects);
+    crate::audit::emit(&crate::audit::AuditEvent::Config {
+        action,
+        sources: &sources,
+        changes: &changes,
+        error,
+    });
+    objects
+}
+
 /// Builds a generation from the watched paths.
 type LoadFn<T> = dyn FnMut(&[PathBuf]) -> crate::Result<T> + Send;
 
@@ -75,6 +106,8 @@ pub struct Reloader<T> {
     pending: Option<Fingerprint>,
     load: Box<LoadFn<T>>,
     apply: Box<dyn FnMut(T) + Send>,
+    /// The serving configuration's objects, for the audit trail's diffs.
+    audited: Vec<crate::audit::ObjectDigest>,
 }
 
 impl<T> std::fmt::Debug for Reloader<T> {
@@ -94,12 +127,14 @@ impl<T> Reloader<T> {
         load: impl FnMut(&[PathBuf]) -> crate::Result<T> + Send + 'static,
         apply: impl FnMut(T) + Send + 'static,
     ) -> Self {
+        let audited = audit_config("load", &paths, &[], None);
         Self {
             current: Fingerprint::of(&paths),
             paths,
             pending: None,
             load: Box::new(load),
             apply: Box::new(apply),
+            audited,
         }
     }
 
@@ -127,10 +162,12 @@ impl<T> Reloader<T> {
             Ok(next) => {
                 (self.apply)(next);
                 tracing::info!(paths = ?self.paths, "configuration reloaded");
+                self.audited = audit_config("reload", &self.paths, &self.audited, None);
                 true
             }
             Err(e) => {
                 tracing::error!(error = %e, "configuration rejected; the previous one stays in use");
+                audit_config("reload", &self.paths, &self.audited, Some(&e.to_string()));
                 false
             }
         }

@@ -32,6 +32,7 @@ pub struct Processor {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     prefixes: Arc<aigw_core::api::EndpointPrefixes>,
+    telemetry: aigw_core::telemetry::Telemetry,
 }
 
 impl Processor {
@@ -42,7 +43,15 @@ impl Processor {
             registry: Arc::new(Registry::default()),
             metrics,
             prefixes: Arc::default(),
+            telemetry: aigw_core::telemetry::Telemetry::disabled(),
         }
+    }
+
+    /// Records a span per request through `telemetry` (see [`aigw_core::telemetry`]).
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: aigw_core::telemetry::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Serves the endpoints under these prefixes (upstream's `rootPrefix` and
@@ -93,6 +102,7 @@ impl StreamCtx {
                     self.processor.registry.clone(),
                     self.processor.metrics.clone(),
                     self.processor.prefixes.clone(),
+                    self.processor.telemetry.clone(),
                 )))
             } else {
                 Kind::Upstream

@@ -45,6 +45,8 @@ pub(crate) struct RouterStream {
     metrics: Arc<Metrics>,
     /// Where the endpoints are mounted.
     prefixes: Arc<aigw_core::api::EndpointPrefixes>,
+    /// Spans for the requests of this stream.
+    telemetry: aigw_core::telemetry::Telemetry,
     /// The request path in the default layout (under the prefixes), when it is under
     /// the root prefix.
     canon: Option<String>,
@@ -75,12 +77,14 @@ impl RouterStream {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         prefixes: Arc<aigw_core::api::EndpointPrefixes>,
+        telemetry: aigw_core::telemetry::Telemetry,
     ) -> Self {
         Self {
             runtime,
             registry,
             metrics,
             prefixes,
+            telemetry,
             canon: None,
             endpoint: None,
             headers: Headers::default(),
@@ -238,6 +242,7 @@ impl RouterStream {
             Ok(x) => x,
             Err(e) => return self.fail_request(&e),
         };
+        exchange.set_telemetry(&self.telemetry);
         // A native passthrough forwards the client's query (`?beta=true` from Anthropic
         // clients); the exchange appends it only where the translator says so.
         exchange.set_query(self.headers.path.split_once('?').map(|(_, q)| q));

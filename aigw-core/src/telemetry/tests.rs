@@ -1,0 +1,402 @@
+//! The request span's lifecycle through an exchange, with an in-memory sink, and the
+//! conventions against the upstream's expected spans.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::attr::{AttrValue, SpanKind, SpanStatus};
+use super::config::TelemetryConfig;
+use super::memory::{FinishedSpan, MemorySink};
+use super::*;
+use crate::exchange::{BodyMutation, Exchange, Target, UpstreamAddr};
+use crate::schema::{ApiSchema, VersionedSchema};
+use crate::translate::{
+    BodyChange, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Translator,
+    TranslatorFactory, TranslatorSpec, UpstreamRequest,
+};
+use crate::{Error, Result, TokenUsage};
+use http::{Method, StatusCode};
+use std::collections::HashMap;
+
+struct Pass;
+impl Translator for Pass {
+    fn request(&mut self, _r: &RequestContext<'_>) -> Result<UpstreamRequest> {
+        Ok(UpstreamRequest {
+            method: Method::POST,
+            path: "/v1/chat/completions".into(),
+            headers: HeaderMutation::default(),
+            body: BodyChange::Unchanged,
+        })
+    }
+    fn response_headers(&mut self, _s: StatusCode, _h: &HeaderMap) -> Result<HeaderMutation> {
+        Ok(HeaderMutation::default())
+    }
+    fn response_chunk(&mut self, _c: &[u8], _end: bool) -> Result<ResponseChunk> {
+        Ok(ResponseChunk {
+            body: None,
+            usage: TokenUsage::default(),
+            response_model: None,
+        })
+    }
+    fn response_error(
+        &mut self,
+        status: StatusCode,
+        _h: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ErrorResponse> {
+        Ok(ErrorResponse {
+            status,
+            headers: HeaderMutation::default(),
+            body: Bytes::copy_from_slice(body),
+        })
+    }
+}
+
+struct PassFactory;
+impl TranslatorFactory for PassFactory {
+    fn translator(&self, _s: &TranslatorSpec<'_>) -> Result<Box<dyn Translator>> {
+        Ok(Box::new(Pass))
+    }
+}
+
+fn target() -> Target {
+    Target {
+        backend: Arc::from("default/openai"),
+        schema: VersionedSchema::new(ApiSchema::OpenAI),
+        upstream: UpstreamAddr {
+            scheme: "http".into(),
+            authority: "127.0.0.1:9".into(),
+        },
+        model_override: None,
+        headers: HeaderMutation::default(),
+        body: BodyMutation::default(),
+        credential: None,
+        priority: 0,
+    }
+}
+
+fn telemetry(vars: &[(&str, &str)]) -> (Telemetry, MemorySink) {
+    let m: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    let cfg = TelemetryConfig::from_source(&move |n: &str| m.get(n).cloned()).unwrap();
+    let sink = MemorySink::new();
+    (Telemetry::new(&cfg, Some(Arc::new(sink.clone()))), sink)
+}
+
+fn attr<'a>(s: &'a FinishedSpan, key: &str) -> Option<&'a AttrValue> {
+    s.end.attrs.iter().find(|a| a.key == key).map(|a| &a.value)
+}
+
+fn str_attr<'a>(s: &'a FinishedSpan, key: &str) -> &'a str {
+    match attr(s, key) {
+        Some(AttrValue::Str(v)) => v,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+const CHAT_BASIC: &str =
+    r#"{"messages": [{"content": "Hello!", "role": "user"}], "model": "gpt-5-nano"}"#;
+const CHAT_BASIC_RESPONSE: &str = r#"{"id":"chatcmpl-C4Gm9xikLXbgE8He0BHWeoM03aa72","choices":[{"finish_reason":"stop","index":0,"message":{"content":"Hi there!","refusal":null,"role":"assistant","annotations":[]}}],"created":1755133833,"model":"gpt-5-nano-2025-08-07","object":"chat.completion","service_tier":"default","system_fingerprint":null,"usage":{"completion_tokens":377,"prompt_tokens":8,"total_tokens":385,"completion_tokens_details":{"accepted_prediction_tokens":0,"audio_tokens":0,"reasoning_tokens":320,"rejected_prediction_tokens":0},"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":0}}}"#;
+
+fn run(
+    tel: &Telemetry,
+    headers: HeaderMap,
+    body: &str,
+    response: &[&str],
+    status: StatusCode,
+) -> HeaderMap {
+    let mut ex = Exchange::new(
+        Endpoint::ChatCompletions,
+        headers,
+        Bytes::from(body.to_owned()),
+    )
+    .unwrap();
+    ex.set_telemetry(tel);
+    let mut attempt = ex.attempt(&target(), &PassFactory).unwrap();
+    let sent = attempt.request().headers.clone();
+    attempt.response_headers(status, &HeaderMap::new()).unwrap();
+    if status.is_success() {
+        let n = response.len();
+        for (i, c) in response.iter().enumerate() {
+            ex.chunk(&mut attempt, Bytes::from((*c).to_owned()), i + 1 == n)
+                .unwrap();
+        }
+        drop(attempt);
+        ex.finish(status, None);
+    } else {
+        drop(attempt);
+        let e = Error::Upstream {
+            status,
+            message: "upstream said no".into(),
+        };
+        ex.finish(status, Some(&e));
+    }
+    sent
+}
+
+#[test]
+fn chat_span_matches_the_upstream_openinference_attributes() {
+    let (tel, sink) = telemetry(&[]);
+    run(
+        &tel,
+        HeaderMap::new(),
+        CHAT_BASIC,
+        &[CHAT_BASIC_RESPONSE],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    assert_eq!(spans.len(), 2, "attempt and request spans");
+    let s = spans.iter().find(|s| s.name == "ChatCompletion").unwrap();
+    assert_eq!(s.kind, SpanKind::Internal);
+    assert_eq!(s.end.status, SpanStatus::Ok);
+    let mut keys: Vec<&str> = s.end.attrs.iter().map(|a| a.key.as_ref()).collect();
+    keys.sort_unstable();
+    // The upstream's chat-basic.json, with zero-valued token details (which its
+    // comparison filters out) included.
+    assert_eq!(
+        keys,
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.input_messages.0.message.content",
+            "llm.input_messages.0.message.role",
+            "llm.invocation_parameters",
+            "llm.model_name",
+            "llm.output_messages.0.message.content",
+            "llm.output_messages.0.message.role",
+            "llm.system",
+            "llm.token_count.completion",
+            "llm.token_count.completion_details.audio",
+            "llm.token_count.completion_details.reasoning",
+            "llm.token_count.prompt",
+            "llm.token_count.prompt_details.audio",
+            "llm.token_count.prompt_details.cache_creation",
+            "llm.token_count.prompt_details.cache_read",
+            "llm.token_count.total",
+            "openinference.span.kind",
+            "output.mime_type",
+            "output.value",
+        ]
+    );
+    assert_eq!(str_attr(s, "llm.model_name"), "gpt-5-nano-2025-08-07");
+    assert_eq!(
+        str_attr(s, "llm.invocation_parameters"),
+        r#"{"model":"gpt-5-nano"}"#
+    );
+    assert_eq!(str_attr(s, "input.value"), CHAT_BASIC);
+    assert_eq!(attr(s, "llm.token_count.total"), Some(&AttrValue::Int(385)));
+    assert_eq!(
+        attr(s, "llm.token_count.completion_details.reasoning"),
+        Some(&AttrValue::Int(320))
+    );
+}
+
+#[test]
+fn hidden_inputs_and_outputs_carry_the_redaction_marker() {
+    let (tel, sink) = telemetry(&[
+        ("OPENINFERENCE_HIDE_INPUTS", "true"),
+        ("OPENINFERENCE_HIDE_OUTPUTS", "true"),
+    ]);
+    run(
+        &tel,
+        HeaderMap::new(),
+        CHAT_BASIC,
+        &[CHAT_BASIC_RESPONSE],
+        StatusCode::OK,
+    );
+    let s = sink
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "ChatCompletion")
+        .unwrap();
+    assert_eq!(str_attr(&s, "input.value"), "__REDACTED__");
+    assert_eq!(str_attr(&s, "output.value"), "__REDACTED__");
+    assert!(attr(&s, "llm.input_messages.0.message.content").is_none());
+    assert!(attr(&s, "llm.output_messages.0.message.content").is_none());
+    let all = format!("{:?}", s.end.attrs);
+    assert!(!all.contains("Hello!") && !all.contains("Hi there!"));
+}
+
+#[test]
+fn genai_span_has_no_content_unless_asked() {
+    let (tel, sink) = telemetry(&[("AI_GATEWAY_TRACING_SEMCONV", "gen_ai")]);
+    run(
+        &tel,
+        HeaderMap::new(),
+        CHAT_BASIC,
+        &[CHAT_BASIC_RESPONSE],
+        StatusCode::OK,
+    );
+    let s = sink
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "chat gpt-5-nano")
+        .unwrap();
+    assert_eq!(s.kind, SpanKind::Client);
+    assert_eq!(str_attr(&s, "gen_ai.operation.name"), "chat");
+    assert_eq!(str_attr(&s, "gen_ai.provider.name"), "openai");
+    assert_eq!(str_attr(&s, "gen_ai.request.model"), "gpt-5-nano");
+    assert_eq!(
+        str_attr(&s, "gen_ai.response.model"),
+        "gpt-5-nano-2025-08-07"
+    );
+    assert_eq!(
+        str_attr(&s, "gen_ai.response.id"),
+        "chatcmpl-C4Gm9xikLXbgE8He0BHWeoM03aa72"
+    );
+    assert_eq!(
+        attr(&s, "gen_ai.usage.input_tokens"),
+        Some(&AttrValue::Int(8))
+    );
+    assert_eq!(
+        attr(&s, "gen_ai.usage.output_tokens"),
+        Some(&AttrValue::Int(377))
+    );
+    assert_eq!(
+        attr(&s, "gen_ai.usage.reasoning.output_tokens"),
+        Some(&AttrValue::Int(320))
+    );
+    assert_eq!(
+        attr(&s, "gen_ai.response.finish_reasons"),
+        Some(&AttrValue::StrList(vec!["stop".into()]))
+    );
+    assert!(attr(&s, "gen_ai.input.messages").is_none());
+    assert!(attr(&s, "gen_ai.output.messages").is_none());
+
+    let (tel, sink) = telemetry(&[
+        ("AI_GATEWAY_TRACING_SEMCONV", "gen_ai"),
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"),
+    ]);
+    run(
+        &tel,
+        HeaderMap::new(),
+        CHAT_BASIC,
+        &[CHAT_BASIC_RESPONSE],
+        StatusCode::OK,
+    );
+    let s = sink
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "chat gpt-5-nano")
+        .unwrap();
+    assert_eq!(
+        str_attr(&s, "gen_ai.input.messages"),
+        r#"[{"role":"user","parts":[{"type":"text","content":"Hello!"}]}]"#
+    );
+    assert!(str_attr(&s, "gen_ai.output.messages").contains("Hi there!"));
+}
+
+#[test]
+fn the_clients_traceparent_is_the_parent_and_the_attempt_is_propagated() {
+    let (tel, sink) = telemetry(&[]);
+    let mut h = HeaderMap::new();
+    h.insert(
+        TRACEPARENT,
+        HeaderValue::from_static("00-12345678901234567890123456789012-1234567890123456-01"),
+    );
+    h.insert(TRACESTATE, HeaderValue::from_static("v=1"));
+    h.insert("agent-session-id", HeaderValue::from_static("sess-1"));
+    let sent = run(&tel, h, CHAT_BASIC, &[CHAT_BASIC_RESPONSE], StatusCode::OK);
+    let spans = sink.spans();
+    let req = spans.iter().find(|s| s.name == "ChatCompletion").unwrap();
+    let att = spans.iter().find(|s| s.name == "aigw.attempt").unwrap();
+    assert_eq!(
+        req.context.trace_id,
+        0x1234_5678_9012_3456_7890_1234_5678_9012
+    );
+    assert_eq!(req.parent, Some(0x1234_5678_9012_3456));
+    assert_eq!(att.parent, Some(req.context.span_id));
+    assert_eq!(str_attr(req, "session.id"), "sess-1");
+    let up = SpanContext::from_headers(&sent).unwrap();
+    assert_eq!(up.trace_id, req.context.trace_id);
+    assert_eq!(up.span_id, att.context.span_id);
+    assert_eq!(sent[TRACESTATE], "v=1");
+    assert_eq!(
+        attr(att, "http.response.status_code"),
+        Some(&AttrValue::Int(200))
+    );
+    assert_eq!(str_attr(att, "aigw.backend"), "default/openai");
+}
+
+#[test]
+fn an_upstream_error_is_the_span_status_with_an_exception_event() {
+    let (tel, sink) = telemetry(&[]);
+    run(
+        &tel,
+        HeaderMap::new(),
+        CHAT_BASIC,
+        &[],
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "ChatCompletion").unwrap();
+    let SpanStatus::Error(msg) = &s.end.status else {
+        panic!("{:?}", s.end.status)
+    };
+    assert!(msg.starts_with("Error code: 429 - "), "{msg}");
+    let ev = &s.end.events[0];
+    assert_eq!(ev.name, "exception");
+    assert_eq!(ev.attrs[0].value, AttrValue::Str("RateLimitError".into()));
+    let att = spans.iter().find(|s| s.name == "aigw.attempt").unwrap();
+    assert!(matches!(att.end.status, SpanStatus::Error(_)));
+}
+
+#[test]
+fn a_stream_records_the_first_token_event_and_folds_the_answer() {
+    let (tel, sink) = telemetry(&[]);
+    let body = r#"{"messages": [{"content": "Hello!", "role": "user"}], "model": "gpt-5-nano", "stream": true}"#;
+    run(
+        &tel,
+        HeaderMap::new(),
+        body,
+        &[
+            "data: {\"id\":\"c\",\"model\":\"gpt-5-nano-2025-08-07\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"id\":\"c\",\"model\":\"gpt-5-nano-2025-08-07\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" there\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+        ],
+        StatusCode::OK,
+    );
+    let s = sink
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "ChatCompletion")
+        .unwrap();
+    assert_eq!(s.end.events[0].name, "First Token Stream Event");
+    assert_eq!(
+        str_attr(&s, "llm.output_messages.0.message.content"),
+        "Hi there"
+    );
+    assert_eq!(
+        str_attr(&s, "llm.invocation_parameters"),
+        r#"{"model":"gpt-5-nano","stream":true}"#
+    );
+}
+
+#[test]
+fn a_dropped_exchange_still_ends_its_span() {
+    let (tel, sink) = telemetry(&[]);
+    let mut ex = Exchange::new(
+        Endpoint::ChatCompletions,
+        HeaderMap::new(),
+        Bytes::from_static(CHAT_BASIC.as_bytes()),
+    )
+    .unwrap();
+    ex.set_telemetry(&tel);
+    drop(ex);
+    let s = &sink.spans()[0];
+    assert_eq!(
+        s.end.status,
+        SpanStatus::Error("client closed the request".into())
+    );
+}
+
+#[test]
+fn disabled_telemetry_leaves_requests_untouched() {
+    let sent = run(
+        &Telemetry::disabled(),
+        HeaderMap::new(),
+        CHAT_BASIC,
+        &[CHAT_BASIC_RESPONSE],
+        StatusCode::OK,
+    );
+    assert!(!sent.contains_key(TRACEPARENT));
+}
