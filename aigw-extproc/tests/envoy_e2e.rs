@@ -19,8 +19,7 @@ mod common;
 use aigw_axum::simulator::{AwsCredentials, Simulator, SimulatorConfig};
 use common::envoy::{Envoy, envoy_binary, free_port};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const OPENAI_KEY: &str = "sk-e2e-openai";
 const ANTHROPIC_KEY: &str = "sk-ant-e2e";
@@ -149,35 +148,6 @@ fn config_yaml(good: u16, broken: u16) -> String {
     y
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn extproc_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_aigw-extproc")
-}
-
-async fn wait_http_ok(url: &str) {
-    let start = Instant::now();
-    loop {
-        if reqwest::get(url)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{url} never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn sdk(python: &Path, base: &str, checks: &[&str]) -> serde_json::Value {
     // The SDK harness shared with the standalone gateway's interop tests.
     let script = concat!(
@@ -248,21 +218,7 @@ async fn sdks_through_envoy_and_extproc() {
     let bootstrap =
         common::envoy::envoy_config(&cfg, &extproc_addr, (listen, envoy_admin), &[], dir.path());
 
-    let _extproc = Proc(
-        Command::new(extproc_bin())
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--listen", &extproc_addr])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .env(
-                "RUST_LOG",
-                std::env::var("AIGW_E2E_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
+    let _extproc = common::envoy::start_extproc(&cfg, &extproc_addr, admin, None).await;
     let envoy = Envoy::start(&envoy, &bootstrap, dir.path(), envoy_admin).await;
 
     let base = format!("http://127.0.0.1:{listen}");

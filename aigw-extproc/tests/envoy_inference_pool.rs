@@ -16,7 +16,7 @@
 mod common;
 
 use axum::body::Bytes;
-use common::envoy::{Envoy, Proc, envoy_binary, free_port, wait_http_ok};
+use common::envoy::{Envoy, envoy_binary, free_port};
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
     ExternalProcessor, ExternalProcessorServer,
@@ -30,7 +30,6 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 use futures::Stream;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
@@ -286,22 +285,13 @@ async fn a_pool_request_goes_to_the_endpoint_its_picker_names() {
         &["--endpoint-picker", &picker_flag],
         dir.path(),
     );
-    let _extproc = Proc(
-        Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--listen", &extproc_addr])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .env(
-                "RUST_LOG",
-                std::env::var("AIGW_E2E_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("extproc.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
+    let _extproc = common::envoy::start_extproc(
+        &cfg,
+        &extproc_addr,
+        admin,
+        Some(&dir.path().join("extproc.log")),
+    )
+    .await;
     let envoy = Envoy::start(&envoy_bin, &bootstrap, dir.path(), envoy_admin).await;
     let base = format!("http://127.0.0.1:{listen}");
 

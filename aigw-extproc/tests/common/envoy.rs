@@ -170,3 +170,29 @@ pub fn envoy_config(
     std::fs::write(&path, &out.stdout).unwrap();
     path
 }
+
+/// Starts `aigw-extproc --config CONFIG --listen EXTPROC --admin 127.0.0.1:ADMIN` (log
+/// level from `AIGW_E2E_LOG`, default `warn`; stderr into `log` when given) and waits
+/// until it is healthy.
+pub async fn start_extproc(config: &Path, extproc: &str, admin: u16, log: Option<&Path>) -> Proc {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::inherit(),
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", extproc])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .env(
+            "RUST_LOG",
+            std::env::var("AIGW_E2E_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let p = Proc(child);
+    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
+    p
+}
