@@ -13,9 +13,9 @@
 mod common;
 
 use common::envoy::{
-    Envoy, Proc, envoy_binary, free_port, mcp_backend, py_script, wait_http_ok, wait_port,
+    Envoy, Proc, envoy_binary, free_port, mcp_backend, run_mcp_client, wait_http_ok, wait_port,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -112,23 +112,7 @@ async fn python_sdk_client_through_envoy_and_the_mcp_listener() {
     let _envoy = Envoy::start(&envoy_bin, &bootstrap, dir.path(), envoy_admin).await;
 
     let url = format!("http://127.0.0.1:{listen}/mcp");
-    let pid = b.0.id().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(py_script("mcp_client.py"))
-            .arg(url)
-            .arg(pid)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_mcp_client(python, url, b.0.id()).await;
     assert_eq!(v["server"], "aigw");
     assert!(v["tools"].as_array().unwrap().contains(&json!("beta__add")));
     assert!(

@@ -16,7 +16,7 @@
 mod common;
 
 use common::envoy::{
-    Envoy, Proc, envoy_binary, free_port, mcp_backend, py_script, wait_http_ok, wait_port,
+    Envoy, Proc, envoy_binary, free_port, mcp_backend, run_mcp_client, wait_http_ok, wait_port,
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -211,23 +211,7 @@ async fn upstream_flags_serve_mcp_config_through_envoys_backend_listener() {
     assert_eq!(denied.status(), 403);
 
     let url = format!("http://127.0.0.1:{front}/mcp");
-    let pid = b.0.id().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(py_script("mcp_client.py"))
-            .arg(url)
-            .arg(pid)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_mcp_client(python, url, b.0.id()).await;
     assert!(v["tools"].as_array().unwrap().contains(&json!("beta__add")));
     assert!(
         !v["tools"]

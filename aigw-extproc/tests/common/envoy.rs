@@ -175,3 +175,24 @@ pub fn mcp_backend(python: &Path, name: &str, port: u16, json: bool) -> Proc {
     wait_port(port);
     p
 }
+
+/// Runs the official `mcp` Python SDK's client script against `url` (killing `kill`
+/// mid-session) and returns what it observed.
+pub async fn run_mcp_client(python: PathBuf, url: String, kill: u32) -> serde_json::Value {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(py_script("mcp_client.py"))
+            .arg(url)
+            .arg(kill.to_string())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
