@@ -193,11 +193,18 @@ pub async fn spawn(
             source,
         })?;
     let swap = service.clone();
-    let mut reloader = aigw_core::planner::Reloader::new(
+    spawn_reloader(aigw_core::planner::Reloader::new(
         paths.to_vec(),
         move |p: &[PathBuf]| load(p, &crypto, &settings, &upstream),
         move |g| swap.swap(g),
-    );
+    ));
+    tracing::info!(mcp = %addr, "MCP listener ready");
+    tokio::spawn(serve(listener, service, shutdown));
+    Ok(())
+}
+
+/// Polls the configuration files for changes and swaps the gateway on each.
+fn spawn_reloader(mut reloader: aigw_core::planner::Reloader<McpGateway>) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(crate::reload::DEFAULT_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -206,17 +213,24 @@ pub async fn spawn(
             reloader.poll();
         }
     });
+}
+
+/// Serves `service` on `listener` until `shutdown`.
+async fn serve<L>(
+    listener: L,
+    service: McpService,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = axum::Router::new().fallback_service(service);
-    tracing::info!(mcp = %addr, "MCP listener ready");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("MCP listener stopped: {e}");
-        }
-    });
-    Ok(())
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!("MCP listener stopped: {e}");
+    }
 }
 
 /// Upstream's MCP flags: `-mcpAddr` and the session-key flags, with upstream's defaults.
@@ -338,20 +352,11 @@ pub async fn spawn_filter_config(
     let service = McpService::new(gateway);
     let swap = service.clone();
     let watch = source.files();
-    let mut reloader = aigw_core::planner::Reloader::new(
+    spawn_reloader(aigw_core::planner::Reloader::new(
         watch,
         move |_: &[PathBuf]| load_filter_config(&source, &versions, &crypto, &settings, &upstream),
         move |g| swap.swap(g),
-    );
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(crate::reload::DEFAULT_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            reloader.poll();
-        }
-    });
-    let app = axum::Router::new().fallback_service(service);
+    ));
     tracing::info!(mcp = %mcp.addr, "MCP proxy ready");
     match &mcp.addr {
         crate::server::ListenAddr::Tcp(a) => {
@@ -363,14 +368,7 @@ pub async fn spawn_filter_config(
                         addr: a.to_string(),
                         source,
                     })?;
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("MCP proxy stopped: {e}");
-                }
-            });
+            tokio::spawn(serve(listener, service, shutdown));
         }
         crate::server::ListenAddr::Unix(p) => {
             let _ = std::fs::remove_file(p);
@@ -385,14 +383,7 @@ pub async fn spawn_filter_config(
                 use std::os::unix::fs::PermissionsExt as _;
                 let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o775));
             }
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("MCP proxy stopped: {e}");
-                }
-            });
+            tokio::spawn(serve(listener, service, shutdown));
         }
     }
     Ok(())

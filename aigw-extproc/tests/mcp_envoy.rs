@@ -12,28 +12,12 @@
 
 mod common;
 
-use common::envoy::{Envoy, Proc, envoy_binary, free_port, wait_http_ok};
-use serde_json::{Value, json};
+use common::envoy::{
+    Envoy, Proc, envoy_binary, free_port, mcp_backend, run_mcp_client, wait_http_ok, wait_port,
+};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../aigw-axum/tests/py")
-        .join(name)
-}
-
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "port {port} never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn config(alpha: u16, beta: u16) -> String {
     format!(
@@ -75,20 +59,8 @@ async fn python_sdk_client_through_envoy_and_the_mcp_listener() {
     };
     let python = PathBuf::from(std::env::var_os("AIGW_PYTHON").expect("AIGW_PYTHON"));
     let (alpha, beta) = (free_port(), free_port());
-    let start_backend = |name: &str, port: u16, json: bool| {
-        let mut c = Command::new(&python);
-        c.arg(script("mcp_backend.py"))
-            .arg(name)
-            .arg(port.to_string());
-        if json {
-            c.arg("--json");
-        }
-        let p = Proc(c.stdout(Stdio::null()).spawn().unwrap());
-        wait_port(port);
-        p
-    };
-    let _a = start_backend("alpha", alpha, false);
-    let b = start_backend("beta", beta, true);
+    let _a = mcp_backend(&python, "alpha", alpha, false);
+    let b = mcp_backend(&python, "beta", beta, true);
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("mcp.yaml");
@@ -140,23 +112,7 @@ async fn python_sdk_client_through_envoy_and_the_mcp_listener() {
     let _envoy = Envoy::start(&envoy_bin, &bootstrap, dir.path(), envoy_admin).await;
 
     let url = format!("http://127.0.0.1:{listen}/mcp");
-    let pid = b.0.id().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(script("mcp_client.py"))
-            .arg(url)
-            .arg(pid)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_mcp_client(python, url, b.0.id()).await;
     assert_eq!(v["server"], "aigw");
     assert!(v["tools"].as_array().unwrap().contains(&json!("beta__add")));
     assert!(

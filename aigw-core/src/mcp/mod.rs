@@ -20,7 +20,11 @@
 //!   `elicitation/create`, …) get ids naming their backend, so the client's answer
 //!   finds its way back; notifications are relayed; the GET stream merges every
 //!   backend's, with heartbeat pings and `Last-Event-Id` resumption;
-//! * each backend's `toolSelector` filters both the list and the calls.
+//! * each backend's `toolSelector` filters both the list and the calls;
+//! * clients are authenticated by the route's `apiKeyAuth`, `oauth` (verified JWTs,
+//!   RFC 9728 and the issuer's RFC 8414 metadata) and HTTP `extAuth`; `authorization`
+//!   rules (scopes, claims, tools, CEL over upstream's `request.*`) decide calls and
+//!   filter `tools/list`; `backendSelector` (CEL) picks a session's backends.
 //!
 //! docs/mcp.md has the full description and the differences from upstream.
 

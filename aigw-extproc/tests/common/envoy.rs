@@ -196,3 +196,57 @@ pub async fn start_extproc(config: &Path, extproc: &str, admin: u16, log: Option
     wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
     p
 }
+/// A Python script of `aigw-axum/tests/py` (the MCP servers and clients).
+pub fn py_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../aigw-axum/tests/py")
+        .join(name)
+}
+
+/// Waits until something listens on `127.0.0.1:port` (30 s at most).
+pub fn wait_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts an MCP server built with the official `mcp` Python SDK
+/// (`mcp_backend.py NAME PORT [--json]`) and waits for it.
+pub fn mcp_backend(python: &Path, name: &str, port: u16, json: bool) -> Proc {
+    let mut c = std::process::Command::new(python);
+    c.arg(py_script("mcp_backend.py"))
+        .arg(name)
+        .arg(port.to_string());
+    if json {
+        c.arg("--json");
+    }
+    let p = Proc(c.stdout(Stdio::null()).spawn().unwrap());
+    wait_port(port);
+    p
+}
+
+/// Runs the official `mcp` Python SDK's client script against `url` (killing `kill`
+/// mid-session) and returns what it observed.
+pub async fn run_mcp_client(python: PathBuf, url: String, kill: u32) -> serde_json::Value {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(py_script("mcp_client.py"))
+            .arg(url)
+            .arg(kill.to_string())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
