@@ -176,6 +176,14 @@ impl Builder {
         ));
     }
 
+    /// A rule for one model name (Exact match, listed by `GET /v1/models`) whose
+    /// backendRef sends `upstream_model` instead (`modelNameOverride`).
+    fn model_with_override(&mut self, model: &str, backend: &str, upstream_model: &str) {
+        self.rules.push(format!(
+            "    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: \"{model}\"\n      backendRefs:\n        - name: {backend}\n          modelNameOverride: \"{upstream_model}\"\n      modelsOwnedBy: aigw-simulator\n      timeouts:\n        request: 120s\n"
+        ));
+    }
+
     /// A rule for a list of model names (Exact matches), so `GET /v1/models` lists
     /// them with `owned_by`; other names still route by the pattern rules after it.
     fn models(&mut self, models: &[&str], backend: &str, owned_by: &str) {
@@ -425,6 +433,10 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Option<AutoConfig> {
     Some(b.finish())
 }
 
+/// The simulator mode's Bedrock reranker (Cohere Rerank 3.5 through the Agent Runtime
+/// `Rerank` API, addressed by its ARN).
+pub const SIM_BEDROCK_RERANK: &str = "bedrock/cohere.rerank-v3-5:0";
+
 /// The GCP project of the simulator's Vertex backend.
 pub const SIM_GCP_PROJECT: &str = "sim-project";
 /// The GCP region of the simulator's Vertex backend.
@@ -505,6 +517,12 @@ pub fn simulator(addr: SocketAddr) -> AutoConfig {
     for (backend, models) in SIMULATOR_MODELS {
         b.models(models, backend, "aigw-simulator");
     }
+    // Bedrock's Rerank API takes the model's ARN.
+    b.model_with_override(
+        SIM_BEDROCK_RERANK,
+        "sim-bedrock",
+        &format!("arn:aws:bedrock:{SIM_AWS_REGION}::foundation-model/cohere.rerank-v3-5:0"),
+    );
     b.rule("bedrock/.*", "sim-bedrock");
     // Vertex puts the model in the URL path, so a `vertex/` prefix cannot pass through.
     b.rule("(gemini-.*|imagen-.*|semantic-ranker-.*)", "sim-vertex");
@@ -580,8 +598,7 @@ mod tests {
             let expected = SIMULATOR_MODELS
                 .iter()
                 .find(|(_, ms)| ms.contains(&m.id.as_str()))
-                .unwrap()
-                .0;
+                .map_or("sim-bedrock", |(b, _)| *b);
             assert_eq!(*backend, format!("default/{expected}"), "{}", m.id);
         }
     }

@@ -197,6 +197,8 @@ fn images_rerank_and_tokenize_translated_with_the_official_sdks() {
         "{r}"
     );
     assert_eq!(r["bedrock_rerank"]["units"], 1.0, "{r}");
+    // The id is the Agent Runtime's request id.
+    assert_eq!(r["bedrock_rerank"]["id"].as_str().unwrap().len(), 16, "{r}");
     assert_eq!(
         r["vertex_rerank"]["order"],
         serde_json::json!([1, 2]),

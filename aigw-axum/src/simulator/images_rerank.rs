@@ -215,11 +215,19 @@ pub(crate) async fn bedrock_rerank(State(shared): Sim, req: SimRequest) -> Respo
         Err(resp) => return resp,
     };
     match bedrock_rerank_body(&body) {
-        Ok(out) => stream::json(
-            serde_json::to_vec(&out).unwrap_or_default(),
-            &script,
-            req.reset,
-        ),
+        Ok(out) => {
+            let mut resp = stream::json(
+                serde_json::to_vec(&out).unwrap_or_default(),
+                &script,
+                req.reset,
+            );
+            // AWS answers every call with its request id.
+            let id = format!("{:016x}", fnv(&[&req.body]));
+            if let Ok(v) = http::HeaderValue::from_str(&id) {
+                resp.headers_mut().insert("x-amzn-requestid", v);
+            }
+            resp
+        }
         Err(msg) => errors::bad_request(Provider::Bedrock, &msg),
     }
 }
