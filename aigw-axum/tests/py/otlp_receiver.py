@@ -154,3 +154,21 @@ def serve_http(store, port=0):
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
+
+
+if __name__ == "__main__":
+    # Standalone: `otlp_receiver.py GRPC_PORT HTTP_PORT` serves both until SIGTERM, then
+    # prints how many spans and metric points it received (for the overhead benchmark).
+    import signal
+    import sys
+
+    store = Store()
+    grpc_server, _ = serve_grpc(store, int(sys.argv[1]))
+    http_server, _ = serve_http(store, int(sys.argv[2]))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    with store.lock:
+        print(f"spans={len(store.spans)} metrics={len(store.metrics)}", flush=True)
+    grpc_server.stop(0)

@@ -174,45 +174,27 @@ fn response(endpoint: Endpoint, r: &Value, a: &mut Attrs) {
         a.str("gen_ai.response.model", m);
     }
     let u = r.get("usage").unwrap_or(&Value::Null);
+    for (key, pointer) in usage_fields(endpoint) {
+        positive(a, key, int(u.pointer(pointer)));
+    }
     let mut reasons = Vec::new();
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     match endpoint {
-        Endpoint::Messages => {
-            positive(a, "gen_ai.usage.input_tokens", int(u.get("input_tokens")));
-            positive(a, "gen_ai.usage.output_tokens", int(u.get("output_tokens")));
-            positive(
-                a,
-                "gen_ai.usage.cache_read.input_tokens",
-                int(u.get("cache_read_input_tokens")),
-            );
-            positive(
-                a,
-                "gen_ai.usage.cache_creation.input_tokens",
-                int(u.get("cache_creation_input_tokens")),
-            );
-            if let Some(s) = r
-                .get("stop_reason")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            {
-                reasons.push(s.to_owned());
-            }
-        }
-        Endpoint::Responses => {
-            positive(a, "gen_ai.usage.input_tokens", int(u.get("input_tokens")));
-            positive(a, "gen_ai.usage.output_tokens", int(u.get("output_tokens")));
-            positive(
-                a,
-                "gen_ai.usage.cache_read.input_tokens",
-                int(u.pointer("/input_tokens_details/cached_tokens")),
-            );
-            positive(
-                a,
-                "gen_ai.usage.reasoning.output_tokens",
-                int(u.pointer("/output_tokens_details/reasoning_tokens")),
+        Endpoint::Messages => reasons.extend(text(r.get("stop_reason"))),
+        Endpoint::ChatCompletions => {
+            let choices = r.get("choices").and_then(Value::as_array);
+            reasons.extend(
+                choices
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| text(c.get("finish_reason"))),
             );
         }
         Endpoint::Embeddings => {
-            positive(a, "gen_ai.usage.input_tokens", int(u.get("prompt_tokens")));
             if let Some(n) = r
                 .pointer("/data/0/embedding")
                 .and_then(Value::as_array)
@@ -225,45 +207,45 @@ fn response(endpoint: Endpoint, r: &Value, a: &mut Attrs) {
                 );
             }
         }
-        _ => {
-            positive(a, "gen_ai.usage.input_tokens", int(u.get("prompt_tokens")));
-            positive(
-                a,
-                "gen_ai.usage.output_tokens",
-                int(u.get("completion_tokens")),
-            );
-            if endpoint == Endpoint::ChatCompletions {
-                positive(
-                    a,
-                    "gen_ai.usage.cache_read.input_tokens",
-                    int(u.pointer("/prompt_tokens_details/cached_tokens")),
-                );
-                positive(
-                    a,
-                    "gen_ai.usage.cache_creation.input_tokens",
-                    int(u.pointer("/prompt_tokens_details/cache_creation_tokens")),
-                );
-                positive(
-                    a,
-                    "gen_ai.usage.reasoning.output_tokens",
-                    int(u.pointer("/completion_tokens_details/reasoning_tokens")),
-                );
-            }
-            let choices = r.get("choices").and_then(Value::as_array);
-            for c in choices.into_iter().flatten() {
-                if endpoint == Endpoint::ChatCompletions
-                    && let Some(f) = c
-                        .get("finish_reason")
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty())
-                {
-                    reasons.push(f.to_owned());
-                }
-            }
-        }
+        _ => {}
     }
     if !reasons.is_empty() {
         a.list("gen_ai.response.finish_reasons", reasons);
+    }
+}
+
+/// Where each `gen_ai.usage.*` attribute is in an endpoint's `usage` object.
+fn usage_fields(endpoint: Endpoint) -> &'static [(&'static str, &'static str)] {
+    const INPUT: &str = "gen_ai.usage.input_tokens";
+    const OUTPUT: &str = "gen_ai.usage.output_tokens";
+    const CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
+    const CACHE_CREATION: &str = "gen_ai.usage.cache_creation.input_tokens";
+    const REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
+    match endpoint {
+        Endpoint::Messages => &[
+            (INPUT, "/input_tokens"),
+            (OUTPUT, "/output_tokens"),
+            (CACHE_READ, "/cache_read_input_tokens"),
+            (CACHE_CREATION, "/cache_creation_input_tokens"),
+        ],
+        Endpoint::Responses => &[
+            (INPUT, "/input_tokens"),
+            (OUTPUT, "/output_tokens"),
+            (CACHE_READ, "/input_tokens_details/cached_tokens"),
+            (REASONING, "/output_tokens_details/reasoning_tokens"),
+        ],
+        Endpoint::Embeddings => &[(INPUT, "/prompt_tokens")],
+        Endpoint::ChatCompletions => &[
+            (INPUT, "/prompt_tokens"),
+            (OUTPUT, "/completion_tokens"),
+            (CACHE_READ, "/prompt_tokens_details/cached_tokens"),
+            (
+                CACHE_CREATION,
+                "/prompt_tokens_details/cache_creation_tokens",
+            ),
+            (REASONING, "/completion_tokens_details/reasoning_tokens"),
+        ],
+        _ => &[(INPUT, "/prompt_tokens"), (OUTPUT, "/completion_tokens")],
     }
 }
 

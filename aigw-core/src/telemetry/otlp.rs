@@ -176,8 +176,11 @@ pub(crate) fn http_client(
     target: &OtlpTarget,
     signal: &'static str,
 ) -> Result<opentelemetry_http::hyper::HyperClient<HttpsConnector>, OtlpError> {
+    // The workspace's one provider, named: the process default may be unset (or
+    // ambiguous) where this runs.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
+        .with_provider_and_native_roots(provider)
         .map_err(|e| OtlpError {
             signal,
             reason: format!("loading the system's root certificates: {e}"),
