@@ -364,7 +364,8 @@ async fn redis_loss_fails_open_or_closed_and_recovers() {
         "{body}"
     );
     assert_eq!(tenant_request(&open).await.status(), 200);
-    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // Promptly: the store's call is bounded (50 ms), not the client's timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
     assert!(
         metric(
             admin,

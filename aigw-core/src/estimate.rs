@@ -23,6 +23,7 @@ use crate::api::Endpoint;
 use crate::usage::TokenUsage;
 use bytes::Bytes;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Whether a usage figure came from the provider or from the gateway's estimate.
@@ -167,7 +168,7 @@ impl Counter {
         } else {
             Self::Heuristic
         };
-        if cfg!(feature = "tokenizer") {
+        if cfg!(feature = "tokenizer") && !WARMING.load(Ordering::Relaxed) {
             family
         } else {
             Self::Heuristic
@@ -195,14 +196,21 @@ impl Counter {
     }
 }
 
+/// Set while [`warm_up`] builds the tokenizer tables, cleared when they are ready.
+static WARMING: AtomicBool = AtomicBool::new(false);
+
 /// Builds the tokenizers' tables now (they are built on first use otherwise, which
-/// takes a moment); binaries call it on a spare thread at start.
+/// takes a moment); binaries call it on a spare thread at start. Until it is done,
+/// estimates use the heuristic rather than wait for the tables (a settlement must not
+/// stall, e.g. while the process drains).
 pub fn warm_up() {
+    WARMING.store(true, Ordering::Relaxed);
     #[cfg(feature = "tokenizer")]
     {
         let _ = bpe_openai::o200k_base().count("warm");
         let _ = bpe_openai::cl100k_base().count("warm");
     }
+    WARMING.store(false, Ordering::Relaxed);
 }
 
 /// Tokens in `text` for `model` ([`Counter::for_model`]).
