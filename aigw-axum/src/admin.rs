@@ -78,6 +78,7 @@ impl AdminState {
         // The registry writes OpenMetrics; its `# UNIT` lines are comments to the
         // Prometheus text parser, and its terminating `# EOF` must not end up in the
         // middle of the exposition.
+        #[cfg_attr(not(feature = "mcp"), allow(unused_mut))]
         let mut exported = self.genai.encode();
         #[cfg(feature = "mcp")]
         if let Some(m) = self.mcp.get() {

@@ -15,10 +15,10 @@ use envoy_types::pb::envoy::extensions::filters::http::header_to_metadata::v3::{
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter;
 use prost::Message;
 
-use super::modify::{
+use super::to_any;
+use super::xds::{
     FILTER_METADATA_NAMESPACE, hcms, http_filter, is_internal_listener, set_chain_hcm,
 };
-use super::to_any;
 use crate::{Error, Result};
 
 /// The filter's name (upstream's: one per listener, shared with the MCP backend

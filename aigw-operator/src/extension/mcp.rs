@@ -37,7 +37,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier,
 };
 
-use super::modify::{
+use super::xds::{
     FILTER_METADATA_NAMESPACE, HCM_FILTER, hcms, http_filter, is_internal_listener, seconds,
     set_chain_hcm,
 };

@@ -12,6 +12,7 @@ pub mod inference_pool;
 pub mod mcp;
 pub mod modify;
 pub mod server;
+pub mod xds;
 
 /// Envoy Gateway's extension protocol (`proto/extension/service.proto`), with the xDS
 /// messages taken from `envoy-types`.

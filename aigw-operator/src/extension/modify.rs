@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint::HostIdentifier,
 };
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::{FilterConfig, Route, RouteConfiguration};
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::{
     ExternalProcessor, MetadataOptions, ProcessingMode,
@@ -25,7 +25,7 @@ use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::upstream_codec::v3::UpstreamCodec;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, http_connection_manager::RouteSpecifier, http_filter,
+    HttpFilter, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions,
@@ -34,23 +34,21 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     },
 };
 use envoy_types::pb::google::protobuf::{Any, Duration, Struct, UInt32Value, Value, value};
-use prost::{Message, Name};
+use prost::Message;
 
 use super::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
+use super::xds::{hcms, http_filter, is_internal_listener, seconds, set_chain_hcm};
 use super::{EXTPROC_FILTER, EXTPROC_UDS_CLUSTER, METADATA_NAMESPACE, to_any};
 use super::{header_attributes, inference_pool, mcp};
 use crate::{Error, Result};
 
-/// The dynamic-metadata namespace the ExtProc writes into (upstream's
-/// `AIGatewayFilterMetadataNamespace`).
-pub const FILTER_METADATA_NAMESPACE: &str = "io.envoy.ai_gateway";
+pub use super::xds::FILTER_METADATA_NAMESPACE;
 const BACKEND_NAME_KEY: &str = "per_route_rule_backend_name";
 const UPSTREAM_HOST_KEY: &str = "upstream_host";
 const ROUTE_NAME_KEY: &str = "aigw_route_name";
 /// The annotation the operator puts on the HTTPRoutes it generates.
 pub const GENERATED_ROUTE_ANNOTATION: &str = "ai-gateway-generated";
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-pub(crate) const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 
 /// Filters the AI Gateway ext_proc goes before on the listener (Envoy Gateway's own filter
 /// names), so that it sees the request before other processors, Lua, RBAC, rate limits and
@@ -534,10 +532,6 @@ fn wire_inference_pools(
     Ok(())
 }
 
-pub(crate) fn is_internal_listener(name: &str) -> bool {
-    name.starts_with("envoy-gateway-proxy-stats-") || name.starts_with("envoy-gateway-proxy-ready-")
-}
-
 fn enable_on_ai_routes(rc: &mut RouteConfiguration) -> bool {
     let mut enabled = false;
     let enable = to_any(&FilterConfig {
@@ -613,35 +607,6 @@ fn route_name_from_config_name(name: &str) -> Option<String> {
     (parts.len() >= 3 && parts[0] == "httproute").then(|| format!("{}/{}", parts[1], parts[2]))
 }
 
-/// The listener's HTTP connection managers, decoded, with where each sits.
-pub(crate) fn hcms(listener: &Listener) -> Result<Vec<(usize, usize, HttpConnectionManager)>> {
-    let chains = listener
-        .filter_chains
-        .iter()
-        .chain(listener.default_filter_chain.iter());
-    let mut out = Vec::new();
-    for (ci, chain) in chains.enumerate() {
-        if let Some((fi, hcm)) = chain_hcm(chain)? {
-            out.push((ci, fi, hcm));
-        }
-    }
-    Ok(out)
-}
-
-fn chain_hcm(chain: &FilterChain) -> Result<Option<(usize, HttpConnectionManager)>> {
-    for (i, f) in chain.filters.iter().enumerate() {
-        if f.name != HCM_FILTER {
-            continue;
-        }
-        if let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type {
-            let hcm = HttpConnectionManager::decode(any.value.as_slice())
-                .map_err(|e| Error::Render(format!("HttpConnectionManager: {e}")))?;
-            return Ok(Some((i, hcm)));
-        }
-    }
-    Ok(None)
-}
-
 fn listener_route_configs(listener: &Listener) -> Result<Vec<String>> {
     Ok(hcms(listener)?
         .into_iter()
@@ -652,23 +617,6 @@ fn listener_route_configs(listener: &Listener) -> Result<Vec<String>> {
             _ => None,
         })
         .collect())
-}
-
-pub(crate) fn set_chain_hcm(
-    listener: &mut Listener,
-    chain: usize,
-    filter: usize,
-    hcm: &HttpConnectionManager,
-) {
-    let n = listener.filter_chains.len();
-    let chain = if chain < n {
-        listener.filter_chains.get_mut(chain)
-    } else {
-        listener.default_filter_chain.as_mut()
-    };
-    if let Some(f) = chain.and_then(|c| c.filters.get_mut(filter)) {
-        f.config_type = Some(filter::ConfigType::TypedConfig(to_any(hcm)));
-    }
 }
 
 fn insert_router_level_extproc(listener: &mut Listener) -> Result<()> {
@@ -741,22 +689,6 @@ fn receiving_metadata() -> MetadataOptions {
             typed: vec![],
         }),
         ..Default::default()
-    }
-}
-
-pub(crate) fn http_filter<M: Message + Name>(name: &str, config: &M, disabled: bool) -> HttpFilter {
-    HttpFilter {
-        name: name.into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(to_any(config))),
-        disabled,
-        ..Default::default()
-    }
-}
-
-pub(crate) fn seconds(s: i64) -> Duration {
-    Duration {
-        seconds: s,
-        nanos: 0,
     }
 }
 
