@@ -709,20 +709,31 @@ async fn get_stream_merges_seals_event_ids_and_resumes() {
         .unwrap();
     // Held open: the backend streams are opened only while the client listens.
     let _held = h.svc.clone().oneshot(req).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let sent = h.sent();
-    let resumed: Vec<_> = sent
-        .iter()
-        .filter(|s| s.method == Method::GET)
-        .map(|s| {
-            (
-                s.backend.clone(),
-                s.headers
-                    .get("last-event-id")
-                    .map(|v| v.to_str().unwrap().to_string()),
-            )
-        })
-        .collect();
+    // Polled rather than slept on: the backend streams open on the runtime's schedule,
+    // which a loaded machine delays.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut resumed = Vec::new();
+    loop {
+        resumed.extend(
+            h.sent()
+                .iter()
+                .filter(|s| s.method == Method::GET)
+                .map(|s| {
+                    (
+                        s.backend.clone(),
+                        s.headers
+                            .get("last-event-id")
+                            .map(|v| v.to_str().unwrap().to_string()),
+                    )
+                }),
+        );
+        let found = resumed.contains(&("a".into(), Some("e2".into())))
+            || resumed.contains(&("b".into(), Some("e2".into())));
+        if found || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         resumed.contains(&("a".into(), Some("e2".into())))
             || resumed.contains(&("b".into(), Some("e2".into()))),
