@@ -6,6 +6,7 @@
 use super::apikey::ClientKeys;
 use super::auth::OAuth;
 use super::authz::Authorization;
+use super::backend::{ApiKey, McpBackend};
 use super::extauth::ExtAuth;
 use super::filter::ToolSelector;
 use crate::Secret;
@@ -14,7 +15,7 @@ use crate::config::{
     SecretSource,
 };
 use crate::error::ConfigIssue;
-use crate::routing::{TlsSettings, target};
+use crate::routing::target;
 use http::{HeaderMap, HeaderName};
 use regex::Regex;
 use std::sync::Arc;
@@ -27,53 +28,6 @@ pub(crate) const BACKEND_HEADER: &str = "x-ai-eg-mcp-backend";
 
 /// Envoy Gateway's API group (a `Backend` backendRef).
 const EG_GROUP: &str = "gateway.envoyproxy.io";
-
-/// Where a backend's API key goes.
-#[derive(Debug, Clone)]
-pub(crate) enum ApiKey {
-    /// A header; `Authorization` carries `Bearer <key>`, any other header the key.
-    Header(HeaderName, Secret),
-    /// A query parameter.
-    Query(String, Secret),
-}
-
-/// One MCP server of a route.
-#[derive(Debug, Clone)]
-pub struct McpBackend {
-    pub(crate) name: String,
-    /// `scheme://authority`.
-    pub(crate) origin: String,
-    /// Path (and the API-key query, when configured) of the MCP endpoint.
-    pub(crate) path: String,
-    pub(crate) tls: Option<TlsSettings>,
-    pub(crate) api_key: Option<ApiKey>,
-    /// Client header → backend header.
-    pub(crate) forward: Vec<(HeaderName, HeaderName)>,
-    pub(crate) selector: Option<ToolSelector>,
-    /// Headers on every request (behind Envoy: the backend and route names its MCP
-    /// backend listener routes by).
-    pub(crate) fixed_headers: Vec<(HeaderName, http::HeaderValue)>,
-    /// Sent through Envoy's MCP backend listener (upstream's topology): the
-    /// `x-ai-eg-mcp-metadata-*` headers go along for its access log.
-    pub(crate) via_envoy: bool,
-}
-
-impl McpBackend {
-    /// The backendRef name (the prefix of its tools).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Upstream TLS (a BackendTLSPolicy or the Backend's `tls`), `None` for plain HTTP.
-    pub fn tls(&self) -> Option<&TlsSettings> {
-        self.tls.as_ref()
-    }
-
-    /// The URL requests are sent to (no credential in it).
-    pub fn url(&self) -> String {
-        format!("{}{}", self.origin, self.path)
-    }
-}
 
 #[derive(Debug, Clone)]
 pub(crate) enum HeaderMatch {

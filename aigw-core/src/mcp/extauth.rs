@@ -8,7 +8,7 @@
 //! type). A service that cannot be reached or times out refuses with 403, or lets the
 //! request through with `failOpen`.
 
-use super::config::McpBackend;
+use super::backend::McpBackend;
 use super::upstream::UpstreamBody;
 use bytes::Bytes;
 use futures::StreamExt as _;

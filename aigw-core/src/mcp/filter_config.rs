@@ -6,7 +6,8 @@
 //! done there).
 
 use super::authz::Authorization;
-use super::config::{BACKEND_HEADER, McpBackend, McpRoute, ROUTE_HEADER};
+use super::backend::McpBackend;
+use super::config::{BACKEND_HEADER, McpRoute, ROUTE_HEADER};
 use super::filter::ToolSelector;
 use crate::config::{MCPRouteAuthorization, MCPToolFilter};
 use crate::error::ConfigIssue;

@@ -31,6 +31,7 @@
 mod apikey;
 mod auth;
 mod authz;
+mod backend;
 mod config;
 mod crypto;
 mod extauth;
@@ -47,7 +48,8 @@ mod sse;
 mod upstream;
 mod wire;
 
-pub use config::{McpBackend, McpRoute};
+pub use backend::McpBackend;
+pub use config::McpRoute;
 pub use crypto::{DEFAULT_ITERATIONS, InvalidSealedId, SessionCrypto, derive_key};
 pub use metrics::McpMetrics;
 pub use upstream::{

@@ -2,7 +2,7 @@
 //! to a backend and stream its answer. Each adapter implements it over its own pooled
 //! client, so the core stays free of any HTTP client.
 
-use super::config::McpBackend;
+use super::backend::McpBackend;
 use super::jsonrpc::Message;
 use super::sse::SseParser;
 use bytes::Bytes;

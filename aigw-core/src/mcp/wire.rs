@@ -1,7 +1,7 @@
 //! What both the request handlers and the fan-outs use: MCP's HTTP headers, how one
 //! backend is addressed within a client session, and the gateway's responses.
 
-use super::config::McpBackend;
+use super::backend::McpBackend;
 use super::jsonrpc::Message;
 use super::upstream::{UpstreamBody, UpstreamError};
 use super::{McpBody, McpGateway};
@@ -80,13 +80,13 @@ impl Target {
         let mut uri = b.url();
         let mut builder = http::Request::builder().method(method.clone());
         match &b.api_key {
-            Some(super::config::ApiKey::Query(q, v)) => {
+            Some(super::backend::ApiKey::Query(q, v)) => {
                 uri.push(if uri.contains('?') { '&' } else { '?' });
                 uri.push_str(&form_encode(q));
                 uri.push('=');
                 uri.push_str(&form_encode(v.expose()));
             }
-            Some(super::config::ApiKey::Header(h, v)) => {
+            Some(super::backend::ApiKey::Header(h, v)) => {
                 let value = if h == header::AUTHORIZATION {
                     format!("Bearer {}", v.expose())
                 } else {

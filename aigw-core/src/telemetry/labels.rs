@@ -5,8 +5,8 @@
 //! values (a session id) cannot grow the metric series without bound.
 
 use super::config::HeaderAttributes;
-use crate::exchange::ExchangeRecord;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,7 +25,10 @@ pub fn label_overflows() -> u64 {
 
 /// The bounded metric attributes of a record: the mapped headers' values, each
 /// either already seen, admitted while its attribute has room, or `_OTHER`.
-pub fn metric_labels(mapping: &HeaderAttributes, r: &ExchangeRecord) -> Vec<(String, String)> {
+pub fn metric_labels(
+    mapping: &HeaderAttributes,
+    labels: &[(Arc<str>, String)],
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if mapping.is_empty() {
         return out;
@@ -35,7 +38,7 @@ pub fn metric_labels(mapping: &HeaderAttributes, r: &ExchangeRecord) -> Vec<(Str
     };
     let seen = seen.get_or_insert_with(HashMap::new);
     for (_, attr) in mapping {
-        let Some((_, value)) = r.request_labels.iter().find(|(a, _)| a.as_ref() == attr) else {
+        let Some((_, value)) = labels.iter().find(|(a, _)| a.as_ref() == attr) else {
             continue;
         };
         let values = seen.entry(attr.clone()).or_default();
@@ -61,6 +64,7 @@ pub fn metric_labels(mapping: &HeaderAttributes, r: &ExchangeRecord) -> Vec<(Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::ExchangeRecord;
     use std::sync::Arc;
 
     #[test]
@@ -75,7 +79,7 @@ mod tests {
                 request_labels: vec![(Arc::from("guard.test"), format!("v{i}"))],
                 ..Default::default()
             };
-            let l = metric_labels(&mapping, &r);
+            let l = metric_labels(&mapping, &r.request_labels);
             let want = if i < MAX_VALUES_PER_ATTRIBUTE {
                 format!("v{i}")
             } else {
@@ -89,6 +93,6 @@ mod tests {
             request_labels: vec![(Arc::from("guard.test"), "v3".to_owned())],
             ..Default::default()
         };
-        assert_eq!(metric_labels(&mapping, &r)[0].1, "v3");
+        assert_eq!(metric_labels(&mapping, &r.request_labels)[0].1, "v3");
     }
 }

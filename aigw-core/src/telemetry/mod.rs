@@ -18,9 +18,8 @@ pub mod config;
 mod fold;
 mod genai;
 pub mod labels;
+pub mod measure;
 pub mod memory;
-#[cfg(feature = "otlp")]
-mod metrics;
 pub mod openinference;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -118,7 +117,7 @@ impl Exporters {
     }
 
     /// Where the GenAI metrics go besides Prometheus (OTLP), if anywhere.
-    pub fn metrics_observer(&self) -> Option<Arc<dyn crate::metrics::MetricsObserver>> {
+    pub fn metrics_observer(&self) -> Option<Arc<dyn measure::MetricsObserver>> {
         #[cfg(feature = "otlp")]
         {
             self.pipeline.as_ref().and_then(otlp::Pipeline::metrics)

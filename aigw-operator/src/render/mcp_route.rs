@@ -13,8 +13,7 @@ use aigw_core::config::{Config, MCPBackendAPIKey, MCPRouteBackendRef, MCPRouteSp
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-/// Prefix of every generated MCP object.
-pub const PREFIX: &str = "ai-eg-mcp-";
+pub use super::mcp_names::{DEFAULT_PATH, PREFIX};
 /// Prefix of the main HTTPRoute.
 pub const MAIN_ROUTE_PREFIX: &str = "ai-eg-mcp-main-";
 /// Prefix of the per-backendRef HTTPRoutes.
@@ -34,8 +33,6 @@ pub const PROXY_DUMMY_IP: &str = "192.0.2.42";
 pub const ROUTE_HEADER: &str = "x-ai-eg-mcp-route";
 /// Which backend the proxy sends a request to.
 pub const BACKEND_HEADER: &str = "x-ai-eg-mcp-backend";
-/// The path MCP is served on when the route sets none.
-pub const DEFAULT_PATH: &str = "/mcp";
 /// Request and backend-request timeout of the generated rules (long-lived sessions).
 const TIMEOUT: &str = "30m";
 /// Envoy Gateway's key for an injected credential (`InjectedCredentialKey`).

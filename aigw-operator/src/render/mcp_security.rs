@@ -13,7 +13,7 @@ use aigw_core::config::{MCPRouteOAuth, MCPRouteSpec, Resource};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::mcp_route::{DEFAULT_PATH, PREFIX};
+use super::mcp_names::{DEFAULT_PATH, PREFIX};
 
 const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
 const AUTH_SERVER_PATH: &str = "/.well-known/oauth-authorization-server";

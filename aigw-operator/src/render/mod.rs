@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod http_route;
+pub mod mcp_names;
 pub mod mcp_route;
 pub mod mcp_security;
 

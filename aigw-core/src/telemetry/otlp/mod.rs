@@ -10,6 +10,8 @@
 //! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` every `OTEL_BSP_SCHEDULE_DELAY` within
 //! `OTEL_BSP_EXPORT_TIMEOUT`.
 
+mod metrics;
+
 use super::attr::{AttrValue, Attrs, SpanKind, SpanStatus};
 use super::config::{OtlpTarget, Protocol, SemConv, TelemetryConfig};
 use super::{LiveSpan, SpanContext, SpanEnd, SpanSink, SpanStart, Telemetry};
@@ -61,7 +63,7 @@ pub struct OtlpError {
 pub struct Pipeline {
     telemetry: Telemetry,
     traces: Option<(SdkTracerProvider, mpsc::Sender<Command>)>,
-    metrics: Option<super::metrics::OtlpMetrics>,
+    metrics: Option<metrics::OtlpMetrics>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -95,9 +97,7 @@ impl Pipeline {
             None => (Telemetry::new(config, None), None),
         };
         let metrics = match &config.metrics {
-            Some(target) => Some(super::metrics::OtlpMetrics::start(
-                config, target, resource,
-            )?),
+            Some(target) => Some(metrics::OtlpMetrics::start(config, target, resource)?),
             None => None,
         };
         Ok(Self {
@@ -113,10 +113,10 @@ impl Pipeline {
     }
 
     /// The OTLP mirror of the GenAI metrics, when metrics are exported over OTLP.
-    pub fn metrics(&self) -> Option<Arc<dyn crate::metrics::MetricsObserver>> {
+    pub fn metrics(&self) -> Option<Arc<dyn crate::telemetry::measure::MetricsObserver>> {
         self.metrics
             .as_ref()
-            .map(|m| Arc::new(m.clone()) as Arc<dyn crate::metrics::MetricsObserver>)
+            .map(|m| Arc::new(m.clone()) as Arc<dyn crate::telemetry::measure::MetricsObserver>)
     }
 
     /// Exports what is queued and stops the exporters.

@@ -2,9 +2,9 @@
 //! ([`crate::metrics::GenAiMetrics`]), with the upstream's instrument names, units,
 //! bucket boundaries and attribute names, pushed every `OTEL_METRIC_EXPORT_INTERVAL`.
 
-use super::config::{OtlpTarget, Protocol, TelemetryConfig};
-use super::otlp::{OtlpError, SCOPE, headers, metadata};
-use crate::metrics::{
+use super::{OtlpError, SCOPE, headers, metadata};
+use crate::telemetry::config::{OtlpTarget, Protocol, TelemetryConfig};
+use crate::telemetry::measure::{
     Measurements, MetricsObserver, REQUEST_DURATION_BUCKETS, TIME_PER_OUTPUT_TOKEN_BUCKETS,
     TIME_TO_FIRST_TOKEN_BUCKETS, TOKEN_TYPES, TOKEN_USAGE_BUCKETS,
 };
@@ -24,7 +24,7 @@ pub(crate) struct OtlpMetrics {
     duration: Histogram<f64>,
     ttft: Histogram<f64>,
     tpot: Histogram<f64>,
-    header_labels: Arc<super::config::HeaderAttributes>,
+    header_labels: Arc<crate::telemetry::config::HeaderAttributes>,
 }
 
 impl OtlpMetrics {
@@ -42,7 +42,7 @@ impl OtlpMetrics {
                 .build(),
             Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
-                .with_http_client(super::otlp::http_client(target, "metrics")?)
+                .with_http_client(super::http_client(target, "metrics")?)
                 .with_endpoint(target.endpoint.clone())
                 .with_timeout(target.timeout)
                 .with_headers(headers(target))
@@ -114,7 +114,9 @@ impl MetricsObserver for OtlpMetrics {
         if m.failed {
             attrs.push(KeyValue::new("error.type", "_OTHER"));
         }
-        for (attr, value) in super::labels::metric_labels(&self.header_labels, m.record) {
+        for (attr, value) in
+            crate::telemetry::labels::metric_labels(&self.header_labels, m.request_labels)
+        {
             attrs.push(KeyValue::new(attr, value));
         }
         if let Some(d) = m.duration {
