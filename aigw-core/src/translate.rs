@@ -17,6 +17,18 @@ pub struct HeaderMutation {
 }
 
 impl HeaderMutation {
+    /// The response headers of a body the translator rewrites as JSON: the content type
+    /// becomes `application/json` and the upstream's length no longer holds.
+    pub fn json_body() -> Self {
+        let mut m = Self::default();
+        m.set(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        m.remove(http::header::CONTENT_LENGTH);
+        m
+    }
+
     /// Whether the mutation changes nothing.
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.remove.is_empty()

@@ -16,7 +16,7 @@ use aigw_core::{
 };
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 /// Which request shape CountTokens gets.
@@ -122,13 +122,7 @@ impl Translator for CountTokensTranslator {
         _status: StatusCode,
         _headers: &HeaderMap,
     ) -> Result<HeaderMutation> {
-        let mut m = HeaderMutation::default();
-        m.set(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        m.remove(header::CONTENT_LENGTH);
-        Ok(m)
+        Ok(HeaderMutation::json_body())
     }
 
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {

@@ -14,7 +14,7 @@ use aigw_core::{
     Result, TokenUsage, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -167,13 +167,7 @@ impl Translator for EmbeddingsTranslator {
                 ..TokenUsage::default()
             };
         }
-        let mut m = HeaderMutation::default();
-        m.set(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        m.remove(header::CONTENT_LENGTH);
-        Ok(m)
+        Ok(HeaderMutation::json_body())
     }
 
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {

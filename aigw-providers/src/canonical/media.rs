@@ -11,7 +11,7 @@ use aigw_core::{
 };
 use aigw_core::{DroppedField, Error};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -70,13 +70,7 @@ impl<C: JsonCodec> Translator for Buffered<C> {
         headers: &HeaderMap,
     ) -> Result<HeaderMutation> {
         self.headers = headers.clone();
-        let mut m = HeaderMutation::default();
-        m.set(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        m.remove(header::CONTENT_LENGTH);
-        Ok(m)
+        Ok(HeaderMutation::json_body())
     }
 
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {

@@ -12,7 +12,7 @@ use aigw_core::{
     Result, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 /// Anthropic count_tokens → Gemini countTokens.
@@ -59,13 +59,7 @@ impl Translator for CountTokensTranslator {
         _status: StatusCode,
         _headers: &HeaderMap,
     ) -> Result<HeaderMutation> {
-        let mut m = HeaderMutation::default();
-        m.set(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        m.remove(header::CONTENT_LENGTH);
-        Ok(m)
+        Ok(HeaderMutation::json_body())
     }
 
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {

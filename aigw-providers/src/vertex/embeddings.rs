@@ -13,7 +13,7 @@ use aigw_core::{
     Result, TokenUsage, Translator, UpstreamRequest,
 };
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -170,13 +170,7 @@ impl Translator for EmbeddingsTranslator {
         _status: StatusCode,
         _headers: &HeaderMap,
     ) -> Result<HeaderMutation> {
-        let mut m = HeaderMutation::default();
-        m.set(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        m.remove(header::CONTENT_LENGTH);
-        Ok(m)
+        Ok(HeaderMutation::json_body())
     }
 
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
