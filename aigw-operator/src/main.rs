@@ -70,6 +70,17 @@ struct RunArgs {
     /// Image of the injected aigw-extproc sidecar when no GatewayConfig names one.
     #[arg(long, default_value = "aigw-extproc:0.1.0")]
     extproc_image: String,
+    /// Secret in the Envoy pods' namespace holding the MCP session-encryption seed (key
+    /// `seed`) and, during a rotation, the previous one (key `fallbackSeed`): every
+    /// sidecar reads them as environment variables, so MCP sessions continue across
+    /// Envoy replicas and restarts (upstream's `--mcpSessionEncryptionSeed` /
+    /// `--mcpFallbackSessionEncryptionSeed`, kept out of pod specs); empty for none.
+    #[arg(long, default_value = aigw_operator::sidecar::DEFAULT_MCP_SESSION_SECRET)]
+    mcp_session_secret: String,
+    /// PBKDF2 iterations the sidecars derive the MCP session key with (upstream's
+    /// `--mcpSessionEncryptionIterations`; the sidecar's default is 100000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    mcp_session_iterations: Option<u32>,
     /// Serve the Envoy Gateway Extension Server (gRPC, PostTranslateModify) on this address.
     #[arg(long, default_value = "0.0.0.0:1063")]
     extension_server_addr: std::net::SocketAddr,
@@ -135,8 +146,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let metrics = Metrics::default();
     let server = tokio::spawn(serve_metrics(args.metrics_addr, metrics.clone()));
     let options = aigw_operator::render::Options {
-        root_prefix: args.root_prefix,
-        config_namespace: Some(args.config_namespace).filter(|n| !n.is_empty()),
+        root_prefix: args.root_prefix.clone(),
+        config_namespace: Some(args.config_namespace.clone()).filter(|n| !n.is_empty()),
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), options, metrics));
@@ -147,7 +158,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 addr,
                 &args.webhook_cert,
                 &args.webhook_key,
-                &args.extproc_image,
+                sidecar_options(&args),
                 client.clone(),
             )
             .await?,
@@ -221,14 +232,26 @@ async fn start_extension_server(
     }))
 }
 
+fn sidecar_options(args: &RunArgs) -> aigw_operator::sidecar::SidecarOptions {
+    use aigw_operator::sidecar::{McpSession, SidecarOptions};
+    SidecarOptions {
+        image: args.extproc_image.clone(),
+        mcp_session: McpSession {
+            secret: Some(args.mcp_session_secret.clone()).filter(|s| !s.is_empty()),
+            iterations: args.mcp_session_iterations,
+        },
+        ..SidecarOptions::default()
+    }
+}
+
 async fn start_webhook(
     addr: std::net::SocketAddr,
     cert: &std::path::Path,
     key: &std::path::Path,
-    image: &str,
+    options: aigw_operator::sidecar::SidecarOptions,
     client: kube::Client,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    use aigw_operator::{controller, sidecar::SidecarOptions, webhook};
+    use aigw_operator::{controller, webhook};
     use std::sync::Arc;
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let tls = webhook::tls_config(&read(cert)?, &read(key)?)?;
@@ -239,10 +262,6 @@ async fn start_webhook(
             controller::accept::load_accepting(docs).0
         })
     });
-    let options = SidecarOptions {
-        image: image.to_string(),
-        ..SidecarOptions::default()
-    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("webhook {addr}: {e}"))?;

@@ -31,6 +31,18 @@ pub const CONFIG_VOLUME: &str = "ai-gateway-config";
 pub const TOKEN_VOLUME: &str = "aigw-sa-token";
 /// The environment variable naming the AWS web-identity token file.
 pub const AWS_TOKEN_ENV: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+/// The sidecar's environment variable with the MCP session-encryption seed
+/// (`aigw-extproc --mcp-session-seed`).
+pub const MCP_SEED_ENV: &str = "AIGW_MCP_SESSION_SEED";
+/// The sidecar's environment variable with the previous seed, still accepted during a
+/// rotation (`aigw-extproc --mcp-fallback-session-seed`).
+pub const MCP_FALLBACK_SEED_ENV: &str = "AIGW_MCP_FALLBACK_SESSION_SEED";
+/// Key of the seed in the MCP session Secret (upstream's
+/// `controller.mcp.sessionEncryption.seed`).
+pub const MCP_SEED_KEY: &str = "seed";
+/// Key of the fallback seed in the MCP session Secret (upstream's
+/// `controller.mcp.sessionEncryption.fallback.seed`).
+pub const MCP_FALLBACK_SEED_KEY: &str = "fallbackSeed";
 /// Label Envoy Gateway puts on a proxy pod: the Gateway's name.
 pub const OWNING_GATEWAY_NAME: &str = "gateway.envoyproxy.io/owning-gateway-name";
 /// Label Envoy Gateway puts on a proxy pod: the Gateway's namespace.
@@ -51,6 +63,26 @@ pub struct SidecarOptions {
     pub token_audience: String,
     /// The projected token's lifetime; the kubelet rotates it at 80 %.
     pub token_expiration_seconds: u32,
+    /// The MCP session-encryption settings of every sidecar.
+    pub mcp_session: McpSession,
+}
+
+/// Where the sidecars' MCP session-encryption seed comes from: upstream's controller
+/// passes `-mcpSessionEncryptionSeed` (and the fallback seed) to every ExtProc on its
+/// command line; here the seeds stay in a Secret of the proxy pods' namespace and reach
+/// the sidecar as environment variables (`secretKeyRef`), so they appear in no pod spec,
+/// command line or log. Every replica gets the same seed, so an MCP session opened
+/// through one Envoy pod continues through any other and survives restarts.
+#[derive(Debug, Clone, Default)]
+pub struct McpSession {
+    /// The Secret (in the pod's namespace) with the keys [`MCP_SEED_KEY`] and, during a
+    /// rotation, [`MCP_FALLBACK_SEED_KEY`]. Both are optional references: without the
+    /// Secret the sidecar seals sessions with a random key and says so in its log.
+    /// `None`: no seed is injected.
+    pub secret: Option<String>,
+    /// PBKDF2 iterations deriving the key from the seeds (`--mcp-session-iterations`);
+    /// `None` keeps the sidecar's default (upstream's 100000).
+    pub iterations: Option<u32>,
 }
 
 impl Default for SidecarOptions {
@@ -62,9 +94,16 @@ impl Default for SidecarOptions {
             token_dir: "/var/run/secrets/aigw/serviceaccount".into(),
             token_audience: "sts.amazonaws.com".into(),
             token_expiration_seconds: 3600,
+            mcp_session: McpSession {
+                secret: Some(DEFAULT_MCP_SESSION_SECRET.into()),
+                iterations: None,
+            },
         }
     }
 }
+
+/// The MCP session Secret the sidecars read unless told otherwise.
+pub const DEFAULT_MCP_SESSION_SECRET: &str = "aigw-mcp-session";
 
 fn uds_dir(opts: &SidecarOptions) -> &str {
     opts.uds_path
@@ -235,12 +274,35 @@ fn container(gc: Option<&GatewayConfigSpec>, opts: &SidecarOptions) -> Value {
     if !env.iter().any(|e| e["name"] == AWS_TOKEN_ENV) {
         env.push(json!({ "name": AWS_TOKEN_ENV, "value": format!("{}/token", opts.token_dir) }));
     }
+    mcp_session_env(&mut env, &opts.mcp_session);
     c["env"] = Value::Array(env);
+    if let (Some(n), Some(args)) = (opts.mcp_session.iterations, c["args"].as_array_mut()) {
+        args.extend([json!("--mcp-session-iterations"), json!(n.to_string())]);
+    }
     if let Some(r) = k.and_then(|k| k.resources.as_ref()) {
         c["resources"] = serde_json::to_value(r).unwrap_or_default();
     }
     strip_empty(&mut c);
     c
+}
+
+/// The seeds as references into the MCP session Secret (never their values: the
+/// operator does not read them). A GatewayConfig that sets either variable itself wins.
+fn mcp_session_env(env: &mut Vec<Value>, session: &McpSession) {
+    let Some(secret) = session.secret.as_deref().filter(|s| !s.is_empty()) else {
+        return;
+    };
+    for (name, key) in [
+        (MCP_SEED_ENV, MCP_SEED_KEY),
+        (MCP_FALLBACK_SEED_ENV, MCP_FALLBACK_SEED_KEY),
+    ] {
+        if env.iter().any(|e| e["name"] == name) {
+            continue;
+        }
+        env.push(json!({ "name": name, "valueFrom": { "secretKeyRef": {
+            "name": secret, "key": key, "optional": true,
+        } } }));
+    }
 }
 
 fn strip_empty(v: &mut Value) {

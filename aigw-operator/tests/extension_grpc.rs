@@ -55,6 +55,8 @@ async fn api(mut handle: MockHandle, down: bool) {
                     "spec": { "rules": [{ "backendRefs": [{ "name": "envoy-ai-gateway-basic-testupstream", "priority": 0 }] }] },
                 }),
             )
+        } else if let Some(obj) = forward_proxy_objects(&path) {
+            respond(StatusCode::OK, &obj)
         } else {
             respond(
                 StatusCode::NOT_FOUND,
@@ -63,6 +65,45 @@ async fn api(mut handle: MockHandle, down: bool) {
         };
         send.send_response(response);
     }
+}
+
+/// An AIGatewayRoute whose Gateway's GatewayConfig sets a forward proxy (and a second
+/// parent without a GatewayConfig, which changes nothing).
+fn forward_proxy_objects(path: &str) -> Option<Value> {
+    const BASE: &str = "/apis/aigateway.envoyproxy.io/v1beta1/namespaces/default";
+    const GW: &str = "/apis/gateway.networking.k8s.io/v1/namespaces";
+    let obj = if path == format!("{BASE}/aigatewayroutes/egress") {
+        json!({
+            "apiVersion": "aigateway.envoyproxy.io/v1beta1", "kind": "AIGatewayRoute",
+            "metadata": { "name": "egress", "namespace": "default" },
+            "spec": {
+                "parentRefs": [{ "name": "plain-gw", "namespace": "edge" }, { "name": "proxied-gw" }],
+                "rules": [{ "backendRefs": [{ "name": "openai" }] }],
+            },
+        })
+    } else if path == format!("{GW}/default/gateways/proxied-gw") {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": { "name": "proxied-gw", "namespace": "default",
+                          "annotations": { "aigateway.envoyproxy.io/gateway-config": "egress-config" } },
+            "spec": { "gatewayClassName": "eg", "listeners": [] },
+        })
+    } else if path == format!("{GW}/edge/gateways/plain-gw") {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": { "name": "plain-gw", "namespace": "edge" },
+            "spec": { "gatewayClassName": "eg", "listeners": [] },
+        })
+    } else if path == format!("{BASE}/gatewayconfigs/egress-config") {
+        json!({
+            "apiVersion": "aigateway.envoyproxy.io/v1beta1", "kind": "GatewayConfig",
+            "metadata": { "name": "egress-config", "namespace": "default" },
+            "spec": { "forwardProxy": { "address": "proxy.corp.internal:3128" } },
+        })
+    } else {
+        return None;
+    };
+    Some(obj)
 }
 
 async fn server(down: bool) -> EnvoyGatewayExtensionClient<tonic::transport::Channel> {
@@ -209,4 +250,37 @@ async fn post_cluster_modify_turns_a_pool_cluster_original_dst() {
         client.post_cluster_modify(two).await.unwrap_err().code(),
         tonic::Code::InvalidArgument
     );
+}
+
+/// The GatewayConfig of a route's Gateway sets a forward proxy: that route's clusters are
+/// wrapped in the `http_11_proxy` transport socket; other routes' are not.
+#[tokio::test]
+async fn a_gateway_configs_forward_proxy_wraps_its_routes_clusters() {
+    use aigw_operator::extension::forward_proxy;
+    use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+    let mut client = server(false).await;
+    let req = PostTranslateModifyRequest {
+        clusters: vec![
+            cluster("httproute/default/egress/rule/0"),
+            cluster("httproute/default/envoy-ai-gateway-basic/rule/0"),
+        ],
+        ..Default::default()
+    };
+    let resp = client
+        .post_translate_modify(req)
+        .await
+        .unwrap()
+        .into_inner();
+    let ts = resp.clusters[0].transport_socket.as_ref().unwrap();
+    assert_eq!(ts.name, forward_proxy::TRANSPORT_SOCKET);
+    let Some(address::Address::SocketAddress(sa)) = forward_proxy::proxy_of(ts).unwrap().address
+    else {
+        panic!("no socket address")
+    };
+    assert_eq!(sa.address, "proxy.corp.internal");
+    assert_eq!(
+        sa.port_specifier,
+        Some(socket_address::PortSpecifier::PortValue(3128))
+    );
+    assert!(resp.clusters[1].transport_socket.is_none());
 }

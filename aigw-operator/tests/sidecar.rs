@@ -223,3 +223,68 @@ async fn the_webhook_answers_over_tls() {
     assert!(!decoded_patch(&review).is_empty());
     server.abort();
 }
+
+/// The MCP session seeds reach the sidecar as references into the Secret (never their
+/// values), the iterations as a flag; a GatewayConfig that sets the seed itself wins,
+/// and without a Secret configured nothing is injected.
+#[test]
+fn mcp_session_seeds_come_from_the_secret() {
+    use aigw_operator::sidecar::McpSession;
+    let m = manifests("basic__basic.yaml");
+    let pod = envoy_pod("envoy-ai-gateway-basic", "default");
+    let container = |opts: &SidecarOptions| {
+        sidecar::patch(&pod, &m, opts)
+            .iter()
+            .find(|o| o["path"] == "/spec/initContainers")
+            .unwrap()["value"][0]
+            .clone()
+    };
+    let opts = SidecarOptions {
+        mcp_session: McpSession {
+            secret: Some("mcp-seeds".into()),
+            iterations: Some(250_000),
+        },
+        ..SidecarOptions::default()
+    };
+    let c = container(&opts);
+    let env = c["env"].as_array().unwrap();
+    let var = |name: &str| env.iter().find(|e| e["name"] == name).cloned();
+    assert_eq!(
+        var(sidecar::MCP_SEED_ENV).unwrap()["valueFrom"],
+        json!({ "secretKeyRef": { "name": "mcp-seeds", "key": "seed", "optional": true } })
+    );
+    assert_eq!(
+        var(sidecar::MCP_FALLBACK_SEED_ENV).unwrap()["valueFrom"],
+        json!({ "secretKeyRef": { "name": "mcp-seeds", "key": "fallbackSeed", "optional": true } })
+    );
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--mcp-session-iterations", "250000"]),
+        "{args:?}"
+    );
+    assert!(!args.iter().any(|a| a.contains("seed")), "{args:?}");
+    assert!(
+        env.iter()
+            .all(|e| e.get("value").is_none() || !e["name"].as_str().unwrap().contains("SEED"))
+    );
+
+    // None configured: no seed variables, no flag.
+    let none = container(&SidecarOptions {
+        mcp_session: McpSession::default(),
+        ..SidecarOptions::default()
+    });
+    assert!(
+        !none["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"].as_str().unwrap().contains("SEED"))
+    );
+    assert!(!none["args"].to_string().contains("iterations"));
+}

@@ -7,8 +7,10 @@
 //!   it refers to.
 //! * [`server`]: the tonic service that looks those routes up and calls [`modify`].
 
+pub mod forward_proxy;
 pub mod header_attributes;
 pub mod inference_pool;
+pub mod local_reply;
 pub mod mcp;
 pub mod modify;
 pub mod server;

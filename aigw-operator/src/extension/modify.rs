@@ -39,7 +39,7 @@ use prost::Message;
 use super::proto::{PostTranslateModifyRequest, PostTranslateModifyResponse};
 use super::xds::{hcms, http_filter, is_internal_listener, seconds, set_chain_hcm};
 use super::{EXTPROC_FILTER, EXTPROC_UDS_CLUSTER, METADATA_NAMESPACE, to_any};
-use super::{header_attributes, inference_pool, mcp};
+use super::{forward_proxy, header_attributes, inference_pool, local_reply, mcp};
 use crate::{Error, Result};
 
 pub use super::xds::FILTER_METADATA_NAMESPACE;
@@ -85,6 +85,10 @@ pub struct RouteRule {
     /// `streamIdleTimeout`: the route's per-try idle timeout, so that a backend that goes
     /// silent is reset and the retry policy falls over to the next one.
     pub stream_idle_timeout: Option<std::time::Duration>,
+    /// `forwardProxy.address` of the GatewayConfig of the route's Gateway (the same for
+    /// every rule of a route): the rule's clusters tunnel through it
+    /// ([`forward_proxy`](super::forward_proxy)).
+    pub forward_proxy: Option<String>,
 }
 
 /// An AIGatewayRoute's rules.
@@ -214,10 +218,11 @@ fn modify_cluster(cluster: &mut Cluster, routes: &Routes) -> Result<()> {
         tracing::debug!(cluster = %cluster.name, "not an AIGatewayRoute's cluster");
         return Ok(());
     };
-    let Some(refs) = rules.get(name.rule).map(|r| &r.backends) else {
+    let Some(rule) = rules.get(name.rule) else {
         tracing::warn!(cluster = %cluster.name, "rule index out of range of the AIGatewayRoute");
         return Ok(());
     };
+    let refs = &rule.backends;
     if name.backend.is_some_and(|b| b >= refs.len()) {
         tracing::warn!(cluster = %cluster.name, "backend index out of range of the AIGatewayRoute rule");
         return Ok(());
@@ -260,6 +265,12 @@ fn modify_cluster(cluster: &mut Cluster, routes: &Routes) -> Result<()> {
                 stamp_locality(locality, r, backend_name(i));
             }
         }
+    }
+    // A pool's endpoints are pods in the cluster: never through the forward proxy.
+    if let Some(addr) = rule.forward_proxy.as_deref().filter(|_| !pool) {
+        let proxy = forward_proxy::parse_address(addr)
+            .map_err(|e| Error::Render(format!("cluster {}: {e}", cluster.name)))?;
+        forward_proxy::wrap_cluster(cluster, &proxy);
     }
     insert_upstream_filters(cluster)
 }
@@ -517,7 +528,9 @@ fn wire_inference_pools(
                 .filter(|p| !hcm.http_filters.iter().any(|f| f.name == p.filter_name()))
                 .map(|p| http_filter(&p.filter_name(), &inference_pool::picker_filter(p), false))
                 .collect();
-            if missing.is_empty() {
+            let replies = hcm.local_reply_config.clone();
+            local_reply::insert(&mut hcm);
+            if missing.is_empty() && replies == hcm.local_reply_config {
                 continue;
             }
             // Before the router, the last filter.
@@ -659,6 +672,7 @@ fn insert_router_level_extproc(listener: &mut Listener) -> Result<()> {
             .map(|i| i + 1);
         let at = after_buffer.filter(|&b| b > at).unwrap_or(at);
         hcm.http_filters.insert(at, filter);
+        local_reply::insert(&mut hcm);
         hcm.scheme_header_transformation = Some(SchemeHeaderTransformation {
             match_upstream: true,
             ..Default::default()

@@ -42,31 +42,138 @@ impl ExtensionServer {
     }
 
     async fn lookup(&self, keys: Vec<(String, String)>) -> Result<Routes, Status> {
-        let ar = ApiResource {
-            group: "aigateway.envoyproxy.io".into(),
-            version: "v1beta1".into(),
-            api_version: "aigateway.envoyproxy.io/v1beta1".into(),
-            kind: "AIGatewayRoute".into(),
-            plural: "aigatewayroutes".into(),
-        };
         let mut routes = Routes::new();
         for (ns, name) in keys {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &ar);
-            match api.get_opt(&name).await {
-                Ok(Some(obj)) => {
-                    routes.insert((ns, name), rules_of(&obj.data));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(Status::unavailable(format!(
-                        "get AIGatewayRoute {ns}/{name}: {e}"
-                    )));
-                }
+            let Some(obj) = self.get(&AI_GATEWAY_ROUTE, &ns, &name).await? else {
+                continue;
+            };
+            let mut rules = rules_of(&obj.data);
+            let proxy = self.forward_proxy(&obj.data, &ns, &name).await?;
+            for r in &mut rules {
+                r.forward_proxy.clone_from(&proxy);
             }
+            routes.insert((ns, name), rules);
         }
         Ok(routes)
     }
+
+    /// An object, `None` when it does not exist; an API failure is `UNAVAILABLE` (Envoy
+    /// Gateway then keeps its last good xDS).
+    async fn get(
+        &self,
+        kind: &Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, Status> {
+        let ar = kind.resource();
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+        api.get_opt(name)
+            .await
+            .map_err(|e| Status::unavailable(format!("get {} {ns}/{name}: {e}", kind.kind)))
+    }
+
+    /// `forwardProxy.address` of the GatewayConfig of the route's Gateways (upstream's
+    /// `resolveForwardProxyAddr`): the first one set wins; a different one on another
+    /// parent is logged and not used.
+    async fn forward_proxy(
+        &self,
+        route: &serde_json::Value,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<String>, Status> {
+        let parents = route
+            .pointer("/spec/parentRefs")
+            .and_then(|p| p.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut resolved: Option<String> = None;
+        for p in &parents {
+            if p.get("kind")
+                .and_then(|k| k.as_str())
+                .is_some_and(|k| k != "Gateway")
+            {
+                continue;
+            }
+            let Some(gw_name) = p.get("name").and_then(|n| n.as_str()) else {
+                continue;
+            };
+            let gw_ns = p.get("namespace").and_then(|n| n.as_str()).unwrap_or(ns);
+            let Some(gw) = self.get(&GATEWAY, gw_ns, gw_name).await? else {
+                continue;
+            };
+            let Some(config) = gw
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(aigw_core::config::GATEWAY_CONFIG_ANNOTATION))
+                .filter(|c| !c.is_empty())
+            else {
+                continue;
+            };
+            let Some(gc) = self.get(&GATEWAY_CONFIG, gw_ns, config).await? else {
+                continue;
+            };
+            let Some(addr) = gc
+                .data
+                .pointer("/spec/forwardProxy/address")
+                .and_then(|a| a.as_str())
+                .filter(|a| !a.is_empty())
+            else {
+                continue;
+            };
+            match &resolved {
+                None => resolved = Some(addr.to_owned()),
+                Some(first) if first != addr => tracing::warn!(
+                    route = %format!("{ns}/{name}"),
+                    using = %first,
+                    ignored = %addr,
+                    "the route's Gateways configure different forward proxies; using the first"
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(resolved)
+    }
 }
+
+/// A kind the server reads.
+struct Kind {
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+}
+
+impl Kind {
+    fn resource(&self) -> ApiResource {
+        ApiResource {
+            group: self.group.into(),
+            version: self.version.into(),
+            api_version: format!("{}/{}", self.group, self.version),
+            kind: self.kind.into(),
+            plural: self.plural.into(),
+        }
+    }
+}
+
+const AI_GATEWAY_ROUTE: Kind = Kind {
+    group: "aigateway.envoyproxy.io",
+    version: "v1beta1",
+    kind: "AIGatewayRoute",
+    plural: "aigatewayroutes",
+};
+const GATEWAY: Kind = Kind {
+    group: "gateway.networking.k8s.io",
+    version: "v1",
+    kind: "Gateway",
+    plural: "gateways",
+};
+const GATEWAY_CONFIG: Kind = Kind {
+    group: "aigateway.envoyproxy.io",
+    version: "v1beta1",
+    kind: "GatewayConfig",
+    plural: "gatewayconfigs",
+};
 
 /// The backendRefs and stream idle timeout of each rule of an AIGatewayRoute object.
 pub fn rules_of(obj: &serde_json::Value) -> RouteRules {
@@ -109,6 +216,7 @@ pub fn rules_of(obj: &serde_json::Value) -> RouteRules {
             RouteRule {
                 backends,
                 stream_idle_timeout,
+                forward_proxy: None,
             }
         })
         .collect()
