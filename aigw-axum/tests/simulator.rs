@@ -798,6 +798,47 @@ async fn official_openai_sdk_parses_everything() {
     assert_eq!(v["stream_tool_args"], json!({"city": "simulated"}));
     assert_eq!(v["embeddings"], json!([2, 8, 3]));
     assert_eq!(v["bad_key"], json!([401, "invalid_api_key"]));
+    assert_eq!(v["reasoning_output"], json!(["reasoning", "message"]));
+    let summary = v["reasoning_summary"].as_str().unwrap();
+    assert!(summary.starts_with("The user wrote"), "{summary}");
+    assert_eq!(
+        v["reasoning_tokens"].as_u64(),
+        Some(summary.split_whitespace().count() as u64)
+    );
+    let reasoning_reply = REPLY.replace("gpt-4o-mini", "o4-mini");
+    assert_eq!(v["reasoning_text"], reasoning_reply);
+    assert_eq!(v["stream_reasoning_summary"], summary);
+    assert_eq!(v["stream_final_summary"], summary);
+    assert_eq!(v["stream_final_output"], json!(["reasoning", "message"]));
+    assert_eq!(v["stream_final_text"], reasoning_reply);
+    let events: Vec<&str> = v["stream_reasoning_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    let deltas = events
+        .iter()
+        .filter(|e| **e == "response.reasoning_summary_text.delta")
+        .count();
+    assert!(deltas >= 1, "{events:?}");
+    let mut expected = vec![
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+    ];
+    expected.extend(std::iter::repeat_n(
+        "response.reasoning_summary_text.delta",
+        deltas,
+    ));
+    expected.extend([
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.output_item.done",
+    ]);
+    assert_eq!(events, expected);
+    assert_eq!(v["no_summary"], json!([["reasoning", "message"], []]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,9 +24,12 @@
 //! aside) the reply is text, so an agent loop makes one tool round trip per user turn
 //! and ends. A JSON schema (`response_format`, `text.format`, `output_config.format`,
 //! Converse `outputConfig.textFormat`, Gemini `responseJsonSchema`) gets a conforming
-//! object as the text; a reasoning request (`reasoning_effort`, `thinking`, Converse
-//! `thinking`/`reasoningConfig`, Gemini `includeThoughts`) gets a reasoning text first,
-//! streamed in the dialect's shape (not on the Responses wire).
+//! object as the text; a reasoning request (`reasoning_effort`, Responses `reasoning`,
+//! `thinking`, Converse `thinking`/`reasoningConfig`, Gemini `includeThoughts`) gets a
+//! reasoning text first, streamed in the dialect's shape — on the Responses wire a
+//! `reasoning` output item whose summary (when `reasoning.summary` asks for one) streams
+//! as `response.reasoning_summary_part.added`, `response.reasoning_summary_text.delta`…,
+//! `.done`, `response.reasoning_summary_part.done`, as OpenAI's reasoning models do.
 //!
 //! # Credentials
 //! Configured in [`SimulatorConfig`]; a kind left `None` accepts anything. Bedrock

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::errors::{self, Provider, json_response};
-use super::reply::{Content, Prompt, Reply, ToolChoice, content_text, content_words};
+use super::reply::{
+    Content, Prompt, Reply, ToolChoice, content_text, content_words, split_words, words,
+};
 use super::stream::{self, Framing};
 use super::{CREATED, Sim, SimRequest, begin};
 
@@ -74,9 +76,43 @@ fn prompt<'a>(body: &'a Value, model: &'a str) -> Prompt<'a> {
         tool_choice,
         after_tool_result,
         json_schema: super::reply::format_schema(body.pointer("/text/format")),
-        // Reasoning items are not simulated on the Responses wire.
-        reasoning: false,
+        reasoning: asks_reasoning(body),
     }
+}
+
+/// `reasoning.effort` (other than `none`) or `reasoning.summary` asks for reasoning.
+fn asks_reasoning(body: &Value) -> bool {
+    let r = body.get("reasoning");
+    let effort = r
+        .and_then(|r| r.get("effort"))
+        .and_then(Value::as_str)
+        .is_some_and(|e| e != "none");
+    effort || summary_requested(body)
+}
+
+/// `reasoning.summary` (`auto`, `concise`, `detailed`): OpenAI then streams a summary of
+/// the reasoning; without it the reasoning item comes with an empty summary.
+fn summary_requested(body: &Value) -> bool {
+    body.pointer("/reasoning/summary")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s != "none")
+}
+
+/// The reasoning item (`rs_…`) of a reply that reasoned, as OpenAI sends it: the
+/// summary when one was asked for, no raw reasoning text.
+fn reasoning_item(body: &Value, reply: &Reply, done: bool) -> Option<Value> {
+    let r = reply.reasoning.as_deref()?;
+    let summary = if done && summary_requested(body) {
+        json!([{"type": "summary_text", "text": r}])
+    } else {
+        json!([])
+    };
+    Some(json!({"id": format!("rs_{}", reply.id), "type": "reasoning", "summary": summary}))
+}
+
+/// The index of the answer item in `output` (after the reasoning item, if any).
+fn answer_index(reply: &Reply) -> usize {
+    usize::from(reply.reasoning.is_some())
 }
 
 fn usage(reply: &Reply) -> Value {
@@ -84,7 +120,7 @@ fn usage(reply: &Reply) -> Value {
         "input_tokens": reply.prompt_tokens,
         "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": reply.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reply.reasoning.as_deref().map_or(0, words)},
         "total_tokens": reply.total_tokens()
     })
 }
@@ -121,10 +157,17 @@ fn response(body: &Value, model: &str, reply: &Reply, done: bool) -> Value {
         "instructions": body.get("instructions").cloned().unwrap_or(Value::Null),
         "max_output_tokens": body.get("max_output_tokens").cloned().unwrap_or(Value::Null),
         "model": model,
-        "output": if done { json!([item(reply, true, full)]) } else { json!([]) },
+        "output": if done {
+            Value::Array(reasoning_item(body, reply, true).into_iter().chain([item(reply, true, full)]).collect())
+        } else {
+            json!([])
+        },
         "parallel_tool_calls": body.get("parallel_tool_calls").cloned().unwrap_or(Value::Bool(true)),
         "previous_response_id": body.get("previous_response_id").cloned().unwrap_or(Value::Null),
-        "reasoning": {"effort": null, "summary": null},
+        "reasoning": {
+            "effort": body.pointer("/reasoning/effort").cloned().unwrap_or(Value::Null),
+            "summary": body.pointer("/reasoning/summary").cloned().unwrap_or(Value::Null),
+        },
         "store": body.get("store").cloned().unwrap_or(Value::Bool(true)),
         "temperature": 1.0, "top_p": 1.0,
         "text": {"format": {"type": "text"}},
@@ -166,16 +209,18 @@ fn stream_events(body: &Value, model: &str, reply: &Reply, chunks: usize) -> Vec
         &mut seq,
         json!({"type": "response.in_progress", "response": start}),
     ));
+    reasoning_events(body, reply, chunks, &mut seq, &mut out);
+    let index = answer_index(reply);
     let added = item(reply, false, "");
     let id = added["id"].clone();
     out.push(event(
         &mut seq,
-        json!({"type": "response.output_item.added", "output_index": 0, "item": added}),
+        json!({"type": "response.output_item.added", "output_index": index, "item": added}),
     ));
     match &reply.content {
         Content::Text(t) => {
             let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
-            let at = json!({"item_id": id, "output_index": 0, "content_index": 0});
+            let at = json!({"item_id": id, "output_index": index, "content_index": 0});
             let with = |mut v: Value, extra: Value| {
                 if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
                     m.extend(e.clone());
@@ -209,9 +254,9 @@ fn stream_events(body: &Value, model: &str, reply: &Reply, chunks: usize) -> Vec
         }
         Content::Tool(c) => {
             for piece in reply.pieces(chunks) {
-                out.push(event(&mut seq, json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": 0, "delta": piece})));
+                out.push(event(&mut seq, json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": index, "delta": piece})));
             }
-            out.push(event(&mut seq, json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": 0, "arguments": c.arguments})));
+            out.push(event(&mut seq, json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": index, "arguments": c.arguments})));
         }
     }
     let full = match &reply.content {
@@ -220,13 +265,78 @@ fn stream_events(body: &Value, model: &str, reply: &Reply, chunks: usize) -> Vec
     };
     out.push(event(
         &mut seq,
-        json!({"type": "response.output_item.done", "output_index": 0, "item": item(reply, true, full)}),
+        json!({"type": "response.output_item.done", "output_index": index, "item": item(reply, true, full)}),
     ));
     out.push(event(
         &mut seq,
         json!({"type": "response.completed", "response": response(body, model, reply, true)}),
     ));
     out
+}
+
+/// The reasoning item's events, before the answer's: added, the summary part with its
+/// text deltas when a summary was asked for, done (OpenAI's order).
+fn reasoning_events(
+    body: &Value,
+    reply: &Reply,
+    chunks: usize,
+    seq: &mut u64,
+    out: &mut Vec<Bytes>,
+) {
+    let (Some(added), Some(r)) = (
+        reasoning_item(body, reply, false),
+        reply.reasoning.as_deref(),
+    ) else {
+        return;
+    };
+    let id = added["id"].clone();
+    out.push(event(
+        seq,
+        json!({"type": "response.output_item.added", "output_index": 0, "item": added}),
+    ));
+    if summary_requested(body) {
+        let at = |kind: &str| json!({"type": kind, "item_id": id, "output_index": 0, "summary_index": 0});
+        let with = |mut v: Value, k: &str, x: Value| {
+            v[k] = x;
+            v
+        };
+        out.push(event(
+            seq,
+            with(
+                at("response.reasoning_summary_part.added"),
+                "part",
+                json!({"type": "summary_text", "text": ""}),
+            ),
+        ));
+        for piece in split_words(r, chunks.max(1)) {
+            out.push(event(
+                seq,
+                with(
+                    at("response.reasoning_summary_text.delta"),
+                    "delta",
+                    json!(piece),
+                ),
+            ));
+        }
+        out.push(event(
+            seq,
+            with(at("response.reasoning_summary_text.done"), "text", json!(r)),
+        ));
+        out.push(event(
+            seq,
+            with(
+                at("response.reasoning_summary_part.done"),
+                "part",
+                json!({"type": "summary_text", "text": r}),
+            ),
+        ));
+    }
+    if let Some(done) = reasoning_item(body, reply, true) {
+        out.push(event(
+            seq,
+            json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
+        ));
+    }
 }
 
 async fn create_inner(shared: &super::Shared, provider: Provider, req: SimRequest) -> Response {

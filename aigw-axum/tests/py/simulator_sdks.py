@@ -45,6 +45,29 @@ def run_openai(base):
             for tc in c.delta.tool_calls or []:
                 args += tc.function.arguments or ""
     out["stream_tool_args"] = json.loads(args)
+    # Responses API with reasoning and a summary: the reasoning item first, its summary
+    # streamed as OpenAI streams it (the SDK's stream helper checks the event order).
+    reasoning = {"effort": "low", "summary": "auto"}
+    rs = client.responses.create(model="o4-mini", input="hello there simulator", reasoning=reasoning)
+    out["reasoning_output"] = [o.type for o in rs.output]
+    out["reasoning_summary"] = rs.output[0].summary[0].text
+    out["reasoning_tokens"] = rs.usage.output_tokens_details.reasoning_tokens
+    out["reasoning_text"] = rs.output_text
+    kinds, summary = [], ""
+    with client.responses.stream(model="o4-mini", input="hello there simulator", reasoning=reasoning) as s:
+        for ev in s:
+            kinds.append(ev.type)
+            if ev.type == "response.reasoning_summary_text.delta":
+                summary += ev.delta
+        final = s.get_final_response()
+    out["stream_reasoning_summary"] = summary
+    out["stream_reasoning_events"] = [k for k in kinds if "reasoning" in k or "output_item" in k]
+    out["stream_final_output"] = [o.type for o in final.output]
+    out["stream_final_summary"] = final.output[0].summary[0].text
+    out["stream_final_text"] = final.output_text
+    # Effort without a summary: a reasoning item with an empty summary, nothing streamed.
+    plain = client.responses.create(model="o4-mini", input="hello there simulator", reasoning={"effort": "low"})
+    out["no_summary"] = [[o.type for o in plain.output], plain.output[0].summary]
     e = client.embeddings.create(model="text-embedding-3-small", input=["a b", "c"])
     out["embeddings"] = [len(e.data), len(e.data[0].embedding), e.usage.prompt_tokens]
     try:
