@@ -220,6 +220,9 @@ pub struct ExchangeRecord {
     pub error: Option<String>,
     /// The authenticated client (API key id, JWT subject), when known.
     pub client: Option<Arc<str>>,
+    /// The authenticated client with its kind, team and budget, when the adapter's
+    /// authentication step resolved one ([`Exchange::set_identity`]).
+    pub identity: Option<Arc<crate::identity::ClientIdentity>>,
     /// The request path as the client sent it (without the query), when the adapter
     /// records it.
     pub path: Option<String>,
@@ -390,6 +393,12 @@ impl Exchange {
     /// Records the authenticated client; meters charge it and records carry it.
     pub fn set_client(&mut self, client: Arc<str>) {
         self.record.client = Some(client);
+    }
+
+    /// Records the authenticated client's identity (and its id as the client name).
+    pub fn set_identity(&mut self, identity: Arc<crate::identity::ClientIdentity>) {
+        self.record.client = Some(identity.id.clone());
+        self.record.identity = Some(identity);
     }
 
     /// Records the client's address (from the connection), for rate-limit selectors.

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod budget;
 pub mod config;
 pub mod conversations;
 pub mod cost;
@@ -30,6 +31,7 @@ pub mod estimate;
 pub mod exchange;
 pub mod filterapi;
 pub mod health;
+pub mod identity;
 pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;
