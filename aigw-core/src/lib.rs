@@ -39,6 +39,8 @@ pub mod meter;
 pub mod metrics;
 pub mod owners;
 pub mod planner;
+pub mod pricing;
+pub mod reloadable;
 pub mod retry;
 pub mod routing;
 pub mod schema;
