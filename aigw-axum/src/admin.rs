@@ -30,6 +30,7 @@ pub struct AdminState {
     reloads_failed: AtomicU64,
     genai: GenAiMetrics,
     rate_limits: OnceLock<Arc<LimitStats>>,
+    spending: OnceLock<Arc<aigw_core::budget::Spending>>,
     #[cfg(feature = "mcp")]
     mcp: OnceLock<Arc<aigw_core::mcp::McpMetrics>>,
 }
@@ -61,6 +62,12 @@ impl AdminState {
         let _ = self.rate_limits.set(stats);
     }
 
+    /// Exports the spend and budget counters (`aigw_spend_usd_total`, …; the first
+    /// call wins).
+    pub fn set_spending(&self, spending: Arc<aigw_core::budget::Spending>) {
+        let _ = self.spending.set(spending);
+    }
+
     /// Exports the MCP gateway's metrics (the first call wins).
     #[cfg(feature = "mcp")]
     pub fn set_mcp_metrics(&self, metrics: Arc<aigw_core::mcp::McpMetrics>) {
@@ -78,11 +85,13 @@ impl AdminState {
         // The registry writes OpenMetrics; its `# UNIT` lines are comments to the
         // Prometheus text parser, and its terminating `# EOF` must not end up in the
         // middle of the exposition.
-        #[cfg_attr(not(feature = "mcp"), allow(unused_mut))]
         let mut exported = self.genai.encode();
         #[cfg(feature = "mcp")]
         if let Some(m) = self.mcp.get() {
             exported.push_str(&m.encode());
+        }
+        if let Some(s) = self.spending.get() {
+            exported.push_str(&s.metrics().encode());
         }
         for line in exported.lines() {
             if line != "# EOF" {

@@ -242,6 +242,7 @@ pub(crate) struct Inner {
     pub(crate) sink: Arc<dyn RecordSink>,
     pub(crate) admission: crate::admission::Admission,
     pub(crate) telemetry: aigw_core::telemetry::Telemetry,
+    pub(crate) spending: Option<Arc<aigw_core::budget::Spending>>,
 }
 
 /// The gateway: a `tower::Service` over `http::Request<axum::body::Body>`, cheap to
@@ -272,6 +273,7 @@ pub struct GatewayBuilder {
     settings: Settings,
     sink: Arc<dyn RecordSink>,
     telemetry: aigw_core::telemetry::Telemetry,
+    spending: Option<Arc<aigw_core::budget::Spending>>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -305,6 +307,16 @@ impl GatewayBuilder {
         self
     }
 
+    /// Prices every request and enforces money budgets through `spending` (see
+    /// [`aigw_core::budget`]): budgets are checked before the upstream call, a stream
+    /// is cut off when a `cutoff` budget runs out, and the cost is recorded. Off by
+    /// default.
+    #[must_use]
+    pub fn spending(mut self, spending: Arc<aigw_core::budget::Spending>) -> Self {
+        self.spending = Some(spending);
+        self
+    }
+
     /// Builds the gateway and its upstream client.
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let client = build_client(&self.settings.client)?;
@@ -318,6 +330,7 @@ impl GatewayBuilder {
                 sink: self.sink,
                 admission,
                 telemetry: self.telemetry,
+                spending: self.spending,
             }),
         })
     }
@@ -331,6 +344,7 @@ impl Gateway {
             settings: Settings::default(),
             sink: Arc::new(TracingSink),
             telemetry: aigw_core::telemetry::Telemetry::disabled(),
+            spending: None,
         }
     }
 

@@ -13,6 +13,7 @@
 //!   for access logs and metrics.
 
 pub mod admin;
+pub mod admin_usage;
 mod admission;
 pub mod autoconfig;
 pub mod client;

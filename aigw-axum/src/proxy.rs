@@ -234,6 +234,17 @@ async fn serve_exchange(
     if let Some(client) = client {
         exchange.set_client(client);
     }
+    // An authentication layer in front hands the client's identity (key id, team,
+    // budget) over as a request extension.
+    if let Some(identity) = parts
+        .extensions
+        .get::<Arc<aigw_core::identity::ClientIdentity>>()
+    {
+        exchange.set_identity(identity.clone());
+    }
+    if let Some(spending) = &inner.spending {
+        exchange.set_spending(spending.clone());
+    }
     if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         exchange.set_client_ip(addr.ip());
     }
@@ -1006,6 +1017,14 @@ pub(crate) fn error_response(api: ClientApi, e: &Error) -> Response<Body> {
         && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if matches!(e, Error::BudgetExceeded { .. }) {
+        // A spent budget does not come back in seconds: the OpenAI and Anthropic SDKs
+        // read this header and raise at once instead of retrying the 429.
+        response.headers_mut().insert(
+            HeaderName::from_static("x-should-retry"),
+            HeaderValue::from_static("false"),
+        );
     }
     if matches!(e, Error::RateLimited { .. }) {
         // What Envoy's rate-limit filter sets, so clients and dashboards can tell the

@@ -18,6 +18,7 @@ pub struct TracingSink;
 
 impl RecordSink for TracingSink {
     fn record(&self, r: &ExchangeRecord) {
+        let cost = r.spend_micros.map(aigw_core::pricing::format_micros);
         tracing::info!(
             target: "aigw::access",
             endpoint = r.endpoint.map(|e| e.operation_name()),
@@ -35,6 +36,7 @@ impl RecordSink for TracingSink {
             total_tokens = r.usage.total_or_sum(),
             audio_ms = r.usage.audio_ms,
             input_characters = r.usage.characters,
+            cost_usd = cost.as_deref(),
             token_source = r.usage_source.as_str(),
             latency_ms = r.latency.map(|d| d.as_secs_f64() * 1e3),
             ttfb_ms = r.time_to_first_byte.map(|d| d.as_secs_f64() * 1e3),
@@ -361,6 +363,12 @@ fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) 
     }
     if let Some(n) = r.usage.characters {
         f("input_characters", Value::U64(n));
+    }
+    if let Some(m) = r.spend_micros {
+        f(
+            "cost_usd",
+            Value::Str(&aigw_core::pricing::format_micros(m)),
+        );
     }
     f("token_source", Value::Str(r.usage_source.as_str()));
     if let Some(d) = r.latency {

@@ -114,6 +114,16 @@ pub enum Error {
         /// When the client may retry.
         retry_after: Option<Duration>,
     },
+    /// A money budget is spent (before the request) or ran out during the response
+    /// ([`crate::budget`]). Sent as a 429 with OpenAI's `insufficient_quota` type and
+    /// code, which clients know not to retry.
+    #[error("budget exceeded: {message}")]
+    BudgetExceeded {
+        /// Which budget, how much was spent and when it resets.
+        message: String,
+        /// When the budget's period ends, if it does.
+        retry_after: Option<Duration>,
+    },
     /// The upstream answered with an error, already normalised by a translator.
     #[error("upstream error {status}: {message}")]
     Upstream {
@@ -246,7 +256,7 @@ impl Error {
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Untranslatable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnavailable { .. } | Self::MalformedUpstream { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -271,6 +281,7 @@ impl Error {
             Self::Forbidden { .. } => "permission_error",
             Self::NoRoute { .. } | Self::UnsupportedPath { .. } => "not_found_error",
             Self::RateLimited { .. } => "rate_limit_error",
+            Self::BudgetExceeded { .. } => "insufficient_quota",
             Self::Upstream { .. } => "upstream_error",
             Self::UpstreamUnavailable { .. } | Self::MalformedUpstream { .. } => "bad_gateway",
             Self::Timeout { .. } => "timeout",
@@ -285,6 +296,7 @@ impl Error {
             Self::NoRoute { .. } => json!("model_not_found"),
             Self::Unauthorized { .. } => json!("invalid_api_key"),
             Self::RateLimited { .. } => json!("rate_limit_exceeded"),
+            Self::BudgetExceeded { .. } => json!("insufficient_quota"),
             Self::PayloadTooLarge { .. } => json!("request_too_large"),
             Self::RequestTimeout { .. } => json!("request_timeout"),
             Self::Untranslatable { .. } => json!("unsupported_parameter"),
@@ -304,7 +316,9 @@ impl Error {
     /// The `Retry-After` delay to advertise, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. } | Self::BudgetExceeded { retry_after, .. } => {
+                *retry_after
+            }
             Self::Overloaded { retry_after, .. } => Some(*retry_after),
             _ => None,
         }

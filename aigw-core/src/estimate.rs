@@ -108,6 +108,11 @@ impl Delivered {
         }
     }
 
+    /// Bytes delivered so far (kept or not).
+    pub fn bytes(&self) -> u64 {
+        self.kept as u64 + self.dropped
+    }
+
     /// Whether anything was delivered.
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty() && self.dropped == 0

@@ -40,6 +40,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod spend;
+
 /// The routing header every request carries upstream and that routes match on.
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-ai-eg-model");
 
@@ -220,12 +222,19 @@ pub struct ExchangeRecord {
     pub error: Option<String>,
     /// The authenticated client (API key id, JWT subject), when known.
     pub client: Option<Arc<str>>,
+    /// The authenticated client with its kind, team and budget, when the adapter's
+    /// authentication step resolved one ([`Exchange::set_identity`]).
+    pub identity: Option<Arc<crate::identity::ClientIdentity>>,
     /// The request path as the client sent it (without the query), when the adapter
     /// records it.
     pub path: Option<String>,
     /// The W3C trace id the request continued or started, for joining access logs with
     /// the upstream's traces.
     pub trace_id: Option<u128>,
+    /// The request's cost at the price table ([`crate::pricing`]) in micro-dollars,
+    /// when the exchange is priced ([`Exchange::set_spending`]) and its model has a
+    /// price.
+    pub spend_micros: Option<u64>,
     /// Request fields the translators of the attempts left out (each with the backend
     /// of its attempt), counted in `aigw_dropped_fields_total`.
     pub dropped: Vec<(DroppedField, Arc<str>)>,
@@ -257,6 +266,15 @@ pub struct Exchange {
     /// Whether the client is gone and chunks are read only for their usage.
     draining: bool,
     span: Option<crate::telemetry::RequestSpan>,
+    /// The spend engine, when the exchange is priced.
+    spending: Option<Arc<crate::budget::Spending>>,
+    /// The admitted request's budgets and prices.
+    spend: Option<crate::budget::SpendGuard>,
+    /// Whether a budget cut the stream off.
+    cut: bool,
+    /// The request's input tokens as estimated, once, for a stream's running cost.
+    input_estimate: Option<u64>,
+    running_output: spend::RunningOutput,
 }
 
 impl Exchange {
@@ -294,6 +312,11 @@ impl Exchange {
             completed: false,
             draining: false,
             span: None,
+            spending: None,
+            spend: None,
+            cut: false,
+            input_estimate: None,
+            running_output: spend::RunningOutput::default(),
         })
     }
 
@@ -392,6 +415,12 @@ impl Exchange {
         self.record.client = Some(client);
     }
 
+    /// Records the authenticated client's identity (and its id as the client name).
+    pub fn set_identity(&mut self, identity: Arc<crate::identity::ClientIdentity>) {
+        self.record.client = Some(identity.id.clone());
+        self.record.identity = Some(identity);
+    }
+
     /// Records the client's address (from the connection), for rate-limit selectors.
     pub const fn set_client_ip(&mut self, ip: IpAddr) {
         self.client_ip = Some(ip);
@@ -465,6 +494,7 @@ impl Exchange {
             .as_deref()
             .unwrap_or(&self.info.model)
             .to_owned();
+        self.admit_spend().await?;
         let recorded = self.record.client.clone();
         let request = MeterRequest {
             route: &route,
@@ -613,6 +643,10 @@ impl Exchange {
         }
         self.completed |= end;
         self.chunks += 1;
+        if self.is_cut() {
+            return Ok(Bytes::new());
+        }
+        self.check_spend(end)?;
         if self.draining {
             // The client is gone: the chunk is read for its usage (and its text, which
             // the provider bills all the same) only.
@@ -692,6 +726,7 @@ impl Exchange {
     /// estimates a request that was sent but not answered yet.
     pub fn finish(mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
         self.estimate_if_cut(status.as_u16() == 499);
+        self.settle_spend();
         self.record.status = Some(status);
         self.record.latency = Some(self.started.elapsed());
         if let Some(costs) = self.costs.take() {
@@ -722,9 +757,10 @@ impl Drop for Exchange {
     /// An exchange dropped unfinished was abandoned: its meter guard settles with the
     /// usage seen, estimated when the provider's report is missing.
     fn drop(&mut self) {
-        if self.guard.is_some() {
+        if self.guard.is_some() || self.spend.is_some() {
             self.estimate_if_cut(true);
         }
+        self.settle_spend();
     }
 }
 

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod budget;
 pub mod config;
 pub mod conversations;
 pub mod cost;
@@ -30,6 +31,7 @@ pub mod estimate;
 pub mod exchange;
 pub mod filterapi;
 pub mod health;
+pub mod identity;
 pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;
@@ -37,6 +39,8 @@ pub mod meter;
 pub mod metrics;
 pub mod owners;
 pub mod planner;
+pub mod pricing;
+pub mod reloadable;
 pub mod retry;
 pub mod routing;
 pub mod schema;

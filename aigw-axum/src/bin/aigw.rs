@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+#[path = "aigw/spend.rs"]
+mod spend;
+
 /// jemalloc with background threads purging freed pages (after its 10 s decay), so RSS
 /// returns to near its idle figure after a burst; glibc's malloc kept the peak resident.
 #[cfg(feature = "jemalloc")]
@@ -155,6 +158,8 @@ struct RunArgs {
     endpoint_picker: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    spend: spend::SpendArgs,
 }
 
 /// Listener and request limits (docs/limits.md). Durations are written like the
@@ -621,7 +626,17 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         },
         ..Settings::default()
     };
-    let gateway = Gateway::builder(snapshot)
+    let spending = args.spend.build(args.redis_url.as_ref())?;
+    let mut builder = Gateway::builder(snapshot);
+    if let Some(s) = &spending {
+        admin_state.set_spending(s.clone());
+        builder = builder.spending(s.clone());
+        spend::spawn_reload(
+            s.clone(),
+            Duration::from_millis(args.reload_interval_ms.max(100)),
+        );
+    }
+    let gateway = builder
         .settings(settings)
         .telemetry(exporters.telemetry())
         .record_sink(Arc::new(Tee(vec![
@@ -681,7 +696,13 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     tracing::info!("{mode}");
     tracing::info!(listen = %args.listen, admin = %args.admin, "aigw gateway listening");
 
-    let admin_router = admin::router(admin_state.clone());
+    let mut admin_router = admin::router(admin_state.clone());
+    if let Some(s) = &spending {
+        admin_router = admin_router.merge(aigw_axum::admin_usage::router(
+            s.clone(),
+            args.spend.admin_token(),
+        ));
+    }
     let admin_limits = args.limits.admin();
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(async move {
