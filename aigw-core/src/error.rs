@@ -113,6 +113,9 @@ pub enum Error {
         message: String,
         /// When the client may retry.
         retry_after: Option<Duration>,
+        /// Where the client stands against the gateway's limits (`x-ratelimit-*`
+        /// headers), when its own limits refused the request.
+        status: Option<Box<crate::limits::status::LimitStatus>>,
     },
     /// The upstream answered with an error, already normalised by a translator.
     #[error("upstream error {status}: {message}")]
@@ -298,6 +301,14 @@ impl Error {
             Self::NoRoute { .. } => json!("model"),
             Self::Untranslatable { field, .. } => json!(field),
             _ => serde_json::Value::Null,
+        }
+    }
+
+    /// The `x-ratelimit-*` standing a refusal by the gateway's own limits carries.
+    pub fn limit_status(&self) -> Option<&crate::limits::status::LimitStatus> {
+        match self {
+            Self::RateLimited { status, .. } => status.as_deref(),
+            _ => None,
         }
     }
 
