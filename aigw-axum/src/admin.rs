@@ -122,7 +122,7 @@ impl AdminState {
             self.reloads_failed.load(Ordering::Relaxed)
         );
         if let Some(stats) = self.rate_limits.get() {
-            out.push_str("# HELP aigw_ratelimit_decisions_total Rate-limit bucket checks, by decision (store_error: the store failed and the request was let through).\n# TYPE aigw_ratelimit_decisions_total counter\n");
+            out.push_str("# HELP aigw_ratelimit_decisions_total Rate-limit bucket checks, by decision (store_error: the store failed; store_error_refused: of those, refused because the policy fails closed).\n# TYPE aigw_ratelimit_decisions_total counter\n");
             for (decision, n) in stats.snapshot() {
                 let _ = writeln!(
                     out,

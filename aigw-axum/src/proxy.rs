@@ -1026,6 +1026,9 @@ pub(crate) fn error_response(api: ClientApi, e: &Error) -> Response<Body> {
             HeaderValue::from_static("false"),
         );
     }
+    if let Some(status) = e.limit_status() {
+        status.apply(response.headers_mut());
+    }
     if matches!(e, Error::RateLimited { .. }) {
         // What Envoy's rate-limit filter sets, so clients and dashboards can tell the
         // gateway's own limits from an upstream's 429.

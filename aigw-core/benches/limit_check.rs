@@ -107,6 +107,8 @@ fn bench(c: &mut Criterion) {
         model,
         client: None,
         estimate: 0,
+        estimated: None,
+        costs: None,
         headers: &headers,
         client_ip: None,
     };
@@ -139,6 +141,7 @@ fn bench(c: &mut Criterion) {
                     &Settlement {
                         usage: &usage,
                         costs: &costs,
+                        estimated: false,
                     },
                 );
             });

@@ -113,6 +113,9 @@ pub enum Error {
         message: String,
         /// When the client may retry.
         retry_after: Option<Duration>,
+        /// Where the client stands against the gateway's limits (`x-ratelimit-*`
+        /// headers), when its own limits refused the request.
+        status: Option<Box<crate::limits::status::LimitStatus>>,
     },
     /// A money budget is spent (before the request) or ran out during the response
     /// ([`crate::budget`]). Sent as a 429 with OpenAI's `insufficient_quota` type and
@@ -310,6 +313,14 @@ impl Error {
             Self::NoRoute { .. } => json!("model"),
             Self::Untranslatable { field, .. } => json!(field),
             _ => serde_json::Value::Null,
+        }
+    }
+
+    /// The `x-ratelimit-*` standing a refusal by the gateway's own limits carries.
+    pub fn limit_status(&self) -> Option<&crate::limits::status::LimitStatus> {
+        match self {
+            Self::RateLimited { status, .. } => status.as_deref(),
+            _ => None,
         }
     }
 

@@ -346,6 +346,31 @@ fn event_text(v: &Value, out: &mut String) {
     }
 }
 
+/// The usage a reserve-mode limit holds budget for before the call: the prompt counted
+/// as [`input_tokens`] does, and the output the request allows (`max_tokens`,
+/// `max_completion_tokens` or `max_output_tokens`), else `default_output`; endpoints
+/// that generate no text hold no output.
+pub fn request_estimate(
+    endpoint: Endpoint,
+    model: &str,
+    body: &[u8],
+    max_tokens: Option<u64>,
+    default_output: u64,
+) -> TokenUsage {
+    let input = input_tokens(endpoint, model, body);
+    let output = if endpoint.generates_text() {
+        max_tokens.unwrap_or(default_output)
+    } else {
+        0
+    };
+    TokenUsage {
+        input: Some(input),
+        output: Some(output),
+        total: Some(input.saturating_add(output)),
+        ..TokenUsage::default()
+    }
+}
+
 /// The usage to settle an exchange with when the provider's final report is missing:
 /// the reported counters raised to the estimate where it is higher.
 pub fn settle_estimate(

@@ -496,12 +496,24 @@ impl Exchange {
             .to_owned();
         self.admit_spend().await?;
         let recorded = self.record.client.clone();
+        let estimated = meter.reserve_settings().map(|s| {
+            crate::estimate::request_estimate(
+                self.endpoint,
+                &model,
+                &self.body,
+                self.info.max_tokens,
+                s.default_output_tokens,
+            )
+        });
+        let costs = self.costs.clone();
         let request = MeterRequest {
             route: &route,
             backend: &target.backend,
             model: &model,
             client: client.or(recorded.as_deref()),
             estimate: self.estimate(),
+            estimated,
+            costs: costs.as_deref().map(|c| c as &dyn crate::meter::RouteCosts),
             headers: &self.headers,
             client_ip: self.client_ip,
         };
@@ -605,6 +617,7 @@ impl Exchange {
             streaming: self.info.stream,
             owner_recorded: false,
             span,
+            limit_status: self.guard.as_ref().and_then(|g| g.status().copied()),
         })
     }
 
@@ -701,6 +714,7 @@ impl Exchange {
         let usage = crate::estimate::settle_estimate(&self.record.usage, input, output);
         if let Some(g) = self.guard.as_mut() {
             g.update(&usage);
+            g.mark_estimated();
         }
         self.record.usage = usage;
         self.record.usage_source = UsageSource::Estimated;
@@ -786,6 +800,8 @@ pub struct Attempt {
     streaming: bool,
     owner_recorded: bool,
     span: Option<crate::telemetry::AttemptSpan>,
+    /// The client's standing against the gateway's limits (`x-ratelimit-*`).
+    limit_status: Option<crate::limits::LimitStatus>,
 }
 
 impl std::fmt::Debug for Attempt {
@@ -855,6 +871,9 @@ impl Attempt {
             headers.remove(name);
         }
         edits.apply_to(&mut headers);
+        if let Some(s) = &self.limit_status {
+            s.apply(&mut headers);
+        }
         Ok(ResponseStart::Success(headers))
     }
 

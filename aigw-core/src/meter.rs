@@ -48,7 +48,7 @@ pub struct CostInput<'a> {
 /// The cost values of a route (`llmRequestCosts`) for a usage: what a [`MeterGuard`]
 /// computes when an exchange is abandoned. Implemented by
 /// [`CostSet`](crate::cost::CostSet).
-pub trait RouteCosts: Send + Sync {
+pub trait RouteCosts: Send + Sync + std::fmt::Debug {
     /// `(metadataKey, value)` for every cost that evaluates.
     fn evaluate(&self, input: &CostInput<'_>) -> Vec<(String, u64)>;
 }
@@ -66,6 +66,12 @@ pub struct MeterRequest<'a> {
     pub client: Option<&'a str>,
     /// Estimated tokens of the request (prompt estimate plus `max_tokens`).
     pub estimate: u64,
+    /// The estimated usage, input and output apart, when the meter asked for it
+    /// ([`TokenMeter::reserve_settings`]): the prompt counted by the model's tokenizer
+    /// (or heuristic) and the output budget the request names, else the default.
+    pub estimated: Option<TokenUsage>,
+    /// The route's cost values (`llmRequestCosts`), to price `estimated` with.
+    pub costs: Option<&'a dyn RouteCosts>,
     /// The client's request headers (`x-ai-eg-model` set), for client selectors.
     pub headers: &'a HeaderMap,
     /// The client's address, when the transport knows it.
@@ -94,6 +100,9 @@ pub struct Settlement<'a> {
     /// The route's `llmRequestCosts` computed from that usage, by metadata key (empty
     /// when the route has none).
     pub costs: &'a [(String, u64)],
+    /// Whether the usage is (partly) the gateway's estimate rather than the provider's
+    /// report (a cut stream): a reserve-mode meter caps such a charge at what it held.
+    pub estimated: bool,
 }
 
 impl Settlement<'_> {
@@ -117,13 +126,18 @@ pub struct Reservation {
     pub response: Vec<ResponseCharge>,
     /// QuotaPolicy buckets to charge when the exchange ends.
     pub quota: Vec<crate::limits::QuotaCharge>,
+    /// Amounts held in reserve mode, corrected with the actual usage on settle.
+    pub held: Vec<crate::limits::HeldCharge>,
+    /// Where the client stands against the limits checked, for the `x-ratelimit-*`
+    /// response headers.
+    pub status: Option<crate::limits::LimitStatus>,
 }
 
 impl Reservation {
     /// Whether the exchange must see the provider's usage (a charge depends on it), so
     /// streams ask the upstream for it.
     pub fn needs_usage(&self) -> bool {
-        !self.quota.is_empty() || self.needs_costs()
+        !self.quota.is_empty() || !self.held.is_empty() || self.needs_costs()
     }
 
     /// Whether settling needs the route's cost values (a charge reads metadata).
@@ -131,6 +145,7 @@ impl Reservation {
         self.response
             .iter()
             .any(|c| matches!(c.cost, LimitCost::Metadata { .. }))
+            || self.held.iter().any(crate::limits::HeldCharge::needs_costs)
     }
 }
 
@@ -169,6 +184,29 @@ pub trait TokenMeter: Send + Sync {
     /// Settles a reservation with the actual usage and cost values. Called exactly once
     /// per reservation.
     fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>);
+
+    /// `Some` when the meter reserves estimates before the call (reserve mode): the
+    /// caller then fills [`MeterRequest::estimated`] and [`MeterRequest::costs`].
+    fn reserve_settings(&self) -> Option<ReserveSettings> {
+        None
+    }
+}
+
+/// How a reserve-mode meter estimates a request it holds budget for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReserveSettings {
+    /// Output tokens reserved when the request names no `max_tokens`,
+    /// `max_completion_tokens` or `max_output_tokens`.
+    pub default_output_tokens: u64,
+}
+
+impl Default for ReserveSettings {
+    /// 4096: the usual ceiling of a reply when the client sets none.
+    fn default() -> Self {
+        Self {
+            default_output_tokens: 4096,
+        }
+    }
 }
 
 /// A meter that never refuses and records nothing.
@@ -200,6 +238,7 @@ pub struct MeterGuard {
     reservation: Option<Reservation>,
     usage: TokenUsage,
     costs: Option<CostBinding>,
+    estimated: bool,
 }
 
 /// What the cost expressions of a route need besides the usage.
@@ -227,7 +266,18 @@ impl MeterGuard {
             reservation: Some(reservation),
             usage: TokenUsage::default(),
             costs: None,
+            estimated: false,
         }
+    }
+
+    /// Marks the usage as (partly) the gateway's estimate.
+    pub fn mark_estimated(&mut self) {
+        self.estimated = true;
+    }
+
+    /// Where the client stands against the limits checked, for response headers.
+    pub fn status(&self) -> Option<&crate::limits::LimitStatus> {
+        self.reservation.as_ref().and_then(|r| r.status.as_ref())
     }
 
     /// Binds the route's cost set, for settling without [`MeterGuard::finish_with_costs`].
@@ -304,6 +354,7 @@ impl MeterGuard {
             &Settlement {
                 usage: &self.usage,
                 costs,
+                estimated: self.estimated,
             },
         );
     }

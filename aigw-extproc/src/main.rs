@@ -75,6 +75,16 @@ struct Cli {
     /// instead of letting them through (upstream's `-quotaRateLimitServiceFailureModeDeny`).
     #[arg(long, env = "AIGW_QUOTA_FAIL_CLOSED")]
     quota_fail_closed: bool,
+    /// When token limits and quotas charge: `upstream` (Envoy AI Gateway's semantics:
+    /// admitted on the budget already spent, charged when the exchange ends) or
+    /// `reserve` (an estimate is held before the upstream call, the request refused
+    /// with 429 when it does not fit, and corrected once with the actual usage).
+    #[arg(long, env = "AIGW_LIMIT_MODE", default_value = "upstream")]
+    limit_mode: aigw_core::limits::LimitMode,
+    /// In `--limit-mode reserve`: output tokens held for a request that names no
+    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
+    #[arg(long, env = "AIGW_RESERVE_OUTPUT_TOKENS", default_value_t = 4096)]
+    reserve_output_tokens: u64,
     /// Serve the configuration's MCPRoutes on this address (Envoy routes their paths
     /// here; `envoy-config --mcp-addr` says so).
     #[arg(long, env = "AIGW_EXTPROC_MCP_ADDR")]
@@ -248,12 +258,15 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
     }
     let providers = Arc::new(ProviderCache::default());
     let limits = Arc::new(
-        RateLimits::new(global_store(cli.redis_url.as_ref())?).with_failure_modes(
-            aigw_core::limits::FailureModes {
+        RateLimits::new(global_store(cli.redis_url.as_ref())?)
+            .with_failure_modes(aigw_core::limits::FailureModes {
                 rate_limits_deny: cli.rate_limit_fail_closed,
                 quotas_deny: cli.quota_fail_closed,
-            },
-        ),
+            })
+            .with_mode(
+                cli.limit_mode
+                    .with_default_output(cli.reserve_output_tokens),
+            ),
     );
     // Usage estimates for cut streams need the tokenizer tables; build them off the
     // request path.

@@ -77,7 +77,7 @@ impl Metrics {
             .unwrap_or_else(|| genai.trim_end_matches("# EOF"));
         let mut out = String::with_capacity(body.len() + 512);
         out.push_str(body);
-        out.push_str("# HELP aigw_ratelimit_decisions Rate-limit bucket checks, by decision (store_error: the store failed and the request was let through).\n# TYPE aigw_ratelimit_decisions counter\n");
+        out.push_str("# HELP aigw_ratelimit_decisions Rate-limit bucket checks, by decision (store_error: the store failed; store_error_refused: of those, refused because the policy fails closed).\n# TYPE aigw_ratelimit_decisions counter\n");
         for (decision, n) in stats.snapshot() {
             let _ = writeln!(
                 out,

@@ -131,6 +131,16 @@ struct RunArgs {
     /// instead of letting them through (upstream's `-quotaRateLimitServiceFailureModeDeny`).
     #[arg(long, env = "AIGW_QUOTA_FAIL_CLOSED")]
     quota_fail_closed: bool,
+    /// When token limits and quotas charge: `upstream` (Envoy AI Gateway's semantics:
+    /// admitted on the budget already spent, charged when the exchange ends) or
+    /// `reserve` (an estimate is held before the upstream call, the request refused
+    /// with 429 when it does not fit, and corrected once with the actual usage).
+    #[arg(long, env = "AIGW_LIMIT_MODE", default_value = "upstream")]
+    limit_mode: aigw_core::limits::LimitMode,
+    /// In `--limit-mode reserve`: output tokens held for a request that names no
+    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
+    #[arg(long, env = "AIGW_RESERVE_OUTPUT_TOKENS", default_value_t = 4096)]
+    reserve_output_tokens: u64,
     /// Runtime threads serving requests. 1 runs everything on one thread (the default
     /// on machines with up to two cores); default otherwise: one per core.
     #[arg(long, env = "AIGW_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
@@ -584,12 +594,15 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         None => None,
     };
     let limits = Arc::new(
-        aigw_core::limits::RateLimits::new(global).with_failure_modes(
-            aigw_core::limits::FailureModes {
+        aigw_core::limits::RateLimits::new(global)
+            .with_failure_modes(aigw_core::limits::FailureModes {
                 rate_limits_deny: args.rate_limit_fail_closed,
                 quotas_deny: args.quota_fail_closed,
-            },
-        ),
+            })
+            .with_mode(
+                args.limit_mode
+                    .with_default_output(args.reserve_output_tokens),
+            ),
     );
     // Usage estimates for cut streams need the tokenizer tables; build them off the
     // request path.

@@ -288,6 +288,7 @@ impl PoolRouting {
             Error::RateLimited {
                 message,
                 retry_after: None,
+                status: None,
             }
         } else {
             Error::Upstream { status, message }

@@ -2,7 +2,7 @@
 
 use crate::Result;
 use crate::config::Config;
-use crate::limits::{FailureModes, LimitStats, LimitStore, MemoryStore, RateLimitMeter};
+use crate::limits::{FailureModes, LimitMode, LimitStats, LimitStore, MemoryStore, RateLimitMeter};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,6 +15,7 @@ pub struct RateLimits {
     stats: Arc<LimitStats>,
     warned: AtomicBool,
     failure: FailureModes,
+    mode: LimitMode,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -42,6 +43,7 @@ impl RateLimits {
             stats: Arc::new(LimitStats::default()),
             warned: AtomicBool::new(false),
             failure: FailureModes::default(),
+            mode: LimitMode::default(),
         }
     }
 
@@ -50,6 +52,19 @@ impl RateLimits {
     pub const fn with_failure_modes(mut self, modes: FailureModes) -> Self {
         self.failure = modes;
         self
+    }
+
+    /// Sets when every meter built from these counters charges (upstream semantics by
+    /// default; [`LimitMode::Reserve`] holds an estimate before the call).
+    #[must_use]
+    pub const fn with_mode(mut self, mode: LimitMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The limit mode.
+    pub const fn mode(&self) -> LimitMode {
+        self.mode
     }
 
     /// Decisions made so far.
@@ -62,7 +77,8 @@ impl RateLimits {
         let local: Arc<dyn LimitStore> = self.local.clone();
         let global = self.global.clone().unwrap_or_else(|| local.clone());
         let meter = RateLimitMeter::from_config(config, local, global, self.stats.clone())?
-            .with_failure_modes(self.failure);
+            .with_failure_modes(self.failure)
+            .with_mode(self.mode);
         if meter.is_empty() {
             return Ok(None);
         }

@@ -1,14 +1,18 @@
 //! [`RateLimitMeter`]: a [`TokenMeter`] enforcing BackendTrafficPolicy rate limits.
 
+use super::failure::fail_closed;
 use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
 use super::quota::{Quotas, Subject};
 use super::selector::{ClientSelector, match_all};
+use super::status::{LimitStatus, LimitUnit, Standing};
 use super::store::{Increment, LimitStore};
 use crate::config::Config;
 use crate::config::traffic::{LimitCost, RateLimitRule, RateLimitScope, TrafficSettings};
 use crate::cost::short_backend_name;
 use crate::error::{ConfigIssue, Error, Result};
-use crate::meter::{MeterRequest, Reservation, ResponseCharge, Settlement, TokenMeter};
+use crate::meter::{
+    MeterRequest, Reservation, ReserveSettings, ResponseCharge, Settlement, TokenMeter,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +35,46 @@ pub struct FailureModes {
     pub rate_limits_deny: bool,
     /// Refuse requests under a quota while the store is down.
     pub quotas_deny: bool,
+}
+
+/// When a limit charges: after the exchange, on the budget already spent (upstream
+/// Envoy AI Gateway's semantics, the default), or by reserving an estimate before it and
+/// settling the difference after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LimitMode {
+    /// Admitted on the budget already spent, charged when the exchange ends.
+    #[default]
+    Upstream,
+    /// An estimate held before the call (refused when it does not fit), corrected
+    /// once with the actual usage.
+    Reserve(ReserveSettings),
+}
+
+impl LimitMode {
+    /// This mode, holding `tokens` of output for a request that names no budget.
+    #[must_use]
+    pub const fn with_default_output(self, tokens: u64) -> Self {
+        match self {
+            Self::Upstream => Self::Upstream,
+            Self::Reserve(_) => Self::Reserve(ReserveSettings {
+                default_output_tokens: tokens,
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for LimitMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "upstream" => Ok(Self::Upstream),
+            "reserve" => Ok(Self::Reserve(ReserveSettings::default())),
+            other => Err(format!(
+                "`{other}` is not a limit mode: use `upstream` or `reserve`"
+            )),
+        }
+    }
 }
 
 /// The refusal of a fail-closed limit whose store is down.
@@ -62,14 +106,16 @@ pub struct LimitStats {
     pub over_limit: AtomicU64,
     /// Shadow-mode buckets over their limit; the request went on.
     pub shadow_over_limit: AtomicU64,
-    /// Store calls that failed; the request went on (fail open).
+    /// Store calls that failed (either failure mode).
     pub store_error: AtomicU64,
+    /// Of those, the ones whose request was refused (fail closed).
+    pub store_error_refused: AtomicU64,
     last_error_log: AtomicU64,
 }
 
 impl LimitStats {
     /// `(decision, count)` pairs in a stable order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 4] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
         [
             ("ok", self.ok.load(Ordering::Relaxed)),
             ("over_limit", self.over_limit.load(Ordering::Relaxed)),
@@ -78,12 +124,19 @@ impl LimitStats {
                 self.shadow_over_limit.load(Ordering::Relaxed),
             ),
             ("store_error", self.store_error.load(Ordering::Relaxed)),
+            (
+                "store_error_refused",
+                self.store_error_refused.load(Ordering::Relaxed),
+            ),
         ]
     }
 
     /// Counts a store failure; logs it unless one was logged in the last interval.
-    fn store_failed(&self, now: u64, error: &Error, closed: bool) {
+    pub(crate) fn store_failed(&self, now: u64, error: &Error, closed: bool) {
         self.store_error.fetch_add(1, Ordering::Relaxed);
+        if closed {
+            self.store_error_refused.fetch_add(1, Ordering::Relaxed);
+        }
         let last = self.last_error_log.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= STORE_ERROR_LOG_INTERVAL
             && self
@@ -113,12 +166,24 @@ struct Rule {
     shared: bool,
 }
 
+impl Rule {
+    /// Tokens when the rule charges `llmRequestCosts` values, else requests.
+    const fn unit(&self) -> LimitUnit {
+        match self.response_cost {
+            Some(LimitCost::Metadata { .. }) => LimitUnit::Tokens,
+            _ => LimitUnit::Requests,
+        }
+    }
+}
+
 /// The rate limits of one route.
 #[derive(Debug)]
 struct RouteLimits {
     policy: String,
     scope: RateLimitScope,
     rules: Vec<Rule>,
+    /// The policy's failure mode (annotation), when set.
+    fail_closed: Option<bool>,
 }
 
 fn unit_name(window: u64) -> String {
@@ -191,6 +256,7 @@ pub struct RateLimitMeter {
     clock: Clock,
     next_id: AtomicU64,
     failure: FailureModes,
+    reserve: Option<ReserveSettings>,
 }
 
 impl std::fmt::Debug for RateLimitMeter {
@@ -218,7 +284,12 @@ impl RateLimitMeter {
                 continue;
             };
             match Self::compile(&settings) {
-                Ok(Some(limits)) => {
+                Ok(Some(mut limits)) => {
+                    limits.fail_closed = config
+                        .backend_traffic_policies
+                        .iter()
+                        .find(|p| p.key() == settings.policy)
+                        .and_then(|p| fail_closed(p, &mut issues));
                     routes.insert(route.key(), Arc::new(limits));
                 }
                 Ok(None) => {}
@@ -252,6 +323,7 @@ impl RateLimitMeter {
             clock: Arc::new(system_clock),
             next_id: AtomicU64::new(1),
             failure: FailureModes::default(),
+            reserve: None,
         })
     }
 
@@ -276,6 +348,7 @@ impl RateLimitMeter {
             policy: settings.policy.clone(),
             scope: rl.scope,
             rules,
+            fail_closed: None,
         }))
     }
 
@@ -283,6 +356,16 @@ impl RateLimitMeter {
     #[must_use]
     pub const fn with_failure_modes(mut self, modes: FailureModes) -> Self {
         self.failure = modes;
+        self
+    }
+
+    /// Sets when limits charge (upstream semantics by default).
+    #[must_use]
+    pub const fn with_mode(mut self, mode: LimitMode) -> Self {
+        self.reserve = match mode {
+            LimitMode::Upstream => None,
+            LimitMode::Reserve(s) => Some(s),
+        };
         self
     }
 
@@ -319,7 +402,7 @@ impl RateLimitMeter {
             })
     }
 
-    fn store(&self, scope: RateLimitScope) -> &Arc<dyn LimitStore> {
+    pub(super) fn store(&self, scope: RateLimitScope) -> &Arc<dyn LimitStore> {
         match scope {
             RateLimitScope::Global => &self.global,
             RateLimitScope::Local => &self.local,
@@ -345,6 +428,10 @@ impl TokenMeter for RateLimitMeter {
             ..Reservation::default()
         };
         let now = (self.clock)();
+        if self.reserve.is_some() {
+            self.reserve_holds(req, now, &mut reservation).await?;
+            return Ok(reservation);
+        }
         if let Some(limits) = self.routes.get(req.route) {
             self.check_route(limits, req, now, &mut reservation).await?;
         }
@@ -352,9 +439,14 @@ impl TokenMeter for RateLimitMeter {
         Ok(reservation)
     }
 
-    fn settle(&self, reservation: Reservation, settlement: &Settlement<'_>) {
+    fn settle(&self, mut reservation: Reservation, settlement: &Settlement<'_>) {
+        self.settle_held(std::mem::take(&mut reservation.held), settlement);
         self.settle_quota(&reservation, settlement);
         self.settle_route(reservation, settlement);
+    }
+
+    fn reserve_settings(&self) -> Option<ReserveSettings> {
+        self.reserve
     }
 }
 
@@ -400,7 +492,7 @@ impl RateLimitMeter {
         let counts = match self.store(limits.scope).incr(now, &increments).await {
             Ok(c) => c,
             Err(e) => {
-                let deny = self.failure.rate_limits_deny;
+                let deny = limits.fail_closed.unwrap_or(self.failure.rate_limits_deny);
                 self.stats.store_failed(now, &e, deny);
                 return if deny {
                     Err(store_down("rate-limit"))
@@ -410,7 +502,11 @@ impl RateLimitMeter {
             }
         };
         let mut refused: Option<(u64, &Rule)> = None;
+        let mut status = LimitStatus::default();
         for ((rule, cost), count) in checked.into_iter().zip(counts) {
+            if !rule.shadow {
+                status.note(rule.unit(), standing(rule, count, now));
+            }
             let over = if cost == 0 {
                 count >= rule.limit
             } else {
@@ -429,10 +525,12 @@ impl RateLimitMeter {
                 }
             }
         }
+        note_status(reservation, &status);
         match refused {
             // The request is not made, so nothing is settled: the charges already added
             // on the request path stay, as in Envoy.
             Some((reset, rule)) => Err(Error::RateLimited {
+                status: Some(Box::new(status)),
                 message: format!(
                     "the limit of {} per {} (rule {} of {}) is used up",
                     rule.limit,
@@ -471,7 +569,7 @@ impl RateLimitMeter {
         let counts = match self.global.incr(now, &check.reads).await {
             Ok(c) => c,
             Err(e) => {
-                let deny = self.failure.quotas_deny;
+                let deny = quota.fail_closed().unwrap_or(self.failure.quotas_deny);
                 self.stats.store_failed(now, &e, deny);
                 if deny {
                     return Err(store_down("quota"));
@@ -481,6 +579,11 @@ impl RateLimitMeter {
             }
         };
         let d = check.decide(now, &counts);
+        let mut status = reservation.status.unwrap_or_default();
+        if let Some(s) = check.standing(now, &counts) {
+            status.note(LimitUnit::Tokens, s);
+        }
+        note_status(reservation, &status);
         self.stats.ok.fetch_add(d.ok, Ordering::Relaxed);
         self.stats
             .shadow_over_limit
@@ -492,6 +595,7 @@ impl RateLimitMeter {
         if let Some(reset) = d.refuse_for {
             let (limit, window) = check.limit();
             return Err(Error::RateLimited {
+                status: Some(Box::new(status)),
                 message: format!(
                     "the quota of {limit} per {} of {} for model {} is used up",
                     unit_name(window),
@@ -560,3 +664,25 @@ impl RateLimitMeter {
         }
     }
 }
+
+/// A rule's standing after a count.
+const fn standing(rule: &Rule, count: u64, now: u64) -> Standing {
+    Standing {
+        limit: rule.limit,
+        remaining: rule.limit.saturating_sub(count),
+        reset: seconds_to_reset(now, rule.window),
+    }
+}
+
+/// Folds `status` into the reservation's.
+fn note_status(reservation: &mut Reservation, status: &LimitStatus) {
+    if status.is_empty() {
+        return;
+    }
+    reservation
+        .status
+        .get_or_insert_with(LimitStatus::default)
+        .merge(status);
+}
+
+mod reserve;

@@ -21,8 +21,11 @@
 //! Windows are fixed and aligned to the unit ([`super::key`]); the buckets live in the
 //! `global` store (Redis when configured), so replicas share one quota.
 
+use super::failure::fail_closed;
+use super::hold::Hold;
 use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
 use super::selector::{ClientSelector, match_all};
+use super::status::Standing;
 use super::store::Increment;
 use crate::config::{Config, QuotaPolicySpec, QuotaValue, Resource};
 use crate::cost::{CelCost, CostInput};
@@ -51,6 +54,8 @@ pub(crate) struct Quota {
     prefix: String,
     cost: Option<CelCost>,
     buckets: Vec<Bucket>,
+    /// The policy's failure mode (annotation), when set.
+    fail_closed: Option<bool>,
 }
 
 /// Buckets a request matched, to be charged when it ends.
@@ -150,6 +155,7 @@ fn compile_model(
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<(String, Quota)> {
     let pm = q.spec.per_model_quotas.get(i)?;
+    let fail_closed = fail_closed(q, &mut Vec::new());
     let mut buckets: Vec<Bucket> = pm
         .quota
         .default_bucket
@@ -183,6 +189,7 @@ fn compile_model(
         prefix: format!("quota/{}/{backend}/{}", q.key(), pm.model_name),
         cost: compile_cost(pm.quota.cost_expression.as_deref()),
         buckets,
+        fail_closed,
     };
     Some((pm.model_name.clone(), quota))
 }
@@ -197,6 +204,7 @@ impl Quotas {
         let mut out = Self::default();
         let mut issues = Vec::new();
         for q in policies {
+            let fail_closed = fail_closed(q, &mut issues);
             for t in &q.spec.target_refs {
                 let backend = format!("{}/{}", q.namespace(), t.name);
                 let entry = out.backends.entry(backend.clone()).or_default();
@@ -211,6 +219,7 @@ impl Quotas {
                         prefix: format!("quota/{}/{backend}/*", q.key()),
                         cost: compile_cost(sq.cost_expression.as_deref()),
                         buckets: vec![bucket(&sq.quota, Vec::new(), false)],
+                        fail_closed,
                     }));
                 }
             }
@@ -310,6 +319,11 @@ impl Quota {
     pub(crate) fn policy(&self) -> &str {
         &self.policy
     }
+
+    /// The policy's failure mode (annotation), when set.
+    pub(crate) const fn fail_closed(&self) -> Option<bool> {
+        self.fail_closed
+    }
 }
 
 impl Check {
@@ -342,6 +356,37 @@ impl Check {
             d.refuse_for = first_reset;
         }
         d
+    }
+
+    /// Holds of `amount` in every matched bucket, for reserve mode.
+    pub(crate) fn holds(&self, amount: u64) -> Vec<Hold> {
+        self.charge
+            .buckets
+            .iter()
+            .zip(&self.limits)
+            .map(|((base, window), &(limit, _, shadow))| Hold {
+                bucket: base.clone(),
+                window: *window,
+                limit,
+                amount,
+                enforce: !shadow,
+            })
+            .collect()
+    }
+
+    /// The standing the client sees: the enforcing bucket with the most left (one
+    /// with room is enough to be admitted).
+    pub(crate) fn standing(&self, now: u64, counts: &[u64]) -> Option<Standing> {
+        self.limits
+            .iter()
+            .zip(counts)
+            .filter(|((_, _, shadow), _)| !shadow)
+            .map(|(&(limit, window, _), &count)| Standing {
+                limit,
+                remaining: limit.saturating_sub(count),
+                reset: seconds_to_reset(now, window),
+            })
+            .max_by_key(|s| s.remaining)
     }
 
     /// The limit of the first enforcing bucket, for the refusal's message.

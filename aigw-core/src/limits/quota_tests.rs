@@ -71,6 +71,8 @@ impl Fixture {
             model,
             client: None,
             estimate: 0,
+            estimated: None,
+            costs: None,
             headers,
             client_ip: None,
         }))
@@ -90,6 +92,7 @@ impl Fixture {
                     &Settlement {
                         usage: &usage,
                         costs: &[],
+                        estimated: false,
                     },
                 );
                 true
@@ -207,4 +210,57 @@ fn quota_reservations_ask_streams_for_usage() {
     assert!(r.needs_usage());
     let r = f.reserve("other", &HeaderMap::new()).unwrap();
     assert!(!r.needs_usage());
+}
+
+#[test]
+fn reserve_mode_holds_the_estimate_priced_by_the_quota() {
+    let store = Arc::new(MemoryStore::default());
+    let cfg = config(&policy(
+        "p",
+        "perModelQuotas:\n  - modelName: quota-test-model\n    quota:\n      mode: Shared\n      defaultBucket: {limit: 10, duration: 1h}",
+    ));
+    let meter = RateLimitMeter::from_config(&cfg, store.clone(), store, Arc::default())
+        .unwrap()
+        .with_mode(LimitMode::Reserve(crate::meter::ReserveSettings::default()))
+        .with_clock(Arc::new(|| 86_400 * 3 + 5));
+    let h = HeaderMap::new();
+    let reserve = || {
+        ready(meter.reserve(&MeterRequest {
+            route: "default/quota-test-model",
+            backend: "default/up/route/quota-test-model/rule/0/ref/0",
+            model: "quota-test-model",
+            client: None,
+            estimate: 0,
+            estimated: Some(TokenUsage {
+                input: Some(3),
+                output: Some(4),
+                total: Some(7),
+                ..TokenUsage::default()
+            }),
+            costs: None,
+            headers: &h,
+            client_ip: None,
+        }))
+    };
+    let first = reserve().unwrap();
+    assert_eq!(first.status.unwrap().tokens.unwrap().remaining, 3);
+    let e = reserve().unwrap_err();
+    assert_eq!(e.limit_status().unwrap().tokens.unwrap().remaining, 3);
+    let used = TokenUsage {
+        input: Some(1),
+        output: Some(1),
+        ..TokenUsage::default()
+    };
+    meter.settle(
+        first,
+        &Settlement {
+            usage: &used,
+            costs: &[],
+            estimated: false,
+        },
+    );
+    assert_eq!(
+        reserve().unwrap().status.unwrap().tokens.unwrap().remaining,
+        1
+    );
 }

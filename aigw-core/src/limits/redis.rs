@@ -12,7 +12,7 @@
 //! the store does not try Redis again for a short pause, so a dead server costs
 //! requests nothing while the connection manager reconnects in the background.
 
-use crate::limits::{Increment, LimitStore};
+use crate::limits::{Adjustment, Admission, Hold, Increment, LimitStore, Reserved};
 use crate::{Error, Result, Secret};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -43,6 +43,67 @@ fn pipeline(now: u64, increments: &[Increment], counts: bool) -> redis::Pipeline
     }
     pipe
 }
+
+/// Holds amounts in several buckets, all or none, in one atomic step, each bucket's
+/// window taken from the server's `TIME` (so replicas with skewed clocks agree).
+/// KEYS: bucket bases. ARGV[1]: `all` or `any`; then per bucket: window, limit, amount,
+/// enforce (1/0). Reply: admitted (1/0), the server's time, each bucket's count.
+const RESERVE: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local any = ARGV[1] == 'any'
+local keys, counts, ttls, amounts = {}, {}, {}, {}
+local all_fit, any_fit, enforcing = true, false, 0
+for i = 1, #KEYS do
+  local o = 2 + (i - 1) * 4
+  local w, limit, amount = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+  local start = now - now % w
+  keys[i] = KEYS[i] .. '_' .. start
+  ttls[i] = start + w - now
+  amounts[i] = amount
+  local c = tonumber(redis.call('GET', keys[i]) or '0')
+  counts[i] = c
+  if ARGV[o + 3] == '1' then
+    enforcing = enforcing + 1
+    local fits
+    if amount == 0 then fits = c < limit else fits = c + amount <= limit end
+    if fits then any_fit = true else all_fit = false end
+  end
+end
+local admitted = all_fit
+if any then admitted = any_fit or enforcing == 0 end
+if admitted then
+  for i = 1, #KEYS do
+    if amounts[i] > 0 then
+      counts[i] = redis.call('INCRBY', keys[i], amounts[i])
+      redis.call('EXPIRE', keys[i], math.max(ttls[i], 1))
+    end
+  end
+end
+local out = {admitted and 1 or 0, now}
+for i = 1, #KEYS do out[#out + 1] = counts[i] end
+return out
+";
+
+/// Corrects earlier holds by the server's `TIME`: a delta goes to the hold's window
+/// while it lasts; after it, an overrun goes to the current window and a refund is
+/// dropped; no bucket goes below zero. KEYS: bucket bases. ARGV per bucket: window,
+/// the hold's window start (-1: nothing was held), delta.
+const ADJUST: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+for i = 1, #KEYS do
+  local o = 1 + (i - 1) * 3
+  local w, start, delta = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+  local current = now - now % w
+  if start ~= current and delta > 0 then start = current end
+  if start == current then
+    local k = KEYS[i] .. '_' .. start
+    local v = redis.call('INCRBY', k, delta)
+    if v < 0 then redis.call('SET', k, 0, 'KEEPTTL') end
+    redis.call('EXPIRE', k, math.max(start + w - now, 1))
+  end
+end
+return 0
+";
 
 /// `redis://user:password@host:port/db` with the user information replaced, for logs.
 pub fn redact_url(url: &str) -> String {
@@ -83,6 +144,8 @@ pub fn connect(url: &Secret, timeout: Duration) -> Result<(ConnectionManager, St
 
 /// Counters in Redis.
 pub struct RedisStore {
+    reserve: redis::Script,
+    adjust: Arc<redis::Script>,
     conn: ConnectionManager,
     timeout: Duration,
     display: String,
@@ -111,6 +174,8 @@ impl RedisStore {
     pub fn new(url: &Secret, timeout: Duration) -> Result<Self> {
         let (conn, display) = connect(url, timeout)?;
         Ok(Self {
+            reserve: redis::Script::new(RESERVE),
+            adjust: Arc::new(redis::Script::new(ADJUST)),
             conn,
             timeout,
             display,
@@ -136,11 +201,7 @@ impl RedisStore {
     }
 
     async fn run(&self, now: u64, increments: &[Increment]) -> Result<Vec<u64>> {
-        if self.millis() < self.paused_until.load(Ordering::Relaxed) {
-            return Err(Error::UpstreamUnavailable {
-                message: format!("redis {} failed recently", self.display),
-            });
-        }
+        self.check_paused()?;
         let pipe = pipeline(now, increments, true);
         let mut conn = self.conn.clone();
         let result = tokio::time::timeout(self.timeout, pipe.query_async::<Vec<u64>>(&mut conn))
@@ -154,6 +215,45 @@ impl RedisStore {
                 counts.len(),
                 increments.len()
             ))),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn check_paused(&self) -> Result<()> {
+        if self.millis() < self.paused_until.load(Ordering::Relaxed) {
+            return Err(Error::UpstreamUnavailable {
+                message: format!("redis {} failed recently", self.display),
+            });
+        }
+        Ok(())
+    }
+
+    async fn run_reserve(&self, holds: &[Hold], admission: Admission) -> Result<Reserved> {
+        self.check_paused()?;
+        let mut call = self.reserve.prepare_invoke();
+        call.arg(match admission {
+            Admission::All => "all",
+            Admission::Any => "any",
+        });
+        for h in holds {
+            call.key(&h.bucket)
+                .arg(h.window.max(1))
+                .arg(h.limit)
+                .arg(h.amount)
+                .arg(u8::from(h.enforce));
+        }
+        let mut conn = self.conn.clone();
+        let result = tokio::time::timeout(self.timeout, call.invoke_async::<Vec<u64>>(&mut conn))
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match result {
+            Ok(v) if v.len() == holds.len() + 2 => Ok(Reserved {
+                admitted: v.first() == Some(&1),
+                now: v.get(1).copied().unwrap_or(0),
+                counts: v.get(2..).map(<[u64]>::to_vec).unwrap_or_default(),
+            }),
+            Ok(v) => Err(self.failed(format!("{} values for {} holds", v.len(), holds.len()))),
             Err(e) => Err(self.failed(e)),
         }
     }
@@ -197,6 +297,42 @@ impl LimitStore for RedisStore {
             failures.fetch_add(1, Ordering::Relaxed);
             if log {
                 tracing::warn!(redis = %url, error = %error, "rate-limit charges not recorded (Redis unavailable)");
+            }
+        });
+    }
+
+    async fn reserve(&self, _now: u64, holds: &[Hold], admission: Admission) -> Result<Reserved> {
+        self.run_reserve(holds, admission).await
+    }
+
+    fn adjust(&self, _now: u64, adjustments: Vec<Adjustment>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("rate-limit settlement dropped: no runtime to reach Redis from");
+            return;
+        };
+        let script = self.adjust.clone();
+        let mut conn = self.conn.clone();
+        let bound = self.timeout.saturating_mul(10);
+        let url = self.display.clone();
+        let log = self.should_log();
+        let failures = self.failures.clone();
+        handle.spawn(async move {
+            let mut call = script.prepare_invoke();
+            for a in &adjustments {
+                call.key(&a.bucket)
+                    .arg(a.window.max(1))
+                    .arg(a.start.map_or(-1, |s| i64::try_from(s).unwrap_or(-1)))
+                    .arg(a.delta);
+            }
+            let error =
+                match tokio::time::timeout(bound, call.invoke_async::<i64>(&mut conn)).await {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {bound:?}"),
+                };
+            failures.fetch_add(1, Ordering::Relaxed);
+            if log {
+                tracing::warn!(redis = %url, error = %error, "rate-limit settlements not recorded (Redis unavailable)");
             }
         });
     }

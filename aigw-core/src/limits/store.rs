@@ -1,6 +1,8 @@
 //! Where rate-limit counters live: the [`LimitStore`] trait and the in-process
 //! [`MemoryStore`].
 
+use super::hold::{Adjustment, Admission, Hold, Reserved, admits};
+use super::key::{bucket_key, window_start};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -54,6 +56,28 @@ pub trait LimitStore: Send + Sync {
 
     /// Adds without waiting for the result.
     fn add(&self, now: u64, increments: Vec<Increment>);
+
+    /// Holds every amount of `holds`, or none when `admission` refuses, in one atomic
+    /// step: no other reservation sees the buckets between the check and the addition.
+    /// Each bucket's window is taken from the store's own clock when it has one (Redis
+    /// `TIME`), else from `now`. See [`super::held::Held`].
+    async fn reserve(&self, now: u64, holds: &[Hold], admission: Admission) -> Result<Reserved> {
+        let _ = (now, holds, admission);
+        Err(Error::internal(
+            "this rate-limit store cannot hold reservations",
+        ))
+    }
+
+    /// Applies corrections to earlier holds without waiting (see [`Adjustment`]): a
+    /// delta goes to the window its hold was made in while that window lasts; once it
+    /// has ended, an overrun goes to the current window and a refund is dropped. No
+    /// bucket goes below zero.
+    fn adjust(&self, now: u64, adjustments: Vec<Adjustment>) {
+        let _ = now;
+        if !adjustments.is_empty() {
+            tracing::warn!("rate-limit store cannot settle reservations; corrections dropped");
+        }
+    }
 }
 
 const SHARDS: usize = 16;
@@ -89,6 +113,8 @@ impl Shard {
 pub struct MemoryStore {
     shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
+    /// Serialises reservations, so a check and its addition are one step.
+    reserving: Mutex<()>,
 }
 
 impl Default for MemoryStore {
@@ -96,6 +122,7 @@ impl Default for MemoryStore {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
+            reserving: Mutex::new(()),
         }
     }
 }
@@ -149,6 +176,73 @@ impl LimitStore for MemoryStore {
                 tracing::warn!(error = %e, "rate-limit counter update failed");
             }
         }
+    }
+
+    async fn reserve(&self, now: u64, holds: &[Hold], admission: Admission) -> Result<Reserved> {
+        let _one_at_a_time = self
+            .reserving
+            .lock()
+            .map_err(|_| Error::internal("rate-limit reservations poisoned"))?;
+        let incs: Vec<Increment> = holds.iter().map(|h| hold_increment(now, h, 0)).collect();
+        let mut counts = incs
+            .iter()
+            .map(|i| self.apply(now, i))
+            .collect::<Result<Vec<_>>>()?;
+        let admitted = admits(holds, &counts, admission);
+        if admitted {
+            for ((h, i), c) in holds.iter().zip(&incs).zip(&mut counts) {
+                if h.amount > 0 {
+                    *c = self.apply(
+                        now,
+                        &Increment {
+                            cost: h.amount,
+                            ..i.clone()
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(Reserved {
+            admitted,
+            now,
+            counts,
+        })
+    }
+
+    fn adjust(&self, now: u64, adjustments: Vec<Adjustment>) {
+        for a in adjustments {
+            if let Err(e) = self.adjust_one(now, &a) {
+                tracing::warn!(error = %e, "rate-limit counter update failed");
+            }
+        }
+    }
+}
+
+/// The increment of `cost` in a hold's bucket for the window containing `now`.
+fn hold_increment(now: u64, h: &Hold, cost: u64) -> Increment {
+    let start = window_start(now, h.window);
+    Increment {
+        key: bucket_key(&h.bucket, start),
+        cost,
+        expires_at: start + h.window,
+    }
+}
+
+impl MemoryStore {
+    fn adjust_one(&self, now: u64, a: &Adjustment) -> Result<()> {
+        let current = window_start(now, a.window);
+        let start = match a.start {
+            Some(s) if s == current => s,
+            // The hold's window has ended: an overrun counts now, a refund is moot.
+            _ if a.delta > 0 => current,
+            _ => return Ok(()),
+        };
+        let key = bucket_key(&a.bucket, start);
+        let mut shard = self.shard(&key)?;
+        let entry = shard.buckets.entry(key).or_insert((0, start + a.window));
+        entry.0 = entry.0.saturating_add_signed(a.delta);
+        entry.1 = entry.1.max(start + a.window);
+        Ok(())
     }
 }
 

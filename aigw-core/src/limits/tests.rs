@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-const BASE: &str = r#"
+pub(super) const BASE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: default}
@@ -53,7 +53,7 @@ spec:
   rateLimit:
 "#;
 
-fn config(rate_limit: &str) -> Config {
+pub(super) fn config(rate_limit: &str) -> Config {
     let indented: String = rate_limit.lines().map(|l| format!("    {l}\n")).collect();
     Config::from_yaml_str(&format!("{BASE}{indented}"), "test.yaml").unwrap()
 }
@@ -95,7 +95,7 @@ pub(super) fn ready<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
-fn tenant(t: &'static str) -> HeaderMap {
+pub(super) fn tenant(t: &'static str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("x-tenant-id", HeaderValue::from_static(t));
     h
@@ -109,6 +109,8 @@ impl Fixture {
             model: "m",
             client: None,
             estimate: 0,
+            estimated: None,
+            costs: None,
             headers,
             client_ip: None,
         }))
@@ -130,7 +132,7 @@ impl Fixture {
     }
 }
 
-fn usage(input: u64, output: u64) -> TokenUsage {
+pub(super) fn usage(input: u64, output: u64) -> TokenUsage {
     TokenUsage {
         input: Some(input),
         output: Some(output),
@@ -138,7 +140,7 @@ fn usage(input: u64, output: u64) -> TokenUsage {
     }
 }
 
-const TOTAL_TOKENS_PER_TENANT: &str = r#"
+pub(super) const TOTAL_TOKENS_PER_TENANT: &str = r#"
 type: Global
 global:
   rules:
@@ -164,6 +166,7 @@ fn response_metadata_cost_spends_the_budget_and_zero_cost_only_checks() {
         Error::RateLimited {
             retry_after,
             message,
+            ..
         } => {
             // 7205 s into the hour that began at 7200 s.
             assert_eq!(*retry_after, Some(Duration::from_secs(3_595)));
@@ -312,6 +315,8 @@ fn other_routes_and_policies_are_unlimited() {
         model: "m",
         client: None,
         estimate: 0,
+        estimated: None,
+        costs: None,
         headers: &h,
         client_ip: None,
     }))
@@ -368,6 +373,8 @@ global:
             model: "m",
             client: None,
             estimate: 0,
+            estimated: None,
+            costs: None,
             headers: &h,
             client_ip: None,
         }))
@@ -425,6 +432,8 @@ fn upstream_exchange(
         model: "rate-limit-funky-model",
         client: None,
         estimate: 0,
+        estimated: None,
+        costs: None,
         headers: &h,
         client_ip: None,
     }))?;

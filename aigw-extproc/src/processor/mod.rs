@@ -168,6 +168,11 @@ pub(crate) fn error_reply(error: &Error, api: ClientApi) -> ProcessingResponse {
     if matches!(error, Error::RateLimited { .. }) {
         headers.set("x-envoy-ratelimited", "true");
     }
+    if let Some(status) = error.limit_status() {
+        for (name, value) in status.headers() {
+            headers.set(name.as_str(), value.as_bytes());
+        }
+    }
     wire::immediate_with(
         error.status(),
         "application/json",
