@@ -37,6 +37,7 @@ impl RecordSink for TracingSink {
             audio_ms = r.usage.audio_ms,
             input_characters = r.usage.characters,
             cost_usd = cost.as_deref(),
+            images = r.usage.images,
             token_source = r.usage_source.as_str(),
             latency_ms = r.latency.map(|d| d.as_secs_f64() * 1e3),
             ttfb_ms = r.time_to_first_byte.map(|d| d.as_secs_f64() * 1e3),
@@ -369,6 +370,9 @@ fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) 
             "cost_usd",
             Value::Str(&aigw_core::pricing::format_micros(m)),
         );
+    }
+    if let Some(n) = r.usage.images {
+        f("images", Value::U64(n));
     }
     f("token_source", Value::Str(r.usage_source.as_str()));
     if let Some(d) = r.latency {

@@ -170,7 +170,7 @@ fn images_rerank_and_tokenize_translated_with_the_official_sdks() {
     let cfg = dir.path().join("aigw.yaml");
     std::fs::write(&cfg, config(sim, checker)).unwrap();
     let log = dir.path().join("gateway.log");
-    let (_gw, listen, _) = aigw_run(aigw, &cfg, &log);
+    let (gw, listen, admin) = aigw_run(aigw, &cfg, &log);
     let out = Command::new(&python)
         .args(["-c", SCRIPT, &format!("http://{listen}")])
         .output()
@@ -183,6 +183,9 @@ fn images_rerank_and_tokenize_translated_with_the_official_sdks() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let metrics = http_get(admin, "/metrics");
+    drop(gw);
+    images_are_metered(&std::fs::read_to_string(&log).unwrap(), &metrics);
 
     assert_eq!(r["titan"]["count"], 2, "{r}");
     assert_eq!(r["titan"]["png"], true, "{r}");
@@ -238,4 +241,46 @@ fn images_rerank_and_tokenize_translated_with_the_official_sdks() {
         assert_eq!(l["sigv4"], true, "{l}");
         assert_eq!(l["errors"], "", "{l}");
     }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Image models bill per image: each translated generation's access-log line carries the
+/// number of images returned (Titan 2, Stability 1, Imagen 2), and
+/// `aigw_generated_images_total` adds them up per provider.
+fn images_are_metered(log: &str, metrics: &str) {
+    for (model, n) in [
+        ("amazon.titan-image-generator-v2:0", 2),
+        ("stability.sd3-5-large-v1:0", 1),
+        ("imagen-4.0-generate-001", 2),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("aigw::access") && l.contains(&format!("request_model={model}")))
+            .unwrap_or_else(|| panic!("no access log line for {model}:\n{log}"));
+        assert!(line.contains(&format!(" images={n}")), "{line}");
+    }
+    let count = |provider: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("aigw_generated_images_total{")
+                    && l.contains(&format!("gen_ai_provider_name=\"{provider}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(count("aws.bedrock"), 3.0, "{metrics}");
+    assert_eq!(count("gcp.vertex_ai"), 2.0, "{metrics}");
 }

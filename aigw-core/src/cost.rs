@@ -31,7 +31,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The variables a cost expression may use.
-pub const CEL_VARIABLES: [&str; 11] = [
+pub const CEL_VARIABLES: [&str; 12] = [
     "model",
     "backend",
     "route_name",
@@ -43,6 +43,7 @@ pub const CEL_VARIABLES: [&str; 11] = [
     "reasoning_tokens",
     "audio_seconds",
     "input_characters",
+    "images",
 ];
 
 /// Why a cost entry was rejected at load.
@@ -105,6 +106,7 @@ impl CelCost {
             reasoning: Some(20),
             audio_ms: Some(3_500),
             characters: Some(42),
+            images: Some(2),
         };
         let input = CostInput {
             model: "dry-run-model",
@@ -140,6 +142,7 @@ impl CelCost {
             ("reasoning_tokens", u.reasoning),
             ("audio_seconds", u.audio_seconds()),
             ("input_characters", u.characters),
+            ("images", u.images),
         ];
         for (name, value) in vars {
             ctx.add_variable_from_value(name, Value::UInt(value.unwrap_or(0)));
@@ -396,6 +399,22 @@ mod tests {
     fn negative_result_rejected() {
         let e = CelCost::compile("-1").unwrap_err();
         assert!(e.message.contains("negative"), "{}", e.message);
+    }
+
+    #[test]
+    fn images_are_priced_per_image() {
+        let c = CelCost::compile("images * 40u").unwrap();
+        let usage = TokenUsage {
+            images: Some(3),
+            ..TokenUsage::default()
+        };
+        let input = CostInput {
+            model: "imagen-4.0-generate-001",
+            backend: "b",
+            route_name: "r",
+            usage: &usage,
+        };
+        assert_eq!(c.eval(&input), Ok(120));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! change the answer (see `docs/translation-matrix.md`); the first drop of each pair is
 //! also logged at warn level. Audio is counted beside tokens, with the labels of the
 //! token histogram: `aigw_audio_seconds_total` (transcription and translation input)
-//! and `aigw_speech_characters_total` (speech input).
+//! and `aigw_speech_characters_total` (speech input); so are generated images,
+//! `aigw_generated_images_total` (image models bill per image).
 //!
 //! `aigw_metered_tokens_total{gen_ai_operation_name, gen_ai_provider_name,
 //! gen_ai_original_model, gen_ai_request_model, gen_ai_token_type, aigw_token_source}`
@@ -246,6 +247,7 @@ pub struct GenAiMetrics {
     dropped: Family<Labels, Counter>,
     audio_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
     speech_characters: Family<Labels, Counter>,
+    images: Family<Labels, Counter>,
     metered: Family<Labels, Counter>,
     series: SeriesCache,
     observer: OnceLock<Arc<dyn MetricsObserver>>,
@@ -325,6 +327,12 @@ impl GenAiMetrics {
             "Characters of text turned into speech.",
             speech_characters.clone(),
         );
+        let images = Family::<Labels, Counter>::default();
+        registry.register(
+            "aigw_generated_images",
+            "Images generated, as the provider returned them.",
+            images.clone(),
+        );
         let metered = Family::<Labels, Counter>::default();
         registry.register(
             "aigw_metered_tokens",
@@ -348,6 +356,7 @@ impl GenAiMetrics {
             dropped,
             audio_seconds,
             speech_characters,
+            images,
             series: SeriesCache::default(),
             observer: OnceLock::new(),
             spans_dropped,
@@ -424,6 +433,9 @@ impl GenAiMetrics {
             self.speech_characters
                 .get_or_create(&series.labels)
                 .inc_by(n);
+        }
+        if let Some(n) = u.images {
+            self.images.get_or_create(&series.labels).inc_by(n);
         }
     }
 
@@ -547,6 +559,18 @@ mod tests {
         };
         assert!(line("aigw_audio_seconds_total{", "transcription").ends_with(" 5.0"));
         assert!(line("aigw_speech_characters_total{", "speech").ends_with(" 12"));
+        r.endpoint = Some(Endpoint::ImageGenerations);
+        r.usage = TokenUsage {
+            images: Some(2),
+            ..Default::default()
+        };
+        m.record(&r);
+        let text = m.encode();
+        let images = text
+            .lines()
+            .find(|l| l.starts_with("aigw_generated_images_total{"))
+            .unwrap_or_else(|| panic!("no aigw_generated_images_total in\n{text}"));
+        assert!(images.ends_with(" 2"), "{images}");
     }
 
     #[test]

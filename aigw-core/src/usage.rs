@@ -41,6 +41,9 @@ pub struct TokenUsage {
     /// character-billed voices bill by).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub characters: Option<u64>,
+    /// Images generated (image endpoints; image models bill per image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<u64>,
 }
 
 impl std::fmt::Debug for TokenUsage {
@@ -60,6 +63,9 @@ impl std::fmt::Debug for TokenUsage {
         if let Some(n) = self.characters {
             d.field("characters", &n);
         }
+        if let Some(n) = self.images {
+            d.field("images", &n);
+        }
         d.finish()
     }
 }
@@ -74,6 +80,7 @@ impl TokenUsage {
             && self.cache_creation_input.is_none()
             && self.reasoning.is_none()
             && self.audio_ms.is_none()
+            && self.images.is_none()
             && self.characters.is_none()
     }
 
@@ -100,6 +107,7 @@ impl TokenUsage {
         take(&mut self.reasoning, newer.reasoning);
         take(&mut self.audio_ms, newer.audio_ms);
         take(&mut self.characters, newer.characters);
+        take(&mut self.images, newer.images);
     }
 
     /// [`TokenUsage::audio_ms`] in whole seconds, rounded up (providers bill started

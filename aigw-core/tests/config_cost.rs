@@ -25,6 +25,7 @@ const USAGE: TokenUsage = TokenUsage {
     reasoning: Some(11),
     audio_ms: None,
     characters: None,
+    images: None,
 };
 
 fn input(usage: &TokenUsage) -> CostInput<'_> {

@@ -22,8 +22,8 @@ use aigw_operator::extension::modify::{self, Options, Routes};
 use aigw_operator::extension::proto::{ExtensionResource, PostTranslateModifyRequest};
 use aigw_operator::extension::server::rules_of;
 use common::xds::{
-    bootstrap, envoy, envoy_output, free_port, from_json, point_cluster, pool, rendered_config,
-    request, response_json, start_envoy, start_extproc,
+    bootstrap, envoy, envoy_output, free_port, from_json, on_loopback, point_cluster, pool,
+    rendered_config, request, response_json, start_envoy, start_extproc,
 };
 use prost_reflect::DescriptorPool;
 use serde_json::{Value, json};
@@ -374,13 +374,10 @@ async fn a_chat_completion_through_envoy_and_aigw_extproc() {
     );
     let mut b = bootstrap(&resp);
     let (listen, admin) = (free_port(), free_port());
-    let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
-    listeners.retain(|l| l["name"] == "default/envoy-ai-gateway-basic/http");
-    listeners[0]["address"]["socketAddress"] =
-        json!({ "address": "127.0.0.1", "portValue": listen });
+    let listener = on_loopback(&mut b, "default/envoy-ai-gateway-basic/http", listen, admin);
     let log = dir.path().join("access.log");
     let md = |k: &str| format!("%DYNAMIC_METADATA(io.envoy.ai_gateway:{k})%");
-    listeners[0]["defaultFilterChain"]["filters"][0]["typedConfig"]["accessLog"] = json!([{
+    listener["defaultFilterChain"]["filters"][0]["typedConfig"]["accessLog"] = json!([{
         "name": "envoy.access_loggers.file",
         "typedConfig": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
@@ -400,8 +397,6 @@ async fn a_chat_completion_through_envoy_and_aigw_extproc() {
         "httproute/default/envoy-ai-gateway-basic/rule/0",
         upstream,
     );
-    b["admin"] =
-        json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
     let mut child = start_envoy(&envoy, &b, dir.path(), admin).await;
     let envoy_out = || envoy_output(dir.path());
 
@@ -501,17 +496,18 @@ async fn a_failed_endpoint_picker_answers_in_the_clients_error_shape() {
     );
     let mut b = bootstrap(&resp);
     let (listen, admin, dead) = (free_port(), free_port(), free_port());
-    let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
-    listeners[0]["address"]["socketAddress"] =
-        json!({ "address": "127.0.0.1", "portValue": listen });
+    on_loopback(
+        &mut b,
+        "default/inference-pool-with-aigwroute/http",
+        listen,
+        admin,
+    );
     // The mistral pool's picker: nothing listens there.
     point_cluster(
         &mut b,
         "envoy.clusters.endpointpicker_mistral_default_ext_proc",
         dead,
     );
-    b["admin"] =
-        json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
     let _child = start_envoy(&envoy, &b, dir.path(), admin).await;
 
     let r = reqwest::Client::new()
@@ -616,17 +612,12 @@ async fn a_chat_completion_tunnels_through_the_gateways_forward_proxy() {
     let out = modify::modify(req, &routes, &Options::new(sock.display().to_string())).unwrap();
     let mut b = bootstrap(&response_json(&pool, &out));
     let (listen, admin) = (free_port(), free_port());
-    let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
-    listeners.retain(|l| l["name"] == "default/envoy-ai-gateway-basic/http");
-    listeners[0]["address"]["socketAddress"] =
-        json!({ "address": "127.0.0.1", "portValue": listen });
+    on_loopback(&mut b, "default/envoy-ai-gateway-basic/http", listen, admin);
     point_cluster(
         &mut b,
         "httproute/default/envoy-ai-gateway-basic/rule/0",
         tls_port,
     );
-    b["admin"] =
-        json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
     let _child = start_envoy(&envoy, &b, dir.path(), admin).await;
 
     let r = reqwest::Client::new()

@@ -372,3 +372,16 @@ pub fn point_cluster(b: &mut Value, name: &str, port: u16) {
             json!({ "address": "127.0.0.1", "portValue": port });
     }
 }
+
+/// Keeps only the listener `name` of a bootstrap, on `127.0.0.1:listen`, with Envoy's
+/// admin on `127.0.0.1:admin`; returns that listener.
+pub fn on_loopback<'a>(b: &'a mut Value, name: &str, listen: u16, admin: u16) -> &'a mut Value {
+    b["admin"] =
+        json!({ "address": { "socketAddress": { "address": "127.0.0.1", "portValue": admin } } });
+    let listeners = b["staticResources"]["listeners"].as_array_mut().unwrap();
+    listeners.retain(|l| l["name"] == name);
+    assert_eq!(listeners.len(), 1, "no listener {name}");
+    listeners[0]["address"]["socketAddress"] =
+        json!({ "address": "127.0.0.1", "portValue": listen });
+    &mut listeners[0]
+}

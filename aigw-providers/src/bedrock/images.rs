@@ -196,7 +196,12 @@ impl JsonCodec for ImagesCodec {
         let images: Vec<(String, Option<String>)> =
             r.images.into_iter().map(|b| (b, None)).collect();
         let out = image_response(super::now_secs(), &images, self.output_format.as_deref());
-        Ok((out, TokenUsage::default()))
+        // Image models bill per image: the count is the usage.
+        let usage = TokenUsage {
+            images: Some(images.len() as u64),
+            ..TokenUsage::default()
+        };
+        Ok((out, usage))
     }
 
     fn error(&mut self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorResponse {

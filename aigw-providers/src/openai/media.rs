@@ -121,6 +121,12 @@ impl MediaPassthrough {
         {
             u.audio_ms = s.duration.map(seconds_to_ms);
         }
+        if matches!(
+            self.endpoint,
+            Endpoint::ImageGenerations | Endpoint::ImageEdits
+        ) {
+            u.images = s.data.as_ref().map(|d| d.len() as u64);
+        }
         if let Some(meta) = s.meta {
             if let Some(t) = meta.tokens {
                 u.input = t.input_tokens.map(|n| n as u64).or(u.input);
@@ -195,6 +201,9 @@ struct Sniff {
     count: Option<u64>,
     #[serde(default)]
     duration: Option<f64>,
+    /// The images of an image response (counted, not kept).
+    #[serde(default)]
+    data: Option<Vec<serde::de::IgnoredAny>>,
 }
 
 #[derive(Deserialize)]

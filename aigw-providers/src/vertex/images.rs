@@ -172,7 +172,12 @@ impl JsonCodec for ImagenCodec {
             )));
         }
         let out = image_response(crate::bedrock::now_secs(), &images, format.as_deref());
-        Ok((out, TokenUsage::default()))
+        // Image models bill per image: the count is the usage.
+        let usage = TokenUsage {
+            images: Some(images.len() as u64),
+            ..TokenUsage::default()
+        };
+        Ok((out, usage))
     }
 
     fn error(&mut self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> ErrorResponse {
