@@ -149,10 +149,15 @@ async fn simulator() -> SocketAddr {
 }
 
 fn gateway(config: &Path, redis: Option<&str>) -> (Proc, String, SocketAddr) {
+    gateway_with(config, redis, &[])
+}
+
+fn gateway_with(config: &Path, redis: Option<&str>, args: &[&str]) -> (Proc, String, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aigw"));
     cmd.arg("run")
         .arg(config)
+        .args(args)
         .args([
             "--listen",
             &listen.to_string(),
@@ -314,7 +319,8 @@ async fn tenant_request(url: &str) -> reqwest::Response {
 }
 
 /// Redis killed mid-run: a fail-closed gateway refuses quota'd requests with a 503 (and
-/// counts the failures), a fail-open one lets them through; both recover once Redis is
+/// counts the failures), a fail-open one lets them through, and a policy annotated
+/// `closed` refuses on a gateway that fails open by default; all recover once Redis is
 /// back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_loss_fails_open_or_closed_and_recovers() {
@@ -346,8 +352,25 @@ async fn redis_loss_fails_open_or_closed_and_recovers() {
     wait_listening(listen);
     let closed = format!("http://{listen}");
     let (_open, open, _) = gateway(&cfg, Some(&redis.url));
+    // The same quota annotated `closed` on a gateway whose default is open, in reserve
+    // mode: the policy's own failure mode wins.
+    let annotated = dir.path().join("annotated.yaml");
+    std::fs::write(
+        &annotated,
+        config(sim).replace(
+            "  name: tenant-quotas\n",
+            "  name: tenant-quotas\n  annotations:\n    aigw.run/limit-failure-mode: closed\n",
+        ),
+    )
+    .unwrap();
+    let (_by_policy, by_policy, policy_admin) = gateway_with(
+        &annotated,
+        Some(&redis.url),
+        &["--limit-mode", "reserve", "--reserve-output-tokens", "8"],
+    );
     assert_eq!(tenant_request(&closed).await.status(), 200);
     assert_eq!(tenant_request(&open).await.status(), 200);
+    assert_eq!(tenant_request(&by_policy).await.status(), 200);
 
     redis.child.kill().unwrap();
     redis.child.wait().unwrap();
@@ -364,6 +387,13 @@ async fn redis_loss_fails_open_or_closed_and_recovers() {
         "{body}"
     );
     assert_eq!(tenant_request(&open).await.status(), 200);
+    assert_eq!(tenant_request(&by_policy).await.status(), 503);
+    assert!(
+        metric(
+            policy_admin,
+            "aigw_ratelimit_decisions_total{decision=\"store_error_refused\"}"
+        ) >= 1
+    );
     // Promptly: the store's call is bounded (50 ms), not the client's timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
     assert!(
@@ -377,7 +407,9 @@ async fn redis_loss_fails_open_or_closed_and_recovers() {
     let _back = restart_redis(&redis.url);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        if tenant_request(&closed).await.status() == 200 {
+        if tenant_request(&closed).await.status() == 200
+            && tenant_request(&by_policy).await.status() == 200
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "never recovered");

@@ -2,7 +2,7 @@
 //! prints an Envoy bootstrap for the same configuration.
 
 use aigw_core::filterapi;
-use aigw_core::limits::{DEFAULT_TIMEOUT, LimitStore, RateLimits, RedisStore};
+use aigw_core::limits::{LimitStore, RateLimits, RedisStore};
 use aigw_extproc::config::{load_filter_runtime, load_runtime_with_limits};
 use aigw_extproc::credentials::ProviderCache;
 use aigw_extproc::envoy::{Options, Plan};
@@ -67,6 +67,10 @@ struct Cli {
     /// `aigw run` pointed at it; without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// Longest wait for one Redis call on the request path; beyond it the limit's
+    /// failure mode applies (fail open unless configured closed).
+    #[arg(long, env = "AIGW_REDIS_TIMEOUT", default_value = "50ms", value_parser = redis_timeout)]
+    redis_timeout: std::time::Duration,
     /// While the rate-limit store (Redis) is unreachable, refuse requests that a
     /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
     #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
@@ -224,12 +228,12 @@ async fn shutdown_signal() {
 /// never reaches a log line), else none (they count in process).
 fn global_store(
     url: Option<&aigw_core::Secret>,
+    timeout: std::time::Duration,
 ) -> Result<Option<Arc<dyn LimitStore>>, ExtProcError> {
     let Some(url) = url else {
         return Ok(None);
     };
-    let store =
-        RedisStore::new(url, DEFAULT_TIMEOUT).map_err(|e| ExtProcError::Redis(e.to_string()))?;
+    let store = RedisStore::new(url, timeout).map_err(|e| ExtProcError::Redis(e.to_string()))?;
     tracing::info!(
         redis = store.display_url(),
         "global rate limits counted in Redis"
@@ -258,7 +262,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
     }
     let providers = Arc::new(ProviderCache::default());
     let limits = Arc::new(
-        RateLimits::new(global_store(cli.redis_url.as_ref())?)
+        RateLimits::new(global_store(cli.redis_url.as_ref(), cli.redis_timeout)?)
             .with_failure_modes(aigw_core::limits::FailureModes {
                 rate_limits_deny: cli.rate_limit_fail_closed,
                 quotas_deny: cli.quota_fail_closed,
@@ -570,4 +574,8 @@ fn main() -> ExitCode {
         ),
         None => block_on(cli.worker_threads, serve(cli)),
     })
+}
+
+fn redis_timeout(s: &str) -> Result<std::time::Duration, String> {
+    aigw_core::config::parse_duration(s).map_err(|e| e.to_string())
 }

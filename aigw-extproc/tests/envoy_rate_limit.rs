@@ -416,6 +416,67 @@ async fn envoy_client_hang_up_mid_stream_is_charged() {
     );
 }
 
+/// An OpenAI stream the client leaves after a few chunks — before the final usage
+/// chunk, the only one carrying usage — is charged an estimate of what was streamed
+/// and of the prompt, never zero; admitted responses tell the client its standing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_openai_hang_up_after_chunks_is_charged_an_estimate() {
+    let Some(envoy_bin) = envoy_binary() else {
+        return;
+    };
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("limits.yaml");
+    std::fs::write(&cfg, yaml(sim)).unwrap();
+    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None).await;
+
+    // An admitted response carries the x-ratelimit-* headers as header mutations.
+    let a = chat(&stack.base, "tenant-headers").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.headers["x-ratelimit-limit-tokens"], "30");
+    assert_eq!(a.headers["x-ratelimit-remaining-tokens"], "30");
+    let b = chat(&stack.base, "tenant-headers").await;
+    let remaining: u64 = b.headers["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(remaining < 30, "{remaining}");
+
+    let mut hang_ups = 0;
+    loop {
+        let mut r = client()
+            .post(format!("{}/v1/chat/completions", stack.base))
+            .header("x-tenant-id", "tenant-cut")
+            .header("x-sim-chunks", "40")
+            .header("x-sim-chunk-interval-ms", "50")
+            .json(&json!({"model": "gpt-sim", "stream": true,
+                "messages": [{"role": "user", "content": "count these five words"}]}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            let refused: Value = r.json().await.unwrap();
+            assert_eq!(refused["error"]["code"], "rate_limit_exceeded");
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        let mut seen = String::new();
+        while seen.matches("data: ").count() < 4 {
+            let chunk = r.chunk().await.unwrap().unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(!seen.contains("\"usage\":{"), "{seen}");
+        drop(r);
+        hang_ups += 1;
+        assert!(hang_ups < BUDGET, "hang-ups are free");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The prompt alone is estimated at several tokens, so a handful of hang-ups spend
+    // the budget of 30.
+    assert!((2..=6).contains(&hang_ups), "{hang_ups} hang-ups");
+}
+
 struct RedisServer {
     child: Child,
     url: String,

@@ -123,6 +123,10 @@ struct RunArgs {
     /// (`redis://[:password@]host:port[/db]`); without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// Longest wait for one Redis call on the request path; beyond it the limit's
+    /// failure mode applies (fail open unless configured closed).
+    #[arg(long, env = "AIGW_REDIS_TIMEOUT", default_value = "50ms", value_parser = redis_timeout)]
+    redis_timeout: std::time::Duration,
     /// While the rate-limit store (Redis) is unreachable, refuse requests that a
     /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
     #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
@@ -582,7 +586,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     };
     let global: Option<Arc<dyn aigw_core::limits::LimitStore>> = match &args.redis_url {
         Some(url) => {
-            let store = aigw_core::limits::RedisStore::new(url, aigw_core::limits::DEFAULT_TIMEOUT)
+            let store = aigw_core::limits::RedisStore::new(url, args.redis_timeout)
                 .map_err(|e| e.to_string())?;
             tracing::info!(
                 redis = store.display_url(),
@@ -845,3 +849,7 @@ fn mirror_conversations(url: &aigw_core::Secret) -> Result<(), String> {
 
 /// The bound on reading one stored conversation from Redis (they run to megabytes).
 const CONVERSATION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn redis_timeout(s: &str) -> Result<std::time::Duration, String> {
+    aigw_core::config::parse_duration(s).map_err(|e| e.to_string())
+}

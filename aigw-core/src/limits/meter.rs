@@ -2,7 +2,7 @@
 
 use super::failure::fail_closed;
 use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
-use super::quota::{Quotas, Subject};
+use super::quota::{Check, Quota, Quotas, Subject};
 use super::selector::{ClientSelector, match_all};
 use super::status::{LimitStatus, LimitUnit, Standing};
 use super::store::{Increment, LimitStore};
@@ -544,6 +544,23 @@ impl RateLimitMeter {
         }
     }
 
+    /// The quota of the request's backend and model and the buckets the request falls
+    /// into, when any.
+    fn quota_check(&self, req: &MeterRequest<'_>, now: u64) -> Option<(&Arc<Quota>, Check)> {
+        let quota = self
+            .quotas
+            .find(short_backend_name(req.backend), req.model)?;
+        let subject = Subject {
+            backend: req.backend,
+            model: req.model,
+            route: req.route,
+            headers: req.headers,
+            client_ip: req.client_ip,
+        };
+        let check = quota.check(now, &subject)?;
+        Some((quota, check))
+    }
+
     /// The QuotaPolicy of the request's backend and model: its matching buckets read,
     /// the request refused when every enforcing one is used up.
     async fn check_quota(
@@ -552,18 +569,7 @@ impl RateLimitMeter {
         now: u64,
         reservation: &mut Reservation,
     ) -> Result<()> {
-        let backend = short_backend_name(req.backend);
-        let Some(quota) = self.quotas.find(backend, req.model) else {
-            return Ok(());
-        };
-        let subject = Subject {
-            backend: req.backend,
-            model: req.model,
-            route: req.route,
-            headers: req.headers,
-            client_ip: req.client_ip,
-        };
-        let Some(check) = quota.check(now, &subject) else {
+        let Some((quota, check)) = self.quota_check(req, now) else {
             return Ok(());
         };
         let counts = match self.global.incr(now, &check.reads).await {
@@ -634,13 +640,7 @@ impl RateLimitMeter {
         let mut local = Vec::new();
         let mut global = Vec::new();
         for charge in reservation.response {
-            let cost = match &charge.cost {
-                LimitCost::Number(n) => *n,
-                LimitCost::Metadata { namespace, key } if namespace == METADATA_NAMESPACE => {
-                    settlement.cost(key).unwrap_or(0)
-                }
-                LimitCost::Metadata { .. } => 0,
-            };
+            let cost = response_value(&charge.cost, |k| settlement.cost(k));
             if cost == 0 {
                 continue;
             }
@@ -662,6 +662,19 @@ impl RateLimitMeter {
         if !global.is_empty() {
             self.global.add(now, global);
         }
+    }
+}
+
+/// The value of a response cost: a number, or the cost value `lookup` gives for its
+/// `io.envoy.ai_gateway` metadata key (0 for any other namespace, which aigw never
+/// writes).
+fn response_value(cost: &LimitCost, lookup: impl Fn(&str) -> Option<u64>) -> u64 {
+    match cost {
+        LimitCost::Number(n) => *n,
+        LimitCost::Metadata { namespace, key } if namespace == METADATA_NAMESPACE => {
+            lookup(key).unwrap_or(0)
+        }
+        LimitCost::Metadata { .. } => 0,
     }
 }
 

@@ -9,32 +9,19 @@
 //! route must all have room (shadow rules aside); a QuotaPolicy needs one enforcing
 //! bucket with room, as in upstream mode. A refused request holds nothing.
 
-use super::{RateLimitMeter, Rule, note_status, standing, store_down, unit_name};
-use crate::config::traffic::{LimitCost, RateLimitScope};
-use crate::cost::short_backend_name;
+use super::{RateLimitMeter, Rule, note_status, response_value, standing, store_down, unit_name};
+use crate::config::traffic::RateLimitScope;
 use crate::error::{Error, Result};
 use crate::limits::charge::{HeldCharge, HeldCost};
 use crate::limits::held::Held;
 use crate::limits::hold::{Admission, Hold};
-use crate::limits::quota::Subject;
 use crate::limits::selector::match_all;
 use crate::limits::status::{LimitStatus, LimitUnit};
-use crate::limits::{METADATA_NAMESPACE, bucket_base, seconds_to_reset};
+use crate::limits::{bucket_base, seconds_to_reset};
 use crate::meter::{CostInput, MeterRequest, Reservation, Settlement};
 use crate::usage::TokenUsage;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// The value of a response cost for `usage`.
-fn response_value(cost: &LimitCost, lookup: impl Fn(&str) -> Option<u64>) -> u64 {
-    match cost {
-        LimitCost::Number(n) => *n,
-        LimitCost::Metadata { namespace, key } if namespace == METADATA_NAMESPACE => {
-            lookup(key).unwrap_or(0)
-        }
-        LimitCost::Metadata { .. } => 0,
-    }
-}
 
 /// The holds of a route's matching rules, with how each is priced and its rule.
 struct RouteHolds<'r> {
@@ -209,18 +196,7 @@ impl RateLimitMeter {
         now: u64,
         reservation: &mut Reservation,
     ) -> Result<()> {
-        let backend = short_backend_name(req.backend);
-        let Some(quota) = self.quotas.find(backend, req.model) else {
-            return Ok(());
-        };
-        let subject = Subject {
-            backend: req.backend,
-            model: req.model,
-            route: req.route,
-            headers: req.headers,
-            client_ip: req.client_ip,
-        };
-        let Some(check) = quota.check(now, &subject) else {
+        let Some((quota, check)) = self.quota_check(req, now) else {
             return Ok(());
         };
         let amount = check.charge.cost(estimated);
