@@ -476,6 +476,22 @@ prices:
     }
 
     #[test]
+    fn the_shipped_examples_parse() {
+        let t = PriceTable::parse(
+            include_str!("../../examples/pricing/prices.example.yaml"),
+            "example",
+        )
+        .unwrap();
+        let bedrock = PriceQuery {
+            model: "claude-sonnet-4",
+            provider: Some("aws.bedrock"),
+            backend: None,
+            at: 0,
+        };
+        assert_eq!(t.lookup(&bedrock).unwrap().prices.input, 3_300_000);
+    }
+
+    #[test]
     fn reload_swaps_the_whole_table() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.yaml");

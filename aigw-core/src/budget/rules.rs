@@ -188,6 +188,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_parses() {
+        let r = BudgetRules::parse(
+            include_str!("../../../examples/pricing/budgets.example.yaml"),
+            "example",
+        )
+        .unwrap();
+        assert_eq!(r.rules.len(), 3);
+        assert!(r.identity_cutoff);
+    }
+
+    #[test]
     fn parses_and_refuses_ambiguous_rules() {
         let r = BudgetRules::parse(
             "budgets:\n  - {name: a, team: t, limit_usd: \"1.5\", period: month, cutoff: true}\nidentity_budgets: {cutoff: true}\n",
