@@ -441,3 +441,58 @@ async fn two_replicas_share_a_budget_and_usage_in_redis() {
         "{by_hour}"
     );
 }
+
+/// Concurrent streams on one `cutoff` budget: all are admitted while it has spend left
+/// (check-then-settle), each is cut once its own cost passes what was left, so the
+/// overshoot stays within (streams in flight) × (what was left); the next request is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_streams_overshoot_a_budget_by_at_most_what_each_found_left() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("prices.yaml"), PRICES).unwrap();
+    std::fs::write(
+        dir.path().join("budgets.yaml"),
+        "budgets:\n  - {name: all, route: default/aigw-run, limit_usd: \"0.05\", period: day, cutoff: true}\n",
+    )
+    .unwrap();
+    let g = start(dir.path(), "gw", None);
+    let streams = 6;
+    let mut tasks = Vec::new();
+    for _ in 0..streams {
+        let url = g.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/v1/chat/completions"))
+                .header("x-sim-chunks", "600")
+                .header("x-sim-chunk-interval-ms", "5")
+                .json(&json!({"model": "gpt-4o-mini", "stream": true,
+                              "messages": [{"role": "user", "content": "a long one"}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let body = t.await.unwrap();
+        assert!(body.contains("insufficient_quota"), "every stream was cut");
+        assert!(!body.contains("[DONE]"), "no stream completed");
+    }
+    assert_eq!(chat(&g.url, None).await, 429);
+    let spent = parse_usd(budget(&g, "all").await["spent_usd"].as_str().unwrap());
+    // Each stream may spend what it found left (50 000 µ$) plus the chunk that ran
+    // it out; together never more.
+    assert!(spent > 50_000, "{spent}");
+    assert!(spent <= streams * (50_000 + 10_000), "{spent}");
+    let lines = wait_lines(&g.log, streams as usize + 1).await;
+    let total: u64 = lines
+        .iter()
+        .filter(|l| l["stream"] == true)
+        .map(|l| assert_priced(l, GPT))
+        .sum();
+    assert_eq!(
+        total, spent,
+        "the budget counts exactly what the requests cost"
+    );
+}

@@ -33,11 +33,10 @@
 //! `input`. [`TokenUsage::output`] includes reasoning tokens, billed at `reasoning`
 //! (defaulting to `output`).
 
-use crate::reloadable::{FileBacked, Loadable};
+use crate::Result;
+use crate::reloadable::{FileBacked, Loadable, invalid};
 use crate::usage::TokenUsage;
-use crate::{Error, Result};
 use serde::Deserialize;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Pico-dollars per micro-dollar.
@@ -171,37 +170,17 @@ impl PriceTable {
 
     /// Parses a pricing file's text (YAML, or JSON which is YAML too).
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let invalid = |m| invalid(<Self as Loadable>::KIND, origin, m);
         let file: PricingFile = serde_saphyr::from_str(text)
-            .map_err(|e| invalid(origin, format!("not a pricing file: {e}")))?;
+            .map_err(|e| invalid(format!("not a pricing file: {e}")))?;
         let mut entries = Vec::with_capacity(file.prices.len());
         for (i, raw) in file.prices.into_iter().enumerate() {
             entries.push(
                 raw.compile()
-                    .map_err(|m| invalid(origin, format!("prices[{i}]: {m}")))?,
+                    .map_err(|m| invalid(format!("prices[{i}]: {m}")))?,
             );
         }
         Ok(Self { entries })
-    }
-
-    /// Reads and parses a pricing file.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-}
-
-fn invalid(origin: &str, message: String) -> Error {
-    Error::InvalidConfig {
-        issues: vec![crate::error::ConfigIssue {
-            file: origin.to_owned(),
-            line: None,
-            document: "pricing file".into(),
-            field: String::new(),
-            message,
-        }],
     }
 }
 
@@ -359,8 +338,9 @@ pub fn unix_now() -> u64 {
 pub type Pricing = FileBacked<PriceTable>;
 
 impl Loadable for PriceTable {
-    fn load(path: &Path) -> Result<Self> {
-        Self::load(path)
+    const KIND: &'static str = "pricing file";
+    fn parse(text: &str, origin: &str) -> Result<Self> {
+        Self::parse(text, origin)
     }
     fn entry_count(&self) -> usize {
         self.entries.len()
@@ -473,6 +453,22 @@ prices:
         .unwrap_err()
         .to_string();
         assert!(e.contains('x'), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_examples_parse() {
+        let t = PriceTable::parse(
+            include_str!("../../examples/pricing/prices.example.yaml"),
+            "example",
+        )
+        .unwrap();
+        let bedrock = PriceQuery {
+            model: "claude-sonnet-4",
+            provider: Some("aws.bedrock"),
+            backend: None,
+            at: 0,
+        };
+        assert_eq!(t.lookup(&bedrock).unwrap().prices.input, 3_300_000);
     }
 
     #[test]

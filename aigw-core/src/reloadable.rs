@@ -2,17 +2,40 @@
 //! the budget rules): readers take the value in force once ([`FileBacked::current`])
 //! and keep it for the request, so a reload is atomic for every request.
 
-use crate::Result;
+use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// A value that can be read from a file.
 pub trait Loadable: Sized + Send + Sync + 'static {
-    /// Reads and validates the file.
-    fn load(path: &Path) -> Result<Self>;
+    /// What the file is, in errors (`pricing file`).
+    const KIND: &'static str;
+    /// Parses and validates the file's text; `origin` names it in errors.
+    fn parse(text: &str, origin: &str) -> Result<Self>;
     /// How many entries the value holds, for logs.
     fn entry_count(&self) -> usize;
+    /// Reads and validates the file.
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+}
+
+/// The error of an invalid file of `kind` read from `origin`.
+pub(crate) fn invalid(kind: &str, origin: &str, message: String) -> Error {
+    Error::InvalidConfig {
+        issues: vec![crate::error::ConfigIssue {
+            file: origin.to_owned(),
+            line: None,
+            document: kind.to_owned(),
+            field: String::new(),
+            message,
+        }],
+    }
 }
 
 /// The file's identity as far as change detection goes: modification time and size.

@@ -93,6 +93,19 @@ struct Cli {
     /// here; `envoy-config --mcp-addr` says so).
     #[arg(long, env = "AIGW_EXTPROC_MCP_ADDR")]
     mcp_addr: Option<SocketAddr>,
+    /// Price table (YAML or JSON, docs/budgets.md): prices every request, records the
+    /// spend (in Redis with --redis-url) and enforces --budgets-file; reloaded when it
+    /// changes.
+    #[arg(long, env = "AIGW_PRICING_FILE", value_name = "FILE")]
+    pricing_file: Option<PathBuf>,
+    /// Money budgets per key, team or route (YAML or JSON); needs --pricing-file.
+    #[arg(
+        long,
+        env = "AIGW_BUDGETS_FILE",
+        value_name = "FILE",
+        requires = "pricing_file"
+    )]
+    budgets_file: Option<PathBuf>,
     #[command(flatten)]
     mcp: aigw_extproc::mcp::McpArgs,
     #[command(subcommand)]
@@ -284,6 +297,10 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         })?;
     let metrics = Arc::new(Metrics::default());
     metrics.set_rate_limit_stats(limits.stats().clone());
+    let spending = spending(&cli)?;
+    if let Some(s) = &spending {
+        metrics.set_spending(s.clone());
+    }
     let prefixes =
         aigw_core::api::EndpointPrefixes::parse(&cli.root_prefix, &cli.endpoint_prefixes).map_err(
             |e| ExtProcError::InvalidPrefixes {
@@ -305,6 +322,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             watch: cli.config.clone(),
             prefixes,
             header_attributes: Vec::new(),
+            spending,
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
@@ -350,6 +368,39 @@ struct Served {
     prefixes: aigw_core::api::EndpointPrefixes,
     /// Upstream's header-attribute flags (`-spanRequestHeaderAttributes`, …).
     header_attributes: Vec<(String, String)>,
+    /// Prices and money budgets (`--pricing-file`, `--budgets-file`).
+    spending: Option<Arc<aigw_core::budget::Spending>>,
+}
+
+/// The spend engine of `--pricing-file` and `--budgets-file`, counting in Redis with
+/// `--redis-url`; its files are checked for changes every second.
+fn spending(cli: &Cli) -> Result<Option<Arc<aigw_core::budget::Spending>>, ExtProcError> {
+    let Some(pricing) = &cli.pricing_file else {
+        return Ok(None);
+    };
+    let config_error = |source| ExtProcError::Config {
+        path: pricing.clone(),
+        source,
+    };
+    let store: Arc<dyn aigw_core::budget::SpendStore> = match &cli.redis_url {
+        Some(url) => Arc::new(
+            aigw_core::budget::RedisSpendStore::new(url, std::time::Duration::from_millis(100))
+                .map_err(config_error)?,
+        ),
+        None => Arc::new(aigw_core::budget::MemorySpendStore::default()),
+    };
+    let s = aigw_core::budget::Spending::from_files(pricing, cli.budgets_file.as_deref(), store)
+        .map_err(config_error)?;
+    let s = Arc::new(s);
+    let reloaded = s.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            ticker.tick().await;
+            reloaded.reload_changed_files();
+        }
+    });
+    Ok(Some(s))
 }
 
 /// Serves ext_proc and the admin endpoints, reloading with `load` when the watched
@@ -360,9 +411,12 @@ async fn run(
 ) -> Result<(), ExtProcError> {
     let exporters = start_telemetry(&s.metrics, &s.header_attributes)?;
     let runtime = Arc::new(ArcSwap::from_pointee(s.runtime));
-    let processor = Processor::new(runtime.clone(), s.metrics.clone())
+    let mut processor = Processor::new(runtime.clone(), s.metrics.clone())
         .with_prefixes(s.prefixes)
         .with_telemetry(exporters.telemetry());
+    if let Some(spending) = s.spending {
+        processor = processor.with_spending(spending);
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let bound = Bound::bind(&s.listen).await?;
     let ListenAddr::Tcp(admin_addr) = ListenAddr::parse(&s.admin)? else {
@@ -482,6 +536,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             watch,
             prefixes,
             header_attributes: flags.header_attributes.clone(),
+            spending: None,
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )

@@ -17,6 +17,7 @@ pub struct Metrics {
     requests: AtomicU64,
     rate_limits: OnceLock<Arc<LimitStats>>,
     mcp: OnceLock<Arc<aigw_core::mcp::McpMetrics>>,
+    spending: OnceLock<Arc<aigw_core::budget::Spending>>,
 }
 
 impl Metrics {
@@ -52,6 +53,12 @@ impl Metrics {
         let _ = self.mcp.set(metrics);
     }
 
+    /// Exports the spend and budget counters (`aigw_spend_usd_total`, …; the first call
+    /// wins).
+    pub fn set_spending(&self, spending: Arc<aigw_core::budget::Spending>) {
+        let _ = self.spending.set(spending);
+    }
+
     /// Requests finished so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -65,6 +72,12 @@ impl Metrics {
             // One exposition: a single `# EOF`, at the end.
             genai.truncate(genai.trim_end().trim_end_matches("# EOF").len());
             genai.push_str(&m.encode());
+        }
+        if let Some(s) = self.spending.get() {
+            // Without its own `# EOF`, before the exposition's.
+            genai.truncate(genai.trim_end().trim_end_matches("# EOF").len());
+            genai.push_str(&s.metrics().encode());
+            genai.push_str("# EOF\n");
         }
         let Some(stats) = self.rate_limits.get() else {
             return genai;

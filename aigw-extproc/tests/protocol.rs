@@ -40,6 +40,13 @@ async fn start() -> Harness {
 }
 
 async fn start_with(factory: Arc<dyn TranslatorFactory>) -> Harness {
+    start_priced(factory, None).await
+}
+
+async fn start_priced(
+    factory: Arc<dyn TranslatorFactory>,
+    spending: Option<Arc<aigw_core::budget::Spending>>,
+) -> Harness {
     let runtime = Runtime::new(
         Arc::new(TestCatalog {
             upstream: "upstream.test:443".into(),
@@ -47,7 +54,10 @@ async fn start_with(factory: Arc<dyn TranslatorFactory>) -> Harness {
         factory,
     );
     let metrics = Arc::new(Metrics::default());
-    let processor = Processor::new(Arc::new(ArcSwap::from_pointee(runtime)), metrics.clone());
+    let mut processor = Processor::new(Arc::new(ArcSwap::from_pointee(runtime)), metrics.clone());
+    if let Some(s) = spending {
+        processor = processor.with_spending(s);
+    }
     let bound = Bound::bind(&ListenAddr::parse("127.0.0.1:0").unwrap())
         .await
         .unwrap();
@@ -690,5 +700,78 @@ async fn dropped_chat_fields_are_counted_per_backend() {
                 && l.contains("backend=\"default/other\"")
                 && l.ends_with(" 1")),
         "{text}"
+    );
+}
+
+/// A route budget with `cutoff` running out mid-stream: the client gets the OpenAI error
+/// event in place of the chunk that ran it out, later chunks are read for their usage
+/// only, and the request is settled at the price table times its usage.
+#[tokio::test]
+async fn a_budget_running_out_mid_stream_ends_the_client_stream_with_an_error_event() {
+    use aigw_core::budget::{BudgetRules, Budgets, MemorySpendStore, Spending};
+    use aigw_core::pricing::{PriceTable, Pricing};
+    // One micro-dollar per output token; the route may spend 20.
+    let prices = PriceTable::parse(
+        "prices: [{model: gpt-test, input: \"0\", output: \"1\"}]",
+        "test",
+    )
+    .unwrap();
+    let budgets = BudgetRules::parse(
+        "budgets: [{name: chat, route: default/chat, limit_usd: \"0.000020\", period: day, cutoff: true}]",
+        "test",
+    )
+    .unwrap();
+    let spending = Arc::new(Spending::new(
+        Arc::new(Pricing::new(prices)),
+        Arc::new(Budgets::new(budgets)),
+        Arc::new(MemorySpendStore::default()),
+    ));
+    let mut h = start_priced(Arc::new(TestFactory), Some(spending.clone())).await;
+    let mut router = h.open().await;
+    let id = router_request(&mut router, CHAT).await;
+    let mut up = h.open().await;
+    up.send(upstream_headers(&id, OTHER_BACKEND, "/v1/chat/completions"))
+        .await;
+    drop(up);
+    router
+        .send(resp_headers(
+            "200",
+            &[("content-type", "text/event-stream")],
+        ))
+        .await;
+    let r = router.send(resp_body(b"data: a\n\n", false)).await;
+    assert_eq!(body_of(common(&r)), Some(&b"DATA: A\n\n"[..]));
+    // 9 + 16 bytes of output: 25 µ$ of the 20 left.
+    let r = router.send(resp_body(b"data: bbbbbbbb\n\n", false)).await;
+    let event = String::from_utf8(body_of(common(&r)).unwrap().to_vec()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(event.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+    assert_eq!(json["error"]["type"], "insufficient_quota", "{event}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ran out during the response"),
+        "{event}"
+    );
+    let r = router.send(resp_body(b"data: [done]\n\n", true)).await;
+    assert_eq!(body_of(common(&r)), Some(&b""[..]), "read for usage only");
+    drop(router);
+    // Settled with the whole answer's usage: 9 + 16 + 14 bytes of output.
+    let mut spent = String::new();
+    for _ in 0..50 {
+        let states = spending.budget_states().await.unwrap();
+        spent.clone_from(&states[0].spent_usd);
+        if spent != "0.000000" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(spent, "0.000039");
+    h.metrics.set_spending(spending);
+    assert!(
+        h.metrics
+            .encode()
+            .contains("aigw_budget_cutoffs_total{budget=\"chat\"} 1")
     );
 }

@@ -643,15 +643,14 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         },
         ..Settings::default()
     };
-    let spending = args.spend.build(args.redis_url.as_ref())?;
+    let spending = args.spend.build(
+        args.redis_url.as_ref(),
+        Duration::from_millis(args.reload_interval_ms.max(100)),
+    )?;
     let mut builder = Gateway::builder(snapshot);
     if let Some(s) = &spending {
         admin_state.set_spending(s.clone());
         builder = builder.spending(s.clone());
-        spend::spawn_reload(
-            s.clone(),
-            Duration::from_millis(args.reload_interval_ms.max(100)),
-        );
     }
     let gateway = builder
         .settings(settings)

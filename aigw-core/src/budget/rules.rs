@@ -19,10 +19,9 @@
 //! (a virtual key's [`crate::identity::ClientIdentity::budget`]).
 
 use super::{BudgetPeriod, BudgetSpec};
-use crate::reloadable::{FileBacked, Loadable};
-use crate::{Error, Result};
+use crate::Result;
+use crate::reloadable::{FileBacked, Loadable, invalid};
 use serde::Deserialize;
-use std::path::Path;
 
 /// What a budget is counted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,18 +75,19 @@ pub type Budgets = FileBacked<BudgetRules>;
 impl BudgetRules {
     /// Parses a budgets file's text (YAML or JSON).
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let invalid = |m| invalid(<Self as Loadable>::KIND, origin, m);
         let file: RawFile = serde_saphyr::from_str(text)
-            .map_err(|e| invalid(origin, format!("not a budgets file: {e}")))?;
+            .map_err(|e| invalid(format!("not a budgets file: {e}")))?;
         let mut rules = Vec::with_capacity(file.budgets.len());
         for (i, raw) in file.budgets.into_iter().enumerate() {
             let rule = raw
                 .compile()
-                .map_err(|m| invalid(origin, format!("budgets[{i}]: {m}")))?;
+                .map_err(|m| invalid(format!("budgets[{i}]: {m}")))?;
             if rules.iter().any(|r: &BudgetRule| r.name == rule.name) {
-                return Err(invalid(
-                    origin,
-                    format!("budgets[{i}]: name {:?} is used twice", rule.name),
-                ));
+                return Err(invalid(format!(
+                    "budgets[{i}]: name {:?} is used twice",
+                    rule.name
+                )));
             }
             rules.push(rule);
         }
@@ -99,27 +99,12 @@ impl BudgetRules {
 }
 
 impl Loadable for BudgetRules {
-    fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Self::parse(&text, &path.display().to_string())
+    const KIND: &'static str = "budgets file";
+    fn parse(text: &str, origin: &str) -> Result<Self> {
+        Self::parse(text, origin)
     }
     fn entry_count(&self) -> usize {
         self.rules.len()
-    }
-}
-
-fn invalid(origin: &str, message: String) -> Error {
-    Error::InvalidConfig {
-        issues: vec![crate::error::ConfigIssue {
-            file: origin.to_owned(),
-            line: None,
-            document: "budgets file".into(),
-            field: String::new(),
-            message,
-        }],
     }
 }
 
@@ -186,6 +171,17 @@ impl RawRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let r = BudgetRules::parse(
+            include_str!("../../../examples/pricing/budgets.example.yaml"),
+            "example",
+        )
+        .unwrap();
+        assert_eq!(r.rules.len(), 3);
+        assert!(r.identity_cutoff);
+    }
 
     #[test]
     fn parses_and_refuses_ambiguous_rules() {

@@ -91,6 +91,46 @@ impl Spending {
         }
     }
 
+    /// An engine over the price table in `pricing` and the budgets in `budgets` (none
+    /// when absent), both reloaded by [`Spending::reload_changed_files`].
+    pub fn from_files(
+        pricing: &std::path::Path,
+        budgets: Option<&std::path::Path>,
+        store: Arc<dyn SpendStore>,
+    ) -> Result<Self> {
+        let pricing = Pricing::from_file(pricing)?;
+        let budgets = match budgets {
+            Some(f) => Budgets::from_file(f)?,
+            None => Budgets::new(BudgetRules::default()),
+        };
+        tracing::info!(
+            prices = pricing.current().entries().len(),
+            budgets = budgets.current().rules.len(),
+            "requests priced; money budgets enforced"
+        );
+        Ok(Self::new(Arc::new(pricing), Arc::new(budgets), store))
+    }
+
+    /// Reloads the price table and the budgets files that changed since they were
+    /// read; an invalid file is logged and the one in force stays. Call it
+    /// periodically.
+    pub fn reload_changed_files(&self) {
+        for (what, outcome) in [
+            ("pricing", self.pricing.reload_if_changed()),
+            ("budgets", self.budgets.reload_if_changed()),
+        ] {
+            match outcome {
+                Some(Ok(n)) => tracing::info!(file = what, entries = n, "reloaded"),
+                Some(Err(e)) => tracing::error!(
+                    file = what,
+                    error = %e,
+                    "not reloaded; the previous one stays in force"
+                ),
+                None => {}
+            }
+        }
+    }
+
     /// The price table.
     pub fn pricing(&self) -> &Arc<Pricing> {
         &self.pricing

@@ -33,6 +33,7 @@ pub struct Processor {
     metrics: Arc<Metrics>,
     prefixes: Arc<aigw_core::api::EndpointPrefixes>,
     telemetry: aigw_core::telemetry::Telemetry,
+    spending: Option<Arc<aigw_core::budget::Spending>>,
 }
 
 impl Processor {
@@ -44,7 +45,18 @@ impl Processor {
             metrics,
             prefixes: Arc::default(),
             telemetry: aigw_core::telemetry::Telemetry::disabled(),
+            spending: None,
         }
+    }
+
+    /// Prices every request and enforces money budgets through `spending` (see
+    /// [`aigw_core::budget`]): a spent budget is a local reply before any upstream is
+    /// involved, and a stream whose `cutoff` budget runs out gets the client API's
+    /// error event, the rest of the upstream's answer read for its usage only.
+    #[must_use]
+    pub fn with_spending(mut self, spending: Arc<aigw_core::budget::Spending>) -> Self {
+        self.spending = Some(spending);
+        self
     }
 
     /// Records a span per request through `telemetry` (see [`aigw_core::telemetry`]).
@@ -97,13 +109,16 @@ impl StreamCtx {
         self.processor.metrics.message();
         if matches!(self.kind, Kind::Unknown) {
             self.kind = if is_router(&msg) {
-                Kind::Router(Box::new(RouterStream::new(
-                    self.processor.runtime.load_full(),
-                    self.processor.registry.clone(),
-                    self.processor.metrics.clone(),
-                    self.processor.prefixes.clone(),
-                    self.processor.telemetry.clone(),
-                )))
+                Kind::Router(Box::new(
+                    RouterStream::new(
+                        self.processor.runtime.load_full(),
+                        self.processor.registry.clone(),
+                        self.processor.metrics.clone(),
+                        self.processor.prefixes.clone(),
+                        self.processor.telemetry.clone(),
+                    )
+                    .with_spending(self.processor.spending.clone()),
+                ))
             } else {
                 Kind::Upstream
             };

@@ -47,6 +47,8 @@ pub(crate) struct RouterStream {
     prefixes: Arc<aigw_core::api::EndpointPrefixes>,
     /// Spans for the requests of this stream.
     telemetry: aigw_core::telemetry::Telemetry,
+    /// Prices and money budgets, when configured.
+    spending: Option<Arc<aigw_core::budget::Spending>>,
     /// The request path in the default layout (under the prefixes), when it is under
     /// the root prefix.
     canon: Option<String>,
@@ -71,6 +73,15 @@ fn continue_reply(
 }
 
 impl RouterStream {
+    /// Prices the stream's requests and enforces their money budgets.
+    pub(crate) fn with_spending(
+        mut self,
+        spending: Option<Arc<aigw_core::budget::Spending>>,
+    ) -> Self {
+        self.spending = spending;
+        self
+    }
+
     /// A fresh stream.
     pub(crate) fn new(
         runtime: Arc<Runtime>,
@@ -85,6 +96,7 @@ impl RouterStream {
             metrics,
             prefixes,
             telemetry,
+            spending: None,
             canon: None,
             endpoint: None,
             headers: Headers::default(),
@@ -243,6 +255,9 @@ impl RouterStream {
             Err(e) => return self.fail_request(&e),
         };
         exchange.set_telemetry(&self.telemetry);
+        if let Some(s) = &self.spending {
+            exchange.set_spending(s.clone());
+        }
         // A native passthrough forwards the client's query (`?beta=true` from Anthropic
         // clients); the exchange appends it only where the translator says so.
         exchange.set_query(self.headers.path.split_once('?').map(|(_, q)| q));

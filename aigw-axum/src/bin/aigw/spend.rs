@@ -1,8 +1,7 @@
 //! `aigw run`'s pricing, budget and admin-token flags (docs/budgets.md).
 
 use aigw_core::Secret;
-use aigw_core::budget::{Budgets, MemorySpendStore, SpendStore, Spending};
-use aigw_core::pricing::Pricing;
+use aigw_core::budget::{MemorySpendStore, SpendStore, Spending};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,15 +37,15 @@ impl SpendArgs {
             .and_then(aigw_axum::admin_usage::AdminToken::new)
     }
 
-    /// The spend engine, when a price table is configured.
-    pub(crate) fn build(&self, redis: Option<&Secret>) -> Result<Option<Arc<Spending>>, String> {
+    /// The spend engine, when a price table is configured, reloading its files every
+    /// `interval`.
+    pub(crate) fn build(
+        &self,
+        redis: Option<&Secret>,
+        interval: Duration,
+    ) -> Result<Option<Arc<Spending>>, String> {
         let Some(pricing_file) = &self.pricing_file else {
             return Ok(None);
-        };
-        let pricing = Pricing::from_file(pricing_file).map_err(|e| e.to_string())?;
-        let budgets = match &self.budgets_file {
-            Some(f) => Budgets::from_file(f).map_err(|e| e.to_string())?,
-            None => Budgets::new(aigw_core::budget::BudgetRules::default()),
         };
         let store: Arc<dyn SpendStore> = match redis {
             Some(url) => {
@@ -60,39 +59,18 @@ impl SpendArgs {
             }
             None => Arc::new(MemorySpendStore::default()),
         };
-        tracing::info!(
-            prices = pricing.current().entries().len(),
-            budgets = budgets.current().rules.len(),
-            "requests priced; money budgets enforced"
-        );
-        Ok(Some(Arc::new(Spending::new(
-            Arc::new(pricing),
-            Arc::new(budgets),
-            store,
-        ))))
-    }
-}
-
-/// Checks the price table and budgets files every `interval` and swaps in each that
-/// changed and is valid; an invalid file is logged and the previous one stays.
-pub(crate) fn spawn_reload(spending: Arc<Spending>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            log_reload("pricing", spending.pricing().reload_if_changed());
-            log_reload("budgets", spending.budgets().reload_if_changed());
-        }
-    });
-}
-
-fn log_reload(what: &str, outcome: Option<aigw_core::Result<usize>>) {
-    match outcome {
-        Some(Ok(n)) => tracing::info!(file = what, entries = n, "reloaded"),
-        Some(Err(e)) => {
-            tracing::error!(file = what, error = %e, "not reloaded; the previous one stays in force")
-        }
-        None => {}
+        let spending = Spending::from_files(pricing_file, self.budgets_file.as_deref(), store)
+            .map_err(|e| e.to_string())?;
+        let spending = Arc::new(spending);
+        let reloaded = spending.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                reloaded.reload_changed_files();
+            }
+        });
+        Ok(Some(spending))
     }
 }
