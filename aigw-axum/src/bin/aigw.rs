@@ -632,7 +632,10 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let mcp_crypto = args.mcp_crypto();
-    let mcp_settings = args.mcp_settings();
+    let mcp_settings = aigw_core::mcp::McpSettings {
+        telemetry: exporters.telemetry(),
+        ..args.mcp_settings()
+    };
     admin_state.set_mcp_metrics(mcp_settings.metrics.clone());
     let mcp_upstream: Arc<dyn aigw_core::mcp::McpUpstream> = Arc::new(
         aigw_axum::mcp::HyperUpstream::new(aigw_axum::client::ClientSettings::default())

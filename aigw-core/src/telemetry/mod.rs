@@ -18,6 +18,7 @@ pub mod config;
 mod fold;
 mod genai;
 pub mod labels;
+pub mod mcp;
 pub mod measure;
 pub mod memory;
 pub mod openinference;
