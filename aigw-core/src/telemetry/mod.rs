@@ -90,6 +90,8 @@ impl Exporters {
             let pipeline = otlp::Pipeline::start(config).map_err(|e| e.to_string())?;
             if let Some(t) = &config.traces {
                 tracing::info!(endpoint = %t.endpoint, protocol = ?t.protocol, semconv = ?config.semconv, "exporting spans over OTLP");
+            } else if config.console_traces {
+                tracing::info!(semconv = ?config.semconv, "writing spans to standard output (OTEL_TRACES_EXPORTER=console)");
             }
             if let Some(m) = &config.metrics {
                 tracing::info!(endpoint = %m.endpoint, protocol = ?m.protocol, "exporting metrics over OTLP");
@@ -101,7 +103,7 @@ impl Exporters {
         }
         #[cfg(not(feature = "otlp"))]
         {
-            if config.traces.is_some() || config.metrics.is_some() {
+            if config.traces.is_some() || config.metrics.is_some() || config.console_traces {
                 tracing::warn!(
                     "OTLP export is configured (OTEL_EXPORTER_OTLP_*) but this build has no OTLP exporter (aigw-core feature `otlp`): no spans or OTLP metrics are sent"
                 );
