@@ -394,9 +394,6 @@ async fn run(
 
 /// Serves as upstream's ExtProc image: its flags, its filter configuration.
 async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
-    for w in flags.unsupported() {
-        tracing::warn!("{w}");
-    }
     if flags.enable_redaction {
         tracing::info!(
             "-enableRedaction: request and response bodies are never logged by this build"
