@@ -380,21 +380,7 @@ pub(crate) fn audit_failure(
     if !aigw_core::audit::enabled() {
         return;
     }
-    let scheme = if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
-    {
-        "bearer"
-    } else if headers.contains_key("x-api-key") {
-        "x-api-key"
-    } else if headers.contains_key("api-key") {
-        "api-key"
-    } else if headers.contains_key(header::AUTHORIZATION) {
-        "authorization"
-    } else {
-        "none"
-    };
+    let scheme = aigw_core::audit::presented_scheme(headers);
     let peer = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());

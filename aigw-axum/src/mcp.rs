@@ -140,8 +140,16 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+    fn call(&mut self, mut req: axum::extract::Request) -> Self::Future {
         if self.mcp.gateway().serves(&req) {
+            // The gateway names the client's address in audit records of refusals.
+            if let Some(axum::extract::ConnectInfo(addr)) = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .cloned()
+            {
+                req.extensions_mut().insert(addr);
+            }
             let req = match (&self.client_auth, self.mcp.gateway().unguarded_route(&req)) {
                 (Some(auth), Some(route)) => {
                     let route = route.to_owned();

@@ -80,6 +80,9 @@ pub struct AccessLog {
 
 struct AccessLogInner {
     format: AccessLogFormat,
+    /// Header-mapped attributes printed after the fields
+    /// (`OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES`), set once at start-up.
+    attributes: std::sync::OnceLock<Vec<Arc<str>>>,
     buf: Mutex<Vec<u8>>,
     /// The output and the spare buffer swapped with `buf` on a flush, so neither side
     /// reallocates in steady state. Locked before `buf`, never the other way round.
@@ -105,6 +108,7 @@ impl AccessLog {
         Self {
             inner: Arc::new(AccessLogInner {
                 format,
+                attributes: std::sync::OnceLock::new(),
                 buf: Mutex::new(Vec::with_capacity(FLUSH_AT)),
                 out: Mutex::new((Box::new(out), Vec::with_capacity(FLUSH_AT))),
                 pending: tokio::sync::Notify::new(),
@@ -115,6 +119,14 @@ impl AccessLog {
     /// An access log writing to standard error, where the process's other log lines go.
     pub fn stderr(format: AccessLogFormat) -> Self {
         Self::new(std::io::stderr(), format)
+    }
+
+    /// Prints these header-mapped attributes of each record's `request_labels` after
+    /// its fields (the names of `OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES`:
+    /// `aigw_core::telemetry::Telemetry::log_attributes`). Set once; later calls are
+    /// ignored (returns whether this one applied).
+    pub fn set_request_attributes(&self, names: Vec<Arc<str>>) -> bool {
+        self.inner.attributes.set(names).is_ok()
     }
 
     /// Writes the buffered lines now.
@@ -149,9 +161,10 @@ impl AccessLog {
 
     /// Appends `r`'s line to `buf`, stamped `now`.
     fn write_line(&self, buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+        let attrs = self.inner.attributes.get().map_or(&[][..], Vec::as_slice);
         match self.inner.format {
-            AccessLogFormat::Text => write_text(buf, r, now),
-            AccessLogFormat::Json => write_json(buf, r, now),
+            AccessLogFormat::Text => write_text(buf, r, attrs, now),
+            AccessLogFormat::Json => write_json(buf, r, attrs, now),
         }
     }
 }
@@ -325,7 +338,7 @@ fn span_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) {
 }
 
 /// The event's fields, as [`TracingSink`] records them.
-fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) {
+fn event_fields(r: &ExchangeRecord, attributes: &[Arc<str>], mut f: impl FnMut(&str, Value<'_>)) {
     if let Some(e) = r.endpoint {
         f("endpoint", Value::Str(e.operation_name()));
     }
@@ -384,6 +397,11 @@ fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) 
     if let Some(e) = r.error.as_deref() {
         f("error", Value::Str(e));
     }
+    for (name, v) in &r.request_labels {
+        if attributes.contains(name) {
+            f(name, Value::Str(v));
+        }
+    }
 }
 
 fn write_value(buf: &mut Vec<u8>, v: &Value<'_>, json: bool) {
@@ -402,7 +420,7 @@ fn write_value(buf: &mut Vec<u8>, v: &Value<'_>, json: bool) {
 }
 
 /// `TIMESTAMP  INFO aigw.request{span fields}: aigw::access: request field=value …`
-fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: SystemTime) {
     write_timestamp(buf, now);
     buf.extend_from_slice(b"  INFO ");
     buf.extend_from_slice(SPAN_NAME.as_bytes());
@@ -418,7 +436,7 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
         write_value(buf, &v, false);
     });
     buf.extend_from_slice(b"}: aigw::access: request");
-    event_fields(r, |name, v| {
+    event_fields(r, attrs, |name, v| {
         buf.push(b' ');
         buf.extend_from_slice(name.as_bytes());
         buf.push(b'=');
@@ -441,11 +459,11 @@ fn write_json_span(buf: &mut Vec<u8>, r: &ExchangeRecord) {
 }
 
 /// `{"timestamp":…,"level":"INFO","fields":{"message":"request",…},"target":"aigw::access","span":{…},"spans":[{…}]}`
-fn write_json(buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+fn write_json(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: SystemTime) {
     buf.extend_from_slice(b"{\"timestamp\":\"");
     write_timestamp(buf, now);
     buf.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\"");
-    event_fields(r, |name, v| {
+    event_fields(r, attrs, |name, v| {
         buf.push(b',');
         push_quoted(buf, name);
         buf.push(b':');
@@ -587,6 +605,35 @@ mod tests {
             "latency_ms=1.234567 ttfb_ms=0.250000",
         ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
+        }
+    }
+
+    #[test]
+    fn header_mapped_log_attributes_follow_the_fields() {
+        let _g = info_subscriber();
+        for format in [AccessLogFormat::Text, AccessLogFormat::Json] {
+            let out = Shared::default();
+            let log = AccessLog::new(out.clone(), format);
+            assert!(log.set_request_attributes(vec![Arc::from("session.id")]));
+            let mut r = record();
+            r.request_labels = vec![
+                (Arc::from("session.id"), "sess \"42\"".into()),
+                // A metric-only mapping: not the access log's.
+                (Arc::from("tenant"), "acme".into()),
+            ];
+            log.record(&r);
+            log.flush();
+            let text = out.text();
+            match format {
+                AccessLogFormat::Text => {
+                    assert!(text.contains(r#" session.id="sess \"42\"""#), "{text}");
+                }
+                AccessLogFormat::Json => {
+                    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+                    assert_eq!(v["fields"]["session.id"], "sess \"42\"", "{text}");
+                }
+            }
+            assert!(!text.contains("acme"), "{text}");
         }
     }
 

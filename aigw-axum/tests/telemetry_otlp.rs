@@ -5,7 +5,8 @@
 //! OpenInference convention with content captured and hidden, the GenAI convention
 //! with and without content; W3C parent from the client's `traceparent`; GenAI metrics;
 //! no credential in any export or log; requests unaffected with the receiver down and
-//! the dropped spans counted. The checks live in `tests/py/otel_e2e.py`.
+//! the dropped spans counted, memory levelling off with a hung receiver; the `http/json`
+//! protocol and the `console` exporter. The checks live in `tests/py/otel_e2e.py`.
 //!
 //! Needs the test venv (`AIGW_PYTHON`, set by `scripts/test.sh`); skipped with a note
 //! when it is missing, unless `AIGW_REQUIRE_EXTERNAL=1`.
@@ -54,4 +55,19 @@ fn genai_convention_with_and_without_content() {
 #[test]
 fn receiver_down_requests_succeed_and_drops_are_counted() {
     run("receiver_down");
+}
+
+#[test]
+fn otlp_json_protocol_for_spans_and_metrics() {
+    run("http_json");
+}
+
+#[test]
+fn console_exporter_writes_spans_to_stdout() {
+    run("console");
+}
+
+#[test]
+fn memory_levels_off_with_the_receiver_down() {
+    run("memory_bound");
 }

@@ -125,6 +125,25 @@ pub enum AuditEvent<'a> {
     },
 }
 
+/// How a refused client presented itself, for [`AuditEvent::AuthFailure`]: `bearer`,
+/// `x-api-key`, `api-key`, `authorization` (another scheme) or `none` — never what.
+pub fn presented_scheme(headers: &http::HeaderMap) -> &'static str {
+    let authorization = headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    if authorization.is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")) {
+        "bearer"
+    } else if headers.contains_key("x-api-key") {
+        "x-api-key"
+    } else if headers.contains_key("api-key") {
+        "api-key"
+    } else if authorization.is_some() {
+        "authorization"
+    } else {
+        "none"
+    }
+}
+
 /// Writes `event` to the audit sink, if one is installed.
 pub fn emit(event: &AuditEvent<'_>) {
     let Some(sink) = SINK.get() else { return };

@@ -307,8 +307,18 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
                 message: e.to_string(),
             },
         )?;
+    // Before the MCP listener, whose request spans go to the same exporters.
+    let exporters = start_telemetry(&metrics, &[])?;
     if let Some(addr) = cli.mcp_addr {
-        aigw_extproc::mcp::spawn(addr, &cli.config, &cli.mcp, &metrics, shutdown_signal()).await?;
+        aigw_extproc::mcp::spawn(
+            addr,
+            &cli.config,
+            &cli.mcp,
+            &metrics,
+            exporters.telemetry(),
+            shutdown_signal(),
+        )
+        .await?;
     } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
         tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
     }
@@ -321,8 +331,8 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             max_message_size: cli.max_message_size,
             watch: cli.config.clone(),
             prefixes,
-            header_attributes: Vec::new(),
             spending,
+            exporters,
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
@@ -366,10 +376,10 @@ struct Served {
     watch: Vec<PathBuf>,
     /// Where the endpoints are mounted (`--root-prefix`, `--endpoint-prefixes`).
     prefixes: aigw_core::api::EndpointPrefixes,
-    /// Upstream's header-attribute flags (`-spanRequestHeaderAttributes`, …).
-    header_attributes: Vec<(String, String)>,
     /// Prices and money budgets (`--pricing-file`, `--budgets-file`).
     spending: Option<Arc<aigw_core::budget::Spending>>,
+    /// The telemetry exporters (started before the MCP listener, which shares them).
+    exporters: aigw_core::telemetry::Exporters,
 }
 
 /// The spend engine of `--pricing-file` and `--budgets-file`, counting in Redis with
@@ -409,7 +419,7 @@ async fn run(
     s: Served,
     load: impl Fn(&[PathBuf]) -> aigw_core::Result<aigw_extproc::Runtime> + Send + 'static,
 ) -> Result<(), ExtProcError> {
-    let exporters = start_telemetry(&s.metrics, &s.header_attributes)?;
+    let exporters = s.exporters;
     let runtime = Arc::new(ArcSwap::from_pointee(s.runtime));
     let mut processor = Processor::new(runtime.clone(), s.metrics.clone())
         .with_prefixes(s.prefixes)
@@ -455,9 +465,6 @@ async fn run(
 
 /// Serves as upstream's ExtProc image: its flags, its filter configuration.
 async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
-    for w in flags.unsupported() {
-        tracing::warn!("{w}");
-    }
     if flags.enable_redaction {
         tracing::info!(
             "-enableRedaction: request and response bodies are never logged by this build"
@@ -496,6 +503,8 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
         Err(source) => return Err(ExtProcError::Config { path, source }),
     };
     let watch = source.files();
+    // Upstream's header-attribute flags take the place of their OTEL_AIGW_* variables.
+    let exporters = start_telemetry(&metrics, &flags.header_attributes)?;
     match aigw_extproc::mcp::UpstreamMcp::from_flags(&flags.mcp)? {
         Some(mcp) => {
             aigw_extproc::mcp::spawn_filter_config(
@@ -503,6 +512,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
                 source.clone(),
                 versions.clone(),
                 &metrics,
+                exporters.telemetry(),
                 shutdown_signal(),
             )
             .await?;
@@ -535,8 +545,8 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             max_message_size: flags.max_recv_msg_size,
             watch,
             prefixes,
-            header_attributes: flags.header_attributes.clone(),
             spending: None,
+            exporters,
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )

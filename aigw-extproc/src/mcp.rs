@@ -171,9 +171,11 @@ pub async fn spawn(
     paths: &[PathBuf],
     args: &McpArgs,
     metrics: &crate::metrics::Metrics,
+    telemetry: aigw_core::telemetry::Telemetry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExtProcError> {
-    let (crypto, settings) = (args.crypto(), args.settings());
+    let (crypto, mut settings) = (args.crypto(), args.settings());
+    settings.telemetry = telemetry;
     metrics.set_mcp_metrics(settings.metrics.clone());
     let upstream: Arc<dyn McpUpstream> = Arc::new(DirectUpstream::new()?);
     let gateway =
@@ -222,15 +224,33 @@ async fn serve<L>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: std::fmt::Debug + Clone + Send + Sync + 'static,
 {
-    let app = axum::Router::new().fallback_service(service);
+    let app = axum::Router::new()
+        .fallback_service(service)
+        .layer(axum::middleware::map_request(peer_address));
+    let app = app.into_make_service_with_connect_info::<L::Addr>();
+    // `tap_io` makes any listener's address available as connect info.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
     {
         tracing::error!("MCP listener stopped: {e}");
     }
+}
+
+/// Hands the client's TCP address to the MCP gateway (which names it in audit records
+/// of refused clients); a Unix-socket peer has none.
+async fn peer_address(mut req: axum::extract::Request) -> axum::extract::Request {
+    if let Some(axum::extract::ConnectInfo(addr)) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .cloned()
+    {
+        req.extensions_mut().insert(addr);
+    }
+    req
 }
 
 /// Upstream's MCP flags: `-mcpAddr` and the session-key flags, with upstream's defaults.
@@ -330,10 +350,14 @@ pub async fn spawn_filter_config(
     source: aigw_core::filterapi::Source,
     versions: aigw_core::filterapi::VersionPolicy,
     metrics: &crate::metrics::Metrics,
+    telemetry: aigw_core::telemetry::Telemetry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExtProcError> {
     let crypto = mcp.crypto();
-    let settings = McpSettings::default();
+    let settings = McpSettings {
+        telemetry,
+        ..McpSettings::default()
+    };
     metrics.set_mcp_metrics(settings.metrics.clone());
     let upstream: Arc<dyn McpUpstream> = Arc::new(DirectUpstream::new()?);
     let gateway =

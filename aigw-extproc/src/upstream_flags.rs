@@ -2,8 +2,8 @@
 //! binary can take its place in the sidecar the upstream controller injects unchanged.
 //!
 //! Go's `flag` package: `-name value`, `-name=value`, `--name` equally; booleans as
-//! `-name` or `-name=true|false`. Every upstream flag is accepted; those this build
-//! cannot honour yet are listed by [`UpstreamFlags::unsupported`] for a warning.
+//! `-name` or `-name=true|false`. Every upstream flag is accepted and honoured (the
+//! MCP ones that are not say so where they are read).
 
 use std::path::PathBuf;
 
@@ -218,21 +218,6 @@ impl UpstreamFlags {
             _ => "info",
         }
     }
-
-    /// What was set but is not honoured by this build, one sentence each (log them as
-    /// warnings).
-    pub fn unsupported(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (name, v) in &self.header_attributes {
-            // Span and metric attributes are recorded here; the access log is Envoy's.
-            if name == "logRequestHeaderAttributes" && !v.is_empty() {
-                out.push(format!(
-                    "-{name} {v:?} is not honoured: Envoy writes the access log, and this build sets no per-request metadata for it"
-                ));
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -266,7 +251,6 @@ mod tests {
         assert_eq!(f.max_recv_msg_size, 536_870_912);
         assert_eq!(f.log_format, "json");
         assert!(!f.enable_redaction);
-        assert!(f.unsupported().is_empty());
         assert_eq!(f.mcp.len(), 4);
     }
 

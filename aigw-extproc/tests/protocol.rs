@@ -40,11 +40,26 @@ async fn start() -> Harness {
 }
 
 async fn start_with(factory: Arc<dyn TranslatorFactory>) -> Harness {
-    start_priced(factory, None).await
+    start_full(factory, aigw_core::telemetry::Telemetry::disabled()).await
 }
 
 async fn start_priced(
     factory: Arc<dyn TranslatorFactory>,
+    spending: Option<Arc<aigw_core::budget::Spending>>,
+) -> Harness {
+    start_all(factory, aigw_core::telemetry::Telemetry::disabled(), spending).await
+}
+
+async fn start_full(
+    factory: Arc<dyn TranslatorFactory>,
+    telemetry: aigw_core::telemetry::Telemetry,
+) -> Harness {
+    start_all(factory, telemetry, None).await
+}
+
+async fn start_all(
+    factory: Arc<dyn TranslatorFactory>,
+    telemetry: aigw_core::telemetry::Telemetry,
     spending: Option<Arc<aigw_core::budget::Spending>>,
 ) -> Harness {
     let runtime = Runtime::new(
@@ -54,7 +69,8 @@ async fn start_priced(
         factory,
     );
     let metrics = Arc::new(Metrics::default());
-    let mut processor = Processor::new(Arc::new(ArcSwap::from_pointee(runtime)), metrics.clone());
+    let mut processor = Processor::new(Arc::new(ArcSwap::from_pointee(runtime)), metrics.clone())
+        .with_telemetry(telemetry);
     if let Some(s) = spending {
         processor = processor.with_spending(s);
     }
@@ -774,4 +790,47 @@ async fn a_budget_running_out_mid_stream_ends_the_client_stream_with_an_error_ev
             .encode()
             .contains("aigw_budget_cutoffs_total{budget=\"chat\"} 1")
     );
+}
+
+#[tokio::test]
+async fn log_header_attributes_are_access_log_metadata() {
+    // `-logRequestHeaderAttributes x-request-id:request.id` (and a metric-only mapping,
+    // which stays out of the access log's metadata).
+    let vars = [
+        (
+            "OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES",
+            "x-request-id:request.id",
+        ),
+        (
+            "OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES",
+            "content-type:ctype",
+        ),
+    ];
+    let cfg = aigw_core::telemetry::config::TelemetryConfig::from_source(&|n: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let mut h = start_full(
+        Arc::new(TestFactory),
+        aigw_core::telemetry::Telemetry::new(&cfg, None),
+    )
+    .await;
+    let mut router = h.open().await;
+    let id = router_request(&mut router, CHAT).await;
+    let mut up = h.open().await;
+    up.send(upstream_headers(&id, OTHER_BACKEND, "/v1/chat/completions"))
+        .await;
+    drop(up);
+    router
+        .send(resp_headers(
+            "200",
+            &[("content-type", "text/event-stream")],
+        ))
+        .await;
+    let r = router.send(resp_body(b"data: [done]\n\n", true)).await;
+    let m = md(&r);
+    assert_eq!(m["request.id"], Kind::StringValue("rid-1".into()));
+    assert!(!m.contains_key("ctype"), "{m:?}");
 }

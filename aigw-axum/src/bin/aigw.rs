@@ -532,6 +532,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     }
     // Before the configuration: an invalid OTEL_* setting fails start-up, named.
     let exporters = aigw_core::telemetry::Exporters::from_env()?;
+    access_log.set_request_attributes(exporters.telemetry().log_attributes());
     if let Some(observer) = exporters.metrics_observer() {
         admin_state.genai().set_observer(observer);
     }
@@ -663,7 +664,10 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let mcp_crypto = args.mcp_crypto();
-    let mcp_settings = args.mcp_settings();
+    let mcp_settings = aigw_core::mcp::McpSettings {
+        telemetry: exporters.telemetry(),
+        ..args.mcp_settings()
+    };
     admin_state.set_mcp_metrics(mcp_settings.metrics.clone());
     let mcp_upstream: Arc<dyn aigw_core::mcp::McpUpstream> = Arc::new(
         aigw_axum::mcp::HyperUpstream::new(aigw_axum::client::ClientSettings::default())

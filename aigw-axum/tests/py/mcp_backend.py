@@ -4,6 +4,7 @@ FastMCP), serving Streamable HTTP: the backend of the MCP gateway tests.
 usage: mcp_backend.py NAME PORT [--json]
 """
 
+import json
 import sys
 
 import mcp.types as types
@@ -55,6 +56,19 @@ async def ask(question: str, ctx: Context) -> str:
 def link() -> list:
     """Returns a resource link (its URI is namespaced by the gateway)."""
     return [types.ResourceLink(type="resource_link", uri=f"mem://{name}/info", name="info")]
+
+
+@server.tool()
+def trace_context(ctx: Context) -> str:
+    """The W3C trace context this call arrived with: its `traceparent` header and the
+    one in the request's `_meta` (the telemetry tests check the gateway set both)."""
+    meta = ctx.request_context.meta
+    if meta is not None and not isinstance(meta, dict):
+        meta = meta.model_dump() if hasattr(meta, "model_dump") else dict(meta)
+    return json.dumps({
+        "header": (ctx.headers or {}).get("traceparent"),
+        "meta": (meta or {}).get("traceparent"),
+    })
 
 
 @server.prompt()

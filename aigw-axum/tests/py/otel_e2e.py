@@ -546,6 +546,121 @@ def scenario_receiver_down(binary, workdir, up):
         gw.stop()
 
 
+def scenario_http_json(binary, workdir, up):
+    """OTEL_EXPORTER_OTLP_PROTOCOL=http/json: spans and metrics as OTLP/JSON, decoded by
+    the receiver with the official messages."""
+    store = otlp_receiver.Store()
+    server, port = otlp_receiver.serve_http(store)
+    gw = Gateway(binary, up.port, {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "300",
+    }, workdir)
+    try:
+        oa, _ = clients(gw)
+        oa.chat.completions.create(model="gpt-5-nano", messages=[{"content": "Hello!", "role": "user"}])
+        s = store.wait_spans(lambda s: s["name"] == "ChatCompletion")[0]
+        a = otlp_receiver.attrs(s["attributes"])
+        check(a["llm.model_name"] == "gpt-5-nano-2025-08-07" and a["llm.token_count.prompt"] == 8, f"json span {a}")
+        check(len(hexid(s["traceId"])) == 32 and int(hexid(s["traceId"]), 16) != 0, f"trace id {s['traceId']}")
+        deadline = time.time() + 15
+        while time.time() < deadline and not store.metrics:
+            time.sleep(0.1)
+        check(any(m["name"] == "gen_ai.client.token.usage" for (_, _, m) in store.metrics), "no JSON metrics")
+        check({p for (p, _, _) in store.requests} == {"http/json"}, f"not OTLP/JSON: {store.requests}")
+        log = gw.stop()
+    finally:
+        if gw.proc.poll() is None:
+            gw.stop()
+        server.shutdown()
+    scan("http/json", store, log)
+
+
+def scenario_console(binary, workdir, up):
+    """OTEL_TRACES_EXPORTER=console: spans as JSON lines on standard output."""
+    gw = Gateway(binary, up.port, {
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OPENINFERENCE_HIDE_INPUTS": "true",
+    }, workdir)
+    try:
+        oa, _ = clients(gw)
+        oa.chat.completions.create(model="gpt-5-nano", messages=[{"content": "Hello!", "role": "user"}])
+        deadline = time.time() + 15
+        spans = []
+        while time.time() < deadline and not spans:
+            time.sleep(0.1)
+            spans = [json.loads(line) for line in open(gw.log_path) if line.startswith('{"') and '"traceId"' in line]
+        check(spans, "no span on standard output")
+        chat = [x for x in spans if x["name"] == "ChatCompletion"]
+        check(chat and chat[0]["kind"] == "Internal" and chat[0]["status"]["code"] == "Ok", f"console {spans}")
+        a = chat[0]["attributes"]
+        check(a["input.value"] == "__REDACTED__" and a["llm.token_count.prompt"] == 8, f"console attrs {a}")
+        check(chat[0]["resource"].get("service.name") == "ai-gateway", f"resource {chat[0]['resource']}")
+        attempts = [x for x in spans if x["name"] == "aigw.attempt"]
+        check(attempts and attempts[0]["parentSpanId"] == chat[0]["spanId"], f"attempt {attempts}")
+        log = gw.stop()
+    finally:
+        if gw.proc.poll() is None:
+            gw.stop()
+    for sec in SECRETS:
+        check(sec not in log, f"console: secret {sec[:8]}... on standard output")
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def scenario_memory_bound(binary, workdir, up):
+    """Sustained load with the receiver down and the default queue (2048 spans): the
+    gateway's resident memory levels off once the queue is full; drops are counted.
+    Prints the figures (docs/benchmarks.md)."""
+    # A receiver that hangs (connections accepted by the kernel, never answered): every
+    # export waits out its timeout, so the queue fills — worse than a refused port,
+    # where exports fail at once and the queue drains.
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(1024)
+    gw = Gateway(binary, up.port, {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{hung.getsockname()[1]}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2000",
+    }, workdir)
+    try:
+        oa, _ = clients(gw)
+        long_prompt = "Hello! " * 400
+
+        def one(_):
+            r = oa.chat.completions.create(model="gpt-5-nano", messages=[{"content": long_prompt, "role": "user"}])
+            return r.choices[0].message.content
+
+        samples = []
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(4):
+                started = time.time()
+                answers = list(pool.map(one, range(1500)))
+                check(all(answers), "a request failed with the receiver down")
+                samples.append((rss_kib(gw.proc.pid), 1500 / (time.time() - started)))
+        text = gw.metrics()
+        line = [l for l in text.splitlines() if l.startswith("aigw_telemetry_spans_dropped_total")]
+        dropped = float(line[0].split()[-1]) if line else 0
+        print(f"memory_bound: rss_kib after each 1500 requests={[s[0] for s in samples]} "
+              f"req_per_s={[round(s[1]) for s in samples]} dropped={dropped:.0f}", flush=True)
+        check(dropped > 0, "no dropped spans counted")
+        # Once the queue is full (2048 request + attempt spans: the first 1500
+        # requests), memory must level off: the last 3000 requests add < 8 MiB.
+        growth = samples[-1][0] - samples[1][0]
+        check(growth < 8 * 1024, f"RSS grew {growth} KiB over 3000 requests with the receiver down")
+    finally:
+        gw.stop()
+        hung.close()
+
+
 def main():
     global Gateway
     binary = sys.argv[1]

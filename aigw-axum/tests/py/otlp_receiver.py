@@ -6,13 +6,15 @@ Spans are kept as dicts in OTLP/JSON form (`MessageToDict`), metrics likewise; t
 request bytes are kept too, for the secret scan.
 """
 
+import base64
+import json
 import threading
 import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, Parse
 from opentelemetry.proto.collector.metrics.v1 import (
     metrics_service_pb2,
     metrics_service_pb2_grpc,
@@ -109,6 +111,22 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
+def otlp_json_ids(v):
+    """OTLP/JSON writes trace and span ids in hex where the protobuf JSON mapping has
+    base64: convert them so the official messages parse the request."""
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            if k in ("traceId", "spanId", "parentSpanId") and isinstance(x, str):
+                out[k] = base64.b64encode(bytes.fromhex(x)).decode() if x else ""
+            else:
+                out[k] = otlp_json_ids(x)
+        return out
+    if isinstance(v, list):
+        return [otlp_json_ids(x) for x in v]
+    return v
+
+
 def serve_grpc(store, port=0):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Trace(store), server)
@@ -129,15 +147,23 @@ def serve_http(store, port=0):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k.lower(): v for (k, v) in self.headers.items()}
+            is_json = headers.get("content-type", "").startswith("application/json")
+            proto = "http/json" if is_json else "http"
+
+            def decode(msg):
+                if is_json:
+                    Parse(json.dumps(otlp_json_ids(json.loads(body))), msg)
+                else:
+                    msg.ParseFromString(body)
+                return msg
+
             if self.path == "/v1/traces":
-                req = trace_service_pb2.ExportTraceServiceRequest()
-                req.ParseFromString(body)
-                store.add_traces(req, body, "http", headers)
+                req = decode(trace_service_pb2.ExportTraceServiceRequest())
+                store.add_traces(req, body, proto, headers)
                 out = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
             elif self.path == "/v1/metrics":
-                req = metrics_service_pb2.ExportMetricsServiceRequest()
-                req.ParseFromString(body)
-                store.add_metrics(req, body, "http", headers)
+                req = decode(metrics_service_pb2.ExportMetricsServiceRequest())
+                store.add_metrics(req, body, proto, headers)
                 out = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
             else:
                 self.send_response(404)

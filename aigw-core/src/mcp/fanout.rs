@@ -129,6 +129,9 @@ pub(crate) async fn initialize(
     for (name, r) in futures::future::join_all(inits).await {
         match r {
             Ok((bs, c)) => {
+                if let Some(s) = &auth.trace {
+                    s.route_to_backend(&bs.name, bs.id.as_deref().unwrap_or(""), true);
+                }
                 backends.push(bs);
                 caps.push(c);
             }
@@ -318,6 +321,14 @@ async fn collect(
     relay: Option<&mpsc::Sender<Bytes>>,
 ) -> Message {
     let id = msg.id().cloned().unwrap_or(Value::Null);
+    // Every target carries the request's span (or none does).
+    let span = targets.iter().find_map(|t| t.trace.clone());
+    if let Some(s) = &span {
+        s.aggregation(msg.method(), "begin");
+        for t in targets {
+            s.route_to_backend(&t.backend.name, t.session.as_deref().unwrap_or(""), false);
+        }
+    }
     let calls = targets.iter().map(|t| async move {
         let r = tokio::time::timeout(
             gw.settings.backend_timeout,
@@ -358,7 +369,13 @@ async fn collect(
     }
     let mut result = Map::new();
     if let Some(key) = kind.key() {
+        if let Some(s) = &span {
+            s.list_result(key, merged.len());
+        }
         result.insert(key.into(), Value::Array(merged));
+    }
+    if let Some(s) = &span {
+        s.aggregation(msg.method(), "end");
     }
     if !failed.is_empty() {
         result.insert("_meta".into(), json!({"aigw/failedBackends": failed}));

@@ -87,6 +87,8 @@ pub struct McpSettings {
     pub server_name: String,
     /// Where requests are counted (keep one across reloads).
     pub metrics: Arc<McpMetrics>,
+    /// Where request spans go (disabled by default).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl Default for McpSettings {
@@ -97,6 +99,7 @@ impl Default for McpSettings {
             backend_timeout: Duration::from_secs(30),
             server_name: "aigw".into(),
             metrics: Arc::new(McpMetrics::default()),
+            telemetry: crate::telemetry::Telemetry::disabled(),
         }
     }
 }

@@ -11,10 +11,11 @@ use super::session::{EventIds, Session};
 use super::sse::SseEvent;
 use super::upstream::{Incoming, Item, is_sse};
 use super::wire::{
-    Auth, LAST_EVENT_HEADER, PING_PREFIX, SESSION_HEADER, Target, VERSION_HEADER, accepted, empty,
-    error, json_response, snippet, sse_response,
+    Auth, Failure, LAST_EVENT_HEADER, PING_PREFIX, SESSION_HEADER, Target, VERSION_HEADER,
+    accepted, empty, error, failed, json_response, snippet, sse_response,
 };
 use super::{McpBody, McpGateway, PROTOCOL_VERSIONS};
+use crate::telemetry::mcp::{McpErrorType, McpMessage, McpSpan};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -72,7 +73,13 @@ where
     let mut outcome = Outcome::default();
     let mut auth = match authenticate(&gw, route, req.uri(), req.headers()).await {
         Ok(a) => a,
-        Err(r) => return *r,
+        Err(r) => {
+            if r.status() == StatusCode::UNAUTHORIZED {
+                let reason = r.extensions().get::<Failure>().map(|f| f.message.as_str());
+                audit_refusal(&req, &route_key, reason.unwrap_or("refused"));
+            }
+            return *r;
+        }
     };
     if let Some(ext) = route.ext_auth.as_deref() {
         match ext
@@ -81,6 +88,8 @@ where
         {
             super::extauth::Verdict::Allow(headers) => auth.headers.extend(headers),
             super::extauth::Verdict::Deny(status, content_type, body) => {
+                let reason = format!("extAuth answered {}", status.as_u16());
+                audit_refusal(&req, &route_key, &reason);
                 let mut r = http::Response::new(Full::new(body).boxed_unsync());
                 *r.status_mut() = status;
                 if let Some(ct) = content_type {
@@ -94,7 +103,7 @@ where
         auth.who = Arc::new(Subject::new(&req, auth.claims.clone(), route.uses_cel()));
     }
     let resp = match http_method {
-        Method::POST => post(&gw, route, req, &auth, &mut outcome).await,
+        Method::POST => post(&gw, route, req, &mut auth, &mut outcome).await,
         Method::GET => get(&gw, route, req.headers(), &auth),
         Method::DELETE => delete(&gw, route, req.headers(), &auth).await,
         _ => {
@@ -108,6 +117,10 @@ where
                 .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
             r
         }
+    };
+    let resp = match auth.trace.take() {
+        Some(span) => traced(span, resp),
+        None => resp,
     };
     gw.settings.metrics.request(
         &outcome.mcp_method,
@@ -128,6 +141,54 @@ where
         "mcp request"
     );
     resp
+}
+
+/// Writes a refused client to the audit trail: its address (when the packaging
+/// put the connection's `SocketAddr` in the request's extensions), how it presented
+/// itself, the path, the route and why — never what it presented.
+fn audit_refusal<B>(req: &http::Request<B>, route: &str, reason: &str) {
+    if !crate::audit::enabled() {
+        return;
+    }
+    crate::audit::emit(&crate::audit::AuditEvent::AuthFailure {
+        peer: req
+            .extensions()
+            .get::<std::net::SocketAddr>()
+            .map(std::net::SocketAddr::ip),
+        claimed: None,
+        scheme: crate::audit::presented_scheme(req.headers()),
+        path: req.uri().path(),
+        route: Some(route),
+        reason,
+    });
+}
+
+/// Records how the request ended on its span and keeps the span open until the
+/// response body (a stream, possibly) is done.
+fn traced(span: McpSpan, resp: http::Response<McpBody>) -> http::Response<McpBody> {
+    if let Some(f) = resp.extensions().get::<Failure>() {
+        span.fail(f.kind, &f.message, Some(f.code));
+    } else if !resp.status().is_success() {
+        span.fail(
+            McpErrorType::Internal,
+            &format!("answered {}", resp.status()),
+            None,
+        );
+    }
+    if let Some(sid) = resp
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        span.client_session(sid);
+    }
+    resp.map(|body| {
+        body.map_frame(move |f| {
+            let _ = &span;
+            f
+        })
+        .boxed_unsync()
+    })
 }
 
 /// Checks the client's API key (`apiKeyAuth`) and bearer token (`oauth`), each when the
@@ -290,7 +351,7 @@ async fn post<B>(
     gw: &Arc<McpGateway>,
     route: &McpRoute,
     req: http::Request<B>,
-    auth: &Auth,
+    auth: &mut Auth,
     out: &mut Outcome,
 ) -> http::Response<McpBody>
 where
@@ -345,14 +406,24 @@ where
         }
     };
     out.mcp_method = msg.method().to_string();
+    if msg.kind() != Some(Kind::Response) {
+        auth.trace = gw.settings.telemetry.mcp_span(McpMessage {
+            method: msg.method(),
+            id: msg.id(),
+            params: msg.params(),
+            headers: &headers,
+        });
+    }
+    let auth = &*auth;
     if msg.method() != "initialize"
         && let Some(v) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
         && !PROTOCOL_VERSIONS.contains(&v)
     {
-        return error(
+        return failed(
             StatusCode::BAD_REQUEST,
             msg.id().cloned(),
             code::INVALID_REQUEST,
+            McpErrorType::UnsupportedProtocolVersion,
             &format!(
                 "unsupported MCP-Protocol-Version {v:?}; supported: {}",
                 PROTOCOL_VERSIONS.join(", ")
@@ -365,14 +436,18 @@ where
             return fanout::initialize(gw.clone(), route, msg, &headers, auth).await;
         }
         _ => {
-            return error(
+            return failed(
                 StatusCode::BAD_REQUEST,
                 msg.id().cloned(),
                 code::INVALID_REQUEST,
+                McpErrorType::InvalidSessionId,
                 "missing session ID",
             );
         }
     };
+    if let Some(span) = &auth.trace {
+        span.client_session(&sid);
+    }
     let s = Call {
         gw,
         route,
@@ -728,6 +803,9 @@ async fn relay_and_accept(
     msg: &Message,
     sid: &str,
 ) -> http::Response<McpBody> {
+    if let Some(s) = &t.trace {
+        s.route_to_backend(&t.backend.name, t.session.as_deref().unwrap_or(""), false);
+    }
     match t.send(gw, Method::POST, Some(msg), None).await {
         Ok(r) if r.status().is_success() => accepted(sid),
         Ok(r) => error(
@@ -757,6 +835,10 @@ async fn forward(
     let client_id = msg.id().cloned().unwrap_or(Value::Null);
     let method = msg.method().to_string();
     let name = t.backend.name.clone();
+    let span = t.trace.clone();
+    if let Some(s) = &span {
+        s.route_to_backend(&name, t.session.as_deref().unwrap_or(""), false);
+    }
     let resp = match t.send(&gw, Method::POST, Some(&msg), None).await {
         Ok(r) => r,
         Err(e) => {
@@ -790,6 +872,7 @@ async fn forward(
                 Ok(Item {
                     msg: Some(mut m), ..
                 }) if is_answer(&m, &client_id) => {
+                    record_answer(span.as_ref(), &method, &m);
                     rewrite::from_backend(&mut m, &name, Some((&method, &client_id)));
                     return json_response(StatusCode::OK, &m, Some(&sid));
                 }
@@ -825,6 +908,9 @@ async fn forward(
                     msg: Some(mut m), ..
                 }) => {
                     answered = is_answer(&m, &client_id);
+                    if answered {
+                        record_answer(span.as_ref(), &method, &m);
+                    }
                     rewrite::from_backend(&mut m, &name, Some((&method, &client_id)));
                     if tx
                         .send(SseEvent::message(m.encode(), None).encode())
@@ -843,6 +929,13 @@ async fn forward(
             }
         }
         if !answered {
+            if let Some(s) = &span {
+                s.fail(
+                    McpErrorType::Internal,
+                    &format!("{name} closed the stream before answering"),
+                    Some(code::INTERNAL_ERROR),
+                );
+            }
             let m = Message::error_response(
                 Some(client_id),
                 code::INTERNAL_ERROR,
@@ -852,6 +945,40 @@ async fn forward(
         }
     });
     sse_response(rx, &sid)
+}
+
+/// Records a backend's answer on the request's span: its result for `tools/call`, and
+/// a JSON-RPC error or a tool's `isError` as the request's failure, as upstream does.
+fn record_answer(span: Option<&McpSpan>, method: &str, m: &Message) {
+    let Some(span) = span else { return };
+    if let Some(e) = m.error() {
+        let code = e.get("code").and_then(Value::as_i64);
+        let message = e.get("message").and_then(Value::as_str).unwrap_or("");
+        let kind = code.map_or(McpErrorType::Internal, McpErrorType::from_code);
+        span.fail(kind, message, code);
+        return;
+    }
+    let Some(result) = m.result().filter(|_| method == "tools/call") else {
+        return;
+    };
+    span.tool_call_result(result);
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        let text: Vec<&str> = result
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("text").and_then(Value::as_str))
+            .collect();
+        let text = text.join("; ");
+        // Upstream's heuristic: the Go SDK reports argument validation this way.
+        let kind = if text.contains("validating") {
+            McpErrorType::InvalidParam
+        } else {
+            McpErrorType::Internal
+        };
+        span.fail(kind, &format!("tool returned isError=true: {text}"), None);
+    }
 }
 
 fn is_answer(m: &Message, id: &Value) -> bool {

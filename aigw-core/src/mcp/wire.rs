@@ -5,6 +5,8 @@ use super::backend::McpBackend;
 use super::jsonrpc::Message;
 use super::upstream::{UpstreamBody, UpstreamError};
 use super::{McpBody, McpGateway};
+use crate::telemetry::SpanContext;
+use crate::telemetry::mcp::{McpBackendSpan, McpErrorType, McpSpan};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, StreamBody};
@@ -32,6 +34,8 @@ pub(crate) struct Auth {
     pub(crate) withheld: Vec<HeaderName>,
     /// What authorization rules and the backend selector check.
     pub(crate) who: Arc<super::authz::Subject>,
+    /// The span of the message being served: every backend request is its child.
+    pub(crate) trace: Option<McpSpan>,
 }
 
 /// A backend and how to address it within one client session.
@@ -41,6 +45,8 @@ pub(crate) struct Target {
     pub(crate) session: Option<String>,
     pub(crate) version: String,
     pub(crate) forwarded: Vec<(HeaderName, HeaderValue)>,
+    /// The client message's span, parent of this backend's requests.
+    pub(crate) trace: Option<McpSpan>,
 }
 
 impl Target {
@@ -65,6 +71,7 @@ impl Target {
             session: None,
             version: version.to_string(),
             forwarded,
+            trace: auth.trace.clone(),
         }
     }
 
@@ -129,18 +136,68 @@ impl Target {
         if let Some(id) = last_event {
             builder = builder.header(LAST_EVENT_HEADER, id);
         }
+        let mut trace_headers = HeaderMap::new();
+        let mut span = self.trace.as_ref().map(|s| {
+            let m = body.map_or_else(|| method.as_str(), Message::method);
+            s.backend(&b.name, m, &mut trace_headers)
+        });
+        for (k, v) in &trace_headers {
+            builder = builder.header(k, v);
+        }
         let payload = match body {
             Some(m) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(m.encode())
+                match span.as_ref().and_then(McpBackendSpan::context) {
+                    Some(ctx) => Bytes::from(with_trace_meta(m, ctx).encode()),
+                    None => Bytes::from(m.encode()),
+                }
             }
             None => Bytes::new(),
         };
         let req = builder
             .body(payload)
             .map_err(|e| UpstreamError(format!("cannot build the request: {e}")))?;
-        gw.upstream.send(b, req).await
+        let result = gw.upstream.send(b, req).await;
+        let Some(mut span) = span.take() else {
+            return result;
+        };
+        match &result {
+            Ok(r) => span.status(r.status().as_u16()),
+            Err(e) => span.failed(&e.0),
+        }
+        // The child span lasts as long as the backend's answer is being read.
+        result.map(|r| {
+            r.map(|body| {
+                use futures::StreamExt as _;
+                Box::pin(body.map(move |chunk| {
+                    let _ = &span;
+                    chunk
+                })) as UpstreamBody
+            })
+        })
     }
+}
+
+/// The message with the backend span's W3C context in `params._meta` (where MCP
+/// servers look for it, as upstream puts it), replacing any the client sent.
+fn with_trace_meta(m: &Message, ctx: &SpanContext) -> Message {
+    let mut m = m.clone();
+    if let Some(p) = m.params_mut() {
+        let meta = p
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(meta) = meta.as_object_mut() {
+            let mut h = HeaderMap::new();
+            ctx.inject(&mut h);
+            meta.remove("tracestate");
+            for (k, v) in &h {
+                if let Ok(v) = v.to_str() {
+                    meta.insert(k.as_str().to_owned(), Value::String(v.to_owned()));
+                }
+            }
+        }
+    }
+    m
 }
 
 /// Upstream's `x-ai-eg-mcp-metadata-*` headers, which its Envoy configuration turns into
@@ -226,6 +283,15 @@ pub(crate) fn json_response(
     r
 }
 
+/// Why the gateway refused or failed a request, attached to its error responses so
+/// the request's span and log can say it.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) kind: McpErrorType,
+    pub(crate) code: i64,
+    pub(crate) message: String,
+}
+
 /// A JSON-RPC error with an HTTP status (upstream answers these statuses; the body
 /// lets a JSON-RPC client read the reason too).
 pub(crate) fn error(
@@ -234,7 +300,24 @@ pub(crate) fn error(
     code: i64,
     message: &str,
 ) -> http::Response<McpBody> {
-    json_response(status, &Message::error_response(id, code, message), None)
+    failed(status, id, code, McpErrorType::from_code(code), message)
+}
+
+/// [`error`] of an explicit class.
+pub(crate) fn failed(
+    status: StatusCode,
+    id: Option<Value>,
+    code: i64,
+    kind: McpErrorType,
+    message: &str,
+) -> http::Response<McpBody> {
+    let mut r = json_response(status, &Message::error_response(id, code, message), None);
+    r.extensions_mut().insert(Failure {
+        kind,
+        code,
+        message: message.to_owned(),
+    });
+    r
 }
 
 /// 202 Accepted.

@@ -68,6 +68,15 @@ pub enum Protocol {
     /// `http/protobuf`, the specification's default.
     #[default]
     HttpProtobuf,
+    /// `http/json` (OTLP/JSON over HTTP).
+    HttpJson,
+}
+
+impl Protocol {
+    /// Whether the transport is HTTP (signal paths appended to a generic endpoint).
+    pub const fn is_http(self) -> bool {
+        matches!(self, Self::HttpProtobuf | Self::HttpJson)
+    }
 }
 
 /// One OTLP destination: endpoint, transport, headers, timeout.
@@ -170,6 +179,8 @@ pub type HeaderAttributes = Vec<(http::HeaderName, String)>;
 pub struct TelemetryConfig {
     /// Where spans go; `None`: no span exporter and no span work on the request path.
     pub traces: Option<OtlpTarget>,
+    /// `OTEL_TRACES_EXPORTER=console`: spans as JSON lines on standard output instead.
+    pub console_traces: bool,
     /// Where metrics go over OTLP; `None`: Prometheus only.
     pub metrics: Option<OtlpTarget>,
     /// `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s).
@@ -252,13 +263,14 @@ impl TelemetryConfig {
             Some(DEFAULT_SESSION_MAPPING),
         )?);
         let (service_name, resource) = resource(env)?;
-        let traces_exporter = exporter(env, "OTEL_TRACES_EXPORTER", &["otlp", "none"])?;
+        let traces_exporter = exporter(env, "OTEL_TRACES_EXPORTER", &["otlp", "console", "none"])?;
+        let console_traces = !disabled && traces_exporter.as_deref() == Some("console");
         let metrics_exporter = exporter(
             env,
             "OTEL_METRICS_EXPORTER",
             &["otlp", "none", "prometheus"],
         )?;
-        let traces = if disabled || traces_exporter.as_deref() == Some("none") {
+        let traces = if disabled || matches!(traces_exporter.as_deref(), Some("none" | "console")) {
             None
         } else {
             otlp_target(env, "TRACES", "v1/traces", traces_exporter.is_some())?
@@ -271,6 +283,7 @@ impl TelemetryConfig {
             };
         Ok(Self {
             traces,
+            console_traces,
             metrics,
             metric_export_interval: millis(env, "OTEL_METRIC_EXPORT_INTERVAL", 60000)?,
             batch: batch(env)?,
@@ -513,10 +526,11 @@ fn protocol(env: &dyn EnvSource, signal: &str) -> Result<Protocol, ConfigError> 
     };
     match value.trim() {
         "" | "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "http/json" => Ok(Protocol::HttpJson),
         "grpc" => Ok(Protocol::Grpc),
         other => Err(invalid(
             &name,
-            format!("{other:?} is not supported (grpc or http/protobuf)"),
+            format!("{other:?} is not supported (grpc, http/protobuf or http/json)"),
         )),
     }
 }
@@ -544,7 +558,7 @@ fn otlp_target(
                 // The specification's defaults.
                 let e = match protocol {
                     Protocol::Grpc => "http://localhost:4317",
-                    Protocol::HttpProtobuf => "http://localhost:4318",
+                    Protocol::HttpProtobuf | Protocol::HttpJson => "http://localhost:4318",
                 };
                 ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), e.to_owned(), true)
             }
@@ -559,7 +573,7 @@ fn otlp_target(
             format!("{endpoint:?} is not an http(s) URL"),
         ));
     }
-    let endpoint = if generic && protocol == Protocol::HttpProtobuf {
+    let endpoint = if generic && protocol.is_http() {
         format!("{}/{path}", endpoint.trim_end_matches('/'))
     } else {
         endpoint
@@ -663,12 +677,34 @@ mod tests {
     }
 
     #[test]
+    fn http_json_and_console() {
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ])
+        .unwrap();
+        let t = c.traces.unwrap();
+        assert_eq!(
+            (t.endpoint.as_str(), t.protocol),
+            ("http://h:4318/v1/traces", Protocol::HttpJson)
+        );
+        let c = cfg(&[("OTEL_TRACES_EXPORTER", "console")]).unwrap();
+        assert!(c.console_traces && c.traces.is_none());
+        let c = cfg(&[
+            ("OTEL_TRACES_EXPORTER", "console"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ])
+        .unwrap();
+        assert!(!c.console_traces);
+    }
+
+    #[test]
     fn invalid_values_name_the_variable() {
         for (k, v) in [
             ("AI_GATEWAY_TRACING_SEMCONV", "otel"),
             ("OTEL_SDK_DISABLED", "yes"),
             ("OTEL_TRACES_EXPORTER", "zipkin"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/xml"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
             ("OTEL_PROPAGATORS", "b3"),
             ("OPENINFERENCE_HIDE_INPUTS", "maybe"),

@@ -18,6 +18,7 @@ pub mod config;
 mod fold;
 mod genai;
 pub mod labels;
+pub mod mcp;
 pub mod measure;
 pub mod memory;
 pub mod openinference;
@@ -89,6 +90,8 @@ impl Exporters {
             let pipeline = otlp::Pipeline::start(config).map_err(|e| e.to_string())?;
             if let Some(t) = &config.traces {
                 tracing::info!(endpoint = %t.endpoint, protocol = ?t.protocol, semconv = ?config.semconv, "exporting spans over OTLP");
+            } else if config.console_traces {
+                tracing::info!(semconv = ?config.semconv, "writing spans to standard output (OTEL_TRACES_EXPORTER=console)");
             }
             if let Some(m) = &config.metrics {
                 tracing::info!(endpoint = %m.endpoint, protocol = ?m.protocol, "exporting metrics over OTLP");
@@ -100,7 +103,7 @@ impl Exporters {
         }
         #[cfg(not(feature = "otlp"))]
         {
-            if config.traces.is_some() || config.metrics.is_some() {
+            if config.traces.is_some() || config.metrics.is_some() || config.console_traces {
                 tracing::warn!(
                     "OTLP export is configured (OTEL_EXPORTER_OTLP_*) but this build has no OTLP exporter (aigw-core feature `otlp`): no spans or OTLP metrics are sent"
                 );
@@ -245,6 +248,9 @@ struct Inner {
     /// Header → attribute mappings for metrics and access logs, attribute names
     /// shared (`Arc`) by every record.
     labels: Vec<(HeaderName, Arc<str>)>,
+    /// The attribute names of `OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES`, what access
+    /// logs print of `labels`.
+    log_attrs: Vec<Arc<str>>,
     semconv: SemConv,
     openinference: OpenInferenceConfig,
     genai_capture: bool,
@@ -291,10 +297,21 @@ impl Telemetry {
         if sink.is_none() && labels.is_empty() {
             return Self::disabled();
         }
+        let log_attrs = config
+            .log_headers
+            .iter()
+            .filter_map(|(h, a)| {
+                labels
+                    .iter()
+                    .find(|(lh, la)| lh == h && la.as_ref() == a)
+                    .map(|(_, la)| la.clone())
+            })
+            .collect();
         Self {
             inner: Some(Arc::new(Inner {
                 sink,
                 labels,
+                log_attrs,
                 semconv: config.semconv,
                 openinference: config.openinference,
                 genai_capture: config.genai_capture_content,
@@ -307,6 +324,16 @@ impl Telemetry {
     /// Whether spans are recorded.
     pub fn is_enabled(&self) -> bool {
         self.inner.as_ref().is_some_and(|i| i.sink.is_some())
+    }
+
+    /// The attribute names an access log prints of a record's `request_labels`
+    /// (`OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES`; the labels also hold the metric
+    /// mappings).
+    pub fn log_attributes(&self) -> Vec<Arc<str>> {
+        self.inner
+            .as_ref()
+            .map(|i| i.log_attrs.clone())
+            .unwrap_or_default()
     }
 
     /// The header-mapped attributes of a request, for its record.

@@ -650,7 +650,18 @@ impl RouterStream {
             record.costs = st.runtime.catalog.costs(&record);
         }
         self.metrics.record(&record);
-        metadata(&record, st.backend_name.as_deref()).into_pb()
+        let mut md = metadata(&record, st.backend_name.as_deref());
+        // `-logRequestHeaderAttributes`: the mapped headers as dynamic metadata for
+        // Envoy's access log, as upstream sets them.
+        let log = self.telemetry.log_attributes();
+        for (name, v) in record
+            .request_labels
+            .iter()
+            .filter(|(n, _)| log.contains(n))
+        {
+            md.string(name.to_string(), v.clone());
+        }
+        md.into_pb()
     }
 }
 

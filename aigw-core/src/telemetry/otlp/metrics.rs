@@ -40,13 +40,16 @@ impl OtlpMetrics {
                 .with_timeout(target.timeout)
                 .with_metadata(metadata(target))
                 .build(),
-            Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_http_client(super::http_client(target, "metrics")?)
-                .with_endpoint(target.endpoint.clone())
-                .with_timeout(target.timeout)
-                .with_headers(headers(target))
-                .build(),
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_http_client(super::http_client(target, "metrics")?)
+                    .with_protocol(super::http_protocol(target.protocol))
+                    .with_endpoint(target.endpoint.clone())
+                    .with_timeout(target.timeout)
+                    .with_headers(headers(target))
+                    .build()
+            }
         };
         let exporter = built.map_err(|e| OtlpError {
             signal: "metrics",

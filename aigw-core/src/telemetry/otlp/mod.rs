@@ -10,6 +10,7 @@
 //! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` every `OTEL_BSP_SCHEDULE_DELAY` within
 //! `OTEL_BSP_EXPORT_TIMEOUT`.
 
+mod console;
 mod metrics;
 
 use super::attr::{AttrValue, Attrs, SpanKind, SpanStatus};
@@ -24,7 +25,7 @@ use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicCo
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
-    SdkTracer, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
+    SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -83,9 +84,21 @@ impl Pipeline {
     /// When an exporter cannot be built.
     pub fn start(config: &TelemetryConfig) -> Result<Self, OtlpError> {
         let resource = resource(config);
-        let (telemetry, traces) = match &config.traces {
-            Some(target) => {
-                let (provider, control) = tracer_provider(config, target, resource.clone())?;
+        let provider = match (&config.traces, config.console_traces) {
+            (Some(target), _) => Some(tracer_provider(
+                config,
+                span_exporter(target)?,
+                resource.clone(),
+            )),
+            (None, true) => Some(tracer_provider(
+                config,
+                console::ConsoleExporter::default(),
+                resource.clone(),
+            )),
+            (None, false) => None,
+        };
+        let (telemetry, traces) = match provider {
+            Some((provider, control)) => {
                 let sink = OtelSink {
                     tracer: opentelemetry::trace::TracerProvider::tracer(&provider, SCOPE),
                 };
@@ -195,6 +208,14 @@ pub(crate) fn http_client(
     ))
 }
 
+/// The HTTP encoding of the OTLP exporters.
+pub(crate) const fn http_protocol(p: Protocol) -> opentelemetry_otlp::Protocol {
+    match p {
+        Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
+        Protocol::HttpProtobuf | Protocol::Grpc => opentelemetry_otlp::Protocol::HttpBinary,
+    }
+}
+
 type HttpsConnector =
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
@@ -206,9 +227,10 @@ fn span_exporter(target: &OtlpTarget) -> Result<opentelemetry_otlp::SpanExporter
             .with_timeout(target.timeout)
             .with_metadata(metadata(target))
             .build(),
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+        Protocol::HttpProtobuf | Protocol::HttpJson => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(http_client(target, "traces")?)
+            .with_protocol(http_protocol(target.protocol))
             .with_endpoint(target.endpoint.clone())
             .with_timeout(target.timeout)
             .with_headers(headers(target))
@@ -220,12 +242,11 @@ fn span_exporter(target: &OtlpTarget) -> Result<opentelemetry_otlp::SpanExporter
     })
 }
 
-fn tracer_provider(
+fn tracer_provider<E: SpanExporter + 'static>(
     config: &TelemetryConfig,
-    target: &OtlpTarget,
+    mut exporter: E,
     resource: Resource,
-) -> Result<(SdkTracerProvider, mpsc::Sender<Command>), OtlpError> {
-    let mut exporter = span_exporter(target)?;
+) -> (SdkTracerProvider, mpsc::Sender<Command>) {
     exporter.set_resource(&resource);
     let b = config.batch;
     let (spans, rx) = mpsc::channel(b.max_queue_size);
@@ -242,7 +263,7 @@ fn tracer_provider(
         .with_resource(resource)
         .with_max_attributes_per_span(max_attrs)
         .build();
-    Ok((provider, control))
+    (provider, control)
 }
 
 enum Command {
@@ -278,8 +299,8 @@ impl SpanProcessor for QueueProcessor {
     }
 }
 
-async fn export_loop(
-    exporter: opentelemetry_otlp::SpanExporter,
+async fn export_loop<E: SpanExporter>(
+    exporter: E,
     mut spans: mpsc::Receiver<SpanData>,
     mut control: mpsc::Receiver<Command>,
     b: super::config::BatchSettings,
@@ -318,11 +339,7 @@ async fn export_loop(
     export(&exporter, &mut batch, b.export_timeout).await;
 }
 
-async fn export(
-    exporter: &opentelemetry_otlp::SpanExporter,
-    batch: &mut Vec<SpanData>,
-    timeout: Duration,
-) {
+async fn export<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>, timeout: Duration) {
     if batch.is_empty() {
         return;
     }
