@@ -13,12 +13,15 @@
 //!   for access logs and metrics.
 
 pub mod admin;
+pub mod admin_api;
 mod admission;
 pub mod autoconfig;
 pub mod client;
 pub mod client_auth;
 pub mod client_auth_config;
+pub mod client_metrics;
 pub mod config;
+pub mod console;
 pub mod credentials;
 mod error;
 mod gateway;
@@ -37,6 +40,7 @@ mod service;
 pub mod simulator;
 mod stream;
 pub mod trace_context;
+pub mod virtual_keys;
 
 pub use error::GatewayError;
 pub use gateway::{

@@ -329,6 +329,12 @@ fn event_fields(r: &ExchangeRecord, mut f: impl FnMut(&'static str, Value<'_>)) 
     if let Some(c) = r.client.as_deref() {
         f("client", Value::Str(c));
     }
+    if let Some(i) = r.identity.as_deref() {
+        f("client_kind", Value::Str(i.kind.as_str()));
+        if let Some(team) = i.team.as_deref() {
+            f("team", Value::Str(team));
+        }
+    }
     if let Some(v) = r.route.as_deref() {
         f("route", Value::Str(v));
     }
