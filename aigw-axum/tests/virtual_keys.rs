@@ -387,3 +387,69 @@ async fn the_file_store_survives_a_restart_and_holds_no_key() {
     drop(b);
     assert_no_key_in(logs.path(), &[key, revoked_key]);
 }
+
+/// The console in Debian's Chromium, headless, through chromedriver
+/// (`tests/py/console_browser.py`): refused without the token, loaded with it, the
+/// spend of requests just made (or the no-usage state when the gateway records none),
+/// a key created and then revoked from the page and refused by both replicas within a
+/// second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_headless_browser() {
+    let Some(python) = peers::external("AIGW_PYTHON") else {
+        return;
+    };
+    if !Path::new("/usr/bin/chromedriver").exists() {
+        assert!(
+            std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "chromium-driver is not installed and AIGW_REQUIRE_EXTERNAL=1"
+        );
+        eprintln!("skipping: chromium-driver is not installed");
+        return;
+    }
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), sim);
+    let store = [("AIGW_REDIS_URL", redis.url.as_str())];
+    let a = replica(logs.path(), "a", &cfg, &store);
+    let b = replica(logs.path(), "b", &cfg, &store);
+    let (id, key) = create(&a, json!({"name": "used-before", "team": "search"})).await;
+    assert_eq!(chat(&a, &key, "gpt-sim", &[]).await, 200);
+    assert_eq!(chat(&b, &key, "gpt-sim", &[]).await, 200);
+
+    let plan = json!({
+        "console": format!("{}/admin/console", a.admin),
+        "token": ADMIN_TOKEN,
+        "gateways": [a.url, b.url],
+        "admins": [a.admin, b.admin],
+        "known_key": id,
+        "model": "gpt-sim",
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/console_browser.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(plan.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("console report: {report}");
+    let took = report["revoked_after_s"].as_f64().unwrap();
+    assert!(
+        took < 1.0,
+        "revoked from the page, still accepted after {took} s"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    drop((a, b));
+    let tail = report["key_secret_tail"].as_str().unwrap().to_owned();
+    assert_no_key_in(logs.path(), &[key, format!("sk-aigw-x-{tail}")]);
+}
