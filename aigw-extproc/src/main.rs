@@ -67,6 +67,15 @@ struct Cli {
     /// `aigw run` pointed at it; without it both are per instance.
     #[arg(long, env = "AIGW_REDIS_URL", hide_env_values = true)]
     redis_url: Option<aigw_core::Secret>,
+    /// Require a gateway-issued virtual key (`sk-aigw-…`) on every request, checked here
+    /// (401 as an immediate response); keys live in Redis with `--redis-url`, else in
+    /// `--virtual-keys-file`, and are administered through `aigw run`'s admin API on
+    /// the same store.
+    #[arg(long, env = "AIGW_VIRTUAL_KEYS")]
+    virtual_keys: bool,
+    /// The JSON file of virtual keys without Redis.
+    #[arg(long, env = "AIGW_VIRTUAL_KEYS_FILE", default_value = "aigw-keys.json")]
+    virtual_keys_file: PathBuf,
     /// While the rate-limit store (Redis) is unreachable, refuse requests that a
     /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
     #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
@@ -278,6 +287,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
     } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
         tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
     }
+    let keys = virtual_keys(&cli).await?;
     run(
         Served {
             runtime,
@@ -288,6 +298,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             watch: cli.config.clone(),
             prefixes,
             header_attributes: Vec::new(),
+            keys,
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
@@ -333,6 +344,8 @@ struct Served {
     prefixes: aigw_core::api::EndpointPrefixes,
     /// Upstream's header-attribute flags (`-spanRequestHeaderAttributes`, …).
     header_attributes: Vec<(String, String)>,
+    /// Virtual keys, when required.
+    keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
 }
 
 /// Serves ext_proc and the admin endpoints, reloading with `load` when the watched
@@ -343,9 +356,12 @@ async fn run(
 ) -> Result<(), ExtProcError> {
     let exporters = start_telemetry(&s.metrics, &s.header_attributes)?;
     let runtime = Arc::new(ArcSwap::from_pointee(s.runtime));
-    let processor = Processor::new(runtime.clone(), s.metrics.clone())
+    let mut processor = Processor::new(runtime.clone(), s.metrics.clone())
         .with_prefixes(s.prefixes)
         .with_telemetry(exporters.telemetry());
+    if let Some(keys) = s.keys {
+        processor = processor.with_virtual_keys(keys);
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let bound = Bound::bind(&s.listen).await?;
     let ListenAddr::Tcp(admin_addr) = ListenAddr::parse(&s.admin)? else {
@@ -465,6 +481,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             watch,
             prefixes,
             header_attributes: flags.header_attributes.clone(),
+            keys: None,
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )
@@ -557,4 +574,31 @@ fn main() -> ExitCode {
         ),
         None => block_on(cli.worker_threads, serve(cli)),
     })
+}
+
+/// The virtual-key registry `--virtual-keys` asks for, watched for changes (a key
+/// revoked anywhere is refused here within a second).
+async fn virtual_keys(
+    cli: &Cli,
+) -> Result<Option<Arc<aigw_core::keys::KeyRegistry>>, ExtProcError> {
+    if !cli.virtual_keys {
+        return Ok(None);
+    }
+    let store: Arc<dyn aigw_core::keys::KeyStore> = match &cli.redis_url {
+        Some(url) => Arc::new(
+            aigw_core::keys::RedisKeyStore::new(url, std::time::Duration::from_millis(500))
+                .map_err(|e| ExtProcError::VirtualKeys(e.to_string()))?,
+        ),
+        None => Arc::new(aigw_core::keys::FileKeyStore::new(&cli.virtual_keys_file)),
+    };
+    let registry = aigw_core::keys::KeyRegistry::open(store)
+        .await
+        .map_err(|e| ExtProcError::VirtualKeys(e.to_string()))?;
+    let registry = Arc::new(match global_store(cli.redis_url.as_ref())? {
+        Some(counters) => registry.with_counters(counters),
+        None => registry,
+    });
+    registry.spawn_watch(aigw_core::keys::registry::DEFAULT_POLL);
+    tracing::info!(store = %registry.describe(), "virtual keys required on every request");
+    Ok(Some(registry))
 }

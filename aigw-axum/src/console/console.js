@@ -195,10 +195,11 @@ function drawChart(windows, series, metric) {
     return e;
   };
   const fmt = metric === "cost" ? fmtUsd : fmtInt;
+  const axis = (v) => (metric === "cost" ? "$" + Number(v.toPrecision(3)) : fmtInt(Math.round(v)));
   for (let g = 0; g <= 4; g++) {
     const y = T + (H - B - T) * (1 - g / 4);
     add("line", { x1: L, x2: W, y1: y, y2: y, class: "axis" });
-    add("text", { x: L - 6, y: y + 4, "text-anchor": "end" }, fmt(max * g / 4));
+    add("text", { x: L - 6, y: y + 4, "text-anchor": "end" }, axis(max * g / 4));
   }
   const bw = (W - L) / windows.length;
   windows.forEach(([a], i) => {

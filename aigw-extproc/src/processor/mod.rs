@@ -7,6 +7,7 @@
 //! Every message gets exactly one reply, so each stream is a plain `unfold` over its
 //! inbound messages: no task, no channel.
 
+mod keys;
 mod router;
 mod upstream;
 
@@ -33,6 +34,7 @@ pub struct Processor {
     metrics: Arc<Metrics>,
     prefixes: Arc<aigw_core::api::EndpointPrefixes>,
     telemetry: aigw_core::telemetry::Telemetry,
+    keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
 }
 
 impl Processor {
@@ -44,7 +46,16 @@ impl Processor {
             metrics,
             prefixes: Arc::default(),
             telemetry: aigw_core::telemetry::Telemetry::disabled(),
+            keys: None,
         }
+    }
+
+    /// Requires a gateway-issued virtual key ([`aigw_core::keys`]) on every request:
+    /// without a valid one the client gets a 401 as an immediate response.
+    #[must_use]
+    pub fn with_virtual_keys(mut self, keys: std::sync::Arc<aigw_core::keys::KeyRegistry>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Records a span per request through `telemetry` (see [`aigw_core::telemetry`]).
@@ -97,13 +108,16 @@ impl StreamCtx {
         self.processor.metrics.message();
         if matches!(self.kind, Kind::Unknown) {
             self.kind = if is_router(&msg) {
-                Kind::Router(Box::new(RouterStream::new(
-                    self.processor.runtime.load_full(),
-                    self.processor.registry.clone(),
-                    self.processor.metrics.clone(),
-                    self.processor.prefixes.clone(),
-                    self.processor.telemetry.clone(),
-                )))
+                Kind::Router(Box::new(
+                    RouterStream::new(
+                        self.processor.runtime.load_full(),
+                        self.processor.registry.clone(),
+                        self.processor.metrics.clone(),
+                        self.processor.prefixes.clone(),
+                        self.processor.telemetry.clone(),
+                    )
+                    .with_virtual_keys(self.processor.keys.clone()),
+                ))
             } else {
                 Kind::Upstream
             };
