@@ -64,10 +64,7 @@ impl AdminToken {
             return false;
         };
         let d: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
-        d.iter()
-            .zip(&self.digest)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        aigw_core::secret::constant_time_eq(&d, &self.digest)
     }
 
     /// A middleware refusing requests without the token (401), for any admin route

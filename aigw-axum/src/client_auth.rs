@@ -27,6 +27,7 @@ use aigw_core::error::ClientApi;
 pub use aigw_core::identity::ClientIdentity;
 use aigw_core::identity::IdentityKind;
 use aigw_core::keys::KeyRegistry;
+use aigw_core::keys::token::presented;
 use aigw_core::{Error, Secret};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::Body;
@@ -311,7 +312,7 @@ impl ClientAuth {
             // prefix of the table matched.
             let mut found: Option<&ApiKeyEntry> = None;
             for entry in &self.api_keys {
-                if constant_time_eq(&entry.digest, &digest) {
+                if aigw_core::secret::constant_time_eq(&entry.digest, &digest) {
                     found = Some(entry);
                 }
             }
@@ -361,30 +362,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The presented credential: the bearer token, `x-api-key`, `api-key`, then `extra`.
-pub(crate) fn presented<'h>(headers: &'h HeaderMap, extra: &[HeaderName]) -> Option<&'h str> {
-    bearer(headers)
-        .or_else(|| header_str(headers, "x-api-key"))
-        .or_else(|| header_str(headers, "api-key"))
-        .or_else(|| extra.iter().find_map(|h| header_str(headers, h.as_str())))
-        .filter(|p| !p.is_empty())
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
 fn unauthorized(message: &str) -> Error {
     Error::Unauthorized {
         message: message.to_owned(),
     }
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Writes a refused authentication to the audit trail: the client's address, how it

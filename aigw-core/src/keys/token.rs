@@ -31,6 +31,28 @@ impl std::fmt::Debug for Presented<'_> {
     }
 }
 
+/// The credential a request presents, from the first header that carries one: the
+/// bearer token (OpenAI SDKs), `x-api-key` (Anthropic), `api-key` (Azure OpenAI), then
+/// `extra` (a SecurityPolicy's `extractFrom.headers`).
+pub fn presented<'h>(headers: &'h http::HeaderMap, extra: &[http::HeaderName]) -> Option<&'h str> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    text("authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .or_else(|| text("x-api-key"))
+        .or_else(|| text("api-key"))
+        .or_else(|| extra.iter().find_map(|h| text(h.as_str())))
+        .filter(|p| !p.is_empty())
+}
+
 /// Whether a credential looks like a virtual key (its prefix), before any check.
 pub fn is_virtual_key(credential: &str) -> bool {
     credential.starts_with(PREFIX)
@@ -99,12 +121,7 @@ pub fn verify(presented: &Presented<'_>, salt_hex: &str, digest_hex: &str) -> bo
     let Ok(computed) = keyed_hash(&salt, presented.secret) else {
         return false;
     };
-    digest.len() == computed.len()
-        && computed
-            .iter()
-            .zip(&digest)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::secret::constant_time_eq(&computed, &digest)
 }
 
 #[cfg(test)]

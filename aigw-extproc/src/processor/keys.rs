@@ -16,21 +16,6 @@ use http::HeaderMap;
 /// The credential headers a client key arrives in (those the SDKs use).
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
 
-fn presented(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-}
-
 /// Authenticates the request's virtual key and counts it against the key's
 /// per-minute limits. On success `headers` (what the exchange will see) lose the
 /// credential and gain the identity headers, and the returned mutation does the same
@@ -40,7 +25,7 @@ pub(super) async fn check(
     headers: &mut HeaderMap,
     path: &str,
 ) -> Result<(Grant, Mutation), Error> {
-    let result = match presented(headers) {
+    let result = match token::presented(headers, &[]) {
         Some(k) if token::is_virtual_key(k) => match keys.authenticate(k).await {
             Ok(grant) => keys.admit(&grant).await.map(|()| grant),
             Err(e) => Err(e),
