@@ -40,6 +40,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
+# A real browser for the admin console test: Debian's Chromium and its chromedriver.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "==> installing chromium and chromium-driver"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null
+  else
+    echo "chromium is missing: install it (apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+fi
+
 npm_dir="$CARGO_TARGET_DIR/npm"
 if [ ! -f "$npm_dir/node_modules/oauth2-mock-server/package.json" ]; then
   echo "==> installing oauth2-mock-server into $npm_dir"

@@ -29,6 +29,7 @@ pub struct AdminState {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     genai: GenAiMetrics,
+    clients: crate::client_metrics::ClientMetrics,
     rate_limits: OnceLock<Arc<LimitStats>>,
     spending: OnceLock<Arc<aigw_core::budget::Spending>>,
     #[cfg(feature = "mcp")]
@@ -121,6 +122,7 @@ impl AdminState {
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed)
         );
+        self.clients.render(&mut out);
         if let Some(stats) = self.rate_limits.get() {
             out.push_str("# HELP aigw_ratelimit_decisions_total Rate-limit bucket checks, by decision (store_error: the store failed; store_error_refused: of those, refused because the policy fails closed).\n# TYPE aigw_ratelimit_decisions_total counter\n");
             for (decision, n) in stats.snapshot() {
@@ -141,6 +143,7 @@ fn escape(v: &str) -> String {
 impl RecordSink for Arc<AdminState> {
     fn record(&self, r: &ExchangeRecord) {
         self.genai.record(r);
+        self.clients.record(r);
         let backend = r.backend.as_deref().unwrap_or("").to_owned();
         let status = r.status.map_or(0, |s| s.as_u16());
         if let Ok(mut m) = self.requests.lock() {

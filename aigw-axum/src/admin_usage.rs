@@ -18,47 +18,7 @@ use http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// The admin token (`--admin-token`): kept as its SHA-256 digest, compared in
-/// constant time.
-#[derive(Clone)]
-pub struct AdminToken {
-    digest: [u8; 32],
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(<redacted>)")
-    }
-}
-
-impl AdminToken {
-    /// The token; an empty one is refused.
-    pub fn new(token: &Secret) -> Option<Self> {
-        let t = token.expose().trim();
-        (!t.is_empty()).then(|| Self {
-            digest: Sha256::digest(t.as_bytes()).into(),
-        })
-    }
-
-    /// Whether `headers` carry the token as `Authorization: Bearer …`. Both sides are
-    /// hashed to a fixed length and compared without an early exit, so the time taken
-    /// says nothing about the token.
-    pub fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(given) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return false;
-        };
-        let given: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
-        given
-            .iter()
-            .zip(self.digest.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    }
-}
+pub use crate::admin_api::AdminToken;
 
 #[derive(Clone)]
 struct ApiState {

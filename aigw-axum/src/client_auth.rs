@@ -13,11 +13,21 @@
 //!
 //! A rejected request gets a 401 in the error shape of the API it called, with a
 //! `WWW-Authenticate` challenge, and never reaches routing. An accepted request carries
-//! a [`ClientIdentity`] extension that meters and logs can use.
+//! an `Arc<`[`ClientIdentity`]`>` extension (its id, kind and team) that the gateway puts
+//! on the exchange, and the identity headers ([`aigw_core::identity_headers`]) that
+//! rate-limit and quota selectors can match, replacing any copy the client sent.
+//!
+//! Gateway-issued virtual keys ([`aigw_core::keys`]) are checked by the same layer once
+//! a [`KeyRegistry`] is installed ([`ClientAuthLayer::set_virtual_keys`]); with one
+//! installed, every request must authenticate.
 
 use crate::identity::ClientId;
 use aigw_core::api::Endpoint;
 use aigw_core::error::ClientApi;
+pub use aigw_core::identity::ClientIdentity;
+use aigw_core::identity::IdentityKind;
+use aigw_core::keys::KeyRegistry;
+use aigw_core::keys::token::presented;
 use aigw_core::{Error, Secret};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::Body;
@@ -30,10 +40,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
-
-/// Who the client is, once authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIdentity(pub Arc<str>);
 
 /// One accepted API key: a name for logs and its SHA-256 digest.
 #[derive(Clone)]
@@ -285,25 +291,16 @@ impl ClientAuth {
         &self.jwt
     }
 
+    /// The credential a request presents, from the first header that carries one
+    /// (`Authorization: Bearer`, `x-api-key`, `api-key`, then the configured ones).
+    pub fn presented<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        presented(headers, &self.key_headers)
+    }
+
     /// Authenticates a request from its headers.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<ClientIdentity, Error> {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        let presented = bearer
-            .or_else(|| header_str(headers, "x-api-key"))
-            .or_else(|| header_str(headers, "api-key"))
-            .or_else(|| {
-                self.key_headers
-                    .iter()
-                    .find_map(|h| header_str(headers, h.as_str()))
-            });
-        let Some(presented) = presented.filter(|p| !p.is_empty()) else {
+        let bearer = bearer(headers);
+        let Some(presented) = self.presented(headers) else {
             return Err(unauthorized(
                 "no credentials: send an API key or a bearer token",
             ));
@@ -315,12 +312,15 @@ impl ClientAuth {
             // prefix of the table matched.
             let mut found: Option<&ApiKeyEntry> = None;
             for entry in &self.api_keys {
-                if constant_time_eq(&entry.digest, &digest) {
+                if aigw_core::secret::constant_time_eq(&entry.digest, &digest) {
                     found = Some(entry);
                 }
             }
             if let Some(entry) = found {
-                return Ok(ClientIdentity(entry.name.clone()));
+                return Ok(ClientIdentity::new(
+                    entry.name.clone(),
+                    IdentityKind::StaticKey,
+                ));
             }
         }
         if let Some(token) = bearer.filter(|t| t.matches('.').count() == 2)
@@ -329,7 +329,7 @@ impl ClientAuth {
             let mut why = "token verification failed";
             for jwt in &self.jwt {
                 match jwt.verify(token) {
-                    Ok(id) => return Ok(ClientIdentity(id)),
+                    Ok(id) => return Ok(ClientIdentity::new(id, IdentityKind::Jwt)),
                     Err(e) => why = e,
                 }
             }
@@ -351,10 +351,14 @@ impl ClientAuth {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
-        .get(name)
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -362,10 +366,6 @@ fn unauthorized(message: &str) -> Error {
     Error::Unauthorized {
         message: message.to_owned(),
     }
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Writes a refused authentication to the audit trail: the client's address, how it
@@ -398,19 +398,17 @@ pub(crate) fn audit_failure(
     });
 }
 
-/// Renders an authentication failure in the called API's error shape.
+/// Renders a refused request in the called API's error shape (401 with a challenge;
+/// a virtual key over its rate limit gets the 429 with `retry-after`).
 fn reject(path: &str, error: &Error) -> Response<Body> {
     let api = Endpoint::from_path(path).map_or(ClientApi::OpenAI, Endpoint::client_api);
-    let mut response = Response::new(Body::from(error.to_body(api)));
-    *response.status_mut() = StatusCode::UNAUTHORIZED;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"aigw\""),
-    );
+    let mut response = crate::error::error_response(api, error);
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"aigw\""),
+        );
+    }
     response
 }
 
@@ -424,8 +422,8 @@ pub struct PendingAuth {
 impl PendingAuth {
     /// Authenticates for `route`: with the route's own settings when it has them,
     /// else with the listener's (no listener mechanism: the request passes
-    /// unauthenticated). On success the credential headers are removed and the
-    /// identity returned.
+    /// unauthenticated). On success the credential headers are removed, the identity
+    /// headers set and the identity returned.
     pub fn resolve(
         &self,
         route: &str,
@@ -438,17 +436,31 @@ impl PendingAuth {
         };
         let identity = auth.authenticate(headers)?;
         auth.strip_credentials(headers);
+        aigw_core::identity_headers::apply(headers, &identity);
         Ok(Some(identity))
     }
+}
+
+/// Puts an authenticated identity on a request: the identity headers limits select on,
+/// the [`ClientId`] meters charge, and the identity the exchange records.
+fn attach<B>(request: &mut Request<B>, identity: Arc<ClientIdentity>) {
+    tracing::debug!(client = %identity.id, kind = identity.kind.as_str(), "client authenticated");
+    aigw_core::identity_headers::apply(request.headers_mut(), &identity);
+    request
+        .extensions_mut()
+        .insert(ClientId(identity.id.clone()));
+    request.extensions_mut().insert(identity);
 }
 
 /// A tower layer that authenticates clients before the gateway sees the request.
 ///
 /// Clones share their settings; [`ClientAuthLayer::set`] replaces them for every
-/// service the layer produced. With no settings, requests pass unauthenticated.
+/// service the layer produced. With no settings and no virtual keys, requests pass
+/// unauthenticated.
 #[derive(Debug, Clone)]
 pub struct ClientAuthLayer {
     auth: Arc<ArcSwapOption<ClientAuth>>,
+    keys: Arc<ArcSwapOption<KeyRegistry>>,
 }
 
 impl ClientAuthLayer {
@@ -456,6 +468,7 @@ impl ClientAuthLayer {
     pub fn new(auth: ClientAuth) -> Self {
         Self {
             auth: Arc::new(ArcSwapOption::from_pointee(auth)),
+            keys: Arc::new(ArcSwapOption::empty()),
         }
     }
 
@@ -463,6 +476,7 @@ impl ClientAuthLayer {
     pub fn disabled() -> Self {
         Self {
             auth: Arc::new(ArcSwapOption::empty()),
+            keys: Arc::new(ArcSwapOption::empty()),
         }
     }
 
@@ -472,9 +486,21 @@ impl ClientAuthLayer {
         self.auth.store(auth.map(Arc::new));
     }
 
+    /// Accepts gateway-issued virtual keys from `keys` (`None`: no longer). While a
+    /// registry is installed every request must authenticate, with a virtual key or
+    /// with one of the configured mechanisms.
+    pub fn set_virtual_keys(&self, keys: Option<Arc<KeyRegistry>>) {
+        self.keys.store(keys);
+    }
+
+    /// The installed virtual-key registry.
+    pub fn virtual_keys(&self) -> Option<Arc<KeyRegistry>> {
+        self.keys.load_full()
+    }
+
     /// Whether client authentication is on.
     pub fn is_enabled(&self) -> bool {
-        self.auth.load().is_some()
+        self.auth.load().is_some() || self.keys.load().is_some()
     }
 
     /// Authenticates a request whose route (`namespace/name`) is known up front, such as
@@ -493,26 +519,25 @@ impl ClientAuthLayer {
         match pending.resolve(route, request.headers_mut()) {
             Ok(None) => Ok(request),
             Ok(Some(identity)) => {
-                tracing::debug!(client = %identity.0, route, "client authenticated");
-                request
-                    .extensions_mut()
-                    .insert(ClientId(identity.0.clone()));
-                request.extensions_mut().insert(identity);
+                attach(&mut request, Arc::new(identity));
                 Ok(request)
             }
-            Err(error) => {
-                tracing::debug!(path = request.uri().path(), %error, "client rejected");
-                audit_failure(
-                    request.headers(),
-                    request.extensions(),
-                    request.uri().path(),
-                    Some(route),
-                    &error,
-                );
-                Err(Box::new(reject(request.uri().path(), &error)))
-            }
+            Err(error) => Err(Box::new(refuse(&request, Some(route), &error))),
         }
     }
+}
+
+/// Audits and renders a refused request.
+fn refuse<B>(request: &Request<B>, route: Option<&str>, error: &Error) -> Response<Body> {
+    tracing::debug!(path = request.uri().path(), %error, "client rejected");
+    audit_failure(
+        request.headers(),
+        request.extensions(),
+        request.uri().path(),
+        route,
+        error,
+    );
+    reject(request.uri().path(), error)
 }
 
 impl<S> Layer<S> for ClientAuthLayer {
@@ -522,6 +547,7 @@ impl<S> Layer<S> for ClientAuthLayer {
         ClientAuthService {
             inner,
             auth: self.auth.clone(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -531,60 +557,92 @@ impl<S> Layer<S> for ClientAuthLayer {
 pub struct ClientAuthService<S> {
     inner: S,
     auth: Arc<ArcSwapOption<ClientAuth>>,
+    keys: Arc<ArcSwapOption<KeyRegistry>>,
 }
 
 impl<S, B> Service<Request<B>> for ClientAuthService<S>
 where
-    S: Service<Request<B>, Response = Response<Body>>,
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = futures::future::Either<
-        futures::future::Ready<Result<Response<Body>, S::Error>>,
-        S::Future,
-    >;
+    type Future = futures::future::BoxFuture<'static, Result<Response<Body>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let Some(auth) = self.auth.load_full() else {
-            return futures::future::Either::Right(self.inner.call(request));
+        let auth = self.auth.load_full();
+        if let Some(keys) = self.keys.load_full() {
+            let extra = auth.as_ref().map_or(&[][..], |a| &a.key_headers[..]);
+            if let Some(credential) = presented(request.headers(), extra)
+                .filter(|c| aigw_core::keys::token::is_virtual_key(c))
+            {
+                // The service that was polled ready serves this request; the clone
+                // takes its place for the next one (tower's usual hand-over).
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let credential = Secret::new(credential);
+                return Box::pin(virtual_key(keys, auth, credential, request, inner));
+            }
+            if auth.is_none() {
+                let error = unauthorized("no credentials: send a virtual key");
+                return Box::pin(futures::future::ready(Ok(refuse(&request, None, &error))));
+            }
+        }
+        let Some(auth) = auth else {
+            aigw_core::identity_headers::strip(request.headers_mut());
+            return Box::pin(self.inner.call(request));
         };
         if !auth.routes.is_empty() {
             // Which policy applies depends on the route; the gateway decides.
             request.extensions_mut().insert(PendingAuth { auth });
-            return futures::future::Either::Right(self.inner.call(request));
+            return Box::pin(self.inner.call(request));
         }
         match auth.authenticate(request.headers()) {
             Ok(identity) => {
-                tracing::debug!(client = %identity.0, "client authenticated");
                 auth.strip_credentials(request.headers_mut());
-                // The gateway charges meters to, and records, the `ClientId`.
-                request
-                    .extensions_mut()
-                    .insert(ClientId(identity.0.clone()));
-                request.extensions_mut().insert(identity);
-                futures::future::Either::Right(self.inner.call(request))
+                attach(&mut request, Arc::new(identity));
+                Box::pin(self.inner.call(request))
             }
-            Err(error) => {
-                tracing::debug!(path = request.uri().path(), %error, "client rejected");
-                audit_failure(
-                    request.headers(),
-                    request.extensions(),
-                    request.uri().path(),
-                    None,
-                    &error,
-                );
-                futures::future::Either::Left(futures::future::ready(Ok(reject(
-                    request.uri().path(),
-                    &error,
-                ))))
-            }
+            Err(error) => Box::pin(futures::future::ready(Ok(refuse(&request, None, &error)))),
         }
     }
+}
+
+/// Serves a request that presented a virtual key: authenticated against the
+/// registry, counted against the key's per-minute limits, then passed on with the
+/// key's identity and [`aigw_core::keys::Grant`] (the gateway checks its models and
+/// routes once the route is known).
+async fn virtual_key<S, B>(
+    keys: Arc<KeyRegistry>,
+    auth: Option<Arc<ClientAuth>>,
+    credential: Secret,
+    mut request: Request<B>,
+    mut inner: S,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    let admitted = match keys.authenticate(credential.expose()).await {
+        Ok(grant) => keys.admit(&grant).await.map(|()| grant),
+        Err(e) => Err(e),
+    };
+    let grant = match admitted {
+        Ok(grant) => grant,
+        Err(error) => return Ok(refuse(&request, None, &error)),
+    };
+    match auth {
+        Some(a) => a.strip_credentials(request.headers_mut()),
+        None => ClientAuth::default().strip_credentials(request.headers_mut()),
+    }
+    attach(&mut request, grant.identity.clone());
+    request.extensions_mut().insert(grant);
+    inner.call(request).await
 }
 
 #[cfg(test)]
@@ -619,7 +677,7 @@ mod tests {
             headers(&[("x-api-key", "sk-team-b")]),
             headers(&[("api-key", "sk-team-b")]),
         ] {
-            assert_eq!(auth.authenticate(&h).unwrap().0.as_ref(), "team-b");
+            assert_eq!(auth.authenticate(&h).unwrap().id.as_ref(), "team-b");
         }
     }
 
@@ -733,7 +791,7 @@ mod tests {
             );
             let h = headers(&[("authorization", &format!("Bearer {t}"))]);
             assert_eq!(
-                auth.authenticate(&h).unwrap().0.as_ref(),
+                auth.authenticate(&h).unwrap().id.as_ref(),
                 "alice",
                 "{alg:?}"
             );

@@ -428,14 +428,14 @@ mod tests {
         assert_eq!(
             auth.authenticate(&h("x-api-key", "sk-hashed"))
                 .unwrap()
-                .0
+                .id
                 .as_ref(),
             "hashed"
         );
         assert_eq!(
             auth.authenticate(&h("api-key", "sk-plain"))
                 .unwrap()
-                .0
+                .id
                 .as_ref(),
             "plain"
         );
@@ -477,14 +477,14 @@ stringData:
         assert_eq!(
             auth.authenticate(&h("x-client-key", "sk-b"))
                 .unwrap()
-                .0
+                .id
                 .as_ref(),
             "team-b"
         );
         assert_eq!(
             auth.authenticate(&h("authorization", "Bearer sk-a"))
                 .unwrap()
-                .0
+                .id
                 .as_ref(),
             "team-a"
         );
@@ -505,7 +505,7 @@ stringData:
                 .unwrap()
                 .authenticate(&h("x-api-key", "sk-z"))
                 .unwrap()
-                .0
+                .id
                 .as_ref(),
             "team-z"
         );
@@ -695,7 +695,7 @@ stringData: {b: key-b}
         assert!(auth.authenticate(&h("x-api-key", "key-b")).is_err());
         let route = &auth.routes()["ns/r1"];
         assert_eq!(
-            &*route.authenticate(&h("x-team-key", "key-b")).unwrap().0,
+            &*route.authenticate(&h("x-team-key", "key-b")).unwrap().id,
             "b"
         );
         assert!(route.authenticate(&h("x-api-key", "key-a")).is_err());

@@ -14,12 +14,15 @@
 
 pub mod admin;
 pub mod admin_usage;
+pub mod admin_api;
 mod admission;
 pub mod autoconfig;
 pub mod client;
 pub mod client_auth;
 pub mod client_auth_config;
+pub mod client_metrics;
 pub mod config;
+pub mod console;
 pub mod credentials;
 mod error;
 mod gateway;
@@ -38,6 +41,7 @@ mod service;
 pub mod simulator;
 mod stream;
 pub mod trace_context;
+pub mod virtual_keys;
 
 pub use error::GatewayError;
 pub use gateway::{

@@ -3,6 +3,7 @@
 
 use crate::admission::Hold;
 use crate::client_auth::PendingAuth;
+use crate::error::error_response;
 use crate::gateway::{Inner, ModelEntry, Settings, Snapshot};
 use crate::identity::ClientId;
 use crate::inference_pool::{RouteFailure, Routed};
@@ -13,6 +14,8 @@ use aigw_core::exchange::{
     Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, Target, retry_after,
 };
 use aigw_core::health::Outcome;
+use aigw_core::identity::ClientIdentity;
+use aigw_core::keys::Grant;
 use aigw_core::retry::{self, RetryOn, TransportFailure};
 use aigw_core::{ClientApi, Error, OutgoingRequest};
 use aigw_providers::responses::{retrieve, store};
@@ -20,7 +23,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -210,7 +213,25 @@ async fn serve_exchange(
     hold: Hold,
 ) -> Served {
     let snapshot = inner.snapshot.load_full();
-    let client = parts.extensions.get::<ClientId>().map(|c| c.0.clone());
+    let identity = parts.extensions.get::<Arc<ClientIdentity>>().cloned();
+    let client = identity
+        .as_ref()
+        .map(|i| i.id.clone())
+        .or_else(|| parts.extensions.get::<ClientId>().map(|c| c.0.clone()));
+    let pending = parts.extensions.get::<PendingAuth>();
+    match (identity, client.clone()) {
+        (Some(identity), _) => exchange.set_identity(identity),
+        (None, client) => {
+            if pending.is_none() {
+                // Unauthenticated: selectors must not see identity headers the client
+                // wrote itself.
+                aigw_core::identity_headers::strip(exchange.headers_mut());
+            }
+            if let Some(client) = client {
+                exchange.set_client(client);
+            }
+        }
+    }
     exchange.set_telemetry(&inner.telemetry);
     // The request span's trace when telemetry records one, else the propagated one.
     let trace_id = exchange
@@ -231,27 +252,19 @@ async fn serve_exchange(
     let record = exchange.record_mut();
     record.path = Some(parts.uri.path().to_owned());
     record.trace_id = trace_id;
-    if let Some(client) = client {
-        exchange.set_client(client);
-    }
-    // An authentication layer in front hands the client's identity (key id, team,
-    // budget) over as a request extension.
-    if let Some(identity) = parts
-        .extensions
-        .get::<Arc<aigw_core::identity::ClientIdentity>>()
-    {
-        exchange.set_identity(identity.clone());
-    }
     if let Some(spending) = &inner.spending {
         exchange.set_spending(spending.clone());
     }
     if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         exchange.set_client_ip(addr.ip());
     }
-    let pending = parts.extensions.get::<PendingAuth>();
+    let auth = RequestAuth {
+        pending,
+        grant: parts.extensions.get::<Grant>(),
+    };
     let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone()).holding(hold);
     Served::Exchange(
-        handle_exchange(inner, snapshot, finisher, trace, pending, plan)
+        handle_exchange(inner, snapshot, finisher, trace, auth, plan)
             .instrument(span)
             .await,
     )
@@ -266,24 +279,23 @@ impl std::fmt::Display for TraceIdHex {
     }
 }
 
+/// What the authentication layer left for the gateway: a policy to apply once the
+/// route is known, or a virtual key's grant to check against it.
+#[derive(Clone, Copy, Default)]
+struct RequestAuth<'a> {
+    pending: Option<&'a PendingAuth>,
+    grant: Option<&'a Grant>,
+}
+
 async fn handle_exchange(
     inner: Arc<Inner>,
     snapshot: Arc<Snapshot>,
     mut finisher: Finisher,
     trace: Option<RequestTrace>,
-    pending: Option<&PendingAuth>,
+    auth: RequestAuth<'_>,
     plan: Option<Plan>,
 ) -> Response<Body> {
-    match run(
-        &inner,
-        &snapshot,
-        &mut finisher,
-        trace.as_ref(),
-        pending,
-        plan,
-    )
-    .await
-    {
+    match run(&inner, &snapshot, &mut finisher, trace.as_ref(), auth, plan).await {
         Ok(response) => response,
         Err(e) => {
             let api = finisher
@@ -322,11 +334,11 @@ async fn run(
     snapshot: &Snapshot,
     finisher: &mut Finisher,
     trace: Option<&RequestTrace>,
-    pending: Option<&PendingAuth>,
+    auth: RequestAuth<'_>,
     plan: Option<Plan>,
 ) -> Result<Response<Body>, Error> {
     let endpoint = finisher.exchange_mut()?.endpoint();
-    let plan = plan_and_reserve(snapshot, finisher, pending, plan).await?;
+    let plan = plan_and_reserve(snapshot, finisher, auth, plan).await?;
     let cx = Attempts {
         inner,
         snapshot,
@@ -377,7 +389,7 @@ async fn run(
 async fn plan_and_reserve(
     snapshot: &Snapshot,
     finisher: &mut Finisher,
-    pending: Option<&PendingAuth>,
+    auth: RequestAuth<'_>,
     planned: Option<Plan>,
 ) -> Result<Plan, Error> {
     let ex = finisher.exchange_mut()?;
@@ -393,11 +405,14 @@ async fn plan_and_reserve(
         });
     }
     ex.apply_plan(&plan);
-    if let Some(pending) = pending {
+    if let Some(grant) = auth.grant {
+        grant.allows(&ex.info().model, &plan.route)?;
+    }
+    if let Some(pending) = auth.pending {
         match pending.resolve(&plan.route, ex.headers_mut()) {
             Ok(Some(identity)) => {
-                tracing::Span::current().record("client", identity.0.as_ref());
-                ex.set_client(identity.0);
+                tracing::Span::current().record("client", identity.id.as_ref());
+                ex.set_identity(Arc::new(identity));
             }
             Ok(None) => {}
             Err(e) => {
@@ -1005,38 +1020,6 @@ fn stream_response(
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
-    response
-}
-
-/// An error in the client API's envelope.
-pub(crate) fn error_response(api: ClientApi, e: &Error) -> Response<Body> {
-    let mut response = Response::new(Body::from(e.to_body(api)));
-    *response.status_mut() = e.status();
-    response.headers_mut().insert(header::CONTENT_TYPE, JSON);
-    if let Some(after) = e.retry_after()
-        && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    if matches!(e, Error::BudgetExceeded { .. }) {
-        // A spent budget does not come back in seconds: the OpenAI and Anthropic SDKs
-        // read this header and raise at once instead of retrying the 429.
-        response.headers_mut().insert(
-            HeaderName::from_static("x-should-retry"),
-            HeaderValue::from_static("false"),
-        );
-    }
-    if let Some(status) = e.limit_status() {
-        status.apply(response.headers_mut());
-    }
-    if matches!(e, Error::RateLimited { .. }) {
-        // What Envoy's rate-limit filter sets, so clients and dashboards can tell the
-        // gateway's own limits from an upstream's 429.
-        response.headers_mut().insert(
-            HeaderName::from_static("x-envoy-ratelimited"),
-            HeaderValue::from_static("true"),
-        );
-    }
     response
 }
 

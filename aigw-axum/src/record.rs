@@ -345,6 +345,12 @@ fn event_fields(r: &ExchangeRecord, attributes: &[Arc<str>], mut f: impl FnMut(&
     if let Some(c) = r.client.as_deref() {
         f("client", Value::Str(c));
     }
+    if let Some(i) = r.identity.as_deref() {
+        f("client_kind", Value::Str(i.kind.as_str()));
+        if let Some(team) = i.team.as_deref() {
+            f("team", Value::Str(team));
+        }
+    }
     if let Some(v) = r.route.as_deref() {
         f("route", Value::Str(v));
     }

@@ -49,7 +49,7 @@ pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-ai-eg-model");
 /// client's own credentials (the backend's credential provider sets the upstream's),
 /// `host` (the upstream authority is the dialled backend) and `accept-encoding`
 /// (translators need the upstream's bytes uncompressed).
-const STRIPPED_REQUEST_HEADERS: [HeaderName; 13] = [
+const STRIPPED_REQUEST_HEADERS: [HeaderName; 16] = [
     header::HOST,
     header::CONTENT_LENGTH,
     header::CONNECTION,
@@ -63,6 +63,10 @@ const STRIPPED_REQUEST_HEADERS: [HeaderName; 13] = [
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("x-api-key"),
     HeaderName::from_static("api-key"),
+    // The verified client identity is for the gateway's own limits, not the upstream.
+    crate::identity_headers::CLIENT_ID,
+    crate::identity_headers::TEAM,
+    crate::identity_headers::CLIENT_KIND,
 ];
 
 /// Top-level JSON field edits applied to the upstream body (`bodyMutation`).

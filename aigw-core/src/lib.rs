@@ -32,6 +32,9 @@ pub mod exchange;
 pub mod filterapi;
 pub mod health;
 pub mod identity;
+pub mod identity_headers;
+#[cfg(feature = "keys")]
+pub mod keys;
 pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;

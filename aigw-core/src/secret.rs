@@ -65,6 +65,12 @@ impl From<&str> for Secret {
     }
 }
 
+/// Whether two byte strings (digests of secrets) are equal, in a time that depends only
+/// on their length, so a comparison does not reveal how many leading bytes matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,9 @@ pub enum ExtProcError {
     /// The configuration cannot be expressed as an Envoy bootstrap.
     #[error("cannot generate the Envoy configuration: {0}")]
     EnvoyConfig(String),
+    /// The virtual-key store cannot be opened (the message never carries a password).
+    #[error("--virtual-keys: {0}")]
+    VirtualKeys(String),
 }
 
 impl From<ExtProcError> for aigw_core::Error {

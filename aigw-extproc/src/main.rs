@@ -71,6 +71,15 @@ struct Cli {
     /// failure mode applies (fail open unless configured closed).
     #[arg(long, env = "AIGW_REDIS_TIMEOUT", default_value = "50ms", value_parser = redis_timeout)]
     redis_timeout: std::time::Duration,
+    /// Require a gateway-issued virtual key (`sk-aigw-…`) on every request, checked here
+    /// (401 as an immediate response); keys live in Redis with `--redis-url`, else in
+    /// `--virtual-keys-file`, and are administered through `aigw run`'s admin API on
+    /// the same store.
+    #[arg(long, env = "AIGW_VIRTUAL_KEYS")]
+    virtual_keys: bool,
+    /// The JSON file of virtual keys without Redis.
+    #[arg(long, env = "AIGW_VIRTUAL_KEYS_FILE", default_value = "aigw-keys.json")]
+    virtual_keys_file: PathBuf,
     /// While the rate-limit store (Redis) is unreachable, refuse requests that a
     /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
     #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
@@ -322,6 +331,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
     } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
         tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
     }
+    let keys = virtual_keys(&cli).await?;
     run(
         Served {
             runtime,
@@ -333,6 +343,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             prefixes,
             spending,
             exporters,
+            keys,
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
@@ -380,6 +391,8 @@ struct Served {
     spending: Option<Arc<aigw_core::budget::Spending>>,
     /// The telemetry exporters (started before the MCP listener, which shares them).
     exporters: aigw_core::telemetry::Exporters,
+    /// Virtual keys, when required.
+    keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
 }
 
 /// The spend engine of `--pricing-file` and `--budgets-file`, counting in Redis with
@@ -426,6 +439,9 @@ async fn run(
         .with_telemetry(exporters.telemetry());
     if let Some(spending) = s.spending {
         processor = processor.with_spending(spending);
+    }
+    if let Some(keys) = s.keys {
+        processor = processor.with_virtual_keys(keys);
     }
     let ready = Arc::new(AtomicBool::new(false));
     let bound = Bound::bind(&s.listen).await?;
@@ -547,6 +563,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             prefixes,
             spending: None,
             exporters,
+            keys: None,
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )
@@ -643,4 +660,31 @@ fn main() -> ExitCode {
 
 fn redis_timeout(s: &str) -> Result<std::time::Duration, String> {
     aigw_core::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// The virtual-key registry `--virtual-keys` asks for, watched for changes (a key
+/// revoked anywhere is refused here within a second).
+async fn virtual_keys(
+    cli: &Cli,
+) -> Result<Option<Arc<aigw_core::keys::KeyRegistry>>, ExtProcError> {
+    if !cli.virtual_keys {
+        return Ok(None);
+    }
+    let store: Arc<dyn aigw_core::keys::KeyStore> = match &cli.redis_url {
+        Some(url) => Arc::new(
+            aigw_core::keys::RedisKeyStore::new(url, std::time::Duration::from_millis(500))
+                .map_err(|e| ExtProcError::VirtualKeys(e.to_string()))?,
+        ),
+        None => Arc::new(aigw_core::keys::FileKeyStore::new(&cli.virtual_keys_file)),
+    };
+    let registry = aigw_core::keys::KeyRegistry::open(store)
+        .await
+        .map_err(|e| ExtProcError::VirtualKeys(e.to_string()))?;
+    let registry = Arc::new(match global_store(cli.redis_url.as_ref())? {
+        Some(counters) => registry.with_counters(counters),
+        None => registry,
+    });
+    registry.spawn_watch(aigw_core::keys::registry::DEFAULT_POLL);
+    tracing::info!(store = %registry.describe(), "virtual keys required on every request");
+    Ok(Some(registry))
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use aigw_axum::admin::{self, AdminState, Tee};
+use aigw_axum::admin_api::{self, AdminApi, AdminToken};
 use aigw_axum::client_auth::ClientAuthLayer;
 use aigw_axum::client_auth_config::{self, ClientAuthFlags};
 use aigw_axum::record::{AccessLog, AccessLogFormat};
@@ -127,6 +128,8 @@ struct RunArgs {
     /// failure mode applies (fail open unless configured closed).
     #[arg(long, env = "AIGW_REDIS_TIMEOUT", default_value = "50ms", value_parser = redis_timeout)]
     redis_timeout: std::time::Duration,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// While the rate-limit store (Redis) is unreachable, refuse requests that a
     /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
     #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
@@ -598,6 +601,14 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         }
         None => None,
     };
+    let key_registry = args
+        .keys
+        .open(args.redis_url.as_ref(), global.clone())
+        .await?;
+    let admin_api = args.keys.admin_api(key_registry.clone())?;
+    if let Some(api) = &admin_api {
+        api.set_routes(admin_api::routes_of(&config));
+    }
     let limits = Arc::new(
         aigw_core::limits::RateLimits::new(global)
             .with_failure_modes(aigw_core::limits::FailureModes {
@@ -656,10 +667,16 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let gateway = builder
         .settings(settings)
         .telemetry(exporters.telemetry())
-        .record_sink(Arc::new(Tee(vec![
-            Arc::new(access_log.clone()),
-            Arc::new(admin_state.clone()),
-        ])))
+        .record_sink(Arc::new(Tee({
+            let mut sinks: Vec<Arc<dyn aigw_axum::RecordSink>> =
+                vec![Arc::new(access_log.clone()), Arc::new(admin_state.clone())];
+            if let Some(keys) = &key_registry {
+                sinks.push(Arc::new(aigw_axum::virtual_keys::KeyUsageSink(
+                    keys.clone(),
+                )));
+            }
+            sinks
+        })))
         .build()
         .map_err(|e| e.to_string())?;
 
@@ -709,6 +726,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         tracing::info!("client authentication required");
     }
     auth_layer.set(auth_plan.auth);
+    auth_layer.set_virtual_keys(key_registry.clone());
     client_auth_config::spawn_refresh(gateway.http_client(), auth_plan.remote, jwks_refresh);
 
     let listener = bind(args.listen).await?;
@@ -716,11 +734,15 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     tracing::info!("{mode}");
     tracing::info!(listen = %args.listen, admin = %args.admin, "aigw gateway listening");
 
-    let mut admin_router = admin::router(admin_state.clone());
+    let mut admin_router = match &admin_api {
+        Some(api) => admin::router(admin_state.clone()).merge(api.router()),
+        None => admin::router(admin_state.clone()),
+    };
     if let Some(s) = &spending {
+        // The spend API shares the admin API's token; without one it answers 403.
         admin_router = admin_router.merge(aigw_axum::admin_usage::router(
             s.clone(),
-            args.spend.admin_token(),
+            admin_api.as_ref().map(|api| api.token().clone()),
         ));
     }
     let admin_limits = args.limits.admin();
@@ -741,6 +763,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         let auth_layer = auth_layer.clone();
         let auth_flags = auth_flags.clone();
         let mcp = mcp.clone();
+        let admin_api = admin_api.clone();
         let interval = Duration::from_millis(args.reload_interval_ms.max(100));
         let mut reloader = Reloader::new(
             paths,
@@ -756,9 +779,12 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
                     mcp_settings.clone(),
                     mcp_upstream.clone(),
                 )?;
-                Ok((planner, auth, mcp_gateway))
+                Ok((planner, auth, mcp_gateway, admin_api::routes_of(&c)))
             },
-            move |(planner, auth, mcp_gateway): (aigw_core::planner::Planner, _, _)| {
+            move |(planner, auth, mcp_gateway, routes): (aigw_core::planner::Planner, _, _, _)| {
+                if let Some(api) = &admin_api {
+                    api.set_routes(routes);
+                }
                 gw.swap(snapshot_for(planner, &pickers));
                 mcp.swap(mcp_gateway);
                 let client = gw.http_client();
@@ -855,4 +881,89 @@ const CONVERSATION_TIMEOUT: std::time::Duration = std::time::Duration::from_mill
 
 fn redis_timeout(s: &str) -> Result<std::time::Duration, String> {
     aigw_core::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Virtual keys and the admin API.
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// Accept gateway-issued virtual keys (`sk-aigw-…`), administered through the admin
+    /// API; every request must then authenticate. Keys live in Redis with
+    /// `--redis-url`, else in `--virtual-keys-file`.
+    #[arg(long, env = "AIGW_VIRTUAL_KEYS")]
+    virtual_keys: bool,
+    /// The JSON file virtual keys are kept in without Redis (written atomically;
+    /// salted hashes only).
+    #[arg(long, env = "AIGW_VIRTUAL_KEYS_FILE", default_value = "aigw-keys.json")]
+    virtual_keys_file: PathBuf,
+    /// The token the admin API and console require (`Authorization: Bearer`); without
+    /// it (or `--admin-token-file`) the admin API is not served.
+    #[arg(
+        long,
+        env = "AIGW_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    admin_token: Option<aigw_core::Secret>,
+    /// A file holding the admin token (a mounted Secret).
+    #[arg(long, env = "AIGW_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The virtual-key registry, when virtual keys are on.
+    async fn open(
+        &self,
+        redis: Option<&aigw_core::Secret>,
+        counters: Option<Arc<dyn aigw_core::limits::LimitStore>>,
+    ) -> Result<Option<Arc<aigw_core::keys::KeyRegistry>>, String> {
+        use aigw_axum::virtual_keys::{StoreChoice, open};
+        if !self.virtual_keys {
+            return Ok(None);
+        }
+        let choice = match redis {
+            Some(url) => StoreChoice::Redis(url.clone()),
+            None => StoreChoice::File(self.virtual_keys_file.clone()),
+        };
+        let registry = open(choice, counters)
+            .await
+            .map_err(|e| format!("--virtual-keys: {e}"))?;
+        tracing::info!(
+            store = %registry.describe(),
+            keys = registry.list().len(),
+            "virtual keys enabled: every request must authenticate"
+        );
+        Ok(Some(registry))
+    }
+
+    /// The admin API, when an admin token is configured.
+    fn admin_api(
+        &self,
+        keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
+    ) -> Result<Option<AdminApi>, String> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(path)) => Some(aigw_core::Secret::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("--admin-token-file {}: {e}", path.display()))?
+                    .trim(),
+            )),
+            (None, None) => None,
+        };
+        let Some(token) = token.as_ref().and_then(AdminToken::new) else {
+            if keys.is_some() {
+                tracing::warn!(
+                    "admin API disabled (no --admin-token): virtual keys are accepted but cannot be administered from this instance"
+                );
+            } else {
+                tracing::info!("admin API disabled: no --admin-token");
+            }
+            return Ok(None);
+        };
+        tracing::info!("admin API and console served on the admin listener (/admin/…)");
+        let api = AdminApi::new(token);
+        Ok(Some(match keys {
+            Some(k) => api.keys(k),
+            None => api,
+        }))
+    }
 }

@@ -7,6 +7,7 @@
 //! Every message gets exactly one reply, so each stream is a plain `unfold` over its
 //! inbound messages: no task, no channel.
 
+mod keys;
 mod router;
 mod upstream;
 
@@ -34,6 +35,7 @@ pub struct Processor {
     prefixes: Arc<aigw_core::api::EndpointPrefixes>,
     telemetry: aigw_core::telemetry::Telemetry,
     spending: Option<Arc<aigw_core::budget::Spending>>,
+    keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
 }
 
 impl Processor {
@@ -46,6 +48,7 @@ impl Processor {
             prefixes: Arc::default(),
             telemetry: aigw_core::telemetry::Telemetry::disabled(),
             spending: None,
+            keys: None,
         }
     }
 
@@ -56,6 +59,14 @@ impl Processor {
     #[must_use]
     pub fn with_spending(mut self, spending: Arc<aigw_core::budget::Spending>) -> Self {
         self.spending = Some(spending);
+        self
+    }
+
+    /// Requires a gateway-issued virtual key ([`aigw_core::keys`]) on every request:
+    /// without a valid one the client gets a 401 as an immediate response.
+    #[must_use]
+    pub fn with_virtual_keys(mut self, keys: std::sync::Arc<aigw_core::keys::KeyRegistry>) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -117,7 +128,8 @@ impl StreamCtx {
                         self.processor.prefixes.clone(),
                         self.processor.telemetry.clone(),
                     )
-                    .with_spending(self.processor.spending.clone()),
+                    .with_spending(self.processor.spending.clone())
+                    .with_virtual_keys(self.processor.keys.clone()),
                 ))
             } else {
                 Kind::Upstream

@@ -59,6 +59,10 @@ pub(crate) struct RouterStream {
     body: BytesMut,
     registration: Option<Registration>,
     phase: Phase,
+    /// Gateway-issued virtual keys, when the processor checks them.
+    keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
+    /// The request's virtual key, once checked.
+    grant: Option<aigw_core::keys::Grant>,
 }
 
 fn continue_reply(
@@ -104,7 +108,18 @@ impl RouterStream {
             body: BytesMut::new(),
             registration: None,
             phase: Phase::Request,
+            keys: None,
+            grant: None,
         }
+    }
+
+    /// Requires a virtual key from `keys` on every request.
+    pub(crate) fn with_virtual_keys(
+        mut self,
+        keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
+    ) -> Self {
+        self.keys = keys;
+        self
     }
 
     fn api(&self) -> ClientApi {
@@ -171,6 +186,19 @@ impl RouterStream {
             self.phase = Phase::Passthrough;
             return self.models(endpoint);
         }
+        let mut m = Mutation::default();
+        if let Some(keys) = self.keys.clone() {
+            match super::keys::check(&keys, &mut self.headers.map, &self.headers.path).await {
+                Ok((grant, mutation)) => {
+                    self.grant = Some(grant);
+                    m = mutation;
+                }
+                Err(e) => {
+                    self.phase = Phase::Passthrough;
+                    return error_reply(&e, endpoint.client_api());
+                }
+            }
+        }
         if h.end_of_stream {
             self.phase = Phase::Passthrough;
             return error_reply(
@@ -198,7 +226,6 @@ impl RouterStream {
                 metadata,
             },
         );
-        let mut m = Mutation::default();
         m.set(wire::INTERNAL_REQUEST_ID, reg.id().as_bytes());
         self.registration = Some(reg);
         wire::request_headers_response(wire::common(ResponseStatus::Continue, m, None, false))
@@ -266,6 +293,12 @@ impl RouterStream {
             Ok(r) => r,
             Err(e) => return self.fail_request(&e),
         };
+        if let Some(grant) = &self.grant {
+            if let Err(e) = grant.allows(&model, &info.route) {
+                return self.fail_request(&e);
+            }
+            exchange.set_identity(grant.identity.clone());
+        }
         exchange.set_force_include_usage(self.runtime.catalog.wants_usage(&info.route));
         if let Some(ip) = self.client_ip {
             exchange.set_client_ip(ip);

@@ -1,4 +1,4 @@
-//! `aigw run`'s pricing, budget and admin-token flags (docs/budgets.md).
+//! `aigw run`'s pricing and budget flags (docs/budgets.md).
 
 use aigw_core::Secret;
 use aigw_core::budget::{MemorySpendStore, SpendStore, Spending};
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Prices, money budgets and the admin API.
+/// Prices and money budgets.
 #[derive(Args, Debug)]
 pub(crate) struct SpendArgs {
     /// Price table (YAML or JSON): per model, USD per million tokens, effective-dated;
@@ -23,20 +23,9 @@ pub(crate) struct SpendArgs {
         requires = "pricing_file"
     )]
     budgets_file: Option<PathBuf>,
-    /// Bearer token of the admin API on the admin listener (`/admin/…`); without it
-    /// the admin API answers 403.
-    #[arg(long, env = "AIGW_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<Secret>,
 }
 
 impl SpendArgs {
-    /// The admin token, when one is set.
-    pub(crate) fn admin_token(&self) -> Option<aigw_axum::admin_usage::AdminToken> {
-        self.admin_token
-            .as_ref()
-            .and_then(aigw_axum::admin_usage::AdminToken::new)
-    }
-
     /// The spend engine, when a price table is configured, reloading its files every
     /// `interval`.
     pub(crate) fn build(
