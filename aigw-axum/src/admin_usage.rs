@@ -8,14 +8,12 @@
 //! Requests carry `Authorization: Bearer <admin token>`; the token is compared in
 //! constant time. Without a configured token the API answers 403 and serves nothing.
 
-use aigw_core::Secret;
 use aigw_core::budget::{Spending, UsageQuery};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, StatusCode, header};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 pub use crate::admin_api::AdminToken;
@@ -90,6 +88,7 @@ async fn budgets(State(s): State<ApiState>, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aigw_core::Secret;
 
     #[test]
     fn token_is_compared_whole_and_never_printed() {

@@ -13,8 +13,8 @@
 //!   for access logs and metrics.
 
 pub mod admin;
-pub mod admin_usage;
 pub mod admin_api;
+pub mod admin_usage;
 mod admission;
 pub mod autoconfig;
 pub mod client;

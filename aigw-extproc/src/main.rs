@@ -680,10 +680,12 @@ async fn virtual_keys(
     let registry = aigw_core::keys::KeyRegistry::open(store)
         .await
         .map_err(|e| ExtProcError::VirtualKeys(e.to_string()))?;
-    let registry = Arc::new(match global_store(cli.redis_url.as_ref())? {
-        Some(counters) => registry.with_counters(counters),
-        None => registry,
-    });
+    let registry = Arc::new(
+        match global_store(cli.redis_url.as_ref(), cli.redis_timeout)? {
+            Some(counters) => registry.with_counters(counters),
+            None => registry,
+        },
+    );
     registry.spawn_watch(aigw_core::keys::registry::DEFAULT_POLL);
     tracing::info!(store = %registry.describe(), "virtual keys required on every request");
     Ok(Some(registry))

@@ -47,7 +47,12 @@ async fn start_priced(
     factory: Arc<dyn TranslatorFactory>,
     spending: Option<Arc<aigw_core::budget::Spending>>,
 ) -> Harness {
-    start_all(factory, aigw_core::telemetry::Telemetry::disabled(), spending).await
+    start_all(
+        factory,
+        aigw_core::telemetry::Telemetry::disabled(),
+        spending,
+    )
+    .await
 }
 
 async fn start_full(

@@ -197,6 +197,7 @@ async fn start_mcp(cli: &SidecarCli, addr: SocketAddr) {
         &cli.config,
         &cli.mcp,
         &aigw_extproc::metrics::Metrics::default(),
+        aigw_core::telemetry::Telemetry::disabled(),
         std::future::pending(),
     )
     .await

@@ -251,6 +251,7 @@ impl KeyRegistry {
             return Err(Error::RateLimited {
                 message: format!("this key is limited to {limit} requests per minute"),
                 retry_after,
+                status: None,
             });
         }
         if let (Some(limit), Some(&n)) = (grant.tpm, counts.get(1))
@@ -259,6 +260,7 @@ impl KeyRegistry {
             return Err(Error::RateLimited {
                 message: format!("this key is limited to {limit} tokens per minute"),
                 retry_after,
+                status: None,
             });
         }
         Ok(())
