@@ -540,6 +540,8 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         admin_state.genai().set_observer(observer);
     }
     let mut resolver = credentials::default_resolver();
+    // What the files were before the first read: the reloader compares with this.
+    let initial_files = aigw_core::planner::Fingerprint::of(&args.config);
     let (config, mode) = if !args.config.is_empty() {
         let config = Config::load_paths(&args.config).map_err(|e| e.to_string())?;
         let files: Vec<String> = args
@@ -796,7 +798,8 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
                     client_auth_config::spawn_refresh(client, auth.remote, jwks_refresh);
                 });
             },
-        );
+        )
+        .since(initial_files);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -138,6 +138,16 @@ impl<T> Reloader<T> {
         }
     }
 
+    /// Compares later polls with `files`, the fingerprint taken before the serving
+    /// configuration was read, instead of the files as they are when the reloader is
+    /// built: an edit made while the process was starting (after its first read, before
+    /// the reloader existed) is then reloaded instead of taken as already serving.
+    #[must_use]
+    pub fn since(mut self, files: Fingerprint) -> Self {
+        self.current = files;
+        self
+    }
+
     /// Checks the files; after a change that has been stable for one poll, loads and
     /// applies the new configuration. Returns `None` when nothing was reloaded, else
     /// whether the new configuration was applied (a rejected one is logged and the
