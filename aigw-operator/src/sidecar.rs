@@ -12,7 +12,8 @@
 //! extra mounts, as upstream. The sidecar also gets a projected service-account token
 //! for AWS web identity (audience `sts.amazonaws.com`, kubelet-rotated) and
 //! `AWS_WEB_IDENTITY_TOKEN_FILE` pointing at it: credentials rotate in the ExtProc
-//! (aigw-auth), so no secret material is written through the API server.
+//! (aigw-auth), so no secret material is written through the API server. The MCP
+//! session-encryption seeds come from a Secret by reference ([`McpSession`]).
 //!
 //! Idempotent (a pod that already has the sidecar gets no patch) and fail-safe: any
 //! pod this does not own, or any failure, is admitted unchanged.

@@ -87,7 +87,7 @@ pub struct RouteRule {
     pub stream_idle_timeout: Option<std::time::Duration>,
     /// `forwardProxy.address` of the GatewayConfig of the route's Gateway (the same for
     /// every rule of a route): the rule's clusters tunnel through it
-    /// ([`forward_proxy`](super::forward_proxy)).
+    /// ([`forward_proxy`]).
     pub forward_proxy: Option<String>,
 }
 
