@@ -20,7 +20,7 @@ use aigw_axum::simulator::{Simulator, SimulatorConfig};
 use aigw_axum::{Gateway, credentials};
 use aigw_core::Secret;
 use aigw_core::config::{Config, SecretSource};
-use aigw_core::limits::{DEFAULT_TIMEOUT, RateLimits, RedisStore};
+use aigw_core::limits::{DEFAULT_TIMEOUT, LimitMode, RateLimits, RedisStore};
 use aigw_core::limits::{Increment, LimitStore, bucket_key, window_start};
 use common::envoy::{Envoy, envoy_binary, free_port};
 use serde_json::{Value, json};
@@ -109,6 +109,17 @@ struct Stack {
 
 impl Stack {
     async fn start(envoy_bin: &Path, dir: &Path, config: &Path, redis: Option<&str>) -> Self {
+        Self::start_with(envoy_bin, dir, config, redis, &[]).await
+    }
+
+    /// As [`Stack::start`], with more `aigw-extproc` arguments.
+    async fn start_with(
+        envoy_bin: &Path,
+        dir: &Path,
+        config: &Path,
+        redis: Option<&str>,
+        args: &[&str],
+    ) -> Self {
         let sock = dir.join("extproc.sock");
         let extproc_addr = format!("unix://{}", sock.display());
         let (listen, envoy_admin, admin) = (free_port(), free_port(), free_port());
@@ -133,6 +144,7 @@ impl Stack {
             .arg(config)
             .args(["--listen", &extproc_addr])
             .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(args)
             .env("RUST_LOG", "info")
             .env_remove("AIGW_REDIS_URL")
             .stdout(Stdio::null())
@@ -531,10 +543,14 @@ fn redis_server() -> Option<RedisServer> {
 /// The standalone gateway (what `aigw run` serves) over the same YAML, counting in the
 /// same Redis; returns its base URL.
 async fn standalone(config: &Path, redis: &str) -> String {
+    standalone_with(config, redis, LimitMode::Upstream, DEFAULT_TIMEOUT).await
+}
+
+async fn standalone_with(config: &Path, redis: &str, mode: LimitMode, timeout: Duration) -> String {
     let config = Config::load_paths(&[config]).unwrap();
     let store: Arc<dyn LimitStore> =
-        Arc::new(RedisStore::new(&Secret::new(redis), DEFAULT_TIMEOUT).unwrap());
-    let limits = RateLimits::new(Some(store));
+        Arc::new(RedisStore::new(&Secret::new(redis), timeout).unwrap());
+    let limits = RateLimits::new(Some(store)).with_mode(mode);
     let snapshot = config::snapshot_with_limits(
         &config,
         &SecretSource::from_config(&config),
@@ -596,4 +612,89 @@ async fn redis_budget_is_shared_with_the_standalone_gateway() {
     assert!(log.contains("redis://***@127.0.0.1"), "{log}");
     assert!(!log.contains(REDIS_PASSWORD), "{log}");
     assert!(!log.contains("counted per instance"), "{log}");
+}
+
+/// Output tokens each request of the reserve-mode test asks for and gets.
+const PER_REQUEST: u64 = 20;
+/// The reserve-mode test's budget of output tokens per tenant and hour.
+const OUTPUT_BUDGET: u64 = 400;
+
+/// Sends requests one after the other until one is refused; returns the output tokens
+/// of the admitted ones and every `x-ratelimit-remaining-tokens` seen.
+async fn spend_output(url: String, tenant: &'static str) -> (u64, Vec<u64>) {
+    let (mut used, mut remaining) = (0, Vec::new());
+    loop {
+        let a = post(
+            &url,
+            "/v1/chat/completions",
+            &[("x-tenant-id", tenant), ("x-sim-chunks", "20")],
+            json!({"model": "gpt-sim", "max_tokens": PER_REQUEST,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        let left = a.headers["x-ratelimit-remaining-tokens"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        remaining.push(left);
+        match a.status {
+            200 => used += a.body["usage"]["completion_tokens"].as_u64().unwrap(),
+            429 => {
+                assert_openai_429(&a);
+                return (used, remaining);
+            }
+            s => panic!("{s}: {}", a.body),
+        }
+    }
+}
+
+/// `--limit-mode reserve` through Envoy and `aigw-extproc`, sharing one Redis budget with
+/// a standalone gateway under concurrent load from both: the budget is used to the
+/// token and never exceeded, and each client's remaining tokens only go down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserve_mode_holds_one_budget_across_envoy_and_the_standalone_gateway() {
+    let Some(envoy_bin) = envoy_binary() else {
+        return;
+    };
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("limits.yaml");
+    let rules = format!(
+        r#"
+        - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
+          limit: {{requests: {OUTPUT_BUDGET}, unit: Hour}}
+          cost:
+            request: {{from: Number, number: 0}}
+            response:
+              from: Metadata
+              metadata: {{namespace: io.envoy.ai_gateway, key: llm_output_token}}"#
+    );
+    std::fs::write(&cfg, rate_limit_yaml(sim, &rules)).unwrap();
+    let args = ["--limit-mode", "reserve", "--redis-timeout", "2s"];
+    let stack = Stack::start_with(&envoy_bin, dir.path(), &cfg, Some(&redis.url), &args).await;
+    let reserve = "reserve".parse::<LimitMode>().unwrap();
+    let gateway = standalone_with(&cfg, &redis.url, reserve, Duration::from_secs(2)).await;
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let url = if i % 2 == 0 {
+            stack.base.clone()
+        } else {
+            gateway.clone()
+        };
+        tasks.push(tokio::spawn(spend_output(url, "tenant-r")));
+    }
+    let mut used = 0;
+    for t in tasks {
+        let (u, remaining) = t.await.unwrap();
+        used += u;
+        for w in remaining.windows(2) {
+            assert!(w[1] < w[0] || w[1] == 0, "{remaining:?}");
+        }
+    }
+    assert_eq!(used, OUTPUT_BUDGET);
+    assert_eq!(decisions(&stack.metrics().await, "store_error"), 0);
 }
