@@ -789,6 +789,29 @@ async fn a_budget_running_out_mid_stream_ends_the_client_stream_with_an_error_ev
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(spent, "0.000039");
+    // The next request is refused before any upstream is involved (when Envoy has
+    // picked the backend, as this catalog leaves it to), not to be retried.
+    let mut router = h.open().await;
+    let id = router_request(&mut router, CHAT).await;
+    let mut up = h.open().await;
+    let r = up
+        .send(upstream_headers(&id, OTHER_BACKEND, "/v1/chat/completions"))
+        .await;
+    let (status, body) = immediate(&r);
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "insufficient_quota", "{body}");
+    let Some(Reply::ImmediateResponse(i)) = r.response.as_ref() else {
+        panic!("immediate")
+    };
+    let headers = i.headers.as_ref().unwrap();
+    assert!(
+        headers.set_headers.iter().any(|h| {
+            h.header.as_ref().is_some_and(|h| {
+                h.key == "x-should-retry" && (h.value == "false" || h.raw_value == b"false")
+            })
+        }),
+        "{headers:?}"
+    );
     h.metrics.set_spending(spending);
     assert!(
         h.metrics

@@ -185,7 +185,7 @@ fn is_router(msg: &ProcessingRequest) -> bool {
 
 /// An immediate reply carrying an error in the client API's envelope. A refusal by the
 /// gateway's own rate limits carries `Retry-After` and `x-envoy-ratelimited: true`, as
-/// Envoy's rate-limit filter answers.
+/// Envoy's rate-limit filter answers; a spent money budget `x-should-retry: false`.
 pub(crate) fn error_reply(error: &Error, api: ClientApi) -> ProcessingResponse {
     tracing::debug!(%error, status = %error.status(), "answering locally");
     let mut headers = wire::Mutation::default();
@@ -199,6 +199,10 @@ pub(crate) fn error_reply(error: &Error, api: ClientApi) -> ProcessingResponse {
         for (name, value) in status.headers() {
             headers.set(name.as_str(), value.as_bytes());
         }
+    }
+    if matches!(error, Error::BudgetExceeded { .. }) {
+        // The OpenAI and Anthropic SDKs raise at once instead of retrying a spent budget.
+        headers.set("x-should-retry", "false");
     }
     wire::immediate_with(
         error.status(),
