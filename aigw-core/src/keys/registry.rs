@@ -50,6 +50,12 @@ impl Grant {
                 message: format!("this key may not use model {model:?}"),
             });
         }
+        self.allows_route(route)
+    }
+
+    /// Whether the key may use `route` (`namespace/name`), whatever the model (an
+    /// MCPRoute); a 403 otherwise.
+    pub fn allows_route(&self, route: &str) -> Result<()> {
         if !self.routes.is_empty() && !self.routes.iter().any(|r| r == route) {
             return Err(Error::Forbidden {
                 message: format!("this key may not use route {route:?}"),
@@ -162,6 +168,18 @@ impl KeyRegistry {
                 }
             }
         })
+    }
+
+    /// Authenticates a presented virtual key against the keys already loaded, without
+    /// asking the store about an unknown id (for callers that cannot wait; a key
+    /// created elsewhere is known here within [`DEFAULT_POLL`]).
+    pub fn authenticate_cached(&self, credential: &str) -> Result<Grant> {
+        let presented =
+            token::parse(credential).ok_or_else(|| unauthorized("malformed virtual key"))?;
+        let key = self
+            .cached(presented.id)
+            .ok_or_else(|| unauthorized("invalid API key or token"))?;
+        Self::grant(&presented, &key, unix_now())
     }
 
     /// Authenticates a presented virtual key (`sk-aigw-…`).
