@@ -655,6 +655,16 @@ impl RouterStream {
         self.finish_locked(&mut st, status, error)
     }
 
+    /// Charges a finished request's tokens to its virtual key's tokens-per-minute window.
+    fn charge_key(&self, r: &ExchangeRecord) {
+        if let (Some(keys), Some(identity)) = (&self.keys, r.identity.as_deref())
+            && identity.kind == aigw_core::identity::IdentityKind::VirtualKey
+        {
+            let tokens = r.usage.input.unwrap_or(0) + r.usage.output.unwrap_or(0);
+            keys.charge_tokens(&identity.id, tokens);
+        }
+    }
+
     fn finish_locked(
         &self,
         st: &mut Shared,
@@ -668,6 +678,7 @@ impl RouterStream {
             record.costs = st.runtime.catalog.costs(&record);
         }
         self.metrics.record(&record);
+        self.charge_key(&record);
         metadata(&record, st.backend_name.as_deref()).into_pb()
     }
 }
@@ -694,6 +705,7 @@ impl Drop for RouterStream {
                 record.costs = st.runtime.catalog.costs(&record);
             }
             self.metrics.record(&record);
+            self.charge_key(&record);
         }
     }
 }
