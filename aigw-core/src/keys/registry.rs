@@ -4,8 +4,9 @@
 //! check costs no round trip. The cache follows the store through its version counter:
 //! [`KeyRegistry::spawn_watch`] polls it every 200 ms and reloads when it moved, so a
 //! key revoked on any replica is refused by every replica within a second. A key the
-//! cache does not know (created on another replica a moment ago) triggers one version
-//! check before the request is refused.
+//! cache does not know (created on another replica a moment ago) triggers a version
+//! check before the request is refused; concurrent checks are coalesced, so made-up
+//! keys cannot multiply store reads.
 
 use super::store::KeyStore;
 use super::token::{self, Presented};
@@ -21,9 +22,6 @@ use std::time::{Duration, Instant};
 
 /// How often replicas look at the store's version counter by default.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(200);
-/// The least time between two store checks caused by unknown key ids, so a flood of
-/// made-up keys cannot turn into a flood of store reads.
-const MISS_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What an authenticated virtual key may do: its identity and its limits.
 #[derive(Debug, Clone)]
@@ -72,7 +70,8 @@ pub struct KeyRegistry {
     version: AtomicU64,
     /// Counters for the per-key rate limits (Redis when replicas share them).
     counters: Arc<dyn LimitStore>,
-    last_miss_check: std::sync::Mutex<Option<Instant>>,
+    /// When the last check caused by an unknown key id finished; one check at a time.
+    last_miss_check: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for KeyRegistry {
@@ -99,7 +98,7 @@ impl KeyRegistry {
             cache: ArcSwap::from_pointee(HashMap::new()),
             version: AtomicU64::new(0),
             counters: Arc::new(MemoryStore::default()),
-            last_miss_check: std::sync::Mutex::new(None),
+            last_miss_check: tokio::sync::Mutex::new(None),
         };
         registry.reload().await?;
         Ok(registry)
@@ -201,19 +200,19 @@ impl KeyRegistry {
         self.cache.load().get(id).cloned()
     }
 
+    /// Brings the cache up to date for a key id it does not know. Checks are serialised,
+    /// and a check that finished after this request arrived answers for it too: however
+    /// many unknown keys arrive at once, the store sees one check at a time.
     async fn check_on_miss(&self) {
-        {
-            let Ok(mut last) = self.last_miss_check.lock() else {
-                return;
-            };
-            if last.is_some_and(|t| t.elapsed() < MISS_CHECK_INTERVAL) {
-                return;
-            }
-            *last = Some(Instant::now());
+        let arrived = Instant::now();
+        let mut last = self.last_miss_check.lock().await;
+        if last.is_some_and(|t| t >= arrived) {
+            return;
         }
         if let Err(e) = self.refresh().await {
             tracing::debug!(error = %e, "virtual key store check failed");
         }
+        *last = Some(Instant::now());
     }
 
     fn grant(presented: &Presented<'_>, key: &StoredKey, now: u64) -> Result<Grant> {
