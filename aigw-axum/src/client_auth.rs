@@ -507,12 +507,38 @@ impl ClientAuthLayer {
     /// an MCPRoute's: with the route's own settings when it has them, else with the
     /// listener's. On success the credential headers are removed and the identity
     /// attached, as for LLM requests; on failure the 401 to send back.
+    ///
+    /// A virtual key is checked against the keys already loaded (the call cannot wait
+    /// for the store) and its per-minute limits are not counted here.
     pub fn admit<B>(
         &self,
         route: &str,
         mut request: Request<B>,
     ) -> Result<Request<B>, Box<Response<Body>>> {
-        let Some(auth) = self.auth.load_full() else {
+        let auth = self.auth.load_full();
+        if let Some(keys) = self.keys.load_full() {
+            let extra = auth.as_ref().map_or(&[][..], |a| &a.key_headers[..]);
+            if let Some(credential) = presented(request.headers(), extra)
+                .filter(|c| aigw_core::keys::token::is_virtual_key(c))
+            {
+                let grant = keys
+                    .authenticate_cached(credential)
+                    .and_then(|g| g.allows_route(route).map(|()| g))
+                    .map_err(|e| Box::new(refuse(&request, Some(route), &e)))?;
+                match &auth {
+                    Some(a) => a.strip_credentials(request.headers_mut()),
+                    None => ClientAuth::default().strip_credentials(request.headers_mut()),
+                }
+                attach(&mut request, grant.identity.clone());
+                request.extensions_mut().insert(grant);
+                return Ok(request);
+            }
+            if auth.is_none() {
+                let error = unauthorized("no credentials: send a virtual key");
+                return Err(Box::new(refuse(&request, Some(route), &error)));
+            }
+        }
+        let Some(auth) = auth else {
             return Ok(request);
         };
         let pending = PendingAuth { auth };
@@ -740,6 +766,45 @@ mod tests {
         let r = svc.clone().oneshot(bad).await.unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert!(text(r).await.contains("authentication_error"));
+    }
+
+    #[tokio::test]
+    async fn virtual_keys_guard_routes_admitted_up_front() {
+        use aigw_core::keys::{KeySpec, MemoryKeyStore};
+        let keys = Arc::new(
+            KeyRegistry::open(Arc::new(MemoryKeyStore::default()))
+                .await
+                .unwrap(),
+        );
+        let (info, key) = keys
+            .create(KeySpec {
+                team: Some("tools".into()),
+                routes: vec!["default/mcp".into()],
+                ..KeySpec::default()
+            })
+            .await
+            .unwrap();
+        let layer = ClientAuthLayer::disabled();
+        layer.set_virtual_keys(Some(keys));
+        let req = |h: Option<&str>| {
+            let mut b = Request::post("/mcp").header("x-aigw-team", "spoofed");
+            if let Some(v) = h {
+                b = b.header("authorization", v);
+            }
+            b.body(Body::empty()).unwrap()
+        };
+        let refused = layer.admit("default/mcp", req(None)).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let bearer = format!("Bearer {}", key.expose());
+        let admitted = layer.admit("default/mcp", req(Some(&bearer))).unwrap();
+        assert!(!admitted.headers().contains_key(header::AUTHORIZATION));
+        assert_eq!(admitted.headers()["x-aigw-team"], "tools");
+        let id = admitted.extensions().get::<Arc<ClientIdentity>>().unwrap();
+        assert_eq!(id.id.as_ref(), info.id);
+        let other = layer
+            .admit("default/other", req(Some(&bearer)))
+            .unwrap_err();
+        assert_eq!(other.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]

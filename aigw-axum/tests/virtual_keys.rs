@@ -146,6 +146,18 @@ async fn messages(r: &Replica, key: &str) -> u16 {
         .as_u16()
 }
 
+/// Waits out the last seconds of a minute: the per-minute windows are aligned to the
+/// clock, and a window that ends between two requests would reset the count.
+async fn well_inside_a_minute() {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if secs % 60 >= 55 {
+        tokio::time::sleep(Duration::from_secs(61 - secs % 60)).await;
+    }
+}
+
 /// Polls both replicas until each refuses `key`; the time it took.
 async fn refused_everywhere(replicas: [&Replica; 2], key: &str) -> Duration {
     let start = Instant::now();
@@ -257,6 +269,7 @@ async fn keys_are_shared_enforced_and_revoked_across_two_replicas_on_redis() {
     // Per key and per team: each `capped` key has its own two requests a minute, counted
     // in Redis across both replicas; headers a client sets cannot move it to another
     // bucket or team.
+    well_inside_a_minute().await;
     let (_, capped1) = create(&a, json!({"team": "capped"})).await;
     let (_, capped2) = create(&b, json!({"team": "capped"})).await;
     assert_eq!(chat(&a, &capped1, "gpt-sim", &[]).await, 200);
@@ -277,6 +290,7 @@ async fn keys_are_shared_enforced_and_revoked_across_two_replicas_on_redis() {
     }
 
     // A key's own requests-per-minute limit, shared by the replicas.
+    well_inside_a_minute().await;
     let (_, rpm) = create(&b, json!({"rpm": 2})).await;
     assert_eq!(chat(&a, &rpm, "gpt-sim", &[]).await, 200);
     assert_eq!(chat(&b, &rpm, "gpt-sim", &[]).await, 200);

@@ -4,8 +4,9 @@
 //! check costs no round trip. The cache follows the store through its version counter:
 //! [`KeyRegistry::spawn_watch`] polls it every 200 ms and reloads when it moved, so a
 //! key revoked on any replica is refused by every replica within a second. A key the
-//! cache does not know (created on another replica a moment ago) triggers one version
-//! check before the request is refused.
+//! cache does not know (created on another replica a moment ago) triggers a version
+//! check before the request is refused; concurrent checks are coalesced, so made-up
+//! keys cannot multiply store reads.
 
 use super::store::KeyStore;
 use super::token::{self, Presented};
@@ -21,9 +22,6 @@ use std::time::{Duration, Instant};
 
 /// How often replicas look at the store's version counter by default.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(200);
-/// The least time between two store checks caused by unknown key ids, so a flood of
-/// made-up keys cannot turn into a flood of store reads.
-const MISS_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What an authenticated virtual key may do: its identity and its limits.
 #[derive(Debug, Clone)]
@@ -50,6 +48,12 @@ impl Grant {
                 message: format!("this key may not use model {model:?}"),
             });
         }
+        self.allows_route(route)
+    }
+
+    /// Whether the key may use `route` (`namespace/name`), whatever the model (an
+    /// MCPRoute); a 403 otherwise.
+    pub fn allows_route(&self, route: &str) -> Result<()> {
         if !self.routes.is_empty() && !self.routes.iter().any(|r| r == route) {
             return Err(Error::Forbidden {
                 message: format!("this key may not use route {route:?}"),
@@ -66,7 +70,8 @@ pub struct KeyRegistry {
     version: AtomicU64,
     /// Counters for the per-key rate limits (Redis when replicas share them).
     counters: Arc<dyn LimitStore>,
-    last_miss_check: std::sync::Mutex<Option<Instant>>,
+    /// When the last check caused by an unknown key id finished; one check at a time.
+    last_miss_check: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for KeyRegistry {
@@ -93,7 +98,7 @@ impl KeyRegistry {
             cache: ArcSwap::from_pointee(HashMap::new()),
             version: AtomicU64::new(0),
             counters: Arc::new(MemoryStore::default()),
-            last_miss_check: std::sync::Mutex::new(None),
+            last_miss_check: tokio::sync::Mutex::new(None),
         };
         registry.reload().await?;
         Ok(registry)
@@ -164,6 +169,18 @@ impl KeyRegistry {
         })
     }
 
+    /// Authenticates a presented virtual key against the keys already loaded, without
+    /// asking the store about an unknown id (for callers that cannot wait; a key
+    /// created elsewhere is known here within [`DEFAULT_POLL`]).
+    pub fn authenticate_cached(&self, credential: &str) -> Result<Grant> {
+        let presented =
+            token::parse(credential).ok_or_else(|| unauthorized("malformed virtual key"))?;
+        let key = self
+            .cached(presented.id)
+            .ok_or_else(|| unauthorized("invalid API key or token"))?;
+        Self::grant(&presented, &key, unix_now())
+    }
+
     /// Authenticates a presented virtual key (`sk-aigw-…`).
     pub async fn authenticate(&self, credential: &str) -> Result<Grant> {
         let presented =
@@ -183,19 +200,19 @@ impl KeyRegistry {
         self.cache.load().get(id).cloned()
     }
 
+    /// Brings the cache up to date for a key id it does not know. Checks are serialised,
+    /// and a check that finished after this request arrived answers for it too: however
+    /// many unknown keys arrive at once, the store sees one check at a time.
     async fn check_on_miss(&self) {
-        {
-            let Ok(mut last) = self.last_miss_check.lock() else {
-                return;
-            };
-            if last.is_some_and(|t| t.elapsed() < MISS_CHECK_INTERVAL) {
-                return;
-            }
-            *last = Some(Instant::now());
+        let arrived = Instant::now();
+        let mut last = self.last_miss_check.lock().await;
+        if last.is_some_and(|t| t >= arrived) {
+            return;
         }
         if let Err(e) = self.refresh().await {
             tracing::debug!(error = %e, "virtual key store check failed");
         }
+        *last = Some(Instant::now());
     }
 
     fn grant(presented: &Presented<'_>, key: &StoredKey, now: u64) -> Result<Grant> {

@@ -670,6 +670,16 @@ impl RouterStream {
         self.finish_locked(&mut st, status, error)
     }
 
+    /// Charges a finished request's tokens to its virtual key's tokens-per-minute window.
+    fn charge_key(&self, r: &ExchangeRecord) {
+        if let (Some(keys), Some(identity)) = (&self.keys, r.identity.as_deref())
+            && identity.kind == aigw_core::identity::IdentityKind::VirtualKey
+        {
+            let tokens = r.usage.input.unwrap_or(0) + r.usage.output.unwrap_or(0);
+            keys.charge_tokens(&identity.id, tokens);
+        }
+    }
+
     fn finish_locked(
         &self,
         st: &mut Shared,
@@ -683,6 +693,7 @@ impl RouterStream {
             record.costs = st.runtime.catalog.costs(&record);
         }
         self.metrics.record(&record);
+        self.charge_key(&record);
         let mut md = metadata(&record, st.backend_name.as_deref());
         // `-logRequestHeaderAttributes`: the mapped headers as dynamic metadata for
         // Envoy's access log, as upstream sets them.
@@ -720,6 +731,7 @@ impl Drop for RouterStream {
                 record.costs = st.runtime.catalog.costs(&record);
             }
             self.metrics.record(&record);
+            self.charge_key(&record);
         }
     }
 }
