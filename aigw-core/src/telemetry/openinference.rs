@@ -70,6 +70,10 @@ pub(crate) fn finish(
     (a, events, SpanStatus::Ok)
 }
 
+const fn is_image(e: Endpoint) -> bool {
+    matches!(e, Endpoint::ImageGenerations | Endpoint::ImageEdits)
+}
+
 /// `exception.type` by status, as the upstream names them.
 pub(crate) fn error_type(code: u16) -> &'static str {
     match code {
@@ -105,7 +109,9 @@ fn request(c: &OpenInferenceConfig, o: &Outcome<'_>, a: &mut Attrs) {
     a.str("openinference.span.kind", kind);
     if o.endpoint != Endpoint::Embeddings {
         a.str("llm.system", system(o.endpoint));
-        if !model.is_empty() {
+        // Upstream's image recorder names no model (its expected
+        // image-generation-basic span has none).
+        if !model.is_empty() && !is_image(o.endpoint) {
             a.str("llm.model_name", model);
         }
     }
@@ -150,6 +156,13 @@ fn request(c: &OpenInferenceConfig, o: &Outcome<'_>, a: &mut Attrs) {
             }
         }
         Endpoint::Embeddings => embeddings_request(c, req, a),
+        // The whole request, as upstream's image recorder writes it.
+        Endpoint::ImageGenerations if !c.hide_llm_invocation_parameters => {
+            a.str(
+                "llm.invocation_parameters",
+                String::from_utf8_lossy(o.request_raw),
+            );
+        }
         Endpoint::Responses => {
             invocation(
                 c,
@@ -381,6 +394,11 @@ fn response(c: &OpenInferenceConfig, endpoint: Endpoint, r: &Value, a: &mut Attr
         Endpoint::Embeddings => embeddings_response(c, r, a),
         Endpoint::Messages => anthropic_response(c, r, a),
         Endpoint::Responses => responses_response(c, r, a),
+        Endpoint::ImageGenerations | Endpoint::ImageEdits => {
+            if show {
+                a.str("output.mime_type", JSON);
+            }
+        }
         _ => {
             if !model.is_empty() {
                 a.str("llm.model_name", model);

@@ -105,12 +105,25 @@ fn run(
     response: &[&str],
     status: StatusCode,
 ) -> HeaderMap {
-    let mut ex = Exchange::new(
+    run_on(
         Endpoint::ChatCompletions,
+        tel,
         headers,
-        Bytes::from(body.to_owned()),
+        body,
+        response,
+        status,
     )
-    .unwrap();
+}
+
+fn run_on(
+    endpoint: Endpoint,
+    tel: &Telemetry,
+    headers: HeaderMap,
+    body: &str,
+    response: &[&str],
+    status: StatusCode,
+) -> HeaderMap {
+    let mut ex = Exchange::new(endpoint, headers, Bytes::from(body.to_owned())).unwrap();
     ex.set_telemetry(tel);
     let mut attempt = ex.attempt(&target(), &PassFactory).unwrap();
     let sent = attempt.request().headers.clone();
@@ -399,4 +412,45 @@ fn disabled_telemetry_leaves_requests_untouched() {
         StatusCode::OK,
     );
     assert!(!sent.contains_key(TRACEPARENT));
+}
+
+#[test]
+fn image_generation_span_matches_the_upstream_openinference_attributes() {
+    // Upstream's tests/internal/testopeninference/spans/image-generation-basic.json.
+    const REQ: &str = r#"{"prompt": "A simple black-and-white line drawing of a cat playing with yarn", "model": "gpt-image-1-mini", "quality": "low", "size": "1024x1024"}"#;
+    const RESP: &str =
+        r#"{"created":1760092079,"data":[{"url":"https://example.invalid/img.png"}]}"#;
+    let (tel, sink) = telemetry(&[]);
+    run_on(
+        Endpoint::ImageGenerations,
+        &tel,
+        HeaderMap::new(),
+        REQ,
+        &[RESP],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "ImagesResponse").unwrap();
+    assert_eq!(s.kind, SpanKind::Internal);
+    assert_eq!(s.end.status, SpanStatus::Ok);
+    let mut keys: Vec<&str> = s.end.attrs.iter().map(|a| a.key.as_ref()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.invocation_parameters",
+            "llm.system",
+            "openinference.span.kind",
+            "output.mime_type",
+            "output.value",
+        ]
+    );
+    assert_eq!(str_attr(s, "llm.invocation_parameters"), REQ);
+    assert_eq!(str_attr(s, "input.value"), REQ);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(str_attr(s, "output.value")).unwrap(),
+        serde_json::from_str::<serde_json::Value>(RESP).unwrap()
+    );
 }

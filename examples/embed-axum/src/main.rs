@@ -49,8 +49,9 @@ async fn app_auth(request: Request, next: Next) -> Response {
     }
 }
 
-/// Starts the simulator on a loopback port and builds a gateway routing to it.
-async fn gateway() -> Result<Gateway, String> {
+/// Starts the simulator on a loopback port and builds a gateway routing to it, with
+/// its spans going where `telemetry` sends them.
+async fn gateway(telemetry: aigw_core::telemetry::Telemetry) -> Result<Gateway, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -78,6 +79,7 @@ async fn gateway() -> Result<Gateway, String> {
     )
     .map_err(|e| e.to_string())?;
     Gateway::builder(snapshot)
+        .telemetry(telemetry)
         .build()
         .map_err(|e| e.to_string())
 }
@@ -92,7 +94,11 @@ fn app(gateway: &Gateway) -> Router {
 /// The MCP gateway for the MCPRoutes of a YAML file, mounted at each route's path beside
 /// the application's routes. MCPRoutes carry their own client authentication (OAuth),
 /// so they are not behind the application's middleware.
-fn mount_mcp(app: Router, path: &str) -> Result<Router, String> {
+fn mount_mcp(
+    app: Router,
+    path: &str,
+    telemetry: aigw_core::telemetry::Telemetry,
+) -> Result<Router, String> {
     use aigw_core::mcp::{McpGateway, McpService, McpSettings, SessionCrypto};
     let cfg = aigw_core::config::Config::load_paths(&[path]).map_err(|e| e.to_string())?;
     let upstream =
@@ -104,7 +110,10 @@ fn mount_mcp(app: Router, path: &str) -> Result<Router, String> {
         &cfg,
         &secrets,
         crypto,
-        McpSettings::default(),
+        McpSettings {
+            telemetry,
+            ..McpSettings::default()
+        },
         Arc::new(upstream),
     )
     .map_err(|e| e.to_string())?;
@@ -179,13 +188,16 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = async {
-        let gateway = gateway().await?;
+        // Spans (LLM and MCP requests) over OTLP when the standard `OTEL_*` settings ask
+        // for them; nothing otherwise.
+        let exporters = aigw_core::telemetry::Exporters::from_env()?;
+        let gateway = gateway(exporters.telemetry()).await?;
         let mut app = app(&gateway);
         if std::env::args().any(|a| a == "--smoke") {
             return smoke(app).await;
         }
         if let Some(mcp) = arg("--mcp") {
-            app = mount_mcp(app, &mcp)?;
+            app = mount_mcp(app, &mcp, exporters.telemetry())?;
         }
         let listen = arg("--listen").unwrap_or_else(|| "127.0.0.1:3000".into());
         let listener = tokio::net::TcpListener::bind(&listen)
