@@ -321,6 +321,10 @@ async fn effective_dated_prices_apply_from_their_instant_and_reloads_swap_whole_
     write_atomically(&prices, &table("3", "5"));
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (url, p) = (g.url.clone(), prices.clone());
+    // Requests keep coming until the last flip has been in force for a while, however
+    // fast or slow the machine runs them.
+    let flipping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flipping_done = flipping.clone();
     let flipper = tokio::spawn(async move {
         for i in 0..10 {
             let t = if i % 2 == 0 {
@@ -331,16 +335,18 @@ async fn effective_dated_prices_apply_from_their_instant_and_reloads_swap_whole_
             write_atomically(&p, &t);
             tokio::time::sleep(Duration::from_millis(120)).await;
         }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        flipping_done.store(false, std::sync::atomic::Ordering::SeqCst);
     });
     let mut sent = Vec::new();
     for _ in 0..12 {
-        let url = url.clone();
+        let (url, flipping) = (url.clone(), flipping.clone());
         sent.push(tokio::spawn(async move {
             let mut n = 0;
-            for _ in 0..4 {
+            while n < 4 || flipping.load(std::sync::atomic::Ordering::SeqCst) {
                 assert_eq!(chat(&url, None).await, 200);
                 n += 1;
-                tokio::time::sleep(Duration::from_millis(25)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             n
         }));
