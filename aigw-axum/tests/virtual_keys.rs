@@ -427,7 +427,18 @@ async fn the_console_works_in_a_headless_browser() {
     let dir = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), sim);
-    let store = [("AIGW_REDIS_URL", redis.url.as_str())];
+    // Priced, so the console's spend view has the requests below to show.
+    let prices = dir.path().join("prices.yaml");
+    std::fs::write(
+        &prices,
+        "prices:\n  - {model: gpt-sim, input: \"1\", output: \"2\"}\n",
+    )
+    .unwrap();
+    let prices = prices.display().to_string();
+    let store = [
+        ("AIGW_REDIS_URL", redis.url.as_str()),
+        ("AIGW_PRICING_FILE", prices.as_str()),
+    ];
     let a = replica(logs.path(), "a", &cfg, &store);
     let b = replica(logs.path(), "b", &cfg, &store);
     let (id, key) = create(&a, json!({"name": "used-before", "team": "search"})).await;
@@ -457,6 +468,13 @@ async fn the_console_works_in_a_headless_browser() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("console report: {report}");
+    assert_eq!(report["usage_status"], 200, "{report}");
+    assert!(
+        report["usage_row"]
+            .as_str()
+            .is_some_and(|row| row.contains("gpt-sim")),
+        "the spend of the requests just made is on the page: {report}"
+    );
     let took = report["revoked_after_s"].as_f64().unwrap();
     assert!(
         took < 1.0,
