@@ -541,7 +541,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     }
     let mut resolver = credentials::default_resolver();
     // What the files were before the first read: the reloader compares with this.
-    let initial_files = aigw_core::planner::Fingerprint::of(&args.config);
+    let initial_files = aigw_core::planner::Baseline::take(&args.config);
     let (config, mode) = if !args.config.is_empty() {
         let config = Config::load_paths(&args.config).map_err(|e| e.to_string())?;
         let files: Vec<String> = args
@@ -767,7 +767,8 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         let mcp = mcp.clone();
         let admin_api = admin_api.clone();
         let interval = Duration::from_millis(args.reload_interval_ms.max(100));
-        let mut reloader = Reloader::new(
+        let mut reloader = Reloader::starting_at(
+            initial_files,
             paths,
             move |paths: &[PathBuf]| {
                 let (c, planner) = loader.load(paths)?;
@@ -798,8 +799,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
                     client_auth_config::spawn_refresh(client, auth.remote, jwks_refresh);
                 });
             },
-        )
-        .since(initial_files);
+        );
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -16,7 +16,7 @@ pub mod credentials;
 pub mod reload;
 
 pub use credentials::{CredentialResolver, ProviderCache, ProviderSet};
-pub use reload::{Fingerprint, Reloader, audit_config};
+pub use reload::{Baseline, Fingerprint, Reloader};
 
 use crate::config::{Config, SecretSource};
 use crate::cost::CostSet;

@@ -25,14 +25,15 @@ fn is_yaml(p: &Path) -> bool {
     )
 }
 
-fn digest(p: &Path) -> Option<u64> {
-    let bytes = std::fs::read(p).ok()?;
+fn digest(bytes: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
 
-fn walk(p: &Path, out: &mut Vec<(PathBuf, Option<u64>)>) {
+/// Every watched file (directories walked recursively, sorted) with its content, or
+/// `None` when it cannot be read.
+fn walk(p: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
     let Ok(meta) = std::fs::metadata(p) else {
         out.push((p.to_path_buf(), None));
         return;
@@ -48,50 +49,88 @@ fn walk(p: &Path, out: &mut Vec<(PathBuf, Option<u64>)>) {
             }
         }
     } else {
-        out.push((p.to_path_buf(), digest(p)));
+        out.push((p.to_path_buf(), std::fs::read(p).ok()));
     }
+}
+
+fn read_all(paths: &[PathBuf]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
 }
 
 impl Fingerprint {
     /// Takes the fingerprint of files and directories (recursively).
     pub fn of(paths: &[PathBuf]) -> Self {
-        let mut out = Vec::new();
-        for p in paths {
-            walk(p, &mut out);
-        }
-        Self(out)
+        Self::from_files(&read_all(paths))
+    }
+
+    fn from_files(files: &[(PathBuf, Option<Vec<u8>>)]) -> Self {
+        Self(
+            files
+                .iter()
+                .map(|(p, b)| (p.clone(), b.as_deref().map(digest)))
+                .collect(),
+        )
     }
 }
 
-/// Writes a configuration load of `paths` to the audit trail (when one is installed):
-/// every object that differs from `previous`, by checksum. Returns the objects read.
-pub fn audit_config(
-    action: &'static str,
-    paths: &[PathBuf],
-    previous: &[crate::audit::ObjectDigest],
-    error: Option<&str>,
-) -> Vec<crate::audit::ObjectDigest> {
-    if !crate::audit::enabled() {
-        return Vec::new();
+/// The watched files as they were when the serving configuration was read: their
+/// fingerprint and, for the audit trail, their objects by checksum — both from one
+/// read, so an edit racing the start-up is neither missed by the reloader nor folded
+/// into the audit's baseline.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    files: Fingerprint,
+    sources: Vec<String>,
+    objects: Vec<crate::audit::ObjectDigest>,
+}
+
+impl Baseline {
+    /// Reads the files and directories (recursively) once.
+    pub fn take(paths: &[PathBuf]) -> Self {
+        let files = read_all(paths);
+        let (sources, objects) = if crate::audit::enabled() {
+            audit_objects(&files)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Self {
+            files: Fingerprint::from_files(&files),
+            sources,
+            objects,
+        }
     }
-    let mut files = Vec::new();
-    for p in paths {
-        walk(p, &mut files);
-    }
+}
+
+fn audit_objects(
+    files: &[(PathBuf, Option<Vec<u8>>)],
+) -> (Vec<String>, Vec<crate::audit::ObjectDigest>) {
     let texts: Vec<String> = files
         .iter()
-        .filter_map(|(f, _)| std::fs::read_to_string(f).ok())
+        .filter_map(|(_, b)| b.as_deref())
+        .filter_map(|b| String::from_utf8(b.to_vec()).ok())
         .collect();
-    let sources: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
-    let objects = crate::audit::digest_yaml(&texts);
-    let changes = crate::audit::diff(previous, &objects);
+    let sources = files.iter().map(|(f, _)| f.display().to_string()).collect();
+    (sources, crate::audit::digest_yaml(&texts))
+}
+
+fn emit_config(
+    action: &'static str,
+    sources: &[String],
+    previous: &[crate::audit::ObjectDigest],
+    objects: &[crate::audit::ObjectDigest],
+    error: Option<&str>,
+) {
+    let changes = crate::audit::diff(previous, objects);
     crate::audit::emit(&crate::audit::AuditEvent::Config {
         action,
-        sources: &sources,
+        sources,
         changes: &changes,
         error,
     });
-    objects
 }
 
 /// Builds a generation from the watched paths.
@@ -121,31 +160,36 @@ impl<T> std::fmt::Debug for Reloader<T> {
 
 impl<T> Reloader<T> {
     /// Watches `paths`, as they are now (an edit made between loading and the first
-    /// poll is not missed).
+    /// poll is not missed). A process that read its configuration earlier passes what
+    /// it read to [`Reloader::starting_at`] instead.
     pub fn new(
         paths: Vec<PathBuf>,
         load: impl FnMut(&[PathBuf]) -> crate::Result<T> + Send + 'static,
         apply: impl FnMut(T) + Send + 'static,
     ) -> Self {
-        let audited = audit_config("load", &paths, &[], None);
+        Self::starting_at(Baseline::take(&paths), paths, load, apply)
+    }
+
+    /// Watches `paths` from `baseline`, taken before the serving configuration was
+    /// read: an edit made while the process was starting (after its first read, before
+    /// the reloader existed) is then reloaded instead of taken as already serving, and
+    /// the audit trail's load event and later diffs start from what was actually read.
+    /// Writes the load event.
+    pub fn starting_at(
+        baseline: Baseline,
+        paths: Vec<PathBuf>,
+        load: impl FnMut(&[PathBuf]) -> crate::Result<T> + Send + 'static,
+        apply: impl FnMut(T) + Send + 'static,
+    ) -> Self {
+        emit_config("load", &baseline.sources, &[], &baseline.objects, None);
         Self {
-            current: Fingerprint::of(&paths),
             paths,
+            current: baseline.files,
             pending: None,
             load: Box::new(load),
             apply: Box::new(apply),
-            audited,
+            audited: baseline.objects,
         }
-    }
-
-    /// Compares later polls with `files`, the fingerprint taken before the serving
-    /// configuration was read, instead of the files as they are when the reloader is
-    /// built: an edit made while the process was starting (after its first read, before
-    /// the reloader existed) is then reloaded instead of taken as already serving.
-    #[must_use]
-    pub fn since(mut self, files: Fingerprint) -> Self {
-        self.current = files;
-        self
     }
 
     /// Checks the files; after a change that has been stable for one poll, loads and
@@ -153,11 +197,12 @@ impl<T> Reloader<T> {
     /// whether the new configuration was applied (a rejected one is logged and the
     /// serving one stays).
     pub fn poll(&mut self) -> Option<bool> {
-        let now = Fingerprint::of(&self.paths);
+        let files = read_all(&self.paths);
+        let now = Fingerprint::from_files(&files);
         match self.pending.take() {
             Some(p) if p == now => {
                 self.current = now;
-                Some(self.reload())
+                Some(self.reload(&files))
             }
             _ if now != self.current => {
                 self.pending = Some(now);
@@ -167,17 +212,27 @@ impl<T> Reloader<T> {
         }
     }
 
-    fn reload(&mut self) -> bool {
-        match (self.load)(&self.paths) {
+    /// Loads and applies; the audit event describes `files`, the read that triggered
+    /// the reload.
+    fn reload(&mut self, files: &[(PathBuf, Option<Vec<u8>>)]) -> bool {
+        let result = (self.load)(&self.paths);
+        let (sources, objects) = if crate::audit::enabled() {
+            audit_objects(files)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        match result {
             Ok(next) => {
                 (self.apply)(next);
                 tracing::info!(paths = ?self.paths, "configuration reloaded");
-                self.audited = audit_config("reload", &self.paths, &self.audited, None);
+                emit_config("reload", &sources, &self.audited, &objects, None);
+                self.audited = objects;
                 true
             }
             Err(e) => {
                 tracing::error!(error = %e, "configuration rejected; the previous one stays in use");
-                audit_config("reload", &self.paths, &self.audited, Some(&e.to_string()));
+                let error = e.to_string();
+                emit_config("reload", &sources, &self.audited, &objects, Some(&error));
                 false
             }
         }
@@ -215,6 +270,25 @@ mod tests {
         assert_eq!(f1, Fingerprint::of(&paths), "rewritten unchanged");
         std::fs::write(&a, "x: 2").unwrap();
         assert_ne!(f1, Fingerprint::of(&paths), "same length, new content");
+    }
+
+    #[test]
+    fn an_edit_racing_start_up_is_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        std::fs::write(&a, "1").unwrap();
+        let before = Baseline::take(std::slice::from_ref(&a));
+        // Written after the serving configuration was read, before the reloader exists.
+        std::fs::write(&a, "2").unwrap();
+        let mut r = Reloader::starting_at(
+            before,
+            vec![a.clone()],
+            |p: &[PathBuf]| Ok(std::fs::read_to_string(&p[0]).unwrap()),
+            |_| {},
+        );
+        assert_eq!(r.poll(), None);
+        assert_eq!(r.poll(), Some(true));
+        assert_eq!(r.poll(), None);
     }
 
     #[test]
