@@ -891,6 +891,13 @@ fn normalise_error(
             if let Some(ra) = headers.get(header::RETRY_AFTER) {
                 out.insert(header::RETRY_AFTER, ra.clone());
             }
+            // The provider's rate-limit state passes through, as on a success, unless
+            // a gateway limit applies (the translator's edits then set the gateway's).
+            for (name, value) in headers {
+                if name.as_str().starts_with("x-ratelimit-") {
+                    out.append(name, value.clone());
+                }
+            }
             er.headers.apply_to(&mut out);
             Failure::Response {
                 status: er.status,

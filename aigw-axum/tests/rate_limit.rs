@@ -279,6 +279,111 @@ async fn client_hang_up_mid_stream_is_charged() {
     );
 }
 
+/// A chat completion for `tenant` asking for one output token, which the simulated
+/// provider refuses with `status` when given.
+async fn small_chat(url: &str, tenant: &str, status: Option<u16>) -> reqwest::Response {
+    let mut r = client()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("x-tenant-id", tenant);
+    if let Some(s) = status {
+        r = r.header("x-sim-status", s.to_string());
+    }
+    r.json(&json!({"model": "gpt-sim", "max_tokens": 1,
+                   "messages": [{"role": "user", "content": "count these five words"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn remaining_tokens(h: &reqwest::header::HeaderMap) -> u64 {
+    h["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// An upstream error the gateway relays tells the client where it stands, as OpenAI's
+/// own errors do: the gateway's `x-ratelimit-*` in place of the provider's (which
+/// describe the gateway's credential), in both limit modes. The error is not charged:
+/// upstream mode's count stays, reserve mode's hold comes back.
+#[tokio::test]
+async fn relayed_upstream_errors_carry_the_limit_headers() {
+    let sim = simulator().await;
+    for mode in ["upstream", "reserve"] {
+        let limits = RateLimits::default().with_mode(mode.parse().unwrap());
+        let url = gateway(sim, &limits).await;
+        let r = small_chat(&url, "tenant-e", None).await;
+        assert_eq!(r.status(), 200, "{mode}");
+        let spent = total(&r.json().await.unwrap());
+        let mut told = Vec::new();
+        for code in [400, 500] {
+            let r = small_chat(&url, "tenant-e", Some(code)).await;
+            assert_eq!(r.status().as_u16(), code, "{mode}");
+            let h = r.headers().clone();
+            assert_eq!(h["x-ratelimit-limit-tokens"], BUDGET.to_string().as_str());
+            assert!(h.contains_key("x-ratelimit-reset-tokens"), "{h:?}");
+            // The simulated provider's own request limits are not passed off as the
+            // gateway's.
+            assert!(!h.contains_key("x-ratelimit-limit-requests"), "{h:?}");
+            told.push(remaining_tokens(&h));
+            let v: Value = r.json().await.unwrap();
+            assert!(v["error"]["message"].is_string(), "{v}");
+        }
+        if mode == "upstream" {
+            assert_eq!(told[0], BUDGET - spent, "{mode}");
+        } else {
+            // Its own hold (the prompt's estimate and one output token) is part of
+            // what a reserve-mode request is told.
+            assert!(told[0] < BUDGET - spent, "{mode}: {told:?}");
+        }
+        // Neither error was charged: the next request stands where they did.
+        let r = small_chat(&url, "tenant-e", None).await;
+        assert_eq!(r.status(), 200, "{mode}");
+        told.push(remaining_tokens(r.headers()));
+        assert!(told.iter().all(|t| *t == told[0]), "{mode}: {told:?}");
+    }
+}
+
+/// In reserve mode an embeddings request holds the estimate of its `input` before the
+/// call (no output), rather than being charged only once it has been answered: the
+/// response tells the hold, and an input larger than what is left is refused up front.
+#[tokio::test]
+async fn reserve_mode_embeddings_hold_their_input_estimate() {
+    let sim = simulator().await;
+    let limits = RateLimits::default().with_mode("reserve".parse().unwrap());
+    let url = gateway(sim, &limits).await;
+    let embed = |input: Value| {
+        client()
+            .post(format!("{url}/v1/embeddings"))
+            .header("x-tenant-id", "tenant-m")
+            .json(&json!({"model": "gpt-sim", "input": input}))
+            .send()
+    };
+    // 40 bytes, counted as 10 tokens (bytes/4: `gpt-sim` has no tokenizer).
+    let r = embed(json!(["abcd".repeat(5), "abcd".repeat(5)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(remaining_tokens(r.headers()), BUDGET - 10);
+    let used = r.json::<Value>().await.unwrap()["usage"]["total_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(used > 0 && used < BUDGET, "{used}");
+    // A token array is counted exactly: more than what is left is refused at once.
+    let too_many: Vec<u64> = (0..=BUDGET - used).collect();
+    let r = embed(json!(too_many)).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(remaining_tokens(r.headers()), BUDGET - used);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded", "{v}");
+    // What fits is admitted, holding exactly its length.
+    let fits: Vec<u64> = (0..BUDGET - used).collect();
+    let r = embed(json!(fits)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(remaining_tokens(r.headers()), 0);
+}
+
 fn redis_limits(url: &str) -> RateLimits {
     let store: Arc<dyn LimitStore> =
         Arc::new(RedisStore::new(&Secret::new(url), DEFAULT_TIMEOUT).unwrap());

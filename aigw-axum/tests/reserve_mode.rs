@@ -3,7 +3,8 @@
 //! never exceeds by more than one request's reservation; every response tells the
 //! client where it stands (`x-ratelimit-*`), and what it is told only goes down.
 //! Also the Redis store's reservation scripts on their own: atomic under concurrency
-//! from two stores, windows from the server's clock whatever the callers' clocks say.
+//! from two stores, windows from the server's clock whatever the callers' clocks say —
+//! in reserve mode and in the upstream-compatible mode alike.
 //!
 //! Needs `redis-server` on `PATH`.
 #![allow(
@@ -15,8 +16,11 @@
 )]
 
 use aigw_axum::simulator::{Simulator, SimulatorConfig};
-use aigw_core::Secret;
+use aigw_core::config::Config;
 use aigw_core::limits::{Admission, Held, Hold, LimitStore, RedisStore, bucket_key, window_start};
+use aigw_core::limits::{LimitStats, RateLimitMeter, seconds_to_reset};
+use aigw_core::meter::{MeterRequest, Settlement, TokenMeter};
+use aigw_core::{Secret, TokenUsage};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -287,4 +291,156 @@ async fn redis_holds_are_atomic_across_stores_and_use_the_servers_clock() {
         .unwrap();
     assert!(refused.held.is_none());
     assert_eq!(refused.reserved.counts, vec![66]);
+}
+
+/// The system clock, Unix seconds.
+fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Two upstream-mode meters over `yaml`, each with its own connection to the Redis at
+/// `url` (two replicas), whose clocks are days apart and half an hour off the hour:
+/// were windows taken from them, each would count in its own window.
+fn skewed_meters(yaml: &str, url: &str) -> Vec<RateLimitMeter> {
+    let cfg = Config::from_yaml_str(yaml, "skew.yaml").unwrap();
+    (1..=2u64)
+        .map(|i| {
+            let store: Arc<dyn LimitStore> = Arc::new(store(url));
+            let stats = Arc::new(LimitStats::default());
+            RateLimitMeter::from_config(&cfg, store.clone(), store, stats)
+                .unwrap()
+                .with_clock(Arc::new(move || system_now() - i * 2 * 86_400 + 1800))
+        })
+        .collect()
+}
+
+/// The count of `bucket` in the server's current hour, read as the meter reads it.
+async fn count(url: &str, bucket: &str) -> u64 {
+    let read = Hold {
+        bucket: bucket.into(),
+        window: 3600,
+        limit: u64::MAX,
+        amount: 0,
+        enforce: false,
+    };
+    store(url)
+        .reserve(0, &[read], Admission::Always)
+        .await
+        .unwrap()
+        .counts[0]
+}
+
+/// Requests alternate between the meters, each charged 10 output tokens once it has
+/// been admitted (and its charge has landed in `bucket`), until one is refused; returns
+/// how many were admitted. Every standing told names the server's window.
+async fn admitted_across(meters: &[RateLimitMeter], url: &str, bucket: &str) -> u64 {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-tenant-id", http::HeaderValue::from_static("skewed"));
+    let usage = TokenUsage {
+        input: Some(1),
+        output: Some(10),
+        total: Some(11),
+        ..TokenUsage::default()
+    };
+    let costs = [("llm_output_token".to_owned(), 10)];
+    for n in 0..100u64 {
+        let meter = &meters[(n % 2) as usize];
+        let request = MeterRequest {
+            route: "default/limited",
+            backend: "default/openai/route/limited/rule/0/ref/0",
+            model: "gpt-sim",
+            client: None,
+            estimate: 0,
+            estimated: None,
+            costs: None,
+            headers: &headers,
+            client_ip: None,
+        };
+        let reservation = match meter.reserve(&request).await {
+            Ok(r) => r,
+            Err(e) => {
+                let told = e.limit_status().and_then(|s| s.tokens).unwrap();
+                assert_eq!(told.remaining, 0);
+                return n;
+            }
+        };
+        let told = reservation.status.and_then(|s| s.tokens).unwrap();
+        assert_eq!(told.remaining, 50 - 10 * n, "request {n}");
+        // The server's hour (`TIME`, the system's clock on this machine), not either
+        // meter's.
+        let reset = seconds_to_reset(system_now(), 3600);
+        assert!(told.reset.abs_diff(reset) <= 2, "{} vs {reset}", told.reset);
+        meter.settle(
+            reservation,
+            &Settlement {
+                usage: &usage,
+                costs: &costs,
+                estimated: false,
+            },
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while count(url, bucket).await < 10 * (n + 1) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the charge never landed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    panic!("never refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_mode_windows_come_from_the_servers_clock_too() {
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    // A BackendTrafficPolicy rule of 50 output tokens per tenant and hour…
+    let rule = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigw-core/tests/fixtures/config/rate-limit.yaml.in"
+    ))
+    .replace("SIM_PORT", "9");
+    let rules = r#"
+        - clientSelectors: [{headers: [{name: x-tenant-id, type: Distinct}]}]
+          limit: {requests: 50, unit: Hour}
+          cost:
+            request: {from: Number, number: 0}
+            response:
+              from: Metadata
+              metadata: {namespace: io.envoy.ai_gateway, key: llm_output_token}"#;
+    let meters = skewed_meters(&rule.replace("RULES", rules), &redis.url);
+    let bucket = "aigw_default/token-limits_0_default/limited_x-tenant-id=skewed";
+    // …is one budget for both replicas: admitted on what was spent (0, 10, … 40).
+    assert_eq!(admitted_across(&meters, &redis.url, bucket).await, 5);
+
+    // And a QuotaPolicy's bucket the same way.
+    let quota = format!(
+        "{}\n{}",
+        // Per-model quotas name the model a backendRef asks its backend for.
+        rule.replace("RULES", " []").replace(
+            "backendRefs: [{name: openai}]",
+            "backendRefs: [{name: openai, modelNameOverride: gpt-sim}]"
+        ),
+        r#"---
+apiVersion: aigateway.envoyproxy.io/v1alpha1
+kind: QuotaPolicy
+metadata: {name: skew, namespace: default}
+spec:
+  targetRefs: [{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: openai}]
+  perModelQuotas:
+    - modelName: gpt-sim
+      quota:
+        costExpression: output_tokens
+        bucketRules:
+          - clientSelectors: [{headers: [{name: x-tenant-id, type: Distinct}]}]
+            quota: {limit: 50, duration: 1h}
+"#
+    );
+    let meters = skewed_meters(&quota, &redis.url);
+    let bucket = "aigw_quota/default/skew/default/openai/gpt-sim_0_*_x-tenant-id=skewed";
+    assert_eq!(admitted_across(&meters, &redis.url, bucket).await, 5);
 }

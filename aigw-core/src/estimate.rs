@@ -230,14 +230,19 @@ pub fn count_tokens(model: &str, text: &str) -> u64 {
 /// own counting guide adds per chat message.
 const PER_MESSAGE: u64 = 4;
 
-/// Estimated input tokens of a request body.
+/// Estimated input tokens of a request body: the prompt of an endpoint that generates
+/// text ([`Endpoint::generates_text`]), the `input` of an embeddings request; 0 for
+/// other endpoints.
 pub fn input_tokens(endpoint: Endpoint, model: &str, body: &[u8]) -> u64 {
-    if !endpoint.generates_text() {
+    if !endpoint.generates_text() && endpoint != Endpoint::Embeddings {
         return 0;
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return 0;
     };
+    if endpoint == Endpoint::Embeddings {
+        return embedding_input_tokens(model, v.get("input"));
+    }
     let mut text = String::new();
     let mut messages = 0u64;
     for field in ["system", "instructions", "prompt", "tools", "functions"] {
@@ -261,6 +266,28 @@ pub fn input_tokens(endpoint: Endpoint, model: &str, body: &[u8]) -> u64 {
         }
     }
     count_tokens(model, &text) + messages * PER_MESSAGE
+}
+
+/// The tokens of an embeddings request's `input`, as OpenAI's API takes it: a string,
+/// an array of strings (each counted), a token array or an array of token arrays (their
+/// lengths, exactly). Embeddings add no per-input framing to the count.
+fn embedding_input_tokens(model: &str, input: Option<&Value>) -> u64 {
+    let one = |item: &Value| match item {
+        Value::String(s) => count_tokens(model, s),
+        Value::Number(_) => 1,
+        Value::Array(tokens) if tokens.iter().all(Value::is_number) => tokens.len() as u64,
+        other => {
+            let mut text = String::new();
+            collect_strings(other, &mut text);
+            count_tokens(model, &text)
+        }
+    };
+    match input {
+        Some(Value::Array(items)) if items.iter().all(Value::is_number) => items.len() as u64,
+        Some(Value::Array(items)) => items.iter().map(one).sum(),
+        Some(other) => one(other),
+        None => 0,
+    }
 }
 
 /// Appends every string under `v` (object keys that are structure, not text, and
@@ -430,6 +457,38 @@ mod tests {
             4 + PER_MESSAGE
         );
         assert_eq!(input_tokens(Endpoint::Embeddings, "m", body), 0);
+        assert_eq!(input_tokens(Endpoint::ImageGenerations, "m", body), 0);
+    }
+
+    #[test]
+    fn embedding_inputs_of_every_shape_are_counted() {
+        let count = |input: Value| {
+            let body = serde_json::to_vec(&serde_json::json!({"model": "m", "input": input}));
+            input_tokens(Endpoint::Embeddings, "m", &body.unwrap())
+        };
+        // bytes/4 for an unknown model, no framing: 12 bytes -> 3 tokens.
+        assert_eq!(count(Value::from("abcdabcdabcd")), 3);
+        assert_eq!(count(serde_json::json!(["abcd", "abcdabcd", ""])), 3);
+        // Token arrays are counted exactly.
+        assert_eq!(count(serde_json::json!([1, 2, 3, 4, 5])), 5);
+        assert_eq!(count(serde_json::json!([[1, 2], [3, 4, 5], []])), 5);
+        assert_eq!(count(Value::Null), 0);
+        let none = br#"{"model":"m"}"#;
+        assert_eq!(input_tokens(Endpoint::Embeddings, "m", none), 0);
+        // OpenAI's embedding models count with cl100k_base when the tokenizer is built.
+        let body = br#"{"model":"text-embedding-3-small","input":"Hello world"}"#;
+        let expected = if cfg!(feature = "tokenizer") { 2 } else { 3 };
+        assert_eq!(
+            input_tokens(Endpoint::Embeddings, "text-embedding-3-small", body),
+            expected
+        );
+    }
+
+    #[test]
+    fn an_embeddings_estimate_holds_input_and_no_output() {
+        let body = br#"{"model":"m","input":["abcdabcd","abcd"]}"#;
+        let u = request_estimate(Endpoint::Embeddings, "m", body, None, 4096);
+        assert_eq!((u.input, u.output, u.total), (Some(3), Some(0), Some(3)));
     }
 
     #[test]

@@ -881,14 +881,29 @@ impl Attempt {
         Ok(ResponseStart::Success(headers))
     }
 
-    /// Normalises an upstream error response into the client's envelope.
+    /// Normalises an upstream error response into the client's envelope. A relayed
+    /// error tells the client where it stands against the gateway's limits too
+    /// (`x-ratelimit-*`, as OpenAI's own error responses do).
     pub fn error(
         &mut self,
         status: StatusCode,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<ErrorResponse> {
-        self.translator.response_error(status, headers, body)
+        let mut out = self.translator.response_error(status, headers, body)?;
+        if let Some(s) = &self.limit_status {
+            // A translator may pass the provider's headers on: none of theirs stays.
+            out.headers
+                .set
+                .retain(|(n, _)| !n.as_str().starts_with("x-ratelimit-"));
+            for name in crate::limits::status::provider_headers(headers) {
+                out.headers.remove(name);
+            }
+            for (name, value) in s.headers() {
+                out.headers.set(name, value);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -22,17 +22,17 @@ use aigw_core::Secret;
 use aigw_core::config::{Config, SecretSource};
 use aigw_core::limits::{DEFAULT_TIMEOUT, LimitMode, RateLimits, RedisStore};
 use aigw_core::limits::{Increment, LimitStore, bucket_key, window_start};
-use common::envoy::{Envoy, envoy_binary, free_port};
+use common::envoy::envoy_binary;
+use common::redis::{REDIS_PASSWORD, redis_server};
+use common::stack::{Stack, decisions};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Total tokens per tenant per hour.
 const BUDGET: u64 = 30;
-const REDIS_PASSWORD: &str = "s3cret-e2e";
 
 fn yaml(sim: u16) -> String {
     let rules = format!(
@@ -70,113 +70,6 @@ async fn simulator() -> u16 {
     let port = l.local_addr().unwrap().port();
     tokio::spawn(Simulator::new(SimulatorConfig::default()).serve(l, std::future::pending()));
     port
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_http_ok(url: &str) {
-    let start = Instant::now();
-    loop {
-        if reqwest::get(url)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{url} never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Envoy in front of an `aigw-extproc` over `config`; `redis` goes in through
-/// `AIGW_REDIS_URL`.
-struct Stack {
-    envoy: Envoy,
-    _extproc: Proc,
-    base: String,
-    admin: String,
-    extproc_log: PathBuf,
-}
-
-impl Stack {
-    async fn start(envoy_bin: &Path, dir: &Path, config: &Path, redis: Option<&str>) -> Self {
-        Self::start_with(envoy_bin, dir, config, redis, &[]).await
-    }
-
-    /// As [`Stack::start`], with more `aigw-extproc` arguments.
-    async fn start_with(
-        envoy_bin: &Path,
-        dir: &Path,
-        config: &Path,
-        redis: Option<&str>,
-        args: &[&str],
-    ) -> Self {
-        let sock = dir.join("extproc.sock");
-        let extproc_addr = format!("unix://{}", sock.display());
-        let (listen, envoy_admin, admin) = (free_port(), free_port(), free_port());
-        let out = Command::new(env!("CARGO_BIN_EXE_aigw-extproc"))
-            .arg("envoy-config")
-            .arg(config)
-            .args(["--extproc", &extproc_addr])
-            .args(["--listen", &format!("127.0.0.1:{listen}")])
-            .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bootstrap = dir.join("envoy.yaml");
-        std::fs::write(&bootstrap, &out.stdout).unwrap();
-        let extproc_log = dir.join("extproc.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aigw-extproc"));
-        cmd.arg("--config")
-            .arg(config)
-            .args(["--listen", &extproc_addr])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("AIGW_REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&extproc_log).unwrap());
-        if let Some(url) = redis {
-            cmd.env("AIGW_REDIS_URL", url);
-        }
-        let extproc = Proc(cmd.spawn().unwrap());
-        let admin = format!("http://127.0.0.1:{admin}");
-        wait_http_ok(&format!("{admin}/health")).await;
-        let envoy = Envoy::start(envoy_bin, &bootstrap, dir, envoy_admin).await;
-        Self {
-            envoy,
-            _extproc: extproc,
-            base: format!("http://127.0.0.1:{listen}"),
-            admin,
-            extproc_log,
-        }
-    }
-
-    async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.extproc_log).unwrap_or_default()
-    }
 }
 
 fn client() -> reqwest::Client {
@@ -271,16 +164,22 @@ async fn spend_settled(
 /// The tokens counted in `tenant`'s bucket for the current hour (the key every aigw
 /// packaging uses).
 async fn bucket(store: &dyn LimitStore, tenant: &str) -> u64 {
+    let base = format!("aigw_default/token-limits_0_default/limited_x-tenant-id={tenant}");
+    count(store, &base, 3600).await
+}
+
+/// The count of the bucket `base` (its key without the window) in the current window
+/// of `window` seconds.
+async fn count(store: &dyn LimitStore, base: &str, window: u64) -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let start = window_start(now, 3600);
-    let base = format!("aigw_default/token-limits_0_default/limited_x-tenant-id={tenant}");
+    let start = window_start(now, window);
     let inc = Increment {
-        key: bucket_key(&base, start),
+        key: bucket_key(base, start),
         cost: 0,
-        expires_at: start + 3600,
+        expires_at: start + window,
     };
     store.incr(now, &[inc]).await.unwrap()[0]
 }
@@ -300,16 +199,6 @@ fn assert_openai_429(a: &Answer) {
     );
 }
 
-fn decisions(metrics: &str, decision: &str) -> u64 {
-    let prefix = format!("aigw_ratelimit_decisions_total{{decision=\"{decision}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {decision} decisions in\n{metrics}"))
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_requests_are_refused_once_the_tenant_budget_is_spent() {
     let Some(envoy_bin) = envoy_binary() else {
@@ -319,7 +208,7 @@ async fn envoy_requests_are_refused_once_the_tenant_budget_is_spent() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("limits.yaml");
     std::fs::write(&cfg, yaml(sim)).unwrap();
-    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None).await;
+    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None, &[]).await;
     let base = stack.base.as_str();
 
     let (ok, spent, refused) = spend(&[base], "tenant-a").await;
@@ -380,7 +269,7 @@ async fn envoy_client_hang_up_mid_stream_is_charged() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("limits.yaml");
     std::fs::write(&cfg, yaml(sim)).unwrap();
-    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None).await;
+    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None, &[]).await;
 
     // What is known once the stream has started: Anthropic's message_start reports the
     // input tokens and one output token.
@@ -440,7 +329,7 @@ async fn envoy_openai_hang_up_after_chunks_is_charged_an_estimate() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("limits.yaml");
     std::fs::write(&cfg, yaml(sim)).unwrap();
-    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None).await;
+    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, None, &[]).await;
 
     // An admitted response carries the x-ratelimit-* headers as header mutations.
     let a = chat(&stack.base, "tenant-headers").await;
@@ -454,6 +343,32 @@ async fn envoy_openai_hang_up_after_chunks_is_charged_an_estimate() {
         .parse()
         .unwrap();
     assert!(remaining < 30, "{remaining}");
+    // So does an upstream error the gateway relays, in place of the provider's own
+    // headers (which describe the gateway's credential); it is not charged.
+    let spent = a.body["usage"]["total_tokens"].as_u64().unwrap()
+        + b.body["usage"]["total_tokens"].as_u64().unwrap();
+    for code in ["400", "503"] {
+        let e = post(
+            &stack.base,
+            "/v1/chat/completions",
+            &[("x-tenant-id", "tenant-headers"), ("x-sim-status", code)],
+            json!({"model": "gpt-sim", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(e.status.to_string(), code, "{}", e.body);
+        assert!(e.body["error"]["message"].is_string(), "{}", e.body);
+        assert_eq!(e.headers["x-ratelimit-limit-tokens"], "30");
+        assert_eq!(
+            e.headers["x-ratelimit-remaining-tokens"],
+            (30 - spent).to_string().as_str()
+        );
+        assert!(e.headers.contains_key("x-ratelimit-reset-tokens"));
+        assert!(
+            !e.headers.contains_key("x-ratelimit-limit-requests"),
+            "{:?}",
+            e.headers
+        );
+    }
 
     let mut hang_ups = 0;
     loop {
@@ -487,57 +402,6 @@ async fn envoy_openai_hang_up_after_chunks_is_charged_an_estimate() {
     // The prompt alone is estimated at several tokens, so a handful of hang-ups spend
     // the budget of 30.
     assert!((2..=6).contains(&hang_ups), "{hang_ups} hang-ups");
-}
-
-struct RedisServer {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_server() -> Option<RedisServer> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("redis-server"))
-            .find(|f| f.is_file())
-    });
-    let Some(bin) = found else {
-        assert!(
-            std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
-            "redis-server is not on PATH and AIGW_REQUIRE_EXTERNAL=1"
-        );
-        eprintln!("skipping: redis-server is not on PATH");
-        return None;
-    };
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(["--requirepass", REDIS_PASSWORD])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(RedisServer {
-        child,
-        url: format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"),
-        _dir: dir,
-    })
 }
 
 /// The standalone gateway (what `aigw run` serves) over the same YAML, counting in the
@@ -586,7 +450,7 @@ async fn redis_budget_is_shared_with_the_standalone_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("limits.yaml");
     std::fs::write(&cfg, yaml(sim)).unwrap();
-    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, Some(&redis.url)).await;
+    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, Some(&redis.url), &[]).await;
     let gateway = standalone(&cfg, &redis.url).await;
     // A third client of the same Redis, to watch the bucket.
     let observer =
@@ -619,17 +483,38 @@ const PER_REQUEST: u64 = 20;
 /// The reserve-mode test's budget of output tokens per tenant and hour.
 const OUTPUT_BUDGET: u64 = 400;
 
-/// Sends requests one after the other until one is refused; returns the output tokens
-/// of the admitted ones and every `x-ratelimit-remaining-tokens` seen.
-async fn spend_output(url: String, tenant: &'static str) -> (u64, Vec<u64>) {
+/// The output tokens an admitted answer reports: its `usage`, or for a stream the usage
+/// of its final chunk (the client asks for it with `stream_options.include_usage`).
+fn output_tokens(a: &Answer) -> u64 {
+    if let Some(n) = a.body["usage"]["completion_tokens"].as_u64() {
+        return n;
+    }
+    let raw = a.body["raw"].as_str().unwrap_or_default();
+    raw.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find_map(|v| v["usage"]["completion_tokens"].as_u64())
+        .unwrap_or_else(|| panic!("no usage in {raw}"))
+}
+
+/// Sends requests one after the other (streamed or not) until one is refused; returns
+/// the output tokens of the admitted ones and every `x-ratelimit-remaining-tokens`
+/// seen.
+async fn spend_output(url: String, tenant: &'static str, stream: bool) -> (u64, Vec<u64>) {
     let (mut used, mut remaining) = (0, Vec::new());
+    let mut body = json!({"model": "gpt-sim", "max_tokens": PER_REQUEST,
+                          "messages": [{"role": "user", "content": "hi"}]});
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    let chunks = PER_REQUEST.to_string();
     loop {
         let a = post(
             &url,
             "/v1/chat/completions",
-            &[("x-tenant-id", tenant), ("x-sim-chunks", "20")],
-            json!({"model": "gpt-sim", "max_tokens": PER_REQUEST,
-                   "messages": [{"role": "user", "content": "hi"}]}),
+            &[("x-tenant-id", tenant), ("x-sim-chunks", &chunks)],
+            body.clone(),
         )
         .await;
         let left = a.headers["x-ratelimit-remaining-tokens"]
@@ -639,7 +524,7 @@ async fn spend_output(url: String, tenant: &'static str) -> (u64, Vec<u64>) {
             .unwrap();
         remaining.push(left);
         match a.status {
-            200 => used += a.body["usage"]["completion_tokens"].as_u64().unwrap(),
+            200 => used += output_tokens(&a),
             429 => {
                 assert_openai_429(&a);
                 return (used, remaining);
@@ -647,6 +532,29 @@ async fn spend_output(url: String, tenant: &'static str) -> (u64, Vec<u64>) {
             s => panic!("{s}: {}", a.body),
         }
     }
+}
+
+/// Runs `clients` concurrent [`spend_output`] loops for one tenant, client `i` against
+/// `urls[i % urls.len()]` (every other one streaming); returns the output tokens
+/// admitted in all. Each client's `x-ratelimit-remaining-tokens` must only go down:
+/// every reservation here is exact, so the budget is spent and never given back.
+async fn spend_output_concurrently(urls: &[&str], clients: usize, tenant: &'static str) -> u64 {
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let url = urls[i % urls.len()].to_owned();
+            tokio::spawn(spend_output(url, tenant, (i / urls.len()) % 2 == 1))
+        })
+        .collect();
+    let mut used = 0;
+    for t in tasks {
+        let (u, remaining) = t.await.unwrap();
+        used += u;
+        assert!(remaining.len() >= 2, "{remaining:?}");
+        for w in remaining.windows(2) {
+            assert!(w[1] < w[0] || w[1] == 0, "{remaining:?}");
+        }
+    }
+    used
 }
 
 /// `--limit-mode reserve` through Envoy and `aigw-extproc`, sharing one Redis budget with
@@ -675,26 +583,98 @@ async fn reserve_mode_holds_one_budget_across_envoy_and_the_standalone_gateway()
     );
     std::fs::write(&cfg, rate_limit_yaml(sim, &rules)).unwrap();
     let args = ["--limit-mode", "reserve", "--redis-timeout", "2s"];
-    let stack = Stack::start_with(&envoy_bin, dir.path(), &cfg, Some(&redis.url), &args).await;
+    let stack = Stack::start(&envoy_bin, dir.path(), &cfg, Some(&redis.url), &args).await;
     let reserve = "reserve".parse::<LimitMode>().unwrap();
     let gateway = standalone_with(&cfg, &redis.url, reserve, Duration::from_secs(2)).await;
-    let mut tasks = Vec::new();
-    for i in 0..4 {
-        let url = if i % 2 == 0 {
-            stack.base.clone()
-        } else {
-            gateway.clone()
-        };
-        tasks.push(tokio::spawn(spend_output(url, "tenant-r")));
-    }
-    let mut used = 0;
-    for t in tasks {
-        let (u, remaining) = t.await.unwrap();
-        used += u;
-        for w in remaining.windows(2) {
-            assert!(w[1] < w[0] || w[1] == 0, "{remaining:?}");
-        }
-    }
+    let used = spend_output_concurrently(&[&stack.base, &gateway], 4, "tenant-r").await;
     assert_eq!(used, OUTPUT_BUDGET);
     assert_eq!(decisions(&stack.metrics().await, "store_error"), 0);
+}
+
+/// A QuotaPolicy of `OUTPUT_BUDGET` output tokens per tenant and hour on the OpenAI
+/// backend's `gpt-sim`, as the only limit of the shared configuration.
+fn output_quota_yaml(sim: u16) -> String {
+    format!(
+        r#"{}
+---
+apiVersion: aigateway.envoyproxy.io/v1alpha1
+kind: QuotaPolicy
+metadata: {{name: tenant-output, namespace: default}}
+spec:
+  targetRefs: [{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: openai}}]
+  perModelQuotas:
+    - modelName: gpt-sim
+      quota:
+        costExpression: output_tokens
+        bucketRules:
+          - clientSelectors: [{{headers: [{{name: x-tenant-id, type: Distinct}}]}}]
+            quota: {{limit: {OUTPUT_BUDGET}, duration: 1h}}
+"#,
+        // Per-model quotas name the model a backendRef asks its backend for.
+        rate_limit_yaml(sim, " []").replace(
+            "backendRefs: [{name: openai}]",
+            "backendRefs: [{name: openai, modelNameOverride: gpt-sim}]"
+        )
+    )
+}
+
+/// The proof for Envoy: two Envoys, each with its own `aigw-extproc` (the sidecar
+/// deployment), both counting in one `redis-server`, loaded concurrently through both
+/// with plain and streamed chat completions. Admitted usage never exceeds the token
+/// quota by more than one request's reservation (with exact reservations, it is spent
+/// to the token), each client's remaining tokens only go down, and Redis holds exactly
+/// what was admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_envoy_sidecar_pairs_share_one_token_quota_in_reserve_mode() {
+    let Some(envoy_bin) = envoy_binary() else {
+        return;
+    };
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    let sim = simulator().await;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = one.path().join("quota.yaml");
+    std::fs::write(&cfg, output_quota_yaml(sim)).unwrap();
+    let args = ["--limit-mode", "reserve", "--redis-timeout", "2s"];
+    let a = Stack::start(&envoy_bin, one.path(), &cfg, Some(&redis.url), &args).await;
+    let b = Stack::start(&envoy_bin, two.path(), &cfg, Some(&redis.url), &args).await;
+
+    let used = spend_output_concurrently(&[&a.base, &b.base], 6, "tenant-q").await;
+    assert!(used <= OUTPUT_BUDGET + PER_REQUEST, "{used}");
+    assert_eq!(used, OUTPUT_BUDGET);
+    // Both pairs served part of the load, and both refused once the quota was spent.
+    for s in [&a, &b] {
+        let m = s.metrics().await;
+        assert!(decisions(&m, "ok") >= 2, "{m}");
+        assert!(decisions(&m, "over_limit") >= 1, "{m}");
+        assert_eq!(decisions(&m, "store_error"), 0, "{m}");
+    }
+    let observer =
+        RedisStore::new(&Secret::new(redis.url.as_str()), Duration::from_secs(2)).unwrap();
+    let base = "aigw_quota/default/tenant-output/default/openai/gpt-sim_0_*_x-tenant-id=tenant-q";
+    assert_eq!(count(&observer, base, 3600).await, OUTPUT_BUDGET);
+    // Another tenant has its own bucket, shared by both pairs.
+    for (s, left) in [
+        (&a, OUTPUT_BUDGET - PER_REQUEST),
+        (&b, OUTPUT_BUDGET - 2 * PER_REQUEST),
+    ] {
+        let r = post(
+            &s.base,
+            "/v1/chat/completions",
+            &[("x-tenant-id", "tenant-other"), ("x-sim-chunks", "20")],
+            json!({"model": "gpt-sim", "max_tokens": PER_REQUEST,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.headers["x-ratelimit-remaining-tokens"],
+            left.to_string().as_str()
+        );
+        assert_eq!(
+            r.headers["x-ratelimit-limit-tokens"],
+            OUTPUT_BUDGET.to_string().as_str()
+        );
+    }
 }

@@ -1,11 +1,12 @@
 //! [`RateLimitMeter`]: a [`TokenMeter`] enforcing BackendTrafficPolicy rate limits.
 
 use super::failure::fail_closed;
+use super::hold::{Adjustment, Admission, Hold};
 use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
 use super::quota::{Check, Quota, Quotas, Subject};
 use super::selector::{ClientSelector, match_all};
 use super::status::{LimitStatus, LimitUnit, Standing};
-use super::store::{Increment, LimitStore};
+use super::store::LimitStore;
 use crate::config::Config;
 use crate::config::traffic::{LimitCost, RateLimitRule, RateLimitScope, TrafficSettings};
 use crate::cost::short_backend_name;
@@ -459,7 +460,7 @@ impl RateLimitMeter {
         now: u64,
         reservation: &mut Reservation,
     ) -> Result<()> {
-        let mut increments = Vec::new();
+        let mut holds = Vec::new();
         let mut checked = Vec::new();
         for rule in &limits.rules {
             let Some(descriptors) = match_all(&rule.selectors, req.headers, req.client_ip) else {
@@ -467,30 +468,32 @@ impl RateLimitMeter {
             };
             let route = (!rule.shared).then_some(req.route);
             let base = bucket_base(&limits.policy, rule.index, route, &descriptors);
-            let start = window_start(now, rule.window);
             let cost = request_cost(&rule.request_cost);
-            let key = bucket_key(&base, start);
-            increments.push(Increment {
-                key: key.clone(),
-                cost,
-                expires_at: start + rule.window,
-            });
-            reservation.keys.push(key);
-            checked.push((rule, cost));
             if let Some(c) = &rule.response_cost {
                 reservation.response.push(ResponseCharge {
-                    bucket: base,
+                    bucket: base.clone(),
                     window: Duration::from_secs(rule.window),
                     cost: c.clone(),
                     scope: limits.scope,
                 });
             }
+            holds.push(Hold {
+                bucket: base,
+                window: rule.window,
+                limit: rule.limit,
+                amount: cost,
+                enforce: !rule.shadow,
+            });
+            checked.push((rule, cost));
         }
-        if increments.is_empty() {
+        if holds.is_empty() {
             return Ok(());
         }
-        let counts = match self.store(limits.scope).incr(now, &increments).await {
-            Ok(c) => c,
+        // The request costs are added whatever the counts (as Envoy does), in the
+        // window of the store's clock (Redis `TIME`), and decided on here.
+        let store = self.store(limits.scope);
+        let (now, counts) = match store.reserve(now, &holds, Admission::Always).await {
+            Ok(r) => (r.now, r.counts),
             Err(e) => {
                 let deny = limits.fail_closed.unwrap_or(self.failure.rate_limits_deny);
                 self.stats.store_failed(now, &e, deny);
@@ -501,6 +504,11 @@ impl RateLimitMeter {
                 };
             }
         };
+        for h in &holds {
+            reservation
+                .keys
+                .push(bucket_key(&h.bucket, window_start(now, h.window)));
+        }
         let mut refused: Option<(u64, &Rule)> = None;
         let mut status = LimitStatus::default();
         for ((rule, cost), count) in checked.into_iter().zip(counts) {
@@ -546,7 +554,7 @@ impl RateLimitMeter {
 
     /// The quota of the request's backend and model and the buckets the request falls
     /// into, when any.
-    fn quota_check(&self, req: &MeterRequest<'_>, now: u64) -> Option<(&Arc<Quota>, Check)> {
+    fn quota_check(&self, req: &MeterRequest<'_>) -> Option<(&Arc<Quota>, Check)> {
         let quota = self
             .quotas
             .find(short_backend_name(req.backend), req.model)?;
@@ -557,7 +565,7 @@ impl RateLimitMeter {
             headers: req.headers,
             client_ip: req.client_ip,
         };
-        let check = quota.check(now, &subject)?;
+        let check = quota.check(&subject)?;
         Some((quota, check))
     }
 
@@ -569,11 +577,13 @@ impl RateLimitMeter {
         now: u64,
         reservation: &mut Reservation,
     ) -> Result<()> {
-        let Some((quota, check)) = self.quota_check(req, now) else {
+        let Some((quota, check)) = self.quota_check(req) else {
             return Ok(());
         };
-        let counts = match self.global.incr(now, &check.reads).await {
-            Ok(c) => c,
+        // Read in the window of the store's clock, decided on here.
+        let holds = check.holds(0);
+        let (now, counts) = match self.global.reserve(now, &holds, Admission::Always).await {
+            Ok(r) => (r.now, r.counts),
             Err(e) => {
                 let deny = quota.fail_closed().unwrap_or(self.failure.quotas_deny);
                 self.stats.store_failed(now, &e, deny);
@@ -615,23 +625,26 @@ impl RateLimitMeter {
         Ok(())
     }
 
+    /// Charges the quota buckets the exchange's cost, in the current window of the
+    /// store's clock.
     fn settle_quota(&self, reservation: &Reservation, settlement: &Settlement<'_>) {
         if reservation.quota.is_empty() {
             return;
         }
         let now = (self.clock)();
-        let mut incs = Vec::new();
+        let mut charges = Vec::new();
         for q in &reservation.quota {
             let cost = q.cost(settlement.usage);
             if cost > 0 {
-                incs.extend(q.increments(now, cost));
+                charges.extend(q.charges(cost));
             }
         }
-        if !incs.is_empty() {
-            self.global.add(now, incs);
+        if !charges.is_empty() {
+            self.global.adjust(now, charges);
         }
     }
 
+    /// Adds the response costs, in the current window of the store's clock.
     fn settle_route(&self, reservation: Reservation, settlement: &Settlement<'_>) {
         if reservation.response.is_empty() {
             return;
@@ -644,23 +657,22 @@ impl RateLimitMeter {
             if cost == 0 {
                 continue;
             }
-            let window = charge.window.as_secs().max(1);
-            let start = window_start(now, window);
-            let inc = Increment {
-                key: bucket_key(&charge.bucket, start),
-                cost,
-                expires_at: start + window,
+            let add = Adjustment {
+                bucket: charge.bucket,
+                window: charge.window.as_secs().max(1),
+                start: None,
+                delta: i64::try_from(cost).unwrap_or(i64::MAX),
             };
             match charge.scope {
-                RateLimitScope::Local => local.push(inc),
-                RateLimitScope::Global => global.push(inc),
+                RateLimitScope::Local => local.push(add),
+                RateLimitScope::Global => global.push(add),
             }
         }
         if !local.is_empty() {
-            self.local.add(now, local);
+            self.local.adjust(now, local);
         }
         if !global.is_empty() {
-            self.global.add(now, global);
+            self.global.adjust(now, global);
         }
     }
 }

@@ -22,11 +22,10 @@
 //! `global` store (Redis when configured), so replicas share one quota.
 
 use super::failure::fail_closed;
-use super::hold::Hold;
-use super::key::{bucket_base, bucket_key, seconds_to_reset, window_start};
+use super::hold::{Adjustment, Hold};
+use super::key::{bucket_base, seconds_to_reset};
 use super::selector::{ClientSelector, match_all};
 use super::status::Standing;
-use super::store::Increment;
 use crate::config::{Config, QuotaPolicySpec, QuotaValue, Resource};
 use crate::cost::{CelCost, CostInput};
 use crate::error::{ConfigIssue, Error, Result};
@@ -97,17 +96,17 @@ impl QuotaCharge {
         }
     }
 
-    /// The increments charging `cost` at `now`.
-    pub(crate) fn increments(&self, now: u64, cost: u64) -> Vec<Increment> {
+    /// The additions charging `cost` to every matched bucket, in the current window of
+    /// the store's clock.
+    pub(crate) fn charges(&self, cost: u64) -> Vec<Adjustment> {
+        let delta = i64::try_from(cost).unwrap_or(i64::MAX);
         self.buckets
             .iter()
-            .map(|(base, window)| {
-                let start = window_start(now, *window);
-                Increment {
-                    key: bucket_key(base, start),
-                    cost,
-                    expires_at: start + window,
-                }
+            .map(|(base, window)| Adjustment {
+                bucket: base.clone(),
+                window: *window,
+                start: None,
+                delta,
             })
             .collect()
     }
@@ -247,9 +246,7 @@ impl Quotas {
 /// A quota decision on the request path.
 #[derive(Debug)]
 pub(crate) struct Check {
-    /// Increments reading (cost 0) every matched bucket.
-    pub(crate) reads: Vec<Increment>,
-    /// For each read: limit, window, shadow.
+    /// For each matched bucket: limit, window, shadow.
     limits: Vec<(u64, u64, bool)>,
     /// What to charge when the exchange ends.
     pub(crate) charge: QuotaCharge,
@@ -279,9 +276,8 @@ pub(crate) struct Subject<'a> {
 }
 
 impl Quota {
-    /// The buckets `subject` falls into at `now`, or `None` when it matches none.
-    pub(crate) fn check(self: &Arc<Self>, now: u64, subject: &Subject<'_>) -> Option<Check> {
-        let mut reads = Vec::new();
+    /// The buckets `subject` falls into, or `None` when it matches none.
+    pub(crate) fn check(self: &Arc<Self>, subject: &Subject<'_>) -> Option<Check> {
         let mut limits = Vec::new();
         let mut buckets = Vec::new();
         for (i, b) in self.buckets.iter().enumerate() {
@@ -289,21 +285,13 @@ impl Quota {
             else {
                 continue;
             };
-            let base = bucket_base(&self.prefix, i, None, &descriptors);
-            let start = window_start(now, b.window);
-            reads.push(Increment {
-                key: bucket_key(&base, start),
-                cost: 0,
-                expires_at: start + b.window,
-            });
+            buckets.push((bucket_base(&self.prefix, i, None, &descriptors), b.window));
             limits.push((b.limit, b.window, b.shadow));
-            buckets.push((base, b.window));
         }
-        if reads.is_empty() {
+        if buckets.is_empty() {
             return None;
         }
         Some(Check {
-            reads,
             limits,
             charge: QuotaCharge {
                 quota: self.clone(),
@@ -327,7 +315,7 @@ impl Quota {
 }
 
 impl Check {
-    /// Decides from the buckets' counts (in [`Check::reads`] order).
+    /// Decides from the matched buckets' counts, in order.
     pub(crate) fn decide(&self, now: u64, counts: &[u64]) -> Decision {
         let mut d = Decision {
             ok: 0,

@@ -1,14 +1,21 @@
 //! Rate-limit counters in Redis, shared by every gateway instance that points at the
 //! same server: the [`RedisStore`] behind `Global` BackendTrafficPolicy rate limits.
 //!
-//! Each increment is an `INCRBY` of the bucket key followed by an `EXPIRE` at the end
-//! of its window, pipelined so a request costs one round trip however many rules
-//! match; `INCRBY` is atomic, so instances never lose each other's counts. Keys follow
-//! [`crate::limits::key`] (`aigw_<policy>_<rule>_<route>[_<descriptor>…]_<window
-//! start>`), in the manner of envoyproxy/ratelimit.
+//! The meter's calls are Lua scripts (`RESERVE`, `ADJUST`) that read the window
+//! from the server's `TIME`, so replicas whose clocks disagree still count in the same
+//! window: a request costs one `EVALSHA` however many rules match, and a settlement
+//! one more, off the request path. Plain increments ([`LimitStore::incr`], used by
+//! virtual keys) are an `INCRBY` of the bucket key followed by an `EXPIRE` at the end
+//! of its window, pipelined; `INCRBY` is atomic, so instances never lose each other's
+//! counts. Keys follow [`crate::limits::key`] (`aigw_<policy>_<rule>_<route>
+//! [_<descriptor>…]_<window start>`), in the manner of envoyproxy/ratelimit.
 //!
-//! The store fails open: a call that errors or takes longer than the timeout (50 ms by
-//! default) reports an error and the meter lets the request through. After a failure
+//! The scripts build their keys from the window, so they touch keys they were not
+//! given in `KEYS`: a Redis Cluster, which routes a script by its declared keys, is not
+//! supported (a single server, or the primary of a replicated one, is).
+//!
+//! A call that errors or takes longer than the timeout (50 ms by default) reports an
+//! error, and the meter applies the limit's failure mode (open by default). After a failure
 //! the store does not try Redis again for a short pause, so a dead server costs
 //! requests nothing while the connection manager reconnects in the background.
 
@@ -46,11 +53,13 @@ fn pipeline(now: u64, increments: &[Increment], counts: bool) -> redis::Pipeline
 
 /// Holds amounts in several buckets, all or none, in one atomic step, each bucket's
 /// window taken from the server's `TIME` (so replicas with skewed clocks agree).
-/// KEYS: bucket bases. ARGV[1]: `all` or `any`; then per bucket: window, limit, amount,
-/// enforce (1/0). Reply: admitted (1/0), the server's time, each bucket's count.
+/// KEYS: bucket bases. ARGV[1]: `all`, `any` or `always` (add whatever the counts: the
+/// upstream-compatible mode, which decides from the counts afterwards); then per
+/// bucket: window, limit, amount, enforce (1/0). Reply: admitted (1/0), the server's
+/// time, each bucket's count.
 const RESERVE: &str = r"
 local now = tonumber(redis.call('TIME')[1])
-local any = ARGV[1] == 'any'
+local mode = ARGV[1]
 local keys, counts, ttls, amounts = {}, {}, {}, {}
 local all_fit, any_fit, enforcing = true, false, 0
 for i = 1, #KEYS do
@@ -60,18 +69,29 @@ for i = 1, #KEYS do
   keys[i] = KEYS[i] .. '_' .. start
   ttls[i] = start + w - now
   amounts[i] = amount
-  local c = tonumber(redis.call('GET', keys[i]) or '0')
-  counts[i] = c
-  if ARGV[o + 3] == '1' then
-    enforcing = enforcing + 1
-    local fits
-    if amount == 0 then fits = c < limit else fits = c + amount <= limit end
-    if fits then any_fit = true else all_fit = false end
+  if mode == 'always' then
+    if amount > 0 then
+      counts[i] = redis.call('INCRBY', keys[i], amount)
+      redis.call('EXPIRE', keys[i], math.max(ttls[i], 1))
+    else
+      counts[i] = tonumber(redis.call('GET', keys[i]) or '0')
+    end
+  else
+    local c = tonumber(redis.call('GET', keys[i]) or '0')
+    counts[i] = c
+    if ARGV[o + 3] == '1' then
+      enforcing = enforcing + 1
+      local fits
+      if amount == 0 then fits = c < limit else fits = c + amount <= limit end
+      if fits then any_fit = true else all_fit = false end
+    end
   end
 end
 local admitted = all_fit
-if any then admitted = any_fit or enforcing == 0 end
-if admitted then
+if mode == 'any' then admitted = any_fit or enforcing == 0 end
+if mode == 'always' then
+  admitted = true
+elseif admitted then
   for i = 1, #KEYS do
     if amounts[i] > 0 then
       counts[i] = redis.call('INCRBY', keys[i], amounts[i])
@@ -234,6 +254,7 @@ impl RedisStore {
         call.arg(match admission {
             Admission::All => "all",
             Admission::Any => "any",
+            Admission::Always => "always",
         });
         for h in holds {
             call.key(&h.bucket)

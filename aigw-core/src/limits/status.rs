@@ -97,13 +97,27 @@ impl LimitStatus {
         out
     }
 
-    /// Sets the headers on `headers`, replacing any of the same name (an upstream
-    /// provider's own, which describe the gateway's credential, not this client).
+    /// Sets the headers on `headers` in place of every `x-ratelimit-*` there (an
+    /// upstream provider's own, which describe the gateway's credential, not this
+    /// client: a unit the gateway does not limit is not told at all).
     pub fn apply(&self, headers: &mut HeaderMap) {
+        for n in provider_headers(headers) {
+            headers.remove(n);
+        }
         for (n, v) in self.headers() {
             headers.insert(n, v);
         }
     }
+}
+
+/// The `x-ratelimit-*` headers of `headers` (an upstream provider's, when they are a
+/// response's).
+pub fn provider_headers(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-ratelimit-"))
+        .cloned()
+        .collect()
 }
 
 /// Seconds as OpenAI writes its reset headers (Go's duration format): `1s`, `6m0s`,
@@ -120,6 +134,34 @@ pub fn go_duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_providers_headers_make_way_for_the_gateways() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-ratelimit-limit-requests",
+            HeaderValue::from_static("10000"),
+        );
+        h.insert(
+            "x-ratelimit-remaining-tokens",
+            HeaderValue::from_static("9"),
+        );
+        h.insert("x-request-id", HeaderValue::from_static("r"));
+        let mut s = LimitStatus::default();
+        s.note(
+            LimitUnit::Tokens,
+            Standing {
+                limit: 30,
+                remaining: 20,
+                reset: 60,
+            },
+        );
+        s.apply(&mut h);
+        assert_eq!(h["x-ratelimit-remaining-tokens"], "20");
+        assert_eq!(h["x-ratelimit-reset-tokens"], "1m0s");
+        assert!(!h.contains_key("x-ratelimit-limit-requests"));
+        assert_eq!(h["x-request-id"], "r");
+    }
 
     #[test]
     fn durations_read_like_openai_headers() {

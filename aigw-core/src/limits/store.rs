@@ -179,6 +179,18 @@ impl LimitStore for MemoryStore {
     }
 
     async fn reserve(&self, now: u64, holds: &[Hold], admission: Admission) -> Result<Reserved> {
+        if admission == Admission::Always {
+            // Nothing is decided between a read and a write: each addition is atomic.
+            let counts = holds
+                .iter()
+                .map(|h| self.apply(now, &hold_increment(now, h, h.amount)))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Reserved {
+                admitted: true,
+                now,
+                counts,
+            });
+        }
         let _one_at_a_time = self
             .reserving
             .lock()

@@ -3,6 +3,8 @@
 #![allow(unreachable_pub, dead_code, clippy::print_stderr)]
 
 pub mod envoy;
+pub mod redis;
+pub mod stack;
 
 use aigw_core::exchange::{ExchangeRecord, Target, UpstreamAddr};
 use aigw_core::translate::TranslatorSpec;

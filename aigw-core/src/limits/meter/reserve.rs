@@ -196,7 +196,7 @@ impl RateLimitMeter {
         now: u64,
         reservation: &mut Reservation,
     ) -> Result<()> {
-        let Some((quota, check)) = self.quota_check(req, now) else {
+        let Some((quota, check)) = self.quota_check(req) else {
             return Ok(());
         };
         let amount = check.charge.cost(estimated);

@@ -1,0 +1,64 @@
+//! A real `redis-server` for the tests that share counters between processes.
+#![allow(unreachable_pub, dead_code, clippy::print_stderr)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The password every test server requires (tests check it never reaches a log).
+pub const REDIS_PASSWORD: &str = "s3cret-e2e";
+
+/// A `redis-server` on a free loopback port with a password, killed on drop.
+pub struct RedisServer {
+    /// The server process.
+    pub child: Child,
+    /// `redis://:password@127.0.0.1:port/0`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `redis-server` from `PATH`; `None` (skip, with a note) when absent, a
+/// failure when `AIGW_REQUIRE_EXTERNAL=1`.
+pub fn redis_server() -> Option<RedisServer> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("redis-server"))
+            .find(|f| f.is_file())
+    });
+    let Some(bin) = found else {
+        assert!(
+            std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "redis-server is not on PATH and AIGW_REQUIRE_EXTERNAL=1"
+        );
+        eprintln!("skipping: redis-server is not on PATH");
+        return None;
+    };
+    let port = super::envoy::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--requirepass", REDIS_PASSWORD])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(RedisServer {
+        child,
+        url: format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"),
+        _dir: dir,
+    })
+}
