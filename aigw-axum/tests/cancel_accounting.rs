@@ -62,6 +62,11 @@ struct Gateway {
 }
 
 async fn start(dir: &Path, sim: SocketAddr, drain: &str) -> Gateway {
+    start_with(dir, sim, drain, &[]).await
+}
+
+/// As [`start`], with more environment for `aigw run`.
+async fn start_with(dir: &Path, sim: SocketAddr, drain: &str, env: &[(&str, &str)]) -> Gateway {
     let cfg = dir.join(format!("gw-{drain}.yaml"));
     std::fs::write(&cfg, config(sim)).unwrap();
     let log = dir.join(format!("gw-{drain}.log"));
@@ -77,6 +82,7 @@ async fn start(dir: &Path, sim: SocketAddr, drain: &str) -> Gateway {
         ])
         // The bound is configurable from the environment as well as by flag.
         .env("AIGW_CANCEL_DRAIN_TIMEOUT", drain)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -284,5 +290,28 @@ async fn without_draining_a_hang_up_is_estimated_at_once() {
         assert_eq!(line["token_source"], "estimated", "{api:?}: {line}");
         assert!(tokens(&line, "output_tokens") > 0, "{api:?}: {line}");
         assert!(tokens(&line, "input_tokens") > 0, "{api:?}: {line}");
+    }
+}
+
+/// The byte bound ends a drain too: an upstream still streaming when the drain has read
+/// `--cancel-drain-max-bytes` is left there, and the hang-up is charged an estimate —
+/// long before the time bound, although the reply would have completed within it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byte_bound_ends_a_drain() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = listener.local_addr().unwrap();
+    tokio::spawn(
+        Simulator::new(SimulatorConfig::default()).serve(listener, std::future::pending()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bound = [("AIGW_CANCEL_DRAIN_MAX_BYTES", "256")];
+    let gw = start_with(dir.path(), sim, "30s", &bound).await;
+    let mut seen = 0;
+    for api in [Api::OpenAI, Api::Anthropic, Api::Bedrock] {
+        let started = Instant::now();
+        let line = hang_up_after(&gw, api, 3, &[], &mut seen, Duration::from_secs(20)).await;
+        assert_eq!(line["token_source"], "estimated", "{api:?}: {line}");
+        assert!(tokens(&line, "output_tokens") > 0, "{api:?}: {line}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{api:?}");
     }
 }

@@ -336,6 +336,14 @@ async fn envoy_openai_hang_up_after_chunks_is_charged_an_estimate() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.headers["x-ratelimit-limit-tokens"], "30");
     assert_eq!(a.headers["x-ratelimit-remaining-tokens"], "30");
+    // Envoy's access log line says whose token counts it carries.
+    let line = stack
+        .envoy
+        .access_log_line(|v| {
+            v["response_code"] == 200 && v["gen_ai.usage.total_tokens"].is_number()
+        })
+        .await;
+    assert_eq!(line["aigw.token_source"], "reported", "{line}");
     let b = chat(&stack.base, "tenant-headers").await;
     let remaining: u64 = b.headers["x-ratelimit-remaining-tokens"]
         .to_str()

@@ -544,6 +544,7 @@ fn access_log() -> Value {
                     "gen_ai.usage.input_tokens": md("llm_input_token"),
                     "gen_ai.usage.output_tokens": md("llm_output_token"),
                     "gen_ai.usage.total_tokens": md("llm_total_token"),
+                    "aigw.token_source": md("token_source"),
                     "ai_gateway.route": md("route_name"),
                     "ai_gateway.backend": md("ai_service_backend_name")
                 }

@@ -782,6 +782,9 @@ pub(crate) fn metadata(r: &ExchangeRecord, backend_name: Option<&str>) -> Metada
     if let Some(m) = &r.response_model {
         md.string("response_model", m.clone());
     }
+    // Whether the token counts are the provider's or the gateway's estimate (a stream
+    // cut upstream), for the access log.
+    md.string("token_source", r.usage_source.as_str());
     if r.stream
         && let Some(t) = r.time_to_first_byte
     {
