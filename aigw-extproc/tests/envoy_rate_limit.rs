@@ -626,27 +626,48 @@ spec:
     )
 }
 
+/// One chat completion of `PER_REQUEST` output tokens for `tenant`.
+async fn output_request(url: &str, tenant: &str) -> Answer {
+    post(
+        url,
+        "/v1/chat/completions",
+        &[("x-tenant-id", tenant), ("x-sim-chunks", "20")],
+        json!({"model": "gpt-sim", "max_tokens": PER_REQUEST,
+               "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+}
+
 /// The proof for Envoy: two Envoys, each with its own `aigw-extproc` (the sidecar
 /// deployment), both counting in one `redis-server`, loaded concurrently through both
 /// with plain and streamed chat completions. Admitted usage never exceeds the token
 /// quota by more than one request's reservation (with exact reservations, it is spent
 /// to the token), each client's remaining tokens only go down, and Redis holds exactly
-/// what was admitted.
+/// what was admitted. Then Redis is killed mid-run: the pair that fails open serves,
+/// the one that fails closed refuses, both count and log it, and both count again once
+/// Redis is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_envoy_sidecar_pairs_share_one_token_quota_in_reserve_mode() {
     let Some(envoy_bin) = envoy_binary() else {
         return;
     };
-    let Some(redis) = redis_server() else {
+    let Some(mut redis) = redis_server() else {
         return;
     };
     let sim = simulator().await;
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let cfg = one.path().join("quota.yaml");
     std::fs::write(&cfg, output_quota_yaml(sim)).unwrap();
-    let args = ["--limit-mode", "reserve", "--redis-timeout", "2s"];
-    let a = Stack::start(&envoy_bin, one.path(), &cfg, Some(&redis.url), &args).await;
-    let b = Stack::start(&envoy_bin, two.path(), &cfg, Some(&redis.url), &args).await;
+    let open = ["--limit-mode", "reserve", "--redis-timeout", "2s"];
+    let closed = [
+        "--limit-mode",
+        "reserve",
+        "--redis-timeout",
+        "2s",
+        "--quota-fail-closed",
+    ];
+    let a = Stack::start(&envoy_bin, one.path(), &cfg, Some(&redis.url), &open).await;
+    let b = Stack::start(&envoy_bin, two.path(), &cfg, Some(&redis.url), &closed).await;
 
     let used = spend_output_concurrently(&[&a.base, &b.base], 6, "tenant-q").await;
     assert!(used <= OUTPUT_BUDGET + PER_REQUEST, "{used}");
@@ -667,14 +688,7 @@ async fn two_envoy_sidecar_pairs_share_one_token_quota_in_reserve_mode() {
         (&a, OUTPUT_BUDGET - PER_REQUEST),
         (&b, OUTPUT_BUDGET - 2 * PER_REQUEST),
     ] {
-        let r = post(
-            &s.base,
-            "/v1/chat/completions",
-            &[("x-tenant-id", "tenant-other"), ("x-sim-chunks", "20")],
-            json!({"model": "gpt-sim", "max_tokens": PER_REQUEST,
-                   "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await;
+        let r = output_request(&s.base, "tenant-other").await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(
             r.headers["x-ratelimit-remaining-tokens"],
@@ -685,4 +699,36 @@ async fn two_envoy_sidecar_pairs_share_one_token_quota_in_reserve_mode() {
             OUTPUT_BUDGET.to_string().as_str()
         );
     }
+
+    redis.kill();
+    assert_eq!(output_request(&a.base, "tenant-q").await.status, 200);
+    let refused = output_request(&b.base, "tenant-q").await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"));
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("quota store is unavailable"), "{message}");
+    let (ma, mb) = (a.metrics().await, b.metrics().await);
+    assert!(decisions(&ma, "store_error") >= 1, "{ma}");
+    assert_eq!(decisions(&ma, "store_error_refused"), 0, "{ma}");
+    assert!(decisions(&mb, "store_error_refused") >= 1, "{mb}");
+    assert!(a.log().contains("requests are let through"), "{}", a.log());
+    assert!(b.log().contains("refused (fail closed)"), "{}", b.log());
+
+    // Back (empty, as after a crash): the closed pair serves again once it has
+    // reconnected, and both hold in Redis again.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while output_request(&b.base, "tenant-back").await.status != 200 {
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Past the pause the open pair's store takes after a failure (1 s).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = output_request(&a.base, "tenant-back").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let left = OUTPUT_BUDGET - 2 * PER_REQUEST;
+    assert_eq!(
+        r.headers["x-ratelimit-remaining-tokens"],
+        left.to_string().as_str()
+    );
 }

@@ -61,21 +61,53 @@ pub trait LimitStore: Send + Sync {
     /// step: no other reservation sees the buckets between the check and the addition.
     /// Each bucket's window is taken from the store's own clock when it has one (Redis
     /// `TIME`), else from `now`. See [`super::held::Held`].
+    ///
+    /// The default adds with [`LimitStore::incr`] at `now` for [`Admission::Always`] (a
+    /// store of counters only serves the upstream-compatible mode) and refuses to hold.
     async fn reserve(&self, now: u64, holds: &[Hold], admission: Admission) -> Result<Reserved> {
-        let _ = (now, holds, admission);
-        Err(Error::internal(
-            "this rate-limit store cannot hold reservations",
-        ))
+        if admission != Admission::Always {
+            return Err(Error::internal(
+                "this rate-limit store cannot hold reservations",
+            ));
+        }
+        let incs: Vec<Increment> = holds
+            .iter()
+            .map(|h| hold_increment(now, h, h.amount))
+            .collect();
+        let counts = self.incr(now, &incs).await?;
+        Ok(Reserved {
+            admitted: true,
+            now,
+            counts,
+        })
     }
 
     /// Applies corrections to earlier holds without waiting (see [`Adjustment`]): a
     /// delta goes to the window its hold was made in while that window lasts; once it
     /// has ended, an overrun goes to the current window and a refund is dropped. No
     /// bucket goes below zero.
+    ///
+    /// The default adds the charges with [`LimitStore::add`] at `now` and drops refunds,
+    /// which a store of counters cannot apply.
     fn adjust(&self, now: u64, adjustments: Vec<Adjustment>) {
-        let _ = now;
-        if !adjustments.is_empty() {
-            tracing::warn!("rate-limit store cannot settle reservations; corrections dropped");
+        let mut adds = Vec::with_capacity(adjustments.len());
+        for a in &adjustments {
+            match (target_window(now, a), u64::try_from(a.delta)) {
+                (Some(start), Ok(cost)) => adds.push(Increment {
+                    key: bucket_key(&a.bucket, start),
+                    cost,
+                    expires_at: start + a.window,
+                }),
+                (None, _) => {}
+                (Some(_), Err(_)) => {
+                    tracing::warn!(
+                        "rate-limit store cannot give back part of a hold; refund dropped"
+                    );
+                }
+            }
+        }
+        if !adds.is_empty() {
+            self.add(now, adds);
         }
     }
 }
@@ -240,14 +272,21 @@ fn hold_increment(now: u64, h: &Hold, cost: u64) -> Increment {
     }
 }
 
+/// The window an adjustment applies to at `now`: its hold's while that lasts; after it,
+/// the current one for an overrun, none for a refund (which is moot).
+fn target_window(now: u64, a: &Adjustment) -> Option<u64> {
+    let current = window_start(now, a.window);
+    match a.start {
+        Some(s) if s == current => Some(s),
+        _ if a.delta > 0 => Some(current),
+        _ => None,
+    }
+}
+
 impl MemoryStore {
     fn adjust_one(&self, now: u64, a: &Adjustment) -> Result<()> {
-        let current = window_start(now, a.window);
-        let start = match a.start {
-            Some(s) if s == current => s,
-            // The hold's window has ended: an overrun counts now, a refund is moot.
-            _ if a.delta > 0 => current,
-            _ => return Ok(()),
+        let Some(start) = target_window(now, a) else {
+            return Ok(());
         };
         let key = bucket_key(&a.bucket, start);
         let mut shard = self.shard(&key)?;
@@ -292,6 +331,45 @@ mod tests {
         );
         s.add(2, vec![inc("a", 10, 60)]);
         assert_eq!(ready(s.incr(3, &[inc("a", 0, 60)])).unwrap(), vec![15]);
+    }
+
+    /// A store of counters only, as an embedder may bring.
+    struct CountersOnly(MemoryStore);
+
+    #[async_trait]
+    impl LimitStore for CountersOnly {
+        async fn incr(&self, now: u64, increments: &[Increment]) -> Result<Vec<u64>> {
+            self.0.incr(now, increments).await
+        }
+        fn add(&self, now: u64, increments: Vec<Increment>) {
+            self.0.add(now, increments);
+        }
+    }
+
+    #[test]
+    fn a_store_of_counters_serves_the_upstream_mode() {
+        let s = CountersOnly(MemoryStore::default());
+        let hold = |amount| Hold {
+            bucket: "b".into(),
+            window: 60,
+            limit: 10,
+            amount,
+            enforce: true,
+        };
+        let r = ready(s.reserve(125, &[hold(3)], Admission::Always)).unwrap();
+        assert_eq!((r.admitted, r.now, r.counts), (true, 125, vec![3]));
+        assert!(ready(s.reserve(125, &[hold(3)], Admission::All)).is_err());
+        let charge = |delta| Adjustment {
+            bucket: "b".into(),
+            window: 60,
+            start: None,
+            delta,
+        };
+        s.adjust(130, vec![charge(4), charge(-2)]);
+        assert_eq!(
+            ready(s.incr(131, &[inc("b_120", 0, 180)])).unwrap(),
+            vec![7]
+        );
     }
 
     #[test]

@@ -13,7 +13,41 @@ pub struct RedisServer {
     pub child: Child,
     /// `redis://:password@127.0.0.1:port/0`.
     pub url: String,
+    bin: std::path::PathBuf,
+    port: u16,
     _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Kills the server (its data is lost, as in a crash).
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts a fresh, empty server on the same port with the same password.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.bin, self.port, self._dir.path());
+    }
+}
+
+fn spawn(bin: &std::path::Path, port: u16, dir: &std::path::Path) -> Child {
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--requirepass", REDIS_PASSWORD])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for RedisServer {
@@ -41,24 +75,12 @@ pub fn redis_server() -> Option<RedisServer> {
     };
     let port = super::envoy::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(["--requirepass", REDIS_PASSWORD])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = spawn(&bin, port, dir.path());
     Some(RedisServer {
         child,
         url: format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"),
+        bin,
+        port,
         _dir: dir,
     })
 }
