@@ -94,8 +94,9 @@ struct Cli {
     /// with 429 when it does not fit, and corrected once with the actual usage).
     #[arg(long, env = "AIGW_LIMIT_MODE", default_value = "upstream")]
     limit_mode: aigw_core::limits::LimitMode,
-    /// In `--limit-mode reserve`: output tokens held for a request that names no
-    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
+    /// Output tokens held for a request that names no `max_tokens` /
+    /// `max_completion_tokens` / `max_output_tokens`: by money budgets, and by token
+    /// limits in `--limit-mode reserve`.
     #[arg(long, env = "AIGW_RESERVE_OUTPUT_TOKENS", default_value_t = 4096)]
     reserve_output_tokens: u64,
     /// Serve the configuration's MCPRoutes on this address (Envoy routes their paths
@@ -413,7 +414,8 @@ fn spending(cli: &Cli) -> Result<Option<Arc<aigw_core::budget::Spending>>, ExtPr
         None => Arc::new(aigw_core::budget::MemorySpendStore::default()),
     };
     let s = aigw_core::budget::Spending::from_files(pricing, cli.budgets_file.as_deref(), store)
-        .map_err(config_error)?;
+        .map_err(config_error)?
+        .with_default_output_tokens(cli.reserve_output_tokens);
     let s = Arc::new(s);
     let reloaded = s.clone();
     tokio::spawn(async move {
