@@ -150,23 +150,23 @@ where
             {
                 req.extensions_mut().insert(addr);
             }
-            let (req, counted) =
-                match (&self.client_auth, self.mcp.gateway().unguarded_route(&req)) {
-                    (Some(auth), Some(route)) => {
-                        let route = route.to_owned();
-                        match auth.admit(&route, req) {
-                            // Each JSON-RPC message (a POST) counts against a virtual
-                            // key's requests per minute; the event stream (GET) and the
-                            // session's end (DELETE) are not calls.
-                            Ok(req) if req.method() == http::Method::POST => {
-                                (req, Some((auth.clone(), route)))
-                            }
-                            Ok(req) => (req, None),
-                            Err(rejected) => return Box::pin(async move { Ok(*rejected) }),
+            let (req, counted) = match (&self.client_auth, self.mcp.gateway().unguarded_route(&req))
+            {
+                (Some(auth), Some(route)) => {
+                    let route = route.to_owned();
+                    match auth.admit(&route, req) {
+                        // Each JSON-RPC message (a POST) counts against a virtual
+                        // key's requests per minute; the event stream (GET) and the
+                        // session's end (DELETE) are not calls.
+                        Ok(req) if req.method() == http::Method::POST => {
+                            (req, Some((auth.clone(), route)))
                         }
+                        Ok(req) => (req, None),
+                        Err(rejected) => return Box::pin(async move { Ok(*rejected) }),
                     }
-                    _ => (req, None),
-                };
+                }
+                _ => (req, None),
+            };
             let mut mcp = self.mcp.clone();
             return Box::pin(async move {
                 let req = match counted {

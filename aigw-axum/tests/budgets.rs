@@ -494,8 +494,12 @@ async fn concurrent_clients_on_two_replicas_never_overshoot_a_budget() {
     };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("prices.yaml"), PRICES).unwrap();
-    std::fs::write(dir.path().join("keys.txt"), "many:sk-many-clients
-").unwrap();
+    std::fs::write(
+        dir.path().join("keys.txt"),
+        "many:sk-many-clients
+",
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("budgets.yaml"),
         "budgets:\n  - {name: many, key: many, limit_usd: \"0.30\", period: day, cutoff: true}\n  - {name: route, route: default/aigw-run, limit_usd: \"100\", period: month}\n",
@@ -517,8 +521,10 @@ async fn concurrent_clients_on_two_replicas_never_overshoot_a_budget() {
                 let r = reqwest::Client::new()
                     .post(format!("{url}/v1/chat/completions"))
                     .bearer_auth("sk-many-clients")
-                    .json(&json!({"model": "gpt-4o-mini", "max_tokens": 32, "stream": stream,
-                                  "messages": [{"role": "user", "content": "price me"}]}))
+                    .json(
+                        &json!({"model": "gpt-4o-mini", "max_tokens": 32, "stream": stream,
+                                  "messages": [{"role": "user", "content": "price me"}]}),
+                    )
                     .send()
                     .await
                     .unwrap();
@@ -549,7 +555,10 @@ async fn concurrent_clients_on_two_replicas_never_overshoot_a_budget() {
     let spent = settled_spend(&one, "many").await;
     println!("{admitted} of {requests} requests admitted; {spent} µ$ spent of 300000");
     assert!(spent <= 300_000 + reserved, "overshot: {spent}");
-    assert!(spent + reserved > 300_000, "refused with room left: {spent}");
+    assert!(
+        spent + reserved > 300_000,
+        "refused with room left: {spent}"
+    );
     assert_eq!(settled_spend(&two, "many").await, spent);
     assert_eq!(settled_spend(&two, "route").await, spent);
     // Every reservation was settled with the exact cost: the budget holds nothing more
@@ -582,8 +591,10 @@ async fn streams_on_two_replicas_are_cut_off_by_one_redis_budget() {
                 .post(format!("{url}/v1/chat/completions"))
                 .header("x-sim-chunks", "600")
                 .header("x-sim-chunk-interval-ms", "5")
-                .json(&json!({"model": "gpt-4o-mini", "stream": true, "max_tokens": MAX_TOKENS,
-                              "messages": [{"role": "user", "content": "a long one"}]}))
+                .json(
+                    &json!({"model": "gpt-4o-mini", "stream": true, "max_tokens": MAX_TOKENS,
+                              "messages": [{"role": "user", "content": "a long one"}]}),
+                )
                 .send()
                 .await
                 .unwrap();

@@ -136,9 +136,19 @@ async fn mcp_calls_count_against_a_virtual_keys_requests_per_minute() {
         Command::new(env!("CARGO_BIN_EXE_aigw"))
             .arg("run")
             .arg(&cfg)
-            .args(["--listen", &listen.to_string(), "--admin", &admin.to_string()])
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
             .args(["--virtual-keys", "--admin-token", ADMIN_TOKEN])
-            .args(["--mcp-session-seed", "test-seed", "--mcp-session-iterations", "1000"])
+            .args([
+                "--mcp-session-seed",
+                "test-seed",
+                "--mcp-session-iterations",
+                "1000",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -148,7 +158,11 @@ async fn mcp_calls_count_against_a_virtual_keys_requests_per_minute() {
     wait_listening(admin);
     let url = format!("http://{listen}");
     // The five requests below must fall in one minute.
-    let second = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() % 60;
+    let second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
     if second > 45 {
         tokio::time::sleep(Duration::from_secs(61 - second)).await;
     }
@@ -168,7 +182,11 @@ async fn mcp_calls_count_against_a_virtual_keys_requests_per_minute() {
     }
     // The key's LLM requests share the window.
     assert_eq!(chat(&url, &key).await, 200);
-    assert_eq!(initialize(&url, &key).await, 429, "the fifth request in a minute");
+    assert_eq!(
+        initialize(&url, &key).await,
+        429,
+        "the fifth request in a minute"
+    );
     assert_eq!(chat(&url, &key).await, 429);
     // Another key has its own window.
     let other: Value = reqwest::Client::new()

@@ -491,7 +491,10 @@ async fn the_console_works_in_a_headless_browser() {
         ("limited-daily", "route", "$20.00"),
     ] {
         let row = report["budget_rows"][name].as_str().unwrap_or_default();
-        assert!(row.contains(scope) && row.contains(limit), "{name}: {report}");
+        assert!(
+            row.contains(scope) && row.contains(limit),
+            "{name}: {report}"
+        );
         let spent = &report["budget_spent"][name];
         assert!(
             spent.as_f64().is_some_and(|s| s > 0.0),

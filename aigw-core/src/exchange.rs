@@ -498,7 +498,9 @@ impl Exchange {
             .as_deref()
             .unwrap_or(&self.info.model)
             .to_owned();
-        let estimated = meter.reserve_settings().map(|s| self.request_estimate(&model, s));
+        let estimated = meter
+            .reserve_settings()
+            .map(|s| self.request_estimate(&model, s));
         self.admit_spend(target, &model, estimated, meter.reserve_settings())
             .await?;
         let recorded = self.record.client.clone();

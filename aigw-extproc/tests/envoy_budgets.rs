@@ -169,8 +169,7 @@ async fn a_budget_cut_off_through_envoy_is_raised_by_the_official_sdks() {
     std::fs::write(dir.path().join("budgets.yaml"), BUDGETS).unwrap();
     let (_envoy, _extproc, base, admin) = stack(&envoy_bin, dir.path(), &cfg).await;
 
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../aigw-axum/tests/py/budget_sdk.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../aigw-axum/tests/py/budget_sdk.py");
     let plan = json!({"url": base, "openai_key": "sk-unused", "anthropic_key": "sk-unused",
                       "chunks": 600});
     let out = Command::new(&py)
@@ -224,11 +223,15 @@ async fn a_budget_cut_off_through_envoy_is_raised_by_the_official_sdks() {
     };
     for budget in ["gpt", "claude"] {
         assert!(
-            metrics.contains(&format!("aigw_budget_cutoffs_total{{budget=\"{budget}\"}} 1")),
+            metrics.contains(&format!(
+                "aigw_budget_cutoffs_total{{budget=\"{budget}\"}} 1"
+            )),
             "{metrics}"
         );
         assert!(
-            metrics.contains(&format!("aigw_budget_refusals_total{{budget=\"{budget}\"}} 1")),
+            metrics.contains(&format!(
+                "aigw_budget_refusals_total{{budget=\"{budget}\"}} 1"
+            )),
             "{metrics}"
         );
     }

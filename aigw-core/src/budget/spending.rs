@@ -312,7 +312,9 @@ impl Spending {
                     .zip(reserved.counts)
                     .find(|(b, c)| !fits(*c, b.hold.amount, b.spec.limit_micros));
                 let Some((b, count)) = refused else {
-                    return Err(Error::internal("a budget reservation was refused by no budget"));
+                    return Err(Error::internal(
+                        "a budget reservation was refused by no budget",
+                    ));
                 };
                 self.metrics.refused(&b.name);
                 Err(refusal(b, count, now))
@@ -680,7 +682,10 @@ mod tests {
         assert!(second.check(&usage(1000, 501), &BILLED).is_err());
         drop(second);
         let states = s.budget_states().await.unwrap();
-        assert_eq!(states[0].spent_usd, "0.001000", "a dropped guard gives back");
+        assert_eq!(
+            states[0].spent_usd, "0.001000",
+            "a dropped guard gives back"
+        );
         // 1000 spent + 2000 held fit; once settled in full, nothing more does.
         let held = s.admit(&a).await.unwrap();
         assert_eq!(held.settle(&usage(1000, 500), &BILLED), Some(2000));

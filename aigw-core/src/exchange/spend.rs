@@ -4,8 +4,8 @@
 
 use super::{Exchange, Target};
 use crate::Result;
-use crate::meter::ReserveSettings;
 use crate::budget::{Admission, Billed, Spending};
+use crate::meter::ReserveSettings;
 use crate::usage::TokenUsage;
 use std::sync::Arc;
 
