@@ -10,91 +10,68 @@
 //!
 //! Every call presents the admin token as `Authorization: Bearer <token>` (compared in
 //! constant time); without it the answer is 401. Every change goes to the audit log.
-//! Without a configured token the API is not served at all.
+//! Without a configured token the API is not served at all. The keys calls are the
+//! core's ([`aigw_core::admin`]), which `aigw-extproc` serves too.
 
-use aigw_core::audit::{self, AuditEvent};
+use aigw_core::admin::{AdminApi as CoreApi, AdminRequest};
 use aigw_core::config::Config;
-use aigw_core::keys::{KeyInfo, KeyRegistry, KeySpec};
-use aigw_core::{Error, Secret};
+use aigw_core::keys::KeyRegistry;
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::routing::{any, get};
+use http::StatusCode;
 use serde::Serialize;
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The admin token, held as its SHA-256 digest so comparisons take the same time
-/// whatever the presented token's length.
-#[derive(Clone)]
-pub struct AdminToken {
-    digest: [u8; 32],
+pub use aigw_core::admin::AdminToken;
+
+/// A middleware refusing requests without the admin token (401, audited), for any
+/// admin route (`axum::middleware::from_fn_with_state(token, admin_api::guard)`).
+pub async fn guard(State(token): State<AdminToken>, request: Request, next: Next) -> Response {
+    if token.admits(request.headers()) {
+        return next.run(request).await;
+    }
+    let r = AdminToken::refusal(request.headers(), request.uri().path(), peer_of(&request));
+    r.map(Body::from)
 }
 
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken([REDACTED])")
-    }
+fn peer_of<B>(request: &http::Request<B>) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
-impl AdminToken {
-    /// A token; `None` when it is empty (an empty token would admit anyone).
-    pub fn new(token: &Secret) -> Option<Self> {
-        let t = token.expose().trim();
-        (!t.is_empty()).then(|| Self {
-            digest: Sha256::digest(t.as_bytes()).into(),
-        })
-    }
+/// Bodies of admin calls larger than this are refused.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
 
-    /// Whether `headers` carry this token as a bearer credential.
-    pub fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(presented) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-        else {
-            return false;
-        };
-        let d: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
-        aigw_core::secret::constant_time_eq(&d, &self.digest)
-    }
-
-    /// A middleware refusing requests without the token (401), for any admin route
-    /// (`axum::middleware::from_fn_with_state(token, AdminToken::guard)`).
-    pub async fn guard(State(token): State<Self>, request: Request, next: Next) -> Response {
-        if token.admits(request.headers()) {
-            return next.run(request).await;
-        }
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        audit::emit(&AuditEvent::AuthFailure {
-            peer,
-            claimed: None,
-            scheme: if request.headers().contains_key(header::AUTHORIZATION) {
-                "bearer"
-            } else {
-                "none"
-            },
-            path: request.uri().path(),
-            route: None,
-            reason: "admin token missing or wrong",
-        });
-        let mut r = error(StatusCode::UNAUTHORIZED, "admin token missing or wrong");
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"aigw-admin\""),
+/// Hands an admin request to the core's API ([`aigw_core::admin::AdminApi`]).
+pub(crate) async fn serve_core(api: &CoreApi, request: Request) -> Response {
+    let peer = peer_of(&request);
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_ADMIN_BODY).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
         );
-        r
+    };
+    let req = AdminRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        peer,
+        body: &body,
+    };
+    match api.handle(&req).await {
+        Some(r) => r.map(Body::from),
+        None => error(StatusCode::NOT_FOUND, "no such admin resource"),
     }
 }
 
@@ -201,6 +178,7 @@ pub fn routes_of(config: &Config) -> Vec<RouteView> {
 pub struct AdminApi {
     token: AdminToken,
     keys: Option<Arc<KeyRegistry>>,
+    core: Arc<CoreApi>,
     routes: Arc<ArcSwap<Vec<RouteView>>>,
 }
 
@@ -216,6 +194,7 @@ impl AdminApi {
     /// An API guarded by `token`.
     pub fn new(token: AdminToken) -> Self {
         Self {
+            core: Arc::new(CoreApi::new(Some(token.clone()))),
             token,
             keys: None,
             routes: Arc::new(ArcSwap::from_pointee(Vec::new())),
@@ -225,6 +204,7 @@ impl AdminApi {
     /// Serves the virtual keys of `registry`.
     #[must_use]
     pub fn keys(mut self, registry: Arc<KeyRegistry>) -> Self {
+        self.core = Arc::new(CoreApi::new(Some(self.token.clone())).keys(registry.clone()));
         self.keys = Some(registry);
         self
     }
@@ -244,15 +224,15 @@ impl AdminApi {
     /// comes from calls that need it.
     pub fn router(&self) -> Router {
         let guarded = Router::new()
-            .route("/admin/keys", get(list_keys).post(create_key))
-            .route("/admin/keys/{id}", get(get_key).delete(revoke_key))
-            .route("/admin/keys/{id}/rotate", post(rotate_key))
+            .route("/admin/keys", any(keys))
+            .route("/admin/keys/{id}", any(keys))
+            .route("/admin/keys/{id}/rotate", any(keys))
             .route("/admin/routes", get(list_routes))
             .route("/admin/status", get(status))
             .with_state(self.clone())
             .layer(axum::middleware::from_fn_with_state(
                 self.token.clone(),
-                AdminToken::guard,
+                guard,
             ));
         guarded.merge(crate::console::router())
     }
@@ -262,156 +242,8 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({"error": {"message": message}}))).into_response()
 }
 
-fn from_core(e: &Error) -> Response {
-    let status = match e {
-        Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    error(status, &e.to_string())
-}
-
-fn not_enabled() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "virtual keys are not enabled on this gateway (start it with --virtual-keys)",
-    )
-}
-
-/// The admin client's address, when the listener records it.
-struct Peer(Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
-    }
-}
-
-fn audited(peer: &Peer, action: &str, target: &str) {
-    let actor = peer.0.map_or_else(
-        || "admin-token".to_owned(),
-        |ip| format!("admin-token@{ip}"),
-    );
-    audit::emit(&AuditEvent::Admin {
-        action,
-        actor: &actor,
-        target,
-    });
-    tracing::info!(action, key = target, "admin action");
-}
-
-fn view(info: &KeyInfo) -> Value {
-    let mut v = serde_json::to_value(info).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        m.insert("status".into(), Value::from(info.status(now)));
-    }
-    v
-}
-
-/// A reply carrying a key: the only place a key is ever written.
-fn with_secret(info: &KeyInfo, key: &Secret, status: StatusCode) -> Response {
-    let mut v = view(info);
-    if let Value::Object(m) = &mut v {
-        m.insert("key".into(), Value::from(key.expose()));
-    }
-    let mut r = (status, axum::Json(v)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-/// Brings the registry up to date with the store, so a key created or revoked on
-/// another replica a moment ago shows as it is.
-async fn fresh(keys: &KeyRegistry) {
-    if let Err(e) = keys.refresh().await {
-        tracing::warn!(error = %e, "virtual key store unreachable: listing the keys last loaded");
-    }
-}
-
-async fn list_keys(State(api): State<AdminApi>) -> Response {
-    if let Some(k) = api.keys.as_ref() {
-        fresh(k).await;
-    }
-    match api.keys.as_ref() {
-        Some(k) => axum::Json(json!({"keys": k.list().iter().map(view).collect::<Vec<_>>()}))
-            .into_response(),
-        None => not_enabled(),
-    }
-}
-
-async fn get_key(State(api): State<AdminApi>, Path(id): Path<String>) -> Response {
-    let Some(keys) = api.keys.as_ref() else {
-        return not_enabled();
-    };
-    fresh(keys).await;
-    match keys.get(&id) {
-        Some(info) => axum::Json(view(&info)).into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such key"),
-    }
-}
-
-async fn create_key(State(api): State<AdminApi>, peer: Peer, body: axum::body::Bytes) -> Response {
-    let Some(keys) = api.keys.as_ref() else {
-        return not_enabled();
-    };
-    let spec: KeySpec = if body.iter().all(u8::is_ascii_whitespace) {
-        KeySpec::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(s) => s,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid key request: {e}"),
-                );
-            }
-        }
-    };
-    match keys.create(spec).await {
-        Ok((info, key)) => {
-            audited(&peer, "key.create", &info.id);
-            with_secret(&info, &key, StatusCode::CREATED)
-        }
-        Err(e) => from_core(&e),
-    }
-}
-
-async fn rotate_key(State(api): State<AdminApi>, peer: Peer, Path(id): Path<String>) -> Response {
-    let Some(keys) = api.keys.as_ref() else {
-        return not_enabled();
-    };
-    match keys.rotate(&id).await {
-        Ok((info, key)) => {
-            audited(&peer, "key.rotate", &info.id);
-            with_secret(&info, &key, StatusCode::OK)
-        }
-        Err(e) => from_core(&e),
-    }
-}
-
-async fn revoke_key(State(api): State<AdminApi>, peer: Peer, Path(id): Path<String>) -> Response {
-    let Some(keys) = api.keys.as_ref() else {
-        return not_enabled();
-    };
-    match keys.revoke(&id).await {
-        Ok(info) => {
-            audited(&peer, "key.revoke", &info.id);
-            axum::Json(view(&info)).into_response()
-        }
-        Err(e) => from_core(&e),
-    }
+async fn keys(State(api): State<AdminApi>, request: Request) -> Response {
+    serve_core(&api.core, request).await
 }
 
 async fn list_routes(State(api): State<AdminApi>) -> Response {

@@ -509,7 +509,8 @@ impl ClientAuthLayer {
     /// attached, as for LLM requests; on failure the 401 to send back.
     ///
     /// A virtual key is checked against the keys already loaded (the call cannot wait
-    /// for the store) and its per-minute limits are not counted here.
+    /// for the store); its per-minute limits are counted by
+    /// [`ClientAuthLayer::count_virtual_key`].
     pub fn admit<B>(
         &self,
         route: &str,
@@ -549,6 +550,31 @@ impl ClientAuthLayer {
                 Ok(request)
             }
             Err(error) => Err(Box::new(refuse(&request, Some(route), &error))),
+        }
+    }
+}
+
+impl ClientAuthLayer {
+    /// Counts a request [`ClientAuthLayer::admit`] let in with a virtual key against the
+    /// key's per-minute limits, as every LLM request of the key is: one request toward
+    /// `rpm`, and refused while the key's minute of tokens (`tpm`) is used up — it adds
+    /// no tokens itself (an MCP call has none). On refusal, the 429 to send back. Other
+    /// requests pass untouched.
+    pub async fn count_virtual_key<B: Send>(
+        &self,
+        route: &str,
+        request: Request<B>,
+    ) -> Result<Request<B>, Box<Response<Body>>> {
+        let grant = request
+            .extensions()
+            .get::<aigw_core::keys::Grant>()
+            .cloned();
+        let (Some(grant), Some(keys)) = (grant, self.keys.load_full()) else {
+            return Ok(request);
+        };
+        match keys.admit(&grant).await {
+            Ok(()) => Ok(request),
+            Err(e) => Err(Box::new(refuse(&request, Some(route), &e))),
         }
     }
 }

@@ -150,19 +150,33 @@ where
             {
                 req.extensions_mut().insert(addr);
             }
-            let req = match (&self.client_auth, self.mcp.gateway().unguarded_route(&req)) {
+            let (req, counted) = match (&self.client_auth, self.mcp.gateway().unguarded_route(&req))
+            {
                 (Some(auth), Some(route)) => {
                     let route = route.to_owned();
                     match auth.admit(&route, req) {
-                        Ok(req) => req,
+                        // Each JSON-RPC message (a POST) counts against a virtual
+                        // key's requests per minute; the event stream (GET) and the
+                        // session's end (DELETE) are not calls.
+                        Ok(req) if req.method() == http::Method::POST => {
+                            (req, Some((auth.clone(), route)))
+                        }
+                        Ok(req) => (req, None),
                         Err(rejected) => return Box::pin(async move { Ok(*rejected) }),
                     }
                 }
-                _ => req,
+                _ => (req, None),
             };
-            let fut = tower::Service::call(&mut self.mcp, req);
+            let mut mcp = self.mcp.clone();
             return Box::pin(async move {
-                let resp = fut.await?;
+                let req = match counted {
+                    Some((auth, route)) => match auth.count_virtual_key(&route, req).await {
+                        Ok(req) => req,
+                        Err(rejected) => return Ok(*rejected),
+                    },
+                    None => req,
+                };
+                let resp = tower::Service::call(&mut mcp, req).await?;
                 Ok(resp.map(axum::body::Body::new))
             });
         }

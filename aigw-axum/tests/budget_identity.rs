@@ -77,8 +77,10 @@ async fn chat(url: &str, identity: &str) -> (u16, String) {
     let r = reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
         .header("x-test-identity", identity)
-        .json(&serde_json::json!({"model": "gpt-4o-mini",
-                                  "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &serde_json::json!({"model": "gpt-4o-mini", "max_tokens": 10,
+                                  "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -116,14 +118,23 @@ async fn a_keys_own_budget_and_its_teams_budget_both_hold() {
     ));
     let url = start(spending.clone()).await;
 
-    // The key's own budget (0.05: three requests reach it) refuses first.
+    // Each request reserves about 21 000 µ$ (its prompt and the 10 tokens it allows)
+    // and costs exactly that. The key's own budget (0.05) refuses first: a third
+    // reservation would not fit after two requests.
     let (n, message) = until_refused(&url, "vk-1,research,50000").await;
-    assert_eq!(n, 3);
-    assert!(message.contains("\"key:vk-1\" is exhausted"), "{message}");
-    // Another key of the team spends the rest of the team's 0.1: two more requests.
+    assert_eq!(n, 2);
+    assert!(
+        message.contains("\"key:vk-1\" has too little left"),
+        "{message}"
+    );
+    // Another key of the team spends the team's 0.1 up to its last reservation: two
+    // more requests.
     let (n, message) = until_refused(&url, "vk-2,research").await;
     assert_eq!(n, 2);
-    assert!(message.contains("\"research\" is exhausted"), "{message}");
+    assert!(
+        message.contains("\"research\" has too little left"),
+        "{message}"
+    );
     // Another team is not affected.
     assert_eq!(chat(&url, "vk-3,support").await.0, 200);
 
@@ -137,11 +148,11 @@ async fn a_keys_own_budget_and_its_teams_budget_both_hold() {
     };
     assert_eq!(
         spent("research"),
-        aigw_core::pricing::format_micros(5 * PER_REQUEST)
+        aigw_core::pricing::format_micros(4 * PER_REQUEST)
     );
     assert_eq!(
         spent("key:vk-1"),
-        aigw_core::pricing::format_micros(3 * PER_REQUEST)
+        aigw_core::pricing::format_micros(2 * PER_REQUEST)
     );
     let q = aigw_core::budget::UsageQuery::parse(
         [("group_by", "team")],
@@ -153,5 +164,5 @@ async fn a_keys_own_budget_and_its_teams_budget_both_hold() {
         .rows
         .iter()
         .find(|r| r.team.as_deref() == Some("research"));
-    assert_eq!(research.unwrap().requests, 5, "{report:?}");
+    assert_eq!(research.unwrap().requests, 4, "{report:?}");
 }

@@ -269,11 +269,15 @@ async fn budget_running_out_mid_stream_ends_it_with_an_error_the_sdks_raise() {
     assert_eq!(r.status(), 401);
 }
 
+/// Output tokens a test request allows, so it reserves 16 × $0.002 of output (the
+/// simulator's answers are shorter).
+const MAX_TOKENS: u64 = 16;
+
 /// Sends a chat completion (non-streamed) and returns its status.
 async fn chat(url: &str, key: Option<&str>) -> u16 {
     let mut r = reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
-        .json(&json!({"model": "gpt-4o-mini",
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS,
                       "messages": [{"role": "user", "content": "price me"}]}));
     if let Some(k) = key {
         r = r.bearer_auth(k);
@@ -424,9 +428,13 @@ async fn two_replicas_share_a_budget_and_usage_in_redis() {
     assert!(refused_at.is_some(), "the budget never ran out");
     let line = access_lines(&one.log)[0].clone();
     let per = assert_priced(&line, GPT);
-    // One budget for both: admitted until the shared spend reached the limit.
-    assert!(admitted * per >= 250_000, "{admitted} × {per}");
-    assert!((admitted - 1) * per < 250_000, "{admitted} × {per}");
+    // One budget for both: admitted while the shared spend left room for a request's
+    // reservation, never past the limit.
+    assert!(admitted * per <= 250_000, "{admitted} × {per}");
+    assert!(
+        admitted * per + RESERVED > 250_000,
+        "{admitted} × {per}: refused with room left"
+    );
     for g in [&one, &two] {
         let b = budget(g, "shared").await;
         assert_eq!(
@@ -448,31 +456,145 @@ async fn two_replicas_share_a_budget_and_usage_in_redis() {
     );
 }
 
-/// Concurrent streams on one `cutoff` budget: all are admitted while it has spend left
-/// (check-then-settle), each is cut once its own cost passes what was left, so the
-/// overshoot stays within (streams in flight) × (what was left); the next request is
-/// refused.
+/// What a [`chat`] request reserves, in micro-dollars: its output allowance at
+/// $0.002 a token, plus its few prompt tokens at $0.15 per million, rounded up.
+const RESERVED: u64 = MAX_TOKENS * 2_000 + 1;
+
+/// The spend of budget `name`, once the replicas' settlements have reached Redis.
+async fn settled_spend(g: &Gateway, name: &str) -> u64 {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    parse_usd(budget(g, name).await["spent_usd"].as_str().unwrap())
+}
+
+/// Every priced request in the access logs of `gateways`, summed.
+async fn logged_spend(gateways: &[&Gateway], requests: usize) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines: Vec<Value> = gateways.iter().flat_map(|g| access_lines(&g.log)).collect();
+        if lines.len() >= requests || Instant::now() > deadline {
+            return lines
+                .iter()
+                .filter(|l| l.get("cost_usd").is_some())
+                .map(|l| assert_priced(l, GPT))
+                .sum();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reserve, then settle, across replicas: eight clients at once on two replicas
+/// sharing one Redis, streamed and not, each request reserving its estimate in the key
+/// budget and the route budget atomically. Requests are admitted while their
+/// reservation fits, so the budget ends within one reservation of its limit — never
+/// past it, where check-then-settle let every request in flight through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_streams_overshoot_a_budget_by_at_most_what_each_found_left() {
+async fn concurrent_clients_on_two_replicas_never_overshoot_a_budget() {
+    let Some(redis) = redis_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("prices.yaml"), PRICES).unwrap();
+    std::fs::write(
+        dir.path().join("keys.txt"),
+        "many:sk-many-clients
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("budgets.yaml"),
+        "budgets:\n  - {name: many, key: many, limit_usd: \"0.30\", period: day, cutoff: true}\n  - {name: route, route: default/aigw-run, limit_usd: \"100\", period: month}\n",
+    )
+    .unwrap();
+    let one = start(dir.path(), "one", Some(&redis.url));
+    let two = start(dir.path(), "two", Some(&redis.url));
+    // 32 output tokens reserved: more than the simulator's answers use, streamed or not.
+    let reserved = 32 * 2_000 + 1;
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let url = if c % 2 == 0 { &one.url } else { &two.url }.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut admitted, mut refused, mut in_a_row) = (0usize, 0usize, 0);
+            // Refused while other clients' reservations were in flight, a client tries
+            // again; it stops once refused ten times in a row.
+            while in_a_row < 10 {
+                let stream = c % 4 == 1;
+                let r = reqwest::Client::new()
+                    .post(format!("{url}/v1/chat/completions"))
+                    .bearer_auth("sk-many-clients")
+                    .json(
+                        &json!({"model": "gpt-4o-mini", "max_tokens": 32, "stream": stream,
+                                  "messages": [{"role": "user", "content": "price me"}]}),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    200 => {
+                        let body = r.text().await.unwrap();
+                        assert!(!body.contains("insufficient_quota"), "{body}");
+                        admitted += 1;
+                        in_a_row = 0;
+                    }
+                    429 => {
+                        refused += 1;
+                        in_a_row += 1;
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                    s => panic!("status {s}"),
+                }
+            }
+            (admitted, refused)
+        }));
+    }
+    let (mut admitted, mut requests) = (0, 0);
+    for c in clients {
+        let (a, r) = c.await.unwrap();
+        admitted += a;
+        requests += a + r;
+    }
+    let spent = settled_spend(&one, "many").await;
+    println!("{admitted} of {requests} requests admitted; {spent} µ$ spent of 300000");
+    assert!(spent <= 300_000 + reserved, "overshot: {spent}");
+    assert!(
+        spent + reserved > 300_000,
+        "refused with room left: {spent}"
+    );
+    assert_eq!(settled_spend(&two, "many").await, spent);
+    assert_eq!(settled_spend(&two, "route").await, spent);
+    // Every reservation was settled with the exact cost: the budget holds nothing more
+    // than what the requests cost.
+    assert_eq!(logged_spend(&[&one, &two], requests).await, spent);
+}
+
+/// A stream that outgrows its reservation (the simulator streams far more than the
+/// `max_tokens` reserved) is cut once the shared budget has nothing left for it, on
+/// either replica; each is cut within what the budget had left for it, and both
+/// replicas refuse the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_on_two_replicas_are_cut_off_by_one_redis_budget() {
+    let Some(redis) = redis_server() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("prices.yaml"), PRICES).unwrap();
     std::fs::write(
         dir.path().join("budgets.yaml"),
-        "budgets:\n  - {name: all, route: default/aigw-run, limit_usd: \"0.05\", period: day, cutoff: true}\n",
+        "budgets:\n  - {name: all, route: default/aigw-run, limit_usd: \"0.10\", period: day, cutoff: true}\n",
     )
     .unwrap();
-    let g = start(dir.path(), "gw", None);
-    let streams = 6;
+    let one = start(dir.path(), "one", Some(&redis.url));
+    let two = start(dir.path(), "two", Some(&redis.url));
     let mut tasks = Vec::new();
-    for _ in 0..streams {
-        let url = g.url.clone();
+    for url in [one.url.clone(), two.url.clone()] {
         tasks.push(tokio::spawn(async move {
             let r = reqwest::Client::new()
                 .post(format!("{url}/v1/chat/completions"))
                 .header("x-sim-chunks", "600")
                 .header("x-sim-chunk-interval-ms", "5")
-                .json(&json!({"model": "gpt-4o-mini", "stream": true,
-                              "messages": [{"role": "user", "content": "a long one"}]}))
+                .json(
+                    &json!({"model": "gpt-4o-mini", "stream": true, "max_tokens": MAX_TOKENS,
+                              "messages": [{"role": "user", "content": "a long one"}]}),
+                )
                 .send()
                 .await
                 .unwrap();
@@ -485,20 +607,12 @@ async fn concurrent_streams_overshoot_a_budget_by_at_most_what_each_found_left()
         assert!(body.contains("insufficient_quota"), "every stream was cut");
         assert!(!body.contains("[DONE]"), "no stream completed");
     }
-    assert_eq!(chat(&g.url, None).await, 429);
-    let spent = parse_usd(budget(&g, "all").await["spent_usd"].as_str().unwrap());
-    // Each stream may spend what it found left (50 000 µ$) plus the chunk that ran
-    // it out; together never more.
-    assert!(spent > 50_000, "{spent}");
-    assert!(spent <= streams * (50_000 + 10_000), "{spent}");
-    let lines = wait_lines(&g.log, streams as usize + 1).await;
-    let total: u64 = lines
-        .iter()
-        .filter(|l| l["stream"] == true)
-        .map(|l| assert_priced(l, GPT))
-        .sum();
-    assert_eq!(
-        total, spent,
-        "the budget counts exactly what the requests cost"
-    );
+    assert_eq!(chat(&one.url, None).await, 429);
+    assert_eq!(chat(&two.url, None).await, 429);
+    let spent = settled_spend(&one, "all").await;
+    // The first stream found the whole budget left, the second at most that: each is
+    // cut within it plus the chunk that ran it out.
+    assert!(spent > 100_000, "{spent}");
+    assert!(spent <= 2 * (100_000 + 10_000), "{spent}");
+    assert_eq!(logged_spend(&[&one, &two], 4).await, spent);
 }

@@ -405,7 +405,7 @@ async fn the_file_store_survives_a_restart_and_holds_no_key() {
 /// The console in Debian's Chromium, headless, through chromedriver
 /// (`tests/py/console_browser.py`): refused without the token, loaded with it, the
 /// spend of requests just made (or the no-usage state when the gateway records none),
-/// a key created and then revoked from the page and refused by both replicas within a
+/// the team and route budgets with what they have spent and have left, a key created and then revoked from the page and refused by both replicas within a
 /// second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_works_in_a_headless_browser() {
@@ -435,9 +435,18 @@ async fn the_console_works_in_a_headless_browser() {
     )
     .unwrap();
     let prices = prices.display().to_string();
+    // A team and a route budget, which the console lists beside the keys' own.
+    let budgets = dir.path().join("budgets.yaml");
+    std::fs::write(
+        &budgets,
+        "budgets:\n  - {name: search-monthly, team: search, limit_usd: \"5\", period: month}\n  - {name: limited-daily, route: default/limited, limit_usd: \"20\", period: day, cutoff: true}\n",
+    )
+    .unwrap();
+    let budgets = budgets.display().to_string();
     let store = [
         ("AIGW_REDIS_URL", redis.url.as_str()),
         ("AIGW_PRICING_FILE", prices.as_str()),
+        ("AIGW_BUDGETS_FILE", budgets.as_str()),
     ];
     let a = replica(logs.path(), "a", &cfg, &store);
     let b = replica(logs.path(), "b", &cfg, &store);
@@ -475,6 +484,23 @@ async fn the_console_works_in_a_headless_browser() {
             .is_some_and(|row| row.contains("gpt-sim")),
         "the spend of the requests just made is on the page: {report}"
     );
+    // The team and route budgets, with the spend of the two requests above (each
+    // replica's usage lands in the shared store).
+    for (name, scope, limit) in [
+        ("search-monthly", "team", "$5.00"),
+        ("limited-daily", "route", "$20.00"),
+    ] {
+        let row = report["budget_rows"][name].as_str().unwrap_or_default();
+        assert!(
+            row.contains(scope) && row.contains(limit),
+            "{name}: {report}"
+        );
+        let spent = &report["budget_spent"][name];
+        assert!(
+            spent.as_f64().is_some_and(|s| s > 0.0),
+            "{name} shows the spend of the requests just made: {report}"
+        );
+    }
     let took = report["revoked_after_s"].as_f64().unwrap();
     assert!(
         took < 1.0,

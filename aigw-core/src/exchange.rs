@@ -498,17 +498,12 @@ impl Exchange {
             .as_deref()
             .unwrap_or(&self.info.model)
             .to_owned();
-        self.admit_spend().await?;
+        let estimated = meter
+            .reserve_settings()
+            .map(|s| self.request_estimate(&model, s));
+        self.admit_spend(target, &model, estimated, meter.reserve_settings())
+            .await?;
         let recorded = self.record.client.clone();
-        let estimated = meter.reserve_settings().map(|s| {
-            crate::estimate::request_estimate(
-                self.endpoint,
-                &model,
-                &self.body,
-                self.info.max_tokens,
-                s.default_output_tokens,
-            )
-        });
         let costs = self.costs.clone();
         let request = MeterRequest {
             route: &route,

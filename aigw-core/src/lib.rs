@@ -19,6 +19,8 @@
 //!
 //! The crate performs no I/O of its own beyond reading configuration files.
 
+#[cfg(feature = "keys")]
+pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod budget;

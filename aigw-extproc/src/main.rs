@@ -80,6 +80,20 @@ struct Cli {
     /// The JSON file of virtual keys without Redis.
     #[arg(long, env = "AIGW_VIRTUAL_KEYS_FILE", default_value = "aigw-keys.json")]
     virtual_keys_file: PathBuf,
+    /// The token the admin API on the admin listener requires (`Authorization:
+    /// Bearer`): virtual keys (`/admin/keys`), usage and budgets (`/admin/usage`,
+    /// `/admin/budgets`), as `aigw run` serves them. Without it (or
+    /// `--admin-token-file`) those calls are refused.
+    #[arg(
+        long,
+        env = "AIGW_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    admin_token: Option<aigw_core::Secret>,
+    /// A file holding the admin token (a mounted Secret).
+    #[arg(long, env = "AIGW_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// While the rate-limit store (Redis) is unreachable, refuse requests that a
     /// BackendTrafficPolicy rate limit applies to (503) instead of letting them through.
     #[arg(long, env = "AIGW_RATE_LIMIT_FAIL_CLOSED")]
@@ -94,8 +108,9 @@ struct Cli {
     /// with 429 when it does not fit, and corrected once with the actual usage).
     #[arg(long, env = "AIGW_LIMIT_MODE", default_value = "upstream")]
     limit_mode: aigw_core::limits::LimitMode,
-    /// In `--limit-mode reserve`: output tokens held for a request that names no
-    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
+    /// Output tokens held for a request that names no `max_tokens` /
+    /// `max_completion_tokens` / `max_output_tokens`: by money budgets, and by token
+    /// limits in `--limit-mode reserve`.
     #[arg(long, env = "AIGW_RESERVE_OUTPUT_TOKENS", default_value_t = 4096)]
     reserve_output_tokens: u64,
     /// Serve the configuration's MCPRoutes on this address (Envoy routes their paths
@@ -332,6 +347,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
     }
     let keys = virtual_keys(&cli).await?;
+    let admin_api = admin_api(&cli, keys.clone(), spending.clone())?;
     run(
         Served {
             runtime,
@@ -344,6 +360,7 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             spending,
             exporters,
             keys,
+            admin_api,
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
@@ -393,6 +410,8 @@ struct Served {
     exporters: aigw_core::telemetry::Exporters,
     /// Virtual keys, when required.
     keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
+    /// The keys and spend admin API on the admin listener.
+    admin_api: aigw_core::admin::AdminApi,
 }
 
 /// The spend engine of `--pricing-file` and `--budgets-file`, counting in Redis with
@@ -413,7 +432,8 @@ fn spending(cli: &Cli) -> Result<Option<Arc<aigw_core::budget::Spending>>, ExtPr
         None => Arc::new(aigw_core::budget::MemorySpendStore::default()),
     };
     let s = aigw_core::budget::Spending::from_files(pricing, cli.budgets_file.as_deref(), store)
-        .map_err(config_error)?;
+        .map_err(config_error)?
+        .with_default_output_tokens(cli.reserve_output_tokens);
     let s = Arc::new(s);
     let reloaded = s.clone();
     tokio::spawn(async move {
@@ -424,6 +444,41 @@ fn spending(cli: &Cli) -> Result<Option<Arc<aigw_core::budget::Spending>>, ExtPr
         }
     });
     Ok(Some(s))
+}
+
+/// The admin API of `--admin-token` over the virtual keys and the spend engine.
+fn admin_api(
+    cli: &Cli,
+    keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
+    spending: Option<Arc<aigw_core::budget::Spending>>,
+) -> Result<aigw_core::admin::AdminApi, ExtProcError> {
+    let token = match (&cli.admin_token, &cli.admin_token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => Some(aigw_core::Secret::new(
+            std::fs::read_to_string(path)
+                .map_err(|source| ExtProcError::Io {
+                    what: "reading the admin token from",
+                    addr: path.display().to_string(),
+                    source,
+                })?
+                .trim(),
+        )),
+        (None, None) => None,
+    };
+    let token = token.as_ref().and_then(aigw_core::admin::AdminToken::new);
+    if token.is_some() {
+        tracing::info!("admin API served on the admin listener (/admin/…)");
+    } else if keys.is_some() || spending.is_some() {
+        tracing::info!("admin API disabled: no --admin-token");
+    }
+    let mut api = aigw_core::admin::AdminApi::new(token);
+    if let Some(k) = keys {
+        api = api.keys(k);
+    }
+    if let Some(s) = spending {
+        api = api.spending(s);
+    }
+    Ok(api)
 }
 
 /// Serves ext_proc and the admin endpoints, reloading with `load` when the watched
@@ -463,7 +518,7 @@ async fn run(
     ));
     tokio::spawn(server::serve_admin(
         admin,
-        server::admin_router(s.metrics, ready.clone()),
+        server::admin_router(s.metrics, ready.clone()).merge(server::admin_api(s.admin_api)),
         shutdown_signal(),
     ));
     tracing::info!(listen = %s.listen, admin = %admin_addr, "aigw-extproc is ready");
@@ -564,6 +619,7 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             spending: None,
             exporters,
             keys: None,
+            admin_api: aigw_core::admin::AdminApi::default(),
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )

@@ -204,6 +204,53 @@ pub fn admin_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Rout
         )
 }
 
+/// The keys and spend admin API ([`aigw_core::admin`]) under `/admin/`, to merge into
+/// the admin router.
+pub fn admin_api(api: aigw_core::admin::AdminApi) -> axum::Router {
+    let api = Arc::new(api);
+    axum::Router::new().route(
+        "/admin/{*rest}",
+        axum::routing::any(move |request: axum::extract::Request| {
+            let api = api.clone();
+            async move { serve_admin_call(&api, request).await }
+        }),
+    )
+}
+
+/// Admin call bodies larger than this are refused.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+async fn serve_admin_call(
+    api: &aigw_core::admin::AdminApi,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_ADMIN_BODY).await else {
+        return aigw_core::admin::error(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        )
+        .map(axum::body::Body::from);
+    };
+    let req = aigw_core::admin::AdminRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        peer,
+        body: &body,
+    };
+    match api.handle(&req).await {
+        Some(r) => r.map(axum::body::Body::from),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// Serves the admin router on a TCP listener until `shutdown` resolves.
 pub async fn serve_admin(
     listener: TcpListener,
@@ -214,14 +261,17 @@ pub async fn serve_admin(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ExtProcError::Io {
-            what: "serving admin on",
-            addr,
-            source,
-        })
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|source| ExtProcError::Io {
+        what: "serving admin on",
+        addr,
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -144,8 +144,9 @@ struct RunArgs {
     /// with 429 when it does not fit, and corrected once with the actual usage).
     #[arg(long, env = "AIGW_LIMIT_MODE", default_value = "upstream")]
     limit_mode: aigw_core::limits::LimitMode,
-    /// In `--limit-mode reserve`: output tokens held for a request that names no
-    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
+    /// Output tokens held for a request that names no `max_tokens` /
+    /// `max_completion_tokens` / `max_output_tokens`: by money budgets, and by token
+    /// limits in `--limit-mode reserve`.
     #[arg(long, env = "AIGW_RESERVE_OUTPUT_TOKENS", default_value_t = 4096)]
     reserve_output_tokens: u64,
     /// Runtime threads serving requests. 1 runs everything on one thread (the default
@@ -660,6 +661,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let spending = args.spend.build(
         args.redis_url.as_ref(),
         Duration::from_millis(args.reload_interval_ms.max(100)),
+        args.reserve_output_tokens,
     )?;
     let mut builder = Gateway::builder(snapshot);
     if let Some(s) = &spending {

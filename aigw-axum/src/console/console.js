@@ -230,30 +230,51 @@ function periodStart(period, now) {
   return new Date(0);
 }
 
+// Every budget the gateway enforces — per key, team and route, from GET /admin/budgets
+// (the store's counters, shared by every replica) — and the virtual keys' own budgets
+// this replica has not applied yet, whose spend comes from the usage rows.
 async function loadBudgets(haveUsage) {
   try { state.keys = (await api("GET", "/admin/keys")).keys || []; } catch (_) { state.keys = []; }
-  const budgeted = state.keys.filter((k) => k.budget && k.status === "active");
-  $("budget-empty").hidden = budgeted.length > 0;
+  let enforced = [];
+  try { enforced = (await api("GET", "/admin/budgets")).budgets || []; } catch (_) { enforced = []; }
+  const rows = enforced.map((b) => ({
+    name: b.name, scope: b.scope, subject: b.subject, period: b.period,
+    limit: Number(b.limit_usd), spent: Number(b.spent_usd), cutoff: b.cutoff,
+  }));
+  const seen = new Set(rows.filter((b) => b.scope === "key").map((b) => b.subject));
+  const keys = state.keys.filter((k) => k.budget && k.status === "active" && !seen.has(k.id));
   const now = new Date();
   const spentByPeriod = {};
   if (haveUsage) {
-    for (const p of new Set(budgeted.map((k) => k.budget.period))) {
-      const rows = await usage(periodStart(p, now), now).catch(() => []);
+    for (const p of new Set(keys.map((k) => k.budget.period))) {
+      const usageRows = await usage(periodStart(p, now), now).catch(() => []);
       const byKey = {};
-      for (const r of rows) byKey[r.key] = (byKey[r.key] || 0) + Number(r.cost_usd || 0);
+      for (const r of usageRows) byKey[r.key] = (byKey[r.key] || 0) + Number(r.cost_usd || 0);
       spentByPeriod[p] = byKey;
     }
   }
-  $("budget-table").tBodies[0].replaceChildren(...budgeted.map((k) => {
-    const limit = micros(k.budget.limit_micros);
-    const spent = haveUsage ? ((spentByPeriod[k.budget.period] || {})[k.id] || 0) : null;
-    const pct = spent === null || limit === 0 ? 0 : Math.min(100, 100 * spent / limit);
-    return el("tr", { "data-key": k.id },
-      el("td", {}, el("code", {}, k.id), k.name ? el("div", { class: "sub" }, k.name) : null),
-      el("td", {}, k.team || "–"), el("td", {}, k.budget.period),
-      el("td", { class: "num" }, fmtUsd(limit)),
-      el("td", { class: "num" }, spent === null ? "–" : fmtUsd(spent)),
-      el("td", { class: "num" }, spent === null ? "–" : fmtUsd(Math.max(0, limit - spent))),
+  for (const k of keys) {
+    rows.push({
+      name: "key:" + k.id, scope: "key", subject: k.id, period: k.budget.period,
+      limit: micros(k.budget.limit_micros),
+      spent: haveUsage ? ((spentByPeriod[k.budget.period] || {})[k.id] || 0) : null,
+    });
+  }
+  const order = { team: 0, route: 1, key: 2 };
+  rows.sort((a, b) => (order[a.scope] - order[b.scope]) || a.name.localeCompare(b.name));
+  $("budget-empty").hidden = rows.length > 0;
+  const team = (id) => (state.keys.find((k) => k.id === id) || {}).team;
+  $("budget-table").tBodies[0].replaceChildren(...rows.map((b) => {
+    const pct = b.spent === null || b.limit === 0 ? 0 : Math.min(100, 100 * b.spent / b.limit);
+    const who = b.scope === "key"
+      ? [el("code", {}, b.subject), team(b.subject) ? el("div", { class: "sub" }, "team " + team(b.subject)) : null]
+      : [b.subject];
+    return el("tr", { "data-budget": b.name, "data-scope": b.scope, "data-subject": b.subject },
+      el("td", {}, b.name, b.cutoff ? el("div", { class: "sub" }, "cuts streams off") : null),
+      el("td", {}, b.scope), el("td", {}, ...who), el("td", {}, b.period),
+      el("td", { class: "num" }, fmtUsd(b.limit)),
+      el("td", { class: "num" }, b.spent === null ? "–" : fmtUsd(b.spent)),
+      el("td", { class: "num", "data-left": "" }, b.spent === null ? "–" : fmtUsd(Math.max(0, b.limit - b.spent))),
       el("td", {}, el("div", { class: "bar" }, el("div", { class: pct >= 100 ? "over" : pct >= 80 ? "warn" : "", style: `width:${pct}%` }))));
   }));
 }

@@ -1,8 +1,9 @@
 """Runs money budgets out through the official OpenAI and Anthropic Python SDKs.
 
 argv[1] is a JSON plan: {"url", "openai_key", "anthropic_key", "chunks"}. For each SDK
-it streams one long answer that the gateway cuts off mid-way (the budget runs out) and
-then sends one more request, which the gateway refuses up front. It reports what the
+it streams one long answer that the gateway cuts off mid-way (the budget runs out: the
+simulator streams far more than the 50 tokens the request reserved) and then sends one
+more request, which the gateway refuses up front. It reports what the
 SDK raised, how much text arrived before the cut, and the refusal's status and code.
 """
 
@@ -20,7 +21,8 @@ def openai_case(plan):
     out = {"text": "", "raised": None}
     try:
         for chunk in client.chat.completions.create(
-            model="gpt-4o-mini", messages=msgs, stream=True, extra_headers=headers
+            model="gpt-4o-mini", messages=msgs, stream=True, max_tokens=50,
+            extra_headers=headers
         ):
             if chunk.choices and chunk.choices[0].delta.content:
                 out["text"] += chunk.choices[0].delta.content
@@ -44,7 +46,7 @@ def anthropic_case(plan):
     out = {"text": "", "raised": None}
     try:
         with client.messages.stream(
-            model="claude-sonnet-4", max_tokens=4096, messages=msgs, extra_headers=headers
+            model="claude-sonnet-4", max_tokens=50, messages=msgs, extra_headers=headers
         ) as s:
             for text in s.text_stream:
                 out["text"] += text

@@ -85,6 +85,25 @@ def main():
             assert "No usage data" in empty.text, empty.text
             report["usage_empty"] = empty.text
 
+        # Budgets per team and per route, beside the keys' own: each row shows the spend
+        # the admin API reports and what is left.
+        budgets = requests.get(
+            plan["admins"][0] + "/admin/budgets",
+            headers={"authorization": "Bearer " + plan["token"]}, timeout=10).json()["budgets"]
+        report["budget_rows"], report["budget_spent"] = {}, {}
+        for b in budgets:
+            if b["scope"] not in ("team", "route"):
+                continue
+            row = wait.until(EC.visibility_of_element_located(
+                (By.CSS_SELECTOR, '#budget-table tr[data-budget="%s"][data-scope="%s"]'
+                 % (b["name"], b["scope"]))))
+            assert b["subject"] in row.text, row.text
+            left = row.find_element(By.CSS_SELECTOR, "td[data-left]").text
+            assert abs(float(left.lstrip("$").replace(",", "")) - float(b["remaining_usd"])) < 0.01, \
+                (left, b)
+            report["budget_rows"][b["name"]] = row.text
+            report["budget_spent"][b["name"]] = float(b["spent_usd"])
+
         # The keys: the caller's key (used a moment ago) is listed; create one here.
         d.find_element(By.CSS_SELECTOR, 'nav a[data-tab="keys"]').click()
         known = wait.until(EC.visibility_of_element_located(

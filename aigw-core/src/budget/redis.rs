@@ -1,36 +1,31 @@
 //! Spend and usage counters in Redis, shared by every replica pointing at the server.
 //!
 //! A budget counter is one integer key per budget and period,
-//! `aigw:budget:<scope>:<subject>:<period>:<period start>`, in micro-dollars, expiring
-//! an hour after its period ends. A usage bucket is one hash per hour,
-//! `aigw:usage:<hour start>`, with fields `<counter>|<row>` (counter `req`, `in`, `out`
-//! or `usd`; row a JSON array `[key, team, model, route]`), expiring after the
-//! retention. A request's charge is one Lua script (`EVAL`), so its budget counters and usage
-//! row move together and no replica ever sees half of it.
+//! `aigw:budget:<scope>:<subject>:<period>:<period start>_0`, in micro-dollars, expiring
+//! an hour after its period ends: a bucket of the rate limits' [`RedisStore`], so a
+//! request's estimated cost is held in all its budgets by one Lua script and the
+//! difference settled by another ([`crate::limits::Held`]). A usage bucket is one hash
+//! per hour, `aigw:usage:<hour start>`, with fields `<counter>|<row>` (counter `req`,
+//! `in`, `out` or `usd`; row a JSON array `[key, team, model, route]`), expiring after
+//! the retention; a request's row is one Lua script (`EVAL`), so no replica ever sees
+//! half of it.
 
 use super::store::{Charge, HourRow, SpendStore, UsageCounts, UsageKey};
+use crate::limits::{LimitStore, RedisStore};
 use crate::{Error, Result, Secret};
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use std::time::Duration;
 
-/// Adds one request's charge: `INCRBY` + `EXPIREAT` per budget counter, `HINCRBY` of
-/// its usage row's four counters, `EXPIREAT` of the hour's hash.
+/// Adds one request's usage: `HINCRBY` of its row's four counters, `EXPIREAT` of the
+/// hour's hash.
 const CHARGE: &str = r"
-local micros = ARGV[1]
-local n = tonumber(ARGV[2])
-for i = 1, n do
-  redis.call('INCRBY', KEYS[i], micros)
-  local exp = tonumber(ARGV[2 + i])
-  if exp > 0 then redis.call('EXPIREAT', KEYS[i], exp) end
-end
-local b = 2 + n
-local u = KEYS[n + 1]
-redis.call('HINCRBY', u, 'req|' .. ARGV[b + 2], ARGV[b + 3])
-redis.call('HINCRBY', u, 'in|' .. ARGV[b + 2], ARGV[b + 4])
-redis.call('HINCRBY', u, 'out|' .. ARGV[b + 2], ARGV[b + 5])
-redis.call('HINCRBY', u, 'usd|' .. ARGV[b + 2], ARGV[b + 6])
-redis.call('EXPIREAT', u, ARGV[b + 1])
+local u = KEYS[1]
+redis.call('HINCRBY', u, 'req|' .. ARGV[2], ARGV[3])
+redis.call('HINCRBY', u, 'in|' .. ARGV[2], ARGV[4])
+redis.call('HINCRBY', u, 'out|' .. ARGV[2], ARGV[5])
+redis.call('HINCRBY', u, 'usd|' .. ARGV[2], ARGV[6])
+redis.call('EXPIREAT', u, ARGV[1])
 return 1
 ";
 
@@ -41,6 +36,7 @@ fn usage_key(hour: u64) -> String {
 
 /// Spend counters in Redis.
 pub struct RedisSpendStore {
+    budgets: RedisStore,
     fast: ConnectionManager,
     slow: ConnectionManager,
     display: String,
@@ -56,13 +52,14 @@ impl std::fmt::Debug for RedisSpendStore {
 }
 
 impl RedisSpendStore {
-    /// A store for the server at `url`; budget checks and charges are bounded by
+    /// A store for the server at `url`; budget reservations and charges are bounded by
     /// `timeout`, usage queries by ten times as long. Connects lazily; must be called
     /// inside a Tokio runtime.
     pub fn new(url: &Secret, timeout: Duration) -> Result<Self> {
         let (fast, display) = crate::limits::redis::connect(url, timeout)?;
         let (slow, _) = crate::limits::redis::connect(url, timeout * 10)?;
         Ok(Self {
+            budgets: RedisStore::new(url, timeout)?,
             fast,
             slow,
             display,
@@ -84,17 +81,8 @@ impl RedisSpendStore {
 
 #[async_trait]
 impl SpendStore for RedisSpendStore {
-    async fn spent(&self, keys: &[String]) -> Result<Vec<u64>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.fast.clone();
-        let values: Vec<Option<u64>> = redis::cmd("MGET")
-            .arg(keys)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.failed("MGET", &e))?;
-        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    fn budgets(&self) -> &dyn LimitStore {
+        &self.budgets
     }
 
     fn charge(&self, charge: Charge) {
@@ -105,15 +93,7 @@ impl SpendStore for RedisSpendStore {
         // EVAL rather than EVALSHA: the script is small and a restarted server never
         // answers NOSCRIPT.
         let mut inv = redis::cmd("EVAL");
-        inv.arg(CHARGE).arg(charge.budgets.len() + 1);
-        for (key, _) in &charge.budgets {
-            inv.arg(key);
-        }
-        inv.arg(usage_key(charge.hour));
-        inv.arg(charge.micros).arg(charge.budgets.len());
-        for (_, end) in &charge.budgets {
-            inv.arg(end.map_or(0, |e| e + super::HOUR));
-        }
+        inv.arg(CHARGE).arg(1).arg(usage_key(charge.hour));
         let row = serde_json::json!([
             charge.row.key,
             charge.row.team,
@@ -135,7 +115,7 @@ impl SpendStore for RedisSpendStore {
             if let Err(e) = r {
                 tracing::warn!(
                     redis = %url,
-                    micros = charge.micros,
+                    micros = charge.counts.cost_micros,
                     error = %e.category(),
                     "spend not recorded in the spend store"
                 );

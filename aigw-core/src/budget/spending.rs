@@ -1,20 +1,27 @@
-//! The spend engine: prices a request, checks its budgets before the upstream call,
-//! watches a stream's running cost for a cut-off, and settles the exact cost after.
+//! The spend engine: prices a request, reserves its estimated cost in its budgets
+//! before the upstream call, watches a stream's running cost for a cut-off, and
+//! settles the exact cost after.
 //!
-//! # Concurrency bound
-//! A request is admitted when every budget it falls under has spend left *as the
-//! store counts it at admission*; its cost is added when it ends. Requests in flight
-//! at the same time do not see each other's cost, so a budget can be exceeded by at
-//! most the cost of the requests admitted while it still had spend left and not yet
-//! settled. With `cutoff`, each of those streams is also ended once its own running
-//! cost exceeds what was left at its admission, so the overshoot is at most
-//! (in-flight requests) × (what was left when each started) — and no request admitted
-//! after the budget is spent gets through, on any replica sharing the store.
+//! # Reserve, then settle
+//! Before the upstream call, the request's estimated cost — the price table over the
+//! estimate reserve-mode limits use ([`crate::estimate::request_estimate`]: the prompt
+//! counted, the output the request allows) — is held in every budget it falls under,
+//! in one atomic step of the store ([`crate::limits::Held`]: a lock in the process, a
+//! Lua script in Redis); when it does not fit in one of them nothing is held and the
+//! request is refused. When the exchange ends, each hold is replaced by the exact
+//! cost, once. So the requests admitted at any moment, on every replica sharing the
+//! store, never hold more than a budget's limit: a budget is exceeded only by what
+//! requests use beyond their reservation (a reply longer than the output reserved, a
+//! prompt the estimate under-counts), and with `cutoff` a stream is ended once its
+//! running cost passes what the budget had left for it at admission (its reservation
+//! plus what nobody had reserved).
 
 use super::rules::{BudgetRules, BudgetScope, Budgets};
 use super::store::{Charge, SpendStore, UsageCounts, UsageKey};
 use super::usage::{UsageQuery, UsageReport};
 use super::{BudgetPeriod, BudgetSpec, HOUR, SpendMetrics};
+use crate::limits::hold::fits;
+use crate::limits::{Admission as Holding, Held, Hold, Increment, Taken, bucket_key, window_start};
 use crate::pricing::{Cost, PriceQuery, PriceTable, Pricing, format_instant, format_micros};
 use crate::usage::TokenUsage;
 use crate::{Error, Result};
@@ -25,6 +32,9 @@ use std::time::Duration;
 
 /// Credentials with their own budget remembered for `GET /admin/budgets`.
 const MAX_IDENTITIES: usize = 10_000;
+
+/// The "window" of a `total` budget's bucket: a thousand years, so it never resets.
+const TOTAL_WINDOW: u64 = 1000 * 365 * 86_400;
 
 /// Who a request is from and where it goes, for its budgets.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,6 +47,12 @@ pub struct Admission<'a> {
     pub team: Option<&'a str>,
     /// A budget carried by the client's credential.
     pub key_budget: Option<BudgetSpec>,
+    /// The request's estimated usage, priced and held in its budgets until it settles
+    /// ([`crate::estimate::request_estimate`]).
+    pub estimate: TokenUsage,
+    /// What the estimate is priced as (the first backend tried); `None` holds nothing
+    /// and only refuses a request whose budget is spent.
+    pub billed: Option<Billed<'a>>,
 }
 
 /// The spend engine, shared by every request (and replica, through its store).
@@ -48,34 +64,60 @@ pub struct Spending {
     metrics: SpendMetrics,
     identities: Mutex<HashMap<String, (Option<String>, BudgetSpec)>>,
     unpriced: Mutex<HashSet<String>>,
+    default_output_tokens: u64,
 }
 
 /// One budget a request falls under.
 #[derive(Debug, Clone)]
 struct Applied {
     name: String,
-    store_key: String,
+    hold: Hold,
     spec: BudgetSpec,
     end: Option<u64>,
-    remaining: u64,
+    /// What the request may spend before a cut-off ends its stream: what the budget
+    /// had left for it at admission (the whole limit when the store was unreachable).
+    allowance: u64,
     cutoff: bool,
 }
 
-/// The store key of a budget's counter for the period containing `now`, and when
-/// that period ends.
+/// A budget's counter for the period containing `now`, holding `amount`, and when the
+/// period ends.
+///
+/// The counter is a bucket of the budget store whose base names the period and whose
+/// window is the instant an hour after the period ends (a thousand years for `total`):
+/// every window then starts at 0, so the bucket is `<base>_0` for the whole period,
+/// and the store drops it an hour after the period ends, by its own clock.
 fn counter(
     scope: BudgetScope,
     subject: &str,
-    period: BudgetPeriod,
+    spec: BudgetSpec,
+    amount: u64,
     now: u64,
-) -> (String, Option<u64>) {
-    let (start, end) = period.window(now);
-    let key = format!(
+) -> (Hold, Option<u64>) {
+    let (start, end) = spec.period.window(now);
+    let bucket = format!(
         "aigw:budget:{}:{subject}:{}:{start}",
         scope.as_str(),
-        period.as_str()
+        spec.period.as_str()
     );
-    (key, end)
+    let hold = Hold {
+        bucket,
+        window: end.map_or(TOTAL_WINDOW, |e| e + HOUR),
+        limit: spec.limit_micros,
+        amount,
+        enforce: true,
+    };
+    (hold, end)
+}
+
+/// The bucket key of a counter at `now`, and when it expires.
+fn counter_key(hold: &Hold, now: u64) -> Increment {
+    let start = window_start(now, hold.window);
+    Increment {
+        key: bucket_key(&hold.bucket, start),
+        cost: 0,
+        expires_at: start + hold.window,
+    }
 }
 
 impl Spending {
@@ -88,7 +130,21 @@ impl Spending {
             metrics: SpendMetrics::default(),
             identities: Mutex::default(),
             unpriced: Mutex::default(),
+            default_output_tokens: crate::meter::ReserveSettings::default().default_output_tokens,
         }
+    }
+
+    /// Sets the output tokens a request that names no `max_tokens` reserves (4096 by
+    /// default; a reserve-mode meter's own setting wins where it reserves too).
+    #[must_use]
+    pub const fn with_default_output_tokens(mut self, tokens: u64) -> Self {
+        self.default_output_tokens = tokens;
+        self
+    }
+
+    /// The output tokens a request that names no `max_tokens` reserves.
+    pub const fn default_output_tokens(&self) -> u64 {
+        self.default_output_tokens
     }
 
     /// An engine over the price table in `pricing` and the budgets in `budgets` (none
@@ -146,17 +202,24 @@ impl Spending {
         &self.metrics
     }
 
-    /// The budgets `a` falls under, with their counters for the period of `now`.
-    fn applicable(&self, rules: &BudgetRules, a: &Admission<'_>, now: u64) -> Vec<Applied> {
+    /// The budgets `a` falls under, with their counters for the period of `now`, each
+    /// to hold `amount`.
+    fn applicable(
+        &self,
+        rules: &BudgetRules,
+        a: &Admission<'_>,
+        now: u64,
+        amount: u64,
+    ) -> Vec<Applied> {
         let mut out = Vec::new();
         let mut push = |name: String, scope, subject: &str, spec: BudgetSpec, cutoff| {
-            let (store_key, end) = counter(scope, subject, spec.period, now);
+            let (hold, end) = counter(scope, subject, spec, amount, now);
             out.push(Applied {
                 name,
-                store_key,
+                hold,
                 spec,
                 end,
-                remaining: spec.limit_micros,
+                allowance: spec.limit_micros,
                 cutoff,
             });
         };
@@ -191,37 +254,28 @@ impl Spending {
         }
     }
 
-    /// Checks `a`'s budgets before the upstream call: refuses with
-    /// [`Error::BudgetExceeded`] when one is spent, else returns the guard that watches
-    /// and settles the request. A store that fails lets the request through (logged and
-    /// counted in `aigw_spend_store_errors_total`).
+    /// Reserves `a`'s estimated cost in every budget it falls under before the upstream
+    /// call, atomically: refuses with [`Error::BudgetExceeded`] when it does not fit in
+    /// one of them (nothing is then held), else returns the guard that watches and
+    /// settles the request. A store that fails lets the request through (logged and
+    /// counted in `aigw_spend_store_errors_total`); its cost is then added in full when
+    /// it settles.
     pub async fn admit(self: &Arc<Self>, a: &Admission<'_>) -> Result<SpendGuard> {
         let now = crate::pricing::unix_now();
         let rules = self.budgets.current();
-        let mut applied = self.applicable(&rules, a, now);
-        if !applied.is_empty() {
-            let keys: Vec<String> = applied.iter().map(|b| b.store_key.clone()).collect();
-            match self.store.spent(&keys).await {
-                Ok(spent) => {
-                    for (b, spent) in applied.iter_mut().zip(spent) {
-                        b.remaining = b.spec.limit_micros.saturating_sub(spent);
-                        if b.remaining == 0 {
-                            self.metrics.refused(&b.name);
-                            return Err(exceeded(b, spent, now, "is exhausted"));
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.metrics.store_error();
-                    tracing::warn!(error = %e, "budgets not checked: the spend store failed; request let through");
-                }
-            }
-        }
+        let table = self.pricing.current();
+        let amount = a
+            .billed
+            .and_then(|b| price(&table, &a.estimate, &b, now))
+            .map_or(0, Cost::micros);
+        let mut applied = self.applicable(&rules, a, now, amount);
+        let held = self.hold(&mut applied, now).await?;
         Ok(SpendGuard {
             spending: self.clone(),
-            table: self.pricing.current(),
+            table,
             at: now,
             applied,
+            held,
             row: UsageKey {
                 key: a.key.unwrap_or_default().to_owned(),
                 team: a.team.unwrap_or_default().to_owned(),
@@ -229,6 +283,48 @@ impl Spending {
                 route: a.route.to_owned(),
             },
         })
+    }
+
+    /// Holds each budget's amount, all or none; notes what each had left.
+    async fn hold(&self, applied: &mut [Applied], now: u64) -> Result<Option<Held>> {
+        if applied.is_empty() {
+            return Ok(None);
+        }
+        let holds: Vec<Hold> = applied.iter().map(|b| b.hold.clone()).collect();
+        let taken = Held::take(self.store.budgets(), now, holds.clone(), Holding::All).await;
+        match taken {
+            Ok(Taken {
+                held: Some(held),
+                reserved,
+            }) => {
+                for (b, count) in applied.iter_mut().zip(reserved.counts) {
+                    let before = count.saturating_sub(b.hold.amount);
+                    b.allowance = b.spec.limit_micros.saturating_sub(before);
+                }
+                Ok(Some(held))
+            }
+            Ok(Taken {
+                held: None,
+                reserved,
+            }) => {
+                let refused = applied
+                    .iter()
+                    .zip(reserved.counts)
+                    .find(|(b, c)| !fits(*c, b.hold.amount, b.spec.limit_micros));
+                let Some((b, count)) = refused else {
+                    return Err(Error::internal(
+                        "a budget reservation was refused by no budget",
+                    ));
+                };
+                self.metrics.refused(&b.name);
+                Err(refusal(b, count, now))
+            }
+            Err(e) => {
+                self.metrics.store_error();
+                tracing::warn!(error = %e, "budgets not checked: the spend store failed; request let through");
+                Ok(Some(Held::unheld(holds)))
+            }
+        }
     }
 
     /// Answers a usage query from the store.
@@ -242,10 +338,11 @@ impl Spending {
     pub async fn budget_states(&self) -> Result<Vec<BudgetState>> {
         let now = crate::pricing::unix_now();
         let rules = self.budgets.current();
-        let mut states: Vec<(BudgetState, String)> = Vec::new();
+        let mut states: Vec<(BudgetState, Increment)> = Vec::new();
         let mut add =
             |name: String, scope: BudgetScope, subject: &str, spec: BudgetSpec, cutoff| {
-                let (key, end) = counter(scope, subject, spec.period, now);
+                let (hold, end) = counter(scope, subject, spec, 0, now);
+                let key = counter_key(&hold, now);
                 let state = BudgetState {
                     name,
                     scope: scope.as_str(),
@@ -277,8 +374,8 @@ impl Spending {
                 rules.identity_cutoff,
             );
         }
-        let keys: Vec<String> = states.iter().map(|(_, k)| k.clone()).collect();
-        let spent = self.store.spent(&keys).await?;
+        let keys: Vec<Increment> = states.iter().map(|(_, k)| k.clone()).collect();
+        let spent = self.store.budgets().incr(now, &keys).await?;
         Ok(states
             .into_iter()
             .zip(spent)
@@ -304,6 +401,33 @@ impl Spending {
     }
 }
 
+/// The price of `usage` at the table's prices in force at `at`.
+fn price(table: &PriceTable, usage: &TokenUsage, billed: &Billed<'_>, at: u64) -> Option<Cost> {
+    let entry = table.lookup(&PriceQuery {
+        model: billed.model,
+        provider: billed.provider,
+        backend: billed.backend,
+        at,
+    })?;
+    Some(entry.prices.cost(usage))
+}
+
+/// Why a request whose reservation did not fit in `b` (at `count` spent or reserved)
+/// is refused.
+fn refusal(b: &Applied, count: u64, now: u64) -> Error {
+    if count >= b.spec.limit_micros {
+        return exceeded(b, count, now, "is exhausted");
+    }
+    let mut e = exceeded(b, count, now, "has too little left for this request");
+    if let Error::BudgetExceeded { message, .. } = &mut e {
+        message.push_str(&format!(
+            " (its estimated cost of ${} is held until it ends; a lower max_tokens reserves less)",
+            format_micros(b.hold.amount)
+        ));
+    }
+    e
+}
+
 fn exceeded(b: &Applied, spent: u64, now: u64, how: &str) -> Error {
     let period = match b.spec.period {
         BudgetPeriod::Day => " today",
@@ -316,7 +440,7 @@ fn exceeded(b: &Applied, spent: u64, now: u64, how: &str) -> Error {
         .unwrap_or_default();
     Error::BudgetExceeded {
         message: format!(
-            "budget {:?} {how}: ${} of ${} spent{period}{resets}",
+            "budget {:?} {how}: ${} of ${} spent or reserved{period}{resets}",
             b.name,
             format_micros(spent),
             format_micros(b.spec.limit_micros),
@@ -371,6 +495,8 @@ pub struct SpendGuard {
     table: Arc<PriceTable>,
     at: u64,
     applied: Vec<Applied>,
+    /// The estimate held in the budgets, until settled.
+    held: Option<Held>,
     row: UsageKey,
 }
 
@@ -383,26 +509,20 @@ impl SpendGuard {
     /// The request's cost for `usage` at the prices in force when it started, `None`
     /// when the model has no price.
     pub fn cost(&self, usage: &TokenUsage, billed: &Billed<'_>) -> Option<Cost> {
-        let entry = self.table.lookup(&PriceQuery {
-            model: billed.model,
-            provider: billed.provider,
-            backend: billed.backend,
-            at: self.at,
-        })?;
-        Some(entry.prices.cost(usage))
+        price(&self.table, usage, billed, self.at)
     }
 
     /// Checks a stream's running cost: fails with [`Error::BudgetExceeded`] when it
-    /// exceeds what a cut-off budget had left at admission.
+    /// exceeds what a cut-off budget had left for the request at admission.
     pub fn check(&self, usage: &TokenUsage, billed: &Billed<'_>) -> Result<()> {
         let Some(cost) = self.cost(usage, billed) else {
             return Ok(());
         };
         let micros = cost.micros();
         for b in self.applied.iter().filter(|b| b.cutoff) {
-            if micros > b.remaining {
+            if micros > b.allowance {
                 self.spending.metrics.cut_off(&b.name);
-                let spent = b.spec.limit_micros - b.remaining + micros;
+                let spent = b.spec.limit_micros - b.allowance + micros;
                 return Err(exceeded(
                     b,
                     spent,
@@ -414,9 +534,9 @@ impl SpendGuard {
         Ok(())
     }
 
-    /// Settles the request: its exact cost (micro-dollars, rounded up once) is added to
-    /// every budget it falls under and to its usage row, and counted in Prometheus.
-    /// Returns the cost, `None` when the model has no price.
+    /// Settles the request: its exact cost (micro-dollars, rounded up once) replaces
+    /// the estimate held in every budget it falls under, is added to its usage row and
+    /// counted in Prometheus. Returns the cost, `None` when the model has no price.
     pub fn settle(mut self, usage: &TokenUsage, billed: &Billed<'_>) -> Option<u64> {
         let cost = self.cost(usage, billed);
         if cost.is_none() {
@@ -432,22 +552,29 @@ impl SpendGuard {
             cost_micros: micros,
         };
         self.spending.metrics.record(&row, &counts);
-        let budgets = if micros > 0 {
-            self.applied
-                .iter()
-                .map(|b| (b.store_key.clone(), b.end))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        if let Some(held) = self.held.take() {
+            let actual = vec![micros; self.applied.len()];
+            held.settle(
+                self.spending.store.budgets(),
+                crate::pricing::unix_now(),
+                &actual,
+            );
+        }
         self.spending.store.charge(Charge {
-            budgets,
-            micros,
             hour: self.at - self.at % HOUR,
             row,
             counts,
         });
         cost.map(|c| c.micros())
+    }
+}
+
+impl Drop for SpendGuard {
+    /// A guard dropped unsettled gives its reservation back.
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            held.release(self.spending.store.budgets(), crate::pricing::unix_now());
+        }
     }
 }
 
@@ -494,6 +621,7 @@ mod tests {
                 limit_micros: 1_000_000,
                 period: BudgetPeriod::Total,
             }),
+            ..Default::default()
         };
         let g = s.admit(&a).await.unwrap();
         assert!(g.cuts());
@@ -524,6 +652,44 @@ mod tests {
                 .encode()
                 .contains("aigw_budget_refusals_total{budget=\"t\"} 1")
         );
+    }
+
+    #[tokio::test]
+    async fn estimates_are_held_atomically_and_settled_with_the_actual_cost() {
+        let s = engine(
+            "budgets: [{name: t, team: research, limit_usd: \"0.003\", period: month, cutoff: true}]",
+        );
+        // 1000 input at $1/M + 500 output at $2/M: 2000 µ$ held per request.
+        let a = Admission {
+            route: "ns/r",
+            team: Some("research"),
+            estimate: usage(1000, 500),
+            billed: Some(BILLED),
+            ..Default::default()
+        };
+        let first = s.admit(&a).await.unwrap();
+        let e = s.admit(&a).await.unwrap_err();
+        assert!(e.to_string().contains("too little left"), "{e}");
+        assert!(e.to_string().contains("$0.002000 of $0.003000"), "{e}");
+        // It had the whole budget left: the cut-off lets it spend all of it.
+        assert!(first.check(&usage(1000, 1000), &BILLED).is_ok());
+        assert!(first.check(&usage(1000, 1001), &BILLED).is_err());
+        // Settled at half the estimate: 1000 µ$ spent, 2000 free again.
+        assert_eq!(first.settle(&usage(500, 250), &BILLED), Some(1000));
+        let second = s.admit(&a).await.unwrap();
+        // 1000 are spent, so it may spend 2000 before the cut-off.
+        assert!(second.check(&usage(1000, 500), &BILLED).is_ok());
+        assert!(second.check(&usage(1000, 501), &BILLED).is_err());
+        drop(second);
+        let states = s.budget_states().await.unwrap();
+        assert_eq!(
+            states[0].spent_usd, "0.001000",
+            "a dropped guard gives back"
+        );
+        // 1000 spent + 2000 held fit; once settled in full, nothing more does.
+        let held = s.admit(&a).await.unwrap();
+        assert_eq!(held.settle(&usage(1000, 500), &BILLED), Some(2000));
+        assert!(s.admit(&a).await.is_err());
     }
 
     #[tokio::test]

@@ -1,7 +1,12 @@
 //! Where spend and usage are counted: in this process ([`MemorySpendStore`]) or in
 //! Redis, shared by every replica (`RedisSpendStore`, feature `redis`).
+//!
+//! Budget counters are the buckets of a [`LimitStore`] — the rate limits' own
+//! counters — so a budget is reserved and settled with [`crate::limits::Held`], atomically
+//! across every budget a request falls under; usage rows are counted beside them.
 
 use crate::Result;
+use crate::limits::{LimitStore, MemoryStore};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -43,15 +48,10 @@ impl UsageCounts {
     }
 }
 
-/// What one finished request adds: its cost to each of its budgets' counters and its
-/// usage to the row of its hour.
+/// What one finished request adds to the usage row of its hour (its budgets are
+/// settled through [`SpendStore::budgets`]).
 #[derive(Debug, Clone, Default)]
 pub struct Charge {
-    /// Budget counter keys, each with the instant (Unix seconds) its period ends, after
-    /// which the counter may be forgotten (`None`: kept).
-    pub budgets: Vec<(String, Option<u64>)>,
-    /// The request's cost, in micro-dollars.
-    pub micros: u64,
     /// The usage bucket: the start of the request's hour, in Unix seconds.
     pub hour: u64,
     /// The usage row.
@@ -66,9 +66,9 @@ pub type HourRow = (u64, UsageKey, UsageCounts);
 /// Spend and usage counters.
 #[async_trait]
 pub trait SpendStore: Send + Sync + std::fmt::Debug {
-    /// The current value of each budget counter (0 when absent), in order.
-    async fn spent(&self, keys: &[String]) -> Result<Vec<u64>>;
-    /// Adds a finished request's charge. Never blocks the caller: a remote store sends
+    /// The counters budgets are held in and settled against.
+    fn budgets(&self) -> &dyn LimitStore;
+    /// Adds a finished request's usage. Never blocks the caller: a remote store sends
     /// it in the background and logs a failure.
     fn charge(&self, charge: Charge);
     /// The usage rows of the hours starting in `[from_hour, to_hour)` (Unix seconds).
@@ -81,7 +81,7 @@ pub const DEFAULT_USAGE_RETENTION_HOURS: u64 = 93 * 24;
 /// Counters in this process: exact, lost on restart, not shared between replicas.
 #[derive(Debug)]
 pub struct MemorySpendStore {
-    budgets: Mutex<HashMap<String, (u64, Option<u64>)>>,
+    budgets: MemoryStore,
     usage: Mutex<BTreeMap<u64, HashMap<UsageKey, UsageCounts>>>,
     retention_hours: u64,
 }
@@ -89,7 +89,7 @@ pub struct MemorySpendStore {
 impl Default for MemorySpendStore {
     fn default() -> Self {
         Self {
-            budgets: Mutex::default(),
+            budgets: MemoryStore::default(),
             usage: Mutex::default(),
             retention_hours: DEFAULT_USAGE_RETENTION_HOURS,
         }
@@ -98,31 +98,11 @@ impl Default for MemorySpendStore {
 
 #[async_trait]
 impl SpendStore for MemorySpendStore {
-    async fn spent(&self, keys: &[String]) -> Result<Vec<u64>> {
-        let now = crate::pricing::unix_now();
-        let map = self
-            .budgets
-            .lock()
-            .map_err(|_| crate::Error::internal("spend store lock poisoned"))?;
-        Ok(keys
-            .iter()
-            .map(|k| match map.get(k) {
-                Some((v, None)) => *v,
-                Some((v, Some(end))) if *end > now => *v,
-                _ => 0,
-            })
-            .collect())
+    fn budgets(&self) -> &dyn LimitStore {
+        &self.budgets
     }
 
     fn charge(&self, charge: Charge) {
-        let now = crate::pricing::unix_now();
-        if let Ok(mut map) = self.budgets.lock() {
-            map.retain(|_, (_, end)| end.is_none_or(|e| e > now));
-            for (key, end) in charge.budgets {
-                let e = map.entry(key).or_insert((0, end));
-                e.0 = e.0.saturating_add(charge.micros);
-            }
-        }
         if let Ok(mut usage) = self.usage.lock() {
             let oldest = charge
                 .hour

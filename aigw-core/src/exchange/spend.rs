@@ -2,9 +2,10 @@
 //! watched for the cut-off, the exact cost settled when the exchange ends
 //! ([`crate::budget`]).
 
-use super::Exchange;
+use super::{Exchange, Target};
 use crate::Result;
 use crate::budget::{Admission, Billed, Spending};
+use crate::meter::ReserveSettings;
 use crate::usage::TokenUsage;
 use std::sync::Arc;
 
@@ -28,22 +29,57 @@ impl Exchange {
         self.force_include_usage = true;
     }
 
-    /// Admits the exchange against its budgets (once): who it is from comes from
+    /// The usage a reservation holds for the request on `model`: the prompt counted,
+    /// the output it allows or the settings' default.
+    pub(super) fn request_estimate(&self, model: &str, settings: ReserveSettings) -> TokenUsage {
+        crate::estimate::request_estimate(
+            self.endpoint,
+            model,
+            &self.body,
+            self.info.max_tokens,
+            settings.default_output_tokens,
+        )
+    }
+
+    /// Admits the exchange against its budgets (once), reserving its estimated cost on
+    /// `target` (`estimated` when the meter already computed it, else with `settings`,
+    /// else with the spend engine's output allowance): who it is from comes from
     /// [`Exchange::set_identity`] or [`Exchange::set_client`], where it goes from the
     /// route.
-    pub(super) async fn admit_spend(&mut self) -> Result<()> {
+    pub(super) async fn admit_spend(
+        &mut self,
+        target: &Target,
+        model: &str,
+        estimated: Option<TokenUsage>,
+        settings: Option<ReserveSettings>,
+    ) -> Result<()> {
         let Some(spending) = self.spending.clone() else {
             return Ok(());
         };
         if self.spend.is_some() {
             return Ok(());
         }
+        let estimate = match estimated {
+            Some(e) => e,
+            None => {
+                let settings = settings.unwrap_or(ReserveSettings {
+                    default_output_tokens: spending.default_output_tokens(),
+                });
+                self.request_estimate(model, settings)
+            }
+        };
         let identity = self.record.identity.clone();
         let admission = Admission {
             route: self.record.route.as_deref().unwrap_or(""),
             key: self.record.client.as_deref(),
             team: identity.as_ref().and_then(|i| i.team.as_deref()),
             key_budget: identity.as_ref().and_then(|i| i.budget),
+            estimate,
+            billed: Some(Billed {
+                model,
+                provider: Some(target.schema.name.provider_name()),
+                backend: Some(&target.backend),
+            }),
         };
         self.spend = Some(spending.admit(&admission).await?);
         Ok(())

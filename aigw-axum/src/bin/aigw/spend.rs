@@ -27,11 +27,12 @@ pub(crate) struct SpendArgs {
 
 impl SpendArgs {
     /// The spend engine, when a price table is configured, reloading its files every
-    /// `interval`.
+    /// `interval`; a request that names no output limit reserves `output_tokens`.
     pub(crate) fn build(
         &self,
         redis: Option<&Secret>,
         interval: Duration,
+        output_tokens: u64,
     ) -> Result<Option<Arc<Spending>>, String> {
         let Some(pricing_file) = &self.pricing_file else {
             return Ok(None);
@@ -49,7 +50,8 @@ impl SpendArgs {
             None => Arc::new(MemorySpendStore::default()),
         };
         let spending = Spending::from_files(pricing_file, self.budgets_file.as_deref(), store)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .with_default_output_tokens(output_tokens);
         let spending = Arc::new(spending);
         let reloaded = spending.clone();
         tokio::spawn(async move {
