@@ -534,8 +534,9 @@ async fn oauth_with_tokens_from_oauth2_mock_server() {
 
 /// An MCPRoute without OAuth of its own, guarded by the gateway-level JWT check
 /// (`--jwt-jwks`, as a Gateway SecurityPolicy `jwt`): its authorization rules read the
-/// verified token's claims (`request.auth.jwt.claims` in CEL, optional syntax
-/// included) and scopes (`source.jwt`).
+/// verified token's claims and scopes (`request.auth.jwt.claims`, `.scopes` in CEL,
+/// optional syntax included; `source.jwt` rules need the route's own `oauth`, as
+/// upstream's validation says).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_jwt_claims_reach_mcp_authorization_rules() {
     let Some(python) = peers::external("AIGW_PYTHON") else {
@@ -554,7 +555,7 @@ async fn gateway_jwt_claims_reach_mcp_authorization_rules() {
       rules:
         - cel: "request.auth.jwt.claims.team == 'blue' && request.auth.jwt.claims.?sub.orValue('') == 'carol'"
           target: {tools: [{backend: alpha, tool: echo}]}
-        - source: {jwt: {scopes: [tools.admin]}}
+        - cel: "'tools.admin' in request.auth.jwt.scopes"
   backendRefs:
 "#;
     std::fs::write(&cfg, config(a, b).replace("  backendRefs:\n", rules)).unwrap();
