@@ -25,7 +25,7 @@ use crate::identity::ClientId;
 use aigw_core::api::Endpoint;
 use aigw_core::error::ClientApi;
 pub use aigw_core::identity::ClientIdentity;
-use aigw_core::identity::IdentityKind;
+use aigw_core::identity::{IdentityKind, VerifiedClaims};
 use aigw_core::keys::KeyRegistry;
 use aigw_core::keys::token::presented;
 use aigw_core::{Error, Secret};
@@ -162,7 +162,7 @@ impl JwtSettings {
         self
     }
 
-    fn verify(&self, token: &str) -> Result<Arc<str>, &'static str> {
+    fn verify(&self, token: &str) -> Result<(Arc<str>, VerifiedClaims), &'static str> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         if matches!(
             header.alg,
@@ -207,7 +207,7 @@ impl JwtSettings {
             .get(&self.claim_for_identity)
             .and_then(|v| v.as_str())
             .unwrap_or("jwt");
-        Ok(Arc::from(id))
+        Ok((Arc::from(id), VerifiedClaims(Arc::new(data.claims))))
     }
 }
 
@@ -299,6 +299,16 @@ impl ClientAuth {
 
     /// Authenticates a request from its headers.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<ClientIdentity, Error> {
+        self.authenticate_with_claims(headers)
+            .map(|(identity, _)| identity)
+    }
+
+    /// Authenticates a request from its headers; a verified JWT's claims come with the
+    /// identity (what an MCPRoute's authorization rules read).
+    pub fn authenticate_with_claims(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(ClientIdentity, Option<VerifiedClaims>), Error> {
         let bearer = bearer(headers);
         let Some(presented) = self.presented(headers) else {
             return Err(unauthorized(
@@ -317,10 +327,8 @@ impl ClientAuth {
                 }
             }
             if let Some(entry) = found {
-                return Ok(ClientIdentity::new(
-                    entry.name.clone(),
-                    IdentityKind::StaticKey,
-                ));
+                let identity = ClientIdentity::new(entry.name.clone(), IdentityKind::StaticKey);
+                return Ok((identity, None));
             }
         }
         if let Some(token) = bearer.filter(|t| t.matches('.').count() == 2)
@@ -329,7 +337,9 @@ impl ClientAuth {
             let mut why = "token verification failed";
             for jwt in &self.jwt {
                 match jwt.verify(token) {
-                    Ok(id) => return Ok(ClientIdentity::new(id, IdentityKind::Jwt)),
+                    Ok((id, claims)) => {
+                        return Ok((ClientIdentity::new(id, IdentityKind::Jwt), Some(claims)));
+                    }
                     Err(e) => why = e,
                 }
             }
@@ -429,15 +439,26 @@ impl PendingAuth {
         route: &str,
         headers: &mut HeaderMap,
     ) -> Result<Option<ClientIdentity>, Error> {
+        Ok(self
+            .resolve_with_claims(route, headers)?
+            .map(|(identity, _)| identity))
+    }
+
+    /// [`PendingAuth::resolve`], with a verified JWT's claims.
+    pub fn resolve_with_claims(
+        &self,
+        route: &str,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<(ClientIdentity, Option<VerifiedClaims>)>, Error> {
         let auth = match self.auth.routes.get(route) {
             Some(r) => r,
             None if self.auth.is_empty() => return Ok(None),
             None => &*self.auth,
         };
-        let identity = auth.authenticate(headers)?;
+        let (identity, claims) = auth.authenticate_with_claims(headers)?;
         auth.strip_credentials(headers);
         aigw_core::identity_headers::apply(headers, &identity);
-        Ok(Some(identity))
+        Ok(Some((identity, claims)))
     }
 }
 
@@ -543,10 +564,15 @@ impl ClientAuthLayer {
             return Ok(request);
         };
         let pending = PendingAuth { auth };
-        match pending.resolve(route, request.headers_mut()) {
+        match pending.resolve_with_claims(route, request.headers_mut()) {
             Ok(None) => Ok(request),
-            Ok(Some(identity)) => {
+            Ok(Some((identity, claims))) => {
                 attach(&mut request, Arc::new(identity));
+                // An MCPRoute without OAuth of its own reads the gateway-verified
+                // token's claims in its authorization rules.
+                if let Some(claims) = claims {
+                    request.extensions_mut().insert(claims);
+                }
                 Ok(request)
             }
             Err(error) => Err(Box::new(refuse(&request, Some(route), &error))),

@@ -531,3 +531,76 @@ async fn oauth_with_tokens_from_oauth2_mock_server() {
         "{asm}"
     );
 }
+
+/// An MCPRoute without OAuth of its own, guarded by the gateway-level JWT check
+/// (`--jwt-jwks`, as a Gateway SecurityPolicy `jwt`): its authorization rules read the
+/// verified token's claims and scopes (`request.auth.jwt.claims`, `.scopes` in CEL,
+/// optional syntax included; `source.jwt` rules need the route's own `oauth`, as
+/// upstream's validation says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_jwt_claims_reach_mcp_authorization_rules() {
+    let Some(python) = peers::external("AIGW_PYTHON") else {
+        return;
+    };
+    let Some(issuer) = oauth_issuer() else {
+        return;
+    };
+    let (a, b) = (free_addr(), free_addr());
+    let _alpha = backend(&python, "alpha", a, false);
+    let _beta = backend(&python, "beta", b, true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mcp.yaml");
+    let rules = r#"  securityPolicy:
+    authorization:
+      rules:
+        - cel: "request.auth.jwt.claims.team == 'blue' && request.auth.jwt.claims.?sub.orValue('') == 'carol'"
+          target: {tools: [{backend: alpha, tool: echo}]}
+        - cel: "'tools.admin' in request.auth.jwt.scopes"
+  backendRefs:
+"#;
+    std::fs::write(&cfg, config(a, b).replace("  backendRefs:\n", rules)).unwrap();
+    let jwks = format!("{}/jwks", issuer.url);
+    let (_gw, listen, _admin) =
+        start_aigw_with(&cfg, &["--jwt-jwks", &jwks, "--jwt-issuer", &issuer.url]);
+    wait_listening(a);
+    wait_listening(b);
+    let url = format!("http://{listen}/mcp");
+    assert_eq!(initialize_status(listen, None), 401);
+
+    // Team blue's carol: alpha's echo, from the CEL rule on her claims.
+    let blue = issuer
+        .token("tools.read", &[("team", "blue"), ("sub", "carol")])
+        .await;
+    let client = rmcp_session(&url, Some(&blue)).await.unwrap();
+    assert_eq!(rmcp_tools(&client).await, ["alpha__echo"]);
+    assert_eq!(
+        rmcp_call(&client, "alpha__echo", json!({"text": "hi"}))
+            .await
+            .unwrap(),
+        "alpha: hi"
+    );
+    let denied = rmcp_call(&client, "beta__add", json!({"a": 1, "b": 2})).await;
+    assert!(denied.is_err(), "{denied:?}");
+    client.cancel().await.unwrap();
+
+    // Another team: nothing (the default is Deny).
+    let red = issuer
+        .token("tools.read", &[("team", "red"), ("sub", "carol")])
+        .await;
+    let client = rmcp_session(&url, Some(&red)).await.unwrap();
+    assert!(rmcp_tools(&client).await.is_empty());
+    let denied = rmcp_call(&client, "alpha__echo", json!({"text": "hi"})).await;
+    assert!(denied.is_err(), "{denied:?}");
+    client.cancel().await.unwrap();
+
+    // The admin scope of the verified token: everything.
+    let admin = issuer.token("tools.admin", &[("sub", "bob")]).await;
+    let client = rmcp_session(&url, Some(&admin)).await.unwrap();
+    assert_eq!(
+        rmcp_call(&client, "beta__add", json!({"a": 2, "b": 3}))
+            .await
+            .unwrap(),
+        "5"
+    );
+    client.cancel().await.unwrap();
+}

@@ -57,3 +57,21 @@ impl ClientIdentity {
         }
     }
 }
+
+/// The claims of a JWT the gateway verified (the gateway-level client authentication:
+/// a Gateway SecurityPolicy's `jwt`, `aigw run --jwt-jwks`), carried as a request
+/// extension so the MCP authorization rules of a route without OAuth of its own can
+/// read them (`request.auth.jwt.claims`, rule `source.jwt`). Only code of the process
+/// sets extensions: a client cannot forge it.
+#[derive(Debug, Clone)]
+pub struct VerifiedClaims(pub Arc<serde_json::Map<String, serde_json::Value>>);
+
+impl VerifiedClaims {
+    /// The `sub` claim, or `""`.
+    pub fn subject(&self) -> &str {
+        self.0
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    }
+}

@@ -23,6 +23,13 @@
 //!
 //! Prometheus names replace dots with underscores, and second-valued histograms carry
 //! the `_seconds` unit suffix (as OpenTelemetry's Prometheus exporter writes them).
+//!
+//! Header-mapped attributes (`OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`, see
+//! [`GenAiMetrics::set_request_header_attributes`]) are labels of every series keyed by
+//! model (the histograms, the audio, speech and image counters, the metered tokens),
+//! named as OpenTelemetry's Prometheus exporter names them (`tenant.id` →
+//! `tenant_id`), with their values bounded as on the OTLP metrics
+//! ([`crate::telemetry::labels`]).
 
 use crate::estimate::UsageSource;
 use crate::exchange::ExchangeRecord;
@@ -35,6 +42,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -45,7 +53,13 @@ pub const OVERHEAD_BUCKETS: [f64; 15] = [
     0.00512, 0.01024, 0.02048, 0.04096, 0.08192,
 ];
 
-type Labels = Vec<(&'static str, String)>;
+/// A label name: the fixed vocabulary, or a header-mapped attribute's.
+type LabelName = Cow<'static, str>;
+type Labels = Vec<(LabelName, String)>;
+
+fn label(name: &'static str, value: impl Into<String>) -> (LabelName, String) {
+    (Cow::Borrowed(name), value.into())
+}
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn token_histogram() -> Histogram {
@@ -73,6 +87,8 @@ struct SeriesKey<'a> {
     request_model: &'a str,
     response_model: &'a str,
     failed: bool,
+    /// Header-mapped labels (Prometheus names), bounded.
+    header: &'a [(String, String)],
 }
 
 /// The histograms of one label set, resolved from their families once and shared
@@ -85,6 +101,7 @@ struct Series {
     operation: &'static str,
     provider: &'static str,
     failed: bool,
+    header: Vec<(String, String)>,
     labels: Labels,
     duration: OnceLock<Histogram>,
     overhead: OnceLock<Histogram>,
@@ -97,15 +114,16 @@ struct Series {
 
 impl Series {
     fn new(key: &SeriesKey<'_>) -> Self {
-        let mut labels: Labels = Vec::with_capacity(6);
-        labels.push(("gen_ai_operation_name", key.operation.to_owned()));
-        labels.push(("gen_ai_provider_name", key.provider.to_owned()));
-        labels.push(("gen_ai_original_model", key.original_model.to_owned()));
-        labels.push(("gen_ai_request_model", key.request_model.to_owned()));
-        labels.push(("gen_ai_response_model", key.response_model.to_owned()));
+        let mut labels: Labels = Vec::with_capacity(6 + key.header.len());
+        labels.push(label("gen_ai_operation_name", key.operation));
+        labels.push(label("gen_ai_provider_name", key.provider));
+        labels.push(label("gen_ai_original_model", key.original_model));
+        labels.push(label("gen_ai_request_model", key.request_model));
+        labels.push(label("gen_ai_response_model", key.response_model));
         if key.failed {
-            labels.push(("error_type", "_OTHER".to_owned()));
+            labels.push(label("error_type", "_OTHER"));
         }
+        labels.extend(header_labels(key.header));
         Self {
             original_model: key.original_model.to_owned(),
             request_model: key.request_model.to_owned(),
@@ -113,6 +131,7 @@ impl Series {
             operation: key.operation,
             provider: key.provider,
             failed: key.failed,
+            header: key.header.to_vec(),
             labels,
             duration: OnceLock::new(),
             overhead: OnceLock::new(),
@@ -132,14 +151,15 @@ impl Series {
         let s = usize::from(source == UsageSource::Estimated);
         let slot = self.metered.get(kind)?.get(s)?;
         Some(slot.get_or_init(|| {
-            let labels: Labels = vec![
-                ("gen_ai_operation_name", self.operation.to_owned()),
-                ("gen_ai_provider_name", self.provider.to_owned()),
-                ("gen_ai_original_model", self.original_model.clone()),
-                ("gen_ai_request_model", self.request_model.clone()),
-                ("gen_ai_token_type", TOKEN_TYPES[kind].to_owned()),
-                ("aigw_token_source", source.as_str().to_owned()),
+            let mut labels: Labels = vec![
+                label("gen_ai_operation_name", self.operation),
+                label("gen_ai_provider_name", self.provider),
+                label("gen_ai_original_model", self.original_model.clone()),
+                label("gen_ai_request_model", self.request_model.clone()),
+                label("gen_ai_token_type", TOKEN_TYPES[kind]),
+                label("aigw_token_source", source.as_str()),
             ];
+            labels.extend(header_labels(&self.header));
             family.get_or_create(&labels).clone()
         }))
     }
@@ -151,6 +171,7 @@ impl Series {
             && self.original_model == key.original_model
             && self.request_model == key.request_model
             && self.response_model == key.response_model
+            && self.header == key.header
     }
 
     fn get<'a>(&'a self, slot: &'a OnceLock<Histogram>, family: &HistogramFamily) -> &'a Histogram {
@@ -188,9 +209,51 @@ impl SeriesCache {
     }
 }
 
+fn header_labels(header: &[(String, String)]) -> impl Iterator<Item = (LabelName, String)> + '_ {
+    header.iter().filter_map(|(k, v)| {
+        let name = prometheus_label_name(k);
+        (!RESERVED_LABELS.contains(&name.as_str())).then(|| (Cow::Owned(name), v.clone()))
+    })
+}
+
+/// Label names of the fixed vocabulary: a header mapping onto one of them is not added
+/// to the Prometheus series (it would repeat the label).
+const RESERVED_LABELS: [&str; 9] = [
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_original_model",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+    "gen_ai_token_type",
+    "error_type",
+    "aigw_token_source",
+    "le",
+];
+
+/// An attribute name as OpenTelemetry's Prometheus exporter writes it: every character
+/// outside `[a-zA-Z0-9_]` becomes `_`, and a leading digit gets the `key_` prefix.
+pub fn prometheus_label_name(attribute: &str) -> String {
+    let mut out: String = attribute
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "key_");
+    }
+    out
+}
+
 impl<'a> Measurements<'a> {
-    /// The measurements of a record; `None` without an endpoint.
-    pub fn of(r: &'a ExchangeRecord) -> Option<Self> {
+    /// The measurements of a record; `None` without an endpoint. `header_labels` are the
+    /// record's header-mapped attributes, already bounded
+    /// ([`crate::telemetry::labels::metric_labels`]).
+    pub fn of(r: &'a ExchangeRecord, header_labels: &'a [(String, String)]) -> Option<Self> {
         let endpoint = r.endpoint?;
         let failed = r.error.is_some() || r.status.is_some_and(|s| !s.is_success());
         let mut m = Self {
@@ -208,7 +271,7 @@ impl<'a> Measurements<'a> {
             ttft: None,
             tpot: None,
             tokens: [None; 5],
-            request_labels: &r.request_labels,
+            header_labels,
         };
         if failed {
             return Some(m);
@@ -251,7 +314,10 @@ pub struct GenAiMetrics {
     metered: Family<Labels, Counter>,
     series: SeriesCache,
     observer: OnceLock<Arc<dyn MetricsObserver>>,
+    /// `OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`: the attribute names.
+    header_attributes: OnceLock<Vec<String>>,
     spans_dropped: Counter,
+    label_overflows: Counter,
 }
 
 impl std::fmt::Debug for GenAiMetrics {
@@ -345,6 +411,12 @@ impl GenAiMetrics {
             "Spans dropped because the OTLP export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.",
             spans_dropped.clone(),
         );
+        let label_overflows = Counter::default();
+        registry.register(
+            "aigw_telemetry_metric_label_overflows",
+            "Header-mapped metric attribute values reported as _OTHER because their attribute already had the most distinct values kept.",
+            label_overflows.clone(),
+        );
         Self {
             registry,
             metered,
@@ -359,7 +431,9 @@ impl GenAiMetrics {
             images,
             series: SeriesCache::default(),
             observer: OnceLock::new(),
+            header_attributes: OnceLock::new(),
             spans_dropped,
+            label_overflows,
         }
     }
 
@@ -368,10 +442,43 @@ impl GenAiMetrics {
         let _ = self.observer.set(observer);
     }
 
+    /// Labels the series with these header-mapped attributes of each record
+    /// (`OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`, as upstream's
+    /// `-metricsRequestHeaderAttributes`), once; the OTLP mirror gets the same ones. An
+    /// attribute whose Prometheus name is one of the fixed labels is left off the
+    /// Prometheus series (logged) and kept on OTLP.
+    pub fn set_request_header_attributes(
+        &self,
+        mapping: &crate::telemetry::config::HeaderAttributes,
+    ) {
+        let mut attrs: Vec<String> = Vec::new();
+        for (_, attr) in mapping {
+            let name = prometheus_label_name(attr);
+            if RESERVED_LABELS.contains(&name.as_str()) {
+                tracing::warn!(attribute = %attr, label = %name, "metric header attribute has the name of a fixed label: not added to the Prometheus series (kept on OTLP metrics)");
+            }
+            if !attrs.contains(attr) {
+                attrs.push(attr.clone());
+            }
+        }
+        let _ = self.header_attributes.set(attrs);
+    }
+
+    /// The bounded header-mapped attributes of a record, `(attribute, value)`.
+    fn header_values(&self, r: &ExchangeRecord) -> Vec<(String, String)> {
+        match self.header_attributes.get() {
+            Some(attrs) if !attrs.is_empty() && !r.request_labels.is_empty() => {
+                crate::telemetry::labels::bounded(attrs, &r.request_labels)
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Records one finished exchange.
     pub fn record(&self, r: &ExchangeRecord) {
         self.record_dropped(r);
-        let Some(m) = Measurements::of(r) else {
+        let header = self.header_values(r);
+        let Some(m) = Measurements::of(r, &header) else {
             return;
         };
         if let Some(o) = self.observer.get() {
@@ -384,6 +491,7 @@ impl GenAiMetrics {
             request_model: m.request_model,
             response_model: m.response_model,
             failed: m.failed,
+            header: &header,
         });
         if let Some(d) = m.duration {
             series
@@ -414,7 +522,7 @@ impl GenAiMetrics {
             if let Some(v) = value {
                 slot.get_or_init(|| {
                     let mut l = series.labels.clone();
-                    l.push(("gen_ai_token_type", (*kind).to_owned()));
+                    l.push(label("gen_ai_token_type", *kind));
                     self.token_usage.get_or_create(&l).clone()
                 })
                 .observe(v as f64);
@@ -442,8 +550,8 @@ impl GenAiMetrics {
     fn record_dropped(&self, r: &ExchangeRecord) {
         for (d, backend) in &r.dropped {
             let labels = vec![
-                ("field", d.field.to_owned()),
-                ("backend", backend.to_string()),
+                label("field", d.field),
+                label("backend", backend.to_string()),
             ];
             if self.dropped.get_or_create(&labels).inc() == 0 {
                 // Once per field and backend: the counter carries the rest.
@@ -463,6 +571,9 @@ impl GenAiMetrics {
         let dropped = crate::telemetry::dropped_spans();
         self.spans_dropped
             .inc_by(dropped.saturating_sub(self.spans_dropped.get()));
+        let overflows = crate::telemetry::labels::label_overflows();
+        self.label_overflows
+            .inc_by(overflows.saturating_sub(self.label_overflows.get()));
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -649,6 +760,83 @@ mod tests {
                 .count(),
             3
         );
+    }
+
+    /// Upstream's `-metricsRequestHeaderAttributes` labels its Prometheus series too
+    /// (otelprom writes `tenant.id` as `tenant_id`); values are bounded as on OTLP.
+    #[test]
+    fn header_attributes_label_the_prometheus_series_bounded() {
+        use crate::telemetry::labels::{MAX_VALUES_PER_ATTRIBUTE, OVERFLOW_VALUE};
+        let m = GenAiMetrics::new();
+        m.set_request_header_attributes(&vec![
+            (
+                http::HeaderName::from_static("x-tenant-id"),
+                "prom.tenant.test".to_owned(),
+            ),
+            (
+                http::HeaderName::from_static("x-op"),
+                "gen_ai.operation.name".to_owned(),
+            ),
+        ]);
+        let mut r = record();
+        r.request_labels = vec![
+            (Arc::from("prom.tenant.test"), "acme".to_owned()),
+            (Arc::from("gen_ai.operation.name"), "spoofed".to_owned()),
+        ];
+        m.record(&r);
+        let text = m.encode();
+        for prefix in [
+            "gen_ai_server_request_duration_seconds_count{",
+            "gen_ai_client_token_usage_count{",
+            "gen_ai_server_time_to_first_token_seconds_count{",
+            "aigw_metered_tokens_total{",
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+            assert!(line.contains("prom_tenant_test=\"acme\""), "{line}");
+            // A mapping onto a fixed label never repeats or overrides it.
+            assert!(!line.contains("spoofed"), "{line}");
+            assert_eq!(line.matches("gen_ai_operation_name=").count(), 1, "{line}");
+        }
+        // Without the header: the series without the label.
+        m.record(&record());
+        // Values beyond the bound share one `_OTHER` series.
+        for i in 0..MAX_VALUES_PER_ATTRIBUTE + 20 {
+            let mut r = record();
+            r.request_labels = vec![(Arc::from("prom.tenant.test"), format!("t{i}"))];
+            m.record(&r);
+        }
+        let text = m.encode();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("gen_ai_server_request_duration_seconds_count{"))
+            .collect();
+        assert!(
+            series.len() <= MAX_VALUES_PER_ATTRIBUTE + 2,
+            "{} series",
+            series.len()
+        );
+        assert!(
+            series
+                .iter()
+                .any(|l| l.contains(&format!("prom_tenant_test=\"{OVERFLOW_VALUE}\""))),
+            "{text}"
+        );
+        assert!(series.iter().any(|l| !l.contains("prom_tenant_test")));
+        let overflows = text
+            .lines()
+            .find(|l| l.starts_with("aigw_telemetry_metric_label_overflows_total "))
+            .unwrap_or_else(|| panic!("no overflow counter in\n{text}"));
+        assert!(!overflows.ends_with(" 0"), "{overflows}");
+    }
+
+    #[test]
+    fn prometheus_label_names_as_otelprom_writes_them() {
+        assert_eq!(prometheus_label_name("tenant.id"), "tenant_id");
+        assert_eq!(prometheus_label_name("x-team/name"), "x_team_name");
+        assert_eq!(prometheus_label_name("1st"), "key_1st");
     }
 
     /// The shipped Grafana dashboard must only query series this registry exports.

@@ -388,9 +388,7 @@ fn start_telemetry(
     })?;
     let exporters = aigw_core::telemetry::Exporters::start(&config)
         .map_err(|message| ExtProcError::Telemetry { message })?;
-    if let Some(observer) = exporters.metrics_observer() {
-        metrics.genai().set_observer(observer);
-    }
+    exporters.attach_metrics(metrics.genai());
     Ok(exporters)
 }
 

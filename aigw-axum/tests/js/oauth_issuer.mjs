@@ -1,7 +1,7 @@
 // An OAuth 2.0 authorization server on oauth2-mock-server for the MCP gateway's OAuth
 // tests: OpenID discovery metadata, a JWKS, and RS256 access tokens from the
-// client-credentials grant. The form fields `audience`, `sub` and `expired=1` shape
-// the token's `aud`, `sub` and `exp`; `scope` is copied as the server does.
+// client-credentials grant. The form fields `audience`, `sub`, `team` and `expired=1`
+// shape the token's `aud`, `sub`, `team` and `exp`; `scope` is copied as the server does.
 //
 // Usage: node oauth_issuer.mjs PORT
 // Prints "READY <issuer URL>" once listening; exits when stdin closes.
@@ -18,6 +18,9 @@ server.service.on('beforeTokenSigning', (token, req) => {
   const b = req.body || {};
   token.payload.aud = b.audience || 'mcp-gateway';
   token.payload.sub = b.sub || 'alice';
+  if (b.team) {
+    token.payload.team = b.team;
+  }
   if (b.expired === '1') {
     token.payload.exp = Math.floor(Date.now() / 1000) - 120;
   }

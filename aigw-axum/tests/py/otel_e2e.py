@@ -354,6 +354,7 @@ def scenario_openinference(binary, workdir, up):
         "OTEL_METRIC_EXPORT_INTERVAL": "300",
         "OTEL_SERVICE_NAME": "aigw-e2e",
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+        "OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES": "x-tenant-id:tenant.id",
     }, workdir)
     try:
         oa, an = clients(gw)
@@ -391,7 +392,8 @@ def scenario_openinference(binary, workdir, up):
         check(a["llm.model_name"] == "claude-test-20250101", f"message {a}")
 
         # The client's trace context is the parent; the upstream sees the attempt span.
-        oa2, _ = clients(gw, {"traceparent": TRACEPARENT, "agent-session-id": "session-42"})
+        oa2, _ = clients(gw, {"traceparent": TRACEPARENT, "agent-session-id": "session-42",
+                              "x-tenant-id": "acme"})
         store.take_all()
         up.seen.clear()
         oa2.chat.completions.create(model="gpt-5-nano", messages=[{"content": "Hello!", "role": "user"}])
@@ -428,6 +430,21 @@ def scenario_openinference(binary, workdir, up):
                   "gen_ai.request.model", "gen_ai.response.model", "gen_ai.token.type"]:
             check(k in pa, f"metric attribute {k} missing: {pa}")
         check(usage.get("unit") == "token", f"unit {usage.get('unit')}")
+        # The header-mapped attribute, on OTLP and on the Prometheus series alike
+        # (upstream's otelprom names it tenant_id).
+        deadline = time.time() + 10
+        tenants = set()
+        while time.time() < deadline and "acme" not in tenants:
+            with store.lock:
+                tenants = {otlp_receiver.attrs(p["attributes"]).get("tenant.id")
+                           for (_, _, m) in store.metrics if m["name"] == "gen_ai.server.request.duration"
+                           for p in m["histogram"]["dataPoints"]}
+            time.sleep(0.1)
+        check("acme" in tenants, f"OTLP metrics without tenant.id=acme: {tenants}")
+        prom = gw.metrics()
+        tenant_lines = [l for l in prom.splitlines()
+                        if l.startswith("gen_ai_server_request_duration_seconds_count{") and 'tenant_id="acme"' in l]
+        check(tenant_lines, f"no Prometheus series with tenant_id=\"acme\":\n{prom}")
         log = gw.stop()
     finally:
         if gw.proc.poll() is None:
@@ -578,14 +595,18 @@ def scenario_http_json(binary, workdir, up):
 
 
 def scenario_console(binary, workdir, up):
-    """OTEL_TRACES_EXPORTER=console: spans as JSON lines on standard output."""
+    """OTEL_TRACES_EXPORTER=console and OTEL_METRICS_EXPORTER=console: spans and
+    metrics as JSON lines on standard output."""
     gw = Gateway(binary, up.port, {
         "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "console",
+        "OTEL_METRIC_EXPORT_INTERVAL": "200",
+        "OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES": "x-tenant-id:tenant.id",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OPENINFERENCE_HIDE_INPUTS": "true",
     }, workdir)
     try:
-        oa, _ = clients(gw)
+        oa, _ = clients(gw, {"x-tenant-id": "blue"})
         oa.chat.completions.create(model="gpt-5-nano", messages=[{"content": "Hello!", "role": "user"}])
         deadline = time.time() + 15
         spans = []
@@ -600,6 +621,26 @@ def scenario_console(binary, workdir, up):
         check(chat[0]["resource"].get("service.name") == "ai-gateway", f"resource {chat[0]['resource']}")
         attempts = [x for x in spans if x["name"] == "aigw.attempt"]
         check(attempts and attempts[0]["parentSpanId"] == chat[0]["spanId"], f"attempt {attempts}")
+        # Metrics: one line per instrument and export, the header-mapped attribute on it.
+        deadline = time.time() + 15
+        durations = []
+        while time.time() < deadline and not durations:
+            time.sleep(0.1)
+            durations = [json.loads(line) for line in open(gw.log_path)
+                         if line.startswith('{"') and '"dataPoints"' in line
+                         and '"gen_ai.server.request.duration"' in line]
+        check(durations, "no gen_ai.server.request.duration line on standard output")
+        d = durations[-1]
+        check(d["unit"] == "s" and d["kind"] == "histogram" and d["scope"] == "envoyproxy/ai-gateway", f"metric {d}")
+        p = d["dataPoints"][0]
+        check(p["count"] == 1 and p["attributes"].get("gen_ai.operation.name") == "chat", f"point {p}")
+        check(p["attributes"].get("tenant.id") == "blue", f"point attributes {p['attributes']}")
+        check(len(p["bucketCounts"]) == len(p["explicitBounds"]) + 1, f"buckets {p}")
+        usage = [json.loads(line) for line in open(gw.log_path)
+                 if line.startswith('{"') and '"gen_ai.client.token.usage"' in line]
+        check(usage and usage[-1]["unit"] == "token", f"token usage {usage[-1:]}")
+        prom = gw.metrics()
+        check('tenant_id="blue"' in prom, f"Prometheus without tenant_id=\"blue\":\n{prom}")
         log = gw.stop()
     finally:
         if gw.proc.poll() is None:

@@ -54,7 +54,7 @@ pub fn boundary(content_type: Option<&str>) -> Result<String> {
 
 /// Polls a future over an in-memory stream to completion: every poll is ready, as the
 /// stream never waits.
-fn ready<F: Future>(f: F) -> Result<F::Output> {
+pub(crate) fn ready<F: Future>(f: F) -> Result<F::Output> {
     let mut f = pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
     match f.as_mut().poll(&mut cx) {

@@ -8,17 +8,30 @@
 //! value), `auth.jwt.claims` (without `scope`/`scp`), `auth.jwt.scopes`, and
 //! `mcp.{method, backend, tool, params}`. An evaluation error or a result that is not a
 //! boolean is "no match", logged with the expression.
+//!
+//! Expressions compile and run in one shared environment: the CEL standard library
+//! with optional types (`request.?auth.jwt.claims.org`, `request.headers[?'x-a']`,
+//! `optional.of(…)`, `.orValue(…)`, `.hasValue()`), as upstream's environment declares
+//! them (`cel.OptionalTypes()`).
 
 use crate::config::MCPRouteAuthorization;
 use cel::objects::Key;
-use cel::{Context, Program, Value as Cel};
+use cel::{Context, Env, Program, Value as Cel};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Upstream's CEL environment declares this one variable.
 const CEL_VARIABLE: &str = "request";
+
+/// The CEL environment every rule compiles and runs in: the standard library with
+/// optional types. Built once: a context of its own per evaluation would rebuild the
+/// whole function table on every request.
+fn cel_env() -> &'static Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(Env::stdlib().with_optional_support(true)))
+}
 
 /// One compiled rule.
 struct Rule {
@@ -177,7 +190,7 @@ fn action(value: Option<&str>, default: &str, field: &str) -> Result<bool, Strin
 
 /// Compiles a CEL condition: it must parse and name no variable but `request`.
 fn compile_cel(expr: &str) -> Result<Program, String> {
-    let program = Program::compile(expr).map_err(|e| {
+    let program = cel_env().compile(expr).map_err(|e| {
         let parts: Vec<String> = e.errors.iter().map(|x| x.msg.clone()).collect();
         format!("CEL {expr:?} does not compile: {}", parts.join("; "))
     })?;
@@ -186,7 +199,7 @@ fn compile_cel(expr: &str) -> Result<Program, String> {
     let undeclared: Vec<&str> = refs
         .variables()
         .into_iter()
-        .filter(|v| *v != CEL_VARIABLE && !binds(expr, v))
+        .filter(|v| *v != CEL_VARIABLE && !binds(expr, v) && !is_namespace(v))
         .collect();
     if !undeclared.is_empty() {
         return Err(format!(
@@ -197,12 +210,27 @@ fn compile_cel(expr: &str) -> Result<Program, String> {
     Ok(program)
 }
 
+/// Whether `name` is the function namespace of the optional types (`optional.of(…)`,
+/// `optional.none()`, also what `.optMap` expands to), which the parser reports as a
+/// variable.
+fn is_namespace(name: &str) -> bool {
+    name == "optional"
+}
+
 /// Whether `var` is bound by a macro in `expr` (`.all(var,`, `.exists(var,` …).
 fn binds(expr: &str, var: &str) -> bool {
     let compact: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
-    ["all", "exists", "exists_one", "map", "filter"]
-        .iter()
-        .any(|m| compact.contains(&format!(".{m}({var},")))
+    [
+        "all",
+        "exists",
+        "exists_one",
+        "map",
+        "filter",
+        "optMap",
+        "optFlatMap",
+    ]
+    .iter()
+    .any(|m| compact.contains(&format!(".{m}({var},")))
 }
 
 impl Authorization {
@@ -384,7 +412,7 @@ fn eval(expr: &str, program: &Program, who: &Subject, call: &McpCall<'_>) -> boo
             ("params", params),
         ]),
     );
-    let mut ctx = Context::default();
+    let mut ctx = Context::with_env(cel_env().clone());
     ctx.add_variable_from_value(CEL_VARIABLE, Cel::Map(request.into()));
     match program.execute(&ctx) {
         Ok(Cel::Bool(b)) => b,
@@ -563,6 +591,42 @@ mod tests {
         )
         .unwrap();
         Authorization::compile(&ok).unwrap();
+    }
+
+    /// Upstream declares optional types in its CEL environment; rules written with
+    /// them load and evaluate here too.
+    #[test]
+    fn cel_optional_syntax() {
+        let a: MCPRouteAuthorization = serde_json::from_value(json!({
+            "rules": [
+                {"cel": "request.auth.jwt.claims.?team.orValue('none') == 'blue'"},
+                {"cel": "request.headers[?'x-tenant'].hasValue() && request.?mcp.?tool.orValue('') == 'echo'"},
+                {"cel": "optional.of(request.mcp.backend).value() == 'c' && !optional.none().hasValue()"},
+                {"cel": "request.auth.jwt.claims.?org.?id.optMap(o, o + '!').orValue('') == 'acme!'"}
+            ]
+        }))
+        .unwrap();
+        let a = Authorization::compile(&a).unwrap();
+        let blue = subject(json!({"team": "blue"}), &[]);
+        let anon = Subject::new(
+            &http::Request::builder()
+                .uri("http://gw/mcp")
+                .header("x-tenant", "t")
+                .body(())
+                .unwrap(),
+            None,
+            true,
+        );
+        let acme = subject(json!({"org": {"id": "acme"}}), &[]);
+        assert_eq!(a.decide(&blue, &call("b", "x")), Decision::Allow);
+        assert_eq!(a.decide(&anon, &call("b", "echo")), Decision::Allow);
+        assert_eq!(a.decide(&anon, &call("b", "x")), Decision::Deny(vec![]));
+        assert_eq!(a.decide(&anon, &call("c", "x")), Decision::Allow);
+        assert_eq!(a.decide(&acme, &call("b", "x")), Decision::Allow);
+        assert_eq!(
+            a.decide(&subject(json!({"org": {}}), &[]), &call("b", "x")),
+            Decision::Deny(vec![])
+        );
     }
 
     #[test]

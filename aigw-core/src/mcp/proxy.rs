@@ -99,6 +99,7 @@ where
             }
         }
     }
+    gateway_claims(route, &req, &mut auth);
     if route.checks_requests() {
         auth.who = Arc::new(Subject::new(&req, auth.claims.clone(), route.uses_cel()));
     }
@@ -194,6 +195,20 @@ fn traced(span: McpSpan, resp: http::Response<McpBody>) -> http::Response<McpBod
 /// Checks the client's API key (`apiKeyAuth`) and bearer token (`oauth`), each when the
 /// route asks for it: 401 (with the RFC 9728 challenge on OAuth routes) when one is
 /// missing or refused, 503 when the signing keys cannot be had.
+/// A route without OAuth of its own is guarded by the gateway-level client
+/// authentication (Envoy applies a Gateway's SecurityPolicy to every route): the claims
+/// of the JWT it verified are the ones the route's authorization rules and backend
+/// selector read, and its subject binds the session.
+fn gateway_claims<B>(route: &McpRoute, req: &http::Request<B>, auth: &mut Auth) {
+    if route.oauth.is_some() || auth.claims.is_some() {
+        return;
+    }
+    if let Some(c) = req.extensions().get::<crate::identity::VerifiedClaims>() {
+        auth.subject = c.subject().to_owned();
+        auth.claims = Some(c.0.clone());
+    }
+}
+
 async fn authenticate(
     gw: &McpGateway,
     route: &McpRoute,

@@ -183,6 +183,9 @@ pub struct TelemetryConfig {
     pub console_traces: bool,
     /// Where metrics go over OTLP; `None`: Prometheus only.
     pub metrics: Option<OtlpTarget>,
+    /// `OTEL_METRICS_EXPORTER=console`: the GenAI metrics as JSON lines on standard
+    /// output every `OTEL_METRIC_EXPORT_INTERVAL`, instead of OTLP.
+    pub console_metrics: bool,
     /// `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s).
     pub metric_export_interval: Duration,
     /// `OTEL_BSP_*`.
@@ -268,23 +271,28 @@ impl TelemetryConfig {
         let metrics_exporter = exporter(
             env,
             "OTEL_METRICS_EXPORTER",
-            &["otlp", "none", "prometheus"],
+            &["otlp", "console", "none", "prometheus"],
         )?;
+        let console_metrics = !disabled && metrics_exporter.as_deref() == Some("console");
         let traces = if disabled || matches!(traces_exporter.as_deref(), Some("none" | "console")) {
             None
         } else {
             otlp_target(env, "TRACES", "v1/traces", traces_exporter.is_some())?
         };
-        let metrics =
-            if disabled || matches!(metrics_exporter.as_deref(), Some("none" | "prometheus")) {
-                None
-            } else {
-                otlp_target(env, "METRICS", "v1/metrics", metrics_exporter.is_some())?
-            };
+        let metrics = if disabled
+            || matches!(
+                metrics_exporter.as_deref(),
+                Some("none" | "prometheus" | "console")
+            ) {
+            None
+        } else {
+            otlp_target(env, "METRICS", "v1/metrics", metrics_exporter.is_some())?
+        };
         Ok(Self {
             traces,
             console_traces,
             metrics,
+            console_metrics,
             metric_export_interval: millis(env, "OTEL_METRIC_EXPORT_INTERVAL", 60000)?,
             batch: batch(env)?,
             service_name,
@@ -690,6 +698,18 @@ mod tests {
         );
         let c = cfg(&[("OTEL_TRACES_EXPORTER", "console")]).unwrap();
         assert!(c.console_traces && c.traces.is_none());
+        let c = cfg(&[
+            ("OTEL_METRICS_EXPORTER", "console"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"),
+        ])
+        .unwrap();
+        assert!(c.console_metrics && c.metrics.is_none() && c.traces.is_some());
+        let c = cfg(&[
+            ("OTEL_METRICS_EXPORTER", "console"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ])
+        .unwrap();
+        assert!(!c.console_metrics);
         let c = cfg(&[
             ("OTEL_TRACES_EXPORTER", "console"),
             ("OTEL_SDK_DISABLED", "true"),

@@ -34,7 +34,7 @@ pub(crate) fn fold(endpoint: Endpoint, stream: bool, body: &[u8]) -> Option<(Val
 
 /// The JSON payloads of the `data:` lines of an SSE body (`[DONE]` and non-JSON
 /// payloads skipped).
-fn sse_data(body: &[u8]) -> Vec<Value> {
+pub(crate) fn sse_data(body: &[u8]) -> Vec<Value> {
     let text = String::from_utf8_lossy(body);
     let mut out = Vec::new();
     for event in text.split("\n\n") {

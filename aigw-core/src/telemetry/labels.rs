@@ -29,15 +29,22 @@ pub fn metric_labels(
     mapping: &HeaderAttributes,
     labels: &[(Arc<str>, String)],
 ) -> Vec<(String, String)> {
+    let attrs: Vec<String> = mapping.iter().map(|(_, a)| a.clone()).collect();
+    bounded(&attrs, labels)
+}
+
+/// The bounded values of the attributes `attrs` among a record's header-mapped
+/// `labels`, in `attrs` order (an attribute the request did not carry is left out).
+pub fn bounded(attrs: &[String], labels: &[(Arc<str>, String)]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if mapping.is_empty() {
+    if attrs.is_empty() {
         return out;
     }
     let Ok(mut seen) = SEEN.lock() else {
         return out;
     };
     let seen = seen.get_or_insert_with(HashMap::new);
-    for (_, attr) in mapping {
+    for attr in attrs {
         let Some((_, value)) = labels.iter().find(|(a, _)| a.as_ref() == attr) else {
             continue;
         };

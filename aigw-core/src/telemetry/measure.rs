@@ -3,8 +3,6 @@
 //! `telemetry::otlp`), and the bucket boundaries both use. It names no exchange type,
 //! so the exporters need not depend on the request path that feeds them.
 
-use std::sync::Arc;
-
 /// `gen_ai.client.token.usage` bucket boundaries (tokens).
 pub const TOKEN_USAGE_BUCKETS: [f64; 14] = [
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
@@ -61,8 +59,10 @@ pub struct Measurements<'a> {
     pub tpot: Option<f64>,
     /// `gen_ai.client.token.usage` by [`TOKEN_TYPES`] (successes only).
     pub tokens: [Option<u64>; 5],
-    /// The request's header-mapped labels (`OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`).
-    pub request_labels: &'a [(Arc<str>, String)],
+    /// The request's header-mapped attributes
+    /// (`OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`), `(attribute, value)`, values
+    /// already bounded ([`super::labels::bounded`]).
+    pub header_labels: &'a [(String, String)],
 }
 
 /// Receives every record's measurements alongside the Prometheus registry.

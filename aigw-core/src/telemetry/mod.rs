@@ -20,6 +20,7 @@ mod genai;
 pub mod labels;
 pub mod mcp;
 pub mod measure;
+mod media;
 pub mod memory;
 pub mod openinference;
 #[cfg(feature = "otlp")]
@@ -65,6 +66,8 @@ pub fn dropped_spans() -> u64 {
 #[derive(Debug)]
 pub struct Exporters {
     telemetry: Telemetry,
+    /// `OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`, for the metrics registry.
+    metrics_headers: HeaderAttributes,
     #[cfg(feature = "otlp")]
     pipeline: Option<otlp::Pipeline>,
 }
@@ -95,21 +98,31 @@ impl Exporters {
             }
             if let Some(m) = &config.metrics {
                 tracing::info!(endpoint = %m.endpoint, protocol = ?m.protocol, "exporting metrics over OTLP");
+            } else if config.console_metrics {
+                tracing::info!(
+                    "writing metrics to standard output (OTEL_METRICS_EXPORTER=console)"
+                );
             }
             Ok(Self {
                 telemetry: pipeline.telemetry(),
+                metrics_headers: config.metrics_headers.clone(),
                 pipeline: Some(pipeline),
             })
         }
         #[cfg(not(feature = "otlp"))]
         {
-            if config.traces.is_some() || config.metrics.is_some() || config.console_traces {
+            if config.traces.is_some()
+                || config.metrics.is_some()
+                || config.console_traces
+                || config.console_metrics
+            {
                 tracing::warn!(
                     "OTLP export is configured (OTEL_EXPORTER_OTLP_*) but this build has no OTLP exporter (aigw-core feature `otlp`): no spans or OTLP metrics are sent"
                 );
             }
             Ok(Self {
                 telemetry: Telemetry::new(config, None),
+                metrics_headers: config.metrics_headers.clone(),
             })
         }
     }
@@ -128,6 +141,16 @@ impl Exporters {
         #[cfg(not(feature = "otlp"))]
         {
             None
+        }
+    }
+
+    /// Connects the GenAI metrics registry: its series get the header-mapped attributes
+    /// (`OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`), and its measurements go to the
+    /// OTLP (or console) metrics exporter when one runs. Call once, before serving.
+    pub fn attach_metrics(&self, metrics: &crate::metrics::GenAiMetrics) {
+        metrics.set_request_header_attributes(&self.metrics_headers);
+        if let Some(observer) = self.metrics_observer() {
+            metrics.set_observer(observer);
         }
     }
 
@@ -392,6 +415,11 @@ impl Telemetry {
                 extra.str(attr.clone(), v);
             }
         }
+        let content_type = endpoint
+            .is_multipart()
+            .then(|| headers.get(http::header::CONTENT_TYPE)?.to_str().ok())
+            .flatten()
+            .map(str::to_owned);
         Some(RequestSpan {
             inner: inner.clone(),
             span: Some(span),
@@ -399,6 +427,8 @@ impl Telemetry {
             endpoint,
             stream,
             body: body.clone(),
+            content_type,
+            sent: 0,
             extra,
             captured: Vec::new(),
             truncated: false,
@@ -416,6 +446,14 @@ pub(crate) struct Outcome<'a> {
     pub(crate) status: u16,
     pub(crate) error_body: Option<&'a str>,
     pub(crate) provider: Option<&'static str>,
+    /// A transcription or translation form's fields.
+    pub(crate) form: Option<&'a media::Form>,
+    /// The bytes the client received (empty when beyond the capture limit).
+    pub(crate) response_raw: &'a [u8],
+    /// How many bytes the client received.
+    pub(crate) response_bytes: u64,
+    /// The response was beyond the capture limit.
+    pub(crate) truncated: bool,
 }
 
 impl Outcome<'_> {
@@ -446,6 +484,10 @@ pub(crate) struct RequestSpan {
     endpoint: Endpoint,
     stream: bool,
     body: Bytes,
+    /// A multipart request's content type (its boundary), to read the form.
+    content_type: Option<String>,
+    /// Bytes sent to the client.
+    sent: u64,
     extra: Attrs,
     captured: Vec<u8>,
     truncated: bool,
@@ -503,7 +545,9 @@ impl RequestSpan {
             return;
         }
         self.first_chunk.get_or_insert_with(SystemTime::now);
-        if self.truncated {
+        self.sent += bytes.len() as u64;
+        // Speech is audio: the span records its size only.
+        if self.truncated || self.endpoint == Endpoint::AudioSpeech {
             return;
         }
         if self.captured.len() + bytes.len() > MAX_CAPTURE {
@@ -531,6 +575,12 @@ impl RequestSpan {
         } else {
             fold::fold(self.endpoint, self.stream, &self.captured)
         };
+        let form = match self.endpoint {
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => {
+                media::Form::read(self.content_type.as_deref(), &self.body)
+            }
+            _ => None,
+        };
         let outcome = Outcome {
             endpoint: self.endpoint,
             request: request.as_ref(),
@@ -539,6 +589,10 @@ impl RequestSpan {
             status: ending.status,
             error_body: ending.error_body,
             provider: ending.provider,
+            form: form.as_ref(),
+            response_raw: &self.captured,
+            response_bytes: self.sent,
+            truncated: self.truncated,
         };
         let (mut attrs, mut events, mut status) = match self.inner.semconv {
             SemConv::OpenInference => openinference::finish(&self.inner.openinference, &outcome),

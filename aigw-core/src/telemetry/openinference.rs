@@ -40,7 +40,12 @@ pub(crate) fn finish(
 ) -> (Attrs, Vec<SpanEvent>, SpanStatus) {
     let mut a = Attrs::new();
     let mut events = Vec::new();
-    request(c, o, &mut a);
+    let media = super::media::handles(o.endpoint);
+    if media {
+        super::media::request(c, o, &mut a);
+    } else {
+        request(c, o, &mut a);
+    }
     if let Some(code) = o.failed_status() {
         let msg = match o.error_body.filter(|b| !b.is_empty()) {
             Some(b) => format!("Error code: {code} - {b}"),
@@ -55,6 +60,10 @@ pub(crate) fn finish(
             attrs: ev,
         });
         return (a, events, SpanStatus::Error(msg));
+    }
+    if media {
+        super::media::response(c, o, &mut a);
+        return (a, events, SpanStatus::Ok);
     }
     if let Some(resp) = o.response {
         response(c, o.endpoint, resp, &mut a);

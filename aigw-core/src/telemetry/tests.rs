@@ -454,3 +454,313 @@ fn image_generation_span_matches_the_upstream_openinference_attributes() {
         serde_json::from_str::<serde_json::Value>(RESP).unwrap()
     );
 }
+
+fn keys(s: &FinishedSpan) -> Vec<&str> {
+    let mut k: Vec<&str> = s.end.attrs.iter().map(|a| a.key.as_ref()).collect();
+    k.sort_unstable();
+    k
+}
+
+/// A transcription (or translation) form with a 44-byte file.
+fn audio_form(fields: &[(&str, &str)]) -> (HeaderMap, String) {
+    let b = "aigwformboundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        if *name == "file" {
+            body.push_str(&format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{value}\"\r\nContent-Type: audio/wav\r\n\r\n{}\r\n",
+                "x".repeat(44)
+            ));
+        } else {
+            body.push_str(&format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+    }
+    body.push_str(&format!("--{b}--\r\n"));
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!("multipart/form-data; boundary={b}")).unwrap(),
+    );
+    (h, body)
+}
+
+/// Upstream's transcription recorder: a JSON summary of the form (the file by name and
+/// size) as `input.value`, the text as `output.value` (`text/plain`), the duration and
+/// language the answer reports.
+#[test]
+fn transcription_span_matches_the_upstream_recorder() {
+    let (tel, sink) = telemetry(&[]);
+    let (h, body) = audio_form(&[
+        ("model", "whisper-1"),
+        ("file", "test.wav"),
+        ("language", "en"),
+        ("response_format", "verbose_json"),
+    ]);
+    let resp = r#"{"task":"transcribe","language":"english","duration":5.5,"text":"Hello world, this is a test.","segments":[]}"#;
+    run_on(
+        Endpoint::AudioTranscriptions,
+        &tel,
+        h,
+        &body,
+        &[resp],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "Transcription").unwrap();
+    assert_eq!(s.kind, SpanKind::Internal);
+    assert_eq!(s.end.status, SpanStatus::Ok);
+    assert_eq!(
+        keys(s),
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.model_name",
+            "llm.system",
+            "openinference.span.kind",
+            "output.audio_duration",
+            "output.language",
+            "output.mime_type",
+            "output.value",
+        ]
+    );
+    assert_eq!(
+        str_attr(s, "input.value"),
+        r#"{"model":"whisper-1","file_name":"test.wav","file_size":44,"language":"en","response_format":"verbose_json"}"#
+    );
+    assert_eq!(str_attr(s, "output.value"), "Hello world, this is a test.");
+    assert_eq!(str_attr(s, "output.mime_type"), "text/plain");
+    assert_eq!(str_attr(s, "output.language"), "english");
+    assert_eq!(str_attr(s, "llm.model_name"), "whisper-1");
+    assert_eq!(str_attr(s, "openinference.span.kind"), "LLM");
+    assert_eq!(attr(s, "output.audio_duration"), Some(&AttrValue::F64(5.5)));
+}
+
+/// A plain-text answer is the text; a stream's text is its `done` event's (deltas
+/// until then); hidden inputs and outputs leave the marker and no output.
+#[test]
+fn transcription_text_stream_and_hidden() {
+    let (tel, sink) = telemetry(&[]);
+    let (h, body) = audio_form(&[
+        ("model", "whisper-1"),
+        ("file", "a.mp3"),
+        ("response_format", "text"),
+    ]);
+    run_on(
+        Endpoint::AudioTranscriptions,
+        &tel,
+        h,
+        &body,
+        &["Hello there.\n"],
+        StatusCode::OK,
+    );
+    let (h, body) = audio_form(&[
+        ("model", "gpt-4o-transcribe"),
+        ("file", "a.mp3"),
+        ("stream", "true"),
+    ]);
+    let events = [
+        "data: {\"type\":\"transcript.text.delta\",\"delta\":\"Hel\"}\n\n",
+        "data: {\"type\":\"transcript.text.delta\",\"delta\":\"lo\"}\n\n",
+        "data: {\"type\":\"transcript.text.done\",\"text\":\"Hello.\"}\n\n",
+    ];
+    run_on(
+        Endpoint::AudioTranscriptions,
+        &tel,
+        h,
+        &body,
+        &events,
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let t: Vec<&FinishedSpan> = spans.iter().filter(|s| s.name == "Transcription").collect();
+    assert_eq!(str_attr(t[0], "output.value"), "Hello there.\n");
+    assert_eq!(str_attr(t[1], "output.value"), "Hello.");
+    assert_eq!(str_attr(t[1], "output.mime_type"), "text/plain");
+
+    let (tel, sink) = telemetry(&[
+        ("OPENINFERENCE_HIDE_INPUTS", "true"),
+        ("OPENINFERENCE_HIDE_OUTPUTS", "true"),
+    ]);
+    let (h, body) = audio_form(&[("model", "whisper-1"), ("file", "secret.wav")]);
+    run_on(
+        Endpoint::AudioTranscriptions,
+        &tel,
+        h,
+        &body,
+        &[r#"{"text":"private words"}"#],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "Transcription").unwrap();
+    assert_eq!(str_attr(s, "input.value"), super::openinference::REDACTED);
+    assert!(attr(s, "output.value").is_none());
+    let all = format!("{:?}", s.end.attrs);
+    assert!(
+        !all.contains("private words") && !all.contains("secret.wav"),
+        "{all}"
+    );
+}
+
+#[test]
+fn translation_span_matches_the_upstream_recorder() {
+    let (tel, sink) = telemetry(&[]);
+    let (h, body) = audio_form(&[
+        ("model", "whisper-1"),
+        ("file", "fr.wav"),
+        ("response_format", "json"),
+    ]);
+    run_on(
+        Endpoint::AudioTranslations,
+        &tel,
+        h,
+        &body,
+        &[r#"{"text":"The sun rises."}"#],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "Translation").unwrap();
+    assert_eq!(
+        keys(s),
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.model_name",
+            "llm.system",
+            "openinference.span.kind",
+            "output.mime_type",
+            "output.value",
+        ]
+    );
+    assert_eq!(
+        str_attr(s, "input.value"),
+        r#"{"model":"whisper-1","file_name":"fr.wav","file_size":44,"response_format":"json"}"#
+    );
+    assert_eq!(str_attr(s, "output.value"), "The sun rises.");
+}
+
+/// Upstream's speech recorder: the text and voice settings as `input.value` (a map, so
+/// keys sorted, absent options null), the request as `llm.invocation_parameters`, the
+/// audio by size only.
+#[test]
+fn speech_span_matches_the_upstream_recorder() {
+    const REQ: &str = r#"{"model":"tts-1","input":"Hello there","voice":"alloy","speed":1.25}"#;
+    let (tel, sink) = telemetry(&[]);
+    run_on(
+        Endpoint::AudioSpeech,
+        &tel,
+        HeaderMap::new(),
+        REQ,
+        &["ID3\u{1}audio-bytes", "more-audio"],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "AudioSpeech").unwrap();
+    assert_eq!(s.kind, SpanKind::Internal);
+    assert_eq!(
+        keys(s),
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.invocation_parameters",
+            "llm.model_name",
+            "llm.system",
+            "openinference.span.kind",
+            "output.audio_bytes",
+            "output.mime_type",
+        ]
+    );
+    assert_eq!(
+        str_attr(s, "input.value"),
+        r#"{"input":"Hello there","instructions":null,"response_format":null,"speed":1.25,"voice":"alloy"}"#
+    );
+    assert_eq!(str_attr(s, "llm.invocation_parameters"), REQ);
+    assert_eq!(str_attr(s, "output.mime_type"), "audio/mpeg");
+    assert_eq!(attr(s, "output.audio_bytes"), Some(&AttrValue::Int(25)));
+}
+
+/// Upstream's rerank recorder (`RERANKER` kind): `reranker.*` request attributes and
+/// documents, scores per result, token counts even with outputs hidden.
+#[test]
+fn rerank_span_matches_the_upstream_recorder() {
+    const REQ: &str = r#"{"model":"rerank-v3.5","query":"capital of France?","documents":["Paris is the capital of France.","Berlin is in Germany."],"top_n":2}"#;
+    const RESP: &str = r#"{"id":"r-1","results":[{"index":0,"relevance_score":0.98},{"index":1,"relevance_score":0.02}],"meta":{"api_version":{"version":"2"},"billed_units":{"search_units":1},"tokens":{"input_tokens":21.0,"output_tokens":0}}}"#;
+    let (tel, sink) = telemetry(&[]);
+    run_on(
+        Endpoint::Rerank,
+        &tel,
+        HeaderMap::new(),
+        REQ,
+        &[RESP],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "Rerank").unwrap();
+    assert_eq!(s.kind, SpanKind::Internal);
+    assert_eq!(s.end.status, SpanStatus::Ok);
+    assert_eq!(
+        keys(s),
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.system",
+            "llm.token_count.prompt",
+            "llm.token_count.total",
+            "openinference.span.kind",
+            "output.mime_type",
+            "output.value",
+            "reranker.input_documents.0.document.content",
+            "reranker.input_documents.1.document.content",
+            "reranker.model_name",
+            "reranker.output_documents.0.document.score",
+            "reranker.output_documents.1.document.score",
+            "reranker.query",
+            "reranker.top_k",
+        ]
+    );
+    assert_eq!(str_attr(s, "openinference.span.kind"), "RERANKER");
+    assert_eq!(str_attr(s, "llm.system"), "cohere");
+    assert_eq!(str_attr(s, "reranker.model_name"), "rerank-v3.5");
+    assert_eq!(attr(s, "reranker.top_k"), Some(&AttrValue::Int(2)));
+    assert_eq!(
+        str_attr(s, "reranker.input_documents.1.document.content"),
+        "Berlin is in Germany."
+    );
+    assert_eq!(
+        attr(s, "reranker.output_documents.0.document.score"),
+        Some(&AttrValue::F64(0.98))
+    );
+    assert_eq!(attr(s, "llm.token_count.total"), Some(&AttrValue::Int(21)));
+    assert_eq!(str_attr(s, "input.value"), REQ);
+
+    let (tel, sink) = telemetry(&[
+        ("OPENINFERENCE_HIDE_INPUTS", "true"),
+        ("OPENINFERENCE_HIDE_OUTPUTS", "true"),
+    ]);
+    run_on(
+        Endpoint::Rerank,
+        &tel,
+        HeaderMap::new(),
+        REQ,
+        &[RESP],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "Rerank").unwrap();
+    assert_eq!(
+        keys(s),
+        [
+            "input.value",
+            "llm.system",
+            "llm.token_count.prompt",
+            "llm.token_count.total",
+            "openinference.span.kind",
+            "output.value",
+            "reranker.model_name",
+            "reranker.query",
+            "reranker.top_k",
+        ]
+    );
+    assert_eq!(str_attr(s, "output.value"), super::openinference::REDACTED);
+}

@@ -37,11 +37,16 @@ impl SpanExporter for ConsoleExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = resource
-            .iter()
-            .map(|(k, v)| (k.to_string(), value(v)))
-            .collect();
+        self.resource = resource_map(resource);
     }
+}
+
+/// A resource's attributes as a JSON object.
+pub(crate) fn resource_map(resource: &Resource) -> Map<String, Value> {
+    resource
+        .iter()
+        .map(|(k, v)| (k.to_string(), value(v)))
+        .collect()
 }
 
 /// One span in the OTLP/JSON vocabulary (ids in hex, times in Unix nanoseconds).
@@ -89,8 +94,9 @@ fn nanos(t: SystemTime) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-fn attrs(kvs: &[KeyValue]) -> Map<String, Value> {
-    kvs.iter()
+/// Attributes as a JSON object.
+pub(crate) fn attrs<'a>(kvs: impl IntoIterator<Item = &'a KeyValue>) -> Map<String, Value> {
+    kvs.into_iter()
         .map(|kv| (kv.key.to_string(), value(&kv.value)))
         .collect()
 }

@@ -13,8 +13,8 @@ use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
-use std::sync::Arc;
 
 /// The OTLP instruments.
 #[derive(Clone)]
@@ -24,7 +24,6 @@ pub(crate) struct OtlpMetrics {
     duration: Histogram<f64>,
     ttft: Histogram<f64>,
     tpot: Histogram<f64>,
-    header_labels: Arc<crate::telemetry::config::HeaderAttributes>,
 }
 
 impl OtlpMetrics {
@@ -55,6 +54,15 @@ impl OtlpMetrics {
             signal: "metrics",
             reason: e.to_string(),
         })?;
+        Ok(Self::with_exporter(config, exporter, resource))
+    }
+
+    /// The instruments, pushed to `exporter` every `OTEL_METRIC_EXPORT_INTERVAL`.
+    pub(crate) fn with_exporter<E: PushMetricExporter>(
+        config: &TelemetryConfig,
+        exporter: E,
+        resource: Resource,
+    ) -> Self {
         let reader = PeriodicReader::builder(exporter, opentelemetry_sdk::runtime::Tokio)
             .with_interval(config.metric_export_interval)
             .build();
@@ -71,7 +79,7 @@ impl OtlpMetrics {
                 .with_boundaries(b.to_vec())
                 .build()
         };
-        Ok(Self {
+        Self {
             tokens: meter
                 .f64_histogram("gen_ai.client.token.usage")
                 .with_unit("token")
@@ -94,8 +102,7 @@ impl OtlpMetrics {
                 &TIME_PER_OUTPUT_TOKEN_BUCKETS,
             ),
             provider,
-            header_labels: Arc::new(config.metrics_headers.clone()),
-        })
+        }
     }
 
     pub(crate) async fn shutdown(self) {
@@ -117,10 +124,8 @@ impl MetricsObserver for OtlpMetrics {
         if m.failed {
             attrs.push(KeyValue::new("error.type", "_OTHER"));
         }
-        for (attr, value) in
-            crate::telemetry::labels::metric_labels(&self.header_labels, m.request_labels)
-        {
-            attrs.push(KeyValue::new(attr, value));
+        for (attr, value) in m.header_labels {
+            attrs.push(KeyValue::new(attr.clone(), value.clone()));
         }
         if let Some(d) = m.duration {
             self.duration.record(d, &attrs);

@@ -11,6 +11,7 @@
 //! `OTEL_BSP_EXPORT_TIMEOUT`.
 
 mod console;
+mod console_metrics;
 mod metrics;
 
 use super::attr::{AttrValue, Attrs, SpanKind, SpanStatus};
@@ -109,9 +110,14 @@ impl Pipeline {
             }
             None => (Telemetry::new(config, None), None),
         };
-        let metrics = match &config.metrics {
-            Some(target) => Some(metrics::OtlpMetrics::start(config, target, resource)?),
-            None => None,
+        let metrics = match (&config.metrics, config.console_metrics) {
+            (Some(target), _) => Some(metrics::OtlpMetrics::start(config, target, resource)?),
+            (None, true) => Some(metrics::OtlpMetrics::with_exporter(
+                config,
+                console_metrics::ConsoleMetricExporter,
+                resource,
+            )),
+            (None, false) => None,
         };
         Ok(Self {
             telemetry,
