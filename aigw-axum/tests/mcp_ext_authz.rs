@@ -4,8 +4,9 @@
 //! Python SDK serves, and the SDK's own client connects. Allow (with headers for the
 //! backend and the client, and a header removed), deny with the service's status,
 //! headers and body, the body forwarded up to `bodyToExtAuth.maxRequestBytes` (413
-//! above), `headersToExtAuth`, `contextExtensions` (a value and a Secret key), and
-//! fail-closed / fail-open when the service answers an error or is down.
+//! above), `headersToExtAuth`, `contextExtensions` (a value and a Secret key),
+//! `includeRouteMetadata`, and fail-closed (`statusOnError`) / fail-open when the
+//! service answers an error or is down.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -111,7 +112,7 @@ async fn start_authz() -> (Authz, SocketAddr) {
     (authz, addr)
 }
 
-fn config(alpha: SocketAddr, authz: SocketAddr, fail_open: bool) -> String {
+fn config(alpha: SocketAddr, authz: SocketAddr, fail_open: bool, on_error: u16) -> String {
     format!(
         r#"apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -141,8 +142,10 @@ spec:
         - name: token
           type: ValueRef
           valueRef: {{group: "", kind: Secret, name: authz-context, key: token}}
+      includeRouteMetadata: true
       timeout: 2s
       failOpen: {fail_open}
+      statusOnError: {on_error}
 ---
 apiVersion: v1
 kind: Secret
@@ -272,7 +275,11 @@ async fn grpc_ext_authz_through_aigw_run() {
     );
     wait_listening(alpha);
     let (authz, authz_addr) = start_authz().await;
-    let (_gw, gw) = start_aigw(dir.path(), "closed.yaml", &config(alpha, authz_addr, false));
+    let (_gw, gw) = start_aigw(
+        dir.path(),
+        "closed.yaml",
+        &config(alpha, authz_addr, false, 403),
+    );
     let url = format!("http://{gw}/mcp");
 
     // Allowed: the SDK's whole session goes through; the service's header reaches the
@@ -321,6 +328,11 @@ async fn grpc_ext_authz_through_aigw_run() {
         Some("s3cret")
     );
     assert!(attrs.source.is_some(), "the client's address");
+    // `includeRouteMetadata`: Envoy Gateway's metadata of upstream's generated route.
+    let eg = &attrs.metadata_context.as_ref().unwrap().filter_metadata["envoy-gateway"];
+    let resources = format!("{:?}", eg.fields["resources"]);
+    assert!(resources.contains("ai-eg-mcp-main-tools"), "{resources}");
+    assert!(resources.contains("HTTPRoute"), "{resources}");
 
     // The service's response headers reach the client.
     let (status, head, _) = post(gw, "alice", initialize(0)).await;
@@ -360,10 +372,18 @@ async fn grpc_ext_authz_through_aigw_run() {
     // The service down: fail closed (403) or, with failOpen, through without its
     // headers.
     let down = free_addr();
-    let (_closed, closed) = start_aigw(dir.path(), "down-closed.yaml", &config(alpha, down, false));
+    let (_closed, closed) = start_aigw(
+        dir.path(),
+        "down-closed.yaml",
+        &config(alpha, down, false, 503),
+    );
     let (status, _, _) = post(closed, "alice", initialize(0)).await;
-    assert_eq!(status, 403);
-    let (_open, open) = start_aigw(dir.path(), "down-open.yaml", &config(alpha, down, true));
+    assert_eq!(status, 503, "statusOnError");
+    let (_open, open) = start_aigw(
+        dir.path(),
+        "down-open.yaml",
+        &config(alpha, down, true, 403),
+    );
     let through = sdk_client(python, format!("http://{open}/mcp"), "alice").await;
     assert!(through.get("error").is_none(), "{through}");
     assert!(

@@ -361,15 +361,15 @@ impl Ctx<'_> {
         let extensions = self.context_extensions(config, secrets, &e.context_extensions);
         let protocol = match &e.http {
             Some(h) => {
-                if !e.context_extensions.is_empty() {
+                if !e.context_extensions.is_empty() || e.include_route_metadata == Some(true) {
                     // Envoy's HTTP ext_authz client has no place for them either.
-                    tracing::warn!(route = %self.r.label(), "extAuth.contextExtensions are sent to gRPC authorization services only; the http service does not get them");
+                    tracing::warn!(route = %self.r.label(), "extAuth.contextExtensions and includeRouteMetadata are sent to gRPC authorization services only; the http service does not get them");
                 }
                 Protocol::Http {
                     headers_to_backend: names(&h.headers_to_backend, "http.headersToBackend", self),
                 }
             }
-            None => self.grpc_protocol(extensions?)?,
+            None => self.grpc_protocol(extensions?, e.include_route_metadata == Some(true))?,
         };
         let timeout = match e.timeout.as_deref().map(crate::config::parse_duration) {
             None => std::time::Duration::from_secs(10),
@@ -383,7 +383,21 @@ impl Ctx<'_> {
             .body_to_ext_auth
             .as_ref()
             .map(|b| usize::try_from(b.max_request_bytes).unwrap_or(usize::MAX));
+        let status_on_error = match e.status_on_error {
+            None => http::StatusCode::FORBIDDEN,
+            Some(c) => match u16::try_from(c)
+                .ok()
+                .and_then(|c| http::StatusCode::from_u16(c).ok())
+            {
+                Some(s) if s.is_client_error() || s.is_server_error() => s,
+                _ => {
+                    self.err(format!("{f}.statusOnError"), "must be a 4xx or 5xx status");
+                    return None;
+                }
+            },
+        };
         Some(ExtAuth {
+            status_on_error,
             service: Arc::new(service),
             protocol,
             headers_to_ext_auth,
@@ -397,9 +411,12 @@ impl Ctx<'_> {
     fn grpc_protocol(
         &mut self,
         context_extensions: std::collections::BTreeMap<String, String>,
+        route_metadata: bool,
     ) -> Option<Protocol> {
         Some(Protocol::Grpc(super::extauth_grpc::GrpcAuth {
             context_extensions,
+            route: route_metadata
+                .then(|| (self.r.namespace().to_string(), self.r.name().to_string())),
             channel: std::sync::OnceLock::new(),
         }))
     }
@@ -408,6 +425,7 @@ impl Ctx<'_> {
     fn grpc_protocol(
         &mut self,
         _context_extensions: std::collections::BTreeMap<String, String>,
+        _route_metadata: bool,
     ) -> Option<Protocol> {
         self.err(
             "spec.securityPolicy.extAuth.grpc",

@@ -12,8 +12,8 @@
 //! * A `grpc` service (feature `mcp-ext-authz-grpc`) gets an
 //!   `envoy.service.auth.v3.Authorization/Check` call ([`super::extauth_grpc`]).
 //!
-//! A service that cannot be reached or times out refuses with 403, or lets the request
-//! through with `failOpen`. A body larger than `bodyToExtAuth.maxRequestBytes` gets 413
+//! A service that cannot be reached or times out refuses with `statusOnError` (403 by
+//! default), or lets the request through with `failOpen`. A body larger than `bodyToExtAuth.maxRequestBytes` gets 413
 //! without a check, as Envoy's filter answers (it has precedence over `failOpen`).
 
 use super::backend::McpBackend;
@@ -37,6 +37,8 @@ pub(crate) struct ExtAuth {
     pub(crate) max_body: Option<usize>,
     pub(crate) timeout: Duration,
     pub(crate) fail_open: bool,
+    /// `statusOnError`: the refusal when the service gives no decision.
+    pub(crate) status_on_error: StatusCode,
 }
 
 /// How the service is asked.
@@ -187,7 +189,7 @@ impl ExtAuth {
             Verdict::allow(Vec::new())
         } else {
             Verdict::Deny {
-                status: StatusCode::FORBIDDEN,
+                status: self.status_on_error,
                 headers: Vec::new(),
                 body: Bytes::new(),
             }

@@ -19,8 +19,8 @@
 
 use super::extauth::{Checked, ExtAuth, Verdict};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, HeaderValueOption, SocketAddress, address, header_value_option::HeaderAppendAction,
-    socket_address,
+    Address, HeaderValueOption, Metadata, SocketAddress, address,
+    header_value_option::HeaderAppendAction, socket_address,
 };
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, attribute_context,
@@ -37,6 +37,9 @@ use tonic::transport::Channel;
 pub(crate) struct GrpcAuth {
     /// `contextExtensions`, resolved at load.
     pub(crate) context_extensions: BTreeMap<String, String>,
+    /// `includeRouteMetadata`: the MCPRoute (namespace, name), sent as the route
+    /// metadata Envoy Gateway attaches to the HTTPRoute upstream generates for it.
+    pub(crate) route: Option<(String, String)>,
     /// The connection, set once the packaging supplied it.
     pub(crate) channel: OnceLock<Channel>,
 }
@@ -145,9 +148,50 @@ impl GrpcAuth {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                metadata_context: self
+                    .route
+                    .as_ref()
+                    .map(|(ns, name)| route_metadata(ns, name)),
                 ..Default::default()
             }),
         }
+    }
+}
+
+/// Envoy Gateway's route metadata (`includeRouteMetadata`) for an MCPRoute: the
+/// HTTPRoute upstream's controller generates for it (`ai-eg-mcp-main-{name}`), under
+/// `envoy-gateway` → `resources`.
+fn route_metadata(ns: &str, name: &str) -> Metadata {
+    use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
+    let s = |v: &str| Value {
+        kind: Some(Kind::StringValue(v.to_string())),
+    };
+    let resource = Struct {
+        fields: [
+            ("kind".to_string(), s("HTTPRoute")),
+            ("namespace".to_string(), s(ns)),
+            ("name".to_string(), s(&format!("ai-eg-mcp-main-{name}"))),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let resources = Value {
+        kind: Some(Kind::ListValue(ListValue {
+            values: vec![Value {
+                kind: Some(Kind::StructValue(resource)),
+            }],
+        })),
+    };
+    Metadata {
+        filter_metadata: [(
+            "envoy-gateway".to_string(),
+            Struct {
+                fields: [("resources".to_string(), resources)].into_iter().collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
     }
 }
 
