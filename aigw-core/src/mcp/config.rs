@@ -99,7 +99,11 @@ impl McpRoute {
         let Some(ext) = self.ext_auth.as_deref() else {
             return Ok(());
         };
-        if let Protocol::Grpc(g) = &ext.protocol {
+        // A channel needs a runtime to start in; loaded outside one (a validation), the
+        // first check connects.
+        if let Protocol::Grpc(g) = &ext.protocol
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
             let channel = upstream.grpc_channel(&ext.service)?;
             // Set once, right after compiling: a second set cannot happen.
             let _ = g.channel.set(channel);

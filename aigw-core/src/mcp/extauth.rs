@@ -112,7 +112,7 @@ impl ExtAuth {
                 self.check_http(upstream, req, headers_to_backend).await
             }
             #[cfg(feature = "mcp-ext-authz-grpc")]
-            Protocol::Grpc(g) => match g.check(self, req).await {
+            Protocol::Grpc(g) => match g.check(upstream, self, req).await {
                 Ok(v) => v,
                 Err(e) => self.unreachable(&e),
             },

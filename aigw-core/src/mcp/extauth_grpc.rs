@@ -49,11 +49,22 @@ const OK: i32 = 0;
 
 impl GrpcAuth {
     /// Makes the call; `Err` when the service gave no decision.
-    pub(crate) async fn check(&self, ext: &ExtAuth, req: Checked<'_>) -> Result<Verdict, String> {
-        let Some(channel) = self.channel.get() else {
-            return Err("no connection to the authorization service".into());
+    pub(crate) async fn check(
+        &self,
+        upstream: &dyn super::McpUpstream,
+        ext: &ExtAuth,
+        req: Checked<'_>,
+    ) -> Result<Verdict, String> {
+        let channel = match self.channel.get() {
+            Some(c) => c.clone(),
+            None => {
+                // Loaded outside a runtime: connect on first use.
+                let c = upstream.grpc_channel(&ext.service)?;
+                let _ = self.channel.set(c.clone());
+                c
+            }
         };
-        let mut client = AuthorizationClient::new(channel.clone());
+        let mut client = AuthorizationClient::new(channel);
         let mut call = tonic::Request::new(self.request(ext, req));
         call.set_timeout(ext.timeout);
         let sent = tokio::time::timeout(ext.timeout, client.check(call)).await;
@@ -313,5 +324,96 @@ fn now() -> envoy_types::pb::google::protobuf::Timestamp {
     envoy_types::pb::google::protobuf::Timestamp {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::HeaderValue as PbHeader;
+    use envoy_types::pb::envoy::service::auth::v3::{DeniedHttpResponse, OkHttpResponse};
+    use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+    use envoy_types::pb::google::rpc;
+
+    fn opt(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOption {
+        HeaderValueOption {
+            header: Some(PbHeader {
+                key: key.into(),
+                value: value.into(),
+                ..Default::default()
+            }),
+            append_action: action as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ok_answers_follow_envoys_append_actions() {
+        let mut client = HeaderMap::new();
+        client.insert("x-present", HeaderValue::from_static("c"));
+        let resp = CheckResponse {
+            status: Some(rpc::Status::default()),
+            http_response: Some(check_response::HttpResponse::OkResponse(OkHttpResponse {
+                headers: vec![
+                    opt("x-set", "1", HeaderAppendAction::OverwriteIfExistsOrAdd),
+                    opt("x-present", "2", HeaderAppendAction::AddIfAbsent),
+                    opt("x-absent", "3", HeaderAppendAction::OverwriteIfExists),
+                    opt("x-present", "4", HeaderAppendAction::OverwriteIfExists),
+                ],
+                headers_to_remove: vec!["x-secret".into()],
+                response_headers_to_add: vec![opt("x-r", "5", HeaderAppendAction::default())],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let Verdict::Allow {
+            add,
+            remove,
+            respond,
+        } = verdict(resp, &client)
+        else {
+            panic!("allowed")
+        };
+        let add: Vec<_> = add
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_str().unwrap()))
+            .collect();
+        assert_eq!(add, ["x-set=1", "x-present=4"]);
+        assert_eq!(remove, ["x-secret"]);
+        assert_eq!(respond.len(), 1);
+    }
+
+    #[test]
+    fn refusals_carry_the_services_answer_or_403() {
+        let denied = |http_response| CheckResponse {
+            status: Some(rpc::Status {
+                code: 16,
+                ..Default::default()
+            }),
+            http_response,
+            ..Default::default()
+        };
+        let full = denied(Some(check_response::HttpResponse::DeniedResponse(
+            DeniedHttpResponse {
+                status: Some(HttpStatus { code: 429 }),
+                headers: vec![opt("retry-after", "3", HeaderAppendAction::default())],
+                body: "slow down".into(),
+            },
+        )));
+        let Verdict::Deny {
+            status,
+            headers,
+            body,
+        } = verdict(full, &HeaderMap::new())
+        else {
+            panic!("denied")
+        };
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[0].0, "retry-after");
+        assert_eq!(body, "slow down");
+        let Verdict::Deny { status, .. } = verdict(denied(None), &HeaderMap::new()) else {
+            panic!("denied")
+        };
+        assert_eq!(status, StatusCode::FORBIDDEN);
     }
 }
