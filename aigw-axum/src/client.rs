@@ -78,6 +78,15 @@ pub fn build_tls_client(
     settings: &ClientSettings,
     tls: &TlsSettings,
 ) -> Result<HttpClient, GatewayError> {
+    Ok(pooled(settings, tls_connector(settings, tls)?))
+}
+
+/// The connector of [`build_tls_client`] (HTTP/1.1 and HTTP/2 by ALPN), for clients that
+/// pool connections themselves (a gRPC channel).
+pub(crate) fn tls_connector(
+    settings: &ClientSettings,
+    tls: &TlsSettings,
+) -> Result<Connector, GatewayError> {
     let trust = match &tls.roots {
         TlsRoots::System => {
             let mut roots = RootCertStore::empty();
@@ -105,13 +114,12 @@ pub fn build_tls_client(
     let name = ServerName::try_from(tls.sni.clone()).map_err(|_| {
         GatewayError::Tls(format!("{}: invalid hostname {:?}", tls.origin, tls.sni))
     })?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
         .with_server_name_resolver(FixedServerNameResolver::new(name))
         .enable_all_versions()
-        .wrap_connector(http_connector(settings));
-    Ok(pooled(settings, https))
+        .wrap_connector(http_connector(settings)))
 }
 
 /// The connector of gRPC clients (the endpoint pickers of InferencePools): plain text

@@ -81,6 +81,22 @@ impl McpUpstream for HyperUpstream {
         })
     }
 
+    /// A gRPC authorization service, dialled like any backend: plain HTTP/2, or TLS
+    /// with its Backend's or BackendTLSPolicy's settings.
+    #[cfg(feature = "mcp-ext-authz-grpc")]
+    fn grpc_channel(&self, service: &McpBackend) -> Result<tonic::transport::Channel, String> {
+        let endpoint = tonic::transport::Endpoint::from_shared(service.url())
+            .map_err(|e| format!("{}: {e}", service.url()))?
+            .connect_timeout(self.settings.connect_timeout)
+            .tcp_nodelay(true);
+        Ok(match service.tls() {
+            None => endpoint.connect_lazy(),
+            Some(tls) => endpoint.connect_with_connector_lazy(
+                crate::client::tls_connector(&self.settings, tls).map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+
     fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
         let client = self.plain.clone();
         let url = url.to_string();

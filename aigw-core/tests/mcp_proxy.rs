@@ -331,7 +331,11 @@ struct Harness {
 }
 
 fn harness(settings: McpSettings) -> Harness {
-    let config = Config::from_yaml_str(CONFIG, "mcp.yaml").unwrap();
+    harness_for(CONFIG, settings)
+}
+
+fn harness_for(text: &str, settings: McpSettings) -> Harness {
+    let config = Config::from_yaml_str(text, "mcp.yaml").unwrap();
     let fake = Arc::new(Fake {
         handler: Box::new(server),
         sent: Mutex::new(Vec::new()),
@@ -1132,26 +1136,102 @@ async fn http_ext_auth_decides_and_names_the_user() {
     assert!(to_a.iter().all(|s| s.headers["x-user"] == "alice"));
 }
 
-#[test]
-fn grpc_ext_auth_is_refused_naming_the_field() {
-    let text = CONFIG.replace(
-        "      http:\n        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]\n        path: /check\n        headersToBackend: [x-user]\n",
-        "      grpc:\n        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]\n",
-    );
-    assert_ne!(text, CONFIG);
-    let config = Config::from_yaml_str(&text, "mcp.yaml").unwrap();
+fn gateway_for(text: &str) -> Result<McpGateway, String> {
+    let config = Config::from_yaml_str(text, "mcp.yaml").map_err(|e| e.to_string())?;
     let fake = Arc::new(Fake {
         handler: Box::new(server),
         sent: Mutex::new(Vec::new()),
     });
-    let e = McpGateway::new(
+    McpGateway::new(
         &config,
         &SecretSource::from_config(&config),
         SessionCrypto::new(&aigw_core::Secret::new("seed"), None, 1),
         McpSettings::default(),
         fake,
     )
-    .unwrap_err()
-    .to_string();
+    .map_err(|e| e.to_string())
+}
+
+fn grpc_config(extra: &str) -> String {
+    let text = CONFIG.replace(
+        "      http:\n        backendRefs: [{name: authz, group: gateway.envoyproxy.io, kind: Backend}]\n        path: /check\n        headersToBackend: [x-user]\n",
+        &format!("      grpc:\n        backendRefs: [{{name: authz, group: gateway.envoyproxy.io, kind: Backend}}]\n{extra}"),
+    );
+    assert_ne!(text, CONFIG);
+    text
+}
+
+#[cfg(not(feature = "mcp-ext-authz-grpc"))]
+#[test]
+fn grpc_ext_auth_without_the_feature_is_refused_naming_the_field() {
+    let e = gateway_for(&grpc_config("")).unwrap_err();
     assert!(e.contains("spec.securityPolicy.extAuth.grpc"), "{e}");
+    assert!(e.contains("mcp-ext-authz-grpc"), "{e}");
+}
+
+#[cfg(feature = "mcp-ext-authz-grpc")]
+#[test]
+fn grpc_ext_auth_loads_and_bad_context_extensions_are_refused() {
+    let ok = "      contextExtensions:\n        - {name: tenant, type: Value, value: acme}\n";
+    gateway_for(&grpc_config(ok)).unwrap();
+    let bad = "      contextExtensions:\n        - {name: tenant, type: ValueRef, valueRef: {group: \"\", kind: Secret, name: nowhere, key: k}}\n        - {name: both, type: Value}\n";
+    let e = gateway_for(&grpc_config(bad)).unwrap_err();
+    assert!(
+        e.contains("spec.securityPolicy.extAuth.contextExtensions[0]"),
+        "{e}"
+    );
+    assert!(
+        e.contains("spec.securityPolicy.extAuth.contextExtensions[1]"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn http_ext_auth_gets_the_body_up_to_the_cap() {
+    let text = CONFIG.replace(
+        "      headersToExtAuth: [x-tenant]\n",
+        "      headersToExtAuth: [x-tenant]\n      bodyToExtAuth: {maxRequestBytes: 300}\n",
+    );
+    assert_ne!(text, CONFIG);
+    let h = harness_for(&text, McpSettings::default());
+    let small = init_msg("2025-06-18");
+    let (s, _, _) = h
+        .call_at(
+            "/ext",
+            Method::POST,
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Bearer good"),
+            ],
+            Some(small.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let check = h.sent().into_iter().find(|s| s.backend == "authz").unwrap();
+    assert_eq!(check.body, small, "the body, as the client sent it");
+    assert_eq!(
+        check.headers["content-length"],
+        small.to_string().len().to_string().as_str()
+    );
+
+    let mut big = init_msg("2025-06-18");
+    big["params"]["_meta"] = json!({"pad": "x".repeat(300)});
+    let before = h.sent().len();
+    let (s, _, _) = h
+        .call_at(
+            "/ext",
+            Method::POST,
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Bearer good"),
+            ],
+            Some(big),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        h.sent().len(),
+        before,
+        "neither the service nor a backend is asked"
+    );
 }

@@ -83,27 +83,32 @@ pub struct DirectUpstream {
 impl DirectUpstream {
     /// A client trusting the system roots.
     pub fn new() -> Result<Self, ExtProcError> {
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .map_err(|source| ExtProcError::Io {
-                what: "loading the system CA certificates for",
-                addr: "MCP backends".into(),
-                source,
-            })?
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector({
-                let mut h = HttpConnector::new();
-                h.enforce_http(false);
-                h.set_nodelay(true);
-                h.set_connect_timeout(Some(Duration::from_secs(10)));
-                h
-            });
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: Client::builder(TokioExecutor::new()).build(connector()?),
         })
     }
+}
+
+/// Plain HTTP, or TLS verified against the system roots; HTTP/2 by ALPN.
+fn connector() -> Result<hyper_rustls::HttpsConnector<HttpConnector>, ExtProcError> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)
+        .map_err(|source| ExtProcError::Io {
+            what: "loading the system CA certificates for",
+            addr: "MCP backends".into(),
+            source,
+        })?
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector({
+            let mut h = HttpConnector::new();
+            h.enforce_http(false);
+            h.set_nodelay(true);
+            h.set_connect_timeout(Some(Duration::from_secs(10)));
+            h
+        });
+    Ok(https)
 }
 
 impl McpUpstream for DirectUpstream {
@@ -128,6 +133,21 @@ impl McpUpstream for DirectUpstream {
         Box::pin(async move {
             let req = document_request(&url)?;
             read_document(&url, client.request(req)).await
+        })
+    }
+
+    /// A gRPC authorization service: plain HTTP/2, or TLS as [`Self::check`] allows.
+    fn grpc_channel(&self, service: &McpBackend) -> Result<tonic::transport::Channel, String> {
+        self.check(service)?;
+        let endpoint = tonic::transport::Endpoint::from_shared(service.url())
+            .map_err(|e| format!("{}: {e}", service.url()))?
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true);
+        Ok(match service.tls() {
+            None => endpoint.connect_lazy(),
+            Some(_) => {
+                endpoint.connect_with_connector_lazy(connector().map_err(|e| e.to_string())?)
+            }
         })
     }
 

@@ -1,7 +1,8 @@
 """An MCP server built with the official `mcp` Python SDK (its MCPServer, formerly
 FastMCP), serving Streamable HTTP: the backend of the MCP gateway tests.
 
-usage: mcp_backend.py NAME PORT [--json]
+usage: mcp_backend.py NAME PORT [--json] [--headers]
+With --headers, a `headers` tool answers the request headers it was called with.
 """
 
 import json
@@ -87,6 +88,14 @@ def info() -> str:
 def item(item: str) -> str:
     """A templated resource."""
     return f"{name} item {item}"
+
+
+if "--headers" in sys.argv[3:]:
+
+    @server.tool()
+    def headers(ctx: Context) -> str:
+        """The HTTP headers this call arrived with (lower-case names)."""
+        return json.dumps({k.lower(): v for k, v in (ctx.headers or {}).items()})
 
 
 server.run(transport="streamable-http", host="127.0.0.1", port=port, json_response=json_response)

@@ -480,6 +480,13 @@ pub struct ExtAuth {
     /// Context extensions sent to the service, kept as written.
     #[serde(default)]
     pub context_extensions: Vec<Value>,
+    /// Envoy Gateway's metadata of the matched route sent to the service (namespace
+    /// `envoy-gateway`).
+    #[serde(default)]
+    pub include_route_metadata: Option<bool>,
+    /// Status answered when the service fails or cannot be reached (default 403).
+    #[serde(default)]
+    pub status_on_error: Option<i32>,
 }
 
 /// `extAuth.grpc`.

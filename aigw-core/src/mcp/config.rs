@@ -7,7 +7,7 @@ use super::apikey::ClientKeys;
 use super::auth::OAuth;
 use super::authz::Authorization;
 use super::backend::{ApiKey, McpBackend};
-use super::extauth::ExtAuth;
+use super::extauth::{ExtAuth, Protocol};
 use super::filter::ToolSelector;
 use crate::Secret;
 use crate::config::{
@@ -91,6 +91,24 @@ impl McpRoute {
             .into_iter()
             .flatten()
             .any(|a| a.uses_cel())
+    }
+
+    /// Gets the connection to a `grpc` authorization service from the packaging.
+    #[cfg(feature = "mcp-ext-authz-grpc")]
+    pub(crate) fn connect_ext_auth(&self, upstream: &dyn super::McpUpstream) -> Result<(), String> {
+        let Some(ext) = self.ext_auth.as_deref() else {
+            return Ok(());
+        };
+        // A channel needs a runtime to start in; loaded outside one (a validation), the
+        // first check connects.
+        if let Protocol::Grpc(g) = &ext.protocol
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let channel = upstream.grpc_channel(&ext.service)?;
+            // Set once, right after compiling: a second set cannot happen.
+            let _ = g.channel.set(channel);
+        }
+        Ok(())
     }
 
     pub(crate) fn backend(&self, name: &str) -> Option<&Arc<McpBackend>> {
@@ -274,8 +292,8 @@ impl Ctx<'_> {
         })
     }
 
-    /// `securityPolicy.extAuth`: an HTTP service only (the gRPC `ext_authz` protocol
-    /// and request bodies are refused, naming the field).
+    /// `securityPolicy.extAuth`: an `http` service, or a `grpc` one with the feature
+    /// `mcp-ext-authz-grpc` (refused without it, naming the field).
     fn ext_auth(
         &mut self,
         config: &Config,
@@ -283,39 +301,25 @@ impl Ctx<'_> {
         e: &crate::config::ExtAuth,
     ) -> Option<ExtAuth> {
         let f = "spec.securityPolicy.extAuth";
-        let mut ok = true;
-        for (set, field, why) in [
-            (
-                e.grpc.is_some(),
-                "grpc",
-                "the gRPC ext_authz protocol is not served on MCPRoutes; use an http service",
-            ),
-            (
-                e.body_to_ext_auth.is_some(),
-                "bodyToExtAuth",
-                "request bodies are not sent to the authorization service",
-            ),
-            (
-                !e.context_extensions.is_empty(),
-                "contextExtensions",
-                "context extensions are part of the gRPC protocol",
-            ),
-        ] {
-            if set {
-                self.err(format!("{f}.{field}"), why);
-                ok = false;
+        let (refs, field) = match (&e.http, &e.grpc) {
+            (Some(h), None) => ((&h.backend_ref, h.backend_refs.as_slice()), "http"),
+            (None, Some(g)) => ((&g.backend_ref, g.backend_refs.as_slice()), "grpc"),
+            _ => {
+                self.err(f, "exactly one of grpc or http must be set");
+                return None;
             }
-        }
-        let Some(h) = &e.http else {
-            if ok {
-                self.err(f, "extAuth needs an http service");
-            }
-            return None;
         };
-        if h.backend_settings.is_some() || e.recompute_route.is_some() {
-            tracing::warn!(route = %self.r.label(), "extAuth.http.backendSettings and recomputeRoute are not applied by the MCP gateway");
+        if e.http
+            .as_ref()
+            .is_some_and(|h| h.backend_settings.is_some())
+            || e.grpc
+                .as_ref()
+                .is_some_and(|g| g.backend_settings.is_some())
+            || e.recompute_route.is_some()
+        {
+            tracing::warn!(route = %self.r.label(), "extAuth.{field}.backendSettings and recomputeRoute are not applied by the MCP gateway");
         }
-        let r = match (&h.backend_ref, h.backend_refs.as_slice()) {
+        let r = match refs {
             (Some(r), []) => MCPRouteBackendRef {
                 group: r.group.clone(),
                 kind: r.kind.clone(),
@@ -334,22 +338,18 @@ impl Ctx<'_> {
             },
             _ => {
                 self.err(
-                    format!("{f}.http.backendRefs"),
+                    format!("{f}.{field}.backendRefs"),
                     "exactly one backend is required",
                 );
                 return None;
             }
         };
+        let path = e.http.as_ref().and_then(|h| h.path.clone());
         let r = MCPRouteBackendRef {
-            path: Some(
-                h.path
-                    .clone()
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or_else(|| "/".into()),
-            ),
+            path: Some(path.filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into())),
             ..r
         };
-        let service = self.backend(config, secrets, format!("{f}.http.backendRef"), &r)?;
+        let service = self.backend(config, secrets, format!("{f}.{field}.backendRef"), &r)?;
         let names = |list: &[String], field: &str, this: &mut Self| -> Vec<HeaderName> {
             list.iter()
                 .filter_map(|n| match HeaderName::try_from(n.as_str()) {
@@ -362,7 +362,19 @@ impl Ctx<'_> {
                 .collect()
         };
         let headers_to_ext_auth = names(&e.headers_to_ext_auth, "headersToExtAuth", self);
-        let headers_to_backend = names(&h.headers_to_backend, "http.headersToBackend", self);
+        let extensions = self.context_extensions(config, secrets, &e.context_extensions);
+        let protocol = match &e.http {
+            Some(h) => {
+                if !e.context_extensions.is_empty() || e.include_route_metadata == Some(true) {
+                    // Envoy's HTTP ext_authz client has no place for them either.
+                    tracing::warn!(route = %self.r.label(), "extAuth.contextExtensions and includeRouteMetadata are sent to gRPC authorization services only; the http service does not get them");
+                }
+                Protocol::Http {
+                    headers_to_backend: names(&h.headers_to_backend, "http.headersToBackend", self),
+                }
+            }
+            None => self.grpc_protocol(extensions?, e.include_route_metadata == Some(true))?,
+        };
         let timeout = match e.timeout.as_deref().map(crate::config::parse_duration) {
             None => std::time::Duration::from_secs(10),
             Some(Ok(d)) => d,
@@ -371,13 +383,84 @@ impl Ctx<'_> {
                 return None;
             }
         };
-        ok.then(|| ExtAuth {
+        let max_body = e
+            .body_to_ext_auth
+            .as_ref()
+            .map(|b| usize::try_from(b.max_request_bytes).unwrap_or(usize::MAX));
+        let status_on_error = match e.status_on_error {
+            None => http::StatusCode::FORBIDDEN,
+            Some(c) => match u16::try_from(c)
+                .ok()
+                .and_then(|c| http::StatusCode::from_u16(c).ok())
+            {
+                Some(s) if s.is_client_error() || s.is_server_error() => s,
+                _ => {
+                    self.err(format!("{f}.statusOnError"), "must be a 4xx or 5xx status");
+                    return None;
+                }
+            },
+        };
+        Some(ExtAuth {
+            status_on_error,
             service: Arc::new(service),
+            protocol,
             headers_to_ext_auth,
-            headers_to_backend,
+            max_body,
             timeout,
             fail_open: e.fail_open.unwrap_or(false),
         })
+    }
+
+    #[cfg(feature = "mcp-ext-authz-grpc")]
+    fn grpc_protocol(
+        &mut self,
+        context_extensions: std::collections::BTreeMap<String, String>,
+        route_metadata: bool,
+    ) -> Option<Protocol> {
+        Some(Protocol::Grpc(super::extauth_grpc::GrpcAuth {
+            context_extensions,
+            route: route_metadata
+                .then(|| (self.r.namespace().to_string(), self.r.name().to_string())),
+            channel: std::sync::OnceLock::new(),
+        }))
+    }
+
+    #[cfg(not(feature = "mcp-ext-authz-grpc"))]
+    fn grpc_protocol(
+        &mut self,
+        _context_extensions: std::collections::BTreeMap<String, String>,
+        _route_metadata: bool,
+    ) -> Option<Protocol> {
+        self.err(
+            "spec.securityPolicy.extAuth.grpc",
+            "gRPC authorization services need aigw-core's feature mcp-ext-authz-grpc, which this build lacks",
+        );
+        None
+    }
+
+    /// `extAuth.contextExtensions`: each `name` with its `value`, or the key of a
+    /// Secret or ConfigMap (`valueRef`).
+    fn context_extensions(
+        &mut self,
+        config: &Config,
+        secrets: &SecretSource,
+        list: &[serde_json::Value],
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut ok = true;
+        for (i, x) in list.iter().enumerate() {
+            let f = format!("spec.securityPolicy.extAuth.contextExtensions[{i}]");
+            match super::extauth::context_extension(self.r.namespace(), config, secrets, x) {
+                Ok((k, v)) => {
+                    out.insert(k, v);
+                }
+                Err(e) => {
+                    self.err(f, e);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     fn backend(

@@ -1,12 +1,20 @@
-//! `securityPolicy.extAuth` of an MCPRoute with an HTTP authorization service: Envoy
-//! Gateway's `ExtAuth`, which upstream turns into a SecurityPolicy on the route (Envoy's
-//! `ext_authz` HTTP client). Every request is first sent to the service — same method,
-//! the service's `path` prefix before the request's path and query, the `Authorization`
-//! header and those `headersToExtAuth` names, no body. A 2xx answer lets it through and
-//! copies the `headersToBackend` the service set onto every backend request; any other
-//! answer is returned to the client as the service gave it (status, body, content
-//! type). A service that cannot be reached or times out refuses with 403, or lets the
-//! request through with `failOpen`.
+//! `securityPolicy.extAuth` of an MCPRoute: Envoy Gateway's `ExtAuth`, which upstream
+//! turns into a SecurityPolicy on the route (Envoy's `ext_authz` filter). Every request
+//! is first checked with the authorization service; the gateway does what Envoy's
+//! filter does with the answer.
+//!
+//! * An `http` service gets the same method, the service's `path` prefix before the
+//!   request's path and query, the `Authorization` header and those `headersToExtAuth`
+//!   names (and, with `bodyToExtAuth`, the body). A 2xx answer lets the request through
+//!   and copies the `headersToBackend` the service set onto every backend request; any
+//!   other answer is returned to the client as the service gave it (status, body,
+//!   content type).
+//! * A `grpc` service (feature `mcp-ext-authz-grpc`) gets an
+//!   `envoy.service.auth.v3.Authorization/Check` call ([`super::extauth_grpc`]).
+//!
+//! A service that cannot be reached or times out refuses with `statusOnError` (403 by
+//! default), or lets the request through with `failOpen`. A body larger than `bodyToExtAuth.maxRequestBytes` gets 413
+//! without a check, as Envoy's filter answers (it has precedence over `failOpen`).
 
 use super::backend::McpBackend;
 use super::upstream::UpstreamBody;
@@ -19,56 +27,126 @@ use std::time::Duration;
 /// Largest denial body relayed to the client.
 const MAX_DENIAL_BODY: usize = 64 * 1024;
 
-/// A route's HTTP authorization service.
+/// A route's authorization service.
 #[derive(Debug)]
 pub(crate) struct ExtAuth {
     pub(crate) service: Arc<McpBackend>,
+    pub(crate) protocol: Protocol,
     pub(crate) headers_to_ext_auth: Vec<HeaderName>,
-    pub(crate) headers_to_backend: Vec<HeaderName>,
+    /// `bodyToExtAuth.maxRequestBytes`: the body goes to the service, up to this size.
+    pub(crate) max_body: Option<usize>,
     pub(crate) timeout: Duration,
     pub(crate) fail_open: bool,
+    /// `statusOnError`: the refusal when the service gives no decision.
+    pub(crate) status_on_error: StatusCode,
+}
+
+/// How the service is asked.
+#[derive(Debug)]
+pub(crate) enum Protocol {
+    /// Envoy's HTTP `ext_authz` client.
+    Http {
+        /// `http.headersToBackend`.
+        headers_to_backend: Vec<HeaderName>,
+    },
+    /// `envoy.service.auth.v3.Authorization/Check`.
+    #[cfg(feature = "mcp-ext-authz-grpc")]
+    Grpc(super::extauth_grpc::GrpcAuth),
+}
+
+/// The request as the service sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checked<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
+    /// The body, when `bodyToExtAuth` asks for it.
+    pub(crate) body: Option<&'a Bytes>,
+    /// The client's address, when the packaging knows it (a gRPC check's source).
+    #[cfg_attr(not(feature = "mcp-ext-authz-grpc"), allow(dead_code))]
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 /// The service's decision.
+#[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Go ahead, with these headers for the backends.
-    Allow(Vec<(HeaderName, HeaderValue)>),
+    /// Go ahead: these headers on every backend request (replacing client headers of
+    /// the same name), those client headers never forwarded, these on the answer.
+    Allow {
+        add: Vec<(HeaderName, HeaderValue)>,
+        remove: Vec<HeaderName>,
+        respond: Vec<(HeaderName, HeaderValue)>,
+    },
     /// Refused: the response for the client.
-    Deny(StatusCode, Option<HeaderValue>, Bytes),
+    Deny {
+        status: StatusCode,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    },
+}
+
+impl Verdict {
+    pub(crate) fn allow(add: Vec<(HeaderName, HeaderValue)>) -> Self {
+        Self::Allow {
+            add,
+            remove: Vec::new(),
+            respond: Vec::new(),
+        }
+    }
 }
 
 impl ExtAuth {
-    /// The check request for a client request.
-    fn request(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Option<http::Request<Bytes>> {
-        let mut target = self.service.url().trim_end_matches('/').to_string();
-        target.push_str(uri.path_and_query().map_or("/", |p| p.as_str()));
-        let mut b = http::Request::builder()
-            .method(method.clone())
-            .uri(target)
-            .header(header::CONTENT_LENGTH, "0");
-        let names = std::iter::once(&header::AUTHORIZATION).chain(&self.headers_to_ext_auth);
-        for name in names {
-            for v in headers.get_all(name) {
-                b = b.header(name, v);
-            }
-        }
-        b.body(Bytes::new()).ok()
+    /// Whether the body must be read before the check.
+    pub(crate) fn wants_body(&self) -> Option<usize> {
+        self.max_body
     }
 
     /// Asks the service about a request.
     pub(crate) async fn check(
         &self,
         upstream: &dyn super::McpUpstream,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
+        req: Checked<'_>,
     ) -> Verdict {
-        let Some(req) = self.request(method, uri, headers) else {
+        match &self.protocol {
+            Protocol::Http { headers_to_backend } => {
+                self.check_http(upstream, req, headers_to_backend).await
+            }
+            #[cfg(feature = "mcp-ext-authz-grpc")]
+            Protocol::Grpc(g) => match g.check(upstream, self, req).await {
+                Ok(v) => v,
+                Err(e) => self.unreachable(&e),
+            },
+        }
+    }
+
+    /// The check request of Envoy's HTTP client.
+    fn http_request(&self, req: Checked<'_>) -> Option<http::Request<Bytes>> {
+        let mut target = self.service.url().trim_end_matches('/').to_string();
+        target.push_str(req.uri.path_and_query().map_or("/", |p| p.as_str()));
+        let body = req.body.cloned().unwrap_or_default();
+        let mut b = http::Request::builder()
+            .method(req.method.clone())
+            .uri(target)
+            .header(header::CONTENT_LENGTH, body.len());
+        let names = std::iter::once(&header::AUTHORIZATION).chain(&self.headers_to_ext_auth);
+        for name in names {
+            if name == header::CONTENT_LENGTH {
+                continue;
+            }
+            for v in req.headers.get_all(name) {
+                b = b.header(name, v);
+            }
+        }
+        b.body(body).ok()
+    }
+
+    async fn check_http(
+        &self,
+        upstream: &dyn super::McpUpstream,
+        req: Checked<'_>,
+        headers_to_backend: &[HeaderName],
+    ) -> Verdict {
+        let Some(req) = self.http_request(req) else {
             return self.unreachable("cannot build the authorization request");
         };
         let sent = tokio::time::timeout(self.timeout, upstream.send(&self.service, req)).await;
@@ -78,8 +156,7 @@ impl ExtAuth {
             Err(_) => return self.unreachable("timed out"),
         };
         if resp.status().is_success() {
-            let copied = self
-                .headers_to_backend
+            let copied = headers_to_backend
                 .iter()
                 .flat_map(|n| {
                     resp.headers()
@@ -88,20 +165,85 @@ impl ExtAuth {
                         .map(|v| (n.clone(), v.clone()))
                 })
                 .collect();
-            return Verdict::Allow(copied);
+            return Verdict::allow(copied);
         }
         let status = resp.status();
-        let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let headers = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|ct| (header::CONTENT_TYPE, ct.clone()))
+            .into_iter()
+            .collect();
         let body = read_limited(resp.into_body()).await;
-        Verdict::Deny(status, content_type, body)
+        Verdict::Deny {
+            status,
+            headers,
+            body,
+        }
     }
 
-    fn unreachable(&self, why: &str) -> Verdict {
+    /// The service could not answer: 403, or through with `failOpen`.
+    pub(crate) fn unreachable(&self, why: &str) -> Verdict {
         tracing::warn!(target: "aigw::mcp", service = %self.service.url(), error = %why, fail_open = self.fail_open, "external authorization service failed");
         if self.fail_open {
-            Verdict::Allow(Vec::new())
+            Verdict::allow(Vec::new())
         } else {
-            Verdict::Deny(StatusCode::FORBIDDEN, None, Bytes::new())
+            Verdict::Deny {
+                status: self.status_on_error,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            }
+        }
+    }
+}
+
+/// One `contextExtensions` entry: `{name, type: Value|ValueRef, value | valueRef}`.
+pub(crate) fn context_extension(
+    namespace: &str,
+    config: &crate::config::Config,
+    secrets: &crate::config::SecretSource,
+    x: &serde_json::Value,
+) -> Result<(String, String), String> {
+    let name = x
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("name is required")?
+        .to_string();
+    let kind = x
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("Value");
+    match (kind, x.get("value"), x.get("valueRef")) {
+        ("Value", Some(v), None) => v
+            .as_str()
+            .map(|v| (name, v.to_string()))
+            .ok_or_else(|| "value must be a string".into()),
+        ("ValueRef", None, Some(r)) => {
+            let field = |k: &str| r.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+            let (kind, obj, key) = (field("kind"), field("name"), field("key"));
+            if !matches!(field("group"), "" | "v1") {
+                return Err("valueRef must name a core ConfigMap or Secret".into());
+            }
+            let value = match kind {
+                "Secret" => secrets
+                    .resolve(namespace, obj, key)
+                    .map(|s| s.expose().to_string())
+                    .map_err(|e| e.to_string())?,
+                "ConfigMap" => config
+                    .config_maps
+                    .iter()
+                    .find(|c| c.namespace() == namespace && c.name() == obj)
+                    .ok_or_else(|| format!("ConfigMap {namespace}/{obj} is not defined"))?
+                    .spec
+                    .get(key)
+                    .cloned()
+                    .ok_or_else(|| format!("ConfigMap {namespace}/{obj} has no key {key:?}"))?,
+                _ => return Err("valueRef must name a ConfigMap or Secret".into()),
+            };
+            Ok((name, value))
+        }
+        _ => {
+            Err("exactly one of value (type Value) or valueRef (type ValueRef) must be set".into())
         }
     }
 }

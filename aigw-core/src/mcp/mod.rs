@@ -22,7 +22,8 @@
 //!   backend's, with heartbeat pings and `Last-Event-Id` resumption;
 //! * each backend's `toolSelector` filters both the list and the calls;
 //! * clients are authenticated by the route's `apiKeyAuth`, `oauth` (verified JWTs,
-//!   RFC 9728 and the issuer's RFC 8414 metadata) and HTTP `extAuth`; `authorization`
+//!   RFC 9728 and the issuer's RFC 8414 metadata) and `extAuth` (HTTP, and gRPC with
+//!   the feature `mcp-ext-authz-grpc`); `authorization`
 //!   rules (scopes, claims, tools, CEL over upstream's `request.*`) decide calls and
 //!   filter `tools/list`; `backendSelector` (CEL) picks a session's backends.
 //!
@@ -35,6 +36,8 @@ mod backend;
 mod config;
 mod crypto;
 mod extauth;
+#[cfg(feature = "mcp-ext-authz-grpc")]
+mod extauth_grpc;
 mod fanout;
 mod filter;
 mod filter_config;
@@ -148,6 +151,18 @@ impl McpGateway {
                         message,
                     });
                 }
+            }
+        }
+        #[cfg(feature = "mcp-ext-authz-grpc")]
+        for (r, m) in routes.iter().zip(&config.mcp_routes) {
+            if let Err(message) = r.connect_ext_auth(upstream.as_ref()) {
+                issues.push(crate::error::ConfigIssue {
+                    file: m.source.file.clone(),
+                    line: None,
+                    document: m.label(),
+                    field: "spec.securityPolicy.extAuth.grpc".into(),
+                    message,
+                });
             }
         }
         if !issues.is_empty() {

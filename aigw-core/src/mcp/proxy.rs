@@ -18,7 +18,7 @@ use super::{McpBody, McpGateway, PROTOCOL_VERSIONS};
 use crate::telemetry::mcp::{McpErrorType, McpMessage, McpSpan};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Either, Full, Limited};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,24 +81,13 @@ where
             return *r;
         }
     };
-    if let Some(ext) = route.ext_auth.as_deref() {
-        match ext
-            .check(gw.upstream.as_ref(), req.method(), req.uri(), req.headers())
-            .await
-        {
-            super::extauth::Verdict::Allow(headers) => auth.headers.extend(headers),
-            super::extauth::Verdict::Deny(status, content_type, body) => {
-                let reason = format!("extAuth answered {}", status.as_u16());
-                audit_refusal(&req, &route_key, &reason);
-                let mut r = http::Response::new(Full::new(body).boxed_unsync());
-                *r.status_mut() = status;
-                if let Some(ct) = content_type {
-                    r.headers_mut().insert(header::CONTENT_TYPE, ct);
-                }
-                return r;
-            }
-        }
-    }
+    let (req, respond) = match route.ext_auth.as_deref() {
+        Some(ext) => match ext_authorize(&gw, ext, &route_key, req, &mut auth).await {
+            Ok(x) => x,
+            Err(r) => return *r,
+        },
+        None => (req.map(Either::Left), Vec::new()),
+    };
     gateway_claims(route, &req, &mut auth);
     if route.checks_requests() {
         auth.who = Arc::new(Subject::new(&req, auth.claims.clone(), route.uses_cel()));
@@ -119,6 +108,10 @@ where
             r
         }
     };
+    let mut resp = resp;
+    for (k, v) in respond {
+        resp.headers_mut().append(k, v);
+    }
     let resp = match auth.trace.take() {
         Some(span) => traced(span, resp),
         None => resp,
@@ -142,6 +135,86 @@ where
         "mcp request"
     );
     resp
+}
+
+/// A request whose body may have been read for the authorization service.
+type Checked<B> = http::Request<Either<B, Full<Bytes>>>;
+
+/// Asks the route's authorization service (`extAuth`) about a request, reading the
+/// body first when `bodyToExtAuth` wants it (413 above its cap, as Envoy). Allowed:
+/// the request (its body intact) and the headers for the client's answer.
+async fn ext_authorize<B>(
+    gw: &McpGateway,
+    ext: &super::extauth::ExtAuth,
+    route_key: &str,
+    req: http::Request<B>,
+    auth: &mut Auth,
+) -> Result<(Checked<B>, Vec<(http::HeaderName, HeaderValue)>), Box<http::Response<McpBody>>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (req, body) = match ext.wants_body() {
+        Some(max) if req.method() == Method::POST => {
+            let (parts, body) = req.into_parts();
+            let bytes = match Limited::new(body, max).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) => {
+                    let too_large = e
+                        .downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some();
+                    let (status, msg) = if too_large {
+                        (
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "request body too large for the authorization service".to_string(),
+                        )
+                    } else {
+                        (
+                            StatusCode::BAD_REQUEST,
+                            format!("cannot read the request body: {e}"),
+                        )
+                    };
+                    return Err(Box::new(error(status, None, code::INVALID_REQUEST, &msg)));
+                }
+            };
+            let req = http::Request::from_parts(parts, Either::Right(Full::new(bytes.clone())));
+            (req, Some(bytes))
+        }
+        _ => (req.map(Either::Left), None),
+    };
+    let checked = super::extauth::Checked {
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+        body: body.as_ref(),
+        peer: req.extensions().get::<std::net::SocketAddr>().copied(),
+    };
+    match ext.check(gw.upstream.as_ref(), checked).await {
+        super::extauth::Verdict::Allow {
+            add,
+            remove,
+            respond,
+        } => {
+            auth.headers.retain(|(n, _)| !remove.contains(n));
+            auth.headers.extend(add);
+            auth.withheld.extend(remove);
+            Ok((req, respond))
+        }
+        super::extauth::Verdict::Deny {
+            status,
+            headers,
+            body,
+        } => {
+            let reason = format!("extAuth answered {}", status.as_u16());
+            audit_refusal(&req, route_key, &reason);
+            let mut r = http::Response::new(Full::new(body).boxed_unsync());
+            *r.status_mut() = status;
+            for (k, v) in headers {
+                r.headers_mut().append(k, v);
+            }
+            Err(Box::new(r))
+        }
+    }
 }
 
 /// Writes a refused client to the audit trail: its address (when the packaging

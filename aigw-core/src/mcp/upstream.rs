@@ -62,6 +62,25 @@ pub trait McpUpstream: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// A gRPC connection to `service` (the `grpc` authorization service of an
+    /// MCPRoute's `extAuth`), made once at load and reused for every check; it connects
+    /// lazily. By default plain-text HTTP/2 only: a packaging that dials TLS overrides it
+    /// with its own connector.
+    #[cfg(feature = "mcp-ext-authz-grpc")]
+    fn grpc_channel(&self, service: &McpBackend) -> Result<tonic::transport::Channel, String> {
+        if service.tls().is_some() {
+            return Err(format!(
+                "{}: TLS to a gRPC authorization service is not supported by this packaging",
+                service.url()
+            ));
+        }
+        let endpoint = tonic::transport::Endpoint::from_shared(service.url())
+            .map_err(|e| format!("{}: {e}", service.url()))?
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .tcp_nodelay(true);
+        Ok(endpoint.connect_lazy())
+    }
+
     /// GETs a document (a remote JWKS) and returns its body.
     fn fetch(&self, url: &str) -> BoxFuture<'static, Result<Bytes, UpstreamError>> {
         let url = url.to_string();

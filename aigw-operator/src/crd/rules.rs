@@ -656,6 +656,15 @@ fn envoy_gateway_rules() -> Vec<Rule> {
         ),
         add("ExtAuth", "timeout", json!({ "pattern": DURATION })),
         add("ExtAuth", "failOpen", json!({ "default": false })),
+        add(
+            "ExtAuth",
+            "statusOnError",
+            json!({ "enum": [
+                400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415,
+                416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505,
+                506, 507, 508, 510, 511
+            ] }),
+        ),
         add("BodyToExtAuth", "maxRequestBytes", json!({ "minimum": 1 })),
         add(
             "ApiKeyAuth",

@@ -221,8 +221,33 @@ pub fn gateway_documents(m: &Manifests, gw_ns: &str, gw_name: &str) -> Vec<Value
     m.docs
         .iter()
         .filter(|d| want.contains(&doc_key(d)))
-        .cloned()
+        .map(|d| without_foreign_backends(d, &want))
         .collect()
+}
+
+/// A policy as this Gateway's ExtProc loads it: `targetRefs` to AIServiceBackends that
+/// none of its routes reach are left out (they are not in its configuration, so the
+/// loader would refuse the reference; requests to them never pass this Gateway).
+fn without_foreign_backends(doc: &Value, want: &BTreeSet<Key>) -> Value {
+    let (kind, ns, _) = doc_key(doc);
+    let mut doc = doc.clone();
+    if kind == "AIServiceBackend" || kind == "Secret" || kind == "ConfigMap" {
+        return doc;
+    }
+    // `get_mut`, not indexing: an index would insert the missing key as null.
+    if let Some(refs) = doc
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("targetRefs"))
+        .and_then(Value::as_array_mut)
+    {
+        refs.retain(|r| {
+            r["kind"].as_str() != Some("AIServiceBackend")
+                || r["name"]
+                    .as_str()
+                    .is_some_and(|n| want.contains(&key("AIServiceBackend", &ns, n)))
+        });
+    }
+    doc
 }
 
 /// Splits documents into parts of at most `limit` bytes at document boundaries.

@@ -10,6 +10,7 @@ pub mod http_route;
 pub mod mcp_names;
 pub mod mcp_route;
 pub mod mcp_security;
+mod quota;
 
 use crate::error::{Error, Result};
 use aigw_core::config::{Config, Resource};
@@ -161,6 +162,7 @@ pub fn render(m: &Manifests, opts: &Options) -> Result<Rendered> {
         out.objects.extend(objects);
         out.warnings.extend(warnings);
     }
+    out.warnings.extend(quota::warnings(&m.config));
     out.objects.iter_mut().for_each(prune);
     Ok(out)
 }
