@@ -151,7 +151,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             &canon,
             &model,
         ) {
-            Ok(ex) => ex,
+            Ok(ex) => Box::new(ex),
             Err(e) => return early(ClientApi::OpenAI, e),
         };
         let hold = match inner.admission.admit() {
@@ -196,7 +196,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         store::hydrate(&previous).await;
     }
     let exchange = match Exchange::new(endpoint, std::mem::take(&mut parts.headers), body) {
-        Ok(ex) => ex,
+        Ok(ex) => Box::new(ex),
         Err(e) => return early(endpoint.client_api(), e),
     };
     serve_exchange(inner, parts, exchange, trace, None, hold).await
@@ -207,7 +207,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
 async fn serve_exchange(
     inner: Arc<Inner>,
     parts: http::request::Parts,
-    mut exchange: Exchange,
+    mut exchange: Box<Exchange>,
     trace: Option<RequestTrace>,
     plan: Option<Plan>,
     hold: Hold,
