@@ -46,7 +46,7 @@ pub fn usage_is_present(data: &str) -> bool {
 /// an object, a duplicate key, a `model` that is not a string or a `usage` that is
 /// not a usage object, `choices` that is not an array or `null`. Unlike a full parse
 /// it does not validate the values it skips.
-pub fn final_body(body: &[u8]) -> Option<(Option<String>, Option<Usage>)> {
+pub(super) fn final_body(body: &[u8]) -> Option<(Option<String>, Option<Usage>)> {
     let mut s = Scan { b: body, i: 0 };
     let (mut model, mut usage, mut choices) = (None, None, None);
     s.ws();
