@@ -151,7 +151,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             &canon,
             &model,
         ) {
-            Ok(ex) => ex,
+            Ok(ex) => Box::new(ex),
             Err(e) => return early(ClientApi::OpenAI, e),
         };
         let hold = match inner.admission.admit() {
@@ -196,7 +196,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         store::hydrate(&previous).await;
     }
     let exchange = match Exchange::new(endpoint, std::mem::take(&mut parts.headers), body) {
-        Ok(ex) => ex,
+        Ok(ex) => Box::new(ex),
         Err(e) => return early(endpoint.client_api(), e),
     };
     serve_exchange(inner, parts, exchange, trace, None, hold).await
@@ -207,7 +207,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
 async fn serve_exchange(
     inner: Arc<Inner>,
     parts: http::request::Parts,
-    mut exchange: Exchange,
+    mut exchange: Box<Exchange>,
     trace: Option<RequestTrace>,
     plan: Option<Plan>,
     hold: Hold,
@@ -655,7 +655,7 @@ impl Attempts<'_> {
             ),
             None => (planned.clone(), None),
         };
-        let outcome = send(self.inner, attempt.request(), per_try, conn.as_deref()).await;
+        let outcome = send(self.inner, attempt.request_mut(), per_try, conn.as_deref()).await;
         r.upstream_wait += sent.elapsed();
         let response = match outcome {
             Ok((response, served_by)) => {
@@ -911,10 +911,11 @@ fn normalise_error(
 
 /// Sends one attempt. With a [`BackendConnection`], a connect failure on one endpoint
 /// moves on to the next (nothing was sent, so this is safe for any request), and the
-/// backend's own TLS client is used.
+/// backend's own TLS client is used. The request's headers are moved into the last
+/// dial rather than copied (every attempt builds its request afresh).
 async fn send(
     inner: &Inner,
-    request: &OutgoingRequest,
+    request: &mut OutgoingRequest,
     timeout: Duration,
     conn: Option<&crate::gateway::BackendConnection>,
 ) -> Result<(Response<Incoming>, String), (Error, TransportFailure)> {
@@ -929,30 +930,44 @@ async fn send(
     let client = conn
         .and_then(|c| c.client.as_ref())
         .unwrap_or(&inner.client);
+    let OutgoingRequest {
+        method,
+        scheme,
+        authority: primary,
+        path,
+        headers,
+        body,
+    } = request;
+    let primary: &String = primary;
     let others = conn
         .map(|c| c.authorities.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter(|a| **a != request.authority);
-    let dials = std::iter::once(&request.authority).chain(others);
+        .filter(move |a| *a != primary);
+    let last = others.clone().count();
+    let dials = std::iter::once(primary).chain(others);
     let attempt = async {
         let mut failure = (
             Error::internal("no endpoint to dial"),
             TransportFailure::Connect,
         );
-        for authority in dials {
-            let uri = format!("{}://{}{}", request.scheme, authority, request.path);
-            let mut builder = Request::builder().method(request.method.clone()).uri(uri);
+        for (i, authority) in dials.enumerate() {
+            let uri = format!("{scheme}://{authority}{path}");
+            let mut builder = Request::builder().method(method.clone()).uri(uri);
             if let Some(h) = builder.headers_mut() {
-                *h = request.headers.clone();
-                if *authority != request.authority
+                *h = if i == last {
+                    std::mem::take(&mut *headers)
+                } else {
+                    headers.clone()
+                };
+                if authority != primary
                     && !h.contains_key(header::HOST)
-                    && let Ok(v) = HeaderValue::from_str(&request.authority)
+                    && let Ok(v) = HeaderValue::from_str(primary)
                 {
                     h.insert(header::HOST, v);
                 }
             }
-            let req = builder.body(Full::new(request.body.clone())).map_err(|e| {
+            let req = builder.body(Full::new(body.clone())).map_err(|e| {
                 (
                     Error::internal(format!("invalid upstream request: {e}")),
                     TransportFailure::Connect,
@@ -983,7 +998,7 @@ async fn send(
         Ok(Err(e)) => Err(e),
         Err(_) => Err((
             Error::Timeout {
-                message: format!("no response from {} within {timeout:?}", request.authority),
+                message: format!("no response from {primary} within {timeout:?}"),
             },
             TransportFailure::Timeout,
         )),

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 /// on drop as a client hang-up (status 499), which also settles the meter with the
 /// usage seen so far.
 pub(crate) struct Finisher {
-    exchange: Option<Exchange>,
+    /// Boxed: an exchange is over a kilobyte and every request future that holds the
+    /// finisher is moved several times on its way to the runtime.
+    exchange: Option<Box<Exchange>>,
     sink: Arc<dyn RecordSink>,
     span: tracing::Span,
     /// The request's in-flight slot and body memory, released with the finisher (for a
@@ -44,7 +46,11 @@ pub(crate) fn client_closed() -> StatusCode {
 
 impl Finisher {
     /// `span` is the request's span: the sink runs inside it.
-    pub(crate) fn new(exchange: Exchange, sink: Arc<dyn RecordSink>, span: tracing::Span) -> Self {
+    pub(crate) fn new(
+        exchange: Box<Exchange>,
+        sink: Arc<dyn RecordSink>,
+        span: tracing::Span,
+    ) -> Self {
         Self {
             exchange: Some(exchange),
             sink,
@@ -68,7 +74,7 @@ impl Finisher {
 
     pub(crate) fn exchange_mut(&mut self) -> Result<&mut Exchange, Error> {
         self.exchange
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| Error::internal("exchange already finished"))
     }
 
@@ -84,7 +90,7 @@ impl Finisher {
 
     pub(crate) fn finish(&mut self, status: StatusCode, error: Option<&Error>) {
         if let Some(ex) = self.exchange.take() {
-            let record = ex.finish(status, error);
+            let record = (*ex).finish(status, error);
             let span = &self.span;
             let _entered = span.enter();
             self.sink.record(&record);

@@ -48,65 +48,121 @@ fn anthropic_usage(u: &TokenUsage) -> Value {
     usage
 }
 
+/// Appends a number.
+fn push_num(out: &mut Vec<u8>, n: u64) {
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+/// Appends an OpenAI `usage` object, as [`openai_usage`] renders it.
+fn push_openai_usage(out: &mut Vec<u8>, u: &TokenUsage) {
+    out.extend_from_slice(b"{\"prompt_tokens\":");
+    push_num(out, u.input.unwrap_or(0));
+    out.extend_from_slice(b",\"completion_tokens\":");
+    push_num(out, u.output.unwrap_or(0));
+    out.extend_from_slice(b",\"total_tokens\":");
+    push_num(out, u.total_or_sum().unwrap_or(0));
+    if u.cached_input.is_some() || u.cache_creation_input.is_some() {
+        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        push_num(out, u.cached_input.unwrap_or(0));
+        if let Some(c) = u.cache_creation_input {
+            out.extend_from_slice(b",\"cache_creation_tokens\":");
+            push_num(out, c);
+        }
+        out.push(b'}');
+    }
+    if let Some(r) = u.reasoning {
+        out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
+        push_num(out, r);
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
 /// An OpenAI `chat.completion` body.
+///
+/// Written straight into bytes, in the key order a `json!` tree of the same fields
+/// serialises to (the goldens hold it): building that tree and serialising it was
+/// most of the cost of a translated non-stream response.
 pub fn openai_response(r: &ChatResponse, created: u64) -> Vec<u8> {
-    let choices: Vec<Value> = r
-        .choices
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut text = String::new();
-            let mut has_text = false;
-            let mut reasoning = String::new();
-            let mut signature = None;
-            let mut calls = Vec::new();
-            for b in &c.content {
-                match b {
-                    OutBlock::Text(t) => {
-                        has_text = true;
-                        text.push_str(t);
-                    }
-                    OutBlock::Thinking { text, signature: s } => {
-                        reasoning.push_str(text);
-                        if s.is_some() {
-                            signature.clone_from(s);
-                        }
-                    }
-                    OutBlock::RedactedThinking(_) => {}
-                    OutBlock::ToolUse { id, name, input } => calls.push(json!({
-                        "id": id, "type": "function",
-                        "function": {"name": name, "arguments": input},
-                    })),
+    let mut out = Vec::with_capacity(256 + r.model.len());
+    out.extend_from_slice(b"{\"id\":");
+    push_str(&mut out, &format!("chatcmpl-{}", r.id));
+    out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
+    push_num(&mut out, created);
+    out.extend_from_slice(b",\"model\":");
+    push_str(&mut out, &r.model);
+    out.extend_from_slice(b",\"choices\":[");
+    for (i, c) in r.choices.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"index\":");
+        push_num(&mut out, i as u64);
+        out.extend_from_slice(b",\"message\":");
+        push_openai_message(&mut out, &c.content);
+        out.extend_from_slice(b",\"finish_reason\":");
+        push_str(&mut out, c.stop.as_ref().map_or("stop", StopReason::openai));
+        out.extend_from_slice(b",\"logprobs\":null}");
+    }
+    out.extend_from_slice(b"],\"usage\":");
+    push_openai_usage(&mut out, &r.usage);
+    out.push(b'}');
+    out
+}
+
+/// Appends one choice's assistant `message`.
+fn push_openai_message(out: &mut Vec<u8>, content: &[OutBlock]) {
+    let mut text: Option<String> = None;
+    let mut reasoning = String::new();
+    let mut signature = None;
+    let mut calls = 0usize;
+    for b in content {
+        match b {
+            OutBlock::Text(t) => text.get_or_insert_with(String::new).push_str(t),
+            OutBlock::Thinking { text, signature: s } => {
+                reasoning.push_str(text);
+                if s.is_some() {
+                    signature.clone_from(s);
                 }
             }
-            let mut msg = json!({"role": "assistant", "content": if has_text { Value::from(text) } else { Value::Null }});
-            if !reasoning.is_empty() {
-                msg["reasoning_content"] = reasoning.into();
+            OutBlock::RedactedThinking(_) => {}
+            OutBlock::ToolUse { .. } => calls += 1,
+        }
+    }
+    out.extend_from_slice(b"{\"role\":\"assistant\",\"content\":");
+    match &text {
+        Some(t) => push_str(out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+    if !reasoning.is_empty() {
+        out.extend_from_slice(b",\"reasoning_content\":");
+        push_str(out, &reasoning);
+    }
+    if let Some(s) = &signature {
+        out.extend_from_slice(b",\"reasoning_signature\":");
+        push_str(out, s);
+    }
+    if calls > 0 {
+        out.extend_from_slice(b",\"tool_calls\":[");
+        let tools = content.iter().filter_map(|b| match b {
+            OutBlock::ToolUse { id, name, input } => Some((id, name, input)),
+            _ => None,
+        });
+        for (n, (id, name, input)) in tools.enumerate() {
+            if n > 0 {
+                out.push(b',');
             }
-            if let Some(s) = signature {
-                msg["reasoning_signature"] = s.into();
-            }
-            if !calls.is_empty() {
-                msg["tool_calls"] = calls.into();
-            }
-            json!({
-                "index": i,
-                "message": msg,
-                "finish_reason": c.stop.as_ref().map_or("stop", StopReason::openai),
-                "logprobs": null,
-            })
-        })
-        .collect();
-    json!({
-        "id": format!("chatcmpl-{}", r.id),
-        "object": "chat.completion",
-        "created": created,
-        "model": r.model,
-        "choices": choices,
-        "usage": openai_usage(&r.usage),
-    })
-    .to_string()
-    .into_bytes()
+            out.extend_from_slice(b"{\"id\":");
+            push_str(out, id);
+            out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            push_str(out, name);
+            out.extend_from_slice(b",\"arguments\":");
+            push_str(out, input);
+            out.extend_from_slice(b"}}");
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
 }
 
 /// An Anthropic `message` body (first choice only: Messages has no `n`).
