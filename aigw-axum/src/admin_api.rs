@@ -13,7 +13,7 @@
 //! Without a configured token the API is not served at all. The keys calls are the
 //! core's ([`aigw_core::admin`]), which `aigw-extproc` serves too.
 
-use aigw_core::admin::{AdminApi as CoreApi, AdminRequest};
+use aigw_core::admin::AdminApi as CoreApi;
 use aigw_core::config::Config;
 use aigw_core::keys::KeyRegistry;
 use arc_swap::ArcSwap;
@@ -61,15 +61,7 @@ pub(crate) async fn serve_core(api: &CoreApi, request: Request) -> Response {
             "the request body is too large",
         );
     };
-    let req = AdminRequest {
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        peer,
-        body: &body,
-    };
-    match api.handle(&req).await {
+    match api.handle_parts(&parts, peer, &body).await {
         Some(r) => r.map(Body::from),
         None => error(StatusCode::NOT_FOUND, "no such admin resource"),
     }

@@ -147,6 +147,25 @@ impl AdminApi {
             || path == "/admin/budgets"
     }
 
+    /// Answers the request of `parts` with `body`, from `peer`; `None` when its path is
+    /// not this API's.
+    pub async fn handle_parts(
+        &self,
+        parts: &http::request::Parts,
+        peer: Option<IpAddr>,
+        body: &[u8],
+    ) -> Option<Response<Bytes>> {
+        let req = AdminRequest {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            peer,
+            body,
+        };
+        self.handle(&req).await
+    }
+
     /// Answers an admin request; `None` when its path is not this API's.
     pub async fn handle(&self, req: &AdminRequest<'_>) -> Option<Response<Bytes>> {
         if !Self::serves(req.path) {

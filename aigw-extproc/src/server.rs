@@ -237,15 +237,7 @@ async fn serve_admin_call(
         )
         .map(axum::body::Body::from);
     };
-    let req = aigw_core::admin::AdminRequest {
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        peer,
-        body: &body,
-    };
-    match api.handle(&req).await {
+    match api.handle_parts(&parts, peer, &body).await {
         Some(r) => r.map(axum::body::Body::from),
         None => axum::http::StatusCode::NOT_FOUND.into_response(),
     }

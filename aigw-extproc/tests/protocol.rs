@@ -742,11 +742,15 @@ async fn a_budget_running_out_mid_stream_ends_the_client_stream_with_an_error_ev
         "test",
     )
     .unwrap();
-    let spending = Arc::new(Spending::new(
-        Arc::new(Pricing::new(prices)),
-        Arc::new(Budgets::new(budgets)),
-        Arc::new(MemorySpendStore::default()),
-    ));
+    // The request names no max_tokens: it reserves 8 tokens of output (8 µ$).
+    let spending = Arc::new(
+        Spending::new(
+            Arc::new(Pricing::new(prices)),
+            Arc::new(Budgets::new(budgets)),
+            Arc::new(MemorySpendStore::default()),
+        )
+        .with_default_output_tokens(8),
+    );
     let mut h = start_priced(Arc::new(TestFactory), Some(spending.clone())).await;
     let mut router = h.open().await;
     let id = router_request(&mut router, CHAT).await;

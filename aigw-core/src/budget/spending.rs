@@ -187,6 +187,13 @@ impl Spending {
         }
     }
 
+    /// Whether a request could fall under a budget: one is configured, or its
+    /// credential carries one (`key_budget`). When not, admission holds nothing and
+    /// needs no estimate.
+    pub fn may_hold(&self, key_budget: bool) -> bool {
+        key_budget || !self.budgets.current().rules.is_empty()
+    }
+
     /// The price table.
     pub fn pricing(&self) -> &Arc<Pricing> {
         &self.pricing

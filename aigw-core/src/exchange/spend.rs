@@ -59,8 +59,12 @@ impl Exchange {
         if self.spend.is_some() {
             return Ok(());
         }
+        let identity = self.record.identity.clone();
+        let key_budget = identity.as_ref().and_then(|i| i.budget);
         let estimate = match estimated {
             Some(e) => e,
+            // Counting the prompt costs CPU: only when a budget can hold it.
+            None if !spending.may_hold(key_budget.is_some()) => TokenUsage::default(),
             None => {
                 let settings = settings.unwrap_or(ReserveSettings {
                     default_output_tokens: spending.default_output_tokens(),
@@ -68,12 +72,11 @@ impl Exchange {
                 self.request_estimate(model, settings)
             }
         };
-        let identity = self.record.identity.clone();
         let admission = Admission {
             route: self.record.route.as_deref().unwrap_or(""),
             key: self.record.client.as_deref(),
             team: identity.as_ref().and_then(|i| i.team.as_deref()),
-            key_budget: identity.as_ref().and_then(|i| i.budget),
+            key_budget,
             estimate,
             billed: Some(Billed {
                 model,
