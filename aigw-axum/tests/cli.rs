@@ -172,6 +172,43 @@ fn version_prints_the_crate_version() {
     );
 }
 
+/// An invalid telemetry setting stops `aigw run` before it serves, naming the variable
+/// (a credential in an OTLP header setting is never echoed).
+#[test]
+fn run_refuses_an_invalid_otel_setting_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.yaml");
+    std::fs::write(&cfg, route_yaml("m", 9)).unwrap();
+    for (var, value) in [
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+        ("OTEL_METRICS_EXPORTER", "statsd"),
+        ("AI_GATEWAY_TRACING_SEMCONV", "otel"),
+        (
+            "OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES",
+            "authorization:auth",
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api key=sk-otlp-secret-1"),
+    ] {
+        let child = Command::new(AIGW)
+            .args(["run", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["--admin", "127.0.0.1:0"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+            .env(var, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A start-up that wrongly succeeds must not hang the test.
+        let (status, stderr) = exit_within(child, Duration::from_secs(60));
+        assert!(!status.success(), "{var}={value} started:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("invalid {var}")),
+            "{var}: {stderr}"
+        );
+        assert!(!stderr.contains("sk-otlp-secret-1"), "{stderr}");
+    }
+}
+
 async fn chat_status(url: &str, model: &str) -> u16 {
     reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))

@@ -684,6 +684,30 @@ mod tests {
         assert!(c.metrics.is_none());
     }
 
+    /// A signal's own endpoint is used as given (no path appended), with its own
+    /// protocol; the other signal keeps the generic one.
+    #[test]
+    fn metrics_endpoint_and_protocol_of_their_own() {
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
+        ])
+        .unwrap();
+        let m = c.metrics.unwrap();
+        assert_eq!(
+            (m.endpoint.as_str(), m.protocol),
+            ("http://m:4317", Protocol::Grpc)
+        );
+        assert_eq!(c.traces.unwrap().endpoint, "http://h:4318/v1/traces");
+        assert_eq!(c.metric_export_interval, Duration::from_millis(1500));
+        let e = cfg(&[("OTEL_METRIC_EXPORT_INTERVAL", "soon")]).unwrap_err();
+        assert_eq!(e.variable, "OTEL_METRIC_EXPORT_INTERVAL");
+        let e = cfg(&[("OTEL_METRICS_EXPORTER", "statsd")]).unwrap_err();
+        assert_eq!(e.variable, "OTEL_METRICS_EXPORTER");
+    }
+
     #[test]
     fn http_json_and_console() {
         let c = cfg(&[

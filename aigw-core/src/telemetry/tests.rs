@@ -764,3 +764,69 @@ fn rerank_span_matches_the_upstream_recorder() {
     );
     assert_eq!(str_attr(s, "output.value"), super::openinference::REDACTED);
 }
+
+/// A fallback chain shows as sibling attempt spans under the request span: the failed
+/// attempts with their reason (a connect failure, an upstream 503), the last with its
+/// backend and status.
+#[test]
+fn a_fallback_chain_is_sibling_attempt_spans_with_their_failures() {
+    let (tel, sink) = telemetry(&[]);
+    let mut ex = Exchange::new(
+        Endpoint::ChatCompletions,
+        HeaderMap::new(),
+        Bytes::from_static(CHAT_BASIC.as_bytes()),
+    )
+    .unwrap();
+    ex.set_telemetry(&tel);
+    let mut first = ex.attempt(&target(), &PassFactory).unwrap();
+    first.record_failure("connect error: connection refused");
+    drop(first);
+    let mut second = ex.attempt(&target(), &PassFactory).unwrap();
+    let _ = second
+        .response_headers(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new())
+        .unwrap();
+    drop(second);
+    let mut backup = target();
+    backup.backend = Arc::from("default/backup");
+    let mut third = ex.attempt(&backup, &PassFactory).unwrap();
+    third
+        .response_headers(StatusCode::OK, &HeaderMap::new())
+        .unwrap();
+    ex.chunk(
+        &mut third,
+        Bytes::from_static(CHAT_BASIC_RESPONSE.as_bytes()),
+        true,
+    )
+    .unwrap();
+    drop(third);
+    ex.finish(StatusCode::OK, None);
+    let spans = sink.spans();
+    let req = spans.iter().find(|s| s.name == "ChatCompletion").unwrap();
+    let attempts: Vec<&FinishedSpan> = spans.iter().filter(|s| s.name == "aigw.attempt").collect();
+    assert_eq!(attempts.len(), 3);
+    let req_id = req.context.span_id;
+    for (i, a) in attempts.iter().enumerate() {
+        assert_eq!(a.kind, SpanKind::Client);
+        assert_eq!(a.parent, Some(req_id));
+        assert_eq!(
+            attr(a, "aigw.attempt.number"),
+            Some(&AttrValue::Int(i as i64 + 1))
+        );
+    }
+    assert_eq!(
+        str_attr(attempts[0], "aigw.attempt.failure"),
+        "connect error: connection refused"
+    );
+    assert!(matches!(attempts[0].end.status, SpanStatus::Error(_)));
+    assert_eq!(str_attr(attempts[1], "error.type"), "503");
+    assert_eq!(
+        attr(attempts[1], "http.response.status_code"),
+        Some(&AttrValue::Int(503))
+    );
+    assert_eq!(str_attr(attempts[2], "aigw.backend"), "default/backup");
+    assert_eq!(
+        attr(attempts[2], "http.response.status_code"),
+        Some(&AttrValue::Int(200))
+    );
+    assert_eq!(attempts[2].end.status, SpanStatus::Unset);
+}
