@@ -10,20 +10,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "peers/authz_grpc.rs"]
+mod authz_grpc;
 #[path = "peers/mod.rs"]
 mod peers;
 
-use envoy_types::ext_authz::v3::pb::{
-    Authorization, AuthorizationServer, CheckRequest, CheckResponse, DeniedHttpResponse,
-    HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
-};
-use envoy_types::pb::google::rpc;
+use authz_grpc::{http_of, start_authz};
 use peers::{Proc, free_addr, wait_listening};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 const AIGW: &str = env!("CARGO_BIN_EXE_aigw");
 
@@ -34,82 +31,6 @@ fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/py")
         .join(name)
-}
-
-/// The authorization service: decides on the `x-user` header and records every check.
-#[derive(Clone, Default)]
-struct Authz {
-    seen: Arc<Mutex<Vec<CheckRequest>>>,
-}
-
-fn header(key: &str, value: &str) -> HeaderValueOption {
-    HeaderValueOption {
-        header: Some(HeaderValue {
-            key: key.into(),
-            value: value.into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-#[tonic::async_trait]
-impl Authorization for Authz {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        let req = request.into_inner();
-        self.seen.lock().unwrap().push(req.clone());
-        let user = req
-            .attributes
-            .as_ref()
-            .and_then(|a| a.request.as_ref())
-            .and_then(|r| r.http.as_ref())
-            .and_then(|h| h.headers.get("x-user").cloned())
-            .unwrap_or_default();
-        let resp = match user.as_str() {
-            "alice" => CheckResponse {
-                status: Some(rpc::Status::default()),
-                http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                    headers: vec![header("x-authz-user", "alice")],
-                    headers_to_remove: vec!["x-drop-me".into()],
-                    response_headers_to_add: vec![header("x-authz-decision", "allow")],
-                    ..Default::default()
-                })),
-                ..Default::default()
-            },
-            "broken" => return Err(tonic::Status::internal("the policy store is down")),
-            _ => CheckResponse {
-                status: Some(rpc::Status {
-                    code: 7, // PERMISSION_DENIED
-                    ..Default::default()
-                }),
-                http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-                    status: Some(HttpStatus { code: 401 }),
-                    headers: vec![header("www-authenticate", "Custom realm=\"authz\"")],
-                    body: "who are you?".into(),
-                })),
-                ..Default::default()
-            },
-        };
-        Ok(tonic::Response::new(resp))
-    }
-}
-
-async fn start_authz() -> (Authz, SocketAddr) {
-    let authz = Authz::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let svc = AuthorizationServer::new(authz.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
-    (authz, addr)
 }
 
 fn config(alpha: SocketAddr, authz: SocketAddr, fail_open: bool, on_error: u16) -> String {
@@ -246,16 +167,6 @@ fn initialize(pad: usize) -> String {
                    "_meta": {"pad": "x".repeat(pad)}}
     })
     .to_string()
-}
-
-fn http_of(
-    c: &CheckRequest,
-) -> &envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest {
-    c.attributes
-        .as_ref()
-        .and_then(|a| a.request.as_ref())
-        .and_then(|r| r.http.as_ref())
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,10 +17,11 @@
 //! without a check, as Envoy's filter answers (it has precedence over `failOpen`).
 
 use super::backend::McpBackend;
+pub(crate) use super::extauth_verdict::{Checked, Verdict};
 use super::upstream::UpstreamBody;
 use bytes::Bytes;
 use futures::StreamExt as _;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use http::{HeaderName, StatusCode, header};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,47 +55,6 @@ pub(crate) enum Protocol {
     Grpc(super::extauth_grpc::GrpcAuth),
 }
 
-/// The request as the service sees it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Checked<'a> {
-    pub(crate) method: &'a Method,
-    pub(crate) uri: &'a Uri,
-    pub(crate) headers: &'a HeaderMap,
-    /// The body, when `bodyToExtAuth` asks for it.
-    pub(crate) body: Option<&'a Bytes>,
-    /// The client's address, when the packaging knows it (a gRPC check's source).
-    #[cfg_attr(not(feature = "mcp-ext-authz-grpc"), allow(dead_code))]
-    pub(crate) peer: Option<std::net::SocketAddr>,
-}
-
-/// The service's decision.
-#[derive(Debug)]
-pub(crate) enum Verdict {
-    /// Go ahead: these headers on every backend request (replacing client headers of
-    /// the same name), those client headers never forwarded, these on the answer.
-    Allow {
-        add: Vec<(HeaderName, HeaderValue)>,
-        remove: Vec<HeaderName>,
-        respond: Vec<(HeaderName, HeaderValue)>,
-    },
-    /// Refused: the response for the client.
-    Deny {
-        status: StatusCode,
-        headers: Vec<(HeaderName, HeaderValue)>,
-        body: Bytes,
-    },
-}
-
-impl Verdict {
-    pub(crate) fn allow(add: Vec<(HeaderName, HeaderValue)>) -> Self {
-        Self::Allow {
-            add,
-            remove: Vec::new(),
-            respond: Vec::new(),
-        }
-    }
-}
-
 impl ExtAuth {
     /// Whether the body must be read before the check.
     pub(crate) fn wants_body(&self) -> Option<usize> {
@@ -112,7 +72,16 @@ impl ExtAuth {
                 self.check_http(upstream, req, headers_to_backend).await
             }
             #[cfg(feature = "mcp-ext-authz-grpc")]
-            Protocol::Grpc(g) => match g.check(upstream, self, req).await {
+            Protocol::Grpc(g) => match g
+                .check(
+                    upstream,
+                    &self.service,
+                    &self.headers_to_ext_auth,
+                    self.timeout,
+                    req,
+                )
+                .await
+            {
                 Ok(v) => v,
                 Err(e) => self.unreachable(&e),
             },

@@ -17,7 +17,8 @@
 //! The packaging supplies the connection ([`super::McpUpstream::grpc_channel`]), so
 //! TLS to the service is dialled as the packaging dials any backend.
 
-use super::extauth::{Checked, ExtAuth, Verdict};
+use super::backend::McpBackend;
+use super::extauth_verdict::{Checked, Verdict};
 use envoy_types::pb::envoy::config::core::v3::{
     Address, HeaderValueOption, Metadata, SocketAddress, address,
     header_value_option::HeaderAppendAction, socket_address,
@@ -52,22 +53,24 @@ impl GrpcAuth {
     pub(crate) async fn check(
         &self,
         upstream: &dyn super::McpUpstream,
-        ext: &ExtAuth,
+        service: &McpBackend,
+        only: &[HeaderName],
+        timeout: std::time::Duration,
         req: Checked<'_>,
     ) -> Result<Verdict, String> {
         let channel = match self.channel.get() {
             Some(c) => c.clone(),
             None => {
                 // Loaded outside a runtime: connect on first use.
-                let c = upstream.grpc_channel(&ext.service)?;
+                let c = upstream.grpc_channel(service)?;
                 let _ = self.channel.set(c.clone());
                 c
             }
         };
         let mut client = AuthorizationClient::new(channel);
-        let mut call = tonic::Request::new(self.request(ext, req));
-        call.set_timeout(ext.timeout);
-        let sent = tokio::time::timeout(ext.timeout, client.check(call)).await;
+        let mut call = tonic::Request::new(self.request(only, req));
+        call.set_timeout(timeout);
+        let sent = tokio::time::timeout(timeout, client.check(call)).await;
         match sent {
             Ok(Ok(resp)) => Ok(verdict(resp.into_inner(), req.headers)),
             Ok(Err(status)) => Err(format!(
@@ -79,8 +82,9 @@ impl GrpcAuth {
         }
     }
 
-    /// The `CheckRequest` Envoy's filter sends for `req`.
-    pub(crate) fn request(&self, ext: &ExtAuth, req: Checked<'_>) -> CheckRequest {
+    /// The `CheckRequest` Envoy's filter sends for `req`; `only` is `headersToExtAuth`
+    /// (all headers when empty).
+    pub(crate) fn request(&self, only: &[HeaderName], req: Checked<'_>) -> CheckRequest {
         let uri = req.uri;
         let host = uri
             .authority()
@@ -102,14 +106,12 @@ impl GrpcAuth {
             (":scheme", scheme.as_str()),
         ];
         for (k, v) in pseudo {
-            if ext.headers_to_ext_auth.is_empty()
-                || ext.headers_to_ext_auth.iter().any(|n| n.as_str() == k)
-            {
+            if only.is_empty() || only.iter().any(|n| n.as_str() == k) {
                 headers.insert(k.to_string(), v.to_string());
             }
         }
         for name in req.headers.keys() {
-            if !ext.headers_to_ext_auth.is_empty() && !ext.headers_to_ext_auth.contains(name) {
+            if !only.is_empty() && !only.contains(name) {
                 continue;
             }
             let joined = req

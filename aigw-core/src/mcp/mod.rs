@@ -38,6 +38,7 @@ mod crypto;
 mod extauth;
 #[cfg(feature = "mcp-ext-authz-grpc")]
 mod extauth_grpc;
+mod extauth_verdict;
 mod fanout;
 mod filter;
 mod filter_config;
