@@ -21,7 +21,6 @@
 
 use crate::api::Endpoint;
 use crate::usage::TokenUsage;
-use bytes::Bytes;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -81,12 +80,15 @@ impl Default for CancelDrain {
 }
 
 /// Client-format bytes of a stream (sent to the client, or read by a drain after it
-/// left), kept (reference-counted, not copied) until the exchange ends so a cut stream
-/// can be estimated from them.
+/// left), kept until the exchange ends so a cut stream can be estimated from them.
+///
+/// Copied, not reference-counted: a chunk is usually a slice of the upstream
+/// connection's read buffer, and holding it would keep that whole buffer (8 KiB or
+/// more) alive per chunk for the life of the stream — about 100 KiB per open stream
+/// for twenty small events, where the copy costs their size.
 #[derive(Debug, Default)]
 pub struct Delivered {
-    chunks: Vec<Bytes>,
-    kept: usize,
+    kept: Vec<u8>,
     /// Bytes beyond the cap, not kept; estimated by size.
     dropped: u64,
 }
@@ -96,13 +98,12 @@ const DELIVERED_CAP: usize = 4 * 1024 * 1024;
 
 impl Delivered {
     /// Keeps a chunk sent to the client.
-    pub fn push(&mut self, chunk: &Bytes) {
+    pub fn push(&mut self, chunk: &[u8]) {
         if chunk.is_empty() {
             return;
         }
-        if self.kept + chunk.len() <= DELIVERED_CAP {
-            self.kept += chunk.len();
-            self.chunks.push(chunk.clone());
+        if self.kept.len() + chunk.len() <= DELIVERED_CAP {
+            self.kept.extend_from_slice(chunk);
         } else {
             self.dropped += chunk.len() as u64;
         }
@@ -110,26 +111,23 @@ impl Delivered {
 
     /// Bytes delivered so far (kept or not).
     pub fn bytes(&self) -> u64 {
-        self.kept as u64 + self.dropped
+        self.kept.len() as u64 + self.dropped
     }
 
     /// Whether anything was delivered.
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.dropped == 0
+        self.kept.is_empty() && self.dropped == 0
     }
 
     /// Estimated output tokens of what was delivered.
     pub fn output_tokens(&self, endpoint: Endpoint, model: &str) -> u64 {
-        let mut all = Vec::with_capacity(self.kept);
-        for c in &self.chunks {
-            all.extend_from_slice(c);
-        }
+        let all = &self.kept;
         let mut text = String::new();
-        stream_text(endpoint, &all, &mut text);
+        stream_text(endpoint, all, &mut text);
         // Beyond the cap only the size is known: the ratio of text to event bytes seen
         // so far applies to the rest.
-        let extra = if self.dropped > 0 && self.kept > 0 {
-            (self.dropped as f64 * text.len() as f64 / self.kept as f64) as u64
+        let extra = if self.dropped > 0 && !self.kept.is_empty() {
+            (self.dropped as f64 * text.len() as f64 / self.kept.len() as f64) as u64
         } else {
             0
         };
@@ -510,7 +508,7 @@ mod tests {
     fn delivered_beyond_the_cap_is_estimated_by_size() {
         let mut d = Delivered::default();
         assert!(d.is_empty());
-        let chunk = Bytes::from(format!(
+        let chunk = bytes::Bytes::from(format!(
             "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
             "x".repeat(1000)
         ));
