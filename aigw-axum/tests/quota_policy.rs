@@ -292,21 +292,6 @@ async fn two_gateways_share_one_quota_in_redis() {
     assert_spent_to(&r["e2e"], 10);
 }
 
-fn restart_redis(url: &str) -> Proc {
-    // `redis://:s3cret@127.0.0.1:PORT/0`: the same port and password as before.
-    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap();
-    let p = Proc(
-        Command::new("redis-server")
-            .args(["--port", port, "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--requirepass", "s3cret"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
-    p
-}
-
 async fn tenant_request(url: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
@@ -372,8 +357,7 @@ async fn redis_loss_fails_open_or_closed_and_recovers() {
     assert_eq!(tenant_request(&open).await.status(), 200);
     assert_eq!(tenant_request(&by_policy).await.status(), 200);
 
-    redis.child.kill().unwrap();
-    redis.child.wait().unwrap();
+    redis.kill();
     let started = std::time::Instant::now();
     let r = tenant_request(&closed).await;
     assert_eq!(r.status(), 503);
@@ -404,7 +388,7 @@ async fn redis_loss_fails_open_or_closed_and_recovers() {
     );
 
     // Redis returns: the fail-closed gateway serves again once it has reconnected.
-    let _back = restart_redis(&redis.url);
+    redis.restart();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         if tenant_request(&closed).await.status() == 200

@@ -65,7 +65,7 @@ spec:
     local:
       rules:
         - clientSelectors: [{headers: [{name: x-tenant-id, type: Distinct}]}]
-          limit: {requests: 1000000000, unit: Hour}
+          limit: {requests: 1000000000000000, unit: Hour}
           cost:
             request: {from: Number, number: 0}
             response: {from: Metadata, metadata: {namespace: io.envoy.ai_gateway, key: llm_total_token}}
@@ -78,10 +78,10 @@ spec:
   perModelQuotas:
     - modelName: m
       quota:
-        defaultBucket: {limit: 1000000000, duration: 1h}
+        defaultBucket: {limit: 1000000000000000, duration: 1h}
         bucketRules:
           - clientSelectors: [{headers: [{name: x-tenant-id, type: Distinct}]}]
-            quota: {limit: 1000000000, duration: 1h}
+            quota: {limit: 1000000000000000, duration: 1h}
 "#;
 
 fn ready<F: std::future::Future>(f: F) -> F::Output {

@@ -58,70 +58,11 @@ pub fn wait_listening(addr: SocketAddr) {
     }
 }
 
-/// A `redis-server` on a free loopback port with a password, killed on drop.
-pub struct RedisServer {
-    /// The server process (tests kill it to see the gateway fail open).
-    pub child: Child,
-    /// `redis://:password@127.0.0.1:port/0`.
-    pub url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `redis-server` from `PATH`; `None` (skip) when absent, a failure when
-/// `AIGW_REQUIRE_EXTERNAL=1`.
-pub fn redis_server() -> Option<RedisServer> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("redis-server"))
-            .find(|f| f.is_file())
-    });
-    let Some(bin) = found else {
-        if std::env::var("AIGW_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-            panic!("redis-server is not on PATH and AIGW_REQUIRE_EXTERNAL=1");
-        }
-        eprintln!("skipping: redis-server is not on PATH");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            "s3cret",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(RedisServer {
-        child,
-        url: format!("redis://:s3cret@127.0.0.1:{port}/0"),
-        _dir: dir,
-    })
-}
+#[path = "redis.rs"]
+mod redis;
+// Not every test binary that includes these helpers starts a Redis.
+#[allow(unused_imports)]
+pub use redis::{REDIS_PASSWORD, RedisServer, redis_server};
 
 /// An Envoy Gateway `Backend` at `addr` and the `AIServiceBackend` of `schema` on it.
 pub fn backend(name: &str, schema: &str, addr: SocketAddr) -> String {

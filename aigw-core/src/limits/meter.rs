@@ -236,7 +236,8 @@ fn compile_rule(policy: &str, scope: &str, index: usize, r: &RateLimitRule) -> R
 /// AIGatewayRoute.
 ///
 /// On reserve, every rule whose client selectors match adds its request cost to its
-/// bucket for the current window; when a bucket that is not in shadow mode ends up over
+/// bucket for the current window — of the store's clock: Redis `TIME` for the Redis
+/// store, so replicas with skewed clocks count in the same window; when a bucket that is not in shadow mode ends up over
 /// its limit (for a request cost of 0: is already at it), the request is refused with
 /// [`Error::RateLimited`] and a retry delay until the window resets. On settle, each
 /// matched rule with a response cost adds it: a number, or the route's

@@ -18,8 +18,9 @@
 //! * when several policies name the same model on the same backend, the one whose
 //!   `namespace/name` sorts first wins.
 //!
-//! Windows are fixed and aligned to the unit ([`super::key`]); the buckets live in the
-//! `global` store (Redis when configured), so replicas share one quota.
+//! Windows are fixed and aligned to the unit ([`super::key`]), on the store's clock
+//! (Redis `TIME`), so replicas agree on them whatever their own clocks; the buckets
+//! live in the `global` store (Redis when configured), so replicas share one quota.
 
 use super::failure::fail_closed;
 use super::hold::{Adjustment, Hold};

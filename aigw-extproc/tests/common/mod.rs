@@ -3,6 +3,7 @@
 #![allow(unreachable_pub, dead_code, clippy::print_stderr)]
 
 pub mod envoy;
+#[path = "../../../aigw-axum/tests/peers/redis.rs"]
 pub mod redis;
 pub mod stack;
 

@@ -1,11 +1,18 @@
-//! A real `redis-server` for the tests that share counters between processes.
-#![allow(unreachable_pub, dead_code, clippy::print_stderr)]
+//! A real `redis-server` for the tests that share counters between processes, in
+//! aigw-axum's and aigw-extproc's tests alike (each includes this file).
+#![allow(
+    unreachable_pub,
+    dead_code,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The password every test server requires (tests check it never reaches a log).
-pub const REDIS_PASSWORD: &str = "s3cret-e2e";
+pub const REDIS_PASSWORD: &str = "s3cret";
 
 /// A `redis-server` on a free loopback port with a password, killed on drop.
 pub struct RedisServer {
@@ -73,7 +80,11 @@ pub fn redis_server() -> Option<RedisServer> {
         eprintln!("skipping: redis-server is not on PATH");
         return None;
     };
-    let port = super::envoy::free_port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let child = spawn(&bin, port, dir.path());
     Some(RedisServer {
