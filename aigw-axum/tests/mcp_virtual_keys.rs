@@ -143,6 +143,8 @@ async fn mcp_calls_count_against_a_virtual_keys_requests_per_minute() {
                 &admin.to_string(),
             ])
             .args(["--virtual-keys", "--admin-token", ADMIN_TOKEN])
+            .arg("--virtual-keys-file")
+            .arg(dir.path().join("keys.json"))
             .args([
                 "--mcp-session-seed",
                 "test-seed",

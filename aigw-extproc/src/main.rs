@@ -424,8 +424,11 @@ fn spending(cli: &Cli) -> Result<Option<Arc<aigw_core::budget::Spending>>, ExtPr
     };
     let store: Arc<dyn aigw_core::budget::SpendStore> = match &cli.redis_url {
         Some(url) => Arc::new(
-            aigw_core::budget::RedisSpendStore::new(url, std::time::Duration::from_millis(100))
-                .map_err(config_error)?,
+            aigw_core::budget::RedisSpendStore::new(
+                url,
+                cli.redis_timeout.max(std::time::Duration::from_millis(100)),
+            )
+            .map_err(config_error)?,
         ),
         None => Arc::new(aigw_core::budget::MemorySpendStore::default()),
     };

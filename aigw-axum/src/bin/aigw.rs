@@ -658,6 +658,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     };
     let spending = args.spend.build(
         args.redis_url.as_ref(),
+        args.redis_timeout,
         Duration::from_millis(args.reload_interval_ms.max(100)),
         args.reserve_output_tokens,
     )?;

@@ -27,10 +27,12 @@ pub(crate) struct SpendArgs {
 
 impl SpendArgs {
     /// The spend engine, when a price table is configured, reloading its files every
-    /// `interval`; a request that names no output limit reserves `output_tokens`.
+    /// `interval`; a request that names no output limit reserves `output_tokens`; a
+    /// Redis call waits `redis_timeout`, at least 100 ms.
     pub(crate) fn build(
         &self,
         redis: Option<&Secret>,
+        redis_timeout: Duration,
         interval: Duration,
         output_tokens: u64,
     ) -> Result<Option<Arc<Spending>>, String> {
@@ -39,7 +41,7 @@ impl SpendArgs {
         };
         let store: Arc<dyn SpendStore> = match redis {
             Some(url) => {
-                let s = aigw_core::budget::RedisSpendStore::new(url, Duration::from_millis(100))
+                let s = aigw_core::budget::RedisSpendStore::new(url, spend_timeout(redis_timeout))
                     .map_err(|e| e.to_string())?;
                 tracing::info!(
                     redis = s.display_url(),
@@ -64,4 +66,10 @@ impl SpendArgs {
         });
         Ok(Some(spending))
     }
+}
+
+/// How long a budget reservation waits for Redis: `--redis-timeout`, at least 100 ms
+/// (money is worth a longer wait than a rate-limit check).
+fn spend_timeout(redis_timeout: Duration) -> Duration {
+    redis_timeout.max(Duration::from_millis(100))
 }
