@@ -464,6 +464,17 @@ impl GenAiMetrics {
         let _ = self.header_attributes.set(attrs);
     }
 
+    /// Connects the registry to the telemetry `exporters` run: its series get the
+    /// header-mapped attributes (`OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`), and its
+    /// measurements go to the OTLP (or console) metrics exporter when one runs. Call
+    /// once, before serving.
+    pub fn attach_telemetry(&self, exporters: &crate::telemetry::Exporters) {
+        self.set_request_header_attributes(exporters.metrics_headers());
+        if let Some(observer) = exporters.metrics_observer() {
+            self.set_observer(observer);
+        }
+    }
+
     /// The bounded header-mapped attributes of a record, `(attribute, value)`.
     fn header_values(&self, r: &ExchangeRecord) -> Vec<(String, String)> {
         match self.header_attributes.get() {

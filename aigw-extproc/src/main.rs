@@ -388,7 +388,7 @@ fn start_telemetry(
     })?;
     let exporters = aigw_core::telemetry::Exporters::start(&config)
         .map_err(|message| ExtProcError::Telemetry { message })?;
-    exporters.attach_metrics(metrics.genai());
+    metrics.genai().attach_telemetry(&exporters);
     Ok(exporters)
 }
 

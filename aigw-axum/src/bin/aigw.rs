@@ -537,7 +537,7 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     // Before the configuration: an invalid OTEL_* setting fails start-up, named.
     let exporters = aigw_core::telemetry::Exporters::from_env()?;
     access_log.set_request_attributes(exporters.telemetry().log_attributes());
-    exporters.attach_metrics(admin_state.genai());
+    admin_state.genai().attach_telemetry(&exporters);
     let mut resolver = credentials::default_resolver();
     // What the files were before the first read: the reloader compares with this.
     let initial_files = aigw_core::planner::Baseline::take(&args.config);

@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 
+/// What a hidden value is replaced with (the upstream's OpenInference marker).
+pub const REDACTED: &str = "__REDACTED__";
+
 /// An attribute value (the OTLP `AnyValue` kinds the conventions use).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {

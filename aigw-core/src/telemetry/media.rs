@@ -5,9 +5,8 @@
 //! (or the audio's size) as the output, reranker documents and scores.
 
 use super::Outcome;
-use super::attr::{Attrs, AttrsExt};
+use super::attr::{Attrs, AttrsExt, REDACTED};
 use super::config::OpenInferenceConfig;
-use super::openinference::REDACTED;
 use crate::api::Endpoint;
 use bytes::Bytes;
 use serde_json::{Value, json};

@@ -144,14 +144,10 @@ impl Exporters {
         }
     }
 
-    /// Connects the GenAI metrics registry: its series get the header-mapped attributes
-    /// (`OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`), and its measurements go to the
-    /// OTLP (or console) metrics exporter when one runs. Call once, before serving.
-    pub fn attach_metrics(&self, metrics: &crate::metrics::GenAiMetrics) {
-        metrics.set_request_header_attributes(&self.metrics_headers);
-        if let Some(observer) = self.metrics_observer() {
-            metrics.set_observer(observer);
-        }
+    /// `OTEL_AIGW_METRICS_REQUEST_HEADER_ATTRIBUTES`: what the metrics registry labels
+    /// its series with (see `metrics::GenAiMetrics::attach_telemetry`).
+    pub fn metrics_headers(&self) -> &HeaderAttributes {
+        &self.metrics_headers
     }
 
     /// Exports what is queued and stops the exporters.

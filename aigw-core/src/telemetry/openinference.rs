@@ -9,8 +9,7 @@ use super::config::OpenInferenceConfig;
 use crate::api::Endpoint;
 use serde_json::Value;
 
-/// What a hidden value is replaced with (the upstream's marker).
-pub const REDACTED: &str = "__REDACTED__";
+pub use super::attr::REDACTED;
 const JSON: &str = "application/json";
 
 /// The span name of an endpoint.

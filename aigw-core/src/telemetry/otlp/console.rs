@@ -25,20 +25,26 @@ impl SpanExporter for ConsoleExporter {
             out.push_str(&line(s, &self.resource).to_string());
             out.push('\n');
         }
-        tokio::task::spawn_blocking(move || {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(out.as_bytes())
-                .and_then(|()| stdout.flush())
-        })
-        .await
-        .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?
-        .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))
+        write_stdout(out).await
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         self.resource = resource_map(resource);
     }
+}
+
+/// Writes `out` to standard output from a blocking thread (a slow terminal must not
+/// hold a runtime worker).
+pub(crate) async fn write_stdout(out: String) -> OTelSdkResult {
+    tokio::task::spawn_blocking(move || {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+    })
+    .await
+    .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?
+    .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))
 }
 
 /// A resource's attributes as a JSON object.

@@ -4,13 +4,12 @@
 //! of the console span lines (times in Unix nanoseconds); written from a blocking
 //! thread so a slow terminal never holds a runtime worker.
 
-use super::console::{attrs, resource_map};
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use super::console::{attrs, resource_map, write_stdout};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use serde_json::{Map, Value, json};
-use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 /// Writes metrics to standard output, one JSON object per instrument per export.
@@ -23,15 +22,7 @@ impl PushMetricExporter for ConsoleMetricExporter {
         if out.is_empty() {
             return Ok(());
         }
-        tokio::task::spawn_blocking(move || {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(out.as_bytes())
-                .and_then(|()| stdout.flush())
-        })
-        .await
-        .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?
-        .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))
+        write_stdout(out).await
     }
 
     fn force_flush(&self) -> OTelSdkResult {
