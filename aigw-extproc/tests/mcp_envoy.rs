@@ -12,12 +12,9 @@
 
 mod common;
 
-use common::envoy::{
-    Envoy, Proc, envoy_binary, free_port, mcp_backend, run_mcp_client, wait_http_ok, wait_port,
-};
+use common::envoy::{envoy_binary, free_port, mcp_backend, mcp_stack, run_mcp_client};
 use serde_json::json;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 fn config(alpha: u16, beta: u16) -> String {
     format!(
@@ -65,53 +62,8 @@ async fn python_sdk_client_through_envoy_and_the_mcp_listener() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("mcp.yaml");
     std::fs::write(&cfg, config(alpha, beta)).unwrap();
-    let (grpc, admin, mcp, listen, envoy_admin) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    let bin = env!("CARGO_BIN_EXE_aigw-extproc");
-    let out = Command::new(bin)
-        .arg("envoy-config")
-        .arg(&cfg)
-        .args(["--extproc", &format!("127.0.0.1:{grpc}")])
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
-        .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bootstrap = dir.path().join("envoy.json");
-    std::fs::write(&bootstrap, &out.stdout).unwrap();
-
-    let _extproc = Proc(
-        Command::new(bin)
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-            .args([
-                "--mcp-session-seed",
-                "envoy-test-seed",
-                "--mcp-session-iterations",
-                "1000",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
-    wait_port(mcp);
-    let _envoy = Envoy::start(&envoy_bin, &bootstrap, dir.path(), envoy_admin).await;
-
-    let url = format!("http://127.0.0.1:{listen}/mcp");
+    let stack = mcp_stack(&envoy_bin, &cfg, dir.path()).await;
+    let url = stack.url.clone();
     let v = run_mcp_client(python, url, b.0.id()).await;
     assert_eq!(v["server"], "aigw");
     assert!(v["tools"].as_array().unwrap().contains(&json!("beta__add")));

@@ -16,7 +16,7 @@ mod authz_grpc;
 mod common;
 
 use authz_grpc::{http_of, start_authz};
-use common::envoy::{Envoy, Proc, envoy_binary, free_port, py_script, wait_http_ok, wait_port};
+use common::envoy::{Proc, envoy_binary, free_port, mcp_stack, py_script, wait_port};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -101,51 +101,8 @@ async fn grpc_ext_authz_through_envoy_and_the_mcp_listener() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("mcp.yaml");
     std::fs::write(&cfg, config(alpha, authz_addr.port())).unwrap();
-    let (grpc, admin, mcp, listen, envoy_admin) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    let bin = env!("CARGO_BIN_EXE_aigw-extproc");
-    let out = Command::new(bin)
-        .arg("envoy-config")
-        .arg(&cfg)
-        .args(["--extproc", &format!("127.0.0.1:{grpc}")])
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
-        .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bootstrap = dir.path().join("envoy.json");
-    std::fs::write(&bootstrap, &out.stdout).unwrap();
-    let _extproc = Proc(
-        Command::new(bin)
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-            .args([
-                "--mcp-session-seed",
-                "seed",
-                "--mcp-session-iterations",
-                "1000",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
-    wait_port(mcp);
-    let _envoy = Envoy::start(&envoy_bin, &bootstrap, dir.path(), envoy_admin).await;
-    let url = format!("http://127.0.0.1:{listen}/mcp");
+    let stack = mcp_stack(&envoy_bin, &cfg, dir.path()).await;
+    let url = stack.url.clone();
 
     let ok = sdk_client(python.clone(), url.clone(), "alice").await;
     assert!(ok.get("error").is_none(), "{ok}");

@@ -250,3 +250,65 @@ pub async fn run_mcp_client(python: PathBuf, url: String, kill: u32) -> serde_js
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `aigw-extproc` serving an MCP configuration on its MCP listener, and Envoy in front
+/// with the bootstrap `aigw-extproc envoy-config --mcp-addr` prints for it.
+pub struct McpStack {
+    /// The MCP endpoint through Envoy.
+    pub url: String,
+    _extproc: Proc,
+    _envoy: Envoy,
+}
+
+/// Starts [`McpStack`] for the configuration file `cfg` (files go to `dir`).
+pub async fn mcp_stack(envoy_bin: &Path, cfg: &Path, dir: &Path) -> McpStack {
+    let (grpc, admin, mcp, listen, envoy_admin) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let bin = env!("CARGO_BIN_EXE_aigw-extproc");
+    let out = std::process::Command::new(bin)
+        .arg("envoy-config")
+        .arg(cfg)
+        .args(["--extproc", &format!("127.0.0.1:{grpc}")])
+        .args(["--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--admin", &format!("127.0.0.1:{envoy_admin}")])
+        .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bootstrap = dir.join("envoy.json");
+    std::fs::write(&bootstrap, &out.stdout).unwrap();
+    let extproc = Proc(
+        std::process::Command::new(bin)
+            .arg("--config")
+            .arg(cfg)
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
+            .args([
+                "--mcp-session-seed",
+                "envoy-test-seed",
+                "--mcp-session-iterations",
+                "1000",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_http_ok(&format!("http://127.0.0.1:{admin}/health")).await;
+    wait_port(mcp);
+    let envoy = Envoy::start(envoy_bin, &bootstrap, dir, envoy_admin).await;
+    McpStack {
+        url: format!("http://127.0.0.1:{listen}/mcp"),
+        _extproc: extproc,
+        _envoy: envoy,
+    }
+}
