@@ -40,6 +40,7 @@ pub type Attrs = Vec<Attr>;
 pub(crate) trait AttrsExt {
     fn str(&mut self, key: impl Into<Cow<'static, str>>, v: impl Into<String>);
     fn int(&mut self, key: impl Into<Cow<'static, str>>, v: i64);
+    fn bool(&mut self, key: impl Into<Cow<'static, str>>, v: bool);
     fn f64(&mut self, key: impl Into<Cow<'static, str>>, v: f64);
     fn list(&mut self, key: impl Into<Cow<'static, str>>, v: Vec<String>);
 }
@@ -55,6 +56,12 @@ impl AttrsExt for Attrs {
         self.push(Attr {
             key: key.into(),
             value: AttrValue::Int(v),
+        });
+    }
+    fn bool(&mut self, key: impl Into<Cow<'static, str>>, v: bool) {
+        self.push(Attr {
+            key: key.into(),
+            value: AttrValue::Bool(v),
         });
     }
     fn f64(&mut self, key: impl Into<Cow<'static, str>>, v: f64) {

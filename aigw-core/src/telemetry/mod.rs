@@ -25,6 +25,7 @@ pub mod memory;
 pub mod openinference;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+mod token_counter;
 
 use crate::api::Endpoint;
 use attr::{Attrs, AttrsExt, SpanEvent, SpanKind, SpanStatus};

@@ -40,8 +40,11 @@ pub(crate) fn finish(
     let mut a = Attrs::new();
     let mut events = Vec::new();
     let media = super::media::handles(o.endpoint);
+    let counter = super::token_counter::handles(o.endpoint);
     if media {
         super::media::request(c, o, &mut a);
+    } else if counter {
+        super::token_counter::request(c, o, &mut a);
     } else {
         request(c, o, &mut a);
     }
@@ -62,6 +65,10 @@ pub(crate) fn finish(
     }
     if media {
         super::media::response(c, o, &mut a);
+        return (a, events, SpanStatus::Ok);
+    }
+    if counter {
+        super::token_counter::response(c, o, &mut a);
         return (a, events, SpanStatus::Ok);
     }
     if let Some(resp) = o.response {

@@ -830,3 +830,119 @@ fn a_fallback_chain_is_sibling_attempt_spans_with_their_failures() {
     );
     assert_eq!(attempts[2].end.status, SpanStatus::Unset);
 }
+
+#[test]
+fn tokenize_span_matches_the_upstream_recorder() {
+    const REQ: &str =
+        r#"{"model":"qwen","messages":[{"role":"user","content":"hi"}],"return_token_strs":true}"#;
+    const RESP: &str =
+        r#"{"count":3,"max_model_len":8192,"tokens":[1,2,3],"token_strs":["<s>","hi","</s>"]}"#;
+    let (tel, sink) = telemetry(&[]);
+    run_on(
+        Endpoint::Tokenize,
+        &tel,
+        HeaderMap::new(),
+        REQ,
+        &[RESP],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "Tokenize").unwrap();
+    assert_eq!(s.end.status, SpanStatus::Ok);
+    assert_eq!(
+        keys(s),
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.model_name",
+            "llm.system",
+            "openinference.span.kind",
+            "output.mime_type",
+            "output.value",
+            "tokenize.add_generation_prompt",
+            "tokenize.add_special_tokens",
+            "tokenize.continue_final_message",
+            "tokenize.max_model_len",
+            "tokenize.message_count",
+            "tokenize.request_type",
+            "tokenize.return_token_strs",
+            "tokenize.token_count",
+            "tokenize.token_strings_returned",
+            "tokenize.tokens_returned",
+        ]
+    );
+    assert_eq!(str_attr(s, "openinference.span.kind"), "TOKEN_COUNTER");
+    assert_eq!(str_attr(s, "tokenize.request_type"), "chat");
+    // Upstream's defaults for a chat request: a generation prompt, no special tokens.
+    let b = |k: &str| attr(s, k).cloned();
+    assert_eq!(
+        b("tokenize.add_generation_prompt"),
+        Some(AttrValue::Bool(true))
+    );
+    assert_eq!(
+        b("tokenize.add_special_tokens"),
+        Some(AttrValue::Bool(false))
+    );
+    assert_eq!(b("tokenize.return_token_strs"), Some(AttrValue::Bool(true)));
+    assert_eq!(b("tokenize.message_count"), Some(AttrValue::Int(1)));
+    assert_eq!(b("tokenize.token_count"), Some(AttrValue::Int(3)));
+    assert_eq!(b("tokenize.max_model_len"), Some(AttrValue::Int(8192)));
+    assert_eq!(str_attr(s, "input.value"), REQ);
+}
+
+#[test]
+fn completion_tokenize_and_hidden_content() {
+    const REQ: &str = r#"{"model":"qwen","prompt":"hi"}"#;
+    let (tel, sink) = telemetry(&[
+        ("OPENINFERENCE_HIDE_INPUTS", "true"),
+        ("OPENINFERENCE_HIDE_OUTPUTS", "true"),
+    ]);
+    run_on(
+        Endpoint::Tokenize,
+        &tel,
+        HeaderMap::new(),
+        REQ,
+        &[r#"{"count":1,"tokens":[7]}"#],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "Tokenize").unwrap();
+    assert_eq!(str_attr(s, "tokenize.request_type"), "completion");
+    assert_eq!(
+        attr(s, "tokenize.add_special_tokens"),
+        Some(&AttrValue::Bool(true))
+    );
+    // Hidden inputs leave `input.value` out, as upstream's token counters do.
+    assert_eq!(attr(s, "input.value"), None);
+    assert_eq!(str_attr(s, "output.value"), super::openinference::REDACTED);
+    assert_eq!(attr(s, "tokenize.max_model_len"), None);
+}
+
+#[test]
+fn count_tokens_span_matches_the_upstream_recorder() {
+    const REQ: &str = r#"{"model":"claude-sonnet-4","messages":[{"role":"user","content":"hi"}]}"#;
+    let (tel, sink) = telemetry(&[]);
+    run_on(
+        Endpoint::CountTokens,
+        &tel,
+        HeaderMap::new(),
+        REQ,
+        &[r#"{"input_tokens":12}"#],
+        StatusCode::OK,
+    );
+    let spans = sink.spans();
+    let s = spans.iter().find(|s| s.name == "CountTokens").unwrap();
+    assert_eq!(
+        keys(s),
+        [
+            "input.mime_type",
+            "input.value",
+            "llm.model_name",
+            "llm.system",
+            "llm.token_count.prompt",
+            "openinference.span.kind",
+        ]
+    );
+    assert_eq!(str_attr(s, "llm.system"), "anthropic");
+    assert_eq!(attr(s, "llm.token_count.prompt"), Some(&AttrValue::Int(12)));
+}
