@@ -258,7 +258,8 @@ impl OpenAiTranslator {
         // Only `model` and `usage` are parsed: the choices are most of the body.
         if let Some((model, usage)) = sniff::final_body(body) {
             self.model = model.filter(|m| !m.is_empty());
-            if let Some(mut usage) = usage {
+            if let Some(u) = usage {
+                let mut usage = u.to_token_usage();
                 if self.op == Operation::Embeddings {
                     usage.output = None;
                 }

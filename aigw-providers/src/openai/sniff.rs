@@ -1,6 +1,5 @@
 //! Cheap inspection of OpenAI-shaped response JSON: `model` and `usage` only.
 
-use aigw_core::TokenUsage;
 use aigw_core::api::openai::Usage;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -39,70 +38,6 @@ pub fn usage_is_present(data: &str) -> bool {
     false
 }
 
-/// `usage` with the fields [`Usage::to_token_usage`] reads, typed as in [`Usage`]
-/// (so a value that fails there fails here) but without its catch-all of other
-/// fields, which made serde buffer the whole object before reading it.
-#[derive(Deserialize)]
-struct LeanUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    total_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<LeanPromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<LeanCompletionDetails>,
-}
-
-#[derive(Deserialize)]
-struct LeanPromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-    #[serde(default)]
-    cache_creation_tokens: Option<u64>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    audio_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct LeanCompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-    #[serde(default)]
-    audio_tokens: Option<u64>,
-    #[serde(default)]
-    accepted_prediction_tokens: Option<u64>,
-    #[serde(default)]
-    rejected_prediction_tokens: Option<u64>,
-}
-
-impl LeanUsage {
-    fn to_token_usage(&self) -> TokenUsage {
-        TokenUsage {
-            input: Some(self.prompt_tokens),
-            output: Some(self.completion_tokens),
-            total: Some(self.total_tokens),
-            cached_input: self
-                .prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cached_tokens),
-            cache_creation_input: self
-                .prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cache_creation_tokens),
-            reasoning: self
-                .completion_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens),
-            ..TokenUsage::default()
-        }
-    }
-}
-
 /// The `model` and `usage` of a complete (non-stream) response body, with the same
 /// outcome as parsing it into [`ChunkSniff`] for any valid JSON document, but without
 /// visiting the rest: the top-level object is walked key by key, other values (the
@@ -110,9 +45,8 @@ impl LeanUsage {
 /// and only the two values wanted are parsed. `None` where that parse would fail: not
 /// an object, a duplicate key, a `model` that is not a string or a `usage` that is
 /// not a usage object, `choices` that is not an array or `null`. Unlike a full parse
-/// it does not validate the values it skips (nor reject a usage breakdown written as an
-/// array).
-pub(super) fn final_body(body: &[u8]) -> Option<(Option<String>, Option<TokenUsage>)> {
+/// it does not validate the values it skips.
+pub(super) fn final_body(body: &[u8]) -> Option<(Option<String>, Option<Usage>)> {
     let mut s = Scan { b: body, i: 0 };
     let (mut model, mut usage, mut choices) = (None, None, None);
     s.ws();
@@ -158,12 +92,7 @@ pub(super) fn final_body(body: &[u8]) -> Option<(Option<String>, Option<TokenUsa
         None => None,
     };
     let usage = match usage {
-        // serde reads an array as a struct's fields in order, which `Usage` (with its
-        // catch-all) refuses.
-        Some(raw) if raw.starts_with(b"[") => return None,
-        Some(raw) => serde_json::from_slice::<Option<LeanUsage>>(raw)
-            .ok()?
-            .map(|u| u.to_token_usage()),
+        Some(raw) => serde_json::from_slice::<Option<Usage>>(raw).ok()?,
         None => None,
     };
     Some((model, usage))
@@ -229,28 +158,23 @@ impl<'a> Scan<'a> {
             b'"' => {
                 self.string()?;
             }
-            open @ (b'{' | b'[') => {
-                // In well-formed JSON only brackets of the outer kind change whether
-                // it has closed (strings skipped), so three bytes are searched for.
-                let close = if open == b'{' { b'}' } else { b']' };
+            b'{' | b'[' => {
                 let mut depth = 0usize;
                 loop {
-                    let rest = self.b.get(self.i..)?;
-                    let at = memchr::memchr3(b'"', open, close, rest)?;
-                    self.i += at;
-                    match rest[at] {
+                    match *self.b.get(self.i)? {
                         b'"' => {
                             self.string()?;
                             continue;
                         }
-                        c if c == open => depth += 1,
-                        _ => {
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
                             depth -= 1;
                             if depth == 0 {
                                 self.i += 1;
                                 break;
                             }
                         }
+                        _ => {}
                     }
                     self.i += 1;
                 }
@@ -281,9 +205,9 @@ mod tests {
     use super::*;
 
     /// What a full parse into [`ChunkSniff`] finds.
-    fn full(body: &[u8]) -> Option<(Option<String>, Option<TokenUsage>)> {
+    fn full(body: &[u8]) -> Option<(Option<String>, Option<Usage>)> {
         let s: ChunkSniff = serde_json::from_slice(body).ok()?;
-        Some((s.model, s.usage.map(|u| u.to_token_usage())))
+        Some((s.model, s.usage))
     }
 
     #[test]
@@ -292,7 +216,7 @@ mod tests {
             "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}} "#;
         let (model, usage) = final_body(body).unwrap();
         assert_eq!(model.as_deref(), Some("gpt-4o"));
-        assert_eq!(usage.unwrap().total, Some(5));
+        assert_eq!(usage.unwrap().total_tokens, 5);
         // Not an object (serde would read an array as the struct's fields in order).
         assert_eq!(final_body(b"[]"), None);
         for bad in [
@@ -302,8 +226,6 @@ mod tests {
             br#"{"a":1}x"#,
             br#"{"a":"#,
             br#"{"a":[1,"]"}"#,
-            br#"{"usage":{"prompt_tokens":"1"}}"#,
-            br#"{"usage":{"prompt_tokens_details":{"audio_tokens":-1}}}"#,
         ] {
             assert_eq!(final_body(bad), None, "{}", String::from_utf8_lossy(bad));
             assert_eq!(full(bad), None, "{}", String::from_utf8_lossy(bad));
