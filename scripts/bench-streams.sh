@@ -4,7 +4,8 @@
 # Starts `aigw simulate --chunks 20 --chunk-interval-ms 400` (each stream lasts ~8 s) and
 # `aigw run` in front of it, then opens STREAMS concurrent streamed chat requests, WAVES
 # times in a row, and prints the gateway's RSS: idle before, at the peak of each wave,
-# after each wave, and 10 s, 30 s and 60 s after the last one.
+# after each wave, and 10 s, 30 s, 60 s and 100 s after the last one (with the number of
+# pooled upstream connections still open).
 #
 # Usage: scripts/bench-streams.sh            (AIGW_BIN=path to skip the release build)
 #        STREAMS=1000 WAVES=3 scripts/bench-streams.sh
@@ -40,6 +41,13 @@ request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: app
            b"authorization: Bearer sk-bench\r\nconnection: close\r\ncontent-length: "
            + str(len(body)).encode() + b"\r\n\r\n" + body)
 
+def upstream_conns():
+    # Connections from the gateway to the simulator (pooled, idle or busy).
+    import subprocess
+    out = subprocess.run(["ss", "-Htn", "state", "established", "dport", "= :1986"],
+                         capture_output=True, text=True).stdout
+    return len(out.splitlines())
+
 def rss_kib():
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
@@ -68,7 +76,11 @@ async def wave():
     return len(ok), peak
 
 async def main():
-    idle = rss_kib()
+    # Settle first: the tokenizer's tables load in the background after start-up.
+    idle, last = rss_kib(), 0
+    while abs(idle - last) > idle // 200:
+        await asyncio.sleep(2)
+        idle, last = rss_kib(), idle
     print(f"RSS idle: {idle / 1024:.1f} MiB")
     for i in range(waves):
         ok, peak = await wave()
@@ -76,9 +88,10 @@ async def main():
         print(f"wave {i + 1}: {ok}/{streams} streams completed, peak {peak / 1024:.1f} MiB "
               f"({(peak - idle) / streams:.1f} KiB per stream over idle), after {after / 1024:.1f} MiB")
     start = time.monotonic()
-    for t in (10, 30, 60):
+    for t in (10, 30, 60, 100):
         await asyncio.sleep(t - (time.monotonic() - start))
-        print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB")
+        print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB, "
+              f"{upstream_conns()} upstream connections open")
 
 asyncio.run(main())
 PY

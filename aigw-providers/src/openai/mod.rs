@@ -255,10 +255,10 @@ impl OpenAiTranslator {
 
     /// Takes the answering model and the usage from a complete non-stream body.
     fn read_final_body(&mut self, body: &[u8]) {
-        // Only `model` and `usage` are parsed: the choices are most of the body.
-        if let Some((model, usage)) = sniff::final_body(body) {
-            self.model = model.filter(|m| !m.is_empty());
-            if let Some(mut usage) = usage {
+        if let Ok(s) = serde_json::from_slice::<ChunkSniff>(body) {
+            self.model = s.model.filter(|m| !m.is_empty());
+            if let Some(u) = s.usage {
+                let mut usage = u.to_token_usage();
                 if self.op == Operation::Embeddings {
                     usage.output = None;
                 }
