@@ -1,15 +1,15 @@
 //! Bounds on the ext_proc gRPC listener. tonic's server builder sets the HTTP/2 ones
 //! (keep-alive pings, concurrent streams per connection); what it has no setting for
-//! is here: a cap on open connections and `TCP_NODELAY` on accepted sockets (tonic
+//! is here: a cap on open connections, a deadline for a new connection's first bytes
+//! (hyper has no handshake timeout) and `TCP_NODELAY` on accepted sockets (tonic
 //! applies its own `tcp_nodelay` only to listeners it binds itself).
 //!
 //! No per-call timeout: an ext_proc stream lives as long as the HTTP request Envoy
 //! processes with it, streamed responses included, so a deadline would cut long
-//! streams. A peer that vanishes is found by the keep-alive pings; a peer that
-//! connects and never completes the HTTP/2 handshake holds one connection slot (hyper
-//! has no handshake timeout), which the connection cap bounds.
+//! streams. A peer that vanishes is found by the keep-alive pings.
 
 use futures::{Stream, StreamExt};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -37,6 +37,9 @@ pub struct GrpcLimits {
     pub keepalive_interval: Option<Duration>,
     /// How long a keep-alive ping may go unanswered before the connection is closed.
     pub keepalive_timeout: Duration,
+    /// How long a new connection may take to send its first bytes (Envoy sends the
+    /// HTTP/2 preface at once); closed beyond.
+    pub first_byte_timeout: Option<Duration>,
     /// On shutdown, how long open streams may take to finish before they are cut.
     pub drain_timeout: Duration,
 }
@@ -48,27 +51,35 @@ impl Default for GrpcLimits {
             max_concurrent_streams: 10_000,
             keepalive_interval: Some(GRPC_KEEPALIVE_INTERVAL),
             keepalive_timeout: GRPC_KEEPALIVE_TIMEOUT,
+            first_byte_timeout: Some(Duration::from_secs(30)),
             drain_timeout: Duration::from_secs(30),
         }
     }
 }
 
-/// `incoming` with at most `max` connections open at once: beyond, a new connection
-/// is closed as soon as it is accepted.
+/// `incoming` with at most `limits.max_connections` open at once (beyond, a new
+/// connection is closed as soon as it is accepted), each closed when its first bytes
+/// do not arrive within `limits.first_byte_timeout`.
 pub(crate) fn capped<S, IO, E>(
     incoming: S,
-    max: usize,
+    limits: &GrpcLimits,
 ) -> impl Stream<Item = Result<Capped<IO>, E>> + Send + 'static
 where
     S: Stream<Item = Result<IO, E>> + Send + 'static,
     IO: Send + 'static,
     E: Send + 'static,
 {
+    let max = limits.max_connections;
+    let first_byte = limits.first_byte_timeout;
     let slots = Arc::new(Semaphore::new(max.max(1)));
     incoming.filter_map(move |accepted| {
         let next = match accepted {
             Ok(io) => match slots.clone().try_acquire_owned() {
-                Ok(slot) => Some(Ok(Capped { io, _slot: slot })),
+                Ok(slot) => Some(Ok(Capped {
+                    io,
+                    _slot: slot,
+                    first_byte: first_byte.map(|t| Box::pin(tokio::time::sleep(t))),
+                })),
                 Err(_) => {
                     // Debug, not warn: a flood would otherwise flood the log too.
                     tracing::debug!(
@@ -88,6 +99,8 @@ where
 pub(crate) struct Capped<IO> {
     io: IO,
     _slot: OwnedSemaphorePermit,
+    /// The deadline for the first bytes, until they arrive.
+    first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<IO: Connected> Connected for Capped<IO> {
@@ -104,7 +117,22 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Capped<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Some(deadline) = &mut this.first_byte {
+            match &read {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => this.first_byte = None,
+                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no HTTP/2 preface within the first-byte timeout",
+                    )));
+                }
+                _ => {}
+            }
+        }
+        read
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 /// (`500ms`, `30s`, `2m`); `0` turns a timeout off.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ListenerArgs {
-    /// Time for a client of the MCP or admin listener to send a request's headers; in
-    /// HTTP/1 it also bounds how long a kept-alive connection waits for its next request.
+    /// Time for a client of the MCP or admin listener to send a request's headers (in
+    /// HTTP/1 it also bounds how long a kept-alive connection waits for its next
+    /// request), and for a new gRPC connection to send its first bytes.
     #[arg(long, default_value = "30s", value_parser = duration, env = "AIGW_HEADER_READ_TIMEOUT")]
     pub header_read_timeout: Duration,
     /// An MCP or admin connection with no request in flight for this long is closed.
@@ -97,6 +98,7 @@ impl ListenerArgs {
             max_concurrent_streams: self.grpc_max_concurrent_streams,
             keepalive_interval: nonzero(self.http2_keepalive_interval),
             keepalive_timeout: self.http2_keepalive_timeout,
+            first_byte_timeout: nonzero(self.header_read_timeout),
             drain_timeout: self.drain_timeout,
         };
         ListenerLimits { mcp, admin, grpc }

@@ -170,7 +170,6 @@ pub async fn serve_grpc_with(
         let _ = stopping_tx.send(());
     };
     ready.store(true, Ordering::Release);
-    let max = limits.max_connections;
     let serve = async {
         match listener {
             Bound::Tcp(l) => {
@@ -180,11 +179,11 @@ pub async fn serve_grpc_with(
                     }
                 });
                 builder
-                    .serve_with_incoming_shutdown(grpc_limits::capped(incoming, max), shutdown)
+                    .serve_with_incoming_shutdown(grpc_limits::capped(incoming, limits), shutdown)
                     .await
             }
             Bound::Unix(l, path) => {
-                let incoming = grpc_limits::capped(UnixListenerStream::new(l), max);
+                let incoming = grpc_limits::capped(UnixListenerStream::new(l), limits);
                 let r = builder
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await;

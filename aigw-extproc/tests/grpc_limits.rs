@@ -68,13 +68,19 @@ async fn serve(
     (addr, stop_tx, task)
 }
 
-/// Whether the listener closes `conn` within `limit` (without a byte).
+/// Whether the listener closes `conn` within `limit` (reading what it sends, such as
+/// its HTTP/2 SETTINGS, meanwhile).
 async fn closed_within(conn: &mut TcpStream, limit: Duration) -> bool {
-    let mut b = [0u8; 64];
-    matches!(
-        tokio::time::timeout(limit, conn.read(&mut b)).await,
-        Ok(Ok(0) | Err(_))
-    )
+    let mut b = [0u8; 256];
+    tokio::time::timeout(limit, async {
+        while let Ok(n) = conn.read(&mut b).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,4 +168,33 @@ async fn an_open_stream_is_cut_at_the_drain_deadline() {
         "{took:?}"
     );
     drop(tx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_at_the_first_byte_timeout() {
+    let limits = GrpcLimits {
+        first_byte_timeout: Some(Duration::from_millis(300)),
+        ..GrpcLimits::default()
+    };
+    let (addr, _stop, _task) = serve(limits).await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(2)).await);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    // A client that speaks at once is served past the deadline.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
 }
