@@ -128,10 +128,52 @@ async fn an_open_stream_is_cut_at_the_drain_deadline() {
         ..GrpcLimits::default()
     };
     let (addr, stop, task) = serve(limits).await;
+    // A request whose headers arrived and whose body never does: its stream stays open.
+    let (tx, _replies) = open_stream(addr).await;
+    stop.send(()).unwrap();
+    let took = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the listener waited on the open stream past the drain deadline")
+        .unwrap();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    drop(tx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_ends_within_the_drain_deadline_ends_the_drain() {
+    let limits = GrpcLimits {
+        drain_timeout: Duration::from_secs(10),
+        ..GrpcLimits::default()
+    };
+    let (addr, stop, task) = serve(limits).await;
+    let (tx, mut replies) = open_stream(addr).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the open stream was not waited for");
+    // Envoy ends the stream: the listener stops at once, well before the deadline.
+    drop(tx);
+    while let Ok(Some(_)) = replies.message().await {}
+    let took = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the drain outlived the last stream")
+        .unwrap();
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+/// Opens an ext_proc stream on `addr` and sends a request's headers (its body never
+/// comes): the stream stays open until the sender is dropped.
+async fn open_stream(
+    addr: SocketAddr,
+) -> (
+    mpsc::Sender<ProcessingRequest>,
+    tonic::Streaming<envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse>,
+) {
     let mut client = ExternalProcessorClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    // A request whose headers arrived and whose body never does: its stream stays open.
     let (tx, rx) = mpsc::channel(8);
     let mut replies = client
         .process(ReceiverStream::new(rx))
@@ -158,16 +200,7 @@ async fn an_open_stream_is_cut_at_the_drain_deadline() {
     .await
     .unwrap();
     replies.message().await.unwrap();
-    stop.send(()).unwrap();
-    let took = tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the listener waited on the open stream past the drain deadline")
-        .unwrap();
-    assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
-        "{took:?}"
-    );
-    drop(tx);
+    (tx, replies)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
