@@ -15,6 +15,9 @@
 # GW_ARGS="--worker-threads 2" for a two-worker runtime instead of the one-thread default on
 # machines with up to two cores). SYSCALLS=1 also counts the gateway's system calls per
 # passthrough request at concurrency 1 (strace -c -f; slows the run, not the counts).
+# UPSTREAM=fast serves the upstream side from the `bench_upstream` example instead: the
+# simulator's replies captured once, then answered as fixed bytes (the simulator spends as
+# much CPU per request as the gateway, which on two shared cores hides the gateway's share).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur="${1:-10}"
@@ -31,11 +34,30 @@ mkdir -p "$out"
 
 "$bin" simulate --listen 127.0.0.1:1976 --log-level warn >"$out/sim.log" 2>&1 &
 sim=$!
+if [ "${UPSTREAM:-simulator}" = fast ]; then
+  if [ -z "${FAST_UPSTREAM_BIN:-}" ]; then
+    cargo build --release -q -p aigw-axum --example bench_upstream
+  fi
+  fast_bin="${FAST_UPSTREAM_BIN:-$CARGO_TARGET_DIR/release/examples/bench_upstream}"
+  for _ in $(seq 50); do curl -fs -o /dev/null -X GET 127.0.0.1:1976/__sim/stats && break; sleep 0.1; done
+  # The replies the gateway itself gets: the stream asks for the usage chunk, as the
+  # gateway's request does.
+  sed 's/"stream":true}$/"stream":true,"stream_options":{"include_usage":true}}/' \
+    "$dir/body-openai-stream.json" >"$out/capture-stream.json"
+  cap() { curl -fsS -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' --data-binary "@$2" -o "$out/$3" "http://127.0.0.1:1976$1"; }
+  cap /v1/chat/completions "$dir/body-openai.json" openai.json
+  cap /v1/chat/completions "$out/capture-stream.json" openai-stream.sse
+  cap "/model/us.amazon.nova-micro-v1%3A0/converse" "$dir/direct-bedrock.json" bedrock.json
+  cap "/model/us.amazon.nova-micro-v1%3A0/converse-stream" "$dir/direct-bedrock.json" bedrock-stream.bin
+  kill "$sim"; wait "$sim" 2>/dev/null || true
+  "$fast_bin" 127.0.0.1:1976 "$out" >"$out/sim.log" 2>&1 &
+  sim=$!
+fi
 "$bin" run "$dir/gateway.yaml" --listen 127.0.0.1:1975 --admin 127.0.0.1:1965 ${GW_ARGS:-} >"$out/gw.log" 2>&1 &
 gw=$!
 trap 'kill $sim $gw 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
-  curl -fs -o /dev/null 127.0.0.1:1965/ready && curl -fs -o /dev/null -X GET 127.0.0.1:1976/__sim/stats && break
+  curl -fs -o /dev/null 127.0.0.1:1965/ready && curl -s -o /dev/null -X GET 127.0.0.1:1976/__sim/stats && break
   sleep 0.1
 done
 
