@@ -11,6 +11,7 @@
 # Prints instructions per event; the callgrind files stay in $OUT for
 # `callgrind_annotate`.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 ITERS=${ITERS:-20}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"

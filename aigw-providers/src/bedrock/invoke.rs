@@ -505,8 +505,10 @@ fn anthropic_event(json: &[u8], usage: &mut AUsage, out: &mut Vec<Event>) -> Res
 }
 
 #[derive(Deserialize)]
-struct ChunkPayload {
-    bytes: String,
+struct ChunkPayload<'a> {
+    /// Base64 has nothing to unescape: borrowed, not copied.
+    #[serde(borrow)]
+    bytes: std::borrow::Cow<'a, str>,
 }
 
 /// OpenAI chat or Anthropic Messages → Claude on Bedrock InvokeModel.
@@ -590,7 +592,7 @@ impl InvokeTranslator {
                         .map_err(|e| e.to_string())
                         .and_then(|p| {
                             base64::engine::general_purpose::STANDARD
-                                .decode(p.bytes)
+                                .decode(p.bytes.as_bytes())
                                 .map_err(|e| e.to_string())
                         });
                     let json = match json {
