@@ -102,30 +102,38 @@ pub fn eventstream_frames(input: &[u8]) -> u64 {
     n
 }
 
-/// An Anthropic Messages stream of [`DELTAS`] text deltas, framed by the first two and
-/// last three events of the captured `stream_basic.sse`.
-pub fn anthropic_text_stream() -> Vec<u8> {
-    let basic = String::from_utf8(fixture("anthropic/responses/stream_basic.sse")).unwrap();
-    let events: Vec<&str> = basic
+/// A captured SSE fixture's first `head` and last `tail` events around [`DELTAS`]
+/// synthesised ones (`delta(i)` renders the i-th, blank line included).
+fn sse_around(path: &str, head: usize, tail: usize, delta: impl Fn(usize) -> String) -> Vec<u8> {
+    let text = String::from_utf8(fixture(path)).unwrap();
+    let events: Vec<&str> = text
         .split("\n\n")
         .filter(|e| !e.trim().is_empty())
         .collect();
     let mut out = String::new();
-    for e in &events[..2] {
+    for e in &events[..head] {
         out.push_str(e);
         out.push_str("\n\n");
     }
     for i in 0..DELTAS {
-        out.push_str(&format!(
-            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{}\"}}}}\n\n",
-            delta_text(i)
-        ));
+        out.push_str(&delta(i));
     }
-    for e in &events[events.len() - 3..] {
+    for e in &events[events.len() - tail..] {
         out.push_str(e);
         out.push_str("\n\n");
     }
     out.into_bytes()
+}
+
+/// An Anthropic Messages stream of [`DELTAS`] text deltas, framed by the first two and
+/// last three events of the captured `stream_basic.sse`.
+pub fn anthropic_text_stream() -> Vec<u8> {
+    sse_around("anthropic/responses/stream_basic.sse", 2, 3, |i| {
+        format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{}\"}}}}\n\n",
+            delta_text(i)
+        )
+    })
 }
 
 /// An Anthropic SSE body re-framed as Bedrock's invoke-with-response-stream: one `chunk`
@@ -163,27 +171,14 @@ pub fn converse_text_stream() -> Vec<u8> {
 /// thought chunks, [`DELTAS`] text chunks (each with the running `usageMetadata`, as
 /// Gemini sends it) and its final chunk.
 pub fn gemini_text_stream() -> Vec<u8> {
-    let text = String::from_utf8(fixture("vertex/responses/stream_text.sse")).unwrap();
-    let events: Vec<&str> = text
-        .split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .collect();
-    let mut out = String::new();
-    for e in &events[..2] {
-        out.push_str(e);
-        out.push_str("\n\n");
-    }
-    for i in 0..DELTAS {
-        out.push_str(&format!(
+    sse_around("vertex/responses/stream_text.sse", 2, 1, |i| {
+        format!(
             "data: {{\"candidates\":[{{\"content\":{{\"role\":\"model\",\"parts\":[{{\"text\":\"{}\"}}]}}}}],\"usageMetadata\":{{\"promptTokenCount\":9,\"candidatesTokenCount\":{},\"totalTokenCount\":{}}},\"modelVersion\":\"gemini-2.5-pro\",\"responseId\":\"resp-stream-1\"}}\n\n",
             delta_text(i),
             i + 1,
             i + 10
-        ));
-    }
-    out.push_str(events[events.len() - 1]);
-    out.push_str("\n\n");
-    out.into_bytes()
+        )
+    })
 }
 
 /// One client-API ← upstream-dialect stream to translate.
