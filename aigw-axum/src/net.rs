@@ -2,7 +2,8 @@
 //!
 //! Streamed responses are written as many small frames. With Nagle's algorithm on, a
 //! frame written while the previous one is unacknowledged waits for the peer's delayed
-//! ACK (~40 ms on Linux), so every accepted connection gets `TCP_NODELAY`.
+//! ACK (~40 ms on Linux), so every accepted connection gets `TCP_NODELAY`
+//! ([`aigw_core::server::set_nodelay`], which [`crate::server::serve`] applies itself).
 
 use axum::serve::{ListenerExt, TapIo};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,9 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub type NoDelayListener = TapIo<TcpListener, fn(&mut TcpStream)>;
 
 fn set_nodelay(tcp: &mut TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-    }
+    aigw_core::server::set_nodelay(tcp);
 }
 
 /// Wraps a bound listener so every accepted socket has `TCP_NODELAY` set; pass the

@@ -50,6 +50,8 @@ pub mod retry;
 pub mod routing;
 pub mod schema;
 pub mod secret;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod telemetry;
 pub mod translate;
 pub mod usage;

@@ -1235,3 +1235,44 @@ async fn http_ext_auth_gets_the_body_up_to_the_cap() {
         "neither the service nor a backend is asked"
     );
 }
+
+/// A body that declares `len` bytes (as hyper does from `content-length`) and never
+/// sends one.
+struct Declared(u64);
+
+impl http_body::Body for Declared {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0)
+    }
+}
+
+#[tokio::test]
+async fn a_declared_oversize_body_gets_413_before_it_is_read() {
+    let h = harness(McpSettings {
+        max_request_body: 256,
+        ..McpSettings::default()
+    });
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("http://gw/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(Declared(100 << 20))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(2), h.svc.clone().oneshot(req))
+        .await
+        .expect("the gateway waited for the declared body")
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(h.sent().is_empty());
+}

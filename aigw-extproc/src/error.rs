@@ -20,6 +20,13 @@ pub enum ExtProcError {
         /// What is wrong (names the setting).
         message: String,
     },
+    /// A listener limit's environment variable (`AIGW_HEADER_READ_TIMEOUT`, …) is
+    /// invalid.
+    #[error("listener limits: {message}")]
+    InvalidLimits {
+        /// What is wrong (names the setting).
+        message: String,
+    },
     /// A listen address could not be parsed.
     #[error("invalid listen address {addr:?}: expected unix:///path, host:port or :port")]
     InvalidAddress {

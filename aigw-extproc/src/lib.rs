@@ -9,6 +9,8 @@ pub mod config;
 pub mod credentials;
 pub mod envoy;
 mod error;
+pub mod grpc_limits;
+pub mod listener_flags;
 pub mod mcp;
 pub mod metrics;
 mod processor;

@@ -132,6 +132,8 @@ struct Cli {
     budgets_file: Option<PathBuf>,
     #[command(flatten)]
     mcp: aigw_extproc::mcp::McpArgs,
+    #[command(flatten)]
+    listeners: aigw_extproc::listener_flags::ListenerArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -333,9 +335,14 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
         )?;
     // Before the MCP listener, whose request spans go to the same exporters.
     let exporters = start_telemetry(&metrics, &[])?;
-    if let Some(addr) = cli.mcp_addr {
-        aigw_extproc::mcp::spawn(
+    let listener_limits = cli.listeners.limits();
+    let mcp = if let Some(addr) = cli.mcp_addr {
+        let listener = aigw_extproc::mcp::McpListener {
             addr,
+            limits: listener_limits.mcp.clone(),
+        };
+        let task = aigw_extproc::mcp::spawn_with(
+            listener,
             &cli.config,
             &cli.mcp,
             &metrics,
@@ -343,9 +350,15 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             shutdown_signal(),
         )
         .await?;
-    } else if !load_config(&cli.config)?.mcp_routes.is_empty() {
-        tracing::warn!("the configuration has MCPRoutes but no --mcp-addr: they are not served");
-    }
+        Some(task)
+    } else {
+        if !load_config(&cli.config)?.mcp_routes.is_empty() {
+            tracing::warn!(
+                "the configuration has MCPRoutes but no --mcp-addr: they are not served"
+            );
+        }
+        None
+    };
     let keys = virtual_keys(&cli).await?;
     let admin_api = admin_api(&cli, keys.clone(), spending.clone())?;
     run(
@@ -361,6 +374,8 @@ async fn serve(cli: Cli) -> Result<(), ExtProcError> {
             exporters,
             keys,
             admin_api,
+            limits: listener_limits,
+            mcp,
         },
         move |paths: &[PathBuf]| load_runtime_with_limits(paths, Some(&providers), &limits),
     )
@@ -410,6 +425,10 @@ struct Served {
     keys: Option<Arc<aigw_core::keys::KeyRegistry>>,
     /// The keys and spend admin API on the admin listener.
     admin_api: aigw_core::admin::AdminApi,
+    /// Each listener's limits.
+    limits: aigw_extproc::listener_flags::ListenerLimits,
+    /// The MCP listener's task, when it serves: it ends once drained.
+    mcp: Option<tokio::task::JoinHandle<aigw_core::server::Drained>>,
 }
 
 /// The spend engine of `--pricing-file` and `--budgets-file`, counting in Redis with
@@ -517,20 +536,32 @@ async fn run(
         reload::DEFAULT_INTERVAL,
         load,
     ));
-    tokio::spawn(server::serve_admin(
+    // The admin listener stays up while the others drain (health answers 503 then,
+    // metrics still scrape), and stops once they have.
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(server::serve_admin(
         admin,
         server::admin_router(s.metrics, ready.clone()).merge(server::admin_api(s.admin_api)),
-        shutdown_signal(),
+        s.limits.admin.clone(),
+        async {
+            let _ = admin_stopped.await;
+        },
     ));
     tracing::info!(listen = %s.listen, admin = %admin_addr, "aigw-extproc is ready");
-    let served = server::serve_grpc(
+    let served = server::serve_grpc_with(
         bound,
         processor,
         s.max_message_size,
+        &s.limits.grpc,
         ready,
         shutdown_signal(),
     )
     .await;
+    if let Some(mcp) = s.mcp {
+        let _ = mcp.await;
+    }
+    let _ = admin_stop.send(());
+    let _ = admin_task.await;
     exporters.shutdown().await;
     served
 }
@@ -577,17 +608,23 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
     let watch = source.files();
     // Upstream's header-attribute flags take the place of their OTEL_AIGW_* variables.
     let exporters = start_telemetry(&metrics, &flags.header_attributes)?;
+    let limits = aigw_extproc::listener_flags::ListenerArgs::from_env()
+        .map_err(|message| ExtProcError::InvalidLimits { message })?
+        .limits();
+    let mut mcp_task = None;
     match aigw_extproc::mcp::UpstreamMcp::from_flags(&flags.mcp)? {
         Some(mcp) => {
-            aigw_extproc::mcp::spawn_filter_config(
+            let task = aigw_extproc::mcp::spawn_filter_config(
                 mcp,
                 source.clone(),
                 versions.clone(),
                 &metrics,
                 exporters.telemetry(),
+                limits.mcp.clone(),
                 shutdown_signal(),
             )
             .await?;
+            mcp_task = Some(task);
         }
         None => {
             if let Ok(l) = filterapi::load(&source, &versions)
@@ -621,6 +658,8 @@ async fn serve_upstream(flags: UpstreamFlags) -> Result<(), ExtProcError> {
             exporters,
             keys: None,
             admin_api: aigw_core::admin::AdminApi::default(),
+            limits,
+            mcp: mcp_task,
         },
         move |_: &[PathBuf]| load_filter_runtime(&source, &versions, Some(&providers)),
     )

@@ -7,12 +7,14 @@
 //! `mcpConfig` instead, in upstream's topology ([`spawn_filter_config`]).
 
 use crate::error::ExtProcError;
+use crate::server::WithPeer;
 use aigw_core::config::{Config, SecretSource};
 use aigw_core::mcp::{
     McpBackend, McpGateway, McpService, McpSettings, McpUpstream, SessionCrypto, UpstreamBody,
     UpstreamError, document_request, error_chain, read_document, stream_response,
 };
 use aigw_core::routing::TlsRoots;
+use aigw_core::server::{Drained, Listener, ServerLimits};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::Full;
@@ -23,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// The MCP options of the `aigw-extproc` command line.
 #[derive(Debug, Clone, clap::Args)]
@@ -185,7 +188,7 @@ fn load(
 }
 
 /// Binds `addr` and serves the MCPRoutes of `paths` there (hot-reloaded with them)
-/// until `shutdown`.
+/// until `shutdown`, within the default listener limits.
 pub async fn spawn(
     addr: SocketAddr,
     paths: &[PathBuf],
@@ -194,6 +197,34 @@ pub async fn spawn(
     telemetry: aigw_core::telemetry::Telemetry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExtProcError> {
+    let listener = McpListener {
+        addr,
+        limits: ServerLimits::default(),
+    };
+    spawn_with(listener, paths, args, metrics, telemetry, shutdown)
+        .await
+        .map(drop)
+}
+
+/// Where and within which limits the MCP listener serves.
+#[derive(Debug, Clone)]
+pub struct McpListener {
+    /// The address to bind.
+    pub addr: SocketAddr,
+    /// Timeouts, connection cap and drain deadline.
+    pub limits: ServerLimits,
+}
+
+/// Binds the listener and serves the MCPRoutes of `paths` there (hot-reloaded with
+/// them) until `shutdown`, then drains; the task ends once drained.
+pub async fn spawn_with(
+    listener: McpListener,
+    paths: &[PathBuf],
+    args: &McpArgs,
+    metrics: &crate::metrics::Metrics,
+    telemetry: aigw_core::telemetry::Telemetry,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<JoinHandle<Drained>, ExtProcError> {
     let (crypto, mut settings) = (args.crypto(), args.settings());
     settings.telemetry = telemetry;
     metrics.set_mcp_metrics(settings.metrics.clone());
@@ -207,7 +238,8 @@ pub async fn spawn(
         tracing::info!(route = r.key(), path = r.path(), "serving MCPRoute");
     }
     let service = McpService::new(gateway);
-    let listener = tokio::net::TcpListener::bind(addr)
+    let addr = listener.addr;
+    let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ExtProcError::Io {
             what: "binding",
@@ -221,8 +253,13 @@ pub async fn spawn(
         move |g| swap.swap(g),
     ));
     tracing::info!(mcp = %addr, "MCP listener ready");
-    tokio::spawn(serve(listener, service, shutdown));
-    Ok(())
+    Ok(tokio::spawn(serve(
+        tcp,
+        service,
+        listener.limits,
+        shutdown,
+        |a: &SocketAddr| Some(*a),
+    )))
 }
 
 /// Polls the configuration files for changes and swaps the gateway on each.
@@ -237,27 +274,27 @@ fn spawn_reloader(mut reloader: aigw_core::planner::Reloader<McpGateway>) {
     });
 }
 
-/// Serves `service` on `listener` until `shutdown`.
-async fn serve<L>(
+/// Serves `service` on `listener` within `limits` until `shutdown`, then drains.
+/// `peer` gives a connection's TCP address (a Unix-socket peer has none).
+async fn serve<L: Listener>(
     listener: L,
     service: McpService,
+    limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug + Clone + Send + Sync + 'static,
-{
+    peer: fn(&L::Addr) -> Option<SocketAddr>,
+) -> Drained {
     let app = axum::Router::new()
         .fallback_service(service)
         .layer(axum::middleware::map_request(peer_address));
-    let app = app.into_make_service_with_connect_info::<L::Addr>();
-    // `tap_io` makes any listener's address available as connect info.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!("MCP listener stopped: {e}");
+    let make = move |addr: &L::Addr| WithPeer::new(app.clone(), peer(addr));
+    let drained = aigw_core::server::serve(listener, make, limits, shutdown).await;
+    if drained.cut > 0 {
+        tracing::warn!(
+            connections = drained.cut,
+            "MCP connections cut at the drain deadline"
+        );
     }
+    drained
 }
 
 /// Hands the client's TCP address to the MCP gateway (which names it in audit records
@@ -371,8 +408,9 @@ pub async fn spawn_filter_config(
     versions: aigw_core::filterapi::VersionPolicy,
     metrics: &crate::metrics::Metrics,
     telemetry: aigw_core::telemetry::Telemetry,
+    limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ExtProcError> {
+) -> Result<JoinHandle<Drained>, ExtProcError> {
     let crypto = mcp.crypto();
     let settings = McpSettings {
         telemetry,
@@ -412,7 +450,13 @@ pub async fn spawn_filter_config(
                         addr: a.to_string(),
                         source,
                     })?;
-            tokio::spawn(serve(listener, service, shutdown));
+            Ok(tokio::spawn(serve(
+                listener,
+                service,
+                limits,
+                shutdown,
+                |a: &SocketAddr| Some(*a),
+            )))
         }
         crate::server::ListenAddr::Unix(p) => {
             let _ = std::fs::remove_file(p);
@@ -427,8 +471,13 @@ pub async fn spawn_filter_config(
                 use std::os::unix::fs::PermissionsExt as _;
                 let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o775));
             }
-            tokio::spawn(serve(listener, service, shutdown));
+            Ok(tokio::spawn(serve(
+                listener,
+                service,
+                limits,
+                shutdown,
+                |_| None,
+            )))
         }
     }
-    Ok(())
 }

@@ -2,8 +2,13 @@
 //! Unix domain socket, and the admin HTTP endpoint.
 
 use crate::error::ExtProcError;
+use crate::grpc_limits::{self, GrpcLimits};
 use crate::metrics::Metrics;
 use crate::processor::Processor;
+use aigw_core::server::Incoming;
+use aigw_core::server::{Drained, ServerLimits};
+use futures::StreamExt;
+use http::Request;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,11 +21,7 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 /// and tonic's 4 MiB default rejects large prompts. Upstream's controller passes 512 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 512 * 1024 * 1024;
 
-/// Interval of HTTP/2 keep-alive pings on the gRPC listener.
-pub const GRPC_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How long a keep-alive ping may go unanswered before the connection is closed.
-pub const GRPC_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+pub use crate::grpc_limits::{GRPC_KEEPALIVE_INTERVAL, GRPC_KEEPALIVE_TIMEOUT};
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,11 +104,34 @@ impl Bound {
 }
 
 /// Serves the processor and the gRPC health service on a bound listener until
-/// `shutdown` resolves.
+/// `shutdown` resolves, within the default [`GrpcLimits`].
 pub async fn serve_grpc(
     listener: Bound,
     processor: Processor,
     max_message_size: usize,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ExtProcError> {
+    let limits = GrpcLimits::default();
+    serve_grpc_with(
+        listener,
+        processor,
+        max_message_size,
+        &limits,
+        ready,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves the processor and the gRPC health service on a bound listener within
+/// `limits` until `shutdown` resolves; open streams then have the drain deadline to
+/// finish.
+pub async fn serve_grpc_with(
+    listener: Bound,
+    processor: Processor,
+    max_message_size: usize,
+    limits: &GrpcLimits,
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExtProcError> {
@@ -123,32 +147,67 @@ pub async fn serve_grpc(
         )
         .await;
     let builder = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         // A peer that vanishes without a FIN (a node lost, a partition) would otherwise
         // hold its streams' state until the kernel's TCP keep-alive notices, hours
-        // later. No cap on concurrent streams: Envoy opens two per request on one
-        // connection per worker, and refusing one fails that request in Envoy.
-        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
+        // later.
+        .http2_keepalive_interval(limits.keepalive_interval)
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        // Generous: Envoy multiplexes every request's stream over one connection per
+        // worker, and opens another when the peer's limit is reached.
+        .max_concurrent_streams(limits.max_concurrent_streams)
         // Fixed, large windows: Envoy multiplexes every request's streams over one
         // connection, and adaptive windows cost a BDP ping per data frame.
         .initial_stream_window_size(Some(1 << 20))
         .initial_connection_window_size(Some(16 << 20))
         .add_service(health)
         .add_service(service);
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let draining = ready.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Health answers 503 while the streams drain: no new work is routed here.
+        draining.store(false, Ordering::Release);
+        let _ = stopping_tx.send(());
+    };
     ready.store(true, Ordering::Release);
-    let result = match listener {
-        Bound::Tcp(l) => {
-            builder
-                .serve_with_incoming_shutdown(TcpListenerStream::new(l), shutdown)
-                .await
+    let serve = async {
+        match listener {
+            Bound::Tcp(l) => {
+                let incoming = TcpListenerStream::new(l).inspect(|accepted| {
+                    if let Ok(tcp) = accepted {
+                        aigw_core::server::set_nodelay(tcp);
+                    }
+                });
+                builder
+                    .serve_with_incoming_shutdown(grpc_limits::capped(incoming, limits), shutdown)
+                    .await
+            }
+            Bound::Unix(l, path) => {
+                let incoming = grpc_limits::capped(UnixListenerStream::new(l), limits);
+                let r = builder
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await;
+                let _ = std::fs::remove_file(path);
+                r
+            }
         }
-        Bound::Unix(l, path) => {
-            let r = builder
-                .serve_with_incoming_shutdown(UnixListenerStream::new(l), shutdown)
-                .await;
-            let _ = std::fs::remove_file(path);
-            r
+    };
+    let deadline = limits.drain_timeout;
+    let cut = async move {
+        if stopping.await.is_ok() {
+            tokio::time::sleep(deadline).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        r = serve => r,
+        () = cut => {
+            tracing::warn!(
+                ?deadline,
+                "drain deadline reached: closing the remaining ext_proc streams"
+            );
+            Ok(())
         }
     };
     ready.store(false, Ordering::Release);
@@ -243,27 +302,54 @@ async fn serve_admin_call(
     }
 }
 
-/// Serves the admin router on a TCP listener until `shutdown` resolves.
+/// Serves the admin router on a TCP listener within `limits` until `shutdown`
+/// resolves (see [`aigw_core::server::serve`]). Admin API calls see the client's
+/// address as `ConnectInfo`.
 pub async fn serve_admin(
     listener: TcpListener,
     router: axum::Router,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ExtProcError> {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|source| ExtProcError::Io {
-        what: "serving admin on",
-        addr,
-        source,
-    })
+) -> Drained {
+    let make = move |peer: &SocketAddr| WithPeer::new(router.clone(), Some(*peer));
+    aigw_core::server::serve(listener, make, limits, shutdown).await
+}
+
+/// An axum router served by [`aigw_core::server::serve`]: requests get axum's body
+/// type and, on TCP, the client's address as `ConnectInfo<SocketAddr>` (what
+/// `into_make_service_with_connect_info` gives under `axum::serve`).
+#[derive(Clone)]
+pub(crate) struct WithPeer {
+    router: axum::Router,
+    peer: Option<SocketAddr>,
+}
+
+impl WithPeer {
+    pub(crate) fn new(router: axum::Router, peer: Option<SocketAddr>) -> Self {
+        Self { router, peer }
+    }
+}
+
+impl tower::Service<Request<Incoming>> for WithPeer {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<Request<axum::body::Body>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let mut req = req.map(axum::body::Body::new);
+        if let Some(peer) = self.peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        tower::Service::call(&mut self.router, req)
+    }
 }
 
 #[cfg(test)]

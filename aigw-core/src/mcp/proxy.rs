@@ -140,6 +140,12 @@ where
 /// A request whose body may have been read for the authorization service.
 type Checked<B> = http::Request<Either<B, Full<Bytes>>>;
 
+/// Whether a body declares (by `content-length`, which hyper turns into its exact size
+/// hint) more than `max` bytes: it is refused with 413 before any of it is read.
+fn declared_over<B: http_body::Body>(body: &B, max: usize) -> bool {
+    body.size_hint().lower() > u64::try_from(max).unwrap_or(u64::MAX)
+}
+
 /// Asks the route's authorization service (`extAuth`) about a request, reading the
 /// body first when `bodyToExtAuth` wants it (413 above its cap, as Envoy). Allowed:
 /// the request (its body intact) and the headers for the client's answer.
@@ -157,6 +163,15 @@ where
     let (req, body) = match ext.wants_body() {
         Some(max) if req.method() == Method::POST => {
             let (parts, body) = req.into_parts();
+            if declared_over(&body, max) {
+                // Refused on its declared length, before a byte of it is read.
+                return Err(Box::new(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    code::INVALID_REQUEST,
+                    "request body too large for the authorization service",
+                )));
+            }
             let bytes = match Limited::new(body, max).collect().await {
                 Ok(c) => c.to_bytes(),
                 Err(e) => {
@@ -455,6 +470,14 @@ where
             None,
             code::INVALID_REQUEST,
             "invalid session ID",
+        );
+    }
+    if declared_over(&body, gw.settings.max_request_body) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            code::INVALID_REQUEST,
+            "request body too large",
         );
     }
     let bytes = match Limited::new(body, gw.settings.max_request_body)

@@ -628,6 +628,16 @@ fn mcp_cluster(addr: &std::net::SocketAddr) -> Value {
         "name": MCP_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "10s",
+        // Envoy lets its pooled connections go before the MCP listener's idle timeout
+        // (`--idle-timeout`, 60 s by default) closes them, so a request is never sent
+        // on a connection the listener is closing.
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "common_http_protocol_options": { "idle_timeout": "50s" },
+                "explicit_http_config": { "http_protocol_options": {} }
+            }
+        },
         "load_assignment": {
             "cluster_name": MCP_CLUSTER,
             "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&std::net::SocketAddr::new(ip, addr.port())) } }] }]

@@ -1,0 +1,174 @@
+//! One accepted connection: hyper's HTTP/1 or HTTP/2 connection, closed gracefully
+//! when idle for too long or when the server drains.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+/// One accepted connection's settings.
+pub(super) struct Connection {
+    pub(super) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    pub(super) async fn run<I, A, S, B>(mut self, io: I, peer: A, service: S)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        A: std::fmt::Debug,
+        S: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let activity = Arc::new(Activity::new());
+        let tracked = activity.clone();
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let guard = tracked.begin();
+            let mut service = service.clone();
+            async move {
+                futures_util::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+                let response = service.call(req).await?;
+                Ok::<_, Infallible>(response.map(|body| Tracked {
+                    body,
+                    _guard: guard,
+                }))
+            }
+        });
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        let mut closing = false;
+        loop {
+            let wait = match self.idle_timeout {
+                Some(t) if !closing => Some(activity.until_idle(t)),
+                _ => None,
+            };
+            let idle_check = async move {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(?peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                changed = self.stop.changed(), if !closing => {
+                    let _ = changed;
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = idle_check => {
+                    if let Some(t) = self.idle_timeout && activity.idle_for(t) {
+                        tracing::debug!(?peer, "closing idle connection");
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Requests in flight on one connection and when the last one ended.
+struct Activity {
+    base: Instant,
+    active: AtomicUsize,
+    /// Nanoseconds since `base` when the connection last became idle.
+    idle_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            active: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn begin(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(self.clone())
+    }
+
+    /// Whether no request has been in flight for `t`.
+    fn idle_for(&self, t: Duration) -> bool {
+        self.until_idle(t).is_zero() && self.active.load(Ordering::Acquire) == 0
+    }
+
+    /// How long until the connection will have been idle for `t` (`t` while busy).
+    fn until_idle(&self, t: Duration) -> Duration {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return t;
+        }
+        let idle = Duration::from_nanos(
+            self.now()
+                .saturating_sub(self.idle_since.load(Ordering::Acquire)),
+        );
+        t.saturating_sub(idle)
+    }
+}
+
+/// One request in flight on a connection, until its response body ends.
+struct ActiveGuard(Arc<Activity>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.idle_since.store(a.now(), Ordering::Release);
+        a.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it ends.
+struct Tracked<B> {
+    body: B,
+    _guard: ActiveGuard,
+}
+
+impl<B> http_body::Body for Tracked<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
