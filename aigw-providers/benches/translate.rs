@@ -3,71 +3,19 @@
 //! event translation in both directions.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use aigw_core::api::{Endpoint, sniff};
 use aigw_core::{RequestContext, Translator};
 use aigw_providers::anthropic::{ChatToAnthropic, MessagesPassthrough, MessagesToOpenAi, Platform};
 use aigw_providers::openai::{Flavor, OpenAiTranslator, Operation};
 use aigw_providers::sse::SseDecoder;
 use bytes::Bytes;
+use common::{chat_request, fixture, sse_events as count_events};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{HeaderMap, StatusCode};
 use std::hint::black_box;
-
-/// A realistic agent turn: system prompt, history with a tool call and its result, a
-/// tool definition, sampling settings. About 2 KB.
-fn chat_request() -> Bytes {
-    let body = serde_json::json!({
-        "model": "claude-sonnet-4-5",
-        "temperature": 0.2,
-        "max_tokens": 1024,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-        "messages": [
-            {"role": "system", "content": "You are a careful assistant for an operations team. Answer concisely, cite the tool output you used, and never invent numbers. If a tool fails, say so and suggest the next step."},
-            {"role": "user", "content": "What is the current weather in Columbus, Ohio, and should the outdoor maintenance crew start the roof work this afternoon? They need at least four dry hours with wind below 25 km/h."},
-            {"role": "assistant", "content": null, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\":\"Columbus, OH\",\"unit\":\"celsius\",\"hours\":6}"}}
-            ]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "{\"now\":{\"temp\":14,\"wind_kmh\":18,\"precip_mm\":0},\"next_6h\":[{\"h\":1,\"precip_mm\":0,\"wind_kmh\":19},{\"h\":2,\"precip_mm\":0,\"wind_kmh\":21},{\"h\":3,\"precip_mm\":0.2,\"wind_kmh\":24},{\"h\":4,\"precip_mm\":1.5,\"wind_kmh\":27},{\"h\":5,\"precip_mm\":2.1,\"wind_kmh\":22},{\"h\":6,\"precip_mm\":0.4,\"wind_kmh\":17}]}"},
-            {"role": "assistant", "content": "Conditions are dry for about three hours, then rain and gusts above 25 km/h arrive in hour four."},
-            {"role": "user", "content": "OK. Check again for tomorrow morning, same location, and tell me the best four-hour window."}
-        ],
-        "tools": [{
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "Hourly forecast for a location: temperature, wind speed and precipitation.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {
-                        "location": {"type": "string", "description": "City and state, e.g. Columbus, OH"},
-                        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-                        "hours": {"type": "integer", "minimum": 1, "maximum": 48},
-                        "start": {"type": "string", "description": "ISO-8601 start time; now when absent"}
-                    },
-                    "required": ["location"]
-                }
-            }
-        }]
-    });
-    Bytes::from(serde_json::to_vec(&body).unwrap())
-}
-
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn count_events(input: &[u8]) -> u64 {
-    let mut d = SseDecoder::new();
-    let mut ev = Vec::new();
-    d.feed(input, &mut ev);
-    d.finish(&mut ev);
-    ev.len() as u64
-}
 
 fn sse_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -76,7 +24,7 @@ fn sse_headers() -> HeaderMap {
 }
 
 fn requests(c: &mut Criterion) {
-    let body = chat_request();
+    let body = chat_request("claude-sonnet-4-5");
     let info = sniff(Endpoint::ChatCompletions, &body).unwrap();
     let headers = HeaderMap::new();
     let ctx = RequestContext {

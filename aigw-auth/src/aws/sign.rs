@@ -163,10 +163,19 @@ fn sign_fast(
     time: SystemTime,
 ) -> Result<(), String> {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
+    // The strings are appended into buffers sized up front: `format!` and
+    // `hex::encode` allocated and went through the formatting machinery per piece.
     let t = time::OffsetDateTime::from(time);
-    let date = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
-    let amz_date = format!("{date}T{:02}{:02}{:02}Z", t.hour(), t.minute(), t.second());
+    let mut amz_date = String::with_capacity(16);
+    push_digits(&mut amz_date, u32::try_from(t.year()).unwrap_or(0), 4);
+    push_digits(&mut amz_date, u32::from(u8::from(t.month())), 2);
+    push_digits(&mut amz_date, u32::from(t.day()), 2);
+    amz_date.push('T');
+    push_digits(&mut amz_date, u32::from(t.hour()), 2);
+    push_digits(&mut amz_date, u32::from(t.minute()), 2);
+    push_digits(&mut amz_date, u32::from(t.second()), 2);
+    amz_date.push('Z');
+    let date = &amz_date[..8];
     let host = host_header(&req.scheme, &req.authority);
     let token = keys.session_token.map(Secret::expose);
     let signed_headers = if token.is_some() {
@@ -175,40 +184,62 @@ fn sign_fast(
         "host;x-amz-date"
     };
     let mut canonical = String::with_capacity(256 + req.path.len());
-    let _ = writeln!(canonical, "{}", req.method.as_str());
+    canonical.push_str(req.method.as_str());
+    canonical.push('\n');
     // Double encoding: the path is already percent-encoded, so only `%` changes.
-    for c in req.path.chars() {
-        if c == '%' {
-            canonical.push_str("%25");
-        } else {
-            canonical.push(c);
+    for part in req.path.split_inclusive('%') {
+        match part.strip_suffix('%') {
+            Some(p) => {
+                canonical.push_str(p);
+                canonical.push_str("%25");
+            }
+            None => canonical.push_str(part),
         }
     }
-    let _ = write!(
-        canonical,
-        "\n\nhost:{}\nx-amz-date:{amz_date}\n",
-        trim_all(host)
-    );
+    canonical.push_str("\n\nhost:");
+    canonical.push_str(&trim_all(host));
+    canonical.push_str("\nx-amz-date:");
+    canonical.push_str(&amz_date);
+    canonical.push('\n');
     if let Some(token) = token {
         // aws-sigv4 (and AWS) take the token as it is, untrimmed.
-        let _ = writeln!(canonical, "x-amz-security-token:{token}");
+        canonical.push_str("x-amz-security-token:");
+        canonical.push_str(token);
+        canonical.push('\n');
     }
-    let _ = write!(
-        canonical,
-        "\n{signed_headers}\n{}",
-        hex::encode(Sha256::digest(&req.body))
-    );
-    let scope = format!("{date}/{region}/{service}/aws4_request");
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    let key = SIGNING_KEYS.get(keys.secret_access_key, &date, region, service, time);
+    canonical.push('\n');
+    canonical.push_str(signed_headers);
+    canonical.push('\n');
+    push_hex(&mut canonical, &Sha256::digest(&req.body));
+    let scope_start = "AWS4-HMAC-SHA256\n".len() + amz_date.len() + 1;
+    let mut string_to_sign = String::with_capacity(160);
+    string_to_sign.push_str("AWS4-HMAC-SHA256\n");
+    string_to_sign.push_str(&amz_date);
+    string_to_sign.push('\n');
+    string_to_sign.push_str(date);
+    string_to_sign.push('/');
+    string_to_sign.push_str(region);
+    string_to_sign.push('/');
+    string_to_sign.push_str(service);
+    string_to_sign.push_str("/aws4_request");
+    let scope_end = string_to_sign.len();
+    string_to_sign.push('\n');
+    push_hex(&mut string_to_sign, &Sha256::digest(canonical.as_bytes()));
+    let scope = &string_to_sign[scope_start..scope_end];
+    let key = SIGNING_KEYS.get(keys.secret_access_key, date, region, service, time);
     let signature = v4::calculate_signature(&key, string_to_sign.as_bytes());
-    let authorization = format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-        keys.access_key_id.expose()
+    let access_key_id = keys.access_key_id.expose();
+    let mut authorization = String::with_capacity(
+        96 + access_key_id.len() + scope.len() + signed_headers.len() + signature.len(),
     );
+    authorization.push_str("AWS4-HMAC-SHA256 Credential=");
+    authorization.push_str(access_key_id);
+    authorization.push('/');
+    authorization.push_str(scope);
+    authorization.push_str(", SignedHeaders=");
+    authorization.push_str(signed_headers);
+    authorization.push_str(", Signature=");
+    authorization.push_str(&signature);
     for stale in STALE {
         req.headers.remove(stale);
     }
@@ -227,6 +258,24 @@ fn sign_fast(
             .insert(HeaderName::from_static("x-amz-security-token"), v);
     }
     Ok(())
+}
+
+/// Appends `n` as exactly `width` decimal digits (zero-padded; higher digits dropped,
+/// which no date field of a `SystemTime` has).
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let d = (n / 10u32.pow(i)) % 10;
+        out.push(char::from(b'0' + u8::try_from(d).unwrap_or(0)));
+    }
+}
+
+/// Appends `bytes` as lowercase hex.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 /// A header value as SigV4 canonicalises it: outer spaces trimmed, inner runs of

@@ -179,6 +179,8 @@ pub struct ChatStreamEncoder {
     json_tool_used: bool,
     finish: Option<String>,
     done: bool,
+    /// The bytes every chunk starts with (see [`Self::chunk_head`]); empty until built.
+    head: Vec<u8>,
 }
 
 impl ChatStreamEncoder {
@@ -207,24 +209,41 @@ impl ChatStreamEncoder {
         self.done
     }
 
-    fn write(&self, out: &mut Vec<u8>, delta: OutDelta<'_>, finish: Option<&str>) {
-        let choices = [OutChoice {
+    fn write(&mut self, out: &mut Vec<u8>, delta: OutDelta<'_>, finish: Option<&str>) {
+        if self.head.is_empty() {
+            self.head = self.chunk_head();
+        }
+        out.extend_from_slice(&self.head);
+        let choice = OutChoice {
             index: 0,
             delta,
             finish_reason: finish,
-        }];
+        };
+        // Serialising our own wire types into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &choice);
+        out.extend_from_slice(b"]}\n\n");
+    }
+
+    /// `data: ` and an [`OutChunk`] without usage up to its first choice, as serde
+    /// writes it: the same for every chunk of the stream, so its strings are escaped
+    /// once rather than per token.
+    fn chunk_head(&self) -> Vec<u8> {
+        let mut head = Vec::with_capacity(96 + self.id.len() + self.model.len());
         crate::sse::encode_json(
-            out,
+            &mut head,
             None,
             &OutChunk {
                 id: &self.id,
                 object: "chat.completion.chunk",
                 created: self.created,
                 model: &self.model,
-                choices: &choices,
+                choices: &[],
                 usage: None,
             },
         );
+        // `…"choices":[]}\n\n` → `…"choices":[`
+        head.truncate(head.len().saturating_sub(4));
+        head
     }
 
     /// Translates one event's JSON text (the `data:` of an Anthropic stream event),
@@ -239,6 +258,7 @@ impl ChatStreamEncoder {
                 if let Some(m) = ev.message {
                     self.id = m.id.into_owned();
                     self.model = m.model.into_owned();
+                    self.head.clear();
                     merge_usage(&mut self.usage, &m.usage);
                 }
                 self.write(

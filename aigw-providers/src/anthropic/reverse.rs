@@ -885,7 +885,9 @@ impl MessagesStreamEncoder {
         }
     }
 
-    fn open(&mut self, kind: Open, block: Value, out: &mut Vec<u8>) -> u32 {
+    /// Makes `kind` the open block, starting it with `block()` if it is new (built only
+    /// then: most calls continue the open block).
+    fn open(&mut self, kind: Open, block: impl FnOnce() -> Value, out: &mut Vec<u8>) -> u32 {
         if self.open == Some(kind) {
             return self.next_block - 1;
         }
@@ -896,7 +898,7 @@ impl MessagesStreamEncoder {
         Self::event(
             out,
             "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+            &json!({"type": "content_block_start", "index": index, "content_block": block()}),
         );
         index
     }
@@ -941,7 +943,7 @@ impl MessagesStreamEncoder {
             if let Some(r) = d.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
                 let i = self.open(
                     Open::Thinking,
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    || json!({"type": "thinking", "thinking": "", "signature": ""}),
                     out,
                 );
                 Self::delta(out, i, DeltaOut::ThinkingDelta { thinking: r });
@@ -949,13 +951,13 @@ impl MessagesStreamEncoder {
             if let Some(sig) = d.reasoning_signature.as_deref().filter(|s| !s.is_empty()) {
                 let i = self.open(
                     Open::Thinking,
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    || json!({"type": "thinking", "thinking": "", "signature": ""}),
                     out,
                 );
                 Self::delta(out, i, DeltaOut::SignatureDelta { signature: sig });
             }
             if let Some(t) = d.content.as_deref().filter(|t| !t.is_empty()) {
-                let i = self.open(Open::Text, json!({"type": "text", "text": ""}), out);
+                let i = self.open(Open::Text, || json!({"type": "text", "text": ""}), out);
                 Self::delta(out, i, DeltaOut::TextDelta { text: t });
             }
             for call in d.tool_calls.iter().flatten() {
@@ -968,7 +970,7 @@ impl MessagesStreamEncoder {
                 } else {
                     self.open(
                         Open::Tool(call.index),
-                        json!({"type": "tool_use", "id": call.id.as_deref().unwrap_or_default(), "name": name.unwrap_or_default(), "input": {}}),
+                        || json!({"type": "tool_use", "id": call.id.as_deref().unwrap_or_default(), "name": name.unwrap_or_default(), "input": {}}),
                         out,
                     )
                 };

@@ -426,11 +426,18 @@ fn anthropic_status(kind: &str) -> u16 {
 }
 
 /// Anthropic stream event JSON → neutral events; `usage` accumulates the counters.
-fn anthropic_event(json: &[u8], usage: &mut AUsage, out: &mut Vec<Event>) -> Result<()> {
-    let e: AEvent = serde_json::from_slice(json)
+/// Returns the event's `type`.
+fn anthropic_event(json: &[u8], usage: &mut AUsage, out: &mut Vec<Event>) -> Result<String> {
+    let mut e: AEvent = serde_json::from_slice(json)
         .map_err(|e| Error::malformed_upstream(format!("Anthropic stream event: {e}")))?;
+    let kind = std::mem::take(&mut e.kind);
+    neutral_events(e, &kind, usage, out);
+    Ok(kind)
+}
+
+fn neutral_events(e: AEvent, kind: &str, usage: &mut AUsage, out: &mut Vec<Event>) {
     let index = e.index.unwrap_or(0);
-    match e.kind.as_str() {
+    match kind {
         "message_start" => {
             out.push(Event::Start);
             if let Some(u) = e.message.and_then(|m| m.usage) {
@@ -456,7 +463,7 @@ fn anthropic_event(json: &[u8], usage: &mut AUsage, out: &mut Vec<Event>) -> Res
             _ => {}
         },
         "content_block_delta" => {
-            let Some(d) = e.delta else { return Ok(()) };
+            let Some(d) = e.delta else { return };
             match d.kind.as_deref() {
                 Some("text_delta") => out.push(Event::TextDelta {
                     index,
@@ -501,12 +508,13 @@ fn anthropic_event(json: &[u8], usage: &mut AUsage, out: &mut Vec<Event>) -> Res
         }
         _ => {}
     }
-    Ok(())
 }
 
 #[derive(Deserialize)]
-struct ChunkPayload {
-    bytes: String,
+struct ChunkPayload<'a> {
+    /// Base64 has nothing to unescape: borrowed, not copied.
+    #[serde(borrow)]
+    bytes: std::borrow::Cow<'a, str>,
 }
 
 /// OpenAI chat or Anthropic Messages → Claude on Bedrock InvokeModel.
@@ -590,7 +598,7 @@ impl InvokeTranslator {
                         .map_err(|e| e.to_string())
                         .and_then(|p| {
                             base64::engine::general_purpose::STANDARD
-                                .decode(p.bytes)
+                                .decode(p.bytes.as_bytes())
                                 .map_err(|e| e.to_string())
                         });
                     let json = match json {
@@ -635,10 +643,13 @@ impl InvokeTranslator {
     /// OpenAI clients; usage is tracked for both.
     fn anthropic_json(&mut self, json: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) {
         let before = events.len();
-        if let Err(e) = anthropic_event(json, &mut self.raw_usage, events) {
-            self.fail(out, events, 502, "malformedUpstream", &e.to_string());
-            return;
-        }
+        let kind = match anthropic_event(json, &mut self.raw_usage, events) {
+            Ok(kind) => kind,
+            Err(e) => {
+                self.fail(out, events, 502, "malformedUpstream", &e.to_string());
+                return;
+            }
+        };
         for ev in &events[before..] {
             match ev {
                 Event::Usage(u) => self.usage.update(u),
@@ -653,14 +664,7 @@ impl InvokeTranslator {
         }
         if self.api == ClientApi::Anthropic {
             events.truncate(before);
-            #[derive(Deserialize)]
-            struct Kind<'a> {
-                #[serde(rename = "type", borrow)]
-                kind: std::borrow::Cow<'a, str>,
-            }
-            let kind = serde_json::from_slice::<Kind<'_>>(json)
-                .map(|k| k.kind.into_owned())
-                .unwrap_or_default();
+            // The type from the parse above: parsing the event again for it cost as much.
             out.extend_from_slice(b"event: ");
             out.extend_from_slice(kind.as_bytes());
             out.extend_from_slice(b"\ndata: ");

@@ -468,10 +468,19 @@ impl AnthropicStream {
     }
 
     fn write(out: &mut Vec<u8>, name: &str, data: &Value) {
+        Self::frame(out, name, |o| {
+            let _ = serde_json::to_writer(&mut *o, data);
+        });
+    }
+
+    /// Writes one SSE event whose data `body` appends. The per-event writers below
+    /// produce the bytes a `json!` tree of the same keys would (the goldens hold them)
+    /// without building one.
+    fn frame(out: &mut Vec<u8>, name: &str, body: impl FnOnce(&mut Vec<u8>)) {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\ndata: ");
-        out.extend_from_slice(data.to_string().as_bytes());
+        body(out);
         out.extend_from_slice(b"\n\n");
     }
 
@@ -495,16 +504,22 @@ impl AnthropicStream {
 
     fn close_open(&mut self, out: &mut Vec<u8>) {
         if let Some((_, idx, _)) = self.open.take() {
-            Self::write(
-                out,
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": idx}),
-            );
+            Self::frame(out, "content_block_stop", |o| {
+                o.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":");
+                push_num(o, u64::from(idx));
+                o.push(b'}');
+            });
         }
     }
 
     /// Makes `backend` the open block of `kind`, starting it with `start` if new.
-    fn open_block(&mut self, out: &mut Vec<u8>, backend: u32, kind: OpenKind, start: Value) -> u32 {
+    fn open_block(
+        &mut self,
+        out: &mut Vec<u8>,
+        backend: u32,
+        kind: OpenKind,
+        start: impl FnOnce(&mut Vec<u8>),
+    ) -> u32 {
         self.ensure_started(out);
         if let Some((b, idx, k)) = self.open
             && b == backend
@@ -516,24 +531,37 @@ impl AnthropicStream {
         let idx = self.next_index;
         self.next_index += 1;
         self.open = Some((backend, idx, kind));
-        Self::write(
-            out,
-            "content_block_start",
-            &json!({
-                "type": "content_block_start", "index": idx, "content_block": start,
-            }),
-        );
+        Self::frame(out, "content_block_start", |o| {
+            o.extend_from_slice(b"{\"type\":\"content_block_start\",\"index\":");
+            push_num(o, u64::from(idx));
+            o.extend_from_slice(b",\"content_block\":");
+            start(o);
+            o.push(b'}');
+        });
         idx
     }
 
-    fn delta(out: &mut Vec<u8>, idx: u32, delta: Value) {
-        Self::write(
-            out,
-            "content_block_delta",
-            &json!({
-                "type": "content_block_delta", "index": idx, "delta": delta,
-            }),
-        );
+    /// A `content_block_delta` of type `kind` whose one field `field` is `value`.
+    fn delta(out: &mut Vec<u8>, idx: u32, kind: &str, field: &str, value: &str) {
+        Self::frame(out, "content_block_delta", |o| {
+            o.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
+            push_num(o, u64::from(idx));
+            o.extend_from_slice(b",\"delta\":{\"type\":\"");
+            o.extend_from_slice(kind.as_bytes());
+            o.extend_from_slice(b"\",\"");
+            o.extend_from_slice(field.as_bytes());
+            o.extend_from_slice(b"\":");
+            push_str(o, value);
+            o.extend_from_slice(b"}}");
+        });
+    }
+
+    fn text_start(o: &mut Vec<u8>) {
+        o.extend_from_slice(br#"{"type":"text","text":""}"#);
+    }
+
+    fn thinking_start(o: &mut Vec<u8>) {
+        o.extend_from_slice(br#"{"type":"thinking","thinking":"","signature":""}"#);
     }
 
     fn end(&mut self, out: &mut Vec<u8>) {
@@ -567,69 +595,40 @@ impl AnthropicStream {
         match ev {
             Event::Start => self.ensure_started(out),
             Event::TextDelta { index, text } => {
-                let idx = self.open_block(
-                    out,
-                    index,
-                    OpenKind::Text,
-                    json!({"type": "text", "text": ""}),
-                );
-                Self::delta(out, idx, json!({"type": "text_delta", "text": text}));
+                let idx = self.open_block(out, index, OpenKind::Text, Self::text_start);
+                Self::delta(out, idx, "text_delta", "text", &text);
             }
             Event::ThinkingDelta { index, text } => {
-                let idx = self.open_block(
-                    out,
-                    index,
-                    OpenKind::Thinking,
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
-                );
-                Self::delta(
-                    out,
-                    idx,
-                    json!({"type": "thinking_delta", "thinking": text}),
-                );
+                let idx = self.open_block(out, index, OpenKind::Thinking, Self::thinking_start);
+                Self::delta(out, idx, "thinking_delta", "thinking", &text);
             }
             Event::SignatureDelta { index, signature } => {
-                let idx = self.open_block(
-                    out,
-                    index,
-                    OpenKind::Thinking,
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
-                );
-                Self::delta(
-                    out,
-                    idx,
-                    json!({"type": "signature_delta", "signature": signature}),
-                );
+                let idx = self.open_block(out, index, OpenKind::Thinking, Self::thinking_start);
+                Self::delta(out, idx, "signature_delta", "signature", &signature);
             }
             Event::RedactedThinking { index, data } => {
-                self.open_block(
-                    out,
-                    index,
-                    OpenKind::Thinking,
-                    json!({"type": "redacted_thinking", "data": data}),
-                );
+                self.open_block(out, index, OpenKind::Thinking, |o| {
+                    o.extend_from_slice(br#"{"type":"redacted_thinking","data":"#);
+                    push_str(o, &data);
+                    o.push(b'}');
+                });
             }
             Event::ToolStart { index, id, name } => {
                 self.ensure_started(out);
                 self.close_open(out);
-                self.open_block(
-                    out,
-                    index,
-                    OpenKind::Tool,
-                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-                );
+                self.open_block(out, index, OpenKind::Tool, |o| {
+                    o.extend_from_slice(br#"{"type":"tool_use","id":"#);
+                    push_str(o, &id);
+                    o.extend_from_slice(br#","name":"#);
+                    push_str(o, &name);
+                    o.extend_from_slice(br#","input":{}}"#);
+                });
             }
             Event::ToolDelta { index, json } => {
                 if let Some((b, idx, OpenKind::Tool)) = self.open
                     && b == index
                 {
-                    {
-                        Self::delta(
-                            out,
-                            idx,
-                            json!({"type": "input_json_delta", "partial_json": json}),
-                        );
-                    }
+                    Self::delta(out, idx, "input_json_delta", "partial_json", &json);
                 }
             }
             Event::BlockStop { index } => {

@@ -19,6 +19,7 @@
 //! `store` not `false` are kept in the gateway's bounded, TTL'd in-process
 //! [`store`] and a `previous_response_id` continuation is expanded from it.
 
+pub mod chunk;
 pub mod input_tokens;
 pub mod passthrough;
 pub mod reasoning;

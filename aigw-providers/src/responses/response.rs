@@ -7,11 +7,10 @@
 //! when the next kind of output begins or the stream ends. `response.completed` (or
 //! `response.incomplete` / `response.failed`) carries the whole response with usage.
 
+use super::chunk::{Chunk, ToolCall};
 use super::reasoning::{self, Sealed};
 use super::request::RequestFacts;
-use aigw_core::api::openai::{
-    ChatCompletion, ChatCompletionChunk, ChatMessage, MessageContent as ChatContent, Usage,
-};
+use aigw_core::api::openai::{ChatCompletion, ChatMessage, MessageContent as ChatContent, Usage};
 use aigw_core::api::responses::{
     ContentPart, EventKind, Extra, FunctionCallItem, InputTokensDetails, Item, KnownContentPart,
     MessageContent, MessageItem, OutputTokensDetails, ReasoningItem, Response, ResponseUsage,
@@ -264,6 +263,68 @@ struct OpenCall {
     arguments: String,
 }
 
+/// Writes a `response.output_text.delta` (with `content_index`) or
+/// `response.function_call_arguments.delta` (without) event: the bytes serialising its
+/// [`StreamEvent`] writes (the goldens hold them), without building one. These are
+/// the per-token events of a stream.
+fn write_delta(
+    out: &mut Vec<u8>,
+    seq: u64,
+    kind: &str,
+    item_id: &str,
+    output_index: u32,
+    content_index: Option<u32>,
+    delta: &str,
+) {
+    delta_head(out, seq, kind, item_id, output_index);
+    if let Some(c) = content_index {
+        out.extend_from_slice(b",\"content_index\":");
+        push_num(out, u64::from(c));
+    }
+    out.extend_from_slice(b",\"delta\":");
+    push_str(out, delta);
+    if content_index.is_some() {
+        out.extend_from_slice(b",\"logprobs\":[]");
+    }
+    out.extend_from_slice(b"}\n\n");
+}
+
+/// Writes a `response.reasoning_summary_text.delta` event, as [`write_delta`] does.
+fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index: u32, delta: &str) {
+    delta_head(
+        out,
+        seq,
+        "response.reasoning_summary_text.delta",
+        item_id,
+        output_index,
+    );
+    out.extend_from_slice(b",\"summary_index\":0,\"delta\":");
+    push_str(out, delta);
+    out.extend_from_slice(b"}\n\n");
+}
+
+fn delta_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &str, output_index: u32) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"sequence_number\":");
+    push_num(out, seq);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"item_id\":");
+    push_str(out, item_id);
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail and a &str always serialises.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn push_num(out: &mut Vec<u8>, n: u64) {
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
 /// Renders a chat chunk stream as the Responses event stream.
 #[derive(Debug)]
 pub struct StreamEmitter {
@@ -374,7 +435,7 @@ impl StreamEmitter {
     }
 
     /// Handles one chat chunk (the `data:` JSON of one SSE event).
-    pub fn chunk(&mut self, c: &ChatCompletionChunk, out: &mut Vec<u8>) {
+    pub fn chunk(&mut self, c: &Chunk<'_>, out: &mut Vec<u8>) {
         self.start(out, &c.id, &c.model, c.created);
         if let Some(u) = &c.usage {
             self.usage = Some(u.clone());
@@ -391,8 +452,8 @@ impl StreamEmitter {
                 }
             }
             if let Some(data) = d
-                .extra
-                .get("redacted_reasoning_content")
+                .redacted_reasoning_content
+                .as_ref()
                 .and_then(Value::as_str)
             {
                 self.ensure_reasoning(out);
@@ -407,7 +468,7 @@ impl StreamEmitter {
                 self.tool_delta(out, tc);
             }
             if let Some(f) = &choice.finish_reason {
-                self.finish = Some(f.clone());
+                self.finish = Some(f.as_ref().to_owned());
             }
         }
     }
@@ -453,28 +514,26 @@ impl StreamEmitter {
         if !summary {
             return;
         }
-        let (index, id, first) = (*index, id.clone(), !*part_open);
+        let (index, first) = (*index, !*part_open);
         *part_open = true;
         if first {
+            let item_id = id.clone();
             self.emit(
                 out,
                 EventKind::ReasoningSummaryPartAdded {
-                    item_id: id.clone(),
+                    item_id,
                     output_index: index,
                     summary_index: 0,
                     part: summary_text(""),
                 },
             );
         }
-        self.emit(
-            out,
-            EventKind::ReasoningSummaryTextDelta {
-                item_id: id,
-                output_index: index,
-                summary_index: 0,
-                delta: text.to_owned(),
-            },
-        );
+        let Some(Open::Reasoning { id, .. }) = &self.open else {
+            return;
+        };
+        let seq = self.seq;
+        self.seq += 1;
+        write_summary_delta(out, seq, id, index, text);
     }
 
     fn text_delta(&mut self, out: &mut Vec<u8>, text: &str) {
@@ -508,30 +567,37 @@ impl StreamEmitter {
         }
         if let Some(Open::Message { index, id, text: t }) = &mut self.open {
             t.push_str(text);
-            let ev = EventKind::OutputTextDelta {
-                item_id: id.clone(),
-                output_index: *index,
-                content_index: 0,
-                delta: text.to_owned(),
-                logprobs: Vec::new(),
-            };
-            self.emit(out, ev);
+            let seq = self.seq;
+            self.seq += 1;
+            write_delta(
+                out,
+                seq,
+                "response.output_text.delta",
+                id,
+                *index,
+                Some(0),
+                text,
+            );
         }
     }
 
-    fn tool_delta(&mut self, out: &mut Vec<u8>, tc: &aigw_core::api::openai::ToolCallDelta) {
+    fn tool_delta(&mut self, out: &mut Vec<u8>, tc: &ToolCall<'_>) {
         let pos = self.calls.iter().position(|c| c.chat_index == tc.index);
         let pos = match pos {
             Some(p) => p,
             None => {
                 self.close_open(out);
                 let index = self.next_index();
-                let call_id = tc.id.clone().unwrap_or_else(|| format!("call_{index}"));
+                let call_id = tc
+                    .id
+                    .as_deref()
+                    .map_or_else(|| format!("call_{index}"), str::to_owned);
                 let name = tc
                     .function
                     .as_ref()
-                    .and_then(|f| f.name.clone())
-                    .unwrap_or_default();
+                    .and_then(|f| f.name.as_deref())
+                    .unwrap_or_default()
+                    .to_owned();
                 let item_id = format!("fc_{call_id}");
                 let item =
                     function_call_item(&self.facts, &item_id, &call_id, &name, "", "in_progress");
@@ -563,12 +629,17 @@ impl StreamEmitter {
         };
         let call = &mut self.calls[pos];
         call.arguments.push_str(args);
-        let ev = EventKind::FunctionCallArgumentsDelta {
-            item_id: call.item_id.clone(),
-            output_index: call.index,
-            delta: args.to_owned(),
-        };
-        self.emit(out, ev);
+        let seq = self.seq;
+        self.seq += 1;
+        write_delta(
+            out,
+            seq,
+            "response.function_call_arguments.delta",
+            &call.item_id,
+            call.index,
+            None,
+            args,
+        );
     }
 
     fn close_open(&mut self, out: &mut Vec<u8>) {

@@ -1,11 +1,12 @@
 //! [`ResponsesOverChat`]: a Responses client on any backend with a Chat Completions
 //! translator.
 
+use super::chunk::Chunk;
 use super::request::{self, RequestFacts};
 use super::response::{self, StreamEmitter};
 use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::RequestInfo;
-use aigw_core::api::openai::{ChatCompletion, ChatCompletionChunk};
+use aigw_core::api::openai::ChatCompletion;
 use aigw_core::api::responses::{Item, Response, ResponsesRequest};
 use aigw_core::{
     Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result, Translator,
@@ -94,7 +95,7 @@ impl ResponsesOverChat {
             if ev.is_done() || emitter.finished() {
                 continue;
             }
-            match serde_json::from_str::<ChatCompletionChunk>(&ev.data) {
+            match serde_json::from_str::<Chunk<'_>>(&ev.data) {
                 Ok(c) => emitter.chunk(&c, out),
                 Err(e) => {
                     let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);

@@ -105,7 +105,7 @@ impl GeminiTranslator {
                 self.ended = true;
                 break;
             }
-            if let Err(e) = self.state.chunk(data, &mut events) {
+            if let Err(e) = self.state.chunk(&ev.data, &mut events) {
                 events.push(Event::Error {
                     status: 502,
                     kind: "malformedUpstream".into(),

@@ -233,8 +233,9 @@ impl StreamState {
     }
 
     /// Translates one SSE `data:` payload into neutral events.
-    pub fn chunk(&mut self, data: &[u8], out: &mut Vec<Event>) -> Result<()> {
-        let r: Response = serde_json::from_slice(data)
+    pub fn chunk(&mut self, data: &str, out: &mut Vec<Event>) -> Result<()> {
+        // From `&str`: the SSE decoder has checked the UTF-8 once already.
+        let r: Response = serde_json::from_str(data)
             .map_err(|e| Error::malformed_upstream(format!("Gemini stream chunk: {e}")))?;
         if self.id.is_none() {
             self.id = r.response_id;

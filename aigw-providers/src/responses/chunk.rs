@@ -1,0 +1,120 @@
+//! The chat chunks a Responses stream is rendered from, parsed borrowed.
+//!
+//! [`ResponsesOverChat`](super::translator::ResponsesOverChat) reads back every chunk the
+//! backend's chat translator wrote. Parsing them as
+//! [`ChatCompletionChunk`](aigw_core::api::openai::ChatCompletionChunk), whose
+//! `#[serde(flatten)]` extras make serde buffer every field into an intermediate tree,
+//! was half the per-event cost of a translated Responses stream. These types read only
+//! what the Responses emitter uses, borrowing strings where they have no escapes, and
+//! require and type-check the same fields that type does, so the same chunks are
+//! accepted and rejected.
+
+use aigw_core::api::openai::{Role, Usage};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// One `chat.completion.chunk`.
+// Fields read only to be required and type-checked are never used afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+pub struct Chunk<'a> {
+    /// Completion id.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    /// `chat.completion.chunk` (required, otherwise unused).
+    #[serde(borrow)]
+    object: Cow<'a, str>,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model that answers.
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    /// Choice deltas.
+    #[serde(borrow)]
+    pub choices: Vec<Choice<'a>>,
+    /// Usage, on the final chunk.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// Backend configuration fingerprint (type-checked, unused).
+    #[serde(default, borrow)]
+    system_fingerprint: Option<Cow<'a, str>>,
+}
+
+/// A choice delta.
+// Fields read only to be required and type-checked are never used afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+pub struct Choice<'a> {
+    /// Choice index.
+    pub index: u32,
+    /// What this chunk adds.
+    #[serde(borrow)]
+    pub delta: Delta<'a>,
+    /// Set on the last delta of the choice.
+    #[serde(default, borrow)]
+    pub finish_reason: Option<Cow<'a, str>>,
+    /// Log probabilities (unused).
+    #[serde(default)]
+    logprobs: Option<IgnoredAny>,
+}
+
+/// What a chunk adds to a choice.
+// Fields read only to be required and type-checked are never used afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+pub struct Delta<'a> {
+    /// The author (type-checked, unused).
+    #[serde(default)]
+    role: Option<Role>,
+    /// Text.
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+    /// Reasoning text.
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Cow<'a, str>>,
+    /// Reasoning signature.
+    #[serde(default, borrow)]
+    pub reasoning_signature: Option<Cow<'a, str>>,
+    /// Encrypted reasoning (any JSON, as the flattened extras held it).
+    #[serde(default)]
+    pub redacted_reasoning_content: Option<Value>,
+    /// Tool call pieces.
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
+    /// Refusal text (type-checked, unused).
+    #[serde(default, borrow)]
+    refusal: Option<Cow<'a, str>>,
+}
+
+/// A piece of a tool call.
+// Fields read only to be required and type-checked are never used afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+pub struct ToolCall<'a> {
+    /// Position among the message's tool calls.
+    pub index: u32,
+    /// Call id, on the first piece.
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    /// `function` (type-checked, unused).
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    /// Name and argument text.
+    #[serde(default, borrow)]
+    pub function: Option<Function<'a>>,
+}
+
+/// The function part of a tool call piece.
+// Fields read only to be required and type-checked are never used afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+pub struct Function<'a> {
+    /// Name, on the first piece.
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    /// A piece of the JSON argument text.
+    #[serde(default, borrow)]
+    pub arguments: Option<Cow<'a, str>>,
+}
