@@ -64,6 +64,12 @@ done
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
+# Settle first: the tokenizer's tables load on a background thread after start-up (a few
+# seconds of CPU that would land in the first measurement).
+prev=0
+for _ in $(seq 60); do
+  cur=$(rss_kb "$gw"); [ "$cur" = "$prev" ] && break; prev=$cur; sleep 1
+done
 rss_idle=$(rss_kb "$gw")
 
 # run NAME URL BODY THREADS CONNS -> prints "p50_us p99_us rps requests cpu_us_per_req"
