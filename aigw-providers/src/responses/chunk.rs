@@ -63,7 +63,7 @@ pub struct Choice<'a> {
 /// What a chunk adds to a choice.
 // Fields read only to be required and type-checked are never used afterwards.
 #[allow(dead_code)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Delta<'a> {
     /// The author (type-checked, unused).
     #[serde(default)]
@@ -117,4 +117,16 @@ pub struct Function<'a> {
     /// A piece of the JSON argument text.
     #[serde(default, borrow)]
     pub arguments: Option<Cow<'a, str>>,
+}
+
+impl<'a> ToolCall<'a> {
+    /// A piece built in process rather than parsed (its unused `type` left out).
+    pub const fn new(index: u32, id: Option<Cow<'a, str>>, function: Option<Function<'a>>) -> Self {
+        Self {
+            index,
+            id,
+            kind: None,
+            function,
+        }
+    }
 }
