@@ -1,7 +1,8 @@
 //! The chat chunks a Responses stream is rendered from, parsed borrowed.
 //!
 //! [`ResponsesOverChat`](super::translator::ResponsesOverChat) reads back every chunk the
-//! backend's chat translator wrote. Parsing them as
+//! backend's chat translator wrote (for the backends that cannot hand over their neutral
+//! events, see [`super::events`], which builds these types directly). Parsing them as
 //! [`ChatCompletionChunk`](aigw_core::api::openai::ChatCompletionChunk), whose
 //! `#[serde(flatten)]` extras make serde buffer every field into an intermediate tree,
 //! was half the per-event cost of a translated Responses stream. These types read only
