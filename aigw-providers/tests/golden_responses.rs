@@ -491,3 +491,64 @@ fn chat_only_openai_compatible_servers_are_translated() {
         );
     }
 }
+
+/// The chat translator of `schema` wrapped to serve Responses through its chat chunk
+/// bytes, the path the backends without neutral events take.
+fn over_chat_bytes(schema: ApiSchema) -> Box<dyn Translator> {
+    let versioned = VersionedSchema::new(schema);
+    let chat = ProviderFactory
+        .translator(&TranslatorSpec {
+            endpoint: Endpoint::ChatCompletions,
+            schema: &versioned,
+            model_override: None,
+        })
+        .unwrap();
+    Box::new(aigw_providers::responses::ResponsesOverChat::new(
+        chat,
+        schema.as_str(),
+    ))
+}
+
+/// Bedrock and Gemini streams are rendered from the backend's neutral events, not from
+/// re-parsed chat chunks: both give the same bytes and usage, a mid-stream exception
+/// included.
+#[test]
+fn neutral_event_rendering_matches_the_chat_chunk_path() {
+    let mut exception = Vec::new();
+    exception.extend_from_slice(&encode_event("messageStart", br#"{"role":"assistant"}"#).unwrap());
+    exception.extend_from_slice(
+        &encode_event(
+            "contentBlockDelta",
+            br#"{"contentBlockIndex":0,"delta":{"text":"Hel"}}"#,
+        )
+        .unwrap(),
+    );
+    exception.extend_from_slice(
+        &aigw_providers::eventstream::encode_exception(
+            "throttlingException",
+            br#"{"message":"Too many requests"}"#,
+        )
+        .unwrap(),
+    );
+    let mut cases: Vec<_> = streams()
+        .into_iter()
+        .filter(|(s, _, _)| {
+            matches!(
+                s,
+                ApiSchema::AWSBedrock | ApiSchema::AWSAnthropic | ApiSchema::GCPVertexAI
+            )
+        })
+        .collect();
+    assert_eq!(cases.len(), 9);
+    cases.push((ApiSchema::AWSBedrock, "exception".into(), exception));
+    for (schema, n, wire) in cases {
+        let headers = backend_headers(schema);
+        let events = run(schema, STREAM_REQUEST, &[&wire]);
+        let bytes = run_on(over_chat_bytes(schema), &headers, STREAM_REQUEST, &[&wire]);
+        assert_eq!(events, bytes, "{schema:?} {n}");
+        if n == "exception" {
+            assert!(events.0.contains("event: response.failed"), "{}", events.0);
+            assert!(events.0.contains("throttlingException"), "{}", events.0);
+        }
+    }
+}

@@ -12,6 +12,7 @@
 
 use super::request::encode_model_id;
 use super::{normalize_error, now_secs, request_id, response as bedrock_response};
+use crate::canonical::sink::EventSink;
 use crate::canonical::{
     self, Block, ChatRequest, ChatResponse, Choice, Event, OutBlock, Reasoning, ResponseFormat,
     Role, StopReason, ToolChoice, emit,
@@ -530,6 +531,8 @@ pub struct InvokeTranslator {
     id: String,
     decoder: Decoder,
     emitter: Option<emit::StreamEmitter>,
+    /// Where the stream's events go instead of `emitter`'s bytes, if set.
+    sink: Option<EventSink>,
     raw_usage: AUsage,
     usage: TokenUsage,
     buffered: Vec<u8>,
@@ -554,6 +557,7 @@ impl InvokeTranslator {
             id: "bedrock".to_owned(),
             decoder: Decoder::new(),
             emitter: None,
+            sink: None,
             raw_usage: AUsage::default(),
             usage: TokenUsage::default(),
             buffered: Vec::new(),
@@ -561,6 +565,14 @@ impl InvokeTranslator {
             failure: None,
             dropped: Vec::new(),
         }
+    }
+
+    /// Queues the stream's events on `sink` instead of writing chat chunks (for a
+    /// wrapper that renders another client API from them).
+    #[must_use]
+    pub fn with_event_sink(mut self, sink: EventSink) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     fn anthropic_body(&self, body: &[u8], headers: &HeaderMap) -> Result<(Value, String, bool)> {
@@ -733,9 +745,10 @@ impl InvokeTranslator {
                 self.created,
                 self.include_usage,
             );
+            let sink = self.sink.as_ref();
             let emitter = self
                 .emitter
-                .get_or_insert_with(|| emit::StreamEmitter::new(api, id, model, created, inc));
+                .get_or_insert_with(|| emit::StreamEmitter::to(sink, api, id, model, created, inc));
             for ev in events {
                 emitter.event(ev, &mut out);
             }

@@ -15,6 +15,7 @@ pub mod request;
 pub mod rerank;
 pub mod response;
 
+use crate::canonical::sink::EventSink;
 use crate::canonical::{self, Event, emit};
 use crate::eventstream::{Decoder, FrameKind};
 use aigw_core::api::Endpoint;
@@ -64,6 +65,8 @@ pub struct ConverseTranslator {
     id: String,
     decoder: Decoder,
     emitter: Option<emit::StreamEmitter>,
+    /// Where the stream's events go instead of `emitter`'s bytes, if set.
+    sink: Option<EventSink>,
     events: Vec<Event>,
     usage: TokenUsage,
     buffered: Vec<u8>,
@@ -87,6 +90,7 @@ impl ConverseTranslator {
             id: "bedrock".to_owned(),
             decoder: Decoder::new(),
             emitter: None,
+            sink: None,
             events: Vec::new(),
             usage: TokenUsage::default(),
             buffered: Vec::new(),
@@ -94,6 +98,14 @@ impl ConverseTranslator {
             failure: None,
             dropped: Vec::new(),
         }
+    }
+
+    /// Queues the stream's events on `sink` instead of writing chat chunks (for a
+    /// wrapper that renders another client API from them).
+    #[must_use]
+    pub fn with_event_sink(mut self, sink: EventSink) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     fn emitter(&mut self) -> &mut emit::StreamEmitter {
@@ -104,8 +116,9 @@ impl ConverseTranslator {
             self.created,
             self.include_usage,
         );
+        let sink = self.sink.as_ref();
         self.emitter
-            .get_or_insert_with(|| emit::StreamEmitter::new(api, id, model, created, usage))
+            .get_or_insert_with(|| emit::StreamEmitter::to(sink, api, id, model, created, usage))
     }
 
     fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {

@@ -1,5 +1,6 @@
 //! Renders neutral responses and stream events as OpenAI or Anthropic wire bytes.
 
+use super::sink::EventSink;
 use super::{ChatResponse, Event, OutBlock, StopReason, error_body};
 use aigw_core::{ClientApi, TokenUsage};
 use serde_json::{Map, Value, json};
@@ -10,7 +11,8 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn openai_usage(u: &TokenUsage) -> Value {
+/// OpenAI `usage` as a JSON tree (the stream's usage chunk holds its text).
+pub(crate) fn openai_usage(u: &TokenUsage) -> Value {
     let mut usage = json!({
         "prompt_tokens": u.input.unwrap_or(0),
         "completion_tokens": u.output.unwrap_or(0),
@@ -210,6 +212,8 @@ pub enum StreamEmitter {
     OpenAI(OpenAiStream),
     /// Anthropic Messages SSE.
     Anthropic(AnthropicStream),
+    /// No bytes: the events go to an in-process consumer.
+    Events(EventSink),
 }
 
 impl StreamEmitter {
@@ -221,11 +225,31 @@ impl StreamEmitter {
         }
     }
 
+    /// An emitter for the client API, or one that queues the events on `sink` when
+    /// the translator has one.
+    pub fn to(
+        sink: Option<&EventSink>,
+        api: ClientApi,
+        id: &str,
+        model: &str,
+        created: u64,
+        include_usage: bool,
+    ) -> Self {
+        match sink {
+            Some(s) => {
+                s.open(id, model, created, include_usage);
+                Self::Events(s.clone())
+            }
+            None => Self::new(api, id, model, created, include_usage),
+        }
+    }
+
     /// Renders one event.
     pub fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
         match self {
             Self::OpenAI(s) => s.event(ev, out),
             Self::Anthropic(s) => s.event(ev, out),
+            Self::Events(s) => s.push(ev),
         }
     }
 
@@ -234,6 +258,7 @@ impl StreamEmitter {
         match self {
             Self::OpenAI(s) => s.finish(out),
             Self::Anthropic(s) => s.finish(out),
+            Self::Events(s) => s.finish(),
         }
     }
 
@@ -242,6 +267,8 @@ impl StreamEmitter {
         match self {
             Self::OpenAI(s) => s.failed,
             Self::Anthropic(s) => s.failed,
+            // The consumer tracks failures itself.
+            Self::Events(_) => false,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod embeddings;
 pub mod emit;
 pub mod media;
 pub mod openai;
+pub mod sink;
 
 use aigw_core::{ClientApi, Error, Result, TokenUsage};
 use serde_json::value::RawValue;

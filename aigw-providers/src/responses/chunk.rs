@@ -1,7 +1,8 @@
 //! The chat chunks a Responses stream is rendered from, parsed borrowed.
 //!
 //! [`ResponsesOverChat`](super::translator::ResponsesOverChat) reads back every chunk the
-//! backend's chat translator wrote. Parsing them as
+//! backend's chat translator wrote (for the backends that cannot hand over their neutral
+//! events, see [`super::events`], which builds these types directly). Parsing them as
 //! [`ChatCompletionChunk`](aigw_core::api::openai::ChatCompletionChunk), whose
 //! `#[serde(flatten)]` extras make serde buffer every field into an intermediate tree,
 //! was half the per-event cost of a translated Responses stream. These types read only
@@ -63,7 +64,7 @@ pub struct Choice<'a> {
 /// What a chunk adds to a choice.
 // Fields read only to be required and type-checked are never used afterwards.
 #[allow(dead_code)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Delta<'a> {
     /// The author (type-checked, unused).
     #[serde(default)]
@@ -117,4 +118,16 @@ pub struct Function<'a> {
     /// A piece of the JSON argument text.
     #[serde(default, borrow)]
     pub arguments: Option<Cow<'a, str>>,
+}
+
+impl<'a> ToolCall<'a> {
+    /// A piece built in process rather than parsed (its unused `type` left out).
+    pub const fn new(index: u32, id: Option<Cow<'a, str>>, function: Option<Function<'a>>) -> Self {
+        Self {
+            index,
+            id,
+            kind: None,
+            function,
+        }
+    }
 }

@@ -20,6 +20,7 @@
 //! [`store`] and a `previous_response_id` continuation is expanded from it.
 
 pub mod chunk;
+pub mod events;
 pub mod input_tokens;
 pub mod passthrough;
 pub mod reasoning;
@@ -113,10 +114,19 @@ pub fn translator(
             Ok(Box::new(InputTokensOverCount::new(count, name.as_str())))
         }
         name => {
-            let chat = factory.translator(&TranslatorSpec {
+            let spec = TranslatorSpec {
                 endpoint: Endpoint::ChatCompletions,
                 ..*spec
-            })?;
+            };
+            let sink = crate::canonical::sink::EventSink::default();
+            if let Some(chat) = events::chat_translator(&spec, &sink) {
+                return Ok(Box::new(ResponsesOverChat::over_events(
+                    chat,
+                    name.as_str(),
+                    sink,
+                )));
+            }
+            let chat = factory.translator(&spec)?;
             let translator = ResponsesOverChat::new(chat, name.as_str());
             Ok(Box::new(if name == ApiSchema::OpenAI {
                 translator.chat_only()

@@ -7,7 +7,7 @@
 //! when the next kind of output begins or the stream ends. `response.completed` (or
 //! `response.incomplete` / `response.failed`) carries the whole response with usage.
 
-use super::chunk::{Chunk, ToolCall};
+use super::chunk::{Chunk, Delta, ToolCall};
 use super::reasoning::{self, Sealed};
 use super::request::RequestFacts;
 use aigw_core::api::openai::{ChatCompletion, ChatMessage, MessageContent as ChatContent, Usage};
@@ -401,7 +401,9 @@ impl StreamEmitter {
         ))
     }
 
-    fn start(&mut self, out: &mut Vec<u8>, chat_id: &str, model: &str, created: u64) {
+    /// What a chunk with this head does before its deltas: the first one starts the
+    /// response (`response.created`, `response.in_progress`).
+    pub fn start(&mut self, out: &mut Vec<u8>, chat_id: &str, model: &str, created: u64) {
         if self.started {
             return;
         }
@@ -438,38 +440,47 @@ impl StreamEmitter {
     pub fn chunk(&mut self, c: &Chunk<'_>, out: &mut Vec<u8>) {
         self.start(out, &c.id, &c.model, c.created);
         if let Some(u) = &c.usage {
-            self.usage = Some(u.clone());
+            self.set_usage(u.clone());
         }
         for choice in c.choices.iter().filter(|ch| ch.index == 0) {
-            let d = &choice.delta;
-            if let Some(r) = d.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
-                self.reasoning_delta(out, r);
+            self.delta(out, &choice.delta, choice.finish_reason.as_deref());
+        }
+    }
+
+    /// Records the usage a chunk carries.
+    pub fn set_usage(&mut self, usage: Usage) {
+        self.usage = Some(usage);
+    }
+
+    /// Handles the delta (and finish reason) of a chunk's first choice.
+    pub fn delta(&mut self, out: &mut Vec<u8>, d: &Delta<'_>, finish: Option<&str>) {
+        if let Some(r) = d.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
+            self.reasoning_delta(out, r);
+        }
+        if let Some(s) = &d.reasoning_signature {
+            self.ensure_reasoning(out);
+            if let Some(Open::Reasoning { state, .. }) = &mut self.open {
+                state.signature.get_or_insert_with(String::new).push_str(s);
             }
-            if let Some(s) = &d.reasoning_signature {
-                self.ensure_reasoning(out);
-                if let Some(Open::Reasoning { state, .. }) = &mut self.open {
-                    state.signature.get_or_insert_with(String::new).push_str(s);
-                }
+        }
+        if let Some(data) = d
+            .redacted_reasoning_content
+            .as_ref()
+            .and_then(Value::as_str)
+        {
+            self.ensure_reasoning(out);
+            if let Some(Open::Reasoning { state, .. }) = &mut self.open {
+                state.redacted = Some(data.to_owned());
             }
-            if let Some(data) = d
-                .redacted_reasoning_content
-                .as_ref()
-                .and_then(Value::as_str)
-            {
-                self.ensure_reasoning(out);
-                if let Some(Open::Reasoning { state, .. }) = &mut self.open {
-                    state.redacted = Some(data.to_owned());
-                }
-            }
-            if let Some(t) = d.content.as_deref().filter(|t| !t.is_empty()) {
-                self.text_delta(out, t);
-            }
-            for tc in d.tool_calls.iter().flatten() {
-                self.tool_delta(out, tc);
-            }
-            if let Some(f) = &choice.finish_reason {
-                self.finish = Some(f.as_ref().to_owned());
-            }
+        }
+        if let Some(t) = d.content.as_deref().filter(|t| !t.is_empty()) {
+            self.text_delta(out, t);
+        }
+        for tc in d.tool_calls.iter().flatten() {
+            self.tool_delta(out, tc);
+        }
+        if let Some(f) = finish {
+            self.finish = Some(f.to_owned());
         }
     }
 

@@ -2,8 +2,11 @@
 //! translator.
 
 use super::chunk::Chunk;
+use super::events::EventRenderer;
 use super::request::{self, RequestFacts};
 use super::response::{self, StreamEmitter};
+use crate::canonical::Event;
+use crate::canonical::sink::EventSink;
 use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::RequestInfo;
 use aigw_core::api::openai::ChatCompletion;
@@ -25,6 +28,11 @@ pub struct ResponsesOverChat {
     facts: RequestFacts,
     decoder: SseDecoder,
     events: Vec<SseEvent>,
+    /// Set when `inner` queues its stream's events here instead of writing chat
+    /// chunks: they are rendered by `renderer`, without the SSE and JSON round trip.
+    sink: Option<EventSink>,
+    renderer: EventRenderer,
+    queued: Vec<Event>,
     buffered: Vec<u8>,
     failure: Option<String>,
     /// The conversation so far, kept when the response is to be stored.
@@ -55,11 +63,23 @@ impl ResponsesOverChat {
             facts: RequestFacts::default(),
             decoder: SseDecoder::new(),
             events: Vec::new(),
+            sink: None,
+            renderer: EventRenderer::default(),
+            queued: Vec::new(),
             buffered: Vec::new(),
             failure: None,
             history: None,
             failed: false,
             chat_only: false,
+        }
+    }
+
+    /// Wraps `inner`, a Chat Completions translator that queues its stream's events on
+    /// `sink` (see [`super::events`]).
+    pub fn over_events(inner: Box<dyn Translator>, backend: &str, sink: EventSink) -> Self {
+        Self {
+            sink: Some(sink),
+            ..Self::new(inner, backend)
         }
     }
 
@@ -78,6 +98,46 @@ impl ResponsesOverChat {
         if let Some(input) = self.history.take() {
             let now = std::time::Instant::now();
             super::store::with(|s| s.put_response(input, response, now));
+        }
+    }
+
+    /// Renders what `inner` queued on the sink during its last `response_chunk`.
+    fn event_chunk(&mut self, sink: &EventSink, eos: bool, out: &mut Vec<u8>) {
+        let mut queued = std::mem::take(&mut self.queued);
+        let (head, finished) = sink.drain(&mut queued);
+        if let Some(h) = head {
+            self.renderer.set_head(h);
+        }
+        let emitter = self
+            .emitter
+            .get_or_insert_with(|| StreamEmitter::new(self.facts.clone(), 0));
+        for ev in queued.drain(..) {
+            if emitter.finished() {
+                continue;
+            }
+            if let Some(err) = self.renderer.event(ev, emitter, out) {
+                self.failure.get_or_insert_with(|| err.to_string());
+                self.failed = true;
+                emitter.fail(out, &err);
+            }
+        }
+        self.queued = queued;
+        if finished && !emitter.finished() {
+            self.renderer.finish(emitter, out);
+        }
+        self.end(eos, out);
+    }
+
+    /// At the end of the stream: the terminal event, and the response stored.
+    fn end(&mut self, eos: bool, out: &mut Vec<u8>) {
+        let Some(emitter) = self.emitter.as_mut().filter(|_| eos) else {
+            return;
+        };
+        emitter.finish(out);
+        if !self.failed
+            && let Some(r) = emitter.completed().cloned()
+        {
+            self.save(&r);
         }
     }
 
@@ -111,16 +171,8 @@ impl ResponsesOverChat {
                 }
             }
         }
-        if eos {
-            emitter.finish(out);
-        }
         self.events = events;
-        if eos
-            && !self.failed
-            && let Some(r) = emitter.completed().cloned()
-        {
-            self.save(&r);
-        }
+        self.end(eos, out);
     }
 
     fn whole(&mut self, body: &[u8]) -> Result<Vec<u8>> {
@@ -203,7 +255,9 @@ impl Translator for ResponsesOverChat {
         let r = self.inner.response_chunk(chunk, end_of_stream)?;
         let bytes: &[u8] = r.body.as_deref().unwrap_or(chunk);
         let mut out = Vec::with_capacity(bytes.len() * 2);
-        if self.stream {
+        if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
+            self.event_chunk(&sink, end_of_stream, &mut out);
+        } else if self.stream {
             self.stream_chunk(bytes, end_of_stream, &mut out);
         } else {
             self.buffered.extend_from_slice(bytes);

@@ -13,6 +13,7 @@ pub mod rerank;
 pub mod response;
 
 use crate::bedrock::now_secs;
+use crate::canonical::sink::EventSink;
 use crate::canonical::{self, Event, emit};
 use crate::sse::SseDecoder;
 use aigw_core::api::Endpoint;
@@ -39,6 +40,8 @@ pub struct GeminiTranslator {
     sse: SseDecoder,
     state: response::StreamState,
     emitter: Option<emit::StreamEmitter>,
+    /// Where the stream's events go instead of `emitter`'s bytes, if set.
+    sink: Option<EventSink>,
     usage: TokenUsage,
     buffered: Vec<u8>,
     ended: bool,
@@ -61,12 +64,21 @@ impl GeminiTranslator {
             sse: SseDecoder::new(),
             state: response::StreamState::default(),
             emitter: None,
+            sink: None,
             usage: TokenUsage::default(),
             buffered: Vec::new(),
             ended: false,
             failure: None,
             dropped: Vec::new(),
         }
+    }
+
+    /// Queues the stream's events on `sink` instead of writing chat chunks (for a
+    /// wrapper that renders another client API from them).
+    #[must_use]
+    pub fn with_event_sink(mut self, sink: EventSink) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     fn response_model(&self) -> String {
@@ -117,7 +129,8 @@ impl GeminiTranslator {
         if self.emitter.is_none() && (!events.is_empty() || end_of_stream) {
             let id = self.state.id.clone().unwrap_or_else(|| "gemini".to_owned());
             let model = self.response_model();
-            self.emitter = Some(emit::StreamEmitter::new(
+            self.emitter = Some(emit::StreamEmitter::to(
+                self.sink.as_ref(),
                 self.api,
                 &id,
                 &model,
