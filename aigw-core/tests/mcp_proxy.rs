@@ -1276,3 +1276,30 @@ async fn a_declared_oversize_body_gets_413_before_it_is_read() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(h.sent().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_not_received_in_time_gets_408() {
+    let h = harness(McpSettings {
+        body_timeout: Some(Duration::from_secs(5)),
+        ..McpSettings::default()
+    });
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("http://gw/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(Declared(64))
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let resp = h.svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "answered after {waited:?}"
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["message"], "request body not received in time");
+    assert!(h.sent().is_empty());
+}

@@ -280,6 +280,7 @@ impl RunArgs {
     fn mcp_settings(&self) -> aigw_core::mcp::McpSettings {
         aigw_core::mcp::McpSettings {
             max_request_body: self.mcp_max_body_bytes,
+            body_timeout: nonzero(self.limits.request_body_timeout),
             heartbeat: (self.mcp_heartbeat_secs > 0)
                 .then(|| Duration::from_secs(self.mcp_heartbeat_secs)),
             ..aigw_core::mcp::McpSettings::default()

@@ -83,6 +83,10 @@ pub const PROTOCOL_VERSIONS: &[&str] = &["2025-06-18", "2025-03-26"];
 pub struct McpSettings {
     /// Largest request body accepted (413 above), upstream's 4 MiB by default.
     pub max_request_body: usize,
+    /// Longest time to receive a whole request body (408 beyond; `None`: no bound). A
+    /// client trickling its body otherwise holds its request open for as long as it
+    /// likes: the listener's idle timeout does not apply while a request is in flight.
+    pub body_timeout: Option<Duration>,
     /// Interval of the `ping` requests on an idle GET stream (`None`: none).
     pub heartbeat: Option<Duration>,
     /// How long `initialize` and list fan-outs wait for a backend.
@@ -99,6 +103,7 @@ impl Default for McpSettings {
     fn default() -> Self {
         Self {
             max_request_body: 4 * 1024 * 1024,
+            body_timeout: Some(Duration::from_secs(120)),
             heartbeat: Some(Duration::from_secs(60)),
             backend_timeout: Duration::from_secs(30),
             server_name: "aigw".into(),

@@ -21,7 +21,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt as _, Either, Full, Limited};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// What the access log says about one request.
@@ -146,6 +146,57 @@ fn declared_over<B: http_body::Body>(body: &B, max: usize) -> bool {
     body.size_hint().lower() > u64::try_from(max).unwrap_or(u64::MAX)
 }
 
+/// Why a request body could not be read.
+enum BodyRead {
+    /// Over the size limit.
+    TooLarge,
+    /// Not received within the body timeout.
+    TimedOut,
+    /// The client's stream failed.
+    Failed(String),
+}
+
+/// Reads a request body of at most `max` bytes, within `timeout` when one is set.
+async fn read_body<B>(body: B, max: usize, timeout: Option<Duration>) -> Result<Bytes, BodyRead>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let collect = Limited::new(body, max).collect();
+    let collected = match timeout {
+        Some(t) => tokio::time::timeout(t, collect)
+            .await
+            .map_err(|_| BodyRead::TimedOut)?,
+        None => collect.await,
+    };
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(BodyRead::TooLarge)
+        }
+        Err(e) => Err(BodyRead::Failed(e.to_string())),
+    }
+}
+
+/// The answer to a body that could not be read; `too_large` names the limit's owner.
+fn body_error(e: BodyRead, too_large: &str) -> http::Response<McpBody> {
+    let (status, msg) = match e {
+        BodyRead::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, too_large.to_string()),
+        BodyRead::TimedOut => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time".to_string(),
+        ),
+        BodyRead::Failed(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {e}"),
+        ),
+    };
+    error(status, None, code::INVALID_REQUEST, &msg)
+}
+
 /// Asks the route's authorization service (`extAuth`) about a request, reading the
 /// body first when `bodyToExtAuth` wants it (413 above its cap, as Envoy). Allowed:
 /// the request (its body intact) and the headers for the client's answer.
@@ -172,26 +223,14 @@ where
                     "request body too large for the authorization service",
                 )));
             }
-            let bytes = match Limited::new(body, max).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(e) => {
-                    let too_large = e
-                        .downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some();
-                    let (status, msg) = if too_large {
-                        (
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "request body too large for the authorization service".to_string(),
-                        )
-                    } else {
-                        (
-                            StatusCode::BAD_REQUEST,
-                            format!("cannot read the request body: {e}"),
-                        )
-                    };
-                    return Err(Box::new(error(status, None, code::INVALID_REQUEST, &msg)));
-                }
-            };
+            let bytes = read_body(body, max, gw.settings.body_timeout)
+                .await
+                .map_err(|e| {
+                    Box::new(body_error(
+                        e,
+                        "request body too large for the authorization service",
+                    ))
+                })?;
             let req = http::Request::from_parts(parts, Either::Right(Full::new(bytes.clone())));
             (req, Some(bytes))
         }
@@ -480,30 +519,10 @@ where
             "request body too large",
         );
     }
-    let bytes = match Limited::new(body, gw.settings.max_request_body)
-        .collect()
-        .await
+    let bytes = match read_body(body, gw.settings.max_request_body, gw.settings.body_timeout).await
     {
-        Ok(c) => c.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                code::INVALID_REQUEST,
-                "request body too large",
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                None,
-                code::INVALID_REQUEST,
-                &format!("cannot read the request body: {e}"),
-            );
-        }
+        Ok(b) => b,
+        Err(e) => return body_error(e, "request body too large"),
     };
     let msg = match Message::decode(&bytes) {
         Ok(m) => m,
