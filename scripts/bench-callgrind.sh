@@ -10,17 +10,32 @@
 # tokenizer's warm-up thread (`aigw_core::estimate::warm_up`, which loads its tables in
 # the background for whatever time the run lasts) is left out.
 #
+# The case `floor` counts `bench_proxy` (an aigw-axum example: hyper's server connection and
+# pooled client forwarding the passthrough request, nothing else) the same way: what the two
+# hyper HTTP/1 connections and tokio cost before a proxy does any work of its own.
+#
 # Usage: scripts/bench-callgrind.sh            (AIGW_BIN=path to skip the release build)
-#        N=300 CASES="openai bedrock" scripts/bench-callgrind.sh
+#        N=300 CASES="openai bedrock floor" scripts/bench-callgrind.sh   (PROXY_BIN=path)
 # Needs valgrind and hey (apt-get install valgrind hey). The profiles are kept in
 # $BENCH_OUT (callgrind_annotate --inclusive=yes FILE names the top functions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
+# the others wait here.
+exec 9>"${TMPDIR:-/tmp}/aigw-bench.lock"
+flock 9
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ -z "${AIGW_BIN:-}" ]; then
   cargo build --release -q -p aigw-axum --bin aigw
 fi
 bin="${AIGW_BIN:-$CARGO_TARGET_DIR/release/aigw}"
+case " ${CASES:-} " in
+  *" floor "*)
+    if [ -z "${PROXY_BIN:-}" ]; then
+      cargo build --release -q -p aigw-axum --example bench_proxy
+    fi ;;
+esac
+proxy_bin="${PROXY_BIN:-$CARGO_TARGET_DIR/release/examples/bench_proxy}"
 n="${N:-300}"
 cases="${CASES:-openai bedrock}"
 out="${BENCH_OUT:-$CARGO_TARGET_DIR/bench-callgrind}"
@@ -35,22 +50,31 @@ trap 'kill $sim $gw 2>/dev/null || true' EXIT
 # profile CASE REQUESTS -> total instructions of one gateway run
 profile() {
   local case=$1 reqs=$2 file="$out/callgrind.$1.$2.out"
+  local body=$case cmd=("$bin" run "$dir/gateway.yaml" --listen 127.0.0.1:1975 --admin 127.0.0.1:1965)
+  if [ "$case" = floor ]; then
+    body=openai cmd=("$proxy_bin" 127.0.0.1:1975 127.0.0.1:1976)
+  fi
   rm -f "$file"-*
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$file" \
-    "$bin" run "$dir/gateway.yaml" --listen 127.0.0.1:1975 --admin 127.0.0.1:1965 \
-    >"$out/gw.$case.$reqs.log" 2>&1 &
+    "${cmd[@]}" >"$out/gw.$case.$reqs.log" 2>&1 &
   gw=$!
   for _ in $(seq 300); do
-    curl -fs -o /dev/null 127.0.0.1:1965/ready && break
+    if [ "$case" = floor ]; then
+      (: </dev/tcp/127.0.0.1/1975) 2>/dev/null && break
+    else
+      curl -fs -o /dev/null 127.0.0.1:1965/ready && break
+    fi
     sleep 0.2
   done
   if [ "$reqs" -gt 0 ]; then
     hey -n "$reqs" -c 1 -m POST -T application/json -H "authorization: Bearer sk-bench" \
-      -D "$dir/body-$case.json" http://127.0.0.1:1975/v1/chat/completions >"$out/hey.$case.txt"
+      -D "$dir/body-$body.json" http://127.0.0.1:1975/v1/chat/completions >"$out/hey.$case.txt"
     grep -q "\[200\]	$reqs responses" "$out/hey.$case.txt" \
       || { echo "not every request succeeded: $out/hey.$case.txt" >&2; exit 1; }
   fi
-  kill -INT "$gw"
+  # aigw drains on SIGINT; bench_proxy has no handler, and a script's background job
+  # ignores SIGINT, so it gets SIGTERM (valgrind still writes the profile).
+  if [ "$case" = floor ]; then kill -TERM "$gw"; else kill -INT "$gw"; fi
   wait "$gw" || true
   gw=
   local sum=0 t

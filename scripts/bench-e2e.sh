@@ -18,8 +18,17 @@
 # UPSTREAM=fast serves the upstream side from the `bench_upstream` example instead: the
 # simulator's replies captured once, then answered as fixed bytes (the simulator spends as
 # much CPU per request as the gateway, which on two shared cores hides the gateway's share).
+# FLOOR=1 also puts two other proxies in front of the same upstream, for the passthrough
+# cases: `bench_proxy` (an aigw-axum example: hyper's server and pooled client, nothing
+# else) and nginx if it is installed (apt-get install nginx-light; one worker process,
+# upstream keepalive, no buffering). They give the floor: what a second hop costs on this
+# machine before the proxy does any work of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
+# the others wait here.
+exec 9>"${TMPDIR:-/tmp}/aigw-bench.lock"
+flock 9
 dur="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
@@ -55,7 +64,25 @@ if [ "${UPSTREAM:-simulator}" = fast ]; then
 fi
 "$bin" run "$dir/gateway.yaml" --listen 127.0.0.1:1975 --admin 127.0.0.1:1965 ${GW_ARGS:-} >"$out/gw.log" 2>&1 &
 gw=$!
-trap 'kill $sim $gw 2>/dev/null || true' EXIT
+floor_pids=""
+trap 'kill $sim $gw $floor_pids 2>/dev/null || true' EXIT
+if [ -n "${FLOOR:-}" ]; then
+  if [ -z "${PROXY_BIN:-}" ]; then
+    cargo build --release -q -p aigw-axum --example bench_proxy
+  fi
+  "${PROXY_BIN:-$CARGO_TARGET_DIR/release/examples/bench_proxy}" 127.0.0.1:1985 127.0.0.1:1976 &
+  hyper_proxy=$!
+  floor_pids="$hyper_proxy"
+  if command -v nginx >/dev/null; then
+    mkdir -p "$out/nginx"
+    sed "s|@OUT@|$out/nginx|g" "$dir/nginx.conf" >"$out/nginx/nginx.conf"
+    nginx -p "$out/nginx" -c "$out/nginx/nginx.conf" &
+    nginx_pid=$!
+    floor_pids="$floor_pids $nginx_pid"
+  else
+    echo "nginx not installed: the nginx rows are left out (apt-get install nginx-light)" >&2
+  fi
+fi
 for _ in $(seq 50); do
   curl -fs -o /dev/null 127.0.0.1:1965/ready && curl -s -o /dev/null -X GET 127.0.0.1:1976/__sim/stats && break
   sleep 0.1
@@ -76,9 +103,10 @@ rss_idle=$(rss_kb "$gw")
 run() {
   local name=$1 url=$2 body=$3 t=$4 c=$5
   BODY="$body" wrk -t"$t" -c"$c" -d1s -s "$dir/post.lua" "$url" >/dev/null 2>&1 || true
-  local before; before=$(cpu_ticks "$gw")
+  local pid=${PID:-$gw}
+  local before; before=$(cpu_ticks "$pid")
   BODY="$body" wrk -t"$t" -c"$c" -d"${dur}s" --latency -s "$dir/post.lua" "$url" >"$out/$name.txt" 2>&1
-  local after; after=$(cpu_ticks "$gw")
+  local after; after=$(cpu_ticks "$pid")
   python3 - "$out/$name.txt" "$before" "$after" "$hz" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -113,6 +141,22 @@ print(f"{statistics.median(samples):.0f}")
 PY
 }
 
+# floor_rows CASE BODY DIRECT_P50 DIRECT_P99 DIRECT_RPS: the same passthrough case through
+# the floor proxies (FLOOR=1), one table row each, against the same direct figures.
+floor_rows() {
+  local case=$1 body=$2 dp50=$3 dp99=$4 drps=$5 name port pid p50 p99 rps cpu
+  for name in bench_proxy nginx; do
+    case $name in
+      bench_proxy) port=1985; pid=$hyper_proxy ;;
+      nginx) [ -n "${nginx_pid:-}" ] || continue; port=1986; pid=$nginx_pid ;;
+    esac
+    read -r p50 p99 _ _ cpu <<<"$(PID=$pid run "$case-$name-c1" "http://127.0.0.1:$port/v1/chat/completions" "$body" 1 1)"
+    read -r _ _ rps _ _ <<<"$(PID=$pid run "$case-$name-c32" "http://127.0.0.1:$port/v1/chat/completions" "$body" 2 32)"
+    printf '| %s via %s | %s / %s | %s / %s | %s / %s | %s | %s | %s%% | %s |\n' "$case" "$name" "$dp50" "$dp99" \
+      "$p50" "$p99" "$((p50 - dp50))" "$((p99 - dp99))" "$drps" "$rps" "$((100 * rps / drps))" "$cpu"
+  done
+}
+
 direct_openai="http://127.0.0.1:1976/v1/chat/completions"
 direct_bedrock="http://127.0.0.1:1976/model/us.amazon.nova-micro-v1%3A0/converse"
 direct_bedrock_stream="http://127.0.0.1:1976/model/us.amazon.nova-micro-v1%3A0/converse-stream"
@@ -135,6 +179,9 @@ for case in openai openai-stream bedrock bedrock-stream; do
   rss_load=$(rss_kb "$gw")
   printf '| %s | %s / %s | %s / %s | %s / %s | %s | %s | %s%% | %s |\n' "$case" "$dp50" "$dp99" "$gp50" "$gp99" \
     "$((gp50 - dp50))" "$((gp99 - dp99))" "$drps" "$grps" "$((100 * grps / drps))" "$gcpu"
+  if [ -n "${FLOOR:-}" ] && [ "${case#openai}" != "$case" ]; then
+    floor_rows "$case" "$d_body" "$dp50" "$dp99" "$drps"
+  fi
 done
 printf '\nRSS of aigw run: idle %s KiB, after load %s KiB\n' "$rss_idle" "$rss_load"
 if [ -n "${SYSCALLS:-}" ]; then
