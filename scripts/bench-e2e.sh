@@ -209,4 +209,11 @@ for case in openai-stream bedrock-stream; do
   esac
   d=$(ttfb "$d_url" "$d_body"); g=$(ttfb "$via" "$dir/body-$case.json")
   printf 'time to first byte, %s: direct p50 %s µs, via aigw p50 %s µs, added %s µs\n' "$case" "$d" "$g" "$((g - d))"
+  if [ -n "${FLOOR:-}" ] && [ "$case" = openai-stream ]; then
+    for port in 1985 ${nginx_pid:+1986}; do
+      f=$(ttfb "http://127.0.0.1:$port/v1/chat/completions" "$d_body")
+      printf 'time to first byte, %s via %s: p50 %s µs, added %s µs\n' "$case" \
+        "$([ "$port" = 1985 ] && echo bench_proxy || echo nginx)" "$f" "$((f - d))"
+    done
+  fi
 done
