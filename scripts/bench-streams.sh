@@ -7,8 +7,13 @@
 # after each wave, and 10 s, 30 s, 60 s and 100 s after the last one (with the number of
 # pooled upstream connections still open).
 #
+# FLOOR=1 measures `bench_proxy` (an aigw-axum example: hyper's server connection and
+# pooled client and jemalloc, nothing else) in the gateway's place: what two hyper
+# HTTP/1 connections hold per stream before a proxy keeps anything of its own.
+#
 # Usage: scripts/bench-streams.sh            (AIGW_BIN=path to skip the release build)
 #        STREAMS=1000 WAVES=3 scripts/bench-streams.sh
+#        FLOOR=1 scripts/bench-streams.sh    (PROXY_BIN=path to skip its build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
@@ -28,11 +33,22 @@ mkdir -p "$out"
 
 "$bin" simulate --listen 127.0.0.1:1986 --chunks 20 --chunk-interval-ms 400 --log-level warn >"$out/sim.log" 2>&1 &
 sim=$!
-"$bin" run benches/e2e/streams.yaml --listen 127.0.0.1:1985 --admin 127.0.0.1:1987 --log-level warn ${GW_ARGS:-} >"$out/gw.log" 2>&1 &
+if [ -n "${FLOOR:-}" ]; then
+  if [ -z "${PROXY_BIN:-}" ]; then
+    cargo build --release -q -p aigw-axum --example bench_proxy
+  fi
+  "${PROXY_BIN:-$CARGO_TARGET_DIR/release/examples/bench_proxy}" 127.0.0.1:1985 127.0.0.1:1986 >"$out/gw.log" 2>&1 &
+else
+  "$bin" run benches/e2e/streams.yaml --listen 127.0.0.1:1985 --admin 127.0.0.1:1987 --log-level warn ${GW_ARGS:-} >"$out/gw.log" 2>&1 &
+fi
 gw=$!
 trap 'kill $sim $gw 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-  curl -fs -o /dev/null 127.0.0.1:1987/ready && break
+  if [ -n "${FLOOR:-}" ]; then
+    (: </dev/tcp/127.0.0.1/1985) 2>/dev/null && break
+  else
+    curl -fs -o /dev/null 127.0.0.1:1987/ready && break
+  fi
   sleep 0.1
 done
 

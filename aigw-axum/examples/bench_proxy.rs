@@ -4,7 +4,8 @@
 //! It is built from the same parts as `aigw run` — hyper's HTTP/1 server connection,
 //! `hyper_util`'s pooled client, a one-thread tokio runtime, TCP_NODELAY on both sides —
 //! and does nothing else: no routing, parsing, credentials, metering or logging. Each
-//! request goes to the one upstream with its path, headers and body unchanged, and the
+//! request goes to the one upstream with its path, headers (less `connection`) and body
+//! unchanged, and the
 //! response streams back as it arrives. What this adds over talking to the upstream
 //! directly is what any proxy built on these parts costs on the machine, before it does
 //! any work of its own.
@@ -24,6 +25,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 
+/// The same allocator as the `aigw` binary, so memory figures compare like with like.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 type Body = BoxBody<bytes::Bytes, hyper::Error>;
 
 /// The pooled client and the upstream every request goes to.
@@ -37,6 +43,8 @@ impl Forward {
         let mut parts = std::mem::take(req.uri_mut()).into_parts();
         parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(self.upstream.clone());
+        // Hop-by-hop: the client's `connection: close` is not the upstream connection's.
+        req.headers_mut().remove(http::header::CONNECTION);
         match Uri::from_parts(parts) {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
