@@ -29,6 +29,7 @@ pub mod response;
 pub mod retrieve;
 pub mod store;
 pub mod translator;
+pub mod wire;
 
 pub use input_tokens::InputTokensOverCount;
 pub use passthrough::{ResponsesPassthrough, StoredResponsePassthrough};
