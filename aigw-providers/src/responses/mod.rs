@@ -127,6 +127,16 @@ pub fn translator(
                     sink,
                 )));
             }
+            if let Some(platform) = crate::anthropic::handoff::platform(spec.schema) {
+                let sink = crate::anthropic::handoff::ChunkSink::default();
+                let chat = crate::anthropic::ChatToAnthropic::new(platform, spec.model_override)
+                    .with_chunk_sink(sink.clone());
+                return Ok(Box::new(ResponsesOverChat::over_chunks(
+                    Box::new(chat),
+                    name.as_str(),
+                    sink,
+                )));
+            }
             let chat = factory.translator(&spec)?;
             let translator = ResponsesOverChat::new(chat, name.as_str());
             Ok(Box::new(if name == ApiSchema::OpenAI {
