@@ -10,7 +10,7 @@
 use super::chunk::{Chunk, Delta, ToolCall};
 use super::reasoning::{self, Sealed};
 use super::request::RequestFacts;
-use super::wire;
+use super::wire::{self, push_num, push_str};
 use aigw_core::api::openai::{ChatCompletion, ChatMessage, MessageContent as ChatContent, Usage};
 use aigw_core::api::responses::{
     ContentPart, EventKind, Extra, FunctionCallItem, InputTokensDetails, Item, KnownContentPart,
@@ -250,6 +250,8 @@ enum Open {
     Message {
         index: u32,
         id: String,
+        /// `id` in JSON form, written into every delta.
+        id_json: Vec<u8>,
         text: String,
     },
 }
@@ -259,6 +261,8 @@ struct OpenCall {
     chat_index: u32,
     index: u32,
     item_id: String,
+    /// `item_id` in JSON form, written into every delta.
+    item_id_json: Vec<u8>,
     call_id: String,
     name: String,
     arguments: String,
@@ -272,7 +276,7 @@ fn write_delta(
     out: &mut Vec<u8>,
     seq: u64,
     kind: &str,
-    item_id: &str,
+    item_id: &[u8],
     output_index: u32,
     content_index: Option<u32>,
     delta: &str,
@@ -296,7 +300,7 @@ fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index:
         out,
         seq,
         "response.reasoning_summary_text.delta",
-        item_id,
+        &wire::json_string(item_id),
         output_index,
     );
     out.extend_from_slice(b",\"summary_index\":0,\"delta\":");
@@ -304,7 +308,8 @@ fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index:
     out.extend_from_slice(b"}\n\n");
 }
 
-fn delta_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &str, output_index: u32) {
+/// `item_id` is in JSON form.
+fn delta_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\ndata: {\"sequence_number\":");
@@ -312,18 +317,9 @@ fn delta_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &str, output_ind
     out.extend_from_slice(b",\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"item_id\":");
-    push_str(out, item_id);
+    out.extend_from_slice(item_id);
     out.extend_from_slice(b",\"output_index\":");
     push_num(out, u64::from(output_index));
-}
-
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail and a &str always serialises.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-fn push_num(out: &mut Vec<u8>, n: u64) {
-    let _ = serde_json::to_writer(&mut *out, &n);
 }
 
 /// Renders a chat chunk stream as the Responses event stream.
@@ -591,11 +587,18 @@ impl StreamEmitter {
             );
             self.open = Some(Open::Message {
                 index,
+                id_json: wire::json_string(&id),
                 id,
                 text: String::new(),
             });
         }
-        if let Some(Open::Message { index, id, text: t }) = &mut self.open {
+        if let Some(Open::Message {
+            index,
+            id_json,
+            text: t,
+            ..
+        }) = &mut self.open
+        {
             t.push_str(text);
             let seq = self.seq;
             self.seq += 1;
@@ -603,7 +606,7 @@ impl StreamEmitter {
                 out,
                 seq,
                 "response.output_text.delta",
-                id,
+                id_json,
                 *index,
                 Some(0),
                 text,
@@ -641,6 +644,7 @@ impl StreamEmitter {
                 self.calls.push(OpenCall {
                     chat_index: tc.index,
                     index,
+                    item_id_json: wire::json_string(&item_id),
                     item_id,
                     call_id,
                     name,
@@ -665,7 +669,7 @@ impl StreamEmitter {
             out,
             seq,
             "response.function_call_arguments.delta",
-            &call.item_id,
+            &call.item_id_json,
             call.index,
             None,
             args,
@@ -675,8 +679,13 @@ impl StreamEmitter {
     fn close_open(&mut self, out: &mut Vec<u8>) {
         match self.open.take() {
             None => {}
-            Some(Open::Message { index, id, text }) => {
-                let (id_json, text_json) = (wire::json_string(&id), wire::json_string(&text));
+            Some(Open::Message {
+                index,
+                id,
+                id_json,
+                text,
+            }) => {
+                let text_json = wire::json_string(&text);
                 let item = wire::message_done(out, &mut self.seq, &id_json, index, &text_json);
                 let slot = index as usize;
                 if let Some(s) = self.output_json.get_mut(slot) {

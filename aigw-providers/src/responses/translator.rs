@@ -310,7 +310,9 @@ impl Translator for ResponsesOverChat {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         let r = self.inner.response_chunk(chunk, end_of_stream)?;
         let bytes: &[u8] = r.body.as_deref().unwrap_or(chunk);
-        let mut out = Vec::with_capacity(bytes.len() * 2);
+        // The handed-over paths have no inner bytes; size for the upstream input then
+        // (a Responses event is about twice the upstream event it renders).
+        let mut out = Vec::with_capacity(bytes.len().max(chunk.len()) * 2 + 256);
         if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
             self.event_chunk(&sink, end_of_stream, &mut out);
         } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {
