@@ -343,7 +343,15 @@ impl Translator for ChatToAnthropic {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         if self.body.stream {
             let events = self.body.events(chunk, end_of_stream)?;
-            let mut out = Vec::new();
+            // Sized for the chunks (about twice the Anthropic events they render)
+            // rather than grown by reallocation; nothing is written when they are
+            // handed over.
+            let size = if self.sink.is_some() {
+                0
+            } else {
+                chunk.len() * 2
+            };
+            let mut out = Vec::with_capacity(size);
             for ev in &events {
                 self.encoder.on_data(&ev.data, &mut out);
             }
@@ -658,7 +666,8 @@ impl Translator for MessagesToOpenAi {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         if self.body.stream {
             let events = self.body.events(chunk, end_of_stream)?;
-            let mut out = Vec::new();
+            // Anthropic events are smaller than the chunks they come from.
+            let mut out = Vec::with_capacity(chunk.len());
             for ev in &events {
                 if ev.is_done() {
                     self.encoder.finish(&mut out);

@@ -568,26 +568,11 @@ impl StreamEmitter {
             self.close_calls(out);
             let index = self.next_index();
             let id = format!("msg_{}", self.suffix(index));
-            let item = message_item(&id, "", "in_progress");
-            self.emit(
-                out,
-                EventKind::OutputItemAdded {
-                    output_index: index,
-                    item,
-                },
-            );
-            self.emit(
-                out,
-                EventKind::ContentPartAdded {
-                    item_id: id.clone(),
-                    output_index: index,
-                    content_index: 0,
-                    part: output_text(""),
-                },
-            );
+            let id_json = wire::json_string(&id);
+            wire::message_added(out, &mut self.seq, &id_json, index);
             self.open = Some(Open::Message {
                 index,
-                id_json: wire::json_string(&id),
+                id_json,
                 id,
                 text: String::new(),
             });

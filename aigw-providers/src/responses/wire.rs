@@ -134,6 +134,30 @@ pub fn item_done(out: &mut Vec<u8>, seq: u64, output_index: u32, item: &[u8]) {
     event_end(out);
 }
 
+/// The two events that open a message item (`response.output_item.added` with the
+/// empty in-progress item, `response.content_part.added` with an empty
+/// `output_text` part), from its id in JSON form.
+pub fn message_added(out: &mut Vec<u8>, seq: &mut u64, item_id: &[u8], output_index: u32) {
+    event_head(out, *seq, "response.output_item.added");
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+    out.extend_from_slice(b",\"item\":{\"type\":\"message\",\"id\":");
+    out.extend_from_slice(item_id);
+    out.extend_from_slice(b",\"role\":\"assistant\",\"content\":[],\"status\":\"in_progress\"}");
+    event_end(out);
+    *seq += 1;
+    content_head(
+        out,
+        *seq,
+        "response.content_part.added",
+        item_id,
+        output_index,
+    );
+    out.extend_from_slice(b",\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}");
+    event_end(out);
+    *seq += 1;
+}
+
 /// The `item_id`, `output_index` and `content_index` members of a content event.
 fn content_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
     event_head(out, seq, kind);
