@@ -12,7 +12,9 @@
 //!   of which go through the neutral model), and renders that translator's output as a
 //!   response object or the typed Responses event stream ([`response`]). Composing
 //!   with the chat translators rather than duplicating them keeps one translation per
-//!   backend; the cost is one extra JSON pass per request and per chunk.
+//!   backend; the cost is one extra JSON pass per request, and per chunk only for
+//!   chat-only OpenAI servers: the other backends hand their stream over as values
+//!   ([`events`], [`crate::anthropic::handoff`]).
 //!
 //! Reasoning is carried across turns in the gateway's sealed `encrypted_content`
 //! ([`reasoning`]). Translated backends keep no conversation state, so responses with
