@@ -310,13 +310,8 @@ fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index:
 
 /// `item_id` is in JSON form.
 fn delta_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\ndata: {\"sequence_number\":");
-    push_num(out, seq);
-    out.extend_from_slice(b",\"type\":\"");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\",\"item_id\":");
+    wire::event_head(out, seq, kind);
+    out.extend_from_slice(b",\"item_id\":");
     out.extend_from_slice(item_id);
     out.extend_from_slice(b",\"output_index\":");
     push_num(out, u64::from(output_index));
