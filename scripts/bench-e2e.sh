@@ -20,10 +20,6 @@
 # much CPU per request as the gateway, which on two shared cores hides the gateway's share).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
-# the others wait here.
-exec 9>"${TMPDIR:-/tmp}/aigw-bench.lock"
-flock 9
 dur="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }

@@ -11,10 +11,6 @@
 #        STREAMS=1000 WAVES=3 scripts/bench-streams.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
-# the others wait here.
-exec 9>"${TMPDIR:-/tmp}/aigw-bench.lock"
-flock 9
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ -z "${AIGW_BIN:-}" ]; then
   cargo build --release -q -p aigw-axum --bin aigw

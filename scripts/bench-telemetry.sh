@@ -10,10 +10,6 @@
 # AIGW_PYTHON, as scripts/test.sh sets it). AIGW_BIN=path skips the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
-# the others wait here.
-exec 9>"${TMPDIR:-/tmp}/aigw-bench.lock"
-flock 9
 dur="${1:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 py="${AIGW_PYTHON:-$CARGO_TARGET_DIR/test-venv/bin/python}"
