@@ -614,13 +614,10 @@ impl StreamEmitter {
                 let item_id = format!("fc_{call_id}");
                 let item =
                     function_call_item(&self.facts, &item_id, &call_id, &name, "", "in_progress");
-                self.emit(
-                    out,
-                    EventKind::OutputItemAdded {
-                        output_index: index,
-                        item,
-                    },
-                );
+                let mut json = Vec::new();
+                wire::push_json(&mut json, &item);
+                wire::item_event(out, self.seq, "response.output_item.added", index, &json);
+                self.seq += 1;
                 self.calls.push(OpenCall {
                     chat_index: tc.index,
                     index,
@@ -720,14 +717,9 @@ impl StreamEmitter {
                 };
                 self.emit(out, ev);
             }
-            self.emit(
-                out,
-                EventKind::FunctionCallArgumentsDone {
-                    item_id: call.item_id.clone(),
-                    output_index: call.index,
-                    arguments: call.arguments.clone(),
-                },
-            );
+            let arguments = wire::json_string(&call.arguments);
+            wire::arguments_done(out, self.seq, &call.item_id_json, call.index, &arguments);
+            self.seq += 1;
             let item = function_call_item(
                 &self.facts,
                 &call.item_id,

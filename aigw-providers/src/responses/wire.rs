@@ -126,11 +126,34 @@ pub fn response_event(out: &mut Vec<u8>, seq: u64, kind: &str, r: &ResponseParts
 
 /// `response.output_item.done` with an item already serialised.
 pub fn item_done(out: &mut Vec<u8>, seq: u64, output_index: u32, item: &[u8]) {
-    event_head(out, seq, "response.output_item.done");
+    item_event(out, seq, "response.output_item.done", output_index, item);
+}
+
+/// `response.output_item.added` or `.done` with an item already serialised.
+pub fn item_event(out: &mut Vec<u8>, seq: u64, kind: &str, output_index: u32, item: &[u8]) {
+    event_head(out, seq, kind);
     out.extend_from_slice(b",\"output_index\":");
     push_num(out, u64::from(output_index));
     out.extend_from_slice(b",\"item\":");
     out.extend_from_slice(item);
+    event_end(out);
+}
+
+/// `response.function_call_arguments.done`, from the item id and arguments in JSON form.
+pub fn arguments_done(
+    out: &mut Vec<u8>,
+    seq: u64,
+    item_id: &[u8],
+    output_index: u32,
+    arguments: &[u8],
+) {
+    event_head(out, seq, "response.function_call_arguments.done");
+    out.extend_from_slice(b",\"item_id\":");
+    out.extend_from_slice(item_id);
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+    out.extend_from_slice(b",\"arguments\":");
+    out.extend_from_slice(arguments);
     event_end(out);
 }
 
