@@ -281,7 +281,7 @@ fn write_delta(
     content_index: Option<u32>,
     delta: &str,
 ) {
-    delta_head(out, seq, kind, item_id, output_index);
+    wire::item_head(out, seq, kind, item_id, output_index);
     if let Some(c) = content_index {
         out.extend_from_slice(b",\"content_index\":");
         push_num(out, u64::from(c));
@@ -296,7 +296,7 @@ fn write_delta(
 
 /// Writes a `response.reasoning_summary_text.delta` event, as [`write_delta`] does.
 fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index: u32, delta: &str) {
-    delta_head(
+    wire::item_head(
         out,
         seq,
         "response.reasoning_summary_text.delta",
@@ -306,15 +306,6 @@ fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index:
     out.extend_from_slice(b",\"summary_index\":0,\"delta\":");
     push_str(out, delta);
     out.extend_from_slice(b"}\n\n");
-}
-
-/// `item_id` is in JSON form.
-fn delta_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
-    wire::event_head(out, seq, kind);
-    out.extend_from_slice(b",\"item_id\":");
-    out.extend_from_slice(item_id);
-    out.extend_from_slice(b",\"output_index\":");
-    push_num(out, u64::from(output_index));
 }
 
 /// Renders a chat chunk stream as the Responses event stream.

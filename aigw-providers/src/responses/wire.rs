@@ -147,11 +147,13 @@ pub fn arguments_done(
     output_index: u32,
     arguments: &[u8],
 ) {
-    event_head(out, seq, "response.function_call_arguments.done");
-    out.extend_from_slice(b",\"item_id\":");
-    out.extend_from_slice(item_id);
-    out.extend_from_slice(b",\"output_index\":");
-    push_num(out, u64::from(output_index));
+    item_head(
+        out,
+        seq,
+        "response.function_call_arguments.done",
+        item_id,
+        output_index,
+    );
     out.extend_from_slice(b",\"arguments\":");
     out.extend_from_slice(arguments);
     event_end(out);
@@ -181,13 +183,19 @@ pub fn message_added(out: &mut Vec<u8>, seq: &mut u64, item_id: &[u8], output_in
     *seq += 1;
 }
 
-/// The `item_id`, `output_index` and `content_index` members of a content event.
-fn content_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
+/// [`event_head`] and the `item_id` (in JSON form) and `output_index` members of an
+/// event about one item.
+pub fn item_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
     event_head(out, seq, kind);
     out.extend_from_slice(b",\"item_id\":");
     out.extend_from_slice(item_id);
     out.extend_from_slice(b",\"output_index\":");
     push_num(out, u64::from(output_index));
+}
+
+/// [`item_head`] and the `content_index` of the item's only part.
+fn content_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
+    item_head(out, seq, kind, item_id, output_index);
     out.extend_from_slice(b",\"content_index\":0");
 }
 
