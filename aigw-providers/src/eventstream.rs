@@ -105,7 +105,12 @@ fn parse_headers(mut h: &[u8]) -> Result<FrameKind> {
         }
         h = &rest[consumed..];
     }
-    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    // `from_utf8` checks ASCII a word at a time; the lossy decoder walks every byte
+    // and is only needed for invalid input (same text either way).
+    let text = |v: &[u8]| {
+        std::str::from_utf8(v)
+            .map_or_else(|_| String::from_utf8_lossy(v).into_owned(), str::to_owned)
+    };
     Ok(match message_type {
         b"exception" => FrameKind::Exception(text(exception_type)),
         b"error" => FrameKind::Error {

@@ -1,8 +1,6 @@
 //! The [`TranslatorFactory`] over the whole translation matrix.
 
-use crate::anthropic::{
-    ChatToAnthropic, MessagesPassthrough, MessagesToOpenAi, Platform, VERTEX_VERSION,
-};
+use crate::anthropic::{ChatToAnthropic, MessagesPassthrough, MessagesToOpenAi, Platform};
 use crate::openai::media::{MediaBackend, MediaPassthrough};
 use crate::openai::{DEFAULT_AZURE_API_VERSION, Flavor, OpenAiTranslator, Operation};
 use aigw_core::api::Endpoint;
@@ -39,19 +37,7 @@ fn openai_flavor(schema: &VersionedSchema) -> Option<Flavor> {
 }
 
 fn anthropic_platform(schema: &VersionedSchema) -> Option<Platform> {
-    match schema.name {
-        ApiSchema::Anthropic => Some(Platform::Native {
-            prefix: schema.prefix.clone(),
-            version: schema.version.clone(),
-        }),
-        ApiSchema::GCPAnthropic => Some(Platform::Vertex {
-            version: schema
-                .version
-                .clone()
-                .unwrap_or_else(|| VERTEX_VERSION.to_owned()),
-        }),
-        _ => None,
-    }
+    crate::anthropic::handoff::platform(schema)
 }
 
 fn unsupported(endpoint: Endpoint, schema: ApiSchema) -> Error {

@@ -235,6 +235,15 @@ pub fn encode_json<T: serde::Serialize>(out: &mut Vec<u8>, event: Option<&str>, 
     out.extend_from_slice(b"\n\n");
 }
 
+/// Appends one event whose `data` line `body` writes (JSON without newlines).
+pub fn encode_with(out: &mut Vec<u8>, event: &str, body: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    body(out);
+    out.extend_from_slice(b"\n\n");
+}
+
 /// Appends OpenAI's end-of-stream sentinel `data: [DONE]`.
 pub fn encode_done(out: &mut Vec<u8>) {
     out.extend_from_slice(b"data: [DONE]\n\n");

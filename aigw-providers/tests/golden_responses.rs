@@ -552,3 +552,24 @@ fn neutral_event_rendering_matches_the_chat_chunk_path() {
         }
     }
 }
+
+/// Anthropic streams are rendered from the chunks the chat writer hands over as values,
+/// not from its re-parsed SSE bytes: both give the same bytes and usage, error events
+/// included.
+#[test]
+fn handed_over_chunks_match_the_chat_chunk_path() {
+    let cases: Vec<_> = streams()
+        .into_iter()
+        .filter(|(s, _, _)| *s == ApiSchema::Anthropic)
+        .collect();
+    assert_eq!(cases.len(), 6);
+    for (schema, n, wire) in cases {
+        let headers = backend_headers(schema);
+        let values = run(schema, STREAM_REQUEST, &[&wire]);
+        let bytes = run_on(over_chat_bytes(schema), &headers, STREAM_REQUEST, &[&wire]);
+        assert_eq!(values, bytes, "{schema:?} {n}");
+        if n == "stream_error" {
+            assert!(values.0.contains("event: response.failed"), "{}", values.0);
+        }
+    }
+}

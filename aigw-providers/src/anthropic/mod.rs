@@ -17,6 +17,7 @@
 //! * Anthropic client on Bedrock: [`finish_for_platform`] on the client's own body.
 
 pub mod fields;
+pub mod handoff;
 pub mod request;
 pub mod response;
 pub mod reverse;
@@ -260,6 +261,8 @@ pub struct ChatToAnthropic {
     model: Option<String>,
     /// Client fields not carried to the backend (reported to the exchange).
     dropped: Vec<DroppedField>,
+    /// Where the stream's chunks go as values instead of bytes (see [`handoff`]).
+    sink: Option<handoff::ChunkSink>,
 }
 
 impl ChatToAnthropic {
@@ -275,7 +278,16 @@ impl ChatToAnthropic {
             usage: TokenUsage::default(),
             model: None,
             dropped: Vec::new(),
+            sink: None,
         }
+    }
+
+    /// Queues the stream's chunks on `sink` as values instead of writing them (the
+    /// response body of a stream is then empty; see [`handoff`]).
+    #[must_use]
+    pub fn with_chunk_sink(mut self, sink: handoff::ChunkSink) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Fixes the `created` timestamp of translated responses (for reproducible output).
@@ -304,7 +316,8 @@ impl Translator for ChatToAnthropic {
         let stream = req.info.stream;
         self.body.stream = stream;
         let include_usage = req.info.include_usage;
-        self.encoder = ChatStreamEncoder::new(info.clone(), self.created, include_usage);
+        self.encoder = ChatStreamEncoder::new(info.clone(), self.created, include_usage)
+            .with_sink(self.sink.clone());
         self.info = info;
         Ok(UpstreamRequest {
             method: Method::POST,
@@ -330,7 +343,15 @@ impl Translator for ChatToAnthropic {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         if self.body.stream {
             let events = self.body.events(chunk, end_of_stream)?;
-            let mut out = Vec::new();
+            // Sized for the chunks (about twice the Anthropic events they render)
+            // rather than grown by reallocation; nothing is written when they are
+            // handed over.
+            let size = if self.sink.is_some() {
+                0
+            } else {
+                chunk.len() * 2
+            };
+            let mut out = Vec::with_capacity(size);
             for ev in &events {
                 self.encoder.on_data(&ev.data, &mut out);
             }
@@ -645,7 +666,8 @@ impl Translator for MessagesToOpenAi {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         if self.body.stream {
             let events = self.body.events(chunk, end_of_stream)?;
-            let mut out = Vec::new();
+            // Anthropic events are smaller than the chunks they come from.
+            let mut out = Vec::with_capacity(chunk.len());
             for ev in &events {
                 if ev.is_done() {
                     self.encoder.finish(&mut out);

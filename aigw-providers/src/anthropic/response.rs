@@ -4,6 +4,7 @@
 //! AWSAnthropic: [`messages_to_chat`] for a whole response, [`ChatStreamEncoder`] for
 //! stream events (feed it decoded [`an::StreamEvent`]s; it writes OpenAI SSE bytes).
 
+use super::handoff::{ChatPiece, ChunkDelta, ChunkSink, ToolCallPiece};
 use super::request::ChatToMessagesInfo;
 use aigw_core::TokenUsage;
 use aigw_core::api::anthropic as an;
@@ -181,6 +182,8 @@ pub struct ChatStreamEncoder {
     done: bool,
     /// The bytes every chunk starts with (see [`Self::chunk_head`]); empty until built.
     head: Vec<u8>,
+    /// Where chunks go as values instead of bytes (see [`super::handoff`]).
+    sink: Option<ChunkSink>,
 }
 
 impl ChatStreamEncoder {
@@ -192,6 +195,13 @@ impl ChatStreamEncoder {
             include_usage,
             ..Default::default()
         }
+    }
+
+    /// Queues the chunks on `sink` as values instead of writing them.
+    #[must_use]
+    pub fn with_sink(mut self, sink: Option<ChunkSink>) -> Self {
+        self.sink = sink;
+        self
     }
 
     /// Cumulative usage seen so far.
@@ -212,6 +222,14 @@ impl ChatStreamEncoder {
     fn write(&mut self, out: &mut Vec<u8>, delta: OutDelta<'_>, finish: Option<&str>) {
         if self.head.is_empty() {
             self.head = self.chunk_head();
+            self.push_head();
+        }
+        if let Some(sink) = &self.sink {
+            sink.push(ChatPiece::Delta {
+                delta: delta.to_owned_delta(),
+                finish: finish.map(str::to_owned),
+            });
+            return;
         }
         out.extend_from_slice(&self.head);
         let choice = OutChoice {
@@ -222,6 +240,17 @@ impl ChatStreamEncoder {
         // Serialising our own wire types into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &choice);
         out.extend_from_slice(b"]}\n\n");
+    }
+
+    /// With a sink: the head the chunks from here on carry.
+    fn push_head(&self) {
+        if let Some(sink) = &self.sink {
+            sink.push(ChatPiece::Head {
+                id: self.id.clone(),
+                model: self.model.clone(),
+                created: self.created,
+            });
+        }
     }
 
     /// `data: ` and an [`OutChunk`] without usage up to its first choice, as serde
@@ -395,7 +424,13 @@ impl ChatStreamEncoder {
                 }
             }
             "message_stop" => {
-                if self.include_usage {
+                if let Some(sink) = self.sink.as_ref().filter(|_| self.include_usage) {
+                    if self.head.is_empty() {
+                        self.head = self.chunk_head();
+                        self.push_head();
+                    }
+                    sink.push(ChatPiece::Usage(usage_to_openai(&self.usage)));
+                } else if self.include_usage {
                     let usage = usage_to_openai(&self.usage);
                     crate::sse::encode_json(
                         out,
@@ -430,10 +465,11 @@ impl ChatStreamEncoder {
                         error.message,
                     )
                 };
-                out.extend_from_slice(&crate::error_map::stream_error_event(
-                    aigw_core::ClientApi::OpenAI,
-                    &e,
-                ));
+                let bytes = crate::error_map::stream_error_event(aigw_core::ClientApi::OpenAI, &e);
+                match &self.sink {
+                    Some(sink) => sink.push(ChatPiece::Raw(bytes.to_vec())),
+                    None => out.extend_from_slice(&bytes),
+                }
             }
             _ => {}
         }
@@ -534,6 +570,26 @@ struct OutDelta<'a> {
     tool_calls: Option<&'a [OutToolCall<'a>]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     redacted_reasoning_content: Option<&'a str>,
+}
+
+impl OutDelta<'_> {
+    fn to_owned_delta(&self) -> ChunkDelta {
+        ChunkDelta {
+            content: self.content.map(str::to_owned),
+            reasoning_content: self.reasoning_content.map(str::to_owned),
+            reasoning_signature: self.reasoning_signature.map(str::to_owned),
+            redacted_reasoning_content: self.redacted_reasoning_content.map(str::to_owned),
+            tool_call: self
+                .tool_calls
+                .and_then(|c| c.first())
+                .map(|c| ToolCallPiece {
+                    index: c.index,
+                    id: c.id.map(str::to_owned),
+                    name: c.function.name.map(str::to_owned),
+                    arguments: c.function.arguments.map(str::to_owned),
+                }),
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -871,23 +871,24 @@ impl MessagesStreamEncoder {
         (!self.model.is_empty()).then_some(self.model.as_str())
     }
 
-    fn event(out: &mut Vec<u8>, name: &str, value: &Value) {
-        crate::sse::encode_json(out, Some(name), value);
-    }
+    // The once-per-block and once-per-message events are written as bytes, in the key
+    // order of the `json!` trees they replace (the goldens hold them): building and
+    // serialising those trees was most of the fixed cost of a short stream.
 
     fn close(&mut self, out: &mut Vec<u8>) {
         if self.open.take().is_some() {
-            Self::event(
-                out,
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": self.next_block - 1}),
-            );
+            let index = self.next_block - 1;
+            crate::sse::encode_with(out, "content_block_stop", |o| {
+                o.extend_from_slice(br#"{"type":"content_block_stop","index":"#);
+                push_json(o, &index);
+                o.push(b'}');
+            });
         }
     }
 
-    /// Makes `kind` the open block, starting it with `block()` if it is new (built only
-    /// then: most calls continue the open block).
-    fn open(&mut self, kind: Open, block: impl FnOnce() -> Value, out: &mut Vec<u8>) -> u32 {
+    /// Makes `kind` the open block, starting it with the `content_block` that `block`
+    /// writes if it is new (written only then: most calls continue the open block).
+    fn open(&mut self, kind: Open, block: impl FnOnce(&mut Vec<u8>), out: &mut Vec<u8>) -> u32 {
         if self.open == Some(kind) {
             return self.next_block - 1;
         }
@@ -895,11 +896,13 @@ impl MessagesStreamEncoder {
         let index = self.next_block;
         self.next_block += 1;
         self.open = Some(kind);
-        Self::event(
-            out,
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": block()}),
-        );
+        crate::sse::encode_with(out, "content_block_start", |o| {
+            o.extend_from_slice(br#"{"type":"content_block_start","index":"#);
+            push_json(o, &index);
+            o.extend_from_slice(br#","content_block":"#);
+            block(o);
+            o.push(b'}');
+        });
         index
     }
 
@@ -924,15 +927,15 @@ impl MessagesStreamEncoder {
         if !self.started {
             self.started = true;
             self.model = chunk.model.clone().into_owned();
-            Self::event(
-                out,
-                "message_start",
-                &json!({"type": "message_start", "message": {
-                    "id": chunk.id, "type": "message", "role": "assistant", "model": chunk.model,
-                    "content": [], "stop_reason": null, "stop_sequence": null,
-                    "usage": {"input_tokens": 0, "output_tokens": 0}
-                }}),
-            );
+            crate::sse::encode_with(out, "message_start", |o| {
+                o.extend_from_slice(br#"{"type":"message_start","message":{"id":"#);
+                push_json(o, chunk.id.as_ref());
+                o.extend_from_slice(br#","type":"message","role":"assistant","model":"#);
+                push_json(o, chunk.model.as_ref());
+                o.extend_from_slice(
+                    br#","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}"#,
+                );
+            });
         }
         if let Some(u) = &chunk.usage {
             merge_usage(&mut self.usage, &usage_to_anthropic(u));
@@ -941,23 +944,19 @@ impl MessagesStreamEncoder {
         for choice in chunk.choices.iter().filter(|c| c.index == 0) {
             let d = &choice.delta;
             if let Some(r) = d.reasoning_content.as_deref().filter(|r| !r.is_empty()) {
-                let i = self.open(
-                    Open::Thinking,
-                    || json!({"type": "thinking", "thinking": "", "signature": ""}),
-                    out,
-                );
+                let i = self.open(Open::Thinking, thinking_start, out);
                 Self::delta(out, i, DeltaOut::ThinkingDelta { thinking: r });
             }
             if let Some(sig) = d.reasoning_signature.as_deref().filter(|s| !s.is_empty()) {
-                let i = self.open(
-                    Open::Thinking,
-                    || json!({"type": "thinking", "thinking": "", "signature": ""}),
-                    out,
-                );
+                let i = self.open(Open::Thinking, thinking_start, out);
                 Self::delta(out, i, DeltaOut::SignatureDelta { signature: sig });
             }
             if let Some(t) = d.content.as_deref().filter(|t| !t.is_empty()) {
-                let i = self.open(Open::Text, || json!({"type": "text", "text": ""}), out);
+                let i = self.open(
+                    Open::Text,
+                    |o| o.extend_from_slice(br#"{"type":"text","text":""}"#),
+                    out,
+                );
                 Self::delta(out, i, DeltaOut::TextDelta { text: t });
             }
             for call in d.tool_calls.iter().flatten() {
@@ -968,9 +967,16 @@ impl MessagesStreamEncoder {
                 let i = if self.open == Some(Open::Tool(call.index)) {
                     self.next_block - 1
                 } else {
+                    let id = call.id.as_deref().unwrap_or_default();
                     self.open(
                         Open::Tool(call.index),
-                        || json!({"type": "tool_use", "id": call.id.as_deref().unwrap_or_default(), "name": name.unwrap_or_default(), "input": {}}),
+                        |o| {
+                            o.extend_from_slice(br#"{"type":"tool_use","id":"#);
+                            push_json(o, id);
+                            o.extend_from_slice(br#","name":"#);
+                            push_json(o, name.unwrap_or_default());
+                            o.extend_from_slice(br#","input":{}}"#);
+                        },
                         out,
                     )
                 };
@@ -993,16 +999,30 @@ impl MessagesStreamEncoder {
         }
         self.finished = true;
         self.close(out);
-        let usage = serde_json::to_value(&self.usage).unwrap_or_else(|_| json!({}));
-        Self::event(
-            out,
-            "message_delta",
-            &json!({"type": "message_delta",
-            "delta": {"stop_reason": self.stop.as_deref().unwrap_or("end_turn"), "stop_sequence": null},
-            "usage": usage}),
-        );
-        Self::event(out, "message_stop", &json!({"type": "message_stop"}));
+        let (stop, usage) = (self.stop.as_deref().unwrap_or("end_turn"), &self.usage);
+        crate::sse::encode_with(out, "message_delta", |o| {
+            o.extend_from_slice(br#"{"type":"message_delta","delta":{"stop_reason":"#);
+            push_json(o, stop);
+            o.extend_from_slice(br#","stop_sequence":null},"usage":"#);
+            push_json(o, usage);
+            o.push(b'}');
+        });
+        crate::sse::encode_with(out, "message_stop", |o| {
+            o.extend_from_slice(br#"{"type":"message_stop"}"#);
+        });
     }
+}
+
+fn thinking_start(o: &mut Vec<u8>) {
+    o.extend_from_slice(br#"{"type":"thinking","thinking":"","signature":""}"#);
+}
+
+/// Appends `v` as JSON.
+fn push_json<T: serde::Serialize + ?Sized>(o: &mut Vec<u8>, v: &T) {
+    // Writing into a Vec cannot fail, and these values (strings, numbers, the usage
+    // struct) always serialise; serde_json::to_value of the usage could only fail
+    // the same way.
+    let _ = serde_json::to_writer(&mut *o, v);
 }
 
 // Lean, borrowing views of an OpenAI chunk: a stream event is parsed without building

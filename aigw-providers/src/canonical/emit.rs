@@ -3,7 +3,7 @@
 use super::sink::EventSink;
 use super::{ChatResponse, Event, OutBlock, StopReason, error_body};
 use aigw_core::{ClientApi, TokenUsage};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Appends `s` as a JSON string literal.
 fn push_str(out: &mut Vec<u8>, s: &str) {
@@ -11,15 +11,17 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// OpenAI `usage` as a JSON tree (the stream's usage chunk holds its text).
-pub(crate) fn openai_usage(u: &TokenUsage) -> Value {
+/// OpenAI `usage` as a JSON tree: the reference the byte and typed renderings below
+/// are tested against.
+#[cfg(test)]
+fn openai_usage(u: &TokenUsage) -> Value {
     let mut usage = json!({
         "prompt_tokens": u.input.unwrap_or(0),
         "completion_tokens": u.output.unwrap_or(0),
         "total_tokens": u.total_or_sum().unwrap_or(0),
     });
     if u.cached_input.is_some() || u.cache_creation_input.is_some() {
-        let mut d = Map::new();
+        let mut d = serde_json::Map::new();
         d.insert("cached_tokens".into(), u.cached_input.unwrap_or(0).into());
         if let Some(c) = u.cache_creation_input {
             d.insert("cache_creation_tokens".into(), c.into());
@@ -30,6 +32,27 @@ pub(crate) fn openai_usage(u: &TokenUsage) -> Value {
         usage["completion_tokens_details"] = json!({ "reasoning_tokens": r });
     }
     usage
+}
+
+/// The OpenAI usage [`push_openai_usage`] writes, as the typed chat usage.
+pub(crate) fn openai_usage_typed(u: &TokenUsage) -> aigw_core::api::openai::Usage {
+    use aigw_core::api::openai::{CompletionTokensDetails, PromptTokensDetails, Usage};
+    let cached = u.cached_input.is_some() || u.cache_creation_input.is_some();
+    Usage {
+        prompt_tokens: u.input.unwrap_or(0),
+        completion_tokens: u.output.unwrap_or(0),
+        total_tokens: u.total_or_sum().unwrap_or(0),
+        prompt_tokens_details: cached.then(|| PromptTokensDetails {
+            cached_tokens: Some(u.cached_input.unwrap_or(0)),
+            cache_creation_tokens: u.cache_creation_input,
+            ..PromptTokensDetails::default()
+        }),
+        completion_tokens_details: u.reasoning.map(|r| CompletionTokensDetails {
+            reasoning_tokens: Some(r),
+            ..CompletionTokensDetails::default()
+        }),
+        ..Usage::default()
+    }
 }
 
 fn anthropic_usage(u: &TokenUsage) -> Value {
@@ -55,7 +78,8 @@ fn push_num(out: &mut Vec<u8>, n: u64) {
     let _ = serde_json::to_writer(&mut *out, &n);
 }
 
-/// Appends an OpenAI `usage` object, as [`openai_usage`] renders it.
+/// Appends an OpenAI `usage` object: `prompt_tokens`, `completion_tokens`,
+/// `total_tokens`, then the details objects that apply.
 fn push_openai_usage(out: &mut Vec<u8>, u: &TokenUsage) {
     out.extend_from_slice(b"{\"prompt_tokens\":");
     push_num(out, u.input.unwrap_or(0));
@@ -74,6 +98,26 @@ fn push_openai_usage(out: &mut Vec<u8>, u: &TokenUsage) {
     }
     if let Some(r) = u.reasoning {
         out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
+        push_num(out, r);
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// Appends an Anthropic `usage` object, as [`anthropic_usage`] renders it.
+fn push_anthropic_usage(out: &mut Vec<u8>, u: &TokenUsage) {
+    let cached = u.cached_input.unwrap_or(0);
+    let created = u.cache_creation_input.unwrap_or(0);
+    out.extend_from_slice(b"{\"input_tokens\":");
+    push_num(out, u.input.unwrap_or(0).saturating_sub(cached + created));
+    out.extend_from_slice(b",\"cache_creation_input_tokens\":");
+    push_num(out, created);
+    out.extend_from_slice(b",\"cache_read_input_tokens\":");
+    push_num(out, cached);
+    out.extend_from_slice(b",\"output_tokens\":");
+    push_num(out, u.output.unwrap_or(0));
+    if let Some(r) = u.reasoning {
+        out.extend_from_slice(b",\"output_tokens_details\":{\"thinking_tokens\":");
         push_num(out, r);
         out.push(b'}');
     }
@@ -449,7 +493,7 @@ impl OpenAiStream {
             self.done = true;
             if let Some(u) = self.usage.filter(|_| self.include_usage) {
                 out.extend_from_slice(&self.usage_prefix);
-                out.extend_from_slice(openai_usage(&u).to_string().as_bytes());
+                push_openai_usage(out, &u);
                 out.extend_from_slice(b"}\n\n");
             }
             out.extend_from_slice(b"data: [DONE]\n\n");
@@ -494,12 +538,6 @@ impl AnthropicStream {
         }
     }
 
-    fn write(out: &mut Vec<u8>, name: &str, data: &Value) {
-        Self::frame(out, name, |o| {
-            let _ = serde_json::to_writer(&mut *o, data);
-        });
-    }
-
     /// Writes one SSE event whose data `body` appends. The per-event writers below
     /// produce the bytes a `json!` tree of the same keys would (the goldens hold them)
     /// without building one.
@@ -514,18 +552,16 @@ impl AnthropicStream {
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
         if !self.started {
             self.started = true;
-            Self::write(
-                out,
-                "message_start",
-                &json!({
-                    "type": "message_start",
-                    "message": {
-                        "id": self.id, "type": "message", "role": "assistant", "model": self.model,
-                        "content": [], "stop_reason": null, "stop_sequence": null,
-                        "usage": {"input_tokens": 0, "output_tokens": 0},
-                    }
-                }),
-            );
+            let (id, model) = (&self.id, &self.model);
+            Self::frame(out, "message_start", |o| {
+                o.extend_from_slice(br#"{"type":"message_start","message":{"id":"#);
+                push_str(o, id);
+                o.extend_from_slice(br#","type":"message","role":"assistant","model":"#);
+                push_str(o, model);
+                o.extend_from_slice(
+                    br#","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}"#,
+                );
+            });
         }
     }
 
@@ -603,16 +639,19 @@ impl AnthropicStream {
             StopReason::StopSequence(s) => s.clone(),
             _ => None,
         };
-        Self::write(
-            out,
-            "message_delta",
-            &json!({
-                "type": "message_delta",
-                "delta": {"stop_reason": stop.anthropic(), "stop_sequence": stop_sequence},
-                "usage": anthropic_usage(&self.usage),
-            }),
-        );
-        Self::write(out, "message_stop", &json!({"type": "message_stop"}));
+        let usage = &self.usage;
+        Self::frame(out, "message_delta", |o| {
+            o.extend_from_slice(br#"{"type":"message_delta","delta":{"stop_reason":"#);
+            push_str(o, stop.anthropic());
+            o.extend_from_slice(br#","stop_sequence":"#);
+            let _ = serde_json::to_writer(&mut *o, &stop_sequence);
+            o.extend_from_slice(br#"},"usage":"#);
+            push_anthropic_usage(o, usage);
+            o.push(b'}');
+        });
+        Self::frame(out, "message_stop", |o| {
+            o.extend_from_slice(br#"{"type":"message_stop"}"#);
+        });
     }
 
     fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
@@ -690,6 +729,43 @@ impl AnthropicStream {
     fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.failed && self.started {
             self.end(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The usage writers give the bytes of the `json!` trees they replace.
+    #[test]
+    fn usage_writers_match_the_json_trees() {
+        let some = [None, Some(0), Some(7)];
+        for input in some {
+            for cached in some {
+                for creation in some {
+                    for reasoning in some {
+                        let u = TokenUsage {
+                            input: input.map(|i| i + 20),
+                            output: Some(5),
+                            total: None,
+                            cached_input: cached,
+                            cache_creation_input: creation,
+                            reasoning,
+                            ..TokenUsage::default()
+                        };
+                        let mut o = Vec::new();
+                        push_openai_usage(&mut o, &u);
+                        assert_eq!(o, openai_usage(&u).to_string().into_bytes(), "{u:?}");
+                        let typed: aigw_core::api::openai::Usage =
+                            serde_json::from_value(openai_usage(&u)).unwrap();
+                        assert_eq!(openai_usage_typed(&u), typed, "{u:?}");
+                        let mut a = Vec::new();
+                        push_anthropic_usage(&mut a, &u);
+                        assert_eq!(a, anthropic_usage(&u).to_string().into_bytes(), "{u:?}");
+                    }
+                }
+            }
         }
     }
 }

@@ -120,6 +120,31 @@ pub struct Function<'a> {
     pub arguments: Option<Cow<'a, str>>,
 }
 
+/// The delta of a chunk handed over as a value ([`crate::anthropic::handoff`]),
+/// borrowed.
+pub fn delta(d: &crate::anthropic::handoff::ChunkDelta) -> Delta<'_> {
+    fn borrow(s: &Option<String>) -> Option<Cow<'_, str>> {
+        s.as_deref().map(Cow::Borrowed)
+    }
+    Delta {
+        content: borrow(&d.content),
+        reasoning_content: borrow(&d.reasoning_content),
+        reasoning_signature: borrow(&d.reasoning_signature),
+        redacted_reasoning_content: d.redacted_reasoning_content.clone().map(Value::String),
+        tool_calls: d.tool_call.as_ref().map(|t| {
+            vec![ToolCall::new(
+                t.index,
+                borrow(&t.id),
+                Some(Function {
+                    name: borrow(&t.name),
+                    arguments: borrow(&t.arguments),
+                }),
+            )]
+        }),
+        ..Delta::default()
+    }
+}
+
 impl<'a> ToolCall<'a> {
     /// A piece built in process rather than parsed (its unused `type` left out).
     pub const fn new(index: u32, id: Option<Cow<'a, str>>, function: Option<Function<'a>>) -> Self {

@@ -11,7 +11,6 @@ use super::chunk::{Delta, Function, ToolCall};
 use super::response::StreamEmitter;
 use crate::canonical::sink::{EventSink, StreamHead};
 use crate::canonical::{self, Event, emit};
-use aigw_core::api::openai::Usage;
 use aigw_core::translate::TranslatorSpec;
 use aigw_core::{ApiSchema, ClientApi, TokenUsage, Translator};
 use serde_json::Value;
@@ -157,9 +156,7 @@ impl EventRenderer {
         let include = self.head.as_ref().is_some_and(|h| h.include_usage);
         if let Some(u) = self.usage.filter(|_| include) {
             self.head(em, out);
-            if let Ok(u) = serde_json::from_value::<Usage>(emit::openai_usage(&u)) {
-                em.set_usage(u);
-            }
+            em.set_usage(emit::openai_usage_typed(&u));
         }
     }
 }

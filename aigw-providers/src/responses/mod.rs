@@ -12,7 +12,9 @@
 //!   of which go through the neutral model), and renders that translator's output as a
 //!   response object or the typed Responses event stream ([`response`]). Composing
 //!   with the chat translators rather than duplicating them keeps one translation per
-//!   backend; the cost is one extra JSON pass per request and per chunk.
+//!   backend; the cost is one extra JSON pass per request, and per chunk only for
+//!   chat-only OpenAI servers: the other backends hand their stream over as values
+//!   ([`events`], [`crate::anthropic::handoff`]).
 //!
 //! Reasoning is carried across turns in the gateway's sealed `encrypted_content`
 //! ([`reasoning`]). Translated backends keep no conversation state, so responses with
@@ -29,6 +31,7 @@ pub mod response;
 pub mod retrieve;
 pub mod store;
 pub mod translator;
+pub mod wire;
 
 pub use input_tokens::InputTokensOverCount;
 pub use passthrough::{ResponsesPassthrough, StoredResponsePassthrough};
@@ -122,6 +125,16 @@ pub fn translator(
             if let Some(chat) = events::chat_translator(&spec, &sink) {
                 return Ok(Box::new(ResponsesOverChat::over_events(
                     chat,
+                    name.as_str(),
+                    sink,
+                )));
+            }
+            if let Some(platform) = crate::anthropic::handoff::platform(spec.schema) {
+                let sink = crate::anthropic::handoff::ChunkSink::default();
+                let chat = crate::anthropic::ChatToAnthropic::new(platform, spec.model_override)
+                    .with_chunk_sink(sink.clone());
+                return Ok(Box::new(ResponsesOverChat::over_chunks(
+                    Box::new(chat),
                     name.as_str(),
                     sink,
                 )));

@@ -10,6 +10,7 @@
 use super::chunk::{Chunk, Delta, ToolCall};
 use super::reasoning::{self, Sealed};
 use super::request::RequestFacts;
+use super::wire::{self, push_num, push_str};
 use aigw_core::api::openai::{ChatCompletion, ChatMessage, MessageContent as ChatContent, Usage};
 use aigw_core::api::responses::{
     ContentPart, EventKind, Extra, FunctionCallItem, InputTokensDetails, Item, KnownContentPart,
@@ -249,6 +250,8 @@ enum Open {
     Message {
         index: u32,
         id: String,
+        /// `id` in JSON form, written into every delta.
+        id_json: Vec<u8>,
         text: String,
     },
 }
@@ -258,6 +261,8 @@ struct OpenCall {
     chat_index: u32,
     index: u32,
     item_id: String,
+    /// `item_id` in JSON form, written into every delta.
+    item_id_json: Vec<u8>,
     call_id: String,
     name: String,
     arguments: String,
@@ -271,12 +276,12 @@ fn write_delta(
     out: &mut Vec<u8>,
     seq: u64,
     kind: &str,
-    item_id: &str,
+    item_id: &[u8],
     output_index: u32,
     content_index: Option<u32>,
     delta: &str,
 ) {
-    delta_head(out, seq, kind, item_id, output_index);
+    wire::item_head(out, seq, kind, item_id, output_index);
     if let Some(c) = content_index {
         out.extend_from_slice(b",\"content_index\":");
         push_num(out, u64::from(c));
@@ -291,38 +296,16 @@ fn write_delta(
 
 /// Writes a `response.reasoning_summary_text.delta` event, as [`write_delta`] does.
 fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index: u32, delta: &str) {
-    delta_head(
+    wire::item_head(
         out,
         seq,
         "response.reasoning_summary_text.delta",
-        item_id,
+        &wire::json_string(item_id),
         output_index,
     );
     out.extend_from_slice(b",\"summary_index\":0,\"delta\":");
     push_str(out, delta);
     out.extend_from_slice(b"}\n\n");
-}
-
-fn delta_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &str, output_index: u32) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\ndata: {\"sequence_number\":");
-    push_num(out, seq);
-    out.extend_from_slice(b",\"type\":\"");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\",\"item_id\":");
-    push_str(out, item_id);
-    out.extend_from_slice(b",\"output_index\":");
-    push_num(out, u64::from(output_index));
-}
-
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail and a &str always serialises.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-fn push_num(out: &mut Vec<u8>, n: u64) {
-    let _ = serde_json::to_writer(&mut *out, &n);
 }
 
 /// Renders a chat chunk stream as the Responses event stream.
@@ -341,6 +324,11 @@ pub struct StreamEmitter {
     finish: Option<String>,
     usage: Option<Usage>,
     completed: Option<Response>,
+    /// The echoed request parameters, serialised when the stream starts
+    /// ([`wire::echo_tail`]).
+    echo: Vec<u8>,
+    /// Each output item's JSON once it is done (empty before), by output index.
+    output_json: Vec<Vec<u8>>,
 }
 
 impl StreamEmitter {
@@ -360,10 +348,13 @@ impl StreamEmitter {
             finish: None,
             usage: None,
             completed: None,
+            echo: Vec::new(),
+            output_json: Vec::new(),
         }
     }
 
-    /// The final response object, once the stream finished normally.
+    /// The final response object, once the stream finished normally, if it is to be
+    /// stored (`store` not `false`).
     pub const fn completed(&self) -> Option<&Response> {
         self.completed.as_ref()
     }
@@ -389,16 +380,29 @@ impl StreamEmitter {
         crate::sse::encode_json(out, Some(ev.kind.name()), &ev);
     }
 
-    fn snapshot(&self, status: &str) -> Box<Response> {
-        let output = self.output.iter().flatten().cloned().collect();
-        Box::new(response_object(
-            &self.facts,
-            &self.id,
-            &self.model,
-            self.created,
+    /// A `response.*` event with the response object as it stands.
+    fn emit_response(
+        &mut self,
+        out: &mut Vec<u8>,
+        kind: &str,
+        status: &str,
+        usage: Option<&ResponseUsage>,
+        error: Option<&Value>,
+        incomplete: Option<&Value>,
+    ) {
+        let parts = wire::ResponseParts {
+            id: &self.id,
+            created: self.created,
             status,
-            output,
-        ))
+            model: &self.model,
+            output: &self.output_json,
+            usage,
+            error,
+            incomplete,
+            echo: &self.echo,
+        };
+        wire::response_event(out, self.seq, kind, &parts);
+        self.seq += 1;
     }
 
     /// What a chunk with this head does before its deltas: the first one starts the
@@ -417,18 +421,15 @@ impl StreamEmitter {
             self.id = super::store::with(|s| s.unique_id(id));
         }
         model.clone_into(&mut self.model);
-        let r = self.snapshot("in_progress");
-        self.emit(
-            out,
-            EventKind::Created {
-                response: r.clone(),
-            },
-        );
-        self.emit(out, EventKind::InProgress { response: r });
+        self.echo = wire::echo_tail(&self.facts.echo);
+        for kind in ["response.created", "response.in_progress"] {
+            self.emit_response(out, kind, "in_progress", None, None, None);
+        }
     }
 
     fn next_index(&mut self) -> u32 {
         self.output.push(None);
+        self.output_json.push(Vec::new());
         u32::try_from(self.output.len() - 1).unwrap_or(u32::MAX)
     }
 
@@ -553,30 +554,22 @@ impl StreamEmitter {
             self.close_calls(out);
             let index = self.next_index();
             let id = format!("msg_{}", self.suffix(index));
-            let item = message_item(&id, "", "in_progress");
-            self.emit(
-                out,
-                EventKind::OutputItemAdded {
-                    output_index: index,
-                    item,
-                },
-            );
-            self.emit(
-                out,
-                EventKind::ContentPartAdded {
-                    item_id: id.clone(),
-                    output_index: index,
-                    content_index: 0,
-                    part: output_text(""),
-                },
-            );
+            let id_json = wire::json_string(&id);
+            wire::message_added(out, &mut self.seq, &id_json, index);
             self.open = Some(Open::Message {
                 index,
+                id_json,
                 id,
                 text: String::new(),
             });
         }
-        if let Some(Open::Message { index, id, text: t }) = &mut self.open {
+        if let Some(Open::Message {
+            index,
+            id_json,
+            text: t,
+            ..
+        }) = &mut self.open
+        {
             t.push_str(text);
             let seq = self.seq;
             self.seq += 1;
@@ -584,7 +577,7 @@ impl StreamEmitter {
                 out,
                 seq,
                 "response.output_text.delta",
-                id,
+                id_json,
                 *index,
                 Some(0),
                 text,
@@ -612,16 +605,14 @@ impl StreamEmitter {
                 let item_id = format!("fc_{call_id}");
                 let item =
                     function_call_item(&self.facts, &item_id, &call_id, &name, "", "in_progress");
-                self.emit(
-                    out,
-                    EventKind::OutputItemAdded {
-                        output_index: index,
-                        item,
-                    },
-                );
+                let mut json = Vec::new();
+                wire::push_json(&mut json, &item);
+                wire::item_event(out, self.seq, "response.output_item.added", index, &json);
+                self.seq += 1;
                 self.calls.push(OpenCall {
                     chat_index: tc.index,
                     index,
+                    item_id_json: wire::json_string(&item_id),
                     item_id,
                     call_id,
                     name,
@@ -646,7 +637,7 @@ impl StreamEmitter {
             out,
             seq,
             "response.function_call_arguments.delta",
-            &call.item_id,
+            &call.item_id_json,
             call.index,
             None,
             args,
@@ -656,27 +647,21 @@ impl StreamEmitter {
     fn close_open(&mut self, out: &mut Vec<u8>) {
         match self.open.take() {
             None => {}
-            Some(Open::Message { index, id, text }) => {
-                self.emit(
-                    out,
-                    EventKind::OutputTextDone {
-                        item_id: id.clone(),
-                        output_index: index,
-                        content_index: 0,
-                        text: text.clone(),
-                        logprobs: Vec::new(),
-                    },
-                );
-                self.emit(
-                    out,
-                    EventKind::ContentPartDone {
-                        item_id: id.clone(),
-                        output_index: index,
-                        content_index: 0,
-                        part: output_text(&text),
-                    },
-                );
-                self.done_item(out, index, message_item(&id, &text, "completed"));
+            Some(Open::Message {
+                index,
+                id,
+                id_json,
+                text,
+            }) => {
+                let text_json = wire::json_string(&text);
+                let item = wire::message_done(out, &mut self.seq, &id_json, index, &text_json);
+                let slot = index as usize;
+                if let Some(s) = self.output_json.get_mut(slot) {
+                    *s = item;
+                }
+                if let Some(s) = self.output.get_mut(slot) {
+                    *s = Some(message_item(&id, &text, "completed"));
+                }
             }
             Some(Open::Reasoning {
                 index,
@@ -723,14 +708,9 @@ impl StreamEmitter {
                 };
                 self.emit(out, ev);
             }
-            self.emit(
-                out,
-                EventKind::FunctionCallArgumentsDone {
-                    item_id: call.item_id.clone(),
-                    output_index: call.index,
-                    arguments: call.arguments.clone(),
-                },
-            );
+            let arguments = wire::json_string(&call.arguments);
+            wire::arguments_done(out, self.seq, &call.item_id_json, call.index, &arguments);
+            self.seq += 1;
             let item = function_call_item(
                 &self.facts,
                 &call.item_id,
@@ -744,16 +724,16 @@ impl StreamEmitter {
     }
 
     fn done_item(&mut self, out: &mut Vec<u8>, index: u32, item: Item) {
-        if let Some(slot) = self.output.get_mut(index as usize) {
-            *slot = Some(item.clone());
+        let mut json = Vec::new();
+        wire::push_json(&mut json, &item);
+        wire::item_done(out, self.seq, index, &json);
+        self.seq += 1;
+        if let Some(slot) = self.output_json.get_mut(index as usize) {
+            *slot = json;
         }
-        self.emit(
-            out,
-            EventKind::OutputItemDone {
-                output_index: index,
-                item,
-            },
-        );
+        if let Some(slot) = self.output.get_mut(index as usize) {
+            *slot = Some(item);
+        }
     }
 
     /// Ends the stream normally: closes open items and sends `response.completed` (or
@@ -767,16 +747,28 @@ impl StreamEmitter {
         self.close_calls(out);
         self.finished = true;
         let (status, incomplete) = status_for(self.finish.as_deref());
-        let mut r = self.snapshot(status);
-        r.incomplete_details = incomplete;
-        r.usage = self.usage.as_ref().map(usage);
-        self.completed = Some(Response::clone(&r));
+        let u = self.usage.as_ref().map(usage);
         let kind = if status == "incomplete" {
-            EventKind::Incomplete { response: r }
+            "response.incomplete"
         } else {
-            EventKind::Completed { response: r }
+            "response.completed"
         };
-        self.emit(out, kind);
+        self.emit_response(out, kind, status, u.as_ref(), None, incomplete.as_ref());
+        // Only a stored response needs the object (the bytes above are the event).
+        if self.facts.store {
+            let output = self.output.iter().flatten().cloned().collect();
+            let mut r = response_object(
+                &self.facts,
+                &self.id,
+                &self.model,
+                self.created,
+                status,
+                output,
+            );
+            r.incomplete_details = incomplete;
+            r.usage = u;
+            self.completed = Some(r);
+        }
     }
 
     /// Ends the stream with a failure (an upstream error mid-stream): `response.failed`
@@ -787,7 +779,6 @@ impl StreamEmitter {
         }
         self.start(out, "", "", 0);
         self.finished = true;
-        let mut r = self.snapshot("failed");
         let message = error
             .get("message")
             .and_then(Value::as_str)
@@ -797,8 +788,15 @@ impl StreamEmitter {
             .and_then(Value::as_str)
             .or_else(|| error.get("type").and_then(Value::as_str))
             .unwrap_or("server_error");
-        r.error = Some(json!({"code": code, "message": message}));
-        r.usage = self.usage.as_ref().map(usage);
-        self.emit(out, EventKind::Failed { response: r });
+        let error = json!({"code": code, "message": message});
+        let u = self.usage.as_ref().map(usage);
+        self.emit_response(
+            out,
+            "response.failed",
+            "failed",
+            u.as_ref(),
+            Some(&error),
+            None,
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! [`ResponsesOverChat`]: a Responses client on any backend with a Chat Completions
 //! translator.
 
-use super::chunk::Chunk;
+use super::chunk::{self, Chunk};
 use super::events::EventRenderer;
 use super::request::{self, RequestFacts};
 use super::response::{self, StreamEmitter};
+use crate::anthropic::handoff::{ChatPiece, ChunkSink};
 use crate::canonical::Event;
 use crate::canonical::sink::EventSink;
 use crate::sse::{SseDecoder, SseEvent};
@@ -33,6 +34,12 @@ pub struct ResponsesOverChat {
     sink: Option<EventSink>,
     renderer: EventRenderer,
     queued: Vec<Event>,
+    /// Set when `inner` queues its stream's chunks here as values instead of writing
+    /// them (see [`crate::anthropic::handoff`]).
+    chunks: Option<ChunkSink>,
+    pieces: Vec<ChatPiece>,
+    /// The head of the queued chunks: completion id, model, created.
+    chunk_head: (String, String, u64),
     buffered: Vec<u8>,
     failure: Option<String>,
     /// The conversation so far, kept when the response is to be stored.
@@ -66,6 +73,9 @@ impl ResponsesOverChat {
             sink: None,
             renderer: EventRenderer::default(),
             queued: Vec::new(),
+            chunks: None,
+            pieces: Vec::new(),
+            chunk_head: (String::new(), String::new(), 0),
             buffered: Vec::new(),
             failure: None,
             history: None,
@@ -79,6 +89,15 @@ impl ResponsesOverChat {
     pub fn over_events(inner: Box<dyn Translator>, backend: &str, sink: EventSink) -> Self {
         Self {
             sink: Some(sink),
+            ..Self::new(inner, backend)
+        }
+    }
+
+    /// Wraps `inner`, a Chat Completions translator that queues its stream's chunks on
+    /// `sink` as values.
+    pub fn over_chunks(inner: Box<dyn Translator>, backend: &str, sink: ChunkSink) -> Self {
+        Self {
+            chunks: Some(sink),
             ..Self::new(inner, backend)
         }
     }
@@ -125,6 +144,43 @@ impl ResponsesOverChat {
         if finished && !emitter.finished() {
             self.renderer.finish(emitter, out);
         }
+        self.end(eos, out);
+    }
+
+    /// Renders the chunks `inner` queued during its last `response_chunk`, as
+    /// [`Self::stream_chunk`] renders them from their bytes.
+    fn piece_chunk(&mut self, sink: &ChunkSink, eos: bool, out: &mut Vec<u8>) {
+        let mut pieces = std::mem::take(&mut self.pieces);
+        sink.drain(&mut pieces);
+        self.emitter
+            .get_or_insert_with(|| StreamEmitter::new(self.facts.clone(), 0));
+        for piece in pieces.drain(..) {
+            if let ChatPiece::Raw(bytes) = &piece {
+                self.stream_chunk(bytes, false, out);
+                continue;
+            }
+            let Some(em) = self.emitter.as_mut().filter(|e| !e.finished()) else {
+                continue;
+            };
+            let (id, model, created) = &mut self.chunk_head;
+            match piece {
+                ChatPiece::Head {
+                    id: i,
+                    model: m,
+                    created: c,
+                } => (*id, *model, *created) = (i, m, c),
+                ChatPiece::Delta { delta, finish } => {
+                    em.start(out, id, model, *created);
+                    em.delta(out, &chunk::delta(&delta), finish.as_deref());
+                }
+                ChatPiece::Usage(u) => {
+                    em.start(out, id, model, *created);
+                    em.set_usage(u);
+                }
+                ChatPiece::Raw(_) => {}
+            }
+        }
+        self.pieces = pieces;
         self.end(eos, out);
     }
 
@@ -254,9 +310,13 @@ impl Translator for ResponsesOverChat {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         let r = self.inner.response_chunk(chunk, end_of_stream)?;
         let bytes: &[u8] = r.body.as_deref().unwrap_or(chunk);
-        let mut out = Vec::with_capacity(bytes.len() * 2);
+        // The handed-over paths have no inner bytes; size for the upstream input then
+        // (a Responses event is about twice the upstream event it renders).
+        let mut out = Vec::with_capacity(bytes.len().max(chunk.len()) * 2 + 256);
         if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
             self.event_chunk(&sink, end_of_stream, &mut out);
+        } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {
+            self.piece_chunk(&sink, end_of_stream, &mut out);
         } else if self.stream {
             self.stream_chunk(bytes, end_of_stream, &mut out);
         } else {

@@ -1,0 +1,247 @@
+//! The Responses stream events that carry whole objects, written as bytes.
+//!
+//! `response.created`, `response.in_progress` and `response.completed` repeat the whole
+//! response object (the echoed request parameters included) and the `.done` events
+//! repeat the item's whole text. Built as [`StreamEvent`] values they cost a clone of
+//! the echoed parameters and of every finished item per event, and the text of an item
+//! was escaped four times (text done, part done, item done, completed). Here each part
+//! is serialised once: the echoed parameters when the stream starts, an item when it
+//! is done, an item's text once for all of its `.done` events. The bytes are those
+//! serialising the [`StreamEvent`] writes (the goldens hold them): fields in
+//! declaration order, flattened extras last.
+//!
+//! [`StreamEvent`]: aigw_core::api::responses::StreamEvent
+
+use aigw_core::api::responses::ResponseUsage;
+use serde::Serialize;
+use serde_json::Value;
+
+/// `event: {kind}` and the opening of its data object up to the `type` member.
+pub fn event_head(out: &mut Vec<u8>, seq: u64, kind: &str) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"sequence_number\":");
+    push_num(out, seq);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
+}
+
+/// Closes an event opened by [`event_head`].
+pub fn event_end(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"}\n\n");
+}
+
+/// A JSON string (escaped, quoted).
+pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    push_json(out, s);
+}
+
+/// A JSON number.
+pub fn push_num(out: &mut Vec<u8>, n: u64) {
+    push_json(out, &n);
+}
+
+/// Any serialisable value.
+pub fn push_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    // Writing into a Vec cannot fail, and these values (strings, numbers, our wire
+    // types, JSON values) have no non-string map keys.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// A string's JSON form, for writing it more than once.
+pub fn json_string(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    push_str(&mut out, s);
+    out
+}
+
+/// The echoed request parameters as the members that follow the response object's
+/// own fields: `,"k":v,…` (empty when there are none).
+pub fn echo_tail(echo: &serde_json::Map<String, Value>) -> Vec<u8> {
+    if echo.is_empty() {
+        return Vec::new();
+    }
+    let mut obj = Vec::new();
+    push_json(&mut obj, echo);
+    // `{…}` → `,…`: the members without their braces, after a comma.
+    obj.pop();
+    obj[0] = b',';
+    obj
+}
+
+/// The parts of a response object, borrowed.
+#[derive(Debug)]
+pub struct ResponseParts<'a> {
+    /// `resp_…`.
+    pub id: &'a str,
+    /// Unix seconds.
+    pub created: u64,
+    /// `in_progress`, `completed`, …
+    pub status: &'a str,
+    /// The model.
+    pub model: &'a str,
+    /// The serialised finished items, in output order.
+    pub output: &'a [Vec<u8>],
+    /// Usage, once completed.
+    pub usage: Option<&'a ResponseUsage>,
+    /// The error of a failed response.
+    pub error: Option<&'a Value>,
+    /// Why the response is incomplete.
+    pub incomplete: Option<&'a Value>,
+    /// From [`echo_tail`].
+    pub echo: &'a [u8],
+}
+
+/// A `response.*` event carrying the response object.
+pub fn response_event(out: &mut Vec<u8>, seq: u64, kind: &str, r: &ResponseParts<'_>) {
+    event_head(out, seq, kind);
+    out.extend_from_slice(b",\"response\":{\"id\":");
+    push_str(out, r.id);
+    out.extend_from_slice(b",\"object\":\"response\",\"created_at\":");
+    push_num(out, r.created);
+    out.extend_from_slice(b",\"status\":");
+    push_str(out, r.status);
+    out.extend_from_slice(b",\"model\":");
+    push_str(out, r.model);
+    out.extend_from_slice(b",\"output\":[");
+    let mut first = true;
+    for item in r.output.iter().filter(|i| !i.is_empty()) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"],\"usage\":");
+    push_json(out, &r.usage);
+    out.extend_from_slice(b",\"error\":");
+    push_json(out, &r.error);
+    out.extend_from_slice(b",\"incomplete_details\":");
+    push_json(out, &r.incomplete);
+    out.extend_from_slice(r.echo);
+    out.push(b'}');
+    event_end(out);
+}
+
+/// `response.output_item.done` with an item already serialised.
+pub fn item_done(out: &mut Vec<u8>, seq: u64, output_index: u32, item: &[u8]) {
+    item_event(out, seq, "response.output_item.done", output_index, item);
+}
+
+/// `response.output_item.added` or `.done` with an item already serialised.
+pub fn item_event(out: &mut Vec<u8>, seq: u64, kind: &str, output_index: u32, item: &[u8]) {
+    event_head(out, seq, kind);
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+    out.extend_from_slice(b",\"item\":");
+    out.extend_from_slice(item);
+    event_end(out);
+}
+
+/// `response.function_call_arguments.done`, from the item id and arguments in JSON form.
+pub fn arguments_done(
+    out: &mut Vec<u8>,
+    seq: u64,
+    item_id: &[u8],
+    output_index: u32,
+    arguments: &[u8],
+) {
+    item_head(
+        out,
+        seq,
+        "response.function_call_arguments.done",
+        item_id,
+        output_index,
+    );
+    out.extend_from_slice(b",\"arguments\":");
+    out.extend_from_slice(arguments);
+    event_end(out);
+}
+
+/// The two events that open a message item (`response.output_item.added` with the
+/// empty in-progress item, `response.content_part.added` with an empty
+/// `output_text` part), from its id in JSON form.
+pub fn message_added(out: &mut Vec<u8>, seq: &mut u64, item_id: &[u8], output_index: u32) {
+    event_head(out, *seq, "response.output_item.added");
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+    out.extend_from_slice(b",\"item\":{\"type\":\"message\",\"id\":");
+    out.extend_from_slice(item_id);
+    out.extend_from_slice(b",\"role\":\"assistant\",\"content\":[],\"status\":\"in_progress\"}");
+    event_end(out);
+    *seq += 1;
+    content_head(
+        out,
+        *seq,
+        "response.content_part.added",
+        item_id,
+        output_index,
+    );
+    out.extend_from_slice(b",\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}");
+    event_end(out);
+    *seq += 1;
+}
+
+/// [`event_head`] and the `item_id` (in JSON form) and `output_index` members of an
+/// event about one item.
+pub fn item_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
+    event_head(out, seq, kind);
+    out.extend_from_slice(b",\"item_id\":");
+    out.extend_from_slice(item_id);
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+}
+
+/// [`item_head`] and the `content_index` of the item's only part.
+fn content_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_index: u32) {
+    item_head(out, seq, kind, item_id, output_index);
+    out.extend_from_slice(b",\"content_index\":0");
+}
+
+/// The three `.done` events of a message item with one `output_text` part, from its
+/// id and text in JSON form; returns the finished item's bytes (for the output list).
+pub fn message_done(
+    out: &mut Vec<u8>,
+    seq: &mut u64,
+    item_id: &[u8],
+    output_index: u32,
+    text: &[u8],
+) -> Vec<u8> {
+    content_head(
+        out,
+        *seq,
+        "response.output_text.done",
+        item_id,
+        output_index,
+    );
+    out.extend_from_slice(b",\"text\":");
+    out.extend_from_slice(text);
+    out.extend_from_slice(b",\"logprobs\":[]");
+    event_end(out);
+    *seq += 1;
+    content_head(
+        out,
+        *seq,
+        "response.content_part.done",
+        item_id,
+        output_index,
+    );
+    out.extend_from_slice(b",\"part\":");
+    let part_at = out.len();
+    out.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
+    out.extend_from_slice(text);
+    out.extend_from_slice(b",\"annotations\":[]}");
+    let part = out[part_at..].to_vec();
+    event_end(out);
+    *seq += 1;
+    let mut item = Vec::with_capacity(part.len() + item_id.len() + 80);
+    item.extend_from_slice(b"{\"type\":\"message\",\"id\":");
+    item.extend_from_slice(item_id);
+    item.extend_from_slice(b",\"role\":\"assistant\",\"content\":[");
+    item.extend_from_slice(&part);
+    item.extend_from_slice(b"],\"status\":\"completed\"}");
+    item_done(out, *seq, output_index, &item);
+    *seq += 1;
+    item
+}
