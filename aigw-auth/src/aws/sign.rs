@@ -12,19 +12,22 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use hmac::{Hmac, Mac};
 use http::{HeaderName, HeaderValue};
-use regex::Regex;
+use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
 /// The AWS service name Bedrock runtime requests are signed for.
 pub const SERVICE: &str = "bedrock";
 
-static BEDROCK_HOST: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.(?:vpce\.amazonaws\.com|amazonaws\.com|api\.aws)$").ok()
-});
-
 /// The region encoded in a Bedrock runtime host name, if it is one.
+///
+/// The host must end in `bedrock-runtime[-fips].{region}.{suffix}` with `suffix` one of
+/// `vpce.amazonaws.com`, `amazonaws.com` or `api.aws` and `region` one label of
+/// `[a-z0-9-]`. Read from the end by hand rather than with a regex: this runs on every
+/// signed request, and the regex search cost more than the rest of the signer's string
+/// work (a property test compares the two).
 ///
 /// ```
 /// use aigw_auth::aws::region_from_host;
@@ -34,8 +37,23 @@ static BEDROCK_HOST: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// ```
 pub fn region_from_host(authority: &str) -> Option<&str> {
     let host = strip_port(authority);
-    let re = BEDROCK_HOST.as_ref()?;
-    re.captures(host).and_then(|c| c.get(1)).map(|m| m.as_str())
+    // `vpce.amazonaws.com` first: it also ends in `amazonaws.com`, and a match with the
+    // longer suffix starts further left (where a regex search would find it).
+    [".vpce.amazonaws.com", ".amazonaws.com", ".api.aws"]
+        .iter()
+        .find_map(|suffix| region_before(host.strip_suffix(suffix)?))
+}
+
+/// `rest` is the host without its AWS suffix: its last label is the region if the one
+/// before it ends in `bedrock-runtime` or `bedrock-runtime-fips`.
+fn region_before(rest: &str) -> Option<&str> {
+    let (front, region) = rest.rsplit_once('.')?;
+    let is_region = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (is_region && (front.ends_with("bedrock-runtime") || front.ends_with("bedrock-runtime-fips")))
+        .then_some(region)
 }
 
 fn strip_port(authority: &str) -> &str {
@@ -97,6 +115,9 @@ fn fast_path_applies(path: &str) -> bool {
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
+/// HMAC-SHA256, the MAC SigV4 signs with.
+type HmacSha256 = Hmac<Sha256>;
+
 /// Signing keys by secret, day, region and service: a key is valid for one day.
 #[derive(Default)]
 struct SigningKeys(std::sync::Mutex<Vec<CachedKey>>);
@@ -106,7 +127,9 @@ struct CachedKey {
     date: String,
     region: String,
     service: String,
-    key: Vec<u8>,
+    /// The HMAC keyed with the day's signing key: keying hashes the inner and outer
+    /// pads, two SHA-256 blocks a signature no longer spends.
+    mac: HmacSha256,
 }
 
 /// Beyond this many (secret, day, region, service) combinations the cache starts over.
@@ -122,7 +145,7 @@ impl SigningKeys {
         region: &str,
         service: &str,
         time: SystemTime,
-    ) -> Vec<u8> {
+    ) -> Result<HmacSha256, String> {
         let hit = |k: &CachedKey| {
             k.date == date
                 && k.region == region
@@ -132,11 +155,11 @@ impl SigningKeys {
         if let Ok(keys) = self.0.lock()
             && let Some(k) = keys.iter().find(|k| hit(k))
         {
-            return k.key.clone();
+            return Ok(k.mac.clone());
         }
-        let key = v4::generate_signing_key(secret.expose(), time, region, service)
-            .as_ref()
-            .to_vec();
+        let key = v4::generate_signing_key(secret.expose(), time, region, service);
+        let mac = HmacSha256::new_from_slice(key.as_ref())
+            .map_err(|_| "signing key rejected by HMAC".to_owned())?;
         if let Ok(mut keys) = self.0.lock() {
             // Yesterday's keys are never used again.
             keys.retain(|k| k.date == date);
@@ -148,10 +171,10 @@ impl SigningKeys {
                 date: date.to_owned(),
                 region: region.to_owned(),
                 service: service.to_owned(),
-                key: key.clone(),
+                mac: mac.clone(),
             });
         }
-        key
+        Ok(mac)
     }
 }
 
@@ -162,7 +185,6 @@ fn sign_fast(
     service: &str,
     time: SystemTime,
 ) -> Result<(), String> {
-    use sha2::{Digest, Sha256};
     // The strings are appended into buffers sized up front: `format!` and
     // `hex::encode` allocated and went through the formatting machinery per piece.
     let t = time::OffsetDateTime::from(time);
@@ -226,11 +248,12 @@ fn sign_fast(
     string_to_sign.push('\n');
     push_hex(&mut string_to_sign, &Sha256::digest(canonical.as_bytes()));
     let scope = &string_to_sign[scope_start..scope_end];
-    let key = SIGNING_KEYS.get(keys.secret_access_key, date, region, service, time);
-    let signature = v4::calculate_signature(&key, string_to_sign.as_bytes());
+    let mut mac = SIGNING_KEYS.get(keys.secret_access_key, date, region, service, time)?;
+    mac.update(string_to_sign.as_bytes());
+    let signature = mac.finalize().into_bytes();
     let access_key_id = keys.access_key_id.expose();
     let mut authorization = String::with_capacity(
-        96 + access_key_id.len() + scope.len() + signed_headers.len() + signature.len(),
+        96 + access_key_id.len() + scope.len() + signed_headers.len() + 2 * signature.len(),
     );
     authorization.push_str("AWS4-HMAC-SHA256 Credential=");
     authorization.push_str(access_key_id);
@@ -239,7 +262,7 @@ fn sign_fast(
     authorization.push_str(", SignedHeaders=");
     authorization.push_str(signed_headers);
     authorization.push_str(", Signature=");
-    authorization.push_str(&signature);
+    push_hex(&mut authorization, &signature);
     for stale in STALE {
         req.headers.remove(stale);
     }
@@ -477,5 +500,83 @@ mod tests {
         assert_eq!(host_header("https", "h.example:443"), "h.example");
         assert_eq!(host_header("https", "h.example:8443"), "h.example:8443");
         assert_eq!(strip_port("[::1]:9000"), "[::1]");
+        assert_eq!(
+            region_from_host("bedrock-runtime.vpce.amazonaws.com"),
+            Some("vpce")
+        );
+        assert_eq!(
+            region_from_host("bedrock-runtime.bedrock-runtime.vpce.amazonaws.com"),
+            Some("bedrock-runtime")
+        );
+        assert_eq!(
+            region_from_host("bedrock-runtime.US-east-1.amazonaws.com"),
+            None
+        );
+        assert_eq!(region_from_host("bedrock-runtime..amazonaws.com"), None);
+    }
+
+    /// The pattern the hand parser replaced, as the definition of a Bedrock host.
+    fn region_by_regex(authority: &str) -> Option<String> {
+        static RE: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(
+                r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.(?:vpce\.amazonaws\.com|amazonaws\.com|api\.aws)$",
+            )
+            .unwrap()
+        });
+        RE.captures(strip_port(authority))
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_owned())
+    }
+
+    proptest! {
+        #[test]
+        fn region_parser_agrees_with_the_host_pattern(
+            labels in proptest::collection::vec(
+                prop_oneof![
+                    Just("bedrock-runtime".to_owned()),
+                    Just("bedrock-runtime-fips".to_owned()),
+                    Just("vpce".to_owned()),
+                    Just("amazonaws".to_owned()),
+                    Just("com".to_owned()),
+                    Just("api".to_owned()),
+                    Just("aws".to_owned()),
+                    Just(String::new()),
+                    "[a-z0-9-]{1,12}",
+                    "[A-Za-z0-9_-]{0,6}(bedrock-runtime)?",
+                    "[a-z0-9.:-]{0,10}",
+                ],
+                0..7,
+            ),
+            port in proptest::option::of("[0-9a-z]{0,5}"),
+        ) {
+            let mut host = labels.join(".");
+            if let Some(p) = port {
+                host.push(':');
+                host.push_str(&p);
+            }
+            prop_assert_eq!(region_from_host(&host).map(str::to_owned), region_by_regex(&host));
+        }
+
+        #[test]
+        fn region_parser_agrees_on_near_bedrock_hosts(
+            prefix in "[a-z0-9.-]{0,12}",
+            fips in "(-fips)?",
+            region in "[a-zA-Z0-9._-]{0,12}",
+            suffix in prop_oneof![
+                Just("vpce.amazonaws.com"),
+                Just("amazonaws.com"),
+                Just("api.aws"),
+                Just("amazonaws.co"),
+                Just("vpce.api.aws"),
+            ],
+            port in proptest::option::of("[0-9]{1,5}"),
+        ) {
+            let mut host = format!("{prefix}bedrock-runtime{fips}.{region}.{suffix}");
+            if let Some(p) = port {
+                host.push(':');
+                host.push_str(&p);
+            }
+            prop_assert_eq!(region_from_host(&host).map(str::to_owned), region_by_regex(&host));
+        }
     }
 }

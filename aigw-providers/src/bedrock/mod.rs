@@ -239,15 +239,7 @@ impl Translator for ConverseTranslator {
             ClientApi::Anthropic => true,
         };
         let body = request::converse_body(&chat)?;
-        let path = format!(
-            "/model/{}/{}",
-            encode_model_id(&chat.model),
-            if chat.stream {
-                "converse-stream"
-            } else {
-                "converse"
-            }
-        );
+        let path = converse_path(&chat.model, chat.stream);
         let mut headers = HeaderMutation::default();
         headers.set_static("content-type", "application/json");
         if chat.stream {
@@ -326,6 +318,23 @@ impl Translator for ConverseTranslator {
     fn in_band_error(&self) -> Option<String> {
         self.failure.clone()
     }
+}
+
+/// `/model/{modelId}/converse` or `/converse-stream`, appended in place: `format!` went
+/// through the formatting machinery on every request.
+fn converse_path(model: &str, stream: bool) -> String {
+    let op = if stream {
+        "converse-stream"
+    } else {
+        "converse"
+    };
+    let id = encode_model_id(model);
+    let mut path = String::with_capacity("/model//".len() + id.len() + op.len());
+    path.push_str("/model/");
+    path.push_str(&id);
+    path.push('/');
+    path.push_str(op);
+    path
 }
 
 /// Normalises a Bedrock error (`x-amzn-errortype` + JSON `message`) into the client

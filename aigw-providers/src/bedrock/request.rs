@@ -10,9 +10,13 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+mod write;
+
 /// The backend name used in 422 errors.
 pub const BACKEND: &str = "AWSBedrock";
 
+/// The body. The derives define the wire form the hand writer ([`write`]) produces;
+/// the body is written by it, and a property test checks the two agree.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Converse<'a> {
@@ -365,6 +369,16 @@ pub(crate) fn level3(effort: &str) -> &'static str {
 
 /// Serialises the Converse body for `req`.
 pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
+    with_converse(req, |body| {
+        // The text dominates the body; a little over the client's request size holds it.
+        let mut out = Vec::with_capacity(1024);
+        body.write(&mut out);
+        out
+    })
+}
+
+/// Builds the Converse body for `req` and hands it to `f`.
+fn with_converse<T>(req: &ChatRequest, f: impl FnOnce(&Converse<'_>) -> T) -> Result<T> {
     let reject = |field: &str, why: &str| Error::untranslatable(field, BACKEND, why);
     if req.n.is_some_and(|n| n > 1) {
         return Err(reject("n", "Bedrock Converse returns a single choice"));
@@ -522,10 +536,7 @@ pub fn converse_body(req: &ChatRequest) -> Result<Vec<u8>> {
         performance_config: req.vendor.performance_config.as_deref(),
         prompt_variables: req.vendor.prompt_variables.as_deref(),
     };
-    let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, &body)
-        .map_err(|e| Error::internal(format!("serialising Converse body: {e}")))?;
-    Ok(out)
+    Ok(f(&body))
 }
 
 #[cfg(test)]

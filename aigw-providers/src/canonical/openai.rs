@@ -439,8 +439,13 @@ fn is_set(v: Option<&RawValue>) -> bool {
 
 /// Parses an OpenAI chat request. `backend` names the target in 422 errors.
 pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
-    let req: Request<'_> = serde_json::from_slice(body)
-        .map_err(|e| Error::bad_request(format!("invalid chat completion request: {e}")))?;
+    // UTF-8 checked once over the whole body spares serde_json checking every string
+    // of it; a body that is not UTF-8 gets serde_json's own error, as before.
+    let req: Request<'_> = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+    .map_err(|e| Error::bad_request(format!("invalid chat completion request: {e}")))?;
     let reject = |field: &str, why: &str| Error::untranslatable(field, backend, why);
     reject_untranslatable(&req, backend)?;
     let web_search = web_search(req.web_search_options, backend)?;
@@ -748,6 +753,17 @@ fn file_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_is_not_utf8_gets_serde_jsons_error() {
+        let body = b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}";
+        let err = parse(body, "AWSBedrock").err().unwrap().to_string();
+        let serde = serde_json::from_slice::<Request<'_>>(body)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(&serde), "{err}");
+    }
 
     #[test]
     fn tool_messages_merge_into_one_user_turn() {
