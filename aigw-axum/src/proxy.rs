@@ -952,7 +952,11 @@ async fn send(
             TransportFailure::Connect,
         );
         for (i, authority) in dials.enumerate() {
-            let uri = format!("{scheme}://{authority}{path}");
+            // Pushed, not `format!`ed: the formatting machinery costs ≈ 1 k instructions.
+            let mut uri = String::with_capacity(scheme.len() + 3 + authority.len() + path.len());
+            for part in [scheme.as_str(), "://", authority, path] {
+                uri.push_str(part);
+            }
             let mut builder = Request::builder().method(method.clone()).uri(uri);
             if let Some(h) = builder.headers_mut() {
                 *h = if i == last {

@@ -572,9 +572,7 @@ impl Exchange {
         }
 
         let mut headers = self.headers.clone();
-        for name in &STRIPPED_REQUEST_HEADERS {
-            headers.remove(name);
-        }
+        crate::strip_headers::remove_all(&mut headers, &STRIPPED_REQUEST_HEADERS);
         if target.model_override.is_some() {
             let value = HeaderValue::from_str(&effective_model)
                 .map_err(|_| Error::internal("modelNameOverride is not a valid header value"))?;
@@ -860,15 +858,16 @@ impl Attempt {
         }
         let edits = self.translator.response_headers(status, upstream)?;
         let mut headers = upstream.clone();
-        for name in [
-            header::CONTENT_LENGTH,
-            header::CONNECTION,
-            header::TRANSFER_ENCODING,
-            header::CONTENT_ENCODING,
-            HeaderName::from_static("keep-alive"),
-        ] {
-            headers.remove(name);
-        }
+        crate::strip_headers::remove_all(
+            &mut headers,
+            &[
+                header::CONTENT_LENGTH,
+                header::CONNECTION,
+                header::TRANSFER_ENCODING,
+                header::CONTENT_ENCODING,
+                HeaderName::from_static("keep-alive"),
+            ],
+        );
         edits.apply_to(&mut headers);
         if let Some(s) = &self.limit_status {
             s.apply(&mut headers);

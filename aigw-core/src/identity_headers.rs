@@ -25,9 +25,7 @@ pub const ALL: [HeaderName; 3] = [CLIENT_ID, TEAM, CLIENT_KIND];
 
 /// Removes client-sent copies of the identity headers.
 pub fn strip(headers: &mut HeaderMap) {
-    for name in &ALL {
-        headers.remove(name);
-    }
+    crate::strip_headers::remove_all(headers, &ALL);
 }
 
 /// Replaces the identity headers with the verified identity's (a value that is not a

@@ -52,6 +52,7 @@ pub mod schema;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
+mod strip_headers;
 pub mod telemetry;
 pub mod translate;
 pub mod usage;

@@ -2,6 +2,7 @@
 //! cheap request sniffer used on the hot path.
 
 pub mod anthropic;
+pub mod final_body;
 pub mod multipart;
 pub mod openai;
 pub mod responses;

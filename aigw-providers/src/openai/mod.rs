@@ -255,7 +255,7 @@ impl OpenAiTranslator {
 
     /// Takes the answering model and the usage from a complete non-stream body.
     fn read_final_body(&mut self, body: &[u8]) {
-        if let Ok(s) = serde_json::from_slice::<ChunkSniff>(body) {
+        if let Some(s) = aigw_core::api::final_body::read(body) {
             self.model = s.model.filter(|m| !m.is_empty());
             if let Some(u) = s.usage {
                 let mut usage = u.to_token_usage();

@@ -1,0 +1,256 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const CHAT: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024","choices":[{"index":0,"message":{"role":"assistant","content":"a \"usage\":{\"prompt_tokens\":99} b"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4}},"service_tier":"default"}"#;
+
+type Counts = (u64, u64, u64);
+
+fn tokens(b: &str) -> Option<(Option<String>, Option<Counts>)> {
+    read(b.as_bytes()).map(|f| {
+        (
+            f.model,
+            f.usage
+                .map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens)),
+        )
+    })
+}
+
+#[test]
+fn reads_the_top_level_model_and_usage_only() {
+    assert!(
+        matches!(scan(CHAT.as_bytes()), Some(Some(_))),
+        "decided by the scan"
+    );
+    let f = read(CHAT.as_bytes()).unwrap();
+    assert_eq!(f.model.as_deref(), Some("gpt-4o-2024"));
+    let u = f.usage.unwrap();
+    assert_eq!((u.prompt_tokens, u.completion_tokens), (12, 3));
+    assert_eq!(u.prompt_tokens_details.unwrap().cached_tokens, Some(4));
+    // Nested `usage` and `model` keys are not the response's.
+    let nested = r#"{"choices":[{"usage":{"prompt_tokens":7},"model":"x"}],"data":{"usage":null}}"#;
+    assert_eq!(tokens(nested), Some((None, None)));
+    assert_eq!(
+        tokens(" {\n \"usage\" : null , \"model\" : null }\n"),
+        Some((None, None))
+    );
+    assert_eq!(tokens("{}"), Some((None, None)));
+    let usual = br#"{"prompt_tokens":140,"completion_tokens":10,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2,"audio_tokens":null,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}"#;
+    let fast = usage_fast(usual).expect("the usual shape is read without serde");
+    assert_eq!(Some(fast), serde_json::from_slice(usual).ok());
+    assert_eq!(usage_fast(br#"{"prompt_tokens":1,"cost":0.5}"#), None);
+}
+
+#[test]
+fn what_the_scan_is_not_sure_of_goes_to_the_full_parse() {
+    for body in [
+        r#"{"us\u0061ge":{"prompt_tokens":1},"model":"m"}"#,
+        r#"{"model":"a\/b"}"#,
+        r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+        r#"{"model":"m","model":"n"}"#,
+        r#"{"usage":[1,2,3]}"#,
+        r#"{"usage":{"prompt_tokens":"1"}}"#,
+        r#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":[1]}}"#,
+        r#"{"model":5}"#,
+        r#"{"choices":{}}"#,
+        r#"{"model":"m"} x"#,
+        r#"{"model":"m""#,
+        "[]",
+        "",
+        r#"{"usage":{"prompt_tokens":01}}"#,
+        r#"{"usage":{"prompt_tokens":-0}}"#,
+        r#"{"usage":{"prompt_tokens":1.0}}"#,
+        r#"{"usage":{"prompt_tokens":1e2}}"#,
+        r#"{"usage":{"prompt_tokens":18446744073709551615}}"#,
+        r#"{"usage":{"prompt_tokens":18446744073709551616}}"#,
+        r#"{"usage":{"prompt_tokens":null}}"#,
+        r#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
+        r#"{"usage":{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":1}}}"#,
+        r#"{"usage":{"prompt_tokens_details":{"cached_tokens":null},"completion_tokens_details":null}}"#,
+        r#"{"usage":{"prompt_tokens_details":{"cached_tokens":nul}}}"#,
+        r#"{"usage":{"completion_tokens_details":{"reasoning_tokens":3,"x":[1]}}}"#,
+        r#"{"usage":{"prompt_tokens":1,"cost":0.5}}"#,
+    ] {
+        assert_eq!(read(body.as_bytes()), parse(body.as_bytes()), "{body}");
+    }
+    assert_eq!(
+        tokens(r#"{"us\u0061ge":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#),
+        Some((None, Some((1, 2, 3))))
+    );
+    assert_eq!(
+        tokens(r#"{"model":"a\/b"}"#),
+        Some((Some("a/b".into()), None))
+    );
+    assert_eq!(
+        tokens(r#"{"usage":{"prompt_tokens":1},"usage":null}"#),
+        None
+    );
+}
+
+/// Raw JSON string tokens for keys, some of them look-alikes of the keys the scan keeps.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just(r#""model""#.to_owned()),
+        4 => Just(r#""usage""#.to_owned()),
+        2 => Just(r#""choices""#.to_owned()),
+        1 => Just(r#""us\u0061ge""#.to_owned()),
+        1 => Just(r#""mod\u0065l""#.to_owned()),
+        1 => Just(r#""usage ""#.to_owned()),
+        1 => Just(r#""\"usage\"""#.to_owned()),
+        1 => Just(r#""usage\\""#.to_owned()),
+        2 => text().prop_map(|s| Value::String(s).to_string()),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("usage".to_owned()),
+        Just(r#""usage":{"prompt_tokens":1}}"#.to_owned()),
+        Just(r#"\"#.to_owned()),
+        Just(r#"\""#.to_owned()),
+        Just("}]{[,:".to_owned()),
+        Just("é ☃ \u{1F600}\n\t\u{1}".to_owned()),
+        "[a-z\"\\\\{}\\[\\]:, ]{0,12}",
+    ]
+}
+
+fn number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<u64>().prop_map(Value::from),
+        (0u64..1000).prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (-1.0e6f64..1.0e6).prop_map(Value::from),
+    ]
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        number(),
+        text().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((text(), inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+fn counter() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => (0u64..100_000).prop_map(Value::from),
+        1 => json(),
+    ]
+}
+
+fn details() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => prop::collection::vec(
+            (
+                prop_oneof![
+                    Just("cached_tokens".to_owned()),
+                    Just("audio_tokens".to_owned()),
+                    Just("reasoning_tokens".to_owned()),
+                    Just("cache_creation_tokens".to_owned()),
+                    Just("text_tokens".to_owned()),
+                ],
+                counter()
+            ),
+            0..4
+        )
+        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        1 => json(),
+    ]
+}
+
+fn usage() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => (counter(), counter(), counter(), details(), details(), json(), any::<u8>()).prop_map(
+            |(p, c, t, pd, cd, x, keep)| {
+                let mut u = json!({
+                    "prompt_tokens": p, "completion_tokens": c, "total_tokens": t,
+                    "prompt_tokens_details": pd, "completion_tokens_details": cd, "x": x,
+                });
+                // Leave keys out (the unknown `x` most often) to reach both readers.
+                if let Some(m) = u.as_object_mut() {
+                    let keys: Vec<String> = m.keys().cloned().collect();
+                    for (i, k) in keys.iter().enumerate() {
+                        if keep & (1 << i) == 0 || (k == "x" && keep & 0x80 == 0) {
+                            m.remove(k);
+                        }
+                    }
+                }
+                u
+            }
+        ),
+        1 => Just(json!({"prompt_tokens": 8, "total_tokens": 8})),
+        1 => json(),
+    ]
+}
+
+fn value_for(key: &str) -> BoxedStrategy<Value> {
+    match key {
+        r#""usage""# => usage().boxed(),
+        r#""model""# => prop_oneof![
+            4 => text().prop_map(Value::String),
+            1 => json(),
+        ]
+        .boxed(),
+        r#""choices""# => prop_oneof![
+            4 => prop::collection::vec(json(), 0..3).prop_map(Value::Array),
+            1 => json(),
+        ]
+        .boxed(),
+        _ => json().boxed(),
+    }
+}
+
+/// A body as text: members may repeat, whitespace varies.
+fn body() -> impl Strategy<Value = String> {
+    let ws = prop_oneof![Just(""), Just(" "), Just("\n  "), Just("\t\r\n")];
+    let member = key().prop_flat_map(move |k| {
+        let v = value_for(&k);
+        (Just(k), v, any::<bool>())
+    });
+    (prop::collection::vec(member, 0..6), ws).prop_map(|(members, ws)| {
+        let parts: Vec<String> = members
+            .into_iter()
+            .map(|(k, v, pretty)| {
+                let v = if pretty {
+                    serde_json::to_string_pretty(&v)
+                } else {
+                    serde_json::to_string(&v)
+                };
+                format!("{ws}{k}{ws}:{ws}{}", v.unwrap_or_default())
+            })
+            .collect();
+        format!("{ws}{{{}{ws}}}{ws}", parts.join(","))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn the_scan_agrees_with_the_full_parse(b in body()) {
+        prop_assert_eq!(read(b.as_bytes()), parse(b.as_bytes()), "{}", b);
+    }
+
+    /// Damaged bodies: whenever the full parse still accepts one, the scan agrees.
+    #[test]
+    fn the_scan_agrees_wherever_the_full_parse_accepts(
+        b in body(), at in any::<prop::sample::Index>(), cut in 0usize..3, byte in any::<u8>()
+    ) {
+        let mut b = b.into_bytes();
+        let i = at.index(b.len() + 1);
+        let end = (i + cut).min(b.len());
+        b.splice(i..end, [byte]);
+        if let Some(full) = parse(&b) {
+            prop_assert_eq!(read(&b), Some(full), "{}", String::from_utf8_lossy(&b));
+        }
+    }
+}
