@@ -26,6 +26,7 @@ pub mod compression;
 pub mod error_map;
 pub mod eventstream;
 pub mod factory;
+mod json_out;
 pub mod openai;
 pub mod responses;
 pub mod sse;

@@ -5,11 +5,7 @@ use super::{ChatResponse, Event, OutBlock, StopReason, error_body};
 use aigw_core::{ClientApi, TokenUsage};
 use serde_json::{Value, json};
 
-/// Appends `s` as a JSON string literal.
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail and a &str always serialises.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
+use crate::json_out::push_str;
 
 /// OpenAI `usage` as a JSON tree: the reference the byte and typed renderings below
 /// are tested against.

@@ -34,7 +34,7 @@ pub fn event_end(out: &mut Vec<u8>) {
 
 /// A JSON string (escaped, quoted).
 pub fn push_str(out: &mut Vec<u8>, s: &str) {
-    push_json(out, s);
+    crate::json_out::push_str(out, s);
 }
 
 /// A JSON number.
@@ -44,9 +44,7 @@ pub fn push_num(out: &mut Vec<u8>, n: u64) {
 
 /// Any serialisable value.
 pub fn push_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-    // Writing into a Vec cannot fail, and these values (strings, numbers, our wire
-    // types, JSON values) have no non-string map keys.
-    let _ = serde_json::to_writer(&mut *out, v);
+    crate::json_out::push_serde(out, v);
 }
 
 /// A string's JSON form, for writing it more than once.

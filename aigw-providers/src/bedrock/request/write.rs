@@ -11,41 +11,8 @@ use super::{
     CachePoint, ContentBlock, Converse, Document, Image, InferenceConfig, Msg, ReasoningBlock,
     ToolConfig, ToolEntry, ToolResult, ToolSpec, ToolUse,
 };
-use serde::Serialize;
+use crate::json_out::{push_serde, push_str as push_json_str};
 use serde_json::value::RawValue;
-
-/// Appends `s` as a JSON string literal, byte for byte as `serde_json` writes it.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    if needs_no_escape(s.as_bytes()) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        push_serde(out, s);
-    }
-}
-
-/// No byte is a control character, `"` or `\` (the bytes `serde_json` escapes).
-fn needs_no_escape(bytes: &[u8]) -> bool {
-    let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-    let mut chunks = bytes.chunks_exact(16);
-    // A whole chunk is checked without stopping early so the loop vectorises.
-    for chunk in &mut chunks {
-        if chunk.iter().fold(false, |any, &b| any | escaped(b)) {
-            return false;
-        }
-    }
-    !chunks.remainder().iter().any(|&b| escaped(b))
-}
-
-/// Appends a value as `serde_json` writes it (numbers, the rare string that needs
-/// escaping, the JSON trees of the less common fields).
-fn push_serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-    // Writing into a Vec cannot fail, and these values (no maps with non-string
-    // keys) always serialise.
-    let _ = serde_json::to_writer(&mut *out, v);
-}
 
 /// Appends `,"key":` (or `"key":` for the first member of an object).
 fn key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
@@ -453,23 +420,6 @@ mod tests {
                 return Ok(());
             };
             prop_assert_eq!(String::from_utf8(hand).unwrap(), String::from_utf8(serde).unwrap());
-        }
-    }
-
-    #[test]
-    fn escapes_are_left_to_serde() {
-        for s in [
-            "",
-            "plain text of some length, past sixteen bytes",
-            "a\"b",
-            "\\",
-            "\u{1f}x",
-            "tab\there",
-            "é€😀",
-        ] {
-            let mut out = Vec::new();
-            super::push_json_str(&mut out, s);
-            assert_eq!(out, serde_json::to_vec(s).unwrap());
         }
     }
 }
