@@ -1,5 +1,6 @@
 //! The thinnest HTTP/1 proxy hyper makes: the floor the end-to-end benchmarks compare the
-//! gateway against (`scripts/bench-floor.sh`).
+//! gateway against (`FLOOR=1` in `scripts/bench-e2e.sh` and `scripts/bench-streams.sh`,
+//! `CASES=floor` in `scripts/bench-callgrind.sh`).
 //!
 //! It is built from the same parts as `aigw run` — hyper's HTTP/1 server connection,
 //! `hyper_util`'s pooled client, a one-thread tokio runtime, TCP_NODELAY on both sides —

@@ -17,6 +17,11 @@ pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Appends a number.
+pub(crate) fn push_num(out: &mut Vec<u8>, n: u64) {
+    push_serde(out, &n);
+}
+
 /// Appends a value as `serde_json` writes it.
 pub(crate) fn push_serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
     // Writing into a Vec cannot fail, and the values written here (no maps with

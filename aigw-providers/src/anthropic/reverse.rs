@@ -28,6 +28,7 @@
 
 use super::fields;
 use super::response::merge_usage;
+use crate::json_out::push_serde as push_json;
 use aigw_core::api::anthropic as an;
 use aigw_core::api::openai as oa;
 use aigw_core::{DroppedField, Error, Result, TokenUsage};
@@ -1015,14 +1016,6 @@ impl MessagesStreamEncoder {
 
 fn thinking_start(o: &mut Vec<u8>) {
     o.extend_from_slice(br#"{"type":"thinking","thinking":"","signature":""}"#);
-}
-
-/// Appends `v` as JSON.
-fn push_json<T: serde::Serialize + ?Sized>(o: &mut Vec<u8>, v: &T) {
-    // Writing into a Vec cannot fail, and these values (strings, numbers, the usage
-    // struct) always serialise; serde_json::to_value of the usage could only fail
-    // the same way.
-    let _ = serde_json::to_writer(&mut *o, v);
 }
 
 // Lean, borrowing views of an OpenAI chunk: a stream event is parsed without building

@@ -5,7 +5,7 @@ use super::{ChatResponse, Event, OutBlock, StopReason, error_body};
 use aigw_core::{ClientApi, TokenUsage};
 use serde_json::{Value, json};
 
-use crate::json_out::push_str;
+use crate::json_out::{push_num, push_str};
 
 /// OpenAI `usage` as a JSON tree: the reference the byte and typed renderings below
 /// are tested against.
@@ -67,11 +67,6 @@ fn anthropic_usage(u: &TokenUsage) -> Value {
         usage["output_tokens_details"] = json!({ "thinking_tokens": r });
     }
     usage
-}
-
-/// Appends a number.
-fn push_num(out: &mut Vec<u8>, n: u64) {
-    let _ = serde_json::to_writer(&mut *out, &n);
 }
 
 /// Appends an OpenAI `usage` object: `prompt_tokens`, `completion_tokens`,

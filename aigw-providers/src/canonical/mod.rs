@@ -517,8 +517,20 @@ impl Event {
 
 /// Renders an upstream error in the client API's envelope.
 pub fn error_body(api: ClientApi, status: u16, provider_type: &str, message: &str) -> Vec<u8> {
+    error_value(api, status, provider_type, message)
+        .to_string()
+        .into_bytes()
+}
+
+/// An upstream error in the client API's envelope, as a JSON tree ([`error_body`]'s).
+pub fn error_value(
+    api: ClientApi,
+    status: u16,
+    provider_type: &str,
+    message: &str,
+) -> serde_json::Value {
     let status_code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-    let value = match api {
+    match api {
         ClientApi::OpenAI => serde_json::json!({
             "error": {
                 "message": message,
@@ -534,8 +546,7 @@ pub fn error_body(api: ClientApi, status: u16, provider_type: &str, message: &st
                 "message": message,
             }
         }),
-    };
-    value.to_string().into_bytes()
+    }
 }
 
 /// Parses a JSON string field that must hold a JSON value (OpenAI tool-call arguments).

@@ -139,9 +139,8 @@ impl EventRenderer {
                 message,
             } => {
                 self.failed = true;
-                let body = canonical::error_body(ClientApi::OpenAI, status, &kind, &message);
-                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                return Some(v.get("error").cloned().unwrap_or(Value::Null));
+                let mut v = canonical::error_value(ClientApi::OpenAI, status, &kind, &message);
+                return Some(v.get_mut("error").map(Value::take).unwrap_or(Value::Null));
             }
         }
         None

@@ -10,7 +10,8 @@
 use super::chunk::{Chunk, Delta, ToolCall};
 use super::reasoning::{self, Sealed};
 use super::request::RequestFacts;
-use super::wire::{self, push_num, push_str};
+use super::wire;
+use crate::json_out::{push_num, push_serde, push_str};
 use aigw_core::api::openai::{ChatCompletion, ChatMessage, MessageContent as ChatContent, Usage};
 use aigw_core::api::responses::{
     ContentPart, EventKind, Extra, FunctionCallItem, InputTokensDetails, Item, KnownContentPart,
@@ -606,7 +607,7 @@ impl StreamEmitter {
                 let item =
                     function_call_item(&self.facts, &item_id, &call_id, &name, "", "in_progress");
                 let mut json = Vec::new();
-                wire::push_json(&mut json, &item);
+                push_serde(&mut json, &item);
                 wire::item_event(out, self.seq, "response.output_item.added", index, &json);
                 self.seq += 1;
                 self.calls.push(OpenCall {
@@ -725,7 +726,7 @@ impl StreamEmitter {
 
     fn done_item(&mut self, out: &mut Vec<u8>, index: u32, item: Item) {
         let mut json = Vec::new();
-        wire::push_json(&mut json, &item);
+        push_serde(&mut json, &item);
         wire::item_done(out, self.seq, index, &json);
         self.seq += 1;
         if let Some(slot) = self.output_json.get_mut(index as usize) {

@@ -12,8 +12,8 @@
 //!
 //! [`StreamEvent`]: aigw_core::api::responses::StreamEvent
 
+use crate::json_out::{push_num, push_serde as push_json, push_str};
 use aigw_core::api::responses::ResponseUsage;
-use serde::Serialize;
 use serde_json::Value;
 
 /// `event: {kind}` and the opening of its data object up to the `type` member.
@@ -30,21 +30,6 @@ pub fn event_head(out: &mut Vec<u8>, seq: u64, kind: &str) {
 /// Closes an event opened by [`event_head`].
 pub fn event_end(out: &mut Vec<u8>) {
     out.extend_from_slice(b"}\n\n");
-}
-
-/// A JSON string (escaped, quoted).
-pub fn push_str(out: &mut Vec<u8>, s: &str) {
-    crate::json_out::push_str(out, s);
-}
-
-/// A JSON number.
-pub fn push_num(out: &mut Vec<u8>, n: u64) {
-    push_json(out, &n);
-}
-
-/// Any serialisable value.
-pub fn push_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-    crate::json_out::push_serde(out, v);
 }
 
 /// A string's JSON form, for writing it more than once.
