@@ -21,6 +21,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+mod borrowed;
 pub mod canonical;
 pub mod compression;
 pub mod error_map;

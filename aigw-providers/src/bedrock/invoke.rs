@@ -27,6 +27,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 /// The backend name used in 422 errors.
 pub const BACKEND: &str = "AWSAnthropic";
@@ -278,44 +279,51 @@ impl AUsage {
     }
 }
 
+// Messages and stream events are parsed borrowed: strings without escapes (types,
+// ids, most text) point into the decoded payload instead of being copied.
 #[derive(Deserialize)]
-struct AMessage {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    content: Vec<ABlock>,
-    #[serde(default)]
-    stop_reason: Option<String>,
-    #[serde(default)]
-    stop_sequence: Option<String>,
+struct AMessage<'a> {
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Vec<ABlock<'a>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    stop_sequence: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<AUsage>,
 }
 
 #[derive(Deserialize)]
-struct ABlock {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    thinking: Option<String>,
-    #[serde(default)]
-    signature: Option<String>,
-    #[serde(default)]
-    data: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    input: Option<Box<serde_json::value::RawValue>>,
+struct ABlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    signature: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    data: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    input: Option<&'a serde_json::value::RawValue>,
 }
 
-fn stop_reason(s: &str, sequence: Option<String>) -> StopReason {
+/// An optional borrowed string, owned (empty when absent).
+fn owned(s: Option<Cow<'_, str>>) -> String {
+    s.map(Cow::into_owned).unwrap_or_default()
+}
+
+fn stop_reason(s: &str, sequence: Option<Cow<'_, str>>) -> StopReason {
     match s {
         "max_tokens" => StopReason::MaxTokens,
-        "stop_sequence" => StopReason::StopSequence(sequence),
+        "stop_sequence" => StopReason::StopSequence(sequence.map(Cow::into_owned)),
         "tool_use" => StopReason::ToolUse,
         "refusal" => StopReason::ContentFilter,
         "model_context_window_exceeded" => StopReason::ContextWindow,
@@ -323,17 +331,17 @@ fn stop_reason(s: &str, sequence: Option<String>) -> StopReason {
     }
 }
 
-fn out_block(b: ABlock) -> Option<OutBlock> {
-    Some(match b.kind.as_str() {
-        "text" => OutBlock::Text(b.text.unwrap_or_default()),
+fn out_block(b: ABlock<'_>) -> Option<OutBlock> {
+    Some(match &*b.kind {
+        "text" => OutBlock::Text(owned(b.text)),
         "thinking" => OutBlock::Thinking {
-            text: b.thinking.unwrap_or_default(),
-            signature: b.signature,
+            text: owned(b.thinking),
+            signature: b.signature.map(Cow::into_owned),
         },
-        "redacted_thinking" => OutBlock::RedactedThinking(b.data.unwrap_or_default()),
+        "redacted_thinking" => OutBlock::RedactedThinking(owned(b.data)),
         "tool_use" => OutBlock::ToolUse {
-            id: b.id.unwrap_or_default(),
-            name: b.name.unwrap_or_default(),
+            id: owned(b.id),
+            name: owned(b.name),
             input: b.input.map_or_else(
                 || "{}".to_owned(),
                 |i| bedrock_response::compact_json(i.get()),
@@ -345,14 +353,14 @@ fn out_block(b: ABlock) -> Option<OutBlock> {
 
 /// Parses a complete Anthropic Messages response.
 fn parse_message(body: &[u8], model: &str) -> Result<ChatResponse> {
-    let m: AMessage = serde_json::from_slice(body)
+    let m: AMessage<'_> = serde_json::from_slice(body)
         .map_err(|e| Error::malformed_upstream(format!("Anthropic response: {e}")))?;
     let stop = m
         .stop_reason
         .as_deref()
         .map(|s| stop_reason(s, m.stop_sequence.clone()));
     Ok(ChatResponse {
-        id: m.id.unwrap_or_else(|| "bedrock".to_owned()),
+        id: m.id.map_or_else(|| "bedrock".to_owned(), Cow::into_owned),
         model: model.to_owned(),
         choices: vec![Choice {
             content: m.content.into_iter().filter_map(out_block).collect(),
@@ -363,21 +371,21 @@ fn parse_message(body: &[u8], model: &str) -> Result<ChatResponse> {
 }
 
 #[derive(Deserialize)]
-struct AEvent {
-    #[serde(rename = "type")]
-    kind: String,
+struct AEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
     #[serde(default)]
     index: Option<u32>,
     #[serde(default)]
     message: Option<AStartMessage>,
-    #[serde(default)]
-    content_block: Option<ABlock>,
-    #[serde(default)]
-    delta: Option<ADelta>,
+    #[serde(default, borrow)]
+    content_block: Option<ABlock<'a>>,
+    #[serde(default, borrow)]
+    delta: Option<ADelta<'a>>,
     #[serde(default)]
     usage: Option<AUsage>,
-    #[serde(default)]
-    error: Option<AError>,
+    #[serde(default, borrow)]
+    error: Option<AError<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -387,29 +395,34 @@ struct AStartMessage {
 }
 
 #[derive(Deserialize)]
-struct ADelta {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    partial_json: Option<String>,
-    #[serde(default)]
-    thinking: Option<String>,
-    #[serde(default)]
-    signature: Option<String>,
-    #[serde(default)]
-    stop_reason: Option<String>,
-    #[serde(default)]
-    stop_sequence: Option<String>,
+struct ADelta<'a> {
+    #[serde(
+        rename = "type",
+        default,
+        borrow,
+        deserialize_with = "crate::borrowed::opt_str"
+    )]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    signature: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    stop_sequence: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct AError {
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    message: String,
+struct AError<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    message: Cow<'a, str>,
 }
 
 /// HTTP status for an Anthropic error type.
@@ -428,15 +441,19 @@ fn anthropic_status(kind: &str) -> u16 {
 
 /// Anthropic stream event JSON → neutral events; `usage` accumulates the counters.
 /// Returns the event's `type`.
-fn anthropic_event(json: &[u8], usage: &mut AUsage, out: &mut Vec<Event>) -> Result<String> {
-    let mut e: AEvent = serde_json::from_slice(json)
+fn anthropic_event<'a>(
+    json: &'a [u8],
+    usage: &mut AUsage,
+    out: &mut Vec<Event>,
+) -> Result<Cow<'a, str>> {
+    let mut e: AEvent<'a> = serde_json::from_slice(json)
         .map_err(|e| Error::malformed_upstream(format!("Anthropic stream event: {e}")))?;
     let kind = std::mem::take(&mut e.kind);
     neutral_events(e, &kind, usage, out);
     Ok(kind)
 }
 
-fn neutral_events(e: AEvent, kind: &str, usage: &mut AUsage, out: &mut Vec<Event>) {
+fn neutral_events(e: AEvent<'_>, kind: &str, usage: &mut AUsage, out: &mut Vec<Event>) {
     let index = e.index.unwrap_or(0);
     match kind {
         "message_start" => {
@@ -449,15 +466,16 @@ fn neutral_events(e: AEvent, kind: &str, usage: &mut AUsage, out: &mut Vec<Event
         "content_block_start" => match e.content_block {
             Some(b) if b.kind == "tool_use" => out.push(Event::ToolStart {
                 index,
-                id: b.id.unwrap_or_default(),
-                name: b.name.unwrap_or_default(),
+                id: owned(b.id),
+                name: owned(b.name),
             }),
             Some(b) if b.kind == "redacted_thinking" => out.push(Event::RedactedThinking {
                 index,
-                data: b.data.unwrap_or_default(),
+                data: owned(b.data),
             }),
             Some(b) if b.kind == "text" => {
                 if let Some(text) = b.text.filter(|t| !t.is_empty()) {
+                    let text = text.into_owned();
                     out.push(Event::TextDelta { index, text });
                 }
             }
@@ -468,28 +486,29 @@ fn neutral_events(e: AEvent, kind: &str, usage: &mut AUsage, out: &mut Vec<Event
             match d.kind.as_deref() {
                 Some("text_delta") => out.push(Event::TextDelta {
                     index,
-                    text: d.text.unwrap_or_default(),
+                    text: owned(d.text),
                 }),
                 Some("input_json_delta") => out.push(Event::ToolDelta {
                     index,
-                    json: d.partial_json.unwrap_or_default(),
+                    json: owned(d.partial_json),
                 }),
                 Some("thinking_delta") => out.push(Event::ThinkingDelta {
                     index,
-                    text: d.thinking.unwrap_or_default(),
+                    text: owned(d.thinking),
                 }),
                 Some("signature_delta") => out.push(Event::SignatureDelta {
                     index,
-                    signature: d.signature.unwrap_or_default(),
+                    signature: owned(d.signature),
                 }),
                 _ => {}
             }
         }
         "content_block_stop" => out.push(Event::BlockStop { index }),
         "message_delta" => {
-            if let Some(s) = e.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
-                let seq = e.delta.as_ref().and_then(|d| d.stop_sequence.clone());
-                out.push(Event::Stop(stop_reason(s, seq)));
+            if let Some(d) = e.delta
+                && let Some(s) = d.stop_reason.as_deref()
+            {
+                out.push(Event::Stop(stop_reason(s, d.stop_sequence)));
             }
             if let Some(u) = e.usage {
                 usage.merge(&u);
@@ -498,13 +517,13 @@ fn neutral_events(e: AEvent, kind: &str, usage: &mut AUsage, out: &mut Vec<Event
         }
         "error" => {
             let err = e.error.unwrap_or(AError {
-                kind: String::new(),
-                message: "upstream stream error".into(),
+                kind: Cow::Borrowed(""),
+                message: Cow::Borrowed("upstream stream error"),
             });
             out.push(Event::Error {
                 status: anthropic_status(&err.kind),
-                kind: err.kind,
-                message: err.message,
+                kind: err.kind.into_owned(),
+                message: err.message.into_owned(),
             });
         }
         _ => {}
@@ -536,6 +555,8 @@ pub struct InvokeTranslator {
     raw_usage: AUsage,
     usage: TokenUsage,
     buffered: Vec<u8>,
+    /// The decoded payload of the current frame (reused across frames).
+    payload: Vec<u8>,
     ended: bool,
     /// The mid-stream failure already rendered to the client, if any.
     failure: Option<String>,
@@ -561,6 +582,7 @@ impl InvokeTranslator {
             raw_usage: AUsage::default(),
             usage: TokenUsage::default(),
             buffered: Vec::new(),
+            payload: Vec::new(),
             ended: false,
             failure: None,
             dropped: Vec::new(),
@@ -606,22 +628,23 @@ impl InvokeTranslator {
             };
             match frame.kind {
                 FrameKind::Event(_) => {
-                    let json = serde_json::from_slice::<ChunkPayload>(&frame.payload)
+                    // Decoded into one buffer reused for every frame of the stream.
+                    let mut json = std::mem::take(&mut self.payload);
+                    json.clear();
+                    let decoded = serde_json::from_slice::<ChunkPayload>(&frame.payload)
                         .map_err(|e| e.to_string())
                         .and_then(|p| {
                             base64::engine::general_purpose::STANDARD
-                                .decode(p.bytes.as_bytes())
+                                .decode_vec(p.bytes.as_bytes(), &mut json)
                                 .map_err(|e| e.to_string())
                         });
-                    let json = match json {
-                        Ok(j) => j,
-                        Err(e) => {
-                            let msg = format!("InvokeModel stream chunk: {e}");
-                            self.fail(out, events, 502, "malformedUpstream", &msg);
-                            return;
-                        }
-                    };
+                    if let Err(e) = decoded {
+                        let msg = format!("InvokeModel stream chunk: {e}");
+                        self.fail(out, events, 502, "malformedUpstream", &msg);
+                        return;
+                    }
                     self.anthropic_json(&json, out, events);
+                    self.payload = json;
                 }
                 FrameKind::Exception(kind) => {
                     let message = bedrock_response::error_message(&frame.payload);

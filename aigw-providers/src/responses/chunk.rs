@@ -39,7 +39,7 @@ pub struct Chunk<'a> {
     #[serde(default)]
     pub usage: Option<Usage>,
     /// Backend configuration fingerprint (type-checked, unused).
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     system_fingerprint: Option<Cow<'a, str>>,
 }
 
@@ -54,7 +54,7 @@ pub struct Choice<'a> {
     #[serde(borrow)]
     pub delta: Delta<'a>,
     /// Set on the last delta of the choice.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     pub finish_reason: Option<Cow<'a, str>>,
     /// Log probabilities (unused).
     #[serde(default)]
@@ -70,13 +70,13 @@ pub struct Delta<'a> {
     #[serde(default)]
     role: Option<Role>,
     /// Text.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     pub content: Option<Cow<'a, str>>,
     /// Reasoning text.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     pub reasoning_content: Option<Cow<'a, str>>,
     /// Reasoning signature.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     pub reasoning_signature: Option<Cow<'a, str>>,
     /// Encrypted reasoning (any JSON, as the flattened extras held it).
     #[serde(default)]
@@ -85,7 +85,7 @@ pub struct Delta<'a> {
     #[serde(default, borrow)]
     pub tool_calls: Option<Vec<ToolCall<'a>>>,
     /// Refusal text (type-checked, unused).
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     refusal: Option<Cow<'a, str>>,
 }
 
@@ -97,10 +97,15 @@ pub struct ToolCall<'a> {
     /// Position among the message's tool calls.
     pub index: u32,
     /// Call id, on the first piece.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     pub id: Option<Cow<'a, str>>,
     /// `function` (type-checked, unused).
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "crate::borrowed::opt_str"
+    )]
     kind: Option<Cow<'a, str>>,
     /// Name and argument text.
     #[serde(default, borrow)]
@@ -113,10 +118,10 @@ pub struct ToolCall<'a> {
 #[derive(Debug, Deserialize)]
 pub struct Function<'a> {
     /// Name, on the first piece.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     pub name: Option<Cow<'a, str>>,
     /// A piece of the JSON argument text.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
     pub arguments: Option<Cow<'a, str>>,
 }
 

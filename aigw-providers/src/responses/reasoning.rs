@@ -38,22 +38,36 @@ struct Wire {
     r: Option<String>,
 }
 
+/// [`Wire`] borrowed, for sealing without copying the text.
+#[derive(Serialize)]
+struct WireRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r: Option<&'a str>,
+}
+
 /// Seals reasoning state into an `encrypted_content` string.
 pub fn encode(sealed: &Sealed) -> String {
     let wire = match sealed {
-        Sealed::Thinking { text, signature } => Wire {
-            t: Some(text.clone()),
-            s: signature.clone(),
+        Sealed::Thinking { text, signature } => WireRef {
+            t: Some(text),
+            s: signature.as_deref(),
             r: None,
         },
-        Sealed::Redacted(d) => Wire {
+        Sealed::Redacted(d) => WireRef {
             t: None,
             s: None,
-            r: Some(d.clone()),
+            r: Some(d),
         },
     };
     let json = serde_json::to_vec(&wire).unwrap_or_default();
-    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(json))
+    let mut out = String::with_capacity(PREFIX.len() + json.len().div_ceil(3) * 4);
+    out.push_str(PREFIX);
+    URL_SAFE_NO_PAD.encode_string(json, &mut out);
+    out
 }
 
 /// Unseals an `encrypted_content` string the gateway produced; `None` for anything

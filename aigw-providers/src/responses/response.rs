@@ -11,7 +11,7 @@ use super::chunk::{Chunk, Delta, ToolCall};
 use super::reasoning::{self, Sealed};
 use super::request::RequestFacts;
 use super::wire;
-use crate::json_out::{push_num, push_serde, push_str};
+use crate::json_out::{push_num, push_str};
 use aigw_core::api::openai::{ChatCompletion, ChatMessage, MessageContent as ChatContent, Usage};
 use aigw_core::api::responses::{
     ContentPart, EventKind, Extra, FunctionCallItem, InputTokensDetails, Item, KnownContentPart,
@@ -19,6 +19,7 @@ use aigw_core::api::responses::{
     StreamEvent, SummaryPart,
 };
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Chat usage as Responses usage.
 pub fn usage(u: &Usage) -> ResponseUsage {
@@ -101,30 +102,58 @@ fn summary_text(text: &str) -> SummaryPart {
     }
 }
 
-fn reasoning_item(id: &str, r: &OpenReasoning, summary: bool, done: bool) -> Item {
+/// The `encrypted_content` of a reasoning item: the redacted data, or (once done) the
+/// thinking text and signature.
+fn sealed_content(r: &OpenReasoning, done: bool) -> Option<String> {
     let sealed = if let Some(d) = &r.redacted {
-        Some(Sealed::Redacted(d.clone()))
+        Sealed::Redacted(d.clone())
     } else if done && (!r.text.is_empty() || r.signature.is_some()) {
-        Some(Sealed::Thinking {
+        Sealed::Thinking {
             text: r.text.clone(),
             signature: r.signature.clone(),
-        })
+        }
     } else {
-        None
+        return None;
     };
+    Some(reasoning::encode(&sealed))
+}
+
+/// The summary text a reasoning item shows, if any.
+fn summary_of(r: &OpenReasoning, summary: bool, done: bool) -> Option<&str> {
+    (summary && done && !r.text.is_empty()).then_some(r.text.as_str())
+}
+
+fn reasoning_item(id: &str, r: &OpenReasoning, summary: bool, done: bool) -> Item {
+    reasoning_item_sealed(id, r, summary, done, sealed_content(r, done))
+}
+
+fn reasoning_item_sealed(
+    id: &str,
+    r: &OpenReasoning,
+    summary: bool,
+    done: bool,
+    encrypted_content: Option<String>,
+) -> Item {
     Item::Reasoning(ReasoningItem {
         kind: "reasoning".into(),
         id: Some(id.to_owned()),
-        summary: if summary && done && !r.text.is_empty() {
-            vec![summary_text(&r.text)]
-        } else {
-            Vec::new()
-        },
+        summary: summary_of(r, summary, done)
+            .map(summary_text)
+            .into_iter()
+            .collect(),
         content: None,
-        encrypted_content: sealed.as_ref().map(reasoning::encode),
+        encrypted_content,
         status: None,
         extra: Extra::new(),
     })
+}
+
+/// A flat function name as (namespace, function name) of the request's tools.
+fn split_name<'a>(facts: &'a RequestFacts, flat_name: &'a str) -> (Option<&'a str>, &'a str) {
+    match facts.namespaced.get(flat_name) {
+        Some((ns, n)) => (Some(ns.as_str()), n.as_str()),
+        None => (None, flat_name),
+    }
 }
 
 fn function_call_item(
@@ -135,16 +164,13 @@ fn function_call_item(
     arguments: &str,
     status: &str,
 ) -> Item {
-    let (namespace, name) = match facts.namespaced.get(flat_name) {
-        Some((ns, n)) => (Some(ns.clone()), n.clone()),
-        None => (None, flat_name.to_owned()),
-    };
+    let (namespace, name) = split_name(facts, flat_name);
     Item::FunctionCall(FunctionCallItem {
         kind: "function_call".into(),
         id: Some(item_id.to_owned()),
         call_id: call_id.to_owned(),
-        name,
-        namespace,
+        name: name.to_owned(),
+        namespace: namespace.map(str::to_owned),
         arguments: arguments.to_owned(),
         status: Some(status.into()),
         extra: Extra::new(),
@@ -312,7 +338,7 @@ fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index:
 /// Renders a chat chunk stream as the Responses event stream.
 #[derive(Debug)]
 pub struct StreamEmitter {
-    facts: RequestFacts,
+    facts: Arc<RequestFacts>,
     id: String,
     model: String,
     created: u64,
@@ -334,7 +360,7 @@ pub struct StreamEmitter {
 
 impl StreamEmitter {
     /// An emitter for one response.
-    pub fn new(facts: RequestFacts, created: u64) -> Self {
+    pub fn new(facts: Arc<RequestFacts>, created: u64) -> Self {
         Self {
             facts,
             id: String::new(),
@@ -370,7 +396,8 @@ impl StreamEmitter {
         &self.id
     }
 
-    /// The output items completed so far.
+    /// The output items completed so far, when the response is stored (`store` not
+    /// `false`); empty otherwise (the stream's bytes are written without them).
     pub fn output_items(&self) -> Vec<Item> {
         self.output.iter().flatten().cloned().collect()
     }
@@ -495,14 +522,10 @@ impl StreamEmitter {
         let index = self.next_index();
         let id = format!("rs_{}", self.suffix(index));
         let state = OpenReasoning::default();
-        let item = reasoning_item(&id, &state, self.facts.summary, false);
-        self.emit(
-            out,
-            EventKind::OutputItemAdded {
-                output_index: index,
-                item,
-            },
-        );
+        // A new item: no summary, no sealed content yet.
+        let item = wire::reasoning_item(&wire::json_string(&id), None, None);
+        wire::item_event(out, self.seq, "response.output_item.added", index, &item);
+        self.seq += 1;
         self.open = Some(Open::Reasoning {
             index,
             id,
@@ -604,16 +627,22 @@ impl StreamEmitter {
                     .unwrap_or_default()
                     .to_owned();
                 let item_id = format!("fc_{call_id}");
-                let item =
-                    function_call_item(&self.facts, &item_id, &call_id, &name, "", "in_progress");
-                let mut json = Vec::new();
-                push_serde(&mut json, &item);
+                let item_id_json = wire::json_string(&item_id);
+                let (namespace, flat) = split_name(&self.facts, &name);
+                let json = wire::function_call_item(
+                    &item_id_json,
+                    &call_id,
+                    flat,
+                    namespace,
+                    b"\"\"",
+                    "in_progress",
+                );
                 wire::item_event(out, self.seq, "response.output_item.added", index, &json);
                 self.seq += 1;
                 self.calls.push(OpenCall {
                     chat_index: tc.index,
                     index,
-                    item_id_json: wire::json_string(&item_id),
+                    item_id_json,
                     item_id,
                     call_id,
                     name,
@@ -660,7 +689,10 @@ impl StreamEmitter {
                 if let Some(s) = self.output_json.get_mut(slot) {
                     *s = item;
                 }
-                if let Some(s) = self.output.get_mut(slot) {
+                // Only a stored response needs the item as a value.
+                if self.facts.store
+                    && let Some(s) = self.output.get_mut(slot)
+                {
                     *s = Some(message_item(&id, &text, "completed"));
                 }
             }
@@ -690,8 +722,18 @@ impl StreamEmitter {
                         },
                     );
                 }
-                let item = reasoning_item(&id, &state, self.facts.summary, true);
-                self.done_item(out, index, item);
+                let summary = self.facts.summary;
+                let sealed = sealed_content(&state, true);
+                let json = wire::reasoning_item(
+                    &wire::json_string(&id),
+                    summary_of(&state, summary, true),
+                    sealed.as_deref(),
+                );
+                let item = self
+                    .facts
+                    .store
+                    .then(|| reasoning_item_sealed(&id, &state, summary, true, sealed));
+                self.done_item(out, index, json, item);
             }
         }
     }
@@ -712,28 +754,39 @@ impl StreamEmitter {
             let arguments = wire::json_string(&call.arguments);
             wire::arguments_done(out, self.seq, &call.item_id_json, call.index, &arguments);
             self.seq += 1;
-            let item = function_call_item(
-                &self.facts,
-                &call.item_id,
+            let (namespace, name) = split_name(&self.facts, &call.name);
+            let json = wire::function_call_item(
+                &call.item_id_json,
                 &call.call_id,
-                &call.name,
-                &call.arguments,
+                name,
+                namespace,
+                &arguments,
                 "completed",
             );
-            self.done_item(out, call.index, item);
+            let item = self.facts.store.then(|| {
+                function_call_item(
+                    &self.facts,
+                    &call.item_id,
+                    &call.call_id,
+                    &call.name,
+                    &call.arguments,
+                    "completed",
+                )
+            });
+            self.done_item(out, call.index, json, item);
         }
     }
 
-    fn done_item(&mut self, out: &mut Vec<u8>, index: u32, item: Item) {
-        let mut json = Vec::new();
-        push_serde(&mut json, &item);
+    /// `response.output_item.done` with the item's bytes; the item as a value is
+    /// kept only when the response is stored.
+    fn done_item(&mut self, out: &mut Vec<u8>, index: u32, json: Vec<u8>, item: Option<Item>) {
         wire::item_done(out, self.seq, index, &json);
         self.seq += 1;
         if let Some(slot) = self.output_json.get_mut(index as usize) {
             *slot = json;
         }
         if let Some(slot) = self.output.get_mut(index as usize) {
-            *slot = Some(item);
+            *slot = item;
         }
     }
 

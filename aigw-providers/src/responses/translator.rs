@@ -19,6 +19,7 @@ use aigw_core::{
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Wraps a backend's Chat Completions translator to serve Responses requests.
 pub struct ResponsesOverChat {
@@ -26,7 +27,8 @@ pub struct ResponsesOverChat {
     backend: String,
     stream: bool,
     emitter: Option<StreamEmitter>,
-    facts: RequestFacts,
+    /// Shared with the stream's emitter (read-only once the request is built).
+    facts: Arc<RequestFacts>,
     decoder: SseDecoder,
     events: Vec<SseEvent>,
     /// Set when `inner` queues its stream's events here instead of writing chat
@@ -67,7 +69,7 @@ impl ResponsesOverChat {
             backend: backend.to_owned(),
             stream: false,
             emitter: None,
-            facts: RequestFacts::default(),
+            facts: Arc::default(),
             decoder: SseDecoder::new(),
             events: Vec::new(),
             sink: None,
@@ -129,7 +131,7 @@ impl ResponsesOverChat {
         }
         let emitter = self
             .emitter
-            .get_or_insert_with(|| StreamEmitter::new(self.facts.clone(), 0));
+            .get_or_insert_with(|| StreamEmitter::new(Arc::clone(&self.facts), 0));
         for ev in queued.drain(..) {
             if emitter.finished() {
                 continue;
@@ -153,7 +155,7 @@ impl ResponsesOverChat {
         let mut pieces = std::mem::take(&mut self.pieces);
         sink.drain(&mut pieces);
         self.emitter
-            .get_or_insert_with(|| StreamEmitter::new(self.facts.clone(), 0));
+            .get_or_insert_with(|| StreamEmitter::new(Arc::clone(&self.facts), 0));
         for piece in pieces.drain(..) {
             if let ChatPiece::Raw(bytes) = &piece {
                 self.stream_chunk(bytes, false, out);
@@ -206,7 +208,7 @@ impl ResponsesOverChat {
         }
         let emitter = self
             .emitter
-            .get_or_insert_with(|| StreamEmitter::new(self.facts.clone(), 0));
+            .get_or_insert_with(|| StreamEmitter::new(Arc::clone(&self.facts), 0));
         for ev in &events {
             if ev.is_done() || emitter.finished() {
                 continue;
@@ -264,7 +266,7 @@ impl Translator for ResponsesOverChat {
             request::for_chat_only_server(&mut chat, &mut facts.dropped);
         }
         self.history = facts.store.then(|| request::input_items(&parsed));
-        self.facts = facts;
+        self.facts = Arc::new(facts);
         self.stream = req.info.stream;
         let body = Bytes::from(
             serde_json::to_vec(&chat)
@@ -281,7 +283,8 @@ impl Translator for ResponsesOverChat {
             force_include_usage: req.force_include_usage,
         };
         let mut up = self.inner.request(&ctx)?;
-        self.facts
+        // No emitter holds the facts yet: this does not copy them.
+        Arc::make_mut(&mut self.facts)
             .dropped
             .extend_from_slice(self.inner.dropped_fields());
         if matches!(up.body, aigw_core::BodyChange::Unchanged) {

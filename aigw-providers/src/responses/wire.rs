@@ -228,3 +228,132 @@ pub fn message_done(
     *seq += 1;
     item
 }
+
+/// A `function_call` item as its [`FunctionCallItem`] serialises (no extras), from
+/// its id and arguments already in JSON form.
+///
+/// [`FunctionCallItem`]: aigw_core::api::responses::FunctionCallItem
+pub fn function_call_item(
+    item_id: &[u8],
+    call_id: &str,
+    name: &str,
+    namespace: Option<&str>,
+    arguments: &[u8],
+    status: &str,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(item_id.len() + call_id.len() + arguments.len() + 96);
+    out.extend_from_slice(b"{\"type\":\"function_call\",\"id\":");
+    out.extend_from_slice(item_id);
+    out.extend_from_slice(b",\"call_id\":");
+    push_str(&mut out, call_id);
+    out.extend_from_slice(b",\"name\":");
+    push_str(&mut out, name);
+    if let Some(ns) = namespace {
+        out.extend_from_slice(b",\"namespace\":");
+        push_str(&mut out, ns);
+    }
+    out.extend_from_slice(b",\"arguments\":");
+    out.extend_from_slice(arguments);
+    out.extend_from_slice(b",\"status\":");
+    push_str(&mut out, status);
+    out.push(b'}');
+    out
+}
+
+/// A `reasoning` item as its [`ReasoningItem`] serialises (no extras, no raw content,
+/// no status): one `summary_text` part when `summary` is given.
+///
+/// [`ReasoningItem`]: aigw_core::api::responses::ReasoningItem
+pub fn reasoning_item(
+    item_id: &[u8],
+    summary: Option<&str>,
+    encrypted_content: Option<&str>,
+) -> Vec<u8> {
+    let extra = summary.map_or(0, str::len) + encrypted_content.map_or(0, str::len);
+    let mut out = Vec::with_capacity(item_id.len() + extra + 96);
+    out.extend_from_slice(b"{\"type\":\"reasoning\",\"id\":");
+    out.extend_from_slice(item_id);
+    out.extend_from_slice(b",\"summary\":[");
+    if let Some(text) = summary {
+        out.extend_from_slice(b"{\"type\":\"summary_text\",\"text\":");
+        push_str(&mut out, text);
+        out.push(b'}');
+    }
+    out.push(b']');
+    if let Some(e) = encrypted_content {
+        out.extend_from_slice(b",\"encrypted_content\":");
+        push_str(&mut out, e);
+    }
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use aigw_core::api::responses::{Extra, FunctionCallItem, Item, ReasoningItem, SummaryPart};
+    use proptest::prelude::*;
+
+    fn serde_bytes(item: &Item) -> Vec<u8> {
+        serde_json::to_vec(item).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn function_call_item_is_what_serde_writes(
+            id in "\\PC{0,12}",
+            call_id in "\\PC{0,12}",
+            name in "[a-z_\"\\\\\u{1}]{0,10}",
+            namespace in proptest::option::of("\\PC{0,8}"),
+            arguments in "\\PC{0,24}",
+            status in "in_progress|completed",
+        ) {
+            let item = Item::FunctionCall(FunctionCallItem {
+                kind: "function_call".into(),
+                id: Some(id.clone()),
+                call_id: call_id.clone(),
+                name: name.clone(),
+                namespace: namespace.clone(),
+                arguments: arguments.clone(),
+                status: Some(status.clone()),
+                extra: Extra::new(),
+            });
+            let ours = function_call_item(
+                &json_string(&id),
+                &call_id,
+                &name,
+                namespace.as_deref(),
+                &json_string(&arguments),
+                &status,
+            );
+            prop_assert_eq!(ours, serde_bytes(&item));
+        }
+
+        #[test]
+        fn reasoning_item_is_what_serde_writes(
+            id in "\\PC{0,12}",
+            summary in proptest::option::of("\\PC{0,24}"),
+            sealed in proptest::option::of("[A-Za-z0-9._-]{0,24}"),
+        ) {
+            let item = Item::Reasoning(ReasoningItem {
+                kind: "reasoning".into(),
+                id: Some(id.clone()),
+                summary: summary
+                    .iter()
+                    .map(|t| SummaryPart {
+                        kind: "summary_text".into(),
+                        text: t.clone(),
+                        extra: Extra::new(),
+                    })
+                    .collect(),
+                content: None,
+                encrypted_content: sealed.clone(),
+                status: None,
+                extra: Extra::new(),
+            });
+            let ours = reasoning_item(&json_string(&id), summary.as_deref(), sealed.as_deref());
+            prop_assert_eq!(ours, serde_bytes(&item));
+        }
+    }
+}

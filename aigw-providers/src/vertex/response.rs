@@ -6,6 +6,7 @@ use crate::canonical::{ChatResponse, Choice, Event, OutBlock, StopReason};
 use aigw_core::{Error, Result, TokenUsage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -42,65 +43,69 @@ impl Usage {
     }
 }
 
+// The stream's chunks are parsed borrowed: strings without escapes (ids, model
+// version, most text) point into the chunk instead of being copied, and the
+// once-per-stream fields cost nothing on the chunks after the first.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Response {
-    #[serde(default)]
-    candidates: Vec<Candidate>,
+struct Response<'a> {
+    #[serde(default, borrow)]
+    candidates: Vec<Candidate<'a>>,
     #[serde(default)]
     usage_metadata: Option<Usage>,
-    #[serde(default)]
-    model_version: Option<String>,
-    #[serde(default)]
-    response_id: Option<String>,
-    #[serde(default)]
-    prompt_feedback: Option<PromptFeedback>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    model_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    response_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    prompt_feedback: Option<PromptFeedback<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PromptFeedback {
-    #[serde(default)]
-    block_reason: Option<String>,
+struct PromptFeedback<'a> {
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    block_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Candidate {
-    #[serde(default)]
-    content: Option<Content>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+struct Candidate<'a> {
+    #[serde(default, borrow)]
+    content: Option<Content<'a>>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    finish_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     index: Option<u32>,
 }
 
 #[derive(Deserialize)]
-struct Content {
-    #[serde(default)]
-    parts: Vec<Part>,
+struct Content<'a> {
+    #[serde(default, borrow)]
+    parts: Vec<Part<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Part {
-    #[serde(default)]
-    text: Option<String>,
+struct Part<'a> {
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    text: Option<Cow<'a, str>>,
     #[serde(default)]
     thought: Option<bool>,
-    #[serde(default)]
-    thought_signature: Option<String>,
-    #[serde(default)]
-    function_call: Option<FunctionCall>,
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    thought_signature: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    function_call: Option<FunctionCall<'a>>,
 }
 
 #[derive(Deserialize)]
-struct FunctionCall {
-    #[serde(default)]
-    id: Option<String>,
-    name: String,
-    #[serde(default)]
-    args: Option<Box<RawValue>>,
+struct FunctionCall<'a> {
+    #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    args: Option<&'a RawValue>,
 }
 
 /// Maps Gemini's `finishReason`.
@@ -115,19 +120,19 @@ fn finish_reason(s: &str, has_calls: bool) -> StopReason {
     }
 }
 
-fn call_id(call: &FunctionCall, signature: Option<&str>, fallback: usize) -> String {
+fn call_id(call: &FunctionCall<'_>, signature: Option<&str>, fallback: usize) -> String {
     let id = call
         .id
-        .clone()
-        .unwrap_or_else(|| format!("call_{fallback}_{}", call.name));
+        .as_deref()
+        .map_or_else(|| format!("call_{fallback}_{}", call.name), str::to_owned);
     match signature {
         Some(sig) => format!("{id}{SIGNATURE_SEPARATOR}{sig}"),
         None => id,
     }
 }
 
-fn args(call: &FunctionCall) -> String {
-    call.args.as_ref().map_or_else(
+fn args(call: &FunctionCall<'_>) -> String {
+    call.args.map_or_else(
         || "{}".to_owned(),
         |a| crate::bedrock::response::compact_json(a.get()),
     )
@@ -152,17 +157,17 @@ pub fn parse_response(body: &[u8], request_model: &str) -> Result<ChatResponse> 
                 has_calls = true;
                 content.push(OutBlock::ToolUse {
                     id: call_id(call, p.thought_signature.as_deref(), k),
-                    name: call.name.clone(),
+                    name: call.name.clone().into_owned(),
                     input: args(call),
                 });
             } else if let Some(text) = p.text {
                 if p.thought == Some(true) {
                     content.push(OutBlock::Thinking {
-                        text,
-                        signature: p.thought_signature,
+                        text: text.into_owned(),
+                        signature: p.thought_signature.map(Cow::into_owned),
                     });
                 } else {
-                    content.push(OutBlock::Text(text));
+                    content.push(OutBlock::Text(text.into_owned()));
                 }
             }
         }
@@ -185,8 +190,12 @@ pub fn parse_response(body: &[u8], request_model: &str) -> Result<ChatResponse> 
         });
     }
     Ok(ChatResponse {
-        id: r.response_id.unwrap_or_else(|| "gemini".to_owned()),
-        model: r.model_version.unwrap_or_else(|| request_model.to_owned()),
+        id: r
+            .response_id
+            .map_or_else(|| "gemini".to_owned(), Cow::into_owned),
+        model: r
+            .model_version
+            .map_or_else(|| request_model.to_owned(), Cow::into_owned),
         choices,
         usage: r
             .usage_metadata
@@ -238,10 +247,10 @@ impl StreamState {
         let r: Response = serde_json::from_str(data)
             .map_err(|e| Error::malformed_upstream(format!("Gemini stream chunk: {e}")))?;
         if self.id.is_none() {
-            self.id = r.response_id;
+            self.id = r.response_id.map(Cow::into_owned);
         }
         if self.model.is_none() {
-            self.model = r.model_version;
+            self.model = r.model_version.map(Cow::into_owned);
         }
         if !self.started {
             self.started = true;
@@ -265,7 +274,7 @@ impl StreamState {
                     out.push(Event::ToolStart {
                         index,
                         id: call_id(call, p.thought_signature.as_deref(), self.calls - 1),
-                        name: call.name.clone(),
+                        name: call.name.clone().into_owned(),
                     });
                     out.push(Event::ToolDelta {
                         index,
@@ -276,6 +285,7 @@ impl StreamState {
                     let thought = p.thought == Some(true);
                     let index = self.text_index(thought, out);
                     if !text.is_empty() {
+                        let text = text.into_owned();
                         out.push(if thought {
                             Event::ThinkingDelta { index, text }
                         } else {
@@ -283,6 +293,7 @@ impl StreamState {
                         });
                     }
                     if let Some(signature) = p.thought_signature.filter(|_| thought) {
+                        let signature = signature.into_owned();
                         out.push(Event::SignatureDelta { index, signature });
                     }
                 }
