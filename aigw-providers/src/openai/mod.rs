@@ -9,6 +9,7 @@
 //! `stream_options.include_usage` is set upstream and the usage-only chunk is counted
 //! but removed from the client's stream.
 
+pub mod handoff;
 pub mod media;
 mod sniff;
 
@@ -207,6 +208,8 @@ pub struct OpenAiTranslator {
     buffered: Vec<u8>,
     usage: TokenUsage,
     model: Option<String>,
+    /// Where the decoded stream events go after the sniff, if set.
+    sink: Option<handoff::SseSink>,
 }
 
 impl OpenAiTranslator {
@@ -225,7 +228,17 @@ impl OpenAiTranslator {
             buffered: Vec::new(),
             usage: TokenUsage::default(),
             model: None,
+            sink: None,
         }
+    }
+
+    /// Queues the decoded events of a stream on `sink` after reading usage and model
+    /// from them (for a wrapper that renders another client API from them). The
+    /// stream's own bytes are still passed on as received.
+    #[must_use]
+    pub fn with_sse_sink(mut self, sink: handoff::SseSink) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     fn backend_name(&self) -> &'static str {
@@ -297,6 +310,9 @@ impl OpenAiTranslator {
                 }
                 ev.encode_into(out);
             }
+        }
+        if let Some(sink) = &self.sink {
+            sink.push_all(&mut events);
         }
         self.events = events;
         // Without stripping, the stream goes out as received (compressed or not).

@@ -139,13 +139,21 @@ pub fn translator(
                     sink,
                 )));
             }
+            if name == ApiSchema::OpenAI {
+                let sink = crate::openai::handoff::SseSink::default();
+                let chat = crate::openai::OpenAiTranslator::new(
+                    crate::openai::Operation::ChatCompletions,
+                    crate::openai::Flavor::OpenAI {
+                        prefix: spec.schema.prefix.clone(),
+                    },
+                    spec.model_override,
+                )
+                .with_sse_sink(sink.clone());
+                let translator = ResponsesOverChat::over_sse(Box::new(chat), name.as_str(), sink);
+                return Ok(Box::new(translator.chat_only()));
+            }
             let chat = factory.translator(&spec)?;
-            let translator = ResponsesOverChat::new(chat, name.as_str());
-            Ok(Box::new(if name == ApiSchema::OpenAI {
-                translator.chat_only()
-            } else {
-                translator
-            }))
+            Ok(Box::new(ResponsesOverChat::new(chat, name.as_str())))
         }
     }
 }

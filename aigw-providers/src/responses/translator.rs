@@ -8,6 +8,7 @@ use super::response::{self, StreamEmitter};
 use crate::anthropic::handoff::{ChatPiece, ChunkSink};
 use crate::canonical::Event;
 use crate::canonical::sink::EventSink;
+use crate::openai::handoff::SseSink;
 use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::RequestInfo;
 use aigw_core::api::openai::ChatCompletion;
@@ -40,6 +41,9 @@ pub struct ResponsesOverChat {
     /// them (see [`crate::anthropic::handoff`]).
     chunks: Option<ChunkSink>,
     pieces: Vec<ChatPiece>,
+    /// Set when `inner` queues the SSE events it decoded here (see
+    /// [`crate::openai::handoff`]): they are rendered without decoding them again.
+    sse: Option<SseSink>,
     /// The head of the queued chunks: completion id, model, created.
     chunk_head: (String, String, u64),
     buffered: Vec<u8>,
@@ -77,6 +81,7 @@ impl ResponsesOverChat {
             queued: Vec::new(),
             chunks: None,
             pieces: Vec::new(),
+            sse: None,
             chunk_head: (String::new(), String::new(), 0),
             buffered: Vec::new(),
             failure: None,
@@ -100,6 +105,15 @@ impl ResponsesOverChat {
     pub fn over_chunks(inner: Box<dyn Translator>, backend: &str, sink: ChunkSink) -> Self {
         Self {
             chunks: Some(sink),
+            ..Self::new(inner, backend)
+        }
+    }
+
+    /// Wraps `inner`, a Chat Completions translator that queues the SSE events it
+    /// decoded on `sink`.
+    pub fn over_sse(inner: Box<dyn Translator>, backend: &str, sink: SseSink) -> Self {
+        Self {
+            sse: Some(sink),
             ..Self::new(inner, backend)
         }
     }
@@ -206,6 +220,18 @@ impl ResponsesOverChat {
         if eos {
             self.decoder.finish(&mut events);
         }
+        self.render_events(events, eos, out);
+    }
+
+    /// Renders the SSE events `inner` decoded and queued during its last
+    /// `response_chunk`, as [`Self::stream_chunk`] renders the ones it decodes.
+    fn sse_chunk(&mut self, sink: &SseSink, eos: bool, out: &mut Vec<u8>) {
+        let mut events = std::mem::take(&mut self.events);
+        sink.drain(&mut events);
+        self.render_events(events, eos, out);
+    }
+
+    fn render_events(&mut self, events: Vec<SseEvent>, eos: bool, out: &mut Vec<u8>) {
         let emitter = self
             .emitter
             .get_or_insert_with(|| StreamEmitter::new(Arc::clone(&self.facts), 0));
@@ -320,6 +346,8 @@ impl Translator for ResponsesOverChat {
             self.event_chunk(&sink, end_of_stream, &mut out);
         } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {
             self.piece_chunk(&sink, end_of_stream, &mut out);
+        } else if let (true, Some(sink)) = (self.stream, self.sse.clone()) {
+            self.sse_chunk(&sink, end_of_stream, &mut out);
         } else if self.stream {
             self.stream_chunk(bytes, end_of_stream, &mut out);
         } else {
