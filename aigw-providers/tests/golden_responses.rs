@@ -492,6 +492,30 @@ fn chat_only_openai_compatible_servers_are_translated() {
     }
 }
 
+/// A chat-only server's stream is rendered from the events the OpenAI translator decoded
+/// for its usage sniff: however the upstream bytes are split, the same Responses events
+/// and usage.
+#[test]
+fn chat_only_openai_any_split_gives_identical_events() {
+    let mut sse = HeaderMap::new();
+    sse.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    for n in ["stream", "stream_parallel_tools"] {
+        let wire = read(&format!("openai/responses/{n}.sse"));
+        let whole = run_on(chat_only_openai(), &sse, STREAM_REQUEST, &[&wire]);
+        for cut in (0..=wire.len()).step_by(11) {
+            let (a, b) = wire.split_at(cut);
+            let split = run_on(chat_only_openai(), &sse, STREAM_REQUEST, &[a, b]);
+            assert_eq!(split, whole, "{n} cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        let split = run_on(chat_only_openai(), &sse, STREAM_REQUEST, &bytes);
+        assert_eq!(split, whole, "{n} byte by byte");
+    }
+}
+
 /// The chat translator of `schema` wrapped to serve Responses through its chat chunk
 /// bytes, the path the backends without neutral events take.
 fn over_chat_bytes(schema: ApiSchema) -> Box<dyn Translator> {
