@@ -461,8 +461,18 @@ impl StreamEmitter {
         u32::try_from(self.output.len() - 1).unwrap_or(u32::MAX)
     }
 
-    fn suffix(&self, index: u32) -> String {
-        format!("{}_{index}", self.id.trim_start_matches("resp_"))
+    /// `{prefix}{response id without resp_}_{index}`, the id of an output item
+    /// (written without the formatting machinery: one per item of every stream).
+    fn item_id(&self, prefix: &str, index: u32) -> String {
+        let base = self.id.trim_start_matches("resp_");
+        let mut id = String::with_capacity(prefix.len() + base.len() + 11);
+        id.push_str(prefix);
+        id.push_str(base);
+        id.push('_');
+        let mut digits = Vec::with_capacity(10);
+        push_num(&mut digits, u64::from(index));
+        id.extend(digits.iter().map(|&d| char::from(d)));
+        id
     }
 
     /// Handles one chat chunk (the `data:` JSON of one SSE event).
@@ -520,7 +530,7 @@ impl StreamEmitter {
         self.close_open(out);
         self.close_calls(out);
         let index = self.next_index();
-        let id = format!("rs_{}", self.suffix(index));
+        let id = self.item_id("rs_", index);
         let state = OpenReasoning::default();
         // A new item: no summary, no sealed content yet.
         let item = wire::reasoning_item(&wire::json_string(&id), None, None);
@@ -577,7 +587,7 @@ impl StreamEmitter {
             self.close_open(out);
             self.close_calls(out);
             let index = self.next_index();
-            let id = format!("msg_{}", self.suffix(index));
+            let id = self.item_id("msg_", index);
             let id_json = wire::json_string(&id);
             wire::message_added(out, &mut self.seq, &id_json, index);
             self.open = Some(Open::Message {

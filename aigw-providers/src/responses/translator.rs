@@ -341,7 +341,10 @@ impl Translator for ResponsesOverChat {
         let bytes: &[u8] = r.body.as_deref().unwrap_or(chunk);
         // The handed-over paths have no inner bytes; size for the upstream input then
         // (a Responses event is about twice the upstream event it renders).
-        let mut out = Vec::with_capacity(bytes.len().max(chunk.len()) * 2 + 256);
+        // The first output carries `response.created` and `response.in_progress`, each
+        // with the whole response object.
+        let opening = if self.emitter.is_none() { 2048 } else { 0 };
+        let mut out = Vec::with_capacity(bytes.len().max(chunk.len()) * 2 + 256 + opening);
         if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
             self.event_chunk(&sink, end_of_stream, &mut out);
         } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {

@@ -12,7 +12,7 @@
 //!
 //! [`StreamEvent`]: aigw_core::api::responses::StreamEvent
 
-use crate::json_out::{push_num, push_serde as push_json, push_str};
+use crate::json_out::{push_members, push_num, push_serde as push_json, push_str};
 use aigw_core::api::responses::ResponseUsage;
 use serde_json::Value;
 
@@ -45,11 +45,10 @@ pub fn echo_tail(echo: &serde_json::Map<String, Value>) -> Vec<u8> {
     if echo.is_empty() {
         return Vec::new();
     }
-    let mut obj = Vec::new();
-    push_json(&mut obj, echo);
-    // `{…}` → `,…`: the members without their braces, after a comma.
+    let mut obj = Vec::with_capacity(512);
+    // The members without their braces, after a comma.
+    push_members(&mut obj, b',', echo, b'}');
     obj.pop();
-    obj[0] = b',';
     obj
 }
 
@@ -97,7 +96,10 @@ pub fn response_event(out: &mut Vec<u8>, seq: u64, kind: &str, r: &ResponseParts
         out.extend_from_slice(item);
     }
     out.extend_from_slice(b"],\"usage\":");
-    push_json(out, &r.usage);
+    match r.usage {
+        Some(u) => push_usage(out, u),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"error\":");
     push_json(out, &r.error);
     out.extend_from_slice(b",\"incomplete_details\":");
@@ -105,6 +107,21 @@ pub fn response_event(out: &mut Vec<u8>, seq: u64, kind: &str, r: &ResponseParts
     out.extend_from_slice(r.echo);
     out.push(b'}');
     event_end(out);
+}
+
+/// Usage as its [`ResponseUsage`] serialises.
+pub fn push_usage(out: &mut Vec<u8>, u: &ResponseUsage) {
+    out.extend_from_slice(b"{\"input_tokens\":");
+    push_num(out, u.input_tokens);
+    out.extend_from_slice(b",\"input_tokens_details\":{\"cached_tokens\":");
+    push_num(out, u.input_tokens_details.cached_tokens);
+    out.extend_from_slice(b"},\"output_tokens\":");
+    push_num(out, u.output_tokens);
+    out.extend_from_slice(b",\"output_tokens_details\":{\"reasoning_tokens\":");
+    push_num(out, u.output_tokens_details.reasoning_tokens);
+    out.extend_from_slice(b"},\"total_tokens\":");
+    push_num(out, u.total_tokens);
+    out.push(b'}');
 }
 
 /// `response.output_item.done` with an item already serialised.
@@ -328,6 +345,24 @@ mod tests {
                 &status,
             );
             prop_assert_eq!(ours, serde_bytes(&item));
+        }
+
+        #[test]
+        fn usage_is_what_serde_writes(n in proptest::array::uniform5(any::<u64>())) {
+            let u = ResponseUsage {
+                input_tokens: n[0],
+                input_tokens_details: aigw_core::api::responses::InputTokensDetails {
+                    cached_tokens: n[1],
+                },
+                output_tokens: n[2],
+                output_tokens_details: aigw_core::api::responses::OutputTokensDetails {
+                    reasoning_tokens: n[3],
+                },
+                total_tokens: n[4],
+            };
+            let mut ours = Vec::new();
+            push_usage(&mut ours, &u);
+            prop_assert_eq!(ours, serde_json::to_vec(&u).unwrap());
         }
 
         #[test]
