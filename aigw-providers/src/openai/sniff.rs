@@ -22,9 +22,11 @@ pub struct ChunkSniff {
 /// Whether a chunk's JSON text has a `"usage"` key with a non-null value. A textual
 /// check so most chunks (`"usage":null` or none) are never parsed.
 pub fn usage_is_present(data: &str) -> bool {
+    // Built once: building the searcher cost about as much as searching a chunk.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
     let bytes = data.as_bytes();
-    let finder = memchr::memmem::Finder::new(b"\"usage\"");
-    for pos in finder.find_iter(bytes) {
+    for pos in FINDER.find_iter(bytes) {
         let rest = &bytes[pos + 7..];
         let rest = trim_start(rest);
         let Some(rest) = rest.strip_prefix(b":") else {

@@ -8,6 +8,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+mod scan;
+
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Usage {
@@ -46,6 +49,7 @@ impl Usage {
 // The stream's chunks are parsed borrowed: strings without escapes (ids, model
 // version, most text) point into the chunk instead of being copied, and the
 // once-per-stream fields cost nothing on the chunks after the first.
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Response<'a> {
@@ -61,6 +65,7 @@ struct Response<'a> {
     prompt_feedback: Option<PromptFeedback<'a>>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PromptFeedback<'a> {
@@ -68,6 +73,7 @@ struct PromptFeedback<'a> {
     block_reason: Option<Cow<'a, str>>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Candidate<'a> {
@@ -79,12 +85,14 @@ struct Candidate<'a> {
     index: Option<u32>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 struct Content<'a> {
     #[serde(default, borrow)]
     parts: Vec<Part<'a>>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Part<'a> {
@@ -98,6 +106,7 @@ struct Part<'a> {
     function_call: Option<FunctionCall<'a>>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 struct FunctionCall<'a> {
     #[serde(default, borrow, deserialize_with = "crate::borrowed::opt_str")]
@@ -244,8 +253,11 @@ impl StreamState {
     /// Translates one SSE `data:` payload into neutral events.
     pub fn chunk(&mut self, data: &str, out: &mut Vec<Event>) -> Result<()> {
         // From `&str`: the SSE decoder has checked the UTF-8 once already.
-        let r: Response = serde_json::from_str(data)
-            .map_err(|e| Error::malformed_upstream(format!("Gemini stream chunk: {e}")))?;
+        let r = match scan::response(data) {
+            Some(r) => r,
+            None => serde_json::from_str(data)
+                .map_err(|e| Error::malformed_upstream(format!("Gemini stream chunk: {e}")))?,
+        };
         if self.id.is_none() {
             self.id = r.response_id.map(Cow::into_owned);
         }
