@@ -28,6 +28,7 @@ pub mod error_map;
 pub mod eventstream;
 pub mod factory;
 mod json_out;
+mod json_scan;
 pub mod openai;
 pub mod responses;
 pub mod sse;

@@ -16,6 +16,14 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::borrow::Cow;
 
+mod scan;
+
+/// Reads one chunk's JSON: with the scanner, or with serde when the scanner leaves it
+/// (so errors are serde's).
+pub fn parse(data: &str) -> serde_json::Result<Chunk<'_>> {
+    scan::chunk(data).map_or_else(|| serde_json::from_str(data), Ok)
+}
+
 /// One `chat.completion.chunk`.
 // Fields read only to be required and type-checked are never used afterwards.
 #[allow(dead_code)]

@@ -1,7 +1,7 @@
 //! [`ResponsesOverChat`]: a Responses client on any backend with a Chat Completions
 //! translator.
 
-use super::chunk::{self, Chunk};
+use super::chunk;
 use super::events::EventRenderer;
 use super::request::{self, RequestFacts};
 use super::response::{self, StreamEmitter};
@@ -239,7 +239,7 @@ impl ResponsesOverChat {
             if ev.is_done() || emitter.finished() {
                 continue;
             }
-            match serde_json::from_str::<Chunk<'_>>(&ev.data) {
+            match chunk::parse(&ev.data) {
                 Ok(c) => emitter.chunk(&c, out),
                 Err(e) => {
                     let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);

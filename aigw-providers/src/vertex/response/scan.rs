@@ -1,181 +1,28 @@
-//! A Gemini stream chunk read by a scanner instead of serde's derived visitors.
-//!
-//! serde's visitors for the chunk's nested shape (candidates → content → parts, each an
-//! `Option` of a struct, each list grown from empty) were most of the cost of a
-//! translated Gemini stream. The scanner walks the chunk once, borrowing strings, and
-//! builds the same [`Response`]. It reads only what it is sure serde would read the same
-//! way: on anything else (an unexpected type, a duplicate field, a number that is not
-//! a plain integer, deep nesting, malformed JSON) it gives up and the caller parses the
-//! chunk with serde, so errors and edge cases are serde's. A property test checks it
-//! against the serde path.
+//! A Gemini stream chunk read by [`Scan`] instead of serde's derived visitors: the same
+//! [`Response`], or `None` when serde must read the chunk (see [`crate::json_scan`]). A
+//! property test checks it against the serde path.
 
 use super::{Candidate, Content, FunctionCall, Part, PromptFeedback, Response, Usage};
-use serde::de::IgnoredAny;
+use crate::json_scan::{Scan, set};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 
 /// Reads a chunk; `None` when it must be parsed by serde instead.
 pub(super) fn response(data: &str) -> Option<Response<'_>> {
-    let mut s = Scan { s: data, i: 0 };
+    let mut s = Scan::new(data);
     let r = s.response()?;
-    s.ws();
-    (s.i == data.len()).then_some(r)
+    s.at_end().then_some(r)
 }
 
-struct Scan<'a> {
-    s: &'a str,
-    i: usize,
+/// The chunk's objects.
+trait Gemini<'a> {
+    fn response(&mut self) -> Option<Response<'a>>;
+    fn usage(&mut self) -> Option<Usage>;
+    fn candidate(&mut self) -> Option<Candidate<'a>>;
+    fn part(&mut self) -> Option<Part<'a>>;
+    fn function_call(&mut self) -> Option<FunctionCall<'a>>;
 }
 
-/// Sets a field once: a second occurrence is serde's "duplicate field" error.
-fn set<T>(slot: &mut Option<T>, v: T) -> Option<()> {
-    if slot.is_some() {
-        return None;
-    }
-    *slot = Some(v);
-    Some(())
-}
-
-impl<'a> Scan<'a> {
-    fn bytes(&self) -> &'a [u8] {
-        self.s.as_bytes()
-    }
-
-    fn ws(&mut self) {
-        let b = self.bytes();
-        while self.i < b.len() && matches!(b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.bytes().get(self.i).copied()
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.peek()? == c).then(|| self.i += 1)
-    }
-
-    /// `null` (consumed) or not (nothing consumed).
-    fn null(&mut self) -> bool {
-        let is = self.peek() == Some(b'n') && self.bytes()[self.i..].starts_with(b"null");
-        if is {
-            self.i += 4;
-        }
-        is
-    }
-
-    /// A string, borrowed when it has no escapes.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
-        if self.peek()? != b'"' {
-            return None;
-        }
-        let rest = &self.bytes()[self.i + 1..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] == b'"' && !rest[..end].iter().any(|&c| c < 0x20) {
-            let start = self.i + 1;
-            self.i = start + end + 1;
-            return Some(Cow::Borrowed(&self.s[start..start + end]));
-        }
-        self.serde::<String>().map(Cow::Owned)
-    }
-
-    /// An optional string: `null` is `None`.
-    fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.string().map(Some)
-    }
-
-    /// One value read by serde from here (escaped strings, skipped values, raw JSON).
-    /// Deeply nested values are left to serde, whose nesting limit counts from the top
-    /// of the chunk (a fresh deserializer here would count from this value).
-    fn serde<T: serde::Deserialize<'a>>(&mut self) -> Option<T> {
-        self.ws();
-        let rest = &self.s[self.i..];
-        let mut it = serde_json::Deserializer::from_str(rest).into_iter::<T>();
-        let v = it.next()?.ok()?;
-        let read = &rest.as_bytes()[..it.byte_offset()];
-        let opened = read.iter().filter(|&&c| c == b'[' || c == b'{').count();
-        self.i += read.len();
-        (opened < 64).then_some(v)
-    }
-
-    /// Skips a value of a field the types do not read.
-    fn skip(&mut self) -> Option<()> {
-        if self.peek()? == b'"' {
-            return self.string().map(drop);
-        }
-        self.serde::<IgnoredAny>().map(drop)
-    }
-
-    /// A plain non-negative integer.
-    fn u64(&mut self) -> Option<u64> {
-        self.ws();
-        let b = self.bytes();
-        let start = self.i;
-        let mut n: u64 = 0;
-        while let Some(d) = b.get(self.i).filter(|c| c.is_ascii_digit()) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.i += 1;
-        }
-        let len = self.i - start;
-        // No leading zeros, and no fraction or exponent (serde's number rules).
-        let ok = len > 0
-            && !(len > 1 && b[start] == b'0')
-            && !matches!(b.get(self.i), Some(b'.' | b'e' | b'E'));
-        ok.then_some(n)
-    }
-
-    fn opt_u64(&mut self) -> Option<Option<u64>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.u64().map(Some)
-    }
-
-    /// Calls `field` for every member of an object (`{` included), keys borrowed.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            field(self, &key)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// Calls `item` for every element of an array (`[` included).
-    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        if self.eat(b']').is_some() {
-            return Some(());
-        }
-        loop {
-            item(self)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
+impl<'a> Gemini<'a> for Scan<'a> {
     fn response(&mut self) -> Option<Response<'a>> {
         let (mut candidates, mut usage, mut model, mut id, mut feedback) =
             (None, None, None, None, None);
@@ -300,17 +147,7 @@ impl<'a> Scan<'a> {
                 set(&mut text, v)
             }
             "thought" => {
-                let v = if s.null() {
-                    None
-                } else if s.bytes()[s.i..].starts_with(b"true") {
-                    s.i += 4;
-                    Some(true)
-                } else if s.bytes()[s.i..].starts_with(b"false") {
-                    s.i += 5;
-                    Some(false)
-                } else {
-                    return None;
-                };
+                let v = s.opt_bool()?;
                 set(&mut thought, v)
             }
             "thoughtSignature" => {
@@ -369,6 +206,7 @@ impl<'a> Scan<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::json_scan::strategies::{int, member, object, string_or_odd, text, unknown};
     use proptest::prelude::*;
 
     /// The scanner reads a chunk as serde does, or leaves it to serde.
@@ -379,61 +217,6 @@ mod tests {
             prop_assert_eq!(format!("{scanned:?}"), format!("{serde:?}"), "{}", data);
         }
         Ok(())
-    }
-
-    /// JSON text of a string, with escapes and non-ASCII now and then.
-    fn text() -> impl Strategy<Value = String> {
-        prop_oneof!["[a-zA-Z ]{0,12}", "\\PC{0,8}", "[a\"\\\\\n\t\u{1}é]{0,6}",]
-            .prop_map(|s| serde_json::to_string(&s).unwrap())
-    }
-
-    /// A member `"key":value` from a choice of forms, some of them not what the types
-    /// read (wrong types, nulls, floats, unknown fields).
-    fn member(key: &'static str, values: Vec<BoxedStrategy<String>>) -> BoxedStrategy<String> {
-        proptest::strategy::Union::new(values)
-            .prop_map(move |v| format!("\"{key}\":{v}"))
-            .boxed()
-    }
-
-    fn int() -> BoxedStrategy<String> {
-        prop_oneof![
-            (0u64..5000).prop_map(|n| n.to_string()),
-            Just("null".to_owned()),
-            Just("1.5".to_owned()),
-            Just("-1".to_owned()),
-            Just("007".to_owned()),
-            Just("18446744073709551616".to_owned()),
-        ]
-        .boxed()
-    }
-
-    fn string_or_odd() -> BoxedStrategy<String> {
-        prop_oneof![4 => text(), 1 => Just("null".to_owned()), 1 => Just("3".to_owned())].boxed()
-    }
-
-    fn unknown() -> BoxedStrategy<String> {
-        prop_oneof![
-            Just("\"role\":\"model\"".to_owned()),
-            Just(
-                "\"safetyRatings\":[{\"category\":\"X\",\"probability\":\"NEGLIGIBLE\"}]"
-                    .to_owned()
-            ),
-            Just("\"avgLogprobs\":-0.25e1".to_owned()),
-            Just("\"x\":{\"y\":[1,2,{\"z\":null}]}".to_owned()),
-        ]
-        .boxed()
-    }
-
-    /// An object of some of `members` in any order, now and then one twice.
-    fn object(members: Vec<BoxedStrategy<String>>, ws: bool) -> BoxedStrategy<String> {
-        let n = members.len();
-        (members, proptest::collection::vec(0..n, 0..n + 2), Just(ws))
-            .prop_map(|(values, order, ws)| {
-                let sep = if ws { ", " } else { "," };
-                let picked: Vec<&str> = order.iter().map(|&i| values[i].as_str()).collect();
-                format!("{{{}}}", picked.join(sep))
-            })
-            .boxed()
     }
 
     fn part() -> BoxedStrategy<String> {

@@ -1,0 +1,284 @@
+//! A small JSON scanner for the stream decoders' hot paths.
+//!
+//! serde's derived visitors for the upstream chunks' nested shapes (each level an
+//! `Option` of a struct, each list grown from empty) were most of the cost of a
+//! translated stream. A decoder built on [`Scan`] walks a chunk once, borrowing strings,
+//! and builds the same values its serde types would. It reads only what it is sure serde
+//! reads the same way: every method returns `None` on anything else (an unexpected
+//! type, a number that is not a plain integer, deep nesting, malformed JSON), and the
+//! caller then parses the chunk with serde, so errors and edge cases stay serde's.
+//! Values it does not model (skipped fields, escaped strings, raw JSON) are read by
+//! serde itself.
+
+use serde::de::IgnoredAny;
+use std::borrow::Cow;
+
+/// A position in a JSON text.
+pub(crate) struct Scan<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+/// Sets a field once: a second occurrence is serde's "duplicate field" error.
+pub(crate) fn set<T>(slot: &mut Option<T>, v: T) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(v);
+    Some(())
+}
+
+impl<'a> Scan<'a> {
+    /// At the start of `s`.
+    pub(crate) const fn new(s: &'a str) -> Self {
+        Self { s, i: 0 }
+    }
+
+    /// Whether only whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.s.len()
+    }
+
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
+    pub(crate) fn ws(&mut self) {
+        let b = self.bytes();
+        while self.i < b.len() && matches!(b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
+            self.i += 1;
+        }
+    }
+
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.bytes().get(self.i).copied()
+    }
+
+    pub(crate) fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// `null` (consumed) or not (nothing consumed).
+    pub(crate) fn null(&mut self) -> bool {
+        let is = self.peek() == Some(b'n') && self.bytes()[self.i..].starts_with(b"null");
+        if is {
+            self.i += 4;
+        }
+        is
+    }
+
+    /// A string, borrowed when it has no escapes.
+    pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let rest = &self.bytes()[self.i + 1..];
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] == b'"' && !rest[..end].iter().any(|&c| c < 0x20) {
+            let start = self.i + 1;
+            self.i = start + end + 1;
+            return Some(Cow::Borrowed(&self.s[start..start + end]));
+        }
+        self.serde::<String>().map(Cow::Owned)
+    }
+
+    /// An optional string: `null` is `None`.
+    pub(crate) fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// One value read by serde from here (escaped strings, skipped values, raw JSON).
+    /// Deeply nested values are left to serde, whose nesting limit counts from the top
+    /// of the chunk (a fresh deserializer here would count from this value).
+    pub(crate) fn serde<T: serde::Deserialize<'a>>(&mut self) -> Option<T> {
+        self.ws();
+        let rest = &self.s[self.i..];
+        let mut it = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+        let v = it.next()?.ok()?;
+        let read = &rest.as_bytes()[..it.byte_offset()];
+        let opened = read.iter().filter(|&&c| c == b'[' || c == b'{').count();
+        self.i += read.len();
+        (opened < 64).then_some(v)
+    }
+
+    /// Skips a value of a field the types do not read.
+    pub(crate) fn skip(&mut self) -> Option<()> {
+        if self.peek()? == b'"' {
+            return self.string().map(drop);
+        }
+        self.serde::<IgnoredAny>().map(drop)
+    }
+
+    /// A plain non-negative integer.
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.ws();
+        let b = self.bytes();
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(d) = b.get(self.i).filter(|c| c.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.i += 1;
+        }
+        let len = self.i - start;
+        // No leading zeros, and no fraction or exponent (serde's number rules).
+        let ok = len > 0
+            && !(len > 1 && b[start] == b'0')
+            && !matches!(b.get(self.i), Some(b'.' | b'e' | b'E'));
+        ok.then_some(n)
+    }
+
+    pub(crate) fn opt_u64(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.u64().map(Some)
+    }
+
+    /// Calls `field` for every member of an object (`{` included), keys borrowed.
+    pub(crate) fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &str) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            field(self, &key)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Calls `item` for every element of an array (`[` included).
+    pub(crate) fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `true`, `false` or `null` (`None`).
+    pub(crate) fn opt_bool(&mut self) -> Option<Option<bool>> {
+        if self.null() {
+            return Some(None);
+        }
+        let rest = &self.bytes()[self.i..];
+        if rest.starts_with(b"true") {
+            self.i += 4;
+            Some(Some(true))
+        } else if rest.starts_with(b"false") {
+            self.i += 5;
+            Some(Some(false))
+        } else {
+            None
+        }
+    }
+}
+
+/// Generators of JSON text for the scanners' property tests: members in any order,
+/// some of them of types the scanned types do not accept, unknown members, escapes.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+
+    /// JSON text of a string, with escapes and non-ASCII now and then.
+    pub(crate) fn text() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-zA-Z ]{0,12}", "\\PC{0,8}", "[a\"\\\\\n\t\u{1}é]{0,6}",]
+            .prop_map(|s| serde_json::to_string(&s).unwrap())
+    }
+
+    /// A member `"key":value` from a choice of forms, some of them not what the types
+    /// read (wrong types, nulls, floats, unknown fields).
+    pub(crate) fn member(
+        key: &'static str,
+        values: Vec<BoxedStrategy<String>>,
+    ) -> BoxedStrategy<String> {
+        proptest::strategy::Union::new(values)
+            .prop_map(move |v| format!("\"{key}\":{v}"))
+            .boxed()
+    }
+
+    pub(crate) fn int() -> BoxedStrategy<String> {
+        prop_oneof![
+            12 => (0u64..5000).prop_map(|n| n.to_string()),
+            1 => Just("null".to_owned()),
+            1 => Just("1.5".to_owned()),
+            1 => Just("-1".to_owned()),
+            1 => Just("007".to_owned()),
+            1 => Just("18446744073709551616".to_owned()),
+        ]
+        .boxed()
+    }
+
+    pub(crate) fn string_or_odd() -> BoxedStrategy<String> {
+        prop_oneof![12 => text(), 1 => Just("null".to_owned()), 1 => Just("3".to_owned())].boxed()
+    }
+
+    pub(crate) fn unknown() -> BoxedStrategy<String> {
+        prop_oneof![
+            Just("\"role\":\"model\"".to_owned()),
+            Just(
+                "\"safetyRatings\":[{\"category\":\"X\",\"probability\":\"NEGLIGIBLE\"}]"
+                    .to_owned()
+            ),
+            Just("\"avgLogprobs\":-0.25e1".to_owned()),
+            Just("\"x\":{\"y\":[1,2,{\"z\":null}]}".to_owned()),
+        ]
+        .boxed()
+    }
+
+    /// An object of some of `members` in any order, now and then one twice.
+    pub(crate) fn object(members: Vec<BoxedStrategy<String>>, ws: bool) -> BoxedStrategy<String> {
+        let n = members.len();
+        (members, proptest::collection::vec(0..n, 0..n + 2), Just(ws))
+            .prop_map(|(values, order, ws)| {
+                let sep = if ws { ", " } else { "," };
+                let picked: Vec<&str> = order.iter().map(|&i| values[i].as_str()).collect();
+                format!("{{{}}}", picked.join(sep))
+            })
+            .boxed()
+    }
+
+    /// An object with every `required` member and some of the `optional` ones, in any
+    /// order.
+    pub(crate) fn record(
+        required: Vec<BoxedStrategy<String>>,
+        optional: Vec<BoxedStrategy<String>>,
+        ws: bool,
+    ) -> BoxedStrategy<String> {
+        let optional: Vec<_> = optional.into_iter().map(proptest::option::of).collect();
+        (required, optional)
+            .prop_flat_map(|(mut all, some)| {
+                all.extend(some.into_iter().flatten());
+                Just(all).prop_shuffle()
+            })
+            .prop_map(move |m| format!("{{{}}}", m.join(if ws { ", " } else { "," })))
+            .boxed()
+    }
+}
