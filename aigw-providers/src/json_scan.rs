@@ -74,13 +74,20 @@ impl<'a> Scan<'a> {
         if self.peek()? != b'"' {
             return None;
         }
-        let rest = &self.bytes()[self.i + 1..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] == b'"' && !rest[..end].iter().any(|&c| c < 0x20) {
-            let start = self.i + 1;
-            self.i = start + end + 1;
-            return Some(Cow::Borrowed(&self.s[start..start + end]));
+        let start = self.i + 1;
+        // A plain loop: keys and deltas are short, shorter than a vector search's set-up.
+        for (n, &c) in self.bytes()[start..].iter().enumerate() {
+            match c {
+                b'"' => {
+                    self.i = start + n + 1;
+                    return Some(Cow::Borrowed(&self.s[start..start + n]));
+                }
+                b'\\' => break,
+                c if c < 0x20 => break,
+                _ => {}
+            }
         }
+        // Escapes (and the errors serde reports for control characters).
         self.serde::<String>().map(Cow::Owned)
     }
 

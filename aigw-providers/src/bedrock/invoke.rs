@@ -741,7 +741,7 @@ impl InvokeTranslator {
 
     fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         let mut out = Vec::with_capacity(chunk.len() * 2);
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(8);
         if !self.ended {
             self.decoder.push(chunk);
             self.frame_events(&mut out, &mut events);

@@ -97,7 +97,8 @@ impl GeminiTranslator {
                 self.sse.finish(&mut datas);
             }
         }
-        let mut events = Vec::new();
+        // A chunk gives a few neutral events (block changes, delta, stop, usage).
+        let mut events = Vec::with_capacity(datas.len() * 4);
         for ev in datas {
             let data = ev.data.as_bytes();
             if self.ended {
