@@ -13,6 +13,20 @@
 use serde::de::IgnoredAny;
 use std::borrow::Cow;
 
+/// The high bit of each byte of `w` that is `"`, `\\` or a control character, and
+/// possibly of bytes after the first such byte (borrows propagate upwards), so the
+/// lowest set bit marks the first one.
+const fn special(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (LO * b'"' as u64);
+    let backslash = w ^ (LO * b'\\' as u64);
+    let zero_quote = quote.wrapping_sub(LO) & !quote;
+    let zero_backslash = backslash.wrapping_sub(LO) & !backslash;
+    let control = w.wrapping_sub(LO * 0x20) & !w;
+    (zero_quote | zero_backslash | control) & HI
+}
+
 /// A position in a JSON text.
 pub(crate) struct Scan<'a> {
     s: &'a str,
@@ -75,17 +89,29 @@ impl<'a> Scan<'a> {
             return None;
         }
         let start = self.i + 1;
-        // A plain loop: keys and deltas are short, shorter than a vector search's set-up.
-        for (n, &c) in self.bytes()[start..].iter().enumerate() {
-            match c {
-                b'"' => {
-                    self.i = start + n + 1;
-                    return Some(Cow::Borrowed(&self.s[start..start + n]));
-                }
-                b'\\' => break,
-                c if c < 0x20 => break,
-                _ => {}
+        let b = self.bytes();
+        let mut j = start;
+        // Eight bytes at a time, then byte by byte from the first that may end the
+        // plain part.
+        while let Some(word) = b.get(j..j + 8) {
+            let mut w = [0; 8];
+            w.copy_from_slice(word);
+            let stop = special(u64::from_le_bytes(w));
+            if stop != 0 {
+                j += (stop.trailing_zeros() / 8) as usize;
+                break;
             }
+            j += 8;
+        }
+        while let Some(&c) = b.get(j) {
+            if c == b'"' {
+                self.i = j + 1;
+                return self.s.get(start..j).map(Cow::Borrowed);
+            }
+            if c == b'\\' || c < 0x20 {
+                break;
+            }
+            j += 1;
         }
         // Escapes (and the errors serde reports for control characters).
         self.serde::<String>().map(Cow::Owned)
@@ -209,6 +235,32 @@ impl<'a> Scan<'a> {
 
 /// Generators of JSON text for the scanners' property tests: members in any order,
 /// some of them of types the scanned types do not accept, unknown members, escapes.
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::Scan;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Strings end where serde says, borrowed or decoded the same, whatever the
+        /// position of quotes, escapes and control characters in the eight-byte words.
+        #[test]
+        fn strings_are_read_as_serde_reads_them(s in "[a\"\\\\\u{1f} é]{0,40}", pad in 0usize..9) {
+            let text = format!("{}{}", " ".repeat(pad), serde_json::to_string(&s).unwrap());
+            let mut scan = Scan::new(&text);
+            let read = scan.string().map(|c| c.into_owned());
+            prop_assert_eq!(read.as_deref(), Some(s.as_str()));
+            prop_assert!(scan.at_end());
+            // Raw (unescaped) text: what serde rejects is not read.
+            let raw = format!("\"{s}\"");
+            let serde = serde_json::from_str::<String>(&raw).ok();
+            let mut scan = Scan::new(&raw);
+            let ours = scan.string().map(|c| c.into_owned()).filter(|_| scan.at_end());
+            prop_assert_eq!(ours, serde);
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod strategies {
