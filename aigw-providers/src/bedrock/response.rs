@@ -95,8 +95,11 @@ struct ReasoningText {
 /// Re-serialises JSON without insignificant whitespace (OpenAI clients get the
 /// arguments as a string; keep it the way OpenAI itself writes it).
 pub(crate) fn compact_json(raw: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .map_or_else(|_| raw.to_owned(), |v| v.to_string())
+    // The usual arguments object without the `Value` tree; the tree for the rest.
+    crate::json_scan::compact(raw).unwrap_or_else(|| {
+        serde_json::from_str::<serde_json::Value>(raw)
+            .map_or_else(|_| raw.to_owned(), |v| v.to_string())
+    })
 }
 
 /// Maps Converse's `stopReason`.
