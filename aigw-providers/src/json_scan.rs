@@ -488,4 +488,55 @@ pub(crate) mod strategies {
             .prop_map(move |m| format!("{{{}}}", m.join(if ws { ", " } else { "," })))
             .boxed()
     }
+
+    /// A scanner's reading of a text, as `Debug` text (`None` when it leaves the text
+    /// to serde).
+    pub(crate) type Reading = fn(&str) -> Option<String>;
+    /// serde's reading of a text, as `Debug` text.
+    pub(crate) type SerdeReading = fn(&str) -> Result<String, serde_json::Error>;
+
+    /// The scanner reads `data` as serde does, or leaves it to serde; so for a
+    /// truncation of it and with bytes around it (malformed, always left to serde).
+    pub(crate) fn agrees(
+        data: &str,
+        cut: usize,
+        scan: Reading,
+        serde: SerdeReading,
+    ) -> Result<(), TestCaseError> {
+        let cut = data.floor_char_boundary(cut.min(data.len()));
+        for text in [
+            data.to_owned(),
+            data[..cut].to_owned(),
+            format!(" {data}\n"),
+            format!("{data}x"),
+        ] {
+            if let Some(ours) = scan(&text) {
+                let theirs =
+                    serde(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+                prop_assert_eq!(ours, theirs, "{}", text);
+            }
+        }
+        Ok(())
+    }
+
+    /// A property over `strategy` means something only if the scanner reads many of
+    /// the generated texts itself rather than leaving them all to serde.
+    pub(crate) fn assert_often_scanned(
+        strategy: &BoxedStrategy<String>,
+        scan: Reading,
+        serde: SerdeReading,
+    ) {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut scanned, mut valid) = (0, 0);
+        for _ in 0..400 {
+            let data = strategy.new_tree(&mut runner).unwrap().current();
+            valid += usize::from(serde(&data).is_ok());
+            scanned += usize::from(scan(&data).is_some());
+        }
+        assert!(
+            scanned * 2 >= valid && scanned >= 50,
+            "{scanned} scanned of {valid} valid"
+        );
+    }
 }

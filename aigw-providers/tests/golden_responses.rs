@@ -151,6 +151,16 @@ fn streams() -> Vec<(ApiSchema, String, Vec<u8>)> {
     v
 }
 
+/// The response headers of an SSE stream.
+fn sse_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h
+}
+
 fn backend_headers(schema: ApiSchema) -> HeaderMap {
     let mut h = HeaderMap::new();
     let ct = match schema {
@@ -464,11 +474,7 @@ fn chat_only_openai_compatible_servers_are_translated() {
         .err()
         .unwrap();
     assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let mut sse = HeaderMap::new();
-    sse.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
+    let sse = sse_headers();
     for n in ["stream", "stream_parallel_tools"] {
         let wire = read(&format!("openai/responses/{n}.sse"));
         let (out, usage) = run_on(chat_only_openai(), &sse, STREAM_REQUEST, &[&wire]);
@@ -497,11 +503,7 @@ fn chat_only_openai_compatible_servers_are_translated() {
 /// and usage.
 #[test]
 fn chat_only_openai_any_split_gives_identical_events() {
-    let mut sse = HeaderMap::new();
-    sse.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
+    let sse = sse_headers();
     for n in ["stream", "stream_parallel_tools"] {
         let wire = read(&format!("openai/responses/{n}.sse"));
         let whole = run_on(chat_only_openai(), &sse, STREAM_REQUEST, &[&wire]);
