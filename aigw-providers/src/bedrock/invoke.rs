@@ -29,6 +29,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
+mod scan;
+
 /// The backend name used in 422 errors.
 pub const BACKEND: &str = "AWSAnthropic";
 /// `anthropic_version` when the schema names none.
@@ -295,6 +297,7 @@ struct AMessage<'a> {
     usage: Option<AUsage>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 struct ABlock<'a> {
     #[serde(rename = "type", borrow)]
@@ -370,6 +373,7 @@ fn parse_message(body: &[u8], model: &str) -> Result<ChatResponse> {
     })
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 struct AEvent<'a> {
     #[serde(rename = "type", borrow)]
@@ -388,12 +392,14 @@ struct AEvent<'a> {
     error: Option<AError<'a>>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 struct AStartMessage {
     #[serde(default)]
     usage: Option<AUsage>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 struct ADelta<'a> {
     #[serde(
@@ -417,6 +423,7 @@ struct ADelta<'a> {
     stop_sequence: Option<Cow<'a, str>>,
 }
 
+#[cfg_attr(test, derive(Debug))]
 #[derive(Deserialize)]
 struct AError<'a> {
     #[serde(rename = "type", default, borrow)]
@@ -446,8 +453,11 @@ fn anthropic_event<'a>(
     usage: &mut AUsage,
     out: &mut Vec<Event>,
 ) -> Result<Cow<'a, str>> {
-    let mut e: AEvent<'a> = serde_json::from_slice(json)
-        .map_err(|e| Error::malformed_upstream(format!("Anthropic stream event: {e}")))?;
+    let mut e: AEvent<'a> = match scan::event(json) {
+        Some(e) => e,
+        None => serde_json::from_slice(json)
+            .map_err(|e| Error::malformed_upstream(format!("Anthropic stream event: {e}")))?,
+    };
     let kind = std::mem::take(&mut e.kind);
     neutral_events(e, &kind, usage, out);
     Ok(kind)
@@ -631,13 +641,19 @@ impl InvokeTranslator {
                     // Decoded into one buffer reused for every frame of the stream.
                     let mut json = std::mem::take(&mut self.payload);
                     json.clear();
-                    let decoded = serde_json::from_slice::<ChunkPayload>(&frame.payload)
-                        .map_err(|e| e.to_string())
-                        .and_then(|p| {
-                            base64::engine::general_purpose::STANDARD
-                                .decode_vec(p.bytes.as_bytes(), &mut json)
+                    let text = scan::payload(&frame.payload).map_or_else(
+                        || {
+                            serde_json::from_slice::<ChunkPayload>(&frame.payload)
+                                .map(|p| p.bytes)
                                 .map_err(|e| e.to_string())
-                        });
+                        },
+                        Ok,
+                    );
+                    let decoded = text.and_then(|b64| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode_vec(b64.as_bytes(), &mut json)
+                            .map_err(|e| e.to_string())
+                    });
                     if let Err(e) = decoded {
                         let msg = format!("InvokeModel stream chunk: {e}");
                         self.fail(out, events, 502, "malformedUpstream", &msg);
