@@ -38,32 +38,37 @@ struct Wire {
     r: Option<String>,
 }
 
-/// [`Wire`] borrowed, for sealing without copying the text.
-#[derive(Serialize)]
-struct WireRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    t: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    s: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    r: Option<&'a str>,
-}
-
 /// Seals reasoning state into an `encrypted_content` string.
 pub fn encode(sealed: &Sealed) -> String {
-    let wire = match sealed {
-        Sealed::Thinking { text, signature } => WireRef {
-            t: Some(text),
-            s: signature.as_deref(),
-            r: None,
-        },
-        Sealed::Redacted(d) => WireRef {
-            t: None,
-            s: None,
-            r: Some(d),
-        },
-    };
-    let json = serde_json::to_vec(&wire).unwrap_or_default();
+    match sealed {
+        Sealed::Thinking { text, signature } => {
+            encode_parts(Some(text), signature.as_deref(), None)
+        }
+        Sealed::Redacted(d) => encode_parts(None, None, Some(d)),
+    }
+}
+
+/// [`encode`] from borrowed parts: the [`Wire`] JSON (`t`, `s`, `r`, absent ones left
+/// out, as serde writes it) written straight into the buffer that is then encoded.
+pub fn encode_parts(text: Option<&str>, signature: Option<&str>, redacted: Option<&str>) -> String {
+    let len =
+        text.map_or(0, str::len) + signature.map_or(0, str::len) + redacted.map_or(0, str::len);
+    let mut json = Vec::with_capacity(len + 24);
+    json.push(b'{');
+    for (key, value) in [
+        (b"\"t\":", text),
+        (b"\"s\":", signature),
+        (b"\"r\":", redacted),
+    ] {
+        if let Some(v) = value {
+            if json.len() > 1 {
+                json.push(b',');
+            }
+            json.extend_from_slice(key);
+            crate::json_out::push_str(&mut json, v);
+        }
+    }
+    json.push(b'}');
     let mut out = String::with_capacity(PREFIX.len() + json.len().div_ceil(3) * 4);
     out.push_str(PREFIX);
     URL_SAFE_NO_PAD.encode_string(json, &mut out);
@@ -87,6 +92,30 @@ pub fn decode(s: &str) -> Option<Sealed> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The sealed JSON is what serialising the wire struct writes.
+        #[test]
+        fn parts_are_sealed_as_serde_writes_them(
+            t in proptest::option::of("\\PC{0,12}|[\"\\\\\n]{0,4}"),
+            s in proptest::option::of("[A-Za-z0-9+/=]{0,16}"),
+            r in proptest::option::of("\\PC{0,8}"),
+        ) {
+            let wire = super::Wire { t: t.clone(), s: s.clone(), r: r.clone() };
+            let json = serde_json::to_vec(&wire).unwrap();
+            let expected = format!(
+                "{}{}",
+                super::PREFIX,
+                super::URL_SAFE_NO_PAD.encode(json)
+            );
+            prop_assert_eq!(
+                super::encode_parts(t.as_deref(), s.as_deref(), r.as_deref()),
+                expected
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@
 //! `response.incomplete` / `response.failed`) carries the whole response with usage.
 
 use super::chunk::{Chunk, Delta, ToolCall};
-use super::reasoning::{self, Sealed};
+use super::reasoning;
 use super::request::RequestFacts;
 use super::wire;
 use crate::json_out::{push_num, push_str};
@@ -105,17 +105,17 @@ fn summary_text(text: &str) -> SummaryPart {
 /// The `encrypted_content` of a reasoning item: the redacted data, or (once done) the
 /// thinking text and signature.
 fn sealed_content(r: &OpenReasoning, done: bool) -> Option<String> {
-    let sealed = if let Some(d) = &r.redacted {
-        Sealed::Redacted(d.clone())
+    if let Some(d) = &r.redacted {
+        Some(reasoning::encode_parts(None, None, Some(d)))
     } else if done && (!r.text.is_empty() || r.signature.is_some()) {
-        Sealed::Thinking {
-            text: r.text.clone(),
-            signature: r.signature.clone(),
-        }
+        Some(reasoning::encode_parts(
+            Some(&r.text),
+            r.signature.as_deref(),
+            None,
+        ))
     } else {
-        return None;
-    };
-    Some(reasoning::encode(&sealed))
+        None
+    }
 }
 
 /// The summary text a reasoning item shows, if any.
