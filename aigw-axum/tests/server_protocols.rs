@@ -1,6 +1,6 @@
 //! The serve loop tells HTTP/1 from HTTP/2 (prior knowledge) by a connection's first
-//! bytes and hands them to hyper with the rest: a request over either protocol, whole
-//! or sent a few bytes at a time, is answered.
+//! bytes: a request over either protocol, whole or sent a few bytes at a time, is
+//! answered.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod support;

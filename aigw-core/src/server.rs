@@ -30,14 +30,13 @@
 
 mod connection;
 mod listener;
-mod version;
 
 pub use hyper::body::Incoming;
 pub use listener::{Listener, set_nodelay};
 
 use crate::{ClientApi, Error};
 use bytes::Bytes;
-use connection::{Builders, Connection};
+use connection::Connection;
 use http::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -113,7 +112,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builders = Arc::new(builders(&limits));
+    let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // Refusals are cheap but not free: beyond this many at once, extra connections are
     // closed without a response.
@@ -146,9 +145,8 @@ where
             continue;
         };
         let conn = Connection {
-            builders: builders.clone(),
+            builder: builder.clone(),
             idle_timeout: limits.idle_timeout,
-            first_bytes_timeout: limits.header_read_timeout.or(limits.idle_timeout),
             stop: stop_rx.clone(),
         };
         let service = make(&peer);
@@ -187,14 +185,6 @@ async fn drain(mut connections: JoinSet<()>, deadline: Duration) -> Drained {
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     Drained { cut }
-}
-
-fn builders(limits: &ServerLimits) -> Builders {
-    let both = builder(limits);
-    Builders {
-        http1: both.clone().http1_only(),
-        http2: both.http2_only(),
-    }
 }
 
 fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {

@@ -1,7 +1,6 @@
 //! One accepted connection: hyper's HTTP/1 or HTTP/2 connection, closed gracefully
 //! when idle for too long or when the server drains.
 
-use super::version::{Version, read_version};
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -16,19 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-/// hyper's connection settings, one builder per protocol: the connection tells the
-/// protocol itself ([`read_version`]).
-pub(super) struct Builders {
-    pub(super) http1: auto::Builder<TokioExecutor>,
-    pub(super) http2: auto::Builder<TokioExecutor>,
-}
-
 /// One accepted connection's settings.
 pub(super) struct Connection {
-    pub(super) builders: Arc<Builders>,
+    pub(super) builder: Arc<auto::Builder<TokioExecutor>>,
     pub(super) idle_timeout: Option<Duration>,
-    /// Bound on reading the first bytes (the header read timeout, else the idle one).
-    pub(super) first_bytes_timeout: Option<Duration>,
     pub(super) stop: watch::Receiver<bool>,
 }
 
@@ -59,31 +49,9 @@ impl Connection {
                 }))
             }
         });
-        let first_bytes_timeout = self.first_bytes_timeout;
-        let first_bytes = async move {
-            match first_bytes_timeout {
-                Some(t) => tokio::time::timeout(t, read_version(io)).await.ok(),
-                None => Some(read_version(io).await),
-            }
-        };
-        let sniffed = tokio::select! {
-            sniffed = first_bytes => sniffed,
-            // Shutting down: a connection that has not sent a request yet is closed.
-            _ = self.stop.changed() => None,
-        };
-        let (version, io) = match sniffed {
-            Some(Ok(read)) => read,
-            Some(Err(e)) => {
-                tracing::debug!(?peer, error = %e, "connection ended before its first request");
-                return;
-            }
-            None => return,
-        };
-        let builder = match version {
-            Version::Http1 => &self.builders.http1,
-            Version::Http2 => &self.builders.http2,
-        };
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), svc);
         tokio::pin!(conn);
         let mut closing = false;
         loop {
