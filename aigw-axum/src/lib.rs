@@ -40,6 +40,8 @@ mod service;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 mod stream;
+#[cfg(test)]
+mod stream_sizes;
 pub mod trace_context;
 pub mod virtual_keys;
 

@@ -175,17 +175,26 @@ impl StreamBody {
                 None => {
                     let (_, incoming) = self.live.as_mut()?;
                     let waited = Instant::now();
-                    let next = match self.deadline {
-                        Some(deadline) => {
-                            let left = deadline.saturating_duration_since(waited);
-                            match tokio::time::timeout(left, next_data(incoming, self.idle)).await {
+                    // One timer for both bounds (the idle one and the stream's deadline):
+                    // the read future lives as long as the stream, and each timer in it
+                    // is ≈ 100 bytes of every open stream.
+                    let idle_at = self.idle.map(|idle| waited + idle);
+                    let until = match (idle_at, self.deadline) {
+                        (Some(i), Some(d)) => Some(i.min(d)),
+                        (i, d) => i.or(d),
+                    };
+                    let next = match until {
+                        Some(until) => {
+                            match tokio::time::timeout_at(until.into(), next_frame_data(incoming))
+                                .await
+                            {
                                 Ok(next) => next,
-                                Err(_) => Err(Error::Timeout {
-                                    message: "request timeout reached during the stream".into(),
-                                }),
+                                Err(_) => {
+                                    Err(timed_out(self.idle.filter(|_| idle_at == Some(until))))
+                                }
                             }
                         }
-                        None => next_data(incoming, self.idle).await,
+                        None => next_frame_data(incoming).await,
                     };
                     self.upstream_wait += waited.elapsed();
                     match next {
@@ -280,7 +289,7 @@ impl Drain {
                 self.feed(first, false)?;
             }
             while bytes <= bounds.max_bytes {
-                let chunk = next_data(&mut incoming, None).await.ok()?;
+                let chunk = next_frame_data(&mut incoming).await.ok()?;
                 let end = chunk.is_empty();
                 bytes += chunk.len() as u64;
                 self.feed(chunk, end)?;
@@ -307,23 +316,34 @@ impl Drain {
     }
 }
 
-/// Waits for the next data frame, skipping trailers; `Ok(empty)` at the end of the body.
+/// The error of a stream read that timed out: `idle` when the idle bound ran out, else
+/// the request's deadline.
+fn timed_out(idle: Option<Duration>) -> Error {
+    let message = match idle {
+        Some(idle) => format!("stream idle for {idle:?}"),
+        None => "request timeout reached during the stream".into(),
+    };
+    Error::Timeout { message }
+}
+
+/// Waits for the next data frame within `idle`, skipping trailers; `Ok(empty)` at the
+/// end of the body.
 pub(crate) async fn next_data(
     incoming: &mut Incoming,
     idle: Option<Duration>,
 ) -> Result<Bytes, Error> {
+    match idle {
+        Some(idle) => tokio::time::timeout(idle, next_frame_data(incoming))
+            .await
+            .unwrap_or_else(|_| Err(timed_out(Some(idle)))),
+        None => next_frame_data(incoming).await,
+    }
+}
+
+/// Waits for the next data frame, skipping trailers; `Ok(empty)` at the end of the body.
+async fn next_frame_data(incoming: &mut Incoming) -> Result<Bytes, Error> {
     loop {
-        let frame = match idle {
-            Some(idle) => match tokio::time::timeout(idle, incoming.frame()).await {
-                Ok(f) => f,
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        message: format!("stream idle for {idle:?}"),
-                    });
-                }
-            },
-            None => incoming.frame().await,
-        };
+        let frame = incoming.frame().await;
         match frame {
             None => return Ok(Bytes::new()),
             Some(Err(e)) => {

@@ -25,6 +25,9 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+mod delivered;
+pub use delivered::Delivered;
+
 /// Whether a usage figure came from the provider or from the gateway's estimate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum UsageSource {
@@ -76,62 +79,6 @@ impl Default for CancelDrain {
             timeout: Duration::from_secs(30),
             max_bytes: 8 * 1024 * 1024,
         }
-    }
-}
-
-/// Client-format bytes of a stream (sent to the client, or read by a drain after it
-/// left), kept until the exchange ends so a cut stream can be estimated from them.
-///
-/// Copied, not reference-counted: a chunk is usually a slice of the upstream
-/// connection's read buffer, and holding it would keep that whole buffer (8 KiB or
-/// more) alive per chunk for the life of the stream — about 100 KiB per open stream
-/// for twenty small events, where the copy costs their size.
-#[derive(Debug, Default)]
-pub struct Delivered {
-    kept: Vec<u8>,
-    /// Bytes beyond the cap, not kept; estimated by size.
-    dropped: u64,
-}
-
-/// The most delivered bytes kept per exchange; the rest is estimated by size.
-const DELIVERED_CAP: usize = 4 * 1024 * 1024;
-
-impl Delivered {
-    /// Keeps a chunk sent to the client.
-    pub fn push(&mut self, chunk: &[u8]) {
-        if chunk.is_empty() {
-            return;
-        }
-        if self.kept.len() + chunk.len() <= DELIVERED_CAP {
-            self.kept.extend_from_slice(chunk);
-        } else {
-            self.dropped += chunk.len() as u64;
-        }
-    }
-
-    /// Bytes delivered so far (kept or not).
-    pub fn bytes(&self) -> u64 {
-        self.kept.len() as u64 + self.dropped
-    }
-
-    /// Whether anything was delivered.
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty() && self.dropped == 0
-    }
-
-    /// Estimated output tokens of what was delivered.
-    pub fn output_tokens(&self, endpoint: Endpoint, model: &str) -> u64 {
-        let all = &self.kept;
-        let mut text = String::new();
-        stream_text(endpoint, all, &mut text);
-        // Beyond the cap only the size is known: the ratio of text to event bytes seen
-        // so far applies to the rest.
-        let extra = if self.dropped > 0 && !self.kept.is_empty() {
-            (self.dropped as f64 * text.len() as f64 / self.kept.len() as f64) as u64
-        } else {
-            0
-        };
-        count_tokens(model, &text) + extra.div_ceil(4)
     }
 }
 
@@ -319,55 +266,7 @@ fn collect_strings(v: &Value, out: &mut String) {
 pub fn stream_text(endpoint: Endpoint, sse: &[u8], out: &mut String) {
     let _ = endpoint;
     for line in sse.split(|b| *b == b'\n') {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
-            continue;
-        };
-        event_text(&v, out);
-    }
-}
-
-fn push_str(v: Option<&Value>, out: &mut String) {
-    if let Some(Value::String(s)) = v {
-        out.push_str(s);
-    }
-}
-
-fn event_text(v: &Value, out: &mut String) {
-    if let Some(choices) = v.get("choices").and_then(Value::as_array) {
-        for c in choices {
-            push_str(c.get("text"), out);
-            let Some(d) = c.get("delta") else { continue };
-            for k in ["content", "reasoning_content", "reasoning", "refusal"] {
-                push_str(d.get(k), out);
-            }
-            for t in d
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let f = t.get("function");
-                push_str(f.and_then(|f| f.get("name")), out);
-                push_str(f.and_then(|f| f.get("arguments")), out);
-            }
-        }
-        return;
-    }
-    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
-    if kind == "content_block_delta" {
-        if let Some(d) = v.get("delta") {
-            for k in ["text", "partial_json", "thinking"] {
-                push_str(d.get(k), out);
-            }
-        }
-    } else if kind == "content_block_start" {
-        // A tool call's name arrives with its block, its arguments as deltas.
-        push_str(v.get("content_block").and_then(|b| b.get("name")), out);
-    } else if kind.starts_with("response.") && kind.ends_with(".delta") {
-        push_str(v.get("delta"), out);
+        delivered::line_text(line, out);
     }
 }
 
@@ -512,11 +411,13 @@ mod tests {
             "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
             "x".repeat(1000)
         ));
-        for _ in 0..(DELIVERED_CAP / chunk.len() + 10) {
+        // 4 MiB of text, beyond the 1 MiB kept.
+        let events = 4 * 1024 + 10;
+        for _ in 0..events {
             d.push(&chunk);
         }
         let n = d.output_tokens(Endpoint::ChatCompletions, "llama");
-        let whole = (DELIVERED_CAP / chunk.len() + 10) as u64 * 250;
+        let whole = events as u64 * 250;
         assert!(n.abs_diff(whole) * 100 / whole < 3, "{n} vs {whole}");
     }
 }

@@ -9,7 +9,7 @@ use crate::meter::ReserveSettings;
 use crate::usage::TokenUsage;
 use std::sync::Arc;
 
-/// Below this many delivered bytes the output is re-estimated on every chunk.
+/// Below this many bytes of delivered text the output is re-estimated on every chunk.
 const CHEAP_ESTIMATE_BYTES: u64 = 8 * 1024;
 
 /// A stream's output estimate, refreshed as the delivered text grows by an eighth and

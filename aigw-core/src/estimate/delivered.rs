@@ -1,0 +1,455 @@
+//! The generated text of a stream, read from its client-format events as they pass, kept
+//! for the estimate of a stream that is cut off.
+//!
+//! Only the text is kept (content, reasoning and tool-call deltas), not the event bytes:
+//! a few hundred bytes for a typical reply where its events take ten times that, and
+//! the upstream's read buffers are never referenced.
+
+use crate::api::Endpoint;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The most text kept per exchange; beyond it only the size is known and is estimated
+/// at the ratio of the kept text. A quarter of a million tokens or so: more than any
+/// model's output limit.
+const TEXT_CAP: usize = 1024 * 1024;
+
+/// The longest event line carried over a chunk boundary; a longer one is not parsed and
+/// counts by its size.
+const LINE_CAP: usize = 1024 * 1024;
+
+/// A carry buffer above this capacity is freed once its line is read, so one large
+/// event does not stay allocated for the rest of the stream.
+const CARRY_KEEP: usize = 4 * 1024;
+
+/// The generated text of a stream's client-format events (sent to the client, or read
+/// by a drain after it left), kept until the exchange ends so a cut stream can be
+/// estimated from it.
+///
+/// Each chunk's complete `data:` lines are read as they arrive; a line split across
+/// chunks waits in a carry buffer for its end. What is kept depends on the bytes alone,
+/// never on where the chunks were split, so the estimate is the same for any split.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    text: String,
+    /// Bytes beyond the caps, not kept; estimated by size.
+    dropped: u64,
+    /// The unterminated last line of the chunks so far.
+    carry: Vec<u8>,
+    /// Whether the line being carried outgrew [`LINE_CAP`] and is being skipped.
+    overlong: bool,
+}
+
+impl Delivered {
+    /// Reads the text of a chunk sent to the client.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let line = &rest[..i];
+            rest = &rest[i + 1..];
+            if self.carry.is_empty() && !self.overlong {
+                self.line(line);
+                continue;
+            }
+            self.carry_more(line);
+            if std::mem::take(&mut self.overlong) {
+                continue;
+            }
+            let mut carried = std::mem::take(&mut self.carry);
+            self.line(&carried);
+            if carried.capacity() <= CARRY_KEEP {
+                carried.clear();
+                self.carry = carried;
+            }
+        }
+        self.carry_more(rest);
+    }
+
+    /// Appends to the carried line, or counts it by size once it is too long to keep.
+    fn carry_more(&mut self, part: &[u8]) {
+        if self.overlong {
+            self.dropped += part.len() as u64;
+        } else if self.carry.len() + part.len() > LINE_CAP {
+            self.dropped += (self.carry.len() + part.len()) as u64;
+            self.carry = Vec::new();
+            self.overlong = true;
+        } else {
+            self.carry.extend_from_slice(part);
+        }
+    }
+
+    /// Keeps the text of one complete line, within the cap.
+    fn line(&mut self, line: &[u8]) {
+        let before = self.text.len();
+        line_text(line, &mut self.text);
+        if self.text.len() > TEXT_CAP {
+            self.dropped += (self.text.len() - before) as u64;
+            self.text.truncate(before);
+        }
+    }
+
+    /// Text bytes delivered so far (kept or not), the last unterminated line left out.
+    pub fn bytes(&self) -> u64 {
+        self.text.len() as u64 + self.dropped
+    }
+
+    /// Whether nothing that may carry text was delivered.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.dropped == 0 && self.carry.is_empty()
+    }
+
+    /// Estimated output tokens of what was delivered, an unterminated last line
+    /// included.
+    pub fn output_tokens(&self, endpoint: Endpoint, model: &str) -> u64 {
+        let _ = endpoint;
+        let mut dropped = self.dropped;
+        let text = if self.carry.is_empty() {
+            Cow::Borrowed(self.text.as_str())
+        } else {
+            let mut all = self.text.clone();
+            line_text(&self.carry, &mut all);
+            if all.len() > TEXT_CAP {
+                dropped += (all.len() - self.text.len()) as u64;
+                all.truncate(self.text.len());
+            }
+            Cow::Owned(all)
+        };
+        let counted = super::count_tokens(model, &text);
+        // Beyond the cap only the size is known: the ratio of tokens to text bytes seen
+        // so far applies to the rest.
+        let extra = match text.len() as u64 {
+            _ if dropped == 0 => 0,
+            0 => dropped.div_ceil(4),
+            kept => u64::try_from(u128::from(dropped) * u128::from(counted) / u128::from(kept))
+                .unwrap_or(u64::MAX),
+        };
+        counted.saturating_add(extra)
+    }
+}
+
+/// Appends the generated text of one event-stream line: a `data:` line holding an
+/// OpenAI chat or completion chunk, a Responses API `*.delta` event or an Anthropic
+/// `content_block_delta` (or a tool call's `content_block_start`). Summaries that
+/// repeat earlier deltas (`*.done`, `response.completed`) are skipped so nothing is
+/// counted twice.
+pub(super) fn line_text(line: &[u8], out: &mut String) {
+    let Some(data) = line.strip_prefix(b"data:") else {
+        return;
+    };
+    let data = data.trim_ascii();
+    // `[DONE]` and anything but an object carries no text.
+    if data.first() != Some(&b'{') {
+        return;
+    }
+    match serde_json::from_slice::<Event<'_>>(data) {
+        Ok(event) => event.text(out),
+        // An event of an unusual shape (a field of another type, a repeated key): read
+        // through the general tree, which skips what it does not recognise.
+        Err(_) => {
+            if let Ok(v) = serde_json::from_slice::<Value>(data) {
+                value_text(&v, out);
+            }
+        }
+    }
+}
+
+/// The fields of an event that carry text, borrowed from the line where unescaped.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow, default)]
+    choices: Option<Vec<Choice<'a>>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    delta: Option<TopDelta<'a>>,
+    #[serde(borrow, default)]
+    content_block: Option<Named<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    delta: Option<ChoiceDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(borrow, default)]
+    function: Option<Function<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// An Anthropic delta's text fields.
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+}
+
+/// A top-level `delta`: a string in Responses API events, an object in Anthropic's.
+enum TopDelta<'a> {
+    Text(Cow<'a, str>),
+    Block(BlockDelta<'a>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopDelta<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = TopDelta<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an object")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(TopDelta::Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(TopDelta::Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(TopDelta::Text(Cow::Owned(s)))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                BlockDelta::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(TopDelta::Block)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+fn push(s: Option<&Cow<'_, str>>, out: &mut String) {
+    if let Some(s) = s {
+        out.push_str(s);
+    }
+}
+
+impl Event<'_> {
+    fn text(&self, out: &mut String) {
+        if let Some(choices) = &self.choices {
+            for c in choices {
+                push(c.text.as_ref(), out);
+                let Some(d) = &c.delta else { continue };
+                for s in [&d.content, &d.reasoning_content, &d.reasoning, &d.refusal] {
+                    push(s.as_ref(), out);
+                }
+                for t in d.tool_calls.iter().flatten() {
+                    let f = t.function.as_ref();
+                    push(f.and_then(|f| f.name.as_ref()), out);
+                    push(f.and_then(|f| f.arguments.as_ref()), out);
+                }
+            }
+            return;
+        }
+        let kind = self.kind.as_deref().unwrap_or("");
+        match &self.delta {
+            Some(TopDelta::Block(d)) if kind == "content_block_delta" => {
+                for s in [&d.text, &d.partial_json, &d.thinking] {
+                    push(s.as_ref(), out);
+                }
+            }
+            Some(TopDelta::Text(s))
+                if kind.starts_with("response.") && kind.ends_with(".delta") =>
+            {
+                out.push_str(s);
+            }
+            _ if kind == "content_block_start" => {
+                // A tool call's name arrives with its block, its arguments as deltas.
+                push(
+                    self.content_block.as_ref().and_then(|b| b.name.as_ref()),
+                    out,
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn push_value(v: Option<&Value>, out: &mut String) {
+    if let Some(Value::String(s)) = v {
+        out.push_str(s);
+    }
+}
+
+/// [`Event::text`] over a general JSON tree.
+fn value_text(v: &Value, out: &mut String) {
+    if let Some(choices) = v.get("choices").and_then(Value::as_array) {
+        for c in choices {
+            push_value(c.get("text"), out);
+            let Some(d) = c.get("delta") else { continue };
+            for k in ["content", "reasoning_content", "reasoning", "refusal"] {
+                push_value(d.get(k), out);
+            }
+            for t in d
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let f = t.get("function");
+                push_value(f.and_then(|f| f.get("name")), out);
+                push_value(f.and_then(|f| f.get("arguments")), out);
+            }
+        }
+        return;
+    }
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind == "content_block_delta" {
+        if let Some(d) = v.get("delta") {
+            for k in ["text", "partial_json", "thinking"] {
+                push_value(d.get(k), out);
+            }
+        }
+    } else if kind == "content_block_start" {
+        push_value(v.get("content_block").and_then(|b| b.get("name")), out);
+    } else if kind.starts_with("response.") && kind.ends_with(".delta") {
+        push_value(v.get("delta"), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Events of every dialect the estimate reads, escapes, a multi-byte character, CRLF
+    /// line ends, an unterminated last line and shapes the typed reader rejects.
+    const STREAM: &str = concat!(
+        "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"lo \\\"q\\\" \\u00e9\",\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}],\"usage\":null}\r\n\r\n",
+        "data: {\"choices\":[{\"text\":\"done\",\"delta\":{\"reasoning_content\":\"r\",\"refusal\":null}}]}\n\n",
+        "data: [DONE]\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"name\":\"get\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\" world ☃\"}}\n\n",
+        "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\":1}\"}}\n\n",
+        "data: {\"type\":\"response.output_text.delta\",\"delta\":\"!\"}\n\n",
+        "data: {\"type\":\"response.output_text.done\",\"text\":\"repeated\"}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":[\"odd\"],\"reasoning\":\"kept\"}}]}\n\n",
+        "data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"twice\",\"text\":\"last\"}}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"tail\"}}]}",
+    );
+
+    fn whole(sse: &[u8]) -> Delivered {
+        let mut d = Delivered::default();
+        d.push(sse);
+        d
+    }
+
+    #[test]
+    fn the_typed_reader_agrees_with_the_tree() {
+        // The usual events take the typed path; the last two fall back to the tree.
+        let typed = STREAM
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter(|d| serde_json::from_str::<Event<'_>>(d.trim()).is_ok())
+            .count();
+        assert_eq!(typed, 9);
+        for line in STREAM.lines() {
+            let (mut typed, mut tree) = (String::new(), String::new());
+            line_text(line.as_bytes(), &mut typed);
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+            {
+                value_text(&v, &mut tree);
+            }
+            assert_eq!(typed, tree, "{line}");
+        }
+    }
+
+    #[test]
+    fn only_the_text_is_kept() {
+        let d = whole(STREAM.as_bytes());
+        let expected = "Hello \"q\" éf{}donerget world ☃{\"a\":1}!keptlast";
+        assert_eq!(d.text, expected);
+        assert_eq!(
+            d.carry,
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"tail\"}}]}"
+        );
+        // The unterminated last line counts too: "…tail" in bytes/4.
+        let all = expected.len() + "tail".len();
+        assert_eq!(
+            d.output_tokens(Endpoint::ChatCompletions, "llama"),
+            (all as u64).div_ceil(4)
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_counts_by_size() {
+        let mut d = Delivered::default();
+        d.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"abcd\"}}]}\n");
+        let long = vec![b'x'; LINE_CAP + 10];
+        d.push(b"data: ");
+        d.push(&long);
+        d.push(b"\ndata: {\"choices\":[{\"delta\":{\"content\":\"efgh\"}}]}\n");
+        assert_eq!(d.text, "abcdefgh");
+        assert_eq!(d.dropped, (LINE_CAP + 16) as u64);
+        assert!(d.carry.capacity() <= CARRY_KEEP);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// However the stream is split into chunks, the same text is kept and the
+        /// estimate is the same.
+        #[test]
+        fn any_split_gives_the_same_estimate(
+            cuts in proptest::collection::vec(0..STREAM.len(), 0..24)
+        ) {
+            let bytes = STREAM.as_bytes();
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut d = Delivered::default();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([bytes.len()]) {
+                d.push(&bytes[at..c.max(at)]);
+                at = c.max(at);
+            }
+            let w = whole(bytes);
+            prop_assert_eq!(&d.text, &w.text);
+            prop_assert_eq!(d.dropped, w.dropped);
+            prop_assert_eq!(&d.carry, &w.carry);
+            for model in ["llama", "gpt-4o"] {
+                prop_assert_eq!(
+                    d.output_tokens(Endpoint::ChatCompletions, model),
+                    w.output_tokens(Endpoint::ChatCompletions, model)
+                );
+            }
+        }
+    }
+}
