@@ -127,6 +127,24 @@ fn quote_search_and_printable_check_match_byte_loops() {
         let any = Quotes::Any(memchr::arch::all::memchr::Two::new(b'"', b'\\'));
         assert_eq!(any.find(&s[start..]), want, "{start}");
     }
+    // Every length and position around the one-word fast path.
+    for len in 0..20 {
+        for special in [None, Some(b'\\'), Some(b'\t'), Some(0xc3)] {
+            let mut content = vec![b'x'; len];
+            if let (Some(c), Some(slot)) = (special, content.get_mut(len / 2)) {
+                *slot = c;
+                if c == b'\\' {
+                    content.insert(len / 2 + 1, b'n');
+                } else if c == 0xc3 {
+                    content.insert(len / 2 + 1, 0xa9);
+                }
+            }
+            let mut body = br#"{"model":"m","k":""#.to_vec();
+            body.extend_from_slice(&content);
+            body.extend_from_slice(br#"","z":1}"#);
+            agrees(&body).unwrap();
+        }
+    }
     for b in 0..=255u8 {
         let body = [b'a', b, b'z'];
         assert_eq!(printable_ascii(&body), (0x20..0x80).contains(&b), "{b}");
