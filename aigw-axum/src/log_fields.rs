@@ -98,16 +98,8 @@ impl PlainVisitor<'_> {
 }
 
 /// `n` in decimal, written into `digits` without the formatting machinery.
-fn decimal(digits: &mut [u8; 20], mut n: u64) -> &str {
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+fn decimal(digits: &mut [u8; 20], n: u64) -> &str {
+    let i = crate::record::fill_decimal(digits, n);
     // Only ASCII digits were written.
     std::str::from_utf8(&digits[i..]).unwrap_or_default()
 }

@@ -363,14 +363,7 @@ pub fn sniff_request(
 /// ```
 pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
     let fields = match request_scan::scan(body) {
-        Some(f) => SniffFields {
-            model: f.model.map(Cow::Borrowed),
-            stream: f.stream,
-            include_usage: f.include_usage,
-            max_tokens: f.max_tokens,
-            max_completion_tokens: f.max_completion_tokens,
-            max_output_tokens: f.max_output_tokens,
-        },
+        Some(f) => f.into(),
         None => sniff_serde(body)?,
     };
     info(endpoint, fields)
@@ -385,6 +378,19 @@ struct SniffFields<'a> {
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
     max_output_tokens: Option<u64>,
+}
+
+impl<'a> From<request_scan::Fields<'a>> for SniffFields<'a> {
+    fn from(f: request_scan::Fields<'a>) -> Self {
+        Self {
+            model: f.model.map(Cow::Borrowed),
+            stream: f.stream,
+            include_usage: f.include_usage,
+            max_tokens: f.max_tokens,
+            max_completion_tokens: f.max_completion_tokens,
+            max_output_tokens: f.max_output_tokens,
+        }
+    }
 }
 
 /// The serde parse: the definition [`request_scan::scan`] agrees with.

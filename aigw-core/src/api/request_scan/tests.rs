@@ -1,19 +1,6 @@
 use super::super::{Endpoint, SniffFields, sniff, sniff_serde};
 use super::*;
 use proptest::prelude::*;
-use std::borrow::Cow;
-
-/// The scan's answer in the shape of the serde parse's.
-fn fields(f: Fields<'_>) -> SniffFields<'_> {
-    SniffFields {
-        model: f.model.map(Cow::Borrowed),
-        stream: f.stream,
-        include_usage: f.include_usage,
-        max_tokens: f.max_tokens,
-        max_completion_tokens: f.max_completion_tokens,
-        max_output_tokens: f.max_output_tokens,
-    }
-}
 
 /// The property: whenever the scan answers, serde accepts the body and reads the same.
 fn agrees(body: &[u8]) -> Result<(), TestCaseError> {
@@ -24,7 +11,7 @@ fn agrees(body: &[u8]) -> Result<(), TestCaseError> {
             "scan accepted what serde refuses: {:?}",
             String::from_utf8_lossy(body)
         );
-        prop_assert_eq!(Ok(fields(f)), full.map_err(|e| e.to_string()));
+        prop_assert_eq!(Ok(SniffFields::from(f)), full.map_err(|e| e.to_string()));
     }
     // And the public answer, errors included, is the serde one.
     let fast = sniff(Endpoint::ChatCompletions, body).map_err(|e| e.to_string());
