@@ -105,12 +105,31 @@ pub(crate) fn set_bearer(
     token: &Secret,
     request: &mut OutgoingRequest,
 ) -> Result<()> {
-    set_secret_header(
+    // Built in one exact-size buffer that becomes the header's bytes: no formatting
+    // pass and no second copy.
+    let key = token.expose().as_bytes();
+    let mut value = Vec::with_capacity(7 + key.len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(key);
+    let v = HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+        .map_err(|_| invalid(policy, &http::header::AUTHORIZATION))?;
+    insert_sensitive(http::header::AUTHORIZATION, v, request);
+    Ok(())
+}
+
+fn invalid(policy: &str, name: &HeaderName) -> aigw_core::Error {
+    AuthError::apply(
         policy,
-        http::header::AUTHORIZATION,
-        &format!("Bearer {}", token.expose()),
-        request,
+        format!("credential is not a valid {name} header value"),
     )
+    .into()
+}
+
+/// Inserts a header carrying secret material, marked sensitive so HTTP/2 never
+/// indexes it and `Debug` never prints it.
+fn insert_sensitive(name: HeaderName, mut v: HeaderValue, request: &mut OutgoingRequest) {
+    v.set_sensitive(true);
+    request.headers.insert(name, v);
 }
 
 /// Writes a header carrying secret material, marked sensitive so HTTP/2 never indexes it.
@@ -120,14 +139,8 @@ pub(crate) fn set_secret_header(
     value: &str,
     request: &mut OutgoingRequest,
 ) -> Result<()> {
-    let mut v = HeaderValue::try_from(value).map_err(|_| {
-        AuthError::apply(
-            policy,
-            format!("credential is not a valid {name} header value"),
-        )
-    })?;
-    v.set_sensitive(true);
-    request.headers.insert(name, v);
+    let v = HeaderValue::try_from(value).map_err(|_| invalid(policy, &name))?;
+    insert_sensitive(name, v, request);
     Ok(())
 }
 

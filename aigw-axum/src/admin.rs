@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 #[derive(Debug, Default)]
 pub struct AdminState {
     ready: AtomicBool,
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Requests by backend, then status: looked up by the record's `&str` backend,
+    /// so counting a request allocates nothing once its backend has a row.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     input_tokens: AtomicU64,
     output_tokens: AtomicU64,
     reloads_ok: AtomicU64,
@@ -102,12 +104,14 @@ impl AdminState {
         }
         out.push_str("# HELP aigw_requests_total Requests finished, by backend and status.\n# TYPE aigw_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
-            for ((backend, status), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "aigw_requests_total{{backend=\"{}\",status=\"{status}\"}} {n}",
-                    escape(backend)
-                );
+            for (backend, statuses) in m.iter() {
+                for (status, n) in statuses {
+                    let _ = writeln!(
+                        out,
+                        "aigw_requests_total{{backend=\"{}\",status=\"{status}\"}} {n}",
+                        escape(backend)
+                    );
+                }
             }
         }
         let _ = write!(
@@ -144,10 +148,14 @@ impl RecordSink for Arc<AdminState> {
     fn record(&self, r: &ExchangeRecord) {
         self.genai.record(r);
         self.clients.record(r);
-        let backend = r.backend.as_deref().unwrap_or("").to_owned();
+        let backend = r.backend.as_deref().unwrap_or("");
         let status = r.status.map_or(0, |s| s.as_u16());
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((backend, status)).or_default() += 1;
+            if let Some(statuses) = m.get_mut(backend) {
+                *statuses.entry(status).or_default() += 1;
+            } else {
+                m.entry(backend.to_owned()).or_default().insert(status, 1);
+            }
         }
         self.input_tokens
             .fetch_add(r.usage.input.unwrap_or(0), Ordering::Relaxed);
@@ -195,4 +203,42 @@ async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_backend_then_status() {
+        let s = Arc::new(AdminState::default());
+        let rec = |backend: Option<&str>, status: u16| ExchangeRecord {
+            backend: backend.map(Into::into),
+            status: StatusCode::from_u16(status).ok(),
+            ..ExchangeRecord::default()
+        };
+        for (b, st) in [
+            (Some("b/two"), 200),
+            (Some("a/one"), 502),
+            (Some("b/two"), 200),
+            (None, 400),
+            (Some("a/one"), 200),
+        ] {
+            s.record(&rec(b, st));
+        }
+        let out = s.render();
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("aigw_requests_total{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"aigw_requests_total{backend="",status="400"} 1"#,
+                r#"aigw_requests_total{backend="a/one",status="200"} 1"#,
+                r#"aigw_requests_total{backend="a/one",status="502"} 1"#,
+                r#"aigw_requests_total{backend="b/two",status="200"} 2"#,
+            ]
+        );
+    }
 }

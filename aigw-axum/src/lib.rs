@@ -30,6 +30,8 @@ pub mod health;
 mod identity;
 pub mod inference_pool;
 mod layer;
+#[cfg(feature = "cli")]
+pub mod log_fields;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod net;

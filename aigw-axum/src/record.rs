@@ -220,19 +220,24 @@ fn write_timestamp(buf: &mut Vec<u8>, now: SystemTime) {
 
 /// Appends `n` in decimal, zero-padded to `width` digits. (`write!` would go through
 /// the formatting machinery, several times the cost for a line of a dozen numbers.)
-fn push_padded(buf: &mut Vec<u8>, mut n: u64, width: usize) {
+fn push_padded(buf: &mut Vec<u8>, n: u64, width: usize) {
     let mut digits = [b'0'; 20];
+    let i = fill_decimal(&mut digits, n);
+    let start = i.min(digits.len().saturating_sub(width));
+    buf.extend_from_slice(&digits[start..]);
+}
+
+/// Writes `n` in decimal at the end of `digits`; returns where its first digit is.
+pub(crate) fn fill_decimal(digits: &mut [u8; 20], mut n: u64) -> usize {
     let mut i = digits.len();
     loop {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
-    let start = i.min(digits.len().saturating_sub(width));
-    buf.extend_from_slice(&digits[start..]);
 }
 
 /// A duration in milliseconds with nanosecond precision (`12.345678`).
@@ -258,10 +263,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Whether `s` holds a byte that [`push_quoted`] escapes.
+/// Whether `s` holds a byte that [`push_quoted`] escapes. A fold without an early
+/// exit, so the compiler checks 16 bytes at a time: every string of every line goes
+/// through here.
 fn needs_escape(s: &str) -> bool {
-    s.bytes()
-        .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+    s.bytes().fold(false, |hit, b| {
+        hit | (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
+    })
 }
 
 /// Appends `s` as a JSON string (quotes included). Also the quoting of string values in

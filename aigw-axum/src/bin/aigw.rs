@@ -337,14 +337,20 @@ fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
     // Colours only on a terminal: escape codes make a log file or collector harder to
     // read, and styling every span field costs a formatting pass per request span.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();
-    } else {
+    } else if ansi {
         builder.init();
+    } else {
+        // The same text, with each request span's fields written without `{:?}`.
+        builder
+            .fmt_fields(aigw_axum::log_fields::PlainFields)
+            .init();
     }
 }
 

@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod final_body;
 pub mod multipart;
 pub mod openai;
+mod request_scan;
 pub mod responses;
 
 use crate::error::{ClientApi, Error, Result};
@@ -351,7 +352,8 @@ pub fn sniff_request(
 /// Extracts model and stream flags from a request body without building a DOM.
 ///
 /// Unknown fields are skipped, but the whole body must be valid JSON: a malformed body
-/// is a 400 here, before any routing or upstream work.
+/// is a 400 here, before any routing or upstream work. A strict walk reads the usual
+/// body; serde decides whenever the walk is not sure (and words every error).
 ///
 /// ```
 /// use aigw_core::api::{sniff, Endpoint};
@@ -360,8 +362,53 @@ pub fn sniff_request(
 /// assert!(info.stream);
 /// ```
 pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
+    let fields = match request_scan::scan(body) {
+        Some(f) => f.into(),
+        None => sniff_serde(body)?,
+    };
+    info(endpoint, fields)
+}
+
+/// What [`sniff`] reads, by either path.
+#[derive(Debug, PartialEq, Eq)]
+struct SniffFields<'a> {
+    model: Option<Cow<'a, str>>,
+    stream: Option<bool>,
+    include_usage: Option<bool>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
+}
+
+impl<'a> From<request_scan::Fields<'a>> for SniffFields<'a> {
+    fn from(f: request_scan::Fields<'a>) -> Self {
+        Self {
+            model: f.model.map(Cow::Borrowed),
+            stream: f.stream,
+            include_usage: f.include_usage,
+            max_tokens: f.max_tokens,
+            max_completion_tokens: f.max_completion_tokens,
+            max_output_tokens: f.max_output_tokens,
+        }
+    }
+}
+
+/// The serde parse: the definition [`request_scan::scan`] agrees with.
+fn sniff_serde(body: &[u8]) -> Result<SniffFields<'_>> {
     let s: Sniff<'_> = serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("malformed JSON request body: {e}")))?;
+    let n = |v: Option<serde_json::Value>| v.as_ref().and_then(serde_json::Value::as_u64);
+    Ok(SniffFields {
+        model: s.model,
+        stream: s.stream,
+        include_usage: s.stream_options.and_then(|o| o.include_usage),
+        max_tokens: n(s.max_tokens),
+        max_completion_tokens: n(s.max_completion_tokens),
+        max_output_tokens: n(s.max_output_tokens),
+    })
+}
+
+fn info(endpoint: Endpoint, s: SniffFields<'_>) -> Result<RequestInfo> {
     let model = match s.model {
         Some(m) if !m.is_empty() => m.into_owned(),
         _ => {
@@ -382,20 +429,11 @@ pub fn sniff(endpoint: Endpoint, body: &[u8]) -> Result<RequestInfo> {
     Ok(RequestInfo {
         model,
         stream,
-        include_usage: s
-            .stream_options
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false),
+        include_usage: s.include_usage.unwrap_or(false),
         max_tokens: s
             .max_completion_tokens
-            .as_ref()
-            .and_then(serde_json::Value::as_u64)
-            .or_else(|| s.max_tokens.as_ref().and_then(serde_json::Value::as_u64))
-            .or_else(|| {
-                s.max_output_tokens
-                    .as_ref()
-                    .and_then(serde_json::Value::as_u64)
-            }),
+            .or(s.max_tokens)
+            .or(s.max_output_tokens),
     })
 }
 

@@ -70,11 +70,15 @@ pub enum Flavor {
 /// Builds `/{prefix}/{suffix}` with `/v1` as the default prefix.
 pub fn openai_path(prefix: Option<&str>, suffix: &str) -> String {
     let prefix = prefix.unwrap_or("/v1").trim_matches('/');
-    if prefix.is_empty() {
-        format!("/{suffix}")
-    } else {
-        format!("/{prefix}/{suffix}")
+    // Pushed, not `format!`ed: this runs on every request.
+    let mut path = String::with_capacity(prefix.len() + suffix.len() + 2);
+    if !prefix.is_empty() {
+        path.push('/');
+        path.push_str(prefix);
     }
+    path.push('/');
+    path.push_str(suffix);
+    path
 }
 
 /// Percent-encodes one path segment (RFC 3986 unreserved characters stay as they are).
