@@ -39,18 +39,21 @@ pub(crate) fn push_value(out: &mut Vec<u8>, v: &serde_json::Value) {
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => push_serde(out, n),
         Value::String(s) => push_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                push_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => push_list(out, items, push_value),
         Value::Object(map) => push_members(out, b'{', map, b'}'),
     }
+}
+
+/// Appends `[item,item,…]`, each item written by `item`.
+pub(crate) fn push_list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, x);
+    }
+    out.push(b']');
 }
 
 /// Appends an object's members as `{open}"k":v,…{close}`.

@@ -11,7 +11,7 @@ use super::{
     CachePoint, ContentBlock, Converse, Document, Image, InferenceConfig, Msg, ReasoningBlock,
     ToolConfig, ToolEntry, ToolResult, ToolSpec, ToolUse,
 };
-use crate::json_out::{push_serde, push_str as push_json_str};
+use crate::json_out::{push_list as list, push_serde, push_str as push_json_str};
 use serde_json::value::RawValue;
 
 /// Appends `,"key":` (or `"key":` for the first member of an object).
@@ -27,17 +27,6 @@ fn key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
 
 fn raw(out: &mut Vec<u8>, v: &RawValue) {
     out.extend_from_slice(v.get().as_bytes());
-}
-
-fn list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
-    out.push(b'[');
-    for (i, x) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        item(out, x);
-    }
-    out.push(b']');
 }
 
 impl Converse<'_> {
