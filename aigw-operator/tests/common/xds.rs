@@ -24,8 +24,11 @@ use serde_json::{Value, json};
 /// The Envoy descriptors `envoy-types` ships, found through `cargo metadata`.
 pub fn pool() -> DescriptorPool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Offline, the whole graph must be in the local registry unless it is filtered to
+    // this platform: a fresh machine has never fetched the other platforms' crates.
     let out = std::process::Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host_triple()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
@@ -46,6 +49,21 @@ pub fn pool() -> DescriptorPool {
         .to_owned();
     let bin = PathBuf::from(manifest).with_file_name("src/generated/types.bin");
     DescriptorPool::decode(std::fs::read(bin).unwrap().as_slice()).unwrap()
+}
+
+/// The host's target triple, as rustc names it.
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap()
+        .to_owned()
 }
 
 pub fn from_json<M: Message + Default>(pool: &DescriptorPool, ty: &str, v: &Value) -> M {
@@ -260,11 +278,23 @@ pub fn envoy() -> Option<PathBuf> {
 
 /// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Below the kernel's ephemeral range (32768–60999 by default): a port from that
+    // range can be taken by any outgoing connection between this check and the child
+    // process binding it, which fails the child with "address in use".
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    (0..2000u32)
+        .map(|i| 10_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % 22_000) as u16)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
 }
 
 /// The ExtProc configuration Secret `render` writes for the Gateway `namespace.name` of
