@@ -221,7 +221,6 @@ impl Translator for ConverseTranslator {
         if let Some(m) = &self.model_override {
             chat.model.clone_from(m);
         }
-        self.model.clone_from(&chat.model);
         self.stream = chat.stream;
         if self.api == ClientApi::Anthropic {
             chat.anthropic_betas = crate::anthropic::beta_list(req.headers)
@@ -238,8 +237,12 @@ impl Translator for ConverseTranslator {
             ClientApi::OpenAI => chat.include_usage,
             ClientApi::Anthropic => true,
         };
-        let body = request::converse_body(&chat)?;
+        let body = request::converse_body(&chat);
         let path = converse_path(&chat.model, chat.stream);
+        // Kept for the response (set even when the body is refused, as before), moved
+        // rather than copied: the request is done with it.
+        self.model = std::mem::take(&mut chat.model);
+        let body = body?;
         let mut headers = HeaderMutation::default();
         headers.set_static("content-type", "application/json");
         if chat.stream {

@@ -5,7 +5,9 @@ use aigw_core::{Error, Result, TokenUsage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-#[derive(Deserialize, Default)]
+mod scan;
+
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "camelCase")]
 struct Usage {
     #[serde(default)]
@@ -32,7 +34,7 @@ impl Usage {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 struct ConverseResponse {
     #[serde(default)]
@@ -43,19 +45,19 @@ struct ConverseResponse {
     usage: Option<Usage>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct Output {
     #[serde(default)]
     message: Option<OutMessage>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct OutMessage {
     #[serde(default)]
     content: Vec<ContentOut>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 struct ContentOut {
     #[serde(default)]
@@ -66,7 +68,7 @@ struct ContentOut {
     reasoning_content: Option<ReasoningOut>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 struct ToolUseOut {
     tool_use_id: String,
@@ -75,7 +77,7 @@ struct ToolUseOut {
     input: Option<Box<RawValue>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 struct ReasoningOut {
     #[serde(default)]
@@ -84,7 +86,7 @@ struct ReasoningOut {
     redacted_content: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct ReasoningText {
     #[serde(default)]
     text: String,
@@ -116,8 +118,14 @@ pub fn stop_reason(s: &str) -> StopReason {
 
 /// Parses a complete Converse response.
 pub fn parse_response(body: &[u8], id: &str, model: &str) -> Result<ChatResponse> {
-    let r: ConverseResponse = serde_json::from_slice(body)
-        .map_err(|e| Error::malformed_upstream(format!("Bedrock Converse response: {e}")))?;
+    // The usual response is walked by hand (see [`scan`]); serde reads the rest and
+    // words every error.
+    let scanned = std::str::from_utf8(body).ok().and_then(scan::response);
+    let r: ConverseResponse = match scanned {
+        Some(r) => r,
+        None => serde_json::from_slice(body)
+            .map_err(|e| Error::malformed_upstream(format!("Bedrock Converse response: {e}")))?,
+    };
     let message = r.output.and_then(|o| o.message).ok_or_else(|| {
         Error::malformed_upstream("Bedrock Converse response has no output.message")
     })?;

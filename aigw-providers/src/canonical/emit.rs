@@ -123,7 +123,14 @@ fn push_anthropic_usage(out: &mut Vec<u8>, u: &TokenUsage) {
 pub fn openai_response(r: &ChatResponse, created: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + r.model.len());
     out.extend_from_slice(b"{\"id\":");
-    push_str(&mut out, &format!("chatcmpl-{}", r.id));
+    // `chatcmpl-` and the id as one string, without a `format!`ed copy.
+    if r.id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.extend_from_slice(b"\"chatcmpl-");
+        out.extend_from_slice(r.id.as_bytes());
+        out.push(b'"');
+    } else {
+        push_str(&mut out, &format!("chatcmpl-{}", r.id));
+    }
     out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
     push_num(&mut out, created);
     out.extend_from_slice(b",\"model\":");

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-#[derive(Deserialize)]
+mod scan;
+
+#[derive(Deserialize, Debug, Default)]
 struct Request<'a> {
     #[serde(borrow)]
     model: Cow<'a, str>,
@@ -132,7 +134,7 @@ struct Request<'a> {
     prompt_variables: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 pub(super) struct Thinking<'a> {
     #[serde(borrow, rename = "type")]
     pub(super) kind: Cow<'a, str>,
@@ -140,7 +142,7 @@ pub(super) struct Thinking<'a> {
     pub(super) budget_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: Option<bool>,
@@ -148,7 +150,7 @@ struct StreamOptions {
 
 type Stop<'a> = super::TextOr<'a, Cow<'a, str>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct Msg<'a> {
     #[serde(borrow)]
     role: Cow<'a, str>,
@@ -173,7 +175,7 @@ struct Msg<'a> {
 
 type Content<'a> = super::TextOr<'a, Part<'a>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct Part<'a> {
     #[serde(borrow, rename = "type")]
     kind: Cow<'a, str>,
@@ -187,7 +189,7 @@ struct Part<'a> {
     cache_control: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct ImageUrl<'a> {
     #[serde(borrow)]
     url: Cow<'a, str>,
@@ -196,7 +198,7 @@ struct ImageUrl<'a> {
 }
 
 /// A `file` content part: inline data (a data URL) or an id in OpenAI's Files API.
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct FileIn<'a> {
     #[serde(borrow, default)]
     file_data: Option<Cow<'a, str>>,
@@ -204,7 +206,7 @@ struct FileIn<'a> {
     file_id: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct ToolCall<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
@@ -212,7 +214,7 @@ struct ToolCall<'a> {
     function: FunctionCall<'a>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct FunctionCall<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
@@ -220,7 +222,7 @@ struct FunctionCall<'a> {
     arguments: Cow<'a, str>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct ToolDef<'a> {
     #[serde(borrow, rename = "type", default)]
     kind: Cow<'a, str>,
@@ -234,7 +236,7 @@ struct ToolDef<'a> {
     cache_control: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct FunctionDef<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
@@ -244,7 +246,7 @@ struct FunctionDef<'a> {
     parameters: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(untagged)]
 enum ToolChoiceIn<'a> {
     Mode(#[serde(borrow)] Cow<'a, str>),
@@ -254,13 +256,13 @@ enum ToolChoiceIn<'a> {
     },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct NamedFn<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct ResponseFormatIn<'a> {
     #[serde(borrow, rename = "type")]
     kind: Cow<'a, str>,
@@ -268,7 +270,7 @@ struct ResponseFormatIn<'a> {
     json_schema: Option<JsonSchemaIn<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 struct JsonSchemaIn<'a> {
     #[serde(borrow, default)]
     name: Option<Cow<'a, str>>,
@@ -441,8 +443,10 @@ fn is_set(v: Option<&RawValue>) -> bool {
 pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
     // UTF-8 checked once over the whole body spares serde_json checking every string
     // of it; a body that is not UTF-8 gets serde_json's own error, as before.
+    // The usual request is walked by hand (see [`scan`]); serde reads what the walk is
+    // not sure of, and stays the definition of every error.
     let req: Request<'_> = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
+        Ok(text) => scan::request(text).map_or_else(|| serde_json::from_str(text), Ok),
         Err(_) => serde_json::from_slice(body),
     }
     .map_err(|e| Error::bad_request(format!("invalid chat completion request: {e}")))?;
@@ -563,6 +567,7 @@ pub fn parse(body: &[u8], backend: &str) -> Result<ChatRequest> {
         }
     };
 
+    out.messages.reserve(req.messages.len());
     for (i, msg) in req.messages.into_iter().enumerate() {
         convert_message(&mut out, i, msg, backend)?;
     }
@@ -593,7 +598,11 @@ fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str)
                 }
             }
             if out.messages.is_empty() {
-                out.system.extend(blocks);
+                if out.system.is_empty() {
+                    out.system = blocks;
+                } else {
+                    out.system.extend(blocks);
+                }
             } else {
                 out.push(Role::User, blocks);
             }
@@ -603,14 +612,20 @@ fn convert_message(out: &mut ChatRequest, i: usize, msg: Msg<'_>, backend: &str)
             out.push(Role::User, blocks);
         }
         "assistant" => {
-            let mut blocks = Vec::new();
-            if let Some(text) = msg.reasoning_content {
-                blocks.push(Block::Thinking {
-                    text: text.into_owned(),
-                    signature: msg.reasoning_signature.map(Cow::into_owned),
-                });
-            }
-            blocks.extend(content_blocks(msg.content, i, backend, &mut out.dropped)?);
+            let content = content_blocks(msg.content, i, backend, &mut out.dropped)?;
+            let mut blocks = match msg.reasoning_content {
+                Some(text) => {
+                    let mut b = Vec::with_capacity(content.len() + 1);
+                    b.push(Block::Thinking {
+                        text: text.into_owned(),
+                        signature: msg.reasoning_signature.map(Cow::into_owned),
+                    });
+                    b.extend(content);
+                    b
+                }
+                // The usual turn: its content is the list, no copy.
+                None => content,
+            };
             for (j, call) in msg.tool_calls.into_iter().flatten().enumerate() {
                 blocks.push(Block::ToolUse {
                     id: call.id.into_owned(),
