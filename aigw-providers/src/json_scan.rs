@@ -48,10 +48,26 @@ impl<'a> Scan<'a> {
         Self { s, i: 0 }
     }
 
+    /// At byte `i` of `s`.
+    pub(crate) const fn at(s: &'a str, i: usize) -> Self {
+        Self { s, i }
+    }
+
     /// Whether only whitespace is left.
     pub(crate) fn at_end(&mut self) -> bool {
         self.ws();
         self.i == self.s.len()
+    }
+
+    /// The position, for [`Self::rewind`].
+    pub(crate) const fn pos(&self) -> usize {
+        self.i
+    }
+
+    /// Goes back to a position from [`Self::pos`] (to let serde read a value the
+    /// scanner gave up on part-way).
+    pub(crate) const fn rewind(&mut self, to: usize) {
+        self.i = to;
     }
 
     pub(crate) fn bytes(&self) -> &'a [u8] {
@@ -175,12 +191,21 @@ impl<'a> Scan<'a> {
     /// Calls `field` for every member of an object (`{` included), keys borrowed.
     pub(crate) fn object(
         &mut self,
-        mut field: impl FnMut(&mut Self, &str) -> Option<()>,
+        field: impl FnMut(&mut Self, &str) -> Option<()>,
     ) -> Option<()> {
         self.eat(b'{')?;
         if self.eat(b'}').is_some() {
             return Some(());
         }
+        self.members(field)
+    }
+
+    /// Calls `field` for the members of an object from here (the start of a member's
+    /// key) to its `}` (included).
+    pub(crate) fn members(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &str) -> Option<()>,
+    ) -> Option<()> {
         loop {
             let key = self.string()?;
             self.eat(b':')?;

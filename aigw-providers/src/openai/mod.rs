@@ -11,7 +11,7 @@
 
 pub mod handoff;
 pub mod media;
-mod sniff;
+pub(crate) mod sniff;
 
 pub use sniff::{ChunkSniff, usage_is_present};
 
@@ -258,7 +258,7 @@ impl OpenAiTranslator {
         if !need_model && !has_usage {
             return Some(false);
         }
-        let s: ChunkSniff = serde_json::from_str(data).ok()?;
+        let s = sniff::read(data).ok()?;
         if need_model {
             self.model = s.model.filter(|m| !m.is_empty());
         }

@@ -4,6 +4,15 @@ use aigw_core::api::openai::Usage;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+mod scan;
+pub(crate) use scan::usage_value;
+
+/// Reads a chunk's sniffed parts: with the scanner, or with serde when the scanner
+/// leaves it (so errors are serde's).
+pub(crate) fn read(data: &str) -> serde_json::Result<ChunkSniff> {
+    scan::sniff(data).map_or_else(|| serde_json::from_str(data), Ok)
+}
+
 /// The parts of a chat/completions/embeddings response (or stream chunk) the gateway
 /// needs; everything else is skipped without building a DOM.
 #[derive(Debug, Deserialize)]

@@ -32,6 +32,8 @@ pub struct ResponsesOverChat {
     facts: Arc<RequestFacts>,
     decoder: SseDecoder,
     events: Vec<SseEvent>,
+    /// The members the chat chunks repeat, as the last one had them.
+    head: chunk::Head,
     /// Set when `inner` queues its stream's events here instead of writing chat
     /// chunks: they are rendered by `renderer`, without the SSE and JSON round trip.
     sink: Option<EventSink>,
@@ -47,6 +49,10 @@ pub struct ResponsesOverChat {
     /// The head of the queued chunks: completion id, model, created.
     chunk_head: (String, String, u64),
     buffered: Vec<u8>,
+    /// The size of the last output, a floor for the next output buffer: the Responses
+    /// events of an upstream event are several times its size when it carries a whole
+    /// part (Gemini) and the buffer otherwise grew by reallocation several times a call.
+    out_hint: usize,
     failure: Option<String>,
     /// The conversation so far, kept when the response is to be stored.
     history: Option<Vec<Item>>,
@@ -76,6 +82,7 @@ impl ResponsesOverChat {
             facts: Arc::default(),
             decoder: SseDecoder::new(),
             events: Vec::new(),
+            head: chunk::Head::default(),
             sink: None,
             renderer: EventRenderer::default(),
             queued: Vec::new(),
@@ -84,6 +91,7 @@ impl ResponsesOverChat {
             sse: None,
             chunk_head: (String::new(), String::new(), 0),
             buffered: Vec::new(),
+            out_hint: 0,
             failure: None,
             history: None,
             failed: false,
@@ -239,7 +247,7 @@ impl ResponsesOverChat {
             if ev.is_done() || emitter.finished() {
                 continue;
             }
-            match chunk::parse(&ev.data) {
+            match chunk::parse_after(&ev.data, &mut self.head) {
                 Ok(c) => emitter.chunk(&c, out),
                 Err(e) => {
                     let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
@@ -344,7 +352,8 @@ impl Translator for ResponsesOverChat {
         // The first output carries `response.created` and `response.in_progress`, each
         // with the whole response object.
         let opening = if self.emitter.is_none() { 2048 } else { 0 };
-        let mut out = Vec::with_capacity(bytes.len().max(chunk.len()) * 2 + 256 + opening);
+        let estimate = bytes.len().max(chunk.len()) * 2 + 256 + opening;
+        let mut out = Vec::with_capacity(estimate.max(self.out_hint));
         if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
             self.event_chunk(&sink, end_of_stream, &mut out);
         } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {
@@ -360,6 +369,7 @@ impl Translator for ResponsesOverChat {
                 out = self.whole(&whole)?;
             }
         }
+        self.out_hint = out.len();
         Ok(ResponseChunk {
             body: Some(Bytes::from(out)),
             usage: r.usage,
