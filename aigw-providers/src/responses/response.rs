@@ -814,6 +814,25 @@ impl StreamEmitter {
         }
     }
 
+    /// About the size of the events that close the open items and the response (each
+    /// item's content three or four times, every item once more in the response):
+    /// reserved at once, the output buffer grew by reallocation several times here.
+    fn closing_size(&self) -> usize {
+        let open = match &self.open {
+            Some(Open::Message { text, .. }) => 4 * text.len() + 1024,
+            Some(Open::Reasoning { state, .. }) => {
+                let signature = state.signature.as_ref().map_or(0, String::len);
+                4 * (state.text.len() + signature) + 1024
+            }
+            None => 0,
+        };
+        let calls: usize = (self.calls.iter())
+            .map(|c| 4 * (c.arguments.len() + c.name.len()) + 768)
+            .sum();
+        let done: usize = self.output_json.iter().map(Vec::len).sum();
+        open + calls + done + self.echo.len() + 768
+    }
+
     /// Ends the stream normally: closes open items and sends `response.completed` (or
     /// `response.incomplete`).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
@@ -821,6 +840,7 @@ impl StreamEmitter {
             return;
         }
         self.start(out, "", "", 0);
+        out.reserve(self.closing_size());
         self.close_open(out);
         self.close_calls(out);
         self.finished = true;
