@@ -9,6 +9,7 @@ use crate::anthropic::handoff::{ChatPiece, ChunkSink};
 use crate::canonical::Event;
 use crate::canonical::sink::EventSink;
 use crate::openai::handoff::SseSink;
+use crate::openai::sniff::StreamSniff;
 use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::RequestInfo;
 use aigw_core::api::openai::ChatCompletion;
@@ -46,6 +47,9 @@ pub struct ResponsesOverChat {
     /// Set when `inner` queues the SSE events it decoded here (see
     /// [`crate::openai::handoff`]): they are rendered without decoding them again.
     sse: Option<SseSink>,
+    /// The usage and model of those events, which `inner` leaves to this wrapper:
+    /// read from the chunks as they are parsed for rendering.
+    sniff: StreamSniff,
     /// The head of the queued chunks: completion id, model, created.
     chunk_head: (String, String, u64),
     buffered: Vec<u8>,
@@ -89,6 +93,7 @@ impl ResponsesOverChat {
             chunks: None,
             pieces: Vec::new(),
             sse: None,
+            sniff: StreamSniff::default(),
             chunk_head: (String::new(), String::new(), 0),
             buffered: Vec::new(),
             out_hint: 0,
@@ -243,11 +248,27 @@ impl ResponsesOverChat {
         let emitter = self
             .emitter
             .get_or_insert_with(|| StreamEmitter::new(Arc::clone(&self.facts), 0));
+        // The chunks of a handed-over stream are read for usage and model to the end.
+        let sniff = self.sse.is_some();
         for ev in &events {
-            if ev.is_done() || emitter.finished() {
+            if ev.is_done() || (emitter.finished() && !sniff) {
                 continue;
             }
-            match chunk::parse_after(&ev.data, &mut self.head) {
+            let parsed = chunk::parse_after(&ev.data, &mut self.head);
+            if sniff {
+                match &parsed {
+                    Ok(c) if ev.data.trim_start().starts_with('{') => {
+                        self.sniff.read_chunk(&ev.data, &c.model, c.usage.as_ref());
+                    }
+                    _ => {
+                        let _usage_only = self.sniff.chunk(&ev.data);
+                    }
+                }
+            }
+            if emitter.finished() {
+                continue;
+            }
+            match parsed {
                 Ok(c) => emitter.chunk(&c, out),
                 Err(e) => {
                     let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
@@ -370,10 +391,15 @@ impl Translator for ResponsesOverChat {
             }
         }
         self.out_hint = out.len();
+        let (usage, response_model) = if self.stream && self.sse.is_some() {
+            (self.sniff.usage, self.sniff.model.clone())
+        } else {
+            (r.usage, r.response_model)
+        };
         Ok(ResponseChunk {
             body: Some(Bytes::from(out)),
-            usage: r.usage,
-            response_model: r.response_model,
+            usage,
+            response_model,
         })
     }
 
