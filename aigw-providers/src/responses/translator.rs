@@ -18,7 +18,7 @@ use aigw_core::{
     Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result, Translator,
     UpstreamRequest,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 use std::sync::Arc;
@@ -57,6 +57,13 @@ pub struct ResponsesOverChat {
     /// events of an upstream event are several times its size when it carries a whole
     /// part (Gemini) and the buffer otherwise grew by reallocation several times a call.
     out_hint: usize,
+    /// The output buffer, kept for its capacity.
+    scratch: Vec<u8>,
+    /// Where the output bytes are handed out from. A buffer of its own per call cost a
+    /// large allocation and its free (≈ 600 instructions, most of a short upstream
+    /// event's budget); copied in here, consecutive outputs share one allocation, which
+    /// is reused once the bytes handed out before are dropped.
+    pool: BytesMut,
     failure: Option<String>,
     /// The conversation so far, kept when the response is to be stored.
     history: Option<Vec<Item>>,
@@ -97,6 +104,8 @@ impl ResponsesOverChat {
             chunk_head: (String::new(), String::new(), 0),
             buffered: Vec::new(),
             out_hint: 0,
+            scratch: Vec::new(),
+            pool: BytesMut::new(),
             failure: None,
             history: None,
             failed: false,
@@ -374,7 +383,9 @@ impl Translator for ResponsesOverChat {
         // with the whole response object.
         let opening = if self.emitter.is_none() { 2048 } else { 0 };
         let estimate = bytes.len().max(chunk.len()) * 2 + 256 + opening;
-        let mut out = Vec::with_capacity(estimate.max(self.out_hint));
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        out.reserve(estimate.max(self.out_hint));
         if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
             self.event_chunk(&sink, end_of_stream, &mut out);
         } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {
@@ -391,13 +402,16 @@ impl Translator for ResponsesOverChat {
             }
         }
         self.out_hint = out.len();
+        self.pool.extend_from_slice(&out);
+        let body = self.pool.split().freeze();
+        self.scratch = out;
         let (usage, response_model) = if self.stream && self.sse.is_some() {
             (self.sniff.usage, self.sniff.model.clone())
         } else {
             (r.usage, r.response_model)
         };
         Ok(ResponseChunk {
-            body: Some(Bytes::from(out)),
+            body: Some(body),
             usage,
             response_model,
         })
