@@ -119,28 +119,29 @@ impl<'a> Scan<'a> {
         let b = self.bytes();
         let mut j = start;
         // Eight bytes at a time, then byte by byte from the first that may end the
-        // plain part. Past two words (signatures, base64, long text) the end is found
+        // plain part. Past eight words (signatures, base64, long text) the end is found
         // by `memchr` and the bytes before it are checked for control characters in
-        // bulk, a few times faster than word by word.
-        let mut words = 0;
-        while let Some(word) = b.get(j..j + 8) {
+        // bulk, a few times faster than word by word; for shorter strings its set-up
+        // cost more than it saved.
+        let words_end = b.len().min(start + 64);
+        let mut stopped = false;
+        while let Some(word) = b.get(j..j + 8).filter(|_| j + 8 <= words_end) {
             let mut w = [0; 8];
             w.copy_from_slice(word);
             let stop = special(u64::from_le_bytes(w));
             if stop != 0 {
                 j += (stop.trailing_zeros() / 8) as usize;
+                stopped = true;
                 break;
             }
             j += 8;
-            words += 1;
-            if words == 2 {
-                if let Some(k) = memchr::memchr2(b'"', b'\\', &b[j..])
-                    && !has_control(&b[j..j + k])
-                {
-                    j += k;
-                }
-                break;
-            }
+        }
+        if !stopped
+            && j + 8 <= b.len()
+            && let Some(k) = memchr::memchr2(b'"', b'\\', &b[j..])
+            && !has_control(&b[j..j + k])
+        {
+            j += k;
         }
         while let Some(&c) = b.get(j) {
             if c == b'"' {
