@@ -238,7 +238,7 @@ impl OpenAiTranslator {
 
     /// Queues the decoded events of a stream on `sink` (for a wrapper that renders
     /// another client API from them), leaving the usage and model to the wrapper, which
-    /// parses every chunk anyway ([`sniff::StreamSniff`]): the responses of this
+    /// parses every chunk anyway (`sniff::StreamSniff`): the responses of this
     /// translator then carry none. The stream's own bytes are still passed on as
     /// received.
     #[must_use]

@@ -16,17 +16,17 @@ pub(crate) fn read(data: &str) -> serde_json::Result<ChunkSniff> {
 
 /// The answering model and usage of a stream, from its chunks.
 #[derive(Debug, Default, Clone)]
-pub struct StreamSniff {
+pub(crate) struct StreamSniff {
     /// The model of the first readable chunk, unless empty.
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// The usage the chunks reported.
-    pub usage: TokenUsage,
+    pub(crate) usage: TokenUsage,
 }
 
 impl StreamSniff {
     /// Reads one chunk's `data`: the model while none is known, and its usage. Returns
     /// whether the chunk carries only usage (no choices); `None` when it is unreadable.
-    pub fn chunk(&mut self, data: &str) -> Option<bool> {
+    pub(crate) fn chunk(&mut self, data: &str) -> Option<bool> {
         let need_model = self.model.is_none();
         let has_usage = usage_is_present(data);
         if !need_model && !has_usage {
@@ -48,7 +48,7 @@ impl StreamSniff {
     /// that starts with `{`) with this `model` and `usage`: what reading it again would
     /// find there (it reads as a [`ChunkSniff`] with the same values), without reading
     /// it again.
-    pub fn read_chunk(&mut self, data: &str, model: &str, usage: Option<&Usage>) {
+    pub(crate) fn read_chunk(&mut self, data: &str, model: &str, usage: Option<&Usage>) {
         let need_model = self.model.is_none();
         if need_model {
             self.model = Some(model).filter(|m| !m.is_empty()).map(str::to_owned);
