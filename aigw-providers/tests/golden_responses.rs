@@ -518,6 +518,61 @@ fn chat_only_openai_any_split_gives_identical_events() {
     }
 }
 
+/// A chat-only server's stream reports the usage and answering model that the OpenAI
+/// translator reads from the same stream for a Chat Completions client, however the
+/// bytes are split (the wrapper reads them from the chunks it renders).
+#[test]
+fn chat_only_openai_streams_report_the_upstream_usage_and_model() {
+    let sse = sse_headers();
+    let mut chat_schema = VersionedSchema::new(ApiSchema::OpenAI);
+    chat_schema.responses_over_chat = true;
+    let chat_request = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi"}]}"#;
+    for n in ["stream", "stream_parallel_tools"] {
+        let wire = read(&format!("openai/responses/{n}.sse"));
+        let mut chat = ProviderFactory
+            .translator(&TranslatorSpec {
+                endpoint: Endpoint::ChatCompletions,
+                schema: &chat_schema,
+                model_override: None,
+            })
+            .unwrap();
+        let body = Bytes::from_static(chat_request);
+        let info = aigw_core::api::sniff(Endpoint::ChatCompletions, &body).unwrap();
+        chat.request(&RequestContext {
+            body: &body,
+            info: &info,
+            headers: &HeaderMap::new(),
+            force_include_usage: false,
+        })
+        .unwrap();
+        chat.response_headers(StatusCode::OK, &sse).unwrap();
+        // Passed through: no body of its own, only what it read.
+        let r = chat.response_chunk(&wire, true).unwrap();
+        let (chat_usage, chat_model) = (r.usage, r.response_model);
+        assert!(chat_model.is_some() && chat_usage.input.is_some(), "{n}");
+        for cut in (0..=wire.len()).step_by(37) {
+            let mut t = chat_only_openai();
+            let body = Bytes::from_static(STREAM_REQUEST);
+            let info = aigw_core::api::sniff(Endpoint::Responses, &body).unwrap();
+            t.request(&RequestContext {
+                body: &body,
+                info: &info,
+                headers: &HeaderMap::new(),
+                force_include_usage: false,
+            })
+            .unwrap();
+            t.response_headers(StatusCode::OK, &sse).unwrap();
+            let (a, b) = wire.split_at(cut);
+            let (_, usage, model) = feed(&mut *t, &[a, b]);
+            assert_eq!(
+                (usage, &model),
+                (chat_usage, &chat_model),
+                "{n} cut at {cut}"
+            );
+        }
+    }
+}
+
 /// The chat translator of `schema` wrapped to serve Responses through its chat chunk
 /// bytes, the path the backends without neutral events take.
 fn over_chat_bytes(schema: ApiSchema) -> Box<dyn Translator> {

@@ -567,6 +567,8 @@ pub struct InvokeTranslator {
     buffered: Vec<u8>,
     /// The decoded payload of the current frame (reused across frames).
     payload: Vec<u8>,
+    /// The neutral events of one call, kept for their capacity.
+    events: Vec<Event>,
     ended: bool,
     /// The mid-stream failure already rendered to the client, if any.
     failure: Option<String>,
@@ -593,6 +595,7 @@ impl InvokeTranslator {
             usage: TokenUsage::default(),
             buffered: Vec::new(),
             payload: Vec::new(),
+            events: Vec::new(),
             ended: false,
             failure: None,
             dropped: Vec::new(),
@@ -756,8 +759,8 @@ impl InvokeTranslator {
     }
 
     fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
-        let mut out = Vec::with_capacity(chunk.len() * 2);
-        let mut events = Vec::with_capacity(8);
+        let mut out = crate::canonical::sink::out_buffer(self.sink.is_some(), chunk.len());
+        let mut events = std::mem::take(&mut self.events);
         if !self.ended {
             self.decoder.push(chunk);
             self.frame_events(&mut out, &mut events);
@@ -788,13 +791,15 @@ impl InvokeTranslator {
             let emitter = self
                 .emitter
                 .get_or_insert_with(|| emit::StreamEmitter::to(sink, api, id, model, created, inc));
-            for ev in events {
+            for ev in events.drain(..) {
                 emitter.event(ev, &mut out);
             }
             if end_of_stream {
                 emitter.finish(&mut out);
             }
         }
+        events.clear();
+        self.events = events;
         Ok(ResponseChunk {
             body: Some(Bytes::from(out)),
             usage: self.usage,

@@ -122,7 +122,7 @@ impl ConverseTranslator {
     }
 
     fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
-        let mut out = Vec::with_capacity(chunk.len() * 2);
+        let mut out = crate::canonical::sink::out_buffer(self.sink.is_some(), chunk.len());
         if self.ended {
             return Ok(ResponseChunk {
                 body: Some(Bytes::new()),

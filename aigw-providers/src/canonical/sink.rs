@@ -70,3 +70,15 @@ impl EventSink {
         (q.head.take(), q.finished)
     }
 }
+
+/// The output buffer of a chat translator's `response_chunk`: none when its events go
+/// to a sink (nothing is written; an allocated but empty buffer still cost an
+/// allocation and a free per call, and made the empty body a shared allocation),
+/// otherwise room for about twice the input.
+pub(crate) fn out_buffer(to_sink: bool, input: usize) -> Vec<u8> {
+    if to_sink {
+        Vec::new()
+    } else {
+        Vec::with_capacity(input * 2)
+    }
+}

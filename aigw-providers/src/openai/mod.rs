@@ -11,7 +11,7 @@
 
 pub mod handoff;
 pub mod media;
-mod sniff;
+pub(crate) mod sniff;
 
 pub use sniff::{ChunkSniff, usage_is_present};
 
@@ -212,7 +212,7 @@ pub struct OpenAiTranslator {
     buffered: Vec<u8>,
     usage: TokenUsage,
     model: Option<String>,
-    /// Where the decoded stream events go after the sniff, if set.
+    /// Where the decoded stream events go, unread, if set.
     sink: Option<handoff::SseSink>,
 }
 
@@ -236,9 +236,11 @@ impl OpenAiTranslator {
         }
     }
 
-    /// Queues the decoded events of a stream on `sink` after reading usage and model
-    /// from them (for a wrapper that renders another client API from them). The
-    /// stream's own bytes are still passed on as received.
+    /// Queues the decoded events of a stream on `sink` (for a wrapper that renders
+    /// another client API from them), leaving the usage and model to the wrapper, which
+    /// parses every chunk anyway (`sniff::StreamSniff`): the responses of this
+    /// translator then carry none. The stream's own bytes are still passed on as
+    /// received.
     #[must_use]
     pub fn with_sse_sink(mut self, sink: handoff::SseSink) -> Self {
         self.sink = Some(sink);
@@ -253,21 +255,13 @@ impl OpenAiTranslator {
     }
 
     fn sniff_event(&mut self, data: &str) -> Option<bool> {
-        let need_model = self.model.is_none();
-        let has_usage = usage_is_present(data);
-        if !need_model && !has_usage {
-            return Some(false);
-        }
-        let s: ChunkSniff = serde_json::from_str(data).ok()?;
-        if need_model {
-            self.model = s.model.filter(|m| !m.is_empty());
-        }
-        let usage_only = s.choices.is_none_or(|c| c.is_empty());
-        if let Some(u) = s.usage {
-            self.usage.update(&u.to_token_usage());
-            return Some(usage_only);
-        }
-        Some(false)
+        let mut s = sniff::StreamSniff {
+            model: self.model.take(),
+            usage: self.usage,
+        };
+        let usage_only = s.chunk(data);
+        (self.model, self.usage) = (s.model, s.usage);
+        usage_only
     }
 
     /// Takes the answering model and the usage from a complete non-stream body.
@@ -292,6 +286,12 @@ impl OpenAiTranslator {
             self.decoder.finish(&mut events);
         }
         let mut out = self.strip_usage.then(|| Vec::with_capacity(plain.len()));
+        if out.is_none()
+            && let Some(sink) = &self.sink
+        {
+            // The wrapper reads usage and model (see `with_sse_sink`).
+            sink.push_all(&mut events);
+        }
         for ev in &events {
             if ev.is_done() {
                 if let Some(out) = out.as_mut() {

@@ -17,11 +17,18 @@ use serde_json::Value;
 use std::borrow::Cow;
 
 mod scan;
+pub use scan::Head;
 
 /// Reads one chunk's JSON: with the scanner, or with serde when the scanner leaves it
 /// (so errors are serde's).
 pub fn parse(data: &str) -> serde_json::Result<Chunk<'_>> {
     scan::chunk(data).map_or_else(|| serde_json::from_str(data), Ok)
+}
+
+/// [`parse`] for the chunks of one stream in order, reusing the reading of the members
+/// a chunk repeats from the one before (see [`Head`]).
+pub fn parse_after<'a>(data: &'a str, head: &mut Head) -> serde_json::Result<Chunk<'a>> {
+    scan::chunk_after(data, head).map_or_else(|| serde_json::from_str(data), Ok)
 }
 
 /// One `chat.completion.chunk`.

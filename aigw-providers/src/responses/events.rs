@@ -58,7 +58,7 @@ pub struct EventRenderer {
 impl EventRenderer {
     /// Takes the stream's head, once the translator has opened it.
     pub fn set_head(&mut self, head: StreamHead) {
-        self.chat_id = format!("chatcmpl-{}", head.id);
+        self.chat_id = ["chatcmpl-", head.id.as_str()].concat();
         self.head = Some(head);
     }
 

@@ -57,7 +57,9 @@ pub fn response_id(chat_id: &str) -> String {
     if base.is_empty() {
         "resp_aigw".to_owned()
     } else {
-        format!("resp_{base}")
+        // Not `format!`: one per stream, and the formatting machinery costs more than
+        // the copy.
+        ["resp_", base].concat()
     }
 }
 
@@ -450,9 +452,18 @@ impl StreamEmitter {
         }
         model.clone_into(&mut self.model);
         self.echo = wire::echo_tail(&self.facts.echo);
-        for kind in ["response.created", "response.in_progress"] {
-            self.emit_response(out, kind, "in_progress", None, None, None);
-        }
+        let parts = wire::ResponseParts {
+            id: &self.id,
+            created: self.created,
+            status: "in_progress",
+            model: &self.model,
+            output: &self.output_json,
+            usage: None,
+            error: None,
+            incomplete: None,
+            echo: &self.echo,
+        };
+        wire::opening_events(out, &mut self.seq, &parts);
     }
 
     fn next_index(&mut self) -> u32 {
@@ -464,15 +475,18 @@ impl StreamEmitter {
     /// `{prefix}{response id without resp_}_{index}`, the id of an output item
     /// (written without the formatting machinery: one per item of every stream).
     fn item_id(&self, prefix: &str, index: u32) -> String {
-        let base = self.id.trim_start_matches("resp_");
-        let mut id = String::with_capacity(prefix.len() + base.len() + 11);
-        id.push_str(prefix);
-        id.push_str(base);
-        id.push('_');
-        let mut digits = Vec::with_capacity(10);
-        push_num(&mut digits, u64::from(index));
-        id.extend(digits.iter().map(|&d| char::from(d)));
-        id
+        // `trim_start_matches("resp_")`, without building a substring searcher.
+        let mut base = self.id.as_str();
+        while let Some(rest) = base.strip_prefix("resp_") {
+            base = rest;
+        }
+        let mut id = Vec::with_capacity(prefix.len() + base.len() + 11);
+        id.extend_from_slice(prefix.as_bytes());
+        id.extend_from_slice(base.as_bytes());
+        id.push(b'_');
+        push_num(&mut id, u64::from(index));
+        // Always valid: two strings, an underscore and digits.
+        String::from_utf8(id).unwrap_or_default()
     }
 
     /// Handles one chat chunk (the `data:` JSON of one SSE event).
@@ -636,7 +650,7 @@ impl StreamEmitter {
                     .and_then(|f| f.name.as_deref())
                     .unwrap_or_default()
                     .to_owned();
-                let item_id = format!("fc_{call_id}");
+                let item_id = ["fc_", call_id.as_str()].concat();
                 let item_id_json = wire::json_string(&item_id);
                 let (namespace, flat) = split_name(&self.facts, &name);
                 let json = wire::function_call_item(
@@ -800,6 +814,25 @@ impl StreamEmitter {
         }
     }
 
+    /// About the size of the events that close the open items and the response (each
+    /// item's content three or four times, every item once more in the response):
+    /// reserved at once, the output buffer grew by reallocation several times here.
+    fn closing_size(&self) -> usize {
+        let open = match &self.open {
+            Some(Open::Message { text, .. }) => 4 * text.len() + 1024,
+            Some(Open::Reasoning { state, .. }) => {
+                let signature = state.signature.as_ref().map_or(0, String::len);
+                4 * (state.text.len() + signature) + 1024
+            }
+            None => 0,
+        };
+        let calls: usize = (self.calls.iter())
+            .map(|c| 4 * (c.arguments.len() + c.name.len()) + 768)
+            .sum();
+        let done: usize = self.output_json.iter().map(Vec::len).sum();
+        open + calls + done + self.echo.len() + 768
+    }
+
     /// Ends the stream normally: closes open items and sends `response.completed` (or
     /// `response.incomplete`).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
@@ -807,6 +840,7 @@ impl StreamEmitter {
             return;
         }
         self.start(out, "", "", 0);
+        out.reserve(self.closing_size());
         self.close_open(out);
         self.close_calls(out);
         self.finished = true;

@@ -9,6 +9,7 @@ use crate::anthropic::handoff::{ChatPiece, ChunkSink};
 use crate::canonical::Event;
 use crate::canonical::sink::EventSink;
 use crate::openai::handoff::SseSink;
+use crate::openai::sniff::StreamSniff;
 use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::RequestInfo;
 use aigw_core::api::openai::ChatCompletion;
@@ -17,7 +18,7 @@ use aigw_core::{
     Error, ErrorResponse, HeaderMutation, RequestContext, ResponseChunk, Result, Translator,
     UpstreamRequest,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct ResponsesOverChat {
     facts: Arc<RequestFacts>,
     decoder: SseDecoder,
     events: Vec<SseEvent>,
+    /// The members the chat chunks repeat, as the last one had them.
+    head: chunk::Head,
     /// Set when `inner` queues its stream's events here instead of writing chat
     /// chunks: they are rendered by `renderer`, without the SSE and JSON round trip.
     sink: Option<EventSink>,
@@ -44,9 +47,23 @@ pub struct ResponsesOverChat {
     /// Set when `inner` queues the SSE events it decoded here (see
     /// [`crate::openai::handoff`]): they are rendered without decoding them again.
     sse: Option<SseSink>,
+    /// The usage and model of those events, which `inner` leaves to this wrapper:
+    /// read from the chunks as they are parsed for rendering.
+    sniff: StreamSniff,
     /// The head of the queued chunks: completion id, model, created.
     chunk_head: (String, String, u64),
     buffered: Vec<u8>,
+    /// The size of the last output, a floor for the next output buffer: the Responses
+    /// events of an upstream event are several times its size when it carries a whole
+    /// part (Gemini) and the buffer otherwise grew by reallocation several times a call.
+    out_hint: usize,
+    /// The output buffer, kept for its capacity.
+    scratch: Vec<u8>,
+    /// Where the output bytes are handed out from. A buffer of its own per call cost a
+    /// large allocation and its free (≈ 600 instructions, most of a short upstream
+    /// event's budget); copied in here, consecutive outputs share one allocation, which
+    /// is reused once the bytes handed out before are dropped.
+    pool: BytesMut,
     failure: Option<String>,
     /// The conversation so far, kept when the response is to be stored.
     history: Option<Vec<Item>>,
@@ -76,14 +93,19 @@ impl ResponsesOverChat {
             facts: Arc::default(),
             decoder: SseDecoder::new(),
             events: Vec::new(),
+            head: chunk::Head::default(),
             sink: None,
             renderer: EventRenderer::default(),
             queued: Vec::new(),
             chunks: None,
             pieces: Vec::new(),
             sse: None,
+            sniff: StreamSniff::default(),
             chunk_head: (String::new(), String::new(), 0),
             buffered: Vec::new(),
+            out_hint: 0,
+            scratch: Vec::new(),
+            pool: BytesMut::new(),
             failure: None,
             history: None,
             failed: false,
@@ -235,11 +257,27 @@ impl ResponsesOverChat {
         let emitter = self
             .emitter
             .get_or_insert_with(|| StreamEmitter::new(Arc::clone(&self.facts), 0));
+        // The chunks of a handed-over stream are read for usage and model to the end.
+        let sniff = self.sse.is_some();
         for ev in &events {
-            if ev.is_done() || emitter.finished() {
+            if ev.is_done() || (emitter.finished() && !sniff) {
                 continue;
             }
-            match chunk::parse(&ev.data) {
+            let parsed = chunk::parse_after(&ev.data, &mut self.head);
+            if sniff {
+                match &parsed {
+                    Ok(c) if ev.data.trim_start().starts_with('{') => {
+                        self.sniff.read_chunk(&ev.data, &c.model, c.usage.as_ref());
+                    }
+                    _ => {
+                        let _usage_only = self.sniff.chunk(&ev.data);
+                    }
+                }
+            }
+            if emitter.finished() {
+                continue;
+            }
+            match parsed {
                 Ok(c) => emitter.chunk(&c, out),
                 Err(e) => {
                     let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
@@ -344,7 +382,10 @@ impl Translator for ResponsesOverChat {
         // The first output carries `response.created` and `response.in_progress`, each
         // with the whole response object.
         let opening = if self.emitter.is_none() { 2048 } else { 0 };
-        let mut out = Vec::with_capacity(bytes.len().max(chunk.len()) * 2 + 256 + opening);
+        let estimate = bytes.len().max(chunk.len()) * 2 + 256 + opening;
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        out.reserve(estimate.max(self.out_hint));
         if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
             self.event_chunk(&sink, end_of_stream, &mut out);
         } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {
@@ -360,10 +401,19 @@ impl Translator for ResponsesOverChat {
                 out = self.whole(&whole)?;
             }
         }
+        self.out_hint = out.len();
+        self.pool.extend_from_slice(&out);
+        let body = self.pool.split().freeze();
+        self.scratch = out;
+        let (usage, response_model) = if self.stream && self.sse.is_some() {
+            (self.sniff.usage, self.sniff.model.clone())
+        } else {
+            (r.usage, r.response_model)
+        };
         Ok(ResponseChunk {
-            body: Some(Bytes::from(out)),
-            usage: r.usage,
-            response_model: r.response_model,
+            body: Some(body),
+            usage,
+            response_model,
         })
     }
 

@@ -77,7 +77,31 @@ pub struct ResponseParts<'a> {
 
 /// A `response.*` event carrying the response object.
 pub fn response_event(out: &mut Vec<u8>, seq: u64, kind: &str, r: &ResponseParts<'_>) {
+    let items: usize = r.output.iter().map(Vec::len).sum();
+    out.reserve(items + r.echo.len() + r.id.len() + r.model.len() + 512);
     event_head(out, seq, kind);
+    response_body(out, r);
+    event_end(out);
+}
+
+/// `response.created` and `response.in_progress`, which carry the same object: it is
+/// written once and copied.
+pub fn opening_events(out: &mut Vec<u8>, seq: &mut u64, r: &ResponseParts<'_>) {
+    out.reserve(2 * (r.echo.len() + r.id.len() + r.model.len() + 400));
+    event_head(out, *seq, "response.created");
+    let body = out.len();
+    response_body(out, r);
+    let end = out.len();
+    event_end(out);
+    *seq += 1;
+    event_head(out, *seq, "response.in_progress");
+    out.extend_from_within(body..end);
+    event_end(out);
+    *seq += 1;
+}
+
+/// The `response` member of a `response.*` event.
+fn response_body(out: &mut Vec<u8>, r: &ResponseParts<'_>) {
     out.extend_from_slice(b",\"response\":{\"id\":");
     push_str(out, r.id);
     out.extend_from_slice(b",\"object\":\"response\",\"created_at\":");
@@ -106,7 +130,6 @@ pub fn response_event(out: &mut Vec<u8>, seq: u64, kind: &str, r: &ResponseParts
     push_json(out, &r.incomplete);
     out.extend_from_slice(r.echo);
     out.push(b'}');
-    event_end(out);
 }
 
 /// Usage as its [`ResponseUsage`] serialises.
@@ -131,6 +154,7 @@ pub fn item_done(out: &mut Vec<u8>, seq: u64, output_index: u32, item: &[u8]) {
 
 /// `response.output_item.added` or `.done` with an item already serialised.
 pub fn item_event(out: &mut Vec<u8>, seq: u64, kind: &str, output_index: u32, item: &[u8]) {
+    out.reserve(item.len() + 128);
     event_head(out, seq, kind);
     out.extend_from_slice(b",\"output_index\":");
     push_num(out, u64::from(output_index));
@@ -208,6 +232,8 @@ pub fn message_done(
     output_index: u32,
     text: &[u8],
 ) -> Vec<u8> {
+    // Three events, each with the text, the last two with the part.
+    out.reserve(3 * (text.len() + item_id.len()) + 640);
     content_head(
         out,
         *seq,

@@ -15,7 +15,7 @@ pub mod response;
 use crate::bedrock::now_secs;
 use crate::canonical::sink::EventSink;
 use crate::canonical::{self, Event, emit};
-use crate::sse::SseDecoder;
+use crate::sse::{SseDecoder, SseEvent};
 use aigw_core::api::Endpoint;
 use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
@@ -38,6 +38,9 @@ pub struct GeminiTranslator {
     include_usage: bool,
     created: u64,
     sse: SseDecoder,
+    /// The SSE events and neutral events of one call, kept for their capacity.
+    datas: Vec<SseEvent>,
+    events: Vec<Event>,
     state: response::StreamState,
     emitter: Option<emit::StreamEmitter>,
     /// Where the stream's events go instead of `emitter`'s bytes, if set.
@@ -62,6 +65,8 @@ impl GeminiTranslator {
             include_usage: false,
             created: now_secs(),
             sse: SseDecoder::new(),
+            datas: Vec::new(),
+            events: Vec::new(),
             state: response::StreamState::default(),
             emitter: None,
             sink: None,
@@ -89,8 +94,9 @@ impl GeminiTranslator {
     }
 
     fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
-        let mut out = Vec::with_capacity(chunk.len() * 2);
-        let mut datas = Vec::new();
+        let mut out = crate::canonical::sink::out_buffer(self.sink.is_some(), chunk.len());
+        let mut datas = std::mem::take(&mut self.datas);
+        let mut events = std::mem::take(&mut self.events);
         if !self.ended {
             self.sse.feed(chunk, &mut datas);
             if end_of_stream {
@@ -98,8 +104,8 @@ impl GeminiTranslator {
             }
         }
         // A chunk gives a few neutral events (block changes, delta, stop, usage).
-        let mut events = Vec::with_capacity(datas.len() * 4);
-        for ev in datas {
+        events.reserve(datas.len() * 4);
+        for ev in datas.drain(..) {
             let data = ev.data.as_bytes();
             if self.ended {
                 break;
@@ -140,7 +146,7 @@ impl GeminiTranslator {
             ));
         }
         if let Some(emitter) = self.emitter.as_mut() {
-            for ev in events {
+            for ev in events.drain(..) {
                 if let Event::Usage(u) = &ev {
                     self.usage.update(u);
                 }
@@ -153,6 +159,8 @@ impl GeminiTranslator {
                 emitter.finish(&mut out);
             }
         }
+        events.clear();
+        (self.datas, self.events) = (datas, events);
         Ok(ResponseChunk {
             body: Some(Bytes::from(out)),
             usage: self.usage,
