@@ -361,18 +361,11 @@ async fn run(
         } else {
             Duration::ZERO
         };
-        let Some((attempt, routed)) = cx.prepare(finisher, target, &mut r).await? else {
+        let Some(prepared) = cx.prepare(finisher, target, &mut r).await? else {
             continue;
         };
         match cx
-            .send_and_read(
-                finisher,
-                (attempt, routed),
-                target,
-                i,
-                next_same_backend,
-                &mut r,
-            )
+            .send_and_read(finisher, prepared, target, i, next_same_backend, &mut r)
             .await?
         {
             Next::Respond(response) => return Ok(response),
@@ -540,6 +533,14 @@ struct ErrorRead<'a> {
     next_same_backend: bool,
 }
 
+/// An attempt ready to send: its request, where an InferencePool's picker routed it,
+/// and the backend's connection settings (looked up once per attempt).
+struct Prepared {
+    attempt: Attempt,
+    routed: Option<Routed>,
+    conn: Option<Arc<crate::gateway::BackendConnection>>,
+}
+
 /// What every attempt of one request shares.
 struct Attempts<'a> {
     inner: &'a Arc<Inner>,
@@ -558,7 +559,7 @@ impl Attempts<'_> {
         finisher: &mut Finisher,
         target: &Target,
         r: &mut Retries<'_>,
-    ) -> Result<Option<(Attempt, Option<Routed>)>, Error> {
+    ) -> Result<Option<Prepared>, Error> {
         let ex = finisher.exchange_mut()?;
         let mut attempt = match ex.attempt(target, &*self.snapshot.factory) {
             Ok(a) => a,
@@ -602,7 +603,11 @@ impl Attempts<'_> {
                 return Ok(None);
             }
         }
-        Ok(Some((attempt, routed)))
+        Ok(Some(Prepared {
+            attempt,
+            routed,
+            conn,
+        }))
     }
 
     /// Sends the attempt and reads its response: an error response is normalised and
@@ -610,7 +615,7 @@ impl Attempts<'_> {
     async fn send_and_read(
         &self,
         finisher: &mut Finisher,
-        (mut attempt, routed): (Attempt, Option<Routed>),
+        prepared: Prepared,
         target: &Target,
         i: usize,
         next_same_backend: bool,
@@ -619,7 +624,11 @@ impl Attempts<'_> {
         let backend = &target.backend;
         let per_try = r.per_try();
         let sent = Instant::now();
-        let planned = self.snapshot.planner.connection(backend);
+        let Prepared {
+            mut attempt,
+            routed,
+            conn: planned,
+        } = prepared;
         let health = planned.as_deref().and_then(|c| c.health.as_ref());
         let circuit = match planned.as_deref().and_then(|c| c.circuit.as_ref()) {
             Some(c) => match c.admit(per_try).await {

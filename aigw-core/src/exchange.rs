@@ -28,6 +28,7 @@ use crate::estimate::{Delivered, UsageSource};
 use crate::meter::{MeterGuard, MeterRequest, TokenMeter};
 use crate::retry::RetryOn;
 use crate::schema::VersionedSchema;
+use crate::strip_headers::HeaderSet;
 use crate::translate::{
     BodyChange, DroppedField, ErrorResponse, HeaderMutation, RequestContext, Translator,
     TranslatorFactory, TranslatorSpec,
@@ -37,7 +38,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 mod spend;
@@ -49,7 +50,7 @@ pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-ai-eg-model");
 /// client's own credentials (the backend's credential provider sets the upstream's),
 /// `host` (the upstream authority is the dialled backend) and `accept-encoding`
 /// (translators need the upstream's bytes uncompressed).
-const STRIPPED_REQUEST_HEADERS: [HeaderName; 16] = [
+static STRIPPED_REQUEST_HEADERS: [HeaderName; 16] = [
     header::HOST,
     header::CONTENT_LENGTH,
     header::CONNECTION,
@@ -68,6 +69,22 @@ const STRIPPED_REQUEST_HEADERS: [HeaderName; 16] = [
     crate::identity_headers::TEAM,
     crate::identity_headers::CLIENT_KIND,
 ];
+
+static STRIPPED_REQUEST: LazyLock<HeaderSet> =
+    LazyLock::new(|| HeaderSet::new(&STRIPPED_REQUEST_HEADERS));
+
+/// Headers of a successful upstream response that are not copied to the client's
+/// (the translator's edits may set them again).
+static STRIPPED_RESPONSE_HEADERS: [HeaderName; 5] = [
+    header::CONTENT_LENGTH,
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::CONTENT_ENCODING,
+    HeaderName::from_static("keep-alive"),
+];
+
+static STRIPPED_RESPONSE: LazyLock<HeaderSet> =
+    LazyLock::new(|| HeaderSet::new(&STRIPPED_RESPONSE_HEADERS));
 
 /// Top-level JSON field edits applied to the upstream body (`bodyMutation`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -572,7 +589,7 @@ impl Exchange {
         }
 
         let mut headers = self.headers.clone();
-        crate::strip_headers::remove_all(&mut headers, &STRIPPED_REQUEST_HEADERS);
+        crate::strip_headers::remove_all(&mut headers, &STRIPPED_REQUEST);
         if target.model_override.is_some() {
             let value = HeaderValue::from_str(&effective_model)
                 .map_err(|_| Error::internal("modelNameOverride is not a valid header value"))?;
@@ -858,16 +875,7 @@ impl Attempt {
         }
         let edits = self.translator.response_headers(status, upstream)?;
         let mut headers = upstream.clone();
-        crate::strip_headers::remove_all(
-            &mut headers,
-            &[
-                header::CONTENT_LENGTH,
-                header::CONNECTION,
-                header::TRANSFER_ENCODING,
-                header::CONTENT_ENCODING,
-                HeaderName::from_static("keep-alive"),
-            ],
-        );
+        crate::strip_headers::remove_all(&mut headers, &STRIPPED_RESPONSE);
         edits.apply_to(&mut headers);
         if let Some(s) = &self.limit_status {
             s.apply(&mut headers);

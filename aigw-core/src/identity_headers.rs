@@ -23,9 +23,14 @@ pub const CLIENT_KIND: HeaderName = HeaderName::from_static("x-aigw-client-kind"
 /// Every header this module sets.
 pub const ALL: [HeaderName; 3] = [CLIENT_ID, TEAM, CLIENT_KIND];
 
+static ALL_NAMES: [HeaderName; 3] = ALL;
+
+static ALL_SET: std::sync::LazyLock<crate::strip_headers::HeaderSet> =
+    std::sync::LazyLock::new(|| crate::strip_headers::HeaderSet::new(&ALL_NAMES));
+
 /// Removes client-sent copies of the identity headers.
 pub fn strip(headers: &mut HeaderMap) {
-    crate::strip_headers::remove_all(headers, &ALL);
+    crate::strip_headers::remove_all(headers, &ALL_SET);
 }
 
 /// Replaces the identity headers with the verified identity's (a value that is not a

@@ -44,7 +44,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Gateway overhead bucket boundaries (seconds): 5 µs to ~80 ms.
@@ -181,9 +181,11 @@ impl Series {
 
 /// Label sets seen so far, by a keyed hash of their borrowed parts: a record finds its
 /// histograms without building label vectors or hashing them once per histogram.
+/// The hash is foldhash's, seeded per process: SipHash cost ≈ 0.8 k instructions per
+/// record on a key of a few short strings.
 #[derive(Default)]
 struct SeriesCache {
-    hasher: RandomState,
+    hasher: foldhash::fast::RandomState,
     map: RwLock<HashMap<u64, Vec<Arc<Series>>>>,
 }
 

@@ -4,9 +4,10 @@
 //! A serde pass over the whole body cost more than every other part of metering a
 //! passthrough response put together: it walks every choice token by token only to
 //! throw them away. [`scan`] walks the top-level object instead, skipping each value it
-//! does not need by its brackets and string quotes (strings with `memchr`), and hands
-//! serde only the `usage` object. Whatever it is not sure of — an escaped key, a
-//! duplicated `model`/`usage`/`choices`, a value of an unexpected type, trailing bytes —
+//! does not need by its brackets and string quotes, and reads the `usage` object in
+//! its usual shape by hand (serde only for any other shape). Whatever it is not sure
+//! of — an escaped key, a duplicated `model`/`usage`/`choices`, a value of an
+//! unexpected type, trailing bytes —
 //! sends the body to the full parse ([`parse`]), which stays the definition of the
 //! result: on every body that is valid JSON the two agree (property-tested below).
 //! The scan does not check the syntax inside values it skips, so a body that is
@@ -14,6 +15,8 @@
 //! parse would have dropped it.
 
 use super::openai::{CompletionTokensDetails, PromptTokensDetails, Usage};
+use super::quotes::{self, Quotes};
+use crate::usage::TokenUsage;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -30,7 +33,23 @@ pub struct FinalBody {
 /// `model` is a string or null, `usage` a usage object or null and `choices` an array
 /// or null (then nothing can be metered from it).
 pub fn read(body: &[u8]) -> Option<FinalBody> {
-    scan(body).unwrap_or_else(|| parse(body))
+    match top_level(body).and_then(finish) {
+        Some((model, usage)) => Some(FinalBody {
+            model,
+            usage: usage.map(Read::into_usage),
+        }),
+        None => parse(body),
+    }
+}
+
+/// [`read`] as metering counts it: the model and [`Usage::to_token_usage`] of the
+/// usage. A usage object in its usual shape goes straight to the counters, without
+/// building the [`Usage`] (and its three maps of extra fields).
+pub fn read_tokens(body: &[u8]) -> Option<(Option<String>, Option<TokenUsage>)> {
+    match top_level(body).and_then(finish) {
+        Some((model, usage)) => Some((model, usage.map(|u| u.token_usage()))),
+        None => parse(body).map(|f| (f.model, f.usage.map(|u| u.to_token_usage()))),
+    }
 }
 
 /// The full parse: the reference [`read`] agrees with on valid JSON.
@@ -53,12 +72,14 @@ pub fn parse(body: &[u8]) -> Option<FinalBody> {
 }
 
 /// A cursor over the body; `None` from any step means "unsure".
-struct Cursor<'a> {
+#[derive(Clone)]
+struct Cursor<'a, 'q> {
     b: &'a [u8],
     i: usize,
+    quotes: &'q Quotes,
 }
 
-impl<'a> Cursor<'a> {
+impl<'a> Cursor<'a, '_> {
     fn ws(&mut self) {
         while let Some(c) = self.b.get(self.i) {
             if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
@@ -77,11 +98,23 @@ impl<'a> Cursor<'a> {
     }
 
     /// After an opening quote: moves past the closing one; `true` if the string had
-    /// an escape.
+    /// an escape. A string that closes within a few words (most keys and short
+    /// values) is found word by word, a longer one with the body's searcher.
+    #[inline(always)]
     fn skip_string(&mut self) -> Option<bool> {
+        if let Some(at) = quotes::near(self.b, self.i)
+            && self.b[self.i + at] == b'"'
+        {
+            self.i += at + 1;
+            return Some(false);
+        }
+        self.long_string()
+    }
+
+    fn long_string(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
-            let at = memchr::memchr2(b'"', b'\\', self.b.get(self.i..)?)?;
+            let at = self.quotes.find(self.b.get(self.i..)?)?;
             self.i += at + 1;
             if self.b[self.i - 1] == b'"' {
                 return Some(escaped);
@@ -208,27 +241,103 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A usage object as the scan read it.
+enum Read {
+    /// The usual shape, read by hand.
+    Counts(Counts),
+    /// Any other shape, read by serde.
+    Serde(Box<Usage>),
+}
+
+impl Read {
+    fn into_usage(self) -> Usage {
+        match self {
+            Self::Counts(c) => c.usage(),
+            Self::Serde(u) => *u,
+        }
+    }
+
+    fn token_usage(&self) -> TokenUsage {
+        match self {
+            Self::Counts(c) => c.token_usage(),
+            Self::Serde(u) => u.to_token_usage(),
+        }
+    }
+}
+
+/// The counts of a usage object in its usual shape ([`usage_fast`]).
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    prompt: u64,
+    completion: u64,
+    total: u64,
+    /// `cached_tokens`, `cache_creation_tokens`, `audio_tokens`.
+    prompt_details: Option<[Option<u64>; 3]>,
+    /// `reasoning_tokens`, `audio_tokens`, `accepted_prediction_tokens`,
+    /// `rejected_prediction_tokens`.
+    completion_details: Option<[Option<u64>; 4]>,
+}
+
+impl Counts {
+    /// The [`Usage`] serde reads from the same object.
+    fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt,
+            completion_tokens: self.completion,
+            total_tokens: self.total,
+            prompt_tokens_details: self.prompt_details.map(|v| PromptTokensDetails {
+                cached_tokens: v[0],
+                cache_creation_tokens: v[1],
+                audio_tokens: v[2],
+                ..PromptTokensDetails::default()
+            }),
+            completion_tokens_details: self.completion_details.map(|v| CompletionTokensDetails {
+                reasoning_tokens: v[0],
+                audio_tokens: v[1],
+                accepted_prediction_tokens: v[2],
+                rejected_prediction_tokens: v[3],
+                ..CompletionTokensDetails::default()
+            }),
+            ..Usage::default()
+        }
+    }
+
+    /// `self.usage().to_token_usage()`, without building the [`Usage`].
+    fn token_usage(&self) -> TokenUsage {
+        TokenUsage {
+            input: Some(self.prompt),
+            output: Some(self.completion),
+            total: Some(self.total),
+            cached_input: self.prompt_details.and_then(|v| v[0]),
+            cache_creation_input: self.prompt_details.and_then(|v| v[1]),
+            reasoning: self.completion_details.and_then(|v| v[0]),
+            ..TokenUsage::default()
+        }
+    }
+}
+
 /// The fields the scan looks at, each seen at most once.
 #[derive(Default)]
 struct Seen<'a> {
     model: Option<Option<&'a [u8]>>,
-    usage: Option<Option<&'a [u8]>>,
+    usage: Option<Option<Read>>,
     choices: bool,
 }
 
-/// The answer the full parse gives, or `None` when the scan is not sure of it.
-fn scan(body: &[u8]) -> Option<Option<FinalBody>> {
-    finish(&top_level(body)?).map(Some)
-}
-
-/// Walks the top-level object's members, keeping the spans of `model` and `usage`.
+/// Walks the top-level object's members, keeping the span of `model` and reading
+/// `usage` where it stands; `None` when not sure of the body.
 fn top_level(body: &[u8]) -> Option<Seen<'_>> {
-    let mut c = Cursor { b: body, i: 0 };
+    let quotes = Quotes::new();
+    let mut c = Cursor {
+        b: body,
+        i: 0,
+        quotes: &quotes,
+    };
     let mut seen = Seen::default();
     c.object(|c, key| {
         match key {
             b"model" if seen.model.is_none() => seen.model = Some(c.null_or(b'"')?),
-            b"usage" if seen.usage.is_none() => seen.usage = Some(c.null_or(b'{')?),
+            b"usage" if seen.usage.is_none() => seen.usage = Some(usage(c)?),
             b"choices" if !seen.choices => {
                 seen.choices = true;
                 c.null_or(b'[')?;
@@ -242,12 +351,29 @@ fn top_level(body: &[u8]) -> Option<Seen<'_>> {
     (c.i == body.len()).then_some(seen)
 }
 
+/// The top-level `usage` from the cursor: `null` (then `Some(None)`), or an object
+/// read by [`usage_fast`] in place, or else delimited by its brackets and read by
+/// serde (which refusing it makes the scan unsure).
+fn usage(c: &mut Cursor<'_, '_>) -> Option<Option<Read>> {
+    if c.peek()? == b'{' {
+        let mut fast = c.clone();
+        if let Some(u) = usage_fast(&mut fast) {
+            *c = fast;
+            return Some(Some(Read::Counts(u)));
+        }
+    }
+    let Some(span) = c.null_or(b'{')? else {
+        return Some(None);
+    };
+    let u = serde_json::from_slice::<Usage>(span).ok()?;
+    Some(Some(Read::Serde(Box::new(u))))
+}
+
 /// The usage object in its usual shape — known keys, each once, with integer counts,
 /// the two details objects holding known keys — read without serde, which costs
-/// ≈ 6 k instructions on it. Anything else is `None`, and serde reads the span.
-fn usage_fast(span: &[u8]) -> Option<Usage> {
-    let mut c = Cursor { b: span, i: 0 };
-    let mut u = Usage::default();
+/// ≈ 6 k instructions on it. Anything else is `None` (the cursor is then anywhere).
+fn usage_fast(c: &mut Cursor<'_, '_>) -> Option<Counts> {
+    let mut u = Counts::default();
     let mut seen = 0u32;
     c.object(|c, key| {
         let bit = match key {
@@ -263,21 +389,21 @@ fn usage_fast(span: &[u8]) -> Option<Usage> {
         }
         seen |= 1 << bit;
         match bit {
-            0 => u.prompt_tokens = c.uint()?,
-            1 => u.completion_tokens = c.uint()?,
-            2 => u.total_tokens = c.uint()?,
-            3 => u.prompt_tokens_details = c.nullable(prompt_details)?,
-            _ => u.completion_tokens_details = c.nullable(completion_details)?,
+            0 => u.prompt = c.uint()?,
+            1 => u.completion = c.uint()?,
+            2 => u.total = c.uint()?,
+            3 => u.prompt_details = c.nullable(prompt_details)?,
+            _ => u.completion_details = c.nullable(completion_details)?,
         }
         Some(())
     })?;
-    (c.i == span.len()).then_some(u)
+    Some(u)
 }
 
 /// Reads an object of optional counts into the slots `slot` names for each key; a key
 /// it does not name, or one seen twice, is `None`.
 fn counts<'a>(
-    c: &mut Cursor<'a>,
+    c: &mut Cursor<'a, '_>,
     mut slot: impl FnMut(&[u8]) -> Option<usize>,
     out: &mut [Option<u64>],
 ) -> Option<()> {
@@ -293,7 +419,7 @@ fn counts<'a>(
     })
 }
 
-fn prompt_details(c: &mut Cursor<'_>) -> Option<PromptTokensDetails> {
+fn prompt_details(c: &mut Cursor<'_, '_>) -> Option<[Option<u64>; 3]> {
     let mut v = [None; 3];
     let slot = |k: &[u8]| match k {
         b"cached_tokens" => Some(0),
@@ -302,15 +428,10 @@ fn prompt_details(c: &mut Cursor<'_>) -> Option<PromptTokensDetails> {
         _ => None,
     };
     counts(c, slot, &mut v)?;
-    Some(PromptTokensDetails {
-        cached_tokens: v[0],
-        cache_creation_tokens: v[1],
-        audio_tokens: v[2],
-        ..PromptTokensDetails::default()
-    })
+    Some(v)
 }
 
-fn completion_details(c: &mut Cursor<'_>) -> Option<CompletionTokensDetails> {
+fn completion_details(c: &mut Cursor<'_, '_>) -> Option<[Option<u64>; 4]> {
     let mut v = [None; 4];
     let slot = |k: &[u8]| match k {
         b"reasoning_tokens" => Some(0),
@@ -320,29 +441,16 @@ fn completion_details(c: &mut Cursor<'_>) -> Option<CompletionTokensDetails> {
         _ => None,
     };
     counts(c, slot, &mut v)?;
-    Some(CompletionTokensDetails {
-        reasoning_tokens: v[0],
-        audio_tokens: v[1],
-        accepted_prediction_tokens: v[2],
-        rejected_prediction_tokens: v[3],
-        ..CompletionTokensDetails::default()
-    })
+    Some(v)
 }
 
-/// Decodes the kept spans; a span serde refuses makes the scan unsure (`None`).
-fn finish(seen: &Seen<'_>) -> Option<FinalBody> {
+/// Decodes the kept `model` span; one serde refuses makes the scan unsure (`None`).
+fn finish(seen: Seen<'_>) -> Option<(Option<String>, Option<Read>)> {
     let model = match seen.model.flatten() {
         None => None,
         Some(span) => Some(decode_string(span)?),
     };
-    let usage = match seen.usage.flatten() {
-        None => None,
-        Some(span) => Some(match usage_fast(span) {
-            Some(u) => u,
-            None => serde_json::from_slice::<Usage>(span).ok()?,
-        }),
-    };
-    Some(FinalBody { model, usage })
+    Some((model, seen.usage.flatten()))
 }
 
 /// A JSON string token (quotes included) as text; serde only when it has escapes.

@@ -16,6 +16,8 @@
 /// the parts it recurses into is 128; the values it ignores have none).
 const MAX_DEPTH: u32 = 64;
 
+use super::quotes::{self, Quotes};
+
 /// The fields of a request body [`super::sniff`] reads.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Fields<'a> {
@@ -95,32 +97,6 @@ fn has_control(s: &[u8]) -> bool {
     s.iter().fold(u8::MAX, |lo, &c| lo.min(c)) < 0x20
 }
 
-/// Finds the next `"` or `\`. Built once per body: `memchr::memchr2` sets up its
-/// searcher on every call, which cost more than most of the strings it searched.
-enum Quotes {
-    #[cfg(target_arch = "x86_64")]
-    Avx2(memchr::arch::x86_64::avx2::memchr::Two),
-    Any(memchr::arch::all::memchr::Two),
-}
-
-impl Quotes {
-    fn new() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(two) = memchr::arch::x86_64::avx2::memchr::Two::new(b'"', b'\\') {
-            return Self::Avx2(two);
-        }
-        Self::Any(memchr::arch::all::memchr::Two::new(b'"', b'\\'))
-    }
-
-    fn find(&self, s: &[u8]) -> Option<usize> {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx2(two) => two.find(s),
-            Self::Any(two) => two.find(s),
-        }
-    }
-}
-
 /// A cursor over the body; `None` from any step means "not sure" (or not JSON).
 struct Walk<'a> {
     b: &'a [u8],
@@ -154,21 +130,12 @@ impl<'a> Walk<'a> {
     /// found here in one word, without a call.
     #[inline(always)]
     fn string(&mut self) -> Option<bool> {
-        const ONES: u64 = u64::MAX / 255;
-        const HIGH: u64 = ONES << 7;
-        if let Some(chunk) = self.b.get(self.i..self.i + 8)
-            && let Ok(word) = <[u8; 8]>::try_from(chunk)
+        if let Some(at) = quotes::in_word(self.b, self.i)
+            && self.b[self.i + at] == b'"'
+            && (self.clean || !has_control(&self.b[self.i..self.i + at]))
         {
-            let w = u64::from_le_bytes(word);
-            let q = w ^ (ONES * u64::from(b'"'));
-            let b = w ^ (ONES * u64::from(b'\\'));
-            // A zero byte of `q` or `b` is a match; the lowest flagged byte is exact.
-            let m = ((q.wrapping_sub(ONES) & !q) | (b.wrapping_sub(ONES) & !b)) & HIGH;
-            let at = (m.trailing_zeros() / 8) as usize;
-            if m != 0 && chunk[at] == b'"' && (self.clean || !has_control(&chunk[..at])) {
-                self.i += at + 1;
-                return Some(false);
-            }
+            self.i += at + 1;
+            return Some(false);
         }
         self.long_string()
     }

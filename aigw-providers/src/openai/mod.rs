@@ -266,10 +266,9 @@ impl OpenAiTranslator {
 
     /// Takes the answering model and the usage from a complete non-stream body.
     fn read_final_body(&mut self, body: &[u8]) {
-        if let Some(s) = aigw_core::api::final_body::read(body) {
-            self.model = s.model.filter(|m| !m.is_empty());
-            if let Some(u) = s.usage {
-                let mut usage = u.to_token_usage();
+        if let Some((model, usage)) = aigw_core::api::final_body::read_tokens(body) {
+            self.model = model.filter(|m| !m.is_empty());
+            if let Some(mut usage) = usage {
                 if self.op == Operation::Embeddings {
                     usage.output = None;
                 }
