@@ -34,6 +34,10 @@ pub struct ClientSettings {
     /// Extra PEM-encoded CA certificates trusted in addition to the system roots
     /// (e.g. a BackendTLSPolicy's CA).
     pub extra_roots_pem: Vec<Vec<u8>>,
+    /// Speak HTTP/2 only, with prior knowledge on plain HTTP (a Backend's
+    /// `appProtocols: [gateway.envoyproxy.io/h2c]`): requests share connections as
+    /// streams instead of holding one connection each.
+    pub http2_only: bool,
 }
 
 impl Default for ClientSettings {
@@ -47,6 +51,7 @@ impl Default for ClientSettings {
             // instead of holding ≈ 48 KiB each for the idle timeout.
             pool_max_idle_per_host: 64,
             extra_roots_pem: Vec::new(),
+            http2_only: false,
         }
     }
 }
@@ -173,6 +178,7 @@ fn pooled(settings: &ClientSettings, https: Connector) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(settings.pool_idle_timeout)
         .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .http2_only(settings.http2_only)
         .build(https)
 }
 

@@ -112,11 +112,15 @@ impl ConfigPlanner {
 /// roots or a server name other than the dialled host.
 /// Clients for BackendTrafficPolicy connect and idle timeouts, one per distinct pair.
 #[derive(Default)]
-struct ClientCache(HashMap<(Duration, Duration), HttpClient>);
+struct ClientCache(HashMap<(Duration, Duration, bool), HttpClient>);
 
 impl ClientCache {
     fn get(&mut self, settings: &ClientSettings) -> Option<HttpClient> {
-        let key = (settings.connect_timeout, settings.pool_idle_timeout);
+        let key = (
+            settings.connect_timeout,
+            settings.pool_idle_timeout,
+            settings.http2_only,
+        );
         if let Some(c) = self.0.get(&key) {
             return Some(c.clone());
         }
@@ -126,7 +130,7 @@ impl ClientCache {
                 Some(c)
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot build an upstream client for a BackendTrafficPolicy's timeouts; using the shared one");
+                tracing::error!(error = %e, "cannot build an upstream client for a backend's timeouts or protocol; using the shared one");
                 None
             }
         }
@@ -154,7 +158,12 @@ fn connection_for(
     clients: &mut ClientCache,
 ) -> BackendConnection {
     let t = &c.target;
-    let settings = policy_client_settings(traffic);
+    let mut settings = policy_client_settings(traffic);
+    if t.http2_prior_knowledge {
+        settings
+            .get_or_insert_with(ClientSettings::default)
+            .http2_only = true;
+    }
     let authorities = t
         .endpoints
         .iter()

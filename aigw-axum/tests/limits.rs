@@ -268,6 +268,28 @@ async fn idle_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn a_connection_that_never_sends_is_cut_at_the_header_read_timeout() {
+    let limits = ServerLimits {
+        header_read_timeout: Some(Duration::from_millis(400)),
+        idle_timeout: None,
+        ..ServerLimits::default()
+    };
+    let s = serve(ok_stream(1, 0), Settings::default(), limits).await;
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(s.addr).await.unwrap();
+    // Fewer bytes than it takes to tell HTTP/1 from HTTP/2, then nothing.
+    let mut partial = TcpStream::connect(s.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2").await.unwrap();
+    read_to_close(&mut silent, Duration::from_secs(2)).await;
+    read_to_close(&mut partial, Duration::from_secs(2)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(350) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_connection_flood_beyond_the_cap_gets_503() {
     let limits = ServerLimits {
         max_connections: 4,

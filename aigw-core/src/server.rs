@@ -30,16 +30,17 @@
 
 mod connection;
 mod listener;
+mod sniff;
 
 pub use hyper::body::Incoming;
 pub use listener::{Listener, set_nodelay};
 
 use crate::{ClientApi, Error};
 use bytes::Bytes;
-use connection::Connection;
+use connection::{Builders, Connection};
 use http::{Request, Response};
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -112,7 +113,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = Arc::new(builder(&limits));
+    let builders = Arc::new(builders(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // Refusals are cheap but not free: beyond this many at once, extra connections are
     // closed without a response.
@@ -145,7 +146,8 @@ where
             continue;
         };
         let conn = Connection {
-            builder: builder.clone(),
+            builders: builders.clone(),
+            sniff_timeout: sniff_timeout(&limits),
             idle_timeout: limits.idle_timeout,
             stop: stop_rx.clone(),
         };
@@ -187,20 +189,29 @@ async fn drain(mut connections: JoinSet<()>, deadline: Duration) -> Drained {
     Drained { cut }
 }
 
-fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
+fn builders(limits: &ServerLimits) -> Builders {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));
-    b.http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .keep_alive_interval(limits.http2_keepalive_interval)
         .keep_alive_timeout(limits.http2_keepalive_timeout)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    b
+    Builders { h1, h2 }
+}
+
+/// How long a new connection may take to send the bytes that tell its protocol: the
+/// shorter of the header read and idle timeouts (hyper's header timer starts only once
+/// the protocol is known).
+fn sniff_timeout(limits: &ServerLimits) -> Option<Duration> {
+    match (limits.header_read_timeout, limits.idle_timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Answers a connection over the cap with a 503 and closes it.

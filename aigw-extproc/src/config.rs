@@ -358,6 +358,7 @@ impl Plan {
                         weight: c.weight,
                         backend_name: c.backend_name.clone(),
                         tls_sni: sni.clone(),
+                        http2: c.target.http2_prior_knowledge,
                     });
                 }
             }

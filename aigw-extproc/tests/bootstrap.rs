@@ -467,3 +467,77 @@ fn a_bad_picker_address_is_an_error() {
         "{stderr}"
     );
 }
+
+/// A route to one Backend with `appProtocols: [gateway.envoyproxy.io/h2c]`.
+const H2C: &str = r"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: h2c
+  namespace: default
+spec:
+  rules:
+    - matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: m
+      backendRefs:
+        - name: up
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata:
+  name: up
+  namespace: default
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: up
+    kind: Backend
+    group: gateway.envoyproxy.io
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: up
+  namespace: default
+spec:
+  appProtocols:
+    - gateway.envoyproxy.io/h2c
+  endpoints:
+    - ip:
+        address: 127.0.0.1
+        port: 8000
+";
+
+/// An h2c Backend's cluster speaks HTTP/2 (prior knowledge on plain text), and Envoy
+/// accepts it.
+#[test]
+fn h2c_backends_get_http2_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h2c.yaml");
+    std::fs::write(&path, H2C).unwrap();
+    let config = Config::load_paths(&[path]).unwrap();
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    let plan = Plan::from_config(&config).unwrap();
+    let mut opts = Options::new(ListenAddr::parse("unix:///run/aigw/extproc.sock").unwrap());
+    opts.listen = ([127, 0, 0, 1], 1975).into();
+    let b = plan.bootstrap(&opts).unwrap();
+    let c = b["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "httproute/default/h2c/rule/0")
+        .unwrap()
+        .clone();
+    let opts = &c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        opts["explicit_http_config"],
+        serde_json::json!({"http2_protocol_options": {}})
+    );
+    let Some(envoy) = common::envoy::envoy_binary() else {
+        return;
+    };
+    envoy_validate(&envoy, &dir.path().join("h2c.json"), &b);
+}

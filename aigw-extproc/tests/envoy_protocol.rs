@@ -128,6 +128,7 @@ async fn setup() -> Option<Setup> {
         weight: 1,
         backend_name: backend.into(),
         tls_sni: None,
+        http2: false,
     };
     let plan = Plan {
         routes: vec![

@@ -176,6 +176,8 @@ fn candidate(b: &FilterBackend) -> std::result::Result<Candidate, (String, Strin
             backend: short,
             endpoints: Vec::new(),
             tls: None,
+            // Envoy dials the backend: its cluster carries the protocol.
+            http2_prior_knowledge: false,
             security_policy,
             request_timeout: None,
             inference_pool: None,

@@ -15,7 +15,7 @@ pub(crate) mod target;
 
 pub use models::{ModelInfo, unix_to_rfc3339};
 pub use pool::{InferencePoolTarget, PickerFailureMode};
-pub use target::{BackendTarget, Endpoint, TlsRoots, TlsSettings};
+pub use target::{BackendTarget, Endpoint, H2C_APP_PROTOCOL, TlsRoots, TlsSettings};
 
 use crate::config::traffic::{ClientSettings, TrafficSettings};
 use crate::config::{
@@ -348,6 +348,7 @@ impl Snapshot {
                     backend: eg.key(),
                     endpoints: target::endpoints(eg),
                     tls: target::tls_for_backend(config, eg, &mut issues),
+                    http2_prior_knowledge: target::http2_prior_knowledge(eg),
                     security_policy: policy,
                     request_timeout: b
                         .spec
@@ -720,6 +721,7 @@ fn pool_targets(
                 backend: pool.key(),
                 endpoints: Vec::new(),
                 tls: None,
+                http2_prior_knowledge: false,
                 security_policy: policy,
                 request_timeout: None,
                 inference_pool: Some(Arc::new(target)),
@@ -746,6 +748,7 @@ mod tests {
             backend: "ns/b".into(),
             endpoints: vec![],
             tls: None,
+            http2_prior_knowledge: false,
             security_policy: None,
             request_timeout: None,
             inference_pool: None,

@@ -92,6 +92,10 @@ pub struct BackendTarget {
     pub endpoints: Vec<Endpoint>,
     /// TLS, or `None` for plain HTTP.
     pub tls: Option<TlsSettings>,
+    /// The Backend's `appProtocols` name `gateway.envoyproxy.io/h2c`: connections speak
+    /// HTTP/2 from their first byte (prior knowledge) instead of HTTP/1.1, so every
+    /// request to the backend can share one connection.
+    pub http2_prior_knowledge: bool,
     /// The security policy targeting this backend.
     pub security_policy: Option<Arc<ResolvedSecurityPolicy>>,
     /// Per-attempt timeout from the AIServiceBackend's deprecated `timeouts.request`.
@@ -106,6 +110,14 @@ impl BackendTarget {
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
     }
+}
+
+/// The `appProtocols` value asking for HTTP/2 over cleartext.
+pub const H2C_APP_PROTOCOL: &str = "gateway.envoyproxy.io/h2c";
+
+/// Whether an Envoy Gateway Backend asks for HTTP/2 with prior knowledge.
+pub(crate) fn http2_prior_knowledge(eg: &Resource<BackendSpec>) -> bool {
+    eg.spec.app_protocols.iter().any(|p| p == H2C_APP_PROTOCOL)
 }
 
 fn ca_bundle(config: &Config, namespace: &str, r: &LocalObjectReference) -> Result<Secret, String> {

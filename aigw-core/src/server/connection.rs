@@ -1,12 +1,14 @@
 //! One accepted connection: hyper's HTTP/1 or HTTP/2 connection, closed gracefully
 //! when idle for too long or when the server drains.
 
+use super::sniff::{Sniffed, Version, sniff};
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,11 +17,51 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+/// How hyper serves each protocol, built once for the listener.
+pub(super) struct Builders {
+    pub(super) h1: http1::Builder,
+    pub(super) h2: http2::Builder<TokioExecutor>,
+}
+
 /// One accepted connection's settings.
 pub(super) struct Connection {
-    pub(super) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(super) builders: Arc<Builders>,
+    /// How long a new connection may take to send the bytes that tell its protocol.
+    pub(super) sniff_timeout: Option<Duration>,
     pub(super) idle_timeout: Option<Duration>,
     pub(super) stop: watch::Receiver<bool>,
+}
+
+/// A hyper connection future that can be asked to close gracefully.
+trait Graceful: Future {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B> Graceful for http2::Connection<I, S, TokioExecutor>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
+    }
 }
 
 impl Connection {
@@ -35,6 +77,9 @@ impl Connection {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let Some((version, io)) = self.sniff(io, &peer).await else {
+            return;
+        };
         let activity = Arc::new(Activity::new());
         let tracked = activity.clone();
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -49,9 +94,58 @@ impl Connection {
                 }))
             }
         });
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), svc);
+        let builders = self.builders.clone();
+        let io = TokioIo::new(io);
+        match version {
+            Version::H1 => {
+                let conn = builders.h1.serve_connection(io, svc).with_upgrades();
+                self.drive(conn, &activity, &peer).await;
+            }
+            Version::H2 => {
+                let conn = builders.h2.serve_connection(io, svc);
+                self.drive(conn, &activity, &peer).await;
+            }
+        }
+    }
+
+    /// Reads the bytes that tell the protocol, within the sniff timeout and unless
+    /// the server starts draining first (a connection that has sent nothing yet has
+    /// nothing to finish).
+    async fn sniff<I, A>(&mut self, io: I, peer: &A) -> Option<(Version, Sniffed<I>)>
+    where
+        I: AsyncRead + Unpin,
+        A: std::fmt::Debug,
+    {
+        let bound = async {
+            match self.sniff_timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            sniffed = sniff(io) => match sniffed {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::debug!(?peer, error = %e, "connection ended before its first request");
+                    None
+                }
+            },
+            () = bound => {
+                tracing::debug!(?peer, "closing a connection that sent no request in time");
+                None
+            }
+            _ = stop.wait_for(|stopping| *stopping) => None,
+        }
+    }
+
+    /// Serves the connection until it ends, closing it gracefully when it has been
+    /// idle too long or the server drains.
+    async fn drive<C, A>(&mut self, conn: C, activity: &Activity, peer: &A)
+    where
+        C: Graceful<Output = Result<(), hyper::Error>>,
+        A: std::fmt::Debug,
+    {
         tokio::pin!(conn);
         let mut closing = false;
         loop {

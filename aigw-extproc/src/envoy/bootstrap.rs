@@ -222,6 +222,7 @@ fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
         .iter()
         .all(|e| e.host.parse::<std::net::IpAddr>().is_ok());
     let tls = c.endpoints.first().is_some_and(|e| e.tls_sni.is_some());
+    let protocol = cluster_protocol(c);
     let mut out = json!({
         "name": c.name,
         "type": if all_ip { "STATIC" } else { "STRICT_DNS" },
@@ -236,7 +237,7 @@ fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "upstream_http_protocol_options": { "auto_sni": true, "auto_san_validation": tls },
-                "explicit_http_config": { "http_protocol_options": {} },
+                "explicit_http_config": protocol,
                 "http_filters": upstream_filters()
             }
         },
@@ -255,6 +256,23 @@ fn cluster(c: &ClusterPlan, ca_file: &str) -> Value {
         });
     }
     out
+}
+
+/// HTTP/2 when every backend of the cluster asks for it (`appProtocols: h2c`), else
+/// HTTP/1.1: Envoy's protocol is a cluster setting, so a rule mixing the two gets
+/// HTTP/1.1 and a warning naming it.
+fn cluster_protocol(c: &ClusterPlan) -> Value {
+    let h2 = c.endpoints.iter().filter(|e| e.http2).count();
+    if h2 > 0 && h2 == c.endpoints.len() {
+        return json!({ "http2_protocol_options": {} });
+    }
+    if h2 > 0 {
+        tracing::warn!(
+            cluster = %c.name,
+            "the rule mixes backends with and without appProtocols h2c; Envoy's cluster for it speaks HTTP/1.1 to all of them"
+        );
+    }
+    json!({ "http_protocol_options": {} })
 }
 
 /// The header an endpoint picker names the chosen endpoint (`ip:port`) in.

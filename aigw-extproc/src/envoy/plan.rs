@@ -74,6 +74,8 @@ pub struct EndpointPlan {
     pub backend_name: String,
     /// TLS server name, when the endpoint speaks TLS.
     pub tls_sni: Option<String>,
+    /// The Backend asks for HTTP/2 with prior knowledge (`appProtocols: h2c`).
+    pub http2: bool,
 }
 
 /// One cluster: the backends of one rule.

@@ -6,7 +6,22 @@ use crate::config::{
     BackendTlsPolicySpec, BackendTrafficPolicySpec, ClientTrafficPolicySpec, GatewaySpec,
 };
 
-pub(super) fn eg_backend(b: &Resource<BackendSpec>, issues: &mut Vec<ConfigIssue>) {
+pub(super) fn eg_backend(
+    b: &Resource<BackendSpec>,
+    issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<ConfigIssue>,
+) {
+    app_protocols(b, issues, warnings);
+    if b.spec.fallback == Some(true) {
+        warnings.push(backend_warning(
+            b,
+            "spec.fallback".into(),
+            format!(
+                "Backend {} is marked as a fallback, which the gateway does not honour: it is served as a regular backend (order backends with the AIGatewayRoute backendRefs' priority instead)",
+                b.key()
+            ),
+        ));
+    }
     let mut d = doc(b, issues);
     let dynamic = b.spec.backend_type.as_deref() == Some("DynamicResolver");
     if b.spec.endpoints.is_empty() && !dynamic {
@@ -30,6 +45,45 @@ pub(super) fn eg_backend(b: &Resource<BackendSpec>, issues: &mut Vec<ConfigIssue
                 format!("{:?} is not an IP address", ip.address),
             );
         }
+    }
+}
+
+/// `appProtocols`: `h2c` is honoured; WebSocket upgrades are not proxied (a warning);
+/// anything else is not a value Envoy Gateway accepts.
+fn app_protocols(
+    b: &Resource<BackendSpec>,
+    issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<ConfigIssue>,
+) {
+    for (i, p) in b.spec.app_protocols.iter().enumerate() {
+        let field = format!("spec.appProtocols[{i}]");
+        match p.as_str() {
+            crate::routing::H2C_APP_PROTOCOL => {}
+            "gateway.envoyproxy.io/ws" | "gateway.envoyproxy.io/wss" => warnings.push(backend_warning(
+                b,
+                field,
+                format!(
+                    "Backend {}: {p} is ignored: the gateway does not proxy WebSocket upgrades",
+                    b.key()
+                ),
+            )),
+            _ => doc(b, issues).err(
+                field,
+                format!(
+                    "{p:?} is not an application protocol: expected gateway.envoyproxy.io/h2c, gateway.envoyproxy.io/ws or gateway.envoyproxy.io/wss"
+                ),
+            ),
+        }
+    }
+}
+
+fn backend_warning(b: &Resource<BackendSpec>, field: String, message: String) -> ConfigIssue {
+    ConfigIssue {
+        file: b.source.file.clone(),
+        line: None,
+        document: b.label(),
+        field,
+        message,
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn validate(
         aigateway::ai_service_backend(config, b, issues, warnings);
     }
     for b in &config.backends {
-        envoy_gateway::eg_backend(b, issues);
+        envoy_gateway::eg_backend(b, issues, warnings);
     }
     security_policy::security_policies(config, issues, warnings);
     for m in &config.mcp_routes {

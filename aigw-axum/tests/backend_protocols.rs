@@ -1,0 +1,203 @@
+//! A Backend's `appProtocols` through the configuration path `aigw run` uses:
+//! `gateway.envoyproxy.io/h2c` makes the gateway speak HTTP/2 with prior knowledge to an
+//! upstream that speaks nothing else, concurrent requests sharing one connection; the
+//! values the gateway cannot honour are reported, never silently dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use aigw_axum::Gateway;
+use aigw_core::config::Config;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What the HTTP/2-only upstream saw.
+#[derive(Default)]
+struct Seen {
+    connections: AtomicUsize,
+    http2_requests: AtomicUsize,
+}
+
+const COMPLETION: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model":"up","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+
+/// An OpenAI-compatible upstream that speaks only HTTP/2 over cleartext: an HTTP/1
+/// request fails its connection preface.
+async fn h2c_upstream() -> (SocketAddr, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let s = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = l.accept().await.unwrap();
+            s.connections.fetch_add(1, Ordering::SeqCst);
+            let s = s.clone();
+            let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                if req.version() == hyper::Version::HTTP_2 {
+                    s.http2_requests.fetch_add(1, Ordering::SeqCst);
+                }
+                async move {
+                    // Hold each request a moment so concurrent ones overlap.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok::<_, Infallible>(
+                        hyper::Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(COMPLETION.as_bytes())))
+                            .unwrap(),
+                    )
+                }
+            });
+            tokio::spawn(
+                http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tcp), svc),
+            );
+        }
+    });
+    (addr, seen)
+}
+
+fn config(port: u16, backend_extra: &str) -> String {
+    format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: r
+  namespace: default
+spec:
+  rules:
+    - matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: m
+      backendRefs:
+        - name: up
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata:
+  name: up
+  namespace: default
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: up
+    kind: Backend
+    group: gateway.envoyproxy.io
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: up
+  namespace: default
+spec:
+  endpoints:
+    - ip:
+        address: 127.0.0.1
+        port: {port}
+{backend_extra}
+"#
+    )
+}
+
+async fn gateway(config: &Config) -> String {
+    let snapshot = aigw_axum::config::snapshot(
+        config,
+        Arc::new(aigw_providers::ProviderFactory),
+        &aigw_axum::credentials::default_resolver(),
+    )
+    .unwrap();
+    let gw = Gateway::builder(snapshot).build().unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let app = gw.router();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}/v1/chat/completions")
+}
+
+async fn ask(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = client
+        .post(url)
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn h2c_backends_get_http2_with_prior_knowledge_on_one_connection() {
+    let (addr, seen) = h2c_upstream().await;
+    let yaml = config(
+        addr.port(),
+        "  appProtocols:\n    - gateway.envoyproxy.io/h2c",
+    );
+    let c = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let url = gateway(&c).await;
+    let client = reqwest::Client::new();
+    // Warm: the first request opens the connection.
+    let (status, body) = ask(&client, &url).await;
+    assert_eq!(status, 200, "{body}");
+    let answers = futures::future::join_all((0..8).map(|_| ask(&client, &url))).await;
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"content\":\"ok\""), "{body}");
+    }
+    assert_eq!(seen.http2_requests.load(Ordering::SeqCst), 9);
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        1,
+        "concurrent requests share the HTTP/2 connection"
+    );
+}
+
+#[tokio::test]
+async fn without_h2c_an_http2_only_upstream_is_not_reached() {
+    let (addr, seen) = h2c_upstream().await;
+    let c = Config::from_yaml_str(&config(addr.port(), ""), "test.yaml").unwrap();
+    let url = gateway(&c).await;
+    let (status, _) = ask(&reqwest::Client::new(), &url).await;
+    assert!(status >= 500, "{status}");
+    assert_eq!(seen.http2_requests.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn app_protocols_and_fallback_the_gateway_cannot_honour_are_reported() {
+    let yaml = config(
+        9,
+        "  fallback: true\n  appProtocols:\n    - gateway.envoyproxy.io/h2c\n    - gateway.envoyproxy.io/ws",
+    );
+    let c = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+    let w: Vec<String> = c
+        .warnings()
+        .iter()
+        .map(|w| format!("{} {}: {}", w.document, w.field, w.message))
+        .collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w.iter()
+            .any(|m| m.contains("spec.appProtocols[1]") && m.contains("WebSocket")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|m| m.contains("spec.fallback") && m.contains("Backend default/up")),
+        "{w:?}"
+    );
+
+    let bad = config(9, "  appProtocols:\n    - h3");
+    let e = Config::from_yaml_str(&bad, "test.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spec.appProtocols[0]") && e.contains("\"h3\""),
+        "{e}"
+    );
+}
