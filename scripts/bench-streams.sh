@@ -7,6 +7,10 @@
 # after each wave, and 10 s, 30 s, 60 s and 100 s after the last one (with the number of
 # pooled upstream connections still open).
 #
+# H2C=1 marks the simulator's Backend `appProtocols: [gateway.envoyproxy.io/h2c]`: the
+# gateway's upstream side is then one HTTP/2 connection shared by every stream (as it is
+# with the hosted providers, which negotiate HTTP/2 over TLS).
+#
 # FLOOR=1 measures `bench_proxy` (an aigw-axum example: hyper's server connection and
 # pooled client and jemalloc, nothing else) in the gateway's place: what two hyper
 # HTTP/1 connections hold per stream before a proxy keeps anything of its own.
@@ -39,7 +43,16 @@ if [ -n "${FLOOR:-}" ]; then
   fi
   "${PROXY_BIN:-$CARGO_TARGET_DIR/release/examples/bench_proxy}" 127.0.0.1:1985 127.0.0.1:1986 >"$out/gw.log" 2>&1 &
 else
-  "$bin" run benches/e2e/streams.yaml --listen 127.0.0.1:1985 --admin 127.0.0.1:1987 --log-level warn ${GW_ARGS:-} >"$out/gw.log" 2>&1 &
+  config=benches/e2e/streams.yaml
+  if [ -n "${H2C:-}" ]; then
+    # The same configuration with the simulator's Backend marked h2c: every stream to it
+    # shares one HTTP/2 connection instead of holding an HTTP/1.1 connection of its own.
+    config="$out/streams-h2c.yaml"
+    sed '/^kind: Backend$/,/^---$/ s|^spec:$|spec:\n  appProtocols: [gateway.envoyproxy.io/h2c]|' \
+      benches/e2e/streams.yaml >"$config"
+    grep -q 'appProtocols' "$config"
+  fi
+  "$bin" run "$config" --listen 127.0.0.1:1985 --admin 127.0.0.1:1987 --log-level warn ${GW_ARGS:-} >"$out/gw.log" 2>&1 &
 fi
 gw=$!
 trap 'kill $sim $gw 2>/dev/null || true' EXIT

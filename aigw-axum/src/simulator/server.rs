@@ -119,7 +119,11 @@ pub(crate) async fn serve(
         });
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // A gateway in front speaking HTTP/2 (an h2c Backend) multiplexes every
+            // request onto one connection: hyper's default of 200 streams would queue
+            // the rest of a benchmark's thousand.
+            builder.http2().max_concurrent_streams(16_384);
             let conn = builder.serve_connection(io, service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
