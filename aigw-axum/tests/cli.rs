@@ -7,6 +7,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod peers;
+use peers::free_addr;
+
 const AIGW: &str = env!("CARGO_BIN_EXE_aigw");
 
 struct Proc(Child);
@@ -15,31 +18,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
-/// A loopback port nothing listens on yet.
-fn free_port() -> u16 {
-    // Below the kernel's ephemeral range (32768–60999 by default): a port from that
-    // range can be taken by any outgoing connection between this check and the child
-    // process binding it, which fails the child with "address in use".
-    let seed = std::process::id().wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-    (0..2000u32)
-        .map(|i| 10_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % 22_000) as u16)
-        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .unwrap_or_else(|| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
 }
 
 /// Starts `aigw simulate` on a free port; it stops when the handle drops.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 mod peers;
-use peers::redis_server;
+use peers::{free_addr, redis_server};
 
 /// Total tokens per tenant per hour.
 const BUDGET: u64 = 30;
@@ -436,31 +436,6 @@ fn wait_listening(addr: SocketAddr) {
         assert!(Instant::now() < deadline, "{addr} never listened");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn free_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
-/// A loopback port nothing listens on yet.
-fn free_port() -> u16 {
-    // Below the kernel's ephemeral range (32768–60999 by default): a port from that
-    // range can be taken by any outgoing connection between this check and the child
-    // process binding it, which fails the child with "address in use".
-    let seed = std::process::id().wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-    (0..2000u32)
-        .map(|i| 10_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % 22_000) as u16)
-        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .unwrap_or_else(|| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
 }
 
 /// `aigw run` with `AIGW_REDIS_URL`: a per-client-address rule (the address comes from
