@@ -503,6 +503,9 @@ impl Ctx<'_> {
             if endpoints.len() > 1 {
                 tracing::warn!(route = %self.r.label(), backend = %b.name, "MCP backend has several endpoints; the first is used");
             }
+            if target::http2_prior_knowledge(eg) {
+                tracing::warn!(route = %self.r.label(), backend = %b.name, "appProtocols h2c is not applied to MCP backends: they are spoken to in HTTP/1.1 (HTTP/2 only by ALPN over TLS)");
+            }
             let tls = target::tls_for_backend(config, eg, self.issues);
             let scheme = if tls.is_some() { "https" } else { "http" };
             (format!("{scheme}://{}", ep.authority()), tls)
