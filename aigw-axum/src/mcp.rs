@@ -29,12 +29,13 @@ use std::convert::Infallible;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-/// [`McpUpstream`] over hyper: one pooled client, plus one per backend TLS policy.
+/// [`McpUpstream`] over hyper: one pooled client, plus one per backend TLS policy and
+/// one speaking HTTP/2 with prior knowledge for `h2c` Backends, made when first needed.
 #[derive(Debug)]
 pub struct HyperUpstream {
     settings: ClientSettings,
     plain: HttpClient,
-    tls: Mutex<HashMap<String, HttpClient>>,
+    others: Mutex<HashMap<String, HttpClient>>,
 }
 
 impl HyperUpstream {
@@ -43,23 +44,36 @@ impl HyperUpstream {
         Ok(Self {
             plain: build_client(&settings)?,
             settings,
-            tls: Mutex::new(HashMap::new()),
+            others: Mutex::new(HashMap::new()),
         })
     }
 
     fn client(&self, backend: &McpBackend) -> Result<HttpClient, UpstreamError> {
-        let Some(tls) = backend.tls() else {
+        let h2c = backend.http2_prior_knowledge();
+        if backend.tls().is_none() && !h2c {
             return Ok(self.plain.clone());
+        }
+        // As for the LLM routes: an h2c Backend gets an HTTP/2-only client, over TLS too.
+        let key = match backend.tls() {
+            Some(tls) => format!("{}|{}|{h2c}", tls.origin, tls.sni),
+            None => "h2c".to_string(),
         };
-        let key = format!("{}|{}", tls.origin, tls.sni);
         let mut map = self
-            .tls
+            .others
             .lock()
             .map_err(|_| UpstreamError("client cache poisoned".into()))?;
         if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let c = build_tls_client(&self.settings, tls).map_err(|e| UpstreamError(e.to_string()))?;
+        let settings = ClientSettings {
+            http2_only: h2c,
+            ..self.settings.clone()
+        };
+        let c = match backend.tls() {
+            Some(tls) => build_tls_client(&settings, tls),
+            None => build_client(&settings),
+        }
+        .map_err(|e| UpstreamError(e.to_string()))?;
         map.insert(key, c.clone());
         Ok(c)
     }

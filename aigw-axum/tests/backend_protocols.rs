@@ -4,6 +4,9 @@
 //! values the gateway cannot honour are reported, never silently dropped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "peers/h2c_mcp.rs"]
+mod h2c_mcp;
+
 use aigw_axum::Gateway;
 use aigw_core::config::Config;
 use bytes::Bytes;
@@ -13,15 +16,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// What the HTTP/2-only upstream saw.
-#[derive(Default)]
-struct Seen {
-    connections: AtomicUsize,
-    http2_requests: AtomicUsize,
-}
+use h2c_mcp::Seen;
 
 const COMPLETION: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model":"up","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
 
@@ -200,4 +198,73 @@ fn app_protocols_and_fallback_the_gateway_cannot_honour_are_reported() {
         e.contains("spec.appProtocols[0]") && e.contains("\"h3\""),
         "{e}"
     );
+}
+
+fn mcp_config(port: u16) -> String {
+    format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {{name: tools, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  backendRefs:
+    - name: h2
+      group: gateway.envoyproxy.io
+      kind: Backend
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: h2, namespace: default}}
+spec:
+  appProtocols: [gateway.envoyproxy.io/h2c]
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}}}]
+"#
+    )
+}
+
+/// An MCPRoute's h2c Backend is spoken to in HTTP/2 with prior knowledge: the official
+/// Rust MCP client lists and calls the tool of a server that speaks nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_backends_marked_h2c_are_spoken_to_in_http2() {
+    use aigw_core::config::SecretSource;
+    use aigw_core::mcp::{McpGateway, McpService, McpSettings, SessionCrypto};
+    use rmcp::ServiceExt as _;
+    use rmcp::transport::StreamableHttpClientTransport;
+
+    let (addr, seen) = h2c_mcp::serve().await;
+    let c = Config::from_yaml_str(&mcp_config(addr.port()), "mcp.yaml").unwrap();
+    let upstream = Arc::new(aigw_axum::mcp::HyperUpstream::new(Default::default()).unwrap());
+    let gateway = McpGateway::new(
+        &c,
+        &SecretSource::from_config(&c),
+        SessionCrypto::random(),
+        McpSettings::default(),
+        upstream,
+    )
+    .unwrap();
+    let app = axum::Router::new().route_service("/mcp", McpService::new(gateway));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+
+    let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await.unwrap();
+    let tools: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(tools, ["h2__echo"]);
+    let params = rmcp::model::CallToolRequestParams::new("h2__echo".to_string()).with_arguments(
+        serde_json::json!({"text": "hi"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    let r = serde_json::to_value(client.call_tool(params).await.unwrap()).unwrap();
+    assert_eq!(r["content"][0]["text"], "h2: hi");
+    client.cancel().await.unwrap();
+    assert!(seen.http2_requests.load(Ordering::SeqCst) >= 3);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
 }

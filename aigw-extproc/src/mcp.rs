@@ -77,17 +77,23 @@ impl McpArgs {
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// [`McpUpstream`] over a pooled hyper client.
+/// [`McpUpstream`] over a pooled hyper client, and one that speaks HTTP/2 with prior
+/// knowledge for Backends whose `appProtocols` name `gateway.envoyproxy.io/h2c`.
 #[derive(Debug, Clone)]
 pub struct DirectUpstream {
     client: HttpsClient,
+    h2c: HttpsClient,
 }
 
 impl DirectUpstream {
     /// A client trusting the system roots.
     pub fn new() -> Result<Self, ExtProcError> {
+        let connector = connector()?;
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector()?),
+            client: Client::builder(TokioExecutor::new()).build(connector.clone()),
+            h2c: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(connector),
         })
     }
 }
@@ -117,10 +123,14 @@ fn connector() -> Result<hyper_rustls::HttpsConnector<HttpConnector>, ExtProcErr
 impl McpUpstream for DirectUpstream {
     fn send(
         &self,
-        _backend: &McpBackend,
+        backend: &McpBackend,
         request: http::Request<Bytes>,
     ) -> BoxFuture<'static, Result<http::Response<UpstreamBody>, UpstreamError>> {
-        let client = self.client.clone();
+        let client = if backend.http2_prior_knowledge() {
+            self.h2c.clone()
+        } else {
+            self.client.clone()
+        };
         Box::pin(async move {
             client
                 .request(request.map(Full::new))

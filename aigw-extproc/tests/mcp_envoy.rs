@@ -88,3 +88,72 @@ async fn python_sdk_client_through_envoy_and_the_mcp_listener() {
         "beta"
     );
 }
+
+#[path = "../../aigw-axum/tests/peers/h2c_mcp.rs"]
+mod h2c_mcp;
+
+/// The MCP listener's client speaks HTTP/2 with prior knowledge to a Backend marked
+/// `appProtocols: [gateway.envoyproxy.io/h2c]`, which here answers nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_backends_marked_h2c_are_spoken_to_in_http2() {
+    use aigw_core::config::{Config, SecretSource};
+    use aigw_core::mcp::{McpGateway, McpService, McpSettings, SessionCrypto};
+    use http_body_util::{BodyExt as _, Full};
+    use std::sync::atomic::Ordering;
+    use tower::ServiceExt as _;
+
+    let (addr, seen) = h2c_mcp::serve().await;
+    let yaml = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {{name: tools, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  backendRefs: [{{name: h2, group: gateway.envoyproxy.io, kind: Backend}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: h2, namespace: default}}
+spec:
+  appProtocols: [gateway.envoyproxy.io/h2c]
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {}}}}}]
+"#,
+        addr.port()
+    );
+    let c = Config::from_yaml_str(&yaml, "mcp.yaml").unwrap();
+    let upstream = std::sync::Arc::new(aigw_extproc::mcp::DirectUpstream::new().unwrap());
+    let svc = McpService::new(
+        McpGateway::new(
+            &c,
+            &SecretSource::from_config(&c),
+            SessionCrypto::random(),
+            McpSettings::default(),
+            upstream,
+        )
+        .unwrap(),
+    );
+    let post = |session: Option<String>, body: serde_json::Value| {
+        let mut r = http::Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.body(Full::new(bytes::Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let r = svc.clone().oneshot(post(None, init)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let r = svc.oneshot(post(Some(session), list)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("\"h2__echo\""), "{body}");
+    assert!(seen.http2_requests.load(Ordering::SeqCst) >= 2);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}

@@ -25,6 +25,8 @@ pub struct McpBackend {
     /// Path (and the API-key query, when configured) of the MCP endpoint.
     pub(crate) path: String,
     pub(crate) tls: Option<TlsSettings>,
+    /// The Backend's `appProtocols` name `gateway.envoyproxy.io/h2c`.
+    pub(crate) http2_prior_knowledge: bool,
     pub(crate) api_key: Option<ApiKey>,
     /// Client header → backend header.
     pub(crate) forward: Vec<(HeaderName, HeaderName)>,
@@ -46,6 +48,13 @@ impl McpBackend {
     /// Upstream TLS (a BackendTLSPolicy or the Backend's `tls`), `None` for plain HTTP.
     pub fn tls(&self) -> Option<&TlsSettings> {
         self.tls.as_ref()
+    }
+
+    /// Whether the Backend asks for HTTP/2 with prior knowledge (`appProtocols:
+    /// [gateway.envoyproxy.io/h2c]`): on plain HTTP the client must speak HTTP/2 from its
+    /// first byte, since such a server may answer nothing else. Over TLS, ALPN decides.
+    pub fn http2_prior_knowledge(&self) -> bool {
+        self.http2_prior_knowledge
     }
 
     /// The URL requests are sent to (no credential in it).

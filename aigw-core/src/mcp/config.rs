@@ -471,6 +471,7 @@ impl Ctx<'_> {
         b: &MCPRouteBackendRef,
     ) -> Option<McpBackend> {
         let ns = self.r.namespace().to_string();
+        let mut h2c = false;
         let (origin, tls) = if b.kind.as_deref() == Some("Backend")
             && b.group.as_deref() == Some(EG_GROUP)
         {
@@ -503,11 +504,9 @@ impl Ctx<'_> {
             if endpoints.len() > 1 {
                 tracing::warn!(route = %self.r.label(), backend = %b.name, "MCP backend has several endpoints; the first is used");
             }
-            if target::http2_prior_knowledge(eg) {
-                tracing::warn!(route = %self.r.label(), backend = %b.name, "appProtocols h2c is not applied to MCP backends: they are spoken to in HTTP/1.1 (HTTP/2 only by ALPN over TLS)");
-            }
             let tls = target::tls_for_backend(config, eg, self.issues);
             let scheme = if tls.is_some() { "https" } else { "http" };
+            h2c = target::http2_prior_knowledge(eg);
             (format!("{scheme}://{}", ep.authority()), tls)
         } else {
             // A Kubernetes Service, dialled by its cluster DNS name as Envoy would.
@@ -601,6 +600,7 @@ impl Ctx<'_> {
             origin,
             path,
             tls,
+            http2_prior_knowledge: h2c,
             api_key,
             forward,
             selector,

@@ -122,6 +122,9 @@ pub(crate) fn compile(mcp: &McpConfig, file: &str) -> Result<Vec<McpRoute>, Vec<
                 origin: origin.clone(),
                 path: path.clone(),
                 tls: None,
+                // Envoy's MCP backend listener speaks to the backend; this hop is to
+                // Envoy itself.
+                http2_prior_knowledge: false,
                 api_key: None,
                 forward,
                 selector,
