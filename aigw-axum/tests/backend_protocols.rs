@@ -11,8 +11,6 @@ use aigw_axum::Gateway;
 use aigw_core::config::Config;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,36 +24,17 @@ const COMPLETION: &str = r#"{"id":"c1","object":"chat.completion","created":1,"m
 /// An OpenAI-compatible upstream that speaks only HTTP/2 over cleartext: an HTTP/1
 /// request fails its connection preface.
 async fn h2c_upstream() -> (SocketAddr, Arc<Seen>) {
-    let seen = Arc::new(Seen::default());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let s = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = l.accept().await.unwrap();
-            s.connections.fetch_add(1, Ordering::SeqCst);
-            let s = s.clone();
-            let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                if req.version() == hyper::Version::HTTP_2 {
-                    s.http2_requests.fetch_add(1, Ordering::SeqCst);
-                }
-                async move {
-                    // Hold each request a moment so concurrent ones overlap.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    Ok::<_, Infallible>(
-                        hyper::Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from_static(COMPLETION.as_bytes())))
-                            .unwrap(),
-                    )
-                }
-            });
-            tokio::spawn(
-                http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tcp), svc),
-            );
-        }
-    });
-    (addr, seen)
+    h2c_mcp::serve_with(|_req| async {
+        // Hold each request a moment so concurrent ones overlap.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, Infallible>(
+            hyper::Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(COMPLETION.as_bytes())))
+                .unwrap(),
+        )
+    })
+    .await
 }
 
 fn config(port: u16, backend_extra: &str) -> String {
@@ -200,28 +179,6 @@ fn app_protocols_and_fallback_the_gateway_cannot_honour_are_reported() {
     );
 }
 
-fn mcp_config(port: u16) -> String {
-    format!(
-        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: MCPRoute
-metadata: {{name: tools, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  backendRefs:
-    - name: h2
-      group: gateway.envoyproxy.io
-      kind: Backend
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: h2, namespace: default}}
-spec:
-  appProtocols: [gateway.envoyproxy.io/h2c]
-  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}}}]
-"#
-    )
-}
-
 /// An MCPRoute's h2c Backend is spoken to in HTTP/2 with prior knowledge: the official
 /// Rust MCP client lists and calls the tool of a server that speaks nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +189,7 @@ async fn mcp_backends_marked_h2c_are_spoken_to_in_http2() {
     use rmcp::transport::StreamableHttpClientTransport;
 
     let (addr, seen) = h2c_mcp::serve().await;
-    let c = Config::from_yaml_str(&mcp_config(addr.port()), "mcp.yaml").unwrap();
+    let c = Config::from_yaml_str(&h2c_mcp::mcp_route(addr.port()), "mcp.yaml").unwrap();
     let upstream = Arc::new(aigw_axum::mcp::HyperUpstream::new(Default::default()).unwrap());
     let gateway = McpGateway::new(
         &c,

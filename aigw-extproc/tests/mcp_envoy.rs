@@ -103,23 +103,7 @@ async fn mcp_backends_marked_h2c_are_spoken_to_in_http2() {
     use tower::ServiceExt as _;
 
     let (addr, seen) = h2c_mcp::serve().await;
-    let yaml = format!(
-        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: MCPRoute
-metadata: {{name: tools, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  backendRefs: [{{name: h2, group: gateway.envoyproxy.io, kind: Backend}}]
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: h2, namespace: default}}
-spec:
-  appProtocols: [gateway.envoyproxy.io/h2c]
-  endpoints: [{{ip: {{address: 127.0.0.1, port: {}}}}}]
-"#,
-        addr.port()
-    );
+    let yaml = h2c_mcp::mcp_route(addr.port());
     let c = Config::from_yaml_str(&yaml, "mcp.yaml").unwrap();
     let upstream = std::sync::Arc::new(aigw_extproc::mcp::DirectUpstream::new().unwrap());
     let svc = McpService::new(

@@ -24,6 +24,18 @@ pub(crate) struct Seen {
 /// Serves `initialize`, `tools/list` with one tool (`echo`) and `tools/call` echoing its
 /// `text`, on a free loopback port.
 pub(crate) async fn serve() -> (SocketAddr, Arc<Seen>) {
+    serve_with(mcp_answer).await
+}
+
+/// Serves `answer` over HTTP/2 alone on a free loopback port, counting connections and
+/// HTTP/2 requests.
+pub(crate) async fn serve_with<F, Fut>(answer: F) -> (SocketAddr, Arc<Seen>)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<Full<Bytes>>, Infallible>>
+        + Send
+        + 'static,
+{
     let seen = Arc::new(Seen::default());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -32,13 +44,13 @@ pub(crate) async fn serve() -> (SocketAddr, Arc<Seen>) {
         loop {
             let (tcp, _) = l.accept().await.unwrap();
             s.connections.fetch_add(1, Ordering::SeqCst);
-            let s = s.clone();
+            let (s, answer) = (s.clone(), answer.clone());
             let svc =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     if req.version() == hyper::Version::HTTP_2 {
                         s.http2_requests.fetch_add(1, Ordering::SeqCst);
                     }
-                    mcp_answer(req)
+                    answer(req)
                 });
             tokio::spawn(
                 http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tcp), svc),
@@ -46,6 +58,26 @@ pub(crate) async fn serve() -> (SocketAddr, Arc<Seen>) {
         }
     });
     (addr, seen)
+}
+
+/// An MCPRoute with one Backend, marked h2c, at `port`.
+pub(crate) fn mcp_route(port: u16) -> String {
+    format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: MCPRoute
+metadata: {{name: tools, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  backendRefs: [{{name: h2, group: gateway.envoyproxy.io, kind: Backend}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: h2, namespace: default}}
+spec:
+  appProtocols: [gateway.envoyproxy.io/h2c]
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}}}]
+"#
+    )
 }
 
 async fn mcp_answer(
