@@ -341,6 +341,44 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Calls `field` for the members of an object after one member's value, to its `}`
+    /// (included): how [`Self::members`] goes on from a value.
+    pub(crate) fn members_after(
+        &mut self,
+        field: impl FnMut(&mut Self, &str) -> Option<()>,
+    ) -> Option<()> {
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.members(field)
+            }
+            b'}' => {
+                self.i += 1;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// Calls `item` for the elements of an array after one element, to its `]`
+    /// (included): how [`Self::array`] goes on from an element.
+    pub(crate) fn items_after(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        loop {
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+            item(self)?;
+        }
+    }
+
     /// Calls `item` for every element of an array (`[` included).
     pub(crate) fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.eat(b'[')?;
