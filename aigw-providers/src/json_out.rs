@@ -151,7 +151,17 @@ fn needs_no_escape(bytes: &[u8]) -> bool {
             return false;
         }
     }
-    !chunks.remainder().iter().any(|&b| escaped(b))
+    // The rest (all of most strings: keys, ids, short deltas) in at most two eight-byte
+    // words padded with spaces, instead of a byte loop.
+    let rest = chunks.remainder();
+    let mut words = [b' '; 16];
+    words[..rest.len()].copy_from_slice(rest);
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&words[i..i + 8]);
+        crate::json_scan::special(u64::from_le_bytes(w))
+    };
+    (word(0) | word(8)) == 0
 }
 
 #[cfg(test)]

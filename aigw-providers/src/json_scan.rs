@@ -17,7 +17,7 @@ use std::borrow::Cow;
 /// The high bit of each byte of `w` that is `"`, `\\` or a control character, and
 /// possibly of bytes after the first such byte (borrows propagate upwards), so the
 /// lowest set bit marks the first one.
-const fn special(w: u64) -> u64 {
+pub(crate) const fn special(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let quote = w ^ (LO * b'"' as u64);
