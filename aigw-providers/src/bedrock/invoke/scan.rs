@@ -407,6 +407,22 @@ mod tests {
         }
     }
 
+    /// The captured InvokeModel stream's payloads (with their `"p"` padding) all have
+    /// the fixed shape, so they take the SIMD path.
+    #[test]
+    fn the_captured_frames_have_the_fixed_shape() {
+        let wire = include_bytes!("../../../tests/fixtures/bedrock/responses/invoke.bin");
+        let mut d = crate::eventstream::Decoder::new();
+        d.push(wire);
+        let mut frames = 0;
+        while let Some(f) = d.next_frame().unwrap() {
+            let b64 = plain_payload(&f.payload).unwrap();
+            assert!(base64_simd::STANDARD.decode_to_vec(b64).is_ok());
+            frames += 1;
+        }
+        assert!(frames > 2);
+    }
+
     #[test]
     fn the_fixture_events_are_scanned() {
         let sse = include_str!("../../../tests/fixtures/anthropic/responses/stream_thinking.sse");
