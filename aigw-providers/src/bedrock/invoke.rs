@@ -810,9 +810,7 @@ impl InvokeTranslator {
             let emitter = self
                 .emitter
                 .get_or_insert_with(|| emit::StreamEmitter::to(sink, api, id, model, created, inc));
-            for ev in events.drain(..) {
-                emitter.event(ev, &mut out);
-            }
+            emitter.events(&mut events, &mut out);
             if end_of_stream {
                 emitter.finish(&mut out);
             }
