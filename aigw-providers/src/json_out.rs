@@ -62,6 +62,18 @@ fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
 /// Appends a number (in decimal, as `serde_json` writes it: its serializer cost ≈ 60
 /// instructions per number, and the Responses events carry two or three each).
 pub(crate) fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    // Sequence numbers and output indexes, most of the numbers written, are one or two
+    // digits: written without the digit loop and the copy out of its buffer.
+    if n < 10 {
+        // `n` is below ten.
+        out.push(b'0' + n as u8);
+        return;
+    }
+    if n < 100 {
+        // `n` is below a hundred.
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -139,7 +151,17 @@ fn needs_no_escape(bytes: &[u8]) -> bool {
             return false;
         }
     }
-    !chunks.remainder().iter().any(|&b| escaped(b))
+    // The rest (all of most strings: keys, ids, short deltas) in at most two eight-byte
+    // words padded with spaces, instead of a byte loop.
+    let rest = chunks.remainder();
+    let mut words = [b' '; 16];
+    words[..rest.len()].copy_from_slice(rest);
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&words[i..i + 8]);
+        crate::json_scan::special(u64::from_le_bytes(w))
+    };
+    (word(0) | word(8)) == 0
 }
 
 #[cfg(test)]
@@ -186,7 +208,7 @@ mod tests {
         }
 
         #[test]
-        fn numbers_are_written_as_serde_json_writes_them(n in any::<u64>()) {
+        fn numbers_are_written_as_serde_json_writes_them(n in prop_oneof![0u64..1000, any::<u64>()]) {
             let mut out = Vec::new();
             super::push_num(&mut out, n);
             prop_assert_eq!(out, serde_json::to_vec(&n).unwrap());

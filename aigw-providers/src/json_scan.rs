@@ -17,7 +17,7 @@ use std::borrow::Cow;
 /// The high bit of each byte of `w` that is `"`, `\\` or a control character, and
 /// possibly of bytes after the first such byte (borrows propagate upwards), so the
 /// lowest set bit marks the first one.
-const fn special(w: u64) -> u64 {
+pub(crate) const fn special(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let quote = w ^ (LO * b'"' as u64);
@@ -338,6 +338,44 @@ impl<'a> Scan<'a> {
                 }
                 _ => return None,
             }
+        }
+    }
+
+    /// Calls `field` for the members of an object after one member's value, to its `}`
+    /// (included): how [`Self::members`] goes on from a value.
+    pub(crate) fn members_after(
+        &mut self,
+        field: impl FnMut(&mut Self, &str) -> Option<()>,
+    ) -> Option<()> {
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.members(field)
+            }
+            b'}' => {
+                self.i += 1;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// Calls `item` for the elements of an array after one element, to its `]`
+    /// (included): how [`Self::array`] goes on from an element.
+    pub(crate) fn items_after(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        loop {
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+            item(self)?;
         }
     }
 

@@ -85,9 +85,16 @@ impl SseDecoder {
                 chunk = rest;
             }
         }
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        if !self.started && self.line.is_empty() && chunk.len() >= BOM.len() {
+            // The usual first chunk: long enough to hold the whole BOM, if any, so it
+            // is decoded in place instead of copied into the line buffer and out again.
+            self.started = true;
+            self.feed_lines(chunk.strip_prefix(BOM).unwrap_or(chunk), out);
+            return;
+        }
         if !self.started {
             // The BOM may itself be split across chunks: hold back a proper prefix of it.
-            const BOM: &[u8] = b"\xEF\xBB\xBF";
             self.line.extend_from_slice(chunk);
             if self.line.len() < BOM.len() && BOM.starts_with(&self.line) {
                 return;
@@ -327,7 +334,10 @@ mod tests {
         #[test]
         fn arbitrary_input_any_split(input in proptest::collection::vec(
             prop_oneof![Just(b'\n'), Just(b'\r'), Just(b':'), Just(b' '), Just(b'd'), Just(b'a'), Just(b't'), any::<u8>()], 0..120),
-            cuts in proptest::collection::vec(0usize..130, 0..8)) {
+            cuts in proptest::collection::vec(0usize..130, 0..8),
+            bom in 0usize..4) {
+            // With a whole or partial BOM first now and then.
+            let input = [&b"\xEF\xBB\xBF"[..bom], &input[..]].concat();
             prop_assert_eq!(decode_split(&input, &cuts), decode_all(&input));
         }
 

@@ -547,6 +547,38 @@ struct ChunkPayload<'a> {
     bytes: std::borrow::Cow<'a, str>,
 }
 
+/// Decodes an InvokeModel `chunk` frame's `{"bytes":…}` payload into `json` (empty).
+///
+/// InvokeModel writes the wrapper the same way every time, so its base64 text is found
+/// by the fixed prefix and suffix ([`scan::plain_payload`]) and decoded by the SIMD
+/// decoder (≈ 8 instructions per byte fewer than the `base64` crate's). Any other
+/// wrapper, and any text that decoder rejects, takes the general path: the JSON read by
+/// the scanner or serde, the base64 by the `base64` crate, whose errors the client sees.
+fn chunk_json(payload: &[u8], json: &mut Vec<u8>) -> std::result::Result<(), String> {
+    if let Some(b64) = scan::plain_payload(payload)
+        && base64_simd::STANDARD.decode_append(b64, json).is_ok()
+    {
+        return Ok(());
+    }
+    json.clear();
+    chunk_json_general(payload, json)
+}
+
+/// [`chunk_json`]'s general path.
+fn chunk_json_general(payload: &[u8], json: &mut Vec<u8>) -> std::result::Result<(), String> {
+    let b64 = match scan::payload(payload) {
+        Some(b64) => b64,
+        None => {
+            serde_json::from_slice::<ChunkPayload>(payload)
+                .map_err(|e| e.to_string())?
+                .bytes
+        }
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(b64.as_bytes(), json)
+        .map_err(|e| e.to_string())
+}
+
 /// OpenAI chat or Anthropic Messages → Claude on Bedrock InvokeModel.
 #[derive(Debug)]
 pub struct InvokeTranslator {
@@ -644,20 +676,7 @@ impl InvokeTranslator {
                     // Decoded into one buffer reused for every frame of the stream.
                     let mut json = std::mem::take(&mut self.payload);
                     json.clear();
-                    let text = scan::payload(&frame.payload).map_or_else(
-                        || {
-                            serde_json::from_slice::<ChunkPayload>(&frame.payload)
-                                .map(|p| p.bytes)
-                                .map_err(|e| e.to_string())
-                        },
-                        Ok,
-                    );
-                    let decoded = text.and_then(|b64| {
-                        base64::engine::general_purpose::STANDARD
-                            .decode_vec(b64.as_bytes(), &mut json)
-                            .map_err(|e| e.to_string())
-                    });
-                    if let Err(e) = decoded {
+                    if let Err(e) = chunk_json(&frame.payload, &mut json) {
                         let msg = format!("InvokeModel stream chunk: {e}");
                         self.fail(out, events, 502, "malformedUpstream", &msg);
                         return;
@@ -791,9 +810,7 @@ impl InvokeTranslator {
             let emitter = self
                 .emitter
                 .get_or_insert_with(|| emit::StreamEmitter::to(sink, api, id, model, created, inc));
-            for ev in events.drain(..) {
-                emitter.event(ev, &mut out);
-            }
+            emitter.events(&mut events, &mut out);
             if end_of_stream {
                 emitter.finish(&mut out);
             }

@@ -191,14 +191,17 @@ impl ConverseTranslator {
             }
         }
         let mut events = std::mem::take(&mut self.events);
-        for ev in events.drain(..) {
-            if let Event::Usage(u) = &ev {
+        for ev in &events {
+            if let Event::Usage(u) = ev {
                 self.usage.update(u);
             }
             if self.failure.is_none() {
                 self.failure = ev.error_summary();
             }
-            self.emitter().event(ev, &mut out);
+        }
+        // The emitter is made at the first event, as the stream's head then stands.
+        if !events.is_empty() {
+            self.emitter().events(&mut events, &mut out);
         }
         self.events = events;
         if end_of_stream {

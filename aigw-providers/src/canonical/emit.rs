@@ -295,6 +295,17 @@ impl StreamEmitter {
         }
     }
 
+    /// Renders the events of `events` in order (left empty); a sink takes them at once.
+    pub fn events(&mut self, events: &mut Vec<Event>, out: &mut Vec<u8>) {
+        if let Self::Events(s) = self {
+            s.push_all(events);
+            return;
+        }
+        for ev in events.drain(..) {
+            self.event(ev, out);
+        }
+    }
+
     /// Closes the stream at end of input.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         match self {

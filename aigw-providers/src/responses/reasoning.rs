@@ -71,7 +71,10 @@ pub fn encode_parts(text: Option<&str>, signature: Option<&str>, redacted: Optio
     json.push(b'}');
     let mut out = String::with_capacity(PREFIX.len() + json.len().div_ceil(3) * 4);
     out.push_str(PREFIX);
-    URL_SAFE_NO_PAD.encode_string(json, &mut out);
+    // The SIMD encoder writes the same text as the `base64` crate's (the property test
+    // below compares them) in a fraction of the instructions: the signature alone is
+    // ≈ 1 KB of it.
+    base64_simd::URL_SAFE_NO_PAD.encode_append(&json, &mut out);
     out
 }
 
@@ -99,7 +102,7 @@ mod tests {
         #[test]
         fn parts_are_sealed_as_serde_writes_them(
             t in proptest::option::of("\\PC{0,12}|[\"\\\\\n]{0,4}"),
-            s in proptest::option::of("[A-Za-z0-9+/=]{0,16}"),
+            s in proptest::option::of("[A-Za-z0-9+/=]{0,16}|[A-Za-z0-9+/=]{0,600}"),
             r in proptest::option::of("\\PC{0,8}"),
         ) {
             let wire = super::Wire { t: t.clone(), s: s.clone(), r: r.clone() };

@@ -146,15 +146,15 @@ impl GeminiTranslator {
             ));
         }
         if let Some(emitter) = self.emitter.as_mut() {
-            for ev in events.drain(..) {
-                if let Event::Usage(u) = &ev {
+            for ev in &events {
+                if let Event::Usage(u) = ev {
                     self.usage.update(u);
                 }
                 if self.failure.is_none() {
                     self.failure = ev.error_summary();
                 }
-                emitter.event(ev, &mut out);
             }
+            emitter.events(&mut events, &mut out);
             if end_of_stream {
                 emitter.finish(&mut out);
             }

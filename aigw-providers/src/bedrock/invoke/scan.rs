@@ -29,6 +29,23 @@ pub(super) fn payload(frame: &[u8]) -> Option<Cow<'_, str>> {
     s.at_end().then_some(bytes?)
 }
 
+/// The base64 text of a `chunk` frame's payload when it is exactly `{"bytes":"…"}` or
+/// `{"bytes":"…","p":"…"}` with a padding value of ASCII letters and digits, as
+/// InvokeModel writes it; `None` for anything else (which [`payload`] or serde reads).
+/// The text is everything up to the first quote: when all of it is base64 alphabet
+/// (the decoder checks), the JSON string has no escapes and serde reads these bytes.
+pub(super) fn plain_payload(frame: &[u8]) -> Option<&[u8]> {
+    let rest = frame.strip_prefix(br#"{"bytes":""#)?;
+    let end = memchr::memchr(b'"', rest)?;
+    let (b64, tail) = (&rest[..end], &rest[end + 1..]);
+    let padded = || {
+        tail.strip_prefix(br#","p":""#)
+            .and_then(|t| t.strip_suffix(br#""}"#))
+            .is_some_and(|p| p.iter().all(u8::is_ascii_alphanumeric))
+    };
+    (tail == b"}" || padded()).then_some(b64)
+}
+
 /// The event's objects.
 trait Anthropic<'a> {
     fn event(&mut self) -> Option<AEvent<'a>>;
@@ -343,6 +360,67 @@ mod tests {
             };
             agrees(&data, cut, read, serde)?;
         }
+    }
+
+    fn chunk_text() -> BoxedStrategy<String> {
+        use base64::Engine as _;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64)
+                .prop_map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            "[A-Za-z0-9+/=]{0,40}",
+            "[A-Za-z0-9+/=\\\\\"]{0,12}|\\PC{0,8}",
+        ]
+        .boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        /// The fixed-wrapper path decodes what the general path (scanner or serde, then
+        /// the `base64` crate) does, and gives its error for anything it cannot read.
+        #[test]
+        fn chunks_decode_as_the_general_path_does(
+            b64 in chunk_text(),
+            wrapper in 0usize..6,
+            p in "[a-zA-Z0-9]{0,8}|[a-z\\\\\" ]{0,3}",
+        ) {
+            use base64::Engine as _;
+            let quoted = serde_json::to_string(&b64).unwrap();
+            let frame = match wrapper {
+                0 => format!(r#"{{"bytes":"{b64}"}}"#),
+                1 => format!(r#"{{"bytes":"{b64}","p":"{p}"}}"#),
+                2 => format!(r#"{{"bytes":{quoted}}}"#),
+                3 => format!(r#"{{"bytes": {quoted}, "p":"{p}"}}"#),
+                4 => format!(r#"{{"bytes":{quoted},"p":"{p}"}}"#),
+                _ => format!(r#"{{"bytes":"{b64}"}} "#),
+            };
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            let a = super::super::chunk_json(frame.as_bytes(), &mut fast);
+            let b = super::super::chunk_json_general(frame.as_bytes(), &mut general);
+            prop_assert_eq!(&a, &b, "{}", frame);
+            prop_assert_eq!(fast, general);
+            let canonical = base64::engine::general_purpose::STANDARD
+                .decode(&b64)
+                .is_ok_and(|d| base64::engine::general_purpose::STANDARD.encode(d) == b64);
+            if canonical && wrapper == 4 && p.bytes().all(|c| c.is_ascii_alphanumeric()) {
+                prop_assert!(plain_payload(frame.as_bytes()).is_some());
+            }
+        }
+    }
+
+    /// The captured InvokeModel stream's payloads (with their `"p"` padding) all have
+    /// the fixed shape, so they take the SIMD path.
+    #[test]
+    fn the_captured_frames_have_the_fixed_shape() {
+        let wire = include_bytes!("../../../tests/fixtures/bedrock/responses/invoke.bin");
+        let mut d = crate::eventstream::Decoder::new();
+        d.push(wire);
+        let mut frames = 0;
+        while let Some(f) = d.next_frame().unwrap() {
+            let b64 = plain_payload(&f.payload).unwrap();
+            assert!(base64_simd::STANDARD.decode_to_vec(b64).is_ok());
+            frames += 1;
+        }
+        assert!(frames > 2);
     }
 
     #[test]
