@@ -11,9 +11,13 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 
 /// Owns an exchange until it is finished, and finishes it exactly once: explicitly, or
 /// on drop as a client hang-up (status 499), which also settles the meter with the
@@ -115,6 +119,11 @@ pub(crate) struct StreamBody {
     first: Option<Bytes>,
     idle: Option<Duration>,
     deadline: Option<Instant>,
+    /// The read bound's timer, made at the first read and kept: making and dropping
+    /// one per upstream read registered and removed it in the timer wheel every time.
+    /// It may be set earlier than the bound (which only moves later); when it fires
+    /// early it is moved to the bound.
+    timer: Option<Pin<Box<Sleep>>>,
     status: StatusCode,
     upstream_wait: Duration,
     done: bool,
@@ -136,6 +145,7 @@ impl StreamBody {
             first: Some(first),
             idle,
             deadline: None,
+            timer: None,
             status,
             upstream_wait: Duration::ZERO,
             done: false,
@@ -172,37 +182,11 @@ impl StreamBody {
             let (chunk, end) = match self.first.take() {
                 Some(first) if !first.is_empty() => (first, false),
                 Some(_) => (Bytes::new(), true),
-                None => {
-                    let (_, incoming) = self.live.as_mut()?;
-                    let waited = Instant::now();
-                    // One timer for both bounds (the idle one and the stream's deadline):
-                    // the read future lives as long as the stream, and each timer in it
-                    // is ≈ 100 bytes of every open stream.
-                    let idle_at = self.idle.map(|idle| waited + idle);
-                    let until = match (idle_at, self.deadline) {
-                        (Some(i), Some(d)) => Some(i.min(d)),
-                        (i, d) => i.or(d),
-                    };
-                    let next = match until {
-                        Some(until) => {
-                            match tokio::time::timeout_at(until.into(), next_frame_data(incoming))
-                                .await
-                            {
-                                Ok(next) => next,
-                                Err(_) => {
-                                    Err(timed_out(self.idle.filter(|_| idle_at == Some(until))))
-                                }
-                            }
-                        }
-                        None => next_frame_data(incoming).await,
-                    };
-                    self.upstream_wait += waited.elapsed();
-                    match next {
-                        Ok(b) if b.is_empty() => (b, true),
-                        Ok(b) => (b, false),
-                        Err(e) => return Some(self.fail(&e)),
-                    }
-                }
+                None => match self.read().await {
+                    Ok(b) if b.is_empty() => (b, true),
+                    Ok(b) => (b, false),
+                    Err(e) => return Some(self.fail(&e)),
+                },
             };
             let translated = match (self.finisher.exchange_mut(), self.live.as_mut()) {
                 (Ok(ex), Some((attempt, _))) => ex.chunk(attempt, chunk, end),
@@ -220,6 +204,49 @@ impl StreamBody {
                 Err(e) => return Some(self.fail(&e)),
             }
         }
+    }
+
+    /// Waits for the next upstream data frame within the idle bound and the stream's
+    /// deadline; `Ok(empty)` at the end of the body.
+    async fn read(&mut self) -> Result<Bytes, Error> {
+        let Some((_, incoming)) = self.live.as_mut() else {
+            return Ok(Bytes::new());
+        };
+        let waited = Instant::now();
+        let idle_at = self.idle.map(|idle| waited + idle);
+        let until = match (idle_at, self.deadline) {
+            (Some(i), Some(d)) => Some(i.min(d)),
+            (i, d) => i.or(d),
+        };
+        let next = match until {
+            Some(until) => {
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until.into())));
+                if timer.deadline() > until.into() {
+                    timer.as_mut().reset(until.into());
+                }
+                let mut read = std::pin::pin!(next_frame_data(incoming));
+                let idle = self.idle.filter(|_| idle_at == Some(until));
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                        return Poll::Ready(r);
+                    }
+                    loop {
+                        std::task::ready!(timer.as_mut().poll(cx));
+                        if timer.deadline() >= until.into() {
+                            return Poll::Ready(Err(timed_out(idle)));
+                        }
+                        // Set for an earlier read's bound: wait on to this one's.
+                        timer.as_mut().reset(until.into());
+                    }
+                })
+                .await
+            }
+            None => next_frame_data(incoming).await,
+        };
+        self.upstream_wait += waited.elapsed();
+        next
     }
 
     /// Ends the stream with an error event in the client's format.
