@@ -111,6 +111,9 @@ impl Drop for Finisher {
     }
 }
 
+/// At most this many bytes of translated events are gathered into one write.
+const BATCH_BYTES: usize = 16 * 1024;
+
 /// The state of one streamed response.
 pub(crate) struct StreamBody {
     finisher: Finisher,
@@ -119,6 +122,8 @@ pub(crate) struct StreamBody {
     first: Option<Bytes>,
     idle: Option<Duration>,
     deadline: Option<Instant>,
+    /// Non-zero once the stream's first bytes went out (they go alone, with the head).
+    chunks_sent: u8,
     /// The read bound's timer, made at the first read and kept: making and dropping
     /// one per upstream read registered and removed it in the timer wheel every time.
     /// It may be set earlier than the bound (which only moves later); when it fires
@@ -145,6 +150,7 @@ impl StreamBody {
             first: Some(first),
             idle,
             deadline: None,
+            chunks_sent: 0,
             timer: None,
             status,
             upstream_wait: Duration::ZERO,
@@ -174,36 +180,90 @@ impl StreamBody {
         })
     }
 
+    /// The next bytes for the client. Events the upstream sent together leave in one
+    /// write: once a chunk is translated, the chunks the upstream connection has
+    /// already read are taken too ([`Self::more`]) and appended, up to
+    /// [`BATCH_BYTES`]. The stream's first bytes go at once, with the head.
     async fn step(&mut self) -> Option<Bytes> {
+        let mut batch = Batch::default();
         loop {
-            if self.done {
-                return None;
+            if self.done || batch.len() >= BATCH_BYTES {
+                return batch.take();
             }
             let (chunk, end) = match self.first.take() {
                 Some(first) if !first.is_empty() => (first, false),
                 Some(_) => (Bytes::new(), true),
-                None => match self.read().await {
-                    Ok(b) if b.is_empty() => (b, true),
-                    Ok(b) => (b, false),
+                None if batch.is_empty() => match self.read().await {
+                    Ok(b) => {
+                        let end = b.is_empty();
+                        (b, end)
+                    }
                     Err(e) => return Some(self.fail(&e)),
                 },
+                None => match self.more().await {
+                    Some(Ok(b)) => {
+                        let end = b.is_empty();
+                        (b, end)
+                    }
+                    Some(Err(e)) => {
+                        batch.push(self.fail(&e));
+                        return batch.take();
+                    }
+                    None => return batch.take(),
+                },
             };
+            let first = self.chunks_sent == 0;
             let translated = match (self.finisher.exchange_mut(), self.live.as_mut()) {
                 (Ok(ex), Some((attempt, _))) => ex.chunk(attempt, chunk, end),
-                _ => return None,
+                _ => return batch.take(),
             };
             match translated {
-                Ok(out) if end => {
-                    self.done = true;
-                    self.add_wait();
-                    self.finisher.finish(self.status, None);
-                    return (!out.is_empty()).then_some(out);
+                Ok(out) => batch.push(out),
+                Err(e) => {
+                    batch.push(self.fail(&e));
+                    return batch.take();
                 }
-                Ok(out) if out.is_empty() => continue,
-                Ok(out) => return Some(out),
-                Err(e) => return Some(self.fail(&e)),
+            }
+            if end {
+                self.done = true;
+                self.add_wait();
+                self.finisher.finish(self.status, None);
+            }
+            if first && !batch.is_empty() {
+                self.chunks_sent = 1;
+                return batch.take();
             }
         }
+    }
+
+    /// The next upstream frame if the upstream connection's task has one ready once it
+    /// has had its turn: `None` when the runtime ran out of other work first (nothing
+    /// more arrived with this batch).
+    async fn more(&mut self) -> Option<Result<Bytes, Error>> {
+        let (_, incoming) = self.live.as_mut()?;
+        let idle = Arc::new(Idle::default());
+        let mut turn = std::pin::pin!(tokio::task::yield_now());
+        let mut read = std::pin::pin!(next_frame_data(incoming));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if idle.waker.get().is_none() {
+                // The runtime wakes a yielded task once it has nothing else to run;
+                // hyper polls the body again at once, so the yield alone cannot tell.
+                let _ = idle.waker.set(cx.waker().clone());
+                let waker = std::task::Waker::from(idle.clone());
+                let _ = turn
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(&waker));
+            }
+            if idle.ran_out.load(Ordering::Acquire) {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Waits for the next upstream data frame within the idle bound and the stream's
@@ -267,6 +327,69 @@ impl StreamBody {
         if let Ok(ex) = self.finisher.exchange_mut() {
             let r = ex.record_mut();
             r.upstream_wait = Some(r.upstream_wait.unwrap_or_default() + self.upstream_wait);
+        }
+    }
+}
+
+/// Set when the runtime woke a yielded batch: it had nothing else to run.
+#[derive(Default)]
+struct Idle {
+    ran_out: AtomicBool,
+    waker: std::sync::OnceLock<std::task::Waker>,
+}
+
+impl std::task::Wake for Idle {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ran_out.store(true, Ordering::Release);
+        if let Some(w) = self.waker.get() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// Translated bytes gathered for one write: a single chunk is passed on as it is, more
+/// are copied into one buffer.
+#[derive(Default)]
+struct Batch {
+    one: Option<Bytes>,
+    more: Vec<u8>,
+}
+
+impl Batch {
+    fn push(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.more.is_empty() {
+            match self.one.take() {
+                None => self.one = Some(bytes),
+                Some(first) => {
+                    self.more.reserve(first.len() + bytes.len());
+                    self.more.extend_from_slice(&first);
+                    self.more.extend_from_slice(&bytes);
+                }
+            }
+        } else {
+            self.more.extend_from_slice(&bytes);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.one.as_ref().map_or(self.more.len(), Bytes::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take(self) -> Option<Bytes> {
+        match self.one {
+            Some(one) => Some(one),
+            None => (!self.more.is_empty()).then(|| Bytes::from(self.more)),
         }
     }
 }
