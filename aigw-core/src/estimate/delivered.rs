@@ -151,7 +151,7 @@ impl Delivered {
 }
 
 /// The generated text of the events one translated chunk wrote, one piece per event,
-/// as [`line_text`] reads it from each event's line. A translator that writes whole
+/// as [`Delivered::push`] reads it from each event's line. A translator that writes whole
 /// events and knows their text reports it here ([`crate::Translator::event_text`])
 /// so the exchange does not parse its own output again for the estimate.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
