@@ -11,9 +11,13 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 
 /// Owns an exchange until it is finished, and finishes it exactly once: explicitly, or
 /// on drop as a client hang-up (status 499), which also settles the meter with the
@@ -107,6 +111,9 @@ impl Drop for Finisher {
     }
 }
 
+/// At most this many bytes of translated events are gathered into one write.
+const BATCH_BYTES: usize = 16 * 1024;
+
 /// The state of one streamed response.
 pub(crate) struct StreamBody {
     finisher: Finisher,
@@ -115,6 +122,13 @@ pub(crate) struct StreamBody {
     first: Option<Bytes>,
     idle: Option<Duration>,
     deadline: Option<Instant>,
+    /// Non-zero once the stream's first bytes went out (they go alone, with the head).
+    chunks_sent: u8,
+    /// The read bound's timer, made at the first read and kept: making and dropping
+    /// one per upstream read registered and removed it in the timer wheel every time.
+    /// It may be set earlier than the bound (which only moves later); when it fires
+    /// early it is moved to the bound.
+    timer: Option<Pin<Box<Sleep>>>,
     status: StatusCode,
     upstream_wait: Duration,
     done: bool,
@@ -136,6 +150,8 @@ impl StreamBody {
             first: Some(first),
             idle,
             deadline: None,
+            chunks_sent: 0,
+            timer: None,
             status,
             upstream_wait: Duration::ZERO,
             done: false,
@@ -164,62 +180,133 @@ impl StreamBody {
         })
     }
 
+    /// The next bytes for the client. Events the upstream sent together leave in one
+    /// write: once a chunk is translated, the chunks the upstream connection has
+    /// already read are taken too ([`Self::more`]) and appended, up to
+    /// [`BATCH_BYTES`]. The stream's first bytes go at once, with the head.
     async fn step(&mut self) -> Option<Bytes> {
+        let mut batch = Batch::default();
         loop {
-            if self.done {
-                return None;
+            if self.done || batch.len() >= BATCH_BYTES {
+                return batch.take();
             }
             let (chunk, end) = match self.first.take() {
                 Some(first) if !first.is_empty() => (first, false),
                 Some(_) => (Bytes::new(), true),
-                None => {
-                    let (_, incoming) = self.live.as_mut()?;
-                    let waited = Instant::now();
-                    // One timer for both bounds (the idle one and the stream's deadline):
-                    // the read future lives as long as the stream, and each timer in it
-                    // is ≈ 100 bytes of every open stream.
-                    let idle_at = self.idle.map(|idle| waited + idle);
-                    let until = match (idle_at, self.deadline) {
-                        (Some(i), Some(d)) => Some(i.min(d)),
-                        (i, d) => i.or(d),
-                    };
-                    let next = match until {
-                        Some(until) => {
-                            match tokio::time::timeout_at(until.into(), next_frame_data(incoming))
-                                .await
-                            {
-                                Ok(next) => next,
-                                Err(_) => {
-                                    Err(timed_out(self.idle.filter(|_| idle_at == Some(until))))
-                                }
-                            }
-                        }
-                        None => next_frame_data(incoming).await,
-                    };
-                    self.upstream_wait += waited.elapsed();
-                    match next {
-                        Ok(b) if b.is_empty() => (b, true),
-                        Ok(b) => (b, false),
-                        Err(e) => return Some(self.fail(&e)),
+                None if batch.is_empty() => match self.read().await {
+                    Ok(b) => {
+                        let end = b.is_empty();
+                        (b, end)
                     }
-                }
+                    Err(e) => return Some(self.fail(&e)),
+                },
+                None => match self.more().await {
+                    Some(Ok(b)) => {
+                        let end = b.is_empty();
+                        (b, end)
+                    }
+                    Some(Err(e)) => {
+                        batch.push(self.fail(&e));
+                        return batch.take();
+                    }
+                    None => return batch.take(),
+                },
             };
+            let first = self.chunks_sent == 0;
             let translated = match (self.finisher.exchange_mut(), self.live.as_mut()) {
                 (Ok(ex), Some((attempt, _))) => ex.chunk(attempt, chunk, end),
-                _ => return None,
+                _ => return batch.take(),
             };
             match translated {
-                Ok(out) if end => {
-                    self.done = true;
-                    self.add_wait();
-                    self.finisher.finish(self.status, None);
-                    return (!out.is_empty()).then_some(out);
+                Ok(out) => batch.push(out),
+                Err(e) => {
+                    batch.push(self.fail(&e));
+                    return batch.take();
                 }
-                Ok(out) if out.is_empty() => continue,
-                Ok(out) => return Some(out),
-                Err(e) => return Some(self.fail(&e)),
+            }
+            if end {
+                self.done = true;
+                self.add_wait();
+                self.finisher.finish(self.status, None);
+            }
+            if first && !batch.is_empty() {
+                self.chunks_sent = 1;
+                return batch.take();
             }
         }
+    }
+
+    /// The next upstream frame if the upstream connection's task has one ready once it
+    /// has had its turn: `None` when the runtime ran out of other work first (nothing
+    /// more arrived with this batch).
+    async fn more(&mut self) -> Option<Result<Bytes, Error>> {
+        let (_, incoming) = self.live.as_mut()?;
+        let idle = Arc::new(Idle::default());
+        let mut turn = std::pin::pin!(tokio::task::yield_now());
+        let mut read = std::pin::pin!(next_frame_data(incoming));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if idle.waker.get().is_none() {
+                // The runtime wakes a yielded task once it has nothing else to run;
+                // hyper polls the body again at once, so the yield alone cannot tell.
+                let _ = idle.waker.set(cx.waker().clone());
+                let waker = std::task::Waker::from(idle.clone());
+                let _ = turn
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(&waker));
+            }
+            if idle.ran_out.load(Ordering::Acquire) {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Waits for the next upstream data frame within the idle bound and the stream's
+    /// deadline; `Ok(empty)` at the end of the body.
+    async fn read(&mut self) -> Result<Bytes, Error> {
+        let Some((_, incoming)) = self.live.as_mut() else {
+            return Ok(Bytes::new());
+        };
+        let waited = Instant::now();
+        let idle_at = self.idle.map(|idle| waited + idle);
+        let until = match (idle_at, self.deadline) {
+            (Some(i), Some(d)) => Some(i.min(d)),
+            (i, d) => i.or(d),
+        };
+        let next = match until {
+            Some(until) => {
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until.into())));
+                if timer.deadline() > until.into() {
+                    timer.as_mut().reset(until.into());
+                }
+                let mut read = std::pin::pin!(next_frame_data(incoming));
+                let idle = self.idle.filter(|_| idle_at == Some(until));
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                        return Poll::Ready(r);
+                    }
+                    loop {
+                        std::task::ready!(timer.as_mut().poll(cx));
+                        if timer.deadline() >= until.into() {
+                            return Poll::Ready(Err(timed_out(idle)));
+                        }
+                        // Set for an earlier read's bound: wait on to this one's.
+                        timer.as_mut().reset(until.into());
+                    }
+                })
+                .await
+            }
+            None => next_frame_data(incoming).await,
+        };
+        self.upstream_wait += waited.elapsed();
+        next
     }
 
     /// Ends the stream with an error event in the client's format.
@@ -240,6 +327,69 @@ impl StreamBody {
         if let Ok(ex) = self.finisher.exchange_mut() {
             let r = ex.record_mut();
             r.upstream_wait = Some(r.upstream_wait.unwrap_or_default() + self.upstream_wait);
+        }
+    }
+}
+
+/// Set when the runtime woke a yielded batch: it had nothing else to run.
+#[derive(Default)]
+struct Idle {
+    ran_out: AtomicBool,
+    waker: std::sync::OnceLock<std::task::Waker>,
+}
+
+impl std::task::Wake for Idle {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ran_out.store(true, Ordering::Release);
+        if let Some(w) = self.waker.get() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// Translated bytes gathered for one write: a single chunk is passed on as it is, more
+/// are copied into one buffer.
+#[derive(Default)]
+struct Batch {
+    one: Option<Bytes>,
+    more: Vec<u8>,
+}
+
+impl Batch {
+    fn push(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.more.is_empty() {
+            match self.one.take() {
+                None => self.one = Some(bytes),
+                Some(first) => {
+                    self.more.reserve(first.len() + bytes.len());
+                    self.more.extend_from_slice(&first);
+                    self.more.extend_from_slice(&bytes);
+                }
+            }
+        } else {
+            self.more.extend_from_slice(&bytes);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.one.as_ref().map_or(self.more.len(), Bytes::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take(self) -> Option<Bytes> {
+        match self.one {
+            Some(one) => Some(one),
+            None => (!self.more.is_empty()).then(|| Bytes::from(self.more)),
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 mod delivered;
-pub use delivered::Delivered;
+pub use delivered::{Delivered, EventText};
 
 /// Whether a usage figure came from the provider or from the gateway's estimate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

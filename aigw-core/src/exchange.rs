@@ -666,7 +666,10 @@ impl Exchange {
         }
         let bytes = out.body.unwrap_or(chunk);
         if self.info.stream && self.endpoint.generates_text() {
-            self.delivered.push(&bytes);
+            match attempt.translator.event_text() {
+                Some(text) => self.delivered.push_text(text),
+                None => self.delivered.push(&bytes),
+            }
         }
         self.completed |= end;
         self.chunks += 1;

@@ -220,6 +220,16 @@ pub trait Translator: Send {
     fn response_id(&self) -> Option<&str> {
         None
     }
+
+    /// The generated text of the events the last [`Translator::response_chunk`] of a
+    /// stream wrote, for a translator that writes whole events and knows their text;
+    /// the exchange keeps it for the estimate of a cut stream instead of parsing the
+    /// events it was just given ([`crate::estimate::Delivered`]). It must be the text
+    /// [`crate::estimate::Delivered::push`] reads from those bytes, and the translator
+    /// must report it for every chunk of the stream or for none. Default: none.
+    fn event_text(&self) -> Option<&crate::estimate::EventText> {
+        None
+    }
 }
 
 /// A client request field a translator did not carry to the backend, and why.
@@ -271,6 +281,9 @@ impl<T: Translator + ?Sized> Translator for Box<T> {
     }
     fn response_id(&self) -> Option<&str> {
         (**self).response_id()
+    }
+    fn event_text(&self) -> Option<&crate::estimate::EventText> {
+        (**self).event_text()
     }
 }
 

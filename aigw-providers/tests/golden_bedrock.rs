@@ -481,3 +481,125 @@ fn stream_exception_is_reported_in_band_and_clean_streams_are_not() {
         assert_eq!(t.in_band_error(), None, "{api:?}");
     }
 }
+
+/// One generated Converse stream event: its type and JSON payload.
+fn converse_event() -> impl proptest::strategy::Strategy<Value = (&'static str, serde_json::Value)>
+{
+    use proptest::prelude::*;
+    use serde_json::json;
+    // Text with quotes, escapes, control characters and non-ASCII.
+    let text = || proptest::string::string_regex("(.|[\"\\\\\\n\\t\\u{1}é☃😀]){0,12}").unwrap();
+    let index = 0u32..3;
+    prop_oneof![
+        (index.clone(), text()).prop_map(|(i, t)| (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": i, "delta": {"text": t}})
+        )),
+        (index.clone(), text()).prop_map(|(i, t)| (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": i, "delta": {"reasoningContent": {"text": t}}})
+        )),
+        (index.clone(), text()).prop_map(|(i, t)| (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": i, "delta": {"reasoningContent": {"signature": t}}})
+        )),
+        (index.clone(), text(), text()).prop_map(|(i, id, name)| (
+            "contentBlockStart",
+            json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": id, "name": name}}})
+        )),
+        (index.clone(), text()).prop_map(|(i, t)| (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": i, "delta": {"toolUse": {"input": t}}})
+        )),
+        index.prop_map(|i| ("contentBlockStop", json!({"contentBlockIndex": i}))),
+        Just(("messageStop", json!({"stopReason": "tool_use"}))),
+        Just((
+            "metadata",
+            json!({"usage": {"inputTokens": 3, "outputTokens": 5, "totalTokens": 8}})
+        )),
+    ]
+}
+
+/// Feeds `chunks` to a stream translator for `api` and keeps what was delivered twice:
+/// from the text the translator reports, and read back from the bytes it wrote.
+fn delivered_both_ways(
+    api: ClientApi,
+    chunks: &[&[u8]],
+) -> (
+    aigw_core::estimate::Delivered,
+    aigw_core::estimate::Delivered,
+) {
+    let mut t = translator(api);
+    let body = bytes::Bytes::from_static(stream_request(api));
+    let info = aigw_core::api::sniff(endpoint(api), &body).unwrap();
+    t.request(&aigw_core::RequestContext {
+        body: &body,
+        info: &info,
+        headers: &HeaderMap::new(),
+        force_include_usage: false,
+    })
+    .unwrap();
+    t.response_headers(StatusCode::OK, &amz_headers()).unwrap();
+    let mut reported = aigw_core::estimate::Delivered::default();
+    let mut read = aigw_core::estimate::Delivered::default();
+    for (i, c) in chunks.iter().enumerate() {
+        let out = t.response_chunk(c, i + 1 == chunks.len()).unwrap();
+        reported.push_text(t.event_text().expect("a stream reports its text"));
+        read.push(&out.body.unwrap());
+    }
+    (reported, read)
+}
+
+fn split_at<'a>(wire: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+    cuts.sort_unstable();
+    let (mut chunks, mut prev) = (Vec::new(), 0);
+    for c in cuts {
+        chunks.push(&wire[prev..c]);
+        prev = c;
+    }
+    chunks.push(&wire[prev..]);
+    chunks
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// The text a stream translator reports for the estimate is the text the estimate
+    /// reads back from the events it wrote, for any split of the upstream stream.
+    #[test]
+    fn reported_text_is_the_text_of_the_written_events(
+        events in proptest::collection::vec(converse_event(), 0..16),
+        exception in proptest::bool::ANY,
+        cuts in proptest::collection::vec(0usize..4000, 0..8),
+        openai in proptest::bool::ANY,
+    ) {
+        let mut wire = encode_event("messageStart", br#"{"role":"assistant"}"#).unwrap().to_vec();
+        for (kind, payload) in &events {
+            wire.extend_from_slice(&encode_event(kind, payload.to_string().as_bytes()).unwrap());
+        }
+        if exception {
+            wire.extend_from_slice(
+                &encode_exception("throttlingException", br#"{"message":"slow down"}"#).unwrap(),
+            );
+        }
+        let api = if openai { ClientApi::OpenAI } else { ClientApi::Anthropic };
+        let (reported, read) = delivered_both_ways(api, &split_at(&wire, &cuts));
+        proptest::prop_assert_eq!(format!("{reported:?}"), format!("{read:?}"));
+    }
+
+    /// The same over the captured streams (text, tools, reasoning, a broken frame, an
+    /// exception).
+    #[test]
+    fn reported_text_matches_on_the_captures(
+        which in 0usize..6,
+        cuts in proptest::collection::vec(0usize..4000, 0..12),
+        openai in proptest::bool::ANY,
+    ) {
+        let all = streams();
+        let api = if openai { ClientApi::OpenAI } else { ClientApi::Anthropic };
+        let (reported, read) = delivered_both_ways(api, &split_at(&all[which].1, &cuts));
+        proptest::prop_assert!(which == 3 || read.bytes() > 0, "the capture has text");
+        proptest::prop_assert_eq!(format!("{reported:?}"), format!("{read:?}"));
+    }
+}

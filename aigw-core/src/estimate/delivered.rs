@@ -81,10 +81,30 @@ impl Delivered {
         }
     }
 
+    /// Keeps the text a translator reported for the events it wrote (one piece per
+    /// event), as [`Delivered::push`] would keep it from those events' bytes.
+    pub fn push_text(&mut self, text: &EventText) {
+        let mut start = 0;
+        for &end in &text.ends {
+            let piece = text.text.get(start..end).unwrap_or_default();
+            start = end;
+            let before = self.text.len();
+            self.text.push_str(piece);
+            self.cap(before);
+        }
+    }
+
     /// Keeps the text of one complete line, within the cap.
     fn line(&mut self, line: &[u8]) {
         let before = self.text.len();
         line_text(line, &mut self.text);
+        self.cap(before);
+    }
+
+    /// Drops what the last line or event added when it took the kept text past the
+    /// cap: a whole event either way, so the count does not depend on how the text
+    /// reached the exchange.
+    fn cap(&mut self, before: usize) {
         if self.text.len() > TEXT_CAP {
             self.dropped += (self.text.len() - before) as u64;
             self.text.truncate(before);
@@ -127,6 +147,39 @@ impl Delivered {
                 .unwrap_or(u64::MAX),
         };
         counted.saturating_add(extra)
+    }
+}
+
+/// The generated text of the events one translated chunk wrote, one piece per event,
+/// as [`Delivered::push`] reads it from each event's line. A translator that writes whole
+/// events and knows their text reports it here ([`crate::Translator::event_text`])
+/// so the exchange does not parse its own output again for the estimate.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EventText {
+    text: String,
+    /// Where each event's piece ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl EventText {
+    /// Adds the text of one event: what [`Delivered::push`] would read from its line.
+    /// An event without text needs no call.
+    pub fn push(&mut self, piece: &str) {
+        if !piece.is_empty() {
+            self.text.push_str(piece);
+            self.ends.push(self.text.len());
+        }
+    }
+
+    /// Forgets the pieces (a translator clears them before each chunk).
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Whether no event with text was reported.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 }
 

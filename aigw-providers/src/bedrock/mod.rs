@@ -19,6 +19,7 @@ use crate::canonical::sink::EventSink;
 use crate::canonical::{self, Event, emit};
 use crate::eventstream::{Decoder, FrameKind};
 use aigw_core::api::Endpoint;
+use aigw_core::estimate::EventText;
 use aigw_core::translate::TranslatorSpec;
 use aigw_core::{
     ApiSchema, BodyChange, ClientApi, DroppedField, ErrorResponse, HeaderMutation, RequestContext,
@@ -75,6 +76,9 @@ pub struct ConverseTranslator {
     failure: Option<String>,
     /// Client fields left out of the request (logged and counted by the exchange).
     dropped: Vec<DroppedField>,
+    /// The text of the events the last stream chunk wrote, for the exchange's
+    /// estimate ([`Translator::event_text`]); set for streams written as bytes.
+    text: Option<EventText>,
 }
 
 impl ConverseTranslator {
@@ -97,6 +101,7 @@ impl ConverseTranslator {
             ended: false,
             failure: None,
             dropped: Vec::new(),
+            text: None,
         }
     }
 
@@ -108,7 +113,9 @@ impl ConverseTranslator {
         self
     }
 
-    fn emitter(&mut self) -> &mut emit::StreamEmitter {
+    /// The stream's emitter (made on first use: the id comes with the response
+    /// headers) and where the text of what it writes is reported.
+    fn emitter(&mut self) -> (&mut emit::StreamEmitter, Option<&mut EventText>) {
         let (api, id, model, created, usage) = (
             self.api,
             &self.id,
@@ -117,12 +124,17 @@ impl ConverseTranslator {
             self.include_usage,
         );
         let sink = self.sink.as_ref();
-        self.emitter
-            .get_or_insert_with(|| emit::StreamEmitter::to(sink, api, id, model, created, usage))
+        let emitter = self
+            .emitter
+            .get_or_insert_with(|| emit::StreamEmitter::to(sink, api, id, model, created, usage));
+        (emitter, self.text.as_mut())
     }
 
     fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<ResponseChunk> {
         let mut out = crate::canonical::sink::out_buffer(self.sink.is_some(), chunk.len());
+        if let Some(text) = self.text.as_mut() {
+            text.clear();
+        }
         if self.ended {
             return Ok(ResponseChunk {
                 body: Some(Bytes::new()),
@@ -201,11 +213,12 @@ impl ConverseTranslator {
         }
         // The emitter is made at the first event, as the stream's head then stands.
         if !events.is_empty() {
-            self.emitter().events(&mut events, &mut out);
+            let (emitter, text) = self.emitter();
+            emitter.events_with(&mut events, &mut out, text);
         }
         self.events = events;
         if end_of_stream {
-            self.emitter().finish(&mut out);
+            self.emitter().0.finish(&mut out);
         }
         Ok(ResponseChunk {
             body: Some(Bytes::from(out)),
@@ -225,6 +238,8 @@ impl Translator for ConverseTranslator {
             chat.model.clone_from(m);
         }
         self.stream = chat.stream;
+        // Events queued for another renderer are not this translator's bytes.
+        self.text = (chat.stream && self.sink.is_none()).then(EventText::default);
         if self.api == ClientApi::Anthropic {
             chat.anthropic_betas = crate::anthropic::beta_list(req.headers)
                 .into_iter()
@@ -323,6 +338,10 @@ impl Translator for ConverseTranslator {
 
     fn in_band_error(&self) -> Option<String> {
         self.failure.clone()
+    }
+
+    fn event_text(&self) -> Option<&EventText> {
+        self.text.as_ref()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::sink::EventSink;
 use super::{ChatResponse, Event, OutBlock, StopReason, error_body};
+use aigw_core::estimate::EventText;
 use aigw_core::{ClientApi, TokenUsage};
 use serde_json::{Value, json};
 
@@ -288,21 +289,38 @@ impl StreamEmitter {
 
     /// Renders one event.
     pub fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
+        self.event_with(ev, out, None);
+    }
+
+    /// Renders one event and reports the text of what it wrote to `text` (the
+    /// translator's [`aigw_core::Translator::event_text`]), one piece per event.
+    pub fn event_with(&mut self, ev: Event, out: &mut Vec<u8>, text: Option<&mut EventText>) {
         match self {
-            Self::OpenAI(s) => s.event(ev, out),
-            Self::Anthropic(s) => s.event(ev, out),
+            Self::OpenAI(s) => s.event(ev, out, text),
+            Self::Anthropic(s) => s.event(ev, out, text),
             Self::Events(s) => s.push(ev),
         }
     }
 
     /// Renders the events of `events` in order (left empty); a sink takes them at once.
     pub fn events(&mut self, events: &mut Vec<Event>, out: &mut Vec<u8>) {
+        self.events_with(events, out, None);
+    }
+
+    /// [`Self::events`], reporting the text of what each event wrote to `text` as
+    /// [`Self::event_with`] does.
+    pub fn events_with(
+        &mut self,
+        events: &mut Vec<Event>,
+        out: &mut Vec<u8>,
+        mut text: Option<&mut EventText>,
+    ) {
         if let Self::Events(s) = self {
             s.push_all(events);
             return;
         }
         for ev in events.drain(..) {
-            self.event(ev, out);
+            self.event_with(ev, out, text.as_deref_mut());
         }
     }
 
@@ -396,10 +414,17 @@ impl OpenAiStream {
             .map(|(_, o)| *o)
     }
 
-    fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
+    /// Writes `ev`; the text of each chunk it writes goes to `report` (what the
+    /// estimate reads from a chunk: content, reasoning, a tool's name and arguments).
+    fn event(&mut self, ev: Event, out: &mut Vec<u8>, mut report: Option<&mut EventText>) {
         if self.done || self.failed {
             return;
         }
+        let mut said = |piece: &str| {
+            if let Some(t) = report.as_deref_mut() {
+                t.push(piece);
+            }
+        };
         match ev {
             Event::Start => self.ensure_started(out),
             Event::TextDelta { text, .. } => {
@@ -413,6 +438,7 @@ impl OpenAiStream {
                     },
                     None,
                 );
+                said(&text);
             }
             Event::ThinkingDelta { text, .. } => {
                 self.ensure_started(out);
@@ -425,6 +451,7 @@ impl OpenAiStream {
                     },
                     None,
                 );
+                said(&text);
             }
             Event::SignatureDelta { signature, .. } => {
                 self.ensure_started(out);
@@ -456,6 +483,7 @@ impl OpenAiStream {
                     },
                     None,
                 );
+                said(&name);
             }
             Event::ToolDelta { index, json } => {
                 let Some(k) = self.tool_index(index) else {
@@ -472,6 +500,7 @@ impl OpenAiStream {
                     },
                     None,
                 );
+                said(&json);
             }
             Event::Stop(reason) => {
                 self.ensure_started(out);
@@ -663,19 +692,28 @@ impl AnthropicStream {
         });
     }
 
-    fn event(&mut self, ev: Event, out: &mut Vec<u8>) {
+    /// Writes `ev`; the text of each event it writes goes to `report` (what the
+    /// estimate reads from an event: text, thinking and argument deltas, a tool's name).
+    fn event(&mut self, ev: Event, out: &mut Vec<u8>, mut report: Option<&mut EventText>) {
         if self.done || self.failed {
             return;
         }
+        let mut said = |piece: &str| {
+            if let Some(t) = report.as_deref_mut() {
+                t.push(piece);
+            }
+        };
         match ev {
             Event::Start => self.ensure_started(out),
             Event::TextDelta { index, text } => {
                 let idx = self.open_block(out, index, OpenKind::Text, Self::text_start);
                 Self::delta(out, idx, "text_delta", "text", &text);
+                said(&text);
             }
             Event::ThinkingDelta { index, text } => {
                 let idx = self.open_block(out, index, OpenKind::Thinking, Self::thinking_start);
                 Self::delta(out, idx, "thinking_delta", "thinking", &text);
+                said(&text);
             }
             Event::SignatureDelta { index, signature } => {
                 let idx = self.open_block(out, index, OpenKind::Thinking, Self::thinking_start);
@@ -698,12 +736,14 @@ impl AnthropicStream {
                     push_str(o, &name);
                     o.extend_from_slice(br#","input":{}}"#);
                 });
+                said(&name);
             }
             Event::ToolDelta { index, json } => {
                 if let Some((b, idx, OpenKind::Tool)) = self.open
                     && b == index
                 {
                     Self::delta(out, idx, "input_json_delta", "partial_json", &json);
+                    said(&json);
                 }
             }
             Event::BlockStop { index } => {
