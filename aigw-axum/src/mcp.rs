@@ -157,6 +157,7 @@ where
     }
 
     fn call(&mut self, mut req: axum::extract::Request) -> Self::Future {
+        let method = req.method().clone();
         if self.mcp.gateway().serves(&req) {
             // The gateway names the client's address in audit records of refusals.
             if let Some(axum::extract::ConnectInfo(addr)) = req
@@ -178,7 +179,9 @@ where
                             (req, Some((auth.clone(), route)))
                         }
                         Ok(req) => (req, None),
-                        Err(rejected) => return Box::pin(async move { Ok(*rejected) }),
+                        Err(rejected) => {
+                            return Box::pin(async move { Ok(top_level(&method, *rejected)) });
+                        }
                     }
                 }
                 _ => (req, None),
@@ -188,18 +191,53 @@ where
                 let req = match counted {
                     Some((auth, route)) => match auth.count_virtual_key(&route, req).await {
                         Ok(req) => req,
-                        Err(rejected) => return Ok(*rejected),
+                        Err(rejected) => return Ok(top_level(&method, *rejected)),
                     },
                     None => req,
                 };
                 let resp = tower::Service::call(&mut mcp, req).await?;
-                Ok(resp.map(axum::body::Body::new))
+                Ok(top_level(&method, resp.map(axum::body::Body::new)))
             });
         }
         let mut inner = self.inner.clone();
         Box::pin(async move {
             tower::ServiceExt::ready(&mut inner).await?;
-            tower::Service::call(&mut inner, req).await
+            let resp = tower::Service::call(&mut inner, req).await?;
+            Ok(top_level(&method, resp))
         })
     }
+}
+
+/// What axum's `Router` does to each response it answers at the top level, done here so
+/// the `aigw` binary serves the dispatcher without a `Router` in front (whose route
+/// lookup, service clone and boxed future per request cost more than this layer): a
+/// body of known length gets its `content-length`, a HEAD response loses its body, a
+/// successful CONNECT answer carries none. Each is a no-op when a `Router` has done it.
+fn top_level(
+    method: &http::Method,
+    mut resp: axum::response::Response,
+) -> axum::response::Response {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use hyper::body::Body as _;
+    if *method == http::Method::CONNECT {
+        if resp.status().is_success()
+            && (resp.headers().contains_key(CONTENT_LENGTH)
+                || resp.headers().contains_key(TRANSFER_ENCODING)
+                || resp.body().size_hint().lower() != 0)
+        {
+            tracing::error!("response to CONNECT with nonempty body");
+            *resp.body_mut() = axum::body::Body::empty();
+        }
+        return resp;
+    }
+    if !resp.headers().contains_key(CONTENT_LENGTH)
+        && let Some(n) = resp.body().size_hint().exact()
+    {
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, http::HeaderValue::from(n));
+    }
+    if *method == http::Method::HEAD {
+        *resp.body_mut() = axum::body::Body::empty();
+    }
+    resp
 }
