@@ -42,14 +42,15 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let head = request.method() == http::Method::HEAD;
-    let path = request.uri().path().to_owned();
+    // A clone shares the URI's bytes: the path is copied only for an early answer.
+    let uri = request.uri().clone();
     match serve(inner.clone(), request).await {
         Served::Exchange(response) => response,
         Served::Early(mut response, error) => {
             // Requests that end before an exchange starts (probes, unknown paths,
             // unreadable bodies) are in the access log too.
             let record = ExchangeRecord {
-                path: Some(path),
+                path: Some(uri.path().to_owned()),
                 status: Some(response.status()),
                 latency: Some(started.elapsed()),
                 error: error.map(|e| e.to_string()),
@@ -158,7 +159,15 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             Ok(h) => h,
             Err(e) => return early(ClientApi::OpenAI, e),
         };
-        return serve_exchange(inner, parts, exchange, trace, Some(plan), hold).await;
+        return Box::pin(serve_exchange(
+            inner,
+            parts,
+            exchange,
+            trace,
+            Some(plan),
+            hold,
+        ))
+        .await;
     }
     let Some(endpoint) = Endpoint::from_path(&canon) else {
         let e = Error::UnsupportedPath {
@@ -199,7 +208,10 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         Ok(ex) => Box::new(ex),
         Err(e) => return early(endpoint.client_api(), e),
     };
-    serve_exchange(inner, parts, exchange, trace, None, hold).await
+    // Boxed, so the futures above it (this one, `handle`'s, the service's box) stay
+    // small: each was created whole and then moved into the next, a copy of the
+    // whole request state machine (several KB) at every level.
+    Box::pin(serve_exchange(inner, parts, exchange, trace, None, hold)).await
 }
 
 /// Runs an exchange: on `plan` when the request is already planned (a stored
@@ -295,7 +307,17 @@ async fn handle_exchange(
     auth: RequestAuth<'_>,
     plan: Option<Plan>,
 ) -> Response<Body> {
-    match run(&inner, &snapshot, &mut finisher, trace.as_ref(), auth, plan).await {
+    // Boxed for the reason `serve` boxes this exchange's future: the attempts' state is
+    // most of it, and it would otherwise be copied again with each future around it.
+    let attempts = Box::pin(run(
+        &inner,
+        &snapshot,
+        &mut finisher,
+        trace.as_ref(),
+        auth,
+        plan,
+    ));
+    match attempts.await {
         Ok(response) => response,
         Err(e) => {
             let api = finisher
