@@ -322,9 +322,12 @@ fn openai_usage() -> impl Strategy<Value = String> {
         })
 }
 
+/// A usage as read, and where the cursor stopped.
+type ReadAt = Option<(Usage, usize)>;
+
 /// [`usage_compact`] and [`usage_fast`] from the start of `b`: the usage and where the
 /// cursor stopped.
-fn compact_and_fast(b: &[u8]) -> (Option<(Usage, usize)>, Option<(Usage, usize)>) {
+fn compact_and_fast(b: &[u8]) -> (ReadAt, ReadAt) {
     let quotes = Quotes::new();
     let mut c = Cursor {
         b,
