@@ -528,7 +528,12 @@ impl<'p> Retries<'p> {
 
     /// The bound on the next upstream wait: the per-try timeout within the deadline.
     fn per_try(&self) -> Duration {
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        self.per_try_at(Instant::now())
+    }
+
+    /// [`Retries::per_try`] at `now`, for callers that read the clock anyway.
+    fn per_try_at(&self, now: Instant) -> Duration {
+        let remaining = self.deadline.saturating_duration_since(now);
         self.per_try_timeout.map_or(remaining, |t| t.min(remaining))
     }
 
@@ -644,8 +649,8 @@ impl Attempts<'_> {
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
         let backend = &target.backend;
-        let per_try = r.per_try();
         let sent = Instant::now();
+        let per_try = r.per_try_at(sent);
         let Prepared {
             mut attempt,
             routed,
@@ -849,8 +854,8 @@ impl Attempts<'_> {
         incoming: Incoming,
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
-        let per_try = r.per_try();
         let reading = Instant::now();
+        let per_try = r.per_try_at(reading);
         let collected = tokio::time::timeout(per_try, incoming.collect()).await;
         r.upstream_wait += reading.elapsed();
         let ex = finisher.exchange_mut()?;
