@@ -270,11 +270,7 @@ fn push_padded(buf: &mut Vec<u8>, n: u64, width: usize) {
     let mut digits = [b'0'; 20];
     let i = fill_decimal(&mut digits, n);
     let start = i.min(digits.len().saturating_sub(width));
-    // A line's numbers are mostly a few digits: pushed one by one they cost less than
-    // the `memcpy` call `extend_from_slice` makes for a slice of unknown length.
-    for &d in &digits[start..] {
-        buf.push(d);
-    }
+    buf.extend_from_slice(&digits[start..]);
 }
 
 /// Writes `n` in decimal at the end of `digits`; returns where its first digit is.
@@ -502,9 +498,6 @@ fn event_fields(r: &ExchangeRecord, attributes: &[Arc<str>], mut f: impl FnMut(&
     }
 }
 
-/// Inlined into each field's closure, where the value's kind is known: the match then
-/// goes away.
-#[inline(always)]
 fn write_value(buf: &mut Vec<u8>, v: &Value<'_>, json: bool) {
     match *v {
         Value::Str(s) => push_quoted(buf, s),
