@@ -25,7 +25,9 @@ pub use aigw_core::planner::CredentialResolver;
 /// endpoint, and its own TLS client when its policy asks for one), built at load.
 pub struct ConfigPlanner {
     planner: Arc<Planner>,
-    connections: HashMap<String, Arc<BackendConnection>>,
+    /// Looked up on every attempt: foldhash with a per-process seed, not SipHash (the
+    /// names come from the configuration).
+    connections: HashMap<String, Arc<BackendConnection>, foldhash::fast::RandomState>,
 }
 
 impl std::fmt::Debug for ConfigPlanner {
@@ -72,7 +74,7 @@ impl ConfigPlanner {
     /// Narrows a compiled [`Planner`], asking InferencePools' endpoint pickers through
     /// `pickers` (`None`: pools are not served; their requests get a 503 naming them).
     pub fn with_pickers(planner: Arc<Planner>, pickers: Option<&dyn PickerResolver>) -> Self {
-        let mut connections = HashMap::new();
+        let mut connections = HashMap::default();
         let mut clients = ClientCache::default();
         let mut pools: HashMap<String, Arc<PoolRouting>> = HashMap::new();
         for rule in planner.routing().rules() {

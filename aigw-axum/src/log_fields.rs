@@ -26,16 +26,27 @@ impl<'writer> FormatFields<'writer> for PlainFields {
             writer,
             is_empty: true,
             result: Ok(()),
+            pending: [0; PENDING],
+            len: 0,
         };
         fields.record(&mut v);
+        v.flush();
         v.result
     }
 }
+
+/// Bytes of plain fields gathered before they are written: a span's fields usually fit.
+const PENDING: usize = 256;
 
 struct PlainVisitor<'a> {
     writer: Writer<'a>,
     is_empty: bool,
     result: fmt::Result,
+    /// Plain fields not yet written: a run of them goes to the writer in one write.
+    /// Each write into the span's `String` is a virtual call, and the first ones grow
+    /// the `String` (an allocation and a reallocation for a path and a model).
+    pending: [u8; PENDING],
+    len: usize,
 }
 
 /// Whether `DefaultVisitor` writes this field as `name=value` with nothing special:
@@ -52,9 +63,8 @@ fn debug_is_quoted(s: &str) -> bool {
 }
 
 impl PlainVisitor<'_> {
-    /// Writes `name=value` (the value between quotes when `quoted`) after the
-    /// separating space, in one write when it fits a stack buffer: each write into the
-    /// span's `String` is a virtual call and a capacity check.
+    /// Adds `name=value` (the value between quotes when `quoted`) after the separating
+    /// space to the pending bytes, or writes it when it does not fit them.
     fn plain(&mut self, field: &Field, value: &str, quoted: bool) {
         if self.result.is_err() {
             return;
@@ -67,25 +77,41 @@ impl PlainVisitor<'_> {
         let q = if quoted { "\"" } else { "" };
         let parts = [sep, field.name(), "=", q, value, q];
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut buf = [0u8; 192];
-        self.result = match buf.get_mut(..len) {
+        if self.len + len > PENDING {
+            self.flush();
+        }
+        match self.pending.get_mut(self.len..self.len + len) {
             Some(out) => {
                 let mut at = 0;
                 for p in parts {
                     out[at..at + p.len()].copy_from_slice(p.as_bytes());
                     at += p.len();
                 }
-                // Whole `str`s joined: always UTF-8.
-                std::str::from_utf8(out)
-                    .map_err(|_| fmt::Error)
-                    .and_then(|s| self.writer.write_str(s))
+                self.len += len;
             }
-            None => parts.iter().try_for_each(|p| self.writer.write_str(p)),
-        };
+            None => {
+                if self.result.is_ok() {
+                    self.result = parts.iter().try_for_each(|p| self.writer.write_str(p));
+                }
+            }
+        }
     }
 
-    /// The field as `DefaultFields` writes it.
+    /// Writes the pending plain fields.
+    fn flush(&mut self) {
+        let len = std::mem::take(&mut self.len);
+        if len == 0 || self.result.is_err() {
+            return;
+        }
+        // Whole `str`s joined: always UTF-8.
+        self.result = std::str::from_utf8(&self.pending[..len])
+            .map_err(|_| fmt::Error)
+            .and_then(|s| self.writer.write_str(s));
+    }
+
+    /// The field as `DefaultFields` writes it, after the pending plain fields.
     fn default(&mut self, field: &Field, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        self.flush();
         if self.result.is_err() {
             return;
         }
@@ -187,7 +213,12 @@ mod tests {
 
     #[test]
     fn writes_what_the_default_fields_write() {
+        // Past the pending buffer: alone, and with the fields after it.
+        let long = "p".repeat(300);
+        let half = "h".repeat(200);
         let odd = [
+            long.as_str(),
+            half.as_str(),
             "",
             "plain /v1/chat",
             "quo\"te",

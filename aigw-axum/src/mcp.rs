@@ -171,6 +171,7 @@ where
     }
 
     fn call(&mut self, mut req: axum::extract::Request) -> Self::Future {
+        let method = req.method().clone();
         if self.mcp.gateway().serves(&req) {
             // The gateway names the client's address in audit records of refusals.
             if let Some(axum::extract::ConnectInfo(addr)) = req
@@ -192,7 +193,9 @@ where
                             (req, Some((auth.clone(), route)))
                         }
                         Ok(req) => (req, None),
-                        Err(rejected) => return Box::pin(async move { Ok(*rejected) }),
+                        Err(rejected) => {
+                            return Box::pin(async move { Ok(top_level(&method, *rejected)) });
+                        }
                     }
                 }
                 _ => (req, None),
@@ -202,18 +205,110 @@ where
                 let req = match counted {
                     Some((auth, route)) => match auth.count_virtual_key(&route, req).await {
                         Ok(req) => req,
-                        Err(rejected) => return Ok(*rejected),
+                        Err(rejected) => return Ok(top_level(&method, *rejected)),
                     },
                     None => req,
                 };
                 let resp = tower::Service::call(&mut mcp, req).await?;
-                Ok(resp.map(axum::body::Body::new))
+                Ok(top_level(&method, resp.map(axum::body::Body::new)))
             });
         }
         let mut inner = self.inner.clone();
         Box::pin(async move {
             tower::ServiceExt::ready(&mut inner).await?;
-            tower::Service::call(&mut inner, req).await
+            let resp = tower::Service::call(&mut inner, req).await?;
+            Ok(top_level(&method, resp))
         })
+    }
+}
+
+/// What an axum `Router` in front of the dispatcher did to each response (its fallback
+/// service is not answered as a top-level route: no `content-length` or HEAD handling):
+/// a successful answer to CONNECT carries no body. Done here so the `aigw` binary
+/// serves the dispatcher without a `Router`, whose route lookup, service clone and
+/// boxed future cost more per request than the rest of this layer.
+fn top_level(
+    method: &http::Method,
+    mut resp: axum::response::Response,
+) -> axum::response::Response {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use hyper::body::Body as _;
+    if *method == http::Method::CONNECT
+        && resp.status().is_success()
+        && (resp.headers().contains_key(CONTENT_LENGTH)
+            || resp.headers().contains_key(TRANSFER_ENCODING)
+            || resp.body().size_hint().lower() != 0)
+    {
+        tracing::error!("response to CONNECT with nonempty body");
+        *resp.body_mut() = axum::body::Body::empty();
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_level;
+    use axum::body::Body;
+    use http::{Method, Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    /// What a client receives: status, headers, body.
+    async fn seen(r: axum::response::Response) -> (StatusCode, http::HeaderMap, bytes::Bytes) {
+        let (parts, body) = r.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        (parts.status, parts.headers, bytes)
+    }
+
+    /// A response of each kind the gateway answers with.
+    fn response(kind: u8) -> axum::response::Response {
+        let mut r = match kind {
+            0 => axum::response::Response::new(Body::from("hello")),
+            1 => axum::response::Response::new(Body::empty()),
+            2 => {
+                let chunks =
+                    futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from("a"))]);
+                axum::response::Response::new(Body::from_stream(chunks))
+            }
+            _ => {
+                let mut r = axum::response::Response::new(Body::from("hello"));
+                r.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(5u64));
+                r
+            }
+        };
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain"),
+        );
+        r
+    }
+
+    #[tokio::test]
+    async fn finishes_responses_as_a_router_does() {
+        for method in [Method::GET, Method::POST, Method::HEAD, Method::CONNECT] {
+            for kind in 0..4 {
+                let svc = tower::service_fn(move |_: Request<Body>| async move {
+                    Ok::<_, std::convert::Infallible>(response(kind))
+                });
+                let router = axum::Router::new().fallback_service(svc);
+                let req = Request::builder()
+                    .method(method.clone())
+                    .uri("/v1/chat/completions")
+                    .body(Body::empty())
+                    .unwrap();
+                let via_router = router.oneshot(req).await.unwrap();
+                let direct = top_level(&method, response(kind));
+                assert_eq!(
+                    seen(direct).await,
+                    seen(via_router).await,
+                    "{method} {kind}"
+                );
+            }
+        }
     }
 }

@@ -42,14 +42,15 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let head = request.method() == http::Method::HEAD;
-    let path = request.uri().path().to_owned();
+    // A clone shares the URI's bytes: the path is copied only for an early answer.
+    let uri = request.uri().clone();
     match serve(inner.clone(), request).await {
         Served::Exchange(response) => response,
         Served::Early(mut response, error) => {
             // Requests that end before an exchange starts (probes, unknown paths,
             // unreadable bodies) are in the access log too.
             let record = ExchangeRecord {
-                path: Some(path),
+                path: Some(uri.path().to_owned()),
                 status: Some(response.status()),
                 latency: Some(started.elapsed()),
                 error: error.map(|e| e.to_string()),
@@ -158,7 +159,15 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             Ok(h) => h,
             Err(e) => return early(ClientApi::OpenAI, e),
         };
-        return serve_exchange(inner, parts, exchange, trace, Some(plan), hold).await;
+        return Box::pin(serve_exchange(
+            inner,
+            parts,
+            exchange,
+            trace,
+            Some(plan),
+            hold,
+        ))
+        .await;
     }
     let Some(endpoint) = Endpoint::from_path(&canon) else {
         let e = Error::UnsupportedPath {
@@ -199,7 +208,10 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         Ok(ex) => Box::new(ex),
         Err(e) => return early(endpoint.client_api(), e),
     };
-    serve_exchange(inner, parts, exchange, trace, None, hold).await
+    // Boxed, so the futures above it (this one, `handle`'s, the service's box) stay
+    // small: each was created whole and then moved into the next, a copy of the
+    // whole request state machine (several KB) at every level.
+    Box::pin(serve_exchange(inner, parts, exchange, trace, None, hold)).await
 }
 
 /// Runs an exchange: on `plan` when the request is already planned (a stored
@@ -295,7 +307,17 @@ async fn handle_exchange(
     auth: RequestAuth<'_>,
     plan: Option<Plan>,
 ) -> Response<Body> {
-    match run(&inner, &snapshot, &mut finisher, trace.as_ref(), auth, plan).await {
+    // Boxed for the reason `serve` boxes this exchange's future: the attempts' state is
+    // most of it, and it would otherwise be copied again with each future around it.
+    let attempts = Box::pin(run(
+        &inner,
+        &snapshot,
+        &mut finisher,
+        trace.as_ref(),
+        auth,
+        plan,
+    ));
+    match attempts.await {
         Ok(response) => response,
         Err(e) => {
             let api = finisher
@@ -506,7 +528,12 @@ impl<'p> Retries<'p> {
 
     /// The bound on the next upstream wait: the per-try timeout within the deadline.
     fn per_try(&self) -> Duration {
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        self.per_try_at(Instant::now())
+    }
+
+    /// [`Retries::per_try`] at `now`, for callers that read the clock anyway.
+    fn per_try_at(&self, now: Instant) -> Duration {
+        let remaining = self.deadline.saturating_duration_since(now);
         self.per_try_timeout.map_or(remaining, |t| t.min(remaining))
     }
 
@@ -622,8 +649,8 @@ impl Attempts<'_> {
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
         let backend = &target.backend;
-        let per_try = r.per_try();
         let sent = Instant::now();
+        let per_try = r.per_try_at(sent);
         let Prepared {
             mut attempt,
             routed,
@@ -827,8 +854,8 @@ impl Attempts<'_> {
         incoming: Incoming,
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
-        let per_try = r.per_try();
         let reading = Instant::now();
+        let per_try = r.per_try_at(reading);
         let collected = tokio::time::timeout(per_try, incoming.collect()).await;
         r.upstream_wait += reading.elapsed();
         let ex = finisher.exchange_mut()?;

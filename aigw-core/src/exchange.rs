@@ -368,6 +368,14 @@ impl Exchange {
     /// gets a child span named on the upstream request, and it ends when the exchange
     /// finishes or is dropped. The trace id is recorded on the record.
     pub fn set_telemetry(&mut self, telemetry: &crate::telemetry::Telemetry) {
+        // The start time costs three clock reads: only a span needs it.
+        if telemetry.is_enabled() {
+            self.start_span(telemetry);
+        }
+        self.record.request_labels = telemetry.request_labels(&self.headers);
+    }
+
+    fn start_span(&mut self, telemetry: &crate::telemetry::Telemetry) {
         let start = std::time::SystemTime::now()
             .checked_sub(self.started.elapsed())
             .unwrap_or_else(std::time::SystemTime::now);
@@ -386,7 +394,6 @@ impl Exchange {
         {
             self.record.trace_id = Some(ctx.trace_id);
         }
-        self.record.request_labels = telemetry.request_labels(&self.headers);
     }
 
     /// Whether the request has a span (then attempts carry their own `traceparent`).

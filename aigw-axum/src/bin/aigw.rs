@@ -825,11 +825,12 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let draining = admin_state.clone();
     // MCPRoutes are dispatched before the LLM routes' client authentication: one with
     // its own OAuth verifies the bearer token itself; the others get the gateway-level
-    // client authentication too.
-    let app = axum::Router::new().fallback_service(
+    // client authentication too. The dispatcher is served without an axum `Router` in
+    // front: with one fallback it would only add a route lookup, a service clone and a
+    // boxed future to every request (the dispatcher finishes responses as it would).
+    let app =
         aigw_axum::mcp::McpDispatch::new(mcp, tower::Layer::layer(&auth_layer, gateway.clone()))
-            .with_client_auth(auth_layer.clone()),
-    );
+            .with_client_auth(auth_layer.clone());
     let limits = args.limits.server(args.max_header_bytes);
     let drained = server::serve(listener, app, limits, async move {
         shutdown_signal().await;

@@ -153,6 +153,13 @@ impl<'a> Cursor<'a, '_> {
         }
     }
 
+    /// Moves past `s` when the body continues with it.
+    #[inline(always)]
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        let end = self.i.checked_add(s.len())?;
+        (self.b.get(self.i..end)? == s).then(|| self.i = end)
+    }
+
     /// A JSON integer that fits a `u64` (no sign, fraction, exponent or leading zero).
     fn uint(&mut self) -> Option<u64> {
         let start = self.i;
@@ -357,6 +364,11 @@ fn top_level(body: &[u8]) -> Option<Seen<'_>> {
 fn usage(c: &mut Cursor<'_, '_>) -> Option<Option<Read>> {
     if c.peek()? == b'{' {
         let mut fast = c.clone();
+        if let Some(u) = usage_compact(&mut fast) {
+            *c = fast;
+            return Some(Some(Read::Counts(u)));
+        }
+        let mut fast = c.clone();
         if let Some(u) = usage_fast(&mut fast) {
             *c = fast;
             return Some(Some(Read::Counts(u)));
@@ -397,6 +409,45 @@ fn usage_fast(c: &mut Cursor<'_, '_>) -> Option<Counts> {
         }
         Some(())
     })?;
+    Some(u)
+}
+
+/// The usage object exactly as OpenAI writes it: compact, its keys in OpenAI's order,
+/// each details object either absent or holding OpenAI's keys in its order, every
+/// count an integer. Each key is then a fixed run of bytes compared at once (the
+/// literals are short enough for the compiler to compare them without a call), where
+/// [`usage_fast`] finds each key's end and matches it against its set: ≈ 3 k
+/// instructions on this object. It reads what [`usage_fast`] reads; any other object
+/// is `None` (the cursor is then anywhere) and goes to [`usage_fast`].
+fn usage_compact(c: &mut Cursor<'_, '_>) -> Option<Counts> {
+    let mut u = Counts::default();
+    c.lit(b"{\"prompt_tokens\":")?;
+    u.prompt = c.uint()?;
+    c.lit(b",\"completion_tokens\":")?;
+    u.completion = c.uint()?;
+    c.lit(b",\"total_tokens\":")?;
+    u.total = c.uint()?;
+    if c.lit(b",\"prompt_tokens_details\":{").is_some() {
+        c.lit(b"\"cached_tokens\":")?;
+        let cached = c.uint()?;
+        c.lit(b",\"audio_tokens\":")?;
+        let audio = c.uint()?;
+        c.lit(b"}")?;
+        u.prompt_details = Some([Some(cached), None, Some(audio)]);
+    }
+    if c.lit(b",\"completion_tokens_details\":{").is_some() {
+        c.lit(b"\"reasoning_tokens\":")?;
+        let reasoning = c.uint()?;
+        c.lit(b",\"audio_tokens\":")?;
+        let audio = c.uint()?;
+        c.lit(b",\"accepted_prediction_tokens\":")?;
+        let accepted = c.uint()?;
+        c.lit(b",\"rejected_prediction_tokens\":")?;
+        let rejected = c.uint()?;
+        c.lit(b"}")?;
+        u.completion_details = Some([Some(reasoning), Some(audio), Some(accepted), Some(rejected)]);
+    }
+    c.lit(b"}")?;
     Some(u)
 }
 

@@ -62,6 +62,7 @@ pub(super) fn scan(body: &[u8]) -> Option<Fields<'_>> {
             b"max_tokens" => 3,
             b"max_completion_tokens" => 4,
             b"max_output_tokens" => 5,
+            b"messages" => return c.messages(),
             _ => return c.value(1),
         };
         if seen & (1 << bit) != 0 {
@@ -229,6 +230,53 @@ impl<'a> Walk<'a> {
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
+    }
+
+    /// The top-level `messages` (a value at depth 1): an array's elements are read by
+    /// [`Walk::message`] where they have its shape and walked as any value where not,
+    /// so it accepts exactly what [`Walk::value`] does.
+    fn messages(&mut self) -> Option<()> {
+        if self.peek()? != b'[' {
+            return self.value(1);
+        }
+        self.i += 1;
+        self.ws();
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            let start = self.i;
+            if self.message().is_none() {
+                self.i = start;
+                self.value(2)?;
+            }
+            self.ws();
+            if !self.eat(b',') {
+                return self.eat(b']').then_some(());
+            }
+            self.ws();
+        }
+    }
+
+    /// A chat message exactly as clients usually write it, `{"role":"…","content":"…"}`
+    /// (compact, these two keys in this order, string values): its keys and punctuation
+    /// are fixed runs of bytes compared at once, where the general walk steps through
+    /// each. The strings are checked as everywhere else. `None` (the cursor then
+    /// anywhere): not this shape, or not JSON.
+    #[inline]
+    fn message(&mut self) -> Option<()> {
+        self.lit(b"{\"role\":\"")?;
+        self.string()?;
+        self.lit(b",\"content\":\"")?;
+        self.string()?;
+        self.eat(b'}').then_some(())
+    }
+
+    /// Moves past `s` when the body continues with it.
+    #[inline(always)]
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        let end = self.i.checked_add(s.len())?;
+        (self.b.get(self.i..end)? == s).then(|| self.i = end)
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {

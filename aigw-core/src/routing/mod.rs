@@ -217,7 +217,10 @@ pub struct Snapshot {
     routes: Vec<CompiledRoute>,
     /// Rules whose every match requires an exact model, by model: only these and
     /// `unindexed` can match a request, so lookups stay cheap with thousands of routes.
-    by_model: HashMap<String, Vec<RulePos>>,
+    /// Rules by exact model name, looked up on every request: foldhash with a
+    /// per-process seed rather than SipHash (the stored names come from the
+    /// configuration; a client's model name is only looked up).
+    by_model: ByModel,
     /// Rules that can match any model (regex, other headers only, no matches).
     unindexed: Vec<RulePos>,
     models: Vec<ModelInfo>,
@@ -227,8 +230,10 @@ pub struct Snapshot {
 /// (route index, rule index), ordered as loaded.
 type RulePos = (usize, usize);
 
-fn index_rules(routes: &[CompiledRoute]) -> (HashMap<String, Vec<RulePos>>, Vec<RulePos>) {
-    let mut by_model: HashMap<String, Vec<RulePos>> = HashMap::new();
+type ByModel = HashMap<String, Vec<RulePos>, foldhash::fast::RandomState>;
+
+fn index_rules(routes: &[CompiledRoute]) -> (ByModel, Vec<RulePos>) {
+    let mut by_model = ByModel::default();
     let mut unindexed = Vec::new();
     for (ri, route) in routes.iter().enumerate() {
         for (ui, rule) in route.rules.iter().enumerate() {
@@ -535,7 +540,7 @@ impl Snapshot {
             .collect();
         Self {
             routes,
-            by_model: HashMap::new(),
+            by_model: ByModel::default(),
             unindexed: Vec::new(),
             models: config.models,
             client: BTreeMap::new(),

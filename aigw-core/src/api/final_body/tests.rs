@@ -282,3 +282,122 @@ proptest! {
         prop_assert_eq!(read_tokens(&b), tokens_of(&b), "{}", String::from_utf8_lossy(&b));
     }
 }
+
+/// A count as OpenAI writes it, now and then one that does not fit a `u64`.
+fn openai_count() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (0u64..100_000).prop_map(|n| n.to_string()),
+        1 => any::<u64>().prop_map(|n| n.to_string()),
+        1 => Just("18446744073709551616".to_owned()),
+        1 => Just("007".to_owned()),
+    ]
+}
+
+/// A usage object as OpenAI writes it, each details object present or not.
+fn openai_usage() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(openai_count(), 9),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(n, pd, cd)| {
+            let mut s = format!(
+                r#"{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}"#,
+                n[0], n[1], n[2]
+            );
+            if pd {
+                s += &format!(
+                    r#","prompt_tokens_details":{{"cached_tokens":{},"audio_tokens":{}}}"#,
+                    n[3], n[4]
+                );
+            }
+            if cd {
+                s += &format!(
+                    r#","completion_tokens_details":{{"reasoning_tokens":{},"audio_tokens":{},"accepted_prediction_tokens":{},"rejected_prediction_tokens":{}}}"#,
+                    n[5], n[6], n[7], n[8]
+                );
+            }
+            s.push('}');
+            s
+        })
+}
+
+/// A usage as read, and where the cursor stopped.
+type ReadAt = Option<(Usage, usize)>;
+
+/// [`usage_compact`] and [`usage_fast`] from the start of `b`: the usage and where the
+/// cursor stopped.
+fn compact_and_fast(b: &[u8]) -> (ReadAt, ReadAt) {
+    let quotes = Quotes::new();
+    let mut c = Cursor {
+        b,
+        i: 0,
+        quotes: &quotes,
+    };
+    let compact = usage_compact(&mut c).map(|u| (u.usage(), c.i));
+    let mut f = Cursor {
+        b,
+        i: 0,
+        quotes: &quotes,
+    };
+    let fast = usage_fast(&mut f).map(|u| (u.usage(), f.i));
+    (compact, fast)
+}
+
+#[test]
+fn openai_usage_is_read_compactly() {
+    let u = br#"{"prompt_tokens":140,"completion_tokens":10,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}"#;
+    let (compact, fast) = compact_and_fast(u);
+    assert!(compact.is_some());
+    assert_eq!(compact, fast);
+    for other in [
+        &br#"{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}"#[..],
+        br#"{"prompt_tokens":1,"total_tokens":3,"completion_tokens":2}"#,
+        br#"{"prompt_tokens":1, "completion_tokens":2,"total_tokens":3}"#,
+        br#"{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":null}"#,
+    ] {
+        let (compact, fast) = compact_and_fast(other);
+        if compact.is_some() {
+            assert_eq!(compact, fast);
+        }
+    }
+    assert!(
+        compact_and_fast(br#"{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}"#)
+            .0
+            .is_some()
+    );
+    assert!(
+        compact_and_fast(br#"{"prompt_tokens":1,"total_tokens":3,"completion_tokens":2}"#)
+            .0
+            .is_none()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// OpenAI's usage objects, whole and with one byte replaced: whatever the compact
+    /// reader reads, the general one reads the same, and a body carrying it is read
+    /// as the full parse reads it.
+    #[test]
+    fn the_compact_usage_reader_agrees(
+        u in openai_usage(), at in any::<prop::sample::Index>(), byte in any::<u8>(), damage in any::<bool>()
+    ) {
+        let mut b = u.into_bytes();
+        if damage {
+            let i = at.index(b.len());
+            b[i] = byte;
+        }
+        let (compact, fast) = compact_and_fast(&b);
+        if compact.is_some() {
+            prop_assert_eq!(&compact, &fast, "{}", String::from_utf8_lossy(&b));
+        }
+        let mut body = br#"{"id":"chatcmpl-1","model":"m","choices":[],"usage":"#.to_vec();
+        body.extend_from_slice(&b);
+        body.extend_from_slice(br#","service_tier":"default"}"#);
+        let full = parse(&body).map(|f| (f.model, f.usage.map(|u| u.to_token_usage())));
+        if full.is_some() || compact.is_some() {
+            prop_assert_eq!(read_tokens(&body), full, "{}", String::from_utf8_lossy(&body));
+        }
+    }
+}

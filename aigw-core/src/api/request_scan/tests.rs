@@ -25,6 +25,30 @@ fn agrees(body: &[u8]) -> Result<(), TestCaseError> {
 const CHAT: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"say \"model\":\"x\" and \\ and \u00e9 \ud83d\ude00"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":64,"temperature":0.2,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"model":{"type":"string"}}}}}],"n":1,"logit_bias":{"50256":-100},"stop":null,"top_p":1e-1}"#;
 
 #[test]
+fn usual_messages_are_read_by_their_shape() {
+    for (m, whole) in [
+        (&br#"{"role":"user","content":"hi \"x\" \u00e9"}"#[..], true),
+        (br#"{"role":"assistant","content":""}"#, true),
+        (br#"{"role": "user","content":"hi"}"#, false),
+        (br#"{"content":"hi","role":"user"}"#, false),
+        (br#"{"role":"user","content":"hi","name":"x"}"#, false),
+    ] {
+        let mut w = Walk {
+            b: m,
+            i: 0,
+            clean: true,
+            quotes: Quotes::new(),
+        };
+        assert_eq!(
+            w.message().is_some() && w.i == m.len(),
+            whole,
+            "{}",
+            String::from_utf8_lossy(m)
+        );
+    }
+}
+
+#[test]
 fn reads_the_usual_body_itself() {
     let f = scan(CHAT.as_bytes()).expect("decided by the scan");
     assert_eq!(f.model, Some("gpt-4o"));
@@ -235,9 +259,40 @@ fn value() -> impl Strategy<Value = String> {
     })
 }
 
+/// A chat message: mostly `{"role":…,"content":…}` as clients write it, with string
+/// tokens of every kind (escapes, control characters, unterminated), whitespace, other
+/// values, the keys swapped or doubled, or another member.
+fn message() -> impl Strategy<Value = String> {
+    let content = prop_oneof![4 => string_token(), 1 => value()];
+    let role = prop_oneof![
+        4 => prop::sample::select(vec![r#""user""#, r#""assistant""#, r#""system""#])
+            .prop_map(str::to_owned),
+        1 => string_token(),
+    ];
+    let keys = prop::sample::select(vec![
+        ("role", "content"),
+        ("role", "content"),
+        ("role", "content"),
+        ("content", "role"),
+        ("role", "role"),
+        ("rol\\u0065", "content"),
+    ]);
+    (role, content, keys, ws(), ws(), value(), any::<u8>()).prop_map(
+        |(r, c, (k1, k2), w1, w2, extra, odd)| match odd % 8 {
+            0 => format!(r#"{{"{k1}"{w1}:{r},"{k2}":{w2}{c},"name":{extra}}}"#),
+            1 => format!(r#"{w1}{{"{k1}":{r},{w2}"{k2}":{c}}}"#),
+            _ => format!(r#"{{"{k1}":{r},"{k2}":{c}{w1}}}"#),
+        },
+    )
+}
+
 /// A request body: a top-level object of mostly the sniffed keys, with look-alikes.
 fn body() -> impl Strategy<Value = String> {
     let member = prop_oneof![
+        prop::collection::vec((message(), ws()), 0..4).prop_map(|ms| {
+            let ms: Vec<String> = ms.into_iter().map(|(m, w)| format!("{m}{w}")).collect();
+            format!("\"messages\":[{}]", ms.join(","))
+        }),
         (key(), ws(), value()).prop_map(|(k, w, v)| format!("{k}{w}:{w}{v}")),
         string_token().prop_map(|m| format!("\"model\":{m}")),
         prop::sample::select(vec!["true", "false", "null"]).prop_map(|b| format!("\"stream\":{b}")),
