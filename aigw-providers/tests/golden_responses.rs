@@ -187,8 +187,16 @@ fn run_on(
     request: &[u8],
     chunks: &[&[u8]],
 ) -> (String, aigw_core::TokenUsage) {
+    begin(&mut *t, Endpoint::Responses, request, headers);
+    let (out, usage, _) = feed(&mut *t, chunks);
+    (normalize_responses(&String::from_utf8(out).unwrap()), usage)
+}
+
+/// Sends `request` (a client body for `endpoint`) through `t` and answers with a 200
+/// head of `headers`, as the exchange does before the response body.
+fn begin(t: &mut dyn Translator, endpoint: Endpoint, request: &[u8], headers: &HeaderMap) {
     let body = Bytes::copy_from_slice(request);
-    let info = aigw_core::api::sniff(Endpoint::Responses, &body).unwrap();
+    let info = aigw_core::api::sniff(endpoint, &body).unwrap();
     t.request(&RequestContext {
         body: &body,
         info: &info,
@@ -197,8 +205,6 @@ fn run_on(
     })
     .unwrap();
     t.response_headers(StatusCode::OK, headers).unwrap();
-    let (out, usage, _) = feed(&mut *t, chunks);
-    (normalize_responses(&String::from_utf8(out).unwrap()), usage)
 }
 
 /// Sets `created_at` to 0 so snapshots do not depend on the clock.
@@ -309,16 +315,7 @@ fn whole_responses_per_backend() {
         let mut h = backend_headers(schema);
         h.insert("content-type", HeaderValue::from_static("application/json"));
         let mut t = translator(schema);
-        let req = Bytes::from_static(PLAIN_REQUEST);
-        let info = aigw_core::api::sniff(Endpoint::Responses, &req).unwrap();
-        t.request(&RequestContext {
-            body: &req,
-            info: &info,
-            headers: &HeaderMap::new(),
-            force_include_usage: false,
-        })
-        .unwrap();
-        t.response_headers(StatusCode::OK, &h).unwrap();
+        begin(&mut *t, Endpoint::Responses, PLAIN_REQUEST, &h);
         let (out, usage, _) = feed(&mut *t, &[&body]);
         let parsed: Response = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed.object, "response");
@@ -536,32 +533,14 @@ fn chat_only_openai_streams_report_the_upstream_usage_and_model() {
                 model_override: None,
             })
             .unwrap();
-        let body = Bytes::from_static(chat_request);
-        let info = aigw_core::api::sniff(Endpoint::ChatCompletions, &body).unwrap();
-        chat.request(&RequestContext {
-            body: &body,
-            info: &info,
-            headers: &HeaderMap::new(),
-            force_include_usage: false,
-        })
-        .unwrap();
-        chat.response_headers(StatusCode::OK, &sse).unwrap();
+        begin(&mut *chat, Endpoint::ChatCompletions, chat_request, &sse);
         // Passed through: no body of its own, only what it read.
         let r = chat.response_chunk(&wire, true).unwrap();
         let (chat_usage, chat_model) = (r.usage, r.response_model);
         assert!(chat_model.is_some() && chat_usage.input.is_some(), "{n}");
         for cut in (0..=wire.len()).step_by(37) {
             let mut t = chat_only_openai();
-            let body = Bytes::from_static(STREAM_REQUEST);
-            let info = aigw_core::api::sniff(Endpoint::Responses, &body).unwrap();
-            t.request(&RequestContext {
-                body: &body,
-                info: &info,
-                headers: &HeaderMap::new(),
-                force_include_usage: false,
-            })
-            .unwrap();
-            t.response_headers(StatusCode::OK, &sse).unwrap();
+            begin(&mut *t, Endpoint::Responses, STREAM_REQUEST, &sse);
             let (a, b) = wire.split_at(cut);
             let (_, usage, model) = feed(&mut *t, &[a, b]);
             assert_eq!(

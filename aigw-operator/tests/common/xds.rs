@@ -276,26 +276,10 @@ pub fn envoy() -> Option<PathBuf> {
     found
 }
 
-/// A free loopback port (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    // Below the kernel's ephemeral range (32768–60999 by default): a port from that
-    // range can be taken by any outgoing connection between this check and the child
-    // process binding it, which fails the child with "address in use".
-    let seed = std::process::id().wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-    (0..2000u32)
-        .map(|i| 10_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % 22_000) as u16)
-        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .unwrap_or_else(|| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-}
+#[path = "../../../aigw-axum/tests/peers/ports.rs"]
+mod ports;
+#[allow(unused_imports)]
+pub use ports::free_port;
 
 /// The ExtProc configuration Secret `render` writes for the Gateway `namespace.name` of
 /// the `manifests`, written to `dir/config.yaml`.
