@@ -23,6 +23,11 @@ use common::*;
 use criterion::{Criterion, criterion_group};
 use http::HeaderMap;
 
+/// The `aigw` binary's allocator: a translation's allocations cost what they cost there
+/// (glibc's malloc counted 4–11 % more instructions per event on these streams).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CHAT_REQ: &[u8] = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi"}]}"#;
 const MESSAGES_REQ: &[u8] =
     br#"{"model":"m","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
