@@ -17,6 +17,21 @@ pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Appends `prefix` followed by `s` as one JSON string literal (an output item's id:
+/// a fixed prefix and the response's id), without building the joined string first.
+/// `prefix` must need no escaping.
+pub(crate) fn push_prefixed_str(out: &mut Vec<u8>, prefix: &str, s: &str) {
+    if needs_no_escape(s.as_bytes()) {
+        out.reserve(prefix.len() + s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        push_escaped(out, [prefix, s].concat().as_bytes());
+    }
+}
+
 /// A string with escapes, written as `serde_json`'s `format_escaped_str` writes it:
 /// `\"`, `\\`, the short forms of backspace, form feed, newline, carriage return and
 /// tab, `\u00xx` (lowercase hex) for the other control characters, and runs of other
@@ -27,7 +42,23 @@ fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 8);
     out.push(b'"');
     let mut run = 0;
-    for (i, &b) in s.iter().enumerate() {
+    let mut i = 0;
+    while i < s.len() {
+        // Plain bytes are passed over eight at a time ([`crate::json_scan::special`]
+        // marks the first byte to escape): tool-call arguments are JSON text, whose
+        // quotes are a few bytes apart, and a byte-by-byte match cost ≈ 20 instructions
+        // a byte.
+        if let Some(w) = s.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            let stop = crate::json_scan::special(u64::from_le_bytes(word));
+            if stop == 0 {
+                i += 8;
+                continue;
+            }
+            i += (stop.trailing_zeros() / 8) as usize;
+        }
+        let b = s[i];
         let short: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -37,10 +68,14 @@ fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
             0x08 => b"\\b",
             0x0c => b"\\f",
             0..=0x1f => b"",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&s[run..i]);
         run = i + 1;
+        i += 1;
         if short.is_empty() {
             let code = [
                 b'\\',
@@ -142,8 +177,34 @@ pub(crate) fn push_members(
 }
 
 /// No byte is a control character, `"` or `\` (the bytes `serde_json` escapes).
+/// [`crate::json_scan::special`] for four bytes.
+const fn special4(w: u32) -> u32 {
+    const LO: u32 = 0x0101_0101;
+    const HI: u32 = 0x8080_8080;
+    let quote = w ^ (LO * b'"' as u32);
+    let backslash = w ^ (LO * b'\\' as u32);
+    let zero_quote = quote.wrapping_sub(LO) & !quote;
+    let zero_backslash = backslash.wrapping_sub(LO) & !backslash;
+    let control = w.wrapping_sub(LO * 0x20) & !w;
+    (zero_quote | zero_backslash | control) & HI
+}
+
 fn needs_no_escape(bytes: &[u8]) -> bool {
     let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let n = bytes.len();
+    if n < 8 {
+        // Keys and status words: the first and last four bytes (overlapping), as
+        // `json_scan::special` checks eight.
+        if n < 4 {
+            return !bytes.iter().any(|&b| escaped(b));
+        }
+        let half = |at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&bytes[at..at + 4]);
+            special4(u32::from_le_bytes(w))
+        };
+        return (half(0) | half(n - 4)) == 0;
+    }
     let mut chunks = bytes.chunks_exact(16);
     // A whole chunk is checked without stopping early so the loop vectorises.
     for chunk in &mut chunks {
@@ -151,17 +212,20 @@ fn needs_no_escape(bytes: &[u8]) -> bool {
             return false;
         }
     }
-    // The rest (all of most strings: keys, ids, short deltas) in at most two eight-byte
-    // words padded with spaces, instead of a byte loop.
-    let rest = chunks.remainder();
-    let mut words = [b' '; 16];
-    words[..rest.len()].copy_from_slice(rest);
-    let word = |i: usize| {
+    // The rest (all of most strings: keys, ids, short deltas) as the string's last
+    // one or two eight-byte words, which may overlap bytes already checked: loaded
+    // in place, not copied into a padded buffer first (a call to `memcpy` per string).
+    let word = |at: usize| {
         let mut w = [0u8; 8];
-        w.copy_from_slice(&words[i..i + 8]);
+        w.copy_from_slice(&bytes[at..at + 8]);
         crate::json_scan::special(u64::from_le_bytes(w))
     };
-    (word(0) | word(8)) == 0
+    let rest = chunks.remainder().len();
+    match rest {
+        0 => true,
+        1..=8 => word(n - 8) == 0,
+        _ => (word(n - rest) | word(n - 8)) == 0,
+    }
 }
 
 #[cfg(test)]
@@ -200,11 +264,21 @@ mod tests {
     proptest! {
         #[test]
         fn escaped_strings_are_written_as_serde_json_writes_them(
-            s in "[\"\\\\\u{0}-\u{1f}\u{7f}a-z é€😀]{0,24}",
+            s in "[\"\\\\\u{0}-\u{1f}\u{7f}a-z é€😀]{0,40}",
         ) {
             let mut out = Vec::new();
             super::push_str(&mut out, &s);
             prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
+        }
+
+        #[test]
+        fn prefixed_strings_are_written_as_serde_json_writes_them(
+            prefix in "(msg_|rs_|fc_)?",
+            s in "[\"\\\\\u{0}-\u{1f}a-z_0-9 é]{0,24}",
+        ) {
+            let mut out = Vec::new();
+            super::push_prefixed_str(&mut out, &prefix, &s);
+            prop_assert_eq!(out, serde_json::to_vec(&[prefix, s].concat()).unwrap());
         }
 
         #[test]

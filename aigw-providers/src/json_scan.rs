@@ -31,13 +31,15 @@ pub(crate) const fn special(w: u64) -> u64 {
 /// Where the plain part of the string starting at `j` may end: at or before the first
 /// `"`, `\\` or control character (or where fewer than eight bytes are left).
 ///
-/// Most strings (keys, roles, usage counters) end within their first two words, found
-/// with [`special`] without a call. A longer one is searched with `memchr2` for its
+/// Most strings (keys, roles, usage counters, model versions) end within their first
+/// four words, found with [`special`] without a call (Gemini's usage keys and
+/// `thoughtSignature` are 16–23 bytes: past two words, the call and its set-up cost
+/// more than the two words more). A longer one is searched with `memchr2` for its
 /// quote or backslash and the span before it checked for control characters with a
 /// min fold (both vectorised): eight bytes a step cost ≈ 3 instructions a byte on a
 /// 100-byte text.
 fn plain_end(b: &[u8], mut j: usize) -> usize {
-    for _ in 0..2 {
+    for _ in 0..4 {
         let Some(word) = b.get(j..j + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) else {
             return j;
         };
@@ -100,6 +102,11 @@ impl<'a> Scan<'a> {
     /// scanner gave up on part-way).
     pub(crate) const fn rewind(&mut self, to: usize) {
         self.i = to;
+    }
+
+    /// The whole text.
+    pub(crate) const fn text(&self) -> &'a str {
+        self.s
     }
 
     pub(crate) fn bytes(&self) -> &'a [u8] {

@@ -52,6 +52,10 @@ impl SseEvent {
     }
 }
 
+/// Room beyond its first piece for a line split across chunks (most events are a few
+/// hundred bytes).
+const LINE_ROOM: usize = 512;
+
 /// Incremental SSE decoder: feed it chunks, get complete events.
 #[derive(Debug, Default)]
 pub struct SseDecoder {
@@ -130,6 +134,11 @@ impl SseDecoder {
                 line.clear();
                 self.line = line;
             }
+        }
+        if !rest.is_empty() && self.line.capacity() == 0 {
+            // The line goes on in the next chunk: room for it to end there too, instead
+            // of growing by reallocation on each of the next pieces.
+            self.line.reserve(rest.len() + LINE_ROOM);
         }
         self.line.extend_from_slice(rest);
     }

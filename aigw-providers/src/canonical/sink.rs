@@ -59,7 +59,14 @@ impl EventSink {
     /// Queues every event of `events` (left empty) under one lock: a chunk's few
     /// events one lock each cost more than moving them.
     pub fn push_all(&self, events: &mut Vec<Event>) {
-        self.lock().events.append(events);
+        let mut q = self.lock();
+        if q.events.is_empty() {
+            // The buffers change places instead of the events being moved: each keeps
+            // its capacity for the next call, and none grows by reallocation.
+            std::mem::swap(&mut q.events, events);
+        } else {
+            q.events.append(events);
+        }
     }
 
     /// Marks the end of the stream (the chat writer's `[DONE]`).
@@ -72,7 +79,8 @@ impl EventSink {
     pub fn drain(&self, out: &mut Vec<Event>) -> (Option<StreamHead>, bool) {
         let mut q = self.lock();
         out.clear();
-        out.append(&mut q.events);
+        // As in `push_all`: `out`'s empty buffer goes back to the queue.
+        std::mem::swap(out, &mut q.events);
         (q.head.take(), q.finished)
     }
 }

@@ -86,60 +86,64 @@ impl EventRenderer {
 
     /// Renders one event; returns the error object of an upstream failure (the
     /// `error` member of the chunk writer's error event), which the caller reports.
-    pub fn event(&mut self, ev: Event, em: &mut StreamEmitter, out: &mut Vec<u8>) -> Option<Value> {
+    pub fn event(
+        &mut self,
+        ev: &Event,
+        em: &mut StreamEmitter,
+        out: &mut Vec<u8>,
+    ) -> Option<Value> {
         if self.done || self.failed {
             return None;
         }
-        let mut d = Delta::default();
+        // A delta with one member goes to the emitter's method for it: what `delta`
+        // does with such a delta, without building one (a tool call's piece in a
+        // vector of its own).
         match ev {
             Event::Start => self.ensure_started(em, out),
             Event::TextDelta { text, .. } => {
                 self.ensure_started(em, out);
-                d.content = Some(Cow::Owned(text));
-                self.send(em, out, &d, None);
+                self.head(em, out);
+                em.text(out, text);
             }
             Event::ThinkingDelta { text, .. } => {
                 self.ensure_started(em, out);
-                d.reasoning_content = Some(Cow::Owned(text));
-                self.send(em, out, &d, None);
+                self.head(em, out);
+                em.reasoning(out, text);
             }
             Event::SignatureDelta { signature, .. } => {
                 self.ensure_started(em, out);
-                d.reasoning_signature = Some(Cow::Owned(signature));
-                self.send(em, out, &d, None);
+                self.head(em, out);
+                em.signature(out, signature);
             }
             Event::RedactedThinking { .. } | Event::BlockStop { .. } => {}
             Event::ToolStart { index, id, name } => {
                 self.ensure_started(em, out);
                 let k = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
-                self.tools.push((index, k));
-                d.tool_calls = Some(vec![tool_call(k, Some(id), Some(name), String::new())]);
-                self.send(em, out, &d, None);
+                self.tools.push((*index, k));
+                self.head(em, out);
+                em.tool_call(out, &tool_call(k, Some(id), Some(name), ""));
             }
             Event::ToolDelta { index, json } => {
                 let k = self
                     .tools
                     .iter()
-                    .find(|(b, _)| *b == index)
+                    .find(|(b, _)| b == index)
                     .map(|(_, k)| *k)?;
-                d.tool_calls = Some(vec![tool_call(k, None, None, json)]);
-                self.send(em, out, &d, None);
+                self.head(em, out);
+                em.tool_call(out, &tool_call(k, None, None, json));
             }
             Event::Stop(reason) => {
                 self.ensure_started(em, out);
-                self.send(em, out, &d, Some(reason.openai()));
+                self.send(em, out, &Delta::default(), Some(reason.openai()));
             }
-            Event::Usage(u) => self
-                .usage
-                .get_or_insert_with(TokenUsage::default)
-                .update(&u),
+            Event::Usage(u) => self.usage.get_or_insert_with(TokenUsage::default).update(u),
             Event::Error {
                 status,
                 kind,
                 message,
             } => {
                 self.failed = true;
-                let mut v = canonical::error_value(ClientApi::OpenAI, status, &kind, &message);
+                let mut v = canonical::error_value(ClientApi::OpenAI, *status, kind, message);
                 return Some(v.get_mut("error").map(Value::take).unwrap_or(Value::Null));
             }
         }
@@ -162,16 +166,16 @@ impl EventRenderer {
 
 fn tool_call<'a>(
     index: u32,
-    id: Option<String>,
-    name: Option<String>,
-    arguments: String,
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    arguments: &'a str,
 ) -> ToolCall<'a> {
     ToolCall::new(
         index,
-        id.map(Cow::Owned),
+        id.map(Cow::Borrowed),
         Some(Function {
-            name: name.map(Cow::Owned),
-            arguments: Some(Cow::Owned(arguments)),
+            name: name.map(Cow::Borrowed),
+            arguments: Some(Cow::Borrowed(arguments)),
         }),
     )
 }

@@ -11,7 +11,7 @@ use super::chunk::{Chunk, Delta, ToolCall};
 use super::reasoning;
 use super::request::RequestFacts;
 use super::wire;
-use crate::json_out::{push_num, push_str};
+use crate::json_out::{push_num, push_prefixed_str, push_str};
 use aigw_core::api::openai::{ChatCompletion, ChatMessage, MessageContent as ChatContent, Usage};
 use aigw_core::api::responses::{
     ContentPart, EventKind, Extra, FunctionCallItem, InputTokensDetails, Item, KnownContentPart,
@@ -268,18 +268,19 @@ struct OpenReasoning {
     redacted: Option<String>,
 }
 
+// The open items keep their ids in JSON form only (written into every event); the
+// plain id, needed only for summaries and stored responses, is made again from the
+// response id and the output index ([`StreamEmitter::item_id`]) or the call id.
 #[derive(Debug)]
 enum Open {
     Reasoning {
         index: u32,
-        id: String,
+        id_json: Vec<u8>,
         state: OpenReasoning,
         part_open: bool,
     },
     Message {
         index: u32,
-        id: String,
-        /// `id` in JSON form, written into every delta.
         id_json: Vec<u8>,
         text: String,
     },
@@ -289,13 +290,22 @@ enum Open {
 struct OpenCall {
     chat_index: u32,
     index: u32,
-    item_id: String,
-    /// `item_id` in JSON form, written into every delta.
+    /// `fc_` and the call id, in JSON form.
     item_id_json: Vec<u8>,
     call_id: String,
     name: String,
     arguments: String,
 }
+
+impl OpenCall {
+    fn item_id(&self) -> String {
+        ["fc_", self.call_id.as_str()].concat()
+    }
+}
+
+/// The capacity an open item's text starts with: most items get more than one delta,
+/// and growing from a delta's length reallocated on the next ones.
+const TEXT_CAPACITY: usize = 64;
 
 /// Writes a `response.output_text.delta` (with `content_index`) or
 /// `response.function_call_arguments.delta` (without) event: the bytes serialising its
@@ -324,12 +334,18 @@ fn write_delta(
 }
 
 /// Writes a `response.reasoning_summary_text.delta` event, as [`write_delta`] does.
-fn write_summary_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index: u32, delta: &str) {
+fn write_summary_delta(
+    out: &mut Vec<u8>,
+    seq: u64,
+    item_id: &[u8],
+    output_index: u32,
+    delta: &str,
+) {
     wire::item_head(
         out,
         seq,
         "response.reasoning_summary_text.delta",
-        &wire::json_string(item_id),
+        item_id,
         output_index,
     );
     out.extend_from_slice(b",\"summary_index\":0,\"delta\":");
@@ -472,14 +488,20 @@ impl StreamEmitter {
         u32::try_from(self.output.len() - 1).unwrap_or(u32::MAX)
     }
 
-    /// `{prefix}{response id without resp_}_{index}`, the id of an output item
-    /// (written without the formatting machinery: one per item of every stream).
-    fn item_id(&self, prefix: &str, index: u32) -> String {
-        // `trim_start_matches("resp_")`, without building a substring searcher.
+    /// The response id without its `resp_` prefixes: `trim_start_matches("resp_")`,
+    /// without building a substring searcher.
+    fn id_base(&self) -> &str {
         let mut base = self.id.as_str();
         while let Some(rest) = base.strip_prefix("resp_") {
             base = rest;
         }
+        base
+    }
+
+    /// `{prefix}{response id without resp_}_{index}`, the id of an output item
+    /// (written without the formatting machinery: one per item of every stream).
+    fn item_id(&self, prefix: &str, index: u32) -> String {
+        let base = self.id_base();
         let mut id = Vec::with_capacity(prefix.len() + base.len() + 11);
         id.extend_from_slice(prefix.as_bytes());
         id.extend_from_slice(base.as_bytes());
@@ -487,6 +509,19 @@ impl StreamEmitter {
         push_num(&mut id, u64::from(index));
         // Always valid: two strings, an underscore and digits.
         String::from_utf8(id).unwrap_or_default()
+    }
+
+    /// [`Self::item_id`] in JSON form, written without building the id first.
+    fn item_id_json(&self, prefix: &str, index: u32) -> Vec<u8> {
+        let base = self.id_base();
+        let mut id = Vec::with_capacity(prefix.len() + base.len() + 16);
+        push_prefixed_str(&mut id, prefix, base);
+        // The underscore and the digits need no escaping: they go inside the quotes.
+        id.pop();
+        id.push(b'_');
+        push_num(&mut id, u64::from(index));
+        id.push(b'"');
+        id
     }
 
     /// Handles one chat chunk (the `data:` JSON of one SSE event).
@@ -503,6 +538,36 @@ impl StreamEmitter {
     /// Records the usage a chunk carries.
     pub fn set_usage(&mut self, usage: Usage) {
         self.usage = Some(usage);
+    }
+
+    /// A delta with only text: what [`Self::delta`] does with it.
+    pub fn text(&mut self, out: &mut Vec<u8>, text: &str) {
+        if !text.is_empty() {
+            self.text_delta(out, text);
+        }
+    }
+
+    /// A delta with only reasoning text: what [`Self::delta`] does with it.
+    pub fn reasoning(&mut self, out: &mut Vec<u8>, text: &str) {
+        if !text.is_empty() {
+            self.reasoning_delta(out, text);
+        }
+    }
+
+    /// A delta with only a reasoning signature: what [`Self::delta`] does with it.
+    pub fn signature(&mut self, out: &mut Vec<u8>, signature: &str) {
+        self.ensure_reasoning(out);
+        if let Some(Open::Reasoning { state, .. }) = &mut self.open {
+            state
+                .signature
+                .get_or_insert_with(String::new)
+                .push_str(signature);
+        }
+    }
+
+    /// A delta with only one tool-call piece: what [`Self::delta`] does with it.
+    pub fn tool_call(&mut self, out: &mut Vec<u8>, tc: &ToolCall<'_>) {
+        self.tool_delta(out, tc);
     }
 
     /// Handles the delta (and finish reason) of a chunk's first choice.
@@ -544,15 +609,17 @@ impl StreamEmitter {
         self.close_open(out);
         self.close_calls(out);
         let index = self.next_index();
-        let id = self.item_id("rs_", index);
-        let state = OpenReasoning::default();
+        let id_json = self.item_id_json("rs_", index);
+        let state = OpenReasoning {
+            text: String::with_capacity(TEXT_CAPACITY),
+            ..OpenReasoning::default()
+        };
         // A new item: no summary, no sealed content yet.
-        let item = wire::reasoning_item(&wire::json_string(&id), None, None);
-        wire::item_event(out, self.seq, "response.output_item.added", index, &item);
+        wire::reasoning_added(out, self.seq, index, &id_json);
         self.seq += 1;
         self.open = Some(Open::Reasoning {
             index,
-            id,
+            id_json,
             state,
             part_open: false,
         });
@@ -563,9 +630,9 @@ impl StreamEmitter {
         let summary = self.facts.summary;
         let Some(Open::Reasoning {
             index,
-            id,
             state,
             part_open,
+            ..
         }) = &mut self.open
         else {
             return;
@@ -577,7 +644,7 @@ impl StreamEmitter {
         let (index, first) = (*index, !*part_open);
         *part_open = true;
         if first {
-            let item_id = id.clone();
+            let item_id = self.item_id("rs_", index);
             self.emit(
                 out,
                 EventKind::ReasoningSummaryPartAdded {
@@ -588,12 +655,12 @@ impl StreamEmitter {
                 },
             );
         }
-        let Some(Open::Reasoning { id, .. }) = &self.open else {
+        let Some(Open::Reasoning { id_json, .. }) = &self.open else {
             return;
         };
         let seq = self.seq;
         self.seq += 1;
-        write_summary_delta(out, seq, id, index, text);
+        write_summary_delta(out, seq, id_json, index, text);
     }
 
     fn text_delta(&mut self, out: &mut Vec<u8>, text: &str) {
@@ -601,14 +668,12 @@ impl StreamEmitter {
             self.close_open(out);
             self.close_calls(out);
             let index = self.next_index();
-            let id = self.item_id("msg_", index);
-            let id_json = wire::json_string(&id);
+            let id_json = self.item_id_json("msg_", index);
             wire::message_added(out, &mut self.seq, &id_json, index);
             self.open = Some(Open::Message {
                 index,
                 id_json,
-                id,
-                text: String::new(),
+                text: String::with_capacity(TEXT_CAPACITY),
             });
         }
         if let Some(Open::Message {
@@ -650,24 +715,22 @@ impl StreamEmitter {
                     .and_then(|f| f.name.as_deref())
                     .unwrap_or_default()
                     .to_owned();
-                let item_id = ["fc_", call_id.as_str()].concat();
-                let item_id_json = wire::json_string(&item_id);
+                let mut item_id_json = Vec::with_capacity(call_id.len() + 8);
+                push_prefixed_str(&mut item_id_json, "fc_", &call_id);
                 let (namespace, flat) = split_name(&self.facts, &name);
-                let json = wire::function_call_item(
-                    &item_id_json,
-                    &call_id,
-                    flat,
+                let call = wire::FunctionCall {
+                    item_id: &item_id_json,
+                    call_id: &call_id,
+                    name: flat,
                     namespace,
-                    b"\"\"",
-                    "in_progress",
-                );
-                wire::item_event(out, self.seq, "response.output_item.added", index, &json);
+                    status: "in_progress",
+                };
+                wire::function_call_added(out, self.seq, index, &call);
                 self.seq += 1;
                 self.calls.push(OpenCall {
                     chat_index: tc.index,
                     index,
                     item_id_json,
-                    item_id,
                     call_id,
                     name,
                     arguments: String::new(),
@@ -703,29 +766,33 @@ impl StreamEmitter {
             None => {}
             Some(Open::Message {
                 index,
-                id,
                 id_json,
                 text,
             }) => {
-                let text_json = wire::json_string(&text);
-                let item = wire::message_done(out, &mut self.seq, &id_json, index, &text_json);
+                let item = wire::message_done(out, &mut self.seq, &id_json, index, &text);
                 let slot = index as usize;
                 if let Some(s) = self.output_json.get_mut(slot) {
                     *s = item;
                 }
                 // Only a stored response needs the item as a value.
-                if self.facts.store
-                    && let Some(s) = self.output.get_mut(slot)
-                {
-                    *s = Some(message_item(&id, &text, "completed"));
+                if self.facts.store {
+                    let id = self.item_id("msg_", index);
+                    if let Some(s) = self.output.get_mut(slot) {
+                        *s = Some(message_item(&id, &text, "completed"));
+                    }
                 }
             }
             Some(Open::Reasoning {
                 index,
-                id,
+                id_json,
                 state,
                 part_open,
             }) => {
+                let id = if part_open || self.facts.store {
+                    self.item_id("rs_", index)
+                } else {
+                    String::new()
+                };
                 if part_open {
                     self.emit(
                         out,
@@ -749,7 +816,7 @@ impl StreamEmitter {
                 let summary = self.facts.summary;
                 let sealed = sealed_content(&state, true);
                 let json = wire::reasoning_item(
-                    &wire::json_string(&id),
+                    &id_json,
                     summary_of(&state, summary, true),
                     sealed.as_deref(),
                 );
@@ -769,28 +836,33 @@ impl StreamEmitter {
             if call.arguments.trim().is_empty() {
                 call.arguments = "{}".to_owned();
                 let ev = EventKind::FunctionCallArgumentsDelta {
-                    item_id: call.item_id.clone(),
+                    item_id: call.item_id(),
                     output_index: call.index,
                     delta: call.arguments.clone(),
                 };
                 self.emit(out, ev);
             }
-            let arguments = wire::json_string(&call.arguments);
-            wire::arguments_done(out, self.seq, &call.item_id_json, call.index, &arguments);
-            self.seq += 1;
+            // The item first, its arguments escaped once; the `.done` event copies them.
             let (namespace, name) = split_name(&self.facts, &call.name);
-            let json = wire::function_call_item(
-                &call.item_id_json,
-                &call.call_id,
+            let done = wire::FunctionCall {
+                item_id: &call.item_id_json,
+                call_id: &call.call_id,
                 name,
                 namespace,
-                &arguments,
-                "completed",
-            );
+                status: "completed",
+            };
+            // The fixed bytes, the strings, and room for the arguments' escapes.
+            let strings = call.item_id_json.len() + call.call_id.len() + call.name.len();
+            let mut json = Vec::with_capacity(strings + 2 * call.arguments.len() + 144);
+            let args = wire::push_function_call(&mut json, &done, |o| {
+                push_str(o, &call.arguments);
+            });
+            wire::arguments_done(out, self.seq, &call.item_id_json, call.index, &json[args]);
+            self.seq += 1;
             let item = self.facts.store.then(|| {
                 function_call_item(
                     &self.facts,
-                    &call.item_id,
+                    &call.item_id(),
                     &call.call_id,
                     &call.name,
                     &call.arguments,
@@ -817,7 +889,7 @@ impl StreamEmitter {
     /// About the size of the events that close the open items and the response (each
     /// item's content three or four times, every item once more in the response):
     /// reserved at once, the output buffer grew by reallocation several times here.
-    fn closing_size(&self) -> usize {
+    pub fn closing_size(&self) -> usize {
         let open = match &self.open {
             Some(Open::Message { text, .. }) => 4 * text.len() + 1024,
             Some(Open::Reasoning { state, .. }) => {

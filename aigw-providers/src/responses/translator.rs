@@ -168,7 +168,9 @@ impl ResponsesOverChat {
         let emitter = self
             .emitter
             .get_or_insert_with(|| StreamEmitter::new(Arc::clone(&self.facts), 0));
-        for ev in queued.drain(..) {
+        // Rendered in place: an event is moved nowhere (most of it is the usage counters
+        // every event has room for).
+        for ev in &queued {
             if emitter.finished() {
                 continue;
             }
@@ -178,6 +180,7 @@ impl ResponsesOverChat {
                 emitter.fail(out, &err);
             }
         }
+        queued.clear();
         self.queued = queued;
         if finished && !emitter.finished() {
             self.renderer.finish(emitter, out);
@@ -382,10 +385,21 @@ impl Translator for ResponsesOverChat {
         // The first output carries `response.created` and `response.in_progress`, each
         // with the whole response object.
         let opening = if self.emitter.is_none() { 2048 } else { 0 };
-        let estimate = bytes.len().max(chunk.len()) * 2 + 256 + opening;
+        // The last output also closes the open items and carries `response.completed`
+        // with every item: reserved here, it is not grown (and copied) on the way.
+        let closing = match &self.emitter {
+            // Twice: the items this call closes are not open yet.
+            Some(em) if end_of_stream => 2 * em.closing_size(),
+            _ => 0,
+        };
+        let estimate = bytes.len().max(chunk.len()) * 2 + 256 + opening + closing;
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        out.reserve(estimate.max(self.out_hint));
+        let want = estimate.max(self.out_hint);
+        if out.capacity() < want {
+            // A new buffer, not a reallocation: that would copy the old bytes.
+            out = Vec::with_capacity(want);
+        }
         if let (true, Some(sink)) = (self.stream, self.sink.clone()) {
             self.event_chunk(&sink, end_of_stream, &mut out);
         } else if let (true, Some(sink)) = (self.stream, self.chunks.clone()) {

@@ -125,11 +125,19 @@ fn response_body(out: &mut Vec<u8>, r: &ResponseParts<'_>) {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"error\":");
-    push_json(out, &r.error);
+    push_opt(out, r.error);
     out.extend_from_slice(b",\"incomplete_details\":");
-    push_json(out, &r.incomplete);
+    push_opt(out, r.incomplete);
     out.extend_from_slice(r.echo);
     out.push(b'}');
+}
+
+/// An optional value as serde writes it (`null` without going through its serializer).
+fn push_opt(out: &mut Vec<u8>, v: Option<&Value>) {
+    match v {
+        Some(v) => push_json(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// Usage as its [`ResponseUsage`] serialises.
@@ -224,16 +232,32 @@ fn content_head(out: &mut Vec<u8>, seq: u64, kind: &str, item_id: &[u8], output_
 }
 
 /// The three `.done` events of a message item with one `output_text` part, from its
-/// id and text in JSON form; returns the finished item's bytes (for the output list).
+/// id in JSON form and its text; returns the finished item's bytes (for the output
+/// list). The item is written first and the events copy its part and text, so the text
+/// is escaped once and no other buffer is needed.
 pub fn message_done(
     out: &mut Vec<u8>,
     seq: &mut u64,
     item_id: &[u8],
     output_index: u32,
-    text: &[u8],
+    text: &str,
 ) -> Vec<u8> {
-    // Three events, each with the text, the last two with the part.
-    out.reserve(3 * (text.len() + item_id.len()) + 640);
+    // The item's fixed bytes are 124 and a few escapes: no growing on the way.
+    let mut item = Vec::with_capacity(text.len() + item_id.len() + 160);
+    item.extend_from_slice(b"{\"type\":\"message\",\"id\":");
+    item.extend_from_slice(item_id);
+    item.extend_from_slice(b",\"role\":\"assistant\",\"content\":[");
+    let part_at = item.len();
+    item.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
+    let text_at = item.len();
+    push_str(&mut item, text);
+    let text_end = item.len();
+    item.extend_from_slice(b",\"annotations\":[]}");
+    let part_end = item.len();
+    item.extend_from_slice(b"],\"status\":\"completed\"}");
+    // Three events: the text, the part, the item, each with a head naming the item.
+    let text_len = text_end - text_at;
+    out.reserve(2 * text_len + item.len() + 3 * item_id.len() + 448);
     content_head(
         out,
         *seq,
@@ -242,7 +266,7 @@ pub fn message_done(
         output_index,
     );
     out.extend_from_slice(b",\"text\":");
-    out.extend_from_slice(text);
+    out.extend_from_slice(&item[text_at..text_end]);
     out.extend_from_slice(b",\"logprobs\":[]");
     event_end(out);
     *seq += 1;
@@ -254,19 +278,9 @@ pub fn message_done(
         output_index,
     );
     out.extend_from_slice(b",\"part\":");
-    let part_at = out.len();
-    out.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
-    out.extend_from_slice(text);
-    out.extend_from_slice(b",\"annotations\":[]}");
-    let part = out[part_at..].to_vec();
+    out.extend_from_slice(&item[part_at..part_end]);
     event_end(out);
     *seq += 1;
-    let mut item = Vec::with_capacity(part.len() + item_id.len() + 80);
-    item.extend_from_slice(b"{\"type\":\"message\",\"id\":");
-    item.extend_from_slice(item_id);
-    item.extend_from_slice(b",\"role\":\"assistant\",\"content\":[");
-    item.extend_from_slice(&part);
-    item.extend_from_slice(b"],\"status\":\"completed\"}");
     item_done(out, *seq, output_index, &item);
     *seq += 1;
     item
@@ -284,23 +298,83 @@ pub fn function_call_item(
     arguments: &[u8],
     status: &str,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(item_id.len() + call_id.len() + arguments.len() + 96);
+    let names = name.len() + namespace.map_or(0, |n| n.len() + 16);
+    let mut out = Vec::with_capacity(item_id.len() + call_id.len() + names + arguments.len() + 112);
+    let call = FunctionCall {
+        item_id,
+        call_id,
+        name,
+        namespace,
+        status,
+    };
+    push_function_call(&mut out, &call, |o| o.extend_from_slice(arguments));
+    out
+}
+
+/// The members of a `function_call` item other than its arguments.
+#[derive(Debug)]
+pub struct FunctionCall<'a> {
+    /// The item id in JSON form.
+    pub item_id: &'a [u8],
+    /// The call id.
+    pub call_id: &'a str,
+    /// The function name.
+    pub name: &'a str,
+    /// The tool's namespace, if any.
+    pub namespace: Option<&'a str>,
+    /// `in_progress` or `completed`.
+    pub status: &'a str,
+}
+
+/// Writes a `function_call` item as [`function_call_item`] does, its arguments by
+/// `arguments`; returns where the arguments' JSON is in `out`.
+pub fn push_function_call(
+    out: &mut Vec<u8>,
+    c: &FunctionCall<'_>,
+    arguments: impl FnOnce(&mut Vec<u8>),
+) -> std::ops::Range<usize> {
     out.extend_from_slice(b"{\"type\":\"function_call\",\"id\":");
-    out.extend_from_slice(item_id);
+    out.extend_from_slice(c.item_id);
     out.extend_from_slice(b",\"call_id\":");
-    push_str(&mut out, call_id);
+    push_str(out, c.call_id);
     out.extend_from_slice(b",\"name\":");
-    push_str(&mut out, name);
-    if let Some(ns) = namespace {
+    push_str(out, c.name);
+    if let Some(ns) = c.namespace {
         out.extend_from_slice(b",\"namespace\":");
-        push_str(&mut out, ns);
+        push_str(out, ns);
     }
     out.extend_from_slice(b",\"arguments\":");
-    out.extend_from_slice(arguments);
+    let at = out.len();
+    arguments(out);
+    let end = out.len();
     out.extend_from_slice(b",\"status\":");
-    push_str(&mut out, status);
+    push_str(out, c.status);
     out.push(b'}');
-    out
+    at..end
+}
+
+/// `response.output_item.added` with a new `function_call` item (empty arguments).
+pub fn function_call_added(out: &mut Vec<u8>, seq: u64, output_index: u32, c: &FunctionCall<'_>) {
+    out.reserve(c.item_id.len() + c.call_id.len() + c.name.len() + 224);
+    event_head(out, seq, "response.output_item.added");
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+    out.extend_from_slice(b",\"item\":");
+    push_function_call(out, c, |o| o.extend_from_slice(b"\"\""));
+    event_end(out);
+}
+
+/// `response.output_item.added` with a new `reasoning` item (no summary, nothing
+/// sealed): [`reasoning_item`] written in place.
+pub fn reasoning_added(out: &mut Vec<u8>, seq: u64, output_index: u32, item_id: &[u8]) {
+    out.reserve(item_id.len() + 160);
+    event_head(out, seq, "response.output_item.added");
+    out.extend_from_slice(b",\"output_index\":");
+    push_num(out, u64::from(output_index));
+    out.extend_from_slice(b",\"item\":{\"type\":\"reasoning\",\"id\":");
+    out.extend_from_slice(item_id);
+    out.extend_from_slice(b",\"summary\":[]}");
+    event_end(out);
 }
 
 /// A `reasoning` item as its [`ReasoningItem`] serialises (no extras, no raw content,

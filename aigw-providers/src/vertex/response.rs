@@ -226,6 +226,8 @@ pub struct StreamState {
     pub id: Option<String>,
     /// The model version.
     pub model: Option<String>,
+    /// The members the last chunk ended with (see `scan::Tail`).
+    tail: scan::Tail,
 }
 
 impl StreamState {
@@ -253,7 +255,7 @@ impl StreamState {
     /// Translates one SSE `data:` payload into neutral events.
     pub fn chunk(&mut self, data: &str, out: &mut Vec<Event>) -> Result<()> {
         // From `&str`: the SSE decoder has checked the UTF-8 once already.
-        let r = match scan::response(data) {
+        let r = match scan::response_with(data, &mut self.tail) {
             Some(r) => r,
             None => serde_json::from_str(data)
                 .map_err(|e| Error::malformed_upstream(format!("Gemini stream chunk: {e}")))?,

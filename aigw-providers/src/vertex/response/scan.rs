@@ -5,6 +5,7 @@
 use super::{Candidate, Content, FunctionCall, Part, PromptFeedback, Response, Usage};
 use crate::json_scan::{Scan, set};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// How Gemini begins almost every stream chunk: the first candidate's content and its
 /// role (which no type keeps: the scanner skips it). A chunk that begins with exactly
@@ -14,19 +15,142 @@ use serde_json::value::RawValue;
 /// property test compares the two.
 const HEAD: &str = r#"{"candidates":[{"content":{"role":"model","#;
 
-/// Reads a chunk; `None` when it must be parsed by serde instead.
-pub(super) fn response(data: &str) -> Option<Response<'_>> {
-    if data.starts_with(HEAD) {
-        let mut s = Scan::at(data, HEAD.len());
-        let content = s.content(true)?;
-        let first = s.candidate_after(Some(content))?;
-        let r = s.response_after(Some(first))?;
-        return s.at_end().then_some(r);
-    }
-    from_start(data)
+/// What usually follows [`HEAD`]: the key of the content's parts (a key and its colon
+/// read by the scanner leave nothing but the key).
+const PARTS: &str = r#""parts":"#;
+
+/// Where a content object is read from.
+#[derive(Debug, Clone, Copy)]
+enum ContentAt {
+    /// Its `{`.
+    Open,
+    /// A member's key, after [`HEAD`].
+    Key,
+    /// The value of its `parts`, after [`HEAD`] and [`PARTS`].
+    Parts,
 }
 
-/// [`response`] without the head: every byte read by the scanner.
+/// Reads a chunk; `None` when it must be parsed by serde instead.
+#[cfg(test)]
+pub(super) fn response(data: &str) -> Option<Response<'_>> {
+    response_with(data, &mut Tail::default())
+}
+
+/// The members Gemini ends almost every chunk with (`modelVersion` and `responseId`,
+/// one or both, in either order), as the last chunk read ended with them. A chunk that
+/// ends with exactly these bytes is read up to them: at a `,` there, after a member of
+/// the response object, the scanner would read the same bytes in the same state as in
+/// the last chunk (its reading of what follows does not depend on what came before), so
+/// the values are taken from the same places instead. A property test compares the two.
+#[derive(Debug, Default)]
+pub(super) struct Tail {
+    /// From the `,` before the first of these members to the end of the chunk.
+    text: String,
+    /// Where the `modelVersion` string is in `text`, if the tail has the member.
+    model: Option<(usize, usize)>,
+    /// Where the `responseId` string is in `text`, if the tail has the member.
+    id: Option<(usize, usize)>,
+}
+
+/// The run of tail members that ended a response object: the position of the `,`
+/// before its first member, and which members ([`MODEL`], [`ID`]) it has.
+type Run = Option<(usize, u8)>;
+const MODEL: u8 = 1;
+const ID: u8 = 2;
+
+impl Tail {
+    /// Where the tail would begin in `data`, if `data` ends with it.
+    fn stop(&self, data: &str) -> Option<usize> {
+        let fits = !self.text.is_empty() && data.len() > self.text.len();
+        (fits && data.ends_with(self.text.as_str())).then(|| data.len() - self.text.len())
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        (self.model, self.id) = (None, None);
+    }
+
+    /// Keeps the run of tail members a chunk ended with, when its values are strings
+    /// read in place (anything else: no tail, the next chunk is read whole).
+    fn record(&mut self, data: &str, run: Run, r: &Response<'_>) {
+        self.clear();
+        let Some((at, keys)) = run else {
+            return;
+        };
+        let span = |v: &Option<Cow<'_, str>>| match v {
+            Some(Cow::Borrowed(s)) => {
+                let start = s.as_ptr().addr().checked_sub(data.as_ptr().addr())?;
+                let end = start + s.len();
+                (start > at && end <= data.len()).then(|| (start - at, end - at))
+            }
+            _ => None,
+        };
+        let model = if keys & MODEL == 0 {
+            None
+        } else {
+            let Some(m) = span(&r.model_version) else {
+                return;
+            };
+            Some(m)
+        };
+        let id = if keys & ID == 0 {
+            None
+        } else {
+            let Some(i) = span(&r.response_id) else {
+                return;
+            };
+            Some(i)
+        };
+        (self.model, self.id) = (model, id);
+        self.text.push_str(&data[at..]);
+    }
+}
+
+/// How a response object's members ended.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// At the last chunk's tail (already applied).
+    Tail,
+    /// At the object's `}`, after this run of tail members.
+    Close(Run),
+}
+
+/// Reads a chunk with the last chunk's `tail`, which it then updates; `None` when the
+/// chunk must be parsed by serde instead.
+pub(super) fn response_with<'a>(data: &'a str, tail: &mut Tail) -> Option<Response<'a>> {
+    let stop = tail.stop(data);
+    let read = read(data, stop.map(|at| (at, &*tail)));
+    match &read {
+        Some((_, Ending::Tail)) => {}
+        Some((r, Ending::Close(run))) => tail.record(data, *run, r),
+        None => tail.clear(),
+    }
+    read.map(|(r, _)| r)
+}
+
+fn read<'a>(data: &'a str, tail: Option<(usize, &Tail)>) -> Option<(Response<'a>, Ending)> {
+    let mut s;
+    let read = if let Some(rest) = data.strip_prefix(HEAD) {
+        // Most often the content's parts come next: their key is read the same way.
+        let parts = rest.starts_with(PARTS);
+        let (at, from) = if parts {
+            (HEAD.len() + PARTS.len(), ContentAt::Parts)
+        } else {
+            (HEAD.len(), ContentAt::Key)
+        };
+        s = Scan::at(data, at);
+        let content = s.content(from)?;
+        let first = s.candidate_after(Some(content))?;
+        s.response_after(Some(first), tail)?
+    } else {
+        s = Scan::new(data);
+        s.response_after(None, tail)?
+    };
+    s.at_end().then_some(read)
+}
+
+/// [`response`] without the head or a tail: every byte read by the scanner.
+#[cfg(test)]
 fn from_start(data: &str) -> Option<Response<'_>> {
     let mut s = Scan::new(data);
     let r = s.response()?;
@@ -35,27 +159,39 @@ fn from_start(data: &str) -> Option<Response<'_>> {
 
 /// The chunk's objects.
 trait Gemini<'a> {
+    #[cfg(test)]
     fn response(&mut self) -> Option<Response<'a>>;
     /// A response whose first candidate, when given, was read up to its end (the rest
-    /// of the candidates and of the response's members follow).
-    fn response_after(&mut self, first: Option<Candidate<'a>>) -> Option<Response<'a>>;
+    /// of the candidates and of the response's members follow), up to a known `tail`
+    /// (where it begins, what it holds) if the chunk ends with one.
+    fn response_after(
+        &mut self,
+        first: Option<Candidate<'a>>,
+        tail: Option<(usize, &Tail)>,
+    ) -> Option<(Response<'a>, Ending)>;
     fn usage(&mut self) -> Option<Usage>;
     fn candidate(&mut self) -> Option<Candidate<'a>>;
     /// A candidate whose content, when given, was read up to its end (the rest of the
     /// candidate's members follow).
     fn candidate_after(&mut self, content: Option<Content<'a>>) -> Option<Candidate<'a>>;
-    /// A content object, or (`after_head`) the rest of its members from a key on.
-    fn content(&mut self, after_head: bool) -> Option<Content<'a>>;
+    /// A content object, or the rest of its members from a key or from the value of
+    /// its `parts` on.
+    fn content(&mut self, from: ContentAt) -> Option<Content<'a>>;
     fn part(&mut self) -> Option<Part<'a>>;
     fn function_call(&mut self) -> Option<FunctionCall<'a>>;
 }
 
 impl<'a> Gemini<'a> for Scan<'a> {
+    #[cfg(test)]
     fn response(&mut self) -> Option<Response<'a>> {
-        self.response_after(None)
+        self.response_after(None, None).map(|(r, _)| r)
     }
 
-    fn response_after(&mut self, first: Option<Candidate<'a>>) -> Option<Response<'a>> {
+    fn response_after(
+        &mut self,
+        first: Option<Candidate<'a>>,
+        tail: Option<(usize, &Tail)>,
+    ) -> Option<(Response<'a>, Ending)> {
         let (mut candidates, mut usage, mut model, mut id, mut feedback) =
             (None, None, None, None, None);
         let resumed = first.is_some();
@@ -64,7 +200,7 @@ impl<'a> Gemini<'a> for Scan<'a> {
             self.items_after(|s| s.candidate().map(|c| list.push(c)))?;
             candidates = Some(list);
         }
-        let field = |s: &mut Self, k: &str| match k {
+        let mut field = |s: &mut Self, k: &str| match k {
             "candidates" => {
                 let mut list = Vec::with_capacity(1);
                 s.array(|s| s.candidate().map(|c| list.push(c)))?;
@@ -102,18 +238,62 @@ impl<'a> Gemini<'a> for Scan<'a> {
             }
             _ => s.skip(),
         };
-        if resumed {
-            self.members_after(field)?;
-        } else {
-            self.object(field)?;
+        // `members_after` / `object`, noting the run of tail members and stopping at
+        // the known tail.
+        if !resumed {
+            self.eat(b'{')?;
+            if self.peek()? != b'}' {
+                let key = self.string()?;
+                self.eat(b':')?;
+                field(self, &key)?;
+            }
         }
-        Some(Response {
+        let mut run: Run = None;
+        let ending = loop {
+            match self.peek()? {
+                b',' => {
+                    let at = self.pos();
+                    if tail.is_some_and(|(stop, _)| stop == at) {
+                        break Ending::Tail;
+                    }
+                    self.eat(b',')?;
+                    let key = self.string()?;
+                    self.eat(b':')?;
+                    field(self, &key)?;
+                    let bit = match &*key {
+                        "modelVersion" => MODEL,
+                        "responseId" => ID,
+                        _ => 0,
+                    };
+                    run = (bit != 0).then(|| run.map_or((at, bit), |(p, k)| (p, k | bit)));
+                }
+                b'}' => {
+                    self.eat(b'}')?;
+                    break Ending::Close(run);
+                }
+                _ => return None,
+            }
+        };
+        if let (Ending::Tail, Some((at, t))) = (ending, tail) {
+            let text = self.text();
+            let value =
+                |span: (usize, usize)| text.get(at + span.0..at + span.1).map(Cow::Borrowed);
+            if let Some(m) = t.model {
+                set(&mut model, Some(value(m)?))?;
+            }
+            if let Some(i) = t.id {
+                set(&mut id, Some(value(i)?))?;
+            }
+            self.rewind(text.len());
+        }
+        let r = Response {
             candidates: candidates.unwrap_or_default(),
             usage_metadata: usage.flatten(),
             model_version: model.flatten(),
             response_id: id.flatten(),
             prompt_feedback: feedback.flatten(),
-        })
+        };
+        Some((r, ending))
     }
 
     fn usage(&mut self) -> Option<Usage> {
@@ -140,9 +320,9 @@ impl<'a> Gemini<'a> for Scan<'a> {
         })
     }
 
-    fn content(&mut self, after_head: bool) -> Option<Content<'a>> {
+    fn content(&mut self, from: ContentAt) -> Option<Content<'a>> {
         let mut parts = None;
-        let field = |s: &mut Self, k: &str| match k {
+        let mut field = |s: &mut Self, k: &str| match k {
             "parts" => {
                 let mut list = Vec::with_capacity(1);
                 s.array(|s| s.part().map(|p| list.push(p)))?;
@@ -150,10 +330,14 @@ impl<'a> Gemini<'a> for Scan<'a> {
             }
             _ => s.skip(),
         };
-        if after_head {
-            self.members(field)?;
-        } else {
-            self.object(field)?;
+        match from {
+            ContentAt::Open => self.object(field)?,
+            ContentAt::Key => self.members(field)?,
+            // `members` with the key and its colon read: the value and the rest.
+            ContentAt::Parts => {
+                field(self, "parts")?;
+                self.members_after(field)?;
+            }
         }
         Some(Content {
             parts: parts.unwrap_or_default(),
@@ -175,7 +359,7 @@ impl<'a> Gemini<'a> for Scan<'a> {
                 let c = if s.null() {
                     None
                 } else {
-                    Some(s.content(false)?)
+                    Some(s.content(ContentAt::Open)?)
                 };
                 set(&mut content, c)
             }
@@ -451,6 +635,63 @@ mod tests {
             }
             agrees(&data, cut, scanned, parsed)?;
         }
+    }
+
+    /// A response object's text without its closing `}` and what follows it.
+    fn open_body(chunk: &str) -> &str {
+        &chunk[..chunk.rfind('}').unwrap_or(chunk.len())]
+    }
+
+    /// The end of a response object: `modelVersion` and `responseId` in either order,
+    /// or one of them, mostly with the same values, and the `}`.
+    fn tail() -> BoxedStrategy<String> {
+        let value = || {
+            prop_oneof![
+                4 => Just("\"gemini-2.5-pro\"".to_owned()),
+                4 => Just("\"resp-stream-1\"".to_owned()),
+                2 => string_or_odd(),
+            ]
+        };
+        let model = value().prop_map(|v| format!("\"modelVersion\":{v}"));
+        let id = value().prop_map(|v| format!("\"responseId\":{v}"));
+        prop_oneof![
+            (model.clone(), id.clone()).prop_map(|(m, i)| format!(",{m},{i}}}")),
+            (model.clone(), id.clone()).prop_map(|(m, i)| format!(", {i} ,{m}}}\n")),
+            model.prop_map(|m| format!(",{m}}}")),
+            id.prop_map(|i| format!(",{i}}}")),
+        ]
+        .boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Chunks read with the last chunk's tail are read as from their start (and so
+        /// as serde reads them), whether they end with that tail or not.
+        #[test]
+        fn chunks_read_up_to_the_last_tail_are_read_as_from_the_start(
+            bodies in proptest::collection::vec(prop_oneof![headed_chunk(), chunk()], 1..5),
+            tails in proptest::collection::vec(tail(), 1..3),
+            picks in proptest::collection::vec(0usize..8, 5),
+        ) {
+            let mut t = Tail::default();
+            for (k, body) in bodies.iter().enumerate() {
+                let data = format!("{}{}", open_body(body), tails[picks[k] % tails.len()]);
+                let ours = response_with(&data, &mut t).map(|v| format!("{v:?}"));
+                prop_assert_eq!(&ours, &from_start(&data).map(|v| format!("{v:?}")), "{}", data);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fixture_chunks_are_read_up_to_the_tail() {
+        let first = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hi","thought":true}]}}],"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"modelVersion":"gemini-2.5-pro","responseId":"resp-stream-1"}"#;
+        let next = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello"}]}}],"modelVersion":"gemini-2.5-pro","responseId":"resp-stream-1"}"#;
+        let mut t = Tail::default();
+        assert!(response_with(first, &mut t).is_some());
+        assert!(t.stop(next).is_some());
+        let ours = response_with(next, &mut t).map(|v| format!("{v:?}"));
+        assert_eq!(ours, from_start(next).map(|v| format!("{v:?}")));
+        assert!(ours.is_some());
     }
 
     #[test]
