@@ -96,6 +96,8 @@ fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Appends a number (in decimal, as `serde_json` writes it: its serializer cost ≈ 60
 /// instructions per number, and the Responses events carry two or three each).
+// Inlined: most numbers take the one- or two-digit path, shorter than the call.
+#[inline(always)]
 pub(crate) fn push_num(out: &mut Vec<u8>, mut n: u64) {
     // Sequence numbers and output indexes, most of the numbers written, are one or two
     // digits: written without the digit loop and the copy out of its buffer.

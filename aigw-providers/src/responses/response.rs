@@ -311,6 +311,7 @@ const TEXT_CAPACITY: usize = 64;
 /// `response.function_call_arguments.delta` (without) event: the bytes serialising its
 /// [`StreamEvent`] writes (the goldens hold them), without building one. These are
 /// the per-token events of a stream.
+#[inline(always)]
 fn write_delta(
     out: &mut Vec<u8>,
     seq: u64,

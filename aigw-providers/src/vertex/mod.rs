@@ -134,13 +134,13 @@ impl GeminiTranslator {
             }
         }
         if self.emitter.is_none() && (!events.is_empty() || end_of_stream) {
-            let id = self.state.id.clone().unwrap_or_else(|| "gemini".to_owned());
-            let model = self.response_model();
+            let id = self.state.id.as_deref().unwrap_or("gemini");
+            let model = self.state.model.as_deref().unwrap_or(&self.model);
             self.emitter = Some(emit::StreamEmitter::to(
                 self.sink.as_ref(),
                 self.api,
-                &id,
-                &model,
+                id,
+                model,
                 self.created,
                 self.include_usage,
             ));
