@@ -6,6 +6,8 @@ use serde::Serialize;
 
 /// Appends `s` as a JSON string literal. Strings with nothing to escape (almost all of
 /// them) are copied whole; the rest are escaped here as `serde_json` escapes them.
+// Inlined: a few stores around the copy, and most strings written are short.
+#[inline(always)]
 pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
     if needs_no_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
