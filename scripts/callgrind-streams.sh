@@ -9,7 +9,8 @@
 # (AIGW_BENCH_ITERS, see aigw-providers/benches/common/mod.rs), collecting only inside
 # `feed_stream`, i.e. the translator's response_chunk calls without its set-up.
 # Prints instructions per event; the callgrind files stay in $OUT for
-# `callgrind_annotate`.
+# `callgrind_annotate`. The bench allocates with jemalloc, as the `aigw` binary does
+# (the figures of docs/benchmarks.md before its seventh pass were counted with glibc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERS=${ITERS:-20}
