@@ -19,6 +19,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+/// jemalloc with background threads purging freed pages (after its 10 s decay), so RSS
+/// returns towards its idle figure after a burst of streams.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "aigw-extproc",
