@@ -1064,8 +1064,11 @@ impl Via<'_> {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, (String, bool)> {
         match self {
-            Self::Pool(pool) => pool
-                .request(req)
+            // Boxed where it starts, as `hyper_util`'s client boxes its own: the pool's
+            // future (the request, its checkout and send) would otherwise make every
+            // future around it larger, and each of them is moved on its way (≈ 1 KB
+            // more copied per move under callgrind, 9 k instructions per request).
+            Self::Pool(pool) => Box::pin(pool.request(req))
                 .await
                 .map_err(|e| (describe_client_error(&e), e.is_connect())),
             Self::Legacy(client) => match client.request(req).await {
