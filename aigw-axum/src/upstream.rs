@@ -750,17 +750,20 @@ mod tests {
         assert_eq!(counts.accepted(), 1);
     }
 
-    /// The upstream closes every connection after one response, without saying so.
+    /// The upstream closes every connection after one response, without saying so
+    /// (no `connection: close`), and the next request comes once it has: the closed
+    /// connection is skipped, never written to.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_the_upstream_closed_are_not_used() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let a = accepted.clone();
+        let counts = Counts::default();
+        let c = counts.clone();
         tokio::spawn(async move {
             loop {
                 let (mut s, _) = listener.accept().await.unwrap();
-                a.fetch_add(1, SeqCst);
+                c.accepted.fetch_add(1, SeqCst);
+                let c = c.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 1024];
@@ -773,14 +776,19 @@ mod tests {
                     let _ = s
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                         .await;
+                    drop(s);
+                    c.closed.fetch_add(1, SeqCst);
                 });
             }
         });
         let pool = pool(&ClientSettings::default());
-        for _ in 0..30 {
+        for i in 1..=20 {
             assert_eq!(text(&pool, get(&addr, "/")).await, "ok");
+            assert!(eventually(|| counts.closed() == i).await);
+            // The close reaches the client's connection task.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(accepted.load(SeqCst), 30);
+        assert_eq!(counts.accepted(), 20);
     }
 
     /// A pooled connection whose upstream closed it while idle, before its task saw it:
