@@ -1,6 +1,11 @@
-//! The upstream HTTP client: pooled keep-alive HTTP/1.1 and HTTP/2 over rustls.
+//! The upstream HTTP clients: pooled keep-alive HTTP/1.1 and HTTP/2 over rustls.
+//!
+//! Proxied LLM requests go through the gateway's own pool ([`Upstream`]); health
+//! checks, JWKS fetches and MCP upstreams through `hyper_util`'s legacy client. Both
+//! connect through the same [`Connector`].
 
 use crate::error::GatewayError;
+pub use crate::upstream::Upstream;
 use aigw_core::routing::{TlsRoots, TlsSettings};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -62,6 +67,34 @@ impl Default for ClientSettings {
 /// a system store still gets a working client (plain HTTP and any extra roots), with a
 /// warning in the log. HTTP/2 is negotiated by ALPN on TLS; plain HTTP uses HTTP/1.1.
 pub fn build_client(settings: &ClientSettings) -> Result<HttpClient, GatewayError> {
+    Ok(pooled(settings, build_connector(settings)?))
+}
+
+/// The legacy client (health checks, side fetches) and the proxied path's own pool
+/// ([`Upstream`]) over one connector: the system roots are read once.
+pub fn build_clients(settings: &ClientSettings) -> Result<(HttpClient, Upstream), GatewayError> {
+    let connector = build_connector(settings)?;
+    Ok((
+        pooled(settings, connector.clone()),
+        Upstream::new(settings, connector),
+    ))
+}
+
+/// [`build_clients`] for one backend's TLS settings (see [`build_tls_client`]).
+pub fn build_tls_clients(
+    settings: &ClientSettings,
+    tls: &TlsSettings,
+) -> Result<(HttpClient, Upstream), GatewayError> {
+    let connector = tls_connector(settings, tls)?;
+    Ok((
+        pooled(settings, connector.clone()),
+        Upstream::new(settings, connector),
+    ))
+}
+
+/// The connector of [`build_client`]: the system roots and `settings`' extra roots,
+/// HTTP/1.1 and HTTP/2 by ALPN.
+pub fn build_connector(settings: &ClientSettings) -> Result<Connector, GatewayError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_roots();
     if native.is_empty() {
@@ -73,12 +106,11 @@ pub fn build_client(settings: &ClientSettings) -> Result<HttpClient, GatewayErro
         roots.add_parsable_certificates(certs);
     }
     let tls = client_config(TlsTrust::Roots(roots))?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_all_versions()
-        .wrap_connector(http_connector(settings));
-    Ok(pooled(settings, https))
+        .wrap_connector(http_connector(settings)))
 }
 
 /// Builds a client for one backend's TLS settings (a BackendTLSPolicy): its own CA

@@ -1,7 +1,7 @@
 //! The gateway over a loaded configuration: [`ConfigPlanner`] narrows the shared
 //! [`aigw_core::planner::Planner`] to the in-process packaging.
 
-use crate::client::{ClientSettings, HttpClient, build_client, build_tls_client};
+use crate::client::{ClientSettings, HttpClient, Upstream, build_clients, build_tls_clients};
 use crate::gateway::{BackendConnection, ModelEntry, RoutePlanner, Snapshot};
 use crate::inference_pool::{self, PickerResolver, PoolRouting};
 use aigw_core::api::Endpoint;
@@ -114,10 +114,10 @@ impl ConfigPlanner {
 /// roots or a server name other than the dialled host.
 /// Clients for BackendTrafficPolicy connect and idle timeouts, one per distinct pair.
 #[derive(Default)]
-struct ClientCache(HashMap<(Duration, Duration, bool), HttpClient>);
+struct ClientCache(HashMap<(Duration, Duration, bool), (HttpClient, Upstream)>);
 
 impl ClientCache {
-    fn get(&mut self, settings: &ClientSettings) -> Option<HttpClient> {
+    fn get(&mut self, settings: &ClientSettings) -> Option<(HttpClient, Upstream)> {
         let key = (
             settings.connect_timeout,
             settings.pool_idle_timeout,
@@ -126,7 +126,7 @@ impl ClientCache {
         if let Some(c) = self.0.get(&key) {
             return Some(c.clone());
         }
-        match build_client(settings) {
+        match build_clients(settings) {
             Ok(c) => {
                 self.0.insert(key, c.clone());
                 Some(c)
@@ -185,16 +185,20 @@ fn connection_for(
             || first_host != Some(tls.sni.as_str())
             || settings.is_some()
         {
-            match build_tls_client(&settings.clone().unwrap_or_default(), tls) {
-                Ok(client) => conn.client = Some(client),
+            match build_tls_clients(&settings.clone().unwrap_or_default(), tls) {
+                Ok((client, upstream)) => {
+                    conn.client = Some(client);
+                    conn.upstream = Some(upstream);
+                }
                 Err(e) => {
                     tracing::error!(backend = %c.backend_name, error = %e, "backend TLS settings unusable");
                     conn.tls_error = Some(e.to_string());
                 }
             }
         }
-    } else if let Some(settings) = &settings {
-        conn.client = clients.get(settings);
+    } else if let Some((client, upstream)) = settings.as_ref().and_then(|s| clients.get(s)) {
+        conn.client = Some(client);
+        conn.upstream = Some(upstream);
     }
     conn
 }

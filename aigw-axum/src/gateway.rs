@@ -1,7 +1,7 @@
 //! The gateway handle: a hot-swappable configuration snapshot, the upstream client and
 //! the settings every request shares.
 
-use crate::client::{ClientSettings, HttpClient, build_client};
+use crate::client::{ClientSettings, HttpClient, Upstream, build_clients};
 use crate::error::GatewayError;
 use crate::record::{RecordSink, TracingSink};
 use aigw_core::api::Endpoint;
@@ -69,8 +69,13 @@ pub struct BackendConnection {
     /// Every endpoint's `host:port`, in order; on a connect failure the next is dialled
     /// (the `Host` header keeps the first, so signatures and virtual hosts still hold).
     pub authorities: Vec<String>,
-    /// A client with the backend's own CA bundle and SNI, instead of the shared one.
+    /// A client with the backend's own CA bundle and SNI, instead of the shared one
+    /// (its active health checks use it).
     pub client: Option<HttpClient>,
+    /// The pool the backend's requests go through, when not the gateway's shared one
+    /// (its own TLS settings, timeouts or protocol). Without it, a `client` set here
+    /// carries the requests.
+    pub upstream: Option<Upstream>,
     /// Why the backend's TLS client could not be built; attempts on it fail over.
     pub tls_error: Option<String>,
     /// The circuit breaker of a BackendTrafficPolicy's `circuitBreaker`.
@@ -86,6 +91,7 @@ impl std::fmt::Debug for BackendConnection {
         f.debug_struct("BackendConnection")
             .field("authorities", &self.authorities)
             .field("dedicated_client", &self.client.is_some())
+            .field("dedicated_pool", &self.upstream.is_some())
             .field("tls_error", &self.tls_error)
             .field("circuit", &self.circuit.is_some())
             .field("health", &self.health.is_some())
@@ -238,6 +244,8 @@ impl Settings {
 pub(crate) struct Inner {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) client: HttpClient,
+    /// The proxied requests' pool, over the same connector as `client`.
+    pub(crate) upstream: Upstream,
     pub(crate) settings: Settings,
     pub(crate) sink: Arc<dyn RecordSink>,
     pub(crate) admission: crate::admission::Admission,
@@ -319,13 +327,14 @@ impl GatewayBuilder {
 
     /// Builds the gateway and its upstream client.
     pub fn build(self) -> Result<Gateway, GatewayError> {
-        let client = build_client(&self.settings.client)?;
+        let (client, upstream) = build_clients(&self.settings.client)?;
         let admission = crate::admission::Admission::new(self.settings.admission_bounds());
         self.snapshot.planner.start(&client);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(self.snapshot),
                 client,
+                upstream,
                 settings: self.settings,
                 sink: self.sink,
                 admission,

@@ -45,6 +45,7 @@ mod stream;
 #[cfg(test)]
 mod stream_sizes;
 pub mod trace_context;
+mod upstream;
 pub mod virtual_keys;
 
 pub use error::GatewayError;

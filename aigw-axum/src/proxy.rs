@@ -9,6 +9,7 @@ use crate::identity::ClientId;
 use crate::inference_pool::{RouteFailure, Routed};
 use crate::stream::{Finisher, StreamBody, next_data};
 use crate::trace_context::RequestTrace;
+use crate::upstream::UpstreamBody;
 use aigw_core::api::Endpoint;
 use aigw_core::exchange::{
     Attempt, Exchange, ExchangeRecord, Plan, ResponseStart, Target, retry_after,
@@ -25,7 +26,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -751,7 +751,7 @@ impl Attempts<'_> {
         finisher: &mut Finisher,
         attempt: &mut Attempt,
         parts: &http::response::Parts,
-        incoming: Incoming,
+        incoming: UpstreamBody,
         read: ErrorRead<'_>,
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
@@ -797,7 +797,7 @@ impl Attempts<'_> {
         finisher: &mut Finisher,
         attempt: Attempt,
         (status, headers): (StatusCode, HeaderMap),
-        mut incoming: Incoming,
+        mut incoming: UpstreamBody,
         per_try: Duration,
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
@@ -851,7 +851,7 @@ impl Attempts<'_> {
         mut attempt: Attempt,
         status: StatusCode,
         headers: HeaderMap,
-        incoming: Incoming,
+        incoming: UpstreamBody,
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
         let reading = Instant::now();
@@ -947,14 +947,14 @@ fn normalise_error(
 
 /// Sends one attempt. With a [`BackendConnection`], a connect failure on one endpoint
 /// moves on to the next (nothing was sent, so this is safe for any request), and the
-/// backend's own TLS client is used. The request's headers are moved into the last
+/// backend's own pool is used. The request's headers are moved into the last
 /// dial rather than copied (every attempt builds its request afresh).
 async fn send(
     inner: &Inner,
     request: &mut OutgoingRequest,
     timeout: Duration,
     conn: Option<&crate::gateway::BackendConnection>,
-) -> Result<(Response<Incoming>, String), (Error, TransportFailure)> {
+) -> Result<(Response<UpstreamBody>, String), (Error, TransportFailure)> {
     if let Some(e) = conn.and_then(|c| c.tls_error.as_deref()) {
         return Err((
             Error::UpstreamUnavailable {
@@ -963,9 +963,14 @@ async fn send(
             TransportFailure::Connect,
         ));
     }
-    let client = conn
-        .and_then(|c| c.client.as_ref())
-        .unwrap_or(&inner.client);
+    let via = match (
+        conn.and_then(|c| c.upstream.as_ref()),
+        conn.and_then(|c| c.client.as_ref()),
+    ) {
+        (Some(pool), _) => Via::Pool(pool),
+        (None, Some(client)) => Via::Legacy(client),
+        (None, None) => Via::Pool(&inner.upstream),
+    };
     let OutgoingRequest {
         method,
         scheme,
@@ -1013,11 +1018,10 @@ async fn send(
                     TransportFailure::Connect,
                 )
             })?;
-            match client.request(req).await {
+            match via.request(req).await {
                 Ok(r) => return Ok((r, authority.clone())),
-                Err(e) => {
-                    let message = describe_client_error(&e);
-                    if !e.is_connect() {
+                Err((message, connect)) => {
+                    if !connect {
                         return Err((
                             Error::UpstreamUnavailable { message },
                             TransportFailure::Reset,
@@ -1045,8 +1049,37 @@ async fn send(
     }
 }
 
-fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
-    use std::error::Error as _;
+/// Which client carries an attempt: the gateway's pool, or a legacy client an embedder's
+/// [`crate::gateway::BackendConnection`] supplies.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    Pool(&'a crate::client::Upstream),
+    Legacy(&'a crate::client::HttpClient),
+}
+
+impl Via<'_> {
+    /// The response, or the error's description and whether it was a connect failure.
+    async fn request(
+        self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<UpstreamBody>, (String, bool)> {
+        match self {
+            // Boxed where it starts, as `hyper_util`'s client boxes its own: the pool's
+            // future (the request, its checkout and send) would otherwise make every
+            // future around it larger, and each of them is moved on its way (≈ 1 KB
+            // more copied per move under callgrind, 9 k instructions per request).
+            Self::Pool(pool) => Box::pin(pool.request(req))
+                .await
+                .map_err(|e| (describe_client_error(&e), e.is_connect())),
+            Self::Legacy(client) => match client.request(req).await {
+                Ok(r) => Ok(r.map(UpstreamBody::plain)),
+                Err(e) => Err((describe_client_error(&e), e.is_connect())),
+            },
+        }
+    }
+}
+
+fn describe_client_error(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -1057,7 +1090,7 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
     msg
 }
 
-async fn read_error_body(incoming: Incoming, limit: usize, timeout: Duration) -> Bytes {
+async fn read_error_body(incoming: UpstreamBody, limit: usize, timeout: Duration) -> Bytes {
     match tokio::time::timeout(timeout, Limited::new(incoming, limit).collect()).await {
         Ok(Ok(c)) => c.to_bytes(),
         _ => Bytes::new(),
@@ -1068,7 +1101,7 @@ async fn read_error_body(incoming: Incoming, limit: usize, timeout: Duration) ->
 fn stream_response(
     finisher: &mut Finisher,
     attempt: Attempt,
-    incoming: Incoming,
+    incoming: UpstreamBody,
     first: Bytes,
     status: StatusCode,
     headers: HeaderMap,

@@ -2,6 +2,7 @@
 
 use crate::admission::Hold;
 use crate::record::RecordSink;
+use crate::upstream::UpstreamBody;
 use aigw_core::Error;
 use aigw_core::estimate::CancelDrain;
 use aigw_core::exchange::{Attempt, Exchange};
@@ -9,7 +10,6 @@ use bytes::Bytes;
 use futures::Stream;
 use http::StatusCode;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -118,7 +118,7 @@ const BATCH_BYTES: usize = 16 * 1024;
 pub(crate) struct StreamBody {
     finisher: Finisher,
     /// The attempt and upstream body; taken by a drain when the client hangs up.
-    live: Option<(Attempt, Incoming)>,
+    live: Option<(Attempt, UpstreamBody)>,
     first: Option<Bytes>,
     idle: Option<Duration>,
     deadline: Option<Instant>,
@@ -139,7 +139,7 @@ impl StreamBody {
     pub(crate) fn new(
         finisher: Finisher,
         attempt: Attempt,
-        incoming: Incoming,
+        incoming: UpstreamBody,
         first: Bytes,
         idle: Option<Duration>,
         status: StatusCode,
@@ -430,7 +430,7 @@ struct Drain {
 }
 
 impl Drain {
-    async fn run(mut self, mut incoming: Incoming) {
+    async fn run(mut self, mut incoming: UpstreamBody) {
         let bounds = self.bounds;
         let read = async {
             let mut bytes = 0u64;
@@ -479,7 +479,7 @@ fn timed_out(idle: Option<Duration>) -> Error {
 /// Waits for the next data frame within `idle`, skipping trailers; `Ok(empty)` at the
 /// end of the body.
 pub(crate) async fn next_data(
-    incoming: &mut Incoming,
+    incoming: &mut UpstreamBody,
     idle: Option<Duration>,
 ) -> Result<Bytes, Error> {
     match idle {
@@ -491,7 +491,7 @@ pub(crate) async fn next_data(
 }
 
 /// Waits for the next data frame, skipping trailers; `Ok(empty)` at the end of the body.
-async fn next_frame_data(incoming: &mut Incoming) -> Result<Bytes, Error> {
+async fn next_frame_data(incoming: &mut UpstreamBody) -> Result<Bytes, Error> {
     loop {
         let frame = incoming.frame().await;
         match frame {

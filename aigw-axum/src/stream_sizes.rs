@@ -15,6 +15,7 @@ fn the_stream_state_stays_small() {
         ("Finisher", size_of::<Finisher>()),
         ("StreamBody", size_of::<StreamBody>()),
         ("hyper::body::Incoming", size_of::<hyper::body::Incoming>()),
+        ("UpstreamBody", size_of::<crate::upstream::UpstreamBody>()),
         ("http::HeaderMap", size_of::<http::HeaderMap>()),
     ];
     for (name, size) in sizes {
