@@ -73,11 +73,7 @@ pub fn build_client(settings: &ClientSettings) -> Result<HttpClient, GatewayErro
 /// The legacy client (health checks, side fetches) and the proxied path's own pool
 /// ([`Upstream`]) over one connector: the system roots are read once.
 pub fn build_clients(settings: &ClientSettings) -> Result<(HttpClient, Upstream), GatewayError> {
-    let connector = build_connector(settings)?;
-    Ok((
-        pooled(settings, connector.clone()),
-        Upstream::new(settings, connector),
-    ))
+    Ok(both(settings, build_connector(settings)?))
 }
 
 /// [`build_clients`] for one backend's TLS settings (see [`build_tls_client`]).
@@ -85,11 +81,15 @@ pub fn build_tls_clients(
     settings: &ClientSettings,
     tls: &TlsSettings,
 ) -> Result<(HttpClient, Upstream), GatewayError> {
-    let connector = tls_connector(settings, tls)?;
-    Ok((
+    Ok(both(settings, tls_connector(settings, tls)?))
+}
+
+/// The legacy client and the pool over one connector.
+fn both(settings: &ClientSettings, connector: Connector) -> (HttpClient, Upstream) {
+    (
         pooled(settings, connector.clone()),
         Upstream::new(settings, connector),
-    ))
+    )
 }
 
 /// The connector of [`build_client`]: the system roots and `settings`' extra roots,

@@ -169,12 +169,19 @@ pub fn item_done(out: &mut Vec<u8>, seq: u64, output_index: u32, item: &[u8]) {
 #[inline(always)]
 pub fn item_event(out: &mut Vec<u8>, seq: u64, kind: &str, output_index: u32, item: &[u8]) {
     out.reserve(item.len() + 128);
+    item_event_head(out, seq, kind, output_index);
+    out.extend_from_slice(item);
+    event_end(out);
+}
+
+/// [`event_head`], the `output_index` and the `item` key of an event carrying a whole
+/// item: the item itself follows.
+#[inline(always)]
+fn item_event_head(out: &mut Vec<u8>, seq: u64, kind: &str, output_index: u32) {
     event_head(out, seq, kind);
     out.extend_from_slice(b",\"output_index\":");
     push_num(out, u64::from(output_index));
     out.extend_from_slice(b",\"item\":");
-    out.extend_from_slice(item);
-    event_end(out);
 }
 
 /// `response.function_call_arguments.done`, from the item id and arguments in JSON form.
@@ -201,10 +208,8 @@ pub fn arguments_done(
 /// empty in-progress item, `response.content_part.added` with an empty
 /// `output_text` part), from its id in JSON form.
 pub fn message_added(out: &mut Vec<u8>, seq: &mut u64, item_id: &[u8], output_index: u32) {
-    event_head(out, *seq, "response.output_item.added");
-    out.extend_from_slice(b",\"output_index\":");
-    push_num(out, u64::from(output_index));
-    out.extend_from_slice(b",\"item\":{\"type\":\"message\",\"id\":");
+    item_event_head(out, *seq, "response.output_item.added", output_index);
+    out.extend_from_slice(b"{\"type\":\"message\",\"id\":");
     out.extend_from_slice(item_id);
     out.extend_from_slice(b",\"role\":\"assistant\",\"content\":[],\"status\":\"in_progress\"}");
     event_end(out);
@@ -364,10 +369,7 @@ pub fn push_function_call(
 /// `response.output_item.added` with a new `function_call` item (empty arguments).
 pub fn function_call_added(out: &mut Vec<u8>, seq: u64, output_index: u32, c: &FunctionCall<'_>) {
     out.reserve(c.item_id.len() + c.call_id.len() + c.name.len() + 224);
-    event_head(out, seq, "response.output_item.added");
-    out.extend_from_slice(b",\"output_index\":");
-    push_num(out, u64::from(output_index));
-    out.extend_from_slice(b",\"item\":");
+    item_event_head(out, seq, "response.output_item.added", output_index);
     push_function_call(out, c, |o| o.extend_from_slice(b"\"\""));
     event_end(out);
 }
@@ -376,10 +378,8 @@ pub fn function_call_added(out: &mut Vec<u8>, seq: u64, output_index: u32, c: &F
 /// sealed): [`reasoning_item`] written in place.
 pub fn reasoning_added(out: &mut Vec<u8>, seq: u64, output_index: u32, item_id: &[u8]) {
     out.reserve(item_id.len() + 160);
-    event_head(out, seq, "response.output_item.added");
-    out.extend_from_slice(b",\"output_index\":");
-    push_num(out, u64::from(output_index));
-    out.extend_from_slice(b",\"item\":{\"type\":\"reasoning\",\"id\":");
+    item_event_head(out, seq, "response.output_item.added", output_index);
+    out.extend_from_slice(b"{\"type\":\"reasoning\",\"id\":");
     out.extend_from_slice(item_id);
     out.extend_from_slice(b",\"summary\":[]}");
     event_end(out);
