@@ -71,16 +71,31 @@ pub fn parse(body: &[u8]) -> Option<FinalBody> {
     })
 }
 
-/// A cursor over the body; `None` from any step means "unsure".
+/// A cursor over the body; `None` from any step means "unsure". Also walks stream
+/// events for the text a cut stream is estimated from
+/// ([`crate::estimate::Delivered`]).
 #[derive(Clone)]
-struct Cursor<'a, 'q> {
+pub(crate) struct Cursor<'a, 'q> {
     b: &'a [u8],
     i: usize,
     quotes: &'q Quotes,
 }
 
+impl<'a, 'q> Cursor<'a, 'q> {
+    /// A cursor at the start of `b`.
+    pub(crate) fn new(b: &'a [u8], quotes: &'q Quotes) -> Self {
+        Self { b, i: 0, quotes }
+    }
+
+    /// Whether only whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.b.len()
+    }
+}
+
 impl<'a> Cursor<'a, '_> {
-    fn ws(&mut self) {
+    pub(crate) fn ws(&mut self) {
         while let Some(c) = self.b.get(self.i) {
             if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
                 break;
@@ -89,7 +104,7 @@ impl<'a> Cursor<'a, '_> {
         }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
@@ -127,7 +142,10 @@ impl<'a> Cursor<'a, '_> {
 
     /// An object's members: `member` gets each key (escaped keys make the scan unsure)
     /// with the cursor on its value, and must move past the value.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+    pub(crate) fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+    ) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
         self.ws();
@@ -148,6 +166,24 @@ impl<'a> Cursor<'a, '_> {
             self.ws();
             if self.eat(b',').is_none() {
                 return self.eat(b'}');
+            }
+            self.ws();
+        }
+    }
+
+    /// An array's elements: `element` gets the cursor on each and must move past it.
+    pub(crate) fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.ws();
+        self.eat(b'[')?;
+        self.ws();
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            self.ws();
+            if self.eat(b',').is_none() {
+                return self.eat(b']');
             }
             self.ws();
         }
@@ -225,7 +261,7 @@ impl<'a> Cursor<'a, '_> {
         (matches!(t, b"true" | b"false" | b"null") || number(t)).then_some(())
     }
 
-    fn skip_value(&mut self) -> Option<()> {
+    pub(crate) fn skip_value(&mut self) -> Option<()> {
         match self.peek()? {
             b'"' => {
                 self.i += 1;
@@ -237,7 +273,7 @@ impl<'a> Cursor<'a, '_> {
     }
 
     /// `null` (then `Some(None)`), or a value opening with `open` (then its span).
-    fn null_or(&mut self, open: u8) -> Option<Option<&'a [u8]>> {
+    pub(crate) fn null_or(&mut self, open: u8) -> Option<Option<&'a [u8]>> {
         let start = self.i;
         if self.peek()? == open {
             self.skip_value()?;
@@ -505,7 +541,7 @@ fn finish(seen: Seen<'_>) -> Option<(Option<String>, Option<Read>)> {
 }
 
 /// A JSON string token (quotes included) as text; serde only when it has escapes.
-fn decode_string(span: &[u8]) -> Option<String> {
+pub(crate) fn decode_string(span: &[u8]) -> Option<String> {
     let inner = span.get(1..span.len().checked_sub(1)?)?;
     if !inner.contains(&b'\\') && !inner.iter().any(|c| *c < 0x20) {
         return std::str::from_utf8(inner).ok().map(str::to_owned);

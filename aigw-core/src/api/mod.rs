@@ -5,7 +5,7 @@ pub mod anthropic;
 pub mod final_body;
 pub mod multipart;
 pub mod openai;
-mod quotes;
+pub(crate) mod quotes;
 mod request_scan;
 pub mod responses;
 

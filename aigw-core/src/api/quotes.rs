@@ -3,14 +3,14 @@
 
 /// Finds the next `"` or `\`. Built once per body: `memchr::memchr2` sets up its
 /// searcher on every call, which cost more than most of the strings it searched.
-pub(super) enum Quotes {
+pub(crate) enum Quotes {
     #[cfg(target_arch = "x86_64")]
     Avx2(memchr::arch::x86_64::avx2::memchr::Two),
     Any(memchr::arch::all::memchr::Two),
 }
 
 impl Quotes {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some(two) = memchr::arch::x86_64::avx2::memchr::Two::new(b'"', b'\\') {
             return Self::Avx2(two);
