@@ -265,8 +265,9 @@ fn collect_strings(v: &Value, out: &mut String) {
 /// `response.completed`) are skipped so nothing is counted twice.
 pub fn stream_text(endpoint: Endpoint, sse: &[u8], out: &mut String) {
     let _ = endpoint;
+    let mut head = Vec::new();
     for line in sse.split(|b| *b == b'\n') {
-        delivered::line_text(line, out);
+        delivered::line_text_with(line, out, Some(&mut head));
     }
 }
 

@@ -87,6 +87,26 @@ impl<'a, 'q> Cursor<'a, 'q> {
         Self { b, i: 0, quotes }
     }
 
+    /// Where the cursor is.
+    pub(crate) fn pos(&self) -> usize {
+        self.i
+    }
+
+    /// Moves the cursor to `i`: where an earlier walk of the same bytes stood.
+    pub(crate) fn seek(&mut self, i: usize) {
+        self.i = i;
+    }
+
+    /// The bytes from the cursor on.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.b.get(self.i..).unwrap_or_default()
+    }
+
+    /// The offset of the next `"` or `\` at or after `from`.
+    pub(crate) fn find_quote(&self, from: usize) -> Option<usize> {
+        Some(from + self.quotes.find(self.b.get(from..)?)?)
+    }
+
     /// Whether only whitespace is left.
     pub(crate) fn at_end(&mut self) -> bool {
         self.ws();
@@ -144,7 +164,7 @@ impl<'a> Cursor<'a, '_> {
     /// with the cursor on its value, and must move past the value.
     pub(crate) fn object(
         &mut self,
-        mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+        member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
     ) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
@@ -152,6 +172,15 @@ impl<'a> Cursor<'a, '_> {
         if self.eat(b'}').is_some() {
             return Some(());
         }
+        self.members(member)
+    }
+
+    /// [`Self::object`] from a member's key on: the cursor is on its opening quote.
+    #[inline]
+    pub(crate) fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+    ) -> Option<()> {
         loop {
             self.eat(b'"')?;
             let start = self.i;

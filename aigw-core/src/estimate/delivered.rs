@@ -43,6 +43,8 @@ pub struct Delivered {
     carry: Vec<u8>,
     /// Whether the line being carried outgrew [`LINE_CAP`] and is being skipped.
     overlong: bool,
+    /// The last walked chunk's bytes before its `"choices"` key ([`chunk_text`]).
+    head: Vec<u8>,
 }
 
 impl Delivered {
@@ -99,7 +101,7 @@ impl Delivered {
     /// Keeps the text of one complete line, within the cap.
     fn line(&mut self, line: &[u8]) {
         let before = self.text.len();
-        line_text(line, &mut self.text);
+        line_text_with(line, &mut self.text, Some(&mut self.head));
         self.cap(before);
     }
 
@@ -191,6 +193,11 @@ impl EventText {
 /// repeat earlier deltas (`*.done`, `response.completed`) are skipped so nothing is
 /// counted twice.
 pub(super) fn line_text(line: &[u8], out: &mut String) {
+    line_text_with(line, out, None);
+}
+
+/// [`line_text`], remembering in `head` how the chunks of a stream begin.
+pub(super) fn line_text_with(line: &[u8], out: &mut String, head: Option<&mut Vec<u8>>) {
     let Some(data) = line.strip_prefix(b"data:") else {
         return;
     };
@@ -200,7 +207,7 @@ pub(super) fn line_text(line: &[u8], out: &mut String) {
         return;
     }
     let before = out.len();
-    if chunk_text(data, out).is_some() {
+    if chunk_text(data, out, head).is_some() {
         return;
     }
     out.truncate(before);
@@ -234,18 +241,41 @@ fn parsed_text(data: &[u8], out: &mut String) {
 /// Like [`crate::api::final_body`]'s scan it does not check the syntax inside values
 /// it skips, so a chunk malformed only there still gives its text, where the parse
 /// would have given none: the estimate counts text the client was sent either way.
-fn chunk_text(data: &[u8], out: &mut String) -> Option<()> {
+///
+/// A stream's chunks begin with the same bytes (`{"id":…,"object":…,"created":…,
+/// "model":…,` in OpenAI's and the usual servers' order): `head` keeps them from the
+/// last chunk walked in full, up to its `"choices"` key, and a chunk that begins with
+/// them is walked from there, as walking the same bytes again would end in the same
+/// place with nothing read.
+fn chunk_text(data: &[u8], out: &mut String, mut head: Option<&mut Vec<u8>>) -> Option<()> {
     let quotes = Quotes::new();
     let mut c = Cursor::new(data, &quotes);
+    let resume = head
+        .as_deref()
+        .map_or(0, |h| if data.starts_with(h) { h.len() } else { 0 });
     let mut choices = false;
-    c.object(|c, key| match key {
+    let mut member = |c: &mut Cursor<'_, '_>, key: &[u8]| match key {
         b"choices" if !choices => {
             choices = true;
+            if resume == 0
+                && let Some(head) = head.as_deref_mut()
+            {
+                // The key's opening quote: where the next chunk's walk resumes.
+                let at = (key.as_ptr() as usize - data.as_ptr() as usize).checked_sub(1)?;
+                head.clear();
+                head.extend_from_slice(data.get(..at)?);
+            }
             each(c, |c| choice_text(c, out))
         }
         b"choices" | b"type" | b"delta" | b"content_block" => None,
         _ => c.skip_value(),
-    })?;
+    };
+    if resume > 0 {
+        c.seek(resume);
+        c.members(&mut member)?;
+    } else {
+        c.object(&mut member)?;
+    }
     (choices && c.at_end()).then_some(())
 }
 
@@ -263,6 +293,9 @@ fn each<'a, 'q>(
 /// One choice: its `text`, then its delta's text fields in [`Event::text`]'s order
 /// whatever the order of the members.
 fn choice_text(c: &mut Cursor<'_, '_>, out: &mut String) -> Option<()> {
+    if usual_choice(c, out).is_some() {
+        return Some(());
+    }
     let (mut text, mut delta) = (None, None);
     c.object(|c, key| match key {
         b"text" if text.is_none() => {
@@ -311,6 +344,25 @@ fn choice_text(c: &mut Cursor<'_, '_>, out: &mut String) -> Option<()> {
     };
     let mut t = Cursor::new(tools, &quotes);
     each(&mut t, |t| tool_text(t, out))
+}
+
+/// A choice in the shape OpenAI streams its content in, byte for byte but for the
+/// text: `{"index":0,"delta":{"content":"…"},"logprobs":null,"finish_reason":null}`,
+/// the text without escapes or control characters. Read by comparing the bytes around
+/// it, the cursor left where it was when the choice is any other.
+fn usual_choice(c: &mut Cursor<'_, '_>, out: &mut String) -> Option<()> {
+    const BEFORE: &[u8] = br#"{"index":0,"delta":{"content":""#;
+    const AFTER: &[u8] = br#""},"logprobs":null,"finish_reason":null}"#;
+    let rest = c.rest().strip_prefix(BEFORE)?;
+    let from = c.pos() + BEFORE.len();
+    let end = c.find_quote(from)?;
+    let text = rest.get(..end - from)?;
+    if !rest.get(end - from..)?.starts_with(AFTER) || text.iter().any(|b| *b < 0x20) {
+        return None;
+    }
+    out.push_str(std::str::from_utf8(text).ok()?);
+    c.seek(end + AFTER.len());
+    Some(())
 }
 
 /// One tool call's function name and arguments.
@@ -765,6 +817,34 @@ mod tests {
         ])
     }
 
+    /// Chunks in OpenAI's own shape, as a stream repeats them: one of two heads, the
+    /// usual choice (its text plain, escaped, multi-byte or with a control character)
+    /// or another, and one of the tails OpenAI and the usual servers write.
+    fn usual() -> BoxedStrategy<String> {
+        let head = prop_oneof![
+            Just(
+                r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":null,"#
+            ),
+            Just(r#"{"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"m","#),
+        ];
+        let choice = prop_oneof![
+            4 => json_str().prop_map(|t| format!(
+                r#"{{"index":0,"delta":{{"content":{t}}},"logprobs":null,"finish_reason":null}}"#
+            )),
+            1 => Just(r#"{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}"#.to_owned()),
+            1 => Just(r#"{"index":0,"delta":{"content":"a"},"logprobs":null,"finish_reason":null,"x":1}"#.to_owned()),
+        ];
+        let tail = prop_oneof![
+            Just("}"),
+            Just(r#","usage":null}"#),
+            Just(r#","obfuscation":"Zx9"}"#),
+            Just(r#", "usage": {"prompt_tokens":1}}"#),
+        ];
+        (head, proptest::collection::vec(choice, 0..3), tail)
+            .prop_map(|(h, c, t)| format!(r#"{h}"choices":[{}]{t}"#, c.join(",")))
+            .boxed()
+    }
+
     #[test]
     fn the_usual_chunks_are_walked() {
         let sim = br#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m","service_tier":"default","system_fingerprint":null,"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"a1"}"#;
@@ -772,7 +852,7 @@ mod tests {
         let usage = br#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#;
         for data in [&sim[..], tools, usage] {
             let (mut walked, mut parsed) = (String::new(), String::new());
-            assert!(chunk_text(data, &mut walked).is_some());
+            assert!(chunk_text(data, &mut walked, None).is_some());
             parsed_text(data, &mut parsed);
             assert_eq!(walked, parsed);
         }
@@ -785,13 +865,13 @@ mod tests {
         let strategy = chunk();
         let walked = (0..300)
             .filter_map(|_| strategy.new_tree(&mut runner).ok())
-            .filter(|t| chunk_text(t.current().as_bytes(), &mut String::new()).is_some())
+            .filter(|t| chunk_text(t.current().as_bytes(), &mut String::new(), None).is_some())
             .count();
         assert!(walked > 60, "{walked} of 300 walked");
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1024))]
+        #![proptest_config(ProptestConfig::with_cases(512))]
 
         /// Where the walk reads a chunk, it reads the text the parse does; it reads
         /// most of the usual ones.
@@ -799,13 +879,32 @@ mod tests {
         fn the_walk_agrees_with_the_parse(data in chunk()) {
             let (mut walked, mut parsed) = (String::new(), String::new());
             parsed_text(data.as_bytes(), &mut parsed);
-            if chunk_text(data.as_bytes(), &mut walked).is_some() {
+            if chunk_text(data.as_bytes(), &mut walked, None).is_some() {
                 prop_assert_eq!(&walked, &parsed, "{}", data);
             }
             // The line reader gives the parse's text either way.
             let mut line = String::new();
             line_text(format!("data: {data}").as_bytes(), &mut line);
             prop_assert_eq!(&line, &parsed);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A stream of chunks, most sharing their head with the one before: the kept
+        /// text is what the parse reads from each line.
+        #[test]
+        fn a_stream_of_chunks_keeps_the_parsed_text(
+            lines in proptest::collection::vec(prop_oneof![4 => usual(), 1 => chunk()], 1..8)
+        ) {
+            let mut d = Delivered::default();
+            let mut parsed = String::new();
+            for l in &lines {
+                d.push(format!("data: {l}\n\n").as_bytes());
+                parsed_text(l.as_bytes(), &mut parsed);
+            }
+            prop_assert_eq!(&d.text, &parsed);
         }
     }
 
