@@ -56,7 +56,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
                 error: error.map(|e| e.to_string()),
                 ..ExchangeRecord::default()
             };
-            inner.sink.record(&record);
+            inner.sink.record_owned(record);
             if head {
                 *response.body_mut() = Body::empty();
             }

@@ -97,7 +97,7 @@ impl Finisher {
             let record = (*ex).finish(status, error);
             let span = &self.span;
             let _entered = span.enter();
-            self.sink.record(&record);
+            self.sink.record_owned(record);
         }
     }
 }
