@@ -95,9 +95,15 @@ impl Finisher {
     pub(crate) fn finish(&mut self, status: StatusCode, error: Option<&Error>) {
         if let Some(ex) = self.exchange.take() {
             let record = (*ex).finish(status, error);
-            let span = &self.span;
-            let _entered = span.enter();
-            self.sink.record_owned(record);
+            // The sinks (metrics, the access line) and the span's close run once the
+            // HTTP/1 connection serving the request has written its response (now
+            // under another server, or for HTTP/2), still inside the request's span.
+            let span = std::mem::replace(&mut self.span, tracing::Span::none());
+            let sink = self.sink.clone();
+            aigw_core::server::after_response(move || {
+                let _entered = span.enter();
+                sink.record_owned(record);
+            });
         }
     }
 }
