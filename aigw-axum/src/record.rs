@@ -86,9 +86,10 @@ const LINE_BASE: usize = 512;
 ///
 /// A batch is written [`FLUSH_DELAY`] after its first record (by the task of
 /// [`AccessLog::spawn_flusher`]), when its lines would reach about 64 KiB, or on
-/// [`AccessLog::flush`] (call it on shutdown). Lines are written only while `aigw::access` is enabled at
-/// `info` in the process's `tracing` filter, so `--log-level warn` or
-/// `RUST_LOG=aigw::access=off` still turns the log off.
+/// [`AccessLog::flush`] (call it on shutdown). Records are kept only while
+/// `aigw::access` is enabled at `info` in the process's `tracing` filter (checked when
+/// they are recorded), so `--log-level warn` or `RUST_LOG=aigw::access=off` still turns
+/// the log off.
 #[derive(Clone)]
 pub struct AccessLog {
     inner: Arc<AccessLogInner>,

@@ -96,8 +96,8 @@ impl Finisher {
         if let Some(ex) = self.exchange.take() {
             let record = (*ex).finish(status, error);
             // The sinks (metrics, the access line) and the span's close run once the
-            // HTTP/1 connection serving the request has written its response (now
-            // under another server, or for HTTP/2), still inside the request's span.
+            // HTTP/1 connection serving the request has written its response, inside
+            // the request's span; at once for HTTP/2 and under other servers.
             let span = std::mem::replace(&mut self.span, tracing::Span::none());
             let sink = self.sink.clone();
             aigw_core::server::after_response(move || {
