@@ -763,6 +763,14 @@ impl Exchange {
     /// ([`crate::estimate`]); status 499 (the client closed the connection) also
     /// estimates a request that was sent but not answered yet.
     pub fn finish(mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
+        self.finish_in_place(status, error)
+    }
+
+    /// [`Exchange::finish`] without consuming the exchange, so that freeing what it
+    /// holds (the request's headers and body, its plan) can wait: an adapter drops it
+    /// after the client's response is written. The exchange is finished: its drop
+    /// settles nothing more, and it must not be used again.
+    pub fn finish_in_place(&mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
         self.estimate_if_cut(status.as_u16() == 499);
         self.settle_spend();
         self.record.status = Some(status);
