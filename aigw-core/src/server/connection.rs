@@ -160,7 +160,9 @@ impl Connection {
                 }
             };
             tokio::select! {
-                result = conn.as_mut() => {
+                // Work an HTTP/1 request left for after its response runs when this
+                // poll returns, hyper having written the response in it.
+                result = super::after::Deferring(conn.as_mut()) => {
                     if let Err(e) = result {
                         tracing::debug!(?peer, error = %e, "connection ended with an error");
                     }
