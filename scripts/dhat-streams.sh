@@ -10,6 +10,13 @@
 #     --no-default-features --features cli
 #   AIGW_BIN=target/release/aigw PROXY_BIN=target/release/examples/bench_proxy \
 #     STREAMS=200 scripts/dhat-streams.sh            # add FLOOR=1 for the floor
+#
+# RAMP_MS=50 opens the streams that many milliseconds apart: the peak is then the streams
+# held open, not the burst of requests in flight before their responses' heads (under
+# valgrind the gateway answers a simultaneous burst slowly).
+#
+# H2C=1 marks the simulator's Backend h2c, as in bench-streams.sh: every stream shares one
+# upstream HTTP/2 connection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
@@ -29,7 +36,15 @@ if [ -n "${FLOOR:-}" ]; then
   name=floor
   cmd=("${PROXY_BIN:?PROXY_BIN: bench_proxy built without jemalloc}" 127.0.0.1:1985 127.0.0.1:1986)
 else
-  cmd=("$bin" run benches/e2e/streams.yaml --listen 127.0.0.1:1985 --admin 127.0.0.1:1987 --log-level warn)
+  config=benches/e2e/streams.yaml
+  if [ -n "${H2C:-}" ]; then
+    name=aigw-h2c
+    config="$out/streams-h2c.yaml"
+    sed '/^kind: Backend$/,/^---$/ s|^spec:$|spec:\n  appProtocols: [gateway.envoyproxy.io/h2c]|' \
+      benches/e2e/streams.yaml >"$config"
+    grep -q 'appProtocols' "$config"
+  fi
+  cmd=("$bin" run "$config" --listen 127.0.0.1:1985 --admin 127.0.0.1:1987 --log-level warn)
 fi
 valgrind --tool=dhat --dhat-out-file="$out/dhat.$name.json" "${cmd[@]}" >"$out/$name.log" 2>&1 &
 gw=$!
@@ -42,14 +57,15 @@ for _ in $(seq 600); do
   fi
   sleep 0.2
 done
-python3 - "$streams" <<'PY'
+python3 - "$streams" "${RAMP_MS:-0}" <<'PY'
 import asyncio, sys
-streams = int(sys.argv[1])
+streams, ramp = int(sys.argv[1]), int(sys.argv[2]) / 1000
 body = b'{"model":"bench-openai","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
            b"authorization: Bearer sk-bench\r\nconnection: close\r\ncontent-length: "
            + str(len(body)).encode() + b"\r\n\r\n" + body)
-async def one():
+async def one(i):
+    await asyncio.sleep(i * ramp)
     r, w = await asyncio.open_connection("127.0.0.1", 1985)
     w.write(request)
     data = b""
@@ -57,7 +73,7 @@ async def one():
         data += chunk
     return data.startswith(b"HTTP/1.1 200") and b"[DONE]" in data
 async def main():
-    ok = await asyncio.gather(*(one() for _ in range(streams)))
+    ok = await asyncio.gather(*(one(i) for i in range(streams)))
     print(f"{sum(ok)}/{streams} streams completed")
 asyncio.run(main())
 PY

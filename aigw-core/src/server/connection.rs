@@ -96,13 +96,15 @@ impl Connection {
         });
         let builders = self.builders.clone();
         let io = TokioIo::new(io);
+        // Pinned here and lent to `drive`: moved into `drive`'s future instead, hyper's
+        // connection would sit in this future twice (its slot here and its copy there).
         match version {
             Version::H1 => {
-                let conn = builders.h1.serve_connection(io, svc).with_upgrades();
+                let conn = std::pin::pin!(builders.h1.serve_connection(io, svc).with_upgrades());
                 self.drive(conn, &activity, &peer).await;
             }
             Version::H2 => {
-                let conn = builders.h2.serve_connection(io, svc);
+                let conn = std::pin::pin!(builders.h2.serve_connection(io, svc));
                 self.drive(conn, &activity, &peer).await;
             }
         }
@@ -141,12 +143,11 @@ impl Connection {
 
     /// Serves the connection until it ends, closing it gracefully when it has been
     /// idle too long or the server drains.
-    async fn drive<C, A>(&mut self, conn: C, activity: &Activity, peer: &A)
+    async fn drive<C, A>(&mut self, mut conn: Pin<&mut C>, activity: &Activity, peer: &A)
     where
         C: Graceful<Output = Result<(), hyper::Error>>,
         A: std::fmt::Debug,
     {
-        tokio::pin!(conn);
         let mut closing = false;
         loop {
             let wait = match self.idle_timeout {
@@ -266,5 +267,53 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{ServerLimits, builders};
+
+    /// A connection's future holds hyper's connection once: served through a pinned
+    /// local rather than moved into the serving loop's future beside its own slot.
+    #[test]
+    fn a_connection_future_holds_hypers_connection_once() {
+        let builders = Arc::new(builders(&ServerLimits::default()));
+        let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+            Ok::<_, Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
+        });
+        let sniffed = || {
+            let (io, peer) = tokio::io::duplex(64);
+            drop(peer);
+            futures::executor::block_on(sniff(io)).unwrap().1
+        };
+        let h1 = builders
+            .h1
+            .serve_connection(TokioIo::new(sniffed()), svc)
+            .with_upgrades();
+        let h1 = std::mem::size_of_val(&h1);
+        let h2 = builders.h2.serve_connection(TokioIo::new(sniffed()), svc);
+        let h2 = std::mem::size_of_val(&h2);
+        let (_stop_tx, stop) = watch::channel(false);
+        let conn = Connection {
+            builders,
+            sniff_timeout: None,
+            idle_timeout: None,
+            stop,
+        };
+        let (io, _peer) = tokio::io::duplex(64);
+        let run = conn.run(
+            io,
+            "peer",
+            tower::service_fn(|_req: Request<Incoming>| async {
+                Ok::<_, Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
+            }),
+        );
+        let run = std::mem::size_of_val(&run);
+        eprintln!(
+            "hyper's connection: HTTP/1 {h1} bytes, HTTP/2 {h2} bytes; the connection's future: {run} bytes"
+        );
+        assert!(run < h1.max(h2) + 1024, "{run} >= {} + 1024", h1.max(h2));
     }
 }
