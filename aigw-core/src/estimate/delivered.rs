@@ -34,7 +34,7 @@ const CARRY_KEEP: usize = 4 * 1024;
 /// Each chunk's complete `data:` lines are read as they arrive; a line split across
 /// chunks waits in a carry buffer for its end. What is kept depends on the bytes alone,
 /// never on where the chunks were split, so the estimate is the same for any split.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Delivered {
     text: String,
     /// Bytes beyond the caps, not kept; estimated by size.
@@ -45,6 +45,18 @@ pub struct Delivered {
     overlong: bool,
     /// The last walked chunk's bytes before its `"choices"` key ([`chunk_text`]).
     head: Vec<u8>,
+}
+
+/// The kept text and what is carried; not the head, which only saves work.
+impl fmt::Debug for Delivered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivered")
+            .field("text", &self.text)
+            .field("dropped", &self.dropped)
+            .field("carry", &self.carry)
+            .field("overlong", &self.overlong)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Delivered {
