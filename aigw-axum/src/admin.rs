@@ -179,16 +179,6 @@ impl RecordSink for Tee {
             s.record(record);
         }
     }
-
-    /// The last sink takes the record: put one that keeps it (the access log) last.
-    fn record_owned(&self, record: ExchangeRecord) {
-        if let Some((last, rest)) = self.0.split_last() {
-            for s in rest {
-                s.record(&record);
-            }
-            last.record_owned(record);
-        }
-    }
 }
 
 /// The admin router.

@@ -56,7 +56,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
                 error: error.map(|e| e.to_string()),
                 ..ExchangeRecord::default()
             };
-            inner.sink.record_owned(record);
+            inner.sink.record(&record);
             if head {
                 *response.body_mut() = Body::empty();
             }
@@ -709,9 +709,8 @@ impl Attempts<'_> {
             }
         };
         crate::health::report(health, backend, Outcome::Status(response.status().as_u16()));
-        let (mut parts, incoming) = response.into_parts();
-        // A success's headers become the client's in place; an error's stay for reading.
-        match attempt.take_response_headers(parts.status, &mut parts.headers)? {
+        let (parts, incoming) = response.into_parts();
+        match attempt.response_headers(parts.status, &parts.headers)? {
             ResponseStart::Error { .. } => {
                 let read = ErrorRead {
                     backend,

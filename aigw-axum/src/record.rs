@@ -10,14 +10,6 @@ use std::time::{Duration, SystemTime};
 pub trait RecordSink: Send + Sync + 'static {
     /// Consumes a finished exchange.
     fn record(&self, record: &ExchangeRecord);
-
-    /// Consumes a finished exchange the sink may keep. The gateway hands each record over
-    /// this way, so a sink that does its work later (the [`AccessLog`] formats its lines
-    /// when it writes them, off the request's path) takes it without a copy. By default,
-    /// [`RecordSink::record`].
-    fn record_owned(&self, record: ExchangeRecord) {
-        self.record(&record);
-    }
 }
 
 /// Writes one structured `tracing` event per request, with no prompt text.
@@ -68,28 +60,19 @@ pub enum AccessLogFormat {
 /// How long the first line of a batch may wait in the buffer before it is written.
 const FLUSH_DELAY: Duration = Duration::from_millis(20);
 
-/// Buffered bytes that are written at once, without waiting for the delay. Records wait
-/// unformatted, so their lines' length is estimated ([`line_estimate`]).
+/// Buffered bytes that are written at once, without waiting for the delay.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// What a line is counted before its variable strings: about a passthrough request's
-/// line, and over a waiting record's own size, so a batch holds at most
-/// `FLUSH_AT / LINE_BASE` records whatever their lines.
-const LINE_BASE: usize = 512;
-
 /// The access log of the standalone gateway: the same fields as [`TracingSink`] (target
-/// `aigw::access`, the request span's fields alongside), written as lines formatted
-/// without the `fmt` machinery, in batches, instead of one formatted `tracing` event and
-/// one `write` per request. A record waits in the batch as it is (with the time it was
-/// recorded) and its line is formatted when the batch is written: the formatting is off
-/// the request's path, between the response's write and the next request.
+/// `aigw::access`, the request span's fields alongside), written as pre-formatted lines
+/// into a buffer that is flushed in batches instead of one formatted `tracing` event and
+/// one `write` per request.
 ///
-/// A batch is written [`FLUSH_DELAY`] after its first record (by the task of
-/// [`AccessLog::spawn_flusher`]), when its lines would reach about 64 KiB, or on
-/// [`AccessLog::flush`] (call it on shutdown). Records are kept only while
-/// `aigw::access` is enabled at `info` in the process's `tracing` filter (checked when
-/// they are recorded), so `--log-level warn` or `RUST_LOG=aigw::access=off` still turns
-/// the log off.
+/// A batch is written [`FLUSH_DELAY`] after its first line (by the task of
+/// [`AccessLog::spawn_flusher`]), when it reaches 64 KiB, or on [`AccessLog::flush`]
+/// (call it on shutdown). Lines are written only while `aigw::access` is enabled at
+/// `info` in the process's `tracing` filter, so `--log-level warn` or
+/// `RUST_LOG=aigw::access=off` still turns the log off.
 #[derive(Clone)]
 pub struct AccessLog {
     inner: Arc<AccessLogInner>,
@@ -100,31 +83,11 @@ struct AccessLogInner {
     /// Header-mapped attributes printed after the fields
     /// (`OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES`), set once at start-up.
     attributes: std::sync::OnceLock<Vec<Arc<str>>>,
-    batch: Mutex<Batch>,
-    /// The output, with the spare list swapped with the batch's on a flush and the
-    /// lines' buffer, so neither side reallocates in steady state. Locked before
-    /// `batch`, never the other way round.
-    out: Mutex<Out>,
+    buf: Mutex<Vec<u8>>,
+    /// The output and the spare buffer swapped with `buf` on a flush, so neither side
+    /// reallocates in steady state. Locked before `buf`, never the other way round.
+    out: Mutex<(Box<dyn Write + Send>, Vec<u8>)>,
     pending: tokio::sync::Notify,
-}
-
-/// Records waiting for their lines to be written.
-struct Batch {
-    records: Vec<Waiting>,
-    /// The estimated length of their lines.
-    bytes: usize,
-}
-
-/// A record and the time it was recorded (its line's timestamp).
-struct Waiting {
-    at: SystemTime,
-    record: ExchangeRecord,
-}
-
-struct Out {
-    writer: Box<dyn Write + Send>,
-    spare: Vec<Waiting>,
-    lines: Vec<u8>,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -146,15 +109,8 @@ impl AccessLog {
             inner: Arc::new(AccessLogInner {
                 format,
                 attributes: std::sync::OnceLock::new(),
-                batch: Mutex::new(Batch {
-                    records: Vec::with_capacity(FLUSH_AT / LINE_BASE),
-                    bytes: 0,
-                }),
-                out: Mutex::new(Out {
-                    writer: Box::new(out),
-                    spare: Vec::with_capacity(FLUSH_AT / LINE_BASE),
-                    lines: Vec::with_capacity(FLUSH_AT),
-                }),
+                buf: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+                out: Mutex::new((Box::new(out), Vec::with_capacity(FLUSH_AT))),
                 pending: tokio::sync::Notify::new(),
             }),
         }
@@ -173,29 +129,21 @@ impl AccessLog {
         self.inner.attributes.set(names).is_ok()
     }
 
-    /// Formats and writes the waiting records' lines now.
+    /// Writes the buffered lines now.
     pub fn flush(&self) {
         let mut out = lock(&self.inner.out);
-        let Out {
-            writer,
-            spare,
-            lines,
-        } = &mut *out;
+        let (writer, spare) = &mut *out;
         {
-            let mut batch = lock(&self.inner.batch);
-            if batch.records.is_empty() {
+            let mut buf = lock(&self.inner.buf);
+            if buf.is_empty() {
                 return;
             }
-            std::mem::swap(&mut batch.records, spare);
-            batch.bytes = 0;
+            std::mem::swap(&mut *buf, spare);
         }
-        for w in spare.drain(..) {
-            self.write_line(lines, &w.record, w.at);
-        }
-        if let Err(e) = writer.write_all(lines).and_then(|()| writer.flush()) {
+        if let Err(e) = writer.write_all(spare).and_then(|()| writer.flush()) {
             tracing::debug!(error = %e, "cannot write the access log");
         }
-        lines.clear();
+        spare.clear();
     }
 
     /// Spawns the task that writes each batch [`FLUSH_DELAY`] after its first line. It
@@ -223,49 +171,22 @@ impl AccessLog {
 
 impl RecordSink for AccessLog {
     fn record(&self, r: &ExchangeRecord) {
-        if tracing::enabled!(target: "aigw::access", tracing::Level::INFO) {
-            self.keep(r.clone());
+        if !tracing::enabled!(target: "aigw::access", tracing::Level::INFO) {
+            return;
         }
-    }
-
-    fn record_owned(&self, r: ExchangeRecord) {
-        if tracing::enabled!(target: "aigw::access", tracing::Level::INFO) {
-            self.keep(r);
-        }
-    }
-}
-
-impl AccessLog {
-    /// Adds `record` to the batch, stamped now, and starts the batch's delay or writes
-    /// it when it is full.
-    fn keep(&self, record: ExchangeRecord) {
-        let at = SystemTime::now();
-        let estimate = line_estimate(&record);
-        let (first, bytes) = {
-            let mut batch = lock(&self.inner.batch);
-            let first = batch.records.is_empty();
-            batch.records.push(Waiting { at, record });
-            batch.bytes += estimate;
-            (first, batch.bytes)
+        let now = SystemTime::now();
+        let (first, len) = {
+            let mut buf = lock(&self.inner.buf);
+            let first = buf.is_empty();
+            self.write_line(&mut buf, r, now);
+            (first, buf.len())
         };
-        if bytes >= FLUSH_AT {
+        if len >= FLUSH_AT {
             self.flush();
         } else if first {
             self.inner.pending.notify_one();
         }
     }
-}
-
-/// About the length of `r`'s line: [`LINE_BASE`] and the strings that can be long, as
-/// often as a line holds them (the JSON layout repeats the span's fields).
-fn line_estimate(r: &ExchangeRecord) -> usize {
-    let len = |s: Option<&str>| s.map_or(0, str::len);
-    LINE_BASE
-        + 3 * r.request_model.len()
-        + 2 * len(r.path.as_deref())
-        + len(r.response_model.as_deref())
-        + len(r.error.as_deref())
-        + r.request_labels.iter().map(|(_, v)| v.len()).sum::<usize>()
 }
 
 /// The span name the request's fields are reported under, as [`TracingSink`] reports

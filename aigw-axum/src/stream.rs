@@ -93,19 +93,11 @@ impl Finisher {
     }
 
     pub(crate) fn finish(&mut self, status: StatusCode, error: Option<&Error>) {
-        if let Some(mut ex) = self.exchange.take() {
-            let record = ex.finish_in_place(status, error);
-            // The sinks (metrics, the access line), the span's close and freeing the
-            // exchange run once the HTTP/1 connection serving the request has written
-            // its response, inside the request's span; at once for HTTP/2 and under
-            // other servers.
-            let span = std::mem::replace(&mut self.span, tracing::Span::none());
-            let sink = self.sink.clone();
-            aigw_core::server::after_response(move || {
-                let _entered = span.enter();
-                sink.record_owned(record);
-                drop(ex);
-            });
+        if let Some(ex) = self.exchange.take() {
+            let record = (*ex).finish(status, error);
+            let span = &self.span;
+            let _entered = span.enter();
+            self.sink.record(&record);
         }
     }
 }

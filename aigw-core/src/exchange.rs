@@ -763,14 +763,6 @@ impl Exchange {
     /// ([`crate::estimate`]); status 499 (the client closed the connection) also
     /// estimates a request that was sent but not answered yet.
     pub fn finish(mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
-        self.finish_in_place(status, error)
-    }
-
-    /// [`Exchange::finish`] without consuming the exchange, so that freeing what it
-    /// holds (the request's headers and body, its plan) can wait: an adapter drops it
-    /// after the client's response is written. The exchange is finished: its drop
-    /// settles nothing more, and it must not be used again.
-    pub fn finish_in_place(&mut self, status: StatusCode, error: Option<&Error>) -> ExchangeRecord {
         self.estimate_if_cut(status.as_u16() == 499);
         self.settle_spend();
         self.record.status = Some(status);
@@ -893,39 +885,12 @@ impl Attempt {
         }
         let edits = self.translator.response_headers(status, upstream)?;
         let mut headers = upstream.clone();
-        self.client_headers(&mut headers, &edits);
-        Ok(ResponseStart::Success(headers))
-    }
-
-    /// [`Attempt::response_headers`] on headers the caller owns: on a success they are
-    /// taken and edited in place into the client's (the same map, without a copy); on
-    /// an error status or an error they are left as they were, for the error's reading.
-    pub fn take_response_headers(
-        &mut self,
-        status: StatusCode,
-        upstream: &mut HeaderMap,
-    ) -> Result<ResponseStart> {
-        if let Some(s) = self.span.as_mut() {
-            s.status(status.as_u16());
-        }
-        if !status.is_success() {
-            return Ok(ResponseStart::Error {
-                retryable: is_retryable_status(status),
-            });
-        }
-        let edits = self.translator.response_headers(status, upstream)?;
-        let mut headers = std::mem::take(upstream);
-        self.client_headers(&mut headers, &edits);
-        Ok(ResponseStart::Success(headers))
-    }
-
-    /// Turns a successful upstream response's headers into the client's.
-    fn client_headers(&self, headers: &mut HeaderMap, edits: &crate::translate::HeaderMutation) {
-        crate::strip_headers::remove_all(headers, &STRIPPED_RESPONSE);
-        edits.apply_to(headers);
+        crate::strip_headers::remove_all(&mut headers, &STRIPPED_RESPONSE);
+        edits.apply_to(&mut headers);
         if let Some(s) = &self.limit_status {
-            s.apply(headers);
+            s.apply(&mut headers);
         }
+        Ok(ResponseStart::Success(headers))
     }
 
     /// Normalises an upstream error response into the client's envelope. A relayed
@@ -1230,45 +1195,6 @@ mod tests {
         let _second = ex.attempt(&target(), &Factory).unwrap();
         assert_eq!(ex.record().attempts, 2);
         assert_eq!(ex.record().effective_model.as_deref(), Some("gpt-override"));
-    }
-
-    #[test]
-    fn response_headers_taken_match_the_copied_ones() {
-        let mut ex = Exchange::new(
-            Endpoint::ChatCompletions,
-            HeaderMap::new(),
-            Bytes::from_static(br#"{"model":"gpt-4o","stream":true}"#),
-        )
-        .unwrap();
-        let mut a = ex.attempt(&target(), &Factory).unwrap();
-        let mut upstream = HeaderMap::new();
-        upstream.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        upstream.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        upstream.insert("x-request-id", HeaderValue::from_static("r-1"));
-        upstream.append("x-request-id", HeaderValue::from_static("r-2"));
-        upstream.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
-        for status in [200, 201, 204, 400, 429, 500, 503] {
-            let status = StatusCode::from_u16(status).unwrap();
-            let copied = a.response_headers(status, &upstream).unwrap();
-            let mut owned = upstream.clone();
-            let taken = a.take_response_headers(status, &mut owned).unwrap();
-            match (copied, taken) {
-                (ResponseStart::Success(c), ResponseStart::Success(t)) => {
-                    let pairs = |m: &HeaderMap| {
-                        m.iter()
-                            .map(|(n, v)| (n.clone(), v.clone()))
-                            .collect::<Vec<_>>()
-                    };
-                    assert_eq!(pairs(&c), pairs(&t), "{status}");
-                    assert!(owned.is_empty(), "{status}: taken");
-                }
-                (ResponseStart::Error { retryable: c }, ResponseStart::Error { retryable: t }) => {
-                    assert_eq!(c, t, "{status}");
-                    assert_eq!(owned, upstream, "{status}: left for the error's reading");
-                }
-                (c, t) => panic!("{status}: {c:?} against {t:?}"),
-            }
-        }
     }
 
     #[test]

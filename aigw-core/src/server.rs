@@ -28,12 +28,10 @@
 //! axum's `ConnectInfo`). Request-level bounds (body timeouts, in-flight caps, body
 //! memory) belong to the service mounted on it.
 
-mod after;
 mod connection;
 mod listener;
 mod sniff;
 
-pub use after::after_response;
 pub use hyper::body::Incoming;
 pub use listener::{Listener, set_nodelay};
 

@@ -679,14 +679,12 @@ async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
         .telemetry(exporters.telemetry())
         .record_sink(Arc::new(Tee({
             let mut sinks: Vec<Arc<dyn aigw_axum::RecordSink>> =
-                vec![Arc::new(admin_state.clone())];
+                vec![Arc::new(access_log.clone()), Arc::new(admin_state.clone())];
             if let Some(keys) = &key_registry {
                 sinks.push(Arc::new(aigw_axum::virtual_keys::KeyUsageSink(
                     keys.clone(),
                 )));
             }
-            // Last: the access log keeps the record (its line is formatted later).
-            sinks.push(Arc::new(access_log.clone()));
             sinks
         })))
         .build()

@@ -161,9 +161,7 @@ impl Connection {
                 }
             };
             tokio::select! {
-                // Work an HTTP/1 request left for after its response runs when this
-                // poll returns, hyper having written the response in it.
-                result = super::after::Deferring(conn.as_mut()) => {
+                result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(?peer, error = %e, "connection ended with an error");
                     }
