@@ -87,6 +87,15 @@ impl<'a, 'q> Cursor<'a, 'q> {
         Self { b, i: 0, quotes }
     }
 
+    /// A cursor over `span` (a value this one walked past), sharing its searcher.
+    pub(crate) fn over(&self, span: &'a [u8]) -> Self {
+        Self {
+            b: span,
+            i: 0,
+            quotes: self.quotes,
+        }
+    }
+
     /// Where the cursor is.
     pub(crate) fn pos(&self) -> usize {
         self.i
@@ -242,7 +251,10 @@ impl<'a> Cursor<'a, '_> {
     }
 
     /// `null` (then `Some(None)`) or what `value` reads.
-    fn nullable<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    pub(crate) fn nullable<T>(
+        &mut self,
+        value: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<Option<T>> {
         if self.b.get(self.i..)?.starts_with(b"null") {
             self.skip_scalar()?;
             return Some(None);

@@ -315,21 +315,37 @@ fn choice_text(c: &mut Cursor<'_, '_>, out: &mut String) -> Option<()> {
             Some(())
         }
         b"delta" if delta.is_none() => {
-            delta = Some(c.null_or(b'{')?);
+            delta = Some(c.nullable(delta_spans)?);
             Some(())
         }
         b"text" | b"delta" => None,
         _ => c.skip_value(),
     })?;
     push_span(text.flatten(), out)?;
-    let Some(delta) = delta.flatten() else {
+    let Some((fields, tools)) = delta.flatten() else {
         return Some(());
     };
-    let mut fields: [Option<&[u8]>; 4] = [None; 4];
+    for f in fields {
+        push_span(f, out)?;
+    }
+    let Some(tools) = tools else {
+        return Some(());
+    };
+    let mut t = c.over(tools);
+    each(&mut t, |t| tool_text(t, out))
+}
+
+/// A JSON string token or array in the line, when present and not `null`.
+type Span<'a> = Option<&'a [u8]>;
+
+/// The spans of a delta's text fields (`content`, `reasoning_content`, `reasoning`,
+/// `refusal`) and of its `tool_calls` array, read in place: the tool calls' text comes
+/// after the fields whatever the order of the members, so their array is walked once
+/// the fields are out.
+fn delta_spans<'a>(d: &mut Cursor<'a, '_>) -> Option<([Span<'a>; 4], Span<'a>)> {
+    let mut fields: [Span<'a>; 4] = [None; 4];
     let mut seen = [false; 5];
     let mut tools = None;
-    let quotes = Quotes::new();
-    let mut d = Cursor::new(delta, &quotes);
     d.object(|d, key| {
         let slot = match key {
             b"content" => 0,
@@ -348,14 +364,7 @@ fn choice_text(c: &mut Cursor<'_, '_>, out: &mut String) -> Option<()> {
         }
         Some(())
     })?;
-    for f in fields {
-        push_span(f, out)?;
-    }
-    let Some(tools) = tools else {
-        return Some(());
-    };
-    let mut t = Cursor::new(tools, &quotes);
-    each(&mut t, |t| tool_text(t, out))
+    Some((fields, tools))
 }
 
 /// A choice in the shape OpenAI streams its content in, byte for byte but for the
@@ -382,18 +391,22 @@ fn tool_text(c: &mut Cursor<'_, '_>, out: &mut String) -> Option<()> {
     let mut function = None;
     c.object(|c, key| match key {
         b"function" if function.is_none() => {
-            function = Some(c.null_or(b'{')?);
+            function = Some(c.nullable(function_spans)?);
             Some(())
         }
         b"function" => None,
         _ => c.skip_value(),
     })?;
-    let Some(function) = function.flatten() else {
+    let Some((name, arguments)) = function.flatten() else {
         return Some(());
     };
+    push_span(name, out)?;
+    push_span(arguments, out)
+}
+
+/// The spans of a function's `name` and `arguments`, read in place.
+fn function_spans<'a>(f: &mut Cursor<'a, '_>) -> Option<(Span<'a>, Span<'a>)> {
     let (mut name, mut arguments) = (None, None);
-    let quotes = Quotes::new();
-    let mut f = Cursor::new(function, &quotes);
     f.object(|f, key| match key {
         b"name" if name.is_none() => {
             name = Some(f.null_or(b'"')?);
@@ -406,8 +419,7 @@ fn tool_text(c: &mut Cursor<'_, '_>, out: &mut String) -> Option<()> {
         b"name" | b"arguments" => None,
         _ => f.skip_value(),
     })?;
-    push_span(name.flatten(), out)?;
-    push_span(arguments.flatten(), out)
+    Some((name.flatten(), arguments.flatten()))
 }
 
 /// Appends a JSON string token (quotes included), unescaped; `None` when it is not
