@@ -7,7 +7,7 @@ use crate::error::error_response;
 use crate::gateway::{Inner, ModelEntry, Settings, Snapshot};
 use crate::identity::ClientId;
 use crate::inference_pool::{RouteFailure, Routed};
-use crate::stream::{Finisher, StreamBody, next_data};
+use crate::stream::{Finisher, InSpan, StreamBody, next_data};
 use crate::trace_context::RequestTrace;
 use crate::upstream::UpstreamBody;
 use aigw_core::api::Endpoint;
@@ -29,7 +29,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::Instrument;
 
 /// The longest pause between two attempts on the same backend.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -275,11 +274,7 @@ async fn serve_exchange(
         grant: parts.extensions.get::<Grant>(),
     };
     let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone()).holding(hold);
-    Served::Exchange(
-        handle_exchange(inner, snapshot, finisher, trace, auth, plan)
-            .instrument(span)
-            .await,
-    )
+    Served::Exchange(handle_exchange(inner, snapshot, finisher, span, trace, auth, plan).await)
 }
 
 /// A trace id as 32 lowercase hex digits, formatted only if the span is recorded.
@@ -299,17 +294,19 @@ struct RequestAuth<'a> {
     grant: Option<&'a Grant>,
 }
 
+/// Runs the exchange inside the request's `span`.
 async fn handle_exchange(
     inner: Arc<Inner>,
     snapshot: Arc<Snapshot>,
     mut finisher: Finisher,
+    span: tracing::Span,
     trace: Option<RequestTrace>,
     auth: RequestAuth<'_>,
     plan: Option<Plan>,
 ) -> Response<Body> {
     // Boxed for the reason `serve` boxes this exchange's future: the attempts' state is
     // most of it, and it would otherwise be copied again with each future around it.
-    let attempts = Box::pin(run(
+    let answer = Box::pin(answer(
         &inner,
         &snapshot,
         &mut finisher,
@@ -317,13 +314,25 @@ async fn handle_exchange(
         auth,
         plan,
     ));
-    match attempts.await {
+    InSpan::new(answer, span).await
+}
+
+/// The attempts' response, or the error answered when they fail.
+async fn answer(
+    inner: &Arc<Inner>,
+    snapshot: &Arc<Snapshot>,
+    finisher: &mut Finisher,
+    trace: Option<&RequestTrace>,
+    auth: RequestAuth<'_>,
+    plan: Option<Plan>,
+) -> Response<Body> {
+    match run(inner, snapshot, finisher, trace, auth, plan).await {
         Ok(response) => response,
         Err(e) => {
             let api = finisher
                 .exchange_mut()
                 .map_or(ClientApi::OpenAI, |ex| ex.client_api());
-            finisher.finish(e.status(), Some(&e));
+            finisher.finish_in_span(e.status(), Some(&e));
             error_response(api, &e)
         }
     }
@@ -709,8 +718,8 @@ impl Attempts<'_> {
             }
         };
         crate::health::report(health, backend, Outcome::Status(response.status().as_u16()));
-        let (parts, incoming) = response.into_parts();
-        match attempt.response_headers(parts.status, &parts.headers)? {
+        let (mut parts, incoming) = response.into_parts();
+        match attempt.take_response_headers(parts.status, &mut parts.headers)? {
             ResponseStart::Error { .. } => {
                 let read = ErrorRead {
                     backend,
@@ -882,7 +891,7 @@ impl Attempts<'_> {
             }
         };
         let out = ex.chunk(&mut attempt, body, true)?;
-        finisher.finish(status, None);
+        finisher.finish_in_span(status, None);
         let mut response = Response::new(Body::from(out));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
@@ -893,7 +902,7 @@ impl Attempts<'_> {
 fn finish_failure(finisher: &mut Finisher, failure: Failure, endpoint: Endpoint) -> Response<Body> {
     match failure {
         Failure::Transport(e, _) => {
-            finisher.finish(e.status(), Some(&e));
+            finisher.finish_in_span(e.status(), Some(&e));
             error_response(endpoint.client_api(), &e)
         }
         Failure::Response {
@@ -905,7 +914,7 @@ fn finish_failure(finisher: &mut Finisher, failure: Failure, endpoint: Endpoint)
                 status,
                 message: String::from_utf8_lossy(&body).into_owned(),
             };
-            finisher.finish(status, Some(&e));
+            finisher.finish_in_span(status, Some(&e));
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             *response.headers_mut() = headers;

@@ -94,10 +94,64 @@ impl Finisher {
 
     pub(crate) fn finish(&mut self, status: StatusCode, error: Option<&Error>) {
         if let Some(ex) = self.exchange.take() {
-            let record = (*ex).finish(status, error);
-            let span = &self.span;
-            let _entered = span.enter();
+            let record = ex.finish_boxed(status, error);
+            let _entered = self.span.enter();
             self.sink.record(&record);
+        }
+    }
+
+    /// [`Self::finish`] from code that runs inside the request span already (the
+    /// attempts' future, which [`InSpan`] enters on every poll): entering it again
+    /// changed nothing but cost an enter and an exit through every layer of the
+    /// subscriber.
+    pub(crate) fn finish_in_span(&mut self, status: StatusCode, error: Option<&Error>) {
+        if let Some(ex) = self.exchange.take() {
+            let record = ex.finish_boxed(status, error);
+            self.sink.record(&record);
+        }
+    }
+}
+
+/// A future polled inside a span, as [`tracing::Instrument`] does, except that the
+/// future is dropped inside the span when it completes (in the poll that completes
+/// it, where the span is entered already) instead of in the wrapper's drop, which
+/// entered the span once more for a future with nothing left to drop. A future
+/// dropped unfinished is dropped inside the span, as with `Instrument`.
+pub(crate) struct InSpan<F> {
+    future: Option<F>,
+    span: tracing::Span,
+}
+
+impl<F> InSpan<F> {
+    pub(crate) fn new(future: F, span: tracing::Span) -> Self {
+        Self {
+            future: Some(future),
+            span,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for InSpan<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        let Some(future) = this.future.as_mut() else {
+            // Polled again after completing: as a fused future, never ready again.
+            return Poll::Pending;
+        };
+        let out = std::task::ready!(Pin::new(future).poll(cx));
+        this.future = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<F> Drop for InSpan<F> {
+    fn drop(&mut self) {
+        if let Some(future) = self.future.take() {
+            let _entered = self.span.enter();
+            drop(future);
         }
     }
 }
