@@ -235,19 +235,29 @@ impl<'a> Cursor<'a, '_> {
     }
 
     /// A JSON integer that fits a `u64` (no sign, fraction, exponent or leading zero).
+    /// A leading `0` ends the number (what follows must be a delimiter), so no digits
+    /// are compared afterwards; the cursor is anywhere when the answer is `None`.
     fn uint(&mut self) -> Option<u64> {
-        let start = self.i;
-        let mut n = 0u64;
-        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.i += 1;
+        let b = self.b;
+        let mut i = self.i;
+        let first = b.get(i)?.wrapping_sub(b'0');
+        if first > 9 {
+            return None;
         }
-        let digits = &self.b[start..self.i];
-        let delimited = matches!(
-            self.peek(),
+        let mut n = u64::from(first);
+        i += 1;
+        if first != 0 {
+            while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+                n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+                i += 1;
+            }
+        }
+        self.i = i;
+        matches!(
+            b.get(i),
             Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-        );
-        (delimited && !digits.is_empty() && (digits == b"0" || digits[0] != b'0')).then_some(n)
+        )
+        .then_some(n)
     }
 
     /// `null` (then `Some(None)`) or what `value` reads.
@@ -284,22 +294,30 @@ impl<'a> Cursor<'a, '_> {
         }
     }
 
-    /// A number or literal: the bytes up to the next delimiter, checked for shape.
+    /// A number or literal followed by a delimiter or the end: one pass over its bytes
+    /// (gathering them up to the delimiter and then checking their shape walked a
+    /// number twice). The cursor is anywhere when the answer is `None`.
     fn skip_scalar(&mut self) -> Option<()> {
-        let start = self.i;
-        while let Some(c) = self.peek() {
-            if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                break;
-            }
-            self.i += 1;
-        }
-        let t = &self.b[start..self.i];
-        let number = |t: &[u8]| {
-            t.first().is_some_and(|c| *c == b'-' || c.is_ascii_digit())
-                && t.iter()
-                    .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+        let rest = self.rest();
+        let len = match *rest.first()? {
+            b'n' | b't' | b'f' => [&b"null"[..], b"true", b"false"]
+                .into_iter()
+                .find(|l| rest.starts_with(l))?
+                .len(),
+            c if c == b'-' || c.is_ascii_digit() => rest
+                .iter()
+                .position(|c| {
+                    !(c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+                })
+                .unwrap_or(rest.len()),
+            _ => return None,
         };
-        (matches!(t, b"true" | b"false" | b"null") || number(t)).then_some(())
+        self.i += len;
+        matches!(
+            rest.get(len),
+            None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+        )
+        .then_some(())
     }
 
     pub(crate) fn skip_value(&mut self) -> Option<()> {

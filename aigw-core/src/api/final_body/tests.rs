@@ -401,3 +401,65 @@ proptest! {
         }
     }
 }
+
+/// The digit loop [`Cursor::uint`] replaced: every digit read, then the leading zero
+/// and the delimiter checked.
+fn uint_by_digits(b: &[u8]) -> Option<u64> {
+    let mut i = 0;
+    let mut n = 0u64;
+    while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
+    }
+    let digits = &b[..i];
+    let delimited = matches!(
+        b.get(i),
+        Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+    );
+    (delimited && !digits.is_empty() && (digits == b"0" || digits[0] != b'0')).then_some(n)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// Numbers of every length (past `u64` too), leading zeros, signs, fractions and
+    /// exponents, followed by each delimiter or by other bytes.
+    #[test]
+    fn uint_reads_what_the_digit_loop_read(
+        s in "[-+]?[0-9]{0,24}([.eE][0-9]{0,3})?[,}\\] \t\n\rx0\"]?"
+    ) {
+        let quotes = Quotes::new();
+        let mut c = Cursor::new(s.as_bytes(), &quotes);
+        prop_assert_eq!(c.uint(), uint_by_digits(s.as_bytes()), "{:?}", s);
+    }
+}
+
+/// The two passes [`Cursor::skip_scalar`] replaced: the bytes up to a delimiter, then
+/// their shape.
+fn skip_scalar_by_token(b: &[u8]) -> Option<usize> {
+    let end = b
+        .iter()
+        .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+        .unwrap_or(b.len());
+    let t = &b[..end];
+    let number = t.first().is_some_and(|c| *c == b'-' || c.is_ascii_digit())
+        && t.iter()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'));
+    (matches!(t, b"true" | b"false" | b"null") || number).then_some(end)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// Literals, their prefixes and look-alikes, numbers of any shape the charset
+    /// allows, and what follows them: a delimiter, the end or another byte.
+    #[test]
+    fn skip_scalar_accepts_what_the_two_passes_accepted(
+        s in "(null|true|false|nul|tru|fals|nulll|truex|n|t|f|[-+.eE0-9]{0,12}|[a-z\"{\\[]{0,2})[,}\\] \t\n\rx0\"]{0,2}"
+    ) {
+        let quotes = Quotes::new();
+        let mut c = Cursor::new(s.as_bytes(), &quotes);
+        let got = c.skip_scalar().map(|()| c.pos());
+        prop_assert_eq!(got, skip_scalar_by_token(s.as_bytes()), "{:?}", s);
+    }
+}
