@@ -273,7 +273,7 @@ async fn serve_exchange(
         pending,
         grant: parts.extensions.get::<Grant>(),
     };
-    let finisher = Finisher::new(exchange, inner.sink.clone(), span.clone()).holding(hold);
+    let finisher = Finisher::in_span(exchange, inner.sink.clone(), &span).holding(hold);
     Served::Exchange(handle_exchange(inner, snapshot, finisher, span, trace, auth, plan).await)
 }
 
@@ -298,7 +298,7 @@ struct RequestAuth<'a> {
 async fn handle_exchange(
     inner: Arc<Inner>,
     snapshot: Arc<Snapshot>,
-    mut finisher: Finisher,
+    finisher: Finisher,
     span: tracing::Span,
     trace: Option<RequestTrace>,
     auth: RequestAuth<'_>,
@@ -306,10 +306,11 @@ async fn handle_exchange(
 ) -> Response<Body> {
     // Boxed for the reason `serve` boxes this exchange's future: the attempts' state is
     // most of it, and it would otherwise be copied again with each future around it.
+    // The finisher is moved in: it is used and dropped only inside the span.
     let answer = Box::pin(answer(
         &inner,
         &snapshot,
-        &mut finisher,
+        finisher,
         trace.as_ref(),
         auth,
         plan,
@@ -321,18 +322,18 @@ async fn handle_exchange(
 async fn answer(
     inner: &Arc<Inner>,
     snapshot: &Arc<Snapshot>,
-    finisher: &mut Finisher,
+    mut finisher: Finisher,
     trace: Option<&RequestTrace>,
     auth: RequestAuth<'_>,
     plan: Option<Plan>,
 ) -> Response<Body> {
-    match run(inner, snapshot, finisher, trace, auth, plan).await {
+    match run(inner, snapshot, &mut finisher, trace, auth, plan).await {
         Ok(response) => response,
         Err(e) => {
             let api = finisher
                 .exchange_mut()
                 .map_or(ClientApi::OpenAI, |ex| ex.client_api());
-            finisher.finish_in_span(e.status(), Some(&e));
+            finisher.finish(e.status(), Some(&e));
             error_response(api, &e)
         }
     }
@@ -891,7 +892,7 @@ impl Attempts<'_> {
             }
         };
         let out = ex.chunk(&mut attempt, body, true)?;
-        finisher.finish_in_span(status, None);
+        finisher.finish(status, None);
         let mut response = Response::new(Body::from(out));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
@@ -902,7 +903,7 @@ impl Attempts<'_> {
 fn finish_failure(finisher: &mut Finisher, failure: Failure, endpoint: Endpoint) -> Response<Body> {
     match failure {
         Failure::Transport(e, _) => {
-            finisher.finish_in_span(e.status(), Some(&e));
+            finisher.finish(e.status(), Some(&e));
             error_response(endpoint.client_api(), &e)
         }
         Failure::Response {
@@ -914,7 +915,7 @@ fn finish_failure(finisher: &mut Finisher, failure: Failure, endpoint: Endpoint)
                 status,
                 message: String::from_utf8_lossy(&body).into_owned(),
             };
-            finisher.finish_in_span(status, Some(&e));
+            finisher.finish(status, Some(&e));
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             *response.headers_mut() = headers;

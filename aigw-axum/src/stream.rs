@@ -27,7 +27,7 @@ pub(crate) struct Finisher {
     /// finisher is moved several times on its way to the runtime.
     exchange: Option<Box<Exchange>>,
     sink: Arc<dyn RecordSink>,
-    span: tracing::Span,
+    span: SpanRef,
     /// The request's in-flight slot and body memory, released with the finisher (for a
     /// stream: when the client's body ends).
     hold: Option<Hold>,
@@ -48,17 +48,31 @@ pub(crate) fn client_closed() -> StatusCode {
     StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
+/// The request span, which the sink runs inside.
+enum SpanRef {
+    /// Entered by this finisher to finish (a stream's body is polled outside it).
+    Own(tracing::Span),
+    /// Entered around every use of the finisher already: it lives in the exchange's
+    /// future, which [`InSpan`] polls and drops inside the span. Holding a handle of
+    /// its own cost a clone and a close, and entering it again an enter and an exit,
+    /// through every layer of the subscriber. `enabled`: whether the span is.
+    Entered { enabled: bool },
+}
+
 impl Finisher {
-    /// `span` is the request's span: the sink runs inside it.
-    pub(crate) fn new(
+    /// A finisher used only inside the request `span` (see [`SpanRef::Entered`]): in
+    /// the exchange's future polled by [`InSpan`].
+    pub(crate) fn in_span(
         exchange: Box<Exchange>,
         sink: Arc<dyn RecordSink>,
-        span: tracing::Span,
+        span: &tracing::Span,
     ) -> Self {
         Self {
             exchange: Some(exchange),
             sink,
-            span,
+            span: SpanRef::Entered {
+                enabled: !span.is_disabled(),
+            },
             hold: None,
         }
     }
@@ -82,12 +96,18 @@ impl Finisher {
             .ok_or_else(|| Error::internal("exchange already finished"))
     }
 
-    /// Moves the exchange into a new finisher (the streaming body's).
+    /// Moves the exchange into a new finisher (the streaming body's), which holds the
+    /// request span: taken from inside it, the current span is the request's.
     pub(crate) fn take(&mut self) -> Self {
+        let span = match &self.span {
+            SpanRef::Own(span) => span.clone(),
+            SpanRef::Entered { enabled: true } => tracing::Span::current(),
+            SpanRef::Entered { enabled: false } => tracing::Span::none(),
+        };
         Self {
             exchange: self.exchange.take(),
             sink: self.sink.clone(),
-            span: self.span.clone(),
+            span: SpanRef::Own(span),
             hold: self.hold.take(),
         }
     }
@@ -95,18 +115,10 @@ impl Finisher {
     pub(crate) fn finish(&mut self, status: StatusCode, error: Option<&Error>) {
         if let Some(ex) = self.exchange.take() {
             let record = ex.finish_boxed(status, error);
-            let _entered = self.span.enter();
-            self.sink.record(&record);
-        }
-    }
-
-    /// [`Self::finish`] from code that runs inside the request span already (the
-    /// attempts' future, which [`InSpan`] enters on every poll): entering it again
-    /// changed nothing but cost an enter and an exit through every layer of the
-    /// subscriber.
-    pub(crate) fn finish_in_span(&mut self, status: StatusCode, error: Option<&Error>) {
-        if let Some(ex) = self.exchange.take() {
-            let record = ex.finish_boxed(status, error);
+            let _entered = match &self.span {
+                SpanRef::Own(span) => Some(span.enter()),
+                SpanRef::Entered { .. } => None,
+            };
             self.sink.record(&record);
         }
     }
