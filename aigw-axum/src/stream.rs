@@ -577,3 +577,85 @@ async fn next_frame_data(incoming: &mut UpstreamBody) -> Result<Bytes, Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logs an event when dropped.
+    struct Guard;
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            tracing::info!("dropped");
+        }
+    }
+
+    /// Ready at its first poll, holding a guard until it is dropped.
+    struct ReadyHolding(#[allow(dead_code)] Guard);
+
+    impl Future for ReadyHolding {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<()> {
+            tracing::info!("polled");
+            Poll::Ready(())
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_future_is_polled_and_dropped_inside_the_span() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("req", id = 1);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // Completes in its first poll, where it is dropped (its guard with it).
+            let mut f = InSpan::new(ReadyHolding(Guard), span.clone());
+            assert!(Pin::new(&mut f).poll(&mut cx).is_ready());
+            assert!(Pin::new(&mut f).poll(&mut cx).is_pending(), "fused");
+            tracing::info!("between");
+            drop(f);
+            // Never completes: dropped by the wrapper, inside the span.
+            let pending = Box::pin(async {
+                let _g = Guard;
+                std::future::pending::<()>().await;
+            });
+            let mut f = InSpan::new(pending, span);
+            assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+            drop(f);
+            tracing::info!("outside");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        for (line, message, in_span) in [
+            (lines[0], "polled", true),
+            (lines[1], "dropped", true),
+            (lines[2], "between", false),
+            (lines[3], "dropped", true),
+            (lines[4], "outside", false),
+        ] {
+            assert!(line.ends_with(message), "{text}");
+            assert_eq!(line.contains("req{id=1}"), in_span, "{text}");
+        }
+    }
+}
