@@ -287,7 +287,7 @@ const DIGIT_PAIRS: [u8; 200] = {
 
 /// Writes `n` in decimal at the end of `digits`; returns where its first digit is.
 /// Two digits at a time from a table: a line's dozen numbers, a digit at a time, were
-/// a fifth of its cost.
+/// a quarter of its cost.
 pub(crate) fn fill_decimal(digits: &mut [u8; 20], mut n: u64) -> usize {
     let mut i = digits.len();
     while n >= 100 {
@@ -549,7 +549,7 @@ fn write_value(buf: &mut Vec<u8>, v: &Value<'_>, json: bool) {
 /// the fields of [`span_fields`] and [`event_fields`] in their order (a test compares
 /// the two). Written field by field with each `name=` a constant run of bytes: going
 /// through the two visitors, each field cost a call of the value writer, a match on
-/// the value's kind and a copy of its name of unknown length (a quarter of the line).
+/// the value's kind and a copy of its name of unknown length (a third of the line's cost).
 /// The span's route and backend are copied, already quoted, into the event's fields.
 fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: SystemTime) {
     write_timestamp(buf, now);
