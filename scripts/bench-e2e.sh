@@ -125,19 +125,29 @@ print(f"{p50:.0f} {p99:.0f} {rps:.0f} {reqs} {cpu:.1f}")
 PY
 }
 
-ttfb() { # URL BODY -> p50 of time to first byte in microseconds over 300 requests
-  python3 - "$1" "$2" <<'PY'
+ttfb() { # DIRECT_URL DIRECT_BODY VIA_URL VIA_BODY -> "direct_p50 via_p50 added_p50 via_p99" (µs)
+  # Time to first byte over ${TTFB_PAIRS:-1000} pairs of sequential streamed requests on two
+  # kept-alive connections, one direct and one through the proxy, alternated so that both
+  # see the same moment of the machine: "added" is the median of each pair's difference,
+  # not the difference of two medians taken seconds apart.
+  python3 - "$1" "$2" "$3" "$4" "${TTFB_PAIRS:-1000}" <<'PY'
 import http.client, sys, time, statistics, urllib.parse
-u = urllib.parse.urlsplit(sys.argv[1]); body = open(sys.argv[2], "rb").read()
-conn = http.client.HTTPConnection(u.hostname, u.port)
-samples = []
-for i in range(330):
+def target(url, body_file):
+    u = urllib.parse.urlsplit(url)
+    return http.client.HTTPConnection(u.hostname, u.port), u.path, open(body_file, "rb").read()
+def first_byte(conn, path, body):
     t0 = time.perf_counter()
-    conn.request("POST", u.path, body, {"content-type": "application/json", "authorization": "Bearer sk-bench"})
+    conn.request("POST", path, body, {"content-type": "application/json", "authorization": "Bearer sk-bench"})
     r = conn.getresponse(); r.read(1); t1 = time.perf_counter(); r.read()
     if r.status != 200: sys.exit(f"status {r.status}")
-    if i >= 30: samples.append((t1 - t0) * 1e6)
-print(f"{statistics.median(samples):.0f}")
+    return (t1 - t0) * 1e6
+direct, via = target(sys.argv[1], sys.argv[2]), target(sys.argv[3], sys.argv[4])
+d, v, added = [], [], []
+for i in range(int(sys.argv[5]) + 50):
+    a = first_byte(*direct); b = first_byte(*via)
+    if i >= 50: d.append(a); v.append(b); added.append(b - a)
+p99 = sorted(v)[int(len(v) * 0.99)]
+print(f"{statistics.median(d):.0f} {statistics.median(v):.0f} {statistics.median(added):.0f} {p99:.0f}")
 PY
 }
 
@@ -207,13 +217,14 @@ for case in openai-stream bedrock-stream; do
     openai-stream) d_url=$direct_openai; d_body=$dir/body-openai-stream.json ;;
     bedrock-stream) d_url=$direct_bedrock_stream; d_body=$dir/direct-bedrock.json ;;
   esac
-  d=$(ttfb "$d_url" "$d_body"); g=$(ttfb "$via" "$dir/body-$case.json")
-  printf 'time to first byte, %s: direct p50 %s µs, via aigw p50 %s µs, added %s µs\n' "$case" "$d" "$g" "$((g - d))"
+  read -r d g added p99 < <(ttfb "$d_url" "$d_body" "$via" "$dir/body-$case.json")
+  printf 'time to first byte, %s: direct p50 %s µs, via aigw p50 %s µs (p99 %s), added (median of pairs) %s µs\n' \
+    "$case" "$d" "$g" "$p99" "$added"
   if [ -n "${FLOOR:-}" ] && [ "$case" = openai-stream ]; then
     for port in 1985 ${nginx_pid:+1986}; do
-      f=$(ttfb "http://127.0.0.1:$port/v1/chat/completions" "$d_body")
-      printf 'time to first byte, %s via %s: p50 %s µs, added %s µs\n' "$case" \
-        "$([ "$port" = 1985 ] && echo bench_proxy || echo nginx)" "$f" "$((f - d))"
+      read -r _ f fadded _ < <(ttfb "$d_url" "$d_body" "http://127.0.0.1:$port/v1/chat/completions" "$d_body")
+      printf 'time to first byte, %s via %s: p50 %s µs, added (median of pairs) %s µs\n' "$case" \
+        "$([ "$port" = 1985 ] && echo bench_proxy || echo nginx)" "$f" "$fadded"
     done
   fi
 done

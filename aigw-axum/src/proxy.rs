@@ -7,7 +7,7 @@ use crate::error::error_response;
 use crate::gateway::{Inner, ModelEntry, Settings, Snapshot};
 use crate::identity::ClientId;
 use crate::inference_pool::{RouteFailure, Routed};
-use crate::stream::{Finisher, InSpan, StreamBody, next_data};
+use crate::stream::{Finisher, Framing, InSpan, StreamBody, next_data};
 use crate::trace_context::RequestTrace;
 use crate::upstream::UpstreamBody;
 use aigw_core::api::Endpoint;
@@ -737,11 +737,12 @@ impl Attempts<'_> {
                 let ex = finisher.exchange_mut()?;
                 ex.record_mut().upstream_wait = Some(r.upstream_wait);
                 if attempt.streaming() {
+                    let framing = Framing::of(&parts.headers);
                     return self
                         .start_stream(
                             finisher,
                             attempt,
-                            (parts.status, headers),
+                            (parts.status, headers, framing),
                             incoming,
                             per_try,
                             r,
@@ -806,7 +807,7 @@ impl Attempts<'_> {
         &self,
         finisher: &mut Finisher,
         attempt: Attempt,
-        (status, headers): (StatusCode, HeaderMap),
+        (status, headers, framing): (StatusCode, HeaderMap, Framing),
         mut incoming: UpstreamBody,
         per_try: Duration,
         r: &mut Retries<'_>,
@@ -827,8 +828,7 @@ impl Attempts<'_> {
                     attempt,
                     incoming,
                     first,
-                    status,
-                    headers,
+                    (status, headers, framing),
                     r.idle,
                     stream_deadline,
                     self.inner.settings.cancel_drain,
@@ -1113,15 +1113,15 @@ fn stream_response(
     attempt: Attempt,
     incoming: UpstreamBody,
     first: Bytes,
-    status: StatusCode,
-    headers: HeaderMap,
+    (status, headers, framing): (StatusCode, HeaderMap, Framing),
     idle: Option<Duration>,
     deadline: Option<Instant>,
     drain: aigw_core::estimate::CancelDrain,
 ) -> Response<Body> {
     let body = StreamBody::new(finisher.take(), attempt, incoming, first, idle, status)
         .with_deadline(deadline)
-        .with_drain(drain);
+        .with_drain(drain)
+        .with_framing(framing);
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
