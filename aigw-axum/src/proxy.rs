@@ -26,9 +26,13 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 use tracing::Instrument;
 
 /// The longest pause between two attempts on the same backend.
@@ -204,8 +208,8 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     {
         store::hydrate(&previous).await;
     }
-    let exchange = match Exchange::new(endpoint, std::mem::take(&mut parts.headers), body) {
-        Ok(ex) => Box::new(ex),
+    let exchange = match Exchange::boxed(endpoint, std::mem::take(&mut parts.headers), body) {
+        Ok(ex) => ex,
         Err(e) => return early(endpoint.client_api(), e),
     };
     // Boxed, so the futures above it (this one, `handle`'s, the service's box) stay
@@ -691,7 +695,23 @@ impl Attempts<'_> {
             ),
             None => (planned.clone(), None),
         };
-        let outcome = send(self.inner, attempt.request_mut(), per_try, conn.as_deref()).await;
+        // One timer bounds the wait for the response and the read of a buffered body:
+        // with no per-try timeout both end at the request's deadline, so the second
+        // wait would arm (and then cancel) a second timer for the same instant.
+        let start = if circuit.is_some() {
+            // The breaker may have queued the attempt: its bound starts now.
+            Instant::now()
+        } else {
+            sent
+        };
+        let mut bound = std::pin::pin!(tokio::time::sleep_until((start + per_try).into()));
+        let outcome = send(
+            self.inner,
+            attempt.request_mut(),
+            (per_try, bound.as_mut()),
+            conn.as_deref(),
+        )
+        .await;
         r.upstream_wait += sent.elapsed();
         let response = match outcome {
             Ok((response, served_by)) => {
@@ -738,8 +758,8 @@ impl Attempts<'_> {
                         )
                         .await;
                 }
-                self.read_whole(finisher, attempt, parts.status, headers, incoming, r)
-                    .await
+                let read = (parts.status, headers, bound);
+                self.read_whole(finisher, attempt, read, incoming, r).await
             }
         }
     }
@@ -845,24 +865,28 @@ impl Attempts<'_> {
 
     /// A successful buffered response: read whole within the per-try bound, then
     /// translated and answered.
+    /// `bound` is the attempt's timer, still set for the wait for the response.
     async fn read_whole(
         &self,
         finisher: &mut Finisher,
         mut attempt: Attempt,
-        status: StatusCode,
-        headers: HeaderMap,
+        (status, headers, mut bound): (StatusCode, HeaderMap, Pin<&mut Sleep>),
         incoming: UpstreamBody,
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
         let reading = Instant::now();
-        let per_try = r.per_try_at(reading);
-        let collected = tokio::time::timeout(per_try, incoming.collect()).await;
+        if r.per_try_timeout.is_some() {
+            // A per-try timeout starts again for the body.
+            let per_try = r.per_try_at(reading);
+            bound.as_mut().reset((reading + per_try).into());
+        }
+        let collected = within(bound, incoming.collect()).await;
         r.upstream_wait += reading.elapsed();
         let ex = finisher.exchange_mut()?;
         ex.record_mut().upstream_wait = Some(r.upstream_wait);
         let body = match collected {
-            Ok(Ok(c)) => c.to_bytes(),
-            Ok(Err(e)) => {
+            Some(Ok(c)) => c.to_bytes(),
+            Some(Err(e)) => {
                 r.fail(
                     Error::UpstreamUnavailable {
                         message: format!("reading the response body: {e}"),
@@ -871,7 +895,7 @@ impl Attempts<'_> {
                 );
                 return Ok(Next::Retry);
             }
-            Err(_) => {
+            None => {
                 r.fail(
                     Error::Timeout {
                         message: "reading the response body".into(),
@@ -949,10 +973,11 @@ fn normalise_error(
 /// moves on to the next (nothing was sent, so this is safe for any request), and the
 /// backend's own pool is used. The request's headers are moved into the last
 /// dial rather than copied (every attempt builds its request afresh).
+/// `bound` elapses `timeout` after the attempt started.
 async fn send(
     inner: &Inner,
     request: &mut OutgoingRequest,
-    timeout: Duration,
+    (timeout, bound): (Duration, Pin<&mut Sleep>),
     conn: Option<&crate::gateway::BackendConnection>,
 ) -> Result<(Response<UpstreamBody>, String), (Error, TransportFailure)> {
     if let Some(e) = conn.and_then(|c| c.tls_error.as_deref()) {
@@ -993,31 +1018,29 @@ async fn send(
             TransportFailure::Connect,
         );
         for (i, authority) in dials.enumerate() {
-            // Pushed, not `format!`ed: the formatting machinery costs ≈ 1 k instructions.
-            let mut uri = String::with_capacity(scheme.len() + 3 + authority.len() + path.len());
-            for part in [scheme.as_str(), "://", authority, path] {
-                uri.push_str(part);
-            }
-            let mut builder = Request::builder().method(method.clone()).uri(uri);
-            if let Some(h) = builder.headers_mut() {
-                *h = if i == last {
-                    std::mem::take(&mut *headers)
-                } else {
-                    headers.clone()
-                };
-                if authority != primary
-                    && !h.contains_key(header::HOST)
-                    && let Ok(v) = HeaderValue::from_str(primary)
-                {
-                    h.insert(header::HOST, v);
-                }
-            }
-            let req = builder.body(Full::new(body.clone())).map_err(|e| {
+            let uri = upstream_uri(scheme, authority, path).map_err(|e| {
                 (
                     Error::internal(format!("invalid upstream request: {e}")),
                     TransportFailure::Connect,
                 )
             })?;
+            // Set in place rather than through `Request::builder`, whose state (the
+            // request's parts) is moved at every step.
+            let mut req = Request::new(Full::new(body.clone()));
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri;
+            let h = req.headers_mut();
+            *h = if i == last {
+                std::mem::take(&mut *headers)
+            } else {
+                headers.clone()
+            };
+            if authority != primary
+                && !h.contains_key(header::HOST)
+                && let Ok(v) = HeaderValue::from_str(primary)
+            {
+                h.insert(header::HOST, v);
+            }
             match via.request(req).await {
                 Ok(r) => return Ok((r, authority.clone())),
                 Err((message, connect)) => {
@@ -1037,16 +1060,67 @@ async fn send(
         }
         Err(failure)
     };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err((
+    match within(bound, attempt).await {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(e),
+        None => Err((
             Error::Timeout {
                 message: format!("no response from {primary} within {timeout:?}"),
             },
             TransportFailure::Timeout,
         )),
     }
+}
+
+/// `work`'s output, or `None` once `bound` has elapsed: `tokio::time::timeout` over a
+/// timer the caller keeps (and may reuse), `work` polled first as there.
+async fn within<F: Future>(mut bound: Pin<&mut Sleep>, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        bound.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// The absolute URI of an upstream request.
+///
+/// Made from its parts when they are plainly separate (an `http` or `https` scheme,
+/// an authority without `/`, `?` or `#`, a path from `/`), so only the authority and
+/// the path are parsed; anything else is parsed whole, as it always was, so the
+/// answer (or the error) is the same either way.
+fn upstream_uri(scheme: &str, authority: &str, path: &str) -> Result<http::Uri, http::Error> {
+    let known = match scheme {
+        "http" => Some(http::uri::Scheme::HTTP),
+        "https" => Some(http::uri::Scheme::HTTPS),
+        _ => None,
+    };
+    let len = scheme.len() + 3 + authority.len() + path.len();
+    // An authority with `/`, `?` or `#` is refused by `Authority`'s parser.
+    if let Some(known) = known
+        && path.starts_with('/')
+        // The whole URI's length limit (`http`'s `MAX_LEN`), which the parts alone
+        // would not meet.
+        && len < usize::from(u16::MAX) - 1
+        && let Ok(a) = http::uri::Authority::try_from(authority)
+        && let Ok(p) = http::uri::PathAndQuery::try_from(path)
+    {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(known);
+        parts.authority = Some(a);
+        parts.path_and_query = Some(p);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            return Ok(uri);
+        }
+    }
+    // Pushed, not `format!`ed: the formatting machinery costs ≈ 1 k instructions.
+    let mut uri = String::with_capacity(len);
+    for part in [scheme, "://", authority, path] {
+        uri.push_str(part);
+    }
+    Ok(http::Uri::try_from(uri)?)
 }
 
 /// Which client carries an attempt: the gateway's pool, or a legacy client an embedder's
@@ -1138,4 +1212,69 @@ fn models_response(endpoint: Endpoint, models: &[ModelEntry]) -> Response<Body> 
     let mut response = Response::new(Body::from(value.to_string()));
     response.headers_mut().insert(header::CONTENT_TYPE, JSON);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URI parsed whole, as the upstream request's URI always was.
+    fn parsed_whole(scheme: &str, authority: &str, path: &str) -> Result<http::Uri, String> {
+        http::Uri::try_from(format!("{scheme}://{authority}{path}")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn upstream_uri_from_parts_is_the_whole_uri_parsed() {
+        let schemes = ["http", "https", "HTTP", "ftp", "", "h ttp"];
+        let authorities = [
+            "127.0.0.1:1976",
+            "api.openai.com",
+            "bedrock-runtime.us-east-1.amazonaws.com:443",
+            "[::1]:8080",
+            "user:pw@host:1",
+            "",
+            "host:port",
+            "host/x",
+            "host?q",
+            "host#f",
+            "ho st",
+            "host:99999",
+            "[::1",
+            "h@st@x",
+        ];
+        let paths = [
+            "/v1/chat/completions",
+            "/",
+            "",
+            "/a?b=c&d",
+            "/model/us.amazon.nova-micro-v1%3A0/converse",
+            "/a#frag",
+            "/a b",
+            "v1/chat",
+            "?q",
+            "/a\u{7f}",
+            "/é",
+            "//double",
+        ];
+        for scheme in schemes {
+            for authority in authorities {
+                for path in paths {
+                    let fast = upstream_uri(scheme, authority, path).map_err(|e| e.to_string());
+                    let whole = parsed_whole(scheme, authority, path);
+                    let shown = |r: &Result<http::Uri, String>| match r {
+                        Ok(u) => Ok((u.to_string(), u.scheme_str().map(str::to_owned))),
+                        Err(e) => Err(e.clone()),
+                    };
+                    assert_eq!(shown(&fast), shown(&whole), "{scheme} {authority} {path}");
+                    assert_eq!(fast, whole, "{scheme} {authority} {path}");
+                }
+            }
+        }
+        let long = format!("/{}", "a".repeat(usize::from(u16::MAX)));
+        for cut in [65_500, 65_510, 65_511, 65_512, 65_513, 65_520] {
+            let path = &long[..cut];
+            let fast = upstream_uri("http", "127.0.0.1:1976", path).map_err(|e| e.to_string());
+            assert_eq!(fast, parsed_whole("http", "127.0.0.1:1976", path), "{cut}");
+        }
+    }
 }
