@@ -46,11 +46,9 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let head = request.method() == http::Method::HEAD;
-    // A clone shares the URI's bytes: the path is copied only for an early answer.
-    let uri = request.uri().clone();
     match serve(inner.clone(), request).await {
         Served::Exchange(response) => response,
-        Served::Early(mut response, error) => {
+        Served::Early(mut response, error, uri) => {
             // Requests that end before an exchange starts (probes, unknown paths,
             // unreadable bodies) are in the access log too.
             let record = ExchangeRecord {
@@ -69,10 +67,11 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
     }
 }
 
-/// How [`serve`] answered: through an exchange (which records itself) or before one.
+/// How [`serve`] answered: through an exchange (which records itself) or before one
+/// (with the request's URI, for the record; its path is copied only then).
 enum Served {
     Exchange(Response<Body>),
-    Early(Response<Body>, Option<Error>),
+    Early(Response<Body>, Option<Error>, http::Uri),
 }
 
 /// `GET /` and `HEAD /`: clients probe a base URL for reachability before using it.
@@ -101,12 +100,13 @@ fn stored_response(op: retrieve::Op<'_>, query: Option<&str>) -> Response<Body> 
     r
 }
 
-async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
-    let early = |api: ClientApi, e: Error| Served::Early(error_response(api, &e), Some(e));
+async fn serve(inner: Arc<Inner>, mut request: Request<Body>) -> Served {
+    let early =
+        |api: ClientApi, e: Error, uri| Served::Early(error_response(api, &e), Some(e), uri);
     if request.uri().path() == "/"
         && matches!(*request.method(), http::Method::GET | http::Method::HEAD)
     {
-        return Served::Early(root_response(), None);
+        return Served::Early(root_response(), None, std::mem::take(request.uri_mut()));
     }
     let header_bytes: usize = request
         .headers()
@@ -122,7 +122,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         ));
         let mut r = error_response(api, &e);
         *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        return Served::Early(r, Some(e));
+        return Served::Early(r, Some(e), std::mem::take(request.uri_mut()));
     }
     // The path in the default layout, under the configured root and family prefixes.
     let Some(canon) = inner
@@ -134,7 +134,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
         };
-        return early(ClientApi::OpenAI, e);
+        return early(ClientApi::OpenAI, e, std::mem::take(request.uri_mut()));
     };
     if let Some(op) = retrieve::parse(request.method(), &canon) {
         if store::mirrored() {
@@ -146,7 +146,8 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             inner.snapshot.load().planner.plan_stored_response(op.id())
         };
         let Some((plan, model)) = planned else {
-            return Served::Early(stored_response(op, request.uri().query()), None);
+            let r = stored_response(op, request.uri().query());
+            return Served::Early(r, None, std::mem::take(request.uri_mut()));
         };
         let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
         let (mut parts, _) = request.into_parts();
@@ -157,11 +158,11 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             &model,
         ) {
             Ok(ex) => Box::new(ex),
-            Err(e) => return early(ClientApi::OpenAI, e),
+            Err(e) => return early(ClientApi::OpenAI, e, parts.uri),
         };
         let hold = match inner.admission.admit() {
             Ok(h) => h,
-            Err(e) => return early(ClientApi::OpenAI, e),
+            Err(e) => return early(ClientApi::OpenAI, e, parts.uri),
         };
         return Box::pin(serve_exchange(
             inner,
@@ -177,15 +178,16 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
         };
-        return early(ClientApi::OpenAI, e);
+        return early(ClientApi::OpenAI, e, std::mem::take(request.uri_mut()));
     };
     let snapshot = inner.snapshot.load_full();
     if endpoint.is_local() {
-        return Served::Early(models_response(endpoint, &snapshot.planner.models()), None);
+        let r = models_response(endpoint, &snapshot.planner.models());
+        return Served::Early(r, None, std::mem::take(request.uri_mut()));
     }
     let mut hold = match inner.admission.admit() {
         Ok(h) => h,
-        Err(e) => return early(endpoint.client_api(), e),
+        Err(e) => return early(endpoint.client_api(), e, std::mem::take(request.uri_mut())),
     };
     let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
     let (mut parts, body) = request.into_parts();
@@ -200,7 +202,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         .await;
     let body = match read {
         Ok(b) => b,
-        Err(e) => return early(endpoint.client_api(), e),
+        Err(e) => return early(endpoint.client_api(), e, parts.uri),
     };
     if endpoint == Endpoint::Responses
         && store::mirrored()
@@ -210,7 +212,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     }
     let exchange = match Exchange::boxed(endpoint, std::mem::take(&mut parts.headers), body) {
         Ok(ex) => ex,
-        Err(e) => return early(endpoint.client_api(), e),
+        Err(e) => return early(endpoint.client_api(), e, parts.uri),
     };
     // Boxed, so the futures above it (this one, `handle`'s, the service's box) stay
     // small: each was created whole and then moved into the next, a copy of the
@@ -400,7 +402,7 @@ async fn run(
         }
     }
     finisher.exchange_mut()?.record_mut().upstream_wait = Some(r.upstream_wait);
-    Ok(finish_failure(finisher, r.last, endpoint))
+    Ok(finish_failure(finisher, r.take_last(), endpoint))
 }
 
 /// Routes the request, applies the route's client authentication and usage settings,
@@ -465,7 +467,9 @@ struct Retries<'p> {
     max_attempts: usize,
     base_backoff: Duration,
     retry_on: &'p RetryOn,
-    last: Failure,
+    /// The last attempt's failure (`None` before any attempt: its message is made
+    /// only when it is answered).
+    last: Option<Failure>,
     delay: Duration,
     upstream_wait: Duration,
 }
@@ -492,12 +496,7 @@ impl<'p> Retries<'p> {
                 .retry_on
                 .as_deref()
                 .unwrap_or_else(|| retry::gateway_default()),
-            last: Failure::Transport(
-                Error::UpstreamUnavailable {
-                    message: "no attempt was made".into(),
-                },
-                None,
-            ),
+            last: None,
             delay: Duration::ZERO,
             upstream_wait: Duration::ZERO,
         }
@@ -506,7 +505,7 @@ impl<'p> Retries<'p> {
     /// Whether another attempt may start: the last failure's kind is one the route
     /// retries and the backoff fits the deadline. Sleeps the backoff.
     async fn wait_for_retry(&mut self) -> bool {
-        if let Failure::Transport(_, Some(kind)) = &self.last
+        if let Some(Failure::Transport(_, Some(kind))) = &self.last
             && !self.retry_on.transport(*kind)
         {
             return false;
@@ -541,8 +540,20 @@ impl<'p> Retries<'p> {
         self.per_try_timeout.map_or(remaining, |t| t.min(remaining))
     }
 
+    /// The failure to answer with when no attempt succeeded.
+    fn take_last(&mut self) -> Failure {
+        self.last.take().unwrap_or_else(|| {
+            Failure::Transport(
+                Error::UpstreamUnavailable {
+                    message: "no attempt was made".into(),
+                },
+                None,
+            )
+        })
+    }
+
     fn fail(&mut self, e: Error, kind: Option<TransportFailure>) {
-        self.last = Failure::Transport(e, kind);
+        self.last = Some(Failure::Transport(e, kind));
     }
 }
 
@@ -801,12 +812,12 @@ impl Attempts<'_> {
         {
             if after > settings.retry.retry_after_cap {
                 // The backend asks for longer than we wait: give up on it.
-                r.last = normalised;
+                r.last = Some(normalised);
                 return Ok(Next::GiveUp);
             }
             r.delay = r.delay.max(after);
         }
-        r.last = normalised;
+        r.last = Some(normalised);
         Ok(Next::Retry)
     }
 
