@@ -170,6 +170,11 @@ impl Admission {
                     rest.extend_from_slice(&data);
                 }
             }
+            // A body whose declared length has arrived says so: asking for the frame
+            // after it would only be answered "none", behind a clock read and a timer.
+            if http_body::Body::is_end_stream(&body) {
+                break;
+            }
         }
         Ok(first.unwrap_or_else(|| rest.freeze()))
     }

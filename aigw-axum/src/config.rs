@@ -227,12 +227,12 @@ impl RoutePlanner for ConfigPlanner {
             let conn = self.connections.get(name);
             let check = crate::health::CheckTarget {
                 backend: name.to_owned(),
-                scheme: if target.upstream.scheme == "https" {
+                scheme: if &*target.upstream.scheme == "https" {
                     "https"
                 } else {
                     "http"
                 },
-                authority: target.upstream.authority.clone(),
+                authority: str::to_owned(&target.upstream.authority),
                 client: conn.and_then(|c| c.client.clone()),
             };
             crate::health::spawn_checks(check, health.downgrade(), client.clone());

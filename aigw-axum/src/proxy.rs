@@ -26,9 +26,13 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 
 /// The longest pause between two attempts on the same backend.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -41,11 +45,9 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let head = request.method() == http::Method::HEAD;
-    // A clone shares the URI's bytes: the path is copied only for an early answer.
-    let uri = request.uri().clone();
     match serve(inner.clone(), request).await {
         Served::Exchange(response) => response,
-        Served::Early(mut response, error) => {
+        Served::Early(mut response, error, uri) => {
             // Requests that end before an exchange starts (probes, unknown paths,
             // unreadable bodies) are in the access log too.
             let record = ExchangeRecord {
@@ -64,10 +66,11 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Body>) -> Respons
     }
 }
 
-/// How [`serve`] answered: through an exchange (which records itself) or before one.
+/// How [`serve`] answered: through an exchange (which records itself) or before one
+/// (with the request's URI, for the record; its path is copied only then).
 enum Served {
     Exchange(Response<Body>),
-    Early(Response<Body>, Option<Error>),
+    Early(Response<Body>, Option<Error>, http::Uri),
 }
 
 /// `GET /` and `HEAD /`: clients probe a base URL for reachability before using it.
@@ -96,12 +99,13 @@ fn stored_response(op: retrieve::Op<'_>, query: Option<&str>) -> Response<Body> 
     r
 }
 
-async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
-    let early = |api: ClientApi, e: Error| Served::Early(error_response(api, &e), Some(e));
+async fn serve(inner: Arc<Inner>, mut request: Request<Body>) -> Served {
+    let early =
+        |api: ClientApi, e: Error, uri| Served::Early(error_response(api, &e), Some(e), uri);
     if request.uri().path() == "/"
         && matches!(*request.method(), http::Method::GET | http::Method::HEAD)
     {
-        return Served::Early(root_response(), None);
+        return Served::Early(root_response(), None, std::mem::take(request.uri_mut()));
     }
     let header_bytes: usize = request
         .headers()
@@ -117,7 +121,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         ));
         let mut r = error_response(api, &e);
         *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        return Served::Early(r, Some(e));
+        return Served::Early(r, Some(e), std::mem::take(request.uri_mut()));
     }
     // The path in the default layout, under the configured root and family prefixes.
     let Some(canon) = inner
@@ -129,7 +133,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
         };
-        return early(ClientApi::OpenAI, e);
+        return early(ClientApi::OpenAI, e, std::mem::take(request.uri_mut()));
     };
     if let Some(op) = retrieve::parse(request.method(), &canon) {
         if store::mirrored() {
@@ -141,7 +145,8 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             inner.snapshot.load().planner.plan_stored_response(op.id())
         };
         let Some((plan, model)) = planned else {
-            return Served::Early(stored_response(op, request.uri().query()), None);
+            let r = stored_response(op, request.uri().query());
+            return Served::Early(r, None, std::mem::take(request.uri_mut()));
         };
         let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
         let (mut parts, _) = request.into_parts();
@@ -152,11 +157,11 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
             &model,
         ) {
             Ok(ex) => Box::new(ex),
-            Err(e) => return early(ClientApi::OpenAI, e),
+            Err(e) => return early(ClientApi::OpenAI, e, parts.uri),
         };
         let hold = match inner.admission.admit() {
             Ok(h) => h,
-            Err(e) => return early(ClientApi::OpenAI, e),
+            Err(e) => return early(ClientApi::OpenAI, e, parts.uri),
         };
         return Box::pin(serve_exchange(
             inner,
@@ -172,15 +177,16 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         let e = Error::UnsupportedPath {
             path: request.uri().path().to_owned(),
         };
-        return early(ClientApi::OpenAI, e);
+        return early(ClientApi::OpenAI, e, std::mem::take(request.uri_mut()));
     };
     let snapshot = inner.snapshot.load_full();
     if endpoint.is_local() {
-        return Served::Early(models_response(endpoint, &snapshot.planner.models()), None);
+        let r = models_response(endpoint, &snapshot.planner.models());
+        return Served::Early(r, None, std::mem::take(request.uri_mut()));
     }
     let mut hold = match inner.admission.admit() {
         Ok(h) => h,
-        Err(e) => return early(endpoint.client_api(), e),
+        Err(e) => return early(endpoint.client_api(), e, std::mem::take(request.uri_mut())),
     };
     let trace = RequestTrace::from_headers(request.headers(), inner.settings.trace_propagation);
     let (mut parts, body) = request.into_parts();
@@ -195,7 +201,7 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
         .await;
     let body = match read {
         Ok(b) => b,
-        Err(e) => return early(endpoint.client_api(), e),
+        Err(e) => return early(endpoint.client_api(), e, parts.uri),
     };
     if endpoint == Endpoint::Responses
         && store::mirrored()
@@ -203,9 +209,9 @@ async fn serve(inner: Arc<Inner>, request: Request<Body>) -> Served {
     {
         store::hydrate(&previous).await;
     }
-    let exchange = match Exchange::new(endpoint, std::mem::take(&mut parts.headers), body) {
-        Ok(ex) => Box::new(ex),
-        Err(e) => return early(endpoint.client_api(), e),
+    let exchange = match Exchange::boxed(endpoint, std::mem::take(&mut parts.headers), body) {
+        Ok(ex) => ex,
+        Err(e) => return early(endpoint.client_api(), e, parts.uri),
     };
     // Boxed, so the futures above it (this one, `handle`'s, the service's box) stay
     // small: each was created whole and then moved into the next, a copy of the
@@ -406,7 +412,7 @@ async fn run(
         }
     }
     finisher.exchange_mut()?.record_mut().upstream_wait = Some(r.upstream_wait);
-    Ok(finish_failure(finisher, r.last, endpoint))
+    Ok(finish_failure(finisher, r.take_last(), endpoint))
 }
 
 /// Routes the request, applies the route's client authentication and usage settings,
@@ -471,7 +477,9 @@ struct Retries<'p> {
     max_attempts: usize,
     base_backoff: Duration,
     retry_on: &'p RetryOn,
-    last: Failure,
+    /// The last attempt's failure (`None` before any attempt: its message is made
+    /// only when it is answered).
+    last: Option<Failure>,
     delay: Duration,
     upstream_wait: Duration,
 }
@@ -498,12 +506,7 @@ impl<'p> Retries<'p> {
                 .retry_on
                 .as_deref()
                 .unwrap_or_else(|| retry::gateway_default()),
-            last: Failure::Transport(
-                Error::UpstreamUnavailable {
-                    message: "no attempt was made".into(),
-                },
-                None,
-            ),
+            last: None,
             delay: Duration::ZERO,
             upstream_wait: Duration::ZERO,
         }
@@ -512,7 +515,7 @@ impl<'p> Retries<'p> {
     /// Whether another attempt may start: the last failure's kind is one the route
     /// retries and the backoff fits the deadline. Sleeps the backoff.
     async fn wait_for_retry(&mut self) -> bool {
-        if let Failure::Transport(_, Some(kind)) = &self.last
+        if let Some(Failure::Transport(_, Some(kind))) = &self.last
             && !self.retry_on.transport(*kind)
         {
             return false;
@@ -547,8 +550,20 @@ impl<'p> Retries<'p> {
         self.per_try_timeout.map_or(remaining, |t| t.min(remaining))
     }
 
+    /// The failure to answer with when no attempt succeeded.
+    fn take_last(&mut self) -> Failure {
+        self.last.take().unwrap_or_else(|| {
+            Failure::Transport(
+                Error::UpstreamUnavailable {
+                    message: "no attempt was made".into(),
+                },
+                None,
+            )
+        })
+    }
+
     fn fail(&mut self, e: Error, kind: Option<TransportFailure>) {
-        self.last = Failure::Transport(e, kind);
+        self.last = Some(Failure::Transport(e, kind));
     }
 }
 
@@ -701,7 +716,23 @@ impl Attempts<'_> {
             ),
             None => (planned.clone(), None),
         };
-        let outcome = send(self.inner, attempt.request_mut(), per_try, conn.as_deref()).await;
+        // One timer bounds the wait for the response and the read of a buffered body:
+        // with no per-try timeout both end at the request's deadline, so the second
+        // wait would arm (and then cancel) a second timer for the same instant.
+        let start = if circuit.is_some() {
+            // The breaker may have queued the attempt: its bound starts now.
+            Instant::now()
+        } else {
+            sent
+        };
+        let mut bound = std::pin::pin!(tokio::time::sleep_until((start + per_try).into()));
+        let outcome = send(
+            self.inner,
+            attempt.request_mut(),
+            (per_try, bound.as_mut()),
+            conn.as_deref(),
+        )
+        .await;
         r.upstream_wait += sent.elapsed();
         let response = match outcome {
             Ok((response, served_by)) => {
@@ -749,8 +780,8 @@ impl Attempts<'_> {
                         )
                         .await;
                 }
-                self.read_whole(finisher, attempt, parts.status, headers, incoming, r)
-                    .await
+                let read = (parts.status, headers, bound);
+                self.read_whole(finisher, attempt, read, incoming, r).await
             }
         }
     }
@@ -792,12 +823,12 @@ impl Attempts<'_> {
         {
             if after > settings.retry.retry_after_cap {
                 // The backend asks for longer than we wait: give up on it.
-                r.last = normalised;
+                r.last = Some(normalised);
                 return Ok(Next::GiveUp);
             }
             r.delay = r.delay.max(after);
         }
-        r.last = normalised;
+        r.last = Some(normalised);
         Ok(Next::Retry)
     }
 
@@ -855,24 +886,28 @@ impl Attempts<'_> {
 
     /// A successful buffered response: read whole within the per-try bound, then
     /// translated and answered.
+    /// `bound` is the attempt's timer, still set for the wait for the response.
     async fn read_whole(
         &self,
         finisher: &mut Finisher,
         mut attempt: Attempt,
-        status: StatusCode,
-        headers: HeaderMap,
+        (status, headers, mut bound): (StatusCode, HeaderMap, Pin<&mut Sleep>),
         incoming: UpstreamBody,
         r: &mut Retries<'_>,
     ) -> Result<Next, Error> {
         let reading = Instant::now();
-        let per_try = r.per_try_at(reading);
-        let collected = tokio::time::timeout(per_try, incoming.collect()).await;
+        if r.per_try_timeout.is_some() {
+            // A per-try timeout starts again for the body.
+            let per_try = r.per_try_at(reading);
+            bound.as_mut().reset((reading + per_try).into());
+        }
+        let collected = within(bound, incoming.collect()).await;
         r.upstream_wait += reading.elapsed();
         let ex = finisher.exchange_mut()?;
         ex.record_mut().upstream_wait = Some(r.upstream_wait);
         let body = match collected {
-            Ok(Ok(c)) => c.to_bytes(),
-            Ok(Err(e)) => {
+            Some(Ok(c)) => c.to_bytes(),
+            Some(Err(e)) => {
                 r.fail(
                     Error::UpstreamUnavailable {
                         message: format!("reading the response body: {e}"),
@@ -881,7 +916,7 @@ impl Attempts<'_> {
                 );
                 return Ok(Next::Retry);
             }
-            Err(_) => {
+            None => {
                 r.fail(
                     Error::Timeout {
                         message: "reading the response body".into(),
@@ -959,10 +994,11 @@ fn normalise_error(
 /// moves on to the next (nothing was sent, so this is safe for any request), and the
 /// backend's own pool is used. The request's headers are moved into the last
 /// dial rather than copied (every attempt builds its request afresh).
+/// `bound` elapses `timeout` after the attempt started.
 async fn send(
     inner: &Inner,
     request: &mut OutgoingRequest,
-    timeout: Duration,
+    (timeout, bound): (Duration, Pin<&mut Sleep>),
     conn: Option<&crate::gateway::BackendConnection>,
 ) -> Result<(Response<UpstreamBody>, String), (Error, TransportFailure)> {
     if let Some(e) = conn.and_then(|c| c.tls_error.as_deref()) {
@@ -1003,31 +1039,29 @@ async fn send(
             TransportFailure::Connect,
         );
         for (i, authority) in dials.enumerate() {
-            // Pushed, not `format!`ed: the formatting machinery costs ≈ 1 k instructions.
-            let mut uri = String::with_capacity(scheme.len() + 3 + authority.len() + path.len());
-            for part in [scheme.as_str(), "://", authority, path] {
-                uri.push_str(part);
-            }
-            let mut builder = Request::builder().method(method.clone()).uri(uri);
-            if let Some(h) = builder.headers_mut() {
-                *h = if i == last {
-                    std::mem::take(&mut *headers)
-                } else {
-                    headers.clone()
-                };
-                if authority != primary
-                    && !h.contains_key(header::HOST)
-                    && let Ok(v) = HeaderValue::from_str(primary)
-                {
-                    h.insert(header::HOST, v);
-                }
-            }
-            let req = builder.body(Full::new(body.clone())).map_err(|e| {
+            let uri = upstream_uri(scheme, authority, path).map_err(|e| {
                 (
                     Error::internal(format!("invalid upstream request: {e}")),
                     TransportFailure::Connect,
                 )
             })?;
+            // Set in place rather than through `Request::builder`, whose state (the
+            // request's parts) is moved at every step.
+            let mut req = Request::new(Full::new(body.clone()));
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri;
+            let h = req.headers_mut();
+            *h = if i == last {
+                std::mem::take(&mut *headers)
+            } else {
+                headers.clone()
+            };
+            if authority != primary
+                && !h.contains_key(header::HOST)
+                && let Ok(v) = HeaderValue::from_str(primary)
+            {
+                h.insert(header::HOST, v);
+            }
             match via.request(req).await {
                 Ok(r) => return Ok((r, authority.clone())),
                 Err((message, connect)) => {
@@ -1047,16 +1081,67 @@ async fn send(
         }
         Err(failure)
     };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err((
+    match within(bound, attempt).await {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(e),
+        None => Err((
             Error::Timeout {
                 message: format!("no response from {primary} within {timeout:?}"),
             },
             TransportFailure::Timeout,
         )),
     }
+}
+
+/// `work`'s output, or `None` once `bound` has elapsed: `tokio::time::timeout` over a
+/// timer the caller keeps (and may reuse), `work` polled first as there.
+async fn within<F: Future>(mut bound: Pin<&mut Sleep>, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        bound.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// The absolute URI of an upstream request.
+///
+/// Made from its parts when they are plainly separate (an `http` or `https` scheme,
+/// an authority without `/`, `?` or `#`, a path from `/`), so only the authority and
+/// the path are parsed; anything else is parsed whole, as it always was, so the
+/// answer (or the error) is the same either way.
+fn upstream_uri(scheme: &str, authority: &str, path: &str) -> Result<http::Uri, http::Error> {
+    let known = match scheme {
+        "http" => Some(http::uri::Scheme::HTTP),
+        "https" => Some(http::uri::Scheme::HTTPS),
+        _ => None,
+    };
+    let len = scheme.len() + 3 + authority.len() + path.len();
+    // An authority with `/`, `?` or `#` is refused by `Authority`'s parser.
+    if let Some(known) = known
+        && path.starts_with('/')
+        // The whole URI's length limit (`http`'s `MAX_LEN`), which the parts alone
+        // would not meet.
+        && len < usize::from(u16::MAX) - 1
+        && let Ok(a) = http::uri::Authority::try_from(authority)
+        && let Ok(p) = http::uri::PathAndQuery::try_from(path)
+    {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(known);
+        parts.authority = Some(a);
+        parts.path_and_query = Some(p);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            return Ok(uri);
+        }
+    }
+    // Pushed, not `format!`ed: the formatting machinery costs ≈ 1 k instructions.
+    let mut uri = String::with_capacity(len);
+    for part in [scheme, "://", authority, path] {
+        uri.push_str(part);
+    }
+    Ok(http::Uri::try_from(uri)?)
 }
 
 /// Which client carries an attempt: the gateway's pool, or a legacy client an embedder's
@@ -1148,4 +1233,69 @@ fn models_response(endpoint: Endpoint, models: &[ModelEntry]) -> Response<Body> 
     let mut response = Response::new(Body::from(value.to_string()));
     response.headers_mut().insert(header::CONTENT_TYPE, JSON);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URI parsed whole, as the upstream request's URI always was.
+    fn parsed_whole(scheme: &str, authority: &str, path: &str) -> Result<http::Uri, String> {
+        http::Uri::try_from(format!("{scheme}://{authority}{path}")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn upstream_uri_from_parts_is_the_whole_uri_parsed() {
+        let schemes = ["http", "https", "HTTP", "ftp", "", "h ttp"];
+        let authorities = [
+            "127.0.0.1:1976",
+            "api.openai.com",
+            "bedrock-runtime.us-east-1.amazonaws.com:443",
+            "[::1]:8080",
+            "user:pw@host:1",
+            "",
+            "host:port",
+            "host/x",
+            "host?q",
+            "host#f",
+            "ho st",
+            "host:99999",
+            "[::1",
+            "h@st@x",
+        ];
+        let paths = [
+            "/v1/chat/completions",
+            "/",
+            "",
+            "/a?b=c&d",
+            "/model/us.amazon.nova-micro-v1%3A0/converse",
+            "/a#frag",
+            "/a b",
+            "v1/chat",
+            "?q",
+            "/a\u{7f}",
+            "/é",
+            "//double",
+        ];
+        for scheme in schemes {
+            for authority in authorities {
+                for path in paths {
+                    let fast = upstream_uri(scheme, authority, path).map_err(|e| e.to_string());
+                    let whole = parsed_whole(scheme, authority, path);
+                    let shown = |r: &Result<http::Uri, String>| match r {
+                        Ok(u) => Ok((u.to_string(), u.scheme_str().map(str::to_owned))),
+                        Err(e) => Err(e.clone()),
+                    };
+                    assert_eq!(shown(&fast), shown(&whole), "{scheme} {authority} {path}");
+                    assert_eq!(fast, whole, "{scheme} {authority} {path}");
+                }
+            }
+        }
+        let long = format!("/{}", "a".repeat(usize::from(u16::MAX)));
+        for cut in [65_500, 65_510, 65_511, 65_512, 65_513, 65_520] {
+            let path = &long[..cut];
+            let fast = upstream_uri("http", "127.0.0.1:1976", path).map_err(|e| e.to_string());
+            assert_eq!(fast, parsed_whole("http", "127.0.0.1:1976", path), "{cut}");
+        }
+    }
 }

@@ -143,12 +143,14 @@ impl BodyMutation {
 }
 
 /// Where a backend is dialled.
+///
+/// Shared strings: a plan clones its targets for every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamAddr {
     /// `http` or `https`.
-    pub scheme: String,
+    pub scheme: Arc<str>,
     /// `host[:port]`.
-    pub authority: String,
+    pub authority: Arc<str>,
 }
 
 /// One backend a request may be sent to, with everything needed to build its request.
@@ -303,20 +305,39 @@ impl Exchange {
     ///
     /// Fails with a 400 for malformed JSON or a missing model.
     pub fn new(endpoint: Endpoint, mut headers: HeaderMap, body: Bytes) -> Result<Self> {
+        let info = Self::sniff(endpoint, &mut headers, &body)?;
+        Ok(Self::start(endpoint, headers, body, info))
+    }
+
+    /// [`Exchange::new`], made in its box: an exchange is over a kilobyte, and one made
+    /// on the stack and then boxed is copied on the way.
+    pub fn boxed(endpoint: Endpoint, mut headers: HeaderMap, body: Bytes) -> Result<Box<Self>> {
+        let info = Self::sniff(endpoint, &mut headers, &body)?;
+        let slot = Box::new_uninit();
+        Ok(Box::write(slot, Self::start(endpoint, headers, body, info)))
+    }
+
+    /// Sniffs the body and sets `x-ai-eg-model` on the headers.
+    fn sniff(endpoint: Endpoint, headers: &mut HeaderMap, body: &Bytes) -> Result<RequestInfo> {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let info = sniff_request(endpoint, content_type, &body)?;
+        let info = sniff_request(endpoint, content_type, body)?;
         let value = HeaderValue::from_str(&info.model)
             .map_err(|_| Error::bad_request("the model name is not a valid header value"))?;
         headers.insert(MODEL_HEADER, value);
+        Ok(info)
+    }
+
+    #[inline(always)]
+    fn start(endpoint: Endpoint, headers: HeaderMap, body: Bytes, info: RequestInfo) -> Self {
         let record = ExchangeRecord {
             endpoint: Some(endpoint),
             request_model: info.model.clone(),
             stream: info.stream,
             ..ExchangeRecord::default()
         };
-        Ok(Self {
+        Self {
             endpoint,
             body,
             info,
@@ -338,7 +359,7 @@ impl Exchange {
             cut: false,
             input_estimate: None,
             running_output: spend::RunningOutput::default(),
-        })
+        }
     }
 
     /// Starts an exchange for a request on a stored Responses API response that a
@@ -595,8 +616,9 @@ impl Exchange {
             self.record.dropped.push((*d, target.backend.clone()));
         }
 
-        let mut headers = self.headers.clone();
-        crate::strip_headers::remove_all(&mut headers, &STRIPPED_REQUEST);
+        // Room for what is added below and by the adapter: `content-type`, credentials,
+        // `host`, `traceparent`.
+        let mut headers = crate::strip_headers::copy_without(&self.headers, &STRIPPED_REQUEST, 4);
         if target.model_override.is_some() {
             let value = HeaderValue::from_str(&effective_model)
                 .map_err(|_| Error::internal("modelNameOverride is not a valid header value"))?;
@@ -629,8 +651,8 @@ impl Exchange {
             translator,
             request: OutgoingRequest {
                 method: up.method,
-                scheme: target.upstream.scheme.clone(),
-                authority: target.upstream.authority.clone(),
+                scheme: str::to_owned(&target.upstream.scheme),
+                authority: str::to_owned(&target.upstream.authority),
                 path: up.path,
                 headers,
                 body,

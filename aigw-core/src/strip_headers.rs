@@ -38,6 +38,22 @@ fn length_slot(text: &str) -> usize {
     if text.len() < 64 { text.len() } else { 0 }
 }
 
+impl HeaderSet {
+    /// The index of `key` in the set (of the first 64 names).
+    fn position(&self, key: &HeaderName) -> Option<usize> {
+        let text = key.as_str();
+        let mut same_length = self.by_len[length_slot(text)];
+        while same_length != 0 {
+            let i = same_length.trailing_zeros() as usize;
+            if self.texts[i] == text {
+                return Some(i);
+            }
+            same_length &= same_length - 1;
+        }
+        None
+    }
+}
+
 /// Removes every header named in `set` from `headers`, in the set's order (the order
 /// the remaining headers are left in is that of removing each name in turn).
 pub(crate) fn remove_all(headers: &mut HeaderMap, set: &HeaderSet) {
@@ -49,15 +65,8 @@ pub(crate) fn remove_all(headers: &mut HeaderMap, set: &HeaderSet) {
     }
     let mut present = 0u64;
     for key in headers.keys() {
-        let text = key.as_str();
-        let mut same_length = set.by_len[length_slot(text)];
-        while same_length != 0 {
-            let i = same_length.trailing_zeros() as usize;
-            if set.texts[i] == text {
-                present |= 1 << i;
-                break;
-            }
-            same_length &= same_length - 1;
+        if let Some(i) = set.position(key) {
+            present |= 1 << i;
         }
     }
     while present != 0 {
@@ -65,6 +74,77 @@ pub(crate) fn remove_all(headers: &mut HeaderMap, set: &HeaderSet) {
         headers.remove(&set.names[i]);
         present &= present - 1;
     }
+}
+
+/// The most names a map may have for [`copy_without`] to copy it in one pass.
+/// (Beyond it the map is cloned and stripped; clients rarely send that many.)
+const MAX_COPIED: usize = 32;
+
+/// What a clone of `headers` with [`remove_all`] of `set` applied holds, entries and
+/// values in the same order, with room for `extra` more headers.
+///
+/// A clone copies every header and each removal hashes its name and probes the table
+/// again; here each name is looked at once and only the headers kept are copied.
+/// `HeaderMap::remove` swaps the map's last entry into the removed one's place, so the
+/// order a clone would be left in is worked out on the entries' indices first.
+pub(crate) fn copy_without(headers: &HeaderMap, set: &HeaderSet, extra: usize) -> HeaderMap {
+    let entries = headers.keys_len();
+    if set.names.len() > 64 || entries > MAX_COPIED {
+        let mut copy = headers.clone();
+        remove_all(&mut copy, set);
+        return copy;
+    }
+    // Per entry, in the map's order: its name, first value and whether it has more.
+    let mut names: [Option<&HeaderName>; MAX_COPIED] = [None; MAX_COPIED];
+    let mut firsts: [Option<&http::HeaderValue>; MAX_COPIED] = [None; MAX_COPIED];
+    let mut several = 0u64;
+    // The set's names present, and which entry holds each.
+    let mut present = 0u64;
+    let mut entry_of = [0u8; 64];
+    // The entries' indices in the copy's order, and each entry's index in it.
+    let mut order = [0u8; MAX_COPIED];
+    let mut count = 0usize;
+    for (name, value) in headers {
+        // The iterator hands out each value of an entry with the same `&HeaderName`.
+        if count > 0 && names[count - 1].is_some_and(|n| std::ptr::eq(n, name)) {
+            several |= 1 << (count - 1);
+            continue;
+        }
+        if let Some(i) = set.position(name) {
+            present |= 1 << i;
+            entry_of[i] = count as u8;
+        }
+        names[count] = Some(name);
+        firsts[count] = Some(value);
+        order[count] = count as u8;
+        count += 1;
+    }
+    // Removing in the set's order: the last entry takes each removed one's place.
+    let mut at = order;
+    let mut len = count;
+    while present != 0 {
+        let removed = entry_of[present.trailing_zeros() as usize] as usize;
+        let slot = at[removed] as usize;
+        len -= 1;
+        let moved = order[len];
+        order[slot] = moved;
+        at[moved as usize] = slot as u8;
+        present &= present - 1;
+    }
+    let mut copy = HeaderMap::with_capacity(len + extra);
+    for &e in &order[..len] {
+        let e = e as usize;
+        let (Some(name), Some(first)) = (names[e], firsts[e]) else {
+            continue;
+        };
+        copy.append(name.clone(), first.clone());
+        if several & (1 << e) != 0 {
+            for value in headers.get_all(name).iter().skip(1) {
+                copy.append(name.clone(), value.clone());
+            }
+        }
+    }
+    copy
 }
 
 #[cfg(test)]
@@ -110,6 +190,90 @@ mod tests {
         assert_eq!(h.len(), 4);
         assert!(h.get_all("x-keep").iter().eq(["1", "2"].iter()));
         assert!(h.contains_key("x-keep-me-14"));
+    }
+
+    /// Names a generated map draws from: the set's, others of the same lengths, standard
+    /// and custom.
+    const POOL: [&str; 12] = [
+        "host",
+        "authorization",
+        "x-api-key",
+        "x-keep-me-13",
+        "user-agent",
+        "content-type",
+        "accept",
+        "x-ai-eg-model",
+        "x-api-kez",
+        "traceparent",
+        "content-length",
+        "te",
+    ];
+
+    fn map_of(pairs: &[(usize, u8)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for &(name, value) in pairs {
+            h.append(
+                HeaderName::from_static(POOL[name % POOL.len()]),
+                HeaderValue::from(u16::from(value)),
+            );
+        }
+        h
+    }
+
+    /// Entries with their values, in iteration order.
+    fn listed(h: &HeaderMap) -> Vec<(String, Vec<Vec<u8>>)> {
+        let mut out: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+        for (k, v) in h {
+            match out.last_mut() {
+                Some((name, values)) if name == k.as_str() => values.push(v.as_bytes().to_vec()),
+                _ => out.push((k.as_str().to_owned(), vec![v.as_bytes().to_vec()])),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// The copy holds what a clone stripped by `remove_all` holds, in its order.
+        #[test]
+        fn copy_without_is_a_stripped_clone(
+            pairs in proptest::collection::vec((0usize..12, proptest::prelude::any::<u8>()), 0..40),
+        ) {
+            let h = map_of(&pairs);
+            let set = HeaderSet::new(&NAMES);
+            let mut stripped = h.clone();
+            remove_all(&mut stripped, &set);
+            let copy = copy_without(&h, &set, 4);
+            proptest::prop_assert_eq!(listed(&copy), listed(&stripped));
+            proptest::prop_assert_eq!(copy.len(), stripped.len());
+        }
+    }
+
+    #[test]
+    fn copy_without_past_its_entry_limit_and_set_limit() {
+        let mut h = HeaderMap::new();
+        for i in 0..40 {
+            h.append(
+                HeaderName::try_from(format!("x-h{i}")).unwrap(),
+                HeaderValue::from(i),
+            );
+        }
+        h.append(http::header::HOST, HeaderValue::from_static("a"));
+        h.append(http::header::AUTHORIZATION, HeaderValue::from_static("b"));
+        let set = HeaderSet::new(&NAMES);
+        let mut stripped = h.clone();
+        remove_all(&mut stripped, &set);
+        assert_eq!(listed(&copy_without(&h, &set, 0)), listed(&stripped));
+        assert_eq!(stripped.len(), 40);
+        static LONG: std::sync::LazyLock<Vec<HeaderName>> = std::sync::LazyLock::new(|| {
+            (0..70)
+                .map(|i| HeaderName::try_from(format!("x-h{i}")).unwrap())
+                .collect()
+        });
+        let large = HeaderSet::new(&LONG[..]);
+        let mut stripped = h.clone();
+        remove_all(&mut stripped, &large);
+        assert_eq!(listed(&copy_without(&h, &large, 0)), listed(&stripped));
+        assert_eq!(stripped.len(), 2);
     }
 
     #[test]

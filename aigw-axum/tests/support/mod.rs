@@ -374,7 +374,7 @@ pub fn target(name: &str, addr: SocketAddr, priority: u32) -> Target {
         schema: VersionedSchema::new(ApiSchema::OpenAI),
         upstream: UpstreamAddr {
             scheme: "http".into(),
-            authority: addr.to_string(),
+            authority: addr.to_string().into(),
         },
         model_override: None,
         headers: HeaderMutation::default(),

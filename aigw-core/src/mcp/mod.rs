@@ -211,6 +211,10 @@ impl McpGateway {
     /// Whether a request is for one of the routes or their OAuth protected-resource
     /// metadata (the adapter's dispatch test).
     pub fn serves<B>(&self, req: &http::Request<B>) -> bool {
+        // Every LLM request asks: without routes, no `Host` lookup for it.
+        if self.routes.is_empty() {
+            return false;
+        }
         let path = req.uri().path();
         self.route_for(req).is_some()
             || self.metadata_for(path).is_some()

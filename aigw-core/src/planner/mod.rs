@@ -474,8 +474,8 @@ fn target_for(
         backend: Arc::from(c.backend_name.as_str()),
         schema: c.target.schema.clone(),
         upstream: UpstreamAddr {
-            scheme: c.target.scheme().to_owned(),
-            authority,
+            scheme: c.target.scheme().into(),
+            authority: authority.into(),
         },
         model_override: c.model_name_override.as_deref().map(Arc::from),
         headers,

@@ -49,7 +49,7 @@ impl Catalog for TestCatalog {
             schema: VersionedSchema::new(schema),
             upstream: UpstreamAddr {
                 scheme: "http".into(),
-                authority: self.upstream.clone(),
+                authority: self.upstream.as_str().into(),
             },
             model_override: None,
             headers: HeaderMutation::default(),
