@@ -751,12 +751,6 @@ impl Attempts<'_> {
         };
         crate::health::report(health, backend, Outcome::Status(response.status().as_u16()));
         let (mut parts, incoming) = response.into_parts();
-        // Read before the headers are taken for the client's response.
-        let framing = if attempt.streaming() {
-            Framing::of(&parts.headers)
-        } else {
-            Framing::Whole
-        };
         match attempt.take_response_headers(parts.status, &mut parts.headers)? {
             ResponseStart::Error { .. } => {
                 let read = ErrorRead {
@@ -774,6 +768,7 @@ impl Attempts<'_> {
                 let ex = finisher.exchange_mut()?;
                 ex.record_mut().upstream_wait = Some(r.upstream_wait);
                 if attempt.streaming() {
+                    let framing = Framing::of(&parts.headers);
                     return self
                         .start_stream(
                             finisher,
