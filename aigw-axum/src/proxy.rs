@@ -7,7 +7,7 @@ use crate::error::error_response;
 use crate::gateway::{Inner, ModelEntry, Settings, Snapshot};
 use crate::identity::ClientId;
 use crate::inference_pool::{RouteFailure, Routed};
-use crate::stream::{Finisher, Framing, InSpan, StreamBody, next_data};
+use crate::stream::{Finisher, InSpan, StreamBody, next_data};
 use crate::trace_context::RequestTrace;
 use crate::upstream::UpstreamBody;
 use aigw_core::api::Endpoint;
@@ -768,12 +768,11 @@ impl Attempts<'_> {
                 let ex = finisher.exchange_mut()?;
                 ex.record_mut().upstream_wait = Some(r.upstream_wait);
                 if attempt.streaming() {
-                    let framing = Framing::of(&parts.headers);
                     return self
                         .start_stream(
                             finisher,
                             attempt,
-                            (parts.status, headers, framing),
+                            (parts.status, headers),
                             incoming,
                             per_try,
                             r,
@@ -838,7 +837,7 @@ impl Attempts<'_> {
         &self,
         finisher: &mut Finisher,
         attempt: Attempt,
-        (status, headers, framing): (StatusCode, HeaderMap, Framing),
+        (status, headers): (StatusCode, HeaderMap),
         mut incoming: UpstreamBody,
         per_try: Duration,
         r: &mut Retries<'_>,
@@ -859,7 +858,8 @@ impl Attempts<'_> {
                     attempt,
                     incoming,
                     first,
-                    (status, headers, framing),
+                    status,
+                    headers,
                     r.idle,
                     stream_deadline,
                     self.inner.settings.cancel_drain,
@@ -1198,15 +1198,15 @@ fn stream_response(
     attempt: Attempt,
     incoming: UpstreamBody,
     first: Bytes,
-    (status, headers, framing): (StatusCode, HeaderMap, Framing),
+    status: StatusCode,
+    headers: HeaderMap,
     idle: Option<Duration>,
     deadline: Option<Instant>,
     drain: aigw_core::estimate::CancelDrain,
 ) -> Response<Body> {
     let body = StreamBody::new(finisher.take(), attempt, incoming, first, idle, status)
         .with_deadline(deadline)
-        .with_drain(drain)
-        .with_framing(framing);
+        .with_drain(drain);
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;

@@ -8,7 +8,7 @@ use aigw_core::estimate::CancelDrain;
 use aigw_core::exchange::{Attempt, Exchange};
 use bytes::Bytes;
 use futures::Stream;
-use http::{HeaderMap, StatusCode, header};
+use http::StatusCode;
 use http_body_util::BodyExt;
 use std::convert::Infallible;
 use std::future::Future;
@@ -199,10 +199,6 @@ pub(crate) struct StreamBody {
     upstream_wait: Duration,
     done: bool,
     drain: CancelDrain,
-    /// How the upstream frames its events, to send the first one alone.
-    framing: Framing,
-    /// Set when the first chunk was split: the body is pending once after it.
-    flush_first: bool,
 }
 
 impl StreamBody {
@@ -226,15 +222,7 @@ impl StreamBody {
             upstream_wait: Duration::ZERO,
             done: false,
             drain: CancelDrain::OFF,
-            framing: Framing::Whole,
-            flush_first: false,
         }
-    }
-
-    /// Sends the first event of a burst alone, before the rest is translated.
-    pub(crate) fn with_framing(mut self, framing: Framing) -> Self {
-        self.framing = framing;
-        self
     }
 
     /// Reads the upstream on, within `drain`, when the client hangs up mid-stream.
@@ -261,22 +249,15 @@ impl StreamBody {
     /// The next bytes for the client. Events the upstream sent together leave in one
     /// write: once a chunk is translated, the chunks the upstream connection has
     /// already read are taken too ([`Self::more`]) and appended, up to
-    /// [`BATCH_BYTES`]. The stream's first bytes go at once, with the head: when the
-    /// upstream's first read holds more than one event (a burst), only the first is
-    /// translated before the head and it are written.
+    /// [`BATCH_BYTES`]. The stream's first bytes go at once, with the head.
     async fn step(&mut self) -> Option<Bytes> {
-        if std::mem::take(&mut self.flush_first) {
-            // hyper gathers a body's frames into one write until the body is pending:
-            // without this the head waits for the whole burst's translation.
-            pending_once().await;
-        }
         let mut batch = Batch::default();
         loop {
             if self.done || batch.len() >= BATCH_BYTES {
                 return batch.take();
             }
             let (chunk, end) = match self.first.take() {
-                Some(first) if !first.is_empty() => (self.split_first(first), false),
+                Some(first) if !first.is_empty() => (first, false),
                 Some(_) => (Bytes::new(), true),
                 None if batch.is_empty() => match self.read().await {
                     Ok(b) => {
@@ -318,23 +299,6 @@ impl StreamBody {
                 self.chunks_sent = 1;
                 return batch.take();
             }
-        }
-    }
-
-    /// The first event of the stream's first chunk, keeping the rest for the next step;
-    /// the whole chunk when it holds one event or its framing is unknown. Translators
-    /// take a stream in any split, so the split point changes only when bytes leave.
-    fn split_first(&mut self, chunk: Bytes) -> Bytes {
-        if self.chunks_sent != 0 {
-            return chunk;
-        }
-        match self.framing.first_event_end(&chunk) {
-            Some(at) => {
-                self.first = Some(chunk.slice(at..));
-                self.flush_first = true;
-                chunk.slice(..at)
-            }
-            None => chunk,
         }
     }
 
@@ -431,77 +395,6 @@ impl StreamBody {
             r.upstream_wait = Some(r.upstream_wait.unwrap_or_default() + self.upstream_wait);
         }
     }
-}
-
-/// Pending once, waking itself: hyper then writes what it has gathered and polls again.
-async fn pending_once() {
-    let mut pending = true;
-    std::future::poll_fn(|cx| {
-        if std::mem::take(&mut pending) {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-}
-
-/// How an upstream stream's events are framed, read from its `content-type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// Server-sent events: an event ends at a blank line.
-    Sse,
-    /// The AWS event stream: each message begins with its total length.
-    EventStream,
-    /// Anything else: the first chunk goes whole.
-    Whole,
-}
-
-impl Framing {
-    /// The framing of an upstream response with these headers.
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
-        let Some(value) = headers.get(header::CONTENT_TYPE) else {
-            return Self::Whole;
-        };
-        let essence = value.as_bytes().split(|&b| b == b';').next().unwrap_or(&[]);
-        let essence = essence.trim_ascii();
-        if essence.eq_ignore_ascii_case(b"text/event-stream") {
-            Self::Sse
-        } else if essence.eq_ignore_ascii_case(b"application/vnd.amazon.eventstream") {
-            Self::EventStream
-        } else {
-            Self::Whole
-        }
-    }
-
-    /// Where the first complete event in `chunk` ends, if more bytes follow it.
-    fn first_event_end(self, chunk: &[u8]) -> Option<usize> {
-        let end = match self {
-            Self::Sse => sse_event_end(chunk)?,
-            Self::EventStream => {
-                let prelude: [u8; 4] = chunk.get(..4)?.try_into().ok()?;
-                usize::try_from(u32::from_be_bytes(prelude)).ok()?
-            }
-            Self::Whole => return None,
-        };
-        (end > 0 && end < chunk.len()).then_some(end)
-    }
-}
-
-/// The end of the first server-sent event: just past its blank line (`\n\n`, `\r\n\r\n`
-/// or `\r\r`).
-fn sse_event_end(chunk: &[u8]) -> Option<usize> {
-    for i in memchr::memchr2_iter(b'\n', b'\r', chunk) {
-        let rest = chunk.get(i..)?;
-        if rest.starts_with(b"\r\n\r\n") {
-            return Some(i + 4);
-        }
-        if rest.starts_with(b"\n\n") || rest.starts_with(b"\r\r") {
-            return Some(i + 2);
-        }
-    }
-    None
 }
 
 /// Set when the runtime woke a yielded batch: it had nothing else to run.
@@ -764,56 +657,5 @@ mod tests {
             assert!(line.ends_with(message), "{text}");
             assert_eq!(line.contains("req{id=1}"), in_span, "{text}");
         }
-    }
-
-    use http::HeaderValue;
-
-    fn of(content_type: &'static str) -> Framing {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        Framing::of(&h)
-    }
-
-    #[test]
-    fn framing_is_read_from_the_media_type() {
-        assert_eq!(of("text/event-stream"), Framing::Sse);
-        assert_eq!(of("Text/Event-Stream ; charset=utf-8"), Framing::Sse);
-        assert_eq!(
-            of("application/vnd.amazon.eventstream"),
-            Framing::EventStream
-        );
-        assert_eq!(of("application/json"), Framing::Whole);
-        assert_eq!(of("text/event-streams"), Framing::Whole);
-        assert_eq!(Framing::of(&HeaderMap::new()), Framing::Whole);
-    }
-
-    #[test]
-    fn an_sse_event_ends_at_its_blank_line() {
-        let end = |s: &str| Framing::Sse.first_event_end(s.as_bytes());
-        assert_eq!(end("data: a\n\ndata: b\n\n"), Some(9));
-        assert_eq!(end("event: x\r\ndata: a\r\n\r\ndata: b"), Some(21));
-        assert_eq!(end("data: a\r\rdata: b\r\r"), Some(9));
-        assert_eq!(end(": ping\n\ndata: a\n\n"), Some(8));
-        // One event, or one not yet complete: nothing to split.
-        assert_eq!(end("data: a\n\n"), None);
-        assert_eq!(end("data: a\ndata: b"), None);
-        assert_eq!(end(""), None);
-    }
-
-    #[test]
-    fn an_event_stream_message_ends_at_its_length() {
-        let end = |b: &[u8]| Framing::EventStream.first_event_end(b);
-        let mut two = 6u32.to_be_bytes().to_vec();
-        two.extend_from_slice(b"ab");
-        two.extend_from_slice(&4u32.to_be_bytes());
-        assert_eq!(end(&two), Some(6));
-        assert_eq!(end(&two[..6]), None);
-        assert_eq!(end(&two[..3]), None);
-        assert_eq!(end(&0u32.to_be_bytes()), None);
-        assert_eq!(end(&u32::MAX.to_be_bytes()), None);
-        assert_eq!(
-            Framing::Whole.first_event_end(b"data: a\n\ndata: b\n\n"),
-            None
-        );
     }
 }

@@ -5,7 +5,6 @@
 mod support;
 
 use aigw_axum::Settings;
-use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use support::*;
@@ -681,83 +680,4 @@ async fn in_band_translator_error_marks_the_record_failed() {
     let m = aigw_core::metrics::GenAiMetrics::new();
     m.record(&rec);
     assert!(m.encode().contains("error_type=\"_OTHER\""));
-}
-
-/// The gateway's response to `chat(true)`, served in process, and the upstream's burst.
-async fn burst_response(content_type: &'static str, burst: Bytes) -> axum::body::Body {
-    use tower::ServiceExt;
-    let up = upstream(Behavior::Burst {
-        content_type,
-        body: burst,
-    })
-    .await;
-    let h = gateway(
-        StaticPlanner {
-            targets: vec![target("burst", up.addr, 0)],
-            idle: None,
-            timeout: None,
-        },
-        fast_settings(),
-    )
-    .await;
-    let request = http::Request::post("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(chat(true).to_string()))
-        .unwrap();
-    let response = h.gateway.router().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.into_body()
-}
-
-/// The first data frame, that the body is pending once after it, and the rest.
-async fn first_then_rest(mut body: axum::body::Body) -> (Bytes, Bytes) {
-    use http_body::Body as _;
-    use http_body_util::BodyExt;
-    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
-    let waker = futures::task::noop_waker();
-    let mut cx = std::task::Context::from_waker(&waker);
-    // Pending here is what makes the server write the head and the first event
-    // before the rest of the burst is translated.
-    assert!(
-        std::pin::Pin::new(&mut body)
-            .poll_frame(&mut cx)
-            .is_pending()
-    );
-    let rest = body.collect().await.unwrap().to_bytes();
-    (first, rest)
-}
-
-#[tokio::test]
-async fn a_bursts_first_event_leaves_before_the_rest_is_translated() {
-    let events = [sse_chunk(0), sse_chunk(1), sse_chunk(2)].concat() + "data: [DONE]\n\n";
-    let body = burst_response(
-        "text/event-stream; charset=utf-8",
-        Bytes::from(events.clone()),
-    )
-    .await;
-    let (first, rest) = first_then_rest(body).await;
-    assert_eq!(first, sse_chunk(0));
-    assert_eq!([first, rest].concat(), events.as_bytes());
-}
-
-#[tokio::test]
-async fn an_event_streams_first_message_leaves_alone_too() {
-    // Two messages framed by their total length (the first four bytes, big-endian);
-    // the test translator forwards them as they are (each ends as an SSE event would,
-    // so that it sees no event cut short).
-    let message = |fill: u8, len: u32| {
-        let mut m = len.to_be_bytes().to_vec();
-        m.resize(len as usize - 2, fill);
-        m.extend_from_slice(b"\n\n");
-        m
-    };
-    let burst = [message(b'a', 24), message(b'b', 40)].concat();
-    let body = burst_response(
-        "application/vnd.amazon.eventstream",
-        Bytes::from(burst.clone()),
-    )
-    .await;
-    let (first, rest) = first_then_rest(body).await;
-    assert_eq!(first, message(b'a', 24));
-    assert_eq!([first, rest].concat(), burst);
 }

@@ -47,11 +47,6 @@ pub enum Behavior {
         content_type: &'static str,
         body: Bytes,
     },
-    /// 200 with this content type and body, sent in one write (a burst of events).
-    Burst {
-        content_type: &'static str,
-        body: Bytes,
-    },
 }
 
 /// A scripted upstream on a loopback port.
@@ -73,7 +68,7 @@ impl Drop for CancelFlag {
     }
 }
 
-pub fn sse_chunk(i: usize) -> String {
+fn sse_chunk(i: usize) -> String {
     format!(
         "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
     )
@@ -225,10 +220,6 @@ fn respond(b: Behavior, stream: bool, cancelled: Arc<AtomicBool>) -> Response<Bo
                 .body(Body::from_stream(s))
                 .unwrap()
         }
-        Behavior::Burst { content_type, body } => Response::builder()
-            .header("content-type", content_type)
-            .body(Body::from(body))
-            .unwrap(),
         Behavior::ResetMidStream => json(500, String::new()),
     }
 }
