@@ -581,6 +581,7 @@ async fn next_frame_data(incoming: &mut UpstreamBody) -> Result<Bytes, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log_fields::tests::Buf;
 
     /// Logs an event when dropped.
     struct Guard;
@@ -600,19 +601,6 @@ mod tests {
         fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<()> {
             tracing::info!("polled");
             Poll::Ready(())
-        }
-    }
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
         }
     }
 
