@@ -13,6 +13,8 @@
 # The case `floor` counts `bench_proxy` (an aigw-axum example: hyper's server connection and
 # pooled client forwarding the passthrough request, nothing else) the same way: what the two
 # hyper HTTP/1 connections and tokio cost before a proxy does any work of its own.
+# The case `peer` counts agentgateway (PEER_BIN=path; benches/e2e/agentgateway.yaml, an
+# OpenAI LLM backend in front of the same simulator) the same way, all its threads counted.
 #
 # Usage: scripts/bench-callgrind.sh            (AIGW_BIN=path to skip the release build)
 #        N=300 CASES="openai bedrock floor" scripts/bench-callgrind.sh   (PROXY_BIN=path)
@@ -50,17 +52,19 @@ trap 'kill $sim $gw 2>/dev/null || true' EXIT
 # profile CASE REQUESTS -> total instructions of one gateway run
 profile() {
   local case=$1 reqs=$2 file="$out/callgrind.$1.$2.out"
-  local body=$case cmd=("$bin" run "$dir/gateway.yaml" --listen 127.0.0.1:1975 --admin 127.0.0.1:1965)
+  local body=$case port=1975 cmd=("$bin" run "$dir/gateway.yaml" --listen 127.0.0.1:1975 --admin 127.0.0.1:1965)
   if [ "$case" = floor ]; then
     body=openai cmd=("$proxy_bin" 127.0.0.1:1975 127.0.0.1:1976)
+  elif [ "$case" = peer ]; then
+    body=openai port=1987 cmd=("${PEER_BIN:?the case peer needs PEER_BIN=path/to/agentgateway}" -f "$dir/agentgateway.yaml")
   fi
   rm -f "$file"-*
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$file" \
     "${cmd[@]}" >"$out/gw.$case.$reqs.log" 2>&1 &
   gw=$!
   for _ in $(seq 300); do
-    if [ "$case" = floor ]; then
-      (: </dev/tcp/127.0.0.1/1975) 2>/dev/null && break
+    if [ "$case" = floor ] || [ "$case" = peer ]; then
+      (: </dev/tcp/127.0.0.1/$port) 2>/dev/null && break
     else
       curl -fs -o /dev/null 127.0.0.1:1965/ready && break
     fi
@@ -68,13 +72,13 @@ profile() {
   done
   if [ "$reqs" -gt 0 ]; then
     hey -n "$reqs" -c 1 -m POST -T application/json -H "authorization: Bearer sk-bench" \
-      -D "$dir/body-$body.json" http://127.0.0.1:1975/v1/chat/completions >"$out/hey.$case.txt"
+      -D "$dir/body-$body.json" "http://127.0.0.1:$port/v1/chat/completions" >"$out/hey.$case.txt"
     grep -q "\[200\]	$reqs responses" "$out/hey.$case.txt" \
       || { echo "not every request succeeded: $out/hey.$case.txt" >&2; exit 1; }
   fi
   # aigw drains on SIGINT; bench_proxy has no handler, and a script's background job
-  # ignores SIGINT, so it gets SIGTERM (valgrind still writes the profile).
-  if [ "$case" = floor ]; then kill -TERM "$gw"; else kill -INT "$gw"; fi
+  # ignores SIGINT, so it gets SIGTERM (valgrind still writes the profile), as does the peer.
+  if [ "$case" = floor ] || [ "$case" = peer ]; then kill -TERM "$gw"; else kill -INT "$gw"; fi
   wait "$gw" || true
   gw=
   local sum=0 t

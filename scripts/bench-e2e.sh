@@ -23,6 +23,10 @@
 # else) and nginx if it is installed (apt-get install nginx-light; one worker process,
 # upstream keepalive, no buffering). They give the floor: what a second hop costs on this
 # machine before the proxy does any work of its own.
+# PEER_BIN=path/to/agentgateway also puts agentgateway in front of the same upstream
+# (benches/e2e/agentgateway.yaml: an OpenAI LLM backend, bearer key injected), for the
+# passthrough cases and time to first byte: a peer gateway measured in the same run. The
+# script does not build it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The benchmark scripts listen on fixed loopback ports: one run at a time per machine,
@@ -83,6 +87,12 @@ if [ -n "${FLOOR:-}" ]; then
     echo "nginx not installed: the nginx rows are left out (apt-get install nginx-light)" >&2
   fi
 fi
+if [ -n "${PEER_BIN:-}" ]; then
+  "$PEER_BIN" -f "$dir/agentgateway.yaml" >"$out/peer.log" 2>&1 &
+  peer_pid=$!
+  floor_pids="$floor_pids $peer_pid"
+  for _ in $(seq 100); do curl -s -o /dev/null 127.0.0.1:1987/ && break; sleep 0.1; done
+fi
 for _ in $(seq 50); do
   curl -fs -o /dev/null 127.0.0.1:1965/ready && curl -s -o /dev/null -X GET 127.0.0.1:1976/__sim/stats && break
   sleep 0.1
@@ -98,6 +108,7 @@ for _ in $(seq 60); do
   cur=$(rss_kb "$gw"); [ "$cur" = "$prev" ] && break; prev=$cur; sleep 1
 done
 rss_idle=$(rss_kb "$gw")
+peer_rss_idle=$([ -n "${peer_pid:-}" ] && rss_kb "$peer_pid" || echo -)
 
 # run NAME URL BODY THREADS CONNS -> prints "p50_us p99_us rps requests cpu_us_per_req"
 run() {
@@ -152,13 +163,15 @@ PY
 }
 
 # floor_rows CASE BODY DIRECT_P50 DIRECT_P99 DIRECT_RPS: the same passthrough case through
-# the floor proxies (FLOOR=1), one table row each, against the same direct figures.
+# the floor proxies (FLOOR=1) and the peer (PEER_BIN), one table row each, against the same
+# direct figures.
 floor_rows() {
   local case=$1 body=$2 dp50=$3 dp99=$4 drps=$5 name port pid p50 p99 rps cpu
-  for name in bench_proxy nginx; do
+  for name in bench_proxy nginx agentgateway; do
     case $name in
-      bench_proxy) port=1985; pid=$hyper_proxy ;;
+      bench_proxy) [ -n "${hyper_proxy:-}" ] || continue; port=1985; pid=$hyper_proxy ;;
       nginx) [ -n "${nginx_pid:-}" ] || continue; port=1986; pid=$nginx_pid ;;
+      agentgateway) [ -n "${peer_pid:-}" ] || continue; port=1987; pid=$peer_pid ;;
     esac
     read -r p50 p99 _ _ cpu <<<"$(PID=$pid run "$case-$name-c1" "http://127.0.0.1:$port/v1/chat/completions" "$body" 1 1)"
     read -r _ _ rps _ _ <<<"$(PID=$pid run "$case-$name-c32" "http://127.0.0.1:$port/v1/chat/completions" "$body" 2 32)"
@@ -189,11 +202,14 @@ for case in openai openai-stream bedrock bedrock-stream; do
   rss_load=$(rss_kb "$gw")
   printf '| %s | %s / %s | %s / %s | %s / %s | %s | %s | %s%% | %s |\n' "$case" "$dp50" "$dp99" "$gp50" "$gp99" \
     "$((gp50 - dp50))" "$((gp99 - dp99))" "$drps" "$grps" "$((100 * grps / drps))" "$gcpu"
-  if [ -n "${FLOOR:-}" ] && [ "${case#openai}" != "$case" ]; then
+  if [ -n "${FLOOR:-}${PEER_BIN:-}" ] && [ "${case#openai}" != "$case" ]; then
     floor_rows "$case" "$d_body" "$dp50" "$dp99" "$drps"
   fi
 done
 printf '\nRSS of aigw run: idle %s KiB, after load %s KiB\n' "$rss_idle" "$rss_load"
+if [ -n "${peer_pid:-}" ]; then
+  printf 'RSS of agentgateway: idle %s KiB, after load %s KiB\n' "$peer_rss_idle" "$(rss_kb "$peer_pid")"
+fi
 if [ -n "${SYSCALLS:-}" ]; then
   strace -c -f -p "$gw" -o "$out/strace.txt" 2>/dev/null &
   st=$!
@@ -220,11 +236,11 @@ for case in openai-stream bedrock-stream; do
   read -r d g added p99 < <(ttfb "$d_url" "$d_body" "$via" "$dir/body-$case.json")
   printf 'time to first byte, %s: direct p50 %s µs, via aigw p50 %s µs (p99 %s), added (median of pairs) %s µs\n' \
     "$case" "$d" "$g" "$p99" "$added"
-  if [ -n "${FLOOR:-}" ] && [ "$case" = openai-stream ]; then
-    for port in 1985 ${nginx_pid:+1986}; do
+  if [ -n "${FLOOR:-}${PEER_BIN:-}" ] && [ "$case" = openai-stream ]; then
+    for port in ${hyper_proxy:+1985} ${nginx_pid:+1986} ${peer_pid:+1987}; do
       read -r _ f fadded _ < <(ttfb "$d_url" "$d_body" "http://127.0.0.1:$port/v1/chat/completions" "$d_body")
-      printf 'time to first byte, %s via %s: p50 %s µs, added (median of pairs) %s µs\n' "$case" \
-        "$([ "$port" = 1985 ] && echo bench_proxy || echo nginx)" "$f" "$fadded"
+      case $port in 1985) name=bench_proxy ;; 1986) name=nginx ;; *) name=agentgateway ;; esac
+      printf 'time to first byte, %s via %s: p50 %s µs, added (median of pairs) %s µs\n' "$case" "$name" "$f" "$fadded"
     done
   fi
 done
