@@ -166,8 +166,10 @@ where
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<axum::response::Response, Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    /// Ready when the inner service is: most requests go to it, called at once
+    /// (an MCP request leaves it ready and unused).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: axum::extract::Request) -> Self::Future {
@@ -213,12 +215,10 @@ where
                 Ok(top_level(&method, resp.map(axum::body::Body::new)))
             });
         }
-        let mut inner = self.inner.clone();
-        Box::pin(async move {
-            tower::ServiceExt::ready(&mut inner).await?;
-            let resp = tower::Service::call(&mut inner, req).await?;
-            Ok(top_level(&method, resp))
-        })
+        // `poll_ready` readied `inner`: called here, the request is handed over now and
+        // not carried (and moved) inside this future.
+        let response = self.inner.call(req);
+        crate::proxy::boxed(move || async move { Ok(top_level(&method, response.await?)) })
     }
 }
 

@@ -26,6 +26,7 @@ impl tower::Service<Request<Body>> for Gateway {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
-        Box::pin(async move { Ok(crate::proxy::handle(inner, request).await) })
+        // Boxed in place: the request's whole future is kilobytes.
+        crate::proxy::boxed(move || async move { Ok(crate::proxy::handle(inner, request).await) })
     }
 }

@@ -500,10 +500,11 @@ impl Target {
     /// failover to keep the first endpoint's name).
     fn h1_form(&self, req: &mut Request<ReqBody>, host: Option<&HeaderValue>) {
         *req.uri_mut() = Uri::from(self.path.clone());
+        // One lookup for the test and the insertion.
         if let Some(host) = host
-            && !req.headers().contains_key(header::HOST)
+            && let header::Entry::Vacant(slot) = req.headers_mut().entry(header::HOST)
         {
-            req.headers_mut().insert(header::HOST, host.clone());
+            slot.insert(host.clone());
         }
     }
 

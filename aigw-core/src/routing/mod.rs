@@ -551,14 +551,18 @@ impl Snapshot {
     /// `x-ai-eg-model`; a client-sent header of that name is ignored). The `host`
     /// header scopes routes with hostnames; without one, hostnames do not restrict.
     pub fn route(&self, model: &str, headers: &HeaderMap) -> Result<RouteMatch<'_>> {
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok());
+        // Looked up once the first route that names hostnames needs it (most name none).
+        let mut host: Option<Option<&str>> = None;
         let mut best: Option<(usize, &CompiledRoute, &CompiledRule)> = None;
         let indexed = self.by_model.get(model).map_or(&[][..], Vec::as_slice);
         for (ri, ui) in merged(indexed, &self.unindexed) {
             let route = &self.routes[ri];
-            if let (false, Some(host)) = (route.hostnames.is_empty(), host)
+            if !route.hostnames.is_empty()
+                && let Some(host) = *host.get_or_insert_with(|| {
+                    headers
+                        .get(http::header::HOST)
+                        .and_then(|v| v.to_str().ok())
+                })
                 && !route.hostnames.iter().any(|p| host_matches(p, host))
             {
                 continue;
