@@ -17,8 +17,10 @@
 use super::openai::{CompletionTokensDetails, PromptTokensDetails, Usage};
 use super::quotes::{self, Quotes};
 use crate::usage::TokenUsage;
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use std::sync::LazyLock;
 
 /// What metering takes from a complete response body.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -436,21 +438,84 @@ fn top_level(body: &[u8]) -> Option<Seen<'_>> {
         quotes: &quotes,
     };
     let mut seen = Seen::default();
-    c.object(|c, key| {
-        match key {
-            b"model" if seen.model.is_none() => seen.model = Some(c.null_or(b'"')?),
-            b"usage" if seen.usage.is_none() => seen.usage = Some(usage(c)?),
-            b"choices" if !seen.choices => {
-                seen.choices = true;
-                c.null_or(b'[')?;
-            }
-            b"model" | b"usage" | b"choices" => return None, // duplicate
-            _ => c.skip_value()?,
-        }
-        Some(())
-    })?;
+    c.object(|c, key| member(&mut seen, c, key))?;
     c.ws();
     (c.i == body.len()).then_some(seen)
+}
+
+/// One top-level member: the cursor is on its value and is moved past it.
+fn member<'a>(seen: &mut Seen<'a>, c: &mut Cursor<'a, '_>, key: &[u8]) -> Option<()> {
+    match key {
+        b"model" if seen.model.is_none() => seen.model = Some(c.null_or(b'"')?),
+        b"usage" if seen.usage.is_none() => seen.usage = Some(usage(c)?),
+        b"choices" if !seen.choices => {
+            seen.choices = true;
+            if seen.usage.is_none() && c.peek() == Some(b'[') && past_choices(seen, c).is_some() {
+                return Some(());
+            }
+            c.null_or(b'[')?;
+        }
+        b"model" | b"usage" | b"choices" => return None, // duplicate
+        _ => c.skip_value()?,
+    }
+    Some(())
+}
+
+/// `"usage"`, `"model"`, `"choices"` and the start of a `\u` escape, searched for as
+/// byte strings (each searcher built once).
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+static MODEL_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"model\""));
+static CHOICES_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\""));
+static U_ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
+
+/// The members after the `choices` array without walking the array (the cursor is on
+/// its `[`): a chat completion's `usage` follows its choices, which are most of the
+/// body and were most of the walk's cost. `None` (the cursor untouched) when any step
+/// is not sure; the caller then walks the array.
+///
+/// Why the jump lands where the walk would, on a body that is valid JSON:
+/// - `"usage"` preceded by `,` (and whitespace) is a whole string token: its closing
+///   quote follows an `e`, so it is not escaped, and its opening quote follows a `,`,
+///   so neither is it; between two unescaped quotes with only `usage` between them,
+///   the first opens a string (were it closing one, `usage` would stand bare).
+/// - From there the members are walked as the scan walks them; they must close with
+///   the body's last `}`, which closes the top-level object, so the key is a member of
+///   it and the walk saw every member after it.
+/// - The members skipped between the array and the key can only be repeated
+///   `model`, `usage` or `choices` members (which the full parse refuses) if their
+///   keys are written out (`"model"`, `"choices"`; the first `"usage"` after the array
+///   is the one found) or escaped, which takes a `\u` escape for letters: the
+///   skipped bytes holding none of the three, no such member is skipped.
+///
+/// A body that is not valid JSON is not the full parse's either; as with values the
+/// walk skips, the scan does not check the skipped bytes.
+fn past_choices<'a>(seen: &mut Seen<'a>, c: &mut Cursor<'a, '_>) -> Option<()> {
+    let rest = c.rest();
+    let at = USAGE_KEY.find(rest)?;
+    let skipped = &rest[..at];
+    if skipped.trim_ascii_end().last() != Some(&b',')
+        || MODEL_KEY.find(skipped).is_some()
+        || CHOICES_KEY.find(skipped).is_some()
+        || U_ESCAPE.find(skipped).is_some()
+    {
+        return None;
+    }
+    let mut tail = c.clone();
+    tail.i += at;
+    let mut after = Seen {
+        model: seen.model,
+        usage: None,
+        choices: true,
+    };
+    tail.members(|t, key| member(&mut after, t, key))?;
+    // `members` moved past the closing brace; the walk goes on from it.
+    let close = tail.i - 1;
+    if !tail.at_end() {
+        return None;
+    }
+    *seen = after;
+    c.i = close;
+    Some(())
 }
 
 /// The top-level `usage` from the cursor: `null` (then `Some(None)`), or an object
