@@ -307,12 +307,18 @@ pub(crate) fn fill_decimal(digits: &mut [u8; 20], mut n: u64) -> usize {
     i
 }
 
-/// A duration in milliseconds with nanosecond precision (`12.345678`).
+/// A duration in milliseconds with nanosecond precision (`12.345678`). From the
+/// seconds and the nanoseconds apart: the 128-bit nanosecond count's division and
+/// remainder were two calls of a long-division routine for each duration of a line.
 fn push_millis(buf: &mut Vec<u8>, d: Duration) {
-    let nanos = d.as_nanos();
-    push_padded(buf, u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX), 1);
+    let sub = d.subsec_nanos();
+    let millis = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(sub / 1_000_000));
+    push_padded(buf, millis, 1);
     buf.push(b'.');
-    push_padded(buf, (nanos % 1_000_000) as u64, 6);
+    push_padded(buf, u64::from(sub % 1_000_000), 6);
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -558,7 +564,10 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: Sy
         text_str(buf, b"path=", p);
         buf.push(b' ');
     }
-    text_str(buf, b"model=", &r.request_model);
+    // The request's model is written three times (and the response's is usually the
+    // same text): checked for escapes once.
+    let model_plain = !needs_escape(&r.request_model);
+    text_checked(buf, b"model=", &r.request_model, model_plain);
     if let Some(c) = r.client.as_deref() {
         text_str(buf, b" client=", c);
     }
@@ -579,7 +588,7 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: Sy
     }
     buf.extend_from_slice(b"}: aigw::access: request");
     if let Some(e) = r.endpoint {
-        text_str(buf, b" endpoint=", e.operation_name());
+        text_checked(buf, b" endpoint=", e.operation_name(), true);
     }
     if let Some(c) = r.client.as_deref() {
         text_str(buf, b" client=", c);
@@ -602,9 +611,19 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: Sy
         text_str(buf, b" provider=", p);
     }
     buf.extend_from_slice(b" request_model=");
-    write_value(buf, &Value::Display(&r.request_model), false);
-    if let Some(m) = r.response_model.as_deref() {
-        text_str(buf, b" response_model=", m);
+    if model_plain {
+        buf.extend_from_slice(r.request_model.as_bytes());
+    } else {
+        push_quoted(buf, &r.request_model);
+    }
+    match r.response_model.as_deref() {
+        Some(m) if m == r.request_model => {
+            text_checked(buf, b" response_model=", m, model_plain);
+        }
+        Some(m) => {
+            text_str(buf, b" response_model=", m);
+        }
+        None => {}
     }
     if let Some(s) = r.status {
         text_u64(buf, b" status=", u64::from(s.as_u16()));
@@ -654,7 +673,7 @@ fn write_text_counts(buf: &mut Vec<u8>, r: &ExchangeRecord) {
     if let Some(n) = u.images {
         text_u64(buf, b" images=", n);
     }
-    text_str(buf, b" token_source=", r.usage_source.as_str());
+    text_checked(buf, b" token_source=", r.usage_source.as_str(), true);
     if let Some(d) = r.latency {
         buf.extend_from_slice(b" latency_ms=");
         push_millis(buf, d);
@@ -672,6 +691,21 @@ fn text_str(buf: &mut Vec<u8>, name: &'static [u8], v: &str) -> std::ops::Range<
     let start = buf.len();
     push_quoted(buf, v);
     start..buf.len()
+}
+
+/// [`text_str`] for a value already known to need no escaping when `plain` (checked
+/// once for all the places it is written, or one of a fixed set of names: the
+/// endpoint's operation, the token source).
+#[inline(always)]
+fn text_checked(buf: &mut Vec<u8>, name: &'static [u8], v: &str, plain: bool) {
+    if plain {
+        buf.extend_from_slice(name);
+        buf.push(b'"');
+        buf.extend_from_slice(v.as_bytes());
+        buf.push(b'"');
+    } else {
+        text_str(buf, name, v);
+    }
 }
 
 /// `name` (with its separator and `=`) and `n`.
@@ -1123,6 +1157,56 @@ mod tests {
             let mut buf = b"x".to_vec();
             write_timestamp(&mut buf, SystemTime::UNIX_EPOCH + Duration::new(t, 1_000));
             assert_eq!(String::from_utf8(buf).unwrap(), format!("x{want}"));
+        }
+    }
+
+    #[test]
+    fn the_fixed_names_need_no_escaping() {
+        // `write_text` writes them quoted without checking them.
+        for e in Endpoint::ALL {
+            assert!(!needs_escape(e.operation_name()), "{e:?}");
+        }
+        for s in [
+            aigw_core::estimate::UsageSource::Reported,
+            aigw_core::estimate::UsageSource::Estimated,
+        ] {
+            assert!(!needs_escape(s.as_str()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn millis_are_the_nanosecond_count_divided() {
+        // The 128-bit division `push_millis` replaced, on durations of every size.
+        let mut ds = vec![
+            Duration::ZERO,
+            Duration::MAX,
+            Duration::new(u64::MAX / 1000, 0),
+        ];
+        ds.push(Duration::new(u64::MAX / 1000 + 1, 0));
+        ds.push(Duration::new(u64::MAX / 1000, 999_999_999));
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for bits in 0..=64 {
+            for _ in 0..50 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let secs = x.checked_shr(64 - bits).unwrap_or(0);
+                ds.push(Duration::new(secs, (x % 1_000_000_000) as u32));
+            }
+        }
+        for d in ds {
+            let nanos = d.as_nanos();
+            let mut want = Vec::new();
+            push_padded(
+                &mut want,
+                u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX),
+                1,
+            );
+            want.push(b'.');
+            push_padded(&mut want, (nanos % 1_000_000) as u64, 6);
+            let mut got = Vec::new();
+            push_millis(&mut got, d);
+            assert_eq!(got, want, "{d:?}");
         }
     }
 
