@@ -83,7 +83,7 @@ struct AccessLogInner {
     /// Header-mapped attributes printed after the fields
     /// (`OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES`), set once at start-up.
     attributes: std::sync::OnceLock<Vec<Arc<str>>>,
-    buf: Mutex<Vec<u8>>,
+    buf: Mutex<Pending>,
     /// The output and the spare buffer swapped with `buf` on a flush, so neither side
     /// reallocates in steady state. Locked before `buf`, never the other way round.
     out: Mutex<(Box<dyn Write + Send>, Vec<u8>)>,
@@ -109,7 +109,10 @@ impl AccessLog {
             inner: Arc::new(AccessLogInner {
                 format,
                 attributes: std::sync::OnceLock::new(),
-                buf: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+                buf: Mutex::new(Pending {
+                    lines: Vec::with_capacity(FLUSH_AT),
+                    checked: Checked::default(),
+                }),
                 out: Mutex::new((Box::new(out), Vec::with_capacity(FLUSH_AT))),
                 pending: tokio::sync::Notify::new(),
             }),
@@ -135,10 +138,10 @@ impl AccessLog {
         let (writer, spare) = &mut *out;
         {
             let mut buf = lock(&self.inner.buf);
-            if buf.is_empty() {
+            if buf.lines.is_empty() {
                 return;
             }
-            std::mem::swap(&mut *buf, spare);
+            std::mem::swap(&mut buf.lines, spare);
         }
         if let Err(e) = writer.write_all(spare).and_then(|()| writer.flush()) {
             tracing::debug!(error = %e, "cannot write the access log");
@@ -159,12 +162,12 @@ impl AccessLog {
         })
     }
 
-    /// Appends `r`'s line to `buf`, stamped `now`.
-    fn write_line(&self, buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+    /// Appends `r`'s line to the pending lines, stamped `now`.
+    fn write_line(&self, p: &mut Pending, r: &ExchangeRecord, now: SystemTime) {
         let attrs = self.inner.attributes.get().map_or(&[][..], Vec::as_slice);
         match self.inner.format {
-            AccessLogFormat::Text => write_text(buf, r, attrs, now),
-            AccessLogFormat::Json => write_json(buf, r, attrs, now),
+            AccessLogFormat::Text => write_text(&mut p.lines, &mut p.checked, r, attrs, now),
+            AccessLogFormat::Json => write_json(&mut p.lines, r, attrs, now),
         }
     }
 }
@@ -177,14 +180,43 @@ impl RecordSink for AccessLog {
         let now = SystemTime::now();
         let (first, len) = {
             let mut buf = lock(&self.inner.buf);
-            let first = buf.is_empty();
+            let first = buf.lines.is_empty();
             self.write_line(&mut buf, r, now);
-            (first, buf.len())
+            (first, buf.lines.len())
         };
         if len >= FLUSH_AT {
             self.flush();
         } else if first {
             self.inner.pending.notify_one();
+        }
+    }
+}
+
+/// The lines waiting to be written, and what the writer remembers between them.
+struct Pending {
+    lines: Vec<u8>,
+    checked: Checked,
+}
+
+/// The last line's route and backend, and whether each needed escaping. Their names
+/// are shared by every request they serve (the plan's `Arc<str>`s, made when the
+/// configuration is loaded), so a line with the same route or backend as the last one
+/// (the same allocation, whose text cannot change while it is held here) skips the
+/// check.
+#[derive(Default)]
+struct Checked {
+    route: Option<(Arc<str>, bool)>,
+    backend: Option<(Arc<str>, bool)>,
+}
+
+/// Whether `v` can be written without escapes, from `slot` when it holds `v` itself.
+fn plain_as_last(slot: &mut Option<(Arc<str>, bool)>, v: &Arc<str>) -> bool {
+    match slot {
+        Some((last, plain)) if Arc::ptr_eq(last, v) => *plain,
+        _ => {
+            let plain = !needs_escape(v);
+            *slot = Some((v.clone(), plain));
+            plain
         }
     }
 }
@@ -342,7 +374,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// checked at once in a word (the last word overlapping the one before it; a string
 /// shorter than a word padded with a byte that needs no escape).
 pub(crate) fn needs_escape(s: &str) -> bool {
-    let b = s.as_bytes();
+    any_word(s.as_bytes(), word_needs_escape)
+}
+
+/// Whether `s` holds a byte [`needs_escape`] flags or one outside ASCII: both checks
+/// in one pass over the words.
+pub(crate) fn needs_escape_or_non_ascii(s: &str) -> bool {
+    const HIGH: u64 = (u64::MAX / 255) << 7;
+    any_word(s.as_bytes(), |w| word_needs_escape(w) | (w & HIGH != 0))
+}
+
+/// Whether `test` holds for a word of `b`, eight bytes at a time.
+#[inline(always)]
+fn any_word(b: &[u8], test: impl Fn(u64) -> bool) -> bool {
     let n = b.len();
     if n < 8 {
         // The bytes gathered without a copy of unknown length (a call): from four
@@ -357,14 +401,14 @@ pub(crate) fn needs_escape(s: &str) -> bool {
             word[1] = b[n / 2];
             word[2] = b[n - 1];
         }
-        return word_needs_escape(u64::from_le_bytes(word));
+        return test(u64::from_le_bytes(word));
     }
     let mut hit = false;
     for chunk in b.chunks_exact(8) {
-        hit |= word_needs_escape(word_at(chunk));
+        hit |= test(word_at(chunk));
     }
     if !b.len().is_multiple_of(8) {
-        hit |= word_needs_escape(word_at(&b[b.len() - 8..]));
+        hit |= test(word_at(&b[b.len() - 8..]));
     }
     hit
 }
@@ -557,7 +601,13 @@ fn write_value(buf: &mut Vec<u8>, v: &Value<'_>, json: bool) {
 /// through the two visitors, each field cost a call of the value writer, a match on
 /// the value's kind and a copy of its name of unknown length (a third of the line's cost).
 /// The span's route and backend are copied, already quoted, into the event's fields.
-fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: SystemTime) {
+fn write_text(
+    buf: &mut Vec<u8>,
+    checked: &mut Checked,
+    r: &ExchangeRecord,
+    attrs: &[Arc<str>],
+    now: SystemTime,
+) {
     write_timestamp(buf, now);
     buf.extend_from_slice(b"  INFO aigw.request{");
     if let Some(p) = r.path.as_deref() {
@@ -571,8 +621,14 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: Sy
     if let Some(c) = r.client.as_deref() {
         text_str(buf, b" client=", c);
     }
-    let route = r.route.as_deref().map(|v| text_str(buf, b" route=", v));
-    let backend = r.backend.as_deref().map(|v| text_str(buf, b" backend=", v));
+    let route = r.route.as_ref().map(|v| {
+        let plain = plain_as_last(&mut checked.route, v);
+        text_checked(buf, b" route=", v, plain)
+    });
+    let backend = r.backend.as_ref().map(|v| {
+        let plain = plain_as_last(&mut checked.backend, v);
+        text_checked(buf, b" backend=", v, plain)
+    });
     if let Some(s) = r.status {
         text_u64(buf, b" status=", u64::from(s.as_u16()));
     }
@@ -696,16 +752,23 @@ fn text_str(buf: &mut Vec<u8>, name: &'static [u8], v: &str) -> std::ops::Range<
 /// [`text_str`] for a value already known to need no escaping when `plain` (checked
 /// once for all the places it is written, or one of a fixed set of names: the
 /// endpoint's operation, the token source).
+/// Returns where the quoted value is.
 #[inline(always)]
-fn text_checked(buf: &mut Vec<u8>, name: &'static [u8], v: &str, plain: bool) {
-    if plain {
-        buf.extend_from_slice(name);
-        buf.push(b'"');
-        buf.extend_from_slice(v.as_bytes());
-        buf.push(b'"');
-    } else {
-        text_str(buf, name, v);
+fn text_checked(
+    buf: &mut Vec<u8>,
+    name: &'static [u8],
+    v: &str,
+    plain: bool,
+) -> std::ops::Range<usize> {
+    if !plain {
+        return text_str(buf, name, v);
     }
+    buf.extend_from_slice(name);
+    let start = buf.len();
+    buf.push(b'"');
+    buf.extend_from_slice(v.as_bytes());
+    buf.push(b'"');
+    start..buf.len()
 }
 
 /// `name` (with its separator and `=`) and `n`.
@@ -1025,6 +1088,10 @@ mod tests {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let now = SystemTime::UNIX_EPOCH + Duration::new(1_709_210_096, 789_012_345);
         let attrs = [Arc::<str>::from("session.id")];
+        // Routes and backends shared between records, as the plan shares them: the
+        // writer's memory of the last ones is kept across the records.
+        let shared: Vec<Arc<str>> = strs.iter().map(|s| Arc::from(*s)).collect();
+        let mut checked = Checked::default();
         for i in 0..4000 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -1032,12 +1099,13 @@ mod tests {
             let on = |bit: u32| x & (1 << bit) != 0;
             let s = |bit: u32| strs[((x >> bit) & 3) as usize];
             let n = |bit: u32| on(bit).then_some((x >> bit) % 100_000);
+            let arc = |bit: u32| shared[((x >> bit) & 3) as usize].clone();
             let mut identity = ClientIdentity::new("id", IdentityKind::VirtualKey);
             identity.team = on(40).then(|| Arc::from(s(41)));
             let r = ExchangeRecord {
                 endpoint: on(0).then_some(Endpoint::ChatCompletions),
-                route: on(1).then(|| s(2).into()),
-                backend: on(3).then(|| s(4).into()),
+                route: on(1).then(|| if on(30) { arc(2) } else { s(2).into() }),
+                backend: on(3).then(|| if on(31) { arc(4) } else { s(4).into() }),
                 provider: on(5).then_some("openai"),
                 request_model: s(6).into(),
                 response_model: on(7).then(|| s(8).into()),
@@ -1072,7 +1140,7 @@ mod tests {
                 ..Default::default()
             };
             let (mut fast, mut reference) = (Vec::new(), Vec::new());
-            write_text(&mut fast, &r, &attrs, now);
+            write_text(&mut fast, &mut checked, &r, &attrs, now);
             write_text_by_fields(&mut reference, &r, &attrs, now);
             assert_eq!(
                 String::from_utf8(fast).unwrap(),
