@@ -445,6 +445,7 @@ fn top_level(body: &[u8]) -> Option<Seen<'_>> {
 }
 
 /// One top-level member: the cursor is on its value and is moved past it.
+#[inline]
 fn member<'a>(seen: &mut Seen<'a>, c: &mut Cursor<'a, '_>, key: &[u8]) -> Option<()> {
     match key {
         b"model" if seen.model.is_none() => seen.model = Some(c.null_or(b'"')?),
@@ -527,24 +528,32 @@ fn past_choices<'a>(seen: &mut Seen<'a>, c: &mut Cursor<'a, '_>) -> Option<()> {
     if skipped.trim_ascii_end().last() != Some(&b',')
         || keys.model.find(skipped).is_some()
         || keys.choices.find(skipped).is_some()
-        || keys.u_escape.find(skipped).is_some()
+        || memchr::memchr(b'\\', skipped)
+            .is_some_and(|from| keys.u_escape.find(&skipped[from..]).is_some())
     {
         return None;
     }
     let mut tail = c.clone();
     tail.i += at;
-    let mut after = Seen {
-        model: seen.model,
-        usage: None,
-        choices: true,
-    };
-    tail.members(|t, key| member(&mut after, t, key))?;
+    // The members as `member` reads them, with `choices` seen (written out here, not
+    // called: a recursive `member` was not inlined into the walk's loop).
+    let (mut model, mut read) = (seen.model, None);
+    tail.members(|t, key| {
+        match key {
+            b"usage" if read.is_none() => read = Some(usage(t)?),
+            b"model" if model.is_none() => model = Some(t.null_or(b'"')?),
+            b"model" | b"usage" | b"choices" => return None, // duplicate
+            _ => t.skip_value()?,
+        }
+        Some(())
+    })?;
     // `members` moved past the closing brace; the walk goes on from it.
     let close = tail.i - 1;
     if !tail.at_end() {
         return None;
     }
-    *seen = after;
+    seen.model = model;
+    seen.usage = read;
     c.i = close;
     Some(())
 }
