@@ -629,15 +629,12 @@ fn write_text(
         let plain = plain_as_last(&mut checked.backend, v);
         text_checked(buf, b" backend=", v, plain)
     });
-    if let Some(s) = r.status {
-        text_u64(buf, b" status=", u64::from(s.as_u16()));
-    }
-    if let Some(n) = r.usage.input {
-        text_u64(buf, b" input_tokens=", n);
-    }
-    if let Some(n) = r.usage.output {
-        text_u64(buf, b" output_tokens=", n);
-    }
+    // The numbers the event repeats are copied from here, as the route and backend are.
+    let status = r
+        .status
+        .map(|s| text_u64(buf, b" status=", u64::from(s.as_u16())));
+    let input = r.usage.input.map(|n| text_u64(buf, b" input_tokens=", n));
+    let output = r.usage.output.map(|n| text_u64(buf, b" output_tokens=", n));
     if let Some(t) = r.trace_id {
         buf.extend_from_slice(b" trace_id=");
         write_value(buf, &Value::TraceId(t), false);
@@ -681,8 +678,9 @@ fn write_text(
         }
         None => {}
     }
-    if let Some(s) = r.status {
-        text_u64(buf, b" status=", u64::from(s.as_u16()));
+    if let Some(digits) = status {
+        buf.extend_from_slice(b" status=");
+        buf.extend_from_within(digits);
     }
     buf.extend_from_slice(if r.stream {
         b" stream=true"
@@ -690,7 +688,7 @@ fn write_text(
         b" stream=false"
     });
     text_u64(buf, b" attempts=", u64::from(r.attempts));
-    write_text_counts(buf, r);
+    write_text_counts(buf, r, input, output);
     if let Some(e) = r.error.as_deref() {
         text_str(buf, b" error=", e);
     }
@@ -705,14 +703,22 @@ fn write_text(
     buf.push(b'\n');
 }
 
-/// The event's fields from `input_tokens` to `ttfb_ms`.
-fn write_text_counts(buf: &mut Vec<u8>, r: &ExchangeRecord) {
+/// The event's fields from `input_tokens` to `ttfb_ms`; the input and output counts
+/// are where the span's fields wrote them.
+fn write_text_counts(
+    buf: &mut Vec<u8>,
+    r: &ExchangeRecord,
+    input: Option<std::ops::Range<usize>>,
+    output: Option<std::ops::Range<usize>>,
+) {
     let u = &r.usage;
-    if let Some(n) = u.input {
-        text_u64(buf, b" input_tokens=", n);
+    if let Some(digits) = input {
+        buf.extend_from_slice(b" input_tokens=");
+        buf.extend_from_within(digits);
     }
-    if let Some(n) = u.output {
-        text_u64(buf, b" output_tokens=", n);
+    if let Some(digits) = output {
+        buf.extend_from_slice(b" output_tokens=");
+        buf.extend_from_within(digits);
     }
     if let Some(n) = u.total_or_sum() {
         text_u64(buf, b" total_tokens=", n);
@@ -771,11 +777,13 @@ fn text_checked(
     start..buf.len()
 }
 
-/// `name` (with its separator and `=`) and `n`.
+/// `name` (with its separator and `=`) and `n`; returns where its digits are.
 #[inline(always)]
-fn text_u64(buf: &mut Vec<u8>, name: &'static [u8], n: u64) {
+fn text_u64(buf: &mut Vec<u8>, name: &'static [u8], n: u64) -> std::ops::Range<usize> {
     buf.extend_from_slice(name);
+    let start = buf.len();
     push_padded(buf, n, 1);
+    start..buf.len()
 }
 
 /// The text line written through [`span_fields`] and [`event_fields`], as the JSON
