@@ -165,8 +165,11 @@ impl Series {
     }
 
     fn is(&self, key: &SeriesKey<'_>) -> bool {
-        self.operation == key.operation
-            && self.provider == key.provider
+        // The operation and provider are names from fixed tables: the same text is
+        // almost always the same `&'static str`, found equal without comparing bytes.
+        let same = |a: &'static str, b: &'static str| std::ptr::eq(a, b) || a == b;
+        same(self.operation, key.operation)
+            && same(self.provider, key.provider)
             && self.failed == key.failed
             && self.original_model == key.original_model
             && self.request_model == key.request_model

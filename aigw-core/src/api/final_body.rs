@@ -17,8 +17,7 @@
 use super::openai::{CompletionTokensDetails, PromptTokensDetails, Usage};
 use super::quotes::{self, Quotes};
 use crate::usage::TokenUsage;
-use memchr::arch::all::packedpair::HeuristicFrequencyRank;
-use memchr::memmem::{Finder, FinderBuilder};
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::sync::LazyLock;
@@ -472,32 +471,12 @@ struct Keys {
     u_escape: Finder<'static>,
 }
 
-static KEYS: LazyLock<Keys> = LazyLock::new(|| {
-    let b = FinderBuilder::new();
-    Keys {
-        usage: b.build_forward_with_ranker(JsonRank, b"\"usage\""),
-        model: b.build_forward_with_ranker(JsonRank, b"\"model\""),
-        choices: b.build_forward_with_ranker(JsonRank, b"\"choices\""),
-        u_escape: b.build_forward_with_ranker(JsonRank, b"\\u"),
-    }
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    usage: Finder::new(b"\"usage\""),
+    model: Finder::new(b"\"model\""),
+    choices: Finder::new(b"\"choices\""),
+    u_escape: Finder::new(b"\\u"),
 });
-
-/// How common a byte is in a chat completion, for the searchers' choice of the two
-/// bytes of a key they look for first. With the default (English text) ranks they
-/// chose the quotes, which a JSON body is full of: every quote was a candidate to
-/// compare, and the searches cost more than the walk they replace.
-struct JsonRank;
-
-impl HeuristicFrequencyRank for JsonRank {
-    fn rank(&self, byte: u8) -> u8 {
-        match byte {
-            b'"' | b':' | b',' | b' ' | b'{' | b'}' | b'[' | b']' | b'0'..=b'9' => 255,
-            b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b'h' | b'l' => 200,
-            b'd' | b'c' | b'u' | b'm' | b'_' => 120,
-            _ => 60,
-        }
-    }
-}
 
 /// The members after the `choices` array without walking the array (the cursor is on
 /// its `[`): a chat completion's `usage` follows its choices, which are most of the
