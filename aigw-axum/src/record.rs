@@ -242,8 +242,8 @@ fn write_timestamp(buf: &mut Vec<u8>, now: SystemTime) {
         }
         buf.extend_from_slice(c.text());
     });
-    push_padded(buf, u64::from(since.subsec_micros()), 6);
-    buf.push(b'Z');
+    let [a, b, c, d, e, f] = six_digits(since.subsec_micros());
+    buf.extend_from_slice(&[a, b, c, d, e, f, b'Z']);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` of one second since the epoch.
@@ -349,8 +349,26 @@ fn push_millis(buf: &mut Vec<u8>, d: Duration) {
         .saturating_mul(1000)
         .saturating_add(u64::from(sub / 1_000_000));
     push_padded(buf, millis, 1);
-    buf.push(b'.');
-    push_padded(buf, u64::from(sub % 1_000_000), 6);
+    push_fraction(buf, sub % 1_000_000);
+}
+
+/// `.` and `n` (below a million) as six digits, written as one run: through
+/// [`push_padded`] the point and the digits were two appends and a table loop.
+fn push_fraction(buf: &mut Vec<u8>, n: u32) {
+    let [a, b, c, d, e, f] = six_digits(n);
+    buf.extend_from_slice(&[b'.', a, b, c, d, e, f]);
+}
+
+/// `n` (below a million) as six decimal digits, zero-padded.
+fn six_digits(n: u32) -> [u8; 6] {
+    let pair = |i: u32| {
+        let i = (i % 100) as usize * 2;
+        [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
+    };
+    let [a, b] = pair(n / 10_000);
+    let [c, d] = pair(n / 100);
+    let [e, f] = pair(n);
+    [a, b, c, d, e, f]
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -1233,6 +1251,16 @@ mod tests {
             let mut buf = b"x".to_vec();
             write_timestamp(&mut buf, SystemTime::UNIX_EPOCH + Duration::new(t, 1_000));
             assert_eq!(String::from_utf8(buf).unwrap(), format!("x{want}"));
+        }
+    }
+
+    #[test]
+    fn six_digits_are_the_padded_number() {
+        for n in (0..1_000_000)
+            .step_by(7)
+            .chain([0, 1, 99, 100, 9_999, 10_000, 999_999])
+        {
+            assert_eq!(six_digits(n), *format!("{n:06}").as_bytes(), "{n}");
         }
     }
 
