@@ -438,9 +438,43 @@ fn top_level(body: &[u8]) -> Option<Seen<'_>> {
         quotes: &quotes,
     };
     let mut seen = Seen::default();
-    c.object(|c, key| member(&mut seen, c, key))?;
+    let mut head = c.clone();
+    if let Some(model) = compact_head(&mut head) {
+        // On the `choices` value: the walk goes on from that member as `members` would.
+        seen.model = Some(model);
+        member(&mut seen, &mut head, b"choices")?;
+        head.ws();
+        if head.eat(b',').is_some() {
+            head.ws();
+            head.members(|c, key| member(&mut seen, c, key))?;
+        } else {
+            head.eat(b'}')?;
+        }
+        c = head;
+    } else {
+        c.object(|c, key| member(&mut seen, c, key))?;
+    }
     c.ws();
     (c.i == body.len()).then_some(seen)
+}
+
+/// The members a chat completion opens with, as OpenAI-compatible servers write them
+/// compact: `{"id":"…","object":"…","created":N,"model":…,"choices":`. Each key is a
+/// fixed run of bytes compared at once, as [`usage_compact`] reads the usage, where the
+/// walk found each key's end and matched it (≈ 0.15 k a member). The model's span (or
+/// `None` for `null`) with the cursor on the `choices` value; any other opening is
+/// `None` (the cursor is then anywhere) and is walked member by member.
+fn compact_head<'a>(c: &mut Cursor<'a, '_>) -> Option<Option<&'a [u8]>> {
+    c.lit(b"{\"id\":\"")?;
+    c.skip_string()?;
+    c.lit(b",\"object\":\"")?;
+    c.skip_string()?;
+    c.lit(b",\"created\":")?;
+    c.skip_scalar()?;
+    c.lit(b",\"model\":")?;
+    let model = c.null_or(b'"')?;
+    c.lit(b",\"choices\":")?;
+    Some(model)
 }
 
 /// One top-level member: the cursor is on its value and is moved past it.

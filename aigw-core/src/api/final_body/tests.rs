@@ -527,6 +527,34 @@ fn the_choices_are_jumped_when_usage_follows_them() {
     assert_eq!(jump_in(loose), Some(loose.len() - 1));
 }
 
+#[test]
+fn a_compact_opening_is_read_by_its_keys() {
+    let quotes = Quotes::new();
+    let mut c = Cursor::new(SIMULATED.as_bytes(), &quotes);
+    let model = compact_head(&mut c).expect("the simulator's opening");
+    assert_eq!(model, Some(&br#""bench-openai""#[..]));
+    assert_eq!(c.peek(), Some(b'['));
+    for body in [
+        r#"{"id":"a\"b","object":"o","created":1,"model":null,"choices":[],"usage":null}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":null,"model":"n"}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[]}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[],"choices":[]}"#,
+        r#"{"id":"a","object":"o","created":1,"model":5,"choices":[]}"#,
+        r#"{"id":"a","object":"o","created":x,"model":"m","choices":[]}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":{}}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[] x"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[]} x"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":1}}"#,
+    ] {
+        assert_eq!(read(body.as_bytes()), parse(body.as_bytes()), "{body}");
+        assert_eq!(
+            read_tokens(body.as_bytes()),
+            tokens_of(body.as_bytes()),
+            "{body}"
+        );
+    }
+}
+
 /// A body shaped as a chat completion: members before the `choices` array, then
 /// members (look-alike keys among them) before and after `usage`.
 fn chat_body() -> impl Strategy<Value = String> {
@@ -558,9 +586,15 @@ fn chat_body() -> impl Strategy<Value = String> {
                     .map(|(k, v)| format!("{k}:{v},{ws}"))
                     .collect()
             };
+            // With nothing before it, the compact opening (when `ws` is empty).
+            let before = if before.is_empty() {
+                r#""id":"c\"1","object":"chat.completion","created":17,"#.to_owned()
+            } else {
+                join(before)
+            };
             format!(
                 r#"{{{}"model":"m",{ws}"choices":{},{ws}{}"usage":{},{ws}{}"service_tier":"default"}}{ws}"#,
-                join(before),
+                before,
                 Value::Array(choices),
                 join(between),
                 usage,
