@@ -83,7 +83,7 @@ struct AccessLogInner {
     /// Header-mapped attributes printed after the fields
     /// (`OTEL_AIGW_LOG_REQUEST_HEADER_ATTRIBUTES`), set once at start-up.
     attributes: std::sync::OnceLock<Vec<Arc<str>>>,
-    buf: Mutex<Vec<u8>>,
+    buf: Mutex<Pending>,
     /// The output and the spare buffer swapped with `buf` on a flush, so neither side
     /// reallocates in steady state. Locked before `buf`, never the other way round.
     out: Mutex<(Box<dyn Write + Send>, Vec<u8>)>,
@@ -109,7 +109,10 @@ impl AccessLog {
             inner: Arc::new(AccessLogInner {
                 format,
                 attributes: std::sync::OnceLock::new(),
-                buf: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+                buf: Mutex::new(Pending {
+                    lines: Vec::with_capacity(FLUSH_AT),
+                    checked: Checked::default(),
+                }),
                 out: Mutex::new((Box::new(out), Vec::with_capacity(FLUSH_AT))),
                 pending: tokio::sync::Notify::new(),
             }),
@@ -135,10 +138,10 @@ impl AccessLog {
         let (writer, spare) = &mut *out;
         {
             let mut buf = lock(&self.inner.buf);
-            if buf.is_empty() {
+            if buf.lines.is_empty() {
                 return;
             }
-            std::mem::swap(&mut *buf, spare);
+            std::mem::swap(&mut buf.lines, spare);
         }
         if let Err(e) = writer.write_all(spare).and_then(|()| writer.flush()) {
             tracing::debug!(error = %e, "cannot write the access log");
@@ -159,12 +162,12 @@ impl AccessLog {
         })
     }
 
-    /// Appends `r`'s line to `buf`, stamped `now`.
-    fn write_line(&self, buf: &mut Vec<u8>, r: &ExchangeRecord, now: SystemTime) {
+    /// Appends `r`'s line to the pending lines, stamped `now`.
+    fn write_line(&self, p: &mut Pending, r: &ExchangeRecord, now: SystemTime) {
         let attrs = self.inner.attributes.get().map_or(&[][..], Vec::as_slice);
         match self.inner.format {
-            AccessLogFormat::Text => write_text(buf, r, attrs, now),
-            AccessLogFormat::Json => write_json(buf, r, attrs, now),
+            AccessLogFormat::Text => write_text(&mut p.lines, &mut p.checked, r, attrs, now),
+            AccessLogFormat::Json => write_json(&mut p.lines, r, attrs, now),
         }
     }
 }
@@ -177,14 +180,43 @@ impl RecordSink for AccessLog {
         let now = SystemTime::now();
         let (first, len) = {
             let mut buf = lock(&self.inner.buf);
-            let first = buf.is_empty();
+            let first = buf.lines.is_empty();
             self.write_line(&mut buf, r, now);
-            (first, buf.len())
+            (first, buf.lines.len())
         };
         if len >= FLUSH_AT {
             self.flush();
         } else if first {
             self.inner.pending.notify_one();
+        }
+    }
+}
+
+/// The lines waiting to be written, and what the writer remembers between them.
+struct Pending {
+    lines: Vec<u8>,
+    checked: Checked,
+}
+
+/// The last line's route and backend, and whether each needed escaping. Their names
+/// are shared by every request they serve (the plan's `Arc<str>`s, made when the
+/// configuration is loaded), so a line with the same route or backend as the last one
+/// (the same allocation, whose text cannot change while it is held here) skips the
+/// check.
+#[derive(Default)]
+struct Checked {
+    route: Option<(Arc<str>, bool)>,
+    backend: Option<(Arc<str>, bool)>,
+}
+
+/// Whether `v` can be written without escapes, from `slot` when it holds `v` itself.
+fn plain_as_last(slot: &mut Option<(Arc<str>, bool)>, v: &Arc<str>) -> bool {
+    match slot {
+        Some((last, plain)) if Arc::ptr_eq(last, v) => *plain,
+        _ => {
+            let plain = !needs_escape(v);
+            *slot = Some((v.clone(), plain));
+            plain
         }
     }
 }
@@ -210,8 +242,8 @@ fn write_timestamp(buf: &mut Vec<u8>, now: SystemTime) {
         }
         buf.extend_from_slice(c.text());
     });
-    push_padded(buf, u64::from(since.subsec_micros()), 6);
-    buf.push(b'Z');
+    let [a, b, c, d, e, f] = six_digits(since.subsec_micros());
+    buf.extend_from_slice(&[a, b, c, d, e, f, b'Z']);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` of one second since the epoch.
@@ -307,12 +339,36 @@ pub(crate) fn fill_decimal(digits: &mut [u8; 20], mut n: u64) -> usize {
     i
 }
 
-/// A duration in milliseconds with nanosecond precision (`12.345678`).
+/// A duration in milliseconds with nanosecond precision (`12.345678`). From the
+/// seconds and the nanoseconds apart: the 128-bit nanosecond count's division and
+/// remainder were two calls of a long-division routine for each duration of a line.
 fn push_millis(buf: &mut Vec<u8>, d: Duration) {
-    let nanos = d.as_nanos();
-    push_padded(buf, u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX), 1);
-    buf.push(b'.');
-    push_padded(buf, (nanos % 1_000_000) as u64, 6);
+    let sub = d.subsec_nanos();
+    let millis = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(sub / 1_000_000));
+    push_padded(buf, millis, 1);
+    push_fraction(buf, sub % 1_000_000);
+}
+
+/// `.` and `n` (below a million) as six digits, written as one run: through
+/// [`push_padded`] the point and the digits were two appends and a table loop.
+fn push_fraction(buf: &mut Vec<u8>, n: u32) {
+    let [a, b, c, d, e, f] = six_digits(n);
+    buf.extend_from_slice(&[b'.', a, b, c, d, e, f]);
+}
+
+/// `n` (below a million) as six decimal digits, zero-padded.
+fn six_digits(n: u32) -> [u8; 6] {
+    let pair = |i: u32| {
+        let i = (i % 100) as usize * 2;
+        [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
+    };
+    let [a, b] = pair(n / 10_000);
+    let [c, d] = pair(n / 100);
+    let [e, f] = pair(n);
+    [a, b, c, d, e, f]
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -336,7 +392,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// checked at once in a word (the last word overlapping the one before it; a string
 /// shorter than a word padded with a byte that needs no escape).
 pub(crate) fn needs_escape(s: &str) -> bool {
-    let b = s.as_bytes();
+    any_word(s.as_bytes(), word_needs_escape)
+}
+
+/// Whether `s` holds a byte [`needs_escape`] flags or one outside ASCII: both checks
+/// in one pass over the words.
+pub(crate) fn needs_escape_or_non_ascii(s: &str) -> bool {
+    const HIGH: u64 = (u64::MAX / 255) << 7;
+    any_word(s.as_bytes(), |w| word_needs_escape(w) | (w & HIGH != 0))
+}
+
+/// Whether `test` holds for a word of `b`, eight bytes at a time.
+#[inline(always)]
+fn any_word(b: &[u8], test: impl Fn(u64) -> bool) -> bool {
     let n = b.len();
     if n < 8 {
         // The bytes gathered without a copy of unknown length (a call): from four
@@ -351,14 +419,14 @@ pub(crate) fn needs_escape(s: &str) -> bool {
             word[1] = b[n / 2];
             word[2] = b[n - 1];
         }
-        return word_needs_escape(u64::from_le_bytes(word));
+        return test(u64::from_le_bytes(word));
     }
     let mut hit = false;
     for chunk in b.chunks_exact(8) {
-        hit |= word_needs_escape(word_at(chunk));
+        hit |= test(word_at(chunk));
     }
     if !b.len().is_multiple_of(8) {
-        hit |= word_needs_escape(word_at(&b[b.len() - 8..]));
+        hit |= test(word_at(&b[b.len() - 8..]));
     }
     hit
 }
@@ -551,35 +619,47 @@ fn write_value(buf: &mut Vec<u8>, v: &Value<'_>, json: bool) {
 /// through the two visitors, each field cost a call of the value writer, a match on
 /// the value's kind and a copy of its name of unknown length (a third of the line's cost).
 /// The span's route and backend are copied, already quoted, into the event's fields.
-fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: SystemTime) {
+fn write_text(
+    buf: &mut Vec<u8>,
+    checked: &mut Checked,
+    r: &ExchangeRecord,
+    attrs: &[Arc<str>],
+    now: SystemTime,
+) {
     write_timestamp(buf, now);
     buf.extend_from_slice(b"  INFO aigw.request{");
     if let Some(p) = r.path.as_deref() {
         text_str(buf, b"path=", p);
         buf.push(b' ');
     }
-    text_str(buf, b"model=", &r.request_model);
+    // The request's model is written three times (and the response's is usually the
+    // same text): checked for escapes once.
+    let model_plain = !needs_escape(&r.request_model);
+    text_checked(buf, b"model=", &r.request_model, model_plain);
     if let Some(c) = r.client.as_deref() {
         text_str(buf, b" client=", c);
     }
-    let route = r.route.as_deref().map(|v| text_str(buf, b" route=", v));
-    let backend = r.backend.as_deref().map(|v| text_str(buf, b" backend=", v));
-    if let Some(s) = r.status {
-        text_u64(buf, b" status=", u64::from(s.as_u16()));
-    }
-    if let Some(n) = r.usage.input {
-        text_u64(buf, b" input_tokens=", n);
-    }
-    if let Some(n) = r.usage.output {
-        text_u64(buf, b" output_tokens=", n);
-    }
+    let route = r.route.as_ref().map(|v| {
+        let plain = plain_as_last(&mut checked.route, v);
+        text_checked(buf, b" route=", v, plain)
+    });
+    let backend = r.backend.as_ref().map(|v| {
+        let plain = plain_as_last(&mut checked.backend, v);
+        text_checked(buf, b" backend=", v, plain)
+    });
+    // The numbers the event repeats are copied from here, as the route and backend are.
+    let status = r
+        .status
+        .map(|s| text_u64(buf, b" status=", u64::from(s.as_u16())));
+    let input = r.usage.input.map(|n| text_u64(buf, b" input_tokens=", n));
+    let output = r.usage.output.map(|n| text_u64(buf, b" output_tokens=", n));
     if let Some(t) = r.trace_id {
         buf.extend_from_slice(b" trace_id=");
         write_value(buf, &Value::TraceId(t), false);
     }
     buf.extend_from_slice(b"}: aigw::access: request");
     if let Some(e) = r.endpoint {
-        text_str(buf, b" endpoint=", e.operation_name());
+        text_checked(buf, b" endpoint=", e.operation_name(), true);
     }
     if let Some(c) = r.client.as_deref() {
         text_str(buf, b" client=", c);
@@ -602,12 +682,23 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: Sy
         text_str(buf, b" provider=", p);
     }
     buf.extend_from_slice(b" request_model=");
-    write_value(buf, &Value::Display(&r.request_model), false);
-    if let Some(m) = r.response_model.as_deref() {
-        text_str(buf, b" response_model=", m);
+    if model_plain {
+        buf.extend_from_slice(r.request_model.as_bytes());
+    } else {
+        push_quoted(buf, &r.request_model);
     }
-    if let Some(s) = r.status {
-        text_u64(buf, b" status=", u64::from(s.as_u16()));
+    match r.response_model.as_deref() {
+        Some(m) if m == r.request_model => {
+            text_checked(buf, b" response_model=", m, model_plain);
+        }
+        Some(m) => {
+            text_str(buf, b" response_model=", m);
+        }
+        None => {}
+    }
+    if let Some(digits) = status {
+        buf.extend_from_slice(b" status=");
+        buf.extend_from_within(digits);
     }
     buf.extend_from_slice(if r.stream {
         b" stream=true"
@@ -615,7 +706,7 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: Sy
         b" stream=false"
     });
     text_u64(buf, b" attempts=", u64::from(r.attempts));
-    write_text_counts(buf, r);
+    write_text_counts(buf, r, input, output);
     if let Some(e) = r.error.as_deref() {
         text_str(buf, b" error=", e);
     }
@@ -630,14 +721,22 @@ fn write_text(buf: &mut Vec<u8>, r: &ExchangeRecord, attrs: &[Arc<str>], now: Sy
     buf.push(b'\n');
 }
 
-/// The event's fields from `input_tokens` to `ttfb_ms`.
-fn write_text_counts(buf: &mut Vec<u8>, r: &ExchangeRecord) {
+/// The event's fields from `input_tokens` to `ttfb_ms`; the input and output counts
+/// are where the span's fields wrote them.
+fn write_text_counts(
+    buf: &mut Vec<u8>,
+    r: &ExchangeRecord,
+    input: Option<std::ops::Range<usize>>,
+    output: Option<std::ops::Range<usize>>,
+) {
     let u = &r.usage;
-    if let Some(n) = u.input {
-        text_u64(buf, b" input_tokens=", n);
+    if let Some(digits) = input {
+        buf.extend_from_slice(b" input_tokens=");
+        buf.extend_from_within(digits);
     }
-    if let Some(n) = u.output {
-        text_u64(buf, b" output_tokens=", n);
+    if let Some(digits) = output {
+        buf.extend_from_slice(b" output_tokens=");
+        buf.extend_from_within(digits);
     }
     if let Some(n) = u.total_or_sum() {
         text_u64(buf, b" total_tokens=", n);
@@ -654,7 +753,7 @@ fn write_text_counts(buf: &mut Vec<u8>, r: &ExchangeRecord) {
     if let Some(n) = u.images {
         text_u64(buf, b" images=", n);
     }
-    text_str(buf, b" token_source=", r.usage_source.as_str());
+    text_checked(buf, b" token_source=", r.usage_source.as_str(), true);
     if let Some(d) = r.latency {
         buf.extend_from_slice(b" latency_ms=");
         push_millis(buf, d);
@@ -674,11 +773,35 @@ fn text_str(buf: &mut Vec<u8>, name: &'static [u8], v: &str) -> std::ops::Range<
     start..buf.len()
 }
 
-/// `name` (with its separator and `=`) and `n`.
+/// [`text_str`] for a value already known to need no escaping when `plain` (checked
+/// once for all the places it is written, or one of a fixed set of names: the
+/// endpoint's operation, the token source).
+/// Returns where the quoted value is.
 #[inline(always)]
-fn text_u64(buf: &mut Vec<u8>, name: &'static [u8], n: u64) {
+fn text_checked(
+    buf: &mut Vec<u8>,
+    name: &'static [u8],
+    v: &str,
+    plain: bool,
+) -> std::ops::Range<usize> {
+    if !plain {
+        return text_str(buf, name, v);
+    }
     buf.extend_from_slice(name);
+    let start = buf.len();
+    buf.push(b'"');
+    buf.extend_from_slice(v.as_bytes());
+    buf.push(b'"');
+    start..buf.len()
+}
+
+/// `name` (with its separator and `=`) and `n`; returns where its digits are.
+#[inline(always)]
+fn text_u64(buf: &mut Vec<u8>, name: &'static [u8], n: u64) -> std::ops::Range<usize> {
+    buf.extend_from_slice(name);
+    let start = buf.len();
     push_padded(buf, n, 1);
+    start..buf.len()
 }
 
 /// The text line written through [`span_fields`] and [`event_fields`], as the JSON
@@ -991,6 +1114,10 @@ mod tests {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let now = SystemTime::UNIX_EPOCH + Duration::new(1_709_210_096, 789_012_345);
         let attrs = [Arc::<str>::from("session.id")];
+        // Routes and backends shared between records, as the plan shares them: the
+        // writer's memory of the last ones is kept across the records.
+        let shared: Vec<Arc<str>> = strs.iter().map(|s| Arc::from(*s)).collect();
+        let mut checked = Checked::default();
         for i in 0..4000 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -998,12 +1125,13 @@ mod tests {
             let on = |bit: u32| x & (1 << bit) != 0;
             let s = |bit: u32| strs[((x >> bit) & 3) as usize];
             let n = |bit: u32| on(bit).then_some((x >> bit) % 100_000);
+            let arc = |bit: u32| shared[((x >> bit) & 3) as usize].clone();
             let mut identity = ClientIdentity::new("id", IdentityKind::VirtualKey);
             identity.team = on(40).then(|| Arc::from(s(41)));
             let r = ExchangeRecord {
                 endpoint: on(0).then_some(Endpoint::ChatCompletions),
-                route: on(1).then(|| s(2).into()),
-                backend: on(3).then(|| s(4).into()),
+                route: on(1).then(|| if on(30) { arc(2) } else { s(2).into() }),
+                backend: on(3).then(|| if on(31) { arc(4) } else { s(4).into() }),
                 provider: on(5).then_some("openai"),
                 request_model: s(6).into(),
                 response_model: on(7).then(|| s(8).into()),
@@ -1038,7 +1166,7 @@ mod tests {
                 ..Default::default()
             };
             let (mut fast, mut reference) = (Vec::new(), Vec::new());
-            write_text(&mut fast, &r, &attrs, now);
+            write_text(&mut fast, &mut checked, &r, &attrs, now);
             write_text_by_fields(&mut reference, &r, &attrs, now);
             assert_eq!(
                 String::from_utf8(fast).unwrap(),
@@ -1123,6 +1251,66 @@ mod tests {
             let mut buf = b"x".to_vec();
             write_timestamp(&mut buf, SystemTime::UNIX_EPOCH + Duration::new(t, 1_000));
             assert_eq!(String::from_utf8(buf).unwrap(), format!("x{want}"));
+        }
+    }
+
+    #[test]
+    fn six_digits_are_the_padded_number() {
+        for n in (0..1_000_000)
+            .step_by(7)
+            .chain([0, 1, 99, 100, 9_999, 10_000, 999_999])
+        {
+            assert_eq!(six_digits(n), *format!("{n:06}").as_bytes(), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_fixed_names_need_no_escaping() {
+        // `write_text` writes them quoted without checking them.
+        for e in Endpoint::ALL {
+            assert!(!needs_escape(e.operation_name()), "{e:?}");
+        }
+        for s in [
+            aigw_core::estimate::UsageSource::Reported,
+            aigw_core::estimate::UsageSource::Estimated,
+        ] {
+            assert!(!needs_escape(s.as_str()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn millis_are_the_nanosecond_count_divided() {
+        // The 128-bit division `push_millis` replaced, on durations of every size.
+        let mut ds = vec![
+            Duration::ZERO,
+            Duration::MAX,
+            Duration::new(u64::MAX / 1000, 0),
+        ];
+        ds.push(Duration::new(u64::MAX / 1000 + 1, 0));
+        ds.push(Duration::new(u64::MAX / 1000, 999_999_999));
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for bits in 0..=64 {
+            for _ in 0..50 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let secs = x.checked_shr(64 - bits).unwrap_or(0);
+                ds.push(Duration::new(secs, (x % 1_000_000_000) as u32));
+            }
+        }
+        for d in ds {
+            let nanos = d.as_nanos();
+            let mut want = Vec::new();
+            push_padded(
+                &mut want,
+                u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX),
+                1,
+            );
+            want.push(b'.');
+            push_padded(&mut want, (nanos % 1_000_000) as u64, 6);
+            let mut got = Vec::new();
+            push_millis(&mut got, d);
+            assert_eq!(got, want, "{d:?}");
         }
     }
 

@@ -45,7 +45,7 @@ use prometheus_client::registry::{Registry, Unit};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Gateway overhead bucket boundaries (seconds): 5 µs to ~80 ms.
 pub const OVERHEAD_BUCKETS: [f64; 15] = [
@@ -165,8 +165,11 @@ impl Series {
     }
 
     fn is(&self, key: &SeriesKey<'_>) -> bool {
-        self.operation == key.operation
-            && self.provider == key.provider
+        // The operation and provider are names from fixed tables: the same text is
+        // almost always the same `&'static str`, found equal without comparing bytes.
+        let same = |a: &'static str, b: &'static str| std::ptr::eq(a, b) || a == b;
+        same(self.operation, key.operation)
+            && same(self.provider, key.provider)
             && self.failed == key.failed
             && self.original_model == key.original_model
             && self.request_model == key.request_model
@@ -183,14 +186,33 @@ impl Series {
 /// histograms without building label vectors or hashing them once per histogram.
 /// The hash is foldhash's, seeded per process: SipHash cost ≈ 0.8 k instructions per
 /// record on a key of a few short strings.
+///
+/// The label set of the last record is kept aside and compared first: a gateway's
+/// consecutive requests mostly name the same models, and the comparison costs less
+/// than the hash, the map's lock and its probe.
 #[derive(Default)]
 struct SeriesCache {
     hasher: foldhash::fast::RandomState,
     map: RwLock<HashMap<u64, Vec<Arc<Series>>>>,
+    last: Mutex<Option<Arc<Series>>>,
 }
 
 impl SeriesCache {
     fn get(&self, key: &SeriesKey<'_>) -> Arc<Series> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = last.as_ref().filter(|s| s.is(key)) {
+            return s.clone();
+        }
+        let s = self.find(key);
+        *last = Some(s.clone());
+        s
+    }
+
+    /// The label set's series from the map, made on first use.
+    fn find(&self, key: &SeriesKey<'_>) -> Arc<Series> {
         let hash = self.hasher.hash_one(key);
         if let Ok(map) = self.map.read()
             && let Some(s) = map.get(&hash).and_then(|v| v.iter().find(|s| s.is(key)))

@@ -17,8 +17,10 @@
 use super::openai::{CompletionTokensDetails, PromptTokensDetails, Usage};
 use super::quotes::{self, Quotes};
 use crate::usage::TokenUsage;
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use std::sync::LazyLock;
 
 /// What metering takes from a complete response body.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -436,21 +438,137 @@ fn top_level(body: &[u8]) -> Option<Seen<'_>> {
         quotes: &quotes,
     };
     let mut seen = Seen::default();
-    c.object(|c, key| {
-        match key {
-            b"model" if seen.model.is_none() => seen.model = Some(c.null_or(b'"')?),
-            b"usage" if seen.usage.is_none() => seen.usage = Some(usage(c)?),
-            b"choices" if !seen.choices => {
-                seen.choices = true;
-                c.null_or(b'[')?;
+    let mut head = c.clone();
+    if let Some(model) = compact_head(&mut head) {
+        // On the `choices` value: the walk goes on from that member as `members` would.
+        seen.model = Some(model);
+        member(&mut seen, &mut head, b"choices")?;
+        head.ws();
+        if head.eat(b',').is_some() {
+            head.ws();
+            head.members(|c, key| member(&mut seen, c, key))?;
+        } else {
+            head.eat(b'}')?;
+        }
+        c = head;
+    } else {
+        c.object(|c, key| member(&mut seen, c, key))?;
+    }
+    c.ws();
+    (c.i == body.len()).then_some(seen)
+}
+
+/// The members a chat completion opens with, as OpenAI-compatible servers write them
+/// compact: `{"id":"…","object":"…","created":N,"model":…,"choices":`. Each key is a
+/// fixed run of bytes compared at once, as [`usage_compact`] reads the usage, where the
+/// walk found each key's end and matched it (≈ 0.15 k a member). The model's span (or
+/// `None` for `null`) with the cursor on the `choices` value; any other opening is
+/// `None` (the cursor is then anywhere) and is walked member by member.
+fn compact_head<'a>(c: &mut Cursor<'a, '_>) -> Option<Option<&'a [u8]>> {
+    c.lit(b"{\"id\":\"")?;
+    c.skip_string()?;
+    c.lit(b",\"object\":\"")?;
+    c.skip_string()?;
+    c.lit(b",\"created\":")?;
+    c.skip_scalar()?;
+    c.lit(b",\"model\":")?;
+    let model = c.null_or(b'"')?;
+    c.lit(b",\"choices\":")?;
+    Some(model)
+}
+
+/// One top-level member: the cursor is on its value and is moved past it.
+#[inline]
+fn member<'a>(seen: &mut Seen<'a>, c: &mut Cursor<'a, '_>, key: &[u8]) -> Option<()> {
+    match key {
+        b"model" if seen.model.is_none() => seen.model = Some(c.null_or(b'"')?),
+        b"usage" if seen.usage.is_none() => seen.usage = Some(usage(c)?),
+        b"choices" if !seen.choices => {
+            seen.choices = true;
+            if seen.usage.is_none() && c.peek() == Some(b'[') && past_choices(seen, c).is_some() {
+                return Some(());
             }
+            c.null_or(b'[')?;
+        }
+        b"model" | b"usage" | b"choices" => return None, // duplicate
+        _ => c.skip_value()?,
+    }
+    Some(())
+}
+
+/// `"usage"`, `"model"`, `"choices"` and the start of a `\u` escape, searched for as
+/// byte strings; the searchers built once.
+struct Keys {
+    usage: Finder<'static>,
+    model: Finder<'static>,
+    choices: Finder<'static>,
+    u_escape: Finder<'static>,
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    usage: Finder::new(b"\"usage\""),
+    model: Finder::new(b"\"model\""),
+    choices: Finder::new(b"\"choices\""),
+    u_escape: Finder::new(b"\\u"),
+});
+
+/// The members after the `choices` array without walking the array (the cursor is on
+/// its `[`): a chat completion's `usage` follows its choices, which are most of the
+/// body and were most of the walk's cost. `None` (the cursor untouched) when any step
+/// is not sure; the caller then walks the array.
+///
+/// Why the jump lands where the walk would, on a body that is valid JSON:
+/// - `"usage"` preceded by `,` (and whitespace) is a whole string token: its closing
+///   quote follows an `e`, so it is not escaped, and its opening quote follows a `,`,
+///   so neither is it; between two unescaped quotes with only `usage` between them,
+///   the first opens a string (were it closing one, `usage` would stand bare).
+/// - From there the members are walked as the scan walks them; they must close with
+///   the body's last `}`, which closes the top-level object, so the key is a member of
+///   it and the walk saw every member after it.
+/// - The members skipped between the array and the key can only be repeated
+///   `model`, `usage` or `choices` members (which the full parse refuses) if their
+///   keys are written out (`"model"`, `"choices"`; the first `"usage"` after the array
+///   is the one found) or escaped, which takes a `\u` escape for letters: the
+///   skipped bytes holding none of the three, no such member is skipped.
+///
+/// A body that is not valid JSON is not the full parse's either; as with values the
+/// walk skips, the scan does not check the skipped bytes.
+fn past_choices<'a>(seen: &mut Seen<'a>, c: &mut Cursor<'a, '_>) -> Option<()> {
+    let keys = &*KEYS;
+    let rest = c.rest();
+    let at = keys.usage.find(rest)?;
+    let skipped = &rest[..at];
+    if skipped.trim_ascii_end().last() != Some(&b',')
+        || keys.model.find(skipped).is_some()
+        || keys.choices.find(skipped).is_some()
+        || memchr::memchr(b'\\', skipped)
+            .is_some_and(|from| keys.u_escape.find(&skipped[from..]).is_some())
+    {
+        return None;
+    }
+    let mut tail = c.clone();
+    tail.i += at;
+    // The members as `member` reads them, with `choices` seen (written out here, not
+    // called: a recursive `member` was not inlined into the walk's loop).
+    let (mut model, mut read) = (seen.model, None);
+    tail.members(|t, key| {
+        match key {
+            b"usage" if read.is_none() => read = Some(usage(t)?),
+            b"model" if model.is_none() => model = Some(t.null_or(b'"')?),
             b"model" | b"usage" | b"choices" => return None, // duplicate
-            _ => c.skip_value()?,
+            _ => t.skip_value()?,
         }
         Some(())
     })?;
-    c.ws();
-    (c.i == body.len()).then_some(seen)
+    // `members` moved past the closing brace; the walk goes on from it.
+    let close = tail.i - 1;
+    if !tail.at_end() {
+        return None;
+    }
+    seen.model = model;
+    seen.usage = read;
+    c.i = close;
+    Some(())
 }
 
 /// The top-level `usage` from the cursor: `null` (then `Some(None)`), or an object

@@ -122,6 +122,7 @@ fn key() -> impl Strategy<Value = String> {
         1 => Just(r#""usage ""#.to_owned()),
         1 => Just(r#""\"usage\"""#.to_owned()),
         1 => Just(r#""usage\\""#.to_owned()),
+        1 => Just(r#""a\"usage""#.to_owned()),
         2 => text().prop_map(|s| Value::String(s).to_string()),
     ]
 }
@@ -461,5 +462,164 @@ proptest! {
         let mut c = Cursor::new(s.as_bytes(), &quotes);
         let got = c.skip_scalar().map(|()| c.pos());
         prop_assert_eq!(got, skip_scalar_by_token(s.as_bytes()), "{:?}", s);
+    }
+}
+
+/// The simulator's chat completion, as the benchmarks' upstream answers.
+const SIMULATED: &str = r#"{"id":"chatcmpl-sim1a7ed1cb9e5a71ae","object":"chat.completion","created":1700000000,"model":"bench-openai","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the aigw simulator. Model bench-openai received 3 words.","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":140,"completion_tokens":10,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":null}"#;
+
+/// [`past_choices`] from the `choices` array of `body` (its first `[`): where it left
+/// the cursor, or `None`.
+fn jump_in(body: &str) -> Option<usize> {
+    let quotes = Quotes::new();
+    let mut c = Cursor::new(body.as_bytes(), &quotes);
+    c.seek(body.find(r#""choices":"#)? + r#""choices":"#.len());
+    let mut seen = Seen {
+        choices: true,
+        ..Seen::default()
+    };
+    past_choices(&mut seen, &mut c).map(|()| c.pos())
+}
+
+#[test]
+fn the_choices_are_jumped_when_usage_follows_them() {
+    for body in [SIMULATED, CHAT] {
+        assert_eq!(jump_in(body), Some(body.len() - 1), "{body}");
+        assert_eq!(read(body.as_bytes()), parse(body.as_bytes()), "{body}");
+    }
+    let (model, usage) = read_tokens(SIMULATED.as_bytes()).unwrap();
+    assert_eq!(model.as_deref(), Some("bench-openai"));
+    let usage = usage.unwrap();
+    assert_eq!(
+        (usage.input, usage.output, usage.total),
+        (Some(140), Some(10), Some(150))
+    );
+    // Where the jump is not sure, the array is walked and the answer is the full parse's.
+    for body in [
+        // A nested `"usage"` first.
+        r#"{"choices":[{"usage":{"prompt_tokens":7}}],"usage":{"prompt_tokens":1}}"#,
+        r#"{"choices":[{"x":"usage"}],"usage":{"prompt_tokens":1}}"#,
+        // A key that ends in an escaped quote and `usage`.
+        r#"{"choices":[],"a\"usage":{"prompt_tokens":1}}"#,
+        // Members repeated between the array and `usage`, written out or escaped.
+        r#"{"choices":[],"model":"m","usage":{"prompt_tokens":1}}"#,
+        r#"{"model":"m","choices":[],"model":"n","usage":{"prompt_tokens":1}}"#,
+        r#"{"choices":[],"choices":[],"usage":{"prompt_tokens":1}}"#,
+        r#"{"choices":[],"mod\u0065l":"n","usage":{"prompt_tokens":1}}"#,
+        r#"{"choices":["\u00e9"],"usage":{"prompt_tokens":1}}"#,
+        // Repeated after it, or something after the object.
+        r#"{"choices":[],"usage":{"prompt_tokens":1},"usage":null}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1},"choices":null}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1}} x"#,
+        r#"{"choices":[{"a":[1]}],"usage":null}]}"#,
+    ] {
+        assert_eq!(jump_in(body), None, "{body}");
+        assert_eq!(read(body.as_bytes()), parse(body.as_bytes()), "{body}");
+        assert_eq!(
+            read_tokens(body.as_bytes()),
+            tokens_of(body.as_bytes()),
+            "{body}"
+        );
+    }
+    // What the skipped bytes hold is not checked: the model before the array, the
+    // usage after it, as the walk reads values it skips.
+    let loose = r#"{"model":"m","choices":[{]],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+    assert_eq!(jump_in(loose), Some(loose.len() - 1));
+}
+
+#[test]
+fn a_compact_opening_is_read_by_its_keys() {
+    let quotes = Quotes::new();
+    let mut c = Cursor::new(SIMULATED.as_bytes(), &quotes);
+    let model = compact_head(&mut c).expect("the simulator's opening");
+    assert_eq!(model, Some(&br#""bench-openai""#[..]));
+    assert_eq!(c.peek(), Some(b'['));
+    for body in [
+        r#"{"id":"a\"b","object":"o","created":1,"model":null,"choices":[],"usage":null}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":null,"model":"n"}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[]}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[],"choices":[]}"#,
+        r#"{"id":"a","object":"o","created":1,"model":5,"choices":[]}"#,
+        r#"{"id":"a","object":"o","created":x,"model":"m","choices":[]}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":{}}"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[] x"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[]} x"#,
+        r#"{"id":"a","object":"o","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":1}}"#,
+    ] {
+        assert_eq!(read(body.as_bytes()), parse(body.as_bytes()), "{body}");
+        assert_eq!(
+            read_tokens(body.as_bytes()),
+            tokens_of(body.as_bytes()),
+            "{body}"
+        );
+    }
+}
+
+/// A body shaped as a chat completion: members before the `choices` array, then
+/// members (look-alike keys among them) before and after `usage`.
+fn chat_body() -> impl Strategy<Value = String> {
+    let member = || {
+        prop::collection::vec(
+            key().prop_flat_map(|k| {
+                let v = value_for(&k);
+                (Just(k), v)
+            }),
+            0..3,
+        )
+    };
+    let choice = prop_oneof![
+        3 => json(),
+        1 => text().prop_map(Value::String),
+        1 => Just(json!({"message": {"content": "\"usage\":{\"prompt_tokens\":9}"}})),
+    ];
+    (
+        member(),
+        prop::collection::vec(choice, 0..3),
+        member(),
+        usage(),
+        member(),
+        prop_oneof![Just(""), Just(" "), Just("\n  ")],
+    )
+        .prop_map(|(before, choices, between, usage, after, ws)| {
+            let join = |m: Vec<(String, Value)>| -> String {
+                m.into_iter()
+                    .map(|(k, v)| format!("{k}:{v},{ws}"))
+                    .collect()
+            };
+            // With nothing before it, the compact opening (when `ws` is empty).
+            let before = if before.is_empty() {
+                r#""id":"c\"1","object":"chat.completion","created":17,"#.to_owned()
+            } else {
+                join(before)
+            };
+            format!(
+                r#"{{{}"model":"m",{ws}"choices":{},{ws}{}"usage":{},{ws}{}"service_tier":"default"}}{ws}"#,
+                before,
+                Value::Array(choices),
+                join(between),
+                usage,
+                join(after)
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Chat completions whole and damaged: whenever the full parse accepts one, the
+    /// scan (with the jump past the choices) agrees, and the two readers agree always.
+    #[test]
+    fn the_jump_past_the_choices_agrees_with_the_full_parse(
+        b in chat_body(), at in any::<prop::sample::Index>(), byte in any::<u8>(), damage in any::<bool>()
+    ) {
+        let mut b = b.into_bytes();
+        if damage {
+            let i = at.index(b.len());
+            b[i] = byte;
+        }
+        if let Some(full) = parse(&b) {
+            prop_assert_eq!(read(&b), Some(full), "{}", String::from_utf8_lossy(&b));
+        }
+        prop_assert_eq!(read_tokens(&b), tokens_of(&b), "{}", String::from_utf8_lossy(&b));
     }
 }
