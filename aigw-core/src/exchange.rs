@@ -570,13 +570,15 @@ impl Exchange {
         }
         // Made where it stays: built in a local and then moved in, the guard (over
         // 400 bytes) was copied twice.
-        self.guard = Some(MeterGuard::new(meter, reservation));
-        if let Some(costs) = &self.costs
-            && let Some(guard) = self.guard.take()
-        {
-            let bound = guard.with_costs(costs.clone(), route, target.backend.clone(), model);
-            self.guard = Some(bound);
-        }
+        self.guard = Some(match &self.costs {
+            Some(costs) => MeterGuard::new(meter, reservation).with_costs(
+                costs.clone(),
+                route,
+                target.backend.clone(),
+                model,
+            ),
+            None => MeterGuard::new(meter, reservation),
+        });
         Ok(())
     }
 
