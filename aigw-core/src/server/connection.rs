@@ -3,6 +3,7 @@
 
 use super::sniff::{Sniffed, Version, sniff};
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -11,8 +12,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -143,37 +144,68 @@ impl Connection {
 
     /// Serves the connection until it ends, closing it gracefully when it has been
     /// idle too long or the server drains.
+    ///
+    /// The drain signal and the idle timer are polled only after one of them woke the
+    /// task (through [`SideWake`]), not on every poll of the connection: hyper's
+    /// connection wakes the task several times a request, and each poll of the two
+    /// (the timer's state and waker, the watch's waiter list) cost ≈ 0.3 k
+    /// instructions for nothing.
     async fn drive<C, A>(&mut self, mut conn: Pin<&mut C>, activity: &Activity, peer: &A)
     where
         C: Graceful<Output = Result<(), hyper::Error>>,
         A: std::fmt::Debug,
     {
+        let side = Arc::new(SideWake::default());
+        let side_waker = Waker::from(side.clone());
         let mut closing = false;
         loop {
             let wait = match self.idle_timeout {
                 Some(t) if !closing => Some(activity.until_idle(t)),
                 _ => None,
             };
-            let idle_check = async move {
+            let mut idle_check = std::pin::pin!(async move {
                 match wait {
                     Some(w) => tokio::time::sleep(w).await,
                     None => std::future::pending().await,
                 }
-            };
-            tokio::select! {
-                result = conn.as_mut() => {
+            });
+            let mut stopping = std::pin::pin!((!closing).then(|| self.stop.changed()));
+            // New futures: polled once to register their wakers.
+            side.woken.store(true, Ordering::Release);
+            let event = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Done(result));
+                }
+                side.task.register(cx.waker());
+                if side.woken.swap(false, Ordering::AcqRel) {
+                    let mut side_cx = Context::from_waker(&side_waker);
+                    if let Some(changed) = stopping.as_mut().as_pin_mut()
+                        && changed.poll(&mut side_cx).is_ready()
+                    {
+                        return Poll::Ready(Event::Stop);
+                    }
+                    if idle_check.as_mut().poll(&mut side_cx).is_ready() {
+                        return Poll::Ready(Event::Idle);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Event::Done(result) => {
                     if let Err(e) = result {
                         tracing::debug!(?peer, error = %e, "connection ended with an error");
                     }
                     return;
                 }
-                changed = self.stop.changed(), if !closing => {
-                    let _ = changed;
+                Event::Stop => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                () = idle_check => {
-                    if let Some(t) = self.idle_timeout && activity.idle_for(t) {
+                Event::Idle => {
+                    if let Some(t) = self.idle_timeout
+                        && activity.idle_for(t)
+                    {
                         tracing::debug!(?peer, "closing idle connection");
                         closing = true;
                         conn.as_mut().graceful_shutdown();
@@ -181,6 +213,35 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// What ended one wait of [`Connection::drive`].
+enum Event {
+    /// hyper's connection ended.
+    Done(Result<(), hyper::Error>),
+    /// The server started draining (or its signal's sender is gone).
+    Stop,
+    /// The idle timer elapsed.
+    Idle,
+}
+
+/// The waker the drain signal and the idle timer are polled with: it records that one
+/// of them woke the connection's task, then wakes the task.
+#[derive(Default)]
+struct SideWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for SideWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
