@@ -9,7 +9,9 @@ use aigw_core::Error;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -135,11 +137,20 @@ impl Admission {
         let mut rest = BytesMut::new();
         let mut total = 0usize;
         loop {
-            let frame = match clock.wait() {
-                Some(wait) => tokio::time::timeout(wait, body.frame())
-                    .await
-                    .map_err(|_| clock.timeout_error())?,
-                None => body.frame().await,
+            // A frame already there is taken without reading the clock or making a
+            // timer (most bodies arrive with their request's head).
+            let ready = std::future::poll_fn(|cx| {
+                Poll::Ready(http_body::Body::poll_frame(Pin::new(&mut body), cx))
+            })
+            .await;
+            let frame = match ready {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => match clock.wait() {
+                    Some(wait) => tokio::time::timeout(wait, body.frame())
+                        .await
+                        .map_err(|_| clock.timeout_error())?,
+                    None => body.frame().await,
+                },
             };
             let data = match frame {
                 None => break,
