@@ -267,6 +267,45 @@ async fn idle_connections_are_closed() {
     assert!(started.elapsed() < Duration::from_millis(1500));
 }
 
+/// A kept-alive connection's later heads are timed too, each from its own start: the
+/// connection's timer is reused between requests, not left at the first one's deadline.
+#[tokio::test]
+async fn a_kept_alive_connections_next_head_is_cut_at_the_header_read_timeout() {
+    let limits = ServerLimits {
+        header_read_timeout: Some(Duration::from_millis(400)),
+        idle_timeout: None,
+        ..ServerLimits::default()
+    };
+    let s = serve(ok_stream(1, 0), Settings::default(), limits).await;
+    let mut conn = TcpStream::connect(s.addr).await.unwrap();
+    for _ in 0..3 {
+        conn.write_all(post("/v1/chat/completions", CHAT, "").as_bytes())
+            .await
+            .unwrap();
+        let head = read_head(&mut conn).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{head}"));
+        let mut body = vec![0u8; length];
+        conn.read_exact(&mut body).await.unwrap();
+        // Past the first head's deadline by the third request.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let started = Instant::now();
+    conn.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nx-half: 1\r\n")
+        .await
+        .unwrap();
+    read_to_close(&mut conn, Duration::from_secs(3)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(100) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_connection_that_never_sends_is_cut_at_the_header_read_timeout() {
     let limits = ServerLimits {

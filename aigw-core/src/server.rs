@@ -31,6 +31,7 @@
 mod connection;
 mod listener;
 mod sniff;
+mod timer;
 
 pub use hyper::body::Incoming;
 pub use listener::{Listener, set_nodelay};

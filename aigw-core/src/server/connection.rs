@@ -101,7 +101,10 @@ impl Connection {
         // connection would sit in this future twice (its slot here and its copy there).
         match version {
             Version::H1 => {
-                let conn = std::pin::pin!(builders.h1.serve_connection(io, svc).with_upgrades());
+                // The connection's own timer, which keeps its sleep between requests.
+                let mut h1 = builders.h1.clone();
+                h1.timer(super::timer::ConnTimer::default());
+                let conn = std::pin::pin!(h1.serve_connection(io, svc).with_upgrades());
                 self.drive(conn, &activity, &peer).await;
             }
             Version::H2 => {
