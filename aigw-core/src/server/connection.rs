@@ -86,14 +86,14 @@ impl Connection {
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
             let guard = tracked.begin();
             let mut service = service.clone();
-            Gated::new(|| async move {
+            async move {
                 futures_util::future::poll_fn(|cx| service.poll_ready(cx)).await?;
                 let response = service.call(req).await?;
                 Ok::<_, Infallible>(response.map(|body| Tracked {
                     body,
                     _guard: guard,
                 }))
-            })
+            }
         });
         let builders = self.builders.clone();
         let io = TokioIo::new(io);
@@ -229,58 +229,8 @@ enum Event {
     Idle,
 }
 
-/// A request's future, polled only after something it waits on woke it.
-///
-/// hyper polls the service's future every time the connection's task runs, and the
-/// task also runs for hyper's own work: taking a request body's data out of hyper's
-/// channel wakes the body's sender, the connection's task itself, so the whole call
-/// (every layer's future, the request span's enter and exit, the attempt's timer) was
-/// polled once more while it still waited for its upstream. The future is polled with
-/// a [`SideWake`] of its own, and a poll of the connection that it did not cause
-/// returns at once.
-struct Gated<F> {
-    /// Boxed so that it stays pinned while this wrapper moves (it is made in place).
-    future: Pin<Box<F>>,
-    wake: Arc<SideWake>,
-    waker: Waker,
-}
-
-impl<F: Future> Gated<F> {
-    /// `make`'s future, made in its box (`Box::pin` would make it on the stack and copy
-    /// it in).
-    #[inline(always)]
-    fn new(make: impl FnOnce() -> F) -> Self {
-        let wake = Arc::new(SideWake {
-            // The first poll is the request's.
-            woken: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        });
-        Self {
-            future: Box::into_pin(Box::write(Box::new_uninit(), make())),
-            waker: Waker::from(wake.clone()),
-            wake,
-        }
-    }
-}
-
-impl<F: Future> Future for Gated<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        this.wake.task.register(cx.waker());
-        if !this.wake.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        this.future
-            .as_mut()
-            .poll(&mut Context::from_waker(&this.waker))
-    }
-}
-
-/// A waker that records that it was woken, then wakes the connection's task: for the
-/// drain signal and the idle timer of [`Connection::drive`], and for each request's
-/// future ([`Gated`]).
+/// The waker the drain signal and the idle timer are polled with: it records that one
+/// of them woke the connection's task, then wakes the task.
 #[derive(Default)]
 struct SideWake {
     woken: AtomicBool,
@@ -386,49 +336,6 @@ where
 mod tests {
     use super::*;
     use crate::server::{ServerLimits, builders};
-
-    /// A request's future is polled for its first poll and after its own wakers fire,
-    /// not for every poll of the connection's task; its wake-ups reach the task.
-    #[test]
-    fn a_gated_future_is_polled_only_when_woken() {
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let polls = Arc::new(AtomicUsize::new(0));
-        let stored: Arc<std::sync::Mutex<Option<Waker>>> = Arc::default();
-        let (p, w) = (polls.clone(), stored.clone());
-        let mut gated = Gated::new(move || {
-            std::future::poll_fn(move |cx| {
-                let n = p.fetch_add(1, Ordering::Relaxed) + 1;
-                *w.lock().unwrap() = Some(cx.waker().clone());
-                if n == 3 {
-                    Poll::Ready(n)
-                } else {
-                    Poll::Pending
-                }
-            })
-        });
-        let task = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(task.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut poll = || Pin::new(&mut gated).poll(&mut cx);
-        assert!(poll().is_pending());
-        assert_eq!(polls.load(Ordering::Relaxed), 1);
-        // The connection's task polled for something else: the future is not.
-        assert!(poll().is_pending());
-        assert!(poll().is_pending());
-        assert_eq!(polls.load(Ordering::Relaxed), 1);
-        let woken = stored.lock().unwrap().take().unwrap();
-        woken.wake();
-        assert_eq!(task.0.load(Ordering::Relaxed), 1);
-        assert!(poll().is_pending());
-        assert_eq!(polls.load(Ordering::Relaxed), 2);
-        stored.lock().unwrap().take().unwrap().wake_by_ref();
-        assert_eq!(poll(), Poll::Ready(3));
-    }
 
     /// A connection's future holds hyper's connection once: served through a pinned
     /// local rather than moved into the serving loop's future beside its own slot.
