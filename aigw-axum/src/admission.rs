@@ -11,9 +11,9 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What a 503 from a full cap asks the client to wait.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -36,8 +36,8 @@ pub(crate) struct Bounds {
 
 /// The shared caps of one gateway.
 pub(crate) struct Admission {
-    in_flight: Option<(Arc<Semaphore>, usize)>,
-    body_memory: Option<(Arc<Semaphore>, usize)>,
+    in_flight: Option<(Arc<Cap>, usize)>,
+    body_memory: Option<(Arc<Cap>, usize)>,
     body_idle_timeout: Option<Duration>,
     body_timeout: Option<Duration>,
 }
@@ -45,8 +45,8 @@ pub(crate) struct Admission {
 /// What a request holds while it is in flight (for a stream: until it ends).
 #[derive(Default)]
 pub(crate) struct Hold {
-    _in_flight: Option<OwnedSemaphorePermit>,
-    body: Option<OwnedSemaphorePermit>,
+    _in_flight: Option<Taken>,
+    body: Option<Taken>,
     reserved: usize,
     /// The backend's circuit-breaker place, once an attempt succeeded.
     pub(crate) circuit: Option<crate::health::CircuitPermit>,
@@ -58,7 +58,7 @@ fn units(bytes: usize) -> usize {
 
 impl Admission {
     pub(crate) fn new(bounds: Bounds) -> Self {
-        let cap = |n: usize| (Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))), n);
+        let cap = |n: usize| (Arc::new(Cap::new(n)), n);
         Self {
             in_flight: bounds.max_in_flight.map(cap),
             body_memory: bounds.max_buffered_body_bytes.map(|b| {
@@ -75,12 +75,12 @@ impl Admission {
         let Some((sem, max)) = &self.in_flight else {
             return Ok(Hold::default());
         };
-        match sem.clone().try_acquire_owned() {
-            Ok(p) => Ok(Hold {
+        match sem.try_take(1) {
+            Some(p) => Ok(Hold {
                 _in_flight: Some(p),
                 ..Hold::default()
             }),
-            Err(_) => Err(Error::Overloaded {
+            None => Err(Error::Overloaded {
                 message: format!("{max} requests in flight, the gateway's limit"),
                 retry_after: RETRY_AFTER,
             }),
@@ -96,11 +96,9 @@ impl Admission {
         if want <= hold.reserved {
             return Ok(());
         }
-        let more = u32::try_from(want - hold.reserved).unwrap_or(u32::MAX);
         let permit = sem
-            .clone()
-            .try_acquire_many_owned(more)
-            .map_err(|_| Error::Overloaded {
+            .try_take(want - hold.reserved)
+            .ok_or_else(|| Error::Overloaded {
                 message: format!(
                     "request bodies buffered across requests are at the gateway's {max} byte limit"
                 ),
@@ -188,6 +186,66 @@ impl Admission {
             }
         }
         Ok(first.unwrap_or_else(|| rest.freeze()))
+    }
+}
+
+/// A count held against a cap, taken without waiting (a request over a cap is refused,
+/// never queued).
+///
+/// A semaphore did the same, but each release locked its waiters' list (there never
+/// are any here): two locks a request, ≈ 0.15 k instructions.
+struct Cap {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Cap {
+    fn new(max: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// `n` more units, unless that would pass the cap.
+    fn try_take(self: &Arc<Self>, n: usize) -> Option<Taken> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used.checked_add(n).filter(|&t| t <= self.max)?;
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Taken {
+                        cap: self.clone(),
+                        n,
+                    });
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+/// Units of a [`Cap`], given back when dropped.
+struct Taken {
+    cap: Arc<Cap>,
+    n: usize,
+}
+
+impl Taken {
+    /// Holds `other`'s units too.
+    fn merge(&mut self, mut other: Self) {
+        self.n += std::mem::take(&mut other.n);
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.cap.used.fetch_sub(self.n, Ordering::AcqRel);
+        }
     }
 }
 
