@@ -101,8 +101,9 @@ done
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
-# Settle first: the tokenizer's tables load on a background thread after start-up (a few
-# seconds of CPU that would land in the first measurement).
+# Settle first: the tokenizer's tables are built on a background thread after start-up
+# (tens of milliseconds of CPU now; seconds with the tables of older builds, which would
+# land in the first measurement).
 prev=0
 for _ in $(seq 60); do
   cur=$(rss_kb "$gw"); [ "$cur" = "$prev" ] && break; prev=$cur; sleep 1

@@ -5,7 +5,8 @@
 # `aigw run` in front of it, then opens STREAMS concurrent streamed chat requests, WAVES
 # times in a row, and prints the gateway's RSS: idle before, at the peak of each wave,
 # after each wave, and 10 s, 30 s, 60 s and 100 s after the last one (with the number of
-# pooled upstream connections still open).
+# pooled upstream connections still open, and the allocator's own figures from the admin
+# listener's `/memory`: allocated against resident tells memory in use from memory kept).
 #
 # H2C=1 marks the simulator's Backend `appProtocols: [gateway.envoyproxy.io/h2c]`: the
 # gateway's upstream side is then one HTTP/2 connection shared by every stream (as it is
@@ -81,6 +82,19 @@ def upstream_conns():
                          capture_output=True, text=True).stdout
     return len(out.splitlines())
 
+def allocator():
+    # The gateway's allocator figures from the admin listener's `/memory` (jemalloc:
+    # live allocations against the pages it holds), or "" where there are none.
+    import json, urllib.request
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:1987/memory", timeout=2) as r:
+            m = json.load(r)
+    except Exception:
+        return ""
+    mib = lambda k: m[k] / 1048576
+    return (f"; allocator: {mib('allocated'):.1f} MiB allocated, {mib('active'):.1f} active, "
+            f"{mib('resident'):.1f} resident")
+
 def rss_kib():
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
@@ -114,7 +128,7 @@ async def main():
     while abs(idle - last) > idle // 200:
         await asyncio.sleep(2)
         idle, last = rss_kib(), idle
-    print(f"RSS idle: {idle / 1024:.1f} MiB")
+    print(f"RSS idle: {idle / 1024:.1f} MiB{allocator()}")
     for i in range(waves):
         ok, peak = await wave()
         after = rss_kib()
@@ -124,7 +138,7 @@ async def main():
     for t in (10, 30, 60, 100):
         await asyncio.sleep(t - (time.monotonic() - start))
         print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB, "
-              f"{upstream_conns()} upstream connections open")
+              f"{upstream_conns()} upstream connections open{allocator()}")
 
 asyncio.run(main())
 PY

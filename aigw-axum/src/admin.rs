@@ -1,9 +1,15 @@
-//! The admin listener of `aigw run`: `/health`, `/ready` and `/metrics`.
+//! The admin listener of `aigw run`: `/health`, `/ready`, `/metrics` and `/memory`.
 //!
 //! `/metrics` exposes, in one Prometheus text exposition, the GenAI histograms of
 //! [`aigw_core::metrics::GenAiMetrics`] (token usage, request duration, time to first
 //! token, time per output token, gateway overhead) and the counters this process keeps
 //! itself (requests by status, tokens, configuration reloads).
+//!
+//! `/memory` reports the allocator's own figures, as Envoy's admin `/memory` does: how
+//! much the process has allocated against how much the allocator holds resident, which
+//! tells memory in use from memory kept for reuse. The binary that sets the global
+//! allocator supplies them ([`AdminState::set_memory_probe`]); without it `/memory`
+//! answers 404.
 
 use crate::record::RecordSink;
 use aigw_core::exchange::ExchangeRecord;
@@ -36,9 +42,42 @@ pub struct AdminState {
     spending: OnceLock<Arc<aigw_core::budget::Spending>>,
     #[cfg(feature = "mcp")]
     mcp: OnceLock<Arc<aigw_core::mcp::McpMetrics>>,
+    memory: OnceLock<MemoryProbe>,
 }
 
+/// The allocator's figures, in bytes (jemalloc's `stats.*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryStats {
+    /// Bytes in live allocations.
+    pub allocated: u64,
+    /// Bytes in the pages that hold live allocations (allocated plus the free space of
+    /// partly used pages).
+    pub active: u64,
+    /// Bytes of the allocator's own bookkeeping.
+    pub metadata: u64,
+    /// Bytes of physically resident pages the allocator holds (active, metadata and
+    /// freed pages not yet returned to the system).
+    pub resident: u64,
+    /// Bytes of address space mapped for active pages.
+    pub mapped: u64,
+    /// Bytes of address space kept mapped but returned to the system.
+    pub retained: u64,
+}
+
+/// Reads the allocator's figures now; `None` if it cannot.
+pub type MemoryProbe = fn() -> Option<MemoryStats>;
+
 impl AdminState {
+    /// Sets what `/memory` reads (once; later calls are ignored).
+    pub fn set_memory_probe(&self, probe: MemoryProbe) {
+        let _ = self.memory.set(probe);
+    }
+
+    /// The allocator's figures, if the binary supplied a probe and it answered.
+    pub fn memory(&self) -> Option<MemoryStats> {
+        self.memory.get().and_then(|probe| probe())
+    }
+
     /// Marks the gateway ready (configuration loaded, listener bound) or not.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
@@ -187,7 +226,19 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/memory", get(memory))
         .with_state(state)
+}
+
+async fn memory(State(s): State<Arc<AdminState>>) -> axum::response::Response {
+    match s.memory() {
+        Some(stats) => axum::Json(stats).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no allocator statistics in this build\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn ready(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
@@ -208,6 +259,40 @@ async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_reports_the_probe_or_404() {
+        use tower::ServiceExt as _;
+        let get = |state: Arc<AdminState>| async move {
+            let req = http::Request::get("/memory")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = router(state).oneshot(req).await.unwrap();
+            let status = res.status();
+            let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        };
+        let state = Arc::new(AdminState::default());
+        assert_eq!(get(state.clone()).await.0, StatusCode::NOT_FOUND);
+        state.set_memory_probe(|| {
+            Some(MemoryStats {
+                allocated: 1,
+                active: 2,
+                metadata: 3,
+                resident: 4,
+                mapped: 5,
+                retained: 6,
+            })
+        });
+        let (status, body) = get(state).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            r#"{"allocated":1,"active":2,"metadata":3,"resident":4,"mapped":5,"retained":6}"#
+        );
+    }
 
     #[test]
     fn requests_are_counted_by_backend_then_status() {

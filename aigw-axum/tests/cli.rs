@@ -242,6 +242,18 @@ async fn run_hot_reloads_valid_changes_and_keeps_the_config_on_invalid_ones() {
     assert_eq!(chat_status(&url, "second").await, 404);
     let ready = reqwest::get(format!("http://{admin}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
+    // The allocator's figures (the binary allocates with jemalloc): what is in use,
+    // never more than the pages that hold it.
+    let memory = reqwest::get(format!("http://{admin}/memory"))
+        .await
+        .unwrap();
+    assert_eq!(memory.status(), 200);
+    let memory: serde_json::Value = serde_json::from_str(&memory.text().await.unwrap()).unwrap();
+    let field = |k: &str| memory[k].as_u64().unwrap_or(0);
+    assert!(
+        field("allocated") > 0 && field("allocated") <= field("active"),
+        "{memory}"
+    );
 
     std::fs::write(&cfg, route_yaml("second", sim.port())).unwrap();
     let start = Instant::now();

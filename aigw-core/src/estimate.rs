@@ -25,6 +25,8 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+#[cfg(feature = "tokenizer")]
+mod bpe;
 mod delivered;
 pub use delivered::{Delivered, EventText};
 
@@ -138,27 +140,33 @@ impl Counter {
     pub fn count(self, text: &str) -> u64 {
         match self {
             #[cfg(feature = "tokenizer")]
-            Self::O200k => bpe_openai::o200k_base().count(text) as u64,
+            Self::O200k => bpe::o200k().map_or_else(|| by_bytes(text), |e| e.count(text)),
             #[cfg(feature = "tokenizer")]
-            Self::Cl100k => bpe_openai::cl100k_base().count(text) as u64,
-            _ => (text.len() as u64).div_ceil(4),
+            Self::Cl100k => bpe::cl100k().map_or_else(|| by_bytes(text), |e| e.count(text)),
+            _ => by_bytes(text),
         }
     }
+}
+
+/// One token per four bytes of UTF-8, rounded up.
+fn by_bytes(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
 }
 
 /// Set while [`warm_up`] builds the tokenizer tables, cleared when they are ready.
 static WARMING: AtomicBool = AtomicBool::new(false);
 
 /// Builds the tokenizers' tables now (they are built on first use otherwise, which
-/// takes a moment); binaries call it on a spare thread at start. Until it is done,
+/// takes tens of milliseconds); binaries call it on a spare thread at start. Until it is done,
 /// estimates use the heuristic rather than wait for the tables (a settlement must not
 /// stall, e.g. while the process drains).
 pub fn warm_up() {
     WARMING.store(true, Ordering::Relaxed);
     #[cfg(feature = "tokenizer")]
     {
-        let _ = bpe_openai::o200k_base().count("warm");
-        let _ = bpe_openai::cl100k_base().count("warm");
+        // Counting a word also compiles the pre-tokenizer's first search state.
+        let _ = bpe::o200k().map(|e| e.count("warm"));
+        let _ = bpe::cl100k().map(|e| e.count("warm"));
     }
     WARMING.store(false, Ordering::Relaxed);
 }
