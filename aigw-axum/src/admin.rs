@@ -45,27 +45,7 @@ pub struct AdminState {
     memory: OnceLock<MemoryProbe>,
 }
 
-/// The allocator's figures, in bytes (jemalloc's `stats.*`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MemoryStats {
-    /// Bytes in live allocations.
-    pub allocated: u64,
-    /// Bytes in the pages that hold live allocations (allocated plus the free space of
-    /// partly used pages).
-    pub active: u64,
-    /// Bytes of the allocator's own bookkeeping.
-    pub metadata: u64,
-    /// Bytes of physically resident pages the allocator holds (active, metadata and
-    /// freed pages not yet returned to the system).
-    pub resident: u64,
-    /// Bytes of address space mapped for active pages.
-    pub mapped: u64,
-    /// Bytes of address space kept mapped but returned to the system.
-    pub retained: u64,
-}
-
-/// Reads the allocator's figures now; `None` if it cannot.
-pub type MemoryProbe = fn() -> Option<MemoryStats>;
+pub use aigw_core::memory::{MemoryProbe, MemoryStats};
 
 impl AdminState {
     /// Sets what `/memory` reads (once; later calls are ignored).

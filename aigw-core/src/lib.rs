@@ -40,6 +40,7 @@ pub mod keys;
 pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod memory;
 pub mod meter;
 pub mod metrics;
 pub mod owners;

@@ -472,6 +472,19 @@ fn spending(cli: &Cli) -> Result<Option<Arc<aigw_core::budget::Spending>>, ExtPr
     Ok(Some(s))
 }
 
+/// `/memory` with jemalloc's figures when the binary allocates with it; nothing
+/// otherwise (the route then answers 404 like any unknown path).
+fn memory_router() -> axum::Router {
+    #[cfg(feature = "jemalloc")]
+    {
+        server::memory_router(aigw_core::memory::jemalloc)
+    }
+    #[cfg(not(feature = "jemalloc"))]
+    {
+        axum::Router::new()
+    }
+}
+
 /// The admin API of `--admin-token` over the virtual keys and the spend engine.
 fn admin_api(
     cli: &Cli,
@@ -547,7 +560,9 @@ async fn run(
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(server::serve_admin(
         admin,
-        server::admin_router(s.metrics, ready.clone()).merge(server::admin_api(s.admin_api)),
+        server::admin_router(s.metrics, ready.clone())
+            .merge(server::admin_api(s.admin_api))
+            .merge(memory_router()),
         s.limits.admin.clone(),
         async {
             let _ = admin_stopped.await;

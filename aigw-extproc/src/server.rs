@@ -263,6 +263,25 @@ pub fn admin_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Rout
         )
 }
 
+/// `/memory`: the allocator's figures (`probe`, e.g. [`aigw_core::memory::jemalloc`])
+/// as JSON, to merge into the admin router; 503 if the probe cannot read them.
+pub fn memory_router(probe: aigw_core::memory::MemoryProbe) -> axum::Router {
+    use axum::response::IntoResponse;
+    axum::Router::new().route(
+        "/memory",
+        axum::routing::get(move || async move {
+            match probe() {
+                Some(stats) => axum::Json(stats).into_response(),
+                None => (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "the allocator's statistics could not be read\n",
+                )
+                    .into_response(),
+            }
+        }),
+    )
+}
+
 /// The keys and spend admin API ([`aigw_core::admin`]) under `/admin/`, to merge into
 /// the admin router.
 pub fn admin_api(api: aigw_core::admin::AdminApi) -> axum::Router {

@@ -123,6 +123,15 @@ async fn extproc_serves_the_keys_and_spend_admin_api_behind_its_token() {
     let (_p, admin) = start(dir.path(), Some(TOKEN)).await;
     use reqwest::Method;
 
+    // The allocator's figures, open like `/metrics` (the binary allocates with jemalloc).
+    let (s, memory) = call(Method::GET, &format!("{admin}/memory"), None, None).await;
+    assert_eq!(s, 200, "{memory}");
+    let field = |k: &str| memory[k].as_u64().unwrap_or(0);
+    assert!(
+        field("allocated") > 0 && field("allocated") <= field("active"),
+        "{memory}"
+    );
+
     // Without the token, or with a wrong one: 401, for every call.
     for path in ["/admin/keys", "/admin/usage", "/admin/budgets"] {
         let (s, _) = call(Method::GET, &format!("{admin}{path}"), None, None).await;

@@ -28,23 +28,6 @@ mod spend;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's figures for the admin listener's `/memory`: `allocated` against
-/// `resident` tells memory in use from memory the allocator keeps.
-#[cfg(feature = "jemalloc")]
-fn jemalloc_stats() -> Option<admin::MemoryStats> {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    // The statistics are a snapshot taken when the epoch advances.
-    epoch::advance().ok()?;
-    Some(admin::MemoryStats {
-        allocated: stats::allocated::read().ok()? as u64,
-        active: stats::active::read().ok()? as u64,
-        metadata: stats::metadata::read().ok()? as u64,
-        resident: stats::resident::read().ok()? as u64,
-        mapped: stats::mapped::read().ok()? as u64,
-        retained: stats::retained::read().ok()? as u64,
-    })
-}
-
 /// The command line of the standalone gateway.
 #[derive(Parser, Debug)]
 #[command(
@@ -585,7 +568,7 @@ async fn shutdown_signal() {
 async fn run(args: RunArgs, access_log: AccessLog) -> Result<(), String> {
     let admin_state = Arc::new(AdminState::default());
     #[cfg(feature = "jemalloc")]
-    admin_state.set_memory_probe(jemalloc_stats);
+    admin_state.set_memory_probe(aigw_core::memory::jemalloc);
     if let Some(path) = &args.audit_log {
         aigw_core::audit::install_path(path).map_err(|e| format!("--audit-log {path}: {e}"))?;
     }
