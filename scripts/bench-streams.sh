@@ -114,13 +114,17 @@ async def one(ok):
         ok.append(1)
 
 async def wave():
-    ok, peak = [], 0
+    ok, peak, at_peak = [], 0, ""
     tasks = [asyncio.create_task(one(ok)) for _ in range(streams)]
     while not all(t.done() for t in tasks):
-        peak = max(peak, rss_kib())
+        rss = rss_kib()
+        if rss > peak:
+            # The allocator's figures at the highest RSS seen (read only then: each
+            # read blocks this loop for a moment).
+            peak, at_peak = rss, allocator()
         await asyncio.sleep(0.2)
     await asyncio.gather(*tasks, return_exceptions=True)
-    return len(ok), peak
+    return len(ok), peak, at_peak
 
 async def main():
     # Settle first: the tokenizer's tables load in the background after start-up.
@@ -130,10 +134,11 @@ async def main():
         idle, last = rss_kib(), idle
     print(f"RSS idle: {idle / 1024:.1f} MiB{allocator()}")
     for i in range(waves):
-        ok, peak = await wave()
+        ok, peak, at_peak = await wave()
         after = rss_kib()
         print(f"wave {i + 1}: {ok}/{streams} streams completed, peak {peak / 1024:.1f} MiB "
-              f"({(peak - idle) / streams:.1f} KiB per stream over idle), after {after / 1024:.1f} MiB")
+              f"({(peak - idle) / streams:.1f} KiB per stream over idle), after {after / 1024:.1f} MiB"
+              f"{at_peak.replace('; allocator', '; allocator at the peak')}")
     start = time.monotonic()
     for t in (10, 30, 60, 100):
         await asyncio.sleep(t - (time.monotonic() - start))
