@@ -100,6 +100,15 @@ def rss_kib():
         if line.startswith("VmRSS"):
             return int(line.split()[1])
 
+def rss_split():
+    # Anonymous pages (the heap, stacks) against file-backed ones (the binary's code
+    # and data, paged in as first used): only the first are the allocator's.
+    kib = {}
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(("RssAnon", "RssFile")):
+            kib[line.split(":")[0]] = int(line.split()[1])
+    return f" (anon {kib['RssAnon'] / 1024:.1f}, file {kib['RssFile'] / 1024:.1f})"
+
 async def one(ok):
     r, w = await asyncio.open_connection("127.0.0.1", 1985)
     w.write(request)
@@ -132,7 +141,7 @@ async def main():
     while abs(idle - last) > idle // 200:
         await asyncio.sleep(2)
         idle, last = rss_kib(), idle
-    print(f"RSS idle: {idle / 1024:.1f} MiB{allocator()}")
+    print(f"RSS idle: {idle / 1024:.1f} MiB{rss_split()}{allocator()}")
     for i in range(waves):
         ok, peak, at_peak = await wave()
         after = rss_kib()
@@ -142,7 +151,7 @@ async def main():
     start = time.monotonic()
     for t in (10, 30, 60, 100):
         await asyncio.sleep(t - (time.monotonic() - start))
-        print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB, "
+        print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB{rss_split()}, "
               f"{upstream_conns()} upstream connections open{allocator()}")
 
 asyncio.run(main())
