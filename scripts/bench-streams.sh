@@ -100,6 +100,15 @@ def rss_kib():
         if line.startswith("VmRSS"):
             return int(line.split()[1])
 
+def rss_split():
+    # Anonymous pages (the heap, stacks) against file-backed ones (the binary's code
+    # and data, paged in as first used): only the first are the allocator's.
+    kib = {}
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(("RssAnon", "RssFile")):
+            kib[line.split(":")[0]] = int(line.split()[1])
+    return f" (anon {kib['RssAnon'] / 1024:.1f}, file {kib['RssFile'] / 1024:.1f})"
+
 async def one(ok):
     r, w = await asyncio.open_connection("127.0.0.1", 1985)
     w.write(request)
@@ -114,13 +123,17 @@ async def one(ok):
         ok.append(1)
 
 async def wave():
-    ok, peak = [], 0
+    ok, peak, at_peak = [], 0, ""
     tasks = [asyncio.create_task(one(ok)) for _ in range(streams)]
     while not all(t.done() for t in tasks):
-        peak = max(peak, rss_kib())
+        rss = rss_kib()
+        if rss > peak:
+            # The allocator's figures at the highest RSS seen (read only then: each
+            # read blocks this loop for a moment).
+            peak, at_peak = rss, allocator()
         await asyncio.sleep(0.2)
     await asyncio.gather(*tasks, return_exceptions=True)
-    return len(ok), peak
+    return len(ok), peak, at_peak
 
 async def main():
     # Settle first: the tokenizer's tables load in the background after start-up.
@@ -128,16 +141,17 @@ async def main():
     while abs(idle - last) > idle // 200:
         await asyncio.sleep(2)
         idle, last = rss_kib(), idle
-    print(f"RSS idle: {idle / 1024:.1f} MiB{allocator()}")
+    print(f"RSS idle: {idle / 1024:.1f} MiB{rss_split()}{allocator()}")
     for i in range(waves):
-        ok, peak = await wave()
+        ok, peak, at_peak = await wave()
         after = rss_kib()
         print(f"wave {i + 1}: {ok}/{streams} streams completed, peak {peak / 1024:.1f} MiB "
-              f"({(peak - idle) / streams:.1f} KiB per stream over idle), after {after / 1024:.1f} MiB")
+              f"({(peak - idle) / streams:.1f} KiB per stream over idle), after {after / 1024:.1f} MiB"
+              f"{at_peak.replace('; allocator', '; allocator at the peak')}")
     start = time.monotonic()
     for t in (10, 30, 60, 100):
         await asyncio.sleep(t - (time.monotonic() - start))
-        print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB, "
+        print(f"{t} s after the last wave: {rss_kib() / 1024:.1f} MiB{rss_split()}, "
               f"{upstream_conns()} upstream connections open{allocator()}")
 
 asyncio.run(main())

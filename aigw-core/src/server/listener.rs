@@ -15,7 +15,10 @@ pub trait Listener: Send + 'static {
     /// The peer's address.
     type Addr: std::fmt::Debug + Clone + Send + Sync + 'static;
 
-    /// The next connection, prepared for serving (`TCP_NODELAY` on TCP).
+    /// The next connection, prepared for serving (`TCP_NODELAY` on TCP). Must be
+    /// cancel-safe: `serve` drops a pending accept whenever a connection ends (to free
+    /// its task) and at shutdown, so a connection must not be taken before the future
+    /// returns it.
     fn accept(&mut self) -> impl Future<Output = std::io::Result<(Self::Io, Self::Addr)>> + Send;
 }
 
