@@ -8,6 +8,9 @@
 # pooled upstream connections still open, and the allocator's own figures from the admin
 # listener's `/memory`: allocated against resident tells memory in use from memory kept).
 #
+# WARM=N also measures idle after a first wave of N streams (and 15 s): the binary's code
+# and the state the first requests page in count there, as on any gateway in service.
+#
 # H2C=1 marks the simulator's Backend `appProtocols: [gateway.envoyproxy.io/h2c]`: the
 # gateway's upstream side is then one HTTP/2 connection shared by every stream (as it is
 # with the hosted providers, which negotiate HTTP/2 over TLS).
@@ -67,7 +70,7 @@ for _ in $(seq 100); do
 done
 
 python3 - "$gw" "$streams" "$waves" <<'PY'
-import asyncio, sys, time
+import asyncio, os, sys, time
 
 pid, streams, waves = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 body = b'{"model":"bench-openai","stream":true,"messages":[{"role":"user","content":"hi"}]}'
@@ -122,9 +125,9 @@ async def one(ok):
     if data.startswith(b"HTTP/1.1 200") and b"[DONE]" in data:
         ok.append(1)
 
-async def wave():
+async def wave(n=streams):
     ok, peak, at_peak = [], 0, ""
-    tasks = [asyncio.create_task(one(ok)) for _ in range(streams)]
+    tasks = [asyncio.create_task(one(ok)) for _ in range(n)]
     while not all(t.done() for t in tasks):
         rss = rss_kib()
         if rss > peak:
@@ -142,6 +145,14 @@ async def main():
         await asyncio.sleep(2)
         idle, last = rss_kib(), idle
     print(f"RSS idle: {idle / 1024:.1f} MiB{rss_split()}{allocator()}")
+    warm = int(os.environ.get("WARM", "0"))
+    if warm:
+        # An idle gateway that has served: the code and the lazily built state the
+        # first streams page in, measured after a small wave and the allocator's decay.
+        await wave(warm)
+        await asyncio.sleep(15)
+        print(f"RSS warm idle (after {warm} streams and 15 s): {rss_kib() / 1024:.1f} MiB"
+              f"{rss_split()}{allocator()}")
     for i in range(waves):
         ok, peak, at_peak = await wave()
         after = rss_kib()
