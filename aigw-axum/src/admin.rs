@@ -14,6 +14,7 @@
 use crate::record::RecordSink;
 use aigw_core::exchange::ExchangeRecord;
 use aigw_core::limits::LimitStats;
+pub use aigw_core::memory::{MemoryProbe, MemoryStats};
 use aigw_core::metrics::GenAiMetrics;
 use axum::Router;
 use axum::extract::State;
@@ -44,8 +45,6 @@ pub struct AdminState {
     mcp: OnceLock<Arc<aigw_core::mcp::McpMetrics>>,
     memory: OnceLock<MemoryProbe>,
 }
-
-pub use aigw_core::memory::{MemoryProbe, MemoryStats};
 
 impl AdminState {
     /// Sets what `/memory` reads (once; later calls are ignored).
